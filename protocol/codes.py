@@ -1,0 +1,125 @@
+"""Stable numeric codes carried on the wire.
+
+`ErrorCode` travels in an ERROR frame and answers one request (or, with request id 0,
+a frame whose request id could not be read). `CloseCode` travels in a CLOSE frame and
+ends the connection. Both tables are reproduced in SPEC.md; a number, once published,
+never changes meaning.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ErrorCode(IntEnum):
+    """Why one request failed. The connection stays open unless a CLOSE follows."""
+
+    # 1xxx: the frame itself
+    MALFORMED_FRAME = 1001  # body is not msgpack, or not [type, rid, map]
+    UNKNOWN_TYPE = 1002  # type number not defined in this protocol version
+    INVALID_FIELD = 1003  # a field is missing, of the wrong type, or out of range
+    BAD_STATE = 1004  # message not allowed in the connection's current state
+    UNSUPPORTED_VERSION = 1005  # hello offered no version this server speaks
+    FRAME_TOO_LARGE = 1006  # length prefix above the negotiated maximum
+    DUPLICATE_REQUEST_ID = 1007  # rid already used by a request still in progress
+    # 2xxx: accounts and sessions
+    NOT_AUTHENTICATED = 2001  # request needs a logged-in session
+    BAD_CREDENTIALS = 2002  # unknown username or wrong password (deliberately not told apart)
+    USERNAME_TAKEN = 2003
+    INVALID_USERNAME = 2004  # breaks the username rules in SPEC.md
+    WEAK_PASSWORD = 2005  # shorter than the minimum, or longer than the maximum
+    INVALID_TOKEN = 2006  # unknown, revoked or expired session token
+    THROTTLED = 2007  # too many failed logins; retry_after says when to try again
+    ALREADY_AUTHENTICATED = 2008
+    INVALID_DEVICE = 2009  # device id breaks the device-id rules
+    UNKNOWN_DEVICE = 2010  # no such device on this account
+    # 3xxx: messaging
+    UNKNOWN_USER = 3001  # recipient does not exist
+    MESSAGE_TOO_LARGE = 3002  # text or metadata above its limit
+    INVALID_CURSOR = 3003  # sync position ahead of the user's log
+    # 4xxx: load
+    RATE_LIMITED = 4001  # retry_after says when to try again
+    # 5xxx: the server
+    INTERNAL_ERROR = 5001  # the server failed; the request may be retried
+    UNAVAILABLE = 5002  # the server is shutting down; reconnect and retry
+
+    @property
+    def explanation(self) -> str:
+        return _ERROR_TEXT[self]
+
+
+_ERROR_TEXT: dict[ErrorCode, str] = {
+    ErrorCode.MALFORMED_FRAME: "frame body is not a msgpack array [type, rid, map]",
+    ErrorCode.UNKNOWN_TYPE: "unknown message type",
+    ErrorCode.INVALID_FIELD: "a field is missing, mistyped or out of range",
+    ErrorCode.BAD_STATE: "message not allowed in the current connection state",
+    ErrorCode.UNSUPPORTED_VERSION: "no common protocol version",
+    ErrorCode.FRAME_TOO_LARGE: "frame larger than the maximum frame size",
+    ErrorCode.DUPLICATE_REQUEST_ID: "request id already in use",
+    ErrorCode.NOT_AUTHENTICATED: "log in or authenticate first",
+    ErrorCode.BAD_CREDENTIALS: "wrong username or password",
+    ErrorCode.USERNAME_TAKEN: "username already registered",
+    ErrorCode.INVALID_USERNAME: "username does not follow the rules",
+    ErrorCode.WEAK_PASSWORD: "password length outside the allowed range",
+    ErrorCode.INVALID_TOKEN: "session token unknown, revoked or expired",
+    ErrorCode.THROTTLED: "too many failed attempts, retry later",
+    ErrorCode.ALREADY_AUTHENTICATED: "connection is already authenticated",
+    ErrorCode.INVALID_DEVICE: "device id does not follow the rules",
+    ErrorCode.UNKNOWN_DEVICE: "no such device",
+    ErrorCode.UNKNOWN_USER: "no such user",
+    ErrorCode.MESSAGE_TOO_LARGE: "message text or metadata too large",
+    ErrorCode.INVALID_CURSOR: "sync position is ahead of the update log",
+    ErrorCode.RATE_LIMITED: "rate limit exceeded, retry later",
+    ErrorCode.INTERNAL_ERROR: "internal server error",
+    ErrorCode.UNAVAILABLE: "server unavailable, reconnect and retry",
+}
+
+
+class CloseCode(IntEnum):
+    """Why a connection ended. Numbers follow WebSocket's where the meaning matches."""
+
+    NORMAL = 1000  # the sender is done
+    GOING_AWAY = 1001  # server shutting down or restarting: reconnect with backoff
+    PROTOCOL_ERROR = 1002  # the peer broke the framing or the state machine
+    FRAME_TOO_LARGE = 1009  # a length prefix exceeded the maximum frame size
+    INTERNAL_ERROR = 1011  # unexpected failure on the closing side
+    AUTH_TIMEOUT = 4000  # not authenticated within the deadline
+    IDLE_TIMEOUT = 4001  # nothing received within the idle timeout
+    LOGGED_OUT = 4002  # session token revoked: do not reconnect with it
+    SLOW_CONSUMER = 4003  # peer did not read its frames in time
+    UNSUPPORTED_VERSION = 4004  # handshake found no common version
+    TOO_MANY_CONNECTIONS = 4005  # connection limit reached
+
+    @property
+    def explanation(self) -> str:
+        return _CLOSE_TEXT[self]
+
+    @property
+    def reconnect(self) -> bool:
+        """Whether a client should reconnect by itself after this close."""
+        return self in _RECONNECTABLE
+
+
+_CLOSE_TEXT: dict[CloseCode, str] = {
+    CloseCode.NORMAL: "normal closure",
+    CloseCode.GOING_AWAY: "going away, reconnect",
+    CloseCode.PROTOCOL_ERROR: "protocol error",
+    CloseCode.FRAME_TOO_LARGE: "frame too large",
+    CloseCode.INTERNAL_ERROR: "internal error",
+    CloseCode.AUTH_TIMEOUT: "authentication deadline passed",
+    CloseCode.IDLE_TIMEOUT: "idle timeout",
+    CloseCode.LOGGED_OUT: "logged out",
+    CloseCode.SLOW_CONSUMER: "slow consumer",
+    CloseCode.UNSUPPORTED_VERSION: "unsupported protocol version",
+    CloseCode.TOO_MANY_CONNECTIONS: "too many connections",
+}
+
+_RECONNECTABLE = frozenset(
+    {
+        CloseCode.GOING_AWAY,
+        CloseCode.INTERNAL_ERROR,
+        CloseCode.IDLE_TIMEOUT,
+        CloseCode.SLOW_CONSUMER,
+        CloseCode.TOO_MANY_CONNECTIONS,
+    }
+)

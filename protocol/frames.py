@@ -1,0 +1,117 @@
+"""Framing: a 4-byte big-endian unsigned length, then that many bytes of msgpack body.
+
+The body is always a msgpack array of three elements `[type, rid, payload]` (SPEC.md,
+section Framing). The reader checks the announced length against the limit as soon as the
+four prefix bytes are in, so an oversized frame is refused before any of its body is kept.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgpack
+
+from .codes import ErrorCode
+from .errors import FrameTooLarge, ProtocolError
+from .limits import DEFAULT_LIMITS, Limits
+
+HEADER = struct.Struct(">I")
+HEADER_SIZE = HEADER.size
+MAX_UINT32 = 0xFFFFFFFF
+
+_packb = msgpack.packb
+
+
+class FrameReader:
+    """Splits a byte stream into frame bodies; keeps at most one partial frame."""
+
+    __slots__ = ("_buf", "_max")
+
+    def __init__(self, max_frame_size: int = DEFAULT_LIMITS.max_frame_size) -> None:
+        self._buf = bytearray()
+        self._max = max_frame_size
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as a frame (a partial frame)."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add bytes; return the bodies of every frame now complete, in order.
+
+        Raises FrameTooLarge on a length prefix above the limit; the stream is unusable after.
+        """
+        buf = self._buf
+        buf += data
+        out: list[bytes] = []
+        pos = 0
+        end = len(buf)
+        limit = self._max
+        unpack_from = HEADER.unpack_from
+        while end - pos >= HEADER_SIZE:
+            (size,) = unpack_from(buf, pos)
+            if size > limit:
+                del buf[:]
+                raise FrameTooLarge(size, limit)
+            stop = pos + HEADER_SIZE + size
+            if stop > end:
+                break
+            out.append(bytes(buf[pos + HEADER_SIZE : stop]))
+            pos = stop
+        if pos:
+            del buf[:pos]
+        return out
+
+
+def encode_frame(body: bytes) -> bytes:
+    """Prefix a body with its length."""
+    return HEADER.pack(len(body)) + body
+
+
+def pack_body(msg_type: int, rid: int, payload: dict[str, Any]) -> bytes:
+    return _packb((msg_type, rid, payload))
+
+
+def pack_frame(msg_type: int, rid: int, payload: dict[str, Any]) -> bytes:
+    body = _packb((msg_type, rid, payload))
+    return HEADER.pack(len(body)) + body
+
+
+def frame_from_raw_payload(msg_type: int, rid: int, payload: bytes) -> bytes:
+    """Build a frame around an already-encoded payload map (one encode per fan-out)."""
+    body = b"\x93" + _packb(msg_type) + _packb(rid) + payload
+    return HEADER.pack(len(body)) + body
+
+
+def unpack_body(body: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[int, int, dict[str, Any]]:
+    """Decode and shape-check a body. Any failure is a ProtocolError, never another exception."""
+    try:
+        obj = msgpack.unpackb(
+            body,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_str_len=limits.max_frame_size,
+            max_bin_len=limits.max_frame_size,
+            max_array_len=limits.max_array_len,
+            max_map_len=limits.max_map_len,
+            max_ext_len=0,
+            ext_hook=_refuse_ext,
+        )
+    except Exception as exc:  # msgpack raises ValueError, FormatError, StackError, ...
+        raise ProtocolError(ErrorCode.MALFORMED_FRAME, "body is not valid msgpack") from exc
+    if not isinstance(obj, list) or len(obj) != 3:
+        raise ProtocolError(ErrorCode.MALFORMED_FRAME, "body must be an array of 3 elements")
+    msg_type, rid, payload = obj
+    if type(rid) is not int or not 0 <= rid <= MAX_UINT32:
+        raise ProtocolError(ErrorCode.MALFORMED_FRAME, "rid must be an integer 0..2**32-1")
+    if type(msg_type) is not int or not 0 < msg_type <= 0xFFFF:
+        raise ProtocolError(ErrorCode.MALFORMED_FRAME, "type must be an integer 1..65535", rid)
+    if not isinstance(payload, dict):
+        raise ProtocolError(ErrorCode.MALFORMED_FRAME, "payload must be a map", rid)
+    return msg_type, rid, payload
+
+
+def _refuse_ext(code: int, data: bytes) -> Any:
+    raise ValueError("extension types are not allowed")
