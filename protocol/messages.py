@@ -484,7 +484,8 @@ class ChatMessage:
 
     def encode(self) -> bytes:
         """The msgpack map, encoded once and reused for every reader."""
-        return _packb(self.to_wire())
+        return encode_message_map(self.id, self.conv, self.pos, self.sender, self.to, self.ts,
+                                  self.cmid, self.text, self.meta)
 
     @classmethod
     def from_wire(cls, v: Any, rid: int) -> ChatMessage:
@@ -494,6 +495,16 @@ class ChatMessage:
                    sender=_str(v, "from", rid, 256), to=_str(v, "to", rid, 256),
                    ts=_int(v, "ts", rid), cmid=_str(v, "cmid", rid, 256),
                    text=_str(v, "text", rid, 1 << 30), meta=_map(v, "meta", rid))
+
+
+def encode_message_map(id: int, conv: int, pos: int, sender: str, to: str, ts: int, cmid: str,
+                       text: str, meta: dict[str, Any] | None) -> bytes:
+    """The canonical encoding of a message map (same key order as ChatMessage.to_wire)."""
+    d: dict[str, Any] = {"id": id, "conv": conv, "pos": pos, "from": sender, "to": to, "ts": ts,
+                         "cmid": cmid, "text": text}
+    if meta:
+        d["meta"] = meta
+    return _packb(d)
 
 
 @dataclass(frozen=True, slots=True)

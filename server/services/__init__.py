@@ -1,0 +1,1 @@
+"""One feature per module; each registers its handlers with the router."""

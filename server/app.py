@@ -1,0 +1,162 @@
+"""The server's lifecycle: open the store, listen, serve, and shut down in order.
+
+Shutdown (SIGTERM/SIGINT, or `stop()`): stop accepting connections; let the writer commit
+what is queued so those senders get their SENT; send CLOSE "going away" to everyone; wait a
+bounded grace period for sockets to drain; close the store (last commit, checkpoint).
+A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+from .config import Config
+from .hub import Hub
+from .router import Router
+from .services.accounts import AccountService
+from .services.messaging import MessagingService
+from .services.session import SessionService
+from .store import SQLiteStore
+from .transport import ServerConnection
+
+log = logging.getLogger("liaotian.server")
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.limits = config.limits()
+        self.hub = Hub()
+        self.router = Router()
+        self.store = SQLiteStore(config.db_path, synchronous=config.synchronous,
+                                 max_batch=config.max_batch)
+        self.accepting = False
+        self.port = config.port
+        self._listener: asyncio.base_events.Server | None = None
+        self._stopped = asyncio.Event()
+        self._stopping = False
+        self._background: list[asyncio.Task[Any]] = []
+        self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop()
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.store.open()
+        SessionService(self)
+        AccountService(self)
+        MessagingService(self)
+        self._listener = await self.loop.create_server(
+            lambda: ServerConnection(self), self.config.host, self.config.port, backlog=4096)
+        self.port = self._listener.sockets[0].getsockname()[1]
+        self.accepting = True
+        self._background = [
+            self.loop.create_task(self._flush_positions(), name="positions"),
+            self.loop.create_task(self._prune(), name="retention"),
+        ]
+        log.info("listening on %s:%d (database %s, synchronous=%s)", self.config.host,
+                 self.port, self.config.db_path, self.config.synchronous)
+
+    async def serve_forever(self) -> None:
+        await self._stopped.wait()
+
+    def stop(self) -> None:
+        """Ask for a graceful shutdown (idempotent)."""
+        if not self._stopping:
+            self._stopping = True
+            self.loop.create_task(self.shutdown(), name="shutdown")
+
+    async def shutdown(self) -> None:
+        self._stopping = True
+        if not self.accepting and self._listener is None:
+            self._stopped.set()
+            return
+        log.info("shutting down: %d connections", len(self.hub.connections))
+        self.accepting = False
+        if self._listener is not None:
+            self._listener.close()
+        for t in self._background:
+            t.cancel()
+        try:  # everything queued so far commits and is answered
+            await asyncio.wait_for(self.store.run_in_commit(_noop), self.config.shutdown_grace)
+        except Exception:
+            log.warning("writer did not drain within the grace period", exc_info=True)
+        for conn in list(self.hub.connections):
+            conn.close(1001, "server shutting down")
+        deadline = time.monotonic() + self.config.shutdown_grace
+        while self.hub.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for conn in list(self.hub.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        for task in list(self.router.tasks):
+            task.cancel()
+        await self.store.close()
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
+        log.info("stopped")
+        self._stopped.set()
+
+    async def _flush_positions(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.store.flush_positions_soon()
+
+    async def _prune(self) -> None:
+        days = self.config.retention_days
+        if days <= 0:
+            return
+        while True:
+            horizon = int((time.time() - days * 86400) * 1000)
+            try:
+                n = await self.store.prune_updates(horizon)
+                if n:
+                    log.info("retention: pruned update logs of %d users", n)
+            except Exception:
+                log.exception("retention pass failed")
+            await asyncio.sleep(3600)
+
+
+async def _noop(db: Any) -> None:
+    return None
+
+
+def install_uvloop() -> bool:
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+def run(config: Config) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit code."""
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    fast = install_uvloop()
+
+    async def main() -> None:
+        server = Server(config)
+        await server.start()
+        log.info("event loop: %s", "uvloop" if fast else "asyncio")
+        signals = 0
+
+        def on_signal() -> None:
+            nonlocal signals
+            signals += 1
+            if signals > 1:
+                log.warning("second signal: exiting now")
+                os._exit(1)
+            server.stop()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            server.loop.add_signal_handler(sig, on_signal)
+        await server.serve_forever()
+
+    asyncio.run(main())
+    return 0

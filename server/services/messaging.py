@@ -1,0 +1,201 @@
+"""1:1 messaging: SEND into the group-commit writer, fan-out after commit, SYNC, ACK, HISTORY.
+
+The hot path allocates no task per message: SEND validates and queues; the writer commits
+a batch and calls `committed()`, which answers every sender and pushes to every live
+connection in one pass. The message map is encoded once (by the store, and that same blob
+is what sync and history read back); a recipient's update header is encoded once per user;
+each connection gets one UPDATES frame per batch, in seq order with its SENT answers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from liaotian.protocol import (
+    Ack,
+    Error,
+    ErrorCode,
+    History,
+    MessageType,
+    RequestError,
+    Send,
+    Sent,
+    Sync,
+    UpdateKind,
+    encode_history_frame,
+    encode_update,
+    encode_updates_frame,
+    validate_username,
+)
+
+from ..store import SendRequest, StoreClosed
+
+if TYPE_CHECKING:
+    from ..app import Server
+    from ..transport import ServerConnection
+
+_UPDATES = int(MessageType.UPDATES)
+_SENT = int(MessageType.SENT)
+_ERROR = int(MessageType.ERROR)
+_packb = msgpack.packb
+
+
+class MessagingService:
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.store = server.store
+        self.hub = server.hub
+        self.limits = server.limits
+        self.store.on_sends_committed = self.committed
+        r = server.router
+        r.route(Send, self.send)
+        r.route(Sync, self.sync)
+        r.route(Ack, self.ack)
+        r.route(History, self.history)
+
+    # ------------------------------------------------------------------ send
+
+    def send(self, conn: ServerConnection, msg: Send) -> None:
+        limits = self.limits
+        text = msg.text
+        if len(text) * 4 > limits.max_text_len and len(text.encode()) > limits.max_text_len:
+            raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
+                               f"text above {limits.max_text_len} bytes")
+        if msg.meta and len(_packb(msg.meta)) > limits.max_meta_size:
+            raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
+                               f"meta above {limits.max_meta_size} bytes")
+        if not validate_username(msg.to):
+            raise RequestError(ErrorCode.UNKNOWN_USER)
+        try:
+            self.store.submit_send(SendRequest(
+                sender_id=conn.user_id, sender_name=conn.username, to_name=msg.to,
+                cmid=msg.cmid, text=text, meta=msg.meta, origin=conn, rid=msg.rid))
+        except StoreClosed:
+            raise RequestError(ErrorCode.UNAVAILABLE) from None
+
+    def committed(self, reqs: list[SendRequest]) -> None:
+        """After a commit: answer senders, push to live connections, in seq order."""
+        out: dict[ServerConnection, list[Any]] = {}
+        of_user = self.hub.of_user
+        for req in reqs:
+            origin: ServerConnection = req.origin
+            res = req.result
+            if res is None:
+                code = req.error or ErrorCode.INTERNAL_ERROR
+                _part(out, origin).append((
+                    Error(rid=req.rid, code=int(code), message=code.explanation).encode(),
+                    _ERROR, req.rid))
+                continue
+            _part(out, origin).append((Sent(
+                rid=req.rid, id=res.id, conv=res.conv, pos=res.pos, ts=res.ts,
+                seq=res.sender_seq, cmid=res.cmid, duplicate=res.duplicate).encode(),
+                _SENT, req.rid))
+            if res.duplicate:
+                continue
+            targets = of_user(res.recipient_id)
+            if targets:
+                upd = encode_update(res.recipient_seq, UpdateKind.MESSAGE, res.body)
+                for c in targets:
+                    if c.live and c is not origin and res.recipient_seq > c.sent_upto:
+                        _push(out, c, res.recipient_seq, upd)
+            if res.recipient_id != req.sender_id:
+                targets = of_user(req.sender_id)
+                if len(targets) > 1:
+                    upd = encode_update(res.sender_seq, UpdateKind.MESSAGE, res.body)
+                    for c in targets:
+                        if c.live and c is not origin and res.sender_seq > c.sent_upto:
+                            _push(out, c, res.sender_seq, upd)
+        cached_head = self.store.cached_head
+        for c, parts in out.items():
+            head = cached_head(c.user_id) or c.sent_upto
+            conn = c.conn
+            for p in parts:
+                if type(p) is tuple:
+                    conn.send_frame(*p)
+                else:
+                    conn.send_frame(encode_updates_frame(0, p, head), _UPDATES)
+            c.flush()
+
+    # ------------------------------------------------------------------ sync
+
+    async def sync(self, conn: ServerConnection, msg: Sync) -> None:
+        if conn.syncing:
+            raise RequestError(ErrorCode.BAD_STATE, "a SYNC is already running")
+        uid = conn.user_id
+        head = max(await self.store.head(uid), conn.head_at_auth)
+        if msg.since > head:
+            raise RequestError(ErrorCode.INVALID_CURSOR,
+                               f"since {msg.since} is ahead of head {head}")
+        limit = msg.limit or self.limits.default_sync_page
+        conn.syncing = True
+        conn.live = False
+        try:
+            self.store.record_position(uid, conn.device, msg.since)
+            page = await self.store.read_updates(uid, msg.since, limit)
+        finally:
+            conn.syncing = False
+        # No await from here on: deciding "caught up" and going live must be atomic with
+        # respect to commits, which publish heads and push in one step.
+        committed = self.store.cached_head(uid)
+        if page.resync:
+            if committed is None:
+                committed = await self.store.head(uid)
+                committed = self.store.cached_head(uid) or committed
+            self._go_live(conn, committed)
+            conn.send_frame(encode_updates_frame(msg.rid, [], committed, resync=True),
+                            _UPDATES, msg.rid)
+            return
+        if committed is None:  # nothing committed for this user since start-up
+            more = len(page.updates) >= limit
+            head = max(head, page.last_seq)
+        else:
+            more = page.last_seq < committed
+            head = committed
+        if not more:
+            self._go_live(conn, max(page.last_seq, head))
+        conn.send_frame(encode_updates_frame(msg.rid, page.updates, head, more=more),
+                        _UPDATES, msg.rid)
+
+    @staticmethod
+    def _go_live(conn: ServerConnection, upto: int) -> None:
+        conn.live = True
+        conn.sent_upto = max(conn.sent_upto, upto)
+
+    # ------------------------------------------------------------------ ack
+
+    def ack(self, conn: ServerConnection, msg: Ack) -> None:
+        head = max(self.store.cached_head(conn.user_id) or 0, conn.head_at_auth)
+        if msg.seq > head:
+            raise RequestError(ErrorCode.INVALID_CURSOR, f"ack {msg.seq} is ahead of {head}")
+        self.store.record_position(conn.user_id, conn.device, msg.seq)
+
+    # ------------------------------------------------------------------ history
+
+    async def history(self, conn: ServerConnection, msg: History) -> None:
+        peer = await self.store.user_id(msg.with_user) if validate_username(msg.with_user) \
+            else None
+        if peer is None:
+            raise RequestError(ErrorCode.UNKNOWN_USER)
+        limit = msg.limit or self.limits.default_history_page
+        rows, more = await self.store.history(conn.user_id, peer, msg.before, msg.after, limit)
+        conn.send_frame(encode_history_frame(msg.rid, rows, more), int(MessageType.HISTORY_PAGE),
+                        msg.rid)
+
+
+def _part(out: dict[ServerConnection, list[Any]], c: ServerConnection) -> list[Any]:
+    parts = out.get(c)
+    if parts is None:
+        parts = out[c] = []
+    return parts
+
+
+def _push(out: dict[ServerConnection, list[Any]], c: ServerConnection, seq: int,
+          upd: bytes) -> None:
+    parts = _part(out, c)
+    if parts and type(parts[-1]) is list:
+        parts[-1].append(upd)
+    else:
+        parts.append([upd])
+    c.sent_upto = seq

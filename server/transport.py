@@ -1,0 +1,198 @@
+"""One asyncio.Protocol per socket, feeding the sans-I/O protocol.Connection.
+
+Reads: bytes -> Connection -> events -> router, one event at a time, so a request that
+changes the session (LOGIN, AUTH) holds back the frames pipelined behind it until it is
+answered. Writes: everything leaves through `flush()`, the one write path. A peer that
+leaves more than `max_outbound_buffer` bytes unread, or keeps the socket unwritable for
+`write_timeout` seconds, is a slow consumer and is disconnected; its updates stay in its
+log for the next sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import TYPE_CHECKING, Any
+
+from liaotian.protocol import CloseCode, Connection, Message, Role
+
+if TYPE_CHECKING:
+    from .app import Server
+
+log = logging.getLogger("liaotian.conn")
+_ids = itertools.count(1)
+
+
+class ConnLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[conn {self.extra['conn']}] {msg}", kwargs  # type: ignore[index]
+
+
+class ServerConnection(asyncio.Protocol):
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.id = next(_ids)
+        self.log = ConnLog(log, {"conn": self.id})
+        self.loop = server.loop
+        self.conn = Connection(Role.SERVER, limits=server.limits, now=self.loop.time())
+        self.transport: asyncio.Transport | None = None
+        self.peer_host = ""
+        # session, set once authenticated
+        self.user_id = 0
+        self.username = ""
+        self.device = ""
+        self.live = False  # receives pushes (after its first complete SYNC)
+        self.sent_upto = 0  # highest seq this connection has been sent
+        self.head_at_auth = 0  # the user's head when this connection authenticated
+        self.syncing = False
+        self.busy = False  # an exclusive request is running: hold later frames
+        self._timer: asyncio.TimerHandle | None = None
+        self._paused_since: float | None = None
+        self._gone = False
+
+    # ------------------------------------------------------------------ asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer_host = str(peer[0]) if peer else ""
+        transport.set_write_buffer_limits(high=256 * 1024)
+        hub = self.server.hub
+        cfg = self.server.config
+        reason = None
+        if len(hub.connections) >= cfg.max_connections:
+            reason = "server connection limit reached"
+        elif (cfg.max_connections_per_address
+              and hub.count_from(self.peer_host) >= cfg.max_connections_per_address):
+            reason = "per-address connection limit reached"
+        hub.opened(self)
+        if reason is not None or not self.server.accepting:
+            if reason is None:
+                self.close(CloseCode.GOING_AWAY, "server shutting down")
+            else:
+                self.close(CloseCode.TOO_MANY_CONNECTIONS, reason)
+            return
+        self.log.debug("opened from %s", peer)
+        self._arm_timer()
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data, self.loop.time())
+        self.process()
+
+    def eof_received(self) -> bool | None:
+        self.conn.receive_eof()
+        self.process()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._gone = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.server.hub.closed(self)
+        self.live = False
+        self.log.debug("lost (%s)", exc or "closed")
+
+    def pause_writing(self) -> None:
+        self._paused_since = self.loop.time()
+        if self._timer is not None:  # make sure the write deadline is watched
+            self._timer.cancel()
+        self._arm_timer()
+
+    def resume_writing(self) -> None:
+        self._paused_since = None
+
+    # ------------------------------------------------------------------ events
+
+    def process(self) -> None:
+        """Hand queued events to the router until one needs to run alone."""
+        router = self.server.router
+        conn = self.conn
+        while not self.busy:
+            event = conn.next_event()
+            if event is None:
+                break
+            router.dispatch(self, event)
+        self.flush()
+        if self.conn.closed:
+            self._finish()
+
+    def hold(self) -> None:
+        """An exclusive request started: stop reading until release()."""
+        self.busy = True
+        if self.transport is not None and not self._gone:
+            self.transport.pause_reading()
+
+    def release(self) -> None:
+        self.busy = False
+        if self.transport is not None and not self._gone and not self.conn.closed:
+            self.transport.resume_reading()
+        self.process()
+
+    # ------------------------------------------------------------------ output
+
+    def send(self, msg: Message) -> None:
+        """Queue a message and flush it; a no-op once the connection is closed."""
+        if self.conn.send(msg):
+            self.flush()
+
+    def send_frame(self, frame: bytes, msg_type: int, rid: int = 0) -> None:
+        if self.conn.send_frame(frame, msg_type, rid):
+            self.flush()
+
+    def flush(self) -> None:
+        """The one write path."""
+        data = self.conn.data_to_send()
+        t = self.transport
+        if not data or t is None or self._gone:
+            return
+        t.write(data)
+        if t.get_write_buffer_size() > self.server.config.max_outbound_buffer:
+            self.log.info("slow consumer: %d bytes unread", t.get_write_buffer_size())
+            self.conn.close(CloseCode.SLOW_CONSUMER, "outbound buffer full")
+            self._finish(abort=True)
+
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        self.conn.close(code, reason)
+        self.flush()
+        self._finish()
+
+    def _finish(self, *, abort: bool = False) -> None:
+        """Take the connection out of the hub and close the socket after the last write."""
+        self.live = False
+        self.server.hub.unbind(self)
+        t = self.transport
+        if t is None or self._gone:
+            return
+        if abort:
+            t.abort()
+        elif not t.is_closing():
+            t.close()
+
+    # ------------------------------------------------------------------ timers
+
+    def _arm_timer(self) -> None:
+        when = self.conn.get_timer()
+        if when is not None and not self._gone:
+            if self._paused_since is not None:
+                when = min(when, self._paused_since + self.server.config.write_timeout)
+            self._timer = self.loop.call_at(max(when, self.loop.time() + 0.05), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        if (self._paused_since is not None
+                and now - self._paused_since >= self.server.config.write_timeout):
+            self.log.info("slow consumer: socket unwritable for %.1f s", now - self._paused_since)
+            self.conn.close(CloseCode.SLOW_CONSUMER, "write timeout")
+            self._finish(abort=True)
+            return
+        self.conn.handle_timer(now)
+        if self.conn.closed:
+            self.log.info("closing: %s", self.conn.close_reason)
+            self.flush()
+            self._finish()
+            return
+        self._arm_timer()
