@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .codes import CloseCode, ErrorCode
-from .errors import FrameTooLarge, LocalProtocolError, ProtocolError
+from .errors import LocalProtocolError, ProtocolError
 from .frames import FrameReader, unpack_body
 from .limits import DEFAULT_LIMITS, Limits
 from .messages import (
@@ -58,6 +58,17 @@ class ConnectionTerminated:
 Event = Message | ProtocolViolation | ConnectionTerminated
 
 
+@dataclass(frozen=True, slots=True)
+class _Fatal:
+    """Queued behind the frames that arrived before it: fail the connection here."""
+
+    code: CloseCode
+    reason: str
+
+
+_EOF = _Fatal(CloseCode.NORMAL, "end of stream")
+
+
 class Connection:
     """One end of a liaotian connection."""
 
@@ -77,7 +88,8 @@ class Connection:
         self.close_code: int | None = None
         self.close_reason = ""
         self._reader = FrameReader(limits.max_frame_size)
-        self._incoming: deque[bytes | ConnectionTerminated] = deque()
+        self._incoming: deque[bytes | ConnectionTerminated | _Fatal] = deque()
+        self._input_done = False  # EOF or an unrecoverable framing error was seen
         self._out: list[bytes] = []
         self._pending: set[int] = set()  # request ids awaiting an answer
         self._next_rid = 0
@@ -97,27 +109,38 @@ class Connection:
         if now is not None:
             self._now = now
             self._last_rx = now
-        if self.state is State.CLOSED or not data:
+        if self.state is State.CLOSED or self._input_done or not data:
             return
-        try:
-            self._incoming.extend(self._reader.feed(data))
-        except FrameTooLarge as exc:
-            self._fail(CloseCode.FRAME_TOO_LARGE, exc.message)
+        reader = self._reader
+        self._incoming.extend(reader.feed(data))
+        if reader.error is not None:
+            self._input_done = True
+            self._incoming.append(_Fatal(CloseCode.FRAME_TOO_LARGE, reader.error.message))
 
     def receive_eof(self) -> None:
-        if self.state is State.CLOSED:
+        """The peer finished sending. Frames already received are still delivered first."""
+        if self.state is State.CLOSED or self._input_done:
             return
+        self._input_done = True
         if self._reader.buffered:
-            self._fail(CloseCode.PROTOCOL_ERROR, "truncated frame before end of stream")
+            self._incoming.append(_Fatal(CloseCode.PROTOCOL_ERROR,
+                                         "truncated frame before end of stream"))
         else:
-            self.state = State.CLOSED
-            self.close_code = None
-            self._incoming.append(ConnectionTerminated(None, "end of stream", by_peer=True))
+            self._incoming.append(_EOF)
 
     def next_event(self) -> Event | None:
         """The next event, or None until more data arrives."""
         while self._incoming:
             item = self._incoming.popleft()
+            if type(item) is _Fatal:
+                if self.state is State.CLOSED:
+                    continue
+                if item is _EOF:
+                    self.state = State.CLOSED
+                    self.close_code = None
+                    return ConnectionTerminated(None, item.reason, by_peer=True)
+                self._fail(item.code, item.reason)
+                continue  # the ConnectionTerminated queued by close() comes next
             if not isinstance(item, bytes):
                 return item
             if self.state is State.CLOSED:
@@ -179,6 +202,9 @@ class Connection:
         self._pending.add(rid)
 
     def _accept_answer(self, msg: Message) -> None:
+        if isinstance(msg, Welcome) and msg.version not in self.versions:
+            raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION,
+                                f"server chose version {msg.version}, not offered", msg.rid)
         rid = msg.rid
         if rid:
             if rid not in self._pending and msg.TYPE != MessageType.ERROR:
@@ -195,10 +221,14 @@ class Connection:
         if self.role is Role.CLIENT:
             self._fail(CloseCode.PROTOCOL_ERROR, exc.message)
             return event
-        self._errors += 1
+        if exc.code < 2000:  # malformed input counts; refusals (auth, load) do not
+            self._errors += 1
         data = {"versions": list(self.versions)} if exc.code == ErrorCode.UNSUPPORTED_VERSION \
             else {}
-        self._write(Error(rid=exc.rid, code=int(exc.code), message=exc.message, data=data))
+        # If the rid belongs to a request still in progress (a duplicate), the answer must
+        # not settle that request's rid.
+        self._write(Error(rid=exc.rid, code=int(exc.code), message=exc.message, data=data),
+                    settle=exc.rid not in self._pending)
         if exc.code == ErrorCode.UNSUPPORTED_VERSION:
             self.close(CloseCode.UNSUPPORTED_VERSION, "no common protocol version")
         elif self._errors > self.limits.max_protocol_errors:
@@ -250,8 +280,8 @@ class Connection:
         self._last_tx = self._now
         return True
 
-    def _write(self, msg: Message) -> None:
-        if self.role is Role.SERVER and msg.rid:
+    def _write(self, msg: Message, settle: bool = True) -> None:
+        if self.role is Role.SERVER and msg.rid and settle:
             self._pending.discard(msg.rid)
         self._out.append(msg.encode())
         self._last_tx = self._now

@@ -26,11 +26,12 @@ _packb = msgpack.packb
 class FrameReader:
     """Splits a byte stream into frame bodies; keeps at most one partial frame."""
 
-    __slots__ = ("_buf", "_max")
+    __slots__ = ("_buf", "_max", "error")
 
     def __init__(self, max_frame_size: int = DEFAULT_LIMITS.max_frame_size) -> None:
         self._buf = bytearray()
         self._max = max_frame_size
+        self.error: FrameTooLarge | None = None
 
     @property
     def buffered(self) -> int:
@@ -40,8 +41,11 @@ class FrameReader:
     def feed(self, data: bytes) -> list[bytes]:
         """Add bytes; return the bodies of every frame now complete, in order.
 
-        Raises FrameTooLarge on a length prefix above the limit; the stream is unusable after.
+        A length prefix above the limit stops parsing: the frames before it are returned,
+        `error` is set, and every later call returns nothing (the stream cannot resync).
         """
+        if self.error is not None:
+            return []
         buf = self._buf
         buf += data
         out: list[bytes] = []
@@ -53,7 +57,8 @@ class FrameReader:
             (size,) = unpack_from(buf, pos)
             if size > limit:
                 del buf[:]
-                raise FrameTooLarge(size, limit)
+                self.error = FrameTooLarge(size, limit)
+                return out
             stop = pos + HEADER_SIZE + size
             if stop > end:
                 break

@@ -48,6 +48,13 @@ class Config:
     login_failures_per_address: int = 20
     login_window: float = 900.0  # seconds over which failures count
 
+    def __post_init__(self) -> None:
+        if self.max_text_len + self.max_meta_size + 1024 > self.max_frame_size:
+            raise ValueError("max_frame_size must exceed max_text_len + max_meta_size + 1 KiB "
+                             "so that any accepted message fits in one frame")
+        if self.idle_timeout <= self.heartbeat_interval:
+            raise ValueError("idle_timeout must be longer than heartbeat_interval")
+
     def limits(self) -> Limits:
         return Limits(
             max_frame_size=self.max_frame_size,

@@ -54,8 +54,7 @@ class ServerConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is duck-typed
         peer = transport.get_extra_info("peername")
         self.peer_host = str(peer[0]) if peer else ""
         transport.set_write_buffer_limits(high=256 * 1024)

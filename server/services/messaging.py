@@ -48,6 +48,8 @@ class MessagingService:
         self.store = server.store
         self.hub = server.hub
         self.limits = server.limits
+        # pages are cut by size too, so an answer always fits in one frame
+        self._page_bytes = self.limits.max_frame_size - 1024
         self.store.on_sends_committed = self.committed
         r = server.router
         r.route(Send, self.send)
@@ -133,7 +135,7 @@ class MessagingService:
         conn.live = False
         try:
             self.store.record_position(uid, conn.device, msg.since)
-            page = await self.store.read_updates(uid, msg.since, limit)
+            page = await self.store.read_updates(uid, msg.since, limit, self._page_bytes)
         finally:
             conn.syncing = False
         # No await from here on: deciding "caught up" and going live must be atomic with
@@ -179,7 +181,8 @@ class MessagingService:
         if peer is None:
             raise RequestError(ErrorCode.UNKNOWN_USER)
         limit = msg.limit or self.limits.default_history_page
-        rows, more = await self.store.history(conn.user_id, peer, msg.before, msg.after, limit)
+        rows, more = await self.store.history(conn.user_id, peer, msg.before, msg.after, limit,
+                                              self._page_bytes)
         conn.send_frame(encode_history_frame(msg.rid, rows, more), int(MessageType.HISTORY_PAGE),
                         msg.rid)
 

@@ -90,18 +90,19 @@ class SQLiteStore:
     async def open(self) -> None:
         self._w = await aiosqlite.connect(self.path, isolation_level=None)
         w = self._w
-        await w.execute("PRAGMA journal_mode=WAL")
-        await w.execute(f"PRAGMA synchronous={self.synchronous}")
-        await w.execute("PRAGMA busy_timeout=5000")
-        await w.execute("PRAGMA foreign_keys=ON")
+        for pragma in ("journal_mode=WAL", f"synchronous={self.synchronous}",
+                       "busy_timeout=5000", "foreign_keys=ON"):
+            await self._one(w, f"PRAGMA {pragma}")
         await self._migrate()
         row = await self._one(w, "SELECT coalesce(max(id), 0) FROM messages")
         self._next_msg_id = row[0] + 1
         row = await self._one(w, "SELECT coalesce(max(id), 0) FROM conversations")
         self._next_conv_id = row[0] + 1
         self._r = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._r.execute("PRAGMA busy_timeout=5000")
-        await self._r.execute("PRAGMA query_only=ON")
+        # Every statement's cursor is closed at once: an unfinished one would pin the
+        # reader to an old snapshot.
+        await self._one(self._r, "PRAGMA busy_timeout=5000")
+        await self._one(self._r, "PRAGMA query_only=ON")
         self._accepting = True
         self._writer = asyncio.get_running_loop().create_task(self._writer_loop(),
                                                               name="store-writer")
@@ -144,7 +145,7 @@ class SQLiteStore:
             self._r = None
         if self._w is not None:
             try:
-                await self._w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                await self._one(self._w, "PRAGMA wal_checkpoint(TRUNCATE)")
             except aiosqlite.Error:
                 log.warning("checkpoint at close failed", exc_info=True)
             await self._w.close()
@@ -285,16 +286,13 @@ class SQLiteStore:
         await db.execute("BEGIN IMMEDIATE")
         try:
             if plan.new_convs:
-                await db.executemany(
-                    "INSERT INTO conversations (id, kind, user_a, user_b, created) "
-                    "VALUES (?, ?, ?, ?, ?)", plan.new_convs)
+                await _insert_rows(db, "conversations (id, kind, user_a, user_b, created)",
+                                   plan.new_convs)
             if plan.messages:
-                await db.executemany(
-                    "INSERT INTO messages (id, conv_id, pos, sender_id, sender_seq, cmid, ts, "
-                    "body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", plan.messages)
-                await db.executemany(
-                    "INSERT INTO updates (user_id, seq, kind, message_id, ts) "
-                    "VALUES (?, ?, ?, ?, ?)", plan.updates)
+                await _insert_rows(db, "messages (id, conv_id, pos, sender_id, sender_seq, "
+                                       "cmid, ts, body)", plan.messages)
+                await _insert_rows(db, "updates (user_id, seq, kind, message_id, ts)",
+                                   plan.updates)
             if positions:
                 await db.executemany(
                     "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?",
@@ -364,7 +362,7 @@ class SQLiteStore:
             key = (s.sender_id, s.cmid)
             hit = self._dedup.get(key)
             if hit is not None:
-                s.result = _as_duplicate(hit)
+                s.result = hit
             elif s.error is None:
                 unknown.append(key)
         for chunk in _chunks(list(set(unknown)), _CHUNK):
@@ -378,15 +376,12 @@ class SQLiteStore:
                         id=mid, conv=conv, pos=pos, ts=ts, sender_seq=sseq, cmid=cmid))
         for s in sends:
             if s.result is None and s.error is None:
-                hit = self._dedup.get((s.sender_id, s.cmid))
-                if hit is not None:
-                    s.result = _as_duplicate(hit)
+                s.result = self._dedup.get((s.sender_id, s.cmid))
 
     def _remember(self, sender_id: int, cmid: str, result: SendResult) -> None:
+        """Keep the answer to a retry of this cmid (stored already as a duplicate)."""
         key = (sender_id, cmid)
-        self._dedup[key] = SendResult(id=result.id, conv=result.conv, pos=result.pos,
-                                      ts=result.ts, sender_seq=result.sender_seq, cmid=cmid)
-        self._dedup.move_to_end(key)
+        self._dedup[key] = _as_duplicate(result)
         while len(self._dedup) > self._dedup_max:
             self._dedup.popitem(last=False)
 
@@ -533,8 +528,10 @@ class SQLiteStore:
         return [DeviceRecord(user_id, d, c, s, max(a, self._positions.get((user_id, d), 0)))
                 for d, c, s, a in rows]
 
-    async def read_updates(self, user_id: int, since: int, limit: int) -> UpdatePage:
-        """Updates after `since`, oldest first; resync if `since` is below the retained log."""
+    async def read_updates(self, user_id: int, since: int, limit: int,
+                           max_bytes: int = 1 << 62) -> UpdatePage:
+        """Updates after `since`, oldest first, at most `limit` of them and (beyond the first)
+        at most `max_bytes` encoded; resync if `since` is below the retained log."""
         if since < await self.floor(user_id):
             return UpdatePage([], since, resync=True)
         async with self._conn_r.execute(
@@ -545,8 +542,17 @@ class SQLiteStore:
             rows = await cur.fetchall()
         if not rows:
             return UpdatePage([], since)
-        return UpdatePage([encode_update(seq, kind, data) for seq, kind, data in rows],
-                          rows[-1][0])
+        out: list[bytes] = []
+        size = 0
+        last = since
+        for seq, kind, data in rows:
+            upd = encode_update(seq, kind, data)
+            size += len(upd)
+            if out and size > max_bytes:
+                break
+            out.append(upd)
+            last = seq
+        return UpdatePage(out, last)
 
     async def direct_conv(self, a: int, b: int) -> int | None:
         key = _pair(a, b)
@@ -558,7 +564,9 @@ class SQLiteStore:
         return row[0] if row else None
 
     async def history(self, user_id: int, peer_id: int, before: int | None, after: int | None,
-                      limit: int) -> tuple[list[bytes], bool]:
+                      limit: int, max_bytes: int = 1 << 62) -> tuple[list[bytes], bool]:
+        """A page of a direct conversation in ascending position, nearest the anchor first
+        when cut by `limit` or `max_bytes`; the flag says more exist in that direction."""
         conv = await self.direct_conv(user_id, peer_id)
         if conv is None:
             return [], False
@@ -573,6 +581,12 @@ class SQLiteStore:
             rows = [r[0] for r in await cur.fetchall()]
         more = len(rows) > limit
         rows = rows[:limit]
+        size = 0
+        for i, body in enumerate(rows):
+            size += len(body)
+            if i and size > max_bytes:
+                rows, more = rows[:i], True
+                break
         if after is None:
             rows.reverse()
         return rows, more
@@ -624,6 +638,20 @@ def _pair(a: int, b: int) -> tuple[int, int]:
 def _as_duplicate(r: SendResult) -> SendResult:
     return SendResult(id=r.id, conv=r.conv, pos=r.pos, ts=r.ts, sender_seq=r.sender_seq,
                       cmid=r.cmid, duplicate=True)
+
+
+_ROWS_PER_INSERT = 256
+
+
+async def _insert_rows(db: aiosqlite.Connection, into: str, rows: list[tuple[Any, ...]]) -> None:
+    """Multi-row INSERTs: one statement step per chunk instead of one per row, so the
+    writer thread takes and drops the GIL a few times per batch rather than per row."""
+    width = len(rows[0])
+    group = "(" + ",".join("?" * width) + ")"
+    for chunk in _chunks(rows, _ROWS_PER_INSERT):
+        values = ",".join([group] * len(chunk))
+        await db.execute(f"INSERT INTO {into} VALUES {values}",
+                         [v for row in chunk for v in row])
 
 
 def _chunks(items: list[T], n: int) -> Iterable[list[T]]:

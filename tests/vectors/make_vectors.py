@@ -1,0 +1,264 @@
+"""Build the liaotian protocol v1 test vectors with liaotian.protocol's own encoders.
+
+    python tests/vectors/make_vectors.py             # (re)write protocol_v1.json next to this file
+    python tests/vectors/make_vectors.py --check     # exit 1 if protocol_v1.json is out of date
+    python tests/vectors/make_vectors.py --markdown  # print the SPEC.md "Test vectors" entries
+
+Every vector is an object {name, direction, type, rid, payload, hex}: `payload` is the JSON
+form of the frame's msgpack payload map and `hex` the complete frame (4-byte length prefix
+and body). All values are fixed, so the output is deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from liaotian.protocol import (
+    DEFAULT_LIMITS,
+    Ack,
+    Auth,
+    Authenticated,
+    ChatMessage,
+    Close,
+    CloseCode,
+    Connection,
+    DeviceInfo,
+    DeviceList,
+    DeviceRevoked,
+    Error,
+    ErrorCode,
+    Hello,
+    History,
+    HistoryPage,
+    ListDevices,
+    LoggedOut,
+    Login,
+    Logout,
+    Message,
+    MessageType,
+    Ping,
+    Pong,
+    Register,
+    Registered,
+    RevokeDevice,
+    Role,
+    Send,
+    Sent,
+    Sync,
+    Update,
+    UpdateKind,
+    Updates,
+    Welcome,
+    encode_history_frame,
+    encode_update,
+    encode_updates_frame,
+    unpack_body,
+)
+from liaotian.protocol.frames import FrameReader
+from liaotian.protocol.messages import CLIENT_TYPES
+
+OUT = Path(__file__).with_name("protocol_v1.json")
+
+C2S = "client->server"
+S2C = "server->client"
+
+# Fixed values. The token has the shape of a real one (32 random bytes, base64url without
+# padding: 43 characters) but is derived from a constant so the vectors never change.
+TOKEN = "F-g2gviXW6B9r0px5SOAhy-wNOE-jyzgeVBdHtddvz8"
+PASSWORD = "correct horse battery staple"
+T0 = 1_700_000_000_000  # ms since the Unix epoch: 2023-11-14T22:13:20Z
+
+
+def _msg(id: int, pos: int, sender: str, to: str, ts: int, cmid: str, text: str,
+         meta: dict[str, Any] | None = None) -> ChatMessage:
+    return ChatMessage(id=id, conv=7, pos=pos, sender=sender, to=to, ts=ts, cmid=cmid,
+                       text=text, meta=meta or {})
+
+
+BOB_41 = _msg(1001, 11, "bob", "alice", T0 + 1_000, "b-17", "hi alice")
+ALICE_42 = _msg(1002, 12, "alice", "bob", T0 + 2_000, "c-0001", "hello bob", {"lang": "en"})
+BOB_43 = _msg(1003, 13, "bob", "alice", T0 + 3_000, "b-18", "how are you?")
+HIST_9 = _msg(995, 9, "alice", "bob", T0 - 60_000, "c-0000", "see you tomorrow")
+HIST_10 = _msg(997, 10, "bob", "alice", T0 - 30_000, "b-16", "ok", {"reply_to": 9})
+
+
+def _updates_frame(rid: int, updates: list[tuple[int, ChatMessage]], head: int, *,
+                   more: bool = False, resync: bool = False) -> bytes:
+    """Build UPDATES the way a server fans out, and check it against the dataclass encoder."""
+    frame: bytes = encode_updates_frame(
+        rid, [encode_update(seq, UpdateKind.MESSAGE, m.encode()) for seq, m in updates], head,
+        more=more, resync=resync)
+    typed = Updates(rid=rid, updates=tuple(Update(seq=s, kind=UpdateKind.MESSAGE, message=m)
+                                           for s, m in updates),
+                    head=head, more=more, resync=resync)
+    assert frame == typed.encode(), "encode_updates_frame disagrees with Updates.encode"
+    return frame
+
+
+def _history_frame(rid: int, messages: list[ChatMessage], more: bool) -> bytes:
+    frame: bytes = encode_history_frame(rid, [m.encode() for m in messages], more)
+    assert frame == HistoryPage(rid=rid, messages=tuple(messages), more=more).encode()
+    return frame
+
+
+def _unsupported_version_frames() -> tuple[bytes, bytes]:
+    """What a server Connection itself queues for a HELLO offering only version 2."""
+    server = Connection(Role.SERVER)
+    server.receive_data(Hello(rid=1, versions=(2,), client="future-client/9.0").encode())
+    server.next_event()
+    frames = FrameReader().feed(server.data_to_send())
+    assert len(frames) == 2
+    error, close = (len(b).to_bytes(4, "big") + b for b in frames)
+    return error, close
+
+
+def _frames() -> list[tuple[str, bytes]]:
+    """(name, frame) in the order of a plausible session."""
+    err_version, close_version = _unsupported_version_frames()
+
+    def m(name: str, msg: Message) -> tuple[str, bytes]:
+        return name, msg.encode()
+
+    return [
+        # connection 1: handshake, registration, first login of device "laptop"
+        m("hello", Hello(rid=1, versions=(1,), client="liaotian-example/1.0")),
+        m("welcome", Welcome(rid=1, version=1, server="liaotian/0.1.0", time=T0,
+                             heartbeat=DEFAULT_LIMITS.heartbeat_interval,
+                             limits=DEFAULT_LIMITS.advertised())),
+        m("register", Register(rid=2, username="alice", password=PASSWORD)),
+        m("registered", Registered(rid=2, user="alice")),
+        m("login", Login(rid=3, username="alice", password=PASSWORD, device="laptop")),
+        m("authenticated_login", Authenticated(rid=3, user="alice", device="laptop", head=0,
+                                               acked=0, token=TOKEN)),
+        m("error_bad_credentials", Error(rid=3, code=ErrorCode.BAD_CREDENTIALS,
+                                         message=ErrorCode.BAD_CREDENTIALS.explanation)),
+        m("error_throttled", Error(rid=3, code=ErrorCode.THROTTLED,
+                                   message=ErrorCode.THROTTLED.explanation, retry_after=42.5)),
+        # connection 2 (after HELLO/WELCOME as above): resume with the token
+        m("auth", Auth(rid=2, token=TOKEN)),
+        m("authenticated_auth", Authenticated(rid=2, user="alice", device="laptop", head=41,
+                                              acked=40)),
+        m("sync", Sync(rid=3, since=40, limit=100)),
+        ("updates_sync_page", _updates_frame(3, [(41, BOB_41)], head=41)),
+        m("send", Send(rid=4, to="bob", cmid="c-0001", text="hello bob", meta={"lang": "en"})),
+        m("sent", Sent(rid=4, id=1002, conv=7, pos=12, ts=ALICE_42.ts, seq=42, cmid="c-0001")),
+        m("sent_duplicate", Sent(rid=5, id=1002, conv=7, pos=12, ts=ALICE_42.ts, seq=42,
+                                 cmid="c-0001", duplicate=True)),
+        ("updates_push", _updates_frame(0, [(43, BOB_43)], head=43)),
+        m("ack", Ack(rid=0, seq=43)),
+        m("error_invalid_cursor_ack", Error(rid=0, code=ErrorCode.INVALID_CURSOR,
+                                            message=ErrorCode.INVALID_CURSOR.explanation)),
+        ("updates_resync", _updates_frame(6, [], head=43, resync=True)),
+        m("history", History(rid=7, with_user="bob", before=11, limit=2)),
+        ("history_page", _history_frame(7, [HIST_9, HIST_10], more=True)),
+        m("ping", Ping(rid=8)),
+        m("pong", Pong(rid=8, time=T0 + 4_000)),
+        m("list_devices", ListDevices(rid=9)),
+        m("device_list", DeviceList(rid=9, devices=(
+            DeviceInfo(device="laptop", created=T0 + 500, last_seen=T0 + 4_000, online=True,
+                       acked=43),
+            DeviceInfo(device="phone", created=T0 - 86_400_000, last_seen=T0 - 3_600_000,
+                       online=False, acked=40),
+        ))),
+        m("revoke_device", RevokeDevice(rid=10, device="phone")),
+        m("device_revoked", DeviceRevoked(rid=10, device="phone")),
+        m("error_rate_limited", Error(rid=11, code=ErrorCode.RATE_LIMITED,
+                                      message=ErrorCode.RATE_LIMITED.explanation,
+                                      retry_after=1.0)),
+        m("logout", Logout(rid=12)),
+        m("logged_out", LoggedOut(rid=12)),
+        m("close_logged_out", Close(rid=0, code=CloseCode.LOGGED_OUT, reason="logged out")),
+        m("close_going_away", Close(rid=0, code=CloseCode.GOING_AWAY,
+                                    reason="server shutting down")),
+        m("close_normal", Close(rid=0, code=CloseCode.NORMAL)),
+        # a HELLO offering only version 2, and what the server Connection answers
+        m("hello_unsupported", Hello(rid=1, versions=(2,), client="future-client/9.0")),
+        ("error_unsupported_version", err_version),
+        ("close_unsupported_version", close_version),
+    ]
+
+
+# Which side sends each vector (CLOSE is the one type both sides send).
+_CLIENT_CLOSES = {"close_normal"}
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        assert all(type(k) is str for k in v), v
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    assert v is None or type(v) in (bool, int, float, str), f"not JSON-representable: {v!r}"
+    return v
+
+
+def build() -> list[dict[str, Any]]:
+    out = []
+    for name, frame in _frames():
+        (body,) = FrameReader().feed(frame)
+        assert len(body) + 4 == len(frame)
+        msg_type, rid, payload = unpack_body(body)
+        if msg_type == MessageType.CLOSE:
+            direction = C2S if name in _CLIENT_CLOSES else S2C
+        else:
+            direction = C2S if msg_type in CLIENT_TYPES else S2C
+        out.append({"name": name, "direction": direction, "type": msg_type, "rid": rid,
+                    "payload": _jsonable(payload), "hex": frame.hex()})
+    names = [v["name"] for v in out]
+    assert len(set(names)) == len(names), "vector names must be unique"
+    assert {v["type"] for v in out} == {int(t) for t in MessageType}, "a type has no vector"
+    return out
+
+
+def render_json(vectors: list[dict[str, Any]]) -> str:
+    return json.dumps(vectors, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_markdown(vectors: list[dict[str, Any]]) -> str:
+    lines: list[str] = []
+    for v in vectors:
+        frame = bytes.fromhex(v["hex"])
+        arrow = "client → server" if v["direction"] == C2S else "server → client"
+        lines.append(f"#### `{v['name']}`")
+        lines.append("")
+        lines.append(f"{MessageType(v['type']).name} ({v['type']}), {arrow}, rid {v['rid']}, "
+                     f"frame {len(frame)} bytes (body {len(frame) - 4}).")
+        lines.append("")
+        lines.append("```json")
+        lines.append(json.dumps(v["payload"], ensure_ascii=False))
+        lines.append("```")
+        lines.append("")
+        lines.append("```")
+        h = v["hex"]
+        lines.extend(h[i:i + 64] for i in range(0, len(h), 64))
+        lines.append("```")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="fail if the JSON file is stale")
+    ap.add_argument("--markdown", action="store_true", help="print the SPEC.md vector entries")
+    args = ap.parse_args(argv)
+    vectors = build()
+    text = render_json(vectors)
+    if args.markdown:
+        sys.stdout.write(render_markdown(vectors))
+        return 0
+    if args.check:
+        if not OUT.exists() or OUT.read_text(encoding="utf-8") != text:
+            print(f"{OUT} is out of date: run {Path(__file__).name}", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text, encoding="utf-8")
+    print(f"wrote {len(vectors)} vectors to {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
