@@ -113,8 +113,10 @@ def _bool(p: dict[str, Any], name: str, rid: int, default: bool = False) -> bool
 
 
 def _map(p: dict[str, Any], name: str, rid: int, *, required: bool = False) -> dict[str, Any]:
-    v = _req(p, name, rid) if required else p.get(name, {})
-    if not isinstance(v, dict) or not all(type(k) is str for k in v):
+    v = _req(p, name, rid) if required else p.get(name)
+    if v is None and not required:
+        return {}
+    if type(v) is not dict or not all(type(k) is str for k in v):
         raise _bad(name, "must be a map with string keys", rid)
     return v
 

@@ -21,16 +21,16 @@ from liaotian.protocol import (
     MessageType,
     RequestError,
     Send,
-    Sent,
     Sync,
     UpdateKind,
     encode_history_frame,
     encode_update,
     encode_updates_frame,
+    pack_frame,
     validate_username,
 )
 
-from ..store import SendRequest, StoreClosed
+from ..store import SendRequest, SendResult, StoreClosed
 
 if TYPE_CHECKING:
     from ..app import Server
@@ -90,10 +90,7 @@ class MessagingService:
                     Error(rid=req.rid, code=int(code), message=code.explanation).encode(),
                     _ERROR, req.rid))
                 continue
-            _part(out, origin).append((Sent(
-                rid=req.rid, id=res.id, conv=res.conv, pos=res.pos, ts=res.ts,
-                seq=res.sender_seq, cmid=res.cmid, duplicate=res.duplicate).encode(),
-                _SENT, req.rid))
+            _part(out, origin).append((_sent_frame(req.rid, res), _SENT, req.rid))
             if res.duplicate:
                 continue
             targets = of_user(res.recipient_id)
@@ -185,6 +182,13 @@ class MessagingService:
                                               self._page_bytes)
         conn.send_frame(encode_history_frame(msg.rid, rows, more), int(MessageType.HISTORY_PAGE),
                         msg.rid)
+
+
+def _sent_frame(rid: int, res: SendResult) -> bytes:
+    """SENT without building the dataclass: the same bytes as Sent(...).encode()."""
+    return pack_frame(_SENT, rid, {"id": res.id, "conv": res.conv, "pos": res.pos, "ts": res.ts,
+                                   "seq": res.sender_seq, "cmid": res.cmid,
+                                   "duplicate": res.duplicate})
 
 
 def _part(out: dict[ServerConnection, list[Any]], c: ServerConnection) -> list[Any]:

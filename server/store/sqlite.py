@@ -77,6 +77,7 @@ class SQLiteStore:
         self._heads: dict[int, int] = {}
         self._floors: dict[int, int] = {}
         self._convs: dict[tuple[int, int], list[int]] = {}  # (a, b) -> [conv id, last pos]
+        # (sender, cmid) -> the answer a retry gets; bounded, oldest evicted first
         self._dedup: OrderedDict[tuple[int, str], SendResult] = OrderedDict()
         self._dedup_max = dedup_cache
         self._next_msg_id = 1
@@ -368,9 +369,12 @@ class SQLiteStore:
         for chunk in _chunks(list(set(unknown)), _CHUNK):
             marks = ",".join("(?,?)" for _ in chunk)
             flat = [v for pair in chunk for v in pair]
+            # A join against a VALUES table probes the unique index once per key; the
+            # equivalent "(a, b) IN (VALUES ...)" scans the table (20x slower, measured).
             async with db.execute(
-                "SELECT sender_id, cmid, id, conv_id, pos, ts, sender_seq FROM messages "
-                f"WHERE (sender_id, cmid) IN (VALUES {marks})", flat) as cur:
+                f"WITH k(s, c) AS (VALUES {marks}) SELECT m.sender_id, m.cmid, m.id, "
+                "m.conv_id, m.pos, m.ts, m.sender_seq FROM k JOIN messages m "
+                "ON m.sender_id = k.s AND m.cmid = k.c", flat) as cur:
                 for sender_id, cmid, mid, conv, pos, ts, sseq in await cur.fetchall():
                     self._remember(sender_id, cmid, SendResult(
                         id=mid, conv=conv, pos=pos, ts=ts, sender_seq=sseq, cmid=cmid))
@@ -380,8 +384,7 @@ class SQLiteStore:
 
     def _remember(self, sender_id: int, cmid: str, result: SendResult) -> None:
         """Keep the answer to a retry of this cmid (stored already as a duplicate)."""
-        key = (sender_id, cmid)
-        self._dedup[key] = _as_duplicate(result)
+        self._dedup[(sender_id, cmid)] = result if result.duplicate else _as_duplicate(result)
         while len(self._dedup) > self._dedup_max:
             self._dedup.popitem(last=False)
 
@@ -403,9 +406,9 @@ class SQLiteStore:
             marks = ",".join("(?,?)" for _ in chunk)
             flat = [v for pair in chunk for v in pair]
             async with db.execute(
-                "SELECT user_a, user_b, id, (SELECT coalesce(max(pos), 0) FROM messages "
-                "WHERE conv_id = conversations.id) FROM conversations "
-                f"WHERE (user_a, user_b) IN (VALUES {marks})", flat) as cur:
+                f"WITH k(a, b) AS (VALUES {marks}) SELECT c.user_a, c.user_b, c.id, "
+                "(SELECT coalesce(max(pos), 0) FROM messages WHERE conv_id = c.id) "
+                "FROM k JOIN conversations c ON c.user_a = k.a AND c.user_b = k.b", flat) as cur:
                 for a, b, cid, last in await cur.fetchall():
                     self._convs[(a, b)] = [cid, last]
 
