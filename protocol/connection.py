@@ -108,7 +108,8 @@ class Connection:
     def receive_data(self, data: bytes, now: float | None = None) -> None:
         if now is not None:
             self._now = now
-            self._last_rx = now
+            if data:
+                self._last_rx = now
         if self.state is State.CLOSED or self._input_done or not data:
             return
         reader = self._reader

@@ -8,6 +8,7 @@ unknown payload keys are ignored so later minor versions can add optional fields
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -100,8 +101,8 @@ def _num(p: dict[str, Any], name: str, rid: int, *, required: bool = True) -> fl
     if not required and name not in p:
         return None
     v = _req(p, name, rid)
-    if type(v) not in (int, float) or v < 0:
-        raise _bad(name, "must be a non-negative number", rid)
+    if type(v) not in (int, float) or not 0 <= v < math.inf:  # also refuses NaN
+        raise _bad(name, "must be a finite non-negative number", rid)
     return float(v)
 
 
@@ -112,9 +113,12 @@ def _bool(p: dict[str, Any], name: str, rid: int, default: bool = False) -> bool
     return v
 
 
+_ABSENT: Any = object()
+
+
 def _map(p: dict[str, Any], name: str, rid: int, *, required: bool = False) -> dict[str, Any]:
-    v = _req(p, name, rid) if required else p.get(name)
-    if v is None and not required:
+    v = _req(p, name, rid) if required else p.get(name, _ABSENT)
+    if v is _ABSENT:
         return {}
     if type(v) is not dict or not all(type(k) is str for k in v):
         raise _bad(name, "must be a map with string keys", rid)
@@ -493,7 +497,8 @@ class ChatMessage:
     def from_wire(cls, v: Any, rid: int) -> ChatMessage:
         if not isinstance(v, dict):
             raise _bad("message", "must be a map", rid)
-        return cls(id=_int(v, "id", rid), conv=_int(v, "conv", rid), pos=_int(v, "pos", rid),
+        return cls(id=_int(v, "id", rid), conv=_int(v, "conv", rid),
+                   pos=_int(v, "pos", rid, lo=1),
                    sender=_str(v, "from", rid, 256), to=_str(v, "to", rid, 256),
                    ts=_int(v, "ts", rid), cmid=_str(v, "cmid", rid, 256),
                    text=_str(v, "text", rid, 1 << 30), meta=_map(v, "meta", rid))
@@ -583,7 +588,8 @@ class Sent(Message):
     @classmethod
     def from_payload(cls, rid: int, p: dict[str, Any], limits: Limits) -> Sent:
         return cls(rid=rid, id=_int(p, "id", rid), conv=_int(p, "conv", rid),
-                   pos=_int(p, "pos", rid), ts=_int(p, "ts", rid), seq=_int(p, "seq", rid),
+                   pos=_int(p, "pos", rid, lo=1), ts=_int(p, "ts", rid),
+                   seq=_int(p, "seq", rid, lo=1),
                    cmid=_str(p, "cmid", rid, 256), duplicate=_bool(p, "duplicate", rid))
 
     def to_payload(self) -> dict[str, Any]:

@@ -1,0 +1,364 @@
+"""Property tests of the server-side state machine.
+
+Random sequences of well-formed and broken client frames are fed to a server Connection,
+and a small fake server application answers (some of) the accepted requests. An independent
+model written from the design brief predicts, for every frame, whether it is accepted or
+refused and with which code; the Connection must agree, never raise, answer every refusal
+with an ERROR frame it queues itself, and go silent once it has closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from liaotian.protocol import (
+    Authenticated,
+    ChatMessage,
+    Close,
+    Connection,
+    ConnectionTerminated,
+    DeviceList,
+    DeviceRevoked,
+    Error,
+    ErrorCode,
+    HistoryPage,
+    Limits,
+    LocalProtocolError,
+    LoggedOut,
+    Message,
+    MessageType,
+    Pong,
+    ProtocolError,
+    ProtocolViolation,
+    Registered,
+    Role,
+    Sent,
+    State,
+    Updates,
+    Welcome,
+    decode_message,
+    encode_frame,
+    pack_frame,
+    unpack_body,
+)
+
+T = MessageType
+Decode = Callable[..., list[Any]]
+
+# ---- the model, from the brief (deliberately not imported from state.py) -------------------
+
+ACCOUNT = {T.REGISTER, T.LOGIN, T.AUTH}
+SESSION = {T.LOGOUT, T.LIST_DEVICES, T.REVOKE_DEVICE, T.SEND, T.SYNC, T.ACK, T.HISTORY}
+CLIENT_MAY_SEND = {
+    State.AWAIT_HELLO: {T.HELLO, T.CLOSE},
+    State.CONNECTED: {T.PING, T.CLOSE} | ACCOUNT,
+    State.AUTHENTICATED: {T.PING, T.CLOSE} | SESSION,
+}
+CLIENT_TYPES = {T.HELLO} | CLIENT_MAY_SEND[State.CONNECTED] | CLIENT_MAY_SEND[State.AUTHENTICATED]
+ONE_WAY = {T.ACK, T.CLOSE}
+ANSWERS = {T.PONG, T.ERROR, T.CLOSE}
+SERVER_MAY_SEND = {
+    State.AWAIT_HELLO: {T.WELCOME, T.ERROR, T.CLOSE},
+    State.CONNECTED: ANSWERS | {T.REGISTERED, T.AUTHENTICATED},
+    State.AUTHENTICATED: ANSWERS
+    | {T.LOGGED_OUT, T.DEVICE_LIST, T.DEVICE_REVOKED, T.SENT, T.UPDATES, T.HISTORY_PAGE},
+}
+
+
+# SPEC 2.4: these count towards max_protocol_errors; "not now" refusals (2001, 2008, 4001) don't
+FRAME_ERRORS = {1001, 1002, 1003, 1004, 1005, 1007}
+
+
+def refusal_code(state: State, t: int) -> ErrorCode:
+    if state is State.CONNECTED and t in SESSION:
+        return ErrorCode.NOT_AUTHENTICATED
+    if state is State.AUTHENTICATED and t in ACCOUNT:
+        return ErrorCode.ALREADY_AUTHENTICATED
+    return ErrorCode.BAD_STATE
+
+
+@dataclass
+class Model:
+    limits: Limits
+    state: State = State.AWAIT_HELLO
+    pending: set[int] = field(default_factory=set)
+    errors: int = 0
+    closed: bool = False
+    close_code: int | None = None
+
+    def predict(self, body: bytes) -> tuple[str, Any]:
+        """('ok', msg) | ('bad', (code, rid)) | ('close', Close msg)."""
+        try:
+            t, rid, payload = unpack_body(body, self.limits)
+        except ProtocolError as exc:  # frames layer, tested in test_frames.py
+            return "bad", (ErrorCode.MALFORMED_FRAME, exc.rid)
+        if t not in CLIENT_TYPES:
+            return "bad", (ErrorCode.UNKNOWN_TYPE, rid)
+        if t not in CLIENT_MAY_SEND[self.state]:
+            return "bad", (refusal_code(self.state, t), rid)
+        try:  # payload validation, tested in test_messages.py
+            msg = decode_message(t, rid, payload, self.limits)
+        except ProtocolError as exc:
+            return "bad", (exc.code, exc.rid)
+        if t == T.CLOSE:
+            return "close", msg
+        if t in ONE_WAY:
+            return "ok", msg
+        if rid == 0:
+            return "bad", (ErrorCode.INVALID_FIELD, 0)
+        if rid in self.pending:
+            return "bad", (ErrorCode.DUPLICATE_REQUEST_ID, rid)
+        if len(self.pending) >= self.limits.max_inflight_requests:
+            return "bad", (ErrorCode.RATE_LIMITED, rid)
+        if t == T.HELLO and not set(msg.versions) & {1}:
+            return "bad", (ErrorCode.UNSUPPORTED_VERSION, rid)
+        return "ok", msg
+
+
+# ---- frames --------------------------------------------------------------------------------
+
+CHAT = ChatMessage(id=1, conv=1, pos=1, sender="a", to="b", ts=1, cmid="c", text="t")
+VALID: dict[int, dict[str, Any]] = {
+    T.HELLO: {"versions": [1], "client": "prop/1"},
+    T.PING: {},
+    T.CLOSE: {"code": 1000, "reason": "bye"},
+    T.REGISTER: {"username": "alice", "password": "password1"},
+    T.LOGIN: {"username": "alice", "password": "password1", "device": "d1"},
+    T.AUTH: {"token": "tok"},
+    T.LOGOUT: {},
+    T.LIST_DEVICES: {},
+    T.REVOKE_DEVICE: {"device": "d2"},
+    T.SEND: {"to": "bob", "cmid": "c1", "text": "hi", "future": 1},
+    T.SYNC: {"since": 0, "limit": 10},
+    T.ACK: {"seq": 3},
+    T.HISTORY: {"with": "bob", "after": 2},
+    # server types a misbehaving client might send
+    T.WELCOME: {"version": 1, "server": "s", "time": 0, "heartbeat": 1.0},
+    T.UPDATES: {"updates": [], "head": 0},
+    T.ERROR: {"code": 1001},
+}
+INVALID: dict[int, dict[str, Any]] = {
+    T.HELLO: {"versions": []},
+    T.CLOSE: {"code": "x"},
+    T.REGISTER: {"username": 1, "password": "x"},
+    T.LOGIN: {},
+    T.AUTH: {"token": None},
+    T.REVOKE_DEVICE: {},
+    T.SEND: {"to": "b", "cmid": "", "text": "t"},
+    T.SYNC: {"since": -1},
+    T.ACK: {"seq": True},
+    T.HISTORY: {"with": "b", "before": 1, "after": 2},
+}
+BAD_BODIES = [
+    b"",
+    b"\xc1",
+    msgpack.packb([1, 2]),
+    msgpack.packb({"type": 1}),
+    msgpack.packb(["x", 1, {}]),
+    msgpack.packb([30, 5, []]),
+    msgpack.packb([30, -1, {}]),
+    b"\x91" * 3000 + b"\xc0",
+    b"\x93\x01\x01\x81\xa1x\xd6\xff\x00\x00\x00\x01",
+]
+
+
+@st.composite
+def client_frame(draw: st.DrawFn, model: Model) -> bytes:
+    kind = draw(
+        st.sampled_from(
+            ["allowed"] * 8
+            + ["message"] * 2
+            + ["invalid", "unsupported", "unknown", "bad_body", "garbage"]
+        )
+    )
+    if kind == "bad_body":
+        return encode_frame(draw(st.sampled_from(BAD_BODIES)))
+    if kind == "garbage":
+        return encode_frame(draw(st.binary(max_size=24)))
+    choices = ["fresh", "fresh", "zero"]
+    pending = sorted(model.pending)
+    if pending:
+        choices.append("pending")
+    how = draw(st.sampled_from(choices))
+    if how == "zero":
+        rid = 0
+    elif how == "pending":
+        rid = draw(st.sampled_from(pending))
+    else:
+        rid = draw(st.integers(1, 40) | st.integers(1, 2**32 - 1))
+        while rid in model.pending:  # make it fresh, deterministically
+            rid = rid % (2**32 - 1) + 1
+    if kind == "unknown":
+        t = draw(st.integers(7, 9) | st.integers(37, 0xFFFF))
+        return pack_frame(t, rid, {})
+    if kind == "unsupported":
+        return pack_frame(
+            T.HELLO,
+            rid,
+            {"versions": draw(st.lists(st.integers(2, 0xFFFF), min_size=1, max_size=3))},
+        )
+    if kind == "invalid":
+        t = draw(st.sampled_from(sorted(INVALID)))
+        return pack_frame(t, rid, INVALID[t])
+    if kind == "allowed":  # steer towards frames the current state accepts
+        t = draw(st.sampled_from(sorted(CLIENT_MAY_SEND[model.state] - {T.CLOSE})))
+    else:
+        t = draw(st.sampled_from(sorted(VALID)))
+    return pack_frame(t, rid, VALID[t])
+
+
+def natural_answer(msg: Message) -> Message:
+    rid = msg.rid
+    return {
+        T.HELLO: lambda: Welcome(rid=rid, version=1, server="s", time=0, heartbeat=30.0),
+        T.PING: lambda: Pong(rid=rid, time=0),
+        T.REGISTER: lambda: Registered(rid=rid, user="alice"),
+        T.LOGIN: lambda: Authenticated(
+            rid=rid, user="alice", device="d1", head=0, acked=0, token="tok"
+        ),
+        T.AUTH: lambda: Authenticated(rid=rid, user="alice", device="d1", head=0, acked=0),
+        T.LOGOUT: lambda: LoggedOut(rid=rid),
+        T.LIST_DEVICES: lambda: DeviceList(rid=rid, devices=()),
+        T.REVOKE_DEVICE: lambda: DeviceRevoked(rid=rid, device="d2"),
+        T.SEND: lambda: Sent(rid=rid, id=1, conv=1, pos=1, ts=1, seq=1, cmid="c1"),
+        T.SYNC: lambda: Updates(rid=rid, updates=(), head=0),
+        T.HISTORY: lambda: HistoryPage(rid=rid, messages=(CHAT,)),
+    }[msg.TYPE]()
+
+
+TRANSITIONS = {
+    (State.AWAIT_HELLO, T.WELCOME): State.CONNECTED,
+    (State.CONNECTED, T.AUTHENTICATED): State.AUTHENTICATED,
+    (State.AUTHENTICATED, T.LOGGED_OUT): State.CONNECTED,
+}
+
+limits_strategy = st.builds(
+    Limits,
+    max_inflight_requests=st.integers(1, 4),
+    max_protocol_errors=st.sampled_from([0, 1, 3, 10, 1000]),
+    max_frame_size=st.sampled_from([64, 1024 * 1024]),
+)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(limits=limits_strategy, data=st.data())
+def test_random_frame_sequences_against_the_model(
+    limits: Limits, data: st.DataObject, decode: Decode
+) -> None:
+    server = Connection(Role.SERVER, limits=limits)
+    model = Model(limits)
+    outstanding: list[Message] = []  # accepted requests the fake app has not answered yet
+
+    for _ in range(data.draw(st.integers(1, 40), label="steps")):
+        if model.closed:
+            frame = data.draw(client_frame(model), label="frame after close")
+            server.receive_data(frame)
+            assert list(server.events_received()) == []
+            assert server.data_to_send() == b""
+            assert server.send(Pong(rid=0, time=0)) is False
+            continue
+
+        # the fake application answers one outstanding request, sometimes
+        if outstanding and data.draw(st.booleans(), label="answer one"):
+            req = outstanding.pop(data.draw(st.integers(0, len(outstanding) - 1)))
+            answer = natural_answer(req)
+            if answer.TYPE in SERVER_MAY_SEND[model.state]:
+                assert server.send(answer)
+                model.state = TRANSITIONS.get((model.state, answer.TYPE), model.state)
+            else:
+                try:
+                    server.send(answer)
+                except LocalProtocolError:
+                    pass
+                else:
+                    raise AssertionError(f"{answer} sent in state {model.state}")
+                assert server.send(Error(rid=req.rid, code=ErrorCode.INTERNAL_ERROR))
+                answer = Error(rid=req.rid, code=ErrorCode.INTERNAL_ERROR)
+            model.pending.discard(req.rid)
+            assert decode(server.data_to_send()) == [answer]
+
+        frame = data.draw(client_frame(model), label="frame")
+        verdict, detail = model.predict(frame[4:])
+        if len(frame) - 4 > limits.max_frame_size:
+            verdict, detail = "too_large", None
+        event(verdict if verdict != "bad" else f"bad {detail[0].name}")
+        server.receive_data(frame)
+        events = list(server.events_received())
+        out = decode(server.data_to_send())
+
+        if verdict == "ok":
+            assert events == [detail]
+            assert out == []
+            if detail.TYPE not in ONE_WAY:
+                model.pending.add(detail.rid)
+                outstanding.append(detail)
+        elif verdict == "close":
+            assert events == [ConnectionTerminated(detail.code, detail.reason, by_peer=True)]
+            assert out == []
+            model.closed = True
+        elif verdict == "too_large":
+            assert [type(e) for e in events] == [ConnectionTerminated]
+            assert events[0].code == 1009
+            assert [(type(m), m.code) for m in out] == [(Close, 1009)]
+            model.closed = True
+        else:
+            code, rid = detail
+            if code in FRAME_ERRORS:  # SPEC 2.4: only errors about the frame count
+                model.errors += 1
+            assert isinstance(events[0], ProtocolViolation), (frame, events)
+            assert (events[0].code, events[0].rid) == (code, rid)
+            assert isinstance(out[0], Error)
+            assert (out[0].code, out[0].rid) == (code, rid)
+            if code == ErrorCode.UNSUPPORTED_VERSION:
+                assert out[0].data == {"versions": [1]}
+                close_code: int | None = 4004
+            elif model.errors > limits.max_protocol_errors:
+                close_code = 1002
+            else:
+                close_code = None
+            if close_code is None:
+                assert len(events) == 1 and len(out) == 1
+            else:
+                assert [type(e) for e in events[1:]] == [ConnectionTerminated]
+                assert events[1].code == close_code and not events[1].by_peer
+                assert [(type(m), m.code) for m in out[1:]] == [(Close, close_code)]
+                model.closed = True
+            # a refusal never settles a request still in flight (SPEC 3.3): pending unchanged
+
+        assert server.closed is model.closed
+        if not model.closed:
+            assert server.state is model.state
+            assert server.pending_requests == len(model.pending)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(
+    chunks=st.lists(st.binary(max_size=40), max_size=12),
+    max_frame=st.sampled_from([16, 64, 1 << 20]),
+    eof=st.booleans(),
+)
+def test_arbitrary_bytes_never_raise(
+    chunks: list[bytes], max_frame: int, eof: bool, decode: Decode
+) -> None:
+    for role in Role:
+        conn = Connection(role, limits=Limits(max_frame_size=max_frame))
+        for chunk in chunks:
+            conn.receive_data(chunk, now=1.0)
+            for ev in conn.events_received():
+                assert isinstance(ev, Message | ProtocolViolation | ConnectionTerminated)
+        if eof:
+            conn.receive_eof()
+            events = list(conn.events_received())
+            assert all(isinstance(e, ConnectionTerminated) for e in events)
+        out = decode(conn.data_to_send())
+        # a server answers with ERROR (and perhaps a final CLOSE); a client only ever closes
+        allowed = (Error, Close) if role is Role.SERVER else (Close,)
+        assert all(isinstance(m, allowed) for m in out)
+        assert sum(isinstance(m, Close) for m in out) <= 1
+        if conn.closed:
+            assert conn.get_timer() is None

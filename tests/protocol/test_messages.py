@@ -1,0 +1,596 @@
+"""Typed messages: the registry, field validation, forward compatibility, name rules."""
+
+from __future__ import annotations
+
+import math
+import string
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from liaotian.protocol import (
+    MAX_PASSWORD_LEN,
+    MESSAGE_CLASSES,
+    MIN_PASSWORD_LEN,
+    Ack,
+    Auth,
+    Authenticated,
+    ChatMessage,
+    Close,
+    DeviceInfo,
+    DeviceList,
+    DeviceRevoked,
+    Error,
+    ErrorCode,
+    Hello,
+    History,
+    HistoryPage,
+    Limits,
+    ListDevices,
+    LoggedOut,
+    Login,
+    Logout,
+    Message,
+    MessageType,
+    Ping,
+    Pong,
+    ProtocolError,
+    Register,
+    Registered,
+    RevokeDevice,
+    Send,
+    Sent,
+    Sync,
+    Update,
+    UpdateKind,
+    Updates,
+    Welcome,
+    decode_message,
+    unpack_body,
+    validate_device,
+    validate_username,
+)
+
+T = MessageType
+MSG = ChatMessage(
+    id=9,
+    conv=4,
+    pos=2,
+    sender="alice",
+    to="bob",
+    ts=1_700_000_000_123,
+    cmid="c-1",
+    text="hi",
+    meta={"reply_to": 1},
+)
+
+# One representative, fully populated instance of every message type.
+EXAMPLES: dict[int, Message] = {
+    T.HELLO: Hello(rid=1, versions=(1, 2), client="cli/0.1"),
+    T.WELCOME: Welcome(
+        rid=1,
+        version=1,
+        server="liaotian/0.1.0",
+        time=1_700_000_000_000,
+        heartbeat=30.0,
+        limits={"max_frame_size": 1 << 20},
+    ),
+    T.PING: Ping(rid=2),
+    T.PONG: Pong(rid=2, time=1_700_000_000_001),
+    T.CLOSE: Close(rid=0, code=1000, reason="bye"),
+    T.ERROR: Error(rid=3, code=2007, message="slow down", retry_after=2.5, data={"versions": [1]}),
+    T.REGISTER: Register(rid=4, username="alice", password="password1"),
+    T.REGISTERED: Registered(rid=4, user="alice"),
+    T.LOGIN: Login(rid=5, username="alice", password="password1", device="phone"),
+    T.AUTH: Auth(rid=6, token="tok"),
+    T.AUTHENTICATED: Authenticated(
+        rid=5, user="alice", device="phone", head=10, acked=7, token="tok"
+    ),
+    T.LOGOUT: Logout(rid=7),
+    T.LOGGED_OUT: LoggedOut(rid=7),
+    T.LIST_DEVICES: ListDevices(rid=8),
+    T.DEVICE_LIST: DeviceList(
+        rid=8,
+        devices=(
+            DeviceInfo(device="phone", created=1, last_seen=2, online=True, acked=3),
+            DeviceInfo(device="laptop", created=4, last_seen=5, online=False, acked=0),
+        ),
+    ),
+    T.REVOKE_DEVICE: RevokeDevice(rid=9, device="laptop"),
+    T.DEVICE_REVOKED: DeviceRevoked(rid=9, device="laptop"),
+    T.SEND: Send(rid=10, to="bob", cmid="c-1", text="hi", meta={"reply_to": 1}),
+    T.SENT: Sent(
+        rid=10, id=9, conv=4, pos=2, ts=1_700_000_000_123, seq=11, cmid="c-1", duplicate=True
+    ),
+    T.SYNC: Sync(rid=11, since=3, limit=100),
+    T.UPDATES: Updates(
+        rid=11,
+        updates=(
+            Update(seq=4, kind=UpdateKind.MESSAGE, message=MSG),
+            Update(seq=5, kind=7, data={"future": True}),
+        ),
+        head=5,
+        more=True,
+        resync=True,
+    ),
+    T.ACK: Ack(rid=0, seq=5),
+    T.HISTORY: History(rid=12, with_user="bob", before=10, limit=20),
+    T.HISTORY_PAGE: HistoryPage(rid=12, messages=(MSG,), more=True),
+}
+
+CLIENT_SENT = {
+    T.HELLO,
+    T.PING,
+    T.CLOSE,
+    T.REGISTER,
+    T.LOGIN,
+    T.AUTH,
+    T.LOGOUT,
+    T.LIST_DEVICES,
+    T.REVOKE_DEVICE,
+    T.SEND,
+    T.SYNC,
+    T.ACK,
+    T.HISTORY,
+}
+
+
+def wire_payload(msg: Message) -> dict[str, Any]:
+    """The payload exactly as a peer decodes it (IntEnums become ints, tuples lists)."""
+    return unpack_body(msg.encode()[4:])[2]
+
+
+def decode(
+    msg_type: int, payload: dict[str, Any], rid: int = 42, limits: Limits | None = None
+) -> Message:
+    if limits is None:
+        return decode_message(msg_type, rid, payload)
+    return decode_message(msg_type, rid, payload, limits)
+
+
+def assert_invalid(
+    msg_type: int,
+    payload: dict[str, Any],
+    field: str | None = None,
+    rid: int = 42,
+    limits: Limits | None = None,
+) -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode(msg_type, payload, rid, limits)
+    assert info.value.code == ErrorCode.INVALID_FIELD
+    assert info.value.rid == rid
+    if field is not None:
+        assert repr(field) in info.value.message
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_covers_every_message_type() -> None:
+    assert set(MESSAGE_CLASSES) == {int(t) for t in MessageType}
+    assert set(EXAMPLES) == set(MESSAGE_CLASSES)
+    for number, cls in MESSAGE_CLASSES.items():
+        assert int(cls.TYPE) == number
+        assert cls.FROM_CLIENT is (number in CLIENT_SENT), cls.__name__
+
+
+def test_type_numbers_match_the_brief() -> None:
+    assert (T.ACK, T.CLOSE) == (34, 5)
+    assert [int(t) for t in (T.HELLO, T.WELCOME, T.PING, T.PONG, T.ERROR)] == [1, 2, 3, 4, 6]
+    assert int(UpdateKind.MESSAGE) == 1
+
+
+@pytest.mark.parametrize("msg_type", sorted(EXAMPLES))
+def test_example_round_trips(msg_type: int) -> None:
+    msg = EXAMPLES[msg_type]
+    decoded = decode_message(msg_type, msg.rid, wire_payload(msg))
+    assert type(decoded) is type(msg)
+    assert decoded == msg
+
+
+def test_unknown_type_is_unknown_type_with_rid() -> None:
+    for t in (7, 21, 99, 0xFFFF):
+        with pytest.raises(ProtocolError) as info:
+            decode_message(t, 17, {})
+        assert info.value.code == ErrorCode.UNKNOWN_TYPE
+        assert info.value.rid == 17
+
+
+# --------------------------------------------------------------------------- forward compat
+
+
+@pytest.mark.parametrize("msg_type", sorted(EXAMPLES))
+def test_unknown_payload_keys_are_ignored(msg_type: int) -> None:
+    msg = EXAMPLES[msg_type]
+    payload = {**wire_payload(msg), "zz_future": [1, {"a": None}], "x": b"\x00", "": 3}
+    assert decode_message(msg_type, msg.rid, payload) == msg
+
+
+def test_unknown_keys_inside_nested_maps_are_ignored() -> None:
+    wire = {**MSG.to_wire(), "edited": 123}
+    page = decode(T.HISTORY_PAGE, {"messages": [wire], "more": False})
+    assert isinstance(page, HistoryPage) and page.messages == (MSG,)
+    dev = {**EXAMPLES[T.DEVICE_LIST].devices[0].to_wire(), "name": "Pixel"}  # type: ignore[attr-defined]
+    assert decode(T.DEVICE_LIST, {"devices": [dev]}) == DeviceList(
+        rid=42, devices=(EXAMPLES[T.DEVICE_LIST].devices[0],)
+    )  # type: ignore[attr-defined]
+
+
+def test_unknown_update_kinds_keep_their_raw_data() -> None:
+    ups = decode(T.UPDATES, {"updates": [[3, 99, {"x": [1]}]], "head": 3})
+    assert isinstance(ups, Updates)
+    assert ups.updates == (Update(seq=3, kind=99, data={"x": [1]}),)
+    assert ups.more is False and ups.resync is False
+
+
+def test_optional_fields_take_their_defaults() -> None:
+    assert decode(T.HELLO, {"versions": [1]}) == Hello(rid=42, versions=(1,), client="")
+    assert decode(T.CLOSE, {"code": 1001}) == Close(rid=42, code=1001, reason="")
+    assert decode(T.ERROR, {"code": 1001}) == Error(rid=42, code=1001)
+    assert decode(T.SEND, {"to": "b", "cmid": "c", "text": ""}) == Send(
+        rid=42, to="b", cmid="c", text="", meta={}
+    )
+    assert decode(T.SENT, {"id": 1, "conv": 1, "pos": 1, "ts": 1, "seq": 1, "cmid": "c"}) == Sent(
+        rid=42, id=1, conv=1, pos=1, ts=1, seq=1, cmid="c", duplicate=False
+    )
+    assert decode(T.SYNC, {"since": 0}) == Sync(rid=42, since=0, limit=None)
+    assert decode(T.HISTORY, {"with": "bob"}) == History(rid=42, with_user="bob")
+    assert decode(
+        T.AUTHENTICATED, {"user": "a", "device": "d", "head": 0, "acked": 0}
+    ) == Authenticated(rid=42, user="a", device="d", head=0, acked=0, token=None)
+    assert decode(T.HISTORY_PAGE, {"messages": []}) == HistoryPage(rid=42, messages=())
+    assert decode(T.WELCOME, {"version": 1, "server": "s", "time": 0, "heartbeat": 5}) == Welcome(
+        rid=42, version=1, server="s", time=0, heartbeat=5.0, limits={}
+    )
+
+
+def test_optional_fields_are_omitted_on_the_wire() -> None:
+    assert Error(rid=1, code=5001).to_payload() == {"code": 5001, "message": ""}
+    assert Send(rid=1, to="b", cmid="c", text="t").to_payload() == {
+        "to": "b",
+        "cmid": "c",
+        "text": "t",
+    }
+    assert Sync(rid=1, since=0).to_payload() == {"since": 0}
+    assert History(rid=1, with_user="b").to_payload() == {"with": "b"}
+    assert "token" not in Authenticated(rid=1, user="a", device="d", head=0, acked=0).to_payload()
+    assert "resync" not in Updates(rid=0, updates=(), head=0).to_payload()
+    assert (
+        "meta"
+        not in ChatMessage(
+            id=1, conv=1, pos=1, sender="a", to="b", ts=1, cmid="c", text="t"
+        ).to_wire()
+    )
+    assert MSG.to_wire()["from"] == "alice" and "sender" not in MSG.to_wire()
+
+
+# --------------------------------------------------------------------------- invalid fields
+
+_CHAT = MSG.to_wire()
+_DEV = {"device": "d", "created": 1, "last_seen": 1, "online": True, "acked": 0}
+
+INVALID: list[tuple[int, dict[str, Any], str]] = [
+    (T.HELLO, {}, "versions"),
+    (T.HELLO, {"versions": []}, "versions"),
+    (T.HELLO, {"versions": "1"}, "versions"),
+    (T.HELLO, {"versions": [0]}, "versions"),
+    (T.HELLO, {"versions": [0x10000]}, "versions"),
+    (T.HELLO, {"versions": [1.0]}, "versions"),
+    (T.HELLO, {"versions": list(range(1, 18))}, "versions"),
+    (T.HELLO, {"versions": [1], "client": 5}, "client"),
+    (T.HELLO, {"versions": [1], "client": "c" * 129}, "client"),
+    (T.WELCOME, {"server": "s", "time": 0, "heartbeat": 1}, "version"),
+    (T.WELCOME, {"version": 0x10000, "server": "s", "time": 0, "heartbeat": 1}, "version"),
+    (T.WELCOME, {"version": 1, "server": "s", "time": -1, "heartbeat": 1}, "time"),
+    (T.WELCOME, {"version": 1, "server": "s", "time": 0, "heartbeat": -1.0}, "heartbeat"),
+    (T.WELCOME, {"version": 1, "server": "s", "time": 0, "heartbeat": "30"}, "heartbeat"),
+    (T.WELCOME, {"version": 1, "server": "s", "time": 0}, "heartbeat"),
+    (T.WELCOME, {"version": 1, "server": "s", "time": 0, "heartbeat": 1, "limits": []}, "limits"),
+    (T.WELCOME, {"version": 1, "server": "s" * 129, "time": 0, "heartbeat": 1}, "server"),
+    (T.PONG, {}, "time"),
+    (T.PONG, {"time": 1.5}, "time"),
+    (T.CLOSE, {}, "code"),
+    (T.CLOSE, {"code": 0x10000}, "code"),
+    (T.CLOSE, {"code": 1000, "reason": "r" * 257}, "reason"),
+    (T.CLOSE, {"code": 1000, "reason": None}, "reason"),
+    (T.ERROR, {"message": "x"}, "code"),
+    (T.ERROR, {"code": 1, "message": "m" * 1025}, "message"),
+    (T.ERROR, {"code": 1, "retry_after": -0.5}, "retry_after"),
+    (T.ERROR, {"code": 1, "retry_after": "soon"}, "retry_after"),
+    (T.ERROR, {"code": 1, "data": [1]}, "data"),
+    (T.ERROR, {"code": 1, "data": {b"k": 1}}, "data"),
+    (T.REGISTER, {"password": "password1"}, "username"),
+    (T.REGISTER, {"username": "u" * 257, "password": "password1"}, "username"),
+    (T.REGISTER, {"username": "alice", "password": "p" * 4097}, "password"),
+    (T.REGISTER, {"username": b"alice", "password": "password1"}, "username"),
+    (T.REGISTERED, {}, "user"),
+    (T.LOGIN, {"username": "alice", "password": "password1"}, "device"),
+    (T.LOGIN, {"username": "alice", "password": "password1", "device": "d" * 257}, "device"),
+    (T.AUTH, {}, "token"),
+    (T.AUTH, {"token": "t" * 257}, "token"),
+    (T.AUTH, {"token": None}, "token"),
+    (T.AUTHENTICATED, {"user": "a", "device": "d", "head": 0, "acked": 0, "token": 5}, "token"),
+    (T.AUTHENTICATED, {"user": "a", "device": "d", "head": -1, "acked": 0}, "head"),
+    (T.AUTHENTICATED, {"user": "a", "device": "d", "head": 0}, "acked"),
+    (T.DEVICE_LIST, {}, "devices"),
+    (T.DEVICE_LIST, {"devices": {"d": 1}}, "devices"),
+    (T.DEVICE_LIST, {"devices": [1]}, "devices"),
+    (T.DEVICE_LIST, {"devices": [{**_DEV, "created": None}]}, "created"),
+    (T.DEVICE_LIST, {"devices": [{**_DEV, "online": "yes"}]}, "online"),
+    (T.DEVICE_LIST, {"devices": [{**_DEV, "online": 1}]}, "online"),
+    (T.REVOKE_DEVICE, {}, "device"),
+    (T.DEVICE_REVOKED, {"device": 1}, "device"),
+    (T.SEND, {"to": "b", "cmid": "", "text": "t"}, "cmid"),
+    (T.SEND, {"to": "b", "cmid": "c" * 65, "text": "t"}, "cmid"),
+    (T.SEND, {"cmid": "c", "text": "t"}, "to"),
+    (T.SEND, {"to": "b", "cmid": "c"}, "text"),
+    (T.SEND, {"to": "b", "cmid": "c", "text": 5}, "text"),
+    (T.SEND, {"to": "b", "cmid": "c", "text": "t", "meta": [1]}, "meta"),
+    (T.SENT, {"id": 1, "conv": 1, "pos": 1, "ts": 1, "seq": "1", "cmid": "c"}, "seq"),
+    (
+        T.SENT,
+        {"id": 1, "conv": 1, "pos": 1, "ts": 1, "seq": 1, "cmid": "c", "duplicate": 1},
+        "duplicate",
+    ),
+    (T.SENT, {"id": -1, "conv": 1, "pos": 1, "ts": 1, "seq": 1, "cmid": "c"}, "id"),
+    (T.SYNC, {}, "since"),
+    (T.SYNC, {"since": -1}, "since"),
+    (T.SYNC, {"since": 2**63}, "since"),
+    (T.SYNC, {"since": 0, "limit": 0}, "limit"),
+    (T.SYNC, {"since": 0, "limit": 1001}, "limit"),
+    (T.SYNC, {"since": 0, "limit": None}, "limit"),
+    (T.UPDATES, {"head": 0}, "updates"),
+    (T.UPDATES, {"updates": {}, "head": 0}, "updates"),
+    (T.UPDATES, {"updates": [], "head": 0, "more": 1}, "more"),
+    (T.UPDATES, {"updates": [], "head": 0, "resync": "yes"}, "resync"),
+    (T.UPDATES, {"updates": []}, "head"),
+    (T.UPDATES, {"updates": [[1, 1]], "head": 1}, "updates"),
+    (T.UPDATES, {"updates": [{"seq": 1}], "head": 1}, "updates"),
+    (T.UPDATES, {"updates": [[0, 2, {}]], "head": 1}, "updates"),
+    (T.UPDATES, {"updates": [[True, 2, {}]], "head": 1}, "updates"),
+    (T.UPDATES, {"updates": [[1, "msg", {}]], "head": 1}, "updates"),
+    (T.UPDATES, {"updates": [[1, 2, []]], "head": 1}, "updates"),
+    (T.UPDATES, {"updates": [[1, 1, {}]], "head": 1}, "id"),
+    (T.UPDATES, {"updates": [[1, 1, {**_CHAT, "text": None}]], "head": 1}, "text"),
+    (T.ACK, {}, "seq"),
+    (T.ACK, {"seq": -3}, "seq"),
+    (T.HISTORY, {}, "with"),
+    (T.HISTORY, {"with": "b", "before": 5, "after": 1}, "before"),
+    (T.HISTORY, {"with": "b", "before": -1}, "before"),
+    (T.HISTORY, {"with": "b", "limit": 0}, "limit"),
+    (T.HISTORY, {"with": "b", "limit": 201}, "limit"),
+    (T.HISTORY_PAGE, {}, "messages"),
+    (T.HISTORY_PAGE, {"messages": [1]}, "message"),
+    (T.HISTORY_PAGE, {"messages": [{k: v for k, v in _CHAT.items() if k != "from"}]}, "from"),
+    (T.HISTORY_PAGE, {"messages": [{**_CHAT, "meta": "m"}]}, "meta"),
+    (T.HISTORY_PAGE, {"messages": [{**_CHAT, "pos": 1.0}]}, "pos"),
+    (T.HISTORY_PAGE, {"messages": [], "more": None}, "more"),
+]
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "payload", "field"),
+    INVALID,
+    ids=[f"{MessageType(t).name}-{f}-{i}" for i, (t, _, f) in enumerate(INVALID)],
+)
+def test_invalid_field_is_reported_with_the_rid(
+    msg_type: int, payload: dict[str, Any], field: str
+) -> None:
+    assert_invalid(msg_type, payload, field, rid=42)
+    assert_invalid(msg_type, payload, field, rid=0)
+
+
+def _numeric_keys(payload: dict[str, Any]) -> list[str]:
+    return [k for k, v in payload.items() if type(v) in (int, float)]
+
+
+@pytest.mark.parametrize("msg_type", sorted(EXAMPLES))
+def test_bool_is_not_accepted_as_a_number(msg_type: int) -> None:
+    payload = wire_payload(EXAMPLES[msg_type])
+    for key in _numeric_keys(payload):
+        for fake in (True, False):
+            assert_invalid(msg_type, {**payload, key: fake}, key)
+
+
+@pytest.mark.parametrize("key", ["id", "conv", "pos", "ts"])
+def test_bool_is_not_accepted_as_an_int_in_nested_messages(key: str) -> None:
+    assert_invalid(T.HISTORY_PAGE, {"messages": [{**_CHAT, key: True}]}, key)
+    assert_invalid(T.UPDATES, {"updates": [[1, 1, {**_CHAT, key: False}]], "head": 1}, key)
+    assert_invalid(T.DEVICE_LIST, {"devices": [{**_DEV, "acked": True}]}, "acked")
+
+
+def test_bool_is_not_accepted_as_a_version() -> None:
+    assert_invalid(T.HELLO, {"versions": [True]}, "versions")
+
+
+def test_ints_are_not_accepted_as_bools() -> None:
+    sent = EXAMPLES[T.SENT].to_payload()
+    assert_invalid(T.SENT, {**sent, "duplicate": 0}, "duplicate")
+    assert_invalid(T.UPDATES, {"updates": [], "head": 0, "more": 0}, "more")
+
+
+def test_int_bounds_are_inclusive() -> None:
+    big = 2**63 - 1
+    assert decode(T.ACK, {"seq": big}) == Ack(rid=42, seq=big)
+    assert decode(T.ACK, {"seq": 0}) == Ack(rid=42, seq=0)
+    assert decode(T.SYNC, {"since": 0, "limit": 1000}) == Sync(rid=42, since=0, limit=1000)
+    assert decode(T.HISTORY, {"with": "b", "limit": 200}) == History(
+        rid=42, with_user="b", limit=200
+    )
+    assert decode(T.CLOSE, {"code": 0xFFFF}) == Close(rid=42, code=0xFFFF)
+    hello = decode(T.HELLO, {"versions": list(range(1, 17))})
+    assert isinstance(hello, Hello) and len(hello.versions) == 16
+
+
+def test_string_bounds_are_inclusive() -> None:
+    assert decode(T.SEND, {"to": "b", "cmid": "c" * 64, "text": "t"}) == Send(
+        rid=42, to="b", cmid="c" * 64, text="t"
+    )
+    assert decode(T.HELLO, {"versions": [1], "client": "é" * 128}) == Hello(
+        rid=42, versions=(1,), client="é" * 128
+    )
+    assert decode(T.ERROR, {"code": 1, "message": "m" * 1024}) == Error(
+        rid=42, code=1, message="m" * 1024
+    )
+
+
+def test_limits_argument_is_honoured() -> None:
+    small = Limits(max_cmid_len=4, max_sync_page=10, max_history_page=5, max_frame_size=100)
+    assert decode(T.SEND, {"to": "b", "cmid": "abcd", "text": "t"}, limits=small)
+    assert_invalid(T.SEND, {"to": "b", "cmid": "abcde", "text": "t"}, "cmid", limits=small)
+    assert_invalid(T.SEND, {"to": "b", "cmid": "a", "text": "t" * 101}, "text", limits=small)
+    assert_invalid(T.SYNC, {"since": 0, "limit": 11}, "limit", limits=small)
+    assert_invalid(T.HISTORY, {"with": "b", "limit": 6}, "limit", limits=small)
+
+
+def test_numbers_accept_int_and_float() -> None:
+    err = decode(T.ERROR, {"code": 2007, "retry_after": 3})
+    assert isinstance(err, Error) and err.retry_after == 3.0 and type(err.retry_after) is float
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "payload"),
+    [
+        (T.ERROR, {"code": 4001, "retry_after": math.nan}),
+        (T.WELCOME, {"version": 1, "server": "s", "time": 0, "heartbeat": math.nan}),
+    ],
+)
+def test_nan_is_not_a_non_negative_number(msg_type: int, payload: dict[str, Any]) -> None:
+    assert_invalid(msg_type, payload)
+
+
+# --------------------------------------------------------------------------- name rules
+
+
+@pytest.mark.parametrize(
+    "name", ["abc", "a" * 32, "0ab", "a1_.-x", "9__", "a-b", "al.ice", "z" + "9" * 31]
+)
+def test_valid_usernames(name: str) -> None:
+    assert validate_username(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "a",
+        "ab",
+        "a" * 33,
+        "Abc",
+        "abC",
+        "_abc",
+        ".abc",
+        "-abc",
+        "ab c",
+        "abc\n",
+        "\nabc",
+        "äbc",
+        "ab/c",
+        "ab@c",
+        "ab\u0131",
+        "ａbc",
+        "abc\x00",
+    ],
+)
+def test_invalid_usernames(name: str) -> None:
+    assert not validate_username(name)
+
+
+@pytest.mark.parametrize("device", ["a", "A", "0", "a" * 64, "Phone:1.2_3-x", "X-", "a::"])
+def test_valid_devices(device: str) -> None:
+    assert validate_device(device)
+
+
+@pytest.mark.parametrize(
+    "device", ["", "a" * 65, "_a", ":a", "-a", ".a", "a b", "a/b", "a\n", "é", "a\u0660"]
+)
+def test_invalid_devices(device: str) -> None:
+    assert not validate_device(device)
+
+
+_LOWER = string.ascii_lowercase + string.digits
+_USER_ALPHABET = _LOWER + "_.-" + "A Zé\n/"
+_DEVICE_OK = string.ascii_letters + string.digits
+_DEVICE_ALPHABET = _DEVICE_OK + "_.:-" + " é\n/@"
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.text(alphabet=_USER_ALPHABET, max_size=40))
+def test_username_rule_matches_the_brief(name: str) -> None:
+    expected = 3 <= len(name) <= 32 and name[0] in _LOWER and all(c in _LOWER + "_.-" for c in name)
+    assert validate_username(name) is expected
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.text(alphabet=_DEVICE_ALPHABET, max_size=70))
+def test_device_rule_matches_the_brief(device: str) -> None:
+    expected = (
+        1 <= len(device) <= 64
+        and device[0] in _DEVICE_OK
+        and all(c in _DEVICE_OK + "_.:-" for c in device)
+    )
+    assert validate_device(device) is expected
+
+
+def test_password_bounds() -> None:
+    assert (MIN_PASSWORD_LEN, MAX_PASSWORD_LEN) == (8, 1024)
+
+
+# --------------------------------------------------------------------------- SPEC.md details
+
+
+def test_spec_nil_for_an_optional_field_is_invalid() -> None:
+    assert_invalid(T.CLOSE, {"code": 1000, "reason": None}, "reason")
+    assert_invalid(T.HELLO, {"versions": [1], "client": None}, "client")
+    assert_invalid(T.ERROR, {"code": 1, "retry_after": None}, "retry_after")
+    assert_invalid(T.HISTORY, {"with": "b", "after": None}, "after")
+    assert_invalid(T.UPDATES, {"updates": [], "head": 0, "resync": None}, "resync")
+    assert_invalid(T.DEVICE_LIST, {"devices": [{**_DEV, "online": None}]}, "online")
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "payload", "field"),
+    [
+        (T.SEND, {"to": "b", "cmid": "c", "text": "t", "meta": None}, "meta"),
+        (T.ERROR, {"code": 1, "data": None}, "data"),
+        (
+            T.WELCOME,
+            {"version": 1, "server": "s", "time": 0, "heartbeat": 1.0, "limits": None},
+            "limits",
+        ),
+        (T.HISTORY_PAGE, {"messages": [{**_CHAT, "meta": None}]}, "meta"),
+    ],
+    ids=["send-meta", "error-data", "welcome-limits", "message-meta"],
+)
+def test_spec_nil_for_an_optional_map_is_invalid(
+    msg_type: int, payload: dict[str, Any], field: str
+) -> None:
+    assert_invalid(msg_type, payload, field)
+
+
+def test_spec_always_sent_fields_may_be_absent() -> None:
+    dev = {k: v for k, v in _DEV.items() if k != "online"}
+    dl = decode(T.DEVICE_LIST, {"devices": [dev]})
+    assert isinstance(dl, DeviceList) and dl.devices[0].online is False
+    assert (
+        decode(T.WELCOME, {"version": 1, "server": "s", "time": 0, "heartbeat": 1.0}).limits == {}
+    )  # type: ignore[attr-defined]
+
+
+_SENT = {"id": 1, "conv": 1, "pos": 1, "ts": 1, "seq": 1, "cmid": "c"}
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "payload", "field"),
+    [
+        (T.SENT, {**_SENT, "pos": 0}, "pos"),
+        (T.SENT, {**_SENT, "seq": 0}, "seq"),
+        (T.HISTORY_PAGE, {"messages": [{**_CHAT, "pos": 0}]}, "pos"),
+    ],
+    ids=["sent-pos", "sent-seq", "message-pos"],
+)
+def test_spec_positions_and_seqs_start_at_one(
+    msg_type: int, payload: dict[str, Any], field: str
+) -> None:
+    assert_invalid(msg_type, payload, field)
