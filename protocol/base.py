@@ -54,10 +54,50 @@ class MessageType(IntEnum):
     ACK = 34
     HISTORY = 35
     HISTORY_PAGE = 36
+    # social layer (social.py)
+    OK = 7
+    GROUP_CREATE = 40
+    GROUP_INFO = 41
+    GET_GROUP = 42
+    GROUP_ADD = 43
+    GROUP_REMOVE = 44
+    GROUP_LEAVE = 45
+    GROUP_UPDATE = 46
+    GROUP_SET_ROLE = 47
+    GROUP_TRANSFER = 48
+    LIST_GROUPS = 49
+    GROUP_LIST = 50
+    READ = 55
+    GET_RECEIPTS = 56
+    RECEIPTS = 57
+    LIST_CONVERSATIONS = 58
+    CONVERSATION_LIST = 59
+    TYPING = 60
+    TYPING_NOTICE = 61
+    PRESENCE = 62
+    GET_PRESENCE = 63
+    PRESENCE_LIST = 64
+    CONTACT_REQUEST = 70
+    CONTACT_ACCEPT = 71
+    CONTACT_DECLINE = 72
+    CONTACT_CANCEL = 73
+    CONTACT_REMOVE = 74
+    LIST_CONTACTS = 75
+    CONTACT_LIST = 76
+    BLOCK = 77
+    UNBLOCK = 78
+    SET_PROFILE = 80
+    GET_PROFILE = 81
+    PROFILE = 82
+    SET_PRIVACY = 83
+    GET_PRIVACY = 84
+    PRIVACY = 85
 
 
 class UpdateKind(IntEnum):
-    MESSAGE = 1
+    MESSAGE = 1  # a message map (a group event is a message map with an "event" map)
+    READ = 2  # {conv, user, pos}: a read-up-to marker moved
+    CONTACT = 3  # {event, user}: a contact request or contact-list change
 
 
 # --------------------------------------------------------------------------- field checks

@@ -37,6 +37,11 @@ class ErrorCode(IntEnum):
     UNKNOWN_USER = 3001  # recipient does not exist
     MESSAGE_TOO_LARGE = 3002  # text or metadata above its limit
     INVALID_CURSOR = 3003  # sync position ahead of the user's log
+    NOT_ALLOWED = 3004  # the recipient does not accept this from you (blocked, contacts only)
+    NOT_MEMBER = 3005  # not a member of that group or conversation, or it does not exist
+    GROUP_FULL = 3006  # the group is at its size limit
+    FORBIDDEN = 3007  # your role in the group does not allow this
+    CONFLICT = 3008  # the request contradicts the current state (already a contact, ...)
     # 4xxx: load
     RATE_LIMITED = 4001  # retry_after says when to try again
     # 5xxx: the server
@@ -69,6 +74,11 @@ _ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.UNKNOWN_USER: "no such user",
     ErrorCode.MESSAGE_TOO_LARGE: "message text or metadata too large",
     ErrorCode.INVALID_CURSOR: "sync position is ahead of the update log",
+    ErrorCode.NOT_ALLOWED: "the recipient does not accept this from you",
+    ErrorCode.NOT_MEMBER: "not a member of that group or conversation",
+    ErrorCode.GROUP_FULL: "the group is full",
+    ErrorCode.FORBIDDEN: "your role does not allow this",
+    ErrorCode.CONFLICT: "not possible in the current state",
     ErrorCode.RATE_LIMITED: "rate limit exceeded, retry later",
     ErrorCode.INTERNAL_ERROR: "internal server error",
     ErrorCode.UNAVAILABLE: "server unavailable, reconnect and retry",

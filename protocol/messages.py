@@ -340,44 +340,61 @@ class ChatMessage:
     conv: int  # conversation id
     pos: int  # position in the conversation: 1, 2, 3, ...
     sender: str  # wire key "from"
-    to: str  # recipient username (direct conversations)
+    to: str  # recipient username (direct conversations; "" in a group)
     ts: int  # server time of commit, ms since epoch
     cmid: str  # the sender's client message id
     text: str
     meta: dict[str, Any] = field(default_factory=dict)
+    group: int | None = None  # the group (group conversations; then conv == group)
+    event: dict[str, Any] | None = None  # group timeline events (SPEC.md 17.4)
 
     def to_wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "conv": self.conv, "pos": self.pos,
-                               "from": self.sender, "to": self.to, "ts": self.ts,
-                               "cmid": self.cmid, "text": self.text}
-        if self.meta:
-            out["meta"] = self.meta
-        return out
+        return _message_dict(self.id, self.conv, self.pos, self.sender, self.to, self.ts,
+                             self.cmid, self.text, self.meta, self.group, self.event)
 
     def encode(self) -> bytes:
         """The msgpack map, encoded once and reused for every reader."""
-        return encode_message_map(self.id, self.conv, self.pos, self.sender, self.to, self.ts,
-                                  self.cmid, self.text, self.meta)
+        return _packb(self.to_wire())
 
     @classmethod
     def from_wire(cls, v: Any, rid: int) -> ChatMessage:
         if not isinstance(v, dict):
             raise _bad("message", "must be a map", rid)
+        group = _int(v, "group", rid, required=False)
+        event = v.get("event")
+        if event is not None:
+            event = _map(v, "event", rid)
         return cls(id=_int(v, "id", rid), conv=_int(v, "conv", rid),
-                   pos=_int(v, "pos", rid, lo=1),
-                   sender=_str(v, "from", rid, 256), to=_str(v, "to", rid, 256),
+                   pos=_int(v, "pos", rid, lo=1), sender=_str(v, "from", rid, 256),
+                   to=_str(v, "to", rid, 256, required=group is None),
                    ts=_int(v, "ts", rid), cmid=_str(v, "cmid", rid, 256),
-                   text=_str(v, "text", rid, 1 << 30), meta=_map(v, "meta", rid))
+                   text=_str(v, "text", rid, 1 << 30), meta=_map(v, "meta", rid),
+                   group=group, event=event)
+
+
+def _message_dict(id: int, conv: int, pos: int, sender: str, to: str, ts: int, cmid: str,
+                  text: str, meta: dict[str, Any] | None, group: int | None,
+                  event: dict[str, Any] | None) -> dict[str, Any]:
+    d: dict[str, Any] = {"id": id, "conv": conv, "pos": pos, "from": sender}
+    if group is None:
+        d["to"] = to
+    else:
+        d["group"] = group
+    d["ts"] = ts
+    d["cmid"] = cmid
+    d["text"] = text
+    if meta:
+        d["meta"] = meta
+    if event is not None:
+        d["event"] = event
+    return d
 
 
 def encode_message_map(id: int, conv: int, pos: int, sender: str, to: str, ts: int, cmid: str,
-                       text: str, meta: dict[str, Any] | None) -> bytes:
-    """The canonical encoding of a message map (same key order as ChatMessage.to_wire)."""
-    d: dict[str, Any] = {"id": id, "conv": conv, "pos": pos, "from": sender, "to": to, "ts": ts,
-                         "cmid": cmid, "text": text}
-    if meta:
-        d["meta"] = meta
-    return _packb(d)
+                       text: str, meta: dict[str, Any] | None, group: int | None = None,
+                       event: dict[str, Any] | None = None) -> bytes:
+    """The canonical encoding of a message map (the same bytes as ChatMessage.encode())."""
+    return _packb(_message_dict(id, conv, pos, sender, to, ts, cmid, text, meta, group, event))
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,21 +434,28 @@ def encode_update(seq: int, kind: int, data: bytes) -> bytes:
 class Send(Message):
     TYPE = MessageType.SEND
     FROM_CLIENT = True
-    to: str
+    to: str  # a username; "" when sending to a group
     cmid: str
     text: str
     meta: dict[str, Any] = field(default_factory=dict)
+    group: int | None = None  # the group to send to, instead of `to`
 
     @classmethod
     def from_payload(cls, rid: int, p: dict[str, Any], limits: Limits) -> Send:
         cmid = _str(p, "cmid", rid, limits.max_cmid_len)
         if not cmid:
             raise _bad("cmid", "must not be empty", rid)
-        return cls(rid=rid, to=_str(p, "to", rid, 256), cmid=cmid,
-                   text=_str(p, "text", rid, limits.max_frame_size), meta=_map(p, "meta", rid))
+        group = _int(p, "group", rid, required=False)
+        if (group is None) == ("to" not in p):
+            raise _bad("to", "or 'group' is required, not both", rid)
+        return cls(rid=rid, to=_str(p, "to", rid, 256, required=False), cmid=cmid,
+                   text=_str(p, "text", rid, limits.max_frame_size), meta=_map(p, "meta", rid),
+                   group=group)
 
     def to_payload(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"to": self.to, "cmid": self.cmid, "text": self.text}
+        out: dict[str, Any] = {"to": self.to} if self.group is None else {"group": self.group}
+        out["cmid"] = self.cmid
+        out["text"] = self.text
         if self.meta:
             out["meta"] = self.meta
         return out
@@ -543,15 +567,16 @@ class Ack(Message):
 
 @dataclass(frozen=True, slots=True)
 class History(Message):
-    """Page a direct conversation by position: `before` pages backwards, `after` forwards;
-    with neither, the newest page."""
+    """Page a conversation (the direct one `with` a user, or a `group`) by position:
+    `before` pages backwards, `after` forwards; with neither, the newest page."""
 
     TYPE = MessageType.HISTORY
     FROM_CLIENT = True
-    with_user: str  # wire key "with"
+    with_user: str  # wire key "with"; "" for a group
     before: int | None = None
     after: int | None = None
     limit: int | None = None
+    group: int | None = None
 
     @classmethod
     def from_payload(cls, rid: int, p: dict[str, Any], limits: Limits) -> History:
@@ -559,12 +584,16 @@ class History(Message):
         after = _int(p, "after", rid, required=False)
         if before is not None and after is not None:
             raise _bad("before", "cannot be combined with 'after'", rid)
-        return cls(rid=rid, with_user=_str(p, "with", rid, 256), before=before, after=after,
-                   limit=_int(p, "limit", rid, required=False, lo=1,
-                              hi=limits.max_history_page))
+        group = _int(p, "group", rid, required=False)
+        if (group is None) == ("with" not in p):
+            raise _bad("with", "or 'group' is required, not both", rid)
+        return cls(rid=rid, with_user=_str(p, "with", rid, 256, required=False), before=before,
+                   after=after, limit=_int(p, "limit", rid, required=False, lo=1,
+                                           hi=limits.max_history_page), group=group)
 
     def to_payload(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"with": self.with_user}
+        out: dict[str, Any] = ({"with": self.with_user} if self.group is None
+                               else {"group": self.group})
         for k in ("before", "after", "limit"):
             v = getattr(self, k)
             if v is not None:
@@ -601,18 +630,23 @@ def encode_history_frame(rid: int, messages: list[bytes], more: bool) -> bytes:
 
 # --------------------------------------------------------------------------- registry
 
+CORE_CLASSES: tuple[type[Message], ...] = (
+    Hello, Welcome, Ping, Pong, Close, Error, Register, Registered, Login, Auth, Authenticated,
+    Logout, LoggedOut, ListDevices, DeviceList, RevokeDevice, DeviceRevoked, Send, Sent, Sync,
+    Updates, Ack, History, HistoryPage,
+)
+from .social import SOCIAL_CLASSES  # noqa: E402  (social.py builds on the classes above)
+
 MESSAGE_CLASSES: dict[int, type[Message]] = {
-    int(c.TYPE): c
-    for c in (Hello, Welcome, Ping, Pong, Close, Error, Register, Registered, Login, Auth,
-              Authenticated, Logout, LoggedOut, ListDevices, DeviceList, RevokeDevice,
-              DeviceRevoked, Send, Sent, Sync, Updates, Ack, History, HistoryPage)
+    int(c.TYPE): c for c in (*CORE_CLASSES, *SOCIAL_CLASSES)
 }
 # CLOSE is the one type both sides send.
 CLIENT_TYPES = frozenset(t for t, c in MESSAGE_CLASSES.items() if c.FROM_CLIENT)
 SERVER_TYPES = frozenset(t for t, c in MESSAGE_CLASSES.items() if not c.FROM_CLIENT) | {
     int(MessageType.CLOSE)}
 # Requests answered by exactly one frame with the same rid; the rest are one-way.
-ONE_WAY_CLIENT_TYPES = frozenset({int(MessageType.ACK), int(MessageType.CLOSE)})
+ONE_WAY_CLIENT_TYPES = frozenset({int(MessageType.ACK), int(MessageType.CLOSE),
+                                  int(MessageType.TYPING)})
 
 
 def decode_message(msg_type: int, rid: int, payload: dict[str, Any],

@@ -19,7 +19,11 @@ from .config import Config
 from .hub import Hub
 from .router import Router
 from .services.accounts import AccountService
+from .services.contacts import ContactService
+from .services.groups import GroupService
 from .services.messaging import MessagingService
+from .services.presence import PresenceService
+from .services.receipts import ReceiptService
 from .services.session import SessionService
 from .store import SQLiteStore
 from .transport import ServerConnection
@@ -49,6 +53,10 @@ class Server:
         SessionService(self)
         AccountService(self)
         MessagingService(self)
+        GroupService(self)
+        ReceiptService(self)
+        ContactService(self)
+        self.presence = PresenceService(self)
         self._listener = await self.loop.create_server(
             lambda: ServerConnection(self), self.config.host, self.config.port, backlog=4096)
         self.port = self._listener.sockets[0].getsockname()[1]
@@ -56,6 +64,7 @@ class Server:
         self._background = [
             self.loop.create_task(self._flush_positions(), name="positions"),
             self.loop.create_task(self._prune(), name="retention"),
+            self.loop.create_task(self.presence.run(), name="presence"),
         ]
         log.info("listening on %s:%d (database %s, synchronous=%s)", self.config.host,
                  self.port, self.config.db_path, self.config.synchronous)

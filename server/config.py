@@ -40,6 +40,12 @@ class Config:
     # storage
     retention_days: float = 30.0  # update-log horizon; 0 keeps everything
     max_batch: int = 2048  # writes per group commit at most
+    # social layer
+    max_group_size: int = 500  # members, owner included
+    presence_interval: float = 2.0  # seconds: presence changes are published this often
+    typing_ttl: float = 6.0  # seconds a typing notice lasts unless renewed
+    typing_rate: float = 2.0  # typing notices per second per conversation and connection
+    typing_burst: float = 3.0
     # accounts
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536

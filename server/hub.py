@@ -6,6 +6,7 @@ Fan-out reads these indexes; the connections themselves own their sockets and bu
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,6 +18,8 @@ class Hub:
         self.connections: set[ServerConnection] = set()
         self._by_user: dict[int, list[ServerConnection]] = {}
         self._per_address: defaultdict[str, int] = defaultdict(int)
+        # called with (user id, online) when a user's first connection binds or last unbinds
+        self.on_presence: Callable[[int, bool], None] = lambda uid, online: None
 
     def opened(self, conn: ServerConnection) -> None:
         self.connections.add(conn)
@@ -37,7 +40,10 @@ class Hub:
 
     def bind(self, conn: ServerConnection) -> None:
         """Index an authenticated connection under its user."""
-        self._by_user.setdefault(conn.user_id, []).append(conn)
+        conns = self._by_user.setdefault(conn.user_id, [])
+        conns.append(conn)
+        if len(conns) == 1:
+            self.on_presence(conn.user_id, True)
 
     def unbind(self, conn: ServerConnection) -> None:
         lst = self._by_user.get(conn.user_id)
@@ -45,6 +51,7 @@ class Hub:
             lst.remove(conn)
             if not lst:
                 del self._by_user[conn.user_id]
+                self.on_presence(conn.user_id, False)
 
     def of_user(self, user_id: int) -> list[ServerConnection]:
         return self._by_user.get(user_id, [])

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
 from liaotian.protocol import (
     MAX_PASSWORD_LEN,
     MIN_PASSWORD_LEN,

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import msgpack
-
 from liaotian.protocol import (
     Ack,
     Error,
@@ -68,38 +67,57 @@ class MessagingService:
         if msg.meta and len(_packb(msg.meta)) > limits.max_meta_size:
             raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
                                f"meta above {limits.max_meta_size} bytes")
-        if not validate_username(msg.to):
+        if msg.group is None and not validate_username(msg.to):
             raise RequestError(ErrorCode.UNKNOWN_USER)
         try:
             self.store.submit_send(SendRequest(
                 sender_id=conn.user_id, sender_name=conn.username, to_name=msg.to,
-                cmid=msg.cmid, text=text, meta=msg.meta, origin=conn, rid=msg.rid))
+                cmid=msg.cmid, text=text, meta=msg.meta, origin=conn, rid=msg.rid,
+                group=msg.group))
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
 
-    def committed(self, reqs: list[SendRequest]) -> None:
-        """After a commit: answer senders, push to live connections, in seq order."""
+    def committed(self, ops: list[Any]) -> None:
+        """After a commit: answer every op, push to live connections, in seq order."""
         out: dict[ServerConnection, list[Any]] = {}
         of_user = self.hub.of_user
-        for req in reqs:
-            origin: ServerConnection = req.origin
-            res = req.result
-            if res is None:
-                code = req.error or ErrorCode.INTERNAL_ERROR
-                _part(out, origin).append((
-                    Error(rid=req.rid, code=int(code), message=code.explanation).encode(),
-                    _ERROR, req.rid))
+        for req in ops:
+            origin: ServerConnection | None = req.origin
+            if req.error is not None:
+                if origin is not None:
+                    code = req.error
+                    _part(out, origin).append((
+                        Error(rid=req.rid, code=int(code),
+                              message=req.error_message or code.explanation).encode(),
+                        _ERROR, req.rid))
                 continue
+            if not isinstance(req, SendRequest):
+                if origin is not None:
+                    frame, msg_type = req.answer_frame()
+                    _part(out, origin).append((frame, msg_type, req.rid))
+                for p in req.pushes:
+                    targets = of_user(p.user)
+                    if targets:
+                        upd = encode_update(p.seq, p.kind, p.data)
+                        for c in targets:
+                            if c.live and p.seq > c.sent_upto and not (
+                                    p.skip_origin and c is origin):
+                                _push(out, c, p.seq, upd)
+                continue
+            res = req.result
+            assert res is not None and origin is not None
             _part(out, origin).append((_sent_frame(req.rid, res), _SENT, req.rid))
             if res.duplicate:
                 continue
-            targets = of_user(res.recipient_id)
+            if res.fanout:
+                self._fan_out(out, res, origin)
+            targets = of_user(res.recipient_id) if res.recipient_id else ()
             if targets:
                 upd = encode_update(res.recipient_seq, UpdateKind.MESSAGE, res.body)
                 for c in targets:
                     if c.live and c is not origin and res.recipient_seq > c.sent_upto:
                         _push(out, c, res.recipient_seq, upd)
-            if res.recipient_id != req.sender_id:
+            if res.recipient_id and res.recipient_id != req.sender_id:
                 targets = of_user(req.sender_id)
                 if len(targets) > 1:
                     upd = encode_update(res.sender_seq, UpdateKind.MESSAGE, res.body)
@@ -116,6 +134,26 @@ class MessagingService:
                 else:
                     conn.send_frame(encode_updates_frame(0, p, head), _UPDATES)
             c.flush()
+
+    def _fan_out(self, out: dict[ServerConnection, list[Any]], res: SendResult,
+                 origin: ServerConnection) -> None:
+        """A group message: one encoded body, a per-member update header, one frame part per
+        live connection; the sender's other connections get the sender's entry."""
+        of_user = self.hub.of_user
+        body = res.body
+        for uid, seq in res.fanout:
+            targets = of_user(uid)
+            if targets:
+                upd = encode_update(seq, UpdateKind.MESSAGE, body)
+                for c in targets:
+                    if c.live and seq > c.sent_upto:
+                        _push(out, c, seq, upd)
+        targets = of_user(origin.user_id)
+        if len(targets) > 1:
+            upd = encode_update(res.sender_seq, UpdateKind.MESSAGE, body)
+            for c in targets:
+                if c.live and c is not origin and res.sender_seq > c.sent_upto:
+                    _push(out, c, res.sender_seq, upd)
 
     # ------------------------------------------------------------------ sync
 
@@ -173,13 +211,26 @@ class MessagingService:
     # ------------------------------------------------------------------ history
 
     async def history(self, conn: ServerConnection, msg: History) -> None:
-        peer = await self.store.user_id(msg.with_user) if validate_username(msg.with_user) \
-            else None
-        if peer is None:
-            raise RequestError(ErrorCode.UNKNOWN_USER)
+        min_pos = 1
+        if msg.group is not None:
+            g = await self.store.group_state(msg.group)
+            member = g.members.get(conn.user_id) if g is not None else None
+            if member is None:
+                raise RequestError(ErrorCode.NOT_MEMBER)
+            conv: int | None = msg.group
+            min_pos = member.joined_pos
+        else:
+            peer = await self.store.user_id(msg.with_user) \
+                if validate_username(msg.with_user) else None
+            if peer is None:
+                raise RequestError(ErrorCode.UNKNOWN_USER)
+            conv = await self.store.direct_conv(conn.user_id, peer)
         limit = msg.limit or self.limits.default_history_page
-        rows, more = await self.store.history(conn.user_id, peer, msg.before, msg.after, limit,
-                                              self._page_bytes)
+        if conv is None:
+            rows, more = [], False
+        else:
+            rows, more = await self.store.history(conv, msg.before, msg.after, limit,
+                                                  self._page_bytes, min_pos)
         conn.send_frame(encode_history_frame(msg.rid, rows, more), int(MessageType.HISTORY_PAGE),
                         msg.rid)
 

@@ -43,3 +43,24 @@ class FailureWindow:
 
     def clear(self, key: str) -> None:
         self._failures.pop(key, None)
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `burst` saved up. Time is passed in."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.stamp = now
+
+    def take(self, now: float, cost: float = 1.0) -> float | None:
+        """Spend `cost`; None if allowed, else the seconds until it would be."""
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= cost:
+            self.tokens -= cost
+            return None
+        return (cost - self.tokens) / self.rate

@@ -15,7 +15,60 @@ from liaotian.protocol import ErrorCode
 T = TypeVar("T")
 
 
+class Refused(Exception):
+    """Raised by a WriteOp's plan: the request is answered with this error, nothing staged."""
+
+    def __init__(self, code: ErrorCode, message: str = "") -> None:
+        super().__init__(message or code.explanation)
+        self.code = code
+        self.message = message or code.explanation
+
+
 @dataclass(slots=True)
+class Needs:
+    """What a batch must have in the writer's caches before it can be planned."""
+
+    names: set[str] = field(default_factory=set)  # usernames to resolve
+    users: set[int] = field(default_factory=set)  # update-log heads
+    groups: set[int] = field(default_factory=set)  # group state (members, roles)
+    social: set[int] = field(default_factory=set)  # contacts, blocks, privacy
+    convs: set[int] = field(default_factory=set)  # last position of a conversation
+    pairs: set[tuple[int, int]] = field(default_factory=set)  # direct conversations
+
+
+@dataclass(slots=True, eq=False)
+class Push:
+    """An update-log entry to push to the live connections of `user` after the commit."""
+
+    user: int
+    seq: int
+    kind: int
+    data: bytes  # encoded data map (the message map for kind 1)
+    skip_origin: bool = False  # the op's own connection already knows (SEND's SENT.seq)
+
+
+class WriteOp:
+    """A request that writes: planned in order inside a group commit, answered after it.
+
+    `needs` declares what to load (it may be called again as names resolve); `plan` checks
+    and stages the change through the Batch, raising Refused to answer with an error.
+    """
+
+    origin: Any = None  # opaque to the store: the connection to answer
+    rid: int = 0
+    error: ErrorCode | None = None
+    error_message: str = ""
+    pushes: list[Push]
+    answer: Any = None  # what the service answers with (set by plan)
+
+    def needs(self, n: Needs, batch: Any) -> None:
+        pass
+
+    def plan(self, batch: Any) -> None:
+        raise NotImplementedError
+
+
+@dataclass(slots=True, eq=False)
 class SendRequest:
     """One SEND on its way to the group-commit writer; the writer fills in the outcome."""
 
@@ -27,8 +80,11 @@ class SendRequest:
     meta: dict[str, Any]
     origin: Any  # opaque to the store: the session to answer
     rid: int
+    group: int | None = None
     result: SendResult | None = None
     error: ErrorCode | None = None
+    error_message: str = ""
+    pushes: list[Push] = field(default_factory=list)  # unused: a send pushes its result
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +99,7 @@ class SendResult:
     recipient_id: int = 0
     recipient_seq: int = 0
     body: bytes = b""  # the encoded message map (empty for duplicates: nothing to deliver)
+    fanout: tuple[tuple[int, int], ...] = ()  # group sends: (member, seq), sender excluded
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +146,9 @@ class Store(Protocol):
 
     # reads
     async def user_by_name(self, username: str) -> UserRecord | None: ...
-    async def device_by_token(self, token_hash: bytes) -> tuple[UserRecord, DeviceRecord] | None: ...
+    async def device_by_token(
+        self, token_hash: bytes
+    ) -> tuple[UserRecord, DeviceRecord] | None: ...
     async def devices_of(self, user_id: int) -> list[DeviceRecord]: ...
     async def head(self, user_id: int) -> int: ...
     async def read_updates(self, user_id: int, since: int, limit: int) -> UpdatePage: ...

@@ -56,6 +56,59 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (user_id, seq)
     ) WITHOUT ROWID;
     """,
+    # 2: groups, read markers, contacts, blocks, profiles and privacy. Conversations are rebuilt
+    # so a group (kind 2) has no user pair; the pair stays unique among direct ones.
+    """
+    CREATE TABLE conversations_v2 (
+        id      INTEGER PRIMARY KEY,
+        kind    INTEGER NOT NULL,                 -- 1 = direct, 2 = group
+        user_a  INTEGER,                          -- direct: the smaller user id
+        user_b  INTEGER,
+        created INTEGER NOT NULL
+    );
+    INSERT INTO conversations_v2 (id, kind, user_a, user_b, created)
+        SELECT id, kind, user_a, user_b, created FROM conversations;
+    DROP TABLE conversations;
+    ALTER TABLE conversations_v2 RENAME TO conversations;
+    CREATE UNIQUE INDEX conversations_direct ON conversations (user_a, user_b) WHERE kind = 1;
+    CREATE INDEX conversations_by_b ON conversations (user_b) WHERE kind = 1;
+    CREATE TABLE groups (
+        conv_id  INTEGER PRIMARY KEY,             -- a group is its conversation
+        name     TEXT NOT NULL,
+        topic    TEXT NOT NULL DEFAULT '',
+        owner_id INTEGER NOT NULL
+    );
+    CREATE TABLE members (
+        conv_id    INTEGER NOT NULL,
+        user_id    INTEGER NOT NULL,
+        role       INTEGER NOT NULL,              -- 0 member, 1 admin, 2 owner
+        joined_pos INTEGER NOT NULL,              -- first timeline position the member sees
+        joined     INTEGER NOT NULL,              -- ms since epoch
+        PRIMARY KEY (conv_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX members_by_user ON members (user_id);
+    CREATE TABLE read_markers (
+        user_id INTEGER NOT NULL,
+        conv_id INTEGER NOT NULL,
+        pos     INTEGER NOT NULL,
+        PRIMARY KEY (user_id, conv_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE relations (
+        user_id  INTEGER NOT NULL,
+        other_id INTEGER NOT NULL,
+        kind     INTEGER NOT NULL,                -- 1 contact, 2 request sent, 3 blocked
+        created  INTEGER NOT NULL,
+        PRIMARY KEY (user_id, other_id, kind)
+    ) WITHOUT ROWID;
+    CREATE INDEX relations_by_other ON relations (other_id, kind);
+    ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN status TEXT NOT NULL DEFAULT '';
+    -- privacy: 0 everyone, 1 contacts, 2 nobody (messages: 0 everyone, 1 contacts)
+    ALTER TABLE users ADD COLUMN privacy_presence INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE users ADD COLUMN privacy_profile INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN privacy_messages INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,6 +14,7 @@ nothing, so the next batch allocates the same numbers again: no gaps, no reuse.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
@@ -21,25 +22,28 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import aiosqlite
-
 from liaotian.protocol import ErrorCode, UpdateKind, encode_update
 from liaotian.protocol.messages import encode_message_map
 
 from .base import (
     DeviceRecord,
+    Needs,
+    Refused,
     SendRequest,
     SendResult,
     Txn,
     UpdatePage,
     UserRecord,
+    WriteOp,
 )
+from .batch import Batch, pair
 from .schema import MIGRATIONS
+from .state import REL_BLOCKED, REL_CONTACT, REL_REQUESTED, GroupState, Member, Social
 
 log = logging.getLogger("liaotian.store")
 T = TypeVar("T")
-KIND_DIRECT = 1
 _CHUNK = 400  # rows per IN (...) query, far below SQLite's variable limit
-SendsCommitted = Callable[[list[SendRequest]], None]
+SendsCommitted = Callable[[list[Any]], None]  # the planned ops of one commit, in order
 
 
 def now_ms() -> int:
@@ -67,7 +71,7 @@ class SQLiteStore:
         self.on_sends_committed: SendsCommitted = lambda reqs: None
         self._w: aiosqlite.Connection | None = None
         self._r: aiosqlite.Connection | None = None
-        self._queue: deque[SendRequest | Txn] = deque()
+        self._queue: deque[Any] = deque()  # SendRequest, WriteOp or Txn, in arrival order
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._accepting = False
@@ -76,7 +80,10 @@ class SQLiteStore:
         self._usernames: dict[int, str] = {}
         self._heads: dict[int, int] = {}
         self._floors: dict[int, int] = {}
-        self._convs: dict[tuple[int, int], list[int]] = {}  # (a, b) -> [conv id, last pos]
+        self._direct: dict[tuple[int, int], int] = {}  # (a, b) -> direct conversation id
+        self._conv_last: dict[int, int] = {}  # conversation -> last position
+        self._groups: dict[int, GroupState] = {}
+        self._social: dict[int, Social] = {}
         # (sender, cmid) -> the answer a retry gets; bounded, oldest evicted first
         self._dedup: OrderedDict[tuple[int, str], SendResult] = OrderedDict()
         self._dedup_max = dedup_cache
@@ -135,10 +142,8 @@ class SQLiteStore:
             self._accepting = False
             await last
             self._writer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
-            except asyncio.CancelledError:
-                pass
             self._writer = None
         self._accepting = False
         if self._r is not None:
@@ -171,10 +176,7 @@ class SQLiteStore:
 
     def submit_send(self, req: SendRequest) -> None:
         """Queue a send; on_sends_committed sees it, answered, after its batch commits."""
-        if not self._accepting:
-            raise StoreClosed()
-        self._queue.append(req)
-        self._wake.set()
+        self.submit(req)  # type: ignore[arg-type]
 
     async def run_in_commit(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run fn's statements inside the next group commit (in its own savepoint)."""
@@ -231,6 +233,26 @@ class SQLiteStore:
 
         return await self.run_in_commit(op)
 
+    async def set_profile(self, uid: int, display_name: str | None, status: str | None) -> None:
+        async def op(db: aiosqlite.Connection) -> None:
+            if display_name is not None:
+                await db.execute("UPDATE users SET display_name = ? WHERE id = ?",
+                                 (display_name, uid))
+            if status is not None:
+                await db.execute("UPDATE users SET status = ? WHERE id = ?", (status, uid))
+
+        await self.run_in_commit(op)
+
+    def record_last_seen(self, uid: int, when_ms: int) -> None:
+        """Store when a user's last connection closed; rides along with the next commit."""
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute("UPDATE users SET last_seen = ? WHERE id = ?", (when_ms, uid))
+
+        if self._accepting:
+            self._queue.append(Txn(fn=op))
+            self._wake.set()
+
     def touch_device(self, user_id: int, device: str) -> None:
         """Record that a device connected; rides along with the next commit, unawaited."""
         t = now_ms()
@@ -245,6 +267,13 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ the writer
 
+    def submit(self, op: WriteOp) -> None:
+        """Queue a write op; on_sends_committed sees it, planned, after its batch commits."""
+        if not self._accepting:
+            raise StoreClosed()
+        self._queue.append(op)
+        self._wake.set()
+
     async def _writer_loop(self) -> None:
         queue = self._queue
         while True:
@@ -258,42 +287,50 @@ class SQLiteStore:
                 await self._commit_batch(items)
             except Exception:
                 log.exception("group commit failed; %d writes refused", len(items))
-                self._fail(items)
+                try:
+                    self._fail(items)
+                except Exception:  # the writer must outlive any one batch
+                    log.exception("answering a failed batch failed")
 
-    def _fail(self, items: list[SendRequest | Txn]) -> None:
-        sends = []
+    def _fail(self, items: list[Any]) -> None:
+        ops = []
         for it in items:
+            if isinstance(it, Txn):
+                if it.future is not None and not it.future.done():
+                    it.future.set_exception(RuntimeError("commit failed"))
+                continue
             if isinstance(it, SendRequest):
-                it.result, it.error = None, ErrorCode.INTERNAL_ERROR
-                sends.append(it)
-            elif it.future is not None and not it.future.done():
-                it.future.set_exception(RuntimeError("commit failed"))
-        if sends:
-            self.on_sends_committed(sends)
+                it.result = None
+            it.error, it.error_message = ErrorCode.INTERNAL_ERROR, ""
+            it.pushes = []
+            ops.append(it)
+        if ops:
+            self.on_sends_committed(ops)
 
-    async def _commit_batch(self, items: list[SendRequest | Txn]) -> None:
+    async def _commit_batch(self, items: list[Any]) -> None:
         db = self._conn_w
-        sends = [it for it in items if isinstance(it, SendRequest)]
+        ops = [it for it in items if not isinstance(it, Txn)]
         txns = [it for it in items if isinstance(it, Txn)]
-        if sends:
-            await self._resolve_recipients(db, sends)
-            await self._find_duplicates(db, sends)
-            await self._load_heads(db, {u for s in sends if s.error is None
-                                        for u in (s.sender_id, self._user_ids[s.to_name])})
-            await self._load_convs(db, sends)
-        ts = now_ms()
-        plan = self._allocate(sends, ts)
+        batch = Batch(self, now_ms())
+        if ops:
+            await self._prefetch(db, ops, batch)
+            for op in ops:
+                if isinstance(op, SendRequest):
+                    if op.result is None and op.error is None:
+                        batch.run(op, lambda op=op: self._plan_send(batch, op))
+                else:
+                    batch.run(op, lambda op=op: op.plan(batch))
         positions, self._positions = self._positions, {}
         await db.execute("BEGIN IMMEDIATE")
         try:
-            if plan.new_convs:
-                await _insert_rows(db, "conversations (id, kind, user_a, user_b, created)",
-                                   plan.new_convs)
-            if plan.messages:
+            if batch.messages:
                 await _insert_rows(db, "messages (id, conv_id, pos, sender_id, sender_seq, "
-                                       "cmid, ts, body)", plan.messages)
-                await _insert_rows(db, "updates (user_id, seq, kind, message_id, ts)",
-                                   plan.updates)
+                                       "cmid, ts, body)", batch.messages)
+            if batch.updates:
+                await _insert_rows(db, "updates (user_id, seq, kind, message_id, data, ts)",
+                                   batch.updates)
+            for sql, params in batch.statements:
+                await db.execute(sql, params)
             if positions:
                 await db.executemany(
                     "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?",
@@ -308,27 +345,33 @@ class SQLiteStore:
             except Exception:
                 log.exception("rollback failed")
             raise
-        # durable: publish the numbers, then answer
-        self._heads.update(plan.heads)
-        for key, conv_id in plan.conv_ids.items():
-            self._convs.setdefault(key, [conv_id, 0])
-        for key, last in plan.conv_pos.items():
-            self._convs[key][1] = last
-        self._next_msg_id = plan.next_msg_id
-        self._next_conv_id = plan.next_conv_id
-        for s in sends:
-            if s.result is not None and not s.result.duplicate:
-                self._remember(s.sender_id, s.cmid, s.result)
-        self.batches += 1
-        self.committed_sends += len(plan.messages)
+        self._publish(batch, ops)
         for t, (ok, value) in zip(txns, outcomes, strict=True):
             if t.future is not None and not t.future.done():
                 if ok:
                     t.future.set_result(value)
                 else:
                     t.future.set_exception(value)
-        if sends:
-            self.on_sends_committed(sends)
+        if ops:
+            self.on_sends_committed(ops)
+
+    def _publish(self, batch: Batch, ops: list[Any]) -> None:
+        """The commit is durable: make the batch's numbers and state the current ones."""
+        self._heads.update(batch.heads)
+        self._conv_last.update(batch.conv_last)
+        self._direct.update(batch.direct)
+        for conv, g in batch.groups.items():
+            if g is not None:
+                self._groups[conv] = g
+        self._social.update(batch.social)
+        self._next_msg_id = batch.next_msg_id
+        self._next_conv_id = batch.next_conv_id
+        for op in ops:
+            if isinstance(op, SendRequest) and op.result is not None \
+                    and not op.result.duplicate:
+                self._remember(op.sender_id, op.cmid, op.result)
+        self.batches += 1
+        self.committed_sends += len(batch.messages)
 
     async def _run_txn(self, db: aiosqlite.Connection, t: Txn) -> tuple[bool, Any]:
         await db.execute("SAVEPOINT txn")
@@ -341,17 +384,62 @@ class SQLiteStore:
         await db.execute("RELEASE txn")
         return True, value
 
-    async def _resolve_recipients(self, db: aiosqlite.Connection, sends: list[SendRequest]) -> None:
-        missing = list({s.to_name for s in sends if s.to_name not in self._user_ids})
-        for chunk in _chunks(missing, _CHUNK):
+    # ------------------------------------------------------------------ prefetch
+
+    async def _prefetch(self, db: aiosqlite.Connection, ops: list[Any], batch: Batch) -> None:
+        """Load everything the ops will consult, in a few set-based queries per round."""
+        sends = [op for op in ops if isinstance(op, SendRequest)]
+        if sends:
+            await self._find_duplicates(db, sends)
+        for _round in range(5):
+            n = Needs()
+            for op in ops:
+                if isinstance(op, SendRequest):
+                    if op.result is None:
+                        self._send_needs(op, n)
+                else:
+                    op.needs(n, batch)
+            missing_names = [x for x in n.names if x not in self._user_ids]
+            missing_groups = [g for g in n.groups if g not in self._groups]
+            missing_users = [u for u in n.users | n.social if u not in self._heads]
+            missing_social = [u for u in n.social if u not in self._social]
+            missing_pairs = [p for p in n.pairs if p not in self._direct]
+            missing_convs = [c for c in n.convs if c not in self._conv_last]
+            if not (missing_names or missing_groups or missing_users or missing_social
+                    or missing_pairs or missing_convs):
+                return
+            await self._load_names(db, missing_names)
+            await self._load_heads(db, set(missing_users))
+            await self._load_social(db, missing_social)
+            await self._load_pairs(db, missing_pairs)
+            await self._load_groups(db, missing_groups)
+            await self._load_conv_last(db, missing_convs)
+            if not (missing_names or missing_groups or missing_pairs):
+                return  # nothing new can be asked for in another round
+
+    def _send_needs(self, s: SendRequest, n: Needs) -> None:
+        n.users.add(s.sender_id)
+        if s.group is not None:
+            n.groups.add(s.group)
+            n.convs.add(s.group)
+            g = self._groups.get(s.group)
+            if g is not None:
+                n.users.update(g.members)
+            return
+        n.names.add(s.to_name)
+        rid_ = self._user_ids.get(s.to_name)
+        if rid_ is not None:
+            n.users.add(rid_)
+            n.social.add(rid_)
+            n.pairs.add(pair(s.sender_id, rid_))
+
+    async def _load_names(self, db: aiosqlite.Connection, names: list[str]) -> None:
+        for chunk in _chunks(names, _CHUNK):
             marks = ",".join("?" * len(chunk))
             async with db.execute(f"SELECT username, id FROM users WHERE username IN ({marks})",
                                   chunk) as cur:
                 for name, uid in await cur.fetchall():
                     self._cache_user(name, uid)
-        for s in sends:
-            if s.to_name not in self._user_ids:
-                s.error = ErrorCode.UNKNOWN_USER
 
     def _cache_user(self, name: str, uid: int) -> None:
         self._user_ids[name] = uid
@@ -364,11 +452,11 @@ class SQLiteStore:
             hit = self._dedup.get(key)
             if hit is not None:
                 s.result = hit
-            elif s.error is None:
+            else:
                 unknown.append(key)
         for chunk in _chunks(list(set(unknown)), _CHUNK):
             marks = ",".join("(?,?)" for _ in chunk)
-            flat = [v for pair in chunk for v in pair]
+            flat = [v for pair_ in chunk for v in pair_]
             # A join against a VALUES table probes the unique index once per key; the
             # equivalent "(a, b) IN (VALUES ...)" scans the table (20x slower, measured).
             async with db.execute(
@@ -379,7 +467,7 @@ class SQLiteStore:
                     self._remember(sender_id, cmid, SendResult(
                         id=mid, conv=conv, pos=pos, ts=ts, sender_seq=sseq, cmid=cmid))
         for s in sends:
-            if s.result is None and s.error is None:
+            if s.result is None:
                 s.result = self._dedup.get((s.sender_id, s.cmid))
 
     def _remember(self, sender_id: int, cmid: str, result: SendResult) -> None:
@@ -393,69 +481,137 @@ class SQLiteStore:
         for chunk in _chunks(missing, _CHUNK):
             marks = ",".join("?" * len(chunk))
             async with db.execute(
-                "SELECT id, log_floor, (SELECT coalesce(max(seq), 0) FROM updates "
+                "SELECT id, username, log_floor, (SELECT coalesce(max(seq), 0) FROM updates "
                 f"WHERE user_id = users.id) FROM users WHERE id IN ({marks})", chunk) as cur:
-                for uid, floor, top in await cur.fetchall():
+                for uid, name, floor, top in await cur.fetchall():
+                    self._cache_user(name, uid)
                     self._floors[uid] = floor
                     self._heads[uid] = max(floor, top)
 
-    async def _load_convs(self, db: aiosqlite.Connection, sends: list[SendRequest]) -> None:
-        missing = list({_pair(s.sender_id, self._user_ids[s.to_name]) for s in sends
-                        if s.error is None and s.result is None} - self._convs.keys())
-        for chunk in _chunks(missing, _CHUNK):
+    async def _load_social(self, db: aiosqlite.Connection, users: list[int]) -> None:
+        for chunk in _chunks(users, _CHUNK):
+            marks = ",".join("?" * len(chunk))
+            found: dict[int, Social] = {}
+            async with db.execute(
+                "SELECT id, privacy_presence, privacy_profile, privacy_messages FROM users "
+                f"WHERE id IN ({marks})", chunk) as cur:
+                for uid, pres, prof, msgs in await cur.fetchall():
+                    found[uid] = Social(presence=pres, profile=prof, messages=msgs)
+            async with db.execute(
+                f"SELECT user_id, other_id, kind FROM relations WHERE user_id IN ({marks})",
+                chunk) as cur:
+                for uid, other, kind in await cur.fetchall():
+                    soc = found[uid]
+                    if kind == REL_CONTACT:
+                        soc.contacts.add(other)
+                    elif kind == REL_REQUESTED:
+                        soc.outgoing.add(other)
+                    elif kind == REL_BLOCKED:
+                        soc.blocked.add(other)
+            async with db.execute(
+                f"SELECT other_id, user_id FROM relations WHERE other_id IN ({marks}) "
+                f"AND kind = {REL_REQUESTED}", chunk) as cur:
+                for uid, requester in await cur.fetchall():
+                    found[uid].incoming.add(requester)
+            self._social.update(found)
+
+    async def _load_pairs(self, db: aiosqlite.Connection, pairs: list[tuple[int, int]]) -> None:
+        for chunk in _chunks(pairs, _CHUNK):
             marks = ",".join("(?,?)" for _ in chunk)
-            flat = [v for pair in chunk for v in pair]
+            flat = [v for p in chunk for v in p]
             async with db.execute(
                 f"WITH k(a, b) AS (VALUES {marks}) SELECT c.user_a, c.user_b, c.id, "
                 "(SELECT coalesce(max(pos), 0) FROM messages WHERE conv_id = c.id) "
-                "FROM k JOIN conversations c ON c.user_a = k.a AND c.user_b = k.b", flat) as cur:
+                "FROM k JOIN conversations c ON c.user_a = k.a AND c.user_b = k.b "
+                "AND c.kind = 1", flat) as cur:
                 for a, b, cid, last in await cur.fetchall():
-                    self._convs[(a, b)] = [cid, last]
+                    self._direct[(a, b)] = cid
+                    self._conv_last[cid] = last
 
-    def _allocate(self, sends: list[SendRequest], ts: int) -> _Plan:
-        plan = _Plan(self._next_msg_id, self._next_conv_id)
-        heads, conv_pos, conv_ids = plan.heads, plan.conv_pos, plan.conv_ids
-        batch_cmids: dict[tuple[int, str], SendRequest] = {}
-        repeats: list[tuple[SendRequest, SendRequest]] = []
-        for s in sends:
-            if s.error is not None or s.result is not None:
-                continue
-            first = batch_cmids.get((s.sender_id, s.cmid))
-            if first is not None:  # the same cmid twice in one batch
-                repeats.append((s, first))
-                continue
-            batch_cmids[(s.sender_id, s.cmid)] = s
-            rid_ = self._user_ids[s.to_name]
-            key = _pair(s.sender_id, rid_)
-            conv = self._convs.get(key)
-            if conv is None and key not in conv_ids:
-                conv_ids[key] = plan.next_conv_id
-                plan.new_convs.append((plan.next_conv_id, KIND_DIRECT, key[0], key[1], ts))
-                plan.next_conv_id += 1
-            conv_id = conv[0] if conv is not None else conv_ids[key]
-            pos = conv_pos.get(key, conv[1] if conv is not None else 0) + 1
-            conv_pos[key] = pos
-            mid = plan.next_msg_id
-            plan.next_msg_id += 1
-            sseq = heads.get(s.sender_id, self._heads[s.sender_id]) + 1
-            heads[s.sender_id] = sseq
-            if rid_ == s.sender_id:
-                rseq = sseq
-            else:
-                rseq = heads.get(rid_, self._heads[rid_]) + 1
-                heads[rid_] = rseq
-            body = encode_message_map(mid, conv_id, pos, s.sender_name, s.to_name, ts, s.cmid,
-                                      s.text, s.meta)
-            plan.messages.append((mid, conv_id, pos, s.sender_id, sseq, s.cmid, ts, body))
-            plan.updates.append((s.sender_id, sseq, UpdateKind.MESSAGE, mid, ts))
-            if rid_ != s.sender_id:
-                plan.updates.append((rid_, rseq, UpdateKind.MESSAGE, mid, ts))
-            s.result = SendResult(id=mid, conv=conv_id, pos=pos, ts=ts, sender_seq=sseq,
-                                  cmid=s.cmid, recipient_id=rid_, recipient_seq=rseq, body=body)
-        for s, first in repeats:
-            assert first.result is not None
+    async def _load_conv_last(self, db: aiosqlite.Connection, convs: list[int]) -> None:
+        for chunk in _chunks(convs, _CHUNK):
+            marks = ",".join("(?)" for _ in chunk)
+            async with db.execute(
+                f"WITH k(c) AS (VALUES {marks}) SELECT k.c, (SELECT coalesce(max(pos), 0) "
+                "FROM messages WHERE conv_id = k.c) FROM k", chunk) as cur:
+                for conv, last in await cur.fetchall():
+                    self._conv_last[conv] = last
+
+    async def _load_groups(self, db: aiosqlite.Connection, convs: list[int]) -> None:
+        for chunk in _chunks(convs, _CHUNK):
+            marks = ",".join("?" * len(chunk))
+            found: dict[int, GroupState] = {}
+            async with db.execute(
+                "SELECT g.conv_id, g.name, g.topic, g.owner_id, c.created FROM groups g "
+                f"JOIN conversations c ON c.id = g.conv_id WHERE g.conv_id IN ({marks})",
+                chunk) as cur:
+                for conv, name, topic, owner, created in await cur.fetchall():
+                    found[conv] = GroupState(conv, name, topic, owner, created)
+            async with db.execute(
+                "SELECT conv_id, user_id, role, joined_pos, joined FROM members "
+                f"WHERE conv_id IN ({marks})", chunk) as cur:
+                for conv, uid, role, jpos, joined in await cur.fetchall():
+                    found[conv].members[uid] = Member(role, jpos, joined)
+            self._groups.update(found)
+            members = {u for g in found.values() for u in g.members}
+            await self._load_heads(db, members)
+
+    # ------------------------------------------------------------------ planning a send
+
+    def _plan_send(self, batch: Batch, s: SendRequest) -> None:
+        first = batch.cmids.get((s.sender_id, s.cmid))
+        if first is not None:  # the same cmid twice in one batch: the second is a retry
+            if first.result is None:
+                raise Refused(first.error or ErrorCode.INTERNAL_ERROR, first.error_message)
             s.result = _as_duplicate(first.result)
-        return plan
+            return
+        if s.group is not None:
+            self._plan_group_send(batch, s)
+        else:
+            self._plan_direct_send(batch, s)
+        batch.cmids[(s.sender_id, s.cmid)] = s
+
+    def _plan_direct_send(self, batch: Batch, s: SendRequest) -> None:
+        rcpt = batch.user_id(s.to_name)
+        if rcpt is None:
+            raise Refused(ErrorCode.UNKNOWN_USER)
+        if rcpt != s.sender_id and not batch.social_ro(rcpt).accepts_messages_from(s.sender_id):
+            raise Refused(ErrorCode.NOT_ALLOWED)
+        conv = batch.direct_conv(s.sender_id, rcpt)
+        pos = batch.next_pos(conv)
+        mid = batch.new_message_id()
+        sseq = batch.next_seq(s.sender_id)
+        rseq = sseq if rcpt == s.sender_id else batch.next_seq(rcpt)
+        body = encode_message_map(mid, conv, pos, s.sender_name, s.to_name, batch.ts, s.cmid,
+                                  s.text, s.meta)
+        batch.add_message(mid, conv, pos, s.sender_id, sseq, s.cmid, body)
+        batch.add_update(s.sender_id, sseq, UpdateKind.MESSAGE, message_id=mid)
+        if rcpt != s.sender_id:
+            batch.add_update(rcpt, rseq, UpdateKind.MESSAGE, message_id=mid)
+        s.result = SendResult(id=mid, conv=conv, pos=pos, ts=batch.ts, sender_seq=sseq,
+                              cmid=s.cmid, recipient_id=rcpt, recipient_seq=rseq, body=body)
+
+    def _plan_group_send(self, batch: Batch, s: SendRequest) -> None:
+        assert s.group is not None
+        g = batch.group_ro(s.group)
+        if g is None or s.sender_id not in g.members:
+            raise Refused(ErrorCode.NOT_MEMBER)
+        conv = g.conv
+        pos = batch.next_pos(conv)
+        mid = batch.new_message_id()
+        sseq = batch.next_seq(s.sender_id)
+        body = encode_message_map(mid, conv, pos, s.sender_name, "", batch.ts, s.cmid, s.text,
+                                  s.meta, group=conv)
+        batch.add_message(mid, conv, pos, s.sender_id, sseq, s.cmid, body)
+        batch.add_update(s.sender_id, sseq, UpdateKind.MESSAGE, message_id=mid)
+        fanout = []
+        for uid in g.members:
+            if uid != s.sender_id:
+                seq = batch.next_seq(uid)
+                batch.add_update(uid, seq, UpdateKind.MESSAGE, message_id=mid)
+                fanout.append((uid, seq))
+        s.result = SendResult(id=mid, conv=conv, pos=pos, ts=batch.ts, sender_seq=sseq,
+                              cmid=s.cmid, body=body, fanout=tuple(fanout))
 
     # ------------------------------------------------------------------ reads
 
@@ -558,28 +714,26 @@ class SQLiteStore:
         return UpdatePage(out, last)
 
     async def direct_conv(self, a: int, b: int) -> int | None:
-        key = _pair(a, b)
-        conv = self._convs.get(key)
+        key = pair(a, b)
+        conv = self._direct.get(key)
         if conv is not None:
-            return conv[0]
-        row = await self._one(self._conn_r,
-                              "SELECT id FROM conversations WHERE user_a=? AND user_b=?", key)
+            return conv
+        row = await self._one(self._conn_r, "SELECT id FROM conversations "
+                              "WHERE user_a=? AND user_b=? AND kind=1", key)
         return row[0] if row else None
 
-    async def history(self, user_id: int, peer_id: int, before: int | None, after: int | None,
-                      limit: int, max_bytes: int = 1 << 62) -> tuple[list[bytes], bool]:
-        """A page of a direct conversation in ascending position, nearest the anchor first
-        when cut by `limit` or `max_bytes`; the flag says more exist in that direction."""
-        conv = await self.direct_conv(user_id, peer_id)
-        if conv is None:
-            return [], False
+    async def history(self, conv: int, before: int | None, after: int | None, limit: int,
+                      max_bytes: int = 1 << 62, min_pos: int = 1) -> tuple[list[bytes], bool]:
+        """A page of a conversation in ascending position, nearest the anchor first when cut
+        by `limit` or `max_bytes`; the flag says more exist in that direction. Positions
+        below `min_pos` (before a member joined) do not exist for the reader."""
         if after is not None:
             sql = ("SELECT body FROM messages WHERE conv_id=? AND pos>? ORDER BY pos LIMIT ?")
-            args: tuple[int, ...] = (conv, after, limit + 1)
+            args: tuple[int, ...] = (conv, max(after, min_pos - 1), limit + 1)
         else:
-            sql = ("SELECT body FROM messages WHERE conv_id=? AND pos<? ORDER BY pos DESC "
-                   "LIMIT ?")
-            args = (conv, before if before is not None else 1 << 62, limit + 1)
+            sql = ("SELECT body FROM messages WHERE conv_id=? AND pos<? AND pos>=? "
+                   "ORDER BY pos DESC LIMIT ?")
+            args = (conv, before if before is not None else 1 << 62, min_pos, limit + 1)
         async with self._conn_r.execute(sql, args) as cur:
             rows = [r[0] for r in await cur.fetchall()]
         more = len(rows) > limit
@@ -593,6 +747,152 @@ class SQLiteStore:
         if after is None:
             rows.reverse()
         return rows, more
+
+    # ------------------------------------------------------------------ social reads
+
+    async def group_state(self, conv: int) -> GroupState | None:
+        """The writer's image if loaded, else a fresh read (never cached from here)."""
+        g = self._groups.get(conv)
+        if g is not None:
+            return g
+        row = await self._one(self._conn_r,
+                              "SELECT g.name, g.topic, g.owner_id, c.created FROM groups g "
+                              "JOIN conversations c ON c.id = g.conv_id WHERE g.conv_id = ?",
+                              (conv,))
+        if row is None:
+            return None
+        g = GroupState(conv, row[0], row[1], row[2], row[3])
+        async with self._conn_r.execute("SELECT user_id, role, joined_pos, joined FROM members "
+                                        "WHERE conv_id = ?", (conv,)) as cur:
+            for uid, role, jpos, joined in await cur.fetchall():
+                g.members[uid] = Member(role, jpos, joined)
+        return self._groups.get(conv) or g
+
+    async def social_of(self, uid: int) -> Social:
+        soc = self._social.get(uid)
+        if soc is not None:
+            return soc
+        row = await self._one(self._conn_r, "SELECT privacy_presence, privacy_profile, "
+                              "privacy_messages FROM users WHERE id = ?", (uid,))
+        soc = Social(presence=row[0], profile=row[1], messages=row[2]) if row else Social()
+        async with self._conn_r.execute("SELECT other_id, kind FROM relations WHERE user_id = ?",
+                                        (uid,)) as cur:
+            for other, kind in await cur.fetchall():
+                {REL_CONTACT: soc.contacts, REL_REQUESTED: soc.outgoing,
+                 REL_BLOCKED: soc.blocked}[kind].add(other)
+        async with self._conn_r.execute("SELECT user_id FROM relations WHERE other_id = ? "
+                                        f"AND kind = {REL_REQUESTED}", (uid,)) as cur:
+            soc.incoming.update(r[0] for r in await cur.fetchall())
+        return self._social.get(uid) or soc
+
+    async def last_pos(self, conv: int) -> int:
+        last = self._conv_last.get(conv)
+        if last is not None:
+            return last
+        row = await self._one(self._conn_r, "SELECT coalesce(max(pos), 0) FROM messages "
+                              "WHERE conv_id = ?", (conv,))
+        return max(int(row[0]), self._conv_last.get(conv, 0))
+
+    async def usernames(self, ids: Iterable[int]) -> dict[int, str]:
+        out = {}
+        missing = []
+        for uid in ids:
+            name = self._usernames.get(uid)
+            if name is None:
+                missing.append(uid)
+            else:
+                out[uid] = name
+        for chunk in _chunks(missing, _CHUNK):
+            marks = ",".join("?" * len(chunk))
+            async with self._conn_r.execute(
+                    f"SELECT id, username FROM users WHERE id IN ({marks})", chunk) as cur:
+                for uid, name in await cur.fetchall():
+                    out[uid] = name
+                    self._cache_user(name, uid)  # names never change: safe to cache
+        return out
+
+    async def profile(self, uid: int) -> tuple[str, str, int]:
+        """(display name, status, last seen ms)."""
+        row = await self._one(self._conn_r, "SELECT display_name, status, last_seen FROM users "
+                              "WHERE id = ?", (uid,))
+        return (row[0], row[1], row[2]) if row else ("", "", 0)
+
+    async def groups_of(self, uid: int) -> list[tuple[int, str, str, int, int]]:
+        """(group, name, topic, my role, member count) for every group the user is in."""
+        async with self._conn_r.execute(
+            "SELECT g.conv_id, g.name, g.topic, m.role, "
+            "(SELECT count(*) FROM members x WHERE x.conv_id = g.conv_id) "
+            "FROM members m JOIN groups g ON g.conv_id = m.conv_id WHERE m.user_id = ? "
+            "ORDER BY g.conv_id", (uid,)) as cur:
+            return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]
+
+    async def conversation(self, conv: int) -> tuple[int, int | None, int | None] | None:
+        """(kind, user_a, user_b) of a conversation."""
+        row = await self._one(self._conn_r, "SELECT kind, user_a, user_b FROM conversations "
+                              "WHERE id = ?", (conv,))
+        if row is None and conv in self._groups:
+            return (2, None, None)
+        return (row[0], row[1], row[2]) if row else None
+
+    async def read_marker(self, uid: int, conv: int) -> int:
+        row = await self._one(self._conn_r, "SELECT pos FROM read_markers WHERE user_id = ? "
+                              "AND conv_id = ?", (uid, conv))
+        return int(row[0]) if row else 0
+
+    async def read_markers(self, conv: int) -> dict[int, int]:
+        async with self._conn_r.execute("SELECT user_id, pos FROM read_markers WHERE conv_id = ?",
+                                        (conv,)) as cur:
+            return {u: p for u, p in await cur.fetchall()}
+
+    async def delivered_pos(self, uid: int, conv: int) -> int:
+        """The highest position in `conv` whose entry in uid's log a device acknowledged."""
+        acked = await self._one(self._conn_r, "SELECT coalesce(max(acked), 0) FROM devices "
+                                "WHERE user_id = ?", (uid,))
+        pending = max((seq for (u, _d), seq in self._positions.items() if u == uid), default=0)
+        upto = max(acked[0], pending)
+        row = await self._one(
+            self._conn_r,
+            "SELECT m.pos FROM updates u JOIN messages m ON m.id = u.message_id "
+            "WHERE u.user_id = ? AND u.seq <= ? AND m.conv_id = ? ORDER BY u.seq DESC LIMIT 1",
+            (uid, upto, conv))
+        return int(row[0]) if row else 0
+
+    async def conversations_of(self, uid: int, limit: int, before: tuple[int, int] | None
+                               ) -> list[tuple[Any, ...]]:
+        """(conv, kind, peer id, group name, ts, last body, last pos, read pos, joined pos)
+        newest first by (ts, conv), strictly before `before`."""
+        b_ts, b_conv = before if before is not None else (1 << 62, 1 << 62)
+        async with self._conn_r.execute(
+            """
+            WITH mine(conv, kind, peer, name, joined_pos, created) AS (
+                SELECT c.id, 1, CASE WHEN c.user_a = :u THEN c.user_b ELSE c.user_a END,
+                       NULL, 1, c.created
+                FROM conversations c WHERE c.kind = 1 AND (c.user_a = :u OR c.user_b = :u)
+                UNION ALL
+                SELECT g.conv_id, 2, NULL, g.name, m.joined_pos, m.joined
+                FROM members m JOIN groups g ON g.conv_id = m.conv_id WHERE m.user_id = :u
+            ), last AS (
+                SELECT mine.*, (SELECT max(pos) FROM messages WHERE conv_id = mine.conv)
+                    AS last_pos FROM mine
+            ), rows AS (
+                SELECT last.*, coalesce(m.ts, last.created) AS ts, m.body AS body
+                FROM last LEFT JOIN messages m ON m.conv_id = last.conv AND m.pos = last.last_pos
+            )
+            SELECT conv, kind, peer, name, ts, body, coalesce(last_pos, 0),
+                   coalesce((SELECT pos FROM read_markers r WHERE r.user_id = :u
+                             AND r.conv_id = rows.conv), 0), joined_pos
+            FROM rows WHERE (ts, conv) < (:bts, :bconv)
+            ORDER BY ts DESC, conv DESC LIMIT :lim
+            """, {"u": uid, "bts": b_ts, "bconv": b_conv, "lim": limit + 1}) as cur:
+            return [tuple(r) for r in await cur.fetchall()]
+
+    async def unread_count(self, uid: int, conv: int, after: int) -> int:
+        row = await self._one(self._conn_r, "SELECT count(*) FROM messages WHERE conv_id = ? "
+                              "AND pos > ? AND sender_id != ?", (conv, after, uid))
+        return int(row[0])
+
+    async def relations_list(self, uid: int) -> Social:
+        return await self.social_of(uid)
 
     async def prune_updates(self, older_than_ms: int) -> int:
         """Drop update-log entries older than the horizon, raising each user's floor."""
@@ -617,25 +917,6 @@ class SQLiteStore:
     async def integrity_check(self) -> str:
         row = await self._one(self._conn_r, "PRAGMA integrity_check")
         return str(row[0])
-
-
-class _Plan:
-    __slots__ = ("conv_ids", "conv_pos", "heads", "messages", "new_convs", "next_conv_id",
-                 "next_msg_id", "updates")
-
-    def __init__(self, next_msg_id: int, next_conv_id: int) -> None:
-        self.next_msg_id = next_msg_id
-        self.next_conv_id = next_conv_id
-        self.heads: dict[int, int] = {}
-        self.conv_pos: dict[tuple[int, int], int] = {}
-        self.conv_ids: dict[tuple[int, int], int] = {}
-        self.new_convs: list[tuple[int, int, int, int, int]] = []
-        self.messages: list[tuple[Any, ...]] = []
-        self.updates: list[tuple[int, int, int, int, int]] = []
-
-
-def _pair(a: int, b: int) -> tuple[int, int]:
-    return (a, b) if a <= b else (b, a)
 
 
 def _as_duplicate(r: SendResult) -> SendResult:

@@ -1,0 +1,144 @@
+"""Presence and typing: ephemeral signals, never stored in update logs.
+
+Presence is derived from live connections. A change is not published at once: users whose
+state moved are collected and published together every `presence_interval` seconds, and
+only if their state differs from what their contacts were last told, so a flapping or
+reconnecting client costs nothing. Typing notices go straight to the peer's connections,
+rate-limited per connection and conversation, and expire on the receiver after `ttl`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from liaotian.protocol import ErrorCode, RequestError
+from liaotian.protocol.social import (
+    GetPresence,
+    Presence,
+    PresenceEntry,
+    PresenceList,
+    Typing,
+    TypingNotice,
+)
+
+from .throttle import TokenBucket
+
+if TYPE_CHECKING:
+    from ..app import Server
+    from ..transport import ServerConnection
+
+log = logging.getLogger("liaotian.presence")
+
+
+class PresenceService:
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.store = server.store
+        self.hub = server.hub
+        cfg = server.config
+        self.interval = cfg.presence_interval
+        self.typing_ttl = cfg.typing_ttl
+        self.typing_rate = cfg.typing_rate
+        self.typing_burst = cfg.typing_burst
+        self._dirty: set[int] = set()
+        self._told: dict[int, bool] = {}  # what contacts were last told (absent = offline)
+        self._last_seen: dict[int, int] = {}
+        self.hub.on_presence = self._changed
+        r = server.router
+        r.route(GetPresence, self.get_presence)
+        r.route(Typing, self.typing)
+
+    # ------------------------------------------------------------------ presence
+
+    def _changed(self, uid: int, online: bool) -> None:
+        if not online:
+            t = int(time.time() * 1000)
+            self._last_seen[uid] = t
+            self.store.record_last_seen(uid, t)
+        self._dirty.add(uid)
+
+    async def run(self) -> None:
+        """Publish coalesced changes every interval (a background task of the server)."""
+        while True:
+            await asyncio.sleep(self.interval)
+            if self._dirty:
+                dirty, self._dirty = self._dirty, set()
+                try:
+                    await self.publish(dirty)
+                except Exception:
+                    log.exception("presence publication failed")
+
+    async def publish(self, users: set[int]) -> None:
+        names = await self.store.usernames(users)
+        for uid in users:
+            online = bool(self.hub.of_user(uid))
+            if self._told.get(uid, False) == online:
+                continue  # flapped back: nothing to say
+            if online:
+                self._told[uid] = True
+            else:
+                self._told.pop(uid, None)
+            soc = await self.store.social_of(uid)
+            if not soc.contacts or soc.presence == 2:  # nobody
+                continue
+            frame = Presence(rid=0, user=names[uid], online=online,
+                             last_seen=self._last_seen.get(uid, 0)).encode()
+            for contact in soc.contacts:
+                for c in self.hub.of_user(contact):
+                    c.send_frame(frame, int(Presence.TYPE))
+
+    async def get_presence(self, conn: ServerConnection, msg: GetPresence) -> None:
+        out = []
+        for name in dict.fromkeys(msg.users):
+            uid = await self.store.user_id(name)
+            if uid is None:
+                continue
+            if uid != conn.user_id:
+                soc = await self.store.social_of(uid)
+                if not soc.shows(soc.presence, conn.user_id):
+                    continue
+            online = bool(self.hub.of_user(uid))
+            seen = self._last_seen.get(uid)
+            if seen is None:
+                seen = (await self.store.profile(uid))[2]
+            out.append(PresenceEntry(user=name, online=online, last_seen=seen))
+        conn.send(PresenceList(rid=msg.rid, presence=tuple(out)))
+
+    # ------------------------------------------------------------------ typing
+
+    async def typing(self, conn: ServerConnection, msg: Typing) -> None:
+        if (msg.to is None) == (msg.group is None):
+            raise RequestError(ErrorCode.INVALID_FIELD, "give 'to' or 'group', not both")
+        key = msg.to if msg.to is not None else msg.group
+        now = self.server.loop.time()
+        buckets = conn.typing_buckets
+        bucket = buckets.get(key)
+        if bucket is None:
+            if len(buckets) > 256:
+                buckets.clear()
+            bucket = buckets[key] = TokenBucket(self.typing_rate, self.typing_burst, now)
+        wait = bucket.take(now)
+        if wait is not None:
+            raise RequestError(ErrorCode.RATE_LIMITED, retry_after=round(wait, 3))
+        if msg.group is not None:
+            g = await self.store.group_state(msg.group)
+            if g is None or conn.user_id not in g.members:
+                raise RequestError(ErrorCode.NOT_MEMBER)
+            targets = [u for u in g.members if u != conn.user_id]
+        else:
+            assert msg.to is not None
+            uid = await self.store.user_id(msg.to)
+            if uid is None:
+                raise RequestError(ErrorCode.UNKNOWN_USER)
+            soc = await self.store.social_of(uid)
+            if uid == conn.user_id or not soc.accepts_messages_from(conn.user_id):
+                return  # dropped without a word: the typist must not learn of a block
+            targets = [uid]
+        frame = TypingNotice(rid=0, user=conn.username, typing=msg.typing, ttl=self.typing_ttl,
+                             group=msg.group).encode()
+        for uid in targets:
+            for c in self.hub.of_user(uid):
+                c.send_frame(frame, int(TypingNotice.TYPE))
