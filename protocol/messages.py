@@ -361,9 +361,7 @@ class ChatMessage:
         if not isinstance(v, dict):
             raise _bad("message", "must be a map", rid)
         group = _int(v, "group", rid, required=False)
-        event = v.get("event")
-        if event is not None:
-            event = _map(v, "event", rid)
+        event = _map(v, "event", rid) if "event" in v else None
         return cls(id=_int(v, "id", rid), conv=_int(v, "conv", rid),
                    pos=_int(v, "pos", rid, lo=1), sender=_str(v, "from", rid, 256),
                    to=_str(v, "to", rid, 256, required=group is None),

@@ -128,8 +128,9 @@ def _decode_value(key: str, v: Any, kind: Any, meta: dict[str, Any], rid: int) -
     if origin is tuple:
         item = typing.get_args(kind)[0]
         items = _list({key: v}, key, rid)
-        if len(items) > meta.get("max_items", 10_000):
-            raise _bad(key, f"has more than {meta['max_items']} items", rid)
+        max_items = meta.get("max_items", 10_000)
+        if len(items) > max_items:
+            raise _bad(key, f"has more than {max_items} items", rid)
         if len(items) < meta.get("min_items", 0):
             raise _bad(key, f"needs at least {meta['min_items']} items", rid)
         item_meta = {k: v for k, v in meta.items() if k not in ("max_items", "min_items")}

@@ -55,6 +55,8 @@ class Config:
     login_window: float = 900.0  # seconds over which failures count
 
     def __post_init__(self) -> None:
+        if self.synchronous.lower() not in ("full", "extra", "normal"):
+            raise ValueError("setting 'synchronous' must be full, extra or normal")
         if self.max_text_len + self.max_meta_size + 1024 > self.max_frame_size:
             raise ValueError("max_frame_size must exceed max_text_len + max_meta_size + 1 KiB "
                              "so that any accepted message fits in one frame")
@@ -110,8 +112,10 @@ def _coerce_all(values: Mapping[str, Any]) -> dict[str, Any]:
 def _coerce(key: str, value: Any) -> Any:
     kind = _FIELD_TYPES[key]
     try:
+        if isinstance(value, bool):  # TOML true/false is never a number
+            raise ValueError
         if kind == "int":
-            if isinstance(value, bool):
+            if isinstance(value, float) and not value.is_integer():
                 raise ValueError
             return int(value)
         if kind == "float":

@@ -90,6 +90,7 @@ class SQLiteStore:
         self._next_msg_id = 1
         self._next_conv_id = 1
         self._positions: dict[tuple[int, str], int] = {}
+        self._flushing: dict[tuple[int, str], int] = {}  # positions in the commit running now
         self.batches = 0
         self.committed_sends = 0
 
@@ -191,6 +192,11 @@ class SQLiteStore:
         key = (user_id, device)
         if seq > self._positions.get(key, -1):
             self._positions[key] = seq
+
+    def _pending_position(self, user_id: int, device: str) -> int:
+        """A position acknowledged but maybe not yet committed (queued or committing)."""
+        key = (user_id, device)
+        return max(self._positions.get(key, 0), self._flushing.get(key, 0))
 
     def flush_positions_soon(self) -> None:
         if self._positions and self._accepting:
@@ -321,6 +327,7 @@ class SQLiteStore:
                 else:
                     batch.run(op, lambda op=op: op.plan(batch))
         positions, self._positions = self._positions, {}
+        self._flushing = positions
         await db.execute("BEGIN IMMEDIATE")
         try:
             if batch.messages:
@@ -338,6 +345,7 @@ class SQLiteStore:
             outcomes = [await self._run_txn(db, t) for t in txns]
             await db.execute("COMMIT")
         except BaseException:
+            self._flushing = {}
             for key, seq in positions.items():
                 self.record_position(key[0], key[1], seq)
             try:
@@ -345,6 +353,7 @@ class SQLiteStore:
             except Exception:
                 log.exception("rollback failed")
             raise
+        self._flushing = {}
         self._publish(batch, ops)
         for t, (ok, value) in zip(txns, outcomes, strict=True):
             if t.future is not None and not t.future.done():
@@ -667,7 +676,7 @@ class SQLiteStore:
         if row is None:
             return None
         user = UserRecord(row[0], row[1], row[2])
-        acked = max(row[6], self._positions.get((row[0], row[3]), 0))
+        acked = max(row[6], self._pending_position(row[0], row[3]))
         return user, DeviceRecord(row[0], row[3], row[4], row[5], acked)
 
     async def device(self, user_id: int, device: str) -> DeviceRecord | None:
@@ -677,14 +686,14 @@ class SQLiteStore:
         if row is None:
             return None
         return DeviceRecord(user_id, row[0], row[1], row[2],
-                            max(row[3], self._positions.get((user_id, row[0]), 0)))
+                            max(row[3], self._pending_position(user_id, row[0])))
 
     async def devices_of(self, user_id: int) -> list[DeviceRecord]:
         async with self._conn_r.execute(
             "SELECT device, created, last_seen, acked FROM devices WHERE user_id=? "
             "ORDER BY created, device", (user_id,)) as cur:
             rows = await cur.fetchall()
-        return [DeviceRecord(user_id, d, c, s, max(a, self._positions.get((user_id, d), 0)))
+        return [DeviceRecord(user_id, d, c, s, max(a, self._pending_position(user_id, d)))
                 for d, c, s, a in rows]
 
     async def read_updates(self, user_id: int, since: int, limit: int,
@@ -848,7 +857,9 @@ class SQLiteStore:
         """The highest position in `conv` whose entry in uid's log a device acknowledged."""
         acked = await self._one(self._conn_r, "SELECT coalesce(max(acked), 0) FROM devices "
                                 "WHERE user_id = ?", (uid,))
-        pending = max((seq for (u, _d), seq in self._positions.items() if u == uid), default=0)
+        pending = max((seq for (u, _d), seq in (*self._positions.items(),
+                                                *self._flushing.items()) if u == uid),
+                      default=0)
         upto = max(acked[0], pending)
         row = await self._one(
             self._conn_r,
