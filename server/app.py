@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import time
 from typing import Any
 
@@ -58,7 +59,8 @@ class Server:
         ContactService(self)
         self.presence = PresenceService(self)
         self._listener = await self.loop.create_server(
-            lambda: ServerConnection(self), self.config.host, self.config.port, backlog=4096)
+            lambda: ServerConnection(self), self.config.host, self.config.port, backlog=4096,
+            ssl=self.tls_context())
         self.port = self._listener.sockets[0].getsockname()[1]
         self.accepting = True
         self._background = [
@@ -68,6 +70,15 @@ class Server:
         ]
         log.info("listening on %s:%d (database %s, synchronous=%s)", self.config.host,
                  self.port, self.config.db_path, self.config.synchronous)
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """TLS 1.2 or newer with the configured certificate, or None for plain TCP."""
+        if not self.config.tls_cert:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        return ctx
 
     async def serve_forever(self) -> None:
         await self._stopped.wait()

@@ -4,6 +4,7 @@ environment and a key in the optional TOML file (top level or a [server] table).
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from dataclasses import MISSING, fields
 
@@ -14,7 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="liaotian-server",
         description="Run the liaotian messaging server. Precedence: flags > LIAOTIAN_* "
-                    "environment > --config file > defaults.")
+                    "environment > --config file > defaults. "
+                    "`liaotian-server backup DEST` writes an online backup instead.")
     p.add_argument("--config", metavar="FILE", help="TOML configuration file")
     for f in fields(Config):
         default = f.default if f.default is not MISSING else None
@@ -24,7 +26,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def backup_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="liaotian-server backup",
+        description="Write a consistent copy of the database, safe while the server runs.")
+    p.add_argument("dest", help="file to create (must not exist)")
+    p.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    p.add_argument("--db-path", dest="db_path", default=None,
+                   help="database to copy (default: from config, LIAOTIAN_DB_PATH or "
+                        "liaotian.db)")
+    args = p.parse_args(argv)
+    try:
+        config = Config.load(file=args.config, flags={"db_path": args.db_path})
+        from .backup import backup
+
+        result = backup(config.db_path, args.dest)
+    except (OSError, ValueError, RuntimeError, sqlite3.Error) as exc:
+        print(f"liaotian-server backup: {exc}", file=sys.stderr)
+        return 1
+    print(" ".join(f"{k}={v}" for k, v in result.items()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["backup"]:
+        return backup_main(argv[1:])
     args = vars(build_parser().parse_args(argv))
     file = args.pop("config")
     try:

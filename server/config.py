@@ -21,6 +21,8 @@ class Config:
     db_path: str = "liaotian.db"
     synchronous: str = "full"  # full: durable on power loss; normal: only on process crash
     log_level: str = "info"
+    tls_cert: str = ""  # PEM certificate chain; with tls_key, the listener speaks TLS only
+    tls_key: str = ""
     # protocol limits (advertised in WELCOME)
     max_frame_size: int = 1024 * 1024
     max_text_len: int = 64 * 1024
@@ -46,6 +48,11 @@ class Config:
     typing_ttl: float = 6.0  # seconds a typing notice lasts unless renewed
     typing_rate: float = 2.0  # typing notices per second per conversation and connection
     typing_burst: float = 3.0
+    # per-user send limits (all of a user's devices together), token buckets
+    send_rate: float = 100.0  # messages per second
+    send_burst: float = 1000.0
+    send_bytes_rate: float = 1024.0 * 1024.0  # text + meta bytes per second
+    send_bytes_burst: float = 8.0 * 1024.0 * 1024.0
     # accounts
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
@@ -60,6 +67,10 @@ class Config:
         if self.max_text_len + self.max_meta_size + 1024 > self.max_frame_size:
             raise ValueError("max_frame_size must exceed max_text_len + max_meta_size + 1 KiB "
                              "so that any accepted message fits in one frame")
+        if self.send_bytes_burst < self.max_text_len + self.max_meta_size:
+            raise ValueError("send_bytes_burst must hold at least one largest message")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together")
         if self.idle_timeout <= self.heartbeat_interval:
             raise ValueError("idle_timeout must be longer than heartbeat_interval")
 

@@ -30,6 +30,7 @@ from liaotian.protocol import (
 )
 
 from ..store import SendRequest, SendResult, StoreClosed
+from .throttle import TokenBucket
 
 if TYPE_CHECKING:
     from ..app import Server
@@ -50,6 +51,7 @@ class MessagingService:
         # pages are cut by size too, so an answer always fits in one frame
         self._page_bytes = self.limits.max_frame_size - 1024
         self.store.on_sends_committed = self.committed
+        self._buckets: dict[int, tuple[TokenBucket, TokenBucket]] = {}
         r = server.router
         r.route(Send, self.send)
         r.route(Sync, self.sync)
@@ -61,6 +63,7 @@ class MessagingService:
     def send(self, conn: ServerConnection, msg: Send) -> None:
         limits = self.limits
         text = msg.text
+        self._charge(conn, len(text) + (len(_packb(msg.meta)) if msg.meta else 0))
         if len(text) * 4 > limits.max_text_len and len(text.encode()) > limits.max_text_len:
             raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
                                f"text above {limits.max_text_len} bytes")
@@ -76,6 +79,28 @@ class MessagingService:
                 group=msg.group))
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
+
+    def _charge(self, conn: ServerConnection, size: int) -> None:
+        """Per-user token buckets for messages and bytes; refusal says when to retry."""
+        now = self.server.loop.time()
+        uid = conn.user_id
+        buckets = self._buckets.get(uid)
+        if buckets is None:
+            if len(self._buckets) > 100_000:
+                self._buckets.clear()  # idle users' full buckets: nothing lost by forgetting
+            cfg = self.server.config
+            buckets = self._buckets[uid] = (
+                TokenBucket(cfg.send_rate, cfg.send_burst, now),
+                TokenBucket(cfg.send_bytes_rate, cfg.send_bytes_burst, now))
+        count, volume = buckets
+        wait = count.take(now)
+        if wait is None:
+            wait = volume.take(now, size)
+            if wait is not None:
+                count.tokens += 1  # refund: the message was not sent
+        if wait is not None:
+            raise RequestError(ErrorCode.RATE_LIMITED, "sending too fast",
+                               retry_after=round(wait, 3))
 
     def committed(self, ops: list[Any]) -> None:
         """After a commit: answer every op, push to live connections, in seq order."""

@@ -43,20 +43,24 @@ class Batch:
         self.updates: list[tuple[Any, ...]] = []
         self.statements: list[tuple[str, tuple[Any, ...]]] = []
         self.pushes: list[Push] | None = None  # the current op's
-        self._undo: list[Callable[[], None]] = []
+        self._undo: list[Callable[[], None]] | None = None
 
     # ------------------------------------------------------------------ op boundaries
 
-    def run(self, op: Any, plan: Callable[[], None]) -> bool:
-        """Plan one op; on Refused, undo it and record the error. True if it was staged."""
+    def run(self, op: Any, plan: Callable[[], None], *, checks_first: bool = False) -> bool:
+        """Plan one op; on Refused, undo it and record the error. True if it was staged.
+
+        `checks_first` promises that the plan refuses only before it changes anything (as
+        a send does), which spares recording how to undo each allocation on the hot path.
+        """
         marks = (len(self.messages), len(self.updates), len(self.statements),
                  self.next_msg_id, self.next_conv_id)
-        self._undo = []
+        self._undo = None if checks_first else []
         op.pushes = self.pushes = []
         try:
             plan()
         except Refused as exc:
-            for undo in reversed(self._undo):
+            for undo in reversed(self._undo or ()):
                 undo()
             del self.messages[marks[0]:], self.updates[marks[1]:], self.statements[marks[2]:]
             self.next_msg_id, self.next_conv_id = marks[3], marks[4]
@@ -64,11 +68,14 @@ class Batch:
             op.pushes = []
             return False
         finally:
-            self._undo = []
+            self._undo = None
             self.pushes = None
         return True
 
     def _set(self, d: dict[Any, Any], key: Any, value: Any) -> None:
+        if self._undo is None:
+            d[key] = value
+            return
         missing = key not in d
         old = d.get(key)
         d[key] = value

@@ -323,7 +323,8 @@ class SQLiteStore:
             for op in ops:
                 if isinstance(op, SendRequest):
                     if op.result is None and op.error is None:
-                        batch.run(op, lambda op=op: self._plan_send(batch, op))
+                        batch.run(op, lambda op=op: self._plan_send(batch, op),
+                                  checks_first=True)
                 else:
                     batch.run(op, lambda op=op: op.plan(batch))
         positions, self._positions = self._positions, {}
@@ -460,7 +461,7 @@ class SQLiteStore:
             key = (s.sender_id, s.cmid)
             hit = self._dedup.get(key)
             if hit is not None:
-                s.result = hit
+                s.result = _as_duplicate(hit)
             else:
                 unknown.append(key)
         for chunk in _chunks(list(set(unknown)), _CHUNK):
@@ -477,11 +478,13 @@ class SQLiteStore:
                         id=mid, conv=conv, pos=pos, ts=ts, sender_seq=sseq, cmid=cmid))
         for s in sends:
             if s.result is None:
-                s.result = self._dedup.get((s.sender_id, s.cmid))
+                hit = self._dedup.get((s.sender_id, s.cmid))
+                if hit is not None:
+                    s.result = _as_duplicate(hit)
 
     def _remember(self, sender_id: int, cmid: str, result: SendResult) -> None:
         """Keep the answer to a retry of this cmid (stored already as a duplicate)."""
-        self._dedup[(sender_id, cmid)] = result if result.duplicate else _as_duplicate(result)
+        self._dedup[(sender_id, cmid)] = result  # turned into a duplicate answer on a hit
         while len(self._dedup) > self._dedup_max:
             self._dedup.popitem(last=False)
 

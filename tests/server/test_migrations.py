@@ -1,0 +1,82 @@
+"""A database written by an older schema opens and upgrades in place, data intact."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import msgpack
+from liaotian.protocol import ChatMessage
+from liaotian.server.store import SQLiteStore
+from liaotian.server.store.schema import MIGRATIONS
+from liaotian.server.store.sqlite import _statements
+
+
+def make_v1_database(path: Path) -> None:
+    """Schema 1 exactly as release 1 wrote it, with a direct conversation in it."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    for stmt in _statements(MIGRATIONS[0]):
+        db.execute(stmt)
+    db.execute("PRAGMA user_version=1")
+    db.execute("INSERT INTO users (id, username, password_hash, created) VALUES "
+               "(1, 'alice', 'x', 1), (2, 'bob', 'x', 1)")
+    db.execute("INSERT INTO conversations (id, kind, user_a, user_b, created) "
+               "VALUES (1, 1, 1, 2, 1)")
+    for pos in (1, 2):
+        body = ChatMessage(id=pos, conv=1, pos=pos, sender="alice", to="bob", ts=5,
+                           cmid=f"c{pos}", text=f"m{pos}").encode()
+        db.execute("INSERT INTO messages VALUES (?, 1, ?, 1, ?, ?, 5, ?)",
+                   (pos, pos, pos, f"c{pos}", body))
+        db.execute("INSERT INTO updates VALUES (1, ?, 1, ?, NULL, 5)", (pos, pos))
+        db.execute("INSERT INTO updates VALUES (2, ?, 1, ?, NULL, 5)", (pos, pos))
+    db.close()
+
+
+async def test_v1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    make_v1_database(path)
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        assert await store.integrity_check() == "ok"
+        assert await store.head(2) == 2
+        conv = await store.direct_conv(1, 2)
+        assert conv == 1
+        rows, more = await store.history(conv, None, None, 10)
+        assert [msgpack.unpackb(r)["text"] for r in rows] == ["m1", "m2"] and not more
+        page = await store.read_updates(2, 0, 10)
+        assert page.last_seq == 2 and len(page.updates) == 2
+        assert await store.groups_of(1) == []
+        soc = await store.social_of(1)
+        assert soc.contacts == set() and soc.messages == 0
+    finally:
+        await store.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    columns = {r[1] for r in db.execute("PRAGMA table_info(users)")}
+    assert {"display_name", "status", "privacy_presence", "last_seen"} <= columns
+    # the rebuilt conversations table still refuses a second direct row for the pair
+    try:
+        db.execute("INSERT INTO conversations (kind, user_a, user_b, created) VALUES (1, 1, 2, 9)")
+        raised = False
+    except sqlite3.IntegrityError:
+        raised = True
+    assert raised
+    db.close()
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    db.close()
+    store = SQLiteStore(str(path))
+    try:
+        await store.open()
+        opened = True
+    except RuntimeError as exc:
+        opened = False
+        assert "newer" in str(exc)
+    assert not opened
+    await store.close()
