@@ -32,7 +32,7 @@ USER = {"max": 256}
 ROLES = ("owner", "admin", "member")
 VISIBILITY = ("everyone", "contacts", "nobody")
 MESSAGE_POLICY = ("everyone", "contacts")
-CONTACT_EVENTS = ("request", "accepted", "declined", "cancelled", "removed")
+CONTACT_EVENTS = ("request", "accepted", "declined", "cancelled", "removed", "changed")
 
 
 def spec(**checks: Any) -> Any:

@@ -38,6 +38,7 @@ from ..store.batch import Batch
 from ..store.state import (
     REL_BLOCKED,
     REL_CONTACT,
+    REL_REQUEST_DROPPED,
     REL_REQUESTED,
     VISIBILITY_BY_NAME,
     VISIBILITY_NAMES,
@@ -118,8 +119,16 @@ class RequestOp(_RelationOp):
         me, them = batch.social_rw(self.actor), batch.social_rw(target)
         if target in me.contacts:
             raise Refused(ErrorCode.CONFLICT, "already a contact")
-        if self.actor in them.blocked or target in me.outgoing:
-            return  # dropped (blocked) or already pending: OK either way, nothing to say
+        if target in me.blocked:
+            raise Refused(ErrorCode.CONFLICT, "unblock that user first")
+        if target in me.outgoing:
+            return  # already pending: OK, nothing new
+        if self.actor in them.blocked:
+            # dropped, but kept on the requester's side so the block stays invisible
+            me.outgoing.add(target)
+            self.relate(batch, self.actor, target, REL_REQUEST_DROPPED)
+            self.changed(batch, target)
+            return
         if target in me.incoming:  # they asked first: this is an accept
             self.make_contacts(batch, self.actor, target)
             self.notify(batch, target, "accepted")
@@ -155,6 +164,10 @@ class CancelOp(_RelationOp):
         if target not in me.outgoing:
             return  # nothing pending (or silently dropped): cancelling is idempotent
         me.outgoing.discard(target)
+        if self.actor not in them.incoming:  # a dropped request: the target never saw it
+            self.unrelate(batch, self.actor, target, REL_REQUEST_DROPPED)
+            self.changed(batch, target)
+            return
         them.incoming.discard(self.actor)
         self.unrelate(batch, self.actor, target, REL_REQUESTED)
         self.notify(batch, target, "cancelled")
@@ -188,6 +201,7 @@ class BlockOp(_RelationOp):
         for a, b in ((self.actor, target), (target, self.actor)):
             self.unrelate(batch, a, b, REL_CONTACT)
             self.unrelate(batch, a, b, REL_REQUESTED)
+            self.unrelate(batch, a, b, REL_REQUEST_DROPPED)
         self.changed(batch, target)
 
 

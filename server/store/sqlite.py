@@ -38,7 +38,15 @@ from .base import (
 )
 from .batch import Batch, pair
 from .schema import MIGRATIONS
-from .state import REL_BLOCKED, REL_CONTACT, REL_REQUESTED, GroupState, Member, Social
+from .state import (
+    REL_BLOCKED,
+    REL_CONTACT,
+    REL_REQUEST_DROPPED,
+    REL_REQUESTED,
+    GroupState,
+    Member,
+    Social,
+)
 
 log = logging.getLogger("liaotian.store")
 T = TypeVar("T")
@@ -516,7 +524,7 @@ class SQLiteStore:
                     soc = found[uid]
                     if kind == REL_CONTACT:
                         soc.contacts.add(other)
-                    elif kind == REL_REQUESTED:
+                    elif kind in (REL_REQUESTED, REL_REQUEST_DROPPED):
                         soc.outgoing.add(other)
                     elif kind == REL_BLOCKED:
                         soc.blocked.add(other)
@@ -791,7 +799,7 @@ class SQLiteStore:
                                         (uid,)) as cur:
             for other, kind in await cur.fetchall():
                 {REL_CONTACT: soc.contacts, REL_REQUESTED: soc.outgoing,
-                 REL_BLOCKED: soc.blocked}[kind].add(other)
+                 REL_REQUEST_DROPPED: soc.outgoing, REL_BLOCKED: soc.blocked}[kind].add(other)
         async with self._conn_r.execute("SELECT user_id FROM relations WHERE other_id = ? "
                                         f"AND kind = {REL_REQUESTED}", (uid,)) as cur:
             soc.incoming.update(r[0] for r in await cur.fetchall())
@@ -902,7 +910,8 @@ class SQLiteStore:
 
     async def unread_count(self, uid: int, conv: int, after: int) -> int:
         row = await self._one(self._conn_r, "SELECT count(*) FROM messages WHERE conv_id = ? "
-                              "AND pos > ? AND sender_id != ?", (conv, after, uid))
+                              "AND pos > ? AND sender_id != ? AND cmid NOT LIKE '#event:%'",
+                              (conv, after, uid))
         return int(row[0])
 
     async def relations_list(self, uid: int) -> Social:

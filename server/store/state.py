@@ -13,6 +13,9 @@ ROLE_NAMES = {ROLE_MEMBER: "member", ROLE_ADMIN: "admin", ROLE_OWNER: "owner"}
 ROLE_BY_NAME = {v: k for k, v in ROLE_NAMES.items()}
 
 REL_CONTACT, REL_REQUESTED, REL_BLOCKED = 1, 2, 3
+# A request to someone who blocked the requester: listed as the requester's outgoing
+# request (so they cannot tell), never shown to its target.
+REL_REQUEST_DROPPED = 4
 VIS_EVERYONE, VIS_CONTACTS, VIS_NOBODY = 0, 1, 2
 VISIBILITY_NAMES = {VIS_EVERYONE: "everyone", VIS_CONTACTS: "contacts", VIS_NOBODY: "nobody"}
 VISIBILITY_BY_NAME = {v: k for k, v in VISIBILITY_NAMES.items()}

@@ -3,8 +3,10 @@
 For every vector in tests/vectors/protocol_v1.json: decoding the hex gives the stated type,
 rid and payload; re-encoding the typed message gives the same bytes; a Connection of the
 receiving role, in a state where the message is allowed, turns the bytes into that event.
-Then SPEC.md's tables (message types, state table, error and close codes, limits) and its
-vector section are parsed and compared with the code, so the two cannot drift apart.
+Then SPEC.md's tables (message types, state table, error and close codes, limits, update
+kinds), the field tables of the social layer (sections 16-23, against the field metadata of
+protocol/social.py), its cross references and its vector section are parsed and compared
+with the code, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import dataclasses
 import importlib.util
 import json
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ from liaotian.protocol import (
     DEFAULT_LIMITS,
     SUPPORTED_VERSIONS,
     Authenticated,
+    ChatMessage,
     CloseCode,
     Connection,
     ConnectionTerminated,
@@ -35,11 +40,21 @@ from liaotian.protocol import (
     ProtocolViolation,
     Role,
     State,
+    UpdateKind,
     Welcome,
     decode_message,
     unpack_body,
 )
 from liaotian.protocol.messages import CLIENT_TYPES, SERVER_TYPES
+from liaotian.protocol.social import (
+    CONTACT_EVENTS,
+    SOCIAL_CLASSES,
+    ConversationSummary,
+    GroupMember,
+    GroupSummary,
+    Marker,
+    PresenceEntry,
+)
 from liaotian.protocol.state import CLIENT_MAY_SEND, SERVER_MAY_SEND, refusal_code
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -274,3 +289,170 @@ def test_spec_contains_every_vector() -> None:
     for v in VECTORS:
         assert f"`{v['name']}`" in SPEC, v["name"]
         assert v["hex"] in flat, v["name"]
+
+
+# --------------------------------------------------------------------------- SPEC.md: social
+
+
+def test_spec_update_kinds_table() -> None:
+    rows = _table("| Kind | Name |")
+    assert {int(r[0]): r[1] for r in rows} == {int(k): k.name for k in UpdateKind}
+
+
+def test_spec_contact_events_table() -> None:
+    rows = _table("| `event` | Meaning for the receiving user |")
+    events = [r[0].strip('"') for r in rows]
+    assert len(set(events)) == len(events)
+    # the five events sent to the other party, and "changed" in the actor's own log
+    # (server/services/contacts.py; protocol.social.CONTACT_EVENTS does not list it)
+    assert set(events) == {*CONTACT_EVENTS, "changed"}
+
+
+_HEADING = re.compile(r"^#{2,4} (\d+(?:\.\d+)*)\.? (.+)$")
+_MSG_HEADING = re.compile(r"^([A-Z_]+) \((\d+)\), (C→S|S→C|both directions)$")
+# the nested maps of the social layer and the heading of their field table
+ENTRY_HEADINGS: dict[type, str] = {
+    GroupMember: "Group member map",
+    GroupSummary: "Group summary map",
+    Marker: "Marker map",
+    ConversationSummary: "Conversation summary map",
+    PresenceEntry: "Presence entry map",
+}
+
+
+def _sections() -> dict[str, tuple[str, list[str]]]:
+    """Heading number -> (heading title, the lines up to the next heading)."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    current: list[str] = []
+    for line in SPEC.splitlines():
+        m = _HEADING.match(line)
+        if m:
+            current = []
+            assert m.group(1) not in out, f"section {m.group(1)} appears twice"
+            out[m.group(1)] = (m.group(2), current)
+        else:
+            current.append(line)
+    return out
+
+
+SECTIONS = _sections()
+
+
+def _section_titled(title: str) -> tuple[str, list[str]]:
+    found = [(n, body) for n, (t, body) in SECTIONS.items() if t == title]
+    assert len(found) == 1, f"SPEC.md needs exactly one section titled {title!r}: {found}"
+    return found[0]
+
+
+def _field_rows(body: list[str]) -> list[list[str]] | None:
+    for i, line in enumerate(body):
+        if line.startswith("| Key | msgpack type | Req. | Constraints | Meaning |"):
+            rows = []
+            for row in body[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                rows.append([c.strip() for c in row.strip().strip("|").split("|")])
+            return rows
+    return None
+
+
+def _type_name(kind: Any) -> str:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        (kind,) = [a for a in typing.get_args(kind) if a is not type(None)]
+        origin = typing.get_origin(kind)
+    if origin is tuple:
+        item = typing.get_args(kind)[0]
+        if item is str:
+            return "array of str"
+        heading = ENTRY_HEADINGS[item]  # "Group member map" -> "array of group member map"
+        return f"array of {heading[0].lower()}{heading[1:]}"
+    return {int: "integer", str: "str", bool: "boolean", float: "float",
+            ChatMessage: "message map (8.2)"}[kind]
+
+
+def _check_field_table(what: str, cls: Any, body: list[str]) -> None:
+    specs = cls._specs
+    rows = _field_rows(body)
+    if not specs:
+        assert rows is None, f"{what}: has no fields but a field table"
+        assert any("Empty payload `{}`" in line for line in body), what
+        return
+    assert rows is not None, f"{what}: no field table"
+    assert [r[0] for r in rows] == [f"`{key}`" for _, key, *_ in specs], what
+    for row, (name, key, kind, meta, required) in zip(rows, specs, strict=True):
+        _, mtype, req, constraints, meaning = row
+        where = f"{what}.{key}"
+        assert mtype.startswith(_type_name(kind)), (where, mtype)
+        default = next(f.default for f in dataclasses.fields(cls) if f.name == name)
+        if required:
+            assert req == "required", (where, req)
+        elif default is None:
+            assert req.startswith("optional"), (where, req)
+        else:
+            assert req.startswith("always sent"), (where, req)
+        plain = constraints.replace(",", "")
+        if "choices" in meta:
+            assert constraints.startswith("one of "), (where, constraints)
+            listed = re.findall(r'`"([^"`]*)"`', constraints)
+            assert tuple(listed) == tuple(meta["choices"]), (where, constraints)
+        elif "max" in meta:
+            if "min" in meta:
+                assert f"{meta['min']} .. {meta['max']} characters" in plain, (where, constraints)
+            else:
+                assert f"decoder cap {meta['max']} characters" in plain, (where, constraints)
+        if "lo" in meta or "hi" in meta:
+            assert f"{meta.get('lo', 0)} .. {meta['hi']}" in plain, (where, constraints)
+        if "min_items" in meta:
+            assert f"{meta['min_items']} .. {meta['max_items']} elements" in plain, where
+        elif "max_items" in meta:
+            assert f"at most {meta['max_items']} elements" in plain, (where, constraints)
+        assert meaning, where
+
+
+@pytest.mark.parametrize("cls", SOCIAL_CLASSES, ids=lambda c: c.__name__)
+def test_spec_documents_every_social_message(cls: type[Message]) -> None:
+    """Each social message has one section `NAME (type), C→S|S→C` whose field table matches
+    the field metadata of protocol/social.py: keys in wire order, required/optional/always
+    sent, types, lengths, choices, ranges and array sizes."""
+    direction = "C→S" if cls.FROM_CLIENT else "S→C"
+    number, body = _section_titled(f"{cls.TYPE.name} ({int(cls.TYPE)}), {direction}")
+    assert int(number.split(".")[0]) in range(16, 24), number
+    _check_field_table(cls.TYPE.name, cls, body)
+
+
+@pytest.mark.parametrize("cls", list(ENTRY_HEADINGS), ids=lambda c: c.__name__)
+def test_spec_documents_every_social_entry_map(cls: type) -> None:
+    _, body = _section_titled(ENTRY_HEADINGS[cls])
+    _check_field_table(cls.__name__, cls, body)
+
+
+def test_spec_message_sections_are_unique() -> None:
+    seen: dict[str, str] = {}
+    for number, (title, _) in SECTIONS.items():
+        m = _MSG_HEADING.match(title)
+        if m:
+            assert m.group(1) not in seen, (number, seen.get(m.group(1)))
+            seen[m.group(1)] = number
+            assert int(MessageType[m.group(1)]) == int(m.group(2)), title
+    assert set(seen) == {t.name for t in MessageType}
+
+
+def test_spec_cross_references_resolve() -> None:
+    """Every `section N[.M]`, `sections N–M` and `(N.M)` reference names an existing heading,
+    and the test vectors come last."""
+    tops = [n for n in SECTIONS if "." not in n]
+    assert tops == [str(i) for i in range(1, len(tops) + 1)], tops
+    assert SECTIONS[tops[-1]][0] == "Test vectors"
+    contents = re.findall(r"^(\d+)\. (.+)$", SPEC.split("\n---\n", 1)[0], re.M)
+    assert [n for n, _ in contents] == tops
+    for n, title in contents:  # the contents line may say more than the heading
+        assert title.startswith(SECTIONS[n][0]), (n, title)
+    refs: set[str] = set()
+    refs |= set(re.findall(r"\bsections? (\d+(?:\.\d+)*)", SPEC))
+    for a, b in re.findall(r"\bsections (\d+)[–-](\d+)", SPEC):
+        refs |= {a, b}
+    refs |= set(re.findall(r"\((\d+\.\d+(?:\.\d+)?)\)", SPEC))
+    refs |= set(re.findall(r"\bsections? \d+(?:\.\d+)*(?:,| and) (\d+(?:\.\d+)*)", SPEC))
+    missing = sorted(r for r in refs if r not in SECTIONS)
+    assert not missing, missing

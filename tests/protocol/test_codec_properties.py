@@ -51,6 +51,51 @@ from liaotian.protocol import (
     encode_updates_frame,
     unpack_body,
 )
+from liaotian.protocol.social import (
+    ROLES,
+    Block,
+    ContactAccept,
+    ContactCancel,
+    ContactDecline,
+    ContactList,
+    ContactRemove,
+    ContactRequest,
+    ConversationList,
+    ConversationSummary,
+    GetGroup,
+    GetPresence,
+    GetPrivacy,
+    GetProfile,
+    GetReceipts,
+    GroupAdd,
+    GroupCreate,
+    GroupInfo,
+    GroupLeave,
+    GroupList,
+    GroupMember,
+    GroupRemove,
+    GroupSetRole,
+    GroupSummary,
+    GroupTransfer,
+    GroupUpdate,
+    ListContacts,
+    ListConversations,
+    ListGroups,
+    Marker,
+    Ok,
+    Presence,
+    PresenceEntry,
+    PresenceList,
+    Privacy,
+    Profile,
+    Read,
+    Receipts,
+    SetPrivacy,
+    SetProfile,
+    Typing,
+    TypingNotice,
+    Unblock,
+)
 
 T = MessageType
 SETTINGS = settings(max_examples=40, deadline=None, database=None)
@@ -82,7 +127,7 @@ maps = st.dictionaries(st.text(max_size=8), values, max_size=4)
 # float fields decode ints as floats: generate floats so re-encoding is byte-identical
 non_negative = st.floats(min_value=0, allow_nan=False, allow_infinity=False)
 
-chat_messages = st.builds(
+direct_messages = st.builds(
     ChatMessage,
     id=u63,
     conv=u63,
@@ -94,6 +139,22 @@ chat_messages = st.builds(
     text=st.text(max_size=40),
     meta=maps,
 )
+# group timeline entries: "group" instead of "to" (to is "" then), perhaps an event map
+group_messages = st.builds(
+    ChatMessage,
+    id=u63,
+    conv=u63,
+    pos=st.integers(1, MAX_INT64),
+    sender=text(256),
+    to=st.just(""),
+    ts=u63,
+    cmid=text(256),
+    text=st.text(max_size=40),
+    meta=maps,
+    group=u63,
+    event=st.none() | maps,
+)
+chat_messages = direct_messages | group_messages
 updates = st.one_of(
     st.builds(
         Update,
@@ -121,13 +182,140 @@ def histories(draw: st.DrawFn) -> History:
             before = draw(u63)
         case "after":
             after = draw(u63)
+    group = draw(st.none() | u63)
     return History(
         rid=draw(rids),
-        with_user=draw(text(256)),
+        with_user=draw(text(256)) if group is None else "",
         before=before,
         after=after,
         limit=draw(st.none() | st.integers(1, 200)),
+        group=group,
     )
+
+
+@st.composite
+def sends(draw: st.DrawFn) -> Send:
+    group = draw(st.none() | u63)
+    return Send(
+        rid=draw(rids),
+        to=draw(text(256)) if group is None else "",
+        cmid=draw(st.text(min_size=1, max_size=64)),
+        text=draw(st.text(max_size=60)),
+        meta=draw(maps),
+        group=group,
+    )
+
+
+def opt_text(max_size: int, min_size: int = 0) -> st.SearchStrategy[str | None]:
+    return st.none() | st.text(min_size=min_size, max_size=min(max_size, 24))
+
+
+def tuples(elements: st.SearchStrategy[Any], min_size: int = 0,
+           max_size: int = 4) -> st.SearchStrategy[tuple[Any, ...]]:
+    return st.lists(elements, min_size=min_size, max_size=max_size).map(tuple)
+
+
+users = text(256)
+visibility = st.sampled_from(["everyone", "contacts", "nobody"])
+message_policy = st.sampled_from(["everyone", "contacts"])
+members = st.builds(GroupMember, user=users, role=st.sampled_from(ROLES), joined=u63)
+group_summaries = st.builds(
+    GroupSummary, group=u63, name=text(64), topic=text(256), role=st.sampled_from(ROLES),
+    members=u63,
+)
+markers = st.builds(Marker, user=users, pos=u63)
+conversation_summaries = st.builds(
+    ConversationSummary,
+    conv=u63,
+    kind=st.sampled_from(["direct", "group"]),
+    name=text(256),
+    ts=u63,
+    unread=u63,
+    read=u63,
+    last=st.none() | chat_messages,
+    peer=st.none() | users,
+    group=st.none() | u63,
+)
+presence_entries = st.builds(PresenceEntry, user=users, online=st.booleans(), last_seen=u63)
+
+
+def user_request(cls: type[Message]) -> st.SearchStrategy[Message]:
+    return st.builds(cls, rid=rids, user=users)
+
+
+SOCIAL_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
+    T.OK: st.builds(Ok, rid=rids, pos=st.none() | u63),
+    T.GROUP_CREATE: st.builds(
+        GroupCreate, rid=rids, name=st.text(min_size=1, max_size=24), members=tuples(users),
+        topic=text(256),
+    ),
+    T.GROUP_INFO: st.builds(
+        GroupInfo, rid=rids, group=u63, name=text(64), topic=text(256), owner=users,
+        created=u63, pos=u63, members=tuples(members),
+    ),
+    T.GET_GROUP: st.builds(GetGroup, rid=rids, group=u63),
+    T.GROUP_ADD: st.builds(GroupAdd, rid=rids, group=u63, users=tuples(users, min_size=1)),
+    T.GROUP_REMOVE: st.builds(GroupRemove, rid=rids, group=u63, user=users),
+    T.GROUP_LEAVE: st.builds(GroupLeave, rid=rids, group=u63),
+    T.GROUP_UPDATE: st.builds(
+        GroupUpdate, rid=rids, group=u63, name=opt_text(64, min_size=1), topic=opt_text(256)
+    ),
+    T.GROUP_SET_ROLE: st.builds(
+        GroupSetRole, rid=rids, group=u63, user=users, role=st.sampled_from(["admin", "member"])
+    ),
+    T.GROUP_TRANSFER: st.builds(GroupTransfer, rid=rids, group=u63, user=users),
+    T.LIST_GROUPS: st.builds(ListGroups, rid=rids),
+    T.GROUP_LIST: st.builds(GroupList, rid=rids, groups=tuples(group_summaries)),
+    T.READ: st.builds(Read, rid=rids, conv=u63, pos=u63),
+    T.GET_RECEIPTS: st.builds(GetReceipts, rid=rids, conv=u63),
+    T.RECEIPTS: st.builds(
+        Receipts, rid=rids, conv=u63, read=tuples(markers), delivered=tuples(markers)
+    ),
+    T.LIST_CONVERSATIONS: st.builds(
+        ListConversations, rid=rids, limit=st.none() | st.integers(1, 100),
+        before_ts=st.none() | u63, before_conv=st.none() | u63,
+    ),
+    T.CONVERSATION_LIST: st.builds(
+        ConversationList, rid=rids, conversations=tuples(conversation_summaries, max_size=3),
+        more=st.booleans(),
+    ),
+    # the codec does not check that exactly one of to/group is present (the server does)
+    T.TYPING: st.builds(
+        Typing, rid=rids, typing=st.booleans(), to=st.none() | users, group=st.none() | u63
+    ),
+    T.TYPING_NOTICE: st.builds(
+        TypingNotice, rid=rids, user=users, typing=st.booleans(), ttl=non_negative,
+        group=st.none() | u63,
+    ),
+    T.PRESENCE: st.builds(Presence, rid=rids, user=users, online=st.booleans(), last_seen=u63),
+    T.GET_PRESENCE: st.builds(GetPresence, rid=rids, users=tuples(users, 1, 100)),
+    T.PRESENCE_LIST: st.builds(PresenceList, rid=rids, presence=tuples(presence_entries)),
+    T.CONTACT_REQUEST: user_request(ContactRequest),
+    T.CONTACT_ACCEPT: user_request(ContactAccept),
+    T.CONTACT_DECLINE: user_request(ContactDecline),
+    T.CONTACT_CANCEL: user_request(ContactCancel),
+    T.CONTACT_REMOVE: user_request(ContactRemove),
+    T.LIST_CONTACTS: st.builds(ListContacts, rid=rids),
+    T.CONTACT_LIST: st.builds(
+        ContactList, rid=rids, contacts=tuples(users), incoming=tuples(users),
+        outgoing=tuples(users), blocked=tuples(users),
+    ),
+    T.BLOCK: user_request(Block),
+    T.UNBLOCK: user_request(Unblock),
+    T.SET_PROFILE: st.builds(
+        SetProfile, rid=rids, display_name=opt_text(64), status=opt_text(256)
+    ),
+    T.GET_PROFILE: user_request(GetProfile),
+    T.PROFILE: st.builds(Profile, rid=rids, user=users, display_name=text(64), status=text(256)),
+    T.SET_PRIVACY: st.builds(
+        SetPrivacy, rid=rids, presence=st.none() | visibility, profile=st.none() | visibility,
+        messages=st.none() | message_policy,
+    ),
+    T.GET_PRIVACY: st.builds(GetPrivacy, rid=rids),
+    T.PRIVACY: st.builds(
+        Privacy, rid=rids, presence=visibility, profile=visibility, messages=message_policy
+    ),
+}
 
 
 STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
@@ -178,14 +366,7 @@ STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     ),
     T.REVOKE_DEVICE: st.builds(RevokeDevice, rid=rids, device=text(256)),
     T.DEVICE_REVOKED: st.builds(DeviceRevoked, rid=rids, device=text(256)),
-    T.SEND: st.builds(
-        Send,
-        rid=rids,
-        to=text(256),
-        cmid=st.text(min_size=1, max_size=64),
-        text=st.text(max_size=60),
-        meta=maps,
-    ),
+    T.SEND: sends(),
     T.SENT: st.builds(
         Sent,
         rid=rids,
@@ -214,6 +395,7 @@ STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
         messages=st.lists(chat_messages, max_size=4).map(tuple),
         more=st.booleans(),
     ),
+    **SOCIAL_STRATEGIES,
 }
 
 
@@ -346,6 +528,39 @@ def test_fan_out_encoders_at_array_header_boundaries(n: int) -> None:
                 "before",
                 "after",
                 "messages",
+                "group",
+                "event",
+                # the social layer's keys
+                "name",
+                "members",
+                "topic",
+                "owner",
+                "created",
+                "users",
+                "role",
+                "joined",
+                "groups",
+                "read",
+                "delivered",
+                "conversations",
+                "kind",
+                "unread",
+                "last",
+                "peer",
+                "before_ts",
+                "before_conv",
+                "typing",
+                "ttl",
+                "online",
+                "last_seen",
+                "presence",
+                "contacts",
+                "incoming",
+                "outgoing",
+                "blocked",
+                "display_name",
+                "status",
+                "profile",
                 "junk",
             ]
         ),
@@ -371,7 +586,28 @@ def test_decoding_any_payload_raises_only_protocol_error(
 @given(
     st.sampled_from(sorted(MESSAGE_CLASSES)),
     rids,
-    st.lists(st.sampled_from(["updates", "messages", "devices"]), min_size=1, max_size=1),
+    st.lists(
+        st.sampled_from(
+            [
+                "updates",
+                "messages",
+                "devices",
+                "members",
+                "users",
+                "groups",
+                "read",
+                "delivered",
+                "conversations",
+                "presence",
+                "contacts",
+                "incoming",
+                "outgoing",
+                "blocked",
+            ]
+        ),
+        min_size=1,
+        max_size=1,
+    ),
     st.lists(values | st.lists(values, min_size=3, max_size=3), max_size=3),
 )
 def test_decoding_any_nested_list_raises_only_protocol_error(
@@ -390,9 +626,32 @@ def test_encode_message_map_is_the_canonical_message_encoding(msg: ChatMessage) 
     from liaotian.protocol.messages import encode_message_map
 
     raw = encode_message_map(
-        msg.id, msg.conv, msg.pos, msg.sender, msg.to, msg.ts, msg.cmid, msg.text, msg.meta
+        msg.id, msg.conv, msg.pos, msg.sender, msg.to, msg.ts, msg.cmid, msg.text, msg.meta,
+        msg.group, msg.event,
     )
     assert raw == msg.encode() == msgpack.packb(msg.to_wire())
     assert encode_message_map(
-        msg.id, msg.conv, msg.pos, msg.sender, msg.to, msg.ts, msg.cmid, msg.text, None
+        msg.id, msg.conv, msg.pos, msg.sender, msg.to, msg.ts, msg.cmid, msg.text, None,
+        msg.group, msg.event,
     ) == msgpack.packb({k: v for k, v in msg.to_wire().items() if k != "meta"})
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(chat_messages)
+def test_message_map_key_order(msg: ChatMessage) -> None:
+    """SPEC.md 8.2: id, conv, pos, from, to|group, ts, cmid, text, meta?, event?"""
+    keys = list(msgpack.unpackb(msg.encode()))
+    middle = ["to"] if msg.group is None else ["group"]
+    tail = (["meta"] if msg.meta else []) + (["event"] if msg.event is not None else [])
+    assert keys == ["id", "conv", "pos", "from", *middle, "ts", "cmid", "text", *tail]
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(direct_messages)
+def test_direct_message_bytes_are_those_of_the_core_protocol(msg: ChatMessage) -> None:
+    """The social layer leaves the encoding of a direct message map unchanged."""
+    core = {"id": msg.id, "conv": msg.conv, "pos": msg.pos, "from": msg.sender, "to": msg.to,
+            "ts": msg.ts, "cmid": msg.cmid, "text": msg.text}
+    if msg.meta:
+        core["meta"] = msg.meta
+    assert msg.encode() == msgpack.packb(core)

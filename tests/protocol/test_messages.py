@@ -51,6 +51,51 @@ from liaotian.protocol import (
     validate_device,
     validate_username,
 )
+from liaotian.protocol.social import (
+    SOCIAL_CLIENT_TYPES,
+    Block,
+    ContactAccept,
+    ContactCancel,
+    ContactDecline,
+    ContactList,
+    ContactRemove,
+    ContactRequest,
+    ConversationList,
+    ConversationSummary,
+    GetGroup,
+    GetPresence,
+    GetPrivacy,
+    GetProfile,
+    GetReceipts,
+    GroupAdd,
+    GroupCreate,
+    GroupInfo,
+    GroupLeave,
+    GroupList,
+    GroupMember,
+    GroupRemove,
+    GroupSetRole,
+    GroupSummary,
+    GroupTransfer,
+    GroupUpdate,
+    ListContacts,
+    ListConversations,
+    ListGroups,
+    Marker,
+    Ok,
+    Presence,
+    PresenceEntry,
+    PresenceList,
+    Privacy,
+    Profile,
+    Read,
+    Receipts,
+    SetPrivacy,
+    SetProfile,
+    Typing,
+    TypingNotice,
+    Unblock,
+)
 
 T = MessageType
 MSG = ChatMessage(
@@ -63,6 +108,18 @@ MSG = ChatMessage(
     cmid="c-1",
     text="hi",
     meta={"reply_to": 1},
+)
+GMSG = ChatMessage(
+    id=10,
+    conv=12,
+    pos=2,
+    sender="alice",
+    to="",
+    ts=1_700_000_000_456,
+    cmid="",
+    text="",
+    group=12,
+    event={"type": "added", "users": ["dave"]},
 )
 
 # One representative, fully populated instance of every message type.
@@ -116,7 +173,86 @@ EXAMPLES: dict[int, Message] = {
     ),
     T.ACK: Ack(rid=0, seq=5),
     T.HISTORY: History(rid=12, with_user="bob", before=10, limit=20),
-    T.HISTORY_PAGE: HistoryPage(rid=12, messages=(MSG,), more=True),
+    T.HISTORY_PAGE: HistoryPage(rid=12, messages=(MSG, GMSG), more=True),
+    # the social layer
+    T.OK: Ok(rid=13, pos=4),
+    T.GROUP_CREATE: GroupCreate(rid=14, name="Trip", members=("bob", "carol"), topic="May"),
+    T.GROUP_INFO: GroupInfo(
+        rid=14,
+        group=12,
+        name="Trip",
+        topic="May",
+        owner="alice",
+        created=1_700_000_000_000,
+        pos=1,
+        members=(
+            GroupMember(user="alice", role="owner", joined=1_700_000_000_000),
+            GroupMember(user="bob", role="admin", joined=1_700_000_000_001),
+        ),
+    ),
+    T.GET_GROUP: GetGroup(rid=15, group=12),
+    T.GROUP_ADD: GroupAdd(rid=16, group=12, users=("dave", "erin")),
+    T.GROUP_REMOVE: GroupRemove(rid=17, group=12, user="dave"),
+    T.GROUP_LEAVE: GroupLeave(rid=18, group=12),
+    T.GROUP_UPDATE: GroupUpdate(rid=19, group=12, name="Trip 2", topic=""),
+    T.GROUP_SET_ROLE: GroupSetRole(rid=20, group=12, user="bob", role="member"),
+    T.GROUP_TRANSFER: GroupTransfer(rid=21, group=12, user="bob"),
+    T.LIST_GROUPS: ListGroups(rid=22),
+    T.GROUP_LIST: GroupList(
+        rid=22,
+        groups=(GroupSummary(group=12, name="Trip", topic="", role="member", members=3),),
+    ),
+    T.READ: Read(rid=23, conv=4, pos=2),
+    T.GET_RECEIPTS: GetReceipts(rid=24, conv=12),
+    T.RECEIPTS: Receipts(
+        rid=24,
+        conv=12,
+        read=(Marker(user="bob", pos=2),),
+        delivered=(Marker(user="bob", pos=3), Marker(user="carol", pos=0)),
+    ),
+    T.LIST_CONVERSATIONS: ListConversations(
+        rid=25, limit=10, before_ts=1_700_000_000_000, before_conv=4
+    ),
+    T.CONVERSATION_LIST: ConversationList(
+        rid=25,
+        conversations=(
+            ConversationSummary(
+                conv=12, kind="group", name="Trip", ts=GMSG.ts, unread=1, read=1, last=GMSG,
+                group=12,
+            ),
+            ConversationSummary(
+                conv=4, kind="direct", name="bob", ts=MSG.ts, unread=0, read=2, last=MSG,
+                peer="bob",
+            ),
+            ConversationSummary(conv=13, kind="group", name="New", ts=5, unread=0, read=0,
+                                group=13),
+        ),
+        more=True,
+    ),
+    T.TYPING: Typing(rid=0, typing=True, to="bob"),
+    T.TYPING_NOTICE: TypingNotice(rid=0, user="bob", typing=True, ttl=6.0, group=12),
+    T.PRESENCE: Presence(rid=0, user="bob", online=True, last_seen=0),
+    T.GET_PRESENCE: GetPresence(rid=26, users=("bob", "carol")),
+    T.PRESENCE_LIST: PresenceList(
+        rid=26, presence=(PresenceEntry(user="bob", online=False, last_seen=123),)
+    ),
+    T.CONTACT_REQUEST: ContactRequest(rid=27, user="carol"),
+    T.CONTACT_ACCEPT: ContactAccept(rid=28, user="carol"),
+    T.CONTACT_DECLINE: ContactDecline(rid=29, user="carol"),
+    T.CONTACT_CANCEL: ContactCancel(rid=30, user="carol"),
+    T.CONTACT_REMOVE: ContactRemove(rid=31, user="carol"),
+    T.LIST_CONTACTS: ListContacts(rid=32),
+    T.CONTACT_LIST: ContactList(
+        rid=32, contacts=("bob",), incoming=("carol",), outgoing=(), blocked=("eve",)
+    ),
+    T.BLOCK: Block(rid=33, user="eve"),
+    T.UNBLOCK: Unblock(rid=34, user="eve"),
+    T.SET_PROFILE: SetProfile(rid=35, display_name="Alice", status="hi"),
+    T.GET_PROFILE: GetProfile(rid=36, user="bob"),
+    T.PROFILE: Profile(rid=36, user="bob", display_name="Bob", status=""),
+    T.SET_PRIVACY: SetPrivacy(rid=37, presence="contacts", profile="nobody", messages="contacts"),
+    T.GET_PRIVACY: GetPrivacy(rid=38),
+    T.PRIVACY: Privacy(rid=38, presence="contacts", profile="everyone", messages="everyone"),
 }
 
 CLIENT_SENT = {
@@ -133,6 +269,7 @@ CLIENT_SENT = {
     T.SYNC,
     T.ACK,
     T.HISTORY,
+    *SOCIAL_CLIENT_TYPES,
 }
 
 
@@ -190,7 +327,7 @@ def test_example_round_trips(msg_type: int) -> None:
 
 
 def test_unknown_type_is_unknown_type_with_rid() -> None:
-    for t in (7, 21, 99, 0xFFFF):
+    for t in (8, 21, 37, 51, 65, 79, 86, 99, 0xFFFF):
         with pytest.raises(ProtocolError) as info:
             decode_message(t, 17, {})
         assert info.value.code == ErrorCode.UNKNOWN_TYPE
@@ -236,6 +373,10 @@ def test_optional_fields_take_their_defaults() -> None:
     )
     assert decode(T.SYNC, {"since": 0}) == Sync(rid=42, since=0, limit=None)
     assert decode(T.HISTORY, {"with": "bob"}) == History(rid=42, with_user="bob")
+    assert decode(T.SEND, {"group": 5, "cmid": "c", "text": ""}) == Send(
+        rid=42, to="", cmid="c", text="", group=5
+    )
+    assert decode(T.HISTORY, {"group": 5}) == History(rid=42, with_user="", group=5)
     assert decode(
         T.AUTHENTICATED, {"user": "a", "device": "d", "head": 0, "acked": 0}
     ) == Authenticated(rid=42, user="a", device="d", head=0, acked=0, token=None)
@@ -254,6 +395,14 @@ def test_optional_fields_are_omitted_on_the_wire() -> None:
     }
     assert Sync(rid=1, since=0).to_payload() == {"since": 0}
     assert History(rid=1, with_user="b").to_payload() == {"with": "b"}
+    assert Send(rid=1, to="", cmid="c", text="t", group=5).to_payload() == {
+        "group": 5,
+        "cmid": "c",
+        "text": "t",
+    }
+    assert History(rid=1, with_user="", group=5, after=2).to_payload() == {"group": 5, "after": 2}
+    assert "group" not in MSG.to_wire() and "event" not in MSG.to_wire()
+    assert "to" not in GMSG.to_wire() and GMSG.to_wire()["group"] == 12
     assert "token" not in Authenticated(rid=1, user="a", device="d", head=0, acked=0).to_payload()
     assert "resync" not in Updates(rid=0, updates=(), head=0).to_payload()
     assert (
@@ -268,6 +417,7 @@ def test_optional_fields_are_omitted_on_the_wire() -> None:
 # --------------------------------------------------------------------------- invalid fields
 
 _CHAT = MSG.to_wire()
+_GCHAT = GMSG.to_wire()
 _DEV = {"device": "d", "created": 1, "last_seen": 1, "online": True, "acked": 0}
 
 INVALID: list[tuple[int, dict[str, Any], str]] = [
@@ -327,6 +477,15 @@ INVALID: list[tuple[int, dict[str, Any], str]] = [
     (T.SEND, {"to": "b", "cmid": "c"}, "text"),
     (T.SEND, {"to": "b", "cmid": "c", "text": 5}, "text"),
     (T.SEND, {"to": "b", "cmid": "c", "text": "t", "meta": [1]}, "meta"),
+    # exactly one of to / group
+    (T.SEND, {"to": "b", "group": 1, "cmid": "c", "text": "t"}, "to"),
+    (T.SEND, {"to": "", "group": 0, "cmid": "c", "text": "t"}, "to"),
+    (T.SEND, {"group": -1, "cmid": "c", "text": "t"}, "group"),
+    (T.SEND, {"group": "12", "cmid": "c", "text": "t"}, "group"),
+    (T.SEND, {"group": True, "cmid": "c", "text": "t"}, "group"),
+    (T.SEND, {"group": None, "cmid": "c", "text": "t"}, "group"),
+    (T.SEND, {"group": 2**63, "cmid": "c", "text": "t"}, "group"),
+    (T.SEND, {"to": 5, "cmid": "c", "text": "t"}, "to"),
     (T.SENT, {"id": 1, "conv": 1, "pos": 1, "ts": 1, "seq": "1", "cmid": "c"}, "seq"),
     (
         T.SENT,
@@ -356,6 +515,12 @@ INVALID: list[tuple[int, dict[str, Any], str]] = [
     (T.ACK, {}, "seq"),
     (T.ACK, {"seq": -3}, "seq"),
     (T.HISTORY, {}, "with"),
+    (T.HISTORY, {"before": 3}, "with"),
+    (T.HISTORY, {"with": "b", "group": 1}, "with"),
+    (T.HISTORY, {"group": "1"}, "group"),
+    (T.HISTORY, {"group": None}, "group"),
+    (T.HISTORY, {"group": 1, "before": 5, "after": 1}, "before"),
+    (T.HISTORY, {"group": 1, "limit": 201}, "limit"),
     (T.HISTORY, {"with": "b", "before": 5, "after": 1}, "before"),
     (T.HISTORY, {"with": "b", "before": -1}, "before"),
     (T.HISTORY, {"with": "b", "limit": 0}, "limit"),
@@ -366,6 +531,14 @@ INVALID: list[tuple[int, dict[str, Any], str]] = [
     (T.HISTORY_PAGE, {"messages": [{**_CHAT, "meta": "m"}]}, "meta"),
     (T.HISTORY_PAGE, {"messages": [{**_CHAT, "pos": 1.0}]}, "pos"),
     (T.HISTORY_PAGE, {"messages": [], "more": None}, "more"),
+    # direct messages need "to"; group messages carry "group" instead
+    (T.HISTORY_PAGE, {"messages": [{k: v for k, v in _CHAT.items() if k != "to"}]}, "to"),
+    (T.HISTORY_PAGE, {"messages": [{**_GCHAT, "group": "12"}]}, "group"),
+    (T.HISTORY_PAGE, {"messages": [{**_GCHAT, "group": None}]}, "group"),
+    (T.HISTORY_PAGE, {"messages": [{**_GCHAT, "group": -1}]}, "group"),
+    (T.HISTORY_PAGE, {"messages": [{**_GCHAT, "event": [1]}]}, "event"),
+    (T.HISTORY_PAGE, {"messages": [{**_GCHAT, "event": {1: "x"}}]}, "event"),
+    (T.UPDATES, {"updates": [[1, 1, {**_GCHAT, "event": "added"}]], "head": 1}, "event"),
 ]
 
 
@@ -594,3 +767,40 @@ def test_spec_positions_and_seqs_start_at_one(
     msg_type: int, payload: dict[str, Any], field: str
 ) -> None:
     assert_invalid(msg_type, payload, field)
+
+
+# --------------------------------------------------------------------------- group messages
+
+
+def test_group_message_map_has_group_instead_of_to() -> None:
+    wire = GMSG.to_wire()
+    assert list(wire) == ["id", "conv", "pos", "from", "group", "ts", "cmid", "text", "event"]
+    assert ChatMessage.from_wire(wire, 1) == GMSG
+    text_msg = ChatMessage(
+        id=11, conv=12, pos=3, sender="bob", to="", ts=1, cmid="b-1", text="hi", group=12,
+        meta={"k": 1},
+    )
+    assert list(text_msg.to_wire()) == [
+        "id", "conv", "pos", "from", "group", "ts", "cmid", "text", "meta"
+    ]
+    assert ChatMessage.from_wire(text_msg.to_wire(), 1) == text_msg
+
+
+def test_direct_message_map_keeps_the_core_key_order() -> None:
+    assert list(MSG.to_wire()) == ["id", "conv", "pos", "from", "to", "ts", "cmid", "text", "meta"]
+
+
+def test_a_group_message_may_also_carry_to_which_is_read_but_not_written() -> None:
+    # forward compatibility: unknown or extra keys do not make the map invalid
+    msg = ChatMessage.from_wire({**_GCHAT, "to": "x"}, 1)
+    assert msg.group == 12 and msg.to == "x"
+
+
+def test_empty_event_map_is_kept() -> None:
+    msg = ChatMessage.from_wire({**_GCHAT, "event": {}}, 1)
+    assert msg.event == {} and "event" in msg.to_wire()
+
+
+def test_spec_nil_event_is_invalid() -> None:
+    """SPEC 1.6: nil for an optional field is invalid, for `event` as for `meta`."""
+    assert_invalid(T.HISTORY_PAGE, {"messages": [{**_GCHAT, "event": None}]}, "event")

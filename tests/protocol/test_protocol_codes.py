@@ -37,6 +37,11 @@ ERROR_CODES = {
     "UNKNOWN_USER": 3001,
     "MESSAGE_TOO_LARGE": 3002,
     "INVALID_CURSOR": 3003,
+    "NOT_ALLOWED": 3004,
+    "NOT_MEMBER": 3005,
+    "GROUP_FULL": 3006,
+    "FORBIDDEN": 3007,
+    "CONFLICT": 3008,
     "RATE_LIMITED": 4001,
     "INTERNAL_ERROR": 5001,
     "UNAVAILABLE": 5002,
@@ -58,6 +63,12 @@ CLOSE_CODES = {
 
 def test_error_code_numbers() -> None:
     assert {c.name: int(c) for c in ErrorCode} == ERROR_CODES
+
+
+def test_update_kind_numbers() -> None:
+    from liaotian.protocol import UpdateKind
+
+    assert {k.name: int(k) for k in UpdateKind} == {"MESSAGE": 1, "READ": 2, "CONTACT": 3}
 
 
 def test_close_code_numbers() -> None:

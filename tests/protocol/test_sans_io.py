@@ -22,7 +22,9 @@ FORBIDDEN = {
     "ssl",
     "datetime",
 }  # datetime: reading a clock is the caller's job too
-EXPECTED_MODULES = {"codes", "errors", "limits", "frames", "messages", "state", "connection"}
+EXPECTED_MODULES = {
+    "codes", "errors", "limits", "frames", "base", "messages", "social", "state", "connection"
+}
 MODULES = sorted(m.name for m in pkgutil.iter_modules(liaotian.protocol.__path__))
 
 
@@ -114,8 +116,26 @@ def test_star_import_gives_exactly_all() -> None:
     assert set(ns) == set(liaotian.protocol.__all__)
 
 
+def test_every_core_message_class_is_exported() -> None:
+    from liaotian.protocol.messages import CORE_CLASSES
+
+    for cls in CORE_CLASSES:
+        assert getattr(liaotian.protocol, cls.__name__) is cls
+
+
+def test_every_social_message_class_is_importable_from_its_module() -> None:
+    from liaotian.protocol import MESSAGE_CLASSES, social
+
+    for cls in social.SOCIAL_CLASSES:
+        assert getattr(social, cls.__name__) is cls
+        assert MESSAGE_CLASSES[int(cls.TYPE)] is cls
+
+
 def test_every_message_class_and_code_enum_is_exported() -> None:
-    from liaotian.protocol import MESSAGE_CLASSES
+    from liaotian.protocol import MESSAGE_CLASSES, social
 
     for cls in MESSAGE_CLASSES.values():
         assert getattr(liaotian.protocol, cls.__name__) is cls
+    for entry in (social.GroupMember, social.GroupSummary, social.Marker,
+                  social.ConversationSummary, social.PresenceEntry):
+        assert getattr(liaotian.protocol, entry.__name__) is entry

@@ -53,6 +53,46 @@ from liaotian.protocol import (
     encode_updates_frame,
     pack_frame,
 )
+from liaotian.protocol.social import (
+    SOCIAL_CLASSES,
+    Block,
+    ContactAccept,
+    ContactCancel,
+    ContactDecline,
+    ContactList,
+    ContactRemove,
+    ContactRequest,
+    ConversationList,
+    GetGroup,
+    GetPresence,
+    GetPrivacy,
+    GetProfile,
+    GetReceipts,
+    GroupAdd,
+    GroupCreate,
+    GroupInfo,
+    GroupLeave,
+    GroupList,
+    GroupRemove,
+    GroupSetRole,
+    GroupTransfer,
+    GroupUpdate,
+    ListContacts,
+    ListConversations,
+    ListGroups,
+    Ok,
+    Presence,
+    PresenceList,
+    Privacy,
+    Profile,
+    Read,
+    Receipts,
+    SetPrivacy,
+    SetProfile,
+    Typing,
+    TypingNotice,
+    Unblock,
+)
 
 if TYPE_CHECKING:  # helpers come from conftest.py fixtures; imported for annotations only
     from conftest import Pair
@@ -288,6 +328,16 @@ def test_hello_twice_is_bad_state(decode: Decode) -> None:
         History(rid=5, with_user="b"),
         Logout(rid=5),
         ListDevices(rid=5),
+        Send(rid=5, to="", cmid="c", text="t", group=3),
+        History(rid=5, with_user="", group=3),
+        GroupCreate(rid=5, name="g", members=()),
+        Read(rid=5, conv=1, pos=1),
+        ListConversations(rid=5),
+        Typing(rid=0, typing=True, to="b"),
+        GetPresence(rid=5, users=("b",)),
+        ContactRequest(rid=5, user="b"),
+        Block(rid=5, user="b"),
+        SetPrivacy(rid=5, messages="contacts"),
     ],
 )
 def test_session_request_before_auth_is_not_authenticated(msg: Any, decode: Decode) -> None:
@@ -328,6 +378,11 @@ def test_unknown_type(msg_type: int, decode: Decode) -> None:
         Sent(rid=4, id=1, conv=1, pos=1, ts=1, seq=1, cmid="c"),
         Updates(rid=4, updates=(), head=0),
         Authenticated(rid=4, user="u", device="d", head=0, acked=0),
+        Ok(rid=4),
+        GroupInfo(rid=4, group=1, name="g", topic="", owner="o", created=0, pos=1, members=()),
+        TypingNotice(rid=4, user="b", typing=True, ttl=6.0),
+        Presence(rid=4, user="b", online=True, last_seen=0),
+        Privacy(rid=4, presence="contacts", profile="everyone", messages="everyone"),
     ],
 )
 def test_server_only_type_sent_by_a_client_is_unknown_type(msg: Any, decode: Decode) -> None:
@@ -348,11 +403,49 @@ def test_rid_zero_on_a_request_is_invalid_field(decode: Decode) -> None:
 
 def test_one_way_frames_accept_rid_zero() -> None:
     server = authenticated_server()
-    server.receive_data(Ack(rid=0, seq=3).encode() + Close(rid=0, code=1000).encode())
+    typing = Typing(rid=0, typing=True, group=4)
+    server.receive_data(
+        Ack(rid=0, seq=3).encode() + typing.encode() + Close(rid=0, code=1000).encode()
+    )
     assert list(server.events_received()) == [
         Ack(rid=0, seq=3),
+        typing,
         ConnectionTerminated(1000, "", by_peer=True),
     ]
+    assert server.data_to_send() == b""
+
+
+def test_typing_is_one_way(make_pair: type[Pair], decode: Decode) -> None:
+    """SPEC 20: TYPING is never answered; it takes no rid slot on either side, and its
+    failures come back as ERROR with rid 0."""
+    pair = make_pair()
+    pair.login()
+    for i in range(3):  # never outstanding, so rid 0 may repeat
+        typing = Typing(rid=0, typing=bool(i % 2), to="bob")
+        assert pair.request(typing) == [typing]
+    assert pair.client.pending_requests == pair.server.pending_requests == 0
+    assert pair.server.data_to_send() == b""
+    err = Error(rid=0, code=ErrorCode.UNKNOWN_USER)
+    assert pair.answer(err) == [err]
+    assert not pair.client.closed
+    # pushes caused by someone else's typing, presence changes and updates use rid 0 too
+    for push in (
+        TypingNotice(rid=0, user="bob", typing=True, ttl=6.0),
+        TypingNotice(rid=0, user="bob", typing=False, ttl=6.0, group=4),
+        Presence(rid=0, user="bob", online=False, last_seen=5),
+    ):
+        assert pair.answer(push) == [push]
+    assert not pair.client.closed
+
+
+def test_typing_with_both_or_neither_target_passes_the_codec() -> None:
+    """Exactly-one-of to/group is the server's check for TYPING (ERROR 1003, rid 0), not the
+    codec's: the server application receives the frame."""
+    server = authenticated_server()
+    both = Typing(rid=0, typing=True, to="bob", group=4)
+    neither = Typing(rid=0, typing=False)
+    server.receive_data(both.encode() + neither.encode())
+    assert list(server.events_received()) == [both, neither]
     assert server.data_to_send() == b""
 
 
@@ -748,6 +841,8 @@ CLIENT_TABLE: dict[int, tuple[ErrorCode | None, ErrorCode | None, ErrorCode | No
     T.SYNC: (_B, _NA, None),
     T.ACK: (_B, _NA, None),
     T.HISTORY: (_B, _NA, None),
+    # the social layer: every client type is a session request (SPEC.md 4.3)
+    **{int(c.TYPE): (_B, _NA, None) for c in SOCIAL_CLASSES if c.FROM_CLIENT},
 }
 CLIENT_SAMPLES: dict[int, Any] = {
     T.HELLO: Hello(rid=20, versions=(1,)),
@@ -763,6 +858,32 @@ CLIENT_SAMPLES: dict[int, Any] = {
     T.SYNC: Sync(rid=20, since=0),
     T.ACK: Ack(rid=0, seq=0),
     T.HISTORY: History(rid=20, with_user="b"),
+    T.GROUP_CREATE: GroupCreate(rid=20, name="g", members=("b",)),
+    T.GET_GROUP: GetGroup(rid=20, group=1),
+    T.GROUP_ADD: GroupAdd(rid=20, group=1, users=("b",)),
+    T.GROUP_REMOVE: GroupRemove(rid=20, group=1, user="b"),
+    T.GROUP_LEAVE: GroupLeave(rid=20, group=1),
+    T.GROUP_UPDATE: GroupUpdate(rid=20, group=1, name="h"),
+    T.GROUP_SET_ROLE: GroupSetRole(rid=20, group=1, user="b", role="admin"),
+    T.GROUP_TRANSFER: GroupTransfer(rid=20, group=1, user="b"),
+    T.LIST_GROUPS: ListGroups(rid=20),
+    T.READ: Read(rid=20, conv=1, pos=1),
+    T.GET_RECEIPTS: GetReceipts(rid=20, conv=1),
+    T.LIST_CONVERSATIONS: ListConversations(rid=20, limit=5),
+    T.TYPING: Typing(rid=0, typing=True, group=1),
+    T.GET_PRESENCE: GetPresence(rid=20, users=("b",)),
+    T.CONTACT_REQUEST: ContactRequest(rid=20, user="b"),
+    T.CONTACT_ACCEPT: ContactAccept(rid=20, user="b"),
+    T.CONTACT_DECLINE: ContactDecline(rid=20, user="b"),
+    T.CONTACT_CANCEL: ContactCancel(rid=20, user="b"),
+    T.CONTACT_REMOVE: ContactRemove(rid=20, user="b"),
+    T.LIST_CONTACTS: ListContacts(rid=20),
+    T.BLOCK: Block(rid=20, user="b"),
+    T.UNBLOCK: Unblock(rid=20, user="b"),
+    T.SET_PROFILE: SetProfile(rid=20, status="s"),
+    T.GET_PROFILE: GetProfile(rid=20, user="b"),
+    T.SET_PRIVACY: SetPrivacy(rid=20, presence="nobody"),
+    T.GET_PRIVACY: GetPrivacy(rid=20),
 }
 STATES = [State.AWAIT_HELLO, State.CONNECTED, State.AUTHENTICATED]
 
@@ -806,6 +927,8 @@ SERVER_TABLE: dict[int, tuple[bool, bool, bool]] = {
     T.SENT: (False, False, True),
     T.UPDATES: (False, False, True),
     T.HISTORY_PAGE: (False, False, True),
+    # the social layer: answers and pushes of a session only (SPEC.md 4.4)
+    **{int(c.TYPE): (False, False, True) for c in SOCIAL_CLASSES if not c.FROM_CLIENT},
 }
 
 
@@ -823,6 +946,19 @@ def _server_sample(msg_type: int, rid: int) -> Any:
         T.SENT: Sent(rid=rid, id=1, conv=1, pos=1, ts=1, seq=1, cmid="c"),
         T.UPDATES: Updates(rid=rid, updates=(), head=0),
         T.HISTORY_PAGE: HistoryPage(rid=rid, messages=()),
+        T.OK: Ok(rid=rid, pos=3),
+        T.GROUP_INFO: GroupInfo(
+            rid=rid, group=1, name="g", topic="", owner="a", created=0, pos=1, members=()
+        ),
+        T.GROUP_LIST: GroupList(rid=rid, groups=()),
+        T.RECEIPTS: Receipts(rid=rid, conv=1, read=(), delivered=()),
+        T.CONVERSATION_LIST: ConversationList(rid=rid, conversations=()),
+        T.TYPING_NOTICE: TypingNotice(rid=rid, user="b", typing=True, ttl=6.0),
+        T.PRESENCE: Presence(rid=rid, user="b", online=True, last_seen=0),
+        T.PRESENCE_LIST: PresenceList(rid=rid, presence=()),
+        T.CONTACT_LIST: ContactList(rid=rid, contacts=(), incoming=(), outgoing=(), blocked=()),
+        T.PROFILE: Profile(rid=rid, user="b", display_name="", status=""),
+        T.PRIVACY: Privacy(rid=rid, presence="contacts", profile="everyone", messages="everyone"),
     }[msg_type]
 
 
@@ -864,6 +1000,17 @@ def test_spec_table_what_the_server_may_send(
         assert isinstance(events[0], ProtocolViolation)
         assert events[1].code == CloseCode.PROTOCOL_ERROR  # type: ignore[union-attr]
         assert [m.code for m in decode(client.data_to_send())] == [1002]
+
+
+def test_spec_tables_cover_every_message_type() -> None:
+    assert set(CLIENT_TABLE) == set(CLIENT_SAMPLES)
+    for t, sample in CLIENT_SAMPLES.items():
+        assert t == sample.TYPE
+    everything = {int(t) for t in MessageType}
+    assert set(CLIENT_TABLE) | set(SERVER_TABLE) == everything
+    assert set(CLIENT_TABLE) & set(SERVER_TABLE) == {T.CLOSE}
+    for t in SERVER_TABLE:
+        assert t == _server_sample(t, 30).TYPE
 
 
 # --------------------------------------------------------------------------- SPEC.md details

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgpack
 from liaotian.protocol import (
     DEFAULT_LIMITS,
     Ack,
@@ -60,6 +61,50 @@ from liaotian.protocol import (
 )
 from liaotian.protocol.frames import FrameReader
 from liaotian.protocol.messages import CLIENT_TYPES
+from liaotian.protocol.social import (
+    Block,
+    ContactAccept,
+    ContactCancel,
+    ContactDecline,
+    ContactList,
+    ContactRemove,
+    ContactRequest,
+    ConversationList,
+    ConversationSummary,
+    GetGroup,
+    GetPresence,
+    GetPrivacy,
+    GetProfile,
+    GetReceipts,
+    GroupAdd,
+    GroupCreate,
+    GroupInfo,
+    GroupLeave,
+    GroupList,
+    GroupMember,
+    GroupRemove,
+    GroupSetRole,
+    GroupSummary,
+    GroupTransfer,
+    GroupUpdate,
+    ListContacts,
+    ListConversations,
+    ListGroups,
+    Marker,
+    Ok,
+    Presence,
+    PresenceEntry,
+    PresenceList,
+    Privacy,
+    Profile,
+    Read,
+    Receipts,
+    SetPrivacy,
+    SetProfile,
+    Typing,
+    TypingNotice,
+    Unblock,
+)
 
 OUT = Path(__file__).with_name("protocol_v1.json")
 
@@ -85,6 +130,23 @@ BOB_43 = _msg(1003, 13, "bob", "alice", T0 + 3_000, "b-18", "how are you?")
 HIST_9 = _msg(995, 9, "alice", "bob", T0 - 60_000, "c-0000", "see you tomorrow")
 HIST_10 = _msg(997, 10, "bob", "alice", T0 - 30_000, "b-16", "ok", {"reply_to": 9})
 
+# The social layer: group 12 ("Trip"), created by alice with bob and carol; dave is added.
+GROUP = 12
+T1 = T0 + 10_000  # the group's creation
+
+
+def _gmsg(id: int, pos: int, sender: str, ts: int, cmid: str, text: str,
+          event: dict[str, Any] | None = None) -> ChatMessage:
+    """A group timeline entry: "group" instead of "to"; events have empty text and cmid."""
+    return ChatMessage(id=id, conv=GROUP, pos=pos, sender=sender, to="", ts=ts, cmid=cmid,
+                       text=text, group=GROUP, event=event)
+
+
+G_CREATED = _gmsg(1004, 1, "alice", T1, "", "",
+                  {"type": "created", "name": "Trip", "users": ["alice", "bob", "carol"]})
+G_ADDED = _gmsg(1005, 2, "alice", T1 + 1_000, "", "", {"type": "added", "users": ["dave"]})
+G_TEXT = _gmsg(1006, 3, "alice", T1 + 2_000, "c-0002", "who is driving?")
+
 
 def _updates_frame(rid: int, updates: list[tuple[int, ChatMessage]], head: int, *,
                    more: bool = False, resync: bool = False) -> bytes:
@@ -96,6 +158,15 @@ def _updates_frame(rid: int, updates: list[tuple[int, ChatMessage]], head: int, 
                                            for s, m in updates),
                     head=head, more=more, resync=resync)
     assert frame == typed.encode(), "encode_updates_frame disagrees with Updates.encode"
+    return frame
+
+
+def _updates_raw(rid: int, updates: list[Update], head: int) -> bytes:
+    """UPDATES with entries of any kind, built the fan-out way and checked like above."""
+    frame: bytes = encode_updates_frame(
+        rid, [encode_update(u.seq, u.kind, u.message.encode() if u.message is not None
+                            else msgpack.packb(u.data)) for u in updates], head)
+    assert frame == Updates(rid=rid, updates=tuple(updates), head=head).encode()
     return frame
 
 
@@ -179,6 +250,97 @@ def _frames() -> list[tuple[str, bytes]]:
         m("hello_unsupported", Hello(rid=1, versions=(2,), client="future-client/9.0")),
         ("error_unsupported_version", err_version),
         ("close_unsupported_version", close_version),
+
+        # connection 3 (after HELLO/WELCOME/AUTH as above): the social layer.
+        # Groups (SPEC.md 17): alice creates group 12 with bob and carol, adds dave, writes.
+        m("group_create", GroupCreate(rid=20, name="Trip", members=("bob", "carol"))),
+        m("group_info", GroupInfo(rid=20, group=GROUP, name="Trip", topic="", owner="alice",
+                                  created=T1, pos=1, members=(
+                                      GroupMember(user="alice", role="owner", joined=T1),
+                                      GroupMember(user="bob", role="member", joined=T1),
+                                      GroupMember(user="carol", role="member", joined=T1)))),
+        m("group_add", GroupAdd(rid=21, group=GROUP, users=("dave",))),
+        m("ok_pos", Ok(rid=21, pos=2)),
+        ("updates_group_event", _updates_frame(0, [(44, G_ADDED)], head=44)),
+        m("send_group", Send(rid=22, to="", group=GROUP, cmid="c-0002",
+                             text="who is driving?")),
+        m("sent_group", Sent(rid=22, id=1006, conv=GROUP, pos=3, ts=G_TEXT.ts, seq=45,
+                             cmid="c-0002")),
+        m("history_group", History(rid=23, with_user="", group=GROUP, after=0, limit=3)),
+        ("history_page_group", _history_frame(23, [G_CREATED, G_ADDED, G_TEXT], more=False)),
+        m("get_group", GetGroup(rid=24, group=GROUP)),
+        # Receipts and read state (SPEC.md 18): alice reads the direct conversation 7 up to
+        # pos 13; bob's read marker for alice's message 12 arrives as an update of kind 2.
+        m("read", Read(rid=25, conv=7, pos=13)),
+        m("ok", Ok(rid=25)),
+        ("updates_read", _updates_raw(0, [Update(seq=46, kind=UpdateKind.READ,
+                                                 data={"conv": 7, "user": "bob", "pos": 12})],
+                                      head=46)),
+        m("get_receipts", GetReceipts(rid=26, conv=GROUP)),
+        m("receipts", Receipts(rid=26, conv=GROUP,
+                               read=(Marker(user="bob", pos=3), Marker(user="carol", pos=2),
+                                     Marker(user="dave", pos=0)),
+                               delivered=(Marker(user="bob", pos=3), Marker(user="carol", pos=3),
+                                          Marker(user="dave", pos=2)))),
+        # The chat list (SPEC.md 19)
+        m("list_conversations", ListConversations(rid=27, limit=2)),
+        m("conversation_list", ConversationList(rid=27, more=True, conversations=(
+            ConversationSummary(conv=GROUP, kind="group", name="Trip", ts=G_TEXT.ts, unread=0,
+                                read=0, last=G_TEXT, group=GROUP),
+            ConversationSummary(conv=7, kind="direct", name="bob", ts=BOB_43.ts, unread=0,
+                                read=13, last=BOB_43, peer="bob"),
+        ))),
+        # Typing (SPEC.md 20): one-way, rid 0
+        m("typing", Typing(rid=0, typing=True, to="bob")),
+        m("typing_notice", TypingNotice(rid=0, user="bob", typing=True, ttl=6.0)),
+        m("typing_group", Typing(rid=0, typing=False, group=GROUP)),
+        # Group administration: a topic, bob becomes admin, dave leaves the group, bob becomes
+        # the owner (alice becomes an admin), then alice lists her groups and leaves.
+        m("group_update", GroupUpdate(rid=28, group=GROUP, topic="Lisbon, May 3-7")),
+        m("group_set_role", GroupSetRole(rid=29, group=GROUP, user="bob", role="admin")),
+        m("group_remove", GroupRemove(rid=30, group=GROUP, user="dave")),
+        m("group_transfer", GroupTransfer(rid=31, group=GROUP, user="bob")),
+        m("list_groups", ListGroups(rid=32)),
+        m("group_list", GroupList(rid=32, groups=(
+            GroupSummary(group=GROUP, name="Trip", topic="Lisbon, May 3-7", role="admin",
+                         members=3),))),
+        m("group_leave", GroupLeave(rid=33, group=GROUP)),
+        # Presence (SPEC.md 21)
+        m("presence", Presence(rid=0, user="bob", online=False, last_seen=T0 + 60_000)),
+        m("get_presence", GetPresence(rid=34, users=("bob", "carol"))),
+        m("presence_list", PresenceList(rid=34, presence=(
+            PresenceEntry(user="bob", online=False, last_seen=T0 + 60_000),
+            PresenceEntry(user="carol", online=True, last_seen=T0 - 7_200_000)))),
+        # Contacts and blocking (SPEC.md 22)
+        m("contact_request", ContactRequest(rid=35, user="carol")),
+        ("updates_contact", _updates_raw(0, [Update(seq=47, kind=UpdateKind.CONTACT,
+                                                    data={"event": "accepted", "user": "carol"})],
+                                         head=47)),
+        m("contact_accept", ContactAccept(rid=36, user="dave")),
+        m("contact_decline", ContactDecline(rid=37, user="grace")),
+        m("contact_cancel", ContactCancel(rid=38, user="erin")),
+        m("contact_remove", ContactRemove(rid=39, user="frank")),
+        m("block", Block(rid=40, user="mallory")),
+        m("unblock", Unblock(rid=41, user="oscar")),
+        m("list_contacts", ListContacts(rid=42)),
+        m("contact_list", ContactList(rid=42, contacts=("bob", "carol", "dave"),
+                                      incoming=("heidi",), outgoing=("ivan",),
+                                      blocked=("mallory",))),
+        # Profiles and privacy (SPEC.md 23)
+        m("set_profile", SetProfile(rid=43, display_name="Alice", status="on holiday")),
+        m("get_profile", GetProfile(rid=44, user="bob")),
+        m("profile", Profile(rid=44, user="bob", display_name="Bob B.", status="")),
+        m("set_privacy", SetPrivacy(rid=45, presence="nobody")),
+        m("get_privacy", GetPrivacy(rid=46)),
+        m("privacy", Privacy(rid=46, presence="nobody", profile="everyone",
+                             messages="everyone")),
+        # Errors of the social layer, each answering some request with that rid
+        m("error_not_allowed", Error(rid=50, code=ErrorCode.NOT_ALLOWED,
+                                     message=ErrorCode.NOT_ALLOWED.explanation)),
+        m("error_not_member", Error(rid=51, code=ErrorCode.NOT_MEMBER,
+                                    message=ErrorCode.NOT_MEMBER.explanation)),
+        m("error_forbidden", Error(rid=52, code=ErrorCode.FORBIDDEN,
+                                   message=ErrorCode.FORBIDDEN.explanation)),
     ]
 
 
