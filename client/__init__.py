@@ -7,11 +7,16 @@
                           store=lt.FileStore("~/.config/liaotian/session-alice.json")) as c:
         sent = await c.send("bob", "hello")          # returns once the server stored it
         page = await c.history("bob", limit=20)
+        team = await c.create_group("team", ["bob"])  # groups, contacts, receipts, ...
+        await c.send_group(team.group, "hello team")
         async for event in c:                        # exactly once, in order
             if isinstance(event, lt.MessageReceived):
-                print(event.message.sender, event.message.text)
+                print(event.message.sender, event.message.group, event.message.text)
+            elif isinstance(event, lt.ReadReceipt):
+                print(event.user, "read", event.conv, "up to", event.pos)
 
-See `Client` for the delivery guarantees and `Bot` for a small bot framework.
+See `Client` for the delivery guarantees, `liaotian.client.events` for the events and `Bot`
+for a small bot framework.
 """
 
 from liaotian.protocol import (
@@ -26,13 +31,38 @@ from liaotian.protocol import (
     RequestError,
     Sent,
 )
+from liaotian.protocol.social import (
+    ContactList,
+    ConversationList,
+    ConversationSummary,
+    GroupInfo,
+    GroupMember,
+    GroupSummary,
+    Marker,
+    PresenceEntry,
+    Privacy,
+    Profile,
+    Receipts,
+)
 
 from .backoff import Backoff
 from .bot import Bot, Context
 from .client import DEFAULT_PORT, Client, InitialSync, connect, register
 from .connection import ClientConnection
 from .cursor import CursorTracker, FileStore, MemoryStore, SessionState, SessionStore
-from .events import ClientEvent, Disconnected, EventQueue, MessageReceived, Reconnected, Resync
+from .events import (
+    ClientEvent,
+    ContactEvent,
+    Disconnected,
+    EventQueue,
+    GroupEvent,
+    MessageReceived,
+    PresenceChanged,
+    ReadReceipt,
+    Reconnected,
+    Resync,
+    TypingEvent,
+)
 
 __all__ = [
     "DEFAULT_PORT",
@@ -44,25 +74,41 @@ __all__ = [
     "ClientEvent",
     "CloseCode",
     "ConnectionClosed",
+    "ContactEvent",
+    "ContactList",
     "Context",
+    "ConversationList",
+    "ConversationSummary",
     "CursorTracker",
     "DeviceInfo",
     "Disconnected",
     "ErrorCode",
     "EventQueue",
     "FileStore",
+    "GroupEvent",
+    "GroupInfo",
+    "GroupMember",
+    "GroupSummary",
     "HistoryPage",
     "InitialSync",
     "LiaotianError",
+    "Marker",
     "MemoryStore",
     "MessageReceived",
+    "PresenceChanged",
+    "PresenceEntry",
+    "Privacy",
+    "Profile",
     "ProtocolError",
+    "ReadReceipt",
+    "Receipts",
     "Reconnected",
     "RequestError",
     "Resync",
     "Sent",
     "SessionState",
     "SessionStore",
+    "TypingEvent",
     "connect",
     "register",
 ]

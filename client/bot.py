@@ -10,7 +10,20 @@
     async def echo(ctx: Context) -> None:
         await ctx.reply(f"echo: {ctx.text}")
 
+    @bot.on_event
+    async def greet(client: Client, event: ClientEvent) -> None:
+        ge = event.group_event if isinstance(event, MessageReceived) else None
+        if ge is not None and ge.type == "added":
+            await client.send_group(ge.group, f"welcome, {', '.join(ge.users)}")
+
     bot.run()
+
+Group messages work like direct ones: `ctx.group` is the group's id (None for a direct
+message) and `ctx.reply()` answers into the same conversation, so an echo bot added to a
+group echoes there. Group timeline events (someone was added, the group was renamed, ...)
+are not messages: they skip the command and message handlers and go to `on_event`
+handlers, which also receive every other event (read receipts, contact requests, typing,
+presence, connection state).
 
 Messages are handled one at a time, in log order, inside the `async for` loop of the
 client: no task per message, so a handler may await replies (the client's reader never
@@ -39,7 +52,7 @@ from .client import DEFAULT_PORT, Client, InitialSync
 from .cursor import FileStore, SessionStore
 from .events import ClientEvent, MessageReceived
 
-__all__ = ["Bot", "Context", "Handler"]
+__all__ = ["Bot", "Context", "EventHandler", "Handler"]
 
 log = logging.getLogger("liaotian.bot")
 
@@ -63,12 +76,29 @@ class Context:
     def text(self) -> str:
         return self.message.text
 
+    @property
+    def group(self) -> int | None:
+        """The group the message was sent in; None for a direct message."""
+        return self.message.group
+
+    @property
+    def is_group(self) -> bool:
+        return self.message.group is not None
+
     async def reply(self, text: str, meta: dict[str, Any] | None = None) -> Sent:
-        """Send `text` back to whoever wrote the message."""
+        """Send `text` back where the message came from: into the same group, or to
+        whoever wrote a direct message."""
+        if self.message.group is not None:
+            return await self.client.send_group(self.message.group, text, meta)
+        return await self.client.send(self.message.sender, text, meta)
+
+    async def reply_privately(self, text: str, meta: dict[str, Any] | None = None) -> Sent:
+        """Send `text` to the sender directly, even for a group message."""
         return await self.client.send(self.message.sender, text, meta)
 
 
 Handler = Callable[[Context], Awaitable[Any]]
+EventHandler = Callable[[Client, ClientEvent], Awaitable[Any]]
 
 
 class Bot:
@@ -101,6 +131,7 @@ class Bot:
         self.initial_sync = initial_sync
         self.client_options = client_options
         self._message_handlers: list[Handler] = []
+        self._event_handlers: list[EventHandler] = []
         self._commands: dict[str, Handler] = {}
         self._client: Client | None = None
         self._stopping = False
@@ -110,6 +141,13 @@ class Bot:
     def on_message(self, func: Handler) -> Handler:
         """Decorator: call `func(ctx)` for every message that is not a command."""
         self._message_handlers.append(func)
+        return func
+
+    def on_event(self, func: EventHandler) -> EventHandler:
+        """Decorator: call `func(client, event)` for every event that is not an ordinary
+        message: group timeline events (a MessageReceived with `message.event`), read
+        receipts, contact events, typing, presence and connection state events."""
+        self._event_handlers.append(func)
         return func
 
     def command(self, name: str) -> Callable[[Handler], Handler]:
@@ -142,7 +180,9 @@ class Bot:
 
     async def dispatch(self, client: Client, event: ClientEvent) -> None:
         """Handle one event (public so that tests can drive a bot without a server)."""
-        if not isinstance(event, MessageReceived):
+        if not isinstance(event, MessageReceived) or event.message.event is not None:
+            for on_event in self._event_handlers:
+                await self._call_event(on_event, client, event)
             return
         msg = event.message
         if msg.sender == (client.user or self.username):
@@ -164,8 +204,19 @@ class Bot:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("bot handler %s failed on message %d from %s",
-                          getattr(handler, "__name__", handler), ctx.seq, ctx.sender)
+            log.exception("bot handler %s failed on message %d from %s%s",
+                          getattr(handler, "__name__", handler), ctx.seq, ctx.sender,
+                          f" in group {ctx.group}" if ctx.group is not None else "")
+
+    @staticmethod
+    async def _call_event(handler: EventHandler, client: Client, event: ClientEvent) -> None:
+        try:
+            await handler(client, event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("bot event handler %s failed on %r",
+                          getattr(handler, "__name__", handler), event)
 
     # ------------------------------------------------------------------ running
 

@@ -8,6 +8,17 @@
     liaotian devices
     liaotian logout
 
+    liaotian group create team --member bob --member carol --topic "release"
+    liaotian group list / info G / add G USER... / remove G USER / leave G
+    liaotian send --group G hello team      # or: liaotian gsend G hello team
+    liaotian history --group G
+    liaotian chats                          # conversations, newest first, unread counts
+    liaotian read CONV POS / receipts CONV
+    liaotian contacts / contact request|accept|decline|cancel|remove USER
+    liaotian block USER / unblock USER / presence USER...
+    liaotian profile [USER] / profile set --name N --status S
+    liaotian privacy [--presence V] [--profile V] [--messages V]
+
 Global options (before or after the command): --host/--port (defaults 127.0.0.1:7420, or
 LIAOTIAN_HOST/LIAOTIAN_PORT, or the address saved at login), --user (LIAOTIAN_USER) and
 --state FILE (default: $XDG_CONFIG_HOME/liaotian/session-<user>.json; with no --user the
@@ -39,10 +50,21 @@ from liaotian.protocol import (
     ProtocolError,
     RequestError,
 )
+from liaotian.protocol.social import MESSAGE_POLICY, VISIBILITY, GroupInfo
 
 from .client import DEFAULT_PORT, Client, register
 from .cursor import FileStore, MemoryStore, SessionState
-from .events import Disconnected, MessageReceived, Reconnected, Resync
+from .events import (
+    ContactEvent,
+    Disconnected,
+    GroupEvent,
+    MessageReceived,
+    PresenceChanged,
+    ReadReceipt,
+    Reconnected,
+    Resync,
+    TypingEvent,
+)
 
 __all__ = ["EXIT_CONNECTION", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "build_parser", "main"]
 
@@ -91,6 +113,17 @@ def _position(value: str) -> int:
     return n
 
 
+def _conv_id(value: str) -> int:
+    """A group or conversation id; "#5" is accepted as printed by the CLI."""
+    try:
+        n = int(value.removeprefix("#"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid id {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return n
+
+
 def _common(defaults: bool) -> argparse.ArgumentParser:
     """The global options. Subcommands accept them too (so `liaotian send --port 1 ...`
     works); there their default is SUPPRESS so they do not overwrite the main parser's."""
@@ -112,12 +145,32 @@ def _common(defaults: bool) -> argparse.ArgumentParser:
     return p
 
 
+class _Parser(argparse.ArgumentParser):
+    """Checks argparse cannot express: `send` takes TO or --group, `history` WITH or
+    --group (exactly one)."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        ns, extra = super().parse_known_args(args, namespace)
+        command = getattr(ns, "command", None)
+        if command == "send":
+            if ns.group is not None:
+                if ns.to is not None:  # TO was really the first word of the text
+                    ns.text = [ns.to, *ns.text]
+                    ns.to = None
+            elif ns.to is None:
+                self.error("send: give TO and TEXT, or --group G and TEXT")
+        elif command == "history" and (ns.group is None) == (ns.with_user is None):
+            self.error("history: give WITH (a user) or --group G, not both")
+        return ns, extra
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="liaotian", parents=[_common(True)],
         description="Command-line client for a liaotian messaging server.",
         epilog="exit status: 0 ok, 1 refused by the server, 2 usage, 3 connection failure")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=argparse.ArgumentParser)
     common = [_common(False)]
 
     p = sub.add_parser("register", parents=common, help="create an account")
@@ -131,8 +184,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="device name (default: the saved one, else 'cli')")
     p.add_argument("--password", help="password (env LIAOTIAN_PASSWORD; else prompted)")
 
-    p = sub.add_parser("send", parents=common, help="send a message")
-    p.add_argument("to", metavar="TO")
+    p = sub.add_parser("send", parents=common, help="send a message (to a user or a group)",
+                       usage="liaotian send [options] TO TEXT... | "
+                             "liaotian send [options] --group G TEXT...")
+    p.add_argument("--group", "-g", type=_conv_id, metavar="G",
+                   help="send to group G instead of a user")
+    p.add_argument("to", metavar="TO", nargs="?", help="the recipient's username")
+    p.add_argument("text", metavar="TEXT", nargs="+",
+                   help="message text (words are joined by spaces; '-' reads stdin)")
+
+    p = sub.add_parser("gsend", parents=common, help="send a message to a group")
+    p.add_argument("group", metavar="G", type=_conv_id)
     p.add_argument("text", metavar="TEXT", nargs="+",
                    help="message text (words are joined by spaces; '-' reads stdin)")
 
@@ -141,8 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true",
                    help="do not report connection changes on stderr")
 
-    p = sub.add_parser("history", parents=common, help="show a conversation")
-    p.add_argument("with_user", metavar="WITH")
+    p = sub.add_parser("history", parents=common, help="show a conversation",
+                       usage="liaotian history [options] (WITH | --group G)")
+    p.add_argument("with_user", metavar="WITH", nargs="?", help="the other user")
+    p.add_argument("--group", "-g", type=_conv_id, metavar="G", help="a group's timeline")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--before", type=_position, metavar="P",
                        help="messages before conversation position P")
@@ -156,6 +220,78 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("device", metavar="DEVICE")
 
     sub.add_parser("logout", parents=common, help="end this device's session")
+
+    # --- groups
+    g = sub.add_parser("group", parents=common, help="groups: create, list, info, members")
+    gsub = g.add_subparsers(dest="group_command", metavar="ACTION", required=True)
+    p = gsub.add_parser("create", parents=common, help="create a group (you own it)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--member", "-m", action="append", default=[], metavar="USER",
+                   help="a member to add (repeat for more)")
+    p.add_argument("--topic", default="", metavar="T")
+    gsub.add_parser("list", parents=common, help="the groups you are in")
+    p = gsub.add_parser("info", parents=common, help="a group's details and members")
+    p.add_argument("group", metavar="G", type=_conv_id)
+    p = gsub.add_parser("add", parents=common, help="add members (owner, admin)")
+    p.add_argument("group", metavar="G", type=_conv_id)
+    p.add_argument("users", metavar="USER", nargs="+")
+    p = gsub.add_parser("remove", parents=common, help="remove a member (owner, admin)")
+    p.add_argument("group", metavar="G", type=_conv_id)
+    p.add_argument("who", metavar="USER")
+    p = gsub.add_parser("leave", parents=common, help="leave a group")
+    p.add_argument("group", metavar="G", type=_conv_id)
+    p = gsub.add_parser("update", parents=common, help="rename or set the topic (owner, admin)")
+    p.add_argument("group", metavar="G", type=_conv_id)
+    p.add_argument("--name", metavar="NAME")
+    p.add_argument("--topic", metavar="T")
+    p = gsub.add_parser("role", parents=common, help="make a member admin or member (owner)")
+    p.add_argument("group", metavar="G", type=_conv_id)
+    p.add_argument("who", metavar="USER")
+    p.add_argument("role", choices=("admin", "member"))
+    p = gsub.add_parser("transfer", parents=common, help="hand ownership to a member (owner)")
+    p.add_argument("group", metavar="G", type=_conv_id)
+    p.add_argument("who", metavar="USER")
+
+    # --- read state and the chat list
+    p = sub.add_parser("chats", parents=common,
+                       help="your conversations, newest first, with unread counts")
+    p.add_argument("--limit", type=_positive, metavar="N", help="at most N (default 20)")
+    p.add_argument("--all", action="store_true", help="every conversation (all pages)")
+    p = sub.add_parser("read", parents=common,
+                       help="mark a conversation read up to a position")
+    p.add_argument("conv", metavar="CONV", type=_conv_id)
+    p.add_argument("pos", metavar="POS", type=_positive)
+    p = sub.add_parser("receipts", parents=common,
+                       help="how far the others have received and read a conversation")
+    p.add_argument("conv", metavar="CONV", type=_conv_id)
+
+    # --- contacts, blocking, presence
+    sub.add_parser("contacts", parents=common,
+                   help="contacts, pending requests and blocked users")
+    p = sub.add_parser("contact", parents=common, help="contact requests and removal")
+    p.add_argument("action", choices=("request", "accept", "decline", "cancel", "remove"))
+    p.add_argument("who", metavar="USER")
+    p = sub.add_parser("block", parents=common, help="block a user")
+    p.add_argument("who", metavar="USER")
+    p = sub.add_parser("unblock", parents=common, help="unblock a user")
+    p.add_argument("who", metavar="USER")
+    p = sub.add_parser("presence", parents=common, help="who is online")
+    p.add_argument("users", metavar="USER", nargs="+")
+
+    # --- profile and privacy
+    p = sub.add_parser("profile", parents=common,
+                       help="show a profile (yours by default), or `profile set`",
+                       usage="liaotian profile [options] [USER] | "
+                             "liaotian profile set [--name N] [--status S]")
+    p.add_argument("target", metavar="USER", nargs="?",
+                   help="whose profile (or 'set' to change yours; '@set' for a user 'set')")
+    p.add_argument("--name", metavar="N", help="with set: your display name")
+    p.add_argument("--status", metavar="S", help="with set: your status line")
+    p = sub.add_parser("privacy", parents=common,
+                       help="show your privacy settings, or change them")
+    p.add_argument("--presence", choices=VISIBILITY, help="who sees your online state")
+    p.add_argument("--profile", choices=VISIBILITY, help="who sees your profile")
+    p.add_argument("--messages", choices=MESSAGE_POLICY, help="who may message you")
     return parser
 
 
@@ -231,8 +367,83 @@ def fmt_time(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def fmt_message(m: ChatMessage) -> str:
-    return f"[{fmt_time(m.ts)}] {m.sender} -> {m.to}: {m.text}"
+def fmt_group(group: int, names: dict[int, str] | None = None) -> str:
+    name = (names or {}).get(group)
+    return f"#{group} {name}" if name else f"#{group}"
+
+
+def _users(names: Sequence[str]) -> str:
+    return ", ".join(names) if names else "nobody"
+
+
+def describe_group_event(ev: GroupEvent) -> str:
+    """A group timeline event as a sentence."""
+    a = ev.actor
+    if ev.type == "created":
+        others = [u for u in ev.users if u != a]
+        return f'{a} created the group "{ev.name or ""}"' + (
+            f" with {_users(others)}" if others else "")
+    if ev.type == "added":
+        return f"{a} added {_users(ev.users)}"
+    if ev.type == "removed":
+        return f"{a} removed {_users(ev.users)}"
+    if ev.type == "left":
+        return f"{_users(ev.users or (a,))} left"
+    if ev.type == "renamed":
+        return f'{a} renamed the group to "{ev.name or ""}"'
+    if ev.type == "topic":
+        return f'{a} set the topic to "{ev.topic or ""}"'
+    if ev.type == "role":
+        return f"{a} made {ev.user} {'an admin' if ev.role == 'admin' else 'a member'}"
+    if ev.type == "owner":
+        return f"{a} made {ev.user} the owner"
+    return f"{a}: {ev.type} {ev.raw}"
+
+
+def fmt_message(m: ChatMessage, groups: dict[int, str] | None = None) -> str:
+    """One line per message: `[time] alice -> bob: text` for direct messages,
+    `[time] alice -> #5 team: text` in a group, `[time] #5 team: * alice added bob` for a
+    group timeline event."""
+    if m.group is None:
+        return f"[{fmt_time(m.ts)}] {m.sender} -> {m.to}: {m.text}"
+    where = fmt_group(m.group, groups)
+    ev = GroupEvent.from_message(m)
+    if ev is not None:
+        return f"[{fmt_time(m.ts)}] {where}: * {describe_group_event(ev)}"
+    return f"[{fmt_time(m.ts)}] {m.sender} -> {where}: {m.text}"
+
+
+_CONTACT_TEXT = {
+    "request": "{u} asks to be your contact (liaotian contact accept|decline {u})",
+    "accepted": "{u} accepted your contact request",
+    "declined": "{u} declined your contact request",
+    "cancelled": "{u} withdrew their contact request",
+    "removed": "{u} removed you from their contacts",
+    "changed": "your contact list changed ({u})",
+}
+
+
+def fmt_event(event: Any, groups: dict[int, str] | None = None,
+              me: str | None = None) -> str | None:
+    """The `listen` line of an event; None for connection state events."""
+    if isinstance(event, MessageReceived):
+        return fmt_message(event.message, groups)
+    if isinstance(event, ReadReceipt):
+        who = "you" if event.user == me else event.user
+        return f"(read) {who} read conversation #{event.conv} up to #{event.pos}"
+    if isinstance(event, ContactEvent):
+        text = _CONTACT_TEXT.get(event.event, "{u}: " + event.event)
+        return f"(contact) {text.format(u=event.user)}"
+    if isinstance(event, TypingEvent):
+        where = f" in {fmt_group(event.group, groups)}" if event.group is not None else ""
+        return f"(typing) {event.user} {'is typing' if event.typing else 'stopped typing'}" \
+            f"{where}"
+    if isinstance(event, PresenceChanged):
+        if event.online:
+            return f"(presence) {event.user} is online"
+        seen = f", last seen {fmt_time(event.last_seen)}" if event.last_seen else ""
+        return f"(presence) {event.user} is offline{seen}"
+    return None
 
 
 # ---------------------------------------------------------------------- commands
@@ -286,8 +497,17 @@ def _session_client(args: argparse.Namespace, **options: Any) -> Client:
                   initial_sync="new", **options)
 
 
+def _text(args: argparse.Namespace) -> str:
+    return sys.stdin.read().rstrip("\n") if args.text == ["-"] else " ".join(args.text)
+
+
 async def cmd_send(args: argparse.Namespace, out: TextIO) -> int:
-    text = sys.stdin.read().rstrip("\n") if args.text == ["-"] else " ".join(args.text)
+    text = _text(args)
+    if getattr(args, "group", None) is not None:
+        async with _session_client(args) as client:
+            sent = await client.send_group(args.group, text)
+        print(f"sent #{sent.pos} to group #{args.group} at {fmt_time(sent.ts)}", file=out)
+        return EXIT_OK
     async with _session_client(args) as client:
         sent = await client.send(args.to, text)
     print(f"sent #{sent.pos} to {args.to} at {fmt_time(sent.ts)}", file=out)
@@ -311,11 +531,17 @@ async def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop)
+        # Group names for the message lines; kept current from the timeline events.
+        groups = {g.group: g.name for g in await client.groups()}
         if not args.quiet:
             print(f"listening as {client.user} (Ctrl-C to stop)", file=err, flush=True)
         async for event in client:
-            if isinstance(event, MessageReceived):
-                print(fmt_message(event.message), file=out, flush=True)
+            ge = event.group_event if isinstance(event, MessageReceived) else None
+            if ge is not None and ge.type in ("created", "renamed") and ge.name is not None:
+                groups[ge.group] = ge.name
+            line = fmt_event(event, groups, client.user)
+            if line is not None:
+                print(line, file=out, flush=True)
             elif args.quiet:
                 continue
             elif isinstance(event, Disconnected):
@@ -331,8 +557,12 @@ async def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
 
 async def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
-        page = await client.history(args.with_user, before=args.before, after=args.after,
-                                    limit=args.limit)
+        if args.group is not None:
+            page = await client.history_group(args.group, before=args.before,
+                                              after=args.after, limit=args.limit)
+        else:
+            page = await client.history(args.with_user, before=args.before,
+                                        after=args.after, limit=args.limit)
     for m in page.messages:
         print(f"#{m.pos} {fmt_message(m)}", file=out)
     if page.more and page.messages:
@@ -368,15 +598,201 @@ async def cmd_logout(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+async def cmd_gsend(args: argparse.Namespace, out: TextIO) -> int:
+    return await cmd_send(args, out)
+
+
+def print_group_info(info: GroupInfo, out: TextIO) -> None:
+    print(f"group #{info.group} {info.name}", file=out)
+    if info.topic:
+        print(f"  topic:   {info.topic}", file=out)
+    print(f"  owner:   {info.owner}", file=out)
+    print(f"  created: {fmt_time(info.created)}   newest position: #{info.pos}", file=out)
+    print(f"  members ({len(info.members)}):", file=out)
+    for m in info.members:
+        print(f"    {m.user:<32} {m.role:<6} joined {fmt_time(m.joined)}", file=out)
+
+
+async def cmd_group(args: argparse.Namespace, out: TextIO) -> int:
+    action = args.group_command
+    async with _session_client(args) as client:
+        if action == "create":
+            info = await client.create_group(args.name, args.member, args.topic)
+            members = ", ".join(m.user for m in info.members)
+            print(f'created group #{info.group} "{info.name}" (members: {members})', file=out)
+        elif action == "list":
+            for g in await client.groups():
+                topic = f"  - {g.topic}" if g.topic else ""
+                print(f"#{g.group:<6} {g.name:<24} {g.role:<6} {g.members} members{topic}",
+                      file=out)
+        elif action == "info":
+            print_group_info(await client.group_info(args.group), out)
+        elif action == "add":
+            pos = await client.add_members(args.group, args.users)
+            print(f"added {', '.join(args.users)} to #{args.group} (event #{pos})", file=out)
+        elif action == "remove":
+            pos = await client.remove_member(args.group, args.who)
+            print(f"removed {args.who} from #{args.group} (event #{pos})", file=out)
+        elif action == "leave":
+            await client.leave_group(args.group)
+            print(f"left group #{args.group}", file=out)
+        elif action == "update":
+            if args.name is None and args.topic is None:
+                raise UsageError("group update: give --name and/or --topic")
+            await client.update_group(args.group, name=args.name, topic=args.topic)
+            print(f"updated group #{args.group}", file=out)
+        elif action == "role":
+            await client.set_role(args.group, args.who, args.role)
+            print(f"{args.who} is now {args.role} in #{args.group}", file=out)
+        elif action == "transfer":
+            await client.transfer_group(args.group, args.who)
+            print(f"{args.who} now owns #{args.group}", file=out)
+        else:  # pragma: no cover - argparse restricts the choices
+            raise UsageError(f"unknown group action {action!r}")
+    return EXIT_OK
+
+
+async def cmd_chats(args: argparse.Namespace, out: TextIO) -> int:
+    async with _session_client(args) as client:
+        if args.all:
+            entries = [c async for c in client.iter_conversations(args.limit)]
+            more = False
+        else:
+            page = await client.conversations(args.limit)
+            entries, more = list(page.conversations), page.more
+    for c in entries:
+        name = c.name if c.kind == "direct" else f"{c.name} (group)"
+        unread = f"{c.unread} unread" if c.unread else "read"
+        last = ""
+        if c.last is not None:
+            ev = GroupEvent.from_message(c.last)
+            body = f"* {describe_group_event(ev)}" if ev is not None else \
+                f"{c.last.sender}: {c.last.text}"
+            last = f"  {body[:60]}"
+        print(f"#{c.conv:<6} {name:<32} {unread:<10} [{fmt_time(c.ts)}]{last}", file=out)
+    if more:
+        print("(more: use --all or a larger --limit)", file=sys.stderr)
+    return EXIT_OK
+
+
+async def cmd_read(args: argparse.Namespace, out: TextIO) -> int:
+    async with _session_client(args) as client:
+        await client.mark_read(args.conv, args.pos)
+    print(f"marked #{args.conv} read up to #{args.pos}", file=out)
+    return EXIT_OK
+
+
+async def cmd_receipts(args: argparse.Namespace, out: TextIO) -> int:
+    async with _session_client(args) as client:
+        r = await client.receipts(args.conv)
+    delivered = {m.user: m.pos for m in r.delivered}
+    read = {m.user: m.pos for m in r.read}
+    for user in dict.fromkeys([*read, *delivered]):
+        print(f"{user:<32} delivered #{delivered.get(user, 0):<6} read #{read.get(user, 0)}",
+              file=out)
+    return EXIT_OK
+
+
+async def cmd_contacts(args: argparse.Namespace, out: TextIO) -> int:
+    async with _session_client(args) as client:
+        c = await client.contacts()
+    for title, names in (("contacts", c.contacts), ("incoming requests", c.incoming),
+                         ("outgoing requests", c.outgoing), ("blocked", c.blocked)):
+        print(f"{title}: {', '.join(names) if names else '-'}", file=out)
+    return EXIT_OK
+
+
+async def cmd_contact(args: argparse.Namespace, out: TextIO) -> int:
+    async with _session_client(args) as client:
+        action = getattr(client, f"contact_{args.action}")
+        await action(args.who)
+    done = {"request": "sent a contact request to", "accept": "accepted", "decline": "declined",
+            "cancel": "withdrew the request to", "remove": "removed"}[args.action]
+    print(f"{done} {args.who}", file=out)
+    return EXIT_OK
+
+
+async def cmd_block(args: argparse.Namespace, out: TextIO) -> int:
+    async with _session_client(args) as client:
+        await client.block(args.who)
+    print(f"blocked {args.who}", file=out)
+    return EXIT_OK
+
+
+async def cmd_unblock(args: argparse.Namespace, out: TextIO) -> int:
+    async with _session_client(args) as client:
+        await client.unblock(args.who)
+    print(f"unblocked {args.who}", file=out)
+    return EXIT_OK
+
+
+async def cmd_presence(args: argparse.Namespace, out: TextIO) -> int:
+    async with _session_client(args) as client:
+        entries = {p.user: p for p in await client.presence(args.users)}
+    for user in dict.fromkeys(args.users):
+        p = entries.get(user)
+        if p is None:
+            state = "unknown (not visible to you)"
+        elif p.online:
+            state = "online"
+        else:
+            state = "offline" + (f", last seen {fmt_time(p.last_seen)}" if p.last_seen else "")
+        print(f"{user:<32} {state}", file=out)
+    return EXIT_OK
+
+
+async def cmd_profile(args: argparse.Namespace, out: TextIO) -> int:
+    if args.target == "set":
+        if args.name is None and args.status is None:
+            raise UsageError("profile set: give --name and/or --status")
+        async with _session_client(args) as client:
+            await client.set_profile(display_name=args.name, status=args.status)
+        print("profile updated", file=out)
+        return EXIT_OK
+    if args.name is not None or args.status is not None:
+        raise UsageError("--name and --status go with `profile set`")
+    user = args.target.removeprefix("@") if args.target else None
+    async with _session_client(args) as client:
+        p = await client.profile(user)
+    print(f"user:   {p.user}", file=out)
+    print(f"name:   {p.display_name}", file=out)
+    print(f"status: {p.status}", file=out)
+    return EXIT_OK
+
+
+async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
+    async with _session_client(args) as client:
+        if (args.presence, args.profile, args.messages) != (None, None, None):
+            await client.set_privacy(presence=args.presence, profile=args.profile,
+                                     messages=args.messages)
+        p = await client.privacy()
+    print(f"presence: {p.presence}", file=out)
+    print(f"profile:  {p.profile}", file=out)
+    print(f"messages: {p.messages}", file=out)
+    return EXIT_OK
+
+
 COMMANDS = {
     "register": cmd_register,
     "login": cmd_login,
     "send": cmd_send,
+    "gsend": cmd_gsend,
     "listen": cmd_listen,
     "history": cmd_history,
     "devices": cmd_devices,
     "revoke": cmd_revoke,
     "logout": cmd_logout,
+    "group": cmd_group,
+    "chats": cmd_chats,
+    "read": cmd_read,
+    "receipts": cmd_receipts,
+    "contacts": cmd_contacts,
+    "contact": cmd_contact,
+    "block": cmd_block,
+    "unblock": cmd_unblock,
+    "presence": cmd_presence,
+    "profile": cmd_profile,
+    "privacy": cmd_privacy,
 }
 
 

@@ -3,8 +3,17 @@
     async with liaotian.client.connect("127.0.0.1", 7420, username="alice",
                                        password="...", store=FileStore("alice.json")) as c:
         await c.send("bob", "hi")
+        team = await c.create_group("team", ["bob", "carol"])
+        await c.send_group(team.group, "hello team")
         async for event in c:
             ...
+
+Besides messaging, the client speaks the social layer (SPEC.md 17-23): groups
+(`create_group`, `add_members`, ...), read markers and receipts (`mark_read`, `receipts`),
+the chat list (`conversations`), typing notices, presence, contacts and blocking, profiles
+and privacy. Requests return the typed answer records of `liaotian.protocol.social` and
+raise RequestError when the server answers ERROR (NOT_MEMBER, NOT_ALLOWED, FORBIDDEN,
+CONFLICT, ...). See `events` for what `async for` yields.
 
 What the client guarantees, and how:
 
@@ -24,7 +33,11 @@ What the client guarantees, and how:
   a refused token without a password end the client with that error.
 * **No blocking reader.** Each connection has one reader task that never awaits the
   application: the event queue is bounded but refuses instead of blocking; refused entries
-  are fetched again from the server's log once the application catches up.
+  are fetched again from the server's log once the application catches up. Typing and
+  presence pushes are not in the log: when the queue is full they are simply dropped.
+* **Log events.** READ (kind 2) and CONTACT (kind 3) entries of the update log go through
+  the same exactly-once cursor as messages (`ReadReceipt`, `ContactEvent`); entries of
+  kinds this client does not know are counted by the cursor and skipped.
 """
 
 from __future__ import annotations
@@ -34,10 +47,10 @@ import contextlib
 import logging
 import ssl as ssl_module
 import uuid
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Generator, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgpack
 from liaotian.protocol import (
@@ -71,11 +84,65 @@ from liaotian.protocol import (
     Updates,
 )
 from liaotian.protocol.limits import DEFAULT_LIMITS
+from liaotian.protocol.social import (
+    MESSAGE_POLICY,
+    VISIBILITY,
+    Block,
+    ContactAccept,
+    ContactCancel,
+    ContactDecline,
+    ContactList,
+    ContactRemove,
+    ContactRequest,
+    ConversationList,
+    ConversationSummary,
+    GetGroup,
+    GetPresence,
+    GetPrivacy,
+    GetProfile,
+    GetReceipts,
+    GroupAdd,
+    GroupCreate,
+    GroupInfo,
+    GroupLeave,
+    GroupList,
+    GroupRemove,
+    GroupSetRole,
+    GroupSummary,
+    GroupTransfer,
+    GroupUpdate,
+    ListContacts,
+    ListConversations,
+    ListGroups,
+    Ok,
+    Presence,
+    PresenceEntry,
+    PresenceList,
+    Privacy,
+    Profile,
+    Read,
+    Receipts,
+    SetPrivacy,
+    SetProfile,
+    Typing,
+    TypingNotice,
+    Unblock,
+)
 
 from .backoff import Backoff
 from .connection import CLIENT_NAME, ClientConnection, is_protocol_failure, request_error
 from .cursor import CursorTracker, MemoryStore, SessionState, SessionStore, Verdict, classify_update
-from .events import ClientEvent, Disconnected, EventQueue, MessageReceived, Reconnected, Resync
+from .events import (
+    LOG_EVENT_TYPES,
+    ClientEvent,
+    Disconnected,
+    EventQueue,
+    PresenceChanged,
+    Reconnected,
+    Resync,
+    TypingEvent,
+    event_from_update,
+)
 
 __all__ = ["DEFAULT_PORT", "Client", "InitialSync", "connect", "register"]
 
@@ -87,6 +154,9 @@ InitialSync = Literal["all", "new"]
 # ERROR codes after which the same attempt may succeed later (wait, then try again).
 _RETRYABLE = frozenset({ErrorCode.THROTTLED, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL_ERROR,
                         ErrorCode.UNAVAILABLE})
+# ERROR codes (rid 0) the server answers a refused TYPING with.
+_TYPING_REFUSALS = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.NOT_MEMBER,
+                              ErrorCode.UNKNOWN_USER})
 
 
 class _Default:
@@ -94,6 +164,8 @@ class _Default:
 
 
 _DEFAULT = _Default()
+A = TypeVar("A", bound=Message)
+MAX_PRESENCE_USERS = 100  # users in one GET_PRESENCE (SPEC limits table)
 
 
 @dataclass(slots=True)
@@ -106,6 +178,26 @@ class _PendingSend:
     text: str
     meta: dict[str, Any]
     result: asyncio.Future[Sent] = field(repr=False)
+    group: int | None = None  # a group send: `to` is "" then
+
+
+class _TypingSlot:
+    """Client-side bookkeeping of typing notices for one conversation: a token bucket like
+    the server's (so a chatty UI does not run into ERROR 4001) and what was last sent."""
+
+    __slots__ = ("sent", "sent_at", "stamp", "timer", "tokens", "wanted")
+
+    def __init__(self, burst: float, now: float) -> None:
+        self.tokens = burst
+        self.stamp = now
+        self.sent: bool | None = None  # the state last sent on this connection
+        self.sent_at = 0.0
+        self.wanted: bool | None = None  # a state waiting for budget
+        self.timer: asyncio.TimerHandle | None = None
+
+    def refill(self, now: float, rate: float, burst: float) -> None:
+        self.tokens = min(burst, self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
 
 
 def _sent_from_update(update: Update) -> Sent:
@@ -118,6 +210,13 @@ def _sent_from_update(update: Update) -> Sent:
 
 class Client:
     """A logged-in device. Create it with `connect()`; see the module docstring."""
+
+    # Typing notices (see `typing()`): a typing=True is renewed at most every
+    # `typing_renew` seconds, and at most `typing_rate` notices per second (bursts of
+    # `typing_burst`) go out per conversation, as the server's defaults allow.
+    typing_renew = 2.0
+    typing_rate = 2.0
+    typing_burst = 3.0
 
     def __init__(
         self,
@@ -136,6 +235,7 @@ class Client:
         sync: bool = True,
         queue_size: int = 1024,
         state_events: bool = True,
+        ephemeral_events: bool = True,
         max_reconnect_attempts: int | None = None,
         backoff: Backoff | None = None,
         ack_every: int = 200,
@@ -153,6 +253,7 @@ class Client:
         self._initial_sync = initial_sync
         self._sync_enabled = sync
         self._state_events = state_events
+        self._ephemeral_events = ephemeral_events
         self._max_attempts = max_reconnect_attempts
         self._backoff = backoff if backoff is not None else Backoff()
         self._ack_every = max(1, ack_every)
@@ -197,6 +298,7 @@ class Client:
         self._sync_done: asyncio.Future[None] | None = None
         self._sync_deadline: asyncio.Timeout | None = None
         self._held: list[Updates] = []  # pushes that arrived while a SYNC was running
+        self._typing_slots: dict[tuple[str, str | int], _TypingSlot] = {}
 
     # ------------------------------------------------------------------ properties
 
@@ -301,15 +403,31 @@ class Client:
         client resends with the same cmid, so the message is stored once and this call
         returns once. If it times out the outcome is unknown: call again with the same
         cmid to find out without risking a duplicate. Raises RequestError for refusals
-        (UNKNOWN_USER, MESSAGE_TOO_LARGE (also checked locally), ...).
+        (UNKNOWN_USER, MESSAGE_TOO_LARGE (also checked locally), NOT_ALLOWED when the
+        recipient blocked you or accepts messages from contacts only, ...).
         """
+        return await self._send(to, None, text, meta, cmid, timeout)
+
+    async def send_group(self, group: int, text: str, meta: dict[str, Any] | None = None,
+                         cmid: str | None = None, *,
+                         timeout: float | _Default | None = _DEFAULT) -> Sent:
+        """Send a message to a group (its id is its conversation id); same exactly-once
+        behaviour as `send()`. Raises RequestError NOT_MEMBER if you are not a member (or
+        the group does not exist)."""
+        if type(group) is not int or group < 1:
+            raise ValueError("group must be a positive integer")
+        return await self._send("", group, text, meta, cmid, timeout)
+
+    async def _send(self, to: str, group: int | None, text: str,
+                    meta: dict[str, Any] | None, cmid: str | None,
+                    timeout: float | _Default | None) -> Sent:
         cmid = cmid if cmid is not None else uuid.uuid4().hex
         self._check_message(cmid, text, meta)
         if cmid in self._sends:
             raise ValueError(f"a send with cmid {cmid!r} is already in progress")
         self._raise_if_ended()
         pending = _PendingSend(to, cmid, text, dict(meta or {}),
-                               asyncio.get_running_loop().create_future())
+                               asyncio.get_running_loop().create_future(), group)
         self._sends[cmid] = pending
         try:
             async with asyncio.timeout(self._timeout(timeout)):
@@ -327,7 +445,7 @@ class Client:
                 return p.result.result()
             try:
                 sent = await conn.request(Send(rid=0, to=p.to, cmid=p.cmid, text=p.text,
-                                               meta=p.meta))
+                                               meta=p.meta, group=p.group))
             except ConnectionClosed:
                 if not self._reconnect:
                     raise
@@ -356,6 +474,258 @@ class Client:
                                         after=after, limit=limit), retry=True)
         assert isinstance(page, HistoryPage)
         return page
+
+    async def history_group(self, group: int, before: int | None = None,
+                            after: int | None = None, limit: int | None = None) -> HistoryPage:
+        """A page of a group's timeline (messages and events), like `history()`. A member
+        sees the timeline from the event that added them on."""
+        if before is not None and after is not None:
+            raise ValueError("give before or after, not both")
+        return await self._ask(History(rid=0, with_user="", group=group, before=before,
+                                       after=after, limit=limit), HistoryPage, retry=True)
+
+    # ------------------------------------------------------------------ groups
+
+    async def create_group(self, name: str, members: Iterable[str],
+                           topic: str = "") -> GroupInfo:
+        """Create a group owned by this user with `members` (usernames; this user is
+        added anyway). Its `group` id is also its conversation id. Refusals: UNKNOWN_USER,
+        NOT_ALLOWED (a member blocked you or takes contacts only), GROUP_FULL."""
+        return await self._ask(GroupCreate(rid=0, name=name, members=_names(members),
+                                           topic=topic), GroupInfo, retry=False)
+
+    async def group_info(self, group: int) -> GroupInfo:
+        """Name, topic, owner, newest position and members with roles (NOT_MEMBER if you
+        are not a member)."""
+        return await self._ask(GetGroup(rid=0, group=group), GroupInfo, retry=True)
+
+    async def groups(self) -> list[GroupSummary]:
+        """The groups this user is a member of, with their role in each."""
+        answer = await self._ask(ListGroups(rid=0), GroupList, retry=True)
+        return list(answer.groups)
+
+    async def add_members(self, group: int, users: Iterable[str]) -> int:
+        """Add members (owner or admin); returns the position of the "added" event."""
+        return await self._group_op(GroupAdd(rid=0, group=group, users=_names(users)))
+
+    async def remove_member(self, group: int, user: str) -> int:
+        """Remove a member (owner: anyone; admin: plain members); returns the event's
+        position. The removed user stops receiving the group at once."""
+        return await self._group_op(GroupRemove(rid=0, group=group, user=user))
+
+    async def leave_group(self, group: int) -> int:
+        """Leave the group (an owner must transfer ownership first: CONFLICT)."""
+        return await self._group_op(GroupLeave(rid=0, group=group))
+
+    async def update_group(self, group: int, name: str | None = None,
+                           topic: str | None = None) -> int:
+        """Rename the group and/or set its topic (owner or admin)."""
+        if name is None and topic is None:
+            raise ValueError("give a new name, a new topic, or both")
+        return await self._group_op(GroupUpdate(rid=0, group=group, name=name, topic=topic))
+
+    async def set_role(self, group: int, user: str, role: str) -> int:
+        """Make a member an "admin" or a plain "member" again (owner only)."""
+        if role not in ("admin", "member"):
+            raise ValueError("role must be 'admin' or 'member'")
+        return await self._group_op(GroupSetRole(rid=0, group=group, user=user, role=role))
+
+    async def transfer_group(self, group: int, user: str) -> int:
+        """Hand ownership to another member (owner only); this user becomes an admin."""
+        return await self._group_op(GroupTransfer(rid=0, group=group, user=user))
+
+    async def _group_op(self, msg: Message) -> int:
+        """A group change: not retried after a lost connection (it may have happened), and
+        answered with the position of the timeline event it created (0 if none)."""
+        ok = await self._ask(msg, Ok, retry=False)
+        return ok.pos or 0
+
+    # ------------------------------------------------------------------ read state
+
+    async def mark_read(self, conv: int, pos: int) -> None:
+        """Everything in conversation `conv` up to `pos` has been read. Markers only move
+        forward (a lower pos is accepted and changes nothing). In a direct conversation
+        the other participant receives a ReadReceipt."""
+        await self._ask(Read(rid=0, conv=conv, pos=pos), Ok, retry=True)
+
+    async def receipts(self, conv: int) -> Receipts:
+        """Every other participant's read and delivered positions in `conv`."""
+        return await self._ask(GetReceipts(rid=0, conv=conv), Receipts, retry=True)
+
+    async def conversations(self, limit: int | None = None,
+                            before: tuple[int, int] | ConversationSummary | None = None
+                            ) -> ConversationList:
+        """One page of the chat list, newest first, with unread counts. For the next page
+        pass `before=` the last entry (or its `(ts, conv)`); `more` says one exists."""
+        if isinstance(before, ConversationSummary):
+            before = (before.ts, before.conv)
+        before_ts, before_conv = before if before is not None else (None, None)
+        return await self._ask(ListConversations(rid=0, limit=limit, before_ts=before_ts,
+                                                 before_conv=before_conv),
+                               ConversationList, retry=True)
+
+    async def iter_conversations(self, page_size: int | None = None
+                                 ) -> AsyncIterator[ConversationSummary]:
+        """Every conversation, newest first, fetched page by page."""
+        before: ConversationSummary | None = None
+        while True:
+            page = await self.conversations(page_size, before)
+            for entry in page.conversations:
+                yield entry
+            if not page.more or not page.conversations:
+                return
+            before = page.conversations[-1]
+
+    # ------------------------------------------------------------------ typing, presence
+
+    async def typing(self, to: str | None = None, group: int | None = None,
+                     typing: bool = True) -> bool:
+        """Tell the peer `to` (or the other members of `group`) that this user is typing
+        (`typing=False`: stopped). One-way and best effort: never raises for a notice that
+        cannot go out (not connected) or that the server drops or refuses (its ERROR
+        without a request id is only logged). Returns True if a notice was sent or will
+        be sent shortly, False if it was not needed or could not go out.
+
+        Call it as often as you like (on every keystroke): a repeated typing=True is
+        renewed only every `typing_renew` seconds (receivers keep one for its ttl), a
+        repeated typing=False is not sent again, and beyond `typing_rate` notices per
+        second the latest state is sent as soon as the budget allows.
+        """
+        if (to is None) == (group is None):
+            raise ValueError("give to or group, not both")
+        key: tuple[str, str | int] = ("to", to) if to is not None else ("group", group or 0)
+        if not self.connected:
+            return False
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        slot = self._typing_slots.get(key)
+        if slot is None:
+            if len(self._typing_slots) > 256:
+                self._reset_typing()
+            slot = self._typing_slots[key] = _TypingSlot(self.typing_burst, now)
+        slot.refill(now, self.typing_rate, self.typing_burst)
+        if slot.timer is not None:  # waiting for budget: the newest state wins
+            slot.wanted = typing
+            return True
+        if typing == slot.sent and (not typing or now - slot.sent_at < self.typing_renew):
+            return False
+        if slot.tokens >= 1:
+            return self._send_typing(slot, key, typing, now)
+        slot.wanted = typing
+        slot.timer = loop.call_later((1 - slot.tokens) / self.typing_rate,
+                                     self._typing_due, key)
+        return True
+
+    def _typing_due(self, key: tuple[str, str | int]) -> None:
+        slot = self._typing_slots.get(key)
+        if slot is None:
+            return
+        slot.timer = None
+        wanted, slot.wanted = slot.wanted, None
+        if wanted is None or not self.connected:
+            return
+        now = asyncio.get_running_loop().time()
+        slot.refill(now, self.typing_rate, self.typing_burst)
+        if wanted != slot.sent or (wanted and now - slot.sent_at >= self.typing_renew):
+            self._send_typing(slot, key, wanted, now)
+
+    def _send_typing(self, slot: _TypingSlot, key: tuple[str, str | int], typing: bool,
+                     now: float) -> bool:
+        conn = self._conn
+        if conn is None:
+            return False
+        to, group = (key[1], None) if key[0] == "to" else (None, key[1])
+        msg = Typing(rid=0, typing=typing, to=to, group=group)
+        if not conn.send_nowait(msg):
+            return False
+        slot.tokens -= 1
+        slot.sent, slot.sent_at = typing, now
+        return True
+
+    def _reset_typing(self) -> None:
+        for slot in self._typing_slots.values():
+            if slot.timer is not None:
+                slot.timer.cancel()
+        self._typing_slots.clear()
+
+    async def presence(self, users: str | Iterable[str]) -> list[PresenceEntry]:
+        """Online state and last seen of the `users` this user may see (their presence
+        privacy decides; others and unknown names are simply absent from the result).
+        Any number of users: they are asked for in batches of 100."""
+        names = list(dict.fromkeys(_names(users)))
+        out: list[PresenceEntry] = []
+        for i in range(0, len(names), MAX_PRESENCE_USERS):
+            batch = tuple(names[i:i + MAX_PRESENCE_USERS])
+            answer = await self._ask(GetPresence(rid=0, users=batch), PresenceList, retry=True)
+            out.extend(answer.presence)
+        return out
+
+    # ------------------------------------------------------------------ contacts
+
+    async def contact_request(self, user: str) -> None:
+        """Ask `user` to become a contact (accepts at once if they already asked you)."""
+        await self._ask(ContactRequest(rid=0, user=user), Ok, retry=True)
+
+    async def contact_accept(self, user: str) -> None:
+        """Accept `user`'s pending request (CONFLICT if there is none)."""
+        await self._ask(ContactAccept(rid=0, user=user), Ok, retry=False)
+
+    async def contact_decline(self, user: str) -> None:
+        """Decline `user`'s pending request (CONFLICT if there is none)."""
+        await self._ask(ContactDecline(rid=0, user=user), Ok, retry=False)
+
+    async def contact_cancel(self, user: str) -> None:
+        """Withdraw the request this user sent to `user` (CONFLICT if there is none)."""
+        await self._ask(ContactCancel(rid=0, user=user), Ok, retry=False)
+
+    async def contact_remove(self, user: str) -> None:
+        """Stop being contacts with `user` (CONFLICT if you are not)."""
+        await self._ask(ContactRemove(rid=0, user=user), Ok, retry=False)
+
+    async def contacts(self) -> ContactList:
+        """Contacts, incoming and outgoing requests, and blocked users (sorted names)."""
+        return await self._ask(ListContacts(rid=0), ContactList, retry=True)
+
+    async def block(self, user: str) -> None:
+        """Block `user` (idempotent): their direct messages fail with NOT_ALLOWED, their
+        requests and typing are dropped, they stop seeing your presence and profile."""
+        await self._ask(Block(rid=0, user=user), Ok, retry=True)
+
+    async def unblock(self, user: str) -> None:
+        """Lift a block (idempotent)."""
+        await self._ask(Unblock(rid=0, user=user), Ok, retry=True)
+
+    # ------------------------------------------------------------------ profile, privacy
+
+    async def set_profile(self, display_name: str | None = None,
+                          status: str | None = None) -> None:
+        """Change the display name and/or status ("" clears one; None leaves it)."""
+        await self._ask(SetProfile(rid=0, display_name=display_name, status=status), Ok,
+                        retry=True)
+
+    async def profile(self, user: str | None = None) -> Profile:
+        """`user`'s profile (default: this user's). NOT_ALLOWED if their profile privacy
+        does not include you or they blocked you; UNKNOWN_USER."""
+        who = user if user is not None else (self._user or self._username)
+        if who is None:
+            raise ValueError("no user given and the client is not logged in")
+        return await self._ask(GetProfile(rid=0, user=who), Profile, retry=True)
+
+    async def set_privacy(self, presence: str | None = None, profile: str | None = None,
+                          messages: str | None = None) -> None:
+        """Who sees presence / profile ("everyone", "contacts", "nobody") and who may send
+        direct messages ("everyone", "contacts"); None leaves a setting as it is."""
+        for name, value, allowed in (("presence", presence, VISIBILITY),
+                                     ("profile", profile, VISIBILITY),
+                                     ("messages", messages, MESSAGE_POLICY)):
+            if value is not None and value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+        await self._ask(SetPrivacy(rid=0, presence=presence, profile=profile,
+                                   messages=messages), Ok, retry=True)
+
+    async def privacy(self) -> Privacy:
+        """This user's privacy settings."""
+        return await self._ask(GetPrivacy(rid=0), Privacy, retry=True)
 
     async def devices(self) -> list[DeviceInfo]:
         """The account's devices, with their positions and whether they are online."""
@@ -412,6 +782,15 @@ class Client:
                     if not (retry and self._reconnect):
                         raise
 
+    async def _ask(self, msg: Message, answer: type[A], *, retry: bool) -> A:
+        """`_call` and check the type of the answer."""
+        got = await self._call(msg, retry=retry)
+        if not isinstance(got, answer):
+            raise ProtocolError(ErrorCode.INVALID_FIELD,
+                                f"expected {answer.TYPE.name} for {msg.TYPE.name}, "
+                                f"got {got.TYPE.name}", got.rid)
+        return got
+
     def _timeout(self, timeout: float | _Default | None) -> float | None:
         return self._request_timeout if isinstance(timeout, _Default) else timeout
 
@@ -444,7 +823,7 @@ class Client:
         event = await self._events.get()
         tracker = self._tracker
         if tracker is not None:
-            if isinstance(event, MessageReceived):
+            if isinstance(event, LOG_EVENT_TYPES):
                 tracker.handed(event.seq)
                 self._after_cursor_change()
             self._maybe_refetch()
@@ -455,6 +834,12 @@ class Client:
             return
         self._events.put_nowait(event, force=True)
 
+    def _emit_ephemeral(self, event: TypingEvent | PresenceChanged) -> None:
+        """A push that is not in the log: queued if there is room, else dropped (it cannot
+        be fetched again, and waiting for room would block the reader)."""
+        if self._ephemeral_events and not self._events.put_nowait(event):
+            log.debug("liaotian: event queue full, dropped %r", event)
+
     # ------------------------------------------------------------------ establishing
 
     async def _establish(self) -> Authenticated:
@@ -464,6 +849,7 @@ class Client:
             on_close=self._on_conn_closed, client_name=self._client_name,
             timeout=self._request_timeout)
         self._conn = conn
+        self._reset_typing()  # the server's typing budget is per connection
         try:
             auth = await self._authenticate(conn)
             self._auth = auth
@@ -597,13 +983,22 @@ class Client:
         if isinstance(msg, Sent):
             self._on_sent(msg)
             return False  # the request future gets it too
+        if isinstance(msg, TypingNotice):
+            self._emit_ephemeral(TypingEvent(msg.user, msg.typing, msg.ttl, msg.group))
+            return True
+        if isinstance(msg, Presence):
+            self._emit_ephemeral(PresenceChanged(msg.user, msg.online, msg.last_seen))
+            return True
         if isinstance(msg, Error):
             if msg.rid and msg.rid == self._sync_rid:
                 self._on_sync_error(conn, msg)
                 return True
             if not msg.rid:
-                log.warning("liaotian: server error without a request: %s %s",
-                            msg.code, msg.message)
+                # One-way frames (TYPING, ACK) are refused this way; a refused typing
+                # notice (rate limit, not a member, unknown user) is not worth a warning.
+                level = logging.DEBUG if msg.code in _TYPING_REFUSALS else logging.WARNING
+                log.log(level, "liaotian: server error without a request: %s %s",
+                        msg.code, msg.message)
                 return True
         return False
 
@@ -683,15 +1078,21 @@ class Client:
             if verdict is Verdict.UNKNOWN_KIND:
                 tracker.skip(u.seq)
                 continue
-            msg = u.message
-            assert msg is not None
             if verdict is Verdict.OWN_SEND:
+                msg = u.message
+                assert msg is not None
                 p = self._sends[msg.cmid]
                 if not p.result.done():
                     p.result.set_result(_sent_from_update(u))
                 tracker.skip(u.seq)
                 continue
-            if tracker.overflowing or not events.put_nowait(MessageReceived(u.seq, msg)):
+            event = event_from_update(u)
+            if event is None:  # a READ or CONTACT entry this client cannot read
+                log.warning("liaotian: skipped unreadable update %d (kind %d): %r",
+                            u.seq, u.kind, u.data)
+                tracker.skip(u.seq)
+                continue
+            if tracker.overflowing or not events.put_nowait(event):
                 tracker.drop(u.seq)  # fetched again once the application catches up
                 continue
             tracker.accept(u.seq)
@@ -848,6 +1249,7 @@ class Client:
     def _finish(self, exc: BaseException | None) -> None:
         self._closing = True
         self._live = False
+        self._reset_typing()
         if self._ack_timer is not None:
             self._ack_timer.cancel()
             self._ack_timer = None
@@ -874,6 +1276,16 @@ class Client:
     def __repr__(self) -> str:
         return (f"<Client {self._user or self._username}/{self._device} "
                 f"{'live' if self.connected else 'offline'} cursor={self.cursor}>")
+
+
+def _names(users: str | Iterable[str]) -> tuple[str, ...]:
+    """Usernames as a tuple; a single name is accepted as well as any iterable of them."""
+    if isinstance(users, str):
+        return (users,)
+    names = tuple(users)
+    if not all(isinstance(u, str) for u in names):
+        raise TypeError("usernames must be strings")
+    return names
 
 
 # ---------------------------------------------------------------------- module level

@@ -25,9 +25,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from liaotian.protocol import Update
+from liaotian.protocol import Update, UpdateKind
 
 __all__ = [
+    "DATA_KINDS",
     "CursorTracker",
     "FileStore",
     "MemoryStore",
@@ -338,19 +339,26 @@ class Verdict(Enum):
     DELIVER = "deliver"  # give it to the application
 
 
+# Update kinds without a message that the client turns into events (READ, CONTACT).
+DATA_KINDS = frozenset({int(UpdateKind.READ), int(UpdateKind.CONTACT)})
+
+
 def classify_update(update: Update, tracker: CursorTracker, me: str | None,
                     pending_cmids: Container[str]) -> Verdict:
     """Decide an update's fate without changing anything (the client applies the verdict).
 
     An entry written by this account whose cmid belongs to a send still in flight on this
     device is the answer to that send (the SENT frame was lost with a connection): it
-    resolves the send instead of being shown as an incoming message.
+    resolves the send instead of being shown as an incoming message (a group timeline event
+    never does: its cmid is empty). READ and CONTACT
+    entries are delivered like messages (as ReadReceipt and ContactEvent); kinds this
+    client does not know are skipped but still counted by the cursor.
     """
     if not tracker.is_new(update.seq):
         return Verdict.DUPLICATE
     msg = update.message
     if msg is None:
-        return Verdict.UNKNOWN_KIND
-    if me is not None and msg.sender == me and msg.cmid in pending_cmids:
+        return Verdict.DELIVER if update.kind in DATA_KINDS else Verdict.UNKNOWN_KIND
+    if me is not None and msg.sender == me and msg.event is None and msg.cmid in pending_cmids:
         return Verdict.OWN_SEND
     return Verdict.DELIVER

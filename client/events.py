@@ -2,12 +2,30 @@
 
     async for event in client:
         match event:
-            case MessageReceived(seq=seq, message=msg): ...
+            case MessageReceived(seq=seq, message=msg): ...   # direct or group message
+            case ReadReceipt(conv=conv, user=user, pos=pos): ...
+            case ContactEvent(event=what, user=user): ...
+            case TypingEvent(user=user, typing=on, group=group): ...
+            case PresenceChanged(user=user, online=online): ...
             case Resync(head=head): ...        # refetch what you show through client.history()
             case Disconnected() | Reconnected(): ...   # connection state, for a status line
 
-`MessageReceived` events are exactly-once and in log order. The state events are
-informational only; the client reconnects on its own.
+Two families:
+
+* **Log events** (`MessageReceived`, `ReadReceipt`, `ContactEvent`) are entries of the
+  user's update log. They carry its `seq`, arrive exactly once and in log order, and the
+  cursor covers them only once the application has taken them from `async for`.
+* **Ephemeral events** (`TypingEvent`, `PresenceChanged`) are pushes that the server never
+  stores: no seq, not replayed after a reconnect, delivered as received and dropped (not
+  queued, never blocking the reader) when the event queue is full.
+
+The state events (`Resync`, `Disconnected`, `Reconnected`) are informational only; the
+client reconnects on its own.
+
+Group messages are `MessageReceived` events whose `message.group` is set (it equals
+`message.conv`). Membership and metadata changes of a group arrive on the same timeline as
+messages with an `event` map (`message.event`, SPEC.md 17.4): text and cmid are empty,
+`sender` is the member who acted. `MessageReceived.group_event` gives a typed view of it.
 """
 
 from __future__ import annotations
@@ -15,18 +33,71 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from liaotian.protocol import ChatMessage
+from liaotian.protocol import ChatMessage, Update, UpdateKind
 
 __all__ = [
+    "CONTACT_EVENTS",
     "ClientEvent",
+    "ContactEvent",
     "Disconnected",
+    "EphemeralEvent",
     "EventQueue",
+    "GroupEvent",
+    "LogEvent",
     "MessageReceived",
+    "PresenceChanged",
+    "ReadReceipt",
     "Reconnected",
     "Resync",
+    "TypingEvent",
+    "event_from_update",
 ]
+
+# CONTACT update events. "changed" is the actor's own copy (their other devices learn that
+# the contact list changed); the others are what the other party experiences.
+CONTACT_EVENTS = ("request", "accepted", "declined", "cancelled", "removed", "changed")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupEvent:
+    """A typed view of a group timeline event (a message map with an "event" map).
+
+    `type` is one of created, added, removed, left, renamed, topic, role, owner. `actor` is
+    who did it (the message's sender); `users` lists the members added, removed, left or
+    present at creation; `name`/`topic` are the new values (created, renamed, topic);
+    `user`/`role` name the member whose role changed or the new owner (role, owner).
+    """
+
+    type: str
+    group: int
+    pos: int
+    ts: int
+    actor: str
+    users: tuple[str, ...] = ()
+    name: str | None = None
+    topic: str | None = None
+    user: str | None = None
+    role: str | None = None
+    raw: Any = None  # the event map as received (unknown keys of newer servers included)
+
+    @classmethod
+    def from_message(cls, m: ChatMessage) -> GroupEvent | None:
+        ev = m.event
+        if ev is None:
+            return None
+        users = ev.get("users")
+        users_t = tuple(u for u in users if isinstance(u, str)) if isinstance(users, list) \
+            else ()
+
+        def text(key: str) -> str | None:
+            v = ev.get(key)
+            return v if isinstance(v, str) else None
+
+        return cls(type=text("type") or "", group=m.group if m.group is not None else m.conv,
+                   pos=m.pos, ts=m.ts, actor=m.sender, users=users_t, name=text("name"),
+                   topic=text("topic"), user=text("user"), role=text("role"), raw=ev)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +116,74 @@ class MessageReceived:
     @property
     def text(self) -> str:
         return self.message.text
+
+    @property
+    def group(self) -> int | None:
+        """The group the message belongs to; None for a direct message."""
+        return self.message.group
+
+    @property
+    def is_event(self) -> bool:
+        """True for a group timeline event (membership or metadata change), not a message."""
+        return self.message.event is not None
+
+    @property
+    def group_event(self) -> GroupEvent | None:
+        """The typed group timeline event, or None for an ordinary message."""
+        return GroupEvent.from_message(self.message)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadReceipt:
+    """Update kind 2 READ: `user` has read conversation `conv` up to position `pos`.
+
+    In a direct conversation it reaches both participants: the other one (your message was
+    read) and the reader's own devices (`user == client.user`: read elsewhere, or by this
+    device's own `mark_read`). Group read positions are not pushed: ask `receipts()`."""
+
+    seq: int
+    conv: int
+    user: str
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContactEvent:
+    """Update kind 3 CONTACT. `event` is what happened between this user and `user`:
+
+    * request: `user` asks to become your contact (answer with contact_accept/decline);
+    * accepted / declined: `user` answered your request;
+    * cancelled: `user` withdrew the request they had sent you;
+    * removed: `user` ended the contact relation;
+    * changed: your own contact list changed because of something you (maybe on another
+      device) did with `user`; call `contacts()` for the new state.
+    """
+
+    seq: int
+    event: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class TypingEvent:
+    """Push: `user` started (`typing=True`) or stopped typing, in the direct chat with you
+    or in `group`. Forget a typing=True notice after `ttl` seconds unless it is renewed."""
+
+    user: str
+    typing: bool
+    ttl: float
+    group: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    """Push to contacts: `user` came online or went offline (`last_seen`: ms since the
+    epoch when their last connection closed, 0 if never). Changes are coalesced by the
+    server, so a quick reconnect may produce no event at all."""
+
+    user: str
+    online: bool
+    last_seen: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +220,30 @@ class Reconnected:
     attempts: int  # connection attempts it took
 
 
-ClientEvent = MessageReceived | Resync | Disconnected | Reconnected
+LogEvent = MessageReceived | ReadReceipt | ContactEvent
+EphemeralEvent = TypingEvent | PresenceChanged
+ClientEvent = (MessageReceived | ReadReceipt | ContactEvent | TypingEvent | PresenceChanged
+               | Resync | Disconnected | Reconnected)
+LOG_EVENT_TYPES = (MessageReceived, ReadReceipt, ContactEvent)
+
+
+def event_from_update(update: Update) -> MessageReceived | ReadReceipt | ContactEvent | None:
+    """The event for one update-log entry, or None for a kind this client does not know or
+    whose data it cannot read (the client then skips the entry)."""
+    if update.message is not None:
+        return MessageReceived(update.seq, update.message)
+    d = update.data
+    if update.kind == UpdateKind.READ:
+        conv, user, pos = d.get("conv"), d.get("user"), d.get("pos")
+        if type(conv) is int and type(user) is str and type(pos) is int:
+            return ReadReceipt(update.seq, conv, user, pos)
+        return None
+    if update.kind == UpdateKind.CONTACT:
+        event, user = d.get("event"), d.get("user")
+        if type(event) is str and type(user) is str:
+            return ContactEvent(update.seq, event, user)
+        return None
+    return None
 
 T = TypeVar("T")
 

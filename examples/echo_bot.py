@@ -5,6 +5,10 @@
     liaotian send echo hello                       # from another account
     liaotian listen                                # ... [time] echo -> you: echo: hello
 
+Add the bot to a group (`liaotian group create team --member echo`, then
+`liaotian send --group G hi`) and it echoes there, into the same group: `ctx.reply()` answers
+where the message came from.
+
 The bot keeps its session (token, device, position) in a state file, so after a restart it
 resumes with its token and answers exactly the messages that arrived while it was away.
 It runs until Ctrl-C or SIGTERM.

@@ -110,6 +110,7 @@ class _RelationOp(WriteOp):
                 sx.outgoing.discard(y)
                 sy.incoming.discard(x)
                 self.unrelate(batch, x, y, REL_REQUESTED)
+                self.unrelate(batch, x, y, REL_REQUEST_DROPPED)
             sx.contacts.add(y)
             self.relate(batch, x, y, REL_CONTACT)
 
@@ -207,12 +208,19 @@ class BlockOp(_RelationOp):
 
 class UnblockOp(_RelationOp):
     def apply(self, batch: Batch, target: int) -> None:
-        me = batch.social_rw(self.actor)
+        me, them = batch.social_rw(self.actor), batch.social_rw(target)
         if target not in me.blocked:
             return
         me.blocked.discard(target)
         self.unrelate(batch, self.actor, target, REL_BLOCKED)
         self.changed(batch, target)
+        if self.actor in them.outgoing and target not in me.incoming:
+            # a request dropped while blocked now arrives, as if it had been in transit
+            self.unrelate(batch, target, self.actor, REL_REQUEST_DROPPED)
+            self.relate(batch, target, self.actor, REL_REQUESTED)
+            me.incoming.add(target)
+            batch.log(self.actor, UpdateKind.CONTACT,
+                      _packb({"event": "request", "user": batch.username(target)}))
 
 
 class PrivacyOp(WriteOp):
