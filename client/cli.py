@@ -36,6 +36,7 @@ import contextlib
 import getpass
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -142,6 +143,10 @@ def _common(defaults: bool) -> argparse.ArgumentParser:
                    help="seconds to wait for each answer (default 10)")
     p.add_argument("--tls", action="store_true", default=False if defaults else d,
                    help="connect with TLS (system trust store)")
+    p.add_argument("--ca-file", metavar="PEM", default=d,
+                   help="connect with TLS, trusting this CA certificate (self-signed "
+                        "deployments; env LIAOTIAN_CA_FILE); the server's certificate and "
+                        "name are still verified")
     return p
 
 
@@ -449,7 +454,10 @@ def fmt_event(event: Any, groups: dict[int, str] | None = None,
 # ---------------------------------------------------------------------- commands
 
 
-def _ssl(args: argparse.Namespace) -> bool | None:
+def _ssl(args: argparse.Namespace) -> ssl.SSLContext | bool | None:
+    ca_file = getattr(args, "ca_file", None) or os.environ.get("LIAOTIAN_CA_FILE")
+    if ca_file:
+        return ssl.create_default_context(cafile=ca_file)
     return True if args.tls else None
 
 

@@ -142,3 +142,25 @@ async def test_online_backup_while_serving(tmp_path: Path) -> None:
             texts = [m.text for m in page.messages]
             assert texts[:20] == [f"m{i}" for i in range(20)]
             assert 20 <= len(texts) <= 40
+
+
+async def test_cli_connects_with_a_ca_file(tmp_path: Path, tls_files) -> None:
+    ca, cert, key = tls_files
+    ca_path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    async with run_server(tmp_path, tls_cert=cert, tls_key=key) as srv:
+        base = [sys.executable, "-m", "liaotian.client.cli", "--host", "127.0.0.1",
+                "--port", str(srv.port), "--state", str(tmp_path / "state.json")]
+
+        async def cli(*args: str) -> tuple[int, str]:
+            proc = await asyncio.create_subprocess_exec(
+                *base, *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            out, _ = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode is not None
+            return proc.returncode, out.decode()
+
+        code, out = await cli("--ca-file", str(ca_path), "register", "alice",
+                              "--password", PASSWORD)
+        assert code == 0, out
+        code, out = await cli("register", "bob", "--password", PASSWORD)  # plain: refused
+        assert code == 3, out
