@@ -84,8 +84,10 @@ class PresenceService:
             soc = await self.store.social_of(uid)
             if not soc.contacts or soc.presence == 2:  # nobody
                 continue
-            frame = Presence(rid=0, user=names[uid], online=online,
-                             last_seen=self._last_seen.get(uid, 0)).encode()
+            seen = self._last_seen.get(uid)
+            if seen is None:  # not seen go offline since start-up: the stored value
+                seen = (await self.store.profile(uid))[2]
+            frame = Presence(rid=0, user=names[uid], online=online, last_seen=seen).encode()
             for contact in soc.contacts:
                 for c in self.hub.of_user(contact):
                     c.send_frame(frame, int(Presence.TYPE))
