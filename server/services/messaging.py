@@ -52,6 +52,7 @@ class MessagingService:
         self._page_bytes = self.limits.max_frame_size - 1024
         self.store.on_sends_committed = self.committed
         self._buckets: dict[int, tuple[TokenBucket, TokenBucket]] = {}
+        self._known = self.store._user_ids  # names already resolved need no syntax check
         r = server.router
         r.route(Send, self.send)
         r.route(Sync, self.sync)
@@ -70,7 +71,7 @@ class MessagingService:
         if msg.meta and len(_packb(msg.meta)) > limits.max_meta_size:
             raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
                                f"meta above {limits.max_meta_size} bytes")
-        if msg.group is None and not validate_username(msg.to):
+        if msg.group is None and msg.to not in self._known and not validate_username(msg.to):
             raise RequestError(ErrorCode.UNKNOWN_USER)
         try:
             self.store.submit_send(SendRequest(

@@ -146,12 +146,18 @@ class Batch:
     def next_seq(self, uid: int) -> int:
         seq = self.heads.get(uid)
         seq = (seq if seq is not None else self.store._heads[uid]) + 1
-        self._set(self.heads, uid, seq)
+        if self._undo is None:  # the hot path: a send, which cannot be refused by now
+            self.heads[uid] = seq
+        else:
+            self._set(self.heads, uid, seq)
         return seq
 
     def next_pos(self, conv: int) -> int:
         pos = self.last_pos(conv) + 1
-        self._set(self.conv_last, conv, pos)
+        if self._undo is None:
+            self.conv_last[conv] = pos
+        else:
+            self._set(self.conv_last, conv, pos)
         return pos
 
     def new_message_id(self) -> int:

@@ -91,7 +91,10 @@ class SQLiteStore(Queries):
         self._groups: dict[int, GroupState] = {}
         self._social: dict[int, Social] = {}
         # (sender, cmid) -> the answer a retry gets; bounded, oldest evicted first
-        self._dedup: OrderedDict[tuple[int, str], SendResult] = OrderedDict()
+        # Plain tuples (id, conv, pos, ts, sender seq): the collector stops tracking tuples
+        # of numbers, so a full cache does not slow every garbage collection down.
+        self._dedup: OrderedDict[tuple[int, str], tuple[int, int, int, int, int]] = \
+            OrderedDict()
         self._dedup_max = dedup_cache
         self._next_msg_id = 1
         self._next_conv_id = 1
@@ -453,7 +456,7 @@ class SQLiteStore(Queries):
             key = (s.sender_id, s.cmid)
             hit = self._dedup.get(key)
             if hit is not None:
-                s.result = _as_duplicate(hit)
+                s.result = _duplicate(hit, s.cmid)
             else:
                 unknown.append(key)
         for chunk in _chunks(list(set(unknown)), _CHUNK):
@@ -472,11 +475,12 @@ class SQLiteStore(Queries):
             if s.result is None:
                 hit = self._dedup.get((s.sender_id, s.cmid))
                 if hit is not None:
-                    s.result = _as_duplicate(hit)
+                    s.result = _duplicate(hit, s.cmid)
 
     def _remember(self, sender_id: int, cmid: str, result: SendResult) -> None:
         """Keep the answer to a retry of this cmid (stored already as a duplicate)."""
-        self._dedup[(sender_id, cmid)] = result  # turned into a duplicate answer on a hit
+        self._dedup[(sender_id, cmid)] = (result.id, result.conv, result.pos, result.ts,
+                                          result.sender_seq)
         while len(self._dedup) > self._dedup_max:
             self._dedup.popitem(last=False)
 
@@ -640,6 +644,12 @@ class SQLiteStore(Queries):
     async def integrity_check(self) -> str:
         row = await self._one(self._conn_r, "PRAGMA integrity_check")
         return str(row[0])
+
+
+def _duplicate(hit: tuple[int, int, int, int, int], cmid: str) -> SendResult:
+    """The answer to a retry: the original acknowledgement, marked as a duplicate."""
+    return SendResult(id=hit[0], conv=hit[1], pos=hit[2], ts=hit[3], sender_seq=hit[4],
+                      cmid=cmid, duplicate=True)
 
 
 def _as_duplicate(r: SendResult) -> SendResult:
