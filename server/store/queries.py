@@ -48,8 +48,8 @@ class Queries:
 
     @staticmethod
     async def _one(db: aiosqlite.Connection, sql: str, args: Iterable[Any] = ()) -> Any:
-        async with db.execute(sql, tuple(args)) as cur:
-            return await cur.fetchone()
+        rows_ = await db.execute_fetchall(sql, tuple(args))
+        return rows_[0] if rows_ else None
 
     def _cache_user(self, name: str, uid: int) -> None:
         self._user_ids[name] = uid
@@ -59,7 +59,6 @@ class Queries:
         """A position acknowledged but maybe not yet committed (queued or committing)."""
         key = (user_id, device)
         return max(self._positions.get(key, 0), self._flushing.get(key, 0))
-
 
     def cached_head(self, user_id: int) -> int | None:
         """The committed head if known; the writer's cache is the truth once loaded."""
@@ -74,7 +73,9 @@ class Queries:
         row = await self._one(
             self._conn_r,
             "SELECT log_floor, (SELECT coalesce(max(seq), 0) FROM updates WHERE user_id = ?) "
-            "FROM users WHERE id = ?", (user_id, user_id))
+            "FROM users WHERE id = ?",
+            (user_id, user_id),
+        )
         h = self._heads.get(user_id)  # a commit may have landed meanwhile
         if h is not None:
             return h
@@ -84,14 +85,15 @@ class Queries:
         f = self._floors.get(user_id)
         if f is not None:
             return f
-        row = await self._one(self._conn_r, "SELECT log_floor FROM users WHERE id = ?",
-                              (user_id,))
+        row = await self._one(self._conn_r, "SELECT log_floor FROM users WHERE id = ?", (user_id,))
         return int(row[0]) if row else 0
 
     async def user_by_name(self, username: str) -> UserRecord | None:
-        row = await self._one(self._conn_r,
-                              "SELECT id, username, password_hash FROM users WHERE username=?",
-                              (username,))
+        row = await self._one(
+            self._conn_r,
+            "SELECT id, username, password_hash FROM users WHERE username=?",
+            (username,),
+        )
         if row is None:
             return None
         self._cache_user(row[1], row[0])
@@ -109,7 +111,8 @@ class Queries:
             self._conn_r,
             "SELECT u.id, u.username, u.password_hash, d.device, d.created, d.last_seen, d.acked "
             "FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = ?",
-            (token_hash,))
+            (token_hash,),
+        )
         if row is None:
             return None
         user = UserRecord(row[0], row[1], row[2])
@@ -117,34 +120,43 @@ class Queries:
         return user, DeviceRecord(row[0], row[3], row[4], row[5], acked)
 
     async def device(self, user_id: int, device: str) -> DeviceRecord | None:
-        row = await self._one(self._conn_r,
-                              "SELECT device, created, last_seen, acked FROM devices "
-                              "WHERE user_id=? AND device=?", (user_id, device))
+        row = await self._one(
+            self._conn_r,
+            "SELECT device, created, last_seen, acked FROM devices WHERE user_id=? AND device=?",
+            (user_id, device),
+        )
         if row is None:
             return None
-        return DeviceRecord(user_id, row[0], row[1], row[2],
-                            max(row[3], self._pending_position(user_id, row[0])))
+        return DeviceRecord(
+            user_id, row[0], row[1], row[2], max(row[3], self._pending_position(user_id, row[0]))
+        )
 
     async def devices_of(self, user_id: int) -> list[DeviceRecord]:
-        async with self._conn_r.execute(
+        rows_ = await self._conn_r.execute_fetchall(
             "SELECT device, created, last_seen, acked FROM devices WHERE user_id=? "
-            "ORDER BY created, device", (user_id,)) as cur:
-            rows = await cur.fetchall()
-        return [DeviceRecord(user_id, d, c, s, max(a, self._pending_position(user_id, d)))
-                for d, c, s, a in rows]
+            "ORDER BY created, device",
+            (user_id,),
+        )
+        rows = rows_
+        return [
+            DeviceRecord(user_id, d, c, s, max(a, self._pending_position(user_id, d)))
+            for d, c, s, a in rows
+        ]
 
-    async def read_updates(self, user_id: int, since: int, limit: int,
-                           max_bytes: int = 1 << 62) -> UpdatePage:
+    async def read_updates(
+        self, user_id: int, since: int, limit: int, max_bytes: int = 1 << 62
+    ) -> UpdatePage:
         """Updates after `since`, oldest first, at most `limit` of them and (beyond the first)
         at most `max_bytes` encoded; resync if `since` is below the retained log."""
         if since < await self.floor(user_id):
             return UpdatePage([], since, resync=True)
-        async with self._conn_r.execute(
+        rows_ = await self._conn_r.execute_fetchall(
             "SELECT u.seq, u.kind, coalesce(m.body, u.data) FROM updates u "
             "LEFT JOIN messages m ON m.id = u.message_id "
             "WHERE u.user_id = ? AND u.seq > ? ORDER BY u.seq LIMIT ?",
-            (user_id, since, limit)) as cur:
-            rows = await cur.fetchall()
+            (user_id, since, limit),
+        )
+        rows = rows_
         if not rows:
             return UpdatePage([], since)
         out: list[bytes] = []
@@ -164,24 +176,34 @@ class Queries:
         conv = self._direct.get(key)
         if conv is not None:
             return conv
-        row = await self._one(self._conn_r, "SELECT id FROM conversations "
-                              "WHERE user_a=? AND user_b=? AND kind=1", key)
+        row = await self._one(
+            self._conn_r, "SELECT id FROM conversations WHERE user_a=? AND user_b=? AND kind=1", key
+        )
         return row[0] if row else None
 
-    async def history(self, conv: int, before: int | None, after: int | None, limit: int,
-                      max_bytes: int = 1 << 62, min_pos: int = 1) -> tuple[list[bytes], bool]:
+    async def history(
+        self,
+        conv: int,
+        before: int | None,
+        after: int | None,
+        limit: int,
+        max_bytes: int = 1 << 62,
+        min_pos: int = 1,
+    ) -> tuple[list[bytes], bool]:
         """A page of a conversation in ascending position, nearest the anchor first when cut
         by `limit` or `max_bytes`; the flag says more exist in that direction. Positions
         below `min_pos` (before a member joined) do not exist for the reader."""
         if after is not None:
-            sql = ("SELECT body FROM messages WHERE conv_id=? AND pos>? ORDER BY pos LIMIT ?")
+            sql = "SELECT body FROM messages WHERE conv_id=? AND pos>? ORDER BY pos LIMIT ?"
             args: tuple[int, ...] = (conv, max(after, min_pos - 1), limit + 1)
         else:
-            sql = ("SELECT body FROM messages WHERE conv_id=? AND pos<? AND pos>=? "
-                   "ORDER BY pos DESC LIMIT ?")
+            sql = (
+                "SELECT body FROM messages WHERE conv_id=? AND pos<? AND pos>=? "
+                "ORDER BY pos DESC LIMIT ?"
+            )
             args = (conv, before if before is not None else 1 << 62, min_pos, limit + 1)
-        async with self._conn_r.execute(sql, args) as cur:
-            rows = [r[0] for r in await cur.fetchall()]
+        rows_ = await self._conn_r.execute_fetchall(sql, args)
+        rows = [r[0] for r in rows_]
         more = len(rows) > limit
         rows = rows[:limit]
         size = 0
@@ -201,42 +223,55 @@ class Queries:
         g = self._groups.get(conv)
         if g is not None:
             return g
-        row = await self._one(self._conn_r,
-                              "SELECT g.name, g.topic, g.owner_id, c.created FROM groups g "
-                              "JOIN conversations c ON c.id = g.conv_id WHERE g.conv_id = ?",
-                              (conv,))
+        row = await self._one(
+            self._conn_r,
+            "SELECT g.name, g.topic, g.owner_id, c.created FROM groups g "
+            "JOIN conversations c ON c.id = g.conv_id WHERE g.conv_id = ?",
+            (conv,),
+        )
         if row is None:
             return None
         g = GroupState(conv, row[0], row[1], row[2], row[3])
-        async with self._conn_r.execute("SELECT user_id, role, joined_pos, joined FROM members "
-                                        "WHERE conv_id = ?", (conv,)) as cur:
-            for uid, role, jpos, joined in await cur.fetchall():
-                g.members[uid] = Member(role, jpos, joined)
+        rows_ = await self._conn_r.execute_fetchall(
+            "SELECT user_id, role, joined_pos, joined FROM members WHERE conv_id = ?", (conv,)
+        )
+        for uid, role, jpos, joined in rows_:
+            g.members[uid] = Member(role, jpos, joined)
         return self._groups.get(conv) or g
 
     async def social_of(self, uid: int) -> Social:
         soc = self._social.get(uid)
         if soc is not None:
             return soc
-        row = await self._one(self._conn_r, "SELECT privacy_presence, privacy_profile, "
-                              "privacy_messages FROM users WHERE id = ?", (uid,))
+        row = await self._one(
+            self._conn_r,
+            "SELECT privacy_presence, privacy_profile, privacy_messages FROM users WHERE id = ?",
+            (uid,),
+        )
         soc = Social(presence=row[0], profile=row[1], messages=row[2]) if row else Social()
-        async with self._conn_r.execute("SELECT other_id, kind FROM relations WHERE user_id = ?",
-                                        (uid,)) as cur:
-            for other, kind in await cur.fetchall():
-                {REL_CONTACT: soc.contacts, REL_REQUESTED: soc.outgoing,
-                 REL_REQUEST_DROPPED: soc.outgoing, REL_BLOCKED: soc.blocked}[kind].add(other)
-        async with self._conn_r.execute("SELECT user_id FROM relations WHERE other_id = ? "
-                                        f"AND kind = {REL_REQUESTED}", (uid,)) as cur:
-            soc.incoming.update(r[0] for r in await cur.fetchall())
+        rows_ = await self._conn_r.execute_fetchall(
+            "SELECT other_id, kind FROM relations WHERE user_id = ?", (uid,)
+        )
+        for other, kind in rows_:
+            {
+                REL_CONTACT: soc.contacts,
+                REL_REQUESTED: soc.outgoing,
+                REL_REQUEST_DROPPED: soc.outgoing,
+                REL_BLOCKED: soc.blocked,
+            }[kind].add(other)
+        rows_ = await self._conn_r.execute_fetchall(
+            f"SELECT user_id FROM relations WHERE other_id = ? AND kind = {REL_REQUESTED}", (uid,)
+        )
+        soc.incoming.update(r[0] for r in rows_)
         return self._social.get(uid) or soc
 
     async def last_pos(self, conv: int) -> int:
         last = self._conv_last.get(conv)
         if last is not None:
             return last
-        row = await self._one(self._conn_r, "SELECT coalesce(max(pos), 0) FROM messages "
-                              "WHERE conv_id = ?", (conv,))
+        row = await self._one(
+            self._conn_r, "SELECT coalesce(max(pos), 0) FROM messages WHERE conv_id = ?", (conv,)
+        )
         return max(int(row[0]), self._conv_last.get(conv, 0))
 
     async def usernames(self, ids: Iterable[int]) -> dict[int, str]:
@@ -250,67 +285,84 @@ class Queries:
                 out[uid] = name
         for chunk in _chunks(missing):
             marks = ",".join("?" * len(chunk))
-            async with self._conn_r.execute(
-                    f"SELECT id, username FROM users WHERE id IN ({marks})", chunk) as cur:
-                for uid, name in await cur.fetchall():
-                    out[uid] = name
-                    self._cache_user(name, uid)  # names never change: safe to cache
+            rows_ = await self._conn_r.execute_fetchall(
+                f"SELECT id, username FROM users WHERE id IN ({marks})", chunk
+            )
+            for uid, name in rows_:
+                out[uid] = name
+                self._cache_user(name, uid)  # names never change: safe to cache
         return out
 
     async def profile(self, uid: int) -> tuple[str, str, int]:
         """(display name, status, last seen ms)."""
-        row = await self._one(self._conn_r, "SELECT display_name, status, last_seen FROM users "
-                              "WHERE id = ?", (uid,))
+        row = await self._one(
+            self._conn_r, "SELECT display_name, status, last_seen FROM users WHERE id = ?", (uid,)
+        )
         return (row[0], row[1], row[2]) if row else ("", "", 0)
 
     async def groups_of(self, uid: int) -> list[tuple[int, str, str, int, int]]:
         """(group, name, topic, my role, member count) for every group the user is in."""
-        async with self._conn_r.execute(
+        rows_ = await self._conn_r.execute_fetchall(
             "SELECT g.conv_id, g.name, g.topic, m.role, "
             "(SELECT count(*) FROM members x WHERE x.conv_id = g.conv_id) "
             "FROM members m JOIN groups g ON g.conv_id = m.conv_id WHERE m.user_id = ? "
-            "ORDER BY g.conv_id", (uid,)) as cur:
-            return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]
+            "ORDER BY g.conv_id",
+            (uid,),
+        )
+        return [tuple(r) for r in rows_]  # type: ignore[misc]
 
     async def conversation(self, conv: int) -> tuple[int, int | None, int | None] | None:
         """(kind, user_a, user_b) of a conversation."""
-        row = await self._one(self._conn_r, "SELECT kind, user_a, user_b FROM conversations "
-                              "WHERE id = ?", (conv,))
+        row = await self._one(
+            self._conn_r, "SELECT kind, user_a, user_b FROM conversations WHERE id = ?", (conv,)
+        )
         if row is None and conv in self._groups:
             return (2, None, None)
         return (row[0], row[1], row[2]) if row else None
 
     async def read_marker(self, uid: int, conv: int) -> int:
-        row = await self._one(self._conn_r, "SELECT pos FROM read_markers WHERE user_id = ? "
-                              "AND conv_id = ?", (uid, conv))
+        row = await self._one(
+            self._conn_r,
+            "SELECT pos FROM read_markers WHERE user_id = ? AND conv_id = ?",
+            (uid, conv),
+        )
         return int(row[0]) if row else 0
 
     async def read_markers(self, conv: int) -> dict[int, int]:
-        async with self._conn_r.execute("SELECT user_id, pos FROM read_markers WHERE conv_id = ?",
-                                        (conv,)) as cur:
-            return {u: p for u, p in await cur.fetchall()}
+        rows_ = await self._conn_r.execute_fetchall(
+            "SELECT user_id, pos FROM read_markers WHERE conv_id = ?", (conv,)
+        )
+        return {u: p for u, p in rows_}
 
     async def delivered_pos(self, uid: int, conv: int) -> int:
         """The highest position in `conv` whose entry in uid's log a device acknowledged."""
-        acked = await self._one(self._conn_r, "SELECT coalesce(max(acked), 0) FROM devices "
-                                "WHERE user_id = ?", (uid,))
-        pending = max((seq for (u, _d), seq in (*self._positions.items(),
-                                                *self._flushing.items()) if u == uid),
-                      default=0)
+        acked = await self._one(
+            self._conn_r, "SELECT coalesce(max(acked), 0) FROM devices WHERE user_id = ?", (uid,)
+        )
+        pending = max(
+            (
+                seq
+                for (u, _d), seq in (*self._positions.items(), *self._flushing.items())
+                if u == uid
+            ),
+            default=0,
+        )
         upto = max(acked[0], pending)
         row = await self._one(
             self._conn_r,
             "SELECT m.pos FROM updates u JOIN messages m ON m.id = u.message_id "
             "WHERE u.user_id = ? AND u.seq <= ? AND m.conv_id = ? ORDER BY u.seq DESC LIMIT 1",
-            (uid, upto, conv))
+            (uid, upto, conv),
+        )
         return int(row[0]) if row else 0
 
-    async def conversations_of(self, uid: int, limit: int, before: tuple[int, int] | None
-                               ) -> list[tuple[Any, ...]]:
+    async def conversations_of(
+        self, uid: int, limit: int, before: tuple[int, int] | None
+    ) -> list[tuple[Any, ...]]:
         """(conv, kind, peer id, group name, ts, last body, last pos, read pos, joined pos)
         newest first by (ts, conv), strictly before `before`."""
         b_ts, b_conv = before if before is not None else (1 << 62, 1 << 62)
-        async with self._conn_r.execute(
+        rows_ = await self._conn_r.execute_fetchall(
             """
             WITH mine(conv, kind, peer, name, joined_pos, created) AS (
                 SELECT c.id, 1, CASE WHEN c.user_a = :u THEN c.user_b ELSE c.user_a END,
@@ -331,13 +383,18 @@ class Queries:
                              AND r.conv_id = rows.conv), 0), joined_pos
             FROM rows WHERE (ts, conv) < (:bts, :bconv)
             ORDER BY ts DESC, conv DESC LIMIT :lim
-            """, {"u": uid, "bts": b_ts, "bconv": b_conv, "lim": limit + 1}) as cur:
-            return [tuple(r) for r in await cur.fetchall()]
+            """,
+            {"u": uid, "bts": b_ts, "bconv": b_conv, "lim": limit + 1},
+        )
+        return [tuple(r) for r in rows_]
 
     async def unread_count(self, uid: int, conv: int, after: int) -> int:
-        row = await self._one(self._conn_r, "SELECT count(*) FROM messages WHERE conv_id = ? "
-                              "AND pos > ? AND sender_id != ? AND cmid NOT LIKE '#event:%'",
-                              (conv, after, uid))
+        row = await self._one(
+            self._conn_r,
+            "SELECT count(*) FROM messages WHERE conv_id = ? "
+            "AND pos > ? AND sender_id != ? AND cmid NOT LIKE '#event:%'",
+            (conv, after, uid),
+        )
         return int(row[0])
 
     async def relations_list(self, uid: int) -> Social:

@@ -93,8 +93,7 @@ class SQLiteStore(Queries):
         # (sender, cmid) -> the answer a retry gets; bounded, oldest evicted first
         # Plain tuples (id, conv, pos, ts, sender seq): the collector stops tracking tuples
         # of numbers, so a full cache does not slow every garbage collection down.
-        self._dedup: OrderedDict[tuple[int, str], tuple[int, int, int, int, int]] = \
-            OrderedDict()
+        self._dedup: OrderedDict[tuple[int, str], tuple[int, int, int, int, int]] = OrderedDict()
         self._dedup_max = dedup_cache
         self._next_msg_id = 1
         self._next_conv_id = 1
@@ -108,8 +107,12 @@ class SQLiteStore(Queries):
     async def open(self) -> None:
         self._w = await aiosqlite.connect(self.path, isolation_level=None)
         w = self._w
-        for pragma in ("journal_mode=WAL", f"synchronous={self.synchronous}",
-                       "busy_timeout=5000", "foreign_keys=ON"):
+        for pragma in (
+            "journal_mode=WAL",
+            f"synchronous={self.synchronous}",
+            "busy_timeout=5000",
+            "foreign_keys=ON",
+        ):
             await self._one(w, f"PRAGMA {pragma}")
         await self._migrate()
         row = await self._one(w, "SELECT coalesce(max(id), 0) FROM messages")
@@ -122,15 +125,17 @@ class SQLiteStore(Queries):
         await self._one(self._r, "PRAGMA busy_timeout=5000")
         await self._one(self._r, "PRAGMA query_only=ON")
         self._accepting = True
-        self._writer = asyncio.get_running_loop().create_task(self._writer_loop(),
-                                                              name="store-writer")
+        self._writer = asyncio.get_running_loop().create_task(
+            self._writer_loop(), name="store-writer"
+        )
 
     async def _migrate(self) -> None:
         w = self._conn_w
         (version,) = await self._one(w, "PRAGMA user_version")
         if version > len(MIGRATIONS):
-            raise RuntimeError(f"database schema {version} is newer than this server "
-                               f"({len(MIGRATIONS)})")
+            raise RuntimeError(
+                f"database schema {version} is newer than this server ({len(MIGRATIONS)})"
+            )
         for n in range(version, len(MIGRATIONS)):
             log.info("applying schema migration %d", n + 1)
             await w.execute("BEGIN IMMEDIATE")
@@ -206,7 +211,8 @@ class SQLiteStore(Queries):
         async def op(db: aiosqlite.Connection) -> int:
             cur = await db.execute(
                 "INSERT INTO users (username, password_hash, created) VALUES (?, ?, ?)",
-                (username, password_hash, now_ms()))
+                (username, password_hash, now_ms()),
+            )
             assert cur.lastrowid is not None
             return cur.lastrowid
 
@@ -221,9 +227,11 @@ class SQLiteStore(Queries):
                 "INSERT INTO devices (user_id, device, token_hash, created, last_seen) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, device) DO UPDATE SET "
                 "token_hash = excluded.token_hash, last_seen = excluded.last_seen",
-                (user_id, device, token_hash, t, t))
-            row = await self._one(db, "SELECT acked FROM devices WHERE user_id=? AND device=?",
-                                  (user_id, device))
+                (user_id, device, token_hash, t, t),
+            )
+            row = await self._one(
+                db, "SELECT acked FROM devices WHERE user_id=? AND device=?", (user_id, device)
+            )
             return int(row[0])
 
         return await self.run_in_commit(op)
@@ -232,8 +240,9 @@ class SQLiteStore(Queries):
         self._positions.pop((user_id, device), None)
 
         async def op(db: aiosqlite.Connection) -> bool:
-            cur = await db.execute("DELETE FROM devices WHERE user_id=? AND device=?",
-                                   (user_id, device))
+            cur = await db.execute(
+                "DELETE FROM devices WHERE user_id=? AND device=?", (user_id, device)
+            )
             return cur.rowcount > 0
 
         return await self.run_in_commit(op)
@@ -241,8 +250,9 @@ class SQLiteStore(Queries):
     async def set_profile(self, uid: int, display_name: str | None, status: str | None) -> None:
         async def op(db: aiosqlite.Connection) -> None:
             if display_name is not None:
-                await db.execute("UPDATE users SET display_name = ? WHERE id = ?",
-                                 (display_name, uid))
+                await db.execute(
+                    "UPDATE users SET display_name = ? WHERE id = ?", (display_name, uid)
+                )
             if status is not None:
                 await db.execute("UPDATE users SET status = ? WHERE id = ?", (status, uid))
 
@@ -263,8 +273,9 @@ class SQLiteStore(Queries):
         t = now_ms()
 
         async def op(db: aiosqlite.Connection) -> None:
-            await db.execute("UPDATE devices SET last_seen=? WHERE user_id=? AND device=?",
-                             (t, user_id, device))
+            await db.execute(
+                "UPDATE devices SET last_seen=? WHERE user_id=? AND device=?", (t, user_id, device)
+            )
 
         if self._accepting:
             self._queue.append(Txn(fn=op))
@@ -322,8 +333,7 @@ class SQLiteStore(Queries):
             for op in ops:
                 if isinstance(op, SendRequest):
                     if op.result is None and op.error is None:
-                        batch.run(op, lambda op=op: self._plan_send(batch, op),
-                                  checks_first=True)
+                        batch.run(op, lambda op=op: self._plan_send(batch, op), checks_first=True)
                 else:
                     batch.run(op, lambda op=op: op.plan(batch))
         positions, self._positions = self._positions, {}
@@ -331,17 +341,22 @@ class SQLiteStore(Queries):
         await db.execute("BEGIN IMMEDIATE")
         try:
             if batch.messages:
-                await _insert_rows(db, "messages (id, conv_id, pos, sender_id, sender_seq, "
-                                       "cmid, ts, body)", batch.messages)
+                await _insert_rows(
+                    db,
+                    "messages (id, conv_id, pos, sender_id, sender_seq, cmid, ts, body)",
+                    batch.messages,
+                )
             if batch.updates:
-                await _insert_rows(db, "updates (user_id, seq, kind, message_id, data, ts)",
-                                   batch.updates)
+                await _insert_rows(
+                    db, "updates (user_id, seq, kind, message_id, data, ts)", batch.updates
+                )
             for sql, params in batch.statements:
                 await db.execute(sql, params)
             if positions:
                 await db.executemany(
                     "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?",
-                    [(seq, u, d) for (u, d), seq in positions.items()])
+                    [(seq, u, d) for (u, d), seq in positions.items()],
+                )
             outcomes = [await self._run_txn(db, t) for t in txns]
             await db.execute("COMMIT")
         except BaseException:
@@ -376,8 +391,7 @@ class SQLiteStore(Queries):
         self._next_msg_id = batch.next_msg_id
         self._next_conv_id = batch.next_conv_id
         for op in ops:
-            if isinstance(op, SendRequest) and op.result is not None \
-                    and not op.result.duplicate:
+            if isinstance(op, SendRequest) and op.result is not None and not op.result.duplicate:
                 self._remember(op.sender_id, op.cmid, op.result)
         self.batches += 1
         self.committed_sends += len(batch.messages)
@@ -414,8 +428,14 @@ class SQLiteStore(Queries):
             missing_social = [u for u in n.social if u not in self._social]
             missing_pairs = [p for p in n.pairs if p not in self._direct]
             missing_convs = [c for c in n.convs if c not in self._conv_last]
-            if not (missing_names or missing_groups or missing_users or missing_social
-                    or missing_pairs or missing_convs):
+            if not (
+                missing_names
+                or missing_groups
+                or missing_users
+                or missing_social
+                or missing_pairs
+                or missing_convs
+            ):
                 return
             await self._load_names(db, missing_names)
             await self._load_heads(db, set(missing_users))
@@ -445,10 +465,11 @@ class SQLiteStore(Queries):
     async def _load_names(self, db: aiosqlite.Connection, names: list[str]) -> None:
         for chunk in _chunks(names, _CHUNK):
             marks = ",".join("?" * len(chunk))
-            async with db.execute(f"SELECT username, id FROM users WHERE username IN ({marks})",
-                                  chunk) as cur:
-                for name, uid in await cur.fetchall():
-                    self._cache_user(name, uid)
+            rows_ = await db.execute_fetchall(
+                f"SELECT username, id FROM users WHERE username IN ({marks})", chunk
+            )
+            for name, uid in rows_:
+                self._cache_user(name, uid)
 
     async def _find_duplicates(self, db: aiosqlite.Connection, sends: list[SendRequest]) -> None:
         unknown: list[tuple[int, str]] = []
@@ -464,13 +485,18 @@ class SQLiteStore(Queries):
             flat = [v for pair_ in chunk for v in pair_]
             # A join against a VALUES table probes the unique index once per key; the
             # equivalent "(a, b) IN (VALUES ...)" scans the table (20x slower, measured).
-            async with db.execute(
+            rows_ = await db.execute_fetchall(
                 f"WITH k(s, c) AS (VALUES {marks}) SELECT m.sender_id, m.cmid, m.id, "
                 "m.conv_id, m.pos, m.ts, m.sender_seq FROM k JOIN messages m "
-                "ON m.sender_id = k.s AND m.cmid = k.c", flat) as cur:
-                for sender_id, cmid, mid, conv, pos, ts, sseq in await cur.fetchall():
-                    self._remember(sender_id, cmid, SendResult(
-                        id=mid, conv=conv, pos=pos, ts=ts, sender_seq=sseq, cmid=cmid))
+                "ON m.sender_id = k.s AND m.cmid = k.c",
+                flat,
+            )
+            for sender_id, cmid, mid, conv, pos, ts, sseq in rows_:
+                self._remember(
+                    sender_id,
+                    cmid,
+                    SendResult(id=mid, conv=conv, pos=pos, ts=ts, sender_seq=sseq, cmid=cmid),
+                )
         for s in sends:
             if s.result is None:
                 hit = self._dedup.get((s.sender_id, s.cmid))
@@ -479,8 +505,13 @@ class SQLiteStore(Queries):
 
     def _remember(self, sender_id: int, cmid: str, result: SendResult) -> None:
         """Keep the answer to a retry of this cmid (stored already as a duplicate)."""
-        self._dedup[(sender_id, cmid)] = (result.id, result.conv, result.pos, result.ts,
-                                          result.sender_seq)
+        self._dedup[(sender_id, cmid)] = (
+            result.id,
+            result.conv,
+            result.pos,
+            result.ts,
+            result.sender_seq,
+        )
         while len(self._dedup) > self._dedup_max:
             self._dedup.popitem(last=False)
 
@@ -488,78 +519,91 @@ class SQLiteStore(Queries):
         missing = [u for u in users if u not in self._heads]
         for chunk in _chunks(missing, _CHUNK):
             marks = ",".join("?" * len(chunk))
-            async with db.execute(
+            rows_ = await db.execute_fetchall(
                 "SELECT id, username, log_floor, (SELECT coalesce(max(seq), 0) FROM updates "
-                f"WHERE user_id = users.id) FROM users WHERE id IN ({marks})", chunk) as cur:
-                for uid, name, floor, top in await cur.fetchall():
-                    self._cache_user(name, uid)
-                    self._floors[uid] = floor
-                    self._heads[uid] = max(floor, top)
+                f"WHERE user_id = users.id) FROM users WHERE id IN ({marks})",
+                chunk,
+            )
+            for uid, name, floor, top in rows_:
+                self._cache_user(name, uid)
+                self._floors[uid] = floor
+                self._heads[uid] = max(floor, top)
 
     async def _load_social(self, db: aiosqlite.Connection, users: list[int]) -> None:
         for chunk in _chunks(users, _CHUNK):
             marks = ",".join("?" * len(chunk))
             found: dict[int, Social] = {}
-            async with db.execute(
+            rows_ = await db.execute_fetchall(
                 "SELECT id, privacy_presence, privacy_profile, privacy_messages FROM users "
-                f"WHERE id IN ({marks})", chunk) as cur:
-                for uid, pres, prof, msgs in await cur.fetchall():
-                    found[uid] = Social(presence=pres, profile=prof, messages=msgs)
-            async with db.execute(
-                f"SELECT user_id, other_id, kind FROM relations WHERE user_id IN ({marks})",
-                chunk) as cur:
-                for uid, other, kind in await cur.fetchall():
-                    soc = found[uid]
-                    if kind == REL_CONTACT:
-                        soc.contacts.add(other)
-                    elif kind in (REL_REQUESTED, REL_REQUEST_DROPPED):
-                        soc.outgoing.add(other)
-                    elif kind == REL_BLOCKED:
-                        soc.blocked.add(other)
-            async with db.execute(
+                f"WHERE id IN ({marks})",
+                chunk,
+            )
+            for uid, pres, prof, msgs in rows_:
+                found[uid] = Social(presence=pres, profile=prof, messages=msgs)
+            rows_ = await db.execute_fetchall(
+                f"SELECT user_id, other_id, kind FROM relations WHERE user_id IN ({marks})", chunk
+            )
+            for uid, other, kind in rows_:
+                soc = found[uid]
+                if kind == REL_CONTACT:
+                    soc.contacts.add(other)
+                elif kind in (REL_REQUESTED, REL_REQUEST_DROPPED):
+                    soc.outgoing.add(other)
+                elif kind == REL_BLOCKED:
+                    soc.blocked.add(other)
+            rows_ = await db.execute_fetchall(
                 f"SELECT other_id, user_id FROM relations WHERE other_id IN ({marks}) "
-                f"AND kind = {REL_REQUESTED}", chunk) as cur:
-                for uid, requester in await cur.fetchall():
-                    found[uid].incoming.add(requester)
+                f"AND kind = {REL_REQUESTED}",
+                chunk,
+            )
+            for uid, requester in rows_:
+                found[uid].incoming.add(requester)
             self._social.update(found)
 
     async def _load_pairs(self, db: aiosqlite.Connection, pairs: list[tuple[int, int]]) -> None:
         for chunk in _chunks(pairs, _CHUNK):
             marks = ",".join("(?,?)" for _ in chunk)
             flat = [v for p in chunk for v in p]
-            async with db.execute(
+            rows_ = await db.execute_fetchall(
                 f"WITH k(a, b) AS (VALUES {marks}) SELECT c.user_a, c.user_b, c.id, "
                 "(SELECT coalesce(max(pos), 0) FROM messages WHERE conv_id = c.id) "
                 "FROM k JOIN conversations c ON c.user_a = k.a AND c.user_b = k.b "
-                "AND c.kind = 1", flat) as cur:
-                for a, b, cid, last in await cur.fetchall():
-                    self._direct[(a, b)] = cid
-                    self._conv_last[cid] = last
+                "AND c.kind = 1",
+                flat,
+            )
+            for a, b, cid, last in rows_:
+                self._direct[(a, b)] = cid
+                self._conv_last[cid] = last
 
     async def _load_conv_last(self, db: aiosqlite.Connection, convs: list[int]) -> None:
         for chunk in _chunks(convs, _CHUNK):
             marks = ",".join("(?)" for _ in chunk)
-            async with db.execute(
+            rows_ = await db.execute_fetchall(
                 f"WITH k(c) AS (VALUES {marks}) SELECT k.c, (SELECT coalesce(max(pos), 0) "
-                "FROM messages WHERE conv_id = k.c) FROM k", chunk) as cur:
-                for conv, last in await cur.fetchall():
-                    self._conv_last[conv] = last
+                "FROM messages WHERE conv_id = k.c) FROM k",
+                chunk,
+            )
+            for conv, last in rows_:
+                self._conv_last[conv] = last
 
     async def _load_groups(self, db: aiosqlite.Connection, convs: list[int]) -> None:
         for chunk in _chunks(convs, _CHUNK):
             marks = ",".join("?" * len(chunk))
             found: dict[int, GroupState] = {}
-            async with db.execute(
+            rows_ = await db.execute_fetchall(
                 "SELECT g.conv_id, g.name, g.topic, g.owner_id, c.created FROM groups g "
                 f"JOIN conversations c ON c.id = g.conv_id WHERE g.conv_id IN ({marks})",
-                chunk) as cur:
-                for conv, name, topic, owner, created in await cur.fetchall():
-                    found[conv] = GroupState(conv, name, topic, owner, created)
-            async with db.execute(
+                chunk,
+            )
+            for conv, name, topic, owner, created in rows_:
+                found[conv] = GroupState(conv, name, topic, owner, created)
+            rows_ = await db.execute_fetchall(
                 "SELECT conv_id, user_id, role, joined_pos, joined FROM members "
-                f"WHERE conv_id IN ({marks})", chunk) as cur:
-                for conv, uid, role, jpos, joined in await cur.fetchall():
-                    found[conv].members[uid] = Member(role, jpos, joined)
+                f"WHERE conv_id IN ({marks})",
+                chunk,
+            )
+            for conv, uid, role, jpos, joined in rows_:
+                found[conv].members[uid] = Member(role, jpos, joined)
             self._groups.update(found)
             members = {u for g in found.values() for u in g.members}
             await self._load_heads(db, members)
@@ -590,14 +634,24 @@ class SQLiteStore(Queries):
         mid = batch.new_message_id()
         sseq = batch.next_seq(s.sender_id)
         rseq = sseq if rcpt == s.sender_id else batch.next_seq(rcpt)
-        body = encode_message_map(mid, conv, pos, s.sender_name, s.to_name, batch.ts, s.cmid,
-                                  s.text, s.meta)
+        body = encode_message_map(
+            mid, conv, pos, s.sender_name, s.to_name, batch.ts, s.cmid, s.text, s.meta
+        )
         batch.add_message(mid, conv, pos, s.sender_id, sseq, s.cmid, body)
         batch.add_update(s.sender_id, sseq, UpdateKind.MESSAGE, message_id=mid)
         if rcpt != s.sender_id:
             batch.add_update(rcpt, rseq, UpdateKind.MESSAGE, message_id=mid)
-        s.result = SendResult(id=mid, conv=conv, pos=pos, ts=batch.ts, sender_seq=sseq,
-                              cmid=s.cmid, recipient_id=rcpt, recipient_seq=rseq, body=body)
+        s.result = SendResult(
+            id=mid,
+            conv=conv,
+            pos=pos,
+            ts=batch.ts,
+            sender_seq=sseq,
+            cmid=s.cmid,
+            recipient_id=rcpt,
+            recipient_seq=rseq,
+            body=body,
+        )
 
     def _plan_group_send(self, batch: Batch, s: SendRequest) -> None:
         assert s.group is not None
@@ -608,8 +662,9 @@ class SQLiteStore(Queries):
         pos = batch.next_pos(conv)
         mid = batch.new_message_id()
         sseq = batch.next_seq(s.sender_id)
-        body = encode_message_map(mid, conv, pos, s.sender_name, "", batch.ts, s.cmid, s.text,
-                                  s.meta, group=conv)
+        body = encode_message_map(
+            mid, conv, pos, s.sender_name, "", batch.ts, s.cmid, s.text, s.meta, group=conv
+        )
         batch.add_message(mid, conv, pos, s.sender_id, sseq, s.cmid, body)
         batch.add_update(s.sender_id, sseq, UpdateKind.MESSAGE, message_id=mid)
         fanout = []
@@ -618,21 +673,32 @@ class SQLiteStore(Queries):
                 seq = batch.next_seq(uid)
                 batch.add_update(uid, seq, UpdateKind.MESSAGE, message_id=mid)
                 fanout.append((uid, seq))
-        s.result = SendResult(id=mid, conv=conv, pos=pos, ts=batch.ts, sender_seq=sseq,
-                              cmid=s.cmid, body=body, fanout=tuple(fanout))
+        s.result = SendResult(
+            id=mid,
+            conv=conv,
+            pos=pos,
+            ts=batch.ts,
+            sender_seq=sseq,
+            cmid=s.cmid,
+            body=body,
+            fanout=tuple(fanout),
+        )
 
     async def prune_updates(self, older_than_ms: int) -> int:
         """Drop update-log entries older than the horizon, raising each user's floor."""
 
         async def op(db: aiosqlite.Connection) -> list[tuple[int, int]]:
-            async with db.execute("SELECT user_id, max(seq) FROM updates WHERE ts < ? "
-                                  "GROUP BY user_id", (older_than_ms,)) as cur:
-                floors = [(u, s) for u, s in await cur.fetchall()]
+            rows_ = await db.execute_fetchall(
+                "SELECT user_id, max(seq) FROM updates WHERE ts < ? GROUP BY user_id",
+                (older_than_ms,),
+            )
+            floors = [(u, s) for u, s in rows_]
             if floors:
-                await db.executemany("UPDATE users SET log_floor = max(log_floor, ?) "
-                                     "WHERE id = ?", [(s, u) for u, s in floors])
-                await db.executemany("DELETE FROM updates WHERE user_id = ? AND seq <= ?",
-                                     floors)
+                await db.executemany(
+                    "UPDATE users SET log_floor = max(log_floor, ?) WHERE id = ?",
+                    [(s, u) for u, s in floors],
+                )
+                await db.executemany("DELETE FROM updates WHERE user_id = ? AND seq <= ?", floors)
             return floors
 
         floors = await self.run_in_commit(op)
@@ -648,13 +714,21 @@ class SQLiteStore(Queries):
 
 def _duplicate(hit: tuple[int, int, int, int, int], cmid: str) -> SendResult:
     """The answer to a retry: the original acknowledgement, marked as a duplicate."""
-    return SendResult(id=hit[0], conv=hit[1], pos=hit[2], ts=hit[3], sender_seq=hit[4],
-                      cmid=cmid, duplicate=True)
+    return SendResult(
+        id=hit[0], conv=hit[1], pos=hit[2], ts=hit[3], sender_seq=hit[4], cmid=cmid, duplicate=True
+    )
 
 
 def _as_duplicate(r: SendResult) -> SendResult:
-    return SendResult(id=r.id, conv=r.conv, pos=r.pos, ts=r.ts, sender_seq=r.sender_seq,
-                      cmid=r.cmid, duplicate=True)
+    return SendResult(
+        id=r.id,
+        conv=r.conv,
+        pos=r.pos,
+        ts=r.ts,
+        sender_seq=r.sender_seq,
+        cmid=r.cmid,
+        duplicate=True,
+    )
 
 
 _ROWS_PER_INSERT = 256
@@ -667,8 +741,7 @@ async def _insert_rows(db: aiosqlite.Connection, into: str, rows: list[tuple[Any
     group = "(" + ",".join("?" * width) + ")"
     for chunk in _chunks(rows, _ROWS_PER_INSERT):
         values = ",".join([group] * len(chunk))
-        await db.execute(f"INSERT INTO {into} VALUES {values}",
-                         [v for row in chunk for v in row])
+        await db.execute(f"INSERT INTO {into} VALUES {values}", [v for row in chunk for v in row])
 
 
 def _chunks(items: list[T], n: int) -> Iterable[list[T]]:

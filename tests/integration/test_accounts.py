@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -217,3 +218,33 @@ async def test_token_survives_restart(server, clients) -> None:
     c = await clients.anonymous(server)
     auth = await c.auth(alice.token)
     assert (auth.user, auth.device) == ("alice", "d1")
+
+
+async def test_login_right_after_register_while_other_reads_run(server, clients) -> None:
+    """A read answered over two reader-thread calls (execute, then fetch) left its statement
+    open in between; any read interleaved there joined that statement's old snapshot, so a
+    LOGIN right after REGISTERED sometimes could not see the new user (seen in the bench).
+    Every read is now one call; this keeps reads busy while accounts are created."""
+    readers = [await clients.user(server, f"reader{i}") for i in range(4)]
+    await readers[0].send("reader1", "hello")
+    stop = asyncio.Event()
+
+    async def keep_reading(c) -> int:
+        n = 0
+        while not stop.is_set():
+            await c.history("reader1" if c is not readers[1] else "reader0")
+            n += 1
+        return n
+
+    tasks = [asyncio.ensure_future(keep_reading(c)) for c in readers]
+    try:
+        fresh = await clients.anonymous(server)
+        for i in range(25):
+            await fresh.register(f"newcomer{i}")
+            other = await clients.anonymous(server)
+            await other.login(f"newcomer{i}")  # raises if answered BAD_CREDENTIALS
+            await other.close()
+    finally:
+        stop.set()
+        counts = await asyncio.gather(*tasks)
+    assert all(n > 0 for n in counts)

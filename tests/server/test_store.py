@@ -367,3 +367,19 @@ async def test_writes_after_close_are_refused(tmp_path) -> None:
         s.submit_send(req(alice, "alice", "late"))
     with pytest.raises(StoreClosed):
         await s.create_user("bob", "hash")
+
+
+def test_reads_never_hold_a_cursor_across_an_await() -> None:
+    """`async with db.execute(...) as cur: await cur.fetchall()` is two reader-thread calls;
+    a read interleaved between them joins the open statement's old snapshot (a LOGIN right
+    after REGISTERED then missed the new user, and an open statement also holds back WAL
+    checkpoints). Every store read must be a single execute_fetchall call."""
+    import inspect
+    import re
+
+    from liaotian.server.store import queries, sqlite
+
+    for module in (queries, sqlite):
+        source = inspect.getsource(module)
+        assert not re.search(r"async with [\w.]+\.execute\(", source), module.__name__
+        assert "fetchone()" not in source and "cur.fetchall()" not in source, module.__name__
