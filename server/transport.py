@@ -171,7 +171,15 @@ class ServerConnection(asyncio.Protocol):
         if abort:
             t.abort()
         elif not t.is_closing():
-            t.close()
+            t.close()  # flushes what is buffered first; a peer that never reads would
+            # keep the socket (and its hub slot) forever, so the flush gets a deadline
+            self.loop.call_later(self.server.config.write_timeout, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if not self._gone and self.transport is not None:
+            self.log.info("close deadline passed with %d bytes unsent: aborting",
+                          self.transport.get_write_buffer_size())
+            self.transport.abort()
 
     # ------------------------------------------------------------------ timers
 
