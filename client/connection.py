@@ -212,7 +212,12 @@ class ClientConnection:
 
         Raises LocalProtocolError when the state forbids the message (a caller bug).
         """
-        if self._closed.done() or self._writer.is_closing():
+        if self._writer.is_closing() and not self._closed.done():
+            # The socket is going away but connection_lost has not run yet: end the
+            # connection now, or a caller that retries on ConnectionClosed would be handed
+            # this same connection again and spin without ever yielding to the reader.
+            self._lost("transport closing")
+        if self._closed.done():
             raise self.closed_error()
         if not self._proto.send(msg):
             raise self.closed_error()
