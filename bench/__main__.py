@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "stacks and summaries go to DIR")
     p.add_argument("--keep", action="store_true",
                    help="keep the temporary directory (database and logs)")
+    p.add_argument("--no-faults", action="store_true",
+                   help="skip the crash soak and slow-consumer figures")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
 
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                             group_members=a.group_members, group_online=a.group_online,
                             group_senders=a.group_senders, group_window=a.group_window,
                             idle_conns=a.idle_conns, idle_users=a.idle_users,
-                            keep=a.keep or None, verbose=not a.quiet)
+                            keep=a.keep or None, verbose=not a.quiet,
+                            faults=False if a.no_faults else None)
     except ValueError as exc:
         print(f"python -m bench: {exc}", file=sys.stderr)
         return 2

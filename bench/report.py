@@ -27,6 +27,11 @@ METRICS: list[tuple[str, str, int]] = [
     ("group_latency_ms_p50", "ms", 2),
     ("group_latency_ms_p99", "ms", 2),
     ("rss_kib_per_idle_conn", "KiB", 2),
+    ("crash_acked", "msgs", 0),
+    ("crash_lost", "msgs", 0),
+    ("crash_duplicated", "msgs", 0),
+    ("slow_consumer_p99_ms_without", "ms", 2),
+    ("slow_consumer_p99_ms_with", "ms", 2),
 ]
 
 

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import report
+from . import faults, report
 from .load import (
     BenchError,
     group_member_name,
@@ -90,6 +90,7 @@ class Options:
     json: str | None = None
     profile: str | None = None  # directory for a py-spy profile of an extra throughput phase
     keep: bool = False  # keep the temporary directory (database, server log)
+    faults: bool = True  # crash soak counts and the slow-consumer latency effect
     verbose: bool = True
 
     @classmethod
@@ -1023,6 +1024,24 @@ def run(opts: Options) -> tuple[dict[str, Any], int]:
         runs[0]["details"]["idle_connections"] = bench.idle
         # a memory figure: other processes' CPU use does not change it
         runs[0].setdefault("disturbed", {})["rss_kib_per_idle_conn"] = False
+    if runs and not error and opts.faults:
+        log("faults: crash soak (SIGKILL under load), then a slow consumer")
+        crash = faults.crash_counts(opts.quick, bench.env)
+        log(f"  crash: acked {crash['crash_acked']}, lost {crash['crash_lost']}, "
+            f"duplicated {crash['crash_duplicated']} over {crash['faults']} kills")
+        if crash["exit_code"] != 0 or crash["crash_lost"] or crash["crash_duplicated"]:
+            bench.failures.append(f"crash soak failed: {crash}")
+        slow = faults.slow_consumer(opts.quick, bench.env)
+        log(f"  slow consumer: others' p99 {slow['p99_ms_without']} ms without, "
+            f"{slow['p99_ms_with']} ms with (evicted: {slow['slow_consumer_evicted']})")
+        runs[0].update({k: crash[k] for k in ("crash_acked", "crash_lost",
+                                              "crash_duplicated")})
+        runs[0]["slow_consumer_p99_ms_without"] = slow["p99_ms_without"]
+        runs[0]["slow_consumer_p99_ms_with"] = slow["p99_ms_with"]
+        runs[0]["details"]["crash"] = crash
+        runs[0]["details"]["slow_consumer"] = slow
+        runs[0].setdefault("disturbed", {}).update(
+            dict.fromkeys(("crash_acked", "crash_lost", "crash_duplicated"), False))
     if server_code != 0:
         bench.failures.append(f"server exit code {server_code} (expected 0 after SIGTERM)")
     if error:
