@@ -14,6 +14,7 @@ pair's latency bounded. Reported: the pair's p99 without and with the slow consu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -158,6 +159,12 @@ async def _slow_consumer(port: int, n: int) -> dict[str, Any]:
     finally:
         stop = True
         sent_to_slow = await flooder
+    # The slow reader has not read a byte, so it cannot have noticed an eviction yet: let it
+    # read what the kernel holds; an evicted connection then ends (EOF or reset).
+    assert slow.transport is not None
+    slow.transport.resume_reading()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.shield(slow.lost), 15)
     evicted = slow.lost.done()
     for p in (a, b, heavy, slow):
         if p.transport is not None:

@@ -164,3 +164,21 @@ async def test_cli_connects_with_a_ca_file(tmp_path: Path, tls_files) -> None:
         assert code == 0, out
         code, out = await cli("register", "bob", "--password", PASSWORD)  # plain: refused
         assert code == 3, out
+
+
+async def test_per_user_byte_rate_limit(tmp_path: Path) -> None:
+    from rawclient import RawClient
+
+    async with run_server(tmp_path, send_bytes_rate=70_000.0, send_bytes_burst=100_000.0) as srv:
+        await lt.register(srv.host, srv.port, "alice", PASSWORD)
+        await lt.register(srv.host, srv.port, "bob", PASSWORD)
+        c = await RawClient.connect(srv.host, srv.port)
+        try:
+            await c.hello()
+            await c.login("alice", PASSWORD, "d")
+            await c.send("bob", "x" * 60_000)  # 60 KB of the 100 KB burst
+            err = await c.expect_error(c.send_msg("bob", "y" * 60_000), ErrorCode.RATE_LIMITED)
+            assert err.retry_after is not None and 0 < err.retry_after <= 1.0
+            await c.send("bob", "small")  # the message budget is untouched, bytes remain
+        finally:
+            await c.close()
