@@ -359,7 +359,9 @@ async def test_slow_reader_overflow_is_refetched_in_order(server: RunningServer)
 async def test_gives_up_after_max_reconnect_attempts(server: RunningServer) -> None:
     from liaotian.client import Backoff
     await make_users(server, "alice")
-    c = client(server, "alice", max_reconnect_attempts=3, backoff=Backoff(0.01, 0.05))
+    # attempts spaced well beyond the server's shutdown time: the client must not give up
+    # (dropping the queued Disconnected) before the test reads the first event
+    c = client(server, "alice", max_reconnect_attempts=3, backoff=Backoff(1.0, 2.0))
     async with c:
         await server.stop()
         assert isinstance(await next_event(c), Disconnected)
