@@ -91,6 +91,15 @@ class _GroupOp(WriteOp):
             if uid != self.actor and not batch.social_ro(uid).accepts_messages_from(self.actor):
                 raise Refused(ErrorCode.NOT_ALLOWED)
 
+    def target_member(self, batch: Batch, g: GroupState, why_self: str) -> int:
+        """The member named by msg.user: another member of `g` (3008 otherwise)."""
+        target = batch.user_id(self.msg.user)
+        if target is None or target not in g.members:
+            raise Refused(ErrorCode.CONFLICT, "not a member")
+        if target == self.actor:
+            raise Refused(ErrorCode.CONFLICT, why_self)
+        return target
+
     def stage_member(self, batch: Batch, conv: int, uid: int, m: Member) -> None:
         batch.stage("INSERT INTO members (conv_id, user_id, role, joined_pos, joined) "
                     "VALUES (?, ?, ?, ?, ?)", (conv, uid, m.role, m.joined_pos, m.joined))
@@ -162,18 +171,18 @@ class AddMembersOp(_GroupOp):
             self.stage_member(batch, g.conv, uid, g.members[uid])
 
 
-class RemoveMemberOp(_GroupOp):
+class _TargetOp(_GroupOp):
+    """An action on one other member, named by msg.user."""
+
     def needs(self, n: Needs, batch: Batch) -> None:
         super().needs(n, batch)
         n.names.add(self.msg.user)
 
+
+class RemoveMemberOp(_TargetOp):
     def plan(self, batch: Batch) -> None:
         g = self.member_group(batch, ROLE_ADMIN)
-        target = batch.user_id(self.msg.user)
-        if target is None or target not in g.members:
-            raise Refused(ErrorCode.CONFLICT, "not a member")
-        if target == self.actor:
-            raise Refused(ErrorCode.CONFLICT, "use GROUP_LEAVE to leave")
+        target = self.target_member(batch, g, "use GROUP_LEAVE to leave")
         actor_role = g.members[self.actor].role
         if g.members[target].role >= actor_role:
             raise Refused(ErrorCode.FORBIDDEN, "only the owner removes admins")
@@ -215,18 +224,10 @@ class UpdateGroupOp(_GroupOp):
                     (g.name, g.topic, g.conv))
 
 
-class SetRoleOp(_GroupOp):
-    def needs(self, n: Needs, batch: Batch) -> None:
-        super().needs(n, batch)
-        n.names.add(self.msg.user)
-
+class SetRoleOp(_TargetOp):
     def plan(self, batch: Batch) -> None:
         g = self.member_group(batch, ROLE_OWNER)
-        target = batch.user_id(self.msg.user)
-        if target is None or target not in g.members:
-            raise Refused(ErrorCode.CONFLICT, "not a member")
-        if target == self.actor:
-            raise Refused(ErrorCode.CONFLICT, "the owner's role changes only by transfer")
+        target = self.target_member(batch, g, "the owner's role changes only by transfer")
         role = ROLE_BY_NAME[self.msg.role]
         g.members[target].role = role
         batch.stage("UPDATE members SET role = ? WHERE conv_id = ? AND user_id = ?",
@@ -235,16 +236,10 @@ class SetRoleOp(_GroupOp):
             "type": "role", "user": self.msg.user, "role": self.msg.role}, g.members)
 
 
-class TransferOp(_GroupOp):
-    def needs(self, n: Needs, batch: Batch) -> None:
-        super().needs(n, batch)
-        n.names.add(self.msg.user)
-
+class TransferOp(_TargetOp):
     def plan(self, batch: Batch) -> None:
         g = self.member_group(batch, ROLE_OWNER)
-        target = batch.user_id(self.msg.user)
-        if target is None or target not in g.members or target == self.actor:
-            raise Refused(ErrorCode.CONFLICT, "transfer to another member")
+        target = self.target_member(batch, g, "transfer to another member")
         g.members[target].role = ROLE_OWNER
         g.members[self.actor].role = ROLE_ADMIN
         g.owner = target

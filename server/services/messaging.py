@@ -64,11 +64,12 @@ class MessagingService:
     def send(self, conn: ServerConnection, msg: Send) -> None:
         limits = self.limits
         text = msg.text
-        self._charge(conn, len(text) + (len(_packb(msg.meta)) if msg.meta else 0))
+        meta_size = len(_packb(msg.meta)) if msg.meta else 0  # encoded once, used twice
+        self._charge(conn, len(text) + meta_size)
         if len(text) * 4 > limits.max_text_len and len(text.encode()) > limits.max_text_len:
             raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
                                f"text above {limits.max_text_len} bytes")
-        if msg.meta and len(_packb(msg.meta)) > limits.max_meta_size:
+        if meta_size > limits.max_meta_size:
             raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
                                f"meta above {limits.max_meta_size} bytes")
         if msg.group is None and msg.to not in self._known and not validate_username(msg.to):

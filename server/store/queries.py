@@ -16,9 +16,6 @@ from liaotian.protocol import encode_update
 from .base import DeviceRecord, UpdatePage, UserRecord
 from .batch import pair
 from .state import (
-    REL_BLOCKED,
-    REL_CONTACT,
-    REL_REQUEST_DROPPED,
     REL_REQUESTED,
     GroupState,
     Member,
@@ -253,12 +250,7 @@ class Queries:
             "SELECT other_id, kind FROM relations WHERE user_id = ?", (uid,)
         )
         for other, kind in rows_:
-            {
-                REL_CONTACT: soc.contacts,
-                REL_REQUESTED: soc.outgoing,
-                REL_REQUEST_DROPPED: soc.outgoing,
-                REL_BLOCKED: soc.blocked,
-            }[kind].add(other)
+            soc.add_relation(other, kind)
         rows_ = await self._conn_r.execute_fetchall(
             f"SELECT user_id FROM relations WHERE other_id = ? AND kind = {REL_REQUESTED}", (uid,)
         )
@@ -283,7 +275,7 @@ class Queries:
                 missing.append(uid)
             else:
                 out[uid] = name
-        for chunk in _chunks(missing):
+        for chunk in chunks(missing):
             marks = ",".join("?" * len(chunk))
             rows_ = await self._conn_r.execute_fetchall(
                 f"SELECT id, username FROM users WHERE id IN ({marks})", chunk
@@ -401,6 +393,7 @@ class Queries:
         return await self.social_of(uid)
 
 
-def _chunks(items: list[Any], n: int = _CHUNK) -> Iterable[list[Any]]:
+def chunks(items: list[Any], n: int = _CHUNK) -> Iterable[list[Any]]:
+    """Slices of at most n items, for IN (...) lists far below SQLite's variable limit."""
     for i in range(0, len(items), n):
         yield items[i : i + n]

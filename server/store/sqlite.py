@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -34,12 +34,9 @@ from .base import (
     WriteOp,
 )
 from .batch import Batch, pair
-from .queries import Queries
+from .queries import Queries, chunks
 from .schema import MIGRATIONS
 from .state import (
-    REL_BLOCKED,
-    REL_CONTACT,
-    REL_REQUEST_DROPPED,
     REL_REQUESTED,
     GroupState,
     Member,
@@ -472,7 +469,7 @@ class SQLiteStore(Queries):
             n.pairs.add(pair(s.sender_id, rid_))
 
     async def _load_names(self, db: aiosqlite.Connection, names: list[str]) -> None:
-        for chunk in _chunks(names, _CHUNK):
+        for chunk in chunks(names, _CHUNK):
             marks = ",".join("?" * len(chunk))
             rows_ = await db.execute_fetchall(
                 f"SELECT username, id FROM users WHERE username IN ({marks})", chunk
@@ -489,7 +486,7 @@ class SQLiteStore(Queries):
                 s.result = _duplicate(hit, s.cmid)
             else:
                 unknown.append(key)
-        for chunk in _chunks(list(set(unknown)), _CHUNK):
+        for chunk in chunks(list(set(unknown)), _CHUNK):
             marks = ",".join("(?,?)" for _ in chunk)
             flat = [v for pair_ in chunk for v in pair_]
             # A join against a VALUES table probes the unique index once per key; the
@@ -526,7 +523,7 @@ class SQLiteStore(Queries):
 
     async def _load_heads(self, db: aiosqlite.Connection, users: set[int]) -> None:
         missing = [u for u in users if u not in self._heads]
-        for chunk in _chunks(missing, _CHUNK):
+        for chunk in chunks(missing, _CHUNK):
             marks = ",".join("?" * len(chunk))
             rows_ = await db.execute_fetchall(
                 "SELECT id, username, log_floor, (SELECT coalesce(max(seq), 0) FROM updates "
@@ -539,7 +536,7 @@ class SQLiteStore(Queries):
                 self._heads[uid] = max(floor, top)
 
     async def _load_social(self, db: aiosqlite.Connection, users: list[int]) -> None:
-        for chunk in _chunks(users, _CHUNK):
+        for chunk in chunks(users, _CHUNK):
             marks = ",".join("?" * len(chunk))
             found: dict[int, Social] = {}
             rows_ = await db.execute_fetchall(
@@ -553,13 +550,7 @@ class SQLiteStore(Queries):
                 f"SELECT user_id, other_id, kind FROM relations WHERE user_id IN ({marks})", chunk
             )
             for uid, other, kind in rows_:
-                soc = found[uid]
-                if kind == REL_CONTACT:
-                    soc.contacts.add(other)
-                elif kind in (REL_REQUESTED, REL_REQUEST_DROPPED):
-                    soc.outgoing.add(other)
-                elif kind == REL_BLOCKED:
-                    soc.blocked.add(other)
+                found[uid].add_relation(other, kind)
             rows_ = await db.execute_fetchall(
                 f"SELECT other_id, user_id FROM relations WHERE other_id IN ({marks}) "
                 f"AND kind = {REL_REQUESTED}",
@@ -570,7 +561,7 @@ class SQLiteStore(Queries):
             self._social.update(found)
 
     async def _load_pairs(self, db: aiosqlite.Connection, pairs: list[tuple[int, int]]) -> None:
-        for chunk in _chunks(pairs, _CHUNK):
+        for chunk in chunks(pairs, _CHUNK):
             marks = ",".join("(?,?)" for _ in chunk)
             flat = [v for p in chunk for v in p]
             rows_ = await db.execute_fetchall(
@@ -585,7 +576,7 @@ class SQLiteStore(Queries):
                 self._conv_last[cid] = last
 
     async def _load_conv_last(self, db: aiosqlite.Connection, convs: list[int]) -> None:
-        for chunk in _chunks(convs, _CHUNK):
+        for chunk in chunks(convs, _CHUNK):
             marks = ",".join("(?)" for _ in chunk)
             rows_ = await db.execute_fetchall(
                 f"WITH k(c) AS (VALUES {marks}) SELECT k.c, (SELECT coalesce(max(pos), 0) "
@@ -596,7 +587,7 @@ class SQLiteStore(Queries):
                 self._conv_last[conv] = last
 
     async def _load_groups(self, db: aiosqlite.Connection, convs: list[int]) -> None:
-        for chunk in _chunks(convs, _CHUNK):
+        for chunk in chunks(convs, _CHUNK):
             marks = ",".join("?" * len(chunk))
             found: dict[int, GroupState] = {}
             rows_ = await db.execute_fetchall(
@@ -748,14 +739,9 @@ async def _insert_rows(db: aiosqlite.Connection, into: str, rows: list[tuple[Any
     writer thread takes and drops the GIL a few times per batch rather than per row."""
     width = len(rows[0])
     group = "(" + ",".join("?" * width) + ")"
-    for chunk in _chunks(rows, _ROWS_PER_INSERT):
+    for chunk in chunks(rows, _ROWS_PER_INSERT):
         values = ",".join([group] * len(chunk))
         await db.execute(f"INSERT INTO {into} VALUES {values}", [v for row in chunk for v in row])
-
-
-def _chunks(items: list[T], n: int) -> Iterable[list[T]]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
 
 
 def _statements(script: str) -> list[str]:

@@ -59,6 +59,15 @@ class Social:
         return Social(set(self.contacts), set(self.outgoing), set(self.incoming),
                       set(self.blocked), self.presence, self.profile, self.messages)
 
+    def add_relation(self, other: int, kind: int) -> None:
+        """File one `relations` row of this user (user_id = this user) into its set."""
+        if kind == REL_CONTACT:
+            self.contacts.add(other)
+        elif kind in (REL_REQUESTED, REL_REQUEST_DROPPED):
+            self.outgoing.add(other)
+        elif kind == REL_BLOCKED:
+            self.blocked.add(other)
+
     def accepts_messages_from(self, other: int) -> bool:
         if other in self.blocked:
             return False
