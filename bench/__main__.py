@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after the runs, profile the server with py-spy during an extra "
                         "(unmeasured) throughput phase and an extra group fan-out phase; raw "
                         "stacks and summaries go to DIR")
+    p.add_argument("--server-log-level", metavar="LEVEL",
+                   help="the server's log level (default warning); with info, server.log "
+                        "gets a writer-statistics line every 2 s (use with --keep)")
     p.add_argument("--keep", action="store_true",
                    help="keep the temporary directory (database and logs)")
     p.add_argument("--no-faults", action="store_true",
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                             group_senders=a.group_senders, group_window=a.group_window,
                             idle_conns=a.idle_conns, idle_users=a.idle_users,
                             keep=a.keep or None, verbose=not a.quiet,
+                            server_log_level=a.server_log_level,
                             faults=False if a.no_faults else None)
     except ValueError as exc:
         print(f"python -m bench: {exc}", file=sys.stderr)

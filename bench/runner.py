@@ -90,6 +90,7 @@ class Options:
     json: str | None = None
     profile: str | None = None  # directory for a py-spy profile of an extra throughput phase
     keep: bool = False  # keep the temporary directory (database, server log)
+    server_log_level: str = "warning"  # "info" puts the writer's statistics in server.log
     faults: bool = True  # crash soak counts and the slow-consumer latency effect
     verbose: bool = True
 
@@ -447,7 +448,8 @@ class Bench:
         self.server = Daemon(
             "server",
             [sys.executable, "-m", "liaotian.server", "--port", str(sport), "--db-path",
-             str(self.tmp / "bench.db"), "--log-level", "warning"],
+             str(self.tmp / "bench.db"), "--log-level", o.server_log_level,
+             "--stats-interval", "2"],
             sport, self.tmp / "server.log", env)
         self.server.start()
         self.say(f"server pid {self.server.pid} on {HOST}:{sport} (db {self.tmp / 'bench.db'})")

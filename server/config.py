@@ -42,6 +42,7 @@ class Config:
     # storage
     retention_days: float = 30.0  # update-log horizon; 0 keeps everything
     max_batch: int = 2048  # writes per group commit at most
+    stats_interval: float = 60.0  # seconds between writer-statistics log lines; 0 = none
     # social layer
     max_group_size: int = 500  # members, owner included
     presence_interval: float = 2.0  # seconds: presence changes are published this often

@@ -4,6 +4,11 @@ Ops are planned one after another against a Batch. Each sees the effects of the 
 before it (a member removed earlier in the batch can no longer send later in it). An op
 that is refused midway is rolled back: its staged rows are dropped and every overlay
 change it made is undone, so a refusal never leaves half a change behind.
+
+A batch may be planned on top of a parent: the batch whose statements the writer thread
+is running now, not yet committed. It then starts from the parent's overlay (its numbers,
+new conversations, changed groups and relations) instead of the committed caches alone;
+if the parent does not commit as planned, the store plans the child again from scratch.
 """
 
 from __future__ import annotations
@@ -28,17 +33,31 @@ def pair(a: int, b: int) -> tuple[int, int]:
 
 
 class Batch:
-    def __init__(self, store: SQLiteStore, ts: int) -> None:
+    def __init__(self, store: SQLiteStore, ts: int, parent: Batch | None = None) -> None:
         self.store = store
         self.ts = ts
-        self.next_msg_id = store._next_msg_id
-        self.next_conv_id = store._next_conv_id
-        self.heads: dict[int, int] = {}
-        self.conv_last: dict[int, int] = {}
         self.groups: dict[int, GroupState | None] = {}
         self.social: dict[int, Social] = {}
-        self.direct: dict[tuple[int, int], int] = {}
         self.cmids: dict[tuple[int, str], Any] = {}  # sends planned in this batch
+        if parent is None:
+            self.next_msg_id = store._next_msg_id
+            self.next_conv_id = store._next_conv_id
+            self.heads: dict[int, int] = {}
+            self.conv_last: dict[int, int] = {}
+            self.direct: dict[tuple[int, int], int] = {}
+            # the parent's uncommitted state, read-only here (copied before a change)
+            self.base_groups: dict[int, GroupState | None] = {}
+            self.base_social: dict[int, Social] = {}
+            self.base_cmids: dict[tuple[int, str], Any] = {}
+        else:
+            self.next_msg_id = parent.next_msg_id
+            self.next_conv_id = parent.next_conv_id
+            self.heads = dict(parent.heads)  # numbers: a copy is the overlay
+            self.conv_last = dict(parent.conv_last)
+            self.direct = dict(parent.direct)
+            self.base_groups = {**parent.base_groups, **parent.groups}
+            self.base_social = {**parent.base_social, **parent.social}
+            self.base_cmids = parent.cmids
         self.messages: list[tuple[Any, ...]] = []
         self.updates: list[tuple[Any, ...]] = []
         self.statements: list[tuple[str, tuple[Any, ...]]] = []
@@ -95,13 +114,16 @@ class Batch:
     def group_ro(self, conv: int) -> GroupState | None:
         if conv in self.groups:
             return self.groups[conv]
+        if conv in self.base_groups:
+            return self.base_groups[conv]
         return self.store._groups.get(conv)
 
     def group(self, conv: int) -> GroupState | None:
         """The group for changing (a private copy for this batch)."""
         if conv in self.groups:
             return self.groups[conv]
-        base = self.store._groups.get(conv)
+        base = self.base_groups[conv] if conv in self.base_groups else \
+            self.store._groups.get(conv)
         g = base.copy() if base is not None else None
         self._set(self.groups, conv, g)
         return g
@@ -111,13 +133,13 @@ class Batch:
         self._set(self.conv_last, g.conv, 0)
 
     def social_ro(self, uid: int) -> Social:
-        s = self.social.get(uid)
+        s = self.social.get(uid) or self.base_social.get(uid)
         return s if s is not None else self.store._social[uid]
 
     def social_rw(self, uid: int) -> Social:
         s = self.social.get(uid)
         if s is None:
-            s = self.store._social[uid].copy()
+            s = (self.base_social.get(uid) or self.store._social[uid]).copy()
             self._set(self.social, uid, s)
         return s
 
@@ -131,6 +153,26 @@ class Batch:
             self.stage("INSERT INTO conversations (id, kind, user_a, user_b, created) "
                        "VALUES (?, ?, ?, ?, ?)", (conv, KIND_DIRECT, key[0], key[1], self.ts))
         return conv
+
+    def planned_send(self, key: tuple[int, str]) -> Any:
+        """A send with this (sender, cmid) planned earlier in this batch or its parent."""
+        first = self.cmids.get(key)
+        return first if first is not None else self.base_cmids.get(key)
+
+    def has_head(self, uid: int) -> bool:
+        return uid in self.heads or uid in self.store._heads
+
+    def has_group(self, conv: int) -> bool:
+        return conv in self.groups or conv in self.base_groups or conv in self.store._groups
+
+    def has_social(self, uid: int) -> bool:
+        return uid in self.social or uid in self.base_social or uid in self.store._social
+
+    def has_pair(self, key: tuple[int, int]) -> bool:
+        return key in self.direct or key in self.store._direct
+
+    def has_conv(self, conv: int) -> bool:
+        return conv in self.conv_last or conv in self.store._conv_last
 
     def last_pos(self, conv: int) -> int:
         last = self.conv_last.get(conv)

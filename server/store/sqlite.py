@@ -1,14 +1,26 @@
-"""SQLite storage: WAL, synchronous=FULL by default, and a group-commit writer.
+"""SQLite storage: WAL, synchronous=FULL by default, and a pipelined group-commit writer.
 
-One connection writes, one reads (WAL lets reads run beside the writer). Every write goes
-through the writer queue: whatever arrives while a commit is in progress is committed
-together in the next transaction, so throughput does not collapse to one fsync per message,
-and nothing is reported done before the COMMIT that makes it durable has returned.
+One connection writes (in its own thread), one reads (WAL lets reads run beside the
+writer), one checkpoints. Every write goes through the writer queue: whatever arrives
+while a commit is in progress is committed together in the next transaction, so
+throughput does not collapse to one fsync per message, and nothing is reported done
+before the COMMIT that makes it durable has returned.
+
+The writer is two stages deep. While the writer thread runs batch N's statements and
+fsync (SQLite releases the GIL for both), the event loop plans batch N+1 on top of N's
+uncommitted overlay (see Batch). N+1's statements start only once N has committed; if N
+did not commit as planned, N+1 is planned again from the committed state. A batch that
+needs to read the database first (names, heads, groups not cached yet) waits for N.
 
 Sequence numbers, conversation positions and message ids are allocated in memory by the
 writer (the only writer), from caches loaded lazily from the database; they are published
 to the rest of the process only after the commit succeeds. A failed commit publishes
 nothing, so the next batch allocates the same numbers again: no gaps, no reuse.
+
+Retries are recognised by (sender, client message id): first from an in-memory cache of
+recent sends, then by the unique index itself. A batch whose INSERT hits that index (a
+retry older than the cache, or from before a restart) is rolled back, its ids are looked
+up, and it is planned again with those sends answered as duplicates.
 """
 
 from __future__ import annotations
@@ -16,15 +28,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiosqlite
 from liaotian.protocol import ErrorCode, UpdateKind
 from liaotian.protocol.messages import encode_message_map
 
+from . import sql
 from .base import (
     Needs,
     Refused,
@@ -34,19 +50,22 @@ from .base import (
     WriteOp,
 )
 from .batch import Batch, pair
-from .queries import Queries, chunks
+from .queries import Queries
 from .schema import MIGRATIONS
 from .state import (
-    REL_REQUESTED,
     GroupState,
     Member,
     Social,
 )
+from .stats import WriterStats
 
 log = logging.getLogger("liaotian.store")
 T = TypeVar("T")
-_CHUNK = 400  # rows per IN (...) query, far below SQLite's variable limit
+CHECKPOINT_INTERVAL = 0.25  # seconds between checkpoints while commits keep coming
+WAL_RESTART_FRAMES = 2048  # a checkpointed WAL longer than this is started over
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL file is truncated back to
 SendsCommitted = Callable[[list[Any]], None]  # the planned ops of one commit, in order
+WriterFn = Callable[[sqlite3.Connection], T]  # a generic write, run in the writer thread
 
 
 def now_ms() -> int:
@@ -55,6 +74,27 @@ def now_ms() -> int:
 
 class StoreClosed(Exception):
     """The store no longer accepts writes (shutting down)."""
+
+
+@dataclass(slots=True, eq=False)
+class _Flight:
+    """One group commit on its way: taken from the queue, planned, written, answered."""
+
+    items: list[Any]
+    ops: list[Any] = field(default_factory=list)  # SendRequests and WriteOps, in order
+    txns: list[Txn] = field(default_factory=list)
+    batch: Batch | None = None
+    lookup: bool = False  # planned after looking client message ids up in the database
+    positions: dict[tuple[int, str], int] = field(default_factory=dict)
+    written: asyncio.Future[sql.Written] | None = None
+    plan_s: float = 0.0  # time spent planning it, on the loop
+    launched: float = 0.0  # perf_counter when its statements went to the writer thread
+    blocked: bool = False  # a queued write needs database reads: it waits for the next
+    failed: bool = False
+    result: sql.Written | None = None
+
+    def written_done(self) -> bool:
+        return self.written is not None and self.written.done()
 
 
 class SQLiteStore(Queries):
@@ -72,8 +112,14 @@ class SQLiteStore(Queries):
         self.synchronous = synchronous.upper()
         self.max_batch = max_batch
         self.on_sends_committed: SendsCommitted = lambda reqs: None
-        self._w: aiosqlite.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None  # the writer thread
+        self._w: sqlite3.Connection | None = None  # used only in that thread
         self._r: aiosqlite.Connection | None = None
+        self._ckpt: aiosqlite.Connection | None = None  # checkpoints only
+        self._checkpointing: asyncio.Task[None] | None = None
+        self._last_checkpoint = 0.0
+        self._catch_up = False  # the next batch first finishes a checkpoint (see _checkpoint)
+        self.stats = WriterStats()
         self._queue: deque[Any] = deque()  # SendRequest, WriteOp or Txn, in arrival order
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -102,8 +148,30 @@ class SQLiteStore(Queries):
     # ------------------------------------------------------------------ lifecycle
 
     async def open(self) -> None:
-        self._w = await aiosqlite.connect(self.path, isolation_level=None)
-        w = self._w
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="liaotian-writer")
+        try:
+            self._next_msg_id, self._next_conv_id = await self._call(self._open_writer)
+        except BaseException:
+            await self._call(self._close_writer)
+            self._thread.shutdown()
+            self._thread = None
+            raise
+        self._r = await aiosqlite.connect(self.path, isolation_level=None)
+        # Every statement's cursor is closed at once: an unfinished one would pin the
+        # reader to an old snapshot.
+        await self._one(self._r, "PRAGMA busy_timeout=5000")
+        await self._one(self._r, "PRAGMA query_only=ON")
+        await self._one(self._r, "PRAGMA cache_size=-65536")  # sync pages re-read hot logs
+        self._ckpt = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._one(self._ckpt, "PRAGMA busy_timeout=5000")
+        self._accepting = True
+        self._writer = asyncio.get_running_loop().create_task(
+            self._writer_loop(), name="store-writer"
+        )
+
+    def _open_writer(self) -> tuple[int, int]:
+        """In the writer thread: connect, set the pragmas, migrate; the next free ids."""
+        w = self._w = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         for pragma in (
             "journal_mode=WAL",
             f"synchronous={self.synchronous}",
@@ -116,42 +184,47 @@ class SQLiteStore(Queries):
             # 64 MiB page cache keeps the members' log pages resident between commits.
             "temp_store=MEMORY",
             "cache_size=-65536",
+            # Checkpoints run on their own connection beside the writer (_checkpoint), not
+            # inside whichever COMMIT crosses 1,000 WAL pages: measured under load, that
+            # made every few commits 3-5x slower, and every SENT behind them waited.
+            "wal_autocheckpoint=0",
+            f"journal_size_limit={WAL_SIZE_LIMIT}",
         ):
-            await self._one(w, f"PRAGMA {pragma}")
-        await self._migrate()
-        row = await self._one(w, "SELECT coalesce(max(id), 0) FROM messages")
-        self._next_msg_id = row[0] + 1
-        row = await self._one(w, "SELECT coalesce(max(id), 0) FROM conversations")
-        self._next_conv_id = row[0] + 1
-        self._r = await aiosqlite.connect(self.path, isolation_level=None)
-        # Every statement's cursor is closed at once: an unfinished one would pin the
-        # reader to an old snapshot.
-        await self._one(self._r, "PRAGMA busy_timeout=5000")
-        await self._one(self._r, "PRAGMA query_only=ON")
-        await self._one(self._r, "PRAGMA cache_size=-65536")  # sync pages re-read hot logs
-        self._accepting = True
-        self._writer = asyncio.get_running_loop().create_task(
-            self._writer_loop(), name="store-writer"
-        )
+            w.execute(f"PRAGMA {pragma}").fetchall()
+        self._migrate(w)
+        (last_msg,) = sql.one(w, "SELECT coalesce(max(id), 0) FROM messages")
+        (last_conv,) = sql.one(w, "SELECT coalesce(max(id), 0) FROM conversations")
+        return last_msg + 1, last_conv + 1
 
-    async def _migrate(self) -> None:
-        w = self._conn_w
-        (version,) = await self._one(w, "PRAGMA user_version")
+    @staticmethod
+    def _migrate(w: sqlite3.Connection) -> None:
+        (version,) = sql.one(w, "PRAGMA user_version")
         if version > len(MIGRATIONS):
             raise RuntimeError(
                 f"database schema {version} is newer than this server ({len(MIGRATIONS)})"
             )
         for n in range(version, len(MIGRATIONS)):
             log.info("applying schema migration %d", n + 1)
-            await w.execute("BEGIN IMMEDIATE")
+            w.execute("BEGIN IMMEDIATE")
             try:
                 for stmt in _statements(MIGRATIONS[n]):
-                    await w.execute(stmt)
-                await w.execute(f"PRAGMA user_version={n + 1}")
-                await w.execute("COMMIT")
+                    w.execute(stmt)
+                w.execute(f"PRAGMA user_version={n + 1}")
+                w.execute("COMMIT")
             except BaseException:
-                await w.execute("ROLLBACK")
+                w.execute("ROLLBACK")
                 raise
+
+    def _close_writer(self) -> None:
+        """In the writer thread: fold the WAL back into the database file, close."""
+        if self._w is None:
+            return
+        try:
+            self._w.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            log.warning("checkpoint at close failed", exc_info=True)
+        self._w.close()
+        self._w = None
 
     async def close(self) -> None:
         """Stop taking writes, commit what is queued (positions included), close."""
@@ -166,21 +239,23 @@ class SQLiteStore(Queries):
                 await self._writer
             self._writer = None
         self._accepting = False
+        if self._checkpointing is not None:
+            await self._checkpointing
+        if self._ckpt is not None:
+            await self._ckpt.close()
+            self._ckpt = None
         if self._r is not None:
             await self._r.close()
             self._r = None
-        if self._w is not None:
-            try:
-                await self._one(self._w, "PRAGMA wal_checkpoint(TRUNCATE)")
-            except aiosqlite.Error:
-                log.warning("checkpoint at close failed", exc_info=True)
-            await self._w.close()
-            self._w = None
+        if self._thread is not None:
+            await self._call(self._close_writer)
+            self._thread.shutdown()
+            self._thread = None
 
-    @property
-    def _conn_w(self) -> aiosqlite.Connection:
-        assert self._w is not None, "store is not open"
-        return self._w
+    def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run fn in the writer thread."""
+        assert self._thread is not None, "store is not open"
+        return asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     @property
     def _conn_r(self) -> aiosqlite.Connection:
@@ -193,8 +268,9 @@ class SQLiteStore(Queries):
         """Queue a send; on_sends_committed sees it, answered, after its batch commits."""
         self.submit(req)  # type: ignore[arg-type]
 
-    async def run_in_commit(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        """Run fn's statements inside the next group commit (in its own savepoint)."""
+    async def run_in_commit(self, fn: WriterFn[T]) -> T:
+        """Run fn(connection) in the writer thread inside the next group commit, in its own
+        savepoint. fn is plain synchronous code: it must not touch the event loop."""
         if not self._accepting:
             raise StoreClosed()
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -202,19 +278,24 @@ class SQLiteStore(Queries):
         self._wake.set()
         return await fut
 
+    def _ride_along(self, fn: WriterFn[None]) -> None:
+        """Queue a write nobody waits for; it commits with the next batch."""
+        if self._accepting:
+            self._queue.append(Txn(fn=fn))
+            self._wake.set()
+
     def record_position(self, user_id: int, device: str, seq: int) -> None:
         key = (user_id, device)
         if seq > self._positions.get(key, -1):
             self._positions[key] = seq
 
     def flush_positions_soon(self) -> None:
-        if self._positions and self._accepting:
-            self._queue.append(Txn(fn=_noop))
-            self._wake.set()
+        if self._positions:
+            self._ride_along(_noop)
 
     async def create_user(self, username: str, password_hash: str) -> int:
-        async def op(db: aiosqlite.Connection) -> int:
-            cur = await db.execute(
+        def op(db: sqlite3.Connection) -> int:
+            cur = db.execute(
                 "INSERT INTO users (username, password_hash, created) VALUES (?, ?, ?)",
                 (username, password_hash, now_ms()),
             )
@@ -226,15 +307,15 @@ class SQLiteStore(Queries):
     async def set_device_token(self, user_id: int, device: str, token_hash: bytes) -> int:
         """Create or re-key a device; returns its acknowledged position."""
 
-        async def op(db: aiosqlite.Connection) -> int:
+        def op(db: sqlite3.Connection) -> int:
             t = now_ms()
-            await db.execute(
+            db.execute(
                 "INSERT INTO devices (user_id, device, token_hash, created, last_seen) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, device) DO UPDATE SET "
                 "token_hash = excluded.token_hash, last_seen = excluded.last_seen",
                 (user_id, device, token_hash, t, t),
             )
-            row = await self._one(
+            row = sql.one(
                 db, "SELECT acked FROM devices WHERE user_id=? AND device=?", (user_id, device)
             )
             return int(row[0])
@@ -244,47 +325,39 @@ class SQLiteStore(Queries):
     async def delete_device(self, user_id: int, device: str) -> bool:
         self._positions.pop((user_id, device), None)
 
-        async def op(db: aiosqlite.Connection) -> bool:
-            cur = await db.execute(
-                "DELETE FROM devices WHERE user_id=? AND device=?", (user_id, device)
-            )
+        def op(db: sqlite3.Connection) -> bool:
+            cur = db.execute("DELETE FROM devices WHERE user_id=? AND device=?", (user_id, device))
             return cur.rowcount > 0
 
         return await self.run_in_commit(op)
 
     async def set_profile(self, uid: int, display_name: str | None, status: str | None) -> None:
-        async def op(db: aiosqlite.Connection) -> None:
+        def op(db: sqlite3.Connection) -> None:
             if display_name is not None:
-                await db.execute(
-                    "UPDATE users SET display_name = ? WHERE id = ?", (display_name, uid)
-                )
+                db.execute("UPDATE users SET display_name = ? WHERE id = ?", (display_name, uid))
             if status is not None:
-                await db.execute("UPDATE users SET status = ? WHERE id = ?", (status, uid))
+                db.execute("UPDATE users SET status = ? WHERE id = ?", (status, uid))
 
         await self.run_in_commit(op)
 
     def record_last_seen(self, uid: int, when_ms: int) -> None:
         """Store when a user's last connection closed; rides along with the next commit."""
 
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute("UPDATE users SET last_seen = ? WHERE id = ?", (when_ms, uid))
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE users SET last_seen = ? WHERE id = ?", (when_ms, uid))
 
-        if self._accepting:
-            self._queue.append(Txn(fn=op))
-            self._wake.set()
+        self._ride_along(op)
 
     def touch_device(self, user_id: int, device: str) -> None:
         """Record that a device connected; rides along with the next commit, unawaited."""
         t = now_ms()
 
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def op(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE devices SET last_seen=? WHERE user_id=? AND device=?", (t, user_id, device)
             )
 
-        if self._accepting:
-            self._queue.append(Txn(fn=op))
-            self._wake.set()
+        self._ride_along(op)
 
     # ------------------------------------------------------------------ the writer
 
@@ -296,97 +369,210 @@ class SQLiteStore(Queries):
         self._wake.set()
 
     async def _writer_loop(self) -> None:
-        queue = self._queue
+        """Plan the next batch while the writer thread runs the current one; see the
+        module docstring."""
+        running: _Flight | None = None  # its statements are in the writer thread
+        planned: _Flight | None = None  # planned on top of running, written next
         while True:
-            if not queue:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            n = min(len(queue), self.max_batch)
-            items = [queue.popleft() for _ in range(n)]
             try:
-                await self._commit_batch(items)
+                if running is None:
+                    if not self._queue:
+                        self._wake.clear()
+                        await self._wake.wait()
+                        continue
+                    first = self._take()
+                    planned = first
+                    await self._plan(first)
+                    running, planned = self._launch(first), None
+                    continue
+                if self._queue:
+                    if planned is None:
+                        planned = _Flight([])
+                        planned.batch = Batch(self, now_ms(), running.batch)
+                    self._extend(planned)
+                if not running.written_done():
+                    self._wake.clear()
+                    await self._wake.wait()  # more writes to plan, or the thread is done
+                    continue
             except Exception:
-                log.exception("group commit failed; %d writes refused", len(items))
-                try:
-                    self._fail(items)
-                except Exception:  # the writer must outlive any one batch
-                    log.exception("answering a failed batch failed")
+                log.exception("planning a group commit failed")
+                if planned is not None:
+                    self._fail(planned.items)
+                    planned = None
+                continue
+            try:
+                running, planned = await self._hand_over(running, planned), None
+            except Exception:  # a bug: the writer must outlive any one batch
+                log.exception("handing over a group commit failed")
+                running = planned = None
 
-    def _fail(self, items: list[Any]) -> None:
-        ops = []
+    def _take(self) -> _Flight:
+        queue = self._queue
+        items = [queue.popleft() for _ in range(min(len(queue), self.max_batch))]
+        f = _Flight(items)
         for it in items:
-            if isinstance(it, Txn):
-                if it.future is not None and not it.future.done():
-                    it.future.set_exception(RuntimeError("commit failed"))
-                continue
-            if isinstance(it, SendRequest):
-                it.result = None
-            it.error, it.error_message = ErrorCode.INTERNAL_ERROR, ""
-            it.pushes = []
-            ops.append(it)
-        if ops:
-            self.on_sends_committed(ops)
+            (f.txns if isinstance(it, Txn) else f.ops).append(it)
+        return f
 
-    async def _commit_batch(self, items: list[Any]) -> None:
-        db = self._conn_w
-        ops = [it for it in items if not isinstance(it, Txn)]
-        txns = [it for it in items if isinstance(it, Txn)]
-        batch = Batch(self, now_ms())
-        if ops:
-            await self._prefetch(db, ops, batch)
-            for op in ops:
-                if isinstance(op, SendRequest):
-                    if op.result is None and op.error is None:
-                        batch.run(op, lambda op=op: self._plan_send(batch, op), checks_first=True)
-                else:
-                    batch.run(op, lambda op=op: op.plan(batch))
-        positions, self._positions = self._positions, {}
-        self._flushing = positions
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            if batch.messages:
-                await _insert_rows(
-                    db,
-                    "messages (id, conv_id, pos, sender_id, sender_seq, cmid, ts, body)",
-                    batch.messages,
-                )
-            if batch.updates:
-                batch.updates.sort()  # (user, seq): each log's new rows land together
-                await _insert_rows(
-                    db, "updates (user_id, seq, kind, message_id, data, ts)", batch.updates
-                )
-            for sql, params in batch.statements:
-                await db.execute(sql, params)
-            if positions:
-                await db.executemany(
-                    "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?",
-                    [(seq, u, d) for (u, d), seq in positions.items()],
-                )
-            outcomes = [await self._run_txn(db, t) for t in txns]
-            await db.execute("COMMIT")
-        except BaseException:
-            self._flushing = {}
-            for key, seq in positions.items():
-                self.record_position(key[0], key[1], seq)
+    async def _hand_over(self, running: _Flight, planned: _Flight | None) -> _Flight | None:
+        """Wait for the running batch; start the planned one's statements as soon as the
+        running one has committed, then answer the running one. Returns what now runs."""
+        as_planned = await self._settle(running)
+        if planned is not None and not planned.items:
+            planned = None
+        if planned is not None and not as_planned:
+            # planned on numbers that did not commit: plan it again on what did
+            self._finish(running)
             try:
-                await db.execute("ROLLBACK")
+                await self._plan(planned)
             except Exception:
-                log.exception("rollback failed")
-            raise
-        self._flushing = {}
-        self._publish(batch, ops)
-        for t, (ok, value) in zip(txns, outcomes, strict=True):
-            if t.future is not None and not t.future.done():
-                if ok:
-                    t.future.set_result(value)
-                else:
-                    t.future.set_exception(value)
+                log.exception("planning a group commit failed")
+                self._fail(planned.items)
+                return None
+            return self._launch(planned)
+        nxt = self._launch(planned) if planned is not None else None
+        self._finish(running)
+        return nxt
+
+    async def _plan(self, f: _Flight, *, lookup: bool = False) -> None:
+        """Plan all of f's ops in arrival order on the committed state, reading from the
+        database what the caches lack. `lookup` also asks the database about client
+        message ids the dedup cache does not know. Only while no batch is running."""
+        t = time.perf_counter()
+        f.lookup = lookup
+        batch = f.batch = Batch(self, now_ms())
+        ops = f.ops
         if ops:
-            self.on_sends_committed(ops)
+            for op in ops:  # planning again starts from a clean slate
+                op.error, op.error_message = None, ""
+                if isinstance(op, SendRequest):
+                    op.result = None
+            sends = [op for op in ops if isinstance(op, SendRequest)]
+            if sends:
+                self._cached_duplicates(sends)
+                if lookup:
+                    await self._stored_duplicates(sends)
+            await self._prefetch(ops, batch)
+            for op in ops:
+                self._plan_op(batch, op)
+        f.plan_s += time.perf_counter() - t
+
+    def _extend(self, f: _Flight) -> None:
+        """Plan queued writes into f, on top of the running batch, in arrival order, until
+        one needs something from the database (it waits, with all behind it)."""
+        if f.blocked:
+            return
+        t = time.perf_counter()
+        batch = f.batch
+        assert batch is not None
+        queue = self._queue
+        dedup = self._dedup
+        while queue and len(f.items) < self.max_batch:
+            it = queue[0]
+            if isinstance(it, SendRequest):
+                hit = dedup.get((it.sender_id, it.cmid))
+                if hit is not None:
+                    it.result = _duplicate(hit, it.cmid)
+                elif not self._send_ready(it, batch):
+                    f.blocked = True
+                    break
+            elif not isinstance(it, Txn) and not self._op_ready(it, batch):
+                f.blocked = True
+                break
+            f.items.append(queue.popleft())  # first: if planning raises, it fails with f
+            if isinstance(it, Txn):
+                f.txns.append(it)
+            else:
+                f.ops.append(it)
+                self._plan_op(batch, it)
+        f.plan_s += time.perf_counter() - t
+
+    def _plan_op(self, batch: Batch, op: Any) -> None:
+        if isinstance(op, SendRequest):
+            if op.result is None:
+                batch.run(op, lambda: self._plan_send(batch, op), checks_first=True)
+        else:
+            batch.run(op, lambda: op.plan(batch))
+
+    def _launch(self, f: _Flight) -> _Flight:
+        """Hand f's statements to the writer thread (the previous batch has committed)."""
+        f.positions, self._positions = self._positions, {}
+        self._flushing = f.positions
+        f.launched = time.perf_counter()
+        f.written = self._call(self._write, f, not f.lookup)
+        f.written.add_done_callback(self._wake_up)
+        return f
+
+    def _wake_up(self, _: Any) -> None:
+        self._wake.set()
+
+    def _write(self, f: _Flight, conflict_ok: bool) -> sql.Written:
+        """In the writer thread: the whole group commit in one call."""
+        assert self._w is not None and f.batch is not None
+        b = f.batch
+        if self._catch_up:
+            self._catch_up = False
+            sql.catch_up_checkpoint(self._w)
+            self.stats.wal_restarts += 1
+        return sql.write_batch(
+            self._w, b.messages, b.updates, b.statements,
+            [(seq, u, d) for (u, d), seq in f.positions.items()], f.txns,
+            conflict_ok=conflict_ok)
+
+    async def _settle(self, f: _Flight) -> bool:
+        """Wait for f's statements. True if it committed exactly as planned; False if it
+        had to be planned again (a stored client message id) or failed (answered)."""
+        assert f.written is not None
+        try:
+            written = await f.written
+            if not written.committed:
+                # A client message id missing from the dedup cache is stored already (a
+                # retry from before a restart, or older than the cache): look every send
+                # of the batch up, then plan and write it again.
+                self.stats.lookups += 1
+                await self._plan(f, lookup=True)
+                written = await self._call(self._write, f, False)
+        except Exception:
+            log.exception("group commit failed; %d writes refused", len(f.items))
+            self._flushing = {}
+            for (uid, device), seq in f.positions.items():
+                self.record_position(uid, device, seq)
+            self._fail(f.items)
+            f.failed = True
+            return False
+        f.result = written
+        return not f.lookup
+
+    def _finish(self, f: _Flight) -> None:
+        """The commit is durable: publish its numbers, answer everyone, push. No await
+        here: going live in SYNC relies on publishing and pushing being one step."""
+        if f.failed:
+            return
+        assert f.batch is not None and f.result is not None
+        t = time.perf_counter()
+        if self._flushing is f.positions:
+            self._flushing = {}
+        self._publish(f.batch, f.ops)
+        for txn, (ok, value) in zip(f.txns, f.result.outcomes, strict=True):
+            if txn.future is not None and not txn.future.done():
+                if ok:
+                    txn.future.set_result(value)
+                else:
+                    txn.future.set_exception(value)
+        if f.ops:
+            try:
+                self.on_sends_committed(f.ops)
+            except Exception:  # the writer must outlive any one batch
+                log.exception("answering a committed batch failed")
+        r = f.result
+        self.stats.record(len(f.items), len(f.batch.messages), plan=f.plan_s,
+                          write=r.commit_started - f.launched,
+                          commit=r.commit_finished - r.commit_started,
+                          dispatch=time.perf_counter() - t)
+        self._checkpoint_soon()
 
     def _publish(self, batch: Batch, ops: list[Any]) -> None:
-        """The commit is durable: make the batch's numbers and state the current ones."""
+        """Make the batch's numbers and state the current ones."""
         self._heads.update(batch.heads)
         self._conv_last.update(batch.conv_last)
         self._direct.update(batch.direct)
@@ -402,62 +588,120 @@ class SQLiteStore(Queries):
         self.batches += 1
         self.committed_sends += len(batch.messages)
 
-    async def _run_txn(self, db: aiosqlite.Connection, t: Txn) -> tuple[bool, Any]:
-        await db.execute("SAVEPOINT txn")
+    def _fail(self, items: list[Any]) -> None:
+        ops = []
+        for it in items:
+            if isinstance(it, Txn):
+                if it.future is not None and not it.future.done():
+                    it.future.set_exception(RuntimeError("commit failed"))
+                continue
+            if isinstance(it, SendRequest):
+                it.result = None
+            it.error, it.error_message = ErrorCode.INTERNAL_ERROR, ""
+            it.pushes = []
+            ops.append(it)
+        if ops:
+            try:
+                self.on_sends_committed(ops)
+            except Exception:  # the writer must outlive any one batch
+                log.exception("answering a failed batch failed")
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _checkpoint_soon(self) -> None:
+        """Start a checkpoint beside the writer if none ran in the last interval."""
+        if self._checkpointing is not None or self._ckpt is None or self._catch_up:
+            return
+        if time.monotonic() - self._last_checkpoint < CHECKPOINT_INTERVAL:
+            return
+        self._checkpointing = asyncio.get_running_loop().create_task(
+            self._checkpoint(self._ckpt), name="store-checkpoint")
+
+    async def _checkpoint(self, db: aiosqlite.Connection) -> None:
+        """A PASSIVE checkpoint beside the writer: copies committed WAL pages into the
+        database without blocking the writer or readers.
+
+        SQLite starts the WAL over only when a write transaction begins with every frame
+        checkpointed, which never happens while commits keep coming during checkpoints:
+        the WAL would grow without end (and with it every commit's fsync and every page
+        lookup). So once the WAL is long, the writer thread finishes the job itself just
+        before its next batch (sql.catch_up_checkpoint): only the frames committed since
+        this checkpoint began are left to copy, and the batch then writes from the start
+        of the file again."""
+        t = time.perf_counter()
         try:
-            value = await t.fn(db)
-        except Exception as exc:
-            await db.execute("ROLLBACK TO txn")
-            await db.execute("RELEASE txn")
-            return False, exc
-        await db.execute("RELEASE txn")
-        return True, value
+            row = await self._one(db, "PRAGMA wal_checkpoint(PASSIVE)")
+            if row is not None and row[1] >= WAL_RESTART_FRAMES:
+                # Once more for the frames committed meanwhile (far fewer), so the catch-up
+                # in the writer's path has only a few left to copy.
+                await self._one(db, "PRAGMA wal_checkpoint(PASSIVE)")
+                self._catch_up = True
+        except aiosqlite.Error:
+            log.warning("checkpoint failed", exc_info=True)
+        finally:
+            self.stats.checkpoints += 1
+            self.stats.checkpoint_s += time.perf_counter() - t
+            self._last_checkpoint = time.monotonic()
+            self._checkpointing = None
 
     # ------------------------------------------------------------------ prefetch
 
-    async def _prefetch(self, db: aiosqlite.Connection, ops: list[Any], batch: Batch) -> None:
+    def _send_ready(self, s: SendRequest, batch: Batch) -> bool:
+        """Whether the caches (and the running batch) hold all a send consults."""
+        if s.group is not None:
+            g = batch.group_ro(s.group) if batch.has_group(s.group) else None
+            return g is not None and batch.has_conv(s.group) and batch.has_head(s.sender_id) \
+                and all(batch.has_head(u) for u in g.members)
+        rid_ = self._user_ids.get(s.to_name)
+        return rid_ is not None and batch.has_head(s.sender_id) and batch.has_head(rid_) \
+            and batch.has_social(rid_) and batch.has_pair(pair(s.sender_id, rid_))
+
+    def _op_ready(self, op: WriteOp, batch: Batch) -> bool:
+        n = Needs()
+        op.needs(n, batch)
+        return not any(self._missing(n, batch))
+
+    def _missing(self, n: Needs, batch: Batch) -> tuple[list[Any], ...]:
+        """What the needs ask for that neither the caches nor the batch's parent hold:
+        names, groups, heads, social, pairs, conversations."""
+        return (
+            [x for x in n.names if x not in self._user_ids],
+            [g for g in n.groups if not batch.has_group(g)],
+            [u for u in n.users | n.social if not batch.has_head(u)],
+            [u for u in n.social if not batch.has_social(u)],
+            [p for p in n.pairs if not batch.has_pair(p)],
+            [c for c in n.convs if not batch.has_conv(c)],
+        )
+
+    async def _prefetch(self, ops: list[Any], batch: Batch) -> None:
         """Load everything the ops will consult, in a few set-based queries per round."""
-        sends = [op for op in ops if isinstance(op, SendRequest)]
-        if sends:
-            await self._find_duplicates(db, sends)
         for _round in range(5):
             n = Needs()
             for op in ops:
                 if isinstance(op, SendRequest):
                     if op.result is None:
-                        self._send_needs(op, n)
+                        self._send_needs(op, n, batch)
                 else:
                     op.needs(n, batch)
-            missing_names = [x for x in n.names if x not in self._user_ids]
-            missing_groups = [g for g in n.groups if g not in self._groups]
-            missing_users = [u for u in n.users | n.social if u not in self._heads]
-            missing_social = [u for u in n.social if u not in self._social]
-            missing_pairs = [p for p in n.pairs if p not in self._direct]
-            missing_convs = [c for c in n.convs if c not in self._conv_last]
-            if not (
-                missing_names
-                or missing_groups
-                or missing_users
-                or missing_social
-                or missing_pairs
-                or missing_convs
-            ):
+            missing = self._missing(n, batch)
+            if not any(missing):
                 return
-            await self._load_names(db, missing_names)
-            await self._load_heads(db, set(missing_users))
-            await self._load_social(db, missing_social)
-            await self._load_pairs(db, missing_pairs)
-            await self._load_groups(db, missing_groups)
-            await self._load_conv_last(db, missing_convs)
-            if not (missing_names or missing_groups or missing_pairs):
+            names, groups, _users, _social, pairs, _convs = missing
+            found = await self._call(_fetch_all, self._w, *missing)
+            self._apply(*found)
+            members = {u for g in groups if g in self._groups for u in self._groups[g].members}
+            members -= self._heads.keys()
+            if members:
+                self._apply_heads(await self._call(sql.fetch_heads, self._w, list(members)))
+            if not (names or groups or pairs):
                 return  # nothing new can be asked for in another round
 
-    def _send_needs(self, s: SendRequest, n: Needs) -> None:
+    def _send_needs(self, s: SendRequest, n: Needs, batch: Batch) -> None:
         n.users.add(s.sender_id)
         if s.group is not None:
             n.groups.add(s.group)
             n.convs.add(s.group)
-            g = self._groups.get(s.group)
+            g = batch.group_ro(s.group)
             if g is not None:
                 n.users.update(g.members)
             return
@@ -468,46 +712,59 @@ class SQLiteStore(Queries):
             n.social.add(rid_)
             n.pairs.add(pair(s.sender_id, rid_))
 
-    async def _load_names(self, db: aiosqlite.Connection, names: list[str]) -> None:
-        for chunk in chunks(names, _CHUNK):
-            marks = ",".join("?" * len(chunk))
-            rows_ = await db.execute_fetchall(
-                f"SELECT username, id FROM users WHERE username IN ({marks})", chunk
-            )
-            for name, uid in rows_:
-                self._cache_user(name, uid)
+    def _apply(self, names: sql.Rows, heads: sql.Rows, social: tuple[sql.Rows, ...],
+               pairs: sql.Rows, groups: tuple[sql.Rows, sql.Rows], convs: sql.Rows) -> None:
+        """Fill the caches from what _fetch_all read (committed state: nothing runs)."""
+        for name, uid in names:
+            self._cache_user(name, uid)
+        self._apply_heads(heads)
+        settings, relations, incoming = social
+        found: dict[int, Social] = {}
+        for uid, pres, prof, msgs in settings:
+            found[uid] = Social(presence=pres, profile=prof, messages=msgs)
+        for uid, other, kind in relations:
+            found[uid].add_relation(other, kind)
+        for uid, requester in incoming:
+            found[uid].incoming.add(requester)
+        self._social.update(found)
+        for a, b, cid, last in pairs:
+            self._direct[(a, b)] = cid
+            self._conv_last[cid] = last
+        group_rows, member_rows = groups
+        new_groups: dict[int, GroupState] = {}
+        for conv, name, topic, owner, created in group_rows:
+            new_groups[conv] = GroupState(conv, name, topic, owner, created)
+        for conv, uid, role, jpos, joined in member_rows:
+            new_groups[conv].members[uid] = Member(role, jpos, joined)
+        self._groups.update(new_groups)
+        for conv, last in convs:
+            self._conv_last[conv] = last
 
-    async def _find_duplicates(self, db: aiosqlite.Connection, sends: list[SendRequest]) -> None:
-        unknown: list[tuple[int, str]] = []
+    def _apply_heads(self, rows: sql.Rows) -> None:
+        for uid, name, floor, top in rows:
+            self._cache_user(name, uid)
+            self._floors[uid] = floor
+            self._heads[uid] = max(floor, top)
+
+    def _cached_duplicates(self, sends: list[SendRequest]) -> None:
+        """Answer retries of recent sends from the dedup cache."""
+        dedup = self._dedup
         for s in sends:
-            key = (s.sender_id, s.cmid)
-            hit = self._dedup.get(key)
+            hit = dedup.get((s.sender_id, s.cmid))
             if hit is not None:
                 s.result = _duplicate(hit, s.cmid)
-            else:
-                unknown.append(key)
-        for chunk in chunks(list(set(unknown)), _CHUNK):
-            marks = ",".join("(?,?)" for _ in chunk)
-            flat = [v for pair_ in chunk for v in pair_]
-            # A join against a VALUES table probes the unique index once per key; the
-            # equivalent "(a, b) IN (VALUES ...)" scans the table (20x slower, measured).
-            rows_ = await db.execute_fetchall(
-                f"WITH k(s, c) AS (VALUES {marks}) SELECT m.sender_id, m.cmid, m.id, "
-                "m.conv_id, m.pos, m.ts, m.sender_seq FROM k JOIN messages m "
-                "ON m.sender_id = k.s AND m.cmid = k.c",
-                flat,
+
+    async def _stored_duplicates(self, sends: list[SendRequest]) -> None:
+        """Answer retries the cache does not know from the database."""
+        keys = list({(s.sender_id, s.cmid) for s in sends if s.result is None})
+        rows_ = await self._call(sql.fetch_duplicates, self._w, keys)
+        for sender_id, cmid, mid, conv, pos, ts, sseq in rows_:
+            self._remember(
+                sender_id,
+                cmid,
+                SendResult(id=mid, conv=conv, pos=pos, ts=ts, sender_seq=sseq, cmid=cmid),
             )
-            for sender_id, cmid, mid, conv, pos, ts, sseq in rows_:
-                self._remember(
-                    sender_id,
-                    cmid,
-                    SendResult(id=mid, conv=conv, pos=pos, ts=ts, sender_seq=sseq, cmid=cmid),
-                )
-        for s in sends:
-            if s.result is None:
-                hit = self._dedup.get((s.sender_id, s.cmid))
-                if hit is not None:
-                    s.result = _duplicate(hit, s.cmid)
+        self._cached_duplicates([s for s in sends if s.result is None])
 
     def _remember(self, sender_id: int, cmid: str, result: SendResult) -> None:
         """Keep the answer to a retry of this cmid (stored already as a duplicate)."""
@@ -521,98 +778,11 @@ class SQLiteStore(Queries):
         while len(self._dedup) > self._dedup_max:
             self._dedup.popitem(last=False)
 
-    async def _load_heads(self, db: aiosqlite.Connection, users: set[int]) -> None:
-        missing = [u for u in users if u not in self._heads]
-        for chunk in chunks(missing, _CHUNK):
-            marks = ",".join("?" * len(chunk))
-            rows_ = await db.execute_fetchall(
-                "SELECT id, username, log_floor, (SELECT coalesce(max(seq), 0) FROM updates "
-                f"WHERE user_id = users.id) FROM users WHERE id IN ({marks})",
-                chunk,
-            )
-            for uid, name, floor, top in rows_:
-                self._cache_user(name, uid)
-                self._floors[uid] = floor
-                self._heads[uid] = max(floor, top)
-
-    async def _load_social(self, db: aiosqlite.Connection, users: list[int]) -> None:
-        for chunk in chunks(users, _CHUNK):
-            marks = ",".join("?" * len(chunk))
-            found: dict[int, Social] = {}
-            rows_ = await db.execute_fetchall(
-                "SELECT id, privacy_presence, privacy_profile, privacy_messages FROM users "
-                f"WHERE id IN ({marks})",
-                chunk,
-            )
-            for uid, pres, prof, msgs in rows_:
-                found[uid] = Social(presence=pres, profile=prof, messages=msgs)
-            rows_ = await db.execute_fetchall(
-                f"SELECT user_id, other_id, kind FROM relations WHERE user_id IN ({marks})", chunk
-            )
-            for uid, other, kind in rows_:
-                found[uid].add_relation(other, kind)
-            rows_ = await db.execute_fetchall(
-                f"SELECT other_id, user_id FROM relations WHERE other_id IN ({marks}) "
-                f"AND kind = {REL_REQUESTED}",
-                chunk,
-            )
-            for uid, requester in rows_:
-                found[uid].incoming.add(requester)
-            self._social.update(found)
-
-    async def _load_pairs(self, db: aiosqlite.Connection, pairs: list[tuple[int, int]]) -> None:
-        for chunk in chunks(pairs, _CHUNK):
-            marks = ",".join("(?,?)" for _ in chunk)
-            flat = [v for p in chunk for v in p]
-            rows_ = await db.execute_fetchall(
-                f"WITH k(a, b) AS (VALUES {marks}) SELECT c.user_a, c.user_b, c.id, "
-                "(SELECT coalesce(max(pos), 0) FROM messages WHERE conv_id = c.id) "
-                "FROM k JOIN conversations c ON c.user_a = k.a AND c.user_b = k.b "
-                "AND c.kind = 1",
-                flat,
-            )
-            for a, b, cid, last in rows_:
-                self._direct[(a, b)] = cid
-                self._conv_last[cid] = last
-
-    async def _load_conv_last(self, db: aiosqlite.Connection, convs: list[int]) -> None:
-        for chunk in chunks(convs, _CHUNK):
-            marks = ",".join("(?)" for _ in chunk)
-            rows_ = await db.execute_fetchall(
-                f"WITH k(c) AS (VALUES {marks}) SELECT k.c, (SELECT coalesce(max(pos), 0) "
-                "FROM messages WHERE conv_id = k.c) FROM k",
-                chunk,
-            )
-            for conv, last in rows_:
-                self._conv_last[conv] = last
-
-    async def _load_groups(self, db: aiosqlite.Connection, convs: list[int]) -> None:
-        for chunk in chunks(convs, _CHUNK):
-            marks = ",".join("?" * len(chunk))
-            found: dict[int, GroupState] = {}
-            rows_ = await db.execute_fetchall(
-                "SELECT g.conv_id, g.name, g.topic, g.owner_id, c.created FROM groups g "
-                f"JOIN conversations c ON c.id = g.conv_id WHERE g.conv_id IN ({marks})",
-                chunk,
-            )
-            for conv, name, topic, owner, created in rows_:
-                found[conv] = GroupState(conv, name, topic, owner, created)
-            rows_ = await db.execute_fetchall(
-                "SELECT conv_id, user_id, role, joined_pos, joined FROM members "
-                f"WHERE conv_id IN ({marks})",
-                chunk,
-            )
-            for conv, uid, role, jpos, joined in rows_:
-                found[conv].members[uid] = Member(role, jpos, joined)
-            self._groups.update(found)
-            members = {u for g in found.values() for u in g.members}
-            await self._load_heads(db, members)
-
     # ------------------------------------------------------------------ planning a send
 
     def _plan_send(self, batch: Batch, s: SendRequest) -> None:
-        first = batch.cmids.get((s.sender_id, s.cmid))
-        if first is not None:  # the same cmid twice in one batch: the second is a retry
+        first = batch.planned_send((s.sender_id, s.cmid))
+        if first is not None:  # the same cmid twice in a batch (or its parent): a retry
             if first.result is None:
                 raise Refused(first.error or ErrorCode.INTERNAL_ERROR, first.error_message)
             s.result = _as_duplicate(first.result)
@@ -684,21 +854,21 @@ class SQLiteStore(Queries):
             fanout=tuple(fanout),
         )
 
+
     async def prune_updates(self, older_than_ms: int) -> int:
         """Drop update-log entries older than the horizon, raising each user's floor."""
 
-        async def op(db: aiosqlite.Connection) -> list[tuple[int, int]]:
-            rows_ = await db.execute_fetchall(
+        def op(db: sqlite3.Connection) -> list[tuple[int, int]]:
+            floors = db.execute(
                 "SELECT user_id, max(seq) FROM updates WHERE ts < ? GROUP BY user_id",
                 (older_than_ms,),
-            )
-            floors = [(u, s) for u, s in rows_]
+            ).fetchall()
             if floors:
-                await db.executemany(
+                db.executemany(
                     "UPDATE users SET log_floor = max(log_floor, ?) WHERE id = ?",
                     [(s, u) for u, s in floors],
                 )
-                await db.executemany("DELETE FROM updates WHERE user_id = ? AND seq <= ?", floors)
+                db.executemany("DELETE FROM updates WHERE user_id = ? AND seq <= ?", floors)
             return floors
 
         floors = await self.run_in_commit(op)
@@ -731,17 +901,12 @@ def _as_duplicate(r: SendResult) -> SendResult:
     )
 
 
-_ROWS_PER_INSERT = 256
-
-
-async def _insert_rows(db: aiosqlite.Connection, into: str, rows: list[tuple[Any, ...]]) -> None:
-    """Multi-row INSERTs: one statement step per chunk instead of one per row, so the
-    writer thread takes and drops the GIL a few times per batch rather than per row."""
-    width = len(rows[0])
-    group = "(" + ",".join("?" * width) + ")"
-    for chunk in chunks(rows, _ROWS_PER_INSERT):
-        values = ",".join([group] * len(chunk))
-        await db.execute(f"INSERT INTO {into} VALUES {values}", [v for row in chunk for v in row])
+def _fetch_all(db: sqlite3.Connection, names: list[str], groups: list[int], users: list[int],
+               social: list[int], pairs: list[tuple[int, int]], convs: list[int]) -> Any:
+    """In the writer thread: every kind of missing state in one hand-over."""
+    return (sql.fetch_names(db, names), sql.fetch_heads(db, users), sql.fetch_social(db, social),
+            sql.fetch_pairs(db, pairs), sql.fetch_groups(db, groups),
+            sql.fetch_conv_last(db, convs))
 
 
 def _statements(script: str) -> list[str]:
@@ -750,5 +915,5 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-async def _noop(db: aiosqlite.Connection) -> None:
+def _noop(db: sqlite3.Connection) -> None:
     return None

@@ -4,6 +4,7 @@ resync after pruning."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -214,16 +215,17 @@ async def test_reported_position_never_goes_back_during_a_commit(server, clients
     await bob.barrier()
     assert [d.acked for d in (await bob.devices()).devices] == [5]
 
-    # hold a group commit open (any commit does: touch_device, the 1 s position flush...)
-    entered, release = asyncio.Event(), asyncio.Event()
+    # hold a group commit open (any commit does: touch_device, the 1 s position flush...);
+    # the writer's statements run in its own thread, so the hold is a thread event
+    entered, release = threading.Event(), threading.Event()
 
-    async def hold(db) -> None:
+    def hold(db) -> None:
         entered.set()
-        await release.wait()
+        release.wait(10)
 
     held = asyncio.ensure_future(server.server.store.run_in_commit(hold))
     try:
-        await asyncio.wait_for(entered.wait(), 5)
+        assert await asyncio.to_thread(entered.wait, 5)
         during = [d.acked for d in (await bob.devices()).devices]
         again = await clients.anonymous(server)
         during_auth = (await again.auth(bob.token)).acked

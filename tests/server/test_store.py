@@ -244,11 +244,9 @@ async def test_a_newer_schema_is_refused(tmp_path) -> None:
 
 
 async def _pragmas(s: SQLiteStore) -> tuple[str, int]:
-    async def op(db: Any) -> tuple[str, int]:
-        async with db.execute("PRAGMA journal_mode") as cur:
-            (mode,) = await cur.fetchone()
-        async with db.execute("PRAGMA synchronous") as cur:
-            (sync,) = await cur.fetchone()
+    def op(db: Any) -> tuple[str, int]:
+        (mode,) = db.execute("PRAGMA journal_mode").fetchone()
+        (sync,) = db.execute("PRAGMA synchronous").fetchone()
         return mode, sync
 
     return await s.run_in_commit(op)  # runs on the writer's own connection

@@ -1,0 +1,191 @@
+"""The pipelined group-commit writer: planning on top of a running batch, replanning when
+that batch does not commit as planned, retries the dedup cache has forgotten, and the WAL
+being checkpointed beside the writer and started over."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from liaotian.protocol import ErrorCode
+from liaotian.server.store import SQLiteStore, sql
+from liaotian.server.store import sqlite as store_module
+from liaotian.server.store.base import Txn
+from test_store import Committed, db_path, query, req, users
+
+
+def _hold_in_next_batch(s: SQLiteStore) -> tuple[threading.Event, threading.Event, Any]:
+    """Queue a generic write that blocks inside the writer thread until released; queued
+    synchronously, so it joins the batch with whatever was submitted just before it."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(db: Any) -> None:
+        entered.set()
+        release.wait(10)
+
+    held = asyncio.get_running_loop().create_future()
+    s._queue.append(Txn(fn=hold, future=held))
+    s._wake.set()
+    return entered, release, held
+
+
+async def test_sends_queued_during_a_write_are_planned_on_top_of_it(tmp_path) -> None:
+    s = SQLiteStore(db_path(tmp_path))
+    await s.open()
+    try:
+        alice, _ = await users(s, "alice", "bob")
+        done = Committed(s, db_path(tmp_path))
+        s.submit_send(req(alice, "bob", "warm"))  # caches: the next sends need no reads
+        await done.wait_for(1)
+        for i in range(5):
+            s.submit_send(req(alice, "bob", f"a{i}"))
+        entered, release, held = _hold_in_next_batch(s)  # one batch: a0..a4 and the hold
+        assert await asyncio.to_thread(entered.wait, 5)
+        for i in range(20):
+            s.submit_send(req(alice, "bob", f"c{i}"))
+        s.submit_send(req(alice, "bob", "a2"))  # a retry of a send in the held batch
+        await asyncio.sleep(0)  # the writer plans them while the thread is held
+        planned_while_held = len(s._queue) == 0 and not done.batches[1:]
+        release.set()
+        await held
+        answered = await done.wait_for(27)
+        assert planned_while_held
+        assert [len(b) for b in done.batches] == [1, 5, 21]
+        retry = answered[-1].result
+        assert retry.duplicate and retry.id == answered[3].result.id
+        results = [r.result for r in answered[1:-1]]
+        # numbered after the running batch's uncommitted numbers, with no retry needed
+        assert [r.pos for r in results] == list(range(2, 27))
+        assert [r.sender_seq for r in results] == list(range(2, 27))
+        assert s.stats.lookups == 0
+        assert query(db_path(tmp_path), "SELECT count(*) FROM messages") == [(26,)]
+    finally:
+        await s.close()
+
+
+async def test_a_failed_batch_makes_the_one_planned_on_it_plan_again(tmp_path,
+                                                                     monkeypatch) -> None:
+    s = SQLiteStore(db_path(tmp_path))
+    await s.open()
+    try:
+        alice, _ = await users(s, "alice", "bob")
+        done = Committed(s, db_path(tmp_path))
+        s.submit_send(req(alice, "bob", "warm"))
+        await done.wait_for(1)
+
+        real = sql.write_batch
+        gate = threading.Event()
+        calls = {"n": 0}
+
+        def failing_once(*args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                gate.wait(10)
+                raise OSError("disk on fire")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(sql, "write_batch", failing_once)
+        s.submit_send(req(alice, "bob", "doomed"))
+        while calls["n"] == 0:  # the doomed batch is in the writer thread
+            await asyncio.sleep(0.001)
+        for i in range(5):
+            s.submit_send(req(alice, "bob", f"after{i}"))
+        await asyncio.sleep(0)
+        gate.set()
+        answered = await done.wait_for(7)
+        doomed, after = answered[1], answered[2:]
+        assert doomed.result is None and doomed.error == ErrorCode.INTERNAL_ERROR
+        # planned on the doomed batch's numbers, then again on what was committed: no gap
+        assert [r.result.pos for r in after] == [2, 3, 4, 5, 6]
+        assert [r.result.sender_seq for r in after] == [2, 3, 4, 5, 6]
+        assert query(db_path(tmp_path), "SELECT pos FROM messages ORDER BY pos") == \
+            [(p,) for p in range(1, 7)]
+    finally:
+        await s.close()
+
+
+async def test_a_retry_the_cache_forgot_is_answered_from_the_unique_index(tmp_path) -> None:
+    s = SQLiteStore(db_path(tmp_path), dedup_cache=2)
+    await s.open()
+    try:
+        alice, _ = await users(s, "alice", "bob")
+        done = Committed(s, db_path(tmp_path))
+        for i in range(5):  # one by one: c0..c2 fall out of the two-entry cache
+            s.submit_send(req(alice, "bob", f"c{i}", f"m{i}"))
+            await done.wait_for(i + 1)
+        first = done.answered[0].result
+        for r in (req(alice, "bob", "new1", rid=7), req(alice, "bob", "c0", rid=8),
+                  req(alice, "bob", "new2", rid=9)):
+            s.submit_send(r)
+        answered = await done.wait_for(8)
+        new1, retry, new2 = answered[5:]
+        assert retry.result.duplicate and retry.result.id == first.id
+        assert (retry.result.pos, retry.result.sender_seq) == (1, 1)
+        assert [new1.result.pos, new2.result.pos] == [6, 7]
+        assert [new1.result.sender_seq, new2.result.sender_seq] == [6, 7]
+        assert s.stats.lookups == 1
+        assert query(db_path(tmp_path), "SELECT count(*) FROM messages") == [(7,)]
+        assert query(db_path(tmp_path), "SELECT count(*) FROM updates") == [(14,)]
+    finally:
+        await s.close()
+
+
+async def test_the_wal_is_checkpointed_beside_the_writer_and_started_over(
+        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL", 0.0)
+    monkeypatch.setattr(store_module, "WAL_RESTART_FRAMES", 8)
+    s = SQLiteStore(db_path(tmp_path))
+    await s.open()
+    try:
+        alice, _ = await users(s, "alice", "bob")
+        done = Committed(s, db_path(tmp_path))
+        text = "x" * 20_000
+        for i in range(60):  # ~1.2 MB of message text, one commit at a time
+            s.submit_send(req(alice, "bob", f"c{i}", text))
+            await done.wait_for(i + 1)
+            if s._checkpointing is not None:
+                await s._checkpointing
+        assert s.stats.checkpoints > 0 and s.stats.wal_restarts > 0
+        wal = Path(db_path(tmp_path) + "-wal")
+        # without restarts the WAL would hold every page written, well over 1.2 MB
+        assert wal.stat().st_size < 600_000
+        assert await s.integrity_check() == "ok"
+    finally:
+        await s.close()
+    assert query(db_path(tmp_path), "SELECT count(*) FROM messages") == [(60,)]
+    assert not os.path.exists(db_path(tmp_path) + "-wal") or \
+        os.path.getsize(db_path(tmp_path) + "-wal") == 0
+
+
+@pytest.mark.parametrize("n", [1, 300])
+async def test_a_planning_error_fails_only_its_batch(tmp_path, monkeypatch, n: int) -> None:
+    s = SQLiteStore(db_path(tmp_path))
+    await s.open()
+    try:
+        alice, _ = await users(s, "alice", "bob")
+        done = Committed(s, db_path(tmp_path))
+        real = s._plan_send
+        boom = {"left": 1}
+
+        def plan_send(batch: Any, r: Any) -> None:
+            if r.cmid == "bad" and boom["left"]:
+                boom["left"] -= 1
+                raise ValueError("a bug")
+            real(batch, r)
+
+        monkeypatch.setattr(s, "_plan_send", plan_send)
+        s.submit_send(req(alice, "bob", "bad"))
+        for i in range(n):
+            s.submit_send(req(alice, "bob", f"ok{i}"))
+        await done.wait_for(n + 1)
+        s.submit_send(req(alice, "bob", "later"))
+        answered = await done.wait_for(n + 2)
+        assert answered[-1].result is not None and not answered[-1].result.duplicate
+        # every send was answered exactly once; the store goes on committing
+        assert len({id(r) for r in answered}) == n + 2
+    finally:
+        await s.close()
