@@ -443,6 +443,8 @@ class Send(Message):
         cmid = _str(p, "cmid", rid, limits.max_cmid_len)
         if not cmid:
             raise _bad("cmid", "must not be empty", rid)
+        if cmid[0] == "#":
+            raise _bad("cmid", "must not start with '#' (reserved for the server)", rid)
         group = _int(p, "group", rid, required=False)
         if (group is None) == ("to" not in p):
             raise _bad("to", "or 'group' is required, not both", rid)

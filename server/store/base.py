@@ -6,7 +6,7 @@ and leaves room for another engine without touching them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -129,7 +129,7 @@ class UpdatePage:
 class Txn:
     """A generic write run inside the next group commit; `fn` gets the writer's handle."""
 
-    fn: Callable[[Any], Awaitable[Any]]
+    fn: Callable[[Any], Any]  # runs in the writer thread with its sqlite3 connection
     future: Any = field(default=None)
 
 

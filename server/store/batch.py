@@ -39,24 +39,28 @@ class Batch:
         self.groups: dict[int, GroupState | None] = {}
         self.social: dict[int, Social] = {}
         self.cmids: dict[tuple[int, str], Any] = {}  # sends planned in this batch
+        self.heads: dict[int, int] = {}
+        self.conv_last: dict[int, int] = {}
+        self.direct: dict[tuple[int, int], int] = {}
+        # The parent's own changes, read-only here (groups and relations are copied before a
+        # change). Only one level: a batch's grandparent is published before it is created.
+        self.base_heads: dict[int, int] = {}
+        self.base_conv_last: dict[int, int] = {}
+        self.base_direct: dict[tuple[int, int], int] = {}
+        self.base_groups: dict[int, GroupState | None] = {}
+        self.base_social: dict[int, Social] = {}
+        self.base_cmids: dict[tuple[int, str], Any] = {}
         if parent is None:
             self.next_msg_id = store._next_msg_id
             self.next_conv_id = store._next_conv_id
-            self.heads: dict[int, int] = {}
-            self.conv_last: dict[int, int] = {}
-            self.direct: dict[tuple[int, int], int] = {}
-            # the parent's uncommitted state, read-only here (copied before a change)
-            self.base_groups: dict[int, GroupState | None] = {}
-            self.base_social: dict[int, Social] = {}
-            self.base_cmids: dict[tuple[int, str], Any] = {}
         else:
             self.next_msg_id = parent.next_msg_id
             self.next_conv_id = parent.next_conv_id
-            self.heads = dict(parent.heads)  # numbers: a copy is the overlay
-            self.conv_last = dict(parent.conv_last)
-            self.direct = dict(parent.direct)
-            self.base_groups = {**parent.base_groups, **parent.groups}
-            self.base_social = {**parent.base_social, **parent.social}
+            self.base_heads = parent.heads
+            self.base_conv_last = parent.conv_last
+            self.base_direct = parent.direct
+            self.base_groups = parent.groups
+            self.base_social = parent.social
             self.base_cmids = parent.cmids
         self.messages: list[tuple[Any, ...]] = []
         self.updates: list[tuple[Any, ...]] = []
@@ -145,7 +149,7 @@ class Batch:
 
     def direct_conv(self, a: int, b: int) -> int:
         key = pair(a, b)
-        conv = self.direct.get(key) or self.store._direct.get(key)
+        conv = self.direct.get(key) or self.base_direct.get(key) or self.store._direct.get(key)
         if conv is None:
             conv = self.new_conv_id()
             self._set(self.direct, key, conv)
@@ -160,7 +164,7 @@ class Batch:
         return first if first is not None else self.base_cmids.get(key)
 
     def has_head(self, uid: int) -> bool:
-        return uid in self.heads or uid in self.store._heads
+        return uid in self.heads or uid in self.base_heads or uid in self.store._heads
 
     def has_group(self, conv: int) -> bool:
         return conv in self.groups or conv in self.base_groups or conv in self.store._groups
@@ -169,14 +173,19 @@ class Batch:
         return uid in self.social or uid in self.base_social or uid in self.store._social
 
     def has_pair(self, key: tuple[int, int]) -> bool:
-        return key in self.direct or key in self.store._direct
+        return key in self.direct or key in self.base_direct or key in self.store._direct
 
     def has_conv(self, conv: int) -> bool:
-        return conv in self.conv_last or conv in self.store._conv_last
+        return conv in self.conv_last or conv in self.base_conv_last or \
+            conv in self.store._conv_last
 
     def last_pos(self, conv: int) -> int:
         last = self.conv_last.get(conv)
-        return last if last is not None else self.store._conv_last[conv]
+        if last is None:
+            last = self.base_conv_last.get(conv)
+            if last is None:
+                last = self.store._conv_last[conv]
+        return last
 
     # ------------------------------------------------------------------ allocation
 
@@ -187,7 +196,11 @@ class Batch:
 
     def next_seq(self, uid: int) -> int:
         seq = self.heads.get(uid)
-        seq = (seq if seq is not None else self.store._heads[uid]) + 1
+        if seq is None:
+            seq = self.base_heads.get(uid)
+            if seq is None:
+                seq = self.store._heads[uid]
+        seq += 1
         if self._undo is None:  # the hot path: a send, which cannot be refused by now
             self.heads[uid] = seq
         else:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import sqlite3
 import time
@@ -61,8 +62,8 @@ from .stats import WriterStats
 
 log = logging.getLogger("liaotian.store")
 T = TypeVar("T")
-CHECKPOINT_INTERVAL = 0.25  # seconds between checkpoints while commits keep coming
-WAL_RESTART_FRAMES = 2048  # a checkpointed WAL longer than this is started over
+CHECKPOINT_INTERVAL = 0.1  # seconds between checkpoints while commits keep coming
+WAL_RESTART_FRAMES = 1024  # a checkpointed WAL longer than this is started over
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL file is truncated back to
 SendsCommitted = Callable[[list[Any]], None]  # the planned ops of one commit, in order
 WriterFn = Callable[[sqlite3.Connection], T]  # a generic write, run in the writer thread
@@ -233,7 +234,8 @@ class SQLiteStore(Queries):
             self._queue.append(Txn(fn=_noop, future=last))  # behind every queued write
             self._wake.set()
             self._accepting = False
-            await last
+            with contextlib.suppress(Exception):  # a failed last commit was logged
+                await last
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
@@ -271,6 +273,8 @@ class SQLiteStore(Queries):
     async def run_in_commit(self, fn: WriterFn[T]) -> T:
         """Run fn(connection) in the writer thread inside the next group commit, in its own
         savepoint. fn is plain synchronous code: it must not touch the event loop."""
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError("run_in_commit takes a plain function, run in the writer thread")
         if not self._accepting:
             raise StoreClosed()
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -399,12 +403,9 @@ class SQLiteStore(Queries):
                 if planned is not None:
                     self._fail(planned.items)
                     planned = None
+                await asyncio.sleep(0)  # whatever went wrong, the loop keeps turning
                 continue
-            try:
-                running, planned = await self._hand_over(running, planned), None
-            except Exception:  # a bug: the writer must outlive any one batch
-                log.exception("handing over a group commit failed")
-                running = planned = None
+            running, planned = await self._hand_over(running, planned), None
 
     def _take(self) -> _Flight:
         queue = self._queue
@@ -468,23 +469,27 @@ class SQLiteStore(Queries):
         queue = self._queue
         dedup = self._dedup
         while queue and len(f.items) < self.max_batch:
-            it = queue[0]
+            it = queue.popleft()
+            f.items.append(it)  # first: if anything below raises, it fails with f
+            if isinstance(it, Txn):
+                f.txns.append(it)
+                continue
             if isinstance(it, SendRequest):
                 hit = dedup.get((it.sender_id, it.cmid))
                 if hit is not None:
                     it.result = _duplicate(hit, it.cmid)
-                elif not self._send_ready(it, batch):
-                    f.blocked = True
-                    break
-            elif not isinstance(it, Txn) and not self._op_ready(it, batch):
+                    ready = True
+                else:
+                    ready = self._send_ready(it, batch)
+            else:
+                ready = self._op_ready(it, batch)
+            if not ready:
+                f.items.pop()
+                queue.appendleft(it)
                 f.blocked = True
                 break
-            f.items.append(queue.popleft())  # first: if planning raises, it fails with f
-            if isinstance(it, Txn):
-                f.txns.append(it)
-            else:
-                f.ops.append(it)
-                self._plan_op(batch, it)
+            f.ops.append(it)
+            self._plan_op(batch, it)
         f.plan_s += time.perf_counter() - t
 
     def _plan_op(self, batch: Batch, op: Any) -> None:
@@ -545,24 +550,24 @@ class SQLiteStore(Queries):
 
     def _finish(self, f: _Flight) -> None:
         """The commit is durable: publish its numbers, answer everyone, push. No await
-        here: going live in SYNC relies on publishing and pushing being one step."""
+        here: going live in SYNC relies on publishing and pushing being one step. Never
+        raises: the batch launched after this one must not be lost track of."""
         if f.failed:
             return
         assert f.batch is not None and f.result is not None
         t = time.perf_counter()
         if self._flushing is f.positions:
             self._flushing = {}
-        self._publish(f.batch, f.ops)
+        try:
+            self._publish(f.batch, f.ops)
+        except Exception:  # a bug; the numbers are committed, so go on answering
+            log.exception("publishing a committed batch failed")
         for txn, (ok, value) in zip(f.txns, f.result.outcomes, strict=True):
-            if txn.future is not None and not txn.future.done():
-                if ok:
-                    txn.future.set_result(value)
-                else:
-                    txn.future.set_exception(value)
+            _resolve(txn.future, ok, value)
         if f.ops:
             try:
                 self.on_sends_committed(f.ops)
-            except Exception:  # the writer must outlive any one batch
+            except Exception:
                 log.exception("answering a committed batch failed")
         r = f.result
         self.stats.record(len(f.items), len(f.batch.messages), plan=f.plan_s,
@@ -592,8 +597,7 @@ class SQLiteStore(Queries):
         ops = []
         for it in items:
             if isinstance(it, Txn):
-                if it.future is not None and not it.future.done():
-                    it.future.set_exception(RuntimeError("commit failed"))
+                _resolve(it.future, False, RuntimeError("commit failed"))
                 continue
             if isinstance(it, SendRequest):
                 it.result = None
@@ -872,14 +876,28 @@ class SQLiteStore(Queries):
             return floors
 
         floors = await self.run_in_commit(op)
-        for uid, seq in floors:
-            self._floors[uid] = max(self._floors.get(uid, 0), seq)
-            self._heads[uid] = max(self._heads.get(uid, 0), seq)
+        for uid, seq in floors:  # users not cached yet load both from the database
+            if uid in self._heads:
+                self._floors[uid] = max(self._floors.get(uid, 0), seq)
+                self._heads[uid] = max(self._heads[uid], seq)
         return len(floors)
 
     async def integrity_check(self) -> str:
         row = await self._one(self._conn_r, "PRAGMA integrity_check")
         return str(row[0])
+
+
+def _resolve(future: asyncio.Future[Any] | None, ok: bool, value: Any) -> None:
+    """Answer a generic write's awaiter, whatever the value or exception is."""
+    if future is None or future.done():
+        return
+    if ok:
+        future.set_result(value)
+        return
+    try:
+        future.set_exception(value)
+    except TypeError:  # StopIteration and friends cannot travel through a future
+        future.set_exception(RuntimeError(f"write failed: {value!r}"))
 
 
 def _duplicate(hit: tuple[int, int, int, int, int], cmid: str) -> SendResult:

@@ -804,3 +804,11 @@ def test_empty_event_map_is_kept() -> None:
 def test_spec_nil_event_is_invalid() -> None:
     """SPEC 1.6: nil for an optional field is invalid, for `event` as for `meta`."""
     assert_invalid(T.HISTORY_PAGE, {"messages": [{**_GCHAT, "event": None}]}, "event")
+
+
+@pytest.mark.parametrize("cmid", ["#", "#event:12", "#anything"])
+def test_a_cmid_starting_with_hash_is_reserved(cmid: str) -> None:
+    """SPEC 8.1: the server stores its own timeline events under '#'-prefixed ids; a client
+    cmid there could collide with one and fail a whole group commit."""
+    assert_invalid(T.SEND, {"to": "b", "cmid": cmid, "text": "t"}, "cmid")
+    assert decode(T.SEND, {"to": "b", "cmid": "a#", "text": "t"}).cmid == "a#"
