@@ -23,7 +23,7 @@ from .state import REL_REQUESTED
 _CHUNK = 400  # keys per IN (...) / VALUES list, far below SQLite's variable limit
 # Variables per multi-row INSERT at most (SQLite's default limit since 3.32 is 32,766).
 # Every statement the writer thread runs must win the GIL back from the busy event loop
-# afterwards (up to the 5 ms switch interval each time), so a batch is a few big
+# afterwards (up to the interpreter's switch interval each time), so a batch is a few big
 # statements rather than many small ones.
 _VARIABLES_PER_INSERT = 32_000
 MESSAGES_INTO = "messages (id, conv_id, pos, sender_id, sender_seq, cmid, ts, body)"
@@ -52,7 +52,9 @@ def catch_up_checkpoint(db: sqlite3.Connection) -> None:
     the writer has just copied the rest), so the next write transaction finds the WAL
     fully copied and starts it over from the beginning. A reader still on an old snapshot
     can hold that back; the next catch-up will try again."""
-    with contextlib.suppress(sqlite3.OperationalError):  # another checkpoint is running
+    # Another checkpoint running makes this one return "busy" (or raise, depending on the
+    # lock it lost): either way the WAL is not restarted this time, and a later catch-up is.
+    with contextlib.suppress(sqlite3.OperationalError):
         db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 

@@ -518,7 +518,7 @@ class SQLiteStore(Queries):
         if self._catch_up:
             self._catch_up = False
             sql.catch_up_checkpoint(self._w)
-            self.stats.wal_restarts += 1
+            self.stats.catch_ups += 1
         return sql.write_batch(
             self._w, b.messages, b.updates, b.statements,
             [(seq, u, d) for (u, d), seq in f.positions.items()], f.txns,
@@ -690,15 +690,16 @@ class SQLiteStore(Queries):
             missing = self._missing(n, batch)
             if not any(missing):
                 return
-            names, groups, _users, _social, pairs, _convs = missing
+            groups = missing[1]
             found = await self._call(_fetch_all, self._w, *missing)
             self._apply(*found)
             members = {u for g in groups if g in self._groups for u in self._groups[g].members}
             members -= self._heads.keys()
             if members:
                 self._apply_heads(await self._call(sql.fetch_heads, self._w, list(members)))
-            if not (names or groups or pairs):
-                return  # nothing new can be asked for in another round
+            names_found, group_rows = found[0], found[4][0]
+            if not (names_found or group_rows or found[3]):
+                return  # nothing learnt that could make the ops ask for more
 
     def _send_needs(self, s: SendRequest, n: Needs, batch: Batch) -> None:
         n.users.add(s.sender_id)

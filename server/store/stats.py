@@ -22,7 +22,7 @@ class WriterStats:
     lookups: int = 0  # batches planned twice: a stored client message id not in the cache
     checkpoints: int = 0  # WAL checkpoints run beside the writer
     checkpoint_s: float = 0.0
-    wal_restarts: int = 0  # catch-up checkpoints that let the WAL start over
+    catch_ups: int = 0  # checkpoints finished by the writer so that the WAL can start over
     largest_batch: int = 0
     slowest_write_s: float = 0.0  # the longest statements + COMMIT of one batch
     slowest_dispatch_s: float = 0.0
@@ -59,7 +59,7 @@ class WriterStats:
             f"{100 * thread / elapsed:.0f}%, loop {100 * loop / elapsed:.0f}%; "
             f"{self.lookups} cmid lookups; {self.checkpoints} "
             f"checkpoints ({1000 * self.checkpoint_s / max(1, self.checkpoints):.1f} ms each), "
-            f"{self.wal_restarts} catch-ups"
+            f"{self.catch_ups} catch-ups"
         )
 
     def reset(self) -> None:
