@@ -47,7 +47,7 @@ from liaotian.protocol.social import (
 
 from .backoff import Backoff
 from .bot import Bot, Context
-from .client import DEFAULT_PORT, Client, InitialSync, connect, register
+from .client import DEFAULT_PORT, Client, InitialSync, connect, new_cmid, register
 from .connection import ClientConnection
 from .cursor import CursorTracker, FileStore, MemoryStore, SessionState, SessionStore
 from .events import (
@@ -110,5 +110,6 @@ __all__ = [
     "SessionStore",
     "TypingEvent",
     "connect",
+    "new_cmid",
     "register",
 ]

@@ -45,8 +45,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import ssl as ssl_module
-import uuid
+import time
 from collections.abc import AsyncIterator, Generator, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -158,6 +159,16 @@ _RETRYABLE = frozenset({ErrorCode.THROTTLED, ErrorCode.RATE_LIMITED, ErrorCode.I
 _TYPING_REFUSALS = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.NOT_MEMBER,
                               ErrorCode.UNKNOWN_USER})
 
+
+
+def new_cmid() -> str:
+    """A fresh client message id: 12 hex digits of the time in ms, then 80 random bits.
+
+    Ids that grow over time land together in the server's idempotency index (ordered by
+    cmid, SPEC 10.3), so each message costs the server one page write less than a random
+    id would; the random part keeps ids of one account's devices apart.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 class _Default:
     """Sentinel type for "use the client's request_timeout"."""
@@ -399,7 +410,7 @@ class Client:
                    timeout: float | _Default | None = _DEFAULT) -> Sent:
         """Send a message; returns its SENT once the server has stored it durably.
 
-        `cmid` (default: a fresh uuid4 hex) is the idempotency key: across reconnects the
+        `cmid` (default: new_cmid(), time-ordered) is the idempotency key: across reconnects the
         client resends with the same cmid, so the message is stored once and this call
         returns once. If it times out the outcome is unknown: call again with the same
         cmid to find out without risking a duplicate. Raises RequestError for refusals
@@ -421,7 +432,7 @@ class Client:
     async def _send(self, to: str, group: int | None, text: str,
                     meta: dict[str, Any] | None, cmid: str | None,
                     timeout: float | _Default | None) -> Sent:
-        cmid = cmid if cmid is not None else uuid.uuid4().hex
+        cmid = cmid if cmid is not None else new_cmid()
         self._check_message(cmid, text, meta)
         if cmid in self._sends:
             raise ValueError(f"a send with cmid {cmid!r} is already in progress")
