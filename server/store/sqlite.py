@@ -62,8 +62,8 @@ from .stats import WriterStats
 
 log = logging.getLogger("liaotian.store")
 T = TypeVar("T")
-CHECKPOINT_INTERVAL = 0.1  # seconds between checkpoints while commits keep coming
-WAL_RESTART_FRAMES = 1024  # a checkpointed WAL longer than this is started over
+CHECKPOINT_INTERVAL = 0.25  # seconds between checkpoints while commits keep coming
+WAL_RESTART_FRAMES = 2048  # a checkpointed WAL longer than this is started over
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL file is truncated back to
 SendsCommitted = Callable[[list[Any]], None]  # the planned ops of one commit, in order
 WriterFn = Callable[[sqlite3.Connection], T]  # a generic write, run in the writer thread
