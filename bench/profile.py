@@ -14,9 +14,10 @@ system call that does work: write, fdatasync, pwrite, ...). Without --native the
 split relies on the Python frames only (queue and condition waits) and is less exact.
 
 Threads of the liaotian server: MainThread runs the uvloop event loop (all protocol work,
-routing, the group-commit planning and the fan-out); "aiosqlite worker 1" is the writer
-connection (opened first), "aiosqlite worker 2" the reader; "uvloop_N (executor)" are the
-default executor's threads (argon2 during setup; idle under message load).
+routing, the group-commit planning and the fan-out); "liaotian-writer_0" is the writer
+thread (every commit's statements and fsync, one call per batch); "aiosqlite worker 1" is
+the reader connection and "aiosqlite worker 2" the checkpointer; "uvloop_N (executor)" are
+the default executor's threads (argon2 during setup; idle under message load).
 """
 
 from __future__ import annotations
