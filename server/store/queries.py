@@ -78,6 +78,18 @@ class Queries:
             return h
         return max(row[0], row[1]) if row else 0
 
+    async def committed_head(self, user_id: int) -> int:
+        """The newest seq in the database, which may be ahead of the published head by
+        the batch committed a moment ago and not yet published."""
+        row = await self._one(
+            self._conn_r,
+            "SELECT log_floor, (SELECT coalesce(max(seq), 0) FROM updates WHERE user_id = ?) "
+            "FROM users WHERE id = ?",
+            (user_id, user_id),
+        )
+        stored = max(row[0], row[1]) if row else 0
+        return max(stored, self._heads.get(user_id, 0))
+
     async def floor(self, user_id: int) -> int:
         f = self._floors.get(user_id)
         if f is not None:
