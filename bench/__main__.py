@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after the runs, profile the server with py-spy during an extra "
                         "(unmeasured) throughput phase and an extra group fan-out phase; raw "
                         "stacks and summaries go to DIR")
+    p.add_argument("--latency-rate", type=float, metavar="N",
+                   help="run the latency phase at N msgs/s instead of 20%% of the measured "
+                        "throughput (comparisons at equal load; the issue's figure is the "
+                        "default)")
     p.add_argument("--server-log-level", metavar="LEVEL",
                    help="the server's log level (default warning); with info, server.log "
                         "gets a writer-statistics line every 2 s (use with --keep)")
@@ -78,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                             idle_conns=a.idle_conns, idle_users=a.idle_users,
                             keep=a.keep or None, verbose=not a.quiet,
                             server_log_level=a.server_log_level,
+                            latency_rate=a.latency_rate,
                             faults=False if a.no_faults else None)
     except ValueError as exc:
         print(f"python -m bench: {exc}", file=sys.stderr)
@@ -93,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     print(report.format_machine(doc["machine"]))
     rl = [r["details"]["latency"] for r in doc["per_run"]]
     if rl:
+        at = (f"{opts.latency_rate:,.0f} msgs/s" if opts.latency_rate
+              else f"{100 * opts.latency_fraction:.0f}% of throughput")
         print(f"load: {opts.pairs} pairs x {opts.window} in flight over {opts.loaders} load "
-              f"processes; latency at {100 * opts.latency_fraction:.0f}% of throughput "
+              f"processes; latency at {at} "
               f"({rl[0]['samples']} samples in run 1); offline sync of "
               f"{opts.offline_messages:,} messages in pages of {opts.sync_page}")
     gl = [r["details"]["group_latency"] for r in doc["per_run"]

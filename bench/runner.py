@@ -68,6 +68,7 @@ class Options:
     warmup: float = 3.0  # before each throughput window
     latency_warmup: float = 1.0
     latency_fraction: float = 0.2  # latency phase rate, as a fraction of measured throughput
+    latency_rate: float | None = None  # a fixed rate instead, for comparisons at equal load
     offline_messages: int = 100_000
     offline_senders: int = 8
     offline_window: int = 64  # unacknowledged SENDs per offline sender
@@ -747,7 +748,7 @@ class Bench:
         tp = self.measured("throughput", lambda: self.throughput("server"))
         self.say(f"  throughput {tp['msgs_per_s']:,.0f} msgs/s (acked {tp['acked_per_s']:,.0f}/s,"
                  f" delivered {tp['delivered_per_s']:,.0f}/s)")
-        rate = o.latency_fraction * tp["msgs_per_s"]
+        rate = o.latency_rate or o.latency_fraction * tp["msgs_per_s"]
         self.say(f"  latency at {rate:,.0f} msgs/s for {o.latency_warmup:g} + {o.duration:g} s")
         lat = self.measured("latency", lambda: self.latency(rate))
         self.say(f"  latency p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms "
