@@ -263,7 +263,3 @@ class Batch:
         # events have no client message id; a unique internal one satisfies the index
         self.add_message(mid, conv, pos, actor, actor_seq, f"#event:{mid}", body)
         return pos
-
-    @staticmethod
-    def refuse(code: Any, message: str = "") -> Refused:
-        return Refused(code, message)

@@ -122,99 +122,69 @@ def _run_txn(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) ->
 # ---------------------------------------------------------------------- loaders
 
 
-def fetch_names(db: sqlite3.Connection, names: list[str]) -> Rows:
+def _select(db: sqlite3.Connection, template: str, keys: list[Any], group: str = "?") -> Rows:
+    """Run `template` once per chunk of keys, "{marks}" replaced by one `group` of
+    placeholders per key ("?" for an IN list, "(?)" or "(?,?)" for a VALUES table; tuple
+    keys are flattened into the group's placeholders)."""
     out: Rows = []
-    for chunk in chunks(names, _CHUNK):
-        marks = ",".join("?" * len(chunk))
-        out += db.execute(f"SELECT username, id FROM users WHERE username IN ({marks})",
-                          chunk).fetchall()
+    for chunk in chunks(keys, _CHUNK):
+        marks = ",".join([group] * len(chunk))
+        args = [v for key in chunk for v in key] if "," in group else chunk
+        out += db.execute(template.replace("{marks}", marks), args).fetchall()
     return out
+
+
+def fetch_names(db: sqlite3.Connection, names: list[str]) -> Rows:
+    return _select(db, "SELECT username, id FROM users WHERE username IN ({marks})", names)
 
 
 def fetch_duplicates(db: sqlite3.Connection, keys: list[tuple[int, str]]) -> Rows:
     """(sender, cmid, id, conv, pos, ts, sender_seq) of the keys already stored."""
-    out: Rows = []
-    for chunk in chunks(keys, _CHUNK):
-        marks = ",".join("(?,?)" for _ in chunk)
-        flat = [v for key in chunk for v in key]
-        # A join against a VALUES table probes the unique index once per key; the
-        # equivalent "(a, b) IN (VALUES ...)" scans the table (20x slower, measured).
-        out += db.execute(
-            f"WITH k(s, c) AS (VALUES {marks}) SELECT m.sender_id, m.cmid, m.id, "
-            "m.conv_id, m.pos, m.ts, m.sender_seq FROM k JOIN messages m "
-            "ON m.sender_id = k.s AND m.cmid = k.c",
-            flat).fetchall()
-    return out
+    # A join against a VALUES table probes the unique index once per key; the equivalent
+    # "(a, b) IN (VALUES ...)" scans the table (20x slower, measured).
+    return _select(db, "WITH k(s, c) AS (VALUES {marks}) SELECT m.sender_id, m.cmid, m.id, "
+                       "m.conv_id, m.pos, m.ts, m.sender_seq FROM k JOIN messages m "
+                       "ON m.sender_id = k.s AND m.cmid = k.c", keys, "(?,?)")
 
 
 def fetch_heads(db: sqlite3.Connection, users: list[int]) -> Rows:
     """(id, username, log floor, newest seq) per user."""
-    out: Rows = []
-    for chunk in chunks(users, _CHUNK):
-        marks = ",".join("?" * len(chunk))
-        out += db.execute(
-            "SELECT id, username, log_floor, (SELECT coalesce(max(seq), 0) FROM updates "
-            f"WHERE user_id = users.id) FROM users WHERE id IN ({marks})",
-            chunk).fetchall()
-    return out
+    return _select(db, "SELECT id, username, log_floor, (SELECT coalesce(max(seq), 0) FROM "
+                       "updates WHERE user_id = users.id) FROM users WHERE id IN ({marks})",
+                   users)
 
 
 def fetch_social(db: sqlite3.Connection, users: list[int]) -> tuple[Rows, Rows, Rows]:
     """Privacy settings, relations, and pending incoming contact requests of the users."""
-    settings: Rows = []
-    relations: Rows = []
-    incoming: Rows = []
-    for chunk in chunks(users, _CHUNK):
-        marks = ",".join("?" * len(chunk))
-        settings += db.execute(
-            "SELECT id, privacy_presence, privacy_profile, privacy_messages FROM users "
-            f"WHERE id IN ({marks})", chunk).fetchall()
-        relations += db.execute(
-            f"SELECT user_id, other_id, kind FROM relations WHERE user_id IN ({marks})",
-            chunk).fetchall()
-        incoming += db.execute(
-            f"SELECT other_id, user_id FROM relations WHERE other_id IN ({marks}) "
-            f"AND kind = {REL_REQUESTED}", chunk).fetchall()
-    return settings, relations, incoming
+    return (
+        _select(db, "SELECT id, privacy_presence, privacy_profile, privacy_messages FROM users "
+                    "WHERE id IN ({marks})", users),
+        _select(db, "SELECT user_id, other_id, kind FROM relations WHERE user_id IN ({marks})",
+                users),
+        _select(db, "SELECT other_id, user_id FROM relations WHERE other_id IN ({marks}) "
+                    f"AND kind = {REL_REQUESTED}", users),
+    )
 
 
 def fetch_pairs(db: sqlite3.Connection, pairs: list[tuple[int, int]]) -> Rows:
     """(user_a, user_b, conversation, last position) of the direct conversations found."""
-    out: Rows = []
-    for chunk in chunks(pairs, _CHUNK):
-        marks = ",".join("(?,?)" for _ in chunk)
-        flat = [v for p in chunk for v in p]
-        out += db.execute(
-            f"WITH k(a, b) AS (VALUES {marks}) SELECT c.user_a, c.user_b, c.id, "
-            "(SELECT coalesce(max(pos), 0) FROM messages WHERE conv_id = c.id) "
-            "FROM k JOIN conversations c ON c.user_a = k.a AND c.user_b = k.b "
-            "AND c.kind = 1",
-            flat).fetchall()
-    return out
+    return _select(db, "WITH k(a, b) AS (VALUES {marks}) SELECT c.user_a, c.user_b, c.id, "
+                       "(SELECT coalesce(max(pos), 0) FROM messages WHERE conv_id = c.id) "
+                       "FROM k JOIN conversations c ON c.user_a = k.a AND c.user_b = k.b "
+                       "AND c.kind = 1", pairs, "(?,?)")
 
 
 def fetch_conv_last(db: sqlite3.Connection, convs: list[int]) -> Rows:
-    out: Rows = []
-    for chunk in chunks(convs, _CHUNK):
-        marks = ",".join("(?)" for _ in chunk)
-        out += db.execute(
-            f"WITH k(c) AS (VALUES {marks}) SELECT k.c, (SELECT coalesce(max(pos), 0) "
-            "FROM messages WHERE conv_id = k.c) FROM k",
-            chunk).fetchall()
-    return out
+    return _select(db, "WITH k(c) AS (VALUES {marks}) SELECT k.c, (SELECT coalesce(max(pos), "
+                       "0) FROM messages WHERE conv_id = k.c) FROM k", convs, "(?)")
 
 
 def fetch_groups(db: sqlite3.Connection, convs: list[int]) -> tuple[Rows, Rows]:
     """Group rows and their member rows."""
-    groups: Rows = []
-    members: Rows = []
-    for chunk in chunks(convs, _CHUNK):
-        marks = ",".join("?" * len(chunk))
-        groups += db.execute(
-            "SELECT g.conv_id, g.name, g.topic, g.owner_id, c.created FROM groups g "
-            f"JOIN conversations c ON c.id = g.conv_id WHERE g.conv_id IN ({marks})",
-            chunk).fetchall()
-        members += db.execute(
-            "SELECT conv_id, user_id, role, joined_pos, joined FROM members "
-            f"WHERE conv_id IN ({marks})", chunk).fetchall()
-    return groups, members
+    return (
+        _select(db, "SELECT g.conv_id, g.name, g.topic, g.owner_id, c.created FROM groups g "
+                    "JOIN conversations c ON c.id = g.conv_id WHERE g.conv_id IN ({marks})",
+                convs),
+        _select(db, "SELECT conv_id, user_id, role, joined_pos, joined FROM members "
+                    "WHERE conv_id IN ({marks})", convs),
+    )

@@ -5,9 +5,11 @@ being checkpointed beside the writer and started over."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,22 @@ from liaotian.server.store import SQLiteStore, sql
 from liaotian.server.store import sqlite as store_module
 from liaotian.server.store.base import Txn
 from test_store import Committed, db_path, query, req, users
+
+
+@contextlib.asynccontextmanager
+async def warm_store(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, Any, Committed]]:
+    """An open store with alice and bob, one send committed: their state is cached, so the
+    next sends need no database reads and can be planned on top of a running batch."""
+    s = SQLiteStore(db_path(tmp_path))
+    await s.open()
+    try:
+        alice, _ = await users(s, "alice", "bob")
+        done = Committed(s, db_path(tmp_path))
+        s.submit_send(req(alice, "bob", "warm"))
+        await done.wait_for(1)
+        yield s, alice, done
+    finally:
+        await s.close()
 
 
 def _hold_in_next_batch(s: SQLiteStore) -> tuple[threading.Event, threading.Event, Any]:
@@ -35,13 +53,7 @@ def _hold_in_next_batch(s: SQLiteStore) -> tuple[threading.Event, threading.Even
 
 
 async def test_sends_queued_during_a_write_are_planned_on_top_of_it(tmp_path) -> None:
-    s = SQLiteStore(db_path(tmp_path))
-    await s.open()
-    try:
-        alice, _ = await users(s, "alice", "bob")
-        done = Committed(s, db_path(tmp_path))
-        s.submit_send(req(alice, "bob", "warm"))  # caches: the next sends need no reads
-        await done.wait_for(1)
+    async with warm_store(tmp_path) as (s, alice, done):
         for i in range(5):
             s.submit_send(req(alice, "bob", f"a{i}"))
         entered, release, held = _hold_in_next_batch(s)  # one batch: a0..a4 and the hold
@@ -64,19 +76,11 @@ async def test_sends_queued_during_a_write_are_planned_on_top_of_it(tmp_path) ->
         assert [r.sender_seq for r in results] == list(range(2, 27))
         assert s.stats.lookups == 0
         assert query(db_path(tmp_path), "SELECT count(*) FROM messages") == [(26,)]
-    finally:
-        await s.close()
 
 
 async def test_a_failed_batch_makes_the_one_planned_on_it_plan_again(tmp_path,
                                                                      monkeypatch) -> None:
-    s = SQLiteStore(db_path(tmp_path))
-    await s.open()
-    try:
-        alice, _ = await users(s, "alice", "bob")
-        done = Committed(s, db_path(tmp_path))
-        s.submit_send(req(alice, "bob", "warm"))
-        await done.wait_for(1)
+    async with warm_store(tmp_path) as (s, alice, done):
 
         real = sql.write_batch
         gate = threading.Event()
@@ -105,8 +109,6 @@ async def test_a_failed_batch_makes_the_one_planned_on_it_plan_again(tmp_path,
         assert [r.result.sender_seq for r in after] == [2, 3, 4, 5, 6]
         assert query(db_path(tmp_path), "SELECT pos FROM messages ORDER BY pos") == \
             [(p,) for p in range(1, 7)]
-    finally:
-        await s.close()
 
 
 async def test_a_retry_the_cache_forgot_is_answered_from_the_unique_index(tmp_path) -> None:
@@ -196,13 +198,7 @@ async def test_a_readiness_check_that_raises_fails_its_batch_and_the_loop_turns(
         tmp_path, monkeypatch) -> None:
     """Regression (review): a check that raised before its item left the queue was retried
     forever without yielding, freezing the event loop."""
-    s = SQLiteStore(db_path(tmp_path))
-    await s.open()
-    try:
-        alice, _ = await users(s, "alice", "bob")
-        done = Committed(s, db_path(tmp_path))
-        s.submit_send(req(alice, "bob", "warm"))
-        await done.wait_for(1)
+    async with warm_store(tmp_path) as (s, alice, done):
         real = s._send_ready
 
         def send_ready(r: Any, batch: Any) -> bool:
@@ -223,8 +219,6 @@ async def test_a_readiness_check_that_raises_fails_its_batch_and_the_loop_turns(
         answered = await done.wait_for(5, timeout=5)
         stored = sorted(r.result.pos for r in answered if r.result is not None)
         assert stored == list(range(1, len(stored) + 1)) and len(stored) >= 3
-    finally:
-        await s.close()
 
 
 async def test_a_write_failing_with_stop_iteration_does_not_strand_the_next_batch(
