@@ -15,8 +15,8 @@ split relies on the Python frames only (queue and condition waits) and is less e
 
 Threads of the liaotian server: MainThread runs the uvloop event loop (all protocol work,
 routing, the group-commit planning and the fan-out); "liaotian-writer_0" is the writer
-thread (every commit's statements and fsync, one call per batch); "aiosqlite worker 1" is
-the reader connection and "aiosqlite worker 2" the checkpointer; "uvloop_N (executor)" are
+thread (every commit's statements and fsync, one call per batch); "liaotian-checkpoint_0"
+runs the checkpoints; "aiosqlite worker 1" is the reader connection; "uvloop_N (executor)" are
 the default executor's threads (argon2 during setup; idle under message load).
 """
 

@@ -9,7 +9,6 @@ Loaders return rows; the store applies them to its caches on the loop.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -45,17 +44,6 @@ def insert_rows(db: sqlite3.Connection, into: str, rows: Rows) -> None:
 
 
 # ---------------------------------------------------------------------- one group commit
-
-
-def catch_up_checkpoint(db: sqlite3.Connection) -> None:
-    """Between two batches: checkpoint the frames still left (few: a checkpoint beside
-    the writer has just copied the rest), so the next write transaction finds the WAL
-    fully copied and starts it over from the beginning. A reader still on an old snapshot
-    can hold that back; the next catch-up will try again."""
-    # Another checkpoint running makes this one return "busy" (or raise, depending on the
-    # lock it lost): either way the WAL is not restarted this time, and a later catch-up is.
-    with contextlib.suppress(sqlite3.OperationalError):
-        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 @dataclass(slots=True)

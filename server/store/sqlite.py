@@ -1,10 +1,10 @@
 """SQLite storage: WAL, synchronous=FULL by default, and a pipelined group-commit writer.
 
 One connection writes (in its own thread), one reads (WAL lets reads run beside the
-writer), one checkpoints. Every write goes through the writer queue: whatever arrives
-while a commit is in progress is committed together in the next transaction, so
-throughput does not collapse to one fsync per message, and nothing is reported done
-before the COMMIT that makes it durable has returned.
+writer), one checkpoints (in a thread of its own, see checkpoint.py). Every write goes
+through the writer queue: whatever arrives while a commit is in progress is committed
+together in the next transaction, so throughput does not collapse to one fsync per
+message, and nothing is reported done before the COMMIT that makes it durable returned.
 
 The writer is two stages deep. While the writer thread runs batch N's statements and
 fsync (SQLite releases the GIL for both), the event loop plans batch N+1 on top of N's
@@ -30,6 +30,7 @@ import contextlib
 import inspect
 import logging
 import sqlite3
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -51,6 +52,7 @@ from .base import (
     WriteOp,
 )
 from .batch import Batch, pair
+from .checkpoint import Checkpointer, Cycle
 from .queries import Queries
 from .schema import MIGRATIONS
 from .state import (
@@ -62,8 +64,6 @@ from .stats import WriterStats
 
 log = logging.getLogger("liaotian.store")
 T = TypeVar("T")
-CHECKPOINT_INTERVAL = 0.25  # seconds between checkpoints while commits keep coming
-WAL_RESTART_FRAMES = 2048  # a checkpointed WAL longer than this is started over
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL file is truncated back to
 SendsCommitted = Callable[[list[Any]], None]  # the planned ops of one commit, in order
 WriterFn = Callable[[sqlite3.Connection], T]  # a generic write, run in the writer thread
@@ -116,10 +116,10 @@ class SQLiteStore(Queries):
         self._thread: ThreadPoolExecutor | None = None  # the writer thread
         self._w: sqlite3.Connection | None = None  # used only in that thread
         self._r: aiosqlite.Connection | None = None
-        self._ckpt: aiosqlite.Connection | None = None  # checkpoints only
-        self._checkpointing: asyncio.Task[None] | None = None
-        self._last_checkpoint = 0.0
-        self._catch_up = False  # the next batch first finishes a checkpoint (see _checkpoint)
+        # The writer thread holds the gate for each transaction; the last checkpoint pass
+        # before a WAL restart holds it so that no commit lands in between.
+        self._gate = threading.Lock()
+        self._checkpointer: Checkpointer | None = None
         self.stats = WriterStats()
         self._queue: deque[Any] = deque()  # SendRequest, WriteOp or Txn, in arrival order
         self._wake = asyncio.Event()
@@ -163,8 +163,9 @@ class SQLiteStore(Queries):
         await self._one(self._r, "PRAGMA busy_timeout=5000")
         await self._one(self._r, "PRAGMA query_only=ON")
         await self._one(self._r, "PRAGMA cache_size=-65536")  # sync pages re-read hot logs
-        self._ckpt = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._one(self._ckpt, "PRAGMA busy_timeout=5000")
+        self._checkpointer = Checkpointer(self.path, self._gate)
+        self._checkpointer.on_cycle = self._checkpointed
+        await self._checkpointer.open()
         self._accepting = True
         self._writer = asyncio.get_running_loop().create_task(
             self._writer_loop(), name="store-writer"
@@ -241,11 +242,8 @@ class SQLiteStore(Queries):
                 await self._writer
             self._writer = None
         self._accepting = False
-        if self._checkpointing is not None:
-            await self._checkpointing
-        if self._ckpt is not None:
-            await self._ckpt.close()
-            self._ckpt = None
+        if self._checkpointer is not None:
+            await self._checkpointer.stop()
         if self._r is not None:
             await self._r.close()
             self._r = None
@@ -253,6 +251,9 @@ class SQLiteStore(Queries):
             await self._call(self._close_writer)
             self._thread.shutdown()
             self._thread = None
+        if self._checkpointer is not None:  # last: it holds a descriptor of the file
+            await self._checkpointer.close()
+            self._checkpointer = None
 
     def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run fn in the writer thread."""
@@ -515,14 +516,11 @@ class SQLiteStore(Queries):
         """In the writer thread: the whole group commit in one call."""
         assert self._w is not None and f.batch is not None
         b = f.batch
-        if self._catch_up:
-            self._catch_up = False
-            sql.catch_up_checkpoint(self._w)
-            self.stats.catch_ups += 1
-        return sql.write_batch(
-            self._w, b.messages, b.updates, b.statements,
-            [(seq, u, d) for (u, d), seq in f.positions.items()], f.txns,
-            conflict_ok=conflict_ok)
+        with self._gate:
+            return sql.write_batch(
+                self._w, b.messages, b.updates, b.statements,
+                [(seq, u, d) for (u, d), seq in f.positions.items()], f.txns,
+                conflict_ok=conflict_ok)
 
     async def _settle(self, f: _Flight) -> bool:
         """Wait for f's statements. True if it committed exactly as planned; False if it
@@ -574,7 +572,8 @@ class SQLiteStore(Queries):
                           write=r.commit_started - f.launched,
                           commit=r.commit_finished - r.commit_started,
                           dispatch=time.perf_counter() - t)
-        self._checkpoint_soon()
+        if self._checkpointer is not None:
+            self._checkpointer.soon()
 
     def _publish(self, batch: Batch, ops: list[Any]) -> None:
         """Make the batch's numbers and state the current ones."""
@@ -612,41 +611,8 @@ class SQLiteStore(Queries):
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _checkpoint_soon(self) -> None:
-        """Start a checkpoint beside the writer if none ran in the last interval."""
-        if self._checkpointing is not None or self._ckpt is None or self._catch_up:
-            return
-        if time.monotonic() - self._last_checkpoint < CHECKPOINT_INTERVAL:
-            return
-        self._checkpointing = asyncio.get_running_loop().create_task(
-            self._checkpoint(self._ckpt), name="store-checkpoint")
-
-    async def _checkpoint(self, db: aiosqlite.Connection) -> None:
-        """A PASSIVE checkpoint beside the writer: copies committed WAL pages into the
-        database without blocking the writer or readers.
-
-        SQLite starts the WAL over only when a write transaction begins with every frame
-        checkpointed, which never happens while commits keep coming during checkpoints:
-        the WAL would grow without end (and with it every commit's fsync and every page
-        lookup). So once the WAL is long, the writer thread finishes the job itself just
-        before its next batch (sql.catch_up_checkpoint): only the frames committed since
-        this checkpoint began are left to copy, and the batch then writes from the start
-        of the file again."""
-        t = time.perf_counter()
-        try:
-            row = await self._one(db, "PRAGMA wal_checkpoint(PASSIVE)")
-            if row is not None and row[1] >= WAL_RESTART_FRAMES:
-                # Once more for the frames committed meanwhile (far fewer), so the catch-up
-                # in the writer's path has only a few left to copy.
-                await self._one(db, "PRAGMA wal_checkpoint(PASSIVE)")
-                self._catch_up = True
-        except aiosqlite.Error:
-            log.warning("checkpoint failed", exc_info=True)
-        finally:
-            self.stats.checkpoints += 1
-            self.stats.checkpoint_s += time.perf_counter() - t
-            self._last_checkpoint = time.monotonic()
-            self._checkpointing = None
+    def _checkpointed(self, cycle: Cycle) -> None:
+        self.stats.record_checkpoint(cycle.seconds, cycle.passes, cycle.gated_s)
 
     # ------------------------------------------------------------------ prefetch
 

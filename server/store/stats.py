@@ -20,9 +20,12 @@ class WriterStats:
     commit_s: float = 0.0  # COMMIT: the WAL append and its fsync, in the writer thread
     dispatch_s: float = 0.0  # publishing, answering and pushing after the commit, on the loop
     lookups: int = 0  # batches planned twice: a stored client message id not in the cache
-    checkpoints: int = 0  # WAL checkpoints run beside the writer
+    checkpoints: int = 0  # checkpoint cycles run beside the writer
     checkpoint_s: float = 0.0
-    catch_ups: int = 0  # checkpoints finished by the writer so that the WAL can start over
+    checkpoint_passes: int = 0
+    restarts: int = 0  # cycles that copied the whole WAL so that it starts over
+    gated_s: float = 0.0  # ... their last pass, while the writer waited for it
+    slowest_gated_s: float = 0.0
     largest_batch: int = 0
     slowest_write_s: float = 0.0  # the longest statements + COMMIT of one batch
     slowest_dispatch_s: float = 0.0
@@ -39,6 +42,15 @@ class WriterStats:
         self.largest_batch = max(self.largest_batch, items)
         self.slowest_write_s = max(self.slowest_write_s, write + commit)
         self.slowest_dispatch_s = max(self.slowest_dispatch_s, dispatch)
+
+    def record_checkpoint(self, seconds: float, passes: int, gated: float | None) -> None:
+        self.checkpoints += 1
+        self.checkpoint_s += seconds
+        self.checkpoint_passes += passes
+        if gated is not None:
+            self.restarts += 1
+            self.gated_s += gated
+            self.slowest_gated_s = max(self.slowest_gated_s, gated)
 
     def summary(self, elapsed: float) -> str:
         """One line: rates over `elapsed` seconds and the mean time per batch in each phase."""
@@ -57,9 +69,12 @@ class WriterStats:
             f"{1000 * self.slowest_write_s:.1f}, dispatch {1000 * self.slowest_dispatch_s:.1f});"
             f" writer thread busy "
             f"{100 * thread / elapsed:.0f}%, loop {100 * loop / elapsed:.0f}%; "
-            f"{self.lookups} cmid lookups; {self.checkpoints} "
-            f"checkpoints ({1000 * self.checkpoint_s / max(1, self.checkpoints):.1f} ms each), "
-            f"{self.catch_ups} catch-ups"
+            f"{self.lookups} cmid lookups; {self.checkpoints} checkpoints "
+            f"({1000 * self.checkpoint_s / max(1, self.checkpoints):.1f} ms and "
+            f"{self.checkpoint_passes / max(1, self.checkpoints):.1f} passes each), "
+            f"{self.restarts} WAL restarts (writer held "
+            f"{1000 * self.gated_s / max(1, self.restarts):.1f} ms each, "
+            f"at most {1000 * self.slowest_gated_s:.1f})"
         )
 
     def reset(self) -> None:
