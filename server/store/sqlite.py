@@ -165,7 +165,11 @@ class SQLiteStore(Queries):
         await self._one(self._r, "PRAGMA cache_size=-65536")  # sync pages re-read hot logs
         self._checkpointer = Checkpointer(self.path, self._gate)
         self._checkpointer.on_cycle = self._checkpointed
-        await self._checkpointer.open()
+        try:
+            await self._checkpointer.open()
+        except BaseException:
+            await self.close()  # the writer and the reader are open already
+            raise
         self._accepting = True
         self._writer = asyncio.get_running_loop().create_task(
             self._writer_loop(), name="store-writer"

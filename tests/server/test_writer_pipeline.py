@@ -290,3 +290,29 @@ async def test_pruning_does_not_plant_heads_for_users_not_cached(tmp_path) -> No
         assert r.result is not None and (r.result.sender_seq, r.result.recipient_seq) == (4, 4)
     finally:
         await s.close()
+
+
+async def test_the_writer_holds_the_checkpoint_gate_for_each_transaction(tmp_path) -> None:
+    """A WAL restart relies on it: while the checkpointer's last pass holds the gate, no
+    commit may land (checkpoint.py)."""
+    async with warm_store(tmp_path) as (s, alice, done):
+        lock, asked = s._gate, threading.Event()
+
+        class Spy:
+            def __enter__(self) -> None:
+                asked.set()
+                lock.acquire()
+
+            def __exit__(self, *exc: object) -> None:
+                lock.release()
+
+        s._gate = Spy()  # type: ignore[assignment]
+        lock.acquire()  # what the checkpointer's gated pass does
+        try:
+            s.submit_send(req(alice, "bob", "waits"))
+            assert await asyncio.to_thread(asked.wait, 5)  # the batch wants the gate ...
+            assert len(done.batches) == 1  # ... and nothing has committed meanwhile
+        finally:
+            lock.release()
+        answered = await done.wait_for(2)
+        assert answered[-1].result is not None and answered[-1].result.pos == 2
