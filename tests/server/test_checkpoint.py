@@ -4,11 +4,13 @@ over, what happens when the disk is behind or a pass fails, and its file descrip
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from liaotian.server.store import checkpoint as checkpoint_module
@@ -59,6 +61,23 @@ def wal_db(tmp_path: Path) -> Iterator[tuple[str, sqlite3.Connection]]:
         db.close()
 
 
+@contextlib.asynccontextmanager
+async def opened(path: str, gate: Any) -> AsyncIterator[Checkpointer]:
+    c = Checkpointer(path, gate)
+    await c.open()
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+def _long_wal(db: sqlite3.Connection, monkeypatch: Any) -> None:
+    """Ten commits (~60 frames) against a restart threshold of 8."""
+    monkeypatch.setattr(checkpoint_module, "WAL_RESTART_FRAMES", 8)
+    for _ in range(10):
+        _commit(db)
+
+
 async def _cycle(c: Checkpointer) -> Cycle:
     assert c._thread is not None
     return await asyncio.get_running_loop().run_in_executor(c._thread, c._cycle)
@@ -69,12 +88,8 @@ async def test_a_short_wal_gets_one_pass_and_no_restart(wal_db, monkeypatch) -> 
     monkeypatch.setattr(checkpoint_module, "WAL_RESTART_FRAMES", 1000)
     _commit(db)
     gate = SpyGate()
-    c = Checkpointer(path, gate)  # type: ignore[arg-type]
-    await c.open()
-    try:
+    async with opened(path, gate) as c:
         cycle = await _cycle(c)
-    finally:
-        await c.close()
     assert (cycle.passes, cycle.gated_s, cycle.failed) == (1, None, False)
     assert gate.entered == 0
 
@@ -82,18 +97,12 @@ async def test_a_short_wal_gets_one_pass_and_no_restart(wal_db, monkeypatch) -> 
 async def test_a_long_wal_is_copied_out_under_the_gate_and_then_starts_over(
         wal_db, monkeypatch) -> None:
     path, db = wal_db
-    monkeypatch.setattr(checkpoint_module, "WAL_RESTART_FRAMES", 8)
     monkeypatch.setattr(checkpoint_module, "SETTLED_ROUND_S", 10.0)  # any round is quick
-    for _ in range(10):
-        _commit(db)
+    _long_wal(db, monkeypatch)
     long_wal = _wal_frames(db)
     gate = SpyGate()
-    c = Checkpointer(path, gate)  # type: ignore[arg-type]
-    await c.open()
-    try:
+    async with opened(path, gate) as c:
         cycle = await _cycle(c)
-    finally:
-        await c.close()
     assert gate.entered == 1 and cycle.gated_s is not None and not cycle.failed
     assert cycle.passes == 3  # the first, one quick round, the gated one
     _commit(db)  # this write finds the WAL fully copied: it starts from the beginning
@@ -105,25 +114,19 @@ async def test_no_commit_lands_between_the_gated_pass_and_the_restart(
         wal_db, monkeypatch) -> None:
     """The writer holds the gate for each transaction: a cycle that wants it waits."""
     path, db = wal_db
-    monkeypatch.setattr(checkpoint_module, "WAL_RESTART_FRAMES", 8)
     monkeypatch.setattr(checkpoint_module, "SETTLED_ROUND_S", 10.0)
-    for _ in range(10):
-        _commit(db)
+    _long_wal(db, monkeypatch)
     gate = SpyGate()
-    c = Checkpointer(path, gate)  # type: ignore[arg-type]
-    await c.open()
-    try:
+    async with opened(path, gate) as c:
         gate.lock.acquire()  # a transaction of the writer's is running
-        running = asyncio.ensure_future(_cycle(c))
-        assert await asyncio.to_thread(gate.asked.wait, 10)
-        _commit(db)  # the writer's transaction commits ...
-        assert not running.done()
-        gate.lock.release()  # ... and lets go of the gate
+        try:
+            running = asyncio.ensure_future(_cycle(c))
+            assert await asyncio.to_thread(gate.asked.wait, 10)
+            _commit(db)  # the writer's transaction commits ...
+            assert not running.done()
+        finally:
+            gate.lock.release()  # ... and lets go of the gate
         cycle = await running
-    finally:
-        if gate.lock.locked() and not gate.entered:
-            gate.lock.release()
-        await c.close()
     assert cycle.gated_s is not None
     # the gated pass copied the writer's last commit too: the next write starts over,
     # and the WAL holds that one commit (~6 frames), not the 60 written before
@@ -134,20 +137,14 @@ async def test_no_commit_lands_between_the_gated_pass_and_the_restart(
 async def test_when_no_round_is_quick_the_wal_is_left_to_grow_up_to_a_bound(
         wal_db, monkeypatch) -> None:
     path, db = wal_db
-    monkeypatch.setattr(checkpoint_module, "WAL_RESTART_FRAMES", 8)
     monkeypatch.setattr(checkpoint_module, "WAL_FORCE_RESTART_FRAMES", 10_000)
     monkeypatch.setattr(checkpoint_module, "SETTLED_ROUND_S", 0.0)  # the disk is behind
-    for _ in range(10):
-        _commit(db)
+    _long_wal(db, monkeypatch)
     gate = SpyGate()
-    c = Checkpointer(path, gate)  # type: ignore[arg-type]
-    await c.open()
-    try:
+    async with opened(path, gate) as c:
         slow = await _cycle(c)
         monkeypatch.setattr(checkpoint_module, "WAL_FORCE_RESTART_FRAMES", 16)
         forced = await _cycle(c)
-    finally:
-        await c.close()
     assert slow.gated_s is None and slow.passes == 1 + checkpoint_module.MAX_ROUNDS
     assert forced.gated_s is not None and gate.entered == 1
 
