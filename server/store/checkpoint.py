@@ -44,7 +44,8 @@ class Cycle:
 
     seconds: float = 0.0
     passes: int = 0
-    gated_s: float | None = None  # the gated pass (the writer waited); None: no restart
+    gated_s: float | None = None  # the gated pass (the writer waited); None: none ran
+    restarted: bool = False  # it copied every frame: the writer's next commit starts over
     failed: bool = False
 
 
@@ -125,14 +126,16 @@ class Checkpointer:
         cycle = Cycle()
         started = time.perf_counter()
         try:
-            frames = self._pass(cycle)
+            frames, _ = self._pass(cycle)
             if frames >= WAL_RESTART_FRAMES and (
                 self._converge(cycle) or frames >= WAL_FORCE_RESTART_FRAMES
             ):
                 with self.gate:
                     t = time.perf_counter()
-                    self._pass(cycle)
+                    frames, copied = self._pass(cycle)
                     cycle.gated_s = time.perf_counter() - t
+                # Not all of them if a reader still holds an older snapshot.
+                cycle.restarted = copied == frames
         except (sqlite3.Error, OSError):
             # Busy (a reader on an old snapshot, a checkpoint elsewhere) or an I/O error: the
             # WAL keeps its frames, and the next cycle tries again.
@@ -153,9 +156,9 @@ class Checkpointer:
                 return True
         return False
 
-    def _pass(self, cycle: Cycle) -> int:
-        """One PASSIVE checkpoint; the WAL's length in frames."""
+    def _pass(self, cycle: Cycle) -> tuple[int, int]:
+        """One PASSIVE checkpoint: the WAL's length in frames, and how many are copied."""
         assert self._db is not None
-        row = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        _busy, frames, copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         cycle.passes += 1
-        return int(row[1]) if row is not None else 0
+        return int(frames), int(copied)

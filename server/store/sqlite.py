@@ -616,7 +616,8 @@ class SQLiteStore(Queries):
     # ------------------------------------------------------------------ checkpoints
 
     def _checkpointed(self, cycle: Cycle) -> None:
-        self.stats.record_checkpoint(cycle.seconds, cycle.passes, cycle.gated_s)
+        self.stats.record_checkpoint(cycle.seconds, cycle.passes, cycle.gated_s,
+                                     cycle.restarted)
 
     # ------------------------------------------------------------------ prefetch
 

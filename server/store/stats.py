@@ -23,9 +23,10 @@ class WriterStats:
     checkpoints: int = 0  # checkpoint cycles run beside the writer
     checkpoint_s: float = 0.0
     checkpoint_passes: int = 0
-    restarts: int = 0  # cycles that copied the whole WAL so that it starts over
-    gated_s: float = 0.0  # ... their last pass, while the writer waited for it
+    gated_passes: int = 0  # last passes run while the writer waited for them
+    gated_s: float = 0.0
     slowest_gated_s: float = 0.0
+    restarts: int = 0  # gated passes that copied the whole WAL, so that it starts over
     largest_batch: int = 0
     slowest_write_s: float = 0.0  # the longest statements + COMMIT of one batch
     slowest_dispatch_s: float = 0.0
@@ -43,14 +44,16 @@ class WriterStats:
         self.slowest_write_s = max(self.slowest_write_s, write + commit)
         self.slowest_dispatch_s = max(self.slowest_dispatch_s, dispatch)
 
-    def record_checkpoint(self, seconds: float, passes: int, gated: float | None) -> None:
+    def record_checkpoint(self, seconds: float, passes: int, gated: float | None,
+                          restarted: bool) -> None:
         self.checkpoints += 1
         self.checkpoint_s += seconds
         self.checkpoint_passes += passes
         if gated is not None:
-            self.restarts += 1
+            self.gated_passes += 1
             self.gated_s += gated
             self.slowest_gated_s = max(self.slowest_gated_s, gated)
+        self.restarts += restarted
 
     def summary(self, elapsed: float) -> str:
         """One line: rates over `elapsed` seconds and the mean time per batch in each phase."""
@@ -72,9 +75,9 @@ class WriterStats:
             f"{self.lookups} cmid lookups; {self.checkpoints} checkpoints "
             f"({1000 * self.checkpoint_s / max(1, self.checkpoints):.1f} ms and "
             f"{self.checkpoint_passes / max(1, self.checkpoints):.1f} passes each), "
-            f"{self.restarts} WAL restarts (writer held "
-            f"{1000 * self.gated_s / max(1, self.restarts):.1f} ms each, "
-            f"at most {1000 * self.slowest_gated_s:.1f})"
+            f"{self.restarts} WAL restarts; the writer waited for {self.gated_passes} gated "
+            f"passes ({1000 * self.gated_s / max(1, self.gated_passes):.1f} ms each, at most "
+            f"{1000 * self.slowest_gated_s:.1f})"
         )
 
     def reset(self) -> None:

@@ -104,6 +104,7 @@ async def test_a_long_wal_is_copied_out_under_the_gate_and_then_starts_over(
     async with opened(path, gate) as c:
         cycle = await _cycle(c)
     assert gate.entered == 1 and cycle.gated_s is not None and not cycle.failed
+    assert cycle.restarted
     assert cycle.passes == 3  # the first, one quick round, the gated one
     _commit(db)  # this write finds the WAL fully copied: it starts from the beginning
     assert _wal_frames(db) < long_wal // 4
@@ -127,11 +128,32 @@ async def test_no_commit_lands_between_the_gated_pass_and_the_restart(
         finally:
             gate.lock.release()  # ... and lets go of the gate
         cycle = await running
-    assert cycle.gated_s is not None
+    assert cycle.gated_s is not None and cycle.restarted
     # the gated pass copied the writer's last commit too: the next write starts over,
     # and the WAL holds that one commit (~6 frames), not the 60 written before
     _commit(db)
     assert _wal_frames(db) < 10
+
+
+async def test_a_reader_on_an_old_snapshot_holds_the_restart_back(
+        wal_db, monkeypatch) -> None:
+    path, db = wal_db
+    monkeypatch.setattr(checkpoint_module, "SETTLED_ROUND_S", 10.0)
+    _commit(db)
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM t").fetchone()  # a snapshot of one row
+        _long_wal(db, monkeypatch)  # committed after it: not to be copied yet
+        async with opened(path, SpyGate()) as c:
+            held = await _cycle(c)
+        reader.execute("COMMIT")  # the read ends ...
+        async with opened(path, SpyGate()) as c:
+            freed = await _cycle(c)
+    finally:
+        reader.close()
+    assert held.gated_s is not None and not held.restarted and not held.failed
+    assert freed.restarted  # ... and the next cycle copies everything
 
 
 async def test_when_no_round_is_quick_the_wal_is_left_to_grow_up_to_a_bound(
