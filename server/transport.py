@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from liaotian.protocol import CloseCode, Connection, Message, Role
 
@@ -60,7 +60,7 @@ class ServerConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's is duck-typed
         peer = transport.get_extra_info("peername")
         self.peer_host = str(peer[0]) if peer else ""
-        transport.set_write_buffer_limits(high=256 * 1024)
+        cast(asyncio.WriteTransport, transport).set_write_buffer_limits(high=256 * 1024)
         hub = self.server.hub
         cfg = self.server.config
         reason = None

@@ -12,7 +12,8 @@ import asyncio
 import hashlib
 import secrets
 import sqlite3
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from ..app import Server
     from ..transport import ServerConnection
 
+T = TypeVar("T")
+
 
 def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
@@ -69,7 +72,7 @@ class AccountService:
         r.route(ListDevices, self.list_devices)
         r.route(RevokeDevice, self.revoke_device)
 
-    async def _in_thread(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     async def register(self, conn: ServerConnection, msg: Register) -> None:

@@ -9,7 +9,7 @@ each connection gets one UPDATES frame per batch, in seq order with its SENT ans
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -124,7 +124,7 @@ class MessagingService:
                     frame, msg_type = req.answer_frame()
                     _part(out, origin).append((frame, msg_type, req.rid))
                 for p in req.pushes:
-                    targets = of_user(p.user)
+                    targets: Sequence[ServerConnection] = of_user(p.user)
                     if targets:
                         upd = encode_update(p.seq, p.kind, p.data)
                         for c in targets:
@@ -266,6 +266,7 @@ class MessagingService:
                 raise RequestError(ErrorCode.UNKNOWN_USER)
             conv = await self.store.direct_conv(conn.user_id, peer)
         limit = msg.limit or self.limits.default_history_page
+        rows: list[bytes]
         if conv is None:
             rows, more = [], False
         else:
@@ -277,9 +278,10 @@ class MessagingService:
 
 def _sent_frame(rid: int, res: SendResult) -> bytes:
     """SENT without building the dataclass: the same bytes as Sent(...).encode()."""
-    return pack_frame(_SENT, rid, {"id": res.id, "conv": res.conv, "pos": res.pos, "ts": res.ts,
-                                   "seq": res.sender_seq, "cmid": res.cmid,
-                                   "duplicate": res.duplicate})
+    frame: bytes = pack_frame(_SENT, rid, {"id": res.id, "conv": res.conv, "pos": res.pos,
+                                           "ts": res.ts, "seq": res.sender_seq,
+                                           "cmid": res.cmid, "duplicate": res.duplicate})
+    return frame
 
 
 def _part(out: dict[ServerConnection, list[Any]], c: ServerConnection) -> list[Any]:

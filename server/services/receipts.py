@@ -80,7 +80,7 @@ class ReceiptService:
         found = await self.store.conversation(conv)
         if found is not None and found[0] == 1 and uid in (found[1], found[2]):
             other = found[2] if found[1] == uid else found[1]
-            return "direct", [other] if other != uid else []
+            return "direct", [other] if other is not None and other != uid else []
         if found is not None and found[0] == 2:
             g = await self.store.group_state(conv)
             if g is not None and uid in g.members:

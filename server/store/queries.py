@@ -45,7 +45,7 @@ class Queries:
 
     @staticmethod
     async def _one(db: aiosqlite.Connection, sql: str, args: Iterable[Any] = ()) -> Any:
-        rows_ = await db.execute_fetchall(sql, tuple(args))
+        rows_ = list(await db.execute_fetchall(sql, tuple(args)))
         return rows_[0] if rows_ else None
 
     def _cache_user(self, name: str, uid: int) -> None:
@@ -313,7 +313,7 @@ class Queries:
             "ORDER BY g.conv_id",
             (uid,),
         )
-        return [tuple(r) for r in rows_]  # type: ignore[misc]
+        return [tuple(r) for r in rows_]
 
     async def conversation(self, conv: int) -> tuple[int, int | None, int | None] | None:
         """(kind, user_a, user_b) of a conversation."""
