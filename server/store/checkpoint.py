@@ -83,11 +83,15 @@ class Checkpointer:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout=5000").fetchall()
 
+    async def settled(self) -> None:
+        """Wait for the cycle running, if any."""
+        if self._running is not None:
+            await asyncio.wait([self._running])
+
     async def stop(self) -> None:
         """Start no more cycles; wait for the one running."""
         self._stopped = True
-        if self._running is not None:
-            await asyncio.wait([self._running])
+        await self.settled()
 
     async def close(self) -> None:
         """Once every other connection to the database is closed (see _fd)."""

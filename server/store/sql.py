@@ -25,7 +25,6 @@ _CHUNK = 400  # keys per IN (...) / VALUES list, far below SQLite's variable lim
 # afterwards (up to the interpreter's switch interval each time), so a batch is a few big
 # statements rather than many small ones.
 _VARIABLES_PER_INSERT = 32_000
-_INSERT_OR_ROLLBACK = "INSERT OR ROLLBACK"
 MESSAGES_INTO = "messages (id, conv_id, pos, sender_id, sender_seq, cmid, ts, body)"
 UPDATES_INTO = "updates (user_id, seq, kind, message_id, data, ts)"
 Rows = list[tuple[Any, ...]]
@@ -35,13 +34,18 @@ def one(db: sqlite3.Connection, sql: str, args: Iterable[Any] = ()) -> Any:
     return db.execute(sql, tuple(args)).fetchone()
 
 
-def insert_rows(db: sqlite3.Connection, into: str, rows: Rows, *, verb: str = "INSERT") -> None:
-    """Multi-row INSERTs: one statement step per chunk instead of one per row."""
+def insert_rows(db: sqlite3.Connection, into: str, rows: Rows) -> None:
+    """Multi-row INSERTs: one statement step per chunk instead of one per row.
+
+    OR ROLLBACK: a conflict undoes the whole transaction (the caller's batch is planned
+    again), so SQLite keeps no statement journal to undo just the statement: a copy of
+    every page it changes, ~30% of the statements' CPU in small batches (measured)."""
     width = len(rows[0])
     group = "(" + ",".join("?" * width) + ")"
     for chunk in chunks(rows, _VARIABLES_PER_INSERT // width):
         values = ",".join([group] * len(chunk))
-        db.execute(f"{verb} INTO {into} VALUES {values}", [v for row in chunk for v in row])
+        db.execute(f"INSERT OR ROLLBACK INTO {into} VALUES {values}",
+                   [v for row in chunk for v in row])
 
 
 # ---------------------------------------------------------------------- one group commit
@@ -68,21 +72,18 @@ def write_batch(db: sqlite3.Connection, messages: Rows, updates: Rows,
     """
     db.execute("BEGIN IMMEDIATE")
     try:
-        # OR ROLLBACK: a conflict undoes the whole transaction, so SQLite keeps no statement
-        # journal to undo just the statement (a copy of every page it changes, ~30% of the
-        # statements' CPU in small batches, measured).
         if messages:
             try:
-                insert_rows(db, MESSAGES_INTO, messages, verb=_INSERT_OR_ROLLBACK)
+                insert_rows(db, MESSAGES_INTO, messages)
             except sqlite3.IntegrityError:
                 if not conflict_ok:
                     raise
-                if db.in_transaction:
+                if db.in_transaction:  # OR ROLLBACK has normally ended it already
                     db.execute("ROLLBACK")
                 return Written(False, [])
         if updates:
             updates.sort()  # (user, seq): each log's new rows land together
-            insert_rows(db, UPDATES_INTO, updates, verb=_INSERT_OR_ROLLBACK)
+            insert_rows(db, UPDATES_INTO, updates)
         for sql, params in statements:
             db.execute(sql, params)
         if positions:

@@ -52,7 +52,7 @@ from .base import (
     WriteOp,
 )
 from .batch import Batch, pair
-from .checkpoint import Checkpointer, Cycle
+from .checkpoint import Checkpointer
 from .queries import Queries
 from .schema import MIGRATIONS
 from .state import (
@@ -164,7 +164,7 @@ class SQLiteStore(Queries):
         await self._one(self._r, "PRAGMA query_only=ON")
         await self._one(self._r, "PRAGMA cache_size=-65536")  # sync pages re-read hot logs
         self._checkpointer = Checkpointer(self.path, self._gate)
-        self._checkpointer.on_cycle = self._checkpointed
+        self._checkpointer.on_cycle = self.stats.record_checkpoint
         try:
             await self._checkpointer.open()
         except BaseException:
@@ -614,10 +614,6 @@ class SQLiteStore(Queries):
                 log.exception("answering a failed batch failed")
 
     # ------------------------------------------------------------------ checkpoints
-
-    def _checkpointed(self, cycle: Cycle) -> None:
-        self.stats.record_checkpoint(cycle.seconds, cycle.passes, cycle.gated_s,
-                                     cycle.restarted)
 
     # ------------------------------------------------------------------ prefetch
 

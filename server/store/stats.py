@@ -8,6 +8,10 @@ sockets while the writer awaits its SQLite thread.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .checkpoint import Cycle
 
 
 @dataclass(slots=True)
@@ -44,16 +48,15 @@ class WriterStats:
         self.slowest_write_s = max(self.slowest_write_s, write + commit)
         self.slowest_dispatch_s = max(self.slowest_dispatch_s, dispatch)
 
-    def record_checkpoint(self, seconds: float, passes: int, gated: float | None,
-                          restarted: bool) -> None:
+    def record_checkpoint(self, cycle: Cycle) -> None:
         self.checkpoints += 1
-        self.checkpoint_s += seconds
-        self.checkpoint_passes += passes
-        if gated is not None:
+        self.checkpoint_s += cycle.seconds
+        self.checkpoint_passes += cycle.passes
+        if cycle.gated_s is not None:
             self.gated_passes += 1
-            self.gated_s += gated
-            self.slowest_gated_s = max(self.slowest_gated_s, gated)
-        self.restarts += restarted
+            self.gated_s += cycle.gated_s
+            self.slowest_gated_s = max(self.slowest_gated_s, cycle.gated_s)
+        self.restarts += cycle.restarted
 
     def summary(self, elapsed: float) -> str:
         """One line: rates over `elapsed` seconds and the mean time per batch in each phase."""

@@ -182,17 +182,16 @@ async def test_a_failed_pass_is_reported_and_the_next_cycle_runs(
     try:
         real = c._pass
 
-        def broken(cycle: Cycle) -> int:
+        def broken(cycle: Cycle) -> tuple[int, int]:
             raise sqlite3.OperationalError("disk I/O error")
 
         monkeypatch.setattr(c, "_pass", broken)
         monkeypatch.setattr(checkpoint_module, "CHECKPOINT_INTERVAL", 0.0)
         c.soon()
-        await c.stop()
+        await c.settled()
         monkeypatch.setattr(c, "_pass", real)
-        c._stopped = False
         c.soon()
-        await c.stop()
+        await c.settled()
     finally:
         await c.close()
     assert [cycle.failed for cycle in seen] == [True, False]
@@ -211,8 +210,7 @@ async def test_cycles_wait_for_the_interval_and_stop_waits_for_the_running_one(
     try:
         monkeypatch.setattr(checkpoint_module, "CHECKPOINT_INTERVAL", 3600.0)
         c.soon()  # none ran yet
-        await c.stop()
-        c._stopped = False
+        await c.settled()
         c.soon()  # one ran less than an interval ago
         assert c._running is None
         assert len(seen) == 1
