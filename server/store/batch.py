@@ -21,6 +21,7 @@ from liaotian.protocol.messages import encode_message_map
 
 from .base import Push, Refused
 from .state import GroupState, Social
+from .tail import JournalRow
 
 if TYPE_CHECKING:
     from .sqlite import SQLiteStore
@@ -53,9 +54,11 @@ class Batch:
         if parent is None:
             self.next_msg_id = store._next_msg_id
             self.next_conv_id = store._next_conv_id
+            self.jid = store._tail.next_jid
         else:
             self.next_msg_id = parent.next_msg_id
             self.next_conv_id = parent.next_conv_id
+            self.jid = parent.jid + 1
             self.base_heads = parent.heads
             self.base_conv_last = parent.conv_last
             self.base_direct = parent.direct
@@ -63,7 +66,13 @@ class Batch:
             self.base_social = parent.social
             self.base_cmids = parent.cmids
         self.messages: list[tuple[Any, ...]] = []
-        self.updates: list[tuple[Any, ...]] = []
+        # The log rows, appended to the journal as one row with id `jid`.
+        self.updates: list[JournalRow] = []
+        # Folds (see tail.py), added when the batch is launched: earlier log rows copied
+        # into `updates`, the newest seq folded per user, and the journal ids to delete.
+        self.folds: list[JournalRow] = []
+        self.folded: dict[int, int] = {}
+        self.journal_below = 0
         self.statements: list[tuple[str, tuple[Any, ...]]] = []
         self.pushes: list[Push] | None = None  # the current op's
         self._undo: list[Callable[[], None]] | None = None
@@ -233,7 +242,7 @@ class Batch:
                    data: bytes | None = None, push: bytes | None = None,
                    skip_origin: bool = False) -> None:
         """Stage a log entry; `push` (the encoded data) also pushes it after the commit."""
-        self.updates.append((uid, seq, kind, message_id, data, self.ts))
+        self.updates.append((self.jid, uid, seq, kind, message_id, data, self.ts))
         if push is not None and self.pushes is not None:
             self.pushes.append(Push(uid, seq, kind, push, skip_origin))
 

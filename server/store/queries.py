@@ -21,6 +21,7 @@ from .state import (
     Member,
     Social,
 )
+from .tail import UpdateTail
 
 _CHUNK = 400
 
@@ -29,6 +30,7 @@ class Queries:
     """Reads. Expects the attributes SQLiteStore sets up (connections and caches)."""
 
     _heads: dict[int, int]
+    _tail: UpdateTail
     _floors: dict[int, int]
     _user_ids: dict[str, int]
     _usernames: dict[int, str]
@@ -79,15 +81,17 @@ class Queries:
         return max(row[0], row[1]) if row else 0
 
     async def committed_head(self, user_id: int) -> int:
-        """The newest seq in the database, which may be ahead of the published head by
-        the batch committed a moment ago and not yet published."""
+        """The newest seq the database vouches for, past the published head if a user
+        is not cached. A page never shows a row past the published head: the recent rows
+        come from the tail (published rows only), and a row reaches `updates` only when
+        a later commit folds it (see tail.py); the journal is not read here."""
         row = await self._one(
             self._conn_r,
             "SELECT log_floor, (SELECT coalesce(max(seq), 0) FROM updates WHERE user_id = ?) "
             "FROM users WHERE id = ?",
             (user_id, user_id),
         )
-        stored = max(row[0], row[1]) if row else 0
+        stored = max(row) if row else 0
         return max(stored, self._heads.get(user_id, 0))
 
     async def floor(self, user_id: int) -> int:
@@ -159,13 +163,20 @@ class Queries:
         at most `max_bytes` encoded; resync if `since` is below the retained log."""
         if since < await self.floor(user_id):
             return UpdatePage([], since, resync=True)
-        rows_ = await self._conn_r.execute_fetchall(
-            "SELECT u.seq, u.kind, coalesce(m.body, u.data) FROM updates u "
-            "LEFT JOIN messages m ON m.id = u.message_id "
-            "WHERE u.user_id = ? AND u.seq > ? ORDER BY u.seq LIMIT ?",
-            (user_id, since, limit),
-        )
-        rows = rows_
+        recent = self._tail.after(user_id, since)  # before the database read: see tail.py
+        rows: list[Any] = []
+        if not recent or recent[0][2] > since + 1:  # the tail does not start the page
+            rows = list(await self._conn_r.execute_fetchall(
+                "SELECT u.seq, u.kind, coalesce(m.body, u.data) FROM updates u "
+                "LEFT JOIN messages m ON m.id = u.message_id "
+                "WHERE u.user_id = ? AND u.seq > ? ORDER BY u.seq LIMIT ?",
+                (user_id, since, limit),
+            ))
+        if recent and len(rows) < limit:
+            last = rows[-1][0] if rows else since
+            data = self._tail.data
+            rows += [(row[2], row[3], data(row)) for row in recent
+                     if row[2] > last][: limit - len(rows)]
         if not rows:
             return UpdatePage([], since)
         out: list[bytes] = []
@@ -352,6 +363,9 @@ class Queries:
             default=0,
         )
         upto = max(acked[0], pending)
+        recent = self._tail.last_in_conv(uid, upto, conv)
+        if recent is not None:
+            return recent
         row = await self._one(
             self._conn_r,
             "SELECT m.pos FROM updates u JOIN messages m ON m.id = u.message_id "

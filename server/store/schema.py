@@ -133,6 +133,16 @@ MIGRATIONS: list[str] = [
     DROP TABLE messages;
     ALTER TABLE messages_v3 RENAME TO messages;
     """,
+    # 4: the update logs' recent rows are appended here first and folded into `updates`
+    # later, many per user at once (see store/tail.py): written in place, each message
+    # changed a scattered page of each of its readers' logs in every commit.
+    """
+    CREATE TABLE update_journal (
+        id   INTEGER PRIMARY KEY,                 -- one row per commit, in commit order
+        ts   INTEGER NOT NULL,                    -- the commit's timestamp (ms)
+        rows BLOB NOT NULL                        -- msgpack: [[user, seq, kind, message id,
+    );                                            --   data], ...] as in `updates`
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

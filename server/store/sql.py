@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
+
 from .base import Txn
 from .queries import chunks
 from .state import REL_REQUESTED
@@ -34,18 +36,57 @@ def one(db: sqlite3.Connection, sql: str, args: Iterable[Any] = ()) -> Any:
     return db.execute(sql, tuple(args)).fetchone()
 
 
-def insert_rows(db: sqlite3.Connection, into: str, rows: Rows) -> None:
-    """Multi-row INSERTs: one statement step per chunk instead of one per row.
+def insert_rows(db: sqlite3.Connection, into: str, rows: Rows, *, skip: int = 0,
+                verb: str = "OR ROLLBACK") -> None:
+    """Multi-row INSERTs: one statement step per chunk instead of one per row; each row's
+    first `skip` values are left out.
 
     OR ROLLBACK: a conflict undoes the whole transaction (the caller's batch is planned
     again), so SQLite keeps no statement journal to undo just the statement: a copy of
     every page it changes, ~30% of the statements' CPU in small batches (measured)."""
-    width = len(rows[0])
+    width = len(rows[0]) - skip
     group = "(" + ",".join("?" * width) + ")"
     for chunk in chunks(rows, _VARIABLES_PER_INSERT // width):
         values = ",".join([group] * len(chunk))
-        db.execute(f"INSERT OR ROLLBACK INTO {into} VALUES {values}",
-                   [v for row in chunk for v in row])
+        db.execute(f"INSERT {verb} INTO {into} VALUES {values}",
+                   [v for row in chunk for v in row[skip:]])
+
+
+def journal_entry(updates: Rows) -> tuple[int, int, bytes]:
+    """One commit's log rows as one journal row: (id, ts, packed rows). Appending a row
+    per commit costs a page or two however many rows it holds (the rows' own B-tree
+    inserts were most of the journal's cost at 4,000 rows a commit)."""
+    first = updates[0]
+    return first[0], first[6], msgpack.packb([r[1:6] for r in updates])
+
+
+def journal_rows(db: sqlite3.Connection) -> Iterable[tuple[Any, ...]]:
+    """Every row in the journal, as `updates` rows (user, seq, kind, id, data, ts)."""
+    for ts, packed in db.execute("SELECT ts, rows FROM update_journal ORDER BY id"):
+        for row in msgpack.unpackb(packed, use_list=False):
+            yield (*row, ts)
+
+
+def fold_journal(db: sqlite3.Connection) -> tuple[int, int]:
+    """Fold every journal row into `updates` and empty the journal, in one transaction
+    (at open, after a crash; and at a clean close). Returns (rows folded, next journal id).
+    A row folded before is in both; OR IGNORE keeps the copy already there."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        (last,) = one(db, "SELECT coalesce(max(id), 0) FROM update_journal")
+        rows = sorted(journal_rows(db))
+        n = 0
+        if rows:
+            n = db.total_changes
+            insert_rows(db, UPDATES_INTO, rows, verb="OR IGNORE")
+            n = db.total_changes - n
+        db.execute("DELETE FROM update_journal")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return n, last + 1
 
 
 # ---------------------------------------------------------------------- one group commit
@@ -61,10 +102,14 @@ class Written:
     commit_finished: float = 0.0  # ... and just after it
 
 
-def write_batch(db: sqlite3.Connection, messages: Rows, updates: Rows,
-                statements: list[tuple[str, tuple[Any, ...]]], positions: Rows,
-                txns: list[Txn], *, conflict_ok: bool) -> Written:
+def write_batch(db: sqlite3.Connection, messages: Rows, updates: Rows, folds: Rows,
+                journal_below: int, statements: list[tuple[str, tuple[Any, ...]]],
+                positions: Rows, txns: list[Txn], *, conflict_ok: bool) -> Written:
     """BEGIN, every staged row and statement, the generic transactions, COMMIT.
+
+    `updates` are journal rows (appended); `folds` are earlier journal rows copied into
+    the clustered `updates` table, and journal rows below `journal_below` are deleted
+    (see tail.py). A fold may repeat one done before; OR IGNORE keeps the stored copy.
 
     With `conflict_ok`, a (sender, cmid) already stored rolls everything back and returns
     committed=False (the store looks the ids up and plans again); without, it raises.
@@ -82,8 +127,13 @@ def write_batch(db: sqlite3.Connection, messages: Rows, updates: Rows,
                     db.execute("ROLLBACK")
                 return Written(False, [])
         if updates:
-            updates.sort()  # (user, seq): each log's new rows land together
-            insert_rows(db, UPDATES_INTO, updates)
+            db.execute("INSERT INTO update_journal (id, ts, rows) VALUES (?, ?, ?)",
+                       journal_entry(updates))
+        if folds:
+            folds.sort(key=_user_seq)  # each log's rows land together
+            insert_rows(db, UPDATES_INTO, folds, skip=1, verb="OR IGNORE")
+        if journal_below:
+            db.execute("DELETE FROM update_journal WHERE id < ?", (journal_below,))
         for sql, params in statements:
             db.execute(sql, params)
         if positions:
@@ -98,6 +148,10 @@ def write_batch(db: sqlite3.Connection, messages: Rows, updates: Rows,
             db.execute("ROLLBACK")
         raise
     return Written(True, outcomes, started, time.perf_counter())
+
+
+def _user_seq(row: tuple[Any, ...]) -> tuple[int, int]:
+    return row[1], row[2]
 
 
 def _run_txn(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:

@@ -61,6 +61,8 @@ from .state import (
     Social,
 )
 from .stats import WriterStats
+from .tail import FOLD_AGE_MS, UpdateTail
+from .tail import MAX_ROWS as TAIL_ROWS
 
 log = logging.getLogger("liaotian.store")
 T = TypeVar("T")
@@ -106,6 +108,8 @@ class SQLiteStore(Queries):
         synchronous: str = "full",
         max_batch: int = 2048,
         dedup_cache: int = 200_000,
+        fold_age_ms: int = FOLD_AGE_MS,
+        tail_rows: int = TAIL_ROWS,
     ) -> None:
         if synchronous.lower() not in ("full", "normal", "extra"):
             raise ValueError("synchronous must be full, extra or normal")
@@ -129,6 +133,7 @@ class SQLiteStore(Queries):
         self._user_ids: dict[str, int] = {}
         self._usernames: dict[int, str] = {}
         self._heads: dict[int, int] = {}
+        self._tail = UpdateTail(fold_age_ms=fold_age_ms, max_rows=tail_rows)
         self._floors: dict[int, int] = {}
         self._direct: dict[tuple[int, int], int] = {}  # (a, b) -> direct conversation id
         self._conv_last: dict[int, int] = {}  # conversation -> last position
@@ -151,7 +156,8 @@ class SQLiteStore(Queries):
     async def open(self) -> None:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="liaotian-writer")
         try:
-            self._next_msg_id, self._next_conv_id = await self._call(self._open_writer)
+            self._next_msg_id, self._next_conv_id, self._tail.next_jid = \
+                await self._call(self._open_writer)
         except BaseException:
             await self._call(self._close_writer)
             self._thread.shutdown()
@@ -175,8 +181,9 @@ class SQLiteStore(Queries):
             self._writer_loop(), name="store-writer"
         )
 
-    def _open_writer(self) -> tuple[int, int]:
-        """In the writer thread: connect, set the pragmas, migrate; the next free ids."""
+    def _open_writer(self) -> tuple[int, int, int]:
+        """In the writer thread: connect, set the pragmas, migrate, fold what the journal
+        holds (a crash left it there); the next free ids."""
         w = self._w = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         for pragma in (
             "journal_mode=WAL",
@@ -198,9 +205,12 @@ class SQLiteStore(Queries):
         ):
             w.execute(f"PRAGMA {pragma}").fetchall()
         self._migrate(w)
+        folded, next_jid = sql.fold_journal(w)
+        if folded:
+            log.info("folded %d update-log rows left in the journal", folded)
         (last_msg,) = sql.one(w, "SELECT coalesce(max(id), 0) FROM messages")
         (last_conv,) = sql.one(w, "SELECT coalesce(max(id), 0) FROM conversations")
-        return last_msg + 1, last_conv + 1
+        return last_msg + 1, last_conv + 1, next_jid
 
     @staticmethod
     def _migrate(w: sqlite3.Connection) -> None:
@@ -222,9 +232,14 @@ class SQLiteStore(Queries):
                 raise
 
     def _close_writer(self) -> None:
-        """In the writer thread: fold the WAL back into the database file, close."""
+        """In the writer thread: fold the journal into the update logs and the WAL back
+        into the database file, close."""
         if self._w is None:
             return
+        try:
+            sql.fold_journal(self._w)
+        except sqlite3.Error:
+            log.warning("folding the update journal at close failed", exc_info=True)
         try:
             self._w.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error:
@@ -508,6 +523,8 @@ class SQLiteStore(Queries):
         """Hand f's statements to the writer thread (the previous batch has committed)."""
         f.positions, self._positions = self._positions, {}
         self._flushing = f.positions
+        assert f.batch is not None
+        self._tail.plan_fold(f.batch, now_ms())
         f.launched = time.perf_counter()
         f.written = self._call(self._write, f, not f.lookup)
         f.written.add_done_callback(self._wake_up)
@@ -522,7 +539,7 @@ class SQLiteStore(Queries):
         b = f.batch
         with self._gate:
             return sql.write_batch(
-                self._w, b.messages, b.updates, b.statements,
+                self._w, b.messages, b.updates, b.folds, b.journal_below, b.statements,
                 [(seq, u, d) for (u, d), seq in f.positions.items()], f.txns,
                 conflict_ok=conflict_ok)
 
@@ -537,10 +554,16 @@ class SQLiteStore(Queries):
                 # retry from before a restart, or older than the cache): look every send
                 # of the batch up, then plan and write it again.
                 self.stats.lookups += 1
+                assert f.batch is not None
+                self._tail.forget(f.batch)
                 await self._plan(f, lookup=True)
+                assert f.batch is not None
+                self._tail.plan_fold(f.batch, now_ms())
                 written = await self._call(self._write, f, False)
         except Exception:
             log.exception("group commit failed; %d writes refused", len(f.items))
+            if f.batch is not None:
+                self._tail.forget(f.batch)
             self._flushing = {}
             for (uid, device), seq in f.positions.items():
                 self.record_position(uid, device, seq)
@@ -572,6 +595,8 @@ class SQLiteStore(Queries):
             except Exception:
                 log.exception("answering a committed batch failed")
         r = f.result
+        self.stats.folded_rows += len(f.batch.folds)
+        self.stats.tail_rows = self._tail.rows
         self.stats.record(len(f.items), len(f.batch.messages), plan=f.plan_s,
                           write=r.commit_started - f.launched,
                           commit=r.commit_finished - r.commit_started,
@@ -582,6 +607,7 @@ class SQLiteStore(Queries):
     def _publish(self, batch: Batch, ops: list[Any]) -> None:
         """Make the batch's numbers and state the current ones."""
         self._heads.update(batch.heads)
+        self._tail.publish(batch)
         self._conv_last.update(batch.conv_last)
         self._direct.update(batch.direct)
         for conv, g in batch.groups.items():
@@ -828,7 +854,21 @@ class SQLiteStore(Queries):
 
 
     async def prune_updates(self, older_than_ms: int) -> int:
-        """Drop update-log entries older than the horizon, raising each user's floor."""
+        """Drop update-log entries older than the horizon, raising each user's floor.
+
+        The rows older than the horizon are folded out of the tail first (normally there
+        are none: the tail holds about a second), so that the delete sees them all and no
+        later fold copies a pruned row back."""
+        tail = self._tail
+        tail.due_before_ms = older_than_ms
+        try:
+            for _ in range(10_000):  # each commit folds FOLD_USERS users at least
+                oldest = tail.oldest_ms()
+                if oldest is None or oldest >= older_than_ms:
+                    break
+                await self.run_in_commit(_noop)
+        finally:
+            tail.due_before_ms = 0
 
         def op(db: sqlite3.Connection) -> list[tuple[int, int]]:
             floors = db.execute(
@@ -841,6 +881,8 @@ class SQLiteStore(Queries):
                     [(s, u) for u, s in floors],
                 )
                 db.executemany("DELETE FROM updates WHERE user_id = ? AND seq <= ?", floors)
+            # folded (see above), so in `updates` too; the journal has no index: a scan
+            db.execute("DELETE FROM update_journal WHERE ts < ?", (older_than_ms,))
             return floors
 
         floors = await self.run_in_commit(op)
