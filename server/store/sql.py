@@ -70,11 +70,13 @@ def journal_rows(db: sqlite3.Connection) -> Iterable[tuple[Any, ...]]:
 def fold_journal(db: sqlite3.Connection) -> tuple[int, int]:
     """Fold every journal row into `updates` and empty the journal, in one transaction
     (at open, after a crash; and at a clean close). Returns (rows folded, next journal id).
-    A row folded before is in both; OR IGNORE keeps the copy already there."""
+    A row folded before is in both; OR IGNORE keeps the copy already there. A row at or
+    below its user's floor was folded and pruned since: it stays pruned."""
     db.execute("BEGIN IMMEDIATE")
     try:
         (last,) = one(db, "SELECT coalesce(max(id), 0) FROM update_journal")
-        rows = sorted(journal_rows(db))
+        floors = dict(db.execute("SELECT id, log_floor FROM users WHERE log_floor > 0"))
+        rows = sorted(r for r in journal_rows(db) if r[1] > floors.get(r[0], 0))
         n = 0
         if rows:
             n = db.total_changes

@@ -17,6 +17,10 @@ writer (the only writer), from caches loaded lazily from the database; they are 
 to the rest of the process only after the commit succeeds. A failed commit publishes
 nothing, so the next batch allocates the same numbers again: no gaps, no reuse.
 
+Update-log rows are appended to a journal, one row per commit, and kept in memory until
+later commits fold them into the per-user logs, many rows per user at once (tail.py):
+written in place, each message changed a scattered page of each of its readers' logs.
+
 Retries are recognised by (sender, client message id): first from an in-memory cache of
 recent sends, then by the unique index itself. A batch whose INSERT hits that index (a
 retry older than the cache, or from before a restart) is rolled back, its ids are looked
@@ -857,12 +861,14 @@ class SQLiteStore(Queries):
         """Drop update-log entries older than the horizon, raising each user's floor.
 
         The rows older than the horizon are folded out of the tail first (normally there
-        are none: the tail holds about a second), so that the delete sees them all and no
-        later fold copies a pruned row back."""
+        are none: the tail holds about a second), so that the delete sees them. Their
+        journal rows go the usual way, trimmed once folded (a row committed beside the
+        prune may be in the journal only); one that outlives a crash is not folded back
+        below its user's floor (sql.fold_journal)."""
         tail = self._tail
         tail.due_before_ms = older_than_ms
         try:
-            for _ in range(10_000):  # each commit folds FOLD_USERS users at least
+            for _ in range(10_000):  # each commit folds up to FOLD_USERS users
                 oldest = tail.oldest_ms()
                 if oldest is None or oldest >= older_than_ms:
                     break
@@ -881,8 +887,6 @@ class SQLiteStore(Queries):
                     [(s, u) for u, s in floors],
                 )
                 db.executemany("DELETE FROM updates WHERE user_id = ? AND seq <= ?", floors)
-            # folded (see above), so in `updates` too; the journal has no index: a scan
-            db.execute("DELETE FROM update_journal WHERE ts < ?", (older_than_ms,))
             return floors
 
         floors = await self.run_in_commit(op)

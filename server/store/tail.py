@@ -114,11 +114,14 @@ class UpdateTail:
     def plan_fold(self, batch: Batch, now_ms: int) -> None:
         """Add to `batch` the folds that are due and, now and then, the journal trim."""
         logs = self._logs
-        if not logs:
-            return
         cutoff = max(now_ms - self.fold_age_ms, self.due_before_ms - 1)
         over = self.rows > self.max_rows
-        budget = FOLD_SHARE * len(batch.updates) if not over else self.rows - self.max_rows
+        if self.due_before_ms:  # a prune waits: fold everything due, as fast as allowed
+            budget = float("inf")
+        elif over:
+            budget = self.rows - self.max_rows
+        else:
+            budget = FOLD_SHARE * len(batch.updates)
         busy = self._inflight
         users = rows = 0
         for uid, log in logs.items():
@@ -132,7 +135,7 @@ class UpdateTail:
             batch.folded[uid] = log[-1][2]
             users += 1
             rows += len(log)
-        if now_ms >= self._trim_at:
+        if now_ms >= self._trim_at:  # also when the tail is empty: the journal may not be
             self._trim_at = now_ms + TRIM_EVERY_MS
             below = min([log[0][0] for log in logs.values()], default=self.next_jid)
             below = min(below, self.next_jid)

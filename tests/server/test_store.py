@@ -62,11 +62,13 @@ def db_path(tmp_path: Path) -> str:
 
 def log_rows(path: str) -> int:
     """Update-log rows stored: folded into `updates`, or still in the journal (see
-    store/tail.py); a row folded and not yet trimmed from the journal counts once."""
+    store/tail.py); a row folded and not yet trimmed from the journal counts once, and a
+    journal row at or below its user's floor (pruned, awaiting its trim) not at all."""
     db = sqlite3.connect(path)
     try:
+        floors = dict(db.execute("SELECT id, log_floor FROM users"))
         return len(set(db.execute("SELECT user_id, seq FROM updates")) |
-                   {row[:2] for row in sql.journal_rows(db)})
+                   {row[:2] for row in sql.journal_rows(db) if row[1] > floors[row[0]]})
     finally:
         db.close()
 
