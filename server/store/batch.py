@@ -65,6 +65,9 @@ class Batch:
             self.base_groups = parent.groups
             self.base_social = parent.social
             self.base_cmids = parent.cmids
+        # The parent's journal rows (fixed at its launch): committed, maybe not yet in the
+        # tail when this batch is launched, so their users cannot be written directly.
+        self.parent_updates: list[JournalRow] = parent.updates if parent is not None else []
         self.messages: list[tuple[Any, ...]] = []
         # The log rows, appended to the journal as one row with id `jid`.
         self.updates: list[JournalRow] = []

@@ -81,10 +81,9 @@ class Queries:
         return max(row[0], row[1]) if row else 0
 
     async def committed_head(self, user_id: int) -> int:
-        """The newest seq the database vouches for, past the published head if a user
-        is not cached. A page never shows a row past the published head: the recent rows
-        come from the tail (published rows only), and a row reaches `updates` only when
-        a later commit folds it (see tail.py); the journal is not read here."""
+        """The newest seq in the database, which may be ahead of the published head by
+        the batch committed a moment ago and not yet published (rows written straight into
+        `updates`, see tail.py; journal rows are read only from the tail, published)."""
         row = await self._one(
             self._conn_r,
             "SELECT log_floor, (SELECT coalesce(max(seq), 0) FROM updates WHERE user_id = ?) "

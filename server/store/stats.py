@@ -31,7 +31,7 @@ class WriterStats:
     gated_s: float = 0.0
     slowest_gated_s: float = 0.0
     restarts: int = 0  # gated passes that copied the whole WAL, so that it starts over
-    folded_rows: int = 0  # update-log rows copied from the tail into `updates`
+    folded_rows: int = 0  # update-log rows written into `updates` (folded or direct)
     tail_rows: int = 0  # update-log rows in memory, not yet folded, after the last commit
     largest_batch: int = 0
     slowest_write_s: float = 0.0  # the longest statements + COMMIT of one batch
@@ -82,8 +82,8 @@ class WriterStats:
             f"{self.checkpoint_passes / max(1, self.checkpoints):.1f} passes each), "
             f"{self.restarts} WAL restarts; the writer waited for {self.gated_passes} gated "
             f"passes ({1000 * self.gated_s / max(1, self.gated_passes):.1f} ms each, at most "
-            f"{1000 * self.slowest_gated_s:.1f}); {self.folded_rows / elapsed:.0f} log rows "
-            f"folded/s, {self.tail_rows} in memory"
+            f"{1000 * self.slowest_gated_s:.1f}); {self.folded_rows / elapsed:.0f} log rows/s "
+            f"into the per-user logs, {self.tail_rows} waiting in memory and the journal"
         )
 
     def reset(self) -> None:

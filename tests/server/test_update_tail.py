@@ -95,10 +95,12 @@ def journal_count(path: str) -> int:
     return query(path, "SELECT count(*) FROM update_journal")[0][0]
 
 
-async def test_unfolded_rows_are_served_from_the_tail_and_folded_at_close(tmp_path) -> None:
-    """With a long fold age nothing reaches `updates` while the store runs: the journal
-    holds one row per commit, every read and delivered_pos come from the tail alone, and
-    a clean close folds it all."""
+async def test_unfolded_rows_are_served_from_the_tail_and_folded_at_close(
+        tmp_path, monkeypatch) -> None:
+    """With a long fold age (and no direct writes) nothing reaches `updates` while the
+    store runs: the journal holds one row per commit, every read and delivered_pos come
+    from the tail alone, and a clean close folds it all."""
+    monkeypatch.setattr(tail, "DIRECT_ROWS", 10**9)
     path = db_path(tmp_path)
     async with opened(path, fold_age_ms=LONG) as s:
         alice, bob, _ = await users(s, "alice", "bob", "carol")
@@ -145,6 +147,7 @@ async def test_folded_rows_leave_the_tail_and_the_journal(tmp_path, monkeypatch)
     """With fold_age_ms=0 every commit folds what is due, and the journal rows of folded
     rows are trimmed one commit behind the fold (see the idle case below)."""
     monkeypatch.setattr(tail, "TRIM_EVERY_MS", 0)
+    monkeypatch.setattr(tail, "DIRECT_ROWS", 10**9)  # every row goes through the journal
     path = db_path(tmp_path)
     async with opened(path, fold_age_ms=0) as s:
         alice, bob, _ = await users(s, "alice", "bob", "carol")
@@ -180,10 +183,14 @@ async def test_an_idle_store_trims_the_journal(tmp_path, monkeypatch) -> None:
         await commit_until(s, lambda: journal_count(path) == 0)
 
 
-async def test_reads_across_fold_boundaries(tmp_path, monkeypatch) -> None:
-    """One user folded per commit, commits pipelined: logs are split between `updates` and
-    the tail at varying points, and every page from every cursor must be the right slice."""
+@pytest.mark.parametrize("direct_rows", [10**9, 2])
+async def test_reads_across_fold_boundaries(tmp_path, monkeypatch, direct_rows: int) -> None:
+    """One user folded per commit, commits pipelined, and (with direct_rows 2) a user's
+    rows written straight into `updates` whenever a commit has two of them, unless its
+    parent journalled rows of that user: logs are split between `updates` and the tail at
+    varying points, and every page from every cursor must be the right slice."""
     monkeypatch.setattr(tail, "FOLD_USERS", 1)
+    monkeypatch.setattr(tail, "DIRECT_ROWS", direct_rows)
     path = db_path(tmp_path)
     async with opened(path, fold_age_ms=0) as s:
         people = await users(s, "alice", "bob", "carol", "dave")
@@ -203,6 +210,36 @@ async def test_reads_across_fold_boundaries(tmp_path, monkeypatch) -> None:
                 await check_reads(s, logs, limits=(1, 3, 1000))
                 await s.run_in_commit(_noop)
         assert splits > 0, "no log was ever split between `updates` and the tail"
+
+
+async def test_many_rows_of_one_user_in_a_commit_skip_the_journal(tmp_path) -> None:
+    """A commit with DIRECT_ROWS rows of a user (a burst, or a group's members) writes them
+    straight into `updates`, with the user's tail folded in the same commit so that
+    `updates` still holds a prefix of the log."""
+    path = db_path(tmp_path)
+    async with opened(path, fold_age_ms=LONG) as s:
+        alice, bob, carol = await users(s, "alice", "bob", "carol")
+        done = Committed(s, path)
+        for i in range(3):
+            s.submit_send(req(alice, "bob", f"early{i}"))
+        await done.wait_for(3)
+        assert query(path, "SELECT count(*) FROM updates") == [(0,)]
+        assert len(s._tail.after(bob[0], 0)) == 3
+
+        n = tail.DIRECT_ROWS + 2
+        for i in range(n):  # submitted together: one commit
+            s.submit_send(req(alice, "bob", f"burst{i}"))
+        s.submit_send(req(carol, "bob", "one"))  # carol has one row: journalled
+        answered = await done.wait_for(3 + n + 1)
+        assert len(done.batches) == 2
+        logs = expected(answered)
+        folded = dict(query(path, "SELECT user_id, count(*) FROM updates GROUP BY 1"))
+        assert folded == {alice[0]: 3 + n, bob[0]: 3 + n + 1}
+        assert s._tail.after(alice[0], 0) == [] and s._tail.after(bob[0], 0) == []
+        assert [row[2] for row in s._tail.after(carol[0], 0)] == [1]
+        last = query(path, "SELECT rows FROM update_journal ORDER BY id DESC LIMIT 1")[0][0]
+        assert [(u, seq) for u, seq, *_ in msgpack.unpackb(last)] == [(carol[0], 1)]
+        await check_reads(s, logs)
 
 
 @pytest.mark.parametrize("fold", ["before the query", "after the query"])
