@@ -140,8 +140,8 @@ MIGRATIONS: list[str] = [
     CREATE TABLE update_journal (
         id   INTEGER PRIMARY KEY,                 -- one row per commit, in commit order
         ts   INTEGER NOT NULL,                    -- the commit's timestamp (ms)
-        rows BLOB NOT NULL                        -- msgpack: [[user, seq, kind, message id,
-    );                                            --   data], ...] as in `updates`
+        rows BLOB NOT NULL                        -- msgpack: [[id, user, seq, kind, message
+    );                                            --   id, data, ts], ...] (`updates` rows)
     """,
 ]
 

@@ -36,35 +36,47 @@ def one(db: sqlite3.Connection, sql: str, args: Iterable[Any] = ()) -> Any:
     return db.execute(sql, tuple(args)).fetchone()
 
 
-def insert_rows(db: sqlite3.Connection, into: str, rows: Rows, *, skip: int = 0,
+def insert_rows(db: sqlite3.Connection, into: str, rows: Rows, *,
                 verb: str = "OR ROLLBACK") -> None:
-    """Multi-row INSERTs: one statement step per chunk instead of one per row; each row's
-    first `skip` values are left out.
+    """Multi-row INSERTs: one statement step per chunk instead of one per row.
 
     OR ROLLBACK: a conflict undoes the whole transaction (the caller's batch is planned
     again), so SQLite keeps no statement journal to undo just the statement: a copy of
     every page it changes, ~30% of the statements' CPU in small batches (measured)."""
-    width = len(rows[0]) - skip
+    width = len(rows[0])
     group = "(" + ",".join("?" * width) + ")"
     for chunk in chunks(rows, _VARIABLES_PER_INSERT // width):
         values = ",".join([group] * len(chunk))
         db.execute(f"INSERT {verb} INTO {into} VALUES {values}",
-                   [v for row in chunk for v in row[skip:]])
+                   [v for row in chunk for v in row])
+
+
+def insert_log_rows(db: sqlite3.Connection, rows: Rows) -> None:
+    """Journal-shaped rows (journal id first) into `updates`, the id left out by SQLite
+    rather than by slicing every row here. OR IGNORE: a fold may repeat one done before
+    (the stored copy is the same row)."""
+    group = "(?,?,?,?,?,?,?)"
+    for chunk in chunks(rows, _VARIABLES_PER_INSERT // 7):
+        values = ",".join([group] * len(chunk))
+        db.execute(f"INSERT OR IGNORE INTO {UPDATES_INTO} SELECT column2, column3, column4, "
+                   f"column5, column6, column7 FROM (VALUES {values})",
+                   [v for row in chunk for v in row])
 
 
 def journal_entry(updates: Rows) -> tuple[int, int, bytes]:
     """One commit's log rows as one journal row: (id, ts, packed rows). Appending a row
     per commit costs a page or two however many rows it holds (the rows' own B-tree
-    inserts were most of the journal's cost at 4,000 rows a commit)."""
+    inserts were most of the journal's cost at 4,000 rows a commit). The rows are packed
+    whole, as planned: slicing off the id and ts took as long as packing."""
     first = updates[0]
-    return first[0], first[6], msgpack.packb([r[1:6] for r in updates])
+    return first[0], first[6], msgpack.packb(updates)
 
 
 def journal_rows(db: sqlite3.Connection) -> Iterable[tuple[Any, ...]]:
     """Every row in the journal, as `updates` rows (user, seq, kind, id, data, ts)."""
-    for ts, packed in db.execute("SELECT ts, rows FROM update_journal ORDER BY id"):
+    for (packed,) in db.execute("SELECT rows FROM update_journal ORDER BY id"):
         for row in msgpack.unpackb(packed, use_list=False):
-            yield (*row, ts)
+            yield row[1:]
 
 
 def fold_journal(db: sqlite3.Connection) -> tuple[int, int]:
@@ -109,9 +121,9 @@ def write_batch(db: sqlite3.Connection, messages: Rows, updates: Rows, folds: Ro
                 positions: Rows, txns: list[Txn], *, conflict_ok: bool) -> Written:
     """BEGIN, every staged row and statement, the generic transactions, COMMIT.
 
-    `updates` are journal rows (appended); `folds` are earlier journal rows copied into
-    the clustered `updates` table, and journal rows below `journal_below` are deleted
-    (see tail.py). A fold may repeat one done before; OR IGNORE keeps the stored copy.
+    `updates` are journal rows (appended); `folds` are log rows for the clustered
+    `updates` table, grouped by user (see tail.py), and journal rows below
+    `journal_below` are deleted.
 
     With `conflict_ok`, a (sender, cmid) already stored rolls everything back and returns
     committed=False (the store looks the ids up and plans again); without, it raises.
@@ -131,9 +143,8 @@ def write_batch(db: sqlite3.Connection, messages: Rows, updates: Rows, folds: Ro
         if updates:
             db.execute("INSERT INTO update_journal (id, ts, rows) VALUES (?, ?, ?)",
                        journal_entry(updates))
-        if folds:
-            folds.sort(key=_user_seq)  # each log's rows land together
-            insert_rows(db, UPDATES_INTO, folds, skip=1, verb="OR IGNORE")
+        if folds:  # grouped by user, in seq order: each log's rows land together
+            insert_log_rows(db, folds)
         if journal_below:
             db.execute("DELETE FROM update_journal WHERE id < ?", (journal_below,))
         for sql, params in statements:
@@ -150,10 +161,6 @@ def write_batch(db: sqlite3.Connection, messages: Rows, updates: Rows, folds: Ro
             db.execute("ROLLBACK")
         raise
     return Written(True, outcomes, started, time.perf_counter())
-
-
-def _user_seq(row: tuple[Any, ...]) -> tuple[int, int]:
-    return row[1], row[2]
 
 
 def _run_txn(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:

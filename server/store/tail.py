@@ -25,7 +25,8 @@ After a crash the journal holds the unfolded rows; opening the store folds them 
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 # ts ms), as the batch planned it; the tail keeps these very tuples.
 JournalRow = tuple[int, int, int, int, int | None, bytes | None, int]
 MessageRow = tuple[Any, ...]  # (id, conv, pos, sender, sender seq, cmid, ts, body)
+
+_user = itemgetter(1)
 
 FOLD_AGE_MS = 1000
 MAX_ROWS = 200_000  # beyond this many rows in memory, fold the oldest users at once
@@ -155,23 +158,24 @@ class UpdateTail:
         `updates`, their tails folded first in the same commit, so that `updates` still
         holds a prefix of each log. Not for a user with rows in the parent batch: those
         may reach the tail only after this batch is planned."""
-        counts: dict[int, int] = {}
-        for row in batch.updates:
-            counts[row[1]] = counts.get(row[1], 0) + 1
+        counts = Counter(map(_user, batch.updates))
         direct = {uid for uid, n in counts.items() if n >= DIRECT_ROWS}
         if direct and batch.parent_updates:
-            direct -= {row[1] for row in batch.parent_updates}
+            direct -= set(map(_user, batch.parent_updates))
         if not direct:
             return
         keep: list[JournalRow] = []
+        rows: dict[int, list[JournalRow]] = {uid: [] for uid in direct}
         for row in batch.updates:
-            (batch.folds if row[1] in direct else keep).append(row)
+            own = rows.get(row[1])
+            (keep if own is None else own).append(row)
         batch.updates = keep
-        for uid in direct:
+        for uid, mine in rows.items():  # a user's rows together, in seq order
             log = self._logs.get(uid)
             if log:  # a fold of it may be committing too: copies are ignored
                 batch.folds.extend(log)
                 batch.folded[uid] = log[-1][2]
+            batch.folds.extend(mine)
 
     def forget(self, batch: Batch) -> None:
         """The batch failed or is planned again: its folds did not happen."""

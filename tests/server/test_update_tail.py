@@ -116,7 +116,7 @@ async def test_unfolded_rows_are_served_from_the_tail_and_folded_at_close(
         journal = query(path, "SELECT rows FROM update_journal ORDER BY id")
         assert len(journal) == len(done.batches)  # one row per commit that logged
         for (packed,), batch in zip(journal, done.batches, strict=True):
-            assert sorted((u, seq) for u, seq, *_ in msgpack.unpackb(packed)) == \
+            assert sorted((u, seq) for _, u, seq, *_ in msgpack.unpackb(packed)) == \
                 log_keys(batch)
         await check_reads(s, logs)
 
@@ -238,7 +238,7 @@ async def test_many_rows_of_one_user_in_a_commit_skip_the_journal(tmp_path) -> N
         assert s._tail.after(alice[0], 0) == [] and s._tail.after(bob[0], 0) == []
         assert [row[2] for row in s._tail.after(carol[0], 0)] == [1]
         last = query(path, "SELECT rows FROM update_journal ORDER BY id DESC LIMIT 1")[0][0]
-        assert [(u, seq) for u, seq, *_ in msgpack.unpackb(last)] == [(carol[0], 1)]
+        assert [(u, seq) for _, u, seq, *_ in msgpack.unpackb(last)] == [(carol[0], 1)]
         await check_reads(s, logs)
 
 
