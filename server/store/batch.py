@@ -74,6 +74,7 @@ class Batch:
         # Folds (see tail.py), added when the batch is launched: earlier log rows copied
         # into `updates`, the newest seq folded per user, and the journal ids to delete.
         self.folds: list[JournalRow] = []
+        self.direct_rows: list[JournalRow] = []  # new log rows straight into `updates`
         self.folded: dict[int, int] = {}
         self.journal_below = 0
         self.statements: list[tuple[str, tuple[Any, ...]]] = []

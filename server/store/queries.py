@@ -164,7 +164,7 @@ class Queries:
             return UpdatePage([], since, resync=True)
         recent = self._tail.after(user_id, since)  # before the database read: see tail.py
         rows: list[Any] = []
-        if not recent or recent[0][2] > since + 1:  # the tail does not start the page
+        if not recent or recent[0][0] > since + 1:  # the tail does not start the page
             rows = list(await self._conn_r.execute_fetchall(
                 "SELECT u.seq, u.kind, coalesce(m.body, u.data) FROM updates u "
                 "LEFT JOIN messages m ON m.id = u.message_id "
@@ -173,9 +173,7 @@ class Queries:
             ))
         if recent and len(rows) < limit:
             last = rows[-1][0] if rows else since
-            data = self._tail.data
-            rows += [(row[2], row[3], data(row)) for row in recent
-                     if row[2] > last][: limit - len(rows)]
+            rows += [r for r in recent if r[0] > last][: limit - len(rows)]
         if not rows:
             return UpdatePage([], since)
         out: list[bytes] = []
@@ -362,16 +360,17 @@ class Queries:
             default=0,
         )
         upto = max(acked[0], pending)
+        # `updates` may hold rows newer than the tail's (a batch written directly, committed
+        # and not yet published): the newer of the two answers
         recent = self._tail.last_in_conv(uid, upto, conv)
-        if recent is not None:
-            return recent
         row = await self._one(
             self._conn_r,
-            "SELECT m.pos FROM updates u JOIN messages m ON m.id = u.message_id "
+            "SELECT u.seq, m.pos FROM updates u JOIN messages m ON m.id = u.message_id "
             "WHERE u.user_id = ? AND u.seq <= ? AND m.conv_id = ? ORDER BY u.seq DESC LIMIT 1",
             (uid, upto, conv),
         )
-        return int(row[0]) if row else 0
+        best = max(x for x in (recent, tuple(row) if row else None, (0, 0)) if x is not None)
+        return int(best[1])
 
     async def conversations_of(
         self, uid: int, limit: int, before: tuple[int, int] | None

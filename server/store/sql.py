@@ -51,14 +51,13 @@ def insert_rows(db: sqlite3.Connection, into: str, rows: Rows, *,
                    [v for row in chunk for v in row])
 
 
-def insert_log_rows(db: sqlite3.Connection, rows: Rows) -> None:
+def insert_log_rows(db: sqlite3.Connection, rows: Rows, verb: str) -> None:
     """Journal-shaped rows (journal id first) into `updates`, the id left out by SQLite
-    rather than by slicing every row here. OR IGNORE: a fold may repeat one done before
-    (the stored copy is the same row)."""
+    rather than by slicing every row here."""
     group = "(?,?,?,?,?,?,?)"
     for chunk in chunks(rows, _VARIABLES_PER_INSERT // 7):
         values = ",".join([group] * len(chunk))
-        db.execute(f"INSERT OR IGNORE INTO {UPDATES_INTO} SELECT column2, column3, column4, "
+        db.execute(f"INSERT {verb} INTO {UPDATES_INTO} SELECT column2, column3, column4, "
                    f"column5, column6, column7 FROM (VALUES {values})",
                    [v for row in chunk for v in row])
 
@@ -117,13 +116,15 @@ class Written:
 
 
 def write_batch(db: sqlite3.Connection, messages: Rows, updates: Rows, folds: Rows,
-                journal_below: int, statements: list[tuple[str, tuple[Any, ...]]],
-                positions: Rows, txns: list[Txn], *, conflict_ok: bool) -> Written:
+                direct: Rows, journal_below: int,
+                statements: list[tuple[str, tuple[Any, ...]]], positions: Rows,
+                txns: list[Txn], *, conflict_ok: bool) -> Written:
     """BEGIN, every staged row and statement, the generic transactions, COMMIT.
 
-    `updates` are journal rows (appended); `folds` are log rows for the clustered
-    `updates` table, grouped by user (see tail.py), and journal rows below
-    `journal_below` are deleted.
+    `updates` are journal rows (appended); `folds` are copies of earlier journal rows for
+    the clustered `updates` table (OR IGNORE: a fold may repeat one done before), `direct`
+    new log rows for it (a conflict there is a bug: the commit fails), both grouped by
+    user (see tail.py); journal rows below `journal_below` are deleted.
 
     With `conflict_ok`, a (sender, cmid) already stored rolls everything back and returns
     committed=False (the store looks the ids up and plans again); without, it raises.
@@ -144,7 +145,9 @@ def write_batch(db: sqlite3.Connection, messages: Rows, updates: Rows, folds: Ro
             db.execute("INSERT INTO update_journal (id, ts, rows) VALUES (?, ?, ?)",
                        journal_entry(updates))
         if folds:  # grouped by user, in seq order: each log's rows land together
-            insert_log_rows(db, folds)
+            insert_log_rows(db, folds, "OR IGNORE")
+        if direct:
+            insert_log_rows(db, direct, "OR ROLLBACK")
         if journal_below:
             db.execute("DELETE FROM update_journal WHERE id < ?", (journal_below,))
         for sql, params in statements:

@@ -528,11 +528,22 @@ class SQLiteStore(Queries):
         f.positions, self._positions = self._positions, {}
         self._flushing = f.positions
         assert f.batch is not None
-        self._tail.plan_fold(f.batch, now_ms())
+        self._plan_fold(f.batch)
         f.launched = time.perf_counter()
         f.written = self._call(self._write, f, not f.lookup)
         f.written.add_done_callback(self._wake_up)
         return f
+
+    def _plan_fold(self, batch: Batch) -> None:
+        """The tail's folds for a batch about to be written. Never raises (the batch is
+        written without folds then): a launch happens outside the writer loop's guard."""
+        updates = batch.updates
+        try:
+            self._tail.plan_fold(batch, now_ms())
+        except Exception:
+            log.exception("planning the update-log folds failed; writing without them")
+            self._tail.forget(batch)
+            batch.updates, batch.folds, batch.direct_rows, batch.folded = updates, [], [], {}
 
     def _wake_up(self, _: Any) -> None:
         self._wake.set()
@@ -543,7 +554,8 @@ class SQLiteStore(Queries):
         b = f.batch
         with self._gate:
             return sql.write_batch(
-                self._w, b.messages, b.updates, b.folds, b.journal_below, b.statements,
+                self._w, b.messages, b.updates, b.folds, b.direct_rows, b.journal_below,
+                b.statements,
                 [(seq, u, d) for (u, d), seq in f.positions.items()], f.txns,
                 conflict_ok=conflict_ok)
 
@@ -562,7 +574,7 @@ class SQLiteStore(Queries):
                 self._tail.forget(f.batch)
                 await self._plan(f, lookup=True)
                 assert f.batch is not None
-                self._tail.plan_fold(f.batch, now_ms())
+                self._plan_fold(f.batch)
                 written = await self._call(self._write, f, False)
         except Exception:
             log.exception("group commit failed; %d writes refused", len(f.items))

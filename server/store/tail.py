@@ -78,22 +78,24 @@ class UpdateTail:
 
     # ------------------------------------------------------------------ reads
 
-    def after(self, uid: int, since: int) -> list[JournalRow]:
-        """A copy of uid's rows past `since`: take it before reading `updates`."""
+    def after(self, uid: int, since: int) -> list[tuple[int, int, bytes]]:
+        """(seq, kind, data) of uid's rows past `since`, resolved now: take it before
+        reading `updates` (a trim published during the read may drop the bodies)."""
         log = self._logs.get(uid)
         if not log:
             return []
-        if log[0][2] > since:
-            return list(log)
-        return [row for row in log if row[2] > since]
+        data = self.data
+        return [(row[2], row[3], data(row)) for row in log if row[2] > since]
 
     def message(self, row: JournalRow) -> MessageRow:
         """The message row a log row refers to (in its own batch)."""
         msgs = self._messages[row[0]]
         mid = row[4]
         assert mid is not None
-        m = msgs[mid - msgs[0][0]]  # a batch's message ids are consecutive
-        return m if m[0] == mid else next(m for m in msgs if m[0] == mid)
+        i = mid - msgs[0][0]  # a batch's message ids are consecutive (Batch.run)
+        m: MessageRow = msgs[i] if 0 <= i < len(msgs) and msgs[i][0] == mid else \
+            next(m for m in msgs if m[0] == mid)
+        return m
 
     def data(self, row: JournalRow) -> bytes:
         """What a SYNC page carries for the row: the message body, or the entry's data."""
@@ -103,9 +105,9 @@ class UpdateTail:
         """The timestamp of the oldest row in memory (None when there is none)."""
         return min((log[0][6] for log in self._logs.values()), default=None)
 
-    def last_in_conv(self, uid: int, upto: int, conv: int) -> int | None:
-        """The position of the newest message of `conv` in uid's tail at or below seq
-        `upto`, if the tail has one (it is then newer than anything folded)."""
+    def last_in_conv(self, uid: int, upto: int, conv: int) -> tuple[int, int] | None:
+        """(seq, position) of the newest message of `conv` in uid's tail at or below seq
+        `upto`, if the tail has one."""
         log = self._logs.get(uid)
         if not log:
             return None
@@ -113,7 +115,7 @@ class UpdateTail:
             if row[4] is not None and row[2] <= upto:
                 m = self.message(row)
                 if m[1] == conv:
-                    return int(m[2])
+                    return row[2], int(m[2])
         return None
 
     # ------------------------------------------------------------------ writes
@@ -175,7 +177,7 @@ class UpdateTail:
             if log:  # a fold of it may be committing too: copies are ignored
                 batch.folds.extend(log)
                 batch.folded[uid] = log[-1][2]
-            batch.folds.extend(mine)
+            batch.direct_rows.extend(mine)
 
     def forget(self, batch: Batch) -> None:
         """The batch failed or is planned again: its folds did not happen."""
