@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 _UPDATES = int(MessageType.UPDATES)
 _SENT = int(MessageType.SENT)
 _ERROR = int(MessageType.ERROR)
+_SYNC_READS = 3  # reads for one SYNC page at most (see sync)
 _packb = msgpack.packb
 
 
@@ -200,7 +201,16 @@ class MessagingService:
         conn.live = False
         try:
             self.store.record_position(uid, conn.device, msg.since)
-            page = await self.store.read_updates(uid, msg.since, limit, self._page_bytes)
+            for _ in range(_SYNC_READS):
+                page = await self.store.read_updates(uid, msg.since, limit, self._page_bytes)
+                # Rows published while the read awaited the database may be in neither
+                # its copy of the recent tail nor its snapshot of the folded logs. An
+                # empty page tells the client it is caught up (it asks for no next page),
+                # so with newer rows published, read again: they are in the tail now.
+                published = self.store.cached_head(uid)
+                if page.resync or page.updates or published is None or \
+                        published <= msg.since:
+                    break
         finally:
             conn.syncing = False
         # No await from here on: deciding "caught up" and going live must be atomic with

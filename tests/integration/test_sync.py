@@ -318,3 +318,30 @@ async def test_ack_of_entries_committed_but_not_yet_published_is_accepted(server
     finally:
         store._heads[uid] = max(store._heads[uid], published)
     assert [d.acked for d in (await bob.devices()).devices] == [4]
+
+
+async def test_a_commit_published_during_a_page_read_gives_no_empty_page(
+        server, clients, monkeypatch) -> None:
+    """A SYNC page read awaits the database; a commit published meanwhile may be in
+    neither the read's copy of the recent tail nor its database snapshot. An empty page
+    with `more` would tell the client it is caught up while the server keeps it off the
+    live stream (the client asks for no next page): the server reads again instead."""
+    alice = await clients.user(server, "alice")
+    await clients.register(server, "bob")
+    bob = await clients.user(server, "bob", register=False, sync=False)
+    store = server.server.store
+    real, first = store.read_updates, []
+
+    async def racing(uid, since, limit, max_bytes=1 << 62):
+        page = await real(uid, since, limit, max_bytes)
+        if not first:
+            first.append(page)
+            await alice.send("bob", "during")  # committed and published meanwhile
+        return page
+
+    monkeypatch.setattr(store, "read_updates", racing)
+    page = await bob.sync(0)
+    assert first[0].updates == []
+    assert [u.seq for u in page.updates] == [1] and not page.more
+    s = await alice.send("bob", "live")  # and bob is live
+    assert [u.seq for u in (await bob.next_updates()).updates] == [s.seq] == [2]
