@@ -13,12 +13,16 @@ one commit share a page or two), and the loop keeps the published rows of each u
 memory, here, until they are folded: copied into `updates` by a later commit, all of one
 user's pending rows at once, when the oldest is `fold_age_ms` old (or sooner when the
 tail holds more than `max_rows`). A user's page then changes once per fold instead of
-once per commit. Journal rows every user has had folded are deleted by id range.
+once per commit. Journal rows every user has had folded are deleted by id range. A user
+with DIRECT_ROWS rows in one commit (a group's members) has them written into `updates`
+at once instead, its tail folded in the same commit.
 
 Reads see the union: `updates` (the folded part of each log) and this tail (the rest),
 which overlap while a fold's rows are in both. A reader copies the tail before it asks
 the database, so a fold published in between cannot hide rows: a fold is published only
 after its COMMIT returned, so a read started after that sees the rows in `updates`.
+Rows published while the read awaits the database may be in neither; the SYNC handler
+reads again when its page came back empty that way (services/messaging.py).
 After a crash the journal holds the unfolded rows; opening the store folds them all
 (fold_journal in sql.py) before anything is served, and so does a clean close.
 """
@@ -69,7 +73,6 @@ class UpdateTail:
         self._logs: OrderedDict[int, deque[JournalRow]] = OrderedDict()
         self._messages: dict[int, list[MessageRow]] = {}  # journal id -> its batch's
         self.rows = 0
-        self.folded_rows = 0  # rows folded since start, for the statistics
         self.next_jid = 1  # the journal id after the last published batch
         self._inflight: list[dict[int, int]] = []  # folds of batches launched, not finished
         self._trimmed_below = 0  # journal ids below this are deleted (or being deleted)
@@ -198,7 +201,6 @@ class UpdateTail:
                     log.popleft()
                     n += 1
                 self.rows -= n
-                self.folded_rows += n
                 if log:
                     logs.move_to_end(uid)
                 else:

@@ -158,7 +158,7 @@ async def test_folded_rows_leave_the_tail_and_the_journal(tmp_path, monkeypatch)
         await commit_until(s, lambda: len(s._tail) == 0)
         assert s._tail.rows == 0
         assert sorted(query(path, "SELECT user_id, seq FROM updates")) == log_keys(answered)
-        assert s._tail.folded_rows == len(log_keys(answered))
+        assert s.stats.folded_rows == len(log_keys(answered))
         await check_reads(s, expected(answered))
 
         s.submit_send(req(alice, "bob", "next"))
