@@ -33,6 +33,14 @@ async def opened(path: str, **kwargs: Any) -> AsyncIterator[SQLiteStore]:
         await s.close()
 
 
+async def to_bob(s: SQLiteStore, done: Committed, sender: tuple[int, str], prefix: str,
+                 n: int) -> list[Any]:
+    """n sends to bob, submitted together; every send answered so far once they are."""
+    for i in range(n):
+        s.submit_send(req(sender, "bob", f"{prefix}{i}"))
+    return await done.wait_for(len(done.answered) + n)
+
+
 def _noop(db: sqlite3.Connection) -> None:
     return None
 
@@ -176,9 +184,7 @@ async def test_an_idle_store_trims_the_journal(tmp_path, monkeypatch) -> None:
     async with opened(path, fold_age_ms=0) as s:
         alice, _ = await users(s, "alice", "bob")
         done = Committed(s, path)
-        for i in range(3):
-            s.submit_send(req(alice, "bob", f"c{i}"))
-        await done.wait_for(3)
+        await to_bob(s, done, alice, "c", 3)
         await commit_until(s, lambda: len(s._tail) == 0)
         await commit_until(s, lambda: journal_count(path) == 0)
 
@@ -220,9 +226,7 @@ async def test_many_rows_of_one_user_in_a_commit_skip_the_journal(tmp_path) -> N
     async with opened(path, fold_age_ms=LONG) as s:
         alice, bob, carol = await users(s, "alice", "bob", "carol")
         done = Committed(s, path)
-        for i in range(3):
-            s.submit_send(req(alice, "bob", f"early{i}"))
-        await done.wait_for(3)
+        await to_bob(s, done, alice, "early", 3)
         assert query(path, "SELECT count(*) FROM updates") == [(0,)]
         assert len(s._tail.after(bob[0], 0)) == 3
 
@@ -253,13 +257,9 @@ async def test_a_fold_during_a_read_hides_no_rows(tmp_path, monkeypatch, fold: s
     async with opened(path, fold_age_ms=0) as s:
         alice, bob = await users(s, "alice", "bob")
         done = Committed(s, path)
-        for i in range(3):
-            s.submit_send(req(alice, "bob", f"old{i}"))
-        await done.wait_for(3)
+        await to_bob(s, done, alice, "old", 3)
         await commit_until(s, lambda: len(s._tail) == 0)  # seqs 1..3 are in `updates`
-        for i in range(3):
-            s.submit_send(req(alice, "bob", f"new{i}"))
-        logs = expected(await done.wait_for(6))
+        logs = expected(await to_bob(s, done, alice, "new", 3))
         assert s._tail.after(bob[0], 0)[0][0] > 1  # the page needs the database too
 
         assert s._r is not None
@@ -334,9 +334,7 @@ async def test_a_failed_commit_leaves_the_tail_intact(tmp_path, monkeypatch) -> 
     async with opened(path, fold_age_ms=0) as s:
         alice, bob = await users(s, "alice", "bob")
         done = Committed(s, path)
-        for i in range(5):
-            s.submit_send(req(alice, "bob", f"c{i}"))
-        logs = expected(await done.wait_for(5))
+        logs = expected(await to_bob(s, done, alice, "c", 5))
         rows, folded = s._tail.rows, query(path, "SELECT * FROM updates")
         assert rows > 0
 
