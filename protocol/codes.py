@@ -42,6 +42,7 @@ class ErrorCode(IntEnum):
     GROUP_FULL = 3006  # the group is at its size limit
     FORBIDDEN = 3007  # your role in the group does not allow this
     CONFLICT = 3008  # the request contradicts the current state (already a contact, ...)
+    LIMIT_REACHED = 3009  # a per-user bound (groups, contacts, devices, ...) is reached
     # 4xxx: load
     RATE_LIMITED = 4001  # retry_after says when to try again
     # 5xxx: the server
@@ -79,6 +80,7 @@ _ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.GROUP_FULL: "the group is full",
     ErrorCode.FORBIDDEN: "your role does not allow this",
     ErrorCode.CONFLICT: "not possible in the current state",
+    ErrorCode.LIMIT_REACHED: "a per-user limit is reached",
     ErrorCode.RATE_LIMITED: "rate limit exceeded, retry later",
     ErrorCode.INTERNAL_ERROR: "internal server error",
     ErrorCode.UNAVAILABLE: "server unavailable, reconnect and retry",
