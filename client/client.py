@@ -645,8 +645,11 @@ class Client:
         conn = self._conn
         if conn is None:
             return False
-        to, group = (key[1], None) if key[0] == "to" else (None, key[1])
-        msg = Typing(rid=0, typing=typing, to=to, group=group)
+        target = key[1]
+        if isinstance(target, str):
+            msg = Typing(rid=0, typing=typing, to=target)
+        else:
+            msg = Typing(rid=0, typing=typing, group=target)
         if not conn.send_nowait(msg):
             return False
         slot.tokens -= 1

@@ -4,6 +4,7 @@ Sans-I/O: nothing here imports asyncio or socket, reads a clock or touches the n
 (tests/protocol/test_sans_io.py checks it). SPEC.md is the normative description.
 """
 
+from .base import MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, Message, MessageType, UpdateKind
 from .codes import CloseCode, ErrorCode
 from .connection import (
     SUPPORTED_VERSIONS,
@@ -23,9 +24,7 @@ from .errors import (
 from .frames import FrameReader, encode_frame, pack_frame, unpack_body
 from .limits import DEFAULT_LIMITS, Limits
 from .messages import (
-    MAX_PASSWORD_LEN,
     MESSAGE_CLASSES,
-    MIN_PASSWORD_LEN,
     Ack,
     Auth,
     Authenticated,
@@ -42,8 +41,6 @@ from .messages import (
     LoggedOut,
     Login,
     Logout,
-    Message,
-    MessageType,
     Ping,
     Pong,
     Register,
@@ -53,7 +50,6 @@ from .messages import (
     Sent,
     Sync,
     Update,
-    UpdateKind,
     Updates,
     Welcome,
     decode_message,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar, TypeVar
@@ -20,7 +21,7 @@ from .errors import ProtocolError
 from .frames import HEADER
 from .limits import Limits
 
-_packb = msgpack.packb
+_packb: Callable[[Any], bytes] = msgpack.packb  # msgpack ships no type hints
 MAX_INT64 = (1 << 63) - 1
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{2,31}")

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .base import Message, MessageType
 from .codes import CloseCode, ErrorCode
 from .errors import LocalProtocolError, ProtocolError
 from .frames import FrameReader, unpack_body
@@ -26,8 +27,6 @@ from .messages import (
     Close,
     Error,
     Hello,
-    Message,
-    MessageType,
     Ping,
     Welcome,
     decode_message,
@@ -133,7 +132,7 @@ class Connection:
         """The next event, or None until more data arrives."""
         while self._incoming:
             item = self._incoming.popleft()
-            if type(item) is _Fatal:
+            if isinstance(item, _Fatal):  # (a type() test would not narrow for mypy)
                 if self.state is State.CLOSED:
                     continue
                 if item is _EOF:

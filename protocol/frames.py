@@ -8,6 +8,7 @@ four prefix bytes are in, so an oversized frame is refused before any of its bod
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -20,7 +21,7 @@ HEADER = struct.Struct(">I")
 HEADER_SIZE = HEADER.size
 MAX_UINT32 = 0xFFFFFFFF
 
-_packb = msgpack.packb
+_packb: Callable[[Any], bytes] = msgpack.packb  # msgpack ships no type hints
 
 
 class FrameReader:

@@ -8,6 +8,7 @@ unknown payload keys are ignored so later minor versions can add optional fields
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ from .errors import ProtocolError
 from .frames import frame_from_raw_payload
 from .limits import DEFAULT_LIMITS, Limits
 
-_packb = msgpack.packb
+_packb: Callable[[Any], bytes] = msgpack.packb  # msgpack ships no type hints
 
 # --------------------------------------------------------------------------- session
 

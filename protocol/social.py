@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -28,6 +29,7 @@ from .limits import Limits
 from .messages import ChatMessage
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 USER = {"max": 256}
 ROLES = ("owner", "admin", "member")
 VISIBILITY = ("everyone", "contacts", "nobody")
@@ -56,7 +58,7 @@ class _Entry:
     def from_wire(cls: type[T], v: Any, rid: int) -> T:
         if not isinstance(v, dict):
             raise _bad(cls.__name__, "must be a map", rid)
-        return _decode_fields(cls, v, rid, None)  # type: ignore[return-value]
+        return typing.cast(T, _decode_fields(cls, v, rid, None))
 
     def to_wire(self) -> dict[str, Any]:
         return _encode_fields(self)
@@ -75,15 +77,15 @@ def _codec(cls: type[T]) -> type[T]:
     return cls
 
 
-def _record(msg_type: MessageType, *, client: bool) -> Any:
-    def wrap(cls: type[Message]) -> type[Message]:
+def _record(msg_type: MessageType, *, client: bool) -> Callable[[type[M]], type[M]]:
+    def wrap(cls: type[M]) -> type[M]:
         cls.TYPE = msg_type
         cls.FROM_CLIENT = client
         _codec(cls)
 
         def from_payload(c: type[Message], rid: int, p: dict[str, Any],
                          limits: Limits) -> Message:
-            return _decode_fields(c, p, rid, limits)  # type: ignore[return-value]
+            return typing.cast(Message, _decode_fields(c, p, rid, limits))
 
         cls.from_payload = classmethod(from_payload)  # type: ignore[assignment,method-assign]
         cls.to_payload = _encode_fields  # type: ignore[assignment,method-assign]
@@ -405,14 +407,21 @@ class PresenceList(Message):
 # --------------------------------------------------------------------------- contacts
 
 
-def _user_request(msg_type: MessageType, doc: str) -> type[Message]:
+@dataclass(frozen=True, slots=True)
+class UserRequest(Message):
+    """The shape of every request that names one user and nothing else."""
+
+    user: str = spec(**USER)
+
+
+def _user_request(msg_type: MessageType, doc: str) -> type[UserRequest]:
     @_record(msg_type, client=True)
     @dataclass(frozen=True, slots=True)
-    class UserRequest(Message):
-        user: str = spec(**USER)
+    class Request(UserRequest):
+        pass
 
-    UserRequest.__doc__ = doc
-    return UserRequest
+    Request.__doc__ = doc
+    return Request
 
 
 ContactRequest = _user_request(MessageType.CONTACT_REQUEST, "Ask `user` to become a contact.")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from .base import MessageType as T
 from .codes import ErrorCode
-from .messages import MessageType as T
 from .social import SOCIAL_CLIENT_TYPES, SOCIAL_SERVER_TYPES
 
 
