@@ -169,11 +169,21 @@ class _Parser(argparse.ArgumentParser):
         return ns, extra
 
 
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return "liaotian " + importlib.metadata.version("liaotian")
+    except importlib.metadata.PackageNotFoundError:
+        return "liaotian (version unknown: not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="liaotian", parents=[_common(True)],
         description="Command-line client for a liaotian messaging server.",
         epilog="exit status: 0 ok, 1 refused by the server, 2 usage, 3 connection failure")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                 parser_class=argparse.ArgumentParser)
     common = [_common(False)]

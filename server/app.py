@@ -13,6 +13,8 @@ import gc
 import logging
 import os
 import signal
+import socket
+import sqlite3
 import ssl
 import sys
 import time
@@ -29,9 +31,14 @@ from .services.presence import PresenceService
 from .services.receipts import ReceiptService
 from .services.session import SessionService
 from .store import SQLiteStore
+from .store.files import StoreOpenError
 from .transport import ServerConnection
 
 log = logging.getLogger("liaotian.server")
+
+
+class StartupError(Exception):
+    """The server cannot start; the text (one line) names the problem."""
 
 
 class Server:
@@ -53,19 +60,37 @@ class Server:
         self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop()
 
     async def start(self) -> None:
+        """Load TLS, bind the port, open the store, serve. A failure raises StartupError
+        (one line naming the problem) after closing whatever was opened, so the process
+        can exit at once: no listener, no store thread is left behind."""
         self.loop = asyncio.get_running_loop()
-        await self.store.open()
-        SessionService(self)
-        AccountService(self)
-        MessagingService(self)
-        GroupService(self)
-        ReceiptService(self)
-        ContactService(self)
-        self.presence = PresenceService(self)
-        self._listener = await self.loop.create_server(
-            lambda: ServerConnection(self), self.config.host, self.config.port, backlog=4096,
-            ssl=self.tls_context())
-        self.port = self._listener.sockets[0].getsockname()[1]
+        tls = self._load_tls()
+        # Bound but not yet listening: a taken port fails before the database is touched,
+        # and no client is accepted before the services exist.
+        listener = await self._bind(tls)
+        try:
+            await self._open_store()
+            try:
+                SessionService(self)
+                AccountService(self)
+                MessagingService(self)
+                GroupService(self)
+                ReceiptService(self)
+                ContactService(self)
+                self.presence = PresenceService(self)
+                self._listener = listener
+                try:
+                    await listener.start_serving()
+                except OSError as exc:
+                    raise StartupError(self._listen_problem(exc)) from exc
+            except BaseException:
+                self._listener = None
+                await self.store.close()
+                raise
+        except BaseException:
+            listener.close()
+            raise
+        self.port = listener.sockets[0].getsockname()[1]
         self.accepting = True
         self._background = [
             self.loop.create_task(self._flush_positions(), name="positions"),
@@ -76,6 +101,50 @@ class Server:
             self._background.append(self.loop.create_task(self._report_stats(), name="stats"))
         log.info("listening on %s:%d (database %s, synchronous=%s)", self.config.host,
                  self.port, self.config.db_path, self.config.synchronous)
+
+    def _load_tls(self) -> ssl.SSLContext | None:
+        cfg = self.config
+        for what, path in (("certificate", cfg.tls_cert), ("key", cfg.tls_key)):
+            if not path:
+                continue
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise StartupError(f"cannot read TLS {what} file {path}: "
+                                   f"{exc.strerror or exc}") from exc
+        try:
+            return self.tls_context()
+        except (OSError, ssl.SSLError) as exc:  # not PEM, or a key of another certificate
+            reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+            raise StartupError(f"cannot load TLS certificate {cfg.tls_cert} with key "
+                               f"{cfg.tls_key}: not a PEM certificate chain and its private "
+                               f"key ({reason})") from exc
+
+    async def _bind(self, tls: ssl.SSLContext | None) -> asyncio.base_events.Server:
+        try:
+            return await self.loop.create_server(
+                lambda: ServerConnection(self), self.config.host, self.config.port,
+                backlog=4096, ssl=tls, start_serving=False)
+        except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
+            raise StartupError(self._listen_problem(exc)) from exc
+
+    def _listen_problem(self, exc: BaseException) -> str:
+        where = f"{self.config.host}:{self.config.port}"
+        if isinstance(exc, socket.gaierror):
+            return f"cannot listen on {where}: host {self.config.host!r} not found ({exc.strerror})"
+        if isinstance(exc, OSError) and exc.errno:
+            return f"cannot listen on {where}: {os.strerror(exc.errno).lower()}"
+        return f"cannot listen on {where}: {exc}"
+
+    async def _open_store(self) -> None:
+        try:
+            await self.store.open()
+        except StoreOpenError as exc:  # names the file already
+            raise StartupError(str(exc)) from exc
+        except (OSError, sqlite3.Error, RuntimeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise StartupError(f"cannot open database {self.config.db_path}: {reason}") from exc
 
     def tls_context(self) -> ssl.SSLContext | None:
         """TLS 1.2 or newer with the configured certificate, or None for plain TCP."""
@@ -193,7 +262,8 @@ def install_uvloop() -> bool:
 
 
 def run(config: Config) -> int:
-    """Run until SIGTERM/SIGINT; returns the process exit code."""
+    """Run until SIGTERM/SIGINT; returns the process exit code: 0 after a shutdown, 1 if
+    the server could not start (one line on stderr says why)."""
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     fast = install_uvloop()
@@ -216,5 +286,10 @@ def run(config: Config) -> int:
             server.loop.add_signal_handler(sig, on_signal)
         await server.serve_forever()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except StartupError as exc:
+        log.debug("start-up failed", exc_info=True)
+        print(f"liaotian-server: {exc}", file=sys.stderr)
+        return 1
     return 0

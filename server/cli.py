@@ -4,11 +4,23 @@ environment and a key in the optional TOML file (top level or a [server] table).
 from __future__ import annotations
 
 import argparse
-import sqlite3
+import importlib.metadata
 import sys
 from dataclasses import MISSING, fields
 
-from .config import Config
+from .config import Config, rule_for
+
+
+def version() -> str:
+    """`liaotian-server 0.1.0 (protocol 1)`: the installed package's version."""
+    from liaotian.protocol import SUPPORTED_VERSIONS
+
+    try:
+        number = importlib.metadata.version("liaotian")
+    except importlib.metadata.PackageNotFoundError:
+        number = "unknown (not installed)"
+    protocols = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
+    return f"liaotian-server {number} (protocol {protocols})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,13 +28,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="liaotian-server",
         description="Run the liaotian messaging server. Precedence: flags > LIAOTIAN_* "
                     "environment > --config file > defaults. "
-                    "`liaotian-server backup DEST` writes an online backup instead.")
+                    "`liaotian-server backup DEST` writes an online backup instead. "
+                    "Every setting is checked at start against the range shown here.")
+    p.add_argument("--version", action="version", version=version())
     p.add_argument("--config", metavar="FILE", help="TOML configuration file")
     for f in fields(Config):
         default = f.default if f.default is not MISSING else None
         kind = {"int": int, "float": float}.get(str(f.type), str)
+        allowed = rule_for(f.name).describe(str(f.type)).replace("%", "%%")
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
-                       metavar=f.name.upper(), help=f"(default: {default})")
+                       metavar=f.name.upper(),
+                       help=f"{allowed} (default: {str(default).replace('%', '%%')})")
     return p
 
 
@@ -36,12 +52,15 @@ def backup_main(argv: list[str]) -> int:
                    help="database to copy (default: from config, LIAOTIAN_DB_PATH or "
                         "liaotian.db)")
     args = p.parse_args(argv)
+    from .backup import BackupError, backup
+
     try:
         config = Config.load(file=args.config, flags={"db_path": args.db_path})
-        from .backup import backup
-
         result = backup(config.db_path, args.dest)
-    except (OSError, ValueError, RuntimeError, sqlite3.Error) as exc:
+    except ValueError as exc:  # the configuration
+        print(f"liaotian-server backup: {exc}", file=sys.stderr)
+        return 2
+    except BackupError as exc:
         print(f"liaotian-server backup: {exc}", file=sys.stderr)
         return 1
     print(" ".join(f"{k}={v}" for k, v in result.items()))

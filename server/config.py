@@ -1,8 +1,15 @@
 """Server configuration: defaults, then an optional TOML file, then LIAOTIAN_* environment
-variables, then command-line flags. The result is one frozen Config."""
+variables, then command-line flags. The result is one frozen Config.
+
+Every setting is checked when a Config is made: against its row in RULES (the allowed
+range, or the allowed words), then the checks that relate settings to each other
+(__post_init__). A setting without a row in RULES gets DEFAULT_NUMBER (a finite number,
+0 or more) or, for text, no check. `liaotian-server --help` shows each range.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -63,8 +70,10 @@ class Config:
     login_window: float = 900.0  # seconds over which failures count
 
     def __post_init__(self) -> None:
-        if self.synchronous.lower() not in ("full", "extra", "normal"):
-            raise ValueError("setting 'synchronous' must be full, extra or normal")
+        check_ranges(self)
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism:
+            raise ValueError("argon2_memory_kib must be at least 8 x argon2_parallelism "
+                             "(argon2's minimum)")
         if self.max_text_len + self.max_meta_size + 1024 > self.max_frame_size:
             raise ValueError("max_frame_size must exceed max_text_len + max_meta_size + 1 KiB "
                              "so that any accepted message fits in one frame")
@@ -96,16 +105,189 @@ class Config:
     @classmethod
     def load(cls, *, file: str | None = None, env: Mapping[str, str] | None = None,
              flags: Mapping[str, Any] | None = None) -> Config:
-        cfg = cls()
+        """Merge the layers, then check the result once: each layer may rely on another
+        (a file raising max_text_len, a flag raising max_frame_size to match). Errors are
+        ValueErrors whose text names the setting and where its value came from."""
+        values: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+
+        def layer(where: str, items: Mapping[str, Any], name_source: Any = None) -> None:
+            for key, value in items.items():
+                source = name_source(key) if name_source else where
+                try:
+                    (name, coerced), = _coerce_all({key: value}).items()
+                except ValueError as exc:
+                    raise ValueError(f"{source}: {exc}") from None
+                values[name] = coerced
+                origin[name] = source
+
         if file:
-            with open(file, "rb") as fh:
-                data = tomllib.load(fh)
-            cfg = cfg.with_overrides(data.get("server", data))
+            layer(f"config file {file}", _read_file(file))
         env = os.environ if env is None else env
-        from_env = {f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(cls)
-                    if ENV_PREFIX + f.name.upper() in env}
-        cfg = cfg.with_overrides(from_env)
-        return cfg.with_overrides({k: v for k, v in (flags or {}).items() if v is not None})
+        layer("", {f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(cls)
+                   if ENV_PREFIX + f.name.upper() in env},
+              lambda key: ENV_PREFIX + key.upper())
+        layer("", {k: v for k, v in (flags or {}).items() if v is not None},
+              lambda key: "--" + key.replace("_", "-"))
+        try:
+            return cls(**values)
+        except SettingError as exc:
+            if exc.name in origin:
+                raise ValueError(f"{exc} (from {origin[exc.name]})") from None
+            raise
+
+
+def _read_file(file: str) -> Mapping[str, Any]:
+    """The settings in a TOML file: its top level, or its [server] table if it has one."""
+    try:
+        with open(file, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ValueError(f"config file {file}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {file}: not valid TOML: {exc}") from None
+    if "server" not in data:
+        return data
+    table = data["server"]
+    if not isinstance(table, dict):
+        raise ValueError(f"config file {file}: 'server' must be a table of settings "
+                         f"([server]), got {table!r}")
+    stray = [k for k, v in data.items() if k != "server" and not isinstance(v, dict)]
+    if stray:
+        raise ValueError(f"config file {file}: setting {stray[0]!r} is outside the [server] "
+                         f"table (put every setting in it, or none)")
+    return table
+
+
+class SettingError(ValueError):
+    """A setting outside its allowed range; `name` is the setting."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """The values one setting allows.
+
+    Numbers: finite, `lo` <= value <= `hi` (None: no bound); with `above`, value > `lo`.
+    Text: one of `choices` (any case) if given; not empty if `required`.
+    `note` says what special values mean; it is shown in --help and in errors.
+    """
+
+    lo: float | None = 0
+    hi: float | None = None
+    above: bool = False
+    choices: tuple[str, ...] = ()
+    required: bool = False
+    note: str = ""
+
+    def describe(self, kind: str = "int") -> str:
+        if kind not in ("int", "float"):
+            if self.choices:
+                text = "one of " + ", ".join(self.choices)
+            else:
+                text = "non-empty text" if self.required else "any text"
+        elif self.lo is None and self.hi is None:
+            text = "any number"
+        elif self.lo is None:
+            text = f"at most {_num(self.hi)}"
+        elif self.hi is None:
+            text = f"more than {_num(self.lo)}" if self.above else f"at least {_num(self.lo)}"
+        elif self.above:
+            text = f"more than {_num(self.lo)} and at most {_num(self.hi)}"
+        else:
+            text = f"{_num(self.lo)} to {_num(self.hi)}"
+        return f"{text} ({self.note})" if self.note else text
+
+    def allows(self, value: Any) -> bool:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                return False
+            if self.lo is not None and (value <= self.lo if self.above else value < self.lo):
+                return False
+            return self.hi is None or value <= self.hi
+        if isinstance(value, str):
+            if self.choices and value.lower() not in self.choices:
+                return False
+            return bool(value) or not self.required
+        return True
+
+
+def _num(x: float | None) -> str:
+    return str(int(x)) if x is not None and float(x).is_integer() else str(x)
+
+
+MIB = 1024 * 1024
+HOUR = 3600.0
+DAY = 86400.0
+# The allowed range of each setting: data, checked in one place (check_ranges). A setting
+# with no row here gets DEFAULT_NUMBER if it is a number, DEFAULT_TEXT if text; a new
+# setting declares its own range by adding a row, e.g. "max_groups_per_user": Rule(0,
+# 100_000, note="0: none").
+DEFAULT_NUMBER = Rule(lo=0)
+DEFAULT_TEXT = Rule()
+RULES: dict[str, Rule] = {
+    "host": Rule(required=True, note="0.0.0.0 or :: listens on every interface"),
+    "port": Rule(0, 65535, note="0: any free port"),
+    "db_path": Rule(required=True),
+    "synchronous": Rule(choices=("full", "extra", "normal")),
+    "log_level": Rule(choices=("debug", "info", "warning", "error", "critical")),
+    "tls_cert": Rule(note="PEM file; empty: plain TCP"),
+    "tls_key": Rule(note="PEM file; set with tls_cert"),
+    "max_frame_size": Rule(4096, 64 * MIB, note="bytes; above max_text_len + max_meta_size "
+                                                "+ 1024"),
+    "max_text_len": Rule(1, note="bytes"),
+    "max_meta_size": Rule(0, note="bytes"),
+    "max_sync_page": Rule(1, 100_000),
+    "max_history_page": Rule(1, 100_000),
+    "max_inflight_requests": Rule(1, 65_536),
+    "heartbeat_interval": Rule(0, HOUR, above=True, note="seconds"),
+    "idle_timeout": Rule(0, DAY, above=True, note="seconds; above heartbeat_interval"),
+    "auth_timeout": Rule(0, HOUR, above=True, note="seconds"),
+    "max_connections": Rule(1, 10_000_000),
+    "max_connections_per_address": Rule(0, note="0: no limit"),
+    "max_outbound_buffer": Rule(1024, note="bytes"),
+    "write_timeout": Rule(0, HOUR, above=True, note="seconds"),
+    "shutdown_grace": Rule(0, HOUR, note="seconds"),
+    "retention_days": Rule(0, 36_500, note="0: keep everything"),
+    "max_batch": Rule(1, 1_000_000),
+    "stats_interval": Rule(0, DAY, note="seconds; 0: no statistics lines"),
+    "max_group_size": Rule(2, 1_000_000, note="members, owner included"),
+    "presence_interval": Rule(0, HOUR, above=True, note="seconds"),
+    "typing_ttl": Rule(0, HOUR, above=True, note="seconds"),
+    "typing_rate": Rule(0, above=True, note="per second"),
+    "typing_burst": Rule(1),
+    "send_rate": Rule(0, above=True, note="messages per second"),
+    "send_burst": Rule(1),
+    "send_bytes_rate": Rule(0, above=True, note="bytes per second"),
+    "send_bytes_burst": Rule(1, note="bytes; at least max_text_len + max_meta_size"),
+    "argon2_time_cost": Rule(1, 100),
+    "argon2_memory_kib": Rule(8, 4 * MIB, note="KiB; at least 8 x argon2_parallelism"),
+    "argon2_parallelism": Rule(1, 64),
+    "login_failures_per_account": Rule(1),
+    "login_failures_per_address": Rule(1),
+    "login_window": Rule(0, 7 * DAY, above=True, note="seconds"),
+}
+
+
+def rule_for(name: str) -> Rule:
+    """The range of setting `name`: its row in RULES, or the default for its type."""
+    rule = RULES.get(name)
+    if rule is not None:
+        return rule
+    return DEFAULT_NUMBER if _FIELD_TYPES.get(name) in ("int", "float") else DEFAULT_TEXT
+
+
+def check_ranges(config: Config) -> None:
+    """Raise SettingError for the first setting outside its range."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        rule = rule_for(f.name)
+        if not rule.allows(value):
+            raise SettingError(f.name, f"setting {f.name!r} must be "
+                                       f"{rule.describe(str(f.type))}, got {value!r}")
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Config)}

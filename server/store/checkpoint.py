@@ -60,9 +60,11 @@ class Checkpointer:
     last pass before a restart holds it so that no commit lands between that pass and the
     writer's next transaction, which then starts the WAL over."""
 
-    def __init__(self, path: str, gate: threading.Lock) -> None:
+    def __init__(self, path: str, gate: threading.Lock, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self.gate = gate
+        self._clock = clock  # seconds from an arbitrary origin (monotonic: from boot)
         self.on_cycle: Callable[[Cycle], None] = lambda cycle: None  # on the loop
         self._thread: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
@@ -71,7 +73,10 @@ class Checkpointer:
         # included, so it is closed after every connection (see close()).
         self._fd: int | None = None
         self._running: asyncio.Future[Cycle] | None = None
-        self._last = 0.0
+        # When the last cycle ended; None: none ran yet, so the first is due at once. (A
+        # 0.0 here meant "at boot" to time.monotonic(): on a machine up for less than an
+        # interval, the first cycle never came.)
+        self._last: float | None = None
         self._stopped = False
 
     async def open(self) -> None:
@@ -113,7 +118,7 @@ class Checkpointer:
         """After a commit: start a cycle unless one is running or ran in the last interval."""
         if self._running is not None or self._db is None or self._stopped:
             return
-        if time.monotonic() - self._last < CHECKPOINT_INTERVAL:
+        if self._last is not None and self._clock() - self._last < CHECKPOINT_INTERVAL:
             return
         assert self._thread is not None
         self._running = asyncio.get_running_loop().run_in_executor(self._thread, self._cycle)
@@ -121,7 +126,7 @@ class Checkpointer:
 
     def _cycle_done(self, fut: asyncio.Future[Cycle]) -> None:
         self._running = None
-        self._last = time.monotonic()
+        self._last = self._clock()
         if fut.cancelled():
             return
         if fut.exception() is not None:

@@ -57,6 +57,7 @@ from .base import (
 )
 from .batch import Batch, pair
 from .checkpoint import Checkpointer
+from .files import DatabaseLock, create_private, warn_if_shared
 from .queries import Queries
 from .schema import MIGRATIONS
 from .state import (
@@ -128,6 +129,7 @@ class SQLiteStore(Queries):
         # before a WAL restart holds it so that no commit lands in between.
         self._gate = threading.Lock()
         self._checkpointer: Checkpointer | None = None
+        self._lock = DatabaseLock(path)  # one server per database (files.py)
         self.stats = WriterStats()
         self._queue: deque[Any] = deque()  # SendRequest, WriteOp or Txn, in arrival order
         self._wake = asyncio.Event()
@@ -158,12 +160,24 @@ class SQLiteStore(Queries):
     # ------------------------------------------------------------------ lifecycle
 
     async def open(self) -> None:
+        """Lock the database (StoreOpenError if another server has it), create it 0600 if
+        missing, open. A failure closes whatever was opened: no thread keeps running."""
+        self._lock.acquire()
+        try:
+            create_private(self.path)
+            await self._open()
+        except BaseException:
+            await self.close()
+            raise
+        warn_if_shared(self.path)
+
+    async def _open(self) -> None:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="liaotian-writer")
         try:
             self._next_msg_id, self._next_conv_id, self._tail.next_jid = \
                 await self._call(self._open_writer)
         except BaseException:
-            await self._call(self._close_writer)
+            await self._call(self._discard_writer)  # nothing of it to fold or checkpoint
             self._thread.shutdown()
             self._thread = None
             raise
@@ -235,6 +249,12 @@ class SQLiteStore(Queries):
                 w.execute("ROLLBACK")
                 raise
 
+    def _discard_writer(self) -> None:
+        """In the writer thread, after a failed open: close the connection, if any."""
+        if self._w is not None:
+            self._w.close()
+            self._w = None
+
     def _close_writer(self) -> None:
         """In the writer thread: fold the journal into the update logs and the WAL back
         into the database file, close."""
@@ -277,6 +297,7 @@ class SQLiteStore(Queries):
         if self._checkpointer is not None:  # last: it holds a descriptor of the file
             await self._checkpointer.close()
             self._checkpointer = None
+        self._lock.release()  # after every connection: the next server may open it
 
     def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run fn in the writer thread."""

@@ -198,26 +198,60 @@ async def test_a_failed_pass_is_reported_and_the_next_cycle_runs(
     assert "checkpoint failed" in caplog.text
 
 
+class Clock:
+    """A monotonic clock the test moves by hand; it starts where a freshly booted
+    machine's time.monotonic() does, near 0."""
+
+    def __init__(self, now: float = 0.5) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_cycles_wait_for_the_interval_and_stop_waits_for_the_running_one(
         wal_db, monkeypatch) -> None:
+    """Regression: the first cycle used to wait until an interval after *boot* (the last
+    cycle was taken to have ended at monotonic 0.0), so on a machine up for less than an
+    hour this test failed; the clock here reads half a second after boot."""
     path, db = wal_db
     _commit(db)
-    gate = threading.Lock()
-    c = Checkpointer(path, gate)
+    clock = Clock(0.5)
+    c = Checkpointer(path, threading.Lock(), clock=clock)
     seen: list[Cycle] = []
     c.on_cycle = seen.append
     await c.open()
     try:
         monkeypatch.setattr(checkpoint_module, "CHECKPOINT_INTERVAL", 3600.0)
-        c.soon()  # none ran yet
+        c.soon()  # none ran yet: the first is due at once, however recent the boot
+        assert c._running is not None
         await c.settled()
+        assert len(seen) == 1
+        clock.now += 3599.0
         c.soon()  # one ran less than an interval ago
         assert c._running is None
-        assert len(seen) == 1
-        await c.stop()
+        clock.now += 2.0
+        c.soon()  # an interval has passed
+        assert c._running is not None
+        await c.stop()  # waits for the running one
+        assert c._running is None and len(seen) == 2
         monkeypatch.setattr(checkpoint_module, "CHECKPOINT_INTERVAL", 0.0)
         c.soon()  # stopped: no more cycles
         assert c._running is None
+    finally:
+        await c.close()
+
+
+async def test_the_default_clock_runs_the_first_cycle_at_once(wal_db, monkeypatch) -> None:
+    path, db = wal_db
+    _commit(db)
+    monkeypatch.setattr(checkpoint_module, "CHECKPOINT_INTERVAL", 1e9)  # > any uptime
+    c = Checkpointer(path, threading.Lock())
+    await c.open()
+    try:
+        c.soon()
+        assert c._running is not None
+        await c.settled()
     finally:
         await c.close()
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from liaotian.protocol import Limits
+from liaotian.server import config as config_module
 from liaotian.server.cli import build_parser, main
-from liaotian.server.config import Config
+from liaotian.server.config import RULES, Config, SettingError, rule_for
 
 
 def toml(tmp_path: Path, text: str) -> str:
@@ -178,3 +179,129 @@ def test_invalid_synchronous_is_rejected_by_config(capsys) -> None:
     assert "synchronous" in capsys.readouterr().err
     for ok in ("full", "normal", "extra"):
         assert Config.load(env={}, flags={"synchronous": ok}).synchronous == ok
+
+
+# --- ranges (issue 11 item 6): every setting is checked, by one table
+
+NUMERIC = [f.name for f in dataclasses.fields(Config) if f.type in ("int", "float")]
+
+
+def test_every_rule_names_a_setting() -> None:
+    assert set(RULES) <= {f.name for f in dataclasses.fields(Config)}
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+def test_every_number_refuses_negative_and_non_finite_values(name: str) -> None:
+    kind = {f.name: f.type for f in dataclasses.fields(Config)}[name]
+    bad: list[float] = [-1] if kind == "int" else [-1.0, float("nan"), float("inf")]
+    for value in bad:
+        with pytest.raises(SettingError, match=f"setting '{name}' must be") as exc:
+            Config().with_overrides({name: value})
+        assert exc.value.name == name
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    ({"port": 99999}, "setting 'port' must be 0 to 65535 (0: any free port), got 99999"),
+    ({"port": -1}, "setting 'port' must be 0 to 65535"),
+    ({"max_text_len": -5}, "setting 'max_text_len' must be at least 1 (bytes), got -5"),
+    ({"max_text_len": 0}, "setting 'max_text_len' must be at least 1"),
+    ({"heartbeat_interval": 0.0}, "setting 'heartbeat_interval' must be more than 0 and at "
+                                  "most 3600"),
+    ({"log_level": "bogus"}, "setting 'log_level' must be one of debug, info, warning, "
+                             "error, critical, got 'bogus'"),
+    ({"synchronous": "off"}, "setting 'synchronous' must be one of full, extra, normal"),
+    ({"host": ""}, "setting 'host' must be non-empty text"),
+    ({"max_connections": 0}, "setting 'max_connections' must be 1 to 10000000"),
+    ({"argon2_parallelism": 0}, "setting 'argon2_parallelism' must be 1 to 64"),
+    ({"login_failures_per_account": 0}, "setting 'login_failures_per_account' must be at "
+                                        "least 1"),
+])
+def test_out_of_range_names_the_setting_the_range_and_the_flag(flags, message) -> None:
+    """Regression: --port 99999 was accepted (and listened on a random port), and so was
+    --max-text-len -5."""
+    with pytest.raises(ValueError) as exc:
+        Config.load(env={}, flags=flags)
+    flag = "--" + next(iter(flags)).replace("_", "-")
+    assert message in str(exc.value) and str(exc.value).endswith(f"(from {flag})")
+
+
+def test_the_error_says_where_the_value_came_from(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"got 70000 \(from LIAOTIAN_PORT\)"):
+        Config.load(env={"LIAOTIAN_PORT": "70000"})
+    file = toml(tmp_path, "max_batch = 0\n")
+    with pytest.raises(ValueError, match=rf"'max_batch' .* \(from config file {file}\)"):
+        Config.load(file=file, env={})
+    with pytest.raises(ValueError, match="LIAOTIAN_PORT: setting 'port' needs a int"):
+        Config.load(env={"LIAOTIAN_PORT": "x"})
+
+
+def test_range_bounds_are_inclusive() -> None:
+    c = Config.load(env={}, flags={"port": 65535, "max_text_len": 1, "shutdown_grace": 0.0,
+                                   "retention_days": 0.0, "max_connections_per_address": 0})
+    assert (c.port, c.max_text_len) == (65535, 1)
+    assert Config(port=0).port == 0
+
+
+def test_argon2_memory_must_cover_its_parallelism() -> None:
+    with pytest.raises(ValueError, match="argon2_memory_kib must be at least 8 x"):
+        Config(argon2_memory_kib=16, argon2_parallelism=4)
+    Config(argon2_memory_kib=32, argon2_parallelism=4)
+
+
+def test_a_setting_without_a_rule_gets_the_default_check(monkeypatch) -> None:
+    """How a new setting is checked before it declares its own range: numbers must be
+    finite and 0 or more; text is not checked."""
+    monkeypatch.delitem(RULES, "max_connections_per_address")
+    monkeypatch.delitem(RULES, "tls_cert")
+    assert rule_for("max_connections_per_address") is config_module.DEFAULT_NUMBER
+    with pytest.raises(SettingError, match="'max_connections_per_address' must be at least "
+                                           "0, got -3"):
+        Config(max_connections_per_address=-3)
+    Config(max_connections_per_address=10**9)
+    assert rule_for("tls_cert").describe("str") == "any text"
+
+
+def test_layers_are_checked_together_not_one_by_one(tmp_path) -> None:
+    """A file raising max_text_len past the default frame size, and a flag raising the
+    frame size to match: each layer alone is inconsistent, the result is not."""
+    file = toml(tmp_path, "max_text_len = 2000000\nsend_bytes_burst = 9000000.0\n")
+    c = Config.load(file=file, env={}, flags={"max_frame_size": 4_000_000})
+    assert (c.max_text_len, c.max_frame_size) == (2_000_000, 4_000_000)
+
+
+def test_help_shows_every_range() -> None:
+    text = " ".join(build_parser().format_help().split())
+    assert "--port PORT 0 to 65535 (0: any free port) (default: 7420)" in text
+    assert "--log-level LOG_LEVEL one of debug, info, warning, error, critical" in text
+    assert "--max-text-len MAX_TEXT_LEN at least 1 (bytes) (default: 65536)" in text
+    for f in dataclasses.fields(Config):
+        assert rule_for(f.name).describe(str(f.type)) in " ".join(
+            build_parser().format_help().split())
+
+
+# --- the config file (issue 11 item 5)
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("server = 5\n", "'server' must be a table of settings ([server]), got 5"),
+    ('port = 1\n[server]\nhost = "::"\n', "setting 'port' is outside the [server] table"),
+    ("port = \n", "not valid TOML"),
+])
+def test_a_malformed_config_file_is_named(tmp_path, text, message) -> None:
+    """Regression: `server = 5` raised AttributeError: 'int' object has no attribute
+    'items'."""
+    file = toml(tmp_path, text)
+    with pytest.raises(ValueError) as exc:
+        Config.load(file=file, env={})
+    assert str(exc.value).startswith(f"config file {file}: ") and message in str(exc.value)
+
+
+def test_a_missing_config_file_is_named(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"config file .*missing\.toml: No such file"):
+        Config.load(file=str(tmp_path / "missing.toml"), env={})
+
+
+def test_version_flag(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("liaotian-server ")
