@@ -40,11 +40,13 @@ class Server:
         tune_switch_interval()
         self.config = config
         self.limits = config.limits()
-        self.hub = Hub()
+        self.hub = Hub(max_per_user=config.max_connections_per_user,
+                       max_outbound_total=config.max_outbound_total)
         self.router = Router()
         self.store = SQLiteStore(config.db_path, synchronous=config.synchronous,
                                  max_batch=config.max_batch)
         self.accepting = False
+        self.tls: ssl.SSLContext | None = None
         self.port = config.port
         self._listener: asyncio.base_events.Server | None = None
         self._stopped = asyncio.Event()
@@ -62,9 +64,10 @@ class Server:
         ReceiptService(self)
         ContactService(self)
         self.presence = PresenceService(self)
+        # TLS is started per connection (transport.py), after the connection is counted
+        self.tls = self.tls_context()
         self._listener = await self.loop.create_server(
-            lambda: ServerConnection(self), self.config.host, self.config.port, backlog=4096,
-            ssl=self.tls_context())
+            lambda: ServerConnection(self), self.config.host, self.config.port, backlog=4096)
         self.port = self._listener.sockets[0].getsockname()[1]
         self.accepting = True
         self._background = [

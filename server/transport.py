@@ -5,7 +5,12 @@ changes the session (LOGIN, AUTH) holds back the frames pipelined behind it unti
 answered. Writes: everything leaves through `flush()`, the one write path. A peer that
 leaves more than `max_outbound_buffer` bytes unread, or keeps the socket unwritable for
 `write_timeout` seconds, is a slow consumer and is disconnected; its updates stay in its
-log for the next sync.
+log for the next sync. All connections together may leave at most `max_outbound_total`
+bytes unread: beyond that, the ones with the most unread bytes are evicted the same way.
+
+With TLS the listener is plain TCP and each connection is upgraded here, so a connection
+counts towards the connection limits and its authentication deadline from the TCP accept,
+through the handshake (which must also finish within `auth_timeout`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 from typing import TYPE_CHECKING, Any, cast
 
 from liaotian.protocol import CloseCode, Connection, Message, Role
@@ -53,6 +59,9 @@ class ServerConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._paused_since: float | None = None
         self._gone = False
+        self._handshaking = False  # TLS handshake running on the raw transport
+        self._tls_task: asyncio.Task[None] | None = None
+        self.unread = 0  # bytes of our output this connection last had queued, unread
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -60,7 +69,12 @@ class ServerConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's is duck-typed
         peer = transport.get_extra_info("peername")
         self.peer_host = str(peer[0]) if peer else ""
-        cast(asyncio.WriteTransport, transport).set_write_buffer_limits(high=256 * 1024)
+        tls = self.server.tls
+        if tls is None:
+            cast(asyncio.WriteTransport, transport).set_write_buffer_limits(high=256 * 1024)
+        else:  # nothing may be written in clear: a refusal below only drops the socket
+            self._handshaking = True
+            cast(asyncio.ReadTransport, transport).pause_reading()
         hub = self.server.hub
         cfg = self.server.config
         reason = None
@@ -77,7 +91,35 @@ class ServerConnection(asyncio.Protocol):
                 self.close(CloseCode.TOO_MANY_CONNECTIONS, reason)
             return
         self.log.debug("opened from %s", peer)
-        self._arm_timer()
+        self._arm_timer()  # the authentication deadline covers a TLS handshake too
+        if tls is not None:
+            self._tls_task = self.loop.create_task(self._start_tls(tls))
+
+    async def _start_tls(self, ctx: ssl.SSLContext) -> None:
+        raw = self.transport
+        assert raw is not None
+        try:
+            new = await self.loop.start_tls(
+                raw, self, ctx, server_side=True,
+                ssl_handshake_timeout=min(60.0, self.server.limits.auth_timeout))
+        except Exception as exc:  # handshake failed, timed out, or the socket went away
+            self.log.debug("TLS handshake failed: %r", exc)
+            raw.abort()
+            self.connection_lost(exc)
+            return
+        finally:
+            self._tls_task = None
+        if new is None or self._gone or self.conn.closed:
+            if new is not None:
+                new.abort()
+            return
+        self._handshaking = False
+        self.transport = new  # type: ignore[assignment]
+        if self.busy:  # hold() paused the raw transport during the handshake: move it
+            raw.resume_reading()
+            new.pause_reading()
+        cast(asyncio.WriteTransport, new).set_write_buffer_limits(high=256 * 1024)
+        self.flush()
 
     def data_received(self, data: bytes) -> None:
         self.conn.receive_data(data, self.loop.time())
@@ -89,7 +131,10 @@ class ServerConnection(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._gone:
+            return
         self._gone = True
+        self._count_unread(0)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -105,6 +150,8 @@ class ServerConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused_since = None
+        if self.transport is not None and not self._gone:
+            self._count_unread(self.transport.get_write_buffer_size())
 
     # ------------------------------------------------------------------ events
 
@@ -146,15 +193,29 @@ class ServerConnection(asyncio.Protocol):
 
     def flush(self) -> None:
         """The one write path."""
+        if self._handshaking:  # kept queued until the TLS session is up
+            return
         data = self.conn.data_to_send()
         t = self.transport
         if not data or t is None or self._gone:
             return
         t.write(data)
-        if t.get_write_buffer_size() > self.server.config.max_outbound_buffer:
-            self.log.info("slow consumer: %d bytes unread", t.get_write_buffer_size())
-            self.conn.close(CloseCode.SLOW_CONSUMER, "outbound buffer full")
-            self._finish(abort=True)
+        unread = t.get_write_buffer_size()
+        if unread > self.server.config.max_outbound_buffer:
+            self.log.info("slow consumer: %d bytes unread", unread)
+            self.evict("outbound buffer full")
+        elif unread != self.unread:
+            self._count_unread(unread)
+
+    def _count_unread(self, unread: int) -> None:
+        """Keep the server-wide total of unread output (Hub.outbound) up to date."""
+        self.server.hub.count_unread(self, unread)
+
+    def evict(self, reason: str) -> None:
+        """Disconnect as a slow consumer (4003): its updates stay in its log."""
+        self._count_unread(0)
+        self.conn.close(CloseCode.SLOW_CONSUMER, reason)
+        self._finish(abort=True)
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         self.conn.close(code, reason)
@@ -168,7 +229,7 @@ class ServerConnection(asyncio.Protocol):
         t = self.transport
         if t is None or self._gone:
             return
-        if abort:
+        if abort or self._handshaking:  # nothing can be said before the TLS handshake
             t.abort()
         elif not t.is_closing():
             t.close()  # flushes what is buffered first; a peer that never reads would
