@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from liaotian.protocol import CloseCode, Connection, Message, Role
 
-from .services.throttle import TokenBucket
-
 if TYPE_CHECKING:
     from .app import Server
 
@@ -54,7 +52,6 @@ class ServerConnection(asyncio.Protocol):
         self.sent_upto = 0  # highest seq this connection has been sent
         self.head_at_auth = 0  # the user's head when this connection authenticated
         self.syncing = False
-        self.typing_buckets: dict[object, TokenBucket] = {}
         self.busy = False  # an exclusive request is running: hold later frames
         self._timer: asyncio.TimerHandle | None = None
         self._paused_since: float | None = None
