@@ -106,9 +106,11 @@ class ServerConnection(asyncio.Protocol):
             return
         finally:
             self._tls_task = None
-        if new is None or self._gone or self.conn.closed:
+        if new is None or self._gone or self.conn.closed:  # closed during the handshake
             if new is not None:
                 new.abort()
+            raw.abort()
+            self.connection_lost(None)  # idempotent: the SSL layer may report it too
             return
         self._handshaking = False
         self.transport = new  # type: ignore[assignment]
