@@ -113,7 +113,7 @@ class ServerConnection(asyncio.Protocol):
             self.connection_lost(None)  # idempotent: the SSL layer may report it too
             return
         self._handshaking = False
-        self.transport = new  # type: ignore[assignment]
+        self.transport = new
         if self.busy:  # hold() paused the raw transport during the handshake: move it
             raw.resume_reading()
             new.pause_reading()
