@@ -58,6 +58,7 @@ class ServerConnection(asyncio.Protocol):
         self._gone = False
         self._handshaking = False  # TLS handshake running on the raw transport
         self._tls_task: asyncio.Task[None] | None = None
+        self._early = bytearray()  # TLS bytes read before start_tls took the transport over
         self.unread = 0  # bytes of our output this connection last had queued, unread
 
     # ------------------------------------------------------------------ asyncio callbacks
@@ -91,6 +92,30 @@ class ServerConnection(asyncio.Protocol):
         self._arm_timer()  # the authentication deadline covers a TLS handshake too
         if tls is not None:
             self._tls_task = self.loop.create_task(self._start_tls(tls))
+            # uvloop starts reading after connection_made whatever pause_reading said, so the
+            # first TLS bytes can reach data_received: they are handed to the TLS layer once
+            # start_tls has installed it (its set-up callbacks run first: FIFO)
+            self.loop.call_soon(self.loop.call_soon, self._feed_early)
+
+    def _feed_early(self) -> None:
+        data, self._early = bytes(self._early), bytearray()
+        t = self.transport
+        if not data or t is None or self._gone or not self._handshaking:
+            return
+        proto = t.get_protocol()
+        if proto is self:  # start_tls did not take over (failed at once): drop the bytes
+            return
+        if hasattr(proto, "get_buffer"):  # asyncio's and uvloop's SSLProtocol: buffered
+            buffered = cast(asyncio.BufferedProtocol, proto)
+            view = memoryview(data)
+            while view:
+                buf = memoryview(buffered.get_buffer(len(view))).cast("B")
+                n = min(len(buf), len(view))
+                buf[:n] = view[:n]
+                buffered.buffer_updated(n)
+                view = view[n:]
+        else:
+            cast(asyncio.Protocol, proto).data_received(data)
 
     async def _start_tls(self, ctx: ssl.SSLContext) -> None:
         raw = self.transport
@@ -121,6 +146,13 @@ class ServerConnection(asyncio.Protocol):
         self.flush()
 
     def data_received(self, data: bytes) -> None:
+        t = self.transport
+        if self._handshaking and t is not None and t.get_protocol() is self:
+            # raw TLS bytes read before start_tls took the transport over (see _feed_early)
+            self._early += data
+            if len(self._early) > 64 * 1024:
+                t.abort()
+            return
         self.conn.receive_data(data, self.loop.time())
         self.process()
 

@@ -169,3 +169,22 @@ async def test_unread_output_of_all_connections_is_bounded(tmp_path: Path, clien
                 await asyncio.sleep(0.05)
         assert hub.outbound <= 64 * mib and len(hub.of_user(uid)) == 1
         await alice.barrier()
+
+
+def test_tls_on_uvloop_where_reading_starts_before_start_tls(
+        tmp_path: Path, tls: tuple[trustme.CA, str, str]) -> None:
+    """The production loop (uvloop) delivers the first TLS bytes to the plain protocol before
+    start_tls takes the transport over; they must reach the TLS layer (pipelined frames too).
+    """
+    uvloop = pytest.importorskip("uvloop")
+    ca, cert, key = tls
+
+    async def scenario() -> None:
+        async with run_server(tmp_path, tls_cert=cert, tls_key=key) as srv:
+            ctx = ssl.create_default_context()
+            ca.configure_trust(ctx)
+            for name in ("alice", "bob"):
+                assert await lt.register(srv.host, srv.port, name, PASSWORD, ssl=ctx) == name
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
