@@ -72,7 +72,6 @@ class ServerConnection(asyncio.Protocol):
             cast(asyncio.WriteTransport, transport).set_write_buffer_limits(high=256 * 1024)
         else:  # nothing may be written in clear: a refusal below only drops the socket
             self._handshaking = True
-            cast(asyncio.ReadTransport, transport).pause_reading()
         hub = self.server.hub
         cfg = self.server.config
         reason = None
@@ -90,12 +89,16 @@ class ServerConnection(asyncio.Protocol):
             return
         self.log.debug("opened from %s", peer)
         self._arm_timer()  # the authentication deadline covers a TLS handshake too
-        if tls is not None:
-            self._tls_task = self.loop.create_task(self._start_tls(tls))
-            # uvloop starts reading after connection_made whatever pause_reading said, so the
-            # first TLS bytes can reach data_received: they are handed to the TLS layer once
-            # start_tls has installed it (its set-up callbacks run first: FIFO)
-            self.loop.call_soon(self.loop.call_soon, self._feed_early)
+        # with TLS, the TLS layer (~50 KiB) is set up when the first byte arrives
+
+    def _begin_tls(self) -> None:
+        tls = self.server.tls
+        assert tls is not None and self._tls_task is None
+        self._tls_task = self.loop.create_task(self._start_tls(tls))
+        # the bytes read so far (and any read before start_tls takes the transport over) are
+        # handed to the TLS layer once start_tls has installed it; its set-up callbacks are
+        # queued first, and the loop runs callbacks in order
+        self.loop.call_soon(self.loop.call_soon, self._feed_early)
 
     def _feed_early(self) -> None:
         data, self._early = bytes(self._early), bytearray()
@@ -129,8 +132,6 @@ class ServerConnection(asyncio.Protocol):
             raw.abort()
             self.connection_lost(exc)
             return
-        finally:
-            self._tls_task = None
         if new is None or self._gone or self.conn.closed:  # closed during the handshake
             if new is not None:
                 new.abort()
@@ -152,6 +153,9 @@ class ServerConnection(asyncio.Protocol):
             self._early += data
             if len(self._early) > 64 * 1024:
                 t.abort()
+            elif self._tls_task is None and not self.conn.closed:
+                t.pause_reading()
+                self._begin_tls()
             return
         self.conn.receive_data(data, self.loop.time())
         self.process()
