@@ -54,6 +54,10 @@ SERVER_ENV = {
     "LIAOTIAN_SEND_BURST": "1e9",
     "LIAOTIAN_SEND_BYTES_RATE": "1e12",
     "LIAOTIAN_SEND_BYTES_BURST": "1e12",
+    # every load connection comes from 127.0.0.1 and the idle phase opens ~100 connections
+    # per user: the default per-address (64) and per-user (16) limits are lifted (0 = none)
+    "LIAOTIAN_MAX_CONNECTIONS_PER_ADDRESS": "0",
+    "LIAOTIAN_MAX_CONNECTIONS_PER_USER": "0",
 }
 # sockets one load process may hold at most (the open-file limit is 20,000 per process here)
 MAX_SOCKETS_PER_LOADER = 9000

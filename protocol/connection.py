@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from .base import Message, MessageType
 from .codes import CloseCode, ErrorCode
 from .errors import LocalProtocolError, ProtocolError
-from .frames import FrameReader, unpack_body
+from .frames import FrameReader, peek_header, unpack_body
 from .limits import DEFAULT_LIMITS, Limits
 from .messages import (
     CLIENT_TYPES,
@@ -86,7 +86,10 @@ class Connection:
         self.version: int | None = None
         self.close_code: int | None = None
         self.close_reason = ""
-        self._reader = FrameReader(limits.max_frame_size)
+        # A server accepts only small frames until the connection is authenticated (SPEC 2.4)
+        self._reader = FrameReader(self._frame_limit(State.AWAIT_HELLO) if role is Role.SERVER
+                                   else limits.max_frame_size)
+        self._preauth_frames = 0  # frames taken from a client before AUTHENTICATED
         self._incoming: deque[bytes | ConnectionTerminated | _Fatal] = deque()
         self._input_done = False  # EOF or an unrecoverable framing error was seen
         self._out: list[bytes] = []
@@ -145,6 +148,11 @@ class Connection:
                 return item
             if self.state is State.CLOSED:
                 continue  # frames after a close are ignored
+            if self.role is Role.SERVER and self.state is not State.AUTHENTICATED:
+                self._preauth_frames += 1
+                if self._preauth_frames > self.limits.max_preauth_frames:
+                    self.close(CloseCode.PROTOCOL_ERROR, "too many frames before authentication")
+                    continue
             try:
                 msg = self._decode(item)
             except ProtocolError as exc:
@@ -153,6 +161,7 @@ class Connection:
                 assert isinstance(msg, Close)
                 self.state = State.CLOSED
                 self.close_code, self.close_reason = msg.code, msg.reason
+                self._free_input()
                 return ConnectionTerminated(msg.code, msg.reason, by_peer=True)
             return msg
         return None
@@ -162,7 +171,22 @@ class Connection:
             yield event
 
     def _decode(self, body: bytes) -> Message:
+        if self.role is Role.SERVER:
+            # type and state are checked from the header before the payload is decoded, so a
+            # frame that is refused anyway costs no decoding (SPEC 4.5)
+            head = peek_header(body)
+            if head is not None:
+                self._check_type(*head)
         msg_type, rid, payload = unpack_body(body, self.limits)
+        self._check_type(msg_type, rid)
+        msg = decode_message(msg_type, rid, payload, self.limits)
+        if self.role is Role.SERVER:
+            self._accept_request(msg)
+        else:
+            self._accept_answer(msg)
+        return msg
+
+    def _check_type(self, msg_type: int, rid: int) -> None:
         if msg_type not in self._inbound:
             what = "known" if msg_type in MESSAGE_CLASSES else "defined"
             raise ProtocolError(ErrorCode.UNKNOWN_TYPE,
@@ -171,12 +195,12 @@ class Connection:
             code = refusal_code(self.state, msg_type)
             raise ProtocolError(code, f"{MessageType(msg_type).name} not allowed now: "
                                       f"{code.explanation}", rid)
-        msg = decode_message(msg_type, rid, payload, self.limits)
-        if self.role is Role.SERVER:
-            self._accept_request(msg)
-        else:
-            self._accept_answer(msg)
-        return msg
+
+    def _frame_limit(self, state: State) -> int:
+        """The largest client frame body the server accepts in `state`."""
+        if state is State.AUTHENTICATED:
+            return self.limits.max_frame_size
+        return min(self.limits.max_preauth_frame_size, self.limits.max_frame_size)
 
     @property
     def _peer_name(self) -> str:
@@ -263,6 +287,7 @@ class Connection:
         self._write(msg)
         if self.role is Role.SERVER:
             self.state = next_state(self.state, msg_type)
+            self._reader.limit = self._frame_limit(self.state)
         elif msg.rid and msg_type not in ONE_WAY_CLIENT_TYPES:
             self._pending.add(msg.rid)
         return True
@@ -293,7 +318,16 @@ class Connection:
         self._out.append(Close(rid=0, code=int(code), reason=reason).encode())
         self.state = State.CLOSED
         self.close_code, self.close_reason = int(code), reason
+        self._free_input()
         self._incoming.append(ConnectionTerminated(int(code), reason, by_peer=False))
+
+    def _free_input(self) -> None:
+        """Nothing more is read once closed: drop a partial frame and queued frames now."""
+        self._input_done = True
+        self._reader.clear()
+        if any(isinstance(item, bytes) for item in self._incoming):
+            self._incoming = deque(item for item in self._incoming
+                                   if not isinstance(item, bytes))
 
     def data_to_send(self) -> bytes:
         if not self._out:

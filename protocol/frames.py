@@ -35,6 +35,19 @@ class FrameReader:
         self.error: FrameTooLarge | None = None
 
     @property
+    def limit(self) -> int:
+        """The largest body accepted; a prefix is compared with it when it arrives."""
+        return self._max
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        self._max = value
+
+    def clear(self) -> None:
+        """Drop any partial frame (the connection is over) and free its buffer at once."""
+        self._buf = bytearray()
+
+    @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as a frame (a partial frame)."""
         return len(self._buf)
@@ -88,6 +101,43 @@ def frame_from_raw_payload(msg_type: int, rid: int, payload: bytes) -> bytes:
     """Build a frame around an already-encoded payload map (one encode per fan-out)."""
     body = b"\x93" + _packb(msg_type) + _packb(rid) + payload
     return HEADER.pack(len(body)) + body
+
+
+def peek_header(body: bytes) -> tuple[int, int] | None:
+    """`(type, rid)` read from the start of a body without decoding the payload, or None.
+
+    Succeeds only when the body starts like a valid one: a 3-element array (0x93) whose first
+    two elements are msgpack integers in range (type 1..65535, rid 0..2**32-1). The
+    payload after them is not looked at, so a frame can be refused by its type cheaply.
+    """
+    n = len(body)
+    if n < 3 or body[0] != 0x93:
+        return None
+    pos = 1
+    out: list[int] = []
+    for _ in range(2):
+        if pos >= n:
+            return None
+        b = body[pos]
+        if b <= 0x7F:  # positive fixint
+            value, pos = b, pos + 1
+        elif b in _INT_SIZES:
+            size = _INT_SIZES[b]
+            if pos + 1 + size > n:
+                return None
+            value = int.from_bytes(body[pos + 1 : pos + 1 + size], "big", signed=b >= 0xD0)
+            pos += 1 + size
+        else:
+            return None
+        out.append(value)
+    msg_type, rid = out
+    if not 0 < msg_type <= 0xFFFF or not 0 <= rid <= MAX_UINT32:
+        return None
+    return msg_type, rid
+
+
+# msgpack uint 8/16/32/64 and int 8/16/32/64
+_INT_SIZES = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}
 
 
 def unpack_body(body: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[int, int, dict[str, Any]]:

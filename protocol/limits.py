@@ -29,6 +29,9 @@ class Limits:
     auth_timeout: float = 10.0  # seconds to authenticate after connecting
     max_protocol_errors: int = 10  # malformed frames tolerated before closing
     max_inflight_requests: int = 256  # requests awaiting an answer on one connection
+    # before AUTHENTICATED (server side): HELLO, REGISTER, LOGIN and AUTH fit in a few KiB
+    max_preauth_frame_size: int = 8 * KIB  # bytes in one frame body until authenticated
+    max_preauth_frames: int = 32  # frames a connection may send until authenticated
 
     def advertised(self) -> dict[str, Any]:
         """The subset sent in WELCOME, keyed as in SPEC.md."""

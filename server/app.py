@@ -47,11 +47,13 @@ class Server:
         tune_switch_interval()
         self.config = config
         self.limits = config.limits()
-        self.hub = Hub()
+        self.hub = Hub(max_per_user=config.max_connections_per_user,
+                       max_outbound_total=config.max_outbound_total)
         self.router = Router()
         self.store = SQLiteStore(config.db_path, synchronous=config.synchronous,
                                  max_batch=config.max_batch)
         self.accepting = False
+        self.tls: ssl.SSLContext | None = None
         self.port = config.port
         self._listener: asyncio.base_events.Server | None = None
         self._stopped = asyncio.Event()
@@ -64,10 +66,11 @@ class Server:
         (one line naming the problem) after closing whatever was opened, so the process
         can exit at once: no listener, no store thread is left behind."""
         self.loop = asyncio.get_running_loop()
-        tls = self._load_tls()
+        # TLS is started per connection (transport.py), after the connection is counted
+        self.tls = self._load_tls()
         # Bound but not yet listening: a taken port fails before the database is touched,
         # and no client is accepted before the services exist.
-        listener = await self._bind(tls)
+        listener = await self._bind()
         try:
             await self._open_store()
             try:
@@ -121,11 +124,11 @@ class Server:
                                f"{cfg.tls_key}: not a PEM certificate chain and its private "
                                f"key ({reason})") from exc
 
-    async def _bind(self, tls: ssl.SSLContext | None) -> asyncio.base_events.Server:
+    async def _bind(self) -> asyncio.base_events.Server:
         try:
             return await self.loop.create_server(
                 lambda: ServerConnection(self), self.config.host, self.config.port,
-                backlog=4096, ssl=tls, start_serving=False)
+                backlog=4096, start_serving=False)
         except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
             raise StartupError(self._listen_problem(exc)) from exc
 

@@ -42,7 +42,7 @@ class Config:
     auth_timeout: float = 10.0
     # connections
     max_connections: int = 15_000
-    max_connections_per_address: int = 0  # 0 = no per-address limit
+    max_connections_per_address: int = 64  # open connections from one address; 0 = no limit
     max_outbound_buffer: int = 8 * 1024 * 1024  # bytes queued to one peer before eviction
     write_timeout: float = 30.0  # seconds a peer may leave its socket unread
     shutdown_grace: float = 10.0
@@ -68,6 +68,11 @@ class Config:
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
     login_window: float = 900.0  # seconds over which failures count
+    # --- transport
+    max_preauth_frame_size: int = 8 * 1024  # bytes in a client frame before AUTHENTICATED
+    max_preauth_frames: int = 32  # client frames before AUTHENTICATED, per connection
+    max_connections_per_user: int = 16  # authenticated connections of one user; 0 = no limit
+    max_outbound_total: int = 256 * 1024 * 1024  # unread bytes queued to all peers together
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -83,6 +88,16 @@ class Config:
             raise ValueError("tls_cert and tls_key go together")
         if self.idle_timeout <= self.heartbeat_interval:
             raise ValueError("idle_timeout must be longer than heartbeat_interval")
+        if not 1024 <= self.max_preauth_frame_size <= self.max_frame_size:
+            raise ValueError("max_preauth_frame_size must be 1024 .. max_frame_size")
+        if self.max_preauth_frames < 4:
+            raise ValueError("max_preauth_frames must be at least 4 (HELLO, REGISTER, LOGIN, "
+                             "PING)")
+        if self.max_connections_per_address < 0 or self.max_connections_per_user < 0:
+            raise ValueError("max_connections_per_address and max_connections_per_user must "
+                             "be 0 (no limit) or more")
+        if self.max_outbound_total < self.max_outbound_buffer:
+            raise ValueError("max_outbound_total must be at least max_outbound_buffer")
 
     def limits(self) -> Limits:
         return Limits(
@@ -97,6 +112,8 @@ class Config:
             idle_timeout=self.idle_timeout,
             auth_timeout=self.auth_timeout,
             max_inflight_requests=self.max_inflight_requests,
+            max_preauth_frame_size=self.max_preauth_frame_size,
+            max_preauth_frames=self.max_preauth_frames,
         )
 
     def with_overrides(self, values: Mapping[str, Any]) -> Config:

@@ -5,7 +5,12 @@ changes the session (LOGIN, AUTH) holds back the frames pipelined behind it unti
 answered. Writes: everything leaves through `flush()`, the one write path. A peer that
 leaves more than `max_outbound_buffer` bytes unread, or keeps the socket unwritable for
 `write_timeout` seconds, is a slow consumer and is disconnected; its updates stay in its
-log for the next sync.
+log for the next sync. All connections together may leave at most `max_outbound_total`
+bytes unread: beyond that, the ones with the most unread bytes are evicted the same way.
+
+With TLS the listener is plain TCP and each connection is upgraded here, so a connection
+counts towards the connection limits and its authentication deadline from the TCP accept,
+through the handshake (which must also finish within `auth_timeout`).
 """
 
 from __future__ import annotations
@@ -13,11 +18,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 from typing import TYPE_CHECKING, Any, cast
 
 from liaotian.protocol import CloseCode, Connection, Message, Role
-
-from .services.throttle import TokenBucket
 
 if TYPE_CHECKING:
     from .app import Server
@@ -48,11 +52,14 @@ class ServerConnection(asyncio.Protocol):
         self.sent_upto = 0  # highest seq this connection has been sent
         self.head_at_auth = 0  # the user's head when this connection authenticated
         self.syncing = False
-        self.typing_buckets: dict[object, TokenBucket] = {}
         self.busy = False  # an exclusive request is running: hold later frames
         self._timer: asyncio.TimerHandle | None = None
         self._paused_since: float | None = None
         self._gone = False
+        self._handshaking = False  # TLS handshake running on the raw transport
+        self._tls_task: asyncio.Task[None] | None = None
+        self._early = bytearray()  # TLS bytes read before start_tls took the transport over
+        self.unread = 0  # bytes of our output this connection last had queued, unread
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -60,7 +67,11 @@ class ServerConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's is duck-typed
         peer = transport.get_extra_info("peername")
         self.peer_host = str(peer[0]) if peer else ""
-        cast(asyncio.WriteTransport, transport).set_write_buffer_limits(high=256 * 1024)
+        tls = self.server.tls
+        if tls is None:
+            cast(asyncio.WriteTransport, transport).set_write_buffer_limits(high=256 * 1024)
+        else:  # nothing may be written in clear: a refusal below only drops the socket
+            self._handshaking = True
         hub = self.server.hub
         cfg = self.server.config
         reason = None
@@ -77,9 +88,75 @@ class ServerConnection(asyncio.Protocol):
                 self.close(CloseCode.TOO_MANY_CONNECTIONS, reason)
             return
         self.log.debug("opened from %s", peer)
-        self._arm_timer()
+        self._arm_timer()  # the authentication deadline covers a TLS handshake too
+        # with TLS, the TLS layer (~50 KiB) is set up when the first byte arrives
+
+    def _begin_tls(self) -> None:
+        tls = self.server.tls
+        assert tls is not None and self._tls_task is None
+        self._tls_task = self.loop.create_task(self._start_tls(tls))
+        # the bytes read so far (and any read before start_tls takes the transport over) are
+        # handed to the TLS layer once start_tls has installed it; its set-up callbacks are
+        # queued first, and the loop runs callbacks in order
+        self.loop.call_soon(self.loop.call_soon, self._feed_early)
+
+    def _feed_early(self) -> None:
+        data, self._early = bytes(self._early), bytearray()
+        t = self.transport
+        if not data or t is None or self._gone or not self._handshaking:
+            return
+        proto = t.get_protocol()
+        if proto is self:  # start_tls did not take over (failed at once): drop the bytes
+            return
+        if hasattr(proto, "get_buffer"):  # asyncio's and uvloop's SSLProtocol: buffered
+            buffered = cast(asyncio.BufferedProtocol, proto)
+            view = memoryview(data)
+            while view:
+                buf = memoryview(buffered.get_buffer(len(view))).cast("B")
+                n = min(len(buf), len(view))
+                buf[:n] = view[:n]
+                buffered.buffer_updated(n)
+                view = view[n:]
+        else:
+            cast(asyncio.Protocol, proto).data_received(data)
+
+    async def _start_tls(self, ctx: ssl.SSLContext) -> None:
+        raw = self.transport
+        assert raw is not None
+        try:
+            new = await self.loop.start_tls(
+                raw, self, ctx, server_side=True,
+                ssl_handshake_timeout=min(60.0, self.server.limits.auth_timeout))
+        except Exception as exc:  # handshake failed, timed out, or the socket went away
+            self.log.debug("TLS handshake failed: %r", exc)
+            raw.abort()
+            self.connection_lost(exc)
+            return
+        if new is None or self._gone or self.conn.closed:  # closed during the handshake
+            if new is not None:
+                new.abort()
+            raw.abort()
+            self.connection_lost(None)  # idempotent: the SSL layer may report it too
+            return
+        self._handshaking = False
+        self.transport = new
+        if self.busy:  # hold() paused the raw transport during the handshake: move it
+            raw.resume_reading()
+            new.pause_reading()
+        cast(asyncio.WriteTransport, new).set_write_buffer_limits(high=256 * 1024)
+        self.flush()
 
     def data_received(self, data: bytes) -> None:
+        t = self.transport
+        if self._handshaking and t is not None and t.get_protocol() is self:
+            # raw TLS bytes read before start_tls took the transport over (see _feed_early)
+            self._early += data
+            if len(self._early) > 64 * 1024:
+                t.abort()
+            elif self._tls_task is None and not self.conn.closed:
+                t.pause_reading()
+                self._begin_tls()
+            return
         self.conn.receive_data(data, self.loop.time())
         self.process()
 
@@ -89,7 +166,10 @@ class ServerConnection(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._gone:
+            return
         self._gone = True
+        self._count_unread(0)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -105,6 +185,8 @@ class ServerConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused_since = None
+        if self.transport is not None and not self._gone:
+            self._count_unread(self.transport.get_write_buffer_size())
 
     # ------------------------------------------------------------------ events
 
@@ -146,15 +228,29 @@ class ServerConnection(asyncio.Protocol):
 
     def flush(self) -> None:
         """The one write path."""
+        if self._handshaking:  # kept queued until the TLS session is up
+            return
         data = self.conn.data_to_send()
         t = self.transport
         if not data or t is None or self._gone:
             return
         t.write(data)
-        if t.get_write_buffer_size() > self.server.config.max_outbound_buffer:
-            self.log.info("slow consumer: %d bytes unread", t.get_write_buffer_size())
-            self.conn.close(CloseCode.SLOW_CONSUMER, "outbound buffer full")
-            self._finish(abort=True)
+        unread = t.get_write_buffer_size()
+        if unread > self.server.config.max_outbound_buffer:
+            self.log.info("slow consumer: %d bytes unread", unread)
+            self.evict("outbound buffer full")
+        elif unread != self.unread:
+            self._count_unread(unread)
+
+    def _count_unread(self, unread: int) -> None:
+        """Keep the server-wide total of unread output (Hub.outbound) up to date."""
+        self.server.hub.count_unread(self, unread)
+
+    def evict(self, reason: str) -> None:
+        """Disconnect as a slow consumer (4003): its updates stay in its log."""
+        self._count_unread(0)
+        self.conn.close(CloseCode.SLOW_CONSUMER, reason)
+        self._finish(abort=True)
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         self.conn.close(code, reason)
@@ -168,7 +264,7 @@ class ServerConnection(asyncio.Protocol):
         t = self.transport
         if t is None or self._gone:
             return
-        if abort:
+        if abort or self._handshaking:  # nothing can be said before the TLS handshake
             t.abort()
         elif not t.is_closing():
             t.close()  # flushes what is buffered first; a peer that never reads would

@@ -116,6 +116,7 @@ class AccountService:
             conn.log.info("failed login for %r from %s", msg.username, conn.peer_host)
             raise RequestError(ErrorCode.BAD_CREDENTIALS)
         self.by_account.clear(msg.username)
+        self.server.hub.check_user_slots(user.id)  # before the device's token is replaced
         token = secrets.token_urlsafe(32)
         try:
             acked = await self.store.set_device_token(user.id, msg.device, token_hash(token))

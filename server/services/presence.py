@@ -4,7 +4,10 @@ Presence is derived from live connections. A change is not published at once: us
 state moved are collected and published together every `presence_interval` seconds, and
 only if their state differs from what their contacts were last told, so a flapping or
 reconnecting client costs nothing. Typing notices go straight to the peer's connections,
-rate-limited per connection and conversation, and expire on the receiver after `ttl`.
+rate-limited per user (all connections together) and conversation, and expire on the
+receiver after `ttl`. The buckets are kept in LRUs (the most recent TYPING_KEYS conversations
+of each of the most recent TYPING_USERS typists): a user cannot reset one conversation's
+bucket by opening connections, and only by typing to TYPING_KEYS other conversations.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from liaotian.protocol import ErrorCode, RequestError
@@ -32,6 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("liaotian.presence")
 
+TYPING_KEYS = 256  # conversations with a typing bucket, per user (least recently used go)
+TYPING_USERS = 65_536  # users with typing buckets (least recently typing go)
+
 
 class PresenceService:
     def __init__(self, server: Server) -> None:
@@ -46,6 +53,8 @@ class PresenceService:
         self._dirty: set[int] = set()
         self._told: dict[int, bool] = {}  # what contacts were last told (absent = offline)
         self._last_seen: dict[int, int] = {}
+        # user -> conversation key -> bucket, both least recently used first
+        self._typing: OrderedDict[int, OrderedDict[object, TokenBucket]] = OrderedDict()
         self.hub.on_presence = self._changed
         r = server.router
         r.route(GetPresence, self.get_presence)
@@ -116,12 +125,7 @@ class PresenceService:
             raise RequestError(ErrorCode.INVALID_FIELD, "give 'to' or 'group', not both")
         key = msg.to if msg.to is not None else msg.group
         now = self.server.loop.time()
-        buckets = conn.typing_buckets
-        bucket = buckets.get(key)
-        if bucket is None:
-            if len(buckets) > 256:
-                buckets.clear()
-            bucket = buckets[key] = TokenBucket(self.typing_rate, self.typing_burst, now)
+        bucket = self._typing_bucket(conn.user_id, key, now)
         wait = bucket.take(now)
         if wait is not None:
             raise RequestError(ErrorCode.RATE_LIMITED, retry_after=round(wait, 3))
@@ -144,3 +148,22 @@ class PresenceService:
         for uid in targets:
             for c in self.hub.of_user(uid):
                 c.send_frame(frame, int(TypingNotice.TYPE))
+
+    def _typing_bucket(self, uid: int, key: object, now: float) -> TokenBucket:
+        """The user's bucket for one conversation (shared by all the user's connections)."""
+        users = self._typing
+        buckets = users.get(uid)
+        if buckets is None:
+            if len(users) >= TYPING_USERS:
+                users.popitem(last=False)
+            buckets = users[uid] = OrderedDict()
+        else:
+            users.move_to_end(uid)
+        bucket = buckets.get(key)
+        if bucket is None:
+            if len(buckets) >= TYPING_KEYS:
+                buckets.popitem(last=False)
+            bucket = buckets[key] = TokenBucket(self.typing_rate, self.typing_burst, now)
+        else:
+            buckets.move_to_end(key)
+        return bucket

@@ -270,7 +270,7 @@ async def test_typing_refusals_come_with_rid_0(tmp_path) -> None:
         assert (await bob.push_of(TypingNotice)).user == "alice"
 
 
-async def test_typing_rate_limit_per_conversation_and_connection(tmp_path) -> None:
+async def test_typing_rate_limit_per_conversation_and_user(tmp_path) -> None:
     async with social_server(tmp_path, typing_rate=2.0, typing_burst=3.0) as net:
         await net.register("alice", "bob", "carol")
         a1, a2 = await net.user("alice", "d1"), await net.user("alice", "d2")
@@ -288,9 +288,11 @@ async def test_typing_rate_limit_per_conversation_and_connection(tmp_path) -> No
         # the limit is per conversation...
         await a1.typing(True, to="carol")
         assert (await carol.push_of(TypingNotice)).user == "alice"
-        # ...and per connection
+        # ...and per user: another connection of alice's gets no budget of its own (issue 11
+        # item 26)
         await a2.typing(True, to="bob")
-        assert (await bob.push_of(TypingNotice)).user == "alice"
+        err = await a2.push_of(Error)
+        assert (err.code, err.rid) == (ErrorCode.RATE_LIMITED, 0)
         for c in (a1, a2, bob, carol):
             await c.assert_no_push()
         # the rate is checked before membership (SPEC 20.3)
@@ -300,3 +302,23 @@ async def test_typing_rate_limit_per_conversation_and_connection(tmp_path) -> No
         # (the refusals need not arrive in order: membership is looked up, the rate is not)
         assert sorted(codes) == [ErrorCode.NOT_MEMBER] * 3 + [ErrorCode.RATE_LIMITED]
         await carol.assert_no_push()
+
+
+async def test_typing_buckets_are_an_lru_not_cleared_wholesale(tmp_path) -> None:
+    """Typing to many other conversations does not reset a conversation in use (item 26):
+    a recently used bucket survives while older ones are evicted one at a time."""
+    async with social_server(tmp_path, typing_rate=0.001, typing_burst=1.0) as net:
+        await net.register("alice", "bob")
+        alice, bob = await net.user("alice"), await net.user("bob")
+        await alice.typing(True, to="bob")
+        assert (await bob.push_of(TypingNotice)).user == "alice"
+        for round_ in range(2):  # 2 x 200 other keys: more than the 256 kept per user
+            await alice.write_raw(b"".join(
+                TypingMsg(rid=0, typing=True, to=f"nobody{round_}x{i}").encode()
+                for i in range(200)))
+            for _ in range(200):
+                assert (await alice.push_of(Error)).code == ErrorCode.UNKNOWN_USER
+            await alice.typing(True, to="bob")  # used again: still limited, kept recent
+            err = await alice.push_of(Error)
+            assert (err.code, err.rid) == (ErrorCode.RATE_LIMITED, 0)
+        await bob.assert_no_push()

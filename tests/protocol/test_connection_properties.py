@@ -106,8 +106,27 @@ class Model:
     closed: bool = False
     close_code: int | None = None
 
+    preauth_frames: int = 0
+
+    def frame_limit(self) -> int:
+        """SPEC 2.4: until AUTHENTICATED only frames of max_preauth_frame_size are accepted."""
+        if self.state is State.AUTHENTICATED:
+            return self.limits.max_frame_size
+        return min(self.limits.max_preauth_frame_size, self.limits.max_frame_size)
+
     def predict(self, body: bytes) -> tuple[str, Any]:
-        """('ok', msg) | ('bad', (code, rid)) | ('close', Close msg)."""
+        """('ok', msg) | ('bad', (code, rid)) | ('close', Close msg) | ('preauth', None)."""
+        if self.state is not State.AUTHENTICATED:  # SPEC 4.5 step 1
+            self.preauth_frames += 1
+            if self.preauth_frames > self.limits.max_preauth_frames:
+                return "preauth", None
+        head = header(body)  # SPEC 4.5 step 2: type and state from the header first
+        if head is not None:
+            t, rid = head
+            if t not in CLIENT_TYPES:
+                return "bad", (ErrorCode.UNKNOWN_TYPE, rid)
+            if t not in CLIENT_MAY_SEND[self.state]:
+                return "bad", (refusal_code(self.state, t), rid)
         try:
             t, rid, payload = unpack_body(body, self.limits)
         except ProtocolError as exc:  # frames layer, tested in test_frames.py
@@ -133,6 +152,21 @@ class Model:
         if t == T.HELLO and not set(msg.versions) & {1}:
             return "bad", (ErrorCode.UNSUPPORTED_VERSION, rid)
         return "ok", msg
+
+
+def header(body: bytes) -> tuple[int, int] | None:
+    """The type and rid of a body that starts as [int type 1..65535, int rid 0..2**32-1, ...]."""
+    unpacker = msgpack.Unpacker()
+    unpacker.feed(body)
+    try:
+        if unpacker.read_array_header() != 3:
+            return None
+        t, rid = unpacker.unpack(), unpacker.unpack()
+    except Exception:
+        return None
+    if type(t) is int and type(rid) is int and 0 < t <= 0xFFFF and 0 <= rid <= 2**32 - 1:
+        return t, rid
+    return None
 
 
 # ---- frames --------------------------------------------------------------------------------
@@ -294,6 +328,8 @@ limits_strategy = st.builds(
     max_inflight_requests=st.integers(1, 4),
     max_protocol_errors=st.sampled_from([0, 1, 3, 10, 1000]),
     max_frame_size=st.sampled_from([64, 1024 * 1024]),
+    max_preauth_frame_size=st.sampled_from([48, 8192]),
+    max_preauth_frames=st.sampled_from([2, 5, 32]),
 )
 
 
@@ -335,9 +371,10 @@ def test_random_frame_sequences_against_the_model(
             assert decode(server.data_to_send()) == [answer]
 
         frame = data.draw(client_frame(model), label="frame")
-        verdict, detail = model.predict(frame[4:])
-        if len(frame) - 4 > limits.max_frame_size:
+        if len(frame) - 4 > model.frame_limit():
             verdict, detail = "too_large", None
+        else:
+            verdict, detail = model.predict(frame[4:])
         event(verdict if verdict != "bad" else f"bad {detail[0].name}")
         server.receive_data(frame)
         events = list(server.events_received())
@@ -352,6 +389,10 @@ def test_random_frame_sequences_against_the_model(
         elif verdict == "close":
             assert events == [ConnectionTerminated(detail.code, detail.reason, by_peer=True)]
             assert out == []
+            model.closed = True
+        elif verdict == "preauth":  # SPEC 2.4: too many frames before AUTHENTICATED
+            assert [(type(e), e.code) for e in events] == [(ConnectionTerminated, 1002)]
+            assert [(type(m), m.code) for m in out] == [(Close, 1002)]
             model.closed = True
         elif verdict == "too_large":
             assert [type(e) for e in events] == [ConnectionTerminated]
