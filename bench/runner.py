@@ -54,6 +54,12 @@ SERVER_ENV = {
     "LIAOTIAN_SEND_BURST": "1e9",
     "LIAOTIAN_SEND_BYTES_RATE": "1e12",
     "LIAOTIAN_SEND_BYTES_BURST": "1e12",
+    # registration throttling out of the way: setup registers thousands of users from one
+    # address, 16 at a time per load process (hashes stay cheap, 8 MiB each)
+    "LIAOTIAN_REGISTER_RATE": "1e9",
+    "LIAOTIAN_REGISTER_BURST": "1e9",
+    "LIAOTIAN_ARGON2_MAX_CONCURRENT": "64",
+    "LIAOTIAN_REGISTER_MAX_CONCURRENT": "64",
 }
 # sockets one load process may hold at most (the open-file limit is 20,000 per process here)
 MAX_SOCKETS_PER_LOADER = 9000
