@@ -58,6 +58,12 @@ SERVER_ENV = {
     # per user: the default per-address (64) and per-user (16) limits are lifted (0 = none)
     "LIAOTIAN_MAX_CONNECTIONS_PER_ADDRESS": "0",
     "LIAOTIAN_MAX_CONNECTIONS_PER_USER": "0",
+    # registration throttling out of the way: setup registers thousands of users from one
+    # address, 16 at a time per load process (hashes stay cheap, 8 MiB each)
+    "LIAOTIAN_REGISTER_RATE": "1e9",
+    "LIAOTIAN_REGISTER_BURST": "1e9",
+    "LIAOTIAN_ARGON2_MAX_CONCURRENT": "64",
+    "LIAOTIAN_REGISTER_MAX_CONCURRENT": "64",
 }
 # sockets one load process may hold at most (the open-file limit is 20,000 per process here)
 MAX_SOCKETS_PER_LOADER = 9000

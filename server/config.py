@@ -65,14 +65,24 @@ class Config:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
-    login_failures_per_account: int = 5
-    login_failures_per_address: int = 20
+    login_failures_per_account: int = 100  # over all addresses: a ceiling, not a lock-out
+    login_failures_per_address: int = 20  # over all accounts
     login_window: float = 900.0  # seconds over which failures count
     # --- transport
     max_preauth_frame_size: int = 8 * 1024  # bytes in a client frame before AUTHENTICATED
     max_preauth_frames: int = 32  # client frames before AUTHENTICATED, per connection
     max_connections_per_user: int = 16  # authenticated connections of one user; 0 = no limit
     max_outbound_total: int = 256 * 1024 * 1024  # unread bytes queued to all peers together
+    # --- auth
+    login_free_failures: int = 5  # per (account, address) before each attempt is delayed
+    login_delay: float = 1.0  # seconds after the first delayed failure; doubles per failure
+    login_max_delay: float = 60.0  # the delay of one (account, address) grows to this
+    register_rate: float = 0.02  # registrations per second per address (token bucket)
+    register_burst: float = 10.0
+    argon2_max_concurrent: int = 4  # argon2 hashes at once; memory <= this * argon2_memory_kib
+    register_max_concurrent: int = 1  # of which REGISTER may use; beyond: RATE_LIMITED
+    token_idle_days: float = 30.0  # a token unused longer is refused (0 = never expires)
+    max_devices_per_user: int = 32
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -98,6 +108,22 @@ class Config:
                              "be 0 (no limit) or more")
         if self.max_outbound_total < self.max_outbound_buffer:
             raise ValueError("max_outbound_total must be at least max_outbound_buffer")
+        for name in ("login_failures_per_account", "login_failures_per_address",
+                     "argon2_max_concurrent", "register_max_concurrent",
+                     "max_devices_per_user"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"setting {name!r} must be at least 1")
+        if self.login_free_failures < 0:
+            raise ValueError("setting 'login_free_failures' must be at least 0")
+        for name in ("login_window", "login_delay", "login_max_delay", "register_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"setting {name!r} must be greater than 0")
+        if not self.register_burst >= 1:
+            raise ValueError("setting 'register_burst' must be at least 1")
+        if self.register_max_concurrent > self.argon2_max_concurrent:
+            raise ValueError("register_max_concurrent must not exceed argon2_max_concurrent")
+        if not self.token_idle_days >= 0:
+            raise ValueError("setting 'token_idle_days' must be at least 0 (0 = never)")
 
     def limits(self) -> Limits:
         return Limits(

@@ -27,6 +27,8 @@ class Hub:
         self._per_address: defaultdict[str, int] = defaultdict(int)
         # called with (user id, online) when a user's first connection binds or last unbinds
         self.on_presence: Callable[[int, bool], None] = lambda uid, online: None
+        # called with each authenticated connection when it unbinds (it ended or logged out)
+        self.on_unbind: Callable[[ServerConnection], None] = lambda conn: None
 
     def opened(self, conn: ServerConnection) -> None:
         self.connections.add(conn)
@@ -65,6 +67,7 @@ class Hub:
         lst = self._by_user.get(conn.user_id)
         if lst is not None and conn in lst:
             lst.remove(conn)
+            self.on_unbind(conn)
             if not lst:
                 del self._by_user[conn.user_id]
                 self.on_presence(conn.user_id, False)

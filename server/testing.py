@@ -4,8 +4,9 @@
         ... connect to srv.host, srv.port ...
         await srv.restart()   # graceful stop and start on the same port and database
 
-Password hashing is made cheap (argon2 time_cost=1, 8 MiB) so tests stay fast; every other
-setting is the production default unless overridden.
+Password hashing is made cheap (argon2 time_cost=1, 8 MiB) so tests stay fast, and
+registration is not throttled per address (every test registers its users from 127.0.0.1);
+every other setting is the production default unless overridden.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ TEST_SETTINGS: dict[str, Any] = {
     "argon2_memory_kib": 8192,
     "argon2_parallelism": 1,
     "shutdown_grace": 5.0,
+    "register_rate": 1000.0,
+    "register_burst": 1000.0,
 }
 
 

@@ -4,6 +4,12 @@ Passwords are hashed with argon2id off the event loop. Session tokens are 256 ra
 and are stored only as SHA-256 hashes (a token is not guessable, so a slow hash adds
 nothing). An unknown username costs the same argon2 verification as a wrong password, so
 timing does not reveal which accounts exist.
+
+Abuse bounds: LOGIN attempts are counted before the password is verified (LoginThrottle);
+at most `argon2_max_concurrent` argon2 computations run at once, so their memory stays
+below that many times `argon2_memory_kib`, and REGISTER may use only
+`register_max_concurrent` of them (and is throttled per address), so registrations cannot
+crowd out logins. A token unused for `token_idle_days` is refused.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import hashlib
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,7 +47,7 @@ from liaotian.protocol import (
 )
 
 from ..store import StoreClosed
-from .throttle import FailureWindow
+from .throttle import KeyedBuckets, LoginThrottle
 
 if TYPE_CHECKING:
     from ..app import Server
@@ -62,8 +69,17 @@ class AccountService:
                                      memory_cost=cfg.argon2_memory_kib,
                                      parallelism=cfg.argon2_parallelism)
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
-        self.by_account = FailureWindow(cfg.login_failures_per_account, cfg.login_window)
-        self.by_address = FailureWindow(cfg.login_failures_per_address, cfg.login_window)
+        self.logins = LoginThrottle(
+            free_failures=cfg.login_free_failures, base_delay=cfg.login_delay,
+            max_delay=cfg.login_max_delay, per_account=cfg.login_failures_per_account,
+            per_address=cfg.login_failures_per_address, window=cfg.login_window)
+        self.registrations = KeyedBuckets(cfg.register_rate, cfg.register_burst)
+        self._argon2_slots = asyncio.Semaphore(cfg.argon2_max_concurrent)
+        self._registering = 0  # REGISTERs between their admission and their end
+        self._hash_seconds = 0.5  # moving average of one REGISTER's hash, for retry_after
+        self.token_idle_ms = int(cfg.token_idle_days * 86_400_000)
+        self.wall_clock: Callable[[], float] = time.time  # seconds since the epoch
+        server.hub.on_unbind = self._unbound
         r = server.router
         r.route(Register, self.register, exclusive=True)
         r.route(Login, self.login, exclusive=True)
@@ -72,8 +88,21 @@ class AccountService:
         r.route(ListDevices, self.list_devices)
         r.route(RevokeDevice, self.revoke_device)
 
-    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    async def _argon2(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run an argon2 hash or verify in a thread, at most argon2_max_concurrent at once."""
+        async with self._argon2_slots:
+            return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    def _admit_registration(self, conn: ServerConnection) -> None:
+        """Refuse a REGISTER beyond the concurrent-hash share or the address's bucket."""
+        cfg = self.server.config
+        if self._registering >= cfg.register_max_concurrent:
+            raise RequestError(ErrorCode.RATE_LIMITED, "too many registrations at once",
+                               retry_after=round(max(self._hash_seconds, 0.05), 3))
+        wait = self.registrations.take(conn.peer_host, self.server.loop.time())
+        if wait is not None:
+            raise RequestError(ErrorCode.RATE_LIMITED, "too many registrations from this address",
+                               retry_after=round(max(wait, 0.001), 3))
 
     async def register(self, conn: ServerConnection, msg: Register) -> None:
         if not validate_username(msg.username):
@@ -82,46 +111,54 @@ class AccountService:
         if not MIN_PASSWORD_LEN <= len(msg.password) <= MAX_PASSWORD_LEN:
             raise RequestError(ErrorCode.WEAK_PASSWORD,
                                f"password needs {MIN_PASSWORD_LEN}..{MAX_PASSWORD_LEN} characters")
-        if await self.store.user_by_name(msg.username) is not None:
-            raise RequestError(ErrorCode.USERNAME_TAKEN)
-        hashed = await self._in_thread(self.hasher.hash, msg.password)
+        self._admit_registration(conn)
+        self._registering += 1
         try:
+            if await self.store.user_by_name(msg.username) is not None:
+                raise RequestError(ErrorCode.USERNAME_TAKEN)
+            started = self.server.loop.time()
+            hashed = await self._argon2(self.hasher.hash, msg.password)
+            self._hash_seconds += (self.server.loop.time() - started - self._hash_seconds) / 8
             await self.store.create_user(msg.username, hashed)
         except sqlite3.IntegrityError:
             raise RequestError(ErrorCode.USERNAME_TAKEN) from None
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
+        finally:
+            self._registering -= 1
         conn.log.info("registered %s", msg.username)
         conn.send(Registered(rid=msg.rid, user=msg.username))
-
-    def _check_throttle(self, conn: ServerConnection, username: str) -> None:
-        now = self.server.loop.time()
-        wait = max(self.by_account.retry_after(username, now) or 0,
-                   self.by_address.retry_after(conn.peer_host, now) or 0)
-        if wait:
-            raise RequestError(ErrorCode.THROTTLED, retry_after=round(wait, 3))
 
     async def login(self, conn: ServerConnection, msg: Login) -> None:
         if not validate_device(msg.device):
             raise RequestError(ErrorCode.INVALID_DEVICE,
                                "1-64 characters: A-Z a-z 0-9 _ . : -, starting alphanumeric")
-        self._check_throttle(conn, msg.username)
+        # counted as a failure before the (awaited) verification, handed back on success:
+        # parallel guesses cannot all pass the check before the first failure is recorded
+        reserved_at = self.server.loop.time()
+        wait = self.logins.reserve(msg.username, conn.peer_host, reserved_at)
+        if wait is not None:
+            raise RequestError(ErrorCode.THROTTLED, retry_after=round(wait, 3))
         user = await self.store.user_by_name(msg.username)
-        ok = await self._in_thread(self._verify, user.password_hash if user else None,
-                                   msg.password)
-        now = self.server.loop.time()
+        ok = await self._argon2(self._verify, user.password_hash if user else None,
+                                msg.password)
         if user is None or not ok:
-            self.by_account.fail(msg.username, now)
-            self.by_address.fail(conn.peer_host, now)
             conn.log.info("failed login for %r from %s", msg.username, conn.peer_host)
             raise RequestError(ErrorCode.BAD_CREDENTIALS)
-        self.by_account.clear(msg.username)
+        self.logins.succeeded(msg.username, conn.peer_host, reserved_at)
         self.server.hub.check_user_slots(user.id)  # before the device's token is replaced
         token = secrets.token_urlsafe(32)
+        max_devices = self.server.config.max_devices_per_user
         try:
-            acked = await self.store.set_device_token(user.id, msg.device, token_hash(token))
+            acked = await self.store.set_device_token(user.id, msg.device, token_hash(token),
+                                                      max_devices=max_devices)
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
+        if acked is None:
+            raise RequestError(ErrorCode.LIMIT_REACHED, f"at most {max_devices} devices",
+                               data={"limit": "max_devices_per_user", "max": max_devices})
+        # the device's old token is dead: so are the connections that authenticated with it
+        self._disconnect_device(user.id, msg.device, "logged in again")
         await self._bind(conn, user.id, user.username, msg.device)
         conn.log.info("login %s/%s", user.username, msg.device)
         conn.send(Authenticated(rid=msg.rid, user=user.username, device=msg.device,
@@ -138,6 +175,10 @@ class AccountService:
         if found is None:
             raise RequestError(ErrorCode.INVALID_TOKEN)
         user, device = found
+        if (self.token_idle_ms and not self.server.hub.of_device(user.id, device.device)
+                and self.wall_clock() * 1000 - device.last_seen > self.token_idle_ms):
+            conn.log.info("expired token of %s/%s", user.username, device.device)
+            raise RequestError(ErrorCode.INVALID_TOKEN, "token expired: log in again")
         await self._bind(conn, user.id, user.username, device.device)
         self.store.touch_device(user.id, device.device)
         conn.log.info("auth %s/%s", user.username, device.device)
@@ -155,9 +196,13 @@ class AccountService:
         conn.send(LoggedOut(rid=msg.rid))
         self._disconnect_device(conn.user_id, conn.device)
 
-    def _disconnect_device(self, uid: int, device: str) -> None:
+    def _disconnect_device(self, uid: int, device: str, reason: str = "device logged out") -> None:
         for other in list(self.server.hub.of_device(uid, device)):
-            other.close(CloseCode.LOGGED_OUT, "device logged out")
+            other.close(CloseCode.LOGGED_OUT, reason)
+
+    def _unbound(self, conn: ServerConnection) -> None:
+        """A device's connection ended: it was in use until now (for token_idle_days)."""
+        self.store.touch_device(conn.user_id, conn.device)
 
     async def list_devices(self, conn: ServerConnection, msg: ListDevices) -> None:
         online = self.server.hub.online_devices(conn.user_id)

@@ -1,13 +1,22 @@
-"""Failed-login throttling: at most N failures per key within a sliding window.
+"""Throttles for LOGIN and REGISTER. Time is always passed in (`now`, seconds).
 
-Keys are account names and peer addresses. Once a key has N failures inside the window,
-attempts are refused (THROTTLED, with retry_after) until the oldest failure leaves the
-window; a successful login clears the account's failures. Time is passed in.
+FailureWindow: at most N failures per key within a sliding window; once a key has N
+failures inside the window, attempts are refused until the oldest failure leaves it.
+
+LoginThrottle (section 9.4 of SPEC.md): failed logins slow down the (account, address) pair
+that made them, with a delay that doubles per failure past a few free ones, rather than
+locking the account; an address and an account (over all addresses) each also have a much
+higher ceiling within a window. An attempt is counted when it is *reserved*, before the
+password is verified, and handed back if the password was right, so parallel guesses cannot
+all pass the check before the first failure is recorded.
+
+KeyedBuckets: one TokenBucket per key (registrations per address), bounded in number.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
+from dataclasses import dataclass
 
 
 class FailureWindow:
@@ -44,6 +53,102 @@ class FailureWindow:
     def clear(self, key: str) -> None:
         self._failures.pop(key, None)
 
+    def undo(self, key: str, when: float) -> None:
+        """Forget one failure recorded at `when` (a reservation handed back)."""
+        q = self._failures.get(key)
+        if q is None:
+            return
+        try:
+            q.remove(when)
+        except ValueError:  # already slid out or pushed out by newer ones
+            return
+        if not q:
+            del self._failures[key]
+
+
+@dataclass(slots=True)
+class _Pair:
+    failures: int
+    last: float  # when the newest failure (or reservation) was counted
+
+
+class LoginThrottle:
+    """Throttles password attempts by (account, address), address and account.
+
+    * (account, address): `free_failures` failures cost nothing; after that each attempt
+      must wait `base_delay` * 2 ** (failures - free_failures) seconds (at most `max_delay`)
+      since the previous failure. A pair without a failure for `window` seconds is forgotten;
+      a correct password forgets it at once.
+    * address: at most `per_address` failures within `window` (over all accounts).
+    * account: at most `per_account` failures within `window` (over all addresses), a
+      ceiling well above what one pair can reach, for guessing spread over many addresses.
+
+    `reserve` counts an attempt as a failure before it is verified; `succeeded` hands it back.
+    """
+
+    def __init__(self, *, free_failures: int, base_delay: float, max_delay: float,
+                 per_account: int, per_address: int, window: float,
+                 max_keys: int = 100_000) -> None:
+        self.free_failures = free_failures
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.window = window
+        self.max_keys = max_keys
+        self.by_account = FailureWindow(per_account, window, max_keys)
+        self.by_address = FailureWindow(per_address, window, max_keys)
+        self._pairs: OrderedDict[tuple[str, str], _Pair] = OrderedDict()
+
+    def delay(self, failures: int) -> float:
+        """Seconds a pair with `failures` failures waits after its newest one."""
+        over = failures - self.free_failures
+        if over < 0:
+            return 0.0
+        return min(self.base_delay * 2.0 ** min(over, 64), self.max_delay)
+
+    def _pair(self, key: tuple[str, str], now: float) -> _Pair | None:
+        pair = self._pairs.get(key)
+        if pair is not None and now - pair.last >= self.window:
+            del self._pairs[key]
+            return None
+        return pair
+
+    def retry_after(self, account: str, address: str, now: float) -> float | None:
+        """Seconds until this pair may try again, or None if it may try now."""
+        wait = 0.0
+        pair = self._pair((account, address), now)
+        if pair is not None:
+            wait = pair.last + self.delay(pair.failures) - now
+        wait = max(wait, self.by_account.retry_after(account, now) or 0.0,
+                   self.by_address.retry_after(address, now) or 0.0)
+        return max(wait, 0.001) if wait > 0 else None
+
+    def reserve(self, account: str, address: str, now: float) -> float | None:
+        """Count an attempt before verifying it. None: go ahead (call `succeeded` with the
+        same `now` if the password is right); otherwise the seconds to wait, nothing counted."""
+        wait = self.retry_after(account, address, now)
+        if wait is not None:
+            return wait
+        key = (account, address)
+        pair = self._pairs.get(key)
+        if pair is None:
+            if len(self._pairs) >= self.max_keys:  # bound memory under a spray of names
+                self._pairs.popitem(last=False)
+            pair = self._pairs[key] = _Pair(0, now)
+        else:
+            self._pairs.move_to_end(key)
+        pair.failures += 1
+        pair.last = now
+        self.by_account.fail(account, now)
+        self.by_address.fail(address, now)
+        return None
+
+    def succeeded(self, account: str, address: str, reserved_at: float) -> None:
+        """The attempt reserved at `reserved_at` had the right password: hand it back and
+        forget the pair's failures. The account's and address's other failures stay."""
+        self._pairs.pop((account, address), None)
+        self.by_account.undo(account, reserved_at)
+        self.by_address.undo(address, reserved_at)
+
 
 class TokenBucket:
     """`rate` tokens a second, at most `burst` saved up. Time is passed in."""
@@ -64,3 +169,24 @@ class TokenBucket:
             self.tokens -= cost
             return None
         return (cost - self.tokens) / self.rate
+
+
+class KeyedBuckets:
+    """One TokenBucket per key, at most `max_keys` of them (the least recently used goes)."""
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def take(self, key: str, now: float, cost: float = 1.0) -> float | None:
+        """Spend `cost` from key's bucket; None if allowed, else the seconds to wait."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_keys:
+                self._buckets.popitem(last=False)
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket.take(now, cost)

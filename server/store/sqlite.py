@@ -353,11 +353,19 @@ class SQLiteStore(Queries):
 
         return await self.run_in_commit(op)
 
-    async def set_device_token(self, user_id: int, device: str, token_hash: bytes) -> int:
-        """Create or re-key a device; returns its acknowledged position."""
+    async def set_device_token(self, user_id: int, device: str, token_hash: bytes, *,
+                               max_devices: int = 0) -> int | None:
+        """Create or re-key a device; returns its acknowledged position, or None when the
+        device is new and the user already has `max_devices` devices (0 = no bound)."""
 
-        def op(db: sqlite3.Connection) -> int:
+        def op(db: sqlite3.Connection) -> int | None:
             t = now_ms()
+            if max_devices and sql.one(
+                db, "SELECT 1 FROM devices WHERE user_id=? AND device=?", (user_id, device)
+            ) is None and sql.one(
+                db, "SELECT count(*) FROM devices WHERE user_id=?", (user_id,)
+            )[0] >= max_devices:
+                return None
             db.execute(
                 "INSERT INTO devices (user_id, device, token_hash, created, last_seen) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, device) DO UPDATE SET "

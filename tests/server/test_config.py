@@ -33,7 +33,11 @@ def test_defaults() -> None:
     assert (c.host, c.port, c.synchronous) == ("127.0.0.1", 7420, "full")
     assert (c.db_path, c.log_level) == ("liaotian.db", "info")
     assert (c.login_failures_per_account, c.login_failures_per_address, c.login_window) == \
-        (5, 20, 900.0)
+        (100, 20, 900.0)
+    assert (c.login_free_failures, c.login_delay, c.login_max_delay) == (5, 1.0, 60.0)
+    assert (c.register_rate, c.register_burst) == (0.02, 10.0)
+    assert (c.argon2_max_concurrent, c.register_max_concurrent) == (4, 1)
+    assert (c.token_idle_days, c.max_devices_per_user) == (30.0, 32)
     assert (c.argon2_time_cost, c.argon2_memory_kib) == (3, 65536)
     assert Config.load(env={}) == c
     # the protocol limits it derives are the documented defaults
@@ -305,3 +309,13 @@ def test_version_flag(capsys) -> None:
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.startswith("liaotian-server ")
+@pytest.mark.parametrize(("key", "value"), [
+    ("login_failures_per_account", 0), ("login_failures_per_address", 0),
+    ("login_free_failures", -1), ("login_delay", 0), ("login_max_delay", -1.0),
+    ("register_rate", 0), ("register_burst", 0.5), ("argon2_max_concurrent", 0),
+    ("register_max_concurrent", 0), ("register_max_concurrent", 5),
+    ("token_idle_days", -1), ("max_devices_per_user", 0),
+])
+def test_auth_settings_are_range_checked(key: str, value: float) -> None:
+    with pytest.raises(ValueError, match=key):
+        Config().with_overrides({key: value})

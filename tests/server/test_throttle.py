@@ -1,9 +1,9 @@
-"""FailureWindow: at most N failures per key inside a sliding window; time is passed in."""
+"""The login and registration throttles; time is passed in."""
 
 from __future__ import annotations
 
 import pytest
-from liaotian.server.services.throttle import FailureWindow
+from liaotian.server.services.throttle import FailureWindow, KeyedBuckets, LoginThrottle
 
 
 def test_allows_until_the_limit_then_throttles() -> None:
@@ -64,3 +64,101 @@ def test_memory_is_bounded_by_max_keys() -> None:
         w.fail(k, 0.0)
     assert w.retry_after("a", 1.0) is None  # the oldest key was dropped
     assert all(w.retry_after(k, 1.0) is not None for k in ("b", "c", "d"))
+
+
+# ---------------------------------------------------------------- LoginThrottle
+
+
+def throttle(**kw: float) -> LoginThrottle:
+    settings: dict[str, float] = {"free_failures": 3, "base_delay": 1.0, "max_delay": 8.0,
+                                  "per_account": 100, "per_address": 20, "window": 900.0}
+    settings.update(kw)
+    return LoginThrottle(**settings)  # type: ignore[arg-type]
+
+
+def test_reservations_count_before_verification() -> None:
+    t = throttle()
+    # three parallel attempts at the same instant are admitted, the fourth is not
+    assert [t.reserve("alice", "a1", 0.0) for _ in range(3)] == [None, None, None]
+    assert t.reserve("alice", "a1", 0.0) == pytest.approx(1.0)
+    assert t.reserve("alice", "a2", 0.0) is None  # another address has its own pair
+
+
+def test_pair_delay_doubles_up_to_the_cap_and_is_forgotten_after_the_window() -> None:
+    t = throttle()
+    now = 0.0
+    for _ in range(3):
+        assert t.reserve("alice", "a1", now) is None
+    waits = []
+    for _ in range(6):
+        wait = t.retry_after("alice", "a1", now)
+        assert wait is not None
+        assert t.reserve("alice", "a1", now) == pytest.approx(wait)  # refused, not counted
+        waits.append(wait)
+        now += wait
+        assert t.reserve("alice", "a1", now) is None
+    assert waits == pytest.approx([1.0, 2.0, 4.0, 8.0, 8.0, 8.0])
+    assert t.retry_after("alice", "a1", now + 899.0) is None  # delay ended long ago
+    assert t.retry_after("alice", "a1", now + 5.0) is not None
+    # a whole window after its last failure the pair starts afresh
+    assert [t.reserve("alice", "a1", now + 900.0) for _ in range(3)] == [None] * 3
+
+
+def test_success_hands_the_reservation_back_and_forgets_the_pair() -> None:
+    t = throttle(per_account=3)
+    assert t.reserve("alice", "a1", 1.0) is None
+    assert t.reserve("alice", "a1", 2.0) is None
+    assert t.reserve("alice", "a1", 3.0) is None  # the right password, as it turns out
+    t.succeeded("alice", "a1", 3.0)
+    assert t.retry_after("alice", "a1", 3.0) is None
+    assert t.by_account.retry_after("alice", 3.0) is None  # 2 of 3: the success is not one
+    assert t.reserve("alice", "a1", 4.0) is None
+    assert t.retry_after("alice", "a9", 4.0) is not None  # 3 failures: account ceiling
+
+
+def test_account_and_address_ceilings() -> None:
+    t = throttle(per_account=4, per_address=5)
+    for i in range(4):  # spread over addresses: no pair is delayed
+        assert t.reserve("alice", f"a{i}", 0.0) is None
+    assert t.reserve("alice", "a9", 1.0) == pytest.approx(899.0)
+    assert t.reserve("bob", "a9", 1.0) is None  # other accounts are not affected
+    for name in ("c", "d", "e", "f"):
+        t.reserve(name, "a1", 2.0)  # a1 now has 5 failures over all accounts, from 0.0 on
+    assert t.reserve("g", "a1", 3.0) == pytest.approx(897.0)
+    assert t.reserve("g", "a2", 3.0) is None
+
+
+def test_pairs_are_bounded_in_number() -> None:
+    t = LoginThrottle(free_failures=0, base_delay=1.0, max_delay=1.0, per_account=100,
+                      per_address=100, window=900.0, max_keys=2)
+    for name in ("a", "b", "c"):
+        assert t.reserve(name, "x", 0.0) is None
+    assert t.retry_after("a", "x", 0.5) is None  # the oldest pair was dropped
+    assert t.retry_after("c", "x", 0.5) == pytest.approx(0.5)
+
+
+def test_undo_forgets_one_failure() -> None:
+    w = FailureWindow(2, 10.0)
+    w.fail("k", 1.0)
+    w.fail("k", 2.0)
+    assert w.retry_after("k", 3.0) is not None
+    w.undo("k", 2.0)
+    assert w.retry_after("k", 3.0) is None
+    w.undo("k", 1.0)
+    w.undo("k", 1.0)  # gone already: harmless
+    w.undo("never", 0.0)
+    assert w.retry_after("k", 3.0) is None
+
+
+# ---------------------------------------------------------------- KeyedBuckets
+
+
+def test_keyed_buckets_per_key_and_bounded() -> None:
+    b = KeyedBuckets(rate=0.5, burst=2.0, max_keys=2)
+    assert b.take("a", 0.0) is None
+    assert b.take("a", 0.0) is None
+    assert b.take("a", 0.0) == pytest.approx(2.0)  # one token per 2 s
+    assert b.take("a", 2.0) is None
+    assert b.take("b", 2.0) is None  # its own bucket
+    assert b.take("c", 2.0) is None  # "a" (least recently used) is dropped...
+    assert b.take("a", 2.0) is None  # ...and starts afresh with a full burst
