@@ -61,6 +61,17 @@ class Config:
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
     login_window: float = 900.0  # seconds over which failures count
+    # --- writes
+    # per-user write limits (all of a user's devices together), token buckets
+    write_rate: float = 20.0  # write requests other than SEND per second
+    write_burst: float = 200.0
+    write_rows_rate: float = 2000.0  # update-log rows written per second, SEND included
+    write_rows_burst: float = 20_000.0
+    # per-user state
+    max_groups_owned: int = 100  # groups a user owns
+    max_groups_joined: int = 1000  # groups a user is a member of, owned ones included
+    max_contacts: int = 5000
+    max_outgoing_requests: int = 1000  # contact requests sent and not yet answered
 
     def __post_init__(self) -> None:
         if self.synchronous.lower() not in ("full", "extra", "normal"):
@@ -74,6 +85,20 @@ class Config:
             raise ValueError("tls_cert and tls_key go together")
         if self.idle_timeout <= self.heartbeat_interval:
             raise ValueError("idle_timeout must be longer than heartbeat_interval")
+        for name in ("write_rate", "write_burst", "write_rows_rate", "write_rows_burst"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"setting {name!r} must be above 0")
+        if self.write_burst < 1:
+            raise ValueError("setting 'write_burst' must be at least 1")
+        if self.write_rows_burst < 2 * self.max_group_size:
+            raise ValueError("setting 'write_rows_burst' must be at least 2 * max_group_size "
+                             "(a GROUP_UPDATE of a full group writes that many rows)")
+        for name in ("max_groups_owned", "max_groups_joined", "max_contacts",
+                     "max_outgoing_requests"):
+            if not 1 <= getattr(self, name) <= 10_000_000:
+                raise ValueError(f"setting {name!r} must be 1 .. 10000000")
+        if self.max_groups_joined < self.max_groups_owned:
+            raise ValueError("setting 'max_groups_joined' must be at least max_groups_owned")
 
     def limits(self) -> Limits:
         return Limits(
