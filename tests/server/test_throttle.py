@@ -64,3 +64,34 @@ def test_memory_is_bounded_by_max_keys() -> None:
         w.fail(k, 0.0)
     assert w.retry_after("a", 1.0) is None  # the oldest key was dropped
     assert all(w.retry_after(k, 1.0) is not None for k in ("b", "c", "d"))
+
+
+# --------------------------------------------------------------------------- WriteBudget
+
+
+def test_write_budget_counts_requests_and_rows_per_user_with_time_passed_in() -> None:
+    from liaotian.server.services.throttle import WriteBudget
+
+    b = WriteBudget(request_rate=1.0, request_burst=2.0, rows_rate=10.0, rows_burst=100.0)
+    assert b.request(1, 0.0) is None and b.request(1, 0.0) is None
+    assert b.request(1, 0.0) == 1.0  # the third request waits for one token
+    assert b.request(2, 0.0) is None  # another user has their own budget
+    assert b.rows(1, 0.0, 100) is None
+    assert b.rows(1, 0.0, 1) == 0.1
+    # out of rows: even a request with tokens to spare waits for one row
+    assert b.rows(3, 0.0, 100) is None
+    assert b.request(3, 0.0) == 0.1
+    b.refund_rows(1, 50)
+    assert b.rows(1, 5.0, 100) is None  # 50 refunded + 50 refilled in 5 s
+    assert b.rows(1, 5.0, 101) is not None
+
+
+def test_write_budget_forgets_the_least_recently_used_user_beyond_its_bound() -> None:
+    from liaotian.server.services.throttle import WriteBudget
+
+    b = WriteBudget(1.0, 1.0, 1.0, 10.0, max_users=2)
+    assert b.rows(1, 0.0, 10) is None and b.rows(2, 0.0, 10) is None
+    assert b.rows(1, 0.0, 1) is not None  # user 1 used last
+    assert b.rows(3, 0.0, 1) is None  # evicts user 2 (least recently used), not user 1
+    assert b.rows(1, 0.0, 1) is not None
+    assert b.rows(2, 0.0, 10) is None  # a fresh, full bucket
