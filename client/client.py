@@ -511,9 +511,25 @@ class Client:
         return await self._ask(GetGroup(rid=0, group=group), GroupInfo, retry=True)
 
     async def groups(self) -> list[GroupSummary]:
-        """The groups this user is a member of, with their role in each."""
-        answer = await self._ask(ListGroups(rid=0), GroupList, retry=True)
-        return list(answer.groups)
+        """The groups this user is a member of, with their role in each: every page of
+        LIST_GROUPS (see `groups_page`), in ascending group id."""
+        out: list[GroupSummary] = []
+        after: int | None = None
+        while True:
+            page, more = await self.groups_page(after=after)
+            out.extend(page)
+            if not more or not page:
+                return out
+            after = page[-1].group
+
+    async def groups_page(self, *, limit: int | None = None, after: int | None = None
+                          ) -> tuple[list[GroupSummary], bool]:
+        """One page of this user's groups in ascending group id: those above group id
+        `after`, at most `limit` (1 .. 500; the server's default page when None), and
+        whether more follow."""
+        answer = await self._ask(ListGroups(rid=0, limit=limit, after=after), GroupList,
+                                 retry=True)
+        return list(answer.groups), answer.more
 
     async def add_members(self, group: int, users: Iterable[str]) -> int:
         """Add members (owner or admin); returns the position of the "added" event."""
@@ -726,16 +742,18 @@ class Client:
         return await self._ask(GetProfile(rid=0, user=who), Profile, retry=True)
 
     async def set_privacy(self, presence: str | None = None, profile: str | None = None,
-                          messages: str | None = None) -> None:
-        """Who sees presence / profile ("everyone", "contacts", "nobody") and who may send
-        direct messages ("everyone", "contacts"); None leaves a setting as it is."""
+                          messages: str | None = None, groups: str | None = None) -> None:
+        """Who sees presence / profile ("everyone", "contacts", "nobody"), who may send
+        direct messages ("everyone", "contacts") and who may add this user to groups
+        ("everyone", "contacts", "nobody"); None leaves a setting as it is."""
         for name, value, allowed in (("presence", presence, VISIBILITY),
                                      ("profile", profile, VISIBILITY),
-                                     ("messages", messages, MESSAGE_POLICY)):
+                                     ("messages", messages, MESSAGE_POLICY),
+                                     ("groups", groups, VISIBILITY)):
             if value is not None and value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}")
         await self._ask(SetPrivacy(rid=0, presence=presence, profile=profile,
-                                   messages=messages), Ok, retry=True)
+                                   messages=messages, groups=groups), Ok, retry=True)
 
     async def privacy(self) -> Privacy:
         """This user's privacy settings."""

@@ -5,7 +5,8 @@
     liaotian send echo hello                       # from another account
     liaotian listen                                # ... [time] echo -> you: echo: hello
 
-Add the bot to a group (`liaotian group create team --member echo`, then
+Add the bot to a group (the bot's account allows it with `liaotian privacy --groups
+everyone`, or be its contact; then `liaotian group create team --member echo` and
 `liaotian send --group G hi`) and it echoes there, into the same group: `ctx.reply()` answers
 where the message came from.
 

@@ -2,7 +2,8 @@
 every contact request it receives.
 
     LIAOTIAN_PASSWORD=... python examples/group_greeter.py --user greeter
-    liaotian group create team --member greeter     # from another account
+    liaotian contact request greeter                # from another account: the bot accepts,
+    liaotian group create team --member greeter     # and contacts may add it to groups
     liaotian group add G carol                      # -> "welcome, carol!"
     liaotian send --group G /who                    # -> "members: ..."
 

@@ -267,13 +267,17 @@ class GroupTransfer(Message):
 @_record(MessageType.LIST_GROUPS, client=True)
 @dataclass(frozen=True, slots=True)
 class ListGroups(Message):
-    pass
+    """In ascending group id; continue with `after` = the last group id of a page."""
+
+    limit: int | None = opt(lo=1, hi=500)
+    after: int | None = opt()
 
 
 @_record(MessageType.GROUP_LIST, client=False)
 @dataclass(frozen=True, slots=True)
 class GroupList(Message):
     groups: tuple[GroupSummary, ...] = spec()
+    more: bool = opt(False)  # further groups follow the last one of this page
 
 
 # --------------------------------------------------------------------------- receipts
@@ -478,6 +482,7 @@ class SetPrivacy(Message):
     presence: str | None = opt(choices=VISIBILITY)  # who sees online state and last seen
     profile: str | None = opt(choices=VISIBILITY)  # who sees display name and status
     messages: str | None = opt(choices=MESSAGE_POLICY)  # who may message this user
+    groups: str | None = opt(choices=VISIBILITY)  # who may add this user to groups
 
 
 @_record(MessageType.GET_PRIVACY, client=True)
@@ -492,6 +497,7 @@ class Privacy(Message):
     presence: str = spec(choices=VISIBILITY)
     profile: str = spec(choices=VISIBILITY)
     messages: str = spec(choices=MESSAGE_POLICY)
+    groups: str | None = opt(choices=VISIBILITY)  # always sent by this server
 
 
 SOCIAL_CLASSES: tuple[type[Message], ...] = (

@@ -429,6 +429,8 @@ class Soak:
             await client.start()
             agent.consumer = asyncio.ensure_future(self.consume(agent))
         if self.cfg.group_size >= 2:
+            for agent in self.agents[1:self.cfg.group_size]:  # strangers may add them
+                await agent.client.set_privacy(groups="everyone")
             owner = self.agents[0].client
             info = await owner.create_group("soak", self.names[1:self.cfg.group_size])
             self.group = info.group

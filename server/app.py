@@ -30,6 +30,7 @@ from .services.messaging import MessagingService
 from .services.presence import PresenceService
 from .services.receipts import ReceiptService
 from .services.session import SessionService
+from .services.throttle import WriteBudget
 from .store import SQLiteStore
 from .store.files import StoreOpenError
 from .transport import ServerConnection
@@ -52,6 +53,8 @@ class Server:
         self.router = Router()
         self.store = SQLiteStore(config.db_path, synchronous=config.synchronous,
                                  max_batch=config.max_batch)
+        self.writes = WriteBudget(config.write_rate, config.write_burst,
+                                  config.write_rows_rate, config.write_rows_burst)
         self.accepting = False
         self.tls: ssl.SSLContext | None = None
         self.port = config.port

@@ -83,6 +83,17 @@ class Config:
     register_max_concurrent: int = 1  # of which REGISTER may use; beyond: RATE_LIMITED
     token_idle_days: float = 30.0  # a token unused longer is refused (0 = never expires)
     max_devices_per_user: int = 32
+    # --- writes
+    # per-user write limits (all of a user's devices together), token buckets
+    write_rate: float = 20.0  # write requests other than SEND per second
+    write_burst: float = 200.0
+    write_rows_rate: float = 2000.0  # update-log rows written per second, SEND included
+    write_rows_burst: float = 20_000.0
+    # per-user state
+    max_groups_owned: int = 100  # groups a user owns
+    max_groups_joined: int = 1000  # groups a user is a member of, owned ones included
+    max_contacts: int = 5000
+    max_outgoing_requests: int = 1000  # contact requests sent and not yet answered
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -124,6 +135,20 @@ class Config:
             raise ValueError("register_max_concurrent must not exceed argon2_max_concurrent")
         if not self.token_idle_days >= 0:
             raise ValueError("setting 'token_idle_days' must be at least 0 (0 = never)")
+        for name in ("write_rate", "write_burst", "write_rows_rate", "write_rows_burst"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"setting {name!r} must be above 0")
+        if self.write_burst < 1:
+            raise ValueError("setting 'write_burst' must be at least 1")
+        if self.write_rows_burst < 2 * self.max_group_size:
+            raise ValueError("setting 'write_rows_burst' must be at least 2 * max_group_size "
+                             "(a GROUP_UPDATE of a full group writes that many rows)")
+        for name in ("max_groups_owned", "max_groups_joined", "max_contacts",
+                     "max_outgoing_requests"):
+            if not 1 <= getattr(self, name) <= 10_000_000:
+                raise ValueError(f"setting {name!r} must be 1 .. 10000000")
+        if self.max_groups_joined < self.max_groups_owned:
+            raise ValueError("setting 'max_groups_joined' must be at least max_groups_owned")
 
     def limits(self) -> Limits:
         return Limits(

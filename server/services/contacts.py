@@ -43,6 +43,7 @@ from ..store.state import (
     VISIBILITY_BY_NAME,
     VISIBILITY_NAMES,
 )
+from .throttle import charge_rows, limit_reached
 
 if TYPE_CHECKING:
     from ..app import Server
@@ -57,6 +58,7 @@ class _RelationOp(WriteOp):
         self.rid = msg.rid
         self.actor = conn.user_id
         self.target_name = msg.user
+        self.server = conn.server
 
     def needs(self, n: Needs, batch: Batch) -> None:
         n.names.add(self.target_name)
@@ -77,6 +79,7 @@ class _RelationOp(WriteOp):
         if target == self.actor:
             raise Refused(ErrorCode.CONFLICT, "not with yourself")
         self.apply(batch, target)
+        charge_rows(self, self.server.writes, self.server.loop.time())
 
     def apply(self, batch: Batch, target: int) -> None:
         raise NotImplementedError
@@ -103,6 +106,15 @@ class _RelationOp(WriteOp):
         batch.stage("DELETE FROM relations WHERE user_id = ? AND other_id = ? AND kind = ?",
                     (a, b, kind))
 
+    def check_contacts_room(self, batch: Batch, target: int) -> None:
+        """Both parties are below max_contacts (3009 otherwise, naming who is not)."""
+        bound = self.server.config.max_contacts
+        if len(batch.social_ro(self.actor).contacts) >= bound:
+            limit_reached(self, "max_contacts", bound, f"you have {bound} contacts already")
+        if len(batch.social_ro(target).contacts) >= bound:
+            limit_reached(self, "max_contacts", bound,
+                          f"{batch.username(target)} has {bound} contacts already")
+
     def make_contacts(self, batch: Batch, a: int, b: int) -> None:
         sa, sb = batch.social_rw(a), batch.social_rw(b)
         for x, y, sx, sy in ((a, b, sa, sb), (b, a, sb, sa)):
@@ -124,15 +136,23 @@ class RequestOp(_RelationOp):
             raise Refused(ErrorCode.CONFLICT, "unblock that user first")
         if target in me.outgoing:
             return  # already pending: OK, nothing new
+        if target in me.incoming:  # they asked first: this is an accept
+            self.check_contacts_room(batch, target)
+            self.make_contacts(batch, self.actor, target)
+            self.notify(batch, target, "accepted")
+            return
+        bound = self.server.config.max_contacts
+        if len(me.contacts) >= bound:
+            limit_reached(self, "max_contacts", bound, f"you have {bound} contacts already")
+        bound = self.server.config.max_outgoing_requests
+        if len(me.outgoing) >= bound:
+            limit_reached(self, "max_outgoing_requests", bound,
+                          f"you have {bound} contact requests waiting for an answer")
         if self.actor in them.blocked:
             # dropped, but kept on the requester's side so the block stays invisible
             me.outgoing.add(target)
             self.relate(batch, self.actor, target, REL_REQUEST_DROPPED)
             self.changed(batch, target)
-            return
-        if target in me.incoming:  # they asked first: this is an accept
-            self.make_contacts(batch, self.actor, target)
-            self.notify(batch, target, "accepted")
             return
         me.outgoing.add(target)
         them.incoming.add(self.actor)
@@ -144,6 +164,7 @@ class AcceptOp(_RelationOp):
     def apply(self, batch: Batch, target: int) -> None:
         if target not in batch.social_ro(self.actor).incoming:
             raise Refused(ErrorCode.CONFLICT, "no request from that user")
+        self.check_contacts_room(batch, target)
         self.make_contacts(batch, self.actor, target)
         self.notify(batch, target, "accepted")
 
@@ -229,6 +250,7 @@ class PrivacyOp(WriteOp):
         self.rid = msg.rid
         self.actor = conn.user_id
         self.msg = msg
+        self.server = conn.server
 
     def needs(self, n: Needs, batch: Batch) -> None:
         n.users.add(self.actor)
@@ -242,9 +264,12 @@ class PrivacyOp(WriteOp):
             me.profile = VISIBILITY_BY_NAME[self.msg.profile]
         if self.msg.messages is not None:
             me.messages = VISIBILITY_BY_NAME[self.msg.messages]
+        if self.msg.groups is not None:
+            me.groups = VISIBILITY_BY_NAME[self.msg.groups]
         batch.stage("UPDATE users SET privacy_presence = ?, privacy_profile = ?, "
-                    "privacy_messages = ? WHERE id = ?",
-                    (me.presence, me.profile, me.messages, self.actor))
+                    "privacy_messages = ?, privacy_groups = ? WHERE id = ?",
+                    (me.presence, me.profile, me.messages, me.groups, self.actor))
+        charge_rows(self, self.server.writes, self.server.loop.time())
 
     def answer_frame(self) -> tuple[bytes, int]:
         return Ok(rid=self.rid).encode(), int(MessageType.OK)
@@ -265,8 +290,16 @@ class ContactService:
         r.route(GetProfile, self.get_profile)
         r.route(GetPrivacy, self.get_privacy)
 
+    def _charge_request(self, conn: ServerConnection) -> None:
+        """Every write request counts against the user's write budget (throttle.py)."""
+        wait = self.server.writes.request(conn.user_id, self.server.loop.time())
+        if wait is not None:
+            raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast",
+                               retry_after=round(wait, 3))
+
     def _submitter(self, op_cls: Any) -> Any:
         def handler(conn: ServerConnection, msg: Any) -> None:
+            self._charge_request(conn)
             try:
                 self.store.submit(op_cls(conn, msg))
             except StoreClosed:
@@ -287,6 +320,7 @@ class ContactService:
                               blocked=listed(soc.blocked)))
 
     async def set_profile(self, conn: ServerConnection, msg: SetProfile) -> None:
+        self._charge_request(conn)
         try:
             await self.store.set_profile(conn.user_id, msg.display_name, msg.status)
         except StoreClosed:
@@ -308,4 +342,5 @@ class ContactService:
         soc = await self.store.social_of(conn.user_id)
         conn.send(Privacy(rid=msg.rid, presence=VISIBILITY_NAMES[soc.presence],
                           profile=VISIBILITY_NAMES[soc.profile],
-                          messages=VISIBILITY_NAMES[soc.messages]))
+                          messages=VISIBILITY_NAMES[soc.messages],
+                          groups=VISIBILITY_NAMES[soc.groups]))

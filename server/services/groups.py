@@ -39,21 +39,25 @@ from ..store.state import (
     GroupState,
     Member,
 )
+from .throttle import charge_rows, limit_reached
 
 if TYPE_CHECKING:
     from ..app import Server
     from ..transport import ServerConnection
 
+LIST_GROUPS_PAGE = 100  # LIST_GROUPS entries when the request gives no limit (SPEC 17.2)
+
 
 class _GroupOp(WriteOp):
     """Common shape: an actor acting on one group; answers OK{pos} or its own frame."""
 
-    def __init__(self, conn: ServerConnection, msg: Any, max_size: int) -> None:
+    def __init__(self, conn: ServerConnection, msg: Any, svc: GroupService) -> None:
         self.origin = conn
         self.rid = msg.rid
         self.actor = conn.user_id
         self.msg = msg
-        self.max_size = max_size
+        self.svc = svc
+        self.max_size = svc.max_size
         self.pos = 0
 
     def needs(self, n: Needs, batch: Batch) -> None:
@@ -87,9 +91,33 @@ class _GroupOp(WriteOp):
         return ids
 
     def check_invitable(self, batch: Batch, uids: list[int]) -> None:
+        """Each user allows the actor to add them (privacy `groups` and `messages`, blocks)
+        and is below their bound of groups joined."""
+        cfg = self.svc.server.config
         for uid in uids:
-            if uid != self.actor and not batch.social_ro(uid).accepts_messages_from(self.actor):
-                raise Refused(ErrorCode.NOT_ALLOWED)
+            if uid == self.actor:
+                continue
+            soc = batch.social_ro(uid)
+            if not (soc.accepts_groups_from(self.actor)
+                    and soc.accepts_messages_from(self.actor)):
+                raise Refused(ErrorCode.NOT_ALLOWED,
+                              f"{batch.username(uid)} does not allow you to add them to groups")
+            if soc.groups_joined >= cfg.max_groups_joined:
+                limit_reached(self, "max_groups_joined", cfg.max_groups_joined,
+                              f"{batch.username(uid)} is in {cfg.max_groups_joined} groups "
+                              "already")
+
+    @staticmethod
+    def count_groups(batch: Batch, uid: int, *, owned: int = 0, joined: int = 0) -> None:
+        """Keep the writer's per-user group counts (when loaded) in step with membership."""
+        if batch.has_social(uid):
+            soc = batch.social_rw(uid)
+            soc.groups_owned += owned
+            soc.groups_joined += joined
+
+    def charge(self, batch: Batch) -> None:
+        """The last step of every plan: the rows it fans out to, to the actor's budget."""
+        charge_rows(self, self.svc.server.writes, self.svc.server.loop.time())
 
     def target_member(self, batch: Batch, g: GroupState, why_self: str) -> int:
         """The member named by msg.user: another member of `g` (3008 otherwise)."""
@@ -108,6 +136,7 @@ class _GroupOp(WriteOp):
 class CreateGroupOp(_GroupOp):
     def needs(self, n: Needs, batch: Batch) -> None:
         super().needs(n, batch)
+        n.social.add(self.actor)
         n.names.update(self.msg.members)
         for name in self.msg.members:
             uid = batch.user_id(name)
@@ -120,6 +149,14 @@ class CreateGroupOp(_GroupOp):
         uids = [u for u in self.resolve(batch, msg.members) if u != self.actor]
         if 1 + len(uids) > self.max_size:
             raise Refused(ErrorCode.GROUP_FULL, f"a group holds at most {self.max_size}")
+        cfg = self.svc.server.config
+        me = batch.social_ro(self.actor)
+        if me.groups_owned >= cfg.max_groups_owned:
+            limit_reached(self, "max_groups_owned", cfg.max_groups_owned,
+                          f"you own {cfg.max_groups_owned} groups already")
+        if me.groups_joined >= cfg.max_groups_joined:
+            limit_reached(self, "max_groups_joined", cfg.max_groups_joined,
+                          f"you are in {cfg.max_groups_joined} groups already")
         self.check_invitable(batch, uids)
         conv = batch.new_conv_id()
         batch.stage("INSERT INTO conversations (id, kind, user_a, user_b, created) "
@@ -133,11 +170,13 @@ class CreateGroupOp(_GroupOp):
         batch.new_group(g)
         for uid, m in g.members.items():
             self.stage_member(batch, conv, uid, m)
+            self.count_groups(batch, uid, owned=int(uid == self.actor), joined=1)
         self.pos = batch.add_event(conv, self.actor, {
             "type": "created", "name": msg.name,
             "users": [batch.username(u) for u in g.members]}, g.members)
         self.group = g
         self.names = {u: batch.username(u) for u in g.members}
+        self.charge(batch)
 
     def answer_frame(self) -> tuple[bytes, int]:
         return group_info(self.rid, self.group, self.names, self.pos).encode(), int(
@@ -169,6 +208,8 @@ class AddMembersOp(_GroupOp):
         for uid in uids:
             g.members[uid].joined_pos = self.pos
             self.stage_member(batch, g.conv, uid, g.members[uid])
+            self.count_groups(batch, uid, joined=1)
+        self.charge(batch)
 
 
 class _TargetOp(_GroupOp):
@@ -191,12 +232,15 @@ class RemoveMemberOp(_TargetOp):
             "type": "removed", "users": [self.msg.user]}, readers)
         del g.members[target]
         batch.stage("DELETE FROM members WHERE conv_id = ? AND user_id = ?", (g.conv, target))
+        self.count_groups(batch, target, joined=-1)
+        self.charge(batch)
 
 
 class LeaveGroupOp(_GroupOp):
     def plan(self, batch: Batch) -> None:
         g = self.member_group(batch)
-        if g.members[self.actor].role == ROLE_OWNER and len(g.members) > 1:
+        owner = g.members[self.actor].role == ROLE_OWNER
+        if owner and len(g.members) > 1:
             raise Refused(ErrorCode.CONFLICT, "transfer ownership before leaving")
         readers = list(g.members)
         self.pos = batch.add_event(g.conv, self.actor, {
@@ -204,6 +248,8 @@ class LeaveGroupOp(_GroupOp):
         del g.members[self.actor]
         batch.stage("DELETE FROM members WHERE conv_id = ? AND user_id = ?",
                     (g.conv, self.actor))
+        self.count_groups(batch, self.actor, owned=-int(owner), joined=-1)
+        self.charge(batch)
 
 
 class UpdateGroupOp(_GroupOp):
@@ -222,6 +268,7 @@ class UpdateGroupOp(_GroupOp):
                                        g.members)
         batch.stage("UPDATE groups SET name = ?, topic = ? WHERE conv_id = ?",
                     (g.name, g.topic, g.conv))
+        self.charge(batch)
 
 
 class SetRoleOp(_TargetOp):
@@ -234,12 +281,25 @@ class SetRoleOp(_TargetOp):
                     (role, g.conv, target))
         self.pos = batch.add_event(g.conv, self.actor, {
             "type": "role", "user": self.msg.user, "role": self.msg.role}, g.members)
+        self.charge(batch)
 
 
 class TransferOp(_TargetOp):
+    def needs(self, n: Needs, batch: Batch) -> None:
+        super().needs(n, batch)
+        n.social.add(self.actor)
+        uid = batch.user_id(self.msg.user)
+        if uid is not None:
+            n.users.add(uid)
+            n.social.add(uid)
+
     def plan(self, batch: Batch) -> None:
         g = self.member_group(batch, ROLE_OWNER)
         target = self.target_member(batch, g, "transfer to another member")
+        cfg = self.svc.server.config
+        if batch.social_ro(target).groups_owned >= cfg.max_groups_owned:
+            limit_reached(self, "max_groups_owned", cfg.max_groups_owned,
+                          f"{self.msg.user} owns {cfg.max_groups_owned} groups already")
         g.members[target].role = ROLE_OWNER
         g.members[self.actor].role = ROLE_ADMIN
         g.owner = target
@@ -250,6 +310,9 @@ class TransferOp(_TargetOp):
         batch.stage("UPDATE groups SET owner_id = ? WHERE conv_id = ?", (target, g.conv))
         self.pos = batch.add_event(g.conv, self.actor, {"type": "owner", "user": self.msg.user},
                                    g.members)
+        self.count_groups(batch, target, owned=1)
+        self.count_groups(batch, self.actor, owned=-1)
+        self.charge(batch)
 
 
 def group_info(rid: int, g: GroupState, names: dict[int, str], pos: int) -> GroupInfo:
@@ -275,12 +338,30 @@ class GroupService:
 
     def _submitter(self, op_cls: type[_GroupOp]) -> Any:
         def handler(conn: ServerConnection, msg: Any) -> None:
+            self._check_size(conn, msg)
+            wait = self.server.writes.request(conn.user_id, self.server.loop.time())
+            if wait is not None:
+                raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast",
+                                   retry_after=round(wait, 3))
             try:
-                self.store.submit(op_cls(conn, msg, self.max_size))
+                self.store.submit(op_cls(conn, msg, self))
             except StoreClosed:
                 raise RequestError(ErrorCode.UNAVAILABLE) from None
 
         return handler
+
+    def _check_size(self, conn: ServerConnection, msg: Any) -> None:
+        """A GROUP_CREATE or GROUP_ADD naming more users than any group holds is refused
+        here, before anything is queued or looked up (a long list of names would hold up
+        the shared writer while it resolves them)."""
+        if isinstance(msg, GroupCreate):
+            count = 1 + len(set(msg.members) - {conn.username})
+        elif isinstance(msg, GroupAdd):
+            count = 1 + len(set(msg.users))  # a group has at least the adding member
+        else:
+            return
+        if count > self.max_size:
+            raise RequestError(ErrorCode.GROUP_FULL, f"a group holds at most {self.max_size}")
 
     async def get_group(self, conn: ServerConnection, msg: GetGroup) -> None:
         g = await self.store.group_state(msg.group)
@@ -291,7 +372,10 @@ class GroupService:
         conn.send(group_info(msg.rid, g, names, pos))
 
     async def list_groups(self, conn: ServerConnection, msg: ListGroups) -> None:
-        rows = await self.store.groups_of(conn.user_id)
-        conn.send(GroupList(rid=msg.rid, groups=tuple(
+        limit = msg.limit or LIST_GROUPS_PAGE
+        after = -1 if msg.after is None else msg.after
+        rows = await self.store.groups_of(conn.user_id, after, limit + 1)
+        more = len(rows) > limit
+        conn.send(GroupList(rid=msg.rid, more=more, groups=tuple(
             GroupSummary(group=g, name=name, topic=topic, role=ROLE_NAMES[role], members=count)
-            for g, name, topic, role, count in rows)))
+            for g, name, topic, role, count in rows[:limit])))

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 _UPDATES = int(MessageType.UPDATES)
 _SENT = int(MessageType.SENT)
 _ERROR = int(MessageType.ERROR)
+_WITH_EXTRAS = frozenset((ErrorCode.RATE_LIMITED, ErrorCode.LIMIT_REACHED))
 _SYNC_READS = 3  # reads for one SYNC page at most (see sync)
 _packb = msgpack.packb
 
@@ -55,6 +56,7 @@ class MessagingService:
         self.store.on_sends_committed = self.committed
         self._buckets: dict[int, tuple[TokenBucket, TokenBucket]] = {}
         self._known = self.store._user_ids  # names already resolved need no syntax check
+        self._groups = self.store._groups  # the writer's group images (member counts)
         r = server.router
         r.route(Send, self.send)
         r.route(Sync, self.sync)
@@ -67,7 +69,7 @@ class MessagingService:
         limits = self.limits
         text = msg.text
         meta_size = len(_packb(msg.meta)) if msg.meta else 0  # encoded once, used twice
-        self._charge(conn, len(text) + meta_size)
+        self._charge(conn, len(text) + meta_size, self._rows(msg.group))
         if len(text) * 4 > limits.max_text_len and len(text.encode()) > limits.max_text_len:
             raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
                                f"text above {limits.max_text_len} bytes")
@@ -84,8 +86,9 @@ class MessagingService:
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
 
-    def _charge(self, conn: ServerConnection, size: int) -> None:
-        """Per-user token buckets for messages and bytes; refusal says when to retry."""
+    def _charge(self, conn: ServerConnection, size: int, rows: int) -> None:
+        """Per-user token buckets for messages, bytes and update-log rows (shared with every
+        other write, throttle.WriteBudget); refusal says when to retry."""
         now = self.server.loop.time()
         uid = conn.user_id
         buckets = self._buckets.get(uid)
@@ -102,9 +105,22 @@ class MessagingService:
             wait = volume.take(now, size)
             if wait is not None:
                 count.tokens += 1  # refund: the message was not sent
+            else:
+                wait = self.server.writes.rows(uid, now, rows)  # the update-log rows
+                if wait is not None:
+                    count.tokens += 1
+                    volume.tokens += size
         if wait is not None:
             raise RequestError(ErrorCode.RATE_LIMITED, "sending too fast",
                                retry_after=round(wait, 3))
+
+    def _rows(self, group: int | None) -> int:
+        """Update-log rows a SEND writes: sender and recipient, or one per group member
+        (the writer's image of the group when loaded; one until it is)."""
+        if group is None:
+            return 2
+        g = self._groups.get(group)
+        return len(g.members) if g is not None else 1
 
     def committed(self, ops: list[Any]) -> None:
         """After a commit: answer every op, push to live connections, in seq order."""
@@ -115,9 +131,14 @@ class MessagingService:
             if req.error is not None:
                 if origin is not None:
                     code = req.error
+                    extra: dict[str, Any] = {}
+                    if code in _WITH_EXTRAS:  # set by throttle.refuse in a WriteOp's plan
+                        extra = {"retry_after": getattr(req, "error_retry_after", None),
+                                 "data": getattr(req, "error_data", None) or {}}
                     _part(out, origin).append((
                         Error(rid=req.rid, code=int(code),
-                              message=req.error_message or code.explanation).encode(),
+                              message=req.error_message or code.explanation,
+                              **extra).encode(),
                         _ERROR, req.rid))
                 continue
             if not isinstance(req, SendRequest):

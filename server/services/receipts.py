@@ -93,6 +93,11 @@ class ReceiptService:
             conn.send(Ok(rid=msg.rid))  # markers only move forward
             return
         peer = (others[0] if others else conn.user_id) if kind == "direct" else None
+        wait = self.server.writes.rows(conn.user_id, self.server.loop.time(),
+                                       1 if peer is None else 2)  # log rows, throttle.py
+        if wait is not None:
+            raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast",
+                               retry_after=round(wait, 3))
         try:
             self.store.submit(ReadOp(conn, msg, peer))
         except StoreClosed:

@@ -262,10 +262,12 @@ class Queries:
             return soc
         row = await self._one(
             self._conn_r,
-            "SELECT privacy_presence, privacy_profile, privacy_messages FROM users WHERE id = ?",
+            "SELECT privacy_presence, privacy_profile, privacy_messages, privacy_groups "
+            "FROM users WHERE id = ?",
             (uid,),
         )
-        soc = Social(presence=row[0], profile=row[1], messages=row[2]) if row else Social()
+        soc = Social(presence=row[0], profile=row[1], messages=row[2], groups=row[3]) \
+            if row else Social()
         rows_ = await self._conn_r.execute_fetchall(
             "SELECT other_id, kind FROM relations WHERE user_id = ?", (uid,)
         )
@@ -312,14 +314,17 @@ class Queries:
         )
         return (row[0], row[1], row[2]) if row else ("", "", 0)
 
-    async def groups_of(self, uid: int) -> list[tuple[int, str, str, int, int]]:
-        """(group, name, topic, my role, member count) for every group the user is in."""
+    async def groups_of(self, uid: int, after: int = -1,
+                        limit: int = -1) -> list[tuple[int, str, str, int, int]]:
+        """(group, name, topic, my role, member count) for the groups the user is in, in
+        ascending group id: those above `after`, at most `limit` (-1: no limit)."""
         rows_ = await self._conn_r.execute_fetchall(
             "SELECT g.conv_id, g.name, g.topic, m.role, "
             "(SELECT count(*) FROM members x WHERE x.conv_id = g.conv_id) "
-            "FROM members m JOIN groups g ON g.conv_id = m.conv_id WHERE m.user_id = ? "
-            "ORDER BY g.conv_id",
-            (uid,),
+            "FROM members m JOIN groups g ON g.conv_id = m.conv_id "
+            "WHERE m.user_id = ? AND m.conv_id > ? "
+            "ORDER BY m.conv_id LIMIT ?",
+            (uid, after, limit),
         )
         return [tuple(r) for r in rows_]
 

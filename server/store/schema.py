@@ -143,6 +143,11 @@ MIGRATIONS: list[str] = [
         rows BLOB NOT NULL                        -- msgpack: [[id, user, seq, kind, message
     );                                            --   id, data, ts], ...] (`updates` rows)
     """,
+    # 5: privacy `groups`, who may add the user to a group: 0 everyone, 1 contacts (the
+    # default, also for existing users), 2 nobody.
+    """
+    ALTER TABLE users ADD COLUMN privacy_groups INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

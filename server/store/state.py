@@ -54,10 +54,14 @@ class Social:
     presence: int = VIS_CONTACTS
     profile: int = VIS_EVERYONE
     messages: int = VIS_EVERYONE  # VIS_EVERYONE or VIS_CONTACTS
+    groups: int = VIS_CONTACTS  # who may add this user to a group
+    groups_owned: int = 0  # groups whose owner this user is
+    groups_joined: int = 0  # groups this user is a member of (owned ones included)
 
     def copy(self) -> Social:
         return Social(set(self.contacts), set(self.outgoing), set(self.incoming),
-                      set(self.blocked), self.presence, self.profile, self.messages)
+                      set(self.blocked), self.presence, self.profile, self.messages,
+                      self.groups, self.groups_owned, self.groups_joined)
 
     def add_relation(self, other: int, kind: int) -> None:
         """File one `relations` row of this user (user_id = this user) into its set."""
@@ -72,6 +76,12 @@ class Social:
         if other in self.blocked:
             return False
         return self.messages == VIS_EVERYONE or other in self.contacts
+
+    def accepts_groups_from(self, other: int) -> bool:
+        """Whether `other` may add this user to a group (privacy `groups`)."""
+        if other in self.blocked or self.groups == VIS_NOBODY:
+            return False
+        return self.groups == VIS_EVERYONE or other in self.contacts
 
     def shows(self, setting: int, viewer: int) -> bool:
         """Whether `viewer` may see what `setting` (presence or profile) guards."""

@@ -209,6 +209,7 @@ class Net:
         c = await self.anonymous()
         if register:
             await c.register(name, PASSWORD)
+            await self.open_groups(name)
         await c.login(name, PASSWORD, device)
         if sync:
             await c.sync_all()
@@ -219,11 +220,28 @@ class Net:
         await self.register(*names)
         return [await self.user(n) for n in names]
 
-    async def register(self, *names: str) -> None:
+    async def register(self, *names: str, open_groups: bool = True) -> None:
+        """Register the names; open_groups: see `open_groups`."""
         c = await self.anonymous()
         for name in names:
             await c.register(name, PASSWORD)
         await c.close()
+        if open_groups:
+            await self.open_groups(*names)
+
+    async def open_groups(self, *names: str) -> None:
+        """Set privacy `groups` of these just registered users to "everyone", so the tests
+        about groups can add users who are not the adder's contacts (the default is
+        "contacts"). Written straight into the database, which is only right before the
+        server has loaded these users' settings: right after REGISTER."""
+        assert self.srv.server is not None
+        marks = ",".join("?" * len(names))
+
+        def op(db: Any) -> None:
+            db.execute(f"UPDATE users SET privacy_groups = 0 WHERE username IN ({marks})",
+                       names)
+
+        await self.srv.server.store.run_in_commit(op)
 
     async def uid(self, name: str) -> int:
         assert self.srv.server is not None

@@ -41,9 +41,21 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
         yield srv
 
 
-async def make_users(srv: RunningServer, *names: str) -> None:
+async def make_users(srv: RunningServer, *names: str, open_groups: bool = True) -> None:
+    """Register the names; open_groups sets their privacy `groups` to "everyone" (written
+    into the database before the server has loaded their settings), so these tests can
+    add users who are not the adder's contacts."""
     for name in names:
         assert await register(srv.host, srv.port, name, PASSWORD) == name
+    if open_groups:
+        assert srv.server is not None
+        marks = ",".join("?" * len(names))
+
+        def op(db: Any) -> None:
+            db.execute(f"UPDATE users SET privacy_groups = 0 WHERE username IN ({marks})",
+                       names)
+
+        await srv.server.store.run_in_commit(op)
 
 
 def client(srv: RunningServer, user: str, **options: Any) -> Client:

@@ -156,6 +156,8 @@ def test_optional_fields_take_their_defaults() -> None:
     assert decode(T.SET_PROFILE, {}) == SetProfile(rid=42)
     assert decode(T.SET_PRIVACY, {}) == SetPrivacy(rid=42)
     assert decode(T.LIST_GROUPS, {"anything": 1}) == ListGroups(rid=42)
+    assert decode(T.LIST_GROUPS, {"limit": 500, "after": 7}) == ListGroups(rid=42, limit=500,
+                                                                           after=7)
 
 
 def test_optional_fields_are_omitted_on_the_wire() -> None:
@@ -297,6 +299,9 @@ INVALID: list[tuple[int, dict[str, Any], str]] = [
     (T.RECEIPTS, {"conv": 1, "read": [], "delivered": [{"pos": 1}]}, "user"),
     (T.RECEIPTS, {"conv": 1, "read": ["b"], "delivered": []}, "Marker"),
     # the chat list
+    (T.LIST_GROUPS, {"limit": 0}, "limit"),
+    (T.LIST_GROUPS, {"limit": 501}, "limit"),
+    (T.LIST_GROUPS, {"after": -1}, "after"),
     (T.LIST_CONVERSATIONS, {"limit": 0}, "limit"),
     (T.LIST_CONVERSATIONS, {"limit": 101}, "limit"),
     (T.LIST_CONVERSATIONS, {"limit": None}, "limit"),
@@ -356,6 +361,7 @@ INVALID: list[tuple[int, dict[str, Any], str]] = [
     (T.SET_PRIVACY, {"profile": "Everyone"}, "profile"),
     (T.SET_PRIVACY, {"messages": "nobody"}, "messages"),
     (T.SET_PRIVACY, {"messages": None}, "messages"),
+    (T.SET_PRIVACY, {"groups": "friends"}, "groups"),
     (T.PRIVACY, {"presence": "contacts", "profile": "everyone"}, "messages"),
     (T.PRIVACY, {"presence": "all", "profile": "everyone", "messages": "everyone"}, "presence"),
 ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -224,8 +223,8 @@ async def test_a_failed_start_leaves_no_listener_and_no_store_open(tmp_path: Pat
     async def taken_at_listen() -> None:
         raise OSError(98, "Address already in use")
 
-    async def bind_then_fail(tls: ssl.SSLContext | None) -> asyncio.base_events.Server:
-        listener = await real_bind(tls)
+    async def bind_then_fail() -> asyncio.base_events.Server:
+        listener = await real_bind()
         listener.start_serving = taken_at_listen  # type: ignore[method-assign]
         return listener
 

@@ -162,3 +162,32 @@ def test_keyed_buckets_per_key_and_bounded() -> None:
     assert b.take("b", 2.0) is None  # its own bucket
     assert b.take("c", 2.0) is None  # "a" (least recently used) is dropped...
     assert b.take("a", 2.0) is None  # ...and starts afresh with a full burst
+# --------------------------------------------------------------------------- WriteBudget
+
+
+def test_write_budget_counts_requests_and_rows_per_user_with_time_passed_in() -> None:
+    from liaotian.server.services.throttle import WriteBudget
+
+    b = WriteBudget(request_rate=1.0, request_burst=2.0, rows_rate=10.0, rows_burst=100.0)
+    assert b.request(1, 0.0) is None and b.request(1, 0.0) is None
+    assert b.request(1, 0.0) == 1.0  # the third request waits for one token
+    assert b.request(2, 0.0) is None  # another user has their own budget
+    assert b.rows(1, 0.0, 100) is None
+    assert b.rows(1, 0.0, 1) == 0.1
+    # out of rows: even a request with tokens to spare waits for one row
+    assert b.rows(3, 0.0, 100) is None
+    assert b.request(3, 0.0) == 0.1
+    b.refund_rows(1, 50)
+    assert b.rows(1, 5.0, 100) is None  # 50 refunded + 50 refilled in 5 s
+    assert b.rows(1, 5.0, 101) is not None
+
+
+def test_write_budget_forgets_the_least_recently_used_user_beyond_its_bound() -> None:
+    from liaotian.server.services.throttle import WriteBudget
+
+    b = WriteBudget(1.0, 1.0, 1.0, 10.0, max_users=2)
+    assert b.rows(1, 0.0, 10) is None and b.rows(2, 0.0, 10) is None
+    assert b.rows(1, 0.0, 1) is not None  # user 1 used last
+    assert b.rows(3, 0.0, 1) is None  # evicts user 2 (least recently used), not user 1
+    assert b.rows(1, 0.0, 1) is not None
+    assert b.rows(2, 0.0, 10) is None  # a fresh, full bucket

@@ -304,6 +304,10 @@ def _frames() -> list[tuple[str, bytes]]:
         m("group_list", GroupList(rid=32, groups=(
             GroupSummary(group=GROUP, name="Trip", topic="Lisbon, May 3-7", role="admin",
                          members=3),))),
+        m("list_groups_page", ListGroups(rid=47, limit=1, after=GROUP - 1)),
+        m("group_list_more", GroupList(rid=47, more=True, groups=(
+            GroupSummary(group=GROUP, name="Trip", topic="Lisbon, May 3-7", role="admin",
+                         members=3),))),
         m("group_leave", GroupLeave(rid=33, group=GROUP)),
         # Presence (SPEC.md 21)
         m("presence", Presence(rid=0, user="bob", online=False, last_seen=T0 + 60_000)),
@@ -331,9 +335,10 @@ def _frames() -> list[tuple[str, bytes]]:
         m("get_profile", GetProfile(rid=44, user="bob")),
         m("profile", Profile(rid=44, user="bob", display_name="Bob B.", status="")),
         m("set_privacy", SetPrivacy(rid=45, presence="nobody")),
+        m("set_privacy_groups", SetPrivacy(rid=48, groups="nobody")),
         m("get_privacy", GetPrivacy(rid=46)),
         m("privacy", Privacy(rid=46, presence="nobody", profile="everyone",
-                             messages="everyone")),
+                             messages="everyone", groups="contacts")),
         # Errors of the social layer, each answering some request with that rid
         m("error_not_allowed", Error(rid=50, code=ErrorCode.NOT_ALLOWED,
                                      message=ErrorCode.NOT_ALLOWED.explanation)),
