@@ -43,7 +43,8 @@ class Server:
         self.hub = Hub()
         self.router = Router()
         self.store = SQLiteStore(config.db_path, synchronous=config.synchronous,
-                                 max_batch=config.max_batch)
+                                 max_batch=config.max_batch,
+                                 read_connections=config.read_connections)
         self.accepting = False
         self.port = config.port
         self._listener: asyncio.base_events.Server | None = None

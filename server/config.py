@@ -61,6 +61,8 @@ class Config:
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
     login_window: float = 900.0  # seconds over which failures count
+    # --- reads
+    read_connections: int = 2  # SQLite reader connections, served per user in turn
 
     def __post_init__(self) -> None:
         if self.synchronous.lower() not in ("full", "extra", "normal"):
@@ -74,6 +76,8 @@ class Config:
             raise ValueError("tls_cert and tls_key go together")
         if self.idle_timeout <= self.heartbeat_interval:
             raise ValueError("idle_timeout must be longer than heartbeat_interval")
+        if not 1 <= self.read_connections <= 64:
+            raise ValueError("read_connections must be between 1 and 64")
 
     def limits(self) -> Limits:
         return Limits(

@@ -1,4 +1,4 @@
-"""Read-side queries of the SQLite store, on the reader connection.
+"""Read-side queries of the SQLite store, on the reader connections (readers.py).
 
 A read never fills the writer's caches (a read racing a commit could plant stale state);
 it uses them when they hold the value and otherwise asks the database. Mixed into
@@ -15,6 +15,7 @@ from liaotian.protocol import encode_update
 
 from .base import DeviceRecord, UpdatePage, UserRecord
 from .batch import pair
+from .readers import FairReaders, read_owner
 from .state import (
     REL_REQUESTED,
     GroupState,
@@ -41,13 +42,25 @@ class Queries:
     _positions: dict[tuple[int, str], int]
     _flushing: dict[tuple[int, str], int]
 
-    @property
-    def _conn_r(self) -> aiosqlite.Connection:
-        raise NotImplementedError
+    _readers: FairReaders[aiosqlite.Connection]
 
     @staticmethod
     async def _one(db: aiosqlite.Connection, sql: str, args: Iterable[Any] = ()) -> Any:
         rows_ = list(await db.execute_fetchall(sql, tuple(args)))
+        return rows_[0] if rows_ else None
+
+    async def _rows(self, sql: str, args: Any = ()) -> list[Any]:
+        """One statement on a reader connection (its own snapshot), taken in turn with
+        the other owners' reads (readers.py); the owner is the request's user."""
+        readers = self._readers
+        conn = await readers.acquire(read_owner.get())
+        try:
+            return list(await conn.execute_fetchall(sql, args))
+        finally:
+            readers.release(conn)
+
+    async def _row(self, sql: str, args: Any = ()) -> Any:
+        rows_ = await self._rows(sql, args)
         return rows_[0] if rows_ else None
 
     def _cache_user(self, name: str, uid: int) -> None:
@@ -69,8 +82,7 @@ class Queries:
         h = self._heads.get(user_id)
         if h is not None:
             return h
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT log_floor, (SELECT coalesce(max(seq), 0) FROM updates WHERE user_id = ?) "
             "FROM users WHERE id = ?",
             (user_id, user_id),
@@ -84,8 +96,7 @@ class Queries:
         """The newest seq in the database, which may be ahead of the published head by
         the batch committed a moment ago and not yet published (rows written straight into
         `updates`, see tail.py; journal rows are read only from the tail, published)."""
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT log_floor, (SELECT coalesce(max(seq), 0) FROM updates WHERE user_id = ?) "
             "FROM users WHERE id = ?",
             (user_id, user_id),
@@ -97,12 +108,11 @@ class Queries:
         f = self._floors.get(user_id)
         if f is not None:
             return f
-        row = await self._one(self._conn_r, "SELECT log_floor FROM users WHERE id = ?", (user_id,))
+        row = await self._row("SELECT log_floor FROM users WHERE id = ?", (user_id,))
         return int(row[0]) if row else 0
 
     async def user_by_name(self, username: str) -> UserRecord | None:
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT id, username, password_hash FROM users WHERE username=?",
             (username,),
         )
@@ -119,8 +129,7 @@ class Queries:
         return uid
 
     async def device_by_token(self, token_hash: bytes) -> tuple[UserRecord, DeviceRecord] | None:
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT u.id, u.username, u.password_hash, d.device, d.created, d.last_seen, d.acked "
             "FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = ?",
             (token_hash,),
@@ -132,8 +141,7 @@ class Queries:
         return user, DeviceRecord(row[0], row[3], row[4], row[5], acked)
 
     async def device(self, user_id: int, device: str) -> DeviceRecord | None:
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT device, created, last_seen, acked FROM devices WHERE user_id=? AND device=?",
             (user_id, device),
         )
@@ -144,7 +152,7 @@ class Queries:
         )
 
     async def devices_of(self, user_id: int) -> list[DeviceRecord]:
-        rows_ = await self._conn_r.execute_fetchall(
+        rows_ = await self._rows(
             "SELECT device, created, last_seen, acked FROM devices WHERE user_id=? "
             "ORDER BY created, device",
             (user_id,),
@@ -165,12 +173,12 @@ class Queries:
         recent = self._tail.after(user_id, since)  # before the database read: see tail.py
         rows: list[Any] = []
         if not recent or recent[0][0] > since + 1:  # the tail does not start the page
-            rows = list(await self._conn_r.execute_fetchall(
+            rows = await self._rows(
                 "SELECT u.seq, u.kind, coalesce(m.body, u.data) FROM updates u "
                 "LEFT JOIN messages m ON m.id = u.message_id "
                 "WHERE u.user_id = ? AND u.seq > ? ORDER BY u.seq LIMIT ?",
                 (user_id, since, limit),
-            ))
+            )
         if recent and len(rows) < limit:
             last = rows[-1][0] if rows else since
             rows += [r for r in recent if r[0] > last][: limit - len(rows)]
@@ -193,8 +201,8 @@ class Queries:
         conv = self._direct.get(key)
         if conv is not None:
             return conv
-        row = await self._one(
-            self._conn_r, "SELECT id FROM conversations WHERE user_a=? AND user_b=? AND kind=1", key
+        row = await self._row(
+            "SELECT id FROM conversations WHERE user_a=? AND user_b=? AND kind=1", key
         )
         return row[0] if row else None
 
@@ -219,7 +227,7 @@ class Queries:
                 "ORDER BY pos DESC LIMIT ?"
             )
             args = (conv, before if before is not None else 1 << 62, min_pos, limit + 1)
-        rows_ = await self._conn_r.execute_fetchall(sql, args)
+        rows_ = await self._rows(sql, args)
         rows = [r[0] for r in rows_]
         more = len(rows) > limit
         rows = rows[:limit]
@@ -240,8 +248,7 @@ class Queries:
         g = self._groups.get(conv)
         if g is not None:
             return g
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT g.name, g.topic, g.owner_id, c.created FROM groups g "
             "JOIN conversations c ON c.id = g.conv_id WHERE g.conv_id = ?",
             (conv,),
@@ -249,7 +256,7 @@ class Queries:
         if row is None:
             return None
         g = GroupState(conv, row[0], row[1], row[2], row[3])
-        rows_ = await self._conn_r.execute_fetchall(
+        rows_ = await self._rows(
             "SELECT user_id, role, joined_pos, joined FROM members WHERE conv_id = ?", (conv,)
         )
         for uid, role, jpos, joined in rows_:
@@ -260,18 +267,17 @@ class Queries:
         soc = self._social.get(uid)
         if soc is not None:
             return soc
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT privacy_presence, privacy_profile, privacy_messages FROM users WHERE id = ?",
             (uid,),
         )
         soc = Social(presence=row[0], profile=row[1], messages=row[2]) if row else Social()
-        rows_ = await self._conn_r.execute_fetchall(
+        rows_ = await self._rows(
             "SELECT other_id, kind FROM relations WHERE user_id = ?", (uid,)
         )
         for other, kind in rows_:
             soc.add_relation(other, kind)
-        rows_ = await self._conn_r.execute_fetchall(
+        rows_ = await self._rows(
             f"SELECT user_id FROM relations WHERE other_id = ? AND kind = {REL_REQUESTED}", (uid,)
         )
         soc.incoming.update(r[0] for r in rows_)
@@ -281,8 +287,8 @@ class Queries:
         last = self._conv_last.get(conv)
         if last is not None:
             return last
-        row = await self._one(
-            self._conn_r, "SELECT coalesce(max(pos), 0) FROM messages WHERE conv_id = ?", (conv,)
+        row = await self._row(
+            "SELECT coalesce(max(pos), 0) FROM messages WHERE conv_id = ?", (conv,)
         )
         return max(int(row[0]), self._conv_last.get(conv, 0))
 
@@ -297,7 +303,7 @@ class Queries:
                 out[uid] = name
         for chunk in chunks(missing):
             marks = ",".join("?" * len(chunk))
-            rows_ = await self._conn_r.execute_fetchall(
+            rows_ = await self._rows(
                 f"SELECT id, username FROM users WHERE id IN ({marks})", chunk
             )
             for uid, name in rows_:
@@ -307,14 +313,14 @@ class Queries:
 
     async def profile(self, uid: int) -> tuple[str, str, int]:
         """(display name, status, last seen ms)."""
-        row = await self._one(
-            self._conn_r, "SELECT display_name, status, last_seen FROM users WHERE id = ?", (uid,)
+        row = await self._row(
+            "SELECT display_name, status, last_seen FROM users WHERE id = ?", (uid,)
         )
         return (row[0], row[1], row[2]) if row else ("", "", 0)
 
     async def groups_of(self, uid: int) -> list[tuple[int, str, str, int, int]]:
         """(group, name, topic, my role, member count) for every group the user is in."""
-        rows_ = await self._conn_r.execute_fetchall(
+        rows_ = await self._rows(
             "SELECT g.conv_id, g.name, g.topic, m.role, "
             "(SELECT count(*) FROM members x WHERE x.conv_id = g.conv_id) "
             "FROM members m JOIN groups g ON g.conv_id = m.conv_id WHERE m.user_id = ? "
@@ -325,31 +331,30 @@ class Queries:
 
     async def conversation(self, conv: int) -> tuple[int, int | None, int | None] | None:
         """(kind, user_a, user_b) of a conversation."""
-        row = await self._one(
-            self._conn_r, "SELECT kind, user_a, user_b FROM conversations WHERE id = ?", (conv,)
+        row = await self._row(
+            "SELECT kind, user_a, user_b FROM conversations WHERE id = ?", (conv,)
         )
         if row is None and conv in self._groups:
             return (2, None, None)
         return (row[0], row[1], row[2]) if row else None
 
     async def read_marker(self, uid: int, conv: int) -> int:
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT pos FROM read_markers WHERE user_id = ? AND conv_id = ?",
             (uid, conv),
         )
         return int(row[0]) if row else 0
 
     async def read_markers(self, conv: int) -> dict[int, int]:
-        rows_ = await self._conn_r.execute_fetchall(
+        rows_ = await self._rows(
             "SELECT user_id, pos FROM read_markers WHERE conv_id = ?", (conv,)
         )
         return {u: p for u, p in rows_}
 
     async def delivered_pos(self, uid: int, conv: int) -> int:
         """The highest position in `conv` whose entry in uid's log a device acknowledged."""
-        acked = await self._one(
-            self._conn_r, "SELECT coalesce(max(acked), 0) FROM devices WHERE user_id = ?", (uid,)
+        acked = await self._row(
+            "SELECT coalesce(max(acked), 0) FROM devices WHERE user_id = ?", (uid,)
         )
         pending = max(
             (
@@ -363,8 +368,7 @@ class Queries:
         # `updates` may hold rows newer than the tail's (a batch written directly, committed
         # and not yet published): the newer of the two answers
         recent = self._tail.last_in_conv(uid, upto, conv)
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT u.seq, m.pos FROM updates u JOIN messages m ON m.id = u.message_id "
             "WHERE u.user_id = ? AND u.seq <= ? AND m.conv_id = ? ORDER BY u.seq DESC LIMIT 1",
             (uid, upto, conv),
@@ -378,7 +382,7 @@ class Queries:
         """(conv, kind, peer id, group name, ts, last body, last pos, read pos, joined pos)
         newest first by (ts, conv), strictly before `before`."""
         b_ts, b_conv = before if before is not None else (1 << 62, 1 << 62)
-        rows_ = await self._conn_r.execute_fetchall(
+        rows_ = await self._rows(
             """
             WITH mine(conv, kind, peer, name, joined_pos, created) AS (
                 SELECT c.id, 1, CASE WHEN c.user_a = :u THEN c.user_b ELSE c.user_a END,
@@ -405,8 +409,7 @@ class Queries:
         return [tuple(r) for r in rows_]
 
     async def unread_count(self, uid: int, conv: int, after: int) -> int:
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT count(*) FROM messages WHERE conv_id = ? "
             "AND pos > ? AND sender_id != ? AND cmid NOT LIKE '#event:%'",
             (conv, after, uid),
