@@ -318,14 +318,17 @@ class Queries:
         )
         return (row[0], row[1], row[2]) if row else ("", "", 0)
 
-    async def groups_of(self, uid: int) -> list[tuple[int, str, str, int, int]]:
-        """(group, name, topic, my role, member count) for every group the user is in."""
+    async def groups_of(
+        self, uid: int, *, limit: int | None = None, after: int = 0
+    ) -> list[tuple[int, str, str, int, int]]:
+        """(group, name, topic, my role, member count) for the groups the user is in, by
+        group id: those after `after`, at most `limit` of them (None: all)."""
         rows_ = await self._rows(
             "SELECT g.conv_id, g.name, g.topic, m.role, "
             "(SELECT count(*) FROM members x WHERE x.conv_id = g.conv_id) "
-            "FROM members m JOIN groups g ON g.conv_id = m.conv_id WHERE m.user_id = ? "
-            "ORDER BY g.conv_id",
-            (uid,),
+            "FROM members m JOIN groups g ON g.conv_id = m.conv_id "
+            "WHERE m.user_id = ? AND m.conv_id > ? ORDER BY m.conv_id LIMIT ?",
+            (uid, after, -1 if limit is None else limit),
         )
         return [tuple(r) for r in rows_]
 
@@ -380,44 +383,66 @@ class Queries:
         self, uid: int, limit: int, before: tuple[int, int] | None
     ) -> list[tuple[Any, ...]]:
         """(conv, kind, peer id, group name, ts, last body, last pos, read pos, joined pos)
-        newest first by (ts, conv), strictly before `before`."""
+        newest first by (ts, conv), strictly before `before`.
+
+        Ordering needs every conversation's key, (ts of its last message or its creation,
+        conv): a few index steps each, over the user's own conversations only (bounded
+        per user). The rest (the last message, the group's name, the read marker) is read
+        for the page's rows only."""
         b_ts, b_conv = before if before is not None else (1 << 62, 1 << 62)
         rows_ = await self._rows(
-            """
-            WITH mine(conv, kind, peer, name, joined_pos, created) AS (
-                SELECT c.id, 1, CASE WHEN c.user_a = :u THEN c.user_b ELSE c.user_a END,
-                       NULL, 1, c.created
-                FROM conversations c WHERE c.kind = 1 AND (c.user_a = :u OR c.user_b = :u)
-                UNION ALL
-                SELECT g.conv_id, 2, NULL, g.name, m.joined_pos, m.joined
-                FROM members m JOIN groups g ON g.conv_id = m.conv_id WHERE m.user_id = :u
-            ), last AS (
-                SELECT mine.*, (SELECT max(pos) FROM messages WHERE conv_id = mine.conv)
-                    AS last_pos FROM mine
-            ), rows AS (
-                SELECT last.*, coalesce(m.ts, last.created) AS ts, m.body AS body
-                FROM last LEFT JOIN messages m ON m.conv_id = last.conv AND m.pos = last.last_pos
-            )
-            SELECT conv, kind, peer, name, ts, body, coalesce(last_pos, 0),
-                   coalesce((SELECT pos FROM read_markers r WHERE r.user_id = :u
-                             AND r.conv_id = rows.conv), 0), joined_pos
-            FROM rows WHERE (ts, conv) < (:bts, :bconv)
-            ORDER BY ts DESC, conv DESC LIMIT :lim
-            """,
-            {"u": uid, "bts": b_ts, "bconv": b_conv, "lim": limit + 1},
+            CONVERSATIONS_SQL, {"u": uid, "bts": b_ts, "bconv": b_conv, "lim": limit + 1}
         )
         return [tuple(r) for r in rows_]
 
-    async def unread_count(self, uid: int, conv: int, after: int) -> int:
-        row = await self._row(
-            "SELECT count(*) FROM messages WHERE conv_id = ? "
-            "AND pos > ? AND sender_id != ? AND cmid NOT LIKE '#event:%'",
-            (conv, after, uid),
-        )
+    async def unread_count(self, uid: int, conv: int, after: int, cap: int | None = None) -> int:
+        """Messages after `after` not sent by uid (events excluded), counted up to `cap`."""
+        if cap is None:
+            row = await self._row(
+                "SELECT count(*) FROM messages WHERE conv_id = ? "
+                "AND pos > ? AND sender_id != ? AND cmid NOT LIKE '#event:%'",
+                (conv, after, uid),
+            )
+        else:
+            row = await self._row(
+                "SELECT count(*) FROM (SELECT 1 FROM messages WHERE conv_id = ? "
+                "AND pos > ? AND sender_id != ? AND cmid NOT LIKE '#event:%' LIMIT ?)",
+                (conv, after, uid, cap),
+            )
         return int(row[0])
 
     async def relations_list(self, uid: int) -> Social:
         return await self.social_of(uid)
+
+
+# The user's conversations with their ordering key first (direct ones found through the
+# two pair indexes, never a scan of all direct conversations), the page cut, then the
+# page's rows completed. Ordered by (ts, conv) descending; see conversations_of.
+CONVERSATIONS_SQL = """
+    WITH mine(conv, kind, peer, joined_pos, created) AS (
+        SELECT id, 1, user_b, 1, created FROM conversations WHERE kind = 1 AND user_a = :u
+        UNION ALL
+        SELECT id, 1, user_a, 1, created FROM conversations
+        WHERE kind = 1 AND user_b = :u AND user_a != :u
+        UNION ALL
+        SELECT conv_id, 2, NULL, joined_pos, joined FROM members WHERE user_id = :u
+    ), keyed AS MATERIALIZED (
+        SELECT mine.*, coalesce((SELECT ts FROM messages WHERE conv_id = mine.conv
+                                 ORDER BY pos DESC LIMIT 1), created) AS ts
+        FROM mine
+    ), page AS (
+        SELECT * FROM keyed WHERE (ts, conv) < (:bts, :bconv)
+        ORDER BY ts DESC, conv DESC LIMIT :lim
+    )
+    SELECT p.conv, p.kind, p.peer, g.name, p.ts, m.body, coalesce(m.pos, 0),
+           coalesce(r.pos, 0), p.joined_pos
+    FROM page p
+    LEFT JOIN groups g ON p.kind = 2 AND g.conv_id = p.conv
+    LEFT JOIN messages m ON m.id = (SELECT id FROM messages WHERE conv_id = p.conv
+                                    ORDER BY pos DESC LIMIT 1)
+    LEFT JOIN read_markers r ON r.user_id = :u AND r.conv_id = p.conv
+    ORDER BY p.ts DESC, p.conv DESC
+"""
 
 
 def chunks(items: list[Any], n: int = _CHUNK) -> Iterable[list[Any]]:

@@ -143,6 +143,11 @@ MIGRATIONS: list[str] = [
         rows BLOB NOT NULL                        -- msgpack: [[id, user, seq, kind, message
     );                                            --   id, data, ts], ...] (`updates` rows)
     """,
+    # 5: a group's read markers (GET_RECEIPTS) by conversation: keyed by user first, that
+    # read scanned every marker of every user.
+    """
+    CREATE INDEX read_markers_by_conv ON read_markers (conv_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
