@@ -178,3 +178,9 @@ def test_invalid_synchronous_is_rejected_by_config(capsys) -> None:
     assert "synchronous" in capsys.readouterr().err
     for ok in ("full", "normal", "extra"):
         assert Config.load(env={}, flags={"synchronous": ok}).synchronous == ok
+
+
+@pytest.mark.parametrize("n", [0, 65])
+def test_read_connections_out_of_range_is_refused(n: int) -> None:
+    with pytest.raises(ValueError, match="read_connections"):
+        Config(read_connections=n)

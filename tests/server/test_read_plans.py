@@ -5,6 +5,7 @@ checked with EXPLAIN QUERY PLAN on the migrated schema."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -118,3 +119,17 @@ async def test_unread_count_stops_at_its_cap(tmp_path: Path) -> None:
         assert await store.unread_count(1, 7, 5, cap=3) == 1
     finally:
         await store.close()
+
+
+async def test_the_store_opens_as_many_readers_as_configured(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "n.db"), read_connections=3)
+    await store.open()
+    try:
+        conns = store._readers.conns
+        assert len(conns) == 3 and len(set(map(id, conns))) == 3
+        # all of them read at once, each its own statement
+        got = await asyncio.gather(*(store.head(1) for _ in range(9)))
+        assert got == [0] * 9
+    finally:
+        await store.close()
+    assert store._readers.conns == []
