@@ -1,7 +1,7 @@
 """SQLite storage: WAL, synchronous=FULL by default, and a pipelined group-commit writer.
 
-One connection writes (in its own thread), one reads (WAL lets reads run beside the
-writer), one checkpoints (in a thread of its own, see checkpoint.py). Every write goes
+One connection writes (in its own thread), `read_connections` read, taken per user in
+turn (readers.py; WAL lets reads run beside the writer), one checkpoints (in a thread of its own, see checkpoint.py). Every write goes
 through the writer queue: whatever arrives while a commit is in progress is committed
 together in the next transaction, so throughput does not collapse to one fsync per
 message, and nothing is reported done before the COMMIT that makes it durable returned.
