@@ -1,10 +1,11 @@
 """SQLite storage: WAL, synchronous=FULL by default, and a pipelined group-commit writer.
 
 One connection writes (in its own thread), `read_connections` read, taken per user in
-turn (readers.py; WAL lets reads run beside the writer), one checkpoints (in a thread of its own, see checkpoint.py). Every write goes
-through the writer queue: whatever arrives while a commit is in progress is committed
-together in the next transaction, so throughput does not collapse to one fsync per
-message, and nothing is reported done before the COMMIT that makes it durable returned.
+turn (readers.py; WAL lets reads run beside the writer), one checkpoints (in a thread of
+its own, see checkpoint.py). Every write goes through the writer queue: whatever
+arrives while a commit is in progress is committed together in the next transaction, so
+throughput does not collapse to one fsync per message, and nothing is reported done
+before the COMMIT that makes it durable returned.
 
 The writer is two stages deep. While the writer thread runs batch N's statements and
 fsync (SQLite releases the GIL for both), the event loop plans batch N+1 on top of N's
