@@ -52,7 +52,8 @@ class Server:
                        max_outbound_total=config.max_outbound_total)
         self.router = Router()
         self.store = SQLiteStore(config.db_path, synchronous=config.synchronous,
-                                 max_batch=config.max_batch)
+                                 max_batch=config.max_batch,
+                                 read_connections=config.read_connections)
         self.writes = WriteBudget(config.write_rate, config.write_burst,
                                   config.write_rows_rate, config.write_rows_burst)
         self.accepting = False

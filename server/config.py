@@ -94,6 +94,8 @@ class Config:
     max_groups_joined: int = 1000  # groups a user is a member of, owned ones included
     max_contacts: int = 5000
     max_outgoing_requests: int = 1000  # contact requests sent and not yet answered
+    # --- reads
+    read_connections: int = 2  # SQLite reader connections, served per user in turn
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -149,6 +151,8 @@ class Config:
                 raise ValueError(f"setting {name!r} must be 1 .. 10000000")
         if self.max_groups_joined < self.max_groups_owned:
             raise ValueError("setting 'max_groups_joined' must be at least max_groups_owned")
+        if not 1 <= self.read_connections <= 64:
+            raise ValueError("read_connections must be between 1 and 64")
 
     def limits(self) -> Limits:
         return Limits(

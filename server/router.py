@@ -23,6 +23,7 @@ from liaotian.protocol import (
     RequestError,
 )
 
+from .store.readers import read_owner
 from .transport import ServerConnection
 
 log = logging.getLogger("liaotian.router")
@@ -51,17 +52,23 @@ class Router:
                             message=ErrorCode.INTERNAL_ERROR.explanation))
             return
         handler, exclusive = entry
+        # The store serves reads per owner in turn (store/readers.py): the user, or this
+        # connection until it has one. The task below inherits it.
+        owner = read_owner.set(conn.user_id or ("conn", id(conn)))
         try:
-            pending = handler(conn, event)
-        except Exception as exc:
-            self._answer_failure(conn, event, exc)
-            return
-        if pending is not None:
-            if exclusive:
-                conn.hold()
-            task = asyncio.ensure_future(self._run(conn, event, pending, exclusive))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            try:
+                pending = handler(conn, event)
+            except Exception as exc:
+                self._answer_failure(conn, event, exc)
+                return
+            if pending is not None:
+                if exclusive:
+                    conn.hold()
+                task = asyncio.ensure_future(self._run(conn, event, pending, exclusive))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+        finally:
+            read_owner.reset(owner)
 
     async def _run(self, conn: ServerConnection, event: Message, pending: Awaitable[None],
                    exclusive: bool) -> None:

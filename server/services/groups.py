@@ -374,7 +374,7 @@ class GroupService:
     async def list_groups(self, conn: ServerConnection, msg: ListGroups) -> None:
         limit = msg.limit or LIST_GROUPS_PAGE
         after = -1 if msg.after is None else msg.after
-        rows = await self.store.groups_of(conn.user_id, after, limit + 1)
+        rows = await self.store.groups_of(conn.user_id, after=after, limit=limit + 1)
         more = len(rows) > limit
         conn.send(GroupList(rid=msg.rid, more=more, groups=tuple(
             GroupSummary(group=g, name=name, topic=topic, role=ROLE_NAMES[role], members=count)

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 _packb = msgpack.packb
 DEFAULT_CONVERSATIONS = 20
+# `unread` is counted up to this many (SPEC 19.1): the count reads each unread message,
+# so uncapped, one chat list could read a whole conversation's backlog.
+UNREAD_CAP = 1000
 
 
 class ReadOp(WriteOp):
@@ -127,7 +130,7 @@ class ReceiptService:
         out = []
         for conv, kind, peer, gname, ts, body, last_pos, read_pos, joined_pos in rows:
             seen = max(read_pos, joined_pos - 1)
-            unread = await self.store.unread_count(conn.user_id, conv, seen) \
+            unread = await self.store.unread_count(conn.user_id, conv, seen, cap=UNREAD_CAP) \
                 if last_pos > seen else 0
             last = ChatMessage.from_wire(msgpack.unpackb(body, raw=False), 0) if body else None
             out.append(ConversationSummary(

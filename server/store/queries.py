@@ -1,4 +1,4 @@
-"""Read-side queries of the SQLite store, on the reader connection.
+"""Read-side queries of the SQLite store, on the reader connections (readers.py).
 
 A read never fills the writer's caches (a read racing a commit could plant stale state);
 it uses them when they hold the value and otherwise asks the database. Mixed into
@@ -15,6 +15,7 @@ from liaotian.protocol import encode_update
 
 from .base import DeviceRecord, UpdatePage, UserRecord
 from .batch import pair
+from .readers import FairReaders, read_owner
 from .state import (
     REL_REQUESTED,
     GroupState,
@@ -41,13 +42,25 @@ class Queries:
     _positions: dict[tuple[int, str], int]
     _flushing: dict[tuple[int, str], int]
 
-    @property
-    def _conn_r(self) -> aiosqlite.Connection:
-        raise NotImplementedError
+    _readers: FairReaders[aiosqlite.Connection]
 
     @staticmethod
     async def _one(db: aiosqlite.Connection, sql: str, args: Iterable[Any] = ()) -> Any:
         rows_ = list(await db.execute_fetchall(sql, tuple(args)))
+        return rows_[0] if rows_ else None
+
+    async def _rows(self, sql: str, args: Any = ()) -> list[Any]:
+        """One statement on a reader connection (its own snapshot), taken in turn with
+        the other owners' reads (readers.py); the owner is the request's user."""
+        readers = self._readers
+        conn = await readers.acquire(read_owner.get())
+        try:
+            return list(await conn.execute_fetchall(sql, args))
+        finally:
+            readers.release(conn)
+
+    async def _row(self, sql: str, args: Any = ()) -> Any:
+        rows_ = await self._rows(sql, args)
         return rows_[0] if rows_ else None
 
     def _cache_user(self, name: str, uid: int) -> None:
@@ -69,8 +82,7 @@ class Queries:
         h = self._heads.get(user_id)
         if h is not None:
             return h
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT log_floor, (SELECT coalesce(max(seq), 0) FROM updates WHERE user_id = ?) "
             "FROM users WHERE id = ?",
             (user_id, user_id),
@@ -84,8 +96,7 @@ class Queries:
         """The newest seq in the database, which may be ahead of the published head by
         the batch committed a moment ago and not yet published (rows written straight into
         `updates`, see tail.py; journal rows are read only from the tail, published)."""
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT log_floor, (SELECT coalesce(max(seq), 0) FROM updates WHERE user_id = ?) "
             "FROM users WHERE id = ?",
             (user_id, user_id),
@@ -97,12 +108,11 @@ class Queries:
         f = self._floors.get(user_id)
         if f is not None:
             return f
-        row = await self._one(self._conn_r, "SELECT log_floor FROM users WHERE id = ?", (user_id,))
+        row = await self._row("SELECT log_floor FROM users WHERE id = ?", (user_id,))
         return int(row[0]) if row else 0
 
     async def user_by_name(self, username: str) -> UserRecord | None:
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT id, username, password_hash FROM users WHERE username=?",
             (username,),
         )
@@ -119,8 +129,7 @@ class Queries:
         return uid
 
     async def device_by_token(self, token_hash: bytes) -> tuple[UserRecord, DeviceRecord] | None:
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT u.id, u.username, u.password_hash, d.device, d.created, d.last_seen, d.acked "
             "FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = ?",
             (token_hash,),
@@ -132,8 +141,7 @@ class Queries:
         return user, DeviceRecord(row[0], row[3], row[4], row[5], acked)
 
     async def device(self, user_id: int, device: str) -> DeviceRecord | None:
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT device, created, last_seen, acked FROM devices WHERE user_id=? AND device=?",
             (user_id, device),
         )
@@ -144,7 +152,7 @@ class Queries:
         )
 
     async def devices_of(self, user_id: int) -> list[DeviceRecord]:
-        rows_ = await self._conn_r.execute_fetchall(
+        rows_ = await self._rows(
             "SELECT device, created, last_seen, acked FROM devices WHERE user_id=? "
             "ORDER BY created, device",
             (user_id,),
@@ -165,12 +173,12 @@ class Queries:
         recent = self._tail.after(user_id, since)  # before the database read: see tail.py
         rows: list[Any] = []
         if not recent or recent[0][0] > since + 1:  # the tail does not start the page
-            rows = list(await self._conn_r.execute_fetchall(
+            rows = await self._rows(
                 "SELECT u.seq, u.kind, coalesce(m.body, u.data) FROM updates u "
                 "LEFT JOIN messages m ON m.id = u.message_id "
                 "WHERE u.user_id = ? AND u.seq > ? ORDER BY u.seq LIMIT ?",
                 (user_id, since, limit),
-            ))
+            )
         if recent and len(rows) < limit:
             last = rows[-1][0] if rows else since
             rows += [r for r in recent if r[0] > last][: limit - len(rows)]
@@ -193,8 +201,8 @@ class Queries:
         conv = self._direct.get(key)
         if conv is not None:
             return conv
-        row = await self._one(
-            self._conn_r, "SELECT id FROM conversations WHERE user_a=? AND user_b=? AND kind=1", key
+        row = await self._row(
+            "SELECT id FROM conversations WHERE user_a=? AND user_b=? AND kind=1", key
         )
         return row[0] if row else None
 
@@ -219,7 +227,7 @@ class Queries:
                 "ORDER BY pos DESC LIMIT ?"
             )
             args = (conv, before if before is not None else 1 << 62, min_pos, limit + 1)
-        rows_ = await self._conn_r.execute_fetchall(sql, args)
+        rows_ = await self._rows(sql, args)
         rows = [r[0] for r in rows_]
         more = len(rows) > limit
         rows = rows[:limit]
@@ -240,8 +248,7 @@ class Queries:
         g = self._groups.get(conv)
         if g is not None:
             return g
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT g.name, g.topic, g.owner_id, c.created FROM groups g "
             "JOIN conversations c ON c.id = g.conv_id WHERE g.conv_id = ?",
             (conv,),
@@ -249,7 +256,7 @@ class Queries:
         if row is None:
             return None
         g = GroupState(conv, row[0], row[1], row[2], row[3])
-        rows_ = await self._conn_r.execute_fetchall(
+        rows_ = await self._rows(
             "SELECT user_id, role, joined_pos, joined FROM members WHERE conv_id = ?", (conv,)
         )
         for uid, role, jpos, joined in rows_:
@@ -260,20 +267,19 @@ class Queries:
         soc = self._social.get(uid)
         if soc is not None:
             return soc
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT privacy_presence, privacy_profile, privacy_messages, privacy_groups "
             "FROM users WHERE id = ?",
             (uid,),
         )
         soc = Social(presence=row[0], profile=row[1], messages=row[2], groups=row[3]) \
             if row else Social()
-        rows_ = await self._conn_r.execute_fetchall(
+        rows_ = await self._rows(
             "SELECT other_id, kind FROM relations WHERE user_id = ?", (uid,)
         )
         for other, kind in rows_:
             soc.add_relation(other, kind)
-        rows_ = await self._conn_r.execute_fetchall(
+        rows_ = await self._rows(
             f"SELECT user_id FROM relations WHERE other_id = ? AND kind = {REL_REQUESTED}", (uid,)
         )
         soc.incoming.update(r[0] for r in rows_)
@@ -283,8 +289,8 @@ class Queries:
         last = self._conv_last.get(conv)
         if last is not None:
             return last
-        row = await self._one(
-            self._conn_r, "SELECT coalesce(max(pos), 0) FROM messages WHERE conv_id = ?", (conv,)
+        row = await self._row(
+            "SELECT coalesce(max(pos), 0) FROM messages WHERE conv_id = ?", (conv,)
         )
         return max(int(row[0]), self._conv_last.get(conv, 0))
 
@@ -299,7 +305,7 @@ class Queries:
                 out[uid] = name
         for chunk in chunks(missing):
             marks = ",".join("?" * len(chunk))
-            rows_ = await self._conn_r.execute_fetchall(
+            rows_ = await self._rows(
                 f"SELECT id, username FROM users WHERE id IN ({marks})", chunk
             )
             for uid, name in rows_:
@@ -309,52 +315,51 @@ class Queries:
 
     async def profile(self, uid: int) -> tuple[str, str, int]:
         """(display name, status, last seen ms)."""
-        row = await self._one(
-            self._conn_r, "SELECT display_name, status, last_seen FROM users WHERE id = ?", (uid,)
+        row = await self._row(
+            "SELECT display_name, status, last_seen FROM users WHERE id = ?", (uid,)
         )
         return (row[0], row[1], row[2]) if row else ("", "", 0)
 
-    async def groups_of(self, uid: int, after: int = -1,
-                        limit: int = -1) -> list[tuple[int, str, str, int, int]]:
-        """(group, name, topic, my role, member count) for the groups the user is in, in
-        ascending group id: those above `after`, at most `limit` (-1: no limit)."""
-        rows_ = await self._conn_r.execute_fetchall(
+    async def groups_of(
+        self, uid: int, *, limit: int | None = None, after: int = 0
+    ) -> list[tuple[int, str, str, int, int]]:
+        """(group, name, topic, my role, member count) for the groups the user is in, by
+        group id: those after `after`, at most `limit` of them (None: all)."""
+        rows_ = await self._rows(
             "SELECT g.conv_id, g.name, g.topic, m.role, "
             "(SELECT count(*) FROM members x WHERE x.conv_id = g.conv_id) "
             "FROM members m JOIN groups g ON g.conv_id = m.conv_id "
-            "WHERE m.user_id = ? AND m.conv_id > ? "
-            "ORDER BY m.conv_id LIMIT ?",
-            (uid, after, limit),
+            "WHERE m.user_id = ? AND m.conv_id > ? ORDER BY m.conv_id LIMIT ?",
+            (uid, after, -1 if limit is None else limit),
         )
         return [tuple(r) for r in rows_]
 
     async def conversation(self, conv: int) -> tuple[int, int | None, int | None] | None:
         """(kind, user_a, user_b) of a conversation."""
-        row = await self._one(
-            self._conn_r, "SELECT kind, user_a, user_b FROM conversations WHERE id = ?", (conv,)
+        row = await self._row(
+            "SELECT kind, user_a, user_b FROM conversations WHERE id = ?", (conv,)
         )
         if row is None and conv in self._groups:
             return (2, None, None)
         return (row[0], row[1], row[2]) if row else None
 
     async def read_marker(self, uid: int, conv: int) -> int:
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT pos FROM read_markers WHERE user_id = ? AND conv_id = ?",
             (uid, conv),
         )
         return int(row[0]) if row else 0
 
     async def read_markers(self, conv: int) -> dict[int, int]:
-        rows_ = await self._conn_r.execute_fetchall(
+        rows_ = await self._rows(
             "SELECT user_id, pos FROM read_markers WHERE conv_id = ?", (conv,)
         )
         return {u: p for u, p in rows_}
 
     async def delivered_pos(self, uid: int, conv: int) -> int:
         """The highest position in `conv` whose entry in uid's log a device acknowledged."""
-        acked = await self._one(
-            self._conn_r, "SELECT coalesce(max(acked), 0) FROM devices WHERE user_id = ?", (uid,)
+        acked = await self._row(
+            "SELECT coalesce(max(acked), 0) FROM devices WHERE user_id = ?", (uid,)
         )
         pending = max(
             (
@@ -368,8 +373,7 @@ class Queries:
         # `updates` may hold rows newer than the tail's (a batch written directly, committed
         # and not yet published): the newer of the two answers
         recent = self._tail.last_in_conv(uid, upto, conv)
-        row = await self._one(
-            self._conn_r,
+        row = await self._row(
             "SELECT u.seq, m.pos FROM updates u JOIN messages m ON m.id = u.message_id "
             "WHERE u.user_id = ? AND u.seq <= ? AND m.conv_id = ? ORDER BY u.seq DESC LIMIT 1",
             (uid, upto, conv),
@@ -381,45 +385,66 @@ class Queries:
         self, uid: int, limit: int, before: tuple[int, int] | None
     ) -> list[tuple[Any, ...]]:
         """(conv, kind, peer id, group name, ts, last body, last pos, read pos, joined pos)
-        newest first by (ts, conv), strictly before `before`."""
+        newest first by (ts, conv), strictly before `before`.
+
+        Ordering needs every conversation's key, (ts of its last message or its creation,
+        conv): a few index steps each, over the user's own conversations only (bounded
+        per user). The rest (the last message, the group's name, the read marker) is read
+        for the page's rows only."""
         b_ts, b_conv = before if before is not None else (1 << 62, 1 << 62)
-        rows_ = await self._conn_r.execute_fetchall(
-            """
-            WITH mine(conv, kind, peer, name, joined_pos, created) AS (
-                SELECT c.id, 1, CASE WHEN c.user_a = :u THEN c.user_b ELSE c.user_a END,
-                       NULL, 1, c.created
-                FROM conversations c WHERE c.kind = 1 AND (c.user_a = :u OR c.user_b = :u)
-                UNION ALL
-                SELECT g.conv_id, 2, NULL, g.name, m.joined_pos, m.joined
-                FROM members m JOIN groups g ON g.conv_id = m.conv_id WHERE m.user_id = :u
-            ), last AS (
-                SELECT mine.*, (SELECT max(pos) FROM messages WHERE conv_id = mine.conv)
-                    AS last_pos FROM mine
-            ), rows AS (
-                SELECT last.*, coalesce(m.ts, last.created) AS ts, m.body AS body
-                FROM last LEFT JOIN messages m ON m.conv_id = last.conv AND m.pos = last.last_pos
-            )
-            SELECT conv, kind, peer, name, ts, body, coalesce(last_pos, 0),
-                   coalesce((SELECT pos FROM read_markers r WHERE r.user_id = :u
-                             AND r.conv_id = rows.conv), 0), joined_pos
-            FROM rows WHERE (ts, conv) < (:bts, :bconv)
-            ORDER BY ts DESC, conv DESC LIMIT :lim
-            """,
-            {"u": uid, "bts": b_ts, "bconv": b_conv, "lim": limit + 1},
+        rows_ = await self._rows(
+            CONVERSATIONS_SQL, {"u": uid, "bts": b_ts, "bconv": b_conv, "lim": limit + 1}
         )
         return [tuple(r) for r in rows_]
 
-    async def unread_count(self, uid: int, conv: int, after: int) -> int:
-        row = await self._one(
-            self._conn_r,
-            "SELECT count(*) FROM messages WHERE conv_id = ? "
-            "AND pos > ? AND sender_id != ? AND cmid NOT LIKE '#event:%'",
-            (conv, after, uid),
-        )
+    async def unread_count(self, uid: int, conv: int, after: int, cap: int | None = None) -> int:
+        """Messages after `after` not sent by uid (events excluded), counted up to `cap`."""
+        if cap is None:
+            row = await self._row(
+                "SELECT count(*) FROM messages WHERE conv_id = ? "
+                "AND pos > ? AND sender_id != ? AND cmid NOT LIKE '#event:%'",
+                (conv, after, uid),
+            )
+        else:
+            row = await self._row(
+                "SELECT count(*) FROM (SELECT 1 FROM messages WHERE conv_id = ? "
+                "AND pos > ? AND sender_id != ? AND cmid NOT LIKE '#event:%' LIMIT ?)",
+                (conv, after, uid, cap),
+            )
         return int(row[0])
 
     async def relations_list(self, uid: int) -> Social:
         return await self.social_of(uid)
+
+
+# The user's conversations with their ordering key first (direct ones found through the
+# two pair indexes, never a scan of all direct conversations), the page cut, then the
+# page's rows completed. Ordered by (ts, conv) descending; see conversations_of.
+CONVERSATIONS_SQL = """
+    WITH mine(conv, kind, peer, joined_pos, created) AS (
+        SELECT id, 1, user_b, 1, created FROM conversations WHERE kind = 1 AND user_a = :u
+        UNION ALL
+        SELECT id, 1, user_a, 1, created FROM conversations
+        WHERE kind = 1 AND user_b = :u AND user_a != :u
+        UNION ALL
+        SELECT conv_id, 2, NULL, joined_pos, joined FROM members WHERE user_id = :u
+    ), keyed AS MATERIALIZED (
+        SELECT mine.*, coalesce((SELECT ts FROM messages WHERE conv_id = mine.conv
+                                 ORDER BY pos DESC LIMIT 1), created) AS ts
+        FROM mine
+    ), page AS (
+        SELECT * FROM keyed WHERE (ts, conv) < (:bts, :bconv)
+        ORDER BY ts DESC, conv DESC LIMIT :lim
+    )
+    SELECT p.conv, p.kind, p.peer, g.name, p.ts, m.body, coalesce(m.pos, 0),
+           coalesce(r.pos, 0), p.joined_pos
+    FROM page p
+    LEFT JOIN groups g ON p.kind = 2 AND g.conv_id = p.conv
+    LEFT JOIN messages m ON m.id = (SELECT id FROM messages WHERE conv_id = p.conv
+                                    ORDER BY pos DESC LIMIT 1)
+    LEFT JOIN read_markers r ON r.user_id = :u AND r.conv_id = p.conv
+    ORDER BY p.ts DESC, p.conv DESC
+"""
 
 
 def chunks(items: list[Any], n: int = _CHUNK) -> Iterable[list[Any]]:

@@ -148,6 +148,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE users ADD COLUMN privacy_groups INTEGER NOT NULL DEFAULT 1;
     """,
+    # 6: a group's read markers (GET_RECEIPTS) by conversation: keyed by user first, that
+    # read scanned every marker of every user.
+    """
+    CREATE INDEX read_markers_by_conv ON read_markers (conv_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

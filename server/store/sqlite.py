@@ -1,10 +1,11 @@
 """SQLite storage: WAL, synchronous=FULL by default, and a pipelined group-commit writer.
 
-One connection writes (in its own thread), one reads (WAL lets reads run beside the
-writer), one checkpoints (in a thread of its own, see checkpoint.py). Every write goes
-through the writer queue: whatever arrives while a commit is in progress is committed
-together in the next transaction, so throughput does not collapse to one fsync per
-message, and nothing is reported done before the COMMIT that makes it durable returned.
+One connection writes (in its own thread), `read_connections` read, taken per user in
+turn (readers.py; WAL lets reads run beside the writer), one checkpoints (in a thread of
+its own, see checkpoint.py). Every write goes through the writer queue: whatever
+arrives while a commit is in progress is committed together in the next transaction, so
+throughput does not collapse to one fsync per message, and nothing is reported done
+before the COMMIT that makes it durable returned.
 
 The writer is two stages deep. While the writer thread runs batch N's statements and
 fsync (SQLite releases the GIL for both), the event loop plans batch N+1 on top of N's
@@ -59,6 +60,7 @@ from .batch import Batch, pair
 from .checkpoint import Checkpointer
 from .files import DatabaseLock, create_private, warn_if_shared
 from .queries import Queries
+from .readers import FairReaders
 from .schema import MIGRATIONS
 from .state import (
     GroupState,
@@ -115,7 +117,10 @@ class SQLiteStore(Queries):
         dedup_cache: int = 200_000,
         fold_age_ms: int = FOLD_AGE_MS,
         tail_rows: int = TAIL_ROWS,
+        read_connections: int = 2,
     ) -> None:
+        if read_connections < 1:
+            raise ValueError("read_connections must be at least 1")
         if synchronous.lower() not in ("full", "normal", "extra"):
             raise ValueError("synchronous must be full, extra or normal")
         self.path = path
@@ -124,7 +129,9 @@ class SQLiteStore(Queries):
         self.on_sends_committed: SendsCommitted = lambda reqs: None
         self._thread: ThreadPoolExecutor | None = None  # the writer thread
         self._w: sqlite3.Connection | None = None  # used only in that thread
-        self._r: aiosqlite.Connection | None = None
+        self._r: aiosqlite.Connection | None = None  # the first reader (integrity check)
+        self.read_connections = read_connections
+        self._readers: FairReaders[aiosqlite.Connection] = FairReaders([])
         # The writer thread holds the gate for each transaction; the last checkpoint pass
         # before a WAL restart holds it so that no commit lands in between.
         self._gate = threading.Lock()
@@ -181,12 +188,15 @@ class SQLiteStore(Queries):
             self._thread.shutdown()
             self._thread = None
             raise
-        self._r = await aiosqlite.connect(self.path, isolation_level=None)
-        # Every statement's cursor is closed at once: an unfinished one would pin the
-        # reader to an old snapshot.
-        await self._one(self._r, "PRAGMA busy_timeout=5000")
-        await self._one(self._r, "PRAGMA query_only=ON")
-        await self._one(self._r, "PRAGMA cache_size=-65536")  # sync pages re-read hot logs
+        # Several readers, taken in turn per user (readers.py). Every statement's cursor
+        # is closed at once: an unfinished one would pin its reader to an old snapshot.
+        for _ in range(self.read_connections):
+            r = await aiosqlite.connect(self.path, isolation_level=None)
+            self._readers.add(r)
+            await self._one(r, "PRAGMA busy_timeout=5000")
+            await self._one(r, "PRAGMA query_only=ON")
+            await self._one(r, "PRAGMA cache_size=-65536")  # sync pages re-read hot logs
+        self._r = self._readers.conns[0]
         self._checkpointer = Checkpointer(self.path, self._gate)
         self._checkpointer.on_cycle = self.stats.record_checkpoint
         try:
@@ -287,9 +297,10 @@ class SQLiteStore(Queries):
         self._accepting = False
         if self._checkpointer is not None:
             await self._checkpointer.stop()
-        if self._r is not None:
-            await self._r.close()
-            self._r = None
+        for r in self._readers.conns:
+            await r.close()
+        self._readers = FairReaders([])
+        self._r = None
         if self._thread is not None:
             await self._call(self._close_writer)
             self._thread.shutdown()
@@ -939,7 +950,7 @@ class SQLiteStore(Queries):
         return len(floors)
 
     async def integrity_check(self) -> str:
-        row = await self._one(self._conn_r, "PRAGMA integrity_check")
+        row = await self._row("PRAGMA integrity_check")
         return str(row[0])
 
 

@@ -319,3 +319,7 @@ def test_version_flag(capsys) -> None:
 def test_auth_settings_are_range_checked(key: str, value: float) -> None:
     with pytest.raises(ValueError, match=key):
         Config().with_overrides({key: value})
+@pytest.mark.parametrize("n", [0, 65])
+def test_read_connections_out_of_range_is_refused(n: int) -> None:
+    with pytest.raises(ValueError, match="read_connections"):
+        Config(read_connections=n)
