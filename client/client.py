@@ -723,16 +723,19 @@ class Client:
         return await self._ask(GetProfile(rid=0, user=who), Profile, retry=True)
 
     async def set_privacy(self, presence: str | None = None, profile: str | None = None,
-                          messages: str | None = None) -> None:
-        """Who sees presence / profile ("everyone", "contacts", "nobody") and who may send
-        direct messages ("everyone", "contacts"); None leaves a setting as it is."""
+                          messages: str | None = None, *,
+                          receipts: str | None = None) -> None:
+        """Who sees presence / profile / read and delivered positions ("everyone",
+        "contacts", "nobody") and who may send direct messages ("everyone", "contacts");
+        None leaves a setting as it is."""
         for name, value, allowed in (("presence", presence, VISIBILITY),
                                      ("profile", profile, VISIBILITY),
-                                     ("messages", messages, MESSAGE_POLICY)):
+                                     ("messages", messages, MESSAGE_POLICY),
+                                     ("receipts", receipts, VISIBILITY)):
             if value is not None and value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}")
         await self._ask(SetPrivacy(rid=0, presence=presence, profile=profile,
-                                   messages=messages), Ok, retry=True)
+                                   messages=messages, receipts=receipts), Ok, retry=True)
 
     async def privacy(self) -> Privacy:
         """This user's privacy settings."""

@@ -469,6 +469,7 @@ class SetPrivacy(Message):
     presence: str | None = opt(choices=VISIBILITY)  # who sees online state and last seen
     profile: str | None = opt(choices=VISIBILITY)  # who sees display name and status
     messages: str | None = opt(choices=MESSAGE_POLICY)  # who may message this user
+    receipts: str | None = opt(choices=VISIBILITY)  # who sees read and delivered positions
 
 
 @_record(MessageType.GET_PRIVACY, client=True)
@@ -483,6 +484,7 @@ class Privacy(Message):
     presence: str = spec(choices=VISIBILITY)
     profile: str = spec(choices=VISIBILITY)
     messages: str = spec(choices=MESSAGE_POLICY)
+    receipts: str | None = opt(choices=VISIBILITY)  # always sent by this server
 
 
 SOCIAL_CLASSES: tuple[type[Message], ...] = (

@@ -242,9 +242,13 @@ class PrivacyOp(WriteOp):
             me.profile = VISIBILITY_BY_NAME[self.msg.profile]
         if self.msg.messages is not None:
             me.messages = VISIBILITY_BY_NAME[self.msg.messages]
+        if self.msg.receipts is not None:
+            me.receipts = VISIBILITY_BY_NAME[self.msg.receipts]
         batch.stage("UPDATE users SET privacy_presence = ?, privacy_profile = ?, "
                     "privacy_messages = ? WHERE id = ?",
                     (me.presence, me.profile, me.messages, self.actor))
+        batch.stage("UPDATE users SET privacy_receipts = ? WHERE id = ?",
+                    (me.receipts, self.actor))
 
     def answer_frame(self) -> tuple[bytes, int]:
         return Ok(rid=self.rid).encode(), int(MessageType.OK)
@@ -308,4 +312,5 @@ class ContactService:
         soc = await self.store.social_of(conn.user_id)
         conn.send(Privacy(rid=msg.rid, presence=VISIBILITY_NAMES[soc.presence],
                           profile=VISIBILITY_NAMES[soc.profile],
-                          messages=VISIBILITY_NAMES[soc.messages]))
+                          messages=VISIBILITY_NAMES[soc.messages],
+                          receipts=VISIBILITY_NAMES[soc.receipts]))

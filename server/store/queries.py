@@ -262,10 +262,12 @@ class Queries:
             return soc
         row = await self._one(
             self._conn_r,
-            "SELECT privacy_presence, privacy_profile, privacy_messages FROM users WHERE id = ?",
+            "SELECT privacy_presence, privacy_profile, privacy_messages, privacy_receipts "
+            "FROM users WHERE id = ?",
             (uid,),
         )
-        soc = Social(presence=row[0], profile=row[1], messages=row[2]) if row else Social()
+        soc = Social(presence=row[0], profile=row[1], messages=row[2], receipts=row[3]) \
+            if row else Social()
         rows_ = await self._conn_r.execute_fetchall(
             "SELECT other_id, kind FROM relations WHERE user_id = ?", (uid,)
         )

@@ -143,6 +143,11 @@ MIGRATIONS: list[str] = [
         rows BLOB NOT NULL                        -- msgpack: [[id, user, seq, kind, message
     );                                            --   id, data, ts], ...] (`updates` rows)
     """,
+    # 5 (receipts): privacy `receipts`, who sees the user's read and delivered positions:
+    # 0 everyone, 1 contacts (the default, also for existing users), 2 nobody.
+    """
+    ALTER TABLE users ADD COLUMN privacy_receipts INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

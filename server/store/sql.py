@@ -217,8 +217,8 @@ def fetch_heads(db: sqlite3.Connection, users: list[int]) -> Rows:
 def fetch_social(db: sqlite3.Connection, users: list[int]) -> tuple[Rows, Rows, Rows]:
     """Privacy settings, relations, and pending incoming contact requests of the users."""
     return (
-        _select(db, "SELECT id, privacy_presence, privacy_profile, privacy_messages FROM users "
-                    "WHERE id IN ({marks})", users),
+        _select(db, "SELECT id, privacy_presence, privacy_profile, privacy_messages, "
+                    "privacy_receipts FROM users WHERE id IN ({marks})", users),
         _select(db, "SELECT user_id, other_id, kind FROM relations WHERE user_id IN ({marks})",
                 users),
         _select(db, "SELECT other_id, user_id FROM relations WHERE other_id IN ({marks}) "

@@ -734,8 +734,8 @@ class SQLiteStore(Queries):
         self._apply_heads(heads)
         settings, relations, incoming = social
         found: dict[int, Social] = {}
-        for uid, pres, prof, msgs in settings:
-            found[uid] = Social(presence=pres, profile=prof, messages=msgs)
+        for uid, pres, prof, msgs, rcpts in settings:
+            found[uid] = Social(presence=pres, profile=prof, messages=msgs, receipts=rcpts)
         for uid, other, kind in relations:
             found[uid].add_relation(other, kind)
         for uid, requester in incoming:

@@ -54,10 +54,12 @@ class Social:
     presence: int = VIS_CONTACTS
     profile: int = VIS_EVERYONE
     messages: int = VIS_EVERYONE  # VIS_EVERYONE or VIS_CONTACTS
+    receipts: int = VIS_CONTACTS  # who sees this user's read and delivered positions
 
     def copy(self) -> Social:
         return Social(set(self.contacts), set(self.outgoing), set(self.incoming),
-                      set(self.blocked), self.presence, self.profile, self.messages)
+                      set(self.blocked), self.presence, self.profile, self.messages,
+                      receipts=self.receipts)
 
     def add_relation(self, other: int, kind: int) -> None:
         """File one `relations` row of this user (user_id = this user) into its set."""
@@ -74,7 +76,7 @@ class Social:
         return self.messages == VIS_EVERYONE or other in self.contacts
 
     def shows(self, setting: int, viewer: int) -> bool:
-        """Whether `viewer` may see what `setting` (presence or profile) guards."""
+        """Whether `viewer` may see what `setting` (presence, profile or receipts) guards."""
         if viewer in self.blocked:
             return False
         if setting == VIS_EVERYONE:

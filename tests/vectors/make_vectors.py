@@ -331,9 +331,10 @@ def _frames() -> list[tuple[str, bytes]]:
         m("get_profile", GetProfile(rid=44, user="bob")),
         m("profile", Profile(rid=44, user="bob", display_name="Bob B.", status="")),
         m("set_privacy", SetPrivacy(rid=45, presence="nobody")),
+        m("set_privacy_receipts", SetPrivacy(rid=49, receipts="nobody")),
         m("get_privacy", GetPrivacy(rid=46)),
         m("privacy", Privacy(rid=46, presence="nobody", profile="everyone",
-                             messages="everyone")),
+                             messages="everyone", receipts="nobody")),
         # Errors of the social layer, each answering some request with that rid
         m("error_not_allowed", Error(rid=50, code=ErrorCode.NOT_ALLOWED,
                                      message=ErrorCode.NOT_ALLOWED.explanation)),
