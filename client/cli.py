@@ -17,7 +17,7 @@
     liaotian contacts / contact request|accept|decline|cancel|remove USER
     liaotian block USER / unblock USER / presence USER...
     liaotian profile [USER] / profile set --name N --status S
-    liaotian privacy [--presence V] [--profile V] [--messages V] [--groups V]
+    liaotian privacy [--presence V] [--profile V] [--messages V] [--groups V] [--receipts V]
 
 Global options (before or after the command): --host/--port (defaults 127.0.0.1:7420, or
 LIAOTIAN_HOST/LIAOTIAN_PORT, or the address saved at login), --user (LIAOTIAN_USER) and
@@ -308,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=VISIBILITY, help="who sees your profile")
     p.add_argument("--messages", choices=MESSAGE_POLICY, help="who may message you")
     p.add_argument("--groups", choices=VISIBILITY, help="who may add you to groups")
+    p.add_argument("--receipts", choices=VISIBILITY,
+                   help="who sees how far you have read and received")
     return parser
 
 
@@ -781,15 +783,18 @@ async def cmd_profile(args: argparse.Namespace, out: TextIO) -> int:
 
 async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
-        if (args.presence, args.profile, args.messages, args.groups) != (None,) * 4:
+        if (args.presence, args.profile, args.messages, args.groups,
+                args.receipts) != (None,) * 5:
             await client.set_privacy(presence=args.presence, profile=args.profile,
-                                     messages=args.messages, groups=args.groups)
+                                     messages=args.messages, groups=args.groups,
+                                     receipts=args.receipts)
         p = await client.privacy()
     print(f"presence: {p.presence}", file=out)
     print(f"profile:  {p.profile}", file=out)
     print(f"messages: {p.messages}", file=out)
     if p.groups is not None:
         print(f"groups:   {p.groups}", file=out)
+    print(f"receipts: {p.receipts or 'contacts'}", file=out)
     return EXIT_OK
 
 

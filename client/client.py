@@ -742,18 +742,22 @@ class Client:
         return await self._ask(GetProfile(rid=0, user=who), Profile, retry=True)
 
     async def set_privacy(self, presence: str | None = None, profile: str | None = None,
-                          messages: str | None = None, groups: str | None = None) -> None:
-        """Who sees presence / profile ("everyone", "contacts", "nobody"), who may send
-        direct messages ("everyone", "contacts") and who may add this user to groups
-        ("everyone", "contacts", "nobody"); None leaves a setting as it is."""
+                          messages: str | None = None, groups: str | None = None, *,
+                          receipts: str | None = None) -> None:
+        """Who sees presence / profile / read and delivered positions ("everyone",
+        "contacts", "nobody"), who may send direct messages ("everyone", "contacts") and who
+        may add this user to groups ("everyone", "contacts", "nobody"); None leaves a
+        setting as it is."""
         for name, value, allowed in (("presence", presence, VISIBILITY),
                                      ("profile", profile, VISIBILITY),
                                      ("messages", messages, MESSAGE_POLICY),
-                                     ("groups", groups, VISIBILITY)):
+                                     ("groups", groups, VISIBILITY),
+                                     ("receipts", receipts, VISIBILITY)):
             if value is not None and value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}")
         await self._ask(SetPrivacy(rid=0, presence=presence, profile=profile,
-                                   messages=messages, groups=groups), Ok, retry=True)
+                                   messages=messages, groups=groups, receipts=receipts), Ok,
+                        retry=True)
 
     async def privacy(self) -> Privacy:
         """This user's privacy settings."""

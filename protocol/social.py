@@ -483,6 +483,7 @@ class SetPrivacy(Message):
     profile: str | None = opt(choices=VISIBILITY)  # who sees display name and status
     messages: str | None = opt(choices=MESSAGE_POLICY)  # who may message this user
     groups: str | None = opt(choices=VISIBILITY)  # who may add this user to groups
+    receipts: str | None = opt(choices=VISIBILITY)  # who sees read and delivered positions
 
 
 @_record(MessageType.GET_PRIVACY, client=True)
@@ -498,6 +499,7 @@ class Privacy(Message):
     profile: str = spec(choices=VISIBILITY)
     messages: str = spec(choices=MESSAGE_POLICY)
     groups: str | None = opt(choices=VISIBILITY)  # always sent by this server
+    receipts: str | None = opt(choices=VISIBILITY)  # always sent by this server
 
 
 SOCIAL_CLASSES: tuple[type[Message], ...] = (

@@ -266,9 +266,13 @@ class PrivacyOp(WriteOp):
             me.messages = VISIBILITY_BY_NAME[self.msg.messages]
         if self.msg.groups is not None:
             me.groups = VISIBILITY_BY_NAME[self.msg.groups]
+        if self.msg.receipts is not None:
+            me.receipts = VISIBILITY_BY_NAME[self.msg.receipts]
         batch.stage("UPDATE users SET privacy_presence = ?, privacy_profile = ?, "
-                    "privacy_messages = ?, privacy_groups = ? WHERE id = ?",
-                    (me.presence, me.profile, me.messages, me.groups, self.actor))
+                    "privacy_messages = ?, privacy_groups = ?, privacy_receipts = ? "
+                    "WHERE id = ?",
+                    (me.presence, me.profile, me.messages, me.groups, me.receipts,
+                     self.actor))
         charge_rows(self, self.server.writes, self.server.loop.time())
 
     def answer_frame(self) -> tuple[bytes, int]:
@@ -343,4 +347,5 @@ class ContactService:
         conn.send(Privacy(rid=msg.rid, presence=VISIBILITY_NAMES[soc.presence],
                           profile=VISIBILITY_NAMES[soc.profile],
                           messages=VISIBILITY_NAMES[soc.messages],
-                          groups=VISIBILITY_NAMES[soc.groups]))
+                          groups=VISIBILITY_NAMES[soc.groups],
+                          receipts=VISIBILITY_NAMES[soc.receipts]))

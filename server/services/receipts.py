@@ -5,6 +5,11 @@ a READ entry to the reader's own log (their other devices follow) and, in a dire
 conversation, to the other participant's log (the sender learns it was read). Group
 markers are not fanned out: members ask with GET_RECEIPTS, so a large group reading does
 not turn into a storm of updates. Delivered is derived from device positions.
+
+Who sees a user's positions is that user's privacy `receipts` (SPEC.md 18.5): read
+positions go to the viewers it allows; delivered positions, which move when a device
+connects, also need the user's presence privacy to allow the viewer. Hidden positions are
+answered as 0 ("nothing yet"), so neither the setting nor a block shows.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from liaotian.protocol.social import (
 from ..store import StoreClosed
 from ..store.base import Needs, Refused, WriteOp
 from ..store.batch import Batch
+from ..store.state import Social
 
 if TYPE_CHECKING:
     from ..app import Server
@@ -37,6 +43,16 @@ DEFAULT_CONVERSATIONS = 20
 # `unread` is counted up to this many (SPEC 19.1): the count reads each unread message,
 # so uncapped, one chat list could read a whole conversation's backlog.
 UNREAD_CAP = 1000
+
+
+def shows_read(owner: Social, viewer: int) -> bool:
+    """Whether `viewer` may see the read positions of the user whose settings are `owner`."""
+    return owner.shows(owner.receipts, viewer)
+
+
+def shows_delivered(owner: Social, viewer: int) -> bool:
+    """Delivered positions move when a device connects: presence privacy applies too."""
+    return owner.shows(owner.receipts, viewer) and owner.shows(owner.presence, viewer)
 
 
 class ReadOp(WriteOp):
@@ -53,13 +69,15 @@ class ReadOp(WriteOp):
         n.users.add(self.actor)
         if self.peer is not None:
             n.users.add(self.peer)
+            n.social.add(self.actor)
 
     def plan(self, batch: Batch) -> None:
         if self.pos > batch.last_pos(self.conv):
             raise Refused(ErrorCode.INVALID_FIELD, "pos is beyond the conversation's end")
         data = _packb({"conv": self.conv, "user": batch.username(self.actor), "pos": self.pos})
         batch.log(self.actor, UpdateKind.READ, data)
-        if self.peer is not None and self.peer != self.actor:
+        if self.peer is not None and self.peer != self.actor \
+                and shows_read(batch.social_ro(self.actor), self.peer):
             batch.log(self.peer, UpdateKind.READ, data)
         batch.stage("INSERT INTO read_markers (user_id, conv_id, pos) VALUES (?, ?, ?) "
                     "ON CONFLICT (user_id, conv_id) DO UPDATE SET pos = max(pos, excluded.pos)",
@@ -111,12 +129,16 @@ class ReceiptService:
         others = others[: self.server.config.max_group_size]
         markers = await self.store.read_markers(msg.conv)
         names = await self.store.usernames(others)
-        read = tuple(Marker(user=names[u], pos=markers.get(u, 0)) for u in others)
-        delivered = []
-        for u in others:
-            delivered.append(Marker(user=names[u],
-                                    pos=await self.store.delivered_pos(u, msg.conv)))
-        conn.send(Receipts(rid=msg.rid, conv=msg.conv, read=read, delivered=tuple(delivered)))
+        me = conn.user_id
+        read, delivered = [], []
+        for u in others:  # hidden positions are 0: nothing tells them from "not yet"
+            soc = await self.store.social_of(u)
+            read.append(Marker(user=names[u],
+                               pos=markers.get(u, 0) if shows_read(soc, me) else 0))
+            delivered.append(Marker(user=names[u], pos=await self.store.delivered_pos(
+                u, msg.conv) if shows_delivered(soc, me) else 0))
+        conn.send(Receipts(rid=msg.rid, conv=msg.conv, read=tuple(read),
+                          delivered=tuple(delivered)))
 
     async def conversations(self, conn: ServerConnection, msg: ListConversations) -> None:
         limit = msg.limit or DEFAULT_CONVERSATIONS

@@ -268,12 +268,12 @@ class Queries:
         if soc is not None:
             return soc
         row = await self._row(
-            "SELECT privacy_presence, privacy_profile, privacy_messages, privacy_groups "
-            "FROM users WHERE id = ?",
+            "SELECT privacy_presence, privacy_profile, privacy_messages, privacy_groups, "
+            "privacy_receipts FROM users WHERE id = ?",
             (uid,),
         )
-        soc = Social(presence=row[0], profile=row[1], messages=row[2], groups=row[3]) \
-            if row else Social()
+        soc = Social(presence=row[0], profile=row[1], messages=row[2], groups=row[3],
+                     receipts=row[4]) if row else Social()
         rows_ = await self._rows(
             "SELECT other_id, kind FROM relations WHERE user_id = ?", (uid,)
         )

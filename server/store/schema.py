@@ -153,6 +153,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX read_markers_by_conv ON read_markers (conv_id);
     """,
+    # 7: privacy `receipts`, who sees the user's read and delivered positions:
+    # 0 everyone, 1 contacts (the default, also for existing users), 2 nobody.
+    """
+    ALTER TABLE users ADD COLUMN privacy_receipts INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

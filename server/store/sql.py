@@ -219,7 +219,8 @@ def fetch_social(db: sqlite3.Connection, users: list[int]) -> tuple[Rows, Rows, 
     contact requests of the users."""
     return (
         _select(db, "SELECT id, privacy_presence, privacy_profile, privacy_messages, "
-                    "privacy_groups, (SELECT count(*) FROM members m WHERE m.user_id = users.id "
+                    "privacy_groups, privacy_receipts, "
+                    "(SELECT count(*) FROM members m WHERE m.user_id = users.id "
                     "AND m.role = 2), (SELECT count(*) FROM members m WHERE m.user_id = users.id) "
                     "FROM users WHERE id IN ({marks})", users),
         _select(db, "SELECT user_id, other_id, kind FROM relations WHERE user_id IN ({marks})",

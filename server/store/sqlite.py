@@ -774,9 +774,9 @@ class SQLiteStore(Queries):
         self._apply_heads(heads)
         settings, relations, incoming = social
         found: dict[int, Social] = {}
-        for uid, pres, prof, msgs, grps, owned, joined in settings:
+        for uid, pres, prof, msgs, grps, rcpts, owned, joined in settings:
             found[uid] = Social(presence=pres, profile=prof, messages=msgs, groups=grps,
-                                groups_owned=owned, groups_joined=joined)
+                                receipts=rcpts, groups_owned=owned, groups_joined=joined)
         for uid, other, kind in relations:
             found[uid].add_relation(other, kind)
         for uid, requester in incoming:

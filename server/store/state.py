@@ -57,11 +57,13 @@ class Social:
     groups: int = VIS_CONTACTS  # who may add this user to a group
     groups_owned: int = 0  # groups whose owner this user is
     groups_joined: int = 0  # groups this user is a member of (owned ones included)
+    receipts: int = VIS_CONTACTS  # who sees this user's read and delivered positions
 
     def copy(self) -> Social:
         return Social(set(self.contacts), set(self.outgoing), set(self.incoming),
                       set(self.blocked), self.presence, self.profile, self.messages,
-                      self.groups, self.groups_owned, self.groups_joined)
+                      self.groups, self.groups_owned, self.groups_joined,
+                      receipts=self.receipts)
 
     def add_relation(self, other: int, kind: int) -> None:
         """File one `relations` row of this user (user_id = this user) into its set."""
@@ -84,7 +86,7 @@ class Social:
         return self.groups == VIS_EVERYONE or other in self.contacts
 
     def shows(self, setting: int, viewer: int) -> bool:
-        """Whether `viewer` may see what `setting` (presence or profile) guards."""
+        """Whether `viewer` may see what `setting` (presence, profile or receipts) guards."""
         if viewer in self.blocked:
             return False
         if setting == VIS_EVERYONE:

@@ -418,6 +418,10 @@ async def test_request_methods_build_the_wire_messages() -> None:
     assert conn.requests[-1] == SetPrivacy(rid=0, messages="contacts")
     with pytest.raises(ValueError):
         await client.set_privacy(presence="friends")
+    await client.set_privacy(receipts="nobody")
+    assert conn.requests[-1] == SetPrivacy(rid=0, receipts="nobody")
+    with pytest.raises(ValueError):
+        await client.set_privacy(receipts="friends")
     with pytest.raises(ValueError):
         await client.set_role(7, "bob", "owner")
     with pytest.raises(ValueError):
@@ -634,6 +638,7 @@ def test_cli_social_arguments() -> None:
     assert parse("profile").target is None
     a = parse("privacy", "--presence", "nobody", "--messages", "contacts")
     assert (a.presence, a.profile, a.messages) == ("nobody", None, "contacts")
+    assert parse("privacy", "--receipts", "everyone").receipts == "everyone"
     assert (parse("read", "3", "5").conv, parse("read", "3", "5").pos) == (3, 5)
     assert parse("chats", "--all", "--limit", "50").all
 
@@ -650,6 +655,7 @@ def test_cli_social_arguments() -> None:
     ["read", "0", "1"],
     ["read", "1", "0"],
     ["privacy", "--presence", "friends"],
+    ["privacy", "--receipts", "friends"],
     ["presence"],
 ])
 def test_cli_social_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

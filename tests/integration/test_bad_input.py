@@ -8,6 +8,7 @@ import contextlib
 import os
 import struct
 
+import msgpack
 import pytest
 from liaotian.protocol import (
     Close,
@@ -104,6 +105,22 @@ async def test_garbage_body_is_error_1001(server, clients, chat) -> None:
     assert isinstance(err, Error) and err.code == ErrorCode.MALFORMED_FRAME
     await c.barrier()  # the connection goes on with the next frame
     await chat.check()
+
+
+async def test_bin_map_keys_are_error_1001(server, clients, chat) -> None:
+    """SPEC 1.3/2.3: map keys MUST be str. A SEND whose payload has a bin key, at the top or
+    nested in `meta`, is ERROR 1001 (rid 0) and stores nothing; the connection goes on."""
+    a = chat.alice
+    good = {"to": "bob", "cmid": "bin-key", "text": "never stored"}
+    for payload in ({**good, b"k": 1}, {**good, "meta": {"x": [{b"k": 1}]}}):
+        body = msgpack.packb([int(MessageType.SEND), 77, payload])
+        await a.write_raw(HEADER.pack(len(body)) + body)
+        err = await a.next_push()
+        assert isinstance(err, Error) and (err.code, err.rid) == (ErrorCode.MALFORMED_FRAME, 0)
+    await a.barrier()
+    await chat.check()  # bob got no "never stored" push: check() sees only its own texts
+    page = await a.history("bob")
+    assert "never stored" not in [m.text for m in page.messages]
 
 
 async def test_truncated_frame_then_eof_closes_1002(server, clients, chat) -> None:

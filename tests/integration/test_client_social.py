@@ -198,6 +198,8 @@ async def test_removed_member_gets_not_member_afterwards(server: RunningServer) 
 async def test_read_receipts_reach_the_sender(server: RunningServer) -> None:
     await make_users(server, "alice", "bob")
     async with client(server, "alice") as alice, client(server, "bob") as bob:
+        # not contacts: the defaults hide read (receipts) and delivered (receipts, presence)
+        await bob.set_privacy(presence="everyone", receipts="everyone")
         first = await alice.send("bob", "one")
         second = await alice.send("bob", "two")
         conv = first.conv
@@ -229,6 +231,7 @@ async def test_read_receipts_reach_the_sender(server: RunningServer) -> None:
 async def test_group_read_markers_are_not_fanned_out(server: RunningServer) -> None:
     await make_users(server, "alice", "bob")
     async with client(server, "alice") as alice, client(server, "bob") as bob:
+        await bob.set_privacy(receipts="everyone")  # not contacts: the default hides them
         g = (await alice.create_group("team", ["bob"])).group
         sent = await alice.send_group(g, "read me")
         await next_of(bob, MessageReceived, lambda e: not e.is_event)

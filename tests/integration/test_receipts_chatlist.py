@@ -12,6 +12,7 @@ from liaotian.protocol.social import (
     ListConversations,
     Read,
     Receipts,
+    SetPrivacy,
 )
 from socialclient import SocialClient, social_server
 
@@ -35,6 +36,13 @@ async def chat(c: SocialClient, conv: int) -> ConversationSummary:
     return found[0]
 
 
+async def share_receipts(*users: SocialClient) -> None:
+    """Privacy `receipts` and `presence` "everyone" (delivered positions need both): these
+    tests' users are not contacts, and the defaults hide both from non-contacts."""
+    for c in users:
+        await c.ok(SetPrivacy, receipts="everyone", presence="everyone")
+
+
 def read_entry(upd) -> dict:
     assert upd.kind == UpdateKind.READ, upd
     return upd.data
@@ -49,6 +57,7 @@ async def test_direct_read_reaches_the_sender_and_the_readers_devices(tmp_path) 
         alice = await net.user("alice")
         b1, b2 = await net.user("bob", "d1"), await net.user("bob", "d2")
         carol = await net.user("carol")
+        await share_receipts(alice, b1)
         sent = [await alice.send("bob", f"m{i}") for i in range(3)]
         conv = sent[0].conv
         for b in (b1, b2):
@@ -99,6 +108,7 @@ async def test_delivered_follows_acks_and_syncs(tmp_path) -> None:
         await net.register("alice", "bob")
         alice = await net.user("alice")
         bob = await net.user("bob")
+        await share_receipts(bob)
         sent = [await alice.send("bob", f"m{i}") for i in range(3)]
         conv = sent[0].conv
         got = await bob.entries(3)
@@ -126,6 +136,7 @@ async def test_group_read_is_not_fanned_out_but_receipts_list_it(tmp_path) -> No
         b1, b2 = await net.user("bob", "d1"), await net.user("bob", "d2")
         carol = await net.user("carol")
         dave = await net.user("dave")
+        await share_receipts(b1, carol)
         g = (await alice.create_group("team", ["bob", "carol"])).group
         sent = [await alice.gsend(g, f"m{i}") for i in range(3)]  # pos 2, 3, 4
         for c in (b1, b2, carol):

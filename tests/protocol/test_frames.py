@@ -300,6 +300,46 @@ def test_ext_types_and_timestamps_are_malformed(ext: bytes) -> None:
     assert_malformed(b"\x93" + ext + b"\x01\x80")  # as the type
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        pack_body(1, 1, {b"k": 1}),  # bin key at the top of the payload
+        pack_body(1, 1, {"a": {b"k": 1}}),  # nested map
+        pack_body(1, 1, {"a": [1, [{"b": 2, b"k": 1}]]}),  # map inside nested arrays
+        pack_body(1, 1, {"a": {"b": {"c": {b"": None}}}}),  # empty bin key, deep
+        b"\x93\x01\x01\x81\xc6\x00\x00\x00\x01k\x01",  # bin 32 key
+        b"\x93\x01\x01\x81\xc5\x00\x01k\x01",  # bin 16 key
+    ],
+    ids=["top", "nested", "in-arrays", "empty-deep", "bin32", "bin16"],
+)
+def test_bin_map_keys_are_malformed_at_every_depth(body: bytes) -> None:
+    assert_malformed(body)
+
+
+def test_bin_values_and_bin_lead_bytes_in_str_still_decode() -> None:
+    """Only bin keys are refused: a bin value is decoded (a field check refuses it where a
+    str is expected, 1003), and str/int bytes 0xc4..0xc6 that look like a bin do not count."""
+    payload = {"text": "zażółć gęślą jaźń", "meta": {"b": b"\x00bin", "n": 0xC4C5C6}}
+    assert unpack_body(pack_body(30, 0xC6, payload)) == (30, 0xC6, payload)
+
+
+@SETTINGS
+@given(payloads, st.binary(max_size=4), st.data())
+def test_a_bin_key_anywhere_is_malformed(payload: dict[str, Any], key: bytes,
+                                         data: st.DataObject) -> None:
+    """Put a bin key into a random map of a random payload: always malformed."""
+    maps: list[dict[Any, Any]] = []
+    todo: list[Any] = [payload]
+    for o in todo:
+        if isinstance(o, dict):
+            maps.append(o)
+            todo.extend(o.values())
+        elif isinstance(o, list):
+            todo.extend(o)
+    data.draw(st.sampled_from(maps))[key] = 1
+    assert_malformed(pack_body(30, 1, payload))
+
+
 def test_decode_limits_are_enforced() -> None:
     small = Limits(max_frame_size=100, max_array_len=5, max_map_len=3)
     assert unpack_body(pack_body(1, 1, {"a": [1] * 5}), small) == (1, 1, {"a": [1] * 5})

@@ -465,6 +465,26 @@ def test_malformed_body_is_answered_with_rid_zero(decode: Decode) -> None:
     assert (err.code, err.rid) == (ErrorCode.MALFORMED_FRAME, 8)
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {b"to": "b", "cmid": "c1", "text": "t"},  # a bin key at the top of the payload
+        {"to": "b", "cmid": "c1", "text": "t", "meta": {b"k": 1}},  # nested in a map
+        {"to": "b", "cmid": "c1", "text": "t", "meta": {"a": [{b"": 1}]}},  # in an array
+    ],
+    ids=["top-level", "nested", "empty-in-array"],
+)
+def test_bin_map_key_is_malformed(payload: dict[Any, Any], decode: Decode) -> None:
+    """SPEC 1.3: map keys MUST be str. A bin key, at any depth, is ERROR 1001 with rid 0
+    (like any other decoding failure), and the connection goes on with the next frame."""
+    server = authenticated_server()
+    _, err = refusal(server, encode_frame(msgpack.packb([int(T.SEND), 9, payload])), decode)
+    assert (err.code, err.rid) == (ErrorCode.MALFORMED_FRAME, 0)
+    ok = Send(rid=10, to="b", cmid="c1", text="t", meta={"k": "zażółć"})
+    server.receive_data(ok.encode())
+    assert list(server.events_received()) == [ok]
+
+
 def test_duplicate_in_flight_rid(decode: Decode) -> None:
     server = authenticated_server()
     first = Send(rid=5, to="b", cmid="c1", text="t")

@@ -50,12 +50,14 @@ async def test_v1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
         assert await store.groups_of(1) == []
         soc = await store.social_of(1)
         assert soc.contacts == set() and soc.messages == 0
+        assert soc.receipts == 1  # privacy `receipts`: existing users get "contacts"
     finally:
         await store.close()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     columns = {r[1] for r in db.execute("PRAGMA table_info(users)")}
-    assert {"display_name", "status", "privacy_presence", "last_seen"} <= columns
+    assert {"display_name", "status", "privacy_presence", "last_seen",
+            "privacy_receipts"} <= columns
     # the rebuilt conversations table still refuses a second direct row for the pair
     try:
         db.execute("INSERT INTO conversations (kind, user_a, user_b, created) VALUES (1, 1, 2, 9)")

@@ -336,9 +336,10 @@ def _frames() -> list[tuple[str, bytes]]:
         m("profile", Profile(rid=44, user="bob", display_name="Bob B.", status="")),
         m("set_privacy", SetPrivacy(rid=45, presence="nobody")),
         m("set_privacy_groups", SetPrivacy(rid=48, groups="nobody")),
+        m("set_privacy_receipts", SetPrivacy(rid=49, receipts="nobody")),
         m("get_privacy", GetPrivacy(rid=46)),
         m("privacy", Privacy(rid=46, presence="nobody", profile="everyone",
-                             messages="everyone", groups="contacts")),
+                             messages="everyone", groups="contacts", receipts="nobody")),
         # Errors of the social layer, each answering some request with that rid
         m("error_not_allowed", Error(rid=50, code=ErrorCode.NOT_ALLOWED,
                                      message=ErrorCode.NOT_ALLOWED.explanation)),
