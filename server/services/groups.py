@@ -26,6 +26,7 @@ from liaotian.protocol.social import (
     ListGroups,
     Ok,
 )
+from liaotian.protocol.text import check_field
 
 from ..store import StoreClosed
 from ..store.base import Needs, Refused, WriteOp
@@ -275,6 +276,9 @@ class GroupService:
 
     def _submitter(self, op_cls: type[_GroupOp]) -> Any:
         def handler(conn: ServerConnection, msg: Any) -> None:
+            if isinstance(msg, GroupCreate | GroupUpdate):  # names shown to every member
+                check_field("name", msg.name)
+                check_field("topic", msg.topic)
             try:
                 self.store.submit(op_cls(conn, msg, self.max_size))
             except StoreClosed:
