@@ -659,6 +659,12 @@ class _Printer:
         except RequestError as exc:
             print(f"(could not mark #{conv} read: {safe(exc.code.name)}: {safe(exc.message)})",
                   file=sys.stderr, flush=True)
+        except ConnectionClosed as exc:
+            if self.client.closed:
+                raise
+            # The connection dropped under the request; the client reconnects, and the
+            # next message printed marks this one too (a read marker covers all before it).
+            print(f"(could not mark #{conv} read: {safe(exc)})", file=sys.stderr, flush=True)
 
     def own_mark(self, event: ReadReceipt) -> bool:
         """A READ entry of this process's own marking (not worth a line)."""
@@ -698,8 +704,10 @@ async def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
         # shell starts the process with SIGINT ignored.)
         loop = asyncio.get_running_loop()
         closing: set[asyncio.Task[None]] = set()
+        stopping = asyncio.Event()
 
         def stop() -> None:
+            stopping.set()
             task = loop.create_task(client.close())
             closing.add(task)
             task.add_done_callback(closing.discard)
@@ -707,37 +715,47 @@ async def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop)
-        # Group names for the message lines; kept current from the timeline events.
-        groups = {g.group: g.name for g in await client.groups()}
-        printer = _Printer(client, out, groups, args.mark_read)
-        if not args.quiet:
-            print(f"listening as {safe(client.user)} (Ctrl-C to stop)", file=err, flush=True)
-        # What arrived before (even before this device's first login) and is still unread;
-        # the log's entries for the same messages are not printed again.
-        await printer.unread(args.unread)
-        async for event in client:
-            if isinstance(event, MessageReceived):
-                ge = event.group_event
-                if ge is not None and ge.type in ("created", "renamed") and ge.name is not None:
-                    groups[ge.group] = ge.name
-                await printer.message(event.message)
-                continue
-            if isinstance(event, ReadReceipt) and printer.own_mark(event):
-                continue
-            line = fmt_event(event, groups, client.user)
-            if line is not None:
-                print(line, file=out, flush=True)
-            elif args.quiet:
-                continue
-            elif isinstance(event, Disconnected):
-                print(f"(disconnected: {safe(event.reason or event.code)}; reconnecting)",
-                      file=err, flush=True)
-            elif isinstance(event, Reconnected):
-                print("(reconnected)", file=err, flush=True)
-            elif isinstance(event, Resync):
-                print("(older messages are no longer in the server's log: "
-                      "use `liaotian history` to see them)", file=err, flush=True)
+        try:
+            await _listen(client, args, out, err)
+        except ConnectionClosed:
+            if not stopping.is_set():
+                raise
+            # Ctrl-C while a request (history, mark read) was on its way: a normal stop
     return EXIT_OK
+
+
+async def _listen(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    """The unread messages, then every event, until the client is closed."""
+    # Group names for the message lines; kept current from the timeline events.
+    groups = {g.group: g.name for g in await client.groups()}
+    printer = _Printer(client, out, groups, args.mark_read)
+    if not args.quiet:
+        print(f"listening as {safe(client.user)} (Ctrl-C to stop)", file=err, flush=True)
+    # What arrived before (even before this device's first login) and is still unread;
+    # the log's entries for the same messages are not printed again.
+    await printer.unread(args.unread)
+    async for event in client:
+        if isinstance(event, MessageReceived):
+            ge = event.group_event
+            if ge is not None and ge.type in ("created", "renamed") and ge.name is not None:
+                groups[ge.group] = ge.name
+            await printer.message(event.message)
+            continue
+        if isinstance(event, ReadReceipt) and printer.own_mark(event):
+            continue
+        line = fmt_event(event, groups, client.user)
+        if line is not None:
+            print(line, file=out, flush=True)
+        elif args.quiet:
+            continue
+        elif isinstance(event, Disconnected):
+            print(f"(disconnected: {safe(event.reason or event.code)}; reconnecting)",
+                  file=err, flush=True)
+        elif isinstance(event, Reconnected):
+            print("(reconnected)", file=err, flush=True)
+        elif isinstance(event, Resync):
+            print("(older messages are no longer in the server's log: "
+                  "use `liaotian history` to see them)", file=err, flush=True)
 
 
 async def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
