@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -161,3 +162,18 @@ async def test_refusals_name_their_subject_and_wait(server: RunningServer,
         if "THROTTLED" in err:
             break
     assert "THROTTLED" in err and "try again in" in err, err
+
+
+async def test_rate_limited_send_shows_its_wait(tmp_path: Path) -> None:
+    """A send refused for longer than the command's timeout says how long to wait, instead
+    of retrying silently until "timed out"."""
+    async with run_server(tmp_path, send_rate=0.01, send_burst=1.0) as srv:
+        await users(srv, "alice", "bob")
+        cli = cli_for(srv, tmp_path)
+        assert (await cli.run("login", "alice"))[0] == 0
+        code, _, err = await cli.run("send", "bob", "first")
+        assert code == 0, err
+        code, _, err = await cli.run("send", "--timeout", "5", "bob", "second")
+        assert code == 1 and "RATE_LIMITED" in err, err
+        wait = re.search(r"try again in (\d+) s", err)
+        assert wait is not None and 90 <= int(wait.group(1)) <= 100, err
