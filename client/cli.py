@@ -1,9 +1,12 @@
 """`liaotian`: the command-line client.
 
     liaotian register alice                 # asks for the password
-    liaotian login alice --device laptop    # saves token, device and cursor
+    liaotian login alice --device laptop    # saves token, device and cursor; alice is
+                                            # now the current session
+    liaotian switch bob                     # make another saved session the current one
     liaotian send bob hello there
-    liaotian listen                         # prints messages as they arrive, until Ctrl-C
+    liaotian listen [--mark-read]           # unread messages, then new ones as they
+                                            # arrive, until Ctrl-C
     liaotian history bob --limit 20
     liaotian devices
     liaotian logout
@@ -22,7 +25,12 @@
 Global options (before or after the command): --host/--port (defaults 127.0.0.1:7420, or
 LIAOTIAN_HOST/LIAOTIAN_PORT, or the address saved at login), --user (LIAOTIAN_USER) and
 --state FILE (default: $XDG_CONFIG_HOME/liaotian/session-<user>.json; with no --user the
-only session there is used). Passwords come from --password, LIAOTIAN_PASSWORD, or a prompt.
+current session: the last `login` or `switch`, else the only saved one). Passwords come from
+--password, LIAOTIAN_PASSWORD, or a prompt.
+
+Everything printed that a peer or the server chose (message text, names, topics, statuses,
+error messages) goes through `terminal.safe()`: control characters show as escapes, and the
+lines of a multi-line message after the first are indented.
 
 Exit status: 0 ok, 1 the server refused the request (its code name and message are
 printed), 2 usage error, 3 the server could not be reached or the connection failed.
@@ -34,6 +42,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import math
 import os
 import signal
 import ssl
@@ -47,12 +56,14 @@ from liaotian.protocol import (
     ChatMessage,
     CloseCode,
     ConnectionClosed,
+    ErrorCode,
     LiaotianError,
     ProtocolError,
     RequestError,
 )
 from liaotian.protocol.social import MESSAGE_POLICY, VISIBILITY, GroupInfo
 
+from .backoff import Backoff
 from .client import DEFAULT_PORT, Client, register
 from .cursor import FileStore, MemoryStore, SessionState
 from .events import (
@@ -66,6 +77,7 @@ from .events import (
     Resync,
     TypingEvent,
 )
+from .terminal import CONTINUATION, safe
 
 __all__ = ["EXIT_CONNECTION", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "build_parser", "main"]
 
@@ -214,9 +226,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="message text (words are joined by spaces; '-' reads stdin)")
 
     p = sub.add_parser("listen", parents=common,
-                       help="print incoming messages as they arrive, until Ctrl-C")
+                       help="print unread messages, then new ones as they arrive, until "
+                            "Ctrl-C (waits for the server if it is down)")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="do not report connection changes on stderr")
+    p.add_argument("--mark-read", action="store_true",
+                   help="mark what is printed as read")
+    p.add_argument("--unread", type=_position, default=20, metavar="N",
+                   help="unread messages shown per conversation at start (default 20; "
+                        "0 = none)")
+
+    p = sub.add_parser("switch", parents=common,
+                       help="make a saved session the current one (see `login`)")
+    p.add_argument("username", metavar="USER")
 
     p = sub.add_parser("history", parents=common, help="show a conversation",
                        usage="liaotian history [options] (WITH | --group G)")
@@ -321,22 +343,53 @@ def config_dir() -> Path:
     return Path(base) / "liaotian"
 
 
+CURRENT_FILE = "current"  # in config_dir(): the username of the current session
+
+
+def session_file(user: str) -> Path:
+    return config_dir() / f"session-{user}.json"
+
+
+def current_user() -> str | None:
+    """The current session's user (the last `login` or `switch`), if it is still saved."""
+    try:
+        user = (config_dir() / CURRENT_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return user if user and session_file(user).is_file() else None
+
+
+def set_current_user(user: str) -> None:
+    """Make `user`'s saved session the current one (written atomically)."""
+    directory = config_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = directory / f".{CURRENT_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(user + "\n", encoding="utf-8")
+    os.replace(tmp, directory / CURRENT_FILE)
+
+
+def saved_users() -> list[str]:
+    directory = config_dir()
+    found = sorted(directory.glob("session-*.json")) if directory.is_dir() else []
+    return [f.stem.removeprefix("session-") for f in found]
+
+
 def state_path(args: argparse.Namespace, username: str | None = None) -> Path:
-    """The session file: --state, else session-<user>.json for the named user, else the
-    only session file in the config directory."""
+    """The session file: --state; else session-<user>.json for the user named (argument,
+    --user, LIAOTIAN_USER); else the current session (the last `login` or `switch`); else
+    the only session file in the config directory."""
     if args.state:
         return Path(args.state).expanduser()
-    user = username or args.user or os.environ.get("LIAOTIAN_USER")
-    directory = config_dir()
+    user = username or args.user or os.environ.get("LIAOTIAN_USER") or current_user()
     if user:
-        return directory / f"session-{user}.json"
-    found = sorted(directory.glob("session-*.json")) if directory.is_dir() else []
+        return session_file(user)
+    found = saved_users()
     if len(found) == 1:
-        return found[0]
+        return session_file(found[0])
     if not found:
         raise UsageError("not logged in: run `liaotian login USER` first")
-    names = ", ".join(f.stem.removeprefix("session-") for f in found)
-    raise UsageError(f"several saved sessions ({names}): choose one with --user")
+    raise UsageError(f"several saved sessions ({', '.join(found)}): choose one with --user "
+                     "or `liaotian switch USER`")
 
 
 def server_address(args: argparse.Namespace, state: SessionState | None = None
@@ -387,19 +440,19 @@ def fmt_time(ts_ms: int) -> str:
 
 def fmt_group(group: int, names: dict[int, str] | None = None) -> str:
     name = (names or {}).get(group)
-    return f"#{group} {name}" if name else f"#{group}"
+    return f"#{group} {safe(name)}" if name else f"#{group}"
 
 
 def _users(names: Sequence[str]) -> str:
-    return ", ".join(names) if names else "nobody"
+    return ", ".join(safe(n) for n in names) if names else "nobody"
 
 
 def describe_group_event(ev: GroupEvent) -> str:
-    """A group timeline event as a sentence."""
-    a = ev.actor
+    """A group timeline event as a sentence (peer text made safe to print)."""
+    a = safe(ev.actor)
     if ev.type == "created":
         others = [u for u in ev.users if u != a]
-        return f'{a} created the group "{ev.name or ""}"' + (
+        return f'{a} created the group "{safe(ev.name or "")}"' + (
             f" with {_users(others)}" if others else "")
     if ev.type == "added":
         return f"{a} added {_users(ev.users)}"
@@ -408,27 +461,30 @@ def describe_group_event(ev: GroupEvent) -> str:
     if ev.type == "left":
         return f"{_users(ev.users or (a,))} left"
     if ev.type == "renamed":
-        return f'{a} renamed the group to "{ev.name or ""}"'
+        return f'{a} renamed the group to "{safe(ev.name or "")}"'
     if ev.type == "topic":
-        return f'{a} set the topic to "{ev.topic or ""}"'
+        return f'{a} set the topic to "{safe(ev.topic or "")}"'
     if ev.type == "role":
-        return f"{a} made {ev.user} {'an admin' if ev.role == 'admin' else 'a member'}"
+        return f"{a} made {safe(ev.user)} {'an admin' if ev.role == 'admin' else 'a member'}"
     if ev.type == "owner":
-        return f"{a} made {ev.user} the owner"
-    return f"{a}: {ev.type} {ev.raw}"
+        return f"{a} made {safe(ev.user)} the owner"
+    return f"{a}: {safe(ev.type)} {safe(ev.raw)}"
 
 
-def fmt_message(m: ChatMessage, groups: dict[int, str] | None = None) -> str:
+def fmt_message(m: ChatMessage, groups: dict[int, str] | None = None,
+                indent: str = CONTINUATION) -> str:
     """One line per message: `[time] alice -> bob: text` for direct messages,
     `[time] alice -> #5 team: text` in a group, `[time] #5 team: * alice added bob` for a
-    group timeline event."""
+    group timeline event. Peer text is made safe to print; the lines after the first of a
+    multi-line message start with `indent`, so no message can forge a line of its own."""
+    text = safe(m.text, indent)
     if m.group is None:
-        return f"[{fmt_time(m.ts)}] {m.sender} -> {m.to}: {m.text}"
+        return f"[{fmt_time(m.ts)}] {safe(m.sender)} -> {safe(m.to)}: {text}"
     where = fmt_group(m.group, groups)
     ev = GroupEvent.from_message(m)
     if ev is not None:
         return f"[{fmt_time(m.ts)}] {where}: * {describe_group_event(ev)}"
-    return f"[{fmt_time(m.ts)}] {m.sender} -> {where}: {m.text}"
+    return f"[{fmt_time(m.ts)}] {safe(m.sender)} -> {where}: {text}"
 
 
 _CONTACT_TEXT = {
@@ -447,20 +503,21 @@ def fmt_event(event: Any, groups: dict[int, str] | None = None,
     if isinstance(event, MessageReceived):
         return fmt_message(event.message, groups)
     if isinstance(event, ReadReceipt):
-        who = "you" if event.user == me else event.user
+        who = "you" if event.user == me else safe(event.user)
         return f"(read) {who} read conversation #{event.conv} up to #{event.pos}"
     if isinstance(event, ContactEvent):
-        text = _CONTACT_TEXT.get(event.event, "{u}: " + event.event)
-        return f"(contact) {text.format(u=event.user)}"
+        text = _CONTACT_TEXT.get(event.event, "{u}: " + safe(event.event).replace("{", "{{")
+                                 .replace("}", "}}"))
+        return f"(contact) {text.format(u=safe(event.user))}"
     if isinstance(event, TypingEvent):
         where = f" in {fmt_group(event.group, groups)}" if event.group is not None else ""
-        return f"(typing) {event.user} {'is typing' if event.typing else 'stopped typing'}" \
+        return f"(typing) {safe(event.user)} {'is typing' if event.typing else 'stopped typing'}" \
             f"{where}"
     if isinstance(event, PresenceChanged):
         if event.online:
-            return f"(presence) {event.user} is online"
+            return f"(presence) {safe(event.user)} is online"
         seen = f", last seen {fmt_time(event.last_seen)}" if event.last_seen else ""
-        return f"(presence) {event.user} is offline{seen}"
+        return f"(presence) {safe(event.user)} is offline{seen}"
     return None
 
 
@@ -479,7 +536,7 @@ async def cmd_register(args: argparse.Namespace, out: TextIO) -> int:
     password = get_password(args, f"Password for new user {args.username}: ")
     user = await register(host, port, args.username, password, ssl=_ssl(args),
                           timeout=args.timeout)
-    print(f"registered {user}", file=out)
+    print(f"registered {safe(user)}", file=out)
     return EXIT_OK
 
 
@@ -504,8 +561,27 @@ async def cmd_login(args: argparse.Namespace, out: TextIO) -> int:
                     initial_sync="new", request_timeout=args.timeout)
     async with client:
         user, device = client.user, client.device
-    store.save(memory.load())
-    print(f"logged in as {user} on device {device} (session saved in {store.path})", file=out)
+    # A new generation: a process still running with an older login of this file (a
+    # `listen`) can no longer overwrite it (FileStore.save).
+    store.save(memory.load().new_login(old))
+    print(f"logged in as {safe(user)} on device {safe(device)} (session saved in "
+          f"{store.path})", file=out)
+    if not args.state:
+        set_current_user(args.username)
+        others = [u for u in saved_users() if u != args.username]
+        if others:
+            print(f"{safe(args.username)} is now the current session (others: "
+                  f"{_users(others)}; pick one with --user or `liaotian switch USER`)",
+                  file=out)
+    return EXIT_OK
+
+
+async def cmd_switch(args: argparse.Namespace, out: TextIO) -> int:
+    if not session_file(args.username).is_file():
+        raise UsageError(f"no saved session for {args.username}: run "
+                         f"`liaotian login {args.username}` first")
+    set_current_user(args.username)
+    print(f"{safe(args.username)} is now the current session", file=out)
     return EXIT_OK
 
 
@@ -535,16 +611,116 @@ async def cmd_send(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+# ERROR codes after which starting again later may succeed (listen keeps trying).
+_RETRY_START = frozenset({ErrorCode.THROTTLED, ErrorCode.RATE_LIMITED,
+                          ErrorCode.INTERNAL_ERROR, ErrorCode.UNAVAILABLE})
+
+
+async def _start_with_retry(args: argparse.Namespace, err: TextIO, **options: Any) -> Client:
+    """Start a session client, waiting for the server: while it cannot be reached (or
+    answers a retryable ERROR), retry with jittered exponential backoff as the client does
+    after a disconnect. Errors that a retry cannot fix (a refused token, ...) are raised."""
+    backoff = Backoff(base=0.5, cap=30.0)
+    while True:
+        client = _session_client(args, **options)
+        try:
+            return await client.start()
+        except RequestError as exc:
+            if exc.code not in _RETRY_START:
+                raise
+            reason = f"{exc.code.name}: {exc.message}"
+            delay = max(backoff.next_delay(), exc.retry_after or 0.0)
+        except ConnectionClosed as exc:
+            if exc.close_code is not None and not exc.close_code.reconnect:
+                raise
+            reason, delay = str(exc), backoff.next_delay()
+        except OSError as exc:  # refused, unreachable, timed out
+            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+            delay = backoff.next_delay()
+        if not args.quiet:
+            print(f"(cannot connect to {client.host}:{client.port}: {safe(reason)}; "
+                  f"retrying in {delay:.1f} s)", file=err, flush=True)
+        await asyncio.sleep(delay)
+
+
+class _Printer:
+    """What `listen` prints: each message once (the unread ones shown at start may come
+    again from the log), optionally marking what it printed as read."""
+
+    def __init__(self, client: Client, out: TextIO, groups: dict[int, str],
+                 mark_read: bool) -> None:
+        self.client = client
+        self.out = out
+        self.groups = groups
+        self.mark_read = mark_read
+        self.shown: set[tuple[int, int]] = set()  # (conv, pos) printed
+        self.marked: set[tuple[int, int]] = set()  # (conv, pos) this process marked read
+
+    async def message(self, m: ChatMessage) -> None:
+        key = (m.conv, m.pos)
+        if key in self.shown:
+            return
+        self.shown.add(key)
+        print(fmt_message(m, self.groups), file=self.out, flush=True)
+        if self.mark_read:
+            await self.mark(m.conv, m.pos)
+
+    async def mark(self, conv: int, pos: int) -> None:
+        self.marked.add((conv, pos))
+        try:
+            await self.client.mark_read(conv, pos)
+        except RequestError as exc:
+            print(f"(could not mark #{conv} read: {safe(exc.code.name)}: {safe(exc.message)})",
+                  file=sys.stderr, flush=True)
+        except ConnectionClosed as exc:
+            if self.client.closed:
+                raise
+            # The connection dropped under the request; the client reconnects, and the
+            # next message printed marks this one too (a read marker covers all before it).
+            print(f"(could not mark #{conv} read: {safe(exc)})", file=sys.stderr, flush=True)
+
+    def own_mark(self, event: ReadReceipt) -> bool:
+        """A READ entry of this process's own marking (not worth a line)."""
+        return event.user == self.client.user and (event.conv, event.pos) in self.marked
+
+    async def unread(self, per_conversation: int) -> None:
+        """What is unread, per conversation, oldest conversation first: the last
+        `per_conversation` unread messages of each (a note says how many more there are)."""
+        if per_conversation <= 0:
+            return
+        convs = [c async for c in self.client.iter_conversations() if c.unread > 0]
+        for c in sorted(convs, key=lambda c: (c.ts, c.conv)):
+            limit = min(c.unread, per_conversation)
+            if c.kind == "group":
+                page = await self.client.history_group(c.conv, limit=limit)
+                where = f"--group {c.conv}"
+            else:
+                peer = c.peer or c.name
+                page = await self.client.history(peer, limit=limit)
+                where = safe(peer)
+            messages = [m for m in page.messages if m.pos > c.read]
+            if c.unread > len(messages):
+                first = messages[0].pos if messages else c.read + 1
+                print(f"({c.unread - len(messages)} earlier unread in #{c.conv}: "
+                      f"liaotian history {where} --before {first})", file=sys.stderr,
+                      flush=True)
+            for m in messages:
+                await self.message(m)
+
+
 async def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
     err = sys.stderr
-    async with _session_client(args, reconnect=True, sync=True) as client:
+    client = await _start_with_retry(args, err, reconnect=True, sync=True)
+    async with client:
         # Ctrl-C and SIGTERM end the loop through close(), which ACKs and saves the cursor.
         # (Installing the handlers also makes SIGINT work in a background job, where the
         # shell starts the process with SIGINT ignored.)
         loop = asyncio.get_running_loop()
         closing: set[asyncio.Task[None]] = set()
+        stopping = asyncio.Event()
 
         def stop() -> None:
+            stopping.set()
             task = loop.create_task(client.close())
             closing.add(task)
             task.add_done_callback(closing.discard)
@@ -552,28 +728,47 @@ async def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop)
-        # Group names for the message lines; kept current from the timeline events.
-        groups = {g.group: g.name for g in await client.groups()}
-        if not args.quiet:
-            print(f"listening as {client.user} (Ctrl-C to stop)", file=err, flush=True)
-        async for event in client:
-            ge = event.group_event if isinstance(event, MessageReceived) else None
+        try:
+            await _listen(client, args, out, err)
+        except ConnectionClosed:
+            if not stopping.is_set():
+                raise
+            # Ctrl-C while a request (history, mark read) was on its way: a normal stop
+    return EXIT_OK
+
+
+async def _listen(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    """The unread messages, then every event, until the client is closed."""
+    # Group names for the message lines; kept current from the timeline events.
+    groups = {g.group: g.name for g in await client.groups()}
+    printer = _Printer(client, out, groups, args.mark_read)
+    if not args.quiet:
+        print(f"listening as {safe(client.user)} (Ctrl-C to stop)", file=err, flush=True)
+    # What arrived before (even before this device's first login) and is still unread;
+    # the log's entries for the same messages are not printed again.
+    await printer.unread(args.unread)
+    async for event in client:
+        if isinstance(event, MessageReceived):
+            ge = event.group_event
             if ge is not None and ge.type in ("created", "renamed") and ge.name is not None:
                 groups[ge.group] = ge.name
-            line = fmt_event(event, groups, client.user)
-            if line is not None:
-                print(line, file=out, flush=True)
-            elif args.quiet:
-                continue
-            elif isinstance(event, Disconnected):
-                print(f"(disconnected: {event.reason or event.code}; reconnecting)",
-                      file=err, flush=True)
-            elif isinstance(event, Reconnected):
-                print("(reconnected)", file=err, flush=True)
-            elif isinstance(event, Resync):
-                print("(older messages are no longer in the server's log: "
-                      "use `liaotian history` to see them)", file=err, flush=True)
-    return EXIT_OK
+            await printer.message(event.message)
+            continue
+        if isinstance(event, ReadReceipt) and printer.own_mark(event):
+            continue
+        line = fmt_event(event, groups, client.user)
+        if line is not None:
+            print(line, file=out, flush=True)
+        elif args.quiet:
+            continue
+        elif isinstance(event, Disconnected):
+            print(f"(disconnected: {safe(event.reason or event.code)}; reconnecting)",
+                  file=err, flush=True)
+        elif isinstance(event, Reconnected):
+            print("(reconnected)", file=err, flush=True)
+        elif isinstance(event, Resync):
+            print("(older messages are no longer in the server's log: "
+                  "use `liaotian history` to see them)", file=err, flush=True)
 
 
 async def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
@@ -600,7 +795,7 @@ async def cmd_devices(args: argparse.Namespace, out: TextIO) -> int:
     for d in devices:
         mark = "*" if d.device == me else " "
         status = "online " if d.online else "offline"
-        print(f"{mark} {d.device:<20} {status} last seen {fmt_time(d.last_seen)}  "
+        print(f"{mark} {safe(d.device):<20} {status} last seen {fmt_time(d.last_seen)}  "
               f"acked {d.acked}", file=out)
     return EXIT_OK
 
@@ -624,14 +819,14 @@ async def cmd_gsend(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def print_group_info(info: GroupInfo, out: TextIO) -> None:
-    print(f"group #{info.group} {info.name}", file=out)
+    print(f"group #{info.group} {safe(info.name)}", file=out)
     if info.topic:
-        print(f"  topic:   {info.topic}", file=out)
-    print(f"  owner:   {info.owner}", file=out)
+        print(f"  topic:   {safe(info.topic)}", file=out)
+    print(f"  owner:   {safe(info.owner)}", file=out)
     print(f"  created: {fmt_time(info.created)}   newest position: #{info.pos}", file=out)
     print(f"  members ({len(info.members)}):", file=out)
     for m in info.members:
-        print(f"    {m.user:<32} {m.role:<6} joined {fmt_time(m.joined)}", file=out)
+        print(f"    {safe(m.user):<32} {safe(m.role):<6} joined {fmt_time(m.joined)}", file=out)
 
 
 async def cmd_group(args: argparse.Namespace, out: TextIO) -> int:
@@ -639,13 +834,14 @@ async def cmd_group(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
         if action == "create":
             info = await client.create_group(args.name, args.member, args.topic)
-            members = ", ".join(m.user for m in info.members)
-            print(f'created group #{info.group} "{info.name}" (members: {members})', file=out)
+            members = _users([m.user for m in info.members])
+            print(f'created group #{info.group} "{safe(info.name)}" (members: {members})',
+                  file=out)
         elif action == "list":
             for g in await client.groups():
-                topic = f"  - {g.topic}" if g.topic else ""
-                print(f"#{g.group:<6} {g.name:<24} {g.role:<6} {g.members} members{topic}",
-                      file=out)
+                topic = f"  - {safe(g.topic)}" if g.topic else ""
+                print(f"#{g.group:<6} {safe(g.name):<24} {safe(g.role):<6} {g.members} "
+                      f"members{topic}", file=out)
         elif action == "info":
             print_group_info(await client.group_info(args.group), out)
         elif action == "add":
@@ -682,13 +878,13 @@ async def cmd_chats(args: argparse.Namespace, out: TextIO) -> int:
             page = await client.conversations(args.limit)
             entries, more = list(page.conversations), page.more
     for c in entries:
-        name = c.name if c.kind == "direct" else f"{c.name} (group)"
+        name = safe(c.name) if c.kind == "direct" else f"{safe(c.name)} (group)"
         unread = f"{c.unread} unread" if c.unread else "read"
         last = ""
         if c.last is not None:
             ev = GroupEvent.from_message(c.last)
             body = f"* {describe_group_event(ev)}" if ev is not None else \
-                f"{c.last.sender}: {c.last.text}"
+                f"{safe(c.last.sender)}: {safe(c.last.text)}"
             last = f"  {body[:60]}"
         print(f"#{c.conv:<6} {name:<32} {unread:<10} [{fmt_time(c.ts)}]{last}", file=out)
     if more:
@@ -709,7 +905,7 @@ async def cmd_receipts(args: argparse.Namespace, out: TextIO) -> int:
     delivered = {m.user: m.pos for m in r.delivered}
     read = {m.user: m.pos for m in r.read}
     for user in dict.fromkeys([*read, *delivered]):
-        print(f"{user:<32} delivered #{delivered.get(user, 0):<6} read #{read.get(user, 0)}",
+        print(f"{safe(user):<32} delivered #{delivered.get(user, 0):<6} read #{read.get(user, 0)}",
               file=out)
     return EXIT_OK
 
@@ -719,7 +915,7 @@ async def cmd_contacts(args: argparse.Namespace, out: TextIO) -> int:
         c = await client.contacts()
     for title, names in (("contacts", c.contacts), ("incoming requests", c.incoming),
                          ("outgoing requests", c.outgoing), ("blocked", c.blocked)):
-        print(f"{title}: {', '.join(names) if names else '-'}", file=out)
+        print(f"{title}: {_users(names) if names else '-'}", file=out)
     return EXIT_OK
 
 
@@ -758,7 +954,7 @@ async def cmd_presence(args: argparse.Namespace, out: TextIO) -> int:
             state = "online"
         else:
             state = "offline" + (f", last seen {fmt_time(p.last_seen)}" if p.last_seen else "")
-        print(f"{user:<32} {state}", file=out)
+        print(f"{safe(user):<32} {state}", file=out)
     return EXIT_OK
 
 
@@ -775,9 +971,9 @@ async def cmd_profile(args: argparse.Namespace, out: TextIO) -> int:
     user = args.target.removeprefix("@") if args.target else None
     async with _session_client(args) as client:
         p = await client.profile(user)
-    print(f"user:   {p.user}", file=out)
-    print(f"name:   {p.display_name}", file=out)
-    print(f"status: {p.status}", file=out)
+    print(f"user:   {safe(p.user)}", file=out)
+    print(f"name:   {safe(p.display_name)}", file=out)
+    print(f"status: {safe(p.status)}", file=out)
     return EXIT_OK
 
 
@@ -789,18 +985,19 @@ async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
                                      messages=args.messages, groups=args.groups,
                                      receipts=args.receipts)
         p = await client.privacy()
-    print(f"presence: {p.presence}", file=out)
-    print(f"profile:  {p.profile}", file=out)
-    print(f"messages: {p.messages}", file=out)
+    print(f"presence: {safe(p.presence)}", file=out)
+    print(f"profile:  {safe(p.profile)}", file=out)
+    print(f"messages: {safe(p.messages)}", file=out)
     if p.groups is not None:
-        print(f"groups:   {p.groups}", file=out)
-    print(f"receipts: {p.receipts or 'contacts'}", file=out)
+        print(f"groups:   {safe(p.groups)}", file=out)
+    print(f"receipts: {safe(p.receipts or 'contacts')}", file=out)
     return EXIT_OK
 
 
 COMMANDS = {
     "register": cmd_register,
     "login": cmd_login,
+    "switch": cmd_switch,
     "send": cmd_send,
     "gsend": cmd_gsend,
     "listen": cmd_listen,
@@ -825,8 +1022,42 @@ COMMANDS = {
 # ---------------------------------------------------------------------- main
 
 
+def _subject(args: argparse.Namespace) -> list[str]:
+    """What the command named (users, a group, a conversation, a device), for errors."""
+    names: list[str] = []
+    for attr in ("to", "with_user", "who", "username", "device"):
+        value = getattr(args, attr, None)
+        if isinstance(value, str):
+            names.append(value)
+    names.extend(getattr(args, "users", None) or [])
+    names.extend(getattr(args, "member", None) or [])
+    target = getattr(args, "target", None)
+    if isinstance(target, str) and target != "set":
+        names.append(target.removeprefix("@"))
+    if getattr(args, "group", None) is not None and isinstance(args.group, int):
+        names.append(f"group #{args.group}")
+    if getattr(args, "conv", None) is not None:
+        names.append(f"conversation #{args.conv}")
+    return names
+
+
+def describe_refusal(exc: RequestError, args: argparse.Namespace) -> str:
+    """`CODE: message`, naming what the command was about when the server's message does
+    not (`UNKNOWN_USER: no such user: mallory`), and the wait of a THROTTLED or
+    RATE_LIMITED (`... (try again in 12 s)`)."""
+    text = f"{exc.code.name}: {exc.message or exc.code.explanation}"
+    subject = _subject(args)
+    if subject and not any(name in exc.message for name in subject):
+        text += ": " + ", ".join(subject)
+    if exc.retry_after is not None or exc.code in (ErrorCode.THROTTLED,
+                                                   ErrorCode.RATE_LIMITED):
+        wait = exc.retry_after
+        text += f" (try again in {math.ceil(wait)} s)" if wait else " (try again later)"
+    return text
+
+
 def _fail(message: str, status: int) -> int:
-    print(f"liaotian: {message}", file=sys.stderr)
+    print(f"liaotian: {safe(message)}", file=sys.stderr)  # may quote the server
     return status
 
 
@@ -841,7 +1072,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except RequestError as exc:
-        return _fail(f"{exc.code.name}: {exc.message}", EXIT_REFUSED)
+        return _fail(describe_refusal(exc, args), EXIT_REFUSED)
     except ConnectionClosed as exc:
         if exc.close_code == CloseCode.LOGGED_OUT:
             return _fail("LOGGED_OUT: this device's session was ended; log in again",

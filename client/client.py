@@ -415,7 +415,9 @@ class Client:
         returns once. If it times out the outcome is unknown: call again with the same
         cmid to find out without risking a duplicate. Raises RequestError for refusals
         (UNKNOWN_USER, MESSAGE_TOO_LARGE (also checked locally), NOT_ALLOWED when the
-        recipient blocked you or accepts messages from contacts only, ...).
+        recipient blocked you or accepts messages from contacts only, ...). RATE_LIMITED is
+        waited out and retried, unless its `retry_after` ends after the timeout: then it is
+        raised at once.
         """
         return await self._send(to, None, text, meta, cmid, timeout)
 
@@ -441,15 +443,15 @@ class Client:
                                asyncio.get_running_loop().create_future(), group)
         self._sends[cmid] = pending
         try:
-            async with asyncio.timeout(self._timeout(timeout)):
-                return await self._send_loop(pending)
+            async with asyncio.timeout(self._timeout(timeout)) as deadline:
+                return await self._send_loop(pending, deadline)
         finally:
             if self._sends.get(cmid) is pending:
                 del self._sends[cmid]
             if not pending.result.done():
                 pending.result.cancel()
 
-    async def _send_loop(self, p: _PendingSend) -> Sent:
+    async def _send_loop(self, p: _PendingSend, deadline: asyncio.Timeout) -> Sent:
         while True:
             conn = await self._ready_connection()
             if p.result.done():  # a SYNC found it in the log after a reconnect
@@ -463,7 +465,11 @@ class Client:
                 continue  # resent with the same cmid once reconnected
             except RequestError as exc:
                 if exc.code == ErrorCode.RATE_LIMITED:
-                    await asyncio.sleep(exc.retry_after or 1.0)
+                    wait = exc.retry_after or 1.0
+                    when = deadline.when()
+                    if when is not None and asyncio.get_running_loop().time() + wait > when:
+                        raise  # the wait outlasts the timeout: the caller sees retry_after
+                    await asyncio.sleep(wait)
                     continue
                 if exc.code == ErrorCode.UNAVAILABLE and self._reconnect:
                     await conn.wait_closed()  # the server is going away: retry after

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
+import time
 from collections import deque
-from collections.abc import Container
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -38,6 +40,8 @@ __all__ = [
     "classify_update",
 ]
 
+log = logging.getLogger("liaotian.client")
+
 
 # --------------------------------------------------------------------------- stores
 
@@ -49,6 +53,11 @@ class SessionState:
     `cursor` is None until the device has a position at all; the client then picks the
     starting point from the server's answer (see `Client`). `extra` is free for applications
     (the CLI keeps the server address there).
+
+    `login` is the session's generation: the time (ns since the epoch) of the explicit login
+    that created it, 0 when unknown. A `FileStore` never replaces a session with one of an
+    older generation, so a long-running process that still holds an earlier login cannot
+    overwrite a newer one made meanwhile by another process (`new_login()`).
     """
 
     username: str | None = None
@@ -56,10 +65,12 @@ class SessionState:
     token: str | None = None
     cursor: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    login: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"version": 1, "username": self.username, "device": self.device,
-                "token": self.token, "cursor": self.cursor, "extra": self.extra}
+                "token": self.token, "cursor": self.cursor, "extra": self.extra,
+                "login": self.login}
 
     @classmethod
     def from_json(cls, data: Any) -> SessionState:
@@ -78,11 +89,19 @@ class SessionState:
         extra = data.get("extra") or {}
         if not isinstance(extra, dict):
             raise ValueError("session state field 'extra' must be an object")
+        login = opt("login", int) or 0
         return cls(username=opt("username", str), device=opt("device", str),
-                   token=opt("token", str), cursor=cursor, extra=extra)
+                   token=opt("token", str), cursor=cursor, extra=extra, login=login)
 
     def with_changes(self, **changes: Any) -> SessionState:
         return replace(self, **changes)
+
+    def new_login(self, previous: SessionState | None = None) -> SessionState:
+        """This state as a new login: a generation above `previous`'s and above any
+        earlier one (the clock, or one more than the previous generation if the clock is
+        behind)."""
+        floor = max(self.login, previous.login if previous is not None else 0)
+        return replace(self, login=max(time.time_ns(), floor + 1))
 
 
 @runtime_checkable
@@ -120,10 +139,16 @@ class FileStore:
     disk therefore leaves either the old state or the new one, never a torn file that would
     lose the token or rewind the cursor. The file is created mode 0600 (it holds a bearer
     token) inside a directory created mode 0700.
+
+    Several processes may share the file (the CLI's `listen` runs while `login` saves a new
+    session). `save` re-reads the file under an exclusive lock on the directory and does not
+    replace a session of a newer generation (`SessionState.login`) with an older one: that
+    save is skipped (logged once per store) and `skipped` counts it.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
+        self.skipped = 0  # saves refused because the file held a newer login
 
     def load(self) -> SessionState:
         """The stored state, or an empty one if the file does not exist.
@@ -141,8 +166,24 @@ class FileStore:
             raise ValueError(f"{self.path}: unreadable session state: {exc}") from exc
 
     def save(self, state: SessionState) -> None:
+        """Write `state`, unless the file holds a newer login (see the class docstring)."""
         directory = self.path.parent
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with _locked(directory):
+            try:
+                current = self.load()
+            except ValueError:
+                current = SessionState()  # a torn or foreign file: replace it
+            if current.login > state.login:
+                self.skipped += 1
+                if self.skipped == 1:
+                    log.warning("liaotian: %s holds a newer login (%s on %s); this process "
+                                "keeps its own session without saving it", self.path,
+                                current.username, current.device)
+                return
+            self._write(directory, state)
+
+    def _write(self, directory: Path, state: SessionState) -> None:
         data = json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n"
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
         try:
@@ -161,6 +202,24 @@ class FileStore:
         """Forget the session entirely (remove the file)."""
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive advisory lock on the directory (flock), so that re-reading the file and
+    replacing it is one step for every process using FileStore; no lock where the platform
+    has none."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _fsync_dir(directory: Path) -> None:

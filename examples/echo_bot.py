@@ -5,6 +5,9 @@
     liaotian send echo hello                       # from another account
     liaotian listen                                # ... [time] echo -> you: echo: hello
 
+`--exit-after N` stops the bot after N answers (for demos and tests); `-v` logs when it is
+connected.
+
 Add the bot to a group (the bot's account allows it with `liaotian privacy --groups
 everyone`, or be its contact; then `liaotian group create team --member echo` and
 `liaotian send --group G hi`) and it echoes there, into the same group: `ctx.reply()` answers
@@ -39,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="session file (default: echo-bot-<user>.json in the current directory)")
     p.add_argument("--register", action="store_true",
                    help="create the account first if it does not exist")
+    p.add_argument("--exit-after", type=int, default=0, metavar="N",
+                   help="stop after N answers (default 0: run until Ctrl-C)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -47,9 +52,15 @@ def make_bot(args: argparse.Namespace) -> Bot:
     bot = Bot(args.user, args.password, host=args.host, port=args.port, device="echo-bot",
               state_file=args.state or f"echo-bot-{args.user}.json")
 
+    answered = 0
+
     @bot.on_message
     async def echo(ctx: Context) -> None:
+        nonlocal answered
         await ctx.reply(f"echo: {ctx.text}")
+        answered += 1
+        if args.exit_after and answered >= args.exit_after:
+            await bot.stop()
 
     return bot
 

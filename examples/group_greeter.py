@@ -7,6 +7,11 @@ every contact request it receives.
     liaotian group add G carol                      # -> "welcome, carol!"
     liaotian send --group G /who                    # -> "members: ..."
 
+The first run creates the account (with LIAOTIAN_PASSWORD) if it does not exist yet; later
+runs log in with the saved token (greeter-<user>.json), so the same command works every
+time. It runs until Ctrl-C or SIGTERM; `--exit-after N` stops it after N answers (welcomes,
+/who replies, accepted contact requests), and `-v` logs when it is connected.
+
 Group timeline events (added, removed, renamed, ...) are not messages: they reach the
 bot's `on_event` handlers, as do contact events, read receipts, typing and presence.
 """
@@ -14,11 +19,22 @@ bot's `on_event` handlers, as do contact events, read receipts, typing and prese
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
 
-from liaotian.client import Bot, Client, ClientEvent, ContactEvent, Context, MessageReceived
+from liaotian.client import (
+    Bot,
+    Client,
+    ClientEvent,
+    ContactEvent,
+    Context,
+    ErrorCode,
+    MessageReceived,
+    RequestError,
+    register,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,12 +45,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--password", default=os.environ.get("LIAOTIAN_PASSWORD"))
     p.add_argument("--state", default=None,
                    help="session file (default: greeter-<user>.json in the current directory)")
+    p.add_argument("--exit-after", type=int, default=0, metavar="N",
+                   help="stop after N answers (default 0: run until Ctrl-C)")
+    p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
+
+
+async def ensure_account(args: argparse.Namespace) -> None:
+    """Create the bot's account unless it exists (USERNAME_TAKEN: it does; log in)."""
+    try:
+        await register(args.host, args.port, args.user, args.password)
+    except RequestError as exc:
+        if exc.code != ErrorCode.USERNAME_TAKEN:
+            raise
 
 
 def make_bot(args: argparse.Namespace) -> Bot:
     bot = Bot(args.user, args.password, host=args.host, port=args.port, device="greeter",
               state_file=args.state or f"greeter-{args.user}.json")
+    answered = 0
+
+    async def done() -> None:
+        nonlocal answered
+        answered += 1
+        if args.exit_after and answered >= args.exit_after:
+            await bot.stop()
 
     @bot.command("who")
     async def who(ctx: Context) -> None:
@@ -43,6 +78,7 @@ def make_bot(args: argparse.Namespace) -> Bot:
             return
         info = await ctx.client.group_info(ctx.group)
         await ctx.reply("members: " + ", ".join(f"{m.user} ({m.role})" for m in info.members))
+        await done()
 
     @bot.on_event
     async def on_event(client: Client, event: ClientEvent) -> None:
@@ -52,20 +88,31 @@ def make_bot(args: argparse.Namespace) -> Bot:
                 newcomers = [u for u in ge.users if u != client.user]
                 if newcomers:
                     await client.send_group(ge.group, f"welcome, {', '.join(newcomers)}!")
+                    await done()
         elif isinstance(event, ContactEvent) and event.event == "request":
             await client.contact_accept(event.user)
+            await done()
 
     return bot
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
+        if args.password:
+            asyncio.run(ensure_account(args))
         make_bot(args).run()
     except ValueError as exc:  # no saved token and no password
         print(f"greeter: {exc}", file=sys.stderr)
         return 2
+    except RequestError as exc:
+        print(f"greeter: {exc.code.name}: {exc.message}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"greeter: cannot reach {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 

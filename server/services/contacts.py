@@ -31,6 +31,7 @@ from liaotian.protocol.social import (
     SetProfile,
     Unblock,
 )
+from liaotian.protocol.text import check_field
 
 from ..store import StoreClosed
 from ..store.base import Needs, Refused, WriteOp
@@ -324,6 +325,8 @@ class ContactService:
                               blocked=listed(soc.blocked)))
 
     async def set_profile(self, conn: ServerConnection, msg: SetProfile) -> None:
+        check_field("display_name", msg.display_name)
+        check_field("status", msg.status)
         self._charge_request(conn)
         try:
             await self.store.set_profile(conn.user_id, msg.display_name, msg.status)

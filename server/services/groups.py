@@ -26,6 +26,7 @@ from liaotian.protocol.social import (
     ListGroups,
     Ok,
 )
+from liaotian.protocol.text import check_field
 
 from ..store import StoreClosed
 from ..store.base import Needs, Refused, WriteOp
@@ -339,6 +340,9 @@ class GroupService:
     def _submitter(self, op_cls: type[_GroupOp]) -> Any:
         def handler(conn: ServerConnection, msg: Any) -> None:
             self._check_size(conn, msg)
+            if isinstance(msg, GroupCreate | GroupUpdate):  # names shown to every member
+                check_field("name", msg.name)
+                check_field("topic", msg.topic)
             wait = self.server.writes.request(conn.user_id, self.server.loop.time())
             if wait is not None:
                 raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast",

@@ -141,3 +141,46 @@ def test_message_format() -> None:
     m = ChatMessage(id=1, conv=1, pos=3, sender="alice", to="bob", ts=0, cmid="c", text="hi")
     line = cli.fmt_message(m)
     assert line.startswith("[") and line.endswith("] alice -> bob: hi")
+
+
+def test_the_last_login_is_the_current_session(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11 item 8: with alice and bob saved, commands without --user use the current
+    session (the last login, or `switch`); --user and LIAOTIAN_USER still pick one."""
+    config = tmp_path / "config" / "liaotian"
+    for user in ("alice", "bob"):
+        FileStore(config / f"session-{user}.json").save(SessionState(username=user, token="t"))
+    cli.set_current_user("bob")
+    assert cli.state_path(parse("listen")) == config / "session-bob.json"
+    assert cli.state_path(parse("--user", "alice", "listen")) == config / "session-alice.json"
+    assert cli.main(["switch", "alice"]) == cli.EXIT_OK
+    assert "alice is now the current session" in capsys.readouterr().out
+    assert cli.state_path(parse("send", "bob", "hi")) == config / "session-alice.json"
+    monkeypatch.setenv("LIAOTIAN_USER", "bob")
+    assert cli.state_path(parse("listen")) == config / "session-bob.json"
+    monkeypatch.delenv("LIAOTIAN_USER")
+    assert cli.main(["switch", "carol"]) == cli.EXIT_USAGE  # no saved session for carol
+    assert "liaotian login carol" in capsys.readouterr().err
+    (config / "session-alice.json").unlink()  # the current session is gone: ask again
+    assert cli.state_path(parse("listen")) == config / "session-bob.json"  # the only one
+
+
+def test_refusals_name_the_subject_and_the_wait() -> None:
+    """Issue 11 item 13."""
+    from liaotian.protocol import ErrorCode, RequestError
+    unknown = RequestError(ErrorCode.UNKNOWN_USER, "no such user")
+    assert cli.describe_refusal(unknown, parse("block", "mallory")) == \
+        "UNKNOWN_USER: no such user: mallory"
+    named = RequestError(ErrorCode.UNKNOWN_USER, "no such user: carol")
+    assert cli.describe_refusal(named, parse("group", "add", "5", "bob", "carol")) == \
+        "UNKNOWN_USER: no such user: carol"
+    assert cli.describe_refusal(RequestError(ErrorCode.NOT_MEMBER, "not a member"),
+                                parse("send", "--group", "7", "hi")) == \
+        "NOT_MEMBER: not a member: group #7"
+    throttled = RequestError(ErrorCode.THROTTLED, "too many failed logins", retry_after=41.2)
+    assert cli.describe_refusal(throttled, parse("login", "alice")) == \
+        "THROTTLED: too many failed logins: alice (try again in 42 s)"
+    limited = RequestError(ErrorCode.RATE_LIMITED, "slow down", retry_after=0.3)
+    assert cli.describe_refusal(limited, parse("read", "3", "9")).endswith(
+        "(try again in 1 s)")

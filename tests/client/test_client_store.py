@@ -115,3 +115,33 @@ def test_clear_removes_the_file(tmp_path: Path) -> None:
     store.clear()
     store.clear()  # idempotent
     assert store.load() == SessionState()
+
+
+def test_an_older_login_never_replaces_a_newer_one(tmp_path: Path) -> None:
+    """Issue 11 item 11: a process still holding an earlier login (a running `listen`) saves
+    its cursor after another process logged in again: the newer session stays."""
+    path = tmp_path / "session.json"
+    first = SessionState(username="alice", device="cli", token="t1", cursor=3).new_login()
+    FileStore(path).save(first)
+    listener = FileStore(path)
+    running = listener.load()
+    assert running == first
+    newer = SessionState(username="alice", device="laptop", token="t2").new_login(running)
+    assert newer.login > running.login
+    FileStore(path).save(newer)
+    listener.save(running.with_changes(cursor=9))  # refused: the file holds a newer login
+    assert FileStore(path).load() == newer
+    assert listener.skipped == 1
+    listener.save(running.with_changes(cursor=10))
+    assert listener.skipped == 2 and FileStore(path).load() == newer
+    # the same generation (the same login's later cursor) and newer ones are written
+    FileStore(path).save(newer.with_changes(cursor=5))
+    assert FileStore(path).load().cursor == 5
+    assert json.loads(path.read_text())["login"] == newer.login
+
+
+def test_generations_increase_even_if_the_clock_goes_back(tmp_path: Path) -> None:
+    future = SessionState(login=2**62)
+    assert SessionState().new_login(future).login == 2**62 + 1
+    assert future.new_login().login == 2**62 + 1
+    assert SessionState.from_json({"version": 1}).login == 0  # files written before
