@@ -335,3 +335,13 @@ async def history_errors(ctx: Context) -> None:
                  "with and group")
     expect_error(await a.req(wire.HISTORY, {"with": ctx.name("nx")}), wire.E_UNKNOWN_USER,
                  "with an unknown user")
+
+
+@check(section="7.23", title="HISTORY of the conversation with oneself uses the own username")
+async def history_self(ctx: Context) -> None:
+    s = await ctx.user()
+    await send(s, s.user, "me")
+    f = expect_type(await s.req(wire.HISTORY, {"with": s.user}), wire.HISTORY_PAGE, "HISTORY")
+    msgs = f.payload.get("messages", [])
+    expect([(m.get("from"), m.get("to"), m.get("text")) for m in msgs]
+           == [(s.user, s.user, "me")], f"{f}")

@@ -282,3 +282,91 @@ async def privacy(ctx: Context) -> None:
                  wire.E_NOT_ALLOWED, "SEND from a stranger")
     expect_error(await a.req(wire.SET_PRIVACY, {"messages": "nobody"}), wire.E_INVALID_FIELD,
                  "SET_PRIVACY messages nobody")
+
+
+@check(section="17.2", title="GROUP_ADD of a member twice is 3008; an added user gets the "
+       "added event and sees the timeline from it")
+async def group_add(ctx: Context) -> None:
+    owner, members, gid = await _group(ctx)
+    await owner.req(wire.SEND, {"group": gid, "cmid": ctx.cmid(), "text": "before"})
+    late = await ctx.user()
+    expect_error(await owner.req(wire.GROUP_ADD, {"group": gid, "users": [members[0].user]}),
+                 wire.E_CONFLICT, "GROUP_ADD of a member")
+    f = expect_type(await owner.req(wire.GROUP_ADD, {"group": gid, "users": [late.user]}),
+                    wire.OK, "GROUP_ADD")
+    pos = f.payload.get("pos")
+    expect(pos == 3, f"OK.pos {f} (created 1, message 2, added 3)")
+    h = expect_type(await late.req(wire.HISTORY, {"group": gid}), wire.HISTORY_PAGE, "HISTORY")
+    msgs = h.payload.get("messages", [])
+    expect([m.get("pos") for m in msgs] == [3], f"the new member sees {msgs}")
+    ev = msgs[0].get("event", {})
+    expect(ev.get("type") == "added" and ev.get("users") == [late.user]
+           and msgs[0].get("text") == "" and msgs[0].get("cmid") == "", f"event {msgs[0]}")
+
+
+@check(section="17.1", title="an admin may not remove another admin (3007); GROUP_TRANSFER "
+       "makes the old owner an admin")
+async def group_roles(ctx: Context) -> None:
+    owner, members, gid = await _group(ctx, 2)
+    a, b = members
+    for m in (a, b):
+        expect_type(await owner.req(wire.GROUP_SET_ROLE, {"group": gid, "user": m.user,
+                                                          "role": "admin"}), wire.OK, "SET_ROLE")
+    expect_error(await a.req(wire.GROUP_REMOVE, {"group": gid, "user": b.user}),
+                 wire.E_FORBIDDEN, "admin removes admin")
+    expect_error(await a.req(wire.GROUP_REMOVE, {"group": gid, "user": a.user}),
+                 wire.E_CONFLICT, "removing oneself")
+    expect_type(await owner.req(wire.GROUP_TRANSFER, {"group": gid, "user": a.user}), wire.OK,
+                "GROUP_TRANSFER")
+    f = expect_type(await a.req(wire.GET_GROUP, {"group": gid}), wire.GROUP_INFO, "GET_GROUP")
+    roles = {m.get("user"): m.get("role") for m in f.payload.get("members", [])}
+    expect(f.payload.get("owner") == a.user and roles.get(owner.user) == "admin",
+           f"after transfer: {f}")
+
+
+@check(section="18.1", title="the read marker only moves forward: a lower READ is OK and "
+       "appends nothing")
+async def read_forward_only(ctx: Context) -> None:
+    a = await ctx.user()
+    b = await ctx.register()
+    await send(a, b)
+    conv = (await send(a, b)).payload["conv"]
+    expect_type(await a.req(wire.READ, {"conv": conv, "pos": 2}), wire.OK, "READ 2")
+    await a.conn.next(lambda f: f.type == wire.UPDATES and f.rid == 0, "the READ update")
+    expect_type(await a.req(wire.READ, {"conv": conv, "pos": 1}), wire.OK, "READ 1")
+    got = [u for f in await a.conn.barrier() if f.type == wire.UPDATES
+           for u in f.payload.get("updates", [])]
+    expect(got == [], f"a backwards READ appended {got}")
+
+
+@check(section="22.1", title="CONTACT_CANCEL without a request is OK; CONTACT_REMOVE of a "
+       "non-contact is 3008")
+async def contact_cancel_remove(ctx: Context) -> None:
+    a = await ctx.user()
+    b = await ctx.register()
+    expect_type(await a.req(wire.CONTACT_CANCEL, {"user": b}), wire.OK, "CONTACT_CANCEL")
+    expect_error(await a.req(wire.CONTACT_REMOVE, {"user": b}), wire.E_CONFLICT,
+                 "CONTACT_REMOVE of a non-contact")
+
+
+@check(section="20.2", title="a TYPING to oneself is dropped silently (no error, no notice)")
+async def typing_self(ctx: Context) -> None:
+    a = await ctx.user()
+    await a.conn.send(wire.TYPING, 0, {"to": a.user, "typing": True})
+    frames = await a.conn.barrier()
+    expect(not frames, f"TYPING to oneself gave {[str(f) for f in frames]}")
+
+
+@check(section="21.3", title="presence 'everyone' is visible to a stranger the user has not "
+       "blocked")
+async def presence_everyone(ctx: Context) -> None:
+    a = await ctx.user()
+    expect_type(await a.req(wire.SET_PRIVACY, {"presence": "everyone"}), wire.OK, "SET_PRIVACY")
+    b = await ctx.user()
+    f = await b.req(wire.GET_PRESENCE, {"users": [a.user]})
+    entries = f.payload.get("presence", [])
+    expect([e.get("user") for e in entries] == [a.user] and entries[0].get("online") is True,
+           f"{f}")
+    expect_type(await a.req(wire.BLOCK, {"user": b.user}), wire.OK, "BLOCK")
+    f = await b.req(wire.GET_PRESENCE, {"users": [a.user]})
+    expect(f.payload.get("presence") == [], f"a blocked user sees {f}")
