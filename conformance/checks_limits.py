@@ -25,12 +25,13 @@ async def _short(ctx: Context, key: str) -> float:
 async def auth_timeout(ctx: Context) -> None:
     small = ctx.small()
     limit = await _short(small, "auth_timeout")
-    conn = await small.anon()
     loop = asyncio.get_running_loop()
-    start = loop.time()
+    start = loop.time()  # before the TCP connect: the deadline counts from the accept
+    conn = await small.anon()
     conn.timeout = limit + 3.0
     await expect_closed(conn, wire.C_AUTH_TIMEOUT, "unauthenticated connection")
-    expect(loop.time() - start >= limit * 0.5, "closed long before auth_timeout")
+    elapsed = loop.time() - start
+    expect(elapsed >= limit * 0.9, f"closed after {elapsed:.2f} s, before auth_timeout {limit}")
 
 
 @check(section="11", small=True, title="the auth deadline counts from the connection start, "
