@@ -68,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except argparse.ArgumentTypeError as exc:
         print(f"liaotian-conformance: {exc}", file=sys.stderr)
         return 2
+    if not runner.select(tuple(args.only)):
+        print(f"liaotian-conformance: no check in section(s) {', '.join(args.only)}",
+              file=sys.stderr)
+        return 2
     if args.list:
         for c in runner.select(tuple(args.only)):
             extra = " (small-limits server)" if c.small else ""

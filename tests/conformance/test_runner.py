@@ -10,7 +10,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from liaotian.conformance import runner
+import trustme
+from liaotian.conformance import report, runner
 from liaotian.conformance.registry import all_checks
 from liaotian.conformance.wire import Target
 from liaotian.server.testing import run_server
@@ -91,3 +92,34 @@ def test_packaged_vectors_are_the_published_ones() -> None:
     packaged = json.loads((ROOT / "conformance" / "protocol_v1.json").read_text())
     published = json.loads((ROOT / "tests" / "vectors" / "protocol_v1.json").read_text())
     assert packaged == published
+
+
+async def test_console_script_over_tls(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_path, key_path, ca_path = (tmp_path / "s.pem", tmp_path / "s.key", tmp_path / "ca.pem")
+    cert.private_key_pem.write_to_path(str(key_path))
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    ca.cert_pem.write_to_path(str(ca_path))
+    async with run_server(tmp_path, tls_cert=str(cert_path), tls_key=str(key_path)) as srv:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "liaotian.conformance.cli", f"{srv.host}:{srv.port}",
+            "--only", "5", "--ca-file", str(ca_path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, out.decode() + err.decode()
+    assert "OK:" in out.decode() and "PASS  §5" in out.decode()
+
+
+def test_should_failures_count_only_with_strict() -> None:
+    checks = {c.level: c for c in all_checks()}
+    should = runner.Result(checks["SHOULD"], runner.FAIL, "no", 0.1)
+    must = runner.Result(checks["MUST"], runner.PASS, "", 0.1)
+    assert not should.counts(strict=False) and should.counts(strict=True)
+    assert report.line(should, strict=False).startswith("WARN")
+    assert report.line(should, strict=True).startswith("FAIL")
+    assert report.summary([should, must], False, 1.0).startswith("OK:")
+    assert report.summary([should, must], True, 1.0).startswith("FAILED:")
+    loose = ET.fromstring(report.junit([should, must], False, 1.0, "h:1"))
+    strict = ET.fromstring(report.junit([should, must], True, 1.0, "h:1"))
+    assert (loose.get("failures"), strict.get("failures")) == ("0", "1")
