@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PORTIONS = ("protocol", "server", "client")
+PORTIONS = ("protocol", "server", "client", "conformance")
 
 
 def main() -> int:
