@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from cliproc import CLI
-from liaotian.client import Client, MessageReceived, register
+from liaotian.client import Client, ContactEvent, MessageReceived, register
 from liaotian.server.testing import RunningServer, run_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,15 @@ async def next_text(c: Client, pred: str) -> MessageReceived:
         async for event in c:
             if isinstance(event, MessageReceived) and pred in event.message.text:
                 return event
+    raise AssertionError("event stream ended")
+
+
+async def accepted_by(c: Client, user: str) -> None:
+    async with asyncio.timeout(WAIT):
+        async for event in c:
+            if isinstance(event, ContactEvent) and (event.event, event.user) == ("accepted",
+                                                                                 user):
+                return
     raise AssertionError("event stream ended")
 
 
@@ -84,10 +93,15 @@ async def test_group_greeter_runs_twice_as_documented(server: RunningServer,
         await register(server.host, server.port, name, PASSWORD)
     cli = CLI(server.host, server.port, tmp_path / "home", LIAOTIAN_PASSWORD="greeter pass")
     argv0 = [sys.executable, str(ROOT / "examples" / "group_greeter.py")]
+    async with client(server, "carol") as carol:  # carol lets anyone add her to groups
+        await carol.set_privacy(groups="everyone")
     async with client(server, "alice") as alice:
-        proc = await cli.start("--user", "greeter", "--exit-after", "1", "-v", argv0=argv0)
+        # as the docstring says: a contact request (the bot accepts it), then the group
+        proc = await cli.start("--user", "greeter", "--exit-after", "2", "-v", argv0=argv0)
         try:
             await proc.wait_for("connected to", stderr=True)
+            await alice.contact_request("greeter")
+            await accepted_by(alice, "greeter")
             g = (await alice.create_group("team", ["greeter"])).group
             await alice.add_members(g, ["carol"])
             await next_text(alice, "welcome, carol!")

@@ -35,8 +35,12 @@ def client(srv: RunningServer, user: str, device: str = "t") -> Client:
 
 
 async def users(srv: RunningServer, *names: str) -> None:
+    """Register the names, each allowing anyone to add them to groups (the default is
+    contacts only), from a device of its own that the tests do not use otherwise."""
     for name in names:
         await register(srv.host, srv.port, name, PASSWORD)
+        async with client(srv, name, device="setup") as c:
+            await c.set_privacy(groups="everyone")
 
 
 def cli_for(srv: RunningServer, tmp_path: Path) -> CLI:

@@ -69,7 +69,7 @@ EXPECTED = {
     ("history", "alice"): "alice -> bob: hello bob",
     ("group", "create"): 'created group #2 "trip"',
     ("chats",): "trip (group)",
-    ("contacts",): "outgoing requests: carol",
+    ("contacts",): "contacts: bob, carol",
     ("privacy",): "presence: contacts",
     ("switch", "alice"): "alice is now the current session",
 }

@@ -33,21 +33,21 @@ def client(srv: RunningServer, user: str) -> Client:
                                  "\x7f", "\u2028"])
 async def test_server_refuses_control_characters_in_names(server: RunningServer,
                                                           bad: str) -> None:
-    for name in ("alice", "bob"):
+    for name in ("alice",):
         await register(server.host, server.port, name, PASSWORD)
     async with client(server, "alice") as alice:
         attempts = [
             ("display_name", alice.set_profile(display_name=f"Al{bad}ice")),
             ("status", alice.set_profile(status=f"on a {bad}train")),
-            ("name", alice.create_group(f"te{bad}am", ["bob"])),
-            ("topic", alice.create_group("team", ["bob"], topic=f"x{bad}")),
+            ("name", alice.create_group(f"te{bad}am", [])),
+            ("topic", alice.create_group("team", [], topic=f"x{bad}")),
         ]
         for field, attempt in attempts:
             with pytest.raises(RequestError) as exc:
                 await attempt
             assert exc.value.code == ErrorCode.INVALID_FIELD, field
             assert field in exc.value.message and "U+" in exc.value.message
-        g = await alice.create_group("team", ["bob"], topic="fine topic é 😀")
+        g = await alice.create_group("team", [], topic="fine topic é 😀")
         for change in ({"name": f"cr{bad}ew"}, {"topic": f"t{bad}"}):
             with pytest.raises(RequestError) as exc:
                 await alice.update_group(g.group, **change)
