@@ -37,12 +37,14 @@ from .wire import (
     T_GROUP_INFO,
     T_HELLO,
     T_LOGIN,
+    T_OK,
     T_PING,
     T_PONG,
     T_REGISTER,
     T_REGISTERED,
     T_SEND,
     T_SENT,
+    T_SET_PRIVACY,
     T_SYNC,
     T_UPDATES,
     T_WELCOME,
@@ -603,6 +605,16 @@ class Loader:
                 self.clients.remove(c)
                 c.close()
 
+        async def register_open(port: int, name: str) -> None:
+            """A group member: registered, and anyone may add it to groups (the default is
+            contacts only; a server without the setting ignores the key)."""
+            async with sem:
+                c = await self.open_client(port, name, register=True, go_live=False,
+                                           device="setup")
+                await c.request(T_SET_PRIVACY, {"groups": "everyone"}, T_OK)
+                self.clients.remove(c)
+                c.close()
+
         async def live(port: int, name: str) -> Client:
             async with sem:
                 return await self.open_client(port, name)
@@ -621,9 +633,10 @@ class Loader:
         for target in ("server", "relay"):
             port = cfg[target + "_port"]
             t0 = time.monotonic()
-            extra = (cfg["offline_senders"] + cfg["offline_users"] + cfg["group_register"]
-                     if target == "server" else [])
-            await asyncio.gather(*(register(port, n) for n in names + extra))
+            extra = cfg["offline_senders"] + cfg["offline_users"] if target == "server" else []
+            members = cfg["group_register"] if target == "server" else []
+            await asyncio.gather(*(register(port, n) for n in names + extra),
+                                 *(register_open(port, n) for n in members))
             t1 = time.monotonic()
             self.pairs[target] = list(await asyncio.gather(*(make_pair(port, i) for i in idx)))
             if target == "server":

@@ -64,6 +64,15 @@ SERVER_ENV = {
     "LIAOTIAN_REGISTER_BURST": "1e9",
     "LIAOTIAN_ARGON2_MAX_CONCURRENT": "64",
     "LIAOTIAN_REGISTER_MAX_CONCURRENT": "64",
+    # and the login ceiling per address: logins in flight count against it (SPEC 9.4), and
+    # setup logs in 32 users at once from 127.0.0.1
+    "LIAOTIAN_LOGIN_FAILURES_PER_ADDRESS": "1000000",
+    # the per-user write budgets out of the way, like the send limits: a group SEND costs one
+    # update-log row per member, and the group senders send hundreds per second each
+    "LIAOTIAN_WRITE_RATE": "1e9",
+    "LIAOTIAN_WRITE_BURST": "1e9",
+    "LIAOTIAN_WRITE_ROWS_RATE": "1e12",
+    "LIAOTIAN_WRITE_ROWS_BURST": "1e12",
 }
 # sockets one load process may hold at most (the open-file limit is 20,000 per process here)
 MAX_SOCKETS_PER_LOADER = 9000

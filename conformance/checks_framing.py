@@ -138,8 +138,7 @@ async def int_map_key(ctx: Context) -> None:
     await _malformed(ctx, b"\x93\x03\x05\x81\x01\x02", "integer map key")
 
 
-@check(section="1.3", title="a map key of msgpack type bin makes the frame malformed (1001)",
-       known_failure="issue 11 item 28")
+@check(section="1.3", title="a map key of msgpack type bin makes the frame malformed (1001)")
 async def bin_map_key(ctx: Context) -> None:
     await _malformed(ctx, b"\x93\x03\x05\x81\xc4\x01k\x01", "bin map key at top level")
     await _malformed(ctx, b"\x93\x03\x05\x81\xa1m\x81\xc4\x01k\x01", "nested bin map key")

@@ -111,48 +111,17 @@ class Config:
             raise ValueError("tls_cert and tls_key go together")
         if self.idle_timeout <= self.heartbeat_interval:
             raise ValueError("idle_timeout must be longer than heartbeat_interval")
-        if not 1024 <= self.max_preauth_frame_size <= self.max_frame_size:
-            raise ValueError("max_preauth_frame_size must be 1024 .. max_frame_size")
-        if self.max_preauth_frames < 4:
-            raise ValueError("max_preauth_frames must be at least 4 (HELLO, REGISTER, LOGIN, "
-                             "PING)")
-        if self.max_connections_per_address < 0 or self.max_connections_per_user < 0:
-            raise ValueError("max_connections_per_address and max_connections_per_user must "
-                             "be 0 (no limit) or more")
+        if self.max_preauth_frame_size > self.max_frame_size:
+            raise ValueError("max_preauth_frame_size must not exceed max_frame_size")
         if self.max_outbound_total < self.max_outbound_buffer:
             raise ValueError("max_outbound_total must be at least max_outbound_buffer")
-        for name in ("login_failures_per_account", "login_failures_per_address",
-                     "argon2_max_concurrent", "register_max_concurrent",
-                     "max_devices_per_user"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"setting {name!r} must be at least 1")
-        if self.login_free_failures < 0:
-            raise ValueError("setting 'login_free_failures' must be at least 0")
-        for name in ("login_window", "login_delay", "login_max_delay", "register_rate"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"setting {name!r} must be greater than 0")
-        if not self.register_burst >= 1:
-            raise ValueError("setting 'register_burst' must be at least 1")
         if self.register_max_concurrent > self.argon2_max_concurrent:
             raise ValueError("register_max_concurrent must not exceed argon2_max_concurrent")
-        if not self.token_idle_days >= 0:
-            raise ValueError("setting 'token_idle_days' must be at least 0 (0 = never)")
-        for name in ("write_rate", "write_burst", "write_rows_rate", "write_rows_burst"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"setting {name!r} must be above 0")
-        if self.write_burst < 1:
-            raise ValueError("setting 'write_burst' must be at least 1")
         if self.write_rows_burst < 2 * self.max_group_size:
             raise ValueError("setting 'write_rows_burst' must be at least 2 * max_group_size "
                              "(a GROUP_UPDATE of a full group writes that many rows)")
-        for name in ("max_groups_owned", "max_groups_joined", "max_contacts",
-                     "max_outgoing_requests"):
-            if not 1 <= getattr(self, name) <= 10_000_000:
-                raise ValueError(f"setting {name!r} must be 1 .. 10000000")
         if self.max_groups_joined < self.max_groups_owned:
             raise ValueError("setting 'max_groups_joined' must be at least max_groups_owned")
-        if not 1 <= self.read_connections <= 64:
-            raise ValueError("read_connections must be between 1 and 64")
 
     def limits(self) -> Limits:
         return Limits(
@@ -341,6 +310,32 @@ RULES: dict[str, Rule] = {
     "login_failures_per_account": Rule(1),
     "login_failures_per_address": Rule(1),
     "login_window": Rule(0, 7 * DAY, above=True, note="seconds"),
+    # transport
+    "max_preauth_frame_size": Rule(1024, 64 * MIB, note="bytes; at most max_frame_size"),
+    "max_preauth_frames": Rule(4, 1_000_000, note="HELLO, REGISTER, LOGIN and PING fit"),
+    "max_connections_per_user": Rule(0, 1_000_000, note="0: no limit"),
+    "max_outbound_total": Rule(1024, note="bytes; at least max_outbound_buffer"),
+    # accounts
+    "login_free_failures": Rule(0, 1_000),
+    "login_delay": Rule(0, HOUR, above=True, note="seconds"),
+    "login_max_delay": Rule(0, DAY, above=True, note="seconds"),
+    "register_rate": Rule(0, above=True, note="per second and address"),
+    "register_burst": Rule(1),
+    "argon2_max_concurrent": Rule(1, 1_024),
+    "register_max_concurrent": Rule(1, 1_024, note="at most argon2_max_concurrent"),
+    "token_idle_days": Rule(0, 36_500, note="0: tokens never expire"),
+    "max_devices_per_user": Rule(1, 100_000),
+    # writes
+    "write_rate": Rule(0, above=True, note="requests per second"),
+    "write_burst": Rule(1),
+    "write_rows_rate": Rule(0, above=True, note="update-log rows per second"),
+    "write_rows_burst": Rule(1, note="rows; at least 2 x max_group_size"),
+    "max_groups_owned": Rule(1, 10_000_000),
+    "max_groups_joined": Rule(1, 10_000_000, note="at least max_groups_owned"),
+    "max_contacts": Rule(1, 10_000_000),
+    "max_outgoing_requests": Rule(1, 10_000_000),
+    # reads
+    "read_connections": Rule(1, 64),
 }
 
 

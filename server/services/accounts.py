@@ -135,17 +135,22 @@ class AccountService:
                                "1-64 characters: A-Z a-z 0-9 _ . : -, starting alphanumeric")
         # counted as a failure before the (awaited) verification, handed back on success:
         # parallel guesses cannot all pass the check before the first failure is recorded
-        reserved_at = self.server.loop.time()
-        wait = self.logins.reserve(msg.username, conn.peer_host, reserved_at)
+        account, address = msg.username, conn.peer_host
+        wait = self.logins.reserve(account, address, self.server.loop.time())
         if wait is not None:
             raise RequestError(ErrorCode.THROTTLED, retry_after=round(wait, 3))
-        user = await self.store.user_by_name(msg.username)
-        ok = await self._argon2(self._verify, user.password_hash if user else None,
-                                msg.password)
+        try:
+            user = await self.store.user_by_name(account)
+            ok = await self._argon2(self._verify, user.password_hash if user else None,
+                                    msg.password)
+        except BaseException:
+            self.logins.abandoned(account, address)
+            raise
         if user is None or not ok:
-            conn.log.info("failed login for %r from %s", msg.username, conn.peer_host)
+            self.logins.failed(account, address, self.server.loop.time())
+            conn.log.info("failed login for %r from %s", account, address)
             raise RequestError(ErrorCode.BAD_CREDENTIALS)
-        self.logins.succeeded(msg.username, conn.peer_host, reserved_at)
+        self.logins.succeeded(account, address)
         self.server.hub.check_user_slots(user.id)  # before the device's token is replaced
         token = secrets.token_urlsafe(32)
         max_devices = self.server.config.max_devices_per_user

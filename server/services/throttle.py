@@ -25,25 +25,45 @@ from ..store.base import Refused
 
 
 class FailureWindow:
-    def __init__(self, max_failures: int, window: float, max_keys: int = 100_000) -> None:
+    def __init__(self, max_failures: int, window: float, max_keys: int = 100_000,
+                 busy_wait: float = 1.0) -> None:
         self.max_failures = max_failures
         self.window = window
         self.max_keys = max_keys
+        self.busy_wait = busy_wait
         self._failures: dict[str, deque[float]] = {}
+        # attempts being verified now: they count against the ceiling until their verdict,
+        # but refuse others only for `busy_wait` seconds (a verdict comes within that), so
+        # many users logging in at once behind one address are slowed, never locked out
+        self._pending: dict[str, int] = {}
 
     def retry_after(self, key: str, now: float) -> float | None:
         """Seconds until `key` may try again, or None if it may try now."""
         q = self._failures.get(key)
-        if q is None:
-            return None
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        if not q:
-            del self._failures[key]
-            return None
-        if len(q) < self.max_failures:
-            return None
-        return max(q[0] + self.window - now, 0.001)
+        if q is not None:
+            while q and q[0] <= now - self.window:
+                q.popleft()
+            if not q:
+                del self._failures[key]
+                q = None
+        failed = len(q) if q is not None else 0
+        if q is not None and failed >= self.max_failures:
+            return max(q[0] + self.window - now, 0.001)
+        if failed + self._pending.get(key, 0) >= self.max_failures:
+            return self.busy_wait
+        return None
+
+    def hold(self, key: str) -> None:
+        """An attempt of `key` is being verified."""
+        self._pending[key] = self._pending.get(key, 0) + 1
+
+    def release(self, key: str) -> None:
+        """A held attempt has its verdict (record a failure with `fail`)."""
+        n = self._pending.get(key, 0) - 1
+        if n > 0:
+            self._pending[key] = n
+        else:
+            self._pending.pop(key, None)
 
     def fail(self, key: str, now: float) -> None:
         q = self._failures.get(key)
@@ -57,18 +77,6 @@ class FailureWindow:
 
     def clear(self, key: str) -> None:
         self._failures.pop(key, None)
-
-    def undo(self, key: str, when: float) -> None:
-        """Forget one failure recorded at `when` (a reservation handed back)."""
-        q = self._failures.get(key)
-        if q is None:
-            return
-        try:
-            q.remove(when)
-        except ValueError:  # already slid out or pushed out by newer ones
-            return
-        if not q:
-            del self._failures[key]
 
 
 @dataclass(slots=True)
@@ -88,7 +96,11 @@ class LoginThrottle:
     * account: at most `per_account` failures within `window` (over all addresses), a
       ceiling well above what one pair can reach, for guessing spread over many addresses.
 
-    `reserve` counts an attempt as a failure before it is verified; `succeeded` hands it back.
+    `reserve` counts an attempt as a failure of its pair before it is verified (`succeeded`
+    hands it back), and as in flight for the address and account ceilings; `failed` records
+    the failure there. Parallel guesses at one account from one address are thus delayed from
+    the first; many users logging in at once behind one address are not (an attempt in flight
+    holds others back for at most `busy_wait`, never for the window).
     """
 
     def __init__(self, *, free_failures: int, base_delay: float, max_delay: float,
@@ -143,16 +155,28 @@ class LoginThrottle:
             self._pairs.move_to_end(key)
         pair.failures += 1
         pair.last = now
-        self.by_account.fail(account, now)
-        self.by_address.fail(address, now)
+        self.by_account.hold(account)
+        self.by_address.hold(address)
         return None
 
-    def succeeded(self, account: str, address: str, reserved_at: float) -> None:
-        """The attempt reserved at `reserved_at` had the right password: hand it back and
-        forget the pair's failures. The account's and address's other failures stay."""
+    def succeeded(self, account: str, address: str) -> None:
+        """The reserved attempt had the right password: forget the pair's failures. The
+        account's and address's recorded failures stay."""
         self._pairs.pop((account, address), None)
-        self.by_account.undo(account, reserved_at)
-        self.by_address.undo(address, reserved_at)
+        self.by_account.release(account)
+        self.by_address.release(address)
+
+    def failed(self, account: str, address: str, now: float) -> None:
+        """The reserved attempt had a wrong password (the pair counted it already)."""
+        self.abandoned(account, address)
+        self.by_account.fail(account, now)
+        self.by_address.fail(address, now)
+
+    def abandoned(self, account: str, address: str) -> None:
+        """The reserved attempt got no verdict (the store failed, the connection went): the
+        pair keeps it counted, the ceilings forget it."""
+        self.by_account.release(account)
+        self.by_address.release(address)
 
 
 class TokenBucket:
