@@ -59,6 +59,9 @@ class ServerConnection(asyncio.Protocol):
         self._handshaking = False  # TLS handshake running on the raw transport
         self._tls_task: asyncio.Task[None] | None = None
         self._early = bytearray()  # TLS bytes read before start_tls took the transport over
+        # plaintext the TLS layer delivered after the handshake but before start_tls returned
+        # the new transport: held, so nothing is answered (or closed) on the raw one
+        self._plain = bytearray()
         self.unread = 0  # bytes of our output this connection last had queued, unread
 
     # ------------------------------------------------------------------ asyncio callbacks
@@ -144,7 +147,12 @@ class ServerConnection(asyncio.Protocol):
             raw.resume_reading()
             new.pause_reading()
         cast(asyncio.WriteTransport, new).set_write_buffer_limits(high=256 * 1024)
-        self.flush()
+        if self._plain:
+            data, self._plain = bytes(self._plain), bytearray()
+            self.conn.receive_data(data, self.loop.time())
+            self.process()  # flushes
+        else:
+            self.flush()
 
     def data_received(self, data: bytes) -> None:
         t = self.transport
@@ -156,6 +164,11 @@ class ServerConnection(asyncio.Protocol):
             elif self._tls_task is None and not self.conn.closed:
                 t.pause_reading()
                 self._begin_tls()
+            return
+        if self._handshaking:  # plaintext from the TLS layer, before start_tls returned
+            self._plain += data
+            if len(self._plain) > self.conn.limits.max_frame_size:
+                self.close(CloseCode.FRAME_TOO_LARGE, "too much data during the handshake")
             return
         self.conn.receive_data(data, self.loop.time())
         self.process()
