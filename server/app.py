@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import ssl
 import sys
 import time
@@ -147,9 +146,9 @@ class Server:
     async def _open_store(self) -> None:
         try:
             await self.store.open()
-        except StoreOpenError as exc:  # names the file already
+        except StoreOpenError as exc:  # names the file
             raise StartupError(str(exc)) from exc
-        except (OSError, sqlite3.Error, RuntimeError) as exc:
+        except (OSError, RuntimeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise StartupError(f"cannot open database {self.config.db_path}: {reason}") from exc
 

@@ -58,7 +58,7 @@ from .base import (
 )
 from .batch import Batch, pair
 from .checkpoint import Checkpointer
-from .files import DatabaseLock, create_private, warn_if_shared
+from .files import DatabaseLock, StoreOpenError, create_private, warn_if_shared
 from .queries import Queries
 from .readers import FairReaders
 from .schema import MIGRATIONS
@@ -173,8 +173,12 @@ class SQLiteStore(Queries):
         try:
             create_private(self.path)
             await self._open()
-        except BaseException:
+        except BaseException as exc:
             await self.close()
+            if isinstance(exc, OSError | sqlite3.Error) and not isinstance(exc, StoreOpenError):
+                # one error type for whoever opens a store, naming the file
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise StoreOpenError(f"cannot open database {self.path}: {reason}") from exc
             raise
         warn_if_shared(self.path)
 
