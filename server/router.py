@@ -52,23 +52,24 @@ class Router:
                             message=ErrorCode.INTERNAL_ERROR.explanation))
             return
         handler, exclusive = entry
-        # The store serves reads per owner in turn (store/readers.py): the user, or this
-        # connection until it has one. The task below inherits it.
-        owner = read_owner.set(conn.user_id or ("conn", id(conn)))
         try:
+            pending = handler(conn, event)
+        except Exception as exc:
+            self._answer_failure(conn, event, exc)
+            return
+        if pending is not None:
+            if exclusive:
+                conn.hold()
+            # The store serves reads per owner in turn (store/readers.py): the user, or this
+            # connection until it has one. Only a handler that waits can read; its task
+            # copies the context as it is created. (A plain handler, SEND's, pays nothing.)
+            owner = read_owner.set(conn.user_id or ("conn", id(conn)))
             try:
-                pending = handler(conn, event)
-            except Exception as exc:
-                self._answer_failure(conn, event, exc)
-                return
-            if pending is not None:
-                if exclusive:
-                    conn.hold()
                 task = asyncio.ensure_future(self._run(conn, event, pending, exclusive))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-        finally:
-            read_owner.reset(owner)
+            finally:
+                read_owner.reset(owner)
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
     async def _run(self, conn: ServerConnection, event: Message, pending: Awaitable[None],
                    exclusive: bool) -> None:
