@@ -119,10 +119,11 @@ class ChatApp(App[int]):
 
     async def _start(self) -> None:
         await self.ctl.load()
+        # events from here on: they count on top of the list just loaded
+        self.run_worker(self._events(), name="events")
         if self.target is not None:
             self.query_one("#compose", Input).focus()
             await self.ctl.open(self.target)
-        self.run_worker(self._events(), name="events")
 
     async def _events(self) -> None:
         try:

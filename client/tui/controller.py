@@ -350,12 +350,11 @@ class ChatController:
         viewing = m.conv if here else None
         if not self.chats.message(m, self.me, viewing=viewing):
             self._background(self.reload_list())  # a group we just joined
-        if conv is not None and here:
-            conv.add([m])
-            if m.sender != self.me and m.event is None:
-                await self._mark_read(conv)
-                if conv.target.group is not None:
-                    self._background(self.refresh_receipts())
+        added = conv is not None and here and conv.add_live(m)
+        if conv is not None and added and m.sender != self.me and m.event is None:
+            await self._mark_read(conv)  # it is on screen
+            if conv.target.group is not None:
+                self._background(self.refresh_receipts())
         self._background(self.fetch_names([m.sender]))
 
     def _read(self, event: ReadReceipt) -> None:

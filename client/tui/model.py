@@ -237,6 +237,8 @@ class Conversation:
     read_by: dict[str, int] = field(default_factory=dict)  # others' read positions
     delivered_to: dict[str, int] = field(default_factory=dict)
     typing: dict[str, float] = field(default_factory=dict)  # user -> when it expires
+    loaded: bool = False  # the first history page is in
+    _early: list[ChatMessage] = field(default_factory=list)  # events before that
     _next_key: int = 0
 
     def __post_init__(self) -> None:
@@ -261,10 +263,26 @@ class Conversation:
             self.messages[m.pos] = m
         return n
 
+    def add_live(self, m: ChatMessage) -> bool:
+        """A message event; returns whether it was added as new. Until the first history
+        page is in it waits; one older than the oldest loaded (a replay of the update
+        log) is left to history paging. So the view never has a gap."""
+        if not self.loaded:
+            self._early.append(m)
+            return False
+        if self.messages and m.pos < min(self.messages):
+            return False
+        return self.add([m]) > 0
+
     def add_page(self, messages: Iterable[ChatMessage], more_before: bool) -> int:
         """An older history page (or the first): `more_before` says older ones exist."""
         self.more_before = more_before
-        return self.add(messages)
+        n = self.add(messages)
+        if not self.loaded:
+            self.loaded = True
+            early, self._early = self._early, []
+            n += sum(self.add_live(m) for m in early)
+        return n
 
     @property
     def oldest(self) -> int | None:
