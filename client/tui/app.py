@@ -179,7 +179,8 @@ class ChatApp(App[int]):
         if entry is not None:
             self._highlight(entry.conv)
         today = date.today()
-        content = conversation(conv.rows(ctl.me, today), names, ctl.me)
+        content = conversation(conv.rows(ctl.me, today), names, ctl.me,
+                               loading=not conv.loaded)
         self._draw_log(content)
         self.query_one("#typing", Static).update(typing_line(ctl.typing_now(), names))
 

@@ -337,6 +337,8 @@ class ChatController:
             self.state, self.detail = "connected", ""
             peers = [e.peer for e in self.chats.entries.values() if e.peer]
             self._background(self._presence(peers))  # changes meanwhile were not pushed
+            if self.conv is not None and not self.conv.loaded:
+                self._background(self.open(self.conv.target))  # its history had failed
         elif isinstance(event, Resync):
             self._background(self._resync())
         self.changed()

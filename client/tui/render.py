@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 CONTINUATION = "      | "  # before the further lines of a multi-line message
-PREVIEW_LEN = 40
+PREVIEW_LEN = 28  # fits the chat list's column
 
 
 def clock(ts_ms: int, tz: tzinfo | None = None) -> str:
@@ -108,7 +108,7 @@ def _message(row: MessageRow, names: Names, tz: tzinfo | None) -> Content:
 
 
 def conversation(rows: Sequence[Row], names: Names, me: str,
-                 tz: tzinfo | None = None) -> Content:
+                 tz: tzinfo | None = None, *, loading: bool = False) -> Content:
     """The open conversation, one line per row (more for multi-line messages)."""
     lines: list[Content] = []
     for row in rows:
@@ -128,7 +128,9 @@ def conversation(rows: Sequence[Row], names: Names, me: str,
             lines.append(Content.assemble(
                 "      ", (safe(names.person(me)), "bold cyan"), ": ",
                 safe(p.text, CONTINUATION), (f"  ({state})", "red" if p.error else "dim")))
-    if not lines:
+    if loading:
+        lines.append(Content.styled("loading…", "dim"))
+    elif not lines:
         lines.append(Content.styled("(no messages yet: type below and press Enter)", "dim"))
     return Content("\n").join(lines)
 
