@@ -234,3 +234,15 @@ def test_membership_events_read_as_sentences() -> None:
     assert describe_event(ev, names) == "Carol added bob, dave"
     left = GroupEvent.from_message(msg(5, 3, "bob", group=5, event={"type": "left"}))
     assert left is not None and describe_event(left, names) == "bob left"
+
+
+def test_chat_command_takes_a_user_or_a_group_name() -> None:
+    from liaotian.client.cli import build_parser
+
+    args = build_parser().parse_args(["chat", "--group", "trip", "--user", "alice"])
+    assert (args.command, args.group, args.with_user, args.user) == ("chat", "trip", None,
+                                                                     "alice")
+    assert build_parser().parse_args(["chat", "--with", "bob"]).with_user == "bob"
+    assert build_parser().parse_args(["chat"]).group is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["chat", "--with", "bob", "--group", "trip"])
