@@ -132,9 +132,7 @@ class ChatApp(App[int]):
             # a rich Text, so the message is not read as markup
             self.exit(return_code=1, message=Text(f"liaotian chat: {safe(exc)}"))
         else:
-            if not self.client.closed:  # pragma: no cover - iteration ends only on close
-                return
-            self.exit(return_code=0)
+            self.exit(return_code=0)  # the client was closed
 
     # ------------------------------------------------------------------ drawing
 

@@ -238,3 +238,14 @@ async def test_chat_needs_a_terminal(server: RunningServer, tmp_path: Path) -> N
     assert code == 0, err
     code, _, err = await cli.run("chat", "--group", "trip")
     assert code == 2 and "chat needs a terminal" in err
+
+
+async def test_exits_when_the_session_is_revoked(server: RunningServer) -> None:
+    await users(server, "alice")
+    async with client(server, "alice", "tui") as alice, client(server, "alice", "phone") as phone:
+        app = ChatApp(alice)
+        async with app.run_test(size=(100, 24)) as pilot:
+            await shown(pilot, "· connected")
+            await phone.revoke_device("tui")
+            await until(pilot, lambda: app.return_code is not None, "the app to end")
+        assert app.return_code == 1
