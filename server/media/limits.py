@@ -16,8 +16,9 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 
 # Bytes of an UPLOAD_CHUNK (or a DOWNLOAD answer) frame besides its data: the array, type,
-# rid, the map with the upload id and offset, the bin header. About 90 in practice; the
-# margin is the same the server keeps when it cuts pages to fit a frame (SPEC.md 10.4).
+# rid, the map with the upload id and offset, the bin header: at most 50 bytes for a chunk
+# and 87 for a download answer (largest rid, ids and offsets); the margin is the one the
+# server keeps when it cuts pages to fit a frame (SPEC.md 10.4).
 CHUNK_FRAME_OVERHEAD = 1024
 
 
