@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from .blobs import BlobStore, Finished, Recovered
-from .errors import Refusal
+from .errors import BlobError, Refusal
 from .limits import MediaLimits
 from .probe import (
     AudioInfo,
@@ -91,19 +91,27 @@ class MediaIO:
             return await self._run(self.store.open_partial, upload_id)
 
     async def write(self, upload_id: str, offset: int, data: bytes) -> None:
+        """Write one chunk (one hop to the pool: find the partial, write, maybe sync)."""
         async with self._serial(upload_id):
-            partial = (await self._run(self.store.open_partial, upload_id)).partial
-            if partial is None:
-                raise RuntimeError(f"upload {upload_id} is already complete")
-            await self._run(partial.write, offset, data)
+            await self._run(self._write, upload_id, offset, data)
+
+    def _write(self, upload_id: str, offset: int, data: bytes) -> None:
+        partial = self.store.open_partial(upload_id).partial
+        if partial is None:
+            raise BlobError(f"upload {upload_id} is already complete")
+        partial.write(offset, data)
 
     async def finish(self, upload_id: str) -> Finished:
+        """Verify and store (or find that a crash came right after it was stored)."""
         async with self._serial(upload_id):
-            recovered = await self._run(self.store.open_partial, upload_id)
-            if recovered.partial is None:
-                assert recovered.finished is not None
-                return recovered.finished
-            return await self._run(recovered.partial.finish)
+            return await self._run(self._finish, upload_id)
+
+    def _finish(self, upload_id: str) -> Finished:
+        recovered = self.store.open_partial(upload_id)
+        if recovered.partial is None:
+            assert recovered.finished is not None
+            return recovered.finished
+        return recovered.partial.finish()
 
     async def abort(self, upload_id: str) -> None:
         async with self._serial(upload_id):

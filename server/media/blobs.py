@@ -604,7 +604,11 @@ class BlobStore:
 
     def expire_partials(self, now: float, max_idle: float) -> list[str]:
         """Remove uploads not written for `max_idle` seconds (by file times; `now` is the
-        wall clock in seconds). Uploads open in this process are left alone."""
+        wall clock in seconds). Uploads open in this process are left alone.
+
+        For partial files the metadata does not know (a begin that died before its commit);
+        uploads that have a row expire by their row, through `abort_partial`.
+        """
         expired: list[str] = []
         for upload_id in self.partial_ids():
             with self._open_lock:
