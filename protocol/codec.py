@@ -60,6 +60,7 @@ __all__ = [
     "NotBoth",
     "OneOf",
     "Record",
+    "Rule",
     "WireField",
     "bad",
     "message",
@@ -68,6 +69,7 @@ __all__ = [
     "values_encoder",
     "wire",
     "wire_fields",
+    "wire_rules",
 ]
 
 packb: Callable[[Any], bytes] = msgpack.packb  # msgpack ships no type hints
@@ -547,6 +549,7 @@ def _compile(cls: type, fields: list[WireField], rules: tuple[Rule, ...],
                   for f in fields)
     setattr(cls, "_specs", specs)  # noqa: B010
     setattr(cls, "__wire_fields__", tuple(fields))  # noqa: B010
+    setattr(cls, "__wire_rules__", rules)  # noqa: B010
     setattr(cls, "__wire_source__", "\n".join(src.lines))  # noqa: B010
     return ns
 
@@ -602,6 +605,12 @@ def wire_fields(cls: type) -> tuple[WireField, ...]:
     """The compiled fields of a message or record class, in wire order."""
     fields: tuple[WireField, ...] = vars(cls)["__wire_fields__"]
     return fields
+
+
+def wire_rules(cls: type) -> tuple[Rule, ...]:
+    """The checks across keys of a message or record class."""
+    rules: tuple[Rule, ...] = vars(cls)["__wire_rules__"]
+    return rules
 
 
 def values_encoder(cls: type) -> Callable[..., dict[str, Any]]:
