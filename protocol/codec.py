@@ -23,6 +23,9 @@ frozen, slotted dataclass whose fields declare their wire form::
   is decoded or encoded. (Both are PEP 681 dataclass transforms, so mypy checks the
   constructors as it checks a dataclass's.)
 
+The code generated for a class is kept in `cls.__wire_source__` (print it to see what a
+frame costs); `wire_fields(cls)` lists the compiled fields.
+
 Decoding checks shape only (SPEC.md 1.6): a missing required key, a value of the wrong type
 or out of bounds raises ProtocolError(INVALID_FIELD) with the request's rid and a message
 naming the key; nil is invalid for an optional field unless it says `nil=True`; unknown keys
