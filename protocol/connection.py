@@ -14,23 +14,13 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .base import Message, MessageType
+from .base import CLIENT_TYPES, ONE_WAY_CLIENT_TYPES, SERVER_TYPES, Message, MessageType
 from .codes import CloseCode, ErrorCode
 from .errors import LocalProtocolError, ProtocolError
 from .frames import FrameReader, peek_header, unpack_body
 from .limits import DEFAULT_LIMITS, Limits
-from .messages import (
-    CLIENT_TYPES,
-    MESSAGE_CLASSES,
-    ONE_WAY_CLIENT_TYPES,
-    SERVER_TYPES,
-    Close,
-    Error,
-    Hello,
-    Ping,
-    Welcome,
-    decode_message,
-)
+from .messages import Close, Error, Hello, Ping, Welcome
+from .registry import MESSAGE_CLASSES, decode_message
 from .state import CLIENT_MAY_SEND, SERVER_MAY_SEND, Role, State, next_state, refusal_code
 
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
