@@ -163,12 +163,22 @@ class Connection:
     def _decode(self, body: bytes) -> Message:
         if self.role is Role.SERVER and self.state is not State.AUTHENTICATED:
             # type and state are checked from the header before the payload is decoded, so a
-            # frame that is refused anyway costs no decoding (SPEC 4.5); once authenticated
-            # nearly every frame is accepted, and the check after decoding gives the same answer
+            # frame that is refused anyway costs no decoding (SPEC 4.5)
             head = peek_header(body)
             if head is not None:
                 self._check_type(*head)
-        msg_type, rid, payload = unpack_body(body, self.limits)
+            msg_type, rid, payload = unpack_body(body, self.limits)
+        else:
+            # once authenticated nearly every frame is accepted: decode first, and read the
+            # header only when the body is malformed, so a wrong type or state still takes
+            # precedence over a malformed payload (SPEC 4.5) at no cost to good frames
+            try:
+                msg_type, rid, payload = unpack_body(body, self.limits)
+            except ProtocolError:
+                head = peek_header(body) if self.role is Role.SERVER else None
+                if head is not None:
+                    self._check_type(*head)
+                raise
         self._check_type(msg_type, rid)
         msg = decode_message(msg_type, rid, payload, self.limits)
         if self.role is Role.SERVER:
