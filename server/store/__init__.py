@@ -1,7 +1,27 @@
-"""Storage: the interface the services use and its SQLite implementation."""
+"""Storage: the contract the server uses (contract.py) and its implementations.
 
-from .base import DeviceRecord, SendRequest, SendResult, Store, UpdatePage, UserRecord
-from .sqlite import SQLiteStore, StoreClosed
+    contract.py  the `Store` protocol, its records and errors
+    overlay.py   one batch being planned over the committed state (the chat's Plan)
+    memory.py    MemoryStore: the reference semantics, in memory
+    sqlite...    SQLiteStore: the server's store
+"""
 
-__all__ = ["DeviceRecord", "SQLiteStore", "SendRequest", "SendResult", "Store", "StoreClosed",
-           "UpdatePage", "UserRecord"]
+from .contract import (
+    DeviceRecord,
+    Store,
+    StoreClosed,
+    StoreOpenError,
+    UpdatePage,
+    UsernameTaken,
+    UserRecord,
+)
+from .memory import MemoryStore
+from .sqlite import SQLiteStore
+
+__all__ = ["DeviceRecord", "MemoryStore", "SQLiteStore", "Store", "StoreClosed",
+           "StoreOpenError", "UpdatePage", "UserRecord", "UsernameTaken"]
+
+
+def _conform(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[Store, Store]:
+    """Never called: mypy checks here that both stores implement the contract."""
+    return sqlite, memory

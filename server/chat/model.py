@@ -1,0 +1,90 @@
+"""The chat's state as plain data: groups and their members, each user's relations and
+privacy settings, and the codes both are stored with.
+
+Nothing here decides anything (the rules in rules/ do) or knows where the data lives (the
+store loads and keeps it). A store's planning batch hands out copies of these objects to
+change (copy-on-write: the committed ones are never changed in place).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ROLE_MEMBER, ROLE_ADMIN, ROLE_OWNER = 0, 1, 2
+ROLE_NAMES = {ROLE_MEMBER: "member", ROLE_ADMIN: "admin", ROLE_OWNER: "owner"}
+ROLE_BY_NAME = {v: k for k, v in ROLE_NAMES.items()}
+
+# Relations, one stored row each (user, other, kind); see Social.add_relation.
+REL_CONTACT, REL_REQUESTED, REL_BLOCKED = 1, 2, 3
+# A request to someone who blocked the requester: listed as the requester's outgoing
+# request (so they cannot tell), never shown to its target.
+REL_REQUEST_DROPPED = 4
+VIS_EVERYONE, VIS_CONTACTS, VIS_NOBODY = 0, 1, 2
+VISIBILITY_NAMES = {VIS_EVERYONE: "everyone", VIS_CONTACTS: "contacts", VIS_NOBODY: "nobody"}
+VISIBILITY_BY_NAME = {v: k for k, v in VISIBILITY_NAMES.items()}
+
+KIND_DIRECT, KIND_GROUP = 1, 2  # conversation kinds
+EVENT_CMID = "#event:"  # prefix of the internal client message id of a group event
+
+
+@dataclass(slots=True)
+class Member:
+    role: int
+    joined_pos: int  # the first timeline position the member sees
+    joined: int  # ms
+
+
+@dataclass(slots=True)
+class GroupState:
+    conv: int
+    name: str
+    topic: str
+    owner: int
+    created: int
+    members: dict[int, Member] = field(default_factory=dict)
+
+    def copy(self) -> GroupState:
+        return GroupState(self.conv, self.name, self.topic, self.owner, self.created,
+                          {u: Member(m.role, m.joined_pos, m.joined)
+                           for u, m in self.members.items()})
+
+
+@dataclass(slots=True)
+class Social:
+    """One user's relations and privacy settings."""
+
+    contacts: set[int] = field(default_factory=set)
+    outgoing: set[int] = field(default_factory=set)  # requests this user sent
+    incoming: set[int] = field(default_factory=set)  # requests sent to this user
+    blocked: set[int] = field(default_factory=set)  # users this user blocked
+    presence: int = VIS_CONTACTS
+    profile: int = VIS_EVERYONE
+    messages: int = VIS_EVERYONE  # VIS_EVERYONE or VIS_CONTACTS
+    groups: int = VIS_CONTACTS  # who may add this user to a group
+    groups_owned: int = 0  # groups whose owner this user is
+    groups_joined: int = 0  # groups this user is a member of (owned ones included)
+    receipts: int = VIS_CONTACTS  # who sees this user's read and delivered positions
+
+    def copy(self) -> Social:
+        return Social(set(self.contacts), set(self.outgoing), set(self.incoming),
+                      set(self.blocked), self.presence, self.profile, self.messages,
+                      self.groups, self.groups_owned, self.groups_joined,
+                      receipts=self.receipts)
+
+    def add_relation(self, other: int, kind: int) -> None:
+        """File one relation of this user (user = this user) into its set."""
+        if kind == REL_CONTACT:
+            self.contacts.add(other)
+        elif kind in (REL_REQUESTED, REL_REQUEST_DROPPED):
+            self.outgoing.add(other)
+        elif kind == REL_BLOCKED:
+            self.blocked.add(other)
+
+    def remove_relation(self, other: int, kind: int) -> None:
+        """The inverse of add_relation."""
+        if kind == REL_CONTACT:
+            self.contacts.discard(other)
+        elif kind in (REL_REQUESTED, REL_REQUEST_DROPPED):
+            self.outgoing.discard(other)
+        elif kind == REL_BLOCKED:
+            self.blocked.discard(other)
