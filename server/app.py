@@ -21,6 +21,9 @@ from typing import Any
 
 from .config import Config
 from .hub import Hub
+from .ops.counters import Counters
+from .ops.logs import configure_logging
+from .ops.wiring import Ops, OpsError
 from .router import Router
 from .services.accounts import AccountService
 from .services.contacts import ContactService
@@ -49,12 +52,14 @@ class Server:
         self.limits = config.limits()
         self.hub = Hub(max_per_user=config.max_connections_per_user,
                        max_outbound_total=config.max_outbound_total)
-        self.router = Router()
+        self.counters = Counters()  # ops: what the serving path counts
+        self.router = Router(self.counters)
         self.store = SQLiteStore(config.db_path, synchronous=config.synchronous,
                                  max_batch=config.max_batch,
                                  read_connections=config.read_connections)
         self.writes = WriteBudget(config.write_rate, config.write_burst,
                                   config.write_rows_rate, config.write_rows_burst)
+        self.ops = Ops(self)  # ops: metrics, lifecycle logs, admin socket
         self.accepting = False
         self.tls: ssl.SSLContext | None = None
         self.port = config.port
@@ -84,6 +89,10 @@ class Server:
                 ReceiptService(self)
                 ContactService(self)
                 self.presence = PresenceService(self)
+                try:  # ops
+                    await self.ops.start()
+                except OpsError as exc:
+                    raise StartupError(str(exc)) from exc
                 self._listener = listener
                 try:
                     await listener.start_serving()
@@ -91,6 +100,7 @@ class Server:
                     raise StartupError(self._listen_problem(exc)) from exc
             except BaseException:
                 self._listener = None
+                await self.ops.stop()  # ops
                 await self.store.close()
                 raise
         except BaseException:
@@ -104,7 +114,8 @@ class Server:
             self.loop.create_task(self.presence.run(), name="presence"),
         ]
         if self.config.stats_interval > 0:
-            self._background.append(self.loop.create_task(self._report_stats(), name="stats"))
+            self._background.append(self.loop.create_task(  # ops: the statistics line
+                self.ops.stats.run(self.config.stats_interval), name="stats"))
         log.info("listening on %s:%d (database %s, synchronous=%s)", self.config.host,
                  self.port, self.config.db_path, self.config.synchronous)
 
@@ -179,6 +190,7 @@ class Server:
         self.accepting = False
         if self._listener is not None:
             self._listener.close()
+        await self.ops.stop()  # ops
         for t in self._background:
             t.cancel()
         try:  # everything queued so far commits and is answered
@@ -206,16 +218,6 @@ class Server:
         while True:
             await asyncio.sleep(1.0)
             self.store.flush_positions_soon()
-
-    async def _report_stats(self) -> None:
-        """Log what the writer did since the last report, when it did anything."""
-        interval = self.config.stats_interval
-        stats = self.store.stats
-        while True:
-            await asyncio.sleep(interval)
-            if stats.batches:
-                log.info("writer: %s", stats.summary(interval))
-                stats.reset()
 
     async def _prune(self) -> None:
         days = self.config.retention_days
@@ -270,8 +272,7 @@ def install_uvloop() -> bool:
 def run(config: Config) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code: 0 after a shutdown, 1 if
     the server could not start (one line on stderr says why)."""
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(config.log_level, config.log_format)  # ops
     fast = install_uvloop()
 
     async def main() -> None:

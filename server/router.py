@@ -19,10 +19,12 @@ from liaotian.protocol import (
     ErrorCode,
     Event,
     Message,
+    MessageType,
     ProtocolViolation,
     RequestError,
 )
 
+from .ops.counters import Counters
 from .store.readers import read_owner
 from .transport import ServerConnection
 
@@ -30,10 +32,14 @@ log = logging.getLogger("liaotian.router")
 Handler = Callable[[ServerConnection, Any], Awaitable[None] | None]
 
 
+_ERROR = int(MessageType.ERROR)
+
+
 class Router:
-    def __init__(self) -> None:
+    def __init__(self, counters: Counters | None = None) -> None:
         self._handlers: dict[type[Message], tuple[Handler, bool]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.counters = counters or Counters()  # ops: frames in, errors by code
 
     def route(self, msg_cls: type[Message], handler: Handler, *, exclusive: bool = False) -> None:
         self._handlers[msg_cls] = (handler, exclusive)
@@ -41,10 +47,13 @@ class Router:
     def dispatch(self, conn: ServerConnection, event: Event) -> None:
         if isinstance(event, ProtocolViolation):
             conn.log.info("protocol violation %d: %s", event.code, event.message)
+            self.counters.errors[event.code] += 1  # ops: the core answered it with ERROR
+            self.counters.frames_out[_ERROR] += 1
             return
         if isinstance(event, ConnectionTerminated):
             conn.log.debug("terminated (%s) %s", event.code, event.reason)
             return
+        self.counters.frames_in[event.TYPE] += 1  # ops
         entry = self._handlers.get(type(event))
         if entry is None:  # a valid client message nobody serves is a server bug
             conn.log.error("no handler for %s", type(event).__name__)
@@ -83,8 +92,9 @@ class Router:
             if exclusive:
                 conn.release()
 
-    @staticmethod
-    def _answer_failure(conn: ServerConnection, event: Message, exc: Exception) -> None:
+    def _answer_failure(self, conn: ServerConnection, event: Message, exc: Exception) -> None:
+        self.counters.errors[exc.code if isinstance(exc, RequestError)  # ops
+                             else ErrorCode.INTERNAL_ERROR] += 1
         if isinstance(exc, RequestError):
             conn.send(Error(rid=event.rid, code=int(exc.code), message=exc.message,
                             retry_after=exc.retry_after, data=exc.data))

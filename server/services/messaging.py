@@ -175,15 +175,20 @@ class MessagingService:
                         if c.live and c is not origin and res.sender_seq > c.sent_upto:
                             _push(out, c, res.sender_seq, upd)
         cached_head = self.store.cached_head
+        counted = self.server.counters.frames_out  # ops: frames sent, by type
+        pushes = 0
         for c, parts in out.items():
             head = cached_head(c.user_id) or c.sent_upto
             conn = c.conn
             for p in parts:
                 if type(p) is tuple:
                     conn.send_frame(*p)
+                    counted[p[1]] += 1  # ops
                 else:
                     conn.send_frame(encode_updates_frame(0, p, head), _UPDATES)
+                    pushes += 1  # ops
             c.flush()
+        self.server.counters.pushes += pushes  # ops
 
     def _fan_out(self, out: dict[ServerConnection, list[Any]], res: SendResult,
                  origin: ServerConnection) -> None:
