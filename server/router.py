@@ -51,7 +51,7 @@ class Router:
             self.counters.frames_out[_ERROR] += 1
             return
         if isinstance(event, ConnectionTerminated):
-            conn.log.debug("terminated (%s) %s", event.code, event.reason)
+            conn.log.debug("terminated (%s)", event.code)  # ops: no peer text in logs
             return
         self.counters.frames_in[event.TYPE] += 1  # ops
         entry = self._handlers.get(type(event))

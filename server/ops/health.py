@@ -73,8 +73,8 @@ def check(host: str, port: int, *, timeout: float = 5.0,
         raise Unhealthy(f"{where}: no connection within {timeout:g} s") from None
     except OSError as exc:
         raise Unhealthy(f"{where}: cannot connect: {_reason(exc)}") from None
+    sock = raw
     try:
-        sock = raw
         if tls is not None:
             try:
                 sock = tls.wrap_socket(raw, server_hostname=host)
@@ -88,6 +88,7 @@ def check(host: str, port: int, *, timeout: float = 5.0,
         with contextlib.suppress(OSError):
             sock.sendall(conn.data_to_send())
     finally:
+        sock.close()  # (a TLS socket took the raw one's descriptor over)
         raw.close()
     ms = (time.monotonic() - started) * 1000
     return f"{where}: {welcome.server} speaks protocol {welcome.version} ({ms:.1f} ms)"
