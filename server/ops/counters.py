@@ -47,6 +47,11 @@ class Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
+    def observe_many(self, value: float, n: int) -> None:
+        """`n` observations of the same value."""
+        self.counts[bisect_left(self.bounds, value)] += n
+        self.sum += value * n
+
     @property
     def count(self) -> int:
         return sum(self.counts)

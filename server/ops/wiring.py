@@ -98,6 +98,7 @@ class Ops:
         message the number of users it was written to (the sender excluded)."""
         errors = self.counters.errors
         fanout = self.counters.fanout
+        direct = 0  # messages to one user: counted here, put in their bucket once
         for op in ops:
             code = op.error
             if code is not None:
@@ -106,4 +107,9 @@ class Ops:
             elif type(op) is SendRequest:
                 res = op.result
                 if res is not None and not res.duplicate:
-                    fanout.observe(len(res.fanout) if op.group is not None else 1)
+                    if op.group is None:
+                        direct += 1
+                    else:
+                        fanout.observe(len(res.fanout))
+        if direct:
+            fanout.observe_many(1, direct)

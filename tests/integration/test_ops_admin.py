@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import stat
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from argon2 import PasswordHasher
 from conftest import Clients
 from liaotian.protocol import Auth, Login
+from liaotian.server.app import StartupError
 from liaotian.server.ops import admin_cli
 from liaotian.server.ops.admin import AdminError
 from liaotian.server.testing import RunningServer, run_server
@@ -204,3 +206,21 @@ async def test_the_command_line(tmp_path: Path, clients: Clients) -> None:
         assert rc == 2 and "a password has 8 to" in err
         rc, out, err = await cli(srv, "--json", "status")
         assert rc == 0 and '"users_online": 1' in out
+
+
+async def test_a_socket_left_by_a_dead_server_is_replaced(tmp_path: Path) -> None:
+    path = str(tmp_path / "liaotian.db.admin")
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(path)  # bound, never listening, closed: what a killed server leaves
+    dead.close()
+    async with run_server(tmp_path) as srv:
+        assert (await admin(srv, "status"))["pid"] == os.getpid()
+
+
+async def test_a_file_in_the_sockets_place_stops_the_start(tmp_path: Path) -> None:
+    (tmp_path / "liaotian.db.admin").write_text("not a socket")
+    with pytest.raises(StartupError, match=r"admin socket path .* is not a socket"):
+        async with run_server(tmp_path):
+            pass
+    async with run_server(tmp_path, admin_socket=str(tmp_path / "other.sock")) as srv:
+        assert (await admin(srv, "status"))["pid"] == os.getpid()
