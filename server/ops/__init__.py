@@ -10,3 +10,15 @@
 - `sample_config`: packaging/liaotian.toml, generated from the settings table;
 - `wiring`: `Ops`, which attaches all of it to a Server.
 """
+
+from __future__ import annotations
+
+import importlib.metadata
+
+
+def package_version() -> str:
+    """The installed liaotian's version, or "unknown"."""
+    try:
+        return importlib.metadata.version("liaotian")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

@@ -41,8 +41,8 @@ from ..backup import BackupError, backup
 from ..store import admin as admin_sql
 from ..store.admin import file_sizes, queue_depth
 from ..store.files import PRIVATE
+from . import package_version
 from .lifecycle import by_state, peer_of
-from .metrics import version
 
 if TYPE_CHECKING:
     from ..app import Server
@@ -120,7 +120,7 @@ class Admin:
         db, wal = file_sizes(store.path)
         metrics = server.ops.metrics
         return {
-            "version": version(), "pid": os.getpid(),
+            "version": package_version(), "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started, 1),
             "listening": f"{cfg.host}:{server.port}", "tls": server.tls is not None,
             "database": os.path.abspath(store.path), "database_bytes": db, "wal_bytes": wal,

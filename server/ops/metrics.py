@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
 import logging
 import time
 from collections.abc import Iterator
@@ -42,6 +41,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from ..store.admin import file_sizes, queue_depth
+from . import package_version
 from .counters import Histogram, WriterMeter
 from .lifecycle import STATES, by_state, close_name
 
@@ -55,13 +55,6 @@ _CLIENT_TYPES = tuple(t for t, c in sorted(MESSAGE_CLASSES.items()) if c.FROM_CL
 _SERVER_TYPES = tuple(t for t, c in sorted(MESSAGE_CLASSES.items()) if not c.FROM_CLIENT)
 MAX_SCRAPERS = 16  # metrics connections at once; more are closed at once
 REQUEST_TIMEOUT = 10.0  # seconds to send a request
-
-
-def version() -> str:
-    try:
-        return importlib.metadata.version("liaotian")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _type_name(t: int) -> str:
@@ -97,7 +90,7 @@ class ServerCollector(Collector):
 
         info = GaugeMetricFamily(PREFIX + "build_info", "The running liaotian server.",
                                  labels=["version"])
-        info.add_metric([version()], 1)
+        info.add_metric([package_version()], 1)
         yield info
         yield gauge("start_time_seconds", "When the server started, Unix time.", self.started)
 

@@ -20,10 +20,10 @@ from .admin import UNIX_PATH_MAX, Admin, AdminError, AdminSocket, socket_path
 from .counters import WriterMeter
 from .lifecycle import Lifecycle
 from .logs import StatsLine
-from .metrics import MetricsEndpoint, registry_for
 
 if TYPE_CHECKING:
     from ..app import Server
+    from .metrics import MetricsEndpoint
 
 log = logging.getLogger("liaotian.server")
 
@@ -59,6 +59,8 @@ class Ops:
         store.on_sends_committed = committed
         try:
             if cfg.metrics_port >= 0:
+                from .metrics import MetricsEndpoint, registry_for  # prometheus_client
+
                 endpoint = MetricsEndpoint(registry_for(server))
                 try:
                     await endpoint.start(cfg.metrics_host, cfg.metrics_port)
