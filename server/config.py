@@ -96,6 +96,11 @@ class Config:
     max_outgoing_requests: int = 1000  # contact requests sent and not yet answered
     # --- reads
     read_connections: int = 2  # SQLite reader connections, served per user in turn
+    # --- operations (server/ops/)
+    log_format: str = "text"  # text, or json: one JSON object per line
+    metrics_port: int = -1  # Prometheus /metrics on this port; -1 = off, 0 = any free port
+    metrics_host: str = "127.0.0.1"
+    admin_socket: str = ""  # Unix socket of `liaotian-server admin`; "" = <db_path>.admin
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -336,6 +341,11 @@ RULES: dict[str, Rule] = {
     "max_outgoing_requests": Rule(1, 10_000_000),
     # reads
     "read_connections": Rule(1, 64),
+    # operations
+    "log_format": Rule(choices=("text", "json")),
+    "metrics_port": Rule(-1, 65535, note="-1: off; 0: any free port"),
+    "metrics_host": Rule(required=True, note="0.0.0.0 or :: serves every interface"),
+    "admin_socket": Rule(note="Unix socket path; empty: <db_path>.admin; off: none"),
 }
 
 

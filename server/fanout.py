@@ -29,6 +29,7 @@ from liaotian.protocol.social import Ok
 
 from .chat.ops import SendRequest, SendResult
 from .net.peer import Peer
+from .ops.counters import Counters
 
 _UPDATES = int(MessageType.UPDATES)
 _SENT = int(MessageType.SENT)
@@ -47,8 +48,11 @@ def ok_answer(op: Any) -> tuple[bytes, int]:
 class FanOut:
     def __init__(self, sessions: dict[int, Peer],
                  of_user: Callable[[int], Sequence[Peer]],
-                 cached_head: Callable[[int], int | None]) -> None:
+                 cached_head: Callable[[int], int | None],
+                 counters: Counters | None = None) -> None:
         self._sessions = sessions  # session id -> live connection (the hub's index)
+        # the operator's counts (ops/counters.py): frames written here, by type, and pushes
+        self.counters = counters if counters is not None else Counters()
         self._of_user = of_user
         self._cached_head = cached_head
         self._answers: dict[type, Answer] = {}
@@ -111,15 +115,20 @@ class FanOut:
                         if c.live and c is not origin and res.sender_seq > c.sent_upto:
                             _push(out, c, res.sender_seq, upd)
         cached_head = self._cached_head
+        counted = self.counters.frames_out
+        pushes = 0
         for c, parts in out.items():
             head = cached_head(c.user_id) or c.sent_upto
             conn = c.conn
             for p in parts:
                 if type(p) is tuple:
                     conn.send_frame(*p)
+                    counted[p[1]] += 1
                 else:
                     conn.send_frame(encode_updates_frame(0, p, head), _UPDATES)
+                    pushes += 1
             c.flush()
+        self.counters.pushes += pushes
 
     def _fan_out(self, out: Out, res: SendResult, sender: int,
                  origin: Peer | None) -> None:

@@ -163,6 +163,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE users ADD COLUMN privacy_receipts INTEGER NOT NULL DEFAULT 1;
     """,
+    # 8: an operator may disable an account (`liaotian-server admin disable`, store/admin.py):
+    # its LOGIN is refused and its session tokens are cleared; 0 = enabled.
+    """
+    ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
