@@ -41,11 +41,11 @@ from .handlers.throttle import WriteBudget
 from .net.hub import Hub
 from .net.router import Router
 from .net.transport import Endpoint, ServerConnection
-from .store import SQLiteStore, StoreOpenError
 from .ops.counters import Counters
 from .ops.lifecycle import Lifecycle
 from .ops.logs import configure_logging
 from .ops.wiring import Ops, OpsError
+from .store import SQLiteStore, StoreOpenError
 
 log = logging.getLogger("liaotian.server")
 

@@ -45,10 +45,10 @@ from . import package_version
 from .lifecycle import by_state, peer_of
 
 if TYPE_CHECKING:
-    from .host import Host
     from ..config import Config
     from ..net.peer import Peer as ServerConnection
     from ..store import SQLiteStore
+    from .host import Host
 
 log = logging.getLogger("liaotian.admin")
 RUNNING_ONLY = frozenset({"status", "sessions", "kick"})
