@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from liaotian.client.client import Client
-from liaotian.client.outbox import PendingSend
-from liaotian.client.cursor import CursorTracker, MemoryStore, SessionState
+from liaotian.client.cursor import MemoryStore, SessionState
 from liaotian.client.events import MessageReceived, Resync
+from liaotian.client.outbox import PendingSend
 from liaotian.protocol import (
     Ack,
     ChatMessage,

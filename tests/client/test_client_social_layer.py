@@ -13,7 +13,6 @@ import pytest
 from liaotian.client import cli
 from liaotian.client.bot import Bot, Context
 from liaotian.client.client import Client
-from liaotian.client.outbox import PendingSend
 from liaotian.client.cursor import (
     CursorTracker,
     MemoryStore,
@@ -32,6 +31,7 @@ from liaotian.client.events import (
     TypingEvent,
     event_from_update,
 )
+from liaotian.client.outbox import PendingSend
 from liaotian.protocol import (
     ChatMessage,
     Error,
@@ -305,7 +305,8 @@ async def test_ephemeral_events_are_dropped_when_the_queue_is_full() -> None:
     client, conn = make_client(queue_size=2)
     feed(client, conn, push(chat(1), chat(2)))  # the queue is full
     assert feed(client, conn, TypingNotice(rid=0, user="bob", typing=True, ttl=6.0))
-    assert client._session.inbox.tracker is not None and not client._session.inbox.tracker.overflowing  # no refetch
+    tracker = client._session.inbox.tracker
+    assert tracker is not None and not tracker.overflowing  # no refetch
     events = await take_all(client)
     assert [type(e) for e in events] == [MessageReceived, MessageReceived]
     assert conn.syncs == []
