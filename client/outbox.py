@@ -41,13 +41,10 @@ from liaotian.protocol import (
 )
 
 from .connection import ClientConnection
-from .deadline import paused
+from .deadline import advised_wait, paused
 
 __all__ = ["Outbox", "PendingSend", "SendHost", "SendTimeout", "new_cmid"]
 
-# Answers after which the same send is tried again after `retry_after`: nothing was stored.
-_WAIT_AND_RETRY = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.THROTTLED})
-DEFAULT_RETRY_AFTER = 1.0  # seconds, when a RATE_LIMITED carries no retry_after
 INTERNAL_ERROR_BACKOFF = (0.1, 5.0)  # first and longest wait after INTERNAL_ERROR, seconds
 
 
@@ -165,7 +162,6 @@ class Outbox:
 
     async def _attempts(self, p: PendingSend, deadline: asyncio.Timeout) -> Sent:
         failures = 0  # INTERNAL_ERROR answers so far
-        loop = asyncio.get_running_loop()
         while True:
             conn = await self._host.live_connection(deadline)
             if p.result.done():  # a SYNC found it in the log after a reconnect
@@ -178,12 +174,8 @@ class Outbox:
                     raise
                 continue  # sent again with the same cmid once reconnected
             except RequestError as exc:
-                if exc.code in _WAIT_AND_RETRY:
-                    wait = exc.retry_after if exc.retry_after is not None \
-                        else DEFAULT_RETRY_AFTER
-                    when = deadline.when()
-                    if when is not None and loop.time() + wait > when:
-                        raise  # not stored, and waiting would outlast the timeout
+                wait = advised_wait(exc, deadline)
+                if wait is not None:  # nothing was stored: wait as advised, send again
                     await asyncio.sleep(wait)
                     continue
                 if exc.code == ErrorCode.INTERNAL_ERROR:
@@ -195,6 +187,6 @@ class Outbox:
                     with paused(deadline):
                         await conn.wait_closed()  # the server is going away: retry after
                     continue
-                raise
+                raise  # definitive (RATE_LIMITED too, when its wait outlasts the timeout)
             assert isinstance(sent, Sent)
             return sent

@@ -49,7 +49,7 @@ from liaotian.protocol import (
 from .backoff import Backoff
 from .connection import CLIENT_NAME, ClientConnection, is_protocol_failure
 from .cursor import MemoryStore, SessionState, SessionStore
-from .deadline import paused
+from .deadline import advised_wait, paused
 from .events import Disconnected, Reconnected
 from .inbox import Inbox
 from .outbox import Outbox
@@ -291,8 +291,10 @@ class Session:
     async def request(self, msg: Message, answer: type[A], *, retry: bool,
                       timeout: float | None) -> A:
         """One request on the live connection, answered by an `answer`. Read-only ones
-        (`retry=True`) are repeated after a reconnect. `timeout` counts connected time.
-        Raises RequestError for an ERROR answer, ProtocolError for a wrong one."""
+        (`retry=True`) are repeated after a reconnect; any request refused by a rate limit
+        is made again after the wait the server advises, if it fits in the timeout (the
+        refusal changed nothing). `timeout` counts connected time. Raises RequestError
+        for an ERROR answer, ProtocolError for a wrong one."""
         async with asyncio.timeout(timeout) as deadline:
             while True:
                 conn = await self.live_connection(deadline)
@@ -302,6 +304,11 @@ class Session:
                 except ConnectionClosed:
                     if not (retry and self._reconnect):
                         raise
+                except RequestError as exc:
+                    wait = advised_wait(exc, deadline)
+                    if wait is None:
+                        raise
+                    await asyncio.sleep(wait)
         if not isinstance(got, answer):
             raise ProtocolError(ErrorCode.INVALID_FIELD,
                                 f"expected {answer.TYPE.name} for {msg.TYPE.name}, "

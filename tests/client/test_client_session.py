@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from liaotian.client import deadline as deadline_module
 from liaotian.client import outbox as outbox_module
 from liaotian.client.bot import Bot, Context
 from liaotian.client.client import Client
@@ -159,7 +160,7 @@ async def test_rate_limits_are_waited_out_and_retried_with_the_same_cmid(
 
 async def test_a_rate_limit_without_retry_after_waits_the_default(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(outbox_module, "DEFAULT_RETRY_AFTER", 0.01)
+    monkeypatch.setattr(deadline_module, "DEFAULT_RETRY_AFTER", 0.01)
     box, _, conn = outbox(rate_limited(None), sent_for)
     assert (await box.send("bob", None, "hi", None, "c1", timeout=5.0)).cmid == "c1"
     assert len(conn.requests) == 2
@@ -505,8 +506,38 @@ async def test_facades_build_the_wire_messages() -> None:
     assert conn.sent[-1] == Typing(rid=0, typing=True, to="bob")
 
 
+async def test_requests_refused_by_a_rate_limit_are_made_again() -> None:
+    """Nothing changed on the server: writes too are repeated after the advised wait, and
+    a wait beyond the timeout is the answer."""
+    client, conn = make_client([rate_limited(0.01), answer_all,
+                                rate_limited(0.01, ErrorCode.THROTTLED), answer_all,
+                                rate_limited(60.0)])
+    await client.contacts.accept("bob")  # a write (not repeated after a lost connection)
+    await client.groups.info(7)
+    assert [type(m).__name__ for m in conn.requests] == ["ContactAccept"] * 2 + \
+        ["GetGroup"] * 2
+    with pytest.raises(RequestError) as exc:
+        await client.contacts.block("eve")
+    assert exc.value.retry_after == 60.0 and len(conn.requests) == 5
+
+
 async def test_an_error_answer_ends_the_send_with_it() -> None:
-    client, _ = make_client([lambda m: RequestError(ErrorCode.NOT_MEMBER)])
+    client, _ = make_client([RequestError(ErrorCode.NOT_MEMBER)])
     with pytest.raises(RequestError) as exc:
         await client.groups.send(7, "x")
     assert exc.value.code == ErrorCode.NOT_MEMBER
+
+
+def test_every_public_name_exists() -> None:
+    import importlib
+    import pkgutil
+
+    import liaotian.client as pkg
+    assert len(pkg.__all__) == len(set(pkg.__all__))
+    assert all(hasattr(pkg, name) for name in pkg.__all__)
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.ispkg:
+            continue
+        module = importlib.import_module(f"liaotian.client.{info.name}")
+        for name in getattr(module, "__all__", ()):
+            assert hasattr(module, name), (info.name, name)
