@@ -262,10 +262,13 @@ class Client(CompatMethods):
 
         `before=P`: the newest messages older than position P (`more`: older ones exist);
         `after=P`: the oldest newer than P (`more`: newer ones exist); neither: the newest.
-        Group timelines: `groups.history()`.
+        `limit` above the server's `max_history_page` asks for that many. Group timelines:
+        `groups.history()`.
         """
         if before is not None and after is not None:
             raise ValueError("give before or after, not both")
+        if limit is not None:  # within the server's page size: more pages say `more`
+            limit = min(limit, self._session.limits.max_history_page)
         return await self._ask(History(rid=0, with_user=with_user, before=before,
                                        after=after, limit=limit), HistoryPage)
 

@@ -29,7 +29,7 @@ import dataclasses
 import logging
 import ssl as ssl_module
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from liaotian.protocol import (
@@ -52,8 +52,9 @@ from liaotian.protocol import (
     Welcome,
 )
 
-__all__ = ["CLIENT_NAME", "ClientConnection", "MessageHandler", "limits_from_welcome",
-           "request_error"]
+from .limits import limits_from_welcome
+
+__all__ = ["CLIENT_NAME", "ClientConnection", "MessageHandler", "request_error"]
 
 log = logging.getLogger("liaotian.client")
 
@@ -62,13 +63,6 @@ READ_SIZE = 64 * 1024
 # Request slots kept free for the frames the client sends on its own (a PING of the
 # heartbeat, the next page of a SYNC), so those never push the count above the server's limit.
 RESERVED_SLOTS = 2
-
-# WELCOME.limits keys (SPEC.md 5) and the type each value must have to be adopted.
-_ADVERTISED: dict[str, type] = {
-    "max_frame_size": int, "max_text_len": int, "max_meta_size": int, "max_cmid_len": int,
-    "max_sync_page": int, "max_history_page": int, "idle_timeout": float,
-    "auth_timeout": float, "max_inflight_requests": int,
-}
 
 M = TypeVar("M", bound=Message)
 
@@ -85,27 +79,6 @@ def request_error(err: Error) -> RequestError:
         return RequestError(ErrorCode.INTERNAL_ERROR, f"error {err.code}: {err.message}",
                             retry_after=err.retry_after, data={**err.data, "code": err.code})
     return RequestError(code, err.message, retry_after=err.retry_after, data=err.data)
-
-
-def limits_from_welcome(advertised: Mapping[str, Any],
-                        base: Limits = DEFAULT_LIMITS) -> Limits:
-    """`base` with the values a server advertised in WELCOME.limits (SPEC.md 5).
-
-    Keys this client does not know are ignored, and so is a value of the wrong type or not
-    above 0 (logged): a missing key keeps the default, as SPEC.md asks. Integers are
-    accepted for the durations.
-    """
-    changes: dict[str, Any] = {}
-    for key, kind in _ADVERTISED.items():
-        if key not in advertised:
-            continue
-        value = advertised[key]
-        ok = type(value) is int or (kind is float and type(value) is float)
-        if not ok or value <= 0:
-            log.warning("liaotian: ignoring the server's limit %s=%r", key, value)
-            continue
-        changes[key] = kind(value)
-    return dataclasses.replace(base, **changes) if changes else base
 
 
 def _close_code(code: int | None) -> CloseCode | None:

@@ -126,6 +126,8 @@ class Groups(Facade):
         newest. A member sees the timeline from the event that added them on."""
         if before is not None and after is not None:
             raise ValueError("give before or after, not both")
+        if limit is not None:  # within the server's page size: more pages say `more`
+            limit = min(limit, self._session.limits.max_history_page)
         return await self._ask(History(rid=0, with_user="", group=group, before=before,
                                        after=after, limit=limit), HistoryPage, retry=True)
 

@@ -5,7 +5,6 @@ inbox, GroupChanged events, and the feature facades building their wire messages
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ from liaotian.client import deadline as deadline_module
 from liaotian.client import outbox as outbox_module
 from liaotian.client.bot import Bot, Context
 from liaotian.client.client import Client
-from liaotian.client.connection import limits_from_welcome
 from liaotian.client.cursor import MemoryStore, SessionState
 from liaotian.client.deadline import paused
 from liaotian.client.events import (
@@ -22,6 +20,7 @@ from liaotian.client.events import (
     MessageReceived,
     event_from_update,
 )
+from liaotian.client.limits import limits_from_welcome
 from liaotian.client.outbox import Outbox, SendTimeout
 from liaotian.protocol import (
     DEFAULT_LIMITS,
@@ -67,8 +66,6 @@ from liaotian.protocol.social import (
     SetProfile,
     Typing,
 )
-
-Answer = Callable[[Message], Awaitable[Message]]
 
 
 def sent_for(msg: Message, seq: int = 1, duplicate: bool = False) -> Sent:
@@ -504,6 +501,15 @@ async def test_facades_build_the_wire_messages() -> None:
     assert await client.presence.typing("bob")
     assert not await client.presence.typing("bob")
     assert conn.sent[-1] == Typing(rid=0, typing=True, to="bob")
+
+
+async def test_history_pages_stay_within_the_servers_page_size() -> None:
+    client, conn = make_client([answer_all] * 3)
+    client._session._limits = Limits(max_history_page=20)
+    await client.history("bob", limit=500)
+    await client.groups.history(7, limit=500)
+    await client.history("bob", limit=5)
+    assert [m.limit for m in conn.requests if isinstance(m, History)] == [20, 20, 5]
 
 
 async def test_requests_refused_by_a_rate_limit_are_made_again() -> None:
