@@ -26,7 +26,8 @@ for a small bot framework. The modules:
 * `session`: the engine (connection, authentication, reconnects, requests), with `inbox`
   (SYNC, cursor, ACKs, events) and `outbox` (sends retried with their cmid), `deadline`
   (timeouts that count connected time) and `backoff`;
-* `connection`: the asyncio adapter over the sans-I/O `liaotian.protocol.Connection`;
+* `connection`: the asyncio adapter over the sans-I/O `liaotian.protocol.Connection`, with
+  the limits of the server's WELCOME (`limits`);
 * `cursor`: the exactly-once cursor and the session stores; `events`: the event types;
 * `bot`: a small bot framework; `cli`, `terminal`: the `liaotian` command.
 """

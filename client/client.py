@@ -249,7 +249,8 @@ class Client(CompatMethods):
         `timeout` (default: the client's `request_timeout`; None: no limit) counts the time
         spent connected: waiting for a reconnect is not charged. If it runs out, SendTimeout
         (a TimeoutError) carries the cmid: send again with it to learn the outcome without
-        risking a second copy. ConnectionClosed means the client ended meanwhile.
+        risking a second copy. ConnectionClosed means the client ended meanwhile (or, made
+        with `reconnect=False`, lost its connection): the outcome is then unknown too.
         """
         session = self._session
         session.raise_if_ended()
