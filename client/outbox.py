@@ -128,6 +128,8 @@ class Outbox:
         limits = self._host.limits
         if not isinstance(cmid, str) or not 1 <= len(cmid) <= limits.max_cmid_len:
             raise ValueError(f"cmid must be a string of 1..{limits.max_cmid_len} characters")
+        if cmid.startswith("#"):
+            raise ValueError("a cmid must not start with '#' (reserved for the server)")
         if len(text.encode()) > limits.max_text_len:
             raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
                                f"text above {limits.max_text_len} bytes (checked locally)")

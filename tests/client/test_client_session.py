@@ -255,6 +255,8 @@ async def test_a_cmid_in_progress_is_refused_and_local_checks_use_the_limits() -
     assert exc.value.code == ErrorCode.MESSAGE_TOO_LARGE
     with pytest.raises(ValueError):
         await box.send("bob", None, "x", None, "c2345", timeout=None)
+    with pytest.raises(ValueError, match="reserved"):
+        await box.send("bob", None, "x", None, "#c", timeout=None)
 
 
 async def test_paused_moves_the_deadline_by_the_pause() -> None:
