@@ -19,7 +19,9 @@ import sys
 import time
 from typing import Any
 
+from .chat.policy import Policy
 from .config import Config
+from .fanout import FanOut
 from .hub import Hub
 from .router import Router
 from .services.accounts import AccountService
@@ -30,8 +32,7 @@ from .services.presence import PresenceService
 from .services.receipts import ReceiptService
 from .services.session import SessionService
 from .services.throttle import WriteBudget
-from .store import SQLiteStore
-from .store.files import StoreOpenError
+from .store import SQLiteStore, StoreOpenError
 from .transport import ServerConnection
 
 log = logging.getLogger("liaotian.server")
@@ -54,7 +55,16 @@ class Server:
                                  max_batch=config.max_batch,
                                  read_connections=config.read_connections)
         self.writes = WriteBudget(config.write_rate, config.write_burst,
-                                  config.write_rows_rate, config.write_rows_burst)
+                                  config.write_rows_rate, config.write_rows_burst,
+                                  clock=lambda: self.loop.time())
+        self.policy = Policy(max_group_size=config.max_group_size,
+                             max_groups_owned=config.max_groups_owned,
+                             max_groups_joined=config.max_groups_joined,
+                             max_contacts=config.max_contacts,
+                             max_outgoing_requests=config.max_outgoing_requests,
+                             budget=self.writes)
+        self.fanout = FanOut(self.hub.sessions, self.hub.of_user, self.store.cached_head)
+        self.store.on_committed = self.fanout.committed
         self.accepting = False
         self.tls: ssl.SSLContext | None = None
         self.port = config.port
@@ -182,7 +192,7 @@ class Server:
         for t in self._background:
             t.cancel()
         try:  # everything queued so far commits and is answered
-            await asyncio.wait_for(self.store.run_in_commit(_noop), self.config.shutdown_grace)
+            await asyncio.wait_for(self.store.drain(), self.config.shutdown_grace)
         except Exception:
             log.warning("writer did not drain within the grace period", exc_info=True)
         for conn in list(self.hub.connections):
@@ -230,10 +240,6 @@ class Server:
             except Exception:
                 log.exception("retention pass failed")
             await asyncio.sleep(3600)
-
-
-def _noop(db: Any) -> None:
-    return None
 
 
 def tune_gc() -> None:

@@ -23,6 +23,7 @@ class Hub:
         self._unread: set[ServerConnection] = set()  # connections with unread output
         self._enforcing = False
         self.connections: set[ServerConnection] = set()
+        self.sessions: dict[int, ServerConnection] = {}  # every open connection, by its id
         self._by_user: dict[int, list[ServerConnection]] = {}
         self._per_address: defaultdict[str, int] = defaultdict(int)
         # called with (user id, online) when a user's first connection binds or last unbinds
@@ -32,11 +33,13 @@ class Hub:
 
     def opened(self, conn: ServerConnection) -> None:
         self.connections.add(conn)
+        self.sessions[conn.id] = conn
         self._per_address[conn.peer_host] += 1
 
     def closed(self, conn: ServerConnection) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
+            self.sessions.pop(conn.id, None)
             n = self._per_address[conn.peer_host] - 1
             if n > 0:
                 self._per_address[conn.peer_host] = n

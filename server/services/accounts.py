@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,7 +45,7 @@ from liaotian.protocol import (
     validate_username,
 )
 
-from ..store import StoreClosed
+from ..store import StoreClosed, UsernameTaken
 from .throttle import KeyedBuckets, LoginThrottle
 
 if TYPE_CHECKING:
@@ -120,7 +119,7 @@ class AccountService:
             hashed = await self._argon2(self.hasher.hash, msg.password)
             self._hash_seconds += (self.server.loop.time() - started - self._hash_seconds) / 8
             await self.store.create_user(msg.username, hashed)
-        except sqlite3.IntegrityError:
+        except UsernameTaken:
             raise RequestError(ErrorCode.USERNAME_TAKEN) from None
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None

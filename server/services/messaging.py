@@ -1,36 +1,31 @@
-"""1:1 messaging: SEND into the group-commit writer, fan-out after commit, SYNC, ACK, HISTORY.
+"""Messaging: SEND into the group-commit writer (answered and pushed by fanout.py after
+the commit), SYNC, ACK, HISTORY.
 
-The hot path allocates no task per message: SEND validates and queues; the writer commits
-a batch and calls `committed()`, which answers every sender and pushes to every live
-connection in one pass. The message map is encoded once (by the store, and that same blob
-is what sync and history read back); a recipient's update header is encoded once per user;
-each connection gets one UPDATES frame per batch, in seq order with its SENT answers.
+The hot path allocates no task per message: SEND checks its size and budget and queues
+a SendRequest (chat/ops.py), planned by chat/rules/send.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 import msgpack
 from liaotian.protocol import (
     Ack,
-    Error,
     ErrorCode,
     History,
     MessageType,
     RequestError,
     Send,
     Sync,
-    UpdateKind,
     encode_history_frame,
-    encode_update,
     encode_updates_frame,
-    pack_frame,
     validate_username,
 )
 
-from ..store import SendRequest, SendResult, StoreClosed
+from ..chat.ops import SendRequest
+from ..store import StoreClosed
 from .throttle import TokenBucket
 
 if TYPE_CHECKING:
@@ -38,9 +33,6 @@ if TYPE_CHECKING:
     from ..transport import ServerConnection
 
 _UPDATES = int(MessageType.UPDATES)
-_SENT = int(MessageType.SENT)
-_ERROR = int(MessageType.ERROR)
-_WITH_EXTRAS = frozenset((ErrorCode.RATE_LIMITED, ErrorCode.LIMIT_REACHED))
 _SYNC_READS = 3  # reads for one SYNC page at most (see sync)
 _packb = msgpack.packb
 
@@ -53,10 +45,9 @@ class MessagingService:
         self.limits = server.limits
         # pages are cut by size too, so an answer always fits in one frame
         self._page_bytes = self.limits.max_frame_size - 1024
-        self.store.on_sends_committed = self.committed
         self._buckets: dict[int, tuple[TokenBucket, TokenBucket]] = {}
-        self._known = self.store._user_ids  # names already resolved need no syntax check
-        self._groups = self.store._groups  # the writer's group images (member counts)
+        self._known_user = self.store.known_user  # names resolved need no syntax check
+        self._members_hint = self.store.members_hint
         r = server.router
         r.route(Send, self.send)
         r.route(Sync, self.sync)
@@ -76,12 +67,13 @@ class MessagingService:
         if meta_size > limits.max_meta_size:
             raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
                                f"meta above {limits.max_meta_size} bytes")
-        if msg.group is None and msg.to not in self._known and not validate_username(msg.to):
+        if msg.group is None and not self._known_user(msg.to) and \
+                not validate_username(msg.to):
             raise RequestError(ErrorCode.UNKNOWN_USER)
         try:
-            self.store.submit_send(SendRequest(
+            self.store.submit(SendRequest(
                 sender_id=conn.user_id, sender_name=conn.username, to_name=msg.to,
-                cmid=msg.cmid, text=text, meta=msg.meta, origin=conn, rid=msg.rid,
+                cmid=msg.cmid, text=text, meta=msg.meta, session=conn.id, rid=msg.rid,
                 group=msg.group))
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
@@ -119,91 +111,8 @@ class MessagingService:
         (the writer's image of the group when loaded; one until it is)."""
         if group is None:
             return 2
-        g = self._groups.get(group)
-        return len(g.members) if g is not None else 1
-
-    def committed(self, ops: list[Any]) -> None:
-        """After a commit: answer every op, push to live connections, in seq order."""
-        out: dict[ServerConnection, list[Any]] = {}
-        of_user = self.hub.of_user
-        for req in ops:
-            origin: ServerConnection | None = req.origin
-            if req.error is not None:
-                if origin is not None:
-                    code = req.error
-                    extra: dict[str, Any] = {}
-                    if code in _WITH_EXTRAS:  # set by throttle.refuse in a WriteOp's plan
-                        extra = {"retry_after": getattr(req, "error_retry_after", None),
-                                 "data": getattr(req, "error_data", None) or {}}
-                    _part(out, origin).append((
-                        Error(rid=req.rid, code=int(code),
-                              message=req.error_message or code.explanation,
-                              **extra).encode(),
-                        _ERROR, req.rid))
-                continue
-            if not isinstance(req, SendRequest):
-                if origin is not None:
-                    frame, msg_type = req.answer_frame()
-                    _part(out, origin).append((frame, msg_type, req.rid))
-                for p in req.pushes:
-                    targets: Sequence[ServerConnection] = of_user(p.user)
-                    if targets:
-                        upd = encode_update(p.seq, p.kind, p.data)
-                        for c in targets:
-                            if c.live and p.seq > c.sent_upto and not (
-                                    p.skip_origin and c is origin):
-                                _push(out, c, p.seq, upd)
-                continue
-            res = req.result
-            assert res is not None and origin is not None
-            _part(out, origin).append((_sent_frame(req.rid, res), _SENT, req.rid))
-            if res.duplicate:
-                continue
-            if res.fanout:
-                self._fan_out(out, res, origin)
-            targets = of_user(res.recipient_id) if res.recipient_id else ()
-            if targets:
-                upd = encode_update(res.recipient_seq, UpdateKind.MESSAGE, res.body)
-                for c in targets:
-                    if c.live and c is not origin and res.recipient_seq > c.sent_upto:
-                        _push(out, c, res.recipient_seq, upd)
-            if res.recipient_id and res.recipient_id != req.sender_id:
-                targets = of_user(req.sender_id)
-                if len(targets) > 1:
-                    upd = encode_update(res.sender_seq, UpdateKind.MESSAGE, res.body)
-                    for c in targets:
-                        if c.live and c is not origin and res.sender_seq > c.sent_upto:
-                            _push(out, c, res.sender_seq, upd)
-        cached_head = self.store.cached_head
-        for c, parts in out.items():
-            head = cached_head(c.user_id) or c.sent_upto
-            conn = c.conn
-            for p in parts:
-                if type(p) is tuple:
-                    conn.send_frame(*p)
-                else:
-                    conn.send_frame(encode_updates_frame(0, p, head), _UPDATES)
-            c.flush()
-
-    def _fan_out(self, out: dict[ServerConnection, list[Any]], res: SendResult,
-                 origin: ServerConnection) -> None:
-        """A group message: one encoded body, a per-member update header, one frame part per
-        live connection; the sender's other connections get the sender's entry."""
-        of_user = self.hub.of_user
-        body = res.body
-        for uid, seq in res.fanout:
-            targets = of_user(uid)
-            if targets:
-                upd = encode_update(seq, UpdateKind.MESSAGE, body)
-                for c in targets:
-                    if c.live and seq > c.sent_upto:
-                        _push(out, c, seq, upd)
-        targets = of_user(origin.user_id)
-        if len(targets) > 1:
-            upd = encode_update(res.sender_seq, UpdateKind.MESSAGE, body)
-            for c in targets:
-                if c.live and c is not origin and res.sender_seq > c.sent_upto:
-                    _push(out, c, res.sender_seq, upd)
+        members = self._members_hint(group)
+        return members if members is not None else 1
 
     # ------------------------------------------------------------------ sync
 
@@ -305,28 +214,3 @@ class MessagingService:
                                                   self._page_bytes, min_pos)
         conn.send_frame(encode_history_frame(msg.rid, rows, more), int(MessageType.HISTORY_PAGE),
                         msg.rid)
-
-
-def _sent_frame(rid: int, res: SendResult) -> bytes:
-    """SENT without building the dataclass: the same bytes as Sent(...).encode()."""
-    frame: bytes = pack_frame(_SENT, rid, {"id": res.id, "conv": res.conv, "pos": res.pos,
-                                           "ts": res.ts, "seq": res.sender_seq,
-                                           "cmid": res.cmid, "duplicate": res.duplicate})
-    return frame
-
-
-def _part(out: dict[ServerConnection, list[Any]], c: ServerConnection) -> list[Any]:
-    parts = out.get(c)
-    if parts is None:
-        parts = out[c] = []
-    return parts
-
-
-def _push(out: dict[ServerConnection, list[Any]], c: ServerConnection, seq: int,
-          upd: bytes) -> None:
-    parts = _part(out, c)
-    if parts and type(parts[-1]) is list:
-        parts[-1].append(upd)
-    else:
-        parts.append([upd])
-    c.sent_upto = seq

@@ -28,6 +28,9 @@ from liaotian.protocol.social import (
     TypingNotice,
 )
 
+from ..chat.model import VIS_NOBODY
+from ..chat.rules.contacts import shows
+from ..chat.rules.send import may_message
 from .throttle import TokenBucket
 
 if TYPE_CHECKING:
@@ -91,7 +94,7 @@ class PresenceService:
             else:
                 self._told.pop(uid, None)
             soc = await self.store.social_of(uid)
-            if not soc.contacts or soc.presence == 2:  # nobody
+            if not soc.contacts or soc.presence == VIS_NOBODY:
                 continue
             seen = self._last_seen.get(uid)
             if seen is None:  # not seen go offline since start-up: the stored value
@@ -109,7 +112,7 @@ class PresenceService:
                 continue
             if uid != conn.user_id:
                 soc = await self.store.social_of(uid)
-                if not soc.shows(soc.presence, conn.user_id):
+                if not shows(soc, soc.presence, conn.user_id):
                     continue
             online = bool(self.hub.of_user(uid))
             seen = self._last_seen.get(uid)
@@ -140,7 +143,7 @@ class PresenceService:
             if uid is None:
                 raise RequestError(ErrorCode.UNKNOWN_USER)
             soc = await self.store.social_of(uid)
-            if uid == conn.user_id or not soc.accepts_messages_from(conn.user_id):
+            if uid == conn.user_id or not may_message(soc, conn.user_id):
                 return  # dropped without a word: the typist must not learn of a block
             targets = [uid]
         frame = TypingNotice(rid=0, user=conn.username, typing=msg.typing, ttl=self.typing_ttl,

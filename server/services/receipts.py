@@ -1,15 +1,6 @@
-"""Read markers, receipts and the chat list.
-
-Read state is one "read up to position N" marker per user and conversation. Moving it adds
-a READ entry to the reader's own log (their other devices follow) and, in a direct
-conversation, to the other participant's log (the sender learns it was read). Group
-markers are not fanned out: members ask with GET_RECEIPTS, so a large group reading does
-not turn into a storm of updates. Delivered is derived from device positions.
-
-Who sees a user's positions is that user's privacy `receipts` (SPEC.md 18.5): read
-positions go to the viewers it allows; delivered positions, which move when a device
-connects, also need the user's presence privacy to allow the viewer. Hidden positions are
-answered as 0 ("nothing yet"), so neither the setting nor a block shows.
+"""Read markers, receipts and the chat list: READ becomes an operation (chat/ops.py)
+planned by chat/rules/receipts.py inside the group commit; GET_RECEIPTS and
+LIST_CONVERSATIONS are reads, filtered by the same rules.
 """
 
 from __future__ import annotations
@@ -17,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import msgpack
-from liaotian.protocol import ChatMessage, ErrorCode, MessageType, RequestError, UpdateKind
+from liaotian.protocol import ChatMessage, ErrorCode, RequestError
 from liaotian.protocol.social import (
     ConversationList,
     ConversationSummary,
@@ -29,62 +20,18 @@ from liaotian.protocol.social import (
     Receipts,
 )
 
+from ..chat import ops
+from ..chat.rules.receipts import shows_delivered, shows_read, unread_after
 from ..store import StoreClosed
-from ..store.base import Needs, Refused, WriteOp
-from ..store.batch import Batch
-from ..store.state import Social
 
 if TYPE_CHECKING:
     from ..app import Server
     from ..transport import ServerConnection
 
-_packb = msgpack.packb
 DEFAULT_CONVERSATIONS = 20
 # `unread` is counted up to this many (SPEC 19.1): the count reads each unread message,
 # so uncapped, one chat list could read a whole conversation's backlog.
 UNREAD_CAP = 1000
-
-
-def shows_read(owner: Social, viewer: int) -> bool:
-    """Whether `viewer` may see the read positions of the user whose settings are `owner`."""
-    return owner.shows(owner.receipts, viewer)
-
-
-def shows_delivered(owner: Social, viewer: int) -> bool:
-    """Delivered positions move when a device connects: presence privacy applies too."""
-    return owner.shows(owner.receipts, viewer) and owner.shows(owner.presence, viewer)
-
-
-class ReadOp(WriteOp):
-    def __init__(self, conn: ServerConnection, msg: Read, peer: int | None) -> None:
-        self.origin = conn
-        self.rid = msg.rid
-        self.actor = conn.user_id
-        self.conv = msg.conv
-        self.pos = msg.pos
-        self.peer = peer  # the other participant of a direct conversation
-
-    def needs(self, n: Needs, batch: Batch) -> None:
-        n.convs.add(self.conv)
-        n.users.add(self.actor)
-        if self.peer is not None:
-            n.users.add(self.peer)
-            n.social.add(self.actor)
-
-    def plan(self, batch: Batch) -> None:
-        if self.pos > batch.last_pos(self.conv):
-            raise Refused(ErrorCode.INVALID_FIELD, "pos is beyond the conversation's end")
-        data = _packb({"conv": self.conv, "user": batch.username(self.actor), "pos": self.pos})
-        batch.log(self.actor, UpdateKind.READ, data)
-        if self.peer is not None and self.peer != self.actor \
-                and shows_read(batch.social_ro(self.actor), self.peer):
-            batch.log(self.peer, UpdateKind.READ, data)
-        batch.stage("INSERT INTO read_markers (user_id, conv_id, pos) VALUES (?, ?, ?) "
-                    "ON CONFLICT (user_id, conv_id) DO UPDATE SET pos = max(pos, excluded.pos)",
-                    (self.actor, self.conv, self.pos))
-
-    def answer_frame(self) -> tuple[bytes, int]:
-        return Ok(rid=self.rid).encode(), int(MessageType.OK)
 
 
 class ReceiptService:
@@ -120,7 +67,8 @@ class ReceiptService:
             raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast",
                                retry_after=round(wait, 3))
         try:
-            self.store.submit(ReadOp(conn, msg, peer))
+            self.store.submit(ops.MarkRead(actor=conn.user_id, session=conn.id, rid=msg.rid,
+                                           conv=msg.conv, read_pos=msg.pos, peer=peer))
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
 
@@ -151,7 +99,7 @@ class ReceiptService:
         names = await self.store.usernames({r[2] for r in rows if r[2] is not None})
         out = []
         for conv, kind, peer, gname, ts, body, last_pos, read_pos, joined_pos in rows:
-            seen = max(read_pos, joined_pos - 1)
+            seen = unread_after(read_pos, joined_pos)
             unread = await self.store.unread_count(conn.user_id, conv, seen, cap=UNREAD_CAP) \
                 if last_pos > seen else 0
             last = ChatMessage.from_wire(msgpack.unpackb(body, raw=False), 0) if body else None

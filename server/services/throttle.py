@@ -16,12 +16,8 @@ KeyedBuckets: one TokenBucket per key (registrations per address), bounded in nu
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
-
-from liaotian.protocol import ErrorCode
-
-from ..store.base import Refused
 
 
 class FailureWindow:
@@ -230,13 +226,15 @@ class WriteBudget:
     one beyond `max_users` loses nothing."""
 
     def __init__(self, request_rate: float, request_burst: float, rows_rate: float,
-                 rows_burst: float, max_users: int = 100_000) -> None:
+                 rows_burst: float, max_users: int = 100_000,
+                 clock: Callable[[], float] | None = None) -> None:
         self.request_rate = request_rate
         self.request_burst = request_burst
         self.rows_rate = rows_rate
         self.rows_burst = rows_burst
         self.max_users = max_users
         self._users: dict[int, tuple[TokenBucket, TokenBucket]] = {}
+        self.clock = clock  # for take_rows, the chat core's RowBudget (chat/policy.py)
 
     def _of(self, uid: int, now: float) -> tuple[TokenBucket, TokenBucket]:
         b = self._users.pop(uid, None)  # re-inserted last: the dict is in LRU order
@@ -263,40 +261,12 @@ class WriteBudget:
         """Spend `count` rows; None if allowed, else the seconds until it would be."""
         return self._of(uid, now)[1].take(now, count)
 
+    def take_rows(self, uid: int, rows: int) -> float | None:
+        """`rows` now (the clock given at construction); see rows()."""
+        assert self.clock is not None, "WriteBudget made without a clock"
+        return self.rows(uid, self.clock(), rows)
+
     def refund_rows(self, uid: int, count: float) -> None:
         b = self._users.get(uid)
         if b is not None:
             b[1].tokens = min(b[1].burst, b[1].tokens + count)
-
-
-def refuse(op: Any, code: ErrorCode, message: str, *, retry_after: float | None = None,
-           data: dict[str, Any] | None = None) -> NoReturn:
-    """Refuse a WriteOp in its plan with an ERROR that carries `retry_after` or `data`
-    (a plain Refused carries a code and a message only)."""
-    op.error_retry_after = retry_after
-    op.error_data = data
-    raise Refused(code, message)
-
-
-def limit_reached(op: Any, setting: str, value: int, message: str) -> NoReturn:
-    """3009 LIMIT_REACHED for a per-user bound: data {"limit": setting name, "max": value}."""
-    refuse(op, ErrorCode.LIMIT_REACHED, message, data={"limit": setting, "max": value})
-
-
-def charge_rows(op: Any, budget: WriteBudget, now: float) -> None:
-    """Last step of a WriteOp's plan: charge its actor the update-log rows it staged (one at
-    least: every write costs a statement), or refuse it (RATE_LIMITED, nothing staged).
-
-    The store plans a batch again when the batch before it did not commit as planned; the
-    earlier charge of the same op is given back first, so a write is charged once."""
-    uid: int = op.actor
-    charged: int = getattr(op, "rows_charged", 0)
-    if charged:
-        budget.refund_rows(uid, charged)
-        op.rows_charged = 0
-    rows = max(1, len(op.pushes))
-    wait = budget.rows(uid, now, rows)
-    if wait is not None:
-        refuse(op, ErrorCode.RATE_LIMITED, f"writing too fast ({rows} update rows)",
-               retry_after=round(wait, 3))
-    op.rows_charged = rows

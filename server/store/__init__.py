@@ -1,7 +1,15 @@
-"""Storage: the interface the services use and its SQLite implementation."""
+"""Storage: the contract the server uses (contract.py) and its implementations."""
 
-from .base import DeviceRecord, SendRequest, SendResult, Store, UpdatePage, UserRecord
-from .sqlite import SQLiteStore, StoreClosed
+from .contract import (
+    DeviceRecord,
+    Store,
+    StoreClosed,
+    StoreOpenError,
+    UpdatePage,
+    UsernameTaken,
+    UserRecord,
+)
+from .sqlite import SQLiteStore
 
-__all__ = ["DeviceRecord", "SQLiteStore", "SendRequest", "SendResult", "Store", "StoreClosed",
-           "UpdatePage", "UserRecord"]
+__all__ = ["DeviceRecord", "SQLiteStore", "Store", "StoreClosed", "StoreOpenError",
+           "UpdatePage", "UserRecord", "UsernameTaken"]

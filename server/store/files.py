@@ -23,13 +23,11 @@ import logging
 import os
 import stat
 
+from .contract import StoreOpenError
+
 log = logging.getLogger("liaotian.store")
 
 PRIVATE = 0o600  # owner read/write only
-
-
-class StoreOpenError(RuntimeError):
-    """The store cannot open its database; the text says why, naming the file."""
 
 
 class DatabaseInUse(StoreOpenError):

@@ -13,32 +13,21 @@ from typing import Any
 import aiosqlite
 from liaotian.protocol import encode_update
 
-from .base import DeviceRecord, UpdatePage, UserRecord
-from .batch import pair
+from ..chat.model import REL_REQUESTED, GroupState, Member, Social
+from ..chat.plan import pair
+from .contract import DeviceRecord, UpdatePage, UserRecord
+from .overlay import Committed
 from .readers import FairReaders, read_owner
-from .state import (
-    REL_REQUESTED,
-    GroupState,
-    Member,
-    Social,
-)
+from .sql import chunks
 from .tail import UpdateTail
-
-_CHUNK = 400
 
 
 class Queries:
     """Reads. Expects the attributes SQLiteStore sets up (connections and caches)."""
 
-    _heads: dict[int, int]
+    cache: Committed
     _tail: UpdateTail
     _floors: dict[int, int]
-    _user_ids: dict[str, int]
-    _usernames: dict[int, str]
-    _direct: dict[tuple[int, int], int]
-    _conv_last: dict[int, int]
-    _groups: dict[int, GroupState]
-    _social: dict[int, Social]
     _positions: dict[tuple[int, str], int]
     _flushing: dict[tuple[int, str], int]
 
@@ -64,8 +53,7 @@ class Queries:
         return rows_[0] if rows_ else None
 
     def _cache_user(self, name: str, uid: int) -> None:
-        self._user_ids[name] = uid
-        self._usernames[uid] = name
+        self.cache.add_user(name, uid)
 
     def _pending_position(self, user_id: int, device: str) -> int:
         """A position acknowledged but maybe not yet committed (queued or committing)."""
@@ -74,12 +62,21 @@ class Queries:
 
     def cached_head(self, user_id: int) -> int | None:
         """The committed head if known; the writer's cache is the truth once loaded."""
-        return self._heads.get(user_id)
+        return self.cache.heads.get(user_id)
+
+    def known_user(self, username: str) -> bool:
+        """Whether the name is cached as a user's (resolved before: no syntax check)."""
+        return username in self.cache.user_ids
+
+    def members_hint(self, conv: int) -> int | None:
+        """The group's member count in the writer's image, if loaded."""
+        g = self.cache.groups.get(conv)
+        return len(g.members) if g is not None else None
 
     async def head(self, user_id: int) -> int:
         """The newest committed seq. Read-side lookups never fill the writer's caches: a
         read racing a commit could otherwise plant a stale head."""
-        h = self._heads.get(user_id)
+        h = self.cache.heads.get(user_id)
         if h is not None:
             return h
         row = await self._row(
@@ -87,7 +84,7 @@ class Queries:
             "FROM users WHERE id = ?",
             (user_id, user_id),
         )
-        h = self._heads.get(user_id)  # a commit may have landed meanwhile
+        h = self.cache.heads.get(user_id)  # a commit may have landed meanwhile
         if h is not None:
             return h
         return max(row[0], row[1]) if row else 0
@@ -102,7 +99,7 @@ class Queries:
             (user_id, user_id),
         )
         stored = max(row) if row else 0
-        return max(stored, self._heads.get(user_id, 0))
+        return max(stored, self.cache.heads.get(user_id, 0))
 
     async def floor(self, user_id: int) -> int:
         f = self._floors.get(user_id)
@@ -122,7 +119,7 @@ class Queries:
         return UserRecord(*row)
 
     async def user_id(self, username: str) -> int | None:
-        uid = self._user_ids.get(username)
+        uid = self.cache.user_ids.get(username)
         if uid is None:
             rec = await self.user_by_name(username)
             uid = rec.id if rec else None
@@ -198,7 +195,7 @@ class Queries:
 
     async def direct_conv(self, a: int, b: int) -> int | None:
         key = pair(a, b)
-        conv = self._direct.get(key)
+        conv = self.cache.direct.get(key)
         if conv is not None:
             return conv
         row = await self._row(
@@ -245,7 +242,7 @@ class Queries:
 
     async def group_state(self, conv: int) -> GroupState | None:
         """The writer's image if loaded, else a fresh read (never cached from here)."""
-        g = self._groups.get(conv)
+        g = self.cache.groups.get(conv)
         if g is not None:
             return g
         row = await self._row(
@@ -261,10 +258,10 @@ class Queries:
         )
         for uid, role, jpos, joined in rows_:
             g.members[uid] = Member(role, jpos, joined)
-        return self._groups.get(conv) or g
+        return self.cache.groups.get(conv) or g
 
     async def social_of(self, uid: int) -> Social:
-        soc = self._social.get(uid)
+        soc = self.cache.social.get(uid)
         if soc is not None:
             return soc
         row = await self._row(
@@ -283,22 +280,22 @@ class Queries:
             f"SELECT user_id FROM relations WHERE other_id = ? AND kind = {REL_REQUESTED}", (uid,)
         )
         soc.incoming.update(r[0] for r in rows_)
-        return self._social.get(uid) or soc
+        return self.cache.social.get(uid) or soc
 
     async def last_pos(self, conv: int) -> int:
-        last = self._conv_last.get(conv)
+        last = self.cache.conv_last.get(conv)
         if last is not None:
             return last
         row = await self._row(
             "SELECT coalesce(max(pos), 0) FROM messages WHERE conv_id = ?", (conv,)
         )
-        return max(int(row[0]), self._conv_last.get(conv, 0))
+        return max(int(row[0]), self.cache.conv_last.get(conv, 0))
 
     async def usernames(self, ids: Iterable[int]) -> dict[int, str]:
         out = {}
         missing = []
         for uid in ids:
-            name = self._usernames.get(uid)
+            name = self.cache.usernames.get(uid)
             if name is None:
                 missing.append(uid)
             else:
@@ -339,7 +336,7 @@ class Queries:
         row = await self._row(
             "SELECT kind, user_a, user_b FROM conversations WHERE id = ?", (conv,)
         )
-        if row is None and conv in self._groups:
+        if row is None and conv in self.cache.groups:
             return (2, None, None)
         return (row[0], row[1], row[2]) if row else None
 
@@ -445,9 +442,3 @@ CONVERSATIONS_SQL = """
     LEFT JOIN read_markers r ON r.user_id = :u AND r.conv_id = p.conv
     ORDER BY p.ts DESC, p.conv DESC
 """
-
-
-def chunks(items: list[Any], n: int = _CHUNK) -> Iterable[list[Any]]:
-    """Slices of at most n items, for IN (...) lists far below SQLite's variable limit."""
-    for i in range(0, len(items), n):
-        yield items[i : i + n]

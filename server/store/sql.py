@@ -12,14 +12,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 
-from .base import Txn
-from .queries import chunks
-from .state import REL_REQUESTED
+from ..chat.model import REL_REQUESTED
 
 _CHUNK = 400  # keys per IN (...) / VALUES list, far below SQLite's variable limit
 # Variables per multi-row INSERT at most (SQLite's default limit since 3.32 is 32,766).
@@ -30,6 +28,37 @@ _VARIABLES_PER_INSERT = 32_000
 MESSAGES_INTO = "messages (id, conv_id, pos, sender_id, sender_seq, cmid, ts, body)"
 UPDATES_INTO = "updates (user_id, seq, kind, message_id, data, ts)"
 Rows = list[tuple[Any, ...]]
+
+# The chat's named writes (chat/plan.py), as Batch stages them (batch.py).
+INSERT_CONVERSATION = ("INSERT INTO conversations (id, kind, user_a, user_b, created) "
+                       "VALUES (?, ?, ?, ?, ?)")
+INSERT_GROUP = "INSERT INTO groups (conv_id, name, topic, owner_id) VALUES (?, ?, ?, ?)"
+UPDATE_GROUP = "UPDATE groups SET name = ?, topic = ?, owner_id = ? WHERE conv_id = ?"
+INSERT_MEMBER = ("INSERT INTO members (conv_id, user_id, role, joined_pos, joined) "
+                 "VALUES (?, ?, ?, ?, ?)")
+DELETE_MEMBER = "DELETE FROM members WHERE conv_id = ? AND user_id = ?"
+UPDATE_ROLE = "UPDATE members SET role = ? WHERE conv_id = ? AND user_id = ?"
+INSERT_RELATION = ("INSERT OR IGNORE INTO relations (user_id, other_id, kind, created) "
+                   "VALUES (?, ?, ?, ?)")
+DELETE_RELATION = "DELETE FROM relations WHERE user_id = ? AND other_id = ? AND kind = ?"
+UPDATE_PRIVACY = ("UPDATE users SET privacy_presence = ?, privacy_profile = ?, "
+                  "privacy_messages = ?, privacy_groups = ?, privacy_receipts = ? WHERE id = ?")
+UPSERT_READ_MARKER = ("INSERT INTO read_markers (user_id, conv_id, pos) VALUES (?, ?, ?) "
+                      "ON CONFLICT (user_id, conv_id) DO UPDATE SET pos = max(pos, excluded.pos)")
+
+
+@dataclass(slots=True)
+class Txn:
+    """A generic write run inside the next group commit; `fn` gets the writer's handle."""
+
+    fn: Callable[[sqlite3.Connection], Any]  # runs in the writer thread
+    future: Any = field(default=None)  # an asyncio future to answer, or None
+
+
+def chunks(items: list[Any], n: int = _CHUNK) -> Iterable[list[Any]]:
+    """Slices of at most n items, for IN (...) lists far below SQLite's variable limit."""
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
 
 
 def one(db: sqlite3.Connection, sql: str, args: Iterable[Any] = ()) -> Any:

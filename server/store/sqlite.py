@@ -44,29 +44,24 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiosqlite
-from liaotian.protocol import ErrorCode, UpdateKind
-from liaotian.protocol.messages import encode_message_map
+from liaotian.protocol import ErrorCode
 
+from ..chat import rules
+from ..chat.model import GroupState, Member, Social
+from ..chat.ops import SendRequest, SendResult
+from ..chat.plan import Needs, pair
+from ..chat.rules.send import plan_send
 from . import sql
-from .base import (
-    Needs,
-    Refused,
-    SendRequest,
-    SendResult,
-    Txn,
-    WriteOp,
-)
-from .batch import Batch, pair
+from .batch import Batch
 from .checkpoint import Checkpointer
-from .files import DatabaseLock, StoreOpenError, create_private, warn_if_shared
+from .contract import Committed as OnCommitted
+from .contract import StoreClosed, StoreOpenError, UsernameTaken
+from .files import DatabaseLock, create_private, warn_if_shared
+from .overlay import Committed
 from .queries import Queries
 from .readers import FairReaders
 from .schema import MIGRATIONS
-from .state import (
-    GroupState,
-    Member,
-    Social,
-)
+from .sql import Txn
 from .stats import WriterStats
 from .tail import FOLD_AGE_MS, UpdateTail
 from .tail import MAX_ROWS as TAIL_ROWS
@@ -74,7 +69,6 @@ from .tail import MAX_ROWS as TAIL_ROWS
 log = logging.getLogger("liaotian.store")
 T = TypeVar("T")
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL file is truncated back to
-SendsCommitted = Callable[[list[Any]], None]  # the planned ops of one commit, in order
 WriterFn = Callable[[sqlite3.Connection], T]  # a generic write, run in the writer thread
 
 
@@ -82,16 +76,12 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class StoreClosed(Exception):
-    """The store no longer accepts writes (shutting down)."""
-
-
 @dataclass(slots=True, eq=False)
 class _Flight:
     """One group commit on its way: taken from the queue, planned, written, answered."""
 
     items: list[Any]
-    ops: list[Any] = field(default_factory=list)  # SendRequests and WriteOps, in order
+    ops: list[Any] = field(default_factory=list)  # operations (chat/ops.py), in order
     txns: list[Txn] = field(default_factory=list)
     batch: Batch | None = None
     lookup: bool = False  # planned after looking client message ids up in the database
@@ -126,7 +116,7 @@ class SQLiteStore(Queries):
         self.path = path
         self.synchronous = synchronous.upper()
         self.max_batch = max_batch
-        self.on_sends_committed: SendsCommitted = lambda reqs: None
+        self.on_committed: OnCommitted = lambda ops: None
         self._thread: ThreadPoolExecutor | None = None  # the writer thread
         self._w: sqlite3.Connection | None = None  # used only in that thread
         self._r: aiosqlite.Connection | None = None  # the first reader (integrity check)
@@ -138,27 +128,19 @@ class SQLiteStore(Queries):
         self._checkpointer: Checkpointer | None = None
         self._lock = DatabaseLock(path)  # one server per database (files.py)
         self.stats = WriterStats()
-        self._queue: deque[Any] = deque()  # SendRequest, WriteOp or Txn, in arrival order
+        self._queue: deque[Any] = deque()  # operations and Txns, in arrival order
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._accepting = False
         # caches, all owned by the writer; "committed" values only
-        self._user_ids: dict[str, int] = {}
-        self._usernames: dict[int, str] = {}
-        self._heads: dict[int, int] = {}
+        self.cache = Committed()
         self._tail = UpdateTail(fold_age_ms=fold_age_ms, max_rows=tail_rows)
         self._floors: dict[int, int] = {}
-        self._direct: dict[tuple[int, int], int] = {}  # (a, b) -> direct conversation id
-        self._conv_last: dict[int, int] = {}  # conversation -> last position
-        self._groups: dict[int, GroupState] = {}
-        self._social: dict[int, Social] = {}
         # (sender, cmid) -> the answer a retry gets; bounded, oldest evicted first
         # Plain tuples (id, conv, pos, ts, sender seq): the collector stops tracking tuples
         # of numbers, so a full cache does not slow every garbage collection down.
         self._dedup: OrderedDict[tuple[int, str], tuple[int, int, int, int, int]] = OrderedDict()
         self._dedup_max = dedup_cache
-        self._next_msg_id = 1
-        self._next_conv_id = 1
         self._positions: dict[tuple[int, str], int] = {}
         self._flushing: dict[tuple[int, str], int] = {}  # positions in the commit running now
         self.batches = 0
@@ -185,7 +167,7 @@ class SQLiteStore(Queries):
     async def _open(self) -> None:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="liaotian-writer")
         try:
-            self._next_msg_id, self._next_conv_id, self._tail.next_jid = \
+            self.cache.next_msg_id, self.cache.next_conv_id, self._tail.next_jid = \
                 await self._call(self._open_writer)
         except BaseException:
             await self._call(self._discard_writer)  # nothing of it to fold or checkpoint
@@ -326,10 +308,6 @@ class SQLiteStore(Queries):
 
     # ------------------------------------------------------------------ writes
 
-    def submit_send(self, req: SendRequest) -> None:
-        """Queue a send; on_sends_committed sees it, answered, after its batch commits."""
-        self.submit(req)  # type: ignore[arg-type]
-
     async def run_in_commit(self, fn: WriterFn[T]) -> T:
         """Run fn(connection) in the writer thread inside the next group commit, in its own
         savepoint. fn is plain synchronous code: it must not touch the event loop."""
@@ -357,6 +335,9 @@ class SQLiteStore(Queries):
         if self._positions:
             self._ride_along(_noop)
 
+    async def drain(self) -> None:
+        await self.run_in_commit(_noop)
+
     async def create_user(self, username: str, password_hash: str) -> int:
         def op(db: sqlite3.Connection) -> int:
             cur = db.execute(
@@ -366,7 +347,10 @@ class SQLiteStore(Queries):
             assert cur.lastrowid is not None
             return cur.lastrowid
 
-        return await self.run_in_commit(op)
+        try:
+            return await self.run_in_commit(op)
+        except sqlite3.IntegrityError:
+            raise UsernameTaken(username) from None
 
     async def set_device_token(self, user_id: int, device: str, token_hash: bytes, *,
                                max_devices: int = 0) -> int | None:
@@ -433,8 +417,8 @@ class SQLiteStore(Queries):
 
     # ------------------------------------------------------------------ the writer
 
-    def submit(self, op: WriteOp) -> None:
-        """Queue a write op; on_sends_committed sees it, planned, after its batch commits."""
+    def submit(self, op: Any) -> None:
+        """Queue an operation; on_committed sees it, planned, after its batch commits."""
         if not self._accepting:
             raise StoreClosed()
         self._queue.append(op)
@@ -460,7 +444,8 @@ class SQLiteStore(Queries):
                 if self._queue:
                     if planned is None:
                         planned = _Flight([])
-                        planned.batch = Batch(self, now_ms(), running.batch)
+                        assert running.batch is not None
+                        planned.batch = Batch(self.cache, now_ms(), 0, running.batch)
                     self._extend(planned)
                 if not running.written_done():
                     self._wake.clear()
@@ -509,14 +494,14 @@ class SQLiteStore(Queries):
         message ids the dedup cache does not know. Only while no batch is running."""
         t = time.perf_counter()
         f.lookup = lookup
-        batch = f.batch = Batch(self, now_ms())
+        batch = f.batch = Batch(self.cache, now_ms(), self._tail.next_jid)
         ops = f.ops
         if ops:
             for op in ops:  # planning again starts from a clean slate
                 op.error, op.error_message = None, ""
-                if isinstance(op, SendRequest):
+                if type(op) is SendRequest:
                     op.result = None
-            sends = [op for op in ops if isinstance(op, SendRequest)]
+            sends = [op for op in ops if type(op) is SendRequest]
             if sends:
                 self._cached_duplicates(sends)
                 if lookup:
@@ -542,7 +527,7 @@ class SQLiteStore(Queries):
             if isinstance(it, Txn):
                 f.txns.append(it)
                 continue
-            if isinstance(it, SendRequest):
+            if type(it) is SendRequest:
                 hit = dedup.get((it.sender_id, it.cmid))
                 if hit is not None:
                     it.result = _duplicate(hit, it.cmid)
@@ -561,11 +546,11 @@ class SQLiteStore(Queries):
         f.plan_s += time.perf_counter() - t
 
     def _plan_op(self, batch: Batch, op: Any) -> None:
-        if isinstance(op, SendRequest):
+        if type(op) is SendRequest:
             if op.result is None:
-                batch.run(op, lambda: self._plan_send(batch, op), checks_first=True)
+                batch.run(op, lambda: plan_send(batch, op), checks_first=True)
         else:
-            batch.run(op, lambda: op.plan(batch))
+            batch.run(op, lambda: rules.apply(batch, op))
 
     def _launch(self, f: _Flight) -> _Flight:
         """Hand f's statements to the writer thread (the previous batch has committed)."""
@@ -651,7 +636,7 @@ class SQLiteStore(Queries):
             _resolve(txn.future, ok, value)
         if f.ops:
             try:
-                self.on_sends_committed(f.ops)
+                self.on_committed(f.ops)
             except Exception:
                 log.exception("answering a committed batch failed")
         r = f.result
@@ -666,18 +651,10 @@ class SQLiteStore(Queries):
 
     def _publish(self, batch: Batch, ops: list[Any]) -> None:
         """Make the batch's numbers and state the current ones."""
-        self._heads.update(batch.heads)
+        self.cache.publish(batch)
         self._tail.publish(batch)
-        self._conv_last.update(batch.conv_last)
-        self._direct.update(batch.direct)
-        for conv, g in batch.groups.items():
-            if g is not None:
-                self._groups[conv] = g
-        self._social.update(batch.social)
-        self._next_msg_id = batch.next_msg_id
-        self._next_conv_id = batch.next_conv_id
         for op in ops:
-            if isinstance(op, SendRequest) and op.result is not None and not op.result.duplicate:
+            if type(op) is SendRequest and op.result is not None and not op.result.duplicate:
                 self._remember(op.sender_id, op.cmid, op.result)
         self.batches += 1
         self.committed_sends += len(batch.messages)
@@ -688,14 +665,14 @@ class SQLiteStore(Queries):
             if isinstance(it, Txn):
                 _resolve(it.future, False, RuntimeError("commit failed"))
                 continue
-            if isinstance(it, SendRequest):
+            if type(it) is SendRequest:
                 it.result = None
             it.error, it.error_message = ErrorCode.INTERNAL_ERROR, ""
             it.pushes = []
             ops.append(it)
         if ops:
             try:
-                self.on_sends_committed(ops)
+                self.on_committed(ops)
             except Exception:  # the writer must outlive any one batch
                 log.exception("answering a failed batch failed")
 
@@ -709,20 +686,20 @@ class SQLiteStore(Queries):
             g = batch.group_ro(s.group) if batch.has_group(s.group) else None
             return g is not None and batch.has_conv(s.group) and batch.has_head(s.sender_id) \
                 and all(batch.has_head(u) for u in g.members)
-        rid_ = self._user_ids.get(s.to_name)
+        rid_ = self.cache.user_ids.get(s.to_name)
         return rid_ is not None and batch.has_head(s.sender_id) and batch.has_head(rid_) \
             and batch.has_social(rid_) and batch.has_pair(pair(s.sender_id, rid_))
 
-    def _op_ready(self, op: WriteOp, batch: Batch) -> bool:
+    def _op_ready(self, op: Any, batch: Batch) -> bool:
         n = Needs()
-        op.needs(n, batch)
+        rules.needs(op, n, batch)
         return not any(self._missing(n, batch))
 
     def _missing(self, n: Needs, batch: Batch) -> tuple[list[Any], ...]:
         """What the needs ask for that neither the caches nor the batch's parent hold:
         names, groups, heads, social, pairs, conversations."""
         return (
-            [x for x in n.names if x not in self._user_ids],
+            [x for x in n.names if x not in self.cache.user_ids],
             [g for g in n.groups if not batch.has_group(g)],
             [u for u in n.users | n.social if not batch.has_head(u)],
             [u for u in n.social if not batch.has_social(u)],
@@ -735,40 +712,22 @@ class SQLiteStore(Queries):
         for _round in range(5):
             n = Needs()
             for op in ops:
-                if isinstance(op, SendRequest):
-                    if op.result is None:
-                        self._send_needs(op, n, batch)
-                else:
-                    op.needs(n, batch)
+                if type(op) is not SendRequest or op.result is None:
+                    rules.needs(op, n, batch)
             missing = self._missing(n, batch)
             if not any(missing):
                 return
             groups = missing[1]
             found = await self._call(_fetch_all, self._w, *missing)
             self._apply(*found)
-            members = {u for g in groups if g in self._groups for u in self._groups[g].members}
-            members -= self._heads.keys()
+            cached = self.cache.groups
+            members = {u for g in groups if g in cached for u in cached[g].members}
+            members -= self.cache.heads.keys()
             if members:
                 self._apply_heads(await self._call(sql.fetch_heads, self._w, list(members)))
             names_found, group_rows = found[0], found[4][0]
             if not (names_found or group_rows or found[3]):
                 return  # nothing learnt that could make the ops ask for more
-
-    def _send_needs(self, s: SendRequest, n: Needs, batch: Batch) -> None:
-        n.users.add(s.sender_id)
-        if s.group is not None:
-            n.groups.add(s.group)
-            n.convs.add(s.group)
-            g = batch.group_ro(s.group)
-            if g is not None:
-                n.users.update(g.members)
-            return
-        n.names.add(s.to_name)
-        rid_ = self._user_ids.get(s.to_name)
-        if rid_ is not None:
-            n.users.add(rid_)
-            n.social.add(rid_)
-            n.pairs.add(pair(s.sender_id, rid_))
 
     def _apply(self, names: sql.Rows, heads: sql.Rows, social: tuple[sql.Rows, ...],
                pairs: sql.Rows, groups: tuple[sql.Rows, sql.Rows], convs: sql.Rows) -> None:
@@ -785,25 +744,27 @@ class SQLiteStore(Queries):
             found[uid].add_relation(other, kind)
         for uid, requester in incoming:
             found[uid].incoming.add(requester)
-        self._social.update(found)
+        cache = self.cache
+        cache.social.update(found)
         for a, b, cid, last in pairs:
-            self._direct[(a, b)] = cid
-            self._conv_last[cid] = last
+            cache.direct[(a, b)] = cid
+            cache.conv_last[cid] = last
         group_rows, member_rows = groups
         new_groups: dict[int, GroupState] = {}
         for conv, name, topic, owner, created in group_rows:
             new_groups[conv] = GroupState(conv, name, topic, owner, created)
         for conv, uid, role, jpos, joined in member_rows:
             new_groups[conv].members[uid] = Member(role, jpos, joined)
-        self._groups.update(new_groups)
+        cache.groups.update(new_groups)
         for conv, last in convs:
-            self._conv_last[conv] = last
+            cache.conv_last[conv] = last
 
     def _apply_heads(self, rows: sql.Rows) -> None:
+        heads = self.cache.heads
         for uid, name, floor, top in rows:
             self._cache_user(name, uid)
             self._floors[uid] = floor
-            self._heads[uid] = max(floor, top)
+            heads[uid] = max(floor, top)
 
     def _cached_duplicates(self, sends: list[SendRequest]) -> None:
         """Answer retries of recent sends from the dedup cache."""
@@ -836,83 +797,6 @@ class SQLiteStore(Queries):
         )
         while len(self._dedup) > self._dedup_max:
             self._dedup.popitem(last=False)
-
-    # ------------------------------------------------------------------ planning a send
-
-    def _plan_send(self, batch: Batch, s: SendRequest) -> None:
-        first = batch.planned_send((s.sender_id, s.cmid))
-        if first is not None:  # the same cmid twice in a batch (or its parent): a retry
-            if first.result is None:
-                raise Refused(first.error or ErrorCode.INTERNAL_ERROR, first.error_message)
-            s.result = _as_duplicate(first.result)
-            return
-        if s.group is not None:
-            self._plan_group_send(batch, s)
-        else:
-            self._plan_direct_send(batch, s)
-        batch.cmids[(s.sender_id, s.cmid)] = s
-
-    def _plan_direct_send(self, batch: Batch, s: SendRequest) -> None:
-        rcpt = batch.user_id(s.to_name)
-        if rcpt is None:
-            raise Refused(ErrorCode.UNKNOWN_USER)
-        if rcpt != s.sender_id and not batch.social_ro(rcpt).accepts_messages_from(s.sender_id):
-            raise Refused(ErrorCode.NOT_ALLOWED)
-        conv = batch.direct_conv(s.sender_id, rcpt)
-        pos = batch.next_pos(conv)
-        mid = batch.new_message_id()
-        sseq = batch.next_seq(s.sender_id)
-        rseq = sseq if rcpt == s.sender_id else batch.next_seq(rcpt)
-        body = encode_message_map(
-            mid, conv, pos, s.sender_name, s.to_name, batch.ts, s.cmid, s.text, s.meta
-        )
-        batch.add_message(mid, conv, pos, s.sender_id, sseq, s.cmid, body)
-        batch.add_update(s.sender_id, sseq, UpdateKind.MESSAGE, message_id=mid)
-        if rcpt != s.sender_id:
-            batch.add_update(rcpt, rseq, UpdateKind.MESSAGE, message_id=mid)
-        s.result = SendResult(
-            id=mid,
-            conv=conv,
-            pos=pos,
-            ts=batch.ts,
-            sender_seq=sseq,
-            cmid=s.cmid,
-            recipient_id=rcpt,
-            recipient_seq=rseq,
-            body=body,
-        )
-
-    def _plan_group_send(self, batch: Batch, s: SendRequest) -> None:
-        assert s.group is not None
-        g = batch.group_ro(s.group)
-        if g is None or s.sender_id not in g.members:
-            raise Refused(ErrorCode.NOT_MEMBER)
-        conv = g.conv
-        pos = batch.next_pos(conv)
-        mid = batch.new_message_id()
-        sseq = batch.next_seq(s.sender_id)
-        body = encode_message_map(
-            mid, conv, pos, s.sender_name, "", batch.ts, s.cmid, s.text, s.meta, group=conv
-        )
-        batch.add_message(mid, conv, pos, s.sender_id, sseq, s.cmid, body)
-        batch.add_update(s.sender_id, sseq, UpdateKind.MESSAGE, message_id=mid)
-        fanout = []
-        for uid in g.members:
-            if uid != s.sender_id:
-                seq = batch.next_seq(uid)
-                batch.add_update(uid, seq, UpdateKind.MESSAGE, message_id=mid)
-                fanout.append((uid, seq))
-        s.result = SendResult(
-            id=mid,
-            conv=conv,
-            pos=pos,
-            ts=batch.ts,
-            sender_seq=sseq,
-            cmid=s.cmid,
-            body=body,
-            fanout=tuple(fanout),
-        )
-
 
     async def prune_updates(self, older_than_ms: int) -> int:
         """Drop update-log entries older than the horizon, raising each user's floor.
@@ -948,9 +832,10 @@ class SQLiteStore(Queries):
 
         floors = await self.run_in_commit(op)
         for uid, seq in floors:  # users not cached yet load both from the database
-            if uid in self._heads:
+            heads = self.cache.heads
+            if uid in heads:
                 self._floors[uid] = max(self._floors.get(uid, 0), seq)
-                self._heads[uid] = max(self._heads[uid], seq)
+                heads[uid] = max(heads[uid], seq)
         return len(floors)
 
     async def integrity_check(self) -> str:
@@ -975,18 +860,6 @@ def _duplicate(hit: tuple[int, int, int, int, int], cmid: str) -> SendResult:
     """The answer to a retry: the original acknowledgement, marked as a duplicate."""
     return SendResult(
         id=hit[0], conv=hit[1], pos=hit[2], ts=hit[3], sender_seq=hit[4], cmid=cmid, duplicate=True
-    )
-
-
-def _as_duplicate(r: SendResult) -> SendResult:
-    return SendResult(
-        id=r.id,
-        conv=r.conv,
-        pos=r.pos,
-        ts=r.ts,
-        sender_seq=r.sender_seq,
-        cmid=r.cmid,
-        duplicate=True,
     )
 
 

@@ -305,8 +305,8 @@ async def test_ack_of_entries_committed_but_not_yet_published_is_accepted(server
     bob = await clients.user(server, "bob", register=False, sync=False)
     store = server.server.store
     uid = await store.user_id("bob")
-    published = store._heads[uid]
-    store._heads[uid] = 1  # as if the last batches were committed but not yet published
+    published = store.cache.heads[uid]
+    store.cache.heads[uid] = 1  # as if the last batches were committed but not yet published
     try:
         page = await bob.expect(Sync(rid=bob.rid(), since=0), Updates)
         assert [u.seq for u in page.updates] == [1, 2, 3, 4] and page.head == 4
@@ -316,7 +316,7 @@ async def test_ack_of_entries_committed_but_not_yet_published_is_accepted(server
         assert isinstance(err, Error) and err.code == ErrorCode.INVALID_CURSOR
         await bob.barrier()
     finally:
-        store._heads[uid] = max(store._heads[uid], published)
+        store.cache.heads[uid] = max(store.cache.heads[uid], published)
     assert [d.acked for d in (await bob.devices()).devices] == [4]
 
 

@@ -121,7 +121,7 @@ async def test_oversize_group_create_is_refused_before_anything_is_queued_or_loo
         assert server is not None
         store = server.store
         calls: list[str] = []
-        for name in ("submit", "submit_send", "_call", "user_id", "user_by_name",
+        for name in ("submit", "_call", "user_id", "user_by_name",
                      "group_state"):
             real = getattr(store, name)
 

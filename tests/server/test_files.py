@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from liaotian.server.backup import BackupError, backup
+from liaotian.server.store.backup import BackupError, backup
 from liaotian.server.store import SQLiteStore
 from liaotian.server.store.files import DatabaseInUse, DatabaseLock, StoreOpenError
 from liaotian.server.store.schema import MIGRATIONS

@@ -12,19 +12,20 @@ from typing import Any
 import msgpack
 import pytest
 from liaotian.protocol import ErrorCode
-from liaotian.server.store import SendRequest, SQLiteStore, sql
+from liaotian.server.chat.ops import SendRequest
+from liaotian.server.store import SQLiteStore, sql
 from liaotian.server.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
 class Committed:
-    """on_sends_committed hook: records each batch and what the database held right then."""
+    """on_committed hook: records each batch and what the database held right then."""
 
     def __init__(self, store: SQLiteStore, db_path: str) -> None:
         self.db_path = db_path
         self.batches: list[list[SendRequest]] = []
         self.visible_at_callback: list[bool] = []
         self._changed = asyncio.Event()
-        store.on_sends_committed = self
+        store.on_committed = self
 
     def __call__(self, reqs: list[SendRequest]) -> None:
         ids = [r.result.id for r in reqs if r.result is not None and not r.result.duplicate]
@@ -53,7 +54,7 @@ class Committed:
 def req(sender: tuple[int, str], to: str, cmid: str, text: str = "t", rid: int = 1,
         meta: dict[str, Any] | None = None) -> SendRequest:
     return SendRequest(sender_id=sender[0], sender_name=sender[1], to_name=to, cmid=cmid,
-                       text=text, meta=meta or {}, origin=None, rid=rid)
+                       text=text, meta=meta or {}, session=0, rid=rid)
 
 
 def db_path(tmp_path: Path) -> str:
@@ -101,7 +102,7 @@ async def test_group_commit_batches_many_sends(store, tmp_path) -> None:
     batches_before = store.batches
     n = 500
     for i in range(n):  # all submitted in one go, as a burst of SENDs would be
-        store.submit_send(req(alice, "bob", f"c{i}", f"m{i}", rid=i + 1))
+        store.submit(req(alice, "bob", f"c{i}", f"m{i}", rid=i + 1))
     answered = await done.wait_for(n)
 
     assert store.batches - batches_before <= 5, "not group-committed"
@@ -138,7 +139,7 @@ async def test_max_batch_caps_a_commit(tmp_path) -> None:
         alice, _ = await users(s, "alice", "bob")
         done = Committed(s, db_path(tmp_path))
         for i in range(450):
-            s.submit_send(req(alice, "bob", f"c{i}"))
+            s.submit(req(alice, "bob", f"c{i}"))
         answered = await done.wait_for(450)
         assert len(done.batches) >= 5
         assert all(len(b) <= 100 for b in done.batches)
@@ -150,9 +151,9 @@ async def test_max_batch_caps_a_commit(tmp_path) -> None:
 async def test_duplicate_cmid_within_one_batch(store, tmp_path) -> None:
     alice, _ = await users(store, "alice", "bob")
     done = Committed(store, db_path(tmp_path))
-    store.submit_send(req(alice, "bob", "same", "first", rid=1))
-    store.submit_send(req(alice, "bob", "same", "second", rid=2))
-    store.submit_send(req(alice, "bob", "other", "third", rid=3))
+    store.submit(req(alice, "bob", "same", "first", rid=1))
+    store.submit(req(alice, "bob", "same", "second", rid=2))
+    store.submit(req(alice, "bob", "other", "third", rid=3))
     a, b, c = await done.wait_for(3)
     assert len(done.batches) == 1
     assert not a.result.duplicate and b.result.duplicate and not c.result.duplicate
@@ -172,8 +173,8 @@ async def test_duplicate_cmid_across_close_and_reopen(tmp_path) -> None:
     await s.open()
     alice, bob = await users(s, "alice", "bob")
     done = Committed(s, path)
-    s.submit_send(req(alice, "bob", "k1", "original"))
-    s.submit_send(req(bob, "alice", "k1", "bob's own k1"))  # cmids are per sender
+    s.submit(req(alice, "bob", "k1", "original"))
+    s.submit(req(bob, "alice", "k1", "bob's own k1"))  # cmids are per sender
     (orig, bobs) = [r.result for r in await done.wait_for(2)]
     assert not orig.duplicate and not bobs.duplicate and orig.id != bobs.id
     await s.close()
@@ -182,8 +183,8 @@ async def test_duplicate_cmid_across_close_and_reopen(tmp_path) -> None:
     await s.open()
     try:
         done = Committed(s, path)
-        s.submit_send(req(alice, "bob", "k1", "retry after restart"))
-        s.submit_send(req(alice, "bob", "k2", "new"))
+        s.submit(req(alice, "bob", "k1", "retry after restart"))
+        s.submit(req(alice, "bob", "k2", "new"))
         retry, new = [r.result for r in await done.wait_for(2)]
         assert retry.duplicate
         assert (retry.id, retry.conv, retry.pos, retry.ts, retry.sender_seq) == \
@@ -199,16 +200,16 @@ async def test_duplicate_cmid_across_close_and_reopen(tmp_path) -> None:
 async def test_unknown_recipient_fails_alone(store, tmp_path) -> None:
     alice, _ = await users(store, "alice", "bob")
     done = Committed(store, db_path(tmp_path))
-    store.submit_send(req(alice, "bob", "c1", rid=1))
-    store.submit_send(req(alice, "nobody", "c2", rid=2))
-    store.submit_send(req(alice, "bob", "c3", rid=3))
+    store.submit(req(alice, "bob", "c1", rid=1))
+    store.submit(req(alice, "nobody", "c2", rid=2))
+    store.submit(req(alice, "bob", "c3", rid=3))
     ok1, bad, ok2 = await done.wait_for(3)
     assert bad.result is None and bad.error == ErrorCode.UNKNOWN_USER
     assert ok1.error is None and ok2.error is None
     assert (ok1.result.pos, ok2.result.pos) == (1, 2)  # no number was spent on the failure
     assert ok2.result.id == ok1.result.id + 1
     # the cmid of a failed send is still free
-    store.submit_send(req(alice, "bob", "c2", rid=4))
+    store.submit(req(alice, "bob", "c2", rid=4))
     (retry,) = (await done.wait_for(4))[3:]
     assert retry.result is not None and not retry.result.duplicate and retry.result.pos == 3
 
@@ -216,8 +217,8 @@ async def test_unknown_recipient_fails_alone(store, tmp_path) -> None:
 async def test_self_conversation_has_one_log_entry(store, tmp_path) -> None:
     alice, _ = await users(store, "alice", "bob")
     done = Committed(store, db_path(tmp_path))
-    store.submit_send(req(alice, "alice", "n1"))
-    store.submit_send(req(alice, "bob", "n2"))
+    store.submit(req(alice, "alice", "n1"))
+    store.submit(req(alice, "bob", "n2"))
     a, b = [r.result for r in await done.wait_for(2)]
     assert (a.sender_seq, a.recipient_seq) == (1, 1)
     assert b.sender_seq == 2 and b.recipient_seq == 1 and a.conv != b.conv
@@ -288,7 +289,7 @@ async def test_prune_raises_the_floor(tmp_path) -> None:
     carol = (await s.create_user("carol", "hash"), "carol")
     done = Committed(s, path)
     for i in range(3):
-        s.submit_send(req(alice, "bob", f"c{i}"))
+        s.submit(req(alice, "bob", f"c{i}"))
     await done.wait_for(3)
 
     assert await s.prune_updates(0) == 0  # nothing older than the epoch
@@ -306,7 +307,7 @@ async def test_prune_raises_the_floor(tmp_path) -> None:
     assert log_rows(path) == 0
     assert query(path, "SELECT count(*) FROM messages") == [(3,)]  # the archive stays
 
-    s.submit_send(req(alice, "bob", "c3"))
+    s.submit(req(alice, "bob", "c3"))
     (nxt,) = (await done.wait_for(4))[3:]
     assert (nxt.result.sender_seq, nxt.result.recipient_seq, nxt.result.pos) == (4, 4, 4)
     await s.close()
@@ -320,7 +321,7 @@ async def test_prune_raises_the_floor(tmp_path) -> None:
         page = await s.read_updates(bob[0], 3, 10)
         assert page.last_seq == 4 and len(page.updates) == 1
         done = Committed(s, path)
-        s.submit_send(req(bob, "alice", "d1"))
+        s.submit(req(bob, "alice", "d1"))
         (r,) = await done.wait_for(1)
         assert (r.result.sender_seq, r.result.recipient_seq) == (5, 5)
     finally:
@@ -331,7 +332,7 @@ async def test_read_updates_cut_by_size_keeps_at_least_one(store, tmp_path) -> N
     alice, bob = await users(store, "alice", "bob")
     done = Committed(store, db_path(tmp_path))
     for i in range(5):
-        store.submit_send(req(alice, "bob", f"c{i}", "x" * 1000))
+        store.submit(req(alice, "bob", f"c{i}", "x" * 1000))
     await done.wait_for(5)
     page = await store.read_updates(bob[0], 0, 100, max_bytes=2500)
     assert len(page.updates) == 2 and page.last_seq == 2
@@ -375,7 +376,7 @@ async def test_writes_after_close_are_refused(tmp_path) -> None:
     alice = (await s.create_user("alice", "hash"), "alice")
     await s.close()
     with pytest.raises(StoreClosed):
-        s.submit_send(req(alice, "alice", "late"))
+        s.submit(req(alice, "alice", "late"))
     with pytest.raises(StoreClosed):
         await s.create_user("bob", "hash")
 

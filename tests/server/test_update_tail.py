@@ -37,7 +37,7 @@ async def to_bob(s: SQLiteStore, done: Committed, sender: tuple[int, str], prefi
                  n: int) -> list[Any]:
     """n sends to bob, submitted together; every send answered so far once they are."""
     for i in range(n):
-        s.submit_send(req(sender, "bob", f"{prefix}{i}"))
+        s.submit(req(sender, "bob", f"{prefix}{i}"))
     return await done.wait_for(len(done.answered) + n)
 
 
@@ -115,7 +115,7 @@ async def test_unfolded_rows_are_served_from_the_tail_and_folded_at_close(
         await s.set_device_token(bob[0], "d1", b"t" * 32)
         done = Committed(s, path)
         for i in range(12):  # bob's log mixes two conversations
-            s.submit_send(req(bob, "carol", f"b{i}", f"bob {i}") if i % 3 == 0
+            s.submit(req(bob, "carol", f"b{i}", f"bob {i}") if i % 3 == 0
                           else req(alice, "bob", f"a{i}", f"alice {i}"))
         answered = await done.wait_for(12)
         logs = expected(answered)
@@ -161,7 +161,7 @@ async def test_folded_rows_leave_the_tail_and_the_journal(tmp_path, monkeypatch)
         alice, bob, _ = await users(s, "alice", "bob", "carol")
         done = Committed(s, path)
         for i in range(30):
-            s.submit_send(req(alice if i % 2 else bob, "carol" if i % 3 else "alice", f"c{i}"))
+            s.submit(req(alice if i % 2 else bob, "carol" if i % 3 else "alice", f"c{i}"))
         answered = await done.wait_for(30)
         await commit_until(s, lambda: len(s._tail) == 0)
         assert s._tail.rows == 0
@@ -169,7 +169,7 @@ async def test_folded_rows_leave_the_tail_and_the_journal(tmp_path, monkeypatch)
         assert s.stats.folded_rows == len(log_keys(answered))
         await check_reads(s, expected(answered))
 
-        s.submit_send(req(alice, "bob", "next"))
+        s.submit(req(alice, "bob", "next"))
         answered = await done.wait_for(31)
         (last,) = query(path, "SELECT max(id) FROM update_journal")[0]
         await commit_until(s, lambda: query(path, "SELECT id FROM update_journal") == [(last,)])
@@ -205,7 +205,7 @@ async def test_reads_across_fold_boundaries(tmp_path, monkeypatch, direct_rows: 
         for step in range(6):
             for k in range(3):
                 a, b = people[(step + k) % 4], people[(step + 2 * k + 1) % 4]
-                s.submit_send(req(a, b[1], f"s{step}.{k}", f"step {step} send {k}"))
+                s.submit(req(a, b[1], f"s{step}.{k}", f"step {step} send {k}"))
                 sent += 1
                 if k == 0:  # the first is being written: the others are planned on it,
                     await asyncio.sleep(0)  # and their folds planned before it publishes
@@ -232,8 +232,8 @@ async def test_many_rows_of_one_user_in_a_commit_skip_the_journal(tmp_path) -> N
 
         n = tail.DIRECT_ROWS + 2
         for i in range(n):  # submitted together: one commit
-            s.submit_send(req(alice, "bob", f"burst{i}"))
-        s.submit_send(req(carol, "bob", "one"))  # carol has one row: journalled
+            s.submit(req(alice, "bob", f"burst{i}"))
+        s.submit(req(carol, "bob", "one"))  # carol has one row: journalled
         answered = await done.wait_for(3 + n + 1)
         assert len(done.batches) == 2
         logs = expected(answered)
@@ -291,7 +291,7 @@ async def test_opening_folds_what_a_crash_left_in_the_journal(tmp_path) -> None:
         alice, bob = await users(s, "alice", "bob")
         done = Committed(s, path)
         for i in range(6):
-            s.submit_send(req(alice, "bob", f"a{i}") if i % 2 else req(bob, "alice", f"b{i}"))
+            s.submit(req(alice, "bob", f"a{i}") if i % 2 else req(bob, "alice", f"b{i}"))
         answered = await done.wait_for(6)
     logs = expected(answered)
     stored = query(path, "SELECT * FROM updates ORDER BY user_id, seq")
@@ -319,7 +319,7 @@ async def test_opening_folds_what_a_crash_left_in_the_journal(tmp_path) -> None:
         assert journal_count(path) == 0 and len(s._tail) == 0
         await check_reads(s, logs)
         done = Committed(s, path)
-        s.submit_send(req(alice, "bob", "after"))
+        s.submit(req(alice, "bob", "after"))
         (r,) = await done.wait_for(1)
         assert (r.result.sender_seq, r.result.recipient_seq) == (7, 7)
         page = await s.read_updates(bob[0], 6, 10)
@@ -357,7 +357,7 @@ async def test_a_failed_commit_leaves_the_tail_intact(tmp_path, monkeypatch) -> 
         await commit_until(s, lambda: len(s._tail) == 0)
         assert query(path, "SELECT count(*) FROM updates") == [(10,)]
         await check_reads(s, logs)
-        s.submit_send(req(bob, "alice", "after"))
+        s.submit(req(bob, "alice", "after"))
         (r,) = (await done.wait_for(6))[5:]
         assert (r.result.sender_seq, r.result.recipient_seq) == (6, 6)
         await check_reads(s, expected(done.answered))
@@ -371,7 +371,7 @@ async def test_prune_folds_the_tail_first(tmp_path) -> None:
         alice, bob, carol = await users(s, "alice", "bob", "carol")
         done = Committed(s, path)
         for i in range(6):
-            s.submit_send(req(alice, "bob", f"a{i}") if i % 2 else req(bob, "carol", f"b{i}"))
+            s.submit(req(alice, "bob", f"a{i}") if i % 2 else req(bob, "carol", f"b{i}"))
         logs = expected(await done.wait_for(6))
         assert query(path, "SELECT count(*) FROM updates") == [(0,)] and log_rows(path) == 12
 
@@ -383,7 +383,7 @@ async def test_prune_folds_the_tail_first(tmp_path) -> None:
             assert (await s.read_updates(uid, 0, 10)).resync
             page = await s.read_updates(uid, head, 10)
             assert not page.resync and page.updates == [] and page.last_seq == head
-        s.submit_send(req(alice, "bob", "after"))
+        s.submit(req(alice, "bob", "after"))
         (r,) = (await done.wait_for(7))[6:]
         assert (r.result.sender_seq, r.result.recipient_seq) == (4, 7)
     assert query(path, "SELECT log_floor FROM users ORDER BY id") == [(3,), (6,), (3,)]
@@ -397,7 +397,7 @@ async def test_prune_keeps_rows_committed_beside_it(tmp_path) -> None:
     async with opened(path, fold_age_ms=LONG) as s:
         alice, bob = await users(s, "alice", "bob")
         done = Committed(s, path)
-        s.submit_send(req(alice, "bob", "beside"))
+        s.submit(req(alice, "bob", "beside"))
         await s.prune_updates(int(time.time() * 1000) + 60_000)
         await done.wait_for(1)
     async with opened(path) as s:

@@ -17,7 +17,8 @@ import pytest
 from liaotian.protocol import ErrorCode
 from liaotian.server.store import SQLiteStore, sql
 from liaotian.server.store import checkpoint as checkpoint_module
-from liaotian.server.store.base import Txn
+from liaotian.server.store import sqlite as writer_module
+from liaotian.server.store.sql import Txn
 from test_store import Committed, db_path, log_rows, query, req, users
 
 
@@ -30,7 +31,7 @@ async def warm_store(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, Any, Co
     try:
         alice, _ = await users(s, "alice", "bob")
         done = Committed(s, db_path(tmp_path))
-        s.submit_send(req(alice, "bob", "warm"))
+        s.submit(req(alice, "bob", "warm"))
         await done.wait_for(1)
         yield s, alice, done
     finally:
@@ -55,12 +56,12 @@ def _hold_in_next_batch(s: SQLiteStore) -> tuple[threading.Event, threading.Even
 async def test_sends_queued_during_a_write_are_planned_on_top_of_it(tmp_path) -> None:
     async with warm_store(tmp_path) as (s, alice, done):
         for i in range(5):
-            s.submit_send(req(alice, "bob", f"a{i}"))
+            s.submit(req(alice, "bob", f"a{i}"))
         entered, release, held = _hold_in_next_batch(s)  # one batch: a0..a4 and the hold
         assert await asyncio.to_thread(entered.wait, 5)
         for i in range(20):
-            s.submit_send(req(alice, "bob", f"c{i}"))
-        s.submit_send(req(alice, "bob", "a2"))  # a retry of a send in the held batch
+            s.submit(req(alice, "bob", f"c{i}"))
+        s.submit(req(alice, "bob", "a2"))  # a retry of a send in the held batch
         await asyncio.sleep(0)  # the writer plans them while the thread is held
         planned_while_held = len(s._queue) == 0 and not done.batches[1:]
         release.set()
@@ -94,11 +95,11 @@ async def test_a_failed_batch_makes_the_one_planned_on_it_plan_again(tmp_path,
             return real(*args, **kwargs)
 
         monkeypatch.setattr(sql, "write_batch", failing_once)
-        s.submit_send(req(alice, "bob", "doomed"))
+        s.submit(req(alice, "bob", "doomed"))
         while calls["n"] == 0:  # the doomed batch is in the writer thread
             await asyncio.sleep(0.001)
         for i in range(5):
-            s.submit_send(req(alice, "bob", f"after{i}"))
+            s.submit(req(alice, "bob", f"after{i}"))
         await asyncio.sleep(0)
         gate.set()
         answered = await done.wait_for(7)
@@ -118,12 +119,12 @@ async def test_a_retry_the_cache_forgot_is_answered_from_the_unique_index(tmp_pa
         alice, _ = await users(s, "alice", "bob")
         done = Committed(s, db_path(tmp_path))
         for i in range(5):  # one by one: c0..c2 fall out of the two-entry cache
-            s.submit_send(req(alice, "bob", f"c{i}", f"m{i}"))
+            s.submit(req(alice, "bob", f"c{i}", f"m{i}"))
             await done.wait_for(i + 1)
         first = done.answered[0].result
         for r in (req(alice, "bob", "new1", rid=7), req(alice, "bob", "c0", rid=8),
                   req(alice, "bob", "new2", rid=9)):
-            s.submit_send(r)
+            s.submit(r)
         answered = await done.wait_for(8)
         new1, retry, new2 = answered[5:]
         assert retry.result.duplicate and retry.result.id == first.id
@@ -148,7 +149,7 @@ async def test_the_wal_is_checkpointed_beside_the_writer_and_started_over(
         done = Committed(s, db_path(tmp_path))
         text = "x" * 20_000
         for i in range(60):  # ~1.2 MB of message text, one commit at a time
-            s.submit_send(req(alice, "bob", f"c{i}", text))
+            s.submit(req(alice, "bob", f"c{i}", text))
             await done.wait_for(i + 1)
             assert s._checkpointer is not None
             await s._checkpointer.settled()  # the cycle this commit started, if any
@@ -172,7 +173,7 @@ async def test_a_planning_error_fails_only_its_batch(tmp_path, monkeypatch, n: i
     try:
         alice, _ = await users(s, "alice", "bob")
         done = Committed(s, db_path(tmp_path))
-        real = s._plan_send
+        real = writer_module.plan_send
         boom = {"left": 1}
 
         def plan_send(batch: Any, r: Any) -> None:
@@ -181,12 +182,12 @@ async def test_a_planning_error_fails_only_its_batch(tmp_path, monkeypatch, n: i
                 raise ValueError("a bug")
             real(batch, r)
 
-        monkeypatch.setattr(s, "_plan_send", plan_send)
-        s.submit_send(req(alice, "bob", "bad"))
+        monkeypatch.setattr(writer_module, "plan_send", plan_send)
+        s.submit(req(alice, "bob", "bad"))
         for i in range(n):
-            s.submit_send(req(alice, "bob", f"ok{i}"))
+            s.submit(req(alice, "bob", f"ok{i}"))
         await done.wait_for(n + 1)
-        s.submit_send(req(alice, "bob", "later"))
+        s.submit(req(alice, "bob", "later"))
         answered = await done.wait_for(n + 2)
         assert answered[-1].result is not None and not answered[-1].result.duplicate
         # every send was answered exactly once; the store goes on committing
@@ -208,15 +209,15 @@ async def test_a_readiness_check_that_raises_fails_its_batch_and_the_loop_turns(
             return real(r, batch)
 
         monkeypatch.setattr(s, "_send_ready", send_ready)
-        s.submit_send(req(alice, "bob", "first"))
+        s.submit(req(alice, "bob", "first"))
         await asyncio.sleep(0)  # "first" is being written: what follows is planned on it
-        s.submit_send(req(alice, "bob", "bad"))
-        s.submit_send(req(alice, "bob", "next"))
+        s.submit(req(alice, "bob", "bad"))
+        s.submit(req(alice, "bob", "next"))
         answered = await done.wait_for(4, timeout=5)
         by_cmid = {r.cmid: r for r in answered}
         assert by_cmid["bad"].error == ErrorCode.INTERNAL_ERROR
         assert by_cmid["first"].result is not None
-        s.submit_send(req(alice, "bob", "later"))
+        s.submit(req(alice, "bob", "later"))
         answered = await done.wait_for(5, timeout=5)
         stored = sorted(r.result.pos for r in answered if r.result is not None)
         assert stored == list(range(1, len(stored) + 1)) and len(stored) >= 3
@@ -238,7 +239,7 @@ async def test_a_write_failing_with_stop_iteration_does_not_strand_the_next_batc
         with pytest.raises(RuntimeError, match="StopIteration"):
             await s.run_in_commit(empty_next)
         for i in range(30):
-            s.submit_send(req(alice, "bob", f"c{i}"))
+            s.submit(req(alice, "bob", f"c{i}"))
         answered = await done.wait_for(30, timeout=5)
         assert [r.result.pos for r in answered] == list(range(1, 31))
     finally:
@@ -267,7 +268,7 @@ async def test_pruning_does_not_plant_heads_for_users_not_cached(tmp_path) -> No
     alice, _ = await users(s, "alice", "bob")
     done = Committed(s, path)
     for i in range(2):
-        s.submit_send(req(alice, "bob", f"old{i}"))
+        s.submit(req(alice, "bob", f"old{i}"))
     await done.wait_for(2)
     await s.close()
     old = int(time.time() * 1000) + 1
@@ -277,14 +278,14 @@ async def test_pruning_does_not_plant_heads_for_users_not_cached(tmp_path) -> No
     await s.open()
     try:
         done = Committed(s, path)
-        s.submit_send(req(alice, "bob", "new"))
+        s.submit(req(alice, "bob", "new"))
         await done.wait_for(1)
         await s.close()
         s = SQLiteStore(path)
         await s.open()  # nothing cached: alice and bob are unknown to the writer
         assert await s.prune_updates(old) == 2
         done = Committed(s, path)
-        s.submit_send(req(alice, "bob", "after"))
+        s.submit(req(alice, "bob", "after"))
         (r,) = await done.wait_for(1)
         assert r.result is not None and (r.result.sender_seq, r.result.recipient_seq) == (4, 4)
     finally:
@@ -308,7 +309,7 @@ async def test_the_writer_holds_the_checkpoint_gate_for_each_transaction(tmp_pat
         s._gate = Spy()  # type: ignore[assignment]
         lock.acquire()  # what the checkpointer's gated pass does
         try:
-            s.submit_send(req(alice, "bob", "waits"))
+            s.submit(req(alice, "bob", "waits"))
             assert await asyncio.to_thread(asked.wait, 5)  # the batch wants the gate ...
             assert len(done.batches) == 1  # ... and nothing has committed meanwhile
         finally:

@@ -16,7 +16,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .store.files import PRIVATE
+from .files import PRIVATE
 
 
 class BackupError(Exception):

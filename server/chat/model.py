@@ -1,7 +1,9 @@
-"""In-memory images of the rows the writer consults while planning a batch.
+"""The chat's state as plain data: groups and their members, each user's relations and
+privacy settings, and the codes both are stored with.
 
-The writer owns these caches; a batch works on copies (copy-on-write) and publishes them
-only after its COMMIT, so a failed commit leaves the caches as they were.
+Nothing here decides anything (the rules in rules/ do) or knows where the data lives (the
+store loads and keeps it). A store's planning batch hands out copies of these objects to
+change (copy-on-write: the committed ones are never changed in place).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ ROLE_MEMBER, ROLE_ADMIN, ROLE_OWNER = 0, 1, 2
 ROLE_NAMES = {ROLE_MEMBER: "member", ROLE_ADMIN: "admin", ROLE_OWNER: "owner"}
 ROLE_BY_NAME = {v: k for k, v in ROLE_NAMES.items()}
 
+# Relations, one stored row each (user, other, kind); see Social.add_relation.
 REL_CONTACT, REL_REQUESTED, REL_BLOCKED = 1, 2, 3
 # A request to someone who blocked the requester: listed as the requester's outgoing
 # request (so they cannot tell), never shown to its target.
@@ -20,11 +23,14 @@ VIS_EVERYONE, VIS_CONTACTS, VIS_NOBODY = 0, 1, 2
 VISIBILITY_NAMES = {VIS_EVERYONE: "everyone", VIS_CONTACTS: "contacts", VIS_NOBODY: "nobody"}
 VISIBILITY_BY_NAME = {v: k for k, v in VISIBILITY_NAMES.items()}
 
+KIND_DIRECT, KIND_GROUP = 1, 2  # conversation kinds
+EVENT_CMID = "#event:"  # prefix of the internal client message id of a group event
+
 
 @dataclass(slots=True)
 class Member:
     role: int
-    joined_pos: int
+    joined_pos: int  # the first timeline position the member sees
     joined: int  # ms
 
 
@@ -66,7 +72,7 @@ class Social:
                       receipts=self.receipts)
 
     def add_relation(self, other: int, kind: int) -> None:
-        """File one `relations` row of this user (user_id = this user) into its set."""
+        """File one relation of this user (user = this user) into its set."""
         if kind == REL_CONTACT:
             self.contacts.add(other)
         elif kind in (REL_REQUESTED, REL_REQUEST_DROPPED):
@@ -74,21 +80,11 @@ class Social:
         elif kind == REL_BLOCKED:
             self.blocked.add(other)
 
-    def accepts_messages_from(self, other: int) -> bool:
-        if other in self.blocked:
-            return False
-        return self.messages == VIS_EVERYONE or other in self.contacts
-
-    def accepts_groups_from(self, other: int) -> bool:
-        """Whether `other` may add this user to a group (privacy `groups`)."""
-        if other in self.blocked or self.groups == VIS_NOBODY:
-            return False
-        return self.groups == VIS_EVERYONE or other in self.contacts
-
-    def shows(self, setting: int, viewer: int) -> bool:
-        """Whether `viewer` may see what `setting` (presence, profile or receipts) guards."""
-        if viewer in self.blocked:
-            return False
-        if setting == VIS_EVERYONE:
-            return True
-        return setting == VIS_CONTACTS and viewer in self.contacts
+    def remove_relation(self, other: int, kind: int) -> None:
+        """The inverse of add_relation."""
+        if kind == REL_CONTACT:
+            self.contacts.discard(other)
+        elif kind in (REL_REQUESTED, REL_REQUEST_DROPPED):
+            self.outgoing.discard(other)
+        elif kind == REL_BLOCKED:
+            self.blocked.discard(other)

@@ -1,0 +1,219 @@
+"""Write operations as plain data, with their outcomes.
+
+A handler builds an operation from a request and submits it to the store; the store plans
+it inside a group commit by the rules (rules/), which fill in its outcome: `result` or
+`pos` and friends, the `pushes` for live sessions, or `error`. After the commit, the
+fan-out answers it and pushes. An operation names the session that asked by an opaque
+key (`session`), never by the live connection: the store passes no connection around.
+
+Ops are built per request: slotted, no per-instance dictionaries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from liaotian.protocol import ErrorCode
+
+from .model import GroupState
+from .policy import DEFAULT_POLICY, Policy
+
+
+class Refused(Exception):
+    """Raised by a rule: the operation is answered with this error and nothing it staged
+    is kept. `retry_after` and `data` travel with the ERROR (RATE_LIMITED, LIMIT_REACHED)."""
+
+    def __init__(self, code: ErrorCode, message: str = "", *, retry_after: float | None = None,
+                 data: dict[str, Any] | None = None) -> None:
+        super().__init__(message or code.explanation)
+        self.code = code
+        self.message = message or code.explanation
+        self.retry_after = retry_after
+        self.data = data
+
+
+def limit_reached(setting: str, value: int, message: str) -> Refused:
+    """3009 LIMIT_REACHED for a per-user bound: data {"limit": setting name, "max": value}."""
+    return Refused(ErrorCode.LIMIT_REACHED, message, data={"limit": setting, "max": value})
+
+
+@dataclass(slots=True, eq=False)
+class Push:
+    """An update-log entry to push to the live sessions of `user` after the commit."""
+
+    user: int
+    seq: int
+    kind: int
+    data: bytes  # the encoded data map
+
+
+# ---------------------------------------------------------------------------- SEND
+
+
+@dataclass(slots=True, eq=False)
+class SendRequest:
+    """One SEND (1:1 when `group` is None); planned by rules/send.py."""
+
+    sender_id: int
+    sender_name: str
+    to_name: str
+    cmid: str
+    text: str
+    meta: dict[str, Any]
+    session: int  # the reply key: the asking session (0: nobody to answer)
+    rid: int
+    group: int | None = None
+    result: SendResult | None = None
+    error: ErrorCode | None = None
+    error_message: str = ""
+    pushes: list[Push] = field(default_factory=list)  # unused: a send pushes its result
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    id: int
+    conv: int
+    pos: int
+    ts: int
+    sender_seq: int
+    cmid: str
+    duplicate: bool = False
+    recipient_id: int = 0
+    recipient_seq: int = 0
+    body: bytes = b""  # the encoded message map (empty for duplicates: nothing to deliver)
+    fanout: tuple[tuple[int, int], ...] = ()  # group sends: (member, seq), sender excluded
+
+    def as_duplicate(self) -> SendResult:
+        """The answer to a retry: the original acknowledgement, marked as a duplicate."""
+        return SendResult(id=self.id, conv=self.conv, pos=self.pos, ts=self.ts,
+                          sender_seq=self.sender_seq, cmid=self.cmid, duplicate=True)
+
+
+# ---------------------------------------------------------------------------- other writes
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Op:
+    """A write other than SEND: an actor's request, answered OK (with `pos` if set) or
+    by the frame its handler registers for the type, or with `error`."""
+
+    actor: int
+    session: int = 0  # the reply key: the asking session (0: nobody to answer)
+    rid: int = 0
+    policy: Policy = DEFAULT_POLICY
+    # outcome
+    pos: int = 0  # the group timeline position of the change (group operations)
+    error: ErrorCode | None = None
+    error_message: str = ""
+    error_retry_after: float | None = None
+    error_data: dict[str, Any] | None = None
+    pushes: list[Push] = field(default_factory=list)
+    rows_charged: int = 0  # update-log rows charged to the actor's budget (policy.py)
+
+
+# groups (rules/groups.py)
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class CreateGroup(Op):
+    name: str
+    topic: str = ""
+    members: tuple[str, ...] = ()
+    # outcome
+    group: GroupState | None = None
+    names: dict[int, str] = field(default_factory=dict)  # member -> username
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class AddMembers(Op):
+    group: int
+    users: tuple[str, ...]
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class RemoveMember(Op):
+    group: int
+    user: str
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class LeaveGroup(Op):
+    group: int
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class UpdateGroup(Op):
+    group: int
+    name: str | None = None
+    topic: str | None = None
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class SetRole(Op):
+    group: int
+    user: str
+    role: str  # "member" or "admin"
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class TransferGroup(Op):
+    group: int
+    user: str
+
+
+# contacts, blocking and privacy (rules/contacts.py)
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class RelationOp(Op):
+    """A change of the actor's relation to `user`."""
+
+    user: str
+
+
+class RequestContact(RelationOp):
+    __slots__ = ()
+
+
+class AcceptContact(RelationOp):
+    __slots__ = ()
+
+
+class DeclineContact(RelationOp):
+    __slots__ = ()
+
+
+class CancelContact(RelationOp):
+    __slots__ = ()
+
+
+class RemoveContact(RelationOp):
+    __slots__ = ()
+
+
+class BlockUser(RelationOp):
+    __slots__ = ()
+
+
+class UnblockUser(RelationOp):
+    __slots__ = ()
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class SetPrivacy(Op):
+    presence: str | None = None  # "everyone", "contacts" or "nobody"; None: unchanged
+    profile: str | None = None
+    messages: str | None = None
+    groups: str | None = None
+    receipts: str | None = None
+
+
+# read markers (rules/receipts.py)
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class MarkRead(Op):
+    conv: int
+    read_pos: int
+    peer: int | None = None  # the other participant of a direct conversation

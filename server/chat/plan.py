@@ -1,0 +1,104 @@
+"""The planning interface: what the rules read and the writes they stage.
+
+A store plans a group commit by running the rules of its write operations, one after
+another, against one `Plan` (a batch). Each rule reads the state it needs through the
+plan and stages its change as *named* writes (`add_member`, `relate`, `add_update`, ...);
+the store decides how a named write is kept (SQL statements for SQLite, dictionaries in
+memory). No rule sees SQL, a connection or a clock: the batch's time is `ts`.
+
+Reads see the effects of the operations planned before in the same batch. Objects handed
+out by `group()` and `social_rw()` are the batch's private copies; rules change them only
+through the named writes, which keep the batch and the stored state in step and are
+undone if the operation is refused (`Refused`) later in its rule.
+
+Before planning, the store makes sure the state an operation consults is loaded: the
+rule's `needs` function fills a `Needs` with the names, users, groups and conversations
+it will read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .model import GroupState, Member, Social
+
+
+@dataclass(slots=True)
+class Needs:
+    """What a batch must have loaded before an operation can be planned."""
+
+    names: set[str] = field(default_factory=set)  # usernames to resolve
+    users: set[int] = field(default_factory=set)  # update-log heads
+    groups: set[int] = field(default_factory=set)  # group state (members, roles)
+    social: set[int] = field(default_factory=set)  # contacts, blocks, privacy
+    convs: set[int] = field(default_factory=set)  # last position of a conversation
+    pairs: set[tuple[int, int]] = field(default_factory=set)  # direct conversations
+
+
+def pair(a: int, b: int) -> tuple[int, int]:
+    """The key of the direct conversation of two users (the smaller id first)."""
+    return (a, b) if a <= b else (b, a)
+
+
+class Plan(Protocol):
+    """One batch being planned. Implemented by each store (see the module docstring)."""
+
+    ts: int  # the batch's time, ms since the epoch: every row it stages carries it
+    # sends planned in this batch (and the batch it is planned on), by (sender, cmid)
+    cmids: dict[tuple[int, str], Any]
+
+    # ------------------------------------------------------------------ reads
+
+    def user_id(self, name: str) -> int | None: ...
+    def username(self, uid: int) -> str: ...
+    def group_ro(self, conv: int) -> GroupState | None:
+        """The group as it stands in this batch, for reading only."""
+    def group(self, conv: int) -> GroupState | None:
+        """The group for changing through the named writes (the batch's copy)."""
+    def social_ro(self, uid: int) -> Social: ...
+    def social_rw(self, uid: int) -> Social: ...
+    def has_social(self, uid: int) -> bool:
+        """Whether the user's relations are loaded (a store may load them lazily)."""
+    def last_pos(self, conv: int) -> int: ...
+    def planned_send(self, key: tuple[int, str]) -> Any:
+        """The send with this (sender, cmid) planned earlier in this batch, if any."""
+
+    # ------------------------------------------------------------------ allocation
+
+    def direct_conv(self, a: int, b: int) -> int:
+        """The direct conversation of two users, created if they have none."""
+    def new_conv_id(self) -> int: ...
+    def new_message_id(self) -> int: ...
+    def next_seq(self, uid: int) -> int:
+        """The next seq of the user's update log (allocated: use it)."""
+    def next_pos(self, conv: int) -> int:
+        """The next position of the conversation's timeline (allocated: use it)."""
+
+    # ------------------------------------------------------------------ named writes
+
+    def add_message(self, mid: int, conv: int, pos: int, sender: int, sender_seq: int,
+                    cmid: str, body: bytes) -> None: ...
+    def add_update(self, uid: int, seq: int, kind: int, *, message_id: int | None = None,
+                   data: bytes | None = None, push: bytes | None = None) -> None:
+        """An entry of the user's update log; `push` (its encoded data) is also pushed to
+        the user's live sessions once committed."""
+    def log(self, uid: int, kind: int, data: bytes) -> int:
+        """Append a non-message entry to a user's log and push it; returns its seq."""
+    def create_group(self, conv: int, name: str, topic: str, owner: int,
+                     members: dict[int, Member]) -> GroupState: ...
+    def add_member(self, g: GroupState, uid: int, role: int, joined_pos: int) -> None: ...
+    def remove_member(self, g: GroupState, uid: int) -> None: ...
+    def set_role(self, g: GroupState, uid: int, role: int) -> None: ...
+    def set_owner(self, g: GroupState, uid: int) -> None: ...
+    def set_group_info(self, g: GroupState, name: str, topic: str) -> None: ...
+    def count_groups(self, uid: int, *, owned: int = 0, joined: int = 0) -> None:
+        """Keep the user's counts of groups owned and joined in step with membership."""
+    def relate(self, a: int, b: int, kind: int) -> None:
+        """Record relation `kind` of user a to user b (a contact, a request, a block)."""
+    def unrelate(self, a: int, b: int, kind: int) -> None: ...
+    def set_privacy(self, uid: int, *, presence: int | None = None,
+                    profile: int | None = None, messages: int | None = None,
+                    groups: int | None = None, receipts: int | None = None) -> None: ...
+    def set_read_marker(self, uid: int, conv: int, pos: int) -> None:
+        """Move the user's read marker of the conversation forward to `pos`."""

@@ -1,0 +1,99 @@
+"""The chat's rules, one module per feature, and the table that applies them.
+
+    send.py      SEND, 1:1 and to groups: blocks, privacy `messages`, membership
+    groups.py    groups: create, members, roles, name and topic, each a timeline event
+    contacts.py  contacts, blocking, privacy, who sees what
+    receipts.py  read markers, receipts, the chat list's unread counts
+
+A store calls `needs` to learn what to load for an operation and `apply` to plan it on
+a batch (chat/plan.py). Every write but SEND and READ (their handlers charge them up
+front) is charged its update-log rows after its rule (`charge_rows`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from liaotian.protocol import ErrorCode
+
+from ..ops import (
+    AcceptContact,
+    AddMembers,
+    BlockUser,
+    CancelContact,
+    CreateGroup,
+    DeclineContact,
+    LeaveGroup,
+    MarkRead,
+    Op,
+    Refused,
+    RemoveContact,
+    RemoveMember,
+    RequestContact,
+    SendRequest,
+    SetPrivacy,
+    SetRole,
+    TransferGroup,
+    UnblockUser,
+    UpdateGroup,
+)
+from ..plan import Needs, Plan
+from . import contacts, groups, receipts, send
+
+NeedsFn = Callable[[Any, Needs, Plan], None]
+RuleFn = Callable[[Plan, Any], None]
+
+# operation type -> (what it consults, its rule, charged its rows afterwards)
+RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
+    SendRequest: (send.needs, send.plan_send, False),
+    CreateGroup: (groups.needs_create, groups.create, True),
+    AddMembers: (groups.needs_add, groups.add_members, True),
+    RemoveMember: (groups.needs_target, groups.remove_member, True),
+    LeaveGroup: (groups.needs, groups.leave, True),
+    UpdateGroup: (groups.needs, groups.update, True),
+    SetRole: (groups.needs_target, groups.set_role, True),
+    TransferGroup: (groups.needs_transfer, groups.transfer, True),
+    RequestContact: (contacts.needs, contacts.request, True),
+    AcceptContact: (contacts.needs, contacts.accept, True),
+    DeclineContact: (contacts.needs, contacts.decline, True),
+    CancelContact: (contacts.needs, contacts.cancel, True),
+    RemoveContact: (contacts.needs, contacts.remove, True),
+    BlockUser: (contacts.needs, contacts.block, True),
+    UnblockUser: (contacts.needs, contacts.unblock, True),
+    SetPrivacy: (contacts.needs_privacy, contacts.set_privacy, True),
+    MarkRead: (receipts.needs, receipts.mark_read, False),
+}
+
+
+def needs(op: Any, n: Needs, plan: Plan) -> None:
+    """Add what planning `op` consults to `n`."""
+    RULES[type(op)][0](op, n, plan)
+
+
+def apply(plan: Plan, op: Any) -> None:
+    """Plan `op` on `plan`: stage its writes or raise Refused (the store undoes them)."""
+    _needs, rule, charged = RULES[type(op)]
+    rule(plan, op)
+    if charged:
+        charge_rows(op)
+
+
+def charge_rows(op: Op) -> None:
+    """Charge the actor the update-log rows the op staged (one at least: every write costs
+    a statement), or refuse it (RATE_LIMITED, nothing staged).
+
+    A store plans a batch again when the batch before it did not commit as planned; the
+    earlier charge of the same op is given back first, so a write is charged once."""
+    budget = op.policy.budget
+    if budget is None:
+        return
+    if op.rows_charged:
+        budget.refund_rows(op.actor, op.rows_charged)
+        op.rows_charged = 0
+    rows = max(1, len(op.pushes))
+    wait = budget.take_rows(op.actor, rows)
+    if wait is not None:
+        raise Refused(ErrorCode.RATE_LIMITED, f"writing too fast ({rows} update rows)",
+                      retry_after=round(wait, 3))
+    op.rows_charged = rows

@@ -1,0 +1,136 @@
+"""What the server asks of storage, whichever engine keeps it: the `Store` protocol.
+
+Two stores implement it: `SQLiteStore` (sqlite/, durable, the server's) and
+`MemoryStore` (memory.py, the reference semantics, for tests and the simulation). One
+contract test suite (tests/store/test_contract.py) runs against both; another engine is
+a third module passing the same suite.
+
+Writes that follow the chat's rules are operations (chat/ops.py), submitted and planned
+in order inside a group commit by the rules (chat/rules/); nothing is reported before the
+commit that makes it durable, and then every operation of the commit is handed, in
+order, to `on_committed` (the fan-out). The other writes (accounts, devices, profiles,
+positions) are awaited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..chat.model import GroupState, Social
+
+Committed = Callable[[list[Any]], None]  # the planned operations of one commit, in order
+
+
+class StoreClosed(Exception):
+    """The store no longer accepts writes (shutting down)."""
+
+
+class StoreOpenError(RuntimeError):
+    """The store cannot open its database; the text says why, naming the file."""
+
+
+class UsernameTaken(Exception):
+    """create_user: the name belongs to another account."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    username: str
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    user_id: int
+    device: str
+    created: int
+    last_seen: int
+    acked: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatePage:
+    updates: list[bytes]  # pre-encoded [seq, kind, data] arrays
+    last_seq: int  # seq of the last update in the page (or the cursor if empty)
+    resync: bool = False
+
+
+# (conv, kind, peer id, group name, ts, last body, last pos, read pos, joined pos)
+ConversationRow = tuple[int, int, int | None, str | None, int, bytes | None, int, int, int]
+# (group, name, topic, my role, member count)
+GroupRow = tuple[int, str, str, int, int]
+
+
+class Store(Protocol):
+    """The store the handlers and the fan-out use (see the module docstring)."""
+
+    on_committed: Committed
+
+    async def open(self) -> None: ...
+    async def close(self) -> None:
+        """Stop taking writes, commit what is queued, close."""
+
+    # ------------------------------------------------------------------ writes
+
+    def submit(self, op: Any) -> None:
+        """Queue an operation (chat/ops.py); StoreClosed once closing."""
+    async def drain(self) -> None:
+        """Wait until everything submitted so far is committed and answered."""
+    async def create_user(self, username: str, password_hash: str) -> int:
+        """The new user's id; UsernameTaken if the name is taken."""
+    async def set_device_token(self, user_id: int, device: str, token_hash: bytes, *,
+                               max_devices: int = 0) -> int | None:
+        """Create or re-key a device; its acknowledged position, or None when it is new
+        and the user has `max_devices` devices already (0: no bound)."""
+    async def delete_device(self, user_id: int, device: str) -> bool: ...
+    async def set_profile(self, uid: int, display_name: str | None,
+                          status: str | None) -> None: ...
+    def record_position(self, user_id: int, device: str, seq: int) -> None:
+        """A device acknowledged `seq`; kept with a later commit."""
+    def flush_positions_soon(self) -> None: ...
+    def record_last_seen(self, uid: int, when_ms: int) -> None: ...
+    def touch_device(self, user_id: int, device: str) -> None: ...
+
+    # ------------------------------------------------------------------ reads
+
+    def cached_head(self, user_id: int) -> int | None:
+        """The published head, if the store holds it without a read."""
+    def known_user(self, username: str) -> bool:
+        """Whether the name is known to belong to a user without a read (a hint)."""
+    def members_hint(self, conv: int) -> int | None:
+        """The group's member count if held without a read (a hint)."""
+    async def head(self, user_id: int) -> int: ...
+    async def committed_head(self, user_id: int) -> int: ...
+    async def floor(self, user_id: int) -> int: ...
+    async def user_by_name(self, username: str) -> UserRecord | None: ...
+    async def user_id(self, username: str) -> int | None: ...
+    async def device_by_token(
+        self, token_hash: bytes) -> tuple[UserRecord, DeviceRecord] | None: ...
+    async def device(self, user_id: int, device: str) -> DeviceRecord | None: ...
+    async def devices_of(self, user_id: int) -> list[DeviceRecord]: ...
+    async def read_updates(self, user_id: int, since: int, limit: int,
+                           max_bytes: int = 1 << 62) -> UpdatePage: ...
+    async def direct_conv(self, a: int, b: int) -> int | None: ...
+    async def history(self, conv: int, before: int | None, after: int | None, limit: int,
+                      max_bytes: int = 1 << 62,
+                      min_pos: int = 1) -> tuple[list[bytes], bool]: ...
+    async def group_state(self, conv: int) -> GroupState | None: ...
+    async def social_of(self, uid: int) -> Social: ...
+    async def last_pos(self, conv: int) -> int: ...
+    async def usernames(self, ids: Iterable[int]) -> dict[int, str]: ...
+    async def profile(self, uid: int) -> tuple[str, str, int]:
+        """(display name, status, last seen ms)."""
+    async def groups_of(self, uid: int, *, limit: int | None = None,
+                        after: int = 0) -> list[GroupRow]: ...
+    async def conversation(self, conv: int) -> tuple[int, int | None, int | None] | None:
+        """(kind, user_a, user_b) of a conversation."""
+    async def read_marker(self, uid: int, conv: int) -> int: ...
+    async def read_markers(self, conv: int) -> dict[int, int]: ...
+    async def delivered_pos(self, uid: int, conv: int) -> int: ...
+    async def conversations_of(self, uid: int, limit: int,
+                               before: tuple[int, int] | None) -> list[ConversationRow]: ...
+    async def unread_count(self, uid: int, conv: int, after: int,
+                           cap: int | None = None) -> int: ...
