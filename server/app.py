@@ -17,7 +17,7 @@ import socket
 import ssl
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 from .chat.policy import Policy
 from .config import Config
@@ -32,7 +32,7 @@ from .services.presence import PresenceService
 from .services.receipts import ReceiptService
 from .services.session import SessionService
 from .services.throttle import WriteBudget
-from .store import SQLiteStore, StoreOpenError
+from .store import SQLiteStore, Store, StoreOpenError
 from .transport import ServerConnection
 
 log = logging.getLogger("liaotian.server")
@@ -43,7 +43,9 @@ class StartupError(Exception):
 
 
 class Server:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, store: Store | None = None) -> None:
+        """`store`: the storage to serve from (the simulation's in-memory one); by default
+        the SQLite database of `config.db_path`."""
         tune_gc()
         tune_switch_interval()
         self.config = config
@@ -51,9 +53,11 @@ class Server:
         self.hub = Hub(max_per_user=config.max_connections_per_user,
                        max_outbound_total=config.max_outbound_total)
         self.router = Router()
-        self.store = SQLiteStore(config.db_path, synchronous=config.synchronous,
-                                 max_batch=config.max_batch,
-                                 read_connections=config.read_connections)
+        # An injected store serves through the contract's methods; typed as SQLite's
+        # until the services are typed against the contract alone.
+        self.store = cast(SQLiteStore, store) if store is not None else SQLiteStore(
+            config.db_path, synchronous=config.synchronous, max_batch=config.max_batch,
+            read_connections=config.read_connections)
         self.writes = WriteBudget(config.write_rate, config.write_burst,
                                   config.write_rows_rate, config.write_rows_burst,
                                   clock=lambda: self.loop.time())
