@@ -19,7 +19,7 @@ import time
 
 from .mutations import MUTATIONS
 from .shrink import replay_command, shrink
-from .world import SimOptions, SimResult, run
+from .world import DEFAULT_STEPS, SimOptions, SimResult, run
 
 TRACE_TAIL = 60  # trace lines shown before the failure (all of them with --trace)
 
@@ -128,8 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--long", type=float, metavar="SECONDS",
                        help="run random seeds until the time is up")
     p.add_argument("--start", type=int, help="--long: the first seed (default: random)")
-    p.add_argument("--steps", type=int, default=SimOptions.steps,
-                   help=f"steps per run (default {SimOptions.steps})")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"steps per run (default {DEFAULT_STEPS})")
     p.add_argument("--users", type=int, default=0, help="users (default: 2..5 from the seed)")
     p.add_argument("--skip", type=_steps, default=[], help="steps to leave out: 3,17,40")
     p.add_argument("--no-faults", action="store_true", help="no network faults or crashes")

@@ -143,7 +143,7 @@ class Device:
         self.world.trace(f"{self.label} conn {conn.n} over: {why}")
         if self.want_online and self._retry is None:
             rng = self.world.client_rng
-            wait = delay if delay is not None else rng.uniform(0.05, 1.0)
+            wait = delay if delay is not None else rng.uniform(0.02, 0.4)
             self._retry = self.world.loop.call_later(wait, self.connect)
 
     # ------------------------------------------------------------------ the log
@@ -258,9 +258,9 @@ class ClientConn:
         self._lost.pop(event.rid, None)
         if handler is not None:
             handler(event)
-        elif isinstance(event, Error):
-            if event.code not in EXPECTED_ERRORS and event.code != ErrorCode.INVALID_CURSOR:
-                self.world.oracle.fail("no-internal-error",
+        elif isinstance(event, Error) and event.code not in EXPECTED_ERRORS and \
+                event.code != ErrorCode.INVALID_CURSOR:
+            self.world.oracle.fail("no-internal-error",
                                        f"{self.device.label}: unexpected ERROR {event.code} "
                                        f"{event.message} (rid {event.rid})")
 
@@ -510,7 +510,8 @@ class ClientConn:
 
         self.request(make, answer)
 
-    def history(self, group: int, limit: int) -> None:
+    def history(self, group: int, limit: int, before: int | None = None,
+                after: int | None = None) -> None:
         d = self.device
 
         def answer(m: Message) -> None:
@@ -520,7 +521,8 @@ class ClientConn:
                 self.world.trace(f"{d.label} history of group {group}: positions "
                                  f"{[e[3] for e in entries]}")
 
-        self.request(lambda rid: History(rid=rid, with_user="", group=group, limit=limit), answer)
+        self.request(lambda rid: History(rid=rid, with_user="", group=group, limit=limit,
+                                         before=before, after=after), answer)
 
     def simple(self, make: Callable[[int], Message], what: str) -> None:
         label = self.device.label

@@ -17,8 +17,8 @@ once.
 `deterministic()` patches, for the duration of a run, what the server reads from the
 machine: `time.time`/`time_ns`/`monotonic` follow the loop's clock (from a fixed epoch),
 `secrets.token_bytes` (session tokens, the dummy password hash) and `os.urandom` (argon2's
-salts) draw from a seeded `random.Random`, and connections hash by their number so sets of them iterate in the
-same order in every run.
+salts) draw from a seeded `random.Random`, and connections hash by their number so sets of
+them iterate in the same order in every run.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import heapq
 import itertools
 import os
 import random
@@ -59,7 +58,8 @@ class _VirtualSelector:
             raise SimStalled("no callback is ready and no timer is pending")
         if timeout > 0:
             # exactly the next timer's time (no float drift from adding the timeout)
-            when = loop._scheduled[0]._when if loop._scheduled else loop._now + timeout
+            scheduled: list[asyncio.TimerHandle] = getattr(loop, "_scheduled")  # noqa: B009
+            when = scheduled[0].when() if scheduled else loop._now + timeout
             loop._now = max(loop._now, min(when, loop._now + timeout))
         return []
 
@@ -93,7 +93,7 @@ class SimLoop(asyncio.BaseEventLoop):
     def _write_to_self(self) -> None:
         pass  # nothing waits in a real select(): there is no other thread to wake it
 
-    def run_in_executor(self, executor: Executor | None, func: Callable[..., T],
+    def run_in_executor(self, executor: Executor | None, func: Callable[..., T],  # type: ignore[override]
                         *args: Any) -> asyncio.Future[T]:
         """Run `func` now, on the loop (no threads in a simulation)."""
         fut: asyncio.Future[T] = self.create_future()
@@ -180,7 +180,7 @@ def deterministic(loop: SimLoop, rng: random.Random) -> Iterator[None]:
     time.monotonic = mono
     secrets.token_bytes = os.urandom = SeededBytes(rng)  # tokens; argon2's salts
     transport._ids = itertools.count(1)
-    transport.ServerConnection.__hash__ = conn_hash  # type: ignore[assignment,method-assign]
+    setattr(transport.ServerConnection, "__hash__", conn_hash)  # noqa: B010
     try:
         yield
     finally:
@@ -189,14 +189,6 @@ def deterministic(loop: SimLoop, rng: random.Random) -> Iterator[None]:
         os.urandom = saved_urandom
         transport._ids = saved_ids
         if had_hash:
-            transport.ServerConnection.__hash__ = saved_hash  # type: ignore[method-assign]
+            setattr(transport.ServerConnection, "__hash__", saved_hash)  # noqa: B010
         else:
             del transport.ServerConnection.__hash__
-
-
-def next_timer(loop: SimLoop) -> float | None:
-    """When the next pending timer fires (None: no timer)."""
-    while loop._scheduled and loop._scheduled[0]._cancelled:
-        heapq.heappop(loop._scheduled)._scheduled = False
-        loop._timer_cancelled_count -= 1
-    return loop._scheduled[0]._when if loop._scheduled else None

@@ -56,7 +56,7 @@ class ClientPeer(Protocol):
 
 
 class _Direction:
-    __slots__ = ("chunks", "last", "void", "unread", "eof")
+    __slots__ = ("chunks", "eof", "last", "unread", "void")
 
     def __init__(self) -> None:
         self.chunks: deque[tuple[float, bytes]] = deque()

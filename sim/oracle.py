@@ -33,6 +33,7 @@ Invariants (their names appear in failure reports):
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +108,7 @@ class Timeline:
     receivers: defaultdict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
     done: int = 0  # positions 1..done are known and evaluated (groups)
     members: set[str] = field(default_factory=set)
+    owner: str = ""  # the creator (the workload makes no transfers)
     allowed: dict[int, frozenset[str]] = field(default_factory=dict)
     intervals: defaultdict[str, list[list[int]]] = field(
         default_factory=lambda: defaultdict(list))  # user -> [[join pos, leave pos or 0]]
@@ -145,9 +147,12 @@ class Oracle:
         self.oks: list[OkRecord] = []
         self.histories: list[HistoryRecord] = []
         self.failures: list[Violation] = []
+        self.on_fail: Callable[[Violation], None] = lambda v: None
 
     def fail(self, invariant: str, detail: str) -> None:
-        self.failures.append(Violation(invariant, detail))
+        v = Violation(invariant, detail)
+        self.failures.append(v)
+        self.on_fail(v)
 
     def user(self, name: str) -> UserLog:
         u = self.users.get(name)
@@ -185,7 +190,7 @@ class Oracle:
                 u.blocked[other] = not u.blocked.get(other, False)
 
     def _message(self, u: UserLog, seq: int, e: Entry) -> None:
-        _, mid, conv, pos, sender, to, group, _ts, cmid, _text, event = e
+        _, mid, conv, pos, sender, to, group, _ts, cmid, _text, _event = e
         prev = u.msg_seq.get(mid)
         if prev is not None:
             self.fail("exactly-once", f"message {mid} is in {u.name}'s log twice: seq {prev} "
@@ -236,6 +241,7 @@ class Oracle:
             users = set(ev.get("users", ())) if ev else set()
             kind = ev.get("type") if ev else None
             if kind == "created":
+                t.owner = sender
                 t.members = set(users)
                 allowed = frozenset(t.members)
                 for who in users:
@@ -322,10 +328,11 @@ class Oracle:
                                           f"{t.done + 1} though one at {top} exists")
                 continue
             for pos in range(1, top + 1):
-                got = t.receivers.get(pos, set())
-                if got != t.allowed[pos]:
-                    self.fail("members-only", f"group {conv} pos {pos} ({describe(t.entries[pos])})"
-                                              f" reached {sorted(got)}, the members there are "
+                reached = t.receivers.get(pos, set())
+                if reached != t.allowed[pos]:
+                    self.fail("members-only", f"group {conv} pos {pos} "
+                                              f"({describe(t.entries[pos])}) reached "
+                                              f"{sorted(reached)}, the members there are "
                                               f"{sorted(t.allowed[pos])}")
         for ok in self.oks:
             t = self.timelines.get(ok.group)

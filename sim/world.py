@@ -42,6 +42,7 @@ from liaotian.protocol.social import (
 from liaotian.server.app import Server
 from liaotian.server.config import Config
 
+from . import mutations
 from . import store as simstore
 from .client import Device, SimUser
 from .loop import INCARNATION, SimLoop, SimStalled, deterministic
@@ -73,13 +74,14 @@ SIM_SETTINGS: dict[str, Any] = {
     "stats_interval": 0.0,
 }
 NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
+DEFAULT_STEPS = 120
 QUIESCE_LIMIT = 240.0  # virtual seconds the final phase may take before `progress` fails
 
 
 @dataclass(frozen=True, slots=True)
 class SimOptions:
     seed: int
-    steps: int = 120
+    steps: int = DEFAULT_STEPS
     users: int = 0  # 0: drawn from the seed (2..5)
     max_devices: int = 3  # devices per user are drawn from 1..max_devices
     faults: bool = True
@@ -114,6 +116,7 @@ class World:
         self.store_rng = random.Random(f"liaotian-sim/{seed}/store")
         self.net = Network(self.loop, random.Random(f"liaotian-sim/{seed}/net"), NetParams())
         self.oracle = Oracle()
+        self.oracle.on_fail = lambda v: self.trace(f"VIOLATION {v}")
         self.config = Config().with_overrides(SIM_SETTINGS)
         self.limits = self.config.limits()
         n = opts.users or self.rng.randint(2, 5)
@@ -137,7 +140,8 @@ class World:
 
     def run(self) -> SimResult:
         res = self.result
-        with deterministic(self.loop, self.secret_rng), _captured_logs(self):
+        with deterministic(self.loop, self.secret_rng), _captured_logs(self), \
+                mutations.applied(self.opts.mutation):
             self.loop.set_exception_handler(self._loop_error)
             try:
                 self.loop.run_until_complete(self._main())
@@ -156,8 +160,8 @@ class World:
         loop = self.loop
         with contextlib.suppress(Exception):
             loop.crash(self.incarnation)
-            for _ in range(100):
-                if not loop._ready:
+            for _ in range(100):  # let the cancelled tasks unwind
+                if not getattr(loop, "_ready"):  # noqa: B009
                     break
                 loop._run_once()  # type: ignore[attr-defined]
         loop.close()
@@ -177,7 +181,9 @@ class World:
                 srng = random.Random(f"liaotian-sim/{self.opts.seed}/{step}")
                 self._step(step, srng)
                 self.result.steps_run = step + 1
-                await asyncio.sleep(srng.expovariate(1 / 0.05))
+                # a third of the steps start together with the next one: concurrent
+                # requests (and a shared group commit) are the interesting cases
+                await asyncio.sleep(0 if srng.random() < 0.3 else srng.expovariate(1 / 0.05))
                 if self.oracle.failures:
                     self.result.step = step
                     return
@@ -207,7 +213,7 @@ class World:
         self.loop.crash(old)
         self.net.crash_incarnation(old, lambda link: srng.random() < 0.5)
         simstore.kill(store)
-        down = srng.uniform(0.05, 2.0)
+        down = srng.uniform(0.05, 0.5)
         self.trace(f"server {old} crashed; back in {down:.2f} s")
 
         def restart() -> None:
@@ -222,28 +228,31 @@ class World:
         self.server = None
         self.trace(f"server {old} shutting down gracefully")
 
+        ctx = contextvars.copy_context()
+        ctx.run(INCARNATION.set, old)
+
         async def cycle() -> None:
-            await server.shutdown()
+            await ctx.run(self.loop.create_task, server.shutdown())
             store = self.store
             committed = simstore.committed_state(store)
             self.loop.crash(old)  # whatever it left running
             self.net.crash_incarnation(old, lambda link: True)
-            await asyncio.sleep(srng.uniform(0.05, 1.0))
+            await asyncio.sleep(srng.uniform(0.05, 0.5))
             await self.start_server(simstore.restored(self, committed))
 
-        ctx = contextvars.copy_context()
-        ctx.run(INCARNATION.set, old)
-        ctx.run(self.loop.create_task, cycle())
+        self.loop.create_task(cycle())
 
     # ------------------------------------------------------------------ phases
 
-    async def _until(self, cond: Callable[[], bool], what: str, limit: float) -> bool:
+    async def _until(self, cond: Callable[[], bool], what: str | Callable[[], str],
+                     limit: float) -> bool:
         deadline = self.loop.time() + limit
         while not cond():
             if self.oracle.failures:
                 return False
             if self.loop.time() > deadline:
-                self.oracle.fail("progress", f"after {limit:.0f} s: {what}")
+                why = what if isinstance(what, str) else what()
+                self.oracle.fail("progress", f"after {limit:.0f} s: {why}")
                 return False
             await asyncio.sleep(0.05)
         return True
@@ -268,6 +277,8 @@ class World:
         if not await self._until(lambda: len(opened) == len(self.users),
                                  "every user opened its groups privacy", 60.0):
             return False
+        for _ in range(self.rng.randint(1, 2)):  # groups to start with
+            self._create_group(self.rng)
         for d in self.devices:
             if self.rng.random() < 0.7:
                 d.go_online()
@@ -288,12 +299,14 @@ class World:
                     return False
             return True
 
+        # a connection left half-open (the device thinks it is live, the server is gone)
+        # is noticed by the device's idle timeout: wait that out first
+        await asyncio.sleep(self.config.idle_timeout + self.config.heartbeat_interval)
         if not await self._until(settled, self._unsettled, QUIESCE_LIMIT):
             return
         await asyncio.sleep(2.0)  # pushes in flight land
-        if not settled():
-            if not await self._until(settled, self._unsettled, QUIESCE_LIMIT):
-                return
+        if not settled() and not await self._until(settled, self._unsettled, QUIESCE_LIMIT):
+            return
         heads = await self._heads()
         for d in self.devices:
             head = heads[d.user.name]
@@ -312,7 +325,7 @@ class World:
                 if isinstance(m, Updates):
                     answers[label] = m
 
-            conn.request(lambda rid, since=d.cursor: Sync(rid=rid, since=since), got)
+            conn.request(_sync_from(d.cursor), got)
         if not await self._until(lambda: len(answers) == len(self.devices),
                                  "the last SYNC of every device", 30.0):
             return
@@ -353,23 +366,19 @@ class World:
 
     def _step(self, step: int, srng: random.Random) -> None:
         actions: list[tuple[float, Callable[[random.Random], str]]] = [
-            (30, self._send_direct), (22, self._send_group), (4, self._create_group),
-            (6, self._add_member), (4, self._remove_member), (3, self._leave),
-            (3, self._block), (3, self._unblock), (3, self._read), (4, self._history),
+            (22, self._send_direct), (24, self._send_group), (4, self._create_group),
+            (7, self._add_member), (6, self._remove_member), (3, self._leave),
+            (3, self._block), (3, self._unblock), (3, self._read), (6, self._history),
             (3, self._offline), (5, self._online),
         ]
         faults: list[tuple[float, Callable[[random.Random], str]]] = [
-            (5, self._reset), (4, self._half_open_client), (3, self._half_open_server),
-            (1.5, self._crash), (0.5, self._restart),
+            (2.5, self._reset), (2.5, self._half_open_client), (1.5, self._half_open_server),
+            (1, self._crash), (0.5, self._restart),
         ]
         pool = actions + (faults if self.opts.faults else [])
-        total = sum(w for w, _ in pool)
-        x = srng.uniform(0, total)
-        for w, act in pool:
-            x -= w
-            if x <= 0:
-                break
-        is_fault = (w, act) in faults
+        chosen = srng.choices(pool, weights=[w for w, _ in pool])[0]
+        act = chosen[1]
+        is_fault = chosen in faults
         if step in self.opts.skip:
             self.trace(f"step {step}: (left out)")
             return
@@ -381,9 +390,12 @@ class World:
     # helpers
 
     def _live_device(self, srng: random.Random, user: SimUser | None = None) -> Device | None:
-        pool = [d for d in (user.devices if user else self.devices)
-                if d.conn is not None and d.conn.live]
+        pool = user.online() if user else [d for d in self.devices
+                                           if d.conn is not None and d.conn.live]
         return srng.choice(pool) if pool else None
+
+    def _user(self, name: str) -> SimUser:
+        return next(u for u in self.users if u.name == name)
 
     def _members(self, group: int) -> list[str]:
         t = self.oracle.timelines.get(group)
@@ -407,8 +419,7 @@ class World:
         g = srng.choice(self.groups)
         members = self._members(g)
         names = members if members and srng.random() < 0.9 else [u.name for u in self.users]
-        user = next(u for u in self.users if u.name == srng.choice(names))
-        d = srng.choice(user.devices)
+        d = srng.choice(self._user(srng.choice(names)).devices)
         cmid = d.queue_send("", g, self._text(srng))
         return f"{d.label} sends {cmid} to group {g}"
 
@@ -422,19 +433,27 @@ class World:
         d.conn.create_group(lambda rid: GroupCreate(rid=rid, name=name, members=members))
         return f"{d.label} creates a group with {list(members)}"
 
-    def _group_actor(self, srng: random.Random) -> tuple[Device, int, list[str]] | None:
+    def _group_actor(self, srng: random.Random, owner: bool = False,
+                     ) -> tuple[Device, int, list[str]] | None:
+        """A live device of a member of some group (mostly its owner, with `owner`)."""
         if not self.groups:
             return None
         g = srng.choice(self.groups)
-        members = self._members(g)
-        if not members:
+        t = self.oracle.timelines.get(g)
+        if t is None:
             return None
-        user = next(u for u in self.users if u.name == srng.choice(members))
-        d = self._live_device(srng, user)
+        members = sorted(t.members)
+        online = [m for m in members if self._user(m).online()]
+        if not online:
+            return None
+        who = srng.choice(online)
+        if owner and t.owner in online and srng.random() < 0.8:
+            who = t.owner
+        d = self._live_device(srng, self._user(who))
         return (d, g, members) if d is not None else None
 
     def _add_member(self, srng: random.Random) -> str:
-        found = self._group_actor(srng)
+        found = self._group_actor(srng, owner=True)
         if found is None:
             return "-nobody to add anyone"
         d, g, members = found
@@ -446,7 +465,7 @@ class World:
         return f"{d.label} adds {list(who)} to group {g}"
 
     def _remove_member(self, srng: random.Random) -> str:
-        found = self._group_actor(srng)
+        found = self._group_actor(srng, owner=True)
         if found is None:
             return "-nobody to remove anyone"
         d, g, members = found
@@ -455,7 +474,13 @@ class World:
             return "-nobody to remove"
         who = srng.choice(others)
         d.conn.group_request(lambda rid: GroupRemove(rid=rid, group=g, user=who), g, "removed")
-        return f"{d.label} removes {who} from group {g}"
+        talker = ""
+        rest = [m for m in members if m != who]
+        if rest and srng.random() < 0.5:  # the conversation goes on meanwhile
+            sender = srng.choice(self._user(srng.choice(rest)).devices)
+            cmid = sender.queue_send("", g, self._text(srng))
+            talker = f" while {sender.label} sends {cmid} to it"
+        return f"{d.label} removes {who} from group {g}{talker}"
 
     def _leave(self, srng: random.Random) -> str:
         found = self._group_actor(srng)
@@ -494,14 +519,27 @@ class World:
         return f"{d.label} marks conv {conv} read up to {pos}"
 
     def _history(self, srng: random.Random) -> str:
-        found = self._group_actor(srng)
-        if found is None or found[0].conn is None:
+        """A member pages a group's timeline: mostly one who joined after it began."""
+        if not self.groups:
             return "-no history to page"
-        d, g, _ = found
-        assert d.conn is not None
+        g = srng.choice(self.groups)
+        t = self.oracle.timelines.get(g)
+        if t is None or not t.members:
+            return "-no history to page"
+        late = sorted(m for m in t.members if t.intervals[m] and t.intervals[m][-1][0] > 1)
+        who = srng.choice(late if late and srng.random() < 0.8 else sorted(t.members))
+        d = self._live_device(srng, self._user(who))
+        if d is None or d.conn is None:
+            return "-no device online to page history"
         limit = srng.choice((3, 10, 50))
-        d.conn.history(g, limit)
-        return f"{d.label} pages group {g} (limit {limit})"
+        before = after = None
+        anchor = srng.random()
+        if anchor < 0.3:
+            after = 0
+        elif anchor < 0.5:
+            before = max(t.entries, default=1)
+        d.conn.history(g, limit, before, after)
+        return f"{d.label} pages group {g} (limit {limit}, before {before}, after {after})"
 
     def _offline(self, srng: random.Random) -> str:
         d = srng.choice(self.devices)
@@ -551,6 +589,10 @@ class World:
             return "-server already down"
         self.restart(srng)
         return "FAULT graceful restart"
+
+
+def _sync_from(since: int) -> Callable[[int], Message]:
+    return lambda rid: Sync(rid=rid, since=since)
 
 
 def _digest(lines: list[str]) -> int:
