@@ -52,7 +52,7 @@ def backup_main(argv: list[str]) -> int:
                    help="database to copy (default: from config, LIAOTIAN_DB_PATH or "
                         "liaotian.db)")
     args = p.parse_args(argv)
-    from .store.backup import BackupError, backup
+    from .store.sqlite.backup import BackupError, backup
 
     try:
         config = Config.load(file=args.config, flags={"db_path": args.db_path})

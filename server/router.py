@@ -23,7 +23,7 @@ from liaotian.protocol import (
     RequestError,
 )
 
-from .store.readers import read_owner
+from .store.contract import read_owner
 from .transport import ServerConnection
 
 log = logging.getLogger("liaotian.router")

@@ -21,6 +21,7 @@ from liaotian.protocol.social import (
 )
 
 from ..chat import ops
+from ..chat.model import KIND_DIRECT, KIND_GROUP
 from ..chat.rules.receipts import shows_delivered, shows_read, unread_after
 from ..store import StoreClosed
 
@@ -103,9 +104,10 @@ class ReceiptService:
             unread = await self.store.unread_count(conn.user_id, conv, seen, cap=UNREAD_CAP) \
                 if last_pos > seen else 0
             last = ChatMessage.from_wire(msgpack.unpackb(body, raw=False), 0) if body else None
+            peer_name = names.get(peer) if kind == KIND_DIRECT and peer is not None else None
             out.append(ConversationSummary(
-                conv=conv, kind="direct" if kind == 1 else "group",
-                name=names.get(peer, "") if kind == 1 else gname, ts=ts, unread=unread,
-                read=read_pos, last=last, peer=names.get(peer) if kind == 1 else None,
-                group=conv if kind == 2 else None))
+                conv=conv, kind="direct" if kind == KIND_DIRECT else "group",
+                name=(peer_name or "") if kind == KIND_DIRECT else (gname or ""), ts=ts,
+                unread=unread, read=read_pos, last=last, peer=peer_name,
+                group=conv if kind == KIND_GROUP else None))
         conn.send(ConversationList(rid=msg.rid, conversations=tuple(out), more=more))

@@ -1,4 +1,10 @@
-"""Storage: the contract the server uses (contract.py) and its implementations."""
+"""Storage: the contract the server uses (contract.py) and its implementations.
+
+    contract.py  the `Store` protocol, its records and errors
+    overlay.py   one batch being planned over the committed state (the chat's Plan)
+    memory.py    MemoryStore: the reference semantics, in memory
+    sqlite...    SQLiteStore: the server's store
+"""
 
 from .contract import (
     DeviceRecord,
@@ -9,7 +15,13 @@ from .contract import (
     UsernameTaken,
     UserRecord,
 )
+from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
-__all__ = ["DeviceRecord", "SQLiteStore", "Store", "StoreClosed", "StoreOpenError",
-           "UpdatePage", "UserRecord", "UsernameTaken"]
+__all__ = ["DeviceRecord", "MemoryStore", "SQLiteStore", "Store", "StoreClosed",
+           "StoreOpenError", "UpdatePage", "UserRecord", "UsernameTaken"]
+
+
+def _conform(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[Store, Store]:
+    """Never called: mypy checks here that both stores implement the contract."""
+    return sqlite, memory

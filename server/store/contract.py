@@ -14,13 +14,19 @@ positions) are awaited.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..chat.model import GroupState, Social
 
 Committed = Callable[[list[Any]], None]  # the planned operations of one commit, in order
+
+# Who the reads of the running task are for: set per request by the router (a task
+# inherits it); a store may serve the reads of different owners in turn (SQLite does:
+# sqlite/readers.py). None: the server's own reads.
+read_owner: ContextVar[Hashable | None] = ContextVar("liaotian_read_owner", default=None)
 
 
 class StoreClosed(Exception):

@@ -27,8 +27,7 @@ async def test_another_users_read_runs_before_a_pipelined_burst_ends(
 
     assert server.server is not None
     store = server.server.store
-    readers = getattr(store, "_readers", None)
-    conns = readers.conns if readers is not None else [store._r]
+    conns = store.readers.conns
     ran: list[str] = []  # every statement the readers run, in the order they run them
     for conn in conns:
         await conn.set_trace_callback(ran.append)

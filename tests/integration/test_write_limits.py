@@ -121,15 +121,15 @@ async def test_oversize_group_create_is_refused_before_anything_is_queued_or_loo
         assert server is not None
         store = server.store
         calls: list[str] = []
-        for name in ("submit", "_call", "user_id", "user_by_name",
-                     "group_state"):
-            real = getattr(store, name)
+        for owner, name in ((store, "submit"), (store.writer, "call"), (store, "user_id"),
+                            (store, "user_by_name"), (store, "group_state")):
+            real = getattr(owner, name)
 
             def counted(*a: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
                 calls.append(_name)
                 return _real(*a, **kw)
 
-            setattr(store, name, counted)
+            setattr(owner, name, counted)
         unknown = tuple(f"ghost{i}" for i in range(10_000))
         err = await alice.fail(GroupCreate, ErrorCode.GROUP_FULL, name="huge", members=unknown)
         assert "5" in err.message

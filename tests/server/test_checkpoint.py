@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from liaotian.server.store import checkpoint as checkpoint_module
-from liaotian.server.store.checkpoint import Checkpointer, Cycle
+from liaotian.server.store.sqlite import checkpoint as checkpoint_module
+from liaotian.server.store.sqlite.checkpoint import Checkpointer, Cycle
 
 
 class SpyGate:

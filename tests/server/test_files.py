@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from liaotian.server.store.backup import BackupError, backup
 from liaotian.server.store import SQLiteStore
-from liaotian.server.store.files import DatabaseInUse, DatabaseLock, StoreOpenError
-from liaotian.server.store.schema import MIGRATIONS
+from liaotian.server.store.sqlite.backup import BackupError, backup
+from liaotian.server.store.sqlite.files import DatabaseInUse, DatabaseLock, StoreOpenError
+from liaotian.server.store.sqlite.schema import MIGRATIONS
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ async def test_a_failed_open_lets_go_of_the_lock(tmp_path: Path) -> None:
     s = SQLiteStore(path)
     with pytest.raises(RuntimeError, match="newer"):
         await s.open()
-    assert s._thread is None and not s._lock.held
+    assert not s.is_open
     lock = DatabaseLock(path)
     lock.acquire()
     lock.release()

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import msgpack
 from liaotian.protocol import ChatMessage
-from liaotian.server.store import SQLiteStore, sql
-from liaotian.server.store.schema import MIGRATIONS
-from liaotian.server.store.sqlite import _statements
+from liaotian.server.store import SQLiteStore
+from liaotian.server.store.sqlite import sql
+from liaotian.server.store.sqlite.schema import MIGRATIONS
+from liaotian.server.store.sqlite.schema import statements as _statements
 
 
 def make_v1_database(path: Path) -> None:

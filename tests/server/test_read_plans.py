@@ -22,8 +22,7 @@ async def _statements(path: str) -> list[str]:
     await store.open()
     seen: list[str] = []
     try:
-        readers = getattr(store, "_readers", None)
-        conns = readers.conns if readers is not None else [store._r]
+        conns = store.readers.conns
         for conn in conns:
             await conn.set_trace_callback(seen.append)
         u, v = 1, 2
@@ -125,11 +124,11 @@ async def test_the_store_opens_as_many_readers_as_configured(tmp_path: Path) -> 
     store = SQLiteStore(str(tmp_path / "n.db"), read_connections=3)
     await store.open()
     try:
-        conns = store._readers.conns
+        conns = store.readers.conns
         assert len(conns) == 3 and len(set(map(id, conns))) == 3
         # all of them read at once, each its own statement
         got = await asyncio.gather(*(store.head(1) for _ in range(9)))
         assert got == [0] * 9
     finally:
         await store.close()
-    assert store._readers.conns == []
+    assert store.readers.conns == []

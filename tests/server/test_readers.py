@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from liaotian.server.store.readers import FairReaders, read_owner
+from liaotian.server.store.contract import read_owner
+from liaotian.server.store.sqlite.readers import FairReaders
 
 
 async def settle() -> None:

@@ -212,7 +212,7 @@ async def test_a_failed_start_leaves_no_listener_and_no_store_open(tmp_path: Pat
         {**TEST_SETTINGS, "db_path": str(tmp_path / "x.db"), "port": taken_port}))
     with pytest.raises(StartupError, match="address already in use"):
         await server.start()
-    assert server.store._thread is None and server._listener is None
+    assert not server.store.is_open and server._listener is None
     assert not (tmp_path / "x.db").exists()  # the port is checked before the database
 
     # the store opened, then listening failed: the store is closed again
@@ -232,5 +232,4 @@ async def test_a_failed_start_leaves_no_listener_and_no_store_open(tmp_path: Pat
     with pytest.raises(StartupError, match="address already in use"):
         await server.start()
     assert (tmp_path / "x.db").exists()
-    assert server.store._thread is None and server.store._r is None
-    assert not server.store._lock.held
+    assert not server.store.is_open

@@ -13,8 +13,9 @@ import msgpack
 import pytest
 from liaotian.protocol import ErrorCode
 from liaotian.server.chat.ops import SendRequest
-from liaotian.server.store import SQLiteStore, sql
-from liaotian.server.store.schema import MIGRATIONS, SCHEMA_VERSION
+from liaotian.server.store import SQLiteStore
+from liaotian.server.store.sqlite import sql
+from liaotian.server.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 
 
 class Committed:
@@ -389,9 +390,9 @@ def test_reads_never_hold_a_cursor_across_an_await() -> None:
     import inspect
     import re
 
-    from liaotian.server.store import queries, sqlite
+    from liaotian.server.store.sqlite import reads, store, writer
 
-    for module in (queries, sqlite):
+    for module in (reads, store, writer):
         source = inspect.getsource(module)
         assert not re.search(r"async with [\w.]+\.execute\(", source), module.__name__
         assert "fetchone()" not in source and "cur.fetchall()" not in source, module.__name__

@@ -16,7 +16,8 @@ from typing import Any
 import msgpack
 import pytest
 from liaotian.protocol import UpdateKind
-from liaotian.server.store import SQLiteStore, sql, tail
+from liaotian.server.store import SQLiteStore
+from liaotian.server.store.sqlite import sql, tail
 from test_store import Committed, db_path, log_rows, query, req, users
 
 LONG = 3_600_000  # a fold age no test outlives: rows stay in the tail and the journal
@@ -138,14 +139,14 @@ async def test_unfolded_rows_are_served_from_the_tail_and_folded_at_close(
         s.record_position(bob[0], "d1", upto)
         await s.run_in_commit(_noop)  # flushes the position
         assert query(path, "SELECT acked FROM devices") == [(upto,)]
-        assert not s._positions and not s._flushing
+        assert not s.positions.pending and not s.positions.committing
         for conv, pos in delivered.items():
             assert await s.delivered_pos(bob[0], conv) == pos
 
     assert journal_count(path) == 0
     assert sorted(query(path, "SELECT user_id, seq FROM updates")) == log_keys(answered)
     async with opened(path, fold_age_ms=LONG) as s:
-        assert len(s._tail) == 0
+        assert len(s.tail) == 0
         await check_reads(s, logs)
         for conv, pos in delivered.items():  # now from `updates`
             assert await s.delivered_pos(bob[0], conv) == pos
@@ -163,8 +164,8 @@ async def test_folded_rows_leave_the_tail_and_the_journal(tmp_path, monkeypatch)
         for i in range(30):
             s.submit(req(alice if i % 2 else bob, "carol" if i % 3 else "alice", f"c{i}"))
         answered = await done.wait_for(30)
-        await commit_until(s, lambda: len(s._tail) == 0)
-        assert s._tail.rows == 0
+        await commit_until(s, lambda: len(s.tail) == 0)
+        assert s.tail.rows == 0
         assert sorted(query(path, "SELECT user_id, seq FROM updates")) == log_keys(answered)
         assert s.stats.folded_rows == len(log_keys(answered))
         await check_reads(s, expected(answered))
@@ -185,7 +186,7 @@ async def test_an_idle_store_trims_the_journal(tmp_path, monkeypatch) -> None:
         alice, _ = await users(s, "alice", "bob")
         done = Committed(s, path)
         await to_bob(s, done, alice, "c", 3)
-        await commit_until(s, lambda: len(s._tail) == 0)
+        await commit_until(s, lambda: len(s.tail) == 0)
         await commit_until(s, lambda: journal_count(path) == 0)
 
 
@@ -212,7 +213,7 @@ async def test_reads_across_fold_boundaries(tmp_path, monkeypatch, direct_rows: 
             logs = expected(await done.wait_for(sent))
             for _ in range(2):
                 folded = dict(query(path, "SELECT user_id, max(seq) FROM updates GROUP BY 1"))
-                splits += sum(1 for u in logs if folded.get(u) and s._tail.after(u, 0))
+                splits += sum(1 for u in logs if folded.get(u) and s.tail.after(u, 0))
                 await check_reads(s, logs, limits=(1, 3, 1000))
                 await s.run_in_commit(_noop)
         assert splits > 0, "no log was ever split between `updates` and the tail"
@@ -228,7 +229,7 @@ async def test_many_rows_of_one_user_in_a_commit_skip_the_journal(tmp_path) -> N
         done = Committed(s, path)
         await to_bob(s, done, alice, "early", 3)
         assert query(path, "SELECT count(*) FROM updates") == [(0,)]
-        assert len(s._tail.after(bob[0], 0)) == 3
+        assert len(s.tail.after(bob[0], 0)) == 3
 
         n = tail.DIRECT_ROWS + 2
         for i in range(n):  # submitted together: one commit
@@ -239,8 +240,8 @@ async def test_many_rows_of_one_user_in_a_commit_skip_the_journal(tmp_path) -> N
         logs = expected(answered)
         folded = dict(query(path, "SELECT user_id, count(*) FROM updates GROUP BY 1"))
         assert folded == {alice[0]: 3 + n, bob[0]: 3 + n + 1}
-        assert s._tail.after(alice[0], 0) == [] and s._tail.after(bob[0], 0) == []
-        assert [seq for seq, _, _ in s._tail.after(carol[0], 0)] == [1]
+        assert s.tail.after(alice[0], 0) == [] and s.tail.after(bob[0], 0) == []
+        assert [seq for seq, _, _ in s.tail.after(carol[0], 0)] == [1]
         last = query(path, "SELECT rows FROM update_journal ORDER BY id DESC LIMIT 1")[0][0]
         assert [(u, seq) for _, u, seq, *_ in msgpack.unpackb(last)] == [(carol[0], 1)]
         await check_reads(s, logs)
@@ -258,17 +259,17 @@ async def test_a_fold_during_a_read_hides_no_rows(tmp_path, monkeypatch, fold: s
         alice, bob = await users(s, "alice", "bob")
         done = Committed(s, path)
         await to_bob(s, done, alice, "old", 3)
-        await commit_until(s, lambda: len(s._tail) == 0)  # seqs 1..3 are in `updates`
+        await commit_until(s, lambda: len(s.tail) == 0)  # seqs 1..3 are in `updates`
         logs = expected(await to_bob(s, done, alice, "new", 3))
-        assert s._tail.after(bob[0], 0)[0][0] > 1  # the page needs the database too
+        assert s.tail.after(bob[0], 0)[0][0] > 1  # the page needs the database too
 
-        assert s._r is not None
-        real, raced = s._r.execute_fetchall, []
+        reader = s.readers.conns[0]
+        real, raced = reader.execute_fetchall, []
 
         async def racing(statement: str, *args: Any) -> Any:
             if "FROM updates u" not in statement:
                 return await real(statement, *args)
-            folded = lambda: not s._tail.after(bob[0], 0) and not s._tail._messages  # noqa: E731
+            folded = lambda: not s.tail.after(bob[0], 0) and not s.tail._messages  # noqa: E731
             if fold == "before the query":
                 await commit_until(s, folded)
             rows = await real(statement, *args)
@@ -277,7 +278,7 @@ async def test_a_fold_during_a_read_hides_no_rows(tmp_path, monkeypatch, fold: s
             raced.append(statement)
             return rows
 
-        monkeypatch.setattr(s._r, "execute_fetchall", racing)
+        monkeypatch.setattr(reader, "execute_fetchall", racing)
         page = await s.read_updates(bob[0], 0, 100)
         assert raced, "the read did not query `updates`"
         assert decoded(page.updates) == want(logs[bob[0]]) and page.last_seq == 6
@@ -316,7 +317,7 @@ async def test_opening_folds_what_a_crash_left_in_the_journal(tmp_path) -> None:
 
     async with opened(path) as s:
         assert query(path, "SELECT * FROM updates ORDER BY user_id, seq") == stored
-        assert journal_count(path) == 0 and len(s._tail) == 0
+        assert journal_count(path) == 0 and len(s.tail) == 0
         await check_reads(s, logs)
         done = Committed(s, path)
         s.submit(req(alice, "bob", "after"))
@@ -335,7 +336,7 @@ async def test_a_failed_commit_leaves_the_tail_intact(tmp_path, monkeypatch) -> 
         alice, bob = await users(s, "alice", "bob")
         done = Committed(s, path)
         logs = expected(await to_bob(s, done, alice, "c", 5))
-        rows, folded = s._tail.rows, query(path, "SELECT * FROM updates")
+        rows, folded = s.tail.rows, query(path, "SELECT * FROM updates")
         assert rows > 0
 
         real, failed = sql.write_batch, []
@@ -350,11 +351,11 @@ async def test_a_failed_commit_leaves_the_tail_intact(tmp_path, monkeypatch) -> 
         with pytest.raises(RuntimeError, match="commit failed"):
             await s.run_in_commit(_noop)
         assert failed
-        assert s._tail.rows == rows and not s._tail._inflight
+        assert s.tail.rows == rows and not s.tail._inflight
         assert query(path, "SELECT * FROM updates") == folded
         await check_reads(s, logs)
 
-        await commit_until(s, lambda: len(s._tail) == 0)
+        await commit_until(s, lambda: len(s.tail) == 0)
         assert query(path, "SELECT count(*) FROM updates") == [(10,)]
         await check_reads(s, logs)
         s.submit(req(bob, "alice", "after"))
@@ -376,7 +377,7 @@ async def test_prune_folds_the_tail_first(tmp_path) -> None:
         assert query(path, "SELECT count(*) FROM updates") == [(0,)] and log_rows(path) == 12
 
         assert await s.prune_updates(int(time.time() * 1000) + 60_000) == 3
-        assert log_rows(path) == 0 and len(s._tail) == 0
+        assert log_rows(path) == 0 and len(s.tail) == 0
         for uid, _ in (alice, bob, carol):
             head = len(logs[uid])
             assert await s.floor(uid) == head and await s.head(uid) == head

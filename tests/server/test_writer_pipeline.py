@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 from liaotian.protocol import ErrorCode
-from liaotian.server.store import SQLiteStore, sql
-from liaotian.server.store import checkpoint as checkpoint_module
-from liaotian.server.store import sqlite as writer_module
-from liaotian.server.store.sql import Txn
+from liaotian.server.store import SQLiteStore
+from liaotian.server.store.sqlite import checkpoint as checkpoint_module
+from liaotian.server.store.sqlite import sql
+from liaotian.server.store.sqlite import writer as writer_module
+from liaotian.server.store.sqlite.sql import Txn
 from test_store import Committed, db_path, log_rows, query, req, users
 
 
@@ -48,8 +49,7 @@ def _hold_in_next_batch(s: SQLiteStore) -> tuple[threading.Event, threading.Even
         release.wait(10)
 
     held = asyncio.get_running_loop().create_future()
-    s._queue.append(Txn(fn=hold, future=held))
-    s._wake.set()
+    s.writer.submit_txn(Txn(fn=hold, future=held))
     return entered, release, held
 
 
@@ -63,7 +63,7 @@ async def test_sends_queued_during_a_write_are_planned_on_top_of_it(tmp_path) ->
             s.submit(req(alice, "bob", f"c{i}"))
         s.submit(req(alice, "bob", "a2"))  # a retry of a send in the held batch
         await asyncio.sleep(0)  # the writer plans them while the thread is held
-        planned_while_held = len(s._queue) == 0 and not done.batches[1:]
+        planned_while_held = len(s.writer._queue) == 0 and not done.batches[1:]
         release.set()
         await held
         answered = await done.wait_for(27)
@@ -151,8 +151,8 @@ async def test_the_wal_is_checkpointed_beside_the_writer_and_started_over(
         for i in range(60):  # ~1.2 MB of message text, one commit at a time
             s.submit(req(alice, "bob", f"c{i}", text))
             await done.wait_for(i + 1)
-            assert s._checkpointer is not None
-            await s._checkpointer.settled()  # the cycle this commit started, if any
+            assert s.checkpointer is not None
+            await s.checkpointer.settled()  # the cycle this commit started, if any
         assert s.stats.checkpoints > 0 and s.stats.restarts > 0
         assert s.stats.slowest_gated_s > 0
         wal = Path(db_path(tmp_path) + "-wal")
@@ -201,14 +201,14 @@ async def test_a_readiness_check_that_raises_fails_its_batch_and_the_loop_turns(
     """Regression (review): a check that raised before its item left the queue was retried
     forever without yielding, freezing the event loop."""
     async with warm_store(tmp_path) as (s, alice, done):
-        real = s._send_ready
+        real = s.writer._send_ready
 
         def send_ready(r: Any, batch: Any) -> bool:
             if r.cmid == "bad":
                 raise ValueError("a bug")
             return real(r, batch)
 
-        monkeypatch.setattr(s, "_send_ready", send_ready)
+        monkeypatch.setattr(s.writer, "_send_ready", send_ready)
         s.submit(req(alice, "bob", "first"))
         await asyncio.sleep(0)  # "first" is being written: what follows is planned on it
         s.submit(req(alice, "bob", "bad"))
@@ -296,7 +296,7 @@ async def test_the_writer_holds_the_checkpoint_gate_for_each_transaction(tmp_pat
     """A WAL restart relies on it: while the checkpointer's last pass holds the gate, no
     commit may land (checkpoint.py)."""
     async with warm_store(tmp_path) as (s, alice, done):
-        lock, asked = s._gate, threading.Event()
+        lock, asked = s.writer.gate, threading.Event()
 
         class Spy:
             def __enter__(self) -> None:
@@ -306,7 +306,7 @@ async def test_the_writer_holds_the_checkpoint_gate_for_each_transaction(tmp_pat
             def __exit__(self, *exc: object) -> None:
                 lock.release()
 
-        s._gate = Spy()  # type: ignore[assignment]
+        s.writer.gate = Spy()  # type: ignore[assignment]
         lock.acquire()  # what the checkpointer's gated pass does
         try:
             s.submit(req(alice, "bob", "waits"))

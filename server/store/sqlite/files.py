@@ -23,7 +23,7 @@ import logging
 import os
 import stat
 
-from .contract import StoreOpenError
+from ..contract import StoreOpenError
 
 log = logging.getLogger("liaotian.store")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..chat.model import KIND_DIRECT, KIND_GROUP, GroupState, Member, Social
+from ...chat.model import KIND_DIRECT, KIND_GROUP, GroupState, Member, Social
+from ..overlay import Committed, LogRow, Overlay
 from . import sql
-from .overlay import Committed, LogRow, Overlay
 
 
 class Batch(Overlay):

@@ -7,9 +7,10 @@ starts on its connection (the tail's "copy the tail, then ask the database" rule
 tail.py holds: a read queued here starts later, never earlier, than the copy).
 
 Reads are owned by whoever asked (a user id, or a connection not yet authenticated; see
-`read_owner`). When every connection is busy, each owner's reads wait in a FIFO of its own
-and the owners are served round-robin: an owner with 250 queued reads gets one connection
-turn per round like an owner with one, so one account's reads cannot starve the others'.
+`read_owner` in store/contract.py). When every connection is busy, each owner's reads
+wait in a FIFO of its own and the owners are served round-robin: an owner with 250 queued
+reads gets one connection turn per round like an owner with one, so one account's reads
+cannot starve the others'.
 Nothing is refused: an owner's queue is bounded by what it can have in flight (each
 connection's `max_inflight_requests`), and it only ever delays itself.
 
@@ -22,14 +23,9 @@ import asyncio
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from typing import Generic, TypeVar
 
 C = TypeVar("C")
-
-# Who the reads of the running task are for; set per request by the router (a task
-# inherits it). None: the server's own reads, which share one queue.
-read_owner: ContextVar[Hashable | None] = ContextVar("liaotian_read_owner", default=None)
 
 
 class FairReaders(Generic[C]):
@@ -71,6 +67,11 @@ class FairReaders(Generic[C]):
             else:
                 self._forget(owner, fut)
             raise
+
+    def reset(self) -> list[C]:
+        """Take every connection out (the store closes them); nobody may be waiting."""
+        conns, self.conns, self._free = self.conns, [], []
+        return conns
 
     def release(self, conn: C) -> None:
         self._free.append(conn)

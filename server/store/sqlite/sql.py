@@ -9,6 +9,7 @@ Loaders return rows; the store applies them to its caches on the loop.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -17,8 +18,9 @@ from typing import Any
 
 import msgpack
 
-from ..chat.model import REL_REQUESTED
+from ...chat.model import REL_REQUESTED
 
+log = logging.getLogger("liaotian.store")
 _CHUNK = 400  # keys per IN (...) / VALUES list, far below SQLite's variable limit
 # Variables per multi-row INSERT at most (SQLite's default limit since 3.32 is 32,766).
 # Every statement the writer thread runs must win the GIL back from the busy event loop
@@ -281,3 +283,91 @@ def fetch_groups(db: sqlite3.Connection, convs: list[int]) -> tuple[Rows, Rows]:
         _select(db, "SELECT conv_id, user_id, role, joined_pos, joined FROM members "
                     "WHERE conv_id IN ({marks})", convs),
     )
+
+
+# ---------------------------------------------------------------------- opening and closing
+
+
+def next_ids(db: sqlite3.Connection) -> tuple[int, int]:
+    """The next free message and conversation ids."""
+    (last_msg,) = one(db, "SELECT coalesce(max(id), 0) FROM messages")
+    (last_conv,) = one(db, "SELECT coalesce(max(id), 0) FROM conversations")
+    return last_msg + 1, last_conv + 1
+
+
+def close_writer(db: sqlite3.Connection) -> None:
+    """At a clean close: fold the journal into the update logs and the WAL back into the
+    database file (each failure logged, not raised)."""
+    try:
+        fold_journal(db)
+    except sqlite3.Error:
+        log.warning("folding the update journal at close failed", exc_info=True)
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.Error:
+        log.warning("checkpoint at close failed", exc_info=True)
+
+
+# ---------------------------------------------------------------------- awaited writes
+
+
+def create_user(db: sqlite3.Connection, username: str, password_hash: str, now: int) -> int:
+    cur = db.execute("INSERT INTO users (username, password_hash, created) VALUES (?, ?, ?)",
+                     (username, password_hash, now))
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def set_device_token(db: sqlite3.Connection, user_id: int, device: str, token_hash: bytes,
+                     max_devices: int, now: int) -> int | None:
+    """Create or re-key a device; its acknowledged position, or None when it is new and
+    the user has `max_devices` devices already (0: no bound)."""
+    if max_devices and one(
+        db, "SELECT 1 FROM devices WHERE user_id=? AND device=?", (user_id, device)
+    ) is None and one(
+        db, "SELECT count(*) FROM devices WHERE user_id=?", (user_id,)
+    )[0] >= max_devices:
+        return None
+    db.execute(
+        "INSERT INTO devices (user_id, device, token_hash, created, last_seen) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, device) DO UPDATE SET "
+        "token_hash = excluded.token_hash, last_seen = excluded.last_seen",
+        (user_id, device, token_hash, now, now),
+    )
+    row = one(db, "SELECT acked FROM devices WHERE user_id=? AND device=?", (user_id, device))
+    return int(row[0])
+
+
+def delete_device(db: sqlite3.Connection, user_id: int, device: str) -> bool:
+    cur = db.execute("DELETE FROM devices WHERE user_id=? AND device=?", (user_id, device))
+    return cur.rowcount > 0
+
+
+def set_profile(db: sqlite3.Connection, uid: int, display_name: str | None,
+                status: str | None) -> None:
+    if display_name is not None:
+        db.execute("UPDATE users SET display_name = ? WHERE id = ?", (display_name, uid))
+    if status is not None:
+        db.execute("UPDATE users SET status = ? WHERE id = ?", (status, uid))
+
+
+def set_last_seen(db: sqlite3.Connection, uid: int, when_ms: int) -> None:
+    db.execute("UPDATE users SET last_seen = ? WHERE id = ?", (when_ms, uid))
+
+
+def touch_device(db: sqlite3.Connection, user_id: int, device: str, now: int) -> None:
+    db.execute("UPDATE devices SET last_seen=? WHERE user_id=? AND device=?",
+               (now, user_id, device))
+
+
+def prune_before(db: sqlite3.Connection, older_than_ms: int) -> list[tuple[int, int]]:
+    """Delete log rows older than the horizon, raising each user's floor; (user, floor)."""
+    floors: list[tuple[int, int]] = db.execute(
+        "SELECT user_id, max(seq) FROM updates WHERE ts < ? GROUP BY user_id",
+        (older_than_ms,),
+    ).fetchall()
+    if floors:
+        db.executemany("UPDATE users SET log_floor = max(log_floor, ?) WHERE id = ?",
+                       [(s, u) for u, s in floors])
+        db.executemany("DELETE FROM updates WHERE user_id = ? AND seq <= ?", floors)
+    return floors

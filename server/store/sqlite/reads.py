@@ -1,8 +1,9 @@
-"""Read-side queries of the SQLite store, on the reader connections (readers.py).
+"""The SQLite store's reads, on the reader connections (readers.py).
 
 A read never fills the writer's caches (a read racing a commit could plant stale state);
-it uses them when they hold the value and otherwise asks the database. Mixed into
-SQLiteStore, which owns the connections and the caches these methods consult.
+it uses them when they hold the value and otherwise asks the database. A device's
+position counts as acknowledged from the moment it is recorded (caches.Positions), before
+the commit that keeps it.
 """
 
 from __future__ import annotations
@@ -13,35 +14,36 @@ from typing import Any
 import aiosqlite
 from liaotian.protocol import encode_update
 
-from ..chat.model import REL_REQUESTED, GroupState, Member, Social
-from ..chat.plan import pair
-from .contract import DeviceRecord, UpdatePage, UserRecord
-from .overlay import Committed
-from .readers import FairReaders, read_owner
+from ...chat.model import KIND_GROUP, REL_REQUESTED, GroupState, Member, Social
+from ...chat.plan import pair
+from ..contract import (
+    ConversationRow,
+    DeviceRecord,
+    GroupRow,
+    UpdatePage,
+    UserRecord,
+    read_owner,
+)
+from .caches import Caches, Positions
+from .readers import FairReaders
 from .sql import chunks
 from .tail import UpdateTail
 
 
-class Queries:
-    """Reads. Expects the attributes SQLiteStore sets up (connections and caches)."""
+class Reads:
+    """Every read of the contract, over the writer's caches and the reader connections."""
 
-    cache: Committed
-    _tail: UpdateTail
-    _floors: dict[int, int]
-    _positions: dict[tuple[int, str], int]
-    _flushing: dict[tuple[int, str], int]
-
-    _readers: FairReaders[aiosqlite.Connection]
-
-    @staticmethod
-    async def _one(db: aiosqlite.Connection, sql: str, args: Iterable[Any] = ()) -> Any:
-        rows_ = list(await db.execute_fetchall(sql, tuple(args)))
-        return rows_[0] if rows_ else None
+    def __init__(self, cache: Caches, tail: UpdateTail, positions: Positions,
+                 readers: FairReaders[aiosqlite.Connection]) -> None:
+        self.cache = cache
+        self.tail = tail
+        self.positions = positions
+        self.readers = readers
 
     async def _rows(self, sql: str, args: Any = ()) -> list[Any]:
         """One statement on a reader connection (its own snapshot), taken in turn with
         the other owners' reads (readers.py); the owner is the request's user."""
-        readers = self._readers
+        readers = self.readers
         conn = await readers.acquire(read_owner.get())
         try:
             return list(await conn.execute_fetchall(sql, args))
@@ -54,11 +56,6 @@ class Queries:
 
     def _cache_user(self, name: str, uid: int) -> None:
         self.cache.add_user(name, uid)
-
-    def _pending_position(self, user_id: int, device: str) -> int:
-        """A position acknowledged but maybe not yet committed (queued or committing)."""
-        key = (user_id, device)
-        return max(self._positions.get(key, 0), self._flushing.get(key, 0))
 
     def cached_head(self, user_id: int) -> int | None:
         """The committed head if known; the writer's cache is the truth once loaded."""
@@ -102,7 +99,7 @@ class Queries:
         return max(stored, self.cache.heads.get(user_id, 0))
 
     async def floor(self, user_id: int) -> int:
-        f = self._floors.get(user_id)
+        f = self.cache.floors.get(user_id)
         if f is not None:
             return f
         row = await self._row("SELECT log_floor FROM users WHERE id = ?", (user_id,))
@@ -134,7 +131,7 @@ class Queries:
         if row is None:
             return None
         user = UserRecord(row[0], row[1], row[2])
-        acked = max(row[6], self._pending_position(row[0], row[3]))
+        acked = max(row[6], self.positions.of(row[0], row[3]))
         return user, DeviceRecord(row[0], row[3], row[4], row[5], acked)
 
     async def device(self, user_id: int, device: str) -> DeviceRecord | None:
@@ -145,7 +142,7 @@ class Queries:
         if row is None:
             return None
         return DeviceRecord(
-            user_id, row[0], row[1], row[2], max(row[3], self._pending_position(user_id, row[0]))
+            user_id, row[0], row[1], row[2], max(row[3], self.positions.of(user_id, row[0]))
         )
 
     async def devices_of(self, user_id: int) -> list[DeviceRecord]:
@@ -156,7 +153,7 @@ class Queries:
         )
         rows = rows_
         return [
-            DeviceRecord(user_id, d, c, s, max(a, self._pending_position(user_id, d)))
+            DeviceRecord(user_id, d, c, s, max(a, self.positions.of(user_id, d)))
             for d, c, s, a in rows
         ]
 
@@ -167,7 +164,7 @@ class Queries:
         at most `max_bytes` encoded; resync if `since` is below the retained log."""
         if since < await self.floor(user_id):
             return UpdatePage([], since, resync=True)
-        recent = self._tail.after(user_id, since)  # before the database read: see tail.py
+        recent = self.tail.after(user_id, since)  # before the database read: see tail.py
         rows: list[Any] = []
         if not recent or recent[0][0] > since + 1:  # the tail does not start the page
             rows = await self._rows(
@@ -319,7 +316,7 @@ class Queries:
 
     async def groups_of(
         self, uid: int, *, limit: int | None = None, after: int = 0
-    ) -> list[tuple[int, str, str, int, int]]:
+    ) -> list[GroupRow]:
         """(group, name, topic, my role, member count) for the groups the user is in, by
         group id: those after `after`, at most `limit` of them (None: all)."""
         rows_ = await self._rows(
@@ -337,7 +334,7 @@ class Queries:
             "SELECT kind, user_a, user_b FROM conversations WHERE id = ?", (conv,)
         )
         if row is None and conv in self.cache.groups:
-            return (2, None, None)
+            return (KIND_GROUP, None, None)
         return (row[0], row[1], row[2]) if row else None
 
     async def read_marker(self, uid: int, conv: int) -> int:
@@ -358,18 +355,11 @@ class Queries:
         acked = await self._row(
             "SELECT coalesce(max(acked), 0) FROM devices WHERE user_id = ?", (uid,)
         )
-        pending = max(
-            (
-                seq
-                for (u, _d), seq in (*self._positions.items(), *self._flushing.items())
-                if u == uid
-            ),
-            default=0,
-        )
+        pending = self.positions.of_user(uid)
         upto = max(acked[0], pending)
         # `updates` may hold rows newer than the tail's (a batch written directly, committed
         # and not yet published): the newer of the two answers
-        recent = self._tail.last_in_conv(uid, upto, conv)
+        recent = self.tail.last_in_conv(uid, upto, conv)
         row = await self._row(
             "SELECT u.seq, m.pos FROM updates u JOIN messages m ON m.id = u.message_id "
             "WHERE u.user_id = ? AND u.seq <= ? AND m.conv_id = ? ORDER BY u.seq DESC LIMIT 1",
@@ -380,7 +370,7 @@ class Queries:
 
     async def conversations_of(
         self, uid: int, limit: int, before: tuple[int, int] | None
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[ConversationRow]:
         """(conv, kind, peer id, group name, ts, last body, last pos, read pos, joined pos)
         newest first by (ts, conv), strictly before `before`.
 

@@ -1,0 +1,241 @@
+"""SQLiteStore: the facade that opens the database, wires the parts and closes them.
+
+    writer.py      the pipelined group-commit writer (every write) and its thread
+    batch.py       one group commit being planned: the chat's named writes as SQL
+    caches.py      the committed state loaded so far; positions not yet committed
+    sql.py         the writer's statements, loaders and the batch's one transaction
+    reads.py       every read, on the reader connections (readers.py: fair turns)
+    tail.py        the update logs' recent rows in memory, folded into the logs later
+    checkpoint.py  WAL checkpoints beside the writer
+    schema.py      the migrations and the writer's connection
+    files.py       one server per database; files created 0600
+    backup.py      an online copy of the database
+
+WAL, synchronous=FULL by default. One connection writes (in its own thread),
+`read_connections` read, taken per user in turn (WAL lets reads run beside the writer),
+one checkpoints (in a thread of its own).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from ..contract import Committed as OnCommitted
+from ..contract import StoreOpenError, UsernameTaken
+from . import schema, sql
+from .caches import DEDUP_ENTRIES, Caches, Positions
+from .checkpoint import Checkpointer
+from .files import DatabaseLock, create_private, warn_if_shared
+from .readers import FairReaders
+from .reads import Reads
+from .stats import WriterStats
+from .tail import FOLD_AGE_MS, UpdateTail
+from .tail import MAX_ROWS as TAIL_ROWS
+from .writer import Writer, WriterFn
+
+T = TypeVar("T")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SQLiteStore(Reads):
+    """The contract (store/contract.py) on SQLite: the reads are Reads', the writes go
+    through the Writer."""
+
+    submit: Callable[[Any], None]  # the writer's, bound: the hot path takes no extra call
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        synchronous: str = "full",
+        max_batch: int = 2048,
+        dedup_cache: int = DEDUP_ENTRIES,
+        fold_age_ms: int = FOLD_AGE_MS,
+        tail_rows: int = TAIL_ROWS,
+        read_connections: int = 2,
+    ) -> None:
+        if read_connections < 1:
+            raise ValueError("read_connections must be at least 1")
+        if synchronous.lower() not in ("full", "normal", "extra"):
+            raise ValueError("synchronous must be full, extra or normal")
+        cache = Caches(dedup_max=dedup_cache)
+        tail = UpdateTail(fold_age_ms=fold_age_ms, max_rows=tail_rows)
+        positions = Positions()
+        super().__init__(cache, tail, positions, FairReaders([]))
+        self.path = path
+        self.synchronous = synchronous.upper()
+        self.read_connections = read_connections
+        self.stats = WriterStats()
+        self.writer = Writer(cache, tail, positions, self.stats, max_batch=max_batch)
+        self.submit = self.writer.submit
+        self.checkpointer: Checkpointer | None = None
+        self.lock = DatabaseLock(path)  # one server per database (files.py)
+
+    @property
+    def on_committed(self) -> OnCommitted:
+        return self.writer.on_committed
+
+    @on_committed.setter
+    def on_committed(self, fn: OnCommitted) -> None:
+        self.writer.on_committed = fn
+
+    @property
+    def batches(self) -> int:
+        return self.writer.batches
+
+    @property
+    def committed_sends(self) -> int:
+        return self.writer.committed_sends
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        """Lock the database (StoreOpenError if another server has it), create it 0600 if
+        missing, open. A failure closes whatever was opened: no thread keeps running."""
+        self.lock.acquire()
+        try:
+            create_private(self.path)
+            await self._open()
+        except BaseException as exc:
+            await self.close()
+            if isinstance(exc, OSError | sqlite3.Error) and not isinstance(exc, StoreOpenError):
+                # one error type for whoever opens a store, naming the file
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise StoreOpenError(f"cannot open database {self.path}: {reason}") from exc
+            raise
+        warn_if_shared(self.path)
+
+    async def _open(self) -> None:
+        writer = self.writer
+        await writer.start(lambda: schema.connect_writer(self.path, self.synchronous))
+        try:
+            folded, self.tail.next_jid = await writer.call(sql.fold_journal)
+            if folded:  # a crash left them there
+                sql.log.info("folded %d update-log rows left in the journal", folded)
+            self.cache.next_msg_id, self.cache.next_conv_id = await writer.call(sql.next_ids)
+        except BaseException:
+            await writer.shutdown()  # nothing of it to fold or checkpoint
+            raise
+        # Several readers, taken in turn per user (readers.py). Every statement's cursor
+        # is closed at once: an unfinished one would pin its reader to an old snapshot.
+        for _ in range(self.read_connections):
+            r = await aiosqlite.connect(self.path, isolation_level=None)
+            self.readers.add(r)
+            for pragma in ("busy_timeout=5000", "query_only=ON",
+                           "cache_size=-65536"):  # sync pages re-read hot logs
+                await r.execute_fetchall(f"PRAGMA {pragma}")
+        self.checkpointer = Checkpointer(self.path, writer.gate)
+        self.checkpointer.on_cycle = self.stats.record_checkpoint
+        writer.on_commit = self.checkpointer.soon
+        await self.checkpointer.open()  # on failure, open() closes the rest
+        writer.accept()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether anything of it is open (the writer thread, a reader, the lock)."""
+        return self.writer.started or bool(self.readers.conns) or self.lock.held
+
+    async def close(self) -> None:
+        """Stop taking writes, commit what is queued (positions included), close."""
+        await self.writer.stop()
+        if self.checkpointer is not None:
+            await self.checkpointer.stop()
+        for r in self.readers.reset():
+            await r.close()
+        await self.writer.shutdown(sql.close_writer)
+        if self.checkpointer is not None:  # last: it holds a descriptor of the file
+            await self.checkpointer.close()
+            self.checkpointer = None
+        self.lock.release()  # after every connection: the next server may open it
+
+    # ------------------------------------------------------------------ writes
+
+    async def run_in_commit(self, fn: WriterFn[T]) -> T:
+        """Run fn(connection) in the writer thread inside the next group commit (its own
+        savepoint); see Writer.run_in_commit."""
+        return await self.writer.run_in_commit(fn)
+
+    async def drain(self) -> None:
+        await self.writer.run_in_commit(_noop)
+
+    def record_position(self, user_id: int, device: str, seq: int) -> None:
+        self.positions.record(user_id, device, seq)
+
+    def flush_positions_soon(self) -> None:
+        if self.positions.pending:
+            self.writer.ride_along(_noop)
+
+    async def create_user(self, username: str, password_hash: str) -> int:
+        try:
+            return await self.writer.run_in_commit(
+                lambda db: sql.create_user(db, username, password_hash, now_ms()))
+        except sqlite3.IntegrityError:
+            raise UsernameTaken(username) from None
+
+    async def set_device_token(self, user_id: int, device: str, token_hash: bytes, *,
+                               max_devices: int = 0) -> int | None:
+        return await self.writer.run_in_commit(
+            lambda db: sql.set_device_token(db, user_id, device, token_hash, max_devices,
+                                            now_ms()))
+
+    async def delete_device(self, user_id: int, device: str) -> bool:
+        self.positions.forget(user_id, device)
+        return await self.writer.run_in_commit(
+            lambda db: sql.delete_device(db, user_id, device))
+
+    async def set_profile(self, uid: int, display_name: str | None, status: str | None) -> None:
+        await self.writer.run_in_commit(
+            lambda db: sql.set_profile(db, uid, display_name, status))
+
+    def record_last_seen(self, uid: int, when_ms: int) -> None:
+        """Store when a user's last connection closed; rides along with the next commit."""
+        self.writer.ride_along(lambda db: sql.set_last_seen(db, uid, when_ms))
+
+    def touch_device(self, user_id: int, device: str) -> None:
+        """Record that a device connected; rides along with the next commit, unawaited."""
+        t = now_ms()
+        self.writer.ride_along(lambda db: sql.touch_device(db, user_id, device, t))
+
+    # ------------------------------------------------------------------ maintenance
+
+    async def prune_updates(self, older_than_ms: int) -> int:
+        """Drop update-log entries older than the horizon, raising each user's floor.
+
+        The rows older than the horizon are folded out of the tail first (normally there
+        are none: the tail holds about a second), so that the delete sees them. Their
+        journal rows go the usual way, trimmed once folded (a row committed beside the
+        prune may be in the journal only); one that outlives a crash is not folded back
+        below its user's floor (sql.fold_journal)."""
+        tail = self.tail
+        tail.due_before_ms = older_than_ms
+        try:
+            for _ in range(10_000):  # each commit folds up to FOLD_USERS users
+                oldest = tail.oldest_ms()
+                if oldest is None or oldest >= older_than_ms:
+                    break
+                await self.writer.run_in_commit(_noop)
+        finally:
+            tail.due_before_ms = 0
+        floors = await self.writer.run_in_commit(
+            lambda db: sql.prune_before(db, older_than_ms))
+        for uid, seq in floors:  # users not cached yet load both from the database
+            self.cache.raise_floor(uid, seq)
+        return len(floors)
+
+    async def integrity_check(self) -> str:
+        row = await self._row("PRAGMA integrity_check")
+        return str(row[0])
+
+
+def _noop(db: sqlite3.Connection) -> None:
+    return None
+
+

@@ -1,0 +1,401 @@
+"""The store contract (store/contract.py), one suite for every store: SQLite and memory.
+
+Each test drives a store through the operations the handlers submit (chat/ops.py) and the
+reads they make, and checks what the contract promises: a send's numbers, retries by
+client message id, logs without gaps, group membership history, blocks, receipts, the
+chat list, paging. A new store passes this suite unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+from liaotian.protocol import ErrorCode, UpdateKind
+from liaotian.server.chat.ops import (
+    AddMembers,
+    BlockUser,
+    CreateGroup,
+    LeaveGroup,
+    MarkRead,
+    RemoveMember,
+    SendRequest,
+    SetPrivacy,
+    UnblockUser,
+    UpdateGroup,
+)
+from liaotian.server.chat.policy import Policy
+from liaotian.server.store import Store, StoreClosed, UsernameTaken
+from liaotian.server.store.memory import MemoryStore
+from liaotian.server.store.sqlite import SQLiteStore
+
+OPEN = Policy()
+
+
+class Answers:
+    """The store's on_committed: every answered operation, in commit order."""
+
+    def __init__(self, store: Store) -> None:
+        self.ops: list[Any] = []
+        self.commits = 0
+        self._changed = asyncio.Event()
+        store.on_committed = self
+
+    def __call__(self, ops: list[Any]) -> None:
+        self.ops += ops
+        self.commits += 1
+        self._changed.set()
+
+    async def wait_for(self, n: int, timeout: float = 10.0) -> list[Any]:
+        async with asyncio.timeout(timeout):
+            while len(self.ops) < n:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.ops
+
+
+class Driver:
+    """A store with named users, submitting operations and waiting for their answers."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.answers = Answers(store)
+        self.ids: dict[str, int] = {}
+
+    async def users(self, *names: str) -> list[int]:
+        for n in names:
+            self.ids[n] = await self.store.create_user(n, "hash")
+        # anyone may add them to groups (the default privacy lets only contacts)
+        await self.run(*[SetPrivacy(actor=self.ids[n], groups="everyone") for n in names])
+        return [self.ids[n] for n in names]
+
+    async def run(self, *ops: Any) -> list[Any]:
+        """Submit the ops together (one batch, as far as the store goes); their answers."""
+        before = len(self.answers.ops)
+        for op in ops:
+            self.store.submit(op)
+        answered = await self.answers.wait_for(before + len(ops))
+        return answered[before:before + len(ops)]
+
+    async def one(self, op: Any) -> Any:
+        return (await self.run(op))[0]
+
+    def send(self, sender: str, to: str = "", text: str = "t", cmid: str | None = None,
+             group: int | None = None) -> SendRequest:
+        self._n = getattr(self, "_n", 0) + 1
+        return SendRequest(sender_id=self.ids[sender], sender_name=sender, to_name=to,
+                           cmid=cmid or f"c{self._n}", text=text, meta={}, session=0,
+                           rid=self._n, group=group)
+
+    async def group(self, owner: str, *members: str) -> int:
+        op = await self.one(CreateGroup(actor=self.ids[owner], name="g", members=members))
+        assert op.error is None, op.error_message
+        return int(op.group.conv)
+
+    async def log(self, name: str, since: int = 0) -> list[tuple[int, int, Any]]:
+        """(seq, kind, data map) of a user's log after `since`."""
+        page = await self.store.read_updates(self.ids[name], since, 10_000)
+        return [tuple(msgpack.unpackb(u)) for u in page.updates]  # type: ignore[misc]
+
+    async def texts(self, name: str) -> list[str]:
+        return [d.get("text") or d["event"]["type"] for _s, k, d in await self.log(name)
+                if k == UpdateKind.MESSAGE]
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    s: Store = SQLiteStore(str(tmp_path / "contract.db")) if request.param == "sqlite" \
+        else MemoryStore()
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+async def d(store: Store) -> Driver:
+    return Driver(store)
+
+
+# ---------------------------------------------------------------------------- sends
+
+
+async def test_a_direct_send_is_numbered_and_in_both_logs(d: Driver) -> None:
+    alice, bob = await d.users("alice", "bob")
+    base_a, base_b = await d.store.head(alice), await d.store.head(bob)
+    first, second = await d.run(d.send("alice", "bob", "one"), d.send("bob", "alice", "two"))
+    r1, r2 = first.result, second.result
+    assert r1.conv == r2.conv and (r1.pos, r2.pos) == (1, 2) and r2.id > r1.id
+    assert (r1.sender_seq, r1.recipient_seq) == (base_a + 1, base_b + 1)
+    assert r1.recipient_id == bob and not r1.duplicate
+    assert await d.texts("bob") == await d.texts("alice") == ["one", "two"]
+    assert await d.store.head(bob) == base_b + 2
+    assert await d.store.direct_conv(bob, alice) == r1.conv
+    assert await d.store.last_pos(r1.conv) == 2
+    assert await d.store.conversation(r1.conv) == (1, min(alice, bob), max(alice, bob))
+    rows, more = await d.store.history(r1.conv, None, None, 10)
+    assert [msgpack.unpackb(b)["text"] for b in rows] == ["one", "two"] and not more
+    assert rows[0] == r1.body
+
+
+async def test_refusals_store_nothing(d: Driver) -> None:
+    await d.users("alice")
+    unknown = await d.one(d.send("alice", "nobody"))
+    assert unknown.error == ErrorCode.UNKNOWN_USER and unknown.result is None
+    not_member = await d.one(d.send("alice", group=999))
+    assert not_member.error == ErrorCode.NOT_MEMBER
+    assert await d.texts("alice") == []
+
+
+async def test_a_retry_by_cmid_is_answered_as_a_duplicate(d: Driver) -> None:
+    await d.users("alice", "bob")
+    first, in_batch = await d.run(d.send("alice", "bob", "x", cmid="k"),
+                                  d.send("alice", "bob", "y", cmid="k"))
+    (later,) = await d.run(d.send("alice", "bob", "z", cmid="k"))
+    r = first.result
+    for retry in (in_batch.result, later.result):
+        assert retry.duplicate and (retry.id, retry.pos, retry.sender_seq) == \
+            (r.id, r.pos, r.sender_seq)
+    assert await d.texts("bob") == ["x"]
+    # another sender may use the same cmid
+    await d.users("carol")
+    other = await d.one(d.send("carol", "bob", "w", cmid="k"))
+    assert not other.result.duplicate
+
+
+async def test_logs_have_no_gaps_and_heads_match(d: Driver) -> None:
+    names = ("alice", "bob", "carol")
+    await d.users(*names)
+    g = await d.group("alice", "bob")
+    ops = []
+    for i in range(30):
+        ops.append(d.send(names[i % 3], names[(i + 1) % 3], f"m{i}"))
+        if i % 5 == 0:
+            ops.append(d.send("bob", text=f"g{i}", group=g))
+    await d.run(*ops)
+    await d.run(AddMembers(actor=d.ids["alice"], group=g, users=("carol",)),
+                d.send("carol", "alice", "late"))
+    for name in names:
+        seqs = [s for s, _k, _d in await d.log(name)]
+        assert seqs == list(range(1, len(seqs) + 1)), name
+        assert await d.store.head(d.ids[name]) == len(seqs)
+        assert d.store.cached_head(d.ids[name]) in (None, len(seqs))
+
+
+async def test_updates_are_paged_by_count_and_size(d: Driver) -> None:
+    await d.users("alice", "bob")
+    await d.run(*[d.send("alice", "bob", "x" * 1000) for _ in range(5)])
+    bob = d.ids["bob"]
+    base = (await d.store.read_updates(bob, 0, 100)).last_seq - 5
+    page = await d.store.read_updates(bob, base, 2)
+    assert page.last_seq == base + 2 and len(page.updates) == 2 and not page.resync
+    page = await d.store.read_updates(bob, base, 100, max_bytes=2500)
+    assert len(page.updates) == 2 and page.last_seq == base + 2
+    page = await d.store.read_updates(bob, base, 100, max_bytes=10)
+    assert len(page.updates) == 1  # the first always, whatever its size
+    page = await d.store.read_updates(bob, base + 5, 100)
+    assert page.updates == [] and page.last_seq == base + 5
+
+
+async def test_history_pages_both_ways(d: Driver) -> None:
+    await d.users("alice", "bob")
+    answered = await d.run(*[d.send("alice", "bob", f"m{i}") for i in range(6)])
+    conv = answered[0].result.conv
+
+    async def texts(**kw: Any) -> tuple[list[str], bool]:
+        rows, more = await d.store.history(conv, kw.get("before"), kw.get("after"),
+                                           kw.get("limit", 10), kw.get("max_bytes", 1 << 62))
+        return [msgpack.unpackb(b)["text"] for b in rows], more
+
+    assert await texts(limit=2) == (["m4", "m5"], True)
+    assert await texts(before=5, limit=2) == (["m2", "m3"], True)
+    assert await texts(before=3, limit=5) == (["m0", "m1"], False)
+    assert await texts(after=2, limit=2) == (["m2", "m3"], True)
+    assert await texts(after=4, limit=5) == (["m4", "m5"], False)
+
+
+# ---------------------------------------------------------------------------- groups
+
+
+async def test_group_members_see_history_from_their_join_point(d: Driver) -> None:
+    alice, bob, carol = await d.users("alice", "bob", "carol")
+    g = await d.group("alice", "bob")
+    await d.run(d.send("bob", text="before", group=g))
+    added = await d.one(AddMembers(actor=alice, group=g, users=("carol",)))
+    assert added.error is None and added.pos == 3
+    state = await d.store.group_state(g)
+    assert state is not None and state.members[carol].joined_pos == 3
+    await d.run(d.send("carol", text="hello", group=g))
+    assert await d.texts("carol") == ["added", "hello"]
+    assert await d.texts("bob") == ["created", "before", "added", "hello"]
+    rows, _ = await d.store.history(g, None, None, 10, min_pos=3)
+    assert [msgpack.unpackb(b)["text"] for b in rows] == ["", "hello"]
+    assert await d.store.groups_of(carol) == [(g, "g", "", 0, 3)]
+    assert d.store.members_hint(g) in (None, 3)
+    # leaving: the leaver reads its own event and nothing after it
+    left = await d.one(LeaveGroup(actor=bob, group=g))
+    assert left.error is None
+    refused = await d.one(d.send("bob", text="still?", group=g))
+    assert refused.error == ErrorCode.NOT_MEMBER
+    await d.run(d.send("alice", text="after", group=g))
+    assert (await d.texts("bob"))[-1] == "left"
+    assert await d.texts("carol") == ["added", "hello", "left", "after"]
+    assert await d.store.groups_of(bob) == []
+
+
+async def test_a_removal_and_a_send_in_one_batch_keep_their_order(d: Driver) -> None:
+    alice, _bob = await d.users("alice", "bob")
+    g = await d.group("alice", "bob")
+    before, removal, after = await d.run(
+        d.send("bob", text="mine", group=g),
+        RemoveMember(actor=alice, group=g, user="bob"),
+        d.send("bob", text="too late", group=g))
+    assert before.result is not None and removal.error is None
+    assert after.error == ErrorCode.NOT_MEMBER
+    assert await d.texts("bob") == ["created", "mine", "removed"]
+
+
+async def test_a_refused_op_leaves_nothing_of_itself_in_its_batch(d: Driver) -> None:
+    """A rule refused after it changed the batch's state (here by the write budget, the
+    last step of a plan) is undone whole, even on state an earlier op of the batch
+    changed: the group stays as the op before it left it."""
+
+    class NoRows:
+        def take_rows(self, uid: int, rows: int) -> float | None:
+            return 2.0
+
+        def refund_rows(self, uid: int, rows: int) -> None:
+            pass
+
+    alice, _bob, carol = await d.users("alice", "bob", "carol")
+    g = await d.group("alice", "bob")
+    renamed, first, refused, third = await d.run(
+        UpdateGroup(actor=alice, group=g, name="renamed"),  # the batch's copy of the group
+        d.send("alice", text="x", group=g),
+        AddMembers(actor=alice, group=g, users=("carol",), policy=Policy(budget=NoRows())),
+        d.send("alice", text="y", group=g))
+    assert renamed.error is None
+    assert refused.error == ErrorCode.RATE_LIMITED and refused.error_retry_after == 2.0
+    # carol got nothing, bob's log no event: the next entry follows the first send's
+    assert [(u, seq - 1) for u, seq in third.result.fanout] == list(first.result.fanout)
+    state = await d.store.group_state(g)
+    assert state is not None and carol not in state.members and state.name == "renamed"
+    assert await d.texts("carol") == []
+    assert third.result.pos == first.result.pos + 1  # no position was used
+    (later,) = await d.run(d.send("alice", text="z", group=g))
+    assert [u for u, _ in later.result.fanout] == [u for u, _ in first.result.fanout]
+
+
+# ---------------------------------------------------------------------------- blocking
+
+
+async def test_a_blocked_user_cannot_message_until_unblocked(d: Driver) -> None:
+    alice, mallory = await d.users("alice", "mallory")
+    blocked = await d.one(BlockUser(actor=alice, user="mallory"))
+    assert blocked.error is None
+    assert (await d.store.social_of(alice)).blocked == {mallory}
+    refused = await d.one(d.send("mallory", "alice", "hi"))
+    assert refused.error == ErrorCode.NOT_ALLOWED
+    assert await d.texts("alice") == []
+    await d.one(UnblockUser(actor=alice, user="mallory"))
+    allowed = await d.one(d.send("mallory", "alice", "hi again"))
+    assert allowed.result is not None
+    assert await d.texts("alice") == ["hi again"]
+
+
+# ---------------------------------------------------------------------------- receipts
+
+
+async def test_read_markers_and_delivered_positions(d: Driver) -> None:
+    alice, bob = await d.users("alice", "bob")
+    await d.one(SetPrivacy(actor=bob, receipts="everyone"))
+    answered = await d.run(*[d.send("alice", "bob", f"m{i}") for i in range(3)])
+    conv = answered[0].result.conv
+    read = await d.one(MarkRead(actor=bob, conv=conv, read_pos=2, peer=alice))
+    assert read.error is None
+    assert await d.store.read_marker(bob, conv) == 2
+    assert await d.store.read_markers(conv) == {bob: 2}
+    reads = [data for _s, k, data in await d.log("alice") if k == UpdateKind.READ]
+    assert reads == [{"conv": conv, "user": "bob", "pos": 2}]
+    beyond = await d.one(MarkRead(actor=bob, conv=conv, read_pos=9, peer=alice))
+    assert beyond.error == ErrorCode.INVALID_FIELD
+    # delivered: what bob's devices acknowledged of his log
+    assert await d.store.delivered_pos(bob, conv) == 0
+    assert await d.store.set_device_token(bob, "phone", b"p" * 32) == 0
+    second = answered[1].result
+    d.store.record_position(bob, "phone", second.recipient_seq)
+    assert await d.store.delivered_pos(bob, conv) == second.pos
+    await d.store.drain()
+    assert await d.store.delivered_pos(bob, conv) == second.pos
+    assert (await d.store.device(bob, "phone")).acked == second.recipient_seq
+
+
+# ---------------------------------------------------------------------------- chat list
+
+
+async def test_the_chat_list_is_newest_first_and_pages(d: Driver) -> None:
+    alice, _bob, _carol = await d.users("alice", "bob", "carol")
+    g = await d.group("alice", "bob")
+    direct = (await d.one(d.send("carol", "alice", "c1"))).result.conv
+    await d.run(d.send("bob", text="g1", group=g))
+    rows = await d.store.conversations_of(alice, 10, None)
+    assert [r[0] for r in rows] == sorted([g, direct], key=lambda c: [r[0] for r in rows]
+                                          .index(c))  # well-formed
+    by_conv = {r[0]: r for r in rows}
+    assert set(by_conv) == {g, direct}
+    _conv, kind, peer, name, _ts, body, last_pos, read_pos, joined = by_conv[g]
+    assert (kind, peer, name, last_pos, read_pos, joined) == (2, None, "g", 2, 0, 1)
+    assert msgpack.unpackb(body)["text"] == "g1"
+    _conv, kind, peer, name, _ts, body, last_pos, read_pos, joined = by_conv[direct]
+    assert (kind, peer, name, last_pos, joined) == (1, d.ids["carol"], None, 1, 1)
+    keys = [(r[4], r[0]) for r in rows]
+    assert keys == sorted(keys, reverse=True)
+    page = await d.store.conversations_of(alice, 1, None)
+    assert len(page) == 2 and page[0][0] == rows[0][0]  # limit + 1 tells there is more
+    rest = await d.store.conversations_of(alice, 1, keys[0])
+    assert [r[0] for r in rest] == [rows[1][0]]
+    # unread: messages after the marker, not one's own, events excluded
+    assert await d.store.unread_count(alice, g, 0) == 1
+    assert await d.store.unread_count(d.ids["bob"], g, 0) == 0
+    assert await d.store.unread_count(alice, direct, 0, cap=5) == 1
+
+
+# ---------------------------------------------------------------------------- accounts
+
+
+async def test_accounts_and_devices(d: Driver) -> None:
+    alice = await d.store.create_user("alice", "h1")
+    with pytest.raises(UsernameTaken):
+        await d.store.create_user("alice", "h2")
+    assert await d.store.user_id("alice") == alice and d.store.known_user("alice") in (
+        True, False)
+    user = await d.store.user_by_name("alice")
+    assert user is not None and (user.id, user.password_hash) == (alice, "h1")
+    assert await d.store.user_by_name("nobody") is None
+    assert await d.store.set_device_token(alice, "d1", b"t" * 32, max_devices=1) == 0
+    assert await d.store.set_device_token(alice, "d2", b"u" * 32, max_devices=1) is None
+    found = await d.store.device_by_token(b"t" * 32)
+    assert found is not None and found[1].device == "d1"
+    assert await d.store.set_device_token(alice, "d1", b"v" * 32) == 0  # re-key
+    assert await d.store.device_by_token(b"t" * 32) is None
+    assert [x.device for x in await d.store.devices_of(alice)] == ["d1"]
+    assert await d.store.delete_device(alice, "d1") is True
+    assert await d.store.delete_device(alice, "d1") is False
+    await d.store.set_profile(alice, "Alice", None)
+    assert (await d.store.profile(alice))[:2] == ("Alice", "")
+    assert await d.store.usernames([alice, 999]) == {alice: "alice"}
+
+
+async def test_writes_after_close_are_refused(store: Store) -> None:
+    await store.close()
+    with pytest.raises(StoreClosed):
+        store.submit(SendRequest(sender_id=1, sender_name="a", to_name="b", cmid="c",
+                                 text="", meta={}, session=0, rid=1))
+    with pytest.raises(StoreClosed):
+        await store.create_user("late", "h")
+    await store.open()  # the fixture closes it again
