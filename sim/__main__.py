@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"random seeds from {start} for {args.long:.0f} s")
     n = 0
     began = time.monotonic()
+    next_note = began + 60.0
     while True:
         if seeds is not None:
             if n >= len(seeds):
@@ -65,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if args.verbose:
             _summary(res)
+        elif deadline is not None and time.monotonic() >= next_note:
+            took = time.monotonic() - began
+            print(f"{n} seeds passed in {took:.0f} s", flush=True)
+            next_note += 60.0
     took = time.monotonic() - began
     print(f"{n} seeds passed in {took:.1f} s ({n / took:.1f} seeds/s)")
     return 0

@@ -421,6 +421,11 @@ class ClientConn:
         if msg.more:
             self._sync()
             return
+        if msg.head != d.cursor:  # "caught up" must mean every entry up to head was given
+            self.world.oracle.fail("no-gap", f"{d.label}: the last SYNC page (from {since}) "
+                                             f"says head {msg.head} but gave entries only up "
+                                             f"to {d.cursor}")
+            return
         self.live = True
         if d.ahead:
             seqs = sorted(d.ahead)

@@ -153,7 +153,8 @@ class World:
             res.failure = self.oracle.failures[0]
         res.trace = self.lines
         res.virtual_seconds = self.loop.time()
-        res.digest = _digest(self.lines)
+        logs = [f"{name} {sorted(u.log.items())}" for name, u in sorted(self.oracle.users.items())]
+        res.digest = _digest(self.lines + logs)
         return res
 
     def _shutdown_loop(self) -> None:
