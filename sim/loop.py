@@ -42,6 +42,9 @@ INCARNATION: contextvars.ContextVar[int] = contextvars.ContextVar("sim_incarnati
                                                                    default=0)
 
 
+SPIN_LIMIT = 200_000  # loop iterations without the clock moving: a livelock
+
+
 class SimStalled(RuntimeError):
     """Nothing is ready and no timer is pending: the run can never go on."""
 
@@ -51,11 +54,19 @@ class _VirtualSelector:
 
     def __init__(self, loop: SimLoop) -> None:
         self._loop = loop
+        self._at = -1.0
+        self._spins = 0  # loop iterations at the same instant
 
     def select(self, timeout: float | None) -> list[Any]:
         loop = self._loop
         if timeout is None:
             raise SimStalled("no callback is ready and no timer is pending")
+        if loop._now == self._at:
+            self._spins += 1
+            if self._spins > SPIN_LIMIT:
+                raise SimStalled(f"livelock: {SPIN_LIMIT} loop iterations at t={loop._now}")
+        else:
+            self._at, self._spins = loop._now, 0
         if timeout > 0:
             # exactly the next timer's time (no float drift from adding the timeout)
             scheduled: list[asyncio.TimerHandle] = getattr(loop, "_scheduled")  # noqa: B009

@@ -177,12 +177,17 @@ class Link:
             client.net_data(self, data)
 
     def _eof_to_client(self, reset: bool) -> None:
-        if self.s2c.chunks:  # pieces written before the close arrive first
-            self.net.loop.call_at(self.s2c.chunks[-1][0], self._eof_to_client, reset)
-            return
         client = self.client
         if client is None or not self.client_up:
+            self.s2c.chunks.clear()
             return
+        if self.s2c.chunks:  # pieces written before the close arrive first
+            self._to_client()
+            if self.s2c.chunks:
+                self.net.loop.call_at(self.s2c.chunks[-1][0], self._eof_to_client, reset)
+                return
+            if self.client is not client or not self.client_up:
+                return
         self.client_up = False
         self.client = None
         client.net_closed(self, reset)

@@ -128,7 +128,6 @@ class World:
         self.server: Server | None = None
         self.store: Any = None
         self.incarnation = 0
-        self.step_no: int | None = None
         self.result = SimResult(opts)
 
     # ------------------------------------------------------------------ tracing
@@ -160,7 +159,8 @@ class World:
     def _shutdown_loop(self) -> None:
         loop = self.loop
         with contextlib.suppress(Exception):
-            loop.crash(self.incarnation)
+            for incarnation in range(self.incarnation + 1):  # 0: the simulation's own
+                loop.crash(incarnation)
             for _ in range(100):  # let the cancelled tasks unwind
                 if not getattr(loop, "_ready"):  # noqa: B009
                     break
@@ -178,7 +178,6 @@ class World:
         await self.start_server(simstore.fresh(self))
         if await self._setup():
             for step in range(self.opts.steps):
-                self.step_no = step
                 srng = random.Random(f"liaotian-sim/{self.opts.seed}/{step}")
                 self._step(step, srng)
                 self.result.steps_run = step + 1
@@ -188,7 +187,6 @@ class World:
                 if self.oracle.failures:
                     self.result.step = step
                     return
-        self.step_no = None
         await self._quiesce()
 
     # ------------------------------------------------------------------ the server
