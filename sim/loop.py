@@ -165,7 +165,7 @@ class SeededBytes:
 def deterministic(loop: SimLoop, rng: random.Random) -> Iterator[None]:
     """Within the block, the machine's clocks follow `loop`, secrets come from `rng`, and
     server connections hash by their (per-run) number."""
-    from liaotian.server import transport
+    from liaotian.server.net import transport
 
     saved_time = (time.time, time.time_ns, time.monotonic)
     saved_token = secrets.token_bytes

@@ -32,7 +32,7 @@ from liaotian.server import fanout
 from liaotian.server.chat.ops import Refused, SendRequest, SendResult
 from liaotian.server.chat.plan import Plan
 from liaotian.server.chat.rules import send
-from liaotian.server.services import messaging
+from liaotian.server.handlers import messaging
 from liaotian.server.store import memory
 
 
@@ -49,8 +49,8 @@ def _patched(obj: Any, name: str, value: Any) -> Iterator[None]:
 # ---------------------------------------------------------------------- sync-race
 
 
-async def _racy_sync(self: messaging.MessagingService, conn: Any, msg: Sync) -> None:
-    """MessagingService.sync as before 7e4c54a, answering an empty page as caught up."""
+async def _racy_sync(self: messaging.MessagingHandlers, conn: Any, msg: Sync) -> None:
+    """MessagingHandlers.sync as before 7e4c54a, answering an empty page as caught up."""
     if conn.syncing:
         raise RequestError(ErrorCode.BAD_STATE, "a SYNC is already running")
     uid = conn.user_id
@@ -77,7 +77,7 @@ async def _racy_sync(self: messaging.MessagingService, conn: Any, msg: Sync) -> 
 
 
 def sync_race() -> AbstractContextManager[None]:
-    return _patched(messaging.MessagingService, "sync", _racy_sync)
+    return _patched(messaging.MessagingHandlers, "sync", _racy_sync)
 
 
 # ---------------------------------------------------------------------- half-open-drop
