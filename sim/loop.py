@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import inspect
 import itertools
 import os
 import random
@@ -129,19 +130,32 @@ class SimLoop(asyncio.BaseEventLoop):
         task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, context=context)
         owner = context.get(INCARNATION, 0) if context is not None else INCARNATION.get()
         task.sim_incarnation = owner  # type: ignore[attr-defined]
-        if owner in self._dead:
-            task.cancel()  # a crashed server's code may still unwind: it starts nothing
+        if owner in self._dead:  # a crashed server's code still unwinding starts nothing
+            self._cancel_after_first_step(task)
         self._tasks.append(task)
         if len(self._tasks) > 256:
             self._tasks = [t for t in self._tasks if not t.done()]
         return task
 
     def crash(self, incarnation: int) -> None:
-        """Cancel every task of `incarnation`, oldest first; later ones are born cancelled."""
+        """Cancel every task of `incarnation`, oldest first; later ones are cancelled as
+        soon as they have started."""
         self._dead.add(incarnation)
         for task in self._tasks:
             if getattr(task, "sim_incarnation", 0) == incarnation and not task.done():
-                task.cancel()
+                self._cancel_after_first_step(task)
+
+    def _cancel_after_first_step(self, task: asyncio.Task[Any]) -> None:
+        """A task cancelled before its coroutine started would never await what it was
+        handed (a handler's coroutine: "never awaited"); its first step is queued already,
+        so a cancel queued now comes after it."""
+        if inspect.getcoroutinestate(task.get_coro()) == inspect.CORO_CREATED:  # type: ignore[arg-type]
+            self.call_soon(task.cancel)
+        else:
+            task.cancel()
+
+    def is_dead(self, incarnation: int) -> bool:
+        return incarnation in self._dead
 
     def pending_tasks(self, incarnation: int) -> int:
         return sum(1 for t in self._tasks

@@ -82,6 +82,7 @@ class Link:
         self.ctx: contextvars.Context | None = None  # the server's context
         self.server_up = False  # the server's side exists and has not been told it ended
         self.client_up = False
+        self.connecting = True  # until the server accepts or refuses it
         self.fault = ""  # what happened to it, for the trace
 
     # ------------------------------------------------------------------ timing
@@ -443,13 +444,14 @@ class Network:
         self._next += 1
         link = Link(self, self._next, client, label)
         self.links.append(link)
-        if len(self.links) > 64:
-            self.links = [k for k in self.links if k.server_up or k.client_up]
+        if len(self.links) > 64:  # forget the finished ones
+            self.links = [k for k in self.links if k.connecting or k.server_up or k.client_up]
         t = self.loop.time() + self.params.connect_latency + link.latency
         self.loop.call_at(t, self._established, link, peer)
         return link
 
     def _established(self, link: Link, peer: tuple[str, int]) -> None:
+        link.connecting = False
         client = link.client
         if client is None:
             return

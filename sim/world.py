@@ -128,6 +128,7 @@ class World:
         self.server: Server | None = None
         self.store: Any = None
         self.incarnation = 0
+        self._over = False  # the run is over: what the loop reports now is its teardown
         self.result = SimResult(opts)
 
     # ------------------------------------------------------------------ tracing
@@ -158,6 +159,7 @@ class World:
 
     def _shutdown_loop(self) -> None:
         loop = self.loop
+        self._over = True
         with contextlib.suppress(Exception):
             for incarnation in range(self.incarnation + 1):  # 0: the simulation's own
                 loop.crash(incarnation)
@@ -170,8 +172,11 @@ class World:
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         msg = context.get("message", "")
-        if isinstance(exc, asyncio.CancelledError):
+        task = context.get("task") or context.get("future")
+        if isinstance(exc, asyncio.CancelledError) or self._over:
             return
+        if task is not None and self.loop.is_dead(getattr(task, "sim_incarnation", 0)):
+            return  # a crashed server's task, left waiting for what never comes
         self.oracle.fail("no-internal-error", f"the loop reported: {msg} {exc!r}")
 
     async def _main(self) -> None:
