@@ -149,7 +149,8 @@ def _parser() -> argparse.ArgumentParser:
 def _reexec_with_fixed_hash_seed() -> None:
     if os.environ.get("PYTHONHASHSEED") != "0":
         env = dict(os.environ, PYTHONHASHSEED="0")
-        os.execve(sys.executable, [sys.executable, "-m", "liaotian.sim", *sys.argv[1:]], env)
+        argv = list(sys.orig_argv)  # with the interpreter's own options (-W error, ...)
+        os.execve(sys.executable, [sys.executable, *argv[1:]], env)
 
 
 if __name__ == "__main__":

@@ -156,6 +156,9 @@ class Device:
             if known is not None and known != entry:
                 oracle.fail("devices-agree", f"{self.label} got seq {seq} again by {how} as "
                                              f"{describe(entry)}, first {describe(known)}")
+            elif live and how == "push":  # SPEC 10.4: no gap and no duplicate once live
+                oracle.fail("no-gap", f"{self.label} at cursor {self.cursor} was pushed seq "
+                                      f"{seq} again on a live connection")
             return
         if seq != self.cursor + 1:
             oracle.fail("no-gap", f"{self.label} at cursor {self.cursor} got seq {seq} by {how}"

@@ -10,7 +10,8 @@ complete picture (after every device made a last sync at quiescence).
 Invariants (their names appear in failure reports):
 
 - `no-gap`: a device receives its user's log without holes: a push or page entry with a seq
-  above its cursor + 1 is a gap (checked by the device, client.py).
+  above its cursor + 1 is a gap, a push at or below it on a live connection a duplicate, a
+  last SYNC page whose head is above what it gave a lie (checked by the device, client.py).
 - `devices-agree`: every device of a user sees the same entry at each seq.
 - `exactly-once`: a message appears at most once in a user's log.
 - `in-order`: within a user's log, a conversation's positions grow with seq.
