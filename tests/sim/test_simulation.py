@@ -5,25 +5,30 @@ another hash seed; a failure shrinks to a shorter run that fails the same way; a
 five bugs this project has had, re-introduced as a monkeypatch (sim/mutations.py), makes
 the simulation fail within MUTATION_SEEDS seeds.
 
-Mutation record (120 steps per seed, seeds from 0; "first": the first seed that fails;
-"of 100": how many of seeds 0..99 fail; measured on the build of this commit, where any
-change to the server's timing moves them):
+Mutation record (120 steps per seed, seeds from 0 on; "first": the first seed that fails,
+"caught at": when in that run, "wall": CPU time from seed 0 to the catch on a loaded
+2-core machine, "of 100": how many of seeds 0..99 fail; measured on the build of this
+commit, where a change to the server's timing moves them):
 
-| mutation         | first | fails with     | of 100 | the bug                                   |
-|------------------|-------|----------------|--------|-------------------------------------------|
-| `sync-race`      | 1     | no-gap         | 17     | 7e4c54a: an empty SYNC page read while    |
-|                  |       |                |        | a commit lands is answered as caught up   |
-| `half-open-drop` | 1     | no-gap         | 57     | pushes go to one connection per device,   |
-|                  |       |                |        | the oldest (half-open) one                |
-| `cmid-retry`     | 3     | cmid-once      | 57     | a retry of a committed send (after a      |
-|                  |       |                |        | lost SENT) is stored as a second message  |
-| `join-history`   | 3     | history-joined | 30     | HISTORY shows a member added at P the     |
-|                  |       |                |        | timeline before P                         |
-| `batch-removal`  | 2     | members-only   | 30     | a send planned on the group as committed: |
-|                  |       |                |        | a member removed earlier in its batch     |
-|                  |       |                |        | still gets it                             |
+| mutation         | first | caught at       | fails with     | wall  | of 100 |
+|------------------|-------|-----------------|----------------|-------|--------|
+| `sync-race`      | 1     | step 51 (2.6 s) | no-gap         | 0.3 s | 17     |
+| `half-open-drop` | 1     | step 66 (3.3 s) | no-gap         | 0.3 s | 57     |
+| `cmid-retry`     | 3     | the end (27 s)  | cmid-once      | 0.8 s | 57     |
+| `join-history`   | 3     | the end (28 s)  | history-joined | 0.6 s | 30     |
+| `batch-removal`  | 2     | step 28 (1.6 s) | members-only   | 0.4 s | 30     |
 
-Each mutation's run stops at the first broken invariant (a few hundred ms of CPU).
+- `sync-race` (7e4c54a): an empty SYNC page read while a commit lands is answered as
+  caught up, so what committed during the read is never sent.
+- `half-open-drop`: pushes go to one connection per device, the oldest; while it is
+  half-open the device's new connection gets nothing.
+- `cmid-retry`: a retry of a committed send (after a lost SENT) is stored again.
+- `join-history`: HISTORY shows a member added at P the timeline before P.
+- `batch-removal`: a group send planned on the group as committed, not as its batch has it
+  so far: a member removed earlier in the same batch still gets the message.
+
+"the end": found by the checks after the last sync at quiescence; the times in
+parentheses are virtual. A run stops at the first broken invariant.
 """
 
 from __future__ import annotations
