@@ -26,8 +26,14 @@ TRACE_TAIL = 60  # trace lines shown before the failure (all of them with --trac
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    base = SimOptions(seed=0, steps=args.steps, users=args.users, faults=not args.no_faults,
-                      skip=frozenset(args.skip), mutation=args.mutation)
+    base = SimOptions(
+        seed=0,
+        steps=args.steps,
+        users=args.users,
+        faults=not args.no_faults,
+        skip=frozenset(args.skip),
+        mutation=args.mutation,
+    )
     if args.seed is not None:
         res = run(_with_seed(base, args.seed))
         if args.trace or res.failure is None:
@@ -77,14 +83,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _with_seed(base: SimOptions, seed: int) -> SimOptions:
     from dataclasses import replace
+
     return replace(base, seed=seed)
 
 
 def _summary(res: SimResult) -> None:
     o = res.options
     state = "ok" if res.failure is None else f"FAILED {res.failure.invariant}"
-    print(f"seed {o.seed}: {state} ({res.steps_run} steps, {len(res.faults)} faults, "
-          f"{res.virtual_seconds:.1f} virtual s, trace {res.digest:016x})")
+    print(
+        f"seed {o.seed}: {state} ({res.steps_run} steps, {len(res.faults)} faults, "
+        f"{res.virtual_seconds:.1f} virtual s, trace {res.digest:016x})"
+    )
 
 
 def _print_trace(res: SimResult, full: bool) -> None:
@@ -102,15 +111,19 @@ def _report(res: SimResult, shrinking: bool) -> None:
     print(f"FAILED seed {res.options.seed}: {res.failure.invariant}")
     print(f"  {res.failure.detail}")
     if small is not res:
-        print(f"shrunk from {res.options.steps} steps and {len(res.faults)} faults to "
-              f"{small.options.steps} steps ({len(small.options.skip)} left out) and "
-              f"{len(small.faults)} faults: {small.failure}")
+        print(
+            f"shrunk from {res.options.steps} steps and {len(res.faults)} faults to "
+            f"{small.options.steps} steps ({len(small.options.skip)} left out) and "
+            f"{len(small.faults)} faults: {small.failure}"
+        )
     print("trace of the shortest failing run:")
     _print_trace(small, full=len(small.trace) <= 400)
     print(f"replay: {replay_command(small.options)} --trace")
     if small is not res:
-        print(f"original: python -m liaotian.sim --seed {res.options.seed}"
-              + (f" --mutation {res.options.mutation}" if res.options.mutation else ""))
+        print(
+            f"original: python -m liaotian.sim --seed {res.options.seed}"
+            + (f" --mutation {res.options.mutation}" if res.options.mutation else "")
+        )
 
 
 def _range(text: str) -> tuple[int, int]:
@@ -125,21 +138,27 @@ def _steps(text: str) -> list[int]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m liaotian.sim", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m liaotian.sim",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--seed", type=int, help="run (replay) one seed")
     which.add_argument("--seeds", type=_range, help="run seeds A..B (inclusive)")
-    which.add_argument("--long", type=float, metavar="SECONDS",
-                       help="run random seeds until the time is up")
+    which.add_argument(
+        "--long", type=float, metavar="SECONDS", help="run random seeds until the time is up"
+    )
     p.add_argument("--start", type=int, help="--long: the first seed (default: random)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                   help=f"steps per run (default {DEFAULT_STEPS})")
+    p.add_argument(
+        "--steps", type=int, default=DEFAULT_STEPS, help=f"steps per run (default {DEFAULT_STEPS})"
+    )
     p.add_argument("--users", type=int, default=0, help="users (default: 2..5 from the seed)")
     p.add_argument("--skip", type=_steps, default=[], help="steps to leave out: 3,17,40")
     p.add_argument("--no-faults", action="store_true", help="no network faults or crashes")
-    p.add_argument("--mutation", choices=sorted(MUTATIONS),
-                   help="re-introduce a known bug (see mutations.py)")
+    p.add_argument(
+        "--mutation", choices=sorted(MUTATIONS), help="re-introduce a known bug (see mutations.py)"
+    )
     p.add_argument("--trace", action="store_true", help="print the whole trace")
     p.add_argument("--no-shrink", action="store_true", help="report failures unshrunk")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per seed")

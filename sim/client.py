@@ -62,13 +62,29 @@ if TYPE_CHECKING:
     from .world import World
 
 # errors that settle a send for good: it was not stored and never will be
-FINAL_SEND_ERRORS = frozenset((ErrorCode.NOT_ALLOWED, ErrorCode.NOT_MEMBER,
-                               ErrorCode.UNKNOWN_USER, ErrorCode.MESSAGE_TOO_LARGE))
+FINAL_SEND_ERRORS = frozenset(
+    (
+        ErrorCode.NOT_ALLOWED,
+        ErrorCode.NOT_MEMBER,
+        ErrorCode.UNKNOWN_USER,
+        ErrorCode.MESSAGE_TOO_LARGE,
+    )
+)
 # answers that are part of normal life for the other requests
-EXPECTED_ERRORS = frozenset((
-    ErrorCode.NOT_ALLOWED, ErrorCode.NOT_MEMBER, ErrorCode.UNKNOWN_USER, ErrorCode.GROUP_FULL,
-    ErrorCode.FORBIDDEN, ErrorCode.CONFLICT, ErrorCode.LIMIT_REACHED, ErrorCode.RATE_LIMITED,
-    ErrorCode.UNAVAILABLE, ErrorCode.THROTTLED))
+EXPECTED_ERRORS = frozenset(
+    (
+        ErrorCode.NOT_ALLOWED,
+        ErrorCode.NOT_MEMBER,
+        ErrorCode.UNKNOWN_USER,
+        ErrorCode.GROUP_FULL,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.CONFLICT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.UNAVAILABLE,
+        ErrorCode.THROTTLED,
+    )
+)
 
 
 @dataclass(slots=True)
@@ -154,21 +170,33 @@ class Device:
         if seq <= self.cursor:
             known = oracle.user(self.user.name).log.get(seq)
             if known is not None and known != entry:
-                oracle.fail("devices-agree", f"{self.label} got seq {seq} again by {how} as "
-                                             f"{describe(entry)}, first {describe(known)}")
+                oracle.fail(
+                    "devices-agree",
+                    f"{self.label} got seq {seq} again by {how} as "
+                    f"{describe(entry)}, first {describe(known)}",
+                )
             elif live and how == "push":  # SPEC 10.4: no gap and no duplicate once live
-                oracle.fail("no-gap", f"{self.label} at cursor {self.cursor} was pushed seq "
-                                      f"{seq} again on a live connection")
+                oracle.fail(
+                    "no-gap",
+                    f"{self.label} at cursor {self.cursor} was pushed seq "
+                    f"{seq} again on a live connection",
+                )
             return
         if seq != self.cursor + 1:
-            oracle.fail("no-gap", f"{self.label} at cursor {self.cursor} got seq {seq} by {how}"
-                                  f"{' on a live connection' if live else ''}: "
-                                  f"{describe(entry)}")
+            oracle.fail(
+                "no-gap",
+                f"{self.label} at cursor {self.cursor} got seq {seq} by {how}"
+                f"{' on a live connection' if live else ''}: "
+                f"{describe(entry)}",
+            )
             return
         early = self.ahead.pop(seq, None)
         if early is not None and early != entry:
-            oracle.fail("devices-agree", f"{self.label}: SENT said seq {seq} is "
-                                         f"{describe(early)}, the log says {describe(entry)}")
+            oracle.fail(
+                "devices-agree",
+                f"{self.label}: SENT said seq {seq} is "
+                f"{describe(early)}, the log says {describe(entry)}",
+            )
         oracle.accept(self.user.name, self.name, seq, entry)
         self.cursor = seq
 
@@ -208,7 +236,8 @@ class ClientConn:
         self._timer_at = 0.0
         u = device.user
         self.link = self.world.net.connect(
-            self, (f"10.0.{u.index}.{device.index}", 40000 + n), f"{device.label}#{n}")
+            self, (f"10.0.{u.index}.{device.index}", 40000 + n), f"{device.label}#{n}"
+        )
 
     # ------------------------------------------------------------------ network events
 
@@ -247,30 +276,41 @@ class ClientConn:
             self._over(why, delay)
             return
         if isinstance(event, ProtocolViolation):
-            self.world.oracle.fail("no-internal-error",
-                                   f"{self.device.label}: the server broke the protocol: "
-                                   f"{event.code} {event.message}")
+            self.world.oracle.fail(
+                "no-internal-error",
+                f"{self.device.label}: the server broke the protocol: {event.code} {event.message}",
+            )
             return
         if isinstance(event, Updates) and event.rid == 0:
             self._push(event)
             return
         if isinstance(event, Error) and event.code == ErrorCode.INTERNAL_ERROR:
-            self.world.oracle.fail("no-internal-error",
-                                   f"{self.device.label}: ERROR 5001 for rid {event.rid}")
+            self.world.oracle.fail(
+                "no-internal-error", f"{self.device.label}: ERROR 5001 for rid {event.rid}"
+            )
         handler = self._answers.pop(event.rid, None) if event.rid else None
         self._lost.pop(event.rid, None)
         if handler is not None:
             handler(event)
-        elif isinstance(event, Error) and event.code not in EXPECTED_ERRORS and \
-                event.code != ErrorCode.INVALID_CURSOR:
-            self.world.oracle.fail("no-internal-error",
-                                       f"{self.device.label}: unexpected ERROR {event.code} "
-                                       f"{event.message} (rid {event.rid})")
+        elif (
+            isinstance(event, Error)
+            and event.code not in EXPECTED_ERRORS
+            and event.code != ErrorCode.INVALID_CURSOR
+        ):
+            self.world.oracle.fail(
+                "no-internal-error",
+                f"{self.device.label}: unexpected ERROR {event.code} "
+                f"{event.message} (rid {event.rid})",
+            )
 
     # ------------------------------------------------------------------ requests
 
-    def _request(self, make: Callable[[int], Message], on_answer: Callable[[Any], None],
-                 on_lost: Callable[[], None] | None = None) -> None:
+    def _request(
+        self,
+        make: Callable[[int], Message],
+        on_answer: Callable[[Any], None],
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
         if self.closed:
             if on_lost is not None:
                 on_lost()
@@ -361,14 +401,17 @@ class ClientConn:
             self._request(lambda rid: Auth(rid=rid, token=d.token or ""), self._auth_answer)
         elif not d.user.registered:
             u = d.user
-            self._request(lambda rid: Register(rid=rid, username=u.name, password=u.password),
-                          self._registered)
+            self._request(
+                lambda rid: Register(rid=rid, username=u.name, password=u.password),
+                self._registered,
+            )
         else:
             self._login()
 
     def _registered(self, msg: Message) -> None:
-        if isinstance(msg, Registered) or (isinstance(msg, Error)
-                                           and msg.code == ErrorCode.USERNAME_TAKEN):
+        if isinstance(msg, Registered) or (
+            isinstance(msg, Error) and msg.code == ErrorCode.USERNAME_TAKEN
+        ):
             self.device.user.registered = True
             self._login()
         else:
@@ -376,9 +419,12 @@ class ClientConn:
 
     def _login(self) -> None:
         d = self.device
-        self._request(lambda rid: Login(rid=rid, username=d.user.name,
-                                        password=d.user.password, device=d.name),
-                      self._auth_answer)
+        self._request(
+            lambda rid: Login(
+                rid=rid, username=d.user.name, password=d.user.password, device=d.name
+            ),
+            self._auth_answer,
+        )
 
     def _auth_answer(self, msg: Message) -> None:
         d = self.device
@@ -397,27 +443,32 @@ class ClientConn:
             d.token = msg.token
         d.user.registered = True
         self.authenticated = True
-        self.world.trace(f"{d.label} conn {self.n} authenticated (head {msg.head}, "
-                         f"cursor {d.cursor})")
+        self.world.trace(
+            f"{d.label} conn {self.n} authenticated (head {msg.head}, cursor {d.cursor})"
+        )
         self._sync()
         d.flush_outbox()
 
     def _sync(self) -> None:
         limit = self.world.client_rng.choice((1, 2, 3, 5, 50, 500))
         since = self.device.cursor
-        self._request(lambda rid: Sync(rid=rid, since=since, limit=limit),
-                      lambda m: self._page(m, since))
+        self._request(
+            lambda rid: Sync(rid=rid, since=since, limit=limit), lambda m: self._page(m, since)
+        )
 
     def _page(self, msg: Message, since: int) -> None:
         d = self.device
         if isinstance(msg, Error):
-            self.world.oracle.fail("no-gap", f"{d.label}: SYNC from {since} refused: "
-                                             f"{msg.code} {msg.message}")
+            self.world.oracle.fail(
+                "no-gap", f"{d.label}: SYNC from {since} refused: {msg.code} {msg.message}"
+            )
             return
         assert isinstance(msg, Updates)
         if msg.resync:
-            self.world.oracle.fail("no-gap", f"{d.label}: SYNC from {since} answered resync "
-                                             f"(nothing is pruned in a simulation)")
+            self.world.oracle.fail(
+                "no-gap",
+                f"{d.label}: SYNC from {since} answered resync (nothing is pruned in a simulation)",
+            )
             return
         for u in msg.updates:
             d.take(u.seq, update_entry(u), f"sync page from {since}", False)
@@ -425,15 +476,21 @@ class ClientConn:
             self._sync()
             return
         if msg.head != d.cursor:  # "caught up" must mean every entry up to head was given
-            self.world.oracle.fail("no-gap", f"{d.label}: the last SYNC page (from {since}) "
-                                             f"says head {msg.head} but gave entries only up "
-                                             f"to {d.cursor}")
+            self.world.oracle.fail(
+                "no-gap",
+                f"{d.label}: the last SYNC page (from {since}) "
+                f"says head {msg.head} but gave entries only up "
+                f"to {d.cursor}",
+            )
             return
         self.live = True
         if d.ahead:
             seqs = sorted(d.ahead)
-            self.world.oracle.fail("no-gap", f"{d.label} went live at {d.cursor} but SENT "
-                                             f"answers named seqs {seqs} the sync never gave")
+            self.world.oracle.fail(
+                "no-gap",
+                f"{d.label} went live at {d.cursor} but SENT "
+                f"answers named seqs {seqs} the sync never gave",
+            )
         self.world.trace(f"{d.label} conn {self.n} live at {d.cursor}")
 
     def _push(self, msg: Updates) -> None:
@@ -442,6 +499,7 @@ class ClientConn:
             d.take(u.seq, update_entry(u), "push", self.live)
         if self.live and self.world.client_rng.random() < 0.3:
             from liaotian.protocol import Ack
+
             self.send_oneway(Ack(rid=0, seq=d.cursor))
 
     # ------------------------------------------------------------------ sends
@@ -456,9 +514,11 @@ class ClientConn:
         def lost() -> None:
             p.inflight = False
 
-        self._request(lambda rid: Send(rid=rid, to=p.to, cmid=p.cmid, text=p.text,
-                                       group=p.group),
-                      lambda m: self._send_answer(p, m), lost)
+        self._request(
+            lambda rid: Send(rid=rid, to=p.to, cmid=p.cmid, text=p.text, group=p.group),
+            lambda m: self._send_answer(p, m),
+            lost,
+        )
 
     def _send_answer(self, p: PendingSend, msg: Message) -> None:
         d = self.device
@@ -474,10 +534,13 @@ class ClientConn:
         assert isinstance(msg, Sent)
         d.outbox.pop(p.cmid, None)
         if msg.cmid != p.cmid:
-            self.world.oracle.fail("cmid-once", f"{d.label}: SEND {p.cmid} answered with "
-                                                f"cmid {msg.cmid}")
-        self.world.trace(f"{d.label} {p.cmid} SENT id {msg.id} conv {msg.conv} pos {msg.pos} "
-                         f"seq {msg.seq}{' (duplicate)' if msg.duplicate else ''}")
+            self.world.oracle.fail(
+                "cmid-once", f"{d.label}: SEND {p.cmid} answered with cmid {msg.cmid}"
+            )
+        self.world.trace(
+            f"{d.label} {p.cmid} SENT id {msg.id} conv {msg.conv} pos {msg.pos} "
+            f"seq {msg.seq}{' (duplicate)' if msg.duplicate else ''}"
+        )
         self.world.oracle.sent_answer(SentRecord(d.user.name, p.to, p.group, p.text, msg))
         entry = sent_entry(d.user.name, p.to, p.group, p.text, msg)
         if self.live:
@@ -497,8 +560,9 @@ class ClientConn:
                 if m.pos is None:
                     self.world.oracle.fail("ok-pos", f"{label}: OK for {event} without pos")
                 else:
-                    self.world.oracle.ok_answer(OkRecord(self.device.user.name, group, m.pos,
-                                                         event))
+                    self.world.oracle.ok_answer(
+                        OkRecord(self.device.user.name, group, m.pos, event)
+                    )
                 self.world.trace(f"{label} {event} in group {group}: OK pos {m.pos}")
             elif isinstance(m, Error):
                 self.world.trace(f"{label} {event} in group {group}: {ErrorCode(m.code).name}")
@@ -511,26 +575,34 @@ class ClientConn:
         def answer(m: Message) -> None:
             if isinstance(m, GroupInfo):
                 self.world.groups.append(m.group)
-                self.world.trace(f"{label} created group {m.group} (pos {m.pos}, members "
-                                 f"{[x.user for x in m.members]})")
+                self.world.trace(
+                    f"{label} created group {m.group} (pos {m.pos}, members "
+                    f"{[x.user for x in m.members]})"
+                )
             elif isinstance(m, Error):
                 self.world.trace(f"{label} group create: {ErrorCode(m.code).name}")
 
         self.request(make, answer)
 
-    def history(self, group: int, limit: int, before: int | None = None,
-                after: int | None = None) -> None:
+    def history(
+        self, group: int, limit: int, before: int | None = None, after: int | None = None
+    ) -> None:
         d = self.device
 
         def answer(m: Message) -> None:
             if isinstance(m, HistoryPage):
                 entries = tuple(message_entry(x) for x in m.messages)
                 self.world.oracle.history_answer(HistoryRecord(d.user.name, group, entries))
-                self.world.trace(f"{d.label} history of group {group}: positions "
-                                 f"{[e[3] for e in entries]}")
+                self.world.trace(
+                    f"{d.label} history of group {group}: positions {[e[3] for e in entries]}"
+                )
 
-        self.request(lambda rid: History(rid=rid, with_user="", group=group, limit=limit,
-                                         before=before, after=after), answer)
+        self.request(
+            lambda rid: History(
+                rid=rid, with_user="", group=group, limit=limit, before=before, after=after
+            ),
+            answer,
+        )
 
     def simple(self, make: Callable[[int], Message], what: str) -> None:
         label = self.device.label

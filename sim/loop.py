@@ -39,8 +39,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 EPOCH = 1_700_000_000.0  # what time.time() says at virtual time 0 (2023-11-14T22:13:20Z)
-INCARNATION: contextvars.ContextVar[int] = contextvars.ContextVar("sim_incarnation",
-                                                                   default=0)
+INCARNATION: contextvars.ContextVar[int] = contextvars.ContextVar("sim_incarnation", default=0)
 
 
 SPIN_LIMIT = 200_000  # loop iterations without the clock moving: a livelock
@@ -105,8 +104,12 @@ class SimLoop(asyncio.BaseEventLoop):
     def _write_to_self(self) -> None:
         pass  # nothing waits in a real select(): there is no other thread to wake it
 
-    def run_in_executor(self, executor: Executor | None, func: Callable[..., T],  # type: ignore[override]
-                        *args: Any) -> asyncio.Future[T]:
+    def run_in_executor(  # type: ignore[override]
+        self,
+        executor: Executor | None,
+        func: Callable[..., T],
+        *args: Any,
+    ) -> asyncio.Future[T]:
         """Run `func` now, on the loop (no threads in a simulation)."""
         fut: asyncio.Future[T] = self.create_future()
         try:
@@ -115,8 +118,9 @@ class SimLoop(asyncio.BaseEventLoop):
             fut.set_exception(exc)
         return fut
 
-    async def create_server(self, protocol_factory: Any, host: Any = None, port: Any = None,
-                            **kwargs: Any) -> Any:
+    async def create_server(
+        self, protocol_factory: Any, host: Any = None, port: Any = None, **kwargs: Any
+    ) -> Any:
         """Listen on the simulated network (net.py): the server's `_bind` runs as is."""
         from .net import SimListener
 
@@ -124,9 +128,13 @@ class SimLoop(asyncio.BaseEventLoop):
 
     # ------------------------------------------------------------------ tasks
 
-    def _make_task(self, loop: asyncio.AbstractEventLoop,
-                   coro: Coroutine[Any, Any, Any], *,
-                   context: contextvars.Context | None = None) -> asyncio.Task[Any]:
+    def _make_task(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        coro: Coroutine[Any, Any, Any],
+        *,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, context=context)
         owner = context.get(INCARNATION, 0) if context is not None else INCARNATION.get()
         task.sim_incarnation = owner  # type: ignore[attr-defined]
@@ -158,8 +166,11 @@ class SimLoop(asyncio.BaseEventLoop):
         return incarnation in self._dead
 
     def pending_tasks(self, incarnation: int) -> int:
-        return sum(1 for t in self._tasks
-                   if getattr(t, "sim_incarnation", 0) == incarnation and not t.done())
+        return sum(
+            1
+            for t in self._tasks
+            if getattr(t, "sim_incarnation", 0) == incarnation and not t.done()
+        )
 
 
 # ---------------------------------------------------------------------- patches

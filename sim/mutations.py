@@ -72,8 +72,9 @@ async def _racy_sync(self: messaging.MessagingHandlers, conn: Any, msg: Sync) ->
     more = bool(page.updates) and page.last_seq < head  # the bug: empty means caught up
     if not more:
         self._go_live(conn, head)
-    conn.send_frame(encode_updates_frame(msg.rid, page.updates, head, more=more),
-                    messaging._UPDATES, msg.rid)
+    conn.send_frame(
+        encode_updates_frame(msg.rid, page.updates, head, more=more), messaging._UPDATES, msg.rid
+    )
 
 
 def sync_race() -> AbstractContextManager[None]:
@@ -129,9 +130,15 @@ def cmid_retry() -> Iterator[None]:
 def join_history() -> Iterator[None]:
     real_history = memory.MemoryStore.history
 
-    async def history(self: memory.MemoryStore, conv: int, before: int | None,
-                      after: int | None, limit: int, max_bytes: int = 1 << 62,
-                      min_pos: int = 1) -> tuple[list[bytes], bool]:
+    async def history(
+        self: memory.MemoryStore,
+        conv: int,
+        before: int | None,
+        after: int | None,
+        limit: int,
+        max_bytes: int = 1 << 62,
+        min_pos: int = 1,
+    ) -> tuple[list[bytes], bool]:
         return await real_history(self, conv, before, after, limit, max_bytes, 1)
 
     with _patched(memory.MemoryStore, "history", history):
@@ -156,8 +163,9 @@ def _stale_group_send(plan: Plan, s: SendRequest) -> None:
     pos = plan.next_pos(conv)
     mid = plan.new_message_id()
     sseq = plan.next_seq(sender)
-    body = encode_message_map(mid, conv, pos, s.sender_name, "", plan.ts, s.cmid, s.text,
-                              s.meta, group=conv)
+    body = encode_message_map(
+        mid, conv, pos, s.sender_name, "", plan.ts, s.cmid, s.text, s.meta, group=conv
+    )
     plan.add_message(mid, conv, pos, sender, sseq, s.cmid, body)
     plan.add_update(sender, sseq, UpdateKind.MESSAGE, message_id=mid)
     out = []
@@ -166,8 +174,16 @@ def _stale_group_send(plan: Plan, s: SendRequest) -> None:
             seq = plan.next_seq(uid)
             plan.add_update(uid, seq, UpdateKind.MESSAGE, message_id=mid)
             out.append((uid, seq))
-    s.result = SendResult(id=mid, conv=conv, pos=pos, ts=plan.ts, sender_seq=sseq,
-                          cmid=s.cmid, body=body, fanout=tuple(out))
+    s.result = SendResult(
+        id=mid,
+        conv=conv,
+        pos=pos,
+        ts=plan.ts,
+        sender_seq=sseq,
+        cmid=s.cmid,
+        body=body,
+        fanout=tuple(out),
+    )
 
 
 def batch_removal() -> AbstractContextManager[None]:

@@ -94,8 +94,13 @@ class Link:
         d.last = t
         return t
 
-    def _queue(self, d: _Direction, data: bytes, deliver: Callable[[], None],
-               ctx: contextvars.Context | None) -> None:
+    def _queue(
+        self,
+        d: _Direction,
+        data: bytes,
+        deliver: Callable[[], None],
+        ctx: contextvars.Context | None,
+    ) -> None:
         rng = self.net.rng
         pieces = [data]
         if len(data) > 1 and rng.random() < self.net.params.split:
@@ -202,8 +207,12 @@ class Link:
         self.s2c.chunks.clear()
         if self.server_up and self.transport is not None:
             tr = self.transport
-            self.net.loop.call_at(self._arrival(self.c2s), tr.lost,
-                                  ConnectionResetError("simulated reset"), context=self.ctx)
+            self.net.loop.call_at(
+                self._arrival(self.c2s),
+                tr.lost,
+                ConnectionResetError("simulated reset"),
+                context=self.ctx,
+            )
         self.c2s.void = True
         if self.client is not None and self.client_up:
             self.s2c.eof = True
@@ -229,8 +238,12 @@ class Link:
         self.s2c.void = True
         if self.server_up and self.transport is not None:
             tr = self.transport
-            self.net.loop.call_at(self._arrival(self.c2s), tr.lost,
-                                  ConnectionResetError("simulated reset"), context=self.ctx)
+            self.net.loop.call_at(
+                self._arrival(self.c2s),
+                tr.lost,
+                ConnectionResetError("simulated reset"),
+                context=self.ctx,
+            )
 
     def server_gone(self, client_notices: bool) -> None:
         """The server process died: nothing more reaches it or comes from it."""

@@ -53,8 +53,19 @@ def freeze(v: Any) -> Any:
 
 
 def message_entry(m: ChatMessage) -> Entry:
-    return ("m", m.id, m.conv, m.pos, m.sender, m.to, m.group, m.ts, m.cmid, m.text,
-            freeze(m.event))
+    return (
+        "m",
+        m.id,
+        m.conv,
+        m.pos,
+        m.sender,
+        m.to,
+        m.group,
+        m.ts,
+        m.cmid,
+        m.text,
+        freeze(m.event),
+    )
 
 
 def update_entry(u: Update) -> Entry:
@@ -65,8 +76,19 @@ def update_entry(u: Update) -> Entry:
 
 def sent_entry(user: str, to: str, group: int | None, text: str, s: Sent) -> Entry:
     """The entry a SENT stands for in the sender's own log."""
-    return ("m", s.id, s.conv, s.pos, user, "" if group is not None else to, group, s.ts,
-            s.cmid, text, None)
+    return (
+        "m",
+        s.id,
+        s.conv,
+        s.pos,
+        user,
+        "" if group is not None else to,
+        group,
+        s.ts,
+        s.cmid,
+        text,
+        None,
+    )
 
 
 def describe(e: Entry | None) -> str:
@@ -112,7 +134,8 @@ class Timeline:
     owner: str = ""  # the creator (the workload makes no transfers)
     allowed: dict[int, frozenset[str]] = field(default_factory=dict)
     intervals: defaultdict[str, list[list[int]]] = field(
-        default_factory=lambda: defaultdict(list))  # user -> [[join pos, leave pos or 0]]
+        default_factory=lambda: defaultdict(list)
+    )  # user -> [[join pos, leave pos or 0]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +198,11 @@ class Oracle:
         known = u.log.get(seq)
         if known is not None:
             if known != entry:
-                self.fail("devices-agree", f"{user}/{device} got seq {seq} = {describe(entry)}"
-                                           f" where another device got {describe(known)}")
+                self.fail(
+                    "devices-agree",
+                    f"{user}/{device} got seq {seq} = {describe(entry)}"
+                    f" where another device got {describe(known)}",
+                )
             return
         if seq != u.head + 1:  # the device accepted its cursor + 1, so the log reached seq-1
             self.fail("no-gap", f"{user}/{device} took seq {seq} with the log at {u.head}")
@@ -194,13 +220,17 @@ class Oracle:
         _, mid, conv, pos, sender, to, group, _ts, cmid, _text, _event = e
         prev = u.msg_seq.get(mid)
         if prev is not None:
-            self.fail("exactly-once", f"message {mid} is in {u.name}'s log twice: seq {prev} "
-                                      f"and {seq} ({describe(e)})")
+            self.fail(
+                "exactly-once",
+                f"message {mid} is in {u.name}'s log twice: seq {prev} and {seq} ({describe(e)})",
+            )
         u.msg_seq[mid] = seq
         last = u.conv_pos.get(conv, 0)
         if pos <= last:
-            self.fail("in-order", f"{u.name}'s log has conv {conv} pos {pos} at seq {seq} after "
-                                  f"pos {last}")
+            self.fail(
+                "in-order",
+                f"{u.name}'s log has conv {conv} pos {pos} at seq {seq} after pos {last}",
+            )
         u.conv_pos[conv] = max(last, pos)
         if cmid:
             first = self.cmids.setdefault((sender, cmid), mid)
@@ -211,14 +241,20 @@ class Oracle:
         if other is None:
             t.entries[pos] = e
         elif other != e:
-            self.fail("timeline-agrees", f"conv {conv} pos {pos}: {u.name} has {describe(e)}, "
-                                         f"another participant {describe(other)}")
+            self.fail(
+                "timeline-agrees",
+                f"conv {conv} pos {pos}: {u.name} has {describe(e)}, "
+                f"another participant {describe(other)}",
+            )
         if group is None:
             if u.name not in (sender, to):
                 self.fail("members-only", f"{u.name} got a direct message of {sender} and {to}")
             elif sender != u.name and u.blocked.get(sender, False):
-                self.fail("not-blocked", f"{u.name} had blocked {sender} (by its own log) when "
-                                         f"{describe(e)} landed at seq {seq}")
+                self.fail(
+                    "not-blocked",
+                    f"{u.name} had blocked {sender} (by its own log) when "
+                    f"{describe(e)} landed at seq {seq}",
+                )
             return
         t.receivers[pos].add(u.name)
         if pos <= t.done:
@@ -228,9 +264,12 @@ class Oracle:
 
     def _check_receiver(self, t: Timeline, pos: int, user: str) -> None:
         if user not in t.allowed[pos]:
-            self.fail("members-only", f"{user} got group {t.conv} pos {pos} "
-                                      f"({describe(t.entries[pos])}) but the members there are "
-                                      f"{sorted(t.allowed[pos])}")
+            self.fail(
+                "members-only",
+                f"{user} got group {t.conv} pos {pos} "
+                f"({describe(t.entries[pos])}) but the members there are "
+                f"{sorted(t.allowed[pos])}",
+            )
 
     def _advance(self, t: Timeline) -> None:
         """Evaluate membership along the known prefix of a group's timeline."""
@@ -261,8 +300,11 @@ class Oracle:
             else:
                 allowed = frozenset(t.members)
                 if sender not in t.members:
-                    self.fail("members-only", f"{sender} is not a member of group {t.conv} but "
-                                              f"pos {pos} is theirs: {describe(e)}")
+                    self.fail(
+                        "members-only",
+                        f"{sender} is not a member of group {t.conv} but "
+                        f"pos {pos} is theirs: {describe(e)}",
+                    )
             t.allowed[pos] = allowed
             t.done = pos
             for who in sorted(t.receivers.get(pos, ())):
@@ -278,13 +320,19 @@ class Oracle:
         else:
             a, b = first.sent, rec.sent
             if (a.id, a.conv, a.pos, a.seq, a.ts) != (b.id, b.conv, b.pos, b.seq, b.ts):
-                self.fail("cmid-once", f"{rec.user}'s cmid {b.cmid} was answered with message "
-                                       f"{a.id} (pos {a.pos}, seq {a.seq}) and then {b.id} "
-                                       f"(pos {b.pos}, seq {b.seq}, duplicate={b.duplicate})")
+                self.fail(
+                    "cmid-once",
+                    f"{rec.user}'s cmid {b.cmid} was answered with message "
+                    f"{a.id} (pos {a.pos}, seq {a.seq}) and then {b.id} "
+                    f"(pos {b.pos}, seq {b.seq}, duplicate={b.duplicate})",
+                )
         mid = self.cmids.setdefault(key, rec.sent.id)
         if mid != rec.sent.id:
-            self.fail("cmid-once", f"{rec.user}'s cmid {rec.sent.cmid} names message {mid} in "
-                                   f"a log but SENT says {rec.sent.id}")
+            self.fail(
+                "cmid-once",
+                f"{rec.user}'s cmid {rec.sent.cmid} names message {mid} in "
+                f"a log but SENT says {rec.sent.id}",
+            )
 
     def ok_answer(self, rec: OkRecord) -> None:
         self.oks.append(rec)
@@ -299,49 +347,68 @@ class Oracle:
         for name, head in sorted(heads.items()):
             u = self.user(name)
             if u.head != head:
-                self.fail("sent-delivered", f"{name}'s devices reached seq {u.head}, the "
-                                            f"server's log ends at {head}")
+                self.fail(
+                    "sent-delivered",
+                    f"{name}'s devices reached seq {u.head}, the server's log ends at {head}",
+                )
         for (user, cmid), rec in sorted(self.sent.items()):
             s = rec.sent
             u = self.user(user)
             got = u.log.get(s.seq)
             if got is None or got[0] != "m" or got[1] != s.id:
-                self.fail("sent-delivered", f"{user}'s SENT for {cmid} says seq {s.seq} is "
-                                            f"message {s.id}; the log has {describe(got)}")
+                self.fail(
+                    "sent-delivered",
+                    f"{user}'s SENT for {cmid} says seq {s.seq} is "
+                    f"message {s.id}; the log has {describe(got)}",
+                )
             if rec.group is None:
                 r = self.users.get(rec.to)
                 if r is None or s.id not in r.msg_seq:
-                    self.fail("sent-delivered", f"{user}'s message {s.id} ({cmid}) to "
-                                                f"{rec.to} is not in {rec.to}'s log")
+                    self.fail(
+                        "sent-delivered",
+                        f"{user}'s message {s.id} ({cmid}) to {rec.to} is not in {rec.to}'s log",
+                    )
             else:
                 t = self.timelines.get(rec.group)
                 e = t.entries.get(s.pos) if t is not None else None
                 if e is None or e[1] != s.id:
-                    self.fail("sent-delivered", f"{user}'s message {s.id} ({cmid}) to group "
-                                                f"{rec.group} is not at pos {s.pos}: "
-                                                f"{describe(e)}")
+                    self.fail(
+                        "sent-delivered",
+                        f"{user}'s message {s.id} ({cmid}) to group "
+                        f"{rec.group} is not at pos {s.pos}: "
+                        f"{describe(e)}",
+                    )
         for conv, t in sorted(self.timelines.items()):
             if not t.group:
                 continue
             top = max(t.entries)
             if t.done != top:
-                self.fail("members-only", f"group {conv}'s timeline has no entry at pos "
-                                          f"{t.done + 1} though one at {top} exists")
+                self.fail(
+                    "members-only",
+                    f"group {conv}'s timeline has no entry at pos "
+                    f"{t.done + 1} though one at {top} exists",
+                )
                 continue
             for pos in range(1, top + 1):
                 reached = t.receivers.get(pos, set())
                 if reached != t.allowed[pos]:
-                    self.fail("members-only", f"group {conv} pos {pos} "
-                                              f"({describe(t.entries[pos])}) reached "
-                                              f"{sorted(reached)}, the members there are "
-                                              f"{sorted(t.allowed[pos])}")
+                    self.fail(
+                        "members-only",
+                        f"group {conv} pos {pos} "
+                        f"({describe(t.entries[pos])}) reached "
+                        f"{sorted(reached)}, the members there are "
+                        f"{sorted(t.allowed[pos])}",
+                    )
         for ok in self.oks:
             t = self.timelines.get(ok.group)
             e = t.entries.get(ok.pos) if t is not None else None
             ev = dict(e[10]) if e is not None and e[10] else {}
             if e is None or ev.get("type") != ok.event or e[4] != ok.user:
-                self.fail("ok-pos", f"{ok.user}'s OK for {ok.event} in group {ok.group} says pos "
-                                    f"{ok.pos}; the timeline has {describe(e)}")
+                self.fail(
+                    "ok-pos",
+                    f"{ok.user}'s OK for {ok.event} in group {ok.group} says pos "
+                    f"{ok.pos}; the timeline has {describe(e)}",
+                )
         for h in self.histories:
             self._check_history(h)
 
@@ -354,19 +421,33 @@ class Oracle:
             return
         positions = [e[3] for e in h.entries]
         newest = max(positions)
-        span = next((iv for iv in t.intervals.get(h.user, ())
-                     if iv[0] <= newest and (iv[1] == 0 or newest <= iv[1])), None)
+        span = next(
+            (
+                iv
+                for iv in t.intervals.get(h.user, ())
+                if iv[0] <= newest and (iv[1] == 0 or newest <= iv[1])
+            ),
+            None,
+        )
         if span is None:
-            self.fail("history-joined", f"{h.user} paged group {h.group} up to pos {newest} "
-                                        f"but was no member there")
+            self.fail(
+                "history-joined",
+                f"{h.user} paged group {h.group} up to pos {newest} but was no member there",
+            )
             return
         for e in h.entries:
             if e[3] < span[0]:
-                self.fail("history-joined", f"{h.user} joined group {h.group} at pos {span[0]} "
-                                            f"but HISTORY showed pos {e[3]} ({describe(e)})")
+                self.fail(
+                    "history-joined",
+                    f"{h.user} joined group {h.group} at pos {span[0]} "
+                    f"but HISTORY showed pos {e[3]} ({describe(e)})",
+                )
                 return
             if t.entries.get(e[3]) != e:
-                self.fail("history-joined", f"{h.user}'s HISTORY of group {h.group} has "
-                                            f"{describe(e)}; the timeline has "
-                                            f"{describe(t.entries.get(e[3]))}")
+                self.fail(
+                    "history-joined",
+                    f"{h.user}'s HISTORY of group {h.group} has "
+                    f"{describe(e)}; the timeline has "
+                    f"{describe(t.entries.get(e[3]))}",
+                )
                 return

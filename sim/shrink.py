@@ -23,8 +23,12 @@ MAX_RUNS = 150
 MAX_SECONDS = 60.0
 
 
-def shrink(result: SimResult, runner: Callable[[SimOptions], SimResult] = run,
-           max_runs: int = MAX_RUNS, max_seconds: float = MAX_SECONDS) -> SimResult:
+def shrink(
+    result: SimResult,
+    runner: Callable[[SimOptions], SimResult] = run,
+    max_runs: int = MAX_RUNS,
+    max_seconds: float = MAX_SECONDS,
+) -> SimResult:
     """The smallest failing run found from `result` (a failing one)."""
     assert result.failure is not None
     invariant = result.failure.invariant
@@ -61,9 +65,15 @@ def shrink(result: SimResult, runner: Callable[[SimOptions], SimResult] = run,
                         best, hi = r2, r.step + 1
     # 2. leave steps out: the faults first, then the rest
     for faults_only in (True, False):
-        candidates = best.faults if faults_only else [
-            s for s in range(best.options.steps)
-            if s not in best.faults and s not in best.options.skip]
+        candidates = (
+            best.faults
+            if faults_only
+            else [
+                s
+                for s in range(best.options.steps)
+                if s not in best.faults and s not in best.options.skip
+            ]
+        )
         for step in sorted(candidates, reverse=True):
             if step in best.options.skip or step >= best.options.steps:
                 continue

@@ -42,8 +42,7 @@ class SimStore(MemoryStore):
 
     def _soon(self) -> None:
         if self._commit is None:
-            self._commit = self._loop.call_later(self._rng.choice(COMMIT_DELAYS),
-                                                 self._commit_now)
+            self._commit = self._loop.call_later(self._rng.choice(COMMIT_DELAYS), self._commit_now)
 
     def _commit_now(self) -> None:
         self._commit = None
@@ -55,8 +54,9 @@ class SimStore(MemoryStore):
         if delay:
             await asyncio.sleep(delay)
 
-    async def read_updates(self, user_id: int, since: int, limit: int,
-                           max_bytes: int = 1 << 62) -> UpdatePage:
+    async def read_updates(
+        self, user_id: int, since: int, limit: int, max_bytes: int = 1 << 62
+    ) -> UpdatePage:
         page = await super().read_updates(user_id, since, limit, max_bytes)
         await self._takes_time()
         return page
@@ -66,8 +66,15 @@ class SimStore(MemoryStore):
         await self._takes_time()
         return head
 
-    async def history(self, conv: int, before: int | None, after: int | None, limit: int,
-                      max_bytes: int = 1 << 62, min_pos: int = 1) -> tuple[list[bytes], bool]:
+    async def history(
+        self,
+        conv: int,
+        before: int | None,
+        after: int | None,
+        limit: int,
+        max_bytes: int = 1 << 62,
+        min_pos: int = 1,
+    ) -> tuple[list[bytes], bool]:
         page = await super().history(conv, before, after, limit, max_bytes, min_pos)
         await self._takes_time()
         return page

@@ -120,8 +120,9 @@ class World:
         self.config = Config().with_overrides(SIM_SETTINGS)
         self.limits = self.config.limits()
         n = opts.users or self.rng.randint(2, 5)
-        self.users = [SimUser(self, i, NAMES[i], self.rng.randint(1, opts.max_devices))
-                      for i in range(n)]
+        self.users = [
+            SimUser(self, i, NAMES[i], self.rng.randint(1, opts.max_devices)) for i in range(n)
+        ]
         self.devices: list[Device] = [d for u in self.users for d in u.devices]
         self.groups: list[int] = []
         self.lines: list[str] = []
@@ -140,8 +141,11 @@ class World:
 
     def run(self) -> SimResult:
         res = self.result
-        with deterministic(self.loop, self.secret_rng), _captured_logs(self), \
-                mutations.applied(self.opts.mutation):
+        with (
+            deterministic(self.loop, self.secret_rng),
+            _captured_logs(self),
+            mutations.applied(self.opts.mutation),
+        ):
             self.loop.set_exception_handler(self._loop_error)
             try:
                 self.loop.run_until_complete(self._main())
@@ -248,8 +252,9 @@ class World:
 
     # ------------------------------------------------------------------ phases
 
-    async def _until(self, cond: Callable[[], bool], what: str | Callable[[], str],
-                     limit: float) -> bool:
+    async def _until(
+        self, cond: Callable[[], bool], what: str | Callable[[], str], limit: float
+    ) -> bool:
         deadline = self.loop.time() + limit
         while not cond():
             if self.oracle.failures:
@@ -265,9 +270,13 @@ class World:
         self.trace(f"users {[(u.name, len(u.devices)) for u in self.users]}")
         for u in self.users:
             u.devices[0].go_online()
-        if not await self._until(lambda: all(u.devices[0].conn is not None
-                                             and u.devices[0].conn.live for u in self.users),
-                                 "every user registered and logged in", 60.0):
+        if not await self._until(
+            lambda: all(
+                u.devices[0].conn is not None and u.devices[0].conn.live for u in self.users
+            ),
+            "every user registered and logged in",
+            60.0,
+        ):
             return False
         opened: set[str] = set()
         for u in self.users:
@@ -278,8 +287,9 @@ class World:
                 opened.add(name)
 
             conn.request(lambda rid: SetPrivacy(rid=rid, groups="everyone"), done)
-        if not await self._until(lambda: len(opened) == len(self.users),
-                                 "every user opened its groups privacy", 60.0):
+        if not await self._until(
+            lambda: len(opened) == len(self.users), "every user opened its groups privacy", 60.0
+        ):
             return False
         for _ in range(self.rng.randint(1, 2)):  # groups to start with
             self._create_group(self.rng)
@@ -315,8 +325,10 @@ class World:
         for d in self.devices:
             head = heads[d.user.name]
             if d.cursor != head:
-                self.oracle.fail("live-complete", f"{d.label} is live at {d.cursor} but "
-                                                  f"{d.user.name}'s log ends at {head}")
+                self.oracle.fail(
+                    "live-complete",
+                    f"{d.label} is live at {d.cursor} but {d.user.name}'s log ends at {head}",
+                )
         if self.oracle.failures:
             return
         # a last SYNC on every device: nothing new may come
@@ -330,15 +342,19 @@ class World:
                     answers[label] = m
 
             conn.request(_sync_from(d.cursor), got)
-        if not await self._until(lambda: len(answers) == len(self.devices),
-                                 "the last SYNC of every device", 30.0):
+        if not await self._until(
+            lambda: len(answers) == len(self.devices), "the last SYNC of every device", 30.0
+        ):
             return
         for d in self.devices:
             page = answers[d.label]
             if page.updates or page.more or page.head != d.cursor:
-                self.oracle.fail("live-complete", f"{d.label}'s last SYNC from {d.cursor} gave "
-                                                  f"{[u.seq for u in page.updates]} "
-                                                  f"head {page.head} more {page.more}")
+                self.oracle.fail(
+                    "live-complete",
+                    f"{d.label}'s last SYNC from {d.cursor} gave "
+                    f"{[u.seq for u in page.updates]} "
+                    f"head {page.head} more {page.more}",
+                )
         self.oracle.final(heads)
         self.trace("final checks done")
 
@@ -370,14 +386,25 @@ class World:
 
     def _step(self, step: int, srng: random.Random) -> None:
         actions: list[tuple[float, Callable[[random.Random], str]]] = [
-            (22, self._send_direct), (24, self._send_group), (4, self._create_group),
-            (7, self._add_member), (6, self._remove_member), (3, self._leave),
-            (3, self._block), (3, self._unblock), (3, self._read), (6, self._history),
-            (3, self._offline), (5, self._online),
+            (22, self._send_direct),
+            (24, self._send_group),
+            (4, self._create_group),
+            (7, self._add_member),
+            (6, self._remove_member),
+            (3, self._leave),
+            (3, self._block),
+            (3, self._unblock),
+            (3, self._read),
+            (6, self._history),
+            (3, self._offline),
+            (5, self._online),
         ]
         faults: list[tuple[float, Callable[[random.Random], str]]] = [
-            (2.5, self._reset), (2.5, self._half_open_client), (1.5, self._half_open_server),
-            (1, self._crash), (0.5, self._restart),
+            (2.5, self._reset),
+            (2.5, self._half_open_client),
+            (1.5, self._half_open_server),
+            (1, self._crash),
+            (0.5, self._restart),
         ]
         pool = actions + (faults if self.opts.faults else [])
         chosen = srng.choices(pool, weights=[w for w, _ in pool])[0]
@@ -394,8 +421,11 @@ class World:
     # helpers
 
     def _live_device(self, srng: random.Random, user: SimUser | None = None) -> Device | None:
-        pool = user.online() if user else [d for d in self.devices
-                                           if d.conn is not None and d.conn.live]
+        pool = (
+            user.online()
+            if user
+            else [d for d in self.devices if d.conn is not None and d.conn.live]
+        )
         return srng.choice(pool) if pool else None
 
     def _user(self, name: str) -> SimUser:
@@ -406,8 +436,10 @@ class World:
         return sorted(t.members) if t is not None else []
 
     def _text(self, srng: random.Random) -> str:
-        return srng.choice(("hi", "hello", "ok", "see you", "on my way", "ping")) + \
-            f" {srng.randint(0, 999)}"
+        return (
+            srng.choice(("hi", "hello", "ok", "see you", "on my way", "ping"))
+            + f" {srng.randint(0, 999)}"
+        )
 
     # actions
 
@@ -437,8 +469,11 @@ class World:
         d.conn.create_group(lambda rid: GroupCreate(rid=rid, name=name, members=members))
         return f"{d.label} creates a group with {list(members)}"
 
-    def _group_actor(self, srng: random.Random, owner: bool = False,
-                     ) -> tuple[Device, int, list[str]] | None:
+    def _group_actor(
+        self,
+        srng: random.Random,
+        owner: bool = False,
+    ) -> tuple[Device, int, list[str]] | None:
         """A live device of a member of some group (mostly its owner, with `owner`)."""
         if not self.groups:
             return None
@@ -601,6 +636,7 @@ def _sync_from(since: int) -> Callable[[int], Message]:
 
 def _digest(lines: list[str]) -> int:
     import hashlib
+
     h = hashlib.blake2b(digest_size=8)
     for line in lines:
         h.update(line.encode())
@@ -615,8 +651,9 @@ class _LogCatcher(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         exc = f" {record.exc_info[1]!r}" if record.exc_info else ""
-        self.world.oracle.fail("no-internal-error",
-                               f"the server logged {record.levelname}: {record.getMessage()}{exc}")
+        self.world.oracle.fail(
+            "no-internal-error", f"the server logged {record.levelname}: {record.getMessage()}{exc}"
+        )
 
 
 @contextlib.contextmanager

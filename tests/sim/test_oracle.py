@@ -11,8 +11,18 @@ from liaotian.sim.oracle import Entry, HistoryRecord, OkRecord, Oracle, SentReco
 G = 10  # a group's conversation id
 
 
-def msg(mid: int, conv: int, pos: int, sender: str, *, to: str = "", group: int | None = None,
-        cmid: str = "", text: str = "hi", event: dict[str, Any] | None = None) -> Entry:
+def msg(
+    mid: int,
+    conv: int,
+    pos: int,
+    sender: str,
+    *,
+    to: str = "",
+    group: int | None = None,
+    cmid: str = "",
+    text: str = "hi",
+    event: dict[str, Any] | None = None,
+) -> Entry:
     return ("m", mid, conv, pos, sender, to, group, 1000 + mid, cmid, text, freeze(event))
 
 
@@ -41,16 +51,21 @@ def group_history() -> dict[str, list[Entry]]:
     added = event(3, 3, "alice", "added", ["carol"])
     removed = event(4, 4, "alice", "removed", ["bob"])
     m5 = msg(5, G, 5, "carol", group=G, cmid="c-1")
-    return {"alice": [created, m2, added, removed, m5],
-            "bob": [created, m2, added, removed],
-            "carol": [added, removed, m5]}
+    return {
+        "alice": [created, m2, added, removed, m5],
+        "bob": [created, m2, added, removed],
+        "carol": [added, removed, m5],
+    }
 
 
 def test_a_consistent_history_passes() -> None:
     o = Oracle()
     feed(o, group_history())
-    o.sent_answer(SentRecord("carol", "", G, "hi", Sent(rid=1, id=5, conv=G, pos=5, ts=1005,
-                                                        seq=3, cmid="c-1")))
+    o.sent_answer(
+        SentRecord(
+            "carol", "", G, "hi", Sent(rid=1, id=5, conv=G, pos=5, ts=1005, seq=3, cmid="c-1")
+        )
+    )
     o.ok_answer(OkRecord("alice", G, 4, "removed"))
     o.history_answer(HistoryRecord("carol", G, (group_history()["carol"][0],)))
     o.final({"alice": 5, "bob": 4, "carol": 3})

@@ -51,9 +51,11 @@ def _report(res: SimResult) -> str:
     assert res.failure is not None
     small = shrink(res, max_seconds=20.0)
     tail = "\n".join(small.trace[-40:])
-    return (f"seed {res.options.seed} broke {res.failure}\n"
-            f"shrunk: {small.failure}\n{tail}\n"
-            f"replay: {replay_command(small.options)} --trace")
+    return (
+        f"seed {res.options.seed} broke {res.failure}\n"
+        f"shrunk: {small.failure}\n{tail}\n"
+        f"replay: {replay_command(small.options)} --trace"
+    )
 
 
 def test_seeds_pass() -> None:
@@ -85,8 +87,7 @@ def test_each_reintroduced_bug_is_caught(mutation: str) -> None:
     for seed in range(MUTATION_SEEDS):
         res = run(SimOptions(seed=seed, mutation=mutation))
         if res.failure is not None:
-            print(f"{mutation}: seed {seed} fails {res.failure.invariant}: "
-                  f"{res.failure.detail}")
+            print(f"{mutation}: seed {seed} fails {res.failure.invariant}: {res.failure.detail}")
             assert res.failure.invariant in CAUGHT_AS[mutation], res.failure
             return
     pytest.fail(f"no seed of the first {MUTATION_SEEDS} catches mutation {mutation}")
@@ -102,12 +103,19 @@ def test_a_seed_replays_to_the_same_trace() -> None:
 
 
 def test_a_seed_replays_in_another_process_with_another_hash_seed() -> None:
-    code = ("from liaotian.sim.world import SimOptions, run; "
-            "r = run(SimOptions(seed=11, mutation='batch-removal')); print(r.digest)")
+    code = (
+        "from liaotian.sim.world import SimOptions, run; "
+        "r = run(SimOptions(seed=11, mutation='batch-removal')); print(r.digest)"
+    )
     digests = set()
     for hash_seed in ("1", "2"):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             env={**os.environ, "PYTHONHASHSEED": hash_seed}, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            check=True,
+        )
         digests.add(out.stdout.strip())
     digests.add(str(run(SimOptions(seed=11, mutation="batch-removal")).digest))
     assert len(digests) == 1
@@ -135,14 +143,30 @@ def test_a_failure_shrinks_to_a_shorter_run_failing_the_same_way() -> None:
 
 def test_the_cli_replays_a_seed_and_reports_a_failure() -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}  # it re-executes
-    ok = subprocess.run([sys.executable, "-m", "liaotian.sim", "--seed", "3", "--steps", "30"],
-                        capture_output=True, text=True, env=env)
+    ok = subprocess.run(
+        [sys.executable, "-m", "liaotian.sim", "--seed", "3", "--steps", "30"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "seed 3: ok" in ok.stdout
     res = _first_failure("join-history")
-    bad = subprocess.run([sys.executable, "-m", "liaotian.sim", "--seed", str(res.options.seed),
-                          "--mutation", "join-history", "--no-shrink"],
-                         capture_output=True, text=True, env=env)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "liaotian.sim",
+            "--seed",
+            str(res.options.seed),
+            "--mutation",
+            "join-history",
+            "--no-shrink",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert f"FAILED seed {res.options.seed}: history-joined" in bad.stdout
     assert "replay: python -m liaotian.sim --seed" in bad.stdout
