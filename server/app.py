@@ -24,7 +24,7 @@ import socket
 import ssl
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 from .chat.ops import CreateGroup
 from .chat.policy import Policy
@@ -45,7 +45,7 @@ from .ops.counters import Counters
 from .ops.lifecycle import Lifecycle
 from .ops.logs import configure_logging
 from .ops.wiring import Ops, OpsError
-from .store import SQLiteStore, StoreOpenError
+from .store import SQLiteStore, Store, StoreOpenError
 
 log = logging.getLogger("liaotian.server")
 
@@ -55,7 +55,9 @@ class StartupError(Exception):
 
 
 class Server:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, store: Store | None = None) -> None:
+        """`store`: the storage to serve from (the simulation's in-memory one); by default
+        the SQLite database of `config.db_path`."""
         tune_gc()
         tune_switch_interval()
         self.config = config
@@ -64,9 +66,11 @@ class Server:
                        max_outbound_total=config.max_outbound_total)
         self.counters = Counters()  # ops: what the serving path counts
         self.router = Router(self.counters)
-        self.store = SQLiteStore(config.db_path, synchronous=config.synchronous,
-                                 max_batch=config.max_batch,
-                                 read_connections=config.read_connections)
+        # An injected store serves through the contract's methods; typed as SQLite's
+        # until the handlers are typed against the contract alone.
+        self.store = cast(SQLiteStore, store) if store is not None else SQLiteStore(
+            config.db_path, synchronous=config.synchronous, max_batch=config.max_batch,
+            read_connections=config.read_connections)
         self.writes = WriteBudget(config.write_rate, config.write_burst,
                                   config.write_rows_rate, config.write_rows_burst,
                                   clock=lambda: self.loop.time())
@@ -162,9 +166,10 @@ class Server:
             self.loop.create_task(self._prune(), name="retention"),
             self.loop.create_task(self.presence.run(), name="presence"),
         ]
-        if self.config.stats_interval > 0:
+        stats = self.ops.stats
+        if self.config.stats_interval > 0 and stats is not None:
             self._background.append(self.loop.create_task(  # ops: the statistics line
-                self.ops.stats.run(self.config.stats_interval), name="stats"))
+                stats.run(self.config.stats_interval), name="stats"))
         log.info("listening on %s:%d (database %s, synchronous=%s)", self.config.host,
                  self.port, self.config.db_path, self.config.synchronous)
 

@@ -99,7 +99,7 @@ class FanOut:
                 _part(out, origin).append((_sent_frame(req.rid, res), _SENT, req.rid))
             if res.duplicate:
                 continue
-            if res.fanout:
+            if res.fanout or not res.recipient_id:  # a group send, even to a group of one
                 self._fan_out(out, res, req.sender_id, origin)
             targets = of_user(res.recipient_id) if res.recipient_id else ()
             if targets:
