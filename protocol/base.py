@@ -99,6 +99,7 @@ class UpdateKind(IntEnum):
     MESSAGE = 1  # a message map (a group event is a message map with an "event" map)
     READ = 2  # {conv, user, pos}: a read-up-to marker moved
     CONTACT = 3  # {event, user}: a contact request or contact-list change
+    CHANNEL = 10  # {event, channel, name}: the user joined, left or was banned from a channel
 
 
 # --------------------------------------------------------------------------- field checks
