@@ -14,8 +14,8 @@ from __future__ import annotations
 from enum import Enum
 
 from .base import MessageType as T
-from .codes import ErrorCode
 from .channels import CHANNEL_CLASSES
+from .codes import ErrorCode
 from .social import SOCIAL_CLIENT_TYPES, SOCIAL_SERVER_TYPES
 
 
