@@ -16,7 +16,7 @@ from typing import Any
 
 from liaotian.protocol import ErrorCode
 
-from .model import ChannelState, GroupState
+from .model import ChannelMember, ChannelState, GroupState
 from .policy import DEFAULT_POLICY, Policy
 
 
@@ -234,6 +234,8 @@ class CreateChannel(Op):
     invite: str = ""  # the invitation token, made by the handler (the core has no randomness)
     # outcome
     state: ChannelState | None = None
+    member: ChannelMember | None = None  # the actor's row
+    owner_name: str = ""
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -242,6 +244,8 @@ class JoinChannel(Op):
     invite: str = ""  # required unless the channel is open
     # outcome: the channel (its rules are shown on join)
     state: ChannelState | None = None
+    member: ChannelMember | None = None  # the actor's row
+    owner_name: str = ""
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -264,6 +268,8 @@ class UpdateChannel(Op):
     invite: str | None = None
     # outcome
     state: ChannelState | None = None
+    member: ChannelMember | None = None  # the actor's row
+    owner_name: str = ""
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -338,6 +344,8 @@ class BanMember(Op):
     channel: int
     user: str
     ban: bool = True
+    # outcome
+    target: int = 0
 
 
 @dataclass(slots=True, eq=False, kw_only=True)

@@ -122,6 +122,13 @@ def _event(plan: ChannelPlan, uid: int, event: str, ch: ChannelState) -> None:
              _packb({"event": event, "channel": ch.conv, "name": ch.name}))
 
 
+def _answer(plan: ChannelPlan, op: CreateChannel | JoinChannel | UpdateChannel,
+            ch: ChannelState) -> None:
+    """The outcome CHANNEL_INFO is built from: the channel, the actor's row, the owner."""
+    op.state, op.member = ch, plan.channel_member(ch.conv, op.actor)
+    op.owner_name = plan.username(ch.owner)
+
+
 def unread(read_pos: int, last_pos: int) -> int:
     """A member's unread posts: the distance from their read position to the last post."""
     return max(0, last_pos - read_pos)
@@ -189,7 +196,7 @@ def create(plan: ChannelPlan, op: CreateChannel) -> None:
     plan.put_channel(ch, new=True)
     plan.put_channel_member(ch.conv, op.actor, ChannelMember(ROLE_OWNER, 0, ts))
     _event(plan, op.actor, "created", ch)
-    op.state = ch
+    _answer(plan, op, ch)
 
 
 def join(plan: ChannelPlan, op: JoinChannel) -> None:
@@ -208,7 +215,7 @@ def join(plan: ChannelPlan, op: JoinChannel) -> None:
     ch = replace(ch, members=ch.members + 1)
     plan.put_channel(ch)
     _event(plan, op.actor, "joined", ch)
-    op.state = ch
+    _answer(plan, op, ch)
 
 
 def leave(plan: ChannelPlan, op: LeaveChannel) -> None:
@@ -232,7 +239,7 @@ def update(plan: ChannelPlan, op: UpdateChannel) -> None:
         raise Refused(ErrorCode.INVALID_FIELD, "nothing to change")
     ch = replace(ch, **changes)
     plan.put_channel(ch)
-    op.state = ch
+    _answer(plan, op, ch)
 
 
 def set_role(plan: ChannelPlan, op: SetChannelRole) -> None:
@@ -256,6 +263,7 @@ def ban(plan: ChannelPlan, op: BanMember) -> None:
         raise Refused(ErrorCode.UNKNOWN_USER, f"no such user: {op.user}")
     if target == op.actor:
         raise Refused(ErrorCode.CONFLICT, "you cannot ban yourself")
+    op.target = target
     banned = plan.channel_banned(ch.conv, target)
     if not op.ban:
         if not banned:
