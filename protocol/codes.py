@@ -43,6 +43,11 @@ class ErrorCode(IntEnum):
     FORBIDDEN = 3007  # your role in the group does not allow this
     CONFLICT = 3008  # the request contradicts the current state (already a contact, ...)
     LIMIT_REACHED = 3009  # a per-user bound (groups, contacts, devices, ...) is reached
+    # 305x: channels
+    BANNED = 3050  # you are banned from that channel
+    INVALID_INVITE = 3051  # the channel's invitation token is wrong or was replaced
+    NOT_FOUND = 3052  # no such post or comment in that channel (or it is deleted)
+    SLOW_MODE = 3053  # the channel's slow mode: retry_after says when you may post again
     # 4xxx: load
     RATE_LIMITED = 4001  # retry_after says when to try again
     # 5xxx: the server
@@ -81,6 +86,10 @@ _ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: "your role does not allow this",
     ErrorCode.CONFLICT: "not possible in the current state",
     ErrorCode.LIMIT_REACHED: "a per-user limit is reached",
+    ErrorCode.BANNED: "you are banned from that channel",
+    ErrorCode.INVALID_INVITE: "invitation unknown or no longer valid",
+    ErrorCode.NOT_FOUND: "no such post or comment",
+    ErrorCode.SLOW_MODE: "slow mode: wait before posting again",
     ErrorCode.RATE_LIMITED: "rate limit exceeded, retry later",
     ErrorCode.INTERNAL_ERROR: "internal server error",
     ErrorCode.UNAVAILABLE: "server unavailable, reconnect and retry",

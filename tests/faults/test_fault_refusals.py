@@ -43,6 +43,23 @@ from liaotian.protocol import (
     Send,
     Sync,
 )
+from liaotian.protocol.channels import (
+    ChannelBan,
+    ChannelComment,
+    ChannelCreate,
+    ChannelDelete,
+    ChannelFetch,
+    ChannelJoin,
+    ChannelLeave,
+    ChannelLike,
+    ChannelPin,
+    ChannelPost,
+    ChannelRead,
+    ChannelSearch,
+    ChannelSetRole,
+    ChannelUpdate,
+    GetChannel,
+)
 from liaotian.protocol.messages import ONE_WAY_CLIENT_TYPES
 from liaotian.protocol.social import (
     SOCIAL_CLIENT_TYPES,
@@ -122,6 +139,21 @@ EXAMPLES: list[tuple[type[Message], dict[str, Any]]] = [
     (GetProfile, {"user": "bob"}),
     (SetPrivacy, {"messages": "contacts"}),
     (GetPrivacy, {}),
+    (ChannelCreate, {"name": "forum"}),
+    (GetChannel, {"channel": 1}),
+    (ChannelJoin, {"channel": 1}),
+    (ChannelLeave, {"channel": 1}),
+    (ChannelUpdate, {"channel": 1, "name": "renamed"}),
+    (ChannelSetRole, {"channel": 1, "user": "bob", "role": "admin"}),
+    (ChannelBan, {"channel": 1, "user": "bob"}),
+    (ChannelPost, {"channel": 1, "cmid": "p1", "text": "hi"}),
+    (ChannelComment, {"channel": 1, "post": 1, "text": "hi"}),
+    (ChannelLike, {"channel": 1, "post": 1}),
+    (ChannelPin, {"channel": 1, "post": 1}),
+    (ChannelDelete, {"channel": 1, "post": 1}),
+    (ChannelRead, {"channel": 1, "pos": 1}),
+    (ChannelFetch, {"channel": 1}),
+    (ChannelSearch, {"channel": 1, "query": "hi"}),
 ]
 
 

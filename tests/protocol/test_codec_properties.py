@@ -8,6 +8,7 @@ from typing import Any
 
 import msgpack
 import pytest
+from channel_strategies import CHANNEL_STRATEGIES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from liaotian.protocol import (
@@ -396,6 +397,7 @@ STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
         more=st.booleans(),
     ),
     **SOCIAL_STRATEGIES,
+    **CHANNEL_STRATEGIES,
 }
 
 
