@@ -43,6 +43,13 @@ class ErrorCode(IntEnum):
     FORBIDDEN = 3007  # your role in the group does not allow this
     CONFLICT = 3008  # the request contradicts the current state (already a contact, ...)
     LIMIT_REACHED = 3009  # a per-user bound (groups, contacts, devices, ...) is reached
+    # 32xx: the wallet
+    INSUFFICIENT_FUNDS = 3201  # the account's available balance is below the amount
+    IDEMPOTENCY_MISMATCH = 3202  # the idempotency key was used with other parameters
+    PACKET_EMPTY = 3203  # every share of the red packet is claimed
+    PACKET_EXPIRED = 3204  # the red packet expired; its rest went back to the sender
+    ITEM_UNAVAILABLE = 3205  # no such item of yours, or it is redeemed
+    TASK_DONE = 3206  # the task is done as often as it pays in this period
     # 4xxx: load
     RATE_LIMITED = 4001  # retry_after says when to try again
     # 5xxx: the server
@@ -81,6 +88,12 @@ _ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: "your role does not allow this",
     ErrorCode.CONFLICT: "not possible in the current state",
     ErrorCode.LIMIT_REACHED: "a per-user limit is reached",
+    ErrorCode.INSUFFICIENT_FUNDS: "the balance is too low",
+    ErrorCode.IDEMPOTENCY_MISMATCH: "idempotency key reused with other parameters",
+    ErrorCode.PACKET_EMPTY: "every share of the red packet is claimed",
+    ErrorCode.PACKET_EXPIRED: "the red packet expired",
+    ErrorCode.ITEM_UNAVAILABLE: "no such item, or it is used",
+    ErrorCode.TASK_DONE: "the task is done for this period",
     ErrorCode.RATE_LIMITED: "rate limit exceeded, retry later",
     ErrorCode.INTERNAL_ERROR: "internal server error",
     ErrorCode.UNAVAILABLE: "server unavailable, reconnect and retry",

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from .ledger import WalletPolicy
+
 
 class RowBudget(Protocol):
     """Per-user budget of update-log rows (server/handlers/throttle.py's WriteBudget)."""
@@ -28,6 +30,7 @@ class Policy:
     max_contacts: int = 5000
     max_outgoing_requests: int = 1000
     budget: RowBudget | None = None
+    wallet: WalletPolicy = WalletPolicy()
 
 
 DEFAULT_POLICY = Policy()

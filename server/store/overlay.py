@@ -27,6 +27,7 @@ from typing import Any
 from ..chat.model import REL_REQUESTED, GroupState, Member, Social
 from ..chat.ops import Push, Refused
 from ..chat.plan import pair
+from .ledger import LedgerOverlay, LedgerState
 
 # A log row: (its commit's journal id, user, seq, kind, message id or None, data or None,
 # ts ms), as the batch planned it.
@@ -51,6 +52,7 @@ class Committed:
     social: dict[int, Social] = field(default_factory=dict)
     next_msg_id: int = 1
     next_conv_id: int = 1
+    ledger: LedgerState = field(default_factory=LedgerState)  # the wallet (ledger.py)
 
     def add_user(self, name: str, uid: int) -> None:
         self.user_ids[name] = uid
@@ -67,10 +69,12 @@ class Committed:
         self.social.update(batch.social)
         self.next_msg_id = batch.next_msg_id
         self.next_conv_id = batch.next_conv_id
+        self.ledger.publish(batch)
 
 
-class Overlay:
-    """The planning state of one batch; implements chat.plan.Plan but for `_keep_*`."""
+class Overlay(LedgerOverlay):
+    """The planning state of one batch; implements chat.plan.Plan but for `_keep_*` (the
+    wallet's part is LedgerOverlay's, ledger.py)."""
 
     def __init__(self, committed: Committed, ts: int, parent: Overlay | None = None) -> None:
         self.c = committed
@@ -106,6 +110,7 @@ class Overlay:
         self.updates: list[LogRow] = []
         self.pushes: list[Push] | None = None  # the current op's
         self._undo: list[Callable[[], None]] | None = None
+        self._init_ledger(committed.ledger, parent)
 
     # ------------------------------------------------------------------ op boundaries
 
@@ -339,7 +344,8 @@ class Overlay:
 
     def set_privacy(self, uid: int, *, presence: int | None = None,
                     profile: int | None = None, messages: int | None = None,
-                    groups: int | None = None, receipts: int | None = None) -> None:
+                    groups: int | None = None, receipts: int | None = None,
+                    coins: int | None = None) -> None:
         s = self._save_social(self.social_rw(uid))
         if presence is not None:
             s.presence = presence
@@ -351,6 +357,8 @@ class Overlay:
             s.groups = groups
         if receipts is not None:
             s.receipts = receipts
+        if coins is not None:
+            s.coins = coins
         self._keep_privacy(uid, s)
 
     def set_read_marker(self, uid: int, conv: int, pos: int) -> None:
@@ -409,3 +417,4 @@ def _restore_social(s: Social, was: Social) -> None:
                                                    was.groups)
     s.groups_owned, s.groups_joined, s.receipts = (was.groups_owned, was.groups_joined,
                                                    was.receipts)
+    s.coins = was.coins

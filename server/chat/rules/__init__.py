@@ -4,6 +4,9 @@
     groups.py    groups: create, members, roles, name and topic, each a timeline event
     contacts.py  contacts, blocking, privacy, who sees what
     receipts.py  read markers, receipts, the chat list's unread counts
+    wallet.py    the ledger: transfers, two-phase transfers, idempotency keys, payments
+    packets.py   red packets, and the expiry of every reservation
+    tasks.py     tasks and their rewards; items (invitation codes, F codes)
 
 A store calls `needs` to learn what to load for an operation and `apply` to plan it on
 a batch (chat/plan.py). Every write but SEND and READ (their handlers charge them up
@@ -22,24 +25,38 @@ from ..ops import (
     AddMembers,
     BlockUser,
     CancelContact,
+    CheckIn,
+    ClaimPacket,
+    Correct,
     CreateGroup,
     DeclineContact,
+    ExpirePending,
+    GiftItem,
+    GrantItem,
+    Hold,
     LeaveGroup,
     MarkRead,
+    Mint,
     Op,
+    Pay,
+    PostPending,
+    RedeemItem,
     Refused,
     RemoveContact,
     RemoveMember,
     RequestContact,
+    SendPacket,
     SendRequest,
     SetPrivacy,
     SetRole,
     TransferGroup,
     UnblockUser,
     UpdateGroup,
+    UseInvite,
+    VoidPending,
 )
 from ..plan import Needs, Plan
-from . import contacts, groups, receipts, send
+from . import contacts, groups, packets, receipts, send, tasks, wallet
 
 NeedsFn = Callable[[Any, Needs, Plan], None]
 RuleFn = Callable[[Plan, Any], None]
@@ -63,6 +80,20 @@ RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
     UnblockUser: (contacts.needs, contacts.unblock, True),
     SetPrivacy: (contacts.needs_privacy, contacts.set_privacy, True),
     MarkRead: (receipts.needs, receipts.mark_read, False),
+    Pay: (wallet.needs_pay, wallet.pay, True),
+    Mint: (wallet.needs_mint, wallet.mint, False),
+    Hold: (wallet.needs_hold, wallet.hold_rule, True),
+    PostPending: (wallet.needs_pending, wallet.post_rule, True),
+    VoidPending: (wallet.needs_pending, wallet.void_rule, True),
+    Correct: (wallet.needs_correct, wallet.correct, False),
+    ExpirePending: (packets.needs_expire, packets.expire_rule, False),
+    SendPacket: (packets.needs_send, packets.send, True),
+    ClaimPacket: (packets.needs_claim, packets.claim, True),
+    CheckIn: (tasks.needs_checkin, tasks.checkin, True),
+    GrantItem: (tasks.needs_grant, tasks.grant_rule, False),
+    GiftItem: (tasks.needs_item, tasks.gift, True),
+    RedeemItem: (tasks.needs_item, tasks.redeem, True),
+    UseInvite: (tasks.needs_item, tasks.use_invite, False),
 }
 
 
