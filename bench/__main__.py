@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-log-level", metavar="LEVEL",
                    help="the server's log level (default warning); with info, server.log "
                         "gets a writer-statistics line every 2 s (use with --keep)")
+    p.add_argument("--plot", metavar="DIR",
+                   help="write PNG charts (matplotlib) of throughput and latency against the "
+                        "raw relay of the same run into DIR (bench/plot.py)")
     p.add_argument("--keep", action="store_true",
                    help="keep the temporary directory (database and logs)")
     p.add_argument("--no-faults", action="store_true",
@@ -134,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     if opts.json:
         report.write_json(opts.json, doc)
         print(f"JSON: {opts.json}")
+    if a.plot:
+        from . import plot
+
+        for path in plot.plot(doc, a.plot):
+            print(f"chart: {path}")
     return status
 
 

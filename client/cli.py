@@ -8,6 +8,7 @@
     liaotian listen [--mark-read]           # unread messages, then new ones as they
                                             # arrive, until Ctrl-C
     liaotian history bob --limit 20
+    liaotian chat [--with bob | --group trip]   # full-screen chat (Ctrl-Q quits)
     liaotian devices
     liaotian logout
 
@@ -235,6 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unread", type=_position, default=20, metavar="N",
                    help="unread messages shown per conversation at start (default 20; "
                         "0 = none)")
+
+    p = sub.add_parser("chat", parents=common,
+                       help="full-screen chat: the chat list, or one chat (needs a terminal)",
+                       usage="liaotian chat [options] [--with USER | --group NAME]")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--with", dest="with_user", metavar="USER",
+                        help="open the chat with USER")
+    target.add_argument("--group", "-g", metavar="NAME",
+                        help="open the group NAME (its number, '#3', only if several "
+                             "of your groups share the name)")
+    p.set_defaults(quiet=False)
 
     p = sub.add_parser("switch", parents=common,
                        help="make a saved session the current one (see `login`)")
@@ -771,6 +783,16 @@ async def _listen(client: Client, args: argparse.Namespace, out: TextIO, err: Te
                   "use `liaotian history` to see them)", file=err, flush=True)
 
 
+async def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
+    if not (sys.stdin.isatty() and out.isatty()):
+        raise UsageError("chat needs a terminal (for a script, use `listen` and `send`)")
+    from .tui import run_chat  # Textual is imported by this command only
+
+    client = await _start_with_retry(args, sys.stderr, reconnect=True, sync=True)
+    async with client:
+        return await run_chat(client, with_user=args.with_user, group=args.group)
+
+
 async def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
         if args.group is not None:
@@ -1001,6 +1023,7 @@ COMMANDS = {
     "send": cmd_send,
     "gsend": cmd_gsend,
     "listen": cmd_listen,
+    "chat": cmd_chat,
     "history": cmd_history,
     "devices": cmd_devices,
     "revoke": cmd_revoke,

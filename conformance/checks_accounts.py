@@ -15,6 +15,7 @@ from .registry import (
     expect_error,
     expect_type,
     number,
+    send,
 )
 
 TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -221,3 +222,35 @@ async def revoke_unknown(ctx: Context) -> None:
     s = await ctx.user(sync=False)
     expect_error(await s.req(wire.REVOKE_DEVICE, {"device": "nope"}), wire.E_UNKNOWN_DEVICE,
                  "REVOKE_DEVICE nope")
+
+
+@check(section="9.3", title="device ids are case-sensitive: `Phone` and `phone` are two devices")
+async def device_case(ctx: Context) -> None:
+    s = await ctx.user(device="Phone", sync=False)
+    await ctx.login(s.user, "phone", sync=False)
+    f = expect_type(await s.req(wire.LIST_DEVICES, {}), wire.DEVICE_LIST, "LIST_DEVICES")
+    ids = sorted(str(d.get("device")) for d in f.payload.get("devices") or [])
+    expect(ids == ["Phone", "phone"], f"device ids {ids}")
+
+
+@check(section="9.5", title="a revoked device leaves DEVICE_LIST; LOGIN with its id again "
+       "starts afresh with acked 0")
+async def revoked_device_removed(ctx: Context) -> None:
+    s = await ctx.user(device="keep")
+    other = await ctx.login(s.user, "gone", sync=False)
+    sent = await send(s, s.user, "to myself")  # an entry in the log the device can store
+    seq = sent.payload.get("seq")
+    expect(isinstance(seq, int) and seq >= 1, f"SENT.seq: {sent}")
+    # SYNC records `since` as the device's stored position (10.4)
+    expect_type(await other.req(wire.SYNC, {"since": seq}), wire.UPDATES, "SYNC")
+    expect_type(await s.req(wire.REVOKE_DEVICE, {"device": "gone"}), wire.DEVICE_REVOKED,
+                "REVOKE_DEVICE")
+    f = expect_type(await s.req(wire.LIST_DEVICES, {}), wire.DEVICE_LIST, "LIST_DEVICES")
+    ids = sorted(str(d.get("device")) for d in f.payload.get("devices") or [])
+    expect(ids == ["keep"], f"devices after REVOKE_DEVICE: {ids}")
+    conn = await ctx.anon()
+    f = expect_type(await conn.request(wire.LOGIN, {"username": s.user, "password": s.password,
+                                                    "device": "gone"}),
+                    wire.AUTHENTICATED, "LOGIN with the revoked device id")
+    expect(f.payload.get("acked") == 0,
+           f"AUTHENTICATED.acked after re-LOGIN of a revoked device: {f}")

@@ -4,7 +4,15 @@ Sans-I/O: nothing here imports asyncio or socket, reads a clock or touches the n
 (tests/protocol/test_sans_io.py checks it). SPEC.md is the normative description.
 """
 
-from .base import MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, Message, MessageType, UpdateKind
+from .base import (
+    MAX_PASSWORD_LEN,
+    MIN_PASSWORD_LEN,
+    Message,
+    MessageType,
+    UpdateKind,
+    validate_device,
+    validate_username,
+)
 from .codes import CloseCode, ErrorCode
 from .connection import (
     SUPPORTED_VERSIONS,
@@ -24,7 +32,6 @@ from .errors import (
 from .frames import FrameReader, encode_frame, pack_frame, unpack_body
 from .limits import DEFAULT_LIMITS, Limits
 from .messages import (
-    MESSAGE_CLASSES,
     Ack,
     Auth,
     Authenticated,
@@ -52,13 +59,11 @@ from .messages import (
     Update,
     Updates,
     Welcome,
-    decode_message,
     encode_history_frame,
     encode_update,
     encode_updates_frame,
-    validate_device,
-    validate_username,
 )
+from .registry import MESSAGE_CLASSES, decode_message
 from .social import (
     SOCIAL_CLASSES,
     Block,

@@ -1,13 +1,12 @@
-"""The building blocks of every message: type numbers, field checks and the Message base.
+"""What every message shares: type numbers and who sends each, name rules, the Message base.
 
-Kept apart from the message classes so that each family of messages (messages.py for the
-session and 1:1 core, social.py for groups, receipts, presence and contacts) can live in a
-module of its own without import cycles.
+The lowest of the message modules: codec.py compiles the classes, records.py, messages.py
+and social.py declare them, registry.py maps type numbers to them. Nothing here imports any
+of those, so the message modules import one another in one direction only.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +15,6 @@ from typing import Any, ClassVar, TypeVar
 
 import msgpack
 
-from .codes import ErrorCode
-from .errors import ProtocolError
 from .frames import HEADER
 from .limits import Limits
 
@@ -101,75 +98,35 @@ class UpdateKind(IntEnum):
     CONTACT = 3  # {event, user}: a contact request or contact-list change
 
 
-# --------------------------------------------------------------------------- field checks
+T = MessageType
+# Who sends what: the one table of directions. Every type not listed is sent by the server;
+# CLOSE is the one type both sides send. A message class's FROM_CLIENT is read from here.
+_FROM_CLIENT = frozenset({
+    T.HELLO, T.PING, T.CLOSE, T.REGISTER, T.LOGIN, T.AUTH, T.LOGOUT, T.LIST_DEVICES,
+    T.REVOKE_DEVICE, T.SEND, T.SYNC, T.ACK, T.HISTORY,
+    T.GROUP_CREATE, T.GET_GROUP, T.GROUP_ADD, T.GROUP_REMOVE, T.GROUP_LEAVE, T.GROUP_UPDATE,
+    T.GROUP_SET_ROLE, T.GROUP_TRANSFER, T.LIST_GROUPS, T.READ, T.GET_RECEIPTS,
+    T.LIST_CONVERSATIONS, T.TYPING, T.GET_PRESENCE, T.CONTACT_REQUEST, T.CONTACT_ACCEPT,
+    T.CONTACT_DECLINE, T.CONTACT_CANCEL, T.CONTACT_REMOVE, T.LIST_CONTACTS, T.BLOCK, T.UNBLOCK,
+    T.SET_PROFILE, T.GET_PROFILE, T.SET_PRIVACY, T.GET_PRIVACY,
+})
+CLIENT_TYPES = frozenset(int(t) for t in _FROM_CLIENT)
+SERVER_TYPES = frozenset(int(t) for t in T if t not in _FROM_CLIENT) | {int(T.CLOSE)}
+# Requests answered by exactly one frame with the same rid; the rest are one-way.
+ONE_WAY_CLIENT_TYPES = frozenset({int(T.ACK), int(T.CLOSE), int(T.TYPING)})
 
 
-def _bad(name: str, why: str, rid: int) -> ProtocolError:
-    return ProtocolError(ErrorCode.INVALID_FIELD, f"field {name!r} {why}", rid)
+def from_client(msg_type: MessageType) -> bool:
+    """Whether the client sends this type (CLOSE: both sides do; this says True)."""
+    return msg_type in _FROM_CLIENT
 
 
-def _req(p: dict[str, Any], name: str, rid: int) -> Any:
-    try:
-        return p[name]
-    except KeyError:
-        raise _bad(name, "is required", rid) from None
+def validate_username(name: str) -> bool:
+    return USERNAME_RE.fullmatch(name) is not None
 
 
-def _str(p: dict[str, Any], name: str, rid: int, max_len: int, *, required: bool = True,
-         default: str = "") -> str:
-    v = _req(p, name, rid) if required else p.get(name, default)
-    if type(v) is not str:
-        raise _bad(name, "must be a string", rid)
-    if len(v) > max_len:
-        raise _bad(name, f"is longer than {max_len}", rid)
-    return v
-
-
-def _int(p: dict[str, Any], name: str, rid: int, *, required: bool = True,
-         default: int | None = None, lo: int = 0, hi: int = MAX_INT64) -> Any:
-    if not required and name not in p:
-        return default
-    v = _req(p, name, rid)
-    if type(v) is not int:
-        raise _bad(name, "must be an integer", rid)
-    if not lo <= v <= hi:
-        raise _bad(name, f"must be in {lo}..{hi}", rid)
-    return v
-
-
-def _num(p: dict[str, Any], name: str, rid: int, *, required: bool = True) -> float | None:
-    if not required and name not in p:
-        return None
-    v = _req(p, name, rid)
-    if type(v) not in (int, float) or not 0 <= v < math.inf:  # also refuses NaN
-        raise _bad(name, "must be a finite non-negative number", rid)
-    return float(v)
-
-
-def _bool(p: dict[str, Any], name: str, rid: int, default: bool = False) -> bool:
-    v = p.get(name, default)
-    if type(v) is not bool:
-        raise _bad(name, "must be a boolean", rid)
-    return v
-
-
-_ABSENT: Any = object()
-
-
-def _map(p: dict[str, Any], name: str, rid: int, *, required: bool = False) -> dict[str, Any]:
-    v = _req(p, name, rid) if required else p.get(name, _ABSENT)
-    if v is _ABSENT:
-        return {}
-    if type(v) is not dict or not all(type(k) is str for k in v):
-        raise _bad(name, "must be a map with string keys", rid)
-    return v
-
-
-def _list(p: dict[str, Any], name: str, rid: int) -> list[Any]:
-    v = _req(p, name, rid)
-    if not isinstance(v, list):
-        raise _bad(name, "must be an array", rid)
-    return v
+def validate_device(device: str) -> bool:
+    return DEVICE_RE.fullmatch(device) is not None
 
 
 # --------------------------------------------------------------------------- base
@@ -180,7 +137,11 @@ M = TypeVar("M", bound="Message")
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """Base of every wire message. TYPE is its number; FROM says which side may send it."""
+    """Base of every wire message. TYPE is its number; FROM_CLIENT says which side sends it.
+
+    `from_payload`, `to_payload` and `encode` are compiled for each class by codec.message
+    from its field declarations; the bodies here are only what a class without them does.
+    """
 
     TYPE: ClassVar[MessageType]
     FROM_CLIENT: ClassVar[bool]
@@ -188,34 +149,14 @@ class Message:
 
     @classmethod
     def from_payload(cls: type[M], rid: int, p: dict[str, Any], limits: Limits) -> M:
-        raise NotImplementedError
+        """Validate a decoded payload map (ProtocolError(INVALID_FIELD) if it is malformed)."""
+        raise NotImplementedError(f"{cls.__name__} is not compiled by codec.message")
 
     def to_payload(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The payload map as a peer decodes it (arrays as lists)."""
+        raise NotImplementedError(f"{type(self).__name__} is not compiled by codec.message")
 
     def encode(self) -> bytes:
         """The complete frame: length prefix and body."""
         body = _packb((int(self.TYPE), self.rid, self.to_payload()))
         return HEADER.pack(len(body)) + body
-
-
-def _empty(cls: type[M]) -> type[M]:
-    """For messages whose payload is an empty map."""
-
-    def from_payload(c: type[M], rid: int, p: dict[str, Any], limits: Limits) -> M:
-        return c(rid=rid)
-
-    def to_payload(self: Message) -> dict[str, Any]:
-        return {}
-
-    cls.from_payload = classmethod(from_payload)  # type: ignore[assignment,method-assign]
-    cls.to_payload = to_payload  # type: ignore[method-assign]
-    return cls
-
-
-def _array_header(n: int) -> bytes:
-    if n < 16:
-        return bytes((0x90 | n,))
-    if n < 0x10000:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")

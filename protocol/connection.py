@@ -14,23 +14,13 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .base import Message, MessageType
+from .base import CLIENT_TYPES, ONE_WAY_CLIENT_TYPES, SERVER_TYPES, Message, MessageType
 from .codes import CloseCode, ErrorCode
 from .errors import LocalProtocolError, ProtocolError
 from .frames import FrameReader, peek_header, unpack_body
 from .limits import DEFAULT_LIMITS, Limits
-from .messages import (
-    CLIENT_TYPES,
-    MESSAGE_CLASSES,
-    ONE_WAY_CLIENT_TYPES,
-    SERVER_TYPES,
-    Close,
-    Error,
-    Hello,
-    Ping,
-    Welcome,
-    decode_message,
-)
+from .messages import Close, Error, Hello, Ping, Welcome
+from .registry import MESSAGE_CLASSES, decode_message
 from .state import CLIENT_MAY_SEND, SERVER_MAY_SEND, Role, State, next_state, refusal_code
 
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
@@ -173,12 +163,22 @@ class Connection:
     def _decode(self, body: bytes) -> Message:
         if self.role is Role.SERVER and self.state is not State.AUTHENTICATED:
             # type and state are checked from the header before the payload is decoded, so a
-            # frame that is refused anyway costs no decoding (SPEC 4.5); once authenticated
-            # nearly every frame is accepted, and the check after decoding gives the same answer
+            # frame that is refused anyway costs no decoding (SPEC 4.5)
             head = peek_header(body)
             if head is not None:
                 self._check_type(*head)
-        msg_type, rid, payload = unpack_body(body, self.limits)
+            msg_type, rid, payload = unpack_body(body, self.limits)
+        else:
+            # once authenticated nearly every frame is accepted: decode first, and read the
+            # header only when the body is malformed, so a wrong type or state still takes
+            # precedence over a malformed payload (SPEC 4.5) at no cost to good frames
+            try:
+                msg_type, rid, payload = unpack_body(body, self.limits)
+            except ProtocolError:
+                head = peek_header(body) if self.role is Role.SERVER else None
+                if head is not None:
+                    self._check_type(*head)
+                raise
         self._check_type(msg_type, rid)
         msg = decode_message(msg_type, rid, payload, self.limits)
         if self.role is Role.SERVER:

@@ -1,4 +1,11 @@
-"""The server's lifecycle: open the store, listen, serve, and shut down in order.
+"""The composition root: builds the store, the chat core's policy, the handlers, the
+fan-out and the network edge, wires them explicitly, and runs the server's lifecycle:
+open the store, listen, serve, and shut down in order. Nothing imports this module but
+the entry points (cli.py, testing.py).
+
+One-way flow: transport (net/) -> protocol -> router -> handlers (handlers/) -> chat core
+operations (chat/) -> store (store/) -> after each commit, the fan-out (fanout.py) ->
+frames to live sessions.
 
 Shutdown (SIGTERM/SIGINT, or `stop()`): stop accepting connections; let the writer commit
 what is queued so those senders get their SENT; send CLOSE "going away" to everyone; wait a
@@ -19,21 +26,22 @@ import sys
 import time
 from typing import Any
 
+from .chat.ops import CreateGroup
 from .chat.policy import Policy
 from .config import Config
 from .fanout import FanOut
-from .hub import Hub
-from .router import Router
-from .services.accounts import AccountService
-from .services.contacts import ContactService
-from .services.groups import GroupService
-from .services.messaging import MessagingService
-from .services.presence import PresenceService
-from .services.receipts import ReceiptService
-from .services.session import SessionService
-from .services.throttle import WriteBudget
+from .handlers.accounts import AccountHandlers
+from .handlers.contacts import ContactHandlers
+from .handlers.groups import GroupHandlers, answer_created
+from .handlers.messaging import MessagingHandlers
+from .handlers.presence import PresenceService
+from .handlers.receipts import ReceiptHandlers
+from .handlers.session import SessionHandlers
+from .handlers.throttle import WriteBudget
+from .net.hub import Hub
+from .net.router import Router
+from .net.transport import Endpoint, ServerConnection
 from .store import SQLiteStore, StoreOpenError
-from .transport import ServerConnection
 
 log = logging.getLogger("liaotian.server")
 
@@ -65,35 +73,51 @@ class Server:
                              budget=self.writes)
         self.fanout = FanOut(self.hub.sessions, self.hub.of_user, self.store.cached_head)
         self.store.on_committed = self.fanout.committed
-        self.accepting = False
-        self.tls: ssl.SSLContext | None = None
         self.port = config.port
         self._listener: asyncio.base_events.Server | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
         self._background: list[asyncio.Task[Any]] = []
         self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop()
+        self.endpoint = Endpoint(config, self.limits, self.hub, self.router, self.loop)
+
+    @property
+    def accepting(self) -> bool:
+        return self.endpoint.accepting
+
+    def _wire(self) -> None:
+        """Build the handlers with what each needs and route them; hook the hub."""
+        cfg, store, hub, router, writes = (self.config, self.store, self.hub, self.router,
+                                           self.writes)
+        clock = self.loop.time
+        SessionHandlers(advertised=self.limits.advertised(),
+                        heartbeat=cfg.heartbeat_interval).route(router)
+        accounts = AccountHandlers(store, hub, cfg, clock)
+        accounts.route(router)
+        hub.on_unbind = accounts.unbound
+        MessagingHandlers(store, self.limits, cfg, writes, clock).route(router)
+        GroupHandlers(store, writes, self.policy, clock).route(router)
+        self.fanout.answer_with(CreateGroup, answer_created)
+        ReceiptHandlers(store, writes, cfg.max_group_size, clock).route(router)
+        ContactHandlers(store, writes, self.policy, clock).route(router)
+        self.presence = PresenceService(store, hub, cfg, clock)
+        self.presence.route(router)
+        hub.on_presence = self.presence.changed
 
     async def start(self) -> None:
         """Load TLS, bind the port, open the store, serve. A failure raises StartupError
         (one line naming the problem) after closing whatever was opened, so the process
         can exit at once: no listener, no store thread is left behind."""
-        self.loop = asyncio.get_running_loop()
+        self.loop = self.endpoint.loop = asyncio.get_running_loop()
         # TLS is started per connection (transport.py), after the connection is counted
-        self.tls = self._load_tls()
+        self.endpoint.tls = self._load_tls()
         # Bound but not yet listening: a taken port fails before the database is touched,
         # and no client is accepted before the services exist.
         listener = await self._bind()
         try:
             await self._open_store()
             try:
-                SessionService(self)
-                AccountService(self)
-                MessagingService(self)
-                GroupService(self)
-                ReceiptService(self)
-                ContactService(self)
-                self.presence = PresenceService(self)
+                self._wire()
                 self._listener = listener
                 try:
                     await listener.start_serving()
@@ -107,7 +131,7 @@ class Server:
             listener.close()
             raise
         self.port = listener.sockets[0].getsockname()[1]
-        self.accepting = True
+        self.endpoint.accepting = True
         self._background = [
             self.loop.create_task(self._flush_positions(), name="positions"),
             self.loop.create_task(self._prune(), name="retention"),
@@ -140,7 +164,7 @@ class Server:
     async def _bind(self) -> asyncio.base_events.Server:
         try:
             return await self.loop.create_server(
-                lambda: ServerConnection(self), self.config.host, self.config.port,
+                lambda: ServerConnection(self.endpoint), self.config.host, self.config.port,
                 backlog=4096, start_serving=False)
         except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
             raise StartupError(self._listen_problem(exc)) from exc
@@ -186,7 +210,7 @@ class Server:
             self._stopped.set()
             return
         log.info("shutting down: %d connections", len(self.hub.connections))
-        self.accepting = False
+        self.endpoint.accepting = False
         if self._listener is not None:
             self._listener.close()
         for t in self._background:

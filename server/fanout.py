@@ -14,7 +14,7 @@ most once (`sent_upto`); a connection that is not live reads them with its next 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from liaotian.protocol import (
     Error,
@@ -28,9 +28,7 @@ from liaotian.protocol import (
 from liaotian.protocol.social import Ok
 
 from .chat.ops import SendRequest, SendResult
-
-if TYPE_CHECKING:
-    from .transport import ServerConnection
+from .net.peer import Peer
 
 _UPDATES = int(MessageType.UPDATES)
 _SENT = int(MessageType.SENT)
@@ -38,7 +36,7 @@ _ERROR = int(MessageType.ERROR)
 _OK = int(MessageType.OK)
 _WITH_EXTRAS = frozenset((ErrorCode.RATE_LIMITED, ErrorCode.LIMIT_REACHED))
 Answer = Callable[[Any], tuple[bytes, int]]  # an operation -> (its answer frame, type)
-Out = dict["ServerConnection", list[Any]]
+Out = dict[Peer, list[Any]]
 
 
 def ok_answer(op: Any) -> tuple[bytes, int]:
@@ -47,8 +45,8 @@ def ok_answer(op: Any) -> tuple[bytes, int]:
 
 
 class FanOut:
-    def __init__(self, sessions: dict[int, ServerConnection],
-                 of_user: Callable[[int], Sequence[ServerConnection]],
+    def __init__(self, sessions: dict[int, Peer],
+                 of_user: Callable[[int], Sequence[Peer]],
                  cached_head: Callable[[int], int | None]) -> None:
         self._sessions = sessions  # session id -> live connection (the hub's index)
         self._of_user = of_user
@@ -124,7 +122,7 @@ class FanOut:
             c.flush()
 
     def _fan_out(self, out: Out, res: SendResult, sender: int,
-                 origin: ServerConnection | None) -> None:
+                 origin: Peer | None) -> None:
         """A group message: one encoded body, a per-member update header, one frame part per
         live connection; the sender's other connections get the sender's entry."""
         of_user = self._of_user
@@ -152,14 +150,14 @@ def _sent_frame(rid: int, res: SendResult) -> bytes:
     return frame
 
 
-def _part(out: Out, c: ServerConnection) -> list[Any]:
+def _part(out: Out, c: Peer) -> list[Any]:
     parts = out.get(c)
     if parts is None:
         parts = out[c] = []
     return parts
 
 
-def _push(out: Out, c: ServerConnection, seq: int, upd: bytes) -> None:
+def _push(out: Out, c: Peer, seq: int, upd: bytes) -> None:
     parts = _part(out, c)
     if parts and type(parts[-1]) is list:
         parts[-1].append(upd)

@@ -6,9 +6,9 @@ plan and stages its change as *named* writes (`add_member`, `relate`, `add_updat
 the store decides how a named write is kept (SQL statements for SQLite, dictionaries in
 memory). No rule sees SQL, a connection or a clock: the batch's time is `ts`.
 
-Reads see the effects of the operations planned before in the same batch. Objects handed
-out by `group()` and `social_rw()` are the batch's private copies; rules change them only
-through the named writes, which keep the batch and the stored state in step and are
+Reads see the effects of the operations planned before in the same batch. A group handed
+out by `group()` is the batch's private copy, to be changed only through the named writes
+(relations and privacy too), which keep the batch and the stored state in step and are
 undone if the operation is refused (`Refused`) later in its rule.
 
 Before planning, the store makes sure the state an operation consults is loaded: the
@@ -64,10 +64,8 @@ class Plan(Protocol):
         """The group as it stands in this batch, for reading only."""
     def group(self, conv: int) -> GroupState | None:
         """The group for changing through the named writes (the batch's copy)."""
-    def social_ro(self, uid: int) -> Social: ...
-    def social_rw(self, uid: int) -> Social: ...
-    def has_social(self, uid: int) -> bool:
-        """Whether the user's relations are loaded (a store may load them lazily)."""
+    def social_ro(self, uid: int) -> Social:
+        """The user's relations and privacy as they stand in this batch (read only)."""
     def last_pos(self, conv: int) -> int: ...
     def planned_send(self, key: tuple[int, str]) -> Any:
         """The send with this (sender, cmid) planned earlier in this batch, if any."""

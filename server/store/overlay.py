@@ -120,7 +120,8 @@ class Overlay(LedgerOverlay):
         `checks_first` promises that the plan refuses only before it changes anything (as
         a send does), which spares recording how to undo each allocation on the hot path.
         """
-        marks = self._marks()
+        # a plan that checks first has nothing to roll back when refused (the hot path)
+        marks = None if checks_first else self._marks()
         self._undo = None if checks_first else []
         op.pushes = self.pushes = []
         try:
@@ -128,7 +129,8 @@ class Overlay(LedgerOverlay):
         except Refused as exc:
             for undo in reversed(self._undo or ()):
                 undo()
-            self._rewind(marks)
+            if marks is not None:
+                self._rewind(marks)
             op.error, op.error_message = exc.code, exc.message
             if exc.retry_after is not None or exc.data is not None:
                 op.error_retry_after, op.error_data = exc.retry_after, exc.data

@@ -111,12 +111,6 @@ class TinyPlan:
     def social_ro(self, uid: int) -> Social:
         return self.w.social[uid]
 
-    def social_rw(self, uid: int) -> Social:
-        return self.w.social[uid]
-
-    def has_social(self, uid: int) -> bool:
-        return True
-
     def last_pos(self, conv: int) -> int:
         return self.w.last[conv]
 

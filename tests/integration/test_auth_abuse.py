@@ -23,19 +23,19 @@ from liaotian.protocol import (
     Registered,
     RevokeDevice,
 )
-from liaotian.server.services.accounts import AccountService
+from liaotian.server.handlers.accounts import AccountHandlers
 from liaotian.server.testing import RunningServer, run_server
 from rawclient import PASSWORD, RawClient
 
 WRONG = "wrong password"
 
 
-def accounts(srv: RunningServer) -> AccountService:
+def accounts(srv: RunningServer) -> AccountHandlers:
     """The server's account service (the handler routed for LOGIN)."""
     assert srv.server is not None
     handler = srv.server.router._handlers[Login][0]
     svc = handler.__self__  # type: ignore[attr-defined]
-    assert isinstance(svc, AccountService)
+    assert isinstance(svc, AccountHandlers)
     return svc
 
 

@@ -362,6 +362,24 @@ def test_account_request_after_auth_is_already_authenticated(msg: Any, decode: D
     assert server.state is State.AUTHENTICATED
 
 
+@pytest.mark.parametrize(("msg_type", "code"), [
+    (int(MessageType.REGISTER), ErrorCode.ALREADY_AUTHENTICATED),
+    (int(MessageType.WELCOME), ErrorCode.UNKNOWN_TYPE),
+    (777, ErrorCode.UNKNOWN_TYPE),
+])
+def test_after_auth_type_and_state_outrank_a_malformed_payload(
+        msg_type: int, code: ErrorCode, decode: Decode) -> None:
+    """SPEC 4.5 step 1 holds after authentication too (the server decodes first there and
+    reads the header only when the body is malformed): a payload that is not a map, or a
+    map with a bin key, is answered by the type or state refusal, not 1001."""
+    server = authenticated_server()
+    for payload in (b"\x01", b"\x81\xc4\x01kx"):  # not a map; a map with a bin key
+        body = b"\x93" + msgpack.packb(msg_type) + b"\x09" + payload
+        _, err = refusal(server, len(body).to_bytes(4, "big") + body, decode)
+        assert (err.code, err.rid) == (code, 9)
+    assert server.state is State.AUTHENTICATED
+
+
 @pytest.mark.parametrize("msg_type", [7, 21, 99, 1000, 0xFFFF])
 def test_unknown_type(msg_type: int, decode: Decode) -> None:
     server = server_after_hello()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from liaotian.server.services.throttle import FailureWindow, KeyedBuckets, LoginThrottle
+from liaotian.server.handlers.throttle import FailureWindow, KeyedBuckets, LoginThrottle
 
 
 def test_allows_until_the_limit_then_throttles() -> None:
@@ -172,7 +172,7 @@ def test_keyed_buckets_per_key_and_bounded() -> None:
 
 
 def test_write_budget_counts_requests_and_rows_per_user_with_time_passed_in() -> None:
-    from liaotian.server.services.throttle import WriteBudget
+    from liaotian.server.handlers.throttle import WriteBudget
 
     b = WriteBudget(request_rate=1.0, request_burst=2.0, rows_rate=10.0, rows_burst=100.0)
     assert b.request(1, 0.0) is None and b.request(1, 0.0) is None
@@ -189,7 +189,7 @@ def test_write_budget_counts_requests_and_rows_per_user_with_time_passed_in() ->
 
 
 def test_write_budget_forgets_the_least_recently_used_user_beyond_its_bound() -> None:
-    from liaotian.server.services.throttle import WriteBudget
+    from liaotian.server.handlers.throttle import WriteBudget
 
     b = WriteBudget(1.0, 1.0, 1.0, 10.0, max_users=2)
     assert b.rows(1, 0.0, 10) is None and b.rows(2, 0.0, 10) is None

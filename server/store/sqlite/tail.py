@@ -22,7 +22,7 @@ which overlap while a fold's rows are in both. A reader copies the tail before i
 the database, so a fold published in between cannot hide rows: a fold is published only
 after its COMMIT returned, so a read started after that sees the rows in `updates`.
 Rows published while the read awaits the database may be in neither; the SYNC handler
-reads again when its page came back empty that way (services/messaging.py).
+reads again when its page came back empty that way (handlers/messaging.py).
 After a crash the journal holds the unfolded rows; opening the store folds them all
 (fold_journal in sql.py) before anything is served, and so does a clean close.
 """

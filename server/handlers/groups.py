@@ -4,7 +4,8 @@ inside the group commit; GET_GROUP and LIST_GROUPS are reads.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from liaotian.protocol import ErrorCode, MessageType, RequestError
 from liaotian.protocol.social import (
@@ -26,41 +27,48 @@ from liaotian.protocol.text import check_field
 
 from ..chat import ops
 from ..chat.model import ROLE_NAMES, GroupState
-from ..store import StoreClosed
-
-if TYPE_CHECKING:
-    from ..app import Server
-    from ..transport import ServerConnection
+from ..chat.policy import Policy
+from ..net.peer import Peer
+from ..net.router import Router
+from ..store import Store, StoreClosed
+from .throttle import WriteBudget
 
 LIST_GROUPS_PAGE = 100  # LIST_GROUPS entries when the request gives no limit (SPEC 17.2)
 
 
-def _create(conn: ServerConnection, m: GroupCreate) -> ops.Op:
-    return ops.CreateGroup(actor=conn.user_id, name=m.name, topic=m.topic, members=m.members)
+def _create(conn: Peer, m: GroupCreate, policy: Policy) -> ops.Op:
+    return ops.CreateGroup(actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy,
+        name=m.name, topic=m.topic, members=m.members)
 
 
-def _add(conn: ServerConnection, m: GroupAdd) -> ops.Op:
-    return ops.AddMembers(actor=conn.user_id, group=m.group, users=m.users)
+def _add(conn: Peer, m: GroupAdd, policy: Policy) -> ops.Op:
+    return ops.AddMembers(actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy,
+        group=m.group, users=m.users)
 
 
-def _remove(conn: ServerConnection, m: GroupRemove) -> ops.Op:
-    return ops.RemoveMember(actor=conn.user_id, group=m.group, user=m.user)
+def _remove(conn: Peer, m: GroupRemove, policy: Policy) -> ops.Op:
+    return ops.RemoveMember(actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy,
+        group=m.group, user=m.user)
 
 
-def _leave(conn: ServerConnection, m: GroupLeave) -> ops.Op:
-    return ops.LeaveGroup(actor=conn.user_id, group=m.group)
+def _leave(conn: Peer, m: GroupLeave, policy: Policy) -> ops.Op:
+    return ops.LeaveGroup(actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy,
+        group=m.group)
 
 
-def _update(conn: ServerConnection, m: GroupUpdate) -> ops.Op:
-    return ops.UpdateGroup(actor=conn.user_id, group=m.group, name=m.name, topic=m.topic)
+def _update(conn: Peer, m: GroupUpdate, policy: Policy) -> ops.Op:
+    return ops.UpdateGroup(actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy,
+        group=m.group, name=m.name, topic=m.topic)
 
 
-def _set_role(conn: ServerConnection, m: GroupSetRole) -> ops.Op:
-    return ops.SetRole(actor=conn.user_id, group=m.group, user=m.user, role=m.role)
+def _set_role(conn: Peer, m: GroupSetRole, policy: Policy) -> ops.Op:
+    return ops.SetRole(actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy,
+        group=m.group, user=m.user, role=m.role)
 
 
-def _transfer(conn: ServerConnection, m: GroupTransfer) -> ops.Op:
-    return ops.TransferGroup(actor=conn.user_id, group=m.group, user=m.user)
+def _transfer(conn: Peer, m: GroupTransfer, policy: Policy) -> ops.Op:
+    return ops.TransferGroup(actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy,
+        group=m.group, user=m.user)
 
 
 def answer_created(op: ops.CreateGroup) -> tuple[bytes, int]:
@@ -76,40 +84,41 @@ def group_info(rid: int, g: GroupState, names: dict[int, str], pos: int) -> Grou
                      created=g.created, pos=pos, members=members)
 
 
-class GroupService:
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.store = server.store
-        self.max_size = server.config.max_group_size
-        r = server.router
+class GroupHandlers:
+    def __init__(self, store: Store, writes: WriteBudget, policy: Policy,
+                 clock: Callable[[], float]) -> None:
+        self.store = store
+        self.writes = writes
+        self.policy = policy
+        self.max_size = policy.max_group_size
+        self.clock = clock  # monotonic seconds (the loop's)
+
+    def route(self, r: Router) -> None:
         for cls, make in ((GroupCreate, _create), (GroupAdd, _add), (GroupRemove, _remove),
                           (GroupLeave, _leave), (GroupUpdate, _update),
                           (GroupSetRole, _set_role), (GroupTransfer, _transfer)):
             r.route(cls, self._submitter(make))
-        server.fanout.answer_with(ops.CreateGroup, answer_created)
         r.route(GetGroup, self.get_group)
         r.route(ListGroups, self.list_groups)
 
     def _submitter(self, make: Any) -> Any:
-        def handler(conn: ServerConnection, msg: Any) -> None:
+        def handler(conn: Peer, msg: Any) -> None:
             self._check_size(conn, msg)
             if isinstance(msg, GroupCreate | GroupUpdate):  # names shown to every member
                 check_field("name", msg.name)
                 check_field("topic", msg.topic)
-            wait = self.server.writes.request(conn.user_id, self.server.loop.time())
+            wait = self.writes.request(conn.user_id, self.clock())
             if wait is not None:
                 raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast",
                                    retry_after=round(wait, 3))
             try:
-                op = make(conn, msg)
-                op.session, op.rid, op.policy = conn.id, msg.rid, self.server.policy
-                self.store.submit(op)
+                self.store.submit(make(conn, msg, self.policy))
             except StoreClosed:
                 raise RequestError(ErrorCode.UNAVAILABLE) from None
 
         return handler
 
-    def _check_size(self, conn: ServerConnection, msg: Any) -> None:
+    def _check_size(self, conn: Peer, msg: Any) -> None:
         """A GROUP_CREATE or GROUP_ADD naming more users than any group holds is refused
         here, before anything is queued or looked up (a long list of names would hold up
         the shared writer while it resolves them)."""
@@ -122,7 +131,7 @@ class GroupService:
         if count > self.max_size:
             raise RequestError(ErrorCode.GROUP_FULL, f"a group holds at most {self.max_size}")
 
-    async def get_group(self, conn: ServerConnection, msg: GetGroup) -> None:
+    async def get_group(self, conn: Peer, msg: GetGroup) -> None:
         g = await self.store.group_state(msg.group)
         if g is None or conn.user_id not in g.members:
             raise RequestError(ErrorCode.NOT_MEMBER)
@@ -130,7 +139,7 @@ class GroupService:
         pos = await self.store.last_pos(g.conv)
         conn.send(group_info(msg.rid, g, names, pos))
 
-    async def list_groups(self, conn: ServerConnection, msg: ListGroups) -> None:
+    async def list_groups(self, conn: Peer, msg: ListGroups) -> None:
         limit = msg.limit or LIST_GROUPS_PAGE
         after = -1 if msg.after is None else msg.after
         rows = await self.store.groups_of(conn.user_id, after=after, limit=limit + 1)

@@ -19,7 +19,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -45,12 +45,12 @@ from liaotian.protocol import (
     validate_username,
 )
 
-from ..store import StoreClosed, UsernameTaken
+from ..config import Config
+from ..net.hub import Hub
+from ..net.peer import Peer
+from ..net.router import Router
+from ..store import Store, StoreClosed, UsernameTaken
 from .throttle import KeyedBuckets, LoginThrottle
-
-if TYPE_CHECKING:
-    from ..app import Server
-    from ..transport import ServerConnection
 
 T = TypeVar("T")
 
@@ -59,11 +59,14 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-class AccountService:
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.store = server.store
-        cfg = server.config
+class AccountHandlers:
+    def __init__(self, store: Store, hub: Hub, config: Config,
+                 clock: Callable[[], float]) -> None:
+        self.store = store
+        self.hub = hub
+        self.config = config
+        self.clock = clock  # monotonic seconds (the loop's)
+        cfg = config
         self.hasher = PasswordHasher(time_cost=cfg.argon2_time_cost,
                                      memory_cost=cfg.argon2_memory_kib,
                                      parallelism=cfg.argon2_parallelism)
@@ -78,8 +81,8 @@ class AccountService:
         self._hash_seconds = 0.5  # moving average of one REGISTER's hash, for retry_after
         self.token_idle_ms = int(cfg.token_idle_days * 86_400_000)
         self.wall_clock: Callable[[], float] = time.time  # seconds since the epoch
-        server.hub.on_unbind = self._unbound
-        r = server.router
+
+    def route(self, r: Router) -> None:
         r.route(Register, self.register, exclusive=True)
         r.route(Login, self.login, exclusive=True)
         r.route(Auth, self.auth, exclusive=True)
@@ -92,18 +95,18 @@ class AccountService:
         async with self._argon2_slots:
             return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
-    def _admit_registration(self, conn: ServerConnection) -> None:
+    def _admit_registration(self, conn: Peer) -> None:
         """Refuse a REGISTER beyond the concurrent-hash share or the address's bucket."""
-        cfg = self.server.config
+        cfg = self.config
         if self._registering >= cfg.register_max_concurrent:
             raise RequestError(ErrorCode.RATE_LIMITED, "too many registrations at once",
                                retry_after=round(max(self._hash_seconds, 0.05), 3))
-        wait = self.registrations.take(conn.peer_host, self.server.loop.time())
+        wait = self.registrations.take(conn.peer_host, self.clock())
         if wait is not None:
             raise RequestError(ErrorCode.RATE_LIMITED, "too many registrations from this address",
                                retry_after=round(max(wait, 0.001), 3))
 
-    async def register(self, conn: ServerConnection, msg: Register) -> None:
+    async def register(self, conn: Peer, msg: Register) -> None:
         if not validate_username(msg.username):
             raise RequestError(ErrorCode.INVALID_USERNAME,
                                "3-32 characters: a-z 0-9 _ . -, starting with a letter or digit")
@@ -115,9 +118,9 @@ class AccountService:
         try:
             if await self.store.user_by_name(msg.username) is not None:
                 raise RequestError(ErrorCode.USERNAME_TAKEN)
-            started = self.server.loop.time()
+            started = self.clock()
             hashed = await self._argon2(self.hasher.hash, msg.password)
-            self._hash_seconds += (self.server.loop.time() - started - self._hash_seconds) / 8
+            self._hash_seconds += (self.clock() - started - self._hash_seconds) / 8
             await self.store.create_user(msg.username, hashed)
         except UsernameTaken:
             raise RequestError(ErrorCode.USERNAME_TAKEN) from None
@@ -128,14 +131,14 @@ class AccountService:
         conn.log.info("registered %s", msg.username)
         conn.send(Registered(rid=msg.rid, user=msg.username))
 
-    async def login(self, conn: ServerConnection, msg: Login) -> None:
+    async def login(self, conn: Peer, msg: Login) -> None:
         if not validate_device(msg.device):
             raise RequestError(ErrorCode.INVALID_DEVICE,
                                "1-64 characters: A-Z a-z 0-9 _ . : -, starting alphanumeric")
         # counted as a failure before the (awaited) verification, handed back on success:
         # parallel guesses cannot all pass the check before the first failure is recorded
         account, address = msg.username, conn.peer_host
-        wait = self.logins.reserve(account, address, self.server.loop.time())
+        wait = self.logins.reserve(account, address, self.clock())
         if wait is not None:
             raise RequestError(ErrorCode.THROTTLED, retry_after=round(wait, 3))
         try:
@@ -146,13 +149,13 @@ class AccountService:
             self.logins.abandoned(account, address)
             raise
         if user is None or not ok:
-            self.logins.failed(account, address, self.server.loop.time())
+            self.logins.failed(account, address, self.clock())
             conn.log.info("failed login for %r from %s", account, address)
             raise RequestError(ErrorCode.BAD_CREDENTIALS)
         self.logins.succeeded(account, address)
-        self.server.hub.check_user_slots(user.id)  # before the device's token is replaced
+        self.hub.check_user_slots(user.id)  # before the device's token is replaced
         token = secrets.token_urlsafe(32)
-        max_devices = self.server.config.max_devices_per_user
+        max_devices = self.config.max_devices_per_user
         try:
             acked = await self.store.set_device_token(user.id, msg.device, token_hash(token),
                                                       max_devices=max_devices)
@@ -174,12 +177,12 @@ class AccountService:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
-    async def auth(self, conn: ServerConnection, msg: Auth) -> None:
+    async def auth(self, conn: Peer, msg: Auth) -> None:
         found = await self.store.device_by_token(token_hash(msg.token))
         if found is None:
             raise RequestError(ErrorCode.INVALID_TOKEN)
         user, device = found
-        if (self.token_idle_ms and not self.server.hub.of_device(user.id, device.device)
+        if (self.token_idle_ms and not self.hub.of_device(user.id, device.device)
                 and self.wall_clock() * 1000 - device.last_seen > self.token_idle_ms):
             conn.log.info("expired token of %s/%s", user.username, device.device)
             raise RequestError(ErrorCode.INVALID_TOKEN, "token expired: log in again")
@@ -189,33 +192,31 @@ class AccountService:
         conn.send(Authenticated(rid=msg.rid, user=user.username, device=device.device,
                                 head=conn.head_at_auth, acked=device.acked))
 
-    async def _bind(self, conn: ServerConnection, uid: int, username: str, device: str) -> None:
-        head = await self.store.head(uid)
-        conn.user_id, conn.username, conn.device = uid, username, device
-        conn.head_at_auth = head
-        self.server.hub.bind(conn)
+    async def _bind(self, conn: Peer, uid: int, username: str, device: str) -> None:
+        conn.authenticated(uid, username, device, await self.store.head(uid))
+        self.hub.bind(conn)
 
-    async def logout(self, conn: ServerConnection, msg: Logout) -> None:
+    async def logout(self, conn: Peer, msg: Logout) -> None:
         await self.store.delete_device(conn.user_id, conn.device)
         conn.send(LoggedOut(rid=msg.rid))
         self._disconnect_device(conn.user_id, conn.device)
 
     def _disconnect_device(self, uid: int, device: str, reason: str = "device logged out") -> None:
-        for other in list(self.server.hub.of_device(uid, device)):
+        for other in list(self.hub.of_device(uid, device)):
             other.close(CloseCode.LOGGED_OUT, reason)
 
-    def _unbound(self, conn: ServerConnection) -> None:
+    def unbound(self, conn: Peer) -> None:
         """A device's connection ended: it was in use until now (for token_idle_days)."""
         self.store.touch_device(conn.user_id, conn.device)
 
-    async def list_devices(self, conn: ServerConnection, msg: ListDevices) -> None:
-        online = self.server.hub.online_devices(conn.user_id)
+    async def list_devices(self, conn: Peer, msg: ListDevices) -> None:
+        online = self.hub.online_devices(conn.user_id)
         devices = await self.store.devices_of(conn.user_id)
         conn.send(DeviceList(rid=msg.rid, devices=tuple(
             DeviceInfo(device=d.device, created=d.created, last_seen=d.last_seen,
                        online=d.device in online, acked=d.acked) for d in devices)))
 
-    async def revoke_device(self, conn: ServerConnection, msg: RevokeDevice) -> None:
+    async def revoke_device(self, conn: Peer, msg: RevokeDevice) -> None:
         if not validate_device(msg.device):
             raise RequestError(ErrorCode.INVALID_DEVICE)
         if not await self.store.delete_device(conn.user_id, msg.device):

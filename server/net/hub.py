@@ -7,12 +7,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from liaotian.protocol import ErrorCode, RequestError
 
-if TYPE_CHECKING:
-    from .transport import ServerConnection
+from .peer import Peer
 
 
 class Hub:
@@ -20,23 +18,23 @@ class Hub:
         self.max_per_user = max_per_user  # authenticated connections of one user; 0 = any
         self.max_outbound_total = max_outbound_total  # unread bytes, all peers; 0 = any
         self.outbound = 0  # bytes queued to peers and not yet taken by their sockets
-        self._unread: set[ServerConnection] = set()  # connections with unread output
+        self._unread: set[Peer] = set()  # connections with unread output
         self._enforcing = False
-        self.connections: set[ServerConnection] = set()
-        self.sessions: dict[int, ServerConnection] = {}  # every open connection, by its id
-        self._by_user: dict[int, list[ServerConnection]] = {}
+        self.connections: set[Peer] = set()
+        self.sessions: dict[int, Peer] = {}  # every open connection, by its id
+        self._by_user: dict[int, list[Peer]] = {}
         self._per_address: defaultdict[str, int] = defaultdict(int)
         # called with (user id, online) when a user's first connection binds or last unbinds
         self.on_presence: Callable[[int, bool], None] = lambda uid, online: None
         # called with each authenticated connection when it unbinds (it ended or logged out)
-        self.on_unbind: Callable[[ServerConnection], None] = lambda conn: None
+        self.on_unbind: Callable[[Peer], None] = lambda conn: None
 
-    def opened(self, conn: ServerConnection) -> None:
+    def opened(self, conn: Peer) -> None:
         self.connections.add(conn)
         self.sessions[conn.id] = conn
         self._per_address[conn.peer_host] += 1
 
-    def closed(self, conn: ServerConnection) -> None:
+    def closed(self, conn: Peer) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
             self.sessions.pop(conn.id, None)
@@ -58,7 +56,7 @@ class Hub:
                                data={"limit": "max_connections_per_user",
                                      "max": self.max_per_user})
 
-    def bind(self, conn: ServerConnection) -> None:
+    def bind(self, conn: Peer) -> None:
         """Index an authenticated connection under its user (RequestError if over the cap)."""
         self.check_user_slots(conn.user_id)
         conns = self._by_user.setdefault(conn.user_id, [])
@@ -66,7 +64,7 @@ class Hub:
         if len(conns) == 1:
             self.on_presence(conn.user_id, True)
 
-    def unbind(self, conn: ServerConnection) -> None:
+    def unbind(self, conn: Peer) -> None:
         lst = self._by_user.get(conn.user_id)
         if lst is not None and conn in lst:
             lst.remove(conn)
@@ -75,10 +73,10 @@ class Hub:
                 del self._by_user[conn.user_id]
                 self.on_presence(conn.user_id, False)
 
-    def of_user(self, user_id: int) -> list[ServerConnection]:
+    def of_user(self, user_id: int) -> list[Peer]:
         return self._by_user.get(user_id, [])
 
-    def of_device(self, user_id: int, device: str) -> list[ServerConnection]:
+    def of_device(self, user_id: int, device: str) -> list[Peer]:
         return [c for c in self._by_user.get(user_id, []) if c.device == device]
 
     def online_devices(self, user_id: int) -> set[str]:
@@ -86,7 +84,7 @@ class Hub:
 
     # ------------------------------------------------------------------ unread output
 
-    def count_unread(self, conn: ServerConnection, unread: int) -> None:
+    def count_unread(self, conn: Peer, unread: int) -> None:
         """`conn` now has `unread` bytes queued; past the budget, evict the largest soon."""
         delta = unread - conn.unread
         if not delta:

@@ -5,7 +5,7 @@ LIST_CONVERSATIONS are reads, filtered by the same rules.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import msgpack
 from liaotian.protocol import ChatMessage, ErrorCode, RequestError
@@ -23,11 +23,10 @@ from liaotian.protocol.social import (
 from ..chat import ops
 from ..chat.model import KIND_DIRECT, KIND_GROUP
 from ..chat.rules.receipts import shows_delivered, shows_read, unread_after
-from ..store import StoreClosed
-
-if TYPE_CHECKING:
-    from ..app import Server
-    from ..transport import ServerConnection
+from ..net.peer import Peer
+from ..net.router import Router
+from ..store import Store, StoreClosed
+from .throttle import WriteBudget
 
 DEFAULT_CONVERSATIONS = 20
 # `unread` is counted up to this many (SPEC 19.1): the count reads each unread message,
@@ -35,11 +34,15 @@ DEFAULT_CONVERSATIONS = 20
 UNREAD_CAP = 1000
 
 
-class ReceiptService:
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.store = server.store
-        r = server.router
+class ReceiptHandlers:
+    def __init__(self, store: Store, writes: WriteBudget, max_group_size: int,
+                 clock: Callable[[], float]) -> None:
+        self.store = store
+        self.writes = writes
+        self.max_group_size = max_group_size
+        self.clock = clock  # monotonic seconds (the loop's)
+
+    def route(self, r: Router) -> None:
         r.route(Read, self.read)
         r.route(GetReceipts, self.receipts)
         r.route(ListConversations, self.conversations)
@@ -56,13 +59,13 @@ class ReceiptService:
                 return "group", [u for u in g.members if u != uid]
         raise RequestError(ErrorCode.NOT_MEMBER)
 
-    async def read(self, conn: ServerConnection, msg: Read) -> None:
+    async def read(self, conn: Peer, msg: Read) -> None:
         kind, others = await self.participants(conn.user_id, msg.conv)
         if msg.pos <= await self.store.read_marker(conn.user_id, msg.conv):
             conn.send(Ok(rid=msg.rid))  # markers only move forward
             return
         peer = (others[0] if others else conn.user_id) if kind == "direct" else None
-        wait = self.server.writes.rows(conn.user_id, self.server.loop.time(),
+        wait = self.writes.rows(conn.user_id, self.clock(),
                                        1 if peer is None else 2)  # log rows, throttle.py
         if wait is not None:
             raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast",
@@ -73,9 +76,9 @@ class ReceiptService:
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
 
-    async def receipts(self, conn: ServerConnection, msg: GetReceipts) -> None:
+    async def receipts(self, conn: Peer, msg: GetReceipts) -> None:
         _kind, others = await self.participants(conn.user_id, msg.conv)
-        others = others[: self.server.config.max_group_size]
+        others = others[: self.max_group_size]
         markers = await self.store.read_markers(msg.conv)
         names = await self.store.usernames(others)
         me = conn.user_id
@@ -89,7 +92,7 @@ class ReceiptService:
         conn.send(Receipts(rid=msg.rid, conv=msg.conv, read=tuple(read),
                           delivered=tuple(delivered)))
 
-    async def conversations(self, conn: ServerConnection, msg: ListConversations) -> None:
+    async def conversations(self, conn: Peer, msg: ListConversations) -> None:
         limit = msg.limit or DEFAULT_CONVERSATIONS
         before = None
         if msg.before_ts is not None:

@@ -23,11 +23,11 @@ from liaotian.protocol import (
     RequestError,
 )
 
-from .store.contract import read_owner
-from .transport import ServerConnection
+from ..store.contract import read_owner
+from .peer import Peer
 
 log = logging.getLogger("liaotian.router")
-Handler = Callable[[ServerConnection, Any], Awaitable[None] | None]
+Handler = Callable[[Any, Any], Awaitable[None] | None]  # (a Peer, a message)
 
 
 class Router:
@@ -38,7 +38,7 @@ class Router:
     def route(self, msg_cls: type[Message], handler: Handler, *, exclusive: bool = False) -> None:
         self._handlers[msg_cls] = (handler, exclusive)
 
-    def dispatch(self, conn: ServerConnection, event: Event) -> None:
+    def dispatch(self, conn: Peer, event: Event) -> None:
         if isinstance(event, ProtocolViolation):
             conn.log.info("protocol violation %d: %s", event.code, event.message)
             return
@@ -71,7 +71,7 @@ class Router:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def _run(self, conn: ServerConnection, event: Message, pending: Awaitable[None],
+    async def _run(self, conn: Peer, event: Message, pending: Awaitable[None],
                    exclusive: bool) -> None:
         try:
             await pending
@@ -84,7 +84,7 @@ class Router:
                 conn.release()
 
     @staticmethod
-    def _answer_failure(conn: ServerConnection, event: Message, exc: Exception) -> None:
+    def _answer_failure(conn: Peer, event: Message, exc: Exception) -> None:
         if isinstance(exc, RequestError):
             conn.send(Error(rid=event.rid, code=int(exc.code), message=exc.message,
                             retry_after=exc.retry_after, data=exc.data))

@@ -7,14 +7,14 @@ a SendRequest (chat/ops.py), planned by chat/rules/send.py.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 import msgpack
 from liaotian.protocol import (
     Ack,
     ErrorCode,
     History,
+    Limits,
     MessageType,
     RequestError,
     Send,
@@ -25,30 +25,32 @@ from liaotian.protocol import (
 )
 
 from ..chat.ops import SendRequest
-from ..store import StoreClosed
-from .throttle import TokenBucket
-
-if TYPE_CHECKING:
-    from ..app import Server
-    from ..transport import ServerConnection
+from ..config import Config
+from ..net.peer import Peer
+from ..net.router import Router
+from ..store import Store, StoreClosed
+from .throttle import TokenBucket, WriteBudget
 
 _UPDATES = int(MessageType.UPDATES)
 _SYNC_READS = 3  # reads for one SYNC page at most (see sync)
 _packb = msgpack.packb
 
 
-class MessagingService:
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.store = server.store
-        self.hub = server.hub
-        self.limits = server.limits
+class MessagingHandlers:
+    def __init__(self, store: Store, limits: Limits, config: Config, writes: WriteBudget,
+                 clock: Callable[[], float]) -> None:
+        self.store = store
+        self.limits = limits
+        self.config = config
+        self.writes = writes
+        self.clock = clock  # monotonic seconds (the loop's)
         # pages are cut by size too, so an answer always fits in one frame
         self._page_bytes = self.limits.max_frame_size - 1024
         self._buckets: dict[int, tuple[TokenBucket, TokenBucket]] = {}
         self._known_user = self.store.known_user  # names resolved need no syntax check
         self._members_hint = self.store.members_hint
-        r = server.router
+
+    def route(self, r: Router) -> None:
         r.route(Send, self.send)
         r.route(Sync, self.sync)
         r.route(Ack, self.ack)
@@ -56,7 +58,7 @@ class MessagingService:
 
     # ------------------------------------------------------------------ send
 
-    def send(self, conn: ServerConnection, msg: Send) -> None:
+    def send(self, conn: Peer, msg: Send) -> None:
         limits = self.limits
         text = msg.text
         meta_size = len(_packb(msg.meta)) if msg.meta else 0  # encoded once, used twice
@@ -78,16 +80,16 @@ class MessagingService:
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
 
-    def _charge(self, conn: ServerConnection, size: int, rows: int) -> None:
+    def _charge(self, conn: Peer, size: int, rows: int) -> None:
         """Per-user token buckets for messages, bytes and update-log rows (shared with every
         other write, throttle.WriteBudget); refusal says when to retry."""
-        now = self.server.loop.time()
+        now = self.clock()
         uid = conn.user_id
         buckets = self._buckets.get(uid)
         if buckets is None:
             if len(self._buckets) > 100_000:
                 self._buckets.clear()  # idle users' full buckets: nothing lost by forgetting
-            cfg = self.server.config
+            cfg = self.config
             buckets = self._buckets[uid] = (
                 TokenBucket(cfg.send_rate, cfg.send_burst, now),
                 TokenBucket(cfg.send_bytes_rate, cfg.send_bytes_burst, now))
@@ -98,7 +100,7 @@ class MessagingService:
             if wait is not None:
                 count.tokens += 1  # refund: the message was not sent
             else:
-                wait = self.server.writes.rows(uid, now, rows)  # the update-log rows
+                wait = self.writes.rows(uid, now, rows)  # the update-log rows
                 if wait is not None:
                     count.tokens += 1
                     volume.tokens += size
@@ -116,7 +118,7 @@ class MessagingService:
 
     # ------------------------------------------------------------------ sync
 
-    async def sync(self, conn: ServerConnection, msg: Sync) -> None:
+    async def sync(self, conn: Peer, msg: Sync) -> None:
         if conn.syncing:
             raise RequestError(ErrorCode.BAD_STATE, "a SYNC is already running")
         uid = conn.user_id
@@ -166,20 +168,20 @@ class MessagingService:
                         _UPDATES, msg.rid)
 
     @staticmethod
-    def _go_live(conn: ServerConnection, upto: int) -> None:
+    def _go_live(conn: Peer, upto: int) -> None:
         conn.live = True
         conn.sent_upto = max(conn.sent_upto, upto)
 
     # ------------------------------------------------------------------ ack
 
-    def ack(self, conn: ServerConnection, msg: Ack) -> Awaitable[None] | None:
+    def ack(self, conn: Peer, msg: Ack) -> Awaitable[None] | None:
         head = max(self.store.cached_head(conn.user_id) or 0, conn.head_at_auth)
         if msg.seq > head:  # rare: ask the database (a coroutine, run as a task)
             return self._ack_past_published_head(conn, msg)
         self.store.record_position(conn.user_id, conn.device, msg.seq)
         return None
 
-    async def _ack_past_published_head(self, conn: ServerConnection, msg: Ack) -> None:
+    async def _ack_past_published_head(self, conn: Peer, msg: Ack) -> None:
         """A batch is in the database from its COMMIT on, and in the caches only once the
         loop has published it; a SYNC page read in between shows its entries, and the
         device may acknowledge them before the publication. The database decides."""
@@ -190,7 +192,7 @@ class MessagingService:
 
     # ------------------------------------------------------------------ history
 
-    async def history(self, conn: ServerConnection, msg: History) -> None:
+    async def history(self, conn: Peer, msg: History) -> None:
         min_pos = 1
         if msg.group is not None:
             g = await self.store.group_state(msg.group)

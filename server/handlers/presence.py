@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from liaotian.protocol import ErrorCode, RequestError
 from liaotian.protocol.social import (
@@ -31,11 +31,12 @@ from liaotian.protocol.social import (
 from ..chat.model import VIS_NOBODY
 from ..chat.rules.contacts import shows
 from ..chat.rules.send import may_message
+from ..config import Config
+from ..net.hub import Hub
+from ..net.peer import Peer
+from ..net.router import Router
+from ..store import Store
 from .throttle import TokenBucket
-
-if TYPE_CHECKING:
-    from ..app import Server
-    from ..transport import ServerConnection
 
 log = logging.getLogger("liaotian.presence")
 
@@ -44,11 +45,14 @@ TYPING_USERS = 65_536  # users with typing buckets (least recently typing go)
 
 
 class PresenceService:
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.store = server.store
-        self.hub = server.hub
-        cfg = server.config
+    """Presence and typing; `changed` is the hub's on_presence, `run` a background task."""
+
+    def __init__(self, store: Store, hub: Hub, config: Config,
+                 clock: Callable[[], float]) -> None:
+        self.store = store
+        self.hub = hub
+        self.clock = clock  # monotonic seconds (the loop's)
+        cfg = config
         self.interval = cfg.presence_interval
         self.typing_ttl = cfg.typing_ttl
         self.typing_rate = cfg.typing_rate
@@ -58,14 +62,14 @@ class PresenceService:
         self._last_seen: dict[int, int] = {}
         # user -> conversation key -> bucket, both least recently used first
         self._typing: OrderedDict[int, OrderedDict[object, TokenBucket]] = OrderedDict()
-        self.hub.on_presence = self._changed
-        r = server.router
+
+    def route(self, r: Router) -> None:
         r.route(GetPresence, self.get_presence)
         r.route(Typing, self.typing)
 
     # ------------------------------------------------------------------ presence
 
-    def _changed(self, uid: int, online: bool) -> None:
+    def changed(self, uid: int, online: bool) -> None:
         if not online:
             t = int(time.time() * 1000)
             self._last_seen[uid] = t
@@ -104,7 +108,7 @@ class PresenceService:
                 for c in self.hub.of_user(contact):
                     c.send_frame(frame, int(Presence.TYPE))
 
-    async def get_presence(self, conn: ServerConnection, msg: GetPresence) -> None:
+    async def get_presence(self, conn: Peer, msg: GetPresence) -> None:
         out = []
         for name in dict.fromkeys(msg.users):
             uid = await self.store.user_id(name)
@@ -123,11 +127,11 @@ class PresenceService:
 
     # ------------------------------------------------------------------ typing
 
-    async def typing(self, conn: ServerConnection, msg: Typing) -> None:
+    async def typing(self, conn: Peer, msg: Typing) -> None:
         if (msg.to is None) == (msg.group is None):
             raise RequestError(ErrorCode.INVALID_FIELD, "give 'to' or 'group', not both")
         key = msg.to if msg.to is not None else msg.group
-        now = self.server.loop.time()
+        now = self.clock()
         bucket = self._typing_bucket(conn.user_id, key, now)
         wait = bucket.take(now)
         if wait is not None:

@@ -19,12 +19,14 @@ import asyncio
 import itertools
 import logging
 import ssl
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass
+from typing import Any, cast
 
-from liaotian.protocol import CloseCode, Connection, Message, Role
+from liaotian.protocol import CloseCode, Connection, Limits, Message, Role
 
-if TYPE_CHECKING:
-    from .app import Server
+from ..config import Config
+from .hub import Hub
+from .router import Router
 
 log = logging.getLogger("liaotian.conn")
 _ids = itertools.count(1)
@@ -35,13 +37,28 @@ class ConnLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         return f"[conn {self.extra['conn']}] {msg}", kwargs  # type: ignore[index]
 
 
+@dataclass(eq=False)
+class Endpoint:
+    """What every connection of the listener shares; built and switched by app.py."""
+
+    config: Config
+    limits: Limits
+    hub: Hub
+    router: Router
+    loop: asyncio.AbstractEventLoop
+    tls: ssl.SSLContext | None = None  # upgrade each connection to TLS with this
+    accepting: bool = False  # False: new connections are told "going away"
+
+
 class ServerConnection(asyncio.Protocol):
-    def __init__(self, server: Server) -> None:
-        self.server = server
+    """One socket; implements net/peer.py's Peer for the rest of the server."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
         self.id = next(_ids)
         self.log = ConnLog(log, {"conn": self.id})
-        self.loop = server.loop
-        self.conn = Connection(Role.SERVER, limits=server.limits, now=self.loop.time())
+        self.loop = endpoint.loop
+        self.conn = Connection(Role.SERVER, limits=endpoint.limits, now=self.loop.time())
         self.transport: asyncio.Transport | None = None
         self.peer_host = ""
         # session, set once authenticated
@@ -64,19 +81,24 @@ class ServerConnection(asyncio.Protocol):
         self._plain = bytearray()
         self.unread = 0  # bytes of our output this connection last had queued, unread
 
+    def authenticated(self, user_id: int, username: str, device: str, head: int) -> None:
+        """The connection now speaks for this user's device (LOGIN, AUTH)."""
+        self.user_id, self.username, self.device = user_id, username, device
+        self.head_at_auth = head
+
     # ------------------------------------------------------------------ asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is duck-typed
         peer = transport.get_extra_info("peername")
         self.peer_host = str(peer[0]) if peer else ""
-        tls = self.server.tls
+        tls = self.endpoint.tls
         if tls is None:
             cast(asyncio.WriteTransport, transport).set_write_buffer_limits(high=256 * 1024)
         else:  # nothing may be written in clear: a refusal below only drops the socket
             self._handshaking = True
-        hub = self.server.hub
-        cfg = self.server.config
+        hub = self.endpoint.hub
+        cfg = self.endpoint.config
         reason = None
         if len(hub.connections) >= cfg.max_connections:
             reason = "server connection limit reached"
@@ -84,7 +106,7 @@ class ServerConnection(asyncio.Protocol):
               and hub.count_from(self.peer_host) >= cfg.max_connections_per_address):
             reason = "per-address connection limit reached"
         hub.opened(self)
-        if reason is not None or not self.server.accepting:
+        if reason is not None or not self.endpoint.accepting:
             if reason is None:
                 self.close(CloseCode.GOING_AWAY, "server shutting down")
             else:
@@ -95,7 +117,7 @@ class ServerConnection(asyncio.Protocol):
         # with TLS, the TLS layer (~50 KiB) is set up when the first byte arrives
 
     def _begin_tls(self) -> None:
-        tls = self.server.tls
+        tls = self.endpoint.tls
         assert tls is not None and self._tls_task is None
         self._tls_task = self.loop.create_task(self._start_tls(tls))
         # the bytes read so far (and any read before start_tls takes the transport over) are
@@ -129,7 +151,7 @@ class ServerConnection(asyncio.Protocol):
         try:
             new = await self.loop.start_tls(
                 raw, self, ctx, server_side=True,
-                ssl_handshake_timeout=min(60.0, self.server.limits.auth_timeout))
+                ssl_handshake_timeout=min(60.0, self.endpoint.limits.auth_timeout))
         except Exception as exc:  # handshake failed, timed out, or the socket went away
             self.log.debug("TLS handshake failed: %r", exc)
             raw.abort()
@@ -186,7 +208,7 @@ class ServerConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.server.hub.closed(self)
+        self.endpoint.hub.closed(self)
         self.live = False
         self.log.debug("lost (%s)", exc or "closed")
 
@@ -205,7 +227,7 @@ class ServerConnection(asyncio.Protocol):
 
     def process(self) -> None:
         """Hand queued events to the router until one needs to run alone."""
-        router = self.server.router
+        router = self.endpoint.router
         conn = self.conn
         while not self.busy:
             event = conn.next_event()
@@ -249,7 +271,7 @@ class ServerConnection(asyncio.Protocol):
             return
         t.write(data)
         unread = t.get_write_buffer_size()
-        if unread > self.server.config.max_outbound_buffer:
+        if unread > self.endpoint.config.max_outbound_buffer:
             self.log.info("slow consumer: %d bytes unread", unread)
             self.evict("outbound buffer full")
         elif unread != self.unread:
@@ -257,7 +279,7 @@ class ServerConnection(asyncio.Protocol):
 
     def _count_unread(self, unread: int) -> None:
         """Keep the server-wide total of unread output (Hub.outbound) up to date."""
-        self.server.hub.count_unread(self, unread)
+        self.endpoint.hub.count_unread(self, unread)
 
     def evict(self, reason: str) -> None:
         """Disconnect as a slow consumer (4003): its updates stay in its log."""
@@ -273,7 +295,7 @@ class ServerConnection(asyncio.Protocol):
     def _finish(self, *, abort: bool = False) -> None:
         """Take the connection out of the hub and close the socket after the last write."""
         self.live = False
-        self.server.hub.unbind(self)
+        self.endpoint.hub.unbind(self)
         t = self.transport
         if t is None or self._gone:
             return
@@ -282,7 +304,7 @@ class ServerConnection(asyncio.Protocol):
         elif not t.is_closing():
             t.close()  # flushes what is buffered first; a peer that never reads would
             # keep the socket (and its hub slot) forever, so the flush gets a deadline
-            self.loop.call_later(self.server.config.write_timeout, self._abort_if_open)
+            self.loop.call_later(self.endpoint.config.write_timeout, self._abort_if_open)
 
     def _abort_if_open(self) -> None:
         if not self._gone and self.transport is not None:
@@ -296,14 +318,14 @@ class ServerConnection(asyncio.Protocol):
         when = self.conn.get_timer()
         if when is not None and not self._gone:
             if self._paused_since is not None:
-                when = min(when, self._paused_since + self.server.config.write_timeout)
+                when = min(when, self._paused_since + self.endpoint.config.write_timeout)
             self._timer = self.loop.call_at(max(when, self.loop.time() + 0.05), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         now = self.loop.time()
         if (self._paused_since is not None
-                and now - self._paused_since >= self.server.config.write_timeout):
+                and now - self._paused_since >= self.endpoint.config.write_timeout):
             self.log.info("slow consumer: socket unwritable for %.1f s", now - self._paused_since)
             self.conn.close(CloseCode.SLOW_CONSUMER, "write timeout")
             self._finish(abort=True)

@@ -5,7 +5,8 @@ lists, profiles and settings are reads.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from liaotian.protocol import ErrorCode, RequestError
 from liaotian.protocol.social import (
@@ -30,12 +31,12 @@ from liaotian.protocol.text import check_field
 
 from ..chat import ops
 from ..chat.model import VISIBILITY_NAMES
+from ..chat.policy import Policy
 from ..chat.rules.contacts import shows
-from ..store import StoreClosed
-
-if TYPE_CHECKING:
-    from ..app import Server
-    from ..transport import ServerConnection
+from ..net.peer import Peer
+from ..net.router import Router
+from ..store import Store, StoreClosed
+from .throttle import WriteBudget
 
 _RELATIONS: tuple[tuple[type, type[ops.RelationOp]], ...] = (
     (ContactRequest, ops.RequestContact), (ContactAccept, ops.AcceptContact),
@@ -43,11 +44,15 @@ _RELATIONS: tuple[tuple[type, type[ops.RelationOp]], ...] = (
     (ContactRemove, ops.RemoveContact), (Block, ops.BlockUser), (Unblock, ops.UnblockUser))
 
 
-class ContactService:
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.store = server.store
-        r = server.router
+class ContactHandlers:
+    def __init__(self, store: Store, writes: WriteBudget, policy: Policy,
+                 clock: Callable[[], float]) -> None:
+        self.store = store
+        self.writes = writes
+        self.policy = policy
+        self.clock = clock  # monotonic seconds (the loop's)
+
+    def route(self, r: Router) -> None:
         for cls, op_cls in _RELATIONS:
             r.route(cls, self._relation(op_cls))
         r.route(SetPrivacy, self.set_privacy)
@@ -56,9 +61,9 @@ class ContactService:
         r.route(GetProfile, self.get_profile)
         r.route(GetPrivacy, self.get_privacy)
 
-    def _charge_request(self, conn: ServerConnection) -> None:
+    def _charge_request(self, conn: Peer) -> None:
         """Every write request counts against the user's write budget (throttle.py)."""
-        wait = self.server.writes.request(conn.user_id, self.server.loop.time())
+        wait = self.writes.request(conn.user_id, self.clock())
         if wait is not None:
             raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast",
                                retry_after=round(wait, 3))
@@ -70,21 +75,21 @@ class ContactService:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
 
     def _relation(self, op_cls: type[ops.RelationOp]) -> Any:
-        def handler(conn: ServerConnection, msg: Any) -> None:
+        def handler(conn: Peer, msg: Any) -> None:
             self._charge_request(conn)
             self._submit(op_cls(actor=conn.user_id, session=conn.id, rid=msg.rid,
-                                policy=self.server.policy, user=msg.user))
+                                policy=self.policy, user=msg.user))
 
         return handler
 
-    def set_privacy(self, conn: ServerConnection, msg: SetPrivacy) -> None:
+    def set_privacy(self, conn: Peer, msg: SetPrivacy) -> None:
         self._charge_request(conn)
         self._submit(ops.SetPrivacy(actor=conn.user_id, session=conn.id, rid=msg.rid,
-                                    policy=self.server.policy, presence=msg.presence,
+                                    policy=self.policy, presence=msg.presence,
                                     profile=msg.profile, messages=msg.messages,
                                     groups=msg.groups, receipts=msg.receipts))
 
-    async def list_contacts(self, conn: ServerConnection, msg: ListContacts) -> None:
+    async def list_contacts(self, conn: Peer, msg: ListContacts) -> None:
         soc = await self.store.social_of(conn.user_id)
         names = await self.store.usernames(soc.contacts | soc.incoming | soc.outgoing
                                            | soc.blocked)
@@ -96,7 +101,7 @@ class ContactService:
                               incoming=listed(soc.incoming), outgoing=listed(soc.outgoing),
                               blocked=listed(soc.blocked)))
 
-    async def set_profile(self, conn: ServerConnection, msg: SetProfile) -> None:
+    async def set_profile(self, conn: Peer, msg: SetProfile) -> None:
         check_field("display_name", msg.display_name)
         check_field("status", msg.status)
         self._charge_request(conn)
@@ -106,7 +111,7 @@ class ContactService:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
         conn.send(Ok(rid=msg.rid))
 
-    async def get_profile(self, conn: ServerConnection, msg: Any) -> None:
+    async def get_profile(self, conn: Peer, msg: Any) -> None:
         uid = await self.store.user_id(msg.user)
         if uid is None:
             raise RequestError(ErrorCode.UNKNOWN_USER)
@@ -117,7 +122,7 @@ class ContactService:
         name, status, _seen = await self.store.profile(uid)
         conn.send(Profile(rid=msg.rid, user=msg.user, display_name=name, status=status))
 
-    async def get_privacy(self, conn: ServerConnection, msg: GetPrivacy) -> None:
+    async def get_privacy(self, conn: Peer, msg: GetPrivacy) -> None:
         soc = await self.store.social_of(conn.user_id)
         conn.send(Privacy(rid=msg.rid, presence=VISIBILITY_NAMES[soc.presence],
                           profile=VISIBILITY_NAMES[soc.profile],

@@ -1,0 +1,50 @@
+"""Type number -> message class, and decode_message: the one module that knows both families.
+
+messages.py (core) and social.py (the social layer) know nothing of each other; this module
+imports both, checks that together they cover every MessageType exactly once, and decodes a
+payload with the decoder codec.message compiled for its class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .base import Message, MessageType
+from .codes import ErrorCode
+from .errors import ProtocolError
+from .limits import DEFAULT_LIMITS, Limits
+from .messages import CORE_CLASSES
+from .social import SOCIAL_CLASSES
+
+__all__ = ["MESSAGE_CLASSES", "decode_message"]
+
+
+def _registry() -> dict[int, type[Message]]:
+    table: dict[int, type[Message]] = {}
+    for cls in (*CORE_CLASSES, *SOCIAL_CLASSES):
+        number = int(cls.TYPE)
+        if number in table:
+            raise RuntimeError(f"{cls.__name__} and {table[number].__name__} share type {number}")
+        table[number] = cls
+    missing = {int(t) for t in MessageType} - set(table)
+    if missing:
+        raise RuntimeError(f"no message class for types {sorted(missing)}")
+    return table
+
+
+MESSAGE_CLASSES: dict[int, type[Message]] = _registry()
+
+_Decoder = Callable[[int, dict[str, Any], Limits], Message]
+# The compiled decoders themselves (from_payload is a staticmethod): one call per frame.
+_DECODERS: dict[int, _Decoder] = {t: c.from_payload for t, c in MESSAGE_CLASSES.items()}
+
+
+def decode_message(msg_type: int, rid: int, payload: dict[str, Any],
+                   limits: Limits = DEFAULT_LIMITS) -> Message:
+    """The typed message of a decoded body (see frames.unpack_body): UNKNOWN_TYPE for a type
+    number no class has, INVALID_FIELD for a payload of the wrong shape."""
+    decode = _DECODERS.get(msg_type)
+    if decode is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {msg_type}", rid)
+    return decode(rid, payload, limits)

@@ -1,1 +1,0 @@
-"""One feature per module; each registers its handlers with the router."""
