@@ -90,12 +90,35 @@ class MessageType(IntEnum):
     SET_PRIVACY = 83
     GET_PRIVACY = 84
     PRIVACY = 85
+    # the wallet (wallet.py)
+    GET_WALLET = 100
+    WALLET = 101
+    LIST_TRANSFERS = 102
+    TRANSFER_LIST = 103
+    PAY = 104
+    PAID = 105
+    RED_PACKET_SEND = 106
+    RED_PACKET_SENT = 107
+    RED_PACKET_CLAIM = 108
+    RED_PACKET_CLAIMED = 109
+    GET_RED_PACKET = 110
+    RED_PACKET = 111
+    CHECK_IN = 112
+    CHECKED_IN = 113
+    LIST_TASKS = 114
+    TASK_LIST = 115
+    LIST_ITEMS = 116
+    ITEM_LIST = 117
+    ITEM_GIFT = 118
+    ITEM_REDEEM = 119
+    ITEM_DONE = 120
 
 
 class UpdateKind(IntEnum):
     MESSAGE = 1  # a message map (a group event is a message map with an "event" map)
     READ = 2  # {conv, user, pos}: a read-up-to marker moved
     CONTACT = 3  # {event, user}: a contact request or contact-list change
+    WALLET = 4  # {event, ...}: the user's balance or items changed (wallet.py)
 
 
 T = MessageType
@@ -109,6 +132,8 @@ _FROM_CLIENT = frozenset({
     T.LIST_CONVERSATIONS, T.TYPING, T.GET_PRESENCE, T.CONTACT_REQUEST, T.CONTACT_ACCEPT,
     T.CONTACT_DECLINE, T.CONTACT_CANCEL, T.CONTACT_REMOVE, T.LIST_CONTACTS, T.BLOCK, T.UNBLOCK,
     T.SET_PROFILE, T.GET_PROFILE, T.SET_PRIVACY, T.GET_PRIVACY,
+    T.GET_WALLET, T.LIST_TRANSFERS, T.PAY, T.RED_PACKET_SEND, T.RED_PACKET_CLAIM,
+    T.GET_RED_PACKET, T.CHECK_IN, T.LIST_TASKS, T.LIST_ITEMS, T.ITEM_GIFT, T.ITEM_REDEEM,
 })
 CLIENT_TYPES = frozenset(int(t) for t in _FROM_CLIENT)
 SERVER_TYPES = frozenset(int(t) for t in T if t not in _FROM_CLIENT) | {int(T.CLOSE)}

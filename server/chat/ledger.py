@@ -38,13 +38,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# The update-log kind of wallet changes (UpdateKind.WALLET on the wire).
-WALLET_UPDATE = 4
+from liaotian.protocol import UpdateKind
+from liaotian.protocol.wallet import MAX_AMOUNT as MAX_AMOUNT  # per transfer, re-exported
+
+WALLET_UPDATE = int(UpdateKind.WALLET)  # the update-log kind of wallet changes
 
 ISSUANCE, REWARDS, ESCROW = -1, -2, -3
 SYSTEM_ACCOUNTS = {ISSUANCE: "issuance", REWARDS: "rewards", ESCROW: "escrow"}
 SOURCES = frozenset((ISSUANCE, REWARDS))  # accounts that may go negative
-MAX_AMOUNT = 10**15  # per transfer; balances stay far inside 64 bits
 
 # transfer flags
 PENDING, POST, VOID = 1, 2, 4

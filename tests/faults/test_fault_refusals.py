@@ -43,6 +43,7 @@ from liaotian.protocol import (
     Send,
     Sync,
 )
+from liaotian.protocol import wallet as W
 from liaotian.protocol.messages import ONE_WAY_CLIENT_TYPES
 from liaotian.protocol.social import (
     SOCIAL_CLIENT_TYPES,
@@ -122,6 +123,17 @@ EXAMPLES: list[tuple[type[Message], dict[str, Any]]] = [
     (GetProfile, {"user": "bob"}),
     (SetPrivacy, {"messages": "contacts"}),
     (GetPrivacy, {}),
+    (W.GetWallet, {}),
+    (W.ListTransfers, {"limit": 5}),
+    (W.Pay, {"to": "bob", "amount": 1, "key": "k1"}),
+    (W.RedPacketSend, {"to": "", "group": 1, "amount": 1, "count": 1, "key": "k2"}),
+    (W.RedPacketClaim, {"packet": 1}),
+    (W.GetRedPacket, {"packet": 1}),
+    (W.CheckIn, {"key": "k3"}),
+    (W.ListTasks, {}),
+    (W.ListItems, {}),
+    (W.ItemGift, {"code": "ABCD", "to": "bob"}),
+    (W.ItemRedeem, {"code": "ABCD"}),
 ]
 
 
@@ -194,6 +206,7 @@ NOT_MEMBER_TABLE: list[tuple[type[Message], dict[str, Any]]] = [
     (GroupUpdate, {"group": "G", "name": "hijacked"}),
     (GroupSetRole, {"group": "G", "user": "bob", "role": "admin"}),
     (GroupTransfer, {"group": "G", "user": "bob"}),
+    (W.RedPacketSend, {"to": "", "group": "G", "amount": 1, "count": 1, "key": "intruder"}),
 ]
 
 

@@ -171,7 +171,7 @@ def send(plan: Plan, op: SendPacket) -> None:
         event["memo"] = op.memo
     op.pos = _event(plan, p, actor, event)
     op.result = {"packet": pid, "conv": conv, "pos": op.pos, "expires": expires,
-                 "transfer": transfer_map(plan, t), **balance_map(plan.account(actor))}
+                 "transfer": transfer_map(plan.username, t), **balance_map(plan.account(actor))}
     keep_answer(plan, op, params)
 
 

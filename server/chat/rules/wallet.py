@@ -21,6 +21,7 @@ in the two users' direct conversation (a message with an "event" map).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -75,17 +76,18 @@ def may_send_coins(payee: Social, payer: int) -> bool:
     return payee.coins == VIS_EVERYONE or payer in payee.contacts
 
 
-def account_name(plan: Plan, acct: int) -> str:
+def account_name(username: Callable[[int], str], acct: int) -> str:
     """A user account's owner, or "*issuance", "*rewards", "*escrow"."""
-    return plan.username(acct) if acct > 0 else f"*{SYSTEM_ACCOUNTS[acct]}"
+    return username(acct) if acct > 0 else f"*{SYSTEM_ACCOUNTS[acct]}"
 
 
-def transfer_map(plan: Plan, t: Transfer) -> dict[str, Any]:
-    """A transfer as the wire shows it (history, WALLET entries, answers)."""
+def transfer_map(username: Callable[[int], str], t: Transfer) -> dict[str, Any]:
+    """A transfer as the wire shows it (history, WALLET entries, answers); `username`
+    names a user account's owner."""
     phase = ("pending" if t.flags & PENDING else "post" if t.flags & POST
              else "void" if t.flags & VOID else "posted")
-    m: dict[str, Any] = {"id": t.id, "from": account_name(plan, t.debit),
-                         "to": account_name(plan, t.credit), "amount": t.amount,
+    m: dict[str, Any] = {"id": t.id, "from": account_name(username, t.debit),
+                         "to": account_name(username, t.credit), "amount": t.amount,
                          "code": CODE_NAMES[t.code], "phase": phase, "ts": t.ts}
     if t.pending_id:
         m["pending_id"] = t.pending_id
@@ -148,7 +150,7 @@ def notify(plan: Plan, t: Transfer) -> None:
     for acct in (t.debit, t.credit):
         if acct > 0:
             plan.log(acct, WALLET_UPDATE, _packb({
-                "event": "transfer", "transfer": transfer_map(plan, t),
+                "event": "transfer", "transfer": transfer_map(plan.username, t),
                 **balance_map(plan.account(acct))}))
 
 
@@ -323,7 +325,7 @@ def pay(plan: Plan, op: Pay) -> None:
         event["memo"] = op.memo
     conv, pos = direct_event(plan, op.actor, payee, event)
     op.pos = pos
-    op.result = {"transfer": transfer_map(plan, t), "conv": conv, "pos": pos,
+    op.result = {"transfer": transfer_map(plan.username, t), "conv": conv, "pos": pos,
                  **balance_map(plan.account(op.actor))}
     keep_answer(plan, op, params)
 
@@ -339,7 +341,7 @@ def mint(plan: Plan, op: Mint) -> None:
         raise Refused(ErrorCode.UNKNOWN_USER, f"cannot mint to {op.to}")
     t = move(plan, ISSUANCE, to, op.amount, CODE_MINT, memo=op.memo, actor=op.actor,
              key=op.key)
-    op.result = {"transfer": transfer_map(plan, t)}
+    op.result = {"transfer": transfer_map(plan.username, t)}
     keep_answer(plan, op, params)
 
 
@@ -373,7 +375,7 @@ def hold_rule(plan: Plan, op: Hold) -> None:
     expires = plan.ts + op.timeout_ms if op.timeout_ms else 0
     t = hold(plan, op.debit, op.credit, op.amount, CODE_HOLD, expires=expires, memo=op.memo,
              actor=op.actor, key=op.key)
-    op.result = {"transfer": transfer_map(plan, t)}
+    op.result = {"transfer": transfer_map(plan.username, t)}
     keep_answer(plan, op, params)
 
 
@@ -396,7 +398,7 @@ def post_rule(plan: Plan, op: PostPending) -> None:
     if amount == 0:
         raise Refused(ErrorCode.INVALID_FIELD, "post at least 1 (VOID releases all)")
     t = close(plan, p, amount, actor=op.actor, key=op.key)
-    op.result = {"transfer": transfer_map(plan, t)}
+    op.result = {"transfer": transfer_map(plan.username, t)}
     keep_answer(plan, op, params)
 
 
@@ -406,7 +408,7 @@ def void_rule(plan: Plan, op: VoidPending) -> None:
         return
     p = _open_pending(plan, op, op.pending)
     t = close(plan, p, 0, actor=op.actor, key=op.key)
-    op.result = {"transfer": transfer_map(plan, t)}
+    op.result = {"transfer": transfer_map(plan.username, t)}
     keep_answer(plan, op, params)
 
 
@@ -426,5 +428,5 @@ def correct(plan: Plan, op: Correct) -> None:
         raise Refused(ErrorCode.FORBIDDEN, "rewards and escrow move by their own rules")
     t = move(plan, op.debit, op.credit, op.amount, CODE_REVERSAL, ref=op.ref, memo=op.memo,
              key=op.key)
-    op.result = {"transfer": transfer_map(plan, t)}
+    op.result = {"transfer": transfer_map(plan.username, t)}
     keep_answer(plan, op, params)
