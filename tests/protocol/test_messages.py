@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import string
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -255,6 +257,22 @@ EXAMPLES: dict[int, Message] = {
     T.PRIVACY: Privacy(rid=38, presence="contacts", profile="everyone", messages="everyone"),
 }
 
+
+def _vector_examples() -> dict[int, Message]:
+    """The channel (110-130) and wallet (150-170) messages: the first test vector of each
+    type (SPEC section 26), decoded from its frame."""
+    path = Path(__file__).resolve().parents[1] / "vectors" / "protocol_v1.json"
+    out: dict[int, Message] = {}
+    for v in json.loads(path.read_text(encoding="utf-8")):
+        t = v["type"]
+        if (110 <= t <= 130 or 150 <= t <= 170) and t not in out:
+            _, rid, payload = unpack_body(bytes.fromhex(v["hex"])[4:])
+            out[t] = decode_message(t, rid, payload)
+    return out
+
+
+EXAMPLES.update(_vector_examples())
+
 CLIENT_SENT = {
     T.HELLO,
     T.PING,
@@ -270,6 +288,13 @@ CLIENT_SENT = {
     T.ACK,
     T.HISTORY,
     *SOCIAL_CLIENT_TYPES,
+    # channels (SPEC 24)
+    T.CHANNEL_CREATE, T.GET_CHANNEL, T.CHANNEL_JOIN, T.CHANNEL_LEAVE, T.CHANNEL_UPDATE,
+    T.CHANNEL_SET_ROLE, T.CHANNEL_BAN, T.CHANNEL_POST, T.CHANNEL_COMMENT, T.CHANNEL_LIKE,
+    T.CHANNEL_PIN, T.CHANNEL_DELETE, T.CHANNEL_READ, T.CHANNEL_FETCH, T.CHANNEL_SEARCH,
+    # the wallet (SPEC 25)
+    T.GET_WALLET, T.LIST_TRANSFERS, T.PAY, T.RED_PACKET_SEND, T.RED_PACKET_CLAIM,
+    T.GET_RED_PACKET, T.CHECK_IN, T.LIST_TASKS, T.LIST_ITEMS, T.ITEM_GIFT, T.ITEM_REDEEM,
 }
 
 
