@@ -201,7 +201,8 @@ def sends(draw: st.DrawFn) -> Send:
     return Send(
         rid=draw(rids),
         to=draw(text(256)) if group is None else "",
-        cmid=draw(st.text(min_size=1, max_size=64)),
+        # a client's cmid must not start with "#" (reserved for the server's event rows)
+        cmid=draw(st.text(min_size=1, max_size=64).filter(lambda c: not c.startswith("#"))),
         text=draw(st.text(max_size=60)),
         meta=draw(maps),
         group=group,

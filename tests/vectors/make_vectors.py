@@ -174,7 +174,7 @@ G_ADDED = _gmsg(1005, 2, "alice", T1 + 1_000, "", "", {"type": "added", "users":
 G_TEXT = _gmsg(1006, 3, "alice", T1 + 2_000, "c-0002", "who is driving?")
 
 
-# The wallet (SPEC.md 24): alice pays bob, sends a red packet into group 12, bob claims.
+# The wallet (SPEC.md 25): alice pays bob, sends a red packet into group 12, bob claims.
 T2 = T1 + 60_000
 PAY_501 = W.TransferEntry(id=501, sender="alice", to="bob", amount=30, code="pay",
                           phase="posted", ts=T2, memo="lunch")
