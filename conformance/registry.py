@@ -79,6 +79,7 @@ def all_checks() -> list[Check]:
         checks_messaging,
         checks_social,
         checks_states,
+        checks_wallet,
     )
     return sorted(ORDER, key=Check.key)
 

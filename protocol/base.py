@@ -112,12 +112,35 @@ class MessageType(IntEnum):
     CHANNEL_SEARCH = 128
     CHANNEL_HITS = 129
     CHANNEL_NEWS = 130
+    # the wallet (wallet.py): 150-170
+    GET_WALLET = 150
+    WALLET = 151
+    LIST_TRANSFERS = 152
+    TRANSFER_LIST = 153
+    PAY = 154
+    PAID = 155
+    RED_PACKET_SEND = 156
+    RED_PACKET_SENT = 157
+    RED_PACKET_CLAIM = 158
+    RED_PACKET_CLAIMED = 159
+    GET_RED_PACKET = 160
+    RED_PACKET = 161
+    CHECK_IN = 162
+    CHECKED_IN = 163
+    LIST_TASKS = 164
+    TASK_LIST = 165
+    LIST_ITEMS = 166
+    ITEM_LIST = 167
+    ITEM_GIFT = 168
+    ITEM_REDEEM = 169
+    ITEM_DONE = 170
 
 
 class UpdateKind(IntEnum):
     MESSAGE = 1  # a message map (a group event is a message map with an "event" map)
     READ = 2  # {conv, user, pos}: a read-up-to marker moved
     CONTACT = 3  # {event, user}: a contact request or contact-list change
+    WALLET = 4  # {event, ...}: the user's balance or items changed (wallet.py)
     CHANNEL = 10  # {event, channel, name}: the user joined, left or was banned from a channel
 
 
@@ -135,6 +158,8 @@ _FROM_CLIENT = frozenset({
     T.CHANNEL_CREATE, T.GET_CHANNEL, T.CHANNEL_JOIN, T.CHANNEL_LEAVE, T.CHANNEL_UPDATE,
     T.CHANNEL_SET_ROLE, T.CHANNEL_BAN, T.CHANNEL_POST, T.CHANNEL_COMMENT, T.CHANNEL_LIKE,
     T.CHANNEL_PIN, T.CHANNEL_DELETE, T.CHANNEL_READ, T.CHANNEL_FETCH, T.CHANNEL_SEARCH,
+    T.GET_WALLET, T.LIST_TRANSFERS, T.PAY, T.RED_PACKET_SEND, T.RED_PACKET_CLAIM,
+    T.GET_RED_PACKET, T.CHECK_IN, T.LIST_TASKS, T.LIST_ITEMS, T.ITEM_GIFT, T.ITEM_REDEEM,
 })
 CLIENT_TYPES = frozenset(int(t) for t in _FROM_CLIENT)
 SERVER_TYPES = frozenset(int(t) for t in T if t not in _FROM_CLIENT) | {int(T.CLOSE)}

@@ -48,6 +48,13 @@ class ErrorCode(IntEnum):
     INVALID_INVITE = 3051  # the channel's invitation token is wrong or was replaced
     NOT_FOUND = 3052  # no such post or comment in that channel (or it is deleted)
     SLOW_MODE = 3053  # the channel's slow mode: retry_after says when you may post again
+    # 32xx: the wallet
+    INSUFFICIENT_FUNDS = 3201  # the account's available balance is below the amount
+    IDEMPOTENCY_MISMATCH = 3202  # the idempotency key was used with other parameters
+    PACKET_EMPTY = 3203  # every share of the red packet is claimed
+    PACKET_EXPIRED = 3204  # the red packet expired; its rest went back to the sender
+    ITEM_UNAVAILABLE = 3205  # no such item of yours, or it is redeemed
+    TASK_DONE = 3206  # the task is done as often as it pays in this period
     # 4xxx: load
     RATE_LIMITED = 4001  # retry_after says when to try again
     # 5xxx: the server
@@ -90,6 +97,12 @@ _ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.INVALID_INVITE: "invitation unknown or no longer valid",
     ErrorCode.NOT_FOUND: "no such post or comment",
     ErrorCode.SLOW_MODE: "slow mode: wait before posting again",
+    ErrorCode.INSUFFICIENT_FUNDS: "the balance is too low",
+    ErrorCode.IDEMPOTENCY_MISMATCH: "idempotency key reused with other parameters",
+    ErrorCode.PACKET_EMPTY: "every share of the red packet is claimed",
+    ErrorCode.PACKET_EXPIRED: "the red packet expired",
+    ErrorCode.ITEM_UNAVAILABLE: "no such item, or it is used",
+    ErrorCode.TASK_DONE: "the task is done for this period",
     ErrorCode.RATE_LIMITED: "rate limit exceeded, retry later",
     ErrorCode.INTERNAL_ERROR: "internal server error",
     ErrorCode.UNAVAILABLE: "server unavailable, reconnect and retry",

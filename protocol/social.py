@@ -371,6 +371,7 @@ class SetPrivacy(Message):
     messages: str | None = wire(default=None, choices=MESSAGE_POLICY)
     groups: str | None = wire(default=None, choices=VISIBILITY)
     receipts: str | None = wire(default=None, choices=VISIBILITY)
+    coins: str | None = wire(default=None, choices=VISIBILITY)  # may send this user coins
 
 
 @message(M.GET_PRIVACY)
@@ -385,6 +386,7 @@ class Privacy(Message):
     messages: str = wire(choices=MESSAGE_POLICY)
     groups: str | None = wire(default=None, choices=VISIBILITY)  # always sent by this server
     receipts: str | None = wire(default=None, choices=VISIBILITY)  # always sent by this server
+    coins: str | None = wire(default=None, choices=VISIBILITY)  # always sent by this server
 
 
 SOCIAL_CLASSES: tuple[type[Message], ...] = (

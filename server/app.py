@@ -26,6 +26,7 @@ import sys
 import time
 from typing import Any, cast
 
+from .chat.ledger import WalletPolicy
 from .chat.ops import CreateGroup
 from .chat.policy import Policy
 from .config import Config
@@ -40,6 +41,7 @@ from .handlers.presence import PresenceService
 from .handlers.receipts import ReceiptHandlers
 from .handlers.session import SessionHandlers
 from .handlers.throttle import WriteBudget
+from .handlers.wallet import Expiry, WalletHandlers, answers
 from .net.hub import Hub
 from .net.router import Router
 from .net.transport import Endpoint, ServerConnection
@@ -81,7 +83,10 @@ class Server:
                              max_groups_joined=config.max_groups_joined,
                              max_contacts=config.max_contacts,
                              max_outgoing_requests=config.max_outgoing_requests,
-                             budget=self.writes)
+                             budget=self.writes,
+                             wallet=WalletPolicy(config.tasks(),
+                                                 int(config.packet_ttl * 1000),
+                                                 config.max_packet_shares, os.urandom(32)))
         self.fanout = FanOut(self.hub.sessions, self.hub.of_user, self.store.cached_head,
                              self.counters)
         self.store.on_committed = self.fanout.committed
@@ -121,11 +126,16 @@ class Server:
         accounts = AccountHandlers(store, hub, cfg, clock)
         accounts.route(router)
         hub.on_unbind = accounts.unbound
-        MessagingHandlers(store, self.limits, cfg, writes, clock).route(router)
+        MessagingHandlers(store, self.limits, cfg, writes, clock,
+                          rewards=self.policy.wallet).route(router)
         GroupHandlers(store, writes, self.policy, clock).route(router)
         self.fanout.answer_with(CreateGroup, answer_created)
         ReceiptHandlers(store, writes, cfg.max_group_size, clock).route(router)
         ContactHandlers(store, writes, self.policy, clock).route(router)
+        WalletHandlers(store, writes, self.policy, clock).route(router)
+        self.expiry = Expiry(store, self.policy)
+        for op_type, answer in answers(self.expiry).items():
+            self.fanout.answer_with(op_type, answer)
         self.presence = PresenceService(store, hub, cfg, clock)
         self.presence.route(router)
         hub.on_presence = self.presence.changed
@@ -183,6 +193,7 @@ class Server:
             self.loop.create_task(self._flush_positions(), name="positions"),
             self.loop.create_task(self._prune(), name="retention"),
             self.loop.create_task(self.presence.run(), name="presence"),
+            self.loop.create_task(self.expiry.run(), name="wallet-expiry"),
         ]
         stats = self.ops.stats
         if self.config.stats_interval > 0 and stats is not None:

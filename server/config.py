@@ -9,6 +9,7 @@ range, or the allowed words), then the checks that relate settings to each other
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tomllib
@@ -17,6 +18,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from liaotian.protocol import Limits
+from liaotian.protocol.wallet import MAX_SHARES, TASK_TRIGGERS
+
+from .chat.ledger import DAY_MS, Task
 
 ENV_PREFIX = "LIAOTIAN_"
 
@@ -101,6 +105,11 @@ class Config:
     metrics_port: int = -1  # Prometheus /metrics on this port; -1 = off, 0 = any free port
     metrics_host: str = "127.0.0.1"
     admin_socket: str = ""  # Unix socket of `liaotian-server admin`; "" = <db_path>.admin
+    # --- the wallet: the task catalogue as JSON (in a file: a [wallet] table, see
+    # wallet_settings), red packets' time to expiry, their shares at most
+    wallet_tasks: str = '[{"name": "checkin", "trigger": "checkin", "reward": 10}]'
+    packet_ttl: float = 86_400.0  # seconds until a red packet's rest returns to its sender
+    max_packet_shares: int = 1000
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -127,6 +136,11 @@ class Config:
                              "(a GROUP_UPDATE of a full group writes that many rows)")
         if self.max_groups_joined < self.max_groups_owned:
             raise ValueError("setting 'max_groups_joined' must be at least max_groups_owned")
+        self.tasks()  # a malformed catalogue is refused at start
+
+    def tasks(self) -> tuple[Task, ...]:
+        """The task catalogue (`wallet_tasks`), checked: ValueError naming what is wrong."""
+        return parse_tasks(self.wallet_tasks)
 
     def limits(self) -> Limits:
         return Limits(
@@ -192,8 +206,9 @@ def _read_file(file: str) -> Mapping[str, Any]:
         raise ValueError(f"config file {file}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config file {file}: not valid TOML: {exc}") from None
+    wallet = wallet_settings(data.pop("wallet"), file) if "wallet" in data else {}
     if "server" not in data:
-        return data
+        return {**data, **wallet}
     table = data["server"]
     if not isinstance(table, dict):
         raise ValueError(f"config file {file}: 'server' must be a table of settings "
@@ -202,7 +217,7 @@ def _read_file(file: str) -> Mapping[str, Any]:
     if stray:
         raise ValueError(f"config file {file}: setting {stray[0]!r} is outside the [server] "
                          f"table (put every setting in it, or none)")
-    return table
+    return {**table, **wallet}
 
 
 class SettingError(ValueError):
@@ -346,7 +361,87 @@ RULES: dict[str, Rule] = {
     "metrics_port": Rule(-1, 65535, note="-1: off; 0: any free port"),
     "metrics_host": Rule(required=True, note="0.0.0.0 or :: serves every interface"),
     "admin_socket": Rule(note="Unix socket path; empty: <db_path>.admin; off: none"),
+    # the wallet
+    "wallet_tasks": Rule(note='JSON: [{"name", "trigger", "reward", "period", "cap", '
+                              '"offset_hours", "item"}, ...]; in a file, [[wallet.tasks]] '
+                              'tables'),
+    "packet_ttl": Rule(1, 30 * DAY, note="seconds"),
+    "max_packet_shares": Rule(1, MAX_SHARES),
 }
+
+
+PERIODS = {"day": DAY_MS, "week": 7 * DAY_MS, "ever": 0}
+
+
+def parse_tasks(text: str) -> tuple[Task, ...]:
+    """The task catalogue from its JSON text: a list of objects with `name`, `trigger`
+    (checkin, message or invite), `reward` (coins, 0 or more), and optionally `period`
+    ("day", the default; "week"; "ever"; or seconds), `cap` (completions paid per period,
+    default 1), `offset_hours` (where a period starts, from UTC midnight) and `item` (the
+    kind of item each completion grants)."""
+    where = "setting 'wallet_tasks'"
+    try:
+        raw = json.loads(text) if text.strip() else []
+    except ValueError as exc:
+        raise ValueError(f"{where} is not valid JSON: {exc}") from None
+    if not isinstance(raw, list):
+        raise ValueError(f"{where} must be a list of tasks")
+    tasks: list[Task] = []
+    for i, t in enumerate(raw):
+        def bad(why: str, i: int = i) -> ValueError:
+            return ValueError(f"{where}: task {i + 1} {why}")
+
+        if not isinstance(t, dict):
+            raise bad("must be a table")
+        unknown = set(t) - {"name", "trigger", "reward", "period", "cap", "offset_hours",
+                            "item"}
+        if unknown:
+            raise bad(f"has unknown keys {sorted(unknown)}")
+        name, trigger, item = t.get("name"), t.get("trigger"), t.get("item", "")
+        if not isinstance(name, str) or not 1 <= len(name) <= 64:
+            raise bad("needs a name of 1 to 64 characters")
+        if trigger not in TASK_TRIGGERS:
+            raise bad(f"needs a trigger, one of {', '.join(TASK_TRIGGERS)}")
+        reward, cap = t.get("reward"), t.get("cap", 1)
+        if type(reward) is not int or not 0 <= reward <= 10**12:
+            raise bad("needs a reward, a whole number of coins 0 .. 10^12")
+        if type(cap) is not int or not 1 <= cap <= 1_000_000:
+            raise bad("has a cap outside 1 .. 1000000")
+        period = t.get("period", "day")
+        if isinstance(period, str) and period in PERIODS:
+            period_ms = PERIODS[period]
+        elif isinstance(period, int | float) and not isinstance(period, bool) \
+                and 1 <= period <= 366 * DAY:
+            period_ms = int(period * 1000)
+        else:
+            raise bad("has a period that is not day, week, ever or 1 .. 31622400 seconds")
+        offset = t.get("offset_hours", 0)
+        if not isinstance(offset, int | float) or isinstance(offset, bool) \
+                or not -24 <= offset <= 24:
+            raise bad("has offset_hours outside -24 .. 24")
+        if not isinstance(item, str) or len(item) > 32:
+            raise bad("has an item kind longer than 32 characters")
+        if any(x.name == name for x in tasks):
+            raise bad(f"repeats the name {name!r}")
+        tasks.append(Task(name, trigger, reward, period_ms, cap, int(offset * 3_600_000),
+                          item))
+    return tuple(tasks)
+
+
+def wallet_settings(table: Any, file: str) -> dict[str, Any]:
+    """The settings a config file's [wallet] table gives: `tasks` (an array of tables,
+    [[wallet.tasks]]) as `wallet_tasks`, and `packet_ttl`, `max_packet_shares`."""
+    if not isinstance(table, dict):
+        raise ValueError(f"config file {file}: 'wallet' must be a table")
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "tasks":
+            out["wallet_tasks"] = json.dumps(value)
+        elif key in ("packet_ttl", "max_packet_shares"):
+            out[key] = value
+        else:
+            raise ValueError(f"config file {file}: unknown setting {key!r} in [wallet]")
+    return out
 
 
 def rule_for(name: str) -> Rule:

@@ -114,6 +114,14 @@ class FanOut:
                     for c in targets:
                         if c.live and c is not origin and res.sender_seq > c.sent_upto:
                             _push(out, c, res.sender_seq, upd)
+            if req.pushes:  # a task's reward, planned with the send (chat/rules/tasks.py)
+                for p in req.pushes:
+                    targets = of_user(p.user)
+                    if targets:
+                        upd = encode_update(p.seq, p.kind, p.data)
+                        for c in targets:
+                            if c.live and p.seq > c.sent_upto:
+                                _push(out, c, p.seq, upd)
         cached_head = self._cached_head
         counted = self.counters.frames_out
         pushes = 0

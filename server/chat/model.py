@@ -64,12 +64,13 @@ class Social:
     groups_owned: int = 0  # groups whose owner this user is
     groups_joined: int = 0  # groups this user is a member of (owned ones included)
     receipts: int = VIS_CONTACTS  # who sees this user's read and delivered positions
+    coins: int = VIS_CONTACTS  # who may send this user coins (rules/wallet.py)
 
     def copy(self) -> Social:
         return Social(set(self.contacts), set(self.outgoing), set(self.incoming),
                       set(self.blocked), self.presence, self.profile, self.messages,
                       self.groups, self.groups_owned, self.groups_joined,
-                      receipts=self.receipts)
+                      receipts=self.receipts, coins=self.coins)
 
     def add_relation(self, other: int, kind: int) -> None:
         """File one relation of this user (user = this user) into its set."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from liaotian.protocol import ErrorCode
 
+from .ledger import WalletPolicy
 from .model import ChannelMember, ChannelState, GroupState
 from .policy import DEFAULT_POLICY, Policy
 
@@ -67,7 +68,8 @@ class SendRequest:
     result: SendResult | None = None
     error: ErrorCode | None = None
     error_message: str = ""
-    pushes: list[Push] = field(default_factory=list)  # unused: a send pushes its result
+    pushes: list[Push] = field(default_factory=list)  # a task's reward (rules/tasks.py)
+    rewards: WalletPolicy | None = None  # set when a SEND completes tasks (on_message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +209,7 @@ class SetPrivacy(Op):
     messages: str | None = None
     groups: str | None = None
     receipts: str | None = None
+    coins: str | None = None  # who may send me coins
 
 
 # read markers (rules/receipts.py)
@@ -354,3 +357,141 @@ class ReadChannel(Op):
 
     channel: int
     read_pos: int
+
+
+# wallet: ledger (rules/wallet.py), red packets (rules/packets.py), tasks and items
+# (rules/tasks.py). Amounts are integers; see chat/ledger.py.
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class WalletOp(Op):
+    """A wallet request. With an idempotency `key` (the actor's, unique per actor), a
+    retry with the same parameters gets the first answer again (`duplicate`), whatever
+    happened since; the same key with other parameters is refused (IDEMPOTENCY_MISMATCH).
+    A refused request keeps no key: retrying it is planned afresh."""
+
+    key: str = ""
+    # outcome
+    result: dict[str, Any] | None = None  # the answer map
+    duplicate: bool = False
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Pay(WalletOp):
+    """Coins from the actor to another user, with a memo: an event in their direct
+    conversation. Privacy `coins` of the payee decides who may pay them."""
+
+    to: str
+    amount: int
+    memo: str = ""
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Mint(WalletOp):
+    """Issue coins from ISSUANCE to a user or a system account (an admin's; actor 0)."""
+
+    to: str  # a username, or "*rewards"
+    amount: int
+    memo: str = ""  # why (kept with the transfer: the audit)
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Hold(WalletOp):
+    """A pending transfer between two accounts (the actor's own account as the debit,
+    or any account for the server, actor 0), timing out after `timeout_ms` (0: never)."""
+
+    debit: int
+    credit: int
+    amount: int
+    timeout_ms: int = 0
+    memo: str = ""
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class PostPending(WalletOp):
+    """Post a pending transfer: `amount` of it (None: all), the rest released."""
+
+    pending: int
+    amount: int | None = None
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class VoidPending(WalletOp):
+    pending: int
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class ExpirePending(WalletOp):
+    """The server's: a pending transfer whose timeout has passed is voided (a red packet's
+    is posted for what was claimed). Due when the batch's time reaches `expires`; early
+    or already closed, it does nothing."""
+
+    pending: int
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Correct(WalletOp):
+    """A correction (the server's, actor 0): a posted transfer between two accounts,
+    naming the transfer it corrects (`ref`): transfers are never changed."""
+
+    debit: int
+    credit: int
+    amount: int
+    ref: int = 0
+    memo: str = ""
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class SendPacket(WalletOp):
+    """A red packet into a group (`group`) or a direct conversation (`to`)."""
+
+    amount: int
+    count: int
+    split: str = "random"  # or "equal"
+    memo: str = ""
+    group: int | None = None
+    to: str = ""
+    seed: int = 0  # chosen by the server when the request arrives, kept with the packet
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class ClaimPacket(WalletOp):
+    """Claim a share of a red packet; a second claim gets the first one's answer."""
+
+    packet: int
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class CheckIn(WalletOp):
+    """The daily check-in task (a task of the catalogue triggered by "checkin")."""
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class GrantItem(WalletOp):
+    """Give a new item (an invitation code, an F code) to a user (an admin's; actor 0)."""
+
+    to: str
+    kind: str
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class GiftItem(WalletOp):
+    """Give one of the actor's items to a contact."""
+
+    code: str
+    to: str
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class RedeemItem(WalletOp):
+    """Use one of the actor's items, once."""
+
+    code: str
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class UseInvite(WalletOp):
+    """A new user registered with an invitation code: the code is redeemed and its owner
+    completes the "invite" tasks (the REGISTER handler's, actor: the new user)."""
+
+    code: str

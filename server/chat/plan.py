@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .ledger import Account, Item, KeyRecord, Packet, Transfer
 from .model import (
     ChannelMember,
     ChannelState,
@@ -51,6 +52,13 @@ class Needs:
     likes: set[tuple[int, int, int]] = field(default_factory=set)
     comments: set[tuple[int, int, int]] = field(default_factory=set)
     post_cmids: set[tuple[int, int, str]] = field(default_factory=set)
+    # the wallet (chat/ledger.py)
+    accounts: set[int] = field(default_factory=set)  # balances
+    keys: set[tuple[int, str]] = field(default_factory=set)  # idempotency keys (user, key)
+    pendings: set[int] = field(default_factory=set)  # pending transfers, open or not
+    packets: set[int] = field(default_factory=set)  # red packets
+    tasks: set[int] = field(default_factory=set)  # users' task progress
+    items: set[str] = field(default_factory=set)  # items by code
 
 
 def pair(a: int, b: int) -> tuple[int, int]:
@@ -114,9 +122,45 @@ class Plan(Protocol):
     def unrelate(self, a: int, b: int, kind: int) -> None: ...
     def set_privacy(self, uid: int, *, presence: int | None = None,
                     profile: int | None = None, messages: int | None = None,
-                    groups: int | None = None, receipts: int | None = None) -> None: ...
+                    groups: int | None = None, receipts: int | None = None,
+                    coins: int | None = None) -> None: ...
     def set_read_marker(self, uid: int, conv: int, pos: int) -> None:
         """Move the user's read marker of the conversation forward to `pos`."""
+
+    # ------------------------------------------------------------------ the wallet
+    # (chat/ledger.py). The rules compute every new balance; the store keeps them.
+
+    def account(self, acct: int) -> Account:
+        """The account as it stands in this batch (read only: set_account changes it)."""
+    def pending(self, tid: int) -> Transfer | None:
+        """The pending transfer `tid` if it is open (not posted, voided or expired)."""
+    def packet_ro(self, pid: int) -> Packet | None:
+        """The red packet as it stands in this batch, for reading only."""
+    def packet(self, pid: int) -> Packet | None:
+        """The red packet for changing through the named writes (the batch's copy)."""
+    def key_record(self, uid: int, key: str) -> KeyRecord | None: ...
+    def task_progress(self, uid: int, task: str) -> tuple[int, int]:
+        """(period, completions in it) of the user's newest period of the task."""
+    def item_ro(self, code: str) -> Item | None: ...
+    def item(self, code: str) -> Item | None:
+        """The item for changing through the named writes (the batch's copy)."""
+    def new_transfer_id(self) -> int: ...
+    def new_packet_id(self) -> int: ...
+    def new_wallet_item_id(self) -> int: ...
+
+    def add_transfer(self, t: Transfer) -> None:
+        """Keep a transfer (immutable); a PENDING one is open until closed, a POST or VOID
+        closes its pending transfer. Balances change only by set_account."""
+    def set_account(self, acct: int, a: Account) -> None: ...
+    def add_packet(self, p: Packet) -> None: ...
+    def add_claim(self, p: Packet, uid: int, amount: int, transfer: int) -> None: ...
+    def close_packet(self, p: Packet, state: int) -> None: ...
+    def record_key(self, uid: int, key: str, rec: KeyRecord) -> None: ...
+    def count_task(self, uid: int, task: str, period: int, count: int) -> None:
+        """The user's completions of the task in `period` are `count` now."""
+    def add_item(self, item: Item) -> None: ...
+    def give_item(self, item: Item, owner: int) -> None: ...
+    def redeem_item(self, item: Item) -> None: ...
 
 
 class ChannelPlan(Plan, Protocol):

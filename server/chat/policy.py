@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from .ledger import WalletPolicy
+
 
 class RowBudget(Protocol):
     """Per-user budget of update-log rows (server/handlers/throttle.py's WriteBudget)."""
@@ -30,6 +32,7 @@ class Policy:
     max_channel_members: int = 100_000  # members of one channel, owner included
     max_channel_pins: int = 10  # pinned posts of one channel
     budget: RowBudget | None = None
+    wallet: WalletPolicy = WalletPolicy()
 
 
 DEFAULT_POLICY = Policy()

@@ -87,7 +87,8 @@ class ContactHandlers:
         self._submit(ops.SetPrivacy(actor=conn.user_id, session=conn.id, rid=msg.rid,
                                     policy=self.policy, presence=msg.presence,
                                     profile=msg.profile, messages=msg.messages,
-                                    groups=msg.groups, receipts=msg.receipts))
+                                    groups=msg.groups, receipts=msg.receipts,
+                                    coins=msg.coins))
 
     async def list_contacts(self, conn: Peer, msg: ListContacts) -> None:
         soc = await self.store.social_of(conn.user_id)
@@ -128,4 +129,5 @@ class ContactHandlers:
                           profile=VISIBILITY_NAMES[soc.profile],
                           messages=VISIBILITY_NAMES[soc.messages],
                           groups=VISIBILITY_NAMES[soc.groups],
-                          receipts=VISIBILITY_NAMES[soc.receipts]))
+                          receipts=VISIBILITY_NAMES[soc.receipts],
+                          coins=VISIBILITY_NAMES[soc.coins]))

@@ -24,6 +24,7 @@ from liaotian.protocol import (
     validate_username,
 )
 
+from ..chat.ledger import WalletPolicy
 from ..chat.ops import SendRequest
 from ..config import Config
 from ..net.peer import Peer
@@ -38,8 +39,10 @@ _packb = msgpack.packb
 
 class MessagingHandlers:
     def __init__(self, store: Store, limits: Limits, config: Config, writes: WriteBudget,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], rewards: WalletPolicy | None = None) -> None:
         self.store = store
+        # tasks a SEND completes (rules/tasks.py); None when none is configured
+        self._rewards = rewards if rewards is not None and rewards.on_message else None
         self.limits = limits
         self.config = config
         self.writes = writes
@@ -76,7 +79,7 @@ class MessagingHandlers:
             self.store.submit(SendRequest(
                 sender_id=conn.user_id, sender_name=conn.username, to_name=msg.to,
                 cmid=msg.cmid, text=text, meta=msg.meta, session=conn.id, rid=msg.rid,
-                group=msg.group))
+                group=msg.group, rewards=self._rewards))
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
 

@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..chat.ledger import Account, Item, LedgerDump, Packet, Transfer
 from ..chat.model import ChannelMember, ChannelState, GroupState, Social
 
 Committed = Callable[[list[Any]], None]  # the planned operations of one commit, in order
@@ -203,3 +204,19 @@ class Store(Protocol):
                              before_id: int | None = None) -> list[SearchHit]:
         """Posts and comments whose text has every word of `query` (case and accents
         ignored), newest first; `before_id` pages on."""
+
+    # ------------------------------------------------------------------ the wallet
+
+    async def account_of(self, acct: int) -> Account: ...
+    async def transfers_of(self, acct: int, before: int | None,
+                           limit: int) -> list[Transfer]:
+        """The account's transfers, newest first, with ids below `before`."""
+    async def items_of(self, uid: int) -> list[Item]: ...
+    async def packet_of(self, pid: int) -> Packet | None: ...
+    async def task_progress_of(self, uid: int) -> dict[str, tuple[int, int]]:
+        """task -> (period, completions) of the user's newest period of each task."""
+    async def pendings_due(self, before: int, limit: int) -> list[int]:
+        """Open pending transfers timing out before `before` (ms), earliest first."""
+    async def next_expiry(self) -> int | None:
+        """When the next open pending transfer times out (ms), if any does."""
+    async def ledger_dump(self) -> LedgerDump: ...

@@ -24,6 +24,7 @@ from typing import Any
 from liaotian.protocol import encode_update
 
 from ..chat import rules
+from ..chat.ledger import Account, Item, KeyRecord, LedgerDump, Packet, Transfer
 from ..chat.model import EVENT_CMID, KIND_DIRECT, KIND_GROUP, GroupState, Member, Social
 from ..chat.ops import SendRequest, SendResult
 from ..chat.plan import pair
@@ -78,13 +79,16 @@ class MemoryBatch(MemoryChannelBatch, Overlay):
         self.convs: list[tuple[int, int, int | None, int | None, int]] = []
         self.markers: list[tuple[int, int, int]] = []
         self.channel_rows: list[ChannelWrite] = []
+        self.transfers: list[Transfer] = []
 
     def _marks(self) -> tuple[int, ...]:
-        return (*super()._marks(), len(self.convs), len(self.markers), len(self.channel_rows))
+        return (*super()._marks(), len(self.convs), len(self.markers), len(self.channel_rows),
+                len(self.transfers))
 
     def _rewind(self, marks: tuple[int, ...]) -> None:
         super()._rewind(marks)
         del self.convs[marks[4]:], self.markers[marks[5]:], self.channel_rows[marks[6]:]
+        del self.transfers[marks[7]:]
 
     def _keep_direct_conv(self, conv: int, a: int, b: int) -> None:
         self.convs.append((conv, KIND_DIRECT, a, b, self.ts))
@@ -111,6 +115,32 @@ class MemoryBatch(MemoryChannelBatch, Overlay):
     def _keep_read_marker(self, uid: int, conv: int, pos: int) -> None:
         self.markers.append((uid, conv, pos))
 
+    # the wallet: the batch's state is what is published; transfers are kept as a list
+
+    def _keep_transfer(self, t: Transfer) -> None:
+        self.transfers.append(t)
+
+    def _keep_account(self, acct: int, a: Account) -> None:
+        pass
+
+    def _keep_pending(self, tid: int, t: Transfer | None) -> None:
+        pass
+
+    def _keep_packet(self, p: Packet, *, new: bool) -> None:
+        pass
+
+    def _keep_claim(self, p: Packet, uid: int, n: int, amount: int, transfer: int) -> None:
+        pass
+
+    def _keep_key(self, uid: int, key: str, rec: KeyRecord) -> None:
+        pass
+
+    def _keep_task(self, uid: int, task: str, period: int, count: int) -> None:
+        pass
+
+    def _keep_item(self, item: Item, *, new: bool) -> None:
+        pass
+
 
 class MemoryStore(MemoryChannels):
     def __init__(self, *, clock: Callable[[], int] = wall_clock_ms, auto_commit: bool = True,
@@ -131,6 +161,8 @@ class MemoryStore(MemoryChannels):
         self.markers: dict[tuple[int, int], int] = {}
         self.queue: list[Any] = []
         self.positions: dict[tuple[int, str], int] = {}  # acknowledged, kept at the next commit
+        self.transfers: list[Transfer] = []  # every transfer, in id order
+        self.by_account: dict[int, list[Transfer]] = {}
         self.batches = 0
         self.committed_sends = 0
         self._accepting = False
@@ -198,6 +230,10 @@ class MemoryStore(MemoryChannels):
         for _jid, uid, seq, kind, mid, data, ts in batch.updates:
             self.logs[uid].append((seq, kind, mid, data, ts))
         self._publish_channels(batch.channel_rows)
+        for t in batch.transfers:
+            self.transfers.append(t)
+            self.by_account.setdefault(t.debit, []).append(t)
+            self.by_account.setdefault(t.credit, []).append(t)
         for uid, conv, pos in batch.markers:
             key = (uid, conv)
             self.markers[key] = max(self.markers.get(key, 0), pos)
@@ -493,6 +529,45 @@ class MemoryStore(MemoryChannels):
                 if cap is not None and n >= cap:
                     break
         return n
+
+
+    # ------------------------------------------------------------------ wallet reads
+
+    async def account_of(self, acct: int) -> Account:
+        return self.state.ledger.accounts.get(acct) or Account()
+
+    async def transfers_of(self, acct: int, before: int | None, limit: int) -> list[Transfer]:
+        """The account's transfers, newest first, with ids below `before`."""
+        mine = self.by_account.get(acct, [])
+        hi = len(mine) if before is None else bisect.bisect_left(mine, before,
+                                                                 key=lambda t: t.id)
+        return mine[max(0, hi - limit):hi][::-1]
+
+    async def items_of(self, uid: int) -> list[Item]:
+        return sorted((i for i in self.state.ledger.items.values()
+                       if i is not None and i.owner == uid), key=lambda i: i.id)
+
+    async def packet_of(self, pid: int) -> Packet | None:
+        return self.state.ledger.packets.get(pid)
+
+    async def task_progress_of(self, uid: int) -> dict[str, tuple[int, int]]:
+        return {task: pc for (u, task), pc in self.state.ledger.progress.items() if u == uid}
+
+    async def pendings_due(self, before: int, limit: int) -> list[int]:
+        """Open pending transfers that time out before `before` (ms), earliest first."""
+        due = sorted((t.expires, t.id) for t in self.state.ledger.pendings.values()
+                     if t is not None and t.expires and t.expires < before)
+        return [tid for _e, tid in due[:limit]]
+
+    async def next_expiry(self) -> int | None:
+        return min((t.expires for t in self.state.ledger.pendings.values()
+                    if t is not None and t.expires), default=None)
+
+    async def ledger_dump(self) -> LedgerDump:
+        led = self.state.ledger
+        packets = [p for p in led.packets.values() if p is not None]
+        return LedgerDump(dict(led.accounts), list(self.transfers), packets,
+                          dict(led.progress))
 
 
 def _duplicate(m: MessageRow) -> SendResult:

@@ -28,6 +28,7 @@ from ..chat.model import REL_REQUESTED, GroupState, Member, Social
 from ..chat.ops import Push, Refused
 from ..chat.plan import pair
 from .channel_overlay import ChannelOverlay, ChannelTables
+from .ledger import LedgerOverlay, LedgerState
 
 # A log row: (its commit's journal id, user, seq, kind, message id or None, data or None,
 # ts ms), as the batch planned it.
@@ -56,6 +57,7 @@ class Committed:
     ch: ChannelTables = field(default_factory=ChannelTables)
     complete: bool = True
     next_item_id: int = 1
+    ledger: LedgerState = field(default_factory=LedgerState)  # the wallet (ledger.py)
 
     def add_user(self, name: str, uid: int) -> None:
         self.user_ids[name] = uid
@@ -74,11 +76,13 @@ class Committed:
         self.next_conv_id = batch.next_conv_id
         self.ch.update(batch.ch)
         self.next_item_id = batch.next_item_id
+        self.ledger.publish(batch)
 
 
-class Overlay(ChannelOverlay):
+class Overlay(ChannelOverlay, LedgerOverlay):
     """The planning state of one batch; implements chat.plan.ChannelPlan but for
-    `_keep_*`."""
+    `_keep_*` (the channels' part is ChannelOverlay's, channel_overlay.py; the wallet's
+    LedgerOverlay's, ledger.py)."""
 
     def __init__(self, committed: Committed, ts: int, parent: Overlay | None = None) -> None:
         self.c = committed
@@ -115,6 +119,7 @@ class Overlay(ChannelOverlay):
         self.updates: list[LogRow] = []
         self.pushes: list[Push] | None = None  # the current op's
         self._undo: list[Callable[[], None]] | None = None
+        self._init_ledger(committed.ledger, parent)
 
     # ------------------------------------------------------------------ op boundaries
 
@@ -350,7 +355,8 @@ class Overlay(ChannelOverlay):
 
     def set_privacy(self, uid: int, *, presence: int | None = None,
                     profile: int | None = None, messages: int | None = None,
-                    groups: int | None = None, receipts: int | None = None) -> None:
+                    groups: int | None = None, receipts: int | None = None,
+                    coins: int | None = None) -> None:
         s = self._save_social(self.social_rw(uid))
         if presence is not None:
             s.presence = presence
@@ -362,6 +368,8 @@ class Overlay(ChannelOverlay):
             s.groups = groups
         if receipts is not None:
             s.receipts = receipts
+        if coins is not None:
+            s.coins = coins
         self._keep_privacy(uid, s)
 
     def set_read_marker(self, uid: int, conv: int, pos: int) -> None:
@@ -420,3 +428,4 @@ def _restore_social(s: Social, was: Social) -> None:
                                                    was.groups)
     s.groups_owned, s.groups_joined, s.receipts = (was.groups_owned, was.groups_joined,
                                                    was.receipts)
+    s.coins = was.coins

@@ -207,11 +207,12 @@ class TinyPlan:
 
     def set_privacy(self, uid: int, *, presence: int | None = None,
                     profile: int | None = None, messages: int | None = None,
-                    groups: int | None = None, receipts: int | None = None) -> None:
+                    groups: int | None = None, receipts: int | None = None,
+                    coins: int | None = None) -> None:
         s = self.w.social[uid]
         for field, value in (("presence", presence), ("profile", profile),
                              ("messages", messages), ("groups", groups),
-                             ("receipts", receipts)):
+                             ("receipts", receipts), ("coins", coins)):
             if value is not None:
                 setattr(s, field, value)
         self.w.writes.append(("set_privacy", uid))

@@ -43,6 +43,7 @@ from liaotian.protocol import (
     Send,
     Sync,
 )
+from liaotian.protocol import wallet as W
 from liaotian.protocol.channels import (
     ChannelBan,
     ChannelComment,
@@ -154,6 +155,17 @@ EXAMPLES: list[tuple[type[Message], dict[str, Any]]] = [
     (ChannelRead, {"channel": 1, "pos": 1}),
     (ChannelFetch, {"channel": 1}),
     (ChannelSearch, {"channel": 1, "query": "hi"}),
+    (W.GetWallet, {}),
+    (W.ListTransfers, {"limit": 5}),
+    (W.Pay, {"to": "bob", "amount": 1, "key": "k1"}),
+    (W.RedPacketSend, {"to": "", "group": 1, "amount": 1, "count": 1, "key": "k2"}),
+    (W.RedPacketClaim, {"packet": 1}),
+    (W.GetRedPacket, {"packet": 1}),
+    (W.CheckIn, {"key": "k3"}),
+    (W.ListTasks, {}),
+    (W.ListItems, {}),
+    (W.ItemGift, {"code": "ABCD", "to": "bob"}),
+    (W.ItemRedeem, {"code": "ABCD"}),
 ]
 
 
@@ -199,9 +211,13 @@ async def test_session_requests_need_a_session_and_account_requests_refuse_one(
         tmp_path) -> None:
     async with social_server(tmp_path) as net:
         await net.register("alice", "bob")
-        c = await net.anonymous()
-        for cls, fields in EXAMPLES:
-            if int(cls.TYPE) in SESSION_TYPES and int(cls.TYPE) not in SOCIAL_CLIENT_TYPES:
+        session = [(cls, fields) for cls, fields in EXAMPLES
+                   if int(cls.TYPE) in SESSION_TYPES and int(cls.TYPE) not in SOCIAL_CLIENT_TYPES]
+        # a connection sends at most max_preauth_frames (32) frames before it authenticates:
+        # a fresh one per 16 requests
+        for start in range(0, len(session), 16):
+            c = await net.anonymous()
+            for cls, fields in session[start:start + 16]:
                 await refused(c, cls, fields, ErrorCode.NOT_AUTHENTICATED)
         # nothing happened: a login on the same connection finds an empty account
         await c.login("alice", PASSWORD, "d1")
@@ -226,6 +242,7 @@ NOT_MEMBER_TABLE: list[tuple[type[Message], dict[str, Any]]] = [
     (GroupUpdate, {"group": "G", "name": "hijacked"}),
     (GroupSetRole, {"group": "G", "user": "bob", "role": "admin"}),
     (GroupTransfer, {"group": "G", "user": "bob"}),
+    (W.RedPacketSend, {"to": "", "group": "G", "amount": 1, "count": 1, "key": "intruder"}),
 ]
 
 

@@ -52,6 +52,7 @@ from liaotian.protocol import (
     encode_updates_frame,
     unpack_body,
 )
+from liaotian.protocol import wallet as W
 from liaotian.protocol.social import (
     ROLES,
     Block,
@@ -200,7 +201,7 @@ def sends(draw: st.DrawFn) -> Send:
     return Send(
         rid=draw(rids),
         to=draw(text(256)) if group is None else "",
-        # SPEC 10.3: a cmid starting with '#' is the server's (1003), not a valid SEND
+        # a client's cmid must not start with "#" (reserved for the server's event rows)
         cmid=draw(st.text(min_size=1, max_size=64).filter(lambda c: not c.startswith("#"))),
         text=draw(st.text(max_size=60)),
         meta=draw(maps),
@@ -320,6 +321,70 @@ SOCIAL_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
 }
 
 
+# the wallet (protocol/wallet.py)
+amounts = st.integers(1, W.MAX_AMOUNT)
+keys = st.text(min_size=1, max_size=24)
+transfer_entries = st.builds(
+    W.TransferEntry, id=u63, sender=users, to=users, amount=u63,
+    code=st.sampled_from(W.TRANSFER_CODES), phase=st.sampled_from(W.TRANSFER_PHASES), ts=u63,
+    pending_id=st.none() | u63, expires=st.none() | u63, ref=st.none() | u63,
+    memo=opt_text(256),
+)
+item_entries = st.builds(W.ItemEntry, code=text(32), kind=text(32), source=text(96),
+                         created=u63, redeemed=st.none() | u63)
+balances = {"balance": u63, "pending_out": u63, "pending_in": u63}
+
+
+@st.composite
+def packet_sends(draw: st.DrawFn) -> W.RedPacketSend:
+    group = draw(st.none() | u63)
+    return W.RedPacketSend(rid=draw(rids), to=draw(users) if group is None else "",
+                           amount=draw(amounts), count=draw(st.integers(1, 1000)),
+                           key=draw(keys), split=draw(st.sampled_from(W.SPLITS)),
+                           memo=draw(text(256)), group=group)
+
+
+WALLET_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
+    T.GET_WALLET: st.builds(W.GetWallet, rid=rids),
+    T.WALLET: st.builds(W.Wallet, rid=rids, **balances),
+    T.LIST_TRANSFERS: st.builds(W.ListTransfers, rid=rids, limit=st.none() | st.integers(1, 200),
+                                before=st.none() | u63),
+    T.TRANSFER_LIST: st.builds(W.TransferList, rid=rids, transfers=tuples(transfer_entries),
+                               more=st.booleans()),
+    T.PAY: st.builds(W.Pay, rid=rids, to=users, amount=amounts, key=keys, memo=text(256)),
+    T.PAID: st.builds(W.Paid, rid=rids, transfer=transfer_entries, conv=u63, pos=u63,
+                      duplicate=st.booleans(), **balances),
+    T.RED_PACKET_SEND: packet_sends(),
+    T.RED_PACKET_SENT: st.builds(W.RedPacketSent, rid=rids, packet=u63, conv=u63, pos=u63,
+                                 expires=u63, transfer=transfer_entries,
+                                 duplicate=st.booleans(), **balances),
+    T.RED_PACKET_CLAIM: st.builds(W.RedPacketClaim, rid=rids, packet=u63),
+    T.RED_PACKET_CLAIMED: st.builds(W.RedPacketClaimed, rid=rids, packet=u63, amount=u63,
+                                    transfer=u63, left=u63, duplicate=st.booleans()),
+    T.GET_RED_PACKET: st.builds(W.GetRedPacket, rid=rids, packet=u63),
+    T.RED_PACKET: st.builds(
+        W.RedPacket, rid=rids, packet=u63, sender=users, conv=u63, amount=u63, count=u63,
+        split=st.sampled_from(W.SPLITS), expires=u63, state=st.sampled_from(W.PACKET_STATES),
+        claims=tuples(st.builds(W.ClaimEntry, user=users, amount=u63)), memo=opt_text(256),
+    ),
+    T.CHECK_IN: st.builds(W.CheckIn, rid=rids, key=st.none() | keys),
+    T.CHECKED_IN: st.builds(
+        W.CheckedIn, rid=rids, duplicate=st.booleans(), tasks=tuples(st.builds(
+            W.TaskDone, task=text(64), reward=u63, transfer=st.none() | u63,
+            item=opt_text(32))), **balances),
+    T.LIST_TASKS: st.builds(W.ListTasks, rid=rids),
+    T.TASK_LIST: st.builds(W.TaskList, rid=rids, tasks=tuples(st.builds(
+        W.TaskEntry, name=text(64), trigger=st.sampled_from(W.TASK_TRIGGERS), reward=u63,
+        period=u63, cap=u63, done=u63, item=opt_text(32)))),
+    T.LIST_ITEMS: st.builds(W.ListItems, rid=rids),
+    T.ITEM_LIST: st.builds(W.ItemList, rid=rids, items=tuples(item_entries)),
+    T.ITEM_GIFT: st.builds(W.ItemGift, rid=rids, code=text(32), to=users,
+                           key=st.none() | keys),
+    T.ITEM_REDEEM: st.builds(W.ItemRedeem, rid=rids, code=text(32), key=st.none() | keys),
+    T.ITEM_DONE: st.builds(W.ItemDone, rid=rids, item=item_entries, duplicate=st.booleans()),
+}
+
+
 STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     T.HELLO: st.builds(
         Hello,
@@ -399,6 +464,7 @@ STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     ),
     **SOCIAL_STRATEGIES,
     **CHANNEL_STRATEGIES,
+    **WALLET_STRATEGIES,
 }
 
 

@@ -73,8 +73,14 @@ CHANNEL_REQUESTS = {
 }
 CHANNEL_ANSWERS = {T.CHANNEL_INFO, T.CHANNEL_POSTED, T.CHANNEL_LIKES, T.CHANNEL_PAGE,
                    T.CHANNEL_HITS, T.CHANNEL_NEWS}
+WALLET_REQUESTS = {
+    T.GET_WALLET, T.LIST_TRANSFERS, T.PAY, T.RED_PACKET_SEND, T.RED_PACKET_CLAIM,
+    T.GET_RED_PACKET, T.CHECK_IN, T.LIST_TASKS, T.LIST_ITEMS, T.ITEM_GIFT, T.ITEM_REDEEM,
+}
+WALLET_ANSWERS = {T.WALLET, T.TRANSFER_LIST, T.PAID, T.RED_PACKET_SENT, T.RED_PACKET_CLAIMED,
+                  T.RED_PACKET, T.CHECKED_IN, T.TASK_LIST, T.ITEM_LIST, T.ITEM_DONE}
 SESSION = {T.LOGOUT, T.LIST_DEVICES, T.REVOKE_DEVICE, T.SEND, T.SYNC, T.ACK, T.HISTORY,
-           *SOCIAL_REQUESTS, *CHANNEL_REQUESTS}
+           *SOCIAL_REQUESTS, *CHANNEL_REQUESTS, *WALLET_REQUESTS}
 CLIENT_MAY_SEND = {
     State.AWAIT_HELLO: {T.HELLO, T.CLOSE},
     State.CONNECTED: {T.PING, T.CLOSE} | ACCOUNT,
@@ -88,7 +94,7 @@ SERVER_MAY_SEND = {
     State.CONNECTED: ANSWERS | {T.REGISTERED, T.AUTHENTICATED},
     State.AUTHENTICATED: ANSWERS
     | {T.LOGGED_OUT, T.DEVICE_LIST, T.DEVICE_REVOKED, T.SENT, T.UPDATES, T.HISTORY_PAGE}
-    | SOCIAL_ANSWERS | CHANNEL_ANSWERS,
+    | SOCIAL_ANSWERS | CHANNEL_ANSWERS | WALLET_ANSWERS,
 }
 
 
@@ -234,6 +240,17 @@ VALID: dict[int, dict[str, Any]] = {
     T.CHANNEL_READ: {"channel": 1, "pos": 1},
     T.CHANNEL_FETCH: {"channel": 1},
     T.CHANNEL_SEARCH: {"channel": 1, "query": "x"},
+    T.GET_WALLET: {},
+    T.LIST_TRANSFERS: {"limit": 5},
+    T.PAY: {"to": "bob", "amount": 1, "key": "k1"},
+    T.RED_PACKET_SEND: {"group": 1, "amount": 3, "count": 2, "key": "k2"},
+    T.RED_PACKET_CLAIM: {"packet": 1},
+    T.GET_RED_PACKET: {"packet": 1},
+    T.CHECK_IN: {"key": "k3"},
+    T.LIST_TASKS: {},
+    T.LIST_ITEMS: {},
+    T.ITEM_GIFT: {"code": "ABCD", "to": "bob"},
+    T.ITEM_REDEEM: {"code": "ABCD"},
     # server types a misbehaving client might send
     T.WELCOME: {"version": 1, "server": "s", "time": 0, "heartbeat": 1.0},
     T.UPDATES: {"updates": [], "head": 0},

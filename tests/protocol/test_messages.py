@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from liaotian.protocol import (
-    DEFAULT_LIMITS,
     MAX_PASSWORD_LEN,
     MESSAGE_CLASSES,
     MIN_PASSWORD_LEN,
@@ -259,20 +258,20 @@ EXAMPLES: dict[int, Message] = {
 }
 
 
-def _from_vectors() -> dict[int, Message]:
-    """Types that features added later (channels, ...) take their example from SPEC's vectors
-    (tests/vectors/protocol_v1.json), decoded from the frame bytes themselves."""
-    path = Path(__file__).parents[1] / "vectors" / "protocol_v1.json"
+def _vector_examples() -> dict[int, Message]:
+    """The channel (110-130) and wallet (150-170) messages: the first test vector of each
+    type (SPEC section 26), decoded from its frame."""
+    path = Path(__file__).resolve().parents[1] / "vectors" / "protocol_v1.json"
     out: dict[int, Message] = {}
-    for v in json.loads(path.read_text()):
-        if v["type"] in EXAMPLES or v["type"] in out:
-            continue
-        body = bytes.fromhex(v["hex"])[4:]
-        out[v["type"]] = decode_message(*unpack_body(body, DEFAULT_LIMITS), DEFAULT_LIMITS)
+    for v in json.loads(path.read_text(encoding="utf-8")):
+        t = v["type"]
+        if (110 <= t <= 130 or 150 <= t <= 170) and t not in out:
+            _, rid, payload = unpack_body(bytes.fromhex(v["hex"])[4:])
+            out[t] = decode_message(t, rid, payload)
     return out
 
 
-EXAMPLES.update(_from_vectors())
+EXAMPLES.update(_vector_examples())
 
 CLIENT_SENT = {
     T.HELLO,
@@ -289,12 +288,13 @@ CLIENT_SENT = {
     T.ACK,
     T.HISTORY,
     *SOCIAL_CLIENT_TYPES,
-}
-# the channel requests (SPEC.md section 24), listed here by name, independent of the codec
-CLIENT_SENT |= {
+    # channels (SPEC 24)
     T.CHANNEL_CREATE, T.GET_CHANNEL, T.CHANNEL_JOIN, T.CHANNEL_LEAVE, T.CHANNEL_UPDATE,
     T.CHANNEL_SET_ROLE, T.CHANNEL_BAN, T.CHANNEL_POST, T.CHANNEL_COMMENT, T.CHANNEL_LIKE,
     T.CHANNEL_PIN, T.CHANNEL_DELETE, T.CHANNEL_READ, T.CHANNEL_FETCH, T.CHANNEL_SEARCH,
+    # the wallet (SPEC 25)
+    T.GET_WALLET, T.LIST_TRANSFERS, T.PAY, T.RED_PACKET_SEND, T.RED_PACKET_CLAIM,
+    T.GET_RED_PACKET, T.CHECK_IN, T.LIST_TASKS, T.LIST_ITEMS, T.ITEM_GIFT, T.ITEM_REDEEM,
 }
 
 

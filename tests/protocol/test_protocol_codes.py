@@ -47,6 +47,12 @@ ERROR_CODES = {
     "INVALID_INVITE": 3051,
     "NOT_FOUND": 3052,
     "SLOW_MODE": 3053,
+    "INSUFFICIENT_FUNDS": 3201,
+    "IDEMPOTENCY_MISMATCH": 3202,
+    "PACKET_EMPTY": 3203,
+    "PACKET_EXPIRED": 3204,
+    "ITEM_UNAVAILABLE": 3205,
+    "TASK_DONE": 3206,
     "RATE_LIMITED": 4001,
     "INTERNAL_ERROR": 5001,
     "UNAVAILABLE": 5002,
@@ -74,7 +80,7 @@ def test_update_kind_numbers() -> None:
     from liaotian.protocol import UpdateKind
 
     assert {k.name: int(k) for k in UpdateKind} == {"MESSAGE": 1, "READ": 2, "CONTACT": 3,
-                                                         "CHANNEL": 10}
+                                                         "WALLET": 4, "CHANNEL": 10}
 
 
 def test_close_code_numbers() -> None:

@@ -3,7 +3,9 @@ moves the bytes each side queued to the other."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -48,11 +50,14 @@ from liaotian.protocol import (
     UpdateKind,
     Updates,
     Welcome,
+    decode_message,
     encode_frame,
     encode_update,
     encode_updates_frame,
     pack_frame,
+    unpack_body,
 )
+from liaotian.protocol.channels import CHANNEL_CLASSES
 from liaotian.protocol.social import (
     SOCIAL_CLASSES,
     Block,
@@ -93,6 +98,7 @@ from liaotian.protocol.social import (
     TypingNotice,
     Unblock,
 )
+from liaotian.protocol.wallet import WALLET_CLASSES
 
 if TYPE_CHECKING:  # helpers come from conftest.py fixtures; imported for annotations only
     from conftest import Pair
@@ -863,6 +869,22 @@ def test_pair_byte_stream_survives_arbitrary_chunking(make_pair: type[Pair]) -> 
 
 # --------------------------------------------------------------------------- SPEC.md tables
 
+# Channels (SPEC.md 24) and the wallet (25): session requests, answers and pushes, like the
+# social layer's; a sample of each is its first test vector (SPEC.md 26), decoded.
+FEATURE_CLASSES = (*CHANNEL_CLASSES, *WALLET_CLASSES)
+
+
+def _vector_payloads() -> dict[int, Any]:
+    path = Path(__file__).resolve().parents[1] / "vectors" / "protocol_v1.json"
+    out: dict[int, Any] = {}
+    for v in json.loads(path.read_text(encoding="utf-8")):
+        if v["type"] in {int(c.TYPE) for c in FEATURE_CLASSES} and v["type"] not in out:
+            out[v["type"]] = unpack_body(bytes.fromhex(v["hex"])[4:])[2]
+    return out
+
+
+FEATURE_PAYLOADS = _vector_payloads()
+
 # SPEC.md 4.3, transcribed: None = accepted, else the ERROR code the server answers.
 _B, _NA, _AA = ErrorCode.BAD_STATE, ErrorCode.NOT_AUTHENTICATED, ErrorCode.ALREADY_AUTHENTICATED
 CLIENT_TABLE: dict[int, tuple[ErrorCode | None, ErrorCode | None, ErrorCode | None]] = {
@@ -881,6 +903,7 @@ CLIENT_TABLE: dict[int, tuple[ErrorCode | None, ErrorCode | None, ErrorCode | No
     T.HISTORY: (_B, _NA, None),
     # the social layer: every client type is a session request (SPEC.md 4.3)
     **{int(c.TYPE): (_B, _NA, None) for c in SOCIAL_CLASSES if c.FROM_CLIENT},
+    **{int(c.TYPE): (_B, _NA, None) for c in FEATURE_CLASSES if c.FROM_CLIENT},
 }
 CLIENT_SAMPLES: dict[int, Any] = {
     T.HELLO: Hello(rid=20, versions=(1,)),
@@ -922,6 +945,8 @@ CLIENT_SAMPLES: dict[int, Any] = {
     T.GET_PROFILE: GetProfile(rid=20, user="b"),
     T.SET_PRIVACY: SetPrivacy(rid=20, presence="nobody"),
     T.GET_PRIVACY: GetPrivacy(rid=20),
+    **{int(c.TYPE): decode_message(int(c.TYPE), 20, FEATURE_PAYLOADS[int(c.TYPE)])
+       for c in FEATURE_CLASSES if c.FROM_CLIENT},
 }
 STATES = [State.AWAIT_HELLO, State.CONNECTED, State.AUTHENTICATED]
 
@@ -967,10 +992,13 @@ SERVER_TABLE: dict[int, tuple[bool, bool, bool]] = {
     T.HISTORY_PAGE: (False, False, True),
     # the social layer: answers and pushes of a session only (SPEC.md 4.4)
     **{int(c.TYPE): (False, False, True) for c in SOCIAL_CLASSES if not c.FROM_CLIENT},
+    **{int(c.TYPE): (False, False, True) for c in FEATURE_CLASSES if not c.FROM_CLIENT},
 }
 
 
 def _server_sample(msg_type: int, rid: int) -> Any:
+    if msg_type in FEATURE_PAYLOADS:
+        return decode_message(msg_type, rid, FEATURE_PAYLOADS[msg_type])
     return {
         T.WELCOME: Welcome(rid=rid, version=1, server="s", time=0, heartbeat=30.0),
         T.PONG: Pong(rid=rid, time=0),

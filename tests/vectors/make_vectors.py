@@ -59,6 +59,7 @@ from liaotian.protocol import (
     encode_updates_frame,
     unpack_body,
 )
+from liaotian.protocol import wallet as W
 from liaotian.protocol.channels import (
     ChannelBan,
     ChannelComment,
@@ -171,6 +172,19 @@ G_CREATED = _gmsg(1004, 1, "alice", T1, "", "",
                   {"type": "created", "name": "Trip", "users": ["alice", "bob", "carol"]})
 G_ADDED = _gmsg(1005, 2, "alice", T1 + 1_000, "", "", {"type": "added", "users": ["dave"]})
 G_TEXT = _gmsg(1006, 3, "alice", T1 + 2_000, "c-0002", "who is driving?")
+
+
+# The wallet (SPEC.md 25): alice pays bob, sends a red packet into group 12, bob claims.
+T2 = T1 + 60_000
+PAY_501 = W.TransferEntry(id=501, sender="alice", to="bob", amount=30, code="pay",
+                          phase="posted", ts=T2, memo="lunch")
+PACKET_502 = W.TransferEntry(id=502, sender="alice", to="*escrow", amount=100,
+                             code="red_packet", phase="pending", ts=T2 + 1_000,
+                             expires=T2 + 1_000 + 86_400_000, ref=1)
+CLAIM_503 = W.TransferEntry(id=503, sender="*escrow", to="bob", amount=42, code="claim",
+                            phase="posted", ts=T2 + 2_000, ref=1)
+FCODE = W.ItemEntry(code="7QXK2M4RJH5WNB3D", kind="fcode", source="task:checkin",
+                    created=T2 + 3_000)
 
 
 def _updates_frame(rid: int, updates: list[tuple[int, ChatMessage]], head: int, *,
@@ -406,6 +420,61 @@ def _frames() -> list[tuple[str, bytes]]:
         m("channel_news", ChannelNews(rid=0, channel=12, pos=1)),
         m("error_slow_mode", Error(rid=75, code=ErrorCode.SLOW_MODE,
                                    message=ErrorCode.SLOW_MODE.explanation, retry_after=12.5)),
+
+        # The wallet (SPEC.md 25), on connection 3: alice's balance; she pays bob; her
+        # devices see the change as an update of kind 4 WALLET; a red packet of 100 coins
+        # in three random shares into group 12, of which bob claims one; the history; the
+        # daily check-in task and the item it granted, given to bob.
+        m("get_wallet", W.GetWallet(rid=60)),
+        m("wallet", W.Wallet(rid=60, balance=1000, pending_out=0, pending_in=0)),
+        m("pay", W.Pay(rid=61, to="bob", amount=30, key="p-0001", memo="lunch")),
+        m("paid", W.Paid(rid=61, transfer=PAY_501, conv=7, pos=14, balance=970, pending_out=0,
+                         pending_in=0)),
+        m("paid_duplicate", W.Paid(rid=71, transfer=PAY_501, conv=7, pos=14, balance=970,
+                                   pending_out=0, pending_in=0, duplicate=True)),
+        ("updates_wallet", _updates_raw(0, [Update(seq=48, kind=UpdateKind.WALLET, data={
+            "event": "transfer", "transfer": PAY_501.to_wire(), "balance": 970,
+            "pending_out": 0, "pending_in": 0})], head=48)),
+        m("red_packet_send", W.RedPacketSend(rid=62, to="", group=GROUP, amount=100, count=3,
+                                             key="rp-0001", memo="gong xi fa cai")),
+        m("red_packet_sent", W.RedPacketSent(rid=62, packet=1, conv=GROUP, pos=4,
+                                             expires=T2 + 1_000 + 86_400_000,
+                                             transfer=PACKET_502, balance=970, pending_out=100,
+                                             pending_in=0)),
+        m("red_packet_claim", W.RedPacketClaim(rid=63, packet=1)),
+        m("red_packet_claimed", W.RedPacketClaimed(rid=63, packet=1, amount=42, transfer=503,
+                                                   left=2)),
+        m("get_red_packet", W.GetRedPacket(rid=64, packet=1)),
+        m("red_packet", W.RedPacket(rid=64, packet=1, sender="alice", conv=GROUP, amount=100,
+                                    count=3, split="random", expires=T2 + 1_000 + 86_400_000,
+                                    state="open", claims=(W.ClaimEntry(user="bob", amount=42),),
+                                    memo="gong xi fa cai")),
+        m("list_transfers", W.ListTransfers(rid=65, limit=2)),
+        m("transfer_list", W.TransferList(rid=65, transfers=(PACKET_502, PAY_501), more=True)),
+        m("check_in", W.CheckIn(rid=66, key="ci-20231114")),
+        m("checked_in", W.CheckedIn(rid=66, tasks=(W.TaskDone(task="checkin", reward=10,
+                                                               transfer=504,
+                                                               item=FCODE.code),),
+                                    balance=980, pending_out=100, pending_in=0)),
+        m("list_tasks", W.ListTasks(rid=67)),
+        m("task_list", W.TaskList(rid=67, tasks=(
+            W.TaskEntry(name="checkin", trigger="checkin", reward=10, period=86_400_000,
+                        cap=1, done=1, item="fcode"),
+            W.TaskEntry(name="first_message", trigger="message", reward=5,
+                        period=86_400_000, cap=1, done=0)))),
+        m("list_items", W.ListItems(rid=68)),
+        m("item_list", W.ItemList(rid=68, items=(FCODE,))),
+        m("item_gift", W.ItemGift(rid=69, code=FCODE.code, to="bob", key="g-0001")),
+        m("item_redeem", W.ItemRedeem(rid=70, code="M2PA6YQ3TC7VKD4H")),
+        m("item_done", W.ItemDone(rid=69, item=FCODE)),
+        m("set_privacy_coins", SetPrivacy(rid=72, coins="everyone")),
+        m("error_insufficient_funds", Error(rid=73, code=ErrorCode.INSUFFICIENT_FUNDS,
+                                            message="available 880, needed 5000")),
+        m("error_idempotency_mismatch", Error(
+            rid=74, code=ErrorCode.IDEMPOTENCY_MISMATCH,
+            message=ErrorCode.IDEMPOTENCY_MISMATCH.explanation)),
+        m("error_packet_empty", Error(rid=75, code=ErrorCode.PACKET_EMPTY,
+                                      message=ErrorCode.PACKET_EMPTY.explanation)),
     ]
 
 

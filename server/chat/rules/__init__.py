@@ -5,6 +5,9 @@
     contacts.py  contacts, blocking, privacy, who sees what
     receipts.py  read markers, receipts, the chat list's unread counts
     channels.py  channels: one log of posts that members read, comments, likes, moderation
+    wallet.py    the ledger: transfers, two-phase transfers, idempotency keys, payments
+    packets.py   red packets, and the expiry of every reservation
+    tasks.py     tasks and their rewards; items (invitation codes, F codes)
 
 A store calls `needs` to learn what to load for an operation and `apply` to plan it on
 a batch (chat/plan.py). Every write but SEND and READ (their handlers charge them up
@@ -24,25 +27,37 @@ from ..ops import (
     BanMember,
     BlockUser,
     CancelContact,
+    CheckIn,
+    ClaimPacket,
     Comment,
+    Correct,
     CreateChannel,
     CreateGroup,
     DeclineContact,
     DeleteComment,
     DeletePost,
+    ExpirePending,
+    GiftItem,
+    GrantItem,
+    Hold,
     JoinChannel,
     LeaveChannel,
     LeaveGroup,
     Like,
     MarkRead,
+    Mint,
     Op,
+    Pay,
     Pin,
     Post,
+    PostPending,
     ReadChannel,
+    RedeemItem,
     Refused,
     RemoveContact,
     RemoveMember,
     RequestContact,
+    SendPacket,
     SendRequest,
     SetChannelRole,
     SetPrivacy,
@@ -51,9 +66,11 @@ from ..ops import (
     UnblockUser,
     UpdateChannel,
     UpdateGroup,
+    UseInvite,
+    VoidPending,
 )
 from ..plan import Needs, Plan
-from . import channels, contacts, groups, receipts, send
+from . import channels, contacts, groups, packets, receipts, send, tasks, wallet
 
 NeedsFn = Callable[[Any, Needs, Plan], None]
 RuleFn = Callable[[Any, Any], None]  # a Plan (channels: a ChannelPlan), an op
@@ -90,6 +107,20 @@ RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
     Pin: (channels.needs_on_post, channels.pin, True),
     DeletePost: (channels.needs_on_post, channels.delete_post, True),
     DeleteComment: (channels.needs_comment, channels.delete_comment, True),
+    Pay: (wallet.needs_pay, wallet.pay, True),
+    Mint: (wallet.needs_mint, wallet.mint, False),
+    Hold: (wallet.needs_hold, wallet.hold_rule, True),
+    PostPending: (wallet.needs_pending, wallet.post_rule, True),
+    VoidPending: (wallet.needs_pending, wallet.void_rule, True),
+    Correct: (wallet.needs_correct, wallet.correct, False),
+    ExpirePending: (packets.needs_expire, packets.expire_rule, False),
+    SendPacket: (packets.needs_send, packets.send, True),
+    ClaimPacket: (packets.needs_claim, packets.claim, True),
+    CheckIn: (tasks.needs_checkin, tasks.checkin, True),
+    GrantItem: (tasks.needs_grant, tasks.grant_rule, False),
+    GiftItem: (tasks.needs_item, tasks.gift, True),
+    RedeemItem: (tasks.needs_item, tasks.redeem, True),
+    UseInvite: (tasks.needs_item, tasks.use_invite, False),
 }
 
 

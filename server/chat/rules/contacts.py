@@ -217,4 +217,4 @@ def set_privacy(plan: Plan, op: SetPrivacy) -> None:
 
     plan.set_privacy(op.actor, presence=level(op.presence), profile=level(op.profile),
                      messages=level(op.messages), groups=level(op.groups),
-                     receipts=level(op.receipts))
+                     receipts=level(op.receipts), coins=level(op.coins))

@@ -13,6 +13,9 @@ A retry (the same sender and client message id) gets the first send's answer mar
 duplicate and writes nothing; the store answers retries of committed sends itself, the
 rule those within one batch.
 
+A send may complete tasks of the wallet (rules/tasks.py, trigger "message"): their rewards
+are planned with the send, after it, so they commit or are lost together.
+
 The hot path: one function call per send, no objects but the result.
 """
 
@@ -24,6 +27,7 @@ from liaotian.protocol.messages import encode_message_map
 from ..model import VIS_EVERYONE, Social
 from ..ops import Refused, SendRequest, SendResult
 from ..plan import Needs, Plan, pair
+from . import tasks
 
 _MESSAGE = UpdateKind.MESSAGE
 
@@ -38,6 +42,8 @@ def may_message(recipient: Social, sender: int) -> bool:
 
 def needs(s: SendRequest, n: Needs, plan: Plan) -> None:
     n.users.add(s.sender_id)
+    if s.rewards is not None:
+        tasks.needs_progress(s.sender_id, n)
     if s.group is not None:
         n.groups.add(s.group)
         n.convs.add(s.group)
@@ -62,7 +68,15 @@ def plan_send(plan: Plan, s: SendRequest) -> None:
             raise Refused(first.error or ErrorCode.INTERNAL_ERROR, first.error_message)
         s.result = first.result.as_duplicate()
         return
-    if s.group is not None:
+    if s.rewards is not None:  # tasks a send completes are configured
+        found = tasks.due_on_send(plan, s)  # reads only: before the send stages anything
+        if s.group is not None:
+            _group_send(plan, s)
+        else:
+            _direct_send(plan, s)
+        if found:
+            tasks.pay(plan, s.sender_id, found, s.rewards.item_secret)
+    elif s.group is not None:
         _group_send(plan, s)
     else:
         _direct_send(plan, s)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...chat.ledger import Account, Item, KeyRecord, Packet, Transfer
 from ...chat.model import KIND_DIRECT, KIND_GROUP, GroupState, Member, Social
 from ..overlay import Committed, LogRow, Overlay
 from . import sql
@@ -29,14 +30,38 @@ class Batch(ChannelBatch, Overlay):
         self.folded: dict[int, int] = {}
         self.journal_below = 0
         self.statements: list[tuple[str, tuple[Any, ...]]] = []
+        self.transfer_rows: list[Transfer] = []  # written in bulk by seal()
+        self.sealed = False
 
     def _marks(self) -> tuple[int, ...]:
         return (len(self.messages), len(self.updates), self.next_msg_id, self.next_conv_id,
-                len(self.statements))
+                len(self.statements), len(self.transfer_rows))
 
     def _rewind(self, marks: tuple[int, ...]) -> None:
         super()._rewind(marks)
-        del self.statements[marks[4]:]
+        del self.statements[marks[4]:], self.transfer_rows[marks[5]:]
+
+    def seal(self) -> None:
+        """The batch is about to be written: its transfers and the final balances of the
+        accounts it changed become a few multi-row statements (once)."""
+        if self.sealed:
+            return
+        self.sealed = True
+        if self.transfer_rows:
+            rows = [(t.id, t.debit, t.credit, t.amount, t.code, t.flags, t.pending_id,
+                     t.expires, t.ref, t.memo, t.actor, t.ts, t.key)
+                    for t in self.transfer_rows]
+            for chunk in sql.chunks(rows, 2000):
+                values = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?)"] * len(chunk))
+                self._stage(f"INSERT INTO {sql.TRANSFERS_INTO} VALUES {values}",
+                            tuple(v for row in chunk for v in row))
+        if self.accounts:
+            items = list(self.accounts.items())
+            for part in sql.chunks(items, 5000):
+                values = ",".join(["(?,?,?,?)"] * len(part))
+                self._stage(sql.ACCOUNTS_UPSERT.format(values=values),
+                            tuple(v for acct, a in part
+                                  for v in (acct, a.balance, a.pending_out, a.pending_in)))
 
     def _stage(self, statement: str, params: tuple[Any, ...]) -> None:
         self.statements.append((statement, params))
@@ -70,7 +95,45 @@ class Batch(ChannelBatch, Overlay):
 
     def _keep_privacy(self, uid: int, s: Social) -> None:
         self._stage(sql.UPDATE_PRIVACY,
-                    (s.presence, s.profile, s.messages, s.groups, s.receipts, uid))
+                    (s.presence, s.profile, s.messages, s.groups, s.receipts, s.coins, uid))
 
     def _keep_read_marker(self, uid: int, conv: int, pos: int) -> None:
         self._stage(sql.UPSERT_READ_MARKER, (uid, conv, pos))
+
+    # the wallet (store/ledger.py)
+
+    def _keep_transfer(self, t: Transfer) -> None:
+        self.transfer_rows.append(t)
+
+    def _keep_account(self, acct: int, a: Account) -> None:
+        pass  # the final balances are written by seal()
+
+    def _keep_pending(self, tid: int, t: Transfer | None) -> None:
+        if t is None:
+            self._stage(sql.DELETE_PENDING, (tid,))
+        else:
+            self._stage(sql.INSERT_PENDING, (tid, t.expires))
+
+    def _keep_packet(self, p: Packet, *, new: bool) -> None:
+        if new:
+            self._stage(sql.INSERT_PACKET, (p.id, p.sender, p.conv, p.peer, p.amount, p.count,
+                                            p.split, p.seed, p.pending, p.expires, p.memo,
+                                            p.created, p.state))
+        else:
+            self._stage(sql.UPDATE_PACKET, (p.state, p.id))
+
+    def _keep_claim(self, p: Packet, uid: int, n: int, amount: int, transfer: int) -> None:
+        self._stage(sql.INSERT_CLAIM, (p.id, uid, n, amount, transfer))
+
+    def _keep_key(self, uid: int, key: str, rec: KeyRecord) -> None:
+        self._stage(sql.INSERT_KEY, (uid, key, rec.params, rec.result, self.ts))
+
+    def _keep_task(self, uid: int, task: str, period: int, count: int) -> None:
+        self._stage(sql.UPSERT_TASK, (uid, task, period, count))
+
+    def _keep_item(self, item: Item, *, new: bool) -> None:
+        if new:
+            self._stage(sql.INSERT_ITEM, (item.id, item.code, item.kind, item.owner,
+                                          item.created, item.source, item.redeemed))
+        else:
+            self._stage(sql.UPDATE_ITEM, (item.owner, item.redeemed, item.id))

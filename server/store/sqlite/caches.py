@@ -16,12 +16,35 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from ...chat.ledger import Account, Item, KeyRecord, Packet, Transfer
 from ...chat.model import GroupState, Member, Social
 from ...chat.ops import SendResult
+from ..ledger import LedgerState
 from ..overlay import Committed
-from .sql import Rows
+from .sql import Rows, packet_of_row
 
 DEDUP_ENTRIES = 200_000
+KEY_ENTRIES = 200_000  # idempotency keys held (the oldest are read again when asked)
+LedgerAsked = tuple[list[int], list[tuple[int, str]], list[int], list[int], list[int],
+                    list[str]]
+
+
+class BoundedKeys(OrderedDict[tuple[int, str], KeyRecord | None]):
+    """Idempotency keys loaded or written, the oldest forgotten past `bound` (they are in
+    the database: a later need loads them again)."""
+
+    def __init__(self, bound: int = KEY_ENTRIES) -> None:
+        super().__init__()
+        self.bound = bound
+
+    def __setitem__(self, key: tuple[int, str], value: KeyRecord | None) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.bound:
+            self.popitem(last=False)
+
+
+def _lazy_ledger() -> LedgerState:
+    return LedgerState(complete=False, keys=BoundedKeys())
 
 
 @dataclass(slots=True, eq=False)
@@ -34,6 +57,7 @@ class Caches(Committed):
         field(default_factory=OrderedDict)
     dedup_max: int = DEDUP_ENTRIES
     complete: bool = False  # channel rows are loaded by key (Committed.ch)
+    ledger: LedgerState = field(default_factory=_lazy_ledger)  # loaded lazily
 
     # ------------------------------------------------------------------ filling
 
@@ -45,9 +69,10 @@ class Caches(Committed):
         self.apply_heads(heads)
         settings, relations, incoming = social
         found: dict[int, Social] = {}
-        for uid, pres, prof, msgs, grps, rcpts, owned, joined in settings:
+        for uid, pres, prof, msgs, grps, rcpts, coins, owned, joined in settings:
             found[uid] = Social(presence=pres, profile=prof, messages=msgs, groups=grps,
-                                receipts=rcpts, groups_owned=owned, groups_joined=joined)
+                                receipts=rcpts, coins=coins, groups_owned=owned,
+                                groups_joined=joined)
         for uid, other, kind in relations:
             found[uid].add_relation(other, kind)
         for uid, requester in incoming:
@@ -65,6 +90,35 @@ class Caches(Committed):
         self.groups.update(new_groups)
         for conv, last in convs:
             self.conv_last[conv] = last
+
+    def apply_ledger(self, asked: LedgerAsked, found: tuple[Rows, ...]) -> None:
+        """Fill in what sql.fetch_ledger read; what was asked and not found is empty (an
+        account with nothing, no such key, a closed pending transfer, ...)."""
+        led = self.ledger
+        accounts, keys, pendings, packets, tasks, items = asked
+        a_rows, k_rows, p_rows, pk_rows, c_rows, t_rows, i_rows = found
+        for acct in accounts:
+            led.accounts.setdefault(acct, Account())
+        for acct, balance, out, in_ in a_rows:
+            led.accounts[acct] = Account(balance, out, in_)
+        got_keys = {(u, k): KeyRecord(bytes(p), bytes(r)) for u, k, p, r in k_rows}
+        for key in keys:
+            led.keys[key] = got_keys.get(key)
+        got_pending = {r[0]: Transfer(*r) for r in p_rows}
+        for tid in pendings:
+            led.pendings[tid] = got_pending.get(tid)
+        got_packets: dict[int, Packet] = {r[0]: packet_of_row(r)
+                                          for r in pk_rows}
+        for pid, uid, amount, transfer in c_rows:
+            got_packets[pid].claims[uid] = (amount, transfer)
+        for pid in packets:
+            led.packets[pid] = got_packets.get(pid)
+        for uid, task, period, count in t_rows:
+            led.progress[(uid, task)] = (period, count)
+        led.progress_users.update(tasks)
+        got_items = {r[1]: Item(*r) for r in i_rows}
+        for code in items:
+            led.items[code] = got_items.get(code)
 
     def apply_heads(self, rows: Rows) -> None:
         """(id, username, log floor, newest seq) rows."""

@@ -264,11 +264,11 @@ class Reads(ChannelReads):
             return soc
         row = await self._row(
             "SELECT privacy_presence, privacy_profile, privacy_messages, privacy_groups, "
-            "privacy_receipts FROM users WHERE id = ?",
+            "privacy_receipts, privacy_coins FROM users WHERE id = ?",
             (uid,),
         )
         soc = Social(presence=row[0], profile=row[1], messages=row[2], groups=row[3],
-                     receipts=row[4]) if row else Social()
+                     receipts=row[4], coins=row[5]) if row else Social()
         rows_ = await self._rows(
             "SELECT other_id, kind FROM relations WHERE user_id = ?", (uid,)
         )

@@ -168,9 +168,98 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
     """,
-    # 9: reserved for the wallet (built on another branch at the same time); its merge puts
-    # its tables here. Empty, it only counts.
-    "",
+    # 9: the wallet (chat/ledger.py). Transfers are only ever inserted; an account's row
+    # holds its balance, checked never to go negative (a batch that would is rolled back
+    # whole, though the rules refuse such a transfer before); an open pending transfer has
+    # a row in wallet_pending until it is posted, voided or expires. Privacy `coins`, who
+    # may send the user coins: 0 everyone, 1 contacts (the default), 2 nobody.
+    """
+    CREATE TABLE wallet_accounts (
+        id          INTEGER PRIMARY KEY,          -- a user's id, or -1 issuance, -2 rewards,
+        balance     INTEGER NOT NULL,             --   -3 escrow
+        pending_out INTEGER NOT NULL,
+        pending_in  INTEGER NOT NULL,
+        CHECK (pending_out >= 0 AND pending_in >= 0),
+        CHECK (id IN (-1, -2) OR (id = -3 AND balance + pending_in >= 0)
+               OR (id > 0 AND balance - pending_out >= 0))
+    );
+    CREATE TABLE wallet_transfers (
+        id         INTEGER PRIMARY KEY,
+        debit      INTEGER NOT NULL,
+        credit     INTEGER NOT NULL,
+        amount     INTEGER NOT NULL CHECK (amount >= 0),
+        code       INTEGER NOT NULL,
+        flags      INTEGER NOT NULL,              -- 1 pending, 2 post, 4 void
+        pending_id INTEGER NOT NULL,              -- post and void: the pending transfer
+        expires    INTEGER NOT NULL,
+        ref        INTEGER NOT NULL,
+        memo       TEXT NOT NULL,
+        actor      INTEGER NOT NULL,
+        ts         INTEGER NOT NULL,
+        key        TEXT NOT NULL,                 -- the actor's idempotency key, or ''
+        CHECK (debit != credit)
+    );
+    CREATE INDEX wallet_transfers_debit ON wallet_transfers (debit, id);
+    CREATE INDEX wallet_transfers_credit ON wallet_transfers (credit, id);
+    CREATE UNIQUE INDEX wallet_transfers_closing ON wallet_transfers (pending_id)
+        WHERE pending_id > 0;
+    CREATE UNIQUE INDEX wallet_transfers_key ON wallet_transfers (actor, key) WHERE key != '';
+    CREATE TABLE wallet_pending (
+        id      INTEGER PRIMARY KEY,              -- an open pending transfer
+        expires INTEGER NOT NULL                  -- 0: never
+    );
+    CREATE INDEX wallet_pending_expires ON wallet_pending (expires) WHERE expires > 0;
+    CREATE TABLE wallet_keys (
+        user_id INTEGER NOT NULL,
+        key     TEXT NOT NULL,
+        params  BLOB NOT NULL,                    -- the request, packed
+        result  BLOB NOT NULL,                    -- its answer, packed
+        ts      INTEGER NOT NULL,
+        PRIMARY KEY (user_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE wallet_packets (
+        id      INTEGER PRIMARY KEY,
+        sender  INTEGER NOT NULL,
+        conv    INTEGER NOT NULL,
+        peer    INTEGER NOT NULL,                 -- direct: the other participant; group: 0
+        amount  INTEGER NOT NULL,
+        count   INTEGER NOT NULL,
+        split   INTEGER NOT NULL,                 -- 0 equal, 1 random
+        seed    INTEGER NOT NULL,
+        pending INTEGER NOT NULL,                 -- its reservation (a pending transfer)
+        expires INTEGER NOT NULL,
+        memo    TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        state   INTEGER NOT NULL                  -- 0 open, 1 emptied, 2 expired
+    );
+    CREATE TABLE wallet_claims (
+        packet   INTEGER NOT NULL,
+        user_id  INTEGER NOT NULL,
+        n        INTEGER NOT NULL,                -- 1, 2, ...: the claim order
+        amount   INTEGER NOT NULL,
+        transfer INTEGER NOT NULL,
+        PRIMARY KEY (packet, user_id),
+        UNIQUE (packet, n)
+    ) WITHOUT ROWID;
+    CREATE TABLE wallet_tasks (
+        user_id INTEGER NOT NULL,
+        task    TEXT NOT NULL,
+        period  INTEGER NOT NULL,
+        count   INTEGER NOT NULL,
+        PRIMARY KEY (user_id, task, period)
+    ) WITHOUT ROWID;
+    CREATE TABLE wallet_items (
+        id       INTEGER PRIMARY KEY,
+        code     TEXT NOT NULL UNIQUE,
+        kind     TEXT NOT NULL,
+        owner    INTEGER NOT NULL,
+        created  INTEGER NOT NULL,
+        source   TEXT NOT NULL,
+        redeemed INTEGER NOT NULL                 -- ms, 0 while it can be redeemed
+    );
+    CREATE INDEX wallet_items_owner ON wallet_items (owner);
+    ALTER TABLE users ADD COLUMN privacy_coins INTEGER NOT NULL DEFAULT 1;
+    """,
     # 10: channels (chat/rules/channels.py): one log of posts per channel that its members
     # read. A member is one row by (channel, user); nothing is written per member when
     # someone posts. Posts and comments share one id space, the rowids of the FTS5 index

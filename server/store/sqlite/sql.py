@@ -18,6 +18,7 @@ from typing import Any
 
 import msgpack
 
+from ...chat.ledger import Packet
 from ...chat.model import REL_REQUESTED
 
 log = logging.getLogger("liaotian.store")
@@ -44,7 +45,29 @@ INSERT_RELATION = ("INSERT OR IGNORE INTO relations (user_id, other_id, kind, cr
                    "VALUES (?, ?, ?, ?)")
 DELETE_RELATION = "DELETE FROM relations WHERE user_id = ? AND other_id = ? AND kind = ?"
 UPDATE_PRIVACY = ("UPDATE users SET privacy_presence = ?, privacy_profile = ?, "
-                  "privacy_messages = ?, privacy_groups = ?, privacy_receipts = ? WHERE id = ?")
+                  "privacy_messages = ?, privacy_groups = ?, privacy_receipts = ?, "
+                  "privacy_coins = ? WHERE id = ?")
+# the wallet's (store/ledger.py); transfers and balances go in bulk (Batch.seal)
+TRANSFERS_INTO = ("wallet_transfers (id, debit, credit, amount, code, flags, pending_id, "
+                  "expires, ref, memo, actor, ts, key)")
+ACCOUNTS_UPSERT = ("INSERT INTO wallet_accounts (id, balance, pending_out, pending_in) VALUES "
+                   "{values} ON CONFLICT (id) DO UPDATE SET balance = excluded.balance, "
+                   "pending_out = excluded.pending_out, pending_in = excluded.pending_in")
+INSERT_PENDING = "INSERT INTO wallet_pending (id, expires) VALUES (?, ?)"
+DELETE_PENDING = "DELETE FROM wallet_pending WHERE id = ?"
+INSERT_PACKET = ("INSERT INTO wallet_packets (id, sender, conv, peer, amount, count, split, "
+                 "seed, pending, expires, memo, created, state) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+UPDATE_PACKET = "UPDATE wallet_packets SET state = ? WHERE id = ?"
+INSERT_CLAIM = ("INSERT INTO wallet_claims (packet, user_id, n, amount, transfer) "
+                "VALUES (?, ?, ?, ?, ?)")
+INSERT_KEY = ("INSERT INTO wallet_keys (user_id, key, params, result, ts) "
+              "VALUES (?, ?, ?, ?, ?)")
+UPSERT_TASK = ("INSERT INTO wallet_tasks (user_id, task, period, count) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT (user_id, task, period) DO UPDATE SET count = excluded.count")
+INSERT_ITEM = ("INSERT INTO wallet_items (id, code, kind, owner, created, source, redeemed) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?)")
+UPDATE_ITEM = "UPDATE wallet_items SET owner = ?, redeemed = ? WHERE id = ?"
 UPSERT_READ_MARKER = ("INSERT INTO read_markers (user_id, conv_id, pos) VALUES (?, ?, ?) "
                       "ON CONFLICT (user_id, conv_id) DO UPDATE SET pos = max(pos, excluded.pos)")
 
@@ -250,7 +273,7 @@ def fetch_social(db: sqlite3.Connection, users: list[int]) -> tuple[Rows, Rows, 
     contact requests of the users."""
     return (
         _select(db, "SELECT id, privacy_presence, privacy_profile, privacy_messages, "
-                    "privacy_groups, privacy_receipts, "
+                    "privacy_groups, privacy_receipts, privacy_coins, "
                     "(SELECT count(*) FROM members m WHERE m.user_id = users.id "
                     "AND m.role = 2), (SELECT count(*) FROM members m WHERE m.user_id = users.id) "
                     "FROM users WHERE id IN ({marks})", users),
@@ -285,6 +308,44 @@ def fetch_groups(db: sqlite3.Connection, convs: list[int]) -> tuple[Rows, Rows]:
     )
 
 
+def fetch_ledger(db: sqlite3.Connection, accounts: list[int], keys: list[tuple[int, str]],
+                 pendings: list[int], packets: list[int], tasks: list[int],
+                 items: list[str]) -> tuple[Rows, ...]:
+    """The wallet's state the needs ask for: accounts, idempotency keys, open pending
+    transfers, packets and their claims, the newest period of each task of the users,
+    items (absent ones are simply not in the rows)."""
+    return (
+        _select(db, "SELECT id, balance, pending_out, pending_in FROM wallet_accounts "
+                    "WHERE id IN ({marks})", accounts),
+        _select(db, "WITH k(u, k) AS (VALUES {marks}) SELECT w.user_id, w.key, w.params, "
+                    "w.result FROM k JOIN wallet_keys w ON w.user_id = k.u AND w.key = k.k",
+                keys, "(?,?)"),
+        _select(db, f"SELECT {TRANSFER_COLUMNS} FROM wallet_pending p JOIN wallet_transfers t "
+                    "ON t.id = p.id WHERE p.id IN ({marks})", pendings),
+        _select(db, f"SELECT {PACKET_COLUMNS} FROM wallet_packets WHERE id IN ({{marks}})",
+                packets),
+        _select(db, "SELECT packet, user_id, amount, transfer FROM wallet_claims "
+                    "WHERE packet IN ({marks}) ORDER BY packet, n", packets),
+        _select(db, "SELECT user_id, task, period, count FROM wallet_tasks t WHERE user_id IN "
+                    "({marks}) AND period = (SELECT max(period) FROM wallet_tasks u WHERE "
+                    "u.user_id = t.user_id AND u.task = t.task)", tasks),
+        _select(db, f"SELECT {ITEM_COLUMNS} FROM wallet_items WHERE code IN ({{marks}})", items),
+    )
+
+
+def packet_of_row(r: tuple[Any, ...]) -> Packet:
+    """A wallet_packets row (PACKET_COLUMNS), its claims still to add."""
+    return Packet(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+                  state=r[12])
+
+
+TRANSFER_COLUMNS = ("t.id, t.debit, t.credit, t.amount, t.code, t.flags, t.pending_id, "
+                    "t.expires, t.ref, t.memo, t.actor, t.ts, t.key")
+PACKET_COLUMNS = ("id, sender, conv, peer, amount, count, split, seed, pending, expires, "
+                  "memo, created, state")
+ITEM_COLUMNS = "id, code, kind, owner, created, source, redeemed"
+
+
 # ---------------------------------------------------------------------- opening and closing
 
 
@@ -293,6 +354,14 @@ def next_ids(db: sqlite3.Connection) -> tuple[int, int]:
     (last_msg,) = one(db, "SELECT coalesce(max(id), 0) FROM messages")
     (last_conv,) = one(db, "SELECT coalesce(max(id), 0) FROM conversations")
     return last_msg + 1, last_conv + 1
+
+
+def next_ledger_ids(db: sqlite3.Connection) -> tuple[int, int, int]:
+    """The next free transfer, packet and item ids."""
+    row = one(db, "SELECT (SELECT coalesce(max(id), 0) FROM wallet_transfers), "
+                  "(SELECT coalesce(max(id), 0) FROM wallet_packets), "
+                  "(SELECT coalesce(max(id), 0) FROM wallet_items)")
+    return row[0] + 1, row[1] + 1, row[2] + 1
 
 
 def close_writer(db: sqlite3.Connection) -> None:

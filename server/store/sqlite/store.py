@@ -5,6 +5,7 @@
     caches.py      the committed state loaded so far; positions not yet committed
     sql.py         the writer's statements, loaders and the batch's one transaction
     reads.py       every read, on the reader connections (readers.py: fair turns)
+    ledger_reads.py  the wallet's reads
     tail.py        the update logs' recent rows in memory, folded into the logs later
     checkpoint.py  WAL checkpoints beside the writer
     schema.py      the migrations and the writer's connection
@@ -31,6 +32,7 @@ from . import channels, schema, sql
 from .caches import DEDUP_ENTRIES, Caches, Positions
 from .checkpoint import Checkpointer
 from .files import DatabaseLock, create_private, warn_if_shared
+from .ledger_reads import LedgerReads
 from .readers import FairReaders
 from .reads import Reads
 from .stats import WriterStats
@@ -45,9 +47,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class SQLiteStore(Reads):
-    """The contract (store/contract.py) on SQLite: the reads are Reads', the writes go
-    through the Writer."""
+class SQLiteStore(Reads, LedgerReads):
+    """The contract (store/contract.py) on SQLite: the reads are Reads' and LedgerReads',
+    the writes go through the Writer."""
 
     submit: Callable[[Any], None]  # the writer's, bound: the hot path takes no extra call
 
@@ -133,6 +135,9 @@ class SQLiteStore(Reads):
                 sql.log.info("folded %d update-log rows left in the journal", folded)
             self.cache.next_msg_id, self.cache.next_conv_id = await writer.call(sql.next_ids)
             self.cache.next_item_id = await writer.call(channels.next_item_id)
+            ledger = self.cache.ledger
+            ledger.next_transfer_id, ledger.next_packet_id, ledger.next_wallet_item_id = \
+                await writer.call(sql.next_ledger_ids)
         except BaseException:
             await writer.shutdown()  # nothing of it to fold or checkpoint
             raise

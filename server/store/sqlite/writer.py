@@ -47,6 +47,7 @@ from typing import Any, TypeVar
 from liaotian.protocol import ErrorCode
 
 from ...chat import rules
+from ...chat.ledger import REWARDS
 from ...chat.ops import SendRequest, SendResult
 from ...chat.plan import Needs, pair
 from ...chat.rules.send import plan_send
@@ -347,6 +348,7 @@ class Writer:
     def _plan_fold(self, batch: Batch) -> None:
         """The tail's folds for a batch about to be written. Never raises (the batch is
         written without folds then): a launch happens outside the writer loop's guard."""
+        batch.seal()  # the wallet's rows in bulk (batch.py)
         updates = batch.updates
         try:
             self.tail.plan_fold(batch, now_ms())
@@ -456,6 +458,10 @@ class Writer:
 
     def _send_ready(self, s: SendRequest, batch: Batch) -> bool:
         """Whether the caches (and the running batch) hold all a send consults."""
+        if s.rewards is not None and not (batch.has_progress(s.sender_id)
+                                          and batch.has_account(s.sender_id)
+                                          and batch.has_account(REWARDS)):
+            return False
         if s.group is not None:
             g = batch.group_ro(s.group) if batch.has_group(s.group) else None
             return g is not None and batch.has_conv(s.group) and batch.has_head(s.sender_id) \
@@ -472,7 +478,8 @@ class Writer:
     def _missing(self, n: Needs, batch: Batch) -> tuple[list[Any], ...]:
         """What the needs ask for that neither the caches nor the batch's parent hold:
         names, groups, heads, social, pairs, conversations; then the channel rows by
-        table (channels, members, posts, likes, comments, post cmids)."""
+        table (channels, members, posts, likes, comments, post cmids); then the wallet's
+        accounts, idempotency keys, pending transfers, packets, task progress and items."""
         has = batch.has_channel_row
         return (
             [x for x in n.names if x not in self.cache.user_ids],
@@ -487,6 +494,12 @@ class Writer:
             [k for k in n.likes if not has("likes", k)],
             [k for k in n.comments if not has("comments", k)],
             [k for k in n.post_cmids if not has("post_cmids", k)],
+            [a for a in n.accounts if not batch.has_account(a)],
+            [k for k in n.keys if not batch.has_key(k)],
+            [t for t in n.pendings if not batch.has_pending(t)],
+            [p for p in n.packets if not batch.has_packet(p)],
+            [u for u in n.tasks if not batch.has_progress(u)],
+            [i for i in n.items if not batch.has_item(i)],
         )
 
     async def _prefetch(self, ops: list[Any], batch: Batch) -> None:
@@ -500,17 +513,23 @@ class Writer:
             if not any(missing):
                 return
             groups = missing[1]
-            found = await self.call(_fetch_all, *missing[:6])
+            found, ledger_found = await self.call(_fetch_all, *missing[:6], *missing[12:])
             self.cache.apply(*found)
-            if any(missing[6:]):
-                self.cache.ch.update(await self.call(fetch_channel, missing[6:]))
+            if any(missing[6:12]):
+                self.cache.ch.update(await self.call(fetch_channel, missing[6:12]))
+            asked = missing[12:]
+            if any(asked):
+                self.cache.apply_ledger(asked, ledger_found)  # type: ignore[arg-type]
             cached = self.cache.groups
             members = {u for g in groups if g in cached for u in cached[g].members}
             members -= self.cache.heads.keys()
             if members:
                 self.cache.apply_heads(await self.call(sql.fetch_heads, list(members)))
             names_found, group_rows = found[0], found[4][0]
-            if not (names_found or group_rows or found[3]):
+            # pending transfers and packets lead to more (accounts, conversations, members)
+            chained = bool(ledger_found) and bool(ledger_found[2] or ledger_found[3]
+                                                  or ledger_found[6])
+            if not (names_found or group_rows or found[3] or chained):
                 return  # nothing learnt that could make the ops ask for more
 
     def _cached_duplicates(self, sends: list[SendRequest]) -> None:
@@ -548,11 +567,13 @@ def _resolve(future: asyncio.Future[Any] | None, ok: bool, value: Any) -> None:
 
 
 def _fetch_all(db: sqlite3.Connection, names: list[str], groups: list[int], users: list[int],
-               social: list[int], pairs: list[tuple[int, int]], convs: list[int]) -> Any:
+               social: list[int], pairs: list[tuple[int, int]], convs: list[int],
+               *ledger: Any) -> Any:
     """In the writer thread: every kind of missing state in one hand-over."""
-    return (sql.fetch_names(db, names), sql.fetch_heads(db, users), sql.fetch_social(db, social),
-            sql.fetch_pairs(db, pairs), sql.fetch_groups(db, groups),
-            sql.fetch_conv_last(db, convs))
+    return ((sql.fetch_names(db, names), sql.fetch_heads(db, users),
+             sql.fetch_social(db, social), sql.fetch_pairs(db, pairs),
+             sql.fetch_groups(db, groups), sql.fetch_conv_last(db, convs)),
+            sql.fetch_ledger(db, *ledger) if any(ledger) else ())
 
 
 def _close(db: sqlite3.Connection, last: Callable[[sqlite3.Connection], None] | None) -> None:
