@@ -31,6 +31,17 @@ from .errors import (
 )
 from .frames import FrameReader, encode_frame, pack_frame, unpack_body
 from .limits import DEFAULT_LIMITS, Limits
+from .media import (
+    MEDIA_CLASSES,
+    BlobData,
+    Download,
+    UploadBegin,
+    UploadCancel,
+    UploadChunk,
+    UploadDone,
+    UploadFinish,
+    UploadStatus,
+)
 from .messages import (
     Ack,
     Auth,
@@ -54,6 +65,7 @@ from .messages import (
     Registered,
     RevokeDevice,
     Send,
+    SendMedia,
     Sent,
     Sync,
     Update,
@@ -114,6 +126,7 @@ from .state import Role, State
 __all__ = [
     "DEFAULT_LIMITS",
     "MAX_PASSWORD_LEN",
+    "MEDIA_CLASSES",
     "MESSAGE_CLASSES",
     "MIN_PASSWORD_LEN",
     "SOCIAL_CLASSES",
@@ -121,6 +134,7 @@ __all__ = [
     "Ack",
     "Auth",
     "Authenticated",
+    "BlobData",
     "Block",
     "ChatMessage",
     "Close",
@@ -139,6 +153,7 @@ __all__ = [
     "DeviceInfo",
     "DeviceList",
     "DeviceRevoked",
+    "Download",
     "Error",
     "ErrorCode",
     "Event",
@@ -194,6 +209,7 @@ __all__ = [
     "RevokeDevice",
     "Role",
     "Send",
+    "SendMedia",
     "Sent",
     "SetPrivacy",
     "SetProfile",
@@ -205,6 +221,12 @@ __all__ = [
     "Update",
     "UpdateKind",
     "Updates",
+    "UploadBegin",
+    "UploadCancel",
+    "UploadChunk",
+    "UploadDone",
+    "UploadFinish",
+    "UploadStatus",
     "Welcome",
     "decode_message",
     "encode_frame",

@@ -1,8 +1,8 @@
-"""Type number -> message class, and decode_message: the one module that knows both families.
+"""Type number -> message class, and decode_message: the one module that knows every family.
 
-messages.py (core) and social.py (the social layer) know nothing of each other; this module
-imports both, checks that together they cover every MessageType exactly once, and decodes a
-payload with the decoder codec.message compiled for its class.
+messages.py (core), social.py (the social layer) and media.py know nothing of each other;
+this module imports them all, checks that together they cover every MessageType exactly
+once, and decodes a payload with the decoder codec.message compiled for its class.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from .base import Message, MessageType
 from .codes import ErrorCode
 from .errors import ProtocolError
 from .limits import DEFAULT_LIMITS, Limits
+from .media import MEDIA_CLASSES
 from .messages import CORE_CLASSES
 from .social import SOCIAL_CLASSES
 
@@ -22,7 +23,7 @@ __all__ = ["MESSAGE_CLASSES", "decode_message"]
 
 def _registry() -> dict[int, type[Message]]:
     table: dict[int, type[Message]] = {}
-    for cls in (*CORE_CLASSES, *SOCIAL_CLASSES):
+    for cls in (*CORE_CLASSES, *SOCIAL_CLASSES, *MEDIA_CLASSES):
         number = int(cls.TYPE)
         if number in table:
             raise RuntimeError(f"{cls.__name__} and {table[number].__name__} share type {number}")

@@ -15,6 +15,7 @@ from enum import Enum
 
 from .base import MessageType as T
 from .codes import ErrorCode
+from .media import MEDIA_CLIENT_TYPES, MEDIA_SERVER_TYPES
 from .social import SOCIAL_CLIENT_TYPES, SOCIAL_SERVER_TYPES
 
 
@@ -33,7 +34,7 @@ class State(Enum):
 _ANYTIME_CLIENT = {T.PING, T.CLOSE}
 _ACCOUNT = {T.REGISTER, T.LOGIN, T.AUTH}
 _SESSION = {T.LOGOUT, T.LIST_DEVICES, T.REVOKE_DEVICE, T.SEND, T.SYNC, T.ACK, T.HISTORY,
-            *SOCIAL_CLIENT_TYPES}
+            *SOCIAL_CLIENT_TYPES, *MEDIA_CLIENT_TYPES}
 
 # What a client may send (and so what a server accepts) in each state.
 CLIENT_MAY_SEND: dict[State, frozenset[int]] = {
@@ -52,6 +53,7 @@ SERVER_MAY_SEND: dict[State, frozenset[int]] = {
         _ANSWERS
         | {T.LOGGED_OUT, T.DEVICE_LIST, T.DEVICE_REVOKED, T.SENT, T.UPDATES, T.HISTORY_PAGE}
         | SOCIAL_SERVER_TYPES
+        | MEDIA_SERVER_TYPES
     ),
     State.CLOSED: frozenset(),
 }

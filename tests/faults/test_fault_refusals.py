@@ -43,6 +43,13 @@ from liaotian.protocol import (
     Send,
     Sync,
 )
+from liaotian.protocol.media import (
+    Download,
+    UploadBegin,
+    UploadCancel,
+    UploadChunk,
+    UploadFinish,
+)
 from liaotian.protocol.messages import ONE_WAY_CLIENT_TYPES
 from liaotian.protocol.social import (
     SOCIAL_CLIENT_TYPES,
@@ -122,6 +129,13 @@ EXAMPLES: list[tuple[type[Message], dict[str, Any]]] = [
     (GetProfile, {"user": "bob"}),
     (SetPrivacy, {"messages": "contacts"}),
     (GetPrivacy, {}),
+    # media (SPEC.md 24)
+    (UploadBegin, {"size": 5, "sha256": bytes(32), "media_type": "text/plain",
+                   "chunk_size": 16384}),
+    (UploadChunk, {"upload": 1, "offset": 0, "data": b"hello"}),
+    (UploadFinish, {"upload": 1}),
+    (UploadCancel, {"upload": 1}),
+    (Download, {"blob": bytes(32), "offset": 0, "length": 1}),
 ]
 
 

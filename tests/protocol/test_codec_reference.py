@@ -24,6 +24,7 @@ from legacy_codec import messages as old_messages
 from legacy_codec import social as old_social
 from liaotian.protocol import (
     DEFAULT_LIMITS,
+    MEDIA_CLASSES,
     MESSAGE_CLASSES,
     ChatMessage,
     DeviceInfo,
@@ -31,6 +32,7 @@ from liaotian.protocol import (
     Message,
     MessageType,
     ProtocolError,
+    Send,
     Update,
     UpdateKind,
     decode_message,
@@ -56,7 +58,12 @@ from liaotian.protocol.social import (
 )
 
 MAX_INT64 = 2**63 - 1
-TYPES = sorted(MESSAGE_CLASSES)
+# Types and fields added after the old codec was frozen (media, SPEC.md 24) are compared on
+# what the old codec knew: new types not at all, new fields left at their defaults.
+# tests/protocol/test_media_messages.py checks them.
+LATER_TYPES = frozenset(int(c.TYPE) for c in MEDIA_CLASSES)
+LATER_FIELDS = frozenset({(Send, "media"), (ChatMessage, "media")})
+TYPES = sorted(set(MESSAGE_CLASSES) - LATER_TYPES)
 IDS = [MessageType(t).name for t in TYPES]
 SETTINGS = settings(max_examples=60, deadline=None, database=None)
 
@@ -146,6 +153,9 @@ def instances(draw: st.DrawFn, cls: type, limits: Limits = DEFAULT_LIMITS) -> An
     fields = wire_fields(cls)
     kwargs: dict[str, Any] = {}
     for f in fields:
+        if (cls, f.name) in LATER_FIELDS:
+            kwargs[f.name] = f.absent
+            continue
         s = value_strategy(f, f.type, limits)
         kwargs[f.name] = draw(st.none() | s if f.optional else s)
     by_key = {f.key: f for f in fields}
@@ -181,15 +191,21 @@ def to_legacy(obj: Any) -> Any:
     """The same value built from the old classes (nested records included)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         old = _OLD[type(obj).__name__]
-        return old(**{f.name: to_legacy(getattr(obj, f.name)) for f in dataclasses.fields(obj)})
+        known = {f.name for f in dataclasses.fields(old)}
+        for f in dataclasses.fields(obj):
+            assert f.name in known or getattr(obj, f.name) is None, (type(obj), f.name)
+        return old(**{f.name: to_legacy(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                      if f.name in known})
     if isinstance(obj, tuple):
         return tuple(to_legacy(x) for x in obj)
     return obj
 
 
 def test_the_reference_is_the_old_codec_and_covers_every_type() -> None:
-    assert set(legacy_codec.MESSAGE_CLASSES) == set(MESSAGE_CLASSES)
+    assert set(legacy_codec.MESSAGE_CLASSES) == set(MESSAGE_CLASSES) - LATER_TYPES
     for number, cls in MESSAGE_CLASSES.items():
+        if number in LATER_TYPES:
+            continue
         assert _OLD[cls.__name__] is legacy_codec.MESSAGE_CLASSES[number]
         assert "_record" not in vars(legacy_codec.MESSAGE_CLASSES[number])
 
@@ -226,8 +242,8 @@ def test_message_maps_encode_as_before(msg: ChatMessage, without_meta: bool) -> 
 
 # --------------------------------------------------------------------------- decoding
 
-KEYS = sorted({f.key for cls in (*MESSAGE_CLASSES.values(), ChatMessage)
-               for f in wire_fields(cls)} | {"junk"})
+KEYS = sorted({f.key for cls in (*(MESSAGE_CLASSES[t] for t in TYPES), ChatMessage)
+               for f in wire_fields(cls) if (cls, f.name) not in LATER_FIELDS} | {"junk"})
 LIMITS = st.sampled_from([
     DEFAULT_LIMITS,
     Limits(max_cmid_len=4, max_sync_page=10, max_history_page=5, max_frame_size=100),
@@ -372,6 +388,8 @@ def test_every_bound_of_every_field_is_where_it_was(msg_type: int, data: st.Data
     msg = data.draw(instances(cls, limits))
     payload = msg.to_payload()
     for f in wire_fields(cls):
+        if (cls, f.name) in LATER_FIELDS:
+            continue
         for value in edge_values(f, limits, data.draw):
             p = _with(payload, f.key, value)
             _compare(outcome(decode_message, msg_type, msg.rid, p, limits),
@@ -396,6 +414,8 @@ def test_every_bound_of_every_nested_map_is_where_it_was(cls: type, data: st.Dat
     for value in (None, 5, "x", [], [wire]):
         _compare(_from_wire(cls, value), _from_wire(old_cls, value))
     for f in wire_fields(cls):
+        if (cls, f.name) in LATER_FIELDS:
+            continue
         for value in edge_values(f, DEFAULT_LIMITS, data.draw):
             w = _with(wire, f.key, value)
             _compare(_from_wire(cls, w), _from_wire(old_cls, w))

@@ -51,6 +51,17 @@ from liaotian.protocol import (
     validate_device,
     validate_username,
 )
+from liaotian.protocol.media import (
+    MEDIA_CLIENT_TYPES,
+    BlobData,
+    Download,
+    UploadBegin,
+    UploadCancel,
+    UploadChunk,
+    UploadDone,
+    UploadFinish,
+    UploadStatus,
+)
 from liaotian.protocol.social import (
     SOCIAL_CLIENT_TYPES,
     Block,
@@ -123,6 +134,7 @@ GMSG = ChatMessage(
 )
 
 # One representative, fully populated instance of every message type.
+SHA = bytes.fromhex("b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9")
 EXAMPLES: dict[int, Message] = {
     T.HELLO: Hello(rid=1, versions=(1, 2), client="cli/0.1"),
     T.WELCOME: Welcome(
@@ -253,6 +265,17 @@ EXAMPLES: dict[int, Message] = {
     T.SET_PRIVACY: SetPrivacy(rid=37, presence="contacts", profile="nobody", messages="contacts"),
     T.GET_PRIVACY: GetPrivacy(rid=38),
     T.PRIVACY: Privacy(rid=38, presence="contacts", profile="everyone", messages="everyone"),
+    # media (SPEC.md 24)
+    T.UPLOAD_BEGIN: UploadBegin(rid=39, size=11, sha256=SHA, media_type="text/plain",
+                                chunk_size=16384, name="hello.txt"),
+    T.UPLOAD_STATUS: UploadStatus(rid=39, upload=7, size=11, chunk_size=16384, held=(),
+                                  expires=1_700_086_400_000),
+    T.UPLOAD_CHUNK: UploadChunk(rid=40, upload=7, offset=0, data=b"hello world"),
+    T.UPLOAD_FINISH: UploadFinish(rid=41, upload=7),
+    T.UPLOAD_DONE: UploadDone(rid=41, blob=SHA, size=11, media_type="text/plain"),
+    T.UPLOAD_CANCEL: UploadCancel(rid=42, upload=8),
+    T.DOWNLOAD: Download(rid=43, blob=SHA, offset=0, length=524288),
+    T.BLOB_DATA: BlobData(rid=43, blob=SHA, offset=0, size=11, data=b"hello world"),
 }
 
 CLIENT_SENT = {
@@ -270,6 +293,7 @@ CLIENT_SENT = {
     T.ACK,
     T.HISTORY,
     *SOCIAL_CLIENT_TYPES,
+    *MEDIA_CLIENT_TYPES,
 }
 
 
