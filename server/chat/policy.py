@@ -27,6 +27,10 @@ class Policy:
     max_groups_joined: int = 1000
     max_contacts: int = 5000
     max_outgoing_requests: int = 1000
+    # media messages (rules/media.py)
+    max_voice_ms: int = 15 * 60 * 1000  # longest voice note
+    max_track_ms: int = 60 * 60 * 1000  # longest song track
+    min_clip_ms: int = 1000  # shortest clip of a track
     budget: RowBudget | None = None
 
 

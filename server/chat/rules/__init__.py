@@ -4,6 +4,8 @@
     groups.py    groups: create, members, roles, name and topic, each a timeline event
     contacts.py  contacts, blocking, privacy, who sees what
     receipts.py  read markers, receipts, the chat list's unread counts
+    media.py     who may read a blob; what a media message stores (checked before a SEND
+                 is queued, by its handler)
 
 A store calls `needs` to learn what to load for an operation and `apply` to plan it on
 a batch (chat/plan.py). Every write but SEND and READ (their handlers charge them up

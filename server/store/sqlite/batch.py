@@ -73,3 +73,8 @@ class Batch(Overlay):
 
     def _keep_read_marker(self, uid: int, conv: int, pos: int) -> None:
         self._stage(sql.UPSERT_READ_MARKER, (uid, conv, pos))
+
+    def _keep_blob_refs(self, conv: int, pos: int, blobs: tuple[bytes, ...]) -> None:
+        for sha in blobs:
+            self._stage(sql.INSERT_BLOB_REF, (sha, conv, pos))
+            self._stage(sql.CLEAR_UNREF, (sha,))
