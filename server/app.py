@@ -33,11 +33,15 @@ from .fanout import FanOut
 from .handlers.accounts import AccountHandlers
 from .handlers.contacts import ContactHandlers
 from .handlers.groups import GroupHandlers, answer_created
+from .handlers.media import MediaHandlers
 from .handlers.messaging import MessagingHandlers
 from .handlers.presence import PresenceService
 from .handlers.receipts import ReceiptHandlers
 from .handlers.session import SessionHandlers
 from .handlers.throttle import WriteBudget
+from .media.aio import MediaIO
+from .media.blobs import BlobStore
+from .media.limits import MediaLimits
 from .net.hub import Hub
 from .net.router import Router
 from .net.transport import Endpoint, ServerConnection
@@ -75,7 +79,14 @@ class Server:
                              max_groups_joined=config.max_groups_joined,
                              max_contacts=config.max_contacts,
                              max_outgoing_requests=config.max_outgoing_requests,
+                             max_voice_ms=config.media_max_voice_ms,
+                             max_track_ms=config.media_max_track_ms,
                              budget=self.writes)
+        self.media_limits = media_limits(config)
+        self.media_io = MediaIO(
+            BlobStore(config.media_dir or config.db_path + ".media",
+                      free_floor=config.media_free_disk_floor),
+            self.media_limits, workers=config.media_workers)
         self.fanout = FanOut(self.hub.sessions, self.hub.of_user, self.store.cached_head,
                              self.counters)
         self.store.on_committed = self.fanout.committed
@@ -110,12 +121,19 @@ class Server:
         cfg, store, hub, router, writes = (self.config, self.store, self.hub, self.router,
                                            self.writes)
         clock = self.loop.time
-        SessionHandlers(advertised=self.limits.advertised(),
-                        heartbeat=cfg.heartbeat_interval).route(router)
+        advertised = {**self.limits.advertised(),
+                      "media": self.media_limits.advertised(self.limits.max_frame_size)}
+        SessionHandlers(advertised=advertised, heartbeat=cfg.heartbeat_interval).route(router)
         accounts = AccountHandlers(store, hub, cfg, clock)
         accounts.route(router)
         hub.on_unbind = accounts.unbound
-        MessagingHandlers(store, self.limits, cfg, writes, clock).route(router)
+        self.media = MediaHandlers(store, self.media_io, self.media_limits, self.policy, writes,
+                                   clock, frame_size=self.limits.max_frame_size,
+                                   inflight=cfg.media_inflight,
+                                   sweep_interval=cfg.media_sweep_interval)
+        self.media.route(router)
+        MessagingHandlers(store, self.limits, cfg, writes, clock,
+                          media=self.media.prepare_send).route(router)
         GroupHandlers(store, writes, self.policy, clock).route(router)
         self.fanout.answer_with(CreateGroup, answer_created)
         ReceiptHandlers(store, writes, cfg.max_group_size, clock).route(router)
@@ -137,6 +155,7 @@ class Server:
         try:
             await self._open_store()
             try:
+                await self._open_media()
                 self._wire()
                 try:  # ops
                     await self.ops.start()
@@ -150,6 +169,7 @@ class Server:
             except BaseException:
                 self._listener = None
                 await self.ops.stop()  # ops
+                await self.media_io.close()
                 await self.store.close()
                 raise
         except BaseException:
@@ -161,6 +181,7 @@ class Server:
             self.loop.create_task(self._flush_positions(), name="positions"),
             self.loop.create_task(self._prune(), name="retention"),
             self.loop.create_task(self.presence.run(), name="presence"),
+            self.loop.create_task(self.media.run(), name="media-sweeps"),
         ]
         if self.config.stats_interval > 0:
             self._background.append(self.loop.create_task(  # ops: the statistics line
@@ -212,6 +233,16 @@ class Server:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise StartupError(f"cannot open database {self.config.db_path}: {reason}") from exc
 
+    async def _open_media(self) -> None:
+        try:
+            await self.media_io.open()
+        except OSError as exc:
+            raise StartupError(f"cannot open media directory {self.media_io.store.root}: "
+                               f"{exc.strerror or exc}") from exc
+        except Exception as exc:  # BlobError: its parent directory is missing
+            raise StartupError(f"cannot open media directory {self.media_io.store.root}: "
+                               f"{exc}") from exc
+
     def tls_context(self) -> ssl.SSLContext | None:
         """TLS 1.2 or newer with the configured certificate, or None for plain TCP."""
         if not self.config.tls_cert:
@@ -256,6 +287,7 @@ class Server:
                 conn.transport.abort()
         for task in list(self.router.tasks):
             task.cancel()
+        await self.media_io.close()  # partials synced: uploads resume after the restart
         await self.store.close()
         if self._listener is not None:
             await self._listener.wait_closed()
@@ -281,6 +313,21 @@ class Server:
             except Exception:
                 log.exception("retention pass failed")
             await asyncio.sleep(3600)
+
+
+def media_limits(config: Config) -> MediaLimits:
+    """The media limits of the server's settings (the rest keep MediaLimits' defaults)."""
+    return MediaLimits(
+        max_blob_size=config.media_max_blob_size,
+        max_uploads_per_user=config.media_max_uploads,
+        upload_bytes_per_day=config.media_upload_bytes_per_day,
+        download_bytes_per_day=config.media_download_bytes_per_day,
+        upload_ttl=config.media_upload_ttl,
+        unreferenced_grace=config.media_unreferenced_grace,
+        free_disk_floor=config.media_free_disk_floor,
+        max_voice_ms=config.media_max_voice_ms,
+        max_track_ms=config.media_max_track_ms,
+    )
 
 
 def tune_gc() -> None:

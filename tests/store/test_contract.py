@@ -458,6 +458,12 @@ async def test_an_upload_is_begun_resumed_and_completed(d: Driver) -> None:
     assert await _seen(d, "alice", b) and await _seen(d, "alice", thumb)
     assert not await _seen(d, "bob", b)
     assert await m.delete_upload(up.id) is False
+    # an upload id is never given out again (partial files are named by it)
+    other = await m.create_upload(alice, bytes(32), 5, "a/b", "", 16384, 9_000)
+    assert other.id > up.id
+    assert await m.delete_upload(other.id) is True
+    last = await m.create_upload(alice, bytes(32), 5, "a/b", "", 16384, 9_001)
+    assert last.id > other.id
 
 
 async def test_a_blob_is_readable_by_the_readers_of_messages_referencing_it(

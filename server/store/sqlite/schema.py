@@ -200,7 +200,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (sha256, conv_id, pos)
     ) WITHOUT ROWID;
     CREATE TABLE uploads (                        -- unfinished uploads
-        id         INTEGER PRIMARY KEY,           -- the upload id on the wire
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,  -- the id on the wire: never reused
         user_id    INTEGER NOT NULL,
         sha256     BLOB NOT NULL,
         size       INTEGER NOT NULL,
