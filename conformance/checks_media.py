@@ -1,4 +1,4 @@
-"""Media: SPEC section 24 (uploads, downloads, who may read a blob, media messages).
+"""Media: SPEC section 25 (uploads, downloads, who may read a blob, media messages).
 
 Blobs are built here from bytes and hashed with hashlib; hashes and chunks travel as
 msgpack bin (wire.pack writes bytes as bin).
@@ -21,7 +21,7 @@ def _begin(data: bytes, *, chunk_size: int = 16_384, media_type: str = "text/pla
             "name": name, "chunk_size": chunk_size}
 
 
-@check(section="24.1", title="media requests before authentication are 2001")
+@check(section="25.1", title="media requests before authentication are 2001")
 async def media_needs_session(ctx: Context) -> None:
     conn = await ctx.anon()
     for msg_type, payload in ((wire.UPLOAD_BEGIN, _begin(b"x")),
@@ -30,7 +30,7 @@ async def media_needs_session(ctx: Context) -> None:
                      f"{wire.NAMES[msg_type]} in CONNECTED")
 
 
-@check(section="24.1", title="a hash sent as str, or not 32 bytes, is 1003")
+@check(section="25.1", title="a hash sent as str, or not 32 bytes, is 1003")
 async def hash_is_bin(ctx: Context) -> None:
     s = await ctx.user()
     for bad in (SHA_HELLO.hex(), SHA_HELLO[:31], SHA_HELLO + b"\0", "x" * 32):
@@ -40,14 +40,14 @@ async def hash_is_bin(ctx: Context) -> None:
         expect_error(f, wire.E_INVALID_FIELD, f"DOWNLOAD blob={bad!r:.20}")
 
 
-@check(section="24.8.3", title="UPLOAD_CHUNK data sent as str is 1003")
+@check(section="25.8.3", title="UPLOAD_CHUNK data sent as str is 1003")
 async def chunk_is_bin(ctx: Context) -> None:
     s = await ctx.user()
     f = await s.req(wire.UPLOAD_CHUNK, {"upload": 1, "offset": 0, "data": "hello"})
     expect_error(f, wire.E_INVALID_FIELD, "UPLOAD_CHUNK with str data")
 
 
-@check(section="24.5", title="SEND media with an unknown kind, a short blob or a clip of three "
+@check(section="25.5", title="SEND media with an unknown kind, a short blob or a clip of three "
        "numbers is 1003")
 async def send_media_shape(ctx: Context) -> None:
     s = await ctx.user()
@@ -92,7 +92,7 @@ def _data(n: int) -> bytes:
     return (Context.cmid().encode() * (n // 8 + 1))[:n]
 
 
-@check(section="24.2", title="an upload in chunks is answered UPLOAD_DONE {blob = sha256}; the "
+@check(section="25.2", title="an upload in chunks is answered UPLOAD_DONE {blob = sha256}; the "
        "same user's BEGIN of it again is answered UPLOAD_DONE at once")
 async def upload_and_dedup(ctx: Context) -> None:
     s = await ctx.user()
@@ -107,7 +107,7 @@ async def upload_and_dedup(ctx: Context) -> None:
     expect(await download_all(s, p["blob"]) == data, "the downloaded bytes differ")
 
 
-@check(section="24.2", title="another user's BEGIN of stored content sends every byte "
+@check(section="25.2", title="another user's BEGIN of stored content sends every byte "
        "(held is empty)")
 async def no_dedup_oracle(ctx: Context) -> None:
     a, b = await ctx.user(), await ctx.user()
@@ -118,7 +118,7 @@ async def no_dedup_oracle(ctx: Context) -> None:
     expect(f.payload.get("held") == [], f"held {f.payload.get('held')}")
 
 
-@check(section="24.2", title="bytes that do not hash to sha256: FINISH is 3109 and the upload "
+@check(section="25.2", title="bytes that do not hash to sha256: FINISH is 3109 and the upload "
        "is gone (3101)")
 async def hash_mismatch(ctx: Context) -> None:
     s = await ctx.user()
@@ -133,7 +133,7 @@ async def hash_mismatch(ctx: Context) -> None:
                  "FINISH again")
 
 
-@check(section="24.2", title="chunks out of range, misaligned, of the wrong size or past the "
+@check(section="25.2", title="chunks out of range, misaligned, of the wrong size or past the "
        "end are 3104, 3105, 3106, 3107; FINISH before every byte is 3108")
 async def chunk_refusals(ctx: Context) -> None:
     s = await ctx.user()
@@ -152,7 +152,7 @@ async def chunk_refusals(ctx: Context) -> None:
     expect(f.payload.get("data", {}).get("missing") == [[0, 40_000]], f"data: {f}")
 
 
-@check(section="24.4", title="a blob is 3111 to a stranger and readable by the recipient of a "
+@check(section="25.4", title="a blob is 3111 to a stranger and readable by the recipient of a "
        "message referencing it")
 async def access_by_message(ctx: Context) -> None:
     a, b, stranger = await ctx.user(), await ctx.user(), await ctx.user()
@@ -173,7 +173,7 @@ async def access_by_message(ctx: Context) -> None:
                  wire.E_UNKNOWN_BLOB, "DOWNLOAD by a stranger")
 
 
-@check(section="24.3", title="DOWNLOAD past the end or with length 0 is 3112; at the end it "
+@check(section="25.3", title="DOWNLOAD past the end or with length 0 is 3112; at the end it "
        "answers empty data")
 async def download_ranges(ctx: Context) -> None:
     s = await ctx.user()

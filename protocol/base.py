@@ -99,12 +99,35 @@ class MessageType(IntEnum):
     UPLOAD_CANCEL = 95
     DOWNLOAD = 96
     BLOB_DATA = 97
+    # channels (channels.py): 110-130
+    CHANNEL_CREATE = 110
+    CHANNEL_INFO = 111
+    GET_CHANNEL = 112
+    CHANNEL_JOIN = 113
+    CHANNEL_LEAVE = 114
+    CHANNEL_UPDATE = 115
+    CHANNEL_SET_ROLE = 116
+    CHANNEL_BAN = 117
+    CHANNEL_POST = 118
+    CHANNEL_POSTED = 119
+    CHANNEL_COMMENT = 120
+    CHANNEL_LIKE = 121
+    CHANNEL_LIKES = 122
+    CHANNEL_PIN = 123
+    CHANNEL_DELETE = 124
+    CHANNEL_READ = 125
+    CHANNEL_FETCH = 126
+    CHANNEL_PAGE = 127
+    CHANNEL_SEARCH = 128
+    CHANNEL_HITS = 129
+    CHANNEL_NEWS = 130
 
 
 class UpdateKind(IntEnum):
     MESSAGE = 1  # a message map (a group event is a message map with an "event" map)
     READ = 2  # {conv, user, pos}: a read-up-to marker moved
     CONTACT = 3  # {event, user}: a contact request or contact-list change
+    CHANNEL = 10  # {event, channel, name}: the user joined, left or was banned from a channel
 
 
 T = MessageType
@@ -119,6 +142,9 @@ _FROM_CLIENT = frozenset({
     T.CONTACT_DECLINE, T.CONTACT_CANCEL, T.CONTACT_REMOVE, T.LIST_CONTACTS, T.BLOCK, T.UNBLOCK,
     T.SET_PROFILE, T.GET_PROFILE, T.SET_PRIVACY, T.GET_PRIVACY,
     T.UPLOAD_BEGIN, T.UPLOAD_CHUNK, T.UPLOAD_FINISH, T.UPLOAD_CANCEL, T.DOWNLOAD,
+    T.CHANNEL_CREATE, T.GET_CHANNEL, T.CHANNEL_JOIN, T.CHANNEL_LEAVE, T.CHANNEL_UPDATE,
+    T.CHANNEL_SET_ROLE, T.CHANNEL_BAN, T.CHANNEL_POST, T.CHANNEL_COMMENT, T.CHANNEL_LIKE,
+    T.CHANNEL_PIN, T.CHANNEL_DELETE, T.CHANNEL_READ, T.CHANNEL_FETCH, T.CHANNEL_SEARCH,
 })
 CLIENT_TYPES = frozenset(int(t) for t in _FROM_CLIENT)
 SERVER_TYPES = frozenset(int(t) for t in T if t not in _FROM_CLIENT) | {int(T.CLOSE)}

@@ -43,7 +43,7 @@ class ErrorCode(IntEnum):
     FORBIDDEN = 3007  # your role in the group does not allow this
     CONFLICT = 3008  # the request contradicts the current state (already a contact, ...)
     LIMIT_REACHED = 3009  # a per-user bound (groups, contacts, devices, ...) is reached
-    # 31xx: media (SPEC.md 24)
+    # 31xx: media (SPEC.md 25)
     UNKNOWN_UPLOAD = 3101  # no such upload of yours (never existed, expired, done, cancelled)
     BLOB_TOO_LARGE = 3102  # the declared size is above max_blob_size
     BAD_CHUNK_SIZE = 3103  # not a power of two in range, or too many chunks
@@ -61,6 +61,11 @@ class ErrorCode(IntEnum):
     NOT_AUDIO = 3115  # a voice note or track whose blob is not audio the server reads
     AUDIO_TOO_LONG = 3116  # longer than the kind allows
     BAD_CLIP = 3117  # the track's clip is not inside the audio, or too short
+    # 305x: channels
+    BANNED = 3050  # you are banned from that channel
+    INVALID_INVITE = 3051  # the channel's invitation token is wrong or was replaced
+    NOT_FOUND = 3052  # no such post or comment in that channel (or it is deleted)
+    SLOW_MODE = 3053  # the channel's slow mode: retry_after says when you may post again
     # 4xxx: load
     RATE_LIMITED = 4001  # retry_after says when to try again
     # 5xxx: the server
@@ -117,6 +122,10 @@ _ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.NOT_AUDIO: "not audio",
     ErrorCode.AUDIO_TOO_LONG: "audio too long",
     ErrorCode.BAD_CLIP: "clip is not inside the audio",
+    ErrorCode.BANNED: "you are banned from that channel",
+    ErrorCode.INVALID_INVITE: "invitation unknown or no longer valid",
+    ErrorCode.NOT_FOUND: "no such post or comment",
+    ErrorCode.SLOW_MODE: "slow mode: wait before posting again",
     ErrorCode.RATE_LIMITED: "rate limit exceeded, retry later",
     ErrorCode.INTERNAL_ERROR: "internal server error",
     ErrorCode.UNAVAILABLE: "server unavailable, reconnect and retry",

@@ -1,10 +1,10 @@
 """Media messages: chunked, resumable, content-addressed uploads and ranged downloads
-(SPEC.md section 24).
+(SPEC.md section 25).
 
 Declared like the other messages (codec.py). Blob ids and hashes are the 32-byte SHA-256
 of the blob's bytes, and chunk data travels as is: both are msgpack bin (`bytes`), the
 protocol's only bin fields. The media kinds a SEND may carry are records.py's SendMedia;
-the stored message's `media` map is a plain map (SPEC.md 24.5), so a reader accepts kinds
+the stored message's `media` map is a plain map (SPEC.md 25.5), so a reader accepts kinds
 and keys it does not know.
 """
 
@@ -83,7 +83,7 @@ class UploadDone(Message):
     blob: bytes = wire(min=SHA256_LEN, max=SHA256_LEN)
     size: int
     media_type: str = wire("type", max=127)  # detected for images and audio, else declared
-    info: dict[str, Any] = wire(default_factory=dict)  # what the server read (SPEC.md 24.2)
+    info: dict[str, Any] = wire(default_factory=dict)  # what the server read (SPEC.md 25.2)
 
 
 @message(M.UPLOAD_CANCEL)

@@ -19,7 +19,7 @@ MEDIA_KINDS = ("image", "voice", "file", "track")
 
 @record(not_map=("media", "must be a map"))
 class SendMedia(Record):
-    """SEND's `media` (SPEC.md 24.5): what only the sender knows about an uploaded blob.
+    """SEND's `media` (SPEC.md 25.5): what only the sender knows about an uploaded blob.
 
     Everything measurable (size, type, dimensions, duration) the server reads from the
     blob itself and puts in the stored message's `media` map instead.
@@ -57,7 +57,7 @@ class ChatMessage(Record):
     meta: dict[str, Any] = wire(default_factory=dict, omit="empty")
     group: int | None = None  # the group (group conversations; then conv == group)
     event: dict[str, Any] | None = None  # group timeline events (SPEC.md 17.4)
-    media: dict[str, Any] | None = None  # a media message: the server's map (SPEC.md 24.5)
+    media: dict[str, Any] | None = None  # a media message: the server's map (SPEC.md 25.5)
 
     def encode(self) -> bytes:
         """The msgpack map, encoded once and reused for every reader."""

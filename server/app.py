@@ -24,13 +24,15 @@ import socket
 import ssl
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 from .chat.ops import CreateGroup
 from .chat.policy import Policy
 from .config import Config
 from .fanout import FanOut
 from .handlers.accounts import AccountHandlers
+from .handlers.channels import ANSWERS as CHANNEL_ANSWERS
+from .handlers.channels import ChannelHandlers, NewsFanOut
 from .handlers.contacts import ContactHandlers
 from .handlers.groups import GroupHandlers, answer_created
 from .handlers.media import MediaHandlers
@@ -49,7 +51,7 @@ from .ops.counters import Counters
 from .ops.lifecycle import Lifecycle
 from .ops.logs import configure_logging
 from .ops.wiring import Ops, OpsError
-from .store import SQLiteStore, StoreOpenError
+from .store import SQLiteStore, Store, StoreOpenError
 
 log = logging.getLogger("liaotian.server")
 
@@ -59,7 +61,9 @@ class StartupError(Exception):
 
 
 class Server:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, store: Store | None = None) -> None:
+        """`store`: the storage to serve from (the simulation's in-memory one); by default
+        the SQLite database of `config.db_path`."""
         tune_gc()
         tune_switch_interval()
         self.config = config
@@ -68,9 +72,11 @@ class Server:
                        max_outbound_total=config.max_outbound_total)
         self.counters = Counters()  # ops: what the serving path counts
         self.router = Router(self.counters)
-        self.store = SQLiteStore(config.db_path, synchronous=config.synchronous,
-                                 max_batch=config.max_batch,
-                                 read_connections=config.read_connections)
+        # An injected store serves through the contract's methods; typed as SQLite's
+        # until the handlers are typed against the contract alone.
+        self.store = cast(SQLiteStore, store) if store is not None else SQLiteStore(
+            config.db_path, synchronous=config.synchronous, max_batch=config.max_batch,
+            read_connections=config.read_connections)
         self.writes = WriteBudget(config.write_rate, config.write_burst,
                                   config.write_rows_rate, config.write_rows_burst,
                                   clock=lambda: self.loop.time())
@@ -141,6 +147,22 @@ class Server:
         self.presence = PresenceService(store, hub, cfg, clock)
         self.presence.route(router)
         hub.on_presence = self.presence.changed
+        # channels: requests, answers, and the news of posts for online members
+        ChannelHandlers(store, writes, self.policy, clock).route(router)
+        for op_type, answer in CHANNEL_ANSWERS.items():
+            self.fanout.answer_with(op_type, answer)
+        self.news = news = NewsFanOut(store, hub.of_user, self.loop)
+        presence, fanout = self.presence.changed, self.fanout.committed
+
+        def on_presence(uid: int, online: bool) -> None:
+            presence(uid, online)
+            news.presence(uid, online)
+
+        def on_committed(done: list[Any]) -> None:
+            fanout(done)
+            news.committed(done)
+
+        hub.on_presence, store.on_committed = on_presence, on_committed
 
     async def start(self) -> None:
         """Load TLS, bind the port, open the store, serve. A failure raises StartupError
@@ -183,9 +205,10 @@ class Server:
             self.loop.create_task(self.presence.run(), name="presence"),
             self.loop.create_task(self.media.run(), name="media-sweeps"),
         ]
-        if self.config.stats_interval > 0:
+        stats = self.ops.stats
+        if self.config.stats_interval > 0 and stats is not None:
             self._background.append(self.loop.create_task(  # ops: the statistics line
-                self.ops.stats.run(self.config.stats_interval), name="stats"))
+                stats.run(self.config.stats_interval), name="stats"))
         log.info("listening on %s:%d (database %s, synchronous=%s)", self.config.host,
                  self.port, self.config.db_path, self.config.synchronous)
 

@@ -101,7 +101,7 @@ class Config:
     metrics_port: int = -1  # Prometheus /metrics on this port; -1 = off, 0 = any free port
     metrics_host: str = "127.0.0.1"
     admin_socket: str = ""  # Unix socket of `liaotian-server admin`; "" = <db_path>.admin
-    # --- media (SPEC.md 24; server/media/, handlers/media.py)
+    # --- media (SPEC.md 25; server/media/, handlers/media.py)
     media_dir: str = ""  # blobs and partial uploads; "" = <db_path>.media
     media_max_blob_size: int = 100 * 1024 * 1024  # bytes of one blob
     media_max_uploads: int = 4  # unfinished uploads of one user

@@ -35,7 +35,7 @@ _UPDATES = int(MessageType.UPDATES)
 _SENT = int(MessageType.SENT)
 _ERROR = int(MessageType.ERROR)
 _OK = int(MessageType.OK)
-_WITH_EXTRAS = frozenset((ErrorCode.RATE_LIMITED, ErrorCode.LIMIT_REACHED))
+_WITH_EXTRAS = frozenset((ErrorCode.RATE_LIMITED, ErrorCode.LIMIT_REACHED, ErrorCode.SLOW_MODE))
 Answer = Callable[[Any], tuple[bytes, int]]  # an operation -> (its answer frame, type)
 Out = dict[Peer, list[Any]]
 
@@ -99,7 +99,7 @@ class FanOut:
                 _part(out, origin).append((_sent_frame(req.rid, res), _SENT, req.rid))
             if res.duplicate:
                 continue
-            if res.fanout:
+            if res.fanout or not res.recipient_id:  # a group send, even to a group of one
                 self._fan_out(out, res, req.sender_id, origin)
             targets = of_user(res.recipient_id) if res.recipient_id else ()
             if targets:

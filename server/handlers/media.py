@@ -1,4 +1,4 @@
-"""Media (SPEC.md 24): uploads, downloads, the media of a SEND, and the sweeps that expire
+"""Media (SPEC.md 25): uploads, downloads, the media of a SEND, and the sweeps that expire
 uploads and collect unreferenced blobs.
 
 Request -> rules -> store and blob store -> answer, like every handler module; the rules

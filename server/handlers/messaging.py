@@ -3,7 +3,7 @@ the commit), SYNC, ACK, HISTORY.
 
 The hot path allocates no task per message: SEND checks its size and budget and queues
 a SendRequest (chat/ops.py), planned by chat/rules/send.py. A SEND with `media` (SPEC.md
-24.5) is the one that waits: its blobs are read and checked (`media`, handlers/media.py's
+25.5) is the one that waits: its blobs are read and checked (`media`, handlers/media.py's
 prepare_send) before it is queued, so a text SEND pipelined behind it may commit first.
 """
 

@@ -1,4 +1,4 @@
-"""What a finished upload is: the media type and the info UPLOAD_DONE reports (SPEC.md 24.2
+"""What a finished upload is: the media type and the info UPLOAD_DONE reports (SPEC.md 25.2
 item 6), read from the bytes by probe.py, never taken from the client.
 
 Synchronous (the server runs it in MediaIO's pool). The family is chosen by the declared

@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..chat.ops import SendRequest
+from ..store import SQLiteStore
 from ..store.sqlite import admin as admin_sql
 from .admin import UNIX_PATH_MAX, Admin, AdminError, AdminSocket, socket_path
 from .counters import WriterMeter
@@ -36,9 +37,13 @@ class Ops:
     def __init__(self, server: Host) -> None:
         self.server = server
         self.counters = server.counters
-        server.store.stats = WriterMeter()  # before the store opens: it binds its methods
+        # The operator's tools read SQLite's files, statistics and tables; a server on another
+        # store (the simulation's memory store) runs without them.
+        self.enabled = isinstance(server.store, SQLiteStore)
+        if self.enabled:
+            server.store.stats = WriterMeter()  # before the store opens: it binds its methods
         self.lifecycle = Lifecycle(server.hub, server.counters)
-        self.stats = StatsLine(server)
+        self.stats = StatsLine(server) if self.enabled else None
         self.admin = Admin(server.store, server)
         self.metrics: MetricsEndpoint | None = None
         self.admin_socket: AdminSocket | None = None
@@ -46,6 +51,8 @@ class Ops:
     async def start(self) -> None:
         """OpsError (one line) if the metrics port or the admin socket cannot be opened;
         nothing of ours is left open then."""
+        if not self.enabled:
+            return
         server = self.server
         store, cfg = server.store, server.config
         server.hub.disabled = set(await store.run_in_commit(admin_sql.disabled_ids))

@@ -51,6 +51,7 @@ from .contract import (
     UsernameTaken,
     UserRecord,
 )
+from .memory_channels import ChannelWrite, MemoryChannelBatch, MemoryChannels
 from .overlay import Committed, MessageRow, Overlay
 
 # A log entry: (seq, kind, message id or None, data or None, ts).
@@ -80,22 +81,25 @@ class _Device:
     acked: int = 0
 
 
-class MemoryBatch(Overlay):
+class MemoryBatch(MemoryChannelBatch, Overlay):
     """A batch of the in-memory store: the overlay's copies are the state to publish;
-    conversations and read markers are staged here."""
+    conversations, read markers and channel rows are staged here."""
 
     def __init__(self, committed: Committed, ts: int) -> None:
         super().__init__(committed, ts)
         self.convs: list[tuple[int, int, int | None, int | None, int]] = []
         self.markers: list[tuple[int, int, int]] = []
+        self.channel_rows: list[ChannelWrite] = []
         self.refs: list[tuple[int, int, tuple[bytes, ...]]] = []
 
     def _marks(self) -> tuple[int, ...]:
-        return (*super()._marks(), len(self.convs), len(self.markers), len(self.refs))
+        return (*super()._marks(), len(self.convs), len(self.markers), len(self.channel_rows),
+                len(self.refs))
 
     def _rewind(self, marks: tuple[int, ...]) -> None:
         super()._rewind(marks)
-        del self.convs[marks[4]:], self.markers[marks[5]:], self.refs[marks[6]:]
+        del self.convs[marks[4]:], self.markers[marks[5]:], self.channel_rows[marks[6]:]
+        del self.refs[marks[7]:]
 
     def _keep_direct_conv(self, conv: int, a: int, b: int) -> None:
         self.convs.append((conv, KIND_DIRECT, a, b, self.ts))
@@ -126,7 +130,7 @@ class MemoryBatch(Overlay):
         self.refs.append((conv, pos, blobs))
 
 
-class MemoryStore:
+class MemoryStore(MemoryChannels):
     def __init__(self, *, clock: Callable[[], int] = wall_clock_ms, auto_commit: bool = True,
                  max_batch: int = 2048) -> None:
         self.clock = clock
@@ -155,6 +159,7 @@ class MemoryStore:
         self.committed_sends = 0
         self._accepting = False
         self._scheduled = False
+        self._init_channels()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -216,6 +221,7 @@ class MemoryStore:
             self.by_cmid[(m[3], m[5])] = m
         for _jid, uid, seq, kind, mid, data, ts in batch.updates:
             self.logs[uid].append((seq, kind, mid, data, ts))
+        self._publish_channels(batch.channel_rows)
         for uid, conv, pos in batch.markers:
             key = (uid, conv)
             self.markers[key] = max(self.markers.get(key, 0), pos)

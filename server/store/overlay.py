@@ -27,6 +27,7 @@ from typing import Any
 from ..chat.model import REL_REQUESTED, GroupState, Member, Social
 from ..chat.ops import Push, Refused
 from ..chat.plan import pair
+from .channel_overlay import ChannelOverlay, ChannelTables
 
 # A log row: (its commit's journal id, user, seq, kind, message id or None, data or None,
 # ts ms), as the batch planned it.
@@ -51,6 +52,10 @@ class Committed:
     social: dict[int, Social] = field(default_factory=dict)
     next_msg_id: int = 1
     next_conv_id: int = 1
+    # channels (channel_overlay.py): the rows loaded so far; `complete` if that is all
+    ch: ChannelTables = field(default_factory=ChannelTables)
+    complete: bool = True
+    next_item_id: int = 1
 
     def add_user(self, name: str, uid: int) -> None:
         self.user_ids[name] = uid
@@ -67,10 +72,13 @@ class Committed:
         self.social.update(batch.social)
         self.next_msg_id = batch.next_msg_id
         self.next_conv_id = batch.next_conv_id
+        self.ch.update(batch.ch)
+        self.next_item_id = batch.next_item_id
 
 
-class Overlay:
-    """The planning state of one batch; implements chat.plan.Plan but for `_keep_*`."""
+class Overlay(ChannelOverlay):
+    """The planning state of one batch; implements chat.plan.ChannelPlan but for
+    `_keep_*`."""
 
     def __init__(self, committed: Committed, ts: int, parent: Overlay | None = None) -> None:
         self.c = committed
@@ -101,6 +109,7 @@ class Overlay:
             self.base_groups = parent.groups
             self.base_social = parent.social
             self.base_cmids = parent.cmids
+        self._init_channels(committed.ch, committed.complete, committed.next_item_id, parent)
         self.jid = 0  # the journal id the log rows carry (stores with a journal set it)
         self.messages: list[MessageRow] = []
         self.updates: list[LogRow] = []

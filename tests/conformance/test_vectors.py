@@ -512,12 +512,12 @@ def _check_media_table(what: str, cls: Any, body: list[str]) -> None:
 def test_spec_documents_every_media_message(cls: type[Message]) -> None:
     direction = "C→S" if cls.FROM_CLIENT else "S→C"
     number, body = _section_titled(f"{cls.TYPE.name} ({int(cls.TYPE)}), {direction}")
-    assert number.startswith("24."), number
+    assert number.startswith("25."), number
     _check_media_table(cls.TYPE.name, cls, body)
 
 
 def test_spec_documents_send_media() -> None:
-    """SEND's `media` (records.SendMedia): the first table of section 24.5."""
+    """SEND's `media` (records.SendMedia): the first table of section 25.5."""
     _, body = _section_titled("Media messages")
     _check_media_table("SendMedia", SendMedia, body)
 

@@ -43,6 +43,23 @@ from liaotian.protocol import (
     Send,
     Sync,
 )
+from liaotian.protocol.channels import (
+    ChannelBan,
+    ChannelComment,
+    ChannelCreate,
+    ChannelDelete,
+    ChannelFetch,
+    ChannelJoin,
+    ChannelLeave,
+    ChannelLike,
+    ChannelPin,
+    ChannelPost,
+    ChannelRead,
+    ChannelSearch,
+    ChannelSetRole,
+    ChannelUpdate,
+    GetChannel,
+)
 from liaotian.protocol.media import (
     Download,
     UploadBegin,
@@ -129,13 +146,28 @@ EXAMPLES: list[tuple[type[Message], dict[str, Any]]] = [
     (GetProfile, {"user": "bob"}),
     (SetPrivacy, {"messages": "contacts"}),
     (GetPrivacy, {}),
-    # media (SPEC.md 24)
+    # media (SPEC.md 25)
     (UploadBegin, {"size": 5, "sha256": bytes(32), "media_type": "text/plain",
                    "chunk_size": 16384}),
     (UploadChunk, {"upload": 1, "offset": 0, "data": b"hello"}),
     (UploadFinish, {"upload": 1}),
     (UploadCancel, {"upload": 1}),
     (Download, {"blob": bytes(32), "offset": 0, "length": 1}),
+    (ChannelCreate, {"name": "forum"}),
+    (GetChannel, {"channel": 1}),
+    (ChannelJoin, {"channel": 1}),
+    (ChannelLeave, {"channel": 1}),
+    (ChannelUpdate, {"channel": 1, "name": "renamed"}),
+    (ChannelSetRole, {"channel": 1, "user": "bob", "role": "admin"}),
+    (ChannelBan, {"channel": 1, "user": "bob"}),
+    (ChannelPost, {"channel": 1, "cmid": "p1", "text": "hi"}),
+    (ChannelComment, {"channel": 1, "post": 1, "text": "hi"}),
+    (ChannelLike, {"channel": 1, "post": 1}),
+    (ChannelPin, {"channel": 1, "post": 1}),
+    (ChannelDelete, {"channel": 1, "post": 1}),
+    (ChannelRead, {"channel": 1, "pos": 1}),
+    (ChannelFetch, {"channel": 1}),
+    (ChannelSearch, {"channel": 1, "query": "hi"}),
 ]
 
 

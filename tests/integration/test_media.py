@@ -1,4 +1,4 @@
-"""Media against a real server (SPEC.md 24): uploads with resume and deduplication, ranged
+"""Media against a real server (SPEC.md 25): uploads with resume and deduplication, ranged
 downloads, who may read a blob, media messages of each kind, every refusal, budgets, the
 sweeps, and chat still flowing beside media."""
 

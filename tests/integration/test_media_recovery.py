@@ -1,6 +1,6 @@
 """Media after interrupted work: what a crash can leave on disk (an upload row without its
 partial files, a blob renamed into place whose metadata never committed, files nobody
-knows) is repaired on the next start or swept (SPEC.md 24.7)."""
+knows) is repaired on the next start or swept (SPEC.md 25.7)."""
 
 from __future__ import annotations
 

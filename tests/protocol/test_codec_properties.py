@@ -8,6 +8,7 @@ from typing import Any
 
 import msgpack
 import pytest
+from channel_strategies import CHANNEL_STRATEGIES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from liaotian.protocol import (
@@ -166,7 +167,7 @@ group_messages = st.builds(
     group=u63,
     event=st.none() | maps,
 )
-# media messages (SPEC.md 24.5): the server's media map beside the text
+# media messages (SPEC.md 25.5): the server's media map beside the text
 media_messages = st.builds(
     ChatMessage,
     id=u63,
@@ -453,6 +454,7 @@ STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     ),
     **SOCIAL_STRATEGIES,
     **MEDIA_STRATEGIES,
+    **CHANNEL_STRATEGIES,
 }
 
 

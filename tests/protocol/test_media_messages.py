@@ -1,4 +1,4 @@
-"""Media messages (SPEC.md 24): bin fields, SEND's media map, the message map's media key."""
+"""Media messages (SPEC.md 25): bin fields, SEND's media map, the message map's media key."""
 
 from __future__ import annotations
 

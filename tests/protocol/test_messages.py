@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import string
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,6 +53,7 @@ from liaotian.protocol import (
     validate_device,
     validate_username,
 )
+from liaotian.protocol.channels import CHANNEL_CLASSES
 from liaotian.protocol.media import (
     MEDIA_CLIENT_TYPES,
     BlobData,
@@ -265,7 +268,7 @@ EXAMPLES: dict[int, Message] = {
     T.SET_PRIVACY: SetPrivacy(rid=37, presence="contacts", profile="nobody", messages="contacts"),
     T.GET_PRIVACY: GetPrivacy(rid=38),
     T.PRIVACY: Privacy(rid=38, presence="contacts", profile="everyone", messages="everyone"),
-    # media (SPEC.md 24)
+    # media (SPEC.md 25)
     T.UPLOAD_BEGIN: UploadBegin(rid=39, size=11, sha256=SHA, media_type="text/plain",
                                 chunk_size=16384, name="hello.txt"),
     T.UPLOAD_STATUS: UploadStatus(rid=39, upload=7, size=11, chunk_size=16384, held=(),
@@ -294,7 +297,22 @@ CLIENT_SENT = {
     T.HISTORY,
     *SOCIAL_CLIENT_TYPES,
     *MEDIA_CLIENT_TYPES,
+    *(int(c.TYPE) for c in CHANNEL_CLASSES if c.FROM_CLIENT),
 }
+
+
+def _channel_examples() -> dict[int, Message]:
+    """One example of each channel message: its first test vector, decoded."""
+    path = Path(__file__).resolve().parents[1] / "vectors" / "protocol_v1.json"
+    types = {int(c.TYPE) for c in CHANNEL_CLASSES}
+    out: dict[int, Message] = {}
+    for v in json.loads(path.read_text(encoding="utf-8")):
+        if v["type"] in types and v["type"] not in out:
+            out[v["type"]] = decode_message(*unpack_body(bytes.fromhex(v["hex"])[4:]))
+    return out
+
+
+EXAMPLES.update(_channel_examples())
 
 
 def wire_payload(msg: Message) -> dict[str, Any]:

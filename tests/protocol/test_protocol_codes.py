@@ -43,7 +43,7 @@ ERROR_CODES = {
     "FORBIDDEN": 3007,
     "CONFLICT": 3008,
     "LIMIT_REACHED": 3009,
-    # media (SPEC.md 24)
+    # media (SPEC.md 25)
     "UNKNOWN_UPLOAD": 3101,
     "BLOB_TOO_LARGE": 3102,
     "BAD_CHUNK_SIZE": 3103,
@@ -61,6 +61,10 @@ ERROR_CODES = {
     "NOT_AUDIO": 3115,
     "AUDIO_TOO_LONG": 3116,
     "BAD_CLIP": 3117,
+    "BANNED": 3050,
+    "INVALID_INVITE": 3051,
+    "NOT_FOUND": 3052,
+    "SLOW_MODE": 3053,
     "RATE_LIMITED": 4001,
     "INTERNAL_ERROR": 5001,
     "UNAVAILABLE": 5002,
@@ -88,7 +92,8 @@ def test_error_code_numbers() -> None:
 def test_update_kind_numbers() -> None:
     from liaotian.protocol import UpdateKind
 
-    assert {k.name: int(k) for k in UpdateKind} == {"MESSAGE": 1, "READ": 2, "CONTACT": 3}
+    assert {k.name: int(k) for k in UpdateKind} == {"MESSAGE": 1, "READ": 2, "CONTACT": 3,
+                                                         "CHANNEL": 10}
 
 
 def test_close_code_numbers() -> None:

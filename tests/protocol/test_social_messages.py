@@ -19,6 +19,7 @@ from liaotian.protocol import (
     Updates,
     decode_message,
 )
+from liaotian.protocol.channels import CHANNEL_CLASSES
 from liaotian.protocol.media import MEDIA_CLASSES
 from liaotian.protocol.messages import (
     CLIENT_TYPES,
@@ -104,9 +105,9 @@ def test_social_classes_are_exactly_the_new_message_types() -> None:
     social = [int(c.TYPE) for c in SOCIAL_CLASSES]
     assert len(set(social)) == len(social) == len(SOCIAL_CLASSES)
     assert not core & set(social)
-    media = {int(c.TYPE) for c in MEDIA_CLASSES}  # added after the social layer
-    assert not (core | set(social)) & media
-    assert core | set(social) | media == {int(t) for t in MessageType} == set(MESSAGE_CLASSES)
+    later = {int(c.TYPE) for c in (*MEDIA_CLASSES, *CHANNEL_CLASSES)}  # after the social layer
+    assert not (core | set(social)) & later
+    assert core | set(social) | later == {int(t) for t in MessageType} == set(MESSAGE_CLASSES)
     assert {int(t) for t in CLIENT_SENT} == SOCIAL_CLIENT_TYPES
     assert {int(t) for t in SERVER_SENT} == SOCIAL_SERVER_TYPES
 

@@ -3,7 +3,10 @@ moves the bytes each side queued to the other."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -48,11 +51,14 @@ from liaotian.protocol import (
     UpdateKind,
     Updates,
     Welcome,
+    decode_message,
     encode_frame,
     encode_update,
     encode_updates_frame,
     pack_frame,
+    unpack_body,
 )
+from liaotian.protocol.channels import CHANNEL_CLASSES
 from liaotian.protocol.media import (
     MEDIA_CLASSES,
     BlobData,
@@ -894,7 +900,25 @@ CLIENT_TABLE: dict[int, tuple[ErrorCode | None, ErrorCode | None, ErrorCode | No
     **{int(c.TYPE): (_B, _NA, None) for c in SOCIAL_CLASSES if c.FROM_CLIENT},
     # media: session requests too (SPEC.md 4.3)
     **{int(c.TYPE): (_B, _NA, None) for c in MEDIA_CLASSES if c.FROM_CLIENT},
+    # channels: session requests too (their samples are their test vectors')
+    **{int(c.TYPE): (_B, _NA, None) for c in CHANNEL_CLASSES if c.FROM_CLIENT},
 }
+
+
+def _vector_samples(classes: Any) -> dict[int, Any]:
+    """One decoded test vector of each of these message types."""
+    path = Path(__file__).resolve().parents[1] / "vectors" / "protocol_v1.json"
+    types = {int(c.TYPE) for c in classes}
+    out: dict[int, Any] = {}
+    for v in json.loads(path.read_text(encoding="utf-8")):
+        if v["type"] in types and v["type"] not in out:
+            t, rid, p = unpack_body(bytes.fromhex(v["hex"])[4:])
+            out[t] = decode_message(t, rid, p)
+    assert set(out) == types
+    return out
+
+
+_CHANNEL_SAMPLES = _vector_samples(CHANNEL_CLASSES)
 _SHA = bytes(32)
 CLIENT_SAMPLES: dict[int, Any] = {
     T.HELLO: Hello(rid=20, versions=(1,)),
@@ -941,6 +965,8 @@ CLIENT_SAMPLES: dict[int, Any] = {
     T.UPLOAD_FINISH: UploadFinish(rid=20, upload=1),
     T.UPLOAD_CANCEL: UploadCancel(rid=20, upload=1),
     T.DOWNLOAD: Download(rid=20, blob=_SHA, offset=0, length=1),
+    **{t: dataclasses.replace(m, rid=20) for t, m in _CHANNEL_SAMPLES.items()
+       if m.FROM_CLIENT},
 }
 STATES = [State.AWAIT_HELLO, State.CONNECTED, State.AUTHENTICATED]
 
@@ -987,10 +1013,13 @@ SERVER_TABLE: dict[int, tuple[bool, bool, bool]] = {
     # the social layer: answers and pushes of a session only (SPEC.md 4.4)
     **{int(c.TYPE): (False, False, True) for c in SOCIAL_CLASSES if not c.FROM_CLIENT},
     **{int(c.TYPE): (False, False, True) for c in MEDIA_CLASSES if not c.FROM_CLIENT},
+    **{int(c.TYPE): (False, False, True) for c in CHANNEL_CLASSES if not c.FROM_CLIENT},
 }
 
 
 def _server_sample(msg_type: int, rid: int) -> Any:
+    if msg_type in _CHANNEL_SAMPLES:
+        return dataclasses.replace(_CHANNEL_SAMPLES[msg_type], rid=rid)
     return {
         T.WELCOME: Welcome(rid=rid, version=1, server="s", time=0, heartbeat=30.0),
         T.PONG: Pong(rid=rid, time=0),

@@ -61,6 +61,31 @@ from liaotian.protocol import (
     encode_updates_frame,
     unpack_body,
 )
+from liaotian.protocol.channels import (
+    ChannelBan,
+    ChannelComment,
+    ChannelCreate,
+    ChannelDelete,
+    ChannelFetch,
+    ChannelHit,
+    ChannelHits,
+    ChannelInfo,
+    ChannelJoin,
+    ChannelLeave,
+    ChannelLike,
+    ChannelLikes,
+    ChannelNews,
+    ChannelPage,
+    ChannelPin,
+    ChannelPost,
+    ChannelPosted,
+    ChannelPostEntry,
+    ChannelRead,
+    ChannelSearch,
+    ChannelSetRole,
+    ChannelUpdate,
+    GetChannel,
+)
 from liaotian.protocol.frames import FrameReader
 from liaotian.protocol.media import (
     BlobData,
@@ -161,7 +186,7 @@ G_ADDED = _gmsg(1005, 2, "alice", T1 + 1_000, "", "", {"type": "added", "users":
 G_TEXT = _gmsg(1006, 3, "alice", T1 + 2_000, "c-0002", "who is driving?")
 
 
-# Media (SPEC.md 24): alice uploads an 11-byte file, resumes a larger upload, sends the
+# Media (SPEC.md 25): alice uploads an 11-byte file, resumes a larger upload, sends the
 # file to bob, receives an image from bob and downloads part of her file.
 HELLO = b"hello world"
 SHA = hashlib.sha256(HELLO).digest()
@@ -385,8 +410,42 @@ def _frames() -> list[tuple[str, bytes]]:
                                     message=ErrorCode.NOT_MEMBER.explanation)),
         m("error_forbidden", Error(rid=52, code=ErrorCode.FORBIDDEN,
                                    message=ErrorCode.FORBIDDEN.explanation)),
+        # Channels (SPEC.md 24)
+        m("channel_create", ChannelCreate(rid=60, name="xiaomi", about="the forum",
+                                          rules="be kind", open=False, slow_mode=30)),
+        m("channel_info", ChannelInfo(rid=60, channel=12, name="xiaomi", about="the forum",
+                                      rules="be kind", owner="alice", created=T0, open=False,
+                                      members_post=False, slow_mode=30, members=1, pos=0,
+                                      pins=(), role="owner", read=0,
+                                      invite="Zm9ydW0tMTItc2VjcmV0")),
+        m("get_channel", GetChannel(rid=61, channel=12)),
+        m("channel_join", ChannelJoin(rid=62, channel=12, invite="Zm9ydW0tMTItc2VjcmV0")),
+        m("channel_leave", ChannelLeave(rid=63, channel=12)),
+        m("channel_update", ChannelUpdate(rid=64, channel=12, members_post=True,
+                                          new_invite=True)),
+        m("channel_set_role", ChannelSetRole(rid=65, channel=12, user="bob", role="admin")),
+        m("channel_ban", ChannelBan(rid=66, channel=12, user="mallory")),
+        m("channel_post", ChannelPost(rid=67, channel=12, cmid="01HF7Z-post-1",
+                                      text="Welcome to the forum")),
+        m("channel_posted", ChannelPosted(rid=67, channel=12, pos=1, n=0, id=1, ts=T0 + 1000)),
+        m("channel_comment", ChannelComment(rid=68, channel=12, post=1, text="Glad to be here")),
+        m("channel_like", ChannelLike(rid=69, channel=12, post=1)),
+        m("channel_likes", ChannelLikes(rid=69, channel=12, post=1, likes=1)),
+        m("channel_pin", ChannelPin(rid=70, channel=12, post=1)),
+        m("channel_delete", ChannelDelete(rid=71, channel=12, post=1, n=1)),
+        m("channel_read", ChannelRead(rid=72, channel=12, pos=1)),
+        m("channel_fetch", ChannelFetch(rid=73, channel=12, after=0, limit=50)),
+        m("channel_page", ChannelPage(rid=73, channel=12, posts=(ChannelPostEntry(
+            pos=1, id=1, author="alice", ts=T0 + 1000, text="Welcome to the forum", likes=1,
+            comments=1, liked=True),))),
+        m("channel_search", ChannelSearch(rid=74, channel=12, query="forum")),
+        m("channel_hits", ChannelHits(rid=74, channel=12, hits=(ChannelHit(
+            post=1, n=0, id=1, author="alice", ts=T0 + 1000, text="Welcome to the forum"),))),
+        m("channel_news", ChannelNews(rid=0, channel=12, pos=1)),
+        m("error_slow_mode", Error(rid=75, code=ErrorCode.SLOW_MODE,
+                                   message=ErrorCode.SLOW_MODE.explanation, retry_after=12.5)),
 
-        # connection 4 (after HELLO/WELCOME/AUTH): media (SPEC.md 24). A server with media
+        # connection 4 (after HELLO/WELCOME/AUTH): media (SPEC.md 25). A server with media
         # advertises its media limits in WELCOME.
         m("welcome_media", Welcome(rid=1, version=1, server="liaotian/0.1.0", time=T0,
                                    heartbeat=DEFAULT_LIMITS.heartbeat_interval,

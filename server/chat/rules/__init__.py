@@ -6,6 +6,7 @@
     receipts.py  read markers, receipts, the chat list's unread counts
     media.py     who may read a blob; what a media message stores (checked before a SEND
                  is queued, by its handler)
+    channels.py  channels: one log of posts that members read, comments, likes, moderation
 
 A store calls `needs` to learn what to load for an operation and `apply` to plan it on
 a batch (chat/plan.py). Every write but SEND and READ (their handlers charge them up
@@ -22,29 +23,42 @@ from liaotian.protocol import ErrorCode
 from ..ops import (
     AcceptContact,
     AddMembers,
+    BanMember,
     BlockUser,
     CancelContact,
+    Comment,
+    CreateChannel,
     CreateGroup,
     DeclineContact,
+    DeleteComment,
+    DeletePost,
+    JoinChannel,
+    LeaveChannel,
     LeaveGroup,
+    Like,
     MarkRead,
     Op,
+    Pin,
+    Post,
+    ReadChannel,
     Refused,
     RemoveContact,
     RemoveMember,
     RequestContact,
     SendRequest,
+    SetChannelRole,
     SetPrivacy,
     SetRole,
     TransferGroup,
     UnblockUser,
+    UpdateChannel,
     UpdateGroup,
 )
 from ..plan import Needs, Plan
-from . import contacts, groups, receipts, send
+from . import channels, contacts, groups, receipts, send
 
 NeedsFn = Callable[[Any, Needs, Plan], None]
-RuleFn = Callable[[Plan, Any], None]
+RuleFn = Callable[[Any, Any], None]  # a Plan (channels: a ChannelPlan), an op
 
 # operation type -> (what it consults, its rule, charged its rows afterwards)
 RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
@@ -65,6 +79,19 @@ RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
     UnblockUser: (contacts.needs, contacts.unblock, True),
     SetPrivacy: (contacts.needs_privacy, contacts.set_privacy, True),
     MarkRead: (receipts.needs, receipts.mark_read, False),
+    CreateChannel: (channels.needs_create, channels.create, True),
+    JoinChannel: (channels.needs_logged, channels.join, True),
+    LeaveChannel: (channels.needs_logged, channels.leave, True),
+    UpdateChannel: (channels.needs, channels.update, True),
+    SetChannelRole: (channels.needs_target, channels.set_role, True),
+    BanMember: (channels.needs_target, channels.ban, True),
+    ReadChannel: (channels.needs_logged, channels.read, True),
+    Post: (channels.needs_post, channels.post, True),
+    Comment: (channels.needs_on_post, channels.comment, True),
+    Like: (channels.needs_like, channels.like, True),
+    Pin: (channels.needs_on_post, channels.pin, True),
+    DeletePost: (channels.needs_on_post, channels.delete_post, True),
+    DeleteComment: (channels.needs_comment, channels.delete_comment, True),
 }
 
 

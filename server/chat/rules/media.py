@@ -1,4 +1,4 @@
-"""Media: who may read a blob, and what a media message stores (SPEC.md 24.4, 24.5).
+"""Media: who may read a blob, and what a media message stores (SPEC.md 25.4, 25.5).
 
 **Access.** A user may download a blob, and name it in a SEND, when they uploaded it
 (`BlobAccess.owner`), or when a message referencing it is one they can read: in a direct
@@ -102,7 +102,7 @@ def check_clip(start_ms: int, end_ms: int, duration_ms: int, policy: Policy) -> 
 def plan_media(req: SendMedia, blob: BlobAccess, cover: BlobAccess | None,
                policy: Policy) -> MediaPlan:
     """Check a SEND's media against what the server knows of its blobs and build the map
-    the message stores (SPEC.md 24.5), or raise Refused. `cover` is the track cover's
+    the message stores (SPEC.md 25.5), or raise Refused. `cover` is the track cover's
     access (None when the request names no cover)."""
     for name, value in (("name", req.name), ("title", req.title), ("artist", req.artist)):
         _check_text(name, value)

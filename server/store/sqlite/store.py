@@ -29,7 +29,7 @@ import aiosqlite
 from ...chat.model import Blob, BlobAccess
 from ..contract import Committed as OnCommitted
 from ..contract import StoreOpenError, Uploader, UploadRow, UsernameTaken
-from . import media, schema, sql
+from . import channels, media, schema, sql
 from .caches import DEDUP_ENTRIES, Caches, Positions
 from .checkpoint import Checkpointer
 from .files import DatabaseLock, create_private, warn_if_shared
@@ -134,6 +134,7 @@ class SQLiteStore(Reads):
             if folded:  # a crash left them there
                 sql.log.info("folded %d update-log rows left in the journal", folded)
             self.cache.next_msg_id, self.cache.next_conv_id = await writer.call(sql.next_ids)
+            self.cache.next_item_id = await writer.call(channels.next_item_id)
         except BaseException:
             await writer.shutdown()  # nothing of it to fold or checkpoint
             raise

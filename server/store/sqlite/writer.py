@@ -55,6 +55,7 @@ from ..contract import StoreClosed
 from . import sql
 from .batch import Batch
 from .caches import Caches, Positions, duplicate
+from .channels import fetch_channel
 from .sql import Txn
 from .stats import WriterStats
 from .tail import UpdateTail
@@ -470,7 +471,9 @@ class Writer:
 
     def _missing(self, n: Needs, batch: Batch) -> tuple[list[Any], ...]:
         """What the needs ask for that neither the caches nor the batch's parent hold:
-        names, groups, heads, social, pairs, conversations."""
+        names, groups, heads, social, pairs, conversations; then the channel rows by
+        table (channels, members, posts, likes, comments, post cmids)."""
+        has = batch.has_channel_row
         return (
             [x for x in n.names if x not in self.cache.user_ids],
             [g for g in n.groups if not batch.has_group(g)],
@@ -478,6 +481,12 @@ class Writer:
             [u for u in n.social if not batch.has_social(u)],
             [p for p in n.pairs if not batch.has_pair(p)],
             [c for c in n.convs if not batch.has_conv(c)],
+            [c for c in n.channels if not has("channels", c)],
+            [k for k in n.members if not has("members", k)],
+            [k for k in n.posts if not has("posts", k)],
+            [k for k in n.likes if not has("likes", k)],
+            [k for k in n.comments if not has("comments", k)],
+            [k for k in n.post_cmids if not has("post_cmids", k)],
         )
 
     async def _prefetch(self, ops: list[Any], batch: Batch) -> None:
@@ -491,8 +500,10 @@ class Writer:
             if not any(missing):
                 return
             groups = missing[1]
-            found = await self.call(_fetch_all, *missing)
+            found = await self.call(_fetch_all, *missing[:6])
             self.cache.apply(*found)
+            if any(missing[6:]):
+                self.cache.ch.update(await self.call(fetch_channel, missing[6:]))
             cached = self.cache.groups
             members = {u for g in groups if g in cached for u in cached[g].members}
             members -= self.cache.heads.keys()
