@@ -22,6 +22,7 @@ HEADER_SIZE = HEADER.size
 MAX_UINT32 = 0xFFFFFFFF
 
 _packb: Callable[[Any], bytes] = msgpack.packb  # msgpack ships no type hints
+_VIEW_FROM = 64 * 1024  # bodies from this size are copied out through a memoryview
 
 
 class FrameReader:
@@ -76,7 +77,11 @@ class FrameReader:
             stop = pos + HEADER_SIZE + size
             if stop > end:
                 break
-            out.append(bytes(buf[pos + HEADER_SIZE : stop]))
+            if size < _VIEW_FROM:
+                out.append(bytes(buf[pos + HEADER_SIZE : stop]))
+            else:  # one copy of a large body instead of two (slice, then bytes)
+                with memoryview(buf) as view:
+                    out.append(bytes(view[pos + HEADER_SIZE : stop]))
             pos = stop
         if pos:
             del buf[:pos]

@@ -91,7 +91,8 @@ class Server:
         self.media_limits = media_limits(config)
         self.media_io = MediaIO(
             BlobStore(config.media_dir or config.db_path + ".media",
-                      free_floor=config.media_free_disk_floor),
+                      free_floor=config.media_free_disk_floor,
+                      sync_every=config.media_sync_every),
             self.media_limits, workers=config.media_workers)
         self.fanout = FanOut(self.hub.sessions, self.hub.of_user, self.store.cached_head,
                              self.counters)

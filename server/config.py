@@ -115,6 +115,7 @@ class Config:
     media_inflight: int = 8  # chunk and download requests in progress per connection
     media_workers: int = 2  # threads hashing, writing and inspecting media
     media_sweep_interval: float = 600.0  # seconds between expiry and collection passes
+    media_sync_every: int = 32 * 1024 * 1024  # bytes of an upload between data syncs
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -377,6 +378,7 @@ RULES: dict[str, Rule] = {
     "media_inflight": Rule(1, 1024, note="requests per connection"),
     "media_workers": Rule(1, 64, note="threads"),
     "media_sweep_interval": Rule(0, DAY, above=True, note="seconds"),
+    "media_sync_every": Rule(64 * 1024, 1 << 30, note="bytes a crash may cost an upload"),
 }
 
 
