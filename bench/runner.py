@@ -818,8 +818,12 @@ class Bench:
         port = self.server.port
         self.say(f"media: {o.media_mib} MiB up and down, then latency while "
                  f"{o.media_uploaders} clients upload 5 MiB blobs")
+        self.wait_quiet()
+        meter = self.cpu()
         t = asyncio.run(media_bench.transfers(HOST, port, size_mib=o.media_mib,
                                               runs=1 if o.quick else 3))
+        other = meter.stop().get("other", 0.0)
+        busy = other >= o.busy_threshold
         self.say(f"  upload {t['media_upload_mib_per_s']} MiB/s, download "
                  f"{t['media_download_mib_per_s']} MiB/s, dedup {t['media_dedup_upload_ms']} "
                  f"ms (ceiling {t['details']['ceiling_sha256_write_fsync_mib_per_s']} MiB/s)")
@@ -837,7 +841,12 @@ class Bench:
             "media_download_mib_per_s": t["media_download_mib_per_s"],
             "media_dedup_upload_ms": t["media_dedup_upload_ms"],
             "chat_p99_ms_under_media": lat["p99_ms"],
-            "media_details": {**t["details"], "latency_under_media": lat},
+            "media_details": {**t["details"], "latency_under_media": lat,
+                              "other_cpu_cores_during_transfers": other},
+            "disturbed": {**run.get("disturbed", {}),
+                          "media_upload_mib_per_s": busy, "media_download_mib_per_s": busy,
+                          "media_dedup_upload_ms": busy,
+                          "chat_p99_ms_under_media": lat["disturbed"]},
         }
 
     # ------------------------------------------------------------------ group phases

@@ -68,6 +68,7 @@ class FrameReader:
         end = len(buf)
         limit = self._max
         unpack_from = HEADER.unpack_from
+        view_from = _VIEW_FROM
         while end - pos >= HEADER_SIZE:
             (size,) = unpack_from(buf, pos)
             if size > limit:
@@ -77,11 +78,11 @@ class FrameReader:
             stop = pos + HEADER_SIZE + size
             if stop > end:
                 break
-            if size < _VIEW_FROM:
+            if size < view_from:
                 out.append(bytes(buf[pos + HEADER_SIZE : stop]))
-            else:  # one copy of a large body instead of two (slice, then bytes)
-                with memoryview(buf) as view:
-                    out.append(bytes(view[pos + HEADER_SIZE : stop]))
+            else:  # one copy of a large body, not two (slice, then bytes); the view is
+                # gone by the end of the statement, before `del buf[:pos]` below
+                out.append(bytes(memoryview(buf)[pos + HEADER_SIZE : stop]))
             pos = stop
         if pos:
             del buf[:pos]

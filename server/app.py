@@ -89,11 +89,12 @@ class Server:
                              max_track_ms=config.media_max_track_ms,
                              budget=self.writes)
         self.media_limits = media_limits(config)
-        self.media_io = MediaIO(
-            BlobStore(config.media_dir or config.db_path + ".media",
-                      free_floor=config.media_free_disk_floor,
+        media_root = media_dir(config)  # None: no media (a database in memory, no media_dir)
+        self.media_io = None if media_root is None else MediaIO(
+            BlobStore(media_root, free_floor=config.media_free_disk_floor,
                       sync_every=config.media_sync_every),
             self.media_limits, workers=config.media_workers)
+        self.media: MediaHandlers | None = None
         self.fanout = FanOut(self.hub.sessions, self.hub.of_user, self.store.cached_head,
                              self.counters)
         self.store.on_committed = self.fanout.committed
@@ -128,19 +129,21 @@ class Server:
         cfg, store, hub, router, writes = (self.config, self.store, self.hub, self.router,
                                            self.writes)
         clock = self.loop.time
-        advertised = {**self.limits.advertised(),
-                      "media": self.media_limits.advertised(self.limits.max_frame_size)}
+        advertised = self.limits.advertised()
+        if self.media_io is not None:
+            advertised["media"] = self.media_limits.advertised(self.limits.max_frame_size)
         SessionHandlers(advertised=advertised, heartbeat=cfg.heartbeat_interval).route(router)
         accounts = AccountHandlers(store, hub, cfg, clock)
         accounts.route(router)
         hub.on_unbind = accounts.unbound
-        self.media = MediaHandlers(store, self.media_io, self.media_limits, self.policy, writes,
-                                   clock, frame_size=self.limits.max_frame_size,
-                                   inflight=cfg.media_inflight,
-                                   sweep_interval=cfg.media_sweep_interval)
-        self.media.route(router)
+        if self.media_io is not None:
+            self.media = MediaHandlers(store, self.media_io, self.media_limits, self.policy,
+                                       writes, clock, frame_size=self.limits.max_frame_size,
+                                       inflight=cfg.media_inflight,
+                                       sweep_interval=cfg.media_sweep_interval)
+            self.media.route(router)
         MessagingHandlers(store, self.limits, cfg, writes, clock,
-                          media=self.media.prepare_send).route(router)
+                          media=self.media.prepare_send if self.media else None).route(router)
         GroupHandlers(store, writes, self.policy, clock).route(router)
         self.fanout.answer_with(CreateGroup, answer_created)
         ReceiptHandlers(store, writes, cfg.max_group_size, clock).route(router)
@@ -192,7 +195,8 @@ class Server:
             except BaseException:
                 self._listener = None
                 await self.ops.stop()  # ops
-                await self.media_io.close()
+                if self.media_io is not None:
+                    await self.media_io.close()
                 await self.store.close()
                 raise
         except BaseException:
@@ -204,8 +208,10 @@ class Server:
             self.loop.create_task(self._flush_positions(), name="positions"),
             self.loop.create_task(self._prune(), name="retention"),
             self.loop.create_task(self.presence.run(), name="presence"),
-            self.loop.create_task(self.media.run(), name="media-sweeps"),
         ]
+        if self.media is not None:
+            self._background.append(self.loop.create_task(self.media.run(),
+                                                          name="media-sweeps"))
         stats = self.ops.stats
         if self.config.stats_interval > 0 and stats is not None:
             self._background.append(self.loop.create_task(  # ops: the statistics line
@@ -258,6 +264,8 @@ class Server:
             raise StartupError(f"cannot open database {self.config.db_path}: {reason}") from exc
 
     async def _open_media(self) -> None:
+        if self.media_io is None:
+            return
         try:
             await self.media_io.open()
         except OSError as exc:
@@ -311,7 +319,8 @@ class Server:
                 conn.transport.abort()
         for task in list(self.router.tasks):
             task.cancel()
-        await self.media_io.close()  # partials synced: uploads resume after the restart
+        if self.media_io is not None:
+            await self.media_io.close()  # partials synced: uploads resume after a restart
         await self.store.close()
         if self._listener is not None:
             await self._listener.wait_closed()
@@ -337,6 +346,16 @@ class Server:
             except Exception:
                 log.exception("retention pass failed")
             await asyncio.sleep(3600)
+
+
+def media_dir(config: Config) -> str | None:
+    """Where blobs go: `media_dir`, else `<db_path>.media`; None (no media) for a database
+    that lives in memory with no `media_dir` (the simulation)."""
+    if config.media_dir:
+        return config.media_dir
+    if config.db_path == ":memory:" or config.db_path.startswith("file::memory:"):
+        return None
+    return config.db_path + ".media"
 
 
 def media_limits(config: Config) -> MediaLimits:
