@@ -226,7 +226,8 @@ def sends(draw: st.DrawFn) -> Send:
     return Send(
         rid=draw(rids),
         to=draw(text(256)) if group is None else "",
-        cmid=draw(st.text(min_size=1, max_size=64)),
+        # SPEC 10.3: a cmid starting with '#' is the server's (1003), not a valid SEND
+        cmid=draw(st.text(min_size=1, max_size=64).filter(lambda c: not c.startswith("#"))),
         text=draw(st.text(max_size=60)),
         meta=draw(maps),
         group=group,

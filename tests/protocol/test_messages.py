@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from liaotian.protocol import (
+    DEFAULT_LIMITS,
     MAX_PASSWORD_LEN,
     MESSAGE_CLASSES,
     MIN_PASSWORD_LEN,
@@ -281,6 +282,22 @@ EXAMPLES: dict[int, Message] = {
     T.BLOB_DATA: BlobData(rid=43, blob=SHA, offset=0, size=11, data=b"hello world"),
 }
 
+
+def _from_vectors() -> dict[int, Message]:
+    """Types that features added later (channels, ...) take their example from SPEC's vectors
+    (tests/vectors/protocol_v1.json), decoded from the frame bytes themselves."""
+    path = Path(__file__).parents[1] / "vectors" / "protocol_v1.json"
+    out: dict[int, Message] = {}
+    for v in json.loads(path.read_text()):
+        if v["type"] in EXAMPLES or v["type"] in out:
+            continue
+        body = bytes.fromhex(v["hex"])[4:]
+        out[v["type"]] = decode_message(*unpack_body(body, DEFAULT_LIMITS), DEFAULT_LIMITS)
+    return out
+
+
+EXAMPLES.update(_from_vectors())
+
 CLIENT_SENT = {
     T.HELLO,
     T.PING,
@@ -298,6 +315,12 @@ CLIENT_SENT = {
     *SOCIAL_CLIENT_TYPES,
     *MEDIA_CLIENT_TYPES,
     *(int(c.TYPE) for c in CHANNEL_CLASSES if c.FROM_CLIENT),
+}
+# the channel requests (SPEC.md section 24), listed here by name, independent of the codec
+CLIENT_SENT |= {
+    T.CHANNEL_CREATE, T.GET_CHANNEL, T.CHANNEL_JOIN, T.CHANNEL_LEAVE, T.CHANNEL_UPDATE,
+    T.CHANNEL_SET_ROLE, T.CHANNEL_BAN, T.CHANNEL_POST, T.CHANNEL_COMMENT, T.CHANNEL_LIKE,
+    T.CHANNEL_PIN, T.CHANNEL_DELETE, T.CHANNEL_READ, T.CHANNEL_FETCH, T.CHANNEL_SEARCH,
 }
 
 
