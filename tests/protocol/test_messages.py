@@ -54,7 +54,6 @@ from liaotian.protocol import (
     validate_device,
     validate_username,
 )
-from liaotian.protocol.channels import CHANNEL_CLASSES
 from liaotian.protocol.media import (
     MEDIA_CLIENT_TYPES,
     BlobData,
@@ -314,7 +313,6 @@ CLIENT_SENT = {
     T.HISTORY,
     *SOCIAL_CLIENT_TYPES,
     *MEDIA_CLIENT_TYPES,
-    *(int(c.TYPE) for c in CHANNEL_CLASSES if c.FROM_CLIENT),
 }
 # the channel requests (SPEC.md section 24), listed here by name, independent of the codec
 CLIENT_SENT |= {
@@ -322,20 +320,6 @@ CLIENT_SENT |= {
     T.CHANNEL_SET_ROLE, T.CHANNEL_BAN, T.CHANNEL_POST, T.CHANNEL_COMMENT, T.CHANNEL_LIKE,
     T.CHANNEL_PIN, T.CHANNEL_DELETE, T.CHANNEL_READ, T.CHANNEL_FETCH, T.CHANNEL_SEARCH,
 }
-
-
-def _channel_examples() -> dict[int, Message]:
-    """One example of each channel message: its first test vector, decoded."""
-    path = Path(__file__).resolve().parents[1] / "vectors" / "protocol_v1.json"
-    types = {int(c.TYPE) for c in CHANNEL_CLASSES}
-    out: dict[int, Message] = {}
-    for v in json.loads(path.read_text(encoding="utf-8")):
-        if v["type"] in types and v["type"] not in out:
-            out[v["type"]] = decode_message(*unpack_body(bytes.fromhex(v["hex"])[4:]))
-    return out
-
-
-EXAMPLES.update(_channel_examples())
 
 
 def wire_payload(msg: Message) -> dict[str, Any]:
