@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the temporary directory (database and logs)")
     p.add_argument("--no-faults", action="store_true",
                    help="skip the crash soak and slow-consumer figures")
+    p.add_argument("--no-media", action="store_true",
+                   help="skip the media figures (uploads, downloads, chat under media load)")
+    p.add_argument("--media-mib", type=int, metavar="N",
+                   help="the blob the media figures upload and download (default 64; quick "
+                        "16)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
 
@@ -86,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                             keep=a.keep or None, verbose=not a.quiet,
                             server_log_level=a.server_log_level,
                             latency_rate=a.latency_rate,
-                            faults=False if a.no_faults else None)
+                            faults=False if a.no_faults else None,
+                            media=False if a.no_media else None, media_mib=a.media_mib)
     except ValueError as exc:
         print(f"python -m bench: {exc}", file=sys.stderr)
         return 2

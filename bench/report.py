@@ -32,6 +32,10 @@ METRICS: list[tuple[str, str, int]] = [
     ("crash_duplicated", "msgs", 0),
     ("slow_consumer_p99_ms_without", "ms", 2),
     ("slow_consumer_p99_ms_with", "ms", 2),
+    ("media_upload_mib_per_s", "MiB/s", 1),
+    ("media_download_mib_per_s", "MiB/s", 1),
+    ("media_dedup_upload_ms", "ms", 3),
+    ("chat_p99_ms_under_media", "ms", 2),
 ]
 
 

@@ -15,6 +15,7 @@ to exit, then terminates and finally kills whatever is left.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import os
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import faults, report
+from . import media as media_bench
 from .load import (
     BenchError,
     group_member_name,
@@ -112,13 +114,17 @@ class Options:
     keep: bool = False  # keep the temporary directory (database, server log)
     server_log_level: str = "warning"  # "info" puts the writer's statistics in server.log
     faults: bool = True  # crash soak counts and the slow-consumer latency effect
+    media: bool = True  # media transfers, and the 1:1 latency under media load (media.py)
+    media_mib: int = 64  # the blob uploaded and downloaded (quick: 16)
+    media_uploaders: int = 20  # clients uploading 5 MiB blobs during chat_p99_ms_under_media
     verbose: bool = True
 
     @classmethod
     def make(cls, *, quick: bool = False, **overrides: Any) -> Options:
         base = cls(quick=True, runs=1, pairs=100, duration=3.0, warmup=1.0,
                    offline_messages=20_000, quiet_wait=2.0, retries=0, group_members=100,
-                   group_online=20, idle_conns=2000, idle_users=20) if quick else cls()
+                   group_online=20, idle_conns=2000, idle_users=20, media_mib=16,
+                   media_uploaders=5) if quick else cls()
         for k, v in overrides.items():
             if v is not None:
                 setattr(base, k, v)
@@ -803,6 +809,46 @@ class Bench:
                         "offline": {"fill": fill, "drain": d}, "relay": raw},
         }
 
+    # ------------------------------------------------------------------ media (media.py)
+
+    def media_run(self, run: dict[str, Any]) -> dict[str, Any]:
+        """The media figures, and chat latency (the first run's rate) under media load."""
+        o = self.o
+        assert self.server is not None
+        port = self.server.port
+        self.say(f"media: {o.media_mib} MiB up and down, then latency while "
+                 f"{o.media_uploaders} clients upload 5 MiB blobs")
+        self.wait_quiet()
+        meter = self.cpu()
+        t = asyncio.run(media_bench.transfers(HOST, port, size_mib=o.media_mib,
+                                              runs=1 if o.quick else 3))
+        other = meter.stop().get("other", 0.0)
+        busy = other >= o.busy_threshold
+        self.say(f"  upload {t['media_upload_mib_per_s']} MiB/s, download "
+                 f"{t['media_download_mib_per_s']} MiB/s, dedup {t['media_dedup_upload_ms']} "
+                 f"ms (ceiling {t['details']['ceiling_sha256_write_fsync_mib_per_s']} MiB/s)")
+        rate = run["details"]["latency"]["target_rate"]
+        load = media_bench.MediaLoad(HOST, port, clients=o.media_uploaders, size_mib=5)
+        load.start()
+        try:
+            lat = self.measured("latency under media", lambda: self.latency(rate))
+        finally:
+            load.stop()
+        self.say(f"  latency under media p99 {lat['p99_ms']:.2f} ms (without: "
+                 f"{run['latency_ms_p99']:.2f} ms)")
+        return {
+            "media_upload_mib_per_s": t["media_upload_mib_per_s"],
+            "media_download_mib_per_s": t["media_download_mib_per_s"],
+            "media_dedup_upload_ms": t["media_dedup_upload_ms"],
+            "chat_p99_ms_under_media": lat["p99_ms"],
+            "media_details": {**t["details"], "latency_under_media": lat,
+                              "other_cpu_cores_during_transfers": other},
+            "disturbed": {**run.get("disturbed", {}),
+                          "media_upload_mib_per_s": busy, "media_download_mib_per_s": busy,
+                          "media_dedup_upload_ms": busy,
+                          "chat_p99_ms_under_media": lat["disturbed"]},
+        }
+
     # ------------------------------------------------------------------ group phases
 
     def _group_collect(self, cmd: str, res: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1028,6 +1074,8 @@ def run(opts: Options) -> tuple[dict[str, Any], int]:
             run["disturbed_phases"] = run.get("disturbed_phases", 0) + g.pop("disturbed_phases")
             run.setdefault("disturbed", {}).update(g.pop("disturbed"))
             run.update(g)
+        if opts.media and runs:
+            runs[0].update(bench.media_run(runs[0]))
         if opts.profile:
             prof = bench.profile(opts.profile)
     except BenchError as exc:

@@ -21,8 +21,8 @@ See `Client` for the delivery guarantees, `liaotian.client.events` for the event
 for a small bot framework. The modules:
 
 * `client`: `connect()`, `register()` and `Client`, the public API;
-* `groups`, `contacts`, `account`, `presence`: the feature facades (`facade` is their base,
-  `compat` the method names from before them);
+* `groups`, `contacts`, `account`, `presence`, `media`: the feature facades (`facade` is
+  their base, `compat` the method names from before them);
 * `session`: the engine (connection, authentication, reconnects, requests), with `inbox`
   (SYNC, cursor, ACKs, events) and `outbox` (sends retried with their cmid), `deadline`
   (timeouts that count connected time) and `backoff`;
@@ -82,6 +82,7 @@ from .events import (
     TypingEvent,
 )
 from .groups import Groups
+from .media import Media, MediaRef
 from .outbox import SendTimeout
 from .presence import Presence
 
@@ -120,6 +121,8 @@ __all__ = [
     "LiaotianError",
     "Limits",
     "Marker",
+    "Media",
+    "MediaRef",
     "MemoryStore",
     "MessageReceived",
     "Presence",

@@ -23,6 +23,11 @@
     liaotian profile [USER] / profile set --name N --status S
     liaotian privacy [--presence V] [--profile V] [--messages V] [--groups V] [--receipts V]
 
+    liaotian send-file bob notes.pdf [--text T] / send-image bob beach.jpg / send-voice bob v.ogg
+    liaotian send-track bob song.mp3 --clip 0:30-1:00 [--cover art.png] [--title T] [--artist A]
+    liaotian download --with bob --pos 15 [DEST]   # the photo, file, ... of message #15
+    liaotian download BLOB DEST                    # by blob id (64 hex digits)
+
 Global options (before or after the command): --host/--port (defaults 127.0.0.1:7420, or
 LIAOTIAN_HOST/LIAOTIAN_PORT, or the address saved at login), --user (LIAOTIAN_USER) and
 --state FILE (default: $XDG_CONFIG_HOME/liaotian/session-<user>.json; with no --user the
@@ -79,6 +84,7 @@ from .events import (
     Resync,
     TypingEvent,
 )
+from .mediacli import ProgressBar, blob_hex, clip_range, default_name, media_line
 from .terminal import CONTINUATION, safe
 
 __all__ = ["EXIT_CONNECTION", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "build_parser", "main"]
@@ -328,6 +334,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presence", parents=common, help="who is online")
     p.add_argument("users", metavar="USER", nargs="+")
 
+    # --- media (SPEC.md 27)
+    for kind, what in (("file", "a file"), ("image", "a photo (the server makes its "
+                                                      "thumbnail)"),
+                       ("voice", "a voice note"), ("track", "a song track")):
+        p = sub.add_parser(f"send-{kind}", parents=common, help=f"upload and send {what}",
+                           usage=f"liaotian send-{kind} [options] (TO | --group G) PATH")
+        p.add_argument("--group", "-g", type=_conv_id, metavar="G", help="send to group G")
+        p.add_argument("target", metavar="TO|PATH", nargs="+",
+                       help="the recipient and the file (only the file with --group)")
+        p.add_argument("--text", default="", help="a caption")
+        if kind in ("file", "image"):
+            p.add_argument("--name", help="the file name shown (default: the file's)")
+        if kind == "track":
+            p.add_argument("--title", help="title (default: the file's tags)")
+            p.add_argument("--artist", help="artist (default: the file's tags)")
+            p.add_argument("--clip", type=clip_range, metavar="START-END",
+                           help="the part to play, e.g. 0:30-1:00 or 30-60 (seconds)")
+            p.add_argument("--cover", metavar="IMAGE", help="a cover image to upload")
+        p.set_defaults(media_kind=kind)
+    p = sub.add_parser("download", parents=common,
+                       help="download the media of a message, or a blob by id",
+                       usage="liaotian download [options] (--with USER | --group G) --pos P "
+                             "[DEST] | BLOB DEST")
+    p.add_argument("what", metavar="BLOB|DEST", nargs="*",
+                   help="a blob id and where to save it; or, with --pos, where to save "
+                        "(default: the file's name)")
+    p.add_argument("--with", dest="with_user", metavar="USER", help="the conversation")
+    p.add_argument("--group", "-g", type=_conv_id, metavar="G", help="a group's timeline")
+    p.add_argument("--pos", type=_positive, metavar="P", help="the message's position")
+    p.add_argument("--thumb", action="store_true",
+                   help="the image's thumbnail instead of the image")
+
     # --- profile and privacy
     p = sub.add_parser("profile", parents=common,
                        help="show a profile (yours by default), or `profile set`",
@@ -490,7 +528,8 @@ def fmt_message(m: ChatMessage, groups: dict[int, str] | None = None,
     `[time] alice -> #5 team: text` in a group, `[time] #5 team: * alice added bob` for a
     group timeline event. Peer text is made safe to print; the lines after the first of a
     multi-line message start with `indent`, so no message can forge a line of its own."""
-    text = safe(m.text, indent)
+    text = safe(m.text, indent) if m.media is None else \
+        safe(media_line(m), indent) + f" (#{m.pos})"
     if m.group is None:
         return f"[{fmt_time(m.ts)}] {safe(m.sender)} -> {safe(m.to)}: {text}"
     where = fmt_group(m.group, groups)
@@ -1017,7 +1056,81 @@ async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+async def cmd_send_media(args: argparse.Namespace, out: TextIO) -> int:
+    target = list(args.target)
+    if (args.group is None) != (len(target) == 2):
+        raise UsageError(f"send-{args.media_kind}: give TO and PATH, or --group G and PATH")
+    to = target[0] if args.group is None else None
+    path = target[-1]
+    if not os.path.isfile(path):
+        raise UsageError(f"no such file: {path}")
+    bar = ProgressBar(f"uploading {os.path.basename(path)}")
+    async with _session_client(args, reconnect=True) as client:
+        m = client.media
+        common: dict[str, Any] = {"text": args.text, "group": args.group, "progress": bar}
+        if args.media_kind == "file":
+            sent = await m.send_file(to, path, name=args.name, **common)
+        elif args.media_kind == "image":
+            sent = await m.send_image(to, path, name=args.name, **common)
+        elif args.media_kind == "voice":
+            sent = await m.send_voice(to, path, **common)
+        else:
+            if args.cover is not None and not os.path.isfile(args.cover):
+                raise UsageError(f"no such file: {args.cover}")
+            sent = await m.send_track(to, path, title=args.title, artist=args.artist,
+                                      clip=args.clip, cover=args.cover, **common)
+    where = f"group #{args.group}" if args.group is not None else to
+    print(f"sent #{sent.pos} ({args.media_kind}) to {where} at {fmt_time(sent.ts)}",
+          file=out)
+    return EXIT_OK
+
+
+async def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
+    by_message = args.pos is not None
+    if by_message == (args.with_user is None and args.group is None) or \
+            (args.with_user is not None and args.group is not None):
+        raise UsageError("download: give --with USER or --group G with --pos P, or BLOB DEST")
+    if (by_message and len(args.what) > 1) or (not by_message and len(args.what) != 2):
+        raise UsageError("download: --pos takes at most a DEST; a BLOB needs a DEST")
+    async with _session_client(args, reconnect=True) as client:
+        if by_message:
+            if args.group is not None:
+                page = await client.groups.history(args.group, after=args.pos - 1, limit=1)
+            else:
+                page = await client.history(args.with_user, after=args.pos - 1, limit=1)
+            found = [m for m in page.messages if m.pos == args.pos]
+            if not found or found[0].media is None:
+                raise UsageError(f"message #{args.pos} has no media")
+            media = dict(found[0].media)
+            if args.thumb:
+                thumb = media.get("thumb")
+                if not isinstance(thumb, dict):
+                    raise UsageError(f"message #{args.pos} has no thumbnail")
+                media = {"blob": thumb.get("blob"), "name": "thumb-" + default_name(media)}
+            blob = media.get("blob")
+            dest = args.what[0] if args.what else default_name(media)
+            if not args.what and os.path.exists(dest):  # a name the sender chose
+                raise UsageError(f"{safe(dest)} exists: give DEST to save it elsewhere")
+        else:
+            try:
+                blob = blob_hex(args.what[0])
+            except argparse.ArgumentTypeError as exc:
+                raise UsageError(str(exc)) from None
+            dest = args.what[1]
+        if not isinstance(blob, bytes):
+            raise UsageError("the message's media names no blob")
+        size = await client.media.download(blob, dest,
+                                           progress=ProgressBar(f"downloading {dest}"))
+    print(f"saved {size} bytes to {safe(dest)}", file=out)
+    return EXIT_OK
+
+
 COMMANDS = {
+    "send-file": cmd_send_media,
+    "send-image": cmd_send_media,
+    "send-voice": cmd_send_media,
+    "send-track": cmd_send_media,
+    "download": cmd_download,
     "register": cmd_register,
     "login": cmd_login,
     "switch": cmd_switch,

@@ -18,7 +18,9 @@ object per feature, in the spirit of nats.py's `nc.jetstream()`:
 * `client.contacts`: request, accept, decline, cancel, remove, list, block, unblock;
 * `client.account`: profile, set_profile, privacy, set_privacy, devices, revoke_device,
   logout;
-* `client.presence`: query, typing.
+* `client.presence`: query, typing;
+* `client.media`: upload, download, send and send_file / send_image / send_voice /
+  send_track (`media.py`, SPEC.md 27).
 
 The method names from before the facades (`create_group`, `contact_accept`, `set_privacy`,
 ...) still work: see `compat`. Requests return the typed answer records of
@@ -80,6 +82,7 @@ from .contacts import Contacts
 from .cursor import SessionStore
 from .events import ClientEvent
 from .groups import Groups
+from .media import Media
 from .outbox import SendTimeout, new_cmid
 from .presence import Presence
 from .session import DEFAULT, InitialSync, Session, TimeoutArg
@@ -139,6 +142,7 @@ class Client(CompatMethods):
         self.contacts = Contacts(session)
         self.account = Account(session)
         self.presence = Presence(session)
+        self.media = Media(session)
 
     # ------------------------------------------------------------------ properties
 

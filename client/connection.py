@@ -59,7 +59,7 @@ __all__ = ["CLIENT_NAME", "ClientConnection", "MessageHandler", "request_error"]
 log = logging.getLogger("liaotian.client")
 
 CLIENT_NAME = "liaotian-py/0.1.0"
-READ_SIZE = 64 * 1024
+READ_SIZE = 256 * 1024  # a 512 KiB media frame arrives in a few reads
 # Request slots kept free for the frames the client sends on its own (a PING of the
 # heartbeat, the next page of a SYNC), so those never push the count above the server's limit.
 RESERVED_SLOTS = 2
@@ -143,7 +143,8 @@ class ClientConnection:
         it refuses the handshake (UNSUPPORTED_VERSION) and ConnectionClosed if it hangs up.
         """
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port, ssl=ssl or None)
+            reader, writer = await asyncio.open_connection(host, port, ssl=ssl or None,
+                                                           limit=READ_SIZE)
         self = cls(reader, writer, limits=limits, on_message=on_message, on_close=on_close)
         try:
             async with asyncio.timeout(timeout):

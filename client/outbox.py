@@ -37,6 +37,7 @@ from liaotian.protocol import (
     Limits,
     RequestError,
     Send,
+    SendMedia,
     Sent,
 )
 
@@ -83,6 +84,7 @@ class PendingSend:
     meta: dict[str, Any]
     result: asyncio.Future[Sent] = field(repr=False)
     group: int | None = None  # a group send: `to` is "" then
+    media: SendMedia | None = None  # a media message (client/media.py)
 
 
 class SendHost(Protocol):
@@ -139,14 +141,15 @@ class Outbox:
 
     async def send(self, to: str, group: int | None, text: str,
                    meta: dict[str, Any] | None, cmid: str | None,
-                   timeout: float | None) -> Sent:
-        """Send one message and return its SENT (see the module docstring)."""
+                   timeout: float | None, media: SendMedia | None = None) -> Sent:
+        """Send one message (with `media`: a media message, SPEC.md 27.5) and return its
+        SENT (see the module docstring)."""
         cmid = cmid if cmid is not None else new_cmid()
         self.check(cmid, text, meta)
         if cmid in self.pending:
             raise ValueError(f"a send with cmid {cmid!r} is already in progress")
         pending = PendingSend(to, cmid, text, dict(meta or {}),
-                              asyncio.get_running_loop().create_future(), group)
+                              asyncio.get_running_loop().create_future(), group, media)
         self.pending[cmid] = pending
         deadline: asyncio.Timeout | None = None
         try:
@@ -170,7 +173,7 @@ class Outbox:
                 return p.result.result()
             try:
                 sent = await conn.request(Send(rid=0, to=p.to, cmid=p.cmid, text=p.text,
-                                               meta=p.meta, group=p.group))
+                                               meta=p.meta, group=p.group, media=p.media))
             except ConnectionClosed:
                 if not self._host.reconnect:
                     raise

@@ -1,5 +1,5 @@
 """The handshake (SPEC section 5, messages 7.1-7.4) and the client-side test vectors
-(section 26) sent byte for byte."""
+(section 28) sent byte for byte."""
 
 from __future__ import annotations
 
@@ -40,12 +40,14 @@ async def welcome_fields(ctx: Context) -> None:
 
 
 @check(section="5", title="WELCOME.limits has exactly the nine keys of version 1, with "
-       "numeric values")
+       "numeric values (and media's map when the server has media, 27.6)")
 async def welcome_limits(ctx: Context) -> None:
-    limits = await ctx.limits()
+    limits = dict(await ctx.limits())
+    media = limits.pop("media", None)
     expect(set(limits) == LIMIT_KEYS, f"limits keys {sorted(limits)}")
     for k, v in limits.items():
         expect(type(v) in (int, float) and v > 0, f"limits.{k} = {v!r}")
+    expect(media is None or isinstance(media, dict), f"limits.media = {media!r}")
 
 
 @check(section="5", title="the server picks the highest common version (HELLO [7, 1, 3] "
@@ -111,7 +113,7 @@ DECODE_ERRORS = {wire.E_MALFORMED, wire.E_UNKNOWN_TYPE, wire.E_INVALID_FIELD}
 SKIP_VECTORS = {"hello", "hello_unsupported", "register", "login", "auth", "logout"}
 
 
-@check(section="26", title="the server decodes every client->server test vector "
+@check(section="28", title="the server decodes every client->server test vector "
        "(sent byte for byte)")
 async def client_vectors(ctx: Context) -> None:
     vecs = {v["name"]: v for v in _vectors()}
@@ -144,7 +146,7 @@ async def client_vectors(ctx: Context) -> None:
     expect(not bad, "decode errors: " + "; ".join(bad))
 
 
-@check(section="26", title="the vectors hello_unsupported -> error_unsupported_version, "
+@check(section="28", title="the vectors hello_unsupported -> error_unsupported_version, "
        "close_unsupported_version")
 async def vector_unsupported(ctx: Context) -> None:
     vecs = {v["name"]: v for v in _vectors()}

@@ -76,6 +76,7 @@ def all_checks() -> list[Check]:
         checks_framing,
         checks_handshake,
         checks_limits,
+        checks_media,
         checks_messaging,
         checks_social,
         checks_states,

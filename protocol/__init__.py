@@ -57,6 +57,17 @@ from .errors import (
 )
 from .frames import FrameReader, encode_frame, pack_frame, unpack_body
 from .limits import DEFAULT_LIMITS, Limits
+from .media import (
+    MEDIA_CLASSES,
+    BlobData,
+    Download,
+    UploadBegin,
+    UploadCancel,
+    UploadChunk,
+    UploadDone,
+    UploadFinish,
+    UploadStatus,
+)
 from .messages import (
     Ack,
     Auth,
@@ -80,6 +91,7 @@ from .messages import (
     Registered,
     RevokeDevice,
     Send,
+    SendMedia,
     Sent,
     Sync,
     Update,
@@ -140,6 +152,7 @@ from .state import Role, State
 __all__ = [
     "DEFAULT_LIMITS",
     "MAX_PASSWORD_LEN",
+    "MEDIA_CLASSES",
     "MESSAGE_CLASSES",
     "MIN_PASSWORD_LEN",
     "SOCIAL_CLASSES",
@@ -147,6 +160,7 @@ __all__ = [
     "Ack",
     "Auth",
     "Authenticated",
+    "BlobData",
     "Block",
     "ChannelBan",
     "ChannelComment",
@@ -188,6 +202,7 @@ __all__ = [
     "DeviceInfo",
     "DeviceList",
     "DeviceRevoked",
+    "Download",
     "Error",
     "ErrorCode",
     "Event",
@@ -244,6 +259,7 @@ __all__ = [
     "RevokeDevice",
     "Role",
     "Send",
+    "SendMedia",
     "Sent",
     "SetPrivacy",
     "SetProfile",
@@ -255,6 +271,12 @@ __all__ = [
     "Update",
     "UpdateKind",
     "Updates",
+    "UploadBegin",
+    "UploadCancel",
+    "UploadChunk",
+    "UploadDone",
+    "UploadFinish",
+    "UploadStatus",
     "Welcome",
     "decode_message",
     "encode_frame",

@@ -9,7 +9,8 @@ frozen, slotted dataclass whose fields declare their wire form::
         limit: int | None = wire(default=None, lo=1, hi=Limit("max_sync_page"))
 
 * The annotation is the wire type: `int` (0..2**63-1 unless lo/hi say otherwise), `str`,
-  `bool`, `float` (any finite number >= 0, decoded as float), `dict[str, Any]` (a map with
+  `bytes` (msgpack bin; `max`/`min` count bytes, and no cap unless `max` says), `bool`,
+  `float` (any finite number >= 0, decoded as float), `dict[str, Any]` (a map with
   str keys), `tuple[X, ...]` (an array of X), a record class (a nested map: `@record`, or
   any class with `from_wire(value, rid)` and `to_wire()`), or `X | None`.
 * `wire(...)` adds the key (default: the field name), the bounds (`max`/`min` characters,
@@ -146,7 +147,8 @@ def wire(
 ) -> Any:
     """Declare a field's wire form (see the module docstring); returns a dataclass field.
 
-    checks: `max`/`min` (characters of a str, or of each str of an array; max=None: no cap),
+    checks: `max`/`min` (characters of a str, or of each str of an array; max=None: no cap;
+    bytes of a bin, uncapped unless `max` is given),
     `lo`/`hi` (an int, or each int of an array), `choices` (a str's allowed values),
     `min_items`/`max_items` (an array's length; max_items=None: no cap of its own).
     """
@@ -216,7 +218,7 @@ class NotBoth(Rule):
 class WireType:
     """A field's wire type, read from its annotation."""
 
-    tag: str  # int, str, bool, float, map, record, array
+    tag: str  # int, str, bin, bool, float, map, record, array
     item: WireType | None = None  # arrays
     cls: Any = None  # records
 
@@ -247,6 +249,8 @@ def _wire_type(tp: Any, where: str) -> tuple[WireType, bool]:
         return _wire_type(args[0], where)[0], True
     if tp is int or tp is str or tp is bool or tp is float:
         return WireType(tp.__name__), False
+    if tp is bytes:
+        return WireType("bin"), False
     if tp is dict or origin is dict:
         return WireType("map"), False
     if origin is tuple:
@@ -305,6 +309,7 @@ class _Source:
             "_packb": packb, "_head": HEADER.pack, "KeyError": KeyError,
             "isinstance": isinstance, "len": len, "list": list, "tuple": tuple, "type": type,
             "float": float, "int": int, "str": str, "bool": bool, "dict": dict,
+            "bytes": bytes,
         }
 
     def name(self, prefix: str, value: Any) -> str:
@@ -366,6 +371,22 @@ def _checks(src: _Source, ind: int, var: str, f: WireField, t: WireType, record:
         if checks.get("min", 0):
             src.add(ind, f"if len({var}) < {checks['min']!r}:")
             _raise(src, ind + 1, key, f"must have at least {checks['min']} characters", err)
+    elif t.tag == "bin":
+        src.add(ind, f"if type({var}) is not bytes:")
+        _raise(src, ind + 1, key, "must be binary (msgpack bin)", err)
+        least, most = checks.get("min", 0), checks.get("max")
+        if least and least == most:
+            src.add(ind, f"if len({var}) != {most!r}:")
+            _raise(src, ind + 1, key, f"must be {most} bytes", err)
+        else:
+            if most is not None:
+                mx, mx_msg = _bound(src, most, record, where)
+                src.add(ind, f"if len({var}) > {mx}:")
+                _raise(src, ind + 1, key, f"is longer than {mx_msg} bytes", err,
+                       fmt="{" in mx_msg)
+            if least:
+                src.add(ind, f"if len({var}) < {least!r}:")
+                _raise(src, ind + 1, key, f"must have at least {least} bytes", err)
     elif t.tag == "bool":
         src.add(ind, f"if type({var}) is not bool:")
         _raise(src, ind + 1, key, "must be a boolean", err)

@@ -43,6 +43,24 @@ class ErrorCode(IntEnum):
     FORBIDDEN = 3007  # your role in the group does not allow this
     CONFLICT = 3008  # the request contradicts the current state (already a contact, ...)
     LIMIT_REACHED = 3009  # a per-user bound (groups, contacts, devices, ...) is reached
+    # 31xx: media (SPEC.md 27)
+    UNKNOWN_UPLOAD = 3101  # no such upload of yours (never existed, expired, done, cancelled)
+    BLOB_TOO_LARGE = 3102  # the declared size is above max_blob_size
+    BAD_CHUNK_SIZE = 3103  # not a power of two in range, or too many chunks
+    CHUNK_OUT_OF_RANGE = 3104  # the chunk's offset is outside the declared size
+    CHUNK_MISALIGNED = 3105  # the chunk's offset is not a multiple of the chunk size
+    CHUNK_SIZE_MISMATCH = 3106  # the chunk is not the upload's chunk size (not the last one)
+    TOO_MANY_BYTES = 3107  # the chunk runs past the declared size
+    UPLOAD_INCOMPLETE = 3108  # finish before every byte was sent
+    HASH_MISMATCH = 3109  # the bytes do not hash to the declared SHA-256: nothing stored
+    UPLOAD_NOT_RECEIVING = 3110  # the upload is being verified: no chunks, no second finish
+    UNKNOWN_BLOB = 3111  # no such blob, or not yours to read (deliberately not told apart)
+    BAD_RANGE = 3112  # offset past the blob's end, or length out of range
+    NOT_AN_IMAGE = 3113  # an image message (or a track's cover) whose blob is no image
+    IMAGE_TOO_LARGE = 3114  # the image has too many pixels or bytes to inspect
+    NOT_AUDIO = 3115  # a voice note or track whose blob is not audio the server reads
+    AUDIO_TOO_LONG = 3116  # longer than the kind allows
+    BAD_CLIP = 3117  # the track's clip is not inside the audio, or too short
     # 305x: channels
     BANNED = 3050  # you are banned from that channel
     INVALID_INVITE = 3051  # the channel's invitation token is wrong or was replaced
@@ -60,6 +78,7 @@ class ErrorCode(IntEnum):
     # 5xxx: the server
     INTERNAL_ERROR = 5001  # the server failed; the request may be retried
     UNAVAILABLE = 5002  # the server is shutting down; reconnect and retry
+    INSUFFICIENT_STORAGE = 5003  # the server's media disk is (nearly) full
 
     @property
     def explanation(self) -> str:
@@ -93,6 +112,23 @@ _ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: "your role does not allow this",
     ErrorCode.CONFLICT: "not possible in the current state",
     ErrorCode.LIMIT_REACHED: "a per-user limit is reached",
+    ErrorCode.UNKNOWN_UPLOAD: "no such upload",
+    ErrorCode.BLOB_TOO_LARGE: "the file is larger than the server accepts",
+    ErrorCode.BAD_CHUNK_SIZE: "chunk size not accepted",
+    ErrorCode.CHUNK_OUT_OF_RANGE: "chunk offset outside the file",
+    ErrorCode.CHUNK_MISALIGNED: "chunk offset is not a multiple of the chunk size",
+    ErrorCode.CHUNK_SIZE_MISMATCH: "chunk length differs from the upload's chunk size",
+    ErrorCode.TOO_MANY_BYTES: "chunk runs past the declared size",
+    ErrorCode.UPLOAD_INCOMPLETE: "parts of the file are still missing",
+    ErrorCode.HASH_MISMATCH: "the bytes do not match the declared SHA-256",
+    ErrorCode.UPLOAD_NOT_RECEIVING: "the upload takes no more chunks",
+    ErrorCode.UNKNOWN_BLOB: "no such blob",
+    ErrorCode.BAD_RANGE: "byte range outside the blob",
+    ErrorCode.NOT_AN_IMAGE: "not an image",
+    ErrorCode.IMAGE_TOO_LARGE: "image too large to inspect",
+    ErrorCode.NOT_AUDIO: "not audio",
+    ErrorCode.AUDIO_TOO_LONG: "audio too long",
+    ErrorCode.BAD_CLIP: "clip is not inside the audio",
     ErrorCode.BANNED: "you are banned from that channel",
     ErrorCode.INVALID_INVITE: "invitation unknown or no longer valid",
     ErrorCode.NOT_FOUND: "no such post or comment",
@@ -106,6 +142,7 @@ _ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.RATE_LIMITED: "rate limit exceeded, retry later",
     ErrorCode.INTERNAL_ERROR: "internal server error",
     ErrorCode.UNAVAILABLE: "server unavailable, reconnect and retry",
+    ErrorCode.INSUFFICIENT_STORAGE: "the server is short of disk space",
 }
 
 

@@ -22,6 +22,7 @@ HEADER_SIZE = HEADER.size
 MAX_UINT32 = 0xFFFFFFFF
 
 _packb: Callable[[Any], bytes] = msgpack.packb  # msgpack ships no type hints
+_VIEW_FROM = 64 * 1024  # bodies from this size are copied out through a memoryview
 
 
 class FrameReader:
@@ -67,6 +68,7 @@ class FrameReader:
         end = len(buf)
         limit = self._max
         unpack_from = HEADER.unpack_from
+        view_from = _VIEW_FROM
         while end - pos >= HEADER_SIZE:
             (size,) = unpack_from(buf, pos)
             if size > limit:
@@ -76,7 +78,11 @@ class FrameReader:
             stop = pos + HEADER_SIZE + size
             if stop > end:
                 break
-            out.append(bytes(buf[pos + HEADER_SIZE : stop]))
+            if size < view_from:
+                out.append(bytes(buf[pos + HEADER_SIZE : stop]))
+            else:  # one copy of a large body, not two (slice, then bytes); the view is
+                # gone by the end of the statement, before `del buf[:pos]` below
+                out.append(bytes(memoryview(buf)[pos + HEADER_SIZE : stop]))
             pos = stop
         if pos:
             del buf[:pos]

@@ -29,7 +29,7 @@ from .base import (  # names this module always exported stay importable from he
 )
 from .codec import Limit, NotBoth, OneOf, Record, bad, message, packb, record, wire
 from .frames import frame_from_raw_payload
-from .records import ChatMessage, Update, encode_message_map, encode_update
+from .records import ChatMessage, SendMedia, Update, encode_message_map, encode_update
 
 __all__ = [
     "CLIENT_TYPES",
@@ -58,6 +58,7 @@ __all__ = [
     "Registered",
     "RevokeDevice",
     "Send",
+    "SendMedia",
     "Sent",
     "Sync",
     "Update",
@@ -207,7 +208,7 @@ def _client_cmid(cmid: str, rid: int) -> None:
         raise bad("cmid", "must not start with '#' (reserved for the server)", rid)
 
 
-@message(M.SEND, wire_order=("to", "group", "cmid", "text", "meta"),
+@message(M.SEND, wire_order=("to", "group", "cmid", "text", "meta", "media"),
          rules=(OneOf("to", "group"),))
 class Send(Message):
     to: str = wire(absent="", unless="group")  # a username; "" when sending to a group
@@ -215,6 +216,7 @@ class Send(Message):
     text: str = wire(max=Limit("max_frame_size"))
     meta: dict[str, Any] = wire(default_factory=dict, omit="empty")
     group: int | None = None  # the group to send to, instead of `to`
+    media: SendMedia | None = None  # a media message: the blob and what the sender adds
 
 
 @message(M.SENT)

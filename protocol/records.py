@@ -14,16 +14,36 @@ from typing import Any
 from .base import MAX_INT64, UpdateKind
 from .codec import AnyOf, Record, bad, packb, record, values_encoder, wire
 
+MEDIA_KINDS = ("image", "voice", "file", "track")
+
+
+@record(not_map=("media", "must be a map"))
+class SendMedia(Record):
+    """SEND's `media` (SPEC.md 27.5): what only the sender knows about an uploaded blob.
+
+    Everything measurable (size, type, dimensions, duration) the server reads from the
+    blob itself and puts in the stored message's `media` map instead.
+    """
+
+    kind: str = wire(choices=MEDIA_KINDS)
+    blob: bytes = wire(min=32, max=32)  # the blob's SHA-256
+    name: str | None = wire(default=None, max=255)  # image, file: the file name
+    title: str | None = wire(default=None, max=256)  # track
+    artist: str | None = wire(default=None, max=256)  # track
+    clip: tuple[int, ...] | None = wire(default=None, min_items=2, max_items=2)  # [start, end] ms
+    cover: bytes | None = wire(default=None, min=32, max=32)  # track: an image blob
+
 
 @record(not_map=("message", "must be a map"),
         wire_order=("id", "conv", "pos", "sender", "to", "group", "ts", "cmid", "text", "meta",
-               "event"),
+               "media", "event"),
         rules=(AnyOf("to", "group"),))
 class ChatMessage(Record):
     """A stored message as every reader sees it (in UPDATES and HISTORY_PAGE).
 
     SPEC.md 8.2: id, conv, pos, from, then `to` (direct) or `group`, ts, cmid, text, then
-    meta and event when present. A group message may also carry `to`: read, never written.
+    meta, media and event when present. A group message may also carry `to`: read, never
+    written.
     """
 
     id: int  # server-assigned, unique
@@ -37,6 +57,7 @@ class ChatMessage(Record):
     meta: dict[str, Any] = wire(default_factory=dict, omit="empty")
     group: int | None = None  # the group (group conversations; then conv == group)
     event: dict[str, Any] | None = None  # group timeline events (SPEC.md 17.4)
+    media: dict[str, Any] | None = None  # a media message: the server's map (SPEC.md 27.5)
 
     def encode(self) -> bytes:
         """The msgpack map, encoded once and reused for every reader."""
@@ -48,9 +69,11 @@ _message_map = values_encoder(ChatMessage)
 
 def encode_message_map(id: int, conv: int, pos: int, sender: str, to: str, ts: int, cmid: str,
                        text: str, meta: dict[str, Any] | None, group: int | None = None,
-                       event: dict[str, Any] | None = None) -> bytes:
+                       event: dict[str, Any] | None = None,
+                       media: dict[str, Any] | None = None) -> bytes:
     """The canonical encoding of a message map (the same bytes as ChatMessage.encode())."""
-    return packb(_message_map(id, conv, pos, sender, to, ts, cmid, text, meta, group, event))
+    return packb(_message_map(id, conv, pos, sender, to, ts, cmid, text, meta, group, event,
+                              media))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """Type number -> message class, and decode_message: the one module that knows every family.
 
-messages.py (core), social.py (the social layer) and wallet.py know nothing of each other;
-this module imports them all, checks that together they cover every MessageType exactly
-once, and decodes a payload with the decoder codec.message compiled for its class.
+messages.py (core), social.py (the social layer), media.py, channels.py and wallet.py know
+nothing of each other; this module imports them all, checks that together they cover every
+MessageType exactly once, and decodes a payload with the decoder codec.message compiled for
+its class.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .channels import CHANNEL_CLASSES
 from .codes import ErrorCode
 from .errors import ProtocolError
 from .limits import DEFAULT_LIMITS, Limits
+from .media import MEDIA_CLASSES
 from .messages import CORE_CLASSES
 from .social import SOCIAL_CLASSES
 from .wallet import WALLET_CLASSES
@@ -24,7 +26,8 @@ __all__ = ["MESSAGE_CLASSES", "decode_message"]
 
 def _registry() -> dict[int, type[Message]]:
     table: dict[int, type[Message]] = {}
-    for cls in (*CORE_CLASSES, *SOCIAL_CLASSES, *CHANNEL_CLASSES, *WALLET_CLASSES):
+    for cls in (*CORE_CLASSES, *SOCIAL_CLASSES, *MEDIA_CLASSES, *CHANNEL_CLASSES,
+                *WALLET_CLASSES):
         number = int(cls.TYPE)
         if number in table:
             raise RuntimeError(f"{cls.__name__} and {table[number].__name__} share type {number}")

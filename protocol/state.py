@@ -16,6 +16,7 @@ from enum import Enum
 from .base import MessageType as T
 from .channels import CHANNEL_CLASSES
 from .codes import ErrorCode
+from .media import MEDIA_CLIENT_TYPES, MEDIA_SERVER_TYPES
 from .social import SOCIAL_CLIENT_TYPES, SOCIAL_SERVER_TYPES
 from .wallet import WALLET_CLIENT_TYPES, WALLET_SERVER_TYPES
 
@@ -37,7 +38,7 @@ _CHANNEL_SERVER = {int(c.TYPE) for c in CHANNEL_CLASSES if not c.FROM_CLIENT}
 _ANYTIME_CLIENT = {T.PING, T.CLOSE}
 _ACCOUNT = {T.REGISTER, T.LOGIN, T.AUTH}
 _SESSION = {T.LOGOUT, T.LIST_DEVICES, T.REVOKE_DEVICE, T.SEND, T.SYNC, T.ACK, T.HISTORY,
-            *SOCIAL_CLIENT_TYPES, *_CHANNEL_CLIENT, *WALLET_CLIENT_TYPES}
+            *SOCIAL_CLIENT_TYPES, *MEDIA_CLIENT_TYPES, *_CHANNEL_CLIENT, *WALLET_CLIENT_TYPES}
 
 # What a client may send (and so what a server accepts) in each state.
 CLIENT_MAY_SEND: dict[State, frozenset[int]] = {
@@ -56,6 +57,7 @@ SERVER_MAY_SEND: dict[State, frozenset[int]] = {
         _ANSWERS
         | {T.LOGGED_OUT, T.DEVICE_LIST, T.DEVICE_REVOKED, T.SENT, T.UPDATES, T.HISTORY_PAGE}
         | SOCIAL_SERVER_TYPES
+        | MEDIA_SERVER_TYPES
         | _CHANNEL_SERVER
         | WALLET_SERVER_TYPES
     ),

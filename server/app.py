@@ -36,12 +36,16 @@ from .handlers.channels import ANSWERS as CHANNEL_ANSWERS
 from .handlers.channels import ChannelHandlers, NewsFanOut
 from .handlers.contacts import ContactHandlers
 from .handlers.groups import GroupHandlers, answer_created
+from .handlers.media import MediaHandlers
 from .handlers.messaging import MessagingHandlers
 from .handlers.presence import PresenceService
 from .handlers.receipts import ReceiptHandlers
 from .handlers.session import SessionHandlers
 from .handlers.throttle import WriteBudget
 from .handlers.wallet import Expiry, WalletHandlers, answers
+from .media.aio import MediaIO
+from .media.blobs import BlobStore
+from .media.limits import MediaLimits
 from .net.hub import Hub
 from .net.router import Router
 from .net.transport import Endpoint, ServerConnection
@@ -83,10 +87,19 @@ class Server:
                              max_groups_joined=config.max_groups_joined,
                              max_contacts=config.max_contacts,
                              max_outgoing_requests=config.max_outgoing_requests,
+                             max_voice_ms=config.media_max_voice_ms,
+                             max_track_ms=config.media_max_track_ms,
                              budget=self.writes,
                              wallet=WalletPolicy(config.tasks(),
                                                  int(config.packet_ttl * 1000),
                                                  config.max_packet_shares, os.urandom(32)))
+        self.media_limits = media_limits(config)
+        media_root = media_dir(config)  # None: no media (a database in memory, no media_dir)
+        self.media_io = None if media_root is None else MediaIO(
+            BlobStore(media_root, free_floor=config.media_free_disk_floor,
+                      sync_every=config.media_sync_every),
+            self.media_limits, workers=config.media_workers)
+        self.media: MediaHandlers | None = None
         self.fanout = FanOut(self.hub.sessions, self.hub.of_user, self.store.cached_head,
                              self.counters)
         self.store.on_committed = self.fanout.committed
@@ -121,12 +134,21 @@ class Server:
         cfg, store, hub, router, writes = (self.config, self.store, self.hub, self.router,
                                            self.writes)
         clock = self.loop.time
-        SessionHandlers(advertised=self.limits.advertised(),
-                        heartbeat=cfg.heartbeat_interval).route(router)
+        advertised = self.limits.advertised()
+        if self.media_io is not None:
+            advertised["media"] = self.media_limits.advertised(self.limits.max_frame_size)
+        SessionHandlers(advertised=advertised, heartbeat=cfg.heartbeat_interval).route(router)
         accounts = AccountHandlers(store, hub, cfg, clock)
         accounts.route(router)
         hub.on_unbind = accounts.unbound
+        if self.media_io is not None:
+            self.media = MediaHandlers(store, self.media_io, self.media_limits, self.policy,
+                                       writes, clock, frame_size=self.limits.max_frame_size,
+                                       inflight=cfg.media_inflight,
+                                       sweep_interval=cfg.media_sweep_interval)
+            self.media.route(router)
         MessagingHandlers(store, self.limits, cfg, writes, clock,
+                          media=self.media.prepare_send if self.media else None,
                           rewards=self.policy.wallet).route(router)
         GroupHandlers(store, writes, self.policy, clock).route(router)
         self.fanout.answer_with(CreateGroup, answer_created)
@@ -169,6 +191,7 @@ class Server:
         try:
             await self._open_store()
             try:
+                await self._open_media()
                 self._wire()
                 try:  # ops
                     await self.ops.start()
@@ -182,6 +205,8 @@ class Server:
             except BaseException:
                 self._listener = None
                 await self.ops.stop()  # ops
+                if self.media_io is not None:
+                    await self.media_io.close()
                 await self.store.close()
                 raise
         except BaseException:
@@ -195,6 +220,9 @@ class Server:
             self.loop.create_task(self.presence.run(), name="presence"),
             self.loop.create_task(self.expiry.run(), name="wallet-expiry"),
         ]
+        if self.media is not None:
+            self._background.append(self.loop.create_task(self.media.run(),
+                                                          name="media-sweeps"))
         stats = self.ops.stats
         if self.config.stats_interval > 0 and stats is not None:
             self._background.append(self.loop.create_task(  # ops: the statistics line
@@ -246,6 +274,18 @@ class Server:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise StartupError(f"cannot open database {self.config.db_path}: {reason}") from exc
 
+    async def _open_media(self) -> None:
+        if self.media_io is None:
+            return
+        try:
+            await self.media_io.open()
+        except OSError as exc:
+            raise StartupError(f"cannot open media directory {self.media_io.store.root}: "
+                               f"{exc.strerror or exc}") from exc
+        except Exception as exc:  # BlobError: its parent directory is missing
+            raise StartupError(f"cannot open media directory {self.media_io.store.root}: "
+                               f"{exc}") from exc
+
     def tls_context(self) -> ssl.SSLContext | None:
         """TLS 1.2 or newer with the configured certificate, or None for plain TCP."""
         if not self.config.tls_cert:
@@ -290,6 +330,8 @@ class Server:
                 conn.transport.abort()
         for task in list(self.router.tasks):
             task.cancel()
+        if self.media_io is not None:
+            await self.media_io.close()  # partials synced: uploads resume after a restart
         await self.store.close()
         if self._listener is not None:
             await self._listener.wait_closed()
@@ -315,6 +357,31 @@ class Server:
             except Exception:
                 log.exception("retention pass failed")
             await asyncio.sleep(3600)
+
+
+def media_dir(config: Config) -> str | None:
+    """Where blobs go: `media_dir`, else `<db_path>.media`; None (no media) for a database
+    that lives in memory with no `media_dir` (the simulation)."""
+    if config.media_dir:
+        return config.media_dir
+    if config.db_path == ":memory:" or config.db_path.startswith("file::memory:"):
+        return None
+    return config.db_path + ".media"
+
+
+def media_limits(config: Config) -> MediaLimits:
+    """The media limits of the server's settings (the rest keep MediaLimits' defaults)."""
+    return MediaLimits(
+        max_blob_size=config.media_max_blob_size,
+        max_uploads_per_user=config.media_max_uploads,
+        upload_bytes_per_day=config.media_upload_bytes_per_day,
+        download_bytes_per_day=config.media_download_bytes_per_day,
+        upload_ttl=config.media_upload_ttl,
+        unreferenced_grace=config.media_unreferenced_grace,
+        free_disk_floor=config.media_free_disk_floor,
+        max_voice_ms=config.media_max_voice_ms,
+        max_track_ms=config.media_max_track_ms,
+    )
 
 
 def tune_gc() -> None:

@@ -110,6 +110,21 @@ class Config:
     wallet_tasks: str = '[{"name": "checkin", "trigger": "checkin", "reward": 10}]'
     packet_ttl: float = 86_400.0  # seconds until a red packet's rest returns to its sender
     max_packet_shares: int = 1000
+    # --- media (SPEC.md 27; server/media/, handlers/media.py)
+    media_dir: str = ""  # blobs and partial uploads; "" = <db_path>.media
+    media_max_blob_size: int = 100 * 1024 * 1024  # bytes of one blob
+    media_max_uploads: int = 4  # unfinished uploads of one user
+    media_upload_bytes_per_day: int = 1024 * 1024 * 1024  # per user, a bucket over 24 h
+    media_download_bytes_per_day: int = 4 * 1024 * 1024 * 1024
+    media_upload_ttl: float = 86_400.0  # seconds an upload lasts without a chunk
+    media_unreferenced_grace: float = 86_400.0  # seconds before an unreferenced blob goes
+    media_free_disk_floor: int = 1024 * 1024 * 1024  # bytes of free disk uploads leave
+    media_max_voice_ms: int = 15 * 60 * 1000
+    media_max_track_ms: int = 60 * 60 * 1000
+    media_inflight: int = 8  # chunk and download requests in progress per connection
+    media_workers: int = 2  # threads hashing, writing and inspecting media
+    media_sweep_interval: float = 600.0  # seconds between expiry and collection passes
+    media_sync_every: int = 32 * 1024 * 1024  # bytes of an upload between data syncs
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -136,6 +151,9 @@ class Config:
                              "(a GROUP_UPDATE of a full group writes that many rows)")
         if self.max_groups_joined < self.max_groups_owned:
             raise ValueError("setting 'max_groups_joined' must be at least max_groups_owned")
+        if self.media_upload_bytes_per_day < self.media_max_blob_size:
+            raise ValueError("setting 'media_upload_bytes_per_day' must be at least "
+                             "media_max_blob_size (one largest blob)")
         self.tasks()  # a malformed catalogue is refused at start
 
     def tasks(self) -> tuple[Task, ...]:
@@ -367,6 +385,21 @@ RULES: dict[str, Rule] = {
                               'tables'),
     "packet_ttl": Rule(1, 30 * DAY, note="seconds"),
     "max_packet_shares": Rule(1, MAX_SHARES),
+    # media
+    "media_dir": Rule(note="directory of blobs; empty: <db_path>.media"),
+    "media_max_blob_size": Rule(1, 1 << 40, note="bytes"),
+    "media_max_uploads": Rule(1, 10_000, note="unfinished uploads per user"),
+    "media_upload_bytes_per_day": Rule(1, note="bytes; at least media_max_blob_size"),
+    "media_download_bytes_per_day": Rule(1 * MIB, note="bytes"),
+    "media_upload_ttl": Rule(0, 365 * DAY, above=True, note="seconds"),
+    "media_unreferenced_grace": Rule(0, 365 * DAY, note="seconds"),
+    "media_free_disk_floor": Rule(0, note="bytes"),
+    "media_max_voice_ms": Rule(1000, 24 * 3600 * 1000, note="milliseconds"),
+    "media_max_track_ms": Rule(1000, 24 * 3600 * 1000, note="milliseconds"),
+    "media_inflight": Rule(1, 1024, note="requests per connection"),
+    "media_workers": Rule(1, 64, note="threads"),
+    "media_sweep_interval": Rule(0, DAY, above=True, note="seconds"),
+    "media_sync_every": Rule(64 * 1024, 1 << 30, note="bytes a crash may cost an upload"),
 }
 
 

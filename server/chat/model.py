@@ -1,5 +1,5 @@
 """The chat's state as plain data: groups and their members, each user's relations and
-privacy settings, and the codes both are stored with.
+privacy settings, the media blobs messages reference, and the codes they are stored with.
 
 Nothing here decides anything (the rules in rules/ do) or knows where the data lives (the
 store loads and keeps it). A store's planning batch hands out copies of these objects to
@@ -9,6 +9,7 @@ change (copy-on-write: the committed ones are never changed in place).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 ROLE_MEMBER, ROLE_ADMIN, ROLE_OWNER = 0, 1, 2
 ROLE_NAMES = {ROLE_MEMBER: "member", ROLE_ADMIN: "admin", ROLE_OWNER: "owner"}
@@ -91,6 +92,36 @@ class Social:
             self.blocked.discard(other)
 
 
+# ---------------------------------------------------------------------------- media
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """A stored blob's metadata (the bytes are in the media store, server/media/blobs.py).
+
+    `info` is what the server read from the bytes when the upload finished (probe.py):
+    images {w, h, format, animated, thumb: {blob, w, h, type}}, audio {duration_ms, codec,
+    sample_rate, channels, title?, artist?}; keys starting with "_" are the server's own
+    (why an image could not be inspected) and never shown to a peer.
+    """
+
+    sha256: bytes
+    size: int
+    media_type: str
+    info: dict[str, Any]
+    created: int  # ms
+
+
+@dataclass(frozen=True, slots=True)
+class BlobAccess:
+    """What the access rule (rules/media.py) needs about one user and one blob, read in one
+    go: the blob (None: not stored), whether the user uploaded it, and per conversation of
+    the user that references it: (conv, newest position referencing it, the first position
+    the user sees there: 1 in a direct conversation, the join point in a group)."""
+
+    blob: Blob | None
+    owner: bool = False
+    seen: tuple[tuple[int, int, int], ...] = ()
 # ---------------------------------------------------------------------------- channels
 # A channel is a conversation with one log of posts that its members read (fan-out on
 # read): its state is small and loaded alone, a member is one row looked up by key, and

@@ -65,6 +65,8 @@ class SendRequest:
     session: int  # the reply key: the asking session (0: nobody to answer)
     rid: int
     group: int | None = None
+    media: dict[str, Any] | None = None  # a media message: the message map's media map
+    blob_refs: tuple[bytes, ...] = ()  # the blobs it references (rules/media.py)
     result: SendResult | None = None
     error: ErrorCode | None = None
     error_message: str = ""

@@ -126,6 +126,9 @@ class Plan(Protocol):
                     coins: int | None = None) -> None: ...
     def set_read_marker(self, uid: int, conv: int, pos: int) -> None:
         """Move the user's read marker of the conversation forward to `pos`."""
+    def add_blob_refs(self, conv: int, pos: int, blobs: tuple[bytes, ...]) -> None:
+        """The message at `pos` of `conv` references these blobs (SPEC.md 27.4): they are
+        readable by its readers and never collected."""
 
     # ------------------------------------------------------------------ the wallet
     # (chat/ledger.py). The rules compute every new balance; the store keeps them.

@@ -29,6 +29,10 @@ class Policy:
     max_groups_joined: int = 1000
     max_contacts: int = 5000
     max_outgoing_requests: int = 1000
+    # media messages (rules/media.py)
+    max_voice_ms: int = 15 * 60 * 1000  # longest voice note
+    max_track_ms: int = 60 * 60 * 1000  # longest song track
+    min_clip_ms: int = 1000  # shortest clip of a track
     max_channel_members: int = 100_000  # members of one channel, owner included
     max_channel_pins: int = 10  # pinned posts of one channel
     budget: RowBudget | None = None

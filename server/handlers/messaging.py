@@ -2,12 +2,15 @@
 the commit), SYNC, ACK, HISTORY.
 
 The hot path allocates no task per message: SEND checks its size and budget and queues
-a SendRequest (chat/ops.py), planned by chat/rules/send.py.
+a SendRequest (chat/ops.py), planned by chat/rules/send.py. A SEND with `media` (SPEC.md
+25.5) is the one that waits: its blobs are read and checked (`media`, handlers/media.py's
+prepare_send) before it is queued, so a text SEND pipelined behind it may commit first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgpack
 from liaotian.protocol import (
@@ -35,12 +38,16 @@ from .throttle import TokenBucket, WriteBudget
 _UPDATES = int(MessageType.UPDATES)
 _SYNC_READS = 3  # reads for one SYNC page at most (see sync)
 _packb = msgpack.packb
+# a SEND's media: (the message map's media map, the blobs it references), or RequestError
+MediaSend = Callable[[Peer, Send], Awaitable[tuple[dict[str, Any], tuple[bytes, ...]]]]
 
 
 class MessagingHandlers:
     def __init__(self, store: Store, limits: Limits, config: Config, writes: WriteBudget,
-                 clock: Callable[[], float], rewards: WalletPolicy | None = None) -> None:
+                 clock: Callable[[], float], media: MediaSend | None = None,
+                 rewards: WalletPolicy | None = None) -> None:
         self.store = store
+        self.media = media  # None: this server has no media (SEND with media is 5001)
         # tasks a SEND completes (rules/tasks.py); None when none is configured
         self._rewards = rewards if rewards is not None and rewards.on_message else None
         self.limits = limits
@@ -61,7 +68,9 @@ class MessagingHandlers:
 
     # ------------------------------------------------------------------ send
 
-    def send(self, conn: Peer, msg: Send) -> None:
+    def send(self, conn: Peer, msg: Send) -> Awaitable[None] | None:
+        if msg.media is not None:
+            return self._send_media(conn, msg)
         limits = self.limits
         text = msg.text
         meta_size = len(_packb(msg.meta)) if msg.meta else 0  # encoded once, used twice
@@ -80,6 +89,35 @@ class MessagingHandlers:
                 sender_id=conn.user_id, sender_name=conn.username, to_name=msg.to,
                 cmid=msg.cmid, text=text, meta=msg.meta, session=conn.id, rid=msg.rid,
                 group=msg.group, rewards=self._rewards))
+        except StoreClosed:
+            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        return None
+
+    async def _send_media(self, conn: Peer, msg: Send) -> None:
+        """A media message: the checks and charges of a text SEND (the media map counts as
+        bytes), then its blobs' (which reads the store), then queued like any SEND."""
+        if self.media is None:
+            raise RequestError(ErrorCode.INTERNAL_ERROR, "this server has no media")
+        limits = self.limits
+        text = msg.text
+        meta_size = len(_packb(msg.meta)) if msg.meta else 0
+        media_size = len(_packb(msg.media.to_wire())) if msg.media is not None else 0
+        self._charge(conn, len(text) + meta_size + media_size, self._rows(msg.group))
+        if len(text.encode()) > limits.max_text_len:
+            raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
+                               f"text above {limits.max_text_len} bytes")
+        if meta_size > limits.max_meta_size:
+            raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
+                               f"meta above {limits.max_meta_size} bytes")
+        if msg.group is None and not self._known_user(msg.to) and \
+                not validate_username(msg.to):
+            raise RequestError(ErrorCode.UNKNOWN_USER)
+        media, refs = await self.media(conn, msg)
+        try:
+            self.store.submit(SendRequest(
+                sender_id=conn.user_id, sender_name=conn.username, to_name=msg.to,
+                cmid=msg.cmid, text=text, meta=msg.meta, session=conn.id, rid=msg.rid,
+                group=msg.group, media=media, blob_refs=refs, rewards=self._rewards))
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import secrets
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-from .blobs import BlobStore, Finished, Recovered
+from .blobs import BlobInfo, BlobStore, Finished, Recovered
 from .errors import BlobError, Refusal
+from .inspection import Inspection, inspect
 from .limits import MediaLimits
 from .probe import (
     AudioInfo,
@@ -120,6 +122,12 @@ class MediaIO:
     async def expire(self, now: float, max_idle: float) -> list[str]:
         return await self._run(self.store.expire_partials, now, max_idle)
 
+    async def partial_ids(self) -> list[str]:
+        return await self._run(self.store.partial_ids)
+
+    async def partial_mtime(self, upload_id: str) -> float | None:
+        return await self._run(self.store.partial_mtime, upload_id)
+
     async def has_room(self, size: int) -> bool:
         return await self._run(self.store.has_room, size)
 
@@ -133,6 +141,18 @@ class MediaIO:
 
     async def remove(self, sha256: bytes) -> bool:
         return await self._run(self.store.remove_blob, sha256)
+
+    async def put(self, data: bytes, created_ms: int) -> Finished:
+        """Store small bytes the server made (a thumbnail) as a blob of their own."""
+        return await self._run(self.store.put, data, "t" + secrets.token_hex(12), created_ms)
+
+    async def blobs(self) -> list[BlobInfo]:
+        """Every complete blob on disk (the sweep of files without metadata)."""
+        return await self._run(lambda: list(self.store.iter_blobs()))
+
+    async def inspect(self, sha256: bytes, declared: str) -> Inspection:
+        """What a stored blob is (inspection.py): its type, info and a thumbnail."""
+        return await self._run(inspect, self.store.blob_path(sha256), declared, self.limits)
 
     # -- inspection
 

@@ -623,6 +623,28 @@ class BlobStore:
                 expired.append(upload_id)
         return expired
 
+    def partial_mtime(self, upload_id: str) -> float | None:
+        """When an upload's partial files were last written (None: it has none)."""
+        last = None
+        for path in self._partial_paths(upload_id):
+            with contextlib.suppress(FileNotFoundError):
+                mtime = os.stat(path).st_mtime
+                last = mtime if last is None else max(last, mtime)
+        return last
+
+    def put(self, data: bytes, upload_id: str, created_ms: int) -> Finished:
+        """Store small bytes (a server-made thumbnail) as a blob, through a partial named
+        `upload_id` like any upload: verified, fsynced, renamed."""
+        sha256 = hashlib.sha256(data).digest()
+        partial = self.create_partial(upload_id, size=len(data), sha256=sha256,
+                                      chunk_size=max(len(data), 1), created_ms=created_ms)
+        try:
+            partial.write(0, data)
+            return partial.finish()
+        except BaseException:
+            self.abort_partial(upload_id)
+            raise
+
     def open_partial_ids(self) -> list[str]:
         """The uploads whose partial is open in this process."""
         with self._open_lock:

@@ -70,6 +70,7 @@ class ServerConnection(asyncio.Protocol):
         self.head_at_auth = 0  # the user's head when this connection authenticated
         self.syncing = False
         self.busy = False  # an exclusive request is running: hold later frames
+        self._holds = 0  # hold() calls not yet released (exclusive requests, media bound)
         self._timer: asyncio.TimerHandle | None = None
         self._paused_since: float | None = None
         self._gone = False
@@ -240,12 +241,20 @@ class ServerConnection(asyncio.Protocol):
             self._finish()
 
     def hold(self) -> None:
-        """An exclusive request started: stop reading until release()."""
+        """An exclusive request started (or the media bound is reached): stop reading and
+        handing out frames until every hold() is matched by a release()."""
+        self._holds += 1
+        if self._holds > 1:
+            return
         self.busy = True
         if self.transport is not None and not self._gone:
             self.transport.pause_reading()
 
     def release(self) -> None:
+        self._holds -= 1
+        if self._holds > 0:
+            return
+        self._holds = 0
         self.busy = False
         if self.transport is not None and not self._gone and not self.conn.closed:
             self.transport.resume_reading()

@@ -1,6 +1,6 @@
 """Storage: the contract the server uses (contract.py) and its implementations.
 
-    contract.py  the `Store` protocol, its records and errors
+    contract.py  the `Store` and `MediaStore` protocols, their records and errors
     overlay.py   one batch being planned over the committed state (the chat's Plan)
     memory.py    MemoryStore: the reference semantics, in memory
     sqlite...    SQLiteStore: the server's store
@@ -8,6 +8,7 @@
 
 from .contract import (
     DeviceRecord,
+    MediaStore,
     Store,
     StoreClosed,
     StoreOpenError,
@@ -18,10 +19,15 @@ from .contract import (
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
-__all__ = ["DeviceRecord", "MemoryStore", "SQLiteStore", "Store", "StoreClosed",
+__all__ = ["DeviceRecord", "MediaStore", "MemoryStore", "SQLiteStore", "Store", "StoreClosed",
            "StoreOpenError", "UpdatePage", "UserRecord", "UsernameTaken"]
 
 
 def _conform(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[Store, Store]:
     """Never called: mypy checks here that both stores implement the contract."""
+    return sqlite, memory
+
+
+def _conform_media(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[MediaStore, MediaStore]:
+    """Never called: mypy checks that both stores keep media metadata."""
     return sqlite, memory

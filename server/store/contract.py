@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..chat.ledger import Account, Item, LedgerDump, Packet, Transfer
-from ..chat.model import ChannelMember, ChannelState, GroupState, Social
+from ..chat.model import Blob, BlobAccess, ChannelMember, ChannelState, GroupState, Social
 
 Committed = Callable[[list[Any]], None]  # the planned operations of one commit, in order
 
@@ -63,6 +63,32 @@ class UpdatePage:
     updates: list[bytes]  # pre-encoded [seq, kind, data] arrays
     last_seq: int  # seq of the last update in the page (or the cursor if empty)
     resync: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRow:
+    """An unfinished media upload (SPEC.md 27.2); its bytes are in the media store."""
+
+    id: int
+    user_id: int
+    sha256: bytes
+    size: int
+    media_type: str
+    name: str
+    chunk_size: int
+    created: int  # ms
+    touched: int  # ms: its begin, or a later resume or sweep that found it in use
+
+
+@dataclass(frozen=True, slots=True)
+class Uploader:
+    """What an UPLOAD_BEGIN is planned from (server/media/uploads.py's UploaderState), in
+    one read: the user's own stored upload of this content, their unfinished upload of it,
+    and how many unfinished uploads they have. Nothing here depends on other users."""
+
+    stored: Blob | None
+    upload: UploadRow | None
+    active: int
 
 
 # (conv, kind, peer id, group name, ts, last body, last pos, read pos, joined pos)
@@ -220,3 +246,39 @@ class Store(Protocol):
     async def next_expiry(self) -> int | None:
         """When the next open pending transfer times out (ms), if any does."""
     async def ledger_dump(self) -> LedgerDump: ...
+
+
+class MediaStore(Protocol):
+    """Media metadata (SPEC.md 27): blobs, who uploaded them, the messages referencing
+    them, unfinished uploads. The bytes are in the media store beside the database
+    (server/media/blobs.py). A message's references are written in its own commit by the
+    SEND rule (chat/plan.py's add_blob_refs); everything here is awaited.
+
+    A blob no message references carries the time it became unreferenced (its upload, or
+    an upload of the same content since), and is collectable `grace` after it; a
+    referenced blob is never collectable.
+    """
+
+    async def uploader(self, uid: int, sha256: bytes, size: int) -> Uploader: ...
+    async def create_upload(self, uid: int, sha256: bytes, size: int, media_type: str,
+                            name: str, chunk_size: int, now_ms: int) -> UploadRow:
+        """A new unfinished upload; the existing one if the user already has one of this
+        (sha256, size) (two BEGINs racing)."""
+    async def upload(self, upload_id: int) -> UploadRow | None: ...
+    async def touch_upload(self, upload_id: int, now_ms: int) -> None: ...
+    async def delete_upload(self, upload_id: int) -> bool: ...
+    async def complete_upload(self, upload_id: int, uid: int, blobs: list[Blob],
+                              now_ms: int) -> None:
+        """In one commit: the blobs' rows (kept if stored already; unreferenced ones count
+        as unreferenced from now), the user as the uploader of each, the upload gone."""
+    async def blob(self, sha256: bytes) -> Blob | None: ...
+    async def blob_access(self, uid: int, sha256: bytes) -> BlobAccess:
+        """The blob and what decides whether `uid` may read it (chat/rules/media.py)."""
+    async def expired_uploads(self, touched_before_ms: int, limit: int) -> list[UploadRow]: ...
+    async def collectable_blobs(self, unref_before_ms: int, limit: int) -> list[bytes]:
+        """Blobs unreferenced since before the time: candidates for collection."""
+    async def collect_blobs(self, hashes: list[bytes], unref_before_ms: int) -> list[bytes]:
+        """Delete the metadata of those of `hashes` still collectable (in one commit), and
+        return them: their bytes may be removed now."""
+    async def known_blobs(self, hashes: list[bytes]) -> set[bytes]:
+        """Which of these blobs have metadata (a sweep of files without any)."""

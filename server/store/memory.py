@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,7 +26,16 @@ from liaotian.protocol import encode_update
 
 from ..chat import rules
 from ..chat.ledger import Account, Item, KeyRecord, LedgerDump, Packet, Transfer
-from ..chat.model import EVENT_CMID, KIND_DIRECT, KIND_GROUP, GroupState, Member, Social
+from ..chat.model import (
+    EVENT_CMID,
+    KIND_DIRECT,
+    KIND_GROUP,
+    Blob,
+    BlobAccess,
+    GroupState,
+    Member,
+    Social,
+)
 from ..chat.ops import SendRequest, SendResult
 from ..chat.plan import pair
 from .contract import (
@@ -37,6 +47,8 @@ from .contract import (
     GroupRow,
     StoreClosed,
     UpdatePage,
+    Uploader,
+    UploadRow,
     UsernameTaken,
     UserRecord,
 )
@@ -80,15 +92,16 @@ class MemoryBatch(MemoryChannelBatch, Overlay):
         self.markers: list[tuple[int, int, int]] = []
         self.channel_rows: list[ChannelWrite] = []
         self.transfers: list[Transfer] = []
+        self.refs: list[tuple[int, int, tuple[bytes, ...]]] = []
 
     def _marks(self) -> tuple[int, ...]:
         return (*super()._marks(), len(self.convs), len(self.markers), len(self.channel_rows),
-                len(self.transfers))
+                len(self.transfers), len(self.refs))
 
     def _rewind(self, marks: tuple[int, ...]) -> None:
         super()._rewind(marks)
         del self.convs[marks[4]:], self.markers[marks[5]:], self.channel_rows[marks[6]:]
-        del self.transfers[marks[7]:]
+        del self.transfers[marks[7]:], self.refs[marks[8]:]
 
     def _keep_direct_conv(self, conv: int, a: int, b: int) -> None:
         self.convs.append((conv, KIND_DIRECT, a, b, self.ts))
@@ -140,6 +153,8 @@ class MemoryBatch(MemoryChannelBatch, Overlay):
 
     def _keep_item(self, item: Item, *, new: bool) -> None:
         pass
+    def _keep_blob_refs(self, conv: int, pos: int, blobs: tuple[bytes, ...]) -> None:
+        self.refs.append((conv, pos, blobs))
 
 
 class MemoryStore(MemoryChannels):
@@ -163,6 +178,12 @@ class MemoryStore(MemoryChannels):
         self.positions: dict[tuple[int, str], int] = {}  # acknowledged, kept at the next commit
         self.transfers: list[Transfer] = []  # every transfer, in id order
         self.by_account: dict[int, list[Transfer]] = {}
+        # media metadata: blob -> [its record, unreferenced since (ms) or None]
+        self.blob_rows: dict[bytes, list[Any]] = {}
+        self.blob_owners: set[tuple[int, bytes]] = set()
+        self.blob_refs: dict[bytes, set[tuple[int, int]]] = {}
+        self.uploads: dict[int, UploadRow] = {}
+        self._upload_ids = itertools.count(1)
         self.batches = 0
         self.committed_sends = 0
         self._accepting = False
@@ -237,6 +258,12 @@ class MemoryStore(MemoryChannels):
         for uid, conv, pos in batch.markers:
             key = (uid, conv)
             self.markers[key] = max(self.markers.get(key, 0), pos)
+        for conv, pos, blobs in batch.refs:
+            for sha in blobs:
+                self.blob_refs.setdefault(sha, set()).add((conv, pos))
+                row = self.blob_rows.get(sha)
+                if row is not None:
+                    row[1] = None
         for (uid, device), seq in self.positions.items():
             d = self.devices.get((uid, device))
             if d is not None:
@@ -568,6 +595,110 @@ class MemoryStore(MemoryChannels):
         packets = [p for p in led.packets.values() if p is not None]
         return LedgerDump(dict(led.accounts), list(self.transfers), packets,
                           dict(led.progress))
+
+    # ------------------------------------------------------------------ media (MediaStore)
+
+    def _check_open(self) -> None:
+        if not self._accepting:
+            raise StoreClosed()
+
+    async def uploader(self, uid: int, sha256: bytes, size: int) -> Uploader:
+        row = self.blob_rows.get(sha256)
+        stored = row[0] if row is not None and (uid, sha256) in self.blob_owners \
+            and row[0].size == size else None
+        mine = [u for u in self.uploads.values() if u.user_id == uid]
+        upload = next((u for u in mine if u.sha256 == sha256 and u.size == size), None)
+        return Uploader(stored, upload, len(mine))
+
+    async def create_upload(self, uid: int, sha256: bytes, size: int, media_type: str,
+                            name: str, chunk_size: int, now_ms: int) -> UploadRow:
+        self._check_open()
+        for u in self.uploads.values():
+            if u.user_id == uid and u.sha256 == sha256 and u.size == size:
+                return u
+        row = UploadRow(next(self._upload_ids), uid, sha256, size, media_type, name,
+                        chunk_size, now_ms, now_ms)
+        self.uploads[row.id] = row
+        return row
+
+    async def upload(self, upload_id: int) -> UploadRow | None:
+        return self.uploads.get(upload_id)
+
+    async def touch_upload(self, upload_id: int, now_ms: int) -> None:
+        self._check_open()
+        u = self.uploads.get(upload_id)
+        if u is not None and now_ms > u.touched:
+            self.uploads[upload_id] = UploadRow(u.id, u.user_id, u.sha256, u.size,
+                                                u.media_type, u.name, u.chunk_size, u.created,
+                                                now_ms)
+
+    async def delete_upload(self, upload_id: int) -> bool:
+        self._check_open()
+        return self.uploads.pop(upload_id, None) is not None
+
+    async def complete_upload(self, upload_id: int, uid: int, blobs: list[Blob],
+                              now_ms: int) -> None:
+        self._check_open()
+        for b in blobs:
+            row = self.blob_rows.get(b.sha256)
+            if row is None:
+                self.blob_rows[b.sha256] = [b, None if self.blob_refs.get(b.sha256) else now_ms]
+            elif row[1] is not None:
+                row[1] = now_ms  # unreferenced: counts from this upload
+            self.blob_owners.add((uid, b.sha256))
+        self.uploads.pop(upload_id, None)
+
+    async def blob(self, sha256: bytes) -> Blob | None:
+        row = self.blob_rows.get(sha256)
+        return row[0] if row is not None else None
+
+    async def blob_access(self, uid: int, sha256: bytes) -> BlobAccess:
+        row = self.blob_rows.get(sha256)
+        if row is None:
+            return BlobAccess(None)
+        newest: dict[int, int] = {}
+        for conv, pos in self.blob_refs.get(sha256, ()):
+            newest[conv] = max(newest.get(conv, 0), pos)
+        seen = []
+        for conv, pos in sorted(newest.items()):
+            found = self.convs.get(conv)
+            if found is None:
+                continue
+            kind, a, b, _created = found
+            if kind == KIND_DIRECT and uid in (a, b):
+                seen.append((conv, pos, 1))
+            elif kind == KIND_GROUP:
+                g = self.state.groups.get(conv)
+                m = g.members.get(uid) if g is not None else None
+                if m is not None:
+                    seen.append((conv, pos, m.joined_pos))
+        return BlobAccess(row[0], (uid, sha256) in self.blob_owners, tuple(seen))
+
+    async def expired_uploads(self, touched_before_ms: int, limit: int) -> list[UploadRow]:
+        found = sorted((u for u in self.uploads.values() if u.touched < touched_before_ms),
+                       key=lambda u: (u.touched, u.id))
+        return found[:limit]
+
+    async def collectable_blobs(self, unref_before_ms: int, limit: int) -> list[bytes]:
+        found = sorted((row[1], sha) for sha, row in self.blob_rows.items()
+                       if row[1] is not None and row[1] < unref_before_ms)
+        return [sha for _t, sha in found[:limit]]
+
+    async def collect_blobs(self, hashes: list[bytes], unref_before_ms: int) -> list[bytes]:
+        self._check_open()
+        gone = []
+        for sha in hashes:
+            row = self.blob_rows.get(sha)
+            if row is None or row[1] is None or row[1] >= unref_before_ms \
+                    or self.blob_refs.get(sha):
+                continue
+            del self.blob_rows[sha]
+            self.blob_owners = {(u, h) for u, h in self.blob_owners if h != sha}
+            gone.append(sha)
+        return gone
+
+    async def known_blobs(self, hashes: list[bytes]) -> set[bytes]:
+        return {sha for sha in hashes if sha in self.blob_rows}
 
 
 def _duplicate(m: MessageRow) -> SendResult:

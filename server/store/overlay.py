@@ -375,6 +375,9 @@ class Overlay(ChannelOverlay, LedgerOverlay):
     def set_read_marker(self, uid: int, conv: int, pos: int) -> None:
         self._keep_read_marker(uid, conv, pos)
 
+    def add_blob_refs(self, conv: int, pos: int, blobs: tuple[bytes, ...]) -> None:
+        self._keep_blob_refs(conv, pos, blobs)
+
     # The batch's copies are changed in place; an op that may be refused records how they
     # were first (the undo restores them in reverse order, so the oldest record wins).
 
@@ -414,6 +417,9 @@ class Overlay(ChannelOverlay, LedgerOverlay):
         raise NotImplementedError
 
     def _keep_read_marker(self, uid: int, conv: int, pos: int) -> None:
+        raise NotImplementedError
+
+    def _keep_blob_refs(self, conv: int, pos: int, blobs: tuple[bytes, ...]) -> None:
         raise NotImplementedError
 
 

@@ -20,7 +20,7 @@ FORBIDDEN_ROOTS = {"asyncio", "socket", "selectors", "ssl", "sqlite3", "aiosqlit
 FORBIDDEN_SERVER = {"store", "services", "handlers", "net", "transport", "hub", "router",
                     "app", "fanout", "backup", "testing", "cli"}
 EXPECTED = {"model", "plan", "ops", "policy", "rules", "rules.send", "rules.groups",
-            "rules.contacts", "rules.receipts"}
+            "rules.contacts", "rules.receipts", "rules.media"}
 
 
 def modules() -> list[str]:

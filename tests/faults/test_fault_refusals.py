@@ -61,6 +61,13 @@ from liaotian.protocol.channels import (
     ChannelUpdate,
     GetChannel,
 )
+from liaotian.protocol.media import (
+    Download,
+    UploadBegin,
+    UploadCancel,
+    UploadChunk,
+    UploadFinish,
+)
 from liaotian.protocol.messages import ONE_WAY_CLIENT_TYPES
 from liaotian.protocol.social import (
     SOCIAL_CLIENT_TYPES,
@@ -140,6 +147,13 @@ EXAMPLES: list[tuple[type[Message], dict[str, Any]]] = [
     (GetProfile, {"user": "bob"}),
     (SetPrivacy, {"messages": "contacts"}),
     (GetPrivacy, {}),
+    # media (SPEC.md 27)
+    (UploadBegin, {"size": 5, "sha256": bytes(32), "media_type": "text/plain",
+                   "chunk_size": 16384}),
+    (UploadChunk, {"upload": 1, "offset": 0, "data": b"hello"}),
+    (UploadFinish, {"upload": 1}),
+    (UploadCancel, {"upload": 1}),
+    (Download, {"blob": bytes(32), "offset": 0, "length": 1}),
     (ChannelCreate, {"name": "forum"}),
     (GetChannel, {"channel": 1}),
     (ChannelJoin, {"channel": 1}),

@@ -53,6 +53,18 @@ from liaotian.protocol import (
     unpack_body,
 )
 from liaotian.protocol import wallet as W
+from liaotian.protocol.media import (
+    MEDIA_KINDS,
+    BlobData,
+    Download,
+    UploadBegin,
+    UploadCancel,
+    UploadChunk,
+    UploadDone,
+    UploadFinish,
+    UploadStatus,
+)
+from liaotian.protocol.records import SendMedia
 from liaotian.protocol.social import (
     ROLES,
     Block,
@@ -156,7 +168,21 @@ group_messages = st.builds(
     group=u63,
     event=st.none() | maps,
 )
-chat_messages = direct_messages | group_messages
+# media messages (SPEC.md 27.5): the server's media map beside the text
+media_messages = st.builds(
+    ChatMessage,
+    id=u63,
+    conv=u63,
+    pos=st.integers(1, MAX_INT64),
+    sender=text(256),
+    to=text(256),
+    ts=u63,
+    cmid=text(256),
+    text=st.text(max_size=40),
+    meta=maps,
+    media=maps,
+)
+chat_messages = direct_messages | group_messages | media_messages
 updates = st.one_of(
     st.builds(
         Update,
@@ -245,6 +271,36 @@ presence_entries = st.builds(PresenceEntry, user=users, online=st.booleans(), la
 def user_request(cls: type[Message]) -> st.SearchStrategy[Message]:
     return st.builds(cls, rid=rids, user=users)
 
+
+sha256s = st.binary(min_size=32, max_size=32)
+chunks = st.binary(max_size=64)
+send_media = st.builds(
+    SendMedia, kind=st.sampled_from(MEDIA_KINDS), blob=sha256s, name=st.none() | text(255),
+    title=st.none() | text(256), artist=st.none() | text(256),
+    clip=st.none() | st.tuples(u63, u63), cover=st.none() | sha256s,
+)
+
+
+@st.composite
+def media_sends(draw: st.DrawFn) -> Send:
+    return Send(rid=draw(rids), to=draw(text(256)), cmid=draw(st.text(min_size=1, max_size=64)),
+                text=draw(st.text(max_size=60)), meta=draw(maps), media=draw(send_media))
+
+
+MEDIA_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
+    T.UPLOAD_BEGIN: st.builds(UploadBegin, rid=rids, size=u63, sha256=sha256s,
+                              media_type=text(127), chunk_size=u63, name=text(255)),
+    T.UPLOAD_STATUS: st.builds(UploadStatus, rid=rids, upload=u63, size=u63, chunk_size=u63,
+                               held=st.lists(u63, max_size=6).map(tuple), expires=u63),
+    T.UPLOAD_CHUNK: st.builds(UploadChunk, rid=rids, upload=u63, offset=u63, data=chunks),
+    T.UPLOAD_FINISH: st.builds(UploadFinish, rid=rids, upload=u63),
+    T.UPLOAD_DONE: st.builds(UploadDone, rid=rids, blob=sha256s, size=u63,
+                             media_type=text(127), info=maps),
+    T.UPLOAD_CANCEL: st.builds(UploadCancel, rid=rids, upload=u63),
+    T.DOWNLOAD: st.builds(Download, rid=rids, blob=sha256s, offset=u63, length=u63),
+    T.BLOB_DATA: st.builds(BlobData, rid=rids, blob=sha256s, offset=u63, size=u63,
+                           data=chunks),
+}
 
 SOCIAL_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     T.OK: st.builds(Ok, rid=rids, pos=st.none() | u63),
@@ -433,7 +489,7 @@ STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     ),
     T.REVOKE_DEVICE: st.builds(RevokeDevice, rid=rids, device=text(256)),
     T.DEVICE_REVOKED: st.builds(DeviceRevoked, rid=rids, device=text(256)),
-    T.SEND: sends(),
+    T.SEND: sends() | media_sends(),
     T.SENT: st.builds(
         Sent,
         rid=rids,
@@ -463,6 +519,7 @@ STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
         more=st.booleans(),
     ),
     **SOCIAL_STRATEGIES,
+    **MEDIA_STRATEGIES,
     **CHANNEL_STRATEGIES,
     **WALLET_STRATEGIES,
 }
@@ -696,22 +753,23 @@ def test_encode_message_map_is_the_canonical_message_encoding(msg: ChatMessage) 
 
     raw = encode_message_map(
         msg.id, msg.conv, msg.pos, msg.sender, msg.to, msg.ts, msg.cmid, msg.text, msg.meta,
-        msg.group, msg.event,
+        msg.group, msg.event, msg.media,
     )
     assert raw == msg.encode() == msgpack.packb(msg.to_wire())
     assert encode_message_map(
         msg.id, msg.conv, msg.pos, msg.sender, msg.to, msg.ts, msg.cmid, msg.text, None,
-        msg.group, msg.event,
+        msg.group, msg.event, msg.media,
     ) == msgpack.packb({k: v for k, v in msg.to_wire().items() if k != "meta"})
 
 
 @settings(max_examples=60, deadline=None, database=None)
 @given(chat_messages)
 def test_message_map_key_order(msg: ChatMessage) -> None:
-    """SPEC.md 8.2: id, conv, pos, from, to|group, ts, cmid, text, meta?, event?"""
+    """SPEC.md 8.2: id, conv, pos, from, to|group, ts, cmid, text, meta?, media?, event?"""
     keys = list(msgpack.unpackb(msg.encode()))
     middle = ["to"] if msg.group is None else ["group"]
-    tail = (["meta"] if msg.meta else []) + (["event"] if msg.event is not None else [])
+    tail = (["meta"] if msg.meta else []) + (["media"] if msg.media is not None else []) \
+        + (["event"] if msg.event is not None else [])
     assert keys == ["id", "conv", "pos", "from", *middle, "ts", "cmid", "text", *tail]
 
 

@@ -53,6 +53,16 @@ from liaotian.protocol import (
     validate_device,
     validate_username,
 )
+from liaotian.protocol.media import (
+    BlobData,
+    Download,
+    UploadBegin,
+    UploadCancel,
+    UploadChunk,
+    UploadDone,
+    UploadFinish,
+    UploadStatus,
+)
 from liaotian.protocol.social import (
     SOCIAL_CLIENT_TYPES,
     Block,
@@ -125,6 +135,7 @@ GMSG = ChatMessage(
 )
 
 # One representative, fully populated instance of every message type.
+SHA = bytes.fromhex("b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9")
 EXAMPLES: dict[int, Message] = {
     T.HELLO: Hello(rid=1, versions=(1, 2), client="cli/0.1"),
     T.WELCOME: Welcome(
@@ -255,12 +266,23 @@ EXAMPLES: dict[int, Message] = {
     T.SET_PRIVACY: SetPrivacy(rid=37, presence="contacts", profile="nobody", messages="contacts"),
     T.GET_PRIVACY: GetPrivacy(rid=38),
     T.PRIVACY: Privacy(rid=38, presence="contacts", profile="everyone", messages="everyone"),
+    # media (SPEC.md 27)
+    T.UPLOAD_BEGIN: UploadBegin(rid=39, size=11, sha256=SHA, media_type="text/plain",
+                                chunk_size=16384, name="hello.txt"),
+    T.UPLOAD_STATUS: UploadStatus(rid=39, upload=7, size=11, chunk_size=16384, held=(),
+                                  expires=1_700_086_400_000),
+    T.UPLOAD_CHUNK: UploadChunk(rid=40, upload=7, offset=0, data=b"hello world"),
+    T.UPLOAD_FINISH: UploadFinish(rid=41, upload=7),
+    T.UPLOAD_DONE: UploadDone(rid=41, blob=SHA, size=11, media_type="text/plain"),
+    T.UPLOAD_CANCEL: UploadCancel(rid=42, upload=8),
+    T.DOWNLOAD: Download(rid=43, blob=SHA, offset=0, length=524288),
+    T.BLOB_DATA: BlobData(rid=43, blob=SHA, offset=0, size=11, data=b"hello world"),
 }
 
 
 def _vector_examples() -> dict[int, Message]:
     """The channel (110-130) and wallet (150-170) messages: the first test vector of each
-    type (SPEC section 26), decoded from its frame."""
+    type (SPEC section 28), decoded from its frame."""
     path = Path(__file__).resolve().parents[1] / "vectors" / "protocol_v1.json"
     out: dict[int, Message] = {}
     for v in json.loads(path.read_text(encoding="utf-8")):
@@ -288,6 +310,8 @@ CLIENT_SENT = {
     T.ACK,
     T.HISTORY,
     *SOCIAL_CLIENT_TYPES,
+    # media (SPEC 27)
+    T.UPLOAD_BEGIN, T.UPLOAD_CHUNK, T.UPLOAD_FINISH, T.UPLOAD_CANCEL, T.DOWNLOAD,
     # channels (SPEC 24)
     T.CHANNEL_CREATE, T.GET_CHANNEL, T.CHANNEL_JOIN, T.CHANNEL_LEAVE, T.CHANNEL_UPDATE,
     T.CHANNEL_SET_ROLE, T.CHANNEL_BAN, T.CHANNEL_POST, T.CHANNEL_COMMENT, T.CHANNEL_LIKE,

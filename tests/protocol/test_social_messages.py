@@ -20,6 +20,7 @@ from liaotian.protocol import (
     decode_message,
 )
 from liaotian.protocol.channels import CHANNEL_CLASSES
+from liaotian.protocol.media import MEDIA_CLASSES
 from liaotian.protocol.messages import (
     CLIENT_TYPES,
     CORE_CLASSES,
@@ -105,8 +106,9 @@ def test_social_classes_are_exactly_the_new_message_types() -> None:
     social = [int(c.TYPE) for c in SOCIAL_CLASSES]
     assert len(set(social)) == len(social) == len(SOCIAL_CLASSES)
     assert not core & set(social)
-    # the rest are the feature families: channels (110-130) and the wallet (150-170)
-    features = {int(c.TYPE) for c in (*CHANNEL_CLASSES, *WALLET_CLASSES)}
+    # the rest are the feature families after the social layer: media (90-97), channels
+    # (110-130) and the wallet (150-170)
+    features = {int(c.TYPE) for c in (*MEDIA_CLASSES, *CHANNEL_CLASSES, *WALLET_CLASSES)}
     assert not (core | set(social)) & features
     assert core | set(social) | features == {int(t) for t in MessageType} \
         == set(MESSAGE_CLASSES)

@@ -58,6 +58,17 @@ from liaotian.protocol import (
     unpack_body,
 )
 from liaotian.protocol.channels import CHANNEL_CLASSES
+from liaotian.protocol.media import (
+    MEDIA_CLASSES,
+    BlobData,
+    Download,
+    UploadBegin,
+    UploadCancel,
+    UploadChunk,
+    UploadDone,
+    UploadFinish,
+    UploadStatus,
+)
 from liaotian.protocol.social import (
     SOCIAL_CLASSES,
     Block,
@@ -870,7 +881,7 @@ def test_pair_byte_stream_survives_arbitrary_chunking(make_pair: type[Pair]) -> 
 # --------------------------------------------------------------------------- SPEC.md tables
 
 # Channels (SPEC.md 24) and the wallet (25): session requests, answers and pushes, like the
-# social layer's; a sample of each is its first test vector (SPEC.md 26), decoded.
+# social layer's; a sample of each is its first test vector (SPEC.md 28), decoded.
 FEATURE_CLASSES = (*CHANNEL_CLASSES, *WALLET_CLASSES)
 
 
@@ -903,8 +914,13 @@ CLIENT_TABLE: dict[int, tuple[ErrorCode | None, ErrorCode | None, ErrorCode | No
     T.HISTORY: (_B, _NA, None),
     # the social layer: every client type is a session request (SPEC.md 4.3)
     **{int(c.TYPE): (_B, _NA, None) for c in SOCIAL_CLASSES if c.FROM_CLIENT},
+    # media: session requests too (SPEC.md 4.3)
+    **{int(c.TYPE): (_B, _NA, None) for c in MEDIA_CLASSES if c.FROM_CLIENT},
     **{int(c.TYPE): (_B, _NA, None) for c in FEATURE_CLASSES if c.FROM_CLIENT},
 }
+
+
+_SHA = bytes(32)
 CLIENT_SAMPLES: dict[int, Any] = {
     T.HELLO: Hello(rid=20, versions=(1,)),
     T.PING: Ping(rid=20),
@@ -945,6 +961,11 @@ CLIENT_SAMPLES: dict[int, Any] = {
     T.GET_PROFILE: GetProfile(rid=20, user="b"),
     T.SET_PRIVACY: SetPrivacy(rid=20, presence="nobody"),
     T.GET_PRIVACY: GetPrivacy(rid=20),
+    T.UPLOAD_BEGIN: UploadBegin(rid=20, size=1, sha256=_SHA, media_type="a/b", chunk_size=16384),
+    T.UPLOAD_CHUNK: UploadChunk(rid=20, upload=1, offset=0, data=b"x"),
+    T.UPLOAD_FINISH: UploadFinish(rid=20, upload=1),
+    T.UPLOAD_CANCEL: UploadCancel(rid=20, upload=1),
+    T.DOWNLOAD: Download(rid=20, blob=_SHA, offset=0, length=1),
     **{int(c.TYPE): decode_message(int(c.TYPE), 20, FEATURE_PAYLOADS[int(c.TYPE)])
        for c in FEATURE_CLASSES if c.FROM_CLIENT},
 }
@@ -992,6 +1013,7 @@ SERVER_TABLE: dict[int, tuple[bool, bool, bool]] = {
     T.HISTORY_PAGE: (False, False, True),
     # the social layer: answers and pushes of a session only (SPEC.md 4.4)
     **{int(c.TYPE): (False, False, True) for c in SOCIAL_CLASSES if not c.FROM_CLIENT},
+    **{int(c.TYPE): (False, False, True) for c in MEDIA_CLASSES if not c.FROM_CLIENT},
     **{int(c.TYPE): (False, False, True) for c in FEATURE_CLASSES if not c.FROM_CLIENT},
 }
 
@@ -1025,6 +1047,10 @@ def _server_sample(msg_type: int, rid: int) -> Any:
         T.CONTACT_LIST: ContactList(rid=rid, contacts=(), incoming=(), outgoing=(), blocked=()),
         T.PROFILE: Profile(rid=rid, user="b", display_name="", status=""),
         T.PRIVACY: Privacy(rid=rid, presence="contacts", profile="everyone", messages="everyone"),
+        T.UPLOAD_STATUS: UploadStatus(rid=rid, upload=1, size=1, chunk_size=16384, held=(),
+                                      expires=0),
+        T.UPLOAD_DONE: UploadDone(rid=rid, blob=_SHA, size=1, media_type="a/b"),
+        T.BLOB_DATA: BlobData(rid=rid, blob=_SHA, offset=0, size=1, data=b"x"),
     }[msg_type]
 
 

@@ -3,7 +3,8 @@
 Each test drives a store through the operations the handlers submit (chat/ops.py) and the
 reads they make, and checks what the contract promises: a send's numbers, retries by
 client message id, logs without gaps, group membership history, blocks, receipts, the
-chat list, paging. A new store passes this suite unchanged.
+chat list, paging; media metadata (blobs, uploads, who may read what, collection). A new
+store passes this suite unchanged.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 import pytest
 from liaotian.protocol import ErrorCode, UpdateKind
+from liaotian.server.chat.model import Blob, BlobAccess
 from liaotian.server.chat.ops import (
     AddMembers,
     BlockUser,
@@ -29,7 +31,8 @@ from liaotian.server.chat.ops import (
     UpdateGroup,
 )
 from liaotian.server.chat.policy import Policy
-from liaotian.server.store import Store, StoreClosed, UsernameTaken
+from liaotian.server.chat.rules.media import may_read
+from liaotian.server.store import MediaStore, Store, StoreClosed, UsernameTaken
 from liaotian.server.store.memory import MemoryStore
 from liaotian.server.store.sqlite import SQLiteStore
 
@@ -399,3 +402,117 @@ async def test_writes_after_close_are_refused(store: Store) -> None:
     with pytest.raises(StoreClosed):
         await store.create_user("late", "h")
     await store.open()  # the fixture closes it again
+
+
+# ---------------------------------------------------------------------------- media
+
+
+def _blob(n: int, size: int = 100, info: dict[str, Any] | None = None) -> Blob:
+    return Blob(sha256=bytes([n]) * 32, size=size, media_type="text/plain", info=info or {},
+                created=1_000)
+
+
+def _media(d: Driver) -> MediaStore:
+    return cast(MediaStore, d.store)
+
+
+def media_send(d: Driver, sender: str, blob: Blob, to: str = "",
+               group: int | None = None) -> SendRequest:
+    s = d.send(sender, to, text="caption", group=group)
+    s.media = {"kind": "file", "blob": blob.sha256, "size": blob.size,
+               "type": blob.media_type}
+    s.blob_refs = (blob.sha256,)
+    return s
+
+
+async def _seen(d: Driver, name: str, blob: Blob) -> bool:
+    return may_read(await _media(d).blob_access(d.ids[name], blob.sha256))
+
+
+async def test_an_upload_is_begun_resumed_and_completed(d: Driver) -> None:
+    alice, bob = await d.users("alice", "bob")
+    m, b = _media(d), _blob(1)
+    state = await m.uploader(alice, b.sha256, b.size)
+    assert (state.stored, state.upload, state.active) == (None, None, 0)
+    up = await m.create_upload(alice, b.sha256, b.size, "text/plain", "a.txt", 16384, 5_000)
+    assert (up.user_id, up.sha256, up.size, up.name, up.chunk_size) == \
+        (alice, b.sha256, b.size, "a.txt", 16384)
+    again = await m.create_upload(alice, b.sha256, b.size, "text/plain", "b.txt", 32768, 6_000)
+    assert again == up  # one unfinished upload per user and content
+    assert (await m.uploader(alice, b.sha256, b.size)).upload == up
+    assert (await m.uploader(alice, b.sha256, b.size + 1)).upload is None  # another size
+    assert (await m.uploader(bob, b.sha256, b.size)).upload is None  # another user
+    await m.touch_upload(up.id, 7_000)
+    touched = await m.upload(up.id)
+    assert touched is not None and touched.touched == 7_000
+    assert [u.id for u in await m.expired_uploads(7_001, 10)] == [up.id]
+    assert await m.expired_uploads(7_000, 10) == []
+    thumb = _blob(2, 10)
+    await m.complete_upload(up.id, alice, [b, thumb], 8_000)
+    assert await m.upload(up.id) is None
+    state = await m.uploader(alice, b.sha256, b.size)
+    assert state.stored == b and state.upload is None and state.active == 0
+    assert (await m.uploader(bob, b.sha256, b.size)).stored is None  # no cross-user oracle
+    assert await m.blob(b.sha256) == b and await m.blob(thumb.sha256) == thumb
+    assert await m.known_blobs([b.sha256, bytes(32)]) == {b.sha256}
+    assert await _seen(d, "alice", b) and await _seen(d, "alice", thumb)
+    assert not await _seen(d, "bob", b)
+    assert await m.delete_upload(up.id) is False
+    # an upload id is never given out again (partial files are named by it)
+    other = await m.create_upload(alice, bytes(32), 5, "a/b", "", 16384, 9_000)
+    assert other.id > up.id
+    assert await m.delete_upload(other.id) is True
+    last = await m.create_upload(alice, bytes(32), 5, "a/b", "", 16384, 9_001)
+    assert last.id > other.id
+
+
+async def test_a_blob_is_readable_by_the_readers_of_messages_referencing_it(
+        d: Driver) -> None:
+    alice, bob, carol, dave = await d.users("alice", "bob", "carol", "dave")
+    m, b, g_blob = _media(d), _blob(3), _blob(4)
+    for blob in (b, g_blob):
+        up = await m.create_upload(alice, blob.sha256, blob.size, "text/plain", "", 16384, 1)
+        await m.complete_upload(up.id, alice, [blob], 2)
+    assert await m.blob_access(bob, bytes(32)) == BlobAccess(None)
+    assert not await _seen(d, "bob", b)
+    sent = await d.one(media_send(d, "alice", b, to="bob"))
+    assert sent.error is None
+    (_, _, data) = (await d.log("bob"))[-1]
+    assert data["media"]["blob"] == b.sha256 and data["text"] == "caption"
+    assert await _seen(d, "bob", b) and not await _seen(d, "carol", b)
+    # a group: members from their join point on, never after leaving or removal
+    g = await d.group("alice", "bob", "carol")
+    await d.run(media_send(d, "alice", g_blob, group=g))
+    added = await d.one(AddMembers(actor=alice, group=g, users=("dave",)))
+    assert added.error is None
+    assert await _seen(d, "carol", g_blob) and not await _seen(d, "dave", g_blob)
+    removed = await d.one(RemoveMember(actor=alice, group=g, user="carol"))
+    assert removed.error is None
+    assert not await _seen(d, "carol", g_blob)
+    assert await _seen(d, "bob", g_blob)
+    await d.run(media_send(d, "bob", g_blob, group=g))  # shared again: now dave sees it
+    assert await _seen(d, "dave", g_blob)
+    access = await m.blob_access(dave, g_blob.sha256)
+    assert access.blob == g_blob and not access.owner and len(access.seen) == 1
+    assert carol and bob
+
+
+async def test_only_unreferenced_blobs_are_collected(d: Driver) -> None:
+    alice, _bob = await d.users("alice", "bob")
+    m, kept, lone = _media(d), _blob(5), _blob(6)
+    for blob in (kept, lone):
+        up = await m.create_upload(alice, blob.sha256, blob.size, "text/plain", "", 16384, 1)
+        await m.complete_upload(up.id, alice, [blob], 10_000)
+    assert sorted(await m.collectable_blobs(10_001, 10)) == sorted([kept.sha256, lone.sha256])
+    assert await m.collectable_blobs(10_000, 10) == []  # not yet past the grace
+    await d.run(media_send(d, "alice", kept, to="bob"))
+    assert await m.collectable_blobs(10_001, 10) == [lone.sha256]
+    assert await m.collect_blobs([kept.sha256], 10_001) == []  # referenced: never
+    # an upload of the same content again restarts the clock of an unreferenced blob
+    up = await m.create_upload(alice, lone.sha256, lone.size, "text/plain", "", 16384, 11_000)
+    await m.complete_upload(up.id, alice, [lone], 12_000)
+    assert await m.collect_blobs([lone.sha256], 11_000) == []
+    assert await m.collect_blobs([lone.sha256], 12_001) == [lone.sha256]
+    assert await m.blob(lone.sha256) is None
+    assert (await m.uploader(alice, lone.sha256, lone.size)).stored is None
+    assert await m.blob(kept.sha256) == kept

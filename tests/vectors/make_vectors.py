@@ -5,13 +5,15 @@
     python tests/vectors/make_vectors.py --markdown  # print the SPEC.md "Test vectors" entries
 
 Every vector is an object {name, direction, type, rid, payload, hex}: `payload` is the JSON
-form of the frame's msgpack payload map and `hex` the complete frame (4-byte length prefix
-and body). All values are fixed, so the output is deterministic.
+form of the frame's msgpack payload map (a msgpack bin value is written {"$bin": "<hex>"})
+and `hex` the complete frame (4-byte length prefix and body). All values are fixed, so the
+output is deterministic.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -86,7 +88,18 @@ from liaotian.protocol.channels import (
     GetChannel,
 )
 from liaotian.protocol.frames import FrameReader
+from liaotian.protocol.media import (
+    BlobData,
+    Download,
+    UploadBegin,
+    UploadCancel,
+    UploadChunk,
+    UploadDone,
+    UploadFinish,
+    UploadStatus,
+)
 from liaotian.protocol.messages import CLIENT_TYPES
+from liaotian.protocol.records import SendMedia
 from liaotian.protocol.social import (
     Block,
     ContactAccept,
@@ -185,6 +198,29 @@ CLAIM_503 = W.TransferEntry(id=503, sender="*escrow", to="bob", amount=42, code=
                             phase="posted", ts=T2 + 2_000, ref=1)
 FCODE = W.ItemEntry(code="7QXK2M4RJH5WNB3D", kind="fcode", source="task:checkin",
                     created=T2 + 3_000)
+# Media (SPEC.md 27): alice uploads an 11-byte file, resumes a larger upload, sends the
+# file to bob, receives an image from bob and downloads part of her file.
+HELLO = b"hello world"
+SHA = hashlib.sha256(HELLO).digest()
+BIG = hashlib.sha256(b"\x00" * 100_000).digest()
+IMAGE = hashlib.sha256(b"beach.jpg").digest()  # stand-ins: only their SHA-256s travel
+THUMB = hashlib.sha256(b"beach.jpg thumbnail").digest()
+AUDIO = hashlib.sha256(b"moon river.ogg").digest()
+DAY_MS = 86_400_000
+# WELCOME limits.media: the reference server's defaults with a 1 MiB frame
+MEDIA_LIMITS = {
+    "max_blob_size": 104_857_600, "min_chunk_size": 16_384, "max_chunk_size": 524_288,
+    "max_chunks": 8192, "max_uploads": 4, "upload_bytes_per_day": 1_073_741_824,
+    "download_bytes_per_day": 4_294_967_296, "max_download_chunk": 524_288,
+    "upload_ttl": 86_400.0,
+}
+IMAGE_MSG = ChatMessage(
+    id=1010, conv=7, pos=15, sender="bob", to="alice", ts=T0 + 7_000, cmid="b-19",
+    text="the beach", media={"kind": "image", "blob": IMAGE, "size": 48_213,
+                             "type": "image/jpeg", "w": 1200, "h": 800,
+                             "thumb": {"blob": THUMB, "w": 320, "h": 213,
+                                       "type": "image/jpeg"},
+                             "name": "beach.jpg"})
 
 
 def _updates_frame(rid: int, updates: list[tuple[int, ChatMessage]], head: int, *,
@@ -475,6 +511,46 @@ def _frames() -> list[tuple[str, bytes]]:
             message=ErrorCode.IDEMPOTENCY_MISMATCH.explanation)),
         m("error_packet_empty", Error(rid=75, code=ErrorCode.PACKET_EMPTY,
                                       message=ErrorCode.PACKET_EMPTY.explanation)),
+        # connection 4 (after HELLO/WELCOME/AUTH): media (SPEC.md 27). A server with media
+        # advertises its media limits in WELCOME.
+        m("welcome_media", Welcome(rid=1, version=1, server="liaotian/0.1.0", time=T0,
+                                   heartbeat=DEFAULT_LIMITS.heartbeat_interval,
+                                   limits={**DEFAULT_LIMITS.advertised(),
+                                           "media": MEDIA_LIMITS})),
+        # an 11-byte file in one chunk (the last chunk may be shorter than chunk_size)
+        m("upload_begin", UploadBegin(rid=60, size=len(HELLO), sha256=SHA,
+                                      media_type="text/plain", chunk_size=16_384,
+                                      name="hello.txt")),
+        m("upload_status", UploadStatus(rid=60, upload=7, size=len(HELLO), chunk_size=16_384,
+                                        held=(), expires=T0 + 8_000 + DAY_MS)),
+        m("upload_chunk", UploadChunk(rid=61, upload=7, offset=0, data=HELLO)),
+        m("ok_chunk", Ok(rid=61)),
+        m("upload_finish", UploadFinish(rid=62, upload=7)),
+        m("upload_done", UploadDone(rid=62, blob=SHA, size=len(HELLO),
+                                    media_type="text/plain")),
+        # resuming an upload begun on an earlier connection: its first three chunks are held
+        m("upload_begin_resume", UploadBegin(rid=63, size=100_000, sha256=BIG,
+                                             media_type="application/octet-stream",
+                                             chunk_size=16_384, name="zeros.bin")),
+        m("upload_status_resume", UploadStatus(rid=63, upload=5, size=100_000,
+                                               chunk_size=16_384, held=(0, 49_152),
+                                               expires=T0 + 9_000 + DAY_MS)),
+        m("upload_cancel", UploadCancel(rid=64, upload=5)),
+        # the file to bob, as a message with a caption
+        m("send_file", Send(rid=65, to="bob", cmid="c-0003", text="the notes",
+                            media=SendMedia(kind="file", blob=SHA, name="hello.txt"))),
+        # a song track with a clip and a cover image
+        m("send_track", Send(rid=68, to="bob", cmid="c-0004", text="",
+                             media=SendMedia(kind="track", blob=AUDIO, title="Moon River",
+                                             clip=(30_000, 60_000), cover=IMAGE))),
+        # bob's photo arrives: the server's media map, with its thumbnail
+        ("updates_media", _updates_frame(0, [(50, IMAGE_MSG)], head=50)),
+        m("download", Download(rid=66, blob=SHA, offset=6, length=524_288)),
+        m("blob_data", BlobData(rid=66, blob=SHA, offset=6, size=len(HELLO), data=b"world")),
+        m("error_hash_mismatch", Error(rid=62, code=ErrorCode.HASH_MISMATCH,
+                                       message=ErrorCode.HASH_MISMATCH.explanation)),
+        m("error_unknown_blob", Error(rid=67, code=ErrorCode.UNKNOWN_BLOB,
+                                      message=ErrorCode.UNKNOWN_BLOB.explanation)),
     ]
 
 
@@ -483,6 +559,8 @@ _CLIENT_CLOSES = {"close_normal"}
 
 
 def _jsonable(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return {"$bin": v.hex()}
     if isinstance(v, dict):
         assert all(type(k) is str for k in v), v
         return {k: _jsonable(x) for k, x in v.items()}

@@ -4,6 +4,8 @@
     groups.py    groups: create, members, roles, name and topic, each a timeline event
     contacts.py  contacts, blocking, privacy, who sees what
     receipts.py  read markers, receipts, the chat list's unread counts
+    media.py     who may read a blob; what a media message stores (checked before a SEND
+                 is queued, by its handler)
     channels.py  channels: one log of posts that members read, comments, likes, moderation
     wallet.py    the ledger: transfers, two-phase transfers, idempotency keys, payments
     packets.py   red packets, and the expiry of every reservation

@@ -9,6 +9,9 @@ Groups: only a member sends; the message is at the group's next position and in 
 member's log (the join point: members added later see history from their joining on,
 see rules/groups.py).
 
+A media message (SEND with `media`) was checked against its blobs before it was queued
+(rules/media.py); here it stores the media map and the blobs it references.
+
 A retry (the same sender and client message id) gets the first send's answer marked as a
 duplicate and writes nothing; the store answers retries of committed sends itself, the
 rule those within one batch.
@@ -97,8 +100,10 @@ def _direct_send(plan: Plan, s: SendRequest) -> None:
     rseq = sseq if rcpt == sender else plan.next_seq(rcpt)
     ts = plan.ts
     body = encode_message_map(mid, conv, pos, s.sender_name, s.to_name, ts, s.cmid, s.text,
-                              s.meta)
+                              s.meta, None, None, s.media)
     plan.add_message(mid, conv, pos, sender, sseq, s.cmid, body)
+    if s.blob_refs:
+        plan.add_blob_refs(conv, pos, s.blob_refs)
     plan.add_update(sender, sseq, _MESSAGE, message_id=mid)
     if rcpt != sender:
         plan.add_update(rcpt, rseq, _MESSAGE, message_id=mid)
@@ -118,8 +123,10 @@ def _group_send(plan: Plan, s: SendRequest) -> None:
     sseq = plan.next_seq(sender)
     ts = plan.ts
     body = encode_message_map(mid, conv, pos, s.sender_name, "", ts, s.cmid, s.text, s.meta,
-                              group=conv)
+                              conv, None, s.media)
     plan.add_message(mid, conv, pos, sender, sseq, s.cmid, body)
+    if s.blob_refs:
+        plan.add_blob_refs(conv, pos, s.blob_refs)
     add_update = plan.add_update
     add_update(sender, sseq, _MESSAGE, message_id=mid)
     next_seq = plan.next_seq

@@ -137,3 +137,7 @@ class Batch(ChannelBatch, Overlay):
                                           item.created, item.source, item.redeemed))
         else:
             self._stage(sql.UPDATE_ITEM, (item.owner, item.redeemed, item.id))
+    def _keep_blob_refs(self, conv: int, pos: int, blobs: tuple[bytes, ...]) -> None:
+        for sha in blobs:
+            self._stage(sql.INSERT_BLOB_REF, (sha, conv, pos))
+            self._stage(sql.CLEAR_UNREF, (sha,))

@@ -332,6 +332,50 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE VIRTUAL TABLE channel_search USING fts5(chan, text);
     """,
+    # 11: reserved for the bots (merged separately); empty here, so a database of this
+    # branch and one of the bots' agree on every migration's number.
+    "",
+    # 12: media (SPEC.md 27; server/media/ keeps the bytes under the media directory).
+    # A blob is its SHA-256; `info` is msgpack of what the server read from it (probe.py).
+    # `unref_since` is NULL while a message references the blob, else when it became
+    # unreferenced: collected a grace period later.
+    """
+    CREATE TABLE blobs (
+        sha256      BLOB PRIMARY KEY,
+        size        INTEGER NOT NULL,
+        type        TEXT NOT NULL,                -- detected (images, audio) or declared
+        info        BLOB NOT NULL,
+        created     INTEGER NOT NULL,
+        unref_since INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX blobs_unreferenced ON blobs (unref_since) WHERE unref_since IS NOT NULL;
+    CREATE TABLE blob_owners (                    -- who completed an upload of what
+        user_id INTEGER NOT NULL,
+        sha256  BLOB NOT NULL,
+        created INTEGER NOT NULL,
+        PRIMARY KEY (user_id, sha256)
+    ) WITHOUT ROWID;
+    CREATE INDEX blob_owners_by_blob ON blob_owners (sha256);
+    CREATE TABLE blob_refs (                      -- messages that reference a blob
+        sha256  BLOB NOT NULL,
+        conv_id INTEGER NOT NULL,
+        pos     INTEGER NOT NULL,
+        PRIMARY KEY (sha256, conv_id, pos)
+    ) WITHOUT ROWID;
+    CREATE TABLE uploads (                        -- unfinished uploads
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,  -- the id on the wire: never reused
+        user_id    INTEGER NOT NULL,
+        sha256     BLOB NOT NULL,
+        size       INTEGER NOT NULL,
+        type       TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        chunk_size INTEGER NOT NULL,
+        created    INTEGER NOT NULL,
+        touched    INTEGER NOT NULL,
+        UNIQUE (user_id, sha256, size)
+    );
+    CREATE INDEX uploads_by_touched ON uploads (touched);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

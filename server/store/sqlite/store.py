@@ -6,6 +6,7 @@
     sql.py         the writer's statements, loaders and the batch's one transaction
     reads.py       every read, on the reader connections (readers.py: fair turns)
     ledger_reads.py  the wallet's reads
+    media.py       media metadata: blobs, uploaders, references, unfinished uploads
     tail.py        the update logs' recent rows in memory, folded into the logs later
     checkpoint.py  WAL checkpoints beside the writer
     schema.py      the migrations and the writer's connection
@@ -26,9 +27,10 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from ...chat.model import Blob, BlobAccess
 from ..contract import Committed as OnCommitted
-from ..contract import StoreOpenError, UsernameTaken
-from . import channels, schema, sql
+from ..contract import StoreOpenError, Uploader, UploadRow, UsernameTaken
+from . import channels, media, schema, sql
 from .caches import DEDUP_ENTRIES, Caches, Positions
 from .checkpoint import Checkpointer
 from .files import DatabaseLock, create_private, warn_if_shared
@@ -250,6 +252,70 @@ class SQLiteStore(Reads, LedgerReads):
     async def integrity_check(self) -> str:
         row = await self._row("PRAGMA integrity_check")
         return str(row[0])
+
+    # ------------------------------------------------------------------ media (MediaStore)
+
+    async def uploader(self, uid: int, sha256: bytes, size: int) -> Uploader:
+        stored = await self._row(media.SELECT_STORED, (uid, sha256, size))
+        upload = await self._row(media.SELECT_UPLOAD_OF, (uid, sha256, size))
+        (active,) = await self._row(media.COUNT_UPLOADS, (uid,))
+        return Uploader(media.blob_row(stored) if stored is not None else None,
+                        media.upload_row(upload) if upload is not None else None, int(active))
+
+    async def create_upload(self, uid: int, sha256: bytes, size: int, media_type: str,
+                            name: str, chunk_size: int, now_ms: int) -> UploadRow:
+        return await self.writer.run_in_commit(
+            lambda db: media.create_upload(db, uid, sha256, size, media_type, name,
+                                           chunk_size, now_ms))
+
+    async def upload(self, upload_id: int) -> UploadRow | None:
+        row = await self._row(media.SELECT_UPLOAD, (upload_id,))
+        return media.upload_row(row) if row is not None else None
+
+    async def touch_upload(self, upload_id: int, now_ms: int) -> None:
+        await self.writer.run_in_commit(lambda db: media.touch_upload(db, upload_id, now_ms))
+
+    async def delete_upload(self, upload_id: int) -> bool:
+        return await self.writer.run_in_commit(lambda db: media.delete_upload(db, upload_id))
+
+    async def complete_upload(self, upload_id: int, uid: int, blobs: list[Blob],
+                              now_ms: int) -> None:
+        await self.writer.run_in_commit(
+            lambda db: media.complete_upload(db, upload_id, uid, blobs, now_ms))
+
+    async def blob(self, sha256: bytes) -> Blob | None:
+        row = await self._row(media.SELECT_BLOB, (sha256,))
+        return media.blob_row(row) if row is not None else None
+
+    async def blob_access(self, uid: int, sha256: bytes) -> BlobAccess:
+        row = await self._row(media.SELECT_BLOB, (sha256,))
+        if row is None:
+            return BlobAccess(None)
+        owner = await self._row(media.IS_OWNER, (uid, sha256)) is not None
+        seen: tuple[tuple[int, int, int], ...] = ()
+        if not owner:
+            rows_ = await self._rows(media.SELECT_SEEN, (sha256, uid, uid, uid, sha256))
+            seen = tuple((int(c), int(p), int(f)) for c, p, f in rows_)
+        return BlobAccess(media.blob_row(row), owner, seen)
+
+    async def expired_uploads(self, touched_before_ms: int, limit: int) -> list[UploadRow]:
+        return [media.upload_row(r)
+                for r in await self._rows(media.SELECT_EXPIRED, (touched_before_ms, limit))]
+
+    async def collectable_blobs(self, unref_before_ms: int, limit: int) -> list[bytes]:
+        return [bytes(r[0]) for r in
+                await self._rows(media.SELECT_COLLECTABLE, (unref_before_ms, limit))]
+
+    async def collect_blobs(self, hashes: list[bytes], unref_before_ms: int) -> list[bytes]:
+        return await self.writer.run_in_commit(
+            lambda db: media.collect_blobs(db, hashes, unref_before_ms))
+
+    async def known_blobs(self, hashes: list[bytes]) -> set[bytes]:
+        found: set[bytes] = set()
+        for part in media.blob_chunks(hashes):
+            found |= {bytes(r[0]) for r in
+                      await self._rows(media.known_blobs_sql(len(part)), part)}
+        return found
 
 
 def _noop(db: sqlite3.Connection) -> None:

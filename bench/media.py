@@ -1,0 +1,229 @@
+"""Media figures for the bench JSON (issue 12), measured against the bench's own server
+after the other phases:
+
+* `media_upload_mib_per_s`: one client uploads a blob of `size_mib` (64 MiB by default)
+  in chunks of the server's largest size, 4 in flight, from UPLOAD_BEGIN to UPLOAD_DONE
+  (durable); the client's hashing beforehand is not counted (reported apart, with the
+  ceiling: SHA-256 + write + one fsync of the same bytes in this process);
+* `media_download_mib_per_s`: the same blob downloaded in ranges, 4 in flight, hashed as
+  it arrives;
+* `media_dedup_upload_ms`: the same uploader's UPLOAD_BEGIN of the same content again,
+  answered UPLOAD_DONE (one round trip and one indexed read, no bytes);
+* `chat_p99_ms_under_media`: the runner's 1:1 latency phase while `uploaders` clients
+  (a process of their own, `python -m bench.media load ...`) each upload `load_mib` MiB
+  blobs one after the other; to compare with the same run's `latency_ms_p99`.
+
+Each figure of the first three is the median of `runs` transfers of fresh content.
+
+    python -m bench.media HOST PORT [--size-mib 64] [--runs 3]      # the transfer figures
+    python -m bench.media load HOST PORT --clients 20 --size-mib 5   # the background load
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import io
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from liaotian.client import Client, register
+from liaotian.protocol import Message
+from liaotian.protocol.media import UploadBegin, UploadDone
+
+__all__ = ["MediaLoad", "ceiling_mib_per_s", "transfers"]
+
+MIB = 1024 * 1024
+PASSWORD = "bench media password"
+
+
+def _data(size: int) -> bytes:
+    """Fresh content of `size` bytes (no two runs share a blob: no deduplication)."""
+    seed = secrets.token_bytes(32)
+    block = hashlib.sha256(seed).digest() * 2048  # 64 KiB
+    out = bytearray()
+    i = 0
+    while len(out) < size:
+        out += block
+        out[-8:] = i.to_bytes(8, "big")
+        i += 1
+    return bytes(out[:size])
+
+
+def ceiling_mib_per_s(data: bytes, chunk: int = 512 * 1024) -> float:
+    """SHA-256 + pwrite of every chunk + one fsync: what a durable upload does at least."""
+    with tempfile.NamedTemporaryFile(prefix="liaotian-ceiling-") as f:
+        view = memoryview(data)
+        t0 = time.perf_counter()
+        h = hashlib.sha256()
+        for off in range(0, len(data), chunk):
+            part = view[off:off + chunk]
+            h.update(part)
+            os.pwrite(f.fileno(), part, off)
+        os.fsync(f.fileno())
+        return len(data) / MIB / (time.perf_counter() - t0)
+
+
+async def _client(host: str, port: int, user: str) -> Client:
+    with contextlib.suppress(Exception):  # it exists (a second run against one server)
+        await register(host, port, user, PASSWORD)
+    c = Client(host, port, username=user, password=PASSWORD, request_timeout=120.0)
+    return await c.start()
+
+
+async def transfers(host: str, port: int, *, size_mib: int = 64, runs: int = 3) -> dict[str, Any]:
+    """The upload, download and dedup figures (see the module text)."""
+    size = size_mib * MIB
+    up: list[float] = []
+    down: list[float] = []
+    dedup: list[float] = []
+    hashing: list[float] = []
+    ceilings: list[float] = []
+    user = f"mb{secrets.token_hex(5)}"
+    client = await _client(host, port, user)
+    try:
+        media = client.media
+        chunk = int(media.limits().get("max_chunk_size", 512 * 1024))
+        for _ in range(runs):
+            data = _data(size)
+            t0 = time.perf_counter()
+            sha = hashlib.sha256(data).digest()
+            hashing.append(time.perf_counter() - t0)
+            ceilings.append(ceiling_mib_per_s(data, chunk))
+            reader = _Memory(data)
+            t0 = time.perf_counter()
+            done = await media._upload_once(reader, sha, size, "application/octet-stream",
+                                            "bench.bin", None, 4, None)  # type: ignore[arg-type]
+            up.append(size / MIB / (time.perf_counter() - t0))
+            assert done.blob == sha
+            out = io.BytesIO()
+            t0 = time.perf_counter()
+            await media.download(done, out, window=4)
+            down.append(size / MIB / (time.perf_counter() - t0))
+            assert out.getbuffer().nbytes == size
+            for _ in range(5):
+                t0 = time.perf_counter()
+                again = await media._ask(UploadBegin(rid=0, size=size, sha256=sha,
+                                                     media_type="application/octet-stream",
+                                                     chunk_size=chunk), Message, retry=True)
+                dedup.append((time.perf_counter() - t0) * 1000)
+                assert isinstance(again, UploadDone)
+    finally:
+        await client.close()
+    ceiling = statistics.median(ceilings)
+    upload = statistics.median(up)
+    return {
+        "media_upload_mib_per_s": round(upload, 1),
+        "media_download_mib_per_s": round(statistics.median(down), 1),
+        "media_dedup_upload_ms": round(statistics.median(dedup), 3),
+        "details": {
+            "size_mib": size_mib, "runs": runs, "chunk_size": chunk, "window": 4,
+            "upload_mib_per_s": [round(x, 1) for x in up],
+            "download_mib_per_s": [round(x, 1) for x in down],
+            "dedup_ms": [round(x, 3) for x in dedup],
+            "client_sha256_s": [round(x, 3) for x in hashing],
+            "ceiling_sha256_write_fsync_mib_per_s": round(ceiling, 1),
+            "upload_ratio_to_ceiling": round(upload / ceiling, 3) if ceiling else None,
+        },
+    }
+
+
+class _Memory:
+    """client/media.py's reader over bytes in memory (the bench holds the blob)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.name = "bench.bin"
+
+    async def read(self, offset: int, n: int) -> bytes:
+        return self.data[offset:offset + n]
+
+
+# ---------------------------------------------------------------------- background load
+
+
+async def _load(host: str, port: int, clients: int, size_mib: int) -> None:
+    """`clients` users each upload fresh `size_mib` blobs, one after the other, forever."""
+    size = size_mib * MIB
+    users = [await _client(host, port, f"ml{secrets.token_hex(5)}") for _ in range(clients)]
+    blobs = [_data(size) for _ in range(2)]
+    print("uploading", flush=True)
+
+    async def one(c: Client, k: int) -> None:
+        n = 0
+        while True:
+            data = blobs[(k + n) % 2][:-8] + secrets.token_bytes(8)  # fresh content
+            sha = hashlib.sha256(data).digest()
+            await c.media._upload_once(_Memory(data), sha, size,  # type: ignore[arg-type]
+                                       "application/octet-stream", "load.bin", None, 2, None)
+            n += 1
+
+    await asyncio.gather(*(one(c, k) for k, c in enumerate(users)))
+
+
+class MediaLoad:
+    """The background media load in a process of its own (started, then stopped)."""
+
+    def __init__(self, host: str, port: int, clients: int = 20, size_mib: int = 5) -> None:
+        self.args = [sys.executable, "-m", "bench.media", "load", host, str(port),
+                     "--clients", str(clients), "--size-mib", str(size_mib)]
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        line = self.proc.stdout.readline()  # "uploading" once every client is logged in
+        if "uploading" not in line or time.monotonic() > deadline:
+            self.stop()
+            raise RuntimeError(f"media load did not start: {line!r}")
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # its own group: the process and nothing else
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="python -m bench.media")
+    load = bool(args) and args[0] == "load"
+    if load:
+        args = args[1:]
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("--size-mib", type=int, default=5 if load else 64)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--clients", type=int, default=20)
+    a = p.parse_args(args)
+    if load:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_load(a.host, a.port, a.clients, a.size_mib))
+        return 0
+    print(json.dumps(asyncio.run(transfers(a.host, a.port, size_mib=a.size_mib,
+                                           runs=a.runs)), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
