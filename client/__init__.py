@@ -7,16 +7,29 @@
                           store=lt.FileStore("~/.config/liaotian/session-alice.json")) as c:
         sent = await c.send("bob", "hello")          # returns once the server stored it
         page = await c.history("bob", limit=20)
-        team = await c.create_group("team", ["bob"])  # groups, contacts, receipts, ...
-        await c.send_group(team.group, "hello team")
+        team = await c.groups.create("team", ["bob"])  # c.groups, c.contacts, c.account,
+        await c.groups.send(team.group, "hello team")  # c.presence
         async for event in c:                        # exactly once, in order
             if isinstance(event, lt.MessageReceived):
                 print(event.message.sender, event.message.group, event.message.text)
-            elif isinstance(event, lt.ReadReceipt):
-                print(event.user, "read", event.conv, "up to", event.pos)
+            elif isinstance(event, lt.GroupChanged):
+                print(event.actor, event.type, event.users, "in", event.group)
+            elif isinstance(event, lt.CaughtUp):
+                print("seen everything up to", event.head)
 
 See `Client` for the delivery guarantees, `liaotian.client.events` for the events and `Bot`
-for a small bot framework.
+for a small bot framework. The modules:
+
+* `client`: `connect()`, `register()` and `Client`, the public API;
+* `groups`, `contacts`, `account`, `presence`: the feature facades (`facade` is their base,
+  `compat` the method names from before them);
+* `session`: the engine (connection, authentication, reconnects, requests), with `inbox`
+  (SYNC, cursor, ACKs, events) and `outbox` (sends retried with their cmid), `deadline`
+  (timeouts that count connected time) and `backoff`;
+* `connection`: the asyncio adapter over the sans-I/O `liaotian.protocol.Connection`, with
+  the limits of the server's WELCOME (`limits`);
+* `cursor`: the exactly-once cursor and the session stores; `events`: the event types;
+* `bot`: a small bot framework; `cli`, `terminal`: the `liaotian` command.
 """
 
 from liaotian.protocol import (
@@ -27,6 +40,7 @@ from liaotian.protocol import (
     ErrorCode,
     HistoryPage,
     LiaotianError,
+    Limits,
     ProtocolError,
     RequestError,
     Sent,
@@ -45,16 +59,20 @@ from liaotian.protocol.social import (
     Receipts,
 )
 
+from .account import Account
 from .backoff import Backoff
 from .bot import Bot, Context
 from .client import DEFAULT_PORT, Client, InitialSync, connect, new_cmid, register
 from .connection import ClientConnection
+from .contacts import Contacts
 from .cursor import CursorTracker, FileStore, MemoryStore, SessionState, SessionStore
 from .events import (
+    CaughtUp,
     ClientEvent,
     ContactEvent,
     Disconnected,
     EventQueue,
+    GroupChanged,
     GroupEvent,
     MessageReceived,
     PresenceChanged,
@@ -63,11 +81,16 @@ from .events import (
     Resync,
     TypingEvent,
 )
+from .groups import Groups
+from .outbox import SendTimeout
+from .presence import Presence
 
 __all__ = [
     "DEFAULT_PORT",
+    "Account",
     "Backoff",
     "Bot",
+    "CaughtUp",
     "ChatMessage",
     "Client",
     "ClientConnection",
@@ -76,6 +99,7 @@ __all__ = [
     "ConnectionClosed",
     "ContactEvent",
     "ContactList",
+    "Contacts",
     "Context",
     "ConversationList",
     "ConversationSummary",
@@ -85,16 +109,20 @@ __all__ = [
     "ErrorCode",
     "EventQueue",
     "FileStore",
+    "GroupChanged",
     "GroupEvent",
     "GroupInfo",
     "GroupMember",
     "GroupSummary",
+    "Groups",
     "HistoryPage",
     "InitialSync",
     "LiaotianError",
+    "Limits",
     "Marker",
     "MemoryStore",
     "MessageReceived",
+    "Presence",
     "PresenceChanged",
     "PresenceEntry",
     "Privacy",
@@ -105,6 +133,7 @@ __all__ = [
     "Reconnected",
     "RequestError",
     "Resync",
+    "SendTimeout",
     "Sent",
     "SessionState",
     "SessionStore",

@@ -12,18 +12,17 @@
 
     @bot.on_event
     async def greet(client: Client, event: ClientEvent) -> None:
-        ge = event.group_event if isinstance(event, MessageReceived) else None
-        if ge is not None and ge.type == "added":
-            await client.send_group(ge.group, f"welcome, {', '.join(ge.users)}")
+        if isinstance(event, GroupChanged) and event.type == "added":
+            await client.groups.send(event.group, f"welcome, {', '.join(event.users)}")
 
     bot.run()
 
 Group messages work like direct ones: `ctx.group` is the group's id (None for a direct
 message) and `ctx.reply()` answers into the same conversation, so an echo bot added to a
 group echoes there. Group timeline events (someone was added, the group was renamed, ...)
-are not messages: they skip the command and message handlers and go to `on_event`
-handlers, which also receive every other event (read receipts, contact requests, typing,
-presence, connection state).
+are not messages: they arrive as `GroupChanged` events and go to `on_event` handlers, which
+also receive every other event (read receipts, contact requests, typing, presence; the
+connection state events only with `state_events=True` in the client options).
 
 Messages are handled one at a time, in log order, inside the `async for` loop of the
 client: no task per message, so a handler may await replies (the client's reader never
@@ -145,8 +144,8 @@ class Bot:
 
     def on_event(self, func: EventHandler) -> EventHandler:
         """Decorator: call `func(client, event)` for every event that is not an ordinary
-        message: group timeline events (a MessageReceived with `message.event`), read
-        receipts, contact events, typing, presence and connection state events."""
+        message: group timeline events (`GroupChanged`), read receipts, contact events,
+        typing and presence (and the connection state events, if switched on)."""
         self._event_handlers.append(func)
         return func
 
@@ -224,9 +223,10 @@ class Bot:
         """Connect (reconnecting as needed) and handle messages until `stop()` or a fatal
         error (which is raised)."""
         self._stopping = False
+        options: dict[str, Any] = {"state_events": False, **self.client_options}
         client = Client(self.host, self.port, username=self.username, password=self.password,
                         device=self.device, store=self.store, initial_sync=self.initial_sync,
-                        state_events=False, **self.client_options)
+                        **options)
         async with client:
             self._client = client
             try:

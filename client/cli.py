@@ -70,6 +70,7 @@ from .cursor import FileStore, MemoryStore, SessionState
 from .events import (
     ContactEvent,
     Disconnected,
+    GroupChanged,
     GroupEvent,
     MessageReceived,
     PresenceChanged,
@@ -512,7 +513,7 @@ _CONTACT_TEXT = {
 def fmt_event(event: Any, groups: dict[int, str] | None = None,
               me: str | None = None) -> str | None:
     """The `listen` line of an event; None for connection state events."""
-    if isinstance(event, MessageReceived):
+    if isinstance(event, MessageReceived | GroupChanged):
         return fmt_message(event.message, groups)
     if isinstance(event, ReadReceipt):
         who = "you" if event.user == me else safe(event.user)
@@ -760,8 +761,8 @@ async def _listen(client: Client, args: argparse.Namespace, out: TextIO, err: Te
     # the log's entries for the same messages are not printed again.
     await printer.unread(args.unread)
     async for event in client:
-        if isinstance(event, MessageReceived):
-            ge = event.group_event
+        if isinstance(event, MessageReceived | GroupChanged):
+            ge = event.change if isinstance(event, GroupChanged) else None
             if ge is not None and ge.type in ("created", "renamed") and ge.name is not None:
                 groups[ge.group] = ge.name
             await printer.message(event.message)

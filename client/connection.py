@@ -12,7 +12,11 @@ One `ClientConnection` is one TCP (optionally TLS) connection. It owns:
 * one timer, scheduled at `get_timer()`: the core decides when to PING (heartbeat) and when
   the silence has lasted too long (idle timeout);
 * the table of requests in flight, rid -> Future, each entry removed in a `finally` by the
-  coroutine that awaits it, so timeouts and cancellations never leak entries.
+  coroutine that awaits it, so timeouts and cancellations never leak entries. A request
+  waits for a free slot rather than exceed the server's `max_inflight_requests`;
+* the limits: until WELCOME the defaults (SPEC.md 14.1), then those the server advertised
+  in WELCOME (`limits_from_welcome`): a server with a larger `max_frame_size` may send
+  larger frames, a smaller `max_text_len` is checked before sending, and so on.
 
 It knows nothing about accounts, cursors or reconnecting: that is `Client`'s job.
 """
@@ -24,10 +28,12 @@ import contextlib
 import dataclasses
 import logging
 import ssl as ssl_module
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from liaotian.protocol import (
+    DEFAULT_LIMITS,
     SUPPORTED_VERSIONS,
     CloseCode,
     Connection,
@@ -45,7 +51,8 @@ from liaotian.protocol import (
     State,
     Welcome,
 )
-from liaotian.protocol.limits import DEFAULT_LIMITS
+
+from .limits import limits_from_welcome
 
 __all__ = ["CLIENT_NAME", "ClientConnection", "MessageHandler", "request_error"]
 
@@ -53,6 +60,9 @@ log = logging.getLogger("liaotian.client")
 
 CLIENT_NAME = "liaotian-py/0.1.0"
 READ_SIZE = 64 * 1024
+# Request slots kept free for the frames the client sends on its own (a PING of the
+# heartbeat, the next page of a SYNC), so those never push the count above the server's limit.
+RESERVED_SLOTS = 2
 
 M = TypeVar("M", bound=Message)
 
@@ -99,6 +109,7 @@ class ClientConnection:
         self._proto = Connection(Role.CLIENT, limits=limits, now=self._loop.time())
         self._on_message = on_message
         self._requests: dict[int, asyncio.Future[Message]] = {}
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._closed: asyncio.Future[ConnectionClosed] = self._loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
@@ -143,8 +154,25 @@ class ClientConnection:
             raise
         assert isinstance(welcome, Welcome)
         self.welcome = welcome
+        self.adopt_limits(limits_from_welcome(welcome.limits, limits))
         self._schedule_timer()  # the heartbeat interval may have changed
         return self
+
+    def adopt_limits(self, limits: Limits) -> None:
+        """Enforce and respect `limits` from now on (those of WELCOME, after the handshake).
+
+        The frame size limit lives in the protocol core's frame reader, which
+        `protocol.Connection` sizes once, at construction, and offers no public way to
+        change; it is raised here, in this one place, until it does.
+        """
+        self._proto.limits = limits
+        self._proto._reader.limit = limits.max_frame_size
+        self._wake_slot_waiters()
+
+    @property
+    def limits(self) -> Limits:
+        """The limits in force: the defaults until WELCOME, then the server's."""
+        return self._proto.limits
 
     # ------------------------------------------------------------------ state
 
@@ -193,6 +221,8 @@ class ClientConnection:
         the connection raises ConnectionClosed. Cancel (or wrap in `asyncio.timeout`) to
         give up: the table entry is removed either way.
         """
+        if len(self._requests) >= self._request_slots():
+            await self._wait_for_slot()
         rid = self.next_rid()
         msg = dataclasses.replace(msg, rid=rid)
         fut: asyncio.Future[Message] = self._loop.create_future()
@@ -206,6 +236,43 @@ class ClientConnection:
                 fut.cancel()
             elif not fut.cancelled():
                 fut.exception()  # mark retrieved even if our caller was cancelled meanwhile
+            self._wake_slot_waiters()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent (or about to be) whose answer has not been taken yet."""
+        return len(self._requests)
+
+    def _request_slots(self) -> int:
+        return max(1, self._proto.limits.max_inflight_requests - RESERVED_SLOTS)
+
+    async def _wait_for_slot(self) -> None:
+        """Wait, in arrival order, until a request may go out without exceeding the
+        server's `max_inflight_requests` (or the connection ends: send() then raises)."""
+        while len(self._requests) >= self._request_slots() and not self._closed.done():
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._slot_waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_slot_waiters()  # pass the unused wake-up on
+                else:
+                    waiter.cancel()
+                    with contextlib.suppress(ValueError):
+                        self._slot_waiters.remove(waiter)
+                raise
+
+    def _wake_slot_waiters(self) -> None:
+        """Wake as many waiting requests as there are free slots (all once closed)."""
+        waiters = self._slot_waiters
+        free = len(waiters) if self._closed.done() else \
+            self._request_slots() - len(self._requests)
+        while free > 0 and waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
 
     async def send(self, msg: Message) -> None:
         """The write path: check the state, queue, write, drain. Failure -> ConnectionClosed.
@@ -408,6 +475,7 @@ class ClientConnection:
         for fut in list(self._requests.values()):
             if not fut.done():
                 fut.set_exception(exc)
+        self._wake_slot_waiters()
         if self._on_close is not None:
             try:
                 self._on_close(self)

@@ -3,29 +3,36 @@
     async for event in client:
         match event:
             case MessageReceived(seq=seq, message=msg): ...   # direct or group message
+            case GroupChanged(change=change): ...      # joined, left, removed, role, renamed
             case ReadReceipt(conv=conv, user=user, pos=pos): ...
             case ContactEvent(event=what, user=user): ...
             case TypingEvent(user=user, typing=on, group=group): ...
             case PresenceChanged(user=user, online=online): ...
             case Resync(head=head): ...        # refetch what you show through client.history()
+            case CaughtUp(head=head): ...      # everything up to the log's head is queued
             case Disconnected() | Reconnected(): ...   # connection state, for a status line
 
 Two families:
 
-* **Log events** (`MessageReceived`, `ReadReceipt`, `ContactEvent`) are entries of the
-  user's update log. They carry its `seq`, arrive exactly once and in log order, and the
-  cursor covers them only once the application has taken them from `async for`.
+* **Log events** (`MessageReceived`, `GroupChanged`, `ReadReceipt`, `ContactEvent`) are
+  entries of the user's update log. They carry its `seq`, arrive exactly once and in log
+  order, and the cursor covers them only once the application has taken them from
+  `async for`.
 * **Ephemeral events** (`TypingEvent`, `PresenceChanged`) are pushes that the server never
   stores: no seq, not replayed after a reconnect, delivered as received and dropped (not
   queued, never blocking the reader) when the event queue is full.
 
-The state events (`Resync`, `Disconnected`, `Reconnected`) are informational only; the
-client reconnects on its own.
+The state events (`Resync`, `CaughtUp`, `Disconnected`, `Reconnected`) are informational;
+the client reconnects on its own. `CaughtUp` is the one to wait for when an application
+needs to know it has seen everything: it follows the last entry of each (re)connect's SYNC.
 
 Group messages are `MessageReceived` events whose `message.group` is set (it equals
-`message.conv`). Membership and metadata changes of a group arrive on the same timeline as
-messages with an `event` map (`message.event`, SPEC.md 17.4): text and cmid are empty,
-`sender` is the member who acted. `MessageReceived.group_event` gives a typed view of it.
+`message.conv`). Membership and metadata changes of a group (SPEC.md 17.4: created, added,
+removed, left, role, owner, renamed, topic) are entries of the same timeline, but the client
+delivers them as `GroupChanged` events, never as `MessageReceived`: `change` is the typed
+`GroupEvent`, `message` the raw timeline entry (its `event` map; text and cmid are empty,
+`sender` is the member who acted). `GroupEvent.from_message` reads the same entries out of a
+`history()` page.
 """
 
 from __future__ import annotations
@@ -39,11 +46,14 @@ from liaotian.protocol import ChatMessage, Update, UpdateKind
 
 __all__ = [
     "CONTACT_EVENTS",
+    "MEMBERSHIP_CHANGES",
+    "CaughtUp",
     "ClientEvent",
     "ContactEvent",
     "Disconnected",
     "EphemeralEvent",
     "EventQueue",
+    "GroupChanged",
     "GroupEvent",
     "LogEvent",
     "MessageReceived",
@@ -51,6 +61,7 @@ __all__ = [
     "ReadReceipt",
     "Reconnected",
     "Resync",
+    "StateEvent",
     "TypingEvent",
     "event_from_update",
 ]
@@ -58,6 +69,9 @@ __all__ = [
 # CONTACT update events. "changed" is the actor's own copy (their other devices learn that
 # the contact list changed); the others are what the other party experiences.
 CONTACT_EVENTS = ("request", "accepted", "declined", "cancelled", "removed", "changed")
+
+# Group timeline event types that change who is in the group or what they may do.
+MEMBERSHIP_CHANGES = frozenset({"created", "added", "removed", "left", "role", "owner"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +138,51 @@ class MessageReceived:
 
     @property
     def is_event(self) -> bool:
-        """True for a group timeline event (membership or metadata change), not a message."""
+        """True if `message` is a group timeline event. Never for an event the client
+        yields (those are `GroupChanged`); kept for code that builds its own events."""
         return self.message.event is not None
 
     @property
     def group_event(self) -> GroupEvent | None:
-        """The typed group timeline event, or None for an ordinary message."""
+        """The typed group timeline event if `message` is one (see `is_event`), else None."""
         return GroupEvent.from_message(self.message)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChanged:
+    """A group timeline event of this user's log: a membership change (created, added,
+    removed, left), a role change (role, owner) or a metadata change (renamed, topic).
+
+    `change` is the typed event (who acted, whom it concerns, the new name, role, ...);
+    `message` is the timeline entry itself (its `pos` in the group, `ts`, the raw `event`
+    map). Events this user caused from this very device arrive too: they are not sends.
+    """
+
+    seq: int
+    change: GroupEvent
+    message: ChatMessage
+
+    @property
+    def group(self) -> int:
+        return self.change.group
+
+    @property
+    def type(self) -> str:
+        return self.change.type
+
+    @property
+    def actor(self) -> str:
+        return self.change.actor
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        """The members added, removed, left or present at creation."""
+        return self.change.users
+
+    @property
+    def is_membership(self) -> bool:
+        """True when who is in the group, or their role, changed (not a rename or topic)."""
+        return self.change.type in MEMBERSHIP_CHANGES
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +264,18 @@ class Disconnected:
 
 
 @dataclass(frozen=True, slots=True)
+class CaughtUp:
+    """The SYNC of a (re)connect has reached the head of the log: every entry up to `head`
+    is in the event queue ahead of this event (or needed no event: this device's own sends,
+    kinds it does not know). After each (re)connect it comes once, before `Reconnected`
+    (or later, if the queue overflowed during the SYNC: once the dropped entries have been
+    fetched again). An application that must know it has seen everything waits for it
+    instead of waiting for silence. Not sent by a client created with `sync=False`."""
+
+    head: int
+
+
+@dataclass(frozen=True, slots=True)
 class Reconnected:
     """A new connection is authenticated and caught up (its SYNC is complete): every
     message in between has been queued before this event."""
@@ -220,18 +284,23 @@ class Reconnected:
     attempts: int  # connection attempts it took
 
 
-LogEvent = MessageReceived | ReadReceipt | ContactEvent
+LogEvent = MessageReceived | GroupChanged | ReadReceipt | ContactEvent
 EphemeralEvent = TypingEvent | PresenceChanged
-ClientEvent = (MessageReceived | ReadReceipt | ContactEvent | TypingEvent | PresenceChanged
-               | Resync | Disconnected | Reconnected)
-LOG_EVENT_TYPES = (MessageReceived, ReadReceipt, ContactEvent)
+StateEvent = Resync | CaughtUp | Disconnected | Reconnected
+ClientEvent = (MessageReceived | GroupChanged | ReadReceipt | ContactEvent | TypingEvent
+               | PresenceChanged | Resync | CaughtUp | Disconnected | Reconnected)
+LOG_EVENT_TYPES = (MessageReceived, GroupChanged, ReadReceipt, ContactEvent)
 
 
-def event_from_update(update: Update) -> MessageReceived | ReadReceipt | ContactEvent | None:
+def event_from_update(update: Update) -> LogEvent | None:
     """The event for one update-log entry, or None for a kind this client does not know or
     whose data it cannot read (the client then skips the entry)."""
-    if update.message is not None:
-        return MessageReceived(update.seq, update.message)
+    m = update.message
+    if m is not None:
+        change = GroupEvent.from_message(m)
+        if change is not None:
+            return GroupChanged(update.seq, change, m)
+        return MessageReceived(update.seq, m)
     d = update.data
     if update.kind == UpdateKind.READ:
         conv, user, pos = d.get("conv"), d.get("user"), d.get("pos")

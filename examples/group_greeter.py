@@ -12,8 +12,9 @@ runs log in with the saved token (greeter-<user>.json), so the same command work
 time. It runs until Ctrl-C or SIGTERM; `--exit-after N` stops it after N answers (welcomes,
 /who replies, accepted contact requests), and `-v` logs when it is connected.
 
-Group timeline events (added, removed, renamed, ...) are not messages: they reach the
-bot's `on_event` handlers, as do contact events, read receipts, typing and presence.
+Group timeline events (added, removed, renamed, ...) are not messages: they arrive as
+`GroupChanged` events at the bot's `on_event` handlers, as do contact events, read
+receipts, typing and presence.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from liaotian.client import (
     ContactEvent,
     Context,
     ErrorCode,
-    MessageReceived,
+    GroupChanged,
     RequestError,
     register,
 )
@@ -76,21 +77,20 @@ def make_bot(args: argparse.Namespace) -> Bot:
         if ctx.group is None:
             await ctx.reply("ask me inside a group")
             return
-        info = await ctx.client.group_info(ctx.group)
+        info = await ctx.client.groups.info(ctx.group)
         await ctx.reply("members: " + ", ".join(f"{m.user} ({m.role})" for m in info.members))
         await done()
 
     @bot.on_event
     async def on_event(client: Client, event: ClientEvent) -> None:
-        if isinstance(event, MessageReceived):
-            ge = event.group_event
-            if ge is not None and ge.type == "added" and ge.actor != client.user:
-                newcomers = [u for u in ge.users if u != client.user]
+        if isinstance(event, GroupChanged):
+            if event.type == "added" and event.actor != client.user:
+                newcomers = [u for u in event.users if u != client.user]
                 if newcomers:
-                    await client.send_group(ge.group, f"welcome, {', '.join(newcomers)}!")
+                    await client.groups.send(event.group, f"welcome, {', '.join(newcomers)}!")
                     await done()
         elif isinstance(event, ContactEvent) and event.event == "request":
-            await client.contact_accept(event.user)
+            await client.contacts.accept(event.user)
             await done()
 
     return bot

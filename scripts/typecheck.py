@@ -1,4 +1,4 @@
-"""Run `mypy --strict` (settings in pyproject.toml) over liaotian.protocol, .server and .client.
+"""Run `mypy --strict` (settings in pyproject.toml) over liaotian.protocol, .server, .client, .sim.
 
 The repository keeps protocol/, server/ and client/ at the top level and installs them under
 the `liaotian` namespace through package-dir mapping, which mypy cannot follow. This script
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PORTIONS = ("protocol", "server", "client", "conformance")
+PORTIONS = ("protocol", "server", "client", "conformance", "sim")
 
 
 def main() -> int:

@@ -24,7 +24,7 @@ import socket
 import ssl
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 from .chat.ledger import WalletPolicy
 from .chat.ops import CreateGroup
@@ -43,7 +43,11 @@ from .handlers.wallet import Expiry, WalletHandlers, answers
 from .net.hub import Hub
 from .net.router import Router
 from .net.transport import Endpoint, ServerConnection
-from .store import SQLiteStore, StoreOpenError
+from .ops.counters import Counters
+from .ops.lifecycle import Lifecycle
+from .ops.logs import configure_logging
+from .ops.wiring import Ops, OpsError
+from .store import SQLiteStore, Store, StoreOpenError
 
 log = logging.getLogger("liaotian.server")
 
@@ -53,17 +57,22 @@ class StartupError(Exception):
 
 
 class Server:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, store: Store | None = None) -> None:
+        """`store`: the storage to serve from (the simulation's in-memory one); by default
+        the SQLite database of `config.db_path`."""
         tune_gc()
         tune_switch_interval()
         self.config = config
         self.limits = config.limits()
         self.hub = Hub(max_per_user=config.max_connections_per_user,
                        max_outbound_total=config.max_outbound_total)
-        self.router = Router()
-        self.store = SQLiteStore(config.db_path, synchronous=config.synchronous,
-                                 max_batch=config.max_batch,
-                                 read_connections=config.read_connections)
+        self.counters = Counters()  # ops: what the serving path counts
+        self.router = Router(self.counters)
+        # An injected store serves through the contract's methods; typed as SQLite's
+        # until the handlers are typed against the contract alone.
+        self.store = cast(SQLiteStore, store) if store is not None else SQLiteStore(
+            config.db_path, synchronous=config.synchronous, max_batch=config.max_batch,
+            read_connections=config.read_connections)
         self.writes = WriteBudget(config.write_rate, config.write_burst,
                                   config.write_rows_rate, config.write_rows_burst,
                                   clock=lambda: self.loop.time())
@@ -76,8 +85,10 @@ class Server:
                              wallet=WalletPolicy(config.tasks(),
                                                  int(config.packet_ttl * 1000),
                                                  config.max_packet_shares, os.urandom(32)))
-        self.fanout = FanOut(self.hub.sessions, self.hub.of_user, self.store.cached_head)
+        self.fanout = FanOut(self.hub.sessions, self.hub.of_user, self.store.cached_head,
+                             self.counters)
         self.store.on_committed = self.fanout.committed
+        self.ops = Ops(self)  # ops: metrics, lifecycle logs, admin socket
         self.port = config.port
         self._listener: asyncio.base_events.Server | None = None
         self._stopped = asyncio.Event()
@@ -89,6 +100,19 @@ class Server:
     @property
     def accepting(self) -> bool:
         return self.endpoint.accepting
+
+    # what the operator's tools read (ops/host.py)
+    @property
+    def tls_enabled(self) -> bool:
+        return self.endpoint.tls is not None
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return self.ops.lifecycle
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.ops.metrics.port if self.ops.metrics is not None else None
 
     def _wire(self) -> None:
         """Build the handlers with what each needs and route them; hook the hub."""
@@ -128,6 +152,10 @@ class Server:
             await self._open_store()
             try:
                 self._wire()
+                try:  # ops
+                    await self.ops.start()
+                except OpsError as exc:
+                    raise StartupError(str(exc)) from exc
                 self._listener = listener
                 try:
                     await listener.start_serving()
@@ -135,6 +163,7 @@ class Server:
                     raise StartupError(self._listen_problem(exc)) from exc
             except BaseException:
                 self._listener = None
+                await self.ops.stop()  # ops
                 await self.store.close()
                 raise
         except BaseException:
@@ -148,8 +177,10 @@ class Server:
             self.loop.create_task(self.presence.run(), name="presence"),
             self.loop.create_task(self.expiry.run(), name="wallet-expiry"),
         ]
-        if self.config.stats_interval > 0:
-            self._background.append(self.loop.create_task(self._report_stats(), name="stats"))
+        stats = self.ops.stats
+        if self.config.stats_interval > 0 and stats is not None:
+            self._background.append(self.loop.create_task(  # ops: the statistics line
+                stats.run(self.config.stats_interval), name="stats"))
         log.info("listening on %s:%d (database %s, synchronous=%s)", self.config.host,
                  self.port, self.config.db_path, self.config.synchronous)
 
@@ -224,6 +255,7 @@ class Server:
         self.endpoint.accepting = False
         if self._listener is not None:
             self._listener.close()
+        await self.ops.stop()  # ops
         for t in self._background:
             t.cancel()
         try:  # everything queued so far commits and is answered
@@ -251,16 +283,6 @@ class Server:
         while True:
             await asyncio.sleep(1.0)
             self.store.flush_positions_soon()
-
-    async def _report_stats(self) -> None:
-        """Log what the writer did since the last report, when it did anything."""
-        interval = self.config.stats_interval
-        stats = self.store.stats
-        while True:
-            await asyncio.sleep(interval)
-            if stats.batches:
-                log.info("writer: %s", stats.summary(interval))
-                stats.reset()
 
     async def _prune(self) -> None:
         days = self.config.retention_days
@@ -311,8 +333,7 @@ def install_uvloop() -> bool:
 def run(config: Config) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code: 0 after a shutdown, 1 if
     the server could not start (one line on stderr says why)."""
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(config.log_level, config.log_format)  # ops
     fast = install_uvloop()
 
     async def main() -> None:

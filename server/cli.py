@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="liaotian-server",
         description="Run the liaotian messaging server. Precedence: flags > LIAOTIAN_* "
                     "environment > --config file > defaults. "
-                    "`liaotian-server backup DEST` writes an online backup instead. "
+                    "`liaotian-server backup DEST` writes an online backup instead; "
+                    "`liaotian-server admin --help` and `liaotian-server health --help` "
+                    "show the operator's commands. "
                     "Every setting is checked at start against the range shown here.")
     p.add_argument("--version", action="version", version=version())
     p.add_argument("--config", metavar="FILE", help="TOML configuration file")
@@ -71,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["backup"]:
         return backup_main(argv[1:])
+    if argv[:1] == ["admin"]:  # ops
+        from .ops.admin_cli import main as admin_main
+
+        return admin_main(argv[1:])
+    if argv[:1] == ["health"]:  # ops
+        from .ops.health import main as health_main
+
+        return health_main(argv[1:])
     args = vars(build_parser().parse_args(argv))
     file = args.pop("config")
     try:

@@ -105,6 +105,11 @@ class Config:
     wallet_tasks: str = '[{"name": "checkin", "trigger": "checkin", "reward": 10}]'
     packet_ttl: float = 86_400.0  # seconds until a red packet's rest returns to its sender
     max_packet_shares: int = 1000
+    # --- operations (server/ops/)
+    log_format: str = "text"  # text, or json: one JSON object per line
+    metrics_port: int = -1  # Prometheus /metrics on this port; -1 = off, 0 = any free port
+    metrics_host: str = "127.0.0.1"
+    admin_socket: str = ""  # Unix socket of `liaotian-server admin`; "" = <db_path>.admin
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -357,6 +362,11 @@ RULES: dict[str, Rule] = {
                               'tables'),
     "packet_ttl": Rule(1, 30 * DAY, note="seconds"),
     "max_packet_shares": Rule(1, MAX_SHARES),
+    # operations
+    "log_format": Rule(choices=("text", "json")),
+    "metrics_port": Rule(-1, 65535, note="-1: off; 0: any free port"),
+    "metrics_host": Rule(required=True, note="0.0.0.0 or :: serves every interface"),
+    "admin_socket": Rule(note="Unix socket path; empty: <db_path>.admin; off: none"),
 }
 
 

@@ -29,6 +29,7 @@ from liaotian.protocol.social import Ok
 
 from .chat.ops import SendRequest, SendResult
 from .net.peer import Peer
+from .ops.counters import Counters
 
 _UPDATES = int(MessageType.UPDATES)
 _SENT = int(MessageType.SENT)
@@ -47,8 +48,11 @@ def ok_answer(op: Any) -> tuple[bytes, int]:
 class FanOut:
     def __init__(self, sessions: dict[int, Peer],
                  of_user: Callable[[int], Sequence[Peer]],
-                 cached_head: Callable[[int], int | None]) -> None:
+                 cached_head: Callable[[int], int | None],
+                 counters: Counters | None = None) -> None:
         self._sessions = sessions  # session id -> live connection (the hub's index)
+        # the operator's counts (ops/counters.py): frames written here, by type, and pushes
+        self.counters = counters if counters is not None else Counters()
         self._of_user = of_user
         self._cached_head = cached_head
         self._answers: dict[type, Answer] = {}
@@ -95,7 +99,7 @@ class FanOut:
                 _part(out, origin).append((_sent_frame(req.rid, res), _SENT, req.rid))
             if res.duplicate:
                 continue
-            if res.fanout:
+            if res.fanout or not res.recipient_id:  # a group send, even to a group of one
                 self._fan_out(out, res, req.sender_id, origin)
             targets = of_user(res.recipient_id) if res.recipient_id else ()
             if targets:
@@ -119,15 +123,20 @@ class FanOut:
                             if c.live and p.seq > c.sent_upto:
                                 _push(out, c, p.seq, upd)
         cached_head = self._cached_head
+        counted = self.counters.frames_out
+        pushes = 0
         for c, parts in out.items():
             head = cached_head(c.user_id) or c.sent_upto
             conn = c.conn
             for p in parts:
                 if type(p) is tuple:
                     conn.send_frame(*p)
+                    counted[p[1]] += 1
                 else:
                     conn.send_frame(encode_updates_frame(0, p, head), _UPDATES)
+                    pushes += 1
             c.flush()
+        self.counters.pushes += pushes
 
     def _fan_out(self, out: Out, res: SendResult, sender: int,
                  origin: Peer | None) -> None:

@@ -25,6 +25,7 @@ from ..events import (
     ClientEvent,
     ContactEvent,
     Disconnected,
+    GroupChanged,
     MessageReceived,
     PresenceChanged,
     ReadReceipt,
@@ -311,8 +312,8 @@ class ChatController:
             await self.handle(event)
 
     async def handle(self, event: ClientEvent) -> None:
-        if isinstance(event, MessageReceived):
-            await self._message(event.message)
+        if isinstance(event, MessageReceived | GroupChanged):
+            await self._message(event.message)  # a group change is a line of its timeline
         elif isinstance(event, ReadReceipt):
             self._read(event)
         elif isinstance(event, TypingEvent):

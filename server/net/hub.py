@@ -28,11 +28,17 @@ class Hub:
         self.on_presence: Callable[[int, bool], None] = lambda uid, online: None
         # called with each authenticated connection when it unbinds (it ended or logged out)
         self.on_unbind: Callable[[Peer], None] = lambda conn: None
+        # ops: connection lifecycle (logs, metrics: ops/lifecycle.py) and disabled accounts
+        self.on_open: Callable[[Peer], None] = lambda conn: None
+        self.on_bind: Callable[[Peer], None] = lambda conn: None
+        self.on_close: Callable[[Peer], None] = lambda conn: None
+        self.disabled: set[int] = set()  # user ids an operator disabled (LOGIN refused)
 
     def opened(self, conn: Peer) -> None:
         self.connections.add(conn)
         self.sessions[conn.id] = conn
         self._per_address[conn.peer_host] += 1
+        self.on_open(conn)  # ops
 
     def closed(self, conn: Peer) -> None:
         if conn in self.connections:
@@ -43,13 +49,17 @@ class Hub:
                 self._per_address[conn.peer_host] = n
             else:
                 del self._per_address[conn.peer_host]
+            self.on_close(conn)  # ops
         self.unbind(conn)
 
     def count_from(self, host: str) -> int:
         return self._per_address.get(host, 0)
 
     def check_user_slots(self, user_id: int) -> None:
-        """Refuse (3009 LIMIT_REACHED) a new session of a user at max_per_user."""
+        """Refuse (3009 LIMIT_REACHED) a new session of a user at max_per_user, and
+        (2002 BAD_CREDENTIALS, as a wrong password) any session of a disabled account."""
+        if user_id in self.disabled:  # ops: `liaotian-server admin disable`
+            raise RequestError(ErrorCode.BAD_CREDENTIALS)
         if self.max_per_user and len(self._by_user.get(user_id, ())) >= self.max_per_user:
             raise RequestError(ErrorCode.LIMIT_REACHED,
                                f"at most {self.max_per_user} connections per user",
@@ -61,6 +71,7 @@ class Hub:
         self.check_user_slots(conn.user_id)
         conns = self._by_user.setdefault(conn.user_id, [])
         conns.append(conn)
+        self.on_bind(conn)  # ops
         if len(conns) == 1:
             self.on_presence(conn.user_id, True)
 

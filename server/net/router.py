@@ -19,10 +19,12 @@ from liaotian.protocol import (
     ErrorCode,
     Event,
     Message,
+    MessageType,
     ProtocolViolation,
     RequestError,
 )
 
+from ..ops.counters import Counters
 from ..store.contract import read_owner
 from .peer import Peer
 
@@ -30,10 +32,15 @@ log = logging.getLogger("liaotian.router")
 Handler = Callable[[Any, Any], Awaitable[None] | None]  # (a Peer, a message)
 
 
+_ERROR = int(MessageType.ERROR)
+
+
 class Router:
-    def __init__(self) -> None:
+    def __init__(self, counters: Counters | None = None) -> None:
         self._handlers: dict[type[Message], tuple[Handler, bool]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.counters = counters or Counters()  # ops: frames in, errors by code
+        self._frames_in = self.counters.frames_in
 
     def route(self, msg_cls: type[Message], handler: Handler, *, exclusive: bool = False) -> None:
         self._handlers[msg_cls] = (handler, exclusive)
@@ -41,10 +48,13 @@ class Router:
     def dispatch(self, conn: Peer, event: Event) -> None:
         if isinstance(event, ProtocolViolation):
             conn.log.info("protocol violation %d: %s", event.code, event.message)
+            self.counters.errors[event.code] += 1  # ops: the core answered it with ERROR
+            self.counters.frames_out[_ERROR] += 1
             return
         if isinstance(event, ConnectionTerminated):
-            conn.log.debug("terminated (%s) %s", event.code, event.reason)
+            conn.log.debug("terminated (%s)", event.code)  # ops: no peer text in logs
             return
+        self._frames_in[event.TYPE] += 1  # ops
         entry = self._handlers.get(type(event))
         if entry is None:  # a valid client message nobody serves is a server bug
             conn.log.error("no handler for %s", type(event).__name__)
@@ -83,8 +93,9 @@ class Router:
             if exclusive:
                 conn.release()
 
-    @staticmethod
-    def _answer_failure(conn: Peer, event: Message, exc: Exception) -> None:
+    def _answer_failure(self, conn: Peer, event: Message, exc: Exception) -> None:
+        self.counters.errors[exc.code if isinstance(exc, RequestError)  # ops
+                             else ErrorCode.INTERNAL_ERROR] += 1
         if isinstance(exc, RequestError):
             conn.send(Error(rid=event.rid, code=int(exc.code), message=exc.message,
                             retry_after=exc.retry_after, data=exc.data))

@@ -80,6 +80,7 @@ class ServerConnection(asyncio.Protocol):
         # the new transport: held, so nothing is answered (or closed) on the raw one
         self._plain = bytearray()
         self.unread = 0  # bytes of our output this connection last had queued, unread
+        self._frames_out = endpoint.router.counters.frames_out  # ops: frames sent, by type
 
     def authenticated(self, user_id: int, username: str, device: str, head: int) -> None:
         """The connection now speaks for this user's device (LOGIN, AUTH)."""
@@ -255,10 +256,12 @@ class ServerConnection(asyncio.Protocol):
     def send(self, msg: Message) -> None:
         """Queue a message and flush it; a no-op once the connection is closed."""
         if self.conn.send(msg):
+            self._frames_out[msg.TYPE] += 1  # ops
             self.flush()
 
     def send_frame(self, frame: bytes, msg_type: int, rid: int = 0) -> None:
         if self.conn.send_frame(frame, msg_type, rid):
+            self._frames_out[msg_type] += 1  # ops
             self.flush()
 
     def flush(self) -> None:

@@ -12,9 +12,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from liaotian.client.client import Client, _PendingSend
-from liaotian.client.cursor import CursorTracker, MemoryStore, SessionState
+from liaotian.client.client import Client
+from liaotian.client.cursor import MemoryStore, SessionState
 from liaotian.client.events import MessageReceived, Resync
+from liaotian.client.outbox import PendingSend
 from liaotian.protocol import (
     Ack,
     ChatMessage,
@@ -79,22 +80,22 @@ def make_client(cursor: int = 0, **options: Any) -> tuple[Client, FakeConn, Memo
     store = MemoryStore(SessionState(username="alice", device="d", token="t", cursor=cursor))
     client = Client("127.0.0.1", 1, store=store, **options)
     conn = FakeConn()
-    client._conn = conn  # type: ignore[assignment]
-    client._tracker = CursorTracker(cursor)
-    client._acked = cursor
-    client._user = "alice"
-    client._live = True
+    session = client._session
+    session._conn = conn  # type: ignore[assignment]
+    session.inbox.start_at(cursor)
+    session._user = "alice"
+    session._live = True
     return client, conn, store
 
 
 def feed(client: Client, conn: FakeConn, msg: Message) -> bool:
-    return client._on_message(conn, msg)  # type: ignore[arg-type]
+    return client._session._on_message(conn, msg)  # type: ignore[arg-type]
 
 
 async def drain(client: Client) -> list[int]:
     """Take every queued event, as `async for` would."""
     out = []
-    while len(client._events):
+    while len(client._session.inbox.events):
         ev = await client.__anext__()
         assert isinstance(ev, MessageReceived)
         out.append(ev.seq)
@@ -126,7 +127,7 @@ async def test_own_sent_is_seen_and_never_delivered() -> None:
     assert not feed(client, conn, sent)  # the request future gets it too
     assert client.cursor == 1
     # A later sync page repeating seq 1 must not deliver it.
-    client._sync_rid = 7
+    client._session.inbox.sync_rid = 7
     feed(client, conn, Updates(rid=7, updates=(chat(1, sender="alice", cmid="x"), chat(2)),
                                head=2))
     assert await drain(client) == [2]
@@ -138,9 +139,9 @@ async def test_sync_entry_resolves_a_pending_send_instead_of_being_delivered() -
     the next SYNC returns the entry: it answers the send."""
     client, conn, _ = make_client()
     loop = asyncio.get_running_loop()
-    pending = _PendingSend("bob", "cmid-1", "hello", {}, loop.create_future())
-    client._sends["cmid-1"] = pending
-    client._sync_rid = 50
+    pending = PendingSend("bob", "cmid-1", "hello", {}, loop.create_future())
+    client._session.outbox.pending["cmid-1"] = pending
+    client._session.inbox.sync_rid = 50
     page = Updates(rid=50, updates=(chat(1), chat(2, sender="alice", cmid="cmid-1"), chat(3)),
                    head=3)
     feed(client, conn, page)
@@ -154,9 +155,9 @@ async def test_sync_entry_resolves_a_pending_send_instead_of_being_delivered() -
 async def test_pushes_during_a_sync_wait_for_its_last_page() -> None:
     client, conn, _ = make_client()
     done = asyncio.get_running_loop().create_future()
-    client._sync_done = done
-    client._sync_initial = True
-    client._sync_rid = 1
+    client._session.inbox.sync_done = done
+    client._session.inbox.sync_initial = True
+    client._session.inbox.sync_rid = 1
     feed(client, conn, push(5))  # must not overtake the pages
     feed(client, conn, Updates(rid=1, updates=(chat(1), chat(2)), head=4, more=True))
     assert conn.syncs[-1].since == 2  # next page asked from the last seq
@@ -169,7 +170,7 @@ async def test_pushes_during_a_sync_wait_for_its_last_page() -> None:
 
 async def test_resync_jumps_to_head_and_tells_the_application() -> None:
     client, conn, _store = make_client(cursor=3)
-    client._sync_rid = 9
+    client._session.inbox.sync_rid = 9
     feed(client, conn, Updates(rid=9, updates=(), head=40, more=False, resync=True))
     ev = await client.__anext__()
     assert ev == Resync(40)
@@ -180,7 +181,7 @@ async def test_resync_jumps_to_head_and_tells_the_application() -> None:
 
 async def test_invalid_cursor_syncs_again_from_zero() -> None:
     client, conn, store = make_client(cursor=30)
-    client._sync_rid = 9
+    client._session.inbox.sync_rid = 9
     feed(client, conn, Error(rid=9, code=int(ErrorCode.INVALID_CURSOR), message="ahead"))
     assert conn.syncs[-1].since == 0
     assert client.cursor == 0 and store.load().cursor == 0
@@ -193,7 +194,7 @@ async def test_overflow_drops_then_refetches_without_gap_or_duplicate() -> None:
     client, conn, _ = make_client(queue_size=4)
     feed(client, conn, push(1, 2, 3, 4, 5, 6))  # 5, 6 do not fit
     feed(client, conn, push(7))  # nothing new may overtake the dropped ones
-    assert client._tracker is not None and client._tracker.overflowing
+    assert client._session.inbox.tracker is not None and client._session.inbox.tracker.overflowing
     first = await client.__anext__()
     assert isinstance(first, MessageReceived) and first.seq == 1
     assert conn.syncs == []  # 3 still queued: more than half full
@@ -222,7 +223,7 @@ async def test_overflow_drops_then_refetches_without_gap_or_duplicate() -> None:
         delivered.append(ev.seq)
         assert delivered == log[: len(delivered)]  # in order, no duplicate
     assert client.cursor == 8
-    assert len(client._events) == 0
+    assert len(client._session.inbox.events) == 0
 
 
 async def test_ack_batches_and_store_follow_the_cursor() -> None:
@@ -249,7 +250,7 @@ async def test_frames_of_a_stale_connection_are_ignored() -> None:
     client, _conn, _ = make_client()
     other = FakeConn()
     assert not feed(client, other, push(1))  # type: ignore[arg-type]
-    assert len(client._events) == 0
+    assert len(client._session.inbox.events) == 0
 
 
 async def test_unknown_update_kinds_are_skipped_but_counted() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from liaotian.client import cli
 from liaotian.client.bot import Bot, Context
-from liaotian.client.client import Client, _PendingSend
+from liaotian.client.client import Client
 from liaotian.client.cursor import (
     CursorTracker,
     MemoryStore,
@@ -22,6 +22,7 @@ from liaotian.client.cursor import (
 )
 from liaotian.client.events import (
     ContactEvent,
+    GroupChanged,
     GroupEvent,
     MessageReceived,
     PresenceChanged,
@@ -30,6 +31,7 @@ from liaotian.client.events import (
     TypingEvent,
     event_from_update,
 )
+from liaotian.client.outbox import PendingSend
 from liaotian.protocol import (
     ChatMessage,
     Error,
@@ -115,16 +117,16 @@ def make_client(cursor: int = 0, answer: Callable[[Message], Message] | None = N
     store = MemoryStore(SessionState(username="alice", device="d", token="t", cursor=cursor))
     client = Client("127.0.0.1", 1, store=store, **options)
     conn = FakeConn(answer)
-    client._conn = conn  # type: ignore[assignment]
-    client._tracker = CursorTracker(cursor)
-    client._acked = cursor
-    client._user = "alice"
-    client._live = True
+    session = client._session
+    session._conn = conn  # type: ignore[assignment]
+    session.inbox.start_at(cursor)
+    session._user = "alice"
+    session._live = True
     return client, conn
 
 
 def feed(client: Client, conn: FakeConn, msg: Message) -> bool:
-    return client._on_message(conn, msg)  # type: ignore[arg-type]
+    return client._session._on_message(conn, msg)  # type: ignore[arg-type]
 
 
 def chat(seq: int, sender: str = "bob", cmid: str | None = None, group: int | None = None,
@@ -149,7 +151,7 @@ def push(*updates: Update) -> Updates:
 
 async def take_all(client: Client) -> list[Any]:
     out = []
-    while len(client._events):
+    while len(client._session.inbox.events):
         out.append(await client.__anext__())
     return out
 
@@ -247,9 +249,9 @@ async def test_unreadable_log_entries_are_skipped_but_counted() -> None:
 async def test_sync_pages_carry_log_events_and_held_pushes_follow() -> None:
     client, conn = make_client()
     done = asyncio.get_running_loop().create_future()
-    client._sync_done = done
-    client._sync_initial = True
-    client._sync_rid = 1
+    client._session.inbox.sync_done = done
+    client._session.inbox.sync_initial = True
+    client._session.inbox.sync_rid = 1
     feed(client, conn, push(contact(4, "accepted")))  # arrives during the SYNC: held
     feed(client, conn, Updates(rid=1, updates=(chat(1), read(2), chat(3)), head=4))
     assert done.done()
@@ -262,7 +264,7 @@ async def test_overflow_refetches_log_events_without_gap_or_duplicate() -> None:
     client, conn = make_client(queue_size=2)
     log = [chat(1), read(2), contact(3), read(4, pos=3), contact(5, "removed")]
     feed(client, conn, push(*log))  # 3, 4, 5 are dropped
-    assert client._tracker is not None and client._tracker.overflowing
+    assert client._session.inbox.tracker is not None and client._session.inbox.tracker.overflowing
     got = [await client.__anext__()]  # now at most half full: the refetch starts
     sync = conn.syncs[-1]
     assert sync.since == 1  # from the cursor; seq 2 (still queued) is recognized as seen
@@ -294,7 +296,7 @@ async def test_typing_and_presence_pushes_are_ephemeral_events() -> None:
 
 async def test_ephemeral_events_are_delivered_during_a_sync() -> None:
     client, conn = make_client()
-    client._sync_rid = 1
+    client._session.inbox.sync_rid = 1
     feed(client, conn, Presence(rid=0, user="bob", online=True, last_seen=0))
     assert await take_all(client) == [PresenceChanged("bob", True, 0)]
 
@@ -303,7 +305,8 @@ async def test_ephemeral_events_are_dropped_when_the_queue_is_full() -> None:
     client, conn = make_client(queue_size=2)
     feed(client, conn, push(chat(1), chat(2)))  # the queue is full
     assert feed(client, conn, TypingNotice(rid=0, user="bob", typing=True, ttl=6.0))
-    assert client._tracker is not None and not client._tracker.overflowing  # no refetch
+    tracker = client._session.inbox.tracker
+    assert tracker is not None and not tracker.overflowing  # no refetch
     events = await take_all(client)
     assert [type(e) for e in events] == [MessageReceived, MessageReceived]
     assert conn.syncs == []
@@ -334,7 +337,7 @@ async def test_own_group_send_is_answered_by_sent_and_never_delivered() -> None:
     client, conn = make_client()
     sent = Sent(rid=5, id=9, conv=7, pos=2, ts=1, seq=1, cmid="g", duplicate=False)
     feed(client, conn, sent)
-    client._sync_rid = 7
+    client._session.inbox.sync_rid = 7
     feed(client, conn, Updates(rid=7, updates=(chat(1, sender="alice", cmid="g", group=7),
                                                chat(2, group=7)), head=2))
     assert [e.seq for e in await take_all(client)] == [2]
@@ -342,10 +345,10 @@ async def test_own_group_send_is_answered_by_sent_and_never_delivered() -> None:
 
 async def test_a_sync_entry_resolves_a_pending_group_send() -> None:
     client, conn = make_client()
-    pending = _PendingSend("", "g-1", "hello", {}, asyncio.get_running_loop().create_future(),
+    pending = PendingSend("", "g-1", "hello", {}, asyncio.get_running_loop().create_future(),
                            group=7)
-    client._sends["g-1"] = pending
-    client._sync_rid = 50
+    client._session.outbox.pending["g-1"] = pending
+    client._session.inbox.sync_rid = 50
     feed(client, conn, Updates(rid=50, updates=(chat(1, sender="alice", cmid="g-1", group=7),),
                                head=1))
     assert pending.result.done() and pending.result.result().seq == 1
@@ -355,11 +358,13 @@ async def test_a_sync_entry_resolves_a_pending_group_send() -> None:
 async def test_own_group_events_are_delivered() -> None:
     """Timeline events this user caused (cmid "") are not mistaken for pending sends."""
     client, conn = make_client()
-    client._sends[""] = _PendingSend("", "", "", {}, asyncio.get_running_loop().create_future())
+    client._session.outbox.pending[""] = PendingSend(
+        "", "", "", {}, asyncio.get_running_loop().create_future())
     feed(client, conn, push(chat(1, sender="alice", cmid="", group=7,
                                  event={"type": "created", "name": "t", "users": ["alice"]})))
     events = await take_all(client)
-    assert len(events) == 1 and events[0].is_event
+    assert len(events) == 1 and isinstance(events[0], GroupChanged)
+    assert (events[0].type, events[0].actor, events[0].users) == ("created", "alice", ("alice",))
 
 
 async def test_send_group_sends_the_group_field() -> None:
@@ -509,7 +514,7 @@ async def test_typing_beyond_the_budget_sends_the_latest_state_later() -> None:
 
 async def test_typing_when_not_connected_is_silently_skipped() -> None:
     client, conn = make_client()
-    client._live = False
+    client._session._live = False
     assert not await client.typing("bob")
     assert conn.typing == []
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from liaotian.client import (
     Bot,
+    CaughtUp,
     Client,
     ClientConnection,
     CloseCode,
@@ -69,6 +70,13 @@ async def next_message(c: Client, timeout: float = WAIT) -> MessageReceived:
 
 async def next_event(c: Client, timeout: float = WAIT) -> Any:
     return await asyncio.wait_for(c.__anext__(), timeout)
+
+
+async def caught_up(c: Client) -> CaughtUp:
+    """The next event, which must be CaughtUp (a (re)connect's SYNC reached the head)."""
+    event = await next_event(c)
+    assert isinstance(event, CaughtUp), event
+    return event
 
 
 async def messages(c: Client, n: int) -> list[str]:
@@ -197,9 +205,11 @@ async def test_restart_with_a_recipient_offline_is_exactly_once(server: RunningS
             assert (await next_message(bob)).message.text == "one"
         # bob is offline now; alice keeps writing, across a server restart.
         await alice.send("bob", "two")
+        assert await caught_up(alice) == CaughtUp(0)  # her first connect: an empty log
         restart = asyncio.ensure_future(server.restart())
         assert isinstance(await next_event(alice), Disconnected)
         await asyncio.wait_for(restart, WAIT)
+        assert await caught_up(alice) == CaughtUp(2)  # her own two sends
         assert isinstance(await next_event(alice), Reconnected)
         await alice.send("bob", "three")
         async with client(server, "bob", store=bob_store) as bob:
@@ -215,6 +225,7 @@ async def test_restart_with_both_online_and_sends_during_the_outage(
     await make_users(server, "alice", "bob")
     async with client(server, "alice") as alice, client(server, "bob") as bob:
         await alice.send("bob", "before")
+        await caught_up(alice)
         await server.stop()
         assert isinstance(await next_event(alice), Disconnected)
         # Sends made while the server is down wait for the reconnect.
@@ -241,7 +252,7 @@ async def test_send_whose_sent_was_lost_returns_once(server: RunningServer) -> N
     await make_users(server, "alice", "bob")
     alice = client(server, "alice")
     lost: list[Sent] = []
-    original = alice._on_message
+    original = alice._session._on_message
 
     def drop_first_sent(conn: ClientConnection, msg: Message) -> bool:
         if isinstance(msg, Sent) and not lost:
@@ -250,7 +261,7 @@ async def test_send_whose_sent_was_lost_returns_once(server: RunningServer) -> N
             return True
         return original(conn, msg)
 
-    alice._on_message = drop_first_sent  # type: ignore[method-assign]
+    alice._session._on_message = drop_first_sent  # type: ignore[method-assign]
     async with alice, client(server, "bob") as bob:
         sent = await asyncio.wait_for(alice.send("bob", "exactly once", cmid="cm-1"), WAIT)
         assert lost and lost[0].cmid == "cm-1" and sent.duplicate
@@ -273,8 +284,8 @@ async def test_sends_in_flight_when_the_connection_drops_are_delivered_once(
         tasks = [asyncio.ensure_future(alice.send("bob", f"m{i}")) for i in range(10)]
         for _ in range(5):  # let the SEND frames reach the socket
             await asyncio.sleep(0)
-        assert alice._conn is not None
-        alice._conn.abort()
+        assert alice._session.conn is not None
+        alice._session.conn.abort()
         assert not alice.connected
         tasks += [asyncio.ensure_future(alice.send("bob", f"m{i}")) for i in range(10, 20)]
         results = await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
@@ -294,7 +305,7 @@ async def test_send_retried_without_sync_gets_the_servers_duplicate(
     await make_users(server, "alice", "bob")
     alice = client(server, "alice", sync=False)
     lost: list[Sent] = []
-    original = alice._on_message
+    original = alice._session._on_message
 
     def drop_first_sent(conn: ClientConnection, msg: Message) -> bool:
         if isinstance(msg, Sent) and not lost:
@@ -303,7 +314,7 @@ async def test_send_retried_without_sync_gets_the_servers_duplicate(
             return True
         return original(conn, msg)
 
-    alice._on_message = drop_first_sent  # type: ignore[method-assign]
+    alice._session._on_message = drop_first_sent  # type: ignore[method-assign]
     async with alice, client(server, "bob") as bob:
         sent = await asyncio.wait_for(alice.send("bob", "once"), WAIT)
         assert sent.duplicate and sent.id == lost[0].id and sent.cmid == lost[0].cmid
@@ -327,13 +338,14 @@ async def test_heartbeat_keeps_an_idle_connection_open(tmp_path: Path) -> None:
     async with run_server(tmp_path, heartbeat_interval=0.2, idle_timeout=0.8) as srv:
         await make_users(srv, "alice")
         async with client(srv, "alice") as alice:
-            conn = alice._conn
+            conn = alice._session.conn
             assert conn is not None and conn.welcome is not None
             assert conn.welcome.heartbeat == pytest.approx(0.2)
             # Waiting for time to pass is the point of this test: 5 idle timeouts.
             await asyncio.sleep(4.0)
-            assert alice._conn is conn and not conn.closed and alice.connected
-            assert len(alice._events) == 0  # no Disconnected event either
+            assert alice._session.conn is conn and not conn.closed and alice.connected
+            assert await caught_up(alice) == CaughtUp(0)
+            assert len(alice._session.inbox.events) == 0  # no Disconnected event either
             await alice.send("alice", "still here")
 
 
@@ -363,6 +375,7 @@ async def test_gives_up_after_max_reconnect_attempts(server: RunningServer) -> N
     # (dropping the queued Disconnected) before the test reads the first event
     c = client(server, "alice", max_reconnect_attempts=3, backoff=Backoff(1.0, 2.0))
     async with c:
+        await caught_up(c)
         await server.stop()
         assert isinstance(await next_event(c), Disconnected)
         with pytest.raises(ConnectionClosed, match="gave up after 3"):
@@ -375,6 +388,7 @@ async def test_gives_up_after_max_reconnect_attempts(server: RunningServer) -> N
 async def test_no_reconnect_when_disabled(server: RunningServer) -> None:
     await make_users(server, "alice")
     async with client(server, "alice", reconnect=False) as c:
+        await caught_up(c)
         await server.stop()
         with pytest.raises(ConnectionClosed) as exc:
             await next_event(c)
@@ -425,6 +439,7 @@ async def test_revoked_device_ends_its_client_with_4002(server: RunningServer) -
     await make_users(server, "alice")
     async with client(server, "alice", device="old") as old, \
             client(server, "alice", device="new") as new:
+        await caught_up(old)
         await new.revoke_device("old")
         with pytest.raises(ConnectionClosed) as exc:
             await next_event(old)

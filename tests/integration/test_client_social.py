@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 
 import pytest
 from liaotian.client import (
+    CaughtUp,
     Client,
     ContactEvent,
     ErrorCode,
+    GroupChanged,
     MessageReceived,
     PresenceChanged,
     ReadReceipt,
@@ -94,12 +96,15 @@ async def test_group_create_send_receive_and_events(server: RunningServer) -> No
         assert {(m.user, m.role) for m in info.members} == {
             ("alice", "owner"), ("bob", "member"), ("carol", "member")}
 
-        # Every member learns of the group through its "created" timeline event.
+        # Every member learns of the group through its "created" timeline event, which
+        # is a GroupChanged event, not a message.
         for c in (bob, carol):
-            ev = await next_in_group(c, g)
-            assert ev.is_event and ev.message.conv == g and ev.message.text == ""
-            ge = ev.group_event
-            assert ge is not None and ge.type == "created" and ge.actor == "alice"
+            ev = await next_of(c, GroupChanged | MessageReceived,  # type: ignore[arg-type]
+                               lambda e: e.message.group == g)
+            assert isinstance(ev, GroupChanged) and ev.is_membership
+            assert ev.message.conv == g and ev.message.text == "" and ev.group == g
+            ge = ev.change
+            assert ge.type == "created" and ge.actor == "alice"
             assert (ge.name, set(ge.users)) == ("team", {"alice", "bob", "carol"})
 
         sent = await alice.send_group(g, "hello team", meta={"k": 1})
@@ -112,8 +117,7 @@ async def test_group_create_send_receive_and_events(server: RunningServer) -> No
         reply = await bob.send_group(g, "hi alice")
         assert reply.pos == sent.pos + 1  # one order for all members
         for c in (alice, carol):
-            assert (await next_of(c, MessageReceived,
-                                  lambda e: not e.is_event)).message.text == "hi alice"
+            assert (await next_message(c)).message.text == "hi alice"
 
         # Roles: a member may not add; the owner may.
         with pytest.raises(RequestError) as exc:
@@ -121,9 +125,9 @@ async def test_group_create_send_receive_and_events(server: RunningServer) -> No
         assert exc.value.code == ErrorCode.FORBIDDEN
         pos = await alice.add_members(g, ["dave"])
         assert pos == reply.pos + 1
-        added = await next_of(bob, MessageReceived, lambda e: e.is_event)
-        assert added.group_event is not None and added.group_event.type == "added"
-        assert added.group_event.users == ("dave",) and added.message.pos == pos
+        added = await next_of(bob, GroupChanged)
+        assert (added.type, added.actor, added.users) == ("added", "alice", ("dave",))
+        assert added.message.pos == pos and added.is_membership
 
         # The newcomer sees the timeline from the event that added them.
         async with client(server, "dave") as dave:
@@ -136,10 +140,9 @@ async def test_group_create_send_receive_and_events(server: RunningServer) -> No
         assert [m.event["type"] for m in page.messages if m.event] == ["created", "added"]
 
         await alice.update_group(g, name="crew")
-        renamed = await next_of(carol, MessageReceived,
-                                lambda e: e.is_event and e.message.pos > pos)
-        assert renamed.group_event is not None
-        assert (renamed.group_event.type, renamed.group_event.name) == ("renamed", "crew")
+        renamed = await next_of(carol, GroupChanged, lambda e: e.message.pos > pos)
+        assert (renamed.type, renamed.change.name) == ("renamed", "crew")
+        assert not renamed.is_membership
         summaries = {s.group: s for s in await carol.groups()}
         assert summaries[g].name == "crew" and summaries[g].role == "member"
         assert summaries[g].members == 4
@@ -154,13 +157,9 @@ async def test_removed_member_gets_not_member_afterwards(server: RunningServer) 
         g = (await alice.create_group("team", ["bob", "carol"])).group
         await alice.remove_member(g, "carol")
         # The removed member learns it (the event is in their log), then nothing more.
-        ev = await next_of(carol, MessageReceived,
-                           lambda e: e.group_event is not None
-                           and e.group_event.type == "removed")
-        assert ev.group_event is not None and ev.group_event.users == ("carol",)
-        removed = await next_of(bob, MessageReceived,
-                                lambda e: e.group_event is not None
-                                and e.group_event.type == "removed")
+        ev = await next_of(carol, GroupChanged, lambda e: e.type == "removed")
+        assert ev.users == ("carol",) and ev.actor == "alice"
+        removed = await next_of(bob, GroupChanged, lambda e: e.type == "removed")
         assert removed.message.pos == ev.message.pos
 
         for call in (lambda: carol.send_group(g, "still here?"),
@@ -179,8 +178,7 @@ async def test_removed_member_gets_not_member_afterwards(server: RunningServer) 
         await bob.send("carol", "direct")
         got = await next_message(carol)
         assert (got.message.text, got.message.group) == ("direct", None)
-        assert (await next_of(bob, MessageReceived, lambda e: not e.is_event)
-                ).message.text == "after carol"
+        assert (await next_message(bob)).message.text == "after carol"
 
         # The owner has to hand over before leaving.
         with pytest.raises(RequestError) as exc:
@@ -234,12 +232,11 @@ async def test_group_read_markers_are_not_fanned_out(server: RunningServer) -> N
         await bob.set_privacy(receipts="everyone")  # not contacts: the default hides them
         g = (await alice.create_group("team", ["bob"])).group
         sent = await alice.send_group(g, "read me")
-        await next_of(bob, MessageReceived, lambda e: not e.is_event)
+        await next_message(bob)
         await bob.mark_read(g, sent.pos)
         await bob.send_group(g, "done")
         # alice's next log event after the "created" event is bob's message, no receipt.
-        nxt = await next_of(alice, MessageReceived | ReadReceipt,  # type: ignore[arg-type]
-                            lambda e: not (isinstance(e, MessageReceived) and e.is_event))
+        nxt = await next_of(alice, MessageReceived | ReadReceipt)  # type: ignore[arg-type]
         assert isinstance(nxt, MessageReceived) and nxt.message.text == "done"
         r = await alice.receipts(g)
         assert [(m.user, m.pos) for m in r.read] == [("bob", sent.pos)]
@@ -347,9 +344,10 @@ async def test_contact_events_are_synced_exactly_once(server: RunningServer) -> 
         own = await next_of(bob, ReadReceipt)
         assert own.pos == sent.pos
     async with client(server, "bob", store=store) as bob:
-        await bob.send("alice", "marker")  # something after, to know the log is through
+        # CaughtUp is the first event: the SYNC reached the head and replayed nothing.
+        first = await asyncio.wait_for(bob.__anext__(), WAIT)
+        assert isinstance(first, CaughtUp) and first.head >= own.seq
         assert bob.cursor >= own.seq
-        assert len(bob._events) == 0  # nothing replayed
 
 
 # ---------------------------------------------------------------------- blocking
@@ -434,8 +432,7 @@ async def test_typing_reaches_the_peer(server: RunningServer) -> None:
         await alice.typing("bob", typing=False)
         await alice.typing("bob", typing=True)
         await carol.send("bob", "after")
-        nxt = await next_of(bob, TypingEvent | MessageReceived,  # type: ignore[arg-type]
-                            lambda e: not (isinstance(e, MessageReceived) and e.is_event))
+        nxt = await next_of(bob, TypingEvent | MessageReceived)  # type: ignore[arg-type]
         assert isinstance(nxt, MessageReceived) and nxt.message.text == "after"
 
 
@@ -553,7 +550,7 @@ async def test_cli_groups_and_chats(server: RunningServer, tmp_path: Path) -> No
         code, out, err = await cli.run("send", "--group", str(g), "hello", "from", "cli")
         assert code == 0, err
         assert f"to group #{g}" in out
-        got = await next_of(bob, MessageReceived, lambda e: not e.is_event)
+        got = await next_message(bob)
         assert (got.message.group, got.message.text) == (g, "hello from cli")
         await bob.send_group(g, "hi cli")
         await bob.send("alice", "direct hi")

@@ -229,6 +229,22 @@ async def test_one_push_per_member_connection_per_message(tmp_path) -> None:
             await c.assert_no_push()
 
 
+async def test_a_group_of_one_pushes_to_the_senders_other_devices(tmp_path) -> None:
+    """With no other member, the sender's other live connections still get the sender's
+    entry (the fan-out skipped it with the empty member list: a gap on their live stream
+    until the next SYNC; found by the simulation, sim/README.md)."""
+    async with social_server(tmp_path) as net:
+        await net.register("alice")
+        a1, a2 = await net.user("alice", "d1"), await net.user("alice", "d2")
+        info = await a1.create_group("notes", [])
+        for c in (a1, a2):
+            await c.event("created")
+        s = await a1.gsend(info.group, "to myself")
+        (got,) = await a2.entries(1)
+        assert got.seq == s.seq and got.message is not None and got.message.id == s.id
+        await a1.assert_no_push()
+
+
 # --------------------------------------------------------------------------- membership
 
 

@@ -211,6 +211,9 @@ async def test_group_by_name_and_history_pages(server: RunningServer) -> None:
                 assert (await asyncio.wait_for(got, WAIT)).message.text == "who is driving?"
                 await bob.typing(group=trip.group)
                 await shown(pilot, "Bob is typing…")
+                # a change of the group arrives live (a GroupChanged event) as a sentence
+                await carol.groups.update(trip.group, name="road trip")
+                await shown(pilot, 'Carol renamed the group to "road trip"')
 
 
 async def test_reconnects_after_server_restart(server: RunningServer) -> None:

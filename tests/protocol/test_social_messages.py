@@ -49,6 +49,7 @@ from liaotian.protocol.social import (
     Typing,
     TypingNotice,
 )
+from liaotian.protocol.wallet import WALLET_CLASSES
 
 T = MessageType
 
@@ -103,7 +104,9 @@ def test_social_classes_are_exactly_the_new_message_types() -> None:
     social = [int(c.TYPE) for c in SOCIAL_CLASSES]
     assert len(set(social)) == len(social) == len(SOCIAL_CLASSES)
     assert not core & set(social)
-    assert core | set(social) == {int(t) for t in MessageType} == set(MESSAGE_CLASSES)
+    wallet = {int(c.TYPE) for c in WALLET_CLASSES}  # added after the social layer
+    assert not (core | set(social)) & wallet
+    assert core | set(social) | wallet == {int(t) for t in MessageType} == set(MESSAGE_CLASSES)
     assert {int(t) for t in CLIENT_SENT} == SOCIAL_CLIENT_TYPES
     assert {int(t) for t in SERVER_SENT} == SOCIAL_SERVER_TYPES
 

@@ -197,7 +197,8 @@ def test_every_rule_names_a_setting() -> None:
 @pytest.mark.parametrize("name", NUMERIC)
 def test_every_number_refuses_negative_and_non_finite_values(name: str) -> None:
     kind = {f.name: f.type for f in dataclasses.fields(Config)}[name]
-    bad: list[float] = [-1] if kind == "int" else [-1.0, float("nan"), float("inf")]
+    low = min(-1, (rule_for(name).lo or 0) - 1)  # below 0, and below a floor of -1 (off)
+    bad: list[float] = [low] if kind == "int" else [float(low), float("nan"), float("inf")]
     for value in bad:
         with pytest.raises(SettingError, match=f"setting '{name}' must be") as exc:
             Config().with_overrides({name: value})

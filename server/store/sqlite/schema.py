@@ -163,8 +163,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE users ADD COLUMN privacy_receipts INTEGER NOT NULL DEFAULT 1;
     """,
-    # 8: reserved for users.disabled (another branch); empty here.
+    # 8: an operator may disable an account (`liaotian-server admin disable`, store/admin.py):
+    # its LOGIN is refused and its session tokens are cleared; 0 = enabled.
     """
+    ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
     """,
     # 9: the wallet (chat/ledger.py). Transfers are only ever inserted; an account's row
     # holds its balance, checked never to go negative (a batch that would is rolled back

@@ -75,11 +75,22 @@ class SQLiteStore(Reads, LedgerReads):
         self.path = path
         self.synchronous = synchronous.upper()
         self.read_connections = read_connections
-        self.stats = WriterStats()
-        self.writer = Writer(cache, tail, positions, self.stats, max_batch=max_batch)
+        self._stats = WriterStats()
+        self.writer = Writer(cache, tail, positions, self._stats, max_batch=max_batch)
         self.submit = self.writer.submit
         self.checkpointer: Checkpointer | None = None
         self.lock = DatabaseLock(path)  # one server per database (files.py)
+
+    @property
+    def stats(self) -> WriterStats:
+        """What the writer and the checkpointer did since the last reset."""
+        return self._stats
+
+    @stats.setter
+    def stats(self, stats: WriterStats) -> None:
+        """Replace the statistics (the operator's side installs one that also keeps
+        histograms, server/ops/counters.py); before open(), which binds the checkpointer."""
+        self._stats = self.writer.stats = stats
 
     @property
     def on_committed(self) -> OnCommitted:

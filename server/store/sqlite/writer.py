@@ -115,6 +115,11 @@ class Writer:
     # ------------------------------------------------------------------ the thread
 
     @property
+    def queue_depth(self) -> int:
+        """Writes queued and not yet taken into a batch (the operator's statistics)."""
+        return len(self._queue)
+
+    @property
     def started(self) -> bool:
         return self._thread is not None
 
