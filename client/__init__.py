@@ -80,10 +80,12 @@ from .events import (
     Reconnected,
     Resync,
     TypingEvent,
+    WalletChanged,
 )
 from .groups import Groups
 from .outbox import SendTimeout
 from .presence import Presence
+from .wallet import Wallet
 
 __all__ = [
     "DEFAULT_PORT",
@@ -138,6 +140,8 @@ __all__ = [
     "SessionState",
     "SessionStore",
     "TypingEvent",
+    "Wallet",
+    "WalletChanged",
     "connect",
     "new_cmid",
     "register",

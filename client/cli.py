@@ -64,6 +64,7 @@ from liaotian.protocol import (
 )
 from liaotian.protocol.social import MESSAGE_POLICY, VISIBILITY, GroupInfo
 
+from . import wallet_cli
 from .backoff import Backoff
 from .client import DEFAULT_PORT, Client, register
 from .cursor import FileStore, MemoryStore, SessionState
@@ -345,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", choices=VISIBILITY, help="who may add you to groups")
     p.add_argument("--receipts", choices=VISIBILITY,
                    help="who sees how far you have read and received")
+    p.add_argument("--coins", choices=VISIBILITY, help="who may send you coins")
+
+    # --- the wallet (wallet_cli.py)
+    wallet_cli.add_parsers(sub, common)
     return parser
 
 
@@ -1003,10 +1008,10 @@ async def cmd_profile(args: argparse.Namespace, out: TextIO) -> int:
 async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
         if (args.presence, args.profile, args.messages, args.groups,
-                args.receipts) != (None,) * 5:
-            await client.set_privacy(presence=args.presence, profile=args.profile,
-                                     messages=args.messages, groups=args.groups,
-                                     receipts=args.receipts)
+                args.receipts, args.coins) != (None,) * 6:
+            await client.account.set_privacy(
+                presence=args.presence, profile=args.profile, messages=args.messages,
+                groups=args.groups, receipts=args.receipts, coins=args.coins)
         p = await client.privacy()
     print(f"presence: {safe(p.presence)}", file=out)
     print(f"profile:  {safe(p.profile)}", file=out)
@@ -1014,7 +1019,17 @@ async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
     if p.groups is not None:
         print(f"groups:   {safe(p.groups)}", file=out)
     print(f"receipts: {safe(p.receipts or 'contacts')}", file=out)
+    print(f"coins:    {safe(p.coins or 'contacts')}", file=out)
     return EXIT_OK
+
+
+async def cmd_wallet(args: argparse.Namespace, out: TextIO) -> int:
+    """wallet, pay, red-packet, tasks, items (wallet_cli.py)."""
+    try:
+        async with _session_client(args) as client:
+            return await wallet_cli.run(client, args, out)
+    except wallet_cli.UsageError as exc:
+        raise UsageError(str(exc)) from None
 
 
 COMMANDS = {
@@ -1040,6 +1055,7 @@ COMMANDS = {
     "presence": cmd_presence,
     "profile": cmd_profile,
     "privacy": cmd_privacy,
+    **{name: cmd_wallet for name in wallet_cli.COMMANDS},
 }
 
 

@@ -18,7 +18,10 @@ object per feature, in the spirit of nats.py's `nc.jetstream()`:
 * `client.contacts`: request, accept, decline, cancel, remove, list, block, unblock;
 * `client.account`: profile, set_profile, privacy, set_privacy, devices, revoke_device,
   logout;
-* `client.presence`: query, typing.
+* `client.presence`: query, typing;
+* `client.wallet`: balance, history, pay, red_packet, claim, packet, check_in, tasks,
+  items, gift, redeem (SPEC.md 24; requests that move coins retry with their idempotency
+  key by themselves, `wallet.py`).
 
 The method names from before the facades (`create_group`, `contact_accept`, `set_privacy`,
 ...) still work: see `compat`. Requests return the typed answer records of
@@ -83,6 +86,7 @@ from .groups import Groups
 from .outbox import SendTimeout, new_cmid
 from .presence import Presence
 from .session import DEFAULT, InitialSync, Session, TimeoutArg
+from .wallet import Wallet
 
 __all__ = ["DEFAULT_PORT", "Client", "InitialSync", "SendTimeout", "connect", "new_cmid",
            "register"]
@@ -139,6 +143,7 @@ class Client(CompatMethods):
         self.contacts = Contacts(session)
         self.account = Account(session)
         self.presence = Presence(session)
+        self.wallet = Wallet(session)
 
     # ------------------------------------------------------------------ properties
 
