@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("register", parents=common, help="create an account")
     p.add_argument("username", metavar="USER")
     p.add_argument("--password", help="password (env LIAOTIAN_PASSWORD; else prompted)")
+    p.add_argument("--invite", metavar="CODE", help="an invitation code you were given")
 
     p = sub.add_parser("login", parents=common,
                        help="log in and save the session (token, device, cursor)")
@@ -553,7 +554,7 @@ async def cmd_register(args: argparse.Namespace, out: TextIO) -> int:
     host, port = server_address(args)
     password = get_password(args, f"Password for new user {args.username}: ")
     user = await register(host, port, args.username, password, ssl=_ssl(args),
-                          timeout=args.timeout)
+                          timeout=args.timeout, invite=args.invite)
     print(f"registered {safe(user)}", file=out)
     return EXIT_OK
 

@@ -397,13 +397,15 @@ def connect(
 
 async def register(host: str, port: int, username: str, password: str, *,
                    ssl: ssl_module.SSLContext | bool | None = None,
-                   timeout: float | None = 10.0) -> str:
+                   timeout: float | None = 10.0, invite: str | None = None) -> str:
     """Create an account; returns the username as stored. Raises RequestError
-    (USERNAME_TAKEN, INVALID_USERNAME, WEAK_PASSWORD)."""
+    (USERNAME_TAKEN, INVALID_USERNAME, WEAK_PASSWORD). `invite`: an invitation code of the
+    user who invited this one (their "invite" task pays, SPEC.md 24.6)."""
     conn = await ClientConnection.open(host, port, ssl=ssl, timeout=timeout)
     try:
         async with asyncio.timeout(timeout):
-            answer = await conn.request(Register(rid=0, username=username, password=password))
+            answer = await conn.request(Register(rid=0, username=username, password=password,
+                                                 invite=invite))
         assert isinstance(answer, Registered)
         return answer.user
     finally:
