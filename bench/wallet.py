@@ -164,6 +164,12 @@ async def transfers(conns: list[Conn], users: list[str], window: int,
     return done / (time.perf_counter() - start)
 
 
+async def _claim(c: Conn, pid: int) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    t, _ = await c.send(T.RED_PACKET_CLAIM, {"packet": pid})
+    return t, time.perf_counter() - t0
+
+
 async def packets(conns: list[Conn], members: int, shares: int,
                   rounds: int) -> tuple[float, float, list[str]]:
     owner, group_conns = conns[0], conns[:members]
@@ -181,13 +187,8 @@ async def packets(conns: list[Conn], members: int, shares: int,
                                T.RED_PACKET_SENT)
         pid = sent["packet"]
 
-        async def claim(c: Conn) -> tuple[int, float]:
-            t0 = time.perf_counter()
-            t, _ = await c.send(T.RED_PACKET_CLAIM, {"packet": pid})
-            return t, time.perf_counter() - t0
-
         t0 = time.perf_counter()
-        results = await asyncio.gather(*[claim(c) for c in group_conns])
+        results = await asyncio.gather(*[_claim(c, pid) for c in group_conns])
         busy += time.perf_counter() - t0
         latencies += [lat for _t, lat in results]
         paid += sum(1 for t, _ in results if t == T.RED_PACKET_CLAIMED)
