@@ -20,7 +20,7 @@ object per feature, in the spirit of nats.py's `nc.jetstream()`:
   logout;
 * `client.presence`: query, typing;
 * `client.wallet`: balance, history, pay, red_packet, claim, packet, check_in, tasks,
-  items, gift, redeem (SPEC.md 24; requests that move coins retry with their idempotency
+  items, gift, redeem (SPEC.md 25; requests that move coins retry with their idempotency
   key by themselves, `wallet.py`).
 
 The method names from before the facades (`create_group`, `contact_accept`, `set_privacy`,
@@ -400,7 +400,7 @@ async def register(host: str, port: int, username: str, password: str, *,
                    timeout: float | None = 10.0, invite: str | None = None) -> str:
     """Create an account; returns the username as stored. Raises RequestError
     (USERNAME_TAKEN, INVALID_USERNAME, WEAK_PASSWORD). `invite`: an invitation code of the
-    user who invited this one (their "invite" task pays, SPEC.md 24.6)."""
+    user who invited this one (their "invite" task pays, SPEC.md 25.6)."""
     conn = await ClientConnection.open(host, port, ssl=ssl, timeout=timeout)
     try:
         async with asyncio.timeout(timeout):

@@ -73,7 +73,7 @@ CONTACT_EVENTS = ("request", "accepted", "declined", "cancelled", "removed", "ch
 
 # Group timeline event types that change who is in the group or what they may do.
 MEMBERSHIP_CHANGES = frozenset({"created", "added", "removed", "left", "role", "owner"})
-# Timeline events of the wallet (SPEC.md 24.2): delivered as MessageReceived (m.event)
+# Timeline events of the wallet (SPEC.md 25.2): delivered as MessageReceived (m.event)
 WALLET_EVENTS = frozenset({"coins", "red_packet", "red_packet_claim", "red_packet_expired",
                            "item"})
 
@@ -290,7 +290,7 @@ class Reconnected:
 
 @dataclass(frozen=True, slots=True)
 class WalletChanged:
-    """Update kind 4 WALLET (SPEC.md 24.2): this user's coins or items changed, on this
+    """Update kind 4 WALLET (SPEC.md 25.2): this user's coins or items changed, on this
     device or another. `event` is "transfer" (then `transfer` is the transfer map and
     `balance`, `pending_out`, `pending_in` the account after it) or "item" (then `change`
     is granted, given, received or redeemed, and `item` the item map). `data` is the entry

@@ -1,4 +1,4 @@
-"""`client.wallet`: Mi Coins (SPEC.md 24).
+"""`client.wallet`: Mi Coins (SPEC.md 25).
 
     w = await client.wallet()                        # balance, pending_out, pending_in
     await client.wallet.check_in()                   # the daily task's reward

@@ -9,7 +9,7 @@
 
 A command that moves coins uses the key given with --key, or a fresh one; if the answer is
 lost (the connection dropped), it prints the key, and the same command with `--key` that
-key is safe to run again: the server answers it once (SPEC.md 24.2).
+key is safe to run again: the server answers it once (SPEC.md 25.2).
 """
 
 from __future__ import annotations

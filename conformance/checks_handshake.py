@@ -1,5 +1,5 @@
 """The handshake (SPEC section 5, messages 7.1-7.4) and the client-side test vectors
-(section 25) sent byte for byte."""
+(section 26) sent byte for byte."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ DECODE_ERRORS = {wire.E_MALFORMED, wire.E_UNKNOWN_TYPE, wire.E_INVALID_FIELD}
 SKIP_VECTORS = {"hello", "hello_unsupported", "register", "login", "auth", "logout"}
 
 
-@check(section="25", title="the server decodes every client->server test vector "
+@check(section="26", title="the server decodes every client->server test vector "
        "(sent byte for byte)")
 async def client_vectors(ctx: Context) -> None:
     vecs = {v["name"]: v for v in _vectors()}
@@ -144,7 +144,7 @@ async def client_vectors(ctx: Context) -> None:
     expect(not bad, "decode errors: " + "; ".join(bad))
 
 
-@check(section="25", title="the vectors hello_unsupported -> error_unsupported_version, "
+@check(section="26", title="the vectors hello_unsupported -> error_unsupported_version, "
        "close_unsupported_version")
 async def vector_unsupported(ctx: Context) -> None:
     vecs = {v["name"]: v for v in _vectors()}

@@ -1,8 +1,8 @@
-"""The wallet: SPEC section 24 (balance, payments, idempotency keys, check-in, red packets)
+"""The wallet: SPEC section 25 (balance, payments, idempotency keys, check-in, red packets)
 and privacy `coins` (23.2).
 
 A fresh account holds no coins; the checks that move coins earn them first with CHECK_IN
-(24.6), and are skipped against a server whose catalogue has no check-in task (3008)."""
+(25.6), and are skipped against a server whose catalogue has no check-in task (3008)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ async def _pushed(s: Session, n: int, what: str) -> list[list[Any]]:
     return got
 
 
-@check(section="24.3", title="a new account's GET_WALLET is WALLET with balance, pending_out "
+@check(section="25.3", title="a new account's GET_WALLET is WALLET with balance, pending_out "
        "and pending_in 0")
 async def wallet_empty(ctx: Context) -> None:
     w = await _wallet(await ctx.user())
@@ -56,7 +56,7 @@ async def wallet_empty(ctx: Context) -> None:
            {"balance": 0, "pending_out": 0, "pending_in": 0}, f"WALLET {w}")
 
 
-@check(section="24.1", title="PAY above the balance is 3201 and moves nothing")
+@check(section="25.1", title="PAY above the balance is 3201 and moves nothing")
 async def pay_insufficient(ctx: Context) -> None:
     a, b = await ctx.user(), await ctx.user()
     await befriend(a, b)
@@ -75,7 +75,7 @@ async def pay_privacy(ctx: Context) -> None:
                  wire.E_NOT_ALLOWED, "PAY to a stranger")
 
 
-@check(section="24.6", title="CHECK_IN pays once per period: again with another key is 3206, "
+@check(section="25.6", title="CHECK_IN pays once per period: again with another key is 3206, "
        "with the same key the first answer with duplicate true")
 async def check_in_once(ctx: Context) -> None:
     s = await ctx.user()
@@ -93,7 +93,7 @@ async def check_in_once(ctx: Context) -> None:
     expect((await _wallet(s)).get("balance") == first.get("balance"), "paid twice")
 
 
-@check(section="24.4", title="PAY moves coins to a contact: PAID, a WALLET entry and a coins "
+@check(section="25.4", title="PAY moves coins to a contact: PAID, a WALLET entry and a coins "
        "event for the payee")
 async def pay_contact(ctx: Context) -> None:
     a, b = await ctx.user(), await ctx.user()
@@ -117,7 +117,7 @@ async def pay_contact(ctx: Context) -> None:
     expect((await _wallet(b)).get("balance") == 1, "the payee's balance")
 
 
-@check(section="24.2", title="a PAY retried with its key is answered again (duplicate true) and "
+@check(section="25.2", title="a PAY retried with its key is answered again (duplicate true) and "
        "pays once; the key with another amount is 3202")
 async def pay_idempotent(ctx: Context) -> None:
     a, b = await ctx.user(), await ctx.user()
@@ -135,7 +135,7 @@ async def pay_idempotent(ctx: Context) -> None:
     expect((await _wallet(a)).get("balance") == have - 1, "paid more than once")
 
 
-@check(section="24.5", title="a red packet in a group: each member claims once, the shares sum "
+@check(section="25.5", title="a red packet in a group: each member claims once, the shares sum "
        "to the amount, then 3203; a non-member is 3005")
 async def red_packet_group(ctx: Context) -> None:
     owner = await ctx.user()
@@ -176,7 +176,7 @@ async def red_packet_group(ctx: Context) -> None:
            f"the sender's WALLET after the last claim: {w}")
 
 
-@check(section="24.8", title="wallet requests are session requests: GET_WALLET before "
+@check(section="25.8", title="wallet requests are session requests: GET_WALLET before "
        "authentication is 2001")
 async def wallet_needs_session(ctx: Context) -> None:
     conn = await ctx.anon()

@@ -43,6 +43,11 @@ class ErrorCode(IntEnum):
     FORBIDDEN = 3007  # your role in the group does not allow this
     CONFLICT = 3008  # the request contradicts the current state (already a contact, ...)
     LIMIT_REACHED = 3009  # a per-user bound (groups, contacts, devices, ...) is reached
+    # 305x: channels
+    BANNED = 3050  # you are banned from that channel
+    INVALID_INVITE = 3051  # the channel's invitation token is wrong or was replaced
+    NOT_FOUND = 3052  # no such post or comment in that channel (or it is deleted)
+    SLOW_MODE = 3053  # the channel's slow mode: retry_after says when you may post again
     # 32xx: the wallet
     INSUFFICIENT_FUNDS = 3201  # the account's available balance is below the amount
     IDEMPOTENCY_MISMATCH = 3202  # the idempotency key was used with other parameters
@@ -88,6 +93,10 @@ _ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: "your role does not allow this",
     ErrorCode.CONFLICT: "not possible in the current state",
     ErrorCode.LIMIT_REACHED: "a per-user limit is reached",
+    ErrorCode.BANNED: "you are banned from that channel",
+    ErrorCode.INVALID_INVITE: "invitation unknown or no longer valid",
+    ErrorCode.NOT_FOUND: "no such post or comment",
+    ErrorCode.SLOW_MODE: "slow mode: wait before posting again",
     ErrorCode.INSUFFICIENT_FUNDS: "the balance is too low",
     ErrorCode.IDEMPOTENCY_MISMATCH: "idempotency key reused with other parameters",
     ErrorCode.PACKET_EMPTY: "every share of the red packet is claimed",

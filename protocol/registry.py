@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import Message, MessageType
+from .channels import CHANNEL_CLASSES
 from .codes import ErrorCode
 from .errors import ProtocolError
 from .limits import DEFAULT_LIMITS, Limits
@@ -23,7 +24,7 @@ __all__ = ["MESSAGE_CLASSES", "decode_message"]
 
 def _registry() -> dict[int, type[Message]]:
     table: dict[int, type[Message]] = {}
-    for cls in (*CORE_CLASSES, *SOCIAL_CLASSES, *WALLET_CLASSES):
+    for cls in (*CORE_CLASSES, *SOCIAL_CLASSES, *CHANNEL_CLASSES, *WALLET_CLASSES):
         number = int(cls.TYPE)
         if number in table:
             raise RuntimeError(f"{cls.__name__} and {table[number].__name__} share type {number}")

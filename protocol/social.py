@@ -219,14 +219,15 @@ class Receipts(Message):
 @record()
 class ConversationSummary(Record):
     conv: int
-    kind: str = wire(choices=("direct", "group"))
-    name: str = wire(max=256)  # the peer's username, or the group's name
+    kind: str = wire(choices=("direct", "group", "channel"))  # "channel": if asked for
+    name: str = wire(max=256)  # the peer's username, or the group's or channel's name
     ts: int  # time of the last message (or of creation)
     unread: int
     read: int  # this user's read-up-to position
     last: ChatMessage | None = None
     peer: str | None = wire(default=None, max=USER_MAX)
     group: int | None = None
+    channel: int | None = None
 
 
 @message(M.LIST_CONVERSATIONS)
@@ -236,6 +237,7 @@ class ListConversations(Message):
     limit: int | None = wire(default=None, lo=1, hi=100)
     before_ts: int | None = None
     before_conv: int | None = None
+    channels: bool | None = None  # true: list the user's channels too (kind "channel")
 
 
 @message(M.CONVERSATION_LIST)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from enum import Enum
 
 from .base import MessageType as T
+from .channels import CHANNEL_CLASSES
 from .codes import ErrorCode
 from .social import SOCIAL_CLIENT_TYPES, SOCIAL_SERVER_TYPES
 from .wallet import WALLET_CLIENT_TYPES, WALLET_SERVER_TYPES
@@ -31,10 +32,12 @@ class State(Enum):
     CLOSED = "closed"
 
 
+_CHANNEL_CLIENT = {int(c.TYPE) for c in CHANNEL_CLASSES if c.FROM_CLIENT}
+_CHANNEL_SERVER = {int(c.TYPE) for c in CHANNEL_CLASSES if not c.FROM_CLIENT}
 _ANYTIME_CLIENT = {T.PING, T.CLOSE}
 _ACCOUNT = {T.REGISTER, T.LOGIN, T.AUTH}
 _SESSION = {T.LOGOUT, T.LIST_DEVICES, T.REVOKE_DEVICE, T.SEND, T.SYNC, T.ACK, T.HISTORY,
-            *SOCIAL_CLIENT_TYPES, *WALLET_CLIENT_TYPES}
+            *SOCIAL_CLIENT_TYPES, *_CHANNEL_CLIENT, *WALLET_CLIENT_TYPES}
 
 # What a client may send (and so what a server accepts) in each state.
 CLIENT_MAY_SEND: dict[State, frozenset[int]] = {
@@ -53,6 +56,7 @@ SERVER_MAY_SEND: dict[State, frozenset[int]] = {
         _ANSWERS
         | {T.LOGGED_OUT, T.DEVICE_LIST, T.DEVICE_REVOKED, T.SENT, T.UPDATES, T.HISTORY_PAGE}
         | SOCIAL_SERVER_TYPES
+        | _CHANNEL_SERVER
         | WALLET_SERVER_TYPES
     ),
     State.CLOSED: frozenset(),

@@ -1,5 +1,5 @@
 """The wallet's messages: balance, transfers between users, red packets, tasks and items
-(SPEC.md section 24).
+(SPEC.md section 25).
 
 Declared like the social layer's (codec.py). Amounts are integers (Mi Coins, no
 fractions). Every request that moves coins carries an idempotency `key` chosen by the

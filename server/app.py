@@ -32,6 +32,8 @@ from .chat.policy import Policy
 from .config import Config
 from .fanout import FanOut
 from .handlers.accounts import AccountHandlers
+from .handlers.channels import ANSWERS as CHANNEL_ANSWERS
+from .handlers.channels import ChannelHandlers, NewsFanOut
 from .handlers.contacts import ContactHandlers
 from .handlers.groups import GroupHandlers, answer_created
 from .handlers.messaging import MessagingHandlers
@@ -139,6 +141,22 @@ class Server:
         self.presence = PresenceService(store, hub, cfg, clock)
         self.presence.route(router)
         hub.on_presence = self.presence.changed
+        # channels: requests, answers, and the news of posts for online members
+        ChannelHandlers(store, writes, self.policy, clock).route(router)
+        for op_type, answer in CHANNEL_ANSWERS.items():
+            self.fanout.answer_with(op_type, answer)
+        self.news = news = NewsFanOut(store, hub.of_user, self.loop)
+        presence, fanout = self.presence.changed, self.fanout.committed
+
+        def on_presence(uid: int, online: bool) -> None:
+            presence(uid, online)
+            news.presence(uid, online)
+
+        def on_committed(done: list[Any]) -> None:
+            fanout(done)
+            news.committed(done)
+
+        hub.on_presence, store.on_committed = on_presence, on_committed
 
     async def start(self) -> None:
         """Load TLS, bind the port, open the store, serve. A failure raises StartupError

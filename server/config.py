@@ -100,16 +100,16 @@ class Config:
     max_outgoing_requests: int = 1000  # contact requests sent and not yet answered
     # --- reads
     read_connections: int = 2  # SQLite reader connections, served per user in turn
-    # --- the wallet: the task catalogue as JSON (in a file: a [wallet] table, see
-    # wallet_settings), red packets' time to expiry, their shares at most
-    wallet_tasks: str = '[{"name": "checkin", "trigger": "checkin", "reward": 10}]'
-    packet_ttl: float = 86_400.0  # seconds until a red packet's rest returns to its sender
-    max_packet_shares: int = 1000
     # --- operations (server/ops/)
     log_format: str = "text"  # text, or json: one JSON object per line
     metrics_port: int = -1  # Prometheus /metrics on this port; -1 = off, 0 = any free port
     metrics_host: str = "127.0.0.1"
     admin_socket: str = ""  # Unix socket of `liaotian-server admin`; "" = <db_path>.admin
+    # --- the wallet: the task catalogue as JSON (in a file: a [wallet] table, see
+    # wallet_settings), red packets' time to expiry, their shares at most
+    wallet_tasks: str = '[{"name": "checkin", "trigger": "checkin", "reward": 10}]'
+    packet_ttl: float = 86_400.0  # seconds until a red packet's rest returns to its sender
+    max_packet_shares: int = 1000
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -356,17 +356,17 @@ RULES: dict[str, Rule] = {
     "max_outgoing_requests": Rule(1, 10_000_000),
     # reads
     "read_connections": Rule(1, 64),
+    # operations
+    "log_format": Rule(choices=("text", "json")),
+    "metrics_port": Rule(-1, 65535, note="-1: off; 0: any free port"),
+    "metrics_host": Rule(required=True, note="0.0.0.0 or :: serves every interface"),
+    "admin_socket": Rule(note="Unix socket path; empty: <db_path>.admin; off: none"),
     # the wallet
     "wallet_tasks": Rule(note='JSON: [{"name", "trigger", "reward", "period", "cap", '
                               '"offset_hours", "item"}, ...]; in a file, [[wallet.tasks]] '
                               'tables'),
     "packet_ttl": Rule(1, 30 * DAY, note="seconds"),
     "max_packet_shares": Rule(1, MAX_SHARES),
-    # operations
-    "log_format": Rule(choices=("text", "json")),
-    "metrics_port": Rule(-1, 65535, note="-1: off; 0: any free port"),
-    "metrics_host": Rule(required=True, note="0.0.0.0 or :: serves every interface"),
-    "admin_socket": Rule(note="Unix socket path; empty: <db_path>.admin; off: none"),
 }
 
 

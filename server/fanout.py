@@ -35,7 +35,7 @@ _UPDATES = int(MessageType.UPDATES)
 _SENT = int(MessageType.SENT)
 _ERROR = int(MessageType.ERROR)
 _OK = int(MessageType.OK)
-_WITH_EXTRAS = frozenset((ErrorCode.RATE_LIMITED, ErrorCode.LIMIT_REACHED))
+_WITH_EXTRAS = frozenset((ErrorCode.RATE_LIMITED, ErrorCode.LIMIT_REACHED, ErrorCode.SLOW_MODE))
 Answer = Callable[[Any], tuple[bytes, int]]  # an operation -> (its answer frame, type)
 Out = dict[Peer, list[Any]]
 

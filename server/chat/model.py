@@ -89,3 +89,62 @@ class Social:
             self.outgoing.discard(other)
         elif kind == REL_BLOCKED:
             self.blocked.discard(other)
+
+
+# ---------------------------------------------------------------------------- channels
+# A channel is a conversation with one log of posts that its members read (fan-out on
+# read): its state is small and loaded alone, a member is one row looked up by key, and
+# nothing here holds the list of members (see rules/channels.py).
+
+KIND_CHANNEL = 3  # conversation kind
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    """A channel's own row. Frozen: a batch replaces it (dataclasses.replace) to change."""
+
+    conv: int
+    name: str
+    about: str
+    rules: str  # shown to whoever joins
+    owner: int
+    created: int  # ms
+    open: bool  # anyone may join; otherwise only with the invitation token
+    members_post: bool  # members may post (admins always may)
+    slow_mode: int  # seconds between two posts or comments of a member; 0: off
+    invite: str  # the invitation token ("" : none)
+    members: int  # how many members it has
+    last_pos: int  # the position of its newest post (0: none yet)
+    pins: tuple[int, ...] = ()  # positions of pinned posts, newest pin last
+    last_ts: int = 0  # ms of its newest post (the chat list's order)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelMember:
+    """One member's row: role, read position and when they last posted (slow mode)."""
+
+    role: int
+    read_pos: int
+    joined: int  # ms
+    last_post: int = 0  # ms of their newest post or comment
+
+
+@dataclass(frozen=True, slots=True)
+class PostState:
+    """What the rules consult of a post: its author, whether it is deleted, its counts."""
+
+    id: int
+    author: int
+    ts: int
+    deleted: bool = False
+    likes: int = 0
+    comments: int = 0  # comments made under it (deleted ones included: numbers stay)
+
+
+@dataclass(frozen=True, slots=True)
+class CommentState:
+    """What the rules consult of a comment (the n-th under its post)."""
+
+    id: int
+    author: int
+    deleted: bool = False

@@ -17,7 +17,7 @@ from typing import Any
 from liaotian.protocol import ErrorCode
 
 from .ledger import WalletPolicy
-from .model import GroupState
+from .model import ChannelMember, ChannelState, GroupState
 from .policy import DEFAULT_POLICY, Policy
 
 
@@ -220,6 +220,143 @@ class MarkRead(Op):
     conv: int
     read_pos: int
     peer: int | None = None  # the other participant of a direct conversation
+
+
+# channels (rules/channels.py): `channel` is the channel's conversation id; a post is
+# named by its position in the channel, a comment by its number under its post.
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class CreateChannel(Op):
+    name: str
+    about: str = ""
+    rules: str = ""
+    open: bool = True
+    members_post: bool = False
+    slow_mode: int = 0
+    invite: str = ""  # the invitation token, made by the handler (the core has no randomness)
+    # outcome
+    state: ChannelState | None = None
+    member: ChannelMember | None = None  # the actor's row
+    owner_name: str = ""
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class JoinChannel(Op):
+    channel: int
+    invite: str = ""  # required unless the channel is open
+    # outcome: the channel (its rules are shown on join)
+    state: ChannelState | None = None
+    member: ChannelMember | None = None  # the actor's row
+    owner_name: str = ""
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class LeaveChannel(Op):
+    channel: int
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class UpdateChannel(Op):
+    """Change a channel's settings (None: unchanged); `invite` replaces the token ("":
+    no token, so only open join)."""
+
+    channel: int
+    name: str | None = None
+    about: str | None = None
+    rules: str | None = None
+    open: bool | None = None
+    members_post: bool | None = None
+    slow_mode: int | None = None
+    invite: str | None = None
+    # outcome
+    state: ChannelState | None = None
+    member: ChannelMember | None = None  # the actor's row
+    owner_name: str = ""
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class SetChannelRole(Op):
+    channel: int
+    user: str
+    role: str  # "member" or "admin"
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Post(Op):
+    """A post (answered with its position in `pos`); a retry with the same cmid gets the
+    first post's position and `duplicate`."""
+
+    channel: int
+    text: str
+    cmid: str
+    # outcome
+    id: int = 0
+    ts: int = 0
+    duplicate: bool = False
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Comment(Op):
+    channel: int
+    post: int
+    text: str
+    # outcome: `pos` is the post's, `n` the comment's number under it
+    id: int = 0
+    n: int = 0
+    ts: int = 0
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Like(Op):
+    """Like (or with `like` False, unlike) a post; idempotent."""
+
+    channel: int
+    post: int
+    like: bool = True
+    # outcome
+    likes: int = 0
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Pin(Op):
+    channel: int
+    post: int
+    pin: bool = True
+    # outcome
+    pins: tuple[int, ...] = ()
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class DeletePost(Op):
+    channel: int
+    post: int
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class DeleteComment(Op):
+    channel: int
+    post: int
+    n: int
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class BanMember(Op):
+    """Ban (or with `ban` False, unban) a user; a banned member is removed."""
+
+    channel: int
+    user: str
+    ban: bool = True
+    # outcome
+    target: int = 0
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class ReadChannel(Op):
+    """Move the actor's read position in the channel forward to `read_pos`."""
+
+    channel: int
+    read_pos: int
 
 
 # wallet: ledger (rules/wallet.py), red packets (rules/packets.py), tasks and items

@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .ledger import Account, Item, KeyRecord, Packet, Transfer
-from .model import GroupState, Member, Social
+from .model import (
+    ChannelMember,
+    ChannelState,
+    CommentState,
+    GroupState,
+    Member,
+    PostState,
+    Social,
+)
 
 
 @dataclass(slots=True)
@@ -35,6 +43,15 @@ class Needs:
     social: set[int] = field(default_factory=set)  # contacts, blocks, privacy
     convs: set[int] = field(default_factory=set)  # last position of a conversation
     pairs: set[tuple[int, int]] = field(default_factory=set)  # direct conversations
+    # channels (rules/channels.py): states, (channel, user) member and ban rows,
+    # (channel, pos) posts, (channel, pos, user) likes, (channel, pos, n) comments and
+    # (channel, author, cmid) posts by client message id
+    channels: set[int] = field(default_factory=set)
+    members: set[tuple[int, int]] = field(default_factory=set)
+    posts: set[tuple[int, int]] = field(default_factory=set)
+    likes: set[tuple[int, int, int]] = field(default_factory=set)
+    comments: set[tuple[int, int, int]] = field(default_factory=set)
+    post_cmids: set[tuple[int, int, str]] = field(default_factory=set)
     # the wallet (chat/ledger.py)
     accounts: set[int] = field(default_factory=set)  # balances
     keys: set[tuple[int, str]] = field(default_factory=set)  # idempotency keys (user, key)
@@ -129,7 +146,7 @@ class Plan(Protocol):
         """The item for changing through the named writes (the batch's copy)."""
     def new_transfer_id(self) -> int: ...
     def new_packet_id(self) -> int: ...
-    def new_item_id(self) -> int: ...
+    def new_wallet_item_id(self) -> int: ...
 
     def add_transfer(self, t: Transfer) -> None:
         """Keep a transfer (immutable); a PENDING one is open until closed, a POST or VOID
@@ -144,3 +161,36 @@ class Plan(Protocol):
     def add_item(self, item: Item) -> None: ...
     def give_item(self, item: Item, owner: int) -> None: ...
     def redeem_item(self, item: Item) -> None: ...
+
+
+class ChannelPlan(Plan, Protocol):
+    """The Plan with channels (rules/channels.py). A channel is read and written by key,
+    one row at a time: nothing loads or iterates its members."""
+
+    # ------------------------------------------------------------------ reads
+
+    def channel(self, conv: int) -> ChannelState | None: ...
+    def channel_member(self, conv: int, uid: int) -> ChannelMember | None: ...
+    def channel_banned(self, conv: int, uid: int) -> bool: ...
+    def channel_post(self, conv: int, pos: int) -> PostState | None: ...
+    def channel_liked(self, conv: int, pos: int, uid: int) -> bool: ...
+    def channel_comment(self, conv: int, pos: int, n: int) -> CommentState | None: ...
+    def channel_post_by_cmid(self, conv: int, author: int, cmid: str) -> int | None:
+        """The position of the author's post with this client message id, if any."""
+    def new_item_id(self) -> int:
+        """An id for a post or a comment (one id space: the search index keys both)."""
+
+    # ------------------------------------------------------------------ named writes
+
+    def put_channel(self, ch: ChannelState, *, new: bool = False) -> None:
+        """Keep the channel's row (`new`: its conversation too)."""
+    def put_channel_member(self, conv: int, uid: int, m: ChannelMember | None) -> None:
+        """Keep a member's row; None: the member is gone."""
+    def set_channel_ban(self, conv: int, uid: int, banned: bool, by: int) -> None: ...
+    def add_post(self, conv: int, pos: int, post: PostState, cmid: str, text: str) -> None: ...
+    def put_post(self, conv: int, pos: int, post: PostState) -> None:
+        """Keep a changed post (deleted, counts); a deleted post's text is dropped."""
+    def set_like(self, conv: int, pos: int, uid: int, liked: bool) -> None: ...
+    def add_comment(self, conv: int, pos: int, n: int, c: CommentState, text: str) -> None: ...
+    def put_comment(self, conv: int, pos: int, n: int, c: CommentState) -> None:
+        """Keep a changed (deleted) comment; its text is dropped."""

@@ -29,6 +29,8 @@ class Policy:
     max_groups_joined: int = 1000
     max_contacts: int = 5000
     max_outgoing_requests: int = 1000
+    max_channel_members: int = 100_000  # members of one channel, owner included
+    max_channel_pins: int = 10  # pinned posts of one channel
     budget: RowBudget | None = None
     wallet: WalletPolicy = WalletPolicy()
 

@@ -113,4 +113,23 @@ class ReceiptHandlers:
                 name=(peer_name or "") if kind == KIND_DIRECT else (gname or ""), ts=ts,
                 unread=unread, read=read_pos, last=last, peer=peer_name,
                 group=conv if kind == KIND_GROUP else None))
+        if msg.channels:
+            out, more = await self._with_channels(conn.user_id, out, more, limit, before)
         conn.send(ConversationList(rid=msg.rid, conversations=tuple(out), more=more))
+
+    async def _with_channels(self, uid: int, chats: list[ConversationSummary], more: bool,
+                             limit: int, before: tuple[int, int] | None
+                             ) -> tuple[list[ConversationSummary], bool]:
+        """The page with the user's channels merged in by (ts, conv): unread from positions
+        (SPEC 24.4). A chat page cut at `limit` bounds what may come before its last entry."""
+        b = before or (1 << 62, 1 << 62)
+        mine = [ConversationSummary(conv=conv, kind="channel", name=name, ts=ts,
+                                    unread=min(max(0, last - read), UNREAD_CAP), read=read,
+                                    channel=conv)
+                for conv, name, _role, _n, last, read, ts in await self.store.channels_of(uid)
+                if (ts, conv) < b]
+        if more and chats:  # chats beyond this page may be newer than some channels
+            floor = (chats[-1].ts, chats[-1].conv)
+            mine = [x for x in mine if (x.ts, x.conv) > floor]
+        merged = sorted([*chats, *mine], key=lambda x: (x.ts, x.conv), reverse=True)
+        return merged[:limit], more or len(merged) > limit

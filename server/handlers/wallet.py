@@ -1,4 +1,4 @@
-"""The wallet (SPEC.md 24): PAY, RED_PACKET_SEND/CLAIM, CHECK_IN, ITEM_GIFT/REDEEM become
+"""The wallet (SPEC.md 25): PAY, RED_PACKET_SEND/CLAIM, CHECK_IN, ITEM_GIFT/REDEEM become
 operations (chat/ops.py) planned by chat/rules/wallet.py, packets.py and tasks.py inside
 the group commit, answered after it (`answers`, for the fan-out); GET_WALLET,
 LIST_TRANSFERS, GET_RED_PACKET, LIST_TASKS and LIST_ITEMS are reads. Every request that

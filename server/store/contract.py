@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..chat.ledger import Account, Item, LedgerDump, Packet, Transfer
-from ..chat.model import GroupState, Social
+from ..chat.model import ChannelMember, ChannelState, GroupState, Social
 
 Committed = Callable[[list[Any]], None]  # the planned operations of one commit, in order
 
@@ -69,6 +69,46 @@ class UpdatePage:
 ConversationRow = tuple[int, int, int | None, str | None, int, bytes | None, int, int, int]
 # (group, name, topic, my role, member count)
 GroupRow = tuple[int, str, str, int, int]
+# (channel, name, my role, member count, last pos, my read pos, ts of the last post or of
+# the channel's creation)
+ChannelRow = tuple[int, str, int, int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class PostRecord:
+    """A channel post as members read it (a deleted one has no text)."""
+
+    pos: int
+    id: int
+    author: str
+    ts: int
+    text: str
+    deleted: bool
+    likes: int
+    comments: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommentRecord:
+    post: int  # the position of the post it is under
+    n: int  # its number under the post, from 1
+    id: int
+    author: str
+    ts: int
+    text: str
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A post (n = 0) or a comment whose text matches a search."""
+
+    post: int
+    n: int
+    id: int
+    author: str
+    ts: int
+    text: str
 
 
 class Store(Protocol):
@@ -141,6 +181,29 @@ class Store(Protocol):
                                before: tuple[int, int] | None) -> list[ConversationRow]: ...
     async def unread_count(self, uid: int, conv: int, after: int,
                            cap: int | None = None) -> int: ...
+
+    # ------------------------------------------------------------------ channels (committed)
+
+    async def channel(self, conv: int) -> ChannelState | None: ...
+    async def channel_member(self, conv: int, uid: int) -> ChannelMember | None: ...
+    async def channel_banned(self, conv: int, uid: int) -> bool: ...
+    async def channels_of(self, uid: int) -> list[ChannelRow]:
+        """The user's channels, newest activity first."""
+    async def channel_members(self, conv: int, after: int,
+                              limit: int) -> list[tuple[int, str, int]]:
+        """(user id, name, role) of members with ids above `after`, by id."""
+    async def channel_posts(self, conv: int, *, before: int | None = None,
+                            after: int | None = None, limit: int = 50) -> list[PostRecord]:
+        """Posts after `after` (the oldest first), else before `before` (or the newest):
+        at most `limit`, in position order either way."""
+    async def channel_comments(self, conv: int, post: int, after: int,
+                               limit: int) -> list[CommentRecord]: ...
+    async def channel_liked(self, conv: int, uid: int, posts: Iterable[int]) -> set[int]:
+        """Which of these posts the user likes."""
+    async def channel_search(self, conv: int, query: str, limit: int,
+                             before_id: int | None = None) -> list[SearchHit]:
+        """Posts and comments whose text has every word of `query` (case and accents
+        ignored), newest first; `before_id` pages on."""
 
     # ------------------------------------------------------------------ the wallet
 

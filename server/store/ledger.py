@@ -51,7 +51,7 @@ class LedgerState:
     items: dict[str, Item | None] = field(default_factory=dict)
     next_transfer_id: int = 1
     next_packet_id: int = 1
-    next_item_id: int = 1
+    next_wallet_item_id: int = 1
 
     def publish(self, b: LedgerOverlay) -> None:
         """The batch is durable: its wallet changes are the committed state now."""
@@ -67,7 +67,7 @@ class LedgerState:
         self.items.update(b.items)
         self.next_transfer_id = b.next_transfer_id
         self.next_packet_id = b.next_packet_id
-        self.next_item_id = b.next_item_id
+        self.next_wallet_item_id = b.next_wallet_item_id
 
 
 def _copy_fields(obj: Any, was: Any) -> None:
@@ -82,7 +82,7 @@ class LedgerOverlay:
     _undo: list[Callable[[], None]] | None
     next_transfer_id: int
     next_packet_id: int
-    next_item_id: int
+    next_wallet_item_id: int
 
     def _init_ledger(self, state: LedgerState, parent: LedgerOverlay | None) -> None:
         self.ledger = state
@@ -95,7 +95,7 @@ class LedgerOverlay:
         src: LedgerOverlay | LedgerState = parent if parent is not None else state
         self.next_transfer_id = src.next_transfer_id
         self.next_packet_id = src.next_packet_id
-        self.next_item_id = src.next_item_id
+        self.next_wallet_item_id = src.next_wallet_item_id
         # the parent's own changes, read-only here (one level: see overlay.Overlay)
         self.base_accounts = parent.accounts if parent is not None else {}
         self.base_pendings = parent.pendings if parent is not None else {}
@@ -137,8 +137,8 @@ class LedgerOverlay:
 
     # ------------------------------------------------------------------ lookups
 
-    def _find(self, own: dict[Any, Any], base: dict[Any, Any],
-              committed: MutableMapping[Any, Any], key: Any) -> tuple[bool, Any]:
+    def _ledger_find(self, own: dict[Any, Any], base: dict[Any, Any],
+                     committed: MutableMapping[Any, Any], key: Any) -> tuple[bool, Any]:
         if key in own:
             return True, own[key]
         if key in base:
@@ -148,36 +148,36 @@ class LedgerOverlay:
         return self.ledger.complete, None
 
     def has_account(self, acct: int) -> bool:
-        return self._find(self.accounts, self.base_accounts, self.ledger.accounts, acct)[0]
+        return self._ledger_find(self.accounts, self.base_accounts, self.ledger.accounts, acct)[0]
 
     def has_key(self, key: tuple[int, str]) -> bool:
-        return self._find(self.keys, self.base_keys, self.ledger.keys, key)[0]
+        return self._ledger_find(self.keys, self.base_keys, self.ledger.keys, key)[0]
 
     def has_pending(self, tid: int) -> bool:
-        return self._find(self.pendings, self.base_pendings, self.ledger.pendings, tid)[0]
+        return self._ledger_find(self.pendings, self.base_pendings, self.ledger.pendings, tid)[0]
 
     def has_packet(self, pid: int) -> bool:
-        return self._find(self.packets, self.base_packets, self.ledger.packets, pid)[0]
+        return self._ledger_find(self.packets, self.base_packets, self.ledger.packets, pid)[0]
 
     def has_item(self, code: str) -> bool:
-        return self._find(self.items, self.base_items, self.ledger.items, code)[0]
+        return self._ledger_find(self.items, self.base_items, self.ledger.items, code)[0]
 
     def has_progress(self, uid: int) -> bool:
         return self.ledger.complete or uid in self.ledger.progress_users
 
     def account(self, acct: int) -> Account:
-        found, a = self._find(self.accounts, self.base_accounts, self.ledger.accounts, acct)
+        found, a = self._ledger_find(self.accounts, self.base_accounts, self.ledger.accounts, acct)
         if not found:
             raise _missing(f"account {acct}")
         return a if a is not None else Account()
 
     def pending(self, tid: int) -> Transfer | None:
-        t: Transfer | None = self._find(self.pendings, self.base_pendings,
+        t: Transfer | None = self._ledger_find(self.pendings, self.base_pendings,
                                         self.ledger.pendings, tid)[1]
         return t
 
     def packet_ro(self, pid: int) -> Packet | None:
-        p: Packet | None = self._find(self.packets, self.base_packets, self.ledger.packets,
+        p: Packet | None = self._ledger_find(self.packets, self.base_packets, self.ledger.packets,
                                       pid)[1]
         return p
 
@@ -192,7 +192,7 @@ class LedgerOverlay:
         return mine
 
     def key_record(self, uid: int, key: str) -> KeyRecord | None:
-        found, rec = self._find(self.keys, self.base_keys, self.ledger.keys, (uid, key))
+        found, rec = self._ledger_find(self.keys, self.base_keys, self.ledger.keys, (uid, key))
         if not found:
             raise _missing("idempotency key")
         r: KeyRecord | None = rec
@@ -202,11 +202,11 @@ class LedgerOverlay:
         if not self.has_progress(uid):
             raise _missing(f"task progress of user {uid}")
         k = (uid, task)
-        got = self._find(self.progress, self.base_progress, self.ledger.progress, k)[1]
+        got = self._ledger_find(self.progress, self.base_progress, self.ledger.progress, k)[1]
         return got if got is not None else (-1, 0)
 
     def item_ro(self, code: str) -> Item | None:
-        i: Item | None = self._find(self.items, self.base_items, self.ledger.items, code)[1]
+        i: Item | None = self._ledger_find(self.items, self.base_items, self.ledger.items, code)[1]
         return i
 
     def item(self, code: str) -> Item | None:
@@ -227,8 +227,8 @@ class LedgerOverlay:
     def new_packet_id(self) -> int:
         return self._take("next_packet_id")
 
-    def new_item_id(self) -> int:
-        return self._take("next_item_id")
+    def new_wallet_item_id(self) -> int:
+        return self._take("next_wallet_item_id")
 
     # ------------------------------------------------------------------ named writes
 

@@ -40,6 +40,7 @@ from .contract import (
     UsernameTaken,
     UserRecord,
 )
+from .memory_channels import ChannelWrite, MemoryChannelBatch, MemoryChannels
 from .overlay import Committed, MessageRow, Overlay
 
 # A log entry: (seq, kind, message id or None, data or None, ts).
@@ -69,22 +70,25 @@ class _Device:
     acked: int = 0
 
 
-class MemoryBatch(Overlay):
+class MemoryBatch(MemoryChannelBatch, Overlay):
     """A batch of the in-memory store: the overlay's copies are the state to publish;
-    conversations and read markers are staged here."""
+    conversations, read markers and channel rows are staged here."""
 
     def __init__(self, committed: Committed, ts: int) -> None:
         super().__init__(committed, ts)
         self.convs: list[tuple[int, int, int | None, int | None, int]] = []
         self.markers: list[tuple[int, int, int]] = []
+        self.channel_rows: list[ChannelWrite] = []
         self.transfers: list[Transfer] = []
 
     def _marks(self) -> tuple[int, ...]:
-        return (*super()._marks(), len(self.convs), len(self.markers), len(self.transfers))
+        return (*super()._marks(), len(self.convs), len(self.markers), len(self.channel_rows),
+                len(self.transfers))
 
     def _rewind(self, marks: tuple[int, ...]) -> None:
         super()._rewind(marks)
-        del self.convs[marks[4]:], self.markers[marks[5]:], self.transfers[marks[6]:]
+        del self.convs[marks[4]:], self.markers[marks[5]:], self.channel_rows[marks[6]:]
+        del self.transfers[marks[7]:]
 
     def _keep_direct_conv(self, conv: int, a: int, b: int) -> None:
         self.convs.append((conv, KIND_DIRECT, a, b, self.ts))
@@ -138,7 +142,7 @@ class MemoryBatch(Overlay):
         pass
 
 
-class MemoryStore:
+class MemoryStore(MemoryChannels):
     def __init__(self, *, clock: Callable[[], int] = wall_clock_ms, auto_commit: bool = True,
                  max_batch: int = 2048) -> None:
         self.clock = clock
@@ -163,6 +167,7 @@ class MemoryStore:
         self.committed_sends = 0
         self._accepting = False
         self._scheduled = False
+        self._init_channels()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -224,6 +229,7 @@ class MemoryStore:
             self.by_cmid[(m[3], m[5])] = m
         for _jid, uid, seq, kind, mid, data, ts in batch.updates:
             self.logs[uid].append((seq, kind, mid, data, ts))
+        self._publish_channels(batch.channel_rows)
         for t in batch.transfers:
             self.transfers.append(t)
             self.by_account.setdefault(t.debit, []).append(t)

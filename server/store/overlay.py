@@ -27,6 +27,7 @@ from typing import Any
 from ..chat.model import REL_REQUESTED, GroupState, Member, Social
 from ..chat.ops import Push, Refused
 from ..chat.plan import pair
+from .channel_overlay import ChannelOverlay, ChannelTables
 from .ledger import LedgerOverlay, LedgerState
 
 # A log row: (its commit's journal id, user, seq, kind, message id or None, data or None,
@@ -52,6 +53,10 @@ class Committed:
     social: dict[int, Social] = field(default_factory=dict)
     next_msg_id: int = 1
     next_conv_id: int = 1
+    # channels (channel_overlay.py): the rows loaded so far; `complete` if that is all
+    ch: ChannelTables = field(default_factory=ChannelTables)
+    complete: bool = True
+    next_item_id: int = 1
     ledger: LedgerState = field(default_factory=LedgerState)  # the wallet (ledger.py)
 
     def add_user(self, name: str, uid: int) -> None:
@@ -69,12 +74,15 @@ class Committed:
         self.social.update(batch.social)
         self.next_msg_id = batch.next_msg_id
         self.next_conv_id = batch.next_conv_id
+        self.ch.update(batch.ch)
+        self.next_item_id = batch.next_item_id
         self.ledger.publish(batch)
 
 
-class Overlay(LedgerOverlay):
-    """The planning state of one batch; implements chat.plan.Plan but for `_keep_*` (the
-    wallet's part is LedgerOverlay's, ledger.py)."""
+class Overlay(ChannelOverlay, LedgerOverlay):
+    """The planning state of one batch; implements chat.plan.ChannelPlan but for
+    `_keep_*` (the channels' part is ChannelOverlay's, channel_overlay.py; the wallet's
+    LedgerOverlay's, ledger.py)."""
 
     def __init__(self, committed: Committed, ts: int, parent: Overlay | None = None) -> None:
         self.c = committed
@@ -105,6 +113,7 @@ class Overlay(LedgerOverlay):
             self.base_groups = parent.groups
             self.base_social = parent.social
             self.base_cmids = parent.cmids
+        self._init_channels(committed.ch, committed.complete, committed.next_item_id, parent)
         self.jid = 0  # the journal id the log rows carry (stores with a journal set it)
         self.messages: list[MessageRow] = []
         self.updates: list[LogRow] = []

@@ -1,5 +1,5 @@
-"""SPEC.md section 24 (the wallet) against protocol/wallet.py and the wallet's core: every
-message has its section `NAME (type), C→S|S→C` under 24.8 whose field table matches the
+"""SPEC.md section 25 (the wallet) against protocol/wallet.py and the wallet's core: every
+message has its section `NAME (type), C→S|S→C` under 25.8 whose field table matches the
 declarations (keys in wire order, required/optional/always sent, types, lengths, choices,
 ranges, array sizes), every nested map has its table, and the names the core puts on the
 wire (transfer codes, packet states, task triggers) are the ones the codec allows."""
@@ -90,14 +90,14 @@ def _check(what: str, cls: Any, body: list[str]) -> None:
 def test_spec_documents_every_wallet_message(cls: type[Message]) -> None:
     direction = "C→S" if cls.FROM_CLIENT else "S→C"
     number, body = _section_titled(f"{cls.TYPE.name} ({int(cls.TYPE)}), {direction}")
-    assert number.startswith("24.8."), number
+    assert number.startswith("25.8."), number
     _check(cls.TYPE.name, cls, body)
 
 
 @pytest.mark.parametrize("cls", list(ENTRY_HEADINGS), ids=lambda c: c.__name__)
 def test_spec_documents_every_wallet_map(cls: type) -> None:
     number, body = _section_titled(ENTRY_HEADINGS[cls])
-    assert number.startswith("24.8."), number
+    assert number.startswith("25.8."), number
     _check(cls.__name__, cls, body)
 
 

@@ -44,6 +44,23 @@ from liaotian.protocol import (
     Sync,
 )
 from liaotian.protocol import wallet as W
+from liaotian.protocol.channels import (
+    ChannelBan,
+    ChannelComment,
+    ChannelCreate,
+    ChannelDelete,
+    ChannelFetch,
+    ChannelJoin,
+    ChannelLeave,
+    ChannelLike,
+    ChannelPin,
+    ChannelPost,
+    ChannelRead,
+    ChannelSearch,
+    ChannelSetRole,
+    ChannelUpdate,
+    GetChannel,
+)
 from liaotian.protocol.messages import ONE_WAY_CLIENT_TYPES
 from liaotian.protocol.social import (
     SOCIAL_CLIENT_TYPES,
@@ -123,6 +140,21 @@ EXAMPLES: list[tuple[type[Message], dict[str, Any]]] = [
     (GetProfile, {"user": "bob"}),
     (SetPrivacy, {"messages": "contacts"}),
     (GetPrivacy, {}),
+    (ChannelCreate, {"name": "forum"}),
+    (GetChannel, {"channel": 1}),
+    (ChannelJoin, {"channel": 1}),
+    (ChannelLeave, {"channel": 1}),
+    (ChannelUpdate, {"channel": 1, "name": "renamed"}),
+    (ChannelSetRole, {"channel": 1, "user": "bob", "role": "admin"}),
+    (ChannelBan, {"channel": 1, "user": "bob"}),
+    (ChannelPost, {"channel": 1, "cmid": "p1", "text": "hi"}),
+    (ChannelComment, {"channel": 1, "post": 1, "text": "hi"}),
+    (ChannelLike, {"channel": 1, "post": 1}),
+    (ChannelPin, {"channel": 1, "post": 1}),
+    (ChannelDelete, {"channel": 1, "post": 1}),
+    (ChannelRead, {"channel": 1, "pos": 1}),
+    (ChannelFetch, {"channel": 1}),
+    (ChannelSearch, {"channel": 1, "query": "hi"}),
     (W.GetWallet, {}),
     (W.ListTransfers, {"limit": 5}),
     (W.Pay, {"to": "bob", "amount": 1, "key": "k1"}),
@@ -179,9 +211,13 @@ async def test_session_requests_need_a_session_and_account_requests_refuse_one(
         tmp_path) -> None:
     async with social_server(tmp_path) as net:
         await net.register("alice", "bob")
-        c = await net.anonymous()
-        for cls, fields in EXAMPLES:
-            if int(cls.TYPE) in SESSION_TYPES and int(cls.TYPE) not in SOCIAL_CLIENT_TYPES:
+        session = [(cls, fields) for cls, fields in EXAMPLES
+                   if int(cls.TYPE) in SESSION_TYPES and int(cls.TYPE) not in SOCIAL_CLIENT_TYPES]
+        # a connection sends at most max_preauth_frames (32) frames before it authenticates:
+        # a fresh one per 16 requests
+        for start in range(0, len(session), 16):
+            c = await net.anonymous()
+            for cls, fields in session[start:start + 16]:
                 await refused(c, cls, fields, ErrorCode.NOT_AUTHENTICATED)
         # nothing happened: a login on the same connection finds an empty account
         await c.login("alice", PASSWORD, "d1")

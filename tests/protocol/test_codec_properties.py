@@ -8,6 +8,7 @@ from typing import Any
 
 import msgpack
 import pytest
+from channel_strategies import CHANNEL_STRATEGIES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from liaotian.protocol import (
@@ -200,7 +201,8 @@ def sends(draw: st.DrawFn) -> Send:
     return Send(
         rid=draw(rids),
         to=draw(text(256)) if group is None else "",
-        cmid=draw(st.text(min_size=1, max_size=64)),
+        # a client's cmid must not start with "#" (reserved for the server's event rows)
+        cmid=draw(st.text(min_size=1, max_size=64).filter(lambda c: not c.startswith("#"))),
         text=draw(st.text(max_size=60)),
         meta=draw(maps),
         group=group,
@@ -461,6 +463,7 @@ STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
         more=st.booleans(),
     ),
     **SOCIAL_STRATEGIES,
+    **CHANNEL_STRATEGIES,
     **WALLET_STRATEGIES,
 }
 

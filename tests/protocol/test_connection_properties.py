@@ -66,8 +66,21 @@ SOCIAL_ANSWERS = {
     T.OK, T.GROUP_INFO, T.GROUP_LIST, T.RECEIPTS, T.CONVERSATION_LIST, T.TYPING_NOTICE,
     T.PRESENCE, T.PRESENCE_LIST, T.CONTACT_LIST, T.PROFILE, T.PRIVACY,
 }
+CHANNEL_REQUESTS = {
+    T.CHANNEL_CREATE, T.GET_CHANNEL, T.CHANNEL_JOIN, T.CHANNEL_LEAVE, T.CHANNEL_UPDATE,
+    T.CHANNEL_SET_ROLE, T.CHANNEL_BAN, T.CHANNEL_POST, T.CHANNEL_COMMENT, T.CHANNEL_LIKE,
+    T.CHANNEL_PIN, T.CHANNEL_DELETE, T.CHANNEL_READ, T.CHANNEL_FETCH, T.CHANNEL_SEARCH,
+}
+CHANNEL_ANSWERS = {T.CHANNEL_INFO, T.CHANNEL_POSTED, T.CHANNEL_LIKES, T.CHANNEL_PAGE,
+                   T.CHANNEL_HITS, T.CHANNEL_NEWS}
+WALLET_REQUESTS = {
+    T.GET_WALLET, T.LIST_TRANSFERS, T.PAY, T.RED_PACKET_SEND, T.RED_PACKET_CLAIM,
+    T.GET_RED_PACKET, T.CHECK_IN, T.LIST_TASKS, T.LIST_ITEMS, T.ITEM_GIFT, T.ITEM_REDEEM,
+}
+WALLET_ANSWERS = {T.WALLET, T.TRANSFER_LIST, T.PAID, T.RED_PACKET_SENT, T.RED_PACKET_CLAIMED,
+                  T.RED_PACKET, T.CHECKED_IN, T.TASK_LIST, T.ITEM_LIST, T.ITEM_DONE}
 SESSION = {T.LOGOUT, T.LIST_DEVICES, T.REVOKE_DEVICE, T.SEND, T.SYNC, T.ACK, T.HISTORY,
-           *SOCIAL_REQUESTS}
+           *SOCIAL_REQUESTS, *CHANNEL_REQUESTS, *WALLET_REQUESTS}
 CLIENT_MAY_SEND = {
     State.AWAIT_HELLO: {T.HELLO, T.CLOSE},
     State.CONNECTED: {T.PING, T.CLOSE} | ACCOUNT,
@@ -81,7 +94,7 @@ SERVER_MAY_SEND = {
     State.CONNECTED: ANSWERS | {T.REGISTERED, T.AUTHENTICATED},
     State.AUTHENTICATED: ANSWERS
     | {T.LOGGED_OUT, T.DEVICE_LIST, T.DEVICE_REVOKED, T.SENT, T.UPDATES, T.HISTORY_PAGE}
-    | SOCIAL_ANSWERS,
+    | SOCIAL_ANSWERS | CHANNEL_ANSWERS | WALLET_ANSWERS,
 }
 
 
@@ -212,6 +225,32 @@ VALID: dict[int, dict[str, Any]] = {
     T.GET_PROFILE: {"user": "bob"},
     T.SET_PRIVACY: {"presence": "nobody"},
     T.GET_PRIVACY: {},
+    T.CHANNEL_CREATE: {"name": "f"},
+    T.GET_CHANNEL: {"channel": 1},
+    T.CHANNEL_JOIN: {"channel": 1},
+    T.CHANNEL_LEAVE: {"channel": 1},
+    T.CHANNEL_UPDATE: {"channel": 1, "slow_mode": 5},
+    T.CHANNEL_SET_ROLE: {"channel": 1, "user": "bob", "role": "admin"},
+    T.CHANNEL_BAN: {"channel": 1, "user": "bob", "ban": True},
+    T.CHANNEL_POST: {"channel": 1, "cmid": "c1", "text": "hi"},
+    T.CHANNEL_COMMENT: {"channel": 1, "post": 1, "text": "hi"},
+    T.CHANNEL_LIKE: {"channel": 1, "post": 1, "like": True},
+    T.CHANNEL_PIN: {"channel": 1, "post": 1, "pin": True},
+    T.CHANNEL_DELETE: {"channel": 1, "post": 1, "n": 0},
+    T.CHANNEL_READ: {"channel": 1, "pos": 1},
+    T.CHANNEL_FETCH: {"channel": 1},
+    T.CHANNEL_SEARCH: {"channel": 1, "query": "x"},
+    T.GET_WALLET: {},
+    T.LIST_TRANSFERS: {"limit": 5},
+    T.PAY: {"to": "bob", "amount": 1, "key": "k1"},
+    T.RED_PACKET_SEND: {"group": 1, "amount": 3, "count": 2, "key": "k2"},
+    T.RED_PACKET_CLAIM: {"packet": 1},
+    T.GET_RED_PACKET: {"packet": 1},
+    T.CHECK_IN: {"key": "k3"},
+    T.LIST_TASKS: {},
+    T.LIST_ITEMS: {},
+    T.ITEM_GIFT: {"code": "ABCD", "to": "bob"},
+    T.ITEM_REDEEM: {"code": "ABCD"},
     # server types a misbehaving client might send
     T.WELCOME: {"version": 1, "server": "s", "time": 0, "heartbeat": 1.0},
     T.UPDATES: {"updates": [], "head": 0},
@@ -280,7 +319,8 @@ def client_frame(draw: st.DrawFn, model: Model) -> bytes:
         while rid in model.pending:  # make it fresh, deterministically
             rid = rid % (2**32 - 1) + 1
     if kind == "unknown":
-        t = draw(st.sampled_from([8, 9, 21, 29, 37, 39, 51, 65, 79, 86]) | st.integers(87, 0xFFFF))
+        t = draw((st.sampled_from([8, 9, 21, 29, 37, 39, 51, 65, 79, 86]) | st.integers(87, 0xFFFF))
+                 .filter(lambda t: t not in CLIENT_TYPES))  # types added later are known
         return pack_frame(t, rid, {})
     if kind == "unsupported":
         return pack_frame(

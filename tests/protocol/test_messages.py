@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import string
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,7 +53,6 @@ from liaotian.protocol import (
     validate_device,
     validate_username,
 )
-from liaotian.protocol import wallet as W
 from liaotian.protocol.social import (
     SOCIAL_CLIENT_TYPES,
     Block,
@@ -124,10 +125,6 @@ GMSG = ChatMessage(
 )
 
 # One representative, fully populated instance of every message type.
-_TRANSFER = W.TransferEntry(id=8, sender="alice", to="bob", amount=3, code="pay",
-                            phase="posted", ts=1, memo="tea")
-_ITEM = W.ItemEntry(code="ABCDEFGHIJKLMNOP", kind="fcode", source="admin", created=1)
-
 EXAMPLES: dict[int, Message] = {
     T.HELLO: Hello(rid=1, versions=(1, 2), client="cli/0.1"),
     T.WELCOME: Welcome(
@@ -258,39 +255,23 @@ EXAMPLES: dict[int, Message] = {
     T.SET_PRIVACY: SetPrivacy(rid=37, presence="contacts", profile="nobody", messages="contacts"),
     T.GET_PRIVACY: GetPrivacy(rid=38),
     T.PRIVACY: Privacy(rid=38, presence="contacts", profile="everyone", messages="everyone"),
-    # the wallet
-    T.GET_WALLET: W.GetWallet(rid=40),
-    T.WALLET: W.Wallet(rid=40, balance=5, pending_out=1, pending_in=0),
-    T.LIST_TRANSFERS: W.ListTransfers(rid=41, limit=10, before=99),
-    T.TRANSFER_LIST: W.TransferList(rid=41, transfers=(_TRANSFER,), more=True),
-    T.PAY: W.Pay(rid=42, to="bob", amount=3, key="k1", memo="tea"),
-    T.PAID: W.Paid(rid=42, transfer=_TRANSFER, conv=7, pos=3, balance=2, pending_out=0,
-                   pending_in=0),
-    T.RED_PACKET_SEND: W.RedPacketSend(rid=43, to="", group=12, amount=10, count=3,
-                                       key="k2"),
-    T.RED_PACKET_SENT: W.RedPacketSent(rid=43, packet=1, conv=12, pos=4, expires=9,
-                                       transfer=_TRANSFER, balance=2, pending_out=10,
-                                       pending_in=0),
-    T.RED_PACKET_CLAIM: W.RedPacketClaim(rid=44, packet=1),
-    T.RED_PACKET_CLAIMED: W.RedPacketClaimed(rid=44, packet=1, amount=4, transfer=8, left=2),
-    T.GET_RED_PACKET: W.GetRedPacket(rid=45, packet=1),
-    T.RED_PACKET: W.RedPacket(rid=45, packet=1, sender="alice", conv=12, amount=10, count=3,
-                              split="random", expires=9, state="open",
-                              claims=(W.ClaimEntry(user="bob", amount=4),)),
-    T.CHECK_IN: W.CheckIn(rid=46, key="k3"),
-    T.CHECKED_IN: W.CheckedIn(rid=46, tasks=(W.TaskDone(task="checkin", reward=10,
-                                                        transfer=9),),
-                              balance=12, pending_out=0, pending_in=0),
-    T.LIST_TASKS: W.ListTasks(rid=47),
-    T.TASK_LIST: W.TaskList(rid=47, tasks=(W.TaskEntry(name="checkin", trigger="checkin",
-                                                       reward=10, period=86_400_000, cap=1,
-                                                       done=1),)),
-    T.LIST_ITEMS: W.ListItems(rid=48),
-    T.ITEM_LIST: W.ItemList(rid=48, items=(_ITEM,)),
-    T.ITEM_GIFT: W.ItemGift(rid=49, code=_ITEM.code, to="bob"),
-    T.ITEM_REDEEM: W.ItemRedeem(rid=50, code=_ITEM.code, key="k4"),
-    T.ITEM_DONE: W.ItemDone(rid=49, item=_ITEM),
 }
+
+
+def _vector_examples() -> dict[int, Message]:
+    """The channel (110-130) and wallet (150-170) messages: the first test vector of each
+    type (SPEC section 26), decoded from its frame."""
+    path = Path(__file__).resolve().parents[1] / "vectors" / "protocol_v1.json"
+    out: dict[int, Message] = {}
+    for v in json.loads(path.read_text(encoding="utf-8")):
+        t = v["type"]
+        if (110 <= t <= 130 or 150 <= t <= 170) and t not in out:
+            _, rid, payload = unpack_body(bytes.fromhex(v["hex"])[4:])
+            out[t] = decode_message(t, rid, payload)
+    return out
+
+
+EXAMPLES.update(_vector_examples())
 
 CLIENT_SENT = {
     T.HELLO,
@@ -307,7 +288,13 @@ CLIENT_SENT = {
     T.ACK,
     T.HISTORY,
     *SOCIAL_CLIENT_TYPES,
-    *W.WALLET_CLIENT_TYPES,
+    # channels (SPEC 24)
+    T.CHANNEL_CREATE, T.GET_CHANNEL, T.CHANNEL_JOIN, T.CHANNEL_LEAVE, T.CHANNEL_UPDATE,
+    T.CHANNEL_SET_ROLE, T.CHANNEL_BAN, T.CHANNEL_POST, T.CHANNEL_COMMENT, T.CHANNEL_LIKE,
+    T.CHANNEL_PIN, T.CHANNEL_DELETE, T.CHANNEL_READ, T.CHANNEL_FETCH, T.CHANNEL_SEARCH,
+    # the wallet (SPEC 25)
+    T.GET_WALLET, T.LIST_TRANSFERS, T.PAY, T.RED_PACKET_SEND, T.RED_PACKET_CLAIM,
+    T.GET_RED_PACKET, T.CHECK_IN, T.LIST_TASKS, T.LIST_ITEMS, T.ITEM_GIFT, T.ITEM_REDEEM,
 }
 
 

@@ -43,6 +43,10 @@ ERROR_CODES = {
     "FORBIDDEN": 3007,
     "CONFLICT": 3008,
     "LIMIT_REACHED": 3009,
+    "BANNED": 3050,
+    "INVALID_INVITE": 3051,
+    "NOT_FOUND": 3052,
+    "SLOW_MODE": 3053,
     "INSUFFICIENT_FUNDS": 3201,
     "IDEMPOTENCY_MISMATCH": 3202,
     "PACKET_EMPTY": 3203,
@@ -76,7 +80,7 @@ def test_update_kind_numbers() -> None:
     from liaotian.protocol import UpdateKind
 
     assert {k.name: int(k) for k in UpdateKind} == {"MESSAGE": 1, "READ": 2, "CONTACT": 3,
-                                                   "WALLET": 4}
+                                                         "WALLET": 4, "CHANNEL": 10}
 
 
 def test_close_code_numbers() -> None:

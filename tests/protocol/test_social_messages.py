@@ -19,6 +19,7 @@ from liaotian.protocol import (
     Updates,
     decode_message,
 )
+from liaotian.protocol.channels import CHANNEL_CLASSES
 from liaotian.protocol.messages import (
     CLIENT_TYPES,
     CORE_CLASSES,
@@ -104,9 +105,11 @@ def test_social_classes_are_exactly_the_new_message_types() -> None:
     social = [int(c.TYPE) for c in SOCIAL_CLASSES]
     assert len(set(social)) == len(social) == len(SOCIAL_CLASSES)
     assert not core & set(social)
-    wallet = {int(c.TYPE) for c in WALLET_CLASSES}  # added after the social layer
-    assert not (core | set(social)) & wallet
-    assert core | set(social) | wallet == {int(t) for t in MessageType} == set(MESSAGE_CLASSES)
+    # the rest are the feature families: channels (110-130) and the wallet (150-170)
+    features = {int(c.TYPE) for c in (*CHANNEL_CLASSES, *WALLET_CLASSES)}
+    assert not (core | set(social)) & features
+    assert core | set(social) | features == {int(t) for t in MessageType} \
+        == set(MESSAGE_CLASSES)
     assert {int(t) for t in CLIENT_SENT} == SOCIAL_CLIENT_TYPES
     assert {int(t) for t in SERVER_SENT} == SOCIAL_SERVER_TYPES
 
@@ -312,7 +315,7 @@ INVALID: list[tuple[int, dict[str, Any], str]] = [
     (T.LIST_CONVERSATIONS, {"before_conv": "7"}, "before_conv"),
     (T.CONVERSATION_LIST, {}, "conversations"),
     (T.CONVERSATION_LIST, {"conversations": [], "more": 1}, "more"),
-    (T.CONVERSATION_LIST, {"conversations": [{**_CONV, "kind": "channel"}]}, "kind"),
+    (T.CONVERSATION_LIST, {"conversations": [{**_CONV, "kind": "forum"}]}, "kind"),
     (T.CONVERSATION_LIST, {"conversations": [{**_CONV, "name": "n" * 257}]}, "name"),
     (T.CONVERSATION_LIST, {"conversations": [{**_CONV, "unread": -1}]}, "unread"),
     (T.CONVERSATION_LIST, {"conversations": [{**_CONV, "peer": None}]}, "peer"),

@@ -3,7 +3,9 @@ moves the bytes each side queued to the other."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -48,12 +50,14 @@ from liaotian.protocol import (
     UpdateKind,
     Updates,
     Welcome,
+    decode_message,
     encode_frame,
     encode_update,
     encode_updates_frame,
     pack_frame,
+    unpack_body,
 )
-from liaotian.protocol import wallet as W
+from liaotian.protocol.channels import CHANNEL_CLASSES
 from liaotian.protocol.social import (
     SOCIAL_CLASSES,
     Block,
@@ -94,6 +98,7 @@ from liaotian.protocol.social import (
     TypingNotice,
     Unblock,
 )
+from liaotian.protocol.wallet import WALLET_CLASSES
 
 if TYPE_CHECKING:  # helpers come from conftest.py fixtures; imported for annotations only
     from conftest import Pair
@@ -864,6 +869,22 @@ def test_pair_byte_stream_survives_arbitrary_chunking(make_pair: type[Pair]) -> 
 
 # --------------------------------------------------------------------------- SPEC.md tables
 
+# Channels (SPEC.md 24) and the wallet (25): session requests, answers and pushes, like the
+# social layer's; a sample of each is its first test vector (SPEC.md 26), decoded.
+FEATURE_CLASSES = (*CHANNEL_CLASSES, *WALLET_CLASSES)
+
+
+def _vector_payloads() -> dict[int, Any]:
+    path = Path(__file__).resolve().parents[1] / "vectors" / "protocol_v1.json"
+    out: dict[int, Any] = {}
+    for v in json.loads(path.read_text(encoding="utf-8")):
+        if v["type"] in {int(c.TYPE) for c in FEATURE_CLASSES} and v["type"] not in out:
+            out[v["type"]] = unpack_body(bytes.fromhex(v["hex"])[4:])[2]
+    return out
+
+
+FEATURE_PAYLOADS = _vector_payloads()
+
 # SPEC.md 4.3, transcribed: None = accepted, else the ERROR code the server answers.
 _B, _NA, _AA = ErrorCode.BAD_STATE, ErrorCode.NOT_AUTHENTICATED, ErrorCode.ALREADY_AUTHENTICATED
 CLIENT_TABLE: dict[int, tuple[ErrorCode | None, ErrorCode | None, ErrorCode | None]] = {
@@ -882,8 +903,7 @@ CLIENT_TABLE: dict[int, tuple[ErrorCode | None, ErrorCode | None, ErrorCode | No
     T.HISTORY: (_B, _NA, None),
     # the social layer: every client type is a session request (SPEC.md 4.3)
     **{int(c.TYPE): (_B, _NA, None) for c in SOCIAL_CLASSES if c.FROM_CLIENT},
-    # and the wallet's
-    **{int(c.TYPE): (_B, _NA, None) for c in W.WALLET_CLASSES if c.FROM_CLIENT},
+    **{int(c.TYPE): (_B, _NA, None) for c in FEATURE_CLASSES if c.FROM_CLIENT},
 }
 CLIENT_SAMPLES: dict[int, Any] = {
     T.HELLO: Hello(rid=20, versions=(1,)),
@@ -925,17 +945,8 @@ CLIENT_SAMPLES: dict[int, Any] = {
     T.GET_PROFILE: GetProfile(rid=20, user="b"),
     T.SET_PRIVACY: SetPrivacy(rid=20, presence="nobody"),
     T.GET_PRIVACY: GetPrivacy(rid=20),
-    T.GET_WALLET: W.GetWallet(rid=20),
-    T.LIST_TRANSFERS: W.ListTransfers(rid=20),
-    T.PAY: W.Pay(rid=20, to="b", amount=1, key="k"),
-    T.RED_PACKET_SEND: W.RedPacketSend(rid=20, to="b", amount=1, count=1, key="k"),
-    T.RED_PACKET_CLAIM: W.RedPacketClaim(rid=20, packet=1),
-    T.GET_RED_PACKET: W.GetRedPacket(rid=20, packet=1),
-    T.CHECK_IN: W.CheckIn(rid=20),
-    T.LIST_TASKS: W.ListTasks(rid=20),
-    T.LIST_ITEMS: W.ListItems(rid=20),
-    T.ITEM_GIFT: W.ItemGift(rid=20, code="c", to="b"),
-    T.ITEM_REDEEM: W.ItemRedeem(rid=20, code="c"),
+    **{int(c.TYPE): decode_message(int(c.TYPE), 20, FEATURE_PAYLOADS[int(c.TYPE)])
+       for c in FEATURE_CLASSES if c.FROM_CLIENT},
 }
 STATES = [State.AWAIT_HELLO, State.CONNECTED, State.AUTHENTICATED]
 
@@ -981,12 +992,13 @@ SERVER_TABLE: dict[int, tuple[bool, bool, bool]] = {
     T.HISTORY_PAGE: (False, False, True),
     # the social layer: answers and pushes of a session only (SPEC.md 4.4)
     **{int(c.TYPE): (False, False, True) for c in SOCIAL_CLASSES if not c.FROM_CLIENT},
-    # and the wallet's answers
-    **{int(c.TYPE): (False, False, True) for c in W.WALLET_CLASSES if not c.FROM_CLIENT},
+    **{int(c.TYPE): (False, False, True) for c in FEATURE_CLASSES if not c.FROM_CLIENT},
 }
 
 
 def _server_sample(msg_type: int, rid: int) -> Any:
+    if msg_type in FEATURE_PAYLOADS:
+        return decode_message(msg_type, rid, FEATURE_PAYLOADS[msg_type])
     return {
         T.WELCOME: Welcome(rid=rid, version=1, server="s", time=0, heartbeat=30.0),
         T.PONG: Pong(rid=rid, time=0),
@@ -1013,27 +1025,7 @@ def _server_sample(msg_type: int, rid: int) -> Any:
         T.CONTACT_LIST: ContactList(rid=rid, contacts=(), incoming=(), outgoing=(), blocked=()),
         T.PROFILE: Profile(rid=rid, user="b", display_name="", status=""),
         T.PRIVACY: Privacy(rid=rid, presence="contacts", profile="everyone", messages="everyone"),
-        T.WALLET: W.Wallet(rid=rid, balance=0, pending_out=0, pending_in=0),
-        T.TRANSFER_LIST: W.TransferList(rid=rid, transfers=()),
-        T.PAID: W.Paid(rid=rid, transfer=_TRANSFER, conv=1, pos=1, balance=0, pending_out=0,
-                       pending_in=0),
-        T.RED_PACKET_SENT: W.RedPacketSent(rid=rid, packet=1, conv=1, pos=1, expires=1,
-                                           transfer=_TRANSFER, balance=0, pending_out=1,
-                                           pending_in=0),
-        T.RED_PACKET_CLAIMED: W.RedPacketClaimed(rid=rid, packet=1, amount=1, transfer=2,
-                                                 left=0),
-        T.RED_PACKET: W.RedPacket(rid=rid, packet=1, sender="a", conv=1, amount=1, count=1,
-                                  split="equal", expires=1, state="open", claims=()),
-        T.CHECKED_IN: W.CheckedIn(rid=rid, tasks=(), balance=0, pending_out=0, pending_in=0),
-        T.TASK_LIST: W.TaskList(rid=rid, tasks=()),
-        T.ITEM_LIST: W.ItemList(rid=rid, items=()),
-        T.ITEM_DONE: W.ItemDone(rid=rid, item=W.ItemEntry(code="c", kind="fcode",
-                                                          source="admin", created=0)),
     }[msg_type]
-
-
-_TRANSFER = W.TransferEntry(id=1, sender="a", to="b", amount=1, code="pay", phase="posted",
-                            ts=0)
 
 
 @pytest.mark.parametrize("state", STATES, ids=[s.name for s in STATES])

@@ -58,7 +58,11 @@ async def test_v1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     columns = {r[1] for r in db.execute("PRAGMA table_info(users)")}
     assert {"display_name", "status", "privacy_presence", "last_seen",
-            "privacy_receipts"} <= columns
+            "privacy_receipts", "disabled", "privacy_coins"} <= columns
+    # schema 9 (the wallet) and 10 (channels): their tables exist
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"wallet_accounts", "wallet_transfers", "wallet_items", "channels",
+            "channel_posts"} <= tables
     # the rebuilt conversations table still refuses a second direct row for the pair
     try:
         db.execute("INSERT INTO conversations (kind, user_a, user_b, created) VALUES (1, 1, 2, 9)")

@@ -60,6 +60,31 @@ from liaotian.protocol import (
     unpack_body,
 )
 from liaotian.protocol import wallet as W
+from liaotian.protocol.channels import (
+    ChannelBan,
+    ChannelComment,
+    ChannelCreate,
+    ChannelDelete,
+    ChannelFetch,
+    ChannelHit,
+    ChannelHits,
+    ChannelInfo,
+    ChannelJoin,
+    ChannelLeave,
+    ChannelLike,
+    ChannelLikes,
+    ChannelNews,
+    ChannelPage,
+    ChannelPin,
+    ChannelPost,
+    ChannelPosted,
+    ChannelPostEntry,
+    ChannelRead,
+    ChannelSearch,
+    ChannelSetRole,
+    ChannelUpdate,
+    GetChannel,
+)
 from liaotian.protocol.frames import FrameReader
 from liaotian.protocol.messages import CLIENT_TYPES
 from liaotian.protocol.social import (
@@ -149,7 +174,7 @@ G_ADDED = _gmsg(1005, 2, "alice", T1 + 1_000, "", "", {"type": "added", "users":
 G_TEXT = _gmsg(1006, 3, "alice", T1 + 2_000, "c-0002", "who is driving?")
 
 
-# The wallet (SPEC.md 24): alice pays bob, sends a red packet into group 12, bob claims.
+# The wallet (SPEC.md 25): alice pays bob, sends a red packet into group 12, bob claims.
 T2 = T1 + 60_000
 PAY_501 = W.TransferEntry(id=501, sender="alice", to="bob", amount=30, code="pay",
                           phase="posted", ts=T2, memo="lunch")
@@ -361,8 +386,42 @@ def _frames() -> list[tuple[str, bytes]]:
                                     message=ErrorCode.NOT_MEMBER.explanation)),
         m("error_forbidden", Error(rid=52, code=ErrorCode.FORBIDDEN,
                                    message=ErrorCode.FORBIDDEN.explanation)),
+        # Channels (SPEC.md 24)
+        m("channel_create", ChannelCreate(rid=60, name="xiaomi", about="the forum",
+                                          rules="be kind", open=False, slow_mode=30)),
+        m("channel_info", ChannelInfo(rid=60, channel=12, name="xiaomi", about="the forum",
+                                      rules="be kind", owner="alice", created=T0, open=False,
+                                      members_post=False, slow_mode=30, members=1, pos=0,
+                                      pins=(), role="owner", read=0,
+                                      invite="Zm9ydW0tMTItc2VjcmV0")),
+        m("get_channel", GetChannel(rid=61, channel=12)),
+        m("channel_join", ChannelJoin(rid=62, channel=12, invite="Zm9ydW0tMTItc2VjcmV0")),
+        m("channel_leave", ChannelLeave(rid=63, channel=12)),
+        m("channel_update", ChannelUpdate(rid=64, channel=12, members_post=True,
+                                          new_invite=True)),
+        m("channel_set_role", ChannelSetRole(rid=65, channel=12, user="bob", role="admin")),
+        m("channel_ban", ChannelBan(rid=66, channel=12, user="mallory")),
+        m("channel_post", ChannelPost(rid=67, channel=12, cmid="01HF7Z-post-1",
+                                      text="Welcome to the forum")),
+        m("channel_posted", ChannelPosted(rid=67, channel=12, pos=1, n=0, id=1, ts=T0 + 1000)),
+        m("channel_comment", ChannelComment(rid=68, channel=12, post=1, text="Glad to be here")),
+        m("channel_like", ChannelLike(rid=69, channel=12, post=1)),
+        m("channel_likes", ChannelLikes(rid=69, channel=12, post=1, likes=1)),
+        m("channel_pin", ChannelPin(rid=70, channel=12, post=1)),
+        m("channel_delete", ChannelDelete(rid=71, channel=12, post=1, n=1)),
+        m("channel_read", ChannelRead(rid=72, channel=12, pos=1)),
+        m("channel_fetch", ChannelFetch(rid=73, channel=12, after=0, limit=50)),
+        m("channel_page", ChannelPage(rid=73, channel=12, posts=(ChannelPostEntry(
+            pos=1, id=1, author="alice", ts=T0 + 1000, text="Welcome to the forum", likes=1,
+            comments=1, liked=True),))),
+        m("channel_search", ChannelSearch(rid=74, channel=12, query="forum")),
+        m("channel_hits", ChannelHits(rid=74, channel=12, hits=(ChannelHit(
+            post=1, n=0, id=1, author="alice", ts=T0 + 1000, text="Welcome to the forum"),))),
+        m("channel_news", ChannelNews(rid=0, channel=12, pos=1)),
+        m("error_slow_mode", Error(rid=75, code=ErrorCode.SLOW_MODE,
+                                   message=ErrorCode.SLOW_MODE.explanation, retry_after=12.5)),
 
-        # The wallet (SPEC.md 24), on connection 3: alice's balance; she pays bob; her
+        # The wallet (SPEC.md 25), on connection 3: alice's balance; she pays bob; her
         # devices see the change as an update of kind 4 WALLET; a red packet of 100 coins
         # in three random shares into group 12, of which bob claims one; the history; the
         # daily check-in task and the item it granted, given to bob.

@@ -4,6 +4,7 @@
     groups.py    groups: create, members, roles, name and topic, each a timeline event
     contacts.py  contacts, blocking, privacy, who sees what
     receipts.py  read markers, receipts, the chat list's unread counts
+    channels.py  channels: one log of posts that members read, comments, likes, moderation
     wallet.py    the ledger: transfers, two-phase transfers, idempotency keys, payments
     packets.py   red packets, and the expiry of every reservation
     tasks.py     tasks and their rewards; items (invitation codes, F codes)
@@ -23,23 +24,34 @@ from liaotian.protocol import ErrorCode
 from ..ops import (
     AcceptContact,
     AddMembers,
+    BanMember,
     BlockUser,
     CancelContact,
     CheckIn,
     ClaimPacket,
+    Comment,
     Correct,
+    CreateChannel,
     CreateGroup,
     DeclineContact,
+    DeleteComment,
+    DeletePost,
     ExpirePending,
     GiftItem,
     GrantItem,
     Hold,
+    JoinChannel,
+    LeaveChannel,
     LeaveGroup,
+    Like,
     MarkRead,
     Mint,
     Op,
     Pay,
+    Pin,
+    Post,
     PostPending,
+    ReadChannel,
     RedeemItem,
     Refused,
     RemoveContact,
@@ -47,19 +59,21 @@ from ..ops import (
     RequestContact,
     SendPacket,
     SendRequest,
+    SetChannelRole,
     SetPrivacy,
     SetRole,
     TransferGroup,
     UnblockUser,
+    UpdateChannel,
     UpdateGroup,
     UseInvite,
     VoidPending,
 )
 from ..plan import Needs, Plan
-from . import contacts, groups, packets, receipts, send, tasks, wallet
+from . import channels, contacts, groups, packets, receipts, send, tasks, wallet
 
 NeedsFn = Callable[[Any, Needs, Plan], None]
-RuleFn = Callable[[Plan, Any], None]
+RuleFn = Callable[[Any, Any], None]  # a Plan (channels: a ChannelPlan), an op
 
 # operation type -> (what it consults, its rule, charged its rows afterwards)
 RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
@@ -80,6 +94,19 @@ RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
     UnblockUser: (contacts.needs, contacts.unblock, True),
     SetPrivacy: (contacts.needs_privacy, contacts.set_privacy, True),
     MarkRead: (receipts.needs, receipts.mark_read, False),
+    CreateChannel: (channels.needs_create, channels.create, True),
+    JoinChannel: (channels.needs_logged, channels.join, True),
+    LeaveChannel: (channels.needs_logged, channels.leave, True),
+    UpdateChannel: (channels.needs, channels.update, True),
+    SetChannelRole: (channels.needs_target, channels.set_role, True),
+    BanMember: (channels.needs_target, channels.ban, True),
+    ReadChannel: (channels.needs_logged, channels.read, True),
+    Post: (channels.needs_post, channels.post, True),
+    Comment: (channels.needs_on_post, channels.comment, True),
+    Like: (channels.needs_like, channels.like, True),
+    Pin: (channels.needs_on_post, channels.pin, True),
+    DeletePost: (channels.needs_on_post, channels.delete_post, True),
+    DeleteComment: (channels.needs_comment, channels.delete_comment, True),
     Pay: (wallet.needs_pay, wallet.pay, True),
     Mint: (wallet.needs_mint, wallet.mint, False),
     Hold: (wallet.needs_hold, wallet.hold_rule, True),

@@ -138,7 +138,7 @@ def _tell(plan: Plan, uid: int, change: str, item: Item) -> None:
 
 
 def grant(plan: Plan, uid: int, kind: str, source: str, secret: bytes) -> Item:
-    iid = plan.new_item_id()
+    iid = plan.new_wallet_item_id()
     item = Item(iid, item_code(secret, iid), kind, uid, plan.ts, source)
     plan.add_item(item)
     _tell(plan, uid, "granted", item)

@@ -14,9 +14,10 @@ from ...chat.ledger import Account, Item, KeyRecord, Packet, Transfer
 from ...chat.model import KIND_DIRECT, KIND_GROUP, GroupState, Member, Social
 from ..overlay import Committed, LogRow, Overlay
 from . import sql
+from .channels import ChannelBatch
 
 
-class Batch(Overlay):
+class Batch(ChannelBatch, Overlay):
     def __init__(self, committed: Committed, ts: int, next_jid: int,
                  parent: Batch | None = None) -> None:
         super().__init__(committed, ts, parent)

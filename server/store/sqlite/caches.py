@@ -56,6 +56,7 @@ class Caches(Committed):
     dedup: OrderedDict[tuple[int, str], tuple[int, int, int, int, int]] = \
         field(default_factory=OrderedDict)
     dedup_max: int = DEDUP_ENTRIES
+    complete: bool = False  # channel rows are loaded by key (Committed.ch)
     ledger: LedgerState = field(default_factory=_lazy_ledger)  # loaded lazily
 
     # ------------------------------------------------------------------ filling

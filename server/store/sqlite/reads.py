@@ -25,12 +25,13 @@ from ..contract import (
     read_owner,
 )
 from .caches import Caches, Positions
+from .channels import ChannelReads
 from .readers import FairReaders
 from .sql import chunks
 from .tail import UpdateTail
 
 
-class Reads:
+class Reads(ChannelReads):
     """Every read of the contract, over the writer's caches and the reader connections."""
 
     def __init__(self, cache: Caches, tail: UpdateTail, positions: Positions,

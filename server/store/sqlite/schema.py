@@ -260,6 +260,78 @@ MIGRATIONS: list[str] = [
     CREATE INDEX wallet_items_owner ON wallet_items (owner);
     ALTER TABLE users ADD COLUMN privacy_coins INTEGER NOT NULL DEFAULT 1;
     """,
+    # 10: channels (chat/rules/channels.py): one log of posts per channel that its members
+    # read. A member is one row by (channel, user); nothing is written per member when
+    # someone posts. Posts and comments share one id space, the rowids of the FTS5 index
+    # (`chan` is "c<channel>", so a search stays inside its channel).
+    """
+    CREATE TABLE channels (
+        conv_id      INTEGER PRIMARY KEY,         -- a channel is its conversation (kind 3)
+        name         TEXT NOT NULL,
+        about        TEXT NOT NULL DEFAULT '',
+        rules        TEXT NOT NULL DEFAULT '',    -- shown to whoever joins
+        owner_id     INTEGER NOT NULL,
+        created      INTEGER NOT NULL,
+        open         INTEGER NOT NULL,            -- 1: anyone joins; 0: with the invitation
+        members_post INTEGER NOT NULL,            -- 1: members post too (admins always do)
+        slow_mode    INTEGER NOT NULL DEFAULT 0,  -- seconds between a member's posts
+        invite       TEXT NOT NULL DEFAULT '',    -- the invitation token ('' : none)
+        members      INTEGER NOT NULL,            -- member count
+        last_pos     INTEGER NOT NULL DEFAULT 0,  -- position of the newest post
+        last_ts      INTEGER NOT NULL DEFAULT 0,  -- ms of the newest post
+        pins         TEXT NOT NULL DEFAULT ''     -- pinned positions, comma-separated
+    );
+    CREATE TABLE channel_members (
+        conv_id   INTEGER NOT NULL,
+        user_id   INTEGER NOT NULL,
+        role      INTEGER NOT NULL,               -- 0 member, 1 admin, 2 owner
+        read_pos  INTEGER NOT NULL,               -- read up to this position
+        joined    INTEGER NOT NULL,
+        last_post INTEGER NOT NULL DEFAULT 0,     -- ms of the newest post or comment (slow mode)
+        PRIMARY KEY (conv_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX channel_members_by_user ON channel_members (user_id);
+    CREATE TABLE channel_bans (
+        conv_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        by_id   INTEGER NOT NULL,
+        ts      INTEGER NOT NULL,
+        PRIMARY KEY (conv_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE channel_posts (
+        id        INTEGER PRIMARY KEY,
+        conv_id   INTEGER NOT NULL,
+        pos       INTEGER NOT NULL,
+        author_id INTEGER NOT NULL,
+        cmid      TEXT NOT NULL,
+        ts        INTEGER NOT NULL,
+        text      TEXT NOT NULL,                  -- '' once deleted
+        deleted   INTEGER NOT NULL DEFAULT 0,
+        likes     INTEGER NOT NULL DEFAULT 0,
+        comments  INTEGER NOT NULL DEFAULT 0,     -- comments made under it
+        UNIQUE (conv_id, pos)
+    );
+    CREATE UNIQUE INDEX channel_posts_by_cmid ON channel_posts (conv_id, author_id, cmid);
+    CREATE TABLE channel_comments (
+        id        INTEGER PRIMARY KEY,
+        conv_id   INTEGER NOT NULL,
+        pos       INTEGER NOT NULL,               -- the post's position
+        n         INTEGER NOT NULL,               -- its number under the post, from 1
+        author_id INTEGER NOT NULL,
+        ts        INTEGER NOT NULL,
+        text      TEXT NOT NULL,
+        deleted   INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (conv_id, pos, n)
+    );
+    CREATE TABLE channel_likes (
+        conv_id INTEGER NOT NULL,
+        pos     INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        ts      INTEGER NOT NULL,
+        PRIMARY KEY (conv_id, pos, user_id)
+    ) WITHOUT ROWID;
+    CREATE VIRTUAL TABLE channel_search USING fts5(chan, text);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -28,7 +28,7 @@ import aiosqlite
 
 from ..contract import Committed as OnCommitted
 from ..contract import StoreOpenError, UsernameTaken
-from . import schema, sql
+from . import channels, schema, sql
 from .caches import DEDUP_ENTRIES, Caches, Positions
 from .checkpoint import Checkpointer
 from .files import DatabaseLock, create_private, warn_if_shared
@@ -134,8 +134,9 @@ class SQLiteStore(Reads, LedgerReads):
             if folded:  # a crash left them there
                 sql.log.info("folded %d update-log rows left in the journal", folded)
             self.cache.next_msg_id, self.cache.next_conv_id = await writer.call(sql.next_ids)
+            self.cache.next_item_id = await writer.call(channels.next_item_id)
             ledger = self.cache.ledger
-            ledger.next_transfer_id, ledger.next_packet_id, ledger.next_item_id = \
+            ledger.next_transfer_id, ledger.next_packet_id, ledger.next_wallet_item_id = \
                 await writer.call(sql.next_ledger_ids)
         except BaseException:
             await writer.shutdown()  # nothing of it to fold or checkpoint

@@ -56,6 +56,7 @@ from ..contract import StoreClosed
 from . import sql
 from .batch import Batch
 from .caches import Caches, Positions, duplicate
+from .channels import fetch_channel
 from .sql import Txn
 from .stats import WriterStats
 from .tail import UpdateTail
@@ -476,8 +477,10 @@ class Writer:
 
     def _missing(self, n: Needs, batch: Batch) -> tuple[list[Any], ...]:
         """What the needs ask for that neither the caches nor the batch's parent hold:
-        names, groups, heads, social, pairs, conversations; then the wallet's accounts,
-        idempotency keys, pending transfers, packets, task progress and items."""
+        names, groups, heads, social, pairs, conversations; then the channel rows by
+        table (channels, members, posts, likes, comments, post cmids); then the wallet's
+        accounts, idempotency keys, pending transfers, packets, task progress and items."""
+        has = batch.has_channel_row
         return (
             [x for x in n.names if x not in self.cache.user_ids],
             [g for g in n.groups if not batch.has_group(g)],
@@ -485,6 +488,12 @@ class Writer:
             [u for u in n.social if not batch.has_social(u)],
             [p for p in n.pairs if not batch.has_pair(p)],
             [c for c in n.convs if not batch.has_conv(c)],
+            [c for c in n.channels if not has("channels", c)],
+            [k for k in n.members if not has("members", k)],
+            [k for k in n.posts if not has("posts", k)],
+            [k for k in n.likes if not has("likes", k)],
+            [k for k in n.comments if not has("comments", k)],
+            [k for k in n.post_cmids if not has("post_cmids", k)],
             [a for a in n.accounts if not batch.has_account(a)],
             [k for k in n.keys if not batch.has_key(k)],
             [t for t in n.pendings if not batch.has_pending(t)],
@@ -504,9 +513,11 @@ class Writer:
             if not any(missing):
                 return
             groups = missing[1]
-            found, ledger_found = await self.call(_fetch_all, *missing)
+            found, ledger_found = await self.call(_fetch_all, *missing[:6], *missing[12:])
             self.cache.apply(*found)
-            asked = missing[6:]
+            if any(missing[6:12]):
+                self.cache.ch.update(await self.call(fetch_channel, missing[6:12]))
+            asked = missing[12:]
             if any(asked):
                 self.cache.apply_ledger(asked, ledger_found)  # type: ignore[arg-type]
             cached = self.cache.groups

@@ -323,7 +323,7 @@ class Receipts(Message):
 @dataclass(frozen=True, slots=True)
 class ConversationSummary(_Entry):
     conv: int = spec()
-    kind: str = spec(choices=("direct", "group"))
+    kind: str = spec(choices=("direct", "group", "channel"))  # "channel": added with channels
     name: str = spec(max=256)  # the peer's username, or the group's name
     ts: int = spec()  # time of the last message (or of creation)
     unread: int = spec()
@@ -331,6 +331,7 @@ class ConversationSummary(_Entry):
     last: ChatMessage | None = opt()
     peer: str | None = opt(**USER)
     group: int | None = opt()
+    channel: int | None = opt()  # added with channels
 
 
 @_record(MessageType.LIST_CONVERSATIONS, client=True)
@@ -341,6 +342,7 @@ class ListConversations(Message):
     limit: int | None = opt(lo=1, hi=100)
     before_ts: int | None = opt()
     before_conv: int | None = opt()
+    channels: bool | None = opt()  # added with channels
 
 
 @_record(MessageType.CONVERSATION_LIST, client=False)
