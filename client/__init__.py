@@ -80,11 +80,13 @@ from .events import (
     Reconnected,
     Resync,
     TypingEvent,
+    WalletChanged,
 )
 from .groups import Groups
 from .media import Media, MediaRef
 from .outbox import SendTimeout
 from .presence import Presence
+from .wallet import Wallet
 
 __all__ = [
     "DEFAULT_PORT",
@@ -141,6 +143,8 @@ __all__ = [
     "SessionState",
     "SessionStore",
     "TypingEvent",
+    "Wallet",
+    "WalletChanged",
     "connect",
     "new_cmid",
     "register",

@@ -55,21 +55,22 @@ class Account(Facade):
 
     async def set_privacy(self, presence: str | None = None, profile: str | None = None,
                           messages: str | None = None, groups: str | None = None, *,
-                          receipts: str | None = None) -> None:
+                          receipts: str | None = None, coins: str | None = None) -> None:
         """Who sees presence / profile / read and delivered positions ("everyone",
-        "contacts", "nobody"), who may send direct messages ("everyone", "contacts") and who
-        may add this user to groups ("everyone", "contacts", "nobody"); None leaves a
-        setting as it is."""
+        "contacts", "nobody"), who may send direct messages ("everyone", "contacts"), who
+        may add this user to groups and who may send them coins ("everyone", "contacts",
+        "nobody"); None leaves a setting as it is."""
         for name, value, allowed in (("presence", presence, VISIBILITY),
                                      ("profile", profile, VISIBILITY),
                                      ("messages", messages, MESSAGE_POLICY),
                                      ("groups", groups, VISIBILITY),
-                                     ("receipts", receipts, VISIBILITY)):
+                                     ("receipts", receipts, VISIBILITY),
+                                     ("coins", coins, VISIBILITY)):
             if value is not None and value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}")
         await self._ask(SetPrivacy(rid=0, presence=presence, profile=profile,
-                                   messages=messages, groups=groups, receipts=receipts), Ok,
-                        retry=True)
+                                   messages=messages, groups=groups, receipts=receipts,
+                                   coins=coins), Ok, retry=True)
 
     async def devices(self) -> list[DeviceInfo]:
         """The account's devices, with their positions and whether they are online."""

@@ -69,6 +69,7 @@ from liaotian.protocol import (
 )
 from liaotian.protocol.social import MESSAGE_POLICY, VISIBILITY, GroupInfo
 
+from . import wallet_cli
 from .backoff import Backoff
 from .client import DEFAULT_PORT, Client, register
 from .cursor import FileStore, MemoryStore, SessionState
@@ -211,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("register", parents=common, help="create an account")
     p.add_argument("username", metavar="USER")
     p.add_argument("--password", help="password (env LIAOTIAN_PASSWORD; else prompted)")
+    p.add_argument("--invite", metavar="CODE", help="an invitation code you were given")
 
     p = sub.add_parser("login", parents=common,
                        help="log in and save the session (token, device, cursor)")
@@ -383,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", choices=VISIBILITY, help="who may add you to groups")
     p.add_argument("--receipts", choices=VISIBILITY,
                    help="who sees how far you have read and received")
+    p.add_argument("--coins", choices=VISIBILITY, help="who may send you coins")
+
+    # --- the wallet (wallet_cli.py)
+    wallet_cli.add_parsers(sub, common)
     return parser
 
 
@@ -587,7 +593,7 @@ async def cmd_register(args: argparse.Namespace, out: TextIO) -> int:
     host, port = server_address(args)
     password = get_password(args, f"Password for new user {args.username}: ")
     user = await register(host, port, args.username, password, ssl=_ssl(args),
-                          timeout=args.timeout)
+                          timeout=args.timeout, invite=args.invite)
     print(f"registered {safe(user)}", file=out)
     return EXIT_OK
 
@@ -1042,10 +1048,10 @@ async def cmd_profile(args: argparse.Namespace, out: TextIO) -> int:
 async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
         if (args.presence, args.profile, args.messages, args.groups,
-                args.receipts) != (None,) * 5:
-            await client.set_privacy(presence=args.presence, profile=args.profile,
-                                     messages=args.messages, groups=args.groups,
-                                     receipts=args.receipts)
+                args.receipts, args.coins) != (None,) * 6:
+            await client.account.set_privacy(
+                presence=args.presence, profile=args.profile, messages=args.messages,
+                groups=args.groups, receipts=args.receipts, coins=args.coins)
         p = await client.privacy()
     print(f"presence: {safe(p.presence)}", file=out)
     print(f"profile:  {safe(p.profile)}", file=out)
@@ -1053,6 +1059,7 @@ async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
     if p.groups is not None:
         print(f"groups:   {safe(p.groups)}", file=out)
     print(f"receipts: {safe(p.receipts or 'contacts')}", file=out)
+    print(f"coins:    {safe(p.coins or 'contacts')}", file=out)
     return EXIT_OK
 
 
@@ -1123,6 +1130,13 @@ async def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
                                            progress=ProgressBar(f"downloading {dest}"))
     print(f"saved {size} bytes to {safe(dest)}", file=out)
     return EXIT_OK
+async def cmd_wallet(args: argparse.Namespace, out: TextIO) -> int:
+    """wallet, pay, red-packet, tasks, items (wallet_cli.py)."""
+    try:
+        async with _session_client(args) as client:
+            return await wallet_cli.run(client, args, out)
+    except wallet_cli.UsageError as exc:
+        raise UsageError(str(exc)) from None
 
 
 COMMANDS = {
@@ -1153,6 +1167,7 @@ COMMANDS = {
     "presence": cmd_presence,
     "profile": cmd_profile,
     "privacy": cmd_privacy,
+    **{name: cmd_wallet for name in wallet_cli.COMMANDS},
 }
 
 

@@ -21,6 +21,9 @@ object per feature, in the spirit of nats.py's `nc.jetstream()`:
 * `client.presence`: query, typing;
 * `client.media`: upload, download, send and send_file / send_image / send_voice /
   send_track (`media.py`, SPEC.md 27).
+* `client.wallet`: balance, history, pay, red_packet, claim, packet, check_in, tasks,
+  items, gift, redeem (SPEC.md 25; requests that move coins retry with their idempotency
+  key by themselves, `wallet.py`).
 
 The method names from before the facades (`create_group`, `contact_accept`, `set_privacy`,
 ...) still work: see `compat`. Requests return the typed answer records of
@@ -86,6 +89,7 @@ from .media import Media
 from .outbox import SendTimeout, new_cmid
 from .presence import Presence
 from .session import DEFAULT, InitialSync, Session, TimeoutArg
+from .wallet import Wallet
 
 __all__ = ["DEFAULT_PORT", "Client", "InitialSync", "SendTimeout", "connect", "new_cmid",
            "register"]
@@ -143,6 +147,7 @@ class Client(CompatMethods):
         self.account = Account(session)
         self.presence = Presence(session)
         self.media = Media(session)
+        self.wallet = Wallet(session)
 
     # ------------------------------------------------------------------ properties
 
@@ -396,13 +401,15 @@ def connect(
 
 async def register(host: str, port: int, username: str, password: str, *,
                    ssl: ssl_module.SSLContext | bool | None = None,
-                   timeout: float | None = 10.0) -> str:
+                   timeout: float | None = 10.0, invite: str | None = None) -> str:
     """Create an account; returns the username as stored. Raises RequestError
-    (USERNAME_TAKEN, INVALID_USERNAME, WEAK_PASSWORD)."""
+    (USERNAME_TAKEN, INVALID_USERNAME, WEAK_PASSWORD). `invite`: an invitation code of the
+    user who invited this one (their "invite" task pays, SPEC.md 25.6)."""
     conn = await ClientConnection.open(host, port, ssl=ssl, timeout=timeout)
     try:
         async with asyncio.timeout(timeout):
-            answer = await conn.request(Register(rid=0, username=username, password=password))
+            answer = await conn.request(Register(rid=0, username=username, password=password,
+                                                 invite=invite))
         assert isinstance(answer, Registered)
         return answer.user
     finally:

@@ -398,8 +398,8 @@ class Verdict(Enum):
     DELIVER = "deliver"  # give it to the application
 
 
-# Update kinds without a message that the client turns into events (READ, CONTACT).
-DATA_KINDS = frozenset({int(UpdateKind.READ), int(UpdateKind.CONTACT)})
+# Update kinds without a message that the client turns into events (READ, CONTACT, WALLET).
+DATA_KINDS = frozenset({int(UpdateKind.READ), int(UpdateKind.CONTACT), int(UpdateKind.WALLET)})
 
 
 def classify_update(update: Update, tracker: CursorTracker, me: str | None,

@@ -63,6 +63,7 @@ __all__ = [
     "Resync",
     "StateEvent",
     "TypingEvent",
+    "WalletChanged",
     "event_from_update",
 ]
 
@@ -72,6 +73,9 @@ CONTACT_EVENTS = ("request", "accepted", "declined", "cancelled", "removed", "ch
 
 # Group timeline event types that change who is in the group or what they may do.
 MEMBERSHIP_CHANGES = frozenset({"created", "added", "removed", "left", "role", "owner"})
+# Timeline events of the wallet (SPEC.md 25.2): delivered as MessageReceived (m.event)
+WALLET_EVENTS = frozenset({"coins", "red_packet", "red_packet_claim", "red_packet_expired",
+                           "item"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,12 +288,41 @@ class Reconnected:
     attempts: int  # connection attempts it took
 
 
-LogEvent = MessageReceived | GroupChanged | ReadReceipt | ContactEvent
+@dataclass(frozen=True, slots=True)
+class WalletChanged:
+    """Update kind 4 WALLET (SPEC.md 25.2): this user's coins or items changed, on this
+    device or another. `event` is "transfer" (then `transfer` is the transfer map and
+    `balance`, `pending_out`, `pending_in` the account after it) or "item" (then `change`
+    is granted, given, received or redeemed, and `item` the item map). `data` is the entry
+    as received."""
+
+    seq: int
+    event: str
+    data: dict[str, Any]
+
+    @property
+    def balance(self) -> int | None:
+        v = self.data.get("balance")
+        return v if type(v) is int else None
+
+    @property
+    def transfer(self) -> dict[str, Any] | None:
+        v = self.data.get("transfer")
+        return v if isinstance(v, dict) else None
+
+    @property
+    def item(self) -> dict[str, Any] | None:
+        v = self.data.get("item")
+        return v if isinstance(v, dict) else None
+
+
+LogEvent = MessageReceived | GroupChanged | ReadReceipt | ContactEvent | WalletChanged
 EphemeralEvent = TypingEvent | PresenceChanged
 StateEvent = Resync | CaughtUp | Disconnected | Reconnected
-ClientEvent = (MessageReceived | GroupChanged | ReadReceipt | ContactEvent | TypingEvent
-               | PresenceChanged | Resync | CaughtUp | Disconnected | Reconnected)
-LOG_EVENT_TYPES = (MessageReceived, GroupChanged, ReadReceipt, ContactEvent)
+ClientEvent = (MessageReceived | GroupChanged | ReadReceipt | ContactEvent | WalletChanged
+               | TypingEvent | PresenceChanged | Resync | CaughtUp | Disconnected
+               | Reconnected)
+LOG_EVENT_TYPES = (MessageReceived, GroupChanged, ReadReceipt, ContactEvent, WalletChanged)
 
 
 def event_from_update(update: Update) -> LogEvent | None:
@@ -298,7 +331,7 @@ def event_from_update(update: Update) -> LogEvent | None:
     m = update.message
     if m is not None:
         change = GroupEvent.from_message(m)
-        if change is not None:
+        if change is not None and change.type not in WALLET_EVENTS:
             return GroupChanged(update.seq, change, m)
         return MessageReceived(update.seq, m)
     d = update.data
@@ -312,6 +345,9 @@ def event_from_update(update: Update) -> LogEvent | None:
         if type(event) is str and type(user) is str:
             return ContactEvent(update.seq, event, user)
         return None
+    if update.kind == UpdateKind.WALLET:
+        event = d.get("event")
+        return WalletChanged(update.seq, event, dict(d)) if type(event) is str else None
     return None
 
 T = TypeVar("T")

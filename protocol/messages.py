@@ -129,6 +129,7 @@ class Error(Message):
 class Register(Message):
     username: str
     password: str = wire(max=4096)
+    invite: str | None = wire(default=None, max=32)  # an invitation code (SPEC 25.6)
 
 
 @message(M.REGISTERED)

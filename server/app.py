@@ -154,7 +154,9 @@ class Server:
         self.fanout.answer_with(CreateGroup, answer_created)
         ReceiptHandlers(store, writes, cfg.max_group_size, clock).route(router)
         ContactHandlers(store, writes, self.policy, clock).route(router)
-        WalletHandlers(store, writes, self.policy, clock).route(router)
+        wallet = WalletHandlers(store, writes, self.policy, clock)
+        wallet.route(router)
+        accounts.on_invited = wallet.invited
         self.expiry = Expiry(store, self.policy)
         for op_type, answer in answers(self.expiry).items():
             self.fanout.answer_with(op_type, answer)

@@ -81,6 +81,8 @@ class AccountHandlers:
         self._hash_seconds = 0.5  # moving average of one REGISTER's hash, for retry_after
         self.token_idle_ms = int(cfg.token_idle_days * 86_400_000)
         self.wall_clock: Callable[[], float] = time.time  # seconds since the epoch
+        # REGISTER with an invitation code: (new user id, code), the wallet's (app.py)
+        self.on_invited: Callable[[int, str], None] = lambda uid, code: None
 
     def route(self, r: Router) -> None:
         r.route(Register, self.register, exclusive=True)
@@ -121,7 +123,7 @@ class AccountHandlers:
             started = self.clock()
             hashed = await self._argon2(self.hasher.hash, msg.password)
             self._hash_seconds += (self.clock() - started - self._hash_seconds) / 8
-            await self.store.create_user(msg.username, hashed)
+            uid = await self.store.create_user(msg.username, hashed)
         except UsernameTaken:
             raise RequestError(ErrorCode.USERNAME_TAKEN) from None
         except StoreClosed:
@@ -129,6 +131,8 @@ class AccountHandlers:
         finally:
             self._registering -= 1
         conn.log.info("registered %s", msg.username)
+        if msg.invite:
+            self.on_invited(uid, msg.invite)
         conn.send(Registered(rid=msg.rid, user=msg.username))
 
     async def login(self, conn: Peer, msg: Login) -> None:

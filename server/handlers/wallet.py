@@ -216,6 +216,16 @@ class WalletHandlers:
         self._submit(conn, ops.RedeemItem(**self._base(conn, msg), code=msg.code,
                                           key=msg.key or ""))
 
+    def invited(self, uid: int, code: str) -> None:
+        """A new user registered with an invitation code: it is redeemed and its owner's
+        "invite" tasks pay (an operation after the registration's own commit: a crash in
+        between loses the reward; an unknown or used code is refused quietly)."""
+        try:
+            self.store.submit(ops.UseInvite(actor=uid, policy=self.policy, code=code,
+                                            key="register"))
+        except StoreClosed:
+            log.warning("invitation code of user %d not used: store closed", uid)
+
     # ------------------------------------------------------------------ reads
 
     async def get_wallet(self, conn: Peer, msg: GetWallet) -> None:

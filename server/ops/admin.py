@@ -18,7 +18,9 @@ Commands (arguments in brackets): status; users [limit, after]; devices [user]; 
 sign_out]: the caller hashes; sign_out (default) signs every device out and closes its
 connections (4002); revoke [user, device]: as REVOKE_DEVICE (4002 to its connections);
 kick [conn or user, reconnect]: CLOSE 1000, or 1001 with reconnect; checkpoint: the WAL
-copied into the database file and truncated; backup [dest]: backup.py's online copy.
+copied into the database file and truncated; backup [dest]: backup.py's online copy;
+mint [to, amount, memo, key], grant [to, kind], wallet_report [tasks]: the wallet's
+(wallet_admin.py).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from ..store.sqlite import admin as admin_sql
 from ..store.sqlite.admin import file_sizes, queue_depth
 from ..store.sqlite.backup import BackupError, backup
 from ..store.sqlite.files import PRIVATE
-from . import package_version
+from . import package_version, wallet_admin
 from .lifecycle import by_state, peer_of
 
 if TYPE_CHECKING:
@@ -79,6 +81,7 @@ class Admin:
             "sessions": self.sessions, "disable": self.disable, "enable": self.enable,
             "reset_password": self.reset_password, "revoke": self.revoke, "kick": self.kick,
             "checkpoint": self.checkpoint, "backup": self.backup,
+            "mint": self.mint, "grant": self.grant, "wallet_report": self.wallet_report,
         }
 
     async def call(self, command: str, args: dict[str, Any]) -> Any:
@@ -238,6 +241,24 @@ class Admin:
         result = await admin_sql.checkpoint(self.store)
         log.info("admin: checkpoint: %s", result)
         return result
+
+    # the wallet (wallet_admin.py)
+
+    async def mint(self, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await wallet_admin.mint(self.store, args)
+        except wallet_admin.WalletAdminError as exc:
+            raise AdminError(str(exc)) from None
+
+    async def grant(self, args: dict[str, Any]) -> Any:
+        try:
+            return await wallet_admin.grant(self.store, args, None)
+        except wallet_admin.WalletAdminError as exc:
+            raise AdminError(str(exc)) from None
+
+    async def wallet_report(self, args: dict[str, Any]) -> dict[str, Any]:
+        tasks = self.server.config.tasks() if self.server is not None else None
+        return await wallet_admin.report(self.store, args, tasks)
 
     async def backup(self, args: dict[str, Any]) -> dict[str, Any]:
         dest = _text(args, "dest")

@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("checkpoint", help="copy the WAL into the database file, truncate it")
     s = sub.add_parser("backup", help="write a consistent copy of the database")
     s.add_argument("dest", help="file to create (must not exist)")
+    s = sub.add_parser("mint", help="create coins for a user (or *rewards); logged")
+    s.add_argument("to", metavar="USER")
+    s.add_argument("amount", type=int)
+    s.add_argument("--memo", required=True, help="why (kept with the transfer)")
+    s.add_argument("--key", help="idempotency key: the same mint is not made twice")
+    s = sub.add_parser("grant", help="give a user a new item (an F code, an invitation)")
+    s.add_argument("to", metavar="USER")
+    s.add_argument("kind", help="fcode, invite, ...")
+    sub.add_parser("wallet-report", help="check the wallet's invariants; totals")
     return p
 
 
@@ -99,6 +108,12 @@ def request_of(ns: argparse.Namespace, config: Config) -> tuple[str, dict[str, A
         return cmd, {**target, "reconnect": ns.reconnect}
     if cmd == "backup":
         return cmd, {"dest": os.path.abspath(ns.dest)}
+    if cmd == "mint":
+        return cmd, {"to": ns.to, "amount": ns.amount, "memo": ns.memo, "key": ns.key or ""}
+    if cmd == "grant":
+        return cmd, {"to": ns.to, "kind": ns.kind}
+    if cmd == "wallet-report":
+        return "wallet_report", {"tasks": config.wallet_tasks}
     if cmd == "reset-password":
         return "reset_password", {"user": ns.user, "password_hash": _new_hash(config),
                                   "sign_out": not ns.keep_devices}

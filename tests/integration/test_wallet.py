@@ -231,3 +231,29 @@ async def test_privacy_coins_and_the_write_budget(tmp_path) -> None:
         refused = await alice.fail(Pay, ErrorCode.RATE_LIMITED, to="bob", amount=1, key="c")
         assert isinstance(refused, Error) and refused.retry_after
         assert await balance(alice) == 98
+
+
+async def test_registering_with_an_invitation_code_pays_its_owner(tmp_path) -> None:
+    tasks = json.dumps([{"name": "checkin", "trigger": "checkin", "reward": 1, "item": "invite"},
+                        {"name": "invite", "trigger": "invite", "reward": 50, "cap": 2,
+                         "period": "ever"}])
+    async with social_server(tmp_path, wallet_tasks=tasks) as net:
+        alice = (await net.users("alice"))[0]
+        code = (await check_in(alice)).tasks[0].item
+        assert code is not None
+        c = await net.anonymous()
+        from liaotian.protocol import Register, Registered
+
+        assert isinstance(await c.request(Register(rid=c.rid(), username="carol",
+                                                   password="pw-carol-123", invite=code)),
+                          Registered)
+        assert (await wallet_entry(alice))["change"] == "redeemed"
+        e = await wallet_entry(alice)  # the reward for the invitation
+        assert e["transfer"]["memo"] == "invite" and e["balance"] == 51
+        # a used code does not stop a registration, and pays nothing more
+        assert isinstance(await c.request(Register(rid=c.rid(), username="dave",
+                                                   password="pw-dave-1234", invite=code)),
+                          Registered)
+        await sound(net)  # every write so far committed (the refused invitation too)
+        await alice.assert_no_push()
+        assert await balance(alice) == 51

@@ -71,7 +71,7 @@ ADDED = {int(c.TYPE) for c in WALLET_CLASSES}
 assert set(range(150, 171)) == ADDED  # every wallet type is among those excluded
 TYPES = sorted(MESSAGE_CLASSES)
 # keys added to frozen messages after the freeze (privacy `coins`): absent in comparisons
-ADDED_KEYS = frozenset({"coins"})
+ADDED_KEYS = frozenset({"coins", "invite"})  # privacy coins, REGISTER invite
 IDS = [MessageType(t).name for t in TYPES]
 SETTINGS = settings(max_examples=60, deadline=None, database=None)
 

@@ -504,6 +504,8 @@ def _frames() -> list[tuple[str, bytes]]:
         m("item_redeem", W.ItemRedeem(rid=70, code="M2PA6YQ3TC7VKD4H")),
         m("item_done", W.ItemDone(rid=69, item=FCODE)),
         m("set_privacy_coins", SetPrivacy(rid=72, coins="everyone")),
+        m("register_invite", Register(rid=2, username="dave", password=PASSWORD,
+                                      invite="Q4TWZ7HK2PMA6NXC")),
         m("error_insufficient_funds", Error(rid=73, code=ErrorCode.INSUFFICIENT_FUNDS,
                                             message="available 880, needed 5000")),
         m("error_idempotency_mismatch", Error(
