@@ -1,4 +1,4 @@
-"""Media metadata in SQLite (schema migration 12): blobs, their uploaders, the messages
+"""Media metadata in SQLite (schema migration 11): blobs, their uploaders, the messages
 that reference them, unfinished uploads. The store's facade (store.py) runs the writes
 here in the writer thread (inside a group commit) and the reads on the reader connections.
 

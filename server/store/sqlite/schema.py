@@ -332,10 +332,7 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE VIRTUAL TABLE channel_search USING fts5(chan, text);
     """,
-    # 11: reserved for the bots (merged separately); empty here, so a database of this
-    # branch and one of the bots' agree on every migration's number.
-    "",
-    # 12: media (SPEC.md 27; server/media/ keeps the bytes under the media directory).
+    # 11: media (SPEC.md 27; server/media/ keeps the bytes under the media directory).
     # A blob is its SHA-256; `info` is msgpack of what the server read from it (probe.py).
     # `unref_since` is NULL while a message references the blob, else when it became
     # unreferenced: collected a grace period later.
