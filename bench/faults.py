@@ -46,15 +46,35 @@ def crash_counts(quick: bool, env: dict[str, str]) -> dict[str, Any]:
     """Run the crash soak and return its counts (crash_attempted ... crash_duplicated)."""
     with tempfile.TemporaryDirectory(prefix="liaotian-crash-") as tmp:
         out = Path(tmp) / "soak.json"
-        args = [sys.executable, str(REPO / "scripts" / "crash_soak.py"),
-                "--duration", "8" if quick else "30", "--kills", "2" if quick else "6",
-                "--users", "6", "--group-size", "4", "--json", str(out),
-                "--workdir", str(Path(tmp) / "db")]
-        proc = subprocess.run(args, env={**os.environ, **env}, capture_output=True,
-                              timeout=300, check=False)
+        args = [
+            sys.executable,
+            str(REPO / "scripts" / "crash_soak.py"),
+            "--duration",
+            "8" if quick else "30",
+            "--kills",
+            "2" if quick else "6",
+            "--users",
+            "6",
+            "--group-size",
+            "4",
+            "--json",
+            str(out),
+            "--workdir",
+            str(Path(tmp) / "db"),
+        ]
+        proc = subprocess.run(
+            args, env={**os.environ, **env}, capture_output=True, timeout=300, check=False
+        )
         summary = json.loads(out.read_text()) if out.exists() else {}
-    keys = ("crash_attempted", "crash_acked", "crash_delivered", "crash_lost",
-            "crash_duplicated", "faults", "integrity")
+    keys = (
+        "crash_attempted",
+        "crash_acked",
+        "crash_delivered",
+        "crash_lost",
+        "crash_duplicated",
+        "faults",
+        "integrity",
+    )
     result = {k: summary.get(k) for k in keys}
     result["exit_code"] = proc.returncode
     return result
@@ -112,8 +132,9 @@ async def _peer(port: int, user: str, register: bool = True) -> _Peer:
     await p.request(Hello(rid=c.next_rid(), versions=(1,), client="bench-faults"))
     if register:
         await p.request(Register(rid=c.next_rid(), username=user, password="bench-password"))
-    auth = await p.request(Login(rid=c.next_rid(), username=user, password="bench-password",
-                                 device="bench"))
+    auth = await p.request(
+        Login(rid=c.next_rid(), username=user, password="bench-password", device="bench")
+    )
     await p.request(Sync(rid=c.next_rid(), since=auth.head))
     return p
 
@@ -123,8 +144,7 @@ async def _pair_latencies(a: _Peer, b: _Peer, n: int, label: str) -> list[float]
     for i in range(n):
         cmid = f"{label}-{i}"
         t0 = time.perf_counter()
-        sent = await a.request(Send(rid=a.conn.next_rid(), to="sc-bob", cmid=cmid,
-                                    text="ping"))
+        sent = await a.request(Send(rid=a.conn.next_rid(), to="sc-bob", cmid=cmid, text="ping"))
         assert isinstance(sent, Sent), sent
         deadline = time.perf_counter() + 10
         while cmid not in b.arrived:
@@ -147,8 +167,12 @@ async def _slow_consumer(port: int, n: int) -> dict[str, Any]:
     async def flood() -> int:
         k = 0
         while not stop:
-            futs = [heavy.post(Send(rid=heavy.conn.next_rid(), to="sc-slow",
-                                    cmid=f"flood-{k}-{j}", text=big)) for j in range(8)]
+            futs = [
+                heavy.post(
+                    Send(rid=heavy.conn.next_rid(), to="sc-slow", cmid=f"flood-{k}-{j}", text=big)
+                )
+                for j in range(8)
+            ]
             await asyncio.wait_for(asyncio.gather(*futs), 30)
             k += 1
         return k * 8
@@ -169,12 +193,15 @@ async def _slow_consumer(port: int, n: int) -> dict[str, Any]:
     for p in (a, b, heavy, slow):
         if p.transport is not None:
             p.transport.close()
-    return {"p99_ms_without": round(percentile(base, 99), 3),
-            "p99_ms_with": round(percentile(with_slow, 99), 3),
-            "p50_ms_without": round(percentile(base, 50), 3),
-            "p50_ms_with": round(percentile(with_slow, 50), 3),
-            "samples": n, "sent_to_slow_consumer": sent_to_slow,
-            "slow_consumer_evicted": evicted}
+    return {
+        "p99_ms_without": round(percentile(base, 99), 3),
+        "p99_ms_with": round(percentile(with_slow, 99), 3),
+        "p50_ms_without": round(percentile(base, 50), 3),
+        "p50_ms_with": round(percentile(with_slow, 50), 3),
+        "samples": n,
+        "sent_to_slow_consumer": sent_to_slow,
+        "slow_consumer_evicted": evicted,
+    }
 
 
 def slow_consumer(quick: bool, env: dict[str, str]) -> dict[str, Any]:
@@ -183,12 +210,28 @@ def slow_consumer(quick: bool, env: dict[str, str]) -> dict[str, Any]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="liaotian-slow-") as tmp:
-        server_env = {**os.environ, **env, "LIAOTIAN_MAX_OUTBOUND_BUFFER": str(1 << 20),
-                      "LIAOTIAN_WRITE_TIMEOUT": "2"}
+        server_env = {
+            **os.environ,
+            **env,
+            "LIAOTIAN_MAX_OUTBOUND_BUFFER": str(1 << 20),
+            "LIAOTIAN_WRITE_TIMEOUT": "2",
+        }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "liaotian.server", "--port", str(port),
-             "--db-path", str(Path(tmp) / "slow.db"), "--log-level", "warning"],
-            env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "liaotian.server",
+                "--port",
+                str(port),
+                "--db-path",
+                str(Path(tmp) / "slow.db"),
+                "--log-level",
+                "warning",
+            ],
+            env=server_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 20
             while True:

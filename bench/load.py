@@ -103,8 +103,20 @@ def idle_user_name(i: int) -> str:
 
 
 class Stats:
-    __slots__ = ("acked", "closes", "delivered", "errors", "g_acked", "g_pushed", "g_sent",
-                 "login_retries", "lost", "notes", "sent", "unexpected")
+    __slots__ = (
+        "acked",
+        "closes",
+        "delivered",
+        "errors",
+        "g_acked",
+        "g_pushed",
+        "g_sent",
+        "login_retries",
+        "lost",
+        "notes",
+        "sent",
+        "unexpected",
+    )
 
     def __init__(self) -> None:
         self.sent = 0  # SENDs written in throughput and latency phases (cumulative)
@@ -125,9 +137,14 @@ class Stats:
             self.notes.append(text)
 
     def problems(self) -> dict[str, Any]:
-        return {"errors": self.errors, "closes": self.closes, "unexpected": self.unexpected,
-                "lost": self.lost, "login_retries": self.login_retries,
-                "notes": list(self.notes)}
+        return {
+            "errors": self.errors,
+            "closes": self.closes,
+            "unexpected": self.unexpected,
+            "lost": self.lost,
+            "login_retries": self.login_retries,
+            "notes": list(self.notes),
+        }
 
 
 class Pair:
@@ -169,8 +186,18 @@ class FillState:
 
 
 class DrainState:
-    __slots__ = ("count", "done", "expect", "first", "gaps", "last", "limit", "pages", "rid",
-                 "t_end")
+    __slots__ = (
+        "count",
+        "done",
+        "expect",
+        "first",
+        "gaps",
+        "last",
+        "limit",
+        "pages",
+        "rid",
+        "t_end",
+    )
 
     def __init__(self, limit: int, done: asyncio.Future[None]) -> None:
         self.limit = limit
@@ -257,8 +284,9 @@ class Client(asyncio.Protocol):
 
     # ------------------------------------------------------------------ setup
 
-    async def request(self, msg_type: int, payload: dict[str, Any], expect: int,
-                      timeout: float = 30.0) -> dict[str, Any]:
+    async def request(
+        self, msg_type: int, payload: dict[str, Any], expect: int, timeout: float = 30.0
+    ) -> dict[str, Any]:
         self.n += 1
         rid = self.n
         fut: asyncio.Future[tuple[int, Any]] = asyncio.get_running_loop().create_future()
@@ -272,8 +300,9 @@ class Client(asyncio.Protocol):
             self.waiters.pop(rid, None)
         if typ != expect:
             code = p.get("code") if typ == T_ERROR and isinstance(p, dict) else None
-            raise RequestFailed(f"{self.name}: type {msg_type} answered by type {typ}: "
-                                f"{p!r:.300}", code)
+            raise RequestFailed(
+                f"{self.name}: type {msg_type} answered by type {typ}: {p!r:.300}", code
+            )
         return p  # type: ignore[no-any-return]
 
     def on_setup(self, buf: bytes, s: int, e: int) -> None:
@@ -367,8 +396,7 @@ class Client(asyncio.Protocol):
         self.n += 1
         t0 = mono_ns()
         text = f"lat {t0:020d} " + TEXT[:23]  # same 48-character length as TEXT
-        self.write(frame(T_SEND, self.n, {"group": group, "cmid": f"{self.n:08x}",
-                                           "text": text}))
+        self.write(frame(T_SEND, self.n, {"group": group, "cmid": f"{self.n:08x}", "text": text}))
 
     # ------------------------------------------------------------------ latency
 
@@ -499,8 +527,9 @@ class Loader:
                     res = await getattr(self, "cmd_" + cmd)(**args)
                     self.pipe.send(("ok", res))
                 except Exception:
-                    self.pipe.send(("error", f"loader {self.cfg['index']}: {cmd}: "
-                                    + traceback.format_exc()))
+                    self.pipe.send(
+                        ("error", f"loader {self.cfg['index']}: {cmd}: " + traceback.format_exc())
+                    )
         finally:
             beat.cancel()
             await self._close_all()
@@ -542,33 +571,47 @@ class Loader:
 
     # ------------------------------------------------------------------ connections
 
-    async def open_client(self, port: int, name: str, *, register: bool = False,
-                          login: bool = True, go_live: bool = True,
-                          device: str = DEVICE) -> Client:
+    async def open_client(
+        self,
+        port: int,
+        name: str,
+        *,
+        register: bool = False,
+        login: bool = True,
+        go_live: bool = True,
+        device: str = DEVICE,
+    ) -> Client:
         """Connect and HELLO; then REGISTER and/or LOGIN (and SYNC since head: live)."""
         loop = self.loop
         try:
             transport, c = await asyncio.wait_for(
-                loop.create_connection(lambda: Client(self, name), HOST, port), 10.0)
+                loop.create_connection(lambda: Client(self, name), HOST, port), 10.0
+            )
         except TimeoutError:
             raise BenchError(f"{name}: connect to {HOST}:{port} timed out") from None
         try:
             await c.request(T_HELLO, {"versions": [1], "client": CLIENT_NAME}, T_WELCOME)
             if register:
-                await c.request(T_REGISTER, {"username": name, "password": PASSWORD},
-                                T_REGISTERED, 60.0)
+                await c.request(
+                    T_REGISTER, {"username": name, "password": PASSWORD}, T_REGISTERED, 60.0
+                )
             if login:
                 for attempt in range(4):
                     try:
-                        a = await c.request(T_LOGIN, {"username": name, "password": PASSWORD,
-                                                      "device": device}, T_AUTHENTICATED, 60.0)
+                        a = await c.request(
+                            T_LOGIN,
+                            {"username": name, "password": PASSWORD, "device": device},
+                            T_AUTHENTICATED,
+                            60.0,
+                        )
                         break
                     except RequestFailed as exc:
                         if exc.code != 2002 or attempt == 3:  # BAD_CREDENTIALS
                             raise
                         self.stats.login_retries += 1
-                        self.stats.note(f"{name}: LOGIN after REGISTERED refused with 2002, "
-                                        f"retrying")
+                        self.stats.note(
+                            f"{name}: LOGIN after REGISTERED refused with 2002, retrying"
+                        )
                         await asyncio.sleep(0.25 * (attempt + 1))
                 c.head = int(a["head"])
                 c.token = str(a.get("token", ""))
@@ -609,8 +652,7 @@ class Loader:
             """A group member: registered, and anyone may add it to groups (the default is
             contacts only; a server without the setting ignores the key)."""
             async with sem:
-                c = await self.open_client(port, name, register=True, go_live=False,
-                                           device="setup")
+                c = await self.open_client(port, name, register=True, go_live=False, device="setup")
                 await c.request(T_SET_PRIVACY, {"groups": "everyone"}, T_OK)
                 self.clients.remove(c)
                 c.close()
@@ -635,15 +677,20 @@ class Loader:
             t0 = time.monotonic()
             extra = cfg["offline_senders"] + cfg["offline_users"] if target == "server" else []
             members = cfg["group_register"] if target == "server" else []
-            await asyncio.gather(*(register(port, n) for n in names + extra),
-                                 *(register_open(port, n) for n in members))
+            await asyncio.gather(
+                *(register(port, n) for n in names + extra),
+                *(register_open(port, n) for n in members),
+            )
             t1 = time.monotonic()
             self.pairs[target] = list(await asyncio.gather(*(make_pair(port, i) for i in idx)))
             if target == "server":
-                self.offline_senders = list(await asyncio.gather(
-                    *(live(port, n) for n in cfg["offline_senders"])))
-            timing[target] = {"register_s": round(t1 - t0, 2),
-                              "login_s": round(time.monotonic() - t1, 2)}
+                self.offline_senders = list(
+                    await asyncio.gather(*(live(port, n) for n in cfg["offline_senders"]))
+                )
+            timing[target] = {
+                "register_s": round(t1 - t0, 2),
+                "login_s": round(time.monotonic() - t1, 2),
+            }
         return {"connections": len(self.clients), "timing": timing, **self.stats.problems()}
 
     # ------------------------------------------------------------------ phases
@@ -657,8 +704,15 @@ class Loader:
             await asyncio.sleep(0.01)
         return True
 
-    async def cmd_throughput(self, target: str, t_start: float, t_w0: float, t_w1: float,
-                             window: int, drain_timeout: float) -> dict[str, Any]:
+    async def cmd_throughput(
+        self,
+        target: str,
+        t_start: float,
+        t_w0: float,
+        t_w1: float,
+        window: int,
+        drain_timeout: float,
+    ) -> dict[str, Any]:
         pairs = self.pairs[target]
         st = self.stats
         base = (st.sent, st.acked, st.delivered)
@@ -679,14 +733,22 @@ class Loader:
         finally:
             self.running = False
         drained = await self._drained(drain_timeout)
-        return {"target": target, "pairs": len(pairs), "window_s": m1 - m0,
-                "acked": a1 - a0, "delivered": d1 - d0,
-                "sent_total": st.sent - base[0], "acked_total": st.acked - base[1],
-                "delivered_total": st.delivered - base[2], "drained": drained,
-                **st.problems()}
+        return {
+            "target": target,
+            "pairs": len(pairs),
+            "window_s": m1 - m0,
+            "acked": a1 - a0,
+            "delivered": d1 - d0,
+            "sent_total": st.sent - base[0],
+            "acked_total": st.acked - base[1],
+            "delivered_total": st.delivered - base[2],
+            "drained": drained,
+            **st.problems(),
+        }
 
-    async def cmd_latency(self, rate: float, t_start: float, t_warm: float, t_end: float,
-                          drain_timeout: float) -> dict[str, Any]:
+    async def cmd_latency(
+        self, rate: float, t_start: float, t_warm: float, t_end: float, drain_timeout: float
+    ) -> dict[str, Any]:
         pairs = self.pairs["server"]
         st = self.stats
         for p in pairs:
@@ -729,11 +791,18 @@ class Loader:
                 p.sender.handler = p.sender.on_tp_sender
                 p.recipient.handler = p.recipient.on_tp_recipient
             self.lat = None
-        return {"rate": rate, "issued": issued, "overlapped": overlapped, "samples": lat.samples,
-                "drained": drained, **st.problems()}
+        return {
+            "rate": rate,
+            "issued": issued,
+            "overlapped": overlapped,
+            "samples": lat.samples,
+            "drained": drained,
+            **st.problems(),
+        }
 
-    async def cmd_offline_fill(self, user: str, n: int, window: int,
-                               timeout: float) -> dict[str, Any]:
+    async def cmd_offline_fill(
+        self, user: str, n: int, window: int, timeout: float
+    ) -> dict[str, Any]:
         senders = self.offline_senders
         if not senders:
             raise BenchError("this loader has no offline senders")
@@ -751,8 +820,9 @@ class Loader:
             try:
                 await asyncio.wait_for(done, timeout)
             except TimeoutError:
-                raise BenchError(f"offline fill: {f.acked}/{n} acknowledged after "
-                                 f"{timeout} s") from None
+                raise BenchError(
+                    f"offline fill: {f.acked}/{n} acknowledged after {timeout} s"
+                ) from None
         finally:
             self.fill = None
             for s in senders:
@@ -760,8 +830,9 @@ class Loader:
         el = time.perf_counter() - t0
         return {"user": user, "messages": f.acked, "fill_s": el, "fill_msgs_per_s": f.acked / el}
 
-    async def cmd_offline_drain(self, user: str, expect: int, limit: int,
-                                timeout: float) -> dict[str, Any]:
+    async def cmd_offline_drain(
+        self, user: str, expect: int, limit: int, timeout: float
+    ) -> dict[str, Any]:
         c = await self.open_client(self.cfg["server_port"], user, register=False, go_live=False)
         done: asyncio.Future[None] = self.loop.create_future()
         self.drain = d = DrainState(limit, done)
@@ -782,28 +853,44 @@ class Loader:
             c.close()
         el = d.t_end - t0
         ok = d.count == expect and d.gaps == 0 and d.first == 1 and d.last == expect
-        return {"user": user, "head_at_login": c.head, "messages": d.count, "pages": d.pages,
-                "first_seq": d.first, "last_seq": d.last, "gaps": d.gaps, "verified": ok,
-                "drain_s": el, "msgs_per_s": d.count / el if el > 0 else 0.0}
+        return {
+            "user": user,
+            "head_at_login": c.head,
+            "messages": d.count,
+            "pages": d.pages,
+            "first_seq": d.first,
+            "last_seq": d.last,
+            "gaps": d.gaps,
+            "verified": ok,
+            "drain_s": el,
+            "msgs_per_s": d.count / el if el > 0 else 0.0,
+        }
 
     # ------------------------------------------------------------------ group fan-out
 
-    async def cmd_group_create(self, owner: str, members: list[str], name: str,
-                               timeout: float) -> dict[str, Any]:
+    async def cmd_group_create(
+        self, owner: str, members: list[str], name: str, timeout: float
+    ) -> dict[str, Any]:
         """The owner (an online member of this process) logs in and creates the group with
         every other member in one GROUP_CREATE; it goes live later, in group_live."""
         port = self.cfg["server_port"]
         c = await self.open_client(port, owner, go_live=False)
         t0 = time.monotonic()
-        info = await c.request(T_GROUP_CREATE, {"name": name, "members": members, "topic": ""},
-                               T_GROUP_INFO, timeout)
+        info = await c.request(
+            T_GROUP_CREATE, {"name": name, "members": members, "topic": ""}, T_GROUP_INFO, timeout
+        )
         got = len(info.get("members") or [])
         if got != len(members) + 1:
-            raise BenchError(f"GROUP_CREATE: {got} members in GROUP_INFO, expected "
-                             f"{len(members) + 1}")
+            raise BenchError(
+                f"GROUP_CREATE: {got} members in GROUP_INFO, expected {len(members) + 1}"
+            )
         self.group_owner = c
-        return {"group": int(info["group"]), "members": got, "pos": info.get("pos"),
-                "create_s": round(time.monotonic() - t0, 3)}
+        return {
+            "group": int(info["group"]),
+            "members": got,
+            "pos": info.get("pos"),
+            "create_s": round(time.monotonic() - t0, 3),
+        }
 
     async def cmd_group_live(self, group: int) -> dict[str, Any]:
         """Log in this process's online members (device `bench`), SYNC each to live; the
@@ -830,8 +917,12 @@ class Loader:
             c.handler = c.on_grp_member
         for c in self.group_senders:
             c.template = SendTemplate(None, TEXT, group=group)
-        return {"online": len(conns), "senders": len(self.group_senders),
-                "login_s": round(time.monotonic() - t0, 2), **self.stats.problems()}
+        return {
+            "online": len(conns),
+            "senders": len(self.group_senders),
+            "login_s": round(time.monotonic() - t0, 2),
+            **self.stats.problems(),
+        }
 
     async def _group_acked(self, timeout: float) -> bool:
         st = self.stats
@@ -842,8 +933,9 @@ class Loader:
             await asyncio.sleep(0.01)
         return True
 
-    async def cmd_group_throughput(self, t_start: float, t_w0: float, t_w1: float, window: int,
-                                   drain_timeout: float) -> dict[str, Any]:
+    async def cmd_group_throughput(
+        self, t_start: float, t_w0: float, t_w1: float, window: int, drain_timeout: float
+    ) -> dict[str, Any]:
         """Each local sender keeps `window` group SENDs unacknowledged; count SENTs and the
         updates pushed to every local online member over [t_w0, t_w1]. Returns once every
         local SEND is acknowledged; the pushes from other processes' senders may still be
@@ -866,13 +958,20 @@ class Loader:
         finally:
             self.running = False
         acked_all = await self._group_acked(drain_timeout)
-        return {"online": len(self.group_members), "senders": len(self.group_senders),
-                "window_s": m1 - m0, "acked": a1 - a0, "pushed": p1 - p0,
-                "sent_total": st.g_sent - base_sent, "acked_all": acked_all,
-                **st.problems()}
+        return {
+            "online": len(self.group_members),
+            "senders": len(self.group_senders),
+            "window_s": m1 - m0,
+            "acked": a1 - a0,
+            "pushed": p1 - p0,
+            "sent_total": st.g_sent - base_sent,
+            "acked_all": acked_all,
+            **st.problems(),
+        }
 
-    async def cmd_group_latency(self, rate: float, t_start: float, t_end: float, cut_ns: int,
-                                drain_timeout: float) -> dict[str, Any]:
+    async def cmd_group_latency(
+        self, rate: float, t_start: float, t_end: float, cut_ns: int, drain_timeout: float
+    ) -> dict[str, Any]:
         """Group SENDs at a fixed rate from the local senders (round-robin, preferring one
         with nothing unacknowledged; never holding back), the send time in the text; every
         online member in every process records monotonic_ns() at the push minus that."""
@@ -922,9 +1021,14 @@ class Loader:
             raise
         # the handlers stay on_grp_lat until group_wait: probes from other processes'
         # senders may still be on their way here
-        return {"rate": rate, "issued": issued, "overlapped": overlapped,
-                "sent_total": st.g_sent - base_sent, "acked_all": acked_all,
-                **st.problems()}
+        return {
+            "rate": rate,
+            "issued": issued,
+            "overlapped": overlapped,
+            "sent_total": st.g_sent - base_sent,
+            "acked_all": acked_all,
+            **st.problems(),
+        }
 
     async def cmd_group_wait(self, expect: int, timeout: float) -> dict[str, Any]:
         """Wait until the local online members have received `expect` updates since the
@@ -939,8 +1043,12 @@ class Loader:
         glat, self.glat = self.glat, None
         for c in self.group_members:
             c.handler = c.on_grp_member
-        return {"pushed_total": st.g_pushed - self.g_base, "expected": expect,
-                "samples": glat.samples if glat is not None else [], **st.problems()}
+        return {
+            "pushed_total": st.g_pushed - self.g_base,
+            "expected": expect,
+            "samples": glat.samples if glat is not None else [],
+            **st.problems(),
+        }
 
     # ------------------------------------------------------------------ idle connections
 
@@ -952,8 +1060,9 @@ class Loader:
 
         async def one(name: str) -> str:
             async with sem:
-                c = await self.open_client(port, name, register=True, go_live=False,
-                                           device=IDLE_DEVICE)
+                c = await self.open_client(
+                    port, name, register=True, go_live=False, device=IDLE_DEVICE
+                )
                 self.clients.remove(c)
                 c.close()
                 if not c.token:
@@ -962,11 +1071,13 @@ class Loader:
 
         t0 = time.monotonic()
         self.idle_tokens = list(await asyncio.gather(*(one(n) for n in users)))
-        return {"users": len(users), "seconds": round(time.monotonic() - t0, 2),
-                **self.stats.problems()}
+        return {
+            "users": len(users),
+            "seconds": round(time.monotonic() - t0, 2),
+            **self.stats.problems(),
+        }
 
-    async def cmd_idle_open(self, count: int, concurrency: int,
-                            timeout: float) -> dict[str, Any]:
+    async def cmd_idle_open(self, count: int, concurrency: int, timeout: float) -> dict[str, Any]:
         """Open `count` connections, each HELLO + AUTH (pipelined in one write) with the
         idle users' tokens in turn; return when every one is authenticated. They stay open,
         doing nothing (the 15 s heartbeat PINGs them), until idle_close."""
@@ -983,7 +1094,8 @@ class Loader:
                 name = f"idle-{self.cfg['index']}-{i}"
                 try:
                     _, c = await asyncio.wait_for(
-                        loop.create_connection(lambda: Client(self, name), HOST, port), 10.0)
+                        loop.create_connection(lambda: Client(self, name), HOST, port), 10.0
+                    )
                 except TimeoutError:
                     raise BenchError(f"{name}: connect timed out") from None
                 self.clients.append(c)
@@ -993,8 +1105,9 @@ class Loader:
                 c.waiters[1] = f1
                 c.waiters[2] = f2
                 c.n = 2
-                c.write(frame(T_HELLO, 1, hello)
-                        + frame(T_AUTH, 2, {"token": tokens[i % len(tokens)]}))
+                c.write(
+                    frame(T_HELLO, 1, hello) + frame(T_AUTH, 2, {"token": tokens[i % len(tokens)]})
+                )
                 try:
                     (t1, p1), (t2, p2) = await asyncio.wait_for(asyncio.gather(f1, f2), 30.0)
                 except TimeoutError:
@@ -1002,19 +1115,25 @@ class Loader:
                 finally:
                     c.waiters.clear()
                 if t1 != T_WELCOME or t2 != T_AUTHENTICATED:
-                    raise BenchError(f"{name}: HELLO + AUTH answered by types {t1}, {t2}: "
-                                     f"{p1!r:.200} {p2!r:.200}")
+                    raise BenchError(
+                        f"{name}: HELLO + AUTH answered by types {t1}, {t2}: "
+                        f"{p1!r:.200} {p2!r:.200}"
+                    )
 
         t0 = time.monotonic()
         try:
             await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), timeout)
         except TimeoutError:
-            raise BenchError(f"idle_open: {len(self.idle)}/{count} connections after "
-                             f"{timeout} s") from None
+            raise BenchError(
+                f"idle_open: {len(self.idle)}/{count} connections after {timeout} s"
+            ) from None
         el = time.monotonic() - t0
-        return {"opened": len(self.idle), "open_s": round(el, 2),
-                "per_s": round(len(self.idle) / el, 1) if el > 0 else None,
-                **self.stats.problems()}
+        return {
+            "opened": len(self.idle),
+            "open_s": round(el, 2),
+            "per_s": round(len(self.idle) / el, 1) if el > 0 else None,
+            **self.stats.problems(),
+        }
 
     async def cmd_idle_close(self, timeout: float) -> dict[str, Any]:
         idle, self.idle = self.idle, []

@@ -67,7 +67,7 @@ def ceiling_mib_per_s(data: bytes, chunk: int = 512 * 1024) -> float:
         t0 = time.perf_counter()
         h = hashlib.sha256()
         for off in range(0, len(data), chunk):
-            part = view[off:off + chunk]
+            part = view[off : off + chunk]
             h.update(part)
             os.pwrite(f.fileno(), part, off)
         os.fsync(f.fileno())
@@ -102,8 +102,9 @@ async def transfers(host: str, port: int, *, size_mib: int = 64, runs: int = 3) 
             ceilings.append(ceiling_mib_per_s(data, chunk))
             reader = _Memory(data)
             t0 = time.perf_counter()
-            done = await media._upload_once(reader, sha, size, "application/octet-stream",
-                                            "bench.bin", None, 4, None)  # type: ignore[arg-type]
+            done = await media._upload_once(
+                reader, sha, size, "application/octet-stream", "bench.bin", None, 4, None
+            )  # type: ignore[arg-type]
             up.append(size / MIB / (time.perf_counter() - t0))
             assert done.blob == sha
             out = io.BytesIO()
@@ -113,9 +114,17 @@ async def transfers(host: str, port: int, *, size_mib: int = 64, runs: int = 3) 
             assert out.getbuffer().nbytes == size
             for _ in range(5):
                 t0 = time.perf_counter()
-                again = await media._ask(UploadBegin(rid=0, size=size, sha256=sha,
-                                                     media_type="application/octet-stream",
-                                                     chunk_size=chunk), Message, retry=True)
+                again = await media._ask(
+                    UploadBegin(
+                        rid=0,
+                        size=size,
+                        sha256=sha,
+                        media_type="application/octet-stream",
+                        chunk_size=chunk,
+                    ),
+                    Message,
+                    retry=True,
+                )
                 dedup.append((time.perf_counter() - t0) * 1000)
                 assert isinstance(again, UploadDone)
     finally:
@@ -127,7 +136,10 @@ async def transfers(host: str, port: int, *, size_mib: int = 64, runs: int = 3) 
         "media_download_mib_per_s": round(statistics.median(down), 1),
         "media_dedup_upload_ms": round(statistics.median(dedup), 3),
         "details": {
-            "size_mib": size_mib, "runs": runs, "chunk_size": chunk, "window": 4,
+            "size_mib": size_mib,
+            "runs": runs,
+            "chunk_size": chunk,
+            "window": 4,
             "upload_mib_per_s": [round(x, 1) for x in up],
             "download_mib_per_s": [round(x, 1) for x in down],
             "dedup_ms": [round(x, 3) for x in dedup],
@@ -146,7 +158,7 @@ class _Memory:
         self.name = "bench.bin"
 
     async def read(self, offset: int, n: int) -> bytes:
-        return self.data[offset:offset + n]
+        return self.data[offset : offset + n]
 
 
 # ---------------------------------------------------------------------- background load
@@ -164,8 +176,16 @@ async def _load(host: str, port: int, clients: int, size_mib: int) -> None:
         while True:
             data = blobs[(k + n) % 2][:-8] + secrets.token_bytes(8)  # fresh content
             sha = hashlib.sha256(data).digest()
-            await c.media._upload_once(_Memory(data), sha, size,  # type: ignore[arg-type]
-                                       "application/octet-stream", "load.bin", None, 2, None)
+            await c.media._upload_once(
+                _Memory(data),
+                sha,
+                size,  # type: ignore[arg-type]
+                "application/octet-stream",
+                "load.bin",
+                None,
+                2,
+                None,
+            )
             n += 1
 
     await asyncio.gather(*(one(c, k) for k, c in enumerate(users)))
@@ -175,13 +195,24 @@ class MediaLoad:
     """The background media load in a process of its own (started, then stopped)."""
 
     def __init__(self, host: str, port: int, clients: int = 20, size_mib: int = 5) -> None:
-        self.args = [sys.executable, "-m", "bench.media", "load", host, str(port),
-                     "--clients", str(clients), "--size-mib", str(size_mib)]
+        self.args = [
+            sys.executable,
+            "-m",
+            "bench.media",
+            "load",
+            host,
+            str(port),
+            "--clients",
+            str(clients),
+            "--size-mib",
+            str(size_mib),
+        ]
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 120.0) -> None:
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.args, stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
         line = self.proc.stdout.readline()  # "uploading" once every client is logged in
@@ -220,8 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_load(a.host, a.port, a.clients, a.size_mib))
         return 0
-    print(json.dumps(asyncio.run(transfers(a.host, a.port, size_mib=a.size_mib,
-                                           runs=a.runs)), indent=2))
+    print(
+        json.dumps(
+            asyncio.run(transfers(a.host, a.port, size_mib=a.size_mib, runs=a.runs)), indent=2
+        )
+    )
     return 0
 
 

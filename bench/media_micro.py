@@ -60,7 +60,7 @@ def ceiling(directory: str, data: bytes, chunk: int) -> float:
     def run() -> None:
         h = hashlib.sha256()
         for off in range(0, len(data), chunk):
-            piece = view[off:off + chunk]
+            piece = view[off : off + chunk]
             h.update(piece)
             os.pwrite(fd, piece, off)
         os.fsync(fd)
@@ -79,7 +79,7 @@ def sha_only(data: bytes, chunk: int) -> float:
     def run() -> None:
         h = hashlib.sha256()
         for off in range(0, len(data), chunk):
-            h.update(view[off:off + chunk])
+            h.update(view[off : off + chunk])
         h.digest()
 
     return _timed(run)
@@ -93,7 +93,7 @@ def write_only(directory: str, data: bytes, chunk: int) -> tuple[float, float]:
     try:
         t0 = time.perf_counter()
         for off in range(0, len(data), chunk):
-            os.pwrite(fd, view[off:off + chunk], off)
+            os.pwrite(fd, view[off : off + chunk], off)
         t1 = time.perf_counter()
         os.fsync(fd)
         return t1 - t0, time.perf_counter() - t1
@@ -106,10 +106,11 @@ def store_upload(store: BlobStore, data: bytes, digest: bytes, chunk: int, name:
     view = memoryview(data)
 
     def run() -> None:
-        p = store.create_partial(name, size=len(data), sha256=digest, chunk_size=chunk,
-                                 created_ms=0)
+        p = store.create_partial(
+            name, size=len(data), sha256=digest, chunk_size=chunk, created_ms=0
+        )
         for off in range(0, len(data), chunk):
-            p.write(off, view[off:off + chunk])
+            p.write(off, view[off : off + chunk])
         assert p.finish().ok
 
     return _timed(run)
@@ -120,7 +121,7 @@ def mediaio_upload(media: MediaIO, data: bytes, digest: bytes, chunk: int, name:
         t0 = time.perf_counter()
         await media.begin(name, size=len(data), sha256=digest, chunk_size=chunk, created_ms=0)
         for off in range(0, len(data), chunk):
-            await media.write(name, off, data[off:off + chunk])
+            await media.write(name, off, data[off : off + chunk])
         assert (await media.finish(name)).ok
         return time.perf_counter() - t0
 
@@ -173,8 +174,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-mib", type=int, default=64)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--chunk-kib", type=int, default=chunk_ceiling(1 * MIB) // 1024,
-                    help="chunk size (default: the largest that fits a 1 MiB frame)")
+    ap.add_argument(
+        "--chunk-kib",
+        type=int,
+        default=chunk_ceiling(1 * MIB) // 1024,
+        help="chunk size (default: the largest that fits a 1 MiB frame)",
+    )
     ap.add_argument("--dir", default=None, help="a directory on the disk to measure")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -199,14 +204,16 @@ def main() -> int:
             add("write_only", mib / w)
             add("fsync_ms", f * 1000)
             add("blobstore_upload", mib / store_upload(store, data, digest, chunk, f"a{run}"))
-            add("blobstore_upload_stored",
-                mib / store_upload(store, data, digest, chunk, f"b{run}"))
+            add(
+                "blobstore_upload_stored", mib / store_upload(store, data, digest, chunk, f"b{run}")
+            )
             store.remove_blob(digest)
-            add("blobstore_upload_sync8",
-                mib / store_upload(eager, data, digest, chunk, f"e{run}"))
+            add("blobstore_upload_sync8", mib / store_upload(eager, data, digest, chunk, f"e{run}"))
             store.remove_blob(digest)
-            add("blobstore_upload_sync_end",
-                mib / store_upload(lazy, data, digest, chunk, f"c{run}"))
+            add(
+                "blobstore_upload_sync_end",
+                mib / store_upload(lazy, data, digest, chunk, f"c{run}"),
+            )
             store.remove_blob(digest)
             media = MediaIO(store)
             add("mediaio_upload", mib / mediaio_upload(media, data, digest, chunk, f"d{run}"))
@@ -218,11 +225,15 @@ def main() -> int:
             store.remove_blob(digest)
             add("probe_jpeg_12mp_ms", probe_jpeg() * 1000)
 
-    summary = {k: {"median": statistics.median(v), "min": min(v), "max": max(v)}
-               for k, v in results.items()}
+    summary = {
+        k: {"median": statistics.median(v), "min": min(v), "max": max(v)}
+        for k, v in results.items()
+    }
     ceiling_median = summary["ceiling_sha256_write_fsync"]["median"]
-    print(f"media micro-benchmarks: {args.size_mib} MiB, chunks of {args.chunk_kib} KiB, "
-          f"{args.runs} runs, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    print(
+        f"media micro-benchmarks: {args.size_mib} MiB, chunks of {args.chunk_kib} KiB, "
+        f"{args.runs} runs, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+    )
     for key, s in summary.items():
         unit = "ms" if key.endswith("_ms") else "MiB/s"
         ratio = ""
@@ -230,10 +241,17 @@ def main() -> int:
             ratio = f"  ({s['median'] / ceiling_median:.0%} of the ceiling)"
         print(f"  {key:30} {s['median']:9.1f} {unit:5}  [{s['min']:.1f} .. {s['max']:.1f}]{ratio}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"size_mib": args.size_mib,
-                                               "chunk_kib": args.chunk_kib,
-                                               "runs": args.runs, "results": summary},
-                                              indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "size_mib": args.size_mib,
+                    "chunk_kib": args.chunk_kib,
+                    "runs": args.runs,
+                    "results": summary,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

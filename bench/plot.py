@@ -38,16 +38,22 @@ def plot(doc: dict[str, Any], out_dir: str | Path) -> list[Path]:
     footer = _footer(doc)
     written: list[Path] = []
 
-    tp = [(r["throughput"]["msgs_per_s"], r["relay"]["msgs_per_s"]) for r in runs
-          if "throughput" in r and "relay" in r]
+    tp = [
+        (r["throughput"]["msgs_per_s"], r["relay"]["msgs_per_s"])
+        for r in runs
+        if "throughput" in r and "relay" in r
+    ]
     if tp:
         fig, ax = plt.subplots(figsize=(7, 4))
         xs = range(1, len(tp) + 1)
         width = 0.38
-        ax.bar([x - width / 2 for x in xs], [a for a, _ in tp], width,
-               label="liaotian (durable)")
-        ax.bar([x + width / 2 for x in xs], [b for _, b in tp], width,
-               label="raw relay (nothing stored)")
+        ax.bar([x - width / 2 for x in xs], [a for a, _ in tp], width, label="liaotian (durable)")
+        ax.bar(
+            [x + width / 2 for x in xs],
+            [b for _, b in tp],
+            width,
+            label="raw relay (nothing stored)",
+        )
         for x, (a, b) in zip(xs, tp, strict=True):
             ax.annotate(f"{a / b:.2f}x", (x - width / 2, a), ha="center", va="bottom", fontsize=9)
         ax.set_xticks(list(xs), [f"run {x}" for x in xs])
@@ -73,8 +79,11 @@ def plot(doc: dict[str, Any], out_dir: str | Path) -> list[Path]:
         ax.set_xticks(range(3), ["p50", "p90", "p99"])
         ax.set_ylabel("ms, send to delivery (median over runs)")
         fixed = (doc.get("config") or {}).get("latency_rate")
-        ax.set_title(f"Latency at a fixed {fixed:,.0f} msgs/s" if fixed
-                     else "Latency at 20% of the measured throughput")
+        ax.set_title(
+            f"Latency at a fixed {fixed:,.0f} msgs/s"
+            if fixed
+            else "Latency at 20% of the measured throughput"
+        )
         ax.legend()
         written.append(_save(fig, out / "latency.png", footer))
 
@@ -83,8 +92,11 @@ def plot(doc: dict[str, Any], out_dir: str | Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7, 4))
         xs = range(1, len(grp) + 1)
         width = 0.27
-        series = (("messages/s", "messages_per_s"), ("log rows/s", "deliveries_per_s"),
-                  ("live pushes/s", "push_deliveries_per_s"))
+        series = (
+            ("messages/s", "messages_per_s"),
+            ("log rows/s", "deliveries_per_s"),
+            ("live pushes/s", "push_deliveries_per_s"),
+        )
         for i, (label, key) in enumerate(series):
             ax.bar([x + (i - 1) * width for x in xs], [g[key] for g in grp], width, label=label)
         ax.set_yscale("log")
@@ -101,9 +113,11 @@ def _footer(doc: dict[str, Any]) -> str:
     git = m.get("git") or {}
     commit = git.get("commit", "?") + ("+dirty" if git.get("dirty") else "")
     mode = "quick" if doc.get("quick") else "full"
-    return (f"{m.get('nproc', '?')} CPU {m.get('cpu_model', '?')}, Python {m.get('python', '?')}, "
-            f"SQLite {m.get('sqlite', '?')}; commit {commit}; {doc.get('date', '?')[:16]}; "
-            f"{mode} bench, {doc.get('runs', '?')} run(s)")
+    return (
+        f"{m.get('nproc', '?')} CPU {m.get('cpu_model', '?')}, Python {m.get('python', '?')}, "
+        f"SQLite {m.get('sqlite', '?')}; commit {commit}; {doc.get('date', '?')[:16]}; "
+        f"{mode} bench, {doc.get('runs', '?')} run(s)"
+    )
 
 
 def _save(fig: Any, path: Path, footer: str) -> Path:

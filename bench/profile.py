@@ -64,7 +64,7 @@ def _short(path: str) -> str:
     for anchor in ("site-packages", "python3.11", "lib"):
         if anchor in parts[:-1]:
             i = len(parts) - 1 - parts[::-1].index(anchor)
-            return "/".join(parts[i + 1:])
+            return "/".join(parts[i + 1 :])
     if len(parts) >= 3 and parts[-3] in ("server", "protocol", "client"):
         return "/".join(parts[-3:])
     return "/".join(parts[-2:])
@@ -85,8 +85,10 @@ def _label(func: str, file: str, line: str | None = None) -> str:
 
 
 def _is_wait(func: str, file: str, line: str | None) -> bool:
-    return any(func == f and file.endswith(suffix) and (ln is None or ln == line)
-               for f, suffix, ln in _PY_WAITS)
+    return any(
+        func == f and file.endswith(suffix) and (ln is None or ln == line)
+        for f, suffix, ln in _PY_WAITS
+    )
 
 
 def _classify(frames: list[str]) -> tuple[str, str | None, str | None]:
@@ -146,8 +148,9 @@ def summarize(text: str, top: int = 25) -> dict[str, Any]:
             m = _THREAD.match(frames[0])
             thread = (m["name"] or m["id"]) if m else frames[0]
             thread = re.sub(r"^(uvloop|ThreadPoolExecutor-\d+)_\d+$", r"\1_N (executor)", thread)
-            thread = re.sub(r"^Thread-(\d+) \(_connection_worker_thread\)$",
-                            r"aiosqlite worker \1", thread)
+            thread = re.sub(
+                r"^Thread-(\d+) \(_connection_worker_thread\)$", r"aiosqlite worker \1", thread
+            )
             frames = frames[1:]
         total += count
         threads[thread] += count
@@ -162,20 +165,26 @@ def summarize(text: str, top: int = 25) -> dict[str, Any]:
                 busy_incl[thread][f] += count
 
     def table(c: Counter[str], denom: int, n: int = top) -> list[dict[str, Any]]:
-        return [{"name": k, "samples": v, "pct": round(100.0 * v / denom, 1) if denom else 0.0}
-                for k, v in c.most_common(n)]
+        return [
+            {"name": k, "samples": v, "pct": round(100.0 * v / denom, 1) if denom else 0.0}
+            for k, v in c.most_common(n)
+        ]
 
     out_threads = []
     for name, n in threads.most_common():
         cats = thread_cats[name]
         busy = sum(v for k, v in cats.items() if not k.startswith("wait"))
-        out_threads.append({
-            "thread": name, "samples": n, "busy_pct": round(100.0 * busy / n, 1) if n else 0.0,
-            "categories": table(cats, n, 50),
-            "busy_python_self": table(busy_py[name], n),
-            "busy_python_lines": table(busy_line[name], n),
-            "busy_python_inclusive": table(busy_incl[name], n),
-        })
+        out_threads.append(
+            {
+                "thread": name,
+                "samples": n,
+                "busy_pct": round(100.0 * busy / n, 1) if n else 0.0,
+                "categories": table(cats, n, 50),
+                "busy_python_self": table(busy_py[name], n),
+                "busy_python_lines": table(busy_line[name], n),
+                "busy_python_inclusive": table(busy_incl[name], n),
+            }
+        )
     return {"samples": total, "threads": out_threads}
 
 
@@ -194,9 +203,11 @@ def format_summary(s: dict[str, Any], top: int = 25) -> str:
         out.append(f"== {t['thread']}: where its time goes")
         for row in t["categories"]:
             out.append(f"  {row['pct']:6.1f}%  {row['name']}")
-        for key, title in (("busy_python_self", "busy samples by innermost Python function"),
-                           ("busy_python_lines", "busy samples by innermost Python line"),
-                           ("busy_python_inclusive", "busy samples by Python function, inclusive")):
+        for key, title in (
+            ("busy_python_self", "busy samples by innermost Python function"),
+            ("busy_python_lines", "busy samples by innermost Python line"),
+            ("busy_python_inclusive", "busy samples by Python function, inclusive"),
+        ):
             out.append(f"  -- {title}")
             for row in t[key][:top]:
                 out.append(f"  {row['pct']:6.1f}%  {row['name']}")

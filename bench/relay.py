@@ -36,8 +36,13 @@ _unpackb = msgpack.unpackb
 
 REPLY = {1: 2, 3: 4, 10: 11, 12: 14, 13: 14, 15: 16, 17: 18, 19: 20, 30: 31, 32: 33, 35: 36}
 _REPLY_PAYLOAD: dict[int, dict[str, Any]] = {
-    2: {"version": 1, "server": "liaotian-bench-relay/1.0", "time": 0, "heartbeat": 30.0,
-        "limits": {}},
+    2: {
+        "version": 1,
+        "server": "liaotian-bench-relay/1.0",
+        "time": 0,
+        "heartbeat": 30.0,
+        "limits": {},
+    },
     4: {"time": 0},
     16: {},
     18: {"devices": []},
@@ -94,7 +99,7 @@ class RelayConn(asyncio.Protocol):
                 end = pos + 4 + _unpack_hdr(data, pos)[0]
                 if end > n:
                     break
-                self.on_frame(_unpackb(data[pos + 4:end]))
+                self.on_frame(_unpackb(data[pos + 4 : end]))
                 pos = end
         except Exception:  # undecodable: this is a baseline, not a server
             if self.transport is not None:
@@ -115,8 +120,13 @@ class RelayConn(asyncio.Protocol):
         if typ == T_LOGIN:
             self.user = p["username"]
             self.relay.users[self.user] = self
-            payload: dict[str, Any] = {"user": self.user, "device": p.get("device", ""),
-                                       "head": 0, "acked": 0, "token": "relay"}
+            payload: dict[str, Any] = {
+                "user": self.user,
+                "device": p.get("device", ""),
+                "head": 0,
+                "acked": 0,
+                "token": "relay",
+            }
         elif reply == 11:
             payload = {"user": p.get("username", "")}
         elif reply == 14:
@@ -137,13 +147,27 @@ class RelayConn(asyncio.Protocol):
         ts = int(time.time() * 1000)
         seqs = relay.seqs
         seqs[self.user] = s_seq = seqs.get(self.user, 0) + 1
-        self.out.append(frame(31, rid, {"id": mid, "conv": 1, "pos": mid, "ts": ts,
-                                        "seq": s_seq, "cmid": cmid, "duplicate": False}))
+        self.out.append(
+            frame(
+                31,
+                rid,
+                {
+                    "id": mid,
+                    "conv": 1,
+                    "pos": mid,
+                    "ts": ts,
+                    "seq": s_seq,
+                    "cmid": cmid,
+                    "duplicate": False,
+                },
+            )
+        )
         target = relay.users.get(to)
         if target is not None:
             seqs[to] = r_seq = seqs.get(to, 0) + 1
-            body = encode_message_map(mid, 1, mid, self.user, to, ts, cmid, p["text"],
-                                      p.get("meta"))
+            body = encode_message_map(
+                mid, 1, mid, self.user, to, ts, cmid, p["text"], p.get("meta")
+            )
             target.out.append(encode_updates_frame(0, [encode_update(r_seq, 1, body)], r_seq))
             relay.dirty.add(target)
 

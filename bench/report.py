@@ -56,8 +56,11 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for key, unit, _ in METRICS:
         vals = [r[key] for r in runs if r.get(key) is not None]
-        clean = [r[key] for r in runs
-                 if r.get(key) is not None and not (r.get("disturbed") or {}).get(key)]
+        clean = [
+            r[key]
+            for r in runs
+            if r.get(key) is not None and not (r.get("disturbed") or {}).get(key)
+        ]
         out[key] = {
             "median": statistics.median(vals) if vals else None,
             "min": min(vals) if vals else None,
@@ -78,15 +81,32 @@ def _fmt(v: Any, digits: int) -> str:
 
 
 def format_table(summary: dict[str, dict[str, Any]], runs: int) -> str:
-    head = ("metric", f"median ({runs} run{'s' if runs != 1 else ''})", "min", "max", "unit",
-            "undisturbed: median (runs)")
+    head = (
+        "metric",
+        f"median ({runs} run{'s' if runs != 1 else ''})",
+        "min",
+        "max",
+        "unit",
+        "undisturbed: median (runs)",
+    )
     rows = [head]
     for key, unit, digits in METRICS:
         s = summary[key]
-        clean = (f"{_fmt(s['median_undisturbed'], digits)} ({s['undisturbed_runs']})"
-                 if s.get("undisturbed_runs") else "- (0)")
-        rows.append((key, _fmt(s["median"], digits), _fmt(s["min"], digits),
-                     _fmt(s["max"], digits), unit, clean))
+        clean = (
+            f"{_fmt(s['median_undisturbed'], digits)} ({s['undisturbed_runs']})"
+            if s.get("undisturbed_runs")
+            else "- (0)"
+        )
+        rows.append(
+            (
+                key,
+                _fmt(s["median"], digits),
+                _fmt(s["min"], digits),
+                _fmt(s["max"], digits),
+                unit,
+                clean,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = []
     for n, r in enumerate(rows):
@@ -118,11 +138,18 @@ def _version(dist: str) -> str | None:
 
 def _git(repo: Path) -> dict[str, Any] | None:
     try:
-        rev = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain",
-                                "--untracked-files=no"], capture_output=True, text=True,
-                               timeout=5)
+        rev = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if rev.returncode != 0:
@@ -168,11 +195,13 @@ def machine_info() -> dict[str, Any]:
 def format_machine(m: dict[str, Any]) -> str:
     git = m.get("git") or {}
     rev = f"{git.get('commit')}{' (dirty)' if git.get('dirty') else ''}" if git else "?"
-    return (f"machine: {m['nproc']} CPU ({m['cpu_model']}), {m['mem_gib']} GiB, "
-            f"{m['platform']}\n"
-            f"software: Python {m['python']}, uvloop {m['uvloop']}, SQLite {m['sqlite']}, "
-            f"msgpack {m['msgpack']}, aiosqlite {m['aiosqlite']}, liaotian {m['liaotian']} "
-            f"@ {rev}")
+    return (
+        f"machine: {m['nproc']} CPU ({m['cpu_model']}), {m['mem_gib']} GiB, "
+        f"{m['platform']}\n"
+        f"software: Python {m['python']}, uvloop {m['uvloop']}, SQLite {m['sqlite']}, "
+        f"msgpack {m['msgpack']}, aiosqlite {m['aiosqlite']}, liaotian {m['liaotian']} "
+        f"@ {rev}"
+    )
 
 
 def write_json(path: str, doc: dict[str, Any]) -> None:

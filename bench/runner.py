@@ -121,10 +121,26 @@ class Options:
 
     @classmethod
     def make(cls, *, quick: bool = False, **overrides: Any) -> Options:
-        base = cls(quick=True, runs=1, pairs=100, duration=3.0, warmup=1.0,
-                   offline_messages=20_000, quiet_wait=2.0, retries=0, group_members=100,
-                   group_online=20, idle_conns=2000, idle_users=20, media_mib=16,
-                   media_uploaders=5) if quick else cls()
+        base = (
+            cls(
+                quick=True,
+                runs=1,
+                pairs=100,
+                duration=3.0,
+                warmup=1.0,
+                offline_messages=20_000,
+                quiet_wait=2.0,
+                retries=0,
+                group_members=100,
+                group_online=20,
+                idle_conns=2000,
+                idle_users=20,
+                media_mib=16,
+                media_uploaders=5,
+            )
+            if quick
+            else cls()
+        )
         for k, v in overrides.items():
             if v is not None:
                 setattr(base, k, v)
@@ -148,17 +164,25 @@ class Options:
             base.idle_users = max(min(base.idle_users, base.idle_conns), base.loaders)
             per = -(-base.idle_conns // base.loaders)
             if per > MAX_SOCKETS_PER_LOADER:
-                raise ValueError(f"{base.idle_conns} idle connections over {base.loaders} load "
-                                 f"processes is {per} per process; at most "
-                                 f"{MAX_SOCKETS_PER_LOADER}: raise --loaders")
+                raise ValueError(
+                    f"{base.idle_conns} idle connections over {base.loaders} load "
+                    f"processes is {per} per process; at most "
+                    f"{MAX_SOCKETS_PER_LOADER}: raise --loaders"
+                )
         return base
 
     def server_env(self) -> dict[str, str]:
         """SERVER_ENV plus the limits this configuration needs."""
         env = dict(SERVER_ENV)
         env["LIAOTIAN_MAX_GROUP_SIZE"] = str(max(500, self.group_members))
-        conns = (self.idle_conns + 2 * self.pairs + self.group_online + self.offline_senders
-                 + self.runs + 1000)
+        conns = (
+            self.idle_conns
+            + 2 * self.pairs
+            + self.group_online
+            + self.offline_senders
+            + self.runs
+            + 1000
+        )
         env["LIAOTIAN_MAX_CONNECTIONS"] = str(max(15_000, conns))
         return env
 
@@ -195,14 +219,18 @@ def proc_io(pid: int) -> dict[str, int]:
         return {}
 
 
-def io_rates(start: dict[str, int], end: dict[str, int], seconds: float,
-             messages: float) -> dict[str, Any]:
+def io_rates(
+    start: dict[str, int], end: dict[str, int], seconds: float, messages: float
+) -> dict[str, Any]:
     """The server's I/O over a window: per second, and disk bytes per acknowledged message."""
     if not start or not end or seconds <= 0:
         return {}
     d = {k: end[k] - start[k] for k in start if k in end}
-    out: dict[str, Any] = {f"{k}_per_s": round(v / seconds) for k, v in d.items()
-                           if k in ("write_bytes", "read_bytes", "wchar", "syscw", "syscr")}
+    out: dict[str, Any] = {
+        f"{k}_per_s": round(v / seconds)
+        for k, v in d.items()
+        if k in ("write_bytes", "read_bytes", "wchar", "syscw", "syscr")
+    }
     if messages:
         out["disk_write_bytes_per_msg"] = round(d.get("write_bytes", 0) / messages)
     return out
@@ -221,8 +249,9 @@ def raise_nofile() -> None:
 class Daemon:
     """A child process that listens on 127.0.0.1:port; output goes to a log file."""
 
-    def __init__(self, name: str, argv: list[str], port: int, logfile: Path,
-                 env: dict[str, str]) -> None:
+    def __init__(
+        self, name: str, argv: list[str], port: int, logfile: Path, env: dict[str, str]
+    ) -> None:
         self.name = name
         self.argv = argv
         self.port = port
@@ -239,22 +268,31 @@ class Daemon:
         with open(self.logfile, "ab") as out:
             # own session: a Ctrl-C in the terminal reaches only the controller, which then
             # stops this process itself (the server treats a second signal as "exit now")
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise BenchError(f"{self.name} exited with {self.proc.returncode} at start-up:\n"
-                                 + self.log_tail())
+                raise BenchError(
+                    f"{self.name} exited with {self.proc.returncode} at start-up:\n"
+                    + self.log_tail()
+                )
             try:
                 with socket.create_connection((HOST, self.port), timeout=0.5):
                     return
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise BenchError(f"{self.name} did not accept on {HOST}:{self.port} within "
-                                 f"{timeout} s:\n" + self.log_tail())
+                raise BenchError(
+                    f"{self.name} did not accept on {HOST}:{self.port} within "
+                    f"{timeout} s:\n" + self.log_tail()
+                )
             time.sleep(0.05)
 
     def stop(self, timeout: float = 30.0) -> int | None:
@@ -327,8 +365,11 @@ class CpuMeter:
 
     def _sample(self) -> tuple[float, tuple[int, int, int], dict[str, int]] | None:
         try:
-            return (time.monotonic(), self._machine(),
-                    {r: sum(self._proc(p) for p in pids) for r, pids in self.roles.items()})
+            return (
+                time.monotonic(),
+                self._machine(),
+                {r: sum(self._proc(p) for p in pids) for r, pids in self.roles.items()},
+            )
         except (OSError, ValueError):
             return None
 
@@ -377,15 +418,24 @@ class LoaderSet:
         self.pipes: list[Any] = []
         for cfg in configs:
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=loader_entry, args=(child, cfg), daemon=True,
-                            name=f"bench-loader-{cfg['index']}")
+            p = ctx.Process(
+                target=loader_entry,
+                args=(child, cfg),
+                daemon=True,
+                name=f"bench-loader-{cfg['index']}",
+            )
             p.start()
             child.close()
             self.procs.append(p)
             self.pipes.append(parent)
 
-    def call(self, cmd: str, args: list[dict[str, Any]] | dict[str, Any], timeout: float,
-             only: list[int] | None = None) -> list[Any]:
+    def call(
+        self,
+        cmd: str,
+        args: list[dict[str, Any]] | dict[str, Any],
+        timeout: float,
+        only: list[int] | None = None,
+    ) -> list[Any]:
         idx = only if only is not None else list(range(len(self.pipes)))
         per = args if isinstance(args, list) else [args] * len(idx)
         for i, a in zip(idx, per, strict=True):
@@ -452,10 +502,12 @@ class Bench:
         self.idle: dict[str, Any] | None = None  # the idle-connection measurement
 
     def cpu(self) -> CpuMeter:
-        roles = {"server": [self.server.pid] if self.server and self.server.proc else [],
-                 "relay": [self.relay.pid] if self.relay and self.relay.proc else [],
-                 "loaders": [p.pid for p in self.loaders.procs] if self.loaders else [],
-                 "controller": [os.getpid()]}
+        roles = {
+            "server": [self.server.pid] if self.server and self.server.proc else [],
+            "relay": [self.relay.pid] if self.relay and self.relay.proc else [],
+            "loaders": [p.pid for p in self.loaders.procs] if self.loaders else [],
+            "controller": [os.getpid()],
+        }
         return CpuMeter(roles)
 
     def say(self, msg: str) -> None:
@@ -473,42 +525,67 @@ class Bench:
         sport = free_port()
         self.server = Daemon(
             "server",
-            [sys.executable, "-m", "liaotian.server", "--port", str(sport), "--db-path",
-             str(self.tmp / "bench.db"), "--log-level", o.server_log_level,
-             "--stats-interval", "2"],
-            sport, self.tmp / "server.log", env)
+            [
+                sys.executable,
+                "-m",
+                "liaotian.server",
+                "--port",
+                str(sport),
+                "--db-path",
+                str(self.tmp / "bench.db"),
+                "--log-level",
+                o.server_log_level,
+                "--stats-interval",
+                "2",
+            ],
+            sport,
+            self.tmp / "server.log",
+            env,
+        )
         self.server.start()
         self.say(f"server pid {self.server.pid} on {HOST}:{sport} (db {self.tmp / 'bench.db'})")
         renv = dict(env)
-        renv["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO),
-                                                           env.get("PYTHONPATH", "")]))
+        renv["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
         rport = free_port()
-        self.relay = Daemon("relay", [sys.executable, "-m", "bench.relay", "--port", str(rport)],
-                            rport, self.tmp / "relay.log", renv)
+        self.relay = Daemon(
+            "relay",
+            [sys.executable, "-m", "bench.relay", "--port", str(rport)],
+            rport,
+            self.tmp / "relay.log",
+            renv,
+        )
         self.relay.start()
         self.say(f"relay pid {self.relay.pid} on {HOST}:{rport}")
 
         n = o.loaders
-        chunks = [list(range(o.pairs))[i * o.pairs // n:(i + 1) * o.pairs // n] for i in range(n)]
+        chunks = [list(range(o.pairs))[i * o.pairs // n : (i + 1) * o.pairs // n] for i in range(n)]
         self.pair_counts = [len(c) for c in chunks]
         gm, go = o.group_members, o.group_online
         senders = {k * go // o.group_senders for k in range(o.group_senders)} if gm else set()
-        online = [list(range(go))[i * go // n:(i + 1) * go // n] for i in range(n)]
+        online = [list(range(go))[i * go // n : (i + 1) * go // n] for i in range(n)]
         self.group_online_counts = [len(c) for c in online]
         self.group_sender_counts = [sum(1 for j in c if j in senders) for c in online]
         configs = []
         for i, chunk in enumerate(chunks):
-            configs.append({
-                "index": i, "server_port": sport, "relay_port": rport, "pair_indices": chunk,
-                "setup_concurrency": o.setup_concurrency,
-                "group_register": [group_member_name(j) for j in range(gm)][
-                    i * gm // n:(i + 1) * gm // n],
-                "group_online": [[group_member_name(j), j in senders] for j in online[i]],
-                "offline_senders": ([offline_sender_name(j) for j in range(o.offline_senders)]
-                                    if i == 0 else []),
-                "offline_users": ([offline_user_name(r) for r in range(o.runs)]
-                                  if i == 0 else []),
-            })
+            configs.append(
+                {
+                    "index": i,
+                    "server_port": sport,
+                    "relay_port": rport,
+                    "pair_indices": chunk,
+                    "setup_concurrency": o.setup_concurrency,
+                    "group_register": [group_member_name(j) for j in range(gm)][
+                        i * gm // n : (i + 1) * gm // n
+                    ],
+                    "group_online": [[group_member_name(j), j in senders] for j in online[i]],
+                    "offline_senders": (
+                        [offline_sender_name(j) for j in range(o.offline_senders)] if i == 0 else []
+                    ),
+                    "offline_users": (
+                        [offline_user_name(r) for r in range(o.runs)] if i == 0 else []
+                    ),
+                }
+            )
         self.loaders = LoaderSet(configs)
         if o.idle_conns:
             self.idle = self.idle_connections()
@@ -517,16 +594,21 @@ class Bench:
         self.say(f"setup: {n} load processes, {o.pairs} pairs, registering {users} users")
         res = self.loaders.call("setup", {}, timeout=120 + users * 0.2)
         self._check(res, "setup")
-        setup = {"users": users, "connections": sum(r["connections"] for r in res),
-                 "seconds": round(time.monotonic() - t0, 2),
-                 "per_loader": [r["timing"] for r in res],
-                 "login_retries": sum(r["login_retries"] for r in res)}
+        setup = {
+            "users": users,
+            "connections": sum(r["connections"] for r in res),
+            "seconds": round(time.monotonic() - t0, 2),
+            "per_loader": [r["timing"] for r in res],
+            "login_retries": sum(r["login_retries"] for r in res),
+        }
         self.say(f"setup done in {setup['seconds']:.1f} s ({setup['connections']} connections)")
         if setup["login_retries"]:
             notes = [n for r in res for n in r["notes"]][:3]
-            self.say(f"WARNING: {setup['login_retries']} LOGIN(s) right after REGISTERED were "
-                     f"refused with BAD_CREDENTIALS and retried (server read-after-write), "
-                     f"e.g. {notes}")
+            self.say(
+                f"WARNING: {setup['login_retries']} LOGIN(s) right after REGISTERED were "
+                f"refused with BAD_CREDENTIALS and retried (server read-after-write), "
+                f"e.g. {notes}"
+            )
         if gm:
             setup["group"] = self.group = self.group_setup()
         return setup
@@ -540,12 +622,15 @@ class Bench:
         users = [idle_user_name(j) for j in range(o.idle_users)]
         shares = [users[i::n] for i in range(n)]
         counts = [o.idle_conns * (i + 1) // n - o.idle_conns * i // n for i in range(n)]
-        self.say(f"idle connections: registering {len(users)} users, then {o.idle_conns:,} "
-                 f"connections ({', '.join(map(str, counts))} per load process), each "
-                 f"HELLO + AUTH")
+        self.say(
+            f"idle connections: registering {len(users)} users, then {o.idle_conns:,} "
+            f"connections ({', '.join(map(str, counts))} per load process), each "
+            f"HELLO + AUTH"
+        )
         t0 = time.monotonic()
-        prep = self.loaders.call("idle_prepare", [{"users": sh} for sh in shares],
-                                 timeout=60 + len(users))
+        prep = self.loaders.call(
+            "idle_prepare", [{"users": sh} for sh in shares], timeout=60 + len(users)
+        )
         self._check(prep, "idle connections (prepare)")
         pid = self.server.pid
         time.sleep(0.5)
@@ -554,8 +639,10 @@ class Bench:
         t1 = time.monotonic()
         timeout = 60 + o.idle_conns / 200
         opened = self.loaders.call(
-            "idle_open", [{"count": c, "concurrency": o.idle_concurrency, "timeout": timeout}
-                          for c in counts], timeout=timeout + 30)
+            "idle_open",
+            [{"count": c, "concurrency": o.idle_concurrency, "timeout": timeout} for c in counts],
+            timeout=timeout + 30,
+        )
         open_s = time.monotonic() - t1
         cpu = meter.stop()
         self._check(opened, "idle connections (open)")
@@ -566,17 +653,29 @@ class Bench:
         time.sleep(0.5)
         after_close = server_rss_kib(pid)
         self._check(closed, "idle connections (close)")
-        per = ((after - before) / total if total and before is not None and after is not None
-               else None)
-        res = {"connections": total, "users": len(users), "rss_kib_before": before,
-               "rss_kib_after": after, "rss_kib_after_close": after_close,
-               "kib_per_conn": per, "open_s": round(open_s, 2),
-               "opened_per_s": round(total / open_s, 1) if open_s > 0 else None,
-               "prepare_s": round(t1 - t0, 2), "per_loader": counts, "cpu_cores": cpu}
-        self.say(f"idle connections: {total:,} authenticated in {open_s:.1f} s; server RSS "
-                 f"{before} -> {after} KiB ({per:.2f} KiB per connection), {after_close} KiB "
-                 f"after closing them" if per is not None else
-                 f"idle connections: {total:,} opened; RSS not readable")
+        per = (
+            (after - before) / total if total and before is not None and after is not None else None
+        )
+        res = {
+            "connections": total,
+            "users": len(users),
+            "rss_kib_before": before,
+            "rss_kib_after": after,
+            "rss_kib_after_close": after_close,
+            "kib_per_conn": per,
+            "open_s": round(open_s, 2),
+            "opened_per_s": round(total / open_s, 1) if open_s > 0 else None,
+            "prepare_s": round(t1 - t0, 2),
+            "per_loader": counts,
+            "cpu_cores": cpu,
+        }
+        self.say(
+            f"idle connections: {total:,} authenticated in {open_s:.1f} s; server RSS "
+            f"{before} -> {after} KiB ({per:.2f} KiB per connection), {after_close} KiB "
+            f"after closing them"
+            if per is not None
+            else f"idle connections: {total:,} opened; RSS not readable"
+        )
         return res
 
     def group_setup(self) -> dict[str, Any]:
@@ -589,22 +688,35 @@ class Bench:
         t0 = time.monotonic()
         members = [group_member_name(j) for j in range(1, o.group_members)]
         created = self.loaders.call(
-            "group_create", {"owner": owner, "members": members, "name": "bench group",
-                             "timeout": 60.0}, timeout=90, only=[owner_loader])[0]
-        live = self.loaders.call("group_live", {"group": created["group"]},
-                                 timeout=120 + o.group_online * 0.2)
+            "group_create",
+            {"owner": owner, "members": members, "name": "bench group", "timeout": 60.0},
+            timeout=90,
+            only=[owner_loader],
+        )[0]
+        live = self.loaders.call(
+            "group_live", {"group": created["group"]}, timeout=120 + o.group_online * 0.2
+        )
         self._check(live, "group setup")
         online = sum(r["online"] for r in live)
         snd = sum(r["senders"] for r in live)
         if online != o.group_online or snd != o.group_senders:
-            raise BenchError(f"group setup: {online} online and {snd} senders, expected "
-                             f"{o.group_online} and {o.group_senders}")
-        res = {"group": created["group"], "members": created["members"], "online": online,
-               "senders": snd, "create_s": created["create_s"],
-               "seconds": round(time.monotonic() - t0, 2)}
-        self.say(f"group {res['group']}: {res['members']} members, {online} online "
-                 f"({', '.join(map(str, self.group_online_counts))} per load process), "
-                 f"{snd} senders; set up in {res['seconds']:.1f} s")
+            raise BenchError(
+                f"group setup: {online} online and {snd} senders, expected "
+                f"{o.group_online} and {o.group_senders}"
+            )
+        res = {
+            "group": created["group"],
+            "members": created["members"],
+            "online": online,
+            "senders": snd,
+            "create_s": created["create_s"],
+            "seconds": round(time.monotonic() - t0, 2),
+        }
+        self.say(
+            f"group {res['group']}: {res['members']} members, {online} online "
+            f"({', '.join(map(str, self.group_online_counts))} per load process), "
+            f"{snd} senders; set up in {res['seconds']:.1f} s"
+        )
         return res
 
     def close(self) -> int | None:
@@ -632,12 +744,17 @@ class Bench:
 
     @staticmethod
     def _check(results: list[dict[str, Any]], phase: str) -> None:
-        bad = [r for r in results if r.get("errors") or r.get("closes") or r.get("lost")
-               or r.get("unexpected")]
+        bad = [
+            r
+            for r in results
+            if r.get("errors") or r.get("closes") or r.get("lost") or r.get("unexpected")
+        ]
         if bad:
             notes = [n for r in bad for n in r.get("notes", [])][:10]
-            raise BenchError(f"{phase}: the load saw errors, closes or lost connections:\n  "
-                             + "\n  ".join(notes))
+            raise BenchError(
+                f"{phase}: the load saw errors, closes or lost connections:\n  "
+                + "\n  ".join(notes)
+            )
 
     # ------------------------------------------------------------------ phases
 
@@ -647,8 +764,14 @@ class Bench:
         t_start = time.monotonic() + 0.5
         t_w0 = t_start + o.warmup
         t_w1 = t_w0 + o.duration
-        args = {"target": target, "t_start": t_start, "t_w0": t_w0, "t_w1": t_w1,
-                "window": o.window, "drain_timeout": 30.0}
+        args = {
+            "target": target,
+            "t_start": t_start,
+            "t_w0": t_w0,
+            "t_w1": t_w1,
+            "window": o.window,
+            "drain_timeout": 30.0,
+        }
         for pipe in self.loaders.pipes:  # send now, collect after the window
             pipe.send(("throughput", args))
         if during is not None:
@@ -663,17 +786,22 @@ class Bench:
         res = self.loaders.collect("throughput", timeout=60)
         self._check(res, f"throughput ({target})")
         if not all(r["drained"] for r in res):
-            raise BenchError(f"throughput ({target}): in-flight messages did not all arrive: "
-                             f"{res}")
+            raise BenchError(f"throughput ({target}): in-flight messages did not all arrive: {res}")
         rate = sum(min(r["acked"], r["delivered"]) / r["window_s"] for r in res)
         acked = sum(r["acked"] for r in res)
         delivered = sum(r["delivered"] for r in res)
         window = max(r["window_s"] for r in res)
-        return {"msgs_per_s": rate, "acked": acked, "delivered": delivered, "window_s": window,
-                "acked_per_s": sum(r["acked"] / r["window_s"] for r in res),
-                "delivered_per_s": sum(r["delivered"] / r["window_s"] for r in res),
-                "sent_total": sum(r["sent_total"] for r in res), "cpu_cores": cpu,
-                **({"server_io": io_rates(io0, io1, window, acked)} if spid else {})}
+        return {
+            "msgs_per_s": rate,
+            "acked": acked,
+            "delivered": delivered,
+            "window_s": window,
+            "acked_per_s": sum(r["acked"] / r["window_s"] for r in res),
+            "delivered_per_s": sum(r["delivered"] / r["window_s"] for r in res),
+            "sent_total": sum(r["sent_total"] for r in res),
+            "cpu_cores": cpu,
+            **({"server_io": io_rates(io0, io1, window, acked)} if spid else {}),
+        }
 
     def latency(self, total_rate: float) -> dict[str, Any]:
         o = self.o
@@ -681,8 +809,16 @@ class Bench:
         t_start = time.monotonic() + 0.5
         t_warm = t_start + o.latency_warmup
         t_end = t_warm + o.duration
-        args = [{"rate": total_rate * n / o.pairs, "t_start": t_start, "t_warm": t_warm,
-                 "t_end": t_end, "drain_timeout": 30.0} for n in self.pair_counts]
+        args = [
+            {
+                "rate": total_rate * n / o.pairs,
+                "t_start": t_start,
+                "t_warm": t_warm,
+                "t_end": t_end,
+                "drain_timeout": 30.0,
+            }
+            for n in self.pair_counts
+        ]
         for i, a in enumerate(args):  # send now, collect after the window
             self.loaders.pipes[i].send(("latency", a))
         time.sleep(max(0.0, t_warm - time.monotonic()))
@@ -716,9 +852,16 @@ class Bench:
         assert self.loaders is not None
         n = o.offline_messages
         fill: dict[str, Any] = self.loaders.call(
-            "offline_fill", {"user": offline_user_name(run), "n": n, "window": o.offline_window,
-                             "timeout": 60 + n / 500},
-            timeout=90 + n / 500, only=[0])[0]
+            "offline_fill",
+            {
+                "user": offline_user_name(run),
+                "n": n,
+                "window": o.offline_window,
+                "timeout": 60 + n / 500,
+            },
+            timeout=90 + n / 500,
+            only=[0],
+        )[0]
         return fill
 
     def offline_drain(self, run: int) -> dict[str, Any]:
@@ -727,14 +870,23 @@ class Bench:
         n = o.offline_messages
         meter = self.cpu()
         drain: dict[str, Any] = self.loaders.call(
-            "offline_drain", {"user": offline_user_name(run), "expect": n, "limit": o.sync_page,
-                              "timeout": 60 + n / 2000},
-            timeout=90 + n / 2000, only=[0])[0]
+            "offline_drain",
+            {
+                "user": offline_user_name(run),
+                "expect": n,
+                "limit": o.sync_page,
+                "timeout": 60 + n / 2000,
+            },
+            timeout=90 + n / 2000,
+            only=[0],
+        )[0]
         drain["cpu_cores"] = meter.stop()
         if not drain["verified"] or drain["head_at_login"] != n:
-            self.failures.append(f"offline sync run {run}: expected seqs 1..{n}, got "
-                                 f"{drain['messages']} ({drain['first_seq']}..{drain['last_seq']}"
-                                 f", {drain['gaps']} gaps, head {drain['head_at_login']})")
+            self.failures.append(
+                f"offline sync run {run}: expected seqs 1..{n}, got "
+                f"{drain['messages']} ({drain['first_seq']}..{drain['last_seq']}"
+                f", {drain['gaps']} gaps, head {drain['head_at_login']})"
+            )
         return drain
 
     def wait_quiet(self) -> float:
@@ -758,32 +910,41 @@ class Bench:
             waited = self.wait_quiet()
             res: dict[str, Any] = phase()
             other = (res.get("cpu_cores") or {}).get("other", 0.0)
-            res.update(attempt=attempt, quiet_wait_s=waited,
-                       disturbed=other >= o.busy_threshold)
+            res.update(attempt=attempt, quiet_wait_s=waited, disturbed=other >= o.busy_threshold)
             if not res["disturbed"] or self.retries_used >= o.retries:
                 return res
             self.retries_used += 1
-            self.say(f"  {name}: other processes used {other} cores meanwhile; repeating "
-                     f"({o.retries - self.retries_used} repeat(s) left)")
+            self.say(
+                f"  {name}: other processes used {other} cores meanwhile; repeating "
+                f"({o.retries - self.retries_used} repeat(s) left)"
+            )
 
     def one_run(self, run: int) -> dict[str, Any]:
         o = self.o
-        self.say(f"run {run + 1}/{o.runs}: throughput (server), {o.pairs} pairs x {o.window} "
-                 f"in flight, {o.warmup:g} s warm-up + {o.duration:g} s window")
+        self.say(
+            f"run {run + 1}/{o.runs}: throughput (server), {o.pairs} pairs x {o.window} "
+            f"in flight, {o.warmup:g} s warm-up + {o.duration:g} s window"
+        )
         tp = self.measured("throughput", lambda: self.throughput("server"))
-        self.say(f"  throughput {tp['msgs_per_s']:,.0f} msgs/s (acked {tp['acked_per_s']:,.0f}/s,"
-                 f" delivered {tp['delivered_per_s']:,.0f}/s)")
+        self.say(
+            f"  throughput {tp['msgs_per_s']:,.0f} msgs/s (acked {tp['acked_per_s']:,.0f}/s,"
+            f" delivered {tp['delivered_per_s']:,.0f}/s)"
+        )
         rate = o.latency_rate or o.latency_fraction * tp["msgs_per_s"]
         self.say(f"  latency at {rate:,.0f} msgs/s for {o.latency_warmup:g} + {o.duration:g} s")
         lat = self.measured("latency", lambda: self.latency(rate))
-        self.say(f"  latency p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms "
-                 f"({lat['samples']} samples)")
+        self.say(
+            f"  latency p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms "
+            f"({lat['samples']} samples)"
+        )
         self.say(f"  offline sync: queueing {o.offline_messages:,} messages")
         fill = self.offline_fill(run)
         d = self.measured("offline sync", lambda: self.offline_drain(run))
-        self.say(f"  offline sync {d['msgs_per_s']:,.0f} msgs/s ({d['messages']:,} in "
-                 f"{d['drain_s']:.2f} s, {d['pages']} pages, verified={d['verified']}; "
-                 f"queued at {fill['fill_msgs_per_s']:,.0f} msgs/s)")
+        self.say(
+            f"  offline sync {d['msgs_per_s']:,.0f} msgs/s ({d['messages']:,} in "
+            f"{d['drain_s']:.2f} s, {d['pages']} pages, verified={d['verified']}; "
+            f"queued at {fill['fill_msgs_per_s']:,.0f} msgs/s)"
+        )
         raw = self.measured("raw relay", lambda: self.throughput("relay"))
         self.say(f"  raw relay {raw['msgs_per_s']:,.0f} msgs/s")
         phases = (tp, lat, d, raw)
@@ -805,8 +966,12 @@ class Bench:
             "offline_sync_msgs_per_s": d["msgs_per_s"],
             "raw_relay_msgs_per_s": raw["msgs_per_s"],
             "ratio_to_raw_relay": tp["msgs_per_s"] / raw["msgs_per_s"],
-            "details": {"throughput": tp, "latency": lat,
-                        "offline": {"fill": fill, "drain": d}, "relay": raw},
+            "details": {
+                "throughput": tp,
+                "latency": lat,
+                "offline": {"fill": fill, "drain": d},
+                "relay": raw,
+            },
         }
 
     # ------------------------------------------------------------------ media (media.py)
@@ -816,17 +981,22 @@ class Bench:
         o = self.o
         assert self.server is not None
         port = self.server.port
-        self.say(f"media: {o.media_mib} MiB up and down, then latency while "
-                 f"{o.media_uploaders} clients upload 5 MiB blobs")
+        self.say(
+            f"media: {o.media_mib} MiB up and down, then latency while "
+            f"{o.media_uploaders} clients upload 5 MiB blobs"
+        )
         self.wait_quiet()
         meter = self.cpu()
-        t = asyncio.run(media_bench.transfers(HOST, port, size_mib=o.media_mib,
-                                              runs=1 if o.quick else 3))
+        t = asyncio.run(
+            media_bench.transfers(HOST, port, size_mib=o.media_mib, runs=1 if o.quick else 3)
+        )
         other = meter.stop().get("other", 0.0)
         busy = other >= o.busy_threshold
-        self.say(f"  upload {t['media_upload_mib_per_s']} MiB/s, download "
-                 f"{t['media_download_mib_per_s']} MiB/s, dedup {t['media_dedup_upload_ms']} "
-                 f"ms (ceiling {t['details']['ceiling_sha256_write_fsync_mib_per_s']} MiB/s)")
+        self.say(
+            f"  upload {t['media_upload_mib_per_s']} MiB/s, download "
+            f"{t['media_download_mib_per_s']} MiB/s, dedup {t['media_dedup_upload_ms']} "
+            f"ms (ceiling {t['details']['ceiling_sha256_write_fsync_mib_per_s']} MiB/s)"
+        )
         rate = run["details"]["latency"]["target_rate"]
         load = media_bench.MediaLoad(HOST, port, clients=o.media_uploaders, size_mib=5)
         load.start()
@@ -834,19 +1004,27 @@ class Bench:
             lat = self.measured("latency under media", lambda: self.latency(rate))
         finally:
             load.stop()
-        self.say(f"  latency under media p99 {lat['p99_ms']:.2f} ms (without: "
-                 f"{run['latency_ms_p99']:.2f} ms)")
+        self.say(
+            f"  latency under media p99 {lat['p99_ms']:.2f} ms (without: "
+            f"{run['latency_ms_p99']:.2f} ms)"
+        )
         return {
             "media_upload_mib_per_s": t["media_upload_mib_per_s"],
             "media_download_mib_per_s": t["media_download_mib_per_s"],
             "media_dedup_upload_ms": t["media_dedup_upload_ms"],
             "chat_p99_ms_under_media": lat["p99_ms"],
-            "media_details": {**t["details"], "latency_under_media": lat,
-                              "other_cpu_cores_during_transfers": other},
-            "disturbed": {**run.get("disturbed", {}),
-                          "media_upload_mib_per_s": busy, "media_download_mib_per_s": busy,
-                          "media_dedup_upload_ms": busy,
-                          "chat_p99_ms_under_media": lat["disturbed"]},
+            "media_details": {
+                **t["details"],
+                "latency_under_media": lat,
+                "other_cpu_cores_during_transfers": other,
+            },
+            "disturbed": {
+                **run.get("disturbed", {}),
+                "media_upload_mib_per_s": busy,
+                "media_download_mib_per_s": busy,
+                "media_dedup_upload_ms": busy,
+                "chat_p99_ms_under_media": lat["disturbed"],
+            },
         }
 
     # ------------------------------------------------------------------ group phases
@@ -859,14 +1037,19 @@ class Bench:
         if not all(r["acked_all"] for r in res):
             raise BenchError(f"{cmd}: group SENDs not all acknowledged within 30 s: {res}")
         total = sum(r["sent_total"] for r in res)
-        expect = [total * on - r["sent_total"]
-                  for on, r in zip(self.group_online_counts, res, strict=True)]
-        got = self.loaders.call("group_wait", [{"expect": e, "timeout": 30.0} for e in expect],
-                                timeout=60)
+        expect = [
+            total * on - r["sent_total"]
+            for on, r in zip(self.group_online_counts, res, strict=True)
+        ]
+        got = self.loaders.call(
+            "group_wait", [{"expect": e, "timeout": 30.0} for e in expect], timeout=60
+        )
         self._check(got, cmd)
-        bad = [(i, g["pushed_total"], e) for i, (g, e) in enumerate(zip(got, expect,
-                                                                          strict=True))
-               if g["pushed_total"] != e]
+        bad = [
+            (i, g["pushed_total"], e)
+            for i, (g, e) in enumerate(zip(got, expect, strict=True))
+            if g["pushed_total"] != e
+        ]
         if bad:
             raise BenchError(f"{cmd}: group pushes (process, received, expected): {bad}")
         return got
@@ -877,8 +1060,13 @@ class Bench:
         t_start = time.monotonic() + 0.5
         t_w0 = t_start + o.warmup
         t_w1 = t_w0 + o.duration
-        args = {"t_start": t_start, "t_w0": t_w0, "t_w1": t_w1, "window": o.group_window,
-                "drain_timeout": 30.0}
+        args = {
+            "t_start": t_start,
+            "t_w0": t_w0,
+            "t_w1": t_w1,
+            "window": o.group_window,
+            "drain_timeout": 30.0,
+        }
         for pipe in self.loaders.pipes:
             pipe.send(("group_throughput", args))
         if during is not None:
@@ -896,18 +1084,24 @@ class Bench:
         members = self.group["members"]
         msgs = sum(r["acked"] / r["window_s"] for r in res)
         pushes = sum(r["pushed"] / r["window_s"] for r in res)
-        return {"messages_per_s": msgs,
-                "deliveries_per_s": msgs * (members - 1),
-                "push_deliveries_per_s": pushes,
-                "push_per_message": pushes / msgs if msgs else None,
-                "acked": sum(r["acked"] for r in res), "pushed": sum(r["pushed"] for r in res),
-                "window_s": max(r["window_s"] for r in res),
-                "sent_total": sum(r["sent_total"] for r in res),
-                "members": members, "online": self.group["online"],
-                "senders": self.group["senders"], "in_flight": o.group_window * o.group_senders,
-                "cpu_cores": cpu,
-                "server_io": io_rates(io0, io1, max(r["window_s"] for r in res),
-                                      sum(r["acked"] for r in res))}
+        return {
+            "messages_per_s": msgs,
+            "deliveries_per_s": msgs * (members - 1),
+            "push_deliveries_per_s": pushes,
+            "push_per_message": pushes / msgs if msgs else None,
+            "acked": sum(r["acked"] for r in res),
+            "pushed": sum(r["pushed"] for r in res),
+            "window_s": max(r["window_s"] for r in res),
+            "sent_total": sum(r["sent_total"] for r in res),
+            "members": members,
+            "online": self.group["online"],
+            "senders": self.group["senders"],
+            "in_flight": o.group_window * o.group_senders,
+            "cpu_cores": cpu,
+            "server_io": io_rates(
+                io0, io1, max(r["window_s"] for r in res), sum(r["acked"] for r in res)
+            ),
+        }
 
     def group_latency(self, total_rate: float) -> dict[str, Any]:
         o = self.o
@@ -916,8 +1110,16 @@ class Bench:
         t_warm = t_start + o.latency_warmup
         t_end = t_warm + o.duration
         cut_ns = int(t_warm * 1e9)  # time.monotonic() and time.monotonic_ns(): one clock
-        args = [{"rate": total_rate * k / o.group_senders, "t_start": t_start, "t_end": t_end,
-                 "cut_ns": cut_ns, "drain_timeout": 30.0} for k in self.group_sender_counts]
+        args = [
+            {
+                "rate": total_rate * k / o.group_senders,
+                "t_start": t_start,
+                "t_end": t_end,
+                "cut_ns": cut_ns,
+                "drain_timeout": 30.0,
+            }
+            for k in self.group_sender_counts
+        ]
         for pipe, a in zip(self.loaders.pipes, args, strict=True):
             pipe.send(("group_latency", a))
         time.sleep(max(0.0, t_warm - time.monotonic()))
@@ -948,18 +1150,25 @@ class Bench:
         o = self.o
         g = self.group
         assert g is not None
-        self.say(f"run {run + 1}/{o.runs}: group fan-out, {g['members']} members, "
-                 f"{g['online']} online, {g['senders']} senders x {o.group_window} in flight, "
-                 f"{o.warmup:g} s warm-up + {o.duration:g} s window")
+        self.say(
+            f"run {run + 1}/{o.runs}: group fan-out, {g['members']} members, "
+            f"{g['online']} online, {g['senders']} senders x {o.group_window} in flight, "
+            f"{o.warmup:g} s warm-up + {o.duration:g} s window"
+        )
         tp = self.measured("group throughput", self.group_throughput)
-        self.say(f"  group {tp['messages_per_s']:,.0f} msgs/s = {tp['deliveries_per_s']:,.0f} "
-                 f"log deliveries/s, {tp['push_deliveries_per_s']:,.0f} pushes/s")
+        self.say(
+            f"  group {tp['messages_per_s']:,.0f} msgs/s = {tp['deliveries_per_s']:,.0f} "
+            f"log deliveries/s, {tp['push_deliveries_per_s']:,.0f} pushes/s"
+        )
         rate = o.latency_fraction * tp["messages_per_s"]
-        self.say(f"  group latency at {rate:,.0f} msgs/s for {o.latency_warmup:g} + "
-                 f"{o.duration:g} s")
+        self.say(
+            f"  group latency at {rate:,.0f} msgs/s for {o.latency_warmup:g} + {o.duration:g} s"
+        )
         lat = self.measured("group latency", lambda: self.group_latency(rate))
-        self.say(f"  group latency p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms "
-                 f"({lat['samples']} samples)")
+        self.say(
+            f"  group latency p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms "
+            f"({lat['samples']} samples)"
+        )
         phases = (tp, lat)
         others = [x["cpu_cores"].get("other") for x in phases if x.get("cpu_cores")]
         return {
@@ -983,20 +1192,32 @@ class Bench:
     def profile(self, outdir: str) -> dict[str, Any]:
         """Extra, unmeasured phases with py-spy recording the server: the 1:1 throughput
         phase and, when there is a group, the group fan-out phase."""
-        res = self._profile_phase(outdir, "throughput", "server-throughput",
-                                  lambda during: self.throughput("server", during=during),
-                                  "msgs_per_s")
+        res = self._profile_phase(
+            outdir,
+            "throughput",
+            "server-throughput",
+            lambda during: self.throughput("server", during=during),
+            "msgs_per_s",
+        )
         if self.group is not None:
-            g = self._profile_phase(outdir, "group fan-out", "server-group",
-                                    lambda during: self.group_throughput(during=during),
-                                    "messages_per_s")
-            res["group"] = {"raw": g["raw"], "summary_file": g["summary_file"],
-                            "group_messages_per_s": g["throughput_msgs_per_s"],
-                            "summary": g["summary"]}
+            g = self._profile_phase(
+                outdir,
+                "group fan-out",
+                "server-group",
+                lambda during: self.group_throughput(during=during),
+                "messages_per_s",
+            )
+            res["group"] = {
+                "raw": g["raw"],
+                "summary_file": g["summary_file"],
+                "group_messages_per_s": g["throughput_msgs_per_s"],
+                "summary": g["summary"],
+            }
         return res
 
-    def _profile_phase(self, outdir: str, what: str, stem: str, phase: Any,
-                       key: str) -> dict[str, Any]:
+    def _profile_phase(
+        self, outdir: str, what: str, stem: str, phase: Any, key: str
+    ) -> dict[str, Any]:
         from . import profile as prof
 
         assert self.server is not None
@@ -1006,18 +1227,41 @@ class Bench:
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)
         raw = out / f"{stem}.txt"
-        summary_file = out / ("summary.txt" if stem == "server-throughput"
-                              else f"summary-{stem.removeprefix('server-')}.txt")
+        summary_file = out / (
+            "summary.txt"
+            if stem == "server-throughput"
+            else f"summary-{stem.removeprefix('server-')}.txt"
+        )
         spy: list[subprocess.Popen[bytes]] = []
         pid = self.server.pid
 
         def start_spy(t_w0: float, dur: float) -> None:
             time.sleep(max(0.0, t_w0 - time.monotonic() - 0.3))
             with open(out / f"py-spy-{stem}.log", "wb") as err:
-                spy.append(subprocess.Popen(
-                    [exe, "record", "-p", str(pid), "-d", str(round(dur)), "-r", "100",
-                     "--threads", "--idle", "--native", "-f", "raw", "-o", str(raw)],
-                    stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL))
+                spy.append(
+                    subprocess.Popen(
+                        [
+                            exe,
+                            "record",
+                            "-p",
+                            str(pid),
+                            "-d",
+                            str(round(dur)),
+                            "-r",
+                            "100",
+                            "--threads",
+                            "--idle",
+                            "--native",
+                            "-f",
+                            "raw",
+                            "-o",
+                            str(raw),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=err,
+                        stdin=subprocess.DEVNULL,
+                    )
+                )
 
         self.say(f"profile: {what} phase with py-spy on server pid {pid} -> {raw}")
         try:
@@ -1033,10 +1277,13 @@ class Bench:
             raise BenchError(f"py-spy wrote no profile; see {out / f'py-spy-{stem}.log'}")
         summary = prof.summarize(raw.read_text())
         summary_file.write_text(prof.format_summary(summary))
-        self.say(f"profile: {what} under py-spy {tp[key]:,.0f} msgs/s; summary in "
-                 f"{summary_file}")
-        return {"raw": str(raw), "summary_file": str(summary_file),
-                "throughput_msgs_per_s": tp[key], "summary": summary}
+        self.say(f"profile: {what} under py-spy {tp[key]:,.0f} msgs/s; summary in {summary_file}")
+        return {
+            "raw": str(raw),
+            "summary_file": str(summary_file),
+            "throughput_msgs_per_s": tp[key],
+            "summary": summary,
+        }
 
 
 def run(opts: Options) -> tuple[dict[str, Any], int]:
@@ -1068,8 +1315,9 @@ def run(opts: Options) -> tuple[dict[str, Any], int]:
             g = bench.group_run(r)
             run = runs[r]
             run["details"].update(g.pop("details"))
-            others = [x for x in (run.get("other_cpu_cores"), g.pop("other_cpu_cores"))
-                      if x is not None]
+            others = [
+                x for x in (run.get("other_cpu_cores"), g.pop("other_cpu_cores")) if x is not None
+            ]
             run["other_cpu_cores"] = max(others) if others else None
             run["disturbed_phases"] = run.get("disturbed_phases", 0) + g.pop("disturbed_phases")
             run.setdefault("disturbed", {}).update(g.pop("disturbed"))
@@ -1097,21 +1345,25 @@ def run(opts: Options) -> tuple[dict[str, Any], int]:
     if runs and not error and opts.faults:
         log("faults: crash soak (SIGKILL under load), then a slow consumer")
         crash = faults.crash_counts(opts.quick, bench.env)
-        log(f"  crash: acked {crash['crash_acked']}, lost {crash['crash_lost']}, "
-            f"duplicated {crash['crash_duplicated']} over {crash['faults']} kills")
+        log(
+            f"  crash: acked {crash['crash_acked']}, lost {crash['crash_lost']}, "
+            f"duplicated {crash['crash_duplicated']} over {crash['faults']} kills"
+        )
         if crash["exit_code"] != 0 or crash["crash_lost"] or crash["crash_duplicated"]:
             bench.failures.append(f"crash soak failed: {crash}")
         slow = faults.slow_consumer(opts.quick, bench.env)
-        log(f"  slow consumer: others' p99 {slow['p99_ms_without']} ms without, "
-            f"{slow['p99_ms_with']} ms with (evicted: {slow['slow_consumer_evicted']})")
-        runs[0].update({k: crash[k] for k in ("crash_acked", "crash_lost",
-                                              "crash_duplicated")})
+        log(
+            f"  slow consumer: others' p99 {slow['p99_ms_without']} ms without, "
+            f"{slow['p99_ms_with']} ms with (evicted: {slow['slow_consumer_evicted']})"
+        )
+        runs[0].update({k: crash[k] for k in ("crash_acked", "crash_lost", "crash_duplicated")})
         runs[0]["slow_consumer_p99_ms_without"] = slow["p99_ms_without"]
         runs[0]["slow_consumer_p99_ms_with"] = slow["p99_ms_with"]
         runs[0]["details"]["crash"] = crash
         runs[0]["details"]["slow_consumer"] = slow
         runs[0].setdefault("disturbed", {}).update(
-            dict.fromkeys(("crash_acked", "crash_lost", "crash_duplicated"), False))
+            dict.fromkeys(("crash_acked", "crash_lost", "crash_duplicated"), False)
+        )
     if server_code != 0:
         bench.failures.append(f"server exit code {server_code} (expected 0 after SIGTERM)")
     if error:
@@ -1126,18 +1378,20 @@ def run(opts: Options) -> tuple[dict[str, Any], int]:
     }
     for key, _, _ in report.METRICS:
         doc[key] = summary[key]["median"]
-    doc.update({
-        "runs": len(runs),
-        "summary": summary,
-        "per_run": runs,
-        "machine": machine,
-        "config": {k: v for k, v in asdict(opts).items() if k not in ("verbose",)},
-        "server": {"synchronous": "full", "env": bench.env, "exit_code": server_code},
-        "setup": setup,
-        "idle_connections": bench.idle,
-        "ok": not bench.failures,
-        "failures": bench.failures,
-    })
+    doc.update(
+        {
+            "runs": len(runs),
+            "summary": summary,
+            "per_run": runs,
+            "machine": machine,
+            "config": {k: v for k, v in asdict(opts).items() if k not in ("verbose",)},
+            "server": {"synchronous": "full", "env": bench.env, "exit_code": server_code},
+            "setup": setup,
+            "idle_connections": bench.idle,
+            "ok": not bench.failures,
+            "failures": bench.failures,
+        }
+    )
     others = [r["other_cpu_cores"] for r in runs if r.get("other_cpu_cores") is not None]
     doc["max_other_cpu_cores"] = max(others) if others else None
     doc["disturbed_phases"] = sum(r.get("disturbed_phases", 0) for r in runs)

@@ -46,16 +46,27 @@ from .wire import HDR, decode, frame
 T = MessageType
 PASSWORD = "bench password 1"
 TASKS = '[{"name": "checkin", "trigger": "checkin", "reward": 1000000}]'
-ENV = {"LIAOTIAN_ARGON2_TIME_COST": "1", "LIAOTIAN_ARGON2_MEMORY_KIB": "8192",
-       "LIAOTIAN_ARGON2_PARALLELISM": "1", "LIAOTIAN_REGISTER_RATE": "100000",
-       "LIAOTIAN_REGISTER_BURST": "100000", "LIAOTIAN_WRITE_RATE": "1000000",
-       "LIAOTIAN_WRITE_BURST": "1000000", "LIAOTIAN_WRITE_ROWS_RATE": "100000000",
-       "LIAOTIAN_WRITE_ROWS_BURST": "100000000", "LIAOTIAN_SEND_RATE": "1000000",
-       "LIAOTIAN_SEND_BURST": "1000000", "LIAOTIAN_WALLET_TASKS": TASKS,
-       "LIAOTIAN_MAX_CONNECTIONS_PER_ADDRESS": "0", "LIAOTIAN_PRESENCE_INTERVAL": "3600",
-       "LIAOTIAN_MAX_INFLIGHT_REQUESTS": "1024", "LIAOTIAN_LOG_LEVEL": "warning",
-       "LIAOTIAN_ARGON2_MAX_CONCURRENT": "4", "LIAOTIAN_REGISTER_MAX_CONCURRENT": "4",
-       "LIAOTIAN_LOGIN_FAILURES_PER_ADDRESS": "1000000"}
+ENV = {
+    "LIAOTIAN_ARGON2_TIME_COST": "1",
+    "LIAOTIAN_ARGON2_MEMORY_KIB": "8192",
+    "LIAOTIAN_ARGON2_PARALLELISM": "1",
+    "LIAOTIAN_REGISTER_RATE": "100000",
+    "LIAOTIAN_REGISTER_BURST": "100000",
+    "LIAOTIAN_WRITE_RATE": "1000000",
+    "LIAOTIAN_WRITE_BURST": "1000000",
+    "LIAOTIAN_WRITE_ROWS_RATE": "100000000",
+    "LIAOTIAN_WRITE_ROWS_BURST": "100000000",
+    "LIAOTIAN_SEND_RATE": "1000000",
+    "LIAOTIAN_SEND_BURST": "1000000",
+    "LIAOTIAN_WALLET_TASKS": TASKS,
+    "LIAOTIAN_MAX_CONNECTIONS_PER_ADDRESS": "0",
+    "LIAOTIAN_PRESENCE_INTERVAL": "3600",
+    "LIAOTIAN_MAX_INFLIGHT_REQUESTS": "1024",
+    "LIAOTIAN_LOG_LEVEL": "warning",
+    "LIAOTIAN_ARGON2_MAX_CONCURRENT": "4",
+    "LIAOTIAN_REGISTER_MAX_CONCURRENT": "4",
+    "LIAOTIAN_LOGIN_FAILURES_PER_ADDRESS": "1000000",
+}
 
 
 class Conn:
@@ -97,8 +108,9 @@ class Conn:
         self.writer.write(frame(int(msg_type), rid, payload))
         return fut
 
-    async def ask(self, msg_type: int, payload: dict[str, Any],
-                  want: int | None = None) -> dict[str, Any]:
+    async def ask(
+        self, msg_type: int, payload: dict[str, Any], want: int | None = None
+    ) -> dict[str, Any]:
         got_type, payload = await self.send(msg_type, payload)
         if want is not None and got_type != want:
             raise RuntimeError(f"{T(msg_type).name} answered {got_type} {payload}")
@@ -113,8 +125,7 @@ class Conn:
 
 async def login(port: int, user: str) -> Conn:
     c = await Conn.open(port)
-    await c.ask(T.LOGIN, {"username": user, "password": PASSWORD, "device": "b"},
-                T.AUTHENTICATED)
+    await c.ask(T.LOGIN, {"username": user, "password": PASSWORD, "device": "b"}, T.AUTHENTICATED)
     return c
 
 
@@ -128,20 +139,20 @@ async def _register(port: int, names: list[str]) -> None:
 
 
 async def setup(port: int, users: list[str]) -> list[Conn]:
-    batches = [users[i:i + 25] for i in range(0, len(users), 25)]
+    batches = [users[i : i + 25] for i in range(0, len(users), 25)]
     for i in range(0, len(batches), 4):
-        await asyncio.gather(*[_register(port, b) for b in batches[i:i + 4]])
+        await asyncio.gather(*[_register(port, b) for b in batches[i : i + 4]])
     conns = []
     for i in range(0, len(users), 50):
-        conns += await asyncio.gather(*[login(port, u) for u in users[i:i + 50]])
-    await asyncio.gather(*[c.ask(T.SET_PRIVACY, {"coins": "everyone", "groups": "everyone"},
-                                 T.OK) for c in conns])
+        conns += await asyncio.gather(*[login(port, u) for u in users[i : i + 50]])
+    await asyncio.gather(
+        *[c.ask(T.SET_PRIVACY, {"coins": "everyone", "groups": "everyone"}, T.OK) for c in conns]
+    )
     await asyncio.gather(*[c.ask(T.CHECK_IN, {"key": "seed"}, T.CHECKED_IN) for c in conns])
     return conns
 
 
-async def transfers(conns: list[Conn], users: list[str], window: int,
-                    duration: float) -> float:
+async def transfers(conns: list[Conn], users: list[str], window: int, duration: float) -> float:
     done = 0
     stop = time.perf_counter() + duration
     keys = itertools.count()
@@ -170,11 +181,15 @@ async def _claim(c: Conn, pid: int) -> tuple[int, float]:
     return t, time.perf_counter() - t0
 
 
-async def packets(conns: list[Conn], members: int, shares: int,
-                  rounds: int) -> tuple[float, float, list[str]]:
+async def packets(
+    conns: list[Conn], members: int, shares: int, rounds: int
+) -> tuple[float, float, list[str]]:
     owner, group_conns = conns[0], conns[:members]
-    info = await owner.ask(T.GROUP_CREATE, {"name": "bench", "members": [
-        f"bw{i:05d}" for i in range(1, members)]}, T.GROUP_INFO)
+    info = await owner.ask(
+        T.GROUP_CREATE,
+        {"name": "bench", "members": [f"bw{i:05d}" for i in range(1, members)]},
+        T.GROUP_INFO,
+    )
     group = info["group"]
     latencies: list[float] = []
     paid = 0
@@ -182,9 +197,11 @@ async def packets(conns: list[Conn], members: int, shares: int,
     problems: list[str] = []
     for r in range(rounds):
         amount = shares * 10
-        sent = await owner.ask(T.RED_PACKET_SEND, {"group": group, "amount": amount,
-                                                   "count": shares, "key": f"rp{r}"},
-                               T.RED_PACKET_SENT)
+        sent = await owner.ask(
+            T.RED_PACKET_SEND,
+            {"group": group, "amount": amount, "count": shares, "key": f"rp{r}"},
+            T.RED_PACKET_SENT,
+        )
         pid = sent["packet"]
 
         t0 = time.perf_counter()
@@ -212,9 +229,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     db, port = os.path.join(tmp, "bench.db"), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIAOTIAN_")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "liaotian.server", "--port", str(port), "--db-path", db,
-        env={**env, **ENV}, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+        sys.executable,
+        "-m",
+        "liaotian.server",
+        "--port",
+        str(port),
+        "--db-path",
+        db,
+        env={**env, **ENV},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         for _ in range(200):
             with contextlib.suppress(OSError):
@@ -224,8 +250,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(0.05)
         users = [f"bw{i:05d}" for i in range(max(args.users, args.members))]
         conns = await setup(port, users)
-        rate = await transfers(conns[:args.users], users[:args.users], args.window,
-                               args.duration)
+        rate = await transfers(conns[: args.users], users[: args.users], args.window, args.duration)
         claims, p99, problems = await packets(conns, args.members, args.shares, args.packets)
         for c in conns:
             await c.close()
@@ -239,13 +264,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         violations = audit(await store.ledger_dump(), parse_tasks(TASKS))
     finally:
         await store.close()
-    return {"wallet_transfers_per_s": round(rate, 1),
-            "red_packet_claims_per_s": round(claims, 1),
-            "red_packet_claim_ms_p99": round(p99, 2),
-            "wallet_invariant_violations": len(violations),
-            "server_exit_code": code, "problems": problems + violations[:20],
-            "users": args.users, "window": args.window, "members": args.members,
-            "shares": args.shares, "packets": args.packets}
+    return {
+        "wallet_transfers_per_s": round(rate, 1),
+        "red_packet_claims_per_s": round(claims, 1),
+        "red_packet_claim_ms_p99": round(p99, 2),
+        "wallet_invariant_violations": len(violations),
+        "server_exit_code": code,
+        "problems": problems + violations[:20],
+        "users": args.users,
+        "window": args.window,
+        "members": args.members,
+        "shares": args.shares,
+        "packets": args.packets,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,8 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as fh:
             fh.write(text)
-    ok = result["wallet_invariant_violations"] == 0 and not result["problems"] and \
-        result["server_exit_code"] == 0
+    ok = (
+        result["wallet_invariant_violations"] == 0
+        and not result["problems"]
+        and result["server_exit_code"] == 0
+    )
     return 0 if ok else 1
 
 

@@ -59,14 +59,14 @@ def count_updates(buf: bytes | bytearray, s: int, e: int) -> int:
     Fast path for the server's canonical layout (rid 0 push, "updates" the first key);
     anything else falls back to a full decode.
     """
-    if buf[s + 2] == 0 and buf[s + 4:s + _KEY_END] == _UPDATES_KEY and buf[s + 3] in (0x83, 0x84):
+    if buf[s + 2] == 0 and buf[s + 4 : s + _KEY_END] == _UPDATES_KEY and buf[s + 3] in (0x83, 0x84):
         h = buf[s + _KEY_END]
         if h & 0xF0 == 0x90:
             return h & 0x0F
         if h == 0xDC:
-            return int.from_bytes(buf[s + _KEY_END + 1:s + _KEY_END + 3], "big")
+            return int.from_bytes(buf[s + _KEY_END + 1 : s + _KEY_END + 3], "big")
         if h == 0xDD:
-            return int.from_bytes(buf[s + _KEY_END + 1:s + _KEY_END + 5], "big")
+            return int.from_bytes(buf[s + _KEY_END + 1 : s + _KEY_END + 5], "big")
     return len(decode(buf, s, e)[2]["updates"])
 
 

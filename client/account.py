@@ -1,12 +1,12 @@
 """`client.account`: this user's profile, privacy settings and devices (SPEC.md 9, 22, 23).
 
-    await client.account.set_profile(display_name="Alice", status="on holiday")
-    bob = await client.account.profile("bob")
-    await client.account.set_privacy(presence="contacts", messages="contacts")
-    for d in await client.account.devices():
-        print(d.device, d.online)
-    await client.account.revoke_device("old-phone")
-    await client.account.logout()                  # this device; the client then ends
+await client.account.set_profile(display_name="Alice", status="on holiday")
+bob = await client.account.profile("bob")
+await client.account.set_privacy(presence="contacts", messages="contacts")
+for d in await client.account.devices():
+    print(d.device, d.online)
+await client.account.revoke_device("old-phone")
+await client.account.logout()                  # this device; the client then ends
 """
 
 from __future__ import annotations
@@ -43,34 +43,51 @@ class Account(Facade):
             raise ValueError("no user given and the client is not logged in")
         return await self._ask(GetProfile(rid=0, user=who), Profile, retry=True)
 
-    async def set_profile(self, display_name: str | None = None,
-                          status: str | None = None) -> None:
+    async def set_profile(self, display_name: str | None = None, status: str | None = None) -> None:
         """Change the display name and/or status ("" clears one; None leaves it)."""
-        await self._ask(SetProfile(rid=0, display_name=display_name, status=status), Ok,
-                        retry=True)
+        await self._ask(SetProfile(rid=0, display_name=display_name, status=status), Ok, retry=True)
 
     async def privacy(self) -> Privacy:
         """This user's privacy settings."""
         return await self._ask(GetPrivacy(rid=0), Privacy, retry=True)
 
-    async def set_privacy(self, presence: str | None = None, profile: str | None = None,
-                          messages: str | None = None, groups: str | None = None, *,
-                          receipts: str | None = None, coins: str | None = None) -> None:
+    async def set_privacy(
+        self,
+        presence: str | None = None,
+        profile: str | None = None,
+        messages: str | None = None,
+        groups: str | None = None,
+        *,
+        receipts: str | None = None,
+        coins: str | None = None,
+    ) -> None:
         """Who sees presence / profile / read and delivered positions ("everyone",
         "contacts", "nobody"), who may send direct messages ("everyone", "contacts"), who
         may add this user to groups and who may send them coins ("everyone", "contacts",
         "nobody"); None leaves a setting as it is."""
-        for name, value, allowed in (("presence", presence, VISIBILITY),
-                                     ("profile", profile, VISIBILITY),
-                                     ("messages", messages, MESSAGE_POLICY),
-                                     ("groups", groups, VISIBILITY),
-                                     ("receipts", receipts, VISIBILITY),
-                                     ("coins", coins, VISIBILITY)):
+        for name, value, allowed in (
+            ("presence", presence, VISIBILITY),
+            ("profile", profile, VISIBILITY),
+            ("messages", messages, MESSAGE_POLICY),
+            ("groups", groups, VISIBILITY),
+            ("receipts", receipts, VISIBILITY),
+            ("coins", coins, VISIBILITY),
+        ):
             if value is not None and value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}")
-        await self._ask(SetPrivacy(rid=0, presence=presence, profile=profile,
-                                   messages=messages, groups=groups, receipts=receipts,
-                                   coins=coins), Ok, retry=True)
+        await self._ask(
+            SetPrivacy(
+                rid=0,
+                presence=presence,
+                profile=profile,
+                messages=messages,
+                groups=groups,
+                receipts=receipts,
+                coins=coins,
+            ),
+            Ok,
+            retry=True,
+        )
 
     async def devices(self) -> list[DeviceInfo]:
         """The account's devices, with their positions and whether they are online."""

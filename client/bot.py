@@ -124,8 +124,11 @@ class Bot:
         self.host = host
         self.port = port
         self.device = device
-        self.store = store if store is not None else (
-            FileStore(state_file) if state_file is not None else None)
+        self.store = (
+            store
+            if store is not None
+            else (FileStore(state_file) if state_file is not None else None)
+        )
         self.prefix = prefix
         self.initial_sync = initial_sync
         self.client_options = client_options
@@ -172,7 +175,7 @@ class Bot:
         """(name, args) if `text` invokes a registered command, else None."""
         if not self.prefix or not text.startswith(self.prefix):
             return None
-        parts = text[len(self.prefix):].split(None, 1)
+        parts = text[len(self.prefix) :].split(None, 1)
         if not parts or text[len(self.prefix)].isspace() or parts[0] not in self._commands:
             return None
         return parts[0], parts[1].strip() if len(parts) > 1 else ""
@@ -203,9 +206,13 @@ class Bot:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("bot handler %s failed on message %d from %s%s",
-                          getattr(handler, "__name__", handler), ctx.seq, ctx.sender,
-                          f" in group {ctx.group}" if ctx.group is not None else "")
+            log.exception(
+                "bot handler %s failed on message %d from %s%s",
+                getattr(handler, "__name__", handler),
+                ctx.seq,
+                ctx.sender,
+                f" in group {ctx.group}" if ctx.group is not None else "",
+            )
 
     @staticmethod
     async def _call_event(handler: EventHandler, client: Client, event: ClientEvent) -> None:
@@ -214,8 +221,9 @@ class Bot:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("bot event handler %s failed on %r",
-                          getattr(handler, "__name__", handler), event)
+            log.exception(
+                "bot event handler %s failed on %r", getattr(handler, "__name__", handler), event
+            )
 
     # ------------------------------------------------------------------ running
 
@@ -224,9 +232,16 @@ class Bot:
         error (which is raised)."""
         self._stopping = False
         options: dict[str, Any] = {"state_events": False, **self.client_options}
-        client = Client(self.host, self.port, username=self.username, password=self.password,
-                        device=self.device, store=self.store, initial_sync=self.initial_sync,
-                        **options)
+        client = Client(
+            self.host,
+            self.port,
+            username=self.username,
+            password=self.password,
+            device=self.device,
+            store=self.store,
+            initial_sync=self.initial_sync,
+            **options,
+        )
         async with client:
             self._client = client
             try:

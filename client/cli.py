@@ -151,23 +151,42 @@ def _common(defaults: bool) -> argparse.ArgumentParser:
     works); there their default is SUPPRESS so they do not overwrite the main parser's."""
     p = argparse.ArgumentParser(add_help=False)
     d: Any = None if defaults else argparse.SUPPRESS
-    p.add_argument("--host", default=d,
-                   help=f"server host (env LIAOTIAN_HOST; default {DEFAULT_HOST})")
-    p.add_argument("--port", type=_port, default=d,
-                   help=f"server port (env LIAOTIAN_PORT; default {DEFAULT_PORT})")
-    p.add_argument("--state", metavar="FILE", default=d,
-                   help="session state file (default: "
-                        "~/.config/liaotian/session-<user>.json)")
-    p.add_argument("--user", "-u", default=d,
-                   help="which saved session to use (env LIAOTIAN_USER)")
-    p.add_argument("--timeout", type=float, default=10.0 if defaults else argparse.SUPPRESS,
-                   help="seconds to wait for each answer (default 10)")
-    p.add_argument("--tls", action="store_true", default=False if defaults else d,
-                   help="connect with TLS (system trust store)")
-    p.add_argument("--ca-file", metavar="PEM", default=d,
-                   help="connect with TLS, trusting this CA certificate (self-signed "
-                        "deployments; env LIAOTIAN_CA_FILE); the server's certificate and "
-                        "name are still verified")
+    p.add_argument(
+        "--host", default=d, help=f"server host (env LIAOTIAN_HOST; default {DEFAULT_HOST})"
+    )
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=d,
+        help=f"server port (env LIAOTIAN_PORT; default {DEFAULT_PORT})",
+    )
+    p.add_argument(
+        "--state",
+        metavar="FILE",
+        default=d,
+        help="session state file (default: ~/.config/liaotian/session-<user>.json)",
+    )
+    p.add_argument("--user", "-u", default=d, help="which saved session to use (env LIAOTIAN_USER)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0 if defaults else argparse.SUPPRESS,
+        help="seconds to wait for each answer (default 10)",
+    )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        default=False if defaults else d,
+        help="connect with TLS (system trust store)",
+    )
+    p.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        default=d,
+        help="connect with TLS, trusting this CA certificate (self-signed "
+        "deployments; env LIAOTIAN_CA_FILE); the server's certificate and "
+        "name are still verified",
+    )
     return p
 
 
@@ -201,12 +220,15 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="liaotian", parents=[_common(True)],
+        prog="liaotian",
+        parents=[_common(True)],
         description="Command-line client for a liaotian messaging server.",
-        epilog="exit status: 0 ok, 1 refused by the server, 2 usage, 3 connection failure")
+        epilog="exit status: 0 ok, 1 refused by the server, 2 usage, 3 connection failure",
+    )
     parser.add_argument("--version", action="version", version=_version())
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                parser_class=argparse.ArgumentParser)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=argparse.ArgumentParser
+    )
     common = [_common(False)]
 
     p = sub.add_parser("register", parents=common, help="create an account")
@@ -214,62 +236,96 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password", help="password (env LIAOTIAN_PASSWORD; else prompted)")
     p.add_argument("--invite", metavar="CODE", help="an invitation code you were given")
 
-    p = sub.add_parser("login", parents=common,
-                       help="log in and save the session (token, device, cursor)")
+    p = sub.add_parser(
+        "login", parents=common, help="log in and save the session (token, device, cursor)"
+    )
     p.add_argument("username", metavar="USER")
-    p.add_argument("--device", default=None,
-                   help="device name (default: the saved one, else 'cli')")
+    p.add_argument(
+        "--device", default=None, help="device name (default: the saved one, else 'cli')"
+    )
     p.add_argument("--password", help="password (env LIAOTIAN_PASSWORD; else prompted)")
 
-    p = sub.add_parser("send", parents=common, help="send a message (to a user or a group)",
-                       usage="liaotian send [options] TO TEXT... | "
-                             "liaotian send [options] --group G TEXT...")
-    p.add_argument("--group", "-g", type=_conv_id, metavar="G",
-                   help="send to group G instead of a user")
+    p = sub.add_parser(
+        "send",
+        parents=common,
+        help="send a message (to a user or a group)",
+        usage="liaotian send [options] TO TEXT... | liaotian send [options] --group G TEXT...",
+    )
+    p.add_argument(
+        "--group", "-g", type=_conv_id, metavar="G", help="send to group G instead of a user"
+    )
     p.add_argument("to", metavar="TO", nargs="?", help="the recipient's username")
-    p.add_argument("text", metavar="TEXT", nargs="+",
-                   help="message text (words are joined by spaces; '-' reads stdin)")
+    p.add_argument(
+        "text",
+        metavar="TEXT",
+        nargs="+",
+        help="message text (words are joined by spaces; '-' reads stdin)",
+    )
 
     p = sub.add_parser("gsend", parents=common, help="send a message to a group")
     p.add_argument("group", metavar="G", type=_conv_id)
-    p.add_argument("text", metavar="TEXT", nargs="+",
-                   help="message text (words are joined by spaces; '-' reads stdin)")
+    p.add_argument(
+        "text",
+        metavar="TEXT",
+        nargs="+",
+        help="message text (words are joined by spaces; '-' reads stdin)",
+    )
 
-    p = sub.add_parser("listen", parents=common,
-                       help="print unread messages, then new ones as they arrive, until "
-                            "Ctrl-C (waits for the server if it is down)")
-    p.add_argument("--quiet", "-q", action="store_true",
-                   help="do not report connection changes on stderr")
-    p.add_argument("--mark-read", action="store_true",
-                   help="mark what is printed as read")
-    p.add_argument("--unread", type=_position, default=20, metavar="N",
-                   help="unread messages shown per conversation at start (default 20; "
-                        "0 = none)")
+    p = sub.add_parser(
+        "listen",
+        parents=common,
+        help="print unread messages, then new ones as they arrive, until "
+        "Ctrl-C (waits for the server if it is down)",
+    )
+    p.add_argument(
+        "--quiet", "-q", action="store_true", help="do not report connection changes on stderr"
+    )
+    p.add_argument("--mark-read", action="store_true", help="mark what is printed as read")
+    p.add_argument(
+        "--unread",
+        type=_position,
+        default=20,
+        metavar="N",
+        help="unread messages shown per conversation at start (default 20; 0 = none)",
+    )
 
-    p = sub.add_parser("chat", parents=common,
-                       help="full-screen chat: the chat list, or one chat (needs a terminal)",
-                       usage="liaotian chat [options] [--with USER | --group NAME]")
+    p = sub.add_parser(
+        "chat",
+        parents=common,
+        help="full-screen chat: the chat list, or one chat (needs a terminal)",
+        usage="liaotian chat [options] [--with USER | --group NAME]",
+    )
     target = p.add_mutually_exclusive_group()
-    target.add_argument("--with", dest="with_user", metavar="USER",
-                        help="open the chat with USER")
-    target.add_argument("--group", "-g", metavar="NAME",
-                        help="open the group NAME (its number, '#3', only if several "
-                             "of your groups share the name)")
+    target.add_argument("--with", dest="with_user", metavar="USER", help="open the chat with USER")
+    target.add_argument(
+        "--group",
+        "-g",
+        metavar="NAME",
+        help="open the group NAME (its number, '#3', only if several "
+        "of your groups share the name)",
+    )
     p.set_defaults(quiet=False)
 
-    p = sub.add_parser("switch", parents=common,
-                       help="make a saved session the current one (see `login`)")
+    p = sub.add_parser(
+        "switch", parents=common, help="make a saved session the current one (see `login`)"
+    )
     p.add_argument("username", metavar="USER")
 
-    p = sub.add_parser("history", parents=common, help="show a conversation",
-                       usage="liaotian history [options] (WITH | --group G)")
+    p = sub.add_parser(
+        "history",
+        parents=common,
+        help="show a conversation",
+        usage="liaotian history [options] (WITH | --group G)",
+    )
     p.add_argument("with_user", metavar="WITH", nargs="?", help="the other user")
     p.add_argument("--group", "-g", type=_conv_id, metavar="G", help="a group's timeline")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--before", type=_position, metavar="P",
-                       help="messages before conversation position P")
-    group.add_argument("--after", type=_position, metavar="P",
-                       help="messages after conversation position P")
+    group.add_argument(
+        "--before", type=_position, metavar="P", help="messages before conversation position P"
+    )
+    group.add_argument(
+        "--after", type=_position, metavar="P", help="messages after conversation position P"
+    )
     p.add_argument("--limit", type=_positive, metavar="N", help="at most N messages")
 
     sub.add_parser("devices", parents=common, help="list this account's devices")
@@ -284,8 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     gsub = g.add_subparsers(dest="group_command", metavar="ACTION", required=True)
     p = gsub.add_parser("create", parents=common, help="create a group (you own it)")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--member", "-m", action="append", default=[], metavar="USER",
-                   help="a member to add (repeat for more)")
+    p.add_argument(
+        "--member",
+        "-m",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="a member to add (repeat for more)",
+    )
     p.add_argument("--topic", default="", metavar="T")
     gsub.add_parser("list", parents=common, help="the groups you are in")
     p = gsub.add_parser("info", parents=common, help="a group's details and members")
@@ -311,21 +373,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("who", metavar="USER")
 
     # --- read state and the chat list
-    p = sub.add_parser("chats", parents=common,
-                       help="your conversations, newest first, with unread counts")
+    p = sub.add_parser(
+        "chats", parents=common, help="your conversations, newest first, with unread counts"
+    )
     p.add_argument("--limit", type=_positive, metavar="N", help="at most N (default 20)")
     p.add_argument("--all", action="store_true", help="every conversation (all pages)")
-    p = sub.add_parser("read", parents=common,
-                       help="mark a conversation read up to a position")
+    p = sub.add_parser("read", parents=common, help="mark a conversation read up to a position")
     p.add_argument("conv", metavar="CONV", type=_conv_id)
     p.add_argument("pos", metavar="POS", type=_positive)
-    p = sub.add_parser("receipts", parents=common,
-                       help="how far the others have received and read a conversation")
+    p = sub.add_parser(
+        "receipts", parents=common, help="how far the others have received and read a conversation"
+    )
     p.add_argument("conv", metavar="CONV", type=_conv_id)
 
     # --- contacts, blocking, presence
-    sub.add_parser("contacts", parents=common,
-                   help="contacts, pending requests and blocked users")
+    sub.add_parser("contacts", parents=common, help="contacts, pending requests and blocked users")
     p = sub.add_parser("contact", parents=common, help="contact requests and removal")
     p.add_argument("action", choices=("request", "accept", "decline", "cancel", "remove"))
     p.add_argument("who", metavar="USER")
@@ -337,54 +399,82 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("users", metavar="USER", nargs="+")
 
     # --- media (SPEC.md 27)
-    for kind, what in (("file", "a file"), ("image", "a photo (the server makes its "
-                                                      "thumbnail)"),
-                       ("voice", "a voice note"), ("track", "a song track")):
-        p = sub.add_parser(f"send-{kind}", parents=common, help=f"upload and send {what}",
-                           usage=f"liaotian send-{kind} [options] (TO | --group G) PATH")
+    for kind, what in (
+        ("file", "a file"),
+        ("image", "a photo (the server makes its thumbnail)"),
+        ("voice", "a voice note"),
+        ("track", "a song track"),
+    ):
+        p = sub.add_parser(
+            f"send-{kind}",
+            parents=common,
+            help=f"upload and send {what}",
+            usage=f"liaotian send-{kind} [options] (TO | --group G) PATH",
+        )
         p.add_argument("--group", "-g", type=_conv_id, metavar="G", help="send to group G")
-        p.add_argument("target", metavar="TO|PATH", nargs="+",
-                       help="the recipient and the file (only the file with --group)")
+        p.add_argument(
+            "target",
+            metavar="TO|PATH",
+            nargs="+",
+            help="the recipient and the file (only the file with --group)",
+        )
         p.add_argument("--text", default="", help="a caption")
         if kind in ("file", "image"):
             p.add_argument("--name", help="the file name shown (default: the file's)")
         if kind == "track":
             p.add_argument("--title", help="title (default: the file's tags)")
             p.add_argument("--artist", help="artist (default: the file's tags)")
-            p.add_argument("--clip", type=clip_range, metavar="START-END",
-                           help="the part to play, e.g. 0:30-1:00 or 30-60 (seconds)")
+            p.add_argument(
+                "--clip",
+                type=clip_range,
+                metavar="START-END",
+                help="the part to play, e.g. 0:30-1:00 or 30-60 (seconds)",
+            )
             p.add_argument("--cover", metavar="IMAGE", help="a cover image to upload")
         p.set_defaults(media_kind=kind)
-    p = sub.add_parser("download", parents=common,
-                       help="download the media of a message, or a blob by id",
-                       usage="liaotian download [options] (--with USER | --group G) --pos P "
-                             "[DEST] | BLOB DEST")
-    p.add_argument("what", metavar="BLOB|DEST", nargs="*",
-                   help="a blob id and where to save it; or, with --pos, where to save "
-                        "(default: the file's name)")
+    p = sub.add_parser(
+        "download",
+        parents=common,
+        help="download the media of a message, or a blob by id",
+        usage="liaotian download [options] (--with USER | --group G) --pos P [DEST] | BLOB DEST",
+    )
+    p.add_argument(
+        "what",
+        metavar="BLOB|DEST",
+        nargs="*",
+        help="a blob id and where to save it; or, with --pos, where to save "
+        "(default: the file's name)",
+    )
     p.add_argument("--with", dest="with_user", metavar="USER", help="the conversation")
     p.add_argument("--group", "-g", type=_conv_id, metavar="G", help="a group's timeline")
     p.add_argument("--pos", type=_positive, metavar="P", help="the message's position")
-    p.add_argument("--thumb", action="store_true",
-                   help="the image's thumbnail instead of the image")
+    p.add_argument(
+        "--thumb", action="store_true", help="the image's thumbnail instead of the image"
+    )
 
     # --- profile and privacy
-    p = sub.add_parser("profile", parents=common,
-                       help="show a profile (yours by default), or `profile set`",
-                       usage="liaotian profile [options] [USER] | "
-                             "liaotian profile set [--name N] [--status S]")
-    p.add_argument("target", metavar="USER", nargs="?",
-                   help="whose profile (or 'set' to change yours; '@set' for a user 'set')")
+    p = sub.add_parser(
+        "profile",
+        parents=common,
+        help="show a profile (yours by default), or `profile set`",
+        usage="liaotian profile [options] [USER] | liaotian profile set [--name N] [--status S]",
+    )
+    p.add_argument(
+        "target",
+        metavar="USER",
+        nargs="?",
+        help="whose profile (or 'set' to change yours; '@set' for a user 'set')",
+    )
     p.add_argument("--name", metavar="N", help="with set: your display name")
     p.add_argument("--status", metavar="S", help="with set: your status line")
-    p = sub.add_parser("privacy", parents=common,
-                       help="show your privacy settings, or change them")
+    p = sub.add_parser("privacy", parents=common, help="show your privacy settings, or change them")
     p.add_argument("--presence", choices=VISIBILITY, help="who sees your online state")
     p.add_argument("--profile", choices=VISIBILITY, help="who sees your profile")
     p.add_argument("--messages", choices=MESSAGE_POLICY, help="who may message you")
     p.add_argument("--groups", choices=VISIBILITY, help="who may add you to groups")
-    p.add_argument("--receipts", choices=VISIBILITY,
-                   help="who sees how far you have read and received")
+    p.add_argument(
+        "--receipts", choices=VISIBILITY, help="who sees how far you have read and received"
+    )
     p.add_argument("--coins", choices=VISIBILITY, help="who may send you coins")
 
     # --- the wallet (wallet_cli.py)
@@ -445,12 +535,13 @@ def state_path(args: argparse.Namespace, username: str | None = None) -> Path:
         return session_file(found[0])
     if not found:
         raise UsageError("not logged in: run `liaotian login USER` first")
-    raise UsageError(f"several saved sessions ({', '.join(found)}): choose one with --user "
-                     "or `liaotian switch USER`")
+    raise UsageError(
+        f"several saved sessions ({', '.join(found)}): choose one with --user "
+        "or `liaotian switch USER`"
+    )
 
 
-def server_address(args: argparse.Namespace, state: SessionState | None = None
-                   ) -> tuple[str, int]:
+def server_address(args: argparse.Namespace, state: SessionState | None = None) -> tuple[str, int]:
     """--host/--port, else LIAOTIAN_HOST/LIAOTIAN_PORT, else the address saved at login,
     else 127.0.0.1:7420."""
     saved = state.extra if state is not None else {}
@@ -510,7 +601,8 @@ def describe_group_event(ev: GroupEvent) -> str:
     if ev.type == "created":
         others = [u for u in ev.users if u != a]
         return f'{a} created the group "{safe(ev.name or "")}"' + (
-            f" with {_users(others)}" if others else "")
+            f" with {_users(others)}" if others else ""
+        )
     if ev.type == "added":
         return f"{a} added {_users(ev.users)}"
     if ev.type == "removed":
@@ -528,14 +620,14 @@ def describe_group_event(ev: GroupEvent) -> str:
     return f"{a}: {safe(ev.type)} {safe(ev.raw)}"
 
 
-def fmt_message(m: ChatMessage, groups: dict[int, str] | None = None,
-                indent: str = CONTINUATION) -> str:
+def fmt_message(
+    m: ChatMessage, groups: dict[int, str] | None = None, indent: str = CONTINUATION
+) -> str:
     """One line per message: `[time] alice -> bob: text` for direct messages,
     `[time] alice -> #5 team: text` in a group, `[time] #5 team: * alice added bob` for a
     group timeline event. Peer text is made safe to print; the lines after the first of a
     multi-line message start with `indent`, so no message can forge a line of its own."""
-    text = safe(m.text, indent) if m.media is None else \
-        safe(media_line(m), indent) + f" (#{m.pos})"
+    text = safe(m.text, indent) if m.media is None else safe(media_line(m), indent) + f" (#{m.pos})"
     if m.group is None:
         return f"[{fmt_time(m.ts)}] {safe(m.sender)} -> {safe(m.to)}: {text}"
     where = fmt_group(m.group, groups)
@@ -555,8 +647,9 @@ _CONTACT_TEXT = {
 }
 
 
-def fmt_event(event: Any, groups: dict[int, str] | None = None,
-              me: str | None = None) -> str | None:
+def fmt_event(
+    event: Any, groups: dict[int, str] | None = None, me: str | None = None
+) -> str | None:
     """The `listen` line of an event; None for connection state events."""
     if isinstance(event, MessageReceived | GroupChanged):
         return fmt_message(event.message, groups)
@@ -564,13 +657,16 @@ def fmt_event(event: Any, groups: dict[int, str] | None = None,
         who = "you" if event.user == me else safe(event.user)
         return f"(read) {who} read conversation #{event.conv} up to #{event.pos}"
     if isinstance(event, ContactEvent):
-        text = _CONTACT_TEXT.get(event.event, "{u}: " + safe(event.event).replace("{", "{{")
-                                 .replace("}", "}}"))
+        text = _CONTACT_TEXT.get(
+            event.event, "{u}: " + safe(event.event).replace("{", "{{").replace("}", "}}")
+        )
         return f"(contact) {text.format(u=safe(event.user))}"
     if isinstance(event, TypingEvent):
         where = f" in {fmt_group(event.group, groups)}" if event.group is not None else ""
-        return f"(typing) {safe(event.user)} {'is typing' if event.typing else 'stopped typing'}" \
+        return (
+            f"(typing) {safe(event.user)} {'is typing' if event.typing else 'stopped typing'}"
             f"{where}"
+        )
     if isinstance(event, PresenceChanged):
         if event.online:
             return f"(presence) {safe(event.user)} is online"
@@ -592,8 +688,15 @@ def _ssl(args: argparse.Namespace) -> ssl.SSLContext | bool | None:
 async def cmd_register(args: argparse.Namespace, out: TextIO) -> int:
     host, port = server_address(args)
     password = get_password(args, f"Password for new user {args.username}: ")
-    user = await register(host, port, args.username, password, ssl=_ssl(args),
-                          timeout=args.timeout, invite=args.invite)
+    user = await register(
+        host,
+        port,
+        args.username,
+        password,
+        ssl=_ssl(args),
+        timeout=args.timeout,
+        invite=args.invite,
+    )
     print(f"registered {safe(user)}", file=out)
     return EXIT_OK
 
@@ -614,30 +717,45 @@ async def cmd_login(args: argparse.Namespace, out: TextIO) -> int:
     else:
         base = SessionState(username=args.username, device=device)
     memory = MemoryStore(base.with_changes(extra={**base.extra, "host": host, "port": port}))
-    client = Client(host, port, username=args.username, password=password, device=device,
-                    store=memory, ssl=_ssl(args), reconnect=False, sync=False,
-                    initial_sync="new", request_timeout=args.timeout)
+    client = Client(
+        host,
+        port,
+        username=args.username,
+        password=password,
+        device=device,
+        store=memory,
+        ssl=_ssl(args),
+        reconnect=False,
+        sync=False,
+        initial_sync="new",
+        request_timeout=args.timeout,
+    )
     async with client:
         user, device = client.user, client.device
     # A new generation: a process still running with an older login of this file (a
     # `listen`) can no longer overwrite it (FileStore.save).
     store.save(memory.load().new_login(old))
-    print(f"logged in as {safe(user)} on device {safe(device)} (session saved in "
-          f"{store.path})", file=out)
+    print(
+        f"logged in as {safe(user)} on device {safe(device)} (session saved in {store.path})",
+        file=out,
+    )
     if not args.state:
         set_current_user(args.username)
         others = [u for u in saved_users() if u != args.username]
         if others:
-            print(f"{safe(args.username)} is now the current session (others: "
-                  f"{_users(others)}; pick one with --user or `liaotian switch USER`)",
-                  file=out)
+            print(
+                f"{safe(args.username)} is now the current session (others: "
+                f"{_users(others)}; pick one with --user or `liaotian switch USER`)",
+                file=out,
+            )
     return EXIT_OK
 
 
 async def cmd_switch(args: argparse.Namespace, out: TextIO) -> int:
     if not session_file(args.username).is_file():
-        raise UsageError(f"no saved session for {args.username}: run "
-                         f"`liaotian login {args.username}` first")
+        raise UsageError(
+            f"no saved session for {args.username}: run `liaotian login {args.username}` first"
+        )
     set_current_user(args.username)
     print(f"{safe(args.username)} is now the current session", file=out)
     return EXIT_OK
@@ -648,8 +766,15 @@ def _session_client(args: argparse.Namespace, **options: Any) -> Client:
     host, port = server_address(args, state)
     options.setdefault("reconnect", False)
     options.setdefault("sync", False)
-    return Client(host, port, store=store, ssl=_ssl(args), request_timeout=args.timeout,
-                  initial_sync="new", **options)
+    return Client(
+        host,
+        port,
+        store=store,
+        ssl=_ssl(args),
+        request_timeout=args.timeout,
+        initial_sync="new",
+        **options,
+    )
 
 
 def _text(args: argparse.Namespace) -> str:
@@ -670,8 +795,9 @@ async def cmd_send(args: argparse.Namespace, out: TextIO) -> int:
 
 
 # ERROR codes after which starting again later may succeed (listen keeps trying).
-_RETRY_START = frozenset({ErrorCode.THROTTLED, ErrorCode.RATE_LIMITED,
-                          ErrorCode.INTERNAL_ERROR, ErrorCode.UNAVAILABLE})
+_RETRY_START = frozenset(
+    {ErrorCode.THROTTLED, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL_ERROR, ErrorCode.UNAVAILABLE}
+)
 
 
 async def _start_with_retry(args: argparse.Namespace, err: TextIO, **options: Any) -> Client:
@@ -696,8 +822,12 @@ async def _start_with_retry(args: argparse.Namespace, err: TextIO, **options: An
             reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
             delay = backoff.next_delay()
         if not args.quiet:
-            print(f"(cannot connect to {client.host}:{client.port}: {safe(reason)}; "
-                  f"retrying in {delay:.1f} s)", file=err, flush=True)
+            print(
+                f"(cannot connect to {client.host}:{client.port}: {safe(reason)}; "
+                f"retrying in {delay:.1f} s)",
+                file=err,
+                flush=True,
+            )
         await asyncio.sleep(delay)
 
 
@@ -705,8 +835,9 @@ class _Printer:
     """What `listen` prints: each message once (the unread ones shown at start may come
     again from the log), optionally marking what it printed as read."""
 
-    def __init__(self, client: Client, out: TextIO, groups: dict[int, str],
-                 mark_read: bool) -> None:
+    def __init__(
+        self, client: Client, out: TextIO, groups: dict[int, str], mark_read: bool
+    ) -> None:
         self.client = client
         self.out = out
         self.groups = groups
@@ -728,8 +859,11 @@ class _Printer:
         try:
             await self.client.mark_read(conv, pos)
         except RequestError as exc:
-            print(f"(could not mark #{conv} read: {safe(exc.code.name)}: {safe(exc.message)})",
-                  file=sys.stderr, flush=True)
+            print(
+                f"(could not mark #{conv} read: {safe(exc.code.name)}: {safe(exc.message)})",
+                file=sys.stderr,
+                flush=True,
+            )
         except ConnectionClosed as exc:
             if self.client.closed:
                 raise
@@ -759,9 +893,12 @@ class _Printer:
             messages = [m for m in page.messages if m.pos > c.read]
             if c.unread > len(messages):
                 first = messages[0].pos if messages else c.read + 1
-                print(f"({c.unread - len(messages)} earlier unread in #{c.conv}: "
-                      f"liaotian history {where} --before {first})", file=sys.stderr,
-                      flush=True)
+                print(
+                    f"({c.unread - len(messages)} earlier unread in #{c.conv}: "
+                    f"liaotian history {where} --before {first})",
+                    file=sys.stderr,
+                    flush=True,
+                )
             for m in messages:
                 await self.message(m)
 
@@ -820,13 +957,20 @@ async def _listen(client: Client, args: argparse.Namespace, out: TextIO, err: Te
         elif args.quiet:
             continue
         elif isinstance(event, Disconnected):
-            print(f"(disconnected: {safe(event.reason or event.code)}; reconnecting)",
-                  file=err, flush=True)
+            print(
+                f"(disconnected: {safe(event.reason or event.code)}; reconnecting)",
+                file=err,
+                flush=True,
+            )
         elif isinstance(event, Reconnected):
             print("(reconnected)", file=err, flush=True)
         elif isinstance(event, Resync):
-            print("(older messages are no longer in the server's log: "
-                  "use `liaotian history` to see them)", file=err, flush=True)
+            print(
+                "(older messages are no longer in the server's log: "
+                "use `liaotian history` to see them)",
+                file=err,
+                flush=True,
+            )
 
 
 async def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
@@ -842,16 +986,21 @@ async def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
 async def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
         if args.group is not None:
-            page = await client.history_group(args.group, before=args.before,
-                                              after=args.after, limit=args.limit)
+            page = await client.history_group(
+                args.group, before=args.before, after=args.after, limit=args.limit
+            )
         else:
-            page = await client.history(args.with_user, before=args.before,
-                                        after=args.after, limit=args.limit)
+            page = await client.history(
+                args.with_user, before=args.before, after=args.after, limit=args.limit
+            )
     for m in page.messages:
         print(f"#{m.pos} {fmt_message(m)}", file=out)
     if page.more and page.messages:
-        hint = (f"--after {page.messages[-1].pos}" if args.after is not None
-                else f"--before {page.messages[0].pos}")
+        hint = (
+            f"--after {page.messages[-1].pos}"
+            if args.after is not None
+            else f"--before {page.messages[0].pos}"
+        )
         print(f"(more: {hint})", file=sys.stderr)
     return EXIT_OK
 
@@ -863,8 +1012,11 @@ async def cmd_devices(args: argparse.Namespace, out: TextIO) -> int:
     for d in devices:
         mark = "*" if d.device == me else " "
         status = "online " if d.online else "offline"
-        print(f"{mark} {safe(d.device):<20} {status} last seen {fmt_time(d.last_seen)}  "
-              f"acked {d.acked}", file=out)
+        print(
+            f"{mark} {safe(d.device):<20} {status} last seen {fmt_time(d.last_seen)}  "
+            f"acked {d.acked}",
+            file=out,
+        )
     return EXIT_OK
 
 
@@ -903,13 +1055,15 @@ async def cmd_group(args: argparse.Namespace, out: TextIO) -> int:
         if action == "create":
             info = await client.create_group(args.name, args.member, args.topic)
             members = _users([m.user for m in info.members])
-            print(f'created group #{info.group} "{safe(info.name)}" (members: {members})',
-                  file=out)
+            print(f'created group #{info.group} "{safe(info.name)}" (members: {members})', file=out)
         elif action == "list":
             for g in await client.groups():
                 topic = f"  - {safe(g.topic)}" if g.topic else ""
-                print(f"#{g.group:<6} {safe(g.name):<24} {safe(g.role):<6} {g.members} "
-                      f"members{topic}", file=out)
+                print(
+                    f"#{g.group:<6} {safe(g.name):<24} {safe(g.role):<6} {g.members} "
+                    f"members{topic}",
+                    file=out,
+                )
         elif action == "info":
             print_group_info(await client.group_info(args.group), out)
         elif action == "add":
@@ -951,8 +1105,11 @@ async def cmd_chats(args: argparse.Namespace, out: TextIO) -> int:
         last = ""
         if c.last is not None:
             ev = GroupEvent.from_message(c.last)
-            body = f"* {describe_group_event(ev)}" if ev is not None else \
-                f"{safe(c.last.sender)}: {safe(c.last.text)}"
+            body = (
+                f"* {describe_group_event(ev)}"
+                if ev is not None
+                else f"{safe(c.last.sender)}: {safe(c.last.text)}"
+            )
             last = f"  {body[:60]}"
         print(f"#{c.conv:<6} {name:<32} {unread:<10} [{fmt_time(c.ts)}]{last}", file=out)
     if more:
@@ -973,16 +1130,22 @@ async def cmd_receipts(args: argparse.Namespace, out: TextIO) -> int:
     delivered = {m.user: m.pos for m in r.delivered}
     read = {m.user: m.pos for m in r.read}
     for user in dict.fromkeys([*read, *delivered]):
-        print(f"{safe(user):<32} delivered #{delivered.get(user, 0):<6} read #{read.get(user, 0)}",
-              file=out)
+        print(
+            f"{safe(user):<32} delivered #{delivered.get(user, 0):<6} read #{read.get(user, 0)}",
+            file=out,
+        )
     return EXIT_OK
 
 
 async def cmd_contacts(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
         c = await client.contacts()
-    for title, names in (("contacts", c.contacts), ("incoming requests", c.incoming),
-                         ("outgoing requests", c.outgoing), ("blocked", c.blocked)):
+    for title, names in (
+        ("contacts", c.contacts),
+        ("incoming requests", c.incoming),
+        ("outgoing requests", c.outgoing),
+        ("blocked", c.blocked),
+    ):
         print(f"{title}: {_users(names) if names else '-'}", file=out)
     return EXIT_OK
 
@@ -991,8 +1154,13 @@ async def cmd_contact(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
         action = getattr(client, f"contact_{args.action}")
         await action(args.who)
-    done = {"request": "sent a contact request to", "accept": "accepted", "decline": "declined",
-            "cancel": "withdrew the request to", "remove": "removed"}[args.action]
+    done = {
+        "request": "sent a contact request to",
+        "accept": "accepted",
+        "decline": "declined",
+        "cancel": "withdrew the request to",
+        "remove": "removed",
+    }[args.action]
     print(f"{done} {args.who}", file=out)
     return EXIT_OK
 
@@ -1047,11 +1215,17 @@ async def cmd_profile(args: argparse.Namespace, out: TextIO) -> int:
 
 async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
-        if (args.presence, args.profile, args.messages, args.groups,
-                args.receipts, args.coins) != (None,) * 6:
+        if (args.presence, args.profile, args.messages, args.groups, args.receipts, args.coins) != (
+            None,
+        ) * 6:
             await client.account.set_privacy(
-                presence=args.presence, profile=args.profile, messages=args.messages,
-                groups=args.groups, receipts=args.receipts, coins=args.coins)
+                presence=args.presence,
+                profile=args.profile,
+                messages=args.messages,
+                groups=args.groups,
+                receipts=args.receipts,
+                coins=args.coins,
+            )
         p = await client.privacy()
     print(f"presence: {safe(p.presence)}", file=out)
     print(f"profile:  {safe(p.profile)}", file=out)
@@ -1084,18 +1258,25 @@ async def cmd_send_media(args: argparse.Namespace, out: TextIO) -> int:
         else:
             if args.cover is not None and not os.path.isfile(args.cover):
                 raise UsageError(f"no such file: {args.cover}")
-            sent = await m.send_track(to, path, title=args.title, artist=args.artist,
-                                      clip=args.clip, cover=args.cover, **common)
+            sent = await m.send_track(
+                to,
+                path,
+                title=args.title,
+                artist=args.artist,
+                clip=args.clip,
+                cover=args.cover,
+                **common,
+            )
     where = f"group #{args.group}" if args.group is not None else to
-    print(f"sent #{sent.pos} ({args.media_kind}) to {where} at {fmt_time(sent.ts)}",
-          file=out)
+    print(f"sent #{sent.pos} ({args.media_kind}) to {where} at {fmt_time(sent.ts)}", file=out)
     return EXIT_OK
 
 
 async def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     by_message = args.pos is not None
-    if by_message == (args.with_user is None and args.group is None) or \
-            (args.with_user is not None and args.group is not None):
+    if by_message == (args.with_user is None and args.group is None) or (
+        args.with_user is not None and args.group is not None
+    ):
         raise UsageError("download: give --with USER or --group G with --pos P, or BLOB DEST")
     if (by_message and len(args.what) > 1) or (not by_message and len(args.what) != 2):
         raise UsageError("download: --pos takes at most a DEST; a BLOB needs a DEST")
@@ -1126,10 +1307,11 @@ async def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
             dest = args.what[1]
         if not isinstance(blob, bytes):
             raise UsageError("the message's media names no blob")
-        size = await client.media.download(blob, dest,
-                                           progress=ProgressBar(f"downloading {dest}"))
+        size = await client.media.download(blob, dest, progress=ProgressBar(f"downloading {dest}"))
     print(f"saved {size} bytes to {safe(dest)}", file=out)
     return EXIT_OK
+
+
 async def cmd_wallet(args: argparse.Namespace, out: TextIO) -> int:
     """wallet, pay, red-packet, tasks, items (wallet_cli.py)."""
     try:
@@ -1201,8 +1383,7 @@ def describe_refusal(exc: RequestError, args: argparse.Namespace) -> str:
     subject = _subject(args)
     if subject and not any(name in exc.message for name in subject):
         text += ": " + ", ".join(subject)
-    if exc.retry_after is not None or exc.code in (ErrorCode.THROTTLED,
-                                                   ErrorCode.RATE_LIMITED):
+    if exc.retry_after is not None or exc.code in (ErrorCode.THROTTLED, ErrorCode.RATE_LIMITED):
         wait = exc.retry_after
         text += f" (try again in {math.ceil(wait)} s)" if wait else " (try again later)"
     return text
@@ -1227,8 +1408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(describe_refusal(exc, args), EXIT_REFUSED)
     except ConnectionClosed as exc:
         if exc.close_code == CloseCode.LOGGED_OUT:
-            return _fail("LOGGED_OUT: this device's session was ended; log in again",
-                         EXIT_REFUSED)
+            return _fail("LOGGED_OUT: this device's session was ended; log in again", EXIT_REFUSED)
         return _fail(str(exc), EXIT_CONNECTION)
     except (OSError, ProtocolError) as exc:  # OSError includes TimeoutError
         what = "timed out" if isinstance(exc, TimeoutError) else str(exc)

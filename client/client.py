@@ -91,8 +91,15 @@ from .presence import Presence
 from .session import DEFAULT, InitialSync, Session, TimeoutArg
 from .wallet import Wallet
 
-__all__ = ["DEFAULT_PORT", "Client", "InitialSync", "SendTimeout", "connect", "new_cmid",
-           "register"]
+__all__ = [
+    "DEFAULT_PORT",
+    "Client",
+    "InitialSync",
+    "SendTimeout",
+    "connect",
+    "new_cmid",
+    "register",
+]
 
 DEFAULT_PORT = 7420
 A = TypeVar("A", bound=Message)
@@ -136,12 +143,27 @@ class Client(CompatMethods):
         client_name: str = CLIENT_NAME,
     ) -> None:
         self._session = session = Session(
-            host, port, username=username, password=password, device=device, token=token,
-            store=store, ssl=ssl, reconnect=reconnect, request_timeout=request_timeout,
-            initial_sync=initial_sync, sync=sync, queue_size=queue_size,
-            state_events=state_events, ephemeral_events=ephemeral_events,
-            max_reconnect_attempts=max_reconnect_attempts, backoff=backoff,
-            ack_every=ack_every, ack_interval=ack_interval, client_name=client_name)
+            host,
+            port,
+            username=username,
+            password=password,
+            device=device,
+            token=token,
+            store=store,
+            ssl=ssl,
+            reconnect=reconnect,
+            request_timeout=request_timeout,
+            initial_sync=initial_sync,
+            sync=sync,
+            queue_size=queue_size,
+            state_events=state_events,
+            ephemeral_events=ephemeral_events,
+            max_reconnect_attempts=max_reconnect_attempts,
+            backoff=backoff,
+            ack_every=ack_every,
+            ack_interval=ack_interval,
+            client_name=client_name,
+        )
         self.groups = Groups(session)
         self.contacts = Contacts(session)
         self.account = Account(session)
@@ -237,14 +259,22 @@ class Client(CompatMethods):
             await self.start()
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     # ------------------------------------------------------------------ messaging
 
-    async def send(self, to: str, text: str, meta: dict[str, Any] | None = None,
-                   cmid: str | None = None, *, timeout: TimeoutArg = DEFAULT) -> Sent:
+    async def send(
+        self,
+        to: str,
+        text: str,
+        meta: dict[str, Any] | None = None,
+        cmid: str | None = None,
+        *,
+        timeout: TimeoutArg = DEFAULT,
+    ) -> Sent:
         """Send a direct message; returns its SENT once the server has stored it durably.
 
         `cmid` (default: new_cmid(), time-ordered) is the idempotency key: the client
@@ -263,11 +293,15 @@ class Client(CompatMethods):
         """
         session = self._session
         session.raise_if_ended()
-        return await session.outbox.send(to, None, text, meta, cmid,
-                                          session.timeout_for(timeout))
+        return await session.outbox.send(to, None, text, meta, cmid, session.timeout_for(timeout))
 
-    async def history(self, with_user: str, before: int | None = None,
-                      after: int | None = None, limit: int | None = None) -> HistoryPage:
+    async def history(
+        self,
+        with_user: str,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> HistoryPage:
         """A page of the conversation with `with_user`, ascending by position.
 
         `before=P`: the newest messages older than position P (`more`: older ones exist);
@@ -279,8 +313,10 @@ class Client(CompatMethods):
             raise ValueError("give before or after, not both")
         if limit is not None:  # within the server's page size: more pages say `more`
             limit = min(limit, self._session.limits.max_history_page)
-        return await self._ask(History(rid=0, with_user=with_user, before=before,
-                                       after=after, limit=limit), HistoryPage)
+        return await self._ask(
+            History(rid=0, with_user=with_user, before=before, after=after, limit=limit),
+            HistoryPage,
+        )
 
     # ------------------------------------------------------------------ read state
 
@@ -294,19 +330,22 @@ class Client(CompatMethods):
         """Every other participant's read and delivered positions in `conv`."""
         return await self._ask(GetReceipts(rid=0, conv=conv), Receipts)
 
-    async def conversations(self, limit: int | None = None,
-                            before: tuple[int, int] | ConversationSummary | None = None
-                            ) -> ConversationList:
+    async def conversations(
+        self, limit: int | None = None, before: tuple[int, int] | ConversationSummary | None = None
+    ) -> ConversationList:
         """One page of the chat list, newest first, with unread counts. For the next page
         pass `before=` the last entry (or its `(ts, conv)`); `more` says one exists."""
         if isinstance(before, ConversationSummary):
             before = (before.ts, before.conv)
         before_ts, before_conv = before if before is not None else (None, None)
-        return await self._ask(ListConversations(rid=0, limit=limit, before_ts=before_ts,
-                                                 before_conv=before_conv), ConversationList)
+        return await self._ask(
+            ListConversations(rid=0, limit=limit, before_ts=before_ts, before_conv=before_conv),
+            ConversationList,
+        )
 
-    async def iter_conversations(self, page_size: int | None = None
-                                 ) -> AsyncIterator[ConversationSummary]:
+    async def iter_conversations(
+        self, page_size: int | None = None
+    ) -> AsyncIterator[ConversationSummary]:
         """Every conversation, newest first, fetched page by page."""
         before: ConversationSummary | None = None
         while True:
@@ -346,8 +385,10 @@ class Client(CompatMethods):
 
     def __repr__(self) -> str:
         s = self._session
-        return (f"<Client {s.user or s.username}/{s.device} "
-                f"{'live' if s.live else 'offline'} cursor={self.cursor}>")
+        return (
+            f"<Client {s.user or s.username}/{s.device} "
+            f"{'live' if s.live else 'offline'} cursor={self.cursor}>"
+        )
 
 
 # ---------------------------------------------------------------------- module level
@@ -366,8 +407,9 @@ class _Connector:
     async def __aenter__(self) -> Client:
         return await self._client.start()
 
-    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self._client.close()
 
 
@@ -393,23 +435,43 @@ def connect(
     starts where the server last saw it, or, if brand new, at the start of the log
     (`initial_sync="all"`) or at its head (`"new"`). More keyword options: see `Client`.
     """
-    return _Connector(Client(
-        host, port, username=username, password=password, device=device, token=token,
-        store=store, ssl=ssl, reconnect=reconnect, request_timeout=request_timeout,
-        initial_sync=initial_sync, **options))
+    return _Connector(
+        Client(
+            host,
+            port,
+            username=username,
+            password=password,
+            device=device,
+            token=token,
+            store=store,
+            ssl=ssl,
+            reconnect=reconnect,
+            request_timeout=request_timeout,
+            initial_sync=initial_sync,
+            **options,
+        )
+    )
 
 
-async def register(host: str, port: int, username: str, password: str, *,
-                   ssl: ssl_module.SSLContext | bool | None = None,
-                   timeout: float | None = 10.0, invite: str | None = None) -> str:
+async def register(
+    host: str,
+    port: int,
+    username: str,
+    password: str,
+    *,
+    ssl: ssl_module.SSLContext | bool | None = None,
+    timeout: float | None = 10.0,
+    invite: str | None = None,
+) -> str:
     """Create an account; returns the username as stored. Raises RequestError
     (USERNAME_TAKEN, INVALID_USERNAME, WEAK_PASSWORD). `invite`: an invitation code of the
     user who invited this one (their "invite" task pays, SPEC.md 25.6)."""
     conn = await ClientConnection.open(host, port, ssl=ssl, timeout=timeout)
     try:
         async with asyncio.timeout(timeout):
-            answer = await conn.request(Register(rid=0, username=username, password=password,
-                                                 invite=invite))
+            answer = await conn.request(
+                Register(rid=0, username=username, password=password, invite=invite)
+            )
         assert isinstance(answer, Registered)
         return answer.user
     finally:

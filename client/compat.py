@@ -44,18 +44,29 @@ class CompatMethods:
 
     # ------------------------------------------------------------------ groups
 
-    async def send_group(self, group: int, text: str, meta: dict[str, Any] | None = None,
-                         cmid: str | None = None, *, timeout: TimeoutArg = DEFAULT) -> Sent:
+    async def send_group(
+        self,
+        group: int,
+        text: str,
+        meta: dict[str, Any] | None = None,
+        cmid: str | None = None,
+        *,
+        timeout: TimeoutArg = DEFAULT,
+    ) -> Sent:
         """`groups.send()`."""
         return await self.groups.send(group, text, meta, cmid, timeout=timeout)
 
-    async def history_group(self, group: int, before: int | None = None,
-                            after: int | None = None, limit: int | None = None) -> HistoryPage:
+    async def history_group(
+        self,
+        group: int,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> HistoryPage:
         """`groups.history()`."""
         return await self.groups.history(group, before, after, limit)
 
-    async def create_group(self, name: str, members: Iterable[str],
-                           topic: str = "") -> GroupInfo:
+    async def create_group(self, name: str, members: Iterable[str], topic: str = "") -> GroupInfo:
         """`groups.create()`."""
         return await self.groups.create(name, members, topic)
 
@@ -63,8 +74,9 @@ class CompatMethods:
         """`groups.info()`."""
         return await self.groups.info(group)
 
-    async def groups_page(self, *, limit: int | None = None, after: int | None = None
-                          ) -> tuple[list[GroupSummary], bool]:
+    async def groups_page(
+        self, *, limit: int | None = None, after: int | None = None
+    ) -> tuple[list[GroupSummary], bool]:
         """`groups.page()`."""
         return await self.groups.page(limit=limit, after=after)
 
@@ -80,8 +92,9 @@ class CompatMethods:
         """`groups.leave()`."""
         return await self.groups.leave(group)
 
-    async def update_group(self, group: int, name: str | None = None,
-                           topic: str | None = None) -> int:
+    async def update_group(
+        self, group: int, name: str | None = None, topic: str | None = None
+    ) -> int:
         """`groups.update()`."""
         return await self.groups.update(group, name, topic)
 
@@ -129,8 +142,7 @@ class CompatMethods:
         """`account.profile()`."""
         return await self.account.profile(user)
 
-    async def set_profile(self, display_name: str | None = None,
-                          status: str | None = None) -> None:
+    async def set_profile(self, display_name: str | None = None, status: str | None = None) -> None:
         """`account.set_profile()`."""
         await self.account.set_profile(display_name, status)
 
@@ -138,9 +150,15 @@ class CompatMethods:
         """`account.privacy()`."""
         return await self.account.privacy()
 
-    async def set_privacy(self, presence: str | None = None, profile: str | None = None,
-                          messages: str | None = None, groups: str | None = None, *,
-                          receipts: str | None = None) -> None:
+    async def set_privacy(
+        self,
+        presence: str | None = None,
+        profile: str | None = None,
+        messages: str | None = None,
+        groups: str | None = None,
+        *,
+        receipts: str | None = None,
+    ) -> None:
         """`account.set_privacy()`."""
         await self.account.set_privacy(presence, profile, messages, groups, receipts=receipts)
 
@@ -158,8 +176,9 @@ class CompatMethods:
 
     # ------------------------------------------------------------------ typing
 
-    async def typing(self, to: str | None = None, group: int | None = None,
-                     typing: bool = True) -> bool:
+    async def typing(
+        self, to: str | None = None, group: int | None = None, typing: bool = True
+    ) -> bool:
         """`presence.typing()`."""
         return await self.presence.typing(to, group, typing)
 

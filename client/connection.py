@@ -76,8 +76,12 @@ def request_error(err: Error) -> RequestError:
     try:
         code = ErrorCode(err.code)
     except ValueError:
-        return RequestError(ErrorCode.INTERNAL_ERROR, f"error {err.code}: {err.message}",
-                            retry_after=err.retry_after, data={**err.data, "code": err.code})
+        return RequestError(
+            ErrorCode.INTERNAL_ERROR,
+            f"error {err.code}: {err.message}",
+            retry_after=err.retry_after,
+            data={**err.data, "code": err.code},
+        )
     return RequestError(code, err.message, retry_after=err.retry_after, data=err.data)
 
 
@@ -143,13 +147,15 @@ class ClientConnection:
         it refuses the handshake (UNSUPPORTED_VERSION) and ConnectionClosed if it hangs up.
         """
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port, ssl=ssl or None,
-                                                           limit=READ_SIZE)
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=ssl or None, limit=READ_SIZE
+            )
         self = cls(reader, writer, limits=limits, on_message=on_message, on_close=on_close)
         try:
             async with asyncio.timeout(timeout):
                 welcome = await self.request(
-                    Hello(rid=0, versions=SUPPORTED_VERSIONS, client=client_name))
+                    Hello(rid=0, versions=SUPPORTED_VERSIONS, client=client_name)
+                )
         except BaseException:
             self.abort()
             raise
@@ -267,8 +273,7 @@ class ClientConnection:
     def _wake_slot_waiters(self) -> None:
         """Wake as many waiting requests as there are free slots (all once closed)."""
         waiters = self._slot_waiters
-        free = len(waiters) if self._closed.done() else \
-            self._request_slots() - len(self._requests)
+        free = len(waiters) if self._closed.done() else self._request_slots() - len(self._requests)
         while free > 0 and waiters:
             waiter = waiters.popleft()
             if not waiter.done():
@@ -362,8 +367,9 @@ class ClientConnection:
                 return
             if isinstance(event, ProtocolViolation):
                 # The core already queued CLOSE 1002; ConnectionTerminated follows.
-                log.warning("liaotian: server broke the protocol: %s (%s)", event.message,
-                            event.code.name)
+                log.warning(
+                    "liaotian: server broke the protocol: %s (%s)", event.message, event.code.name
+                )
                 self.violation = event
                 continue
             self._dispatch(event)
@@ -416,8 +422,9 @@ class ClientConnection:
 
     # ------------------------------------------------------------------ closing
 
-    async def close(self, code: int = CloseCode.NORMAL, reason: str = "",
-                    timeout: float = 2.0) -> None:
+    async def close(
+        self, code: int = CloseCode.NORMAL, reason: str = "", timeout: float = 2.0
+    ) -> None:
         """Send CLOSE and shut the socket; wait (bounded) for the reader to finish."""
         self.close_nowait(code, reason)
         await self._shutdown(timeout)

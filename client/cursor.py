@@ -68,9 +68,15 @@ class SessionState:
     login: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": 1, "username": self.username, "device": self.device,
-                "token": self.token, "cursor": self.cursor, "extra": self.extra,
-                "login": self.login}
+        return {
+            "version": 1,
+            "username": self.username,
+            "device": self.device,
+            "token": self.token,
+            "cursor": self.cursor,
+            "extra": self.extra,
+            "login": self.login,
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> SessionState:
@@ -90,8 +96,14 @@ class SessionState:
         if not isinstance(extra, dict):
             raise ValueError("session state field 'extra' must be an object")
         login = opt("login", int) or 0
-        return cls(username=opt("username", str), device=opt("device", str),
-                   token=opt("token", str), cursor=cursor, extra=extra, login=login)
+        return cls(
+            username=opt("username", str),
+            device=opt("device", str),
+            token=opt("token", str),
+            cursor=cursor,
+            extra=extra,
+            login=login,
+        )
 
     def with_changes(self, **changes: Any) -> SessionState:
         return replace(self, **changes)
@@ -177,9 +189,13 @@ class FileStore:
             if current.login > state.login:
                 self.skipped += 1
                 if self.skipped == 1:
-                    log.warning("liaotian: %s holds a newer login (%s on %s); this process "
-                                "keeps its own session without saving it", self.path,
-                                current.username, current.device)
+                    log.warning(
+                        "liaotian: %s holds a newer login (%s on %s); this process "
+                        "keeps its own session without saving it",
+                        self.path,
+                        current.username,
+                        current.device,
+                    )
                 return
             self._write(directory, state)
 
@@ -402,8 +418,9 @@ class Verdict(Enum):
 DATA_KINDS = frozenset({int(UpdateKind.READ), int(UpdateKind.CONTACT), int(UpdateKind.WALLET)})
 
 
-def classify_update(update: Update, tracker: CursorTracker, me: str | None,
-                    pending_cmids: Container[str]) -> Verdict:
+def classify_update(
+    update: Update, tracker: CursorTracker, me: str | None, pending_cmids: Container[str]
+) -> Verdict:
     """Decide an update's fate without changing anything (the client applies the verdict).
 
     An entry written by this account whose cmid belongs to a send still in flight on this

@@ -74,8 +74,7 @@ CONTACT_EVENTS = ("request", "accepted", "declined", "cancelled", "removed", "ch
 # Group timeline event types that change who is in the group or what they may do.
 MEMBERSHIP_CHANGES = frozenset({"created", "added", "removed", "left", "role", "owner"})
 # Timeline events of the wallet (SPEC.md 25.2): delivered as MessageReceived (m.event)
-WALLET_EVENTS = frozenset({"coins", "red_packet", "red_packet_claim", "red_packet_expired",
-                           "item"})
+WALLET_EVENTS = frozenset({"coins", "red_packet", "red_packet_claim", "red_packet_expired", "item"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,16 +105,25 @@ class GroupEvent:
         if ev is None:
             return None
         users = ev.get("users")
-        users_t = tuple(u for u in users if isinstance(u, str)) if isinstance(users, list) \
-            else ()
+        users_t = tuple(u for u in users if isinstance(u, str)) if isinstance(users, list) else ()
 
         def text(key: str) -> str | None:
             v = ev.get(key)
             return v if isinstance(v, str) else None
 
-        return cls(type=text("type") or "", group=m.group if m.group is not None else m.conv,
-                   pos=m.pos, ts=m.ts, actor=m.sender, users=users_t, name=text("name"),
-                   topic=text("topic"), user=text("user"), role=text("role"), raw=ev)
+        return cls(
+            type=text("type") or "",
+            group=m.group if m.group is not None else m.conv,
+            pos=m.pos,
+            ts=m.ts,
+            actor=m.sender,
+            users=users_t,
+            name=text("name"),
+            topic=text("topic"),
+            user=text("user"),
+            role=text("role"),
+            raw=ev,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,9 +327,19 @@ class WalletChanged:
 LogEvent = MessageReceived | GroupChanged | ReadReceipt | ContactEvent | WalletChanged
 EphemeralEvent = TypingEvent | PresenceChanged
 StateEvent = Resync | CaughtUp | Disconnected | Reconnected
-ClientEvent = (MessageReceived | GroupChanged | ReadReceipt | ContactEvent | WalletChanged
-               | TypingEvent | PresenceChanged | Resync | CaughtUp | Disconnected
-               | Reconnected)
+ClientEvent = (
+    MessageReceived
+    | GroupChanged
+    | ReadReceipt
+    | ContactEvent
+    | WalletChanged
+    | TypingEvent
+    | PresenceChanged
+    | Resync
+    | CaughtUp
+    | Disconnected
+    | Reconnected
+)
 LOG_EVENT_TYPES = (MessageReceived, GroupChanged, ReadReceipt, ContactEvent, WalletChanged)
 
 
@@ -349,6 +367,7 @@ def event_from_update(update: Update) -> LogEvent | None:
         event = d.get("event")
         return WalletChanged(update.seq, event, dict(d)) if type(event) is str else None
     return None
+
 
 T = TypeVar("T")
 

@@ -36,8 +36,9 @@ class Facade:
 
     async def _ask(self, msg: Message, answer: type[A], *, retry: bool) -> A:
         """A request with the client's request timeout (see `Session.request`)."""
-        return await self._session.request(msg, answer, retry=retry,
-                                           timeout=self._session.request_timeout)
+        return await self._session.request(
+            msg, answer, retry=retry, timeout=self._session.request_timeout
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._session.user or self._session.username}>"

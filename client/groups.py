@@ -51,13 +51,15 @@ class Groups(Facade):
         """Same as `list()`."""
         return await self.list()
 
-    async def create(self, name: str, members: Iterable[str] = (),
-                     topic: str = "") -> GroupInfo:
+    async def create(self, name: str, members: Iterable[str] = (), topic: str = "") -> GroupInfo:
         """Create a group owned by this user with `members` (usernames; this user is
         added anyway). Refusals: UNKNOWN_USER, NOT_ALLOWED (a member blocked you or takes
         contacts only), GROUP_FULL."""
-        return await self._ask(GroupCreate(rid=0, name=name, members=usernames(members),
-                                           topic=topic), GroupInfo, retry=False)
+        return await self._ask(
+            GroupCreate(rid=0, name=name, members=usernames(members), topic=topic),
+            GroupInfo,
+            retry=False,
+        )
 
     async def info(self, group: int) -> GroupInfo:
         """Name, topic, owner, newest position and members with roles (NOT_MEMBER if you
@@ -80,13 +82,13 @@ class Groups(Facade):
                 return
             after = page[-1].group
 
-    async def page(self, *, limit: int | None = None, after: int | None = None
-                   ) -> tuple[builtins.list[GroupSummary], bool]:
+    async def page(
+        self, *, limit: int | None = None, after: int | None = None
+    ) -> tuple[builtins.list[GroupSummary], bool]:
         """One page of this user's groups in ascending group id: those above group id
         `after`, at most `limit` (1 .. 500; the server's default page when None), and
         whether more follow."""
-        answer = await self._ask(ListGroups(rid=0, limit=limit, after=after), GroupList,
-                                 retry=True)
+        answer = await self._ask(ListGroups(rid=0, limit=limit, after=after), GroupList, retry=True)
         return builtins.list(answer.groups), answer.more
 
     async def add(self, group: int, users: str | Iterable[str]) -> int:
@@ -102,8 +104,7 @@ class Groups(Facade):
         """Leave the group (an owner must transfer ownership first: CONFLICT)."""
         return await self._change(GroupLeave(rid=0, group=group))
 
-    async def update(self, group: int, name: str | None = None,
-                     topic: str | None = None) -> int:
+    async def update(self, group: int, name: str | None = None, topic: str | None = None) -> int:
         """Rename the group and/or set its topic (owner or admin)."""
         if name is None and topic is None:
             raise ValueError("give a new name, a new topic, or both")
@@ -119,8 +120,13 @@ class Groups(Facade):
         """Hand ownership to another member (owner only); this user becomes an admin."""
         return await self._change(GroupTransfer(rid=0, group=group, user=user))
 
-    async def history(self, group: int, before: int | None = None, after: int | None = None,
-                      limit: int | None = None) -> HistoryPage:
+    async def history(
+        self,
+        group: int,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> HistoryPage:
         """A page of the group's timeline (messages and events), ascending by position:
         `before=P` the newest older than P, `after=P` the oldest newer than P, neither the
         newest. A member sees the timeline from the event that added them on."""
@@ -128,19 +134,28 @@ class Groups(Facade):
             raise ValueError("give before or after, not both")
         if limit is not None:  # within the server's page size: more pages say `more`
             limit = min(limit, self._session.limits.max_history_page)
-        return await self._ask(History(rid=0, with_user="", group=group, before=before,
-                                       after=after, limit=limit), HistoryPage, retry=True)
+        return await self._ask(
+            History(rid=0, with_user="", group=group, before=before, after=after, limit=limit),
+            HistoryPage,
+            retry=True,
+        )
 
-    async def send(self, group: int, text: str, meta: dict[str, Any] | None = None,
-                   cmid: str | None = None, *, timeout: TimeoutArg = DEFAULT) -> Sent:
+    async def send(
+        self,
+        group: int,
+        text: str,
+        meta: dict[str, Any] | None = None,
+        cmid: str | None = None,
+        *,
+        timeout: TimeoutArg = DEFAULT,
+    ) -> Sent:
         """Send a message to the group; exactly once, like `Client.send()`. Raises
         RequestError NOT_MEMBER if you are not a member (or the group does not exist)."""
         if type(group) is not int or group < 1:
             raise ValueError("group must be a positive integer")
         session = self._session
         session.raise_if_ended()
-        return await session.outbox.send("", group, text, meta, cmid,
-                                          session.timeout_for(timeout))
+        return await session.outbox.send("", group, text, meta, cmid, session.timeout_for(timeout))
 
     async def _change(self, msg: Message) -> int:
         """A group change: not repeated after a lost connection (it may have happened),

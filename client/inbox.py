@@ -63,16 +63,16 @@ __all__ = ["Inbox", "InboxHost", "sent_from_update"]
 log = logging.getLogger("liaotian.client")
 
 # ERROR codes (rid 0) the server answers a refused TYPING with: not worth a warning.
-_TYPING_REFUSALS = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.NOT_MEMBER,
-                              ErrorCode.UNKNOWN_USER})
+_TYPING_REFUSALS = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.NOT_MEMBER, ErrorCode.UNKNOWN_USER})
 
 
 def sent_from_update(update: Update) -> Sent:
     """The SENT a send would have received, rebuilt from its entry in the sender's log."""
     m = update.message
     assert m is not None
-    return Sent(rid=0, id=m.id, conv=m.conv, pos=m.pos, ts=m.ts, seq=update.seq, cmid=m.cmid,
-                duplicate=True)
+    return Sent(
+        rid=0, id=m.id, conv=m.conv, pos=m.pos, ts=m.ts, seq=update.seq, cmid=m.cmid, duplicate=True
+    )
 
 
 class InboxHost(Protocol):
@@ -107,9 +107,18 @@ class InboxHost(Protocol):
 class Inbox:
     """Update-log bookkeeping and the event queue of one session."""
 
-    def __init__(self, host: InboxHost, outbox: Outbox, *, queue_size: int = 1024,
-                 ack_every: int = 200, ack_interval: float = 1.0, state_events: bool = True,
-                 ephemeral_events: bool = True, request_timeout: float | None = 10.0) -> None:
+    def __init__(
+        self,
+        host: InboxHost,
+        outbox: Outbox,
+        *,
+        queue_size: int = 1024,
+        ack_every: int = 200,
+        ack_interval: float = 1.0,
+        state_events: bool = True,
+        ephemeral_events: bool = True,
+        request_timeout: float | None = 10.0,
+    ) -> None:
         self._host = host
         self._outbox = outbox
         self.events: EventQueue[ClientEvent] = EventQueue(queue_size)
@@ -228,8 +237,9 @@ class Inbox:
                 # One-way frames (TYPING, ACK) are refused this way; a refused typing
                 # notice (rate limit, not a member, unknown user) is not worth a warning.
                 level = logging.DEBUG if msg.code in _TYPING_REFUSALS else logging.WARNING
-                log.log(level, "liaotian: server error without a request: %s %s",
-                        msg.code, msg.message)
+                log.log(
+                    level, "liaotian: server error without a request: %s %s", msg.code, msg.message
+                )
                 return True
         return False
 
@@ -243,8 +253,9 @@ class Inbox:
         else:
             self._deliver(page.updates)
         if self._sync_deadline is not None and self._request_timeout is not None:
-            self._sync_deadline.reschedule(asyncio.get_running_loop().time()
-                                           + self._request_timeout)
+            self._sync_deadline.reschedule(
+                asyncio.get_running_loop().time() + self._request_timeout
+            )
         if page.more and page.updates:
             self.request_page(conn, page.updates[-1].seq)
             return
@@ -273,8 +284,11 @@ class Inbox:
             # incarnation of the server (its data was reset). As SPEC.md section 15 advises,
             # start over from 0: the whole new log follows. Resync(0) tells the application
             # that what it shows may not match the server any more.
-            log.warning("liaotian: cursor %d is ahead of the server's log (head %d); "
-                        "syncing again from 0", tracker.cursor, self.head)
+            log.warning(
+                "liaotian: cursor %d is ahead of the server's log (head %d); syncing again from 0",
+                tracker.cursor,
+                self.head,
+            )
             tracker.reset(0)
             self.acked = 0
             self._host.save(cursor=0)
@@ -321,8 +335,9 @@ class Inbox:
                 continue
             event = event_from_update(u)
             if event is None:  # a READ or CONTACT entry this client cannot read
-                log.warning("liaotian: skipped unreadable update %d (kind %d): %r",
-                            u.seq, u.kind, u.data)
+                log.warning(
+                    "liaotian: skipped unreadable update %d (kind %d): %r", u.seq, u.kind, u.data
+                )
                 tracker.skip(u.seq)
                 continue
             if tracker.overflowing or not events.put_nowait(event):
@@ -337,9 +352,15 @@ class Inbox:
         """After an overflow, fetch the dropped entries again once the queue is half empty."""
         tracker = self.tracker
         conn = self._host.conn
-        if (tracker is None or not tracker.overflowing or self.sync_rid is not None
-                or not self._host.live or conn is None or conn.closed
-                or self.events.qsize() > self.events.maxsize // 2):
+        if (
+            tracker is None
+            or not tracker.overflowing
+            or self.sync_rid is not None
+            or not self._host.live
+            or conn is None
+            or conn.closed
+            or self.events.qsize() > self.events.maxsize // 2
+        ):
             return
         since = tracker.refetch_since
         tracker.begin_sync()
@@ -389,7 +410,8 @@ class Inbox:
             self.flush_ack()
         elif self._ack_timer is None and not self._host.ended:
             self._ack_timer = asyncio.get_running_loop().call_later(
-                self._ack_interval, self.flush_ack)
+                self._ack_interval, self.flush_ack
+            )
 
     def flush_ack(self) -> None:
         """ACK the cursor on the current connection (if any) and save it in the store.
@@ -403,8 +425,12 @@ class Inbox:
             return
         cursor = tracker.cursor
         conn = self._host.conn
-        if (conn is not None and not conn.closed and conn.state is State.AUTHENTICATED
-                and cursor > 0):
+        if (
+            conn is not None
+            and not conn.closed
+            and conn.state is State.AUTHENTICATED
+            and cursor > 0
+        ):
             conn.send_nowait(Ack(rid=0, seq=cursor))
         self.acked = cursor
         self._host.save(cursor=cursor)

@@ -23,14 +23,19 @@ log = logging.getLogger("liaotian.client")
 
 # WELCOME.limits keys (SPEC.md 5) and the type each value must have to be adopted.
 ADVERTISED: dict[str, type] = {
-    "max_frame_size": int, "max_text_len": int, "max_meta_size": int, "max_cmid_len": int,
-    "max_sync_page": int, "max_history_page": int, "idle_timeout": float,
-    "auth_timeout": float, "max_inflight_requests": int,
+    "max_frame_size": int,
+    "max_text_len": int,
+    "max_meta_size": int,
+    "max_cmid_len": int,
+    "max_sync_page": int,
+    "max_history_page": int,
+    "idle_timeout": float,
+    "auth_timeout": float,
+    "max_inflight_requests": int,
 }
 
 
-def limits_from_welcome(advertised: Mapping[str, Any],
-                        base: Limits = DEFAULT_LIMITS) -> Limits:
+def limits_from_welcome(advertised: Mapping[str, Any], base: Limits = DEFAULT_LIMITS) -> Limits:
     """`base` with the values a server advertised in WELCOME.limits (SPEC.md 5).
 
     Keys this client does not know are ignored, and so is a value of the wrong type or not

@@ -89,11 +89,22 @@ class MediaRef:
         return SendMedia(kind="file", blob=_blob(done), name=name)
 
     @staticmethod
-    def track(done: UploadDone | bytes, *, title: str | None = None,
-              artist: str | None = None, clip: tuple[int, int] | None = None,
-              cover: UploadDone | bytes | None = None) -> SendMedia:
-        return SendMedia(kind="track", blob=_blob(done), title=title, artist=artist,
-                         clip=clip, cover=_blob(cover) if cover is not None else None)
+    def track(
+        done: UploadDone | bytes,
+        *,
+        title: str | None = None,
+        artist: str | None = None,
+        clip: tuple[int, int] | None = None,
+        cover: UploadDone | bytes | None = None,
+    ) -> SendMedia:
+        return SendMedia(
+            kind="track",
+            blob=_blob(done),
+            title=title,
+            artist=artist,
+            clip=clip,
+            cover=_blob(cover) if cover is not None else None,
+        )
 
 
 def _blob(x: UploadDone | bytes) -> bytes:
@@ -172,10 +183,16 @@ class Media(Facade):
 
     # ------------------------------------------------------------------ uploads
 
-    async def upload(self, source: str | os.PathLike[str] | IO[bytes], *,
-                     media_type: str | None = None, name: str | None = None,
-                     progress: Progress | None = None, window: int = DEFAULT_WINDOW,
-                     chunk_size: int | None = None) -> UploadDone:
+    async def upload(
+        self,
+        source: str | os.PathLike[str] | IO[bytes],
+        *,
+        media_type: str | None = None,
+        name: str | None = None,
+        progress: Progress | None = None,
+        window: int = DEFAULT_WINDOW,
+        chunk_size: int | None = None,
+    ) -> UploadDone:
         """Upload a file (a path or a seekable binary file object) and return UPLOAD_DONE:
         the blob's id, size, type and what the server read from it (`info`).
 
@@ -197,8 +214,9 @@ class Media(Facade):
         while True:
             session.raise_if_ended()
             try:
-                return await self._upload_once(reader, sha256, size, media_type, name,
-                                               progress, window, chunk_size)
+                return await self._upload_once(
+                    reader, sha256, size, media_type, name, progress, window, chunk_size
+                )
             except ConnectionClosed:
                 if not session.reconnect:
                     raise
@@ -215,26 +233,42 @@ class Media(Facade):
             raise RequestError(ErrorCode.INTERNAL_ERROR, "the server has no media")
         return wanted if wanted is not None else most
 
-    async def _upload_once(self, reader: _Reader, sha256: bytes, size: int, media_type: str,
-                           name: str, progress: Progress | None, window: int,
-                           chunk_size: int | None) -> UploadDone:
+    async def _upload_once(
+        self,
+        reader: _Reader,
+        sha256: bytes,
+        size: int,
+        media_type: str,
+        name: str,
+        progress: Progress | None,
+        window: int,
+        chunk_size: int | None,
+    ) -> UploadDone:
         session = self._session
         await session.live_connection()
-        begin = UploadBegin(rid=0, size=size, sha256=sha256, media_type=media_type,
-                            chunk_size=self._chunk_size(chunk_size), name=name)
+        begin = UploadBegin(
+            rid=0,
+            size=size,
+            sha256=sha256,
+            media_type=media_type,
+            chunk_size=self._chunk_size(chunk_size),
+            name=name,
+        )
         first = await self._ask(begin, Message, retry=True)
         if isinstance(first, UploadDone):
             await _report(progress, size, size)
             return first
         if not isinstance(first, UploadStatus):
-            raise ProtocolError(ErrorCode.INVALID_FIELD,
-                                f"UPLOAD_BEGIN answered {first.TYPE.name}", first.rid)
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD, f"UPLOAD_BEGIN answered {first.TYPE.name}", first.rid
+            )
         status = first
         held = list(zip(status.held[::2], status.held[1::2], strict=True))
         done = sum(e - s for s, e in held)
         await _report(progress, done, size)
-        todo = [o for o in range(0, size, status.chunk_size)
-                if not any(s <= o < e for s, e in held)]
+        todo = [
+            o for o in range(0, size, status.chunk_size) if not any(s <= o < e for s, e in held)
+        ]
         queue = asyncio.Queue[int]()
         for offset in todo:
             queue.put_nowait(offset)
@@ -247,8 +281,11 @@ class Media(Facade):
                 except asyncio.QueueEmpty:
                     return
                 data = await reader.read(offset, status.chunk_size)
-                await self._ask(UploadChunk(rid=0, upload=status.upload, offset=offset,
-                                            data=data), Ok, retry=False)
+                await self._ask(
+                    UploadChunk(rid=0, upload=status.upload, offset=offset, data=data),
+                    Ok,
+                    retry=False,
+                )
                 counter[0] += len(data)
                 await _report(progress, counter[0], size)
 
@@ -260,15 +297,20 @@ class Media(Facade):
             failures: list[BaseException] = list(group.exceptions)
             lost = [e for e in failures if isinstance(e, ConnectionClosed)]
             raise (lost or failures)[0] from None
-        return await self._ask(UploadFinish(rid=0, upload=status.upload), UploadDone,
-                               retry=False)
+        return await self._ask(UploadFinish(rid=0, upload=status.upload), UploadDone, retry=False)
 
     # ------------------------------------------------------------------ downloads
 
-    async def download(self, blob: bytes | UploadDone | ChatMessage | dict[str, Any],
-                       dest: str | os.PathLike[str] | IO[bytes], *,
-                       progress: Progress | None = None, window: int = DEFAULT_WINDOW,
-                       length: int | None = None, verify: bool = True) -> int:
+    async def download(
+        self,
+        blob: bytes | UploadDone | ChatMessage | dict[str, Any],
+        dest: str | os.PathLike[str] | IO[bytes],
+        *,
+        progress: Progress | None = None,
+        window: int = DEFAULT_WINDOW,
+        length: int | None = None,
+        verify: bool = True,
+    ) -> int:
         """Download a blob (its id, an UPLOAD_DONE, a media message or its media map) to a
         path or a binary file object; returns its size. To a path it resumes an earlier
         partial download (`<path>.part`) and renames it into place once verified.
@@ -282,8 +324,7 @@ class Media(Facade):
             with open(part, "ab"):
                 pass
             try:
-                size = await self._download_to_path(sha, part, progress, window, length,
-                                                    verify)
+                size = await self._download_to_path(sha, part, progress, window, length, verify)
             except RequestError as exc:
                 if exc.code is ErrorCode.HASH_MISMATCH:  # start afresh next time
                     with contextlib.suppress(OSError):
@@ -294,8 +335,15 @@ class Media(Facade):
         h = hashlib.sha256()
         return await self._download_loop(sha, 0, dest, h, progress, window, length, verify)
 
-    async def _download_to_path(self, sha: bytes, part: str, progress: Progress | None,
-                                window: int, length: int | None, verify: bool) -> int:
+    async def _download_to_path(
+        self,
+        sha: bytes,
+        part: str,
+        progress: Progress | None,
+        window: int,
+        length: int | None,
+        verify: bool,
+    ) -> int:
         h = hashlib.sha256()
 
         def prefix() -> int:
@@ -309,12 +357,19 @@ class Media(Facade):
         have = await asyncio.to_thread(prefix)
         with open(part, "r+b") as f:
             f.seek(have)
-            return await self._download_loop(sha, have, f, h, progress, window, length,
-                                             verify)
+            return await self._download_loop(sha, have, f, h, progress, window, length, verify)
 
-    async def _download_loop(self, sha: bytes, have: int, out: IO[bytes], h: Any,
-                             progress: Progress | None, window: int, length: int | None,
-                             verify: bool) -> int:
+    async def _download_loop(
+        self,
+        sha: bytes,
+        have: int,
+        out: IO[bytes],
+        h: Any,
+        progress: Progress | None,
+        window: int,
+        length: int | None,
+        verify: bool,
+    ) -> int:
         session = self._session
         while True:
             session.raise_if_ended()
@@ -326,19 +381,28 @@ class Media(Facade):
                 if not session.reconnect:
                     raise p.cause from None
         if verify and h.digest() != sha:
-            raise RequestError(ErrorCode.HASH_MISMATCH,
-                               "the downloaded bytes do not hash to the blob's id")
+            raise RequestError(
+                ErrorCode.HASH_MISMATCH, "the downloaded bytes do not hash to the blob's id"
+            )
         return size
 
-    async def _download_once(self, sha: bytes, have: int, out: IO[bytes], h: Any,
-                             progress: Progress | None, window: int,
-                             length: int | None) -> int:
+    async def _download_once(
+        self,
+        sha: bytes,
+        have: int,
+        out: IO[bytes],
+        h: Any,
+        progress: Progress | None,
+        window: int,
+        length: int | None,
+    ) -> int:
         most = int(self.limits().get("max_download_chunk", 0)) or (1 << 16)
         step = min(length or most, most)
         try:
             await self._session.live_connection()
-            first = await self._ask(Download(rid=0, blob=sha, offset=have, length=step),
-                                    BlobData, retry=False)
+            first = await self._ask(
+                Download(rid=0, blob=sha, offset=have, length=step), BlobData, retry=False
+            )
         except ConnectionClosed as exc:
             raise _Partial(have, exc) from None
         size = first.size
@@ -350,17 +414,22 @@ class Media(Facade):
                 got = answers.pop(0)
                 data = got if isinstance(got, BlobData) else await got
                 if data.offset != have:
-                    raise ProtocolError(ErrorCode.INVALID_FIELD,
-                                        f"BLOB_DATA at {data.offset}, expected {have}")
+                    raise ProtocolError(
+                        ErrorCode.INVALID_FIELD, f"BLOB_DATA at {data.offset}, expected {have}"
+                    )
                 if data.data:
                     out.write(data.data)  # 512 KiB into the page cache: no thread hop
                     h.update(data.data)
                     have += len(data.data)
                     await _report(progress, have, size)
                 while len(answers) < window and next_offset < size:
-                    task = asyncio.ensure_future(self._ask(
-                        Download(rid=0, blob=sha, offset=next_offset, length=step),
-                        BlobData, retry=False))
+                    task = asyncio.ensure_future(
+                        self._ask(
+                            Download(rid=0, blob=sha, offset=next_offset, length=step),
+                            BlobData,
+                            retry=False,
+                        )
+                    )
                     pending.append(task)
                     answers.append(task)
                     next_offset += step
@@ -383,60 +452,103 @@ class Media(Facade):
 
     # ------------------------------------------------------------------ messages
 
-    async def send(self, to: str | None, media: SendMedia, text: str = "", *,
-                   group: int | None = None, meta: dict[str, Any] | None = None,
-                   cmid: str | None = None, timeout: TimeoutArg = DEFAULT) -> Sent:
+    async def send(
+        self,
+        to: str | None,
+        media: SendMedia,
+        text: str = "",
+        *,
+        group: int | None = None,
+        meta: dict[str, Any] | None = None,
+        cmid: str | None = None,
+        timeout: TimeoutArg = DEFAULT,
+    ) -> Sent:
         """Send a media message (to a user, or with `group=` to a group): exactly once,
         like `Client.send()`; `text` is its caption."""
         session = self._session
         session.raise_if_ended()
         if (to is None) == (group is None):
             raise ValueError("give a recipient or a group, not both")
-        return await session.outbox.send(to or "", group, text, meta, cmid,
-                                          session.timeout_for(timeout), media)
+        return await session.outbox.send(
+            to or "", group, text, meta, cmid, session.timeout_for(timeout), media
+        )
 
-    async def _uploaded(self, source: Source, progress: Progress | None,
-                        media_type: str | None = None) -> UploadDone:
+    async def _uploaded(
+        self, source: Source, progress: Progress | None, media_type: str | None = None
+    ) -> UploadDone:
         if isinstance(source, UploadDone):
             return source
         return await self.upload(source, progress=progress, media_type=media_type)
 
-    async def send_file(self, to: str | None, source: Source, *, text: str = "",
-                        name: str | None = None, group: int | None = None,
-                        progress: Progress | None = None,
-                        media_type: str | None = None) -> Sent:
+    async def send_file(
+        self,
+        to: str | None,
+        source: Source,
+        *,
+        text: str = "",
+        name: str | None = None,
+        group: int | None = None,
+        progress: Progress | None = None,
+        media_type: str | None = None,
+    ) -> Sent:
         """Upload (unless given an UPLOAD_DONE) and send as a file."""
         done = await self._uploaded(source, progress, media_type)
         if name is None and not isinstance(source, UploadDone):
             name = _Reader(source).name or None
         return await self.send(to, MediaRef.file(done, name), text, group=group)
 
-    async def send_image(self, to: str | None, source: Source, *, text: str = "",
-                         name: str | None = None, group: int | None = None,
-                         progress: Progress | None = None) -> Sent:
+    async def send_image(
+        self,
+        to: str | None,
+        source: Source,
+        *,
+        text: str = "",
+        name: str | None = None,
+        group: int | None = None,
+        progress: Progress | None = None,
+    ) -> Sent:
         """Upload and send as an image (the server makes the thumbnail)."""
         done = await self._uploaded(source, progress)
         if name is None and not isinstance(source, UploadDone):
             name = _Reader(source).name or None
         return await self.send(to, MediaRef.image(done, name), text, group=group)
 
-    async def send_voice(self, to: str | None, source: Source, *, text: str = "",
-                         group: int | None = None, progress: Progress | None = None) -> Sent:
+    async def send_voice(
+        self,
+        to: str | None,
+        source: Source,
+        *,
+        text: str = "",
+        group: int | None = None,
+        progress: Progress | None = None,
+    ) -> Sent:
         """Upload and send as a voice note."""
         done = await self._uploaded(source, progress)
         return await self.send(to, MediaRef.voice(done), text, group=group)
 
-    async def send_track(self, to: str | None, source: Source, *, text: str = "",
-                         title: str | None = None, artist: str | None = None,
-                         clip: tuple[int, int] | None = None, cover: Source | None = None,
-                         group: int | None = None, progress: Progress | None = None) -> Sent:
+    async def send_track(
+        self,
+        to: str | None,
+        source: Source,
+        *,
+        text: str = "",
+        title: str | None = None,
+        artist: str | None = None,
+        clip: tuple[int, int] | None = None,
+        cover: Source | None = None,
+        group: int | None = None,
+        progress: Progress | None = None,
+    ) -> Sent:
         """Upload and send a song track: title and artist default to the file's tags,
         `clip` is (start_ms, end_ms) within it, `cover` an image (uploaded too)."""
         done = await self._uploaded(source, progress)
         cover_done = await self._uploaded(cover, None) if cover is not None else None
-        return await self.send(to, MediaRef.track(done, title=title, artist=artist,
-                                                  clip=clip, cover=cover_done),
-                               text, group=group)
+        return await self.send(
+            to,
+            MediaRef.track(done, title=title, artist=artist, clip=clip, cover=cover_done),
+            text,
+            group=group,
+        )
 
 
 class _Partial(Exception):

@@ -36,7 +36,7 @@ def _ms(text: str) -> int:
 
 
 def clip_range(text: str) -> tuple[int, int]:
-    """"30-60", "0:30-1:00" or "90.5-120" -> (start_ms, end_ms)."""
+    """ "30-60", "0:30-1:00" or "90.5-120" -> (start_ms, end_ms)."""
     start, sep, end = text.partition("-")
     if not sep:
         raise argparse.ArgumentTypeError(f"invalid clip {text!r}: START-END, e.g. 0:30-1:00")

@@ -67,8 +67,10 @@ class SendTimeout(LiaotianError, TimeoutError):
     """
 
     def __init__(self, cmid: str, timeout: float) -> None:
-        super().__init__(f"no answer to send {cmid!r} within {timeout:g} s of connected "
-                         "time; send again with the same cmid to learn whether it was stored")
+        super().__init__(
+            f"no answer to send {cmid!r} within {timeout:g} s of connected "
+            "time; send again with the same cmid to learn whether it was stored"
+        )
         self.cmid = cmid
         self.timeout = timeout
 
@@ -100,8 +102,7 @@ class SendHost(Protocol):
         """The limits in force (the server's, once it has sent WELCOME)."""
         ...
 
-    async def live_connection(self, deadline: asyncio.Timeout | None = None
-                              ) -> ClientConnection:
+    async def live_connection(self, deadline: asyncio.Timeout | None = None) -> ClientConnection:
         """The live connection, waiting through a reconnect with `deadline` paused."""
         ...
 
@@ -133,23 +134,41 @@ class Outbox:
         if cmid.startswith("#"):
             raise ValueError("a cmid must not start with '#' (reserved for the server)")
         if len(text.encode()) > limits.max_text_len:
-            raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
-                               f"text above {limits.max_text_len} bytes (checked locally)")
+            raise RequestError(
+                ErrorCode.MESSAGE_TOO_LARGE,
+                f"text above {limits.max_text_len} bytes (checked locally)",
+            )
         if meta and len(msgpack.packb(meta)) > limits.max_meta_size:
-            raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
-                               f"meta above {limits.max_meta_size} bytes (checked locally)")
+            raise RequestError(
+                ErrorCode.MESSAGE_TOO_LARGE,
+                f"meta above {limits.max_meta_size} bytes (checked locally)",
+            )
 
-    async def send(self, to: str, group: int | None, text: str,
-                   meta: dict[str, Any] | None, cmid: str | None,
-                   timeout: float | None, media: SendMedia | None = None) -> Sent:
+    async def send(
+        self,
+        to: str,
+        group: int | None,
+        text: str,
+        meta: dict[str, Any] | None,
+        cmid: str | None,
+        timeout: float | None,
+        media: SendMedia | None = None,
+    ) -> Sent:
         """Send one message (with `media`: a media message, SPEC.md 27.5) and return its
         SENT (see the module docstring)."""
         cmid = cmid if cmid is not None else new_cmid()
         self.check(cmid, text, meta)
         if cmid in self.pending:
             raise ValueError(f"a send with cmid {cmid!r} is already in progress")
-        pending = PendingSend(to, cmid, text, dict(meta or {}),
-                              asyncio.get_running_loop().create_future(), group, media)
+        pending = PendingSend(
+            to,
+            cmid,
+            text,
+            dict(meta or {}),
+            asyncio.get_running_loop().create_future(),
+            group,
+            media,
+        )
         self.pending[cmid] = pending
         deadline: asyncio.Timeout | None = None
         try:
@@ -172,8 +191,17 @@ class Outbox:
             if p.result.done():  # a SYNC found it in the log after a reconnect
                 return p.result.result()
             try:
-                sent = await conn.request(Send(rid=0, to=p.to, cmid=p.cmid, text=p.text,
-                                               meta=p.meta, group=p.group, media=p.media))
+                sent = await conn.request(
+                    Send(
+                        rid=0,
+                        to=p.to,
+                        cmid=p.cmid,
+                        text=p.text,
+                        meta=p.meta,
+                        group=p.group,
+                        media=p.media,
+                    )
+                )
             except ConnectionClosed:
                 if not self._host.reconnect:
                     raise

@@ -52,8 +52,9 @@ class TypingThrottle:
     conversation, as the server's defaults allow. It starts over with each connection
     (the server's budget is per connection)."""
 
-    def __init__(self, session: Session, *, renew: float = 2.0, rate: float = 2.0,
-                 burst: float = 3.0) -> None:
+    def __init__(
+        self, session: Session, *, renew: float = 2.0, rate: float = 2.0, burst: float = 3.0
+    ) -> None:
         self._session = session
         self.renew = renew
         self.rate = rate
@@ -139,13 +140,14 @@ class Presence(Facade):
         names = list(dict.fromkeys(usernames(users)))
         out: list[PresenceEntry] = []
         for i in range(0, len(names), MAX_PRESENCE_USERS):
-            batch = tuple(names[i:i + MAX_PRESENCE_USERS])
+            batch = tuple(names[i : i + MAX_PRESENCE_USERS])
             answer = await self._ask(GetPresence(rid=0, users=batch), PresenceList, retry=True)
             out.extend(answer.presence)
         return out
 
-    async def typing(self, to: str | None = None, group: int | None = None,
-                     typing: bool = True) -> bool:
+    async def typing(
+        self, to: str | None = None, group: int | None = None, typing: bool = True
+    ) -> bool:
         """Tell the peer `to` (or the other members of `group`) that this user is typing
         (`typing=False`: stopped). One-way and best effort: never raises for a notice that
         cannot go out (not connected) or that the server drops or refuses (its ERROR

@@ -74,8 +74,9 @@ DEFAULT = _Default()
 TimeoutArg = float | _Default | None
 
 # ERROR codes after which the same login may succeed later (wait, then try again).
-_RETRYABLE = frozenset({ErrorCode.THROTTLED, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL_ERROR,
-                        ErrorCode.UNAVAILABLE})
+_RETRYABLE = frozenset(
+    {ErrorCode.THROTTLED, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL_ERROR, ErrorCode.UNAVAILABLE}
+)
 
 
 class Session:
@@ -123,7 +124,8 @@ class Session:
         self.store: SessionStore = store if store is not None else MemoryStore()
         state = self.store.load()
         matches = (username is None or state.username in (None, username)) and (
-            device is None or state.device in (None, device))
+            device is None or state.device in (None, device)
+        )
         if not matches:
             state = SessionState(extra=state.extra)
         self._state = state
@@ -132,8 +134,9 @@ class Session:
         self.token = token or state.token
         self.stored_cursor = state.cursor
         if not self.token and not (self.username and password):
-            raise ValueError("need a session token (given or in the store) "
-                             "or a username and password")
+            raise ValueError(
+                "need a session token (given or in the store) or a username and password"
+            )
 
         self._conn: ClientConnection | None = None
         self._live = False  # authenticated and caught up: requests may go out
@@ -150,9 +153,16 @@ class Session:
         # ends: per-connection state elsewhere (the typing budget) starts over.
         self.on_reset: list[Callable[[], None]] = []
         self.outbox = Outbox(self)
-        self.inbox = Inbox(self, self.outbox, queue_size=queue_size, ack_every=ack_every,
-                           ack_interval=ack_interval, state_events=state_events,
-                           ephemeral_events=ephemeral_events, request_timeout=request_timeout)
+        self.inbox = Inbox(
+            self,
+            self.outbox,
+            queue_size=queue_size,
+            ack_every=ack_every,
+            ack_interval=ack_interval,
+            state_events=state_events,
+            ephemeral_events=ephemeral_events,
+            request_timeout=request_timeout,
+        )
 
     # ------------------------------------------------------------------ state
 
@@ -218,7 +228,8 @@ class Session:
             raise RuntimeError("client already started")
         await self._establish()
         self._supervisor = asyncio.get_running_loop().create_task(
-            self._supervise(), name="liaotian-client")
+            self._supervise(), name="liaotian-client"
+        )
 
     async def close(self) -> None:
         """ACK and save the position, send CLOSE 1000, stop reconnecting, end the events.
@@ -275,8 +286,7 @@ class Session:
 
     # ------------------------------------------------------------------ requests
 
-    async def live_connection(self, deadline: asyncio.Timeout | None = None
-                              ) -> ClientConnection:
+    async def live_connection(self, deadline: asyncio.Timeout | None = None) -> ClientConnection:
         """The live connection, waiting through a reconnect if one is in progress; the
         wait does not count against `deadline`. Raises once the session has ended."""
         while True:
@@ -288,8 +298,9 @@ class Session:
             with paused(deadline):
                 await self._ready.wait()
 
-    async def request(self, msg: Message, answer: type[A], *, retry: bool,
-                      timeout: float | None) -> A:
+    async def request(
+        self, msg: Message, answer: type[A], *, retry: bool, timeout: float | None
+    ) -> A:
         """One request on the live connection, answered by an `answer`. Read-only ones
         (`retry=True`) are repeated after a reconnect; any request refused by a rate limit
         is made again after the wait the server advises, if it fits in the timeout (the
@@ -310,9 +321,11 @@ class Session:
                         raise
                     await asyncio.sleep(wait)
         if not isinstance(got, answer):
-            raise ProtocolError(ErrorCode.INVALID_FIELD,
-                                f"expected {answer.TYPE.name} for {msg.TYPE.name}, "
-                                f"got {got.TYPE.name}", got.rid)
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                f"expected {answer.TYPE.name} for {msg.TYPE.name}, got {got.TYPE.name}",
+                got.rid,
+            )
         return got
 
     async def logout(self, timeout: float | None) -> None:
@@ -332,8 +345,9 @@ class Session:
         if own:
             self._logout_requested = True
         try:
-            await self.request(RevokeDevice(rid=0, device=device), DeviceRevoked,
-                               retry=False, timeout=timeout)
+            await self.request(
+                RevokeDevice(rid=0, device=device), DeviceRevoked, retry=False, timeout=timeout
+            )
         except BaseException:
             if own:
                 self._logout_requested = False
@@ -347,9 +361,14 @@ class Session:
     async def _establish(self) -> Authenticated:
         """Open a connection, authenticate, catch up; the connection is then live."""
         conn = await ClientConnection.open(
-            self.host, self.port, ssl=self._ssl, on_message=self._on_message,
-            on_close=self._on_conn_closed, client_name=self._client_name,
-            timeout=self.request_timeout)
+            self.host,
+            self.port,
+            ssl=self._ssl,
+            on_message=self._on_message,
+            on_close=self._on_conn_closed,
+            client_name=self._client_name,
+            timeout=self.request_timeout,
+        )
         self._conn = conn
         self._limits = conn.limits
         self._reset_hooks()  # e.g. the server's typing budget is per connection
@@ -391,8 +410,9 @@ class Session:
                     raise
                 log.info("liaotian: stored token refused, logging in again")
         assert self.username is not None and self._password is not None
-        auth = await self._handshake(conn, Login(rid=0, username=self.username,
-                                                 password=self._password, device=self.device))
+        auth = await self._handshake(
+            conn, Login(rid=0, username=self.username, password=self._password, device=self.device)
+        )
         self.token = auth.token
         self.save(username=auth.user, device=auth.device, token=auth.token)
         return auth
@@ -457,8 +477,9 @@ class Session:
         except BaseException as exc:
             self._fail(exc)
 
-    def _fatal_reason(self, conn: ClientConnection, closed: ConnectionClosed
-                      ) -> BaseException | None:
+    def _fatal_reason(
+        self, conn: ClientConnection, closed: ConnectionClosed
+    ) -> BaseException | None:
         """None if the loss calls for a reconnect, else the error that ends the session."""
         violation: ProtocolError | None = is_protocol_failure(conn)
         if violation is not None:

@@ -41,6 +41,7 @@ def safe(text: object, indent: str | None = None) -> str:
     if indent is not None:
         s = s.replace("\r\n", "\n")
         lines = s.split("\n")
-        return ("\n" + indent).join(CONTROL_CHARS.sub(lambda m: _escape(m.group()), line)
-                                    for line in lines)
+        return ("\n" + indent).join(
+            CONTROL_CHARS.sub(lambda m: _escape(m.group()), line) for line in lines
+        )
     return CONTROL_CHARS.sub(lambda m: _escape(m.group()), s)

@@ -97,11 +97,13 @@ class Wallet(Facade):
         spendable: balance - pending_out."""
         return await self._ask(GetWallet(rid=0), Balance, retry=True)
 
-    async def page(self, limit: int | None = None,
-                   before: int | None = None) -> tuple[builtins.list[TransferEntry], bool]:
+    async def page(
+        self, limit: int | None = None, before: int | None = None
+    ) -> tuple[builtins.list[TransferEntry], bool]:
         """One page of transfers, newest first, and whether older ones follow."""
-        got = await self._ask(ListTransfers(rid=0, limit=limit, before=before), TransferList,
-                              retry=True)
+        got = await self._ask(
+            ListTransfers(rid=0, limit=limit, before=before), TransferList, retry=True
+        )
         return builtins.list(got.transfers), got.more
 
     async def history(self, page_size: int | None = None) -> AsyncIterator[TransferEntry]:
@@ -129,24 +131,41 @@ class Wallet(Facade):
 
     # ------------------------------------------------------------------ writes
 
-    async def pay(self, to: str, amount: int, memo: str = "", *,
-                  key: str | None = None) -> Paid:
+    async def pay(self, to: str, amount: int, memo: str = "", *, key: str | None = None) -> Paid:
         """Pay `amount` coins to `to` (their privacy `coins` decides; contacts by default).
         Refusals: INSUFFICIENT_FUNDS, NOT_ALLOWED, UNKNOWN_USER, IDEMPOTENCY_MISMATCH."""
-        return await self._keyed(Pay(rid=0, to=to, amount=amount, memo=memo,
-                                     key=key or new_key()), Paid)
+        return await self._keyed(
+            Pay(rid=0, to=to, amount=amount, memo=memo, key=key or new_key()), Paid
+        )
 
-    async def red_packet(self, amount: int, count: int, *, group: int | None = None,
-                         to: str | None = None, split: str = "random", memo: str = "",
-                         key: str | None = None) -> RedPacketSent:
+    async def red_packet(
+        self,
+        amount: int,
+        count: int,
+        *,
+        group: int | None = None,
+        to: str | None = None,
+        split: str = "random",
+        memo: str = "",
+        key: str | None = None,
+    ) -> RedPacketSent:
         """A red packet of `amount` coins in `count` shares into `group`, or to the user
         `to` (one share). The unclaimed rest returns to you when it expires."""
         if (group is None) == (to is None):
             raise ValueError("give exactly one of group and to")
-        return await self._keyed(RedPacketSend(rid=0, to=to or "", group=group,
-                                               amount=amount, count=count, split=split,
-                                               memo=memo, key=key or new_key()),
-                                 RedPacketSent)
+        return await self._keyed(
+            RedPacketSend(
+                rid=0,
+                to=to or "",
+                group=group,
+                amount=amount,
+                count=count,
+                split=split,
+                memo=memo,
+                key=key or new_key(),
+            ),
+            RedPacketSent,
+        )
 
     async def claim(self, packet: int) -> RedPacketClaimed:
         """Your share of a red packet (once: a second claim answers the same share).
@@ -159,10 +178,8 @@ class Wallet(Facade):
 
     async def gift(self, code: str, to: str, *, key: str | None = None) -> ItemDone:
         """Give one of your items to a contact."""
-        return await self._keyed(ItemGift(rid=0, code=code, to=to, key=key or new_key()),
-                                 ItemDone)
+        return await self._keyed(ItemGift(rid=0, code=code, to=to, key=key or new_key()), ItemDone)
 
     async def redeem(self, code: str, *, key: str | None = None) -> ItemDone:
         """Use one of your items, once."""
-        return await self._keyed(ItemRedeem(rid=0, code=code, key=key or new_key()),
-                                 ItemDone)
+        return await self._keyed(ItemRedeem(rid=0, code=code, key=key or new_key()), ItemDone)

@@ -76,8 +76,7 @@ def fmt_transfer(t: TransferEntry, me: str | None) -> str:
     other = t.to if t.sender == me else t.sender
     way = "to" if t.sender == me else "from"
     memo = f' "{safe(t.memo)}"' if t.memo else ""
-    return (f"{fmt_time(t.ts)}  {sign}{t.amount:<8} {way} {safe(other)} ({t.code}, "
-            f"{t.phase}){memo}")
+    return f"{fmt_time(t.ts)}  {sign}{t.amount:<8} {way} {safe(other)} ({t.code}, {t.phase}){memo}"
 
 
 async def _with_key(key: str, call: Callable[[str], Awaitable[T]]) -> T:
@@ -85,8 +84,11 @@ async def _with_key(key: str, call: Callable[[str], Awaitable[T]]) -> T:
     try:
         return await call(key)
     except (ConnectionClosed, TimeoutError):
-        print(f"liaotian: the answer was lost; repeat with --key {key} (it will not be "
-              "applied twice)", file=sys.stderr)
+        print(
+            f"liaotian: the answer was lost; repeat with --key {key} (it will not be "
+            "applied twice)",
+            file=sys.stderr,
+        )
         raise
 
 
@@ -95,19 +97,25 @@ async def run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     me = client.user
     if args.command == "wallet":
         b = await w.balance()
-        print(f"balance: {b.balance}   spendable: {b.balance - b.pending_out}   "
-              f"reserved: {b.pending_out}   incoming: {b.pending_in}", file=out)
+        print(
+            f"balance: {b.balance}   spendable: {b.balance - b.pending_out}   "
+            f"reserved: {b.pending_out}   incoming: {b.pending_in}",
+            file=out,
+        )
         page, more = await w.page(limit=max(1, args.limit))
         for entry in page:
             print("  " + fmt_transfer(entry, me), file=out)
         if more:
             print("  ...", file=out)
     elif args.command == "pay":
-        paid = await _with_key(args.key or new_key(), lambda k: w.pay(
-            args.to, args.amount, args.memo, key=k))
+        paid = await _with_key(
+            args.key or new_key(), lambda k: w.pay(args.to, args.amount, args.memo, key=k)
+        )
         again = " (already done)" if paid.duplicate else ""
-        print(f"paid {paid.transfer.amount} to {safe(args.to)}{again}; balance "
-              f"{paid.balance}", file=out)
+        print(
+            f"paid {paid.transfer.amount} to {safe(args.to)}{again}; balance {paid.balance}",
+            file=out,
+        )
     elif args.command == "red-packet":
         await _packet(client, args, out)
     elif args.command == "tasks":
@@ -118,11 +126,17 @@ async def run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
                 print(f"{safe(paid_task.task)}: +{paid_task.reward}{got}", file=out)
             print(f"balance {checked.balance}", file=out)
         for task in await w.tasks():
-            period = "ever" if not task.period else (
-                "day" if task.period == 86_400_000 else f"{task.period // 1000} s")
+            period = (
+                "ever"
+                if not task.period
+                else ("day" if task.period == 86_400_000 else f"{task.period // 1000} s")
+            )
             item = f" + {safe(task.item)}" if task.item else ""
-            print(f"{safe(task.name):<20} {task.trigger:<8} +{task.reward}{item}  "
-                  f"{task.done}/{task.cap} per {period}", file=out)
+            print(
+                f"{safe(task.name):<20} {task.trigger:<8} +{task.reward}{item}  "
+                f"{task.done}/{task.cap} per {period}",
+                file=out,
+            )
     elif args.command == "items":
         if args.action is not None and not args.code:
             raise UsageError(f"items {args.action}: give CODE")
@@ -130,16 +144,16 @@ async def run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
             if not args.user:
                 raise UsageError("items gift: give CODE and USER")
             gave = await _with_key(new_key(), lambda k: w.gift(args.code, args.user, key=k))
-            print(f"gave {safe(gave.item.kind)} {gave.item.code} to {safe(args.user)}",
-                  file=out)
+            print(f"gave {safe(gave.item.kind)} {gave.item.code} to {safe(args.user)}", file=out)
         elif args.action == "redeem":
             used = await _with_key(new_key(), lambda k: w.redeem(args.code, key=k))
             print(f"redeemed {safe(used.item.kind)} {used.item.code}", file=out)
         else:
             for mine in await w.items():
                 when = f"  redeemed {fmt_time(mine.redeemed)}" if mine.redeemed else ""
-                print(f"{mine.code}  {safe(mine.kind):<10} from {safe(mine.source)}{when}",
-                      file=out)
+                print(
+                    f"{mine.code}  {safe(mine.kind):<10} from {safe(mine.source)}{when}", file=out
+                )
     return 0
 
 
@@ -147,21 +161,38 @@ async def _packet(client: Client, args: argparse.Namespace, out: TextIO) -> None
     w = client.wallet
     action = args.packet_command
     if action == "send":
-        sent = await _with_key(args.key or new_key(), lambda k: w.red_packet(
-            args.amount, args.count, group=args.group, to=args.to,
-            split="equal" if args.equal else "random", memo=args.memo, key=k))
+        sent = await _with_key(
+            args.key or new_key(),
+            lambda k: w.red_packet(
+                args.amount,
+                args.count,
+                group=args.group,
+                to=args.to,
+                split="equal" if args.equal else "random",
+                memo=args.memo,
+                key=k,
+            ),
+        )
         where = f"group #{args.group}" if args.group is not None else safe(args.to)
-        print(f"red packet #{sent.packet}: {args.amount} in {args.count} shares to {where}, "
-              f"until {fmt_time(sent.expires)}", file=out)
+        print(
+            f"red packet #{sent.packet}: {args.amount} in {args.count} shares to {where}, "
+            f"until {fmt_time(sent.expires)}",
+            file=out,
+        )
     elif action == "claim":
         got = await w.claim(args.packet)
         again = " (claimed before)" if got.duplicate else ""
-        print(f"claimed {got.amount} from red packet #{args.packet}{again}; "
-              f"{got.left} shares left", file=out)
+        print(
+            f"claimed {got.amount} from red packet #{args.packet}{again}; {got.left} shares left",
+            file=out,
+        )
     else:
         p = await w.packet(args.packet)
         memo = f' "{safe(p.memo)}"' if p.memo else ""
-        print(f"red packet #{p.packet} from {safe(p.sender)}: {p.amount} in {p.count} "
-              f"{p.split} shares, {p.state}{memo}", file=out)
+        print(
+            f"red packet #{p.packet} from {safe(p.sender)}: {p.amount} in {p.count} "
+            f"{p.split} shares, {p.state}{memo}",
+            file=out,
+        )
         for c in p.claims:
             print(f"  {safe(c.user):<32} {c.amount}", file=out)

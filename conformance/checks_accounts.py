@@ -34,8 +34,17 @@ async def register_ok(ctx: Context) -> None:
 async def invalid_usernames(ctx: Context) -> None:
     conn = await ctx.anon()
     base = ctx.name("x")[:12]
-    for name in ("ab", "Upper" + base, "_" + base, "a" * 33, base + " x", base + "é",
-                 "-" + base, "", base + "!"):
+    for name in (
+        "ab",
+        "Upper" + base,
+        "_" + base,
+        "a" * 33,
+        base + " x",
+        base + "é",
+        "-" + base,
+        "",
+        base + "!",
+    ):
         f = await conn.request(wire.REGISTER, {"username": name, "password": PASSWORD})
         expect_error(f, wire.E_INVALID_USERNAME, f"REGISTER {name!r}")
 
@@ -57,8 +66,10 @@ async def username_taken(ctx: Context) -> None:
     expect_error(f, wire.E_USERNAME_TAKEN, "REGISTER twice")
 
 
-@check(section="9.2", title="a password below 8 or above 1024 characters gets 2005; length "
-       "counts code points")
+@check(
+    section="9.2",
+    title="a password below 8 or above 1024 characters gets 2005; length counts code points",
+)
 async def weak_password(ctx: Context) -> None:
     conn = await ctx.anon()
     for pw in ("1234567", "p" * 1025, "éééé"):  # "éééé" is 8 bytes but 4 characters
@@ -72,18 +83,25 @@ async def weak_password(ctx: Context) -> None:
 @check(section="7.7", title="REGISTER without password, or with a non-str username, is 1003")
 async def register_fields(ctx: Context) -> None:
     conn = await ctx.anon()
-    expect_error(await conn.request(wire.REGISTER, {"username": ctx.name()}),
-                 wire.E_INVALID_FIELD, "REGISTER without password")
-    expect_error(await conn.request(wire.REGISTER, {"username": 5, "password": PASSWORD}),
-                 wire.E_INVALID_FIELD, "REGISTER username=5")
+    expect_error(
+        await conn.request(wire.REGISTER, {"username": ctx.name()}),
+        wire.E_INVALID_FIELD,
+        "REGISTER without password",
+    )
+    expect_error(
+        await conn.request(wire.REGISTER, {"username": 5, "password": PASSWORD}),
+        wire.E_INVALID_FIELD,
+        "REGISTER username=5",
+    )
 
 
 @check(section="9.4", title="LOGIN answers AUTHENTICATED {user, device, head, acked, token}")
 async def login_fields(ctx: Context) -> None:
     name = await ctx.register()
     conn = await ctx.anon()
-    f = await conn.request(wire.LOGIN, {"username": name, "password": PASSWORD,
-                                        "device": "phone:1"})
+    f = await conn.request(
+        wire.LOGIN, {"username": name, "password": PASSWORD, "device": "phone:1"}
+    )
     expect_type(f, wire.AUTHENTICATED, "LOGIN")
     p = f.payload
     expect(p.get("user") == name and p.get("device") == "phone:1", f"user/device: {f}")
@@ -111,11 +129,11 @@ async def invalid_device(ctx: Context) -> None:
     name = await ctx.register()
     conn = await ctx.anon()
     for dev in ("", "-a", "a/b", "d" * 65, "é"):
-        f = await conn.request(wire.LOGIN, {"username": name, "password": PASSWORD,
-                                            "device": dev})
+        f = await conn.request(wire.LOGIN, {"username": name, "password": PASSWORD, "device": dev})
         expect_error(f, wire.E_INVALID_DEVICE, f"LOGIN device={dev!r}")
-    f = await conn.request(wire.LOGIN, {"username": name, "password": PASSWORD,
-                                        "device": "D" + "_.:-x" * 12 + "abc"})
+    f = await conn.request(
+        wire.LOGIN, {"username": name, "password": PASSWORD, "device": "D" + "_.:-x" * 12 + "abc"}
+    )
     expect_type(f, wire.AUTHENTICATED, "LOGIN with a 64-character device id")
 
 
@@ -123,8 +141,7 @@ async def invalid_device(ctx: Context) -> None:
 async def auth_token(ctx: Context) -> None:
     s = await ctx.user(device="tab", sync=False)
     conn = await ctx.anon()
-    f = expect_type(await conn.request(wire.AUTH, {"token": s.token}), wire.AUTHENTICATED,
-                    "AUTH")
+    f = expect_type(await conn.request(wire.AUTH, {"token": s.token}), wire.AUTHENTICATED, "AUTH")
     expect(f.payload.get("user") == s.user and f.payload.get("device") == "tab", f"{f}")
     expect("token" not in f.payload, f"AUTHENTICATED to AUTH carries a token: {f}")
 
@@ -136,21 +153,31 @@ async def auth_bad_token(ctx: Context) -> None:
     expect_error(f, wire.E_INVALID_TOKEN, "AUTH with a made-up token")
 
 
-@check(section="9.4", title="a LOGIN for an existing device replaces its token: the old one "
-       "gets 2006")
+@check(
+    section="9.4", title="a LOGIN for an existing device replaces its token: the old one gets 2006"
+)
 async def relogin_replaces_token(ctx: Context) -> None:
     s = await ctx.user(sync=False)
     s2 = await ctx.login(s.user, s.device, sync=False)
     expect(s2.token != s.token, "the second LOGIN returned the same token")
     conn = await ctx.anon()
-    expect_error(await conn.request(wire.AUTH, {"token": s.token}), wire.E_INVALID_TOKEN,
-                 "AUTH with the replaced token")
-    expect_type(await conn.request(wire.AUTH, {"token": s2.token}), wire.AUTHENTICATED,
-                "AUTH with the new token")
+    expect_error(
+        await conn.request(wire.AUTH, {"token": s.token}),
+        wire.E_INVALID_TOKEN,
+        "AUTH with the replaced token",
+    )
+    expect_type(
+        await conn.request(wire.AUTH, {"token": s2.token}),
+        wire.AUTHENTICATED,
+        "AUTH with the new token",
+    )
 
 
-@check(section="9.4", small=True, title="after 5 failed logins for an account LOGIN gets 2007 "
-       "with retry_after")
+@check(
+    section="9.4",
+    small=True,
+    title="after 5 failed logins for an account LOGIN gets 2007 with retry_after",
+)
 async def login_throttle(ctx: Context) -> None:
     # On the small-limits server: its failures count against this address too (20 per 15
     # minutes), and once that budget is spent every LOGIN from here is refused.
@@ -158,11 +185,11 @@ async def login_throttle(ctx: Context) -> None:
     name = await ctx.register()
     conn = await ctx.anon()
     for i in range(5):
-        f = await conn.request(wire.LOGIN, {"username": name, "password": "wrong-pass",
-                                            "device": "d"})
+        f = await conn.request(
+            wire.LOGIN, {"username": name, "password": "wrong-pass", "device": "d"}
+        )
         expect_error(f, wire.E_BAD_CREDENTIALS, f"failed LOGIN {i + 1}")
-    f = await conn.request(wire.LOGIN, {"username": name, "password": "wrong-pass",
-                                        "device": "d"})
+    f = await conn.request(wire.LOGIN, {"username": name, "password": "wrong-pass", "device": "d"})
     expect_error(f, wire.E_THROTTLED, "LOGIN after 5 failures")
     ra = f.payload.get("retry_after")
     expect(number(ra), f"retry_after: {f}")
@@ -173,8 +200,9 @@ async def logout_revokes_token(ctx: Context) -> None:
     s = await ctx.user(sync=False)
     expect_type(await s.req(wire.LOGOUT, {}), wire.LOGGED_OUT, "LOGOUT")
     conn = await ctx.anon()
-    expect_error(await conn.request(wire.AUTH, {"token": s.token}), wire.E_INVALID_TOKEN,
-                 "AUTH after LOGOUT")
+    expect_error(
+        await conn.request(wire.AUTH, {"token": s.token}), wire.E_INVALID_TOKEN, "AUTH after LOGOUT"
+    )
 
 
 @check(section="9.5", title="LOGOUT closes every connection of that device with 4002")
@@ -186,8 +214,10 @@ async def logout_closes_other_conns(ctx: Context) -> None:
     await expect_closed(conn, wire.C_LOGGED_OUT, "second connection of the logged-out device")
 
 
-@check(section="9.5", title="LIST_DEVICES: one device info per device with device, created, "
-       "last_seen, online, acked")
+@check(
+    section="9.5",
+    title="LIST_DEVICES: one device info per device with device, created, last_seen, online, acked",
+)
 async def list_devices(ctx: Context) -> None:
     s = await ctx.user(device="one", sync=False)
     await ctx.login(s.user, "two", sync=False)
@@ -203,25 +233,34 @@ async def list_devices(ctx: Context) -> None:
     expect(by["one"].get("online") is True, f"the connected device is not online: {by['one']}")
 
 
-@check(section="9.5", title="REVOKE_DEVICE answers DEVICE_REVOKED, closes that device with "
-       "4002 and kills its token")
+@check(
+    section="9.5",
+    title="REVOKE_DEVICE answers DEVICE_REVOKED, closes that device with 4002 and kills its token",
+)
 async def revoke_device(ctx: Context) -> None:
     s = await ctx.user(device="keep", sync=False)
     other = await ctx.login(s.user, "lost", sync=False)
-    f = expect_type(await s.req(wire.REVOKE_DEVICE, {"device": "lost"}), wire.DEVICE_REVOKED,
-                    "REVOKE_DEVICE")
+    f = expect_type(
+        await s.req(wire.REVOKE_DEVICE, {"device": "lost"}), wire.DEVICE_REVOKED, "REVOKE_DEVICE"
+    )
     expect(f.payload.get("device") == "lost", f"DEVICE_REVOKED.device: {f}")
     await expect_closed(other.conn, wire.C_LOGGED_OUT, "the revoked device's connection")
     conn = await ctx.anon()
-    expect_error(await conn.request(wire.AUTH, {"token": other.token}), wire.E_INVALID_TOKEN,
-                 "AUTH with the revoked token")
+    expect_error(
+        await conn.request(wire.AUTH, {"token": other.token}),
+        wire.E_INVALID_TOKEN,
+        "AUTH with the revoked token",
+    )
 
 
 @check(section="9.5", title="REVOKE_DEVICE of an unknown device gets 2010")
 async def revoke_unknown(ctx: Context) -> None:
     s = await ctx.user(sync=False)
-    expect_error(await s.req(wire.REVOKE_DEVICE, {"device": "nope"}), wire.E_UNKNOWN_DEVICE,
-                 "REVOKE_DEVICE nope")
+    expect_error(
+        await s.req(wire.REVOKE_DEVICE, {"device": "nope"}),
+        wire.E_UNKNOWN_DEVICE,
+        "REVOKE_DEVICE nope",
+    )
 
 
 @check(section="9.3", title="device ids are case-sensitive: `Phone` and `phone` are two devices")
@@ -233,8 +272,10 @@ async def device_case(ctx: Context) -> None:
     expect(ids == ["Phone", "phone"], f"device ids {ids}")
 
 
-@check(section="9.5", title="a revoked device leaves DEVICE_LIST; LOGIN with its id again "
-       "starts afresh with acked 0")
+@check(
+    section="9.5",
+    title="a revoked device leaves DEVICE_LIST; LOGIN with its id again starts afresh with acked 0",
+)
 async def revoked_device_removed(ctx: Context) -> None:
     s = await ctx.user(device="keep")
     other = await ctx.login(s.user, "gone", sync=False)
@@ -243,14 +284,20 @@ async def revoked_device_removed(ctx: Context) -> None:
     expect(isinstance(seq, int) and seq >= 1, f"SENT.seq: {sent}")
     # SYNC records `since` as the device's stored position (10.4)
     expect_type(await other.req(wire.SYNC, {"since": seq}), wire.UPDATES, "SYNC")
-    expect_type(await s.req(wire.REVOKE_DEVICE, {"device": "gone"}), wire.DEVICE_REVOKED,
-                "REVOKE_DEVICE")
+    expect_type(
+        await s.req(wire.REVOKE_DEVICE, {"device": "gone"}), wire.DEVICE_REVOKED, "REVOKE_DEVICE"
+    )
     f = expect_type(await s.req(wire.LIST_DEVICES, {}), wire.DEVICE_LIST, "LIST_DEVICES")
     ids = sorted(str(d.get("device")) for d in f.payload.get("devices") or [])
     expect(ids == ["keep"], f"devices after REVOKE_DEVICE: {ids}")
     conn = await ctx.anon()
-    f = expect_type(await conn.request(wire.LOGIN, {"username": s.user, "password": s.password,
-                                                    "device": "gone"}),
-                    wire.AUTHENTICATED, "LOGIN with the revoked device id")
-    expect(f.payload.get("acked") == 0,
-           f"AUTHENTICATED.acked after re-LOGIN of a revoked device: {f}")
+    f = expect_type(
+        await conn.request(
+            wire.LOGIN, {"username": s.user, "password": s.password, "device": "gone"}
+        ),
+        wire.AUTHENTICATED,
+        "LOGIN with the revoked device id",
+    )
+    expect(
+        f.payload.get("acked") == 0, f"AUTHENTICATED.acked after re-LOGIN of a revoked device: {f}"
+    )

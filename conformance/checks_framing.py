@@ -17,8 +17,9 @@ from .registry import (
 from .wire import frame_bytes, pack
 
 
-async def _malformed(ctx: Context, body: bytes, what: str, rid: int = 0,
-                     auth: bool = False) -> None:
+async def _malformed(
+    ctx: Context, body: bytes, what: str, rid: int = 0, auth: bool = False
+) -> None:
     """Body gets ERROR 1001 (with `rid`) and the connection goes on with the next frame.
     Bodies above a few KiB are sent after authentication (auth=True), where the full
     max_frame_size applies."""
@@ -26,8 +27,10 @@ async def _malformed(ctx: Context, body: bytes, what: str, rid: int = 0,
     await conn.send_raw(frame_bytes(body))
     if rid == 0:
         # the bodies use PING rid 5: a PONG rid 5 means the server accepted the frame
-        f = await conn.next(lambda f: (f.type == wire.ERROR and f.rid == 0)
-                            or (f.type == wire.PONG and f.rid == 5), "ERROR 1001 rid 0")
+        f = await conn.next(
+            lambda f: (f.type == wire.ERROR and f.rid == 0) or (f.type == wire.PONG and f.rid == 5),
+            "ERROR 1001 rid 0",
+        )
         expect_error(f, wire.E_MALFORMED, what, 0)
         await conn.barrier()
     else:
@@ -44,8 +47,10 @@ async def worked_example_ping(ctx: Context) -> None:
     expect(type(f.payload.get("time")) is int, f"PONG.time is not an integer: {f}")
 
 
-@check(section="2.4", title="a length prefix above max_frame_size gets CLOSE 1009 without "
-       "the body being read")
+@check(
+    section="2.4",
+    title="a length prefix above max_frame_size gets CLOSE 1009 without the body being read",
+)
 async def oversize_prefix(ctx: Context) -> None:
     size = await ctx.limit("max_frame_size")
     conn = await ctx.anon()
@@ -53,8 +58,10 @@ async def oversize_prefix(ctx: Context) -> None:
     await expect_closed(conn, wire.C_FRAME_TOO_LARGE, "prefix max_frame_size+1")
 
 
-@check(section="2.4", title="frames complete before an oversized prefix are answered before "
-       "the CLOSE 1009")
+@check(
+    section="2.4",
+    title="frames complete before an oversized prefix are answered before the CLOSE 1009",
+)
 async def oversize_after_ping(ctx: Context) -> None:
     size = await ctx.limit("max_frame_size")
     conn = await ctx.anon()
@@ -80,8 +87,10 @@ async def exact_max_frame(ctx: Context) -> None:
     expect_type(await s.conn.answer(rid), wire.PONG, "PING of max_frame_size bytes")
 
 
-@check(section="2.4", title="a body that is not msgpack gets ERROR 1001 rid 0 and the "
-       "connection continues")
+@check(
+    section="2.4",
+    title="a body that is not msgpack gets ERROR 1001 rid 0 and the connection continues",
+)
 async def not_msgpack(ctx: Context) -> None:
     await _malformed(ctx, b"\xc1", "body 0xc1")
 
@@ -123,8 +132,10 @@ async def invalid_utf8(ctx: Context) -> None:
     await _malformed(ctx, body, "str with invalid UTF-8")
 
 
-@check(section="1.3", title="an ext value (including the timestamp ext) makes the frame "
-       "malformed (1001)")
+@check(
+    section="1.3",
+    title="an ext value (including the timestamp ext) makes the frame malformed (1001)",
+)
 async def ext_value(ctx: Context) -> None:
     body = b"\x93\x03\x05\x81\xa1k\xd6\xff\x00\x00\x00\x01"  # timestamp 32
     await _malformed(ctx, body, "timestamp ext value")
@@ -132,8 +143,10 @@ async def ext_value(ctx: Context) -> None:
     await _malformed(ctx, body, "ext type 7")
 
 
-@check(section="2.3", title="a map key that is not a str (integer key) makes the frame "
-       "malformed (1001)")
+@check(
+    section="2.3",
+    title="a map key that is not a str (integer key) makes the frame malformed (1001)",
+)
 async def int_map_key(ctx: Context) -> None:
     await _malformed(ctx, b"\x93\x03\x05\x81\x01\x02", "integer map key")
 
@@ -146,14 +159,14 @@ async def bin_map_key(ctx: Context) -> None:
 
 @check(section="2.3", title="an array above max_array_len (10000) elements is malformed (1001)")
 async def array_too_long(ctx: Context) -> None:
-    await _malformed(ctx, pack([wire.PING, 5, {"a": [0] * 10_001}]), "array of 10001",
-                     auth=True)
+    await _malformed(ctx, pack([wire.PING, 5, {"a": [0] * 10_001}]), "array of 10001", auth=True)
 
 
 @check(section="2.3", title="a map above max_map_len (1000) pairs is malformed (1001)")
 async def map_too_long(ctx: Context) -> None:
-    await _malformed(ctx, pack([wire.PING, 5, {f"k{i}": 0 for i in range(1001)}]),
-                     "map of 1001 pairs", auth=True)
+    await _malformed(
+        ctx, pack([wire.PING, 5, {f"k{i}": 0 for i in range(1001)}]), "map of 1001 pairs", auth=True
+    )
 
 
 @check(section="1.3", title="a bin where a str is expected is a wrong type (1003)")
@@ -167,8 +180,7 @@ async def bin_for_str(ctx: Context) -> None:
 async def long_encodings(ctx: Context) -> None:
     conn = await ctx.anon()
     # [uint32 PING, uint32 rid 9, map16 {str8 "pad": str8 "x"}]
-    body = (b"\x93\xce\x00\x00\x00\x03\xce\x00\x00\x00\x09"
-            b"\xde\x00\x01\xd9\x03pad\xd9\x01x")
+    body = b"\x93\xce\x00\x00\x00\x03\xce\x00\x00\x00\x09\xde\x00\x01\xd9\x03pad\xd9\x01x"
     await conn.send_raw(frame_bytes(body))
     expect_type(await conn.answer(9), wire.PONG, "PING with uint32/map16/str8 encodings")
 
@@ -178,8 +190,9 @@ async def unknown_keys(ctx: Context) -> None:
     conn = await ctx.connect()
     f = await conn.request(wire.HELLO, {"versions": [1], "client": "x", "x-future": {"a": 1}})
     expect_type(f, wire.WELCOME, "HELLO with an unknown key")
-    expect_type(await conn.request(wire.PING, {"x-future": [1, 2]}), wire.PONG,
-                "PING with an unknown key")
+    expect_type(
+        await conn.request(wire.PING, {"x-future": [1, 2]}), wire.PONG, "PING with an unknown key"
+    )
 
 
 @check(section="1.6", title="nil sent for an optional field is an invalid field (1003)")
@@ -189,8 +202,11 @@ async def nil_optional(ctx: Context) -> None:
     expect_error(f, wire.E_INVALID_FIELD, "HELLO with client: nil")
 
 
-@check(section="1.4", title="a negative integer, a boolean or a float where an integer is "
-       "expected is an invalid field (1003)")
+@check(
+    section="1.4",
+    title="a negative integer, a boolean or a float where an integer is "
+    "expected is an invalid field (1003)",
+)
 async def bad_integers(ctx: Context) -> None:
     s = await ctx.user(sync=False)
     for since in (-1, True, 1.0, 2**63):
@@ -198,8 +214,10 @@ async def bad_integers(ctx: Context) -> None:
         expect_error(f, wire.E_INVALID_FIELD, f"SYNC since={since!r}")
 
 
-@check(section="1.3", title="an integer is not a boolean: TYPING typing=1 is an invalid "
-       "field (1003, rid 0)")
+@check(
+    section="1.3",
+    title="an integer is not a boolean: TYPING typing=1 is an invalid field (1003, rid 0)",
+)
 async def int_not_bool(ctx: Context) -> None:
     s = await ctx.user()
     other = await ctx.register()
@@ -207,8 +225,10 @@ async def int_not_bool(ctx: Context) -> None:
     await error_rid0(s.conn, wire.E_INVALID_FIELD, "TYPING typing=1")
 
 
-@check(section="2.4", title="more than max_protocol_errors (10) frame errors: the 11th is "
-       "answered, then CLOSE 1002")
+@check(
+    section="2.4",
+    title="more than max_protocol_errors (10) frame errors: the 11th is answered, then CLOSE 1002",
+)
 async def protocol_error_budget(ctx: Context) -> None:
     conn = await ctx.anon()
     await conn.send_raw(frame_bytes(b"\xc1") * 11)
@@ -224,8 +244,10 @@ async def protocol_error_budget(ctx: Context) -> None:
     expect(await conn.wait_eof(), "connection still open after CLOSE 1002")
 
 
-@check(section="2.4", title="refusals that say 'not now' (2001) do not count towards "
-       "max_protocol_errors")
+@check(
+    section="2.4",
+    title="refusals that say 'not now' (2001) do not count towards max_protocol_errors",
+)
 async def refusals_do_not_count(ctx: Context) -> None:
     conn = await ctx.anon()
     for _ in range(12):

@@ -19,17 +19,27 @@ from .registry import (
     number,
 )
 
-LIMIT_KEYS = {"max_frame_size", "max_text_len", "max_meta_size", "max_cmid_len",
-              "max_sync_page", "max_history_page", "idle_timeout", "auth_timeout",
-              "max_inflight_requests"}
+LIMIT_KEYS = {
+    "max_frame_size",
+    "max_text_len",
+    "max_meta_size",
+    "max_cmid_len",
+    "max_sync_page",
+    "max_history_page",
+    "idle_timeout",
+    "auth_timeout",
+    "max_inflight_requests",
+}
 
 
-@check(section="5", title="HELLO gets WELCOME with the same rid, version 1 and the fields "
-       "of 7.2")
+@check(section="5", title="HELLO gets WELCOME with the same rid, version 1 and the fields of 7.2")
 async def welcome_fields(ctx: Context) -> None:
     conn = await ctx.connect()
-    f = expect_type(await conn.request(wire.HELLO, {"versions": [1], "client": "c/1"}, rid=3),
-                    wire.WELCOME, "HELLO")
+    f = expect_type(
+        await conn.request(wire.HELLO, {"versions": [1], "client": "c/1"}, rid=3),
+        wire.WELCOME,
+        "HELLO",
+    )
     p = f.payload
     expect(f.rid == 3, f"WELCOME rid {f.rid}, expected 3")
     expect(p.get("version") == 1 and type(p.get("version")) is int, f"version: {f}")
@@ -39,8 +49,11 @@ async def welcome_fields(ctx: Context) -> None:
     expect(number(p.get("heartbeat")), f"heartbeat: {f}")
 
 
-@check(section="5", title="WELCOME.limits has exactly the nine keys of version 1, with "
-       "numeric values (and media's map when the server has media, 27.6)")
+@check(
+    section="5",
+    title="WELCOME.limits has exactly the nine keys of version 1, with "
+    "numeric values (and media's map when the server has media, 27.6)",
+)
 async def welcome_limits(ctx: Context) -> None:
     limits = dict(await ctx.limits())
     media = limits.pop("media", None)
@@ -50,17 +63,22 @@ async def welcome_limits(ctx: Context) -> None:
     expect(media is None or isinstance(media, dict), f"limits.media = {media!r}")
 
 
-@check(section="5", title="the server picks the highest common version (HELLO [7, 1, 3] "
-       "gets version 1)")
+@check(
+    section="5",
+    title="the server picks the highest common version (HELLO [7, 1, 3] gets version 1)",
+)
 async def highest_common(ctx: Context) -> None:
     conn = await ctx.connect()
-    f = expect_type(await conn.request(wire.HELLO, {"versions": [7, 1, 3]}), wire.WELCOME,
-                    "HELLO [7, 1, 3]")
+    f = expect_type(
+        await conn.request(wire.HELLO, {"versions": [7, 1, 3]}), wire.WELCOME, "HELLO [7, 1, 3]"
+    )
     expect(f.payload.get("version") == 1, f"chose {f.payload.get('version')}, expected 1")
 
 
-@check(section="5", title="no common version: ERROR 1005 with data.versions and the HELLO's "
-       "rid, then CLOSE 4004")
+@check(
+    section="5",
+    title="no common version: ERROR 1005 with data.versions and the HELLO's rid, then CLOSE 4004",
+)
 async def no_common_version(ctx: Context) -> None:
     conn = await ctx.connect()
     f = await conn.request(wire.HELLO, {"versions": [2, 9]}, rid=4)
@@ -83,18 +101,26 @@ async def bad_versions(ctx: Context) -> None:
 @check(section="7.1", title="HELLO client is optional; above 128 characters it is 1003")
 async def hello_client(ctx: Context) -> None:
     conn = await ctx.connect()
-    expect_type(await conn.request(wire.HELLO, {"versions": [1]}), wire.WELCOME,
-                "HELLO without client")
+    expect_type(
+        await conn.request(wire.HELLO, {"versions": [1]}), wire.WELCOME, "HELLO without client"
+    )
     conn = await ctx.connect()
-    expect_type(await conn.request(wire.HELLO, {"versions": [1], "client": "é" * 128}),
-                wire.WELCOME, "HELLO client of 128 characters")
+    expect_type(
+        await conn.request(wire.HELLO, {"versions": [1], "client": "é" * 128}),
+        wire.WELCOME,
+        "HELLO client of 128 characters",
+    )
     conn = await ctx.connect()
-    expect_error(await conn.request(wire.HELLO, {"versions": [1], "client": "c" * 129}),
-                 wire.E_INVALID_FIELD, "HELLO client of 129 characters")
+    expect_error(
+        await conn.request(wire.HELLO, {"versions": [1], "client": "c" * 129}),
+        wire.E_INVALID_FIELD,
+        "HELLO client of 129 characters",
+    )
 
 
-@check(section="7.4", title="PING gets PONG {time} with the same rid in CONNECTED and "
-       "AUTHENTICATED")
+@check(
+    section="7.4", title="PING gets PONG {time} with the same rid in CONNECTED and AUTHENTICATED"
+)
 async def ping_pong(ctx: Context) -> None:
     conn = await ctx.anon()
     f = expect_type(await conn.request(wire.PING, {}), wire.PONG, "PING in CONNECTED")
@@ -113,8 +139,9 @@ DECODE_ERRORS = {wire.E_MALFORMED, wire.E_UNKNOWN_TYPE, wire.E_INVALID_FIELD}
 SKIP_VECTORS = {"hello", "hello_unsupported", "register", "login", "auth", "logout"}
 
 
-@check(section="28", title="the server decodes every client->server test vector "
-       "(sent byte for byte)")
+@check(
+    section="28", title="the server decodes every client->server test vector (sent byte for byte)"
+)
 async def client_vectors(ctx: Context) -> None:
     vecs = {v["name"]: v for v in _vectors()}
     expect(len(vecs) > 20, f"only {len(vecs)} client vectors found")
@@ -146,8 +173,10 @@ async def client_vectors(ctx: Context) -> None:
     expect(not bad, "decode errors: " + "; ".join(bad))
 
 
-@check(section="28", title="the vectors hello_unsupported -> error_unsupported_version, "
-       "close_unsupported_version")
+@check(
+    section="28",
+    title="the vectors hello_unsupported -> error_unsupported_version, close_unsupported_version",
+)
 async def vector_unsupported(ctx: Context) -> None:
     vecs = {v["name"]: v for v in _vectors()}
     conn = await ctx.connect()

@@ -20,8 +20,11 @@ async def _short(ctx: Context, key: str) -> float:
     return value
 
 
-@check(section="11", small=True, title="a connection not authenticated within auth_timeout "
-       "gets CLOSE 4000")
+@check(
+    section="11",
+    small=True,
+    title="a connection not authenticated within auth_timeout gets CLOSE 4000",
+)
 async def auth_timeout(ctx: Context) -> None:
     small = ctx.small()
     limit = await _short(small, "auth_timeout")
@@ -34,8 +37,12 @@ async def auth_timeout(ctx: Context) -> None:
     expect(elapsed >= limit * 0.9, f"closed after {elapsed:.2f} s, before auth_timeout {limit}")
 
 
-@check(section="11", small=True, title="the auth deadline counts from the connection start, "
-       "whatever the state (PINGs do not extend it)")
+@check(
+    section="11",
+    small=True,
+    title="the auth deadline counts from the connection start, "
+    "whatever the state (PINGs do not extend it)",
+)
 async def auth_timeout_pings(ctx: Context) -> None:
     small = ctx.small()
     limit = await _short(small, "auth_timeout")
@@ -46,8 +53,11 @@ async def auth_timeout_pings(ctx: Context) -> None:
         rid = conn.rid()
         await conn.send(wire.PING, rid, {})
         try:
-            f = await conn.next(lambda f, r=rid: f.rid == r or f.type == wire.CLOSE,  # type: ignore[misc]
-                                "PONG or CLOSE", timeout=limit + 3.0)
+            f = await conn.next(
+                lambda f, r=rid: f.rid == r or f.type == wire.CLOSE,  # type: ignore[misc]
+                "PONG or CLOSE",
+                timeout=limit + 3.0,
+            )
         except wire.Ended:
             raise Fail("connection ended without CLOSE 4000") from None
         if f.type == wire.CLOSE:
@@ -57,8 +67,11 @@ async def auth_timeout_pings(ctx: Context) -> None:
     raise Fail("no CLOSE 4000 while PINGing past auth_timeout")
 
 
-@check(section="11", small=True, title="an authenticated connection that receives nothing for "
-       "idle_timeout gets CLOSE 4001")
+@check(
+    section="11",
+    small=True,
+    title="an authenticated connection that receives nothing for idle_timeout gets CLOSE 4001",
+)
 async def idle_timeout(ctx: Context) -> None:
     small = ctx.small()
     limit = await _short(small, "idle_timeout")
@@ -67,8 +80,11 @@ async def idle_timeout(ctx: Context) -> None:
     await expect_closed(s.conn, wire.C_IDLE_TIMEOUT, "idle connection")
 
 
-@check(section="11", small=True, title="PINGs within the heartbeat keep a connection open past "
-       "idle_timeout")
+@check(
+    section="11",
+    small=True,
+    title="PINGs within the heartbeat keep a connection open past idle_timeout",
+)
 async def heartbeat_keeps_open(ctx: Context) -> None:
     small = ctx.small()
     limit = await _short(small, "idle_timeout")
@@ -80,8 +96,11 @@ async def heartbeat_keeps_open(ctx: Context) -> None:
         await asyncio.sleep(limit / 4)
 
 
-@check(section="3.3", small=True, title="a request beyond max_inflight_requests gets ERROR 4001 "
-       "with its rid and no retry_after")
+@check(
+    section="3.3",
+    small=True,
+    title="a request beyond max_inflight_requests gets ERROR 4001 with its rid and no retry_after",
+)
 async def inflight_limit(ctx: Context) -> None:
     small = ctx.small()
     n = int(await small.limit("max_inflight_requests"))
@@ -90,19 +109,28 @@ async def inflight_limit(ctx: Context) -> None:
     s = await small.user()
     peer = await small.register()
     rids = list(range(500, 500 + 4 * n + 8))
-    await s.conn.send_raw(b"".join(
-        wire.build(wire.SEND, r, {"to": peer, "cmid": small.cmid(), "text": "x"}) for r in rids))
+    await s.conn.send_raw(
+        b"".join(
+            wire.build(wire.SEND, r, {"to": peer, "cmid": small.cmid(), "text": "x"}) for r in rids
+        )
+    )
     answers = [await s.conn.answer(r) for r in rids]
     refused = [f for f in answers if f.type == wire.ERROR]
     expect(refused != [], f"{len(rids)} pipelined SENDs, none refused (limit {n})")
     for f in refused:
-        expect(f.code == wire.E_RATE_LIMITED and "retry_after" not in f.payload,
-               f"expected ERROR 4001 without retry_after, got {f}")
+        expect(
+            f.code == wire.E_RATE_LIMITED and "retry_after" not in f.payload,
+            f"expected ERROR 4001 without retry_after, got {f}",
+        )
     expect(sum(f.type == wire.SENT for f in answers) >= n, "fewer SENT than the limit")
 
 
-@check(section="14.1", small=True, title="the limits in WELCOME are the ones enforced: "
-       "max_frame_size + 1 gets CLOSE 1009, max_text_len + 1 gets 3002")
+@check(
+    section="14.1",
+    small=True,
+    title="the limits in WELCOME are the ones enforced: "
+    "max_frame_size + 1 gets CLOSE 1009, max_text_len + 1 gets 3002",
+)
 async def small_limits_enforced(ctx: Context) -> None:
     small = ctx.small()
     size = int(await small.limit("max_frame_size"))

@@ -38,8 +38,9 @@ async def send_sent(ctx: Context) -> None:
     s = await ctx.user()
     peer = await ctx.register()
     cmid = ctx.cmid()
-    f = expect_type(await s.req(wire.SEND, {"to": peer, "cmid": cmid, "text": "hello"}),
-                    wire.SENT, "SEND")
+    f = expect_type(
+        await s.req(wire.SEND, {"to": peer, "cmid": cmid, "text": "hello"}), wire.SENT, "SEND"
+    )
     p = f.payload
     for key in ("id", "conv", "ts"):
         expect(type(p.get(key)) is int and p[key] >= 0, f"SENT.{key}: {f}")
@@ -49,16 +50,23 @@ async def send_sent(ctx: Context) -> None:
     expect(p.get("duplicate", False) is False, f"SENT.duplicate: {f}")
 
 
-@check(section="10.3", title="a SEND retried with the same cmid returns the original SENT "
-       "with duplicate=true and stores nothing new")
+@check(
+    section="10.3",
+    title="a SEND retried with the same cmid returns the original SENT "
+    "with duplicate=true and stores nothing new",
+)
 async def cmid_idempotent(ctx: Context) -> None:
     s = await ctx.user()
     peer = await ctx.user()
     cmid = ctx.cmid()
-    a = expect_type(await s.req(wire.SEND, {"to": peer.user, "cmid": cmid, "text": "one"}),
-                    wire.SENT, "SEND")
-    b = expect_type(await s.req(wire.SEND, {"to": peer.user, "cmid": cmid, "text": "two"}),
-                    wire.SENT, "SEND again")
+    a = expect_type(
+        await s.req(wire.SEND, {"to": peer.user, "cmid": cmid, "text": "one"}), wire.SENT, "SEND"
+    )
+    b = expect_type(
+        await s.req(wire.SEND, {"to": peer.user, "cmid": cmid, "text": "two"}),
+        wire.SENT,
+        "SEND again",
+    )
     for key in ("id", "conv", "pos", "ts", "seq", "cmid"):
         expect(a.payload.get(key) == b.payload.get(key), f"{key}: {a} vs {b}")
     expect(b.payload.get("duplicate") is True, f"retry not marked duplicate: {b}")
@@ -67,8 +75,11 @@ async def cmid_idempotent(ctx: Context) -> None:
     expect(texts.count("one") <= 1 and "two" not in texts, f"recipient got {texts}")
 
 
-@check(section="10.3", title="cmid idempotency is per account: another device's SEND with the "
-       "same cmid is a duplicate")
+@check(
+    section="10.3",
+    title="cmid idempotency is per account: another device's SEND with the "
+    "same cmid is a duplicate",
+)
 async def cmid_per_account(ctx: Context) -> None:
     s = await ctx.user(device="a")
     s2 = await ctx.login(s.user, "b")
@@ -76,8 +87,12 @@ async def cmid_per_account(ctx: Context) -> None:
     cmid = ctx.cmid()
     a = await s.req(wire.SEND, {"to": peer, "cmid": cmid, "text": "x"})
     b = await s2.req(wire.SEND, {"to": peer, "cmid": cmid, "text": "x"})
-    expect(a.type == b.type == wire.SENT and a.payload["id"] == b.payload["id"]
-           and b.payload.get("duplicate") is True, f"{a} vs {b}")
+    expect(
+        a.type == b.type == wire.SENT
+        and a.payload["id"] == b.payload["id"]
+        and b.payload.get("duplicate") is True,
+        f"{a} vs {b}",
+    )
 
 
 @check(section="7.18", title="SEND cmid empty, over max_cmid_len, or starting with # is 1003")
@@ -88,27 +103,42 @@ async def bad_cmid(ctx: Context) -> None:
     for cmid in ("", "c" * (n + 1), "#x"):
         f = await s.req(wire.SEND, {"to": peer, "cmid": cmid, "text": "x"})
         expect_error(f, wire.E_INVALID_FIELD, f"cmid {cmid[:10]!r} ({len(cmid)} chars)")
-    expect_type(await s.req(wire.SEND, {"to": peer, "cmid": "é" * n, "text": "x"}), wire.SENT,
-                f"cmid of {n} characters")
+    expect_type(
+        await s.req(wire.SEND, {"to": peer, "cmid": "é" * n, "text": "x"}),
+        wire.SENT,
+        f"cmid of {n} characters",
+    )
 
 
 @check(section="7.18", title="SEND with both or neither of to and group is 1003")
 async def to_or_group(ctx: Context) -> None:
     s = await ctx.user()
     peer = await ctx.register()
-    expect_error(await s.req(wire.SEND, {"to": peer, "group": 1, "cmid": "c1", "text": "x"}),
-                 wire.E_INVALID_FIELD, "SEND with to and group")
-    expect_error(await s.req(wire.SEND, {"cmid": "c2", "text": "x"}), wire.E_INVALID_FIELD,
-                 "SEND with neither")
-    expect_error(await s.req(wire.SEND, {"to": peer, "cmid": "c3"}), wire.E_INVALID_FIELD,
-                 "SEND without text")
+    expect_error(
+        await s.req(wire.SEND, {"to": peer, "group": 1, "cmid": "c1", "text": "x"}),
+        wire.E_INVALID_FIELD,
+        "SEND with to and group",
+    )
+    expect_error(
+        await s.req(wire.SEND, {"cmid": "c2", "text": "x"}),
+        wire.E_INVALID_FIELD,
+        "SEND with neither",
+    )
+    expect_error(
+        await s.req(wire.SEND, {"to": peer, "cmid": "c3"}),
+        wire.E_INVALID_FIELD,
+        "SEND without text",
+    )
 
 
 @check(section="7.18", title="SEND to an unknown user is 3001")
 async def send_unknown_user(ctx: Context) -> None:
     s = await ctx.user()
-    expect_error(await s.req(wire.SEND, {"to": ctx.name("nx"), "cmid": "c", "text": "x"}),
-                 wire.E_UNKNOWN_USER, "SEND to a user that does not exist")
+    expect_error(
+        await s.req(wire.SEND, {"to": ctx.name("nx"), "cmid": "c", "text": "x"}),
+        wire.E_UNKNOWN_USER,
+        "SEND to a user that does not exist",
+    )
 
 
 @check(section="7.18", title="text is limited to max_text_len UTF-8 bytes (more is 3002)")
@@ -117,20 +147,26 @@ async def text_too_large(ctx: Context) -> None:
     peer = await ctx.register()
     n = await ctx.limit("max_text_len")
     ok = "é" * (n // 2) + "x" * (n % 2)
-    expect_type(await s.req(wire.SEND, {"to": peer, "cmid": ctx.cmid(), "text": ok}),
-                wire.SENT, f"text of exactly {n} bytes")
+    expect_type(
+        await s.req(wire.SEND, {"to": peer, "cmid": ctx.cmid(), "text": ok}),
+        wire.SENT,
+        f"text of exactly {n} bytes",
+    )
     f = await s.req(wire.SEND, {"to": peer, "cmid": ctx.cmid(), "text": ok + "é"})
     expect_error(f, wire.E_TOO_LARGE, f"text of {n + 2} bytes")
 
 
-@check(section="7.18", title="meta above max_meta_size msgpack bytes is 3002; meta is delivered "
-       "with the message")
+@check(
+    section="7.18",
+    title="meta above max_meta_size msgpack bytes is 3002; meta is delivered with the message",
+)
 async def meta(ctx: Context) -> None:
     s = await ctx.user()
     peer = await ctx.user()
     n = await ctx.limit("max_meta_size")
-    f = await s.req(wire.SEND, {"to": peer.user, "cmid": ctx.cmid(), "text": "x",
-                                "meta": {"big": "m" * n}})
+    f = await s.req(
+        wire.SEND, {"to": peer.user, "cmid": ctx.cmid(), "text": "x", "meta": {"big": "m" * n}}
+    )
     expect_error(f, wire.E_TOO_LARGE, "meta above max_meta_size")
     m = {"k": [1, "two", {"three": 3.5}], "b": True}
     await send(s, peer.user, "with meta", meta=m)
@@ -153,13 +189,17 @@ async def conv_and_pos(ctx: Context) -> None:
     f1 = await send(a, b.user)
     f2 = await send(b, a.user)
     f3 = await send(a, b.user)
-    expect(f1.payload["conv"] == f2.payload["conv"] == f3.payload["conv"],
-           f"convs {f1.payload['conv']}, {f2.payload['conv']}, {f3.payload['conv']}")
+    expect(
+        f1.payload["conv"] == f2.payload["conv"] == f3.payload["conv"],
+        f"convs {f1.payload['conv']}, {f2.payload['conv']}, {f3.payload['conv']}",
+    )
     expect([f.payload["pos"] for f in (f1, f2, f3)] == [1, 2, 3], "pos is not 1, 2, 3")
 
 
-@check(section="8.2", title="a direct message map has id, conv, pos, from, to, ts, cmid, text "
-       "and no group")
+@check(
+    section="8.2",
+    title="a direct message map has id, conv, pos, from, to, ts, cmid, text and no group",
+)
 async def message_map(ctx: Context) -> None:
     a = await ctx.user()
     b = await ctx.register()
@@ -169,8 +209,16 @@ async def message_map(ctx: Context) -> None:
     u = f.payload["updates"]
     expect(len(u) == 1 and u[0][1] == 1, f"updates: {f}")
     m = u[0][2]
-    want = {"id": sent.payload["id"], "conv": sent.payload["conv"], "pos": 1, "from": a.user,
-            "to": b, "ts": sent.payload["ts"], "cmid": sent.payload["cmid"], "text": "map"}
+    want = {
+        "id": sent.payload["id"],
+        "conv": sent.payload["conv"],
+        "pos": 1,
+        "from": a.user,
+        "to": b,
+        "ts": sent.payload["ts"],
+        "cmid": sent.payload["cmid"],
+        "text": "map",
+    }
     expect({k: m.get(k) for k in want} == want, f"message map {m}, expected {want}")
     expect("group" not in m and "meta" not in m, f"unexpected group/empty meta: {m}")
 
@@ -210,10 +258,12 @@ async def sync_limit(ctx: Context) -> None:
     s = await ctx.user(sync=False)
     n = await ctx.limit("max_sync_page")
     for limit in (0, n + 1):
-        expect_error(await s.req(wire.SYNC, {"since": 0, "limit": limit}),
-                     wire.E_INVALID_FIELD, f"SYNC limit {limit}")
-    expect_type(await s.req(wire.SYNC, {"since": 0, "limit": n}), wire.UPDATES,
-                f"SYNC limit {n}")
+        expect_error(
+            await s.req(wire.SYNC, {"since": 0, "limit": limit}),
+            wire.E_INVALID_FIELD,
+            f"SYNC limit {limit}",
+        )
+    expect_type(await s.req(wire.SYNC, {"since": 0, "limit": n}), wire.UPDATES, f"SYNC limit {n}")
 
 
 @check(section="10.4", title="SYNC since above head is 3003 INVALID_CURSOR")
@@ -231,21 +281,24 @@ async def not_live_before_sync(ctx: Context) -> None:
     expect(not frames, f"pushed before SYNC: {[str(f) for f in frames]}")
 
 
-@check(section="10.5", title="a live recipient gets the message pushed as UPDATES rid 0 "
-       "continuing the synced log")
+@check(
+    section="10.5",
+    title="a live recipient gets the message pushed as UPDATES rid 0 continuing the synced log",
+)
 async def live_push(ctx: Context) -> None:
     a = await ctx.user()
     b = await ctx.user()
     sent = await send(a, b.user, "pushed")
     f = await _push(b, "the push to the recipient")
     u = f.payload["updates"]
-    expect(len(u) == 1 and u[0][0] == 1 and u[0][2].get("id") == sent.payload["id"],
-           f"push {f}")
+    expect(len(u) == 1 and u[0][0] == 1 and u[0][2].get("id") == sent.payload["id"], f"push {f}")
     expect(f.payload.get("head") == 1 and f.payload.get("more", False) is False, f"push {f}")
 
 
-@check(section="10.5", title="the sender's other live devices get the push; the sending "
-       "connection gets none")
+@check(
+    section="10.5",
+    title="the sender's other live devices get the push; the sending connection gets none",
+)
 async def sender_devices(ctx: Context) -> None:
     a = await ctx.user(device="one")
     a2 = await ctx.login(a.user, "two")
@@ -261,21 +314,28 @@ async def sender_devices(ctx: Context) -> None:
 async def push_order(ctx: Context) -> None:
     a = await ctx.user()
     b = await ctx.user()
-    await b.conn.send_raw(b"".join(
-        wire.build(wire.SEND, 100 + i, {"to": b.user, "cmid": ctx.cmid(), "text": str(i)})
-        for i in range(3)))  # b writes to itself meanwhile: entries interleave
+    await b.conn.send_raw(
+        b"".join(
+            wire.build(wire.SEND, 100 + i, {"to": b.user, "cmid": ctx.cmid(), "text": str(i)})
+            for i in range(3)
+        )
+    )  # b writes to itself meanwhile: entries interleave
     for i in range(10):
         await send(a, b.user, str(i))
-    own = [expect_type(await b.conn.answer(100 + i), wire.SENT, "self SEND").payload["seq"]
-           for i in range(3)]
+    own = [
+        expect_type(await b.conn.answer(100 + i), wire.SENT, "self SEND").payload["seq"]
+        for i in range(3)
+    ]
     seqs: list[int] = []
     while len(seqs) < 10:
         seqs += [u[0] for u in (await _push(b, "pushes")).payload["updates"]]
     seqs += [u[0] for u in _pushes(await b.conn.barrier())]
     expect(seqs == sorted(set(seqs)), f"pushed seqs out of order or repeated: {seqs}")
     expect(len(seqs) == 10, f"{len(seqs)} pushes for 10 messages")
-    expect(sorted(seqs + own) == list(range(1, 14)), f"pushes {seqs} + own SENT {own} "
-           "are not seqs 1..13 without gap")
+    expect(
+        sorted(seqs + own) == list(range(1, 14)),
+        f"pushes {seqs} + own SENT {own} are not seqs 1..13 without gap",
+    )
 
 
 @check(section="10.6", title="ACK above head gets ERROR 3003 with rid 0")
@@ -297,12 +357,15 @@ def _pos(f: Frame) -> list[int]:
     return [m.get("pos") for m in f.payload.get("messages", [])]
 
 
-@check(section="10.7", title="HISTORY without anchor: the newest limit messages ascending, "
-       "more when older exist")
+@check(
+    section="10.7",
+    title="HISTORY without anchor: the newest limit messages ascending, more when older exist",
+)
 async def history_newest(ctx: Context) -> None:
     a, b = await _history_setup(ctx, 5)
-    f = expect_type(await a.req(wire.HISTORY, {"with": b, "limit": 2}), wire.HISTORY_PAGE,
-                    "HISTORY")
+    f = expect_type(
+        await a.req(wire.HISTORY, {"with": b, "limit": 2}), wire.HISTORY_PAGE, "HISTORY"
+    )
     expect(_pos(f) == [4, 5] and f.payload.get("more") is True, f"page {f}")
     f = await a.req(wire.HISTORY, {"with": b})
     expect(_pos(f) == [1, 2, 3, 4, 5] and f.payload.get("more", False) is False, f"page {f}")
@@ -321,20 +384,32 @@ async def history_paging(ctx: Context) -> None:
     expect(_pos(f) == [5] and f.payload.get("more", False) is False, f"after 4: {f}")
 
 
-@check(section="10.7", title="HISTORY errors: before with after, limit out of range (1003); "
-       "unknown with (3001)")
+@check(
+    section="10.7",
+    title="HISTORY errors: before with after, limit out of range (1003); unknown with (3001)",
+)
 async def history_errors(ctx: Context) -> None:
     a, b = await _history_setup(ctx, 1)
     n = await ctx.limit("max_history_page")
-    expect_error(await a.req(wire.HISTORY, {"with": b, "before": 3, "after": 1}),
-                 wire.E_INVALID_FIELD, "before and after")
+    expect_error(
+        await a.req(wire.HISTORY, {"with": b, "before": 3, "after": 1}),
+        wire.E_INVALID_FIELD,
+        "before and after",
+    )
     for limit in (0, n + 1):
-        expect_error(await a.req(wire.HISTORY, {"with": b, "limit": limit}),
-                     wire.E_INVALID_FIELD, f"limit {limit}")
-    expect_error(await a.req(wire.HISTORY, {"with": b, "group": 1}), wire.E_INVALID_FIELD,
-                 "with and group")
-    expect_error(await a.req(wire.HISTORY, {"with": ctx.name("nx")}), wire.E_UNKNOWN_USER,
-                 "with an unknown user")
+        expect_error(
+            await a.req(wire.HISTORY, {"with": b, "limit": limit}),
+            wire.E_INVALID_FIELD,
+            f"limit {limit}",
+        )
+    expect_error(
+        await a.req(wire.HISTORY, {"with": b, "group": 1}), wire.E_INVALID_FIELD, "with and group"
+    )
+    expect_error(
+        await a.req(wire.HISTORY, {"with": ctx.name("nx")}),
+        wire.E_UNKNOWN_USER,
+        "with an unknown user",
+    )
 
 
 @check(section="7.23", title="HISTORY of the conversation with oneself uses the own username")
@@ -343,5 +418,7 @@ async def history_self(ctx: Context) -> None:
     await send(s, s.user, "me")
     f = expect_type(await s.req(wire.HISTORY, {"with": s.user}), wire.HISTORY_PAGE, "HISTORY")
     msgs = f.payload.get("messages", [])
-    expect([(m.get("from"), m.get("to"), m.get("text")) for m in msgs]
-           == [(s.user, s.user, "me")], f"{f}")
+    expect(
+        [(m.get("from"), m.get("to"), m.get("text")) for m in msgs] == [(s.user, s.user, "me")],
+        f"{f}",
+    )

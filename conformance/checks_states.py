@@ -15,14 +15,39 @@ from .registry import (
 
 # Every session-only client message (section 4.3), as (type, payload); payloads may be
 # empty: the state check comes before the field check (4.5).
-SESSION_TYPES = (wire.LOGOUT, wire.LIST_DEVICES, wire.REVOKE_DEVICE, wire.SEND, wire.SYNC,
-                 wire.HISTORY, wire.GROUP_CREATE, wire.GET_GROUP, wire.GROUP_ADD,
-                 wire.GROUP_REMOVE, wire.GROUP_LEAVE, wire.GROUP_UPDATE, wire.GROUP_SET_ROLE,
-                 wire.GROUP_TRANSFER, wire.LIST_GROUPS, wire.READ, wire.GET_RECEIPTS,
-                 wire.LIST_CONVERSATIONS, wire.GET_PRESENCE, wire.CONTACT_REQUEST,
-                 wire.CONTACT_ACCEPT, wire.CONTACT_DECLINE, wire.CONTACT_CANCEL,
-                 wire.CONTACT_REMOVE, wire.LIST_CONTACTS, wire.BLOCK, wire.UNBLOCK,
-                 wire.SET_PROFILE, wire.GET_PROFILE, wire.SET_PRIVACY, wire.GET_PRIVACY)
+SESSION_TYPES = (
+    wire.LOGOUT,
+    wire.LIST_DEVICES,
+    wire.REVOKE_DEVICE,
+    wire.SEND,
+    wire.SYNC,
+    wire.HISTORY,
+    wire.GROUP_CREATE,
+    wire.GET_GROUP,
+    wire.GROUP_ADD,
+    wire.GROUP_REMOVE,
+    wire.GROUP_LEAVE,
+    wire.GROUP_UPDATE,
+    wire.GROUP_SET_ROLE,
+    wire.GROUP_TRANSFER,
+    wire.LIST_GROUPS,
+    wire.READ,
+    wire.GET_RECEIPTS,
+    wire.LIST_CONVERSATIONS,
+    wire.GET_PRESENCE,
+    wire.CONTACT_REQUEST,
+    wire.CONTACT_ACCEPT,
+    wire.CONTACT_DECLINE,
+    wire.CONTACT_CANCEL,
+    wire.CONTACT_REMOVE,
+    wire.LIST_CONTACTS,
+    wire.BLOCK,
+    wire.UNBLOCK,
+    wire.SET_PROFILE,
+    wire.GET_PROFILE,
+    wire.SET_PRIVACY,
+    wire.GET_PRIVACY,
+)
 ACCOUNT_TYPES = (wire.REGISTER, wire.LOGIN, wire.AUTH)
 
 
@@ -53,13 +78,18 @@ async def pipelined(ctx: Context) -> None:
     rids = list(range(100, 120))
     await conn.send_raw(b"".join(wire.build(wire.PING, r, {}) for r in rids))
     seen = [(await conn.read_frame()) for _ in rids]
-    expect(sorted(f.rid for f in seen) == rids and all(f.type == wire.PONG for f in seen),
-           f"expected one PONG per rid, got {[str(f) for f in seen]}")
+    expect(
+        sorted(f.rid for f in seen) == rids and all(f.type == wire.PONG for f in seen),
+        f"expected one PONG per rid, got {[str(f) for f in seen]}",
+    )
     expect(not await conn.barrier(), "extra frames after the 20 PONGs")
 
 
-@check(section="3.3", title="a rid equal to an outstanding request's is refused with 1007; "
-       "the original is still answered")
+@check(
+    section="3.3",
+    title="a rid equal to an outstanding request's is refused with 1007; "
+    "the original is still answered",
+)
 async def duplicate_rid(ctx: Context) -> None:
     s = await ctx.user()
     peer = await ctx.register()
@@ -69,8 +99,10 @@ async def duplicate_rid(ctx: Context) -> None:
     a = await s.conn.answer(7)
     b = await s.conn.answer(7)
     kinds = sorted([(a.type, a.code), (b.type, b.code)], key=str)
-    expect(kinds == sorted([(wire.SENT, None), (wire.ERROR, wire.E_DUPLICATE_RID)], key=str),
-           f"expected SENT and ERROR 1007 for rid 7, got {a} and {b}")
+    expect(
+        kinds == sorted([(wire.SENT, None), (wire.ERROR, wire.E_DUPLICATE_RID)], key=str),
+        f"expected SENT and ERROR 1007 for rid 7, got {a} and {b}",
+    )
 
 
 @check(section="3.2", title="ACK is one-way: the server never answers it with a frame")
@@ -81,26 +113,44 @@ async def ack_one_way(ctx: Context) -> None:
     expect(not frames, f"ACK was answered: {[str(f) for f in frames]}")
 
 
-@check(section="4.3", title="before HELLO, every frame but HELLO and CLOSE gets 1004 "
-       "BAD_STATE with its rid")
+@check(
+    section="4.3",
+    title="before HELLO, every frame but HELLO and CLOSE gets 1004 BAD_STATE with its rid",
+)
 async def before_hello(ctx: Context) -> None:
     conn = await ctx.connect()
-    for i, t in enumerate((wire.PING, wire.REGISTER, wire.LOGIN, wire.AUTH, wire.SEND,
-                           wire.SYNC, wire.GROUP_CREATE, wire.GET_PRIVACY), start=1):
+    for i, t in enumerate(
+        (
+            wire.PING,
+            wire.REGISTER,
+            wire.LOGIN,
+            wire.AUTH,
+            wire.SEND,
+            wire.SYNC,
+            wire.GROUP_CREATE,
+            wire.GET_PRIVACY,
+        ),
+        start=1,
+    ):
         f = await conn.request(t, {}, rid=i)
         expect_error(f, wire.E_BAD_STATE, f"{wire.NAMES[t]} before HELLO", i)
-    expect_type(await conn.request(wire.HELLO, {"versions": [1]}), wire.WELCOME,
-                "HELLO after refused frames")
+    expect_type(
+        await conn.request(wire.HELLO, {"versions": [1]}),
+        wire.WELCOME,
+        "HELLO after refused frames",
+    )
 
 
 @check(section="4.3", title="a second HELLO gets 1004 BAD_STATE (CONNECTED and AUTHENTICATED)")
 async def second_hello(ctx: Context) -> None:
     conn = await ctx.anon()
-    expect_error(await conn.request(wire.HELLO, {"versions": [1]}), wire.E_BAD_STATE,
-                 "HELLO in CONNECTED")
+    expect_error(
+        await conn.request(wire.HELLO, {"versions": [1]}), wire.E_BAD_STATE, "HELLO in CONNECTED"
+    )
     s = await ctx.user(sync=False)
-    expect_error(await s.req(wire.HELLO, {"versions": [1]}), wire.E_BAD_STATE,
-                 "HELLO in AUTHENTICATED")
+    expect_error(
+        await s.req(wire.HELLO, {"versions": [1]}), wire.E_BAD_STATE, "HELLO in AUTHENTICATED"
+    )
 
 
 @check(section="4.3", title="in CONNECTED every session request gets 2001 NOT_AUTHENTICATED")
@@ -130,28 +180,37 @@ async def already_authenticated(ctx: Context) -> None:
         expect_error(await s.req(t, {}), wire.E_ALREADY_AUTHENTICATED, wire.NAMES[t])
 
 
-@check(section="4.5", title="an undefined type, or a server-only type, gets 1002 UNKNOWN_TYPE "
-       "before any state check")
+@check(
+    section="4.5",
+    title="an undefined type, or a server-only type, gets 1002 UNKNOWN_TYPE before any state check",
+)
 async def unknown_type(ctx: Context) -> None:
     conn = await ctx.connect()
     expect_error(await conn.request(999, {}), wire.E_UNKNOWN_TYPE, "type 999 before HELLO")
-    expect_error(await conn.request(wire.WELCOME, {}), wire.E_UNKNOWN_TYPE,
-                 "WELCOME from a client")
+    expect_error(await conn.request(wire.WELCOME, {}), wire.E_UNKNOWN_TYPE, "WELCOME from a client")
     conn = await ctx.anon()
     for t in (8, 65535, wire.SENT, wire.PONG):
         expect_error(await conn.request(t, {}), wire.E_UNKNOWN_TYPE, f"type {t}")
 
 
-@check(section="4.5", title="the state is checked before the payload (SEND {} in CONNECTED "
-       "is 2001, not 1003)")
+@check(
+    section="4.5",
+    title="the state is checked before the payload (SEND {} in CONNECTED is 2001, not 1003)",
+)
 async def state_before_fields(ctx: Context) -> None:
     conn = await ctx.anon()
-    expect_error(await conn.request(wire.SEND, {"to": 5}), wire.E_NOT_AUTHENTICATED,
-                 "SEND with a bad field in CONNECTED")
+    expect_error(
+        await conn.request(wire.SEND, {"to": 5}),
+        wire.E_NOT_AUTHENTICATED,
+        "SEND with a bad field in CONNECTED",
+    )
 
 
-@check(section="4.5", title="payload fields are checked before the rid (a bad field on an "
-       "outstanding rid is 1003, not 1007)")
+@check(
+    section="4.5",
+    title="payload fields are checked before the rid (a bad field on an "
+    "outstanding rid is 1003, not 1007)",
+)
 async def fields_before_rid(ctx: Context) -> None:
     s = await ctx.user()
     peer = await ctx.register()
@@ -161,16 +220,21 @@ async def fields_before_rid(ctx: Context) -> None:
     a = await s.conn.answer(9)
     b = await s.conn.answer(9)
     codes = {(a.type, a.code), (b.type, b.code)}
-    expect(codes == {(wire.SENT, None), (wire.ERROR, wire.E_INVALID_FIELD)},
-           f"expected SENT and ERROR 1003 for rid 9, got {a} and {b}")
+    expect(
+        codes == {(wire.SENT, None), (wire.ERROR, wire.E_INVALID_FIELD)},
+        f"expected SENT and ERROR 1003 for rid 9, got {a} and {b}",
+    )
 
 
 @check(section="4.2", title="REGISTERED does not log in: a session request after it gets 2001")
 async def registered_not_logged_in(ctx: Context) -> None:
     conn = await ctx.anon()
     await ctx.register(conn)
-    expect_error(await conn.request(wire.SYNC, {"since": 0}), wire.E_NOT_AUTHENTICATED,
-                 "SYNC after REGISTERED")
+    expect_error(
+        await conn.request(wire.SYNC, {"since": 0}),
+        wire.E_NOT_AUTHENTICATED,
+        "SYNC after REGISTERED",
+    )
 
 
 @check(section="4.2", title="ERROR does not change the state")
@@ -180,27 +244,35 @@ async def error_keeps_state(ctx: Context) -> None:
     expect_type(await s.req(wire.SYNC, {"since": 0}), wire.UPDATES, "SYNC after an ERROR")
 
 
-@check(section="4.2", title="pipelined frames are processed in order (HELLO, REGISTER, LOGIN "
-       "in one write)", level="SHOULD")
+@check(
+    section="4.2",
+    title="pipelined frames are processed in order (HELLO, REGISTER, LOGIN in one write)",
+    level="SHOULD",
+)
 async def pipelined_states(ctx: Context) -> None:
     conn = await ctx.connect()
     name = ctx.name()
-    data = (wire.build(wire.HELLO, 1, {"versions": [1]})
-            + wire.build(wire.REGISTER, 2, {"username": name, "password": "password-x"})
-            + wire.build(wire.LOGIN, 3, {"username": name, "password": "password-x",
-                                         "device": "d1"}))
+    data = (
+        wire.build(wire.HELLO, 1, {"versions": [1]})
+        + wire.build(wire.REGISTER, 2, {"username": name, "password": "password-x"})
+        + wire.build(wire.LOGIN, 3, {"username": name, "password": "password-x", "device": "d1"})
+    )
     await conn.send_raw(data)
     expect_type(await conn.answer(1), wire.WELCOME, "pipelined HELLO")
     expect_type(await conn.answer(2), wire.REGISTERED, "pipelined REGISTER")
     expect_type(await conn.answer(3), wire.AUTHENTICATED, "pipelined LOGIN")
 
 
-@check(section="4.6", title="after the client's CLOSE the server sends nothing (no CLOSE in "
-       "reply) and closes; later frames are ignored")
+@check(
+    section="4.6",
+    title="after the client's CLOSE the server sends nothing (no CLOSE in "
+    "reply) and closes; later frames are ignored",
+)
 async def client_close(ctx: Context) -> None:
     conn = await ctx.anon()
-    await conn.send_raw(wire.build(wire.CLOSE, 0, {"code": 1000, "reason": "bye"})
-                        + wire.build(wire.PING, 3, {}))
+    await conn.send_raw(
+        wire.build(wire.CLOSE, 0, {"code": 1000, "reason": "bye"}) + wire.build(wire.PING, 3, {})
+    )
     data = b""
     try:
         while True:

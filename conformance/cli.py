@@ -28,22 +28,36 @@ def _target(text: str, tls: ssl.SSLContext | None) -> Target:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="liaotian-conformance",
-        description="Check a liaotian server against SPEC.md over raw bytes.")
+        description="Check a liaotian server against SPEC.md over raw bytes.",
+    )
     p.add_argument("server", metavar="HOST:PORT", help="the server to check")
-    p.add_argument("--only", action="append", default=[], metavar="SECTION",
-                   help="run only checks of this SPEC section or its subsections "
-                        "(e.g. 2, 7.18, 10.4); may be repeated")
-    p.add_argument("--strict", action="store_true",
-                   help="a failed SHOULD check fails the run too")
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="SECTION",
+        help="run only checks of this SPEC section or its subsections "
+        "(e.g. 2, 7.18, 10.4); may be repeated",
+    )
+    p.add_argument("--strict", action="store_true", help="a failed SHOULD check fails the run too")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML to FILE")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
-                   help="longest wait for any one expected frame (default 5)")
-    p.add_argument("--small-limits-server", metavar="HOST:PORT",
-                   help="a second server started with short timers and tiny limits, for "
-                        "the checks that need them (see conformance/README.md)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="longest wait for any one expected frame (default 5)",
+    )
+    p.add_argument(
+        "--small-limits-server",
+        metavar="HOST:PORT",
+        help="a second server started with short timers and tiny limits, for "
+        "the checks that need them (see conformance/README.md)",
+    )
     p.add_argument("--tls", action="store_true", help="connect with TLS")
-    p.add_argument("--ca-file", metavar="PEM", help="CA certificates to verify the server "
-                   "with (implies --tls)")
+    p.add_argument(
+        "--ca-file", metavar="PEM", help="CA certificates to verify the server with (implies --tls)"
+    )
     p.add_argument("--list", action="store_true", help="list the checks and exit")
     return p
 
@@ -69,16 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"liaotian-conformance: {exc}", file=sys.stderr)
         return 2
     if not runner.select(tuple(args.only)):
-        print(f"liaotian-conformance: no check in section(s) {', '.join(args.only)}",
-              file=sys.stderr)
+        print(
+            f"liaotian-conformance: no check in section(s) {', '.join(args.only)}", file=sys.stderr
+        )
         return 2
     if args.list:
         for c in runner.select(tuple(args.only)):
             extra = " (small-limits server)" if c.small else ""
             print(f"§{c.section:<6} {c.level:<6} {c.name}: {c.title}{extra}")
         return 0
-    opts = Options(target, small, args.timeout, max(60.0, 12 * args.timeout),
-                   tuple(args.only))
+    opts = Options(target, small, args.timeout, max(60.0, 12 * args.timeout), tuple(args.only))
     return asyncio.run(_main(opts, args.strict, args.junit))
 
 

@@ -44,8 +44,9 @@ class Check:
         return section_key(self.section), ORDER.index(self)
 
     def selected(self, prefixes: list[str]) -> bool:
-        return not prefixes or any(self.section == p or self.section.startswith(p + ".")
-                                   for p in prefixes)
+        return not prefixes or any(
+            self.section == p or self.section.startswith(p + ".") for p in prefixes
+        )
 
 
 ORDER: list[Check] = []
@@ -55,8 +56,9 @@ def section_key(section: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", section))
 
 
-def check(*, section: str, level: str = "MUST", title: str, small: bool = False,
-          known_failure: str = "") -> Callable[[CheckFunc], CheckFunc]:
+def check(
+    *, section: str, level: str = "MUST", title: str, small: bool = False, known_failure: str = ""
+) -> Callable[[CheckFunc], CheckFunc]:
     """Register a check for the SPEC sentence of `section` (MUST or SHOULD)."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}")
@@ -82,6 +84,7 @@ def all_checks() -> list[Check]:
         checks_states,
         checks_wallet,
     )
+
     return sorted(ORDER, key=Check.key)
 
 
@@ -166,21 +169,23 @@ class Context:
             await c.close()
         return name
 
-    async def login(self, user: str, device: str = "d1", *, sync: bool = True,
-                    password: str = PASSWORD) -> Session:
+    async def login(
+        self, user: str, device: str = "d1", *, sync: bool = True, password: str = PASSWORD
+    ) -> Session:
         """A new connection logged in as user (and synced from 0 so it is live)."""
         conn = await self.anon()
-        f = await conn.request(wire.LOGIN, {"username": user, "password": password,
-                                            "device": device})
+        f = await conn.request(
+            wire.LOGIN, {"username": user, "password": password, "device": device}
+        )
         expect_type(f, wire.AUTHENTICATED, "LOGIN")
-        s = Session(conn, user, password, device, str(f.payload.get("token")),
-                    int(f.payload.get("head", 0)))
+        s = Session(
+            conn, user, password, device, str(f.payload.get("token")), int(f.payload.get("head", 0))
+        )
         if sync:
             await sync_all(s)
         return s
 
-    async def user(self, device: str = "d1", *, sync: bool = True,
-                   prefix: str = "ct") -> Session:
+    async def user(self, device: str = "d1", *, sync: bool = True, prefix: str = "ct") -> Session:
         """A fresh account, logged in on a new connection (live unless sync=False)."""
         return await self.login(await self.register(prefix=prefix), device, sync=sync)
 
@@ -255,6 +260,7 @@ async def expect_closed(conn: Conn, code: int, what: str) -> None:
 
 async def error_rid0(conn: Conn, code: int, what: str) -> Frame:
     """An ERROR `code` with rid 0 arrives before the PONG of a barrier."""
+
     def match(f: Frame) -> bool:
         return f.type == wire.ERROR and f.rid == 0
 

@@ -28,8 +28,13 @@ def summary(results: list[Result], strict: bool, seconds: float) -> str:
     n = Counter(r.status for r in results)
     failing = sum(r.counts(strict) for r in results)
     warned = n[FAIL] - failing
-    parts = [f"{len(results)} checks", f"{n[PASS]} passed", f"{failing} failed",
-             f"{n[SKIP]} skipped", f"{n[KNOWN]} known failures"]
+    parts = [
+        f"{len(results)} checks",
+        f"{n[PASS]} passed",
+        f"{failing} failed",
+        f"{n[SKIP]} skipped",
+        f"{n[KNOWN]} known failures",
+    ]
     if warned:
         parts.append(f"{warned} SHOULD failures (fail with --strict)")
     verdict = "FAILED" if failing else "OK"
@@ -45,16 +50,29 @@ def junit(results: list[Result], strict: bool, seconds: float, target: str) -> b
     """JUnit XML: one testsuite, one testcase per check (classname = SPEC section)."""
     n = Counter(r.status for r in results)
     failing = sum(r.counts(strict) for r in results)
-    suite = ET.Element("testsuite", {
-        "name": "liaotian-conformance", "tests": str(len(results)),
-        "failures": str(failing), "errors": "0",
-        "skipped": str(n[SKIP] + n[KNOWN] + (n[FAIL] - failing)),
-        "time": f"{seconds:.3f}", "hostname": target})
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": "liaotian-conformance",
+            "tests": str(len(results)),
+            "failures": str(failing),
+            "errors": "0",
+            "skipped": str(n[SKIP] + n[KNOWN] + (n[FAIL] - failing)),
+            "time": f"{seconds:.3f}",
+            "hostname": target,
+        },
+    )
     for r in results:
         c = r.check
-        case = ET.SubElement(suite, "testcase", {
-            "classname": f"SPEC.{c.section}", "name": f"{c.name}: {c.title} [{c.level}]",
-            "time": f"{r.seconds:.3f}"})
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": f"SPEC.{c.section}",
+                "name": f"{c.name}: {c.title} [{c.level}]",
+                "time": f"{r.seconds:.3f}",
+            },
+        )
         if r.status == FAIL and r.counts(strict):
             ET.SubElement(case, "failure", {"message": r.detail[:500]}).text = r.detail
         elif r.status in (SKIP, KNOWN) or r.status == FAIL:

@@ -41,8 +41,9 @@ LIST_ITEMS, ITEM_LIST, ITEM_GIFT, ITEM_REDEEM, ITEM_DONE = 166, 167, 168, 169, 1
 UPLOAD_BEGIN, UPLOAD_STATUS, UPLOAD_CHUNK, UPLOAD_FINISH = 90, 91, 92, 93
 UPLOAD_DONE, UPLOAD_CANCEL, DOWNLOAD, BLOB_DATA = 94, 95, 96, 97
 
-NAMES: dict[int, str] = {v: k for k, v in globals().items()
-                         if k.isupper() and isinstance(v, int) and k != "NAMES"}
+NAMES: dict[int, str] = {
+    v: k for k, v in globals().items() if k.isupper() and isinstance(v, int) and k != "NAMES"
+}
 
 # Error codes (SPEC section 12) and close codes (section 13) the checks name.
 E_MALFORMED, E_UNKNOWN_TYPE, E_INVALID_FIELD, E_BAD_STATE = 1001, 1002, 1003, 1004
@@ -120,8 +121,7 @@ class Ended(Exception):
 def parse_body(body: bytes) -> Frame:
     """Decode a server frame body strictly: one msgpack value, [int, int, map with str keys]."""
     try:
-        obj = msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True,
-                              ext_hook=_no_ext)
+        obj = msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True, ext_hook=_no_ext)
     except Exception as exc:
         raise Violation(f"server frame body is not valid msgpack: {exc!r}") from exc
     if not (isinstance(obj, list) and len(obj) == 3):
@@ -166,8 +166,9 @@ class Conn:
     @classmethod
     async def open(cls, target: Target, timeout: float) -> Conn:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(target.host, target.port, ssl=target.ssl,
-                                    limit=MAX_READ), timeout)
+            asyncio.open_connection(target.host, target.port, ssl=target.ssl, limit=MAX_READ),
+            timeout,
+        )
         return cls(reader, writer, timeout)
 
     def rid(self) -> int:
@@ -197,8 +198,9 @@ class Conn:
             raise Ended("connection ended") from exc
         return parse_body(body)
 
-    async def next(self, pred: Callable[[Frame], bool], what: str,
-                   timeout: float | None = None) -> Frame:
+    async def next(
+        self, pred: Callable[[Frame], bool], what: str, timeout: float | None = None
+    ) -> Frame:
         """The first frame (stashed or new) for which pred is true; others are stashed."""
         for i, f in enumerate(self.stash):
             if pred(f):
@@ -211,11 +213,15 @@ class Conn:
             try:
                 f = await self.read_frame(max(left, 0.001))
             except TimeoutError:
-                raise TimeoutError(f"timed out waiting for {what}; got meanwhile: "
-                                   f"{[str(x) for x in self.stash][-3:]}") from None
+                raise TimeoutError(
+                    f"timed out waiting for {what}; got meanwhile: "
+                    f"{[str(x) for x in self.stash][-3:]}"
+                ) from None
             except Ended:
-                raise Ended(f"connection ended while waiting for {what}; got meanwhile: "
-                            f"{[str(x) for x in self.stash][-3:]}") from None
+                raise Ended(
+                    f"connection ended while waiting for {what}; got meanwhile: "
+                    f"{[str(x) for x in self.stash][-3:]}"
+                ) from None
             if pred(f):
                 return f
             self.stash.append(f)

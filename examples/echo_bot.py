@@ -33,24 +33,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default=os.environ.get("LIAOTIAN_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("LIAOTIAN_PORT", "7420")))
-    p.add_argument("--user", default=os.environ.get("LIAOTIAN_BOT_USER", "echo"),
-                   help="the bot's account (env LIAOTIAN_BOT_USER; default echo)")
-    p.add_argument("--password", default=os.environ.get("LIAOTIAN_PASSWORD"),
-                   help="the bot's password (env LIAOTIAN_PASSWORD); needed for the first "
-                        "login, later runs use the saved token")
-    p.add_argument("--state", default=None,
-                   help="session file (default: echo-bot-<user>.json in the current directory)")
-    p.add_argument("--register", action="store_true",
-                   help="create the account first if it does not exist")
-    p.add_argument("--exit-after", type=int, default=0, metavar="N",
-                   help="stop after N answers (default 0: run until Ctrl-C)")
+    p.add_argument(
+        "--user",
+        default=os.environ.get("LIAOTIAN_BOT_USER", "echo"),
+        help="the bot's account (env LIAOTIAN_BOT_USER; default echo)",
+    )
+    p.add_argument(
+        "--password",
+        default=os.environ.get("LIAOTIAN_PASSWORD"),
+        help="the bot's password (env LIAOTIAN_PASSWORD); needed for the first "
+        "login, later runs use the saved token",
+    )
+    p.add_argument(
+        "--state",
+        default=None,
+        help="session file (default: echo-bot-<user>.json in the current directory)",
+    )
+    p.add_argument(
+        "--register", action="store_true", help="create the account first if it does not exist"
+    )
+    p.add_argument(
+        "--exit-after",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop after N answers (default 0: run until Ctrl-C)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
 
 def make_bot(args: argparse.Namespace) -> Bot:
-    bot = Bot(args.user, args.password, host=args.host, port=args.port, device="echo-bot",
-              state_file=args.state or f"echo-bot-{args.user}.json")
+    bot = Bot(
+        args.user,
+        args.password,
+        host=args.host,
+        port=args.port,
+        device="echo-bot",
+        state_file=args.state or f"echo-bot-{args.user}.json",
+    )
 
     answered = 0
 
@@ -67,8 +88,10 @@ def make_bot(args: argparse.Namespace) -> Bot:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     if args.register:
         if not args.password:
             print("--register needs a password", file=sys.stderr)

@@ -44,10 +44,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=int(os.environ.get("LIAOTIAN_PORT", "7420")))
     p.add_argument("--user", default="greeter", help="the bot's account (default greeter)")
     p.add_argument("--password", default=os.environ.get("LIAOTIAN_PASSWORD"))
-    p.add_argument("--state", default=None,
-                   help="session file (default: greeter-<user>.json in the current directory)")
-    p.add_argument("--exit-after", type=int, default=0, metavar="N",
-                   help="stop after N answers (default 0: run until Ctrl-C)")
+    p.add_argument(
+        "--state",
+        default=None,
+        help="session file (default: greeter-<user>.json in the current directory)",
+    )
+    p.add_argument(
+        "--exit-after",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop after N answers (default 0: run until Ctrl-C)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -62,8 +70,14 @@ async def ensure_account(args: argparse.Namespace) -> None:
 
 
 def make_bot(args: argparse.Namespace) -> Bot:
-    bot = Bot(args.user, args.password, host=args.host, port=args.port, device="greeter",
-              state_file=args.state or f"greeter-{args.user}.json")
+    bot = Bot(
+        args.user,
+        args.password,
+        host=args.host,
+        port=args.port,
+        device="greeter",
+        state_file=args.state or f"greeter-{args.user}.json",
+    )
     answered = 0
 
     async def done() -> None:
@@ -98,8 +112,10 @@ def make_bot(args: argparse.Namespace) -> Bot:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     try:
         if args.password:
             asyncio.run(ensure_account(args))

@@ -50,8 +50,11 @@ try:
 except ImportError:  # the harness function works without it (see test_fuzz_smoke.py)
     atheris = None
 
-_instrument = (atheris.instrument_imports(include=["liaotian"])
-               if atheris is not None and __name__ == "__main__" else contextlib.nullcontext())
+_instrument = (
+    atheris.instrument_imports(include=["liaotian"])
+    if atheris is not None and __name__ == "__main__"
+    else contextlib.nullcontext()
+)
 with _instrument:
     import msgpack
     from liaotian.protocol import (
@@ -96,11 +99,23 @@ with _instrument:
 HEADER = struct.Struct(">I")
 VECTORS = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "protocol_v1.json"
 
-SMALL_LIMITS = Limits(max_frame_size=256, max_text_len=64, max_meta_size=32, max_cmid_len=8,
-                      max_array_len=4, max_map_len=4, max_sync_page=3, default_sync_page=2,
-                      max_history_page=3, default_history_page=2, heartbeat_interval=1.0,
-                      idle_timeout=3.0, auth_timeout=2.0, max_protocol_errors=2,
-                      max_inflight_requests=2)
+SMALL_LIMITS = Limits(
+    max_frame_size=256,
+    max_text_len=64,
+    max_meta_size=32,
+    max_cmid_len=8,
+    max_array_len=4,
+    max_map_len=4,
+    max_sync_page=3,
+    default_sync_page=2,
+    max_history_page=3,
+    default_history_page=2,
+    heartbeat_interval=1.0,
+    idle_timeout=3.0,
+    auth_timeout=2.0,
+    max_protocol_errors=2,
+    max_inflight_requests=2,
+)
 LIMITS = (DEFAULT_LIMITS, SMALL_LIMITS, Limits(max_protocol_errors=0, max_inflight_requests=1))
 
 
@@ -124,12 +139,12 @@ class Input:
         return v % n
 
     def take(self, n: int) -> bytes:
-        out = self.data[self.pos:self.pos + n]
+        out = self.data[self.pos : self.pos + n]
         self.pos += len(out)
         return out
 
     def rest(self) -> bytes:
-        out = self.data[self.pos:]
+        out = self.data[self.pos :]
         self.pos = len(self.data)
         return out
 
@@ -160,18 +175,41 @@ def _scripted_client_frames() -> list[bytes]:
 
 def _scripted_server_frames() -> list[bytes]:
     """A server's side of the session the client app below runs (rids 1, 2, 3, 4, 5)."""
-    m = ChatMessage(id=1, conv=1, pos=1, sender="bob", to="alice", ts=1, cmid="x", text="hi",
-                    meta={"a": 1})
-    g = ChatMessage(id=2, conv=2, pos=1, sender="bob", to="", ts=1, cmid="", text="",
-                    group=2, event={"type": "created", "users": ["alice", "bob"]})
+    m = ChatMessage(
+        id=1, conv=1, pos=1, sender="bob", to="alice", ts=1, cmid="x", text="hi", meta={"a": 1}
+    )
+    g = ChatMessage(
+        id=2,
+        conv=2,
+        pos=1,
+        sender="bob",
+        to="",
+        ts=1,
+        cmid="",
+        text="",
+        group=2,
+        event={"type": "created", "users": ["alice", "bob"]},
+    )
     msgs: list[Message] = [
-        Welcome(rid=1, version=1, server="liaotian/0.1.0", time=1, heartbeat=30.0,
-                limits=DEFAULT_LIMITS.advertised()),
+        Welcome(
+            rid=1,
+            version=1,
+            server="liaotian/0.1.0",
+            time=1,
+            heartbeat=30.0,
+            limits=DEFAULT_LIMITS.advertised(),
+        ),
         Authenticated(rid=2, user="alice", device="d1", head=2, acked=0, token="T" * 43),
-        Updates(rid=3, updates=(Update(seq=1, kind=1, message=m),
-                                Update(seq=2, kind=1, message=g),
-                                Update(seq=3, kind=2, data={"conv": 1, "user": "bob",
-                                                            "pos": 1})), head=3, more=False),
+        Updates(
+            rid=3,
+            updates=(
+                Update(seq=1, kind=1, message=m),
+                Update(seq=2, kind=1, message=g),
+                Update(seq=3, kind=2, data={"conv": 1, "user": "bob", "pos": 1}),
+            ),
+            head=3,
+            more=False,
+        ),
         Sent(rid=4, id=3, conv=1, pos=2, ts=2, seq=4, cmid="c1", duplicate=False),
         Updates(rid=0, updates=(Update(seq=5, kind=1, message=m),), head=5),
         Pong(rid=5, time=3),
@@ -200,10 +238,42 @@ VECTORS_TO_SERVER, VECTORS_TO_CLIENT = _vector_frames()
 # ---------------------------------------------------------------------- mutation
 
 HOSTILE: list[Any] = [
-    -1, 0, 1, 255, 65535, 65536, 2**31, 2**32 - 1, 2**32, 2**63 - 1, 2**63, 2**64 - 1,
-    -(2**63), 0.0, -0.5, 1.5, float("inf"), float("nan"), True, False, None, "", "x" * 300,
-    "\u0000", "\ud7ff\ue000", "é" * 70, b"", b"bin", [], [[[]]], {}, {"k": {}}, {1: 2},
-    msgpack.ExtType(1, b"x"), msgpack.Timestamp(1, 0), list(range(20)),
+    -1,
+    0,
+    1,
+    255,
+    65535,
+    65536,
+    2**31,
+    2**32 - 1,
+    2**32,
+    2**63 - 1,
+    2**63,
+    2**64 - 1,
+    -(2**63),
+    0.0,
+    -0.5,
+    1.5,
+    float("inf"),
+    float("nan"),
+    True,
+    False,
+    None,
+    "",
+    "x" * 300,
+    "\u0000",
+    "\ud7ff\ue000",
+    "é" * 70,
+    b"",
+    b"bin",
+    [],
+    [[[]]],
+    {},
+    {"k": {}},
+    {1: 2},
+    msgpack.ExtType(1, b"x"),
+    msgpack.Timestamp(1, 0),
+    list(range(20)),
     {f"k{i}": i for i in range(12)},
 ]
 
@@ -292,17 +362,17 @@ def damage(frame: bytes, inp: Input) -> bytes:
     op = inp.below(8)
     if op == 0 and frame:
         i = inp.below(len(frame))
-        return frame[:i] + bytes([frame[i] ^ (1 << inp.below(8))]) + frame[i + 1:]
+        return frame[:i] + bytes([frame[i] ^ (1 << inp.below(8))]) + frame[i + 1 :]
     if op == 1 and len(frame) >= 4:
         size = HEADER.unpack_from(frame)[0]
         size = [size + 1, max(0, size - 1), 0, 2**32 - 1, 1 << 20, (1 << 20) + 1][inp.below(6)]
         return HEADER.pack(size) + frame[4:]
     if op == 2 and frame:
-        return frame[:inp.below(len(frame))]  # truncated
+        return frame[: inp.below(len(frame))]  # truncated
     if op == 3:  # invalid UTF-8 inside the first non-empty fixstr
         for i in range(4, len(frame) - 1):
             if 0xA1 <= frame[i] <= 0xBF:
-                return frame[:i + 1] + b"\xff" + frame[i + 2:]
+                return frame[: i + 1] + b"\xff" + frame[i + 2 :]
     return frame
 
 
@@ -344,16 +414,27 @@ class ServerApp:
         if int(msg.TYPE) in ONE_WAY_CLIENT_TYPES or rid == 0:
             return
         if isinstance(msg, Hello):
-            answer: Message = Welcome(rid=rid, version=1, server="fuzz/1", time=0,
-                                      heartbeat=self.conn.limits.heartbeat_interval,
-                                      limits=self.conn.limits.advertised())
+            answer: Message = Welcome(
+                rid=rid,
+                version=1,
+                server="fuzz/1",
+                time=0,
+                heartbeat=self.conn.limits.heartbeat_interval,
+                limits=self.conn.limits.advertised(),
+            )
         elif isinstance(msg, Ping):
             answer = Pong(rid=rid, time=0)
         elif isinstance(msg, Register):
             answer = Registered(rid=rid, user=msg.username)
         elif isinstance(msg, Login | Auth):
-            answer = Authenticated(rid=rid, user="alice", device="d1", head=0, acked=0,
-                                   token="T" * 43 if isinstance(msg, Login) else None)
+            answer = Authenticated(
+                rid=rid,
+                user="alice",
+                device="d1",
+                head=0,
+                acked=0,
+                token="T" * 43 if isinstance(msg, Login) else None,
+            )
         elif isinstance(msg, Logout):
             answer = LoggedOut(rid=rid)
         elif isinstance(msg, Sync):
@@ -379,8 +460,7 @@ class ClientApp:
     def on_message(self, msg: Message) -> None:
         c = self.conn
         if isinstance(msg, Welcome) and c.state is State.CONNECTED:
-            send(c, Login(rid=c.next_rid(), username="alice", password="password1",
-                          device="d1"))
+            send(c, Login(rid=c.next_rid(), username="alice", password="password1", device="d1"))
         elif isinstance(msg, Authenticated) and c.state is State.AUTHENTICATED:
             send(c, Sync(rid=c.next_rid(), since=0))
             send(c, Send(rid=c.next_rid(), to="bob", cmid="c1", text="hello"))
@@ -458,7 +538,7 @@ def run(role: Role, limits: Limits, stream: bytes, rng: random.Random) -> None:
     while pos < len(stream):
         kind = rng.random()
         n = 1 if kind < 0.2 else rng.randint(1, 16) if kind < 0.6 else rng.randint(1, 4096)
-        chunk = stream[pos:pos + n]
+        chunk = stream[pos : pos + n]
         pos += len(chunk)
         now += rng.choice((0.0, 0.001, 0.1, 1.0, 5.0, 100.0)) if rng.random() < 0.3 else 0.0
         conn.receive_data(chunk, now)

@@ -157,8 +157,9 @@ def wire(
         raise TypeError(f"unknown wire checks: {sorted(unknown)}")
     if omit is not None and omit not in _OMIT:
         raise TypeError(f"omit must be one of {sorted(_OMIT)}")
-    spec = FieldSpec(key, types.MappingProxyType(dict(checks)), absent, omit, unless, nil,
-                     check, error)
+    spec = FieldSpec(
+        key, types.MappingProxyType(dict(checks)), absent, omit, unless, nil, check, error
+    )
     metadata = {_SPEC: spec}
     if default is not _MISSING:
         return dataclasses.field(default=default, metadata=metadata)
@@ -189,8 +190,10 @@ class OneOf(Rule):
     __slots__ = ()
 
     def source(self) -> tuple[str, str]:
-        return (f"({self.a!r} in p) is ({self.b!r} in p)",
-                repr(f"or {self.b!r} is required, not both"))
+        return (
+            f"({self.a!r} in p) is ({self.b!r} in p)",
+            repr(f"or {self.b!r} is required, not both"),
+        )
 
 
 class AnyOf(Rule):
@@ -287,8 +290,18 @@ def _fields(cls: type, order: tuple[str, ...] | None) -> list[WireField]:
         omit = spec.omit or ("none" if absent is None else "never")
         if spec.unless is not None and spec.unless not in {g.name for g in dataclasses.fields(cls)}:
             raise TypeError(f"{where}: unless={spec.unless!r} names no field")
-        out[f.name] = WireField(f.name, spec.key or f.name, hints[f.name], wtype, optional,
-                                absent is _MISSING, absent, factory, omit, spec)
+        out[f.name] = WireField(
+            f.name,
+            spec.key or f.name,
+            hints[f.name],
+            wtype,
+            optional,
+            absent is _MISSING,
+            absent,
+            factory,
+            omit,
+            spec,
+        )
     if order is None:
         return list(out.values())
     if sorted(order) != sorted(out):
@@ -305,10 +318,23 @@ class _Source:
     def __init__(self, cls: type) -> None:
         self.lines: list[str] = []
         self.ns: dict[str, Any] = {
-            "_bad": bad, "_new": object.__new__, "_cls": cls, "_inf": math.inf,
-            "_packb": packb, "_head": HEADER.pack, "KeyError": KeyError,
-            "isinstance": isinstance, "len": len, "list": list, "tuple": tuple, "type": type,
-            "float": float, "int": int, "str": str, "bool": bool, "dict": dict,
+            "_bad": bad,
+            "_new": object.__new__,
+            "_cls": cls,
+            "_inf": math.inf,
+            "_packb": packb,
+            "_head": HEADER.pack,
+            "KeyError": KeyError,
+            "isinstance": isinstance,
+            "len": len,
+            "list": list,
+            "tuple": tuple,
+            "type": type,
+            "float": float,
+            "int": int,
+            "str": str,
+            "bool": bool,
+            "dict": dict,
             "bytes": bytes,
         }
 
@@ -338,8 +364,9 @@ def _bound(src: _Source, value: Any, record: bool, where: str) -> tuple[str, str
     return repr(value), str(value)
 
 
-def _raise(src: _Source, ind: int, key: str, why: str, error: str | None,
-           fmt: bool = False) -> None:
+def _raise(
+    src: _Source, ind: int, key: str, why: str, error: str | None, fmt: bool = False
+) -> None:
     msg = repr(error) if error is not None else ("f" + repr(why) if fmt else repr(why))
     src.add(ind, f"raise _bad({key!r}, {msg}, rid)")
 
@@ -354,8 +381,7 @@ def _checks(src: _Source, ind: int, var: str, f: WireField, t: WireType, record:
         lo, lo_msg = _bound(src, checks.get("lo", 0), record, where)
         hi, hi_msg = _bound(src, checks.get("hi", MAX_INT64), record, where)
         src.add(ind, f"if not {lo} <= {var} <= {hi}:")
-        _raise(src, ind + 1, key, f"must be in {lo_msg}..{hi_msg}", err,
-               fmt="{" in lo_msg + hi_msg)
+        _raise(src, ind + 1, key, f"must be in {lo_msg}..{hi_msg}", err, fmt="{" in lo_msg + hi_msg)
     elif t.tag == "str":
         src.add(ind, f"if type({var}) is not str:")
         _raise(src, ind + 1, key, "must be a string", err)
@@ -382,8 +408,7 @@ def _checks(src: _Source, ind: int, var: str, f: WireField, t: WireType, record:
             if most is not None:
                 mx, mx_msg = _bound(src, most, record, where)
                 src.add(ind, f"if len({var}) > {mx}:")
-                _raise(src, ind + 1, key, f"is longer than {mx_msg} bytes", err,
-                       fmt="{" in mx_msg)
+                _raise(src, ind + 1, key, f"is longer than {mx_msg} bytes", err, fmt="{" in mx_msg)
             if least:
                 src.add(ind, f"if len({var}) < {least!r}:")
                 _raise(src, ind + 1, key, f"must have at least {least} bytes", err)
@@ -391,8 +416,10 @@ def _checks(src: _Source, ind: int, var: str, f: WireField, t: WireType, record:
         src.add(ind, f"if type({var}) is not bool:")
         _raise(src, ind + 1, key, "must be a boolean", err)
     elif t.tag == "float":
-        src.add(ind, f"if (type({var}) is not float and type({var}) is not int)"
-                     f" or not 0 <= {var} < _inf:")  # the comparison also refuses NaN
+        src.add(
+            ind,
+            f"if (type({var}) is not float and type({var}) is not int) or not 0 <= {var} < _inf:",
+        )  # the comparison also refuses NaN
         _raise(src, ind + 1, key, "must be a finite non-negative number", err)
         src.add(ind, f"{var} = float({var})")
     elif t.tag == "map":
@@ -428,8 +455,14 @@ def _checks(src: _Source, ind: int, var: str, f: WireField, t: WireType, record:
         src.add(ind, f"{src.name('_check', f.spec.check)}({var}, rid)")
 
 
-def _decoder(src: _Source, fields: list[WireField], rules: tuple[Rule, ...], record: bool,
-             not_map: tuple[str, str], cls: type) -> None:
+def _decoder(
+    src: _Source,
+    fields: list[WireField],
+    rules: tuple[Rule, ...],
+    record: bool,
+    not_map: tuple[str, str],
+    cls: type,
+) -> None:
     if record:
         src.add(0, "def decode(p, rid):")
         src.add(1, "if not isinstance(p, dict):")
@@ -496,8 +529,9 @@ def _value(src: _Source, f: WireField, expr: str, for_bytes: bool) -> str:
     return out
 
 
-def _map_builder(src: _Source, fields: list[WireField], value_of: Callable[[str], str],
-                 for_bytes: bool) -> str | None:
+def _map_builder(
+    src: _Source, fields: list[WireField], value_of: Callable[[str], str], for_bytes: bool
+) -> str | None:
     """Lines building the map in `d`; or, when every field is always written, the map
     literal itself (returned, no lines added)."""
     literal: list[str] = []
@@ -557,8 +591,13 @@ def _dataclass(cls: C) -> C:
     return typing.cast(C, dataclasses.dataclass(frozen=True, slots=True)(cls))
 
 
-def _compile(cls: type, fields: list[WireField], rules: tuple[Rule, ...],
-             msg_type: int | None, not_map: tuple[str, str]) -> dict[str, Any]:
+def _compile(
+    cls: type,
+    fields: list[WireField],
+    rules: tuple[Rule, ...],
+    msg_type: int | None,
+    not_map: tuple[str, str],
+) -> dict[str, Any]:
     for rule in rules:
         keys = {f.key for f in fields}
         if rule.a not in keys or rule.b not in keys:
@@ -568,9 +607,16 @@ def _compile(cls: type, fields: list[WireField], rules: tuple[Rule, ...],
     _encoders(src, fields, msg_type, cls)
     ns = src.build(f"<liaotian.protocol.codec: {cls.__name__}>")
     # the old social codec's view of the declarations, read by the SPEC.md conformance test
-    specs = tuple((f.name, f.key, f.annotation,
-                   {k: v for k, v in f.spec.checks.items() if v is not None}, f.required)
-                  for f in fields)
+    specs = tuple(
+        (
+            f.name,
+            f.key,
+            f.annotation,
+            {k: v for k, v in f.spec.checks.items() if v is not None},
+            f.required,
+        )
+        for f in fields
+    )
     setattr(cls, "_specs", specs)  # noqa: B010
     setattr(cls, "__wire_fields__", tuple(fields))  # noqa: B010
     setattr(cls, "__wire_rules__", rules)  # noqa: B010
@@ -579,8 +625,12 @@ def _compile(cls: type, fields: list[WireField], rules: tuple[Rule, ...],
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(wire, dataclasses.field))
-def message(msg_type: MessageType, *, wire_order: tuple[str, ...] | None = None,
-            rules: tuple[Rule, ...] = ()) -> Callable[[C], C]:
+def message(
+    msg_type: MessageType,
+    *,
+    wire_order: tuple[str, ...] | None = None,
+    rules: tuple[Rule, ...] = (),
+) -> Callable[[C], C]:
     """Make a Message subclass the frozen, slotted dataclass of `msg_type`: set TYPE and
     FROM_CLIENT and compile from_payload, to_payload and encode from its declarations.
 
@@ -593,9 +643,13 @@ def message(msg_type: MessageType, *, wire_order: tuple[str, ...] | None = None,
             raise TypeError(f"{cls.__name__} is not a Message")
         cls = _dataclass(cls)
         ns = _compile(cls, _fields(cls, wire_order), rules, int(msg_type), ("", ""))
-        for name, value in (("TYPE", msg_type), ("FROM_CLIENT", from_client(msg_type)),
-                            ("from_payload", staticmethod(ns["decode"])),
-                            ("to_payload", ns["to_wire"]), ("encode", ns["encode"])):
+        for name, value in (
+            ("TYPE", msg_type),
+            ("FROM_CLIENT", from_client(msg_type)),
+            ("from_payload", staticmethod(ns["decode"])),
+            ("to_payload", ns["to_wire"]),
+            ("encode", ns["encode"]),
+        ):
             setattr(cls, name, value)
         return cls
 
@@ -603,9 +657,12 @@ def message(msg_type: MessageType, *, wire_order: tuple[str, ...] | None = None,
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(wire, dataclasses.field))
-def record(*, not_map: tuple[str, str] | None = None,
-           wire_order: tuple[str, ...] | None = None,
-           rules: tuple[Rule, ...] = ()) -> Callable[[C], C]:
+def record(
+    *,
+    not_map: tuple[str, str] | None = None,
+    wire_order: tuple[str, ...] | None = None,
+    rules: tuple[Rule, ...] = (),
+) -> Callable[[C], C]:
     """Make a Record subclass a frozen, slotted dataclass for a map nested in messages:
     compile `from_wire(value, rid)`, `to_wire()` and its map from plain values
     (`values_encoder`). not_map: (key, message) of the error when the value is not a map;
@@ -614,11 +671,14 @@ def record(*, not_map: tuple[str, str] | None = None,
 
     def compile_record(cls: C) -> C:
         cls = _dataclass(cls)
-        ns = _compile(cls, _fields(cls, wire_order), rules, None,
-                      not_map or (cls.__name__, "must be a map"))
-        for name, value in (("from_wire", staticmethod(ns["decode"])),
-                            ("to_wire", ns["to_wire"]),
-                            ("__wire_values__", staticmethod(ns["from_values"]))):
+        ns = _compile(
+            cls, _fields(cls, wire_order), rules, None, not_map or (cls.__name__, "must be a map")
+        )
+        for name, value in (
+            ("from_wire", staticmethod(ns["decode"])),
+            ("to_wire", ns["to_wire"]),
+            ("__wire_values__", staticmethod(ns["from_values"])),
+        ):
             setattr(cls, name, value)
         return cls
 

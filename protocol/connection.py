@@ -77,8 +77,9 @@ class Connection:
         self.close_code: int | None = None
         self.close_reason = ""
         # A server accepts only small frames until the connection is authenticated (SPEC 2.4)
-        self._reader = FrameReader(self._frame_limit(State.AWAIT_HELLO) if role is Role.SERVER
-                                   else limits.max_frame_size)
+        self._reader = FrameReader(
+            self._frame_limit(State.AWAIT_HELLO) if role is Role.SERVER else limits.max_frame_size
+        )
         self._preauth_frames = 0  # frames taken from a client before AUTHENTICATED
         self._incoming: deque[bytes | ConnectionTerminated | _Fatal] = deque()
         self._input_done = False  # EOF or an unrecoverable framing error was seen
@@ -116,8 +117,9 @@ class Connection:
             return
         self._input_done = True
         if self._reader.buffered:
-            self._incoming.append(_Fatal(CloseCode.PROTOCOL_ERROR,
-                                         "truncated frame before end of stream"))
+            self._incoming.append(
+                _Fatal(CloseCode.PROTOCOL_ERROR, "truncated frame before end of stream")
+            )
         else:
             self._incoming.append(_EOF)
 
@@ -190,12 +192,16 @@ class Connection:
     def _check_type(self, msg_type: int, rid: int) -> None:
         if msg_type not in self._inbound:
             what = "known" if msg_type in MESSAGE_CLASSES else "defined"
-            raise ProtocolError(ErrorCode.UNKNOWN_TYPE,
-                                f"type {msg_type} is not a {what} {self._peer_name} message", rid)
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_TYPE,
+                f"type {msg_type} is not a {what} {self._peer_name} message",
+                rid,
+            )
         if msg_type not in self._may_receive[self.state]:
             code = refusal_code(self.state, msg_type)
-            raise ProtocolError(code, f"{MessageType(msg_type).name} not allowed now: "
-                                      f"{code.explanation}", rid)
+            raise ProtocolError(
+                code, f"{MessageType(msg_type).name} not allowed now: {code.explanation}", rid
+            )
 
     def _frame_limit(self, state: State) -> int:
         """The largest client frame body the server accepts in `state`."""
@@ -216,9 +222,11 @@ class Connection:
         if rid in self._pending:
             raise ProtocolError(ErrorCode.DUPLICATE_REQUEST_ID, f"rid {rid} is in use", rid)
         if len(self._pending) >= self.limits.max_inflight_requests:
-            raise ProtocolError(ErrorCode.RATE_LIMITED,
-                                f"more than {self.limits.max_inflight_requests} requests "
-                                "in flight", rid)
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"more than {self.limits.max_inflight_requests} requests in flight",
+                rid,
+            )
         if isinstance(msg, Hello):
             common = set(msg.versions) & set(self.versions)
             if not common:
@@ -228,8 +236,11 @@ class Connection:
 
     def _accept_answer(self, msg: Message) -> None:
         if isinstance(msg, Welcome) and msg.version not in self.versions:
-            raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION,
-                                f"server chose version {msg.version}, not offered", msg.rid)
+            raise ProtocolError(
+                ErrorCode.UNSUPPORTED_VERSION,
+                f"server chose version {msg.version}, not offered",
+                msg.rid,
+            )
         rid = msg.rid
         if rid:
             if rid not in self._pending and msg.TYPE != MessageType.ERROR:
@@ -248,12 +259,15 @@ class Connection:
             return event
         if exc.code < 2000:  # malformed input counts; refusals (auth, load) do not
             self._errors += 1
-        data = {"versions": list(self.versions)} if exc.code == ErrorCode.UNSUPPORTED_VERSION \
-            else {}
+        data = (
+            {"versions": list(self.versions)} if exc.code == ErrorCode.UNSUPPORTED_VERSION else {}
+        )
         # If the rid belongs to a request still in progress (a duplicate), the answer must
         # not settle that request's rid.
-        self._write(Error(rid=exc.rid, code=int(exc.code), message=exc.message, data=data),
-                    settle=exc.rid not in self._pending)
+        self._write(
+            Error(rid=exc.rid, code=int(exc.code), message=exc.message, data=data),
+            settle=exc.rid not in self._pending,
+        )
         if exc.code == ErrorCode.UNSUPPORTED_VERSION:
             self.close(CloseCode.UNSUPPORTED_VERSION, "no common protocol version")
         elif self._errors > self.limits.max_protocol_errors:
@@ -280,7 +294,8 @@ class Connection:
         msg_type = int(msg.TYPE)
         if msg_type not in self._may_send[self.state]:
             raise LocalProtocolError(
-                f"{self.role.value} may not send {msg.TYPE.name} in state {self.state.value}")
+                f"{self.role.value} may not send {msg.TYPE.name} in state {self.state.value}"
+            )
         if msg_type == MessageType.CLOSE:
             assert isinstance(msg, Close)
             self.close(msg.code, msg.reason)
@@ -299,7 +314,8 @@ class Connection:
             return False
         if msg_type not in self._may_send[self.state]:
             raise LocalProtocolError(
-                f"{self.role.value} may not send type {msg_type} in state {self.state.value}")
+                f"{self.role.value} may not send type {msg_type} in state {self.state.value}"
+            )
         if rid:
             self._pending.discard(rid)
         self._out.append(frame)
@@ -327,8 +343,7 @@ class Connection:
         self._input_done = True
         self._reader.clear()
         if any(isinstance(item, bytes) for item in self._incoming):
-            self._incoming = deque(item for item in self._incoming
-                                   if not isinstance(item, bytes))
+            self._incoming = deque(item for item in self._incoming if not isinstance(item, bytes))
 
     def data_to_send(self) -> bytes:
         if not self._out:
@@ -363,11 +378,17 @@ class Connection:
         self._now = now
         if self.state is State.CLOSED:
             return
-        if (self.role is Role.SERVER and self.state is not State.AUTHENTICATED
-                and now >= self._created + self.limits.auth_timeout):
+        if (
+            self.role is Role.SERVER
+            and self.state is not State.AUTHENTICATED
+            and now >= self._created + self.limits.auth_timeout
+        ):
             self.close(CloseCode.AUTH_TIMEOUT, "not authenticated in time")
         elif now >= self._last_rx + self.limits.idle_timeout:
             self.close(CloseCode.IDLE_TIMEOUT, "nothing received in time")
-        elif (self.role is Role.CLIENT and self.state is not State.AWAIT_HELLO
-              and now >= self._last_tx + self._heartbeat):
+        elif (
+            self.role is Role.CLIENT
+            and self.state is not State.AWAIT_HELLO
+            and now >= self._last_tx + self._heartbeat
+        ):
             self.send(Ping(rid=self.next_rid()))

@@ -113,7 +113,13 @@ class BlobData(Message):
 
 
 MEDIA_CLASSES: tuple[type[Message], ...] = (
-    UploadBegin, UploadStatus, UploadChunk, UploadFinish, UploadDone, UploadCancel, Download,
+    UploadBegin,
+    UploadStatus,
+    UploadChunk,
+    UploadFinish,
+    UploadDone,
+    UploadCancel,
+    Download,
     BlobData,
 )
 MEDIA_CLIENT_TYPES = frozenset(int(c.TYPE) for c in MEDIA_CLASSES if c.FROM_CLIENT)

@@ -80,8 +80,9 @@ NO_CAP = None  # an array bounded only by the decoder's max_array_len
 
 @message(M.HELLO)
 class Hello(Message):
-    versions: tuple[int, ...] = wire(lo=1, hi=0xFFFF, min_items=1, max_items=16,
-                                     error="must be 1..16 integers in 1..65535")
+    versions: tuple[int, ...] = wire(
+        lo=1, hi=0xFFFF, min_items=1, max_items=16, error="must be 1..16 integers in 1..65535"
+    )
     client: str = wire(default="", max=128)
 
 
@@ -209,8 +210,11 @@ def _client_cmid(cmid: str, rid: int) -> None:
         raise bad("cmid", "must not start with '#' (reserved for the server)", rid)
 
 
-@message(M.SEND, wire_order=("to", "group", "cmid", "text", "meta", "media"),
-         rules=(OneOf("to", "group"),))
+@message(
+    M.SEND,
+    wire_order=("to", "group", "cmid", "text", "meta", "media"),
+    rules=(OneOf("to", "group"),),
+)
 class Send(Message):
     to: str = wire(absent="", unless="group")  # a username; "" when sending to a group
     cmid: str = wire(max=Limit("max_cmid_len"), check=_client_cmid)
@@ -256,8 +260,11 @@ class Ack(Message):
     seq: int
 
 
-@message(M.HISTORY, wire_order=("with_user", "group", "before", "after", "limit"),
-         rules=(NotBoth("before", "after"), OneOf("with", "group")))
+@message(
+    M.HISTORY,
+    wire_order=("with_user", "group", "before", "after", "limit"),
+    rules=(NotBoth("before", "after"), OneOf("with", "group")),
+)
 class History(Message):
     """Page a conversation (the direct one `with` a user, or a `group`) by position:
     `before` pages backwards, `after` forwards; with neither, the newest page."""
@@ -293,12 +300,21 @@ _K_RESYNC = packb("resync")
 _K_MESSAGES = packb("messages")
 
 
-def encode_updates_frame(rid: int, updates: list[bytes], head: int, *, more: bool = False,
-                         resync: bool = False) -> bytes:
+def encode_updates_frame(
+    rid: int, updates: list[bytes], head: int, *, more: bool = False, resync: bool = False
+) -> bytes:
     """An UPDATES frame from pre-encoded updates (see encode_update); same bytes as
     Updates(...).encode() would produce for the same content."""
-    parts = [b"\x84" if resync else b"\x83", _K_UPDATES, _array_header(len(updates)), *updates,
-             _K_HEAD, packb(head), _K_MORE, b"\xc3" if more else b"\xc2"]
+    parts = [
+        b"\x84" if resync else b"\x83",
+        _K_UPDATES,
+        _array_header(len(updates)),
+        *updates,
+        _K_HEAD,
+        packb(head),
+        _K_MORE,
+        b"\xc3" if more else b"\xc2",
+    ]
     if resync:
         parts += [_K_RESYNC, b"\xc3"]
     return frame_from_raw_payload(M.UPDATES, rid, b"".join(parts))
@@ -306,13 +322,42 @@ def encode_updates_frame(rid: int, updates: list[bytes], head: int, *, more: boo
 
 def encode_history_frame(rid: int, messages: list[bytes], more: bool) -> bytes:
     """A HISTORY_PAGE frame from stored, pre-encoded messages."""
-    payload = b"".join((b"\x82", _K_MESSAGES, _array_header(len(messages)), *messages,
-                        _K_MORE, b"\xc3" if more else b"\xc2"))
+    payload = b"".join(
+        (
+            b"\x82",
+            _K_MESSAGES,
+            _array_header(len(messages)),
+            *messages,
+            _K_MORE,
+            b"\xc3" if more else b"\xc2",
+        )
+    )
     return frame_from_raw_payload(M.HISTORY_PAGE, rid, payload)
 
 
 CORE_CLASSES: tuple[type[Message], ...] = (
-    Hello, Welcome, Ping, Pong, Close, Error, Register, Registered, Login, Auth, Authenticated,
-    Logout, LoggedOut, ListDevices, DeviceList, RevokeDevice, DeviceRevoked, Send, Sent, Sync,
-    Updates, Ack, History, HistoryPage,
+    Hello,
+    Welcome,
+    Ping,
+    Pong,
+    Close,
+    Error,
+    Register,
+    Registered,
+    Login,
+    Auth,
+    Authenticated,
+    Logout,
+    LoggedOut,
+    ListDevices,
+    DeviceList,
+    RevokeDevice,
+    DeviceRevoked,
+    Send,
+    Sent,
+    Sync,
+    Updates,
+    Ack,
+    History,
+    HistoryPage,
 )

@@ -34,10 +34,24 @@ class SendMedia(Record):
     cover: bytes | None = wire(default=None, min=32, max=32)  # track: an image blob
 
 
-@record(not_map=("message", "must be a map"),
-        wire_order=("id", "conv", "pos", "sender", "to", "group", "ts", "cmid", "text", "meta",
-               "media", "event"),
-        rules=(AnyOf("to", "group"),))
+@record(
+    not_map=("message", "must be a map"),
+    wire_order=(
+        "id",
+        "conv",
+        "pos",
+        "sender",
+        "to",
+        "group",
+        "ts",
+        "cmid",
+        "text",
+        "meta",
+        "media",
+        "event",
+    ),
+    rules=(AnyOf("to", "group"),),
+)
 class ChatMessage(Record):
     """A stored message as every reader sees it (in UPDATES and HISTORY_PAGE).
 
@@ -67,13 +81,22 @@ class ChatMessage(Record):
 _message_map = values_encoder(ChatMessage)
 
 
-def encode_message_map(id: int, conv: int, pos: int, sender: str, to: str, ts: int, cmid: str,
-                       text: str, meta: dict[str, Any] | None, group: int | None = None,
-                       event: dict[str, Any] | None = None,
-                       media: dict[str, Any] | None = None) -> bytes:
+def encode_message_map(
+    id: int,
+    conv: int,
+    pos: int,
+    sender: str,
+    to: str,
+    ts: int,
+    cmid: str,
+    text: str,
+    meta: dict[str, Any] | None,
+    group: int | None = None,
+    event: dict[str, Any] | None = None,
+    media: dict[str, Any] | None = None,
+) -> bytes:
     """The canonical encoding of a message map (the same bytes as ChatMessage.encode())."""
-    return packb(_message_map(id, conv, pos, sender, to, ts, cmid, text, meta, group, event,
-                              media))
+    return packb(_message_map(id, conv, pos, sender, to, ts, cmid, text, meta, group, event, media))
 
 
 @dataclass(frozen=True, slots=True)

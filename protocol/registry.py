@@ -26,8 +26,7 @@ __all__ = ["MESSAGE_CLASSES", "decode_message"]
 
 def _registry() -> dict[int, type[Message]]:
     table: dict[int, type[Message]] = {}
-    for cls in (*CORE_CLASSES, *SOCIAL_CLASSES, *MEDIA_CLASSES, *CHANNEL_CLASSES,
-                *WALLET_CLASSES):
+    for cls in (*CORE_CLASSES, *SOCIAL_CLASSES, *MEDIA_CLASSES, *CHANNEL_CLASSES, *WALLET_CLASSES):
         number = int(cls.TYPE)
         if number in table:
             raise RuntimeError(f"{cls.__name__} and {table[number].__name__} share type {number}")
@@ -45,8 +44,9 @@ _Decoder = Callable[[int, dict[str, Any], Limits], Message]
 _DECODERS: dict[int, _Decoder] = {t: c.from_payload for t, c in MESSAGE_CLASSES.items()}
 
 
-def decode_message(msg_type: int, rid: int, payload: dict[str, Any],
-                   limits: Limits = DEFAULT_LIMITS) -> Message:
+def decode_message(
+    msg_type: int, rid: int, payload: dict[str, Any], limits: Limits = DEFAULT_LIMITS
+) -> Message:
     """The typed message of a decoded body (see frames.unpack_body): UNKNOWN_TYPE for a type
     number no class has, INVALID_FIELD for a payload of the wrong shape."""
     decode = _DECODERS.get(msg_type)

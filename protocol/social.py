@@ -326,10 +326,16 @@ ContactRemove = _user_request(MessageType.CONTACT_REMOVE, "Stop being contacts w
 Block = _user_request(MessageType.BLOCK, "Refuse `user`'s messages, requests and presence.")
 Unblock = _user_request(MessageType.UNBLOCK, "Lift a block on `user`.")
 GetProfile = _user_request(MessageType.GET_PROFILE, "`user`'s profile, if visible.")
-for _cls, _name in ((ContactRequest, "ContactRequest"), (ContactAccept, "ContactAccept"),
-                    (ContactDecline, "ContactDecline"), (ContactCancel, "ContactCancel"),
-                    (ContactRemove, "ContactRemove"), (Block, "Block"), (Unblock, "Unblock"),
-                    (GetProfile, "GetProfile")):
+for _cls, _name in (
+    (ContactRequest, "ContactRequest"),
+    (ContactAccept, "ContactAccept"),
+    (ContactDecline, "ContactDecline"),
+    (ContactCancel, "ContactCancel"),
+    (ContactRemove, "ContactRemove"),
+    (Block, "Block"),
+    (Unblock, "Unblock"),
+    (GetProfile, "GetProfile"),
+):
     _cls.__name__ = _cls.__qualname__ = _name
 
 
@@ -390,12 +396,43 @@ class Privacy(Message):
 
 
 SOCIAL_CLASSES: tuple[type[Message], ...] = (
-    Ok, GroupCreate, GroupInfo, GetGroup, GroupAdd, GroupRemove, GroupLeave, GroupUpdate,
-    GroupSetRole, GroupTransfer, ListGroups, GroupList, Read, GetReceipts, Receipts,
-    ListConversations, ConversationList, Typing, TypingNotice, Presence, GetPresence,
-    PresenceList, ContactRequest, ContactAccept, ContactDecline, ContactCancel, ContactRemove,
-    ListContacts, ContactList, Block, Unblock, SetProfile, GetProfile, Profile, SetPrivacy,
-    GetPrivacy, Privacy,
+    Ok,
+    GroupCreate,
+    GroupInfo,
+    GetGroup,
+    GroupAdd,
+    GroupRemove,
+    GroupLeave,
+    GroupUpdate,
+    GroupSetRole,
+    GroupTransfer,
+    ListGroups,
+    GroupList,
+    Read,
+    GetReceipts,
+    Receipts,
+    ListConversations,
+    ConversationList,
+    Typing,
+    TypingNotice,
+    Presence,
+    GetPresence,
+    PresenceList,
+    ContactRequest,
+    ContactAccept,
+    ContactDecline,
+    ContactCancel,
+    ContactRemove,
+    ListContacts,
+    ContactList,
+    Block,
+    Unblock,
+    SetProfile,
+    GetProfile,
+    Profile,
+    SetPrivacy,
+    GetPrivacy,
+    Privacy,
 )
 SOCIAL_CLIENT_TYPES = frozenset(int(c.TYPE) for c in SOCIAL_CLASSES if c.FROM_CLIENT)
 SOCIAL_SERVER_TYPES = frozenset(int(c.TYPE) for c in SOCIAL_CLASSES if not c.FROM_CLIENT)

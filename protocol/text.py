@@ -28,7 +28,8 @@ __all__ = ["CONTROL_CHARS", "check_field", "first_control", "is_control"]
 
 # One character class for the whole rule; keep the module docstring and SPEC.md 1.5 in step.
 CONTROL_CHARS = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]"
+)
 
 
 def is_control(ch: str) -> bool:
@@ -52,6 +53,7 @@ def check_field(name: str, value: str | None) -> None:
         return
     i = first_control(value)
     if i >= 0:
-        raise RequestError(ErrorCode.INVALID_FIELD,
-                           f"{name}: control character U+{ord(value[i]):04X} at {i} "
-                           "is not allowed")
+        raise RequestError(
+            ErrorCode.INVALID_FIELD,
+            f"{name}: control character U+{ord(value[i]):04X} at {i} is not allowed",
+        )

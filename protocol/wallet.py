@@ -60,8 +60,7 @@ MAX_MEMO = 256  # characters
 MAX_KEY = 64  # characters of an idempotency key
 MAX_SHARES = 1000  # shares of one red packet at most
 # what a transfer is for, and which step of it this is
-TRANSFER_CODES = ("mint", "pay", "reward", "red_packet", "claim", "hold", "reversal",
-                  "expired")
+TRANSFER_CODES = ("mint", "pay", "reward", "red_packet", "claim", "hold", "reversal", "expired")
 TRANSFER_PHASES = ("posted", "pending", "post", "void")
 SPLITS = ("random", "equal")
 PACKET_STATES = ("open", "emptied", "expired")
@@ -178,9 +177,11 @@ class Paid(Message):
 # --------------------------------------------------------------------------- red packets
 
 
-@message(M.RED_PACKET_SEND, wire_order=("to", "group", "amount", "count", "split", "key",
-                                        "memo"),
-         rules=(OneOf("to", "group"),))
+@message(
+    M.RED_PACKET_SEND,
+    wire_order=("to", "group", "amount", "count", "split", "key", "memo"),
+    rules=(OneOf("to", "group"),),
+)
 class RedPacketSend(Message):
     to: str = wire(absent="", unless="group", max=USER_MAX)  # a direct packet's receiver
     amount: int = wire(lo=1, hi=MAX_AMOUNT)
@@ -294,9 +295,27 @@ class ItemDone(Message):
 
 
 WALLET_CLASSES: tuple[type[Message], ...] = (
-    GetWallet, Wallet, ListTransfers, TransferList, Pay, Paid, RedPacketSend, RedPacketSent,
-    RedPacketClaim, RedPacketClaimed, GetRedPacket, RedPacket, CheckIn, CheckedIn, ListTasks,
-    TaskList, ListItems, ItemList, ItemGift, ItemRedeem, ItemDone,
+    GetWallet,
+    Wallet,
+    ListTransfers,
+    TransferList,
+    Pay,
+    Paid,
+    RedPacketSend,
+    RedPacketSent,
+    RedPacketClaim,
+    RedPacketClaimed,
+    GetRedPacket,
+    RedPacket,
+    CheckIn,
+    CheckedIn,
+    ListTasks,
+    TaskList,
+    ListItems,
+    ItemList,
+    ItemGift,
+    ItemRedeem,
+    ItemDone,
 )
 WALLET_CLIENT_TYPES = frozenset(int(c.TYPE) for c in WALLET_CLASSES if c.FROM_CLIENT)
 WALLET_SERVER_TYPES = frozenset(int(c.TYPE) for c in WALLET_CLASSES if not c.FROM_CLIENT)

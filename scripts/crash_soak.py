@@ -117,8 +117,13 @@ class ServerProcess:
     never blocks on a full pipe.
     """
 
-    def __init__(self, db_path: str, port: int, env: dict[str, str] | None = None,
-                 extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        db_path: str,
+        port: int,
+        env: dict[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.db_path, self.port = db_path, port
         self.env = {**os.environ, **SERVER_ENV, **(env or {})}
         self.extra_args = extra_args
@@ -138,15 +143,27 @@ class ServerProcess:
     async def start(self, timeout: float = 20.0) -> None:
         self._ready = asyncio.Event()
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "liaotian.server", "--host", HOST, "--port", str(self.port),
-            "--db-path", self.db_path, *self.extra_args,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, env=self.env)
+            sys.executable,
+            "-m",
+            "liaotian.server",
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--db-path",
+            self.db_path,
+            *self.extra_args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env,
+        )
         self._reader = asyncio.ensure_future(self._read_log(self.proc))
         waiter = asyncio.ensure_future(self._ready.wait())
         try:
-            await asyncio.wait([waiter, self._reader], timeout=timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                [waiter, self._reader], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             waiter.cancel()
         if not self._ready.is_set():
@@ -215,8 +232,9 @@ class RawSession:
     Independent of the client library on purpose: the verification must not share the
     code under test."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 timeout: float) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
+    ) -> None:
         self.reader, self.writer, self.timeout = reader, writer, timeout
         self.conn = Connection(Role.CLIENT)
         self.answers: dict[int, Message] = {}
@@ -246,11 +264,13 @@ class RawSession:
         return self.answers.pop(msg.rid)
 
     async def login(self, user: str, password: str, device: str) -> Authenticated:
-        welcome = await self.request(Hello(rid=self.conn.next_rid(), versions=(1,),
-                                           client="crash-soak/1"))
+        welcome = await self.request(
+            Hello(rid=self.conn.next_rid(), versions=(1,), client="crash-soak/1")
+        )
         assert not isinstance(welcome, Error), welcome
-        auth = await self.request(Login(rid=self.conn.next_rid(), username=user,
-                                        password=password, device=device))
+        auth = await self.request(
+            Login(rid=self.conn.next_rid(), username=user, password=password, device=device)
+        )
         assert isinstance(auth, Authenticated), f"login of {user} answered {auth}"
         return auth
 
@@ -332,8 +352,12 @@ class Watchdog:
         }
         text = json.dumps(report, indent=2, sort_keys=True)
         print(text, flush=True)
-        print(f"crash_soak: the event loop has not turned for {stalled:.1f} s (a coroutine "
-              f"spins without awaiting); main thread:\n{stack}", file=sys.stderr, flush=True)
+        print(
+            f"crash_soak: the event loop has not turned for {stalled:.1f} s (a coroutine "
+            f"spins without awaiting); main thread:\n{stack}",
+            file=sys.stderr,
+            flush=True,
+        )
         if self.report:
             with contextlib.suppress(OSError), open(self.report, "w") as fh:
                 fh.write(text + "\n")
@@ -421,20 +445,27 @@ class Soak:
         for name in self.names:
             await lt.register(HOST, self.port, name, PASSWORD)
         for name in self.names:
-            client = lt.Client(HOST, self.port, username=name, password=PASSWORD,
-                               device="soakdev", backoff=Backoff(base=0.05, cap=0.5),
-                               request_timeout=10.0, max_reconnect_attempts=10_000)
+            client = lt.Client(
+                HOST,
+                self.port,
+                username=name,
+                password=PASSWORD,
+                device="soakdev",
+                backoff=Backoff(base=0.05, cap=0.5),
+                request_timeout=10.0,
+                max_reconnect_attempts=10_000,
+            )
             agent = Agent(name, client)
             self.agents.append(agent)
             await client.start()
             agent.consumer = asyncio.ensure_future(self.consume(agent))
         if self.cfg.group_size >= 2:
-            for agent in self.agents[1:self.cfg.group_size]:  # strangers may add them
+            for agent in self.agents[1 : self.cfg.group_size]:  # strangers may add them
                 await agent.client.set_privacy(groups="everyone")
             owner = self.agents[0].client
-            info = await owner.create_group("soak", self.names[1:self.cfg.group_size])
+            info = await owner.create_group("soak", self.names[1 : self.cfg.group_size])
             self.group = info.group
-            self.members = frozenset(self.names[:self.cfg.group_size])
+            self.members = frozenset(self.names[: self.cfg.group_size])
 
     async def consume(self, agent: Agent) -> None:
         try:
@@ -464,12 +495,23 @@ class Soak:
             cmid = f"{name}-{lane}-{k}"
             to_group = in_group and k % 2 == 1
             if to_group:
-                att = Attempt(name, cmid, f"group {cmid}", self.members,
-                              self.members - {name}, group=self.group)
+                att = Attempt(
+                    name,
+                    cmid,
+                    f"group {cmid}",
+                    self.members,
+                    self.members - {name},
+                    group=self.group,
+                )
             else:
-                att = Attempt(name, cmid, f"direct {cmid} to {partner}",
-                              frozenset({name, partner}), frozenset({partner}) - {name},
-                              to=partner)
+                att = Attempt(
+                    name,
+                    cmid,
+                    f"direct {cmid} to {partner}",
+                    frozenset({name, partner}),
+                    frozenset({partner}) - {name},
+                    to=partner,
+                )
             self.attempts[(name, cmid)] = att
             await self.send_one(agent, att)
 
@@ -478,11 +520,13 @@ class Soak:
         for attempt in range(self.cfg.send_attempts):
             try:
                 if att.group is not None:
-                    att.sent = await client.send_group(att.group, att.text, cmid=att.cmid,
-                                                       timeout=self.cfg.send_timeout)
+                    att.sent = await client.send_group(
+                        att.group, att.text, cmid=att.cmid, timeout=self.cfg.send_timeout
+                    )
                 else:
-                    att.sent = await client.send(att.to, att.text, cmid=att.cmid,
-                                                 timeout=self.cfg.send_timeout)
+                    att.sent = await client.send(
+                        att.to, att.text, cmid=att.cmid, timeout=self.cfg.send_timeout
+                    )
                 att.error = None
                 return
             except TimeoutError:
@@ -562,8 +606,9 @@ class Soak:
         for reader, updates in views.items():
             seqs = [u.seq for u in updates]
             if seqs != list(range(1, len(seqs) + 1)):
-                seq_errors.append(f"{reader}: update log seqs are not 1..n: "
-                                  f"{_first_break(seqs, 1)}")
+                seq_errors.append(
+                    f"{reader}: update log seqs are not 1..n: {_first_break(seqs, 1)}"
+                )
             mine: dict[tuple[str, str], Any] = {}
             by_conv: dict[int, list[int]] = defaultdict(list)
             entries_of: Counter[int] = Counter()  # message id -> entries in this log
@@ -583,8 +628,10 @@ class Soak:
             log_duplicates += sum(1 for n in entries_of.values() if n > 1)
             for conv, positions in by_conv.items():
                 if positions != list(range(1, len(positions) + 1)):
-                    position_errors.append(f"{reader} conv {conv}: positions are not "
-                                           f"1, 2, 3, ...: {_first_break(positions, 1)}")
+                    position_errors.append(
+                        f"{reader} conv {conv}: positions are not "
+                        f"1, 2, 3, ...: {_first_break(positions, 1)}"
+                    )
             seen[reader] = mine
 
         attempted = len(self.attempts)
@@ -601,22 +648,30 @@ class Soak:
                 if m is None:
                     ok = False
                     if len(lost_examples) < 10:
-                        lost_examples.append(f"{att.sender} {att.cmid} id {att.sent.id} "
-                                             f"missing from {r}'s log")
-                elif (m.id, m.pos, m.conv, m.text) != (att.sent.id, att.sent.pos,
-                                                        att.sent.conv, att.text):
+                        lost_examples.append(
+                            f"{att.sender} {att.cmid} id {att.sent.id} missing from {r}'s log"
+                        )
+                elif (m.id, m.pos, m.conv, m.text) != (
+                    att.sent.id,
+                    att.sent.pos,
+                    att.sent.conv,
+                    att.text,
+                ):
                     mismatched += 1
             if ok:
                 delivered += 1
             else:
                 lost += 1
         duplicated = sum(1 for ids in ids_by_cmid.values() if len(ids) > 1)
-        dup_examples = [f"{k}: ids {sorted(v)}" for k, v in ids_by_cmid.items()
-                        if len(v) > 1][:10]
-        unacked_stored = sum(1 for key, att in self.attempts.items()
-                             if att.sent is None and any(key in seen[r] for r in att.recipients))
-        acked_duplicate = sum(1 for att in self.attempts.values()
-                              if att.sent is not None and att.sent.duplicate)
+        dup_examples = [f"{k}: ids {sorted(v)}" for k, v in ids_by_cmid.items() if len(v) > 1][:10]
+        unacked_stored = sum(
+            1
+            for key, att in self.attempts.items()
+            if att.sent is None and any(key in seen[r] for r in att.recipients)
+        )
+        acked_duplicate = sum(
+            1 for att in self.attempts.values() if att.sent is not None and att.sent.duplicate
+        )
         device_dups = sum(sum(1 for n in a.received.values() if n > 1) for a in self.agents)
         missing = self.device_missing()
         return {
@@ -634,8 +689,13 @@ class Soak:
             "log_duplicates": log_duplicates,
             "position_errors": len(position_errors),
             "seq_errors": len(seq_errors),
-            "details": (lost_examples + dup_examples + position_errors[:10] + seq_errors[:10]
-                        + [f"device {k} misses {v}" for k, v in missing.items()]),
+            "details": (
+                lost_examples
+                + dup_examples
+                + position_errors[:10]
+                + seq_errors[:10]
+                + [f"device {k} misses {v}" for k, v in missing.items()]
+            ),
         }
 
     # ------------------------------------------------------------------ run
@@ -650,8 +710,11 @@ class Soak:
         try:
             await self.setup()
             load_start = time.monotonic()
-            senders = [asyncio.ensure_future(self.sender(i, lane))
-                       for i in range(len(self.names)) for lane in range(self.cfg.window)]
+            senders = [
+                asyncio.ensure_future(self.sender(i, lane))
+                for i in range(len(self.names))
+                for lane in range(self.cfg.window)
+            ]
             try:
                 await self.faults_loop()
             finally:
@@ -674,22 +737,23 @@ class Soak:
             summary = self.verify(views)
             assert self.proc is not None
             final_rc = await self.proc.terminate()
-            summary.update({
-                "integrity": integrity_check(self.db_path),
-                "final_exit_code": final_rc,
-                "faults": self.faults,
-                "signal": self.cfg.signal,
-                "exit_codes": self.exit_codes,
-                "reconnects": sum(a.reconnects for a in self.agents),
-                "disconnects": sum(a.disconnects for a in self.agents),
-                "client_failures": [f"{a.name}: {a.failure}" for a in self.agents
-                                    if a.failure],
-                "users": len(self.names),
-                "load_seconds": round(load_time, 2),
-                "acked_per_second": round(summary["crash_acked"] / max(load_time, 1e-9), 1),
-                "seconds": round(time.monotonic() - started, 2),
-                "errors": self.errors[:20],
-            })
+            summary.update(
+                {
+                    "integrity": integrity_check(self.db_path),
+                    "final_exit_code": final_rc,
+                    "faults": self.faults,
+                    "signal": self.cfg.signal,
+                    "exit_codes": self.exit_codes,
+                    "reconnects": sum(a.reconnects for a in self.agents),
+                    "disconnects": sum(a.disconnects for a in self.agents),
+                    "client_failures": [f"{a.name}: {a.failure}" for a in self.agents if a.failure],
+                    "users": len(self.names),
+                    "load_seconds": round(load_time, 2),
+                    "acked_per_second": round(summary["crash_acked"] / max(load_time, 1e-9), 1),
+                    "seconds": round(time.monotonic() - started, 2),
+                    "errors": self.errors[:20],
+                }
+            )
         finally:
             if watchdog is not None:
                 watchdog.stop()
@@ -710,7 +774,7 @@ class Soak:
 def _first_break(values: list[int], start: int) -> str:
     for i, v in enumerate(values):
         if v != start + i:
-            near = values[max(0, i - 3):i + 3]
+            near = values[max(0, i - 3) : i + 3]
             return f"at index {i}: expected {start + i}, got {v} (near {near})"
     return f"length {len(values)}"
 
@@ -718,8 +782,16 @@ def _first_break(values: list[int], start: int) -> str:
 def failures(summary: dict[str, Any]) -> list[str]:
     """Everything in a summary that breaks an invariant (empty list: all good)."""
     out = []
-    for key in ("crash_lost", "crash_duplicated", "mismatched", "device_missing",
-                "device_duplicates", "log_duplicates", "position_errors", "seq_errors"):
+    for key in (
+        "crash_lost",
+        "crash_duplicated",
+        "mismatched",
+        "device_missing",
+        "device_duplicates",
+        "log_duplicates",
+        "position_errors",
+        "seq_errors",
+    ):
         if summary.get(key, 0):
             out.append(f"{key}={summary[key]}")
     if summary.get("integrity") != "ok":
@@ -751,8 +823,9 @@ async def _run_until_signalled(cfg: SoakConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     d = SoakConfig()
     p.add_argument("--duration", type=float, default=d.duration, help="seconds of load")
     p.add_argument("--kills", type=int, default=d.kills, help="server faults during the load")
@@ -766,18 +839,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default=None, help="database directory (kept)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--json", metavar="FILE", help="also write the summary here")
-    p.add_argument("--watchdog", type=float, default=30.0, metavar="SECONDS",
-                   help="exit 3 with a stack dump if the event loop stalls this long "
-                        "(0: off)")
+    p.add_argument(
+        "--watchdog",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="exit 3 with a stack dump if the event loop stalls this long (0: off)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
     if a.duration <= 0 or a.kills < 0 or a.window < 1:
         p.error("duration must be > 0, kills >= 0, window >= 1")
-    cfg = SoakConfig(duration=a.duration, kills=a.kills, users=a.users,
-                     group_size=a.group_size, signal=a.signal, window=a.window,
-                     max_messages=a.max_messages, seed=a.seed, port=a.port,
-                     workdir=a.workdir, keep=a.keep, verbose=a.verbose,
-                     watchdog=a.watchdog, report=a.json)
+    cfg = SoakConfig(
+        duration=a.duration,
+        kills=a.kills,
+        users=a.users,
+        group_size=a.group_size,
+        signal=a.signal,
+        window=a.window,
+        max_messages=a.max_messages,
+        seed=a.seed,
+        port=a.port,
+        workdir=a.workdir,
+        keep=a.keep,
+        verbose=a.verbose,
+        watchdog=a.watchdog,
+        report=a.json,
+    )
     try:
         summary = asyncio.run(_run_until_signalled(cfg))
     except ValueError as exc:

@@ -24,8 +24,15 @@ def main() -> int:
         pkg.mkdir()
         for name in PORTIONS:
             (pkg / name).symlink_to(ROOT / name, target_is_directory=True)
-        args = [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
-                "--cache-dir", str(ROOT / ".mypy_cache")]
+        args = [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--cache-dir",
+            str(ROOT / ".mypy_cache"),
+        ]
         for name in PORTIONS:
             args += ["-p", f"liaotian.{name}"]
         return subprocess.call(args + sys.argv[1:], cwd=tmp)

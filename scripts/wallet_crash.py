@@ -49,9 +49,14 @@ from crash_soak import HOST, SERVER_ENV, ServerProcess, free_port
 
 PASSWORD = "wallet crash 1"
 TASKS = '[{"name": "checkin", "trigger": "checkin", "reward": 100000}]'
-ENV = {**SERVER_ENV, "LIAOTIAN_WALLET_TASKS": TASKS, "LIAOTIAN_REGISTER_RATE": "1000",
-       "LIAOTIAN_REGISTER_BURST": "1000", "LIAOTIAN_WRITE_RATE": "100000",
-       "LIAOTIAN_WRITE_BURST": "100000"}
+ENV = {
+    **SERVER_ENV,
+    "LIAOTIAN_WALLET_TASKS": TASKS,
+    "LIAOTIAN_REGISTER_RATE": "1000",
+    "LIAOTIAN_REGISTER_BURST": "1000",
+    "LIAOTIAN_WRITE_RATE": "100000",
+    "LIAOTIAN_WRITE_BURST": "100000",
+}
 
 
 @dataclass
@@ -78,8 +83,9 @@ async def one(c: lt.Client, a: Attempt) -> Any:
     if a.kind == "pay":
         return await w.pay(a.args["to"], a.args["amount"], key=a.key)
     if a.kind == "packet":
-        return await w.red_packet(a.args["amount"], a.args["count"], group=a.args["group"],
-                                  key=a.key)
+        return await w.red_packet(
+            a.args["amount"], a.args["count"], group=a.args["group"], key=a.key
+        )
     return await w.claim(a.args["packet"])
 
 
@@ -90,21 +96,37 @@ async def worker(c: lt.Client, user: str, run: Run, deadline: float) -> None:
         i += 1
         r = rnd.random()
         if r < 0.5:
-            a = Attempt(user, "pay", f"{user}-p{i}", {
-                "to": rnd.choice([u for u in run.users if u != user]),
-                "amount": rnd.randint(1, 500)})
+            a = Attempt(
+                user,
+                "pay",
+                f"{user}-p{i}",
+                {
+                    "to": rnd.choice([u for u in run.users if u != user]),
+                    "amount": rnd.randint(1, 500),
+                },
+            )
         elif r < 0.65 or not run.packets:
-            a = Attempt(user, "packet", f"{user}-r{i}", {
-                "group": run.group, "amount": rnd.randint(10, 300),
-                "count": rnd.randint(1, len(run.users))})
+            a = Attempt(
+                user,
+                "packet",
+                f"{user}-r{i}",
+                {
+                    "group": run.group,
+                    "amount": rnd.randint(10, 300),
+                    "count": rnd.randint(1, len(run.users)),
+                },
+            )
         else:
             a = Attempt(user, "claim", f"{user}-c{i}", {"packet": rnd.choice(run.packets)})
         run.attempts.append(a)
         try:
             a.answer = await one(c, a)
         except RequestError as exc:
-            if exc.code not in (ErrorCode.INSUFFICIENT_FUNDS, ErrorCode.PACKET_EMPTY,
-                                ErrorCode.PACKET_EXPIRED):
+            if exc.code not in (
+                ErrorCode.INSUFFICIENT_FUNDS,
+                ErrorCode.PACKET_EMPTY,
+                ErrorCode.PACKET_EXPIRED,
+            ):
                 run.problems.append(f"{a.kind} {a.key}: {exc.code.name} {exc.message}")
         except (ConnectionClosed, TimeoutError):
             pass  # the answer was lost; checked after the load
@@ -112,8 +134,9 @@ async def worker(c: lt.Client, user: str, run: Run, deadline: float) -> None:
             run.packets.append(a.answer.packet)
 
 
-async def killer(server: ServerProcess, kills: int, duration: float,
-                 rnd: random.Random) -> list[int | None]:
+async def killer(
+    server: ServerProcess, kills: int, duration: float, rnd: random.Random
+) -> list[int | None]:
     codes = []
     for k in range(kills):
         await asyncio.sleep(duration / (kills + 1) * (0.5 + rnd.random()))
@@ -137,8 +160,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for u in run.users:
             await lt.register(HOST, port, u, PASSWORD)
         for u in run.users:
-            c = lt.Client(HOST, port, username=u, password=PASSWORD, device="d",
-                          request_timeout=60.0, sync=False)
+            c = lt.Client(
+                HOST,
+                port,
+                username=u,
+                password=PASSWORD,
+                device="d",
+                request_timeout=60.0,
+                sync=False,
+            )
             await c.start()
             clients[u] = c
             await c.account.set_privacy(groups="everyone", coins="everyone")
@@ -148,7 +178,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         deadline = time.monotonic() + args.duration
         kill_codes, *_ = await asyncio.gather(
             killer(server, args.kills, args.duration, rnd),
-            *[worker(clients[u], u, run, deadline) for u in run.users])
+            *[worker(clients[u], u, run, deadline) for u in run.users],
+        )
         if not server.running:
             await server.start()
         # every answered request, again with its key: the same answer, as a duplicate
@@ -159,8 +190,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             again = await one(clients[a.user], a)
             retried += 1
             same = again.duplicate and (
-                again.transfer == a.answer.transfer if a.kind != "claim"
-                else (again.amount, again.transfer) == (a.answer.amount, a.answer.transfer))
+                again.transfer == a.answer.transfer
+                if a.kind != "claim"
+                else (again.amount, again.transfer) == (a.answer.amount, a.answer.transfer)
+            )
             if not same:
                 mismatched += 1
                 run.problems.append(f"{a.kind} {a.key}: answered {a.answer}, then {again}")
@@ -189,11 +222,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 run.problems.append(f"pay {a.key}: transfer {a.answer.transfer.id} is {t}")
     answered = sum(1 for a in run.attempts if a.answer is not None)
     return {
-        "wallet_ops": len(run.attempts), "wallet_answered": answered,
-        "wallet_retried": retried, "wallet_lost": lost, "wallet_mismatched": mismatched,
-        "wallet_invariant_violations": len(violations), "transfers": len(dump.transfers),
-        "packets": len(dump.packets), "kills": len(kill_codes), "exit_codes": kill_codes,
-        "violations": violations[:50], "problems": run.problems[:50],
+        "wallet_ops": len(run.attempts),
+        "wallet_answered": answered,
+        "wallet_retried": retried,
+        "wallet_lost": lost,
+        "wallet_mismatched": mismatched,
+        "wallet_invariant_violations": len(violations),
+        "transfers": len(dump.transfers),
+        "packets": len(dump.packets),
+        "kills": len(kill_codes),
+        "exit_codes": kill_codes,
+        "violations": violations[:50],
+        "problems": run.problems[:50],
         "server_log": server.log_tail() if violations or run.problems else "",
     }
 
@@ -220,8 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as fh:
             fh.write(text)
-    bad = summary["wallet_lost"] or summary["wallet_mismatched"] or \
-        summary["wallet_invariant_violations"] or summary["problems"]
+    bad = (
+        summary["wallet_lost"]
+        or summary["wallet_mismatched"]
+        or summary["wallet_invariant_violations"]
+        or summary["problems"]
+    )
     return 1 if bad else 0
 
 

@@ -70,38 +70,66 @@ class Server:
         tune_switch_interval()
         self.config = config
         self.limits = config.limits()
-        self.hub = Hub(max_per_user=config.max_connections_per_user,
-                       max_outbound_total=config.max_outbound_total)
+        self.hub = Hub(
+            max_per_user=config.max_connections_per_user,
+            max_outbound_total=config.max_outbound_total,
+        )
         self.counters = Counters()  # ops: what the serving path counts
         self.router = Router(self.counters)
         # An injected store serves through the contract's methods; typed as SQLite's
         # until the handlers are typed against the contract alone.
-        self.store = cast(SQLiteStore, store) if store is not None else SQLiteStore(
-            config.db_path, synchronous=config.synchronous, max_batch=config.max_batch,
-            read_connections=config.read_connections)
-        self.writes = WriteBudget(config.write_rate, config.write_burst,
-                                  config.write_rows_rate, config.write_rows_burst,
-                                  clock=lambda: self.loop.time())
-        self.policy = Policy(max_group_size=config.max_group_size,
-                             max_groups_owned=config.max_groups_owned,
-                             max_groups_joined=config.max_groups_joined,
-                             max_contacts=config.max_contacts,
-                             max_outgoing_requests=config.max_outgoing_requests,
-                             max_voice_ms=config.media_max_voice_ms,
-                             max_track_ms=config.media_max_track_ms,
-                             budget=self.writes,
-                             wallet=WalletPolicy(config.tasks(),
-                                                 int(config.packet_ttl * 1000),
-                                                 config.max_packet_shares, os.urandom(32)))
+        self.store = (
+            cast(SQLiteStore, store)
+            if store is not None
+            else SQLiteStore(
+                config.db_path,
+                synchronous=config.synchronous,
+                max_batch=config.max_batch,
+                read_connections=config.read_connections,
+            )
+        )
+        self.writes = WriteBudget(
+            config.write_rate,
+            config.write_burst,
+            config.write_rows_rate,
+            config.write_rows_burst,
+            clock=lambda: self.loop.time(),
+        )
+        self.policy = Policy(
+            max_group_size=config.max_group_size,
+            max_groups_owned=config.max_groups_owned,
+            max_groups_joined=config.max_groups_joined,
+            max_contacts=config.max_contacts,
+            max_outgoing_requests=config.max_outgoing_requests,
+            max_voice_ms=config.media_max_voice_ms,
+            max_track_ms=config.media_max_track_ms,
+            budget=self.writes,
+            wallet=WalletPolicy(
+                config.tasks(),
+                int(config.packet_ttl * 1000),
+                config.max_packet_shares,
+                os.urandom(32),
+            ),
+        )
         self.media_limits = media_limits(config)
         media_root = media_dir(config)  # None: no media (a database in memory, no media_dir)
-        self.media_io = None if media_root is None else MediaIO(
-            BlobStore(media_root, free_floor=config.media_free_disk_floor,
-                      sync_every=config.media_sync_every),
-            self.media_limits, workers=config.media_workers)
+        self.media_io = (
+            None
+            if media_root is None
+            else MediaIO(
+                BlobStore(
+                    media_root,
+                    free_floor=config.media_free_disk_floor,
+                    sync_every=config.media_sync_every,
+                ),
+                self.media_limits,
+                workers=config.media_workers,
+            )
+        )
         self.media: MediaHandlers | None = None
-        self.fanout = FanOut(self.hub.sessions, self.hub.of_user, self.store.cached_head,
-                             self.counters)
+        self.fanout = FanOut(
+            self.hub.sessions, self.hub.of_user, self.store.cached_head, self.counters
+        )
         self.store.on_committed = self.fanout.committed
         self.ops = Ops(self)  # ops: metrics, lifecycle logs, admin socket
         self.port = config.port
@@ -131,8 +159,13 @@ class Server:
 
     def _wire(self) -> None:
         """Build the handlers with what each needs and route them; hook the hub."""
-        cfg, store, hub, router, writes = (self.config, self.store, self.hub, self.router,
-                                           self.writes)
+        cfg, store, hub, router, writes = (
+            self.config,
+            self.store,
+            self.hub,
+            self.router,
+            self.writes,
+        )
         clock = self.loop.time
         advertised = self.limits.advertised()
         if self.media_io is not None:
@@ -142,14 +175,27 @@ class Server:
         accounts.route(router)
         hub.on_unbind = accounts.unbound
         if self.media_io is not None:
-            self.media = MediaHandlers(store, self.media_io, self.media_limits, self.policy,
-                                       writes, clock, frame_size=self.limits.max_frame_size,
-                                       inflight=cfg.media_inflight,
-                                       sweep_interval=cfg.media_sweep_interval)
+            self.media = MediaHandlers(
+                store,
+                self.media_io,
+                self.media_limits,
+                self.policy,
+                writes,
+                clock,
+                frame_size=self.limits.max_frame_size,
+                inflight=cfg.media_inflight,
+                sweep_interval=cfg.media_sweep_interval,
+            )
             self.media.route(router)
-        MessagingHandlers(store, self.limits, cfg, writes, clock,
-                          media=self.media.prepare_send if self.media else None,
-                          rewards=self.policy.wallet).route(router)
+        MessagingHandlers(
+            store,
+            self.limits,
+            cfg,
+            writes,
+            clock,
+            media=self.media.prepare_send if self.media else None,
+            rewards=self.policy.wallet,
+        ).route(router)
         GroupHandlers(store, writes, self.policy, clock).route(router)
         self.fanout.answer_with(CreateGroup, answer_created)
         ReceiptHandlers(store, writes, cfg.max_group_size, clock).route(router)
@@ -223,14 +269,21 @@ class Server:
             self.loop.create_task(self.expiry.run(), name="wallet-expiry"),
         ]
         if self.media is not None:
-            self._background.append(self.loop.create_task(self.media.run(),
-                                                          name="media-sweeps"))
+            self._background.append(self.loop.create_task(self.media.run(), name="media-sweeps"))
         stats = self.ops.stats
         if self.config.stats_interval > 0 and stats is not None:
-            self._background.append(self.loop.create_task(  # ops: the statistics line
-                stats.run(self.config.stats_interval), name="stats"))
-        log.info("listening on %s:%d (database %s, synchronous=%s)", self.config.host,
-                 self.port, self.config.db_path, self.config.synchronous)
+            self._background.append(
+                self.loop.create_task(  # ops: the statistics line
+                    stats.run(self.config.stats_interval), name="stats"
+                )
+            )
+        log.info(
+            "listening on %s:%d (database %s, synchronous=%s)",
+            self.config.host,
+            self.port,
+            self.config.db_path,
+            self.config.synchronous,
+        )
 
     def _load_tls(self) -> ssl.SSLContext | None:
         cfg = self.config
@@ -241,21 +294,28 @@ class Server:
                 with open(path, "rb"):
                     pass
             except OSError as exc:
-                raise StartupError(f"cannot read TLS {what} file {path}: "
-                                   f"{exc.strerror or exc}") from exc
+                raise StartupError(
+                    f"cannot read TLS {what} file {path}: {exc.strerror or exc}"
+                ) from exc
         try:
             return self.tls_context()
         except (OSError, ssl.SSLError) as exc:  # not PEM, or a key of another certificate
             reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
-            raise StartupError(f"cannot load TLS certificate {cfg.tls_cert} with key "
-                               f"{cfg.tls_key}: not a PEM certificate chain and its private "
-                               f"key ({reason})") from exc
+            raise StartupError(
+                f"cannot load TLS certificate {cfg.tls_cert} with key "
+                f"{cfg.tls_key}: not a PEM certificate chain and its private "
+                f"key ({reason})"
+            ) from exc
 
     async def _bind(self) -> asyncio.base_events.Server:
         try:
             return await self.loop.create_server(
-                lambda: ServerConnection(self.endpoint), self.config.host, self.config.port,
-                backlog=4096, start_serving=False)
+                lambda: ServerConnection(self.endpoint),
+                self.config.host,
+                self.config.port,
+                backlog=4096,
+                start_serving=False,
+            )
         except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
             raise StartupError(self._listen_problem(exc)) from exc
 
@@ -282,11 +342,13 @@ class Server:
         try:
             await self.media_io.open()
         except OSError as exc:
-            raise StartupError(f"cannot open media directory {self.media_io.store.root}: "
-                               f"{exc.strerror or exc}") from exc
+            raise StartupError(
+                f"cannot open media directory {self.media_io.store.root}: {exc.strerror or exc}"
+            ) from exc
         except Exception as exc:  # BlobError: its parent directory is missing
-            raise StartupError(f"cannot open media directory {self.media_io.store.root}: "
-                               f"{exc}") from exc
+            raise StartupError(
+                f"cannot open media directory {self.media_io.store.root}: {exc}"
+            ) from exc
 
     def tls_context(self) -> ssl.SSLContext | None:
         """TLS 1.2 or newer with the configured certificate, or None for plain TCP."""

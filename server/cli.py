@@ -27,32 +27,42 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="liaotian-server",
         description="Run the liaotian messaging server. Precedence: flags > LIAOTIAN_* "
-                    "environment > --config file > defaults. "
-                    "`liaotian-server backup DEST` writes an online backup instead; "
-                    "`liaotian-server admin --help` and `liaotian-server health --help` "
-                    "show the operator's commands. "
-                    "Every setting is checked at start against the range shown here.")
+        "environment > --config file > defaults. "
+        "`liaotian-server backup DEST` writes an online backup instead; "
+        "`liaotian-server admin --help` and `liaotian-server health --help` "
+        "show the operator's commands. "
+        "Every setting is checked at start against the range shown here.",
+    )
     p.add_argument("--version", action="version", version=version())
     p.add_argument("--config", metavar="FILE", help="TOML configuration file")
     for f in fields(Config):
         default = f.default if f.default is not MISSING else None
         kind = {"int": int, "float": float}.get(str(f.type), str)
         allowed = rule_for(f.name).describe(str(f.type)).replace("%", "%%")
-        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
-                       metavar=f.name.upper(),
-                       help=f"{allowed} (default: {str(default).replace('%', '%%')})")
+        p.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=kind,
+            default=None,
+            metavar=f.name.upper(),
+            help=f"{allowed} (default: {str(default).replace('%', '%%')})",
+        )
     return p
 
 
 def backup_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="liaotian-server backup",
-        description="Write a consistent copy of the database, safe while the server runs.")
+        description="Write a consistent copy of the database, safe while the server runs.",
+    )
     p.add_argument("dest", help="file to create (must not exist)")
     p.add_argument("--config", metavar="FILE", help="TOML configuration file")
-    p.add_argument("--db-path", dest="db_path", default=None,
-                   help="database to copy (default: from config, LIAOTIAN_DB_PATH or "
-                        "liaotian.db)")
+    p.add_argument(
+        "--db-path",
+        dest="db_path",
+        default=None,
+        help="database to copy (default: from config, LIAOTIAN_DB_PATH or liaotian.db)",
+    )
     args = p.parse_args(argv)
     from .store.sqlite.backup import BackupError, backup
 

@@ -129,11 +129,14 @@ class Config:
     def __post_init__(self) -> None:
         check_ranges(self)
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
-            raise ValueError("argon2_memory_kib must be at least 8 x argon2_parallelism "
-                             "(argon2's minimum)")
+            raise ValueError(
+                "argon2_memory_kib must be at least 8 x argon2_parallelism (argon2's minimum)"
+            )
         if self.max_text_len + self.max_meta_size + 1024 > self.max_frame_size:
-            raise ValueError("max_frame_size must exceed max_text_len + max_meta_size + 1 KiB "
-                             "so that any accepted message fits in one frame")
+            raise ValueError(
+                "max_frame_size must exceed max_text_len + max_meta_size + 1 KiB "
+                "so that any accepted message fits in one frame"
+            )
         if self.send_bytes_burst < self.max_text_len + self.max_meta_size:
             raise ValueError("send_bytes_burst must hold at least one largest message")
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -147,13 +150,17 @@ class Config:
         if self.register_max_concurrent > self.argon2_max_concurrent:
             raise ValueError("register_max_concurrent must not exceed argon2_max_concurrent")
         if self.write_rows_burst < 2 * self.max_group_size:
-            raise ValueError("setting 'write_rows_burst' must be at least 2 * max_group_size "
-                             "(a GROUP_UPDATE of a full group writes that many rows)")
+            raise ValueError(
+                "setting 'write_rows_burst' must be at least 2 * max_group_size "
+                "(a GROUP_UPDATE of a full group writes that many rows)"
+            )
         if self.max_groups_joined < self.max_groups_owned:
             raise ValueError("setting 'max_groups_joined' must be at least max_groups_owned")
         if self.media_upload_bytes_per_day < self.media_max_blob_size:
-            raise ValueError("setting 'media_upload_bytes_per_day' must be at least "
-                             "media_max_blob_size (one largest blob)")
+            raise ValueError(
+                "setting 'media_upload_bytes_per_day' must be at least "
+                "media_max_blob_size (one largest blob)"
+            )
         self.tasks()  # a malformed catalogue is refused at start
 
     def tasks(self) -> tuple[Task, ...]:
@@ -181,8 +188,13 @@ class Config:
         return replace(self, **_coerce_all(values))
 
     @classmethod
-    def load(cls, *, file: str | None = None, env: Mapping[str, str] | None = None,
-             flags: Mapping[str, Any] | None = None) -> Config:
+    def load(
+        cls,
+        *,
+        file: str | None = None,
+        env: Mapping[str, str] | None = None,
+        flags: Mapping[str, Any] | None = None,
+    ) -> Config:
         """Merge the layers, then check the result once: each layer may rely on another
         (a file raising max_text_len, a flag raising max_frame_size to match). Errors are
         ValueErrors whose text names the setting and where its value came from."""
@@ -193,7 +205,7 @@ class Config:
             for key, value in items.items():
                 source = name_source(key) if name_source else where
                 try:
-                    (name, coerced), = _coerce_all({key: value}).items()
+                    ((name, coerced),) = _coerce_all({key: value}).items()
                 except ValueError as exc:
                     raise ValueError(f"{source}: {exc}") from None
                 values[name] = coerced
@@ -202,11 +214,20 @@ class Config:
         if file:
             layer(f"config file {file}", _read_file(file))
         env = os.environ if env is None else env
-        layer("", {f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(cls)
-                   if ENV_PREFIX + f.name.upper() in env},
-              lambda key: ENV_PREFIX + key.upper())
-        layer("", {k: v for k, v in (flags or {}).items() if v is not None},
-              lambda key: "--" + key.replace("_", "-"))
+        layer(
+            "",
+            {
+                f.name: env[ENV_PREFIX + f.name.upper()]
+                for f in fields(cls)
+                if ENV_PREFIX + f.name.upper() in env
+            },
+            lambda key: ENV_PREFIX + key.upper(),
+        )
+        layer(
+            "",
+            {k: v for k, v in (flags or {}).items() if v is not None},
+            lambda key: "--" + key.replace("_", "-"),
+        )
         try:
             return cls(**values)
         except SettingError as exc:
@@ -229,12 +250,15 @@ def _read_file(file: str) -> Mapping[str, Any]:
         return {**data, **wallet}
     table = data["server"]
     if not isinstance(table, dict):
-        raise ValueError(f"config file {file}: 'server' must be a table of settings "
-                         f"([server]), got {table!r}")
+        raise ValueError(
+            f"config file {file}: 'server' must be a table of settings ([server]), got {table!r}"
+        )
     stray = [k for k, v in data.items() if k != "server" and not isinstance(v, dict)]
     if stray:
-        raise ValueError(f"config file {file}: setting {stray[0]!r} is outside the [server] "
-                         f"table (put every setting in it, or none)")
+        raise ValueError(
+            f"config file {file}: setting {stray[0]!r} is outside the [server] "
+            f"table (put every setting in it, or none)"
+        )
     return {**table, **wallet}
 
 
@@ -315,8 +339,7 @@ RULES: dict[str, Rule] = {
     "log_level": Rule(choices=("debug", "info", "warning", "error", "critical")),
     "tls_cert": Rule(note="PEM file; empty: plain TCP"),
     "tls_key": Rule(note="PEM file; set with tls_cert"),
-    "max_frame_size": Rule(4096, 64 * MIB, note="bytes; above max_text_len + max_meta_size "
-                                                "+ 1024"),
+    "max_frame_size": Rule(4096, 64 * MIB, note="bytes; above max_text_len + max_meta_size + 1024"),
     "max_text_len": Rule(1, note="bytes"),
     "max_meta_size": Rule(0, note="bytes"),
     "max_sync_page": Rule(1, 100_000),
@@ -380,9 +403,11 @@ RULES: dict[str, Rule] = {
     "metrics_host": Rule(required=True, note="0.0.0.0 or :: serves every interface"),
     "admin_socket": Rule(note="Unix socket path; empty: <db_path>.admin; off: none"),
     # the wallet
-    "wallet_tasks": Rule(note='JSON: [{"name", "trigger", "reward", "period", "cap", '
-                              '"offset_hours", "item"}, ...]; in a file, [[wallet.tasks]] '
-                              'tables'),
+    "wallet_tasks": Rule(
+        note='JSON: [{"name", "trigger", "reward", "period", "cap", '
+        '"offset_hours", "item"}, ...]; in a file, [[wallet.tasks]] '
+        "tables"
+    ),
     "packet_ttl": Rule(1, 30 * DAY, note="seconds"),
     "max_packet_shares": Rule(1, MAX_SHARES),
     # media
@@ -421,13 +446,13 @@ def parse_tasks(text: str) -> tuple[Task, ...]:
         raise ValueError(f"{where} must be a list of tasks")
     tasks: list[Task] = []
     for i, t in enumerate(raw):
+
         def bad(why: str, i: int = i) -> ValueError:
             return ValueError(f"{where}: task {i + 1} {why}")
 
         if not isinstance(t, dict):
             raise bad("must be a table")
-        unknown = set(t) - {"name", "trigger", "reward", "period", "cap", "offset_hours",
-                            "item"}
+        unknown = set(t) - {"name", "trigger", "reward", "period", "cap", "offset_hours", "item"}
         if unknown:
             raise bad(f"has unknown keys {sorted(unknown)}")
         name, trigger, item = t.get("name"), t.get("trigger"), t.get("item", "")
@@ -443,21 +468,26 @@ def parse_tasks(text: str) -> tuple[Task, ...]:
         period = t.get("period", "day")
         if isinstance(period, str) and period in PERIODS:
             period_ms = PERIODS[period]
-        elif isinstance(period, int | float) and not isinstance(period, bool) \
-                and 1 <= period <= 366 * DAY:
+        elif (
+            isinstance(period, int | float)
+            and not isinstance(period, bool)
+            and 1 <= period <= 366 * DAY
+        ):
             period_ms = int(period * 1000)
         else:
             raise bad("has a period that is not day, week, ever or 1 .. 31622400 seconds")
         offset = t.get("offset_hours", 0)
-        if not isinstance(offset, int | float) or isinstance(offset, bool) \
-                or not -24 <= offset <= 24:
+        if (
+            not isinstance(offset, int | float)
+            or isinstance(offset, bool)
+            or not -24 <= offset <= 24
+        ):
             raise bad("has offset_hours outside -24 .. 24")
         if not isinstance(item, str) or len(item) > 32:
             raise bad("has an item kind longer than 32 characters")
         if any(x.name == name for x in tasks):
             raise bad(f"repeats the name {name!r}")
-        tasks.append(Task(name, trigger, reward, period_ms, cap, int(offset * 3_600_000),
-                          item))
+        tasks.append(Task(name, trigger, reward, period_ms, cap, int(offset * 3_600_000), item))
     return tuple(tasks)
 
 
@@ -491,8 +521,9 @@ def check_ranges(config: Config) -> None:
         value = getattr(config, f.name)
         rule = rule_for(f.name)
         if not rule.allows(value):
-            raise SettingError(f.name, f"setting {f.name!r} must be "
-                                       f"{rule.describe(str(f.type))}, got {value!r}")
+            raise SettingError(
+                f.name, f"setting {f.name!r} must be {rule.describe(str(f.type))}, got {value!r}"
+            )
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Config)}

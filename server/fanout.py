@@ -46,10 +46,13 @@ def ok_answer(op: Any) -> tuple[bytes, int]:
 
 
 class FanOut:
-    def __init__(self, sessions: dict[int, Peer],
-                 of_user: Callable[[int], Sequence[Peer]],
-                 cached_head: Callable[[int], int | None],
-                 counters: Counters | None = None) -> None:
+    def __init__(
+        self,
+        sessions: dict[int, Peer],
+        of_user: Callable[[int], Sequence[Peer]],
+        cached_head: Callable[[int], int | None],
+        counters: Counters | None = None,
+    ) -> None:
         self._sessions = sessions  # session id -> live connection (the hub's index)
         # the operator's counts (ops/counters.py): frames written here, by type, and pushes
         self.counters = counters if counters is not None else Counters()
@@ -73,13 +76,22 @@ class FanOut:
                     code = req.error
                     extra: dict[str, Any] = {}
                     if code in _WITH_EXTRAS:  # from a rule's Refused (chat/ops.py)
-                        extra = {"retry_after": getattr(req, "error_retry_after", None),
-                                 "data": getattr(req, "error_data", None) or {}}
-                    _part(out, origin).append((
-                        Error(rid=req.rid, code=int(code),
-                              message=req.error_message or code.explanation,
-                              **extra).encode(),
-                        _ERROR, req.rid))
+                        extra = {
+                            "retry_after": getattr(req, "error_retry_after", None),
+                            "data": getattr(req, "error_data", None) or {},
+                        }
+                    _part(out, origin).append(
+                        (
+                            Error(
+                                rid=req.rid,
+                                code=int(code),
+                                message=req.error_message or code.explanation,
+                                **extra,
+                            ).encode(),
+                            _ERROR,
+                            req.rid,
+                        )
+                    )
                 continue
             if type(req) is not SendRequest:
                 if origin is not None:
@@ -138,8 +150,7 @@ class FanOut:
             c.flush()
         self.counters.pushes += pushes
 
-    def _fan_out(self, out: Out, res: SendResult, sender: int,
-                 origin: Peer | None) -> None:
+    def _fan_out(self, out: Out, res: SendResult, sender: int, origin: Peer | None) -> None:
         """A group message: one encoded body, a per-member update header, one frame part per
         live connection; the sender's other connections get the sender's entry."""
         of_user = self._of_user
@@ -161,9 +172,19 @@ class FanOut:
 
 def _sent_frame(rid: int, res: SendResult) -> bytes:
     """SENT without building the dataclass: the same bytes as Sent(...).encode()."""
-    frame: bytes = pack_frame(_SENT, rid, {"id": res.id, "conv": res.conv, "pos": res.pos,
-                                           "ts": res.ts, "seq": res.sender_seq,
-                                           "cmid": res.cmid, "duplicate": res.duplicate})
+    frame: bytes = pack_frame(
+        _SENT,
+        rid,
+        {
+            "id": res.id,
+            "conv": res.conv,
+            "pos": res.pos,
+            "ts": res.ts,
+            "seq": res.sender_seq,
+            "cmid": res.cmid,
+            "duplicate": res.duplicate,
+        },
+    )
     return frame
 
 

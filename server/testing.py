@@ -55,10 +55,14 @@ class RunningServer:
 
 
 @asynccontextmanager
-async def run_server(tmp_path: os.PathLike[str] | str, **overrides: Any) -> AsyncIterator[
-        RunningServer]:
-    settings = {**TEST_SETTINGS, "db_path": os.path.join(os.fspath(tmp_path), "liaotian.db"),
-                **overrides}
+async def run_server(
+    tmp_path: os.PathLike[str] | str, **overrides: Any
+) -> AsyncIterator[RunningServer]:
+    settings = {
+        **TEST_SETTINGS,
+        "db_path": os.path.join(os.fspath(tmp_path), "liaotian.db"),
+        **overrides,
+    }
     srv = RunningServer(Config().with_overrides(settings))
     await srv.start()
     try:

@@ -101,8 +101,9 @@ def _one_per_device(of_user: Callable[[int], Sequence[Any]]) -> Callable[[int], 
 def half_open_drop() -> Iterator[None]:
     real_init = fanout.FanOut.__init__
 
-    def init(self: fanout.FanOut, sessions: Any, of_user: Any, cached_head: Any,
-             *args: Any) -> None:
+    def init(
+        self: fanout.FanOut, sessions: Any, of_user: Any, cached_head: Any, *args: Any
+    ) -> None:
         real_init(self, sessions, _one_per_device(of_user), cached_head, *args)
 
     with _patched(fanout.FanOut, "__init__", init):

@@ -29,8 +29,7 @@ __all__ = [
 ]
 
 
-async def run_chat(client: Client, with_user: str | None = None,
-                   group: str | None = None) -> int:
+async def run_chat(client: Client, with_user: str | None = None, group: str | None = None) -> int:
     """Resolve the conversation to open (before the screen is taken, so a wrong name is an
     ordinary error message), then run the app until the user quits. Returns the exit
     status (0, or 1 when the session ended, e.g. logged out elsewhere)."""

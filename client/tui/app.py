@@ -100,15 +100,13 @@ class ChatApp(App[int]):
                 with VerticalScroll(id="log"):
                     yield Static(id="messages", markup=False)
                 yield Static(id="typing", markup=False)
-                yield Input(placeholder="choose a chat on the left and press Enter",
-                            id="compose")
+                yield Input(placeholder="choose a chat on the left and press Enter", id="compose")
         yield Footer()
 
     async def on_mount(self) -> None:
         logging.getLogger("liaotian").addHandler(self._log_handler)
         self.set_interval(1.0, self._tick)
-        self.watch(self.query_one("#log", VerticalScroll), "scroll_y", self._scrolled,
-                   init=False)
+        self.watch(self.query_one("#log", VerticalScroll), "scroll_y", self._scrolled, init=False)
         self.redraw()
         self.query_one("#chats", OptionList).focus()
         self.run_worker(self._start(), name="start", exclusive=False)
@@ -137,8 +135,9 @@ class ChatApp(App[int]):
     # ------------------------------------------------------------------ drawing
 
     def note(self, text: str, severity: str = "information") -> None:
-        self.notify(safe(text), markup=False,
-                    severity="warning" if severity == "warning" else "information")
+        self.notify(
+            safe(text), markup=False, severity="warning" if severity == "warning" else "information"
+        )
 
     def _changed(self) -> None:
         if not self._redraw_due:
@@ -153,8 +152,7 @@ class ChatApp(App[int]):
         """Draw everything from the controller's state."""
         self._redraw_due = False
         ctl, names = self.ctl, self.ctl.names
-        self.query_one("#status", Static).update(status_line(ctl.me, names, ctl.state,
-                                                             ctl.detail))
+        self.query_one("#status", Static).update(status_line(ctl.me, names, ctl.state, ctl.detail))
         self._draw_chats()
         conv = ctl.conv
         title_w = self.query_one("#title", Static)
@@ -165,20 +163,32 @@ class ChatApp(App[int]):
         entry = ctl.chats.find(conv.target)
         if conv.target.group is not None:
             summary = ctl.groups.get(conv.target.group)
-            title_w.update(title(names.group(conv.target.group), True, names,
-                                 members=summary.members if summary else None))
+            title_w.update(
+                title(
+                    names.group(conv.target.group),
+                    True,
+                    names,
+                    members=summary.members if summary else None,
+                )
+            )
             placeholder = f"Message {safe(names.group(conv.target.group))}"
         else:
             peer = conv.target.peer or ""
-            title_w.update(title(peer, False, names, online=ctl.online.get(peer),
-                                 last_seen=ctl.last_seen_text(peer)))
+            title_w.update(
+                title(
+                    peer,
+                    False,
+                    names,
+                    online=ctl.online.get(peer),
+                    last_seen=ctl.last_seen_text(peer),
+                )
+            )
             placeholder = f"Message {safe(names.person(peer))}"
         self.query_one("#compose", Input).placeholder = placeholder + " (Enter to send)"
         if entry is not None:
             self._highlight(entry.conv)
         today = date.today()
-        content = conversation(conv.rows(ctl.me, today), names, ctl.me,
-                               loading=not conv.loaded)
+        content = conversation(conv.rows(ctl.me, today), names, ctl.me, loading=not conv.loaded)
         self._draw_log(content)
         self.query_one("#typing", Static).update(typing_line(ctl.typing_now(), names))
 
@@ -188,11 +198,11 @@ class ChatApp(App[int]):
         prompts = []
         for e in ctl.chats.ordered():
             online = ctl.online.get(e.peer) if e.peer else None
-            prompts.append((str(e.conv), chat_prompt(e, labels[e.conv], ctl.names, ctl.me,
-                                                     online)))
+            prompts.append((str(e.conv), chat_prompt(e, labels[e.conv], ctl.names, ctl.me, online)))
         if len(prompts) == len(self._shown_chats) and all(
-                k1 == k2 and p1.is_same(p2)
-                for (k1, p1), (k2, p2) in zip(prompts, self._shown_chats, strict=True)):
+            k1 == k2 and p1.is_same(p2)
+            for (k1, p1), (k2, p2) in zip(prompts, self._shown_chats, strict=True)
+        ):
             return
         self._shown_chats = prompts
         chats = self.query_one("#chats", OptionList)
@@ -221,8 +231,8 @@ class ChatApp(App[int]):
         if self._loading_older:
             # keep the lines that were on screen where they were
             def keep() -> None:
-                log.scroll_to(y=log.virtual_size.height - height + log.scroll_y,
-                              animate=False)
+                log.scroll_to(y=log.virtual_size.height - height + log.scroll_y, animate=False)
+
             self.call_after_refresh(keep)
         elif at_end:
             self.call_after_refresh(log.scroll_end, animate=False)
@@ -238,8 +248,7 @@ class ChatApp(App[int]):
             return
         self._shown_log = None
         self.query_one("#compose", Input).focus()
-        self.run_worker(self.ctl.open(entry.target), name="open", group="open",
-                        exclusive=True)
+        self.run_worker(self.ctl.open(entry.target), name="open", group="open", exclusive=True)
 
     @on(Input.Submitted, "#compose")
     def _submitted(self, event: Input.Submitted) -> None:
@@ -257,8 +266,7 @@ class ChatApp(App[int]):
     @on(Input.Changed, "#compose")
     def _typed(self, event: Input.Changed) -> None:
         if self.ctl.conv is not None:
-            self.run_worker(self.ctl.typed(bool(event.value)), name="typing",
-                            exit_on_error=False)
+            self.run_worker(self.ctl.typed(bool(event.value)), name="typing", exit_on_error=False)
 
     def action_chats(self) -> None:
         self.query_one("#chats", OptionList).focus()

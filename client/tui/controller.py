@@ -54,8 +54,9 @@ _CONTACT_NOTES = {
 }
 
 
-async def resolve_target(client: Client, with_user: str | None = None,
-                         group: str | None = None) -> Target | None:
+async def resolve_target(
+    client: Client, with_user: str | None = None, group: str | None = None
+) -> Target | None:
     """The conversation `--with USER` or `--group NAME` names (None: neither). A group is
     looked up by name among the user's groups (TargetError if none or several match); a
     user is checked by asking for one message of the chat (RequestError UNKNOWN_USER)."""
@@ -73,9 +74,14 @@ class ChatController:
     """Holds what the chat app shows (`chats`, `conv`, `names`, `online`, `state`) and
     keeps it current."""
 
-    def __init__(self, client: Client, *, on_change: Callable[[], None] | None = None,
-                 on_note: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        on_change: Callable[[], None] | None = None,
+        on_note: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client = client
         self.me = client.user or ""
         self.names = Names()
@@ -193,12 +199,12 @@ class ChatController:
         self.conv = conv
         self.changed()
         if target.group is not None:
-            page = await self._try("history", self.client.history_group(
-                target.group, limit=HISTORY_PAGE))
+            page = await self._try(
+                "history", self.client.history_group(target.group, limit=HISTORY_PAGE)
+            )
         else:
             assert target.peer is not None
-            page = await self._try("history", self.client.history(
-                target.peer, limit=HISTORY_PAGE))
+            page = await self._try("history", self.client.history(target.peer, limit=HISTORY_PAGE))
         if page is None or self.conv is not conv:
             return
         conv.add_page(page.messages, page.more)
@@ -245,12 +251,12 @@ class ChatController:
         if conv is None or not conv.more_before or conv.oldest is None:
             return 0
         if conv.target.group is not None:
-            request = self.client.history_group(conv.target.group, before=conv.oldest,
-                                                limit=HISTORY_PAGE)
+            request = self.client.history_group(
+                conv.target.group, before=conv.oldest, limit=HISTORY_PAGE
+            )
         else:
             assert conv.target.peer is not None
-            request = self.client.history(conv.target.peer, before=conv.oldest,
-                                          limit=HISTORY_PAGE)
+            request = self.client.history(conv.target.peer, before=conv.oldest, limit=HISTORY_PAGE)
         page = await self._try("history", request)
         if page is None:
             return 0
@@ -283,9 +289,17 @@ class ChatController:
             conv.settle(pending, None, str(exc) or "timed out")
             self.changed()
             return
-        m = ChatMessage(id=sent.id, conv=sent.conv, pos=sent.pos, sender=self.me,
-                        to=target.peer or "", ts=sent.ts, cmid=sent.cmid, text=text,
-                        group=target.group)
+        m = ChatMessage(
+            id=sent.id,
+            conv=sent.conv,
+            pos=sent.pos,
+            sender=self.me,
+            to=target.peer or "",
+            ts=sent.ts,
+            cmid=sent.cmid,
+            text=text,
+            group=target.group,
+        )
         conv.settle(pending, m)
         if not self.chats.message(m, self.me, viewing=m.conv):
             self._background(self.reload_list())
@@ -318,9 +332,10 @@ class ChatController:
             self._read(event)
         elif isinstance(event, TypingEvent):
             conv = self.conv
-            if conv is not None and ((event.group is not None and conv.target.group
-                                      == event.group) or (event.group is None
-                                                          and conv.target.peer == event.user)):
+            if conv is not None and (
+                (event.group is not None and conv.target.group == event.group)
+                or (event.group is None and conv.target.peer == event.user)
+            ):
                 conv.typing_event(event.user, event.typing, event.ttl, self.clock())
         elif isinstance(event, PresenceChanged):
             self.online[event.user] = event.online

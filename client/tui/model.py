@@ -85,9 +85,17 @@ class ChatEntry:
 
     @classmethod
     def from_summary(cls, s: ConversationSummary) -> ChatEntry:
-        return cls(conv=s.conv, kind=s.kind, name=s.name, ts=s.ts, unread=s.unread,
-                   read=s.read, last=s.last, peer=s.peer if s.kind == "direct" else None,
-                   group=s.group if s.kind == "group" else None)
+        return cls(
+            conv=s.conv,
+            kind=s.kind,
+            name=s.name,
+            ts=s.ts,
+            unread=s.unread,
+            read=s.read,
+            last=s.last,
+            peer=s.peer if s.kind == "direct" else None,
+            group=s.group if s.kind == "group" else None,
+        )
 
 
 class ChatList:
@@ -117,8 +125,10 @@ class ChatList:
         seen: dict[str, int] = {}
         for e in self.entries.values():
             seen[e.name] = seen.get(e.name, 0) + 1
-        return {e.conv: (f"{e.name} #{e.conv}" if seen[e.name] > 1 and e.kind == "group"
-                         else e.name) for e in self.entries.values()}
+        return {
+            e.conv: (f"{e.name} #{e.conv}" if seen[e.name] > 1 and e.kind == "group" else e.name)
+            for e in self.entries.values()
+        }
 
     def message(self, m: ChatMessage, me: str, viewing: int | None = None) -> bool:
         """Take a message (an event, or the user's own send). Returns False when the
@@ -133,13 +143,11 @@ class ChatList:
             else:
                 ev = GroupEvent.from_message(m)
                 name = ev.name if ev is not None and ev.name else f"#{m.conv}"
-                entry = ChatEntry(conv=m.conv, kind="group", name=name, ts=m.ts,
-                                  group=m.group)
+                entry = ChatEntry(conv=m.conv, kind="group", name=name, ts=m.ts, group=m.group)
             self.entries[m.conv] = entry
         if m.pos <= entry.last_pos:
             return True  # already in the server's list (a replayed event)
-        counts = (m.sender != me and m.event is None and m.pos > entry.read
-                  and m.conv != viewing)
+        counts = m.sender != me and m.event is None and m.pos > entry.read and m.conv != viewing
         entry.last = m
         entry.ts = max(entry.ts, m.ts)
         if counts:
@@ -300,8 +308,9 @@ class Conversation:
         self.pending.append(p)
         return p
 
-    def settle(self, pending: PendingSend, message: ChatMessage | None,
-               error: str | None = None) -> None:
+    def settle(
+        self, pending: PendingSend, message: ChatMessage | None, error: str | None = None
+    ) -> None:
         """A send finished: stored as `message`, or refused with `error` (kept on screen)."""
         if message is not None:
             self.pending = [p for p in self.pending if p.key != pending.key]

@@ -68,11 +68,14 @@ def resolve_group(groups: Sequence[GroupSummary], query: str) -> GroupSummary:
     if len(exact) == 1:
         return exact[0]
     if not exact:
-        raise TargetError(f'you are in no group named "{safe(query)}" '
-                          "(`liaotian group list` shows yours)")
+        raise TargetError(
+            f'you are in no group named "{safe(query)}" (`liaotian group list` shows yours)'
+        )
     choices = ", ".join(_describe(g) for g in exact)
-    raise TargetError(f'{len(exact)} of your groups are named "{safe(query)}": {choices}; '
-                      f"pick one by number, e.g. --group '#{exact[0].group}'")
+    raise TargetError(
+        f'{len(exact)} of your groups are named "{safe(query)}": {choices}; '
+        f"pick one by number, e.g. --group '#{exact[0].group}'"
+    )
 
 
 class Names:

@@ -47,7 +47,8 @@ def describe_event(ev: GroupEvent, names: Names) -> str:
     if ev.type == "created":
         others = [u for u in ev.users if u != ev.actor]
         return f'{a} created the group "{safe(ev.name or "")}"' + (
-            f" with {_people(others, names)}" if others else "")
+            f" with {_people(others, names)}" if others else ""
+        )
     if ev.type == "added":
         return f"{a} added {_people(ev.users, names)}"
     if ev.type == "removed":
@@ -74,11 +75,12 @@ def preview(m: ChatMessage, names: Names, me: str) -> str:
     else:
         who = "you" if m.sender == me else safe(names.person(m.sender))
         text = f"{who}: {safe(m.text)}"
-    return text if len(text) <= PREVIEW_LEN else text[:PREVIEW_LEN - 1] + "…"
+    return text if len(text) <= PREVIEW_LEN else text[: PREVIEW_LEN - 1] + "…"
 
 
-def chat_prompt(entry: ChatEntry, label: str, names: Names, me: str,
-                online: bool | None = None) -> Content:
+def chat_prompt(
+    entry: ChatEntry, label: str, names: Names, me: str, online: bool | None = None
+) -> Content:
     """A chat list entry: name (a dot when the peer is online), unread count, and the last
     message on the second line."""
     shown = safe(names.person(label) if entry.kind == "direct" else label)
@@ -107,8 +109,9 @@ def _message(row: MessageRow, names: Names, tz: tzinfo | None) -> Content:
     return Content.assemble(*parts)
 
 
-def conversation(rows: Sequence[Row], names: Names, me: str,
-                 tz: tzinfo | None = None, *, loading: bool = False) -> Content:
+def conversation(
+    rows: Sequence[Row], names: Names, me: str, tz: tzinfo | None = None, *, loading: bool = False
+) -> Content:
     """The open conversation, one line per row (more for multi-line messages)."""
     lines: list[Content] = []
     for row in rows:
@@ -117,17 +120,26 @@ def conversation(rows: Sequence[Row], names: Names, me: str,
         elif isinstance(row, MoreRow):
             lines.append(Content.styled("↑ older messages: PageUp", "dim"))
         elif isinstance(row, EventRow):
-            lines.append(Content.styled(
-                f"{clock(row.message.ts, tz)} * {describe_event(row.event, names)}",
-                "italic dim"))
+            lines.append(
+                Content.styled(
+                    f"{clock(row.message.ts, tz)} * {describe_event(row.event, names)}",
+                    "italic dim",
+                )
+            )
         elif isinstance(row, MessageRow):
             lines.append(_message(row, names, tz))
         elif isinstance(row, PendingRow):
             p = row.pending
             state = f"not sent: {safe(p.error)}" if p.error else "sending…"
-            lines.append(Content.assemble(
-                "      ", (safe(names.person(me)), "bold cyan"), ": ",
-                safe(p.text, CONTINUATION), (f"  ({state})", "red" if p.error else "dim")))
+            lines.append(
+                Content.assemble(
+                    "      ",
+                    (safe(names.person(me)), "bold cyan"),
+                    ": ",
+                    safe(p.text, CONTINUATION),
+                    (f"  ({state})", "red" if p.error else "dim"),
+                )
+            )
     if loading:
         lines.append(Content.styled("loading…", "dim"))
     elif not lines:
@@ -135,8 +147,15 @@ def conversation(rows: Sequence[Row], names: Names, me: str,
     return Content("\n").join(lines)
 
 
-def title(entry_name: str, is_group: bool, names: Names, *, online: bool | None = None,
-          last_seen: str | None = None, members: int | None = None) -> Content:
+def title(
+    entry_name: str,
+    is_group: bool,
+    names: Names,
+    *,
+    online: bool | None = None,
+    last_seen: str | None = None,
+    members: int | None = None,
+) -> Content:
     """The conversation's header: `Bob (bob) · online`, `trip · group, 3 members`."""
     if is_group:
         extra = f" · group, {members} members" if members else " · group"
@@ -160,5 +179,9 @@ def status_line(me: str, names: Names, state: str, detail: str = "") -> Content:
     """`liaotian · Alice (alice) · connected`, or `reconnecting (why)`."""
     style = {"connected": "green", "reconnecting": "yellow"}.get(state, "red")
     return Content.assemble(
-        "liaotian · ", (safe(names.full(me)), "bold"), " · ", (state, style),
-        f" ({safe(detail)})" if detail else "")
+        "liaotian · ",
+        (safe(names.full(me)), "bold"),
+        " · ",
+        (state, style),
+        f" ({safe(detail)})" if detail else "",
+    )

@@ -126,7 +126,7 @@ def audit(dump: LedgerDump, tasks: tuple[Task, ...] = ()) -> list[str]:
         paid = claims.get(pk.id, [])
         want = shares(pk.amount, pk.count, pk.split, pk.seed)
         got = [t.amount for t in paid]
-        if got != want[:len(got)] or len(got) > pk.count:
+        if got != want[: len(got)] or len(got) > pk.count:
             bad.append(f"packet {pk.id}: paid {got}, its shares are {want}")
         if sum(got) != pk.claimed or len(paid) != len(pk.claims):
             bad.append(f"packet {pk.id}: claims and claim transfers differ")

@@ -58,9 +58,16 @@ CODE_CLAIM = 5  # ESCROW -> user: a share of a red packet
 CODE_HOLD = 6  # a generic pending transfer between two accounts, and its post or void
 CODE_REVERSAL = 7  # reverses a posted transfer (ref: its id)
 CODE_EXPIRED = 8  # the void of a pending transfer that timed out
-CODE_NAMES = {CODE_MINT: "mint", CODE_PAY: "pay", CODE_REWARD: "reward",
-              CODE_PACKET: "red_packet", CODE_CLAIM: "claim", CODE_HOLD: "hold",
-              CODE_REVERSAL: "reversal", CODE_EXPIRED: "expired"}
+CODE_NAMES = {
+    CODE_MINT: "mint",
+    CODE_PAY: "pay",
+    CODE_REWARD: "reward",
+    CODE_PACKET: "red_packet",
+    CODE_CLAIM: "claim",
+    CODE_HOLD: "hold",
+    CODE_REVERSAL: "reversal",
+    CODE_EXPIRED: "expired",
+}
 
 # red packets
 SPLIT_EQUAL, SPLIT_RANDOM = 0, 1
@@ -132,9 +139,23 @@ class Packet:
     drawn: list[int] | None = field(default=None, repr=False, compare=False)  # shares()
 
     def copy(self) -> Packet:
-        return Packet(self.id, self.sender, self.conv, self.peer, self.amount, self.count,
-                      self.split, self.seed, self.pending, self.expires, self.memo, self.created,
-                      dict(self.claims), self.state, self.drawn)
+        return Packet(
+            self.id,
+            self.sender,
+            self.conv,
+            self.peer,
+            self.amount,
+            self.count,
+            self.split,
+            self.seed,
+            self.pending,
+            self.expires,
+            self.memo,
+            self.created,
+            dict(self.claims),
+            self.state,
+            self.drawn,
+        )
 
     @property
     def claimed(self) -> int:
@@ -160,8 +181,9 @@ class Item:
     redeemed: int = 0  # ms, 0 while it can be redeemed
 
     def copy(self) -> Item:
-        return Item(self.id, self.code, self.kind, self.owner, self.created, self.source,
-                    self.redeemed)
+        return Item(
+            self.id, self.code, self.kind, self.owner, self.created, self.source, self.redeemed
+        )
 
 
 @dataclass(frozen=True, slots=True)

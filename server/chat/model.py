@@ -45,9 +45,14 @@ class GroupState:
     members: dict[int, Member] = field(default_factory=dict)
 
     def copy(self) -> GroupState:
-        return GroupState(self.conv, self.name, self.topic, self.owner, self.created,
-                          {u: Member(m.role, m.joined_pos, m.joined)
-                           for u, m in self.members.items()})
+        return GroupState(
+            self.conv,
+            self.name,
+            self.topic,
+            self.owner,
+            self.created,
+            {u: Member(m.role, m.joined_pos, m.joined) for u, m in self.members.items()},
+        )
 
 
 @dataclass(slots=True)
@@ -68,10 +73,20 @@ class Social:
     coins: int = VIS_CONTACTS  # who may send this user coins (rules/wallet.py)
 
     def copy(self) -> Social:
-        return Social(set(self.contacts), set(self.outgoing), set(self.incoming),
-                      set(self.blocked), self.presence, self.profile, self.messages,
-                      self.groups, self.groups_owned, self.groups_joined,
-                      receipts=self.receipts, coins=self.coins)
+        return Social(
+            set(self.contacts),
+            set(self.outgoing),
+            set(self.incoming),
+            set(self.blocked),
+            self.presence,
+            self.profile,
+            self.messages,
+            self.groups,
+            self.groups_owned,
+            self.groups_joined,
+            receipts=self.receipts,
+            coins=self.coins,
+        )
 
     def add_relation(self, other: int, kind: int) -> None:
         """File one relation of this user (user = this user) into its set."""
@@ -122,6 +137,8 @@ class BlobAccess:
     blob: Blob | None
     owner: bool = False
     seen: tuple[tuple[int, int, int], ...] = ()
+
+
 # ---------------------------------------------------------------------------- channels
 # A channel is a conversation with one log of posts that its members read (fan-out on
 # read): its state is small and loaded alone, a member is one row looked up by key, and

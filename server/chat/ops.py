@@ -25,8 +25,14 @@ class Refused(Exception):
     """Raised by a rule: the operation is answered with this error and nothing it staged
     is kept. `retry_after` and `data` travel with the ERROR (RATE_LIMITED, LIMIT_REACHED)."""
 
-    def __init__(self, code: ErrorCode, message: str = "", *, retry_after: float | None = None,
-                 data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str = "",
+        *,
+        retry_after: float | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message or code.explanation)
         self.code = code
         self.message = message or code.explanation
@@ -90,8 +96,15 @@ class SendResult:
 
     def as_duplicate(self) -> SendResult:
         """The answer to a retry: the original acknowledgement, marked as a duplicate."""
-        return SendResult(id=self.id, conv=self.conv, pos=self.pos, ts=self.ts,
-                          sender_seq=self.sender_seq, cmid=self.cmid, duplicate=True)
+        return SendResult(
+            id=self.id,
+            conv=self.conv,
+            pos=self.pos,
+            ts=self.ts,
+            sender_seq=self.sender_seq,
+            cmid=self.cmid,
+            duplicate=True,
+        )
 
 
 # ---------------------------------------------------------------------------- other writes

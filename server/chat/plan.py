@@ -79,10 +79,13 @@ class Plan(Protocol):
     def username(self, uid: int) -> str: ...
     def group_ro(self, conv: int) -> GroupState | None:
         """The group as it stands in this batch, for reading only."""
+
     def group(self, conv: int) -> GroupState | None:
         """The group for changing through the named writes (the batch's copy)."""
+
     def social_ro(self, uid: int) -> Social:
         """The user's relations and privacy as they stand in this batch (read only)."""
+
     def last_pos(self, conv: int) -> int: ...
     def planned_send(self, key: tuple[int, str]) -> Any:
         """The send with this (sender, cmid) planned earlier in this batch, if any."""
@@ -91,25 +94,39 @@ class Plan(Protocol):
 
     def direct_conv(self, a: int, b: int) -> int:
         """The direct conversation of two users, created if they have none."""
+
     def new_conv_id(self) -> int: ...
     def new_message_id(self) -> int: ...
     def next_seq(self, uid: int) -> int:
         """The next seq of the user's update log (allocated: use it)."""
+
     def next_pos(self, conv: int) -> int:
         """The next position of the conversation's timeline (allocated: use it)."""
 
     # ------------------------------------------------------------------ named writes
 
-    def add_message(self, mid: int, conv: int, pos: int, sender: int, sender_seq: int,
-                    cmid: str, body: bytes) -> None: ...
-    def add_update(self, uid: int, seq: int, kind: int, *, message_id: int | None = None,
-                   data: bytes | None = None, push: bytes | None = None) -> None:
+    def add_message(
+        self, mid: int, conv: int, pos: int, sender: int, sender_seq: int, cmid: str, body: bytes
+    ) -> None: ...
+    def add_update(
+        self,
+        uid: int,
+        seq: int,
+        kind: int,
+        *,
+        message_id: int | None = None,
+        data: bytes | None = None,
+        push: bytes | None = None,
+    ) -> None:
         """An entry of the user's update log; `push` (its encoded data) is also pushed to
         the user's live sessions once committed."""
+
     def log(self, uid: int, kind: int, data: bytes) -> int:
         """Append a non-message entry to a user's log and push it; returns its seq."""
-    def create_group(self, conv: int, name: str, topic: str, owner: int,
-                     members: dict[int, Member]) -> GroupState: ...
+
+    def create_group(
+        self, conv: int, name: str, topic: str, owner: int, members: dict[int, Member]
+    ) -> GroupState: ...
     def add_member(self, g: GroupState, uid: int, role: int, joined_pos: int) -> None: ...
     def remove_member(self, g: GroupState, uid: int) -> None: ...
     def set_role(self, g: GroupState, uid: int, role: int) -> None: ...
@@ -117,15 +134,25 @@ class Plan(Protocol):
     def set_group_info(self, g: GroupState, name: str, topic: str) -> None: ...
     def count_groups(self, uid: int, *, owned: int = 0, joined: int = 0) -> None:
         """Keep the user's counts of groups owned and joined in step with membership."""
+
     def relate(self, a: int, b: int, kind: int) -> None:
         """Record relation `kind` of user a to user b (a contact, a request, a block)."""
+
     def unrelate(self, a: int, b: int, kind: int) -> None: ...
-    def set_privacy(self, uid: int, *, presence: int | None = None,
-                    profile: int | None = None, messages: int | None = None,
-                    groups: int | None = None, receipts: int | None = None,
-                    coins: int | None = None) -> None: ...
+    def set_privacy(
+        self,
+        uid: int,
+        *,
+        presence: int | None = None,
+        profile: int | None = None,
+        messages: int | None = None,
+        groups: int | None = None,
+        receipts: int | None = None,
+        coins: int | None = None,
+    ) -> None: ...
     def set_read_marker(self, uid: int, conv: int, pos: int) -> None:
         """Move the user's read marker of the conversation forward to `pos`."""
+
     def add_blob_refs(self, conv: int, pos: int, blobs: tuple[bytes, ...]) -> None:
         """The message at `pos` of `conv` references these blobs (SPEC.md 27.4): they are
         readable by its readers and never collected."""
@@ -135,18 +162,24 @@ class Plan(Protocol):
 
     def account(self, acct: int) -> Account:
         """The account as it stands in this batch (read only: set_account changes it)."""
+
     def pending(self, tid: int) -> Transfer | None:
         """The pending transfer `tid` if it is open (not posted, voided or expired)."""
+
     def packet_ro(self, pid: int) -> Packet | None:
         """The red packet as it stands in this batch, for reading only."""
+
     def packet(self, pid: int) -> Packet | None:
         """The red packet for changing through the named writes (the batch's copy)."""
+
     def key_record(self, uid: int, key: str) -> KeyRecord | None: ...
     def task_progress(self, uid: int, task: str) -> tuple[int, int]:
         """(period, completions in it) of the user's newest period of the task."""
+
     def item_ro(self, code: str) -> Item | None: ...
     def item(self, code: str) -> Item | None:
         """The item for changing through the named writes (the batch's copy)."""
+
     def new_transfer_id(self) -> int: ...
     def new_packet_id(self) -> int: ...
     def new_wallet_item_id(self) -> int: ...
@@ -154,6 +187,7 @@ class Plan(Protocol):
     def add_transfer(self, t: Transfer) -> None:
         """Keep a transfer (immutable); a PENDING one is open until closed, a POST or VOID
         closes its pending transfer. Balances change only by set_account."""
+
     def set_account(self, acct: int, a: Account) -> None: ...
     def add_packet(self, p: Packet) -> None: ...
     def add_claim(self, p: Packet, uid: int, amount: int, transfer: int) -> None: ...
@@ -161,6 +195,7 @@ class Plan(Protocol):
     def record_key(self, uid: int, key: str, rec: KeyRecord) -> None: ...
     def count_task(self, uid: int, task: str, period: int, count: int) -> None:
         """The user's completions of the task in `period` are `count` now."""
+
     def add_item(self, item: Item) -> None: ...
     def give_item(self, item: Item, owner: int) -> None: ...
     def redeem_item(self, item: Item) -> None: ...
@@ -180,6 +215,7 @@ class ChannelPlan(Plan, Protocol):
     def channel_comment(self, conv: int, pos: int, n: int) -> CommentState | None: ...
     def channel_post_by_cmid(self, conv: int, author: int, cmid: str) -> int | None:
         """The position of the author's post with this client message id, if any."""
+
     def new_item_id(self) -> int:
         """An id for a post or a comment (one id space: the search index keys both)."""
 
@@ -187,12 +223,15 @@ class ChannelPlan(Plan, Protocol):
 
     def put_channel(self, ch: ChannelState, *, new: bool = False) -> None:
         """Keep the channel's row (`new`: its conversation too)."""
+
     def put_channel_member(self, conv: int, uid: int, m: ChannelMember | None) -> None:
         """Keep a member's row; None: the member is gone."""
+
     def set_channel_ban(self, conv: int, uid: int, banned: bool, by: int) -> None: ...
     def add_post(self, conv: int, pos: int, post: PostState, cmid: str, text: str) -> None: ...
     def put_post(self, conv: int, pos: int, post: PostState) -> None:
         """Keep a changed post (deleted, counts); a deleted post's text is dropped."""
+
     def set_like(self, conv: int, pos: int, uid: int, liked: bool) -> None: ...
     def add_comment(self, conv: int, pos: int, n: int, c: CommentState, text: str) -> None: ...
     def put_comment(self, conv: int, pos: int, n: int, c: CommentState) -> None:

@@ -60,21 +60,26 @@ def token_hash(token: str) -> bytes:
 
 
 class AccountHandlers:
-    def __init__(self, store: Store, hub: Hub, config: Config,
-                 clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, hub: Hub, config: Config, clock: Callable[[], float]) -> None:
         self.store = store
         self.hub = hub
         self.config = config
         self.clock = clock  # monotonic seconds (the loop's)
         cfg = config
-        self.hasher = PasswordHasher(time_cost=cfg.argon2_time_cost,
-                                     memory_cost=cfg.argon2_memory_kib,
-                                     parallelism=cfg.argon2_parallelism)
+        self.hasher = PasswordHasher(
+            time_cost=cfg.argon2_time_cost,
+            memory_cost=cfg.argon2_memory_kib,
+            parallelism=cfg.argon2_parallelism,
+        )
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
         self.logins = LoginThrottle(
-            free_failures=cfg.login_free_failures, base_delay=cfg.login_delay,
-            max_delay=cfg.login_max_delay, per_account=cfg.login_failures_per_account,
-            per_address=cfg.login_failures_per_address, window=cfg.login_window)
+            free_failures=cfg.login_free_failures,
+            base_delay=cfg.login_delay,
+            max_delay=cfg.login_max_delay,
+            per_account=cfg.login_failures_per_account,
+            per_address=cfg.login_failures_per_address,
+            window=cfg.login_window,
+        )
         self.registrations = KeyedBuckets(cfg.register_rate, cfg.register_burst)
         self._argon2_slots = asyncio.Semaphore(cfg.argon2_max_concurrent)
         self._registering = 0  # REGISTERs between their admission and their end
@@ -101,20 +106,30 @@ class AccountHandlers:
         """Refuse a REGISTER beyond the concurrent-hash share or the address's bucket."""
         cfg = self.config
         if self._registering >= cfg.register_max_concurrent:
-            raise RequestError(ErrorCode.RATE_LIMITED, "too many registrations at once",
-                               retry_after=round(max(self._hash_seconds, 0.05), 3))
+            raise RequestError(
+                ErrorCode.RATE_LIMITED,
+                "too many registrations at once",
+                retry_after=round(max(self._hash_seconds, 0.05), 3),
+            )
         wait = self.registrations.take(conn.peer_host, self.clock())
         if wait is not None:
-            raise RequestError(ErrorCode.RATE_LIMITED, "too many registrations from this address",
-                               retry_after=round(max(wait, 0.001), 3))
+            raise RequestError(
+                ErrorCode.RATE_LIMITED,
+                "too many registrations from this address",
+                retry_after=round(max(wait, 0.001), 3),
+            )
 
     async def register(self, conn: Peer, msg: Register) -> None:
         if not validate_username(msg.username):
-            raise RequestError(ErrorCode.INVALID_USERNAME,
-                               "3-32 characters: a-z 0-9 _ . -, starting with a letter or digit")
+            raise RequestError(
+                ErrorCode.INVALID_USERNAME,
+                "3-32 characters: a-z 0-9 _ . -, starting with a letter or digit",
+            )
         if not MIN_PASSWORD_LEN <= len(msg.password) <= MAX_PASSWORD_LEN:
-            raise RequestError(ErrorCode.WEAK_PASSWORD,
-                               f"password needs {MIN_PASSWORD_LEN}..{MAX_PASSWORD_LEN} characters")
+            raise RequestError(
+                ErrorCode.WEAK_PASSWORD,
+                f"password needs {MIN_PASSWORD_LEN}..{MAX_PASSWORD_LEN} characters",
+            )
         self._admit_registration(conn)
         self._registering += 1
         try:
@@ -137,8 +152,10 @@ class AccountHandlers:
 
     async def login(self, conn: Peer, msg: Login) -> None:
         if not validate_device(msg.device):
-            raise RequestError(ErrorCode.INVALID_DEVICE,
-                               "1-64 characters: A-Z a-z 0-9 _ . : -, starting alphanumeric")
+            raise RequestError(
+                ErrorCode.INVALID_DEVICE,
+                "1-64 characters: A-Z a-z 0-9 _ . : -, starting alphanumeric",
+            )
         # counted as a failure before the (awaited) verification, handed back on success:
         # parallel guesses cannot all pass the check before the first failure is recorded
         account, address = msg.username, conn.peer_host
@@ -147,8 +164,9 @@ class AccountHandlers:
             raise RequestError(ErrorCode.THROTTLED, retry_after=round(wait, 3))
         try:
             user = await self.store.user_by_name(account)
-            ok = await self._argon2(self._verify, user.password_hash if user else None,
-                                    msg.password)
+            ok = await self._argon2(
+                self._verify, user.password_hash if user else None, msg.password
+            )
         except BaseException:
             self.logins.abandoned(account, address)
             raise
@@ -161,19 +179,31 @@ class AccountHandlers:
         token = secrets.token_urlsafe(32)
         max_devices = self.config.max_devices_per_user
         try:
-            acked = await self.store.set_device_token(user.id, msg.device, token_hash(token),
-                                                      max_devices=max_devices)
+            acked = await self.store.set_device_token(
+                user.id, msg.device, token_hash(token), max_devices=max_devices
+            )
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
         if acked is None:
-            raise RequestError(ErrorCode.LIMIT_REACHED, f"at most {max_devices} devices",
-                               data={"limit": "max_devices_per_user", "max": max_devices})
+            raise RequestError(
+                ErrorCode.LIMIT_REACHED,
+                f"at most {max_devices} devices",
+                data={"limit": "max_devices_per_user", "max": max_devices},
+            )
         # the device's old token is dead: so are the connections that authenticated with it
         self._disconnect_device(user.id, msg.device, "logged in again")
         await self._bind(conn, user.id, user.username, msg.device)
         conn.log.info("login %s/%s", user.username, msg.device)
-        conn.send(Authenticated(rid=msg.rid, user=user.username, device=msg.device,
-                                head=conn.head_at_auth, acked=acked, token=token))
+        conn.send(
+            Authenticated(
+                rid=msg.rid,
+                user=user.username,
+                device=msg.device,
+                head=conn.head_at_auth,
+                acked=acked,
+                token=token,
+            )
+        )
 
     def _verify(self, stored: str | None, password: str) -> bool:
         try:
@@ -186,15 +216,25 @@ class AccountHandlers:
         if found is None:
             raise RequestError(ErrorCode.INVALID_TOKEN)
         user, device = found
-        if (self.token_idle_ms and not self.hub.of_device(user.id, device.device)
-                and self.wall_clock() * 1000 - device.last_seen > self.token_idle_ms):
+        if (
+            self.token_idle_ms
+            and not self.hub.of_device(user.id, device.device)
+            and self.wall_clock() * 1000 - device.last_seen > self.token_idle_ms
+        ):
             conn.log.info("expired token of %s/%s", user.username, device.device)
             raise RequestError(ErrorCode.INVALID_TOKEN, "token expired: log in again")
         await self._bind(conn, user.id, user.username, device.device)
         self.store.touch_device(user.id, device.device)
         conn.log.info("auth %s/%s", user.username, device.device)
-        conn.send(Authenticated(rid=msg.rid, user=user.username, device=device.device,
-                                head=conn.head_at_auth, acked=device.acked))
+        conn.send(
+            Authenticated(
+                rid=msg.rid,
+                user=user.username,
+                device=device.device,
+                head=conn.head_at_auth,
+                acked=device.acked,
+            )
+        )
 
     async def _bind(self, conn: Peer, uid: int, username: str, device: str) -> None:
         conn.authenticated(uid, username, device, await self.store.head(uid))
@@ -216,9 +256,21 @@ class AccountHandlers:
     async def list_devices(self, conn: Peer, msg: ListDevices) -> None:
         online = self.hub.online_devices(conn.user_id)
         devices = await self.store.devices_of(conn.user_id)
-        conn.send(DeviceList(rid=msg.rid, devices=tuple(
-            DeviceInfo(device=d.device, created=d.created, last_seen=d.last_seen,
-                       online=d.device in online, acked=d.acked) for d in devices)))
+        conn.send(
+            DeviceList(
+                rid=msg.rid,
+                devices=tuple(
+                    DeviceInfo(
+                        device=d.device,
+                        created=d.created,
+                        last_seen=d.last_seen,
+                        online=d.device in online,
+                        acked=d.acked,
+                    )
+                    for d in devices
+                ),
+            )
+        )
 
     async def revoke_device(self, conn: Peer, msg: RevokeDevice) -> None:
         if not validate_device(msg.device):
@@ -227,4 +279,3 @@ class AccountHandlers:
             raise RequestError(ErrorCode.UNKNOWN_DEVICE)
         conn.send(DeviceRevoked(rid=msg.rid, device=msg.device))
         self._disconnect_device(conn.user_id, msg.device)
-

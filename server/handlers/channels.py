@@ -59,8 +59,9 @@ log = logging.getLogger("liaotian.channels")
 PAGE = 50  # CHANNEL_FETCH / CHANNEL_SEARCH items when the request gives no limit
 NEWS_INTERVAL = 0.05  # seconds: news of one channel is sent at most once per interval
 _NEWS = int(MessageType.CHANNEL_NEWS)
-_WATCHED = frozenset({ops.Post, ops.CreateChannel, ops.JoinChannel, ops.LeaveChannel,
-                      ops.BanMember})
+_WATCHED = frozenset(
+    {ops.Post, ops.CreateChannel, ops.JoinChannel, ops.LeaveChannel, ops.BanMember}
+)
 
 
 def new_invite() -> str:
@@ -68,88 +69,125 @@ def new_invite() -> str:
 
 
 def channel_info(rid: int, ch: ChannelState, m: ChannelMember, owner: str) -> ChannelInfo:
-    return ChannelInfo(rid=rid, channel=ch.conv, name=ch.name, about=ch.about, rules=ch.rules,
-                       owner=owner, created=ch.created, open=ch.open,
-                       members_post=ch.members_post, slow_mode=ch.slow_mode,
-                       members=ch.members, pos=ch.last_pos, pins=ch.pins,
-                       role=ROLE_NAMES[m.role], read=m.read_pos,
-                       invite=ch.invite or None if m.role >= ROLE_ADMIN else None)
+    return ChannelInfo(
+        rid=rid,
+        channel=ch.conv,
+        name=ch.name,
+        about=ch.about,
+        rules=ch.rules,
+        owner=owner,
+        created=ch.created,
+        open=ch.open,
+        members_post=ch.members_post,
+        slow_mode=ch.slow_mode,
+        members=ch.members,
+        pos=ch.last_pos,
+        pins=ch.pins,
+        role=ROLE_NAMES[m.role],
+        read=m.read_pos,
+        invite=ch.invite or None if m.role >= ROLE_ADMIN else None,
+    )
 
 
 # ---------------------------------------------------------------------------- requests -> ops
 
 
 def _create(c: Peer, m: ChannelCreate) -> ops.Op:
-    return ops.CreateChannel(actor=c.user_id, name=m.name, about=m.about, rules=m.rules,
-                             open=m.open, members_post=m.members_post, slow_mode=m.slow_mode,
-                             invite=new_invite())
+    return ops.CreateChannel(
+        actor=c.user_id,
+        name=m.name,
+        about=m.about,
+        rules=m.rules,
+        open=m.open,
+        members_post=m.members_post,
+        slow_mode=m.slow_mode,
+        invite=new_invite(),
+    )
 
 
 def _update(c: Peer, m: ChannelUpdate) -> ops.Op:
     invite = new_invite() if m.new_invite else "" if m.no_invite else None
-    return ops.UpdateChannel(actor=c.user_id, channel=m.channel, name=m.name, about=m.about,
-                             rules=m.rules, open=m.open, members_post=m.members_post,
-                             slow_mode=m.slow_mode, invite=invite)
+    return ops.UpdateChannel(
+        actor=c.user_id,
+        channel=m.channel,
+        name=m.name,
+        about=m.about,
+        rules=m.rules,
+        open=m.open,
+        members_post=m.members_post,
+        slow_mode=m.slow_mode,
+        invite=invite,
+    )
 
 
 MAKERS: dict[type, Callable[[Peer, Any], ops.Op]] = {
     ChannelCreate: _create,
     ChannelUpdate: _update,
-    ChannelJoin: lambda c, m: ops.JoinChannel(actor=c.user_id, channel=m.channel,
-                                              invite=m.invite),
+    ChannelJoin: lambda c, m: ops.JoinChannel(actor=c.user_id, channel=m.channel, invite=m.invite),
     ChannelLeave: lambda c, m: ops.LeaveChannel(actor=c.user_id, channel=m.channel),
-    ChannelSetRole: lambda c, m: ops.SetChannelRole(actor=c.user_id, channel=m.channel,
-                                                    user=m.user, role=m.role),
-    ChannelBan: lambda c, m: ops.BanMember(actor=c.user_id, channel=m.channel, user=m.user,
-                                           ban=m.ban),
-    ChannelPost: lambda c, m: ops.Post(actor=c.user_id, channel=m.channel, text=m.text,
-                                       cmid=m.cmid),
-    ChannelComment: lambda c, m: ops.Comment(actor=c.user_id, channel=m.channel, post=m.post,
-                                             text=m.text),
-    ChannelLike: lambda c, m: ops.Like(actor=c.user_id, channel=m.channel, post=m.post,
-                                       like=m.like),
-    ChannelPin: lambda c, m: ops.Pin(actor=c.user_id, channel=m.channel, post=m.post,
-                                     pin=m.pin),
+    ChannelSetRole: lambda c, m: ops.SetChannelRole(
+        actor=c.user_id, channel=m.channel, user=m.user, role=m.role
+    ),
+    ChannelBan: lambda c, m: ops.BanMember(
+        actor=c.user_id, channel=m.channel, user=m.user, ban=m.ban
+    ),
+    ChannelPost: lambda c, m: ops.Post(
+        actor=c.user_id, channel=m.channel, text=m.text, cmid=m.cmid
+    ),
+    ChannelComment: lambda c, m: ops.Comment(
+        actor=c.user_id, channel=m.channel, post=m.post, text=m.text
+    ),
+    ChannelLike: lambda c, m: ops.Like(
+        actor=c.user_id, channel=m.channel, post=m.post, like=m.like
+    ),
+    ChannelPin: lambda c, m: ops.Pin(actor=c.user_id, channel=m.channel, post=m.post, pin=m.pin),
     ChannelDelete: lambda c, m: (
-        ops.DeleteComment(actor=c.user_id, channel=m.channel, post=m.post, n=m.n) if m.n
-        else ops.DeletePost(actor=c.user_id, channel=m.channel, post=m.post)),
-    ChannelRead: lambda c, m: ops.ReadChannel(actor=c.user_id, channel=m.channel,
-                                              read_pos=m.pos),
+        ops.DeleteComment(actor=c.user_id, channel=m.channel, post=m.post, n=m.n)
+        if m.n
+        else ops.DeletePost(actor=c.user_id, channel=m.channel, post=m.post)
+    ),
+    ChannelRead: lambda c, m: ops.ReadChannel(actor=c.user_id, channel=m.channel, read_pos=m.pos),
 }
 
 
 # ---------------------------------------------------------------------------- answers
 
 
-def _info_answer(op: ops.CreateChannel | ops.JoinChannel | ops.UpdateChannel
-                 ) -> tuple[bytes, int]:
+def _info_answer(op: ops.CreateChannel | ops.JoinChannel | ops.UpdateChannel) -> tuple[bytes, int]:
     assert op.state is not None and op.member is not None
-    return channel_info(op.rid, op.state, op.member, op.owner_name).encode(), \
-        int(MessageType.CHANNEL_INFO)
+    return channel_info(op.rid, op.state, op.member, op.owner_name).encode(), int(
+        MessageType.CHANNEL_INFO
+    )
 
 
 def _posted_answer(op: ops.Post | ops.Comment) -> tuple[bytes, int]:
     n = op.n if isinstance(op, ops.Comment) else 0
     dup = op.duplicate if isinstance(op, ops.Post) else False
-    return ChannelPosted(rid=op.rid, channel=op.channel, pos=op.pos, n=n, id=op.id, ts=op.ts,
-                         duplicate=dup).encode(), int(MessageType.CHANNEL_POSTED)
+    return ChannelPosted(
+        rid=op.rid, channel=op.channel, pos=op.pos, n=n, id=op.id, ts=op.ts, duplicate=dup
+    ).encode(), int(MessageType.CHANNEL_POSTED)
 
 
 def _likes_answer(op: ops.Like) -> tuple[bytes, int]:
-    return ChannelLikes(rid=op.rid, channel=op.channel, post=op.post, likes=op.likes).encode(), \
-        int(MessageType.CHANNEL_LIKES)
+    return ChannelLikes(rid=op.rid, channel=op.channel, post=op.post, likes=op.likes).encode(), int(
+        MessageType.CHANNEL_LIKES
+    )
 
 
 ANSWERS: dict[type, Callable[[Any], tuple[bytes, int]]] = {
-    ops.CreateChannel: _info_answer, ops.JoinChannel: _info_answer,
-    ops.UpdateChannel: _info_answer, ops.Post: _posted_answer, ops.Comment: _posted_answer,
+    ops.CreateChannel: _info_answer,
+    ops.JoinChannel: _info_answer,
+    ops.UpdateChannel: _info_answer,
+    ops.Post: _posted_answer,
+    ops.Comment: _posted_answer,
     ops.Like: _likes_answer,
 }
 
 
 class ChannelHandlers:
-    def __init__(self, store: Store, writes: WriteBudget, policy: Policy,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: Store, writes: WriteBudget, policy: Policy, clock: Callable[[], float]
+    ) -> None:
         self.store = store
         self.writes = writes
         self.policy = policy
@@ -170,8 +208,9 @@ class ChannelHandlers:
                     check_field(name, value)
             wait = self.writes.request(conn.user_id, self.clock())
             if wait is not None:
-                raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast",
-                                   retry_after=round(wait, 3))
+                raise RequestError(
+                    ErrorCode.RATE_LIMITED, "writing too fast", retry_after=round(wait, 3)
+                )
             op = make(conn, msg)
             op.session, op.rid, op.policy = conn.id, msg.rid, self.policy
             try:
@@ -199,31 +238,69 @@ class ChannelHandlers:
         ch, _m = await self._membership(conn, msg.channel)
         limit = msg.limit or PAGE
         if msg.post is not None:
-            rows = await self.store.channel_comments(ch.conv, msg.post, msg.after or 0,
-                                                     limit + 1)
-            conn.send(ChannelPage(rid=msg.rid, channel=ch.conv, post=msg.post,
-                                  more=len(rows) > limit, comments=tuple(
-                ChannelCommentEntry(n=c.n, id=c.id, author=c.author, ts=c.ts, text=c.text,
-                                    deleted=c.deleted) for c in rows[:limit])))
+            rows = await self.store.channel_comments(ch.conv, msg.post, msg.after or 0, limit + 1)
+            conn.send(
+                ChannelPage(
+                    rid=msg.rid,
+                    channel=ch.conv,
+                    post=msg.post,
+                    more=len(rows) > limit,
+                    comments=tuple(
+                        ChannelCommentEntry(
+                            n=c.n, id=c.id, author=c.author, ts=c.ts, text=c.text, deleted=c.deleted
+                        )
+                        for c in rows[:limit]
+                    ),
+                )
+            )
             return
-        posts = await self.store.channel_posts(ch.conv, after=msg.after, before=msg.before,
-                                               limit=limit + 1)
+        posts = await self.store.channel_posts(
+            ch.conv, after=msg.after, before=msg.before, limit=limit + 1
+        )
         more = len(posts) > limit
-        posts = posts[:limit] if msg.after is not None else posts[len(posts) - limit:] \
-            if more else posts
+        posts = (
+            posts[:limit]
+            if msg.after is not None
+            else posts[len(posts) - limit :]
+            if more
+            else posts
+        )
         liked = await self.store.channel_liked(ch.conv, conn.user_id, [p.pos for p in posts])
-        conn.send(ChannelPage(rid=msg.rid, channel=ch.conv, more=more, posts=tuple(
-            ChannelPostEntry(pos=p.pos, id=p.id, author=p.author, ts=p.ts, text=p.text,
-                             likes=p.likes, comments=p.comments, deleted=p.deleted,
-                             liked=p.pos in liked) for p in posts)))
+        conn.send(
+            ChannelPage(
+                rid=msg.rid,
+                channel=ch.conv,
+                more=more,
+                posts=tuple(
+                    ChannelPostEntry(
+                        pos=p.pos,
+                        id=p.id,
+                        author=p.author,
+                        ts=p.ts,
+                        text=p.text,
+                        likes=p.likes,
+                        comments=p.comments,
+                        deleted=p.deleted,
+                        liked=p.pos in liked,
+                    )
+                    for p in posts
+                ),
+            )
+        )
 
     async def search(self, conn: Peer, msg: ChannelSearch) -> None:
         ch, _m = await self._membership(conn, msg.channel)
-        hits = await self.store.channel_search(ch.conv, msg.query, msg.limit or PAGE,
-                                               msg.before_id)
-        conn.send(ChannelHits(rid=msg.rid, channel=ch.conv, hits=tuple(
-            ChannelHit(post=h.post, n=h.n, id=h.id, author=h.author, ts=h.ts, text=h.text)
-            for h in hits)))
+        hits = await self.store.channel_search(ch.conv, msg.query, msg.limit or PAGE, msg.before_id)
+        conn.send(
+            ChannelHits(
+                rid=msg.rid,
+                channel=ch.conv,
+                hits=tuple(
+                    ChannelHit(post=h.post, n=h.n, id=h.id, author=h.author, ts=h.ts, text=h.text)
+                    for h in hits
+                ),
+            )
+        )
 
 
 # ---------------------------------------------------------------------------- news
@@ -232,8 +309,13 @@ class ChannelHandlers:
 class NewsFanOut:
     """Coalesced CHANNEL_NEWS to the online members of channels with new posts."""
 
-    def __init__(self, store: Store, of_user: Callable[[int], Sequence[Any]],
-                 loop: asyncio.AbstractEventLoop, interval: float = NEWS_INTERVAL) -> None:
+    def __init__(
+        self,
+        store: Store,
+        of_user: Callable[[int], Sequence[Any]],
+        loop: asyncio.AbstractEventLoop,
+        interval: float = NEWS_INTERVAL,
+    ) -> None:
         self.store = store
         self.of_user = of_user
         self.loop = loop

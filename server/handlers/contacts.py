@@ -39,14 +39,20 @@ from ..store import Store, StoreClosed
 from .throttle import WriteBudget
 
 _RELATIONS: tuple[tuple[type, type[ops.RelationOp]], ...] = (
-    (ContactRequest, ops.RequestContact), (ContactAccept, ops.AcceptContact),
-    (ContactDecline, ops.DeclineContact), (ContactCancel, ops.CancelContact),
-    (ContactRemove, ops.RemoveContact), (Block, ops.BlockUser), (Unblock, ops.UnblockUser))
+    (ContactRequest, ops.RequestContact),
+    (ContactAccept, ops.AcceptContact),
+    (ContactDecline, ops.DeclineContact),
+    (ContactCancel, ops.CancelContact),
+    (ContactRemove, ops.RemoveContact),
+    (Block, ops.BlockUser),
+    (Unblock, ops.UnblockUser),
+)
 
 
 class ContactHandlers:
-    def __init__(self, store: Store, writes: WriteBudget, policy: Policy,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: Store, writes: WriteBudget, policy: Policy, clock: Callable[[], float]
+    ) -> None:
         self.store = store
         self.writes = writes
         self.policy = policy
@@ -65,8 +71,9 @@ class ContactHandlers:
         """Every write request counts against the user's write budget (throttle.py)."""
         wait = self.writes.request(conn.user_id, self.clock())
         if wait is not None:
-            raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast",
-                               retry_after=round(wait, 3))
+            raise RequestError(
+                ErrorCode.RATE_LIMITED, "writing too fast", retry_after=round(wait, 3)
+            )
 
     def _submit(self, op: ops.Op) -> None:
         try:
@@ -77,30 +84,51 @@ class ContactHandlers:
     def _relation(self, op_cls: type[ops.RelationOp]) -> Any:
         def handler(conn: Peer, msg: Any) -> None:
             self._charge_request(conn)
-            self._submit(op_cls(actor=conn.user_id, session=conn.id, rid=msg.rid,
-                                policy=self.policy, user=msg.user))
+            self._submit(
+                op_cls(
+                    actor=conn.user_id,
+                    session=conn.id,
+                    rid=msg.rid,
+                    policy=self.policy,
+                    user=msg.user,
+                )
+            )
 
         return handler
 
     def set_privacy(self, conn: Peer, msg: SetPrivacy) -> None:
         self._charge_request(conn)
-        self._submit(ops.SetPrivacy(actor=conn.user_id, session=conn.id, rid=msg.rid,
-                                    policy=self.policy, presence=msg.presence,
-                                    profile=msg.profile, messages=msg.messages,
-                                    groups=msg.groups, receipts=msg.receipts,
-                                    coins=msg.coins))
+        self._submit(
+            ops.SetPrivacy(
+                actor=conn.user_id,
+                session=conn.id,
+                rid=msg.rid,
+                policy=self.policy,
+                presence=msg.presence,
+                profile=msg.profile,
+                messages=msg.messages,
+                groups=msg.groups,
+                receipts=msg.receipts,
+                coins=msg.coins,
+            )
+        )
 
     async def list_contacts(self, conn: Peer, msg: ListContacts) -> None:
         soc = await self.store.social_of(conn.user_id)
-        names = await self.store.usernames(soc.contacts | soc.incoming | soc.outgoing
-                                           | soc.blocked)
+        names = await self.store.usernames(soc.contacts | soc.incoming | soc.outgoing | soc.blocked)
 
         def listed(ids: set[int]) -> tuple[str, ...]:
             return tuple(sorted(names[u] for u in ids if u in names))
 
-        conn.send(ContactList(rid=msg.rid, contacts=listed(soc.contacts),
-                              incoming=listed(soc.incoming), outgoing=listed(soc.outgoing),
-                              blocked=listed(soc.blocked)))
+        conn.send(
+            ContactList(
+                rid=msg.rid,
+                contacts=listed(soc.contacts),
+                incoming=listed(soc.incoming),
+                outgoing=listed(soc.outgoing),
+                blocked=listed(soc.blocked),
+            )
+        )
 
     async def set_profile(self, conn: Peer, msg: SetProfile) -> None:
         check_field("display_name", msg.display_name)
@@ -125,9 +153,14 @@ class ContactHandlers:
 
     async def get_privacy(self, conn: Peer, msg: GetPrivacy) -> None:
         soc = await self.store.social_of(conn.user_id)
-        conn.send(Privacy(rid=msg.rid, presence=VISIBILITY_NAMES[soc.presence],
-                          profile=VISIBILITY_NAMES[soc.profile],
-                          messages=VISIBILITY_NAMES[soc.messages],
-                          groups=VISIBILITY_NAMES[soc.groups],
-                          receipts=VISIBILITY_NAMES[soc.receipts],
-                          coins=VISIBILITY_NAMES[soc.coins]))
+        conn.send(
+            Privacy(
+                rid=msg.rid,
+                presence=VISIBILITY_NAMES[soc.presence],
+                profile=VISIBILITY_NAMES[soc.profile],
+                messages=VISIBILITY_NAMES[soc.messages],
+                groups=VISIBILITY_NAMES[soc.groups],
+                receipts=VISIBILITY_NAMES[soc.receipts],
+                coins=VISIBILITY_NAMES[soc.coins],
+            )
+        )

@@ -37,38 +37,63 @@ LIST_GROUPS_PAGE = 100  # LIST_GROUPS entries when the request gives no limit (S
 
 
 def _create(conn: Peer, m: GroupCreate, policy: Policy) -> ops.Op:
-    return ops.CreateGroup(actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy,
-        name=m.name, topic=m.topic, members=m.members)
+    return ops.CreateGroup(
+        actor=conn.user_id,
+        session=conn.id,
+        rid=m.rid,
+        policy=policy,
+        name=m.name,
+        topic=m.topic,
+        members=m.members,
+    )
 
 
 def _add(conn: Peer, m: GroupAdd, policy: Policy) -> ops.Op:
-    return ops.AddMembers(actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy,
-        group=m.group, users=m.users)
+    return ops.AddMembers(
+        actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy, group=m.group, users=m.users
+    )
 
 
 def _remove(conn: Peer, m: GroupRemove, policy: Policy) -> ops.Op:
-    return ops.RemoveMember(actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy,
-        group=m.group, user=m.user)
+    return ops.RemoveMember(
+        actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy, group=m.group, user=m.user
+    )
 
 
 def _leave(conn: Peer, m: GroupLeave, policy: Policy) -> ops.Op:
-    return ops.LeaveGroup(actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy,
-        group=m.group)
+    return ops.LeaveGroup(
+        actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy, group=m.group
+    )
 
 
 def _update(conn: Peer, m: GroupUpdate, policy: Policy) -> ops.Op:
-    return ops.UpdateGroup(actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy,
-        group=m.group, name=m.name, topic=m.topic)
+    return ops.UpdateGroup(
+        actor=conn.user_id,
+        session=conn.id,
+        rid=m.rid,
+        policy=policy,
+        group=m.group,
+        name=m.name,
+        topic=m.topic,
+    )
 
 
 def _set_role(conn: Peer, m: GroupSetRole, policy: Policy) -> ops.Op:
-    return ops.SetRole(actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy,
-        group=m.group, user=m.user, role=m.role)
+    return ops.SetRole(
+        actor=conn.user_id,
+        session=conn.id,
+        rid=m.rid,
+        policy=policy,
+        group=m.group,
+        user=m.user,
+        role=m.role,
+    )
 
 
 def _transfer(conn: Peer, m: GroupTransfer, policy: Policy) -> ops.Op:
-    return ops.TransferGroup(actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy,
-        group=m.group, user=m.user)
+    return ops.TransferGroup(
+        actor=conn.user_id, session=conn.id, rid=m.rid, policy=policy, group=m.group, user=m.user
+    )
 
 
 def answer_created(op: ops.CreateGroup) -> tuple[bytes, int]:
@@ -78,15 +103,26 @@ def answer_created(op: ops.CreateGroup) -> tuple[bytes, int]:
 
 
 def group_info(rid: int, g: GroupState, names: dict[int, str], pos: int) -> GroupInfo:
-    members = tuple(GroupMember(user=names[u], role=ROLE_NAMES[m.role], joined=m.joined)
-                    for u, m in sorted(g.members.items(), key=lambda kv: (-kv[1].role, kv[0])))
-    return GroupInfo(rid=rid, group=g.conv, name=g.name, topic=g.topic, owner=names[g.owner],
-                     created=g.created, pos=pos, members=members)
+    members = tuple(
+        GroupMember(user=names[u], role=ROLE_NAMES[m.role], joined=m.joined)
+        for u, m in sorted(g.members.items(), key=lambda kv: (-kv[1].role, kv[0]))
+    )
+    return GroupInfo(
+        rid=rid,
+        group=g.conv,
+        name=g.name,
+        topic=g.topic,
+        owner=names[g.owner],
+        created=g.created,
+        pos=pos,
+        members=members,
+    )
 
 
 class GroupHandlers:
-    def __init__(self, store: Store, writes: WriteBudget, policy: Policy,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: Store, writes: WriteBudget, policy: Policy, clock: Callable[[], float]
+    ) -> None:
         self.store = store
         self.writes = writes
         self.policy = policy
@@ -94,9 +130,15 @@ class GroupHandlers:
         self.clock = clock  # monotonic seconds (the loop's)
 
     def route(self, r: Router) -> None:
-        for cls, make in ((GroupCreate, _create), (GroupAdd, _add), (GroupRemove, _remove),
-                          (GroupLeave, _leave), (GroupUpdate, _update),
-                          (GroupSetRole, _set_role), (GroupTransfer, _transfer)):
+        for cls, make in (
+            (GroupCreate, _create),
+            (GroupAdd, _add),
+            (GroupRemove, _remove),
+            (GroupLeave, _leave),
+            (GroupUpdate, _update),
+            (GroupSetRole, _set_role),
+            (GroupTransfer, _transfer),
+        ):
             r.route(cls, self._submitter(make))
         r.route(GetGroup, self.get_group)
         r.route(ListGroups, self.list_groups)
@@ -109,8 +151,9 @@ class GroupHandlers:
                 check_field("topic", msg.topic)
             wait = self.writes.request(conn.user_id, self.clock())
             if wait is not None:
-                raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast",
-                                   retry_after=round(wait, 3))
+                raise RequestError(
+                    ErrorCode.RATE_LIMITED, "writing too fast", retry_after=round(wait, 3)
+                )
             try:
                 self.store.submit(make(conn, msg, self.policy))
             except StoreClosed:
@@ -144,6 +187,15 @@ class GroupHandlers:
         after = -1 if msg.after is None else msg.after
         rows = await self.store.groups_of(conn.user_id, after=after, limit=limit + 1)
         more = len(rows) > limit
-        conn.send(GroupList(rid=msg.rid, more=more, groups=tuple(
-            GroupSummary(group=g, name=name, topic=topic, role=ROLE_NAMES[role], members=count)
-            for g, name, topic, role, count in rows[:limit])))
+        conn.send(
+            GroupList(
+                rid=msg.rid,
+                more=more,
+                groups=tuple(
+                    GroupSummary(
+                        group=g, name=name, topic=topic, role=ROLE_NAMES[role], members=count
+                    )
+                    for g, name, topic, role, count in rows[:limit]
+                ),
+            )
+        )

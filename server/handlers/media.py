@@ -118,8 +118,9 @@ SWEEP_BATCH = 500  # uploads or blobs handled per sweep pass and kind
 
 def refusal(r: Refusal) -> RequestError:
     """The ERROR for a media rule's refusal (never counts towards max_protocol_errors)."""
-    return RequestError(CODES[r.code], r.message, retry_after=r.retry_after,
-                        data=dict(r.data) or None)
+    return RequestError(
+        CODES[r.code], r.message, retry_after=r.retry_after, data=dict(r.data) or None
+    )
 
 
 def refused(r: Refused) -> RequestError:
@@ -175,9 +176,19 @@ class _Budgets:
 class MediaHandlers:
     """UPLOAD_*, DOWNLOAD, the media of SEND (`prepare_send`) and the sweeps (`run`)."""
 
-    def __init__(self, store: Store, io: MediaIO, limits: MediaLimits, policy: Policy,
-                 writes: WriteBudget, clock: Callable[[], float], *, frame_size: int,
-                 inflight: int = 8, sweep_interval: float = 600.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        io: MediaIO,
+        limits: MediaLimits,
+        policy: Policy,
+        writes: WriteBudget,
+        clock: Callable[[], float],
+        *,
+        frame_size: int,
+        inflight: int = 8,
+        sweep_interval: float = 600.0,
+    ) -> None:
         self.store = store
         self.io = io
         self.limits = limits
@@ -223,8 +234,9 @@ class MediaHandlers:
     def _write_request(self, conn: Peer) -> None:
         wait = self.writes.request(conn.user_id, self.clock())
         if wait is not None:
-            raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast",
-                               retry_after=round(wait, 3))
+            raise RequestError(
+                ErrorCode.RATE_LIMITED, "writing too fast", retry_after=round(wait, 3)
+            )
 
     def _budget(self, uid: int, now: int) -> _Budgets:
         b = self._budgets.get(uid)
@@ -232,8 +244,10 @@ class MediaHandlers:
             if len(self._budgets) > 100_000:
                 self._budgets.clear()  # idle users' full buckets: nothing lost
             lim = self.limits
-            b = self._budgets[uid] = _Budgets(ByteBudget.full(lim.upload_bytes_per_day, now),
-                                              ByteBudget.full(lim.download_bytes_per_day, now))
+            b = self._budgets[uid] = _Budgets(
+                ByteBudget.full(lim.upload_bytes_per_day, now),
+                ByteBudget.full(lim.download_bytes_per_day, now),
+            )
         return b
 
     # ------------------------------------------------------------------ uploads
@@ -247,10 +261,17 @@ class MediaHandlers:
         budgets = self._budget(uid, now)
         plan = plan_begin(
             BeginRequest(msg.size, msg.sha256, msg.media_type, msg.name, msg.chunk_size),
-            UploaderState(state.stored is not None,
-                          _record(state.upload) if state.upload is not None else None,
-                          state.active, budgets.upload),
-            limits=self.limits, frame_size=self.frame_size, now_ms=now, free_disk=free)
+            UploaderState(
+                state.stored is not None,
+                _record(state.upload) if state.upload is not None else None,
+                state.active,
+                budgets.upload,
+            ),
+            limits=self.limits,
+            frame_size=self.frame_size,
+            now_ms=now,
+            free_disk=free,
+        )
         if isinstance(plan, Refusal):
             raise refusal(plan)
         if isinstance(plan, AlreadyStored):
@@ -267,10 +288,10 @@ class MediaHandlers:
         else:
             assert isinstance(plan, StartUpload)
             budgets.upload = plan.budget  # charged before anything awaits: no lost update
-            row = await self.store.create_upload(uid, msg.sha256, msg.size, msg.media_type,
-                                                 msg.name, plan.chunk_size, now)
-            if row.created == now and row.id not in self._uploads \
-                    and row.id not in self._attaching:
+            row = await self.store.create_upload(
+                uid, msg.sha256, msg.size, msg.media_type, msg.name, plan.chunk_size, now
+            )
+            if row.created == now and row.id not in self._uploads and row.id not in self._attaching:
                 up = await self._start(row)
             else:  # a BEGIN of the same content racing this one created it
                 up = await self._attached(row)
@@ -278,15 +299,27 @@ class MediaHandlers:
             conn.send(self._answer_done(msg.rid, row.id))
             return
         st = up.status(self.limits)
-        conn.send(UploadStatus(rid=msg.rid, upload=row.id, size=st.size,
-                               chunk_size=st.chunk_size, held=flat(st.held),
-                               expires=st.expires_ms))
+        conn.send(
+            UploadStatus(
+                rid=msg.rid,
+                upload=row.id,
+                size=st.size,
+                chunk_size=st.chunk_size,
+                held=flat(st.held),
+                expires=st.expires_ms,
+            )
+        )
 
     async def _start(self, row: UploadRow) -> Upload:
         """A new upload's partial files (durable before the client hears of it)."""
         try:
-            await self.io.begin(str(row.id), size=row.size, sha256=row.sha256,
-                                chunk_size=row.chunk_size, created_ms=row.created)
+            await self.io.begin(
+                str(row.id),
+                size=row.size,
+                sha256=row.sha256,
+                chunk_size=row.chunk_size,
+                created_ms=row.created,
+            )
         except BaseException as exc:
             await self.store.delete_upload(row.id)
             if isinstance(exc, StorageFull):
@@ -315,11 +348,17 @@ class MediaHandlers:
             rec = await self.io.recover(name)
         except (UnknownPartial, CorruptPartial) as exc:
             # the begin committed its row but died before its files were durable
-            log.info("upload %d: no usable partial (%s): starting it over", row.id,
-                     type(exc).__name__)
+            log.info(
+                "upload %d: no usable partial (%s): starting it over", row.id, type(exc).__name__
+            )
             await self.io.abort(name)
-            await self.io.begin(name, size=row.size, sha256=row.sha256,
-                                chunk_size=row.chunk_size, created_ms=row.created)
+            await self.io.begin(
+                name,
+                size=row.size,
+                sha256=row.sha256,
+                chunk_size=row.chunk_size,
+                created_ms=row.created,
+            )
         else:
             if rec.partial is not None:
                 held = rec.partial.held.copy()
@@ -340,8 +379,7 @@ class MediaHandlers:
         if done is None:
             raise unknown_upload()
         d = done[1]
-        return UploadDone(rid=rid, blob=d.blob, size=d.size, media_type=d.media_type,
-                          info=d.info)
+        return UploadDone(rid=rid, blob=d.blob, size=d.size, media_type=d.media_type, info=d.info)
 
     async def _upload_of(self, uid: int, upload_id: int) -> Upload:
         up = self._uploads.get(upload_id)
@@ -422,11 +460,25 @@ class MediaHandlers:
             tsha = hashlib.sha256(thumb.data).digest()
             async with self._hash_locks.hold(tsha):
                 await self.io.put(thumb.data, now)
-                info["thumb"] = {"blob": tsha, "w": thumb.width, "h": thumb.height,
-                                 "type": thumb.media_type}
-                blobs.append(Blob(tsha, len(thumb.data), thumb.media_type,
-                                  {"w": thumb.width, "h": thumb.height,
-                                   "format": thumb.media_type.split("/")[1].upper()}, now))
+                info["thumb"] = {
+                    "blob": tsha,
+                    "w": thumb.width,
+                    "h": thumb.height,
+                    "type": thumb.media_type,
+                }
+                blobs.append(
+                    Blob(
+                        tsha,
+                        len(thumb.data),
+                        thumb.media_type,
+                        {
+                            "w": thumb.width,
+                            "h": thumb.height,
+                            "format": thumb.media_type.split("/")[1].upper(),
+                        },
+                        now,
+                    )
+                )
                 main = Blob(row.sha256, row.size, found.media_type, info, now)
                 await self.store.complete_upload(row.id, row.user_id, [main, *blobs], now)
         else:
@@ -470,16 +522,22 @@ class MediaHandlers:
                 budgets = self._budget(uid, now_ms())
                 taken = budgets.download.take(n, now_ms())
                 if not isinstance(taken, ByteBudget):
-                    raise refusal(Refusal(MediaError.QUOTA_EXCEEDED, retry_after=taken,
-                                          data={"limit": "download_bytes_per_day",
-                                                "max": budgets.download.capacity}))
+                    raise refusal(
+                        Refusal(
+                            MediaError.QUOTA_EXCEEDED,
+                            retry_after=taken,
+                            data={
+                                "limit": "download_bytes_per_day",
+                                "max": budgets.download.capacity,
+                            },
+                        )
+                    )
                 budgets.download = taken
             try:
                 data = await self.io.read(msg.blob, offset, n) if n else b""
             except FileNotFoundError:  # collected meanwhile
                 raise refusal(Refusal(MediaError.UNKNOWN_BLOB)) from None
-            conn.send(BlobData(rid=msg.rid, blob=msg.blob, offset=offset, size=size,
-                               data=data))
+            conn.send(BlobData(rid=msg.rid, blob=msg.blob, offset=offset, size=size, data=data))
         finally:
             self._leave(conn)
 
@@ -502,8 +560,7 @@ class MediaHandlers:
 
     # ------------------------------------------------------------------ SEND with media
 
-    async def prepare_send(self, conn: Peer, msg: Send) -> tuple[dict[str, Any],
-                                                                tuple[bytes, ...]]:
+    async def prepare_send(self, conn: Peer, msg: Send) -> tuple[dict[str, Any], tuple[bytes, ...]]:
         """The media map a SEND stores and the blobs it references, or the refusal."""
         media = msg.media
         assert media is not None
@@ -559,8 +616,11 @@ class MediaHandlers:
             if not name.isdigit() or int(name) in self._uploads:
                 continue
             mtime = await self.io.partial_mtime(name)
-            if mtime is not None and mtime * 1000 + ttl_ms < now and \
-                    await self.store.upload(int(name)) is None:
+            if (
+                mtime is not None
+                and mtime * 1000 + ttl_ms < now
+                and await self.store.upload(int(name)) is None
+            ):
                 await self.io.abort(name)
         return expired
 
@@ -581,11 +641,14 @@ class MediaHandlers:
         # or between a finish's rename and its commit), once older than the grace
         files = [b for b in await self.io.blobs() if b.mtime * 1000 < before]
         for i in range(0, len(files), SWEEP_BATCH):
-            part = files[i:i + SWEEP_BATCH]
+            part = files[i : i + SWEEP_BATCH]
             known = await self.store.known_blobs([b.sha256 for b in part])
             for b in part:
-                if b.sha256 in known or self._hash_locks.busy(b.sha256) or \
-                        any(u.record.sha256 == b.sha256 for u in self._uploads.values()):
+                if (
+                    b.sha256 in known
+                    or self._hash_locks.busy(b.sha256)
+                    or any(u.record.sha256 == b.sha256 for u in self._uploads.values())
+                ):
                     continue
                 async with self._hash_locks.hold(b.sha256):
                     if not await self.store.known_blobs([b.sha256]):
@@ -594,16 +657,39 @@ class MediaHandlers:
 
 
 def _record(row: UploadRow) -> UploadRecord:
-    return UploadRecord(str(row.id), str(row.user_id), row.size, row.sha256, row.media_type,
-                        row.name, row.chunk_size, row.created, row.touched)
+    return UploadRecord(
+        str(row.id),
+        str(row.user_id),
+        row.size,
+        row.sha256,
+        row.media_type,
+        row.name,
+        row.chunk_size,
+        row.created,
+        row.touched,
+    )
 
 
 def _row(up: Upload) -> UploadRow:
     r = up.record
-    return UploadRow(int(r.upload_id), int(r.owner), r.sha256, r.size, r.media_type,
-                     r.file_name, r.chunk_size, r.created_ms, r.touched_ms)
+    return UploadRow(
+        int(r.upload_id),
+        int(r.owner),
+        r.sha256,
+        r.size,
+        r.media_type,
+        r.file_name,
+        r.chunk_size,
+        r.created_ms,
+        r.touched_ms,
+    )
 
 
 def _done(rid: int, blob: Blob) -> UploadDone:
-    return UploadDone(rid=rid, blob=blob.sha256, size=blob.size, media_type=blob.media_type,
-                      info=public_info(blob.info))
+    return UploadDone(
+        rid=rid,
+        blob=blob.sha256,
+        size=blob.size,
+        media_type=blob.media_type,
+        info=public_info(blob.info),
+    )

@@ -43,9 +43,16 @@ MediaSend = Callable[[Peer, Send], Awaitable[tuple[dict[str, Any], tuple[bytes, 
 
 
 class MessagingHandlers:
-    def __init__(self, store: Store, limits: Limits, config: Config, writes: WriteBudget,
-                 clock: Callable[[], float], media: MediaSend | None = None,
-                 rewards: WalletPolicy | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        config: Config,
+        writes: WriteBudget,
+        clock: Callable[[], float],
+        media: MediaSend | None = None,
+        rewards: WalletPolicy | None = None,
+    ) -> None:
         self.store = store
         self.media = media  # None: this server has no media (SEND with media is 5001)
         # tasks a SEND completes (rules/tasks.py); None when none is configured
@@ -76,19 +83,30 @@ class MessagingHandlers:
         meta_size = len(_packb(msg.meta)) if msg.meta else 0  # encoded once, used twice
         self._charge(conn, len(text) + meta_size, self._rows(msg.group))
         if len(text) * 4 > limits.max_text_len and len(text.encode()) > limits.max_text_len:
-            raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
-                               f"text above {limits.max_text_len} bytes")
+            raise RequestError(
+                ErrorCode.MESSAGE_TOO_LARGE, f"text above {limits.max_text_len} bytes"
+            )
         if meta_size > limits.max_meta_size:
-            raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
-                               f"meta above {limits.max_meta_size} bytes")
-        if msg.group is None and not self._known_user(msg.to) and \
-                not validate_username(msg.to):
+            raise RequestError(
+                ErrorCode.MESSAGE_TOO_LARGE, f"meta above {limits.max_meta_size} bytes"
+            )
+        if msg.group is None and not self._known_user(msg.to) and not validate_username(msg.to):
             raise RequestError(ErrorCode.UNKNOWN_USER)
         try:
-            self.store.submit(SendRequest(
-                sender_id=conn.user_id, sender_name=conn.username, to_name=msg.to,
-                cmid=msg.cmid, text=text, meta=msg.meta, session=conn.id, rid=msg.rid,
-                group=msg.group, rewards=self._rewards))
+            self.store.submit(
+                SendRequest(
+                    sender_id=conn.user_id,
+                    sender_name=conn.username,
+                    to_name=msg.to,
+                    cmid=msg.cmid,
+                    text=text,
+                    meta=msg.meta,
+                    session=conn.id,
+                    rid=msg.rid,
+                    group=msg.group,
+                    rewards=self._rewards,
+                )
+            )
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
         return None
@@ -104,20 +122,33 @@ class MessagingHandlers:
         media_size = len(_packb(msg.media.to_wire())) if msg.media is not None else 0
         self._charge(conn, len(text) + meta_size + media_size, self._rows(msg.group))
         if len(text.encode()) > limits.max_text_len:
-            raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
-                               f"text above {limits.max_text_len} bytes")
+            raise RequestError(
+                ErrorCode.MESSAGE_TOO_LARGE, f"text above {limits.max_text_len} bytes"
+            )
         if meta_size > limits.max_meta_size:
-            raise RequestError(ErrorCode.MESSAGE_TOO_LARGE,
-                               f"meta above {limits.max_meta_size} bytes")
-        if msg.group is None and not self._known_user(msg.to) and \
-                not validate_username(msg.to):
+            raise RequestError(
+                ErrorCode.MESSAGE_TOO_LARGE, f"meta above {limits.max_meta_size} bytes"
+            )
+        if msg.group is None and not self._known_user(msg.to) and not validate_username(msg.to):
             raise RequestError(ErrorCode.UNKNOWN_USER)
         media, refs = await self.media(conn, msg)
         try:
-            self.store.submit(SendRequest(
-                sender_id=conn.user_id, sender_name=conn.username, to_name=msg.to,
-                cmid=msg.cmid, text=text, meta=msg.meta, session=conn.id, rid=msg.rid,
-                group=msg.group, media=media, blob_refs=refs, rewards=self._rewards))
+            self.store.submit(
+                SendRequest(
+                    sender_id=conn.user_id,
+                    sender_name=conn.username,
+                    to_name=msg.to,
+                    cmid=msg.cmid,
+                    text=text,
+                    meta=msg.meta,
+                    session=conn.id,
+                    rid=msg.rid,
+                    group=msg.group,
+                    media=media,
+                    blob_refs=refs,
+                    rewards=self._rewards,
+                )
+            )
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
 
@@ -133,7 +164,8 @@ class MessagingHandlers:
             cfg = self.config
             buckets = self._buckets[uid] = (
                 TokenBucket(cfg.send_rate, cfg.send_burst, now),
-                TokenBucket(cfg.send_bytes_rate, cfg.send_bytes_burst, now))
+                TokenBucket(cfg.send_bytes_rate, cfg.send_bytes_burst, now),
+            )
         count, volume = buckets
         wait = count.take(now)
         if wait is None:
@@ -146,8 +178,9 @@ class MessagingHandlers:
                     count.tokens += 1
                     volume.tokens += size
         if wait is not None:
-            raise RequestError(ErrorCode.RATE_LIMITED, "sending too fast",
-                               retry_after=round(wait, 3))
+            raise RequestError(
+                ErrorCode.RATE_LIMITED, "sending too fast", retry_after=round(wait, 3)
+            )
 
     def _rows(self, group: int | None) -> int:
         """Update-log rows a SEND writes: sender and recipient, or one per group member
@@ -167,8 +200,9 @@ class MessagingHandlers:
         if msg.since > head:  # maybe seen in a page of a batch not yet published
             head = max(head, await self.store.committed_head(uid))
         if msg.since > head:
-            raise RequestError(ErrorCode.INVALID_CURSOR,
-                               f"since {msg.since} is ahead of head {head}")
+            raise RequestError(
+                ErrorCode.INVALID_CURSOR, f"since {msg.since} is ahead of head {head}"
+            )
         limit = msg.limit or self.limits.default_sync_page
         conn.syncing = True
         conn.live = False
@@ -181,8 +215,7 @@ class MessagingHandlers:
                 # empty page tells the client it is caught up (it asks for no next page),
                 # so with newer rows published, read again: they are in the tail now.
                 published = self.store.cached_head(uid)
-                if page.resync or page.updates or published is None or \
-                        published <= msg.since:
+                if page.resync or page.updates or published is None or published <= msg.since:
                     break
         finally:
             conn.syncing = False
@@ -194,8 +227,9 @@ class MessagingHandlers:
                 committed = await self.store.head(uid)
                 committed = self.store.cached_head(uid) or committed
             self._go_live(conn, committed)
-            conn.send_frame(encode_updates_frame(msg.rid, [], committed, resync=True),
-                            _UPDATES, msg.rid)
+            conn.send_frame(
+                encode_updates_frame(msg.rid, [], committed, resync=True), _UPDATES, msg.rid
+            )
             return
         if committed is None:  # nothing committed for this user since start-up
             more = len(page.updates) >= limit
@@ -205,8 +239,9 @@ class MessagingHandlers:
             head = max(committed, page.last_seq)  # the page may hold a batch not yet published
         if not more:
             self._go_live(conn, max(page.last_seq, head))
-        conn.send_frame(encode_updates_frame(msg.rid, page.updates, head, more=more),
-                        _UPDATES, msg.rid)
+        conn.send_frame(
+            encode_updates_frame(msg.rid, page.updates, head, more=more), _UPDATES, msg.rid
+        )
 
     @staticmethod
     def _go_live(conn: Peer, upto: int) -> None:
@@ -243,8 +278,11 @@ class MessagingHandlers:
             conv: int | None = msg.group
             min_pos = member.joined_pos
         else:
-            peer = await self.store.user_id(msg.with_user) \
-                if validate_username(msg.with_user) else None
+            peer = (
+                await self.store.user_id(msg.with_user)
+                if validate_username(msg.with_user)
+                else None
+            )
             if peer is None:
                 raise RequestError(ErrorCode.UNKNOWN_USER)
             conv = await self.store.direct_conv(conn.user_id, peer)
@@ -253,7 +291,9 @@ class MessagingHandlers:
         if conv is None:
             rows, more = [], False
         else:
-            rows, more = await self.store.history(conv, msg.before, msg.after, limit,
-                                                  self._page_bytes, min_pos)
-        conn.send_frame(encode_history_frame(msg.rid, rows, more), int(MessageType.HISTORY_PAGE),
-                        msg.rid)
+            rows, more = await self.store.history(
+                conv, msg.before, msg.after, limit, self._page_bytes, min_pos
+            )
+        conn.send_frame(
+            encode_history_frame(msg.rid, rows, more), int(MessageType.HISTORY_PAGE), msg.rid
+        )

@@ -47,8 +47,7 @@ TYPING_USERS = 65_536  # users with typing buckets (least recently typing go)
 class PresenceService:
     """Presence and typing; `changed` is the hub's on_presence, `run` a background task."""
 
-    def __init__(self, store: Store, hub: Hub, config: Config,
-                 clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, hub: Hub, config: Config, clock: Callable[[], float]) -> None:
         self.store = store
         self.hub = hub
         self.clock = clock  # monotonic seconds (the loop's)
@@ -150,8 +149,9 @@ class PresenceService:
             if uid == conn.user_id or not may_message(soc, conn.user_id):
                 return  # dropped without a word: the typist must not learn of a block
             targets = [uid]
-        frame = TypingNotice(rid=0, user=conn.username, typing=msg.typing, ttl=self.typing_ttl,
-                             group=msg.group).encode()
+        frame = TypingNotice(
+            rid=0, user=conn.username, typing=msg.typing, ttl=self.typing_ttl, group=msg.group
+        ).encode()
         for uid in targets:
             for c in self.hub.of_user(uid):
                 c.send_frame(frame, int(TypingNotice.TYPE))

@@ -35,8 +35,9 @@ UNREAD_CAP = 1000
 
 
 class ReceiptHandlers:
-    def __init__(self, store: Store, writes: WriteBudget, max_group_size: int,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: Store, writes: WriteBudget, max_group_size: int, clock: Callable[[], float]
+    ) -> None:
         self.store = store
         self.writes = writes
         self.max_group_size = max_group_size
@@ -65,14 +66,24 @@ class ReceiptHandlers:
             conn.send(Ok(rid=msg.rid))  # markers only move forward
             return
         peer = (others[0] if others else conn.user_id) if kind == "direct" else None
-        wait = self.writes.rows(conn.user_id, self.clock(),
-                                       1 if peer is None else 2)  # log rows, throttle.py
+        wait = self.writes.rows(
+            conn.user_id, self.clock(), 1 if peer is None else 2
+        )  # log rows, throttle.py
         if wait is not None:
-            raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast",
-                               retry_after=round(wait, 3))
+            raise RequestError(
+                ErrorCode.RATE_LIMITED, "writing too fast", retry_after=round(wait, 3)
+            )
         try:
-            self.store.submit(ops.MarkRead(actor=conn.user_id, session=conn.id, rid=msg.rid,
-                                           conv=msg.conv, read_pos=msg.pos, peer=peer))
+            self.store.submit(
+                ops.MarkRead(
+                    actor=conn.user_id,
+                    session=conn.id,
+                    rid=msg.rid,
+                    conv=msg.conv,
+                    read_pos=msg.pos,
+                    peer=peer,
+                )
+            )
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
 
@@ -85,12 +96,18 @@ class ReceiptHandlers:
         read, delivered = [], []
         for u in others:  # hidden positions are 0: nothing tells them from "not yet"
             soc = await self.store.social_of(u)
-            read.append(Marker(user=names[u],
-                               pos=markers.get(u, 0) if shows_read(soc, me) else 0))
-            delivered.append(Marker(user=names[u], pos=await self.store.delivered_pos(
-                u, msg.conv) if shows_delivered(soc, me) else 0))
-        conn.send(Receipts(rid=msg.rid, conv=msg.conv, read=tuple(read),
-                          delivered=tuple(delivered)))
+            read.append(Marker(user=names[u], pos=markers.get(u, 0) if shows_read(soc, me) else 0))
+            delivered.append(
+                Marker(
+                    user=names[u],
+                    pos=await self.store.delivered_pos(u, msg.conv)
+                    if shows_delivered(soc, me)
+                    else 0,
+                )
+            )
+        conn.send(
+            Receipts(rid=msg.rid, conv=msg.conv, read=tuple(read), delivered=tuple(delivered))
+        )
 
     async def conversations(self, conn: Peer, msg: ListConversations) -> None:
         limit = msg.limit or DEFAULT_CONVERSATIONS
@@ -104,30 +121,54 @@ class ReceiptHandlers:
         out = []
         for conv, kind, peer, gname, ts, body, last_pos, read_pos, joined_pos in rows:
             seen = unread_after(read_pos, joined_pos)
-            unread = await self.store.unread_count(conn.user_id, conv, seen, cap=UNREAD_CAP) \
-                if last_pos > seen else 0
+            unread = (
+                await self.store.unread_count(conn.user_id, conv, seen, cap=UNREAD_CAP)
+                if last_pos > seen
+                else 0
+            )
             last = ChatMessage.from_wire(msgpack.unpackb(body, raw=False), 0) if body else None
             peer_name = names.get(peer) if kind == KIND_DIRECT and peer is not None else None
-            out.append(ConversationSummary(
-                conv=conv, kind="direct" if kind == KIND_DIRECT else "group",
-                name=(peer_name or "") if kind == KIND_DIRECT else (gname or ""), ts=ts,
-                unread=unread, read=read_pos, last=last, peer=peer_name,
-                group=conv if kind == KIND_GROUP else None))
+            out.append(
+                ConversationSummary(
+                    conv=conv,
+                    kind="direct" if kind == KIND_DIRECT else "group",
+                    name=(peer_name or "") if kind == KIND_DIRECT else (gname or ""),
+                    ts=ts,
+                    unread=unread,
+                    read=read_pos,
+                    last=last,
+                    peer=peer_name,
+                    group=conv if kind == KIND_GROUP else None,
+                )
+            )
         if msg.channels:
             out, more = await self._with_channels(conn.user_id, out, more, limit, before)
         conn.send(ConversationList(rid=msg.rid, conversations=tuple(out), more=more))
 
-    async def _with_channels(self, uid: int, chats: list[ConversationSummary], more: bool,
-                             limit: int, before: tuple[int, int] | None
-                             ) -> tuple[list[ConversationSummary], bool]:
+    async def _with_channels(
+        self,
+        uid: int,
+        chats: list[ConversationSummary],
+        more: bool,
+        limit: int,
+        before: tuple[int, int] | None,
+    ) -> tuple[list[ConversationSummary], bool]:
         """The page with the user's channels merged in by (ts, conv): unread from positions
         (SPEC 24.4). A chat page cut at `limit` bounds what may come before its last entry."""
         b = before or (1 << 62, 1 << 62)
-        mine = [ConversationSummary(conv=conv, kind="channel", name=name, ts=ts,
-                                    unread=min(max(0, last - read), UNREAD_CAP), read=read,
-                                    channel=conv)
-                for conv, name, _role, _n, last, read, ts in await self.store.channels_of(uid)
-                if (ts, conv) < b]
+        mine = [
+            ConversationSummary(
+                conv=conv,
+                kind="channel",
+                name=name,
+                ts=ts,
+                unread=min(max(0, last - read), UNREAD_CAP),
+                read=read,
+                channel=conv,
+            )
+            for conv, name, _role, _n, last, read, ts in await self.store.channels_of(uid)
+            if (ts, conv) < b
+        ]
         if more and chats:  # chats beyond this page may be newer than some channels
             floor = (chats[-1].ts, chats[-1].conv)
             mine = [x for x in mine if (x.ts, x.conv) > floor]

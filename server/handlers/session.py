@@ -25,10 +25,16 @@ class SessionHandlers:
     def hello(self, conn: Peer, msg: Hello) -> None:
         version = conn.conn.version
         assert version is not None  # the protocol core refused hellos without a common one
-        conn.send(Welcome(rid=msg.rid, version=version, server=SERVER_NAME,
-                          time=int(time.time() * 1000),
-                          heartbeat=self.heartbeat,
-                          limits=self._advertised))
+        conn.send(
+            Welcome(
+                rid=msg.rid,
+                version=version,
+                server=SERVER_NAME,
+                time=int(time.time() * 1000),
+                heartbeat=self.heartbeat,
+                limits=self._advertised,
+            )
+        )
 
     def ping(self, conn: Peer, msg: Ping) -> None:
         conn.send(Pong(rid=msg.rid, time=int(time.time() * 1000)))

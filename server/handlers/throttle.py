@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 
 class FailureWindow:
-    def __init__(self, max_failures: int, window: float, max_keys: int = 100_000,
-                 busy_wait: float = 1.0) -> None:
+    def __init__(
+        self, max_failures: int, window: float, max_keys: int = 100_000, busy_wait: float = 1.0
+    ) -> None:
         self.max_failures = max_failures
         self.window = window
         self.max_keys = max_keys
@@ -99,9 +100,17 @@ class LoginThrottle:
     holds others back for at most `busy_wait`, never for the window).
     """
 
-    def __init__(self, *, free_failures: int, base_delay: float, max_delay: float,
-                 per_account: int, per_address: int, window: float,
-                 max_keys: int = 100_000) -> None:
+    def __init__(
+        self,
+        *,
+        free_failures: int,
+        base_delay: float,
+        max_delay: float,
+        per_account: int,
+        per_address: int,
+        window: float,
+        max_keys: int = 100_000,
+    ) -> None:
         self.free_failures = free_failures
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -131,8 +140,11 @@ class LoginThrottle:
         pair = self._pair((account, address), now)
         if pair is not None:
             wait = pair.last + self.delay(pair.failures) - now
-        wait = max(wait, self.by_account.retry_after(account, now) or 0.0,
-                   self.by_address.retry_after(address, now) or 0.0)
+        wait = max(
+            wait,
+            self.by_account.retry_after(account, now) or 0.0,
+            self.by_address.retry_after(address, now) or 0.0,
+        )
         return max(wait, 0.001) if wait > 0 else None
 
     def reserve(self, account: str, address: str, now: float) -> float | None:
@@ -215,6 +227,8 @@ class KeyedBuckets:
         else:
             self._buckets.move_to_end(key)
         return bucket.take(now, cost)
+
+
 class WriteBudget:
     """Per-user budgets for writes (all of a user's devices together), two token buckets:
 
@@ -225,9 +239,15 @@ class WriteBudget:
     Time is passed in. Idle users' buckets are full, so forgetting the least recently used
     one beyond `max_users` loses nothing."""
 
-    def __init__(self, request_rate: float, request_burst: float, rows_rate: float,
-                 rows_burst: float, max_users: int = 100_000,
-                 clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        request_rate: float,
+        request_burst: float,
+        rows_rate: float,
+        rows_burst: float,
+        max_users: int = 100_000,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.request_rate = request_rate
         self.request_burst = request_burst
         self.rows_rate = rows_rate
@@ -241,8 +261,10 @@ class WriteBudget:
         if b is None:
             if len(self._users) >= self.max_users:
                 self._users.pop(next(iter(self._users)))
-            b = (TokenBucket(self.request_rate, self.request_burst, now),
-                 TokenBucket(self.rows_rate, self.rows_burst, now))
+            b = (
+                TokenBucket(self.request_rate, self.request_burst, now),
+                TokenBucket(self.rows_rate, self.rows_burst, now),
+            )
         self._users[uid] = b
         return b
 

@@ -84,8 +84,7 @@ def item_entry(item: Item) -> ItemEntry:
 
 
 def _balances(r: dict[str, Any]) -> dict[str, int]:
-    return {"balance": r["balance"], "pending_out": r["pending_out"],
-            "pending_in": r["pending_in"]}
+    return {"balance": r["balance"], "pending_out": r["pending_out"], "pending_in": r["pending_in"]}
 
 
 # ---------------------------------------------------------------------------- answers
@@ -94,43 +93,59 @@ def _balances(r: dict[str, Any]) -> dict[str, int]:
 def answer_paid(op: ops.Pay) -> tuple[bytes, int]:
     r = op.result
     assert r is not None
-    return Paid(rid=op.rid, transfer=TransferEntry.from_wire(r["transfer"], op.rid),
-                conv=r["conv"], pos=r["pos"], duplicate=op.duplicate,
-                **_balances(r)).encode(), int(MessageType.PAID)
+    return Paid(
+        rid=op.rid,
+        transfer=TransferEntry.from_wire(r["transfer"], op.rid),
+        conv=r["conv"],
+        pos=r["pos"],
+        duplicate=op.duplicate,
+        **_balances(r),
+    ).encode(), int(MessageType.PAID)
 
 
 def answer_packet_sent(op: ops.SendPacket) -> tuple[bytes, int]:
     r = op.result
     assert r is not None
-    return RedPacketSent(rid=op.rid, packet=r["packet"], conv=r["conv"], pos=r["pos"],
-                         expires=r["expires"],
-                         transfer=TransferEntry.from_wire(r["transfer"], op.rid),
-                         duplicate=op.duplicate, **_balances(r)).encode(), \
-        int(MessageType.RED_PACKET_SENT)
+    return RedPacketSent(
+        rid=op.rid,
+        packet=r["packet"],
+        conv=r["conv"],
+        pos=r["pos"],
+        expires=r["expires"],
+        transfer=TransferEntry.from_wire(r["transfer"], op.rid),
+        duplicate=op.duplicate,
+        **_balances(r),
+    ).encode(), int(MessageType.RED_PACKET_SENT)
 
 
 def answer_claimed(op: ops.ClaimPacket) -> tuple[bytes, int]:
     r = op.result
     assert r is not None
-    return RedPacketClaimed(rid=op.rid, packet=r["packet"], amount=r["amount"],
-                            transfer=r["transfer"], left=r["left"],
-                            duplicate=op.duplicate).encode(), \
-        int(MessageType.RED_PACKET_CLAIMED)
+    return RedPacketClaimed(
+        rid=op.rid,
+        packet=r["packet"],
+        amount=r["amount"],
+        transfer=r["transfer"],
+        left=r["left"],
+        duplicate=op.duplicate,
+    ).encode(), int(MessageType.RED_PACKET_CLAIMED)
 
 
 def answer_checked_in(op: ops.CheckIn) -> tuple[bytes, int]:
     r = op.result
     assert r is not None
     tasks = tuple(TaskDone.from_wire(t, op.rid) for t in r["tasks"])
-    return CheckedIn(rid=op.rid, tasks=tasks, duplicate=op.duplicate,
-                     **_balances(r)).encode(), int(MessageType.CHECKED_IN)
+    return CheckedIn(rid=op.rid, tasks=tasks, duplicate=op.duplicate, **_balances(r)).encode(), int(
+        MessageType.CHECKED_IN
+    )
 
 
 def answer_item(op: ops.GiftItem | ops.RedeemItem) -> tuple[bytes, int]:
     r = op.result
     assert r is not None
-    return ItemDone(rid=op.rid, item=ItemEntry.from_wire(r["item"], op.rid),
-                    duplicate=op.duplicate).encode(), int(MessageType.ITEM_DONE)
+    return ItemDone(
+        rid=op.rid, item=ItemEntry.from_wire(r["item"], op.rid), duplicate=op.duplicate
+    ).encode(), int(MessageType.ITEM_DONE)
 
 
 def answers(expiry: Expiry) -> dict[type, Callable[[Any], tuple[bytes, int]]]:
@@ -142,18 +157,29 @@ def answers(expiry: Expiry) -> dict[type, Callable[[Any], tuple[bytes, int]]]:
             expiry.soon(op.result["expires"])
         return answer_packet_sent(op)
 
-    return {ops.Pay: answer_paid, ops.SendPacket: packet_sent,
-            ops.ClaimPacket: answer_claimed, ops.CheckIn: answer_checked_in,
-            ops.GiftItem: answer_item, ops.RedeemItem: answer_item}
+    return {
+        ops.Pay: answer_paid,
+        ops.SendPacket: packet_sent,
+        ops.ClaimPacket: answer_claimed,
+        ops.CheckIn: answer_checked_in,
+        ops.GiftItem: answer_item,
+        ops.RedeemItem: answer_item,
+    }
 
 
 # ---------------------------------------------------------------------------- requests
 
 
 class WalletHandlers:
-    def __init__(self, store: Store, writes: WriteBudget, policy: Policy,
-                 clock: Callable[[], float], *,
-                 seed: Callable[[], int] = lambda: secrets.randbits(63)) -> None:
+    def __init__(
+        self,
+        store: Store,
+        writes: WriteBudget,
+        policy: Policy,
+        clock: Callable[[], float],
+        *,
+        seed: Callable[[], int] = lambda: secrets.randbits(63),
+    ) -> None:
         self.store = store
         self.writes = writes
         self.policy = policy
@@ -177,30 +203,44 @@ class WalletHandlers:
         """Charge the write budget, then queue the op (answered after its commit)."""
         wait = self.writes.request(conn.user_id, self.clock())
         if wait is not None:
-            raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast",
-                               retry_after=round(wait, 3))
+            raise RequestError(
+                ErrorCode.RATE_LIMITED, "writing too fast", retry_after=round(wait, 3)
+            )
         try:
             self.store.submit(op)
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
 
     def _base(self, conn: Peer, msg: Any) -> dict[str, Any]:
-        return {"actor": conn.user_id, "session": conn.id, "rid": msg.rid,
-                "policy": self.policy}
+        return {"actor": conn.user_id, "session": conn.id, "rid": msg.rid, "policy": self.policy}
 
     # ------------------------------------------------------------------ writes
 
     def pay(self, conn: Peer, msg: Pay) -> None:
         check_field("memo", msg.memo)  # shown to both users
-        self._submit(conn, ops.Pay(**self._base(conn, msg), to=msg.to, amount=msg.amount,
-                                   memo=msg.memo, key=msg.key))
+        self._submit(
+            conn,
+            ops.Pay(
+                **self._base(conn, msg), to=msg.to, amount=msg.amount, memo=msg.memo, key=msg.key
+            ),
+        )
 
     def send_packet(self, conn: Peer, msg: RedPacketSend) -> None:
         check_field("memo", msg.memo)
-        self._submit(conn, ops.SendPacket(**self._base(conn, msg), amount=msg.amount,
-                                          count=msg.count, split=msg.split, memo=msg.memo,
-                                          group=msg.group, to=msg.to, key=msg.key,
-                                          seed=self.seed()))
+        self._submit(
+            conn,
+            ops.SendPacket(
+                **self._base(conn, msg),
+                amount=msg.amount,
+                count=msg.count,
+                split=msg.split,
+                memo=msg.memo,
+                group=msg.group,
+                to=msg.to,
+                key=msg.key,
+                seed=self.seed(),
+            ),
+        )
 
     def claim(self, conn: Peer, msg: RedPacketClaim) -> None:
         self._submit(conn, ops.ClaimPacket(**self._base(conn, msg), packet=msg.packet))
@@ -209,20 +249,23 @@ class WalletHandlers:
         self._submit(conn, ops.CheckIn(**self._base(conn, msg), key=msg.key or ""))
 
     def gift(self, conn: Peer, msg: ItemGift) -> None:
-        self._submit(conn, ops.GiftItem(**self._base(conn, msg), code=msg.code, to=msg.to,
-                                        key=msg.key or ""))
+        self._submit(
+            conn, ops.GiftItem(**self._base(conn, msg), code=msg.code, to=msg.to, key=msg.key or "")
+        )
 
     def redeem(self, conn: Peer, msg: ItemRedeem) -> None:
-        self._submit(conn, ops.RedeemItem(**self._base(conn, msg), code=msg.code,
-                                          key=msg.key or ""))
+        self._submit(
+            conn, ops.RedeemItem(**self._base(conn, msg), code=msg.code, key=msg.key or "")
+        )
 
     def invited(self, uid: int, code: str) -> None:
         """A new user registered with an invitation code: it is redeemed and its owner's
         "invite" tasks pay (an operation after the registration's own commit: a crash in
         between loses the reward; an unknown or used code is refused quietly)."""
         try:
-            self.store.submit(ops.UseInvite(actor=uid, policy=self.policy, code=code,
-                                            key="register"))
+            self.store.submit(
+                ops.UseInvite(actor=uid, policy=self.policy, code=code, key="register")
+            )
         except StoreClosed:
             log.warning("invitation code of user %d not used: store closed", uid)
 
@@ -230,18 +273,23 @@ class WalletHandlers:
 
     async def get_wallet(self, conn: Peer, msg: GetWallet) -> None:
         a: Account = await self.store.account_of(conn.user_id)
-        conn.send(Wallet(rid=msg.rid, balance=a.balance, pending_out=a.pending_out,
-                         pending_in=a.pending_in))
+        conn.send(
+            Wallet(
+                rid=msg.rid, balance=a.balance, pending_out=a.pending_out, pending_in=a.pending_in
+            )
+        )
 
     async def list_transfers(self, conn: Peer, msg: ListTransfers) -> None:
         limit = msg.limit or TRANSFERS_PAGE
         rows = await self.store.transfers_of(conn.user_id, msg.before, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        names = await self.store.usernames({a for t in rows for a in (t.debit, t.credit)
-                                            if a > 0})
-        conn.send(TransferList(rid=msg.rid, more=more,
-                               transfers=tuple(transfer_entry(t, names) for t in rows)))
+        names = await self.store.usernames({a for t in rows for a in (t.debit, t.credit) if a > 0})
+        conn.send(
+            TransferList(
+                rid=msg.rid, more=more, transfers=tuple(transfer_entry(t, names) for t in rows)
+            )
+        )
 
     async def get_packet(self, conn: Peer, msg: GetRedPacket) -> None:
         """Members of its conversation see a packet and who claimed what."""
@@ -256,12 +304,23 @@ class WalletHandlers:
         if p is None or not member:
             raise RequestError(ErrorCode.NOT_MEMBER)
         names = await self.store.usernames([p.sender, *p.claims])
-        conn.send(RedPacket(
-            rid=msg.rid, packet=p.id, sender=names.get(p.sender, ""), conv=p.conv,
-            amount=p.amount, count=p.count, split=SPLIT_NAMES[p.split], expires=p.expires,
-            state=PACKET_STATES[p.state], memo=p.memo or None,
-            claims=tuple(ClaimEntry(user=names.get(u, ""), amount=a)
-                         for u, (a, _t) in p.claims.items())))
+        conn.send(
+            RedPacket(
+                rid=msg.rid,
+                packet=p.id,
+                sender=names.get(p.sender, ""),
+                conv=p.conv,
+                amount=p.amount,
+                count=p.count,
+                split=SPLIT_NAMES[p.split],
+                expires=p.expires,
+                state=PACKET_STATES[p.state],
+                memo=p.memo or None,
+                claims=tuple(
+                    ClaimEntry(user=names.get(u, ""), amount=a) for u, (a, _t) in p.claims.items()
+                ),
+            )
+        )
 
     async def list_tasks(self, conn: Peer, msg: ListTasks) -> None:
         progress = await self.store.task_progress_of(conn.user_id)
@@ -269,10 +328,17 @@ class WalletHandlers:
         out = []
         for t in self.policy.wallet.tasks:
             period, count = progress.get(t.name, (-1, 0))
-            out.append(TaskEntry(name=t.name, trigger=t.trigger, reward=t.reward,
-                                 period=t.period_ms, cap=t.cap,
-                                 done=count if period == t.period(now) else 0,
-                                 item=t.item or None))
+            out.append(
+                TaskEntry(
+                    name=t.name,
+                    trigger=t.trigger,
+                    reward=t.reward,
+                    period=t.period_ms,
+                    cap=t.cap,
+                    done=count if period == t.period(now) else 0,
+                    item=t.item or None,
+                )
+            )
         conn.send(TaskList(rid=msg.rid, tasks=tuple(out)))
 
     async def list_items(self, conn: Peer, msg: ListItems) -> None:
@@ -286,8 +352,7 @@ class WalletHandlers:
 class Expiry:
     """Submits ExpirePending for every pending transfer whose timeout has passed."""
 
-    def __init__(self, store: Store, policy: Policy,
-                 clock_ms: Callable[[], int] = now_ms) -> None:
+    def __init__(self, store: Store, policy: Policy, clock_ms: Callable[[], int] = now_ms) -> None:
         self.store = store
         self.policy = policy
         self.clock_ms = clock_ms
@@ -321,8 +386,11 @@ class Expiry:
             except Exception:
                 log.exception("expiring pending transfers failed")
                 self._next = None
-            wait = self.idle if self._next is None else \
-                min(max(self._next - self.clock_ms(), 0) / 1000, self.idle)
+            wait = (
+                self.idle
+                if self._next is None
+                else min(max(self._next - self.clock_ms(), 0) / 1000, self.idle)
+            )
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)

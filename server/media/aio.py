@@ -43,8 +43,9 @@ T = TypeVar("T")
 class MediaIO:
     """Async access to one `BlobStore` and to the inspection of its blobs."""
 
-    def __init__(self, store: BlobStore, limits: MediaLimits | None = None, *,
-                 workers: int = 2) -> None:
+    def __init__(
+        self, store: BlobStore, limits: MediaLimits | None = None, *, workers: int = 2
+    ) -> None:
         self.store = store
         self.limits = limits or MediaLimits()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="liaotian-media")
@@ -81,11 +82,18 @@ class MediaIO:
 
     # -- uploads
 
-    async def begin(self, upload_id: str, *, size: int, sha256: bytes, chunk_size: int,
-                    created_ms: int) -> None:
+    async def begin(
+        self, upload_id: str, *, size: int, sha256: bytes, chunk_size: int, created_ms: int
+    ) -> None:
         async with self._serial(upload_id):
-            await self._run(self.store.create_partial, upload_id, size=size, sha256=sha256,
-                            chunk_size=chunk_size, created_ms=created_ms)
+            await self._run(
+                self.store.create_partial,
+                upload_id,
+                size=size,
+                sha256=sha256,
+                chunk_size=chunk_size,
+                created_ms=created_ms,
+            )
 
     async def recover(self, upload_id: str) -> Recovered:
         """The partial of an upload (reopened after a restart), or its finished blob."""
@@ -165,9 +173,22 @@ class MediaIO:
     async def probe_voice(self, sha256: bytes) -> AudioInfo | Refusal:
         return await self._run(probe_voice, self.store.blob_path(sha256), self.limits)
 
-    async def probe_track(self, sha256: bytes, *, title: str | None = None,
-                          artist: str | None = None, clip: tuple[int, int] | None = None,
-                          cover: bytes | None = None) -> TrackInfo | Refusal:
+    async def probe_track(
+        self,
+        sha256: bytes,
+        *,
+        title: str | None = None,
+        artist: str | None = None,
+        clip: tuple[int, int] | None = None,
+        cover: bytes | None = None,
+    ) -> TrackInfo | Refusal:
         cover_path = None if cover is None else self.store.blob_path(cover)
-        return await self._run(probe_track, self.store.blob_path(sha256), self.limits,
-                               title=title, artist=artist, clip=clip, cover=cover_path)
+        return await self._run(
+            probe_track,
+            self.store.blob_path(sha256),
+            self.limits,
+            title=title,
+            artist=artist,
+            clip=clip,
+            cover=cover_path,
+        )

@@ -216,8 +216,19 @@ class Partial:
     upload). `held` is every range written; `durable` the ranges the journal records.
     """
 
-    def __init__(self, store: BlobStore, upload_id: str, *, size: int, sha256: bytes,
-                 chunk_size: int, created_ms: int, fd: int, jfd: int, held: RangeSet) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        upload_id: str,
+        *,
+        size: int,
+        sha256: bytes,
+        chunk_size: int,
+        created_ms: int,
+        fd: int,
+        jfd: int,
+        held: RangeSet,
+    ) -> None:
         self.store = store
         self.upload_id = upload_id
         self.size = size
@@ -347,8 +358,9 @@ class BlobStore:
     (bench/media_micro.py).
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, free_floor: int = 0,
-                 sync_every: int = 32 * MIB) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, free_floor: int = 0, sync_every: int = 32 * MIB
+    ) -> None:
         self.root = os.path.abspath(os.fspath(root))
         self.blob_dir = os.path.join(self.root, "blobs")
         self.partial_dir = os.path.join(self.root, "partial")
@@ -485,8 +497,9 @@ class BlobStore:
 
     # -- partial uploads
 
-    def create_partial(self, upload_id: str, *, size: int, sha256: bytes, chunk_size: int,
-                       created_ms: int) -> Partial:
+    def create_partial(
+        self, upload_id: str, *, size: int, sha256: bytes, chunk_size: int, created_ms: int
+    ) -> Partial:
         """Start a partial upload; durable (files and directory fsynced) on return."""
         if size < 0 or chunk_size <= 0:
             raise ValueError("size must be >= 0 and chunk_size > 0")
@@ -513,8 +526,17 @@ class BlobStore:
                     os.close(f)
             self._remove_partial_files(upload_id)
             raise
-        partial = Partial(self, upload_id, size=size, sha256=sha256, chunk_size=chunk_size,
-                          created_ms=created_ms, fd=fd, jfd=jfd, held=RangeSet())
+        partial = Partial(
+            self,
+            upload_id,
+            size=size,
+            sha256=sha256,
+            chunk_size=chunk_size,
+            created_ms=created_ms,
+            fd=fd,
+            jfd=jfd,
+            held=RangeSet(),
+        )
         self._remember(upload_id, partial)
         return partial
 
@@ -553,13 +575,23 @@ class BlobStore:
             os.close(fd)
             os.close(jfd)
             raise
-        partial = Partial(self, upload_id, size=size, sha256=sha256, chunk_size=chunk_size,
-                          created_ms=created_ms, fd=fd, jfd=jfd, held=held)
+        partial = Partial(
+            self,
+            upload_id,
+            size=size,
+            sha256=sha256,
+            chunk_size=chunk_size,
+            created_ms=created_ms,
+            fd=fd,
+            jfd=jfd,
+            held=held,
+        )
         self._remember(upload_id, partial)
         return Recovered(partial)
 
-    def _recover_finished(self, upload_id: str, sha256: bytes, size: int, chunk_size: int,
-                          created_ms: int) -> Recovered:
+    def _recover_finished(
+        self, upload_id: str, sha256: bytes, size: int, chunk_size: int, created_ms: int
+    ) -> Recovered:
         """Journal without partial file: the upload completed (see the module text)."""
         jnl = self._partial_paths(upload_id)[1]
         with self._lock_for(sha256):
@@ -571,8 +603,9 @@ class BlobStore:
         # The blob went away after completing (collected, or removed by hand): the bytes
         # must come again. Start the upload over under the same id.
         self._remove_partial_files(upload_id)
-        partial = self.create_partial(upload_id, size=size, sha256=sha256,
-                                      chunk_size=chunk_size, created_ms=created_ms)
+        partial = self.create_partial(
+            upload_id, size=size, sha256=sha256, chunk_size=chunk_size, created_ms=created_ms
+        )
         return Recovered(partial)
 
     def abort_partial(self, upload_id: str) -> None:
@@ -636,8 +669,13 @@ class BlobStore:
         """Store small bytes (a server-made thumbnail) as a blob, through a partial named
         `upload_id` like any upload: verified, fsynced, renamed."""
         sha256 = hashlib.sha256(data).digest()
-        partial = self.create_partial(upload_id, size=len(data), sha256=sha256,
-                                      chunk_size=max(len(data), 1), created_ms=created_ms)
+        partial = self.create_partial(
+            upload_id,
+            size=len(data),
+            sha256=sha256,
+            chunk_size=max(len(data), 1),
+            created_ms=created_ms,
+        )
         try:
             partial.write(0, data)
             return partial.finish()
@@ -677,7 +715,7 @@ def _read_journal(jfd: int) -> tuple[int, int, bytes, int, RangeSet, int]:
         raw += block
     if len(raw) < _HEADER_LEN:
         raise CorruptPartial("journal header is torn")
-    header = raw[:_HEADER.size]
+    header = raw[: _HEADER.size]
     (crc,) = _HEADER_CRC.unpack_from(raw, _HEADER.size)
     if zlib.crc32(header) != crc:
         raise CorruptPartial("journal header does not match its checksum")
@@ -687,7 +725,7 @@ def _read_journal(jfd: int) -> tuple[int, int, bytes, int, RangeSet, int]:
     held = RangeSet()
     at = _HEADER_LEN
     while at + _RECORD_LEN <= len(raw):
-        body = raw[at:at + _RECORD.size]
+        body = raw[at : at + _RECORD.size]
         (crc,) = _HEADER_CRC.unpack_from(raw, at + _RECORD.size)
         if zlib.crc32(body) != crc:
             break  # a torn or stale tail: everything from here on is ignored

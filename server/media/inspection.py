@@ -39,15 +39,19 @@ class Inspection:
 
 
 def sniff(head: bytes) -> str | None:
-    """"image", "audio" or None, from the first bytes of a blob (16 are enough)."""
+    """ "image", "audio" or None, from the first bytes of a blob (16 are enough)."""
     if head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")):
         return "image"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image"
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         return "audio"
-    if head.startswith((b"ID3", b"OggS", b"fLaC")) or head[:2] in (b"\xff\xfb", b"\xff\xf3",
-                                                                     b"\xff\xf2", b"\xff\xfa"):
+    if head.startswith((b"ID3", b"OggS", b"fLaC")) or head[:2] in (
+        b"\xff\xfb",
+        b"\xff\xf3",
+        b"\xff\xf2",
+        b"\xff\xfa",
+    ):
         return "audio"
     if head[4:8] == b"ftyp" and head[8:11] in (b"M4A", b"M4B", b"mp4", b"iso"):
         return "audio"
@@ -61,8 +65,7 @@ def _head(source: Source) -> bytes:
         return f.read(16)
 
 
-def inspect(source: Source | os.PathLike[str], declared: str,
-            limits: MediaLimits) -> Inspection:
+def inspect(source: Source | os.PathLike[str], declared: str, limits: MediaLimits) -> Inspection:
     """The blob's media type and info (see the module text)."""
     family = declared.split("/", 1)[0]
     if family not in ("image", "audio"):
@@ -74,18 +77,30 @@ def inspect(source: Source | os.PathLike[str], declared: str,
         image = probe_image(source, limits)
         if isinstance(image, Refusal):
             if image.code is MediaError.IMAGE_TOO_LARGE:
-                return Inspection(declared, {"_refused": {"code": image.code.value,
-                                                          "data": dict(image.data)}})
+                return Inspection(
+                    declared, {"_refused": {"code": image.code.value, "data": dict(image.data)}}
+                )
             return Inspection(declared)
-        return Inspection(image.media_type, {"w": image.width, "h": image.height,
-                                             "format": image.format,
-                                             "animated": image.animated}, image.thumbnail)
+        return Inspection(
+            image.media_type,
+            {
+                "w": image.width,
+                "h": image.height,
+                "format": image.format,
+                "animated": image.animated,
+            },
+            image.thumbnail,
+        )
     if family == "audio":
         audio = probe_audio(source, limits, max_ms=_ANY_LENGTH)
         if isinstance(audio, Refusal):
             return Inspection(declared)
-        info: dict[str, Any] = {"duration_ms": audio.duration_ms, "codec": audio.codec,
-                                "sample_rate": audio.sample_rate, "channels": audio.channels}
+        info: dict[str, Any] = {
+            "duration_ms": audio.duration_ms,
+            "codec": audio.codec,
+            "sample_rate": audio.sample_rate,
+            "channels": audio.channels,
+        }
         if audio.title:
             info["title"] = audio.title
         if audio.artist:

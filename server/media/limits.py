@@ -69,13 +69,26 @@ class MediaLimits:
             raise ValueError("max_blob_size must fit in upload_bytes_per_day")
         if self.max_download_chunk > self.download_bytes_per_day:
             raise ValueError("max_download_chunk must fit in download_bytes_per_day")
-        for name in ("max_blob_size", "max_uploads_per_user", "max_chunks",
-                     "max_download_chunk", "max_image_pixels", "thumbnail_size",
-                     "max_thumbnail_bytes", "max_file_name_len", "max_media_type_len"):
+        for name in (
+            "max_blob_size",
+            "max_uploads_per_user",
+            "max_chunks",
+            "max_download_chunk",
+            "max_image_pixels",
+            "thumbnail_size",
+            "max_thumbnail_bytes",
+            "max_file_name_len",
+            "max_media_type_len",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("free_disk_floor", "min_clip_ms", "max_voice_ms", "max_track_ms",
-                     "max_image_bytes"):
+        for name in (
+            "free_disk_floor",
+            "min_clip_ms",
+            "max_voice_ms",
+            "max_track_ms",
+            "max_image_bytes",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.upload_ttl <= 0 or self.unreferenced_grace < 0:

@@ -141,8 +141,9 @@ def _open(source: Source) -> BinaryIO:
 # -- images
 
 
-def probe_image(source: Source, limits: MediaLimits, *,
-                thumb_format: str = "JPEG") -> ImageInfo | Refusal:
+def probe_image(
+    source: Source, limits: MediaLimits, *, thumb_format: str = "JPEG"
+) -> ImageInfo | Refusal:
     """Format, displayed dimensions and a server-made thumbnail of an image blob."""
     if thumb_format not in ("JPEG", "WEBP"):
         raise ValueError("thumb_format: JPEG or WEBP")
@@ -151,8 +152,10 @@ def probe_image(source: Source, limits: MediaLimits, *,
     except OSError:
         return Refusal(MediaError.NOT_AN_IMAGE)
     if size > limits.max_image_bytes:
-        return Refusal(MediaError.IMAGE_TOO_LARGE,
-                       data={"limit": "max_image_bytes", "max": limits.max_image_bytes})
+        return Refusal(
+            MediaError.IMAGE_TOO_LARGE,
+            data={"limit": "max_image_bytes", "max": limits.max_image_bytes},
+        )
     if limits.max_image_pixels != Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = limits.max_image_pixels
     try:
@@ -168,8 +171,10 @@ def probe_image(source: Source, limits: MediaLimits, *,
 
 
 def _too_many_pixels(limits: MediaLimits) -> Refusal:
-    return Refusal(MediaError.IMAGE_TOO_LARGE,
-                   data={"limit": "max_image_pixels", "max": limits.max_image_pixels})
+    return Refusal(
+        MediaError.IMAGE_TOO_LARGE,
+        data={"limit": "max_image_pixels", "max": limits.max_image_pixels},
+    )
 
 
 def _image_info(im: Image.Image, limits: MediaLimits, thumb_format: str) -> ImageInfo | Refusal:
@@ -190,8 +195,9 @@ def _image_info(im: Image.Image, limits: MediaLimits, thumb_format: str) -> Imag
         im.draft("RGB", (side, side))  # decode at 1/2, 1/4 or 1/8 scale when that suffices
     im.seek(0)
     frame = ImageOps.exif_transpose(im)  # loads (decodes) the first frame
-    return ImageInfo(fmt, IMAGE_FORMATS[fmt], width, height, animated,
-                     _thumbnail(frame, limits, thumb_format))
+    return ImageInfo(
+        fmt, IMAGE_FORMATS[fmt], width, height, animated, _thumbnail(frame, limits, thumb_format)
+    )
 
 
 def _flatten(im: Image.Image, keep_alpha: bool) -> Image.Image:
@@ -256,8 +262,9 @@ def _tag(tags: Any, keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def probe_audio(source: Source, limits: MediaLimits, *,
-                max_ms: int | None = None) -> AudioInfo | Refusal:
+def probe_audio(
+    source: Source, limits: MediaLimits, *, max_ms: int | None = None
+) -> AudioInfo | Refusal:
     """Codec, duration and tags of an audio blob; `NOT_AUDIO` for anything else."""
     longest = limits.max_track_ms if max_ms is None else max_ms
     try:
@@ -298,15 +305,15 @@ def probe_voice(source: Source, limits: MediaLimits) -> AudioInfo | Refusal:
     return probe_audio(source, limits, max_ms=limits.max_voice_ms)
 
 
-def check_clip(start_ms: int, end_ms: int, duration_ms: int,
-               limits: MediaLimits) -> Refusal | None:
+def check_clip(start_ms: int, end_ms: int, duration_ms: int, limits: MediaLimits) -> Refusal | None:
     """A clip is `[start_ms, end_ms)` inside the audio, at least `min_clip_ms` long."""
     data = {"duration_ms": duration_ms, "min_clip_ms": limits.min_clip_ms}
     if not 0 <= start_ms < end_ms <= duration_ms:
         return Refusal(MediaError.BAD_CLIP, data=data)
     if end_ms - start_ms < limits.min_clip_ms:
-        return Refusal(MediaError.BAD_CLIP, f"a clip lasts at least {limits.min_clip_ms} ms",
-                       data=data)
+        return Refusal(
+            MediaError.BAD_CLIP, f"a clip lasts at least {limits.min_clip_ms} ms", data=data
+        )
     return None
 
 
@@ -316,14 +323,22 @@ def _check_text(name: str, value: str) -> Refusal | None:
         return Refusal(MediaError.INVALID_REQUEST, f"{name}: at most {MAX_TAG_LEN} characters")
     m = CONTROL_CHARS.search(value)
     if m is not None:
-        return Refusal(MediaError.INVALID_REQUEST,
-                       f"{name}: control character U+{ord(m.group()):04X} is not allowed")
+        return Refusal(
+            MediaError.INVALID_REQUEST,
+            f"{name}: control character U+{ord(m.group()):04X} is not allowed",
+        )
     return None
 
 
-def probe_track(source: Source, limits: MediaLimits, *, title: str | None = None,
-                artist: str | None = None, clip: tuple[int, int] | None = None,
-                cover: Source | None = None) -> TrackInfo | Refusal:
+def probe_track(
+    source: Source,
+    limits: MediaLimits,
+    *,
+    title: str | None = None,
+    artist: str | None = None,
+    clip: tuple[int, int] | None = None,
+    cover: Source | None = None,
+) -> TrackInfo | Refusal:
     """A song track: audio (refused if it is not audio), its title and artist (the
     client's, which must hold no control character, else the tags', else empty), the
     server's duration, a clip inside it and a cover image, each checked."""

@@ -97,8 +97,7 @@ class ByteBudget:
 
     def available(self, now_ms: int) -> float:
         elapsed = max(0, now_ms - self.at_ms)
-        return min(float(self.capacity),
-                   self.level + elapsed * self.capacity / self.period_ms)
+        return min(float(self.capacity), self.level + elapsed * self.capacity / self.period_ms)
 
     def take(self, n: int, now_ms: int) -> ByteBudget | float:
         """The budget after taking `n` bytes, or the seconds until they are available.
@@ -109,8 +108,7 @@ class ByteBudget:
             return float("inf")
         level = self.available(now_ms)
         if level >= n:
-            return ByteBudget(self.capacity, level - n, max(now_ms, self.at_ms),
-                              self.period_ms)
+            return ByteBudget(self.capacity, level - n, max(now_ms, self.at_ms), self.period_ms)
         return (n - level) * self.period_ms / self.capacity / 1000.0
 
 
@@ -181,8 +179,17 @@ class StartUpload:
     budget: ByteBudget
 
     def record(self, upload_id: str, owner: str, now_ms: int) -> UploadRecord:
-        return UploadRecord(upload_id, owner, self.size, self.sha256, self.media_type,
-                            self.file_name, self.chunk_size, now_ms, now_ms)
+        return UploadRecord(
+            upload_id,
+            owner,
+            self.size,
+            self.sha256,
+            self.media_type,
+            self.file_name,
+            self.chunk_size,
+            now_ms,
+            now_ms,
+        )
 
 
 BeginPlan = Refusal | AlreadyStored | ResumeUpload | StartUpload
@@ -190,27 +197,39 @@ BeginPlan = Refusal | AlreadyStored | ResumeUpload | StartUpload
 
 def check_media_type(media_type: str, limits: MediaLimits) -> Refusal | None:
     if len(media_type) > limits.max_media_type_len or not _MEDIA_TYPE.fullmatch(media_type):
-        return Refusal(MediaError.INVALID_REQUEST,
-                       "media_type: expected a lower-case type/subtype such as image/jpeg")
+        return Refusal(
+            MediaError.INVALID_REQUEST,
+            "media_type: expected a lower-case type/subtype such as image/jpeg",
+        )
     return None
 
 
 def check_file_name(file_name: str, limits: MediaLimits) -> Refusal | None:
     """A file name is shown to recipients and offered when saving: one path component."""
     if len(file_name) > limits.max_file_name_len:
-        return Refusal(MediaError.INVALID_REQUEST,
-                       f"file_name: at most {limits.max_file_name_len} characters")
+        return Refusal(
+            MediaError.INVALID_REQUEST, f"file_name: at most {limits.max_file_name_len} characters"
+        )
     i = first_control(file_name)  # SPEC.md 1.5: a name shown to others holds none
     if i >= 0:
-        return Refusal(MediaError.INVALID_REQUEST,
-                       f"file_name: control character U+{ord(file_name[i]):04X} is not allowed")
+        return Refusal(
+            MediaError.INVALID_REQUEST,
+            f"file_name: control character U+{ord(file_name[i]):04X} is not allowed",
+        )
     if "/" in file_name or "\\" in file_name or file_name in (".", ".."):
         return Refusal(MediaError.INVALID_REQUEST, "file_name: must not be a path")
     return None
 
 
-def plan_begin(req: BeginRequest, state: UploaderState, *, limits: MediaLimits,
-               frame_size: int, now_ms: int, free_disk: int) -> BeginPlan:
+def plan_begin(
+    req: BeginRequest,
+    state: UploaderState,
+    *,
+    limits: MediaLimits,
+    frame_size: int,
+    now_ms: int,
+    free_disk: int,
+) -> BeginPlan:
     """Decide what an UPLOAD_BEGIN does (see the module text). Order of checks: the
     request's shape, then the user's own content (stored, unfinished), then the bounds of a
     new upload: size, chunk size, unfinished uploads, budget, free disk."""
@@ -226,26 +245,35 @@ def plan_begin(req: BeginRequest, state: UploaderState, *, limits: MediaLimits,
     if state.open_upload is not None:
         return ResumeUpload(state.open_upload)
     if req.size > limits.max_blob_size:
-        return Refusal(MediaError.BLOB_TOO_LARGE,
-                       data={"limit": "max_blob_size", "max": limits.max_blob_size})
+        return Refusal(
+            MediaError.BLOB_TOO_LARGE, data={"limit": "max_blob_size", "max": limits.max_blob_size}
+        )
     ceiling = limits.max_chunk_for(frame_size)
     cs = req.chunk_size
     if cs & (cs - 1) or not limits.min_chunk_size <= cs <= ceiling:
-        return Refusal(MediaError.BAD_CHUNK_SIZE,
-                       f"chunk_size: a power of two from {limits.min_chunk_size} "
-                       f"to {ceiling}",
-                       data={"min": limits.min_chunk_size, "max": ceiling})
+        return Refusal(
+            MediaError.BAD_CHUNK_SIZE,
+            f"chunk_size: a power of two from {limits.min_chunk_size} to {ceiling}",
+            data={"min": limits.min_chunk_size, "max": ceiling},
+        )
     if -(-req.size // cs) > limits.max_chunks:
-        return Refusal(MediaError.BAD_CHUNK_SIZE,
-                       f"more than {limits.max_chunks} chunks: use larger chunks",
-                       data={"min": limits.min_chunk_size, "max": ceiling})
+        return Refusal(
+            MediaError.BAD_CHUNK_SIZE,
+            f"more than {limits.max_chunks} chunks: use larger chunks",
+            data={"min": limits.min_chunk_size, "max": ceiling},
+        )
     if state.active_uploads >= limits.max_uploads_per_user:
-        return Refusal(MediaError.TOO_MANY_UPLOADS,
-                       data={"limit": "max_uploads", "max": limits.max_uploads_per_user})
+        return Refusal(
+            MediaError.TOO_MANY_UPLOADS,
+            data={"limit": "max_uploads", "max": limits.max_uploads_per_user},
+        )
     taken = state.budget.take(req.size, now_ms)
     if not isinstance(taken, ByteBudget):
-        return Refusal(MediaError.QUOTA_EXCEEDED, retry_after=taken,
-                       data={"limit": "upload_bytes_per_day", "max": state.budget.capacity})
+        return Refusal(
+            MediaError.QUOTA_EXCEEDED,
+            retry_after=taken,
+            data={"limit": "upload_bytes_per_day", "max": state.budget.capacity},
+        )
     if free_disk - req.size < limits.free_disk_floor:
         return Refusal(MediaError.INSUFFICIENT_STORAGE)
     return StartUpload(req.size, req.sha256, req.media_type, req.file_name, cs, taken)
@@ -302,8 +330,9 @@ class Upload:
 
     def status(self, limits: MediaLimits) -> UploadStatus:
         r = self.record
-        return UploadStatus(r.upload_id, r.size, r.chunk_size, tuple(self.held),
-                            self.expires_ms(limits))
+        return UploadStatus(
+            r.upload_id, r.size, r.chunk_size, tuple(self.held), self.expires_ms(limits)
+        )
 
     def missing(self) -> list[tuple[int, int]]:
         return self.held.missing(self.record.size)
@@ -321,8 +350,10 @@ class Upload:
         if length > remaining:
             return Refusal(MediaError.TOO_MANY_BYTES, data={"size": size})
         if length != min(cs, remaining):
-            return Refusal(MediaError.CHUNK_SIZE_MISMATCH,
-                           data={"chunk_size": cs, "expected": min(cs, remaining)})
+            return Refusal(
+                MediaError.CHUNK_SIZE_MISMATCH,
+                data={"chunk_size": cs, "expected": min(cs, remaining)},
+            )
         end = offset + length
         if self.held.contains(offset, end):
             return ChunkPlan.DUPLICATE
@@ -346,8 +377,10 @@ class Upload:
         missing = self.missing()
         if missing:
             listed = [[s, e] for s, e in missing[:MAX_MISSING_LISTED]]
-            return Refusal(MediaError.UPLOAD_INCOMPLETE,
-                           data={"missing": listed, "more": len(missing) > len(listed)})
+            return Refusal(
+                MediaError.UPLOAD_INCOMPLETE,
+                data={"missing": listed, "more": len(missing) > len(listed)},
+            )
         self.phase = UploadPhase.FINISHING
         return FinishPlan.VERIFY
 
@@ -370,8 +403,9 @@ class Upload:
 # -- downloads
 
 
-def check_read(offset: int, length: int, size: int, limits: MediaLimits,
-               frame_size: int) -> tuple[int, int] | Refusal:
+def check_read(
+    offset: int, length: int, size: int, limits: MediaLimits, frame_size: int
+) -> tuple[int, int] | Refusal:
     """The byte range a DOWNLOAD of `length` bytes at `offset` answers, or a refusal.
 
     `offset` may equal the size (an empty answer: the client is done); the length is cut

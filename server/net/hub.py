@@ -61,10 +61,11 @@ class Hub:
         if user_id in self.disabled:  # ops: `liaotian-server admin disable`
             raise RequestError(ErrorCode.BAD_CREDENTIALS)
         if self.max_per_user and len(self._by_user.get(user_id, ())) >= self.max_per_user:
-            raise RequestError(ErrorCode.LIMIT_REACHED,
-                               f"at most {self.max_per_user} connections per user",
-                               data={"limit": "max_connections_per_user",
-                                     "max": self.max_per_user})
+            raise RequestError(
+                ErrorCode.LIMIT_REACHED,
+                f"at most {self.max_per_user} connections per user",
+                data={"limit": "max_connections_per_user", "max": self.max_per_user},
+            )
 
     def bind(self, conn: Peer) -> None:
         """Index an authenticated connection under its user (RequestError if over the cap)."""
@@ -106,8 +107,12 @@ class Hub:
             self._unread.add(conn)
         else:
             self._unread.discard(conn)
-        if (delta > 0 and self.max_outbound_total and self.outbound > self.max_outbound_total
-                and not self._enforcing):
+        if (
+            delta > 0
+            and self.max_outbound_total
+            and self.outbound > self.max_outbound_total
+            and not self._enforcing
+        ):
             self._enforcing = True  # once per loop turn: never inside another's fan-out loop
             conn.loop.call_soon(self.enforce_outbound)
 
@@ -121,7 +126,10 @@ class Hub:
         for c in sorted(self._unread, key=lambda c: c.unread, reverse=True):
             if self.outbound <= budget:
                 break
-            c.log.info("slow consumer: %d bytes unread while all peers leave %d unread",
-                       c.unread, self.outbound)
+            c.log.info(
+                "slow consumer: %d bytes unread while all peers leave %d unread",
+                c.unread,
+                self.outbound,
+            )
             c.evict("server outbound budget exceeded")
         self._enforcing = False

@@ -18,9 +18,11 @@ class Peer(Protocol):
     @property
     def id(self) -> int:
         """Unique in the process: the session id operations carry (chat/ops.py)."""
+
     @property
     def conn(self) -> Connection:
         """The sans-I/O protocol state."""
+
     @property
     def log(self) -> logging.LoggerAdapter[Any]: ...
     @property
@@ -59,4 +61,5 @@ class Peer(Protocol):
     def hold(self) -> None:
         """An exclusive request started (or the media bound was reached): read nothing
         more until release(); holds nest."""
+
     def release(self) -> None: ...

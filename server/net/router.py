@@ -58,8 +58,13 @@ class Router:
         entry = self._handlers.get(type(event))
         if entry is None:  # a valid client message nobody serves is a server bug
             conn.log.error("no handler for %s", type(event).__name__)
-            conn.send(Error(rid=event.rid, code=ErrorCode.INTERNAL_ERROR,
-                            message=ErrorCode.INTERNAL_ERROR.explanation))
+            conn.send(
+                Error(
+                    rid=event.rid,
+                    code=ErrorCode.INTERNAL_ERROR,
+                    message=ErrorCode.INTERNAL_ERROR.explanation,
+                )
+            )
             return
         handler, exclusive = entry
         try:
@@ -81,8 +86,9 @@ class Router:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def _run(self, conn: Peer, event: Message, pending: Awaitable[None],
-                   exclusive: bool) -> None:
+    async def _run(
+        self, conn: Peer, event: Message, pending: Awaitable[None], exclusive: bool
+    ) -> None:
         try:
             await pending
         except asyncio.CancelledError:
@@ -94,12 +100,27 @@ class Router:
                 conn.release()
 
     def _answer_failure(self, conn: Peer, event: Message, exc: Exception) -> None:
-        self.counters.errors[exc.code if isinstance(exc, RequestError)  # ops
-                             else ErrorCode.INTERNAL_ERROR] += 1
+        self.counters.errors[
+            exc.code
+            if isinstance(exc, RequestError)  # ops
+            else ErrorCode.INTERNAL_ERROR
+        ] += 1
         if isinstance(exc, RequestError):
-            conn.send(Error(rid=event.rid, code=int(exc.code), message=exc.message,
-                            retry_after=exc.retry_after, data=exc.data))
+            conn.send(
+                Error(
+                    rid=event.rid,
+                    code=int(exc.code),
+                    message=exc.message,
+                    retry_after=exc.retry_after,
+                    data=exc.data,
+                )
+            )
             return
         conn.log.exception("handler for %s failed", type(event).__name__)
-        conn.send(Error(rid=event.rid, code=ErrorCode.INTERNAL_ERROR,
-                        message=ErrorCode.INTERNAL_ERROR.explanation))
+        conn.send(
+            Error(
+                rid=event.rid,
+                code=ErrorCode.INTERNAL_ERROR,
+                message=ErrorCode.INTERNAL_ERROR.explanation,
+            )
+        )

@@ -104,8 +104,10 @@ class ServerConnection(asyncio.Protocol):
         reason = None
         if len(hub.connections) >= cfg.max_connections:
             reason = "server connection limit reached"
-        elif (cfg.max_connections_per_address
-              and hub.count_from(self.peer_host) >= cfg.max_connections_per_address):
+        elif (
+            cfg.max_connections_per_address
+            and hub.count_from(self.peer_host) >= cfg.max_connections_per_address
+        ):
             reason = "per-address connection limit reached"
         hub.opened(self)
         if reason is not None or not self.endpoint.accepting:
@@ -152,8 +154,12 @@ class ServerConnection(asyncio.Protocol):
         assert raw is not None
         try:
             new = await self.loop.start_tls(
-                raw, self, ctx, server_side=True,
-                ssl_handshake_timeout=min(60.0, self.endpoint.limits.auth_timeout))
+                raw,
+                self,
+                ctx,
+                server_side=True,
+                ssl_handshake_timeout=min(60.0, self.endpoint.limits.auth_timeout),
+            )
         except Exception as exc:  # handshake failed, timed out, or the socket went away
             self.log.debug("TLS handshake failed: %r", exc)
             raw.abort()
@@ -320,8 +326,10 @@ class ServerConnection(asyncio.Protocol):
 
     def _abort_if_open(self) -> None:
         if not self._gone and self.transport is not None:
-            self.log.info("close deadline passed with %d bytes unsent: aborting",
-                          self.transport.get_write_buffer_size())
+            self.log.info(
+                "close deadline passed with %d bytes unsent: aborting",
+                self.transport.get_write_buffer_size(),
+            )
             self.transport.abort()
 
     # ------------------------------------------------------------------ timers
@@ -336,8 +344,10 @@ class ServerConnection(asyncio.Protocol):
     def _on_timer(self) -> None:
         self._timer = None
         now = self.loop.time()
-        if (self._paused_since is not None
-                and now - self._paused_since >= self.endpoint.config.write_timeout):
+        if (
+            self._paused_since is not None
+            and now - self._paused_since >= self.endpoint.config.write_timeout
+        ):
             self.log.info("slow consumer: socket unwritable for %.1f s", now - self._paused_since)
             self.conn.close(CloseCode.SLOW_CONSUMER, "write timeout")
             self._finish(abort=True)

@@ -77,11 +77,20 @@ class Admin:
         self.server = server
         self.started = time.time()
         self._commands: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
-            "status": self.status, "users": self.users, "devices": self.devices,
-            "sessions": self.sessions, "disable": self.disable, "enable": self.enable,
-            "reset_password": self.reset_password, "revoke": self.revoke, "kick": self.kick,
-            "checkpoint": self.checkpoint, "backup": self.backup,
-            "mint": self.mint, "grant": self.grant, "wallet_report": self.wallet_report,
+            "status": self.status,
+            "users": self.users,
+            "devices": self.devices,
+            "sessions": self.sessions,
+            "disable": self.disable,
+            "enable": self.enable,
+            "reset_password": self.reset_password,
+            "revoke": self.revoke,
+            "kick": self.kick,
+            "checkpoint": self.checkpoint,
+            "backup": self.backup,
+            "mint": self.mint,
+            "grant": self.grant,
+            "wallet_report": self.wallet_report,
         }
 
     async def call(self, command: str, args: dict[str, Any]) -> Any:
@@ -123,24 +132,36 @@ class Admin:
         db, wal = file_sizes(store.path)
         metrics_port = server.metrics_port
         return {
-            "version": package_version(), "pid": os.getpid(),
+            "version": package_version(),
+            "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started, 1),
-            "listening": f"{cfg.host}:{server.port}", "tls": server.tls_enabled,
-            "database": os.path.abspath(store.path), "database_bytes": db, "wal_bytes": wal,
-            "accounts": accounts, "disabled_accounts": disabled,
+            "listening": f"{cfg.host}:{server.port}",
+            "tls": server.tls_enabled,
+            "database": os.path.abspath(store.path),
+            "database_bytes": db,
+            "wal_bytes": wal,
+            "accounts": accounts,
+            "disabled_accounts": disabled,
             "connections": len(hub.connections),
-            "authenticated": states.get("authenticated", 0), "users_online": users,
-            "messages_committed": store.committed_sends, "commits": store.batches,
-            "write_queue": queue_depth(store), "outbound_bytes": hub.outbound,
-            "metrics": (f"http://{cfg.metrics_host}:{metrics_port}/metrics"
-                        if metrics_port is not None else None),
+            "authenticated": states.get("authenticated", 0),
+            "users_online": users,
+            "messages_committed": store.committed_sends,
+            "commits": store.batches,
+            "write_queue": queue_depth(store),
+            "outbound_bytes": hub.outbound,
+            "metrics": (
+                f"http://{cfg.metrics_host}:{metrics_port}/metrics"
+                if metrics_port is not None
+                else None
+            ),
         }
 
     async def users(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         limit = _int(args, "limit", 100, lo=1, hi=100_000)
         after = _int(args, "after", 0, lo=0)
         rows: list[dict[str, Any]] = await self._db(
-            lambda db: admin_sql.list_users(db, limit, after))
+            lambda db: admin_sql.list_users(db, limit, after)
+        )
         if self.server is not None:
             hub = self.server.hub
             for r in rows:
@@ -164,10 +185,19 @@ class Admin:
             _, uid, _ = await self._user(args)
             conns = [c for c in conns if c.user_id == uid]
         lifecycle = self.server.lifecycle
-        return [{"conn": c.id, "peer": peer_of(c), "user": c.username or None,
-                 "device": c.device or None, "state": c.conn.state.value, "live": c.live,
-                 "seconds": lifecycle.age(c), "unread_bytes": c.unread}
-                for c in conns]
+        return [
+            {
+                "conn": c.id,
+                "peer": peer_of(c),
+                "user": c.username or None,
+                "device": c.device or None,
+                "state": c.conn.state.value,
+                "live": c.live,
+                "seconds": lifecycle.age(c),
+                "unread_bytes": c.unread,
+            }
+            for c in conns
+        ]
 
     async def disable(self, args: dict[str, Any]) -> dict[str, Any]:
         name, uid, was = await self._user(args)
@@ -181,10 +211,19 @@ class Admin:
                 hub.disabled.discard(uid)
             raise
         closed = self._close(self._conns_of(uid), CloseCode.LOGGED_OUT, "account disabled")
-        log.info("admin: disabled %s (%d devices signed out, %d connections closed)", name,
-                 signed_out, closed)
-        return {"user": name, "disabled": True, "was_disabled": was,
-                "devices_signed_out": signed_out, "connections_closed": closed}
+        log.info(
+            "admin: disabled %s (%d devices signed out, %d connections closed)",
+            name,
+            signed_out,
+            closed,
+        )
+        return {
+            "user": name,
+            "disabled": True,
+            "was_disabled": was,
+            "devices_signed_out": signed_out,
+            "connections_closed": closed,
+        }
 
     async def enable(self, args: dict[str, Any]) -> dict[str, Any]:
         name, uid, was = await self._user(args)
@@ -201,11 +240,19 @@ class Admin:
             raise AdminError("password_hash must be an argon2 hash (the admin command makes it)")
         sign_out = bool(args.get("sign_out", True))
         signed_out = await self._db(
-            lambda db: admin_sql.set_password(db, uid, hashed, sign_out=sign_out))
-        closed = self._close(self._conns_of(uid), CloseCode.LOGGED_OUT, "password reset") \
-            if sign_out else 0
-        log.info("admin: reset the password of %s (%d devices signed out, %d connections "
-                 "closed)", name, signed_out, closed)
+            lambda db: admin_sql.set_password(db, uid, hashed, sign_out=sign_out)
+        )
+        closed = (
+            self._close(self._conns_of(uid), CloseCode.LOGGED_OUT, "password reset")
+            if sign_out
+            else 0
+        )
+        log.info(
+            "admin: reset the password of %s (%d devices signed out, %d connections closed)",
+            name,
+            signed_out,
+            closed,
+        )
         return {"user": name, "devices_signed_out": signed_out, "connections_closed": closed}
 
     async def revoke(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -279,14 +326,17 @@ def _text(args: dict[str, Any], key: str) -> str:
     return value
 
 
-def _int(args: dict[str, Any], key: str, default: int, *, lo: int = 0,
-         hi: int | None = None) -> int:
+def _int(
+    args: dict[str, Any], key: str, default: int, *, lo: int = 0, hi: int | None = None
+) -> int:
     value = args.get(key, default)
     if value is None:
         value = default
     if type(value) is not int or value < lo or (hi is not None and value > hi):
-        raise AdminError(f"{key} must be a whole number of at least {lo}"
-                         + (f" and at most {hi}" if hi is not None else ""))
+        raise AdminError(
+            f"{key} must be a whole number of at least {lo}"
+            + (f" and at most {hi}" if hi is not None else "")
+        )
     return value
 
 
@@ -303,8 +353,10 @@ class AdminSocket:
         """Create the socket 0600 and serve. AdminError (one line) if it cannot."""
         path = self.path
         if len(os.fsencode(path)) > UNIX_PATH_MAX:
-            raise AdminError(f"admin socket path {path} is longer than {UNIX_PATH_MAX} bytes "
-                             "(set admin_socket to a shorter path, or off)")
+            raise AdminError(
+                f"admin socket path {path} is longer than {UNIX_PATH_MAX} bytes "
+                "(set admin_socket to a shorter path, or off)"
+            )
         await self._remove_stale()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -317,12 +369,12 @@ class AdminSocket:
             st = os.stat(path)
             self._inode = (st.st_dev, st.st_ino)
             sock.listen(16)
-            self._server = await asyncio.start_unix_server(self._serve, sock=sock,
-                                                           limit=MAX_REQUEST)
+            self._server = await asyncio.start_unix_server(
+                self._serve, sock=sock, limit=MAX_REQUEST
+            )
         except OSError as exc:
             sock.close()
-            raise AdminError(f"cannot create admin socket {path}: "
-                             f"{exc.strerror or exc}") from None
+            raise AdminError(f"cannot create admin socket {path}: {exc.strerror or exc}") from None
 
     async def _remove_stale(self) -> None:
         """A socket left by a server that died (we hold the database lock, so it is not
@@ -392,8 +444,9 @@ def _peer_allowed(writer: asyncio.StreamWriter) -> bool:
     if sock is None or opt is None:
         return True
     try:
-        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, opt,
-                                                              struct.calcsize("3i")))
+        _pid, uid, _gid = struct.unpack(
+            "3i", sock.getsockopt(socket.SOL_SOCKET, opt, struct.calcsize("3i"))
+        )
     except (OSError, struct.error):
         return True
     return uid in (0, os.getuid())

@@ -40,14 +40,23 @@ class Usage(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=PROG, description="Administer a liaotian server: through its admin socket when "
-                               "it runs, on its database when it does not (status, sessions "
-                               "and kick need it running).")
+        prog=PROG,
+        description="Administer a liaotian server: through its admin socket when "
+        "it runs, on its database when it does not (status, sessions "
+        "and kick need it running).",
+    )
     p.add_argument("--config", metavar="FILE", help="TOML configuration file of the server")
-    p.add_argument("--db-path", dest="db_path", help="its database (default: from the "
-                   "configuration, LIAOTIAN_DB_PATH or liaotian.db)")
-    p.add_argument("--socket", dest="admin_socket", metavar="PATH",
-                   help="its admin socket (default: admin_socket, or <db_path>.admin)")
+    p.add_argument(
+        "--db-path",
+        dest="db_path",
+        help="its database (default: from the configuration, LIAOTIAN_DB_PATH or liaotian.db)",
+    )
+    p.add_argument(
+        "--socket",
+        dest="admin_socket",
+        metavar="PATH",
+        help="its admin socket (default: admin_socket, or <db_path>.admin)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("status", help="the running server: uptime, connections, rates, files")
@@ -62,19 +71,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("user")
     s = sub.add_parser("enable", help="let a disabled account log in again")
     s.add_argument("user")
-    s = sub.add_parser("reset-password", help="set a new password (read from the terminal "
-                                              "or standard input)")
+    s = sub.add_parser(
+        "reset-password", help="set a new password (read from the terminal or standard input)"
+    )
     s.add_argument("user")
-    s.add_argument("--keep-devices", action="store_true",
-                   help="leave the account's devices signed in")
+    s.add_argument(
+        "--keep-devices", action="store_true", help="leave the account's devices signed in"
+    )
     s = sub.add_parser("revoke", help="delete a device and its token, close its connections")
     s.add_argument("user")
     s.add_argument("device")
     s = sub.add_parser("kick", help="close a connection (by id, see sessions) or a user's")
     s.add_argument("conn", nargs="?", type=int)
     s.add_argument("--user")
-    s.add_argument("--reconnect", action="store_true",
-                   help="close with 1001 (clients reconnect) instead of 1000")
+    s.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="close with 1001 (clients reconnect) instead of 1000",
+    )
     sub.add_parser("checkpoint", help="copy the WAL into the database file, truncate it")
     s = sub.add_parser("backup", help="write a consistent copy of the database")
     s.add_argument("dest", help="file to create (must not exist)")
@@ -115,8 +129,11 @@ def request_of(ns: argparse.Namespace, config: Config) -> tuple[str, dict[str, A
     if cmd == "wallet-report":
         return "wallet_report", {"tasks": config.wallet_tasks}
     if cmd == "reset-password":
-        return "reset_password", {"user": ns.user, "password_hash": _new_hash(config),
-                                  "sign_out": not ns.keep_devices}
+        return "reset_password", {
+            "user": ns.user,
+            "password_hash": _new_hash(config),
+            "sign_out": not ns.keep_devices,
+        }
     return cmd, {}
 
 
@@ -131,9 +148,11 @@ def _new_hash(config: Config) -> str:
         raise Usage(f"a password has {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters")
     from argon2 import PasswordHasher
 
-    return PasswordHasher(time_cost=config.argon2_time_cost,
-                          memory_cost=config.argon2_memory_kib,
-                          parallelism=config.argon2_parallelism).hash(password)
+    return PasswordHasher(
+        time_cost=config.argon2_time_cost,
+        memory_cost=config.argon2_memory_kib,
+        parallelism=config.argon2_parallelism,
+    ).hash(password)
 
 
 async def through_socket(path: str, command: str, args: dict[str, Any]) -> Any:
@@ -155,20 +174,24 @@ async def through_socket(path: str, command: str, args: dict[str, Any]) -> Any:
     return answer.get("result")
 
 
-async def on_database(db_path: str, path: str | None, command: str,
-                      args: dict[str, Any]) -> Any:
+async def on_database(db_path: str, path: str | None, command: str, args: dict[str, Any]) -> Any:
     """Run a command on a stopped server's database."""
     from ..store import SQLiteStore
 
     if not os.path.exists(db_path):
-        raise AdminError(f"no database at {db_path} (choose it with --db-path, "
-                         "LIAOTIAN_DB_PATH or db_path in --config)")
+        raise AdminError(
+            f"no database at {db_path} (choose it with --db-path, "
+            "LIAOTIAN_DB_PATH or db_path in --config)"
+        )
     store = SQLiteStore(db_path, read_connections=1)
     try:
         await store.open()
     except DatabaseInUse as exc:
-        where = f"its admin socket {path} does not answer" if path else \
-            "its admin socket is off (admin_socket = off)"
+        where = (
+            f"its admin socket {path} does not answer"
+            if path
+            else "its admin socket is off (admin_socket = off)"
+        )
         raise AdminError(f"{exc}, but {where}") from None
     except StoreOpenError as exc:
         raise AdminError(str(exc)) from None
@@ -186,11 +209,9 @@ async def run(config: Config, command: str, args: dict[str, Any]) -> Any:
         except (FileNotFoundError, ConnectionRefusedError):
             pass  # no server answers there
         except OSError as exc:
-            raise AdminError(f"cannot use the admin socket {path}: "
-                             f"{exc.strerror or exc}") from None
+            raise AdminError(f"cannot use the admin socket {path}: {exc.strerror or exc}") from None
     if command in RUNNING_ONLY:
-        where = f"nothing answers on its admin socket {path}" if path else \
-            "admin_socket is off"
+        where = f"nothing answers on its admin socket {path}" if path else "admin_socket is off"
         raise AdminError(f"{command} needs a running server; {where}")
     return await on_database(config.db_path, path, command, args)
 
@@ -198,8 +219,9 @@ async def run(config: Config, command: str, args: dict[str, Any]) -> Any:
 def main(argv: list[str]) -> int:
     ns = build_parser().parse_args(argv)
     try:
-        config = Config.load(file=ns.config, flags={"db_path": ns.db_path,
-                                                   "admin_socket": ns.admin_socket})
+        config = Config.load(
+            file=ns.config, flags={"db_path": ns.db_path, "admin_socket": ns.admin_socket}
+        )
         command, args = request_of(ns, config)
     except (OSError, ValueError, Usage) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
@@ -222,8 +244,9 @@ def render(result: Any) -> str:
         rows = [[_cell(k, r.get(k)) for k in keys] for r in result]
         widths = [max(len(k), *(len(row[i]) for row in rows)) for i, k in enumerate(keys)]
         lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True)).rstrip()]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                  for row in rows]
+        lines += [
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        ]
         return "\n".join(lines)
     if isinstance(result, dict):
         return " ".join(f"{k}={_cell(k, v)}" for k, v in result.items())

@@ -67,8 +67,11 @@ class Histogram:
     def quantile(self, q: float, since: Sequence[int] | None = None) -> float | None:
         """Estimated q-quantile of the observations (those after the snapshot `since`, a
         copy of `counts` taken earlier), interpolated within its bucket; None if none."""
-        counts = self.counts if since is None else [a - b for a, b in zip(
-            self.counts, since, strict=True)]
+        counts = (
+            self.counts
+            if since is None
+            else [a - b for a, b in zip(self.counts, since, strict=True)]
+        )
         total = sum(counts)
         if total <= 0:
             return None
@@ -85,8 +88,26 @@ class Histogram:
 
 
 # Bucket bounds, chosen for what each measures.
-COMMIT_SECONDS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
-                  0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
+COMMIT_SECONDS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
 BATCH_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 FANOUT_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
@@ -94,8 +115,16 @@ FANOUT_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 class Counters:
     """The server's running totals; created once per Server, never reset."""
 
-    __slots__ = ("authenticated", "closes", "errors", "fanout", "frames_in", "frames_out",
-                 "opened", "pushes")
+    __slots__ = (
+        "authenticated",
+        "closes",
+        "errors",
+        "fanout",
+        "frames_in",
+        "frames_out",
+        "opened",
+        "pushes",
+    )
 
     def __init__(self) -> None:
         self.frames_in = [0] * N_TYPES  # decoded client messages, by type number
@@ -123,10 +152,19 @@ class WriterMeter(WriterStats):
         self.checkpoints_total = 0
         self.restarts_total = 0
 
-    def record(self, items: int, messages: int, *, plan: float, write: float, commit: float,
-               dispatch: float) -> None:
-        WriterStats.record(self, items, messages, plan=plan, write=write, commit=commit,
-                           dispatch=dispatch)
+    def record(
+        self,
+        items: int,
+        messages: int,
+        *,
+        plan: float,
+        write: float,
+        commit: float,
+        dispatch: float,
+    ) -> None:
+        WriterStats.record(
+            self, items, messages, plan=plan, write=write, commit=commit, dispatch=dispatch
+        )
         self.batch_sizes.observe(items)
         self.commit_seconds.observe(write + commit)
 

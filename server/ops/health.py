@@ -45,7 +45,7 @@ def parse_address(text: str, default_port: int) -> tuple[str, int]:
         end = text.find("]")
         if end < 0:
             raise ValueError(f"bad address {text!r}")
-        host, rest = text[1:end], text[end + 1:]
+        host, rest = text[1:end], text[end + 1 :]
         if rest:
             if not rest.startswith(":"):
                 raise ValueError(f"bad address {text!r}")
@@ -62,8 +62,7 @@ def local_host(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
 
 
-def check(host: str, port: int, *, timeout: float = 5.0,
-          tls: ssl.SSLContext | None = None) -> str:
+def check(host: str, port: int, *, timeout: float = 5.0, tls: ssl.SSLContext | None = None) -> str:
     """Connect, HELLO, WELCOME, CLOSE; a line describing the server, or Unhealthy."""
     started = time.monotonic()
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -81,8 +80,7 @@ def check(host: str, port: int, *, timeout: float = 5.0,
             except (OSError, ssl.SSLError) as exc:
                 raise Unhealthy(f"{where}: TLS handshake failed: {_reason(exc)}") from None
         conn = Connection(Role.CLIENT)
-        conn.send(Hello(rid=conn.next_rid(), versions=SUPPORTED_VERSIONS,
-                        client="liaotian-health"))
+        conn.send(Hello(rid=conn.next_rid(), versions=SUPPORTED_VERSIONS, client="liaotian-health"))
         welcome = _exchange(sock, conn, where, started + timeout)
         conn.send(Close(rid=0, code=CloseCode.NORMAL, reason="health check"))
         with contextlib.suppress(OSError):
@@ -111,13 +109,15 @@ def _exchange(sock: socket.socket, conn: Connection, where: str, deadline: float
                 if isinstance(event, Welcome):
                     return event
                 if isinstance(event, Error):
-                    raise Unhealthy(f"{where}: HELLO refused with ERROR {event.code} "
-                                    f"({event.message})")
+                    raise Unhealthy(
+                        f"{where}: HELLO refused with ERROR {event.code} ({event.message})"
+                    )
                 if isinstance(event, ConnectionTerminated):
                     if event.code is None:
                         raise Unhealthy(f"{where}: connection closed before WELCOME")
-                    raise Unhealthy(f"{where}: server closed the connection: {event.code} "
-                                    f"{event.reason}")
+                    raise Unhealthy(
+                        f"{where}: server closed the connection: {event.code} {event.reason}"
+                    )
                 if isinstance(event, ProtocolViolation):
                     raise Unhealthy(f"{where}: not a liaotian server ({event.message})")
     except TimeoutError:
@@ -133,14 +133,24 @@ def _reason(exc: BaseException) -> str:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
-        prog=PROG, description="Exit 0 if a liaotian server accepts a connection and answers "
-                               "HELLO with WELCOME; otherwise print why and exit 1.")
-    p.add_argument("address", nargs="?", metavar="HOST:PORT",
-                   help="default: host and port of the configuration")
+        prog=PROG,
+        description="Exit 0 if a liaotian server accepts a connection and answers "
+        "HELLO with WELCOME; otherwise print why and exit 1.",
+    )
+    p.add_argument(
+        "address",
+        nargs="?",
+        metavar="HOST:PORT",
+        help="default: host and port of the configuration",
+    )
     p.add_argument("--config", metavar="FILE", help="TOML configuration file")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds (default: 5)")
-    p.add_argument("--tls", action=argparse.BooleanOptionalAction, default=None,
-                   help="speak TLS (default: when the configuration has tls_cert)")
+    p.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="speak TLS (default: when the configuration has tls_cert)",
+    )
     p.add_argument("--cafile", help="verify the server's certificate against these CAs")
     args = p.parse_args(argv)
     try:

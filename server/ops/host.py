@@ -26,11 +26,13 @@ class Host(Protocol):
     @property
     def port(self) -> int:
         """The port the server listens on (the real one when configured as 0)."""
+
     @property
     def tls_enabled(self) -> bool: ...
     @property
     def lifecycle(self) -> Lifecycle:
         """Connection ages and lifecycle counts (ops/lifecycle.py)."""
+
     @property
     def metrics_port(self) -> int | None:
         """The metrics endpoint's port while it serves, else None."""

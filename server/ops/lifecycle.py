@@ -81,16 +81,30 @@ class Lifecycle:
         self.counters.opened += 1
         peer = peer_of(conn)
         self._opened[conn] = (peer, time.monotonic())
-        log.info("conn %d open from %s", conn.id, peer,
-                 extra={"event": "open", "conn": conn.id, "peer": peer})
+        log.info(
+            "conn %d open from %s",
+            conn.id,
+            peer,
+            extra={"event": "open", "conn": conn.id, "peer": peer},
+        )
 
     def authenticated(self, conn: ServerConnection) -> None:
         self.counters.authenticated += 1
         peer = self._opened.get(conn, (conn.peer_host, 0.0))[0]
-        log.info("conn %d authenticated from %s as %s, device %s", conn.id, peer,
-                 conn.username, conn.device,
-                 extra={"event": "authenticated", "conn": conn.id, "peer": peer,
-                        "user": conn.username, "device": conn.device})
+        log.info(
+            "conn %d authenticated from %s as %s, device %s",
+            conn.id,
+            peer,
+            conn.username,
+            conn.device,
+            extra={
+                "event": "authenticated",
+                "conn": conn.id,
+                "peer": peer,
+                "user": conn.username,
+                "device": conn.device,
+            },
+        )
 
     def closed(self, conn: ServerConnection) -> None:
         code = conn.conn.close_code or 0
@@ -99,10 +113,23 @@ class Lifecycle:
         seconds = round(time.monotonic() - since, 3)
         name = close_name(code)
         who = f" ({conn.username}, device {conn.device})" if conn.username else ""
-        extra = {"event": "closed", "conn": conn.id, "peer": peer, "code": code,
-                 "close": name, "seconds": seconds}
+        extra = {
+            "event": "closed",
+            "conn": conn.id,
+            "peer": peer,
+            "code": code,
+            "close": name,
+            "seconds": seconds,
+        }
         if conn.username:
             extra.update(user=conn.username, device=conn.device)
         how = f"{code} {name}" if code else "without a CLOSE"
-        log.info("conn %d from %s%s closed %s after %.1f s", conn.id, peer, who, how,
-                 seconds, extra=extra)
+        log.info(
+            "conn %d from %s%s closed %s after %.1f s",
+            conn.id,
+            peer,
+            who,
+            how,
+            seconds,
+            extra=extra,
+        )

@@ -31,7 +31,10 @@ log = logging.getLogger("liaotian.server")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # what every LogRecord has; anything else on a record came in `extra=`
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
-    "message", "asctime", "taskName"}
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,8 +42,9 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-                  .replace("+00:00", "Z"),
+            "ts": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -89,8 +93,9 @@ class StatsLine:
         self._messages = store.committed_sends
         self._commits = store.batches
         meter = store.stats
-        self._latency = list(meter.commit_seconds.counts) if isinstance(meter, WriterMeter) \
-            else None
+        self._latency = (
+            list(meter.commit_seconds.counts) if isinstance(meter, WriterMeter) else None
+        )
 
     def line(self) -> tuple[str, dict[str, Any]]:
         """The text and its fields; starts the next interval."""
@@ -114,11 +119,13 @@ class StatsLine:
             "outbound_bytes": hub.outbound,
             "seconds": round(elapsed, 3),
         }
-        text = (f"stats: {fields['connections']} connections ({fields['authenticated']} "
-                f"authenticated), {users} users online, {fields['messages_per_s']:.0f} "
-                f"messages/s, {fields['commits_per_s']:.0f} commits/s, commit p99 "
-                f"{'-' if p99 is None else f'{p99 * 1000:.1f} ms'}, {fields['queue']} writes "
-                f"queued, {_kib(hub.outbound)} unread by peers")
+        text = (
+            f"stats: {fields['connections']} connections ({fields['authenticated']} "
+            f"authenticated), {users} users online, {fields['messages_per_s']:.0f} "
+            f"messages/s, {fields['commits_per_s']:.0f} commits/s, commit p99 "
+            f"{'-' if p99 is None else f'{p99 * 1000:.1f} ms'}, {fields['queue']} writes "
+            f"queued, {_kib(hub.outbound)} unread by peers"
+        )
         self._mark()
         return text, fields
 

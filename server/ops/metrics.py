@@ -65,8 +65,9 @@ def _type_name(t: int) -> str:
 
 
 def _histogram(name: str, doc: str, h: Histogram) -> HistogramMetricFamily:
-    buckets = [("+Inf" if bound == float("inf") else repr(bound), float(n))
-               for bound, n in h.cumulative()]
+    buckets = [
+        ("+Inf" if bound == float("inf") else repr(bound), float(n)) for bound, n in h.cumulative()
+    ]
     return HistogramMetricFamily(PREFIX + name, doc, buckets=buckets, sum_value=h.sum)
 
 
@@ -88,34 +89,42 @@ class ServerCollector(Collector):
         def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
             return CounterMetricFamily(PREFIX + name, doc, value=value)
 
-        info = GaugeMetricFamily(PREFIX + "build_info", "The running liaotian server.",
-                                 labels=["version"])
+        info = GaugeMetricFamily(
+            PREFIX + "build_info", "The running liaotian server.", labels=["version"]
+        )
         info.add_metric([package_version()], 1)
         yield info
         yield gauge("start_time_seconds", "When the server started, Unix time.", self.started)
 
         states, users = by_state(hub)
-        conns = GaugeMetricFamily(PREFIX + "connections",
-                                  "Open connections by protocol state.", labels=["state"])
+        conns = GaugeMetricFamily(
+            PREFIX + "connections", "Open connections by protocol state.", labels=["state"]
+        )
         for state in STATES:
             conns.add_metric([state], states.get(state, 0))
         yield conns
         yield gauge("users_online", "Users with an authenticated connection.", users)
         yield counter("connections_opened", "TCP connections accepted.", c.opened)
-        yield counter("connections_authenticated", "Connections that logged in or "
-                      "authenticated with a token.", c.authenticated)
-        closed = CounterMetricFamily(PREFIX + "connections_closed",
-                                     "Ended connections by close code (0: without a CLOSE).",
-                                     labels=["code", "reason"])
+        yield counter(
+            "connections_authenticated",
+            "Connections that logged in or authenticated with a token.",
+            c.authenticated,
+        )
+        closed = CounterMetricFamily(
+            PREFIX + "connections_closed",
+            "Ended connections by close code (0: without a CLOSE).",
+            labels=["code", "reason"],
+        )
         for code, n in sorted(c.closes.items()):
             closed.add_metric([str(code), close_name(code)], n)
         yield closed
 
-        received = CounterMetricFamily(PREFIX + "frames_received",
-                                       "Client frames decoded, by message type.",
-                                       labels=["type"])
-        sent = CounterMetricFamily(PREFIX + "frames_sent",
-                                   "Frames queued to clients, by message type.", labels=["type"])
+        received = CounterMetricFamily(
+            PREFIX + "frames_received", "Client frames decoded, by message type.", labels=["type"]
+        )
+        sent = CounterMetricFamily(
+            PREFIX + "frames_sent", "Frames queued to clients, by message type.", labels=["type"]
+        )
         out = list(c.frames_out)
         out[_UPDATES] += c.pushes
         for t, n in enumerate(c.frames_in):
@@ -129,8 +138,9 @@ class ServerCollector(Collector):
         yield counter("sync_pages", "UPDATES frames answering a SYNC.", c.frames_out[_UPDATES])
         yield counter("update_pushes", "Live UPDATES frames pushed after commits.", c.pushes)
 
-        errors = CounterMetricFamily(PREFIX + "errors", "ERROR frames by error code.",
-                                     labels=["code", "name"])
+        errors = CounterMetricFamily(
+            PREFIX + "errors", "ERROR frames by error code.", labels=["code", "name"]
+        )
         for code, n in sorted(c.errors.items()):
             try:
                 name = ErrorCode(code).name
@@ -138,33 +148,50 @@ class ServerCollector(Collector):
                 name = "OTHER"
             errors.add_metric([str(int(code)), name], n)
         yield errors
-        throttled = CounterMetricFamily(PREFIX + "throttled", "Requests refused by a rate "
-                                        "limit (rate_limited) or the login throttle (login).",
-                                        labels=["kind"])
+        throttled = CounterMetricFamily(
+            PREFIX + "throttled",
+            "Requests refused by a rate limit (rate_limited) or the login throttle (login).",
+            labels=["kind"],
+        )
         throttled.add_metric(["rate_limited"], c.errors.get(ErrorCode.RATE_LIMITED, 0))
         throttled.add_metric(["login"], c.errors.get(ErrorCode.THROTTLED, 0))
         yield throttled
-        yield counter("slow_consumer_evictions", "Connections closed as slow consumers (4003).",
-                      c.closes.get(CloseCode.SLOW_CONSUMER, 0))
+        yield counter(
+            "slow_consumer_evictions",
+            "Connections closed as slow consumers (4003).",
+            c.closes.get(CloseCode.SLOW_CONSUMER, 0),
+        )
 
         yield counter("messages_committed", "Messages stored, durably.", store.committed_sends)
         yield counter("commits", "Group commits.", store.batches)
         meter = store.stats
         if isinstance(meter, WriterMeter):
             yield _histogram("commit_batch_size", "Writes per group commit.", meter.batch_sizes)
-            yield _histogram("commit_duration_seconds", "Statements and COMMIT (with its "
-                             "fsync) of one group commit.", meter.commit_seconds)
+            yield _histogram(
+                "commit_duration_seconds",
+                "Statements and COMMIT (with its fsync) of one group commit.",
+                meter.commit_seconds,
+            )
             yield counter("checkpoints", "WAL checkpoint cycles.", meter.checkpoints_total)
-            yield counter("wal_restarts", "Checkpoint cycles that started the WAL over.",
-                          meter.restarts_total)
-        yield _histogram("fanout_recipients", "Users a stored message is written to, the "
-                         "sender excluded.", c.fanout)
-        yield gauge("write_queue_depth", "Writes waiting for the next group commit.",
-                    queue_depth(store))
-        yield gauge("outbound_buffered_bytes", "Bytes queued to peers and not yet read.",
-                    hub.outbound)
-        yield gauge("update_journal_rows", "Update-log rows in memory, not yet folded into "
-                    "the per-user logs.", meter.tail_rows)
+            yield counter(
+                "wal_restarts", "Checkpoint cycles that started the WAL over.", meter.restarts_total
+            )
+        yield _histogram(
+            "fanout_recipients",
+            "Users a stored message is written to, the sender excluded.",
+            c.fanout,
+        )
+        yield gauge(
+            "write_queue_depth", "Writes waiting for the next group commit.", queue_depth(store)
+        )
+        yield gauge(
+            "outbound_buffered_bytes", "Bytes queued to peers and not yet read.", hub.outbound
+        )
+        yield gauge(
+            "update_journal_rows",
+            "Update-log rows in memory, not yet folded into the per-user logs.",
+            meter.tail_rows,
+        )
         db, wal = file_sizes(store.path)
         yield gauge("database_size_bytes", "Size of the database file.", db)
         yield gauge("wal_size_bytes", "Size of the database's write-ahead log.", wal)
@@ -215,7 +242,8 @@ class MetricsEndpoint:
             status, ctype, body, head_only = self._answer(head)
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}"
-                f"\r\nConnection: close\r\n\r\n".encode("latin-1"))
+                f"\r\nConnection: close\r\n\r\n".encode("latin-1")
+            )
             if not head_only:
                 writer.write(body)
             await writer.drain()

@@ -37,8 +37,10 @@ HEADER = """\
 
 [server]
 """
-_ROW = re.compile(r"^\| `(?P<name>[a-z0-9_]+)` \| `--[a-z0-9-]+` \| `LIAOTIAN_[A-Z0-9_]+` \| "
-                  r"`[^`]*` \| (?P<meaning>.*) \|$")
+_ROW = re.compile(
+    r"^\| `(?P<name>[a-z0-9_]+)` \| `--[a-z0-9-]+` \| `LIAOTIAN_[A-Z0-9_]+` \| "
+    r"`[^`]*` \| (?P<meaning>.*) \|$"
+)
 
 
 def meanings_from_readme(text: str) -> dict[str, str]:

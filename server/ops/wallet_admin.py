@@ -49,10 +49,10 @@ async def mint(store: SQLiteStore, args: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(memo, str) or not memo:
         raise WalletAdminError("memo is required: say why the coins are made")
     key = args.get("key") or ""
-    result = await _run(store, ops.Mint(actor=0, to=to, amount=amount, memo=memo,
-                                        key=str(key)))
-    log.info("admin: minted %d coins to %s (%s), transfer %d", amount, to, memo,
-             result["transfer"]["id"])
+    result = await _run(store, ops.Mint(actor=0, to=to, amount=amount, memo=memo, key=str(key)))
+    log.info(
+        "admin: minted %d coins to %s (%s), transfer %d", amount, to, memo, result["transfer"]["id"]
+    )
     return result
 
 
@@ -66,8 +66,9 @@ async def grant(store: SQLiteStore, args: dict[str, Any], secret: bytes | None) 
     return result
 
 
-async def report(store: SQLiteStore, args: dict[str, Any],
-                 tasks: tuple[Task, ...] | None) -> dict[str, Any]:
+async def report(
+    store: SQLiteStore, args: dict[str, Any], tasks: tuple[Task, ...] | None
+) -> dict[str, Any]:
     if tasks is None:
         text = args.get("tasks")
         tasks = parse_tasks(text) if isinstance(text, str) else ()

@@ -72,15 +72,17 @@ class Ops:
                 try:
                     await endpoint.start(cfg.metrics_host, cfg.metrics_port)
                 except OSError as exc:
-                    raise OpsError(f"cannot serve metrics on {cfg.metrics_host}:"
-                                   f"{cfg.metrics_port}: {(exc.strerror or str(exc)).lower()}"
-                                   ) from None
+                    raise OpsError(
+                        f"cannot serve metrics on {cfg.metrics_host}:"
+                        f"{cfg.metrics_port}: {(exc.strerror or str(exc)).lower()}"
+                    ) from None
                 self.metrics = endpoint
                 log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, endpoint.port)
             path = socket_path(cfg)
             if path is not None and not cfg.admin_socket and len(path) > UNIX_PATH_MAX:
-                log.warning("no admin socket: %s is too long for a Unix socket path; set "
-                            "admin_socket", path)
+                log.warning(
+                    "no admin socket: %s is too long for a Unix socket path; set admin_socket", path
+                )
                 path = None
             if path is not None:
                 sock = AdminSocket(self.admin, path)

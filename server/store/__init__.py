@@ -1,9 +1,9 @@
 """Storage: the contract the server uses (contract.py) and its implementations.
 
-    contract.py  the `Store` and `MediaStore` protocols, their records and errors
-    overlay.py   one batch being planned over the committed state (the chat's Plan)
-    memory.py    MemoryStore: the reference semantics, in memory
-    sqlite...    SQLiteStore: the server's store
+contract.py  the `Store` and `MediaStore` protocols, their records and errors
+overlay.py   one batch being planned over the committed state (the chat's Plan)
+memory.py    MemoryStore: the reference semantics, in memory
+sqlite...    SQLiteStore: the server's store
 """
 
 from .contract import (
@@ -19,8 +19,18 @@ from .contract import (
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
-__all__ = ["DeviceRecord", "MediaStore", "MemoryStore", "SQLiteStore", "Store", "StoreClosed",
-           "StoreOpenError", "UpdatePage", "UserRecord", "UsernameTaken"]
+__all__ = [
+    "DeviceRecord",
+    "MediaStore",
+    "MemoryStore",
+    "SQLiteStore",
+    "Store",
+    "StoreClosed",
+    "StoreOpenError",
+    "UpdatePage",
+    "UserRecord",
+    "UsernameTaken",
+]
 
 
 def _conform(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[Store, Store]:

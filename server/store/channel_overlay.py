@@ -50,8 +50,13 @@ class ChannelOverlay:
     next_item_id: int
     ts: int
 
-    def _init_channels(self, committed_ch: ChannelTables, complete: bool, next_item_id: int,
-                       parent: ChannelOverlay | None) -> None:
+    def _init_channels(
+        self,
+        committed_ch: ChannelTables,
+        complete: bool,
+        next_item_id: int,
+        parent: ChannelOverlay | None,
+    ) -> None:
         self.ch = ChannelTables()
         self.committed_ch = committed_ch
         self.complete = complete

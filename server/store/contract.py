@@ -150,19 +150,24 @@ class Store(Protocol):
 
     def submit(self, op: Any) -> None:
         """Queue an operation (chat/ops.py); StoreClosed once closing."""
+
     async def drain(self) -> None:
         """Wait until everything submitted so far is committed and answered."""
+
     async def create_user(self, username: str, password_hash: str) -> int:
         """The new user's id; UsernameTaken if the name is taken."""
-    async def set_device_token(self, user_id: int, device: str, token_hash: bytes, *,
-                               max_devices: int = 0) -> int | None:
+
+    async def set_device_token(
+        self, user_id: int, device: str, token_hash: bytes, *, max_devices: int = 0
+    ) -> int | None:
         """Create or re-key a device; its acknowledged position, or None when it is new
         and the user has `max_devices` devices already (0: no bound)."""
+
     async def delete_device(self, user_id: int, device: str) -> bool: ...
-    async def set_profile(self, uid: int, display_name: str | None,
-                          status: str | None) -> None: ...
+    async def set_profile(self, uid: int, display_name: str | None, status: str | None) -> None: ...
     def record_position(self, user_id: int, device: str, seq: int) -> None:
         """A device acknowledged `seq`; kept with a later commit."""
+
     def flush_positions_soon(self) -> None: ...
     def record_last_seen(self, uid: int, when_ms: int) -> None: ...
     def touch_device(self, user_id: int, device: str) -> None: ...
@@ -171,42 +176,58 @@ class Store(Protocol):
 
     def cached_head(self, user_id: int) -> int | None:
         """The published head, if the store holds it without a read."""
+
     def known_user(self, username: str) -> bool:
         """Whether the name is known to belong to a user without a read (a hint)."""
+
     def members_hint(self, conv: int) -> int | None:
         """The group's member count if held without a read (a hint)."""
+
     async def head(self, user_id: int) -> int: ...
     async def committed_head(self, user_id: int) -> int: ...
     async def floor(self, user_id: int) -> int: ...
     async def user_by_name(self, username: str) -> UserRecord | None: ...
     async def user_id(self, username: str) -> int | None: ...
     async def device_by_token(
-        self, token_hash: bytes) -> tuple[UserRecord, DeviceRecord] | None: ...
+        self, token_hash: bytes
+    ) -> tuple[UserRecord, DeviceRecord] | None: ...
     async def device(self, user_id: int, device: str) -> DeviceRecord | None: ...
     async def devices_of(self, user_id: int) -> list[DeviceRecord]: ...
-    async def read_updates(self, user_id: int, since: int, limit: int,
-                           max_bytes: int = 1 << 62) -> UpdatePage: ...
+    async def read_updates(
+        self, user_id: int, since: int, limit: int, max_bytes: int = 1 << 62
+    ) -> UpdatePage: ...
     async def direct_conv(self, a: int, b: int) -> int | None: ...
-    async def history(self, conv: int, before: int | None, after: int | None, limit: int,
-                      max_bytes: int = 1 << 62,
-                      min_pos: int = 1) -> tuple[list[bytes], bool]: ...
+    async def history(
+        self,
+        conv: int,
+        before: int | None,
+        after: int | None,
+        limit: int,
+        max_bytes: int = 1 << 62,
+        min_pos: int = 1,
+    ) -> tuple[list[bytes], bool]: ...
     async def group_state(self, conv: int) -> GroupState | None: ...
     async def social_of(self, uid: int) -> Social: ...
     async def last_pos(self, conv: int) -> int: ...
     async def usernames(self, ids: Iterable[int]) -> dict[int, str]: ...
     async def profile(self, uid: int) -> tuple[str, str, int]:
         """(display name, status, last seen ms)."""
-    async def groups_of(self, uid: int, *, limit: int | None = None,
-                        after: int = 0) -> list[GroupRow]: ...
+
+    async def groups_of(
+        self, uid: int, *, limit: int | None = None, after: int = 0
+    ) -> list[GroupRow]: ...
     async def conversation(self, conv: int) -> tuple[int, int | None, int | None] | None:
         """(kind, user_a, user_b) of a conversation."""
+
     async def read_marker(self, uid: int, conv: int) -> int: ...
     async def read_markers(self, conv: int) -> dict[int, int]: ...
     async def delivered_pos(self, uid: int, conv: int) -> int: ...
-    async def conversations_of(self, uid: int, limit: int,
-                               before: tuple[int, int] | None) -> list[ConversationRow]: ...
-    async def unread_count(self, uid: int, conv: int, after: int,
-                           cap: int | None = None) -> int: ...
+    async def conversations_of(
+        self, uid: int, limit: int, before: tuple[int, int] | None
+    ) -> list[ConversationRow]: ...
+    async def unread_count(
+        self, uid: int, conv: int, after: int, cap: int | None = None
+    ) -> int: ...
 
     # ------------------------------------------------------------------ channels (committed)
 
@@ -215,36 +236,47 @@ class Store(Protocol):
     async def channel_banned(self, conv: int, uid: int) -> bool: ...
     async def channels_of(self, uid: int) -> list[ChannelRow]:
         """The user's channels, newest activity first."""
-    async def channel_members(self, conv: int, after: int,
-                              limit: int) -> list[tuple[int, str, int]]:
+
+    async def channel_members(
+        self, conv: int, after: int, limit: int
+    ) -> list[tuple[int, str, int]]:
         """(user id, name, role) of members with ids above `after`, by id."""
-    async def channel_posts(self, conv: int, *, before: int | None = None,
-                            after: int | None = None, limit: int = 50) -> list[PostRecord]:
+
+    async def channel_posts(
+        self, conv: int, *, before: int | None = None, after: int | None = None, limit: int = 50
+    ) -> list[PostRecord]:
         """Posts after `after` (the oldest first), else before `before` (or the newest):
         at most `limit`, in position order either way."""
-    async def channel_comments(self, conv: int, post: int, after: int,
-                               limit: int) -> list[CommentRecord]: ...
+
+    async def channel_comments(
+        self, conv: int, post: int, after: int, limit: int
+    ) -> list[CommentRecord]: ...
     async def channel_liked(self, conv: int, uid: int, posts: Iterable[int]) -> set[int]:
         """Which of these posts the user likes."""
-    async def channel_search(self, conv: int, query: str, limit: int,
-                             before_id: int | None = None) -> list[SearchHit]:
+
+    async def channel_search(
+        self, conv: int, query: str, limit: int, before_id: int | None = None
+    ) -> list[SearchHit]:
         """Posts and comments whose text has every word of `query` (case and accents
         ignored), newest first; `before_id` pages on."""
 
     # ------------------------------------------------------------------ the wallet
 
     async def account_of(self, acct: int) -> Account: ...
-    async def transfers_of(self, acct: int, before: int | None,
-                           limit: int) -> list[Transfer]:
+    async def transfers_of(self, acct: int, before: int | None, limit: int) -> list[Transfer]:
         """The account's transfers, newest first, with ids below `before`."""
+
     async def items_of(self, uid: int) -> list[Item]: ...
     async def packet_of(self, pid: int) -> Packet | None: ...
     async def task_progress_of(self, uid: int) -> dict[str, tuple[int, int]]:
         """task -> (period, completions) of the user's newest period of each task."""
+
     async def pendings_due(self, before: int, limit: int) -> list[int]:
         """Open pending transfers timing out before `before` (ms), earliest first."""
+
     async def next_expiry(self) -> int | None:
         """When the next open pending transfer times out (ms), if any does."""
+
     async def ledger_dump(self) -> LedgerDump: ...
 
 
@@ -260,25 +292,39 @@ class MediaStore(Protocol):
     """
 
     async def uploader(self, uid: int, sha256: bytes, size: int) -> Uploader: ...
-    async def create_upload(self, uid: int, sha256: bytes, size: int, media_type: str,
-                            name: str, chunk_size: int, now_ms: int) -> UploadRow:
+    async def create_upload(
+        self,
+        uid: int,
+        sha256: bytes,
+        size: int,
+        media_type: str,
+        name: str,
+        chunk_size: int,
+        now_ms: int,
+    ) -> UploadRow:
         """A new unfinished upload; the existing one if the user already has one of this
         (sha256, size) (two BEGINs racing)."""
+
     async def upload(self, upload_id: int) -> UploadRow | None: ...
     async def touch_upload(self, upload_id: int, now_ms: int) -> None: ...
     async def delete_upload(self, upload_id: int) -> bool: ...
-    async def complete_upload(self, upload_id: int, uid: int, blobs: list[Blob],
-                              now_ms: int) -> None:
+    async def complete_upload(
+        self, upload_id: int, uid: int, blobs: list[Blob], now_ms: int
+    ) -> None:
         """In one commit: the blobs' rows (kept if stored already; unreferenced ones count
         as unreferenced from now), the user as the uploader of each, the upload gone."""
+
     async def blob(self, sha256: bytes) -> Blob | None: ...
     async def blob_access(self, uid: int, sha256: bytes) -> BlobAccess:
         """The blob and what decides whether `uid` may read it (chat/rules/media.py)."""
+
     async def expired_uploads(self, touched_before_ms: int, limit: int) -> list[UploadRow]: ...
     async def collectable_blobs(self, unref_before_ms: int, limit: int) -> list[bytes]:
         """Blobs unreferenced since before the time: candidates for collection."""
+
     async def collect_blobs(self, hashes: list[bytes], unref_before_ms: int) -> list[bytes]:
         """Delete the metadata of those of `hashes` still collectable (in one commit), and
         return them: their bytes may be removed now."""
+
     async def known_blobs(self, hashes: list[bytes]) -> set[bytes]:
         """Which of these blobs have metadata (a sweep of files without any)."""

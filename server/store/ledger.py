@@ -116,8 +116,10 @@ class LedgerOverlay:
                 def restore() -> None:
                     d[key] = old
             else:
+
                 def restore() -> None:
                     d.pop(key, None)
+
             undo.append(restore)
         d[key] = value
 
@@ -137,8 +139,13 @@ class LedgerOverlay:
 
     # ------------------------------------------------------------------ lookups
 
-    def _ledger_find(self, own: dict[Any, Any], base: dict[Any, Any],
-                     committed: MutableMapping[Any, Any], key: Any) -> tuple[bool, Any]:
+    def _ledger_find(
+        self,
+        own: dict[Any, Any],
+        base: dict[Any, Any],
+        committed: MutableMapping[Any, Any],
+        key: Any,
+    ) -> tuple[bool, Any]:
         if key in own:
             return True, own[key]
         if key in base:
@@ -172,13 +179,15 @@ class LedgerOverlay:
         return a if a is not None else Account()
 
     def pending(self, tid: int) -> Transfer | None:
-        t: Transfer | None = self._ledger_find(self.pendings, self.base_pendings,
-                                        self.ledger.pendings, tid)[1]
+        t: Transfer | None = self._ledger_find(
+            self.pendings, self.base_pendings, self.ledger.pendings, tid
+        )[1]
         return t
 
     def packet_ro(self, pid: int) -> Packet | None:
-        p: Packet | None = self._ledger_find(self.packets, self.base_packets, self.ledger.packets,
-                                      pid)[1]
+        p: Packet | None = self._ledger_find(
+            self.packets, self.base_packets, self.ledger.packets, pid
+        )[1]
         return p
 
     def packet(self, pid: int) -> Packet | None:

@@ -95,13 +95,19 @@ class MemoryBatch(MemoryChannelBatch, Overlay):
         self.refs: list[tuple[int, int, tuple[bytes, ...]]] = []
 
     def _marks(self) -> tuple[int, ...]:
-        return (*super()._marks(), len(self.convs), len(self.markers), len(self.channel_rows),
-                len(self.transfers), len(self.refs))
+        return (
+            *super()._marks(),
+            len(self.convs),
+            len(self.markers),
+            len(self.channel_rows),
+            len(self.transfers),
+            len(self.refs),
+        )
 
     def _rewind(self, marks: tuple[int, ...]) -> None:
         super()._rewind(marks)
-        del self.convs[marks[4]:], self.markers[marks[5]:], self.channel_rows[marks[6]:]
-        del self.transfers[marks[7]:], self.refs[marks[8]:]
+        del self.convs[marks[4] :], self.markers[marks[5] :], self.channel_rows[marks[6] :]
+        del self.transfers[marks[7] :], self.refs[marks[8] :]
 
     def _keep_direct_conv(self, conv: int, a: int, b: int) -> None:
         self.convs.append((conv, KIND_DIRECT, a, b, self.ts))
@@ -153,13 +159,19 @@ class MemoryBatch(MemoryChannelBatch, Overlay):
 
     def _keep_item(self, item: Item, *, new: bool) -> None:
         pass
+
     def _keep_blob_refs(self, conv: int, pos: int, blobs: tuple[bytes, ...]) -> None:
         self.refs.append((conv, pos, blobs))
 
 
 class MemoryStore(MemoryChannels):
-    def __init__(self, *, clock: Callable[[], int] = wall_clock_ms, auto_commit: bool = True,
-                 max_batch: int = 2048) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], int] = wall_clock_ms,
+        auto_commit: bool = True,
+        max_batch: int = 2048,
+    ) -> None:
         self.clock = clock
         self.auto_commit = auto_commit
         self.max_batch = max_batch
@@ -221,7 +233,7 @@ class MemoryStore(MemoryChannels):
     def commit(self) -> list[Any]:
         """Plan the queued operations (at most max_batch) as one batch, keep it, answer
         it (on_committed). Returns the operations, answered."""
-        ops, self.queue = self.queue[:self.max_batch], self.queue[self.max_batch:]
+        ops, self.queue = self.queue[: self.max_batch], self.queue[self.max_batch :]
         batch = MemoryBatch(self.state, self.clock())
         for op in ops:
             op.error, op.error_message = None, ""
@@ -294,14 +306,18 @@ class MemoryStore(MemoryChannels):
         self.logs[uid] = []
         return uid
 
-    async def set_device_token(self, user_id: int, device: str, token_hash: bytes, *,
-                               max_devices: int = 0) -> int | None:
+    async def set_device_token(
+        self, user_id: int, device: str, token_hash: bytes, *, max_devices: int = 0
+    ) -> int | None:
         if not self._accepting:
             raise StoreClosed()
         key = (user_id, device)
         d = self.devices.get(key)
-        if d is None and max_devices and \
-                sum(1 for u, _ in self.devices if u == user_id) >= max_devices:
+        if (
+            d is None
+            and max_devices
+            and sum(1 for u, _ in self.devices if u == user_id) >= max_devices
+        ):
             return None
         t = self.clock()
         if d is None:
@@ -406,34 +422,42 @@ class MemoryStore(MemoryChannels):
         uid, device = key
         d = self.devices[key]
         u = self.users[uid]
-        return (UserRecord(uid, u.name, u.password_hash),
-                DeviceRecord(uid, device, d.created, d.last_seen,
-                             self._pending(uid, device, d.acked)))
+        return (
+            UserRecord(uid, u.name, u.password_hash),
+            DeviceRecord(uid, device, d.created, d.last_seen, self._pending(uid, device, d.acked)),
+        )
 
     async def device(self, user_id: int, device: str) -> DeviceRecord | None:
         d = self.devices.get((user_id, device))
         if d is None:
             return None
-        return DeviceRecord(user_id, device, d.created, d.last_seen,
-                            self._pending(user_id, device, d.acked))
+        return DeviceRecord(
+            user_id, device, d.created, d.last_seen, self._pending(user_id, device, d.acked)
+        )
 
     async def devices_of(self, user_id: int) -> list[DeviceRecord]:
-        found = sorted((d.created, name, d) for (u, name), d in self.devices.items()
-                       if u == user_id)
-        return [DeviceRecord(user_id, name, d.created, d.last_seen,
-                             self._pending(user_id, name, d.acked)) for _c, name, d in found]
+        found = sorted(
+            (d.created, name, d) for (u, name), d in self.devices.items() if u == user_id
+        )
+        return [
+            DeviceRecord(
+                user_id, name, d.created, d.last_seen, self._pending(user_id, name, d.acked)
+            )
+            for _c, name, d in found
+        ]
 
     def _data(self, entry: Entry) -> bytes:
         mid = entry[2]
         return self.messages[mid][7] if mid is not None else entry[3] or b""
 
-    async def read_updates(self, user_id: int, since: int, limit: int,
-                           max_bytes: int = 1 << 62) -> UpdatePage:
+    async def read_updates(
+        self, user_id: int, since: int, limit: int, max_bytes: int = 1 << 62
+    ) -> UpdatePage:
         if since < await self.floor(user_id):
             return UpdatePage([], since, resync=True)
         log = self.logs.get(user_id, [])
         start = bisect.bisect_right(log, since, key=lambda e: e[0])
-        rows = log[start:start + limit]
+        rows = log[start : start + limit]
         if not rows:
             return UpdatePage([], since)
         out: list[bytes] = []
@@ -451,17 +475,25 @@ class MemoryStore(MemoryChannels):
     async def direct_conv(self, a: int, b: int) -> int | None:
         return self.state.direct.get(pair(a, b))
 
-    async def history(self, conv: int, before: int | None, after: int | None, limit: int,
-                      max_bytes: int = 1 << 62, min_pos: int = 1) -> tuple[list[bytes], bool]:
+    async def history(
+        self,
+        conv: int,
+        before: int | None,
+        after: int | None,
+        limit: int,
+        max_bytes: int = 1 << 62,
+        min_pos: int = 1,
+    ) -> tuple[list[bytes], bool]:
         timeline = self.timelines.get(conv, [])
         if after is not None:
             i = bisect.bisect_right(timeline, max(after, min_pos - 1), key=lambda m: m[2])
-            rows = [m[7] for m in timeline[i:i + limit + 1]]
+            rows = [m[7] for m in timeline[i : i + limit + 1]]
         else:
-            hi = bisect.bisect_left(timeline, before if before is not None else 1 << 62,
-                                    key=lambda m: m[2])
+            hi = bisect.bisect_left(
+                timeline, before if before is not None else 1 << 62, key=lambda m: m[2]
+            )
             lo = bisect.bisect_left(timeline, min_pos, key=lambda m: m[2])
-            rows = [m[7] for m in reversed(timeline[max(lo, hi - limit - 1):hi])]
+            rows = [m[7] for m in reversed(timeline[max(lo, hi - limit - 1) : hi])]
         more = len(rows) > limit
         rows = rows[:limit]
         size = 0
@@ -492,11 +524,14 @@ class MemoryStore(MemoryChannels):
         u = self.users.get(uid)
         return (u.display_name, u.status, u.last_seen) if u is not None else ("", "", 0)
 
-    async def groups_of(self, uid: int, *, limit: int | None = None,
-                        after: int = 0) -> list[GroupRow]:
-        rows = [(conv, g.name, g.topic, g.members[uid].role, len(g.members))
-                for conv, g in sorted(self.state.groups.items())
-                if conv > after and uid in g.members]
+    async def groups_of(
+        self, uid: int, *, limit: int | None = None, after: int = 0
+    ) -> list[GroupRow]:
+        rows = [
+            (conv, g.name, g.topic, g.members[uid].role, len(g.members))
+            for conv, g in sorted(self.state.groups.items())
+            if conv > after and uid in g.members
+        ]
         return rows if limit is None else rows[:limit]
 
     async def conversation(self, conv: int) -> tuple[int, int | None, int | None] | None:
@@ -510,17 +545,19 @@ class MemoryStore(MemoryChannels):
         return {u: p for (u, c), p in self.markers.items() if c == conv}
 
     async def delivered_pos(self, uid: int, conv: int) -> int:
-        upto = max((self._pending(u, d, dev.acked) for (u, d), dev in self.devices.items()
-                    if u == uid), default=0)
-        upto = max(upto, max((s for (u, _d), s in self.positions.items() if u == uid),
-                             default=0))
+        upto = max(
+            (self._pending(u, d, dev.acked) for (u, d), dev in self.devices.items() if u == uid),
+            default=0,
+        )
+        upto = max(upto, max((s for (u, _d), s in self.positions.items() if u == uid), default=0))
         for seq, _kind, mid, _data, _ts in reversed(self.logs.get(uid, [])):
             if seq <= upto and mid is not None and self.messages[mid][1] == conv:
                 return self.messages[mid][2]
         return 0
 
-    async def conversations_of(self, uid: int, limit: int,
-                               before: tuple[int, int] | None) -> list[ConversationRow]:
+    async def conversations_of(
+        self, uid: int, limit: int, before: tuple[int, int] | None
+    ) -> list[ConversationRow]:
         b_ts, b_conv = before if before is not None else (1 << 62, 1 << 62)
         mine: list[tuple[int, int, int | None, int, int]] = []  # conv, kind, peer, jpos, created
         for conv, (kind, a, b, created) in self.convs.items():
@@ -539,16 +576,24 @@ class MemoryStore(MemoryChannels):
                 keyed.append((ts, conv, kind, peer, jpos, last))
         keyed.sort(reverse=True, key=lambda k: (k[0], k[1]))
         out: list[ConversationRow] = []
-        for ts, conv, kind, peer, jpos, last in keyed[:limit + 1]:
+        for ts, conv, kind, peer, jpos, last in keyed[: limit + 1]:
             group = self.state.groups.get(conv) if kind == KIND_GROUP else None
-            out.append((conv, kind, peer, group.name if group is not None else None, ts,
-                        last[7] if last is not None else None,
-                        last[2] if last is not None else 0,
-                        self.markers.get((uid, conv), 0), jpos))
+            out.append(
+                (
+                    conv,
+                    kind,
+                    peer,
+                    group.name if group is not None else None,
+                    ts,
+                    last[7] if last is not None else None,
+                    last[2] if last is not None else 0,
+                    self.markers.get((uid, conv), 0),
+                    jpos,
+                )
+            )
         return out
 
-    async def unread_count(self, uid: int, conv: int, after: int,
-                           cap: int | None = None) -> int:
+    async def unread_count(self, uid: int, conv: int, after: int, cap: int | None = None) -> int:
         n = 0
         for m in self.timelines.get(conv, []):
             if m[2] > after and m[3] != uid and not m[5].startswith(EVENT_CMID):
@@ -556,7 +601,6 @@ class MemoryStore(MemoryChannels):
                 if cap is not None and n >= cap:
                     break
         return n
-
 
     # ------------------------------------------------------------------ wallet reads
 
@@ -566,13 +610,14 @@ class MemoryStore(MemoryChannels):
     async def transfers_of(self, acct: int, before: int | None, limit: int) -> list[Transfer]:
         """The account's transfers, newest first, with ids below `before`."""
         mine = self.by_account.get(acct, [])
-        hi = len(mine) if before is None else bisect.bisect_left(mine, before,
-                                                                 key=lambda t: t.id)
-        return mine[max(0, hi - limit):hi][::-1]
+        hi = len(mine) if before is None else bisect.bisect_left(mine, before, key=lambda t: t.id)
+        return mine[max(0, hi - limit) : hi][::-1]
 
     async def items_of(self, uid: int) -> list[Item]:
-        return sorted((i for i in self.state.ledger.items.values()
-                       if i is not None and i.owner == uid), key=lambda i: i.id)
+        return sorted(
+            (i for i in self.state.ledger.items.values() if i is not None and i.owner == uid),
+            key=lambda i: i.id,
+        )
 
     async def packet_of(self, pid: int) -> Packet | None:
         return self.state.ledger.packets.get(pid)
@@ -582,19 +627,23 @@ class MemoryStore(MemoryChannels):
 
     async def pendings_due(self, before: int, limit: int) -> list[int]:
         """Open pending transfers that time out before `before` (ms), earliest first."""
-        due = sorted((t.expires, t.id) for t in self.state.ledger.pendings.values()
-                     if t is not None and t.expires and t.expires < before)
+        due = sorted(
+            (t.expires, t.id)
+            for t in self.state.ledger.pendings.values()
+            if t is not None and t.expires and t.expires < before
+        )
         return [tid for _e, tid in due[:limit]]
 
     async def next_expiry(self) -> int | None:
-        return min((t.expires for t in self.state.ledger.pendings.values()
-                    if t is not None and t.expires), default=None)
+        return min(
+            (t.expires for t in self.state.ledger.pendings.values() if t is not None and t.expires),
+            default=None,
+        )
 
     async def ledger_dump(self) -> LedgerDump:
         led = self.state.ledger
         packets = [p for p in led.packets.values() if p is not None]
-        return LedgerDump(dict(led.accounts), list(self.transfers), packets,
-                          dict(led.progress))
+        return LedgerDump(dict(led.accounts), list(self.transfers), packets, dict(led.progress))
 
     # ------------------------------------------------------------------ media (MediaStore)
 
@@ -604,20 +653,32 @@ class MemoryStore(MemoryChannels):
 
     async def uploader(self, uid: int, sha256: bytes, size: int) -> Uploader:
         row = self.blob_rows.get(sha256)
-        stored = row[0] if row is not None and (uid, sha256) in self.blob_owners \
-            and row[0].size == size else None
+        stored = (
+            row[0]
+            if row is not None and (uid, sha256) in self.blob_owners and row[0].size == size
+            else None
+        )
         mine = [u for u in self.uploads.values() if u.user_id == uid]
         upload = next((u for u in mine if u.sha256 == sha256 and u.size == size), None)
         return Uploader(stored, upload, len(mine))
 
-    async def create_upload(self, uid: int, sha256: bytes, size: int, media_type: str,
-                            name: str, chunk_size: int, now_ms: int) -> UploadRow:
+    async def create_upload(
+        self,
+        uid: int,
+        sha256: bytes,
+        size: int,
+        media_type: str,
+        name: str,
+        chunk_size: int,
+        now_ms: int,
+    ) -> UploadRow:
         self._check_open()
         for u in self.uploads.values():
             if u.user_id == uid and u.sha256 == sha256 and u.size == size:
                 return u
-        row = UploadRow(next(self._upload_ids), uid, sha256, size, media_type, name,
-                        chunk_size, now_ms, now_ms)
+        row = UploadRow(
+            next(self._upload_ids), uid, sha256, size, media_type, name, chunk_size, now_ms, now_ms
+        )
         self.uploads[row.id] = row
         return row
 
@@ -628,16 +689,25 @@ class MemoryStore(MemoryChannels):
         self._check_open()
         u = self.uploads.get(upload_id)
         if u is not None and now_ms > u.touched:
-            self.uploads[upload_id] = UploadRow(u.id, u.user_id, u.sha256, u.size,
-                                                u.media_type, u.name, u.chunk_size, u.created,
-                                                now_ms)
+            self.uploads[upload_id] = UploadRow(
+                u.id,
+                u.user_id,
+                u.sha256,
+                u.size,
+                u.media_type,
+                u.name,
+                u.chunk_size,
+                u.created,
+                now_ms,
+            )
 
     async def delete_upload(self, upload_id: int) -> bool:
         self._check_open()
         return self.uploads.pop(upload_id, None) is not None
 
-    async def complete_upload(self, upload_id: int, uid: int, blobs: list[Blob],
-                              now_ms: int) -> None:
+    async def complete_upload(
+        self, upload_id: int, uid: int, blobs: list[Blob], now_ms: int
+    ) -> None:
         self._check_open()
         for b in blobs:
             row = self.blob_rows.get(b.sha256)
@@ -675,13 +745,18 @@ class MemoryStore(MemoryChannels):
         return BlobAccess(row[0], (uid, sha256) in self.blob_owners, tuple(seen))
 
     async def expired_uploads(self, touched_before_ms: int, limit: int) -> list[UploadRow]:
-        found = sorted((u for u in self.uploads.values() if u.touched < touched_before_ms),
-                       key=lambda u: (u.touched, u.id))
+        found = sorted(
+            (u for u in self.uploads.values() if u.touched < touched_before_ms),
+            key=lambda u: (u.touched, u.id),
+        )
         return found[:limit]
 
     async def collectable_blobs(self, unref_before_ms: int, limit: int) -> list[bytes]:
-        found = sorted((row[1], sha) for sha, row in self.blob_rows.items()
-                       if row[1] is not None and row[1] < unref_before_ms)
+        found = sorted(
+            (row[1], sha)
+            for sha, row in self.blob_rows.items()
+            if row[1] is not None and row[1] < unref_before_ms
+        )
         return [sha for _t, sha in found[:limit]]
 
     async def collect_blobs(self, hashes: list[bytes], unref_before_ms: int) -> list[bytes]:
@@ -689,8 +764,12 @@ class MemoryStore(MemoryChannels):
         gone = []
         for sha in hashes:
             row = self.blob_rows.get(sha)
-            if row is None or row[1] is None or row[1] >= unref_before_ms \
-                    or self.blob_refs.get(sha):
+            if (
+                row is None
+                or row[1] is None
+                or row[1] >= unref_before_ms
+                or self.blob_refs.get(sha)
+            ):
                 continue
             del self.blob_rows[sha]
             self.blob_owners = {(u, h) for u, h in self.blob_owners if h != sha}
@@ -703,7 +782,6 @@ class MemoryStore(MemoryChannels):
 
 def _duplicate(m: MessageRow) -> SendResult:
     """The answer to a retry of a committed send: the original acknowledgement."""
-    return SendResult(id=m[0], conv=m[1], pos=m[2], ts=m[6], sender_seq=m[4], cmid=m[5],
-                      duplicate=True)
-
-
+    return SendResult(
+        id=m[0], conv=m[1], pos=m[2], ts=m[6], sender_seq=m[4], cmid=m[5], duplicate=True
+    )

@@ -112,15 +112,28 @@ class MemoryChannels:
             ch = self.state.ch.channels[conv]
             m = self.state.ch.members[(conv, uid)]
             assert ch is not None and m is not None
-            out.append((conv, ch.name, m.role, ch.members, ch.last_pos, m.read_pos,
-                        ch.last_ts or ch.created))
+            out.append(
+                (
+                    conv,
+                    ch.name,
+                    m.role,
+                    ch.members,
+                    ch.last_pos,
+                    m.read_pos,
+                    ch.last_ts or ch.created,
+                )
+            )
         out.sort(key=lambda r: (r[6], r[0]), reverse=True)
         return out
 
-    async def channel_members(self, conv: int, after: int,
-                              limit: int) -> list[tuple[int, str, int]]:
-        found = sorted((u, m.role) for (c, u), m in self.state.ch.members.items()
-                       if c == conv and m is not None and u > after)
+    async def channel_members(
+        self, conv: int, after: int, limit: int
+    ) -> list[tuple[int, str, int]]:
+        found = sorted(
+            (u, m.role)
+            for (c, u), m in self.state.ch.members.items()
+            if c == conv and m is not None and u > after
+        )
         return [(u, self._name(u), role) for u, role in found[:limit]]
 
     def _post(self, conv: int, pos: int) -> PostRecord | None:
@@ -128,11 +141,13 @@ class MemoryChannels:
         if p is None:
             return None
         text = "" if p.deleted else self.texts[(conv, pos, 0)][3]
-        return PostRecord(pos, p.id, self._name(p.author), p.ts, text, p.deleted, p.likes,
-                          p.comments)
+        return PostRecord(
+            pos, p.id, self._name(p.author), p.ts, text, p.deleted, p.likes, p.comments
+        )
 
-    async def channel_posts(self, conv: int, *, before: int | None = None,
-                            after: int | None = None, limit: int = 50) -> list[PostRecord]:
+    async def channel_posts(
+        self, conv: int, *, before: int | None = None, after: int | None = None, limit: int = 50
+    ) -> list[PostRecord]:
         ch = self.state.ch.channels.get(conv)
         if ch is None or limit <= 0:
             return []
@@ -143,8 +158,9 @@ class MemoryChannels:
             positions = range(max(1, top - limit + 1), top + 1)
         return [p for p in (self._post(conv, pos) for pos in positions) if p is not None]
 
-    async def channel_comments(self, conv: int, post: int, after: int,
-                               limit: int) -> list[CommentRecord]:
+    async def channel_comments(
+        self, conv: int, post: int, after: int, limit: int
+    ) -> list[CommentRecord]:
         p = self.state.ch.posts.get((conv, post))
         if p is None:
             return []
@@ -154,16 +170,20 @@ class MemoryChannels:
             if c is None:
                 continue
             item, author, ts, text = self.texts[(conv, post, n)]
-            out.append(CommentRecord(post, n, item, self._name(author), ts,
-                                     "" if c.deleted else text, c.deleted))
+            out.append(
+                CommentRecord(
+                    post, n, item, self._name(author), ts, "" if c.deleted else text, c.deleted
+                )
+            )
         return out
 
     async def channel_liked(self, conv: int, uid: int, posts: Iterable[int]) -> set[int]:
         likes = self.state.ch.likes
         return {pos for pos in posts if likes.get((conv, pos, uid), False)}
 
-    async def channel_search(self, conv: int, query: str, limit: int,
-                             before_id: int | None = None) -> list[SearchHit]:
+    async def channel_search(
+        self, conv: int, query: str, limit: int, before_id: int | None = None
+    ) -> list[SearchHit]:
         terms = query_words(query)
         if not terms:
             return []

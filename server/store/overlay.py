@@ -155,7 +155,7 @@ class Overlay(ChannelOverlay, LedgerOverlay):
 
     def _rewind(self, marks: tuple[int, ...]) -> None:
         """Drop what was staged since `marks` (subclasses drop their own staging too)."""
-        del self.messages[marks[0]:], self.updates[marks[1]:]
+        del self.messages[marks[0] :], self.updates[marks[1] :]
         self.next_msg_id, self.next_conv_id = marks[2], marks[3]
 
     def _set(self, d: dict[Any, Any], key: Any, value: Any) -> None:
@@ -227,8 +227,7 @@ class Overlay(ChannelOverlay, LedgerOverlay):
         return key in self.direct or key in self.base_direct or key in self.c.direct
 
     def has_conv(self, conv: int) -> bool:
-        return conv in self.conv_last or conv in self.base_conv_last or \
-            conv in self.c.conv_last
+        return conv in self.conv_last or conv in self.base_conv_last or conv in self.c.conv_last
 
     def last_pos(self, conv: int) -> int:
         last = self.conv_last.get(conv)
@@ -283,12 +282,21 @@ class Overlay(ChannelOverlay, LedgerOverlay):
 
     # ------------------------------------------------------------------ named writes
 
-    def add_message(self, mid: int, conv: int, pos: int, sender: int, sender_seq: int,
-                    cmid: str, body: bytes) -> None:
+    def add_message(
+        self, mid: int, conv: int, pos: int, sender: int, sender_seq: int, cmid: str, body: bytes
+    ) -> None:
         self.messages.append((mid, conv, pos, sender, sender_seq, cmid, self.ts, body))
 
-    def add_update(self, uid: int, seq: int, kind: int, *, message_id: int | None = None,
-                   data: bytes | None = None, push: bytes | None = None) -> None:
+    def add_update(
+        self,
+        uid: int,
+        seq: int,
+        kind: int,
+        *,
+        message_id: int | None = None,
+        data: bytes | None = None,
+        push: bytes | None = None,
+    ) -> None:
         """Stage a log entry; `push` (the encoded data) also pushes it after the commit."""
         self.updates.append((self.jid, uid, seq, kind, message_id, data, self.ts))
         if push is not None and self.pushes is not None:
@@ -299,8 +307,9 @@ class Overlay(ChannelOverlay, LedgerOverlay):
         self.add_update(uid, seq, kind, data=data, push=data)
         return seq
 
-    def create_group(self, conv: int, name: str, topic: str, owner: int,
-                     members: dict[int, Member]) -> GroupState:
+    def create_group(
+        self, conv: int, name: str, topic: str, owner: int, members: dict[int, Member]
+    ) -> GroupState:
         g = GroupState(conv, name, topic, owner, self.ts, members)
         self._set(self.groups, conv, g)
         self._set(self.conv_last, conv, 0)
@@ -353,10 +362,17 @@ class Overlay(ChannelOverlay, LedgerOverlay):
             self._save_social(self.social_rw(b)).incoming.discard(a)
         self._keep_relation(a, b, kind, False)
 
-    def set_privacy(self, uid: int, *, presence: int | None = None,
-                    profile: int | None = None, messages: int | None = None,
-                    groups: int | None = None, receipts: int | None = None,
-                    coins: int | None = None) -> None:
+    def set_privacy(
+        self,
+        uid: int,
+        *,
+        presence: int | None = None,
+        profile: int | None = None,
+        messages: int | None = None,
+        groups: int | None = None,
+        receipts: int | None = None,
+        coins: int | None = None,
+    ) -> None:
         s = self._save_social(self.social_rw(uid))
         if presence is not None:
             s.presence = presence
@@ -428,10 +444,21 @@ def _restore_group(g: GroupState, was: GroupState) -> None:
 
 
 def _restore_social(s: Social, was: Social) -> None:
-    s.contacts, s.outgoing, s.incoming, s.blocked = (was.contacts, was.outgoing,
-                                                     was.incoming, was.blocked)
-    s.presence, s.profile, s.messages, s.groups = (was.presence, was.profile, was.messages,
-                                                   was.groups)
-    s.groups_owned, s.groups_joined, s.receipts = (was.groups_owned, was.groups_joined,
-                                                   was.receipts)
+    s.contacts, s.outgoing, s.incoming, s.blocked = (
+        was.contacts,
+        was.outgoing,
+        was.incoming,
+        was.blocked,
+    )
+    s.presence, s.profile, s.messages, s.groups = (
+        was.presence,
+        was.profile,
+        was.messages,
+        was.groups,
+    )
+    s.groups_owned, s.groups_joined, s.receipts = (
+        was.groups_owned,
+        was.groups_joined,
+        was.receipts,
+    )
     s.coins = was.coins

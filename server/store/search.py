@@ -17,8 +17,9 @@ MAX_QUERY_WORDS = 16
 
 def words(text: str) -> list[str]:
     """The words of `text` as the index keeps them: lower case, accents dropped."""
-    plain = "".join(ch for ch in unicodedata.normalize("NFKD", text.lower())
-                    if not unicodedata.combining(ch))
+    plain = "".join(
+        ch for ch in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(ch)
+    )
     return _WORD.findall(plain)
 
 

@@ -14,8 +14,7 @@ from bench.media import MediaLoad, transfers
 async def test_media_figures_on_a_small_blob(tmp_path: Path) -> None:
     async with run_server(tmp_path) as srv:
         t = await transfers(srv.host, srv.port, size_mib=2, runs=1)
-    for key in ("media_upload_mib_per_s", "media_download_mib_per_s",
-                "media_dedup_upload_ms"):
+    for key in ("media_upload_mib_per_s", "media_download_mib_per_s", "media_dedup_upload_ms"):
         assert t[key] > 0, key
     d = t["details"]
     assert d["size_mib"] == 2 and d["chunk_size"] == 512 * 1024

@@ -12,26 +12,44 @@ from bench import plot
 
 
 def _run(scale: float, *, group: bool = True) -> dict[str, Any]:
-    lat = {"p50_ms": 1.0 * scale, "p90_ms": 2.0 * scale, "p99_ms": 5.0 * scale,
-           "achieved_rate": 3000.0}
+    lat = {
+        "p50_ms": 1.0 * scale,
+        "p90_ms": 2.0 * scale,
+        "p99_ms": 5.0 * scale,
+        "achieved_rate": 3000.0,
+    }
     d: dict[str, Any] = {
         "throughput": {"msgs_per_s": 15000.0 * scale},
         "relay": {"msgs_per_s": 60000.0},
         "latency": lat,
     }
     if group:
-        d["group_throughput"] = {"messages_per_s": 1300.0, "deliveries_per_s": 130000.0,
-                                 "push_deliveries_per_s": 25000.0, "members": 100,
-                                 "online": 20, "senders": 10}
+        d["group_throughput"] = {
+            "messages_per_s": 1300.0,
+            "deliveries_per_s": 130000.0,
+            "push_deliveries_per_s": 25000.0,
+            "members": 100,
+            "online": 20,
+            "senders": 10,
+        }
         d["group_latency"] = dict(lat)
     return {"details": d}
 
 
 def _doc(*, group: bool = True) -> dict[str, Any]:
-    return {"date": "2026-12-03T13:15:54+00:00", "quick": True, "runs": 2,
-            "machine": {"nproc": 2, "cpu_model": "AMD EPYC", "python": "3.11.7",
-                        "sqlite": "3.40.1", "git": {"commit": "abc1234", "dirty": False}},
-            "per_run": [_run(1.0, group=group), _run(1.2, group=group)]}
+    return {
+        "date": "2026-12-03T13:15:54+00:00",
+        "quick": True,
+        "runs": 2,
+        "machine": {
+            "nproc": 2,
+            "cpu_model": "AMD EPYC",
+            "python": "3.11.7",
+            "sqlite": "3.40.1",
+            "git": {"commit": "abc1234", "dirty": False},
+        },
+        "per_run": [_run(1.0, group=group), _run(1.2, group=group)],
+    }
 
 
 def test_writes_one_png_per_phase_that_ran(tmp_path: Path) -> None:

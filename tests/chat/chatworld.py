@@ -61,13 +61,29 @@ class World:
             op.pushes = []
         return op
 
-    def send(self, sender: str, to: str, text: str = "hi", cmid: str | None = None,
-             group: int | None = None) -> SendRequest:
+    def send(
+        self,
+        sender: str,
+        to: str,
+        text: str = "hi",
+        cmid: str | None = None,
+        group: int | None = None,
+    ) -> SendRequest:
         uid = self.ids[sender]
         cmid = cmid or f"c{len(self.messages)}-{text}"
-        return self.apply(SendRequest(sender_id=uid, sender_name=sender, to_name=to,
-                                      cmid=cmid, text=text, meta={}, session=0, rid=1,
-                                      group=group))
+        return self.apply(
+            SendRequest(
+                sender_id=uid,
+                sender_name=sender,
+                to_name=to,
+                cmid=cmid,
+                text=text,
+                meta={},
+                session=0,
+                rid=1,
+                group=group,
+            )
+        )
 
     def log_of(self, name: str) -> list[tuple[int, int, int | None, bytes | None]]:
         return self.logs[self.ids[name]]
@@ -143,13 +159,22 @@ class TinyPlan:
         return self.w.last[conv]
 
     # named writes
-    def add_message(self, mid: int, conv: int, pos: int, sender: int, sender_seq: int,
-                    cmid: str, body: bytes) -> None:
+    def add_message(
+        self, mid: int, conv: int, pos: int, sender: int, sender_seq: int, cmid: str, body: bytes
+    ) -> None:
         assert mid == len(self.w.messages) + 1
         self.w.messages.append((mid, conv, pos, sender, sender_seq, cmid, self.ts, body))
 
-    def add_update(self, uid: int, seq: int, kind: int, *, message_id: int | None = None,
-                   data: bytes | None = None, push: bytes | None = None) -> None:
+    def add_update(
+        self,
+        uid: int,
+        seq: int,
+        kind: int,
+        *,
+        message_id: int | None = None,
+        data: bytes | None = None,
+        push: bytes | None = None,
+    ) -> None:
         log = self.w.logs[uid]
         assert not log or log[-1][0] == seq - 1, "a gap in the log"
         log.append((seq, kind, message_id, data))
@@ -161,8 +186,9 @@ class TinyPlan:
         self.add_update(uid, seq, kind, data=data, push=data)
         return seq
 
-    def create_group(self, conv: int, name: str, topic: str, owner: int,
-                     members: dict[int, Member]) -> GroupState:
+    def create_group(
+        self, conv: int, name: str, topic: str, owner: int, members: dict[int, Member]
+    ) -> GroupState:
         g = self.w.groups[conv] = GroupState(conv, name, topic, owner, self.ts, members)
         self.w.last[conv] = 0
         self.w.writes.append(("create_group", conv))
@@ -205,14 +231,26 @@ class TinyPlan:
             self.w.social[b].incoming.discard(a)
         self.w.writes.append(("unrelate", a, b, kind))
 
-    def set_privacy(self, uid: int, *, presence: int | None = None,
-                    profile: int | None = None, messages: int | None = None,
-                    groups: int | None = None, receipts: int | None = None,
-                    coins: int | None = None) -> None:
+    def set_privacy(
+        self,
+        uid: int,
+        *,
+        presence: int | None = None,
+        profile: int | None = None,
+        messages: int | None = None,
+        groups: int | None = None,
+        receipts: int | None = None,
+        coins: int | None = None,
+    ) -> None:
         s = self.w.social[uid]
-        for field, value in (("presence", presence), ("profile", profile),
-                             ("messages", messages), ("groups", groups),
-                             ("receipts", receipts), ("coins", coins)):
+        for field, value in (
+            ("presence", presence),
+            ("profile", profile),
+            ("messages", messages),
+            ("groups", groups),
+            ("receipts", receipts),
+            ("coins", coins),
+        ):
             if value is not None:
                 setattr(s, field, value)
         self.w.writes.append(("set_privacy", uid))

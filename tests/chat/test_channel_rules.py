@@ -95,8 +95,9 @@ async def test_create_makes_the_owner_a_member_and_logs_it(f: Forum) -> None:
     assert ch is not None and ch.owner == f.ids["alice"] and ch.members == 1
     m = await f.s.channel_member(c, f.ids["alice"])
     assert m is not None and m.role == ROLE_OWNER
-    assert f.log("alice", UpdateKind.CHANNEL) == [{"event": "created", "channel": c,
-                                                   "name": "forum"}]
+    assert f.log("alice", UpdateKind.CHANNEL) == [
+        {"event": "created", "channel": c, "name": "forum"}
+    ]
     assert (await f.s.conversation(c)) == (3, None, None)
 
 
@@ -115,16 +116,22 @@ async def test_join_shows_the_rules_and_starts_with_nothing_unread(f: Forum) -> 
 async def test_a_closed_channel_takes_only_the_current_invitation(f: Forum) -> None:
     c = f.channel(open=False, invite="secret1")
     assert f.run(JoinChannel(actor=f.ids["bob"], channel=c)).error == ErrorCode.INVALID_INVITE
-    assert f.run(JoinChannel(actor=f.ids["bob"], channel=c, invite="nope")).error == \
-        ErrorCode.INVALID_INVITE
+    assert (
+        f.run(JoinChannel(actor=f.ids["bob"], channel=c, invite="nope")).error
+        == ErrorCode.INVALID_INVITE
+    )
     f.join(c, "bob", invite="secret1")
     f.ok(UpdateChannel(actor=f.ids["alice"], channel=c, invite="secret2"))  # the old link dies
-    assert f.run(JoinChannel(actor=f.ids["carol"], channel=c, invite="secret1")).error == \
-        ErrorCode.INVALID_INVITE
+    assert (
+        f.run(JoinChannel(actor=f.ids["carol"], channel=c, invite="secret1")).error
+        == ErrorCode.INVALID_INVITE
+    )
     f.join(c, "carol", invite="secret2")
     f.ok(UpdateChannel(actor=f.ids["alice"], channel=c, invite=""))  # no link at all
-    assert f.run(JoinChannel(actor=f.ids["dave"], channel=c, invite="")).error == \
-        ErrorCode.INVALID_INVITE
+    assert (
+        f.run(JoinChannel(actor=f.ids["dave"], channel=c, invite="")).error
+        == ErrorCode.INVALID_INVITE
+    )
 
 
 async def test_unknown_channels_and_non_members(f: Forum) -> None:
@@ -165,10 +172,14 @@ async def test_roles_only_the_owner_appoints_admins(f: Forum) -> None:
     f.ok(SetChannelRole(actor=f.ids["alice"], channel=c, user="bob", role="admin"))
     m = await f.s.channel_member(c, f.ids["bob"])
     assert m is not None and m.role == ROLE_ADMIN
-    assert f.run(SetChannelRole(actor=f.ids["alice"], channel=c, user="dave",
-                                role="admin")).error == ErrorCode.CONFLICT
-    assert f.run(SetChannelRole(actor=f.ids["alice"], channel=c, user="bob",
-                                role="owner")).error == ErrorCode.INVALID_FIELD
+    assert (
+        f.run(SetChannelRole(actor=f.ids["alice"], channel=c, user="dave", role="admin")).error
+        == ErrorCode.CONFLICT
+    )
+    assert (
+        f.run(SetChannelRole(actor=f.ids["alice"], channel=c, user="bob", role="owner")).error
+        == ErrorCode.INVALID_FIELD
+    )
 
 
 # ---------------------------------------------------------------------------- posts
@@ -197,8 +208,9 @@ async def test_only_admins_post_unless_the_channel_lets_members(f: Forum) -> Non
     assert f.post("bob", c).error == ErrorCode.FORBIDDEN
     f.ok(UpdateChannel(actor=f.ids["alice"], channel=c, members_post=True))
     assert f.post("bob", c).error is None
-    assert f.run(UpdateChannel(actor=f.ids["bob"], channel=c, name="x")).error == \
-        ErrorCode.FORBIDDEN
+    assert (
+        f.run(UpdateChannel(actor=f.ids["bob"], channel=c, name="x")).error == ErrorCode.FORBIDDEN
+    )
 
 
 async def test_a_retried_post_is_answered_with_the_first(f: Forum) -> None:
@@ -222,13 +234,16 @@ async def test_slow_mode_spaces_a_members_posts_and_comments(f: Forum) -> None:
     f.now += 10_000
     op = f.post("bob", c)
     assert op.error == ErrorCode.SLOW_MODE and op.error_retry_after == 20.0
-    assert f.run(Comment(actor=f.ids["bob"], channel=c, post=1, text="c")).error == \
-        ErrorCode.SLOW_MODE
+    assert (
+        f.run(Comment(actor=f.ids["bob"], channel=c, post=1, text="c")).error == ErrorCode.SLOW_MODE
+    )
     assert f.post("alice", c).error is None and f.post("alice", c).error is None  # admins
     f.now += 20_000
     assert f.post("bob", c).error is None
-    assert f.run(UpdateChannel(actor=f.ids["alice"], channel=c, slow_mode=-1)).error == \
-        ErrorCode.INVALID_FIELD
+    assert (
+        f.run(UpdateChannel(actor=f.ids["alice"], channel=c, slow_mode=-1)).error
+        == ErrorCode.INVALID_FIELD
+    )
 
 
 async def test_unread_comes_from_positions(f: Forum) -> None:
@@ -244,8 +259,10 @@ async def test_unread_comes_from_positions(f: Forum) -> None:
     f.ok(ReadChannel(actor=f.ids["bob"], channel=c, read_pos=1))  # never backwards
     rows = await f.s.channels_of(f.ids["bob"])
     assert [(r[4], r[5]) for r in rows] == [(3, 2)]
-    assert f.run(ReadChannel(actor=f.ids["bob"], channel=c, read_pos=9)).error == \
-        ErrorCode.INVALID_FIELD
+    assert (
+        f.run(ReadChannel(actor=f.ids["bob"], channel=c, read_pos=9)).error
+        == ErrorCode.INVALID_FIELD
+    )
     # one's own post is read when everything before it was; not otherwise
     f.post("bob", c)
     m = await f.s.channel_member(c, f.ids["bob"])
@@ -260,13 +277,17 @@ async def test_comments_are_numbered_under_their_post(f: Forum) -> None:
     c = f.channel()
     f.join(c, "bob", "carol")
     f.post("alice", c, "topic")
-    ops = [f.ok(Comment(actor=f.ids[n], channel=c, post=1, text=f"by {n}"))
-           for n in ("bob", "carol")]
+    ops = [
+        f.ok(Comment(actor=f.ids[n], channel=c, post=1, text=f"by {n}")) for n in ("bob", "carol")
+    ]
     assert [(o.pos, o.n) for o in ops] == [(1, 1), (1, 2)]
-    assert [(x.n, x.author, x.text) for x in await f.s.channel_comments(c, 1, 0, 10)] == \
-        [(1, "bob", "by bob"), (2, "carol", "by carol")]
-    assert f.run(Comment(actor=f.ids["bob"], channel=c, post=7, text="x")).error == \
-        ErrorCode.NOT_FOUND
+    assert [(x.n, x.author, x.text) for x in await f.s.channel_comments(c, 1, 0, 10)] == [
+        (1, "bob", "by bob"),
+        (2, "carol", "by carol"),
+    ]
+    assert (
+        f.run(Comment(actor=f.ids["bob"], channel=c, post=7, text="x")).error == ErrorCode.NOT_FOUND
+    )
     posts = await f.s.channel_posts(c)
     assert posts[0].comments == 2
 
@@ -295,7 +316,9 @@ async def test_pins_are_for_admins_and_bounded(f: Forum) -> None:
     assert f.ok(Pin(actor=f.ids["alice"], channel=c, post=3, policy=few)).pins == (1, 3)
     op = f.run(Pin(actor=f.ids["alice"], channel=c, post=2, policy=few))
     assert op.error == ErrorCode.LIMIT_REACHED and op.error_data == {
-        "limit": "max_channel_pins", "max": 2}
+        "limit": "max_channel_pins",
+        "max": 2,
+    }
     assert f.ok(Pin(actor=f.ids["alice"], channel=c, post=1, pin=False)).pins == (3,)
     f.ok(DeletePost(actor=f.ids["alice"], channel=c, post=3))  # a deleted post unpins
     ch = await f.s.channel(c)
@@ -310,13 +333,16 @@ async def test_deleting_posts_and_comments(f: Forum) -> None:
     f.join(c, "bob", "carol")
     f.post("bob", c, "mine")
     f.ok(Comment(actor=f.ids["carol"], channel=c, post=1, text="hers"))
-    assert f.run(DeletePost(actor=f.ids["carol"], channel=c, post=1)).error == \
-        ErrorCode.FORBIDDEN
-    assert f.run(DeleteComment(actor=f.ids["bob"], channel=c, post=1, n=1)).error == \
-        ErrorCode.FORBIDDEN
+    assert f.run(DeletePost(actor=f.ids["carol"], channel=c, post=1)).error == ErrorCode.FORBIDDEN
+    assert (
+        f.run(DeleteComment(actor=f.ids["bob"], channel=c, post=1, n=1)).error
+        == ErrorCode.FORBIDDEN
+    )
     f.ok(DeleteComment(actor=f.ids["carol"], channel=c, post=1, n=1))
-    assert f.run(DeleteComment(actor=f.ids["carol"], channel=c, post=1, n=1)).error == \
-        ErrorCode.NOT_FOUND
+    assert (
+        f.run(DeleteComment(actor=f.ids["carol"], channel=c, post=1, n=1)).error
+        == ErrorCode.NOT_FOUND
+    )
     f.ok(DeletePost(actor=f.ids["alice"], channel=c, post=1))  # an admin deletes any
     (p,) = await f.s.channel_posts(c)
     assert p.deleted and p.text == "" and p.comments == 1
@@ -337,17 +363,21 @@ async def test_a_ban_removes_the_member_and_keeps_them_out(f: Forum) -> None:
     assert f.log("carol", UpdateKind.CHANNEL)[-1]["event"] == "banned"
     assert f.run(JoinChannel(actor=f.ids["carol"], channel=c)).error == ErrorCode.BANNED
     assert f.post("carol", c).error == ErrorCode.BANNED
-    assert f.run(BanMember(actor=f.ids["bob"], channel=c, user="carol")).error == \
-        ErrorCode.CONFLICT
+    assert f.run(BanMember(actor=f.ids["bob"], channel=c, user="carol")).error == ErrorCode.CONFLICT
     # a non-member can be banned ahead; admins do not ban admins or the owner
     f.ok(BanMember(actor=f.ids["bob"], channel=c, user="dave"))
-    assert f.run(BanMember(actor=f.ids["bob"], channel=c, user="alice")).error == \
-        ErrorCode.FORBIDDEN
-    assert f.run(BanMember(actor=f.ids["bob"], channel=c, user="nobody")).error == \
-        ErrorCode.UNKNOWN_USER
+    assert (
+        f.run(BanMember(actor=f.ids["bob"], channel=c, user="alice")).error == ErrorCode.FORBIDDEN
+    )
+    assert (
+        f.run(BanMember(actor=f.ids["bob"], channel=c, user="nobody")).error
+        == ErrorCode.UNKNOWN_USER
+    )
     f.ok(BanMember(actor=f.ids["alice"], channel=c, user="carol", ban=False))
-    assert f.run(BanMember(actor=f.ids["alice"], channel=c, user="carol",
-                           ban=False)).error == ErrorCode.CONFLICT
+    assert (
+        f.run(BanMember(actor=f.ids["alice"], channel=c, user="carol", ban=False)).error
+        == ErrorCode.CONFLICT
+    )
     f.join(c, "carol")
     f.ok(BanMember(actor=f.ids["alice"], channel=c, user="bob"))  # the owner bans admins
 

@@ -31,8 +31,11 @@ def test_create_makes_the_owner_and_members_and_a_created_event() -> None:
     op = w.apply(CreateGroup(actor=a, name="team", topic="t", members=("bob", "carol", "bob")))
     g = op.group
     assert g is not None and op.pos == 1
-    assert {u: m.role for u, m in g.members.items()} == {a: ROLE_OWNER, b: ROLE_MEMBER,
-                                                        c: ROLE_MEMBER}
+    assert {u: m.role for u, m in g.members.items()} == {
+        a: ROLE_OWNER,
+        b: ROLE_MEMBER,
+        c: ROLE_MEMBER,
+    }
     assert op.names == {a: "alice", b: "bob", c: "carol"}
     assert w.texts("bob") == ["created"]
     assert w.social[a].groups_owned == 1 and w.social[c].groups_joined == 1
@@ -46,8 +49,7 @@ def test_privacy_groups_and_blocks_keep_people_out() -> None:
     assert op.error == ErrorCode.NOT_ALLOWED  # not contacts: the default refuses
     w.social[b].groups = 0
     w.apply(BlockUser(actor=b, user="alice"))
-    assert w.apply(CreateGroup(actor=a, name="g", members=("bob",))).error == \
-        ErrorCode.NOT_ALLOWED
+    assert w.apply(CreateGroup(actor=a, name="g", members=("bob",))).error == ErrorCode.NOT_ALLOWED
 
 
 def test_an_added_member_joins_at_the_event_that_adds_them() -> None:
@@ -103,10 +105,13 @@ def test_update_needs_a_field_and_an_admin() -> None:
     assert (w.groups[g].name, w.groups[g].topic) == ("new", "top")
 
 
-@pytest.mark.parametrize("field, bound, code", [
-    ("max_group_size", 2, ErrorCode.GROUP_FULL),
-    ("max_groups_joined", 0, ErrorCode.LIMIT_REACHED),
-])
+@pytest.mark.parametrize(
+    "field, bound, code",
+    [
+        ("max_group_size", 2, ErrorCode.GROUP_FULL),
+        ("max_groups_joined", 0, ErrorCode.LIMIT_REACHED),
+    ],
+)
 def test_bounds_come_from_the_policy(field: str, bound: int, code: ErrorCode) -> None:
     w = World()
     a, _b, _c = w.users("alice", "bob", "carol")

@@ -21,31 +21,66 @@ def blob(sha: bytes, media_type: str, info: dict[str, Any], size: int = 1000) ->
     return Blob(sha, size, media_type, info, 1)
 
 
-IMAGE = blob(IMG, "image/jpeg", {"w": 1200, "h": 800, "format": "JPEG", "animated": False,
-                                  "thumb": {"blob": THUMB, "w": 320, "h": 213,
-                                            "type": "image/jpeg"}})
-AUDIO = blob(AUD, "audio/ogg", {"duration_ms": 161_000, "codec": "opus", "sample_rate": 48000,
-                                 "channels": 2, "title": "Moon River", "artist": "Tag Artist"})
+IMAGE = blob(
+    IMG,
+    "image/jpeg",
+    {
+        "w": 1200,
+        "h": 800,
+        "format": "JPEG",
+        "animated": False,
+        "thumb": {"blob": THUMB, "w": 320, "h": 213, "type": "image/jpeg"},
+    },
+)
+AUDIO = blob(
+    AUD,
+    "audio/ogg",
+    {
+        "duration_ms": 161_000,
+        "codec": "opus",
+        "sample_rate": 48000,
+        "channels": 2,
+        "title": "Moon River",
+        "artist": "Tag Artist",
+    },
+)
 FILE = blob(DOC, "text/plain", {})
-COVER_IMG = blob(COVER, "image/png", {"w": 600, "h": 600, "format": "PNG", "animated": False,
-                                      "thumb": {"blob": CTHUMB, "w": 320, "h": 320,
-                                                "type": "image/jpeg"}})
-TOO_BIG = blob(IMG, "image/png", {"_refused": {"code": "image_too_large",
-                                               "data": {"limit": "max_image_pixels",
-                                                        "max": 40_000_000}}})
+COVER_IMG = blob(
+    COVER,
+    "image/png",
+    {
+        "w": 600,
+        "h": 600,
+        "format": "PNG",
+        "animated": False,
+        "thumb": {"blob": CTHUMB, "w": 320, "h": 320, "type": "image/jpeg"},
+    },
+)
+TOO_BIG = blob(
+    IMG,
+    "image/png",
+    {
+        "_refused": {
+            "code": "image_too_large",
+            "data": {"limit": "max_image_pixels", "max": 40_000_000},
+        }
+    },
+)
 
 
 def mine(b: Blob) -> BlobAccess:
     return BlobAccess(b, owner=True)
 
 
-def plan(req: SendMedia, b: BlobAccess, cover: BlobAccess | None = None,
-         policy: Policy = LIMITS) -> MediaPlan:
+def plan(
+    req: SendMedia, b: BlobAccess, cover: BlobAccess | None = None, policy: Policy = LIMITS
+) -> MediaPlan:
     return plan_media(req, b, cover, policy)
 
 
-def refused(req: SendMedia, b: BlobAccess, cover: BlobAccess | None = None,
-            policy: Policy = LIMITS) -> Refused:
+def refused(
+    req: SendMedia, b: BlobAccess, cover: BlobAccess | None = None, policy: Policy = LIMITS
+) -> Refused:
     with pytest.raises(Refused) as info:
         plan_media(req, b, cover, policy)
     return info.value
@@ -63,11 +98,18 @@ def test_who_may_read() -> None:
 
 def test_an_image_message_carries_the_servers_dimensions_and_thumbnail() -> None:
     p = plan(SendMedia(kind="image", blob=IMG, name="beach.jpg"), mine(IMAGE))
-    assert p.media == {"kind": "image", "blob": IMG, "size": 1000, "type": "image/jpeg",
-                       "w": 1200, "h": 800, "thumb": IMAGE.info["thumb"], "name": "beach.jpg"}
+    assert p.media == {
+        "kind": "image",
+        "blob": IMG,
+        "size": 1000,
+        "type": "image/jpeg",
+        "w": 1200,
+        "h": 800,
+        "thumb": IMAGE.info["thumb"],
+        "name": "beach.jpg",
+    }
     assert p.refs == (IMG, THUMB)
-    assert refused(SendMedia(kind="image", blob=DOC), mine(FILE)).code is \
-        ErrorCode.NOT_AN_IMAGE
+    assert refused(SendMedia(kind="image", blob=DOC), mine(FILE)).code is ErrorCode.NOT_AN_IMAGE
     r = refused(SendMedia(kind="image", blob=IMG), mine(TOO_BIG))
     assert r.code is ErrorCode.IMAGE_TOO_LARGE and r.data is not None
     assert r.data["limit"] == "max_image_pixels"
@@ -75,25 +117,40 @@ def test_an_image_message_carries_the_servers_dimensions_and_thumbnail() -> None
 
 def test_voice_and_track_durations_are_the_servers() -> None:
     p = plan(SendMedia(kind="voice", blob=AUD), mine(AUDIO))
-    assert p.media == {"kind": "voice", "blob": AUD, "size": 1000, "type": "audio/ogg",
-                       "duration_ms": 161_000, "codec": "opus"}
-    r = refused(SendMedia(kind="voice", blob=AUD), mine(AUDIO), None,
-                Policy(max_voice_ms=60_000))
+    assert p.media == {
+        "kind": "voice",
+        "blob": AUD,
+        "size": 1000,
+        "type": "audio/ogg",
+        "duration_ms": 161_000,
+        "codec": "opus",
+    }
+    r = refused(SendMedia(kind="voice", blob=AUD), mine(AUDIO), None, Policy(max_voice_ms=60_000))
     assert r.code is ErrorCode.AUDIO_TOO_LONG and r.data == {"max": 60_000}
     assert refused(SendMedia(kind="voice", blob=DOC), mine(FILE)).code is ErrorCode.NOT_AUDIO
     assert refused(SendMedia(kind="track", blob=IMG), mine(IMAGE)).code is ErrorCode.NOT_AUDIO
 
 
 def test_a_track_with_clip_and_cover() -> None:
-    req = SendMedia(kind="track", blob=AUD, artist="Audrey", clip=(30_000, 60_000),
-                    cover=COVER)
+    req = SendMedia(kind="track", blob=AUD, artist="Audrey", clip=(30_000, 60_000), cover=COVER)
     p = plan(req, mine(AUDIO), BlobAccess(COVER_IMG, seen=((7, 2, 1),)))
     assert p.media == {
-        "kind": "track", "blob": AUD, "size": 1000, "type": "audio/ogg",
-        "duration_ms": 161_000, "codec": "opus", "title": "Moon River", "artist": "Audrey",
+        "kind": "track",
+        "blob": AUD,
+        "size": 1000,
+        "type": "audio/ogg",
+        "duration_ms": 161_000,
+        "codec": "opus",
+        "title": "Moon River",
+        "artist": "Audrey",
         "clip": [30_000, 60_000],
-        "cover": {"blob": COVER, "w": 600, "h": 600, "type": "image/png",
-                  "thumb": COVER_IMG.info["thumb"]},
+        "cover": {
+            "blob": COVER,
+            "w": 600,
+            "h": 600,
+            "type": "image/png",
+            "thumb": COVER_IMG.info["thumb"],
+        },
     }
     assert p.refs == (AUD, COVER, CTHUMB)
     for clip in ((60_000, 30_000), (0, 999), (160_000, 162_000), (5, 5)):

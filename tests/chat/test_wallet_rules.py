@@ -63,8 +63,7 @@ def test_task_periods_and_the_message_trigger() -> None:
     assert WalletPolicy().on_message == ()
 
 
-def _t(tid: int, debit: int, credit: int, amount: int, code: int = CODE_PAY,
-       **kw: int) -> Transfer:
+def _t(tid: int, debit: int, credit: int, amount: int, code: int = CODE_PAY, **kw: int) -> Transfer:
     return Transfer(tid, debit, credit, amount, code, **kw)  # type: ignore[arg-type]
 
 
@@ -79,26 +78,49 @@ def test_the_audit_passes_a_sound_ledger_and_names_each_violation() -> None:
     found = audit(LedgerDump({ISSUANCE: Account(-10), 5: Account(10)}, over, [], {}))
     assert any("goes negative" in v for v in found)
     # two transfers for one key; a pay out of ISSUANCE
-    keyed = [_t(1, ISSUANCE, 5, 10, CODE_MINT), _t(2, 5, 6, 1, actor=5, key="k"),  # type: ignore[arg-type]
-             _t(3, 5, 6, 1, actor=5, key="k"), _t(4, ISSUANCE, 6, 1)]  # type: ignore[arg-type]
-    found = audit(LedgerDump({ISSUANCE: Account(-11), 5: Account(8), 6: Account(3)}, keyed,
-                             [], {}))
+    keyed = [
+        _t(1, ISSUANCE, 5, 10, CODE_MINT),
+        _t(2, 5, 6, 1, actor=5, key="k"),  # type: ignore[arg-type]
+        _t(3, 5, 6, 1, actor=5, key="k"),
+        _t(4, ISSUANCE, 6, 1),
+    ]  # type: ignore[arg-type]
+    found = audit(LedgerDump({ISSUANCE: Account(-11), 5: Account(8), 6: Account(3)}, keyed, [], {}))
     assert any("second transfer" in v for v in found) and any("no mint" in v for v in found)
 
 
 def test_the_audit_checks_red_packets_pay_exactly_their_shares() -> None:
     want = shares(30, 2, SPLIT_RANDOM, 3)
-    transfers = [_t(1, ISSUANCE, 5, 30, CODE_MINT),
-                 Transfer(2, 5, ESCROW, 30, CODE_PACKET, flags=PENDING, ref=1),
-                 _t(3, ESCROW, 6, want[0], CODE_CLAIM, ref=1),
-                 _t(4, ESCROW, 7, want[1], CODE_CLAIM, ref=1),
-                 Transfer(5, 5, ESCROW, 30, CODE_PACKET, flags=POST, pending_id=2, ref=1)]
-    packet = Packet(1, 5, 9, 0, 30, 2, SPLIT_RANDOM, 3, 2, 10**13, "", 0,
-                    {6: (want[0], 3), 7: (want[1], 4)}, PACKET_EMPTIED)
+    transfers = [
+        _t(1, ISSUANCE, 5, 30, CODE_MINT),
+        Transfer(2, 5, ESCROW, 30, CODE_PACKET, flags=PENDING, ref=1),
+        _t(3, ESCROW, 6, want[0], CODE_CLAIM, ref=1),
+        _t(4, ESCROW, 7, want[1], CODE_CLAIM, ref=1),
+        Transfer(5, 5, ESCROW, 30, CODE_PACKET, flags=POST, pending_id=2, ref=1),
+    ]
+    packet = Packet(
+        1,
+        5,
+        9,
+        0,
+        30,
+        2,
+        SPLIT_RANDOM,
+        3,
+        2,
+        10**13,
+        "",
+        0,
+        {6: (want[0], 3), 7: (want[1], 4)},
+        PACKET_EMPTIED,
+    )
     accounts = {ISSUANCE: Account(-30), 6: Account(want[0]), 7: Account(want[1])}
     assert audit(LedgerDump(accounts, transfers, [packet], {})) == []
-    greedy = [*transfers[:2], _t(3, ESCROW, 6, want[0] + 1, CODE_CLAIM, ref=1),
-              _t(4, ESCROW, 7, want[1] - 1, CODE_CLAIM, ref=1), transfers[4]]
+    greedy = [
+        *transfers[:2],
+        _t(3, ESCROW, 6, want[0] + 1, CODE_CLAIM, ref=1),
+        _t(4, ESCROW, 7, want[1] - 1, CODE_CLAIM, ref=1),
+        transfers[4],
+    ]
     packet.claims = {6: (want[0] + 1, 3), 7: (want[1] - 1, 4)}
     accounts = {ISSUANCE: Account(-30), 6: Account(want[0] + 1), 7: Account(want[1] - 1)}
     assert any("its shares are" in v for v in audit(LedgerDump(accounts, greedy, [packet], {})))

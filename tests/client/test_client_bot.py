@@ -21,8 +21,9 @@ class FakeClient:
 
 
 def event(text: str, sender: str = "alice", seq: int = 1) -> MessageReceived:
-    m = ChatMessage(id=seq, conv=1, pos=seq, sender=sender, to="echo", ts=0, cmid=f"c{seq}",
-                    text=text)
+    m = ChatMessage(
+        id=seq, conv=1, pos=seq, sender=sender, to="echo", ts=0, cmid=f"c{seq}", text=text
+    )
     return MessageReceived(seq, m)
 
 

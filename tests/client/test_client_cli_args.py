@@ -33,8 +33,7 @@ def test_global_options_before_or_after_the_command() -> None:
     a = parse("--host", "example.org", "--port", "9000", "send", "bob", "hi")
     b = parse("send", "--host", "example.org", "--port", "9000", "bob", "hi")
     for args in (a, b):
-        assert (args.host, args.port, args.to, args.text) == ("example.org", 9000, "bob",
-                                                              ["hi"])
+        assert (args.host, args.port, args.to, args.text) == ("example.org", 9000, "bob", ["hi"])
     # A global option given only before the command is not reset by the subparser.
     c = parse("--state", "/tmp/x.json", "--timeout", "3", "listen")
     assert c.state == "/tmp/x.json" and c.timeout == 3.0
@@ -73,18 +72,21 @@ def test_login_and_register_options() -> None:
     assert args.username == "alice" and args.password is None
 
 
-@pytest.mark.parametrize("argv", [
-    [],  # a command is required
-    ["frobnicate"],
-    ["send", "bob"],  # no text
-    ["history", "bob", "--before", "1", "--after", "2"],  # exclusive
-    ["history", "bob", "--limit", "0"],
-    ["history", "bob", "--before", "-3"],
-    ["--port", "0", "devices"],
-    ["--port", "70000", "devices"],
-    ["--port", "http", "devices"],
-    ["login"],  # USER missing
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],  # a command is required
+        ["frobnicate"],
+        ["send", "bob"],  # no text
+        ["history", "bob", "--before", "1", "--after", "2"],  # exclusive
+        ["history", "bob", "--limit", "0"],
+        ["history", "bob", "--before", "-3"],
+        ["--port", "0", "devices"],
+        ["--port", "70000", "devices"],
+        ["--port", "http", "devices"],
+        ["login"],  # USER missing
+    ],
+)
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         cli.build_parser().parse_args(argv)
@@ -138,14 +140,15 @@ def test_password_sources(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_message_format() -> None:
     from liaotian.protocol import ChatMessage
+
     m = ChatMessage(id=1, conv=1, pos=3, sender="alice", to="bob", ts=0, cmid="c", text="hi")
     line = cli.fmt_message(m)
     assert line.startswith("[") and line.endswith("] alice -> bob: hi")
 
 
-def test_the_last_login_is_the_current_session(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_last_login_is_the_current_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Issue 11 item 8: with alice and bob saved, commands without --user use the current
     session (the last login, or `switch`); --user and LIAOTIAN_USER still pick one."""
     config = tmp_path / "config" / "liaotian"
@@ -169,18 +172,27 @@ def test_the_last_login_is_the_current_session(tmp_path: Path,
 def test_refusals_name_the_subject_and_the_wait() -> None:
     """Issue 11 item 13."""
     from liaotian.protocol import ErrorCode, RequestError
+
     unknown = RequestError(ErrorCode.UNKNOWN_USER, "no such user")
-    assert cli.describe_refusal(unknown, parse("block", "mallory")) == \
-        "UNKNOWN_USER: no such user: mallory"
+    assert (
+        cli.describe_refusal(unknown, parse("block", "mallory"))
+        == "UNKNOWN_USER: no such user: mallory"
+    )
     named = RequestError(ErrorCode.UNKNOWN_USER, "no such user: carol")
-    assert cli.describe_refusal(named, parse("group", "add", "5", "bob", "carol")) == \
-        "UNKNOWN_USER: no such user: carol"
-    assert cli.describe_refusal(RequestError(ErrorCode.NOT_MEMBER, "not a member"),
-                                parse("send", "--group", "7", "hi")) == \
-        "NOT_MEMBER: not a member: group #7"
+    assert (
+        cli.describe_refusal(named, parse("group", "add", "5", "bob", "carol"))
+        == "UNKNOWN_USER: no such user: carol"
+    )
+    assert (
+        cli.describe_refusal(
+            RequestError(ErrorCode.NOT_MEMBER, "not a member"), parse("send", "--group", "7", "hi")
+        )
+        == "NOT_MEMBER: not a member: group #7"
+    )
     throttled = RequestError(ErrorCode.THROTTLED, "too many failed logins", retry_after=41.2)
-    assert cli.describe_refusal(throttled, parse("login", "alice")) == \
-        "THROTTLED: too many failed logins: alice (try again in 42 s)"
+    assert (
+        cli.describe_refusal(throttled, parse("login", "alice"))
+        == "THROTTLED: too many failed logins: alice (try again in 42 s)"
+    )
     limited = RequestError(ErrorCode.RATE_LIMITED, "slow down", retry_after=0.3)
-    assert cli.describe_refusal(limited, parse("read", "3", "9")).endswith(
-        "(try again in 1 s)")
+    assert cli.describe_refusal(limited, parse("read", "3", "9")).endswith("(try again in 1 s)")

@@ -12,8 +12,16 @@ from liaotian.protocol import ChatMessage, Update
 
 
 def msg_update(seq: int, sender: str = "bob", cmid: str | None = None) -> Update:
-    m = ChatMessage(id=seq, conv=1, pos=seq, sender=sender, to="alice", ts=1000 + seq,
-                    cmid=cmid or f"c{seq}", text=f"m{seq}")
+    m = ChatMessage(
+        id=seq,
+        conv=1,
+        pos=seq,
+        sender=sender,
+        to="alice",
+        ts=1000 + seq,
+        cmid=cmid or f"c{seq}",
+        text=f"m{seq}",
+    )
     return Update(seq=seq, kind=1, message=m)
 
 
@@ -157,10 +165,14 @@ def test_classify_update() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(min_value=1, max_value=60), st.randoms(use_true_random=False),
-       st.integers(min_value=0, max_value=5))
-def test_random_replays_deliver_each_entry_once_in_order(n: int, rnd: random.Random,
-                                                         reconnects: int) -> None:
+@given(
+    st.integers(min_value=1, max_value=60),
+    st.randoms(use_true_random=False),
+    st.integers(min_value=0, max_value=5),
+)
+def test_random_replays_deliver_each_entry_once_in_order(
+    n: int, rnd: random.Random, reconnects: int
+) -> None:
     """A log 1..n reaches the client as pushes, repeated SYNC pages after reconnects and
     SENTs of its own sends, in any mix; the application sees each foreign entry exactly
     once, in order, and the cursor ends at n."""

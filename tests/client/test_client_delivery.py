@@ -67,8 +67,16 @@ class FakeConn:
 
 
 def chat(seq: int, sender: str = "bob", cmid: str | None = None) -> Update:
-    m = ChatMessage(id=seq, conv=1, pos=seq, sender=sender, to="alice", ts=seq,
-                    cmid=cmid or f"c{seq}", text=f"m{seq}")
+    m = ChatMessage(
+        id=seq,
+        conv=1,
+        pos=seq,
+        sender=sender,
+        to="alice",
+        ts=seq,
+        cmid=cmid or f"c{seq}",
+        text=f"m{seq}",
+    )
     return Update(seq=seq, kind=1, message=m)
 
 
@@ -128,8 +136,7 @@ async def test_own_sent_is_seen_and_never_delivered() -> None:
     assert client.cursor == 1
     # A later sync page repeating seq 1 must not deliver it.
     client._session.inbox.sync_rid = 7
-    feed(client, conn, Updates(rid=7, updates=(chat(1, sender="alice", cmid="x"), chat(2)),
-                               head=2))
+    feed(client, conn, Updates(rid=7, updates=(chat(1, sender="alice", cmid="x"), chat(2)), head=2))
     assert await drain(client) == [2]
     assert client.cursor == 2
 
@@ -142,8 +149,9 @@ async def test_sync_entry_resolves_a_pending_send_instead_of_being_delivered() -
     pending = PendingSend("bob", "cmid-1", "hello", {}, loop.create_future())
     client._session.outbox.pending["cmid-1"] = pending
     client._session.inbox.sync_rid = 50
-    page = Updates(rid=50, updates=(chat(1), chat(2, sender="alice", cmid="cmid-1"), chat(3)),
-                   head=3)
+    page = Updates(
+        rid=50, updates=(chat(1), chat(2, sender="alice", cmid="cmid-1"), chat(3)), head=3
+    )
     feed(client, conn, page)
     assert pending.result.done()
     result = pending.result.result()
@@ -216,8 +224,11 @@ async def test_overflow_drops_then_refetches_without_gap_or_duplicate() -> None:
             answered += 1
             page = [x for x in log if x > s.since][: s.limit or 500]
             more = bool(page) and page[-1] < log[-1]
-            feed(client, conn, Updates(rid=s.rid, updates=tuple(chat(x) for x in page),
-                                       head=8, more=more))
+            feed(
+                client,
+                conn,
+                Updates(rid=s.rid, updates=tuple(chat(x) for x in page), head=8, more=more),
+            )
         ev = await asyncio.wait_for(client.__anext__(), 5)
         assert isinstance(ev, MessageReceived)
         delivered.append(ev.seq)
@@ -255,8 +266,11 @@ async def test_frames_of_a_stale_connection_are_ignored() -> None:
 
 async def test_unknown_update_kinds_are_skipped_but_counted() -> None:
     client, conn, _ = make_client()
-    feed(client, conn, Updates(rid=0, updates=(chat(1), Update(seq=2, kind=99, data={}),
-                                               chat(3)), head=3))
+    feed(
+        client,
+        conn,
+        Updates(rid=0, updates=(chat(1), Update(seq=2, kind=99, data={}), chat(3)), head=3),
+    )
     assert await drain(client) == [1, 3]
     assert client.cursor == 3
 
@@ -283,6 +297,7 @@ def test_a_stored_session_of_another_user_or_device_is_not_reused() -> None:
 async def test_local_size_checks() -> None:
     client, _, _ = make_client()
     from liaotian.protocol import RequestError
+
     with pytest.raises(RequestError) as exc:
         await client.send("bob", "x" * (64 * 1024 + 1))
     assert exc.value.code == ErrorCode.MESSAGE_TOO_LARGE

@@ -70,8 +70,9 @@ from liaotian.protocol.social import (
 
 def sent_for(msg: Message, seq: int = 1, duplicate: bool = False) -> Sent:
     assert isinstance(msg, Send)
-    return Sent(rid=msg.rid, id=seq, conv=1, pos=seq, ts=0, seq=seq, cmid=msg.cmid,
-                duplicate=duplicate)
+    return Sent(
+        rid=msg.rid, id=seq, conv=1, pos=seq, ts=0, seq=seq, cmid=msg.cmid, duplicate=duplicate
+    )
 
 
 class FakeConn:
@@ -137,8 +138,9 @@ def outbox(*answers: Any) -> tuple[Outbox, Host, FakeConn]:
     return Outbox(host), host, conn
 
 
-def rate_limited(retry_after: float | None, code: ErrorCode = ErrorCode.RATE_LIMITED
-                 ) -> RequestError:
+def rate_limited(
+    retry_after: float | None, code: ErrorCode = ErrorCode.RATE_LIMITED
+) -> RequestError:
     return RequestError(code, "slow down", retry_after=retry_after)
 
 
@@ -146,8 +148,7 @@ def rate_limited(retry_after: float | None, code: ErrorCode = ErrorCode.RATE_LIM
 
 
 @pytest.mark.parametrize("code", [ErrorCode.RATE_LIMITED, ErrorCode.THROTTLED])
-async def test_rate_limits_are_waited_out_and_retried_with_the_same_cmid(
-        code: ErrorCode) -> None:
+async def test_rate_limits_are_waited_out_and_retried_with_the_same_cmid(code: ErrorCode) -> None:
     box, _, conn = outbox(rate_limited(0.01, code), rate_limited(0.01, code), sent_for)
     sent = await box.send("bob", None, "hi", None, "c1", timeout=5.0)
     assert sent.cmid == "c1" and len(conn.requests) == 3
@@ -156,7 +157,8 @@ async def test_rate_limits_are_waited_out_and_retried_with_the_same_cmid(
 
 
 async def test_a_rate_limit_without_retry_after_waits_the_default(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(deadline_module, "DEFAULT_RETRY_AFTER", 0.01)
     box, _, conn = outbox(rate_limited(None), sent_for)
     assert (await box.send("bob", None, "hi", None, "c1", timeout=5.0)).cmid == "c1"
@@ -173,8 +175,9 @@ async def test_a_rate_limit_longer_than_the_timeout_is_raised_at_once() -> None:
 
 async def test_internal_errors_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(outbox_module, "INTERNAL_ERROR_BACKOFF", (0.001, 0.01))
-    box, _, conn = outbox(RequestError(ErrorCode.INTERNAL_ERROR),
-                          RequestError(ErrorCode.INTERNAL_ERROR), sent_for)
+    box, _, conn = outbox(
+        RequestError(ErrorCode.INTERNAL_ERROR), RequestError(ErrorCode.INTERNAL_ERROR), sent_for
+    )
     assert (await box.send("", 7, "hi", None, "g1", timeout=5.0)).cmid == "g1"
     assert [m.group for m in conn.requests if isinstance(m, Send)] == [7, 7, 7]
 
@@ -190,8 +193,7 @@ async def test_definitive_refusals_are_raised() -> None:
 async def test_a_lost_connection_is_retried_with_the_same_cmid() -> None:
     box, host, conn = outbox(ConnectionClosed(None, "dropped"), lambda m: sent_for(m, 3, True))
     sent = await box.send("bob", None, "hi", None, "c1", timeout=5.0)
-    assert sent.duplicate and [m.cmid for m in conn.requests if isinstance(m, Send)] == \
-        ["c1", "c1"]
+    assert sent.duplicate and [m.cmid for m in conn.requests if isinstance(m, Send)] == ["c1", "c1"]
     host.reconnect = False
     box, host, conn = outbox(ConnectionClosed(None, "dropped"))
     host.reconnect = False
@@ -281,10 +283,19 @@ async def test_paused_moves_the_deadline_by_the_pause() -> None:
 
 
 def test_limits_from_welcome() -> None:
-    got = limits_from_welcome({"max_frame_size": 4 << 20, "max_text_len": 100,
-                               "idle_timeout": 120, "auth_timeout": 5.5, "future_key": 1,
-                               "max_sync_page": "many", "max_history_page": 0,
-                               "max_meta_size": True, "max_cmid_len": 1.5})
+    got = limits_from_welcome(
+        {
+            "max_frame_size": 4 << 20,
+            "max_text_len": 100,
+            "idle_timeout": 120,
+            "auth_timeout": 5.5,
+            "future_key": 1,
+            "max_sync_page": "many",
+            "max_history_page": 0,
+            "max_meta_size": True,
+            "max_cmid_len": 1.5,
+        }
+    )
     assert (got.max_frame_size, got.max_text_len) == (4 << 20, 100)
     assert got.idle_timeout == 120.0 and isinstance(got.idle_timeout, float)
     assert got.auth_timeout == 5.5
@@ -300,11 +311,21 @@ def test_limits_from_welcome() -> None:
 # ---------------------------------------------------------------------- the inbox
 
 
-def chat(seq: int, sender: str = "bob", group: int | None = None,
-         event: dict[str, Any] | None = None) -> Update:
-    m = ChatMessage(id=seq, conv=group or 1, pos=seq, sender=sender,
-                    to="" if group else "alice", ts=seq, cmid="" if event else f"c{seq}",
-                    text="" if event else f"m{seq}", group=group, event=event)
+def chat(
+    seq: int, sender: str = "bob", group: int | None = None, event: dict[str, Any] | None = None
+) -> Update:
+    m = ChatMessage(
+        id=seq,
+        conv=group or 1,
+        pos=seq,
+        sender=sender,
+        to="" if group else "alice",
+        ts=seq,
+        cmid="" if event else f"c{seq}",
+        text="" if event else f"m{seq}",
+        group=group,
+        event=event,
+    )
     return Update(seq=seq, kind=1, message=m)
 
 
@@ -350,8 +371,7 @@ async def test_caught_up_follows_the_last_page_and_the_held_pushes() -> None:
     feed(client, conn, Updates(rid=rid, updates=(chat(3),), head=3))
     assert done.done()
     events = await take_all(client)
-    assert [type(e).__name__ for e in events] == ["MessageReceived", "MessageReceived",
-                                                  "CaughtUp"]
+    assert [type(e).__name__ for e in events] == ["MessageReceived", "MessageReceived", "CaughtUp"]
     assert events[-1] == CaughtUp(4)  # the held push is in front of it
     feed(client, conn, Updates(rid=0, updates=(chat(5),), head=5))  # live: no CaughtUp
     assert [type(e) for e in await take_all(client)] == [MessageReceived]
@@ -370,8 +390,13 @@ async def test_caught_up_waits_for_the_refetch_of_dropped_entries() -> None:
         if syncs and inbox.sync_rid == syncs[-1].rid:  # a refetch: play the server
             s = syncs[-1]
             page = [chat(x) for x in range(s.since + 1, 6)][: s.limit or 500]
-            feed(client, conn, Updates(rid=s.rid, updates=tuple(page), head=5,
-                                       more=bool(page) and page[-1].seq < 5))
+            feed(
+                client,
+                conn,
+                Updates(
+                    rid=s.rid, updates=tuple(page), head=5, more=bool(page) and page[-1].seq < 5
+                ),
+            )
     assert [e.seq for e in got[:-1]] == [1, 2, 3, 4, 5] and got[-1] == CaughtUp(5)
 
 
@@ -386,13 +411,13 @@ def test_group_timeline_entries_are_group_changed_events() -> None:
     u = chat(3, sender="alice", group=7, event={"type": "removed", "users": ["bob"]})
     ev = event_from_update(u)
     assert isinstance(ev, GroupChanged)
-    assert (ev.seq, ev.group, ev.type, ev.actor, ev.users) == (3, 7, "removed", "alice",
-                                                               ("bob",))
+    assert (ev.seq, ev.group, ev.type, ev.actor, ev.users) == (3, 7, "removed", "alice", ("bob",))
     assert ev.is_membership and ev.message is u.message and ev.change.pos == 3
     renamed = event_from_update(chat(4, group=7, event={"type": "renamed", "name": "x"}))
     assert isinstance(renamed, GroupChanged) and not renamed.is_membership
-    role = event_from_update(chat(5, group=7, event={"type": "role", "user": "bob",
-                                                     "role": "admin"}))
+    role = event_from_update(
+        chat(5, group=7, event={"type": "role", "user": "bob", "role": "admin"})
+    )
     assert isinstance(role, GroupChanged) and role.is_membership
     assert (role.change.user, role.change.role) == ("bob", "admin")
     plain = event_from_update(chat(6, group=7))
@@ -416,8 +441,9 @@ async def test_the_bot_routes_group_changes_to_event_handlers() -> None:
     async def on_event(client: Any, event: Any) -> None:
         seen.append(event)
 
-    change = event_from_update(chat(1, sender="bob", group=7, event={"type": "added",
-                                                                     "users": ["carol"]}))
+    change = event_from_update(
+        chat(1, sender="bob", group=7, event={"type": "added", "users": ["carol"]})
+    )
     message = event_from_update(chat(2, group=7))
     for ev in (change, message):
         await bot.dispatch(FakeBotClient(), ev)  # type: ignore[arg-type]
@@ -432,24 +458,39 @@ def answer_all(msg: Message) -> Message:
     if isinstance(msg, Send):
         return sent_for(msg)
     if isinstance(msg, GetGroup):
-        return GroupInfo(rid=msg.rid, group=msg.group, name="team", topic="", owner="alice",
-                         created=1, pos=1, members=())
+        return GroupInfo(
+            rid=msg.rid,
+            group=msg.group,
+            name="team",
+            topic="",
+            owner="alice",
+            created=1,
+            pos=1,
+            members=(),
+        )
     if isinstance(msg, ListGroups):
         first = msg.after is None
-        return GroupList(rid=msg.rid, groups=(GroupSummary(
-            group=2 if first else 3, name="g", topic="", role="owner", members=1),),
-            more=first)
+        return GroupList(
+            rid=msg.rid,
+            groups=(
+                GroupSummary(group=2 if first else 3, name="g", topic="", role="owner", members=1),
+            ),
+            more=first,
+        )
     if isinstance(msg, ListContacts):
         return ContactList(rid=msg.rid, contacts=("bob",), incoming=(), outgoing=(), blocked=())
     if isinstance(msg, GetProfile):
         return Profile(rid=msg.rid, user=msg.user, display_name="B", status="")
     if isinstance(msg, GetPresence):
-        return PresenceList(rid=msg.rid, presence=tuple(
-            PresenceEntry(user=u, online=True, last_seen=0) for u in msg.users))
+        return PresenceList(
+            rid=msg.rid,
+            presence=tuple(PresenceEntry(user=u, online=True, last_seen=0) for u in msg.users),
+        )
     if isinstance(msg, History):
         return HistoryPage(rid=msg.rid, messages=(), more=False)
-    if isinstance(msg, GroupAdd | GroupRemove | GroupLeave | GroupUpdate | GroupSetRole
-                  | GroupTransfer):
+    if isinstance(
+        msg, GroupAdd | GroupRemove | GroupLeave | GroupUpdate | GroupSetRole | GroupTransfer
+    ):
         return Ok(rid=msg.rid, pos=9)
     return Ok(rid=msg.rid)
 
@@ -517,13 +558,18 @@ async def test_history_pages_stay_within_the_servers_page_size() -> None:
 async def test_requests_refused_by_a_rate_limit_are_made_again() -> None:
     """Nothing changed on the server: writes too are repeated after the advised wait, and
     a wait beyond the timeout is the answer."""
-    client, conn = make_client([rate_limited(0.01), answer_all,
-                                rate_limited(0.01, ErrorCode.THROTTLED), answer_all,
-                                rate_limited(60.0)])
+    client, conn = make_client(
+        [
+            rate_limited(0.01),
+            answer_all,
+            rate_limited(0.01, ErrorCode.THROTTLED),
+            answer_all,
+            rate_limited(60.0),
+        ]
+    )
     await client.contacts.accept("bob")  # a write (not repeated after a lost connection)
     await client.groups.info(7)
-    assert [type(m).__name__ for m in conn.requests] == ["ContactAccept"] * 2 + \
-        ["GetGroup"] * 2
+    assert [type(m).__name__ for m in conn.requests] == ["ContactAccept"] * 2 + ["GetGroup"] * 2
     with pytest.raises(RequestError) as exc:
         await client.contacts.block("eve")
     assert exc.value.retry_after == 60.0 and len(conn.requests) == 5
@@ -541,6 +587,7 @@ def test_every_public_name_exists() -> None:
     import pkgutil
 
     import liaotian.client as pkg
+
     assert len(pkg.__all__) == len(set(pkg.__all__))
     assert all(hasattr(pkg, name) for name in pkg.__all__)
     for info in pkgutil.iter_modules(pkg.__path__):

@@ -112,8 +112,9 @@ class FakeConn:
         return [m for m in self.sent if isinstance(m, Sync)]
 
 
-def make_client(cursor: int = 0, answer: Callable[[Message], Message] | None = None,
-                **options: Any) -> tuple[Client, FakeConn]:
+def make_client(
+    cursor: int = 0, answer: Callable[[Message], Message] | None = None, **options: Any
+) -> tuple[Client, FakeConn]:
     store = MemoryStore(SessionState(username="alice", device="d", token="t", cursor=cursor))
     client = Client("127.0.0.1", 1, store=store, **options)
     conn = FakeConn(answer)
@@ -129,11 +130,25 @@ def feed(client: Client, conn: FakeConn, msg: Message) -> bool:
     return client._session._on_message(conn, msg)  # type: ignore[arg-type]
 
 
-def chat(seq: int, sender: str = "bob", cmid: str | None = None, group: int | None = None,
-         event: dict[str, Any] | None = None) -> Update:
-    m = ChatMessage(id=seq, conv=group or 1, pos=seq, sender=sender,
-                    to="" if group else "alice", ts=seq, cmid=cmid if cmid is not None
-                    else f"c{seq}", text=f"m{seq}", group=group, event=event)
+def chat(
+    seq: int,
+    sender: str = "bob",
+    cmid: str | None = None,
+    group: int | None = None,
+    event: dict[str, Any] | None = None,
+) -> Update:
+    m = ChatMessage(
+        id=seq,
+        conv=group or 1,
+        pos=seq,
+        sender=sender,
+        to="" if group else "alice",
+        ts=seq,
+        cmid=cmid if cmid is not None else f"c{seq}",
+        text=f"m{seq}",
+        group=group,
+        event=event,
+    )
     return Update(seq=seq, kind=1, message=m)
 
 
@@ -161,14 +176,16 @@ async def take_all(client: Client) -> list[Any]:
 
 def test_event_from_update_decodes_read_and_contact() -> None:
     assert event_from_update(read(4, conv=9, user="bob", pos=3)) == ReadReceipt(4, 9, "bob", 3)
-    assert event_from_update(contact(5, "accepted", "carol")) == ContactEvent(5, "accepted",
-                                                                             "carol")
+    assert event_from_update(contact(5, "accepted", "carol")) == ContactEvent(
+        5, "accepted", "carol"
+    )
     assert event_from_update(contact(6, "changed", "carol")).event == "changed"  # type: ignore[union-attr]
     m = event_from_update(chat(7))
     assert isinstance(m, MessageReceived) and m.seq == 7
     # Unreadable data and unknown kinds give no event.
-    assert event_from_update(Update(seq=8, kind=2, data={"conv": "x", "user": "b", "pos": 1}))\
-        is None
+    assert (
+        event_from_update(Update(seq=8, kind=2, data={"conv": "x", "user": "b", "pos": 1})) is None
+    )
     assert event_from_update(Update(seq=8, kind=2, data={"conv": 1, "pos": 1})) is None
     assert event_from_update(Update(seq=8, kind=3, data={"event": 1, "user": "b"})) is None
     assert event_from_update(Update(seq=8, kind=77, data={})) is None
@@ -186,25 +203,37 @@ def test_classify_delivers_kinds_2_and_3() -> None:
     assert classify_update(read(3), t, "alice", set()) is Verdict.DELIVER
     assert classify_update(contact(4), t, "alice", set()) is Verdict.DELIVER
     assert classify_update(read(2), t, "alice", set()) is Verdict.DUPLICATE
-    assert classify_update(Update(seq=5, kind=99, data={}), t, "alice", set()) \
-        is Verdict.UNKNOWN_KIND
+    assert (
+        classify_update(Update(seq=5, kind=99, data={}), t, "alice", set()) is Verdict.UNKNOWN_KIND
+    )
 
 
 def test_group_event_view() -> None:
-    u = chat(3, sender="alice", cmid="", group=7,
-             event={"type": "added", "users": ["bob", "carol"], "x": 1})
+    u = chat(
+        3,
+        sender="alice",
+        cmid="",
+        group=7,
+        event={"type": "added", "users": ["bob", "carol"], "x": 1},
+    )
     assert u.message is not None
     ev = MessageReceived(3, u.message)
     assert ev.group == 7 and ev.is_event
     ge = ev.group_event
     assert ge is not None
-    assert (ge.type, ge.group, ge.pos, ge.actor, ge.users) == ("added", 7, 3, "alice",
-                                                               ("bob", "carol"))
+    assert (ge.type, ge.group, ge.pos, ge.actor, ge.users) == (
+        "added",
+        7,
+        3,
+        "alice",
+        ("bob", "carol"),
+    )
     assert ge.raw == {"type": "added", "users": ["bob", "carol"], "x": 1}
     plain = MessageReceived(4, chat(4, group=7).message)  # type: ignore[arg-type]
     assert plain.group == 7 and not plain.is_event and plain.group_event is None
-    role = GroupEvent.from_message(chat(5, group=7, cmid="", event={
-        "type": "role", "user": "bob", "role": "admin"}).message)  # type: ignore[arg-type]
+    role = GroupEvent.from_message(
+        chat(5, group=7, cmid="", event={"type": "role", "user": "bob", "role": "admin"}).message
+    )  # type: ignore[arg-type]
     assert role is not None and (role.user, role.role, role.users) == ("bob", "admin", ())
 
 
@@ -216,8 +245,12 @@ async def test_read_and_contact_entries_are_delivered_in_log_order_once() -> Non
     feed(client, conn, push(chat(1), read(2, pos=1), contact(3)))
     feed(client, conn, push(read(2, pos=1), contact(3), chat(4, group=5)))  # repeats
     events = await take_all(client)
-    assert [type(e).__name__ for e in events] == ["MessageReceived", "ReadReceipt",
-                                                  "ContactEvent", "MessageReceived"]
+    assert [type(e).__name__ for e in events] == [
+        "MessageReceived",
+        "ReadReceipt",
+        "ContactEvent",
+        "MessageReceived",
+    ]
     assert [e.seq for e in events] == [1, 2, 3, 4]
     assert events[1] == ReadReceipt(2, 1, "bob", 1)
     assert events[2] == ContactEvent(3, "request", "bob")
@@ -273,8 +306,11 @@ async def test_overflow_refetches_log_events_without_gap_or_duplicate() -> None:
         got.append(await asyncio.wait_for(client.__anext__(), 5))
         while conn.syncs[-1] is not sync:  # a further refetch: answer it
             sync = conn.syncs[-1]
-            feed(client, conn, Updates(rid=sync.rid, updates=tuple(
-                u for u in log if u.seq > sync.since), head=5))
+            feed(
+                client,
+                conn,
+                Updates(rid=sync.rid, updates=tuple(u for u in log if u.seq > sync.since), head=5),
+            )
     assert [e.seq for e in got] == [1, 2, 3, 4, 5]
     assert client.cursor == 5
 
@@ -285,12 +321,14 @@ async def test_overflow_refetches_log_events_without_gap_or_duplicate() -> None:
 async def test_typing_and_presence_pushes_are_ephemeral_events() -> None:
     client, conn = make_client(cursor=3)
     assert feed(client, conn, TypingNotice(rid=0, user="bob", typing=True, ttl=6.0))
-    assert feed(client, conn, TypingNotice(rid=0, user="carol", typing=False, ttl=6.0,
-                                           group=9))
+    assert feed(client, conn, TypingNotice(rid=0, user="carol", typing=False, ttl=6.0, group=9))
     assert feed(client, conn, Presence(rid=0, user="bob", online=False, last_seen=1234))
     events = await take_all(client)
-    assert events == [TypingEvent("bob", True, 6.0, None), TypingEvent("carol", False, 6.0, 9),
-                      PresenceChanged("bob", False, 1234)]
+    assert events == [
+        TypingEvent("bob", True, 6.0, None),
+        TypingEvent("carol", False, 6.0, 9),
+        PresenceChanged("bob", False, 1234),
+    ]
     assert client.cursor == 3  # not in the log: the cursor does not move
 
 
@@ -324,8 +362,11 @@ async def test_ephemeral_events_can_be_switched_off() -> None:
 
 async def test_errors_without_a_request_are_consumed() -> None:
     client, conn = make_client()
-    assert feed(client, conn, Error(rid=0, code=int(ErrorCode.RATE_LIMITED), message="slow",
-                                    retry_after=0.5))
+    assert feed(
+        client,
+        conn,
+        Error(rid=0, code=int(ErrorCode.RATE_LIMITED), message="slow", retry_after=0.5),
+    )
     assert feed(client, conn, Error(rid=0, code=int(ErrorCode.NOT_MEMBER)))
     assert await take_all(client) == []
 
@@ -338,19 +379,28 @@ async def test_own_group_send_is_answered_by_sent_and_never_delivered() -> None:
     sent = Sent(rid=5, id=9, conv=7, pos=2, ts=1, seq=1, cmid="g", duplicate=False)
     feed(client, conn, sent)
     client._session.inbox.sync_rid = 7
-    feed(client, conn, Updates(rid=7, updates=(chat(1, sender="alice", cmid="g", group=7),
-                                               chat(2, group=7)), head=2))
+    feed(
+        client,
+        conn,
+        Updates(
+            rid=7, updates=(chat(1, sender="alice", cmid="g", group=7), chat(2, group=7)), head=2
+        ),
+    )
     assert [e.seq for e in await take_all(client)] == [2]
 
 
 async def test_a_sync_entry_resolves_a_pending_group_send() -> None:
     client, conn = make_client()
-    pending = PendingSend("", "g-1", "hello", {}, asyncio.get_running_loop().create_future(),
-                           group=7)
+    pending = PendingSend(
+        "", "g-1", "hello", {}, asyncio.get_running_loop().create_future(), group=7
+    )
     client._session.outbox.pending["g-1"] = pending
     client._session.inbox.sync_rid = 50
-    feed(client, conn, Updates(rid=50, updates=(chat(1, sender="alice", cmid="g-1", group=7),),
-                               head=1))
+    feed(
+        client,
+        conn,
+        Updates(rid=50, updates=(chat(1, sender="alice", cmid="g-1", group=7),), head=1),
+    )
     assert pending.result.done() and pending.result.result().seq == 1
     assert await take_all(client) == []
 
@@ -359,9 +409,21 @@ async def test_own_group_events_are_delivered() -> None:
     """Timeline events this user caused (cmid "") are not mistaken for pending sends."""
     client, conn = make_client()
     client._session.outbox.pending[""] = PendingSend(
-        "", "", "", {}, asyncio.get_running_loop().create_future())
-    feed(client, conn, push(chat(1, sender="alice", cmid="", group=7,
-                                 event={"type": "created", "name": "t", "users": ["alice"]})))
+        "", "", "", {}, asyncio.get_running_loop().create_future()
+    )
+    feed(
+        client,
+        conn,
+        push(
+            chat(
+                1,
+                sender="alice",
+                cmid="",
+                group=7,
+                event={"type": "created", "name": "t", "users": ["alice"]},
+            )
+        ),
+    )
     events = await take_all(client)
     assert len(events) == 1 and isinstance(events[0], GroupChanged)
     assert (events[0].type, events[0].actor, events[0].users) == ("created", "alice", ("alice",))
@@ -388,8 +450,16 @@ async def test_send_group_sends_the_group_field() -> None:
 
 
 async def test_request_methods_build_the_wire_messages() -> None:
-    info = GroupInfo(rid=1, group=7, name="team", topic="", owner="alice", created=1, pos=1,
-                     members=(GroupMember(user="alice", role="owner", joined=1),))
+    info = GroupInfo(
+        rid=1,
+        group=7,
+        name="team",
+        topic="",
+        owner="alice",
+        created=1,
+        pos=1,
+        members=(GroupMember(user="alice", role="owner", joined=1),),
+    )
 
     def answer(msg: Message) -> Message:
         if isinstance(msg, GroupCreate):
@@ -397,8 +467,10 @@ async def test_request_methods_build_the_wire_messages() -> None:
         if isinstance(msg, GroupAdd):
             return Ok(rid=msg.rid, pos=5)
         if isinstance(msg, GetPresence):
-            return PresenceList(rid=msg.rid, presence=tuple(
-                PresenceEntry(user=u, online=False, last_seen=0) for u in msg.users))
+            return PresenceList(
+                rid=msg.rid,
+                presence=tuple(PresenceEntry(user=u, online=False, last_seen=0) for u in msg.users),
+            )
         if isinstance(msg, ListConversations):
             return ConversationList(rid=msg.rid, conversations=(), more=False)
         return Ok(rid=msg.rid)
@@ -435,8 +507,9 @@ async def test_request_methods_build_the_wire_messages() -> None:
 
 async def test_iter_conversations_follows_pages() -> None:
     def entry(conv: int, ts: int) -> ConversationSummary:
-        return ConversationSummary(conv=conv, kind="direct", name=f"u{conv}", ts=ts, unread=0,
-                                   read=0)
+        return ConversationSummary(
+            conv=conv, kind="direct", name=f"u{conv}", ts=ts, unread=0, read=0
+        )
 
     pages = {None: ((entry(5, 50), entry(4, 40)), True), 40: ((entry(3, 30),), False)}
 
@@ -454,15 +527,16 @@ async def test_a_wrong_answer_type_is_a_protocol_error() -> None:
     client, _ = make_client(answer=lambda msg: Ok(rid=msg.rid))
     with pytest.raises(ProtocolError):
         await client.privacy()
-    client, _ = make_client(answer=lambda msg: Privacy(rid=msg.rid, presence="contacts",
-                                                      profile="everyone",
-                                                      messages="everyone"))
+    client, _ = make_client(
+        answer=lambda msg: Privacy(
+            rid=msg.rid, presence="contacts", profile="everyone", messages="everyone"
+        )
+    )
     assert (await client.privacy()).presence == "contacts"
 
 
 async def test_error_answers_raise_request_error() -> None:
-    client, _ = make_client(answer=lambda msg: Error(rid=msg.rid,
-                                                     code=int(ErrorCode.NOT_MEMBER)))
+    client, _ = make_client(answer=lambda msg: Error(rid=msg.rid, code=int(ErrorCode.NOT_MEMBER)))
     with pytest.raises(RequestError) as exc:
         await client.group_info(7)
     assert exc.value.code == ErrorCode.NOT_MEMBER
@@ -531,8 +605,7 @@ class FakeBotClient:
     async def send(self, to: str, text: str, meta: dict[str, Any] | None = None) -> None:
         self.sent.append(("direct", to, text))
 
-    async def send_group(self, group: int, text: str,
-                         meta: dict[str, Any] | None = None) -> None:
+    async def send_group(self, group: int, text: str, meta: dict[str, Any] | None = None) -> None:
         self.sent.append(("group", group, text))
 
 
@@ -556,15 +629,24 @@ async def test_bot_replies_into_the_group_and_routes_events() -> None:
     client = FakeBotClient()
     group_msg = MessageReceived(1, chat(1, sender="bob", group=7).message)  # type: ignore[arg-type]
     direct = MessageReceived(2, chat(2, sender="bob").message)  # type: ignore[arg-type]
-    command = MessageReceived(3, ChatMessage(id=3, conv=7, pos=3, sender="bob", to="", ts=0,
-                                             cmid="c3", text="/dm", group=7))
-    timeline = MessageReceived(4, chat(4, sender="bob", cmid="", group=7, event={
-        "type": "added", "users": ["carol"]}).message)  # type: ignore[arg-type]
+    command = MessageReceived(
+        3,
+        ChatMessage(id=3, conv=7, pos=3, sender="bob", to="", ts=0, cmid="c3", text="/dm", group=7),
+    )
+    timeline = MessageReceived(
+        4,
+        chat(
+            4, sender="bob", cmid="", group=7, event={"type": "added", "users": ["carol"]}
+        ).message,
+    )  # type: ignore[arg-type]
     receipt = ReadReceipt(5, 1, "bob", 2)
     for ev in (group_msg, direct, command, timeline, receipt, Resync(9)):
         await bot.dispatch(client, ev)  # type: ignore[arg-type]
-    assert client.sent == [("group", 7, "echo: m1"), ("direct", "bob", "echo: m2"),
-                           ("direct", "bob", "psst")]
+    assert client.sent == [
+        ("group", 7, "echo: m1"),
+        ("direct", "bob", "echo: m2"),
+        ("direct", "bob", "psst"),
+    ]
     assert seen == [timeline, receipt, Resync(9)]
 
 
@@ -576,11 +658,17 @@ def test_cli_formats_group_messages_and_events() -> None:
     assert m is not None
     assert cli.fmt_message(m).endswith("] bob -> #7: m3")
     assert cli.fmt_message(m, {7: "team"}).endswith("] bob -> #7 team: m3")
-    created = chat(1, sender="alice", cmid="", group=7, event={
-        "type": "created", "name": "team", "users": ["alice", "bob"]}).message
+    created = chat(
+        1,
+        sender="alice",
+        cmid="",
+        group=7,
+        event={"type": "created", "name": "team", "users": ["alice", "bob"]},
+    ).message
     assert created is not None
     assert cli.fmt_message(created, {7: "team"}).endswith(
-        '] #7 team: * alice created the group "team" with bob')
+        '] #7 team: * alice created the group "team" with bob'
+    )
     for event, text in (
         ({"type": "added", "users": ["carol"]}, "alice added carol"),
         ({"type": "removed", "users": ["carol"]}, "alice removed carol"),
@@ -596,16 +684,21 @@ def test_cli_formats_group_messages_and_events() -> None:
 
 
 def test_cli_formats_other_events() -> None:
-    assert cli.fmt_event(ReadReceipt(1, 3, "bob", 5)) == \
-        "(read) bob read conversation #3 up to #5"
-    assert cli.fmt_event(ReadReceipt(1, 3, "me", 5), me="me") == \
-        "(read) you read conversation #3 up to #5"
-    assert cli.fmt_event(ContactEvent(2, "accepted", "bob")) == \
-        "(contact) bob accepted your contact request"
+    assert cli.fmt_event(ReadReceipt(1, 3, "bob", 5)) == "(read) bob read conversation #3 up to #5"
+    assert (
+        cli.fmt_event(ReadReceipt(1, 3, "me", 5), me="me")
+        == "(read) you read conversation #3 up to #5"
+    )
+    assert (
+        cli.fmt_event(ContactEvent(2, "accepted", "bob"))
+        == "(contact) bob accepted your contact request"
+    )
     assert "bob asks to be your contact" in str(cli.fmt_event(ContactEvent(2, "request", "bob")))
     assert cli.fmt_event(TypingEvent("bob", True, 6.0)) == "(typing) bob is typing"
-    assert cli.fmt_event(TypingEvent("bob", False, 6.0, 7), {7: "team"}) == \
-        "(typing) bob stopped typing in #7 team"
+    assert (
+        cli.fmt_event(TypingEvent("bob", False, 6.0, 7), {7: "team"})
+        == "(typing) bob stopped typing in #7 team"
+    )
     assert cli.fmt_event(PresenceChanged("bob", True, 0)) == "(presence) bob is online"
     assert cli.fmt_event(PresenceChanged("bob", False, 0)) == "(presence) bob is offline"
     assert "last seen" in str(cli.fmt_event(PresenceChanged("bob", False, 1_700_000_000_000)))
@@ -628,8 +721,7 @@ def test_cli_social_arguments() -> None:
     a = parse("history", "--group", "5", "--limit", "3")
     assert (a.with_user, a.group, a.limit) == (None, 5, 3)
     a = parse("group", "create", "team", "--member", "bob", "-m", "carol", "--topic", "t")
-    assert (a.group_command, a.name, a.member, a.topic) == ("create", "team",
-                                                            ["bob", "carol"], "t")
+    assert (a.group_command, a.name, a.member, a.topic) == ("create", "team", ["bob", "carol"], "t")
     a = parse("group", "add", "5", "bob", "carol")
     assert (a.group, a.users) == (5, ["bob", "carol"])
     # USER positionals never clobber the global --user (which picks the session).
@@ -648,21 +740,24 @@ def test_cli_social_arguments() -> None:
     assert parse("chats", "--all", "--limit", "50").all
 
 
-@pytest.mark.parametrize("argv", [
-    ["send", "--group", "5"],  # no text
-    ["send", "bob"],  # no text
-    ["history"],  # neither WITH nor --group
-    ["history", "bob", "--group", "3"],  # both
-    ["group"],
-    ["group", "create"],
-    ["group", "role", "5", "bob", "owner"],
-    ["contact", "poke", "bob"],
-    ["read", "0", "1"],
-    ["read", "1", "0"],
-    ["privacy", "--presence", "friends"],
-    ["privacy", "--receipts", "friends"],
-    ["presence"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["send", "--group", "5"],  # no text
+        ["send", "bob"],  # no text
+        ["history"],  # neither WITH nor --group
+        ["history", "bob", "--group", "3"],  # both
+        ["group"],
+        ["group", "create"],
+        ["group", "role", "5", "bob", "owner"],
+        ["contact", "poke", "bob"],
+        ["read", "0", "1"],
+        ["read", "1", "0"],
+        ["privacy", "--presence", "friends"],
+        ["privacy", "--receipts", "friends"],
+        ["presence"],
+    ],
+)
 def test_cli_social_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         cli.build_parser().parse_args(argv)

@@ -27,8 +27,13 @@ def test_file_store_missing_file_is_empty(tmp_path: Path) -> None:
 def test_file_store_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "dir" / "session.json"
     store = FileStore(path)
-    state = SessionState(username="alice", device="laptop", token="secret", cursor=42,
-                         extra={"host": "127.0.0.1", "port": 7420})
+    state = SessionState(
+        username="alice",
+        device="laptop",
+        token="secret",
+        cursor=42,
+        extra={"host": "127.0.0.1", "port": 7420},
+    )
     store.save(state)
     assert FileStore(path).load() == state
     data = json.loads(path.read_text())
@@ -48,8 +53,9 @@ def test_file_store_is_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
-def test_file_store_writes_through_os_replace(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_store_writes_through_os_replace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The file is never written in place: a new file is renamed over the old one."""
     path = tmp_path / "session.json"
     store = FileStore(path)
@@ -73,8 +79,7 @@ def test_file_store_writes_through_os_replace(tmp_path: Path,
     assert FileStore(path).load().cursor == 2
 
 
-def test_failed_write_keeps_the_old_state(tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_keeps_the_old_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "session.json"
     store = FileStore(path)
     store.save(SessionState(token="old", cursor=5))

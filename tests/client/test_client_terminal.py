@@ -10,9 +10,30 @@ from liaotian.client.terminal import CONTINUATION, safe
 from liaotian.protocol import ChatMessage, ErrorCode, RequestError
 from liaotian.protocol.text import check_field, first_control, is_control
 
-CONTROLS = ["\x00", "\x07", "\x08", "\t", "\n", "\r", "\x1b", "\x7f", "\x85", "\x9b",
-            "\u061c", "\u200b", "\u200d", "\u200e", "\u200f", "\u2028", "\u2029", "\u202a",
-            "\u202e", "\u2066", "\u2069", "\ufeff"]
+CONTROLS = [
+    "\x00",
+    "\x07",
+    "\x08",
+    "\t",
+    "\n",
+    "\r",
+    "\x1b",
+    "\x7f",
+    "\x85",
+    "\x9b",
+    "\u061c",
+    "\u200b",
+    "\u200d",
+    "\u200e",
+    "\u200f",
+    "\u2028",
+    "\u2029",
+    "\u202a",
+    "\u202e",
+    "\u2066",
+    "\u2069",
+    "\ufeff",
+]
 ALLOWED = ["a", " ", "é", "聊", "\u00a0", "\u2030", "\u2070", "😀", "\\"]
 
 
@@ -52,16 +73,29 @@ def test_a_newline_cannot_forge_a_message_line() -> None:
 
 def test_names_from_peers_are_escaped_everywhere() -> None:
     evil = "m\x1b[31mallory\n[00:00] x"
-    g = ChatMessage(id=1, conv=5, pos=1, sender=evil, to="", ts=0, cmid="", text="",
-                    group=5, event={"type": "created", "name": evil, "users": [evil, "bob"]})
+    g = ChatMessage(
+        id=1,
+        conv=5,
+        pos=1,
+        sender=evil,
+        to="",
+        ts=0,
+        cmid="",
+        text="",
+        group=5,
+        event={"type": "created", "name": evil, "users": [evil, "bob"]},
+    )
     ev = GroupEvent.from_message(g)
     assert ev is not None
-    for line in (cli.fmt_message(g, {5: evil}), cli.describe_group_event(ev),
-                 cli.fmt_group(5, {5: evil}),
-                 cli.fmt_event(ContactEvent(seq=1, event="request", user=evil)),
-                 cli.fmt_event(ContactEvent(seq=1, event="\x1b{u}", user=evil)),
-                 cli.fmt_event(TypingEvent(evil, True, 6.0, None)),
-                 cli.fmt_event(PresenceChanged(evil, True, 0))):
+    for line in (
+        cli.fmt_message(g, {5: evil}),
+        cli.describe_group_event(ev),
+        cli.fmt_group(5, {5: evil}),
+        cli.fmt_event(ContactEvent(seq=1, event="request", user=evil)),
+        cli.fmt_event(ContactEvent(seq=1, event="\x1b{u}", user=evil)),
+        cli.fmt_event(TypingEvent(evil, True, 6.0, None)),
+        cli.fmt_event(PresenceChanged(evil, True, 0)),
+    ):
         assert line is not None
         assert first_control(line) < 0, line
 

@@ -27,26 +27,59 @@ DAY2 = int(datetime(2026, 3, 3, 8, 0, tzinfo=UTC).timestamp() * 1000)
 TODAY = date(2026, 3, 3)
 
 
-def msg(conv: int, pos: int, sender: str = "bob", text: str = "hi", *, to: str = ME,
-        group: int | None = None, ts: int = DAY2, event: dict[str, object] | None = None
-        ) -> ChatMessage:
-    return ChatMessage(id=conv * 1000 + pos, conv=conv, pos=pos, sender=sender,
-                       to="" if group is not None else to, ts=ts, cmid=f"c{pos}", text=text,
-                       group=group, event=event)
+def msg(
+    conv: int,
+    pos: int,
+    sender: str = "bob",
+    text: str = "hi",
+    *,
+    to: str = ME,
+    group: int | None = None,
+    ts: int = DAY2,
+    event: dict[str, object] | None = None,
+) -> ChatMessage:
+    return ChatMessage(
+        id=conv * 1000 + pos,
+        conv=conv,
+        pos=pos,
+        sender=sender,
+        to="" if group is not None else to,
+        ts=ts,
+        cmid=f"c{pos}",
+        text=text,
+        group=group,
+        event=event,
+    )
 
 
-def direct(conv: int, peer: str, *, unread: int = 0, read: int = 0, last: int = 0,
-           ts: int = DAY1) -> ConversationSummary:
-    return ConversationSummary(conv=conv, kind="direct", name=peer, ts=ts, unread=unread,
-                               read=read, last=msg(conv, last, peer) if last else None,
-                               peer=peer)
+def direct(
+    conv: int, peer: str, *, unread: int = 0, read: int = 0, last: int = 0, ts: int = DAY1
+) -> ConversationSummary:
+    return ConversationSummary(
+        conv=conv,
+        kind="direct",
+        name=peer,
+        ts=ts,
+        unread=unread,
+        read=read,
+        last=msg(conv, last, peer) if last else None,
+        peer=peer,
+    )
 
 
-def group(conv: int, name: str, *, unread: int = 0, read: int = 0, last: int = 0,
-          ts: int = DAY1) -> ConversationSummary:
-    return ConversationSummary(conv=conv, kind="group", name=name, ts=ts, unread=unread,
-                               read=read, last=msg(conv, last, group=conv) if last else None,
-                               group=conv)
+def group(
+    conv: int, name: str, *, unread: int = 0, read: int = 0, last: int = 0, ts: int = DAY1
+) -> ConversationSummary:
+    return ConversationSummary(
+        conv=conv,
+        kind="group",
+        name=name,
+        ts=ts,
+        unread=unread,
+        read=read,
+        last=msg(conv, last, group=conv) if last else None,
+        group=conv,
+    )
 
 
 # ---------------------------------------------------------------------- names
@@ -141,8 +174,9 @@ def test_labels_add_numbers_only_to_groups_sharing_a_name() -> None:
 
 def test_rows_have_day_separators_receipts_events_and_pending_sends() -> None:
     conv = Conversation(Target(peer="bob"))
-    conv.add_page([msg(1, 1, ts=DAY1), msg(1, 2, ME, to="bob"), msg(1, 3, ME, to="bob")],
-                  more_before=True)
+    conv.add_page(
+        [msg(1, 1, ts=DAY1), msg(1, 2, ME, to="bob"), msg(1, 3, ME, to="bob")], more_before=True
+    )
     conv.receipts([Marker(user="bob", pos=2)], [Marker(user="bob", pos=3)])
     pending = conv.pend("on its way")
     rows = conv.rows(ME, TODAY, UTC)
@@ -150,7 +184,9 @@ def test_rows_have_day_separators_receipts_events_and_pending_sends() -> None:
     assert rows[1] == DayRow("Yesterday") and rows[3] == DayRow("Today")
     assert isinstance(rows[2], MessageRow) and rows[2].receipt is None
     assert [r.receipt for r in rows if isinstance(r, MessageRow) and r.mine] == [
-        "read", "delivered"]
+        "read",
+        "delivered",
+    ]
     assert rows[-1] == PendingRow(pending)
     conv.settle(pending, msg(1, 4, ME, to="bob"))
     assert conv.pending == [] and conv.newest == 4
@@ -165,9 +201,19 @@ def test_rows_have_day_separators_receipts_events_and_pending_sends() -> None:
 def test_group_receipts_and_events() -> None:
     conv = Conversation(Target(group=5))
     assert conv.conv == 5
-    conv.add_page([msg(5, 1, "carol", group=5, event={"type": "created", "name": "t",
-                                                       "users": ["carol", ME, "bob"]}),
-                   msg(5, 2, ME, group=5)], more_before=False)
+    conv.add_page(
+        [
+            msg(
+                5,
+                1,
+                "carol",
+                group=5,
+                event={"type": "created", "name": "t", "users": ["carol", ME, "bob"]},
+            ),
+            msg(5, 2, ME, group=5),
+        ],
+        more_before=False,
+    )
     conv.receipts([Marker(user="bob", pos=2), Marker(user="carol", pos=2)], [])
     rows = conv.rows(ME, TODAY, UTC)
     assert isinstance(rows[1], EventRow) and rows[1].event.type == "created"
@@ -240,8 +286,7 @@ def test_chat_command_takes_a_user_or_a_group_name() -> None:
     from liaotian.client.cli import build_parser
 
     args = build_parser().parse_args(["chat", "--group", "trip", "--user", "alice"])
-    assert (args.command, args.group, args.with_user, args.user) == ("chat", "trip", None,
-                                                                     "alice")
+    assert (args.command, args.group, args.with_user, args.user) == ("chat", "trip", None, "alice")
     assert build_parser().parse_args(["chat", "--with", "bob"]).with_user == "bob"
     assert build_parser().parse_args(["chat"]).group is None
     with pytest.raises(SystemExit):

@@ -19,21 +19,30 @@ from liaotian.server.testing import run_server
 ROOT = Path(__file__).resolve().parents[2]
 
 # The flags of the second server (conformance/README.md documents the same ones).
-SMALL = {"auth_timeout": 1.0, "idle_timeout": 2.0, "heartbeat_interval": 0.5,
-         "max_inflight_requests": 2, "max_frame_size": 8192, "max_text_len": 1024,
-         "max_meta_size": 512}
+SMALL = {
+    "auth_timeout": 1.0,
+    "idle_timeout": 2.0,
+    "heartbeat_interval": 0.5,
+    "max_inflight_requests": 2,
+    "max_frame_size": 8192,
+    "max_text_len": 1024,
+    "max_meta_size": 512,
+}
 
 
 def _failures(results: list[runner.Result]) -> list[str]:
-    return [f"§{r.check.section} {r.check.name}: {r.detail}" for r in results
-            if r.status == runner.FAIL]
+    return [
+        f"§{r.check.section} {r.check.name}: {r.detail}" for r in results if r.status == runner.FAIL
+    ]
 
 
 async def test_every_check_passes_against_the_reference_server(tmp_path: Path) -> None:
     (tmp_path / "main").mkdir()
     (tmp_path / "small").mkdir()
-    async with run_server(tmp_path / "main") as srv, \
-            run_server(tmp_path / "small", **SMALL) as small:
+    async with (
+        run_server(tmp_path / "main") as srv,
+        run_server(tmp_path / "small", **SMALL) as small,
+    ):
         opts = runner.Options(Target(srv.host, srv.port), Target(small.host, small.port))
         results = await runner.run(opts)
     assert len(results) == len(all_checks()) >= 60
@@ -50,9 +59,21 @@ async def test_console_script_exit_code_and_junit(tmp_path: Path) -> None:
     async with run_server(tmp_path / "db") as srv:
         junit = tmp_path / "out.xml"
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "liaotian.conformance.cli", f"{srv.host}:{srv.port}",
-            "--only", "2", "--only", "3", "--only", "11", "--junit", str(junit),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "liaotian.conformance.cli",
+            f"{srv.host}:{srv.port}",
+            "--only",
+            "2",
+            "--only",
+            "3",
+            "--only",
+            "11",
+            "--junit",
+            str(junit),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     text = out.decode()
     assert proc.returncode == 0, text + err.decode()
@@ -77,9 +98,17 @@ async def test_console_script_fails_on_a_failing_must(tmp_path: Path) -> None:
     port = srv.sockets[0].getsockname()[1]
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "liaotian.conformance.cli", f"127.0.0.1:{port}",
-            "--only", "5", "--timeout", "1",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "liaotian.conformance.cli",
+            f"127.0.0.1:{port}",
+            "--only",
+            "5",
+            "--timeout",
+            "1",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, _ = await asyncio.wait_for(proc.communicate(), 60)
     finally:
         srv.close()
@@ -103,9 +132,17 @@ async def test_console_script_over_tls(tmp_path: Path) -> None:
     ca.cert_pem.write_to_path(str(ca_path))
     async with run_server(tmp_path, tls_cert=str(cert_path), tls_key=str(key_path)) as srv:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "liaotian.conformance.cli", f"{srv.host}:{srv.port}",
-            "--only", "5", "--ca-file", str(ca_path),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "liaotian.conformance.cli",
+            f"{srv.host}:{srv.port}",
+            "--only",
+            "5",
+            "--ca-file",
+            str(ca_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, out.decode() + err.decode()
     assert "OK:" in out.decode() and "PASS  §5" in out.decode()

@@ -99,7 +99,8 @@ def _decode(v: dict[str, Any]) -> tuple[int, int, dict[str, Any], Message]:
 
 def test_vector_file_is_current() -> None:
     spec = importlib.util.spec_from_file_location(
-        "make_vectors", ROOT / "tests" / "vectors" / "make_vectors.py")
+        "make_vectors", ROOT / "tests" / "vectors" / "make_vectors.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -144,8 +145,7 @@ def _server_in(state: State) -> Connection:
         assert isinstance(conn.next_event(), Hello)
         conn.send(Welcome(rid=SETUP_RID, version=1, server="t", time=0, heartbeat=30.0))
     if state is State.AUTHENTICATED:
-        conn.receive_data(Login(rid=SETUP_RID, username="u", password="p" * 8,
-                                device="d").encode())
+        conn.receive_data(Login(rid=SETUP_RID, username="u", password="p" * 8, device="d").encode())
         assert isinstance(conn.next_event(), Login)
         conn.send(Authenticated(rid=SETUP_RID, user="u", device="d", head=0, acked=0))
     assert conn.state is state and conn.pending_requests == 0
@@ -158,13 +158,15 @@ def _client_in(state: State, rid: int, msg_type: int) -> Connection:
     conn = Connection(Role.CLIENT)
     if state is not State.AWAIT_HELLO:
         conn.send(Hello(rid=SETUP_RID, versions=(1,)))
-        conn.receive_data(Welcome(rid=SETUP_RID, version=1, server="t", time=0,
-                                  heartbeat=30.0).encode())
+        conn.receive_data(
+            Welcome(rid=SETUP_RID, version=1, server="t", time=0, heartbeat=30.0).encode()
+        )
         assert isinstance(conn.next_event(), Welcome)
     if state is State.AUTHENTICATED:
         conn.send(Login(rid=SETUP_RID, username="u", password="p" * 8, device="d"))
-        conn.receive_data(Authenticated(rid=SETUP_RID, user="u", device="d", head=0,
-                                        acked=0).encode())
+        conn.receive_data(
+            Authenticated(rid=SETUP_RID, user="u", device="d", head=0, acked=0).encode()
+        )
         assert isinstance(conn.next_event(), Authenticated)
     assert conn.state is state and conn.pending_requests == 0
     if rid and msg_type != MessageType.ERROR:
@@ -190,17 +192,20 @@ def test_connection_yields_event(v: dict[str, Any]) -> None:
     event = conn.next_event()
     if isinstance(msg, Hello) and not set(msg.versions) & set(SUPPORTED_VERSIONS):
         # The one refusal among the vectors: the server answers with the next two vectors.
-        assert event == ProtocolViolation(ErrorCode.UNSUPPORTED_VERSION, "no common version",
-                                          msg.rid)
+        assert event == ProtocolViolation(
+            ErrorCode.UNSUPPORTED_VERSION, "no common version", msg.rid
+        )
         by_name = {x["name"]: x for x in VECTORS}
         expected = _frame(by_name["error_unsupported_version"]) + _frame(
-            by_name["close_unsupported_version"])
+            by_name["close_unsupported_version"]
+        )
         assert conn.data_to_send() == expected
         assert conn.closed
         return
     if v["type"] == MessageType.CLOSE:
-        assert event == ConnectionTerminated(v["payload"]["code"], v["payload"]["reason"],
-                                             by_peer=True)
+        assert event == ConnectionTerminated(
+            v["payload"]["code"], v["payload"]["reason"], by_peer=True
+        )
         assert conn.closed
     else:
         assert event == msg
@@ -221,7 +226,7 @@ def _table(header_start: str) -> list[list[str]]:
     for i, line in enumerate(lines):
         if line.startswith(header_start):
             rows = []
-            for row in lines[i + 2:]:
+            for row in lines[i + 2 :]:
                 if not row.startswith("|"):
                     break
                 rows.append([c.strip().strip("`") for c in row.strip().strip("|").split("|")])
@@ -245,10 +250,13 @@ def test_spec_message_table() -> None:
             assert direction == "S→C", r
 
 
-@pytest.mark.parametrize(("header", "table", "role"), [
-    ("| Client sends |", CLIENT_MAY_SEND, "client"),
-    ("| Server sends |", SERVER_MAY_SEND, "server"),
-])
+@pytest.mark.parametrize(
+    ("header", "table", "role"),
+    [
+        ("| Client sends |", CLIENT_MAY_SEND, "client"),
+        ("| Server sends |", SERVER_MAY_SEND, "server"),
+    ],
+)
 def test_spec_state_table(header: str, table: dict[State, frozenset[int]], role: str) -> None:
     rows = _table(header)
     types = CLIENT_TYPES if role == "client" else SERVER_TYPES
@@ -355,7 +363,7 @@ def _field_rows(body: list[str]) -> list[list[str]] | None:
     for i, line in enumerate(body):
         if line.startswith("| Key | msgpack type | Req. | Constraints | Meaning |"):
             rows = []
-            for row in body[i + 2:]:
+            for row in body[i + 2 :]:
                 if not row.startswith("|"):
                     break
                 rows.append([c.strip() for c in row.strip().strip("|").split("|")])
@@ -374,8 +382,13 @@ def _type_name(kind: Any) -> str:
             return "array of str"
         heading = ENTRY_HEADINGS[item]  # "Group member map" -> "array of group member map"
         return f"array of {heading[0].lower()}{heading[1:]}"
-    return {int: "integer", str: "str", bool: "boolean", float: "float",
-            ChatMessage: "message map (8.2)"}[kind]
+    return {
+        int: "integer",
+        str: "str",
+        bool: "boolean",
+        float: "float",
+        ChatMessage: "message map (8.2)",
+    }[kind]
 
 
 def _check_field_table(what: str, cls: Any, body: list[str]) -> None:
@@ -452,7 +465,7 @@ def test_spec_cross_references_resolve() -> None:
     # 26 is reserved for the bots (merged on their own branch): until they come, the
     # sections skip it; with them they run on without a gap
     numbers = [str(i) for i in range(1, len(tops) + 2) if "26" in tops or i != 26]
-    assert tops == numbers[:len(tops)], tops
+    assert tops == numbers[: len(tops)], tops
     assert SECTIONS[tops[-1]][0] == "Test vectors"
     contents = re.findall(r"^(\d+)\. (.+)$", SPEC.split("\n---\n", 1)[0], re.M)
     assert [n for n, _ in contents] == tops

@@ -44,8 +44,9 @@ WAIT = 10.0  # seconds: generous bound for any single expected event
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_crash_soak(tmp_path: Path, args: list[str], timeout: float = 180.0,
-                   watchdog: float = 10.0) -> tuple[int, dict[str, Any], str]:
+def run_crash_soak(
+    tmp_path: Path, args: list[str], timeout: float = 180.0, watchdog: float = 10.0
+) -> tuple[int, dict[str, Any], str]:
     """Run scripts/crash_soak.py in its own process group; return (exit code, JSON
     summary, stderr).
 
@@ -54,24 +55,40 @@ def run_crash_soak(tmp_path: Path, args: list[str], timeout: float = 180.0,
     and a report (it kills its server itself, as it does on every exit); should even that
     fail, the whole group (script and server) is killed by its id after `timeout`."""
     report = tmp_path / "soak.json"
-    cmd = [sys.executable, str(REPO / "scripts" / "crash_soak.py"), "--json", str(report),
-           "--workdir", str(tmp_path / "db"), "--watchdog", str(watchdog), *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "crash_soak.py"),
+        "--json",
+        str(report),
+        "--workdir",
+        str(tmp_path / "db"),
+        "--watchdog",
+        str(watchdog),
+        *args,
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         _out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the script is still alive: its group id
         _out, err = proc.communicate()
-        raise AssertionError(f"crash_soak did not finish within {timeout} s:\n"
-                             f"{err[-4000:]}") from None
+        raise AssertionError(
+            f"crash_soak did not finish within {timeout} s:\n{err[-4000:]}"
+        ) from None
     summary = json.loads(report.read_text()) if report.exists() else {}
     return proc.returncode, summary, err
 
 
-async def wait_for(cond: Callable[[], bool], what: str, timeout: float = WAIT, *,
-                   tick: float = 0.02,
-                   between: Callable[[], Awaitable[Any]] | None = None) -> float:
+async def wait_for(
+    cond: Callable[[], bool],
+    what: str,
+    timeout: float = WAIT,
+    *,
+    tick: float = 0.02,
+    between: Callable[[], Awaitable[Any]] | None = None,
+) -> float:
     """Await cond() becoming true: short awaits in a loop bounded by `timeout` (for server
     state that offers nothing to await, like the hub's connection table). `between` runs
     each round (a PING keeps a client alive under a short idle timeout). Returns the
@@ -90,8 +107,7 @@ async def wait_for(cond: Callable[[], bool], what: str, timeout: float = WAIT, *
 def server_conns(srv: RunningServer, username: str | None = None) -> list[Any]:
     """The server's open connections (its hub), optionally only those of one user."""
     assert srv.server is not None
-    return [c for c in srv.server.hub.connections
-            if username is None or c.username == username]
+    return [c for c in srv.server.hub.connections if username is None or c.username == username]
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -109,8 +125,14 @@ class Opened:
         self.clients: list[RawClient] = []
         self._closers: list[Callable[[], Awaitable[Any]]] = []
 
-    async def client(self, srv: RunningServer, *, rcvbuf: int | None = None,
-                     cls: type[RawClient] = RawClient, **kw: Any) -> RawClient:
+    async def client(
+        self,
+        srv: RunningServer,
+        *,
+        rcvbuf: int | None = None,
+        cls: type[RawClient] = RawClient,
+        **kw: Any,
+    ) -> RawClient:
         """A raw client connected to srv (or to a (host, port) pair through `port=`).
 
         `rcvbuf` shrinks the socket's receive buffer before connecting, so that a client
@@ -121,8 +143,9 @@ class Opened:
             if rcvbuf is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             sock.setblocking(False)
-            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (HOST, port)),
-                                   WAIT)
+            await asyncio.wait_for(
+                asyncio.get_running_loop().sock_connect(sock, (HOST, port)), WAIT
+            )
             reader, writer = await asyncio.open_connection(sock=sock)
         except BaseException:
             sock.close()
@@ -136,8 +159,16 @@ class Opened:
         await c.hello()
         return c
 
-    async def user(self, srv: RunningServer, name: str, device: str = "d1", *,
-                   register: bool = False, sync: bool = True, **kw: Any) -> RawClient:
+    async def user(
+        self,
+        srv: RunningServer,
+        name: str,
+        device: str = "d1",
+        *,
+        register: bool = False,
+        sync: bool = True,
+        **kw: Any,
+    ) -> RawClient:
         """Logged in (registering first if asked) and, unless sync=False, live."""
         c = await self.anonymous(srv, **kw)
         if register:
@@ -192,8 +223,7 @@ class DroppingProxy:
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
-    async def _handle(self, creader: asyncio.StreamReader,
-                      cwriter: asyncio.StreamWriter) -> None:
+    async def _handle(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
@@ -232,8 +262,7 @@ class DroppingProxy:
                     msg_type, rid, payload = unpack_body(body)
                     if self.armed and msg_type == self.drop_type:
                         self.armed = False
-                        self.dropped.append(decode_message(msg_type, rid, payload,
-                                                           DEFAULT_LIMITS))
+                        self.dropped.append(decode_message(msg_type, rid, payload, DEFAULT_LIMITS))
                         self.cut.set()
                         return
                     writer.write(encode_frame(body))
@@ -261,9 +290,21 @@ async def send_window(c: RawClient, to: str, texts: list[str]) -> list[Any]:
     return [await c.answer(m.rid) for m in msgs]
 
 
-SOAK_COUNTS = ("crash_attempted", "crash_acked", "crash_delivered", "crash_lost",
-               "crash_duplicated", "acked_duplicate", "unacked", "unacked_stored",
-               "disconnects", "reconnects", "integrity", "exit_codes", "final_exit_code")
+SOAK_COUNTS = (
+    "crash_attempted",
+    "crash_acked",
+    "crash_delivered",
+    "crash_lost",
+    "crash_duplicated",
+    "acked_duplicate",
+    "unacked",
+    "unacked_stored",
+    "disconnects",
+    "reconnects",
+    "integrity",
+    "exit_codes",
+    "final_exit_code",
+)
 
 
 def measure_crash_soak(tmp_path: Path, args: list[str]) -> tuple[int, dict[str, Any], str]:
@@ -274,6 +315,6 @@ def measure_crash_soak(tmp_path: Path, args: list[str]) -> tuple[int, dict[str, 
     run_dir.mkdir()
     rc, summary, err = run_crash_soak(run_dir, args)
     assert not summary.get("livelock"), (
-        "client event loop stalled after a reset:\n" + str(summary.get("stack", ""))[-2000:])
+        "client event loop stalled after a reset:\n" + str(summary.get("stack", ""))[-2000:]
+    )
     return rc, summary, err
-

@@ -51,15 +51,21 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 
 @pytest.mark.parametrize("call", ["send", "history"])
 def test_request_right_after_a_reset_completes(tmp_path, call: str) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", SCENARIO, str(tmp_path), call],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCENARIO, str(tmp_path), call],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=8)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise AssertionError(f"client.{call}() after a reset never returned within 8 s "
-                             "(its own 5 s timeout could not fire either): the event loop "
-                             "is livelocked") from None
+        raise AssertionError(
+            f"client.{call}() after a reset never returned within 8 s "
+            "(its own 5 s timeout could not fire either): the event loop "
+            "is livelocked"
+        ) from None
     assert proc.returncode == 0 and "OK" in out, err[-3000:]

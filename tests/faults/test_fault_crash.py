@@ -18,11 +18,26 @@ from faultkit import SOAK_COUNTS, measure_crash_soak
 
 
 def test_sigkill_three_times_under_load_loses_and_duplicates_nothing(tmp_path) -> None:
-    rc, summary, err = measure_crash_soak(tmp_path, [
-        "--duration", "7", "--kills", "3", "--signal", "kill", "--users", "6",
-        "--group-size", "4", "--window", "2", "--seed", "20240601"])
-    print("crash counts:",
-          json.dumps({k: summary.get(k) for k in SOAK_COUNTS}, sort_keys=True))
+    rc, summary, err = measure_crash_soak(
+        tmp_path,
+        [
+            "--duration",
+            "7",
+            "--kills",
+            "3",
+            "--signal",
+            "kill",
+            "--users",
+            "6",
+            "--group-size",
+            "4",
+            "--window",
+            "2",
+            "--seed",
+            "20240601",
+        ],
+    )
+    print("crash counts:", json.dumps({k: summary.get(k) for k in SOAK_COUNTS}, sort_keys=True))
     assert summary, f"no summary (exit code {rc}):\n{err[-4000:]}"
 
     assert summary["faults"] == 3

@@ -12,11 +12,29 @@ from faultkit import SOAK_COUNTS, measure_crash_soak
 
 def test_sigterm_under_load_exits_0_and_clients_come_back(tmp_path) -> None:
     users, restarts = 4, 2
-    rc, summary, err = measure_crash_soak(tmp_path, [
-        "--duration", "5", "--kills", str(restarts), "--signal", "term", "--users",
-        str(users), "--group-size", "3", "--window", "2", "--seed", "7"])
-    print("graceful restart counts:",
-          json.dumps({k: summary.get(k) for k in SOAK_COUNTS}, sort_keys=True))
+    rc, summary, err = measure_crash_soak(
+        tmp_path,
+        [
+            "--duration",
+            "5",
+            "--kills",
+            str(restarts),
+            "--signal",
+            "term",
+            "--users",
+            str(users),
+            "--group-size",
+            "3",
+            "--window",
+            "2",
+            "--seed",
+            "7",
+        ],
+    )
+    print(
+        "graceful restart counts:",
+        json.dumps({k: summary.get(k) for k in SOAK_COUNTS}, sort_keys=True),
+    )
     assert summary, f"no summary (exit code {rc}):\n{err[-4000:]}"
 
     assert summary["exit_codes"] == [0] * restarts  # every SIGTERM is a clean exit

@@ -19,7 +19,8 @@ IDLE = {"idle_timeout": 1.0, "heartbeat_interval": 0.5}
 
 
 async def test_half_open_recipient_loses_nothing_and_is_closed_at_idle_timeout(
-        tmp_path, opened: Opened) -> None:
+    tmp_path, opened: Opened
+) -> None:
     async with run_server(tmp_path, **IDLE) as srv:
         alice = await opened.user(srv, "alice", register=True)
         bob = await opened.user(srv, "bob", register=True, rcvbuf=4096)
@@ -35,7 +36,8 @@ async def test_half_open_recipient_loses_nothing_and_is_closed_at_idle_timeout(
         back = await opened.resume(srv, bob.token)
         log = messages_of(await back.sync_all(0))
         assert [(u.message.id, u.message.text) for u in log] == [
-            (s.id, f"while you were gone {i}") for i, s in enumerate(sent)]
+            (s.id, f"while you were gone {i}") for i, s in enumerate(sent)
+        ]
         assert [u.message.pos for u in log] == list(range(1, 31))
 
         # the server closes the half-open one once idle_timeout passed without a byte
@@ -44,8 +46,12 @@ async def test_half_open_recipient_loses_nothing_and_is_closed_at_idle_timeout(
             await back.barrier()
             await alice.barrier()
 
-        took = await wait_for(lambda: ghost not in server_conns(srv), "the half-open "
-                              "connection to be dropped", timeout=8.0, between=keep_alive)
+        took = await wait_for(
+            lambda: ghost not in server_conns(srv),
+            "the half-open connection to be dropped",
+            timeout=8.0,
+            between=keep_alive,
+        )
         print(f"half-open connection dropped {took:.2f} s after the recipient came back")
         assert server_conns(srv, "bob") != [] and ghost not in server_conns(srv, "bob")
         # what the dead socket had buffered: the 30 pushes, then CLOSE 4001, then EOF
@@ -55,8 +61,7 @@ async def test_half_open_recipient_loses_nothing_and_is_closed_at_idle_timeout(
         await back.barrier()  # the new connection is unaffected
 
 
-async def test_half_open_recipient_with_a_full_socket_is_dropped(tmp_path,
-                                                                 opened: Opened) -> None:
+async def test_half_open_recipient_with_a_full_socket_is_dropped(tmp_path, opened: Opened) -> None:
     """As above, but enough is pushed to fill the socket: the server's write buffer is
     paused when the idle timeout fires, so the graceful close (CLOSE 4001, then flush)
     can never finish. transport.py promises that a peer keeping its socket unwritable for
@@ -66,10 +71,14 @@ async def test_half_open_recipient_with_a_full_socket_is_dropped(tmp_path,
     (Regression test: before commit d415592 the idle-timeout close path returned without
     re-arming the write deadline and the connection stayed in hub.connections forever.)"""
     write_timeout = 1.5
-    async with run_server(tmp_path, **IDLE, write_timeout=write_timeout,
-                          max_outbound_buffer=64 * 1024 * 1024,
-                          send_bytes_burst=64 * 1024 * 1024,
-                          send_bytes_rate=64 * 1024 * 1024) as srv:
+    async with run_server(
+        tmp_path,
+        **IDLE,
+        write_timeout=write_timeout,
+        max_outbound_buffer=64 * 1024 * 1024,
+        send_bytes_burst=64 * 1024 * 1024,
+        send_bytes_rate=64 * 1024 * 1024,
+    ) as srv:
         alice = await opened.user(srv, "alice", register=True)
         bob = await opened.user(srv, "bob", register=True, rcvbuf=4096)
         (ghost,) = server_conns(srv, "bob")
@@ -92,10 +101,12 @@ async def test_half_open_recipient_with_a_full_socket_is_dropped(tmp_path,
             await alice.barrier()
 
         try:
-            await wait_for(lambda: ghost not in server_conns(srv),
-                           "the half-open connection with a full socket to be dropped",
-                           timeout=IDLE["idle_timeout"] + write_timeout + 3.0,
-                           between=keep_alive)
+            await wait_for(
+                lambda: ghost not in server_conns(srv),
+                "the half-open connection with a full socket to be dropped",
+                timeout=IDLE["idle_timeout"] + write_timeout + 3.0,
+                between=keep_alive,
+            )
         finally:
             bob.writer.transport.abort()  # else the server's shutdown waits out its grace
         assert srv.server is not None  # its per-address slot is free again

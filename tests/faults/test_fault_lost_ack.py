@@ -22,12 +22,12 @@ from rawclient import PASSWORD, Closed, messages_of
 
 
 def same_message(a: Sent, b: Sent) -> bool:
-    return (a.id, a.conv, a.pos, a.seq, a.ts, a.cmid) == (b.id, b.conv, b.pos, b.seq, b.ts,
-                                                          b.cmid)
+    return (a.id, a.conv, a.pos, a.seq, a.ts, a.cmid) == (b.id, b.conv, b.pos, b.seq, b.ts, b.cmid)
 
 
-async def test_sent_swallowed_after_commit_retry_gets_the_original(tmp_path,
-                                                                   opened: Opened) -> None:
+async def test_sent_swallowed_after_commit_retry_gets_the_original(
+    tmp_path, opened: Opened
+) -> None:
     async with run_server(tmp_path) as srv:
         proxy = await DroppingProxy(srv.port).start()
         opened.on_close(proxy.close)
@@ -53,7 +53,8 @@ async def test_sent_swallowed_after_commit_retry_gets_the_original(tmp_path,
         again = await opened.resume(srv, token)
         entries = messages_of(await again.sync_all(0))
         assert [(u.seq, u.message.id, u.message.cmid) for u in entries] == [
-            (original.seq, original.id, "lost-ack-1")]
+            (original.seq, original.id, "lost-ack-1")
+        ]
         # resend the unacknowledged SEND with the same cmid: answered with the original
         retry = await again.send("bob", "across the cut (retry)", cmid="lost-ack-1")
         assert retry.duplicate and same_message(retry, original), (retry, original)
@@ -62,13 +63,13 @@ async def test_sent_swallowed_after_commit_retry_gets_the_original(tmp_path,
         # exactly one stored message, the first text
         history = await again.full_history("bob")
         assert [(m.id, m.cmid, m.text) for m in history] == [
-            (original.id, "lost-ack-1", "across the cut")]
+            (original.id, "lost-ack-1", "across the cut")
+        ]
         bob_log = messages_of(await (await opened.resume(srv, bob.token)).sync_all(0))
         assert [u.message.id for u in bob_log] == [original.id]
 
 
-async def test_send_then_close_at_once_retry_gets_the_original(tmp_path,
-                                                              opened: Opened) -> None:
+async def test_send_then_close_at_once_retry_gets_the_original(tmp_path, opened: Opened) -> None:
     async with run_server(tmp_path) as srv:
         bob = await opened.user(srv, "bob", register=True)
         alice = await opened.user(srv, "alice", register=True, sync=False)
@@ -84,15 +85,20 @@ async def test_send_then_close_at_once_retry_gets_the_original(tmp_path,
         again = await opened.resume(srv, token)
         retry = await again.send("bob", "second try", cmid="gone-1")
         assert retry.duplicate
-        assert (retry.id, retry.pos, retry.conv, retry.ts) == (stored.id, stored.pos,
-                                                               stored.conv, stored.ts)
+        assert (retry.id, retry.pos, retry.conv, retry.ts) == (
+            stored.id,
+            stored.pos,
+            stored.conv,
+            stored.ts,
+        )
         await bob.assert_no_push()
         history = await again.full_history("bob")
         assert [(m.id, m.text) for m in history] == [(stored.id, "fire and forget")]
 
 
-async def test_immediate_retry_from_another_device_races_the_original(tmp_path,
-                                                                     opened: Opened) -> None:
+async def test_immediate_retry_from_another_device_races_the_original(
+    tmp_path, opened: Opened
+) -> None:
     """The original SEND (its connection closed at once) and the retry (on a second
     device, already live) reach the server together, often in one group commit: exactly
     one message per cmid, whichever the server takes first."""
@@ -133,18 +139,30 @@ async def test_client_library_recovers_a_swallowed_sent(tmp_path, opened: Opened
             await lt.register(srv.host, srv.port, name, PASSWORD)
         proxy = await DroppingProxy(srv.port).start()
         opened.on_close(proxy.close)
-        async with lt.connect(HOST, proxy.port, username="alice", password=PASSWORD,
-                              device="d", backoff=Backoff(base=0.05, cap=0.2)) as alice:
+        async with lt.connect(
+            HOST,
+            proxy.port,
+            username="alice",
+            password=PASSWORD,
+            device="d",
+            backoff=Backoff(base=0.05, cap=0.2),
+        ) as alice:
             sent = await alice.send("bob", "hello through the cut", cmid="lib-lost-1")
             (original,) = proxy.dropped
             assert proxy.cut.is_set()
             # send() returned once, with the original message (rebuilt from the retry)
-            assert (sent.id, sent.pos, sent.conv, sent.seq) == (original.id, original.pos,
-                                                                original.conv, original.seq)
+            assert (sent.id, sent.pos, sent.conv, sent.seq) == (
+                original.id,
+                original.pos,
+                original.conv,
+                original.seq,
+            )
             later = await alice.send("bob", "after the reconnect")
             assert later.id != sent.id and later.pos == sent.pos + 1
         bob = await opened.user(srv, "bob")
         log = messages_of(await bob.sync_all(0))
         assert [(u.message.cmid, u.message.text) for u in log] == [
-            ("lib-lost-1", "hello through the cut"), (later.cmid, "after the reconnect")]
+            ("lib-lost-1", "hello through the cut"),
+            (later.cmid, "after the reconnect"),
+        ]
         assert log[0].message.id == original.id

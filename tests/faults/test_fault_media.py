@@ -25,8 +25,7 @@ MIB = 1024 * 1024
 
 
 def _soak() -> Any:
-    spec = importlib.util.spec_from_file_location("crash_soak",
-                                                  REPO / "scripts" / "crash_soak.py")
+    spec = importlib.util.spec_from_file_location("crash_soak", REPO / "scripts" / "crash_soak.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("crash_soak", module)  # its dataclasses look themselves up
@@ -44,8 +43,14 @@ def content(n: int, seed: int) -> bytes:
 
 
 def client(port: int, user: str) -> Client:
-    return Client("127.0.0.1", port, username=user, password=PASSWORD,
-                  backoff=Backoff(base=0.05, cap=0.5), request_timeout=WAIT)
+    return Client(
+        "127.0.0.1",
+        port,
+        username=user,
+        password=PASSWORD,
+        backoff=Backoff(base=0.05, cap=0.5),
+        request_timeout=WAIT,
+    )
 
 
 def stored_blobs(media_dir: Path) -> dict[str, bytes]:
@@ -62,9 +67,15 @@ def stored_blobs(media_dir: Path) -> dict[str, bytes]:
 async def test_sigkill_during_uploads_and_downloads(tmp_path: Path) -> None:
     soak = _soak()
     db = str(tmp_path / "media.db")
-    srv = soak.ServerProcess(db, soak.free_port(), env={
-        "LIAOTIAN_REGISTER_RATE": "1000", "LIAOTIAN_REGISTER_BURST": "1000",
-        "LIAOTIAN_MEDIA_SYNC_EVERY": str(MIB)})
+    srv = soak.ServerProcess(
+        db,
+        soak.free_port(),
+        env={
+            "LIAOTIAN_REGISTER_RATE": "1000",
+            "LIAOTIAN_REGISTER_BURST": "1000",
+            "LIAOTIAN_MEDIA_SYNC_EVERY": str(MIB),
+        },
+    )
     await srv.start()
     kills: list[int | None] = []
     try:
@@ -83,6 +94,7 @@ async def test_sigkill_during_uploads_and_downloads(tmp_path: Path) -> None:
             def progress(done: int, total: int) -> None:
                 if done >= total_goal:
                     half.set()
+
             return progress
 
         async with client(srv.port, "alice") as alice, client(srv.port, "bob") as bob:
@@ -96,10 +108,19 @@ async def test_sigkill_during_uploads_and_downloads(tmp_path: Path) -> None:
             # crash 1: in the middle of three uploads, with chat going on
             crasher = asyncio.ensure_future(crash_when(half))
             chat = [asyncio.ensure_future(bob.send("alice", f"note {i}")) for i in range(20)]
-            results = await asyncio.wait_for(asyncio.gather(*[
-                alice.media.upload(io.BytesIO(data), window=2,
-                                   progress=at_half(int(1.5 * MIB)) if i == 0 else None)
-                for i, data in enumerate(uploads)]), WAIT)
+            results = await asyncio.wait_for(
+                asyncio.gather(
+                    *[
+                        alice.media.upload(
+                            io.BytesIO(data),
+                            window=2,
+                            progress=at_half(int(1.5 * MIB)) if i == 0 else None,
+                        )
+                        for i, data in enumerate(uploads)
+                    ]
+                ),
+                WAIT,
+            )
             await asyncio.wait_for(crasher, WAIT)
             done: list[UploadDone] = list(results)
             assert [d.blob for d in done] == [hashlib.sha256(d).digest() for d in uploads]
@@ -109,8 +130,9 @@ async def test_sigkill_during_uploads_and_downloads(tmp_path: Path) -> None:
             half.clear()
             crasher = asyncio.ensure_future(crash_when(half))
             out = io.BytesIO()
-            await asyncio.wait_for(bob.media.download(first, out, window=2,
-                                                      progress=at_half(2 * MIB)), WAIT)
+            await asyncio.wait_for(
+                bob.media.download(first, out, window=2, progress=at_half(2 * MIB)), WAIT
+            )
             await asyncio.wait_for(crasher, WAIT)
             assert out.getvalue() == shared
             # the uploads are whole blobs: sendable, readable by the recipient

@@ -102,9 +102,12 @@ from rawclient import PASSWORD
 from socialclient import SocialClient, social_server
 
 REQUEST_TYPES = frozenset(
-    t for t, cls in MESSAGE_CLASSES.items()
-    if cls.FROM_CLIENT and t not in (MessageType.HELLO, MessageType.CLOSE)
-    and t not in ONE_WAY_CLIENT_TYPES)
+    t
+    for t, cls in MESSAGE_CLASSES.items()
+    if cls.FROM_CLIENT
+    and t not in (MessageType.HELLO, MessageType.CLOSE)
+    and t not in ONE_WAY_CLIENT_TYPES
+)
 ACCOUNT_TYPES = frozenset({MessageType.REGISTER, MessageType.LOGIN, MessageType.AUTH})
 SESSION_TYPES = REQUEST_TYPES - ACCOUNT_TYPES - {MessageType.PING}
 
@@ -148,8 +151,10 @@ EXAMPLES: list[tuple[type[Message], dict[str, Any]]] = [
     (SetPrivacy, {"messages": "contacts"}),
     (GetPrivacy, {}),
     # media (SPEC.md 27)
-    (UploadBegin, {"size": 5, "sha256": bytes(32), "media_type": "text/plain",
-                   "chunk_size": 16384}),
+    (
+        UploadBegin,
+        {"size": 5, "sha256": bytes(32), "media_type": "text/plain", "chunk_size": 16384},
+    ),
     (UploadChunk, {"upload": 1, "offset": 0, "data": b"hello"}),
     (UploadFinish, {"upload": 1}),
     (UploadCancel, {"upload": 1}),
@@ -196,13 +201,13 @@ def test_tables_cover_every_request_type() -> None:
     assert named == {cls for cls, _ in NOT_MEMBER_TABLE}
 
 
-async def refused(c: SocialClient, cls: type[Message], fields: dict[str, Any],
-                  code: int) -> None:
+async def refused(c: SocialClient, cls: type[Message], fields: dict[str, Any], code: int) -> None:
     msg = cls(rid=c.rid(), **fields)
     ans = await c.request_raw(msg)
-    assert isinstance(ans, Error) and ans.code == code and ans.rid == msg.rid, \
-        f"{cls.__name__} {fields} by {c.user or 'anonymous'} was answered {ans}, " \
+    assert isinstance(ans, Error) and ans.code == code and ans.rid == msg.rid, (
+        f"{cls.__name__} {fields} by {c.user or 'anonymous'} was answered {ans}, "
         f"expected ERROR {code}"
+    )
 
 
 async def test_every_request_before_hello_is_1004(tmp_path) -> None:
@@ -211,7 +216,7 @@ async def test_every_request_before_hello_is_1004(tmp_path) -> None:
         # 1004 counts towards max_protocol_errors (10): at most 8 per connection
         for start in range(0, len(EXAMPLES), 8):
             c = await net.connect()
-            for cls, fields in EXAMPLES[start:start + 8]:
+            for cls, fields in EXAMPLES[start : start + 8]:
                 await refused(c, cls, fields, ErrorCode.BAD_STATE)
             await c.hello()  # the connection is still usable
             await c.barrier()
@@ -221,17 +226,19 @@ async def test_every_request_before_hello_is_1004(tmp_path) -> None:
         assert server_conns(net.srv, "alice") == []
 
 
-async def test_session_requests_need_a_session_and_account_requests_refuse_one(
-        tmp_path) -> None:
+async def test_session_requests_need_a_session_and_account_requests_refuse_one(tmp_path) -> None:
     async with social_server(tmp_path) as net:
         await net.register("alice", "bob")
-        session = [(cls, fields) for cls, fields in EXAMPLES
-                   if int(cls.TYPE) in SESSION_TYPES and int(cls.TYPE) not in SOCIAL_CLIENT_TYPES]
+        session = [
+            (cls, fields)
+            for cls, fields in EXAMPLES
+            if int(cls.TYPE) in SESSION_TYPES and int(cls.TYPE) not in SOCIAL_CLIENT_TYPES
+        ]
         # a connection sends at most max_preauth_frames (32) frames before it authenticates:
         # a fresh one per 16 requests
         for start in range(0, len(session), 16):
             c = await net.anonymous()
-            for cls, fields in session[start:start + 16]:
+            for cls, fields in session[start : start + 16]:
                 await refused(c, cls, fields, ErrorCode.NOT_AUTHENTICATED)
         # nothing happened: a login on the same connection finds an empty account
         await c.login("alice", PASSWORD, "d1")
@@ -268,7 +275,8 @@ async def test_authorization_refusals_as_another_user(tmp_path) -> None:
     async with social_server(tmp_path) as net:
         await net.register("alice", "bob", "carol", "dave", "erin", "mallory")
         alice, bob, carol, dave, erin, mallory = [
-            await net.user(n) for n in ("alice", "bob", "carol", "dave", "erin", "mallory")]
+            await net.user(n) for n in ("alice", "bob", "carol", "dave", "erin", "mallory")
+        ]
         phone = await net.user("alice", "alicephone")
         team = await alice.create_group("team", ("bob", "dave"))
         g = team.group
@@ -294,10 +302,8 @@ async def test_authorization_refusals_as_another_user(tmp_path) -> None:
             (carol, Read, {"conv": direct.conv, "pos": 1}, ErrorCode.NOT_MEMBER),
             (carol, GetReceipts, {"conv": direct.conv}, ErrorCode.NOT_MEMBER),
             (mallory, Send, {"to": "bob", "cmid": "m1", "text": "hi"}, ErrorCode.NOT_ALLOWED),
-            (mallory, GroupCreate, {"name": "trap", "members": ("bob",)},
-             ErrorCode.NOT_ALLOWED),
-            (mallory, GroupAdd, {"group": solo.group, "users": ("bob",)},
-             ErrorCode.NOT_ALLOWED),
+            (mallory, GroupCreate, {"name": "trap", "members": ("bob",)}, ErrorCode.NOT_ALLOWED),
+            (mallory, GroupAdd, {"group": solo.group, "users": ("bob",)}, ErrorCode.NOT_ALLOWED),
             (mallory, GetProfile, {"user": "bob"}, ErrorCode.NOT_ALLOWED),
             (mallory, Send, {"to": "erin", "cmid": "m2", "text": "hi"}, ErrorCode.NOT_ALLOWED),
             (carol, RevokeDevice, {"device": "alicephone"}, ErrorCode.UNKNOWN_DEVICE),
@@ -311,6 +317,10 @@ async def test_authorization_refusals_as_another_user(tmp_path) -> None:
         await phone.barrier()  # alice's other device was not revoked
         info_after = await alice.get(GetGroup, GroupInfo, group=g)
         assert (info_after.name, info_after.pos, info_after.owner, info_after.members) == (
-            info_before.name, info_before.pos, info_before.owner, info_before.members)
+            info_before.name,
+            info_before.pos,
+            info_before.owner,
+            info_before.members,
+        )
         assert [m.text for m in (await bob.full_history("alice"))] == ["hello bob"]
         assert [m.cmid for m in (await bob.ghistory(g)).messages if not m.event] == []

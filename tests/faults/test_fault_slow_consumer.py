@@ -48,10 +48,16 @@ async def latencies(sender: RawClient, receiver: RawClient, n: int, label: str) 
 
 
 async def test_slow_consumer_is_cut_off_keeps_its_log_and_others_stay_fast(
-        tmp_path, opened: Opened, caplog) -> None:
+    tmp_path, opened: Opened, caplog
+) -> None:
     caplog.set_level(logging.INFO, logger="liaotian.conn")
-    async with run_server(tmp_path, max_outbound_buffer=256 * 1024, write_timeout=1.0,
-                          send_bytes_burst=BIG, send_bytes_rate=BIG) as srv:
+    async with run_server(
+        tmp_path,
+        max_outbound_buffer=256 * 1024,
+        write_timeout=1.0,
+        send_bytes_burst=BIG,
+        send_bytes_rate=BIG,
+    ) as srv:
         alice = await opened.user(srv, "alice", register=True)  # the heavy sender
         carol = await opened.user(srv, "carol", register=True, rcvbuf=4096)  # stops reading
         dave = await opened.user(srv, "dave", register=True)
@@ -94,10 +100,12 @@ async def test_slow_consumer_is_cut_off_keeps_its_log_and_others_stay_fast(
         assert [u.message.pos for u in log] == list(range(1, len(heavy_sent) + 1))
 
         p99_calm, p99_loaded = percentile(baseline, 99), percentile(loaded, 99)
-        print(f"send->delivery latency p50/p99: without slow consumer "
-              f"{percentile(baseline, 50) * 1000:.1f}/{p99_calm * 1000:.1f} ms, with "
-              f"{percentile(loaded, 50) * 1000:.1f}/{p99_loaded * 1000:.1f} ms "
-              f"({len(baseline)}/{len(loaded)} samples; {len(heavy_sent)} x "
-              f"{len(text) // 1000} kB sent to the slow consumer)")
+        print(
+            f"send->delivery latency p50/p99: without slow consumer "
+            f"{percentile(baseline, 50) * 1000:.1f}/{p99_calm * 1000:.1f} ms, with "
+            f"{percentile(loaded, 50) * 1000:.1f}/{p99_loaded * 1000:.1f} ms "
+            f"({len(baseline)}/{len(loaded)} samples; {len(heavy_sent)} x "
+            f"{len(text) // 1000} kB sent to the slow consumer)"
+        )
         assert p99_calm < 0.5
         assert p99_loaded < 0.5

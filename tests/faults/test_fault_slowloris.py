@@ -26,8 +26,9 @@ async def closed_after(c: RawClient, code: int, start: float) -> float:
     return asyncio.get_running_loop().time() - start
 
 
-async def test_unauthenticated_connections_are_closed_at_auth_timeout(tmp_path,
-                                                                      opened: Opened) -> None:
+async def test_unauthenticated_connections_are_closed_at_auth_timeout(
+    tmp_path, opened: Opened
+) -> None:
     async with run_server(tmp_path, auth_timeout=AUTH_TIMEOUT) as srv:
         setup = await opened.anonymous(srv)
         await setup.register("alice")
@@ -41,17 +42,19 @@ async def test_unauthenticated_connections_are_closed_at_auth_timeout(tmp_path,
         registered = await opened.anonymous(srv)
         await registered.register("bob")  # REGISTER does not log in
         failed = await opened.anonymous(srv)
-        await failed.expect_error(Login(rid=failed.rid(), username="alice",
-                                        password="wrong password", device="d1"),
-                                  ErrorCode.BAD_CREDENTIALS)
+        await failed.expect_error(
+            Login(rid=failed.rid(), username="alice", password="wrong password", device="d1"),
+            ErrorCode.BAD_CREDENTIALS,
+        )
         in_time = await opened.user(srv, "alice")
 
         for c in (silent, hello_only, registered, failed):
             took = await closed_after(c, CloseCode.AUTH_TIMEOUT, start)
             assert AUTH_TIMEOUT - 0.05 <= took <= AUTH_TIMEOUT + LATE, took
         await in_time.barrier()  # authenticated in time: not affected
-        await wait_for(lambda: len(server_conns(srv)) == 1, "only the authenticated "
-                       "connection to remain")
+        await wait_for(
+            lambda: len(server_conns(srv)) == 1, "only the authenticated connection to remain"
+        )
         assert server_conns(srv, "alice") != []
 
 
@@ -62,7 +65,7 @@ async def trickle(c: RawClient, data: bytes, every: float = 0.03) -> int:
         if c.writer.is_closing() or c.eof or c.terminated is not None:
             return i
         try:
-            c.writer.write(data[i:i + 1])
+            c.writer.write(data[i : i + 1])
             await c.writer.drain()
         except (ConnectionError, OSError):
             return i
@@ -78,11 +81,14 @@ async def test_trickled_frames_do_not_extend_the_deadline(tmp_path, opened: Open
         hello = Hello(rid=1, versions=(1,), client="slowloris/1.0").encode()
         # a complete HELLO, then a LOGIN byte by byte
         slow_login = await opened.anonymous(srv)
-        login = Login(rid=slow_login.rid(), username="alice", password=PASSWORD,
-                      device="d1").encode()
+        login = Login(
+            rid=slow_login.rid(), username="alice", password=PASSWORD, device="d1"
+        ).encode()
         assert len(hello) * 0.03 > 2 * AUTH_TIMEOUT and len(login) * 0.03 > 2 * AUTH_TIMEOUT
-        writers = [asyncio.ensure_future(trickle(slow_hello, hello)),
-                   asyncio.ensure_future(trickle(slow_login, login))]
+        writers = [
+            asyncio.ensure_future(trickle(slow_hello, hello)),
+            asyncio.ensure_future(trickle(slow_login, login)),
+        ]
         try:
             for c in (slow_hello, slow_login):
                 took = await closed_after(c, CloseCode.AUTH_TIMEOUT, start)
@@ -118,16 +124,17 @@ async def test_sixth_connection_from_one_address_gets_4005(tmp_path, opened: Ope
         await (await opened.client(srv)).expect_close(CloseCode.TOO_MANY_CONNECTIONS)
 
 
-async def test_slowloris_slots_come_back_at_the_auth_deadline(tmp_path,
-                                                              opened: Opened) -> None:
-    async with run_server(tmp_path, max_connections_per_address=5,
-                          auth_timeout=AUTH_TIMEOUT) as srv:
+async def test_slowloris_slots_come_back_at_the_auth_deadline(tmp_path, opened: Opened) -> None:
+    async with run_server(
+        tmp_path, max_connections_per_address=5, auth_timeout=AUTH_TIMEOUT
+    ) as srv:
         start = asyncio.get_running_loop().time()
         squatters = [await opened.client(srv) for _ in range(5)]  # silent, never HELLO
         refused = await opened.client(srv)
         await refused.expect_close(CloseCode.TOO_MANY_CONNECTIONS)
-        assert asyncio.get_running_loop().time() - start < AUTH_TIMEOUT, \
+        assert asyncio.get_running_loop().time() - start < AUTH_TIMEOUT, (
             "too slow to open six connections before the deadline: the test is void"
+        )
         for c in squatters:  # accepted (not 4005), then cut at the deadline
             took = await closed_after(c, CloseCode.AUTH_TIMEOUT, start)
             assert took <= AUTH_TIMEOUT + LATE, took

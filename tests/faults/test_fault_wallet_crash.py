@@ -18,11 +18,25 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_sigkill_under_wallet_load_keeps_the_ledger_exact(tmp_path: Path) -> None:
     report = tmp_path / "wallet.json"
-    cmd = [sys.executable, str(REPO / "scripts" / "wallet_crash.py"), "--duration", "4",
-           "--kills", "2", "--users", "4", "--seed", "20240601", "--workdir",
-           str(tmp_path / "db"), "--json", str(report)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "wallet_crash.py"),
+        "--duration",
+        "4",
+        "--kills",
+        "2",
+        "--users",
+        "4",
+        "--seed",
+        "20240601",
+        "--workdir",
+        str(tmp_path / "db"),
+        "--json",
+        str(report),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         out, err = proc.communicate(timeout=240)
     except subprocess.TimeoutExpired:

@@ -37,21 +37,40 @@ def load_harness():
 
 
 harness = load_harness()
-SETTINGS = settings(max_examples=400, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
-@pytest.mark.skipif(not HAVE_ATHERIS, reason="atheris is not installed (pip install "
-                    "atheris); the hypothesis-driven tests below still run the harness")
+@pytest.mark.skipif(
+    not HAVE_ATHERIS,
+    reason="atheris is not installed (pip install "
+    "atheris); the hypothesis-driven tests below still run the harness",
+)
 def test_atheris_bounded_run(tmp_path) -> None:
     corpus = tmp_path / "corpus"
-    seeded = subprocess.run([sys.executable, str(FUZZ), "--seed-corpus", str(corpus)],
-                            capture_output=True, text=True, timeout=60)
+    seeded = subprocess.run(
+        [sys.executable, str(FUZZ), "--seed-corpus", str(corpus)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert seeded.returncode == 0, seeded.stderr
     proc = subprocess.run(
-        [sys.executable, str(FUZZ), "-runs=20000", "-max_total_time=20", "-timeout=10",
-         "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/", str(corpus)],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            str(FUZZ),
+            "-runs=20000",
+            "-max_total_time=20",
+            "-timeout=10",
+            "-rss_limit_mb=2048",
+            f"-artifact_prefix={tmp_path}/",
+            str(corpus),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     tail = proc.stderr[-6000:]
     assert proc.returncode == 0, f"the fuzzer found something (artifacts in {tmp_path}):\n{tail}"
     assert "Done" in tail or "DONE" in tail, tail
@@ -72,20 +91,30 @@ def test_harness_on_arbitrary_bytes(data: bytes) -> None:
 
 
 @SETTINGS
-@given(mode=st.integers(0, 3), limits=st.integers(0, 2), seed=st.binary(min_size=2, max_size=2),
-       rest=st.binary(max_size=1024))
+@given(
+    mode=st.integers(0, 3),
+    limits=st.integers(0, 2),
+    seed=st.binary(min_size=2, max_size=2),
+    rest=st.binary(max_size=1024),
+)
 def test_harness_in_every_mode(mode: int, limits: int, seed: bytes, rest: bytes) -> None:
     harness.TestOneInput(bytes([mode, limits]) + seed + rest)
 
 
 @SETTINGS
-@given(frames=st.lists(st.integers(0, 10_000), min_size=1, max_size=20),
-       mode=st.sampled_from([0, 1]), cut=st.integers(0, 64))
+@given(
+    frames=st.lists(st.integers(0, 10_000), min_size=1, max_size=20),
+    mode=st.sampled_from([0, 1]),
+    cut=st.integers(0, 64),
+)
 def test_whole_sessions_in_pieces(frames: list[int], mode: int, cut: int) -> None:
     """Valid frames (scripted sessions and test vectors), unmutated but in any order and
     with a truncated tail, fed raw to a server (mode 0) or a client (mode 1)."""
-    pool = (harness.CLIENT_SESSION + harness.VECTORS_TO_SERVER if mode == 0
-            else harness.SERVER_SESSION + harness.VECTORS_TO_CLIENT)
+    pool = (
+        harness.CLIENT_SESSION + harness.VECTORS_TO_SERVER
+        if mode == 0
+        else harness.SERVER_SESSION + harness.VECTORS_TO_CLIENT
+    )
     stream = b"".join(pool[i % len(pool)] for i in frames)
-    stream = stream[:len(stream) - cut] if cut < len(stream) else stream
+    stream = stream[: len(stream) - cut] if cut < len(stream) else stream
     harness.TestOneInput(bytes([mode, 0, 0, 7]) + stream)

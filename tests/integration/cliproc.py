@@ -26,8 +26,10 @@ class Proc:
         self.out: list[str] = []
         self.err: list[str] = []
         assert proc.stdout is not None and proc.stderr is not None
-        self._readers = [asyncio.ensure_future(self._pump(proc.stdout, self.out)),
-                         asyncio.ensure_future(self._pump(proc.stderr, self.err))]
+        self._readers = [
+            asyncio.ensure_future(self._pump(proc.stdout, self.out)),
+            asyncio.ensure_future(self._pump(proc.stderr, self.err)),
+        ]
         self._changed = asyncio.Event()
 
     async def _pump(self, stream: asyncio.StreamReader, into: list[str]) -> None:
@@ -46,8 +48,9 @@ class Proc:
                         return line
                 if all(r.done() for r in self._readers):  # both pipes closed: it ended
                     code = await self.proc.wait()
-                    raise AssertionError(f"process ended ({code}) without "
-                                         f"{text!r}: out={self.out} err={self.err}")
+                    raise AssertionError(
+                        f"process ended ({code}) without {text!r}: out={self.out} err={self.err}"
+                    )
                 self._changed.clear()
                 await self._changed.wait()
 
@@ -77,21 +80,36 @@ class CLI:
     def __init__(self, host: str, port: int, home: Path, **env: str) -> None:
         home.mkdir(parents=True, exist_ok=True)
         self.home = home
-        self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("LIAOTIAN_USER", "LIAOTIAN_PASSWORD", "XDG_CONFIG_HOME")}
-        self.env.update({"HOME": str(home), "LIAOTIAN_HOST": host, "LIAOTIAN_PORT": str(port),
-                         "PYTHONUNBUFFERED": "1", **env})
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("LIAOTIAN_USER", "LIAOTIAN_PASSWORD", "XDG_CONFIG_HOME")
+        }
+        self.env.update(
+            {
+                "HOME": str(home),
+                "LIAOTIAN_HOST": host,
+                "LIAOTIAN_PORT": str(port),
+                "PYTHONUNBUFFERED": "1",
+                **env,
+            }
+        )
 
     @property
     def config_dir(self) -> Path:
         return self.home / ".config" / "liaotian"
 
     async def start(self, *args: str, argv0: Sequence[str] | None = None) -> Proc:
-        cmd = list(argv0) if argv0 is not None else [sys.executable, "-m",
-                                                      "liaotian.client.cli"]
+        cmd = list(argv0) if argv0 is not None else [sys.executable, "-m", "liaotian.client.cli"]
         proc = await asyncio.create_subprocess_exec(
-            *cmd, *args, env=self.env, cwd=self.home, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            *cmd,
+            *args,
+            env=self.env,
+            cwd=self.home,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         return Proc(proc)
 
     async def run(self, *args: str, argv0: Sequence[str] | None = None) -> tuple[int, str, str]:

@@ -35,9 +35,17 @@ class Clients:
         await c.hello()
         return c
 
-    async def user(self, srv: RunningServer, name: str, device: str = "d1", *,
-                   register: bool = True, sync: bool = True, password: str = PASSWORD,
-                   **kw: Any) -> RawClient:
+    async def user(
+        self,
+        srv: RunningServer,
+        name: str,
+        device: str = "d1",
+        *,
+        register: bool = True,
+        sync: bool = True,
+        password: str = PASSWORD,
+        **kw: Any,
+    ) -> RawClient:
         """Registered (optionally), logged in and (optionally) synced, so live."""
         c = await self.anonymous(srv, **kw)
         if register:
@@ -47,8 +55,9 @@ class Clients:
             await c.sync_all()
         return c
 
-    async def resume(self, srv: RunningServer, token: str, *, sync_since: int | None = 0,
-                     **kw: Any) -> RawClient:
+    async def resume(
+        self, srv: RunningServer, token: str, *, sync_since: int | None = 0, **kw: Any
+    ) -> RawClient:
         c = await self.anonymous(srv, **kw)
         await c.auth(token)
         if sync_since is not None:

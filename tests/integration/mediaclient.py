@@ -48,8 +48,9 @@ def png(width: int, height: int, seed: int = 0) -> bytes:
 def wav(seconds: float, rate: int = 8000) -> bytes:
     """A 16-bit mono PCM WAV of a 440 Hz tone."""
     frames = int(seconds * rate)
-    samples = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
-                       for i in range(frames))
+    samples = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(frames)
+    )
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
         w.setnchannels(1)
@@ -63,10 +64,21 @@ def sha(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def begin_msg(c: RawClient, data: bytes, media_type: str = "application/octet-stream",
-              name: str = "file.bin", chunk_size: int = CHUNK) -> UploadBegin:
-    return UploadBegin(rid=c.rid(), size=len(data), sha256=sha(data), media_type=media_type,
-                       chunk_size=chunk_size, name=name)
+def begin_msg(
+    c: RawClient,
+    data: bytes,
+    media_type: str = "application/octet-stream",
+    name: str = "file.bin",
+    chunk_size: int = CHUNK,
+) -> UploadBegin:
+    return UploadBegin(
+        rid=c.rid(),
+        size=len(data),
+        sha256=sha(data),
+        media_type=media_type,
+        chunk_size=chunk_size,
+        name=name,
+    )
 
 
 async def begin(c: RawClient, data: bytes, **kw: Any) -> UploadStatus | UploadDone:
@@ -79,16 +91,23 @@ async def chunk(c: RawClient, upload: int, offset: int, data: bytes) -> Message:
     return await c.request(UploadChunk(rid=c.rid(), upload=upload, offset=offset, data=data))
 
 
-async def send_chunks(c: RawClient, status: UploadStatus, data: bytes,
-                      skip: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+async def send_chunks(
+    c: RawClient, status: UploadStatus, data: bytes, skip: set[int] = frozenset()
+) -> None:  # type: ignore[assignment]
     """Every chunk not held (pipelined), each answered OK."""
     held = list(zip(status.held[::2], status.held[1::2], strict=True))
     msgs = []
     for offset in range(0, len(data), status.chunk_size):
         if offset in skip or any(s <= offset < e for s, e in held):
             continue
-        msgs.append(UploadChunk(rid=c.rid(), upload=status.upload, offset=offset,
-                                data=data[offset:offset + status.chunk_size]))
+        msgs.append(
+            UploadChunk(
+                rid=c.rid(),
+                upload=status.upload,
+                offset=offset,
+                data=data[offset : offset + status.chunk_size],
+            )
+        )
     await c.write(*msgs)
     for m in msgs:
         ans = await c.answer(m.rid)
@@ -117,15 +136,23 @@ async def download(c: RawClient, blob: bytes, length: int = 524_288) -> bytes:
         out += ans.data
 
 
-async def send_media(c: RawClient, to: str, media: SendMedia, text: str = "",
-                     group: int | None = None) -> Message:
-    msg = Send(rid=c.rid(), to="" if group is not None else to, group=group,
-               cmid=f"m{c.rid()}", text=text, media=media)
+async def send_media(
+    c: RawClient, to: str, media: SendMedia, text: str = "", group: int | None = None
+) -> Message:
+    msg = Send(
+        rid=c.rid(),
+        to="" if group is not None else to,
+        group=group,
+        cmid=f"m{c.rid()}",
+        text=text,
+        media=media,
+    )
     return await c.request(msg)
 
 
-async def sent_media(c: RawClient, to: str, media: SendMedia, text: str = "",
-                     group: int | None = None) -> Sent:
+async def sent_media(
+    c: RawClient, to: str, media: SendMedia, text: str = "", group: int | None = None
+) -> Sent:
     ans = await send_media(c, to, media, text, group)
     assert isinstance(ans, Sent), ans
     return ans

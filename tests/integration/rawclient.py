@@ -61,13 +61,18 @@ class Closed(AssertionError):
 
 
 class RawClient:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
-                 timeout: float = TIMEOUT, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        timeout: float = TIMEOUT,
+        limits: Limits | None = None,
+    ) -> None:
         self.reader = reader
         self.writer = writer
         self.timeout = timeout
-        self.conn = Connection(Role.CLIENT, limits=limits) if limits else \
-            Connection(Role.CLIENT)
+        self.conn = Connection(Role.CLIENT, limits=limits) if limits else Connection(Role.CLIENT)
         self.answers: dict[int, Message] = {}
         self.pushes: deque[Message] = deque()
         self.log: list[Message] = []
@@ -136,23 +141,25 @@ class RawClient:
                 else:
                     self.pushes.append(ev)
 
-    async def wait_until(self, cond: Callable[[], bool], what: str,
-                         timeout: float | None = None) -> None:
+    async def wait_until(
+        self, cond: Callable[[], bool], what: str, timeout: float | None = None
+    ) -> None:
         """Read frames until cond() holds."""
         try:
             async with asyncio.timeout(timeout or self.timeout):
                 while not cond():
                     if self.violation is not None:
-                        raise AssertionError(f"server broke the protocol while waiting for "
-                                             f"{what}: {self.violation}")
+                        raise AssertionError(
+                            f"server broke the protocol while waiting for {what}: {self.violation}"
+                        )
                     if self.terminated is not None or self.eof:
                         code = self.terminated.code if self.terminated else None
-                        raise Closed(f"connection closed (code {code}) while waiting for "
-                                     f"{what}")
+                        raise Closed(f"connection closed (code {code}) while waiting for {what}")
                     await self._read_more()
         except TimeoutError:
-            raise AssertionError(f"timed out after {timeout or self.timeout} s waiting for "
-                                 f"{what}") from None
+            raise AssertionError(
+                f"timed out after {timeout or self.timeout} s waiting for {what}"
+            ) from None
 
     async def answer(self, rid: int, timeout: float | None = None) -> Message:
         await self.wait_until(lambda: rid in self.answers, f"the answer to rid {rid}", timeout)
@@ -191,15 +198,16 @@ class RawClient:
         assert push.rid == 0 and not push.more
         return push
 
-    async def expect_close(self, code: int | None = None,
-                           timeout: float | None = None) -> ConnectionTerminated:
+    async def expect_close(
+        self, code: int | None = None, timeout: float | None = None
+    ) -> ConnectionTerminated:
         """Wait for the server's CLOSE (or the end of the stream), then for end of stream."""
         await self.wait_until_closed(timeout)
         assert self.terminated is not None
         if code is not None:
-            assert self.terminated.code == code, \
-                f"closed with {self.terminated.code} ({self.terminated.reason!r}), " \
-                f"expected {code}"
+            assert self.terminated.code == code, (
+                f"closed with {self.terminated.code} ({self.terminated.reason!r}), expected {code}"
+            )
         await self.expect_eof(timeout)
         return self.terminated
 
@@ -211,8 +219,9 @@ class RawClient:
                         raise AssertionError(f"server broke the protocol: {self.violation}")
                     await self._read_more()
         except TimeoutError:
-            raise AssertionError(f"timed out after {timeout or self.timeout} s waiting for "
-                                 "the connection to close") from None
+            raise AssertionError(
+                f"timed out after {timeout or self.timeout} s waiting for the connection to close"
+            ) from None
 
     async def expect_eof(self, timeout: float | None = None) -> None:
         """The server closes its end: read (and ignore) until end of stream."""
@@ -248,17 +257,20 @@ class RawClient:
     # ------------------------------------------------------------------ session helpers
 
     async def hello(self, versions: tuple[int, ...] = (1,)) -> Welcome:
-        return await self.expect(Hello(rid=self.rid(), versions=versions, client="raw/1"),
-                                 Welcome)
+        return await self.expect(Hello(rid=self.rid(), versions=versions, client="raw/1"), Welcome)
 
     async def register(self, username: str, password: str = PASSWORD) -> Registered:
-        return await self.expect(Register(rid=self.rid(), username=username,
-                                          password=password), Registered)
+        return await self.expect(
+            Register(rid=self.rid(), username=username, password=password), Registered
+        )
 
-    async def login(self, username: str, password: str = PASSWORD,
-                    device: str = "d1") -> Authenticated:
-        ans = await self.expect(Login(rid=self.rid(), username=username, password=password,
-                                      device=device), Authenticated)
+    async def login(
+        self, username: str, password: str = PASSWORD, device: str = "d1"
+    ) -> Authenticated:
+        ans = await self.expect(
+            Login(rid=self.rid(), username=username, password=password, device=device),
+            Authenticated,
+        )
         assert ans.user == username and ans.device == device and ans.token
         self.user, self.device, self.token = username, device, ans.token
         return ans
@@ -285,23 +297,33 @@ class RawClient:
             if not page.more:
                 return pages
 
-    def send_msg(self, to: str, text: str, cmid: str | None = None,
-                 meta: dict[str, Any] | None = None) -> Send:
-        return Send(rid=self.rid(), to=to, cmid=cmid or f"cmid-{next(_cmids)}", text=text,
-                    meta=meta or {})
+    def send_msg(
+        self, to: str, text: str, cmid: str | None = None, meta: dict[str, Any] | None = None
+    ) -> Send:
+        return Send(
+            rid=self.rid(), to=to, cmid=cmid or f"cmid-{next(_cmids)}", text=text, meta=meta or {}
+        )
 
-    async def send(self, to: str, text: str, cmid: str | None = None,
-                   meta: dict[str, Any] | None = None) -> Sent:
+    async def send(
+        self, to: str, text: str, cmid: str | None = None, meta: dict[str, Any] | None = None
+    ) -> Sent:
         ans = await self.expect(self.send_msg(to, text, cmid, meta), Sent)
         return ans
 
     async def ack(self, seq: int) -> None:
         await self.write(Ack(rid=0, seq=seq))
 
-    async def history(self, with_user: str, before: int | None = None,
-                      after: int | None = None, limit: int | None = None) -> HistoryPage:
-        return await self.expect(History(rid=self.rid(), with_user=with_user, before=before,
-                                         after=after, limit=limit), HistoryPage)
+    async def history(
+        self,
+        with_user: str,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> HistoryPage:
+        return await self.expect(
+            History(rid=self.rid(), with_user=with_user, before=before, after=after, limit=limit),
+            HistoryPage,
+        )
 
     async def full_history(self, with_user: str, limit: int = 200) -> list[ChatMessage]:
         """The whole conversation, paged backwards; ascending pos."""

@@ -69,49 +69,62 @@ class SocialClient(RawClient):
         assert isinstance(ans, Ok), f"{cls.__name__}{fields} by {self.user} was answered {ans}"
         return ans
 
-    async def fail(self, cls: type[Message], code: int, *, raw: bool = False,
-                   **fields: Any) -> Error:
+    async def fail(
+        self, cls: type[Message], code: int, *, raw: bool = False, **fields: Any
+    ) -> Error:
         """The request is refused with ERROR `code`. The client core checks only the state,
         not field values, so invalid values reach the server; raw=True skips even that."""
         msg = cls(rid=self.rid(), **fields)
         ans = await (self.request_raw(msg) if raw else self.request(msg))
-        assert isinstance(ans, Error), f"{msg} by {self.user} was answered {ans}, " \
-                                       f"expected ERROR {code}"
-        assert ans.code == code, f"{msg} by {self.user} was answered ERROR {ans.code} " \
-                                 f"({ans.message!r}), expected {code}"
+        assert isinstance(ans, Error), (
+            f"{msg} by {self.user} was answered {ans}, expected ERROR {code}"
+        )
+        assert ans.code == code, (
+            f"{msg} by {self.user} was answered ERROR {ans.code} ({ans.message!r}), expected {code}"
+        )
         return ans
 
     async def get(self, cls: type[Message], answer: type[Message], **fields: Any) -> Any:
         ans = await self.call(cls, **fields)
-        assert isinstance(ans, answer), f"{cls.__name__}{fields} by {self.user} was " \
-                                        f"answered {ans}, expected {answer.__name__}"
+        assert isinstance(ans, answer), (
+            f"{cls.__name__}{fields} by {self.user} was answered {ans}, expected {answer.__name__}"
+        )
         return ans
 
-    async def create_group(self, name: str, members: tuple[str, ...] | list[str],
-                           topic: str | None = None) -> GroupInfo:
+    async def create_group(
+        self, name: str, members: tuple[str, ...] | list[str], topic: str | None = None
+    ) -> GroupInfo:
         fields: dict[str, Any] = {"name": name, "members": tuple(members)}
         if topic is not None:
             fields["topic"] = topic
         return await self.get(GroupCreate, GroupInfo, **fields)
 
     def group_msg(self, group: int, text: str, cmid: str | None = None) -> Send:
-        return Send(rid=self.rid(), to="", group=group, cmid=cmid or f"g-{next(_cmids)}",
-                    text=text)
+        return Send(rid=self.rid(), to="", group=group, cmid=cmid or f"g-{next(_cmids)}", text=text)
 
     async def gsend(self, group: int, text: str, cmid: str | None = None) -> Sent:
         return await self.expect(self.group_msg(group, text, cmid), Sent)
 
-    async def ghistory(self, group: int, before: int | None = None, after: int | None = None,
-                       limit: int | None = None) -> HistoryPage:
-        return await self.expect(History(rid=self.rid(), with_user="", group=group,
-                                         before=before, after=after, limit=limit),
-                                 HistoryPage)
+    async def ghistory(
+        self,
+        group: int,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> HistoryPage:
+        return await self.expect(
+            History(
+                rid=self.rid(), with_user="", group=group, before=before, after=after, limit=limit
+            ),
+            HistoryPage,
+        )
 
     async def contacts(self) -> ContactList:
         return await self.get(ListContacts, ContactList)
 
-    async def typing(self, typing: bool = True, *, to: str | None = None,
-                     group: int | None = None) -> None:
+    async def typing(
+        self, typing: bool = True, *, to: str | None = None, group: int | None = None
+    ) -> None:
         """One-way TYPING (rid 0), written raw so that invalid combinations reach the server."""
         await self.write_raw(Typing(rid=0, typing=typing, to=to, group=group).encode())
 
@@ -133,8 +146,9 @@ class SocialClient(RawClient):
     async def push_of(self, cls: type[Message], timeout: float | None = None) -> Any:
         """The next push (rid 0) must be of type `cls`."""
         push = await self.next_push(timeout)
-        assert isinstance(push, cls), f"{self.user}/{self.device}: expected a " \
-                                      f"{cls.__name__} push, got {push}"
+        assert isinstance(push, cls), (
+            f"{self.user}/{self.device}: expected a {cls.__name__} push, got {push}"
+        )
         assert push.rid == 0
         return push
 
@@ -168,8 +182,9 @@ class SocialClient(RawClient):
     async def event(self, type_: str) -> ChatMessage:
         """The next pushed entry is a group timeline event of type `type_`."""
         msg = await self.message()
-        assert msg.event is not None and msg.event.get("type") == type_, \
+        assert msg.event is not None and msg.event.get("type") == type_, (
             f"{self.user}: expected a {type_!r} event, got {msg}"
+        )
         return msg
 
     async def log_entries(self, since: int = 0) -> list[Update]:
@@ -203,8 +218,9 @@ class Net:
         await c.hello()
         return c
 
-    async def user(self, name: str, device: str = "d1", *, register: bool = False,
-                   sync: bool = True) -> SocialClient:
+    async def user(
+        self, name: str, device: str = "d1", *, register: bool = False, sync: bool = True
+    ) -> SocialClient:
         """Logged in (registering first if asked) and, unless sync=False, synced: live."""
         c = await self.anonymous()
         if register:
@@ -238,8 +254,7 @@ class Net:
         marks = ",".join("?" * len(names))
 
         def op(db: Any) -> None:
-            db.execute(f"UPDATE users SET privacy_groups = 0 WHERE username IN ({marks})",
-                       names)
+            db.execute(f"UPDATE users SET privacy_groups = 0 WHERE username IN ({marks})", names)
 
         await self.srv.server.store.run_in_commit(op)
 

@@ -21,12 +21,14 @@ from liaotian.server.testing import run_server
 from rawclient import PASSWORD
 
 
-@pytest.mark.parametrize("name", ["ab", "Alice", "_alice", "-bob", ".bob", "bob smith",
-                                  "a" * 33, "bob!", "émile", ""])
+@pytest.mark.parametrize(
+    "name", ["ab", "Alice", "_alice", "-bob", ".bob", "bob smith", "a" * 33, "bob!", "émile", ""]
+)
 async def test_register_rejects_invalid_usernames(server, clients, name) -> None:
     c = await clients.anonymous(server)
-    await c.expect_error(Register(rid=c.rid(), username=name, password=PASSWORD),
-                         ErrorCode.INVALID_USERNAME)
+    await c.expect_error(
+        Register(rid=c.rid(), username=name, password=PASSWORD), ErrorCode.INVALID_USERNAME
+    )
 
 
 @pytest.mark.parametrize("name", ["abc", "a" * 32, "0day", "x_y.z-w", "bob"])
@@ -39,42 +41,59 @@ async def test_register_accepts_valid_usernames(server, clients, name) -> None:
 async def test_register_password_rules_and_taken(server, clients) -> None:
     c = await clients.anonymous(server)
     for bad in ("", "short", "1234567", "x" * 1025):
-        await c.expect_error(Register(rid=c.rid(), username="carol", password=bad),
-                             ErrorCode.WEAK_PASSWORD)
+        await c.expect_error(
+            Register(rid=c.rid(), username="carol", password=bad), ErrorCode.WEAK_PASSWORD
+        )
     assert (await c.register("carol", "12345678")).user == "carol"  # 8 is enough
     assert (await c.register("dave", "é" * 1024)).user == "dave"  # characters, not bytes
-    await c.expect_error(Register(rid=c.rid(), username="carol", password=PASSWORD),
-                         ErrorCode.USERNAME_TAKEN)
+    await c.expect_error(
+        Register(rid=c.rid(), username="carol", password=PASSWORD), ErrorCode.USERNAME_TAKEN
+    )
     # a failed REGISTER created nothing and the first password still works
     other = await clients.anonymous(server)
     await other.login("carol", "12345678")
     await other.close()
     other = await clients.anonymous(server)
-    await other.expect_error(Login(rid=other.rid(), username="carol", password=PASSWORD,
-                                   device="d1"), ErrorCode.BAD_CREDENTIALS)
+    await other.expect_error(
+        Login(rid=other.rid(), username="carol", password=PASSWORD, device="d1"),
+        ErrorCode.BAD_CREDENTIALS,
+    )
 
 
 async def test_login_answers(server, clients) -> None:
     await clients.register(server, "alice")
     c = await clients.anonymous(server)
-    wrong = await c.expect_error(Login(rid=c.rid(), username="alice", password="wrong pass",
-                                       device="d1"), ErrorCode.BAD_CREDENTIALS)
-    unknown = await c.expect_error(Login(rid=c.rid(), username="nobody", password=PASSWORD,
-                                         device="d1"), ErrorCode.BAD_CREDENTIALS)
+    wrong = await c.expect_error(
+        Login(rid=c.rid(), username="alice", password="wrong pass", device="d1"),
+        ErrorCode.BAD_CREDENTIALS,
+    )
+    unknown = await c.expect_error(
+        Login(rid=c.rid(), username="nobody", password=PASSWORD, device="d1"),
+        ErrorCode.BAD_CREDENTIALS,
+    )
     assert wrong.message == unknown.message  # indistinguishable
     for bad_device in ("", "-x", "a b", "x" * 65, "dév"):
-        await c.expect_error(Login(rid=c.rid(), username="alice", password=PASSWORD,
-                                   device=bad_device), ErrorCode.INVALID_DEVICE)
+        await c.expect_error(
+            Login(rid=c.rid(), username="alice", password=PASSWORD, device=bad_device),
+            ErrorCode.INVALID_DEVICE,
+        )
     auth = await c.login("alice", device="Phone_1.a:b-c")
     assert (auth.user, auth.device, auth.head, auth.acked) == ("alice", "Phone_1.a:b-c", 0, 0)
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", auth.token)
     # account requests after authentication: 2008
-    await c.expect_error(Login(rid=c.rid(), username="alice", password=PASSWORD, device="d2"),
-                         ErrorCode.ALREADY_AUTHENTICATED, raw=True)
-    await c.expect_error(Auth(rid=c.rid(), token=auth.token), ErrorCode.ALREADY_AUTHENTICATED,
-                         raw=True)
-    await c.expect_error(Register(rid=c.rid(), username="zed", password=PASSWORD),
-                         ErrorCode.ALREADY_AUTHENTICATED, raw=True)
+    await c.expect_error(
+        Login(rid=c.rid(), username="alice", password=PASSWORD, device="d2"),
+        ErrorCode.ALREADY_AUTHENTICATED,
+        raw=True,
+    )
+    await c.expect_error(
+        Auth(rid=c.rid(), token=auth.token), ErrorCode.ALREADY_AUTHENTICATED, raw=True
+    )
+    await c.expect_error(
+        Register(rid=c.rid(), username="zed", password=PASSWORD),
+        ErrorCode.ALREADY_AUTHENTICATED,
+        raw=True,
+    )
     await c.barrier()
 
 
@@ -92,14 +111,19 @@ async def test_login_throttled_per_account(server, clients) -> None:
     await clients.register(server, "alice", "bob")
     c = await clients.anonymous(server)
     for _ in range(5):
-        await c.expect_error(Login(rid=c.rid(), username="alice", password="wrong pass",
-                                   device="d1"), ErrorCode.BAD_CREDENTIALS)
-    err = await c.expect_error(Login(rid=c.rid(), username="alice", password="wrong pass",
-                                     device="d1"), ErrorCode.THROTTLED)
+        await c.expect_error(
+            Login(rid=c.rid(), username="alice", password="wrong pass", device="d1"),
+            ErrorCode.BAD_CREDENTIALS,
+        )
+    err = await c.expect_error(
+        Login(rid=c.rid(), username="alice", password="wrong pass", device="d1"),
+        ErrorCode.THROTTLED,
+    )
     assert err.retry_after is not None and 0 < err.retry_after <= 900
     # even the right password is refused while throttled
-    err = await c.expect_error(Login(rid=c.rid(), username="alice", password=PASSWORD,
-                                     device="d1"), ErrorCode.THROTTLED)
+    err = await c.expect_error(
+        Login(rid=c.rid(), username="alice", password=PASSWORD, device="d1"), ErrorCode.THROTTLED
+    )
     assert err.retry_after > 0
     # other accounts are not affected
     await c.login("bob")
@@ -109,13 +133,17 @@ async def test_successful_login_clears_account_failures(server, clients) -> None
     await clients.register(server, "alice")
     c = await clients.anonymous(server)
     for _ in range(4):
-        await c.expect_error(Login(rid=c.rid(), username="alice", password="wrong pass",
-                                   device="d1"), ErrorCode.BAD_CREDENTIALS)
+        await c.expect_error(
+            Login(rid=c.rid(), username="alice", password="wrong pass", device="d1"),
+            ErrorCode.BAD_CREDENTIALS,
+        )
     await c.login("alice")
     c = await clients.anonymous(server)
     for _ in range(4):  # counting starts again
-        await c.expect_error(Login(rid=c.rid(), username="alice", password="wrong pass",
-                                   device="d1"), ErrorCode.BAD_CREDENTIALS)
+        await c.expect_error(
+            Login(rid=c.rid(), username="alice", password="wrong pass", device="d1"),
+            ErrorCode.BAD_CREDENTIALS,
+        )
     await c.login("alice")
 
 
@@ -124,10 +152,14 @@ async def test_login_throttled_per_address(tmp_path, clients) -> None:
         await clients.register(srv, "alice")
         c = await clients.anonymous(srv)
         for name in ("u1", "u2", "u3"):
-            await c.expect_error(Login(rid=c.rid(), username=name, password="wrong pass",
-                                       device="d1"), ErrorCode.BAD_CREDENTIALS)
-        err = await c.expect_error(Login(rid=c.rid(), username="alice", password=PASSWORD,
-                                         device="d1"), ErrorCode.THROTTLED)
+            await c.expect_error(
+                Login(rid=c.rid(), username=name, password="wrong pass", device="d1"),
+                ErrorCode.BAD_CREDENTIALS,
+            )
+        err = await c.expect_error(
+            Login(rid=c.rid(), username="alice", password=PASSWORD, device="d1"),
+            ErrorCode.THROTTLED,
+        )
         assert err.retry_after > 0
 
 
@@ -178,11 +210,11 @@ async def test_revoke_device(server, clients) -> None:
     laptop2 = await clients.resume(server, laptop.token)
     bob = await clients.user(server, "bob")
 
-    await phone.expect_error(RevokeDevice(rid=phone.rid(), device="tablet"),
-                             ErrorCode.UNKNOWN_DEVICE)
+    await phone.expect_error(
+        RevokeDevice(rid=phone.rid(), device="tablet"), ErrorCode.UNKNOWN_DEVICE
+    )
     # bob cannot revoke alice's device: it is not on his account
-    await bob.expect_error(RevokeDevice(rid=bob.rid(), device="laptop"),
-                           ErrorCode.UNKNOWN_DEVICE)
+    await bob.expect_error(RevokeDevice(rid=bob.rid(), device="laptop"), ErrorCode.UNKNOWN_DEVICE)
     await laptop.barrier()
 
     ans = await phone.request(RevokeDevice(rid=phone.rid(), device="laptop"))
@@ -192,8 +224,9 @@ async def test_revoke_device(server, clients) -> None:
     assert [d.device for d in (await phone.devices()).devices] == ["phone"]
     c = await clients.anonymous(server)
     await c.expect_error(Auth(rid=c.rid(), token=laptop.token), ErrorCode.INVALID_TOKEN)
-    await phone.expect_error(RevokeDevice(rid=phone.rid(), device="laptop"),
-                             ErrorCode.UNKNOWN_DEVICE)
+    await phone.expect_error(
+        RevokeDevice(rid=phone.rid(), device="laptop"), ErrorCode.UNKNOWN_DEVICE
+    )
     # revoking oneself: answered, then closed
     ans = await phone.request(RevokeDevice(rid=phone.rid(), device="phone"))
     assert isinstance(ans, DeviceRevoked)

@@ -61,8 +61,9 @@ async def wait_for(cond: Callable[[], bool], what: str, timeout: float = 5.0) ->
 # ---------------------------------------------------------------- item 14
 
 
-async def test_parallel_wrong_logins_are_counted_before_they_are_verified(tmp_path,
-                                                                          clients) -> None:
+async def test_parallel_wrong_logins_are_counted_before_they_are_verified(
+    tmp_path, clients
+) -> None:
     """40 parallel wrong guesses for one account from one address: at most the free
     failures of the (account, address) pair are verified, the rest are THROTTLED."""
     async with run_server(tmp_path) as srv:
@@ -94,11 +95,16 @@ async def test_parallel_wrong_logins_are_counted_before_they_are_verified(tmp_pa
                 rids.append(rid)
                 await c.write(Login(rid=rid, username="alice", password=WRONG, device="d1"))
 
-            pending = [asyncio.ensure_future(c.answer(rid, 15.0))
-                       for c, rid in zip(conns, rids, strict=True)]
+            pending = [
+                asyncio.ensure_future(c.answer(rid, 15.0))
+                for c, rid in zip(conns, rids, strict=True)
+            ]
             # answered so far = refused without verifying (verifications wait for the gate)
-            await wait_for(lambda: looked_up + sum(t.done() for t in pending) >= 40,
-                           "every LOGIN to be refused or to reach its verification", 10.0)
+            await wait_for(
+                lambda: looked_up + sum(t.done() for t in pending) >= 40,
+                "every LOGIN to be refused or to reach its verification",
+                10.0,
+            )
         finally:
             gate.set()
         answers = await asyncio.gather(*pending)
@@ -129,8 +135,9 @@ async def test_a_burst_from_one_address_locks_no_owner_out(tmp_path, clients) ->
         guesses = 0
         for name in names:
             for _ in range(cfg.login_free_failures + 1):
-                ans = await attacker.request(Login(rid=attacker.rid(), username=name,
-                                                   password=WRONG, device="x"))
+                ans = await attacker.request(
+                    Login(rid=attacker.rid(), username=name, password=WRONG, device="x")
+                )
                 assert isinstance(ans, Error)
                 if ans.code == ErrorCode.THROTTLED:
                     assert ans.retry_after is not None
@@ -142,9 +149,10 @@ async def test_a_burst_from_one_address_locks_no_owner_out(tmp_path, clients) ->
                 raise AssertionError(f"{name}: never throttled")
         assert guesses <= cfg.login_failures_per_address
         # the attacker's pair is slowed down: even the right password waits there
-        err = await attacker.expect_error(Login(rid=attacker.rid(), username="user0",
-                                                password=PASSWORD, device="x"),
-                                          ErrorCode.THROTTLED)
+        err = await attacker.expect_error(
+            Login(rid=attacker.rid(), username="user0", password=PASSWORD, device="x"),
+            ErrorCode.THROTTLED,
+        )
         assert err.retry_after is not None and err.retry_after > 0
 
         for name in names:  # every owner, from another address
@@ -164,11 +172,15 @@ async def test_account_ceiling_over_all_addresses(tmp_path, clients) -> None:
         for address in ("127.0.0.3", "127.0.0.4"):
             async with from_address(srv, address) as c:
                 for _ in range(2):
-                    await c.expect_error(Login(rid=c.rid(), username="alice", password=WRONG,
-                                               device="d1"), ErrorCode.BAD_CREDENTIALS)
+                    await c.expect_error(
+                        Login(rid=c.rid(), username="alice", password=WRONG, device="d1"),
+                        ErrorCode.BAD_CREDENTIALS,
+                    )
         async with from_address(srv, "127.0.0.5") as c:
-            err = await c.expect_error(Login(rid=c.rid(), username="alice", password=WRONG,
-                                             device="d1"), ErrorCode.THROTTLED)
+            err = await c.expect_error(
+                Login(rid=c.rid(), username="alice", password=WRONG, device="d1"),
+                ErrorCode.THROTTLED,
+            )
             assert err.retry_after is not None and 0 < err.retry_after <= srv.config.login_window
 
 
@@ -180,15 +192,15 @@ async def test_registration_is_throttled_per_address(tmp_path, clients) -> None:
         c = await clients.anonymous(srv)
         for name in ("reg1", "reg2", "reg3"):
             await c.register(name)
-        err = await c.expect_error(Register(rid=c.rid(), username="reg4", password=PASSWORD),
-                                   ErrorCode.RATE_LIMITED)
+        err = await c.expect_error(
+            Register(rid=c.rid(), username="reg4", password=PASSWORD), ErrorCode.RATE_LIMITED
+        )
         assert err.retry_after is not None and err.retry_after > 0
         async with from_address(srv, "127.0.0.2") as other:  # another address has its own
             await other.register("reg4")
 
 
-async def test_concurrent_hashes_are_bounded_and_leave_room_for_logins(tmp_path,
-                                                                       clients) -> None:
+async def test_concurrent_hashes_are_bounded_and_leave_room_for_logins(tmp_path, clients) -> None:
     """While one REGISTER's hash runs, a second REGISTER is refused (RATE_LIMITED with
     retry_after) instead of queueing another 64 MiB hash, and a LOGIN still verifies."""
     async with run_server(tmp_path, argon2_max_concurrent=2, register_max_concurrent=1) as srv:
@@ -227,9 +239,10 @@ async def test_concurrent_hashes_are_bounded_and_leave_room_for_logins(tmp_path,
             await first.write(Register(rid=rid, username="bob", password=PASSWORD))
             await wait_for(started.is_set, "the first registration's hash")
             second = await clients.anonymous(srv)
-            err = await second.expect_error(Register(rid=second.rid(), username="carol",
-                                                     password=PASSWORD),
-                                            ErrorCode.RATE_LIMITED)
+            err = await second.expect_error(
+                Register(rid=second.rid(), username="carol", password=PASSWORD),
+                ErrorCode.RATE_LIMITED,
+            )
             assert err.retry_after is not None and err.retry_after > 0
             login = await clients.anonymous(srv)
             assert isinstance(await login.login("alice"), Authenticated)
@@ -256,8 +269,7 @@ async def test_relogin_closes_the_old_connections_of_the_device(server, clients)
     await c.expect_error(Auth(rid=c.rid(), token=old.token or ""), ErrorCode.INVALID_TOKEN)
 
 
-async def test_token_unused_longer_than_the_idle_lifetime_is_refused(tmp_path,
-                                                                     clients) -> None:
+async def test_token_unused_longer_than_the_idle_lifetime_is_refused(tmp_path, clients) -> None:
     async with run_server(tmp_path, token_idle_days=30) as srv:
         svc = accounts(srv)
         alice = await clients.user(srv, "alice", "d1", sync=False)
@@ -296,8 +308,10 @@ async def test_devices_per_user_are_bounded(tmp_path, clients) -> None:
         d1 = await clients.user(srv, "alice", "d1", sync=False)
         await clients.user(srv, "alice", "d2", register=False, sync=False)
         c = await clients.anonymous(srv)
-        err = await c.expect_error(Login(rid=c.rid(), username="alice", password=PASSWORD,
-                                         device="d3"), ErrorCode.LIMIT_REACHED)
+        err = await c.expect_error(
+            Login(rid=c.rid(), username="alice", password=PASSWORD, device="d3"),
+            ErrorCode.LIMIT_REACHED,
+        )
         assert err.data == {"limit": "max_devices_per_user", "max": 2}
         await c.login("alice", device="d1")  # an existing device logs in again
         await d1.expect_close(CloseCode.LOGGED_OUT)

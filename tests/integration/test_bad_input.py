@@ -72,8 +72,9 @@ async def test_oversized_length_prefix_closes_1009(server, clients, chat) -> Non
 
 
 async def test_frame_of_exactly_max_size_is_read(tmp_path, clients) -> None:
-    async with run_server(tmp_path, max_frame_size=100_000, max_text_len=60_000,
-                          max_meta_size=1000) as srv:
+    async with run_server(
+        tmp_path, max_frame_size=100_000, max_text_len=60_000, max_meta_size=1000
+    ) as srv:
         chat = await Chat.start(srv, clients)
         c = await clients.user(srv, "carol")
         msg = c.send_msg("alice", "x" * 99_000)
@@ -161,9 +162,11 @@ async def test_unknown_and_server_only_types_are_1002(server, clients, chat) -> 
 
 async def test_requests_before_hello_are_1004(server, clients, chat) -> None:
     c = await clients.connect(server)
-    for msg in (Ping(rid=c.rid()), Login(rid=c.rid(), username="alice", password=PASSWORD,
-                                         device="d1"), Send(rid=c.rid(), to="bob", cmid="x",
-                                                            text="hi")):
+    for msg in (
+        Ping(rid=c.rid()),
+        Login(rid=c.rid(), username="alice", password=PASSWORD, device="d1"),
+        Send(rid=c.rid(), to="bob", cmid="x", text="hi"),
+    ):
         await c.expect_error(msg, ErrorCode.BAD_STATE, raw=True)
     await c.hello()  # still possible afterwards
     await c.expect_error(Hello(rid=c.rid(), versions=(1,)), ErrorCode.BAD_STATE, raw=True)
@@ -172,8 +175,11 @@ async def test_requests_before_hello_are_1004(server, clients, chat) -> None:
 
 async def test_session_requests_before_authentication_are_2001(server, clients, chat) -> None:
     c = await clients.anonymous(server)
-    for msg in (Send(rid=c.rid(), to="bob", cmid="x", text="hi"), Sync(rid=c.rid(), since=0),
-                History(rid=c.rid(), with_user="bob")):
+    for msg in (
+        Send(rid=c.rid(), to="bob", cmid="x", text="hi"),
+        Sync(rid=c.rid(), since=0),
+        History(rid=c.rid(), with_user="bob"),
+    ):
         await c.expect_error(msg, ErrorCode.NOT_AUTHENTICATED, raw=True)
     await c.barrier()
     await chat.check()
@@ -186,8 +192,10 @@ async def test_session_requests_before_authentication_are_2001(server, clients, 
 
 async def test_wrong_password_is_2002(server, clients, chat) -> None:
     c = await clients.anonymous(server)
-    await c.expect_error(Login(rid=c.rid(), username="alice", password="not the one",
-                               device="d9"), ErrorCode.BAD_CREDENTIALS)
+    await c.expect_error(
+        Login(rid=c.rid(), username="alice", password="not the one", device="d9"),
+        ErrorCode.BAD_CREDENTIALS,
+    )
     await chat.check()
 
 
@@ -216,8 +224,9 @@ async def test_more_than_ten_malformed_frames_close_1002(server, clients, chat) 
 async def test_sync_past_head_is_3003(server, clients, chat) -> None:
     carol = await clients.user(server, "carol", sync=False)
     await carol.expect_error(Sync(rid=carol.rid(), since=1), ErrorCode.INVALID_CURSOR)
-    err = await chat.alice.expect_error(Sync(rid=chat.alice.rid(), since=10_000),
-                                        ErrorCode.INVALID_CURSOR)
+    err = await chat.alice.expect_error(
+        Sync(rid=chat.alice.rid(), since=10_000), ErrorCode.INVALID_CURSOR
+    )
     assert err.rid != 0
     await chat.check()  # alice's connection is still live
 
@@ -225,13 +234,16 @@ async def test_sync_past_head_is_3003(server, clients, chat) -> None:
 async def test_text_and_meta_over_the_limit_are_3002(server, clients, chat) -> None:
     carol = await clients.user(server, "carol")
     limit = server.config.max_text_len
-    await carol.expect_error(carol.send_msg("alice", "x" * (limit + 1)),
-                             ErrorCode.MESSAGE_TOO_LARGE)
+    await carol.expect_error(
+        carol.send_msg("alice", "x" * (limit + 1)), ErrorCode.MESSAGE_TOO_LARGE
+    )
     # the limit counts UTF-8 bytes, not characters
-    await carol.expect_error(carol.send_msg("alice", "€" * (limit // 3 + 1)),
-                             ErrorCode.MESSAGE_TOO_LARGE)
-    await carol.expect_error(carol.send_msg("alice", "m", meta={"k": "v" * 17_000}),
-                             ErrorCode.MESSAGE_TOO_LARGE)
+    await carol.expect_error(
+        carol.send_msg("alice", "€" * (limit // 3 + 1)), ErrorCode.MESSAGE_TOO_LARGE
+    )
+    await carol.expect_error(
+        carol.send_msg("alice", "m", meta={"k": "v" * 17_000}), ErrorCode.MESSAGE_TOO_LARGE
+    )
     # exactly at the limit is accepted and delivered whole
     await chat.alice.barrier()
     sent = await carol.send("alice", "€" * (limit // 3) + "x" * (limit % 3))
@@ -239,10 +251,12 @@ async def test_text_and_meta_over_the_limit_are_3002(server, clients, chat) -> N
     assert push.updates[0].message.id == sent.id
     assert len(push.updates[0].message.text.encode()) == limit
     # an over-long or empty cmid is an invalid field
-    await carol.expect_error(Send(rid=carol.rid(), to="alice", cmid="c" * 65, text="t"),
-                             ErrorCode.INVALID_FIELD)
-    await carol.expect_error(Send(rid=carol.rid(), to="alice", cmid="", text="t"),
-                             ErrorCode.INVALID_FIELD)
+    await carol.expect_error(
+        Send(rid=carol.rid(), to="alice", cmid="c" * 65, text="t"), ErrorCode.INVALID_FIELD
+    )
+    await carol.expect_error(
+        Send(rid=carol.rid(), to="alice", cmid="", text="t"), ErrorCode.INVALID_FIELD
+    )
     await chat.check()
 
 
@@ -296,8 +310,9 @@ async def test_auth_deadline_closes_4000(tmp_path, clients) -> None:
         await chat.check()
 
 
-async def test_idle_timeout_closes_4001_while_heartbeats_keep_others_open(tmp_path,
-                                                                           clients) -> None:
+async def test_idle_timeout_closes_4001_while_heartbeats_keep_others_open(
+    tmp_path, clients
+) -> None:
     async with run_server(tmp_path, idle_timeout=1.0, heartbeat_interval=0.25) as srv:
         chat = await Chat.start(srv, clients)
         quiet = await clients.user(srv, "carol")

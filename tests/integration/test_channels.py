@@ -45,8 +45,9 @@ async def news(c: SocialClient, upto: int) -> list[int]:
 async def test_a_forum_end_to_end(tmp_path) -> None:
     async with social_server(tmp_path) as net:
         alice, bob, carol, dave = await net.users("alice", "bob", "carol", "dave")
-        info = await alice.get(ChannelCreate, ChannelInfo, name="xiaomi", rules="be kind",
-                               open=False)
+        info = await alice.get(
+            ChannelCreate, ChannelInfo, name="xiaomi", rules="be kind", open=False
+        )
         c = info.channel
         assert info.role == "owner" and info.invite and info.members == 1
         joined = await bob.get(ChannelJoin, ChannelInfo, channel=c, invite=info.invite)
@@ -55,10 +56,12 @@ async def test_a_forum_end_to_end(tmp_path) -> None:
         await dave.fail(ChannelJoin, ErrorCode.INVALID_INVITE, channel=c, invite="guess")
         await dave.fail(ChannelFetch, ErrorCode.NOT_MEMBER, channel=c)
 
-        first = await alice.get(ChannelPost, ChannelPosted, channel=c, cmid="p1",
-                                text="Welcome to the forum")
-        second = await alice.get(ChannelPost, ChannelPosted, channel=c, cmid="p2",
-                                 text="Rules are pinned")
+        first = await alice.get(
+            ChannelPost, ChannelPosted, channel=c, cmid="p1", text="Welcome to the forum"
+        )
+        second = await alice.get(
+            ChannelPost, ChannelPosted, channel=c, cmid="p2", text="Rules are pinned"
+        )
         assert (first.pos, second.pos) == (1, 2) and first.n == 0
         again = await alice.get(ChannelPost, ChannelPosted, channel=c, cmid="p1", text="x")
         assert again.duplicate and again.id == first.id
@@ -72,8 +75,10 @@ async def test_a_forum_end_to_end(tmp_path) -> None:
         likes = await carol.get(ChannelLike, ChannelLikes, channel=c, post=1)
         assert likes.likes == 1
         page = await bob.get(ChannelFetch, ChannelPage, channel=c, after=0)
-        assert [(p.pos, p.text, p.comments) for p in page.posts] == \
-            [(1, "Welcome to the forum", 1), (2, "Rules are pinned", 0)]
+        assert [(p.pos, p.text, p.comments) for p in page.posts] == [
+            (1, "Welcome to the forum", 1),
+            (2, "Rules are pinned", 0),
+        ]
         assert not page.more and not page.posts[0].liked
         mine = await carol.get(ChannelFetch, ChannelPage, channel=c, limit=1)
         assert [p.pos for p in mine.posts] == [2] and mine.more
@@ -93,8 +98,9 @@ async def test_a_forum_end_to_end(tmp_path) -> None:
 
         await alice.get(ChannelUpdate, ChannelInfo, channel=c, members_post=True, slow_mode=60)
         await carol.get(ChannelPost, ChannelPosted, channel=c, cmid="b1", text="now I can")
-        slow = await carol.fail(ChannelPost, ErrorCode.SLOW_MODE, channel=c, cmid="b2",
-                              text="and again")
+        slow = await carol.fail(
+            ChannelPost, ErrorCode.SLOW_MODE, channel=c, cmid="b2", text="and again"
+        )
         assert slow.retry_after is not None and 0 < slow.retry_after <= 60
         await bob.fail(ChannelPost, ErrorCode.SLOW_MODE, channel=c, cmid="b3", text="x")
         await alice.ok(ChannelBan, channel=c, user="carol")

@@ -48,22 +48,20 @@ async def next_text(c: Client, pred: str) -> MessageReceived:
 async def accepted_by(c: Client, user: str) -> None:
     async with asyncio.timeout(WAIT):
         async for event in c:
-            if isinstance(event, ContactEvent) and (event.event, event.user) == ("accepted",
-                                                                                 user):
+            if isinstance(event, ContactEvent) and (event.event, event.user) == ("accepted", user):
                 return
     raise AssertionError("event stream ended")
 
 
 def readme_library_example() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## The client library"):]
+    section = text[text.index("## The client library") :]
     found = re.search(r"```python\n(.*?)```", section, flags=re.S)
     assert found is not None
     return found.group(1)
 
 
-async def test_readme_library_example_runs_twice(server: RunningServer,
-                                                 tmp_path: Path) -> None:
+async def test_readme_library_example_runs_twice(server: RunningServer, tmp_path: Path) -> None:
     code = readme_library_example()
     assert code.count("7420") == 2
     script = tmp_path / "home" / "example.py"
@@ -87,8 +85,9 @@ async def test_readme_library_example_runs_twice(server: RunningServer,
             assert not proc.err, proc.err
 
 
-async def test_group_greeter_runs_twice_as_documented(server: RunningServer,
-                                                      tmp_path: Path) -> None:
+async def test_group_greeter_runs_twice_as_documented(
+    server: RunningServer, tmp_path: Path
+) -> None:
     for name in ("alice", "carol"):
         await register(server.host, server.port, name, PASSWORD)
     cli = CLI(server.host, server.port, tmp_path / "home", LIAOTIAN_PASSWORD="greeter pass")
@@ -125,8 +124,9 @@ async def test_echo_bot_runs_twice_as_documented(server: RunningServer, tmp_path
     argv0 = [sys.executable, str(ROOT / "examples" / "echo_bot.py")]
     async with client(server, "alice") as alice:
         for run in range(2):
-            proc = await cli.start("--user", "echo", "--register", "--exit-after", "1", "-v",
-                                   argv0=argv0)
+            proc = await cli.start(
+                "--user", "echo", "--register", "--exit-after", "1", "-v", argv0=argv0
+            )
             try:
                 await proc.wait_for("connected to", stderr=True)
                 await alice.send("echo", f"hello {run}")

@@ -49,7 +49,8 @@ def cli_for(srv: RunningServer, tmp_path: Path) -> CLI:
 
 @pytest.mark.parametrize("mark_read", [False, True])
 async def test_listen_shows_unread_from_before_the_first_login(
-        server: RunningServer, tmp_path: Path, mark_read: bool) -> None:
+    server: RunningServer, tmp_path: Path, mark_read: bool
+) -> None:
     await users(server, "alice", "bob", "carol")
     async with client(server, "alice") as alice:
         for i in range(3):
@@ -72,7 +73,9 @@ async def test_listen_shows_unread_from_before_the_first_login(
         await proc.kill()
     lines = [line.split("] ", 1)[1] for line in proc.out]
     assert lines == [
-        "alice -> bob: early 0", "alice -> bob: early 1", "alice -> bob: early 2",
+        "alice -> bob: early 0",
+        "alice -> bob: early 1",
+        "alice -> bob: early 2",
         f"alice -> #{g} team: group early",
         "carol -> bob: after login, before listen",
         "alice -> bob: live",
@@ -83,7 +86,10 @@ async def test_listen_shows_unread_from_before_the_first_login(
         assert "unread" not in chats, chats
     else:
         assert [line.split("unread")[0].split()[-1] for line in chats.splitlines()] == [
-            "4", "1", "1"], chats
+            "4",
+            "1",
+            "1",
+        ], chats
 
 
 async def test_listen_points_at_older_unread(server: RunningServer, tmp_path: Path) -> None:
@@ -104,8 +110,9 @@ async def test_listen_points_at_older_unread(server: RunningServer, tmp_path: Pa
     assert [line.split(": ", 1)[1] for line in proc.out] == ["m3", "m4"]
 
 
-async def test_running_listen_does_not_overwrite_a_newer_login(server: RunningServer,
-                                                               tmp_path: Path) -> None:
+async def test_running_listen_does_not_overwrite_a_newer_login(
+    server: RunningServer, tmp_path: Path
+) -> None:
     await users(server, "alice", "bob")
     cli = cli_for(server, tmp_path)
     assert (await cli.run("login", "alice"))[0] == 0
@@ -149,8 +156,7 @@ async def test_listen_waits_for_the_server(server: RunningServer, tmp_path: Path
     assert any("retrying in" in line for line in proc.err), proc.err
 
 
-async def test_refusals_name_their_subject_and_wait(server: RunningServer,
-                                                    tmp_path: Path) -> None:
+async def test_refusals_name_their_subject_and_wait(server: RunningServer, tmp_path: Path) -> None:
     await users(server, "alice")
     cli = cli_for(server, tmp_path)
     assert (await cli.run("login", "alice"))[0] == 0

@@ -28,19 +28,35 @@ async def test_two_cli_users_exchange_media(tmp_path: Path) -> None:
         (files / "notes.txt").write_bytes(content(700_000, seed=4))
         (files / "song.wav").write_bytes(wav(100.0, rate=2000))
         (files / "art.png").write_bytes(png(200, 200, seed=3))
-        for args in (("send-image", "bob", "beach.png", "--text", "the beach"),
-                     ("send-voice", "bob", "memo.wav"),
-                     ("send-file", "bob", "notes.txt"),
-                     ("send-track", "bob", "song.wav", "--title", "Moon River",
-                      "--artist", "Audrey", "--clip", "0:30-1:00", "--cover", "art.png")):
+        for args in (
+            ("send-image", "bob", "beach.png", "--text", "the beach"),
+            ("send-voice", "bob", "memo.wav"),
+            ("send-file", "bob", "notes.txt"),
+            (
+                "send-track",
+                "bob",
+                "song.wav",
+                "--title",
+                "Moon River",
+                "--artist",
+                "Audrey",
+                "--clip",
+                "0:30-1:00",
+                "--cover",
+                "art.png",
+            ),
+        ):
             code, out, err = await alice.run(*args)
             assert code == 0, (args, out, err)
             assert out.startswith("sent #")
         code, out, err = await alice.run("send-track", "bob", "song.wav", "--clip", "90-120")
         assert code == 1 and "BAD_CLIP" in err
-        for line in ("[image 1200x800 beach.png] the beach (#1)", "[voice 0:03] (#2)",
-                     "[file notes.txt, 683.6 KiB] (#3)",
-                     "[track Moon River - Audrey (0:30-1:00 of 1:40)] (#4)"):
+        for line in (
+            "[image 1200x800 beach.png] the beach (#1)",
+            "[voice 0:03] (#2)",
+            "[file notes.txt, 683.6 KiB] (#3)",
+            "[track Moon River - Audrey (0:30-1:00 of 1:40)] (#4)",
+        ):
             await listener.wait_for(line)
         await listener.interrupt()
         code, out, _ = await bob.run("history", "alice")
@@ -54,13 +70,12 @@ async def test_two_cli_users_exchange_media(tmp_path: Path) -> None:
         code, out, err = await bob.run("download", "--with", "alice", "--pos", "3")
         assert code == 2 and "exists" in err  # never overwrites by a name the sender chose
         code, _, err = await bob.run("download", "--with", "alice", "--pos", "1", "b.png")
-        assert code == 0 and (bob.home / "b.png").read_bytes() == \
-            (files / "beach.png").read_bytes()
-        code, _, err = await bob.run("download", "--with", "alice", "--pos", "1", "--thumb",
-                                     "t.jpg")
+        assert code == 0 and (bob.home / "b.png").read_bytes() == (files / "beach.png").read_bytes()
+        code, _, err = await bob.run(
+            "download", "--with", "alice", "--pos", "1", "--thumb", "t.jpg"
+        )
         assert code == 0 and (bob.home / "t.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
         code, _, err = await bob.run("download", "--with", "alice", "--pos", "4", "s.wav")
-        assert code == 0 and (bob.home / "s.wav").read_bytes() == \
-            (files / "song.wav").read_bytes()
+        assert code == 0 and (bob.home / "s.wav").read_bytes() == (files / "song.wav").read_bytes()
         code, _, err = await bob.run("download", "00" * 32, "x.bin")
         assert code == 1 and "UNKNOWN_BLOB" in err

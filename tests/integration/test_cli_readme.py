@@ -28,7 +28,7 @@ def readme_commands(text: str) -> list[list[str]]:
     """The `liaotian` command lines of the section's shell blocks, as argument lists."""
     start = text.index(SECTION)
     end = text.find("\n## ", start + len(SECTION))
-    section = text[start:end if end >= 0 else len(text)]
+    section = text[start : end if end >= 0 else len(text)]
     commands: list[list[str]] = []
     for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S):
         for line in block.splitlines():
@@ -53,8 +53,7 @@ def test_readme_commands_are_parsed() -> None:
     commands = readme_commands(README.read_text(encoding="utf-8"))
     assert ["liaotian", "login", "bob"] in commands
     assert ["liaotian", "listen"] in commands
-    assert ["liaotian", "profile", "set", "--name", "Alice", "--status", "on a train"] \
-        in commands
+    assert ["liaotian", "profile", "set", "--name", "Alice", "--status", "on a train"] in commands
     assert all(c[0] == "liaotian" for c in commands)
 
 
@@ -75,12 +74,12 @@ EXPECTED = {
 }
 
 
-async def test_readme_walkthrough_runs_as_written(server: RunningServer,
-                                                  tmp_path: Path) -> None:
+async def test_readme_walkthrough_runs_as_written(server: RunningServer, tmp_path: Path) -> None:
     commands = readme_commands(README.read_text(encoding="utf-8"))
     assert len(commands) >= 10
-    cli = CLI(server.host, server.port, tmp_path / "home",
-              LIAOTIAN_PASSWORD="correct horse battery")
+    cli = CLI(
+        server.host, server.port, tmp_path / "home", LIAOTIAN_PASSWORD="correct horse battery"
+    )
     listened = False
     for command in commands:
         args = command[1:]
@@ -98,7 +97,7 @@ async def test_readme_walkthrough_runs_as_written(server: RunningServer,
         code, out, err = await cli.run(*args)
         assert code == 0, f"{' '.join(command)} exited {code}: {out} {err}"
         for key, text in EXPECTED.items():
-            if tuple(args[:len(key)]) == key:
+            if tuple(args[: len(key)]) == key:
                 assert text in out, f"{' '.join(command)}: {text!r} not in {out!r}"
     assert listened
     # The commands after `switch alice` ran as alice: her profile and block list say so.

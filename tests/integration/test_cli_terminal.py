@@ -29,10 +29,10 @@ def client(srv: RunningServer, user: str) -> Client:
     return Client(srv.host, srv.port, username=user, password=PASSWORD, device="t")
 
 
-@pytest.mark.parametrize("bad", ["\x1b[2J", "a\nb", "\x9b", "\u202e", "\u200b", "\ufeff",
-                                 "\x7f", "\u2028"])
-async def test_server_refuses_control_characters_in_names(server: RunningServer,
-                                                          bad: str) -> None:
+@pytest.mark.parametrize(
+    "bad", ["\x1b[2J", "a\nb", "\x9b", "\u202e", "\u200b", "\ufeff", "\x7f", "\u2028"]
+)
+async def test_server_refuses_control_characters_in_names(server: RunningServer, bad: str) -> None:
     for name in ("alice",):
         await register(server.host, server.port, name, PASSWORD)
     async with client(server, "alice") as alice:
@@ -83,8 +83,9 @@ async def test_cli_prints_peer_text_escaped(server: RunningServer, tmp_path: Pat
         assert "\x1b" not in out and "\u202e" not in out, out
         assert "\\x1b[2J\\x1b[31m" in out
         # the forged line is a continuation of alice's message, never a line of its own
-        assert not any(line.startswith("[2026-12-03 07:34:00] carol") for line in
-                       out.splitlines()), out
+        assert not any(
+            line.startswith("[2026-12-03 07:34:00] carol") for line in out.splitlines()
+        ), out
     assert any(line.endswith("] alice -> bob: hi\\x1b[2J\\x1b[31m") for line in proc.out)
     assert "    | [2026-12-03 07:34:00] carol -> bob: fake\\u202e" in proc.out
     assert "\\n[2026-12-03" in chats  # the one-line preview shows the line break

@@ -80,8 +80,9 @@ class _Longest(random.Random):
 async def test_a_larger_max_frame_size_is_adopted(tmp_path: Path) -> None:
     """A server that allows 4 MiB frames pushes, pages and answers with frames above the
     1 MiB default; the client takes them (it refused them with CLOSE 1009 before)."""
-    async with run_server(tmp_path, max_frame_size=4 * MIB, max_text_len=2 * MIB,
-                          send_bytes_burst=8 * MIB) as srv:
+    async with run_server(
+        tmp_path, max_frame_size=4 * MIB, max_text_len=2 * MIB, send_bytes_burst=8 * MIB
+    ) as srv:
         await make_users(srv, "alice", "bob")
         big = [ch * (MIB + MIB // 2) for ch in "xyz"]  # 1.5 MiB each
         async with client(srv, "alice") as alice:
@@ -131,11 +132,13 @@ async def test_requests_stay_within_max_inflight_requests(tmp_path: Path) -> Non
         async with client(srv, "alice") as alice:
             assert alice.limits.max_inflight_requests == 4
             await alice.send("bob", "hello")
-            pages = await asyncio.wait_for(asyncio.gather(
-                *(alice.history("bob") for _ in range(40))), WAIT)
+            pages = await asyncio.wait_for(
+                asyncio.gather(*(alice.history("bob") for _ in range(40))), WAIT
+            )
             assert all([m.text for m in p.messages] == ["hello"] for p in pages)
-            sent = await asyncio.wait_for(asyncio.gather(
-                *(alice.send("bob", f"m{i}") for i in range(40))), WAIT)
+            sent = await asyncio.wait_for(
+                asyncio.gather(*(alice.send("bob", f"m{i}") for i in range(40))), WAIT
+            )
             assert sorted(s.pos for s in sent) == list(range(2, 42))
 
 
@@ -150,8 +153,9 @@ async def test_caught_up_follows_the_backlog_then_each_reconnect(server: Running
         backoff = Backoff(0.3, 0.3, rng=_Longest())
         async with client(server, "bob", backoff=backoff) as bob:
             before, up = await until_caught_up(bob)
-            assert [e.message.text for e in before if isinstance(e, MessageReceived)] == \
-                [f"old{i}" for i in range(5)]
+            assert [e.message.text for e in before if isinstance(e, MessageReceived)] == [
+                f"old{i}" for i in range(5)
+            ]
             assert up == CaughtUp(5) and len(before) == 5
             # Cut bob off; alice writes while he is away (or just back: then as pushes).
             conn = bob._session.conn
@@ -172,8 +176,7 @@ async def test_caught_up_follows_the_backlog_then_each_reconnect(server: Running
             assert [e.message.text for e in synced + later] == [f"new{i}" for i in range(3)]
 
 
-async def test_caught_up_waits_for_the_refetch_after_an_overflow(
-        server: RunningServer) -> None:
+async def test_caught_up_waits_for_the_refetch_after_an_overflow(server: RunningServer) -> None:
     """A queue of 4 and a backlog of 30: entries are dropped and fetched again as the
     application reads, and CaughtUp comes only after the last of them."""
     await make_users(server, "alice", "bob")
@@ -182,8 +185,9 @@ async def test_caught_up_waits_for_the_refetch_after_an_overflow(
             await alice.send("bob", f"m{i}")
     async with client(server, "bob", queue_size=4) as bob:
         before, up = await until_caught_up(bob)
-        assert [e.message.text for e in before if isinstance(e, MessageReceived)] == \
-            [f"m{i}" for i in range(30)]
+        assert [e.message.text for e in before if isinstance(e, MessageReceived)] == [
+            f"m{i}" for i in range(30)
+        ]
         assert up == CaughtUp(30)
 
 
@@ -196,8 +200,9 @@ async def test_send_waits_out_a_rate_limit_with_the_same_cmid(tmp_path: Path) ->
     async with run_server(tmp_path, send_rate=4.0, send_burst=1) as srv:
         await make_users(srv, "alice", "bob")
         async with client(srv, "alice") as alice, client(srv, "bob") as bob:
-            sent = await asyncio.wait_for(asyncio.gather(
-                *(alice.send("bob", f"m{i}", timeout=None) for i in range(4))), WAIT)
+            sent = await asyncio.wait_for(
+                asyncio.gather(*(alice.send("bob", f"m{i}", timeout=None) for i in range(4))), WAIT
+            )
             assert sorted(s.pos for s in sent) == [1, 2, 3, 4]
             assert not any(s.duplicate for s in sent)
             texts = []
@@ -233,8 +238,7 @@ async def test_send_timeout_does_not_count_an_outage(server: RunningServer) -> N
         assert sent.pos == 2 and not sent.duplicate
 
 
-async def test_send_without_an_answer_says_the_outcome_is_unknown(
-        server: RunningServer) -> None:
+async def test_send_without_an_answer_says_the_outcome_is_unknown(server: RunningServer) -> None:
     """A live connection that never answers: SendTimeout carries the cmid, and sending
     again with it answers the question without a second copy."""
     await make_users(server, "alice", "bob")
@@ -264,8 +268,11 @@ async def test_send_without_an_answer_says_the_outcome_is_unknown(
 
 async def test_facades_end_to_end(server: RunningServer) -> None:
     await make_users(server, "alice", "bob", "carol")
-    async with client(server, "alice") as alice, client(server, "bob") as bob, \
-            client(server, "carol") as carol:
+    async with (
+        client(server, "alice") as alice,
+        client(server, "bob") as bob,
+        client(server, "carol") as carol,
+    ):
         await bob.account.set_privacy(groups="everyone")
         await carol.account.set_privacy(groups="everyone")
         team = await alice.groups.create("team", ["bob"], topic="t")
@@ -278,17 +285,24 @@ async def test_facades_end_to_end(server: RunningServer) -> None:
         assert pos == sent.pos + 1
         assert await alice.groups.set_role(team.group, "bob", "admin") == pos + 1
         await alice.groups.update(team.group, name="crew")
-        assert [(g.group, g.name, g.role) for g in await alice.groups.list()] == \
-            [(team.group, "crew", "owner")]
+        assert [(g.group, g.name, g.role) for g in await alice.groups.list()] == [
+            (team.group, "crew", "owner")
+        ]
         assert await alice.groups() == await alice.groups.list()
         page, more = await alice.groups.page(limit=1)
         assert [g.group for g in page] == [team.group] and not more
         info = await bob.groups.info(team.group)
         assert {m.user: m.role for m in info.members} == {
-            "alice": "owner", "bob": "admin", "carol": "member"}
+            "alice": "owner",
+            "bob": "admin",
+            "carol": "member",
+        }
         history = await carol.groups.history(team.group)
         assert [m.event["type"] for m in history.messages if m.event] == [
-            "added", "role", "renamed"]
+            "added",
+            "role",
+            "renamed",
+        ]
         # bob sees the membership changes as GroupChanged events, the message as a message
         seen: list[tuple[str, str]] = []
         while len(seen) < 4:
@@ -297,8 +311,12 @@ async def test_facades_end_to_end(server: RunningServer) -> None:
                 seen.append(("event", ev.type))
             elif isinstance(ev, MessageReceived):
                 seen.append(("message", ev.message.text))
-        assert seen == [("message", "hello team"), ("event", "added"), ("event", "role"),
-                        ("event", "renamed")]
+        assert seen == [
+            ("message", "hello team"),
+            ("event", "added"),
+            ("event", "role"),
+            ("event", "renamed"),
+        ]
         await carol.groups.leave(team.group)
         await alice.groups.transfer(team.group, "bob")
         assert (await bob.groups.info(team.group)).owner == "bob"

@@ -98,7 +98,13 @@ async def test_register_login_send_receive(server: RunningServer) -> None:
         got = await next_message(bob)
         m = got.message
         assert (m.sender, m.to, m.text, m.meta, m.cmid, m.pos) == (
-            "alice", "bob", "hello bob", {"k": 1}, sent.cmid, 1)
+            "alice",
+            "bob",
+            "hello bob",
+            {"k": 1},
+            sent.cmid,
+            1,
+        )
         await bob.send("alice", "hi alice")
         assert (await next_message(alice)).message.text == "hi alice"
         page = await bob.history("alice")
@@ -118,8 +124,9 @@ async def test_register_login_send_receive(server: RunningServer) -> None:
 
 async def test_connect_helper_and_bad_credentials(server: RunningServer) -> None:
     await make_users(server, "alice")
-    async with connect(server.host, server.port, username="alice", password=PASSWORD,
-                       device="laptop") as c:
+    async with connect(
+        server.host, server.port, username="alice", password=PASSWORD, device="laptop"
+    ) as c:
         assert c.device == "laptop"
     assert c.closed
     with pytest.raises(RequestError) as exc:
@@ -149,8 +156,10 @@ async def test_backlog_is_synced_on_connect(server: RunningServer) -> None:
     async with client(server, "alice") as alice:
         for i in range(5):
             await alice.send("bob", f"old{i}")
-    async with client(server, "bob", device="phone", initial_sync="new") as bob_new, \
-            client(server, "bob", device="laptop") as bob_all:
+    async with (
+        client(server, "bob", device="phone", initial_sync="new") as bob_new,
+        client(server, "bob", device="laptop") as bob_all,
+    ):
         assert await messages(bob_all, 5) == [f"old{i}" for i in range(5)]
         async with client(server, "alice") as alice:
             await alice.send("bob", "fresh")
@@ -181,8 +190,10 @@ async def test_large_messages_page_by_more_not_by_length(server: RunningServer) 
 
 async def test_own_sends_reach_other_devices_only(server: RunningServer) -> None:
     await make_users(server, "alice", "bob")
-    async with client(server, "alice", device="a1") as a1, \
-            client(server, "alice", device="a2") as a2:
+    async with (
+        client(server, "alice", device="a1") as a1,
+        client(server, "alice", device="a2") as a2,
+    ):
         sent = await a1.send("bob", "from a1")
         echo = await next_message(a2)
         assert echo.message.sender == "alice" and echo.message.cmid == sent.cmid
@@ -195,8 +206,9 @@ async def test_own_sends_reach_other_devices_only(server: RunningServer) -> None
 # ---------------------------------------------------------------------- reconnects
 
 
-async def test_restart_with_a_recipient_offline_is_exactly_once(server: RunningServer,
-                                                                 tmp_path: Path) -> None:
+async def test_restart_with_a_recipient_offline_is_exactly_once(
+    server: RunningServer, tmp_path: Path
+) -> None:
     await make_users(server, "alice", "bob")
     bob_store = FileStore(tmp_path / "bob.json")
     async with client(server, "alice") as alice:
@@ -220,8 +232,7 @@ async def test_restart_with_a_recipient_offline_is_exactly_once(server: RunningS
             assert [m.text for m in page.messages] == ["one", "two", "three", "four"]
 
 
-async def test_restart_with_both_online_and_sends_during_the_outage(
-        server: RunningServer) -> None:
+async def test_restart_with_both_online_and_sends_during_the_outage(server: RunningServer) -> None:
     await make_users(server, "alice", "bob")
     async with client(server, "alice") as alice, client(server, "bob") as bob:
         await alice.send("bob", "before")
@@ -265,8 +276,12 @@ async def test_send_whose_sent_was_lost_returns_once(server: RunningServer) -> N
     async with alice, client(server, "bob") as bob:
         sent = await asyncio.wait_for(alice.send("bob", "exactly once", cmid="cm-1"), WAIT)
         assert lost and lost[0].cmid == "cm-1" and sent.duplicate
-        assert (sent.cmid, sent.id, sent.seq, sent.pos) == ("cm-1", lost[0].id, lost[0].seq,
-                                                            lost[0].pos)
+        assert (sent.cmid, sent.id, sent.seq, sent.pos) == (
+            "cm-1",
+            lost[0].id,
+            lost[0].seq,
+            lost[0].pos,
+        )
         assert (await next_message(bob)).message.text == "exactly once"
         await alice.send("bob", "next")
         assert (await next_message(bob)).message.text == "next"  # no second copy before it
@@ -275,7 +290,8 @@ async def test_send_whose_sent_was_lost_returns_once(server: RunningServer) -> N
 
 
 async def test_sends_in_flight_when_the_connection_drops_are_delivered_once(
-        server: RunningServer) -> None:
+    server: RunningServer,
+) -> None:
     """Ten sends are written, then the connection is cut before their answers (the server
     may or may not have stored them), and ten more are made while it is down. Each send()
     returns exactly once, and bob gets each message once."""
@@ -298,8 +314,7 @@ async def test_sends_in_flight_when_the_connection_drops_are_delivered_once(
         assert (await next_message(bob)).message.text == "end"  # nothing repeated before it
 
 
-async def test_send_retried_without_sync_gets_the_servers_duplicate(
-        server: RunningServer) -> None:
+async def test_send_retried_without_sync_gets_the_servers_duplicate(server: RunningServer) -> None:
     """Same loss, on a client that does not sync: it resends the same cmid and the server
     answers duplicate=true; still one copy."""
     await make_users(server, "alice", "bob")
@@ -358,7 +373,8 @@ async def test_slow_reader_overflow_is_refetched_in_order(server: RunningServer)
             await alice.send("bob", f"m{i}")
         async with client(server, "bob", queue_size=8) as bob:
             live = asyncio.ensure_future(
-                asyncio.gather(*(alice.send("bob", f"m{i}") for i in range(60, 100))))
+                asyncio.gather(*(alice.send("bob", f"m{i}") for i in range(60, 100)))
+            )
             got = [(await next_message(bob)) for _ in range(100)]
             await asyncio.wait_for(live, WAIT)
             assert [g.seq for g in got] == list(range(1, 101))
@@ -370,6 +386,7 @@ async def test_slow_reader_overflow_is_refetched_in_order(server: RunningServer)
 
 async def test_gives_up_after_max_reconnect_attempts(server: RunningServer) -> None:
     from liaotian.client import Backoff
+
     await make_users(server, "alice")
     # attempts spaced well beyond the server's shutdown time: the client must not give up
     # (dropping the queued Disconnected) before the test reads the first event
@@ -398,8 +415,9 @@ async def test_no_reconnect_when_disabled(server: RunningServer) -> None:
 # ---------------------------------------------------------------------- stores
 
 
-async def test_file_store_resume_after_recreating_the_client(server: RunningServer,
-                                                             tmp_path: Path) -> None:
+async def test_file_store_resume_after_recreating_the_client(
+    server: RunningServer, tmp_path: Path
+) -> None:
     await make_users(server, "alice", "bob")
     path = tmp_path / "state" / "bob.json"
     async with client(server, "alice") as alice:
@@ -437,8 +455,10 @@ async def test_refused_token_falls_back_to_login(server: RunningServer) -> None:
 
 async def test_revoked_device_ends_its_client_with_4002(server: RunningServer) -> None:
     await make_users(server, "alice")
-    async with client(server, "alice", device="old") as old, \
-            client(server, "alice", device="new") as new:
+    async with (
+        client(server, "alice", device="old") as old,
+        client(server, "alice", device="new") as new,
+    ):
         await caught_up(old)
         await new.revoke_device("old")
         with pytest.raises(ConnectionClosed) as exc:
@@ -459,8 +479,14 @@ async def test_echo_bot(server: RunningServer, tmp_path: Path) -> None:
     await make_users(server, "echo", "alice")
     # initial_sync="all": a message sent before the bot is up is answered too, so the
     # test needs no "is it connected yet" wait.
-    bot = Bot("echo", PASSWORD, host=server.host, port=server.port,
-              state_file=tmp_path / "echo.json", initial_sync="all")
+    bot = Bot(
+        "echo",
+        PASSWORD,
+        host=server.host,
+        port=server.port,
+        state_file=tmp_path / "echo.json",
+        initial_sync="all",
+    )
 
     @bot.on_message
     async def echo(ctx: Context) -> None:
@@ -484,16 +510,27 @@ class CLI:
     """Runs `python -m liaotian.client.cli` without blocking the loop the server runs in."""
 
     def __init__(self, srv: RunningServer, home: Path) -> None:
-        self.env = {**os.environ, "XDG_CONFIG_HOME": str(home), "LIAOTIAN_HOST": srv.host,
-                    "LIAOTIAN_PORT": str(srv.port), "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **os.environ,
+            "XDG_CONFIG_HOME": str(home),
+            "LIAOTIAN_HOST": srv.host,
+            "LIAOTIAN_PORT": str(srv.port),
+            "PYTHONUNBUFFERED": "1",
+        }
         for var in ("LIAOTIAN_USER", "LIAOTIAN_PASSWORD"):
             self.env.pop(var, None)
 
     async def start(self, *args: str) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "liaotian.client.cli", *args, env=self.env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "liaotian.client.cli",
+            *args,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
 
     async def run(self, *args: str) -> tuple[int, str, str]:
         proc = await self.start(*args)
@@ -568,11 +605,22 @@ async def test_cli_smoke(server: RunningServer, tmp_path: Path) -> None:
 async def test_cli_connection_failure_exit_code(tmp_path: Path) -> None:
     home = tmp_path / "home"
     FileStore(home / "liaotian" / "session-alice.json").save(
-        SessionState(username="alice", device="d", token="t" * 43, cursor=0))
+        SessionState(username="alice", device="d", token="t" * 43, cursor=0)
+    )
     env = {**os.environ, "XDG_CONFIG_HOME": str(home)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "liaotian.client.cli", "--port", "1", "send", "bob", "x",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "liaotian.client.cli",
+        "--port",
+        "1",
+        "send",
+        "bob",
+        "x",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 3, err
     with contextlib.suppress(ProcessLookupError):

@@ -30,8 +30,14 @@ PASSWORD = "correct horse battery"
 
 
 def client(srv: RunningServer, user: str) -> Client:
-    return Client(srv.host, srv.port, username=user, password=PASSWORD,
-                  backoff=Backoff(base=0.02, cap=0.2), request_timeout=WAIT)
+    return Client(
+        srv.host,
+        srv.port,
+        username=user,
+        password=PASSWORD,
+        backoff=Backoff(base=0.02, cap=0.2),
+        request_timeout=WAIT,
+    )
 
 
 async def users(srv: RunningServer, *names: str) -> None:
@@ -94,8 +100,9 @@ async def test_each_kind(tmp_path: Path) -> None:
             assert thumb.getvalue()[:3] == b"\xff\xd8\xff"
             await alice.media.send_voice("bob", tone)
             assert describe((await next_media(bob)).media) == "[voice 0:12]"
-            await alice.media.send_track("bob", tone, title="Tone", artist="Alice",
-                                         clip=(2_000, 7_000), cover=art)
+            await alice.media.send_track(
+                "bob", tone, title="Tone", artist="Alice", clip=(2_000, 7_000), cover=art
+            )
             track = await next_media(bob)
             assert describe(track.media) == "[track Tone - Alice (0:02-0:07 of 0:12)]"
             assert track.media is not None and track.media["cover"]["w"] == 300
@@ -123,7 +130,7 @@ async def test_an_upload_resumes_after_the_server_restarts(tmp_path: Path) -> No
             assert done.blob == hashlib.sha256(data).digest()
             assert restarted
             # after the restart BEGIN reported what the server held: no step back to 0
-            assert seen.count(0) == 1 and min(seen[seen.index(max(seen[:4])):]) > 0
+            assert seen.count(0) == 1 and min(seen[seen.index(max(seen[:4])) :]) > 0
             out = io.BytesIO()
             await alice.media.download(done, out)
             assert out.getvalue() == data
@@ -150,6 +157,7 @@ async def test_a_download_resumes_after_the_server_restarts(tmp_path: Path) -> N
             part = tmp_path / "again.bin.part"
             part.write_bytes(data[:1000])
             got: list[int] = []
-            await alice.media.download(done, tmp_path / "again.bin",
-                                       progress=lambda h, t: got.append(h))
+            await alice.media.download(
+                done, tmp_path / "again.bin", progress=lambda h, t: got.append(h)
+            )
             assert (tmp_path / "again.bin").read_bytes() == data and got[0] > 1000

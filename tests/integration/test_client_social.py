@@ -54,8 +54,7 @@ async def make_users(srv: RunningServer, *names: str, open_groups: bool = True) 
         marks = ",".join("?" * len(names))
 
         def op(db: Any) -> None:
-            db.execute(f"UPDATE users SET privacy_groups = 0 WHERE username IN ({marks})",
-                       names)
+            db.execute(f"UPDATE users SET privacy_groups = 0 WHERE username IN ({marks})", names)
 
         await srv.server.store.run_in_commit(op)
 
@@ -65,8 +64,9 @@ def client(srv: RunningServer, user: str, **options: Any) -> Client:
     return Client(srv.host, srv.port, username=user, **options)
 
 
-async def next_of(c: Client, kind: type[E], pred: Callable[[E], bool] = lambda e: True,
-                  timeout: float = WAIT) -> E:
+async def next_of(
+    c: Client, kind: type[E], pred: Callable[[E], bool] = lambda e: True, timeout: float = WAIT
+) -> E:
     """The next event of type `kind` that satisfies `pred`, skipping all others."""
     async with asyncio.timeout(timeout):
         async for event in c:
@@ -88,19 +88,28 @@ async def next_in_group(c: Client, group: int) -> MessageReceived:
 
 async def test_group_create_send_receive_and_events(server: RunningServer) -> None:
     await make_users(server, "alice", "bob", "carol", "dave")
-    async with client(server, "alice") as alice, client(server, "bob") as bob, \
-            client(server, "carol") as carol:
+    async with (
+        client(server, "alice") as alice,
+        client(server, "bob") as bob,
+        client(server, "carol") as carol,
+    ):
         info = await alice.create_group("team", ["bob", "carol"], topic="launch")
         g = info.group
         assert (info.name, info.topic, info.owner) == ("team", "launch", "alice")
         assert {(m.user, m.role) for m in info.members} == {
-            ("alice", "owner"), ("bob", "member"), ("carol", "member")}
+            ("alice", "owner"),
+            ("bob", "member"),
+            ("carol", "member"),
+        }
 
         # Every member learns of the group through its "created" timeline event, which
         # is a GroupChanged event, not a message.
         for c in (bob, carol):
-            ev = await next_of(c, GroupChanged | MessageReceived,  # type: ignore[arg-type]
-                               lambda e: e.message.group == g)
+            ev = await next_of(
+                c,
+                GroupChanged | MessageReceived,  # type: ignore[arg-type]
+                lambda e: e.message.group == g,
+            )
             assert isinstance(ev, GroupChanged) and ev.is_membership
             assert ev.message.conv == g and ev.message.text == "" and ev.group == g
             ge = ev.change
@@ -113,7 +122,14 @@ async def test_group_create_send_receive_and_events(server: RunningServer) -> No
             got = await next_in_group(c, g)
             m = got.message
             assert (m.sender, m.group, m.to, m.text, m.meta, m.pos, m.event) == (
-                "alice", g, "", "hello team", {"k": 1}, sent.pos, None)
+                "alice",
+                g,
+                "",
+                "hello team",
+                {"k": 1},
+                sent.pos,
+                None,
+            )
         reply = await bob.send_group(g, "hi alice")
         assert reply.pos == sent.pos + 1  # one order for all members
         for c in (alice, carol):
@@ -152,8 +168,11 @@ async def test_group_create_send_receive_and_events(server: RunningServer) -> No
 
 async def test_removed_member_gets_not_member_afterwards(server: RunningServer) -> None:
     await make_users(server, "alice", "bob", "carol")
-    async with client(server, "alice") as alice, client(server, "bob") as bob, \
-            client(server, "carol") as carol:
+    async with (
+        client(server, "alice") as alice,
+        client(server, "bob") as bob,
+        client(server, "carol") as carol,
+    ):
         g = (await alice.create_group("team", ["bob", "carol"])).group
         await alice.remove_member(g, "carol")
         # The removed member learns it (the event is in their log), then nothing more.
@@ -162,11 +181,13 @@ async def test_removed_member_gets_not_member_afterwards(server: RunningServer) 
         removed = await next_of(bob, GroupChanged, lambda e: e.type == "removed")
         assert removed.message.pos == ev.message.pos
 
-        for call in (lambda: carol.send_group(g, "still here?"),
-                     lambda: carol.history_group(g),
-                     lambda: carol.group_info(g),
-                     lambda: carol.mark_read(g, 1),
-                     lambda: carol.receipts(g)):
+        for call in (
+            lambda: carol.send_group(g, "still here?"),
+            lambda: carol.history_group(g),
+            lambda: carol.group_info(g),
+            lambda: carol.mark_read(g, 1),
+            lambda: carol.receipts(g),
+        ):
             with pytest.raises(RequestError) as exc:
                 await call()
             assert exc.value.code == ErrorCode.NOT_MEMBER
@@ -247,8 +268,11 @@ async def test_group_read_markers_are_not_fanned_out(server: RunningServer) -> N
 
 async def test_conversations_newest_first_with_unread_counts(server: RunningServer) -> None:
     await make_users(server, "alice", "bob", "carol")
-    async with client(server, "alice") as alice, client(server, "bob") as bob, \
-            client(server, "carol") as carol:
+    async with (
+        client(server, "alice") as alice,
+        client(server, "bob") as bob,
+        client(server, "carol") as carol,
+    ):
         # Conversation ids and last-message times both grow in this order, so the list
         # order is fixed even when two timestamps are equal.
         a1 = await alice.send("bob", "a->b 1")
@@ -270,8 +294,7 @@ async def test_conversations_newest_first_with_unread_counts(server: RunningServ
         assert (grp.kind, grp.name, grp.group, grp.peer) == ("group", "team", g, None)
         assert grp.last is not None and grp.last.text == "in the group"
         assert grp.last.pos == g1.pos
-        assert (with_carol.kind, with_carol.name, with_carol.peer) == ("direct", "carol",
-                                                                      "carol")
+        assert (with_carol.kind, with_carol.name, with_carol.peer) == ("direct", "carol", "carol")
         assert with_carol.unread == 3 and with_carol.read == 0
         assert grp.unread == 1  # bob's message; the "created" event is not a message
         assert with_bob.unread == 1  # alice's own messages never count
@@ -287,7 +310,10 @@ async def test_conversations_newest_first_with_unread_counts(server: RunningServ
         rest = await alice.conversations(limit=5, before=first.conversations[-1])
         assert [c.conv for c in rest.conversations] == [c1.conv, a1.conv]
         assert [c.conv async for c in alice.iter_conversations(page_size=1)] == [
-            g, c1.conv, a1.conv]
+            g,
+            c1.conv,
+            a1.conv,
+        ]
 
 
 # ---------------------------------------------------------------------- contacts
@@ -312,8 +338,7 @@ async def test_contact_request_accept_flow(server: RunningServer) -> None:
         assert (mine.event, mine.user) == ("changed", "alice")
         for c, other in ((alice, "bob"), (bob, "alice")):
             lst = await c.contacts()
-            assert (lst.contacts, lst.incoming, lst.outgoing, lst.blocked) == (
-                (other,), (), (), ())
+            assert (lst.contacts, lst.incoming, lst.outgoing, lst.blocked) == ((other,), (), (), ())
 
         with pytest.raises(RequestError) as exc:
             await alice.contact_request("bob")  # already contacts
@@ -336,6 +361,7 @@ async def test_contact_events_are_synced_exactly_once(server: RunningServer) -> 
         await alice.contact_request("bob")
         sent = await alice.send("bob", "hi")
     from liaotian.client import MemoryStore
+
     store = MemoryStore()
     async with client(server, "bob", store=store) as bob:
         got = [await next_of(bob, ContactEvent), await next_message(bob)]
@@ -410,8 +436,11 @@ async def test_contacts_only_privacy_refuses_strangers(server: RunningServer) ->
 
 async def test_typing_reaches_the_peer(server: RunningServer) -> None:
     await make_users(server, "alice", "bob", "carol")
-    async with client(server, "alice") as alice, client(server, "bob") as bob, \
-            client(server, "carol") as carol:
+    async with (
+        client(server, "alice") as alice,
+        client(server, "bob") as bob,
+        client(server, "carol") as carol,
+    ):
         assert await alice.typing("bob")
         ev = await next_of(bob, TypingEvent)
         assert (ev.user, ev.typing, ev.group) == ("alice", True, None) and ev.ttl > 0
@@ -490,6 +519,7 @@ async def test_profiles_and_privacy(server: RunningServer) -> None:
 
 async def test_bot_answers_in_the_group(server: RunningServer) -> None:
     from liaotian.client import Bot, Context
+
     await make_users(server, "alice", "echo")
     bot = Bot("echo", PASSWORD, host=server.host, port=server.port, initial_sync="all")
 
@@ -502,8 +532,7 @@ async def test_bot_answers_in_the_group(server: RunningServer) -> None:
         async with client(server, "alice") as alice:
             g = (await alice.create_group("bots", ["echo"])).group
             await alice.send_group(g, "hello bot")
-            got = await next_of(alice, MessageReceived,
-                                lambda e: e.message.sender == "echo")
+            got = await next_of(alice, MessageReceived, lambda e: e.message.sender == "echo")
             assert (got.message.group, got.message.text) == (g, "echo: hello bot")
     finally:
         await bot.stop()
@@ -517,16 +546,27 @@ class CLI:
     """Runs `python -m liaotian.client.cli` without blocking the loop the server runs in."""
 
     def __init__(self, srv: RunningServer, home: Path) -> None:
-        self.env = {**os.environ, "XDG_CONFIG_HOME": str(home), "LIAOTIAN_HOST": srv.host,
-                    "LIAOTIAN_PORT": str(srv.port), "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **os.environ,
+            "XDG_CONFIG_HOME": str(home),
+            "LIAOTIAN_HOST": srv.host,
+            "LIAOTIAN_PORT": str(srv.port),
+            "PYTHONUNBUFFERED": "1",
+        }
         for var in ("LIAOTIAN_USER", "LIAOTIAN_PASSWORD"):
             self.env.pop(var, None)
 
     async def start(self, *args: str) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "liaotian.client.cli", *args, env=self.env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "liaotian.client.cli",
+            *args,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
 
     async def run(self, *args: str) -> tuple[int, str, str]:
         proc = await self.start(*args)
@@ -541,8 +581,9 @@ async def test_cli_groups_and_chats(server: RunningServer, tmp_path: Path) -> No
     code, _, err = await cli.run("login", "alice", "--password", PASSWORD)
     assert code == 0, err
     async with client(server, "bob") as bob:
-        code, out, err = await cli.run("group", "create", "team", "--member", "bob",
-                                       "--member", "carol", "--topic", "launch")
+        code, out, err = await cli.run(
+            "group", "create", "team", "--member", "bob", "--member", "carol", "--topic", "launch"
+        )
         assert code == 0, err
         found = re.search(r"created group #(\d+) \"team\"", out)
         assert found, out
@@ -615,8 +656,9 @@ async def test_cli_listen_prints_social_events(server: RunningServer, tmp_path: 
 
             ready = await asyncio.wait_for(proc.stderr.readline(), WAIT)
             assert b"listening as alice" in ready
-            assert (await line()).endswith(f'] #{g} team: * bob created the group "team" '
-                                           "with alice")
+            assert (await line()).endswith(
+                f'] #{g} team: * bob created the group "team" with alice'
+            )
             await bob.send_group(g, "hi group")
             assert (await line()).endswith(f"] bob -> #{g} team: hi group")
             await bob.update_group(g, name="crew")

@@ -80,8 +80,7 @@ async def test_request_and_accept(tmp_path) -> None:
             await c.assert_no_push()
         # a device that syncs later finds the same story in the log
         log = [u.data for u in await alice.log_entries() if u.kind == UpdateKind.CONTACT]
-        assert log == [{"event": "changed", "user": "bob"},
-                       {"event": "accepted", "user": "bob"}]
+        assert log == [{"event": "changed", "user": "bob"}, {"event": "accepted", "user": "bob"}]
 
 
 async def test_crossing_requests_become_contacts(tmp_path) -> None:
@@ -148,14 +147,29 @@ async def test_contact_refusals(tmp_path) -> None:
     async with social_server(tmp_path) as net:
         (alice,) = await net.users("alice")
         await net.register("bob")
-        for cls in (ContactRequest, ContactAccept, ContactDecline, ContactCancel,
-                    ContactRemove, Block, Unblock):
+        for cls in (
+            ContactRequest,
+            ContactAccept,
+            ContactDecline,
+            ContactCancel,
+            ContactRemove,
+            Block,
+            Unblock,
+        ):
             await alice.fail(cls, ErrorCode.CONFLICT, user="alice")  # oneself
         await alice.fail(ContactAccept, ErrorCode.CONFLICT, user="bob")
         await alice.fail(ContactDecline, ErrorCode.CONFLICT, user="bob")
         await alice.fail(ContactRemove, ErrorCode.CONFLICT, user="bob")
-        for cls in (ContactRequest, ContactAccept, ContactDecline, ContactCancel,
-                    ContactRemove, Block, Unblock, GetProfile):
+        for cls in (
+            ContactRequest,
+            ContactAccept,
+            ContactDecline,
+            ContactCancel,
+            ContactRemove,
+            Block,
+            Unblock,
+            GetProfile,
+        ):
             await alice.fail(cls, ErrorCode.UNKNOWN_USER, user="ghost")
         await alice.assert_no_push()
         assert await lists(alice) == (NONE, NONE, NONE, NONE)
@@ -185,11 +199,14 @@ async def test_block_refusal_is_indistinguishable_from_contacts_only(tmp_path) -
         await carol.ok(SetPrivacy, messages="contacts")
 
         blocked = await alice.fail(Send, ErrorCode.NOT_ALLOWED, to="bob", cmid="b", text="hi")
-        private = await alice.fail(Send, ErrorCode.NOT_ALLOWED, to="carol", cmid="c",
-                                   text="hi")
+        private = await alice.fail(Send, ErrorCode.NOT_ALLOWED, to="carol", cmid="c", text="hi")
         assert isinstance(blocked, Error) and isinstance(private, Error)
-        assert (blocked.code, blocked.message, blocked.retry_after, blocked.data) == \
-            (private.code, private.message, private.retry_after, private.data)
+        assert (blocked.code, blocked.message, blocked.retry_after, blocked.data) == (
+            private.code,
+            private.message,
+            private.retry_after,
+            private.data,
+        )
         for c in (alice, bob, carol):
             await c.assert_no_push()  # the blocked user is told nothing, nothing delivered
         assert (await bob.history("alice")).messages == ()
@@ -251,8 +268,7 @@ async def test_blocked_requester_cannot_tell(tmp_path) -> None:
         await bob.fail(ContactRequest, ErrorCode.CONFLICT, user="alice")
 
 
-async def test_dropped_request_is_delivered_on_unblock_and_leaves_nothing_behind(
-        tmp_path) -> None:
+async def test_dropped_request_is_delivered_on_unblock_and_leaves_nothing_behind(tmp_path) -> None:
     async with social_server(tmp_path) as net:
         alice, bob = await net.users("alice", "bob")
         await bob.ok(Block, user="alice")
@@ -419,8 +435,7 @@ async def test_privacy_defaults_and_partial_updates(tmp_path) -> None:
         assert await privacy() == ("nobody", "contacts", "contacts")
 
 
-async def test_contacts_only_privacy_refuses_non_contacts_until_they_are_contacts(
-        tmp_path) -> None:
+async def test_contacts_only_privacy_refuses_non_contacts_until_they_are_contacts(tmp_path) -> None:
     async with social_server(tmp_path) as net:
         alice, bob = await net.users("alice", "bob")
         await bob.ok(SetPrivacy, messages="contacts")

@@ -60,8 +60,12 @@ async def test_create_group_answers_info_and_pushes_created_event(tmp_path) -> N
             upd = await c.entry(UpdateKind.MESSAGE)
             msg = upd.message
             assert msg is not None
-            assert (msg.conv, msg.group, msg.pos, msg.sender) == (info.group, info.group, 1,
-                                                                   "alice")
+            assert (msg.conv, msg.group, msg.pos, msg.sender) == (
+                info.group,
+                info.group,
+                1,
+                "alice",
+            )
             assert (msg.to, msg.text, msg.cmid) == ("", "", "")
             ev = event_of(msg)
             assert ev["type"] == "created"
@@ -70,12 +74,19 @@ async def test_create_group_answers_info_and_pushes_created_event(tmp_path) -> N
 
         for c in (alice, bob, carol):
             got = await group_info(c, info.group)
-            assert (got.group, got.name, got.topic, got.owner, got.created, got.pos) == \
-                (info.group, "team", "plans", "alice", info.created, 1)
+            assert (got.group, got.name, got.topic, got.owner, got.created, got.pos) == (
+                info.group,
+                "team",
+                "plans",
+                "alice",
+                info.created,
+                1,
+            )
             assert roles(got) == roles(info)
         lst = await list_groups(bob)
-        assert [(g.group, g.name, g.topic, g.role, g.members) for g in lst.groups] == \
-            [(info.group, "team", "plans", "member", 3)]
+        assert [(g.group, g.name, g.topic, g.role, g.members) for g in lst.groups] == [
+            (info.group, "team", "plans", "member", 3)
+        ]
 
 
 async def test_create_group_refusals_create_nothing(tmp_path) -> None:
@@ -103,16 +114,16 @@ async def test_create_group_refusals_create_nothing(tmp_path) -> None:
 async def test_group_size_limit_counts_the_owner(tmp_path) -> None:
     async with social_server(tmp_path, max_group_size=3) as net:
         alice, *_ = await net.users("alice", "bob", "carol", "dave", "erin")
-        await alice.fail(GroupCreate, ErrorCode.GROUP_FULL, name="big",
-                         members=("bob", "carol", "dave"))
+        await alice.fail(
+            GroupCreate, ErrorCode.GROUP_FULL, name="big", members=("bob", "carol", "dave")
+        )
         info = await alice.create_group("three", ["alice", "bob", "carol"])
         assert len(info.members) == 3
         await alice.entry(UpdateKind.MESSAGE)
         await alice.fail(GroupAdd, ErrorCode.GROUP_FULL, group=info.group, users=("dave",))
         small = await alice.create_group("two", ["bob"])
         await alice.entry(UpdateKind.MESSAGE)
-        await alice.fail(GroupAdd, ErrorCode.GROUP_FULL, group=small.group,
-                         users=("dave", "erin"))
+        await alice.fail(GroupAdd, ErrorCode.GROUP_FULL, group=small.group, users=("dave", "erin"))
         ok = await alice.ok(GroupAdd, group=small.group, users=("dave",))
         assert ok.pos == 2
         assert len((await group_info(alice, small.group)).members) == 3
@@ -277,15 +288,23 @@ async def test_membership_changes_are_timeline_events(tmp_path) -> None:
             await c.assert_no_push()  # carol was gone before bob left
 
         page = await alice.ghistory(g)
-        assert [(m.pos, event_of(m)["type"]) for m in page.messages] == \
-            [(1, "created"), (2, "added"), (3, "removed"), (4, "left")]
+        assert [(m.pos, event_of(m)["type"]) for m in page.messages] == [
+            (1, "created"),
+            (2, "added"),
+            (3, "removed"),
+            (4, "left"),
+        ]
         assert not page.more
 
         def types(entries):
             return [(u.message.pos, event_of(u.message)["type"]) for u in entries]
 
-        assert types(await bob.log_entries()) == \
-            [(1, "created"), (2, "added"), (3, "removed"), (4, "left")]
+        assert types(await bob.log_entries()) == [
+            (1, "created"),
+            (2, "added"),
+            (3, "removed"),
+            (4, "left"),
+        ]
         assert types(await carol.log_entries()) == [(1, "created"), (2, "added"), (3, "removed")]
         assert types(await dave.log_entries()) == [(2, "added"), (3, "removed"), (4, "left")]
 
@@ -392,8 +411,9 @@ async def test_member_sending_while_being_removed_never_follows_the_removal(tmp_
         page = await bob.ghistory(g, limit=100)
         after = [m for m in page.messages if m.pos > ok.pos]
         assert after == []
-        assert [m.text for m in page.messages if m.sender == "carol"] == \
-            [f"c{i}" for i in range(len(accepted))]
+        assert [m.text for m in page.messages if m.sender == "carol"] == [
+            f"c{i}" for i in range(len(accepted))
+        ]
 
 
 async def test_owner_leaves_only_after_transfer(tmp_path) -> None:
@@ -451,8 +471,10 @@ async def test_rename_and_topic_are_events(tmp_path) -> None:
         assert both.pos == 5  # two events; OK names the last
         for c in (alice, bob):
             evs = await c.entries(2)
-            assert [(u.message.pos, event_of(u.message)["type"]) for u in evs] == \
-                [(4, "renamed"), (5, "topic")]
+            assert [(u.message.pos, event_of(u.message)["type"]) for u in evs] == [
+                (4, "renamed"),
+                (5, "topic"),
+            ]
         info = await group_info(bob, g)
         assert (info.name, info.topic, info.pos) == ("newer", "t2", 5)
         same = await alice.ok(GroupUpdate, group=g, topic="t2")  # unchanged: still an event
@@ -471,8 +493,7 @@ async def test_rename_and_topic_are_events(tmp_path) -> None:
 
 async def test_roles_and_permissions(tmp_path) -> None:
     async with social_server(tmp_path) as net:
-        alice, bob, carol, _dave, erin = await net.users("alice", "bob", "carol", "dave",
-                                                        "erin")
+        alice, bob, carol, _dave, erin = await net.users("alice", "bob", "carol", "dave", "erin")
         g = (await alice.create_group("team", ["bob", "carol"])).group
         # a member can do none of the admin actions
         await carol.fail(GroupAdd, ErrorCode.FORBIDDEN, group=g, users=("dave",))
@@ -502,8 +523,7 @@ async def test_roles_and_permissions(tmp_path) -> None:
         # the owner demotes and removes admins
         await alice.ok(GroupSetRole, group=g, user="carol", role="member")
         await alice.fail(GroupSetRole, ErrorCode.CONFLICT, group=g, user="alice", role="member")
-        await alice.fail(GroupSetRole, ErrorCode.INVALID_FIELD, group=g, user="bob",
-                         role="owner")
+        await alice.fail(GroupSetRole, ErrorCode.INVALID_FIELD, group=g, user="bob", role="owner")
         await alice.ok(GroupRemove, group=g, user="bob")
         await alice.ok(GroupSetRole, group=g, user="dave", role="admin")
         info = await group_info(alice, g)
@@ -512,8 +532,17 @@ async def test_roles_and_permissions(tmp_path) -> None:
         assert [m.role for m in info.members] == ["owner", "admin", "member"]
         assert info.topic == "admins may"
         page = await alice.ghistory(g)
-        assert [event_of(m)["type"] for m in page.messages] == \
-            ["created", "role", "added", "removed", "role", "topic", "role", "removed", "role"]
+        assert [event_of(m)["type"] for m in page.messages] == [
+            "created",
+            "role",
+            "added",
+            "removed",
+            "role",
+            "topic",
+            "role",
+            "removed",
+            "role",
+        ]
         await erin.fail(GetGroup, ErrorCode.NOT_MEMBER, group=g)
 
 
@@ -537,8 +566,9 @@ async def test_conflicts_and_unknown_group(tmp_path) -> None:
         # an unknown group and a group you are not in look the same: 3005
         for group in (g, 999_999):
             await dave.fail(GetGroup, ErrorCode.NOT_MEMBER, group=group)
-            await dave.fail(Send, ErrorCode.NOT_MEMBER, to="", group=group, cmid=f"x{group}",
-                            text="hi")
+            await dave.fail(
+                Send, ErrorCode.NOT_MEMBER, to="", group=group, cmid=f"x{group}", text="hi"
+            )
             await dave.fail(GroupAdd, ErrorCode.NOT_MEMBER, group=group, users=("dave",))
             await dave.fail(GroupLeave, ErrorCode.NOT_MEMBER, group=group)
             await dave.fail(GroupUpdate, ErrorCode.NOT_MEMBER, group=group, name="mine")
@@ -558,11 +588,16 @@ async def test_list_groups(tmp_path) -> None:
         g3 = (await carol.create_group("three", ["bob"])).group
         await bob.ok(GroupSetRole, group=g2, user="alice", role="admin")
         lst = await list_groups(alice)
-        assert [(x.group, x.name, x.topic, x.role, x.members) for x in lst.groups] == \
-            [(g1, "one", "first", "owner", 3), (g2, "two", "", "admin", 2)]
+        assert [(x.group, x.name, x.topic, x.role, x.members) for x in lst.groups] == [
+            (g1, "one", "first", "owner", 3),
+            (g2, "two", "", "admin", 2),
+        ]
         lst = await list_groups(bob)
-        assert [(x.group, x.role, x.members) for x in lst.groups] == \
-            [(g1, "member", 3), (g2, "owner", 2), (g3, "member", 2)]
+        assert [(x.group, x.role, x.members) for x in lst.groups] == [
+            (g1, "member", 3),
+            (g2, "owner", 2),
+            (g3, "member", 2),
+        ]
         await carol.ok(GroupLeave, group=g1)
         assert [x.members for x in (await list_groups(alice)).groups] == [2, 2]
         assert [x.group for x in (await list_groups(carol)).groups] == [g3]

@@ -38,10 +38,14 @@ async def test_tls_listener_serves_verified_clients(tmp_path: Path, tls_files) -
         ca.configure_trust(ctx)
         await lt.register(srv.host, srv.port, "alice", PASSWORD, ssl=ctx)
         await lt.register(srv.host, srv.port, "bob", PASSWORD, ssl=ctx)
-        async with lt.connect(srv.host, srv.port, username="bob", password=PASSWORD,
-                              device="d", ssl=ctx) as bob, \
-                lt.connect(srv.host, srv.port, username="alice", password=PASSWORD,
-                           device="d", ssl=ctx) as alice:
+        async with (
+            lt.connect(
+                srv.host, srv.port, username="bob", password=PASSWORD, device="d", ssl=ctx
+            ) as bob,
+            lt.connect(
+                srv.host, srv.port, username="alice", password=PASSWORD, device="d", ssl=ctx
+            ) as alice,
+        ):
             sent = await alice.send("bob", "over tls")
             async for event in bob:
                 if isinstance(event, lt.MessageReceived):
@@ -90,8 +94,9 @@ async def test_per_user_send_rate_limit(tmp_path: Path) -> None:
             await phone.send("bob", "m0")
             await laptop.send("bob", "m1")
             await phone.send("bob", "m2")
-            err = await laptop.expect_error(laptop.send_msg("bob", "one too many"),
-                                            ErrorCode.RATE_LIMITED)
+            err = await laptop.expect_error(
+                laptop.send_msg("bob", "one too many"), ErrorCode.RATE_LIMITED
+            )
             assert err.retry_after is not None and 0 < err.retry_after <= 1.0
             page = await phone.history("bob")
             assert [m.text for m in page.messages] == ["m0", "m1", "m2"]
@@ -104,8 +109,9 @@ async def test_client_library_waits_out_a_rate_limit(tmp_path: Path) -> None:
     async with run_server(tmp_path, send_rate=5.0, send_burst=2.0) as srv:
         await lt.register(srv.host, srv.port, "alice", PASSWORD)
         await lt.register(srv.host, srv.port, "bob", PASSWORD)
-        async with lt.connect(srv.host, srv.port, username="alice", password=PASSWORD,
-                              device="d") as alice:
+        async with lt.connect(
+            srv.host, srv.port, username="alice", password=PASSWORD, device="d"
+        ) as alice:
             sent = [await alice.send("bob", f"m{i}") for i in range(4)]
             assert [s.pos for s in sent] == [1, 2, 3, 4]
 
@@ -114,30 +120,46 @@ async def test_online_backup_while_serving(tmp_path: Path) -> None:
     async with run_server(tmp_path) as srv:
         await lt.register(srv.host, srv.port, "alice", PASSWORD)
         await lt.register(srv.host, srv.port, "bob", PASSWORD)
-        async with lt.connect(srv.host, srv.port, username="alice", password=PASSWORD,
-                              device="d") as alice:
+        async with lt.connect(
+            srv.host, srv.port, username="alice", password=PASSWORD, device="d"
+        ) as alice:
             for i in range(20):
                 await alice.send("bob", f"m{i}")
             dest = tmp_path / "copy.db"
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "liaotian.server", "backup", str(dest),
-                "--db-path", srv.config.db_path, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE)
+                sys.executable,
+                "-m",
+                "liaotian.server",
+                "backup",
+                str(dest),
+                "--db-path",
+                srv.config.db_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             sends = [asyncio.ensure_future(alice.send("bob", f"during {i}")) for i in range(20)]
             out, err = await asyncio.wait_for(proc.communicate(), 30)
             await asyncio.gather(*sends)
             assert proc.returncode == 0, err.decode()
             assert b"messages=" in out
             refused = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "liaotian.server", "backup", str(dest),
-                "--db-path", srv.config.db_path, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE)
+                sys.executable,
+                "-m",
+                "liaotian.server",
+                "backup",
+                str(dest),
+                "--db-path",
+                srv.config.db_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             await refused.communicate()
             assert refused.returncode == 1  # never overwrites an existing file
     # the copy opens as a server database with at least the 20 messages sent before it
     async with run_server(tmp_path / "restore", db_path=str(dest)) as copy:
-        async with lt.connect(copy.host, copy.port, username="alice", password=PASSWORD,
-                              device="d") as alice:
+        async with lt.connect(
+            copy.host, copy.port, username="alice", password=PASSWORD, device="d"
+        ) as alice:
             page = await alice.history("bob", limit=100)
             texts = [m.text for m in page.messages]
             assert texts[:20] == [f"m{i}" for i in range(20)]
@@ -149,18 +171,29 @@ async def test_cli_connects_with_a_ca_file(tmp_path: Path, tls_files) -> None:
     ca_path = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
     async with run_server(tmp_path, tls_cert=cert, tls_key=key) as srv:
-        base = [sys.executable, "-m", "liaotian.client.cli", "--host", "127.0.0.1",
-                "--port", str(srv.port), "--state", str(tmp_path / "state.json")]
+        base = [
+            sys.executable,
+            "-m",
+            "liaotian.client.cli",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(srv.port),
+            "--state",
+            str(tmp_path / "state.json"),
+        ]
 
         async def cli(*args: str) -> tuple[int, str]:
             proc = await asyncio.create_subprocess_exec(
-                *base, *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                *base, *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
             out, _ = await asyncio.wait_for(proc.communicate(), 60)
             assert proc.returncode is not None
             return proc.returncode, out.decode()
 
-        code, out = await cli("--ca-file", str(ca_path), "register", "alice",
-                              "--password", PASSWORD)
+        code, out = await cli(
+            "--ca-file", str(ca_path), "register", "alice", "--password", PASSWORD
+        )
         assert code == 0, out
         code, out = await cli("register", "bob", "--password", PASSWORD)  # plain: refused
         assert code == 3, out

@@ -56,8 +56,7 @@ async def pushed_message(c: Any) -> ChatMessage:
     return msg
 
 
-async def test_welcome_advertises_the_media_limits(server: RunningServer,
-                                                   clients: Any) -> None:
+async def test_welcome_advertises_the_media_limits(server: RunningServer, clients: Any) -> None:
     c = await clients.connect(server)
     w = await c.hello()
     assert w.limits["media"] == MediaLimits().advertised(1024 * 1024)
@@ -65,7 +64,8 @@ async def test_welcome_advertises_the_media_limits(server: RunningServer,
 
 
 async def test_upload_in_chunks_then_the_same_uploader_sends_nothing_again(
-        server: RunningServer, clients: Any) -> None:
+    server: RunningServer, clients: Any
+) -> None:
     alice = await clients.user(server, "alice")
     data = content(40_000)
     first = await begin(alice, data, media_type="application/pdf", name="notes.pdf")
@@ -74,8 +74,12 @@ async def test_upload_in_chunks_then_the_same_uploader_sends_nothing_again(
     await send_chunks(alice, first, data)
     done = await alice.request(UploadFinish(rid=alice.rid(), upload=first.upload))
     assert isinstance(done, UploadDone)
-    assert (done.blob, done.size, done.media_type, done.info) == \
-        (sha(data), 40_000, "application/pdf", {})
+    assert (done.blob, done.size, done.media_type, done.info) == (
+        sha(data),
+        40_000,
+        "application/pdf",
+        {},
+    )
     assert blob_files(server) == [sha(data).hex()]
     assert os.listdir(media_dir(server) / "partial") == []
     # the same uploader: answered at once; a FINISH retried: answered again
@@ -93,8 +97,9 @@ async def test_no_cross_user_dedup_oracle(server: RunningServer, clients: Any) -
     await upload(alice, data)
     status = await begin(bob, data)
     assert isinstance(status, UploadStatus) and status.held == ()  # every byte, again
-    await bob.expect_error(Download(rid=bob.rid(), blob=sha(data), offset=0, length=10),
-                           E.UNKNOWN_BLOB)  # knowing the hash grants nothing
+    await bob.expect_error(
+        Download(rid=bob.rid(), blob=sha(data), offset=0, length=10), E.UNKNOWN_BLOB
+    )  # knowing the hash grants nothing
     await send_chunks(bob, status, data)
     done = await bob.request(UploadFinish(rid=bob.rid(), upload=status.upload))
     assert isinstance(done, UploadDone) and done.blob == sha(data)
@@ -102,8 +107,9 @@ async def test_no_cross_user_dedup_oracle(server: RunningServer, clients: Any) -
     assert await download(bob, sha(data)) == data
 
 
-async def test_a_blob_is_readable_by_the_readers_of_a_message(server: RunningServer,
-                                                             clients: Any) -> None:
+async def test_a_blob_is_readable_by_the_readers_of_a_message(
+    server: RunningServer, clients: Any
+) -> None:
     alice = await clients.user(server, "alice")
     bob = await clients.user(server, "bob")
     carol = await clients.user(server, "carol")
@@ -111,18 +117,26 @@ async def test_a_blob_is_readable_by_the_readers_of_a_message(server: RunningSer
     done = await upload(alice, data, media_type="text/plain", name="a.txt")
     probe = Download(rid=bob.rid(), blob=done.blob, offset=0, length=100)
     missing = await bob.expect_error(probe, E.UNKNOWN_BLOB)
-    nowhere = await bob.expect_error(Download(rid=bob.rid(), blob=bytes(32), offset=0,
-                                              length=100), E.UNKNOWN_BLOB)
+    nowhere = await bob.expect_error(
+        Download(rid=bob.rid(), blob=bytes(32), offset=0, length=100), E.UNKNOWN_BLOB
+    )
     assert missing.message == nowhere.message  # not told apart
-    sent = await sent_media(alice, "bob", SendMedia(kind="file", blob=done.blob,
-                                                    name="a.txt"), text="the notes")
+    sent = await sent_media(
+        alice, "bob", SendMedia(kind="file", blob=done.blob, name="a.txt"), text="the notes"
+    )
     msg = await pushed_message(bob)
     assert msg.id == sent.id and msg.text == "the notes"
-    assert msg.media == {"kind": "file", "blob": done.blob, "size": 5_000,
-                         "type": "text/plain", "name": "a.txt"}
+    assert msg.media == {
+        "kind": "file",
+        "blob": done.blob,
+        "size": 5_000,
+        "type": "text/plain",
+        "name": "a.txt",
+    }
     assert await download(bob, done.blob, length=4096) == data
-    await carol.expect_error(Download(rid=carol.rid(), blob=done.blob, offset=0, length=1),
-                             E.UNKNOWN_BLOB)
+    await carol.expect_error(
+        Download(rid=carol.rid(), blob=done.blob, offset=0, length=1), E.UNKNOWN_BLOB
+    )
     ans = await send_media(carol, "bob", SendMedia(kind="file", blob=done.blob))
     assert isinstance(ans, Error) and ans.code == E.UNKNOWN_BLOB
     # bob may forward what he can read
@@ -132,21 +146,22 @@ async def test_a_blob_is_readable_by_the_readers_of_a_message(server: RunningSer
     assert page.messages[-1].media is not None and page.messages[-1].media["blob"] == done.blob
 
 
-async def test_ranged_downloads_and_their_bounds(server: RunningServer,
-                                                 clients: Any) -> None:
+async def test_ranged_downloads_and_their_bounds(server: RunningServer, clients: Any) -> None:
     alice = await clients.user(server, "alice")
     data = content(1_000, seed=4)
     done = await upload(alice, data)
-    part = await alice.request(Download(rid=alice.rid(), blob=done.blob, offset=990,
-                                        length=100))
-    assert isinstance(part, BlobData) and (part.offset, part.size, part.data) == \
-        (990, 1_000, data[990:])
-    end = await alice.request(Download(rid=alice.rid(), blob=done.blob, offset=1_000,
-                                       length=1))
+    part = await alice.request(Download(rid=alice.rid(), blob=done.blob, offset=990, length=100))
+    assert isinstance(part, BlobData) and (part.offset, part.size, part.data) == (
+        990,
+        1_000,
+        data[990:],
+    )
+    end = await alice.request(Download(rid=alice.rid(), blob=done.blob, offset=1_000, length=1))
     assert isinstance(end, BlobData) and end.data == b""
     for offset, length in ((1_001, 1), (0, 0), (0, 524_289)):
-        await alice.expect_error(Download(rid=alice.rid(), blob=done.blob, offset=offset,
-                                          length=length), E.BAD_RANGE)
+        await alice.expect_error(
+            Download(rid=alice.rid(), blob=done.blob, offset=offset, length=length), E.BAD_RANGE
+        )
 
 
 async def test_image_voice_and_track_messages(server: RunningServer, clients: Any) -> None:
@@ -159,12 +174,20 @@ async def test_image_voice_and_track_messages(server: RunningServer, clients: An
     thumb = img.info["thumb"]
     assert (thumb["w"], thumb["h"], thumb["type"]) == (320, 213, "image/jpeg")
     assert len(await download(alice, thumb["blob"])) > 100  # the uploader's own thumbnail
-    await sent_media(alice, "bob", SendMedia(kind="image", blob=img.blob, name="beach.png"),
-                     text="the beach")
+    await sent_media(
+        alice, "bob", SendMedia(kind="image", blob=img.blob, name="beach.png"), text="the beach"
+    )
     msg = await pushed_message(bob)
-    assert msg.media == {"kind": "image", "blob": img.blob, "size": len(image),
-                         "type": "image/png", "w": 900, "h": 600, "thumb": thumb,
-                         "name": "beach.png"}
+    assert msg.media == {
+        "kind": "image",
+        "blob": img.blob,
+        "size": len(image),
+        "type": "image/png",
+        "w": 900,
+        "h": 600,
+        "thumb": thumb,
+        "name": "beach.png",
+    }
     assert (await download(bob, thumb["blob"]))[:3] == b"\xff\xd8\xff"  # a JPEG
     # a voice note: the server's duration
     tone = wav(1.5)
@@ -173,30 +196,52 @@ async def test_image_voice_and_track_messages(server: RunningServer, clients: An
     await sent_media(alice, "bob", SendMedia(kind="voice", blob=voice.blob))
     msg = await pushed_message(bob)
     assert msg.media is not None
-    assert (msg.media["kind"], msg.media["duration_ms"], msg.media["codec"]) == \
-        ("voice", 1500, "pcm")
+    assert (msg.media["kind"], msg.media["duration_ms"], msg.media["codec"]) == (
+        "voice",
+        1500,
+        "pcm",
+    )
     # a track cut from longer audio, with a cover
     song = wav(3.0, rate=4000)
     track = await upload(alice, song, media_type="application/octet-stream")
     assert track.media_type == "audio/wav"  # sniffed
-    await sent_media(alice, "bob", SendMedia(kind="track", blob=track.blob, title="Tone",
-                                             artist="Alice", clip=(1_000, 2_500),
-                                             cover=img.blob))
+    await sent_media(
+        alice,
+        "bob",
+        SendMedia(
+            kind="track",
+            blob=track.blob,
+            title="Tone",
+            artist="Alice",
+            clip=(1_000, 2_500),
+            cover=img.blob,
+        ),
+    )
     msg = await pushed_message(bob)
     assert msg.media is not None
-    assert {k: msg.media[k] for k in ("kind", "title", "artist", "duration_ms", "clip")} == \
-        {"kind": "track", "title": "Tone", "artist": "Alice", "duration_ms": 3000,
-         "clip": [1_000, 2_500]}
-    assert msg.media["cover"] == {"blob": img.blob, "w": 900, "h": 600, "type": "image/png",
-                                  "thumb": thumb}
+    assert {k: msg.media[k] for k in ("kind", "title", "artist", "duration_ms", "clip")} == {
+        "kind": "track",
+        "title": "Tone",
+        "artist": "Alice",
+        "duration_ms": 3000,
+        "clip": [1_000, 2_500],
+    }
+    assert msg.media["cover"] == {
+        "blob": img.blob,
+        "w": 900,
+        "h": 600,
+        "type": "image/png",
+        "thumb": thumb,
+    }
     # refusals by kind
     text = await upload(alice, b"just text", media_type="text/plain")
     for media, code in (
-            (SendMedia(kind="image", blob=text.blob), E.NOT_AN_IMAGE),
-            (SendMedia(kind="voice", blob=text.blob), E.NOT_AUDIO),
-            (SendMedia(kind="track", blob=track.blob, clip=(2_000, 3_001)), E.BAD_CLIP),
-            (SendMedia(kind="track", blob=track.blob, cover=text.blob), E.NOT_AN_IMAGE),
-            (SendMedia(kind="file", blob=text.blob, name="a\x1bb"), E.INVALID_FIELD)):
+        (SendMedia(kind="image", blob=text.blob), E.NOT_AN_IMAGE),
+        (SendMedia(kind="voice", blob=text.blob), E.NOT_AUDIO),
+        (SendMedia(kind="track", blob=track.blob, clip=(2_000, 3_001)), E.BAD_CLIP),
+        (SendMedia(kind="track", blob=track.blob, cover=text.blob), E.NOT_AN_IMAGE),
+        (SendMedia(kind="file", blob=text.blob, name="a\x1bb"), E.INVALID_FIELD),
+    ):
         ans = await send_media(alice, "bob", media)
         assert isinstance(ans, Error) and ans.code == code, (media, ans)
     await bob.assert_no_push()
@@ -209,45 +254,51 @@ async def test_every_upload_refusal(server: RunningServer, clients: Any) -> None
     st = await begin(alice, data)
     assert isinstance(st, UploadStatus)
     u = st.upload
-    for offset, part, code in ((40_000, b"x", E.CHUNK_OUT_OF_RANGE),
-                               (100, b"x" * 100, E.CHUNK_MISALIGNED),
-                               (0, b"x" * 100, E.CHUNK_SIZE_MISMATCH),
-                               (32_768, b"x" * CHUNK, E.TOO_MANY_BYTES)):
+    for offset, part, code in (
+        (40_000, b"x", E.CHUNK_OUT_OF_RANGE),
+        (100, b"x" * 100, E.CHUNK_MISALIGNED),
+        (0, b"x" * 100, E.CHUNK_SIZE_MISMATCH),
+        (32_768, b"x" * CHUNK, E.TOO_MANY_BYTES),
+    ):
         ans = await chunk(alice, u, offset, part)
         assert isinstance(ans, Error) and ans.code == code, (offset, ans)
     ans = await chunk(bob, u, 0, data[:CHUNK])  # not bob's upload
     assert isinstance(ans, Error) and ans.code == E.UNKNOWN_UPLOAD
     assert isinstance(await chunk(alice, u, 0, data[:CHUNK]), Ok)
     assert isinstance(await chunk(alice, u, 0, data[:CHUNK]), Ok)  # held already: acked
-    inc = await alice.expect_error(UploadFinish(rid=alice.rid(), upload=u),
-                                   E.UPLOAD_INCOMPLETE)
+    inc = await alice.expect_error(UploadFinish(rid=alice.rid(), upload=u), E.UPLOAD_INCOMPLETE)
     assert inc.data == {"missing": [[CHUNK, 40_000]], "more": False}
     # wrong bytes: the hash decides at finish, nothing is stored, the upload is gone
     assert isinstance(await chunk(alice, u, CHUNK, b"y" * CHUNK), Ok)
-    assert isinstance(await chunk(alice, u, 2 * CHUNK, data[2 * CHUNK:]), Ok)
+    assert isinstance(await chunk(alice, u, 2 * CHUNK, data[2 * CHUNK :]), Ok)
     await alice.expect_error(UploadFinish(rid=alice.rid(), upload=u), E.HASH_MISMATCH)
     await alice.expect_error(UploadFinish(rid=alice.rid(), upload=u), E.UNKNOWN_UPLOAD)
     assert blob_files(server) == []
     again = await begin(alice, data)
     assert isinstance(again, UploadStatus) and again.held == ()
     # begin's own refusals
-    for kw, code in (({"chunk_size": 1000}, E.BAD_CHUNK_SIZE),
-                     ({"chunk_size": 1 << 20}, E.BAD_CHUNK_SIZE),
-                     ({"media_type": "Image/JPEG"}, E.INVALID_FIELD),
-                     ({"name": "../etc/passwd"}, E.INVALID_FIELD)):
+    for kw, code in (
+        ({"chunk_size": 1000}, E.BAD_CHUNK_SIZE),
+        ({"chunk_size": 1 << 20}, E.BAD_CHUNK_SIZE),
+        ({"media_type": "Image/JPEG"}, E.INVALID_FIELD),
+        ({"name": "../etc/passwd"}, E.INVALID_FIELD),
+    ):
         await alice.expect_error(begin_msg(alice, content(10, seed=9), **kw), code)
     big = begin_msg(alice, b"")
-    big = type(big)(rid=alice.rid(), size=100 * 1024 * 1024 + 1, sha256=bytes(32),
-                    media_type="a/b", chunk_size=1 << 19)
+    big = type(big)(
+        rid=alice.rid(),
+        size=100 * 1024 * 1024 + 1,
+        sha256=bytes(32),
+        media_type="a/b",
+        chunk_size=1 << 19,
+    )
     err = await alice.expect_error(big, E.BLOB_TOO_LARGE)
     assert err.data == {"limit": "max_blob_size", "max": 100 * 1024 * 1024}
     # cancel: the bytes go, the id is unknown
-    assert isinstance(await alice.request(UploadCancel(rid=alice.rid(), upload=again.upload)),
-                      Ok)
+    assert isinstance(await alice.request(UploadCancel(rid=alice.rid(), upload=again.upload)), Ok)
     ans = await chunk(alice, again.upload, 0, data[:CHUNK])
     assert isinstance(ans, Error) and ans.code == E.UNKNOWN_UPLOAD
-    await alice.expect_error(UploadCancel(rid=alice.rid(), upload=again.upload),
-                             E.UNKNOWN_UPLOAD)
+    await alice.expect_error(UploadCancel(rid=alice.rid(), upload=again.upload), E.UNKNOWN_UPLOAD)
     assert os.listdir(media_dir(server) / "partial") == []
 
 
@@ -262,20 +313,19 @@ async def test_unfinished_uploads_are_bounded(server: RunningServer, clients: An
 
 
 async def test_the_daily_upload_budget(tmp_path: Path, clients: Any) -> None:
-    async with run_server(tmp_path, media_max_blob_size=60_000,
-                          media_upload_bytes_per_day=100_000) as srv:
+    async with run_server(
+        tmp_path, media_max_blob_size=60_000, media_upload_bytes_per_day=100_000
+    ) as srv:
         alice = await clients.user(srv, "alice")
         await upload(alice, content(60_000, seed=1))
-        err = await alice.expect_error(begin_msg(alice, content(60_000, seed=2)),
-                                       E.RATE_LIMITED)
+        err = await alice.expect_error(begin_msg(alice, content(60_000, seed=2)), E.RATE_LIMITED)
         assert err.retry_after is not None and err.retry_after > 0
         assert err.data == {"limit": "upload_bytes_per_day", "max": 100_000}
         # content stored before costs nothing
         assert isinstance(await begin(alice, content(60_000, seed=1)), UploadDone)
 
 
-async def test_uploads_resume_after_a_reconnect_and_a_restart(tmp_path: Path,
-                                                             clients: Any) -> None:
+async def test_uploads_resume_after_a_reconnect_and_a_restart(tmp_path: Path, clients: Any) -> None:
     data = content(100_000, seed=6)
     async with run_server(tmp_path) as srv:
         alice = await clients.user(srv, "alice")
@@ -302,9 +352,9 @@ async def test_uploads_resume_after_a_reconnect_and_a_restart(tmp_path: Path,
 
 
 async def test_sweeps_expire_uploads_and_collect_unreferenced_blobs(
-        tmp_path: Path, clients: Any) -> None:
-    async with run_server(tmp_path, media_upload_ttl=60.0,
-                          media_unreferenced_grace=120.0) as srv:
+    tmp_path: Path, clients: Any
+) -> None:
+    async with run_server(tmp_path, media_upload_ttl=60.0, media_unreferenced_grace=120.0) as srv:
         assert srv.server is not None
         media = srv.server.media
         alice = await clients.user(srv, "alice")
@@ -322,16 +372,18 @@ async def test_sweeps_expire_uploads_and_collect_unreferenced_blobs(
         media._pins.clear()  # the SEND's pin: its commit is long done
         assert await media.sweep(wall_ms=later + 200_000) == (0, 1)
         assert blob_files(srv) == [kept.blob.hex()]
-        await alice.expect_error(Download(rid=alice.rid(), blob=lone.blob, offset=0,
-                                          length=1), E.UNKNOWN_BLOB)
+        await alice.expect_error(
+            Download(rid=alice.rid(), blob=lone.blob, offset=0, length=1), E.UNKNOWN_BLOB
+        )
         assert await download(bob, kept.blob) == content(3_000, seed=1)
         again = await begin(alice, content(3_000, seed=2))  # collected: a new upload
         assert isinstance(again, UploadStatus)
 
 
 @pytest.mark.parametrize("inflight", [1, 8])
-async def test_chat_flows_between_pipelined_chunks(tmp_path: Path, clients: Any,
-                                                   inflight: int) -> None:
+async def test_chat_flows_between_pipelined_chunks(
+    tmp_path: Path, clients: Any, inflight: int
+) -> None:
     """More chunks in flight than the connection's bound, a PING and a SEND among them:
     everything is answered, the chunks in order of their offsets per upload."""
     async with run_server(tmp_path, media_inflight=inflight) as srv:
@@ -340,8 +392,10 @@ async def test_chat_flows_between_pipelined_chunks(tmp_path: Path, clients: Any,
         data = content(30 * CHUNK, seed=7)
         st = await begin(alice, data)
         assert isinstance(st, UploadStatus)
-        chunks = [UploadChunk(rid=alice.rid(), upload=st.upload, offset=o,
-                              data=data[o:o + CHUNK]) for o in range(0, len(data), CHUNK)]
+        chunks = [
+            UploadChunk(rid=alice.rid(), upload=st.upload, offset=o, data=data[o : o + CHUNK])
+            for o in range(0, len(data), CHUNK)
+        ]
         ping = Ping(rid=alice.rid())
         note = alice.send_msg("bob", "sent between chunks")
         await alice.write(*chunks[:15], ping, note, *chunks[15:])

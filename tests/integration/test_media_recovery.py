@@ -22,8 +22,9 @@ def _old(path: Path, seconds: float) -> None:
     os.utime(path, (t, t))
 
 
-async def test_an_upload_whose_partial_files_were_lost_starts_over(tmp_path: Path,
-                                                                   clients: Any) -> None:
+async def test_an_upload_whose_partial_files_were_lost_starts_over(
+    tmp_path: Path, clients: Any
+) -> None:
     data = content(50_000, seed=1)
     async with run_server(tmp_path) as srv:
         alice = await clients.user(srv, "alice")
@@ -46,7 +47,8 @@ async def test_an_upload_whose_partial_files_were_lost_starts_over(tmp_path: Pat
 
 
 async def test_a_blob_stored_just_before_a_crash_is_committed_at_the_next_start(
-        tmp_path: Path, clients: Any) -> None:
+    tmp_path: Path, clients: Any
+) -> None:
     data = content(40_000, seed=2)
     async with run_server(tmp_path) as srv:
         alice = await clients.user(srv, "alice")
@@ -71,8 +73,7 @@ async def test_a_blob_stored_just_before_a_crash_is_committed_at_the_next_start(
 
 
 async def test_files_nobody_knows_are_swept(tmp_path: Path, clients: Any) -> None:
-    async with run_server(tmp_path, media_upload_ttl=60.0,
-                          media_unreferenced_grace=60.0) as srv:
+    async with run_server(tmp_path, media_upload_ttl=60.0, media_unreferenced_grace=60.0) as srv:
         assert srv.server is not None
         alice = await clients.user(srv, "alice")
         store = BlobStore(srv.config.db_path + ".media")
@@ -91,5 +92,6 @@ async def test_files_nobody_knows_are_swept(tmp_path: Path, clients: Any) -> Non
         await srv.server.media.sweep()
         assert not path.exists()
         assert os.listdir(store.partial_dir) == []
-        await alice.expect_error(Download(rid=alice.rid(), blob=sha(stray), offset=0,
-                                          length=1), ErrorCode.UNKNOWN_BLOB)
+        await alice.expect_error(
+            Download(rid=alice.rid(), blob=sha(stray), offset=0, length=1), ErrorCode.UNKNOWN_BLOB
+        )

@@ -16,8 +16,13 @@ def only_update(push: Updates):
 
 
 def assert_matches(sent: Sent, msg, *, sender: str, to: str, text: str) -> None:
-    assert (msg.id, msg.conv, msg.pos, msg.ts, msg.cmid) == \
-        (sent.id, sent.conv, sent.pos, sent.ts, sent.cmid)
+    assert (msg.id, msg.conv, msg.pos, msg.ts, msg.cmid) == (
+        sent.id,
+        sent.conv,
+        sent.pos,
+        sent.ts,
+        sent.cmid,
+    )
     assert (msg.sender, msg.to, msg.text) == (sender, to, text)
 
 
@@ -117,8 +122,14 @@ async def test_resend_same_cmid_is_idempotent(server, clients) -> None:
 
     again = await alice.send("bob", "a different text", cmid="same")
     assert again.duplicate is True
-    assert (again.id, again.conv, again.pos, again.ts, again.seq, again.cmid) == \
-        (first.id, first.conv, first.pos, first.ts, first.seq, first.cmid)
+    assert (again.id, again.conv, again.pos, again.ts, again.seq, again.cmid) == (
+        first.id,
+        first.conv,
+        first.pos,
+        first.ts,
+        first.seq,
+        first.cmid,
+    )
     # two copies pipelined in one write: both duplicates of the original
     m1, m2 = alice.send_msg("bob", "x", "same"), alice.send_msg("bob", "y", "same")
     await alice.write(m1, m2)
@@ -249,22 +260,23 @@ async def test_history_paging_backwards_and_forwards(server, clients) -> None:
 async def test_history_errors_and_empty_conversation(server, clients) -> None:
     alice = await clients.user(server, "alice")
     await clients.register(server, "carol")
-    await alice.expect_error(History(rid=alice.rid(), with_user="nobody"),
-                             ErrorCode.UNKNOWN_USER)
-    await alice.expect_error(History(rid=alice.rid(), with_user="BAD NAME"),
-                             ErrorCode.UNKNOWN_USER)
-    await alice.expect_error(History(rid=alice.rid(), with_user="carol", before=3, after=1),
-                             ErrorCode.INVALID_FIELD)
-    await alice.expect_error(History(rid=alice.rid(), with_user="carol", limit=201),
-                             ErrorCode.INVALID_FIELD)
+    await alice.expect_error(History(rid=alice.rid(), with_user="nobody"), ErrorCode.UNKNOWN_USER)
+    await alice.expect_error(History(rid=alice.rid(), with_user="BAD NAME"), ErrorCode.UNKNOWN_USER)
+    await alice.expect_error(
+        History(rid=alice.rid(), with_user="carol", before=3, after=1), ErrorCode.INVALID_FIELD
+    )
+    await alice.expect_error(
+        History(rid=alice.rid(), with_user="carol", limit=201), ErrorCode.INVALID_FIELD
+    )
     p = await alice.history("carol")
     assert p.messages == () and not p.more
 
 
 async def test_pages_are_cut_by_frame_size(tmp_path, clients) -> None:
     frame = 200_000
-    async with run_server(tmp_path, max_frame_size=frame, max_text_len=60_000,
-                          max_meta_size=1000) as srv:
+    async with run_server(
+        tmp_path, max_frame_size=frame, max_text_len=60_000, max_meta_size=1000
+    ) as srv:
         small = Limits(max_frame_size=frame)  # the client refuses bigger frames (CLOSE 1009)
         alice = await clients.user(srv, "alice", limits=small)
         welcome_limits = (await (await clients.connect(srv)).hello()).limits
@@ -320,9 +332,13 @@ async def test_rawclient_enforces_small_frame_limit(tmp_path, clients) -> None:
         await clients.register(srv, "bob")
         await alice.send("bob", "x" * 60_000)
         await alice.send("bob", "y" * 60_000)
-        tiny = await clients.user(srv, "bob", register=False, sync=False,
-                                  limits=Limits(max_frame_size=100_000, max_text_len=60_000,
-                                                max_meta_size=1000))
+        tiny = await clients.user(
+            srv,
+            "bob",
+            register=False,
+            sync=False,
+            limits=Limits(max_frame_size=100_000, max_text_len=60_000, max_meta_size=1000),
+        )
         with pytest.raises(AssertionError):
             await tiny.sync_all(0)
         assert isinstance(tiny, RawClient) and tiny.conn.close_code == 1009

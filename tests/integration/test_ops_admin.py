@@ -41,10 +41,20 @@ async def cli(srv: RunningServer, *args: str, stdin: bytes = b"") -> tuple[int, 
     """The real command line, in a subprocess (the in-process server keeps serving)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIAOTIAN_")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "liaotian.server", "admin", "--db-path", srv.config.db_path,
-        "--config", str(Path(srv.config.db_path).parent / "cheap.toml"), *args, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "liaotian.server",
+        "admin",
+        "--db-path",
+        srv.config.db_path,
+        "--config",
+        str(Path(srv.config.db_path).parent / "cheap.toml"),
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(stdin), TIMEOUT)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -53,7 +63,8 @@ async def cli(srv: RunningServer, *args: str, stdin: bytes = b"") -> tuple[int, 
 @pytest.fixture
 def cheap_config(tmp_path: Path) -> None:
     (tmp_path / "cheap.toml").write_text(
-        "argon2_time_cost = 1\nargon2_memory_kib = 8192\nargon2_parallelism = 1\n")
+        "argon2_time_cost = 1\nargon2_memory_kib = 8192\nargon2_parallelism = 1\n"
+    )
 
 
 async def test_the_socket_is_private_and_beside_the_database(tmp_path: Path) -> None:
@@ -67,8 +78,9 @@ async def test_the_socket_is_private_and_beside_the_database(tmp_path: Path) -> 
     assert not os.path.exists(path)  # removed at shutdown
 
 
-async def test_a_disabled_user_is_kicked_and_cannot_log_in(tmp_path: Path,
-                                                          clients: Clients) -> None:
+async def test_a_disabled_user_is_kicked_and_cannot_log_in(
+    tmp_path: Path, clients: Clients
+) -> None:
     async with run_server(tmp_path) as srv:
         alice = await clients.user(srv, "alice")
         await clients.user(srv, "bob")
@@ -78,8 +90,9 @@ async def test_a_disabled_user_is_kicked_and_cannot_log_in(tmp_path: Path,
         assert result["connections_closed"] == 1 and result["devices_signed_out"] == 1
         await alice.expect_close(4002)
         other = await clients.anonymous(srv)
-        await other.expect_error(Login(rid=other.rid(), username="alice", password=PASSWORD,
-                                       device="d1"), 2002)
+        await other.expect_error(
+            Login(rid=other.rid(), username="alice", password=PASSWORD, device="d1"), 2002
+        )
         await other.expect_error(Auth(rid=other.rid(), token=token), 2006)
         users = {u["username"]: u for u in await admin(srv, "users")}
         assert users["alice"]["disabled"] and not users["bob"]["disabled"]
@@ -91,15 +104,17 @@ async def test_a_disabled_user_is_kicked_and_cannot_log_in(tmp_path: Path,
             await admin(srv, "disable", user="carol")
 
 
-async def test_a_disabled_user_stays_disabled_across_a_restart(tmp_path: Path,
-                                                              clients: Clients) -> None:
+async def test_a_disabled_user_stays_disabled_across_a_restart(
+    tmp_path: Path, clients: Clients
+) -> None:
     async with run_server(tmp_path) as srv:
         await clients.register(srv, "alice")
         await admin(srv, "disable", user="alice")
         await srv.restart()
         other = await clients.anonymous(srv)
-        await other.expect_error(Login(rid=other.rid(), username="alice", password=PASSWORD,
-                                       device="d1"), 2002)
+        await other.expect_error(
+            Login(rid=other.rid(), username="alice", password=PASSWORD, device="d1"), 2002
+        )
 
 
 async def test_reset_password_revoke_kick_and_sessions(tmp_path: Path, clients: Clients) -> None:
@@ -109,8 +124,9 @@ async def test_reset_password_revoke_kick_and_sessions(tmp_path: Path, clients: 
         bob = await clients.user(srv, "bob")
 
         sessions = await admin(srv, "sessions", user="bob")
-        assert [(s["user"], s["device"], s["state"]) for s in sessions] == \
-            [("bob", "d1", "authenticated")]
+        assert [(s["user"], s["device"], s["state"]) for s in sessions] == [
+            ("bob", "d1", "authenticated")
+        ]
         await admin(srv, "kick", conn=sessions[0]["conn"])
         await bob.expect_close(1000)
         with pytest.raises(AdminError, match="no open connection"):
@@ -122,13 +138,19 @@ async def test_reset_password_revoke_kick_and_sessions(tmp_path: Path, clients: 
         await alice2.expect_close(4002)
         assert [d["device"] for d in await admin(srv, "devices", user="alice")] == ["d1"]
 
-        result = await admin(srv, "reset_password", user="alice",
-                             password_hash=cheap_hash(NEW_PASSWORD), sign_out=True)
+        result = await admin(
+            srv,
+            "reset_password",
+            user="alice",
+            password_hash=cheap_hash(NEW_PASSWORD),
+            sign_out=True,
+        )
         assert result["connections_closed"] == 1
         await alice.expect_close(4002)
         other = await clients.anonymous(srv)
-        await other.expect_error(Login(rid=other.rid(), username="alice", password=PASSWORD,
-                                       device="d1"), 2002)
+        await other.expect_error(
+            Login(rid=other.rid(), username="alice", password=PASSWORD, device="d1"), 2002
+        )
         await other.login("alice", NEW_PASSWORD)
 
         bob2 = await clients.user(srv, "bob", register=False)
@@ -136,8 +158,7 @@ async def test_reset_password_revoke_kick_and_sessions(tmp_path: Path, clients: 
         await bob2.expect_close(1001)
 
 
-async def test_checkpoint_and_backup_through_the_socket(tmp_path: Path,
-                                                       clients: Clients) -> None:
+async def test_checkpoint_and_backup_through_the_socket(tmp_path: Path, clients: Clients) -> None:
     async with run_server(tmp_path) as srv:
         alice = await clients.user(srv, "alice")
         await clients.user(srv, "bob")
@@ -165,23 +186,32 @@ async def test_commands_on_a_stopped_servers_database(tmp_path: Path, clients: C
             with pytest.raises(AdminError, match=f"{command} needs a running server"):
                 await admin(srv, command, conn=1)
         await admin(srv, "disable", user="bob")
-        await admin(srv, "reset_password", user="alice",
-                    password_hash=cheap_hash(NEW_PASSWORD), sign_out=False)
+        await admin(
+            srv,
+            "reset_password",
+            user="alice",
+            password_hash=cheap_hash(NEW_PASSWORD),
+            sign_out=False,
+        )
         await admin(srv, "revoke", user="alice", device="d1")
         assert await admin(srv, "devices", user="alice") == []
         await admin(srv, "checkpoint")
         assert (await admin(srv, "backup", dest=str(tmp_path / "b.db")))["schema_version"] > 0
         await srv.start()
         c = await clients.anonymous(srv)
-        await c.expect_error(Login(rid=c.rid(), username="bob", password=PASSWORD,
-                                   device="d1"), 2002)
+        await c.expect_error(
+            Login(rid=c.rid(), username="bob", password=PASSWORD, device="d1"), 2002
+        )
         await c.login("alice", NEW_PASSWORD)
 
 
 async def test_a_running_server_without_its_socket_is_named(tmp_path: Path) -> None:
     async with run_server(tmp_path, admin_socket="off") as srv:
-        with pytest.raises(AdminError, match=r"in use by another liaotian-server .*admin_socket "
-                                             r"= off"):
+        with pytest.raises(
+            AdminError,
+            match=r"in use by another liaotian-server .*admin_socket "
+            r"= off",
+        ):
             await admin(srv, "users")
 
 
@@ -193,8 +223,9 @@ async def test_the_command_line(tmp_path: Path, clients: Clients) -> None:
         assert rc == 0, err
         header, row = out.splitlines()
         assert header.split()[:3] == ["id", "username", "created"] and "alice" in row
-        rc, out, err = await cli(srv, "reset-password", "alice", stdin=NEW_PASSWORD.encode()
-                                 + b"\n")
+        rc, out, err = await cli(
+            srv, "reset-password", "alice", stdin=NEW_PASSWORD.encode() + b"\n"
+        )
         assert rc == 0, err
         assert "user=alice" in out
         c = await clients.anonymous(srv)

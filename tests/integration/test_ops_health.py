@@ -20,9 +20,16 @@ TIMEOUT = 30.0
 async def health(*args: str) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIAOTIAN_")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "liaotian.server", "health", *args, env=env,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "liaotian.server",
+        "health",
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -36,8 +43,7 @@ def closed_port() -> int:
     return int(port)
 
 
-async def test_exit_0_when_the_server_answers_and_1_when_nothing_listens(
-        tmp_path: Path) -> None:
+async def test_exit_0_when_the_server_answers_and_1_when_nothing_listens(tmp_path: Path) -> None:
     async with run_server(tmp_path) as srv:
         rc, out, err = await health(f"127.0.0.1:{srv.port}")
         assert (rc, err) == (0, "")

@@ -38,8 +38,11 @@ class Lines(logging.Handler):
         return [f(r) for r in self.records for f in (self.text.format, self.json.format)]
 
     def events(self, event: str) -> list[dict[str, object]]:
-        return [d for d in (json.loads(self.json.format(r)) for r in self.records)
-                if d.get("event") == event]
+        return [
+            d
+            for d in (json.loads(self.json.format(r)) for r in self.records)
+            if d.get("event") == event
+        ]
 
     async def wait_for(self, event: str, **fields: object) -> dict[str, object]:
         async with asyncio.timeout(TIMEOUT):
@@ -64,8 +67,9 @@ def lines() -> Iterator[Lines]:
         root.setLevel(old)
 
 
-async def test_lifecycle_lines_carry_peer_user_and_close_code(tmp_path: Path, clients: Clients,
-                                                             lines: Lines) -> None:
+async def test_lifecycle_lines_carry_peer_user_and_close_code(
+    tmp_path: Path, clients: Clients, lines: Lines
+) -> None:
     async with run_server(tmp_path) as srv:
         alice = await clients.user(srv, "alice", device="phone")
         port = alice.writer.get_extra_info("sockname")[1]
@@ -78,17 +82,21 @@ async def test_lifecycle_lines_carry_peer_user_and_close_code(tmp_path: Path, cl
         await alice.write(Close(rid=0, code=1000, reason="bye"))
         await alice.expect_eof()
         closed = await lines.wait_for("closed", conn=conn)
-        assert (closed["code"], closed["close"], closed["user"], closed["peer"]) == \
-            (1000, "normal", "alice", peer)
+        assert (closed["code"], closed["close"], closed["user"], closed["peer"]) == (
+            1000,
+            "normal",
+            "alice",
+            peer,
+        )
         assert "closed 1000 normal after" in str(closed["msg"])
         for d in (opened, authed, closed):
             assert d["level"] == "INFO" and d["logger"] == "liaotian.conn"
             assert str(d["ts"]).endswith("Z")
 
 
-async def test_no_line_holds_a_password_a_token_or_message_text(tmp_path: Path,
-                                                                clients: Clients,
-                                                                lines: Lines) -> None:
+async def test_no_line_holds_a_password_a_token_or_message_text(
+    tmp_path: Path, clients: Clients, lines: Lines
+) -> None:
     async with run_server(tmp_path) as srv:
         alice = await clients.user(srv, "alice", password=PASSWORD)
         bob = await clients.user(srv, "bob", password=PASSWORD)
@@ -97,8 +105,9 @@ async def test_no_line_holds_a_password_a_token_or_message_text(tmp_path: Path,
         await alice.send("bob", TEXT, meta={"note": TEXT})
         await bob.next_updates()
         other = await clients.anonymous(srv)
-        await other.expect_error(Login(rid=other.rid(), username="alice", password=WRONG,
-                                       device="d9"), 2002)
+        await other.expect_error(
+            Login(rid=other.rid(), username="alice", password=WRONG, device="d9"), 2002
+        )
         await other.expect(Auth(rid=other.rid(), token=token), Authenticated)
         await other.expect_error(Auth(rid=other.rid(), token=token), 2008, raw=True)
         await alice.write(Close(rid=0, code=1000, reason=TEXT))  # a peer's reason: not logged
@@ -110,8 +119,9 @@ async def test_no_line_holds_a_password_a_token_or_message_text(tmp_path: Path,
         assert secret not in text
 
 
-async def test_the_periodic_stats_line_speaks_operator_terms(tmp_path: Path, clients: Clients,
-                                                            lines: Lines) -> None:
+async def test_the_periodic_stats_line_speaks_operator_terms(
+    tmp_path: Path, clients: Clients, lines: Lines
+) -> None:
     async with run_server(tmp_path, stats_interval=0.05) as srv:
         alice = await clients.user(srv, "alice")
         await clients.user(srv, "bob")
@@ -122,8 +132,16 @@ async def test_the_periodic_stats_line_speaks_operator_terms(tmp_path: Path, cli
             while not any(float(str(d["messages_per_s"])) > 0 for d in lines.events("stats")):
                 await asyncio.sleep(0.01)
         busy = next(d for d in lines.events("stats") if float(str(d["messages_per_s"])) > 0)
-    for key in ("connections", "authenticated", "users_online", "messages_per_s",
-                "commits_per_s", "commit_p99_ms", "queue", "outbound_bytes"):
+    for key in (
+        "connections",
+        "authenticated",
+        "users_online",
+        "messages_per_s",
+        "commits_per_s",
+        "commit_p99_ms",
+        "queue",
+        "outbound_bytes",
+    ):
         assert key in line
     assert busy["commit_p99_ms"] is not None and float(str(busy["commit_p99_ms"])) > 0
     assert str(busy["msg"]).startswith("stats: ")
@@ -132,8 +150,9 @@ async def test_the_periodic_stats_line_speaks_operator_terms(tmp_path: Path, cli
 
 
 def test_json_lines_parse_and_keep_extra_fields() -> None:
-    record = logging.LogRecord("liaotian.x", logging.WARNING, __file__, 1, "a %s line", ("b",),
-                               None)
+    record = logging.LogRecord(
+        "liaotian.x", logging.WARNING, __file__, 1, "a %s line", ("b",), None
+    )
     record.conn = 7
     try:
         raise ValueError("boom")

@@ -23,15 +23,31 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 5.0
 
 FAMILIES = {
-    "liaotian_build_info", "liaotian_start_time_seconds", "liaotian_connections",
-    "liaotian_users_online", "liaotian_connections_opened", "liaotian_connections_authenticated",
-    "liaotian_connections_closed", "liaotian_frames_received", "liaotian_frames_sent",
-    "liaotian_sync_pages", "liaotian_update_pushes", "liaotian_errors", "liaotian_throttled",
-    "liaotian_slow_consumer_evictions", "liaotian_messages_committed", "liaotian_commits",
-    "liaotian_commit_batch_size", "liaotian_commit_duration_seconds",
-    "liaotian_fanout_recipients", "liaotian_write_queue_depth",
-    "liaotian_outbound_buffered_bytes", "liaotian_update_journal_rows",
-    "liaotian_checkpoints", "liaotian_wal_restarts", "liaotian_database_size_bytes",
+    "liaotian_build_info",
+    "liaotian_start_time_seconds",
+    "liaotian_connections",
+    "liaotian_users_online",
+    "liaotian_connections_opened",
+    "liaotian_connections_authenticated",
+    "liaotian_connections_closed",
+    "liaotian_frames_received",
+    "liaotian_frames_sent",
+    "liaotian_sync_pages",
+    "liaotian_update_pushes",
+    "liaotian_errors",
+    "liaotian_throttled",
+    "liaotian_slow_consumer_evictions",
+    "liaotian_messages_committed",
+    "liaotian_commits",
+    "liaotian_commit_batch_size",
+    "liaotian_commit_duration_seconds",
+    "liaotian_fanout_recipients",
+    "liaotian_write_queue_depth",
+    "liaotian_outbound_buffered_bytes",
+    "liaotian_update_journal_rows",
+    "liaotian_checkpoints",
+    "liaotian_wal_restarts",
+    "liaotian_database_size_bytes",
     "liaotian_wal_size_bytes",
 }
 
@@ -82,7 +98,8 @@ async def test_metrics_are_off_by_default(tmp_path: Path) -> None:
 
 
 async def test_the_endpoint_serves_every_family_and_counts_a_sent_message(
-        tmp_path: Path, clients: Clients) -> None:
+    tmp_path: Path, clients: Clients
+) -> None:
     async with run_server(tmp_path, metrics_port=0) as srv:
         alice = await clients.user(srv, "alice")
         bob = await clients.user(srv, "bob")
@@ -126,14 +143,20 @@ async def test_errors_and_closes_are_counted_by_code(tmp_path: Path, clients: Cl
 
         await alice.write(Close(rid=0, code=1000, reason="bye"))
         await alice.expect_eof()
-        await until(srv, lambda s: value(s, "liaotian_connections_closed_total",
-                                         code="1000", reason="normal") == 1,
-                    "the close counted")
+        await until(
+            srv,
+            lambda s: (
+                value(s, "liaotian_connections_closed_total", code="1000", reason="normal") == 1
+            ),
+            "the close counted",
+        )
         raw = await clients.anonymous(srv)  # ends without a CLOSE
         await raw.close()
-        await until(srv, lambda s: value(s, "liaotian_connections_closed_total",
-                                         code="0", reason="none") == 1,
-                    "the reset counted")
+        await until(
+            srv,
+            lambda s: value(s, "liaotian_connections_closed_total", code="0", reason="none") == 1,
+            "the reset counted",
+        )
 
 
 async def test_other_paths_are_not_found(tmp_path: Path) -> None:
@@ -148,8 +171,13 @@ async def test_a_taken_metrics_port_stops_the_start(tmp_path: Path) -> None:
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     try:
-        config = Config().with_overrides({**TEST_SETTINGS, "db_path": str(tmp_path / "l.db"),
-                                          "metrics_port": taken.getsockname()[1]})
+        config = Config().with_overrides(
+            {
+                **TEST_SETTINGS,
+                "db_path": str(tmp_path / "l.db"),
+                "metrics_port": taken.getsockname()[1],
+            }
+        )
         server = Server(config)
         with pytest.raises(StartupError, match=r"cannot serve metrics on 127\.0\.0\.1:"):
             await server.start()
@@ -167,8 +195,10 @@ async def test_the_grafana_dashboard_asks_only_for_served_metrics(tmp_path: Path
     async with run_server(tmp_path, metrics_port=0) as srv:
         assert srv.server is not None and srv.server.ops.metrics is not None
         _, body = await http_get(srv.server.ops.metrics.port)
-    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
-                "gauge": ("",)}
-    served = {fam.name + suffix for fam in text_string_to_metric_families(body)
-              for suffix in suffixes.get(fam.type, ("",))}
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    served = {
+        fam.name + suffix
+        for fam in text_string_to_metric_families(body)
+        for suffix in suffixes.get(fam.type, ("",))
+    }
     assert used <= served, used - served

@@ -121,8 +121,7 @@ async def test_presence_push_after_restart_keeps_the_stored_last_seen(tmp_path) 
 
 async def test_presence_pushes_respect_privacy_and_blocking(tmp_path) -> None:
     async with social_server(tmp_path) as net:
-        alice, bob, carol, dave, erin = await net.users("alice", "bob", "carol", "dave",
-                                                        "erin")
+        alice, bob, carol, dave, erin = await net.users("alice", "bob", "carol", "dave", "erin")
         for c in (bob, carol, dave):
             await make_contacts(alice, c)
         await publish(net, "alice", "bob", "carol", "dave", "erin")
@@ -160,7 +159,8 @@ async def test_presence_pushes_respect_privacy_and_blocking(tmp_path) -> None:
 async def test_get_presence_visibility(tmp_path) -> None:
     async with social_server(tmp_path) as net:
         alice, bob, carol, dave, erin, frank = await net.users(
-            "alice", "bob", "carol", "dave", "erin", "frank")
+            "alice", "bob", "carol", "dave", "erin", "frank"
+        )
         await make_contacts(alice, bob)
         await make_contacts(erin, bob)
         await dave.ok(SetPrivacy, presence="everyone")
@@ -185,10 +185,19 @@ async def test_get_presence_visibility(tmp_path) -> None:
         assert "dave" in await presence_of(alice, "dave")
 
         await bob.fail(GetPresence, ErrorCode.INVALID_FIELD, users=())
-        await bob.fail(GetPresence, ErrorCode.INVALID_FIELD,
-                       users=tuple(f"user{i}" for i in range(101)))
-        assert len((await bob.get(GetPresence, PresenceList,
-                                  users=tuple(f"user{i}" for i in range(100)))).presence) == 0
+        await bob.fail(
+            GetPresence, ErrorCode.INVALID_FIELD, users=tuple(f"user{i}" for i in range(101))
+        )
+        assert (
+            len(
+                (
+                    await bob.get(
+                        GetPresence, PresenceList, users=tuple(f"user{i}" for i in range(100))
+                    )
+                ).presence
+            )
+            == 0
+        )
 
 
 # --------------------------------------------------------------------------- typing
@@ -313,9 +322,12 @@ async def test_typing_buckets_are_an_lru_not_cleared_wholesale(tmp_path) -> None
         await alice.typing(True, to="bob")
         assert (await bob.push_of(TypingNotice)).user == "alice"
         for round_ in range(2):  # 2 x 200 other keys: more than the 256 kept per user
-            await alice.write_raw(b"".join(
-                TypingMsg(rid=0, typing=True, to=f"nobody{round_}x{i}").encode()
-                for i in range(200)))
+            await alice.write_raw(
+                b"".join(
+                    TypingMsg(rid=0, typing=True, to=f"nobody{round_}x{i}").encode()
+                    for i in range(200)
+                )
+            )
             for _ in range(200):
                 assert (await alice.push_of(Error)).code == ErrorCode.UNKNOWN_USER
             await alice.typing(True, to="bob")  # used again: still limited, kept recent

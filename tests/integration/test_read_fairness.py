@@ -16,7 +16,8 @@ LISTS = 250
 
 
 async def test_another_users_read_runs_before_a_pipelined_burst_ends(
-        server: RunningServer, clients: Any) -> None:
+    server: RunningServer, clients: Any
+) -> None:
     a = await clients.user(server, "alice")
     b = await clients.user(server, "bob")
     await b.send("bob", "a note to self")  # bob has a conversation to page

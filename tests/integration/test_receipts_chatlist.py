@@ -99,8 +99,11 @@ async def test_direct_read_reaches_the_sender_and_the_readers_devices(tmp_path) 
         assert (await receipts(alice, conv))[0] == {"bob": 3}
         # the markers are in the logs, for devices that sync later
         log = await alice.log_entries()
-        assert [(u.data["user"], u.data["pos"]) for u in log if u.kind == UpdateKind.READ] == \
-            [("bob", 2), ("bob", 3), ("alice", 3)]
+        assert [(u.data["user"], u.data["pos"]) for u in log if u.kind == UpdateKind.READ] == [
+            ("bob", 2),
+            ("bob", 3),
+            ("alice", 3),
+        ]
 
 
 async def test_delivered_follows_acks_and_syncs(tmp_path) -> None:
@@ -191,9 +194,11 @@ async def test_chat_list_newest_first_with_names(tmp_path) -> None:
         lst = await chats(alice)
         assert not lst.more
         got = [(x.conv, x.kind, x.name, x.ts) for x in lst.conversations]
-        assert got == [(s_ab.conv, "direct", "bob", s_ab2.ts),
-                       (info.group, "group", "team", info.created),
-                       (s_ac.conv, "direct", "carol", s_ac.ts)]
+        assert got == [
+            (s_ab.conv, "direct", "bob", s_ab2.ts),
+            (info.group, "group", "team", info.created),
+            (s_ac.conv, "direct", "carol", s_ac.ts),
+        ]
         ab, team, ac = lst.conversations
         assert (ab.peer, ab.group) == ("bob", None)
         assert (team.peer, team.group) == (None, info.group)

@@ -37,7 +37,8 @@ async def ack_all(c: SocialClient, n: int) -> None:
 
 
 async def test_stranger_sees_delivered_and_read_stay_0_while_a_contact_sees_them_move(
-        tmp_path) -> None:
+    tmp_path,
+) -> None:
     """The issue's case: bob (presence "nobody") got a message from a stranger, his device
     syncs and reads; the stranger learns nothing, a contact who wrote too sees both move."""
     async with social_server(tmp_path) as net:

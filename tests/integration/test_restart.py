@@ -101,18 +101,31 @@ class ServerProcess:
         self._ready = asyncio.Event()
 
     async def start(self) -> None:
-        env = {**os.environ, "LIAOTIAN_ARGON2_TIME_COST": "1",
-               "LIAOTIAN_ARGON2_MEMORY_KIB": "8192", "LIAOTIAN_ARGON2_PARALLELISM": "1"}
+        env = {
+            **os.environ,
+            "LIAOTIAN_ARGON2_TIME_COST": "1",
+            "LIAOTIAN_ARGON2_MEMORY_KIB": "8192",
+            "LIAOTIAN_ARGON2_PARALLELISM": "1",
+        }
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "liaotian.server", "--host", "127.0.0.1",
-            "--port", str(self.port), "--db-path", self.db_path,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, env=env)
+            sys.executable,
+            "-m",
+            "liaotian.server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--db-path",
+            self.db_path,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
         self._ready = asyncio.Event()
         self._reader = asyncio.ensure_future(self._read_log())
         waiter = asyncio.ensure_future(self._ready.wait())
-        await asyncio.wait([waiter, self._reader], timeout=15,
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([waiter, self._reader], timeout=15, return_when=asyncio.FIRST_COMPLETED)
         if not self._ready.is_set():
             waiter.cancel()
             await self.kill()

@@ -79,8 +79,7 @@ async def refuse_all(c: SocialClient) -> None:
         err = await c.fail(cls, ErrorCode.NOT_AUTHENTICATED, raw=True, **fields)
         assert err.message, cls.__name__
     # a group SEND is a session request like any other
-    await c.fail(Send, ErrorCode.NOT_AUTHENTICATED, raw=True, to="", group=1, cmid="x",
-                 text="hi")
+    await c.fail(Send, ErrorCode.NOT_AUTHENTICATED, raw=True, to="", group=1, cmid="x", text="hi")
     # TYPING is one-way: its refusal comes with rid 0
     await c.write_raw(Typing(rid=0, typing=True, to="bob").encode())
     err = await c.push_of(Error)
@@ -95,8 +94,13 @@ async def test_social_requests_need_a_session(tmp_path, when: str) -> None:
         bob = await net.user("bob")
         c = await net.anonymous()
         if when == "after a failed login":
-            await c.fail(Login, ErrorCode.BAD_CREDENTIALS, username="alice",
-                         password="wrong password", device="d1")
+            await c.fail(
+                Login,
+                ErrorCode.BAD_CREDENTIALS,
+                username="alice",
+                password="wrong password",
+                device="d1",
+            )
         await refuse_all(c)
         await bob.assert_no_push()  # nothing reached anyone (no request, no typing)
         # nothing took effect: alice logs in on the same connection and finds it all default
@@ -147,12 +151,13 @@ async def test_malformed_social_requests_are_1003(tmp_path) -> None:
         per_conn = 5
         for start in range(0, len(MALFORMED), per_conn):
             c = await net.user("alice", f"m{start}")
-            for cls, payload in MALFORMED[start:start + per_conn]:
+            for cls, payload in MALFORMED[start : start + per_conn]:
                 rid = c.rid()
                 await c.write_frame(int(cls.TYPE), rid, payload)
                 ans = await c.answer(rid)
-                assert isinstance(ans, Error) and ans.code == ErrorCode.INVALID_FIELD, \
+                assert isinstance(ans, Error) and ans.code == ErrorCode.INVALID_FIELD, (
                     f"{cls.__name__} {str(payload)[:80]} was answered {ans}"
+                )
             await c.assert_no_push()
         await alice.assert_no_push()
         await bob.assert_no_push()

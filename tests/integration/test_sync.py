@@ -70,8 +70,7 @@ async def test_sync_from_the_middle_and_at_head(server, clients) -> None:
 
 
 @pytest.mark.parametrize("page_limit", [1, 7, 64])
-async def test_sync_handover_race_has_no_gap_and_no_duplicate(server, clients,
-                                                              page_limit) -> None:
+async def test_sync_handover_race_has_no_gap_and_no_duplicate(server, clients, page_limit) -> None:
     """While alice pipelines N sends, connections of bob join one after another and page
     through bob's log: for each, the pages and the pushes that follow them carry every seq
     1..N exactly once, in order, and no page comes after a push."""
@@ -79,8 +78,9 @@ async def test_sync_handover_race_has_no_gap_and_no_duplicate(server, clients,
     alice = await clients.user(server, "alice")
     bob = await clients.user(server, "bob", sync=False)
     # authenticated up front, so each one starts paging the moment its turn comes
-    bobs = [bob] + [await clients.resume(server, bob.token, sync_since=None)
-                    for _ in range(joiners - 1)]
+    bobs = [bob] + [
+        await clients.resume(server, bob.token, sync_since=None) for _ in range(joiners - 1)
+    ]
     turns = [asyncio.Event() for _ in bobs]
     sent: list[Sent] = []
 
@@ -166,7 +166,8 @@ async def test_sent_and_pushes_arrive_in_seq_order_on_one_connection(server, cli
 
 def _seen(c) -> int:
     return sum(1 for m in c.log if isinstance(m, Sent)) + sum(
-        len(m.updates) for m in c.log if isinstance(m, Updates) and m.rid == 0)
+        len(m.updates) for m in c.log if isinstance(m, Updates) and m.rid == 0
+    )
 
 
 async def test_sync_and_ack_record_the_device_position(server, clients) -> None:
@@ -266,8 +267,13 @@ async def test_resync_after_the_log_was_pruned(server, clients) -> None:
     assert [u.seq for u in push.updates] == [5]
     assert push.updates[0].message.text == "new"
     # history still has everything
-    assert [m.text for m in await bob.full_history("alice")] == \
-        ["old0", "old1", "old2", "old3", "new"]
+    assert [m.text for m in await bob.full_history("alice")] == [
+        "old0",
+        "old1",
+        "old2",
+        "old3",
+        "new",
+    ]
 
     # a cursor at the floor is not a resync: it continues normally
     other = await clients.user(server, "bob", "d2", register=False, sync=False)
@@ -293,8 +299,7 @@ async def test_resync_on_a_fresh_connection_after_restart(server, clients) -> No
     assert [u.seq for u in push.updates] == [4]
 
 
-async def test_ack_of_entries_committed_but_not_yet_published_is_accepted(server,
-                                                                           clients) -> None:
+async def test_ack_of_entries_committed_but_not_yet_published_is_accepted(server, clients) -> None:
     """A SYNC page is read from the database, which holds a batch from its COMMIT on; the
     server's caches get it a moment later. An ACK in between is checked against the
     database, not refused (found by the crash soak as 'ack 17484 is ahead of 17482')."""
@@ -321,7 +326,8 @@ async def test_ack_of_entries_committed_but_not_yet_published_is_accepted(server
 
 
 async def test_a_commit_published_during_a_page_read_gives_no_empty_page(
-        server, clients, monkeypatch) -> None:
+    server, clients, monkeypatch
+) -> None:
     """A SYNC page read awaits the database; a commit published meanwhile may be in
     neither the read's copy of the recent tail nor its database snapshot. An empty page
     with `more` would tell the client it is caught up while the server keeps it off the

@@ -25,7 +25,8 @@ from rawclient import PASSWORD, RawClient
 
 
 async def test_a_frame_above_8_kib_before_authentication_is_refused_at_its_prefix(
-        server: RunningServer, clients) -> None:
+    server: RunningServer, clients
+) -> None:
     anon = await clients.anonymous(server)
     await anon.write_raw(struct.pack(">I", 8 * 1024 + 1))  # the prefix alone: no body sent
     await anon.expect_close(1009)
@@ -37,7 +38,8 @@ async def test_a_frame_above_8_kib_before_authentication_is_refused_at_its_prefi
 
 
 async def test_more_than_32_frames_before_authentication_close_the_connection(
-        server: RunningServer, clients) -> None:
+    server: RunningServer, clients
+) -> None:
     anon = await clients.anonymous(server)  # HELLO was frame 1
     for _ in range(31):
         assert isinstance(await anon.request(Ping(rid=anon.rid())), Pong)
@@ -51,7 +53,8 @@ async def test_more_than_32_frames_before_authentication_close_the_connection(
 
 
 async def test_a_refused_type_is_answered_from_the_header_without_decoding_the_payload(
-        server: RunningServer, clients) -> None:
+    server: RunningServer, clients
+) -> None:
     anon = await clients.anonymous(server)
     # SEND (30), rid 5, then bytes that are not msgpack: refused for the state, not decoded
     await anon.write_raw(encode_frame(b"\x93\x1e\x05\xc1\xc1\xc1"))
@@ -96,10 +99,12 @@ def tls(tmp_path: Path) -> tuple[trustme.CA, str, str]:
 
 
 async def test_tls_handshakes_count_from_the_accept_and_have_a_deadline(
-        tmp_path: Path, tls: tuple[trustme.CA, str, str]) -> None:
+    tmp_path: Path, tls: tuple[trustme.CA, str, str]
+) -> None:
     ca, cert, key = tls
-    async with run_server(tmp_path, tls_cert=cert, tls_key=key, max_connections=3,
-                          auth_timeout=1.0) as srv:
+    async with run_server(
+        tmp_path, tls_cert=cert, tls_key=key, max_connections=3, auth_timeout=1.0
+    ) as srv:
         assert srv.server is not None
         hub = srv.server.hub
         # three sockets that never start the handshake fill the server
@@ -133,12 +138,14 @@ async def test_connections_per_user_are_capped(tmp_path: Path, clients) -> None:
         first = await clients.user(srv, "alice", "d1")
         second = await clients.resume(srv, first.token)
         third = await clients.anonymous(srv)
-        err = await third.expect_error(Auth(rid=third.rid(), token=first.token),
-                                       ErrorCode.LIMIT_REACHED)
+        err = await third.expect_error(
+            Auth(rid=third.rid(), token=first.token), ErrorCode.LIMIT_REACHED
+        )
         assert err.data == {"limit": "max_connections_per_user", "max": 2}
         err = await third.expect_error(
             Login(rid=third.rid(), username="alice", password=PASSWORD, device="d9"),
-            ErrorCode.LIMIT_REACHED)
+            ErrorCode.LIMIT_REACHED,
+        )
         await second.barrier()  # the refused LOGIN changed nobody's session or token
         await first.close_gracefully()
         await third.auth(second.token)  # a slot is free again
@@ -147,9 +154,16 @@ async def test_connections_per_user_are_capped(tmp_path: Path, clients) -> None:
 
 async def test_unread_output_of_all_connections_is_bounded(tmp_path: Path, clients) -> None:
     mib = 1024 * 1024
-    async with run_server(tmp_path, max_outbound_buffer=64 * mib, max_outbound_total=64 * mib,
-                          max_text_len=900_000, send_bytes_rate=1e12, send_bytes_burst=1e12,
-                          send_rate=1e6, send_burst=1e6) as srv:
+    async with run_server(
+        tmp_path,
+        max_outbound_buffer=64 * mib,
+        max_outbound_total=64 * mib,
+        max_text_len=900_000,
+        send_bytes_rate=1e12,
+        send_bytes_burst=1e12,
+        send_rate=1e6,
+        send_burst=1e6,
+    ) as srv:
         assert srv.server is not None
         hub = srv.server.hub
         await clients.register(srv, "bob")
@@ -172,7 +186,8 @@ async def test_unread_output_of_all_connections_is_bounded(tmp_path: Path, clien
 
 
 def test_tls_on_uvloop_where_reading_starts_before_start_tls(
-        tmp_path: Path, tls: tuple[trustme.CA, str, str]) -> None:
+    tmp_path: Path, tls: tuple[trustme.CA, str, str]
+) -> None:
     """The production loop (uvloop) delivers the first TLS bytes to the plain protocol before
     start_tls takes the transport over; they must reach the TLS layer (pipelined frames too).
     """

@@ -41,8 +41,14 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
 
 
 def client(srv: RunningServer, user: str, device: str = "t") -> Client:
-    return Client(srv.host, srv.port, username=user, password=PASSWORD, device=device,
-                  backoff=Backoff(base=0.05, cap=0.2))
+    return Client(
+        srv.host,
+        srv.port,
+        username=user,
+        password=PASSWORD,
+        device=device,
+        backoff=Backoff(base=0.05, cap=0.2),
+    )
 
 
 async def users(srv: RunningServer, *names: str) -> None:
@@ -53,7 +59,7 @@ async def users(srv: RunningServer, *names: str) -> None:
     for i, a in enumerate(names):
         async with client(srv, a, "setup") as ca:
             await ca.set_profile(display_name=a.capitalize())
-            for b in names[i + 1:]:
+            for b in names[i + 1 :]:
                 await ca.contact_request(b)
     for i, b in enumerate(names):
         async with client(srv, b, "setup") as cb:
@@ -66,8 +72,9 @@ def screen(app: ChatApp) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
-async def until(pilot: Pilot[int], cond: Callable[[], object], what: str,
-                timeout: float = WAIT) -> None:
+async def until(
+    pilot: Pilot[int], cond: Callable[[], object], what: str, timeout: float = WAIT
+) -> None:
     """Let the app run until `cond()` holds (bounded)."""
     try:
         async with asyncio.timeout(timeout):
@@ -121,20 +128,23 @@ async def test_two_users_chat(server: RunningServer) -> None:
                 assert "alice" in text and "connected" in text
 
                 # opening the chat shows it and marks it read (bob learns it)
-                read = asyncio.ensure_future(next_event(
-                    bob, ReadReceipt, lambda e: e.user == "alice" and e.pos == hi.pos))
+                read = asyncio.ensure_future(
+                    next_event(bob, ReadReceipt, lambda e: e.user == "alice" and e.pos == hi.pos)
+                )
                 await open_chat(pilot, hi.conv)
                 await shown(pilot, "Bob (bob) · online")
                 await shown(pilot, "──── Today ────")
                 await shown(pilot, "Bob: hi there")
                 await asyncio.wait_for(read, WAIT)
-                await until(pilot, lambda: app.ctl.chats.entries[hi.conv].unread == 0,
-                            "bob's chat read")
+                await until(
+                    pilot, lambda: app.ctl.chats.entries[hi.conv].unread == 0, "bob's chat read"
+                )
                 assert "Bob  (1)" not in screen(app)
 
                 # Enter sends; bob receives it; bob's read marker shows as "read"
-                got = asyncio.ensure_future(next_event(
-                    bob, MessageReceived, lambda e: e.message.sender == "alice"))
+                got = asyncio.ensure_future(
+                    next_event(bob, MessageReceived, lambda e: e.message.sender == "alice")
+                )
                 await type_and_send(pilot, "hello bob")
                 event = await asyncio.wait_for(got, WAIT)
                 assert event.message.text == "hello bob"
@@ -148,8 +158,9 @@ async def test_two_users_chat(server: RunningServer) -> None:
                 await bob.typing(to="alice", typing=False)
                 await until(pilot, lambda: "is typing" not in screen(app), "typing ended")
                 await bob.send("alice", ATTACK)
-                await shown(pilot, "Bob: hi\\x1b[2J\\x1b[31m [bold]not bold[/bold] "
-                                   "[link=x]y[/link]\\u202e")
+                await shown(
+                    pilot, "Bob: hi\\x1b[2J\\x1b[31m [bold]not bold[/bold] [link=x]y[/link]\\u202e"
+                )
                 assert "\x1b" not in screen(app) and "\u202e" not in screen(app)
                 assert app.ctl.chats.entries[hi.conv].unread == 0  # read as it came
 
@@ -197,15 +208,19 @@ async def test_group_by_name_and_history_pages(server: RunningServer) -> None:
                         break
                     await pilot.press("pageup")
                     await pilot.pause()
-                await until(pilot, lambda: app.ctl.conv is not None
-                            and app.ctl.conv.oldest == 1, "the first page")
+                await until(
+                    pilot,
+                    lambda: app.ctl.conv is not None and app.ctl.conv.oldest == 1,
+                    "the first page",
+                )
                 assert not app.ctl.conv.more_before
                 content = app.query_one("#messages").render()
                 assert 'Carol created the group "trip" with Alice, Bob' in str(content)
                 assert "Bob: m1\n" in str(content)
 
-                got = asyncio.ensure_future(next_event(
-                    carol, MessageReceived, lambda e: e.message.sender == "alice"))
+                got = asyncio.ensure_future(
+                    next_event(carol, MessageReceived, lambda e: e.message.sender == "alice")
+                )
                 app.query_one("#compose", Input).focus()
                 await type_and_send(pilot, "who is driving?")
                 assert (await asyncio.wait_for(got, WAIT)).message.text == "who is driving?"

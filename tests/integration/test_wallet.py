@@ -38,10 +38,12 @@ from liaotian.server.chat.audit import audit
 from rawclient import messages_of
 from socialclient import Net, SocialClient, make_contacts, social_server
 
-TASKS = json.dumps([
-    {"name": "checkin", "trigger": "checkin", "reward": 100, "item": "fcode"},
-    {"name": "first_message", "trigger": "message", "reward": 5},
-])
+TASKS = json.dumps(
+    [
+        {"name": "checkin", "trigger": "checkin", "reward": 100, "item": "fcode"},
+        {"name": "first_message", "trigger": "message", "reward": 5},
+    ]
+)
 
 
 async def wallet_entry(c: SocialClient) -> dict[str, Any]:
@@ -93,8 +95,12 @@ async def test_check_in_then_pay_a_contact_seen_on_every_device(tmp_path) -> Non
         # bob: his WALLET entry, then the event in the direct conversation
         assert (await wallet_entry(bob))["balance"] == 30
         ev = await bob.event("coins")
-        assert ev.event == {"type": "coins", "transfer": paid.transfer.id, "amount": 30,
-                            "memo": "lunch"} and ev.conv == paid.conv and ev.pos == paid.pos
+        assert (
+            ev.event
+            == {"type": "coins", "transfer": paid.transfer.id, "amount": 30, "memo": "lunch"}
+            and ev.conv == paid.conv
+            and ev.pos == paid.pos
+        )
         # alice's phone sees the same two
         assert (await wallet_entry(phone))["balance"] == 70
         assert (await phone.event("coins")).pos == paid.pos
@@ -118,8 +124,16 @@ async def test_a_red_packet_in_a_group_of_three(tmp_path) -> None:
         g = (await alice.create_group("trip", ["bob", "carol"])).group
         for c in (alice, bob, carol):
             await c.event("created")
-        sent = await alice.get(RedPacketSend, RedPacketSent, to="", group=g, amount=50,
-                               count=2, key="rp1", memo="gong xi")
+        sent = await alice.get(
+            RedPacketSend,
+            RedPacketSent,
+            to="",
+            group=g,
+            amount=50,
+            count=2,
+            key="rp1",
+            memo="gong xi",
+        )
         assert (sent.balance, sent.pending_out, sent.transfer.phase) == (100, 50, "pending")
         for c in (bob, carol):
             ev = (await c.event("red_packet")).event
@@ -136,14 +150,19 @@ async def test_a_red_packet_in_a_group_of_three(tmp_path) -> None:
         assert again.duplicate and again.amount == got_b.amount
         await alice.fail(RedPacketClaim, ErrorCode.PACKET_EMPTY, packet=sent.packet)
         info = await carol.get(GetRedPacket, RedPacket, packet=sent.packet)
-        assert info.state == "emptied" and [(x.user, x.amount) for x in info.claims] == \
-            [("bob", got_b.amount), ("carol", got_c.amount)]
+        assert info.state == "emptied" and [(x.user, x.amount) for x in info.claims] == [
+            ("bob", got_b.amount),
+            ("carol", got_c.amount),
+        ]
         await outsider.fail(GetRedPacket, ErrorCode.NOT_MEMBER, packet=sent.packet)
         # every member saw both claims as events, each claimer their share, alice the
         # settlement of her reservation (posted for the 50 claimed)
         for c, own in ((alice, "post"), (bob, "posted"), (carol, "posted")):
-            got = [u.data if u.kind == UpdateKind.WALLET else u.message.event
-                   for u in await c.entries(3) if u.kind == UpdateKind.WALLET or u.message]
+            got = [
+                u.data if u.kind == UpdateKind.WALLET else u.message.event
+                for u in await c.entries(3)
+                if u.kind == UpdateKind.WALLET or u.message
+            ]
             claims = [e["amount"] for e in got if e.get("type") == "red_packet_claim"]
             assert claims == [got_b.amount, got_c.amount], (c.user, got)
             (mine,) = [e for e in got if e.get("event") == "transfer"]
@@ -158,8 +177,16 @@ async def test_the_unclaimed_rest_returns_at_expiry_even_across_a_restart(tmp_pa
         alice, bob = await net.users("alice", "bob")
         await check_in(alice)
         g = (await alice.create_group("g", ["bob"])).group
-        sent = await alice.get(RedPacketSend, RedPacketSent, to="", group=g, amount=60,
-                               count=3, split="equal", key="rp")
+        sent = await alice.get(
+            RedPacketSend,
+            RedPacketSent,
+            to="",
+            group=g,
+            amount=60,
+            count=3,
+            split="equal",
+            key="rp",
+        )
         got = await bob.get(RedPacketClaim, RedPacketClaimed, packet=sent.packet)
         assert got.amount == 20
         await alice.close()
@@ -203,15 +230,15 @@ async def test_items_are_given_to_contacts_and_redeemed_once(tmp_path) -> None:
         assert code is not None
         (item,) = (await alice.get(ListItems, ItemList)).items
         assert (item.code, item.kind, item.source) == (code, "fcode", "task:checkin")
-        await alice.expect_error(ItemGift(rid=alice.rid(), code=code, to="bob"),
-                                 ErrorCode.NOT_ALLOWED)
+        await alice.expect_error(
+            ItemGift(rid=alice.rid(), code=code, to="bob"), ErrorCode.NOT_ALLOWED
+        )
         await make_contacts(alice, bob)
         done = await alice.get(ItemGift, ItemDone, code=code, to="bob", key="g1")
         assert done.item.code == code
         assert (await wallet_entry(bob))["change"] == "received"
         assert (await bob.event("item")).event == {"type": "item", "kind": "fcode"}
-        await alice.expect_error(ItemRedeem(rid=alice.rid(), code=code),
-                                 ErrorCode.ITEM_UNAVAILABLE)
+        await alice.expect_error(ItemRedeem(rid=alice.rid(), code=code), ErrorCode.ITEM_UNAVAILABLE)
         used = await bob.get(ItemRedeem, ItemDone, code=code)
         assert used.item.redeemed
         await bob.expect_error(ItemRedeem(rid=bob.rid(), code=code), ErrorCode.ITEM_UNAVAILABLE)
@@ -219,8 +246,9 @@ async def test_items_are_given_to_contacts_and_redeemed_once(tmp_path) -> None:
 
 
 async def test_privacy_coins_and_the_write_budget(tmp_path) -> None:
-    async with social_server(tmp_path, wallet_tasks=TASKS, write_burst=3.0,
-                             write_rate=0.001) as net:
+    async with social_server(
+        tmp_path, wallet_tasks=TASKS, write_burst=3.0, write_rate=0.001
+    ) as net:
         alice, bob = await net.users("alice", "bob")
         assert (await bob.get(GetPrivacy, Privacy)).coins == "contacts"
         await bob.ok(SetPrivacy, coins="everyone")
@@ -234,9 +262,12 @@ async def test_privacy_coins_and_the_write_budget(tmp_path) -> None:
 
 
 async def test_registering_with_an_invitation_code_pays_its_owner(tmp_path) -> None:
-    tasks = json.dumps([{"name": "checkin", "trigger": "checkin", "reward": 1, "item": "invite"},
-                        {"name": "invite", "trigger": "invite", "reward": 50, "cap": 2,
-                         "period": "ever"}])
+    tasks = json.dumps(
+        [
+            {"name": "checkin", "trigger": "checkin", "reward": 1, "item": "invite"},
+            {"name": "invite", "trigger": "invite", "reward": 50, "cap": 2, "period": "ever"},
+        ]
+    )
     async with social_server(tmp_path, wallet_tasks=tasks) as net:
         alice = (await net.users("alice"))[0]
         code = (await check_in(alice)).tasks[0].item
@@ -244,16 +275,22 @@ async def test_registering_with_an_invitation_code_pays_its_owner(tmp_path) -> N
         c = await net.anonymous()
         from liaotian.protocol import Register, Registered
 
-        assert isinstance(await c.request(Register(rid=c.rid(), username="carol",
-                                                   password="pw-carol-123", invite=code)),
-                          Registered)
+        assert isinstance(
+            await c.request(
+                Register(rid=c.rid(), username="carol", password="pw-carol-123", invite=code)
+            ),
+            Registered,
+        )
         assert (await wallet_entry(alice))["change"] == "redeemed"
         e = await wallet_entry(alice)  # the reward for the invitation
         assert e["transfer"]["memo"] == "invite" and e["balance"] == 51
         # a used code does not stop a registration, and pays nothing more
-        assert isinstance(await c.request(Register(rid=c.rid(), username="dave",
-                                                   password="pw-dave-1234", invite=code)),
-                          Registered)
+        assert isinstance(
+            await c.request(
+                Register(rid=c.rid(), username="dave", password="pw-dave-1234", invite=code)
+            ),
+            Registered,
+        )
         await sound(net)  # every write so far committed (the refused invitation too)
         await alice.assert_no_push()
         assert await balance(alice) == 51

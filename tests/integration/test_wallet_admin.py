@@ -28,15 +28,14 @@ async def test_mint_grant_and_report_on_a_running_server(tmp_path: Path) -> None
             await admin(srv, "mint", to="alice", amount=5, memo="")
         with pytest.raises(AdminError, match="UNKNOWN_USER"):
             await admin(srv, "mint", to="nobody", amount=5, memo="x")
-        first = await admin(srv, "mint", to="alice", amount=500, memo="launch bonus",
-                            key="m1")
-        again = await admin(srv, "mint", to="alice", amount=500, memo="launch bonus",
-                            key="m1")
+        first = await admin(srv, "mint", to="alice", amount=500, memo="launch bonus", key="m1")
+        again = await admin(srv, "mint", to="alice", amount=500, memo="launch bonus", key="m1")
         assert again == first and first["transfer"]["from"] == "*issuance"
         await admin(srv, "mint", to="*rewards", amount=1000, memo="reward budget")
         item = await admin(srv, "grant", to="alice", kind="fcode")
-        async with Client(srv.host, srv.port, username="alice", password=PASSWORD,
-                          device="d") as alice:
+        async with Client(
+            srv.host, srv.port, username="alice", password=PASSWORD, device="d"
+        ) as alice:
             assert (await alice.wallet()).balance == 500
             assert [i.code for i in await alice.wallet.items()] == [item["item"]["code"]]
         report = await admin(srv, "wallet_report", tasks="[]")

@@ -58,15 +58,18 @@ async def caught_up(c: Client) -> None:
                 return
 
 
-async def test_two_cli_users_earn_pay_and_share_a_red_packet(server: RunningServer,
-                                                            tmp_path: Path) -> None:
+async def test_two_cli_users_earn_pay_and_share_a_red_packet(
+    server: RunningServer, tmp_path: Path
+) -> None:
     for name in ("alice", "bob", "carol"):
         await register(server.host, server.port, name, PASSWORD)
     await befriend(server, "alice", "bob")
     await befriend(server, "alice", "carol")
     await befriend(server, "bob", "carol")
-    cli = {name: CLI(server.host, server.port, tmp_path / name, LIAOTIAN_PASSWORD=PASSWORD)
-           for name in ("alice", "bob")}
+    cli = {
+        name: CLI(server.host, server.port, tmp_path / name, LIAOTIAN_PASSWORD=PASSWORD)
+        for name in ("alice", "bob")
+    }
 
     async def run(name: str, *args: str) -> str:
         code, out, err = await cli[name].run(*args)
@@ -82,8 +85,9 @@ async def test_two_cli_users_earn_pay_and_share_a_red_packet(server: RunningServ
         group = (await alice.groups.create("trip", ["bob", "carol"])).group
     out = await run("alice", "pay", "bob", "3", "--memo", "coffee")
     assert "paid 3 to bob; balance 7" in out, out
-    out = await run("alice", "red-packet", "send", "6", "2", "--group", str(group),
-                    "--memo", "gong xi")
+    out = await run(
+        "alice", "red-packet", "send", "6", "2", "--group", str(group), "--memo", "gong xi"
+    )
     packet = int(re.search(r"red packet #(\d+)", out).group(1))  # type: ignore[union-attr]
     out = await run("bob", "red-packet", "claim", str(packet))
     got_bob = int(re.search(r"claimed (\d+)", out).group(1))  # type: ignore[union-attr]
@@ -112,12 +116,16 @@ async def test_two_cli_users_earn_pay_and_share_a_red_packet(server: RunningServ
 
 
 async def test_every_device_gets_the_changes_and_keys_make_retries_safe(
-        server: RunningServer) -> None:
+    server: RunningServer,
+) -> None:
     for name in ("alice", "bob"):
         await register(server.host, server.port, name, PASSWORD)
     await befriend(server, "alice", "bob")
-    async with client(server, "alice", "a1") as a1, client(server, "alice", "a2") as a2, \
-            client(server, "bob", "b1") as b1:
+    async with (
+        client(server, "alice", "a1") as a1,
+        client(server, "alice", "a2") as a2,
+        client(server, "bob", "b1") as b1,
+    ):
         for c in (a1, a2, b1):
             await caught_up(c)
         done = await a1.wallet.check_in()

@@ -59,16 +59,23 @@ def split(answers: list[Message]) -> tuple[list[Message], list[Error]]:
 
 
 async def test_a_burst_of_group_updates_is_rate_limited_by_the_rows_it_fans_out_to(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     members = [f"member{i}" for i in range(9)]
-    async with social_server(tmp_path, max_group_size=10, write_rows_burst=40.0,
-                             write_rows_rate=0.5, write_burst=1000.0,
-                             write_rate=1000.0) as net:
+    async with social_server(
+        tmp_path,
+        max_group_size=10,
+        write_rows_burst=40.0,
+        write_rows_rate=0.5,
+        write_burst=1000.0,
+        write_rate=1000.0,
+    ) as net:
         await net.register("alice", *members)
         alice = await net.user("alice")
         info = await alice.create_group("big", members)  # 10 rows: 30 left
-        answers = await pipeline(alice, [GroupUpdate(rid=alice.rid(), group=info.group,
-                                                     name=f"n{i}") for i in range(60)])
+        answers = await pipeline(
+            alice, [GroupUpdate(rid=alice.rid(), group=info.group, name=f"n{i}") for i in range(60)]
+        )
         ok, limited = split(answers)
         # 10 rows each (one per member): 3 fit, and a fourth if the slow refill allowed
         assert 3 <= len(ok) <= 4, answers
@@ -103,8 +110,11 @@ async def test_every_other_write_counts_against_the_write_budget(tmp_path: Path)
         assert isinstance(await alice.call(SetPrivacy, presence="nobody"), Ok)
         await alice.ok(ContactRequest, user="bob")
         await alice.ok(ContactCancel, user="bob")
-        for cls, fields in ((SetPrivacy, {"presence": "everyone"}), (ContactRequest,
-                            {"user": "bob"}), (GroupCreate, {"name": "g", "members": ()})):
+        for cls, fields in (
+            (SetPrivacy, {"presence": "everyone"}),
+            (ContactRequest, {"user": "bob"}),
+            (GroupCreate, {"name": "g", "members": ()}),
+        ):
             err = await alice.fail(cls, ErrorCode.RATE_LIMITED, **fields)
             assert err.retry_after is not None and err.retry_after > 1
 
@@ -113,7 +123,8 @@ async def test_every_other_write_counts_against_the_write_budget(tmp_path: Path)
 
 
 async def test_oversize_group_create_is_refused_before_anything_is_queued_or_looked_up(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     async with social_server(tmp_path, max_group_size=5) as net:
         alice, _bob = await net.users("alice", "bob")
         info = await alice.create_group("small", ["bob"])
@@ -121,8 +132,13 @@ async def test_oversize_group_create_is_refused_before_anything_is_queued_or_loo
         assert server is not None
         store = server.store
         calls: list[str] = []
-        for owner, name in ((store, "submit"), (store.writer, "call"), (store, "user_id"),
-                            (store, "user_by_name"), (store, "group_state")):
+        for owner, name in (
+            (store, "submit"),
+            (store.writer, "call"),
+            (store, "user_id"),
+            (store, "user_by_name"),
+            (store, "group_state"),
+        ):
             real = getattr(owner, name)
 
             def counted(*a: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
@@ -134,14 +150,23 @@ async def test_oversize_group_create_is_refused_before_anything_is_queued_or_loo
         err = await alice.fail(GroupCreate, ErrorCode.GROUP_FULL, name="huge", members=unknown)
         assert "5" in err.message
         # five distinct names besides the creator: six members, one too many
-        await alice.fail(GroupCreate, ErrorCode.GROUP_FULL, name="six",
-                         members=("alice", "a1", "a2", "a3", "a4", "a5", "a5"))
-        await alice.fail(GroupAdd, ErrorCode.GROUP_FULL, group=info.group,
-                         users=tuple(f"ghost{i}" for i in range(5)))
+        await alice.fail(
+            GroupCreate,
+            ErrorCode.GROUP_FULL,
+            name="six",
+            members=("alice", "a1", "a2", "a3", "a4", "a5", "a5"),
+        )
+        await alice.fail(
+            GroupAdd,
+            ErrorCode.GROUP_FULL,
+            group=info.group,
+            users=tuple(f"ghost{i}" for i in range(5)),
+        )
         assert calls == []
         # at the bound the request goes on to the writer as before (here: unknown users)
-        await alice.fail(GroupCreate, ErrorCode.UNKNOWN_USER, name="five",
-                         members=("a1", "a2", "a3", "a4"))
+        await alice.fail(
+            GroupCreate, ErrorCode.UNKNOWN_USER, name="five", members=("a1", "a2", "a3", "a4")
+        )
         assert "submit" in calls
 
 
@@ -170,12 +195,15 @@ async def test_list_groups_is_paged_in_ascending_group_id(tmp_path: Path) -> Non
 async def test_client_library_lists_every_group_across_pages(tmp_path: Path) -> None:
     async with social_server(tmp_path, max_groups_owned=200) as net:
         alice, _bob = await net.users("alice", "bob")
-        answers = await pipeline(alice, [GroupCreate(rid=alice.rid(), name=f"g{i}",
-                                                     members=("bob",)) for i in range(101)])
+        answers = await pipeline(
+            alice,
+            [GroupCreate(rid=alice.rid(), name=f"g{i}", members=("bob",)) for i in range(101)],
+        )
         assert all(isinstance(a, GroupInfo) for a in answers)
         ids = [a.group for a in answers if isinstance(a, GroupInfo)]
-        async with Client(net.srv.host, net.srv.port, username="bob", password=PASSWORD,
-                          device="lib") as bob:
+        async with Client(
+            net.srv.host, net.srv.port, username="bob", password=PASSWORD, device="lib"
+        ) as bob:
             groups = await bob.groups()  # two pages of LIST_GROUPS (100 + 1)
             assert [g.group for g in groups] == ids
             page, more = await bob.groups_page(limit=3, after=ids[-3])
@@ -189,8 +217,7 @@ async def test_privacy_groups_says_who_may_add_me(tmp_path: Path) -> None:
         settings = await victim.get(GetPrivacy, Privacy)
         assert settings.groups == "contacts"  # the default
         # a stranger cannot add the victim, by GROUP_CREATE or GROUP_ADD
-        err = await alice.fail(GroupCreate, ErrorCode.NOT_ALLOWED, name="spam",
-                               members=("victim",))
+        err = await alice.fail(GroupCreate, ErrorCode.NOT_ALLOWED, name="spam", members=("victim",))
         assert "victim" in err.message
         info = await alice.create_group("mine", [])
         await alice.fail(GroupAdd, ErrorCode.NOT_ALLOWED, group=info.group, users=("victim",))
@@ -221,11 +248,13 @@ async def test_groups_owned_and_joined_are_bounded(tmp_path: Path) -> None:
         alice, bob, carol = await net.users("alice", "bob", "carol")
         await alice.create_group("g1", ["bob"])
         await alice.create_group("g2", ["bob"])
-        assert_limit(await alice.fail(GroupCreate, ErrorCode.LIMIT_REACHED, name="g3",
-                                      members=()), "max_groups_owned", 2)
+        assert_limit(
+            await alice.fail(GroupCreate, ErrorCode.LIMIT_REACHED, name="g3", members=()),
+            "max_groups_owned",
+            2,
+        )
         g3 = (await carol.create_group("c1", ["bob"])).group  # bob: 3 groups joined
-        err = await carol.fail(GroupCreate, ErrorCode.LIMIT_REACHED, name="c2",
-                               members=("bob",))
+        err = await carol.fail(GroupCreate, ErrorCode.LIMIT_REACHED, name="c2", members=("bob",))
         assert_limit(err, "max_groups_joined", 3)
         assert "bob" in err.message
         c2 = (await carol.create_group("c2", [])).group
@@ -236,8 +265,11 @@ async def test_groups_owned_and_joined_are_bounded(tmp_path: Path) -> None:
         await carol.ok(GroupAdd, group=c2, users=("bob",))
         # a transfer to a user who owns the most groups already is refused
         await carol.ok(GroupAdd, group=c2, users=("alice",))
-        assert_limit(await carol.fail(GroupTransfer, ErrorCode.LIMIT_REACHED, group=c2,
-                                      user="alice"), "max_groups_owned", 2)
+        assert_limit(
+            await carol.fail(GroupTransfer, ErrorCode.LIMIT_REACHED, group=c2, user="alice"),
+            "max_groups_owned",
+            2,
+        )
         # the counts are read from the database after a restart
         await net.srv.restart()
         alice, bob = await net.user("alice"), await net.user("bob")
@@ -247,11 +279,13 @@ async def test_groups_owned_and_joined_are_bounded(tmp_path: Path) -> None:
 
 async def test_contacts_and_pending_requests_are_bounded(tmp_path: Path) -> None:
     async with social_server(tmp_path, max_contacts=1, max_outgoing_requests=2) as net:
-        alice, bob, carol, _dave, _erin = await net.users("alice", "bob", "carol", "dave",
-                                                           "erin")
+        alice, bob, carol, _dave, _erin = await net.users("alice", "bob", "carol", "dave", "erin")
         await make_contacts(alice, bob)
-        assert_limit(await alice.fail(ContactRequest, ErrorCode.LIMIT_REACHED, user="carol"),
-                     "max_contacts", 1)
+        assert_limit(
+            await alice.fail(ContactRequest, ErrorCode.LIMIT_REACHED, user="carol"),
+            "max_contacts",
+            1,
+        )
         # carol may ask, but alice cannot accept: she is at the bound
         await carol.ok(ContactRequest, user="alice")
         err = await alice.fail(ContactAccept, ErrorCode.LIMIT_REACHED, user="carol")
@@ -260,7 +294,10 @@ async def test_contacts_and_pending_requests_are_bounded(tmp_path: Path) -> None
         # pending outgoing requests
         await carol.ok(ContactRequest, user="dave")
         await carol.ok(ContactRequest, user="erin")
-        assert_limit(await carol.fail(ContactRequest, ErrorCode.LIMIT_REACHED, user="bob"),
-                     "max_outgoing_requests", 2)
+        assert_limit(
+            await carol.fail(ContactRequest, ErrorCode.LIMIT_REACHED, user="bob"),
+            "max_outgoing_requests",
+            2,
+        )
         await carol.ok(ContactCancel, user="erin")
         await carol.ok(ContactRequest, user="bob")

@@ -239,8 +239,9 @@ def opt_text(max_size: int, min_size: int = 0) -> st.SearchStrategy[str | None]:
     return st.none() | st.text(min_size=min_size, max_size=min(max_size, 24))
 
 
-def tuples(elements: st.SearchStrategy[Any], min_size: int = 0,
-           max_size: int = 4) -> st.SearchStrategy[tuple[Any, ...]]:
+def tuples(
+    elements: st.SearchStrategy[Any], min_size: int = 0, max_size: int = 4
+) -> st.SearchStrategy[tuple[Any, ...]]:
     return st.lists(elements, min_size=min_size, max_size=max_size).map(tuple)
 
 
@@ -249,7 +250,11 @@ visibility = st.sampled_from(["everyone", "contacts", "nobody"])
 message_policy = st.sampled_from(["everyone", "contacts"])
 members = st.builds(GroupMember, user=users, role=st.sampled_from(ROLES), joined=u63)
 group_summaries = st.builds(
-    GroupSummary, group=u63, name=text(64), topic=text(256), role=st.sampled_from(ROLES),
+    GroupSummary,
+    group=u63,
+    name=text(64),
+    topic=text(256),
+    role=st.sampled_from(ROLES),
     members=u63,
 )
 markers = st.builds(Marker, user=users, pos=u63)
@@ -275,42 +280,77 @@ def user_request(cls: type[Message]) -> st.SearchStrategy[Message]:
 sha256s = st.binary(min_size=32, max_size=32)
 chunks = st.binary(max_size=64)
 send_media = st.builds(
-    SendMedia, kind=st.sampled_from(MEDIA_KINDS), blob=sha256s, name=st.none() | text(255),
-    title=st.none() | text(256), artist=st.none() | text(256),
-    clip=st.none() | st.tuples(u63, u63), cover=st.none() | sha256s,
+    SendMedia,
+    kind=st.sampled_from(MEDIA_KINDS),
+    blob=sha256s,
+    name=st.none() | text(255),
+    title=st.none() | text(256),
+    artist=st.none() | text(256),
+    clip=st.none() | st.tuples(u63, u63),
+    cover=st.none() | sha256s,
 )
 
 
 @st.composite
 def media_sends(draw: st.DrawFn) -> Send:
-    return Send(rid=draw(rids), to=draw(text(256)), cmid=draw(st.text(min_size=1, max_size=64)),
-                text=draw(st.text(max_size=60)), meta=draw(maps), media=draw(send_media))
+    return Send(
+        rid=draw(rids),
+        to=draw(text(256)),
+        cmid=draw(st.text(min_size=1, max_size=64)),
+        text=draw(st.text(max_size=60)),
+        meta=draw(maps),
+        media=draw(send_media),
+    )
 
 
 MEDIA_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
-    T.UPLOAD_BEGIN: st.builds(UploadBegin, rid=rids, size=u63, sha256=sha256s,
-                              media_type=text(127), chunk_size=u63, name=text(255)),
-    T.UPLOAD_STATUS: st.builds(UploadStatus, rid=rids, upload=u63, size=u63, chunk_size=u63,
-                               held=st.lists(u63, max_size=6).map(tuple), expires=u63),
+    T.UPLOAD_BEGIN: st.builds(
+        UploadBegin,
+        rid=rids,
+        size=u63,
+        sha256=sha256s,
+        media_type=text(127),
+        chunk_size=u63,
+        name=text(255),
+    ),
+    T.UPLOAD_STATUS: st.builds(
+        UploadStatus,
+        rid=rids,
+        upload=u63,
+        size=u63,
+        chunk_size=u63,
+        held=st.lists(u63, max_size=6).map(tuple),
+        expires=u63,
+    ),
     T.UPLOAD_CHUNK: st.builds(UploadChunk, rid=rids, upload=u63, offset=u63, data=chunks),
     T.UPLOAD_FINISH: st.builds(UploadFinish, rid=rids, upload=u63),
-    T.UPLOAD_DONE: st.builds(UploadDone, rid=rids, blob=sha256s, size=u63,
-                             media_type=text(127), info=maps),
+    T.UPLOAD_DONE: st.builds(
+        UploadDone, rid=rids, blob=sha256s, size=u63, media_type=text(127), info=maps
+    ),
     T.UPLOAD_CANCEL: st.builds(UploadCancel, rid=rids, upload=u63),
     T.DOWNLOAD: st.builds(Download, rid=rids, blob=sha256s, offset=u63, length=u63),
-    T.BLOB_DATA: st.builds(BlobData, rid=rids, blob=sha256s, offset=u63, size=u63,
-                           data=chunks),
+    T.BLOB_DATA: st.builds(BlobData, rid=rids, blob=sha256s, offset=u63, size=u63, data=chunks),
 }
 
 SOCIAL_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     T.OK: st.builds(Ok, rid=rids, pos=st.none() | u63),
     T.GROUP_CREATE: st.builds(
-        GroupCreate, rid=rids, name=st.text(min_size=1, max_size=24), members=tuples(users),
+        GroupCreate,
+        rid=rids,
+        name=st.text(min_size=1, max_size=24),
+        members=tuples(users),
         topic=text(256),
     ),
     T.GROUP_INFO: st.builds(
-        GroupInfo, rid=rids, group=u63, name=text(64), topic=text(256), owner=users,
-        created=u63, pos=u63, members=tuples(members),
+        GroupInfo,
+        rid=rids,
+        group=u63,
+        name=text(64),
+        topic=text(256),
+        owner=users,
+        created=u63,
+        pos=u63,
+        members=tuples(members),
     ),
     T.GET_GROUP: st.builds(GetGroup, rid=rids, group=u63),
     T.GROUP_ADD: st.builds(GroupAdd, rid=rids, group=u63, users=tuples(users, min_size=1)),
@@ -331,11 +371,16 @@ SOCIAL_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
         Receipts, rid=rids, conv=u63, read=tuples(markers), delivered=tuples(markers)
     ),
     T.LIST_CONVERSATIONS: st.builds(
-        ListConversations, rid=rids, limit=st.none() | st.integers(1, 100),
-        before_ts=st.none() | u63, before_conv=st.none() | u63,
+        ListConversations,
+        rid=rids,
+        limit=st.none() | st.integers(1, 100),
+        before_ts=st.none() | u63,
+        before_conv=st.none() | u63,
     ),
     T.CONVERSATION_LIST: st.builds(
-        ConversationList, rid=rids, conversations=tuples(conversation_summaries, max_size=3),
+        ConversationList,
+        rid=rids,
+        conversations=tuples(conversation_summaries, max_size=3),
         more=st.booleans(),
     ),
     # the codec does not check that exactly one of to/group is present (the server does)
@@ -343,7 +388,11 @@ SOCIAL_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
         Typing, rid=rids, typing=st.booleans(), to=st.none() | users, group=st.none() | u63
     ),
     T.TYPING_NOTICE: st.builds(
-        TypingNotice, rid=rids, user=users, typing=st.booleans(), ttl=non_negative,
+        TypingNotice,
+        rid=rids,
+        user=users,
+        typing=st.booleans(),
+        ttl=non_negative,
         group=st.none() | u63,
     ),
     T.PRESENCE: st.builds(Presence, rid=rids, user=users, online=st.booleans(), last_seen=u63),
@@ -356,18 +405,23 @@ SOCIAL_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     T.CONTACT_REMOVE: user_request(ContactRemove),
     T.LIST_CONTACTS: st.builds(ListContacts, rid=rids),
     T.CONTACT_LIST: st.builds(
-        ContactList, rid=rids, contacts=tuples(users), incoming=tuples(users),
-        outgoing=tuples(users), blocked=tuples(users),
+        ContactList,
+        rid=rids,
+        contacts=tuples(users),
+        incoming=tuples(users),
+        outgoing=tuples(users),
+        blocked=tuples(users),
     ),
     T.BLOCK: user_request(Block),
     T.UNBLOCK: user_request(Unblock),
-    T.SET_PROFILE: st.builds(
-        SetProfile, rid=rids, display_name=opt_text(64), status=opt_text(256)
-    ),
+    T.SET_PROFILE: st.builds(SetProfile, rid=rids, display_name=opt_text(64), status=opt_text(256)),
     T.GET_PROFILE: user_request(GetProfile),
     T.PROFILE: st.builds(Profile, rid=rids, user=users, display_name=text(64), status=text(256)),
     T.SET_PRIVACY: st.builds(
-        SetPrivacy, rid=rids, presence=st.none() | visibility, profile=st.none() | visibility,
+        SetPrivacy,
+        rid=rids,
+        presence=st.none() | visibility,
+        profile=st.none() | visibility,
         messages=st.none() | message_policy,
     ),
     T.GET_PRIVACY: st.builds(GetPrivacy, rid=rids),
@@ -381,61 +435,133 @@ SOCIAL_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
 amounts = st.integers(1, W.MAX_AMOUNT)
 keys = st.text(min_size=1, max_size=24)
 transfer_entries = st.builds(
-    W.TransferEntry, id=u63, sender=users, to=users, amount=u63,
-    code=st.sampled_from(W.TRANSFER_CODES), phase=st.sampled_from(W.TRANSFER_PHASES), ts=u63,
-    pending_id=st.none() | u63, expires=st.none() | u63, ref=st.none() | u63,
+    W.TransferEntry,
+    id=u63,
+    sender=users,
+    to=users,
+    amount=u63,
+    code=st.sampled_from(W.TRANSFER_CODES),
+    phase=st.sampled_from(W.TRANSFER_PHASES),
+    ts=u63,
+    pending_id=st.none() | u63,
+    expires=st.none() | u63,
+    ref=st.none() | u63,
     memo=opt_text(256),
 )
-item_entries = st.builds(W.ItemEntry, code=text(32), kind=text(32), source=text(96),
-                         created=u63, redeemed=st.none() | u63)
+item_entries = st.builds(
+    W.ItemEntry,
+    code=text(32),
+    kind=text(32),
+    source=text(96),
+    created=u63,
+    redeemed=st.none() | u63,
+)
 balances = {"balance": u63, "pending_out": u63, "pending_in": u63}
 
 
 @st.composite
 def packet_sends(draw: st.DrawFn) -> W.RedPacketSend:
     group = draw(st.none() | u63)
-    return W.RedPacketSend(rid=draw(rids), to=draw(users) if group is None else "",
-                           amount=draw(amounts), count=draw(st.integers(1, 1000)),
-                           key=draw(keys), split=draw(st.sampled_from(W.SPLITS)),
-                           memo=draw(text(256)), group=group)
+    return W.RedPacketSend(
+        rid=draw(rids),
+        to=draw(users) if group is None else "",
+        amount=draw(amounts),
+        count=draw(st.integers(1, 1000)),
+        key=draw(keys),
+        split=draw(st.sampled_from(W.SPLITS)),
+        memo=draw(text(256)),
+        group=group,
+    )
 
 
 WALLET_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     T.GET_WALLET: st.builds(W.GetWallet, rid=rids),
     T.WALLET: st.builds(W.Wallet, rid=rids, **balances),
-    T.LIST_TRANSFERS: st.builds(W.ListTransfers, rid=rids, limit=st.none() | st.integers(1, 200),
-                                before=st.none() | u63),
-    T.TRANSFER_LIST: st.builds(W.TransferList, rid=rids, transfers=tuples(transfer_entries),
-                               more=st.booleans()),
+    T.LIST_TRANSFERS: st.builds(
+        W.ListTransfers, rid=rids, limit=st.none() | st.integers(1, 200), before=st.none() | u63
+    ),
+    T.TRANSFER_LIST: st.builds(
+        W.TransferList, rid=rids, transfers=tuples(transfer_entries), more=st.booleans()
+    ),
     T.PAY: st.builds(W.Pay, rid=rids, to=users, amount=amounts, key=keys, memo=text(256)),
-    T.PAID: st.builds(W.Paid, rid=rids, transfer=transfer_entries, conv=u63, pos=u63,
-                      duplicate=st.booleans(), **balances),
+    T.PAID: st.builds(
+        W.Paid,
+        rid=rids,
+        transfer=transfer_entries,
+        conv=u63,
+        pos=u63,
+        duplicate=st.booleans(),
+        **balances,
+    ),
     T.RED_PACKET_SEND: packet_sends(),
-    T.RED_PACKET_SENT: st.builds(W.RedPacketSent, rid=rids, packet=u63, conv=u63, pos=u63,
-                                 expires=u63, transfer=transfer_entries,
-                                 duplicate=st.booleans(), **balances),
+    T.RED_PACKET_SENT: st.builds(
+        W.RedPacketSent,
+        rid=rids,
+        packet=u63,
+        conv=u63,
+        pos=u63,
+        expires=u63,
+        transfer=transfer_entries,
+        duplicate=st.booleans(),
+        **balances,
+    ),
     T.RED_PACKET_CLAIM: st.builds(W.RedPacketClaim, rid=rids, packet=u63),
-    T.RED_PACKET_CLAIMED: st.builds(W.RedPacketClaimed, rid=rids, packet=u63, amount=u63,
-                                    transfer=u63, left=u63, duplicate=st.booleans()),
+    T.RED_PACKET_CLAIMED: st.builds(
+        W.RedPacketClaimed,
+        rid=rids,
+        packet=u63,
+        amount=u63,
+        transfer=u63,
+        left=u63,
+        duplicate=st.booleans(),
+    ),
     T.GET_RED_PACKET: st.builds(W.GetRedPacket, rid=rids, packet=u63),
     T.RED_PACKET: st.builds(
-        W.RedPacket, rid=rids, packet=u63, sender=users, conv=u63, amount=u63, count=u63,
-        split=st.sampled_from(W.SPLITS), expires=u63, state=st.sampled_from(W.PACKET_STATES),
-        claims=tuples(st.builds(W.ClaimEntry, user=users, amount=u63)), memo=opt_text(256),
+        W.RedPacket,
+        rid=rids,
+        packet=u63,
+        sender=users,
+        conv=u63,
+        amount=u63,
+        count=u63,
+        split=st.sampled_from(W.SPLITS),
+        expires=u63,
+        state=st.sampled_from(W.PACKET_STATES),
+        claims=tuples(st.builds(W.ClaimEntry, user=users, amount=u63)),
+        memo=opt_text(256),
     ),
     T.CHECK_IN: st.builds(W.CheckIn, rid=rids, key=st.none() | keys),
     T.CHECKED_IN: st.builds(
-        W.CheckedIn, rid=rids, duplicate=st.booleans(), tasks=tuples(st.builds(
-            W.TaskDone, task=text(64), reward=u63, transfer=st.none() | u63,
-            item=opt_text(32))), **balances),
+        W.CheckedIn,
+        rid=rids,
+        duplicate=st.booleans(),
+        tasks=tuples(
+            st.builds(
+                W.TaskDone, task=text(64), reward=u63, transfer=st.none() | u63, item=opt_text(32)
+            )
+        ),
+        **balances,
+    ),
     T.LIST_TASKS: st.builds(W.ListTasks, rid=rids),
-    T.TASK_LIST: st.builds(W.TaskList, rid=rids, tasks=tuples(st.builds(
-        W.TaskEntry, name=text(64), trigger=st.sampled_from(W.TASK_TRIGGERS), reward=u63,
-        period=u63, cap=u63, done=u63, item=opt_text(32)))),
+    T.TASK_LIST: st.builds(
+        W.TaskList,
+        rid=rids,
+        tasks=tuples(
+            st.builds(
+                W.TaskEntry,
+                name=text(64),
+                trigger=st.sampled_from(W.TASK_TRIGGERS),
+                reward=u63,
+                period=u63,
+                cap=u63,
+                done=u63,
+                item=opt_text(32),
+            )
+        ),
+    ),
     T.LIST_ITEMS: st.builds(W.ListItems, rid=rids),
     T.ITEM_LIST: st.builds(W.ItemList, rid=rids, items=tuples(item_entries)),
-    T.ITEM_GIFT: st.builds(W.ItemGift, rid=rids, code=text(32), to=users,
-                           key=st.none() | keys),
+    T.ITEM_GIFT: st.builds(W.ItemGift, rid=rids, code=text(32), to=users, key=st.none() | keys),
     T.ITEM_REDEEM: st.builds(W.ItemRedeem, rid=rids, code=text(32), key=st.none() | keys),
     T.ITEM_DONE: st.builds(W.ItemDone, rid=rids, item=item_entries, duplicate=st.booleans()),
 }
@@ -752,13 +878,33 @@ def test_encode_message_map_is_the_canonical_message_encoding(msg: ChatMessage) 
     from liaotian.protocol.messages import encode_message_map
 
     raw = encode_message_map(
-        msg.id, msg.conv, msg.pos, msg.sender, msg.to, msg.ts, msg.cmid, msg.text, msg.meta,
-        msg.group, msg.event, msg.media,
+        msg.id,
+        msg.conv,
+        msg.pos,
+        msg.sender,
+        msg.to,
+        msg.ts,
+        msg.cmid,
+        msg.text,
+        msg.meta,
+        msg.group,
+        msg.event,
+        msg.media,
     )
     assert raw == msg.encode() == msgpack.packb(msg.to_wire())
     assert encode_message_map(
-        msg.id, msg.conv, msg.pos, msg.sender, msg.to, msg.ts, msg.cmid, msg.text, None,
-        msg.group, msg.event, msg.media,
+        msg.id,
+        msg.conv,
+        msg.pos,
+        msg.sender,
+        msg.to,
+        msg.ts,
+        msg.cmid,
+        msg.text,
+        None,
+        msg.group,
+        msg.event,
+        msg.media,
     ) == msgpack.packb({k: v for k, v in msg.to_wire().items() if k != "meta"})
 
 
@@ -768,8 +914,11 @@ def test_message_map_key_order(msg: ChatMessage) -> None:
     """SPEC.md 8.2: id, conv, pos, from, to|group, ts, cmid, text, meta?, media?, event?"""
     keys = list(msgpack.unpackb(msg.encode()))
     middle = ["to"] if msg.group is None else ["group"]
-    tail = (["meta"] if msg.meta else []) + (["media"] if msg.media is not None else []) \
+    tail = (
+        (["meta"] if msg.meta else [])
+        + (["media"] if msg.media is not None else [])
         + (["event"] if msg.event is not None else [])
+    )
     assert keys == ["id", "conv", "pos", "from", *middle, "ts", "cmid", "text", *tail]
 
 
@@ -777,8 +926,16 @@ def test_message_map_key_order(msg: ChatMessage) -> None:
 @given(direct_messages)
 def test_direct_message_bytes_are_those_of_the_core_protocol(msg: ChatMessage) -> None:
     """The social layer leaves the encoding of a direct message map unchanged."""
-    core = {"id": msg.id, "conv": msg.conv, "pos": msg.pos, "from": msg.sender, "to": msg.to,
-            "ts": msg.ts, "cmid": msg.cmid, "text": msg.text}
+    core = {
+        "id": msg.id,
+        "conv": msg.conv,
+        "pos": msg.pos,
+        "from": msg.sender,
+        "to": msg.to,
+        "ts": msg.ts,
+        "cmid": msg.cmid,
+        "text": msg.text,
+    }
     if msg.meta:
         core["meta"] = msg.meta
     assert msg.encode() == msgpack.packb(core)

@@ -65,8 +65,11 @@ MAX_INT64 = 2**63 - 1
 # (media; tests/protocol/test_media_messages.py checks them) or dropped (ADDED_KEYS).
 LATER_TYPES = frozenset(int(c.TYPE) for c in MEDIA_CLASSES)
 LATER_FIELDS = frozenset({(Send, "media"), (ChatMessage, "media")})
-MESSAGE_CLASSES = {t: c for t, c in ALL_CLASSES.items()
-                   if not 110 <= t <= 130 and not 150 <= t <= 170 and t not in LATER_TYPES}
+MESSAGE_CLASSES = {
+    t: c
+    for t, c in ALL_CLASSES.items()
+    if not 110 <= t <= 130 and not 150 <= t <= 170 and t not in LATER_TYPES
+}
 ADDED = {int(c.TYPE) for c in WALLET_CLASSES}
 assert set(range(150, 171)) == ADDED  # every wallet type is among those excluded
 TYPES = sorted(MESSAGE_CLASSES)
@@ -80,11 +83,34 @@ SETTINGS = settings(max_examples=60, deadline=None, database=None)
 rids = st.integers(0, 2**32 - 1)
 # values at the edges of every bound declared (and of the defaults), where codecs differ
 _CAPS = (1, 4, 5, 16, 64, 100, 128, 256, 1024, 4096, 10_000)
-edge_texts = st.sampled_from(_CAPS).flatmap(
-    lambda n: st.sampled_from([n - 1, n, n + 1])).map(lambda n: "x" * n)
-edge_ints = st.sampled_from([0, 1, 2, 5, 6, 10, 11, 16, 17, 100, 101, 500, 501, 1000, 1001,
-                             0xFFFF, 0x10000, MAX_INT64, MAX_INT64 + 1]).flatmap(
-    lambda n: st.sampled_from([n, -n]))
+edge_texts = (
+    st.sampled_from(_CAPS)
+    .flatmap(lambda n: st.sampled_from([n - 1, n, n + 1]))
+    .map(lambda n: "x" * n)
+)
+edge_ints = st.sampled_from(
+    [
+        0,
+        1,
+        2,
+        5,
+        6,
+        10,
+        11,
+        16,
+        17,
+        100,
+        101,
+        500,
+        501,
+        1000,
+        1001,
+        0xFFFF,
+        0x10000,
+        MAX_INT64,
+        MAX_INT64 + 1,
+    ]
+).flatmap(lambda n: st.sampled_from([n, -n]))
 scalars = (
     edge_texts
     | edge_ints
@@ -123,14 +149,16 @@ def _passes(check: Any, value: Any) -> bool:
     return True
 
 
-def value_strategy(f: WireField, t: WireType,
-                   limits: Limits = DEFAULT_LIMITS) -> st.SearchStrategy[Any]:
+def value_strategy(
+    f: WireField, t: WireType, limits: Limits = DEFAULT_LIMITS
+) -> st.SearchStrategy[Any]:
     """Any value the declaration allows (short strings and arrays keep examples small)."""
     checks = f.spec.checks
     s: st.SearchStrategy[Any]
     if t.tag == "int":
-        s = st.integers(_bound(checks.get("lo"), 0, limits),
-                        _bound(checks.get("hi"), MAX_INT64, limits))
+        s = st.integers(
+            _bound(checks.get("lo"), 0, limits), _bound(checks.get("hi"), MAX_INT64, limits)
+        )
     elif t.tag == "str":
         if "choices" in checks:
             s = st.sampled_from(checks["choices"])
@@ -149,8 +177,7 @@ def value_strategy(f: WireField, t: WireType,
         assert t.tag == "array" and t.item is not None
         least = checks.get("min_items", 0)
         most = min(4, _bound(checks.get("max_items"), 4))
-        s = st.lists(value_strategy(f, t.item, limits), min_size=least,
-                     max_size=most).map(tuple)
+        s = st.lists(value_strategy(f, t.item, limits), min_size=least, max_size=most).map(tuple)
     if f.spec.check is not None and t is f.type:
         s = s.filter(lambda v: _passes(f.spec.check, v))
     return s
@@ -181,10 +208,18 @@ def instances(draw: st.DrawFn, cls: type, limits: Limits = DEFAULT_LIMITS) -> An
 
 
 updates = st.one_of(
-    st.builds(Update, seq=st.integers(1, MAX_INT64), kind=st.just(UpdateKind.MESSAGE),
-              message=instances(ChatMessage)),
-    st.builds(Update, seq=st.integers(1, MAX_INT64),
-              kind=st.integers(-(2**63), MAX_INT64).filter(lambda k: k != 1), data=maps),
+    st.builds(
+        Update,
+        seq=st.integers(1, MAX_INT64),
+        kind=st.just(UpdateKind.MESSAGE),
+        message=instances(ChatMessage),
+    ),
+    st.builds(
+        Update,
+        seq=st.integers(1, MAX_INT64),
+        kind=st.integers(-(2**63), MAX_INT64).filter(lambda k: k != 1),
+        data=maps,
+    ),
 )
 
 # --------------------------------------------------------------------------- the old codec
@@ -203,10 +238,17 @@ def to_legacy(obj: Any) -> Any:
         old = _OLD[type(obj).__name__]
         known = {f.name for f in dataclasses.fields(old)}
         for f in dataclasses.fields(obj):
-            assert f.name in known or f.name in ADDED_KEYS or getattr(obj, f.name) is None, \
-                (type(obj), f.name)
-        return old(**{f.name: to_legacy(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                      if f.name in known})
+            assert f.name in known or f.name in ADDED_KEYS or getattr(obj, f.name) is None, (
+                type(obj),
+                f.name,
+            )
+        return old(
+            **{
+                f.name: to_legacy(getattr(obj, f.name))
+                for f in dataclasses.fields(obj)
+                if f.name in known
+            }
+        )
     if isinstance(obj, tuple):
         return tuple(to_legacy(x) for x in obj)
     return obj
@@ -226,8 +268,9 @@ def test_the_reference_is_the_old_codec_and_covers_every_type() -> None:
 @pytest.mark.parametrize("msg_type", TYPES, ids=IDS)
 @SETTINGS
 @given(data=st.data())
-def test_every_message_round_trips_and_encodes_as_before(msg_type: int,
-                                                        data: st.DataObject) -> None:
+def test_every_message_round_trips_and_encodes_as_before(
+    msg_type: int, data: st.DataObject
+) -> None:
     cls = MESSAGE_CLASSES[msg_type]
     msg = data.draw(instances(cls))
     frame = msg.encode()
@@ -243,8 +286,19 @@ def test_every_message_round_trips_and_encodes_as_before(msg_type: int,
 @given(instances(ChatMessage), st.booleans())
 def test_message_maps_encode_as_before(msg: ChatMessage, without_meta: bool) -> None:
     meta = None if without_meta else msg.meta
-    args = (msg.id, msg.conv, msg.pos, msg.sender, msg.to, msg.ts, msg.cmid, msg.text, meta,
-            msg.group, msg.event)
+    args = (
+        msg.id,
+        msg.conv,
+        msg.pos,
+        msg.sender,
+        msg.to,
+        msg.ts,
+        msg.cmid,
+        msg.text,
+        meta,
+        msg.group,
+        msg.event,
+    )
     assert encode_message_map(*args) == old_messages.encode_message_map(*args)
     assert msg.encode() == to_legacy(msg).encode()
     assert ChatMessage.from_wire(msgpack.unpackb(msg.encode()), 0) == msg
@@ -252,16 +306,26 @@ def test_message_maps_encode_as_before(msg: ChatMessage, without_meta: bool) -> 
 
 # --------------------------------------------------------------------------- decoding
 
-KEYS = sorted({f.key for cls in (*(MESSAGE_CLASSES[t] for t in TYPES), ChatMessage)
-               for f in wire_fields(cls) if (cls, f.name) not in LATER_FIELDS} | {"junk"})
-LIMITS = st.sampled_from([
-    DEFAULT_LIMITS,
-    Limits(max_cmid_len=4, max_sync_page=10, max_history_page=5, max_frame_size=100),
-])
+KEYS = sorted(
+    {
+        f.key
+        for cls in (*(MESSAGE_CLASSES[t] for t in TYPES), ChatMessage)
+        for f in wire_fields(cls)
+        if (cls, f.name) not in LATER_FIELDS
+    }
+    | {"junk"}
+)
+LIMITS = st.sampled_from(
+    [
+        DEFAULT_LIMITS,
+        Limits(max_cmid_len=4, max_sync_page=10, max_history_page=5, max_frame_size=100),
+    ]
+)
 
 
-def outcome(decode: Any, msg_type: int, rid: int, payload: dict[str, Any],
-            limits: Limits) -> tuple[Any, ...]:
+def outcome(
+    decode: Any, msg_type: int, rid: int, payload: dict[str, Any], limits: Limits
+) -> tuple[Any, ...]:
     try:
         msg = decode(msg_type, rid, payload, limits)
     except ProtocolError as exc:
@@ -274,8 +338,9 @@ def _named(message: str) -> str | None:
     return found.group(1) if found else None
 
 
-def assert_same_decoding(msg_type: int, rid: int, payload: dict[str, Any], limits: Limits,
-                         *, same_key: bool) -> None:
+def assert_same_decoding(
+    msg_type: int, rid: int, payload: dict[str, Any], limits: Limits, *, same_key: bool
+) -> None:
     payload = {k: v for k, v in payload.items() if k not in ADDED_KEYS}
     payload = unpack_body(msgpack.packb([msg_type, rid, payload]))[2]  # as the wire gives it
     new = outcome(decode_message, msg_type, rid, payload, limits)
@@ -290,8 +355,9 @@ def assert_same_decoding(msg_type: int, rid: int, payload: dict[str, Any], limit
 
 
 @settings(max_examples=400, deadline=None, database=None)
-@given(st.sampled_from(TYPES), rids, st.dictionaries(st.sampled_from(KEYS), values, max_size=6),
-       LIMITS)
+@given(
+    st.sampled_from(TYPES), rids, st.dictionaries(st.sampled_from(KEYS), values, max_size=6), LIMITS
+)
 def test_any_payload_is_accepted_or_refused_as_before(
     msg_type: int, rid: int, payload: dict[str, Any], limits: Limits
 ) -> None:
@@ -316,14 +382,22 @@ def test_one_broken_key_is_refused_as_before(msg_type: int, data: st.DataObject)
         del payload[key]
     else:
         payload[key] = value = data.draw(values, label="value")
-    assert_same_decoding(msg_type, msg.rid, payload, DEFAULT_LIMITS,
-                         same_key=not isinstance(value, list | dict))
+    assert_same_decoding(
+        msg_type, msg.rid, payload, DEFAULT_LIMITS, same_key=not isinstance(value, list | dict)
+    )
 
 
 # --------------------------------------------------------------------------- every bound
 
-RECORDS = (ChatMessage, DeviceInfo, GroupMember, GroupSummary, Marker, ConversationSummary,
-           PresenceEntry)
+RECORDS = (
+    ChatMessage,
+    DeviceInfo,
+    GroupMember,
+    GroupSummary,
+    Marker,
+    ConversationSummary,
+    PresenceEntry,
+)
 SMALL = Limits(max_cmid_len=4, max_sync_page=10, max_history_page=5, max_frame_size=100)
 _NOT_THERE = object()
 
@@ -336,10 +410,16 @@ def edge_values(f: WireField, limits: Limits, draw: Any) -> list[Any]:
         assert t.item is not None
         most = checks.get("max_items", DEFAULT_MAX_ITEMS)
         sizes = [0, 1, checks.get("min_items", 0) - 1] + ([most, most + 1] if most else [])
-        good = (draw(instances(t.item.cls)) if t.item.tag == "record" and t.item.cls
-                is not Update else None)
-        item = good.to_wire() if good is not None else (
-            [1, 2, {}] if t.item.tag == "record" else 1 if t.item.tag == "int" else "x")
+        good = (
+            draw(instances(t.item.cls))
+            if t.item.tag == "record" and t.item.cls is not Update
+            else None
+        )
+        item = (
+            good.to_wire()
+            if good is not None
+            else ([1, 2, {}] if t.item.tag == "record" else 1 if t.item.tag == "int" else "x")
+        )
         out += [[item] * n for n in sizes if n >= 0]
         t = t.item  # and the item's own bounds, one bad item in an array
         out += [[v] for v in _scalar_edges(f, t, limits)]
@@ -403,8 +483,10 @@ def test_every_bound_of_every_field_is_where_it_was(msg_type: int, data: st.Data
             continue
         for value in edge_values(f, limits, data.draw):
             p = _with(payload, f.key, value)
-            _compare(outcome(decode_message, msg_type, msg.rid, p, limits),
-                     outcome(legacy_codec.decode_message, msg_type, msg.rid, p, limits))
+            _compare(
+                outcome(decode_message, msg_type, msg.rid, p, limits),
+                outcome(legacy_codec.decode_message, msg_type, msg.rid, p, limits),
+            )
 
 
 def _from_wire(cls: type, value: Any) -> tuple[Any, ...]:

@@ -325,8 +325,9 @@ def test_bin_values_and_bin_lead_bytes_in_str_still_decode() -> None:
 
 @SETTINGS
 @given(payloads, st.binary(max_size=4), st.data())
-def test_a_bin_key_anywhere_is_malformed(payload: dict[str, Any], key: bytes,
-                                         data: st.DataObject) -> None:
+def test_a_bin_key_anywhere_is_malformed(
+    payload: dict[str, Any], key: bytes, data: st.DataObject
+) -> None:
     """Put a bin key into a random map of a random payload: always malformed."""
     maps: list[dict[Any, Any]] = []
     todo: list[Any] = [payload]

@@ -53,8 +53,13 @@ def test_hashes_and_chunks_travel_as_bin() -> None:
     begin = UploadBegin(rid=1, size=11, sha256=SHA, media_type="text/plain", chunk_size=16384)
     raw = begin.encode()
     assert b"\xc4\x20" + SHA in raw  # bin 8 with 32 bytes
-    assert _payload(begin) == {"size": 11, "sha256": SHA, "type": "text/plain", "name": "",
-                               "chunk_size": 16384}
+    assert _payload(begin) == {
+        "size": 11,
+        "sha256": SHA,
+        "type": "text/plain",
+        "name": "",
+        "chunk_size": 16384,
+    }
     chunk = UploadChunk(rid=2, upload=1, offset=0, data=b"hello world")
     assert b"\xc4\x0bhello world" in chunk.encode()
 
@@ -76,26 +81,33 @@ def test_chunk_data_is_bin_of_any_length() -> None:
 
 
 def test_held_ranges_are_a_flat_array() -> None:
-    status = UploadStatus(rid=1, upload=7, size=100, chunk_size=16384, held=(0, 32, 64, 96),
-                          expires=5)
+    status = UploadStatus(
+        rid=1, upload=7, size=100, chunk_size=16384, held=(0, 32, 64, 96), expires=5
+    )
     assert _payload(status)["held"] == [0, 32, 64, 96]
     assert decode_message(T.UPLOAD_STATUS, 1, _payload(status)) == status
 
 
 def test_send_media_round_trips_and_is_checked() -> None:
-    media = SendMedia(kind="track", blob=SHA, title="Moon River", clip=(30_000, 60_000),
-                      cover=SHA)
+    media = SendMedia(kind="track", blob=SHA, title="Moon River", clip=(30_000, 60_000), cover=SHA)
     send = Send(rid=4, to="bob", cmid="c1", text="", media=media)
     p = _payload(send)
     assert list(p) == ["to", "cmid", "text", "media"]
-    assert p["media"] == {"kind": "track", "blob": SHA, "title": "Moon River",
-                          "clip": [30_000, 60_000], "cover": SHA}
+    assert p["media"] == {
+        "kind": "track",
+        "blob": SHA,
+        "title": "Moon River",
+        "clip": [30_000, 60_000],
+        "cover": SHA,
+    }
     assert decode_message(T.SEND, 4, p) == send
-    for media_map, key in (({"kind": "video", "blob": SHA}, "kind"),
-                           ({"kind": "file"}, "blob"),
-                           ({"kind": "file", "blob": SHA, "clip": [1]}, "clip"),
-                           ({"kind": "file", "blob": SHA, "name": "x" * 256}, "name"),
-                           ({"kind": "file", "blob": SHA, "cover": "c" * 32}, "cover")):
+    for media_map, key in (
+        ({"kind": "video", "blob": SHA}, "kind"),
+        ({"kind": "file"}, "blob"),
+        ({"kind": "file", "blob": SHA, "clip": [1]}, "clip"),
+        ({"kind": "file", "blob": SHA, "name": "x" * 256}, "name"),
+        ({"kind": "file", "blob": SHA, "cover": "c" * 32}, "cover"),
+    ):
         message = _refused(T.SEND, {"to": "bob", "cmid": "c", "text": "", "media": media_map})
         assert f"'{key}'" in message, message
 
@@ -109,8 +121,18 @@ def test_a_text_send_is_unchanged() -> None:
 def test_message_map_media_sits_between_meta_and_event() -> None:
     media = {"kind": "file", "blob": SHA, "size": 11, "type": "text/plain"}
     body = encode_message_map(1, 7, 3, "alice", "bob", 5, "c", "notes", {"a": 1}, media=media)
-    assert list(msgpack.unpackb(body)) == ["id", "conv", "pos", "from", "to", "ts", "cmid",
-                                           "text", "meta", "media"]
+    assert list(msgpack.unpackb(body)) == [
+        "id",
+        "conv",
+        "pos",
+        "from",
+        "to",
+        "ts",
+        "cmid",
+        "text",
+        "meta",
+        "media",
+    ]
     msg = ChatMessage.from_wire(msgpack.unpackb(body), 0)
     assert msg.media == media and msg.encode() == body
     plain = encode_message_map(1, 7, 3, "alice", "bob", 5, "c", "notes", None)

@@ -230,15 +230,28 @@ EXAMPLES: dict[int, Message] = {
         rid=25,
         conversations=(
             ConversationSummary(
-                conv=12, kind="group", name="Trip", ts=GMSG.ts, unread=1, read=1, last=GMSG,
+                conv=12,
+                kind="group",
+                name="Trip",
+                ts=GMSG.ts,
+                unread=1,
+                read=1,
+                last=GMSG,
                 group=12,
             ),
             ConversationSummary(
-                conv=4, kind="direct", name="bob", ts=MSG.ts, unread=0, read=2, last=MSG,
+                conv=4,
+                kind="direct",
+                name="bob",
+                ts=MSG.ts,
+                unread=0,
+                read=2,
+                last=MSG,
                 peer="bob",
             ),
-            ConversationSummary(conv=13, kind="group", name="New", ts=5, unread=0, read=0,
-                                group=13),
+            ConversationSummary(
+                conv=13, kind="group", name="New", ts=5, unread=0, read=0, group=13
+            ),
         ),
         more=True,
     ),
@@ -267,10 +280,12 @@ EXAMPLES: dict[int, Message] = {
     T.GET_PRIVACY: GetPrivacy(rid=38),
     T.PRIVACY: Privacy(rid=38, presence="contacts", profile="everyone", messages="everyone"),
     # media (SPEC.md 27)
-    T.UPLOAD_BEGIN: UploadBegin(rid=39, size=11, sha256=SHA, media_type="text/plain",
-                                chunk_size=16384, name="hello.txt"),
-    T.UPLOAD_STATUS: UploadStatus(rid=39, upload=7, size=11, chunk_size=16384, held=(),
-                                  expires=1_700_086_400_000),
+    T.UPLOAD_BEGIN: UploadBegin(
+        rid=39, size=11, sha256=SHA, media_type="text/plain", chunk_size=16384, name="hello.txt"
+    ),
+    T.UPLOAD_STATUS: UploadStatus(
+        rid=39, upload=7, size=11, chunk_size=16384, held=(), expires=1_700_086_400_000
+    ),
     T.UPLOAD_CHUNK: UploadChunk(rid=40, upload=7, offset=0, data=b"hello world"),
     T.UPLOAD_FINISH: UploadFinish(rid=41, upload=7),
     T.UPLOAD_DONE: UploadDone(rid=41, blob=SHA, size=11, media_type="text/plain"),
@@ -311,14 +326,39 @@ CLIENT_SENT = {
     T.HISTORY,
     *SOCIAL_CLIENT_TYPES,
     # media (SPEC 27)
-    T.UPLOAD_BEGIN, T.UPLOAD_CHUNK, T.UPLOAD_FINISH, T.UPLOAD_CANCEL, T.DOWNLOAD,
+    T.UPLOAD_BEGIN,
+    T.UPLOAD_CHUNK,
+    T.UPLOAD_FINISH,
+    T.UPLOAD_CANCEL,
+    T.DOWNLOAD,
     # channels (SPEC 24)
-    T.CHANNEL_CREATE, T.GET_CHANNEL, T.CHANNEL_JOIN, T.CHANNEL_LEAVE, T.CHANNEL_UPDATE,
-    T.CHANNEL_SET_ROLE, T.CHANNEL_BAN, T.CHANNEL_POST, T.CHANNEL_COMMENT, T.CHANNEL_LIKE,
-    T.CHANNEL_PIN, T.CHANNEL_DELETE, T.CHANNEL_READ, T.CHANNEL_FETCH, T.CHANNEL_SEARCH,
+    T.CHANNEL_CREATE,
+    T.GET_CHANNEL,
+    T.CHANNEL_JOIN,
+    T.CHANNEL_LEAVE,
+    T.CHANNEL_UPDATE,
+    T.CHANNEL_SET_ROLE,
+    T.CHANNEL_BAN,
+    T.CHANNEL_POST,
+    T.CHANNEL_COMMENT,
+    T.CHANNEL_LIKE,
+    T.CHANNEL_PIN,
+    T.CHANNEL_DELETE,
+    T.CHANNEL_READ,
+    T.CHANNEL_FETCH,
+    T.CHANNEL_SEARCH,
     # the wallet (SPEC 25)
-    T.GET_WALLET, T.LIST_TRANSFERS, T.PAY, T.RED_PACKET_SEND, T.RED_PACKET_CLAIM,
-    T.GET_RED_PACKET, T.CHECK_IN, T.LIST_TASKS, T.LIST_ITEMS, T.ITEM_GIFT, T.ITEM_REDEEM,
+    T.GET_WALLET,
+    T.LIST_TRANSFERS,
+    T.PAY,
+    T.RED_PACKET_SEND,
+    T.RED_PACKET_CLAIM,
+    T.GET_RED_PACKET,
+    T.CHECK_IN,
+    T.LIST_TASKS,
+    T.LIST_ITEMS,
+    T.ITEM_GIFT,
+    T.ITEM_REDEEM,
 }
 
 
@@ -826,11 +866,27 @@ def test_group_message_map_has_group_instead_of_to() -> None:
     assert list(wire) == ["id", "conv", "pos", "from", "group", "ts", "cmid", "text", "event"]
     assert ChatMessage.from_wire(wire, 1) == GMSG
     text_msg = ChatMessage(
-        id=11, conv=12, pos=3, sender="bob", to="", ts=1, cmid="b-1", text="hi", group=12,
+        id=11,
+        conv=12,
+        pos=3,
+        sender="bob",
+        to="",
+        ts=1,
+        cmid="b-1",
+        text="hi",
+        group=12,
         meta={"k": 1},
     )
     assert list(text_msg.to_wire()) == [
-        "id", "conv", "pos", "from", "group", "ts", "cmid", "text", "meta"
+        "id",
+        "conv",
+        "pos",
+        "from",
+        "group",
+        "ts",
+        "cmid",
+        "text",
+        "meta",
     ]
     assert ChatMessage.from_wire(text_msg.to_wire(), 1) == text_msg
 

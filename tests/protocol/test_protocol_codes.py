@@ -98,8 +98,13 @@ def test_error_code_numbers() -> None:
 def test_update_kind_numbers() -> None:
     from liaotian.protocol import UpdateKind
 
-    assert {k.name: int(k) for k in UpdateKind} == {"MESSAGE": 1, "READ": 2, "CONTACT": 3,
-                                                         "WALLET": 4, "CHANNEL": 10}
+    assert {k.name: int(k) for k in UpdateKind} == {
+        "MESSAGE": 1,
+        "READ": 2,
+        "CONTACT": 3,
+        "WALLET": 4,
+        "CHANNEL": 10,
+    }
 
 
 def test_close_code_numbers() -> None:

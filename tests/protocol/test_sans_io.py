@@ -23,7 +23,15 @@ FORBIDDEN = {
     "datetime",
 }  # datetime: reading a clock is the caller's job too
 EXPECTED_MODULES = {
-    "codes", "errors", "limits", "frames", "base", "messages", "social", "state", "connection"
+    "codes",
+    "errors",
+    "limits",
+    "frames",
+    "base",
+    "messages",
+    "social",
+    "state",
+    "connection",
 }
 MODULES = sorted(m.name for m in pkgutil.iter_modules(liaotian.protocol.__path__))
 
@@ -138,6 +146,11 @@ def test_every_message_class_and_code_enum_is_exported() -> None:
     for cls in MESSAGE_CLASSES.values():
         home = next((m for m in families if m.__name__ == cls.__module__), liaotian.protocol)
         assert getattr(home, cls.__name__) is cls
-    for entry in (social.GroupMember, social.GroupSummary, social.Marker,
-                  social.ConversationSummary, social.PresenceEntry):
+    for entry in (
+        social.GroupMember,
+        social.GroupSummary,
+        social.Marker,
+        social.ConversationSummary,
+        social.PresenceEntry,
+    ):
         assert getattr(liaotian.protocol, entry.__name__) is entry

@@ -57,15 +57,45 @@ T = MessageType
 
 # What social.md says, written out (not derived from social.py).
 CLIENT_SENT = {
-    T.GROUP_CREATE, T.GET_GROUP, T.GROUP_ADD, T.GROUP_REMOVE, T.GROUP_LEAVE, T.GROUP_UPDATE,
-    T.GROUP_SET_ROLE, T.GROUP_TRANSFER, T.LIST_GROUPS, T.READ, T.GET_RECEIPTS,
-    T.LIST_CONVERSATIONS, T.TYPING, T.GET_PRESENCE, T.CONTACT_REQUEST, T.CONTACT_ACCEPT,
-    T.CONTACT_DECLINE, T.CONTACT_CANCEL, T.CONTACT_REMOVE, T.LIST_CONTACTS, T.BLOCK, T.UNBLOCK,
-    T.SET_PROFILE, T.GET_PROFILE, T.SET_PRIVACY, T.GET_PRIVACY,
+    T.GROUP_CREATE,
+    T.GET_GROUP,
+    T.GROUP_ADD,
+    T.GROUP_REMOVE,
+    T.GROUP_LEAVE,
+    T.GROUP_UPDATE,
+    T.GROUP_SET_ROLE,
+    T.GROUP_TRANSFER,
+    T.LIST_GROUPS,
+    T.READ,
+    T.GET_RECEIPTS,
+    T.LIST_CONVERSATIONS,
+    T.TYPING,
+    T.GET_PRESENCE,
+    T.CONTACT_REQUEST,
+    T.CONTACT_ACCEPT,
+    T.CONTACT_DECLINE,
+    T.CONTACT_CANCEL,
+    T.CONTACT_REMOVE,
+    T.LIST_CONTACTS,
+    T.BLOCK,
+    T.UNBLOCK,
+    T.SET_PROFILE,
+    T.GET_PROFILE,
+    T.SET_PRIVACY,
+    T.GET_PRIVACY,
 }
 SERVER_SENT = {
-    T.OK, T.GROUP_INFO, T.GROUP_LIST, T.RECEIPTS, T.CONVERSATION_LIST, T.TYPING_NOTICE,
-    T.PRESENCE, T.PRESENCE_LIST, T.CONTACT_LIST, T.PROFILE, T.PRIVACY,
+    T.OK,
+    T.GROUP_INFO,
+    T.GROUP_LIST,
+    T.RECEIPTS,
+    T.CONVERSATION_LIST,
+    T.TYPING_NOTICE,
+    T.PRESENCE,
+    T.PRESENCE_LIST,
+    T.CONTACT_LIST,
+    T.PROFILE,
+    T.PRIVACY,
 }
 
 
@@ -110,8 +140,7 @@ def test_social_classes_are_exactly_the_new_message_types() -> None:
     # (110-130) and the wallet (150-170)
     features = {int(c.TYPE) for c in (*MEDIA_CLASSES, *CHANNEL_CLASSES, *WALLET_CLASSES)}
     assert not (core | set(social)) & features
-    assert core | set(social) | features == {int(t) for t in MessageType} \
-        == set(MESSAGE_CLASSES)
+    assert core | set(social) | features == {int(t) for t in MessageType} == set(MESSAGE_CLASSES)
     assert {int(t) for t in CLIENT_SENT} == SOCIAL_CLIENT_TYPES
     assert {int(t) for t in SERVER_SENT} == SOCIAL_SERVER_TYPES
 
@@ -128,7 +157,13 @@ def test_social_type_numbers() -> None:
     expected = sorted(n for r in ranges.values() for n in r)
     assert sorted(int(c.TYPE) for c in SOCIAL_CLASSES) == expected
     assert (T.OK, T.GROUP_CREATE, T.READ, T.TYPING, T.CONTACT_REQUEST, T.SET_PROFILE) == (
-        7, 40, 55, 60, 70, 80)
+        7,
+        40,
+        55,
+        60,
+        70,
+        80,
+    )
 
 
 def test_typing_is_the_only_new_one_way_type() -> None:
@@ -140,9 +175,16 @@ def test_update_kinds() -> None:
 
 
 def test_read_and_contact_updates_keep_their_data() -> None:
-    ups = decode(T.UPDATES, {"updates": [[5, 2, {"conv": 7, "user": "bob", "pos": 12}],
-                                         [6, 3, {"event": "request", "user": "carol"}]],
-                             "head": 6})
+    ups = decode(
+        T.UPDATES,
+        {
+            "updates": [
+                [5, 2, {"conv": 7, "user": "bob", "pos": 12}],
+                [6, 3, {"event": "request", "user": "carol"}],
+            ],
+            "head": 6,
+        },
+    )
     assert isinstance(ups, Updates)
     assert ups.updates == (
         Update(seq=5, kind=UpdateKind.READ, data={"conv": 7, "user": "bob", "pos": 12}),
@@ -157,15 +199,18 @@ def test_read_and_contact_updates_keep_their_data() -> None:
 def test_optional_fields_take_their_defaults() -> None:
     assert decode(T.OK, {}) == Ok(rid=42)
     assert decode(T.GROUP_CREATE, {"name": "g", "members": []}) == GroupCreate(
-        rid=42, name="g", members=(), topic="")
+        rid=42, name="g", members=(), topic=""
+    )
     assert decode(T.LIST_CONVERSATIONS, {}) == ListConversations(rid=42)
     assert decode(T.CONVERSATION_LIST, {"conversations": []}) == ConversationList(
-        rid=42, conversations=(), more=False)
+        rid=42, conversations=(), more=False
+    )
     assert decode(T.SET_PROFILE, {}) == SetProfile(rid=42)
     assert decode(T.SET_PRIVACY, {}) == SetPrivacy(rid=42)
     assert decode(T.LIST_GROUPS, {"anything": 1}) == ListGroups(rid=42)
-    assert decode(T.LIST_GROUPS, {"limit": 500, "after": 7}) == ListGroups(rid=42, limit=500,
-                                                                           after=7)
+    assert decode(T.LIST_GROUPS, {"limit": 500, "after": 7}) == ListGroups(
+        rid=42, limit=500, after=7
+    )
 
 
 def test_optional_fields_are_omitted_on_the_wire() -> None:
@@ -175,25 +220,54 @@ def test_optional_fields_are_omitted_on_the_wire() -> None:
     assert SetProfile(rid=1, status="").to_payload() == {"status": ""}
     assert Typing(rid=0, typing=True, to="b").to_payload() == {"typing": True, "to": "b"}
     assert TypingNotice(rid=0, user="b", typing=False, ttl=6.0).to_payload() == {
-        "user": "b", "typing": False, "ttl": 6.0}
+        "user": "b",
+        "typing": False,
+        "ttl": 6.0,
+    }
     summary = ConversationSummary(conv=1, kind="direct", name="b", ts=1, unread=0, read=0)
-    assert summary.to_wire() == {"conv": 1, "kind": "direct", "name": "b", "ts": 1,
-                                 "unread": 0, "read": 0}
+    assert summary.to_wire() == {
+        "conv": 1,
+        "kind": "direct",
+        "name": "b",
+        "ts": 1,
+        "unread": 0,
+        "read": 0,
+    }
 
 
 def test_always_sent_fields() -> None:
     # defaults that are not None are written: "always sent"
     assert GroupCreate(rid=1, name="g", members=()).to_payload() == {
-        "name": "g", "members": [], "topic": ""}
+        "name": "g",
+        "members": [],
+        "topic": "",
+    }
     assert ConversationList(rid=1, conversations=()).to_payload() == {
-        "conversations": [], "more": False}
+        "conversations": [],
+        "more": False,
+    }
 
 
 def test_wire_key_order_follows_the_field_order() -> None:
-    info = GroupInfo(rid=1, group=1, name="n", topic="t", owner="o", created=2, pos=3,
-                     members=(GroupMember(user="o", role="owner", joined=2),))
-    assert list(info.to_payload()) == ["group", "name", "topic", "owner", "created", "pos",
-                                       "members"]
+    info = GroupInfo(
+        rid=1,
+        group=1,
+        name="n",
+        topic="t",
+        owner="o",
+        created=2,
+        pos=3,
+        members=(GroupMember(user="o", role="owner", joined=2),),
+    )
+    assert list(info.to_payload()) == [
+        "group",
+        "name",
+        "topic",
+        "owner",
+        "created",
+        "pos",
+        "members",
+    ]
     assert list(info.to_payload()["members"][0]) == ["user", "role", "joined"]
 
 
@@ -206,12 +280,14 @@ def test_codec_does_not_check_what_the_server_checks() -> None:
     # TYPING: exactly one of to / group is checked by the server (ERROR 1003, rid 0)
     assert decode(T.TYPING, {"typing": True}, rid=0) == Typing(rid=0, typing=True)
     assert decode(T.TYPING, {"typing": True, "to": "b", "group": 1}, rid=0) == Typing(
-        rid=0, typing=True, to="b", group=1)
+        rid=0, typing=True, to="b", group=1
+    )
     # GROUP_UPDATE with neither name nor topic reaches the server (which answers 1003)
     assert decode(T.GROUP_UPDATE, {"group": 1}) == GroupUpdate(rid=42, group=1)
     # usernames are not checked against the username rules by the codec
     assert decode(T.GROUP_ADD, {"group": 1, "users": ["Not A User!"]}) == GroupAdd(
-        rid=42, group=1, users=("Not A User!",))
+        rid=42, group=1, users=("Not A User!",)
+    )
 
 
 def test_bounds_are_inclusive() -> None:
@@ -219,8 +295,7 @@ def test_bounds_are_inclusive() -> None:
     assert decode(T.GROUP_CREATE, {"name": "n", "members": ["u"] * 10_000})
     assert decode(T.GROUP_UPDATE, {"group": 1, "name": "é" * 64, "topic": ""})
     assert decode(T.SET_PROFILE, {"display_name": "d" * 64, "status": "s" * 256})
-    assert decode(T.GET_PRESENCE, {"users": ["u"] * 100}) == GetPresence(
-        rid=42, users=("u",) * 100)
+    assert decode(T.GET_PRESENCE, {"users": ["u"] * 100}) == GetPresence(rid=42, users=("u",) * 100)
     assert decode(T.GET_PRESENCE, {"users": ["u" * 256]})
     assert decode(T.LIST_CONVERSATIONS, {"limit": 1})
     assert decode(T.LIST_CONVERSATIONS, {"limit": 100})
@@ -231,8 +306,15 @@ def test_bounds_are_inclusive() -> None:
 # --------------------------------------------------------------------------- invalid fields
 
 _MEMBER = {"user": "a", "role": "owner", "joined": 1}
-_INFO = {"group": 1, "name": "g", "topic": "", "owner": "a", "created": 1, "pos": 1,
-         "members": [_MEMBER]}
+_INFO = {
+    "group": 1,
+    "name": "g",
+    "topic": "",
+    "owner": "a",
+    "created": 1,
+    "pos": 1,
+    "members": [_MEMBER],
+}
 _SUMMARY = {"group": 1, "name": "g", "topic": "", "role": "member", "members": 2}
 _CONV = {"conv": 1, "kind": "direct", "name": "b", "ts": 1, "unread": 0, "read": 0}
 _CHAT = {"id": 1, "conv": 1, "pos": 1, "from": "a", "to": "b", "ts": 1, "cmid": "c", "text": "t"}
@@ -324,8 +406,11 @@ INVALID: list[tuple[int, dict[str, Any], str]] = [
     (T.CONVERSATION_LIST, {"conversations": [{**_CONV, "group": "1"}]}, "group"),
     (T.CONVERSATION_LIST, {"conversations": [{**_CONV, "last": []}]}, "message"),
     (T.CONVERSATION_LIST, {"conversations": [{**_CONV, "last": {**_CHAT, "pos": 0}}]}, "pos"),
-    (T.CONVERSATION_LIST, {"conversations": [{k: v for k, v in _CONV.items()
-                                              if k != "read"}]}, "read"),
+    (
+        T.CONVERSATION_LIST,
+        {"conversations": [{k: v for k, v in _CONV.items() if k != "read"}]},
+        "read",
+    ),
     # typing
     (T.TYPING, {"to": "b"}, "typing"),
     (T.TYPING, {"typing": 1, "to": "b"}, "typing"),
@@ -392,8 +477,11 @@ def test_every_social_type_has_an_invalid_case() -> None:
     assert with_fields <= {t for t, _, _ in INVALID}
 
 
-@pytest.mark.parametrize("cls", [c for c in SOCIAL_CLASSES if c._specs],  # type: ignore[attr-defined]
-                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls",
+    [c for c in SOCIAL_CLASSES if c._specs],  # type: ignore[attr-defined]
+    ids=lambda c: c.__name__,
+)
 def test_every_required_field_is_required(cls: type[Message]) -> None:
     """Built from the field metadata: dropping any required key is an invalid field."""
     specs = cls._specs  # type: ignore[attr-defined]
@@ -425,11 +513,15 @@ def _minimal_payload(cls: type[Message]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- array sizes
 
 
-@pytest.mark.parametrize(("msg_type", "payload"), [
-    (T.CONTACT_LIST, {**_CONTACTS, "contacts": ["u"] * 10_001}),
-    (T.GROUP_LIST, {"groups": [_SUMMARY] * 10_001}),
-    (T.PRESENCE_LIST, {"presence": [_ENTRY] * 10_001}),
-], ids=["contact_list", "group_list", "presence_list"])
+@pytest.mark.parametrize(
+    ("msg_type", "payload"),
+    [
+        (T.CONTACT_LIST, {**_CONTACTS, "contacts": ["u"] * 10_001}),
+        (T.GROUP_LIST, {"groups": [_SUMMARY] * 10_001}),
+        (T.PRESENCE_LIST, {"presence": [_ENTRY] * 10_001}),
+    ],
+    ids=["contact_list", "group_list", "presence_list"],
+)
 def test_more_than_10000_items_without_max_items_is_an_invalid_field(
     msg_type: int, payload: dict[str, Any]
 ) -> None:
@@ -456,6 +548,8 @@ def test_unknown_keys_inside_entries_are_ignored() -> None:
     info = decode(T.GROUP_INFO, {**_INFO, "members": [{**_MEMBER, "nick": "A"}]})
     assert isinstance(info, GroupInfo)
     assert info.members == (GroupMember(user="a", role="owner", joined=1),)
-    conv = decode(T.CONVERSATION_LIST, {"conversations": [{**_CONV, "pinned": True,
-                                                           "last": {**_CHAT, "x": 1}}]})
+    conv = decode(
+        T.CONVERSATION_LIST,
+        {"conversations": [{**_CONV, "pinned": True, "last": {**_CHAT, "x": 1}}]},
+    )
     assert isinstance(conv, ConversationList) and conv.conversations[0].last is not None

@@ -379,13 +379,17 @@ def test_account_request_after_auth_is_already_authenticated(msg: Any, decode: D
     assert server.state is State.AUTHENTICATED
 
 
-@pytest.mark.parametrize(("msg_type", "code"), [
-    (int(MessageType.REGISTER), ErrorCode.ALREADY_AUTHENTICATED),
-    (int(MessageType.WELCOME), ErrorCode.UNKNOWN_TYPE),
-    (777, ErrorCode.UNKNOWN_TYPE),
-])
+@pytest.mark.parametrize(
+    ("msg_type", "code"),
+    [
+        (int(MessageType.REGISTER), ErrorCode.ALREADY_AUTHENTICATED),
+        (int(MessageType.WELCOME), ErrorCode.UNKNOWN_TYPE),
+        (777, ErrorCode.UNKNOWN_TYPE),
+    ],
+)
 def test_after_auth_type_and_state_outrank_a_malformed_payload(
-        msg_type: int, code: ErrorCode, decode: Decode) -> None:
+    msg_type: int, code: ErrorCode, decode: Decode
+) -> None:
     """SPEC 4.5 step 1 holds after authentication too (the server decodes first there and
     reads the header only when the body is malformed): a payload that is not a map, or a
     map with a bin key, is answered by the type or state refusal, not 1001."""
@@ -966,8 +970,11 @@ CLIENT_SAMPLES: dict[int, Any] = {
     T.UPLOAD_FINISH: UploadFinish(rid=20, upload=1),
     T.UPLOAD_CANCEL: UploadCancel(rid=20, upload=1),
     T.DOWNLOAD: Download(rid=20, blob=_SHA, offset=0, length=1),
-    **{int(c.TYPE): decode_message(int(c.TYPE), 20, FEATURE_PAYLOADS[int(c.TYPE)])
-       for c in FEATURE_CLASSES if c.FROM_CLIENT},
+    **{
+        int(c.TYPE): decode_message(int(c.TYPE), 20, FEATURE_PAYLOADS[int(c.TYPE)])
+        for c in FEATURE_CLASSES
+        if c.FROM_CLIENT
+    },
 }
 STATES = [State.AWAIT_HELLO, State.CONNECTED, State.AUTHENTICATED]
 
@@ -1047,8 +1054,9 @@ def _server_sample(msg_type: int, rid: int) -> Any:
         T.CONTACT_LIST: ContactList(rid=rid, contacts=(), incoming=(), outgoing=(), blocked=()),
         T.PROFILE: Profile(rid=rid, user="b", display_name="", status=""),
         T.PRIVACY: Privacy(rid=rid, presence="contacts", profile="everyone", messages="everyone"),
-        T.UPLOAD_STATUS: UploadStatus(rid=rid, upload=1, size=1, chunk_size=16384, held=(),
-                                      expires=0),
+        T.UPLOAD_STATUS: UploadStatus(
+            rid=rid, upload=1, size=1, chunk_size=16384, held=(), expires=0
+        ),
         T.UPLOAD_DONE: UploadDone(rid=rid, blob=_SHA, size=1, media_type="a/b"),
         T.BLOB_DATA: BlobData(rid=rid, blob=_SHA, offset=0, size=1, data=b"x"),
     }[msg_type]

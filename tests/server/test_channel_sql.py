@@ -30,8 +30,7 @@ def test_the_loaders_probe_indexes_and_scan_no_table(tmp_path: Path) -> None:
     db = fresh(tmp_path)
     captured: list[str] = []
     db.set_trace_callback(captured.append)
-    channels.fetch_channel(db, ([1], [(1, 2)], [(1, 3)], [(1, 3, 2)], [(1, 3, 1)],
-                                [(1, 2, "m")]))
+    channels.fetch_channel(db, ([1], [(1, 2)], [(1, 3)], [(1, 3, 2)], [(1, 3, 1)], [(1, 2, "m")]))
     db.set_trace_callback(None)
     found = plans(db, captured)
     assert len(found) == 7
@@ -42,12 +41,24 @@ def test_the_loaders_probe_indexes_and_scan_no_table(tmp_path: Path) -> None:
 
 def test_the_writes_and_the_chat_list_go_by_key(tmp_path: Path) -> None:
     db = fresh(tmp_path)
-    for stmt in (channels.UPDATE_CHANNEL, channels.DELETE_MEMBER, channels.UPDATE_POST,
-                 channels.DELETE_LIKE, channels.DELETE_COMMENT_TEXT, channels.DELETE_BAN):
-        plan = " | ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + stmt,
-                                                   [0] * stmt.count("?")))
+    for stmt in (
+        channels.UPDATE_CHANNEL,
+        channels.DELETE_MEMBER,
+        channels.UPDATE_POST,
+        channels.DELETE_LIKE,
+        channels.DELETE_COMMENT_TEXT,
+        channels.DELETE_BAN,
+    ):
+        plan = " | ".join(
+            r[3] for r in db.execute("EXPLAIN QUERY PLAN " + stmt, [0] * stmt.count("?"))
+        )
         assert "SCAN" not in plan, (stmt, plan)
-    plan = " | ".join(r[3] for r in db.execute(
-        "EXPLAIN QUERY PLAN SELECT c.conv_id FROM channel_members m JOIN channels c "
-        "ON c.conv_id = m.conv_id WHERE m.user_id = ?", (1,)))
+    plan = " | ".join(
+        r[3]
+        for r in db.execute(
+            "EXPLAIN QUERY PLAN SELECT c.conv_id FROM channel_members m JOIN channels c "
+            "ON c.conv_id = m.conv_id WHERE m.user_id = ?",
+            (1,),
+        )
+    )
     assert "channel_members_by_user" in plan and "SCAN" not in plan, plan

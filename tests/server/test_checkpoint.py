@@ -95,7 +95,8 @@ async def test_a_short_wal_gets_one_pass_and_no_restart(wal_db, monkeypatch) -> 
 
 
 async def test_a_long_wal_is_copied_out_under_the_gate_and_then_starts_over(
-        wal_db, monkeypatch) -> None:
+    wal_db, monkeypatch
+) -> None:
     path, db = wal_db
     monkeypatch.setattr(checkpoint_module, "SETTLED_ROUND_S", 10.0)  # any round is quick
     _long_wal(db, monkeypatch)
@@ -111,8 +112,7 @@ async def test_a_long_wal_is_copied_out_under_the_gate_and_then_starts_over(
     assert db.execute("SELECT count(*) FROM t").fetchone() == (11,)
 
 
-async def test_no_commit_lands_between_the_gated_pass_and_the_restart(
-        wal_db, monkeypatch) -> None:
+async def test_no_commit_lands_between_the_gated_pass_and_the_restart(wal_db, monkeypatch) -> None:
     """The writer holds the gate for each transaction: a cycle that wants it waits."""
     path, db = wal_db
     monkeypatch.setattr(checkpoint_module, "SETTLED_ROUND_S", 10.0)
@@ -135,8 +135,7 @@ async def test_no_commit_lands_between_the_gated_pass_and_the_restart(
     assert _wal_frames(db) < 10
 
 
-async def test_a_reader_on_an_old_snapshot_holds_the_restart_back(
-        wal_db, monkeypatch) -> None:
+async def test_a_reader_on_an_old_snapshot_holds_the_restart_back(wal_db, monkeypatch) -> None:
     path, db = wal_db
     monkeypatch.setattr(checkpoint_module, "SETTLED_ROUND_S", 10.0)
     _commit(db)
@@ -157,7 +156,8 @@ async def test_a_reader_on_an_old_snapshot_holds_the_restart_back(
 
 
 async def test_when_no_round_is_quick_the_wal_is_left_to_grow_up_to_a_bound(
-        wal_db, monkeypatch) -> None:
+    wal_db, monkeypatch
+) -> None:
     path, db = wal_db
     monkeypatch.setattr(checkpoint_module, "WAL_FORCE_RESTART_FRAMES", 10_000)
     monkeypatch.setattr(checkpoint_module, "SETTLED_ROUND_S", 0.0)  # the disk is behind
@@ -172,7 +172,8 @@ async def test_when_no_round_is_quick_the_wal_is_left_to_grow_up_to_a_bound(
 
 
 async def test_a_failed_pass_is_reported_and_the_next_cycle_runs(
-        wal_db, monkeypatch, caplog) -> None:
+    wal_db, monkeypatch, caplog
+) -> None:
     path, db = wal_db
     _commit(db)
     c = Checkpointer(path, threading.Lock())
@@ -210,7 +211,8 @@ class Clock:
 
 
 async def test_cycles_wait_for_the_interval_and_stop_waits_for_the_running_one(
-        wal_db, monkeypatch) -> None:
+    wal_db, monkeypatch
+) -> None:
     """Regression: the first cycle used to wait until an interval after *boot* (the last
     cycle was taken to have ended at monotonic 0.0), so on a machine up for less than an
     hour this test failed; the clock here reads half a second after boot."""

@@ -32,8 +32,11 @@ def test_defaults() -> None:
     c = Config()
     assert (c.host, c.port, c.synchronous) == ("127.0.0.1", 7420, "full")
     assert (c.db_path, c.log_level) == ("liaotian.db", "info")
-    assert (c.login_failures_per_account, c.login_failures_per_address, c.login_window) == \
-        (100, 20, 900.0)
+    assert (c.login_failures_per_account, c.login_failures_per_address, c.login_window) == (
+        100,
+        20,
+        900.0,
+    )
     assert (c.login_free_failures, c.login_delay, c.login_max_delay) == (5, 1.0, 60.0)
     assert (c.register_rate, c.register_burst) == (0.02, 10.0)
     assert (c.argon2_max_concurrent, c.register_max_concurrent) == (4, 1)
@@ -43,16 +46,28 @@ def test_defaults() -> None:
     # the protocol limits it derives are the documented defaults
     assert c.limits() == Limits()
     assert c.limits().advertised() == {
-        "max_frame_size": 1048576, "max_text_len": 65536, "max_meta_size": 16384,
-        "max_cmid_len": 64, "max_sync_page": 1000, "max_history_page": 200,
-        "idle_timeout": 90.0, "auth_timeout": 10.0, "max_inflight_requests": 256}
+        "max_frame_size": 1048576,
+        "max_text_len": 65536,
+        "max_meta_size": 16384,
+        "max_cmid_len": 64,
+        "max_sync_page": 1000,
+        "max_history_page": 200,
+        "idle_timeout": 90.0,
+        "auth_timeout": 10.0,
+        "max_inflight_requests": 256,
+    }
 
 
 def test_precedence_flags_over_env_over_file(tmp_path) -> None:
-    file = toml(tmp_path, 'port = 1000\nhost = "0.0.0.0"\nlog_level = "debug"\n'
-                          'idle_timeout = 120.0\n')
-    env = {"LIAOTIAN_PORT": "2000", "LIAOTIAN_LOG_LEVEL": "warning",
-           "LIAOTIAN_SYNCHRONOUS": "normal", "UNRELATED": "x"}
+    file = toml(
+        tmp_path, 'port = 1000\nhost = "0.0.0.0"\nlog_level = "debug"\nidle_timeout = 120.0\n'
+    )
+    env = {
+        "LIAOTIAN_PORT": "2000",
+        "LIAOTIAN_LOG_LEVEL": "warning",
+        "LIAOTIAN_SYNCHRONOUS": "normal",
+        "UNRELATED": "x",
+    }
     flags = {"port": 3000, "synchronous": None, "db_path": None}
     c = Config.load(file=file, env=env, flags=flags)
     assert c.port == 3000  # flag beats env and file
@@ -66,7 +81,7 @@ def test_precedence_flags_over_env_over_file(tmp_path) -> None:
 
 
 def test_file_may_use_a_server_table(tmp_path) -> None:
-    file = toml(tmp_path, '[server]\nport = 4321\nmax_connections = 7\n')
+    file = toml(tmp_path, "[server]\nport = 4321\nmax_connections = 7\n")
     c = Config.load(file=file, env={})
     assert (c.port, c.max_connections) == (4321, 7)
 
@@ -89,10 +104,17 @@ def test_unknown_keys_are_rejected(tmp_path) -> None:
         Config.load(env={}, flags={"colour": "blue"})
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("port", "abc"), ("port", True), ("port", [1]), ("idle_timeout", "soon"),
-    ("max_batch", "12x"), ("login_window", None),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("port", "abc"),
+        ("port", True),
+        ("port", [1]),
+        ("idle_timeout", "soon"),
+        ("max_batch", "12x"),
+        ("login_window", None),
+    ],
+)
 def test_type_errors_are_rejected(key, value) -> None:
     with pytest.raises(ValueError, match=key):
         Config().with_overrides({key: value})
@@ -117,8 +139,7 @@ def test_fractional_float_for_an_int_setting_is_rejected(key, value) -> None:
 def test_bool_for_a_float_setting_is_rejected(tmp_path) -> None:
     """Regression: a TOML bool used to become 1.0/0.0."""
     with pytest.raises(ValueError):
-        Config.load(file=toml(tmp_path, "idle_timeout = true\nheartbeat_interval = 0.5\n"),
-                    env={})
+        Config.load(file=toml(tmp_path, "idle_timeout = true\nheartbeat_interval = 0.5\n"), env={})
 
 
 def test_string_numbers_are_coerced() -> None:
@@ -142,15 +163,36 @@ def test_config_is_frozen() -> None:
 
 def test_cli_parser_builds_a_config() -> None:
     parser = build_parser()
-    args = vars(parser.parse_args([
-        "--port", "9000", "--db-path", "/tmp/x.db", "--synchronous", "normal",
-        "--idle-timeout", "120", "--max-connections", "50", "--host", "0.0.0.0"]))
+    args = vars(
+        parser.parse_args(
+            [
+                "--port",
+                "9000",
+                "--db-path",
+                "/tmp/x.db",
+                "--synchronous",
+                "normal",
+                "--idle-timeout",
+                "120",
+                "--max-connections",
+                "50",
+                "--host",
+                "0.0.0.0",
+            ]
+        )
+    )
     assert args.pop("config") is None
     assert args["port"] == 9000 and args["idle_timeout"] == 120.0
     assert args["log_level"] is None  # flags not given stay None: lower layers decide
     c = Config.load(env={"LIAOTIAN_PORT": "1", "LIAOTIAN_LOG_LEVEL": "debug"}, flags=args)
-    assert (c.port, c.db_path, c.synchronous, c.idle_timeout, c.max_connections, c.host) == \
-        (9000, "/tmp/x.db", "normal", 120.0, 50, "0.0.0.0")
+    assert (c.port, c.db_path, c.synchronous, c.idle_timeout, c.max_connections, c.host) == (
+        9000,
+        "/tmp/x.db",
+        "normal",
+        120.0,
+        50,
+        "0.0.0.0",
+    )
     assert c.log_level == "debug"
     # every Config field has a flag
     dests = {a.dest for a in parser._actions}
@@ -205,22 +247,31 @@ def test_every_number_refuses_negative_and_non_finite_values(name: str) -> None:
         assert exc.value.name == name
 
 
-@pytest.mark.parametrize(("flags", "message"), [
-    ({"port": 99999}, "setting 'port' must be 0 to 65535 (0: any free port), got 99999"),
-    ({"port": -1}, "setting 'port' must be 0 to 65535"),
-    ({"max_text_len": -5}, "setting 'max_text_len' must be at least 1 (bytes), got -5"),
-    ({"max_text_len": 0}, "setting 'max_text_len' must be at least 1"),
-    ({"heartbeat_interval": 0.0}, "setting 'heartbeat_interval' must be more than 0 and at "
-                                  "most 3600"),
-    ({"log_level": "bogus"}, "setting 'log_level' must be one of debug, info, warning, "
-                             "error, critical, got 'bogus'"),
-    ({"synchronous": "off"}, "setting 'synchronous' must be one of full, extra, normal"),
-    ({"host": ""}, "setting 'host' must be non-empty text"),
-    ({"max_connections": 0}, "setting 'max_connections' must be 1 to 10000000"),
-    ({"argon2_parallelism": 0}, "setting 'argon2_parallelism' must be 1 to 64"),
-    ({"login_failures_per_account": 0}, "setting 'login_failures_per_account' must be at "
-                                        "least 1"),
-])
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"port": 99999}, "setting 'port' must be 0 to 65535 (0: any free port), got 99999"),
+        ({"port": -1}, "setting 'port' must be 0 to 65535"),
+        ({"max_text_len": -5}, "setting 'max_text_len' must be at least 1 (bytes), got -5"),
+        ({"max_text_len": 0}, "setting 'max_text_len' must be at least 1"),
+        (
+            {"heartbeat_interval": 0.0},
+            "setting 'heartbeat_interval' must be more than 0 and at most 3600",
+        ),
+        (
+            {"log_level": "bogus"},
+            "setting 'log_level' must be one of debug, info, warning, error, critical, got 'bogus'",
+        ),
+        ({"synchronous": "off"}, "setting 'synchronous' must be one of full, extra, normal"),
+        ({"host": ""}, "setting 'host' must be non-empty text"),
+        ({"max_connections": 0}, "setting 'max_connections' must be 1 to 10000000"),
+        ({"argon2_parallelism": 0}, "setting 'argon2_parallelism' must be 1 to 64"),
+        (
+            {"login_failures_per_account": 0},
+            "setting 'login_failures_per_account' must be at least 1",
+        ),
+    ],
+)
 def test_out_of_range_names_the_setting_the_range_and_the_flag(flags, message) -> None:
     """Regression: --port 99999 was accepted (and listened on a random port), and so was
     --max-text-len -5."""
@@ -241,8 +292,16 @@ def test_the_error_says_where_the_value_came_from(tmp_path) -> None:
 
 
 def test_range_bounds_are_inclusive() -> None:
-    c = Config.load(env={}, flags={"port": 65535, "max_text_len": 1, "shutdown_grace": 0.0,
-                                   "retention_days": 0.0, "max_connections_per_address": 0})
+    c = Config.load(
+        env={},
+        flags={
+            "port": 65535,
+            "max_text_len": 1,
+            "shutdown_grace": 0.0,
+            "retention_days": 0.0,
+            "max_connections_per_address": 0,
+        },
+    )
     assert (c.port, c.max_text_len) == (65535, 1)
     assert Config(port=0).port == 0
 
@@ -259,8 +318,9 @@ def test_a_setting_without_a_rule_gets_the_default_check(monkeypatch) -> None:
     monkeypatch.delitem(RULES, "max_connections_per_address")
     monkeypatch.delitem(RULES, "tls_cert")
     assert rule_for("max_connections_per_address") is config_module.DEFAULT_NUMBER
-    with pytest.raises(SettingError, match="'max_connections_per_address' must be at least "
-                                           "0, got -3"):
+    with pytest.raises(
+        SettingError, match="'max_connections_per_address' must be at least 0, got -3"
+    ):
         Config(max_connections_per_address=-3)
     Config(max_connections_per_address=10**9)
     assert rule_for("tls_cert").describe("str") == "any text"
@@ -281,16 +341,21 @@ def test_help_shows_every_range() -> None:
     assert "--max-text-len MAX_TEXT_LEN at least 1 (bytes) (default: 65536)" in text
     for f in dataclasses.fields(Config):
         assert rule_for(f.name).describe(str(f.type)) in " ".join(
-            build_parser().format_help().split())
+            build_parser().format_help().split()
+        )
 
 
 # --- the config file (issue 11 item 5)
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("server = 5\n", "'server' must be a table of settings ([server]), got 5"),
-    ('port = 1\n[server]\nhost = "::"\n', "setting 'port' is outside the [server] table"),
-    ("port = \n", "not valid TOML"),
-])
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("server = 5\n", "'server' must be a table of settings ([server]), got 5"),
+        ('port = 1\n[server]\nhost = "::"\n', "setting 'port' is outside the [server] table"),
+        ("port = \n", "not valid TOML"),
+    ],
+)
 def test_a_malformed_config_file_is_named(tmp_path, text, message) -> None:
     """Regression: `server = 5` raised AttributeError: 'int' object has no attribute
     'items'."""
@@ -310,16 +375,30 @@ def test_version_flag(capsys) -> None:
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.startswith("liaotian-server ")
-@pytest.mark.parametrize(("key", "value"), [
-    ("login_failures_per_account", 0), ("login_failures_per_address", 0),
-    ("login_free_failures", -1), ("login_delay", 0), ("login_max_delay", -1.0),
-    ("register_rate", 0), ("register_burst", 0.5), ("argon2_max_concurrent", 0),
-    ("register_max_concurrent", 0), ("register_max_concurrent", 5),
-    ("token_idle_days", -1), ("max_devices_per_user", 0),
-])
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("login_failures_per_account", 0),
+        ("login_failures_per_address", 0),
+        ("login_free_failures", -1),
+        ("login_delay", 0),
+        ("login_max_delay", -1.0),
+        ("register_rate", 0),
+        ("register_burst", 0.5),
+        ("argon2_max_concurrent", 0),
+        ("register_max_concurrent", 0),
+        ("register_max_concurrent", 5),
+        ("token_idle_days", -1),
+        ("max_devices_per_user", 0),
+    ],
+)
 def test_auth_settings_are_range_checked(key: str, value: float) -> None:
     with pytest.raises(ValueError, match=key):
         Config().with_overrides({key: value})
+
+
 @pytest.mark.parametrize("n", [0, 65])
 def test_read_connections_out_of_range_is_refused(n: int) -> None:
     with pytest.raises(ValueError, match="read_connections"):

@@ -38,8 +38,9 @@ async def test_a_second_store_on_the_same_database_is_refused(tmp_path: Path) ->
     await first.open()
     try:
         second = SQLiteStore(path)
-        with pytest.raises(DatabaseInUse, match=f"in use by another liaotian-server "
-                                                 f"\\(pid {os.getpid()}\\)"):
+        with pytest.raises(
+            DatabaseInUse, match=f"in use by another liaotian-server \\(pid {os.getpid()}\\)"
+        ):
             await second.open()
         await second.close()  # harmless after a refused open
         assert await first.create_user("alice", "hash")  # the first still writes
@@ -83,8 +84,7 @@ def test_the_lock_is_per_open_file_not_per_process(tmp_path: Path) -> None:
 
 def test_a_missing_directory_is_named_and_not_created(tmp_path: Path) -> None:
     lock = DatabaseLock(str(tmp_path / "missing" / "x.db"))
-    with pytest.raises(StoreOpenError, match=f"directory {tmp_path / 'missing'} does not "
-                                             "exist"):
+    with pytest.raises(StoreOpenError, match=f"directory {tmp_path / 'missing'} does not exist"):
         lock.acquire()
     assert not (tmp_path / "missing").exists()
 
@@ -97,8 +97,7 @@ async def test_database_wal_shm_and_lock_are_created_0600(tmp_path: Path, umask_
     try:
         await s.create_user("alice", "hash")
         names = sorted(p.name for p in tmp_path.iterdir())
-        assert names == ["liaotian.db", "liaotian.db-shm", "liaotian.db-wal",
-                         "liaotian.db.lock"]
+        assert names == ["liaotian.db", "liaotian.db-shm", "liaotian.db-wal", "liaotian.db.lock"]
         assert {n: oct(mode(tmp_path / n)) for n in names} == {n: "0o600" for n in names}
     finally:
         await s.close()
@@ -106,7 +105,8 @@ async def test_database_wal_shm_and_lock_are_created_0600(tmp_path: Path, umask_
 
 
 async def test_an_existing_readable_database_is_warned_about_not_changed(
-        tmp_path: Path, caplog, umask_022) -> None:
+    tmp_path: Path, caplog, umask_022
+) -> None:
     path = tmp_path / "liaotian.db"
     sqlite3.connect(path).close()
     os.chmod(path, 0o644)
@@ -132,12 +132,15 @@ async def test_a_backup_is_created_0600(tmp_path: Path, umask_022) -> None:
     assert not (tmp_path / "copy.db.partial").exists()
 
 
-@pytest.mark.parametrize(("setup", "message"), [
-    ("missing", "no database at {db} to back up"),
-    ("not sqlite", "cannot read {db}: file is not a database"),
-    ("other sqlite", "{db} is not a liaotian database"),
-    ("dest exists", "{dest} exists; refusing to overwrite it"),
-])
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing", "no database at {db} to back up"),
+        ("not sqlite", "cannot read {db}: file is not a database"),
+        ("other sqlite", "{db} is not a liaotian database"),
+        ("dest exists", "{dest} exists; refusing to overwrite it"),
+    ],
+)
 def test_backup_failures_say_what_is_wrong(tmp_path: Path, setup: str, message: str) -> None:
     db, dest = str(tmp_path / "src.db"), str(tmp_path / "copy.db")
     if setup == "not sqlite":

@@ -20,15 +20,20 @@ def make_v1_database(path: Path) -> None:
     for stmt in _statements(MIGRATIONS[0]):
         db.execute(stmt)
     db.execute("PRAGMA user_version=1")
-    db.execute("INSERT INTO users (id, username, password_hash, created) VALUES "
-               "(1, 'alice', 'x', 1), (2, 'bob', 'x', 1)")
-    db.execute("INSERT INTO conversations (id, kind, user_a, user_b, created) "
-               "VALUES (1, 1, 1, 2, 1)")
+    db.execute(
+        "INSERT INTO users (id, username, password_hash, created) VALUES "
+        "(1, 'alice', 'x', 1), (2, 'bob', 'x', 1)"
+    )
+    db.execute(
+        "INSERT INTO conversations (id, kind, user_a, user_b, created) VALUES (1, 1, 1, 2, 1)"
+    )
     for pos in (1, 2):
-        body = ChatMessage(id=pos, conv=1, pos=pos, sender="alice", to="bob", ts=5,
-                           cmid=f"c{pos}", text=f"m{pos}").encode()
-        db.execute("INSERT INTO messages VALUES (?, 1, ?, 1, ?, ?, 5, ?)",
-                   (pos, pos, pos, f"c{pos}", body))
+        body = ChatMessage(
+            id=pos, conv=1, pos=pos, sender="alice", to="bob", ts=5, cmid=f"c{pos}", text=f"m{pos}"
+        ).encode()
+        db.execute(
+            "INSERT INTO messages VALUES (?, 1, ?, 1, ?, ?, 5, ?)", (pos, pos, pos, f"c{pos}", body)
+        )
         db.execute("INSERT INTO updates VALUES (1, ?, 1, ?, NULL, 5)", (pos, pos))
         db.execute("INSERT INTO updates VALUES (2, ?, 1, ?, NULL, 5)", (pos, pos))
     db.close()
@@ -57,12 +62,28 @@ async def test_v1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     columns = {r[1] for r in db.execute("PRAGMA table_info(users)")}
-    assert {"display_name", "status", "privacy_presence", "last_seen",
-            "privacy_receipts", "disabled", "privacy_coins"} <= columns
+    assert {
+        "display_name",
+        "status",
+        "privacy_presence",
+        "last_seen",
+        "privacy_receipts",
+        "disabled",
+        "privacy_coins",
+    } <= columns
     # schema 9 (the wallet), 10 (channels) and 12 (media): their tables exist
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"wallet_accounts", "wallet_transfers", "wallet_items", "channels",
-            "channel_posts", "blobs", "blob_owners", "blob_refs", "uploads"} <= tables
+    assert {
+        "wallet_accounts",
+        "wallet_transfers",
+        "wallet_items",
+        "channels",
+        "channel_posts",
+        "blobs",
+        "blob_owners",
+        "blob_refs",
+        "uploads",
+    } <= tables
     # the rebuilt conversations table still refuses a second direct row for the pair
     try:
         db.execute("INSERT INTO conversations (kind, user_a, user_b, created) VALUES (1, 1, 2, 9)")
@@ -72,8 +93,10 @@ async def test_v1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
     assert raised
     # schema 3: the rebuilt messages table keeps every row and one message per sender + cmid,
     # its idempotency index ordered by cmid first
-    assert db.execute("SELECT id, cmid FROM messages ORDER BY id").fetchall() == \
-        [(1, "c1"), (2, "c2")]
+    assert db.execute("SELECT id, cmid FROM messages ORDER BY id").fetchall() == [
+        (1, "c1"),
+        (2, "c2"),
+    ]
     unique = [r[1] for r in db.execute("PRAGMA index_list(messages)") if r[2]]
     columns = sorted([c[2] for c in db.execute(f"PRAGMA index_info({name})")] for name in unique)
     assert columns == [["cmid", "sender_id"], ["conv_id", "pos"]]

@@ -34,9 +34,10 @@ def test_the_sample_configuration_is_generated_from_the_settings() -> None:
     meanings = meanings_from_readme(readme)
     assert set(meanings) == set(SETTINGS), "README's table and Config differ"
     expected = render(meanings, PACKAGED)
-    assert (PACKAGING / "liaotian.toml").read_text(encoding="utf-8") == expected, \
-        "regenerate: python -m liaotian.server.ops.sample_config README.md > " \
+    assert (PACKAGING / "liaotian.toml").read_text(encoding="utf-8") == expected, (
+        "regenerate: python -m liaotian.server.ops.sample_config README.md > "
         "packaging/liaotian.toml"
+    )
 
 
 def test_the_sample_configuration_lists_and_loads_every_setting() -> None:
@@ -50,14 +51,22 @@ def test_the_sample_configuration_lists_and_loads_every_setting() -> None:
     everything = re.sub(r"^#([a-z0-9_]+ = )", r"\1", text, flags=re.MULTILINE)
     data = tomllib.loads(everything)["server"]
     assert set(data) == set(SETTINGS)
-    assert Config.load(env={}, flags={k: v for k, v in data.items() if k not in PACKAGED}) \
-        .with_overrides({k: getattr(Config(), k) for k in PACKAGED}) == Config()
+    assert (
+        Config.load(
+            env={}, flags={k: v for k, v in data.items() if k not in PACKAGED}
+        ).with_overrides({k: getattr(Config(), k) for k in PACKAGED})
+        == Config()
+    )
 
 
 def test_the_new_settings() -> None:
     c = Config()
-    assert (c.log_format, c.metrics_port, c.metrics_host, c.admin_socket) == \
-        ("text", -1, "127.0.0.1", "")
+    assert (c.log_format, c.metrics_port, c.metrics_host, c.admin_socket) == (
+        "text",
+        -1,
+        "127.0.0.1",
+        "",
+    )
     assert {"log_format", "metrics_port", "metrics_host", "admin_socket"} <= set(RULES)
     assert Config.load(env={"LIAOTIAN_LOG_FORMAT": "JSON"}).log_format == "JSON"
     with pytest.raises(ValueError, match="'log_format' must be one of text, json"):
@@ -75,7 +84,7 @@ def test_the_dockerfile() -> None:
     assert users == ["USER liaotian"]
     assert 'VOLUME ["/data"]' in lines
     assert "LIAOTIAN_DB_PATH=/data/liaotian.db \\" in lines
-    health = text[text.index("HEALTHCHECK"):]
+    health = text[text.index("HEALTHCHECK") :]
     assert '"liaotian-server", "health"' in health.split("\n\n")[0]
     assert 'ENTRYPOINT ["liaotian-server"]' in lines
     for copied in re.findall(r"^COPY (?!--)(\S+)", text, re.MULTILINE):
@@ -100,8 +109,10 @@ def test_the_systemd_unit() -> None:
             keys[f"{section}.{key}"] = value
     assert {"Unit", "Service", "Install"} == {k.split(".")[0] for k in keys}
     service = {k.split(".", 1)[1]: v for k, v in keys.items() if k.startswith("Service.")}
-    assert service["ExecStart"] == \
-        "/opt/liaotian/bin/liaotian-server --config /etc/liaotian/liaotian.toml"
+    assert (
+        service["ExecStart"]
+        == "/opt/liaotian/bin/liaotian-server --config /etc/liaotian/liaotian.toml"
+    )
     assert service["User"] == "liaotian" and service["NoNewPrivileges"] == "yes"
     assert service["ProtectSystem"] == "strict" and service["PrivateTmp"] == "yes"
     assert service["ReadWritePaths"] == "/var/lib/liaotian"
@@ -113,10 +124,17 @@ def test_the_systemd_unit() -> None:
 
 def test_readme_shows_how_to_run_each() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Operating the server"):readme.index("## Layout")]
-    for text in ("docker build -f packaging/Dockerfile", "packaging/liaotian.service",
-                 "packaging/liaotian.toml", "liaotian-server health", "liaotian-server admin",
-                 "--metrics-port", "--log-format json", "packaging/grafana-dashboard.json"):
+    section = readme[readme.index("## Operating the server") : readme.index("## Layout")]
+    for text in (
+        "docker build -f packaging/Dockerfile",
+        "packaging/liaotian.service",
+        "packaging/liaotian.toml",
+        "liaotian-server health",
+        "liaotian-server admin",
+        "--metrics-port",
+        "--log-format json",
+        "packaging/grafana-dashboard.json",
+    ):
         assert text in section, text
 
 

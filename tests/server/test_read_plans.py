@@ -80,19 +80,24 @@ async def test_no_read_scans_a_table(tmp_path: Path) -> None:
     assert {s: found for s, found in scans.items() if found} == {}
 
 
-@pytest.mark.parametrize("limit, after, want", [(None, 0, [3, 5, 9]), (2, 0, [3, 5]),
-                                                (2, 5, [9]), (5, 9, [])])
-async def test_groups_of_pages_by_group_id(tmp_path: Path, limit: int | None, after: int,
-                                           want: list[int]) -> None:
+@pytest.mark.parametrize(
+    "limit, after, want", [(None, 0, [3, 5, 9]), (2, 0, [3, 5]), (2, 5, [9]), (5, 9, [])]
+)
+async def test_groups_of_pages_by_group_id(
+    tmp_path: Path, limit: int | None, after: int, want: list[int]
+) -> None:
     path = str(tmp_path / "groups.db")
     store = SQLiteStore(path)
     await store.open()
     try:
+
         def seed(db: sqlite3.Connection) -> None:
             for g in (9, 3, 5, 4):
-                db.execute("INSERT INTO groups (conv_id, name, owner_id) VALUES (?, ?, 1)",
-                           (g, f"g{g}"))
+                db.execute(
+                    "INSERT INTO groups (conv_id, name, owner_id) VALUES (?, ?, 1)", (g, f"g{g}")
+                )
                 db.execute("INSERT INTO members VALUES (?, ?, 0, 1, 0)", (g, 2 if g == 4 else 1))
+
         await store.run_in_commit(seed)
         rows = await store.groups_of(1, limit=limit, after=after)
         assert [r[0] for r in rows] == want
@@ -105,12 +110,16 @@ async def test_unread_count_stops_at_its_cap(tmp_path: Path) -> None:
     store = SQLiteStore(str(tmp_path / "unread.db"))
     await store.open()
     try:
+
         def seed(db: sqlite3.Connection) -> None:
             for pos in range(1, 8):  # 7 from user 2, one of them an event, one from user 1
                 sender, cmid = (1, "c") if pos == 4 else (2, "#event:x" if pos == 6 else "c")
-                db.execute("INSERT INTO messages (conv_id, pos, sender_id, sender_seq, cmid, "
-                           "ts, body) VALUES (7, ?, ?, ?, ?, 0, x'')",
-                           (pos, sender, pos, f"{cmid}{pos}"))
+                db.execute(
+                    "INSERT INTO messages (conv_id, pos, sender_id, sender_seq, cmid, "
+                    "ts, body) VALUES (7, ?, ?, ?, ?, 0, x'')",
+                    (pos, sender, pos, f"{cmid}{pos}"),
+                )
+
         await store.run_in_commit(seed)
         assert await store.unread_count(1, 7, 0) == 5
         assert await store.unread_count(1, 7, 0, cap=3) == 3

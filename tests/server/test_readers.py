@@ -54,8 +54,11 @@ async def test_each_owner_gets_one_turn_per_round() -> None:
             order.append(tag)
             await asyncio.sleep(0)
 
-    tasks = [asyncio.ensure_future(read(o, f"{o}{i}")) for o, n in (("a", 3), ("b", 2), ("c", 1))
-             for i in range(n)]
+    tasks = [
+        asyncio.ensure_future(read(o, f"{o}{i}"))
+        for o, n in (("a", 3), ("b", 2), ("c", 1))
+        for i in range(n)
+    ]
     await settle()
     for c in held:
         r.release(c)

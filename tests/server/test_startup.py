@@ -30,9 +30,15 @@ def environment() -> dict[str, str]:
 
 def server_cli(cwd: Path, *args: str) -> tuple[int, list[str], str]:
     """Run `liaotian-server ARGS` to its end: exit code, stderr lines, stdout."""
-    proc = subprocess.run([sys.executable, "-m", "liaotian.server", *args], cwd=cwd,
-                          env=environment(), capture_output=True, text=True, timeout=TIMEOUT,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "liaotian.server", *args],
+        cwd=cwd,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
     return proc.returncode, proc.stderr.splitlines(), proc.stdout
 
 
@@ -69,8 +75,9 @@ def test_an_address_not_on_this_machine(tmp_path: Path) -> None:
 
 
 def test_missing_tls_files_are_named(tmp_path: Path) -> None:
-    rc, err, _ = server_cli(tmp_path, "--port", "0", "--tls-cert", "nope.pem",
-                            "--tls-key", "nope.key")
+    rc, err, _ = server_cli(
+        tmp_path, "--port", "0", "--tls-cert", "nope.pem", "--tls-key", "nope.key"
+    )
     assert rc == 1
     line = one_line(err)
     assert "TLS certificate" in line and "nope.pem" in line and "No such file" in line
@@ -81,8 +88,9 @@ def test_a_tls_key_of_another_certificate(tmp_path: Path) -> None:
     one, other = ca.issue_cert("127.0.0.1"), ca.issue_cert("127.0.0.1")
     one.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
     other.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
-    rc, err, _ = server_cli(tmp_path, "--port", "0", "--tls-cert", "cert.pem",
-                            "--tls-key", "key.pem")
+    rc, err, _ = server_cli(
+        tmp_path, "--port", "0", "--tls-cert", "cert.pem", "--tls-key", "key.pem"
+    )
     assert rc == 1
     assert "cannot load TLS certificate cert.pem with key key.pem" in one_line(err)
 
@@ -105,12 +113,15 @@ def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     assert "cannot open database notes.txt" in line and "not a database" in line
 
 
-@pytest.mark.parametrize(("args", "named"), [
-    (["--log-level", "bogus"], "log_level"),
-    (["--port", "99999"], "port"),
-    (["--max-text-len", "-5"], "max_text_len"),
-    (["--idle-timeout", "nan"], "idle_timeout"),
-])
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--log-level", "bogus"], "log_level"),
+        (["--port", "99999"], "port"),
+        (["--max-text-len", "-5"], "max_text_len"),
+        (["--idle-timeout", "nan"], "idle_timeout"),
+    ],
+)
 def test_settings_out_of_range(tmp_path: Path, args: list[str], named: str) -> None:
     """Regression: a ValueError traceback (log level), or accepted (port, text length)."""
     rc, err, _ = server_cli(tmp_path, *args)
@@ -144,23 +155,42 @@ def test_version_on_both_console_scripts(tmp_path: Path) -> None:
 
     rc, _, out = server_cli(tmp_path, "--version")
     assert rc == 0 and out.strip() == f"liaotian-server {version('liaotian')} (protocol 1)"
-    client = subprocess.run([sys.executable, "-m", "liaotian.client.cli", "--version"],
-                            env=environment(), capture_output=True, text=True,
-                            timeout=TIMEOUT)
+    client = subprocess.run(
+        [sys.executable, "-m", "liaotian.client.cli", "--version"],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert client.returncode == 0 and client.stdout.strip() == f"liaotian {version('liaotian')}"
 
 
 async def test_a_second_server_process_on_the_same_database_refuses_to_start(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """Regression: it started on the live database, and from then on every send through the
     first server failed (UNIQUE constraint failed: messages.id). The first keeps serving;
     `liaotian-server backup` still works beside it."""
     db = str(tmp_path / "liaotian.db")
     first = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "liaotian.server", "--port", "0", "--db-path", db,
-        "--argon2-time-cost", "1", "--argon2-memory-kib", "8192", "--argon2-parallelism", "1",
-        env=environment(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "liaotian.server",
+        "--port",
+        "0",
+        "--db-path",
+        db,
+        "--argon2-time-cost",
+        "1",
+        "--argon2-memory-kib",
+        "8192",
+        "--argon2-parallelism",
+        "1",
+        env=environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert first.stderr is not None
         port = 0
@@ -173,18 +203,19 @@ async def test_a_second_server_process_on_the_same_database_refuses_to_start(
         await lt.register("127.0.0.1", port, "alice", PASSWORD)
         await lt.register("127.0.0.1", port, "bob", PASSWORD)
 
-        rc, err, _ = await asyncio.to_thread(server_cli, tmp_path, "--port", "0",
-                                             "--db-path", db)
+        rc, err, _ = await asyncio.to_thread(server_cli, tmp_path, "--port", "0", "--db-path", db)
         assert rc == 1
         line = one_line(err)
         assert f"database {db} is in use by another liaotian-server (pid {first.pid})" in line
 
-        async with lt.connect("127.0.0.1", port, username="alice", password=PASSWORD,
-                              device="d") as alice:
+        async with lt.connect(
+            "127.0.0.1", port, username="alice", password=PASSWORD, device="d"
+        ) as alice:
             for i in range(3):
                 await alice.send("bob", f"m{i}")  # the first server still writes
-        rc, err, out = await asyncio.to_thread(server_cli, tmp_path, "backup", "copy.db",
-                                               "--db-path", db)
+        rc, err, out = await asyncio.to_thread(
+            server_cli, tmp_path, "backup", "copy.db", "--db-path", db
+        )
         assert rc == 0, err
         assert "messages=3" in out
     finally:
@@ -206,18 +237,23 @@ async def test_two_server_objects_on_one_database(tmp_path: Path) -> None:
     await again.shutdown()
 
 
-async def test_a_failed_start_leaves_no_listener_and_no_store_open(tmp_path: Path,
-                                                                    taken_port: int) -> None:
-    server = Server(Config().with_overrides(
-        {**TEST_SETTINGS, "db_path": str(tmp_path / "x.db"), "port": taken_port}))
+async def test_a_failed_start_leaves_no_listener_and_no_store_open(
+    tmp_path: Path, taken_port: int
+) -> None:
+    server = Server(
+        Config().with_overrides(
+            {**TEST_SETTINGS, "db_path": str(tmp_path / "x.db"), "port": taken_port}
+        )
+    )
     with pytest.raises(StartupError, match="address already in use"):
         await server.start()
     assert not server.store.is_open and server._listener is None
     assert not (tmp_path / "x.db").exists()  # the port is checked before the database
 
     # the store opened, then listening failed: the store is closed again
-    server = Server(Config().with_overrides(
-        {**TEST_SETTINGS, "db_path": str(tmp_path / "x.db"), "port": 0}))
+    server = Server(
+        Config().with_overrides({**TEST_SETTINGS, "db_path": str(tmp_path / "x.db"), "port": 0})
+    )
     real_bind = server._bind
 
     async def taken_at_listen() -> None:

@@ -33,8 +33,9 @@ class Committed:
         if ids:  # durable before anyone is told: a separate connection must see the rows
             with sqlite3.connect(self.db_path) as db:
                 marks = ",".join("?" * len(ids))
-                (n,) = db.execute(f"SELECT count(*) FROM messages WHERE id IN ({marks})",
-                                  ids).fetchone()
+                (n,) = db.execute(
+                    f"SELECT count(*) FROM messages WHERE id IN ({marks})", ids
+                ).fetchone()
             db.close()
             self.visible_at_callback.append(n == len(ids))
         self.batches.append(list(reqs))
@@ -52,10 +53,24 @@ class Committed:
         return self.answered
 
 
-def req(sender: tuple[int, str], to: str, cmid: str, text: str = "t", rid: int = 1,
-        meta: dict[str, Any] | None = None) -> SendRequest:
-    return SendRequest(sender_id=sender[0], sender_name=sender[1], to_name=to, cmid=cmid,
-                       text=text, meta=meta or {}, session=0, rid=rid)
+def req(
+    sender: tuple[int, str],
+    to: str,
+    cmid: str,
+    text: str = "t",
+    rid: int = 1,
+    meta: dict[str, Any] | None = None,
+) -> SendRequest:
+    return SendRequest(
+        sender_id=sender[0],
+        sender_name=sender[1],
+        to_name=to,
+        cmid=cmid,
+        text=text,
+        meta=meta or {},
+        session=0,
+        rid=rid,
+    )
 
 
 def db_path(tmp_path: Path) -> str:
@@ -69,8 +84,10 @@ def log_rows(path: str) -> int:
     db = sqlite3.connect(path)
     try:
         floors = dict(db.execute("SELECT id, log_floor FROM users"))
-        return len(set(db.execute("SELECT user_id, seq FROM updates")) |
-                   {row[:2] for row in sql.journal_rows(db) if row[1] > floors[row[0]]})
+        return len(
+            set(db.execute("SELECT user_id, seq FROM updates"))
+            | {row[:2] for row in sql.journal_rows(db) if row[1] > floors[row[0]]}
+        )
     finally:
         db.close()
 
@@ -122,8 +139,14 @@ async def test_group_commit_batches_many_sends(store, tmp_path) -> None:
     assert all(r.recipient_id == bob[0] for r in results)
     # the stored body is the message map the readers get
     m = msgpack.unpackb(results[7].body)
-    assert (m["id"], m["pos"], m["from"], m["to"], m["cmid"], m["text"]) == \
-        (results[7].id, 8, "alice", "bob", "c7", "m7")
+    assert (m["id"], m["pos"], m["from"], m["to"], m["cmid"], m["text"]) == (
+        results[7].id,
+        8,
+        "alice",
+        "bob",
+        "c7",
+        "m7",
+    )
 
     path = db_path(tmp_path)
     assert query(path, "SELECT count(*) FROM messages") == [(n,)]
@@ -158,13 +181,19 @@ async def test_duplicate_cmid_within_one_batch(store, tmp_path) -> None:
     a, b, c = await done.wait_for(3)
     assert len(done.batches) == 1
     assert not a.result.duplicate and b.result.duplicate and not c.result.duplicate
-    assert (b.result.id, b.result.pos, b.result.ts, b.result.sender_seq) == \
-        (a.result.id, a.result.pos, a.result.ts, a.result.sender_seq)
+    assert (b.result.id, b.result.pos, b.result.ts, b.result.sender_seq) == (
+        a.result.id,
+        a.result.pos,
+        a.result.ts,
+        a.result.sender_seq,
+    )
     assert b.result.body == b""  # nothing to deliver for a duplicate
     assert (c.result.pos, c.result.sender_seq) == (2, 2)
     stored = query(db_path(tmp_path), "SELECT cmid, body FROM messages ORDER BY id")
-    assert [(c, msgpack.unpackb(b)["text"]) for c, b in stored] == \
-        [("same", "first"), ("other", "third")]
+    assert [(c, msgpack.unpackb(b)["text"]) for c, b in stored] == [
+        ("same", "first"),
+        ("other", "third"),
+    ]
     assert store.committed_sends == 2
 
 
@@ -188,8 +217,13 @@ async def test_duplicate_cmid_across_close_and_reopen(tmp_path) -> None:
         s.submit(req(alice, "bob", "k2", "new"))
         retry, new = [r.result for r in await done.wait_for(2)]
         assert retry.duplicate
-        assert (retry.id, retry.conv, retry.pos, retry.ts, retry.sender_seq) == \
-            (orig.id, orig.conv, orig.pos, orig.ts, orig.sender_seq)
+        assert (retry.id, retry.conv, retry.pos, retry.ts, retry.sender_seq) == (
+            orig.id,
+            orig.conv,
+            orig.pos,
+            orig.ts,
+            orig.sender_seq,
+        )
         # numbering continues after the reopen
         assert not new.duplicate
         assert (new.id, new.pos, new.sender_seq, new.recipient_seq) == (3, 3, 3, 3)

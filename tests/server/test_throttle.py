@@ -70,8 +70,14 @@ def test_memory_is_bounded_by_max_keys() -> None:
 
 
 def throttle(**kw: float) -> LoginThrottle:
-    settings: dict[str, float] = {"free_failures": 3, "base_delay": 1.0, "max_delay": 8.0,
-                                  "per_account": 100, "per_address": 20, "window": 900.0}
+    settings: dict[str, float] = {
+        "free_failures": 3,
+        "base_delay": 1.0,
+        "max_delay": 8.0,
+        "per_account": 100,
+        "per_address": 20,
+        "window": 900.0,
+    }
     settings.update(kw)
     return LoginThrottle(**settings)  # type: ignore[arg-type]
 
@@ -148,8 +154,15 @@ def test_account_and_address_ceilings() -> None:
 
 
 def test_pairs_are_bounded_in_number() -> None:
-    t = LoginThrottle(free_failures=0, base_delay=1.0, max_delay=1.0, per_account=100,
-                      per_address=100, window=900.0, max_keys=2)
+    t = LoginThrottle(
+        free_failures=0,
+        base_delay=1.0,
+        max_delay=1.0,
+        per_account=100,
+        per_address=100,
+        window=900.0,
+        max_keys=2,
+    )
     for name in ("a", "b", "c"):
         assert t.reserve(name, "x", 0.0) is None
     assert t.retry_after("a", "x", 0.5) is None  # the oldest pair was dropped
@@ -168,6 +181,8 @@ def test_keyed_buckets_per_key_and_bounded() -> None:
     assert b.take("b", 2.0) is None  # its own bucket
     assert b.take("c", 2.0) is None  # "a" (least recently used) is dropped...
     assert b.take("a", 2.0) is None  # ...and starts afresh with a full burst
+
+
 # --------------------------------------------------------------------------- WriteBudget
 
 

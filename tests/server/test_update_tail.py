@@ -34,8 +34,9 @@ async def opened(path: str, **kwargs: Any) -> AsyncIterator[SQLiteStore]:
         await s.close()
 
 
-async def to_bob(s: SQLiteStore, done: Committed, sender: tuple[int, str], prefix: str,
-                 n: int) -> list[Any]:
+async def to_bob(
+    s: SQLiteStore, done: Committed, sender: tuple[int, str], prefix: str, n: int
+) -> list[Any]:
     """n sends to bob, submitted together; every send answered so far once they are."""
     for i in range(n):
         s.submit(req(sender, "bob", f"{prefix}{i}"))
@@ -77,14 +78,15 @@ def want(entries: list[tuple[int, bytes]]) -> list[list[Any]]:
     return [[seq, UpdateKind.MESSAGE, msgpack.unpackb(body)] for seq, body in entries]
 
 
-async def check_reads(s: SQLiteStore, logs: Logs, limits: tuple[int, ...] = (1, 2, 5, 1000)
-                      ) -> None:
+async def check_reads(
+    s: SQLiteStore, logs: Logs, limits: tuple[int, ...] = (1, 2, 5, 1000)
+) -> None:
     """Every page of every log, from every cursor, equals the expected slice."""
     for uid, entries in logs.items():
         for since in range(len(entries) + 1):
             for limit in limits:
                 page = await s.read_updates(uid, since, limit)
-                part = entries[since:since + limit]
+                part = entries[since : since + limit]
                 where = f"user {uid} since {since} limit {limit}"
                 assert not page.resync, where
                 assert decoded(page.updates) == want(part), where
@@ -105,7 +107,8 @@ def journal_count(path: str) -> int:
 
 
 async def test_unfolded_rows_are_served_from_the_tail_and_folded_at_close(
-        tmp_path, monkeypatch) -> None:
+    tmp_path, monkeypatch
+) -> None:
     """With a long fold age (and no direct writes) nothing reaches `updates` while the
     store runs: the journal holds one row per commit, every read and delivered_pos come
     from the tail alone, and a clean close folds it all."""
@@ -116,8 +119,11 @@ async def test_unfolded_rows_are_served_from_the_tail_and_folded_at_close(
         await s.set_device_token(bob[0], "d1", b"t" * 32)
         done = Committed(s, path)
         for i in range(12):  # bob's log mixes two conversations
-            s.submit(req(bob, "carol", f"b{i}", f"bob {i}") if i % 3 == 0
-                          else req(alice, "bob", f"a{i}", f"alice {i}"))
+            s.submit(
+                req(bob, "carol", f"b{i}", f"bob {i}")
+                if i % 3 == 0
+                else req(alice, "bob", f"a{i}", f"alice {i}")
+            )
         answered = await done.wait_for(12)
         logs = expected(answered)
 
@@ -125,14 +131,19 @@ async def test_unfolded_rows_are_served_from_the_tail_and_folded_at_close(
         journal = query(path, "SELECT rows FROM update_journal ORDER BY id")
         assert len(journal) == len(done.batches)  # one row per commit that logged
         for (packed,), batch in zip(journal, done.batches, strict=True):
-            assert sorted((u, seq) for _, u, seq, *_ in msgpack.unpackb(packed)) == \
-                log_keys(batch)
+            assert sorted((u, seq) for _, u, seq, *_ in msgpack.unpackb(packed)) == log_keys(batch)
         await check_reads(s, logs)
 
         # bob's device acknowledged seq `upto`: the newest position of each conversation
         # at or below it (only the tail can tell: `updates` is empty)
-        bobs = sorted((r.result.sender_seq if r.sender_id == bob[0] else r.result.recipient_seq,
-                       r.result.conv, r.result.pos) for r in answered)
+        bobs = sorted(
+            (
+                r.result.sender_seq if r.sender_id == bob[0] else r.result.recipient_seq,
+                r.result.conv,
+                r.result.pos,
+            )
+            for r in answered
+        )
         upto = 7
         delivered = {conv: pos for seq, conv, pos in bobs if seq <= upto}
         assert len(delivered) == 2
@@ -305,10 +316,15 @@ async def test_opening_folds_what_a_crash_left_in_the_journal(tmp_path) -> None:
     try:
         with db:
             for jid, mid in enumerate(mids, start=1):
-                rows = db.execute("SELECT user_id, seq, kind, message_id, data, ts FROM updates "
-                                  "WHERE message_id = ?", (mid,)).fetchall()
-                db.execute("INSERT INTO update_journal (id, ts, rows) VALUES (?, ?, ?)",
-                           sql.journal_entry([(jid, *row) for row in rows]))
+                rows = db.execute(
+                    "SELECT user_id, seq, kind, message_id, data, ts FROM updates "
+                    "WHERE message_id = ?",
+                    (mid,),
+                ).fetchall()
+                db.execute(
+                    "INSERT INTO update_journal (id, ts, rows) VALUES (?, ?, ?)",
+                    sql.journal_entry([(jid, *row) for row in rows]),
+                )
                 if mid != mids[0]:
                     db.execute("DELETE FROM updates WHERE message_id = ?", (mid,))
     finally:

@@ -79,10 +79,8 @@ async def test_sends_queued_during_a_write_are_planned_on_top_of_it(tmp_path) ->
         assert query(db_path(tmp_path), "SELECT count(*) FROM messages") == [(26,)]
 
 
-async def test_a_failed_batch_makes_the_one_planned_on_it_plan_again(tmp_path,
-                                                                     monkeypatch) -> None:
+async def test_a_failed_batch_makes_the_one_planned_on_it_plan_again(tmp_path, monkeypatch) -> None:
     async with warm_store(tmp_path) as (s, alice, done):
-
         real = sql.write_batch
         gate = threading.Event()
         calls = {"n": 0}
@@ -108,8 +106,9 @@ async def test_a_failed_batch_makes_the_one_planned_on_it_plan_again(tmp_path,
         # planned on the doomed batch's numbers, then again on what was committed: no gap
         assert [r.result.pos for r in after] == [2, 3, 4, 5, 6]
         assert [r.result.sender_seq for r in after] == [2, 3, 4, 5, 6]
-        assert query(db_path(tmp_path), "SELECT pos FROM messages ORDER BY pos") == \
-            [(p,) for p in range(1, 7)]
+        assert query(db_path(tmp_path), "SELECT pos FROM messages ORDER BY pos") == [
+            (p,) for p in range(1, 7)
+        ]
 
 
 async def test_a_retry_the_cache_forgot_is_answered_from_the_unique_index(tmp_path) -> None:
@@ -122,8 +121,11 @@ async def test_a_retry_the_cache_forgot_is_answered_from_the_unique_index(tmp_pa
             s.submit(req(alice, "bob", f"c{i}", f"m{i}"))
             await done.wait_for(i + 1)
         first = done.answered[0].result
-        for r in (req(alice, "bob", "new1", rid=7), req(alice, "bob", "c0", rid=8),
-                  req(alice, "bob", "new2", rid=9)):
+        for r in (
+            req(alice, "bob", "new1", rid=7),
+            req(alice, "bob", "c0", rid=8),
+            req(alice, "bob", "new2", rid=9),
+        ):
             s.submit(r)
         answered = await done.wait_for(8)
         new1, retry, new2 = answered[5:]
@@ -139,7 +141,8 @@ async def test_a_retry_the_cache_forgot_is_answered_from_the_unique_index(tmp_pa
 
 
 async def test_the_wal_is_checkpointed_beside_the_writer_and_started_over(
-        tmp_path: Path, monkeypatch) -> None:
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setattr(checkpoint_module, "CHECKPOINT_INTERVAL", 0.0)
     monkeypatch.setattr(checkpoint_module, "WAL_RESTART_FRAMES", 8)
     s = SQLiteStore(db_path(tmp_path))
@@ -162,8 +165,10 @@ async def test_the_wal_is_checkpointed_beside_the_writer_and_started_over(
     finally:
         await s.close()
     assert query(db_path(tmp_path), "SELECT count(*) FROM messages") == [(60,)]
-    assert not os.path.exists(db_path(tmp_path) + "-wal") or \
-        os.path.getsize(db_path(tmp_path) + "-wal") == 0
+    assert (
+        not os.path.exists(db_path(tmp_path) + "-wal")
+        or os.path.getsize(db_path(tmp_path) + "-wal") == 0
+    )
 
 
 @pytest.mark.parametrize("n", [1, 300])
@@ -197,7 +202,8 @@ async def test_a_planning_error_fails_only_its_batch(tmp_path, monkeypatch, n: i
 
 
 async def test_a_readiness_check_that_raises_fails_its_batch_and_the_loop_turns(
-        tmp_path, monkeypatch) -> None:
+    tmp_path, monkeypatch
+) -> None:
     """Regression (review): a check that raised before its item left the queue was retried
     forever without yielding, freezing the event loop."""
     async with warm_store(tmp_path) as (s, alice, done):
@@ -223,8 +229,7 @@ async def test_a_readiness_check_that_raises_fails_its_batch_and_the_loop_turns(
         assert stored == list(range(1, len(stored) + 1)) and len(stored) >= 3
 
 
-async def test_a_write_failing_with_stop_iteration_does_not_strand_the_next_batch(
-        tmp_path) -> None:
+async def test_a_write_failing_with_stop_iteration_does_not_strand_the_next_batch(tmp_path) -> None:
     """Regression (review): StopIteration cannot be set on a future; answering it raised and
     the batch launched after it was never answered, its numbers never published."""
     s = SQLiteStore(db_path(tmp_path))

@@ -38,8 +38,9 @@ async def ok(d: Driver, op: Any) -> Any:
 
 
 async def make(d: Driver, **kw: Any) -> int:
-    op = await ok(d, CreateChannel(actor=d.ids["alice"], name="forum", about="about",
-                                   rules="be kind", **kw))
+    op = await ok(
+        d, CreateChannel(actor=d.ids["alice"], name="forum", about="about", rules="be kind", **kw)
+    )
     return int(op.state.conv)
 
 
@@ -51,17 +52,29 @@ async def test_a_channel_and_its_members(d: Driver) -> None:
     alice, bob, carol = await d.users("alice", "bob", "carol")
     c = await make(d, open=False, invite="tok", slow_mode=5)
     ch = await d.store.channel(c)
-    assert ch is not None and (ch.name, ch.about, ch.rules, ch.owner, ch.open, ch.invite,
-                               ch.slow_mode, ch.members) == \
-        ("forum", "about", "be kind", alice, False, "tok", 5, 1)
+    assert ch is not None and (
+        ch.name,
+        ch.about,
+        ch.rules,
+        ch.owner,
+        ch.open,
+        ch.invite,
+        ch.slow_mode,
+        ch.members,
+    ) == ("forum", "about", "be kind", alice, False, "tok", 5, 1)
     assert await d.store.conversation(c) == (3, None, None)
-    bad, good = await d.run(JoinChannel(actor=bob, channel=c, invite="x"),
-                            JoinChannel(actor=bob, channel=c, invite="tok"))
+    bad, good = await d.run(
+        JoinChannel(actor=bob, channel=c, invite="x"),
+        JoinChannel(actor=bob, channel=c, invite="tok"),
+    )
     assert bad.error == ErrorCode.INVALID_INVITE and good.error is None
     await ok(d, JoinChannel(actor=carol, channel=c, invite="tok"))
     await ok(d, SetChannelRole(actor=alice, channel=c, user="bob", role="admin"))
-    assert [(u, r) for _u, u, r in await d.store.channel_members(c, 0, 10)] == \
-        [("alice", ROLE_OWNER), ("bob", ROLE_ADMIN), ("carol", ROLE_MEMBER)]
+    assert [(u, r) for _u, u, r in await d.store.channel_members(c, 0, 10)] == [
+        ("alice", ROLE_OWNER),
+        ("bob", ROLE_ADMIN),
+        ("carol", ROLE_MEMBER),
+    ]
     assert [n for _u, n, _r in await d.store.channel_members(c, bob, 1)] == ["carol"]
     m = await d.store.channel_member(c, bob)
     assert m is not None and m.role == ROLE_ADMIN
@@ -71,8 +84,12 @@ async def test_a_channel_and_its_members(d: Driver) -> None:
     assert ch is not None and ch.members == 2
     await ok(d, UpdateChannel(actor=bob, channel=c, name="renamed", open=True, invite=""))
     ch = await d.store.channel(c)
-    assert ch is not None and (ch.name, ch.open, ch.invite, ch.rules) == \
-        ("renamed", True, "", "be kind")
+    assert ch is not None and (ch.name, ch.open, ch.invite, ch.rules) == (
+        "renamed",
+        True,
+        "",
+        "be kind",
+    )
     assert [r[1] for r in await d.store.channels_of(bob)] == ["renamed"]
 
 
@@ -87,8 +104,10 @@ async def test_posts_pages_and_retries(d: Driver) -> None:
     newest = await d.store.channel_posts(c, limit=3)
     assert [p.pos for p in newest] == [5, 6, 7] and newest[0].author == "alice"
     assert [p.pos for p in await d.store.channel_posts(c, before=5, limit=3)] == [2, 3, 4]
-    assert [p.text for p in await d.store.channel_posts(c, after=5, limit=10)] == \
-        ["post 6", "post 7"]
+    assert [p.text for p in await d.store.channel_posts(c, after=5, limit=10)] == [
+        "post 6",
+        "post 7",
+    ]
     assert await d.store.channel_posts(c, after=7) == []
     ch = await d.store.channel(c)
     assert ch is not None and ch.last_pos == 7 and ch.last_ts == ops[-1].ts
@@ -103,11 +122,16 @@ async def test_comments_likes_pins_and_deletes(d: Driver) -> None:
     c = await make(d, members_post=True)
     await d.run(JoinChannel(actor=bob, channel=c), JoinChannel(actor=carol, channel=c))
     await d.run(post(d, "bob", c, "first", "a"), post(d, "bob", c, "second", "b"))
-    c1, c2 = await d.run(Comment(actor=carol, channel=c, post=1, text="reply one"),
-                         Comment(actor=alice, channel=c, post=1, text="reply two"))
+    c1, c2 = await d.run(
+        Comment(actor=carol, channel=c, post=1, text="reply one"),
+        Comment(actor=alice, channel=c, post=1, text="reply two"),
+    )
     assert (c1.n, c2.n) == (1, 2) and c2.id == c1.id + 1
-    likes = await d.run(Like(actor=carol, channel=c, post=1), Like(actor=bob, channel=c, post=1),
-                        Like(actor=carol, channel=c, post=1))
+    likes = await d.run(
+        Like(actor=carol, channel=c, post=1),
+        Like(actor=bob, channel=c, post=1),
+        Like(actor=carol, channel=c, post=1),
+    )
     assert [x.likes for x in likes] == [1, 2, 2]
     assert (await ok(d, Like(actor=carol, channel=c, post=1, like=False))).likes == 1
     assert await d.store.channel_liked(c, bob, [1, 2]) == {1}
@@ -116,8 +140,10 @@ async def test_comments_likes_pins_and_deletes(d: Driver) -> None:
     (p1, p2) = await d.store.channel_posts(c)
     assert (p1.likes, p1.comments, p2.likes) == (1, 2, 0)
     await ok(d, DeleteComment(actor=alice, channel=c, post=1, n=1))
-    assert [(x.n, x.text, x.deleted) for x in await d.store.channel_comments(c, 1, 0, 10)] == \
-        [(1, "", True), (2, "reply two", False)]
+    assert [(x.n, x.text, x.deleted) for x in await d.store.channel_comments(c, 1, 0, 10)] == [
+        (1, "", True),
+        (2, "reply two", False),
+    ]
     assert [x.n for x in await d.store.channel_comments(c, 1, 1, 10)] == [2]
     await ok(d, DeletePost(actor=bob, channel=c, post=2))
     ch = await d.store.channel(c)
@@ -139,8 +165,11 @@ async def test_bans(d: Driver) -> None:
     await ok(d, BanMember(actor=alice, channel=c, user="bob", ban=False))
     assert not await d.store.channel_banned(c, bob)
     await ok(d, JoinChannel(actor=bob, channel=c))
-    assert [e["event"] for _s, k, e in await d.log("bob") if k == UpdateKind.CHANNEL] == \
-        ["joined", "banned", "joined"]
+    assert [e["event"] for _s, k, e in await d.log("bob") if k == UpdateKind.CHANNEL] == [
+        "joined",
+        "banned",
+        "joined",
+    ]
 
 
 async def test_search(d: Driver) -> None:
@@ -148,17 +177,20 @@ async def test_search(d: Driver) -> None:
     c = await make(d, members_post=True)
     other = await make(d)
     await ok(d, JoinChannel(actor=bob, channel=c))
-    await d.run(post(d, "alice", c, "Xiaomi forum opens today", "a"),
-                post(d, "bob", c, "Forum rules, café hours", "b"),
-                post(d, "alice", other, "xiaomi forum elsewhere", "c"))
+    await d.run(
+        post(d, "alice", c, "Xiaomi forum opens today", "a"),
+        post(d, "bob", c, "Forum rules, café hours", "b"),
+        post(d, "alice", other, "xiaomi forum elsewhere", "c"),
+    )
     await ok(d, Comment(actor=bob, channel=c, post=1, text="XIAOMI, forum fans!"))
     hits = await d.store.channel_search(c, "forum xiaomi", 10)
     assert [(h.post, h.n, h.author) for h in hits] == [(1, 1, "bob"), (1, 0, "alice")]
     assert hits[1].text == "Xiaomi forum opens today"
     assert [h.post for h in await d.store.channel_search(c, "CAFE", 10)] == [2]
-    assert [h.id for h in await d.store.channel_search(c, "forum", 10,
-                                                       before_id=hits[0].id)] == \
-        [hits[1].id + 1, hits[1].id]  # not the other channel's (id 3)
+    assert [h.id for h in await d.store.channel_search(c, "forum", 10, before_id=hits[0].id)] == [
+        hits[1].id + 1,
+        hits[1].id,
+    ]  # not the other channel's (id 3)
     assert await d.store.channel_search(c, 'forum" OR "x', 10) == []  # no syntax passes
     assert await d.store.channel_search(c, "???", 10) == []
     await ok(d, DeletePost(actor=alice, channel=c, post=1))
@@ -169,8 +201,11 @@ async def test_a_refused_channel_write_leaves_the_rest_of_its_batch(d: Driver) -
     _alice, bob = await d.users("alice", "bob")
     c = await make(d, members_post=True, slow_mode=60)
     await ok(d, JoinChannel(actor=bob, channel=c))
-    a, b, x = await d.run(post(d, "bob", c, "one", "1"), post(d, "bob", c, "two", "2"),
-                          post(d, "alice", c, "three", "3"))
+    a, b, x = await d.run(
+        post(d, "bob", c, "one", "1"),
+        post(d, "bob", c, "two", "2"),
+        post(d, "alice", c, "three", "3"),
+    )
     assert (a.error, b.error, x.error) == (None, ErrorCode.SLOW_MODE, None)
     assert b.error_retry_after is not None and 0 < b.error_retry_after <= 60
     assert [p.text for p in await d.store.channel_posts(c)] == ["one", "three"]

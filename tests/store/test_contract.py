@@ -82,17 +82,31 @@ class Driver:
         for op in ops:
             self.store.submit(op)
         answered = await self.answers.wait_for(before + len(ops))
-        return answered[before:before + len(ops)]
+        return answered[before : before + len(ops)]
 
     async def one(self, op: Any) -> Any:
         return (await self.run(op))[0]
 
-    def send(self, sender: str, to: str = "", text: str = "t", cmid: str | None = None,
-             group: int | None = None) -> SendRequest:
+    def send(
+        self,
+        sender: str,
+        to: str = "",
+        text: str = "t",
+        cmid: str | None = None,
+        group: int | None = None,
+    ) -> SendRequest:
         self._n = getattr(self, "_n", 0) + 1
-        return SendRequest(sender_id=self.ids[sender], sender_name=sender, to_name=to,
-                           cmid=cmid or f"c{self._n}", text=text, meta={}, session=0,
-                           rid=self._n, group=group)
+        return SendRequest(
+            sender_id=self.ids[sender],
+            sender_name=sender,
+            to_name=to,
+            cmid=cmid or f"c{self._n}",
+            text=text,
+            meta={},
+            session=0,
+            rid=self._n,
+            group=group,
+        )
 
     async def group(self, owner: str, *members: str) -> int:
         op = await self.one(CreateGroup(actor=self.ids[owner], name="g", members=members))
@@ -105,14 +119,18 @@ class Driver:
         return [tuple(msgpack.unpackb(u)) for u in page.updates]  # type: ignore[misc]
 
     async def texts(self, name: str) -> list[str]:
-        return [d.get("text") or d["event"]["type"] for _s, k, d in await self.log(name)
-                if k == UpdateKind.MESSAGE]
+        return [
+            d.get("text") or d["event"]["type"]
+            for _s, k, d in await self.log(name)
+            if k == UpdateKind.MESSAGE
+        ]
 
 
 @pytest.fixture(params=["sqlite", "memory"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s: Store = SQLiteStore(str(tmp_path / "contract.db")) if request.param == "sqlite" \
-        else MemoryStore()
+    s: Store = (
+        SQLiteStore(str(tmp_path / "contract.db")) if request.param == "sqlite" else MemoryStore()
+    )
     await s.open()
     try:
         yield s
@@ -157,13 +175,17 @@ async def test_refusals_store_nothing(d: Driver) -> None:
 
 async def test_a_retry_by_cmid_is_answered_as_a_duplicate(d: Driver) -> None:
     await d.users("alice", "bob")
-    first, in_batch = await d.run(d.send("alice", "bob", "x", cmid="k"),
-                                  d.send("alice", "bob", "y", cmid="k"))
+    first, in_batch = await d.run(
+        d.send("alice", "bob", "x", cmid="k"), d.send("alice", "bob", "y", cmid="k")
+    )
     (later,) = await d.run(d.send("alice", "bob", "z", cmid="k"))
     r = first.result
     for retry in (in_batch.result, later.result):
-        assert retry.duplicate and (retry.id, retry.pos, retry.sender_seq) == \
-            (r.id, r.pos, r.sender_seq)
+        assert retry.duplicate and (retry.id, retry.pos, retry.sender_seq) == (
+            r.id,
+            r.pos,
+            r.sender_seq,
+        )
     assert await d.texts("bob") == ["x"]
     # another sender may use the same cmid
     await d.users("carol")
@@ -181,8 +203,10 @@ async def test_logs_have_no_gaps_and_heads_match(d: Driver) -> None:
         if i % 5 == 0:
             ops.append(d.send("bob", text=f"g{i}", group=g))
     await d.run(*ops)
-    await d.run(AddMembers(actor=d.ids["alice"], group=g, users=("carol",)),
-                d.send("carol", "alice", "late"))
+    await d.run(
+        AddMembers(actor=d.ids["alice"], group=g, users=("carol",)),
+        d.send("carol", "alice", "late"),
+    )
     for name in names:
         seqs = [s for s, _k, _d in await d.log(name)]
         assert seqs == list(range(1, len(seqs) + 1)), name
@@ -211,8 +235,13 @@ async def test_history_pages_both_ways(d: Driver) -> None:
     conv = answered[0].result.conv
 
     async def texts(**kw: Any) -> tuple[list[str], bool]:
-        rows, more = await d.store.history(conv, kw.get("before"), kw.get("after"),
-                                           kw.get("limit", 10), kw.get("max_bytes", 1 << 62))
+        rows, more = await d.store.history(
+            conv,
+            kw.get("before"),
+            kw.get("after"),
+            kw.get("limit", 10),
+            kw.get("max_bytes", 1 << 62),
+        )
         return [msgpack.unpackb(b)["text"] for b in rows], more
 
     assert await texts(limit=2) == (["m4", "m5"], True)
@@ -257,7 +286,8 @@ async def test_a_removal_and_a_send_in_one_batch_keep_their_order(d: Driver) -> 
     before, removal, after = await d.run(
         d.send("bob", text="mine", group=g),
         RemoveMember(actor=alice, group=g, user="bob"),
-        d.send("bob", text="too late", group=g))
+        d.send("bob", text="too late", group=g),
+    )
     assert before.result is not None and removal.error is None
     assert after.error == ErrorCode.NOT_MEMBER
     assert await d.texts("bob") == ["created", "mine", "removed"]
@@ -281,7 +311,8 @@ async def test_a_refused_op_leaves_nothing_of_itself_in_its_batch(d: Driver) -> 
         UpdateGroup(actor=alice, group=g, name="renamed"),  # the batch's copy of the group
         d.send("alice", text="x", group=g),
         AddMembers(actor=alice, group=g, users=("carol",), policy=Policy(budget=NoRows())),
-        d.send("alice", text="y", group=g))
+        d.send("alice", text="y", group=g),
+    )
     assert renamed.error is None
     assert refused.error == ErrorCode.RATE_LIMITED and refused.error_retry_after == 2.0
     # carol got nothing, bob's log no event: the next entry follows the first send's
@@ -347,8 +378,9 @@ async def test_the_chat_list_is_newest_first_and_pages(d: Driver) -> None:
     direct = (await d.one(d.send("carol", "alice", "c1"))).result.conv
     await d.run(d.send("bob", text="g1", group=g))
     rows = await d.store.conversations_of(alice, 10, None)
-    assert [r[0] for r in rows] == sorted([g, direct], key=lambda c: [r[0] for r in rows]
-                                          .index(c))  # well-formed
+    assert [r[0] for r in rows] == sorted(
+        [g, direct], key=lambda c: [r[0] for r in rows].index(c)
+    )  # well-formed
     by_conv = {r[0]: r for r in rows}
     assert set(by_conv) == {g, direct}
     _conv, kind, peer, name, _ts, body, last_pos, read_pos, joined = by_conv[g]
@@ -375,8 +407,7 @@ async def test_accounts_and_devices(d: Driver) -> None:
     alice = await d.store.create_user("alice", "h1")
     with pytest.raises(UsernameTaken):
         await d.store.create_user("alice", "h2")
-    assert await d.store.user_id("alice") == alice and d.store.known_user("alice") in (
-        True, False)
+    assert await d.store.user_id("alice") == alice and d.store.known_user("alice") in (True, False)
     user = await d.store.user_by_name("alice")
     assert user is not None and (user.id, user.password_hash) == (alice, "h1")
     assert await d.store.user_by_name("nobody") is None
@@ -397,8 +428,18 @@ async def test_accounts_and_devices(d: Driver) -> None:
 async def test_writes_after_close_are_refused(store: Store) -> None:
     await store.close()
     with pytest.raises(StoreClosed):
-        store.submit(SendRequest(sender_id=1, sender_name="a", to_name="b", cmid="c",
-                                 text="", meta={}, session=0, rid=1))
+        store.submit(
+            SendRequest(
+                sender_id=1,
+                sender_name="a",
+                to_name="b",
+                cmid="c",
+                text="",
+                meta={},
+                session=0,
+                rid=1,
+            )
+        )
     with pytest.raises(StoreClosed):
         await store.create_user("late", "h")
     await store.open()  # the fixture closes it again
@@ -408,19 +449,20 @@ async def test_writes_after_close_are_refused(store: Store) -> None:
 
 
 def _blob(n: int, size: int = 100, info: dict[str, Any] | None = None) -> Blob:
-    return Blob(sha256=bytes([n]) * 32, size=size, media_type="text/plain", info=info or {},
-                created=1_000)
+    return Blob(
+        sha256=bytes([n]) * 32, size=size, media_type="text/plain", info=info or {}, created=1_000
+    )
 
 
 def _media(d: Driver) -> MediaStore:
     return cast(MediaStore, d.store)
 
 
-def media_send(d: Driver, sender: str, blob: Blob, to: str = "",
-               group: int | None = None) -> SendRequest:
+def media_send(
+    d: Driver, sender: str, blob: Blob, to: str = "", group: int | None = None
+) -> SendRequest:
     s = d.send(sender, to, text="caption", group=group)
-    s.media = {"kind": "file", "blob": blob.sha256, "size": blob.size,
-               "type": blob.media_type}
+    s.media = {"kind": "file", "blob": blob.sha256, "size": blob.size, "type": blob.media_type}
     s.blob_refs = (blob.sha256,)
     return s
 
@@ -435,8 +477,13 @@ async def test_an_upload_is_begun_resumed_and_completed(d: Driver) -> None:
     state = await m.uploader(alice, b.sha256, b.size)
     assert (state.stored, state.upload, state.active) == (None, None, 0)
     up = await m.create_upload(alice, b.sha256, b.size, "text/plain", "a.txt", 16384, 5_000)
-    assert (up.user_id, up.sha256, up.size, up.name, up.chunk_size) == \
-        (alice, b.sha256, b.size, "a.txt", 16384)
+    assert (up.user_id, up.sha256, up.size, up.name, up.chunk_size) == (
+        alice,
+        b.sha256,
+        b.size,
+        "a.txt",
+        16384,
+    )
     again = await m.create_upload(alice, b.sha256, b.size, "text/plain", "b.txt", 32768, 6_000)
     assert again == up  # one unfinished upload per user and content
     assert (await m.uploader(alice, b.sha256, b.size)).upload == up
@@ -466,8 +513,7 @@ async def test_an_upload_is_begun_resumed_and_completed(d: Driver) -> None:
     assert last.id > other.id
 
 
-async def test_a_blob_is_readable_by_the_readers_of_messages_referencing_it(
-        d: Driver) -> None:
+async def test_a_blob_is_readable_by_the_readers_of_messages_referencing_it(d: Driver) -> None:
     alice, bob, carol, dave = await d.users("alice", "bob", "carol", "dave")
     m, b, g_blob = _media(d), _blob(3), _blob(4)
     for blob in (b, g_blob):

@@ -10,8 +10,17 @@ from liaotian.server.store.memory import MemoryStore
 
 
 def send(sender: tuple[int, str], to: str, cmid: str, group: int | None = None) -> SendRequest:
-    return SendRequest(sender_id=sender[0], sender_name=sender[1], to_name=to, cmid=cmid,
-                       text=f"text of {cmid}", meta={}, session=7, rid=1, group=group)
+    return SendRequest(
+        sender_id=sender[0],
+        sender_name=sender[1],
+        to_name=to,
+        cmid=cmid,
+        text=f"text of {cmid}",
+        meta={},
+        session=7,
+        rid=1,
+        group=group,
+    )
 
 
 async def scenario() -> tuple[MemoryStore, list[Any]]:
@@ -55,8 +64,9 @@ async def test_nothing_is_answered_before_commit_and_crash_loses_only_the_queue(
 async def test_the_same_scenario_gives_the_same_answers() -> None:
     s1, first = await scenario()
     s2, second = await scenario()
-    assert [(type(o).__name__, o.error, getattr(o, "result", None)) for o in first] == \
-        [(type(o).__name__, o.error, getattr(o, "result", None)) for o in second]
+    assert [(type(o).__name__, o.error, getattr(o, "result", None)) for o in first] == [
+        (type(o).__name__, o.error, getattr(o, "result", None)) for o in second
+    ]
     assert first[-1].result.duplicate
     assert first[-2].result.pos == 2  # the group's second position, after its event
     assert s1.logs == s2.logs and s1.messages == s2.messages

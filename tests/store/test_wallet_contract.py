@@ -55,15 +55,19 @@ from liaotian.server.store.memory import MemoryStore
 from liaotian.server.store.sqlite import SQLiteStore
 from test_contract import Driver
 
-TASKS = (Task("checkin", "checkin", 10), Task("first_message", "message", 5),
-         Task("invite", "invite", 50, period_ms=0, cap=3, item="fcode"))
+TASKS = (
+    Task("checkin", "checkin", 10),
+    Task("first_message", "message", 5),
+    Task("invite", "invite", 50, period_ms=0, cap=3, item="fcode"),
+)
 POLICY = Policy(wallet=WalletPolicy(tasks=TASKS, item_secret=b"s3cret"))
 
 
 @pytest.fixture(params=["sqlite", "memory"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s: Store = SQLiteStore(str(tmp_path / "wallet.db")) if request.param == "sqlite" \
-        else MemoryStore()
+    s: Store = (
+        SQLiteStore(str(tmp_path / "wallet.db")) if request.param == "sqlite" else MemoryStore()
+    )
     await s.open()
     try:
         yield s
@@ -87,8 +91,11 @@ class Wallet(Driver):
         return [data for _s, kind, data in await self.log(name) if kind == WALLET_UPDATE]
 
     async def events(self, name: str) -> list[dict[str, Any]]:
-        return [data["event"] for _s, kind, data in await self.log(name)
-                if kind == UpdateKind.MESSAGE and "event" in data]
+        return [
+            data["event"]
+            for _s, kind, data in await self.log(name)
+            if kind == UpdateKind.MESSAGE and "event" in data
+        ]
 
 
 @pytest.fixture
@@ -109,8 +116,13 @@ async def test_mint_and_pay_move_coins_by_double_entry(w: Wallet) -> None:
     op = await w.one(pay(w, "alice", "bob", 30, memo="lunch"))
     assert op.error is None and op.result["balance"] == 70
     t = op.result["transfer"]
-    assert (t["from"], t["to"], t["amount"], t["code"], t["memo"]) == \
-        ("alice", "bob", 30, "pay", "lunch")
+    assert (t["from"], t["to"], t["amount"], t["code"], t["memo"]) == (
+        "alice",
+        "bob",
+        30,
+        "pay",
+        "lunch",
+    )
     assert (await w.balance("alice"), await w.balance("bob")) == (Account(70), Account(130))
     assert await w.balance(ISSUANCE) == Account(-200)
     # each side has a WALLET entry with its new balance, and the event in the conversation
@@ -129,8 +141,9 @@ async def test_no_balance_goes_negative_checked_in_the_batch(w: Wallet) -> None:
     await w.users("alice", "bob", "carol")
     await w.coins("alice", "bob", "carol", amount=50)
     # two payments racing for the same coins in one batch: the first in order wins
-    first, second, third = await w.run(pay(w, "alice", "bob", 40), pay(w, "alice", "carol", 40),
-                                       pay(w, "alice", "carol", 10))
+    first, second, third = await w.run(
+        pay(w, "alice", "bob", 40), pay(w, "alice", "carol", 40), pay(w, "alice", "carol", 10)
+    )
     assert first.error is None and second.error == ErrorCode.INSUFFICIENT_FUNDS
     assert third.error is None and third.result["balance"] == 0
     # coins received earlier in the same batch can be spent later in it
@@ -146,16 +159,18 @@ async def test_no_balance_goes_negative_checked_in_the_batch(w: Wallet) -> None:
 async def test_an_idempotency_key_makes_one_transfer(w: Wallet) -> None:
     await w.users("alice", "bob")
     await w.coins("alice", "bob", amount=100)
-    first, same_batch = await w.run(pay(w, "alice", "bob", 10, key="k"),
-                                    pay(w, "alice", "bob", 10, key="k"))
+    first, same_batch = await w.run(
+        pay(w, "alice", "bob", 10, key="k"), pay(w, "alice", "bob", 10, key="k")
+    )
     await w.run(pay(w, "alice", "bob", 5))
     later = await w.one(pay(w, "alice", "bob", 10, key="k"))
     for retry in (same_batch, later):
         assert retry.error is None and retry.duplicate and retry.result == first.result
     assert not first.duplicate and (await w.balance("alice")).balance == 85
     # the same key with other parameters is an error; another user's key is theirs
-    assert (await w.one(pay(w, "alice", "bob", 11, key="k"))).error == \
-        ErrorCode.IDEMPOTENCY_MISMATCH
+    assert (
+        await w.one(pay(w, "alice", "bob", 11, key="k"))
+    ).error == ErrorCode.IDEMPOTENCY_MISMATCH
     assert (await w.one(pay(w, "bob", "alice", 10, key="k"))).duplicate is False
     # a refused request keeps no key: its retry is planned afresh
     poor = await w.one(pay(w, "alice", "bob", 500, key="big"))
@@ -170,13 +185,17 @@ async def test_privacy_coins_decides_who_may_pay(w: Wallet) -> None:
     await w.run(Mint(actor=0, to="alice", amount=100))
     # the default: contacts only
     assert (await w.one(pay(w, "alice", "bob", 1))).error == ErrorCode.NOT_ALLOWED
-    await w.run(RequestContact(actor=w.ids["alice"], user="bob"),
-                AcceptContact(actor=w.ids["bob"], user="alice"))
+    await w.run(
+        RequestContact(actor=w.ids["alice"], user="bob"),
+        AcceptContact(actor=w.ids["bob"], user="alice"),
+    )
     assert (await w.one(pay(w, "alice", "bob", 1))).error is None
     await w.run(SetPrivacy(actor=w.ids["bob"], coins="nobody"))
     assert (await w.one(pay(w, "alice", "bob", 1))).error == ErrorCode.NOT_ALLOWED
-    await w.run(SetPrivacy(actor=w.ids["bob"], coins="everyone"),
-                BlockUser(actor=w.ids["bob"], user="alice"))
+    await w.run(
+        SetPrivacy(actor=w.ids["bob"], coins="everyone"),
+        BlockUser(actor=w.ids["bob"], user="alice"),
+    )
     assert (await w.one(pay(w, "alice", "bob", 1))).error == ErrorCode.NOT_ALLOWED
     assert (await w.store.social_of(w.ids["bob"])).coins == 0
 
@@ -193,8 +212,9 @@ async def test_two_phase_transfers_post_void_and_expire(w: Wallet) -> None:
     assert await w.balance("alice") == Account(100, 60, 0)
     assert await w.balance("bob") == Account(0, 0, 60)
     # the reservation counts: only 40 left to spend
-    assert (await w.one(Hold(actor=a, debit=a, credit=b, amount=41))).error == \
-        ErrorCode.INSUFFICIENT_FUNDS
+    assert (
+        await w.one(Hold(actor=a, debit=a, credit=b, amount=41))
+    ).error == ErrorCode.INSUFFICIENT_FUNDS
     assert (await w.one(PostPending(actor=b, pending=tid))).error == ErrorCode.FORBIDDEN
     post = await w.one(PostPending(actor=a, pending=tid, amount=25))
     assert post.error is None and post.result["transfer"]["phase"] == "post"
@@ -212,8 +232,9 @@ async def test_two_phase_transfers_post_void_and_expire(w: Wallet) -> None:
     assert await w.store.next_expiry() == t3["expires"]
     await asyncio.sleep(max(0, t3["expires"] - time.time() * 1000 + 2) / 1000)
     assert await w.store.pendings_due(int(time.time() * 1000) + 1, 10) == [t3["id"]]
-    due, again = await w.run(ExpirePending(actor=0, pending=t3["id"]),
-                             ExpirePending(actor=0, pending=t3["id"]))
+    due, again = await w.run(
+        ExpirePending(actor=0, pending=t3["id"]), ExpirePending(actor=0, pending=t3["id"])
+    )
     assert due.result == {"expired": True} and again.result == {"expired": False}
     assert await w.balance("alice") == Account(75) and await w.store.next_expiry() is None
     assert [e["transfer"]["code"] for e in await w.wallet_log("alice")][-1] == "expired"
@@ -231,8 +252,9 @@ async def test_a_refused_op_leaves_nothing_of_its_ledger_changes(w: Wallet) -> N
 
     await w.users("alice", "bob")
     await w.coins("alice", "bob", amount=10)
-    op = await w.one(Pay(actor=w.ids["alice"], to="bob", amount=4, key="x",
-                         policy=Policy(budget=NoRows())))
+    op = await w.one(
+        Pay(actor=w.ids["alice"], to="bob", amount=4, key="x", policy=Policy(budget=NoRows()))
+    )
     assert op.error == ErrorCode.RATE_LIMITED
     ok = await w.one(pay(w, "alice", "bob", 4, key="x"))
     assert ok.error is None and not ok.duplicate
@@ -248,16 +270,23 @@ async def test_a_red_packet_in_a_group_pays_its_shares_once_each(w: Wallet) -> N
     await w.users(*names, "eve")
     await w.coins("alice", amount=1000)
     g = await w.group("alice", "bob", "carol", "dave")
-    send = await w.one(SendPacket(actor=w.ids["alice"], group=g, amount=100, count=3,
-                                  seed=1234, memo="gong xi", key="rp"))
+    send = await w.one(
+        SendPacket(
+            actor=w.ids["alice"], group=g, amount=100, count=3, seed=1234, memo="gong xi", key="rp"
+        )
+    )
     assert send.error is None
     pid = send.result["packet"]
     assert await w.balance("alice") == Account(1000, 100, 0)
     assert await w.balance(ESCROW) == Account(0, 0, 100)
     assert (await w.events("dave"))[-1]["type"] == "red_packet"
     want = shares(100, 3, 1, 1234)
-    claims = await w.run(*[ClaimPacket(actor=w.ids[n], packet=pid)
-                           for n in ("bob", "carol", "bob", "eve", "dave", "alice")])
+    claims = await w.run(
+        *[
+            ClaimPacket(actor=w.ids[n], packet=pid)
+            for n in ("bob", "carol", "bob", "eve", "dave", "alice")
+        ]
+    )
     bob, carol, bob2, eve, dave, alice = claims
     assert [bob.result["amount"], carol.result["amount"], dave.result["amount"]] == want
     assert bob2.duplicate and bob2.result["amount"] == want[0]
@@ -268,8 +297,7 @@ async def test_a_red_packet_in_a_group_pays_its_shares_once_each(w: Wallet) -> N
     assert await w.balance("alice") == Account(900)
     assert [(await w.balance(n)).balance for n in ("bob", "carol", "dave")] == want
     types = [e["type"] for e in await w.events("carol")]
-    assert types[-4:] == ["red_packet", "red_packet_claim", "red_packet_claim",
-                          "red_packet_claim"]
+    assert types[-4:] == ["red_packet", "red_packet_claim", "red_packet_claim", "red_packet_claim"]
     p = await w.store.packet_of(pid)
     assert p is not None and p.state == 1 and [a for a, _t in p.claims.values()] == want
 
@@ -279,38 +307,48 @@ async def test_an_expired_packet_returns_its_rest_to_the_sender(w: Wallet) -> No
     await w.coins("alice", amount=100)
     g = await w.group("alice", "bob", "carol")
     quick = Policy(wallet=WalletPolicy(packet_ttl_ms=60))
-    send = await w.one(SendPacket(actor=w.ids["alice"], group=g, amount=10, count=5,
-                                  split="equal", seed=1, policy=quick))
+    send = await w.one(
+        SendPacket(
+            actor=w.ids["alice"], group=g, amount=10, count=5, split="equal", seed=1, policy=quick
+        )
+    )
     pid, pending = send.result["packet"], send.result["transfer"]["id"]
     got = await w.one(ClaimPacket(actor=w.ids["bob"], packet=pid))
     assert got.result["amount"] == 2
     await asyncio.sleep(max(0, send.result["expires"] - time.time() * 1000 + 2) / 1000)
-    late, expire = await w.run(ClaimPacket(actor=w.ids["carol"], packet=pid),
-                               ExpirePending(actor=0, pending=pending))
+    late, expire = await w.run(
+        ClaimPacket(actor=w.ids["carol"], packet=pid), ExpirePending(actor=0, pending=pending)
+    )
     assert late.error == ErrorCode.PACKET_EXPIRED and expire.result == {"expired": True}
     assert (await w.balance("alice"), await w.balance("bob")) == (Account(98), Account(2))
     assert await w.balance(ESCROW) == Account()
     ev = (await w.events("carol"))[-1]
     assert ev == {"type": "red_packet_expired", "packet": pid, "refund": 8, "claimed": 1}
-    assert (await w.one(ClaimPacket(actor=w.ids["carol"], packet=pid))).error == \
-        ErrorCode.PACKET_EXPIRED
+    assert (
+        await w.one(ClaimPacket(actor=w.ids["carol"], packet=pid))
+    ).error == ErrorCode.PACKET_EXPIRED
 
 
 async def test_a_direct_red_packet_is_for_the_other_participant(w: Wallet) -> None:
     await w.users("alice", "bob", "carol")
     await w.coins("alice", "bob", amount=100)
     a = w.ids["alice"]
-    assert (await w.one(SendPacket(actor=a, to="bob", amount=10, count=2))).error == \
-        ErrorCode.INVALID_FIELD
-    assert (await w.one(SendPacket(actor=a, to="bob", amount=0, count=1))).error == \
-        ErrorCode.INVALID_FIELD
-    assert (await w.one(SendPacket(actor=a, to="bob", amount=10**6, count=1))).error == \
-        ErrorCode.INSUFFICIENT_FUNDS
+    assert (
+        await w.one(SendPacket(actor=a, to="bob", amount=10, count=2))
+    ).error == ErrorCode.INVALID_FIELD
+    assert (
+        await w.one(SendPacket(actor=a, to="bob", amount=0, count=1))
+    ).error == ErrorCode.INVALID_FIELD
+    assert (
+        await w.one(SendPacket(actor=a, to="bob", amount=10**6, count=1))
+    ).error == ErrorCode.INSUFFICIENT_FUNDS
     send = await w.one(SendPacket(actor=a, to="bob", amount=10, count=1))
     pid = send.result["packet"]
-    mine, other, bob = await w.run(ClaimPacket(actor=a, packet=pid),
-                                   ClaimPacket(actor=w.ids["carol"], packet=pid),
-                                   ClaimPacket(actor=w.ids["bob"], packet=pid))
+    mine, other, bob = await w.run(
+        ClaimPacket(actor=a, packet=pid),
+        ClaimPacket(actor=w.ids["carol"], packet=pid),
+        ClaimPacket(actor=w.ids["bob"], packet=pid),
+    )
     assert mine.error == other.error == ErrorCode.NOT_MEMBER
     assert bob.result["amount"] == 10 and (await w.balance("bob")).balance == 110
     assert [e["type"] for e in await w.events("alice")] == ["red_packet", "red_packet_claim"]
@@ -320,11 +358,13 @@ async def test_non_members_cannot_send_packets_and_shares_are_never_zero(w: Wall
     await w.users("alice", "bob", "carol")
     await w.coins("alice", "carol", amount=1000)
     g = await w.group("alice", "bob")
-    assert (await w.one(SendPacket(actor=w.ids["carol"], group=g, amount=10,
-                                   count=1))).error == ErrorCode.NOT_MEMBER
+    assert (
+        await w.one(SendPacket(actor=w.ids["carol"], group=g, amount=10, count=1))
+    ).error == ErrorCode.NOT_MEMBER
     send = await w.one(SendPacket(actor=w.ids["alice"], group=g, amount=2, count=2, seed=9))
-    claims = await w.run(*[ClaimPacket(actor=w.ids[n], packet=send.result["packet"])
-                           for n in ("bob", "alice")])
+    claims = await w.run(
+        *[ClaimPacket(actor=w.ids[n], packet=send.result["packet"]) for n in ("bob", "alice")]
+    )
     assert [c.result["amount"] for c in claims] == [1, 1]
 
 
@@ -333,8 +373,10 @@ async def test_non_members_cannot_send_packets_and_shares_are_never_zero(w: Wall
 
 async def test_check_in_pays_once_per_period(w: Wallet) -> None:
     await w.users("alice")
-    first, second = await w.run(CheckIn(actor=w.ids["alice"], policy=POLICY, key="d1"),
-                                CheckIn(actor=w.ids["alice"], policy=POLICY))
+    first, second = await w.run(
+        CheckIn(actor=w.ids["alice"], policy=POLICY, key="d1"),
+        CheckIn(actor=w.ids["alice"], policy=POLICY),
+    )
     assert first.result["tasks"][0]["task"] == "checkin" and first.result["balance"] == 10
     assert second.error == ErrorCode.TASK_DONE
     retry = await w.one(CheckIn(actor=w.ids["alice"], policy=POLICY, key="d1"))
@@ -342,8 +384,9 @@ async def test_check_in_pays_once_per_period(w: Wallet) -> None:
     assert await w.balance(REWARDS) == Account(-10)
     (reward,) = await w.store.transfers_of(w.ids["alice"], None, 5)
     assert reward.id == first.result["tasks"][0]["transfer"] and reward.memo == "checkin"
-    assert await w.store.task_progress_of(w.ids["alice"]) == \
-        {"checkin": (TASKS[0].period(reward.ts), 1)}
+    assert await w.store.task_progress_of(w.ids["alice"]) == {
+        "checkin": (TASKS[0].period(reward.ts), 1)
+    }
     assert (await w.one(CheckIn(actor=w.ids["alice"]))).error == ErrorCode.CONFLICT
 
 
@@ -376,8 +419,7 @@ async def test_items_are_granted_given_to_contacts_and_redeemed_once(w: Wallet) 
     assert (await w.one(GiftItem(actor=a, code=code, to="bob"))).error == ErrorCode.NOT_ALLOWED
     await w.run(RequestContact(actor=a, user="bob"), AcceptContact(actor=b, user="alice"))
     gift = await w.one(GiftItem(actor=a, code=code, to="bob", key="g"))
-    assert gift.error is None and (await w.events("bob"))[-1] == {"type": "item",
-                                                                   "kind": "fcode"}
+    assert gift.error is None and (await w.events("bob"))[-1] == {"type": "item", "kind": "fcode"}
     assert await w.store.items_of(a) == [] and (await w.store.items_of(b))[0].code == code
     assert (await w.one(RedeemItem(actor=a, code=code))).error == ErrorCode.ITEM_UNAVAILABLE
     redeemed = await w.one(RedeemItem(actor=b, code=code))
@@ -394,16 +436,20 @@ async def test_an_invitation_pays_its_owner_up_to_the_cap(w: Wallet) -> None:
     for _ in range(4):
         op = await w.one(GrantItem(actor=0, to="alice", kind="invite", policy=POLICY))
         codes.append(op.result["item"]["code"])
-    used = await w.run(*[UseInvite(actor=w.ids[n], code=c, policy=POLICY, key="invite")
-                         for n, c in zip(names[1:], codes, strict=True)])
+    used = await w.run(
+        *[
+            UseInvite(actor=w.ids[n], code=c, policy=POLICY, key="invite")
+            for n, c in zip(names[1:], codes, strict=True)
+        ]
+    )
     assert [len(u.result["tasks"]) for u in used] == [1, 1, 1, 0]  # cap 3, for ever
     assert (await w.balance("alice")).balance == 150
     assert len([i for i in await w.store.items_of(w.ids["alice"]) if i.kind == "fcode"]) == 3
-    again = await w.one(UseInvite(actor=w.ids["n1"], code=codes[0], policy=POLICY,
-                                  key="invite"))
+    again = await w.one(UseInvite(actor=w.ids["n1"], code=codes[0], policy=POLICY, key="invite"))
     assert again.duplicate
-    assert (await w.one(UseInvite(actor=w.ids["n2"], code=codes[0]))).error == \
-        ErrorCode.ITEM_UNAVAILABLE
+    assert (
+        await w.one(UseInvite(actor=w.ids["n2"], code=codes[0]))
+    ).error == ErrorCode.ITEM_UNAVAILABLE
 
 
 # ---------------------------------------------------------------------------- invariants
@@ -427,11 +473,19 @@ async def test_a_random_workload_keeps_every_invariant(w: Wallet) -> None:
             uid = w.ids[who]
             r = rnd.random()
             if r < 0.4:
-                ops.append(pay(w, who, rnd.choice(names), rnd.randint(1, 80),
-                               key=f"k{rnd.randint(0, 60)}"))
+                ops.append(
+                    pay(w, who, rnd.choice(names), rnd.randint(1, 80), key=f"k{rnd.randint(0, 60)}")
+                )
             elif r < 0.55:
-                ops.append(SendPacket(actor=uid, group=g, amount=rnd.randint(5, 60),
-                                      count=rnd.randint(1, 5), seed=rnd.getrandbits(60)))
+                ops.append(
+                    SendPacket(
+                        actor=uid,
+                        group=g,
+                        amount=rnd.randint(5, 60),
+                        count=rnd.randint(1, 5),
+                        seed=rnd.getrandbits(60),
+                    )
+                )
             elif r < 0.8 and packets:
                 ops.append(ClaimPacket(actor=uid, packet=rnd.choice(packets)))
             elif r < 0.9:
@@ -439,8 +493,11 @@ async def test_a_random_workload_keeps_every_invariant(w: Wallet) -> None:
                 ops.append(Hold(actor=uid, debit=uid, credit=other, amount=rnd.randint(1, 50)))
             elif pendings:
                 tid, owner = rnd.choice(pendings)
-                ops.append(PostPending(actor=owner, pending=tid, amount=rnd.randint(1, 3))
-                           if rnd.random() < 0.5 else VoidPending(actor=owner, pending=tid))
+                ops.append(
+                    PostPending(actor=owner, pending=tid, amount=rnd.randint(1, 3))
+                    if rnd.random() < 0.5
+                    else VoidPending(actor=owner, pending=tid)
+                )
         for op in await w.run(*ops):
             if op.error is not None:
                 continue
@@ -466,12 +523,22 @@ async def test_both_stores_agree(tmp_path: Path) -> None:
             await w.coins("a", "b", "c", amount=50)
             g = await w.group("a", "b", "c")
             rp = await w.one(SendPacket(actor=w.ids["a"], group=g, amount=40, count=3, seed=5))
-            ops = [pay(w, "b", "c", 30), pay(w, "b", "a", 30),
-                   ClaimPacket(actor=w.ids["c"], packet=rp.result["packet"]),
-                   ClaimPacket(actor=w.ids["b"], packet=rp.result["packet"]),
-                   pay(w, "c", "a", 60, key="z"), pay(w, "c", "a", 60, key="z")]
-            answers = [(op.error, op.duplicate, msgpack.packb(op.result, use_bin_type=True)
-                        if op.result is not None else None) for op in await w.run(*ops)]
+            ops = [
+                pay(w, "b", "c", 30),
+                pay(w, "b", "a", 30),
+                ClaimPacket(actor=w.ids["c"], packet=rp.result["packet"]),
+                ClaimPacket(actor=w.ids["b"], packet=rp.result["packet"]),
+                pay(w, "c", "a", 60, key="z"),
+                pay(w, "c", "a", 60, key="z"),
+            ]
+            answers = [
+                (
+                    op.error,
+                    op.duplicate,
+                    msgpack.packb(op.result, use_bin_type=True) if op.result is not None else None,
+                )
+                for op in await w.run(*ops)
+            ]
             balances = [await w.balance(n) for n in ("a", "b", "c")]
             outcomes.append((_no_ts(answers), balances))
         finally:

@@ -157,10 +157,19 @@ PASSWORD = "correct horse battery staple"
 T0 = 1_700_000_000_000  # ms since the Unix epoch: 2023-11-14T22:13:20Z
 
 
-def _msg(id: int, pos: int, sender: str, to: str, ts: int, cmid: str, text: str,
-         meta: dict[str, Any] | None = None) -> ChatMessage:
-    return ChatMessage(id=id, conv=7, pos=pos, sender=sender, to=to, ts=ts, cmid=cmid,
-                       text=text, meta=meta or {})
+def _msg(
+    id: int,
+    pos: int,
+    sender: str,
+    to: str,
+    ts: int,
+    cmid: str,
+    text: str,
+    meta: dict[str, Any] | None = None,
+) -> ChatMessage:
+    return ChatMessage(
+        id=id, conv=7, pos=pos, sender=sender, to=to, ts=ts, cmid=cmid, text=text, meta=meta or {}
+    )
 
 
 BOB_41 = _msg(1001, 11, "bob", "alice", T0 + 1_000, "b-17", "hi alice")
@@ -174,30 +183,72 @@ GROUP = 12
 T1 = T0 + 10_000  # the group's creation
 
 
-def _gmsg(id: int, pos: int, sender: str, ts: int, cmid: str, text: str,
-          event: dict[str, Any] | None = None) -> ChatMessage:
+def _gmsg(
+    id: int,
+    pos: int,
+    sender: str,
+    ts: int,
+    cmid: str,
+    text: str,
+    event: dict[str, Any] | None = None,
+) -> ChatMessage:
     """A group timeline entry: "group" instead of "to"; events have empty text and cmid."""
-    return ChatMessage(id=id, conv=GROUP, pos=pos, sender=sender, to="", ts=ts, cmid=cmid,
-                       text=text, group=GROUP, event=event)
+    return ChatMessage(
+        id=id,
+        conv=GROUP,
+        pos=pos,
+        sender=sender,
+        to="",
+        ts=ts,
+        cmid=cmid,
+        text=text,
+        group=GROUP,
+        event=event,
+    )
 
 
-G_CREATED = _gmsg(1004, 1, "alice", T1, "", "",
-                  {"type": "created", "name": "Trip", "users": ["alice", "bob", "carol"]})
+G_CREATED = _gmsg(
+    1004,
+    1,
+    "alice",
+    T1,
+    "",
+    "",
+    {"type": "created", "name": "Trip", "users": ["alice", "bob", "carol"]},
+)
 G_ADDED = _gmsg(1005, 2, "alice", T1 + 1_000, "", "", {"type": "added", "users": ["dave"]})
 G_TEXT = _gmsg(1006, 3, "alice", T1 + 2_000, "c-0002", "who is driving?")
 
 
 # The wallet (SPEC.md 25): alice pays bob, sends a red packet into group 12, bob claims.
 T2 = T1 + 60_000
-PAY_501 = W.TransferEntry(id=501, sender="alice", to="bob", amount=30, code="pay",
-                          phase="posted", ts=T2, memo="lunch")
-PACKET_502 = W.TransferEntry(id=502, sender="alice", to="*escrow", amount=100,
-                             code="red_packet", phase="pending", ts=T2 + 1_000,
-                             expires=T2 + 1_000 + 86_400_000, ref=1)
-CLAIM_503 = W.TransferEntry(id=503, sender="*escrow", to="bob", amount=42, code="claim",
-                            phase="posted", ts=T2 + 2_000, ref=1)
-FCODE = W.ItemEntry(code="7QXK2M4RJH5WNB3D", kind="fcode", source="task:checkin",
-                    created=T2 + 3_000)
+PAY_501 = W.TransferEntry(
+    id=501, sender="alice", to="bob", amount=30, code="pay", phase="posted", ts=T2, memo="lunch"
+)
+PACKET_502 = W.TransferEntry(
+    id=502,
+    sender="alice",
+    to="*escrow",
+    amount=100,
+    code="red_packet",
+    phase="pending",
+    ts=T2 + 1_000,
+    expires=T2 + 1_000 + 86_400_000,
+    ref=1,
+)
+CLAIM_503 = W.TransferEntry(
+    id=503,
+    sender="*escrow",
+    to="bob",
+    amount=42,
+    code="claim",
+    phase="posted",
+    ts=T2 + 2_000,
+    ref=1,
+)
+FCODE = W.ItemEntry(
+    code="7QXK2M4RJH5WNB3D", kind="fcode", source="task:checkin", created=T2 + 3_000
+)
 # Media (SPEC.md 27): alice uploads an 11-byte file, resumes a larger upload, sends the
 # file to bob, receives an image from bob and downloads part of her file.
 HELLO = b"hello world"
@@ -209,29 +260,61 @@ AUDIO = hashlib.sha256(b"moon river.ogg").digest()
 DAY_MS = 86_400_000
 # WELCOME limits.media: the reference server's defaults with a 1 MiB frame
 MEDIA_LIMITS = {
-    "max_blob_size": 104_857_600, "min_chunk_size": 16_384, "max_chunk_size": 524_288,
-    "max_chunks": 8192, "max_uploads": 4, "upload_bytes_per_day": 1_073_741_824,
-    "download_bytes_per_day": 4_294_967_296, "max_download_chunk": 524_288,
+    "max_blob_size": 104_857_600,
+    "min_chunk_size": 16_384,
+    "max_chunk_size": 524_288,
+    "max_chunks": 8192,
+    "max_uploads": 4,
+    "upload_bytes_per_day": 1_073_741_824,
+    "download_bytes_per_day": 4_294_967_296,
+    "max_download_chunk": 524_288,
     "upload_ttl": 86_400.0,
 }
 IMAGE_MSG = ChatMessage(
-    id=1010, conv=7, pos=15, sender="bob", to="alice", ts=T0 + 7_000, cmid="b-19",
-    text="the beach", media={"kind": "image", "blob": IMAGE, "size": 48_213,
-                             "type": "image/jpeg", "w": 1200, "h": 800,
-                             "thumb": {"blob": THUMB, "w": 320, "h": 213,
-                                       "type": "image/jpeg"},
-                             "name": "beach.jpg"})
+    id=1010,
+    conv=7,
+    pos=15,
+    sender="bob",
+    to="alice",
+    ts=T0 + 7_000,
+    cmid="b-19",
+    text="the beach",
+    media={
+        "kind": "image",
+        "blob": IMAGE,
+        "size": 48_213,
+        "type": "image/jpeg",
+        "w": 1200,
+        "h": 800,
+        "thumb": {"blob": THUMB, "w": 320, "h": 213, "type": "image/jpeg"},
+        "name": "beach.jpg",
+    },
+)
 
 
-def _updates_frame(rid: int, updates: list[tuple[int, ChatMessage]], head: int, *,
-                   more: bool = False, resync: bool = False) -> bytes:
+def _updates_frame(
+    rid: int,
+    updates: list[tuple[int, ChatMessage]],
+    head: int,
+    *,
+    more: bool = False,
+    resync: bool = False,
+) -> bytes:
     """Build UPDATES the way a server fans out, and check it against the dataclass encoder."""
     frame: bytes = encode_updates_frame(
-        rid, [encode_update(seq, UpdateKind.MESSAGE, m.encode()) for seq, m in updates], head,
-        more=more, resync=resync)
-    typed = Updates(rid=rid, updates=tuple(Update(seq=s, kind=UpdateKind.MESSAGE, message=m)
-                                           for s, m in updates),
-                    head=head, more=more, resync=resync)
+        rid,
+        [encode_update(seq, UpdateKind.MESSAGE, m.encode()) for seq, m in updates],
+        head,
+        more=more,
+        resync=resync,
+    )
+    typed = Updates(
+        rid=rid,
+        updates=tuple(Update(seq=s, kind=UpdateKind.MESSAGE, message=m) for s, m in updates),
+        head=head,
+        more=more,
+        resync=resync,
+    )
     assert frame == typed.encode(), "encode_updates_frame disagrees with Updates.encode"
     return frame
 
@@ -239,8 +322,17 @@ def _updates_frame(rid: int, updates: list[tuple[int, ChatMessage]], head: int, 
 def _updates_raw(rid: int, updates: list[Update], head: int) -> bytes:
     """UPDATES with entries of any kind, built the fan-out way and checked like above."""
     frame: bytes = encode_updates_frame(
-        rid, [encode_update(u.seq, u.kind, u.message.encode() if u.message is not None
-                            else msgpack.packb(u.data)) for u in updates], head)
+        rid,
+        [
+            encode_update(
+                u.seq,
+                u.kind,
+                u.message.encode() if u.message is not None else msgpack.packb(u.data),
+            )
+            for u in updates
+        ],
+        head,
+    )
     assert frame == Updates(rid=rid, updates=tuple(updates), head=head).encode()
     return frame
 
@@ -272,75 +364,149 @@ def _frames() -> list[tuple[str, bytes]]:
     return [
         # connection 1: handshake, registration, first login of device "laptop"
         m("hello", Hello(rid=1, versions=(1,), client="liaotian-example/1.0")),
-        m("welcome", Welcome(rid=1, version=1, server="liaotian/0.1.0", time=T0,
-                             heartbeat=DEFAULT_LIMITS.heartbeat_interval,
-                             limits=DEFAULT_LIMITS.advertised())),
+        m(
+            "welcome",
+            Welcome(
+                rid=1,
+                version=1,
+                server="liaotian/0.1.0",
+                time=T0,
+                heartbeat=DEFAULT_LIMITS.heartbeat_interval,
+                limits=DEFAULT_LIMITS.advertised(),
+            ),
+        ),
         m("register", Register(rid=2, username="alice", password=PASSWORD)),
         m("registered", Registered(rid=2, user="alice")),
         m("login", Login(rid=3, username="alice", password=PASSWORD, device="laptop")),
-        m("authenticated_login", Authenticated(rid=3, user="alice", device="laptop", head=0,
-                                               acked=0, token=TOKEN)),
-        m("error_bad_credentials", Error(rid=3, code=ErrorCode.BAD_CREDENTIALS,
-                                         message=ErrorCode.BAD_CREDENTIALS.explanation)),
-        m("error_throttled", Error(rid=3, code=ErrorCode.THROTTLED,
-                                   message=ErrorCode.THROTTLED.explanation, retry_after=42.5)),
+        m(
+            "authenticated_login",
+            Authenticated(rid=3, user="alice", device="laptop", head=0, acked=0, token=TOKEN),
+        ),
+        m(
+            "error_bad_credentials",
+            Error(
+                rid=3, code=ErrorCode.BAD_CREDENTIALS, message=ErrorCode.BAD_CREDENTIALS.explanation
+            ),
+        ),
+        m(
+            "error_throttled",
+            Error(
+                rid=3,
+                code=ErrorCode.THROTTLED,
+                message=ErrorCode.THROTTLED.explanation,
+                retry_after=42.5,
+            ),
+        ),
         # connection 2 (after HELLO/WELCOME as above): resume with the token
         m("auth", Auth(rid=2, token=TOKEN)),
-        m("authenticated_auth", Authenticated(rid=2, user="alice", device="laptop", head=41,
-                                              acked=40)),
+        m(
+            "authenticated_auth",
+            Authenticated(rid=2, user="alice", device="laptop", head=41, acked=40),
+        ),
         m("sync", Sync(rid=3, since=40, limit=100)),
         ("updates_sync_page", _updates_frame(3, [(41, BOB_41)], head=41)),
         m("send", Send(rid=4, to="bob", cmid="c-0001", text="hello bob", meta={"lang": "en"})),
         m("sent", Sent(rid=4, id=1002, conv=7, pos=12, ts=ALICE_42.ts, seq=42, cmid="c-0001")),
-        m("sent_duplicate", Sent(rid=5, id=1002, conv=7, pos=12, ts=ALICE_42.ts, seq=42,
-                                 cmid="c-0001", duplicate=True)),
+        m(
+            "sent_duplicate",
+            Sent(
+                rid=5,
+                id=1002,
+                conv=7,
+                pos=12,
+                ts=ALICE_42.ts,
+                seq=42,
+                cmid="c-0001",
+                duplicate=True,
+            ),
+        ),
         ("updates_push", _updates_frame(0, [(43, BOB_43)], head=43)),
         m("ack", Ack(rid=0, seq=43)),
-        m("error_invalid_cursor_ack", Error(rid=0, code=ErrorCode.INVALID_CURSOR,
-                                            message=ErrorCode.INVALID_CURSOR.explanation)),
+        m(
+            "error_invalid_cursor_ack",
+            Error(
+                rid=0, code=ErrorCode.INVALID_CURSOR, message=ErrorCode.INVALID_CURSOR.explanation
+            ),
+        ),
         ("updates_resync", _updates_frame(6, [], head=43, resync=True)),
         m("history", History(rid=7, with_user="bob", before=11, limit=2)),
         ("history_page", _history_frame(7, [HIST_9, HIST_10], more=True)),
         m("ping", Ping(rid=8)),
         m("pong", Pong(rid=8, time=T0 + 4_000)),
         m("list_devices", ListDevices(rid=9)),
-        m("device_list", DeviceList(rid=9, devices=(
-            DeviceInfo(device="laptop", created=T0 + 500, last_seen=T0 + 4_000, online=True,
-                       acked=43),
-            DeviceInfo(device="phone", created=T0 - 86_400_000, last_seen=T0 - 3_600_000,
-                       online=False, acked=40),
-        ))),
+        m(
+            "device_list",
+            DeviceList(
+                rid=9,
+                devices=(
+                    DeviceInfo(
+                        device="laptop",
+                        created=T0 + 500,
+                        last_seen=T0 + 4_000,
+                        online=True,
+                        acked=43,
+                    ),
+                    DeviceInfo(
+                        device="phone",
+                        created=T0 - 86_400_000,
+                        last_seen=T0 - 3_600_000,
+                        online=False,
+                        acked=40,
+                    ),
+                ),
+            ),
+        ),
         m("revoke_device", RevokeDevice(rid=10, device="phone")),
         m("device_revoked", DeviceRevoked(rid=10, device="phone")),
-        m("error_rate_limited", Error(rid=11, code=ErrorCode.RATE_LIMITED,
-                                      message=ErrorCode.RATE_LIMITED.explanation,
-                                      retry_after=1.0)),
+        m(
+            "error_rate_limited",
+            Error(
+                rid=11,
+                code=ErrorCode.RATE_LIMITED,
+                message=ErrorCode.RATE_LIMITED.explanation,
+                retry_after=1.0,
+            ),
+        ),
         m("logout", Logout(rid=12)),
         m("logged_out", LoggedOut(rid=12)),
         m("close_logged_out", Close(rid=0, code=CloseCode.LOGGED_OUT, reason="logged out")),
-        m("close_going_away", Close(rid=0, code=CloseCode.GOING_AWAY,
-                                    reason="server shutting down")),
+        m(
+            "close_going_away",
+            Close(rid=0, code=CloseCode.GOING_AWAY, reason="server shutting down"),
+        ),
         m("close_normal", Close(rid=0, code=CloseCode.NORMAL)),
         # a HELLO offering only version 2, and what the server Connection answers
         m("hello_unsupported", Hello(rid=1, versions=(2,), client="future-client/9.0")),
         ("error_unsupported_version", err_version),
         ("close_unsupported_version", close_version),
-
         # connection 3 (after HELLO/WELCOME/AUTH as above): the social layer.
         # Groups (SPEC.md 17): alice creates group 12 with bob and carol, adds dave, writes.
         m("group_create", GroupCreate(rid=20, name="Trip", members=("bob", "carol"))),
-        m("group_info", GroupInfo(rid=20, group=GROUP, name="Trip", topic="", owner="alice",
-                                  created=T1, pos=1, members=(
-                                      GroupMember(user="alice", role="owner", joined=T1),
-                                      GroupMember(user="bob", role="member", joined=T1),
-                                      GroupMember(user="carol", role="member", joined=T1)))),
+        m(
+            "group_info",
+            GroupInfo(
+                rid=20,
+                group=GROUP,
+                name="Trip",
+                topic="",
+                owner="alice",
+                created=T1,
+                pos=1,
+                members=(
+                    GroupMember(user="alice", role="owner", joined=T1),
+                    GroupMember(user="bob", role="member", joined=T1),
+                    GroupMember(user="carol", role="member", joined=T1),
+                ),
+            ),
+        ),
         m("group_add", GroupAdd(rid=21, group=GROUP, users=("dave",))),
         m("ok_pos", Ok(rid=21, pos=2)),
         ("updates_group_event", _updates_frame(0, [(44, G_ADDED)], head=44)),
-        m("send_group", Send(rid=22, to="", group=GROUP, cmid="c-0002",
-                             text="who is driving?")),
-        m("sent_group", Sent(rid=22, id=1006, conv=GROUP, pos=3, ts=G_TEXT.ts, seq=45,
-                             cmid="c-0002")),
+        m("send_group", Send(rid=22, to="", group=GROUP, cmid="c-0002", text="who is driving?")),
+        m(
+            "sent_group",
+            Sent(rid=22, id=1006, conv=GROUP, pos=3, ts=G_TEXT.ts, seq=45, cmid="c-0002"),
+        ),
         m("history_group", History(rid=23, with_user="", group=GROUP, after=0, limit=3)),
         ("history_page_group", _history_frame(23, [G_CREATED, G_ADDED, G_TEXT], more=False)),
         m("get_group", GetGroup(rid=24, group=GROUP)),
@@ -348,23 +514,63 @@ def _frames() -> list[tuple[str, bytes]]:
         # pos 13; bob's read marker for alice's message 12 arrives as an update of kind 2.
         m("read", Read(rid=25, conv=7, pos=13)),
         m("ok", Ok(rid=25)),
-        ("updates_read", _updates_raw(0, [Update(seq=46, kind=UpdateKind.READ,
-                                                 data={"conv": 7, "user": "bob", "pos": 12})],
-                                      head=46)),
+        (
+            "updates_read",
+            _updates_raw(
+                0,
+                [Update(seq=46, kind=UpdateKind.READ, data={"conv": 7, "user": "bob", "pos": 12})],
+                head=46,
+            ),
+        ),
         m("get_receipts", GetReceipts(rid=26, conv=GROUP)),
-        m("receipts", Receipts(rid=26, conv=GROUP,
-                               read=(Marker(user="bob", pos=3), Marker(user="carol", pos=2),
-                                     Marker(user="dave", pos=0)),
-                               delivered=(Marker(user="bob", pos=3), Marker(user="carol", pos=3),
-                                          Marker(user="dave", pos=2)))),
+        m(
+            "receipts",
+            Receipts(
+                rid=26,
+                conv=GROUP,
+                read=(
+                    Marker(user="bob", pos=3),
+                    Marker(user="carol", pos=2),
+                    Marker(user="dave", pos=0),
+                ),
+                delivered=(
+                    Marker(user="bob", pos=3),
+                    Marker(user="carol", pos=3),
+                    Marker(user="dave", pos=2),
+                ),
+            ),
+        ),
         # The chat list (SPEC.md 19)
         m("list_conversations", ListConversations(rid=27, limit=2)),
-        m("conversation_list", ConversationList(rid=27, more=True, conversations=(
-            ConversationSummary(conv=GROUP, kind="group", name="Trip", ts=G_TEXT.ts, unread=0,
-                                read=0, last=G_TEXT, group=GROUP),
-            ConversationSummary(conv=7, kind="direct", name="bob", ts=BOB_43.ts, unread=0,
-                                read=13, last=BOB_43, peer="bob"),
-        ))),
+        m(
+            "conversation_list",
+            ConversationList(
+                rid=27,
+                more=True,
+                conversations=(
+                    ConversationSummary(
+                        conv=GROUP,
+                        kind="group",
+                        name="Trip",
+                        ts=G_TEXT.ts,
+                        unread=0,
+                        read=0,
+                        last=G_TEXT,
+                        group=GROUP,
+                    ),
+                    ConversationSummary(
+                        conv=7,
+                        kind="direct",
+                        name="bob",
+                        ts=BOB_43.ts,
+                        unread=0,
+                        read=13,
+                        last=BOB_43,
+                        peer="bob",
+                    ),
+                ),
+            ),
+        ),
         # Typing (SPEC.md 20): one-way, rid 0
         m("typing", Typing(rid=0, typing=True, to="bob")),
         m("typing_notice", TypingNotice(rid=0, user="bob", typing=True, ttl=6.0)),
@@ -376,25 +582,58 @@ def _frames() -> list[tuple[str, bytes]]:
         m("group_remove", GroupRemove(rid=30, group=GROUP, user="dave")),
         m("group_transfer", GroupTransfer(rid=31, group=GROUP, user="bob")),
         m("list_groups", ListGroups(rid=32)),
-        m("group_list", GroupList(rid=32, groups=(
-            GroupSummary(group=GROUP, name="Trip", topic="Lisbon, May 3-7", role="admin",
-                         members=3),))),
+        m(
+            "group_list",
+            GroupList(
+                rid=32,
+                groups=(
+                    GroupSummary(
+                        group=GROUP, name="Trip", topic="Lisbon, May 3-7", role="admin", members=3
+                    ),
+                ),
+            ),
+        ),
         m("list_groups_page", ListGroups(rid=47, limit=1, after=GROUP - 1)),
-        m("group_list_more", GroupList(rid=47, more=True, groups=(
-            GroupSummary(group=GROUP, name="Trip", topic="Lisbon, May 3-7", role="admin",
-                         members=3),))),
+        m(
+            "group_list_more",
+            GroupList(
+                rid=47,
+                more=True,
+                groups=(
+                    GroupSummary(
+                        group=GROUP, name="Trip", topic="Lisbon, May 3-7", role="admin", members=3
+                    ),
+                ),
+            ),
+        ),
         m("group_leave", GroupLeave(rid=33, group=GROUP)),
         # Presence (SPEC.md 21)
         m("presence", Presence(rid=0, user="bob", online=False, last_seen=T0 + 60_000)),
         m("get_presence", GetPresence(rid=34, users=("bob", "carol"))),
-        m("presence_list", PresenceList(rid=34, presence=(
-            PresenceEntry(user="bob", online=False, last_seen=T0 + 60_000),
-            PresenceEntry(user="carol", online=True, last_seen=T0 - 7_200_000)))),
+        m(
+            "presence_list",
+            PresenceList(
+                rid=34,
+                presence=(
+                    PresenceEntry(user="bob", online=False, last_seen=T0 + 60_000),
+                    PresenceEntry(user="carol", online=True, last_seen=T0 - 7_200_000),
+                ),
+            ),
+        ),
         # Contacts and blocking (SPEC.md 22)
         m("contact_request", ContactRequest(rid=35, user="carol")),
-        ("updates_contact", _updates_raw(0, [Update(seq=47, kind=UpdateKind.CONTACT,
-                                                    data={"event": "accepted", "user": "carol"})],
-                                         head=47)),
+        (
+            "updates_contact",
+            _updates_raw(
+                0,
+                [
+                    Update(
+                        seq=47, kind=UpdateKind.CONTACT, data={"event": "accepted", "user": "carol"}
+                    )
+                ],
+                head=47,
+            ),
+        ),
         m("contact_accept", ContactAccept(rid=36, user="dave")),
         m("contact_decline", ContactDecline(rid=37, user="grace")),
         m("contact_cancel", ContactCancel(rid=38, user="erin")),
@@ -402,9 +641,16 @@ def _frames() -> list[tuple[str, bytes]]:
         m("block", Block(rid=40, user="mallory")),
         m("unblock", Unblock(rid=41, user="oscar")),
         m("list_contacts", ListContacts(rid=42)),
-        m("contact_list", ContactList(rid=42, contacts=("bob", "carol", "dave"),
-                                      incoming=("heidi",), outgoing=("ivan",),
-                                      blocked=("mallory",))),
+        m(
+            "contact_list",
+            ContactList(
+                rid=42,
+                contacts=("bob", "carol", "dave"),
+                incoming=("heidi",),
+                outgoing=("ivan",),
+                blocked=("mallory",),
+            ),
+        ),
         # Profiles and privacy (SPEC.md 23)
         m("set_profile", SetProfile(rid=43, display_name="Alice", status="on holiday")),
         m("get_profile", GetProfile(rid=44, user="bob")),
@@ -413,32 +659,68 @@ def _frames() -> list[tuple[str, bytes]]:
         m("set_privacy_groups", SetPrivacy(rid=48, groups="nobody")),
         m("set_privacy_receipts", SetPrivacy(rid=49, receipts="nobody")),
         m("get_privacy", GetPrivacy(rid=46)),
-        m("privacy", Privacy(rid=46, presence="nobody", profile="everyone",
-                             messages="everyone", groups="contacts", receipts="nobody")),
+        m(
+            "privacy",
+            Privacy(
+                rid=46,
+                presence="nobody",
+                profile="everyone",
+                messages="everyone",
+                groups="contacts",
+                receipts="nobody",
+            ),
+        ),
         # Errors of the social layer, each answering some request with that rid
-        m("error_not_allowed", Error(rid=50, code=ErrorCode.NOT_ALLOWED,
-                                     message=ErrorCode.NOT_ALLOWED.explanation)),
-        m("error_not_member", Error(rid=51, code=ErrorCode.NOT_MEMBER,
-                                    message=ErrorCode.NOT_MEMBER.explanation)),
-        m("error_forbidden", Error(rid=52, code=ErrorCode.FORBIDDEN,
-                                   message=ErrorCode.FORBIDDEN.explanation)),
+        m(
+            "error_not_allowed",
+            Error(rid=50, code=ErrorCode.NOT_ALLOWED, message=ErrorCode.NOT_ALLOWED.explanation),
+        ),
+        m(
+            "error_not_member",
+            Error(rid=51, code=ErrorCode.NOT_MEMBER, message=ErrorCode.NOT_MEMBER.explanation),
+        ),
+        m(
+            "error_forbidden",
+            Error(rid=52, code=ErrorCode.FORBIDDEN, message=ErrorCode.FORBIDDEN.explanation),
+        ),
         # Channels (SPEC.md 24)
-        m("channel_create", ChannelCreate(rid=60, name="xiaomi", about="the forum",
-                                          rules="be kind", open=False, slow_mode=30)),
-        m("channel_info", ChannelInfo(rid=60, channel=12, name="xiaomi", about="the forum",
-                                      rules="be kind", owner="alice", created=T0, open=False,
-                                      members_post=False, slow_mode=30, members=1, pos=0,
-                                      pins=(), role="owner", read=0,
-                                      invite="Zm9ydW0tMTItc2VjcmV0")),
+        m(
+            "channel_create",
+            ChannelCreate(
+                rid=60, name="xiaomi", about="the forum", rules="be kind", open=False, slow_mode=30
+            ),
+        ),
+        m(
+            "channel_info",
+            ChannelInfo(
+                rid=60,
+                channel=12,
+                name="xiaomi",
+                about="the forum",
+                rules="be kind",
+                owner="alice",
+                created=T0,
+                open=False,
+                members_post=False,
+                slow_mode=30,
+                members=1,
+                pos=0,
+                pins=(),
+                role="owner",
+                read=0,
+                invite="Zm9ydW0tMTItc2VjcmV0",
+            ),
+        ),
         m("get_channel", GetChannel(rid=61, channel=12)),
         m("channel_join", ChannelJoin(rid=62, channel=12, invite="Zm9ydW0tMTItc2VjcmV0")),
         m("channel_leave", ChannelLeave(rid=63, channel=12)),
-        m("channel_update", ChannelUpdate(rid=64, channel=12, members_post=True,
-                                          new_invite=True)),
+        m("channel_update", ChannelUpdate(rid=64, channel=12, members_post=True, new_invite=True)),
         m("channel_set_role", ChannelSetRole(rid=65, channel=12, user="bob", role="admin")),
         m("channel_ban", ChannelBan(rid=66, channel=12, user="mallory")),
-        m("channel_post", ChannelPost(rid=67, channel=12, cmid="01HF7Z-post-1",
-                                      text="Welcome to the forum")),
+        m(
+            "channel_post",
+            ChannelPost(rid=67, channel=12, cmid="01HF7Z-post-1", text="Welcome to the forum"),
+        ),
         m("channel_posted", ChannelPosted(rid=67, channel=12, pos=1, n=0, id=1, ts=T0 + 1000)),
         m("channel_comment", ChannelComment(rid=68, channel=12, post=1, text="Glad to be here")),
         m("channel_like", ChannelLike(rid=69, channel=12, post=1)),
@@ -447,16 +729,48 @@ def _frames() -> list[tuple[str, bytes]]:
         m("channel_delete", ChannelDelete(rid=71, channel=12, post=1, n=1)),
         m("channel_read", ChannelRead(rid=72, channel=12, pos=1)),
         m("channel_fetch", ChannelFetch(rid=73, channel=12, after=0, limit=50)),
-        m("channel_page", ChannelPage(rid=73, channel=12, posts=(ChannelPostEntry(
-            pos=1, id=1, author="alice", ts=T0 + 1000, text="Welcome to the forum", likes=1,
-            comments=1, liked=True),))),
+        m(
+            "channel_page",
+            ChannelPage(
+                rid=73,
+                channel=12,
+                posts=(
+                    ChannelPostEntry(
+                        pos=1,
+                        id=1,
+                        author="alice",
+                        ts=T0 + 1000,
+                        text="Welcome to the forum",
+                        likes=1,
+                        comments=1,
+                        liked=True,
+                    ),
+                ),
+            ),
+        ),
         m("channel_search", ChannelSearch(rid=74, channel=12, query="forum")),
-        m("channel_hits", ChannelHits(rid=74, channel=12, hits=(ChannelHit(
-            post=1, n=0, id=1, author="alice", ts=T0 + 1000, text="Welcome to the forum"),))),
+        m(
+            "channel_hits",
+            ChannelHits(
+                rid=74,
+                channel=12,
+                hits=(
+                    ChannelHit(
+                        post=1, n=0, id=1, author="alice", ts=T0 + 1000, text="Welcome to the forum"
+                    ),
+                ),
+            ),
+        ),
         m("channel_news", ChannelNews(rid=0, channel=12, pos=1)),
-        m("error_slow_mode", Error(rid=75, code=ErrorCode.SLOW_MODE,
-                                   message=ErrorCode.SLOW_MODE.explanation, retry_after=12.5)),
-
+        m(
+            "error_slow_mode",
+            Error(
+                rid=75,
+                code=ErrorCode.SLOW_MODE,
+                message=ErrorCode.SLOW_MODE.explanation,
+                retry_after=12.5,
+            ),
+        ),
         # The wallet (SPEC.md 25), on connection 3: alice's balance; she pays bob; her
         # devices see the change as an update of kind 4 WALLET; a red packet of 100 coins
         # in three random shares into group 12, of which bob claims one; the history; the
@@ -464,95 +778,260 @@ def _frames() -> list[tuple[str, bytes]]:
         m("get_wallet", W.GetWallet(rid=60)),
         m("wallet", W.Wallet(rid=60, balance=1000, pending_out=0, pending_in=0)),
         m("pay", W.Pay(rid=61, to="bob", amount=30, key="p-0001", memo="lunch")),
-        m("paid", W.Paid(rid=61, transfer=PAY_501, conv=7, pos=14, balance=970, pending_out=0,
-                         pending_in=0)),
-        m("paid_duplicate", W.Paid(rid=71, transfer=PAY_501, conv=7, pos=14, balance=970,
-                                   pending_out=0, pending_in=0, duplicate=True)),
-        ("updates_wallet", _updates_raw(0, [Update(seq=48, kind=UpdateKind.WALLET, data={
-            "event": "transfer", "transfer": PAY_501.to_wire(), "balance": 970,
-            "pending_out": 0, "pending_in": 0})], head=48)),
-        m("red_packet_send", W.RedPacketSend(rid=62, to="", group=GROUP, amount=100, count=3,
-                                             key="rp-0001", memo="gong xi fa cai")),
-        m("red_packet_sent", W.RedPacketSent(rid=62, packet=1, conv=GROUP, pos=4,
-                                             expires=T2 + 1_000 + 86_400_000,
-                                             transfer=PACKET_502, balance=970, pending_out=100,
-                                             pending_in=0)),
+        m(
+            "paid",
+            W.Paid(
+                rid=61, transfer=PAY_501, conv=7, pos=14, balance=970, pending_out=0, pending_in=0
+            ),
+        ),
+        m(
+            "paid_duplicate",
+            W.Paid(
+                rid=71,
+                transfer=PAY_501,
+                conv=7,
+                pos=14,
+                balance=970,
+                pending_out=0,
+                pending_in=0,
+                duplicate=True,
+            ),
+        ),
+        (
+            "updates_wallet",
+            _updates_raw(
+                0,
+                [
+                    Update(
+                        seq=48,
+                        kind=UpdateKind.WALLET,
+                        data={
+                            "event": "transfer",
+                            "transfer": PAY_501.to_wire(),
+                            "balance": 970,
+                            "pending_out": 0,
+                            "pending_in": 0,
+                        },
+                    )
+                ],
+                head=48,
+            ),
+        ),
+        m(
+            "red_packet_send",
+            W.RedPacketSend(
+                rid=62,
+                to="",
+                group=GROUP,
+                amount=100,
+                count=3,
+                key="rp-0001",
+                memo="gong xi fa cai",
+            ),
+        ),
+        m(
+            "red_packet_sent",
+            W.RedPacketSent(
+                rid=62,
+                packet=1,
+                conv=GROUP,
+                pos=4,
+                expires=T2 + 1_000 + 86_400_000,
+                transfer=PACKET_502,
+                balance=970,
+                pending_out=100,
+                pending_in=0,
+            ),
+        ),
         m("red_packet_claim", W.RedPacketClaim(rid=63, packet=1)),
-        m("red_packet_claimed", W.RedPacketClaimed(rid=63, packet=1, amount=42, transfer=503,
-                                                   left=2)),
+        m(
+            "red_packet_claimed",
+            W.RedPacketClaimed(rid=63, packet=1, amount=42, transfer=503, left=2),
+        ),
         m("get_red_packet", W.GetRedPacket(rid=64, packet=1)),
-        m("red_packet", W.RedPacket(rid=64, packet=1, sender="alice", conv=GROUP, amount=100,
-                                    count=3, split="random", expires=T2 + 1_000 + 86_400_000,
-                                    state="open", claims=(W.ClaimEntry(user="bob", amount=42),),
-                                    memo="gong xi fa cai")),
+        m(
+            "red_packet",
+            W.RedPacket(
+                rid=64,
+                packet=1,
+                sender="alice",
+                conv=GROUP,
+                amount=100,
+                count=3,
+                split="random",
+                expires=T2 + 1_000 + 86_400_000,
+                state="open",
+                claims=(W.ClaimEntry(user="bob", amount=42),),
+                memo="gong xi fa cai",
+            ),
+        ),
         m("list_transfers", W.ListTransfers(rid=65, limit=2)),
         m("transfer_list", W.TransferList(rid=65, transfers=(PACKET_502, PAY_501), more=True)),
         m("check_in", W.CheckIn(rid=66, key="ci-20231114")),
-        m("checked_in", W.CheckedIn(rid=66, tasks=(W.TaskDone(task="checkin", reward=10,
-                                                               transfer=504,
-                                                               item=FCODE.code),),
-                                    balance=980, pending_out=100, pending_in=0)),
+        m(
+            "checked_in",
+            W.CheckedIn(
+                rid=66,
+                tasks=(W.TaskDone(task="checkin", reward=10, transfer=504, item=FCODE.code),),
+                balance=980,
+                pending_out=100,
+                pending_in=0,
+            ),
+        ),
         m("list_tasks", W.ListTasks(rid=67)),
-        m("task_list", W.TaskList(rid=67, tasks=(
-            W.TaskEntry(name="checkin", trigger="checkin", reward=10, period=86_400_000,
-                        cap=1, done=1, item="fcode"),
-            W.TaskEntry(name="first_message", trigger="message", reward=5,
-                        period=86_400_000, cap=1, done=0)))),
+        m(
+            "task_list",
+            W.TaskList(
+                rid=67,
+                tasks=(
+                    W.TaskEntry(
+                        name="checkin",
+                        trigger="checkin",
+                        reward=10,
+                        period=86_400_000,
+                        cap=1,
+                        done=1,
+                        item="fcode",
+                    ),
+                    W.TaskEntry(
+                        name="first_message",
+                        trigger="message",
+                        reward=5,
+                        period=86_400_000,
+                        cap=1,
+                        done=0,
+                    ),
+                ),
+            ),
+        ),
         m("list_items", W.ListItems(rid=68)),
         m("item_list", W.ItemList(rid=68, items=(FCODE,))),
         m("item_gift", W.ItemGift(rid=69, code=FCODE.code, to="bob", key="g-0001")),
         m("item_redeem", W.ItemRedeem(rid=70, code="M2PA6YQ3TC7VKD4H")),
         m("item_done", W.ItemDone(rid=69, item=FCODE)),
         m("set_privacy_coins", SetPrivacy(rid=72, coins="everyone")),
-        m("register_invite", Register(rid=2, username="dave", password=PASSWORD,
-                                      invite="Q4TWZ7HK2PMA6NXC")),
-        m("error_insufficient_funds", Error(rid=73, code=ErrorCode.INSUFFICIENT_FUNDS,
-                                            message="available 880, needed 5000")),
-        m("error_idempotency_mismatch", Error(
-            rid=74, code=ErrorCode.IDEMPOTENCY_MISMATCH,
-            message=ErrorCode.IDEMPOTENCY_MISMATCH.explanation)),
-        m("error_packet_empty", Error(rid=75, code=ErrorCode.PACKET_EMPTY,
-                                      message=ErrorCode.PACKET_EMPTY.explanation)),
+        m(
+            "register_invite",
+            Register(rid=2, username="dave", password=PASSWORD, invite="Q4TWZ7HK2PMA6NXC"),
+        ),
+        m(
+            "error_insufficient_funds",
+            Error(rid=73, code=ErrorCode.INSUFFICIENT_FUNDS, message="available 880, needed 5000"),
+        ),
+        m(
+            "error_idempotency_mismatch",
+            Error(
+                rid=74,
+                code=ErrorCode.IDEMPOTENCY_MISMATCH,
+                message=ErrorCode.IDEMPOTENCY_MISMATCH.explanation,
+            ),
+        ),
+        m(
+            "error_packet_empty",
+            Error(rid=75, code=ErrorCode.PACKET_EMPTY, message=ErrorCode.PACKET_EMPTY.explanation),
+        ),
         # connection 4 (after HELLO/WELCOME/AUTH): media (SPEC.md 27). A server with media
         # advertises its media limits in WELCOME.
-        m("welcome_media", Welcome(rid=1, version=1, server="liaotian/0.1.0", time=T0,
-                                   heartbeat=DEFAULT_LIMITS.heartbeat_interval,
-                                   limits={**DEFAULT_LIMITS.advertised(),
-                                           "media": MEDIA_LIMITS})),
+        m(
+            "welcome_media",
+            Welcome(
+                rid=1,
+                version=1,
+                server="liaotian/0.1.0",
+                time=T0,
+                heartbeat=DEFAULT_LIMITS.heartbeat_interval,
+                limits={**DEFAULT_LIMITS.advertised(), "media": MEDIA_LIMITS},
+            ),
+        ),
         # an 11-byte file in one chunk (the last chunk may be shorter than chunk_size)
-        m("upload_begin", UploadBegin(rid=60, size=len(HELLO), sha256=SHA,
-                                      media_type="text/plain", chunk_size=16_384,
-                                      name="hello.txt")),
-        m("upload_status", UploadStatus(rid=60, upload=7, size=len(HELLO), chunk_size=16_384,
-                                        held=(), expires=T0 + 8_000 + DAY_MS)),
+        m(
+            "upload_begin",
+            UploadBegin(
+                rid=60,
+                size=len(HELLO),
+                sha256=SHA,
+                media_type="text/plain",
+                chunk_size=16_384,
+                name="hello.txt",
+            ),
+        ),
+        m(
+            "upload_status",
+            UploadStatus(
+                rid=60,
+                upload=7,
+                size=len(HELLO),
+                chunk_size=16_384,
+                held=(),
+                expires=T0 + 8_000 + DAY_MS,
+            ),
+        ),
         m("upload_chunk", UploadChunk(rid=61, upload=7, offset=0, data=HELLO)),
         m("ok_chunk", Ok(rid=61)),
         m("upload_finish", UploadFinish(rid=62, upload=7)),
-        m("upload_done", UploadDone(rid=62, blob=SHA, size=len(HELLO),
-                                    media_type="text/plain")),
+        m("upload_done", UploadDone(rid=62, blob=SHA, size=len(HELLO), media_type="text/plain")),
         # resuming an upload begun on an earlier connection: its first three chunks are held
-        m("upload_begin_resume", UploadBegin(rid=63, size=100_000, sha256=BIG,
-                                             media_type="application/octet-stream",
-                                             chunk_size=16_384, name="zeros.bin")),
-        m("upload_status_resume", UploadStatus(rid=63, upload=5, size=100_000,
-                                               chunk_size=16_384, held=(0, 49_152),
-                                               expires=T0 + 9_000 + DAY_MS)),
+        m(
+            "upload_begin_resume",
+            UploadBegin(
+                rid=63,
+                size=100_000,
+                sha256=BIG,
+                media_type="application/octet-stream",
+                chunk_size=16_384,
+                name="zeros.bin",
+            ),
+        ),
+        m(
+            "upload_status_resume",
+            UploadStatus(
+                rid=63,
+                upload=5,
+                size=100_000,
+                chunk_size=16_384,
+                held=(0, 49_152),
+                expires=T0 + 9_000 + DAY_MS,
+            ),
+        ),
         m("upload_cancel", UploadCancel(rid=64, upload=5)),
         # the file to bob, as a message with a caption
-        m("send_file", Send(rid=65, to="bob", cmid="c-0003", text="the notes",
-                            media=SendMedia(kind="file", blob=SHA, name="hello.txt"))),
+        m(
+            "send_file",
+            Send(
+                rid=65,
+                to="bob",
+                cmid="c-0003",
+                text="the notes",
+                media=SendMedia(kind="file", blob=SHA, name="hello.txt"),
+            ),
+        ),
         # a song track with a clip and a cover image
-        m("send_track", Send(rid=68, to="bob", cmid="c-0004", text="",
-                             media=SendMedia(kind="track", blob=AUDIO, title="Moon River",
-                                             clip=(30_000, 60_000), cover=IMAGE))),
+        m(
+            "send_track",
+            Send(
+                rid=68,
+                to="bob",
+                cmid="c-0004",
+                text="",
+                media=SendMedia(
+                    kind="track", blob=AUDIO, title="Moon River", clip=(30_000, 60_000), cover=IMAGE
+                ),
+            ),
+        ),
         # bob's photo arrives: the server's media map, with its thumbnail
         ("updates_media", _updates_frame(0, [(50, IMAGE_MSG)], head=50)),
         m("download", Download(rid=66, blob=SHA, offset=6, length=524_288)),
         m("blob_data", BlobData(rid=66, blob=SHA, offset=6, size=len(HELLO), data=b"world")),
-        m("error_hash_mismatch", Error(rid=62, code=ErrorCode.HASH_MISMATCH,
-                                       message=ErrorCode.HASH_MISMATCH.explanation)),
-        m("error_unknown_blob", Error(rid=67, code=ErrorCode.UNKNOWN_BLOB,
-                                      message=ErrorCode.UNKNOWN_BLOB.explanation)),
+        m(
+            "error_hash_mismatch",
+            Error(
+                rid=62, code=ErrorCode.HASH_MISMATCH, message=ErrorCode.HASH_MISMATCH.explanation
+            ),
+        ),
+        m(
+            "error_unknown_blob",
+            Error(rid=67, code=ErrorCode.UNKNOWN_BLOB, message=ErrorCode.UNKNOWN_BLOB.explanation),
+        ),
     ]
 
 
@@ -582,8 +1061,16 @@ def build() -> list[dict[str, Any]]:
             direction = C2S if name in _CLIENT_CLOSES else S2C
         else:
             direction = C2S if msg_type in CLIENT_TYPES else S2C
-        out.append({"name": name, "direction": direction, "type": msg_type, "rid": rid,
-                    "payload": _jsonable(payload), "hex": frame.hex()})
+        out.append(
+            {
+                "name": name,
+                "direction": direction,
+                "type": msg_type,
+                "rid": rid,
+                "payload": _jsonable(payload),
+                "hex": frame.hex(),
+            }
+        )
     names = [v["name"] for v in out]
     assert len(set(names)) == len(names), "vector names must be unique"
     assert {v["type"] for v in out} == {int(t) for t in MessageType}, "a type has no vector"
@@ -601,8 +1088,10 @@ def render_markdown(vectors: list[dict[str, Any]]) -> str:
         arrow = "client → server" if v["direction"] == C2S else "server → client"
         lines.append(f"#### `{v['name']}`")
         lines.append("")
-        lines.append(f"{MessageType(v['type']).name} ({v['type']}), {arrow}, rid {v['rid']}, "
-                     f"frame {len(frame)} bytes (body {len(frame) - 4}).")
+        lines.append(
+            f"{MessageType(v['type']).name} ({v['type']}), {arrow}, rid {v['rid']}, "
+            f"frame {len(frame)} bytes (body {len(frame) - 4})."
+        )
         lines.append("")
         lines.append("```json")
         lines.append(json.dumps(v["payload"], ensure_ascii=False))
@@ -610,7 +1099,7 @@ def render_markdown(vectors: list[dict[str, Any]]) -> str:
         lines.append("")
         lines.append("```")
         h = v["hex"]
-        lines.extend(h[i:i + 64] for i in range(0, len(h), 64))
+        lines.extend(h[i : i + 64] for i in range(0, len(h), 64))
         lines.append("```")
         lines.append("")
     return "\n".join(lines)

@@ -154,6 +154,9 @@ def charge_rows(op: Op) -> None:
     rows = max(1, len(op.pushes))
     wait = budget.take_rows(op.actor, rows)
     if wait is not None:
-        raise Refused(ErrorCode.RATE_LIMITED, f"writing too fast ({rows} update rows)",
-                      retry_after=round(wait, 3))
+        raise Refused(
+            ErrorCode.RATE_LIMITED,
+            f"writing too fast ({rows} update rows)",
+            retry_after=round(wait, 3),
+        )
     op.rows_charged = rows

@@ -80,8 +80,9 @@ def _channel(plan: ChannelPlan, conv: int) -> ChannelState:
     return ch
 
 
-def _member(plan: ChannelPlan, op: Op, conv: int,
-            min_role: int = ROLE_MEMBER) -> tuple[ChannelState, ChannelMember]:
+def _member(
+    plan: ChannelPlan, op: Op, conv: int, min_role: int = ROLE_MEMBER
+) -> tuple[ChannelState, ChannelMember]:
     """The channel and the actor's member row, or NOT_MEMBER (BANNED if banned) or
     FORBIDDEN below `min_role`."""
     ch = _channel(plan, conv)
@@ -107,8 +108,11 @@ def _slow_mode(ch: ChannelState, m: ChannelMember, ts: int) -> None:
     if ch.slow_mode and m.role < ROLE_ADMIN and m.last_post:
         wait = m.last_post + ch.slow_mode * 1000 - ts
         if wait > 0:
-            raise Refused(ErrorCode.SLOW_MODE, f"slow mode: one post per {ch.slow_mode} s",
-                          retry_after=round(wait / 1000, 3))
+            raise Refused(
+                ErrorCode.SLOW_MODE,
+                f"slow mode: one post per {ch.slow_mode} s",
+                retry_after=round(wait / 1000, 3),
+            )
 
 
 def _check_settings(slow_mode: int | None) -> None:
@@ -118,12 +122,12 @@ def _check_settings(slow_mode: int | None) -> None:
 
 def _event(plan: ChannelPlan, uid: int, event: str, ch: ChannelState) -> None:
     """An entry in the user's own log: their devices learn of the change of membership."""
-    plan.log(uid, UpdateKind.CHANNEL,
-             _packb({"event": event, "channel": ch.conv, "name": ch.name}))
+    plan.log(uid, UpdateKind.CHANNEL, _packb({"event": event, "channel": ch.conv, "name": ch.name}))
 
 
-def _answer(plan: ChannelPlan, op: CreateChannel | JoinChannel | UpdateChannel,
-            ch: ChannelState) -> None:
+def _answer(
+    plan: ChannelPlan, op: CreateChannel | JoinChannel | UpdateChannel, ch: ChannelState
+) -> None:
     """The outcome CHANNEL_INFO is built from: the channel, the actor's row, the owner."""
     op.state, op.member = ch, plan.channel_member(ch.conv, op.actor)
     op.owner_name = plan.username(ch.owner)
@@ -168,8 +172,9 @@ def needs_post(op: Post, n: Needs, plan: Any) -> None:
     n.post_cmids.add((op.channel, op.actor, op.cmid))
 
 
-def needs_on_post(op: Comment | Pin | DeletePost | Like | DeleteComment, n: Needs,
-                  plan: Any) -> None:
+def needs_on_post(
+    op: Comment | Pin | DeletePost | Like | DeleteComment, n: Needs, plan: Any
+) -> None:
     needs(op, n, plan)
     n.posts.add((op.channel, op.post))
 
@@ -190,9 +195,20 @@ def needs_comment(op: DeleteComment, n: Needs, plan: Any) -> None:
 def create(plan: ChannelPlan, op: CreateChannel) -> None:
     _check_settings(op.slow_mode)
     ts = plan.ts
-    ch = ChannelState(conv=plan.new_conv_id(), name=op.name, about=op.about, rules=op.rules,
-                      owner=op.actor, created=ts, open=op.open, members_post=op.members_post,
-                      slow_mode=op.slow_mode, invite=op.invite, members=1, last_pos=0)
+    ch = ChannelState(
+        conv=plan.new_conv_id(),
+        name=op.name,
+        about=op.about,
+        rules=op.rules,
+        owner=op.actor,
+        created=ts,
+        open=op.open,
+        members_post=op.members_post,
+        slow_mode=op.slow_mode,
+        invite=op.invite,
+        members=1,
+        last_pos=0,
+    )
     plan.put_channel(ch, new=True)
     plan.put_channel_member(ch.conv, op.actor, ChannelMember(ROLE_OWNER, 0, ts))
     _event(plan, op.actor, "created", ch)
@@ -231,9 +247,15 @@ def leave(plan: ChannelPlan, op: LeaveChannel) -> None:
 def update(plan: ChannelPlan, op: UpdateChannel) -> None:
     ch, _m = _member(plan, op, op.channel, ROLE_ADMIN)
     _check_settings(op.slow_mode)
-    asked = (("name", op.name), ("about", op.about), ("rules", op.rules), ("open", op.open),
-             ("members_post", op.members_post), ("slow_mode", op.slow_mode),
-             ("invite", op.invite))
+    asked = (
+        ("name", op.name),
+        ("about", op.about),
+        ("rules", op.rules),
+        ("open", op.open),
+        ("members_post", op.members_post),
+        ("slow_mode", op.slow_mode),
+        ("invite", op.invite),
+    )
     changes: dict[str, Any] = {k: v for k, v in asked if v is not None}
     if not changes:
         raise Refused(ErrorCode.INVALID_FIELD, "nothing to change")
@@ -290,8 +312,11 @@ def read(plan: ChannelPlan, op: ReadChannel) -> None:
     if op.read_pos <= m.read_pos:
         return  # read positions only move forward
     plan.put_channel_member(ch.conv, op.actor, replace(m, read_pos=op.read_pos))
-    plan.log(op.actor, UpdateKind.READ, _packb({"conv": ch.conv, "user": plan.username(op.actor),
-                                                "pos": op.read_pos}))
+    plan.log(
+        op.actor,
+        UpdateKind.READ,
+        _packb({"conv": ch.conv, "user": plan.username(op.actor), "pos": op.read_pos}),
+    )
 
 
 # ---------------------------------------------------------------------------- posts
@@ -315,8 +340,11 @@ def post(plan: ChannelPlan, op: Post) -> None:
     plan.add_post(ch.conv, pos, p, op.cmid, op.text)
     plan.put_channel(replace(ch, last_pos=pos, last_ts=ts))
     # one's own post is read; it does not hide posts one has not read yet
-    plan.put_channel_member(ch.conv, op.actor, replace(
-        m, last_post=ts, read_pos=pos if m.read_pos == pos - 1 else m.read_pos))
+    plan.put_channel_member(
+        ch.conv,
+        op.actor,
+        replace(m, last_post=ts, read_pos=pos if m.read_pos == pos - 1 else m.read_pos),
+    )
     op.pos, op.id, op.ts = pos, p.id, ts
 
 

@@ -64,8 +64,7 @@ def _notify(plan: Plan, actor: int, target: int, event: str) -> None:
 
 
 def _changed(plan: Plan, actor: int, target: int) -> None:
-    plan.log(actor, UpdateKind.CONTACT, _packb({"event": "changed",
-                                                "user": plan.username(target)}))
+    plan.log(actor, UpdateKind.CONTACT, _packb({"event": "changed", "user": plan.username(target)}))
 
 
 def _check_contacts_room(plan: Plan, op: RelationOp, target: int) -> None:
@@ -74,8 +73,9 @@ def _check_contacts_room(plan: Plan, op: RelationOp, target: int) -> None:
     if len(plan.social_ro(op.actor).contacts) >= bound:
         raise limit_reached("max_contacts", bound, f"you have {bound} contacts already")
     if len(plan.social_ro(target).contacts) >= bound:
-        raise limit_reached("max_contacts", bound,
-                            f"{plan.username(target)} has {bound} contacts already")
+        raise limit_reached(
+            "max_contacts", bound, f"{plan.username(target)} has {bound} contacts already"
+        )
 
 
 def _make_contacts(plan: Plan, a: int, b: int) -> None:
@@ -136,8 +136,11 @@ def request(plan: Plan, op: RequestContact) -> None:
         raise limit_reached("max_contacts", bound, f"you have {bound} contacts already")
     bound = op.policy.max_outgoing_requests
     if len(me.outgoing) >= bound:
-        raise limit_reached("max_outgoing_requests", bound,
-                            f"you have {bound} contact requests waiting for an answer")
+        raise limit_reached(
+            "max_outgoing_requests",
+            bound,
+            f"you have {bound} contact requests waiting for an answer",
+        )
     if actor in them.blocked:
         # dropped, but kept on the requester's side so the block stays invisible
         plan.relate(actor, target, REL_REQUEST_DROPPED)
@@ -207,14 +210,21 @@ def unblock(plan: Plan, op: UnblockUser) -> None:
         # a request dropped while blocked now arrives, as if it had been in transit
         plan.unrelate(target, actor, REL_REQUEST_DROPPED)
         plan.relate(target, actor, REL_REQUESTED)
-        plan.log(actor, UpdateKind.CONTACT, _packb({"event": "request",
-                                                    "user": plan.username(target)}))
+        plan.log(
+            actor, UpdateKind.CONTACT, _packb({"event": "request", "user": plan.username(target)})
+        )
 
 
 def set_privacy(plan: Plan, op: SetPrivacy) -> None:
     def level(name: str | None) -> int | None:
         return None if name is None else VISIBILITY_BY_NAME[name]
 
-    plan.set_privacy(op.actor, presence=level(op.presence), profile=level(op.profile),
-                     messages=level(op.messages), groups=level(op.groups),
-                     receipts=level(op.receipts), coins=level(op.coins))
+    plan.set_privacy(
+        op.actor,
+        presence=level(op.presence),
+        profile=level(op.profile),
+        messages=level(op.messages),
+        groups=level(op.groups),
+        receipts=level(op.receipts),
+        coins=level(op.coins),
+    )

@@ -56,15 +56,17 @@ def may_add_to_group(user: Social, actor: int) -> bool:
     return may_message(user, actor)
 
 
-def add_event(plan: Plan, conv: int, actor: int, event: dict[str, Any],
-              readers: Iterable[int]) -> int:
+def add_event(
+    plan: Plan, conv: int, actor: int, event: dict[str, Any], readers: Iterable[int]
+) -> int:
     """A timeline event: a message with an "event" map, in every reader's log and the
     actor's. Returns its position."""
     ts = plan.ts
     mid = plan.new_message_id()
     pos = plan.next_pos(conv)
-    body = encode_message_map(mid, conv, pos, plan.username(actor), "", ts, "", "", None,
-                              group=conv, event=event)
+    body = encode_message_map(
+        mid, conv, pos, plan.username(actor), "", ts, "", "", None, group=conv, event=event
+    )
     actor_seq = 0
     for uid in readers:
         seq = plan.next_seq(uid)
@@ -109,11 +111,14 @@ def _check_invitable(plan: Plan, op: Op, uids: list[int]) -> None:
             continue
         soc = plan.social_ro(uid)
         if not may_add_to_group(soc, op.actor):
-            raise Refused(ErrorCode.NOT_ALLOWED,
-                          f"{plan.username(uid)} does not allow you to add them to groups")
+            raise Refused(
+                ErrorCode.NOT_ALLOWED,
+                f"{plan.username(uid)} does not allow you to add them to groups",
+            )
         if soc.groups_joined >= bound:
-            raise limit_reached("max_groups_joined", bound,
-                                f"{plan.username(uid)} is in {bound} groups already")
+            raise limit_reached(
+                "max_groups_joined", bound, f"{plan.username(uid)} is in {bound} groups already"
+            )
 
 
 def _target_member(plan: Plan, op: Op, g: GroupState, name: str, why_self: str) -> int:
@@ -184,11 +189,17 @@ def create(plan: Plan, op: CreateGroup) -> None:
         raise Refused(ErrorCode.GROUP_FULL, f"a group holds at most {policy.max_group_size}")
     me = plan.social_ro(actor)
     if me.groups_owned >= policy.max_groups_owned:
-        raise limit_reached("max_groups_owned", policy.max_groups_owned,
-                            f"you own {policy.max_groups_owned} groups already")
+        raise limit_reached(
+            "max_groups_owned",
+            policy.max_groups_owned,
+            f"you own {policy.max_groups_owned} groups already",
+        )
     if me.groups_joined >= policy.max_groups_joined:
-        raise limit_reached("max_groups_joined", policy.max_groups_joined,
-                            f"you are in {policy.max_groups_joined} groups already")
+        raise limit_reached(
+            "max_groups_joined",
+            policy.max_groups_joined,
+            f"you are in {policy.max_groups_joined} groups already",
+        )
     _check_invitable(plan, op, uids)
     ts = plan.ts
     members = {actor: Member(ROLE_OWNER, 1, ts)}
@@ -197,9 +208,13 @@ def create(plan: Plan, op: CreateGroup) -> None:
     g = plan.create_group(plan.new_conv_id(), op.name, op.topic, actor, members)
     for uid in g.members:
         plan.count_groups(uid, owned=int(uid == actor), joined=1)
-    op.pos = add_event(plan, g.conv, actor, {
-        "type": "created", "name": op.name,
-        "users": [plan.username(u) for u in g.members]}, g.members)
+    op.pos = add_event(
+        plan,
+        g.conv,
+        actor,
+        {"type": "created", "name": op.name, "users": [plan.username(u) for u in g.members]},
+        g.members,
+    )
     op.group = g
     op.names = {u: plan.username(u) for u in g.members}
 
@@ -214,8 +229,13 @@ def add_members(plan: Plan, op: AddMembers) -> None:
         raise Refused(ErrorCode.GROUP_FULL, f"a group holds at most {bound}")
     _check_invitable(plan, op, uids)
     # the new members read the event that adds them: it is their join point
-    op.pos = add_event(plan, g.conv, op.actor, {
-        "type": "added", "users": [plan.username(u) for u in uids]}, [*g.members, *uids])
+    op.pos = add_event(
+        plan,
+        g.conv,
+        op.actor,
+        {"type": "added", "users": [plan.username(u) for u in uids]},
+        [*g.members, *uids],
+    )
     for uid in uids:
         plan.add_member(g, uid, ROLE_MEMBER, op.pos)
         plan.count_groups(uid, joined=1)
@@ -227,8 +247,9 @@ def remove_member(plan: Plan, op: RemoveMember) -> None:
     if g.members[target].role >= g.members[op.actor].role:
         raise Refused(ErrorCode.FORBIDDEN, "only the owner removes admins")
     # the removed member reads the event that removes them, and nothing after it
-    op.pos = add_event(plan, g.conv, op.actor, {"type": "removed", "users": [op.user]},
-                       list(g.members))
+    op.pos = add_event(
+        plan, g.conv, op.actor, {"type": "removed", "users": [op.user]}, list(g.members)
+    )
     plan.remove_member(g, target)
     plan.count_groups(target, joined=-1)
 
@@ -238,8 +259,13 @@ def leave(plan: Plan, op: LeaveGroup) -> None:
     owner = g.members[op.actor].role == ROLE_OWNER
     if owner and len(g.members) > 1:
         raise Refused(ErrorCode.CONFLICT, "transfer ownership before leaving")
-    op.pos = add_event(plan, g.conv, op.actor, {
-        "type": "left", "users": [plan.username(op.actor)]}, list(g.members))
+    op.pos = add_event(
+        plan,
+        g.conv,
+        op.actor,
+        {"type": "left", "users": [plan.username(op.actor)]},
+        list(g.members),
+    )
     plan.remove_member(g, op.actor)
     plan.count_groups(op.actor, owned=-int(owner), joined=-1)
 
@@ -248,22 +274,22 @@ def update(plan: Plan, op: UpdateGroup) -> None:
     if op.name is None and op.topic is None:
         raise Refused(ErrorCode.INVALID_FIELD, "give 'name' or 'topic'")
     g = _member_group(plan, op, op.group, ROLE_ADMIN)
-    plan.set_group_info(g, g.name if op.name is None else op.name,
-                        g.topic if op.topic is None else op.topic)
+    plan.set_group_info(
+        g, g.name if op.name is None else op.name, g.topic if op.topic is None else op.topic
+    )
     if op.name is not None:
-        op.pos = add_event(plan, g.conv, op.actor, {"type": "renamed", "name": op.name},
-                           g.members)
+        op.pos = add_event(plan, g.conv, op.actor, {"type": "renamed", "name": op.name}, g.members)
     if op.topic is not None:
-        op.pos = add_event(plan, g.conv, op.actor, {"type": "topic", "topic": op.topic},
-                           g.members)
+        op.pos = add_event(plan, g.conv, op.actor, {"type": "topic", "topic": op.topic}, g.members)
 
 
 def set_role(plan: Plan, op: SetRole) -> None:
     g = _member_group(plan, op, op.group, ROLE_OWNER)
     target = _target_member(plan, op, g, op.user, "the owner's role changes only by transfer")
     plan.set_role(g, target, ROLE_BY_NAME[op.role])
-    op.pos = add_event(plan, g.conv, op.actor, {"type": "role", "user": op.user,
-                                                "role": op.role}, g.members)
+    op.pos = add_event(
+        plan, g.conv, op.actor, {"type": "role", "user": op.user, "role": op.role}, g.members
+    )
 
 
 def transfer(plan: Plan, op: TransferGroup) -> None:

@@ -63,8 +63,10 @@ def _check_text(name: str, value: str | None) -> None:
         return
     i = first_control(value)
     if i >= 0:
-        raise Refused(ErrorCode.INVALID_FIELD,
-                      f"{name}: control character U+{ord(value[i]):04X} is not allowed")
+        raise Refused(
+            ErrorCode.INVALID_FIELD,
+            f"{name}: control character U+{ord(value[i]):04X} is not allowed",
+        )
 
 
 def _image(blob: Blob) -> dict[str, Any]:
@@ -95,12 +97,14 @@ def check_clip(start_ms: int, end_ms: int, duration_ms: int, policy: Policy) -> 
     if not 0 <= start_ms < end_ms <= duration_ms:
         raise Refused(ErrorCode.BAD_CLIP, data=data)
     if end_ms - start_ms < policy.min_clip_ms:
-        raise Refused(ErrorCode.BAD_CLIP, f"a clip lasts at least {policy.min_clip_ms} ms",
-                      data=data)
+        raise Refused(
+            ErrorCode.BAD_CLIP, f"a clip lasts at least {policy.min_clip_ms} ms", data=data
+        )
 
 
-def plan_media(req: SendMedia, blob: BlobAccess, cover: BlobAccess | None,
-               policy: Policy) -> MediaPlan:
+def plan_media(
+    req: SendMedia, blob: BlobAccess, cover: BlobAccess | None, policy: Policy
+) -> MediaPlan:
     """Check a SEND's media against what the server knows of its blobs and build the map
     the message stores (SPEC.md 27.5), or raise Refused. `cover` is the track cover's
     access (None when the request names no cover)."""
@@ -110,8 +114,7 @@ def plan_media(req: SendMedia, blob: BlobAccess, cover: BlobAccess | None,
         raise Refused(ErrorCode.UNKNOWN_BLOB)
     b = blob.blob
     assert b is not None
-    out: dict[str, Any] = {"kind": req.kind, "blob": b.sha256, "size": b.size,
-                           "type": b.media_type}
+    out: dict[str, Any] = {"kind": req.kind, "blob": b.sha256, "size": b.size, "type": b.media_type}
     refs = [b.sha256]
     kind = req.kind
     if kind == "image":
@@ -137,8 +140,13 @@ def plan_media(req: SendMedia, blob: BlobAccess, cover: BlobAccess | None,
             c = cover.blob
             assert c is not None
             image = _image(c)
-            out["cover"] = {"blob": c.sha256, "w": image["w"], "h": image["h"],
-                            "type": c.media_type, "thumb": image["thumb"]}
+            out["cover"] = {
+                "blob": c.sha256,
+                "w": image["w"],
+                "h": image["h"],
+                "type": c.media_type,
+                "thumb": image["thumb"],
+            }
             refs += [c.sha256, image["thumb"]["blob"]]
     else:  # "file": any blob
         if req.name:

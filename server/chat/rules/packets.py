@@ -134,8 +134,10 @@ def send(plan: Plan, op: SendPacket) -> None:
     if type(op.count) is not int or not 1 <= op.count <= bound:
         raise Refused(ErrorCode.INVALID_FIELD, f"count must be 1..{bound}")
     if type(op.amount) is not int or not op.count <= op.amount <= MAX_AMOUNT:
-        raise Refused(ErrorCode.INVALID_FIELD,
-                      f"amount must be {op.count}..{MAX_AMOUNT}: every share is at least 1")
+        raise Refused(
+            ErrorCode.INVALID_FIELD,
+            f"amount must be {op.count}..{MAX_AMOUNT}: every share is at least 1",
+        )
     split = SPLIT_BY_NAME.get(op.split)
     if split is None:
         raise Refused(ErrorCode.INVALID_FIELD, "split must be 'equal' or 'random'")
@@ -160,18 +162,41 @@ def send(plan: Plan, op: SendPacket) -> None:
         conv = plan.direct_conv(actor, peer)
     pid = plan.new_packet_id()
     expires = plan.ts + op.policy.wallet.packet_ttl_ms
-    t = hold(plan, actor, ESCROW, op.amount, CODE_PACKET, expires=expires, ref=pid,
-             memo=op.memo, actor=actor, key=op.key)
-    p = Packet(pid, actor, conv, peer, op.amount, op.count, split, op.seed, t.id, expires,
-               op.memo, plan.ts)
+    t = hold(
+        plan,
+        actor,
+        ESCROW,
+        op.amount,
+        CODE_PACKET,
+        expires=expires,
+        ref=pid,
+        memo=op.memo,
+        actor=actor,
+        key=op.key,
+    )
+    p = Packet(
+        pid, actor, conv, peer, op.amount, op.count, split, op.seed, t.id, expires, op.memo, plan.ts
+    )
     plan.add_packet(p)
-    event: dict[str, Any] = {"type": "red_packet", "packet": pid, "amount": op.amount,
-                             "count": op.count, "split": op.split, "expires": expires}
+    event: dict[str, Any] = {
+        "type": "red_packet",
+        "packet": pid,
+        "amount": op.amount,
+        "count": op.count,
+        "split": op.split,
+        "expires": expires,
+    }
     if op.memo:
         event["memo"] = op.memo
     op.pos = _event(plan, p, actor, event)
-    op.result = {"packet": pid, "conv": conv, "pos": op.pos, "expires": expires,
-                 "transfer": transfer_map(plan.username, t), **balance_map(plan.account(actor))}
+    op.result = {
+        "packet": pid,
+        "conv": conv,
+        "pos": op.pos,
+        "expires": expires,
+        "transfer": transfer_map(plan.username, t),
+        **balance_map(plan.account(actor)),
+    }
     keep_answer(plan, op, params)
 
 
@@ -188,8 +213,12 @@ def claim(plan: Plan, op: ClaimPacket) -> None:
         raise Refused(ErrorCode.NOT_MEMBER)
     mine = p.claims.get(op.actor)
     if mine is not None:  # at most once: a second claim is answered like the first
-        op.result = {"packet": p.id, "amount": mine[0], "transfer": mine[1],
-                     "left": p.count - len(p.claims)}
+        op.result = {
+            "packet": p.id,
+            "amount": mine[0],
+            "transfer": mine[1],
+            "left": p.count - len(p.claims),
+        }
         op.duplicate = True
         return
     if p.state == PACKET_EXPIRED or plan.ts >= p.expires:
@@ -200,12 +229,21 @@ def claim(plan: Plan, op: ClaimPacket) -> None:
     t = move(plan, ESCROW, op.actor, amount, CODE_CLAIM, ref=p.id, actor=op.actor)
     plan.add_claim(p, op.actor, amount, t.id)
     left = p.count - len(p.claims)
-    op.pos = _event(plan, p, op.actor, {"type": "red_packet_claim", "packet": p.id,
-                                        "amount": amount, "left": left})
+    op.pos = _event(
+        plan,
+        p,
+        op.actor,
+        {"type": "red_packet_claim", "packet": p.id, "amount": amount, "left": left},
+    )
     if not left:
         _settle(plan, p, PACKET_EMPTIED)
-    op.result = {"packet": p.id, "amount": amount, "transfer": t.id, "left": left,
-                 **balance_map(plan.account(op.actor))}
+    op.result = {
+        "packet": p.id,
+        "amount": amount,
+        "transfer": t.id,
+        "left": left,
+        **balance_map(plan.account(op.actor)),
+    }
 
 
 def _settle(plan: Plan, p: Packet, state: int) -> int:
@@ -223,8 +261,12 @@ def expire(plan: Plan, reservation: Transfer) -> None:
     p = plan.packet(reservation.ref)
     assert p is not None and p.state == PACKET_OPEN, "an open reservation's packet is open"
     refund = _settle(plan, p, PACKET_EXPIRED)
-    _event(plan, p, p.sender, {"type": "red_packet_expired", "packet": p.id,
-                               "refund": refund, "claimed": len(p.claims)})
+    _event(
+        plan,
+        p,
+        p.sender,
+        {"type": "red_packet_expired", "packet": p.id, "refund": refund, "claimed": len(p.claims)},
+    )
 
 
 def expire_rule(plan: Plan, op: ExpirePending) -> None:

@@ -99,16 +99,26 @@ def _direct_send(plan: Plan, s: SendRequest) -> None:
     sseq = plan.next_seq(sender)
     rseq = sseq if rcpt == sender else plan.next_seq(rcpt)
     ts = plan.ts
-    body = encode_message_map(mid, conv, pos, s.sender_name, s.to_name, ts, s.cmid, s.text,
-                              s.meta, None, None, s.media)
+    body = encode_message_map(
+        mid, conv, pos, s.sender_name, s.to_name, ts, s.cmid, s.text, s.meta, None, None, s.media
+    )
     plan.add_message(mid, conv, pos, sender, sseq, s.cmid, body)
     if s.blob_refs:
         plan.add_blob_refs(conv, pos, s.blob_refs)
     plan.add_update(sender, sseq, _MESSAGE, message_id=mid)
     if rcpt != sender:
         plan.add_update(rcpt, rseq, _MESSAGE, message_id=mid)
-    s.result = SendResult(id=mid, conv=conv, pos=pos, ts=ts, sender_seq=sseq, cmid=s.cmid,
-                          recipient_id=rcpt, recipient_seq=rseq, body=body)
+    s.result = SendResult(
+        id=mid,
+        conv=conv,
+        pos=pos,
+        ts=ts,
+        sender_seq=sseq,
+        cmid=s.cmid,
+        recipient_id=rcpt,
+        recipient_seq=rseq,
+        body=body,
+    )
 
 
 def _group_send(plan: Plan, s: SendRequest) -> None:
@@ -122,8 +132,9 @@ def _group_send(plan: Plan, s: SendRequest) -> None:
     mid = plan.new_message_id()
     sseq = plan.next_seq(sender)
     ts = plan.ts
-    body = encode_message_map(mid, conv, pos, s.sender_name, "", ts, s.cmid, s.text, s.meta,
-                              conv, None, s.media)
+    body = encode_message_map(
+        mid, conv, pos, s.sender_name, "", ts, s.cmid, s.text, s.meta, conv, None, s.media
+    )
     plan.add_message(mid, conv, pos, sender, sseq, s.cmid, body)
     if s.blob_refs:
         plan.add_blob_refs(conv, pos, s.blob_refs)
@@ -136,5 +147,13 @@ def _group_send(plan: Plan, s: SendRequest) -> None:
             seq = next_seq(uid)
             add_update(uid, seq, _MESSAGE, message_id=mid)
             fanout.append((uid, seq))
-    s.result = SendResult(id=mid, conv=conv, pos=pos, ts=ts, sender_seq=sseq, cmid=s.cmid,
-                          body=body, fanout=tuple(fanout))
+    s.result = SendResult(
+        id=mid,
+        conv=conv,
+        pos=pos,
+        ts=ts,
+        sender_seq=sseq,
+        cmid=s.cmid,
+        body=body,
+        fanout=tuple(fanout),
+    )

@@ -74,8 +74,9 @@ def pay(plan: Plan, uid: int, tasks: Due, secret: bytes) -> list[dict[str, Any]]
         plan.count_task(uid, task.name, period, count + 1)
         done: dict[str, Any] = {"task": task.name, "reward": task.reward}
         if task.reward:
-            done["transfer"] = move(plan, REWARDS, uid, task.reward, CODE_REWARD,
-                                    memo=task.name, actor=uid).id
+            done["transfer"] = move(
+                plan, REWARDS, uid, task.reward, CODE_REWARD, memo=task.name, actor=uid
+            ).id
         if task.item:
             done["item"] = grant(plan, uid, task.item, f"task:{task.name}", secret).code
         paid.append(done)
@@ -110,8 +111,10 @@ def checkin(plan: Plan, op: CheckIn) -> None:
     found = due(plan, op.actor, tasks)
     if not found:
         raise Refused(ErrorCode.TASK_DONE, "checked in already")
-    op.result = {"tasks": pay(plan, op.actor, found, op.policy.wallet.item_secret),
-                 **balance_map(plan.account(op.actor))}
+    op.result = {
+        "tasks": pay(plan, op.actor, found, op.policy.wallet.item_secret),
+        **balance_map(plan.account(op.actor)),
+    }
     keep_answer(plan, op, params)
 
 
@@ -125,16 +128,21 @@ def item_code(secret: bytes, iid: int) -> str:
 
 
 def item_map(item: Item) -> dict[str, Any]:
-    m: dict[str, Any] = {"code": item.code, "kind": item.kind, "source": item.source,
-                         "created": item.created}
+    m: dict[str, Any] = {
+        "code": item.code,
+        "kind": item.kind,
+        "source": item.source,
+        "created": item.created,
+    }
     if item.redeemed:
         m["redeemed"] = item.redeemed
     return m
 
 
 def _tell(plan: Plan, uid: int, change: str, item: Item) -> None:
-    plan.log(uid, WALLET_UPDATE, _packb({"event": "item", "change": change,
-                                         "item": item_map(item)}))
+    plan.log(
+        uid, WALLET_UPDATE, _packb({"event": "item", "change": change, "item": item_map(item)})
+    )
 
 
 def grant(plan: Plan, uid: int, kind: str, source: str, secret: bytes) -> Item:
@@ -239,6 +247,8 @@ def use_invite(plan: Plan, op: UseInvite) -> None:
     found = due(plan, inviter, op.policy.wallet.triggered("invite"))
     plan.redeem_item(item)
     _tell(plan, inviter, "redeemed", item)
-    op.result = {"inviter": plan.username(inviter),
-                 "tasks": pay(plan, inviter, found, op.policy.wallet.item_secret)}
+    op.result = {
+        "inviter": plan.username(inviter),
+        "tasks": pay(plan, inviter, found, op.policy.wallet.item_secret),
+    }
     keep_answer(plan, op, params)

@@ -84,11 +84,24 @@ def account_name(username: Callable[[int], str], acct: int) -> str:
 def transfer_map(username: Callable[[int], str], t: Transfer) -> dict[str, Any]:
     """A transfer as the wire shows it (history, WALLET entries, answers); `username`
     names a user account's owner."""
-    phase = ("pending" if t.flags & PENDING else "post" if t.flags & POST
-             else "void" if t.flags & VOID else "posted")
-    m: dict[str, Any] = {"id": t.id, "from": account_name(username, t.debit),
-                         "to": account_name(username, t.credit), "amount": t.amount,
-                         "code": CODE_NAMES[t.code], "phase": phase, "ts": t.ts}
+    phase = (
+        "pending"
+        if t.flags & PENDING
+        else "post"
+        if t.flags & POST
+        else "void"
+        if t.flags & VOID
+        else "posted"
+    )
+    m: dict[str, Any] = {
+        "id": t.id,
+        "from": account_name(username, t.debit),
+        "to": account_name(username, t.credit),
+        "amount": t.amount,
+        "code": CODE_NAMES[t.code],
+        "phase": phase,
+        "ts": t.ts,
+    }
     if t.pending_id:
         m["pending_id"] = t.pending_id
     if t.expires:
@@ -149,9 +162,17 @@ def notify(plan: Plan, t: Transfer) -> None:
     """A WALLET entry for each user whose account the transfer changed."""
     for acct in (t.debit, t.credit):
         if acct > 0:
-            plan.log(acct, WALLET_UPDATE, _packb({
-                "event": "transfer", "transfer": transfer_map(plan.username, t),
-                **balance_map(plan.account(acct))}))
+            plan.log(
+                acct,
+                WALLET_UPDATE,
+                _packb(
+                    {
+                        "event": "transfer",
+                        "transfer": transfer_map(plan.username, t),
+                        **balance_map(plan.account(acct)),
+                    }
+                ),
+            )
 
 
 def _new(plan: Plan, debit: int, credit: int, amount: int, code: int, **kw: Any) -> Transfer:
@@ -161,13 +182,25 @@ def _new(plan: Plan, debit: int, credit: int, amount: int, code: int, **kw: Any)
 def _check_funds(plan: Plan, debit: int, amount: int) -> Account:
     a = plan.account(debit)
     if not may_go_negative(debit) and available(debit, a) < amount:
-        raise Refused(ErrorCode.INSUFFICIENT_FUNDS,
-                      f"available {max(available(debit, a), 0)}, needed {amount}")
+        raise Refused(
+            ErrorCode.INSUFFICIENT_FUNDS,
+            f"available {max(available(debit, a), 0)}, needed {amount}",
+        )
     return a
 
 
-def move(plan: Plan, debit: int, credit: int, amount: int, code: int, *, ref: int = 0,
-         memo: str = "", actor: int = 0, key: str = "") -> Transfer:
+def move(
+    plan: Plan,
+    debit: int,
+    credit: int,
+    amount: int,
+    code: int,
+    *,
+    ref: int = 0,
+    memo: str = "",
+    actor: int = 0,
+    key: str = "",
+) -> Transfer:
     """A posted transfer: `amount` from debit to credit, now."""
     if debit == credit:
         raise Refused(ErrorCode.CONFLICT, "debit and credit are the same account")
@@ -181,15 +214,37 @@ def move(plan: Plan, debit: int, credit: int, amount: int, code: int, *, ref: in
     return t
 
 
-def hold(plan: Plan, debit: int, credit: int, amount: int, code: int, *, expires: int,
-         ref: int = 0, memo: str = "", actor: int = 0, key: str = "") -> Transfer:
+def hold(
+    plan: Plan,
+    debit: int,
+    credit: int,
+    amount: int,
+    code: int,
+    *,
+    expires: int,
+    ref: int = 0,
+    memo: str = "",
+    actor: int = 0,
+    key: str = "",
+) -> Transfer:
     """A pending transfer: reserves `amount` until it is posted, voided or expires."""
     if debit == credit:
         raise Refused(ErrorCode.CONFLICT, "debit and credit are the same account")
     d = _check_funds(plan, debit, amount)
     c = plan.account(credit)
-    t = _new(plan, debit, credit, amount, code, flags=PENDING, expires=expires, ref=ref,
-             memo=memo, actor=actor, key=key)
+    t = _new(
+        plan,
+        debit,
+        credit,
+        amount,
+        code,
+        flags=PENDING,
+        expires=expires,
+        ref=ref,
+        memo=memo,
+        actor=actor,
+        key=key,
+    )
     plan.add_transfer(t)
     plan.set_account(debit, Account(d.balance, d.pending_out + amount, d.pending_in))
     plan.set_account(credit, Account(c.balance, c.pending_out, c.pending_in + amount))
@@ -197,22 +252,30 @@ def hold(plan: Plan, debit: int, credit: int, amount: int, code: int, *, expires
     return t
 
 
-def close(plan: Plan, p: Transfer, amount: int, *, code: int | None = None,
-          actor: int = 0, key: str = "") -> Transfer:
+def close(
+    plan: Plan, p: Transfer, amount: int, *, code: int | None = None, actor: int = 0, key: str = ""
+) -> Transfer:
     """Close the open pending transfer `p`: post `amount` of it (0: void it; the rest
     of its reservation is released)."""
     if not 0 <= amount <= p.amount:
         raise Refused(ErrorCode.INVALID_FIELD, f"amount must be 0..{p.amount}")
     d, c = plan.account(p.debit), plan.account(p.credit)
     flags = POST if amount else VOID
-    t = _new(plan, p.debit, p.credit, amount if amount else p.amount,
-             p.code if code is None else code, flags=flags, pending_id=p.id, ref=p.ref,
-             actor=actor, key=key)
+    t = _new(
+        plan,
+        p.debit,
+        p.credit,
+        amount if amount else p.amount,
+        p.code if code is None else code,
+        flags=flags,
+        pending_id=p.id,
+        ref=p.ref,
+        actor=actor,
+        key=key,
+    )
     plan.add_transfer(t)
-    plan.set_account(p.debit, Account(d.balance - amount, d.pending_out - p.amount,
-                                      d.pending_in))
-    plan.set_account(p.credit, Account(c.balance + amount, c.pending_out,
-                                       c.pending_in - p.amount))
+    plan.set_account(p.debit, Account(d.balance - amount, d.pending_out - p.amount, d.pending_in))
+    plan.set_account(p.credit, Account(c.balance + amount, c.pending_out, c.pending_in - p.amount))
     notify(plan, t)
     return t
 
@@ -223,8 +286,9 @@ def direct_event(plan: Plan, a: int, b: int, event: dict[str, Any]) -> tuple[int
     conv = plan.direct_conv(a, b)
     pos = plan.next_pos(conv)
     mid = plan.new_message_id()
-    body = encode_message_map(mid, conv, pos, plan.username(a), plan.username(b), plan.ts,
-                              "", "", None, event=event)
+    body = encode_message_map(
+        mid, conv, pos, plan.username(a), plan.username(b), plan.ts, "", "", None, event=event
+    )
     seq_a = plan.next_seq(a)
     plan.add_update(a, seq_a, UpdateKind.MESSAGE, message_id=mid, push=body)
     if b != a:
@@ -318,15 +382,18 @@ def pay(plan: Plan, op: Pay) -> None:
         raise Refused(ErrorCode.CONFLICT, "not to yourself")
     if not may_send_coins(plan.social_ro(payee), op.actor):
         raise Refused(ErrorCode.NOT_ALLOWED)
-    t = move(plan, op.actor, payee, op.amount, CODE_PAY, memo=op.memo, actor=op.actor,
-             key=op.key)
+    t = move(plan, op.actor, payee, op.amount, CODE_PAY, memo=op.memo, actor=op.actor, key=op.key)
     event: dict[str, Any] = {"type": "coins", "transfer": t.id, "amount": op.amount}
     if op.memo:
         event["memo"] = op.memo
     conv, pos = direct_event(plan, op.actor, payee, event)
     op.pos = pos
-    op.result = {"transfer": transfer_map(plan.username, t), "conv": conv, "pos": pos,
-                 **balance_map(plan.account(op.actor))}
+    op.result = {
+        "transfer": transfer_map(plan.username, t),
+        "conv": conv,
+        "pos": pos,
+        **balance_map(plan.account(op.actor)),
+    }
     keep_answer(plan, op, params)
 
 
@@ -339,8 +406,7 @@ def mint(plan: Plan, op: Mint) -> None:
     to = SYSTEM_NAMES.get(op.to) if op.to.startswith("*") else plan.user_id(op.to)
     if to is None or to in (ISSUANCE, ESCROW):
         raise Refused(ErrorCode.UNKNOWN_USER, f"cannot mint to {op.to}")
-    t = move(plan, ISSUANCE, to, op.amount, CODE_MINT, memo=op.memo, actor=op.actor,
-             key=op.key)
+    t = move(plan, ISSUANCE, to, op.amount, CODE_MINT, memo=op.memo, actor=op.actor, key=op.key)
     op.result = {"transfer": transfer_map(plan.username, t)}
     keep_answer(plan, op, params)
 
@@ -373,8 +439,17 @@ def hold_rule(plan: Plan, op: Hold) -> None:
     if op.timeout_ms < 0:
         raise Refused(ErrorCode.INVALID_FIELD, "timeout_ms must be 0 or more")
     expires = plan.ts + op.timeout_ms if op.timeout_ms else 0
-    t = hold(plan, op.debit, op.credit, op.amount, CODE_HOLD, expires=expires, memo=op.memo,
-             actor=op.actor, key=op.key)
+    t = hold(
+        plan,
+        op.debit,
+        op.credit,
+        op.amount,
+        CODE_HOLD,
+        expires=expires,
+        memo=op.memo,
+        actor=op.actor,
+        key=op.key,
+    )
     op.result = {"transfer": transfer_map(plan.username, t)}
     keep_answer(plan, op, params)
 
@@ -426,7 +501,8 @@ def correct(plan: Plan, op: Correct) -> None:
     _known(plan, op.credit)
     if REWARDS in (op.debit, op.credit) or ESCROW in (op.debit, op.credit):
         raise Refused(ErrorCode.FORBIDDEN, "rewards and escrow move by their own rules")
-    t = move(plan, op.debit, op.credit, op.amount, CODE_REVERSAL, ref=op.ref, memo=op.memo,
-             key=op.key)
+    t = move(
+        plan, op.debit, op.credit, op.amount, CODE_REVERSAL, ref=op.ref, memo=op.memo, key=op.key
+    )
     op.result = {"transfer": transfer_map(plan.username, t)}
     keep_answer(plan, op, params)

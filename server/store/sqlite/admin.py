@@ -35,9 +35,20 @@ def list_users(db: sqlite3.Connection, limit: int, after: int = 0) -> list[dict[
     rows = db.execute(
         "SELECT u.id, u.username, u.created, u.last_seen, u.disabled, count(d.device) "
         "FROM users u LEFT JOIN devices d ON d.user_id = u.id WHERE u.id > ? "
-        "GROUP BY u.id ORDER BY u.id LIMIT ?", (after, limit)).fetchall()
-    return [{"id": r[0], "username": r[1], "created": r[2], "last_seen": r[3],
-             "disabled": bool(r[4]), "devices": r[5]} for r in rows]
+        "GROUP BY u.id ORDER BY u.id LIMIT ?",
+        (after, limit),
+    ).fetchall()
+    return [
+        {
+            "id": r[0],
+            "username": r[1],
+            "created": r[2],
+            "last_seen": r[3],
+            "disabled": bool(r[4]),
+            "devices": r[5],
+        }
+        for r in rows
+    ]
 
 
 def count_users(db: sqlite3.Connection) -> tuple[int, int]:
@@ -49,9 +60,13 @@ def count_users(db: sqlite3.Connection) -> tuple[int, int]:
 def list_devices(db: sqlite3.Connection, user_id: int) -> list[dict[str, Any]]:
     rows = db.execute(
         "SELECT device, created, last_seen, acked, token_hash IS NOT NULL FROM devices "
-        "WHERE user_id = ? ORDER BY created, device", (user_id,)).fetchall()
-    return [{"device": r[0], "created": r[1], "last_seen": r[2], "acked": r[3],
-             "signed_in": bool(r[4])} for r in rows]
+        "WHERE user_id = ? ORDER BY created, device",
+        (user_id,),
+    ).fetchall()
+    return [
+        {"device": r[0], "created": r[1], "last_seen": r[2], "acked": r[3], "signed_in": bool(r[4])}
+        for r in rows
+    ]
 
 
 def disabled_ids(db: sqlite3.Connection) -> list[int]:
@@ -66,13 +81,16 @@ def set_disabled(db: sqlite3.Connection, user_id: int, disabled: bool) -> int:
 
 def clear_tokens(db: sqlite3.Connection, user_id: int) -> int:
     """Sign every device of an account out (its devices and positions stay)."""
-    cur = db.execute("UPDATE devices SET token_hash = NULL WHERE user_id = ? AND "
-                     "token_hash IS NOT NULL", (user_id,))
+    cur = db.execute(
+        "UPDATE devices SET token_hash = NULL WHERE user_id = ? AND token_hash IS NOT NULL",
+        (user_id,),
+    )
     return cur.rowcount
 
 
-def set_password(db: sqlite3.Connection, user_id: int, password_hash: str, *,
-                 sign_out: bool) -> int:
+def set_password(
+    db: sqlite3.Connection, user_id: int, password_hash: str, *, sign_out: bool
+) -> int:
     """Replace an account's password hash; with `sign_out`, clear its tokens too."""
     db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
     return clear_tokens(db, user_id) if sign_out else 0
@@ -115,6 +133,11 @@ def _checkpoint(path: str, gate: Any) -> dict[str, Any]:
     finally:
         db.close()
     _, wal_after = file_sizes(path)
-    return {"busy": bool(busy), "wal_frames": frames, "copied": copied,
-            "wal_bytes_before": wal_before, "wal_bytes_after": wal_after,
-            "seconds": round(time.monotonic() - started, 3)}
+    return {
+        "busy": bool(busy),
+        "wal_frames": frames,
+        "copied": copied,
+        "wal_bytes_before": wal_before,
+        "wal_bytes_after": wal_after,
+        "seconds": round(time.monotonic() - started, 3),
+    }

@@ -28,8 +28,10 @@ def backup(db_path: str, dest: str) -> dict[str, object]:
     if os.path.lexists(dest):
         raise BackupError(f"{dest} exists; refusing to overwrite it")
     if not os.path.exists(db_path):
-        raise BackupError(f"no database at {db_path} to back up (choose it with --db-path, "
-                          "LIAOTIAN_DB_PATH or db_path in --config)")
+        raise BackupError(
+            f"no database at {db_path} to back up (choose it with --db-path, "
+            "LIAOTIAN_DB_PATH or db_path in --config)"
+        )
     if not os.path.isfile(db_path):
         raise BackupError(f"{db_path} is not a database file")
     started = time.monotonic()
@@ -37,8 +39,9 @@ def backup(db_path: str, dest: str) -> dict[str, object]:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE)
     except FileExistsError:
-        raise BackupError(f"{tmp} exists (left by an interrupted backup?); remove it "
-                          "first") from None
+        raise BackupError(
+            f"{tmp} exists (left by an interrupted backup?); remove it first"
+        ) from None
     except OSError as exc:
         raise BackupError(f"cannot create {tmp}: {exc.strerror}") from None
     os.close(fd)
@@ -51,8 +54,13 @@ def backup(db_path: str, dest: str) -> dict[str, object]:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
-    return {"dest": dest, "schema_version": version, "messages": messages,
-            "bytes": os.path.getsize(dest), "seconds": round(time.monotonic() - started, 3)}
+    return {
+        "dest": dest,
+        "schema_version": version,
+        "messages": messages,
+        "bytes": os.path.getsize(dest),
+        "seconds": round(time.monotonic() - started, 3),
+    }
 
 
 def _copy(db_path: str, tmp: str) -> tuple[str, int, int]:
@@ -76,8 +84,9 @@ def _copy(db_path: str, tmp: str) -> tuple[str, int, int]:
             try:
                 messages = out.execute("SELECT count(*) FROM messages").fetchone()[0]
             except sqlite3.OperationalError:
-                raise BackupError(f"{db_path} is not a liaotian database (it has no "
-                                  "messages table)") from None
+                raise BackupError(
+                    f"{db_path} is not a liaotian database (it has no messages table)"
+                ) from None
         except sqlite3.Error as exc:
             raise BackupError(f"cannot write {tmp}: {exc}") from None
         finally:

@@ -18,8 +18,9 @@ from .channels import ChannelBatch
 
 
 class Batch(ChannelBatch, Overlay):
-    def __init__(self, committed: Committed, ts: int, next_jid: int,
-                 parent: Batch | None = None) -> None:
+    def __init__(
+        self, committed: Committed, ts: int, next_jid: int, parent: Batch | None = None
+    ) -> None:
         super().__init__(committed, ts, parent)
         self.jid = next_jid if parent is None else parent.jid + 1
         self.parent_updates: list[LogRow] = parent.updates if parent is not None else []
@@ -34,12 +35,18 @@ class Batch(ChannelBatch, Overlay):
         self.sealed = False
 
     def _marks(self) -> tuple[int, ...]:
-        return (len(self.messages), len(self.updates), self.next_msg_id, self.next_conv_id,
-                len(self.statements), len(self.transfer_rows))
+        return (
+            len(self.messages),
+            len(self.updates),
+            self.next_msg_id,
+            self.next_conv_id,
+            len(self.statements),
+            len(self.transfer_rows),
+        )
 
     def _rewind(self, marks: tuple[int, ...]) -> None:
         super()._rewind(marks)
-        del self.statements[marks[4]:], self.transfer_rows[marks[5]:]
+        del self.statements[marks[4] :], self.transfer_rows[marks[5] :]
 
     def seal(self) -> None:
         """The batch is about to be written: its transfers and the final balances of the
@@ -48,20 +55,42 @@ class Batch(ChannelBatch, Overlay):
             return
         self.sealed = True
         if self.transfer_rows:
-            rows = [(t.id, t.debit, t.credit, t.amount, t.code, t.flags, t.pending_id,
-                     t.expires, t.ref, t.memo, t.actor, t.ts, t.key)
-                    for t in self.transfer_rows]
+            rows = [
+                (
+                    t.id,
+                    t.debit,
+                    t.credit,
+                    t.amount,
+                    t.code,
+                    t.flags,
+                    t.pending_id,
+                    t.expires,
+                    t.ref,
+                    t.memo,
+                    t.actor,
+                    t.ts,
+                    t.key,
+                )
+                for t in self.transfer_rows
+            ]
             for chunk in sql.chunks(rows, 2000):
                 values = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?)"] * len(chunk))
-                self._stage(f"INSERT INTO {sql.TRANSFERS_INTO} VALUES {values}",
-                            tuple(v for row in chunk for v in row))
+                self._stage(
+                    f"INSERT INTO {sql.TRANSFERS_INTO} VALUES {values}",
+                    tuple(v for row in chunk for v in row),
+                )
         if self.accounts:
             items = list(self.accounts.items())
             for part in sql.chunks(items, 5000):
                 values = ",".join(["(?,?,?,?)"] * len(part))
-                self._stage(sql.ACCOUNTS_UPSERT.format(values=values),
-                            tuple(v for acct, a in part
-                                  for v in (acct, a.balance, a.pending_out, a.pending_in)))
+                self._stage(
+                    sql.ACCOUNTS_UPSERT.format(values=values),
+                    tuple(
+                        v
+                        for acct, a in part
+                        for v in (acct, a.balance, a.pending_out, a.pending_in)
+                    ),
+                )
 
     def _stage(self, statement: str, params: tuple[Any, ...]) -> None:
         self.statements.append((statement, params))
@@ -94,8 +123,10 @@ class Batch(ChannelBatch, Overlay):
             self._stage(sql.DELETE_RELATION, (a, b, kind))
 
     def _keep_privacy(self, uid: int, s: Social) -> None:
-        self._stage(sql.UPDATE_PRIVACY,
-                    (s.presence, s.profile, s.messages, s.groups, s.receipts, s.coins, uid))
+        self._stage(
+            sql.UPDATE_PRIVACY,
+            (s.presence, s.profile, s.messages, s.groups, s.receipts, s.coins, uid),
+        )
 
     def _keep_read_marker(self, uid: int, conv: int, pos: int) -> None:
         self._stage(sql.UPSERT_READ_MARKER, (uid, conv, pos))
@@ -116,9 +147,24 @@ class Batch(ChannelBatch, Overlay):
 
     def _keep_packet(self, p: Packet, *, new: bool) -> None:
         if new:
-            self._stage(sql.INSERT_PACKET, (p.id, p.sender, p.conv, p.peer, p.amount, p.count,
-                                            p.split, p.seed, p.pending, p.expires, p.memo,
-                                            p.created, p.state))
+            self._stage(
+                sql.INSERT_PACKET,
+                (
+                    p.id,
+                    p.sender,
+                    p.conv,
+                    p.peer,
+                    p.amount,
+                    p.count,
+                    p.split,
+                    p.seed,
+                    p.pending,
+                    p.expires,
+                    p.memo,
+                    p.created,
+                    p.state,
+                ),
+            )
         else:
             self._stage(sql.UPDATE_PACKET, (p.state, p.id))
 
@@ -133,10 +179,21 @@ class Batch(ChannelBatch, Overlay):
 
     def _keep_item(self, item: Item, *, new: bool) -> None:
         if new:
-            self._stage(sql.INSERT_ITEM, (item.id, item.code, item.kind, item.owner,
-                                          item.created, item.source, item.redeemed))
+            self._stage(
+                sql.INSERT_ITEM,
+                (
+                    item.id,
+                    item.code,
+                    item.kind,
+                    item.owner,
+                    item.created,
+                    item.source,
+                    item.redeemed,
+                ),
+            )
         else:
             self._stage(sql.UPDATE_ITEM, (item.owner, item.redeemed, item.id))
+
     def _keep_blob_refs(self, conv: int, pos: int, blobs: tuple[bytes, ...]) -> None:
         for sha in blobs:
             self._stage(sql.INSERT_BLOB_REF, (sha, conv, pos))

@@ -25,8 +25,7 @@ from .sql import Rows, packet_of_row
 
 DEDUP_ENTRIES = 200_000
 KEY_ENTRIES = 200_000  # idempotency keys held (the oldest are read again when asked)
-LedgerAsked = tuple[list[int], list[tuple[int, str]], list[int], list[int], list[int],
-                    list[str]]
+LedgerAsked = tuple[list[int], list[tuple[int, str]], list[int], list[int], list[int], list[str]]
 
 
 class BoundedKeys(OrderedDict[tuple[int, str], KeyRecord | None]):
@@ -53,16 +52,24 @@ class Caches(Committed):
     # (sender, cmid) -> the answer a retry gets; bounded, oldest evicted first. Plain
     # tuples (id, conv, pos, ts, sender seq): the collector stops tracking tuples of
     # numbers, so a full cache does not slow every garbage collection down.
-    dedup: OrderedDict[tuple[int, str], tuple[int, int, int, int, int]] = \
-        field(default_factory=OrderedDict)
+    dedup: OrderedDict[tuple[int, str], tuple[int, int, int, int, int]] = field(
+        default_factory=OrderedDict
+    )
     dedup_max: int = DEDUP_ENTRIES
     complete: bool = False  # channel rows are loaded by key (Committed.ch)
     ledger: LedgerState = field(default_factory=_lazy_ledger)  # loaded lazily
 
     # ------------------------------------------------------------------ filling
 
-    def apply(self, names: Rows, heads: Rows, social: tuple[Rows, ...], pairs: Rows,
-              groups: tuple[Rows, Rows], convs: Rows) -> None:
+    def apply(
+        self,
+        names: Rows,
+        heads: Rows,
+        social: tuple[Rows, ...],
+        pairs: Rows,
+        groups: tuple[Rows, Rows],
+        convs: Rows,
+    ) -> None:
         """Fill in what sql.fetch_* read (committed state: nothing runs meanwhile)."""
         for name, uid in names:
             self.add_user(name, uid)
@@ -70,9 +77,16 @@ class Caches(Committed):
         settings, relations, incoming = social
         found: dict[int, Social] = {}
         for uid, pres, prof, msgs, grps, rcpts, coins, owned, joined in settings:
-            found[uid] = Social(presence=pres, profile=prof, messages=msgs, groups=grps,
-                                receipts=rcpts, coins=coins, groups_owned=owned,
-                                groups_joined=joined)
+            found[uid] = Social(
+                presence=pres,
+                profile=prof,
+                messages=msgs,
+                groups=grps,
+                receipts=rcpts,
+                coins=coins,
+                groups_owned=owned,
+                groups_joined=joined,
+            )
         for uid, other, kind in relations:
             found[uid].add_relation(other, kind)
         for uid, requester in incoming:
@@ -107,8 +121,7 @@ class Caches(Committed):
         got_pending = {r[0]: Transfer(*r) for r in p_rows}
         for tid in pendings:
             led.pendings[tid] = got_pending.get(tid)
-        got_packets: dict[int, Packet] = {r[0]: packet_of_row(r)
-                                          for r in pk_rows}
+        got_packets: dict[int, Packet] = {r[0]: packet_of_row(r) for r in pk_rows}
         for pid, uid, amount, transfer in c_rows:
             got_packets[pid].claims[uid] = (amount, transfer)
         for pid in packets:
@@ -139,16 +152,22 @@ class Caches(Committed):
     def remember(self, sender_id: int, cmid: str, result: SendResult) -> None:
         """Keep the answer to a retry of this cmid (stored already as a duplicate)."""
         dedup = self.dedup
-        dedup[(sender_id, cmid)] = (result.id, result.conv, result.pos, result.ts,
-                                    result.sender_seq)
+        dedup[(sender_id, cmid)] = (
+            result.id,
+            result.conv,
+            result.pos,
+            result.ts,
+            result.sender_seq,
+        )
         while len(dedup) > self.dedup_max:
             dedup.popitem(last=False)
 
 
 def duplicate(hit: tuple[int, int, int, int, int], cmid: str) -> SendResult:
     """The answer to a retry: the original acknowledgement, marked as a duplicate."""
-    return SendResult(id=hit[0], conv=hit[1], pos=hit[2], ts=hit[3], sender_seq=hit[4],
-                      cmid=cmid, duplicate=True)
+    return SendResult(
+        id=hit[0], conv=hit[1], pos=hit[2], ts=hit[3], sender_seq=hit[4], cmid=cmid, duplicate=True
+    )
 
 
 class Positions:
@@ -188,5 +207,11 @@ class Positions:
 
     def of_user(self, user_id: int) -> int:
         """The highest such position of any of the user's devices."""
-        return max((seq for (u, _d), seq in (*self.pending.items(), *self.committing.items())
-                    if u == user_id), default=0)
+        return max(
+            (
+                seq
+                for (u, _d), seq in (*self.pending.items(), *self.committing.items())
+                if u == user_id
+            ),
+            default=0,
+        )

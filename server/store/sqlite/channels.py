@@ -24,33 +24,44 @@ from .sql import INSERT_CONVERSATION, Rows, _select
 INSERT_CHANNEL = (
     "INSERT INTO channels (conv_id, name, about, rules, owner_id, created, open, "
     "members_post, slow_mode, invite, members, last_pos, last_ts, pins) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 UPDATE_CHANNEL = (
     "UPDATE channels SET name = ?, about = ?, rules = ?, owner_id = ?, open = ?, "
     "members_post = ?, slow_mode = ?, invite = ?, members = ?, last_pos = ?, last_ts = ?, "
-    "pins = ? WHERE conv_id = ?")
+    "pins = ? WHERE conv_id = ?"
+)
 UPSERT_MEMBER = (
     "INSERT INTO channel_members (conv_id, user_id, role, read_pos, joined, last_post) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conv_id, user_id) DO UPDATE SET "
-    "role = excluded.role, read_pos = excluded.read_pos, last_post = excluded.last_post")
+    "role = excluded.role, read_pos = excluded.read_pos, last_post = excluded.last_post"
+)
 DELETE_MEMBER = "DELETE FROM channel_members WHERE conv_id = ? AND user_id = ?"
 INSERT_BAN = "INSERT OR REPLACE INTO channel_bans (conv_id, user_id, by_id, ts) VALUES (?,?,?,?)"
 DELETE_BAN = "DELETE FROM channel_bans WHERE conv_id = ? AND user_id = ?"
-INSERT_POST = ("INSERT INTO channel_posts (id, conv_id, pos, author_id, cmid, ts, text) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?)")
-UPDATE_POST = ("UPDATE channel_posts SET deleted = ?, likes = ?, comments = ?, "
-               "text = CASE WHEN ? THEN '' ELSE text END WHERE conv_id = ? AND pos = ?")
-INSERT_COMMENT = ("INSERT INTO channel_comments (id, conv_id, pos, n, author_id, ts, text) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?)")
-DELETE_COMMENT_TEXT = ("UPDATE channel_comments SET deleted = 1, text = '' "
-                       "WHERE conv_id = ? AND pos = ? AND n = ?")
-INSERT_LIKE = ("INSERT OR IGNORE INTO channel_likes (conv_id, pos, user_id, ts) "
-               "VALUES (?, ?, ?, ?)")
+INSERT_POST = (
+    "INSERT INTO channel_posts (id, conv_id, pos, author_id, cmid, ts, text) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+UPDATE_POST = (
+    "UPDATE channel_posts SET deleted = ?, likes = ?, comments = ?, "
+    "text = CASE WHEN ? THEN '' ELSE text END WHERE conv_id = ? AND pos = ?"
+)
+INSERT_COMMENT = (
+    "INSERT INTO channel_comments (id, conv_id, pos, n, author_id, ts, text) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+DELETE_COMMENT_TEXT = (
+    "UPDATE channel_comments SET deleted = 1, text = '' WHERE conv_id = ? AND pos = ? AND n = ?"
+)
+INSERT_LIKE = "INSERT OR IGNORE INTO channel_likes (conv_id, pos, user_id, ts) VALUES (?, ?, ?, ?)"
 DELETE_LIKE = "DELETE FROM channel_likes WHERE conv_id = ? AND pos = ? AND user_id = ?"
 INDEX_TEXT = "INSERT INTO channel_search (rowid, chan, text) VALUES (?, ?, ?)"
 UNINDEX_TEXT = "DELETE FROM channel_search WHERE rowid = ?"
-_CHANNEL_COLUMNS = ("conv_id, name, about, rules, owner_id, created, open, members_post, "
-                    "slow_mode, invite, members, last_pos, pins, last_ts")
+_CHANNEL_COLUMNS = (
+    "conv_id, name, about, rules, owner_id, created, open, members_post, "
+    "slow_mode, invite, members, last_pos, pins, last_ts"
+)
 
 
 def _pins(ch: ChannelState) -> str:
@@ -59,11 +70,38 @@ def _pins(ch: ChannelState) -> str:
 
 def channel_state(row: Any) -> ChannelState:
     """A ChannelState from a row of _CHANNEL_COLUMNS."""
-    (conv, name, about, rules, owner, created, open_, members_post, slow, invite, members,
-     last_pos, pins, last_ts) = row
-    return ChannelState(conv, name, about, rules, owner, created, bool(open_),
-                        bool(members_post), slow, invite, members, last_pos,
-                        tuple(int(p) for p in pins.split(",") if p), last_ts)
+    (
+        conv,
+        name,
+        about,
+        rules,
+        owner,
+        created,
+        open_,
+        members_post,
+        slow,
+        invite,
+        members,
+        last_pos,
+        pins,
+        last_ts,
+    ) = row
+    return ChannelState(
+        conv,
+        name,
+        about,
+        rules,
+        owner,
+        created,
+        bool(open_),
+        bool(members_post),
+        slow,
+        invite,
+        members,
+        last_pos,
+        tuple(int(p) for p in pins.split(",") if p),
+        last_ts,
+    )
 
 
 class ChannelBatch:
@@ -77,14 +115,44 @@ class ChannelBatch:
     def _keep_channel(self, ch: ChannelState, *, new: bool) -> None:
         if new:
             self._stage(INSERT_CONVERSATION, (ch.conv, KIND_CHANNEL, None, None, ch.created))
-            self._stage(INSERT_CHANNEL, (
-                ch.conv, ch.name, ch.about, ch.rules, ch.owner, ch.created, ch.open,
-                ch.members_post, ch.slow_mode, ch.invite, ch.members, ch.last_pos,
-                ch.last_ts, _pins(ch)))
+            self._stage(
+                INSERT_CHANNEL,
+                (
+                    ch.conv,
+                    ch.name,
+                    ch.about,
+                    ch.rules,
+                    ch.owner,
+                    ch.created,
+                    ch.open,
+                    ch.members_post,
+                    ch.slow_mode,
+                    ch.invite,
+                    ch.members,
+                    ch.last_pos,
+                    ch.last_ts,
+                    _pins(ch),
+                ),
+            )
         else:
-            self._stage(UPDATE_CHANNEL, (
-                ch.name, ch.about, ch.rules, ch.owner, ch.open, ch.members_post, ch.slow_mode,
-                ch.invite, ch.members, ch.last_pos, ch.last_ts, _pins(ch), ch.conv))
+            self._stage(
+                UPDATE_CHANNEL,
+                (
+                    ch.name,
+                    ch.about,
+                    ch.rules,
+                    ch.owner,
+                    ch.open,
+                    ch.members_post,
+                    ch.slow_mode,
+                    ch.invite,
+                    ch.members,
+                    ch.last_pos,
+                    ch.last_ts,
+                    _pins(ch),
+                    ch.conv,
+                ),
+            )
 
     def _keep_channel_member(self, conv: int, uid: int, m: ChannelMember | None) -> None:
         if m is None:
@@ -103,8 +171,7 @@ class ChannelBatch:
         self._stage(INDEX_TEXT, (post.id, f"c{conv}", text))
 
     def _keep_post_state(self, conv: int, pos: int, post: PostState) -> None:
-        self._stage(UPDATE_POST, (post.deleted, post.likes, post.comments, post.deleted,
-                                  conv, pos))
+        self._stage(UPDATE_POST, (post.deleted, post.likes, post.comments, post.deleted, conv, pos))
         if post.deleted:
             self._stage(UNINDEX_TEXT, (post.id,))
 
@@ -128,9 +195,14 @@ class ChannelBatch:
 
 # What a batch's channel operations consult and the caches lack, by table (the keys of
 # channel_overlay.ChannelTables, in its order).
-ChannelKeys = tuple[list[int], list[tuple[int, int]], list[tuple[int, int]],
-                    list[tuple[int, int, int]], list[tuple[int, int, int]],
-                    list[tuple[int, int, str]]]
+ChannelKeys = tuple[
+    list[int],
+    list[tuple[int, int]],
+    list[tuple[int, int]],
+    list[tuple[int, int, int]],
+    list[tuple[int, int, int]],
+    list[tuple[int, int, str]],
+]
 
 
 def fetch_channel(db: sqlite3.Connection, keys: ChannelKeys) -> ChannelTables:
@@ -138,59 +210,92 @@ def fetch_channel(db: sqlite3.Connection, keys: ChannelKeys) -> ChannelTables:
     channels, members, posts, likes, comments, cmids = keys
     t = ChannelTables()
     t.channels.update(dict.fromkeys(channels))
-    for row in _select(db, f"SELECT {_CHANNEL_COLUMNS} FROM channels "
-                           "WHERE conv_id IN ({marks})", channels):
+    for row in _select(
+        db, f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE conv_id IN ({{marks}})", channels
+    ):
         t.channels[row[0]] = channel_state(row)
     t.members.update(dict.fromkeys(members))
     t.bans.update(dict.fromkeys(members, False))
     for conv, uid, role, read_pos, joined, last_post in _select(
-            db, "WITH k(c, u) AS (VALUES {marks}) SELECT m.conv_id, m.user_id, m.role, "
-                "m.read_pos, m.joined, m.last_post FROM k JOIN channel_members m "
-                "ON m.conv_id = k.c AND m.user_id = k.u", members, "(?,?)"):
+        db,
+        "WITH k(c, u) AS (VALUES {marks}) SELECT m.conv_id, m.user_id, m.role, "
+        "m.read_pos, m.joined, m.last_post FROM k JOIN channel_members m "
+        "ON m.conv_id = k.c AND m.user_id = k.u",
+        members,
+        "(?,?)",
+    ):
         t.members[(conv, uid)] = ChannelMember(role, read_pos, joined, last_post)
-    for conv, uid in _select(db, "WITH k(c, u) AS (VALUES {marks}) SELECT b.conv_id, "
-                                 "b.user_id FROM k JOIN channel_bans b ON b.conv_id = k.c "
-                                 "AND b.user_id = k.u", members, "(?,?)"):
+    for conv, uid in _select(
+        db,
+        "WITH k(c, u) AS (VALUES {marks}) SELECT b.conv_id, "
+        "b.user_id FROM k JOIN channel_bans b ON b.conv_id = k.c "
+        "AND b.user_id = k.u",
+        members,
+        "(?,?)",
+    ):
         t.bans[(conv, uid)] = True
     t.post_cmids.update(dict.fromkeys(cmids))
-    found_posts = _select(db, "WITH k(c, a, m) AS (VALUES {marks}) SELECT p.conv_id, p.pos, "
-                              "p.id, p.author_id, p.ts, p.deleted, p.likes, p.comments, p.cmid "
-                              "FROM k JOIN channel_posts p ON p.conv_id = k.c "
-                              "AND p.author_id = k.a AND p.cmid = k.m", cmids, "(?,?,?)")
+    found_posts = _select(
+        db,
+        "WITH k(c, a, m) AS (VALUES {marks}) SELECT p.conv_id, p.pos, "
+        "p.id, p.author_id, p.ts, p.deleted, p.likes, p.comments, p.cmid "
+        "FROM k JOIN channel_posts p ON p.conv_id = k.c "
+        "AND p.author_id = k.a AND p.cmid = k.m",
+        cmids,
+        "(?,?,?)",
+    )
     for row in found_posts:
         t.post_cmids[(row[0], row[3], row[8])] = row[1]
     t.posts.update(dict.fromkeys(posts))
-    found_posts += _select(db, "WITH k(c, p) AS (VALUES {marks}) SELECT p.conv_id, p.pos, "
-                               "p.id, p.author_id, p.ts, p.deleted, p.likes, p.comments, "
-                               "p.cmid FROM k JOIN channel_posts p ON p.conv_id = k.c "
-                               "AND p.pos = k.p", posts, "(?,?)")
+    found_posts += _select(
+        db,
+        "WITH k(c, p) AS (VALUES {marks}) SELECT p.conv_id, p.pos, "
+        "p.id, p.author_id, p.ts, p.deleted, p.likes, p.comments, "
+        "p.cmid FROM k JOIN channel_posts p ON p.conv_id = k.c "
+        "AND p.pos = k.p",
+        posts,
+        "(?,?)",
+    )
     for conv, pos, item, author, ts, deleted, n_likes, n_comments, _cmid in found_posts:
         t.posts[(conv, pos)] = PostState(item, author, ts, bool(deleted), n_likes, n_comments)
     t.likes.update(dict.fromkeys(likes, False))
-    for key in _select(db, "WITH k(c, p, u) AS (VALUES {marks}) SELECT l.conv_id, l.pos, "
-                           "l.user_id FROM k JOIN channel_likes l ON l.conv_id = k.c "
-                           "AND l.pos = k.p AND l.user_id = k.u", likes, "(?,?,?)"):
+    for key in _select(
+        db,
+        "WITH k(c, p, u) AS (VALUES {marks}) SELECT l.conv_id, l.pos, "
+        "l.user_id FROM k JOIN channel_likes l ON l.conv_id = k.c "
+        "AND l.pos = k.p AND l.user_id = k.u",
+        likes,
+        "(?,?,?)",
+    ):
         t.likes[tuple(key)] = True
     t.comments.update(dict.fromkeys(comments))
     for conv, pos, n, item, author, deleted in _select(
-            db, "WITH k(c, p, n) AS (VALUES {marks}) SELECT x.conv_id, x.pos, x.n, x.id, "
-                "x.author_id, x.deleted FROM k JOIN channel_comments x ON x.conv_id = k.c "
-                "AND x.pos = k.p AND x.n = k.n", comments, "(?,?,?)"):
+        db,
+        "WITH k(c, p, n) AS (VALUES {marks}) SELECT x.conv_id, x.pos, x.n, x.id, "
+        "x.author_id, x.deleted FROM k JOIN channel_comments x ON x.conv_id = k.c "
+        "AND x.pos = k.p AND x.n = k.n",
+        comments,
+        "(?,?,?)",
+    ):
         t.comments[(conv, pos, n)] = CommentState(item, author, bool(deleted))
     return t
 
 
 def next_item_id(db: sqlite3.Connection) -> int:
     """The next free post or comment id."""
-    (top,) = db.execute("SELECT max(coalesce((SELECT max(id) FROM channel_posts), 0), "
-                        "coalesce((SELECT max(id) FROM channel_comments), 0))").fetchone()
+    (top,) = db.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM channel_posts), 0), "
+        "coalesce((SELECT max(id) FROM channel_comments), 0))"
+    ).fetchone()
     return int(top) + 1
 
 
 # ---------------------------------------------------------------------- reads (reader connections)
 
-_POST_COLUMNS = ("p.pos, p.id, u.username, p.ts, p.text, p.deleted, p.likes, p.comments "
-                 "FROM channel_posts p JOIN users u ON u.id = p.author_id")
+_POST_COLUMNS = (
+    "p.pos, p.id, u.username, p.ts, p.text, p.deleted, p.likes, p.comments "
+    "FROM channel_posts p JOIN users u ON u.id = p.author_id"
+)
 
 
 def _post(row: Any) -> PostRecord:
@@ -208,72 +313,96 @@ class ChannelReads:
         raise NotImplementedError
 
     async def channel(self, conv: int) -> ChannelState | None:
-        row = await self._row(f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE conv_id = ?",
-                              (conv,))
+        row = await self._row(f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE conv_id = ?", (conv,))
         return channel_state(row) if row is not None else None
 
     async def channel_member(self, conv: int, uid: int) -> ChannelMember | None:
-        row = await self._row("SELECT role, read_pos, joined, last_post FROM channel_members "
-                              "WHERE conv_id = ? AND user_id = ?", (conv, uid))
+        row = await self._row(
+            "SELECT role, read_pos, joined, last_post FROM channel_members "
+            "WHERE conv_id = ? AND user_id = ?",
+            (conv, uid),
+        )
         return ChannelMember(*row) if row is not None else None
 
     async def channel_banned(self, conv: int, uid: int) -> bool:
-        return await self._row("SELECT 1 FROM channel_bans WHERE conv_id = ? AND user_id = ?",
-                               (conv, uid)) is not None
+        return (
+            await self._row(
+                "SELECT 1 FROM channel_bans WHERE conv_id = ? AND user_id = ?", (conv, uid)
+            )
+            is not None
+        )
 
     async def channels_of(self, uid: int) -> list[ChannelRow]:
         rows = await self._rows(
             "SELECT c.conv_id, c.name, m.role, c.members, c.last_pos, m.read_pos, "
             "CASE WHEN c.last_ts > 0 THEN c.last_ts ELSE c.created END AS ts "
             "FROM channel_members m JOIN channels c ON c.conv_id = m.conv_id "
-            "WHERE m.user_id = ? ORDER BY ts DESC, c.conv_id DESC", (uid,))
+            "WHERE m.user_id = ? ORDER BY ts DESC, c.conv_id DESC",
+            (uid,),
+        )
         return [tuple(r) for r in rows]
 
-    async def channel_members(self, conv: int, after: int,
-                              limit: int) -> list[tuple[int, str, int]]:
+    async def channel_members(
+        self, conv: int, after: int, limit: int
+    ) -> list[tuple[int, str, int]]:
         rows = await self._rows(
             "SELECT m.user_id, u.username, m.role FROM channel_members m JOIN users u "
             "ON u.id = m.user_id WHERE m.conv_id = ? AND m.user_id > ? ORDER BY m.user_id "
-            "LIMIT ?", (conv, after, limit))
+            "LIMIT ?",
+            (conv, after, limit),
+        )
         return [tuple(r) for r in rows]
 
-    async def channel_posts(self, conv: int, *, before: int | None = None,
-                            after: int | None = None, limit: int = 50) -> list[PostRecord]:
+    async def channel_posts(
+        self, conv: int, *, before: int | None = None, after: int | None = None, limit: int = 50
+    ) -> list[PostRecord]:
         if limit <= 0:
             return []
         if after is not None:
-            rows = await self._rows(f"SELECT {_POST_COLUMNS} WHERE p.conv_id = ? AND p.pos > ? "
-                                    "ORDER BY p.pos LIMIT ?", (conv, after, limit))
+            rows = await self._rows(
+                f"SELECT {_POST_COLUMNS} WHERE p.conv_id = ? AND p.pos > ? ORDER BY p.pos LIMIT ?",
+                (conv, after, limit),
+            )
         else:
-            rows = await self._rows(f"SELECT {_POST_COLUMNS} WHERE p.conv_id = ? AND p.pos < ? "
-                                    "ORDER BY p.pos DESC LIMIT ?",
-                                    (conv, 1 << 62 if before is None else before, limit))
+            rows = await self._rows(
+                f"SELECT {_POST_COLUMNS} WHERE p.conv_id = ? AND p.pos < ? "
+                "ORDER BY p.pos DESC LIMIT ?",
+                (conv, 1 << 62 if before is None else before, limit),
+            )
             rows.reverse()
         return [_post(r) for r in rows]
 
-    async def channel_comments(self, conv: int, post: int, after: int,
-                               limit: int) -> list[CommentRecord]:
+    async def channel_comments(
+        self, conv: int, post: int, after: int, limit: int
+    ) -> list[CommentRecord]:
         rows = await self._rows(
             "SELECT x.pos, x.n, x.id, u.username, x.ts, x.text, x.deleted FROM channel_comments x "
             "JOIN users u ON u.id = x.author_id WHERE x.conv_id = ? AND x.pos = ? AND x.n > ? "
-            "ORDER BY x.n LIMIT ?", (conv, post, after, limit))
-        return [CommentRecord(pos, n, item, author, ts, text, bool(deleted))
-                for pos, n, item, author, ts, text, deleted in rows]
+            "ORDER BY x.n LIMIT ?",
+            (conv, post, after, limit),
+        )
+        return [
+            CommentRecord(pos, n, item, author, ts, text, bool(deleted))
+            for pos, n, item, author, ts, text, deleted in rows
+        ]
 
     async def channel_liked(self, conv: int, uid: int, posts: Iterable[int]) -> set[int]:
         found: set[int] = set()
         wanted = sorted(set(posts))
         for i in range(0, len(wanted), 400):
-            chunk = wanted[i:i + 400]
+            chunk = wanted[i : i + 400]
             marks = ",".join("?" * len(chunk))
             rows = await self._rows(
                 f"SELECT pos FROM channel_likes WHERE conv_id = ? AND pos IN ({marks}) "
-                "AND user_id = ?", (conv, *chunk, uid))
+                "AND user_id = ?",
+                (conv, *chunk, uid),
+            )
             found.update(r[0] for r in rows)
         return found
 
-    async def channel_search(self, conv: int, query: str, limit: int,
-                             before_id: int | None = None) -> list[SearchHit]:
+    async def channel_search(
+        self, conv: int, query: str, limit: int, before_id: int | None = None
+    ) -> list[SearchHit]:
         terms = query_words(query)
         if not terms or limit <= 0:
             return []
@@ -284,6 +413,8 @@ class ChannelReads:
             "LEFT JOIN channel_comments x ON x.id = s.rowid "
             "JOIN users u ON u.id = coalesce(p.author_id, x.author_id) "
             "WHERE channel_search MATCH ? AND s.rowid < ? ORDER BY s.rowid DESC LIMIT ?",
-            (fts_match(conv, terms), 1 << 62 if before_id is None else before_id, limit))
-        return [SearchHit(pos, n, item, author, ts, text)
-                for item, pos, n, author, ts, text in rows]
+            (fts_match(conv, terms), 1 << 62 if before_id is None else before_id, limit),
+        )
+        return [
+            SearchHit(pos, n, item, author, ts, text) for item, pos, n, author, ts, text in rows
+        ]

@@ -60,8 +60,9 @@ class Checkpointer:
     last pass before a restart holds it so that no commit lands between that pass and the
     writer's next transaction, which then starts the WAL over."""
 
-    def __init__(self, path: str, gate: threading.Lock, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, path: str, gate: threading.Lock, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.path = path
         self.gate = gate
         self._clock = clock  # seconds from an arbitrary origin (monotonic: from boot)

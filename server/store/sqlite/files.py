@@ -56,21 +56,27 @@ class DatabaseLock:
             return
         directory = os.path.dirname(os.path.abspath(self.db_path))
         if not os.path.isdir(directory):
-            raise StoreOpenError(f"cannot open database {self.db_path}: directory {directory} "
-                                 "does not exist (the server creates no directories)")
+            raise StoreOpenError(
+                f"cannot open database {self.db_path}: directory {directory} "
+                "does not exist (the server creates no directories)"
+            )
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE)
         except OSError as exc:
-            raise StoreOpenError(f"cannot open database {self.db_path}: cannot create its "
-                                 f"lock file {self.path}: {exc.strerror}") from None
+            raise StoreOpenError(
+                f"cannot open database {self.db_path}: cannot create its "
+                f"lock file {self.path}: {exc.strerror}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = _read_pid(fd)
             os.close(fd)
             by = f" (pid {holder})" if holder else ""
-            raise DatabaseInUse(f"database {self.db_path} is in use by another "
-                                f"liaotian-server{by}; it holds {self.path}") from None
+            raise DatabaseInUse(
+                f"database {self.db_path} is in use by another "
+                f"liaotian-server{by}; it holds {self.path}"
+            ) from None
         # Who holds it, for the next one's message; only a hint, the lock is the flock.
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
@@ -114,5 +120,9 @@ def warn_if_shared(db_path: str) -> None:
     with contextlib.suppress(OSError):
         mode = stat.S_IMODE(os.stat(db_path).st_mode)
         if mode & 0o077:
-            log.warning("database %s has mode %04o: other users may read it and its -wal "
-                        "and -shm files; chmod 600 it", db_path, mode)
+            log.warning(
+                "database %s has mode %04o: other users may read it and its -wal "
+                "and -shm files; chmod 600 it",
+                db_path,
+                mode,
+            )

@@ -30,8 +30,9 @@ class LedgerReads:
         a = self.cache.ledger.accounts.get(acct)
         if a is not None:
             return a
-        rows = await self._rows("SELECT balance, pending_out, pending_in FROM wallet_accounts "
-                                "WHERE id = ?", (acct,))
+        rows = await self._rows(
+            "SELECT balance, pending_out, pending_in FROM wallet_accounts WHERE id = ?", (acct,)
+        )
         a = self.cache.ledger.accounts.get(acct)  # a commit may have landed meanwhile
         if a is not None:
             return a
@@ -46,23 +47,25 @@ class LedgerReads:
             "ORDER BY id DESC LIMIT ?) UNION ALL SELECT id FROM (SELECT id FROM "
             "wallet_transfers WHERE credit = ? AND id < ? ORDER BY id DESC LIMIT ?)) "
             "ORDER BY id DESC LIMIT ?",
-            (acct, below, limit, acct, below, limit, limit))
+            (acct, below, limit, acct, below, limit, limit),
+        )
         return [Transfer(*r) for r in rows]
 
     async def items_of(self, uid: int) -> list[Item]:
-        rows = await self._rows(f"SELECT {ITEM_COLUMNS} FROM wallet_items WHERE owner = ? "
-                                "ORDER BY id", (uid,))
+        rows = await self._rows(
+            f"SELECT {ITEM_COLUMNS} FROM wallet_items WHERE owner = ? ORDER BY id", (uid,)
+        )
         return [Item(*r) for r in rows]
 
     async def packet_of(self, pid: int) -> Packet | None:
-        rows = await self._rows(f"SELECT {PACKET_COLUMNS} FROM wallet_packets WHERE id = ?",
-                                (pid,))
+        rows = await self._rows(f"SELECT {PACKET_COLUMNS} FROM wallet_packets WHERE id = ?", (pid,))
         if not rows:
             return None
         p = packet_of_row(rows[0])
         for uid, amount, transfer in await self._rows(
-                "SELECT user_id, amount, transfer FROM wallet_claims WHERE packet = ? "
-                "ORDER BY n", (pid,)):
+            "SELECT user_id, amount, transfer FROM wallet_claims WHERE packet = ? ORDER BY n",
+            (pid,),
+        ):
             p.claims[uid] = (amount, transfer)
         return p
 
@@ -70,12 +73,17 @@ class LedgerReads:
         rows = await self._rows(
             "SELECT task, period, count FROM wallet_tasks t WHERE user_id = ? AND period = "
             "(SELECT max(period) FROM wallet_tasks u WHERE u.user_id = t.user_id "
-            "AND u.task = t.task)", (uid,))
+            "AND u.task = t.task)",
+            (uid,),
+        )
         return {task: (period, count) for task, period, count in rows}
 
     async def pendings_due(self, before: int, limit: int) -> list[int]:
-        rows = await self._rows("SELECT id FROM wallet_pending WHERE expires > 0 AND "
-                                "expires < ? ORDER BY expires LIMIT ?", (before, limit))
+        rows = await self._rows(
+            "SELECT id FROM wallet_pending WHERE expires > 0 AND "
+            "expires < ? ORDER BY expires LIMIT ?",
+            (before, limit),
+        )
         return [r[0] for r in rows]
 
     async def next_expiry(self) -> int | None:
@@ -99,17 +107,27 @@ async def _dump(conn: aiosqlite.Connection) -> LedgerDump:
     async def rows(q: str) -> list[Any]:
         return list(await conn.execute_fetchall(q))
 
-    accounts = {r[0]: Account(*r[1:]) for r in await rows(
-        "SELECT id, balance, pending_out, pending_in FROM wallet_accounts")}
-    transfers = [Transfer(*r) for r in await rows(
-        f"SELECT {_TRANSFER} FROM wallet_transfers ORDER BY id")]
-    packets = {r[0]: packet_of_row(r) for r in await rows(
-        f"SELECT {PACKET_COLUMNS} FROM wallet_packets ORDER BY id")}
+    accounts = {
+        r[0]: Account(*r[1:])
+        for r in await rows("SELECT id, balance, pending_out, pending_in FROM wallet_accounts")
+    }
+    transfers = [
+        Transfer(*r) for r in await rows(f"SELECT {_TRANSFER} FROM wallet_transfers ORDER BY id")
+    ]
+    packets = {
+        r[0]: packet_of_row(r)
+        for r in await rows(f"SELECT {PACKET_COLUMNS} FROM wallet_packets ORDER BY id")
+    }
     for pid, uid, amount, transfer in await rows(
-            "SELECT packet, user_id, amount, transfer FROM wallet_claims ORDER BY packet, n"):
+        "SELECT packet, user_id, amount, transfer FROM wallet_claims ORDER BY packet, n"
+    ):
         packets[pid].claims[uid] = (amount, transfer)
-    progress = {(u, t): (p, c) for u, t, p, c in await rows(
-        "SELECT user_id, task, period, count FROM wallet_tasks t WHERE period = "
-        "(SELECT max(period) FROM wallet_tasks u WHERE u.user_id = t.user_id "
-        "AND u.task = t.task)")}
+    progress = {
+        (u, t): (p, c)
+        for u, t, p, c in await rows(
+            "SELECT user_id, task, period, count FROM wallet_tasks t WHERE period = "
+            "(SELECT max(period) FROM wallet_tasks u WHERE u.user_id = t.user_id "
+            "AND u.task = t.task)"
+        )
+    }
     return LedgerDump(accounts, transfers, list(packets.values()), progress)

@@ -34,8 +34,13 @@ from .tail import UpdateTail
 class Reads(ChannelReads):
     """Every read of the contract, over the writer's caches and the reader connections."""
 
-    def __init__(self, cache: Caches, tail: UpdateTail, positions: Positions,
-                 readers: FairReaders[aiosqlite.Connection]) -> None:
+    def __init__(
+        self,
+        cache: Caches,
+        tail: UpdateTail,
+        positions: Positions,
+        readers: FairReaders[aiosqlite.Connection],
+    ) -> None:
         self.cache = cache
         self.tail = tail
         self.positions = positions
@@ -267,11 +272,19 @@ class Reads(ChannelReads):
             "privacy_receipts, privacy_coins FROM users WHERE id = ?",
             (uid,),
         )
-        soc = Social(presence=row[0], profile=row[1], messages=row[2], groups=row[3],
-                     receipts=row[4], coins=row[5]) if row else Social()
-        rows_ = await self._rows(
-            "SELECT other_id, kind FROM relations WHERE user_id = ?", (uid,)
+        soc = (
+            Social(
+                presence=row[0],
+                profile=row[1],
+                messages=row[2],
+                groups=row[3],
+                receipts=row[4],
+                coins=row[5],
+            )
+            if row
+            else Social()
         )
+        rows_ = await self._rows("SELECT other_id, kind FROM relations WHERE user_id = ?", (uid,))
         for other, kind in rows_:
             soc.add_relation(other, kind)
         rows_ = await self._rows(
@@ -300,9 +313,7 @@ class Reads(ChannelReads):
                 out[uid] = name
         for chunk in chunks(missing):
             marks = ",".join("?" * len(chunk))
-            rows_ = await self._rows(
-                f"SELECT id, username FROM users WHERE id IN ({marks})", chunk
-            )
+            rows_ = await self._rows(f"SELECT id, username FROM users WHERE id IN ({marks})", chunk)
             for uid, name in rows_:
                 out[uid] = name
                 self._cache_user(name, uid)  # names never change: safe to cache
@@ -346,9 +357,7 @@ class Reads(ChannelReads):
         return int(row[0]) if row else 0
 
     async def read_markers(self, conv: int) -> dict[int, int]:
-        rows_ = await self._rows(
-            "SELECT user_id, pos FROM read_markers WHERE conv_id = ?", (conv,)
-        )
+        rows_ = await self._rows("SELECT user_id, pos FROM read_markers WHERE conv_id = ?", (conv,))
         return {u: p for u, p in rows_}
 
     async def delivered_pos(self, uid: int, conv: int) -> int:

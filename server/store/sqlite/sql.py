@@ -33,43 +33,60 @@ UPDATES_INTO = "updates (user_id, seq, kind, message_id, data, ts)"
 Rows = list[tuple[Any, ...]]
 
 # The chat's named writes (chat/plan.py), as Batch stages them (batch.py).
-INSERT_CONVERSATION = ("INSERT INTO conversations (id, kind, user_a, user_b, created) "
-                       "VALUES (?, ?, ?, ?, ?)")
+INSERT_CONVERSATION = (
+    "INSERT INTO conversations (id, kind, user_a, user_b, created) VALUES (?, ?, ?, ?, ?)"
+)
 INSERT_GROUP = "INSERT INTO groups (conv_id, name, topic, owner_id) VALUES (?, ?, ?, ?)"
 UPDATE_GROUP = "UPDATE groups SET name = ?, topic = ?, owner_id = ? WHERE conv_id = ?"
-INSERT_MEMBER = ("INSERT INTO members (conv_id, user_id, role, joined_pos, joined) "
-                 "VALUES (?, ?, ?, ?, ?)")
+INSERT_MEMBER = (
+    "INSERT INTO members (conv_id, user_id, role, joined_pos, joined) VALUES (?, ?, ?, ?, ?)"
+)
 DELETE_MEMBER = "DELETE FROM members WHERE conv_id = ? AND user_id = ?"
 UPDATE_ROLE = "UPDATE members SET role = ? WHERE conv_id = ? AND user_id = ?"
-INSERT_RELATION = ("INSERT OR IGNORE INTO relations (user_id, other_id, kind, created) "
-                   "VALUES (?, ?, ?, ?)")
+INSERT_RELATION = (
+    "INSERT OR IGNORE INTO relations (user_id, other_id, kind, created) VALUES (?, ?, ?, ?)"
+)
 DELETE_RELATION = "DELETE FROM relations WHERE user_id = ? AND other_id = ? AND kind = ?"
-UPDATE_PRIVACY = ("UPDATE users SET privacy_presence = ?, privacy_profile = ?, "
-                  "privacy_messages = ?, privacy_groups = ?, privacy_receipts = ?, "
-                  "privacy_coins = ? WHERE id = ?")
+UPDATE_PRIVACY = (
+    "UPDATE users SET privacy_presence = ?, privacy_profile = ?, "
+    "privacy_messages = ?, privacy_groups = ?, privacy_receipts = ?, "
+    "privacy_coins = ? WHERE id = ?"
+)
 # the wallet's (store/ledger.py); transfers and balances go in bulk (Batch.seal)
-TRANSFERS_INTO = ("wallet_transfers (id, debit, credit, amount, code, flags, pending_id, "
-                  "expires, ref, memo, actor, ts, key)")
-ACCOUNTS_UPSERT = ("INSERT INTO wallet_accounts (id, balance, pending_out, pending_in) VALUES "
-                   "{values} ON CONFLICT (id) DO UPDATE SET balance = excluded.balance, "
-                   "pending_out = excluded.pending_out, pending_in = excluded.pending_in")
+TRANSFERS_INTO = (
+    "wallet_transfers (id, debit, credit, amount, code, flags, pending_id, "
+    "expires, ref, memo, actor, ts, key)"
+)
+ACCOUNTS_UPSERT = (
+    "INSERT INTO wallet_accounts (id, balance, pending_out, pending_in) VALUES "
+    "{values} ON CONFLICT (id) DO UPDATE SET balance = excluded.balance, "
+    "pending_out = excluded.pending_out, pending_in = excluded.pending_in"
+)
 INSERT_PENDING = "INSERT INTO wallet_pending (id, expires) VALUES (?, ?)"
 DELETE_PENDING = "DELETE FROM wallet_pending WHERE id = ?"
-INSERT_PACKET = ("INSERT INTO wallet_packets (id, sender, conv, peer, amount, count, split, "
-                 "seed, pending, expires, memo, created, state) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_PACKET = (
+    "INSERT INTO wallet_packets (id, sender, conv, peer, amount, count, split, "
+    "seed, pending, expires, memo, created, state) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 UPDATE_PACKET = "UPDATE wallet_packets SET state = ? WHERE id = ?"
-INSERT_CLAIM = ("INSERT INTO wallet_claims (packet, user_id, n, amount, transfer) "
-                "VALUES (?, ?, ?, ?, ?)")
-INSERT_KEY = ("INSERT INTO wallet_keys (user_id, key, params, result, ts) "
-              "VALUES (?, ?, ?, ?, ?)")
-UPSERT_TASK = ("INSERT INTO wallet_tasks (user_id, task, period, count) VALUES (?, ?, ?, ?) "
-               "ON CONFLICT (user_id, task, period) DO UPDATE SET count = excluded.count")
-INSERT_ITEM = ("INSERT INTO wallet_items (id, code, kind, owner, created, source, redeemed) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?)")
+INSERT_CLAIM = (
+    "INSERT INTO wallet_claims (packet, user_id, n, amount, transfer) VALUES (?, ?, ?, ?, ?)"
+)
+INSERT_KEY = "INSERT INTO wallet_keys (user_id, key, params, result, ts) VALUES (?, ?, ?, ?, ?)"
+UPSERT_TASK = (
+    "INSERT INTO wallet_tasks (user_id, task, period, count) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (user_id, task, period) DO UPDATE SET count = excluded.count"
+)
+INSERT_ITEM = (
+    "INSERT INTO wallet_items (id, code, kind, owner, created, source, redeemed) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 UPDATE_ITEM = "UPDATE wallet_items SET owner = ?, redeemed = ? WHERE id = ?"
-UPSERT_READ_MARKER = ("INSERT INTO read_markers (user_id, conv_id, pos) VALUES (?, ?, ?) "
-                      "ON CONFLICT (user_id, conv_id) DO UPDATE SET pos = max(pos, excluded.pos)")
+UPSERT_READ_MARKER = (
+    "INSERT INTO read_markers (user_id, conv_id, pos) VALUES (?, ?, ?) "
+    "ON CONFLICT (user_id, conv_id) DO UPDATE SET pos = max(pos, excluded.pos)"
+)
 INSERT_BLOB_REF = "INSERT OR IGNORE INTO blob_refs (sha256, conv_id, pos) VALUES (?, ?, ?)"
 CLEAR_UNREF = "UPDATE blobs SET unref_since = NULL WHERE sha256 = ? AND unref_since IS NOT NULL"
 
@@ -92,8 +109,9 @@ def one(db: sqlite3.Connection, sql: str, args: Iterable[Any] = ()) -> Any:
     return db.execute(sql, tuple(args)).fetchone()
 
 
-def insert_rows(db: sqlite3.Connection, into: str, rows: Rows, *,
-                verb: str = "OR ROLLBACK") -> None:
+def insert_rows(
+    db: sqlite3.Connection, into: str, rows: Rows, *, verb: str = "OR ROLLBACK"
+) -> None:
     """Multi-row INSERTs: one statement step per chunk instead of one per row.
 
     OR ROLLBACK: a conflict undoes the whole transaction (the caller's batch is planned
@@ -103,8 +121,7 @@ def insert_rows(db: sqlite3.Connection, into: str, rows: Rows, *,
     group = "(" + ",".join("?" * width) + ")"
     for chunk in chunks(rows, _VARIABLES_PER_INSERT // width):
         values = ",".join([group] * len(chunk))
-        db.execute(f"INSERT {verb} INTO {into} VALUES {values}",
-                   [v for row in chunk for v in row])
+        db.execute(f"INSERT {verb} INTO {into} VALUES {values}", [v for row in chunk for v in row])
 
 
 def insert_log_rows(db: sqlite3.Connection, rows: Rows, verb: str) -> None:
@@ -113,9 +130,11 @@ def insert_log_rows(db: sqlite3.Connection, rows: Rows, verb: str) -> None:
     group = "(?,?,?,?,?,?,?)"
     for chunk in chunks(rows, _VARIABLES_PER_INSERT // 7):
         values = ",".join([group] * len(chunk))
-        db.execute(f"INSERT {verb} INTO {UPDATES_INTO} SELECT column2, column3, column4, "
-                   f"column5, column6, column7 FROM (VALUES {values})",
-                   [v for row in chunk for v in row])
+        db.execute(
+            f"INSERT {verb} INTO {UPDATES_INTO} SELECT column2, column3, column4, "
+            f"column5, column6, column7 FROM (VALUES {values})",
+            [v for row in chunk for v in row],
+        )
 
 
 def journal_entry(updates: Rows) -> tuple[int, int, bytes]:
@@ -171,10 +190,19 @@ class Written:
     commit_finished: float = 0.0  # ... and just after it
 
 
-def write_batch(db: sqlite3.Connection, messages: Rows, updates: Rows, folds: Rows,
-                direct: Rows, journal_below: int,
-                statements: list[tuple[str, tuple[Any, ...]]], positions: Rows,
-                txns: list[Txn], *, conflict_ok: bool) -> Written:
+def write_batch(
+    db: sqlite3.Connection,
+    messages: Rows,
+    updates: Rows,
+    folds: Rows,
+    direct: Rows,
+    journal_below: int,
+    statements: list[tuple[str, tuple[Any, ...]]],
+    positions: Rows,
+    txns: list[Txn],
+    *,
+    conflict_ok: bool,
+) -> Written:
     """BEGIN, every staged row and statement, the generic transactions, COMMIT.
 
     `updates` are journal rows (appended); `folds` are copies of earlier journal rows for
@@ -198,8 +226,9 @@ def write_batch(db: sqlite3.Connection, messages: Rows, updates: Rows, folds: Ro
                     db.execute("ROLLBACK")
                 return Written(False, [])
         if updates:
-            db.execute("INSERT INTO update_journal (id, ts, rows) VALUES (?, ?, ?)",
-                       journal_entry(updates))
+            db.execute(
+                "INSERT INTO update_journal (id, ts, rows) VALUES (?, ?, ?)", journal_entry(updates)
+            )
         if folds:  # grouped by user, in seq order: each log's rows land together
             insert_log_rows(db, folds, "OR IGNORE")
         if direct:
@@ -210,8 +239,8 @@ def write_batch(db: sqlite3.Connection, messages: Rows, updates: Rows, folds: Ro
             db.execute(sql, params)
         if positions:
             db.executemany(
-                "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?",
-                positions)
+                "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?", positions
+            )
         outcomes = [_run_txn(db, t.fn) for t in txns]
         started = time.perf_counter()
         db.execute("COMMIT")
@@ -258,93 +287,158 @@ def fetch_duplicates(db: sqlite3.Connection, keys: list[tuple[int, str]]) -> Row
     """(sender, cmid, id, conv, pos, ts, sender_seq) of the keys already stored."""
     # A join against a VALUES table probes the unique index once per key; the equivalent
     # "(a, b) IN (VALUES ...)" scans the table (20x slower, measured).
-    return _select(db, "WITH k(s, c) AS (VALUES {marks}) SELECT m.sender_id, m.cmid, m.id, "
-                       "m.conv_id, m.pos, m.ts, m.sender_seq FROM k JOIN messages m "
-                       "ON m.sender_id = k.s AND m.cmid = k.c", keys, "(?,?)")
+    return _select(
+        db,
+        "WITH k(s, c) AS (VALUES {marks}) SELECT m.sender_id, m.cmid, m.id, "
+        "m.conv_id, m.pos, m.ts, m.sender_seq FROM k JOIN messages m "
+        "ON m.sender_id = k.s AND m.cmid = k.c",
+        keys,
+        "(?,?)",
+    )
 
 
 def fetch_heads(db: sqlite3.Connection, users: list[int]) -> Rows:
     """(id, username, log floor, newest seq) per user."""
-    return _select(db, "SELECT id, username, log_floor, (SELECT coalesce(max(seq), 0) FROM "
-                       "updates WHERE user_id = users.id) FROM users WHERE id IN ({marks})",
-                   users)
+    return _select(
+        db,
+        "SELECT id, username, log_floor, (SELECT coalesce(max(seq), 0) FROM "
+        "updates WHERE user_id = users.id) FROM users WHERE id IN ({marks})",
+        users,
+    )
 
 
 def fetch_social(db: sqlite3.Connection, users: list[int]) -> tuple[Rows, Rows, Rows]:
     """Privacy settings and group counts (owned, joined), relations, and pending incoming
     contact requests of the users."""
     return (
-        _select(db, "SELECT id, privacy_presence, privacy_profile, privacy_messages, "
-                    "privacy_groups, privacy_receipts, privacy_coins, "
-                    "(SELECT count(*) FROM members m WHERE m.user_id = users.id "
-                    "AND m.role = 2), (SELECT count(*) FROM members m WHERE m.user_id = users.id) "
-                    "FROM users WHERE id IN ({marks})", users),
-        _select(db, "SELECT user_id, other_id, kind FROM relations WHERE user_id IN ({marks})",
-                users),
-        _select(db, "SELECT other_id, user_id FROM relations WHERE other_id IN ({marks}) "
-                    f"AND kind = {REL_REQUESTED}", users),
+        _select(
+            db,
+            "SELECT id, privacy_presence, privacy_profile, privacy_messages, "
+            "privacy_groups, privacy_receipts, privacy_coins, "
+            "(SELECT count(*) FROM members m WHERE m.user_id = users.id "
+            "AND m.role = 2), (SELECT count(*) FROM members m WHERE m.user_id = users.id) "
+            "FROM users WHERE id IN ({marks})",
+            users,
+        ),
+        _select(
+            db, "SELECT user_id, other_id, kind FROM relations WHERE user_id IN ({marks})", users
+        ),
+        _select(
+            db,
+            "SELECT other_id, user_id FROM relations WHERE other_id IN ({marks}) "
+            f"AND kind = {REL_REQUESTED}",
+            users,
+        ),
     )
 
 
 def fetch_pairs(db: sqlite3.Connection, pairs: list[tuple[int, int]]) -> Rows:
     """(user_a, user_b, conversation, last position) of the direct conversations found."""
-    return _select(db, "WITH k(a, b) AS (VALUES {marks}) SELECT c.user_a, c.user_b, c.id, "
-                       "(SELECT coalesce(max(pos), 0) FROM messages WHERE conv_id = c.id) "
-                       "FROM k JOIN conversations c ON c.user_a = k.a AND c.user_b = k.b "
-                       "AND c.kind = 1", pairs, "(?,?)")
+    return _select(
+        db,
+        "WITH k(a, b) AS (VALUES {marks}) SELECT c.user_a, c.user_b, c.id, "
+        "(SELECT coalesce(max(pos), 0) FROM messages WHERE conv_id = c.id) "
+        "FROM k JOIN conversations c ON c.user_a = k.a AND c.user_b = k.b "
+        "AND c.kind = 1",
+        pairs,
+        "(?,?)",
+    )
 
 
 def fetch_conv_last(db: sqlite3.Connection, convs: list[int]) -> Rows:
-    return _select(db, "WITH k(c) AS (VALUES {marks}) SELECT k.c, (SELECT coalesce(max(pos), "
-                       "0) FROM messages WHERE conv_id = k.c) FROM k", convs, "(?)")
+    return _select(
+        db,
+        "WITH k(c) AS (VALUES {marks}) SELECT k.c, (SELECT coalesce(max(pos), "
+        "0) FROM messages WHERE conv_id = k.c) FROM k",
+        convs,
+        "(?)",
+    )
 
 
 def fetch_groups(db: sqlite3.Connection, convs: list[int]) -> tuple[Rows, Rows]:
     """Group rows and their member rows."""
     return (
-        _select(db, "SELECT g.conv_id, g.name, g.topic, g.owner_id, c.created FROM groups g "
-                    "JOIN conversations c ON c.id = g.conv_id WHERE g.conv_id IN ({marks})",
-                convs),
-        _select(db, "SELECT conv_id, user_id, role, joined_pos, joined FROM members "
-                    "WHERE conv_id IN ({marks})", convs),
+        _select(
+            db,
+            "SELECT g.conv_id, g.name, g.topic, g.owner_id, c.created FROM groups g "
+            "JOIN conversations c ON c.id = g.conv_id WHERE g.conv_id IN ({marks})",
+            convs,
+        ),
+        _select(
+            db,
+            "SELECT conv_id, user_id, role, joined_pos, joined FROM members "
+            "WHERE conv_id IN ({marks})",
+            convs,
+        ),
     )
 
 
-def fetch_ledger(db: sqlite3.Connection, accounts: list[int], keys: list[tuple[int, str]],
-                 pendings: list[int], packets: list[int], tasks: list[int],
-                 items: list[str]) -> tuple[Rows, ...]:
+def fetch_ledger(
+    db: sqlite3.Connection,
+    accounts: list[int],
+    keys: list[tuple[int, str]],
+    pendings: list[int],
+    packets: list[int],
+    tasks: list[int],
+    items: list[str],
+) -> tuple[Rows, ...]:
     """The wallet's state the needs ask for: accounts, idempotency keys, open pending
     transfers, packets and their claims, the newest period of each task of the users,
     items (absent ones are simply not in the rows)."""
     return (
-        _select(db, "SELECT id, balance, pending_out, pending_in FROM wallet_accounts "
-                    "WHERE id IN ({marks})", accounts),
-        _select(db, "WITH k(u, k) AS (VALUES {marks}) SELECT w.user_id, w.key, w.params, "
-                    "w.result FROM k JOIN wallet_keys w ON w.user_id = k.u AND w.key = k.k",
-                keys, "(?,?)"),
-        _select(db, f"SELECT {TRANSFER_COLUMNS} FROM wallet_pending p JOIN wallet_transfers t "
-                    "ON t.id = p.id WHERE p.id IN ({marks})", pendings),
-        _select(db, f"SELECT {PACKET_COLUMNS} FROM wallet_packets WHERE id IN ({{marks}})",
-                packets),
-        _select(db, "SELECT packet, user_id, amount, transfer FROM wallet_claims "
-                    "WHERE packet IN ({marks}) ORDER BY packet, n", packets),
-        _select(db, "SELECT user_id, task, period, count FROM wallet_tasks t WHERE user_id IN "
-                    "({marks}) AND period = (SELECT max(period) FROM wallet_tasks u WHERE "
-                    "u.user_id = t.user_id AND u.task = t.task)", tasks),
+        _select(
+            db,
+            "SELECT id, balance, pending_out, pending_in FROM wallet_accounts "
+            "WHERE id IN ({marks})",
+            accounts,
+        ),
+        _select(
+            db,
+            "WITH k(u, k) AS (VALUES {marks}) SELECT w.user_id, w.key, w.params, "
+            "w.result FROM k JOIN wallet_keys w ON w.user_id = k.u AND w.key = k.k",
+            keys,
+            "(?,?)",
+        ),
+        _select(
+            db,
+            f"SELECT {TRANSFER_COLUMNS} FROM wallet_pending p JOIN wallet_transfers t "
+            "ON t.id = p.id WHERE p.id IN ({marks})",
+            pendings,
+        ),
+        _select(
+            db, f"SELECT {PACKET_COLUMNS} FROM wallet_packets WHERE id IN ({{marks}})", packets
+        ),
+        _select(
+            db,
+            "SELECT packet, user_id, amount, transfer FROM wallet_claims "
+            "WHERE packet IN ({marks}) ORDER BY packet, n",
+            packets,
+        ),
+        _select(
+            db,
+            "SELECT user_id, task, period, count FROM wallet_tasks t WHERE user_id IN "
+            "({marks}) AND period = (SELECT max(period) FROM wallet_tasks u WHERE "
+            "u.user_id = t.user_id AND u.task = t.task)",
+            tasks,
+        ),
         _select(db, f"SELECT {ITEM_COLUMNS} FROM wallet_items WHERE code IN ({{marks}})", items),
     )
 
 
 def packet_of_row(r: tuple[Any, ...]) -> Packet:
     """A wallet_packets row (PACKET_COLUMNS), its claims still to add."""
-    return Packet(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-                  state=r[12])
+    return Packet(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], state=r[12]
+    )
 
 
-TRANSFER_COLUMNS = ("t.id, t.debit, t.credit, t.amount, t.code, t.flags, t.pending_id, "
-                    "t.expires, t.ref, t.memo, t.actor, t.ts, t.key")
-PACKET_COLUMNS = ("id, sender, conv, peer, amount, count, split, seed, pending, expires, "
-                  "memo, created, state")
+TRANSFER_COLUMNS = (
+    "t.id, t.debit, t.credit, t.amount, t.code, t.flags, t.pending_id, "
+    "t.expires, t.ref, t.memo, t.actor, t.ts, t.key"
+)
+PACKET_COLUMNS = (
+    "id, sender, conv, peer, amount, count, split, seed, pending, expires, memo, created, state"
+)
 ITEM_COLUMNS = "id, code, kind, owner, created, source, redeemed"
 
 
@@ -360,9 +454,12 @@ def next_ids(db: sqlite3.Connection) -> tuple[int, int]:
 
 def next_ledger_ids(db: sqlite3.Connection) -> tuple[int, int, int]:
     """The next free transfer, packet and item ids."""
-    row = one(db, "SELECT (SELECT coalesce(max(id), 0) FROM wallet_transfers), "
-                  "(SELECT coalesce(max(id), 0) FROM wallet_packets), "
-                  "(SELECT coalesce(max(id), 0) FROM wallet_items)")
+    row = one(
+        db,
+        "SELECT (SELECT coalesce(max(id), 0) FROM wallet_transfers), "
+        "(SELECT coalesce(max(id), 0) FROM wallet_packets), "
+        "(SELECT coalesce(max(id), 0) FROM wallet_items)",
+    )
     return row[0] + 1, row[1] + 1, row[2] + 1
 
 
@@ -383,21 +480,24 @@ def close_writer(db: sqlite3.Connection) -> None:
 
 
 def create_user(db: sqlite3.Connection, username: str, password_hash: str, now: int) -> int:
-    cur = db.execute("INSERT INTO users (username, password_hash, created) VALUES (?, ?, ?)",
-                     (username, password_hash, now))
+    cur = db.execute(
+        "INSERT INTO users (username, password_hash, created) VALUES (?, ?, ?)",
+        (username, password_hash, now),
+    )
     assert cur.lastrowid is not None
     return cur.lastrowid
 
 
-def set_device_token(db: sqlite3.Connection, user_id: int, device: str, token_hash: bytes,
-                     max_devices: int, now: int) -> int | None:
+def set_device_token(
+    db: sqlite3.Connection, user_id: int, device: str, token_hash: bytes, max_devices: int, now: int
+) -> int | None:
     """Create or re-key a device; its acknowledged position, or None when it is new and
     the user has `max_devices` devices already (0: no bound)."""
-    if max_devices and one(
-        db, "SELECT 1 FROM devices WHERE user_id=? AND device=?", (user_id, device)
-    ) is None and one(
-        db, "SELECT count(*) FROM devices WHERE user_id=?", (user_id,)
-    )[0] >= max_devices:
+    if (
+        max_devices
+        and one(db, "SELECT 1 FROM devices WHERE user_id=? AND device=?", (user_id, device)) is None
+        and one(db, "SELECT count(*) FROM devices WHERE user_id=?", (user_id,))[0] >= max_devices
+    ):
         return None
     db.execute(
         "INSERT INTO devices (user_id, device, token_hash, created, last_seen) "
@@ -414,8 +514,9 @@ def delete_device(db: sqlite3.Connection, user_id: int, device: str) -> bool:
     return cur.rowcount > 0
 
 
-def set_profile(db: sqlite3.Connection, uid: int, display_name: str | None,
-                status: str | None) -> None:
+def set_profile(
+    db: sqlite3.Connection, uid: int, display_name: str | None, status: str | None
+) -> None:
     if display_name is not None:
         db.execute("UPDATE users SET display_name = ? WHERE id = ?", (display_name, uid))
     if status is not None:
@@ -427,8 +528,9 @@ def set_last_seen(db: sqlite3.Connection, uid: int, when_ms: int) -> None:
 
 
 def touch_device(db: sqlite3.Connection, user_id: int, device: str, now: int) -> None:
-    db.execute("UPDATE devices SET last_seen=? WHERE user_id=? AND device=?",
-               (now, user_id, device))
+    db.execute(
+        "UPDATE devices SET last_seen=? WHERE user_id=? AND device=?", (now, user_id, device)
+    )
 
 
 def prune_before(db: sqlite3.Connection, older_than_ms: int) -> list[tuple[int, int]]:
@@ -438,7 +540,9 @@ def prune_before(db: sqlite3.Connection, older_than_ms: int) -> list[tuple[int, 
         (older_than_ms,),
     ).fetchall()
     if floors:
-        db.executemany("UPDATE users SET log_floor = max(log_floor, ?) WHERE id = ?",
-                       [(s, u) for u, s in floors])
+        db.executemany(
+            "UPDATE users SET log_floor = max(log_floor, ?) WHERE id = ?",
+            [(s, u) for u, s in floors],
+        )
         db.executemany("DELETE FROM updates WHERE user_id = ? AND seq <= ?", floors)
     return floors

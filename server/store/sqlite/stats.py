@@ -37,8 +37,16 @@ class WriterStats:
     slowest_write_s: float = 0.0  # the longest statements + COMMIT of one batch
     slowest_dispatch_s: float = 0.0
 
-    def record(self, items: int, messages: int, *, plan: float, write: float, commit: float,
-               dispatch: float) -> None:
+    def record(
+        self,
+        items: int,
+        messages: int,
+        *,
+        plan: float,
+        write: float,
+        commit: float,
+        dispatch: float,
+    ) -> None:
         self.batches += 1
         self.items += items
         self.messages += messages

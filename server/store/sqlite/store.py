@@ -138,8 +138,11 @@ class SQLiteStore(Reads, LedgerReads):
             self.cache.next_msg_id, self.cache.next_conv_id = await writer.call(sql.next_ids)
             self.cache.next_item_id = await writer.call(channels.next_item_id)
             ledger = self.cache.ledger
-            ledger.next_transfer_id, ledger.next_packet_id, ledger.next_wallet_item_id = \
-                await writer.call(sql.next_ledger_ids)
+            (
+                ledger.next_transfer_id,
+                ledger.next_packet_id,
+                ledger.next_wallet_item_id,
+            ) = await writer.call(sql.next_ledger_ids)
         except BaseException:
             await writer.shutdown()  # nothing of it to fold or checkpoint
             raise
@@ -148,8 +151,11 @@ class SQLiteStore(Reads, LedgerReads):
         for _ in range(self.read_connections):
             r = await aiosqlite.connect(self.path, isolation_level=None)
             self.readers.add(r)
-            for pragma in ("busy_timeout=5000", "query_only=ON",
-                           "cache_size=-65536"):  # sync pages re-read hot logs
+            for pragma in (
+                "busy_timeout=5000",
+                "query_only=ON",
+                "cache_size=-65536",
+            ):  # sync pages re-read hot logs
                 await r.execute_fetchall(f"PRAGMA {pragma}")
         self.checkpointer = Checkpointer(self.path, writer.gate)
         self.checkpointer.on_cycle = self.stats.record_checkpoint
@@ -195,24 +201,24 @@ class SQLiteStore(Reads, LedgerReads):
     async def create_user(self, username: str, password_hash: str) -> int:
         try:
             return await self.writer.run_in_commit(
-                lambda db: sql.create_user(db, username, password_hash, now_ms()))
+                lambda db: sql.create_user(db, username, password_hash, now_ms())
+            )
         except sqlite3.IntegrityError:
             raise UsernameTaken(username) from None
 
-    async def set_device_token(self, user_id: int, device: str, token_hash: bytes, *,
-                               max_devices: int = 0) -> int | None:
+    async def set_device_token(
+        self, user_id: int, device: str, token_hash: bytes, *, max_devices: int = 0
+    ) -> int | None:
         return await self.writer.run_in_commit(
-            lambda db: sql.set_device_token(db, user_id, device, token_hash, max_devices,
-                                            now_ms()))
+            lambda db: sql.set_device_token(db, user_id, device, token_hash, max_devices, now_ms())
+        )
 
     async def delete_device(self, user_id: int, device: str) -> bool:
         self.positions.forget(user_id, device)
-        return await self.writer.run_in_commit(
-            lambda db: sql.delete_device(db, user_id, device))
+        return await self.writer.run_in_commit(lambda db: sql.delete_device(db, user_id, device))
 
     async def set_profile(self, uid: int, display_name: str | None, status: str | None) -> None:
-        await self.writer.run_in_commit(
-            lambda db: sql.set_profile(db, uid, display_name, status))
+        await self.writer.run_in_commit(lambda db: sql.set_profile(db, uid, display_name, status))
 
     def record_last_seen(self, uid: int, when_ms: int) -> None:
         """Store when a user's last connection closed; rides along with the next commit."""
@@ -243,8 +249,7 @@ class SQLiteStore(Reads, LedgerReads):
                 await self.writer.run_in_commit(_noop)
         finally:
             tail.due_before_ms = 0
-        floors = await self.writer.run_in_commit(
-            lambda db: sql.prune_before(db, older_than_ms))
+        floors = await self.writer.run_in_commit(lambda db: sql.prune_before(db, older_than_ms))
         for uid, seq in floors:  # users not cached yet load both from the database
             self.cache.raise_floor(uid, seq)
         return len(floors)
@@ -259,14 +264,27 @@ class SQLiteStore(Reads, LedgerReads):
         stored = await self._row(media.SELECT_STORED, (uid, sha256, size))
         upload = await self._row(media.SELECT_UPLOAD_OF, (uid, sha256, size))
         (active,) = await self._row(media.COUNT_UPLOADS, (uid,))
-        return Uploader(media.blob_row(stored) if stored is not None else None,
-                        media.upload_row(upload) if upload is not None else None, int(active))
+        return Uploader(
+            media.blob_row(stored) if stored is not None else None,
+            media.upload_row(upload) if upload is not None else None,
+            int(active),
+        )
 
-    async def create_upload(self, uid: int, sha256: bytes, size: int, media_type: str,
-                            name: str, chunk_size: int, now_ms: int) -> UploadRow:
+    async def create_upload(
+        self,
+        uid: int,
+        sha256: bytes,
+        size: int,
+        media_type: str,
+        name: str,
+        chunk_size: int,
+        now_ms: int,
+    ) -> UploadRow:
         return await self.writer.run_in_commit(
-            lambda db: media.create_upload(db, uid, sha256, size, media_type, name,
-                                           chunk_size, now_ms))
+            lambda db: media.create_upload(
+                db, uid, sha256, size, media_type, name, chunk_size, now_ms
+            )
+        )
 
     async def upload(self, upload_id: int) -> UploadRow | None:
         row = await self._row(media.SELECT_UPLOAD, (upload_id,))
@@ -278,10 +296,12 @@ class SQLiteStore(Reads, LedgerReads):
     async def delete_upload(self, upload_id: int) -> bool:
         return await self.writer.run_in_commit(lambda db: media.delete_upload(db, upload_id))
 
-    async def complete_upload(self, upload_id: int, uid: int, blobs: list[Blob],
-                              now_ms: int) -> None:
+    async def complete_upload(
+        self, upload_id: int, uid: int, blobs: list[Blob], now_ms: int
+    ) -> None:
         await self.writer.run_in_commit(
-            lambda db: media.complete_upload(db, upload_id, uid, blobs, now_ms))
+            lambda db: media.complete_upload(db, upload_id, uid, blobs, now_ms)
+        )
 
     async def blob(self, sha256: bytes) -> Blob | None:
         row = await self._row(media.SELECT_BLOB, (sha256,))
@@ -299,26 +319,28 @@ class SQLiteStore(Reads, LedgerReads):
         return BlobAccess(media.blob_row(row), owner, seen)
 
     async def expired_uploads(self, touched_before_ms: int, limit: int) -> list[UploadRow]:
-        return [media.upload_row(r)
-                for r in await self._rows(media.SELECT_EXPIRED, (touched_before_ms, limit))]
+        return [
+            media.upload_row(r)
+            for r in await self._rows(media.SELECT_EXPIRED, (touched_before_ms, limit))
+        ]
 
     async def collectable_blobs(self, unref_before_ms: int, limit: int) -> list[bytes]:
-        return [bytes(r[0]) for r in
-                await self._rows(media.SELECT_COLLECTABLE, (unref_before_ms, limit))]
+        return [
+            bytes(r[0])
+            for r in await self._rows(media.SELECT_COLLECTABLE, (unref_before_ms, limit))
+        ]
 
     async def collect_blobs(self, hashes: list[bytes], unref_before_ms: int) -> list[bytes]:
         return await self.writer.run_in_commit(
-            lambda db: media.collect_blobs(db, hashes, unref_before_ms))
+            lambda db: media.collect_blobs(db, hashes, unref_before_ms)
+        )
 
     async def known_blobs(self, hashes: list[bytes]) -> set[bytes]:
         found: set[bytes] = set()
         for part in media.blob_chunks(hashes):
-            found |= {bytes(r[0]) for r in
-                      await self._rows(media.known_blobs_sql(len(part)), part)}
+            found |= {bytes(r[0]) for r in await self._rows(media.known_blobs_sql(len(part)), part)}
         return found
 
 
 def _noop(db: sqlite3.Connection) -> None:
     return None
-
-

@@ -96,8 +96,11 @@ class UpdateTail:
         mid = row[4]
         assert mid is not None
         i = mid - msgs[0][0]  # a batch's message ids are consecutive (Batch.run)
-        m: MessageRow = msgs[i] if 0 <= i < len(msgs) and msgs[i][0] == mid else \
-            next(m for m in msgs if m[0] == mid)
+        m: MessageRow = (
+            msgs[i]
+            if 0 <= i < len(msgs) and msgs[i][0] == mid
+            else next(m for m in msgs if m[0] == mid)
+        )
         return m
 
     def data(self, row: JournalRow) -> bytes:

@@ -92,8 +92,15 @@ class _Flight:
 
 
 class Writer:
-    def __init__(self, cache: Caches, tail: UpdateTail, positions: Positions,
-                 stats: WriterStats, *, max_batch: int = 2048) -> None:
+    def __init__(
+        self,
+        cache: Caches,
+        tail: UpdateTail,
+        positions: Positions,
+        stats: WriterStats,
+        *,
+        max_batch: int = 2048,
+    ) -> None:
         self.cache = cache
         self.tail = tail
         self.positions = positions
@@ -158,8 +165,9 @@ class Writer:
     def accept(self) -> None:
         """Take writes: start the pipeline."""
         self._accepting = True
-        self._task = asyncio.get_running_loop().create_task(self._writer_loop(),
-                                                            name="store-writer")
+        self._task = asyncio.get_running_loop().create_task(
+            self._writer_loop(), name="store-writer"
+        )
 
     async def stop(self) -> None:
         """Stop taking writes; commit and answer what is queued."""
@@ -366,10 +374,17 @@ class Writer:
         b = f.batch
         with self.gate:
             return sql.write_batch(
-                self._db, b.messages, b.updates, b.folds, b.direct_rows, b.journal_below,
+                self._db,
+                b.messages,
+                b.updates,
+                b.folds,
+                b.direct_rows,
+                b.journal_below,
                 b.statements,
-                [(seq, u, d) for (u, d), seq in f.positions.items()], f.txns,
-                conflict_ok=conflict_ok)
+                [(seq, u, d) for (u, d), seq in f.positions.items()],
+                f.txns,
+                conflict_ok=conflict_ok,
+            )
 
     async def _settle(self, f: _Flight) -> bool:
         """Wait for f's statements. True if it committed exactly as planned; False if it
@@ -422,10 +437,14 @@ class Writer:
         r = f.result
         self.stats.folded_rows += len(f.batch.folds)
         self.stats.tail_rows = self.tail.rows
-        self.stats.record(len(f.items), len(f.batch.messages), plan=f.plan_s,
-                          write=r.commit_started - f.launched,
-                          commit=r.commit_finished - r.commit_started,
-                          dispatch=time.perf_counter() - t)
+        self.stats.record(
+            len(f.items),
+            len(f.batch.messages),
+            plan=f.plan_s,
+            write=r.commit_started - f.launched,
+            commit=r.commit_finished - r.commit_started,
+            dispatch=time.perf_counter() - t,
+        )
         self.on_commit()
 
     def _publish(self, batch: Batch, ops: list[Any]) -> None:
@@ -458,17 +477,28 @@ class Writer:
 
     def _send_ready(self, s: SendRequest, batch: Batch) -> bool:
         """Whether the caches (and the running batch) hold all a send consults."""
-        if s.rewards is not None and not (batch.has_progress(s.sender_id)
-                                          and batch.has_account(s.sender_id)
-                                          and batch.has_account(REWARDS)):
+        if s.rewards is not None and not (
+            batch.has_progress(s.sender_id)
+            and batch.has_account(s.sender_id)
+            and batch.has_account(REWARDS)
+        ):
             return False
         if s.group is not None:
             g = batch.group_ro(s.group) if batch.has_group(s.group) else None
-            return g is not None and batch.has_conv(s.group) and batch.has_head(s.sender_id) \
+            return (
+                g is not None
+                and batch.has_conv(s.group)
+                and batch.has_head(s.sender_id)
                 and all(batch.has_head(u) for u in g.members)
+            )
         rid_ = self.cache.user_ids.get(s.to_name)
-        return rid_ is not None and batch.has_head(s.sender_id) and batch.has_head(rid_) \
-            and batch.has_social(rid_) and batch.has_pair(pair(s.sender_id, rid_))
+        return (
+            rid_ is not None
+            and batch.has_head(s.sender_id)
+            and batch.has_head(rid_)
+            and batch.has_social(rid_)
+            and batch.has_pair(pair(s.sender_id, rid_))
+        )
 
     def _op_ready(self, op: Any, batch: Batch) -> bool:
         n = Needs()
@@ -527,8 +557,9 @@ class Writer:
                 self.cache.apply_heads(await self.call(sql.fetch_heads, list(members)))
             names_found, group_rows = found[0], found[4][0]
             # pending transfers and packets lead to more (accounts, conversations, members)
-            chained = bool(ledger_found) and bool(ledger_found[2] or ledger_found[3]
-                                                  or ledger_found[6])
+            chained = bool(ledger_found) and bool(
+                ledger_found[2] or ledger_found[3] or ledger_found[6]
+            )
             if not (names_found or group_rows or found[3] or chained):
                 return  # nothing learnt that could make the ops ask for more
 
@@ -566,14 +597,28 @@ def _resolve(future: asyncio.Future[Any] | None, ok: bool, value: Any) -> None:
         future.set_exception(RuntimeError(f"write failed: {value!r}"))
 
 
-def _fetch_all(db: sqlite3.Connection, names: list[str], groups: list[int], users: list[int],
-               social: list[int], pairs: list[tuple[int, int]], convs: list[int],
-               *ledger: Any) -> Any:
+def _fetch_all(
+    db: sqlite3.Connection,
+    names: list[str],
+    groups: list[int],
+    users: list[int],
+    social: list[int],
+    pairs: list[tuple[int, int]],
+    convs: list[int],
+    *ledger: Any,
+) -> Any:
     """In the writer thread: every kind of missing state in one hand-over."""
-    return ((sql.fetch_names(db, names), sql.fetch_heads(db, users),
-             sql.fetch_social(db, social), sql.fetch_pairs(db, pairs),
-             sql.fetch_groups(db, groups), sql.fetch_conv_last(db, convs)),
-            sql.fetch_ledger(db, *ledger) if any(ledger) else ())
+    return (
+        (
+            sql.fetch_names(db, names),
+            sql.fetch_heads(db, users),
+            sql.fetch_social(db, social),
+            sql.fetch_pairs(db, pairs),
+            sql.fetch_groups(db, groups),
+            sql.fetch_conv_last(db, convs),
+        ),
+        sql.fetch_ledger(db, *ledger) if any(ledger) else (),
+    )
 
 
 def _close(db: sqlite3.Connection, last: Callable[[sqlite3.Connection], None] | None) -> None:

@@ -114,8 +114,15 @@ def _req(p: dict[str, Any], name: str, rid: int) -> Any:
         raise _bad(name, "is required", rid) from None
 
 
-def _str(p: dict[str, Any], name: str, rid: int, max_len: int, *, required: bool = True,
-         default: str = "") -> str:
+def _str(
+    p: dict[str, Any],
+    name: str,
+    rid: int,
+    max_len: int,
+    *,
+    required: bool = True,
+    default: str = "",
+) -> str:
     v = _req(p, name, rid) if required else p.get(name, default)
     if type(v) is not str:
         raise _bad(name, "must be a string", rid)
@@ -124,8 +131,16 @@ def _str(p: dict[str, Any], name: str, rid: int, max_len: int, *, required: bool
     return v
 
 
-def _int(p: dict[str, Any], name: str, rid: int, *, required: bool = True,
-         default: int | None = None, lo: int = 0, hi: int = MAX_INT64) -> Any:
+def _int(
+    p: dict[str, Any],
+    name: str,
+    rid: int,
+    *,
+    required: bool = True,
+    default: int | None = None,
+    lo: int = 0,
+    hi: int = MAX_INT64,
+) -> Any:
     if not required and name not in p:
         return default
     v = _req(p, name, rid)

@@ -53,12 +53,15 @@ class Hello(Message):
     @classmethod
     def from_payload(cls, rid: int, p: dict[str, Any], limits: Limits) -> Hello:
         versions = _list(p, "versions", rid)
-        if not versions or len(versions) > 16 or any(
-            type(v) is not int or not 0 < v <= 0xFFFF for v in versions
+        if (
+            not versions
+            or len(versions) > 16
+            or any(type(v) is not int or not 0 < v <= 0xFFFF for v in versions)
         ):
             raise _bad("versions", "must be 1..16 integers in 1..65535", rid)
-        return cls(rid=rid, versions=tuple(versions),
-                   client=_str(p, "client", rid, 128, required=False))
+        return cls(
+            rid=rid, versions=tuple(versions), client=_str(p, "client", rid, 128, required=False)
+        )
 
     def to_payload(self) -> dict[str, Any]:
         return {"versions": list(self.versions), "client": self.client}
@@ -76,14 +79,23 @@ class Welcome(Message):
 
     @classmethod
     def from_payload(cls, rid: int, p: dict[str, Any], limits: Limits) -> Welcome:
-        return cls(rid=rid, version=_int(p, "version", rid, hi=0xFFFF),
-                   server=_str(p, "server", rid, 128), time=_int(p, "time", rid),
-                   heartbeat=_num(p, "heartbeat", rid) or 0.0,
-                   limits=_map(p, "limits", rid))
+        return cls(
+            rid=rid,
+            version=_int(p, "version", rid, hi=0xFFFF),
+            server=_str(p, "server", rid, 128),
+            time=_int(p, "time", rid),
+            heartbeat=_num(p, "heartbeat", rid) or 0.0,
+            limits=_map(p, "limits", rid),
+        )
 
     def to_payload(self) -> dict[str, Any]:
-        return {"version": self.version, "server": self.server, "time": self.time,
-                "heartbeat": self.heartbeat, "limits": self.limits}
+        return {
+            "version": self.version,
+            "server": self.server,
+            "time": self.time,
+            "heartbeat": self.heartbeat,
+            "limits": self.limits,
+        }
 
 
 @_empty
@@ -118,8 +130,11 @@ class Close(Message):
 
     @classmethod
     def from_payload(cls, rid: int, p: dict[str, Any], limits: Limits) -> Close:
-        return cls(rid=rid, code=_int(p, "code", rid, hi=0xFFFF),
-                   reason=_str(p, "reason", rid, 256, required=False))
+        return cls(
+            rid=rid,
+            code=_int(p, "code", rid, hi=0xFFFF),
+            reason=_str(p, "reason", rid, 256, required=False),
+        )
 
     def to_payload(self) -> dict[str, Any]:
         return {"code": self.code, "reason": self.reason}
@@ -138,10 +153,13 @@ class Error(Message):
 
     @classmethod
     def from_payload(cls, rid: int, p: dict[str, Any], limits: Limits) -> Error:
-        return cls(rid=rid, code=_int(p, "code", rid, hi=0xFFFF),
-                   message=_str(p, "message", rid, 1024, required=False),
-                   retry_after=_num(p, "retry_after", rid, required=False),
-                   data=_map(p, "data", rid))
+        return cls(
+            rid=rid,
+            code=_int(p, "code", rid, hi=0xFFFF),
+            message=_str(p, "message", rid, 1024, required=False),
+            retry_after=_num(p, "retry_after", rid, required=False),
+            data=_map(p, "data", rid),
+        )
 
     def to_payload(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -164,8 +182,9 @@ class Register(Message):
 
     @classmethod
     def from_payload(cls, rid: int, p: dict[str, Any], limits: Limits) -> Register:
-        return cls(rid=rid, username=_str(p, "username", rid, 256),
-                   password=_str(p, "password", rid, 4096))
+        return cls(
+            rid=rid, username=_str(p, "username", rid, 256), password=_str(p, "password", rid, 4096)
+        )
 
     def to_payload(self) -> dict[str, Any]:
         return {"username": self.username, "password": self.password}
@@ -195,9 +214,12 @@ class Login(Message):
 
     @classmethod
     def from_payload(cls, rid: int, p: dict[str, Any], limits: Limits) -> Login:
-        return cls(rid=rid, username=_str(p, "username", rid, 256),
-                   password=_str(p, "password", rid, 4096),
-                   device=_str(p, "device", rid, 256))
+        return cls(
+            rid=rid,
+            username=_str(p, "username", rid, 256),
+            password=_str(p, "password", rid, 4096),
+            device=_str(p, "device", rid, 256),
+        )
 
     def to_payload(self) -> dict[str, Any]:
         return {"username": self.username, "password": self.password, "device": self.device}
@@ -234,12 +256,22 @@ class Authenticated(Message):
         token = p.get("token")
         if token is not None and type(token) is not str:
             raise _bad("token", "must be a string", rid)
-        return cls(rid=rid, user=_str(p, "user", rid, 256), device=_str(p, "device", rid, 256),
-                   head=_int(p, "head", rid), acked=_int(p, "acked", rid), token=token)
+        return cls(
+            rid=rid,
+            user=_str(p, "user", rid, 256),
+            device=_str(p, "device", rid, 256),
+            head=_int(p, "head", rid),
+            acked=_int(p, "acked", rid),
+            token=token,
+        )
 
     def to_payload(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"user": self.user, "device": self.device, "head": self.head,
-                               "acked": self.acked}
+        out: dict[str, Any] = {
+            "user": self.user,
+            "device": self.device,
+            "head": self.head,
+            "acked": self.acked,
+        }
         if self.token is not None:
             out["token"] = self.token
         return out
@@ -275,16 +307,25 @@ class DeviceInfo:
     acked: int
 
     def to_wire(self) -> dict[str, Any]:
-        return {"device": self.device, "created": self.created, "last_seen": self.last_seen,
-                "online": self.online, "acked": self.acked}
+        return {
+            "device": self.device,
+            "created": self.created,
+            "last_seen": self.last_seen,
+            "online": self.online,
+            "acked": self.acked,
+        }
 
     @classmethod
     def from_wire(cls, v: Any, rid: int) -> DeviceInfo:
         if not isinstance(v, dict):
             raise _bad("devices", "must hold maps", rid)
-        return cls(device=_str(v, "device", rid, 256), created=_int(v, "created", rid),
-                   last_seen=_int(v, "last_seen", rid), online=_bool(v, "online", rid),
-                   acked=_int(v, "acked", rid))
+        return cls(
+            device=_str(v, "device", rid, 256),
+            created=_int(v, "created", rid),
+            last_seen=_int(v, "last_seen", rid),
+            online=_bool(v, "online", rid),
+            acked=_int(v, "acked", rid),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,8 +336,9 @@ class DeviceList(Message):
 
     @classmethod
     def from_payload(cls, rid: int, p: dict[str, Any], limits: Limits) -> DeviceList:
-        return cls(rid=rid, devices=tuple(DeviceInfo.from_wire(d, rid)
-                                          for d in _list(p, "devices", rid)))
+        return cls(
+            rid=rid, devices=tuple(DeviceInfo.from_wire(d, rid) for d in _list(p, "devices", rid))
+        )
 
     def to_payload(self) -> dict[str, Any]:
         return {"devices": [d.to_wire() for d in self.devices]}
@@ -350,8 +392,19 @@ class ChatMessage:
     event: dict[str, Any] | None = None  # group timeline events (SPEC.md 17.4)
 
     def to_wire(self) -> dict[str, Any]:
-        return _message_dict(self.id, self.conv, self.pos, self.sender, self.to, self.ts,
-                             self.cmid, self.text, self.meta, self.group, self.event)
+        return _message_dict(
+            self.id,
+            self.conv,
+            self.pos,
+            self.sender,
+            self.to,
+            self.ts,
+            self.cmid,
+            self.text,
+            self.meta,
+            self.group,
+            self.event,
+        )
 
     def encode(self) -> bytes:
         """The msgpack map, encoded once and reused for every reader."""
@@ -363,17 +416,34 @@ class ChatMessage:
             raise _bad("message", "must be a map", rid)
         group = _int(v, "group", rid, required=False)
         event = _map(v, "event", rid) if "event" in v else None
-        return cls(id=_int(v, "id", rid), conv=_int(v, "conv", rid),
-                   pos=_int(v, "pos", rid, lo=1), sender=_str(v, "from", rid, 256),
-                   to=_str(v, "to", rid, 256, required=group is None),
-                   ts=_int(v, "ts", rid), cmid=_str(v, "cmid", rid, 256),
-                   text=_str(v, "text", rid, 1 << 30), meta=_map(v, "meta", rid),
-                   group=group, event=event)
+        return cls(
+            id=_int(v, "id", rid),
+            conv=_int(v, "conv", rid),
+            pos=_int(v, "pos", rid, lo=1),
+            sender=_str(v, "from", rid, 256),
+            to=_str(v, "to", rid, 256, required=group is None),
+            ts=_int(v, "ts", rid),
+            cmid=_str(v, "cmid", rid, 256),
+            text=_str(v, "text", rid, 1 << 30),
+            meta=_map(v, "meta", rid),
+            group=group,
+            event=event,
+        )
 
 
-def _message_dict(id: int, conv: int, pos: int, sender: str, to: str, ts: int, cmid: str,
-                  text: str, meta: dict[str, Any] | None, group: int | None,
-                  event: dict[str, Any] | None) -> dict[str, Any]:
+def _message_dict(
+    id: int,
+    conv: int,
+    pos: int,
+    sender: str,
+    to: str,
+    ts: int,
+    cmid: str,
+    text: str,
+    meta: dict[str, Any] | None,
+    group: int | None,
+    event: dict[str, Any] | None,
+) -> dict[str, Any]:
     d: dict[str, Any] = {"id": id, "conv": conv, "pos": pos, "from": sender}
     if group is None:
         d["to"] = to
@@ -389,9 +459,19 @@ def _message_dict(id: int, conv: int, pos: int, sender: str, to: str, ts: int, c
     return d
 
 
-def encode_message_map(id: int, conv: int, pos: int, sender: str, to: str, ts: int, cmid: str,
-                       text: str, meta: dict[str, Any] | None, group: int | None = None,
-                       event: dict[str, Any] | None = None) -> bytes:
+def encode_message_map(
+    id: int,
+    conv: int,
+    pos: int,
+    sender: str,
+    to: str,
+    ts: int,
+    cmid: str,
+    text: str,
+    meta: dict[str, Any] | None,
+    group: int | None = None,
+    event: dict[str, Any] | None = None,
+) -> bytes:
     """The canonical encoding of a message map (the same bytes as ChatMessage.encode())."""
     return _packb(_message_dict(id, conv, pos, sender, to, ts, cmid, text, meta, group, event))
 
@@ -449,9 +529,14 @@ class Send(Message):
         group = _int(p, "group", rid, required=False)
         if (group is None) == ("to" not in p):
             raise _bad("to", "or 'group' is required, not both", rid)
-        return cls(rid=rid, to=_str(p, "to", rid, 256, required=False), cmid=cmid,
-                   text=_str(p, "text", rid, limits.max_frame_size), meta=_map(p, "meta", rid),
-                   group=group)
+        return cls(
+            rid=rid,
+            to=_str(p, "to", rid, 256, required=False),
+            cmid=cmid,
+            text=_str(p, "text", rid, limits.max_frame_size),
+            meta=_map(p, "meta", rid),
+            group=group,
+        )
 
     def to_payload(self) -> dict[str, Any]:
         out: dict[str, Any] = {"to": self.to} if self.group is None else {"group": self.group}
@@ -478,14 +563,27 @@ class Sent(Message):
 
     @classmethod
     def from_payload(cls, rid: int, p: dict[str, Any], limits: Limits) -> Sent:
-        return cls(rid=rid, id=_int(p, "id", rid), conv=_int(p, "conv", rid),
-                   pos=_int(p, "pos", rid, lo=1), ts=_int(p, "ts", rid),
-                   seq=_int(p, "seq", rid, lo=1),
-                   cmid=_str(p, "cmid", rid, 256), duplicate=_bool(p, "duplicate", rid))
+        return cls(
+            rid=rid,
+            id=_int(p, "id", rid),
+            conv=_int(p, "conv", rid),
+            pos=_int(p, "pos", rid, lo=1),
+            ts=_int(p, "ts", rid),
+            seq=_int(p, "seq", rid, lo=1),
+            cmid=_str(p, "cmid", rid, 256),
+            duplicate=_bool(p, "duplicate", rid),
+        )
 
     def to_payload(self) -> dict[str, Any]:
-        return {"id": self.id, "conv": self.conv, "pos": self.pos, "ts": self.ts,
-                "seq": self.seq, "cmid": self.cmid, "duplicate": self.duplicate}
+        return {
+            "id": self.id,
+            "conv": self.conv,
+            "pos": self.pos,
+            "ts": self.ts,
+            "seq": self.seq,
+            "cmid": self.cmid,
+            "duplicate": self.duplicate,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,8 +595,11 @@ class Sync(Message):
 
     @classmethod
     def from_payload(cls, rid: int, p: dict[str, Any], limits: Limits) -> Sync:
-        return cls(rid=rid, since=_int(p, "since", rid),
-                   limit=_int(p, "limit", rid, required=False, lo=1, hi=limits.max_sync_page))
+        return cls(
+            rid=rid,
+            since=_int(p, "since", rid),
+            limit=_int(p, "limit", rid, required=False, lo=1, hi=limits.max_sync_page),
+        )
 
     def to_payload(self) -> dict[str, Any]:
         out: dict[str, Any] = {"since": self.since}
@@ -520,14 +621,20 @@ class Updates(Message):
 
     @classmethod
     def from_payload(cls, rid: int, p: dict[str, Any], limits: Limits) -> Updates:
-        return cls(rid=rid, updates=tuple(Update.from_wire(u, rid)
-                                          for u in _list(p, "updates", rid)),
-                   head=_int(p, "head", rid), more=_bool(p, "more", rid),
-                   resync=_bool(p, "resync", rid))
+        return cls(
+            rid=rid,
+            updates=tuple(Update.from_wire(u, rid) for u in _list(p, "updates", rid)),
+            head=_int(p, "head", rid),
+            more=_bool(p, "more", rid),
+            resync=_bool(p, "resync", rid),
+        )
 
     def to_payload(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"updates": [u.to_wire() for u in self.updates],
-                               "head": self.head, "more": self.more}
+        out: dict[str, Any] = {
+            "updates": [u.to_wire() for u in self.updates],
+            "head": self.head,
+            "more": self.more,
+        }
         if self.resync:
             out["resync"] = True
         return out
@@ -539,12 +646,21 @@ _K_MORE = _packb("more")
 _K_RESYNC = _packb("resync")
 
 
-def encode_updates_frame(rid: int, updates: list[bytes], head: int, *, more: bool = False,
-                         resync: bool = False) -> bytes:
+def encode_updates_frame(
+    rid: int, updates: list[bytes], head: int, *, more: bool = False, resync: bool = False
+) -> bytes:
     """An UPDATES frame from pre-encoded updates (see encode_update); same bytes as
     Updates(...).encode() would produce for the same content."""
-    parts = [b"\x84" if resync else b"\x83", _K_UPDATES, _array_header(len(updates)), *updates,
-             _K_HEAD, _packb(head), _K_MORE, b"\xc3" if more else b"\xc2"]
+    parts = [
+        b"\x84" if resync else b"\x83",
+        _K_UPDATES,
+        _array_header(len(updates)),
+        *updates,
+        _K_HEAD,
+        _packb(head),
+        _K_MORE,
+        b"\xc3" if more else b"\xc2",
+    ]
     if resync:
         parts += [_K_RESYNC, b"\xc3"]
     return frame_from_raw_payload(MessageType.UPDATES, rid, b"".join(parts))
@@ -588,13 +704,19 @@ class History(Message):
         group = _int(p, "group", rid, required=False)
         if (group is None) == ("with" not in p):
             raise _bad("with", "or 'group' is required, not both", rid)
-        return cls(rid=rid, with_user=_str(p, "with", rid, 256, required=False), before=before,
-                   after=after, limit=_int(p, "limit", rid, required=False, lo=1,
-                                           hi=limits.max_history_page), group=group)
+        return cls(
+            rid=rid,
+            with_user=_str(p, "with", rid, 256, required=False),
+            before=before,
+            after=after,
+            limit=_int(p, "limit", rid, required=False, lo=1, hi=limits.max_history_page),
+            group=group,
+        )
 
     def to_payload(self) -> dict[str, Any]:
-        out: dict[str, Any] = ({"with": self.with_user} if self.group is None
-                               else {"group": self.group})
+        out: dict[str, Any] = (
+            {"with": self.with_user} if self.group is None else {"group": self.group}
+        )
         for k in ("before", "after", "limit"):
             v = getattr(self, k)
             if v is not None:
@@ -611,9 +733,11 @@ class HistoryPage(Message):
 
     @classmethod
     def from_payload(cls, rid: int, p: dict[str, Any], limits: Limits) -> HistoryPage:
-        return cls(rid=rid, messages=tuple(ChatMessage.from_wire(m, rid)
-                                           for m in _list(p, "messages", rid)),
-                   more=_bool(p, "more", rid))
+        return cls(
+            rid=rid,
+            messages=tuple(ChatMessage.from_wire(m, rid) for m in _list(p, "messages", rid)),
+            more=_bool(p, "more", rid),
+        )
 
     def to_payload(self) -> dict[str, Any]:
         return {"messages": [m.to_wire() for m in self.messages], "more": self.more}
@@ -624,17 +748,46 @@ _K_MESSAGES = _packb("messages")
 
 def encode_history_frame(rid: int, messages: list[bytes], more: bool) -> bytes:
     """A HISTORY_PAGE frame from stored, pre-encoded messages."""
-    payload = b"".join((b"\x82", _K_MESSAGES, _array_header(len(messages)), *messages,
-                        _K_MORE, b"\xc3" if more else b"\xc2"))
+    payload = b"".join(
+        (
+            b"\x82",
+            _K_MESSAGES,
+            _array_header(len(messages)),
+            *messages,
+            _K_MORE,
+            b"\xc3" if more else b"\xc2",
+        )
+    )
     return frame_from_raw_payload(MessageType.HISTORY_PAGE, rid, payload)
 
 
 # --------------------------------------------------------------------------- registry
 
 CORE_CLASSES: tuple[type[Message], ...] = (
-    Hello, Welcome, Ping, Pong, Close, Error, Register, Registered, Login, Auth, Authenticated,
-    Logout, LoggedOut, ListDevices, DeviceList, RevokeDevice, DeviceRevoked, Send, Sent, Sync,
-    Updates, Ack, History, HistoryPage,
+    Hello,
+    Welcome,
+    Ping,
+    Pong,
+    Close,
+    Error,
+    Register,
+    Registered,
+    Login,
+    Auth,
+    Authenticated,
+    Logout,
+    LoggedOut,
+    ListDevices,
+    DeviceList,
+    RevokeDevice,
+    DeviceRevoked,
+    Send,
+    Sent,
+    Sync,
+    Updates,
+    Ack,
+    History,
+    HistoryPage,
 )
 from .social import SOCIAL_CLASSES  # noqa: E402  (social.py builds on the classes above)
 
@@ -644,14 +797,17 @@ MESSAGE_CLASSES: dict[int, type[Message]] = {
 # CLOSE is the one type both sides send.
 CLIENT_TYPES = frozenset(t for t, c in MESSAGE_CLASSES.items() if c.FROM_CLIENT)
 SERVER_TYPES = frozenset(t for t, c in MESSAGE_CLASSES.items() if not c.FROM_CLIENT) | {
-    int(MessageType.CLOSE)}
+    int(MessageType.CLOSE)
+}
 # Requests answered by exactly one frame with the same rid; the rest are one-way.
-ONE_WAY_CLIENT_TYPES = frozenset({int(MessageType.ACK), int(MessageType.CLOSE),
-                                  int(MessageType.TYPING)})
+ONE_WAY_CLIENT_TYPES = frozenset(
+    {int(MessageType.ACK), int(MessageType.CLOSE), int(MessageType.TYPING)}
+)
 
 
-def decode_message(msg_type: int, rid: int, payload: dict[str, Any],
-                   limits: Limits = DEFAULT_LIMITS) -> Message:
+def decode_message(
+    msg_type: int, rid: int, payload: dict[str, Any], limits: Limits = DEFAULT_LIMITS
+) -> Message:
     cls = MESSAGE_CLASSES.get(msg_type)
     if cls is None:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {msg_type}", rid)

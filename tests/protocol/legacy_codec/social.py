@@ -72,8 +72,9 @@ def _codec(cls: type[T]) -> type[T]:
         if f.name == "rid":
             continue
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        specs.append((f.name, f.metadata.get("key", f.name), hints[f.name], dict(f.metadata),
-                      required))
+        specs.append(
+            (f.name, f.metadata.get("key", f.name), hints[f.name], dict(f.metadata), required)
+        )
     cls._specs = specs  # type: ignore[attr-defined]
     return cls
 
@@ -84,8 +85,7 @@ def _record(msg_type: MessageType, *, client: bool) -> Callable[[type[M]], type[
         cls.FROM_CLIENT = client
         _codec(cls)
 
-        def from_payload(c: type[Message], rid: int, p: dict[str, Any],
-                         limits: Limits) -> Message:
+        def from_payload(c: type[Message], rid: int, p: dict[str, Any], limits: Limits) -> Message:
             return typing.cast(Message, _decode_fields(c, p, rid, limits))
 
         cls.from_payload = classmethod(from_payload)  # type: ignore[assignment,method-assign]
@@ -439,10 +439,16 @@ ContactRemove = _user_request(MessageType.CONTACT_REMOVE, "Stop being contacts w
 Block = _user_request(MessageType.BLOCK, "Refuse `user`'s messages, requests and presence.")
 Unblock = _user_request(MessageType.UNBLOCK, "Lift a block on `user`.")
 GetProfile = _user_request(MessageType.GET_PROFILE, "`user`'s profile, if visible.")
-for _cls, _name in ((ContactRequest, "ContactRequest"), (ContactAccept, "ContactAccept"),
-                    (ContactDecline, "ContactDecline"), (ContactCancel, "ContactCancel"),
-                    (ContactRemove, "ContactRemove"), (Block, "Block"), (Unblock, "Unblock"),
-                    (GetProfile, "GetProfile")):
+for _cls, _name in (
+    (ContactRequest, "ContactRequest"),
+    (ContactAccept, "ContactAccept"),
+    (ContactDecline, "ContactDecline"),
+    (ContactCancel, "ContactCancel"),
+    (ContactRemove, "ContactRemove"),
+    (Block, "Block"),
+    (Unblock, "Unblock"),
+    (GetProfile, "GetProfile"),
+):
     _cls.__name__ = _cls.__qualname__ = _name
 
 
@@ -506,12 +512,43 @@ class Privacy(Message):
 
 
 SOCIAL_CLASSES: tuple[type[Message], ...] = (
-    Ok, GroupCreate, GroupInfo, GetGroup, GroupAdd, GroupRemove, GroupLeave, GroupUpdate,
-    GroupSetRole, GroupTransfer, ListGroups, GroupList, Read, GetReceipts, Receipts,
-    ListConversations, ConversationList, Typing, TypingNotice, Presence, GetPresence,
-    PresenceList, ContactRequest, ContactAccept, ContactDecline, ContactCancel, ContactRemove,
-    ListContacts, ContactList, Block, Unblock, SetProfile, GetProfile, Profile, SetPrivacy,
-    GetPrivacy, Privacy,
+    Ok,
+    GroupCreate,
+    GroupInfo,
+    GetGroup,
+    GroupAdd,
+    GroupRemove,
+    GroupLeave,
+    GroupUpdate,
+    GroupSetRole,
+    GroupTransfer,
+    ListGroups,
+    GroupList,
+    Read,
+    GetReceipts,
+    Receipts,
+    ListConversations,
+    ConversationList,
+    Typing,
+    TypingNotice,
+    Presence,
+    GetPresence,
+    PresenceList,
+    ContactRequest,
+    ContactAccept,
+    ContactDecline,
+    ContactCancel,
+    ContactRemove,
+    ListContacts,
+    ContactList,
+    Block,
+    Unblock,
+    SetProfile,
+    GetProfile,
+    Profile,
+    SetPrivacy,
+    GetPrivacy,
+    Privacy,
 )
 SOCIAL_CLIENT_TYPES = frozenset(int(c.TYPE) for c in SOCIAL_CLASSES if c.FROM_CLIENT)
 SOCIAL_SERVER_TYPES = frozenset(int(c.TYPE) for c in SOCIAL_CLASSES if not c.FROM_CLIENT)

@@ -36,6 +36,7 @@ def die_at(k: int) -> None:
             if count[0] == k:
                 os.kill(os.getpid(), signal.SIGKILL)
             return fn(*args, **kwargs)
+
         return op
 
     for name in DISK_OPS:
@@ -55,13 +56,17 @@ def main() -> None:
     data = content(shape["size"])
     store = BlobStore(os.path.join(root, "media"), sync_every=shape["sync_every"])
     store.open()
-    partial = store.create_partial(UPLOAD_ID, size=len(data),
-                                   sha256=hashlib.sha256(data).digest(),
-                                   chunk_size=shape["chunk"], created_ms=1)
+    partial = store.create_partial(
+        UPLOAD_ID,
+        size=len(data),
+        sha256=hashlib.sha256(data).digest(),
+        chunk_size=shape["chunk"],
+        created_ms=1,
+    )
     say("begun")
     chunk = shape["chunk"]
     for i, offset in enumerate(range(0, len(data), chunk)):
-        partial.write(offset, data[offset:offset + chunk])
+        partial.write(offset, data[offset : offset + chunk])
         say(f"chunk {i}")
     say("finishing")
     done = partial.finish()

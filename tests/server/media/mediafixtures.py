@@ -26,7 +26,8 @@ def wav(seconds: float, rate: int = 8000, channels: int = 1) -> bytes:
     frames = int(seconds * rate)
     samples = b"".join(
         struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) * channels
-        for i in range(frames))
+        for i in range(frames)
+    )
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
         w.setnchannels(channels)
@@ -90,7 +91,6 @@ def opus(seconds: float, tags: dict[str, str] | None = None) -> bytes:
         n = min(per_page, packets - first)
         granule += n * 960
         last = first + n >= packets
-        pages.append(_ogg_page(serial, seq, granule + pre_skip, [b"\x08"] * n,
-                               0x04 if last else 0))
+        pages.append(_ogg_page(serial, seq, granule + pre_skip, [b"\x08"] * n, 0x04 if last else 0))
         seq += 1
     return b"".join(pages)

@@ -27,10 +27,10 @@ def sha(data: bytes) -> bytes:
 
 
 async def upload(media: MediaIO, upload_id: str, data: bytes) -> None:
-    await media.begin(upload_id, size=len(data), sha256=sha(data), chunk_size=CHUNK,
-                      created_ms=1)
-    await asyncio.gather(*(media.write(upload_id, o, data[o:o + CHUNK])
-                           for o in range(0, len(data), CHUNK)))
+    await media.begin(upload_id, size=len(data), sha256=sha(data), chunk_size=CHUNK, created_ms=1)
+    await asyncio.gather(
+        *(media.write(upload_id, o, data[o : o + CHUNK]) for o in range(0, len(data), CHUNK))
+    )
 
 
 async def test_upload_finish_read_and_remove(tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ async def test_upload_finish_read_and_remove(tmp_path: Path) -> None:
         done = await asyncio.gather(*(media.finish(f"u{i}") for i in range(4)))
         assert all(d.ok and d.created for d in done)
         for b in blobs:
-            assert await media.read(sha(b), CHUNK, 100) == b[CHUNK:CHUNK + 100]
+            assert await media.read(sha(b), CHUNK, 100) == b[CHUNK : CHUNK + 100]
         assert await media.remove(sha(blobs[0]))
         with pytest.raises(FileNotFoundError):
             await media.read(sha(blobs[0]), 0, 1)
@@ -53,8 +53,9 @@ async def test_upload_finish_read_and_remove(tmp_path: Path) -> None:
         await media.close()
 
 
-async def test_disk_work_runs_in_the_media_threads(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_disk_work_runs_in_the_media_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     threads: list[str] = []
     real_write = Partial.write
 
@@ -80,7 +81,7 @@ async def test_close_keeps_uploads_resumable_and_a_new_instance_resumes(tmp_path
     await media.open()
     await media.begin("u", size=len(data), sha256=sha(data), chunk_size=CHUNK, created_ms=1)
     await media.write("u", 0, data[:CHUNK])
-    await media.write("u", 2 * CHUNK, data[2 * CHUNK:3 * CHUNK])
+    await media.write("u", 2 * CHUNK, data[2 * CHUNK : 3 * CHUNK])
     await media.close()  # syncs the unsynced chunks
     again = MediaIO(BlobStore(tmp_path / "media"))
     await again.open()
@@ -88,8 +89,8 @@ async def test_close_keeps_uploads_resumable_and_a_new_instance_resumes(tmp_path
         found = await again.recover("u")
         assert found.partial is not None
         assert found.partial.held == RangeSet([(0, CHUNK), (2 * CHUNK, 3 * CHUNK)])
-        await again.write("u", CHUNK, data[CHUNK:2 * CHUNK])
-        await again.write("u", 3 * CHUNK, data[3 * CHUNK:])
+        await again.write("u", CHUNK, data[CHUNK : 2 * CHUNK])
+        await again.write("u", 3 * CHUNK, data[3 * CHUNK :])
         assert (await again.finish("u")).ok
         # a finish retried after the answer was lost: the journal is gone, so it is unknown
         # here; the metadata (upload complete) answers it in the server
@@ -128,8 +129,9 @@ async def test_probes_read_stored_blobs(tmp_path: Path) -> None:
         assert isinstance(note, AudioInfo) and note.duration_ms == 3000
         audio = await media.probe_audio(sha(song))
         assert isinstance(audio, AudioInfo) and audio.codec == "pcm"
-        track = await media.probe_track(sha(song), title="Cut", clip=(500, 3500),
-                                        cover=sha(picture))
+        track = await media.probe_track(
+            sha(song), title="Cut", clip=(500, 3500), cover=sha(picture)
+        )
         assert isinstance(track, TrackInfo) and track.cover is not None
         assert (track.title, track.duration_ms, track.clip) == ("Cut", 4000, (500, 3500))
         bad = await media.probe_track(sha(picture))

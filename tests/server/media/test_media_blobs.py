@@ -60,16 +60,21 @@ def store(tmp_path: Path, umask_022: None) -> Iterator[BlobStore]:
         s.close_partial(upload_id)
 
 
-def begin(store: BlobStore, data: bytes, upload_id: str = "up1", digest: bytes | None = None,
-          ) -> Partial:
-    return store.create_partial(upload_id, size=len(data), sha256=digest or sha(data),
-                                chunk_size=CHUNK, created_ms=1000)
+def begin(
+    store: BlobStore,
+    data: bytes,
+    upload_id: str = "up1",
+    digest: bytes | None = None,
+) -> Partial:
+    return store.create_partial(
+        upload_id, size=len(data), sha256=digest or sha(data), chunk_size=CHUNK, created_ms=1000
+    )
 
 
 def send(p: Partial, data: bytes, order: list[int] | None = None) -> None:
     starts = list(range(0, len(data), CHUNK))
     for i in order if order is not None else range(len(starts)):
-        p.write(starts[i], data[starts[i]:starts[i] + CHUNK])
+        p.write(starts[i], data[starts[i] : starts[i] + CHUNK])
 
 
 def listing(root: str) -> list[str]:
@@ -198,7 +203,7 @@ def test_ranged_reads(store: BlobStore) -> None:
     p.finish()
     h = sha(data)
     assert store.read(h, 0, 100) == data[:100]
-    assert store.read(h, CHUNK - 3, CHUNK) == data[CHUNK - 3:2 * CHUNK - 3]
+    assert store.read(h, CHUNK - 3, CHUNK) == data[CHUNK - 3 : 2 * CHUNK - 3]
     assert store.read(h, len(data) - 5, 100) == data[-5:]
     assert store.read(h, len(data), 100) == b""
     with store.open_blob(h) as reader:
@@ -223,9 +228,13 @@ def test_close_and_reopen_resumes_with_the_held_ranges(store: BlobStore) -> None
     assert again is not None
     assert again.held == RangeSet([(0, 2 * CHUNK), (4 * CHUNK, 5 * CHUNK)])
     assert (again.size, again.sha256, again.chunk_size, again.created_ms) == (
-        len(data), sha(data), CHUNK, 1000)
+        len(data),
+        sha(data),
+        CHUNK,
+        1000,
+    )
     for i in (2, 3, 5):
-        again.write(i * CHUNK, data[i * CHUNK:(i + 1) * CHUNK])
+        again.write(i * CHUNK, data[i * CHUNK : (i + 1) * CHUNK])
     assert again.finish().ok
     assert fresh.read(sha(data), 0, len(data)) == data
 
@@ -264,7 +273,7 @@ def test_a_torn_journal_tail_is_cut_off(store: BlobStore) -> None:
     again = BlobStore(store.root, sync_every=1).open_partial("up1").partial
     assert again is not None and again.held == RangeSet([(0, 2 * CHUNK)])
     assert jnl.stat().st_size == good  # cut, so the next record follows a valid one
-    again.write(2 * CHUNK, data[2 * CHUNK:3 * CHUNK])
+    again.write(2 * CHUNK, data[2 * CHUNK : 3 * CHUNK])
     again.close()
     third = BlobStore(store.root).open_partial("up1").partial
     assert third is not None and third.held == RangeSet([(0, 3 * CHUNK)])
@@ -276,7 +285,7 @@ def test_a_record_with_a_bad_checksum_ends_the_journal(store: BlobStore) -> None
     p = begin(store, data)
     p.write(0, data[:CHUNK])
     p.sync()
-    p.write(2 * CHUNK, data[2 * CHUNK:3 * CHUNK])
+    p.write(2 * CHUNK, data[2 * CHUNK : 3 * CHUNK])
     p.close()
     jnl = Path(store.partial_dir, "up1.jnl")
     raw = bytearray(jnl.read_bytes())
@@ -403,8 +412,9 @@ def test_free_disk_floor(store: BlobStore) -> None:
     assert store.has_room(1)
 
 
-def test_disk_full_while_writing_is_storage_full(store: BlobStore,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_full_while_writing_is_storage_full(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     p = begin(store, content(CHUNK))
 
     def full(*args: object) -> int:

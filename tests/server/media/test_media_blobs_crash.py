@@ -30,8 +30,13 @@ SCRIPT = str(HERE / "blobcrash.py")
 
 def child(root: Path, *args: str) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(HERE))
-    return subprocess.Popen([sys.executable, SCRIPT, str(root), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, SCRIPT, str(root), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def blob_files(store: BlobStore) -> list[Path]:
@@ -63,7 +68,7 @@ def recover_and_resume(root: Path, data: bytes, chunk: int, said: list[str]) -> 
             assert raw[start:end] == data[start:end]
         for start, end in partial.held.missing(len(data)):
             for offset in range(start, end, chunk):
-                partial.write(offset, data[offset:min(offset + chunk, end)])
+                partial.write(offset, data[offset : min(offset + chunk, end)])
         done = partial.finish()
         assert done.ok
         case = "resumed"

@@ -46,9 +46,13 @@ def image(size: tuple[int, int], fmt: str = "JPEG", mode: str = "RGB", **save: o
     w, h = size
     for x in range(0, w, max(1, w // 64)):
         for y in range(0, h, max(1, h // 64)):
-            px[x, y] = ((x * 255 // w, y * 255 // h, 128, 200) if mode == "RGBA"
-                        else (x * 255 // w, y * 255 // h, 128) if mode == "RGB"
-                        else (x + y) % 256)
+            px[x, y] = (
+                (x * 255 // w, y * 255 // h, 128, 200)
+                if mode == "RGBA"
+                else (x * 255 // w, y * 255 // h, 128)
+                if mode == "RGB"
+                else (x + y) % 256
+            )
     out = io.BytesIO()
     im.save(out, fmt, **save)
     return out.getvalue()
@@ -79,9 +83,15 @@ def decode(data: bytes) -> Image.Image:
 # -- images
 
 
-@pytest.mark.parametrize("fmt, media_type", [
-    ("JPEG", "image/jpeg"), ("PNG", "image/png"), ("GIF", "image/gif"), ("WEBP", "image/webp"),
-])
+@pytest.mark.parametrize(
+    "fmt, media_type",
+    [
+        ("JPEG", "image/jpeg"),
+        ("PNG", "image/png"),
+        ("GIF", "image/gif"),
+        ("WEBP", "image/webp"),
+    ],
+)
 def test_formats_dimensions_and_thumbnail(fmt: str, media_type: str) -> None:
     info = ok_image(probe_image(image((1000, 600), fmt), LIMITS))
     assert (info.format, info.media_type, info.width, info.height) == (fmt, media_type, 1000, 600)
@@ -169,32 +179,39 @@ def test_too_many_pixels_is_refused_before_decoding() -> None:
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return (struct.pack(">I", len(body)) + kind + body
-            + struct.pack(">I", zlib.crc32(kind + body)))
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def test_a_decompression_bomb_header_is_refused() -> None:
     # 50,000 x 50,000 pixels declared in a 70-byte file
     ihdr = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 0, 0, 0, 0)
-    bomb = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
-            + _png_chunk(b"IDAT", zlib.compress(b"")) + _png_chunk(b"IEND", b""))
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b""))
+        + _png_chunk(b"IEND", b"")
+    )
     refused(probe_image(bomb, LIMITS), MediaError.IMAGE_TOO_LARGE)
 
 
 def test_image_byte_cap() -> None:
     data = image((100, 100), "PNG")
-    refused(probe_image(data, MediaLimits(max_image_bytes=len(data) - 1)),
-            MediaError.IMAGE_TOO_LARGE)
+    refused(
+        probe_image(data, MediaLimits(max_image_bytes=len(data) - 1)), MediaError.IMAGE_TOO_LARGE
+    )
 
 
-@pytest.mark.parametrize("junk", [
-    b"",
-    b"not an image at all",
-    content(5000),
-    image((200, 200), "JPEG")[:300],  # truncated
-    image((200, 200), "BMP"),  # a format the server does not decode
-    wav(0.2),
-])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"",
+        b"not an image at all",
+        content(5000),
+        image((200, 200), "JPEG")[:300],  # truncated
+        image((200, 200), "BMP"),  # a format the server does not decode
+        wav(0.2),
+    ],
+)
 def test_anything_else_is_not_an_image(junk: bytes) -> None:
     refused(probe_image(junk, LIMITS), MediaError.NOT_AN_IMAGE)
 
@@ -238,14 +255,17 @@ def test_ogg_opus_with_comments() -> None:
     assert (info.title, info.artist) == ("Voice", "Bob")
 
 
-@pytest.mark.parametrize("junk", [
-    b"",
-    b"hello world" * 100,
-    content(20_000),
-    image((50, 50), "PNG"),
-    b"RIFF\x00\x00\x00\x00WAVEfmt ",  # a WAV header cut short
-    b"\xff\xfb\x90\xc0" + bytes(100),  # one MPEG header, no stream
-])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"",
+        b"hello world" * 100,
+        content(20_000),
+        image((50, 50), "PNG"),
+        b"RIFF\x00\x00\x00\x00WAVEfmt ",  # a WAV header cut short
+        b"\xff\xfb\x90\xc0" + bytes(100),  # one MPEG header, no stream
+    ],
+)
 def test_anything_else_is_not_audio(junk: bytes) -> None:
     refused(probe_audio(junk, LIMITS), MediaError.NOT_AUDIO)
 
@@ -275,8 +295,14 @@ def test_a_track_takes_the_clients_title_else_the_tags() -> None:
     assert isinstance(track, TrackInfo)
     assert (track.title, track.artist, track.duration_ms) == ("Tagged", "Tag Artist", 6000)
     assert track.clip is None and track.cover is None
-    mine = probe_track(song, LIMITS, title="My cut", artist="Me", clip=(1000, 4000),
-                       cover=image((500, 500), "JPEG"))
+    mine = probe_track(
+        song,
+        LIMITS,
+        title="My cut",
+        artist="Me",
+        clip=(1000, 4000),
+        cover=image((500, 500), "JPEG"),
+    )
     assert isinstance(mine, TrackInfo)
     assert (mine.title, mine.artist, mine.clip) == ("My cut", "Me", (1000, 4000))
     assert mine.cover is not None and mine.cover.thumbnail.width == 320

@@ -62,8 +62,7 @@ ranges = st.lists(st.tuples(st.integers(0, 200), st.integers(0, 40)), max_size=3
 
 @settings(max_examples=300, deadline=None)
 @given(ranges, st.integers(0, 200), st.integers(0, 60), st.integers(0, 260))
-def test_matches_a_set_of_offsets(adds: list[tuple[int, int]], qs: int, ql: int,
-                                  size: int) -> None:
+def test_matches_a_set_of_offsets(adds: list[tuple[int, int]], qs: int, ql: int, size: int) -> None:
     r = RangeSet()
     model: set[int] = set()
     for start, length in adds:

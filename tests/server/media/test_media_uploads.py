@@ -34,20 +34,37 @@ FREE = 100 * 1024 * MIB
 
 
 def request(size: int = 3 * MIB, chunk: int = 512 * KIB, **kw: object) -> BeginRequest:
-    fields: dict[str, object] = {"size": size, "sha256": SHA, "media_type": "image/jpeg",
-                                 "file_name": "photo.jpg", "chunk_size": chunk}
+    fields: dict[str, object] = {
+        "size": size,
+        "sha256": SHA,
+        "media_type": "image/jpeg",
+        "file_name": "photo.jpg",
+        "chunk_size": chunk,
+    }
     fields.update(kw)
     return BeginRequest(**fields)
 
 
-def state(*, before: bool = False, open_upload: UploadRecord | None = None, active: int = 0,
-          budget: ByteBudget | None = None) -> UploaderState:
-    return UploaderState(before, open_upload, active,
-                         budget or ByteBudget.full(LIMITS.upload_bytes_per_day, NOW))
+def state(
+    *,
+    before: bool = False,
+    open_upload: UploadRecord | None = None,
+    active: int = 0,
+    budget: ByteBudget | None = None,
+) -> UploaderState:
+    return UploaderState(
+        before, open_upload, active, budget or ByteBudget.full(LIMITS.upload_bytes_per_day, NOW)
+    )
 
 
-def begin(req: BeginRequest, st: UploaderState, *, frame: int = FRAME, free: int = FREE,
-          limits: MediaLimits = LIMITS) -> object:
+def begin(
+    req: BeginRequest,
+    st: UploaderState,
+    *,
+    frame: int = FRAME,
+    free: int = FREE,
+    limits: MediaLimits = LIMITS,
+) -> object:
     return plan_begin(req, st, limits=limits, frame_size=frame, now_ms=NOW, free_disk=free)
 
 
@@ -73,20 +90,23 @@ def test_a_new_upload_starts_and_is_charged_its_size() -> None:
     assert (rec.upload_id, rec.owner, rec.created_ms, rec.touched_ms) == ("u9", "alice", NOW, NOW)
 
 
-@pytest.mark.parametrize("req, field", [
-    (request(sha256=b"\x00" * 31), "sha256"),
-    (request(size=-1), "size"),
-    (request(media_type="image"), "media_type"),
-    (request(media_type="Image/JPEG"), "media_type"),
-    (request(media_type="image/jpeg; q=1"), "media_type"),
-    (request(media_type="a/" + "b" * 200), "media_type"),
-    (request(file_name="a\x1b[2Jb.jpg"), "file_name"),
-    (request(file_name="x\u202egpj.exe"), "file_name"),
-    (request(file_name="../etc/passwd"), "file_name"),
-    (request(file_name="a\\b"), "file_name"),
-    (request(file_name=".."), "file_name"),
-    (request(file_name="n" * 256), "file_name"),
-])
+@pytest.mark.parametrize(
+    "req, field",
+    [
+        (request(sha256=b"\x00" * 31), "sha256"),
+        (request(size=-1), "size"),
+        (request(media_type="image"), "media_type"),
+        (request(media_type="Image/JPEG"), "media_type"),
+        (request(media_type="image/jpeg; q=1"), "media_type"),
+        (request(media_type="a/" + "b" * 200), "media_type"),
+        (request(file_name="a\x1b[2Jb.jpg"), "file_name"),
+        (request(file_name="x\u202egpj.exe"), "file_name"),
+        (request(file_name="../etc/passwd"), "file_name"),
+        (request(file_name="a\\b"), "file_name"),
+        (request(file_name=".."), "file_name"),
+        (request(file_name="n" * 256), "file_name"),
+    ],
+)
 def test_malformed_begin_is_refused_naming_the_field(req: BeginRequest, field: str) -> None:
     r = refused(begin(req, state()), MediaError.INVALID_REQUEST)
     assert r.message.startswith(field)
@@ -95,8 +115,9 @@ def test_malformed_begin_is_refused_naming_the_field(req: BeginRequest, field: s
 def test_the_same_uploader_gets_stored_content_without_sending_it() -> None:
     # decided by the user's own history, before any bound of a new upload applies
     spent = ByteBudget(LIMITS.upload_bytes_per_day, 0.0, NOW)
-    plan = begin(request(size=LIMITS.max_blob_size), state(before=True, active=99, budget=spent),
-                 free=0)
+    plan = begin(
+        request(size=LIMITS.max_blob_size), state(before=True, active=99, budget=spent), free=0
+    )
     assert plan == AlreadyStored(SHA, LIMITS.max_blob_size)
 
 
@@ -110,8 +131,10 @@ def test_content_the_user_never_uploaded_must_be_sent_in_full() -> None:
 def test_an_unfinished_upload_of_the_same_content_is_resumed_with_its_chunk_size() -> None:
     rec = record(chunk=64 * KIB)
     spent = ByteBudget(LIMITS.upload_bytes_per_day, 0.0, NOW)
-    plan = begin(request(chunk=512 * KIB), state(open_upload=rec, budget=spent,
-                                                 active=LIMITS.max_uploads_per_user))
+    plan = begin(
+        request(chunk=512 * KIB),
+        state(open_upload=rec, budget=spent, active=LIMITS.max_uploads_per_user),
+    )
     assert plan == ResumeUpload(rec)  # not charged again, not counted against the bound
 
 
@@ -139,10 +162,13 @@ def test_chunk_size_must_fit_the_negotiated_frame_size() -> None:
 
 def test_too_many_chunks() -> None:
     limits = MediaLimits(max_chunks=4)
-    assert isinstance(begin(request(size=64 * KIB, chunk=16 * KIB), state(), limits=limits),
-                      StartUpload)
-    refused(begin(request(size=64 * KIB + 1, chunk=16 * KIB), state(), limits=limits),
-            MediaError.BAD_CHUNK_SIZE)
+    assert isinstance(
+        begin(request(size=64 * KIB, chunk=16 * KIB), state(), limits=limits), StartUpload
+    )
+    refused(
+        begin(request(size=64 * KIB + 1, chunk=16 * KIB), state(), limits=limits),
+        MediaError.BAD_CHUNK_SIZE,
+    )
 
 
 def test_concurrent_uploads_per_user() -> None:
@@ -164,8 +190,9 @@ def test_daily_budget_says_when_to_retry() -> None:
 def test_free_disk_floor() -> None:
     floor = LIMITS.free_disk_floor
     assert isinstance(begin(request(size=MIB), state(), free=floor + MIB), StartUpload)
-    refused(begin(request(size=MIB), state(), free=floor + MIB - 1),
-            MediaError.INSUFFICIENT_STORAGE)
+    refused(
+        begin(request(size=MIB), state(), free=floor + MIB - 1), MediaError.INSUFFICIENT_STORAGE
+    )
 
 
 def test_empty_blob_is_allowed() -> None:
@@ -311,16 +338,19 @@ def test_chunk_ceiling_and_advertised_limits() -> None:
     assert adv["max_download_chunk"] == 512 * KIB and adv["max_uploads"] == 4
 
 
-@pytest.mark.parametrize("kw", [
-    {"min_chunk_size": 3000},
-    {"max_chunk_size": 3 * KIB},
-    {"min_chunk_size": 64 * KIB, "max_chunk_size": 32 * KIB},
-    {"max_blob_size": 2 * 1024 * MIB},
-    {"max_download_chunk": 5 * 1024 * MIB},
-    {"max_uploads_per_user": 0},
-    {"free_disk_floor": -1},
-    {"upload_ttl": 0},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"min_chunk_size": 3000},
+        {"max_chunk_size": 3 * KIB},
+        {"min_chunk_size": 64 * KIB, "max_chunk_size": 32 * KIB},
+        {"max_blob_size": 2 * 1024 * MIB},
+        {"max_download_chunk": 5 * 1024 * MIB},
+        {"max_uploads_per_user": 0},
+        {"free_disk_floor": -1},
+        {"upload_ttl": 0},
+    ],
+)
 def test_limits_are_validated(kw: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         MediaLimits(**kw)
