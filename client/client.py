@@ -86,6 +86,7 @@ from .cursor import SessionStore
 from .events import ClientEvent
 from .groups import Groups
 from .media import Media
+from .nearby import Nearby
 from .outbox import SendTimeout, new_cmid
 from .presence import Presence
 from .session import DEFAULT, InitialSync, Session, TimeoutArg
@@ -170,6 +171,7 @@ class Client(CompatMethods):
         self.presence = Presence(session)
         self.media = Media(session)
         self.wallet = Wallet(session)
+        self.nearby = Nearby(session)
 
     # ------------------------------------------------------------------ properties
 

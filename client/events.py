@@ -226,6 +226,7 @@ class ContactEvent:
     seq: int
     event: str
     user: str
+    note: str = ""  # a request's note (a hello from People Nearby, SPEC.md 29.3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,7 +362,8 @@ def event_from_update(update: Update) -> LogEvent | None:
     if update.kind == UpdateKind.CONTACT:
         event, user = d.get("event"), d.get("user")
         if type(event) is str and type(user) is str:
-            return ContactEvent(update.seq, event, user)
+            note = d.get("note")
+            return ContactEvent(update.seq, event, user, note if type(note) is str else "")
         return None
     if update.kind == UpdateKind.WALLET:
         event = d.get("event")

@@ -143,6 +143,16 @@ class MessageType(IntEnum):
     ITEM_GIFT = 168
     ITEM_REDEEM = 169
     ITEM_DONE = 170
+    # nearby (nearby.py): 200-209
+    NEARBY_SHARE = 200
+    NEARBY_SHARED = 201
+    NEARBY_STOP = 202
+    NEARBY_QUERY = 203
+    NEARBY_LIST = 204
+    NEARBY_HELLO = 205
+    MERCHANT_SET = 206
+    GET_MERCHANT = 207
+    MERCHANT = 208
 
 
 class UpdateKind(IntEnum):
@@ -228,6 +238,12 @@ _FROM_CLIENT = frozenset(
         T.LIST_ITEMS,
         T.ITEM_GIFT,
         T.ITEM_REDEEM,
+        T.NEARBY_SHARE,
+        T.NEARBY_STOP,
+        T.NEARBY_QUERY,
+        T.NEARBY_HELLO,
+        T.MERCHANT_SET,
+        T.GET_MERCHANT,
     }
 )
 CLIENT_TYPES = frozenset(int(t) for t in _FROM_CLIENT)

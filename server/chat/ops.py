@@ -193,6 +193,14 @@ class RequestContact(RelationOp):
     __slots__ = ()
 
 
+@dataclass(slots=True, eq=False, kw_only=True)
+class SayHello(RelationOp):
+    """A contact request from People Nearby (SPEC.md 29.3): a RequestContact carrying a
+    short note the target sees with the request."""
+
+    note: str = ""
+
+
 class AcceptContact(RelationOp):
     __slots__ = ()
 
@@ -225,6 +233,7 @@ class SetPrivacy(Op):
     groups: str | None = None
     receipts: str | None = None
     coins: str | None = None  # who may send me coins
+    nearby: str | None = None  # who finds my shared position ("nobody": not discoverable)
 
 
 # read markers (rules/receipts.py)

@@ -149,6 +149,7 @@ class Plan(Protocol):
         groups: int | None = None,
         receipts: int | None = None,
         coins: int | None = None,
+        nearby: int | None = None,
     ) -> None: ...
     def set_read_marker(self, uid: int, conv: int, pos: int) -> None:
         """Move the user's read marker of the conversation forward to `pos`."""

@@ -9,6 +9,8 @@ sqlite...    SQLiteStore: the server's store
 from .contract import (
     DeviceRecord,
     MediaStore,
+    MerchantProfile,
+    NearbyStore,
     Store,
     StoreClosed,
     StoreOpenError,
@@ -23,6 +25,8 @@ __all__ = [
     "DeviceRecord",
     "MediaStore",
     "MemoryStore",
+    "MerchantProfile",
+    "NearbyStore",
     "SQLiteStore",
     "Store",
     "StoreClosed",
@@ -40,4 +44,9 @@ def _conform(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[Store, Store]:
 
 def _conform_media(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[MediaStore, MediaStore]:
     """Never called: mypy checks that both stores keep media metadata."""
+    return sqlite, memory
+
+
+def _conform_nearby(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[NearbyStore, NearbyStore]:
+    """Never called: mypy checks that both stores keep shares and merchants."""
     return sqlite, memory

@@ -53,6 +53,7 @@ from .contract import (
     UserRecord,
 )
 from .memory_channels import ChannelWrite, MemoryChannelBatch, MemoryChannels
+from .memory_nearby import MemoryNearby
 from .overlay import Committed, MessageRow, Overlay
 
 # A log entry: (seq, kind, message id or None, data or None, ts).
@@ -164,7 +165,7 @@ class MemoryBatch(MemoryChannelBatch, Overlay):
         self.refs.append((conv, pos, blobs))
 
 
-class MemoryStore(MemoryChannels):
+class MemoryStore(MemoryNearby, MemoryChannels):
     def __init__(
         self,
         *,
@@ -201,6 +202,7 @@ class MemoryStore(MemoryChannels):
         self._accepting = False
         self._scheduled = False
         self._init_channels()
+        self._init_nearby()
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -372,6 +372,7 @@ class Overlay(ChannelOverlay, LedgerOverlay):
         groups: int | None = None,
         receipts: int | None = None,
         coins: int | None = None,
+        nearby: int | None = None,
     ) -> None:
         s = self._save_social(self.social_rw(uid))
         if presence is not None:
@@ -386,6 +387,8 @@ class Overlay(ChannelOverlay, LedgerOverlay):
             s.receipts = receipts
         if coins is not None:
             s.coins = coins
+        if nearby is not None:
+            s.nearby = nearby
         self._keep_privacy(uid, s)
 
     def set_read_marker(self, uid: int, conv: int, pos: int) -> None:
@@ -461,4 +464,4 @@ def _restore_social(s: Social, was: Social) -> None:
         was.groups_joined,
         was.receipts,
     )
-    s.coins = was.coins
+    s.coins, s.nearby = was.coins, was.nearby

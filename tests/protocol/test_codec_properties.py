@@ -52,6 +52,7 @@ from liaotian.protocol import (
     encode_updates_frame,
     unpack_body,
 )
+from liaotian.protocol import nearby as N
 from liaotian.protocol import wallet as W
 from liaotian.protocol.media import (
     MEDIA_KINDS,
@@ -566,6 +567,67 @@ WALLET_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     T.ITEM_DONE: st.builds(W.ItemDone, rid=rids, item=item_entries, duplicate=st.booleans()),
 }
 
+# people and merchants nearby (protocol/nearby.py)
+lats = st.integers(-90_000_000, 90_000_000)
+lons = st.integers(-180_000_000, 180_000_000)
+nearby_entries = st.builds(
+    N.NearbyEntry,
+    user=users,
+    name=text(64),
+    within=u63,
+    hello=st.booleans(),
+    avatar=st.none() | st.binary(max_size=32),
+    category=opt_text(32),
+    hours=opt_text(120),
+    lat=st.none() | lats,
+    lon=st.none() | lons,
+)
+NEARBY_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
+    T.NEARBY_SHARE: st.builds(
+        N.NearbyShare, rid=rids, lat=lats, lon=lons, ttl=st.integers(60, N.MAX_TTL)
+    ),
+    T.NEARBY_SHARED: st.builds(N.NearbyShared, rid=rids, cell=text(16), expires=u63),
+    T.NEARBY_STOP: st.builds(N.NearbyStop, rid=rids),
+    T.NEARBY_QUERY: st.builds(
+        N.NearbyQuery,
+        rid=rids,
+        lat=lats,
+        lon=lons,
+        radius=st.integers(100, N.MAX_RADIUS),
+        kind=st.sampled_from(N.KINDS),
+        category=opt_text(32),
+        limit=st.integers(1, 50),
+        after=st.none() | u63,
+    ),
+    T.NEARBY_LIST: st.builds(
+        N.NearbyList,
+        rid=rids,
+        entries=st.lists(nearby_entries, max_size=5).map(tuple),
+        next=st.none() | u63,
+    ),
+    T.NEARBY_HELLO: st.builds(N.NearbyHello, rid=rids, user=users, note=text(120)),
+    T.MERCHANT_SET: st.builds(
+        N.MerchantSet,
+        rid=rids,
+        name=st.text(min_size=1, max_size=24),
+        category=st.text(min_size=1, max_size=24),
+        lat=lats,
+        lon=lons,
+        hours=text(120),
+    ),
+    T.GET_MERCHANT: st.builds(N.GetMerchant, rid=rids, user=users),
+    T.MERCHANT: st.builds(
+        N.Merchant,
+        rid=rids,
+        user=users,
+        name=text(64),
+        category=text(32),
+        hours=text(120),
+        lat=lats,
+        lon=lons,
+    ),
+}
+
 
 STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     T.HELLO: st.builds(
@@ -648,6 +710,7 @@ STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     **MEDIA_STRATEGIES,
     **CHANNEL_STRATEGIES,
     **WALLET_STRATEGIES,
+    **NEARBY_STRATEGIES,
 }
 
 

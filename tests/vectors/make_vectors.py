@@ -61,6 +61,7 @@ from liaotian.protocol import (
     encode_updates_frame,
     unpack_body,
 )
+from liaotian.protocol import nearby as N
 from liaotian.protocol import wallet as W
 from liaotian.protocol.channels import (
     ChannelBan,
@@ -1031,6 +1032,89 @@ def _frames() -> list[tuple[str, bytes]]:
         m(
             "error_unknown_blob",
             Error(rid=67, code=ErrorCode.UNKNOWN_BLOB, message=ErrorCode.UNKNOWN_BLOB.explanation),
+        ),
+        # People and merchants nearby (SPEC.md 29), on connection 3: alice shares her
+        # position (People's Square, Shanghai, in microdegrees) for an hour, finds bob
+        # within 500 m and a merchant within 1 km, says hello to bob, stops.
+        m("nearby_share", N.NearbyShare(rid=80, lat=31_230_400, lon=121_473_700, ttl=3600)),
+        m(
+            "nearby_shared",
+            N.NearbyShared(rid=80, cell="89309959d73ffff", expires=1_700_003_600_000),
+        ),
+        m(
+            "nearby_query",
+            N.NearbyQuery(rid=81, lat=31_230_400, lon=121_473_700, radius=5000, limit=20),
+        ),
+        m(
+            "nearby_list",
+            N.NearbyList(
+                rid=81,
+                entries=(N.NearbyEntry(user="bob", name="Bob B.", within=500, hello=True),),
+            ),
+        ),
+        m(
+            "nearby_query_merchants",
+            N.NearbyQuery(
+                rid=82, lat=31_230_400, lon=121_473_700, kind="merchants", category="coffee"
+            ),
+        ),
+        m(
+            "nearby_list_merchants",
+            N.NearbyList(
+                rid=82,
+                entries=(
+                    N.NearbyEntry(
+                        user="beanery",
+                        name="The Beanery",
+                        within=1000,
+                        hello=True,
+                        category="coffee",
+                        hours="8-20",
+                        lat=31_233_000,
+                        lon=121_476_000,
+                    ),
+                ),
+                next=(1000 << 40) | 9,
+            ),
+        ),
+        m("nearby_hello", N.NearbyHello(rid=83, user="bob", note="hi from the square")),
+        m("nearby_stop", N.NearbyStop(rid=84)),
+        m("set_privacy_nearby", SetPrivacy(rid=85, nearby="nobody")),
+        m(
+            "merchant_set",
+            N.MerchantSet(
+                rid=86,
+                name="The Beanery",
+                category="coffee",
+                lat=31_233_000,
+                lon=121_476_000,
+                hours="8-20",
+            ),
+        ),
+        m("get_merchant", N.GetMerchant(rid=87, user="beanery")),
+        m(
+            "merchant",
+            N.Merchant(
+                rid=87,
+                user="beanery",
+                name="The Beanery",
+                category="coffee",
+                hours="8-20",
+                lat=31_233_000,
+                lon=121_476_000,
+            ),
+        ),
+        m(
+            "error_implausible_move",
+            Error(rid=88, code=ErrorCode.IMPLAUSIBLE_MOVE, message="moved 1068 km in 60 s"),
+        ),
+        m(
+            "error_not_merchant",
+            Error(rid=86, code=ErrorCode.NOT_MERCHANT, message=ErrorCode.NOT_MERCHANT.explanation),
+        ),
+        m(
+            "error_not_nearby",
+            Error(rid=83, code=ErrorCode.NOT_NEARBY, message=ErrorCode.NOT_NEARBY.explanation),
         ),
     ]
 

@@ -125,7 +125,7 @@ class Batch(ChannelBatch, Overlay):
     def _keep_privacy(self, uid: int, s: Social) -> None:
         self._stage(
             sql.UPDATE_PRIVACY,
-            (s.presence, s.profile, s.messages, s.groups, s.receipts, s.coins, uid),
+            (s.presence, s.profile, s.messages, s.groups, s.receipts, s.coins, s.nearby, uid),
         )
 
     def _keep_read_marker(self, uid: int, conv: int, pos: int) -> None:

@@ -373,6 +373,36 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX uploads_by_touched ON uploads (touched);
     """,
+    # 13 (assigned; another branch takes 12, so this is the 12th of this branch until they
+    # merge): people and merchants nearby, the shop (SPEC.md 29, 30). A share keeps an H3
+    # cell (resolution 9), never a position, filed under its resolution-7 parent `idx`: a
+    # query reads the covering index by `idx` (chat/rules/nearby.py). Privacy `nearby`:
+    # 0 everyone (the default: sharing is opt-in already), 1 contacts, 2 nobody. Account
+    # kind: 0 a person, 1 a merchant (set by an admin).
+    """
+    ALTER TABLE users ADD COLUMN privacy_nearby INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE nearby_shares (
+        user_id INTEGER PRIMARY KEY,
+        cell    INTEGER NOT NULL,                 -- H3 resolution 9
+        idx     INTEGER NOT NULL,                 -- its resolution-7 parent
+        expires INTEGER NOT NULL,                 -- ms
+        moved   INTEGER NOT NULL                  -- ms: when the cell was last set
+    );
+    CREATE INDEX nearby_shares_by_idx ON nearby_shares (idx, expires, user_id, cell);
+    CREATE INDEX nearby_shares_by_expiry ON nearby_shares (expires);
+    CREATE TABLE merchants (
+        user_id  INTEGER PRIMARY KEY,
+        name     TEXT NOT NULL,
+        category TEXT NOT NULL,
+        hours    TEXT NOT NULL,
+        lat      INTEGER NOT NULL,                -- microdegrees: public for merchants
+        lon      INTEGER NOT NULL,
+        cell     INTEGER NOT NULL,
+        idx      INTEGER NOT NULL
+    );
+    CREATE INDEX merchants_by_idx ON merchants (idx, category);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -35,6 +35,7 @@ from .caches import DEDUP_ENTRIES, Caches, Positions
 from .checkpoint import Checkpointer
 from .files import DatabaseLock, create_private, warn_if_shared
 from .ledger_reads import LedgerReads
+from .nearby import NearbyOnSQLite
 from .readers import FairReaders
 from .reads import Reads
 from .stats import WriterStats
@@ -49,7 +50,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class SQLiteStore(Reads, LedgerReads):
+class SQLiteStore(Reads, LedgerReads, NearbyOnSQLite):
     """The contract (store/contract.py) on SQLite: the reads are Reads' and LedgerReads',
     the writes go through the Writer."""
 
