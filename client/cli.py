@@ -69,7 +69,7 @@ from liaotian.protocol import (
 )
 from liaotian.protocol.social import MESSAGE_POLICY, VISIBILITY, GroupInfo
 
-from . import wallet_cli
+from . import nearby_cli, wallet_cli
 from .backoff import Backoff
 from .client import DEFAULT_PORT, Client, register
 from .cursor import FileStore, MemoryStore, SessionState
@@ -476,9 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--receipts", choices=VISIBILITY, help="who sees how far you have read and received"
     )
     p.add_argument("--coins", choices=VISIBILITY, help="who may send you coins")
+    p.add_argument("--nearby", choices=VISIBILITY, help="who finds you nearby")
 
     # --- the wallet (wallet_cli.py)
     wallet_cli.add_parsers(sub, common)
+    # --- people and merchants nearby (nearby_cli.py)
+    nearby_cli.add_parsers(sub, common)
     return parser
 
 
@@ -1215,9 +1218,8 @@ async def cmd_profile(args: argparse.Namespace, out: TextIO) -> int:
 
 async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
-        if (args.presence, args.profile, args.messages, args.groups, args.receipts, args.coins) != (
-            None,
-        ) * 6:
+        settings = (args.presence, args.profile, args.messages, args.groups, args.receipts)
+        if (*settings, args.coins, args.nearby) != (None,) * 7:
             await client.account.set_privacy(
                 presence=args.presence,
                 profile=args.profile,
@@ -1225,6 +1227,7 @@ async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
                 groups=args.groups,
                 receipts=args.receipts,
                 coins=args.coins,
+                nearby=args.nearby,
             )
         p = await client.privacy()
     print(f"presence: {safe(p.presence)}", file=out)
@@ -1234,6 +1237,7 @@ async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
         print(f"groups:   {safe(p.groups)}", file=out)
     print(f"receipts: {safe(p.receipts or 'contacts')}", file=out)
     print(f"coins:    {safe(p.coins or 'contacts')}", file=out)
+    print(f"nearby:   {safe(p.nearby or 'everyone')}", file=out)
     return EXIT_OK
 
 
@@ -1321,6 +1325,12 @@ async def cmd_wallet(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(str(exc)) from None
 
 
+async def cmd_nearby(args: argparse.Namespace, out: TextIO) -> int:
+    """nearby share|stop|people|merchants|hello|merchant-set|merchant (nearby_cli.py)."""
+    async with _session_client(args) as client:
+        return await nearby_cli.run(client, args, out)
+
+
 COMMANDS = {
     "send-file": cmd_send_media,
     "send-image": cmd_send_media,
@@ -1350,6 +1360,7 @@ COMMANDS = {
     "profile": cmd_profile,
     "privacy": cmd_privacy,
     **{name: cmd_wallet for name in wallet_cli.COMMANDS},
+    **{name: cmd_nearby for name in nearby_cli.COMMANDS},
 }
 
 
