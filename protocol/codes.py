@@ -77,6 +77,9 @@ class ErrorCode(IntEnum):
     IMPLAUSIBLE_MOVE = 3301  # the position moved farther than anyone travels in the time
     NOT_MERCHANT = 3302  # the account is not a merchant account (or has no profile yet)
     NOT_NEARBY = 3303  # that user is not discoverable near you now
+    UNKNOWN_PRODUCT = 3310  # no such product
+    OUT_OF_STOCK = 3311  # fewer units left than ordered; data {"stock": left}
+    UNKNOWN_ORDER = 3312  # no such open order of yours (or it is closed)
     # 4xxx: load
     RATE_LIMITED = 4001  # retry_after says when to try again
     # 5xxx: the server
@@ -146,6 +149,9 @@ _ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.IMPLAUSIBLE_MOVE: "the position moved implausibly far",
     ErrorCode.NOT_MERCHANT: "not a merchant",
     ErrorCode.NOT_NEARBY: "that user is not nearby",
+    ErrorCode.UNKNOWN_PRODUCT: "no such product",
+    ErrorCode.OUT_OF_STOCK: "not enough left in stock",
+    ErrorCode.UNKNOWN_ORDER: "no such open order",
     ErrorCode.RATE_LIMITED: "rate limit exceeded, retry later",
     ErrorCode.INTERNAL_ERROR: "internal server error",
     ErrorCode.UNAVAILABLE: "server unavailable, reconnect and retry",

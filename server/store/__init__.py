@@ -11,6 +11,7 @@ from .contract import (
     MediaStore,
     MerchantProfile,
     NearbyStore,
+    ShopStore,
     Store,
     StoreClosed,
     StoreOpenError,
@@ -28,6 +29,7 @@ __all__ = [
     "MerchantProfile",
     "NearbyStore",
     "SQLiteStore",
+    "ShopStore",
     "Store",
     "StoreClosed",
     "StoreOpenError",
@@ -49,4 +51,9 @@ def _conform_media(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[MediaStore
 
 def _conform_nearby(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[NearbyStore, NearbyStore]:
     """Never called: mypy checks that both stores keep shares and merchants."""
+    return sqlite, memory
+
+
+def _conform_shop(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[ShopStore, ShopStore]:
+    """Never called: mypy checks that both stores read the shop."""
     return sqlite, memory

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from ..chat.ledger import Account, Item, LedgerDump, Packet, Transfer
 from ..chat.model import Blob, BlobAccess, ChannelMember, ChannelState, GroupState, Social
 from ..chat.rules.nearby import Candidate, Share
+from ..chat.shop import Order, Product
 
 Committed = Callable[[list[Any]], None]  # the planned operations of one commit, in order
 
@@ -384,3 +385,16 @@ class NearbyStore(Protocol):
     ) -> list[Candidate]:
         """Merchants (accounts of kind merchant with a profile) filed under these index
         cells, of `category` if given; none that blocked the viewer."""
+
+
+class ShopStore(Protocol):
+    """The shop's committed records (SPEC.md 30), for reading; they change only by the
+    shop's operations (chat/rules/shop.py) in the group commit."""
+
+    async def products_of(self, merchant: int) -> list[Product]:
+        """The merchant's catalogue, by id."""
+
+    async def product_by_id(self, pid: int) -> Product | None: ...
+    async def order_by_id(self, oid: int) -> Order | None: ...
+    async def orders_of(self, uid: int, *, as_merchant: bool, limit: int) -> list[Order]:
+        """The user's orders as buyer (or as merchant), newest first."""

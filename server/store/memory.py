@@ -38,6 +38,7 @@ from ..chat.model import (
 )
 from ..chat.ops import SendRequest, SendResult
 from ..chat.plan import pair
+from ..chat.shop import Order, Product
 from .contract import (
     Committed as OnCommitted,
 )
@@ -159,6 +160,12 @@ class MemoryBatch(MemoryChannelBatch, Overlay):
         pass
 
     def _keep_item(self, item: Item, *, new: bool) -> None:
+        pass
+
+    def _keep_product(self, p: Product, *, new: bool) -> None:
+        pass  # the batch's products are what is published
+
+    def _keep_order(self, o: Order, *, new: bool) -> None:
         pass
 
     def _keep_blob_refs(self, conv: int, pos: int, blobs: tuple[bytes, ...]) -> None:

@@ -1,4 +1,5 @@
-"""MemoryStore's shares and merchants (contract.NearbyStore): the reference semantics.
+"""MemoryStore's shares and merchants (contract.NearbyStore) and the shop's reads
+(contract.ShopStore): the reference semantics.
 
 The index is a dict of index cells, each a dict of the users filed under it, so a finder
 reads the searched cells only, as SQLite's covering index does. Privacy and blocks are
@@ -11,6 +12,7 @@ from typing import Any
 
 from ..chat.model import VIS_CONTACTS, VIS_EVERYONE, Social
 from ..chat.rules.nearby import Candidate, Share
+from ..chat.shop import Order, Product
 from .contract import KIND_MERCHANT, MerchantProfile, StoreClosed
 from .overlay import Committed
 
@@ -125,3 +127,23 @@ class MemoryNearby:
                     Candidate(uid, username, m.name, m.cell, m.category, m.hours, m.lat, m.lon)
                 )
         return out
+
+    # ------------------------------------------------------------------ the shop's reads
+
+    async def products_of(self, merchant: int) -> list[Product]:
+        products = self.state.shop.products.values()
+        return sorted((p for p in products if p.merchant == merchant), key=lambda p: p.id)
+
+    async def product_by_id(self, pid: int) -> Product | None:
+        return self.state.shop.products.get(pid)
+
+    async def order_by_id(self, oid: int) -> Order | None:
+        return self.state.shop.orders.get(oid)
+
+    async def orders_of(self, uid: int, *, as_merchant: bool, limit: int) -> list[Order]:
+        mine = [
+            o
+            for o in self.state.shop.orders.values()
+            if (o.merchant if as_merchant else o.buyer) == uid
+        ]
+        return sorted(mine, key=lambda o: -o.id)[:limit]

@@ -402,6 +402,37 @@ MIGRATIONS: list[str] = [
         idx      INTEGER NOT NULL
     );
     CREATE INDEX merchants_by_idx ON merchants (idx, category);
+    -- the shop: a catalogue of products, orders paid by pending transfers (code 9, ref
+    -- the order); the writer holds every product and open order in memory (shop.py)
+    CREATE TABLE shop_products (
+        id          INTEGER PRIMARY KEY,
+        merchant    INTEGER NOT NULL,
+        title       TEXT NOT NULL,
+        description TEXT NOT NULL,
+        price       INTEGER NOT NULL,
+        stock       INTEGER NOT NULL CHECK (stock >= 0),
+        image       BLOB NOT NULL,                -- a blob's SHA-256, or empty
+        requires    TEXT NOT NULL,                -- an item kind a buyer gives up, or ''
+        created     INTEGER NOT NULL
+    );
+    CREATE INDEX shop_products_by_merchant ON shop_products (merchant, id);
+    CREATE TABLE shop_orders (
+        id       INTEGER PRIMARY KEY,
+        product  INTEGER NOT NULL,
+        buyer    INTEGER NOT NULL,
+        merchant INTEGER NOT NULL,
+        qty      INTEGER NOT NULL,
+        amount   INTEGER NOT NULL,
+        pending  INTEGER NOT NULL,                -- the pending transfer paying it
+        state    INTEGER NOT NULL,                -- 0 placed 1 accepted 2 fulfilled 3 declined
+        created  INTEGER NOT NULL,                -- 4 cancelled 5 expired
+        updated  INTEGER NOT NULL,
+        conv     INTEGER NOT NULL,
+        item     TEXT NOT NULL
+    );
+    CREATE INDEX shop_orders_by_buyer ON shop_orders (buyer, id);
+    CREATE INDEX shop_orders_by_merchant ON shop_orders (merchant, id);
+    CREATE INDEX shop_orders_open ON shop_orders (state) WHERE state < 2;
     """,
 ]
 

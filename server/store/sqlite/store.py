@@ -38,6 +38,8 @@ from .ledger_reads import LedgerReads
 from .nearby import NearbyOnSQLite
 from .readers import FairReaders
 from .reads import Reads
+from .shop import ShopReads
+from .shop import load as load_shop
 from .stats import WriterStats
 from .tail import FOLD_AGE_MS, UpdateTail
 from .tail import MAX_ROWS as TAIL_ROWS
@@ -50,7 +52,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class SQLiteStore(Reads, LedgerReads, NearbyOnSQLite):
+class SQLiteStore(Reads, LedgerReads, NearbyOnSQLite, ShopReads):
     """The contract (store/contract.py) on SQLite: the reads are Reads' and LedgerReads',
     the writes go through the Writer."""
 
@@ -144,6 +146,8 @@ class SQLiteStore(Reads, LedgerReads, NearbyOnSQLite):
                 ledger.next_packet_id,
                 ledger.next_wallet_item_id,
             ) = await writer.call(sql.next_ledger_ids)
+            shop_state = self.cache.shop
+            await writer.call(lambda db: load_shop(db, shop_state))
         except BaseException:
             await writer.shutdown()  # nothing of it to fold or checkpoint
             raise
