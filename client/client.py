@@ -90,6 +90,7 @@ from .nearby import Nearby
 from .outbox import SendTimeout, new_cmid
 from .presence import Presence
 from .session import DEFAULT, InitialSync, Session, TimeoutArg
+from .shop import Shop
 from .wallet import Wallet
 
 __all__ = [
@@ -172,6 +173,7 @@ class Client(CompatMethods):
         self.media = Media(session)
         self.wallet = Wallet(session)
         self.nearby = Nearby(session)
+        self.shop = Shop(session)
 
     # ------------------------------------------------------------------ properties
 

@@ -74,7 +74,9 @@ CONTACT_EVENTS = ("request", "accepted", "declined", "cancelled", "removed", "ch
 # Group timeline event types that change who is in the group or what they may do.
 MEMBERSHIP_CHANGES = frozenset({"created", "added", "removed", "left", "role", "owner"})
 # Timeline events of the wallet (SPEC.md 25.2): delivered as MessageReceived (m.event)
-WALLET_EVENTS = frozenset({"coins", "red_packet", "red_packet_claim", "red_packet_expired", "item"})
+WALLET_EVENTS = frozenset(
+    {"coins", "red_packet", "red_packet_claim", "red_packet_expired", "item", "order", "product"}
+)
 
 
 @dataclass(frozen=True, slots=True)

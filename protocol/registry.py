@@ -1,7 +1,7 @@
 """Type number -> message class, and decode_message: the one module that knows every family.
 
-messages.py (core), social.py (the social layer), media.py, channels.py, wallet.py and
-nearby.py know nothing of each other; this module imports them all, checks that together
+messages.py (core), social.py (the social layer), media.py, channels.py, wallet.py,
+nearby.py and shop.py know nothing of each other; this module imports them all, checks that together
 they cover every MessageType exactly once, and decodes a payload with the decoder
 codec.message compiled for its class.
 """
@@ -19,6 +19,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .media import MEDIA_CLASSES
 from .messages import CORE_CLASSES
 from .nearby import NEARBY_CLASSES
+from .shop import SHOP_CLASSES
 from .social import SOCIAL_CLASSES
 from .wallet import WALLET_CLASSES
 
@@ -34,6 +35,7 @@ def _registry() -> dict[int, type[Message]]:
         *CHANNEL_CLASSES,
         *WALLET_CLASSES,
         *NEARBY_CLASSES,
+        *SHOP_CLASSES,
     ):
         number = int(cls.TYPE)
         if number in table:

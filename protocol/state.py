@@ -18,6 +18,7 @@ from .channels import CHANNEL_CLASSES
 from .codes import ErrorCode
 from .media import MEDIA_CLIENT_TYPES, MEDIA_SERVER_TYPES
 from .nearby import NEARBY_CLASSES
+from .shop import SHOP_CLASSES
 from .social import SOCIAL_CLIENT_TYPES, SOCIAL_SERVER_TYPES
 from .wallet import WALLET_CLIENT_TYPES, WALLET_SERVER_TYPES
 
@@ -36,7 +37,10 @@ class State(Enum):
 
 _CHANNEL_CLIENT = {int(c.TYPE) for c in CHANNEL_CLASSES if c.FROM_CLIENT}
 _CHANNEL_SERVER = {int(c.TYPE) for c in CHANNEL_CLASSES if not c.FROM_CLIENT}
-_LATER = (*NEARBY_CLASSES,)  # families after the wallet: every message needs a session
+_LATER = (
+    *NEARBY_CLASSES,
+    *SHOP_CLASSES,
+)  # families after the wallet: every message needs a session
 _LATER_CLIENT = {int(c.TYPE) for c in _LATER if c.FROM_CLIENT}
 _LATER_SERVER = {int(c.TYPE) for c in _LATER if not c.FROM_CLIENT}
 _ANYTIME_CLIENT = {T.PING, T.CLOSE}

@@ -42,6 +42,8 @@ from .handlers.nearby import NearbyHandlers
 from .handlers.presence import PresenceService
 from .handlers.receipts import ReceiptHandlers
 from .handlers.session import SessionHandlers
+from .handlers.shop import ShopHandlers
+from .handlers.shop import answers as shop_answers
 from .handlers.throttle import WriteBudget
 from .handlers.wallet import Expiry, WalletHandlers, answers
 from .media.aio import MediaIO
@@ -206,6 +208,9 @@ class Server:
         accounts.on_invited = wallet.invited
         self.expiry = Expiry(store, self.policy)
         for op_type, answer in answers(self.expiry).items():
+            self.fanout.answer_with(op_type, answer)
+        ShopHandlers(store, writes, self.policy, clock).route(router)
+        for op_type, answer in shop_answers(self.expiry).items():
             self.fanout.answer_with(op_type, answer)
         self.nearby = NearbyHandlers(store, writes, self.policy, clock)
         self.nearby.route(router)
