@@ -50,6 +50,7 @@ from liaotian.protocol.codec import (
 )
 from liaotian.protocol.messages import encode_message_map
 from liaotian.protocol.nearby import NEARBY_CLASSES
+from liaotian.protocol.shop import SHOP_CLASSES
 from liaotian.protocol.social import (
     ConversationSummary,
     GroupMember,
@@ -71,8 +72,9 @@ MESSAGE_CLASSES = {
     for t, c in ALL_CLASSES.items()
     if not 110 <= t <= 130 and not 150 <= t <= 170 and not 200 <= t <= 239 and t not in LATER_TYPES
 }
-ADDED = {int(c.TYPE) for c in (*WALLET_CLASSES, *NEARBY_CLASSES)}
-assert set(range(150, 171)) | set(range(200, 209)) == ADDED  # wallet and nearby types
+ADDED = {int(c.TYPE) for c in (*WALLET_CLASSES, *NEARBY_CLASSES, *SHOP_CLASSES)}
+# wallet, nearby and shop types
+assert set(range(150, 171)) | set(range(200, 209)) | set(range(210, 222)) == ADDED
 TYPES = sorted(MESSAGE_CLASSES)
 # keys added to frozen messages after the freeze (privacy `coins`): absent in comparisons
 ADDED_KEYS = frozenset({"coins", "invite", "nearby"})  # privacy coins and nearby, REGISTER invite

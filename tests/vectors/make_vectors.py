@@ -62,6 +62,7 @@ from liaotian.protocol import (
     unpack_body,
 )
 from liaotian.protocol import nearby as N
+from liaotian.protocol import shop as S
 from liaotian.protocol import wallet as W
 from liaotian.protocol.channels import (
     ChannelBan,
@@ -249,6 +250,36 @@ CLAIM_503 = W.TransferEntry(
 )
 FCODE = W.ItemEntry(
     code="7QXK2M4RJH5WNB3D", kind="fcode", source="task:checkin", created=T2 + 3_000
+)
+# The shop (SPEC.md 30): beanery's flat white, alice's order of two, paid by transfer 601.
+T3 = T2 + 600_000
+FLAT_WHITE = S.ProductEntry(
+    id=7, merchant="beanery", title="Flat white", description="oat milk", price=12, stock=48
+)
+ORDER_9 = S.OrderEntry(
+    id=9,
+    product=7,
+    buyer="alice",
+    merchant="beanery",
+    qty=2,
+    amount=24,
+    state="placed",
+    pending=601,
+    created=T3,
+    updated=T3,
+    title="Flat white",
+)
+ORDER_601 = W.TransferEntry(
+    id=601,
+    sender="alice",
+    to="beanery",
+    amount=24,
+    code="order",
+    phase="pending",
+    ts=T3,
+    expires=T3 + 86_400_000,
+    ref=9,
+    memo="Flat white",
 )
 # Media (SPEC.md 27): alice uploads an 11-byte file, resumes a larger upload, sends the
 # file to bob, receives an image from bob and downloads part of her file.
@@ -1115,6 +1146,66 @@ def _frames() -> list[tuple[str, bytes]]:
         m(
             "error_not_nearby",
             Error(rid=83, code=ErrorCode.NOT_NEARBY, message=ErrorCode.NOT_NEARBY.explanation),
+        ),
+        # The shop (SPEC.md 30), on connection 3: beanery (a merchant) adds a product; alice
+        # lists its catalogue, sends the card to bob, orders two (the coins are held by
+        # transfer 601), beanery lists its orders, accepts and fulfils (posting 601).
+        m(
+            "product_add",
+            S.ProductAdd(
+                rid=90, title="Flat white", price=12, stock=50, description="oat milk", key="a-1"
+            ),
+        ),
+        m("product_info", S.ProductInfo(rid=90, product=FLAT_WHITE)),
+        m("product_stock", S.ProductStock(rid=91, product=7, stock=50)),
+        m("list_products", S.ListProducts(rid=92, merchant="beanery")),
+        m("product_list", S.ProductList(rid=92, products=(FLAT_WHITE,))),
+        m("get_product", S.GetProduct(rid=93, product=7)),
+        m("product_card", S.ProductCard(rid=94, product=7, to="bob")),
+        m("order_place", S.OrderPlace(rid=95, product=7, key="o-0001", qty=2)),
+        m("order_info", S.OrderInfo(rid=95, order=ORDER_9, transfer=ORDER_601)),
+        m("list_orders", S.ListOrders(rid=96, merchant=True)),
+        m("order_list", S.OrderList(rid=96, orders=(ORDER_9,))),
+        m("order_step", S.OrderStep(rid=97, order=9, step="accept", key="s-1")),
+        m(
+            "order_info_fulfilled",
+            S.OrderInfo(
+                rid=98,
+                order=S.OrderEntry(
+                    id=9,
+                    product=7,
+                    buyer="alice",
+                    merchant="beanery",
+                    qty=2,
+                    amount=24,
+                    state="fulfilled",
+                    pending=601,
+                    created=T3,
+                    updated=T3 + 60_000,
+                    title="Flat white",
+                ),
+                transfer=W.TransferEntry(
+                    id=602,
+                    sender="alice",
+                    to="beanery",
+                    amount=24,
+                    code="order",
+                    phase="post",
+                    ts=T3 + 60_000,
+                    pending_id=601,
+                    ref=9,
+                ),
+            ),
+        ),
+        m(
+            "error_out_of_stock",
+            Error(rid=99, code=ErrorCode.OUT_OF_STOCK, message="0 left", data={"stock": 0}),
+        ),
+        m(
+            "error_unknown_order",
+            Error(
+                rid=100, code=ErrorCode.UNKNOWN_ORDER, message=ErrorCode.UNKNOWN_ORDER.explanation
+            ),
         ),
     ]
 
