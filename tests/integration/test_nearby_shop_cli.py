@@ -7,16 +7,18 @@ agree."""
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from cliproc import CLI
-from liaotian.client import register
+from liaotian.client import Client, register
 from liaotian.server.ops import admin_cli
 from liaotian.server.testing import RunningServer, run_server
 
 PASSWORD = "correct horse battery"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -107,3 +109,42 @@ async def test_people_and_a_merchant_nearby_from_the_cli(
     await run("alice", "nearby", "stop")
     out = await run("bob", "nearby", "people", "31.2330", "121.4760")
     assert "nobody nearby" in out
+
+
+async def test_the_merchant_bot_fulfils_orders_by_itself(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """examples/merchant_bot.py: sets its profile and product, then accepts and fulfils an
+    order placed while it runs; the buyer's coins reach it."""
+    for name in ("coffee", "dora"):
+        await register(server.host, server.port, name, PASSWORD)
+    await admin_cli.run(server.config, "account_kind", {"user": "coffee", "kind": "merchant"})
+    await admin_cli.run(server.config, "mint", {"to": "dora", "amount": 50, "memo": "test"})
+    cli = CLI(server.host, server.port, tmp_path / "bot", LIAOTIAN_PASSWORD=PASSWORD)
+    argv0 = [sys.executable, str(ROOT / "examples" / "merchant_bot.py")]
+    bot = await cli.start(
+        "--user",
+        "coffee",
+        "--product",
+        "Latte:15:4",
+        "--at",
+        "31.2330,121.4760",
+        "--category",
+        "coffee",
+        "--exit-after",
+        "1",
+        argv0=argv0,
+    )
+    await bot.wait_for("ready")
+    async with Client(server.host, server.port, username="dora", password=PASSWORD) as dora:
+        found = await dora.nearby.merchants(31.2304, 121.4737, category="coffee")
+        assert [e.user for e in found] == ["coffee"]
+        (latte,) = await dora.shop.products("coffee")
+        placed = await dora.shop.order(latte.id)
+        assert placed.order.state == "placed"
+        await bot.wait_for(f"fulfilled order #{placed.order.id}")
+        assert await bot.finish() == 0
+        (mine,) = await dora.shop.orders()
+        assert mine.state == "fulfilled"
+        assert (await dora.wallet()).balance == 35
+        assert (await dora.shop.product(latte.id)).stock == 3
