@@ -62,14 +62,20 @@ def test_distances_are_buckets() -> None:
 
 
 def test_search_cells_cover_the_radius() -> None:
-    """Every cell whose centre is within the radius is filed under a searched cell."""
+    """Every cell whose centre is within the radius is filed under a searched cell (here,
+    near the poles' distortion, and at the radius' edge)."""
     rng = random.Random(1)
-    cells = set(rules.search_cells(*HERE, 5000))
-    for _ in range(2000):
-        angle, dist = rng.uniform(0, 2 * math.pi), rng.uniform(0, 5000)
-        p = offset(HERE, dist * math.cos(angle), dist * math.sin(angle))
-        assert rules.snap(*p).index in cells
-    assert len(cells) < 100  # the query reads a few dozen index ranges, not the map
+    for origin in (HERE, e6(64.1, -21.9), e6(-54.8, -68.3), e6(0.5, 179.9)):
+        cells = set(rules.search_cells(*origin, 5000))
+        assert len(cells) < 60  # the query reads a few dozen index ranges, not the map
+        here = (origin[0] / 1e6, origin[1] / 1e6)
+        for _ in range(8000):
+            angle, dist = rng.uniform(0, 2 * math.pi), 5000 * math.sqrt(rng.random())
+            p = offset(origin, dist * math.cos(angle), dist * math.sin(angle))
+            p = (p[0], max(-180_000_000, min(180_000_000, p[1])))
+            spot = rules.snap(*p)
+            if rules.distance_m(here, rules.centre(spot.cell)) <= 5000:
+                assert spot.index in cells
 
 
 def test_ttl_defaults_to_an_hour_and_is_capped_at_a_day() -> None:

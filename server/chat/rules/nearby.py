@@ -45,6 +45,12 @@ MAX_TTL_S = 86_400
 MIN_TTL_S = 60
 # the index cell's smallest centre-to-centre spacing, with margin for H3's distortion
 _INDEX_STEP = h3.average_hexagon_edge_length(RES_INDEX, "m") * math.sqrt(3) * 0.7
+# how far from its index cell's centre a cell centre filed under it may lie: the index
+# cell's circumradius (its edge) with margin for H3's distortion and for children that
+# stick out of their parent, plus a stored cell's own size
+_REACH = 1.6 * h3.average_hexagon_edge_length(RES_INDEX, "m") + 2 * h3.average_hexagon_edge_length(
+    RES_CELL, "m"
+)
 CURSOR_SHIFT = 40  # cursor = bucket << 40 | user id
 
 
@@ -137,12 +143,20 @@ def bucket(d: float) -> int:
 
 
 def search_cells(lat_e6: int, lon_e6: int, radius: int) -> list[int]:
-    """The index cells that cover the disk of `radius` metres around the point, plus one
-    ring (a cell centre inside the disk may sit in a neighbouring index cell)."""
+    """The index cells that cover the disk of `radius` metres around the point: the rings
+    around the point's index cell far enough to cover it, less the cells whose centre is
+    farther than the radius plus `_REACH` (no cell centre filed under them can be within
+    the radius), which halves what a 5 km query reads."""
     check_point(lat_e6, lon_e6)
-    origin = h3.latlng_to_cell(degrees(lat_e6), degrees(lon_e6), RES_INDEX)
+    here = (degrees(lat_e6), degrees(lon_e6))
+    origin = h3.latlng_to_cell(here[0], here[1], RES_INDEX)
     k = math.ceil(radius / _INDEX_STEP) + 1
-    return sorted(int(h3.str_to_int(c)) for c in h3.grid_disk(origin, k))
+    reach = radius + _REACH
+    return sorted(
+        int(h3.str_to_int(c))
+        for c in h3.grid_disk(origin, k)
+        if h3.great_circle_distance(here, h3.cell_to_latlng(c), "m") <= reach
+    )
 
 
 def ttl_ms(ttl_s: int | None) -> int:
