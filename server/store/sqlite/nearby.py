@@ -9,6 +9,7 @@ Writes run in the writer thread inside a group commit, like every write.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -76,8 +77,36 @@ class NearbyOnSQLite:
     def _commit(self, fn: Callable[[sqlite3.Connection], T]) -> Awaitable[T]:
         return self.run_in_commit(fn)
 
+    # shares put while the loop runs once go to the writer together: one statement and one
+    # hand-over for all of them (each awaits their commit), like the writer's group commit
+    _shares_next: list[Share] | None = None
+    _shares_done: asyncio.Future[None] | None = None
+
     async def nearby_put(self, share: Share) -> None:
-        await self._commit(lambda db: put_shares(db, [share]))
+        if self._shares_next is None:
+            loop = asyncio.get_running_loop()
+            self._shares_next, self._shares_done = [], loop.create_future()
+            loop.call_soon(self._put_shares)
+        self._shares_next.append(share)
+        assert self._shares_done is not None
+        await asyncio.shield(self._shares_done)
+
+    def _put_shares(self) -> None:
+        batch, done = self._shares_next or [], self._shares_done
+        self._shares_next = self._shares_done = None
+        assert done is not None
+
+        def landed(t: asyncio.Future[None]) -> None:
+            if t.cancelled():
+                done.cancel()
+            elif t.exception() is not None:
+                done.set_exception(t.exception())  # type: ignore[arg-type]
+            else:
+                done.set_result(None)
+
+        asyncio.ensure_future(self._commit(lambda db: put_shares(db, batch))).add_done_callback(
+            landed
+        )
 
     async def nearby_share_of(self, uid: int) -> Share | None:
         rows = await self._rows(
