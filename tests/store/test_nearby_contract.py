@@ -108,3 +108,27 @@ async def test_merchants_are_found_by_kind_cell_and_category(store: Any) -> None
     assert await store.nearby_merchants(a, rules.search_cells(*FAR, 5000), None) == []
     await d.run(BlockUser(actor=n, user="alice"))
     assert [c.user for c in await store.nearby_merchants(a, cells, None)] == [m]
+
+
+async def test_sqlite_finds_people_by_an_index_range_never_a_scan(tmp_path: Path) -> None:
+    """The query's cost does not grow with the shares elsewhere: one covering-index range
+    per searched cell, then primary-key lookups per candidate; no table is scanned."""
+    import sqlite3
+
+    from liaotian.server.store.sqlite.nearby import SELECT_MERCHANTS, SELECT_PEOPLE
+
+    path = str(tmp_path / "plan.db")
+    s = SQLiteStore(path)
+    await s.open()
+    await s.close()
+    db = sqlite3.connect(path)
+    try:
+        people = [r[3] for r in db.execute("EXPLAIN QUERY PLAN " + SELECT_PEOPLE, (1, 2, 3, 3))]
+        merchants = [
+            r[3] for r in db.execute("EXPLAIN QUERY PLAN " + SELECT_MERCHANTS, (1, "c", "c", 3))
+        ]
+    finally:
+        db.close()
+    assert any("COVERING INDEX nearby_shares_by_idx (idx=? AND expires>?)" in p for p in people)
+    assert any("merchants_by_idx" in p for p in merchants), merchants
+    assert not [p for p in people + merchants if p.startswith("SCAN")], (people, merchants)
