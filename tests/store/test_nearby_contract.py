@@ -132,3 +132,13 @@ async def test_sqlite_finds_people_by_an_index_range_never_a_scan(tmp_path: Path
     assert any("COVERING INDEX nearby_shares_by_idx (idx=? AND expires>?)" in p for p in people)
     assert any("merchants_by_idx" in p for p in merchants), merchants
     assert not [p for p in people + merchants if p.startswith("SCAN")], (people, merchants)
+
+
+def test_the_admin_command_account_kind_parses() -> None:
+    from liaotian.server.config import Config
+    from liaotian.server.ops.admin_cli import build_parser, request_of
+
+    ns = build_parser().parse_args(["account-kind", "beanery", "merchant"])
+    assert request_of(ns, Config()) == ("account_kind", {"user": "beanery", "kind": "merchant"})
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["account-kind", "beanery", "shopkeeper"])
