@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-faults", action="store_true", help="skip the crash soak and slow-consumer figures"
     )
     p.add_argument(
+        "--no-nearby",
+        action="store_true",
+        help="skip the nearby and shop figures (bench/nearby.py)",
+    )
+    p.add_argument(
         "--no-media",
         action="store_true",
         help="skip the media figures (uploads, downloads, chat under media load)",
@@ -174,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             latency_rate=a.latency_rate,
             faults=False if a.no_faults else None,
             media=False if a.no_media else None,
+            nearby=False if a.no_nearby else None,
             media_mib=a.media_mib,
         )
     except ValueError as exc:

@@ -36,6 +36,10 @@ METRICS: list[tuple[str, str, int]] = [
     ("media_download_mib_per_s", "MiB/s", 1),
     ("media_dedup_upload_ms", "ms", 3),
     ("chat_p99_ms_under_media", "ms", 2),
+    ("nearby_query_ms_p50", "ms", 3),
+    ("nearby_query_ms_p99", "ms", 3),
+    ("nearby_updates_per_s", "updates/s", 0),
+    ("orders_per_s", "orders/s", 0),
 ]
 
 

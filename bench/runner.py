@@ -33,6 +33,7 @@ from typing import Any
 
 from . import faults, report
 from . import media as media_bench
+from . import nearby as nearby_bench
 from .load import (
     BenchError,
     group_member_name,
@@ -114,6 +115,7 @@ class Options:
     keep: bool = False  # keep the temporary directory (database, server log)
     server_log_level: str = "warning"  # "info" puts the writer's statistics in server.log
     faults: bool = True  # crash soak counts and the slow-consumer latency effect
+    nearby: bool = True  # the nearby index, position updates, racing orders (nearby.py)
     media: bool = True  # media transfers, and the 1:1 latency under media load (media.py)
     media_mib: int = 64  # the blob uploaded and downloaded (quick: 16)
     media_uploaders: int = 20  # clients uploading 5 MiB blobs during chat_p99_ms_under_media
@@ -1364,6 +1366,20 @@ def run(opts: Options) -> tuple[dict[str, Any], int]:
         runs[0].setdefault("disturbed", {}).update(
             dict.fromkeys(("crash_acked", "crash_lost", "crash_duplicated"), False)
         )
+    if runs and not error and opts.nearby:
+        log("nearby: 1,000,000 positions (quick: 100,000), 5 km queries, updates, an order race")
+        try:
+            near = nearby_bench.figures(opts.quick)
+        except RuntimeError as exc:
+            bench.failures.append(f"nearby: {exc}")
+        else:
+            log(
+                f"  query p50 {near['nearby_query_ms_p50']} ms, p99 {near['nearby_query_ms_p99']} "
+                f"ms; {near['nearby_updates_per_s']} updates/s; {near['orders_per_s']} orders/s "
+                f"({near['orders_succeeded']} of 200 buyers got the 100 units)"
+            )
+            runs[0].update({k: v for k, v in near.items() if k != "details"})
+            runs[0]["details"]["nearby"] = near["details"]
     if server_code != 0:
         bench.failures.append(f"server exit code {server_code} (expected 0 after SIGTERM)")
     if error:

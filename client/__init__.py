@@ -84,8 +84,10 @@ from .events import (
 )
 from .groups import Groups
 from .media import Media, MediaRef
+from .nearby import Nearby
 from .outbox import SendTimeout
 from .presence import Presence
+from .shop import Shop
 from .wallet import Wallet
 
 __all__ = [
@@ -127,6 +129,7 @@ __all__ = [
     "MediaRef",
     "MemoryStore",
     "MessageReceived",
+    "Nearby",
     "Presence",
     "PresenceChanged",
     "PresenceEntry",
@@ -142,6 +145,7 @@ __all__ = [
     "Sent",
     "SessionState",
     "SessionStore",
+    "Shop",
     "TypingEvent",
     "Wallet",
     "WalletChanged",

@@ -69,7 +69,7 @@ from liaotian.protocol import (
 )
 from liaotian.protocol.social import MESSAGE_POLICY, VISIBILITY, GroupInfo
 
-from . import wallet_cli
+from . import nearby_cli, shop_cli, wallet_cli
 from .backoff import Backoff
 from .client import DEFAULT_PORT, Client, register
 from .cursor import FileStore, MemoryStore, SessionState
@@ -476,9 +476,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--receipts", choices=VISIBILITY, help="who sees how far you have read and received"
     )
     p.add_argument("--coins", choices=VISIBILITY, help="who may send you coins")
+    p.add_argument("--nearby", choices=VISIBILITY, help="who finds you nearby")
 
     # --- the wallet (wallet_cli.py)
     wallet_cli.add_parsers(sub, common)
+    # --- people and merchants nearby (nearby_cli.py)
+    nearby_cli.add_parsers(sub, common)
+    # --- the shop (shop_cli.py)
+    shop_cli.add_parsers(sub, common)
     return parser
 
 
@@ -620,6 +625,24 @@ def describe_group_event(ev: GroupEvent) -> str:
     return f"{a}: {safe(ev.type)} {safe(ev.raw)}"
 
 
+def describe_direct_event(e: dict[str, Any]) -> str:
+    """A direct conversation's event (coins, red packets, orders, product cards)."""
+    kind = safe(str(e.get("type", "")))
+    if kind == "order":
+        return (
+            f"order #{e.get('order')}: {e.get('qty')} x {safe(str(e.get('title', '')))}, "
+            f"{e.get('amount')} coins, {safe(str(e.get('state', '')))}"
+        )
+    if kind == "product":
+        return (
+            f"product #{e.get('product')}: {safe(str(e.get('title', '')))}, "
+            f"{e.get('price')} coins (liaotian shop order {e.get('product')})"
+        )
+    if kind == "coins":
+        return f"{e.get('amount')} coins"
+    return kind
+
+
 def fmt_message(
     m: ChatMessage, groups: dict[int, str] | None = None, indent: str = CONTINUATION
 ) -> str:
@@ -628,6 +651,8 @@ def fmt_message(
     group timeline event. Peer text is made safe to print; the lines after the first of a
     multi-line message start with `indent`, so no message can forge a line of its own."""
     text = safe(m.text, indent) if m.media is None else safe(media_line(m), indent) + f" (#{m.pos})"
+    if m.group is None and m.event and not m.text:
+        text = f"* {describe_direct_event(m.event)}"
     if m.group is None:
         return f"[{fmt_time(m.ts)}] {safe(m.sender)} -> {safe(m.to)}: {text}"
     where = fmt_group(m.group, groups)
@@ -1215,9 +1240,8 @@ async def cmd_profile(args: argparse.Namespace, out: TextIO) -> int:
 
 async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
-        if (args.presence, args.profile, args.messages, args.groups, args.receipts, args.coins) != (
-            None,
-        ) * 6:
+        settings = (args.presence, args.profile, args.messages, args.groups, args.receipts)
+        if (*settings, args.coins, args.nearby) != (None,) * 7:
             await client.account.set_privacy(
                 presence=args.presence,
                 profile=args.profile,
@@ -1225,6 +1249,7 @@ async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
                 groups=args.groups,
                 receipts=args.receipts,
                 coins=args.coins,
+                nearby=args.nearby,
             )
         p = await client.privacy()
     print(f"presence: {safe(p.presence)}", file=out)
@@ -1234,6 +1259,7 @@ async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
         print(f"groups:   {safe(p.groups)}", file=out)
     print(f"receipts: {safe(p.receipts or 'contacts')}", file=out)
     print(f"coins:    {safe(p.coins or 'contacts')}", file=out)
+    print(f"nearby:   {safe(p.nearby or 'everyone')}", file=out)
     return EXIT_OK
 
 
@@ -1321,6 +1347,21 @@ async def cmd_wallet(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(str(exc)) from None
 
 
+async def cmd_nearby(args: argparse.Namespace, out: TextIO) -> int:
+    """nearby share|stop|people|merchants|hello|merchant-set|merchant (nearby_cli.py)."""
+    async with _session_client(args) as client:
+        return await nearby_cli.run(client, args, out)
+
+
+async def cmd_shop(args: argparse.Namespace, out: TextIO) -> int:
+    """shop list|show|order|orders|card|add|stock|accept|decline|fulfil|cancel."""
+    try:
+        async with _session_client(args) as client:
+            return await shop_cli.run(client, args, out)
+    except shop_cli.UsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
 COMMANDS = {
     "send-file": cmd_send_media,
     "send-image": cmd_send_media,
@@ -1350,6 +1391,8 @@ COMMANDS = {
     "profile": cmd_profile,
     "privacy": cmd_privacy,
     **{name: cmd_wallet for name in wallet_cli.COMMANDS},
+    **{name: cmd_nearby for name in nearby_cli.COMMANDS},
+    **{name: cmd_shop for name in shop_cli.COMMANDS},
 }
 
 

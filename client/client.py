@@ -86,9 +86,11 @@ from .cursor import SessionStore
 from .events import ClientEvent
 from .groups import Groups
 from .media import Media
+from .nearby import Nearby
 from .outbox import SendTimeout, new_cmid
 from .presence import Presence
 from .session import DEFAULT, InitialSync, Session, TimeoutArg
+from .shop import Shop
 from .wallet import Wallet
 
 __all__ = [
@@ -170,6 +172,8 @@ class Client(CompatMethods):
         self.presence = Presence(session)
         self.media = Media(session)
         self.wallet = Wallet(session)
+        self.nearby = Nearby(session)
+        self.shop = Shop(session)
 
     # ------------------------------------------------------------------ properties
 

@@ -74,7 +74,9 @@ CONTACT_EVENTS = ("request", "accepted", "declined", "cancelled", "removed", "ch
 # Group timeline event types that change who is in the group or what they may do.
 MEMBERSHIP_CHANGES = frozenset({"created", "added", "removed", "left", "role", "owner"})
 # Timeline events of the wallet (SPEC.md 25.2): delivered as MessageReceived (m.event)
-WALLET_EVENTS = frozenset({"coins", "red_packet", "red_packet_claim", "red_packet_expired", "item"})
+WALLET_EVENTS = frozenset(
+    {"coins", "red_packet", "red_packet_claim", "red_packet_expired", "item", "order", "product"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +228,7 @@ class ContactEvent:
     seq: int
     event: str
     user: str
+    note: str = ""  # a request's note (a hello from People Nearby, SPEC.md 29.3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,7 +364,8 @@ def event_from_update(update: Update) -> LogEvent | None:
     if update.kind == UpdateKind.CONTACT:
         event, user = d.get("event"), d.get("user")
         if type(event) is str and type(user) is str:
-            return ContactEvent(update.seq, event, user)
+            note = d.get("note")
+            return ContactEvent(update.seq, event, user, note if type(note) is str else "")
         return None
     if update.kind == UpdateKind.WALLET:
         event = d.get("event")

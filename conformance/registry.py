@@ -80,6 +80,7 @@ def all_checks() -> list[Check]:
         checks_limits,
         checks_media,
         checks_messaging,
+        checks_nearby,
         checks_social,
         checks_states,
         checks_wallet,

@@ -269,3 +269,20 @@ class Conn:
             self.writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+
+
+# people and merchants nearby (SPEC 29), the shop (SPEC 30)
+NEARBY_SHARE, NEARBY_SHARED, NEARBY_STOP, NEARBY_QUERY, NEARBY_LIST = 200, 201, 202, 203, 204
+NEARBY_HELLO, MERCHANT_SET, GET_MERCHANT, MERCHANT = 205, 206, 207, 208
+PRODUCT_ADD, PRODUCT_INFO, PRODUCT_STOCK, LIST_PRODUCTS, PRODUCT_LIST = 210, 211, 212, 213, 214
+GET_PRODUCT, PRODUCT_CARD, ORDER_PLACE, ORDER_INFO, ORDER_STEP = 215, 216, 217, 218, 219
+LIST_ORDERS, ORDER_LIST = 220, 221
+NAMES.update(
+    {
+        v: k
+        for k, v in list(globals().items())
+        if k.isupper() and isinstance(v, int) and 200 <= v < 240
+    }
+)
+E_IMPLAUSIBLE_MOVE, E_NOT_MERCHANT, E_NOT_NEARBY = 3301, 3302, 3303
+E_UNKNOWN_PRODUCT, E_OUT_OF_STOCK, E_UNKNOWN_ORDER = 3310, 3311, 3312

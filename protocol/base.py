@@ -143,6 +143,29 @@ class MessageType(IntEnum):
     ITEM_GIFT = 168
     ITEM_REDEEM = 169
     ITEM_DONE = 170
+    # nearby (nearby.py): 200-209
+    NEARBY_SHARE = 200
+    NEARBY_SHARED = 201
+    NEARBY_STOP = 202
+    NEARBY_QUERY = 203
+    NEARBY_LIST = 204
+    NEARBY_HELLO = 205
+    MERCHANT_SET = 206
+    GET_MERCHANT = 207
+    MERCHANT = 208
+    # the shop (shop.py): 210-239
+    PRODUCT_ADD = 210
+    PRODUCT_INFO = 211
+    PRODUCT_STOCK = 212
+    LIST_PRODUCTS = 213
+    PRODUCT_LIST = 214
+    GET_PRODUCT = 215
+    PRODUCT_CARD = 216
+    ORDER_PLACE = 217
+    ORDER_INFO = 218
+    ORDER_STEP = 219
+    LIST_ORDERS = 220
+    ORDER_LIST = 221
 
 
 class UpdateKind(IntEnum):
@@ -228,6 +251,20 @@ _FROM_CLIENT = frozenset(
         T.LIST_ITEMS,
         T.ITEM_GIFT,
         T.ITEM_REDEEM,
+        T.NEARBY_SHARE,
+        T.NEARBY_STOP,
+        T.NEARBY_QUERY,
+        T.NEARBY_HELLO,
+        T.MERCHANT_SET,
+        T.GET_MERCHANT,
+        T.PRODUCT_ADD,
+        T.PRODUCT_STOCK,
+        T.LIST_PRODUCTS,
+        T.GET_PRODUCT,
+        T.PRODUCT_CARD,
+        T.ORDER_PLACE,
+        T.ORDER_STEP,
+        T.LIST_ORDERS,
     }
 )
 CLIENT_TYPES = frozenset(int(t) for t in _FROM_CLIENT)

@@ -58,6 +58,7 @@ CODE_CLAIM = 5  # ESCROW -> user: a share of a red packet
 CODE_HOLD = 6  # a generic pending transfer between two accounts, and its post or void
 CODE_REVERSAL = 7  # reverses a posted transfer (ref: its id)
 CODE_EXPIRED = 8  # the void of a pending transfer that timed out
+CODE_ORDER = 9  # buyer -> merchant: a shop order's payment (ref: the order), and its post or void
 CODE_NAMES = {
     CODE_MINT: "mint",
     CODE_PAY: "pay",
@@ -67,6 +68,7 @@ CODE_NAMES = {
     CODE_HOLD: "hold",
     CODE_REVERSAL: "reversal",
     CODE_EXPIRED: "expired",
+    CODE_ORDER: "order",
 }
 
 # red packets

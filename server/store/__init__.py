@@ -9,6 +9,9 @@ sqlite...    SQLiteStore: the server's store
 from .contract import (
     DeviceRecord,
     MediaStore,
+    MerchantProfile,
+    NearbyStore,
+    ShopStore,
     Store,
     StoreClosed,
     StoreOpenError,
@@ -23,7 +26,10 @@ __all__ = [
     "DeviceRecord",
     "MediaStore",
     "MemoryStore",
+    "MerchantProfile",
+    "NearbyStore",
     "SQLiteStore",
+    "ShopStore",
     "Store",
     "StoreClosed",
     "StoreOpenError",
@@ -40,4 +46,14 @@ def _conform(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[Store, Store]:
 
 def _conform_media(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[MediaStore, MediaStore]:
     """Never called: mypy checks that both stores keep media metadata."""
+    return sqlite, memory
+
+
+def _conform_nearby(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[NearbyStore, NearbyStore]:
+    """Never called: mypy checks that both stores keep shares and merchants."""
+    return sqlite, memory
+
+
+def _conform_shop(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[ShopStore, ShopStore]:
+    """Never called: mypy checks that both stores read the shop."""
     return sqlite, memory

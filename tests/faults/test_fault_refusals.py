@@ -43,6 +43,8 @@ from liaotian.protocol import (
     Send,
     Sync,
 )
+from liaotian.protocol import nearby as N
+from liaotian.protocol import shop as S
 from liaotian.protocol import wallet as W
 from liaotian.protocol.channels import (
     ChannelBan,
@@ -185,6 +187,20 @@ EXAMPLES: list[tuple[type[Message], dict[str, Any]]] = [
     (W.ListItems, {}),
     (W.ItemGift, {"code": "ABCD", "to": "bob"}),
     (W.ItemRedeem, {"code": "ABCD"}),
+    (N.NearbyShare, {"lat": 31_230_400, "lon": 121_473_700}),
+    (N.NearbyStop, {}),
+    (N.NearbyQuery, {"lat": 31_230_400, "lon": 121_473_700}),
+    (N.NearbyHello, {"user": "bob", "note": "hi"}),
+    (N.MerchantSet, {"name": "Cafe", "category": "coffee", "lat": 0, "lon": 0}),
+    (N.GetMerchant, {"user": "bob"}),
+    (S.ProductAdd, {"title": "x", "price": 1, "stock": 1}),
+    (S.ProductStock, {"product": 1, "stock": 1}),
+    (S.ListProducts, {"merchant": "bob"}),
+    (S.GetProduct, {"product": 1}),
+    (S.ProductCard, {"product": 1, "to": "bob"}),
+    (S.OrderPlace, {"product": 1, "key": "k"}),
+    (S.OrderStep, {"order": 1, "step": "cancel"}),
+    (S.ListOrders, {}),
 ]
 
 

@@ -76,7 +76,7 @@ class Caches(Committed):
         self.apply_heads(heads)
         settings, relations, incoming = social
         found: dict[int, Social] = {}
-        for uid, pres, prof, msgs, grps, rcpts, coins, owned, joined in settings:
+        for uid, pres, prof, msgs, grps, rcpts, coins, near, owned, joined in settings:
             found[uid] = Social(
                 presence=pres,
                 profile=prof,
@@ -84,6 +84,7 @@ class Caches(Committed):
                 groups=grps,
                 receipts=rcpts,
                 coins=coins,
+                nearby=near,
                 groups_owned=owned,
                 groups_joined=joined,
             )
