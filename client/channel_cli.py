@@ -190,16 +190,16 @@ async def run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
             unread = f"{s.unread} unread" if s.unread else "read"
             print(f"#{s.channel:<6} {safe(s.name):<24} {unread}", file=out)
         return 0
-    settings = (args.name, args.about, args.rules, args.open, args.members_post, args.slow_mode)
-    if (
-        action == "update"
-        and all(v is None for v in settings)
-        and not (args.new_invite or args.no_invite)
-    ):
+    if action == "update" and _nothing_to_update(args):
         raise UsageError("channel update: give at least one setting to change")
     cid = await ch.resolve(args.channel)
     await _on(client, cid, args, out)
     return 0
+
+
+def _nothing_to_update(args: argparse.Namespace) -> bool:
+    settings = (args.name, args.about, args.rules, args.open, args.members_post, args.slow_mode)
+    return all(v is None for v in settings) and not (args.new_invite or args.no_invite)
 
 
 async def _on(client: Client, cid: int, args: argparse.Namespace, out: TextIO) -> None:
