@@ -11,6 +11,7 @@
     liaotian channel read CH [--pos P]                    unread posts, then marks them read
     liaotian channel search CH WORDS...
     liaotian channel ban CH USER | unban CH USER | role CH USER admin|member
+    liaotian channel transfer CH USER | members CH
     liaotian channel update CH [--name N] [--about A] [--rules R] [--open | --closed]
                             [--members-post | --admins-post] [--slow-mode S] [--new-invite]
 
@@ -50,6 +51,8 @@ ACTIONS = (
     "ban",
     "unban",
     "role",
+    "transfer",
+    "members",
     "update",
 )
 
@@ -109,6 +112,9 @@ def add_parsers(sub: Any, common: list[argparse.ArgumentParser]) -> None:
     p = action("role", "make a member an admin, or a member again (owner)")
     p.add_argument("who", metavar="USER")
     p.add_argument("role", choices=("admin", "member"))
+    p = action("transfer", "hand the channel to a member (owner); you become an admin")
+    p.add_argument("who", metavar="USER")
+    action("members", "the members and their roles (admins)")
     p = action("update", "change a channel's settings (admins)")
     p.add_argument("--name")
     p.add_argument("--about")
@@ -254,6 +260,12 @@ async def _on(client: Client, cid: int, args: argparse.Namespace, out: TextIO) -
     elif action == "role":
         await ch.set_role(cid, args.who, args.role)
         print(f"{safe(args.who)} is now {args.role} of channel #{cid}", file=out)
+    elif action == "transfer":
+        await ch.transfer(cid, args.who)
+        print(f"{safe(args.who)} now owns channel #{cid}; you are an admin", file=out)
+    elif action == "members":
+        async for m in ch.members(cid):
+            print(f"{safe(m.user):<32} {m.role}", file=out)
     elif action == "update":
         info = await ch.update(
             cid,

@@ -42,6 +42,9 @@ from liaotian.protocol.channels import (
     ChannelLeave,
     ChannelLike,
     ChannelLikes,
+    ChannelMemberEntry,
+    ChannelMemberList,
+    ChannelMembers,
     ChannelPage,
     ChannelPin,
     ChannelPost,
@@ -50,6 +53,7 @@ from liaotian.protocol.channels import (
     ChannelRead,
     ChannelSearch,
     ChannelSetRole,
+    ChannelTransfer,
     ChannelUpdate,
     GetChannel,
 )
@@ -179,6 +183,30 @@ class Channels(Facade):
         await self._ask(
             ChannelSetRole(rid=0, channel=channel, user=user, role=role), Ok, retry=False
         )
+
+    async def transfer(self, channel: int, user: str) -> None:
+        """Hand the channel to the member `user` (the owner only); you become an admin."""
+        await self._ask(ChannelTransfer(rid=0, channel=channel, user=user), Ok, retry=False)
+
+    async def members_page(
+        self, channel: int, *, after: int | None = None, limit: int | None = None
+    ) -> ChannelMemberList:
+        """One page of members (admins); pass the answer's `next` as `after`."""
+        msg = ChannelMembers(rid=0, channel=channel, after=after, limit=limit)
+        return await self._ask(msg, ChannelMemberList, retry=True)
+
+    async def members(
+        self, channel: int, *, page_size: int | None = None
+    ) -> AsyncIterator[ChannelMemberEntry]:
+        """Every member with their role (admins), page by page."""
+        after: int | None = None
+        while True:
+            page = await self.members_page(channel, after=after, limit=page_size)
+            for m in page.members:
+                yield m
+            if page.next is None:
+                return
+            after = page.next
 
     async def ban(self, channel: int, user: str) -> None:
         """Remove `user` and keep them out (admins; admins only by the owner)."""

@@ -26,6 +26,9 @@ __all__ = [
     "ChannelLeave",
     "ChannelLike",
     "ChannelLikes",
+    "ChannelMemberEntry",
+    "ChannelMemberList",
+    "ChannelMembers",
     "ChannelNews",
     "ChannelPage",
     "ChannelPin",
@@ -35,6 +38,7 @@ __all__ = [
     "ChannelRead",
     "ChannelSearch",
     "ChannelSetRole",
+    "ChannelTransfer",
     "ChannelUpdate",
     "GetChannel",
 ]
@@ -46,6 +50,7 @@ ABOUT_MAX = 1024
 RULES_MAX = 4096
 SLOW_MODE_MAX = 86_400
 PAGE_MAX = 200
+MEMBERS_PAGE_MAX = 1000
 ROLES = ("owner", "admin", "member")
 
 
@@ -127,6 +132,37 @@ class ChannelBan(Message):
     channel: int
     user: str = wire(max=USER_MAX)
     ban: bool = True  # false: unban
+
+
+@message(M.CHANNEL_TRANSFER)
+class ChannelTransfer(Message):
+    """The owner hands the channel to another member and becomes an admin."""
+
+    channel: int
+    user: str = wire(max=USER_MAX)
+
+
+@message(M.CHANNEL_MEMBERS)
+class ChannelMembers(Message):
+    """Admins: one page of the members, in the server's order; continue with `after` =
+    the answer's `next`."""
+
+    channel: int
+    after: int | None = None
+    limit: int | None = wire(default=None, lo=1, hi=MEMBERS_PAGE_MAX)
+
+
+@record()
+class ChannelMemberEntry(Record):
+    user: str = wire(max=USER_MAX)
+    role: str = wire(choices=ROLES)
+
+
+@message(M.CHANNEL_MEMBER_LIST)
+class ChannelMemberList(Message):
+    channel: int
+    members: tuple[ChannelMemberEntry, ...]
+    next: int | None = None  # the `after` of the next page; absent: this was the last
 
 
 # --------------------------------------------------------------------------- posts
@@ -297,4 +333,7 @@ CHANNEL_CLASSES: tuple[type[Message], ...] = (
     ChannelSearch,
     ChannelHits,
     ChannelNews,
+    ChannelTransfer,
+    ChannelMembers,
+    ChannelMemberList,
 )

@@ -64,7 +64,7 @@ TRANSFER_CODES = ("mint", "pay", "reward", "red_packet", "claim", "hold", "rever
 TRANSFER_PHASES = ("posted", "pending", "post", "void")
 SPLITS = ("random", "equal")
 PACKET_STATES = ("open", "emptied", "expired")
-TASK_TRIGGERS = ("checkin", "message", "invite")
+TASK_TRIGGERS = ("checkin", "message", "invite", "forum")
 
 
 # --------------------------------------------------------------------------- nested maps

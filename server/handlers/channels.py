@@ -33,6 +33,9 @@ from liaotian.protocol.channels import (
     ChannelLeave,
     ChannelLike,
     ChannelLikes,
+    ChannelMemberEntry,
+    ChannelMemberList,
+    ChannelMembers,
     ChannelNews,
     ChannelPage,
     ChannelPin,
@@ -42,6 +45,7 @@ from liaotian.protocol.channels import (
     ChannelRead,
     ChannelSearch,
     ChannelSetRole,
+    ChannelTransfer,
     ChannelUpdate,
     GetChannel,
 )
@@ -57,6 +61,7 @@ from .throttle import WriteBudget
 
 log = logging.getLogger("liaotian.channels")
 PAGE = 50  # CHANNEL_FETCH / CHANNEL_SEARCH items when the request gives no limit
+MEMBERS_PAGE = 200  # CHANNEL_MEMBERS entries when the request gives no limit
 NEWS_INTERVAL = 0.05  # seconds: news of one channel is sent at most once per interval
 _NEWS = int(MessageType.CHANNEL_NEWS)
 _WATCHED = frozenset(
@@ -127,6 +132,9 @@ MAKERS: dict[type, Callable[[Peer, Any], ops.Op]] = {
     ChannelLeave: lambda c, m: ops.LeaveChannel(actor=c.user_id, channel=m.channel),
     ChannelSetRole: lambda c, m: ops.SetChannelRole(
         actor=c.user_id, channel=m.channel, user=m.user, role=m.role
+    ),
+    ChannelTransfer: lambda c, m: ops.TransferChannel(
+        actor=c.user_id, channel=m.channel, user=m.user
     ),
     ChannelBan: lambda c, m: ops.BanMember(
         actor=c.user_id, channel=m.channel, user=m.user, ban=m.ban
@@ -199,6 +207,7 @@ class ChannelHandlers:
         r.route(GetChannel, self.get_channel)
         r.route(ChannelFetch, self.fetch)
         r.route(ChannelSearch, self.search)
+        r.route(ChannelMembers, self.members)
 
     def _submitter(self, make: Callable[[Peer, Any], ops.Op]) -> Any:
         def handler(conn: Peer, msg: Any) -> None:
@@ -285,6 +294,26 @@ class ChannelHandlers:
                     )
                     for p in posts
                 ),
+            )
+        )
+
+    async def members(self, conn: Peer, msg: ChannelMembers) -> None:
+        """A page of members, for admins (a member list of a forum is not every reader's
+        to collect). Paged by user id: one index range read, however large the channel."""
+        ch, m = await self._membership(conn, msg.channel)
+        if m.role < ROLE_ADMIN:
+            raise RequestError(ErrorCode.FORBIDDEN, "only admins list the members")
+        limit = msg.limit or MEMBERS_PAGE
+        rows = await self.store.channel_members(ch.conv, msg.after or 0, limit + 1)
+        page = rows[:limit]
+        conn.send(
+            ChannelMemberList(
+                rid=msg.rid,
+                channel=ch.conv,
+                members=tuple(
+                    ChannelMemberEntry(user=name, role=ROLE_NAMES[role]) for _u, name, role in page
+                ),
+                next=page[-1][0] if len(rows) > limit else None,
             )
         )
 

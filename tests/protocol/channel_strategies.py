@@ -20,6 +20,9 @@ from liaotian.protocol.channels import (
     ChannelLeave,
     ChannelLike,
     ChannelLikes,
+    ChannelMemberEntry,
+    ChannelMemberList,
+    ChannelMembers,
     ChannelNews,
     ChannelPage,
     ChannelPin,
@@ -29,6 +32,7 @@ from liaotian.protocol.channels import (
     ChannelRead,
     ChannelSearch,
     ChannelSetRole,
+    ChannelTransfer,
     ChannelUpdate,
     GetChannel,
 )
@@ -151,4 +155,23 @@ CHANNEL_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     ),
     T.CHANNEL_HITS: st.builds(ChannelHits, rid=rids, channel=u63, hits=tup(hits)),
     T.CHANNEL_NEWS: st.builds(ChannelNews, rid=rids, channel=u63, pos=u63),
+    T.CHANNEL_TRANSFER: st.builds(ChannelTransfer, rid=rids, channel=u63, user=users),
+    T.CHANNEL_MEMBERS: st.builds(
+        ChannelMembers,
+        rid=rids,
+        channel=u63,
+        after=opt | u63,
+        limit=st.none() | st.integers(1, 1000),
+    ),
+    T.CHANNEL_MEMBER_LIST: st.builds(
+        ChannelMemberList,
+        rid=rids,
+        channel=u63,
+        members=tup(
+            st.builds(
+                ChannelMemberEntry, user=users, role=st.sampled_from(["owner", "admin", "member"])
+            )
+        ),
+        next=opt | u63,
+    ),
 }

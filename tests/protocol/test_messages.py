@@ -296,13 +296,13 @@ EXAMPLES: dict[int, Message] = {
 
 
 def _vector_examples() -> dict[int, Message]:
-    """The channel (110-130) and wallet (150-170) messages: the first test vector of each
+    """The channel (110-139) and wallet (150-170) messages: the first test vector of each
     type (SPEC section 28), decoded from its frame."""
     path = Path(__file__).resolve().parents[1] / "vectors" / "protocol_v1.json"
     out: dict[int, Message] = {}
     for v in json.loads(path.read_text(encoding="utf-8")):
         t = v["type"]
-        if (110 <= t <= 130 or 150 <= t <= 170) and t not in out:
+        if (110 <= t <= 139 or 150 <= t <= 170) and t not in out:
             _, rid, payload = unpack_body(bytes.fromhex(v["hex"])[4:])
             out[t] = decode_message(t, rid, payload)
     return out
@@ -347,6 +347,8 @@ CLIENT_SENT = {
     T.CHANNEL_READ,
     T.CHANNEL_FETCH,
     T.CHANNEL_SEARCH,
+    T.CHANNEL_TRANSFER,
+    T.CHANNEL_MEMBERS,
     # the wallet (SPEC 25)
     T.GET_WALLET,
     T.LIST_TRANSFERS,

@@ -75,6 +75,9 @@ from liaotian.protocol.channels import (
     ChannelLeave,
     ChannelLike,
     ChannelLikes,
+    ChannelMemberEntry,
+    ChannelMemberList,
+    ChannelMembers,
     ChannelNews,
     ChannelPage,
     ChannelPin,
@@ -84,6 +87,7 @@ from liaotian.protocol.channels import (
     ChannelRead,
     ChannelSearch,
     ChannelSetRole,
+    ChannelTransfer,
     ChannelUpdate,
     GetChannel,
 )
@@ -769,6 +773,20 @@ def _frames() -> list[tuple[str, bytes]]:
                 code=ErrorCode.SLOW_MODE,
                 message=ErrorCode.SLOW_MODE.explanation,
                 retry_after=12.5,
+            ),
+        ),
+        m("channel_transfer", ChannelTransfer(rid=76, channel=12, user="bob")),
+        m("channel_members", ChannelMembers(rid=77, channel=12, limit=2)),
+        m(
+            "channel_member_list",
+            ChannelMemberList(
+                rid=77,
+                channel=12,
+                members=(
+                    ChannelMemberEntry(user="alice", role="admin"),
+                    ChannelMemberEntry(user="bob", role="owner"),
+                ),
+                next=2,
             ),
         ),
         # The wallet (SPEC.md 25), on connection 3: alice's balance; she pays bob; her
