@@ -36,6 +36,12 @@ METRICS: list[tuple[str, str, int]] = [
     ("media_download_mib_per_s", "MiB/s", 1),
     ("media_dedup_upload_ms", "ms", 3),
     ("chat_p99_ms_under_media", "ms", 2),
+    ("channel_posts_per_s_1k", "posts/s", 0),
+    ("channel_posts_per_s_100k", "posts/s", 0),
+    ("channel_post_notice_ms_p99", "ms", 2),
+    ("channel_notices_per_s", "notices/s", 0),
+    ("channel_catch_up_posts_per_s", "posts/s", 0),
+    ("channel_rss_bytes_per_member", "B", 1),
 ]
 
 
