@@ -2,7 +2,7 @@
 
     liaotian channel create NAME [--about A] [--rules R] [--closed] [--members-post]
                             [--slow-mode S]               prints the id and invitation link
-    liaotian channel join LINK | ID [--invite TOKEN]      shows the rules
+    liaotian channel join NAME | LINK | ID [--invite TOKEN]   shows the rules
     liaotian channel list                                 your channels, unread counts
     liaotian channel info CH | leave CH
     liaotian channel post CH TEXT | comment CH POST TEXT
@@ -16,7 +16,8 @@
                             [--members-post | --admins-post] [--slow-mode S] [--new-invite]
 
 CH is one of your channels by name; where two of yours share a name, by its number (`12`
-or `#12`). A channel you are not in yet has no name to you: join it by its link or number.
+or `#12`). An open channel you are not in yet is joined by its name (CHANNEL_FIND; by
+number where several share it), a closed one by its invitation link.
 Everything a peer chose (names, posts, comments, rules) is printed through
 `terminal.safe()`, so it can neither move the cursor nor fake a line of the CLI's own.
 """
@@ -78,8 +79,8 @@ def add_parsers(sub: Any, common: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--closed", action="store_true", help="join only with the invitation")
     p.add_argument("--members-post", action="store_true", help="members post too")
     p.add_argument("--slow-mode", type=int, default=0, metavar="S", help="seconds between posts")
-    p = action("join", "join a channel by its link or number", channel=False)
-    p.add_argument("channel", metavar="LINK|ID")
+    p = action("join", "join a channel by its name, link or number", channel=False)
+    p.add_argument("channel", metavar="NAME|LINK|ID")
     p.add_argument("--invite", default="", metavar="TOKEN", help="the invitation token")
     action("leave", "leave a channel")
     action("info", "a channel's settings, members and pins")
@@ -183,7 +184,17 @@ async def run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         elif parse_link(target) is not None:
             info = await ch.join(target, args.invite)
         else:
-            raise UsageError("channel join: give the channel's link or number")
+            found = await ch.find(args.channel)
+            if not found:
+                raise UsageError(
+                    f"no open channel is named {args.channel!r}: join a closed one by its link"
+                )
+            if len(found) > 1:
+                ids = ", ".join(f"#{f.channel} ({f.members} members)" for f in found)
+                raise UsageError(
+                    f"several open channels are named {args.channel!r}: {ids}; give the number"
+                )
+            info = await ch.join(found[0].channel, args.invite)
         print(
             f'joined channel #{info.channel} "{safe(info.name)}" ({info.members} members)',
             file=out,

@@ -35,6 +35,9 @@ from liaotian.protocol.channels import (
     ChannelCreate,
     ChannelDelete,
     ChannelFetch,
+    ChannelFind,
+    ChannelFound,
+    ChannelFoundEntry,
     ChannelHit,
     ChannelHits,
     ChannelInfo,
@@ -142,6 +145,12 @@ class Channels(Facade):
         return await self._ask(
             ChannelJoin(rid=0, channel=channel, invite=invite), ChannelInfo, retry=False
         )
+
+    async def find(self, name: str) -> builtins.list[ChannelFoundEntry]:
+        """Open channels of this name (ASCII case ignored), the most members first: how
+        to join one by its name."""
+        answer = await self._ask(ChannelFind(rid=0, name=name), ChannelFound, retry=True)
+        return builtins.list(answer.channels)
 
     async def leave(self, channel: int) -> None:
         """Leave the channel (its owner only when nobody else is left: CONFLICT)."""

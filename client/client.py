@@ -24,7 +24,7 @@ object per feature, in the spirit of nats.py's `nc.jetstream()`:
 * `client.wallet`: balance, history, pay, red_packet, claim, packet, check_in, tasks,
   items, gift, redeem (SPEC.md 25; requests that move coins retry with their idempotency
   key by themselves, `wallet.py`).
-* `client.channels`: create, join, leave, info, update, set_role, transfer, members,
+* `client.channels`: create, find, join, leave, info, update, set_role, transfer, members,
   members_page, ban, unban, post, comment, like, unlike, pin, delete, read, fetch,
   comments, catch_up, search, list, chat_list, resolve (forum channels, SPEC.md 24,
   `channels.py`).

@@ -364,3 +364,23 @@ async def channel_members(ctx: Context) -> None:
         seen == {a.user: "owner", b.user: "member", c.user: "member"} and after is None,
         f"the members {seen}",
     )
+
+
+@check(
+    section="24.1",
+    title="CHANNEL_FIND lists the open channels of a name (ASCII case ignored) with their "
+    "ids, and never a closed one",
+)
+async def channel_find(ctx: Context) -> None:
+    a, b = await ctx.user(), await ctx.user()
+    name = "Find-" + Context.cmid()
+    open_ch = (await _create(a, name, about="public"))["channel"]
+    await _create(a, name, open=False)
+    f = await b.req(wire.CHANNEL_FIND, {"name": name.lower()})
+    found = expect_type(f, wire.CHANNEL_FOUND, "CHANNEL_FIND").payload.get("channels", [])
+    expect(
+        [(c.get("channel"), c.get("name"), c.get("members")) for c in found]
+        == [(open_ch, name, 1)],
+        f"CHANNEL_FOUND {found}",
+    )
+    await _join(b, open_ch)

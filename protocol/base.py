@@ -124,6 +124,8 @@ class MessageType(IntEnum):
     CHANNEL_TRANSFER = 131
     CHANNEL_MEMBERS = 132
     CHANNEL_MEMBER_LIST = 133
+    CHANNEL_FIND = 134
+    CHANNEL_FOUND = 135
     # the wallet (wallet.py): 150-170
     GET_WALLET = 150
     WALLET = 151
@@ -222,6 +224,7 @@ _FROM_CLIENT = frozenset(
         T.CHANNEL_SEARCH,
         T.CHANNEL_TRANSFER,
         T.CHANNEL_MEMBERS,
+        T.CHANNEL_FIND,
         T.GET_WALLET,
         T.LIST_TRANSFERS,
         T.PAY,

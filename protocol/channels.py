@@ -19,6 +19,9 @@ __all__ = [
     "ChannelCreate",
     "ChannelDelete",
     "ChannelFetch",
+    "ChannelFind",
+    "ChannelFound",
+    "ChannelFoundEntry",
     "ChannelHit",
     "ChannelHits",
     "ChannelInfo",
@@ -163,6 +166,27 @@ class ChannelMemberList(Message):
     channel: int
     members: tuple[ChannelMemberEntry, ...]
     next: int | None = None  # the `after` of the next page; absent: this was the last
+
+
+@message(M.CHANNEL_FIND)
+class ChannelFind(Message):
+    """The open channels of this name (case ignored for ASCII letters): how a user who is
+    not a member yet finds a channel by its name."""
+
+    name: str = wire(max=NAME_MAX, min=1)
+
+
+@record()
+class ChannelFoundEntry(Record):
+    channel: int
+    name: str = wire(max=NAME_MAX)
+    about: str = wire(max=ABOUT_MAX)
+    members: int
+
+
+@message(M.CHANNEL_FOUND)
+class ChannelFound(Message):
+    channels: tuple[ChannelFoundEntry, ...]
 
 
 # --------------------------------------------------------------------------- posts
@@ -336,4 +360,6 @@ CHANNEL_CLASSES: tuple[type[Message], ...] = (
     ChannelTransfer,
     ChannelMembers,
     ChannelMemberList,
+    ChannelFind,
+    ChannelFound,
 )

@@ -26,6 +26,9 @@ from liaotian.protocol.channels import (
     ChannelCreate,
     ChannelDelete,
     ChannelFetch,
+    ChannelFind,
+    ChannelFound,
+    ChannelFoundEntry,
     ChannelHit,
     ChannelHits,
     ChannelInfo,
@@ -61,6 +64,7 @@ from .throttle import WriteBudget
 
 log = logging.getLogger("liaotian.channels")
 PAGE = 50  # CHANNEL_FETCH / CHANNEL_SEARCH items when the request gives no limit
+FIND_MAX = 20  # CHANNEL_FOUND entries at most
 MEMBERS_PAGE = 200  # CHANNEL_MEMBERS entries when the request gives no limit
 NEWS_INTERVAL = 0.05  # seconds: news of one channel is sent at most once per interval
 _NEWS = int(MessageType.CHANNEL_NEWS)
@@ -208,6 +212,7 @@ class ChannelHandlers:
         r.route(ChannelFetch, self.fetch)
         r.route(ChannelSearch, self.search)
         r.route(ChannelMembers, self.members)
+        r.route(ChannelFind, self.find)
 
     def _submitter(self, make: Callable[[Peer, Any], ops.Op]) -> Any:
         def handler(conn: Peer, msg: Any) -> None:
@@ -293,6 +298,22 @@ class ChannelHandlers:
                         liked=p.pos in liked,
                     )
                     for p in posts
+                ),
+            )
+        )
+
+    async def find(self, conn: Peer, msg: ChannelFind) -> None:
+        """Open channels by name, so a user joins one by its name (closed ones stay
+        unlisted: their invitation is the way in)."""
+        found = await self.store.channels_named(msg.name, FIND_MAX)
+        conn.send(
+            ChannelFound(
+                rid=msg.rid,
+                channels=tuple(
+                    ChannelFoundEntry(
+                        channel=ch.conv, name=ch.name, about=ch.about, members=ch.members
+                    )
+                    for ch in found
                 ),
             )
         )

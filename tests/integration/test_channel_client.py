@@ -118,8 +118,8 @@ async def test_cli_prints_peer_text_safely(server: RunningServer, tmp_path: Path
         await alice.channels.post(info.channel, "evil \x1b[2J\u202e text\nsecond line")
     cli = CLI(server.host, server.port, tmp_path / "bob", LIAOTIAN_PASSWORD=PASSWORD)
     assert (await cli.run("login", "bob", "--device", "cli"))[0] == 0
-    code, out, err = await cli.run("channel", "join", str(info.channel))
-    assert code == 0, err
+    code, out, err = await cli.run("channel", "join", "NEWS")  # open: found by its name
+    assert code == 0 and f"joined channel #{info.channel}" in out, (out, err)
     code, out, err = await cli.run("channel", "posts", "news")
     assert code == 0, err
     assert "\x1b" not in out and "\u202e" not in out and "\\x1b[2J" in out, out
@@ -137,6 +137,7 @@ async def test_library_news_events_changes_and_chat_list(server: RunningServer) 
         with pytest.raises(RequestError) as exc:
             await bob.channels.join(info.channel)
         assert exc.value.code == ErrorCode.INVALID_INVITE
+        assert await bob.channels.find("news") == []  # not open: never listed
         joined = await bob.channels.join(invite_link(info.channel, info.invite))
         assert joined.rules == "no spam" and joined.members == 2 and joined.invite is None
         assert await bob.channels.resolve("news") == info.channel

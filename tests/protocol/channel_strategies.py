@@ -13,6 +13,9 @@ from liaotian.protocol.channels import (
     ChannelCreate,
     ChannelDelete,
     ChannelFetch,
+    ChannelFind,
+    ChannelFound,
+    ChannelFoundEntry,
     ChannelHit,
     ChannelHits,
     ChannelInfo,
@@ -155,6 +158,12 @@ CHANNEL_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     ),
     T.CHANNEL_HITS: st.builds(ChannelHits, rid=rids, channel=u63, hits=tup(hits)),
     T.CHANNEL_NEWS: st.builds(ChannelNews, rid=rids, channel=u63, pos=u63),
+    T.CHANNEL_FIND: st.builds(ChannelFind, rid=rids, name=nonempty),
+    T.CHANNEL_FOUND: st.builds(
+        ChannelFound,
+        rid=rids,
+        channels=tup(st.builds(ChannelFoundEntry, channel=u63, name=txt, about=txt, members=u63)),
+    ),
     T.CHANNEL_TRANSFER: st.builds(ChannelTransfer, rid=rids, channel=u63, user=users),
     T.CHANNEL_MEMBERS: st.builds(
         ChannelMembers,

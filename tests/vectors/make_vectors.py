@@ -68,6 +68,9 @@ from liaotian.protocol.channels import (
     ChannelCreate,
     ChannelDelete,
     ChannelFetch,
+    ChannelFind,
+    ChannelFound,
+    ChannelFoundEntry,
     ChannelHit,
     ChannelHits,
     ChannelInfo,
@@ -787,6 +790,16 @@ def _frames() -> list[tuple[str, bytes]]:
                     ChannelMemberEntry(user="bob", role="owner"),
                 ),
                 next=2,
+            ),
+        ),
+        m("channel_find", ChannelFind(rid=78, name="forum")),
+        m(
+            "channel_found",
+            ChannelFound(
+                rid=78,
+                channels=(
+                    ChannelFoundEntry(channel=12, name="forum", about="all things", members=2),
+                ),
             ),
         ),
         # The wallet (SPEC.md 25), on connection 3: alice's balance; she pays bob; her

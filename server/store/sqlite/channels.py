@@ -387,6 +387,16 @@ class ChannelReads:
         )
         return [tuple(r) for r in rows]
 
+    async def channels_named(self, name: str, limit: int) -> list[ChannelState]:
+        """A scan of the channels table (no index on names: channels are few beside their
+        members and posts; an index would be a migration)."""
+        rows = await self._rows(
+            f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE open = 1 AND name = ? COLLATE NOCASE "
+            "ORDER BY members DESC, conv_id LIMIT ?",
+            (name, limit),
+        )
+        return [channel_state(r) for r in rows]
+
     async def channel_members(
         self, conv: int, after: int, limit: int
     ) -> list[tuple[int, str, int]]:
