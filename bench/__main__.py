@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the media figures (uploads, downloads, chat under media load)",
     )
     p.add_argument(
+        "--no-channels",
+        action="store_true",
+        help="skip the channel figures (posts at 1,000 and 100,000 members, news, catch-up)",
+    )
+    p.add_argument(
         "--media-mib",
         type=int,
         metavar="N",
@@ -180,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             faults=False if a.no_faults else None,
             media=False if a.no_media else None,
             nearby=False if a.no_nearby else None,
+            channels=False if a.no_channels else None,
             media_mib=a.media_mib,
         )
     except ValueError as exc:

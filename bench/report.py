@@ -40,6 +40,12 @@ METRICS: list[tuple[str, str, int]] = [
     ("nearby_query_ms_p99", "ms", 3),
     ("nearby_updates_per_s", "updates/s", 0),
     ("orders_per_s", "orders/s", 0),
+    ("channel_posts_per_s_1k", "posts/s", 0),
+    ("channel_posts_per_s_100k", "posts/s", 0),
+    ("channel_post_notice_ms_p99", "ms", 2),
+    ("channel_notices_per_s", "notices/s", 0),
+    ("channel_catch_up_posts_per_s", "posts/s", 0),
+    ("channel_rss_bytes_per_member", "B", 1),
 ]
 
 

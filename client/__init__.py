@@ -62,12 +62,15 @@ from liaotian.protocol.social import (
 from .account import Account
 from .backoff import Backoff
 from .bot import Bot, Context
+from .channels import Channels, ChannelSummary
 from .client import DEFAULT_PORT, Client, InitialSync, connect, new_cmid, register
 from .connection import ClientConnection
 from .contacts import Contacts
 from .cursor import CursorTracker, FileStore, MemoryStore, SessionState, SessionStore
 from .events import (
     CaughtUp,
+    ChannelChanged,
+    ChannelNewsEvent,
     ClientEvent,
     ContactEvent,
     Disconnected,
@@ -96,6 +99,10 @@ __all__ = [
     "Backoff",
     "Bot",
     "CaughtUp",
+    "ChannelChanged",
+    "ChannelNewsEvent",
+    "ChannelSummary",
+    "Channels",
     "ChatMessage",
     "Client",
     "ClientConnection",

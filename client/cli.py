@@ -16,7 +16,8 @@
     liaotian group list / info G / add G USER... / remove G USER / leave G
     liaotian send --group G hello team      # or: liaotian gsend G hello team
     liaotian history --group G
-    liaotian chats                          # conversations, newest first, unread counts
+    liaotian chats                          # conversations and channels, newest first,
+                                            # unread counts
     liaotian read CONV POS / receipts CONV
     liaotian contacts / contact request|accept|decline|cancel|remove USER
     liaotian block USER / unblock USER / presence USER...
@@ -27,6 +28,9 @@
     liaotian send-track bob song.mp3 --clip 0:30-1:00 [--cover art.png] [--title T] [--artist A]
     liaotian download --with bob --pos 15 [DEST]   # the photo, file, ... of message #15
     liaotian download BLOB DEST                    # by blob id (64 hex digits)
+
+    liaotian channel create news / join LINK / post news "hi" / comment news 1 "yes" /
+    liaotian channel like news 1 / search news hi / read news / list   (channel_cli.py)
 
 Global options (before or after the command): --host/--port (defaults 127.0.0.1:7420, or
 LIAOTIAN_HOST/LIAOTIAN_PORT, or the address saved at login), --user (LIAOTIAN_USER) and
@@ -69,7 +73,7 @@ from liaotian.protocol import (
 )
 from liaotian.protocol.social import MESSAGE_POLICY, VISIBILITY, GroupInfo
 
-from . import nearby_cli, shop_cli, wallet_cli
+from . import channel_cli, nearby_cli, shop_cli, wallet_cli
 from .backoff import Backoff
 from .client import DEFAULT_PORT, Client, register
 from .cursor import FileStore, MemoryStore, SessionState
@@ -484,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     nearby_cli.add_parsers(sub, common)
     # --- the shop (shop_cli.py)
     shop_cli.add_parsers(sub, common)
+    # --- channels (channel_cli.py)
+    channel_cli.add_parsers(sub, common)
     return parser
 
 
@@ -1119,13 +1125,13 @@ async def cmd_group(args: argparse.Namespace, out: TextIO) -> int:
 async def cmd_chats(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
         if args.all:
-            entries = [c async for c in client.iter_conversations(args.limit)]
+            entries = [c async for c in client.iter_conversations(args.limit, channels=True)]
             more = False
         else:
-            page = await client.conversations(args.limit)
+            page = await client.conversations(args.limit, channels=True)
             entries, more = list(page.conversations), page.more
     for c in entries:
-        name = safe(c.name) if c.kind == "direct" else f"{safe(c.name)} (group)"
+        name = safe(c.name) if c.kind == "direct" else f"{safe(c.name)} ({c.kind})"
         unread = f"{c.unread} unread" if c.unread else "read"
         last = ""
         if c.last is not None:
@@ -1362,6 +1368,15 @@ async def cmd_shop(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(str(exc)) from None
 
 
+async def cmd_channel(args: argparse.Namespace, out: TextIO) -> int:
+    """channel create, join, post, ... (channel_cli.py)."""
+    try:
+        async with _session_client(args) as client:
+            return await channel_cli.run(client, args, out)
+    except channel_cli.UsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
 COMMANDS = {
     "send-file": cmd_send_media,
     "send-image": cmd_send_media,
@@ -1393,6 +1408,7 @@ COMMANDS = {
     **{name: cmd_wallet for name in wallet_cli.COMMANDS},
     **{name: cmd_nearby for name in nearby_cli.COMMANDS},
     **{name: cmd_shop for name in shop_cli.COMMANDS},
+    **{name: cmd_channel for name in channel_cli.COMMANDS},
 }
 
 

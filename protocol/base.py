@@ -99,7 +99,7 @@ class MessageType(IntEnum):
     UPLOAD_CANCEL = 95
     DOWNLOAD = 96
     BLOB_DATA = 97
-    # channels (channels.py): 110-130
+    # channels (channels.py): 110-139
     CHANNEL_CREATE = 110
     CHANNEL_INFO = 111
     GET_CHANNEL = 112
@@ -121,6 +121,11 @@ class MessageType(IntEnum):
     CHANNEL_SEARCH = 128
     CHANNEL_HITS = 129
     CHANNEL_NEWS = 130
+    CHANNEL_TRANSFER = 131
+    CHANNEL_MEMBERS = 132
+    CHANNEL_MEMBER_LIST = 133
+    CHANNEL_FIND = 134
+    CHANNEL_FOUND = 135
     # the wallet (wallet.py): 150-170
     GET_WALLET = 150
     WALLET = 151
@@ -240,6 +245,9 @@ _FROM_CLIENT = frozenset(
         T.CHANNEL_READ,
         T.CHANNEL_FETCH,
         T.CHANNEL_SEARCH,
+        T.CHANNEL_TRANSFER,
+        T.CHANNEL_MEMBERS,
+        T.CHANNEL_FIND,
         T.GET_WALLET,
         T.LIST_TRANSFERS,
         T.PAY,

@@ -74,7 +74,7 @@ TRANSFER_CODES = (
 TRANSFER_PHASES = ("posted", "pending", "post", "void")
 SPLITS = ("random", "equal")
 PACKET_STATES = ("open", "emptied", "expired")
-TASK_TRIGGERS = ("checkin", "message", "invite")
+TASK_TRIGGERS = ("checkin", "message", "invite", "forum")
 
 
 # --------------------------------------------------------------------------- nested maps

@@ -100,6 +100,7 @@ class Server:
         )
         self.policy = Policy(
             max_group_size=config.max_group_size,
+            max_channel_members=config.max_channel_members,
             max_groups_owned=config.max_groups_owned,
             max_groups_joined=config.max_groups_joined,
             max_contacts=config.max_contacts,

@@ -210,7 +210,7 @@ class LedgerDump:
 
 
 DAY_MS = 86_400_000
-TRIGGERS = ("checkin", "message", "invite")  # what completes a task
+TRIGGERS = ("checkin", "message", "invite", "forum")  # what completes a task
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,9 +242,11 @@ class WalletPolicy:
     max_packet_shares: int = 1000
     item_secret: bytes = b""  # keys the item codes (a new random one per start is fine)
     on_message: tuple[Task, ...] = field(init=False, default=())  # what a SEND completes
+    on_forum: tuple[Task, ...] = field(init=False, default=())  # a channel post or comment
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "on_message", self.triggered("message"))
+        object.__setattr__(self, "on_forum", self.triggered("forum"))
 
     def triggered(self, trigger: str) -> tuple[Task, ...]:
         return tuple(t for t in self.tasks if t.trigger == trigger)

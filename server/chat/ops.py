@@ -307,6 +307,14 @@ class SetChannelRole(Op):
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
+class TransferChannel(Op):
+    """The owner hands the channel to the member `user` and becomes an admin."""
+
+    channel: int
+    user: str
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
 class Post(Op):
     """A post (answered with its position in `pos`); a retry with the same cmid gets the
     first post's position and `duplicate`."""

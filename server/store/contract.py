@@ -239,6 +239,9 @@ class Store(Protocol):
     async def channels_of(self, uid: int) -> list[ChannelRow]:
         """The user's channels, newest activity first."""
 
+    async def channels_named(self, name: str, limit: int) -> list[ChannelState]:
+        """Open channels of this name (ASCII case ignored), the most members first."""
+
     async def channel_members(
         self, conv: int, after: int, limit: int
     ) -> list[tuple[int, str, int]]:

@@ -70,6 +70,9 @@ from liaotian.protocol.channels import (
     ChannelCreate,
     ChannelDelete,
     ChannelFetch,
+    ChannelFind,
+    ChannelFound,
+    ChannelFoundEntry,
     ChannelHit,
     ChannelHits,
     ChannelInfo,
@@ -77,6 +80,9 @@ from liaotian.protocol.channels import (
     ChannelLeave,
     ChannelLike,
     ChannelLikes,
+    ChannelMemberEntry,
+    ChannelMemberList,
+    ChannelMembers,
     ChannelNews,
     ChannelPage,
     ChannelPin,
@@ -86,6 +92,7 @@ from liaotian.protocol.channels import (
     ChannelRead,
     ChannelSearch,
     ChannelSetRole,
+    ChannelTransfer,
     ChannelUpdate,
     GetChannel,
 )
@@ -801,6 +808,30 @@ def _frames() -> list[tuple[str, bytes]]:
                 code=ErrorCode.SLOW_MODE,
                 message=ErrorCode.SLOW_MODE.explanation,
                 retry_after=12.5,
+            ),
+        ),
+        m("channel_transfer", ChannelTransfer(rid=76, channel=12, user="bob")),
+        m("channel_members", ChannelMembers(rid=77, channel=12, limit=2)),
+        m(
+            "channel_member_list",
+            ChannelMemberList(
+                rid=77,
+                channel=12,
+                members=(
+                    ChannelMemberEntry(user="alice", role="admin"),
+                    ChannelMemberEntry(user="bob", role="owner"),
+                ),
+                next=2,
+            ),
+        ),
+        m("channel_find", ChannelFind(rid=78, name="forum")),
+        m(
+            "channel_found",
+            ChannelFound(
+                rid=78,
+                channels=(
+                    ChannelFoundEntry(channel=12, name="forum", about="all things", members=2),
+                ),
             ),
         ),
         # The wallet (SPEC.md 25), on connection 3: alice's balance; she pays bob; her

@@ -211,6 +211,15 @@ class SQLiteStore(Reads, LedgerReads, NearbyOnSQLite, ShopReads):
         except sqlite3.IntegrityError:
             raise UsernameTaken(username) from None
 
+    async def seed_channel_members(
+        self, conv: int, users: list[tuple[str, bytes | None]], password_hash: str
+    ) -> int:
+        """Bulk load members into a channel (benchmarks, imports): see
+        channels.seed_members. Only while no server uses this database."""
+        return await self.writer.run_in_commit(
+            lambda db: channels.seed_members(db, conv, users, password_hash, now_ms())
+        )
+
     async def set_device_token(
         self, user_id: int, device: str, token_hash: bytes, *, max_devices: int = 0
     ) -> int | None:
