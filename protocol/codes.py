@@ -73,6 +73,11 @@ class ErrorCode(IntEnum):
     PACKET_EXPIRED = 3204  # the red packet expired; its rest went back to the sender
     ITEM_UNAVAILABLE = 3205  # no such item of yours, or it is redeemed
     TASK_DONE = 3206  # the task is done as often as it pays in this period
+    # 35xx: bots (SPEC.md 26)
+    UNKNOWN_BOT = 3501  # no such bot of yours (or no such bot, for its commands)
+    BOTS_ONLY = 3502  # only a bot may do this (answer a callback, edit its message)
+    UNKNOWN_CALLBACK = 3503  # no such callback of this bot, or it is answered or too old
+    NO_SUCH_BUTTON = 3504  # that message is no bot's, or has no button with that data
     # 4xxx: load
     RATE_LIMITED = 4001  # retry_after says when to try again
     # 5xxx: the server
@@ -139,6 +144,10 @@ _ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.PACKET_EXPIRED: "the red packet expired",
     ErrorCode.ITEM_UNAVAILABLE: "no such item, or it is used",
     ErrorCode.TASK_DONE: "the task is done for this period",
+    ErrorCode.UNKNOWN_BOT: "no such bot",
+    ErrorCode.BOTS_ONLY: "only a bot may do this",
+    ErrorCode.UNKNOWN_CALLBACK: "no such callback, or it is answered",
+    ErrorCode.NO_SUCH_BUTTON: "no such button on a bot message",
     ErrorCode.RATE_LIMITED: "rate limit exceeded, retry later",
     ErrorCode.INTERNAL_ERROR: "internal server error",
     ErrorCode.UNAVAILABLE: "server unavailable, reconnect and retry",

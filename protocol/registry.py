@@ -1,6 +1,6 @@
 """Type number -> message class, and decode_message: the one module that knows every family.
 
-messages.py (core), social.py (the social layer), media.py, channels.py and wallet.py know
+messages.py (core), social.py (the social layer), media.py, channels.py, wallet.py and bots.py know
 nothing of each other; this module imports them all, checks that together they cover every
 MessageType exactly once, and decodes a payload with the decoder codec.message compiled for
 its class.
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import Message, MessageType
+from .bots import BOT_CLASSES
 from .channels import CHANNEL_CLASSES
 from .codes import ErrorCode
 from .errors import ProtocolError
@@ -26,7 +27,7 @@ __all__ = ["MESSAGE_CLASSES", "decode_message"]
 
 def _registry() -> dict[int, type[Message]]:
     table: dict[int, type[Message]] = {}
-    for cls in (*CORE_CLASSES, *SOCIAL_CLASSES, *MEDIA_CLASSES, *CHANNEL_CLASSES, *WALLET_CLASSES):
+    for cls in (*CORE_CLASSES, *SOCIAL_CLASSES, *MEDIA_CLASSES, *CHANNEL_CLASSES, *WALLET_CLASSES, *BOT_CLASSES):
         number = int(cls.TYPE)
         if number in table:
             raise RuntimeError(f"{cls.__name__} and {table[number].__name__} share type {number}")

@@ -52,6 +52,7 @@ from .contract import (
     UsernameTaken,
     UserRecord,
 )
+from .memory_bots import MemoryBots
 from .memory_channels import ChannelWrite, MemoryChannelBatch, MemoryChannels
 from .overlay import Committed, MessageRow, Overlay
 
@@ -164,7 +165,7 @@ class MemoryBatch(MemoryChannelBatch, Overlay):
         self.refs.append((conv, pos, blobs))
 
 
-class MemoryStore(MemoryChannels):
+class MemoryStore(MemoryChannels, MemoryBots):
     def __init__(
         self,
         *,
@@ -201,6 +202,7 @@ class MemoryStore(MemoryChannels):
         self._accepting = False
         self._scheduled = False
         self._init_channels()
+        self._init_bots()
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -10,6 +10,7 @@
     wallet.py    the ledger: transfers, two-phase transfers, idempotency keys, payments
     packets.py   red packets, and the expiry of every reservation
     tasks.py     tasks and their rewards; items (invitation codes, F codes)
+    bots.py      bots: commands, buttons, privacy mode in groups, notices to logs
 
 A store calls `needs` to learn what to load for an operation and `apply` to plan it on
 a batch (chat/plan.py). Every write but SEND and READ (their handlers charge them up
@@ -28,6 +29,7 @@ from ..ops import (
     AddMembers,
     BanMember,
     BlockUser,
+    BotNotice,
     CancelContact,
     CheckIn,
     ClaimPacket,
@@ -72,7 +74,7 @@ from ..ops import (
     VoidPending,
 )
 from ..plan import Needs, Plan
-from . import channels, contacts, groups, packets, receipts, send, tasks, wallet
+from . import bots, channels, contacts, groups, packets, receipts, send, tasks, wallet
 
 NeedsFn = Callable[[Any, Needs, Plan], None]
 RuleFn = Callable[[Any, Any], None]  # a Plan (channels: a ChannelPlan), an op
@@ -123,6 +125,7 @@ RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
     GiftItem: (tasks.needs_item, tasks.gift, True),
     RedeemItem: (tasks.needs_item, tasks.redeem, True),
     UseInvite: (tasks.needs_item, tasks.use_invite, False),
+    BotNotice: (bots.needs_notice, bots.notice, False),
 }
 
 
