@@ -62,11 +62,14 @@ from liaotian.protocol.social import (
 from .account import Account
 from .backoff import Backoff
 from .bot import Bot, Context
+from .bots import Bots
 from .client import DEFAULT_PORT, Client, InitialSync, connect, new_cmid, register
 from .connection import ClientConnection
 from .contacts import Contacts
 from .cursor import CursorTracker, FileStore, MemoryStore, SessionState, SessionStore
 from .events import (
+    CallbackAnswered,
+    CallbackQuery,
     CaughtUp,
     ClientEvent,
     ContactEvent,
@@ -74,6 +77,7 @@ from .events import (
     EventQueue,
     GroupChanged,
     GroupEvent,
+    MessageEdited,
     MessageReceived,
     PresenceChanged,
     ReadReceipt,
@@ -93,6 +97,9 @@ __all__ = [
     "Account",
     "Backoff",
     "Bot",
+    "Bots",
+    "CallbackAnswered",
+    "CallbackQuery",
     "CaughtUp",
     "ChatMessage",
     "Client",
@@ -126,6 +133,7 @@ __all__ = [
     "Media",
     "MediaRef",
     "MemoryStore",
+    "MessageEdited",
     "MessageReceived",
     "Presence",
     "PresenceChanged",

@@ -415,7 +415,17 @@ class Verdict(Enum):
 
 
 # Update kinds without a message that the client turns into events (READ, CONTACT, WALLET).
-DATA_KINDS = frozenset({int(UpdateKind.READ), int(UpdateKind.CONTACT), int(UpdateKind.WALLET)})
+DATA_KINDS = frozenset(
+    int(k)
+    for k in (
+        UpdateKind.READ,
+        UpdateKind.CONTACT,
+        UpdateKind.WALLET,
+        UpdateKind.CALLBACK,  # the bots' (SPEC.md 26)
+        UpdateKind.CALLBACK_ANSWER,
+        UpdateKind.MESSAGE_EDITED,
+    )
+)
 
 
 def classify_update(

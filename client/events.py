@@ -44,9 +44,13 @@ from typing import Any, Generic, TypeVar
 
 from liaotian.protocol import ChatMessage, Update, UpdateKind
 
+from .bot_events import CallbackAnswered, CallbackQuery, MessageEdited, bot_event_from_update
+
 __all__ = [
     "CONTACT_EVENTS",
     "MEMBERSHIP_CHANGES",
+    "CallbackAnswered",
+    "CallbackQuery",
     "CaughtUp",
     "ClientEvent",
     "ContactEvent",
@@ -56,6 +60,7 @@ __all__ = [
     "GroupChanged",
     "GroupEvent",
     "LogEvent",
+    "MessageEdited",
     "MessageReceived",
     "PresenceChanged",
     "ReadReceipt",
@@ -324,7 +329,16 @@ class WalletChanged:
         return v if isinstance(v, dict) else None
 
 
-LogEvent = MessageReceived | GroupChanged | ReadReceipt | ContactEvent | WalletChanged
+LogEvent = (
+    MessageReceived
+    | GroupChanged
+    | ReadReceipt
+    | ContactEvent
+    | WalletChanged
+    | CallbackQuery
+    | CallbackAnswered
+    | MessageEdited
+)
 EphemeralEvent = TypingEvent | PresenceChanged
 StateEvent = Resync | CaughtUp | Disconnected | Reconnected
 ClientEvent = (
@@ -333,6 +347,9 @@ ClientEvent = (
     | ReadReceipt
     | ContactEvent
     | WalletChanged
+    | CallbackQuery
+    | CallbackAnswered
+    | MessageEdited
     | TypingEvent
     | PresenceChanged
     | Resync
@@ -340,7 +357,16 @@ ClientEvent = (
     | Disconnected
     | Reconnected
 )
-LOG_EVENT_TYPES = (MessageReceived, GroupChanged, ReadReceipt, ContactEvent, WalletChanged)
+LOG_EVENT_TYPES = (
+    MessageReceived,
+    GroupChanged,
+    ReadReceipt,
+    ContactEvent,
+    WalletChanged,
+    CallbackQuery,
+    CallbackAnswered,
+    MessageEdited,
+)
 
 
 def event_from_update(update: Update) -> LogEvent | None:
@@ -366,7 +392,7 @@ def event_from_update(update: Update) -> LogEvent | None:
     if update.kind == UpdateKind.WALLET:
         event = d.get("event")
         return WalletChanged(update.seq, event, dict(d)) if type(event) is str else None
-    return None
+    return bot_event_from_update(update)
 
 
 T = TypeVar("T")

@@ -27,7 +27,14 @@ __all__ = ["MESSAGE_CLASSES", "decode_message"]
 
 def _registry() -> dict[int, type[Message]]:
     table: dict[int, type[Message]] = {}
-    for cls in (*CORE_CLASSES, *SOCIAL_CLASSES, *MEDIA_CLASSES, *CHANNEL_CLASSES, *WALLET_CLASSES, *BOT_CLASSES):
+    for cls in (
+        *CORE_CLASSES,
+        *SOCIAL_CLASSES,
+        *MEDIA_CLASSES,
+        *CHANNEL_CLASSES,
+        *WALLET_CLASSES,
+        *BOT_CLASSES,
+    ):
         number = int(cls.TYPE)
         if number in table:
             raise RuntimeError(f"{cls.__name__} and {table[number].__name__} share type {number}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from enum import Enum
 
 from .base import MessageType as T
+from .bots import BOT_CLIENT_TYPES, BOT_SERVER_TYPES
 from .channels import CHANNEL_CLASSES
 from .codes import ErrorCode
 from .media import MEDIA_CLIENT_TYPES, MEDIA_SERVER_TYPES
@@ -49,6 +50,7 @@ _SESSION = {
     *MEDIA_CLIENT_TYPES,
     *_CHANNEL_CLIENT,
     *WALLET_CLIENT_TYPES,
+    *BOT_CLIENT_TYPES,
 }
 
 # What a client may send (and so what a server accepts) in each state.
@@ -71,6 +73,7 @@ SERVER_MAY_SEND: dict[State, frozenset[int]] = {
         | MEDIA_SERVER_TYPES
         | _CHANNEL_SERVER
         | WALLET_SERVER_TYPES
+        | BOT_SERVER_TYPES
     ),
     State.CLOSED: frozenset(),
 }

@@ -524,5 +524,6 @@ class BotNotice(Op):
     users: tuple[int, ...]
     kind: int
     data: bytes
+    callback: int = 0  # a press: answered PRESSED with this id (handlers/bots.py)
     # outcome
     seqs: list[int] = field(default_factory=list)

@@ -568,7 +568,9 @@ WALLET_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
 }
 
 # bots (protocol/bots.py)
-command_entries = st.builds(B.CommandEntry, name=st.text(min_size=1, max_size=32), description=text(256))
+command_entries = st.builds(
+    B.CommandEntry, name=st.text(min_size=1, max_size=32), description=text(256)
+)
 commands = st.lists(command_entries, max_size=4).map(tuple)
 BOT_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     T.BOT_CREATE: st.builds(B.BotCreate, rid=rids, name=users),

@@ -80,7 +80,7 @@ async def test_open_groups_and_edits(store: Store) -> None:
 
 async def test_a_group_send_skips_bots_in_privacy_mode(store: Store) -> None:
     d = Driver(store)
-    ann, bob = await d.users("ann", "bob")
+    ann, _bob = await d.users("ann", "bob")
     bot = await store.create_bot("helpbot", ann, b"t" * 32)
     d.ids["helpbot"] = bot
     await d.one(SetPrivacy(actor=bot, groups="everyone"))  # as the handler does

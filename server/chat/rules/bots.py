@@ -26,8 +26,8 @@ from ..ops import BotNotice
 from ..plan import Needs, Plan
 
 __all__ = [
-    "MAX_BUTTON_ROWS",
     "MAX_BUTTONS_PER_ROW",
+    "MAX_BUTTON_ROWS",
     "BotView",
     "check_buttons",
     "has_button",
@@ -96,9 +96,7 @@ def hidden_members(
         return frozenset()
     names = view.names
     hidden = [
-        uid
-        for uid in members
-        if uid != sender and uid in names and not _sees(names[uid], text)
+        uid for uid in members if uid != sender and uid in names and not _sees(names[uid], text)
     ]
     return frozenset(hidden)
 
