@@ -156,7 +156,7 @@ class ContactHandlers:
                 user=msg.user,
                 display_name=name,
                 status=status,
-                bot=uid in self.bots.names,
+                bot=True if uid in self.bots.names else None,
             )
         )
 

@@ -417,7 +417,14 @@ SOCIAL_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     T.UNBLOCK: user_request(Unblock),
     T.SET_PROFILE: st.builds(SetProfile, rid=rids, display_name=opt_text(64), status=opt_text(256)),
     T.GET_PROFILE: user_request(GetProfile),
-    T.PROFILE: st.builds(Profile, rid=rids, user=users, display_name=text(64), status=text(256)),
+    T.PROFILE: st.builds(
+        Profile,
+        rid=rids,
+        user=users,
+        display_name=text(64),
+        status=text(256),
+        bot=st.none() | st.just(True),
+    ),
     T.SET_PRIVACY: st.builds(
         SetPrivacy,
         rid=rids,
