@@ -254,3 +254,49 @@ async def test_a_bot_gets_a_press_as_a_callback_and_answers_once(server: Running
             assert refused.value.code == ErrorCode.UNKNOWN_CALLBACK
             got = await next_event(alice, CallbackAnswered)
             assert (got.text, got.alert) == ("ok", True)
+
+
+async def test_a_token_bot_resumes_exactly_once_across_restarts(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """The framework keeps what it did for password accounts: a bot restarted with its
+    state file answers what arrived while it was away, each message once."""
+    await register(server.host, server.port, "alice", PASSWORD)
+    async with client(server, "alice") as alice:
+        token = (await alice.bots.create("pongbot")).token or ""
+        answered: list[str] = []
+
+        def make(stop_after: int) -> Bot:
+            bot = Bot(
+                "pongbot",
+                token=token,
+                host=server.host,
+                port=server.port,
+                state_file=tmp_path / "pongbot.json",
+            )
+
+            @bot.on_message
+            async def pong(ctx: Context) -> None:
+                answered.append(ctx.text)
+                await ctx.reply("pong " + ctx.text)
+                if len(answered) >= stop_after:
+                    await bot.stop()
+
+            return bot
+
+        first = make(1)
+        running = asyncio.create_task(first.run_async())
+        await alice.send("pongbot", "a")
+        await next_event(alice, MessageReceived, lambda e: e.message.text == "pong a")
+        await asyncio.wait_for(running, WAIT)
+        await alice.send("pongbot", "b")  # while the bot is away
+        await alice.send("pongbot", "c")
+        second = make(3)
+        await asyncio.wait_for(second.run_async(), WAIT)
+        assert answered == ["a", "b", "c"]
+        page = await alice.history("pongbot")
+        assert [m.text for m in page.messages if m.sender == "pongbot"] == [
+            "pong a",
+            "pong b",
+            "pong c",
+        ]
