@@ -40,8 +40,8 @@ bot starts (SPEC.md 26.2), so users see them. A bot account in a group in privac
 receives only commands and mentions of it (the server filters); a group message that
 mentions the bot goes to `on_mention` handlers (to `on_message` handlers if there are
 none). Button presses under the bot's messages arrive as `CallbackQuery` events and go to
-`on_callback` handlers. While a message handler runs, the bot shows "typing" in that
-conversation (`typing=False` turns that off; `ctx.typing()` does it by hand).
+`on_callback` handlers. While a handler of a message or a press runs, the bot shows
+"typing" in that conversation (`typing=False` turns that off; `ctx.typing()` does it by hand).
 
 Messages are handled one at a time, in log order, inside the `async for` loop of the
 client: no task per message, so a handler may await replies (the client's reader never
@@ -303,8 +303,19 @@ class Bot:
         """Handle one event (public so that tests can drive a bot without a server)."""
         if isinstance(event, CallbackQuery) and self._callback_handlers:
             cb = CallbackContext(self, client, event)
-            for on_callback in self._callback_handlers:
-                await self._call_callback(on_callback, cb)
+            where: dict[str, Any] = (
+                {"group": event.group} if event.group is not None else {"to": event.sender}
+            )
+            if self.typing:
+                with contextlib.suppress(Exception):
+                    await client.presence.typing(**where, typing=True)
+            try:
+                for on_callback in self._callback_handlers:
+                    await self._call_callback(on_callback, cb)
+            finally:
+                if self.typing:
+                    with contextlib.suppress(Exception):
+                        await client.presence.typing(**where, typing=False)
             return
         if not isinstance(event, MessageReceived) or event.message.event is not None:
             for on_event in self._event_handlers:

@@ -316,30 +316,9 @@ class Assistant:
                 r = Reply(await self.wallet_text(cb.sender, kind))
             else:
                 r = brain.reply(key, cb.sender, cb.data)
-            async with PressTyping(cb):
-                await self.say(cb, r.text, r.buttons)
+            await self.say(cb, r.text, r.buttons)  # typing is shown meanwhile
 
         return bot
-
-
-class PressTyping:
-    """Typing in the pressed message's conversation while a press's answer is composed."""
-
-    def __init__(self, cb: CallbackContext) -> None:
-        self.cb = cb
-
-    async def _set(self, on: bool) -> None:
-        presence = self.cb.client.presence
-        if self.cb.group is not None:
-            await presence.typing(group=self.cb.group, typing=on)
-        else:
-            await presence.typing(to=self.cb.sender, typing=on)
-
-    async def __aenter__(self) -> None:
-        await self._set(True)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._set(False)
 
 
 def main(argv: list[str] | None = None) -> int:
