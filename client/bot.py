@@ -117,7 +117,7 @@ class Context:
         if buttons:
             meta = {**(meta or {}), **buttons_meta(buttons)}
         if self.message.group is not None:
-            return await self.client.groups.send(self.message.group, text, meta)
+            return await self.client.send_group(self.message.group, text, meta)
         return await self.client.send(self.message.sender, text, meta)
 
     @contextlib.asynccontextmanager
@@ -173,7 +173,7 @@ class CallbackContext:
         """A new message where the pressed message is (the group, or the presser)."""
         meta = buttons_meta(buttons) if buttons else None
         if self.query.group is not None:
-            return await self.client.groups.send(self.query.group, text, meta)
+            return await self.client.send_group(self.query.group, text, meta)
         return await self.client.send(self.query.sender, text, meta)
 
 

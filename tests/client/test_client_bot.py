@@ -142,6 +142,7 @@ class BotClient(FakeClient):
         self.presence = FakePresence()
         self.bots = FakeBots()
         self.groups = FakeGroups(self.sent)
+        self.send_group = self.groups.send
 
     async def send(self, to: str, text: str, meta: dict[str, Any] | None = None) -> None:
         self.sent.append((to, text))
