@@ -361,6 +361,7 @@ class BotHandlers:
         )
 
     async def edit(self, conn: Peer, msg: BotEdit) -> None:
+        members, group = await self._members(conn, msg.conv)  # NOT_MEMBER first, as PRESS
         if conn.user_id not in self.view.names:
             raise RequestError(ErrorCode.BOTS_ONLY)
         if len(msg.text.encode()) > self.max_text:
@@ -370,7 +371,6 @@ class BotHandlers:
             problem = rules.check_buttons(buttons)
             if problem is not None:
                 raise RequestError(ErrorCode.INVALID_FIELD, problem)
-        members, group = await self._members(conn, msg.conv)
         m = await self._message(msg.conv, msg.pos)
         if m.get("from") != conn.username:
             raise RequestError(ErrorCode.FORBIDDEN, "a bot edits only its own messages")
