@@ -79,7 +79,9 @@ def test_the_dockerfile() -> None:
     text = (PACKAGING / "Dockerfile").read_text(encoding="utf-8")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     froms = [ln for ln in lines if ln.startswith("FROM ")]
-    assert len(froms) == 2 and all("-slim" in f for f in froms)  # small: slim, two stages
+    # small: two stages on one base, the slim Python image unless BASE says otherwise
+    assert froms == ["FROM ${BASE} AS build", "FROM ${BASE}"]
+    assert "ARG BASE=python:3.11-slim" in lines
     users = [ln for ln in lines if ln.startswith("USER ")]
     assert users == ["USER liaotian"]
     assert 'VOLUME ["/data"]' in lines
@@ -90,11 +92,34 @@ def test_the_dockerfile() -> None:
     for copied in re.findall(r"^COPY (?!--)(\S+)", text, re.MULTILINE):
         if copied != "pyproject.toml":
             assert (ROOT / copied).exists(), copied
-    for folder in ("protocol", "server", "client", "conformance"):
-        assert f"COPY {folder} ./{folder}" in lines
+    # every folder pyproject installs is copied (a missing one fails `pip install .`)
+    folders = set(package_dirs().values())
+    assert folders >= {"protocol", "server", "client", "conformance"}
     ignore = (PACKAGING / "Dockerfile.dockerignore").read_text(encoding="utf-8")
-    for folder in ("protocol", "server", "client", "conformance"):
+    for folder in folders:
+        assert f"COPY {folder} ./{folder}" in lines
         assert f"!{folder}/" in ignore
+
+
+def package_dirs() -> dict[str, str]:
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        setuptools = tomllib.load(f)["tool"]["setuptools"]
+    dirs: dict[str, str] = setuptools["package-dir"]
+    return dirs
+
+
+def test_every_package_folder_is_installed() -> None:
+    """A non-editable install (the quickstart's `pip install .`, the image) ships exactly
+    the packages pyproject lists: every folder with an __init__.py under a package-dir
+    must be one of them."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
+    found = set()
+    for name, folder in package_dirs().items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            found.add(".".join((name, *rel.parts)))
+    assert found == listed
 
 
 def test_the_systemd_unit() -> None:
