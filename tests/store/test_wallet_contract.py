@@ -52,6 +52,8 @@ from liaotian.server.chat.ops import (
 )
 from liaotian.server.chat.policy import Policy
 from liaotian.server.store import Store
+from liaotian.server.store.memory import MemoryStore
+from liaotian.server.store.sqlite import SQLiteStore
 from test_contract import Driver, make_store
 
 TASKS = (
