@@ -1292,9 +1292,7 @@ def pg_run(opts: Options) -> dict[str, Any]:
     (pg.py); nothing when no PostgreSQL answers (said on stderr)."""
     from . import pg as pg_bench
 
-    args = pg_bench.parse(
-        ["--quick"] if opts.quick else ["--duration", str(opts.duration)]
-    )
+    args = pg_bench.parse(["--quick"] if opts.quick else ["--duration", str(opts.duration)])
     if opts.verbose:
         log("pg: SQLite and PostgreSQL, same workload, one server each")
     result = asyncio.run(pg_bench.run(args))

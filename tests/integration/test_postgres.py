@@ -5,15 +5,14 @@ in order. Skipped when no PostgreSQL answers (CI has one)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncio
-
 import pytest
 from liaotian.protocol import CloseCode, UpdateKind
-from liaotian.server.store.postgres.scratch import scratch_schema, unreachable
 from liaotian.server.ops.health import check
+from liaotian.server.store.postgres.scratch import scratch_schema, unreachable
 from socialclient import Net, event_of, messages_of, social_server
 from test_ops_metrics import scrape, value
 
@@ -85,7 +84,12 @@ async def test_chat_restart_and_resume_on_postgres(net: Net) -> None:
 
     # and the numbering went on where it stopped: history shows every message once
     full = await alice.full_history("bob")
-    assert [x.text for x in full] == ["hello bob", "hi alice", "while you were away", "and one more"]
+    assert [x.text for x in full] == [
+        "hello bob",
+        "hi alice",
+        "while you were away",
+        "and one more",
+    ]
     assert [x.pos for x in full] == [1, 2, 3, 4]
 
 

@@ -326,7 +326,7 @@ def migrate(db: SyncConnection) -> None:
         try:
             db.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             row = db.execute("SELECT max(version) FROM schema_version").fetchone()
-            version = int(row[0] or 0)
+            version = int(row[0] or 0) if row is not None else 0
             if version > len(MIGRATIONS):
                 raise RuntimeError(
                     f"database schema {version} is newer than this server ({len(MIGRATIONS)})"
@@ -336,7 +336,7 @@ def migrate(db: SyncConnection) -> None:
                 return
             log.info("applying schema migration %d", version + 1)
             for stmt in statements(MIGRATIONS[version]):
-                db.conn.execute(stmt)  # type: ignore[call-overload]  # DDL, as written
+                db.conn.execute(stmt)  # DDL, as written
             db.execute("DELETE FROM schema_version")
             db.execute("INSERT INTO schema_version (version) VALUES (?)", (version + 1,))
             db.execute("COMMIT")

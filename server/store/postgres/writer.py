@@ -143,7 +143,9 @@ def load_counters(db: SyncConnection) -> tuple[int, ...]:
     landing in between makes the clock look old, so the first commit reloads again)."""
     db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     try:
-        (clock,) = db.execute("SELECT n FROM store_clock WHERE id = 1").fetchone()
+        row = db.execute("SELECT n FROM store_clock WHERE id = 1").fetchone()
+        assert row is not None, "store_clock has its one row from migration 1"
+        clock = row[0]
         msg, conv = sql.next_ids(db)  # type: ignore[arg-type]
         item = sqlite_channels.next_item_id(db)  # type: ignore[arg-type]
         ledger = sql.next_ledger_ids(db)  # type: ignore[arg-type]
@@ -193,7 +195,7 @@ def write_batch(
         if statements:
             with conn.pipeline():
                 for statement, params in statements:
-                    cur.execute(translate(statement), params)  # type: ignore[arg-type]
+                    cur.execute(translate(statement), params)
         if positions:
             db.executemany(
                 "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?", positions
