@@ -241,7 +241,7 @@ def write_batch(
             ).fetchall()
             conn.execute("ROLLBACK")
             known = [r[0] for r in missed] == list(range(clock + 1, now))
-            raise StaleCaches([tuple(r[1:]) for r in missed] if known else None)  # type: ignore[misc]
+            raise StaleCaches([tuple(r[1:]) for r in missed] if known else None)
         conn.execute(
             "INSERT INTO store_changes (clock, users, convs, channels, wallet) "
             "VALUES (%s, %s::bigint[], %s::bigint[], %s, %s)",
