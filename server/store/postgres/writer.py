@@ -70,9 +70,10 @@ class StaleCaches(Exception):
     """Another node committed since this node's last commit (see the module docstring):
     what those commits changed, in order, or None if this node is too far behind to know."""
 
-    def __init__(self, changes: list[Touched] | None) -> None:
+    def __init__(self, changes: list[Touched] | None, held: int) -> None:
         super().__init__()
         self.changes = changes
+        self.held = held  # the clock value this node's transaction holds locked
 
 
 def touched(b: Batch) -> Touched:
@@ -89,6 +90,7 @@ class PgWriter(Writer):
     """The SQLite writer's pipeline over a PostgreSQL connection."""
 
     clock = 0  # store_clock as this node's last commit left it
+    _held = 0  # the clock value of the open transaction holding the row (0: none)
     replans = 0  # batches planned again because another node had written
 
     def _plan_fold(self, batch: Batch) -> None:
@@ -107,22 +109,29 @@ class PgWriter(Writer):
         return f
 
     async def _write_until_fresh(self, f: _Flight) -> Written:
-        """Write f; while another node has written first (or a client message id turns
-        out stored), drop what is stale and plan f again. Either way the pipeline sees f
-        as planned again (f.lookup), so the batch planned on top of it is, too."""
-        for _ in range(MAX_REPLANS):
-            try:
-                written = await self._in_thread(self._write, f, True)
-            except StaleCaches as stale:
-                self.replans += 1
-                await self.forget(stale.changes)
+        """Write f. If another node has committed first, keep the clock row locked (the
+        transaction stays open: no node commits meanwhile), drop what changed, plan f
+        again on what the database now holds and write it in that same transaction: one
+        plan again at most, however busy the other nodes are. A client message id found
+        stored rolls back and plans again too. Either way the pipeline sees f as planned
+        again (f.lookup), so the batch planned on top of it is, too."""
+        try:
+            for _ in range(MAX_REPLANS):
+                try:
+                    written = await self._in_thread(self._write, f, True)
+                except StaleCaches as stale:
+                    self.replans += 1
+                    await self.forget(stale.changes)
+                    await self._replan(f)
+                    continue
+                if written.committed:
+                    return written
+                self.stats.lookups += 1
                 await self._replan(f)
-                continue
-            if written.committed:
-                return written
-            self.stats.lookups += 1
-            await self._replan(f)
-        raise RuntimeError("batch planned again too often: other nodes keep writing")
+            raise RuntimeError("batch planned again too often")
+        finally:
+            if self._held:  # planning again failed: let the other nodes go on
+                await self._in_thread(self._release)
 
     async def _replan(self, f: _Flight) -> None:
         await self._plan(f, lookup=True)
@@ -169,32 +178,53 @@ class PgWriter(Writer):
         c.next_msg_id, c.next_conv_id, c.next_item_id = ids[0], ids[1], ids[2]
         led = c.ledger
         led.next_transfer_id, led.next_packet_id, led.next_wallet_item_id = ids[3:6]
-        self.clock = ids[6]
+        # inside the held transaction the row shows this node's own step, not committed
+        self.clock = ids[6] - 1 if self._held else ids[6]
 
     def _write(self, f: _Flight, conflict_ok: bool) -> Written:
+        """In the writer thread: the clock check (StaleCaches, the lock kept) unless the
+        lock is held already, then the batch and COMMIT."""
         assert self._db is not None and f.batch is not None
         b = f.batch
         db: Any = self._db
         with self.gate:
-            written, clock = write_batch(
-                db,
-                self.clock,
-                b.messages,
-                b.direct_rows,
-                b.statements,
-                [(seq, u, d) for (u, d), seq in f.positions.items()],
-                f.txns,
-                touched(b),
-            )
+            if not self._held:
+                try:
+                    self._held = lock_clock(db, self.clock)
+                except StaleCaches as stale:
+                    self._held = stale.held  # the row stays locked: plan again, then write
+                    raise
+            try:
+                written = write_batch(
+                    db,
+                    b.messages,
+                    b.direct_rows,
+                    b.statements,
+                    [(seq, u, d) for (u, d), seq in f.positions.items()],
+                    f.txns,
+                    (self._held, *touched(b)),
+                )
+            finally:
+                held, self._held = self._held, 0
         if written.committed:
-            self.clock = clock
+            self.clock = held
         return written
+
+    def _release(self) -> None:
+        """In the writer thread: give the clock row back (roll the transaction back)."""
+        self._held = 0
+        db: Any = self._db
+        if db is not None and db.in_transaction:
+            db.conn.execute("ROLLBACK")
 
 
 def load_counters(db: SyncConnection) -> tuple[int, ...]:
     """The next free ids and the clock, read in one snapshot (the clock first: a commit
-    landing in between makes the clock look old, so the first commit reloads again)."""
-    db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    landing in between makes the clock look old, so the first commit reloads again);
+    inside the transaction holding the clock row if one is open (nothing lands then)."""
+    own = not db.in_transaction
+    if own:
+        db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     try:
         row = db.execute("SELECT n FROM store_clock WHERE id = 1").fetchone()
         assert row is not None, "store_clock has its one row from migration 1"
@@ -203,7 +233,8 @@ def load_counters(db: SyncConnection) -> tuple[int, ...]:
         item = sqlite_channels.next_item_id(db)  # type: ignore[arg-type]
         ledger = sql.next_ledger_ids(db)  # type: ignore[arg-type]
     finally:
-        db.execute("COMMIT")
+        if own:
+            db.execute("COMMIT")
     return (msg, conv, item, *ledger, int(clock))
 
 
@@ -211,44 +242,55 @@ _MESSAGES = f"INSERT INTO {sql.MESSAGES_INTO} VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
 _UPDATES = f"INSERT INTO {sql.UPDATES_INTO} VALUES (%s,%s,%s,%s,%s,%s)"
 
 
+def lock_clock(db: SyncConnection, clock: int) -> int:
+    """BEGIN and advance the clock row, keeping it locked to COMMIT; its new value. If
+    another node committed since `clock`, StaleCaches with what those commits changed,
+    the transaction left open and the row locked (the caller plans again, then writes)."""
+    conn = db.conn
+    conn.execute("BEGIN")
+    try:
+        row = conn.execute("UPDATE store_clock SET n = n + 1 WHERE id = 1 RETURNING n").fetchone()
+        assert row is not None, "store_clock has its one row from migration 1"
+        now = int(row[0])
+        if now == clock + 1:
+            return now
+        missed = conn.execute(
+            "SELECT clock, users, convs, channels, wallet FROM store_changes "
+            "WHERE clock > %s ORDER BY clock",
+            (clock,),
+        ).fetchall()
+    except BaseException:
+        if db.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    known = [r[0] for r in missed] == list(range(clock + 1, now))
+    changes: list[Touched] = [(r[1], r[2], bool(r[3]), bool(r[4])) for r in missed]
+    raise StaleCaches(changes if known else None, now)
+
+
 def write_batch(
     db: SyncConnection,
-    clock: int,
     messages: Rows,
     updates: Rows,
     statements: list[tuple[str, tuple[Any, ...]]],
     positions: Rows,
     txns: list[Txn],
-    changed: Touched,
-) -> tuple[Written, int]:
-    """BEGIN, the clock check, every row and statement, the generic transactions, COMMIT.
+    change: tuple[int, list[int], list[int], bool, bool],
+) -> Written:
+    """In the transaction lock_clock opened: what this commit changed (store_changes),
+    every row and statement, the generic transactions, COMMIT.
 
-    StaleCaches if another node committed since `clock` (nothing written). A (sender,
-    cmid) already stored rolls back and returns committed=False; any other error rolls
-    back and raises. Returns what was written and the clock this commit leaves."""
+    A (sender, cmid) already stored rolls back and returns committed=False; any other
+    error rolls back and raises."""
     conn = db.conn
-    conn.execute("BEGIN")
     try:
-        # the row lock is held to COMMIT: no other node commits in between
-        row = conn.execute("UPDATE store_clock SET n = n + 1 WHERE id = 1 RETURNING n").fetchone()
-        assert row is not None
-        now = row[0]
-        if now != clock + 1:
-            missed = conn.execute(
-                "SELECT clock, users, convs, channels, wallet FROM store_changes "
-                "WHERE clock > %s ORDER BY clock",
-                (clock,),
-            ).fetchall()
-            conn.execute("ROLLBACK")
-            known = [r[0] for r in missed] == list(range(clock + 1, now))
-            raise StaleCaches([tuple(r[1:]) for r in missed] if known else None)
         conn.execute(
             "INSERT INTO store_changes (clock, users, convs, channels, wallet) "
             "VALUES (%s, %s::bigint[], %s::bigint[], %s, %s)",
-            (now, *changed),
+            change,
         )
-        if now % 1000 == 0:
-            conn.execute("DELETE FROM store_changes WHERE clock <= %s", (now - CHANGES_KEPT,))
+        if change[0] % 1000 == 0:
+            conn.execute("DELETE FROM store_changes WHERE clock <= %s", (change[0] - CHANGES_KEPT,))
         cur = conn.cursor()
         if messages:  # executemany: pipelined, one round trip for all the rows
             try:
@@ -257,7 +299,7 @@ def write_batch(
                 if "cmid" not in (exc.diag.constraint_name or ""):
                     raise
                 conn.execute("ROLLBACK")
-                return Written(False, []), clock
+                return Written(False, [])
         if updates:
             cur.executemany(_UPDATES, [r[1:] for r in updates])
         if statements:
@@ -275,7 +317,7 @@ def write_batch(
         if db.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return Written(True, outcomes, started, time.perf_counter()), clock + 1
+    return Written(True, outcomes, started, time.perf_counter())
 
 
 def _run_txn(db: SyncConnection, fn: Any) -> tuple[bool, Any]:
