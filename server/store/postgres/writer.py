@@ -15,27 +15,39 @@ one COMMIT (one WAL flush on the server) per batch; nothing is acknowledged befo
    before reading any answer: one network round trip for the batch, not one per row).
 
 3. Several nodes may write to one database (issue 17, item 3). Each node allocates
-   sequence numbers, positions and ids in memory from its caches, as on SQLite, which
-   is right only if no other node wrote since the caches were loaded. Every commit
-   therefore starts by locking the one `store_clock` row (SELECT ... FOR UPDATE) and
-   comparing it with the value this node's last commit left: equal, nobody else wrote,
-   the plan stands, and the row lock keeps it so until COMMIT; different, the batch is
-   rolled back before writing anything, the caches are dropped and the batch is planned
-   again on what the database now holds (the pipeline's "planned again" path). The
-   numbers stay gap-free and strictly increasing on every node, since every commit of
-   every node is planned on the state the previous commit left.
+   sequence numbers, positions and ids in memory from its caches, as on SQLite, which is
+   right only if no other node wrote since the caches were loaded. So every commit
+   starts by advancing the one `store_clock` row (UPDATE ... RETURNING: the row stays
+   locked to COMMIT, so commits of all nodes are ordered) and records in `store_changes`
+   which users and conversations it changed (and whether channels or the wallet).
+   If the clock is where this node's last commit left it, nobody else wrote: the plan
+   stands. If not, the transaction stays open with the row locked (no other node can
+   commit meanwhile), the node forgets what the missed commits changed (their
+   store_changes rows; everything if it is too far behind), reloads the counters, plans
+   the batch again on what the database now holds and writes it in that same
+   transaction. Every commit of every node is thus planned on the state the previous
+   commit left: a user's sequence, a conversation's positions and the message ids stay
+   gap-free and strictly increasing, and no batch is planned again more than once.
 
-   Why one clock row rather than a row lock per counter or leased ranges: a batch's
-   numbers come from state spread over many rows (each member's log head, the
-   conversation's last position, the next message id, group membership, balances), all
-   read while planning, before the transaction; locking each of them in a fixed order
-   would need the transaction open across planning (the loop's work) and would still
-   leave the caches of the non-counter state (groups, privacy, balances) to validate.
-   Leased ranges (WeChat's seqsvr) give each node a block of numbers: fast, but a
-   user's log would have gaps whenever two nodes write for them, and the contract wants
-   no gaps. The clock costs one row lock and one UPDATE per group commit (not per
-   message); nodes that mostly write for their own users (the router's job) rarely
-   find it moved. Measured in tests/store/test_pg_nodes.py and bench/pg.py.
+   Why, measured (tests/store/test_pg_nodes.py; bench/pg.py; bench/README.md):
+   - Message ids are one gap-free sequence over every node, so each commit must take a
+     number from one place anyway: one row lock per commit is the least that costs. A
+     row lock per counter (each user's head, each conversation's position) in a fixed
+     order would add locks, not remove that one, and would need the transaction open
+     across planning every time, not only when another node wrote.
+   - Leased ranges (WeChat's seqsvr) hand each node a block of numbers: no coordination,
+     but a user's log gets gaps whenever two nodes write for them; the contract forbids
+     gaps, so they do not fit.
+   - A first version dropped every cache when the clock had moved: correct, but each
+     such commit loaded everything again. A second kept the caches of what did not
+     change but rolled back and planned again without the lock: under two busy nodes a
+     batch was overtaken up to 50 times in a row (the other node's commits were quicker
+     than its plan) and failed. Planning again under the lock bounds that to once.
+   The cost on one node alone: one UPDATE and one INSERT per group commit (not per
+   message). Nodes that write for disjoint users still order their commits through the
+   one row, and each commit after another node's plans again (planning is CPU; the
+   changed users' state is read again): the router should keep a user's writes on one
+   node where it can.
 """
 
 from __future__ import annotations
