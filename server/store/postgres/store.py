@@ -141,8 +141,9 @@ class PostgresStore(SQLiteStore):
             raise UsernameTaken(username) from None
 
     async def integrity_check(self) -> str:
-        (version,) = await self._row("SELECT max(version) FROM schema_version")
-        return "ok" if version == schema.SCHEMA_VERSION else f"schema version {version}"
+        rows = await self._rows("SELECT part, version FROM schema_version ORDER BY part DESC")
+        versions = tuple(int(v) for _p, v in rows)
+        return "ok" if versions == schema.SCHEMA_VERSION else f"schema versions {rows}"
 
     async def channel_search(
         self, conv: int, query: str, limit: int, before_id: int | None = None

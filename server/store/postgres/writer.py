@@ -322,7 +322,8 @@ def write_batch(
             db.executemany(
                 "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?", positions
             )
-        outcomes = [_run_txn(db, t.fn) for t in txns]
+        same: Any = db  # the savepoint statements are SQLite's and PostgreSQL's alike
+        outcomes = [sql.run_txn(same, t.fn) for t in txns]
         started = time.perf_counter()
         conn.execute("COMMIT")
     except BaseException:
@@ -330,16 +331,3 @@ def write_batch(
             conn.execute("ROLLBACK")
         raise
     return Written(True, outcomes, started, time.perf_counter())
-
-
-def _run_txn(db: SyncConnection, fn: Any) -> tuple[bool, Any]:
-    """One generic write in its own savepoint: its failure undoes only its own statements."""
-    db.execute("SAVEPOINT txn")
-    try:
-        value = fn(db)
-    except Exception as exc:
-        db.execute("ROLLBACK TO txn")
-        db.execute("RELEASE txn")
-        return False, exc
-    db.execute("RELEASE txn")
-    return True, value
