@@ -102,3 +102,4 @@ async def test_health_and_metrics_on_postgres(net: Net) -> None:
     _, samples = await scrape(net.srv)
     assert value(samples, "liaotian_messages_committed_total") == 1
     assert value(samples, "liaotian_commits_total") >= 1
+    assert value(samples, "liaotian_commits_replanned_total") == 0  # one server alone
