@@ -43,6 +43,12 @@ from liaotian.server.store.postgres.scratch import scratch_schema, unreachable
         ),
         ("SELECT a FROM t LIMIT ?", "SELECT a FROM t LIMIT nullif(%s::bigint, -1)"),
         ("BEGIN IMMEDIATE", "BEGIN"),
+        (
+            "INSERT INTO rm (u, c, pos) VALUES (?, ?, ?) ON CONFLICT (u, c) DO UPDATE SET "
+            "pos = max(pos, excluded.pos), c = excluded.c",
+            "INSERT INTO rm (u, c, pos) VALUES (%s, %s, %s) ON CONFLICT (u, c) DO UPDATE SET "
+            "pos = greatest(rm.pos, excluded.pos), c = excluded.c",
+        ),
     ],
 )
 def test_statements_are_translated(sqlite: str, postgres: str) -> None:

@@ -11,6 +11,8 @@ second copy of each to keep in step:
     INSERT OR ROLLBACK INTO ...     -> INSERT INTO ... (any error aborts the transaction)
     INSERT OR REPLACE INTO t (c...) -> ... ON CONFLICT ON CONSTRAINT t_pkey DO UPDATE SET
     max(a, b) / min(a, b)           -> greatest(a, b) / least(a, b) (the scalar forms)
+    ON CONFLICT ... DO UPDATE SET c = f(c, excluded.c)
+                                    -> ... SET c = f(t.c, excluded.c) (bare: ambiguous)
     BEGIN IMMEDIATE                 -> BEGIN
     LIMIT ?                         -> LIMIT nullif(%s, -1) (SQLite's -1: no limit)
 
@@ -39,7 +41,41 @@ from psycopg.types.numeric import Int8Dumper
 _MINMAX = re.compile(r"\b(max|min)\(", re.IGNORECASE)
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _LIMIT = re.compile(r"LIMIT (%s|%\(\w+\)s)")
+_UPSERT = re.compile(
+    r"^\s*INSERT INTO (\w+) \(([^)]*)\)(.*\bDO UPDATE SET )(.*)$", re.IGNORECASE | re.DOTALL
+)
 _REPLACE = re.compile(r"^\s*INSERT OR REPLACE INTO (\w+) \(([^)]*)\)", re.IGNORECASE)
+
+
+def _qualify_upsert(sql: str) -> str:
+    """In an upsert's SET expressions, the target's columns named bare (`pos = max(pos,
+    excluded.pos)`) qualified with the table's name: SQLite reads a bare name as the
+    existing row's, PostgreSQL finds it ambiguous beside `excluded`."""
+    m = _UPSERT.match(sql)
+    if m is None:
+        return sql
+    table, cols = m.group(1), {c.strip() for c in m.group(2).split(",")}
+    bare = re.compile(r"(?<![.\w])(" + "|".join(map(re.escape, cols)) + r")\b(?!\s*\()")
+    sets = []
+    for part in _top_level_split(m.group(4)):
+        lhs, eq, rhs = part.partition("=")
+        sets.append(lhs + eq + bare.sub(rf"{table}.\1", rhs) if eq else part)
+    return sql[: m.start(4)] + ",".join(sets)
+
+
+def _top_level_split(text: str) -> list[str]:
+    """`text` split at the commas outside parentheses."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
 
 
 def _params(params: Any) -> Any:
@@ -94,6 +130,7 @@ def translate(sql: str) -> str:
                 + s.lstrip()[len("INSERT OR REPLACE INTO") :]
                 + f" ON CONFLICT ON CONSTRAINT {table}_pkey DO UPDATE SET {sets}"
             )
+    s = _qualify_upsert(s)
     s = _NAMED.sub(r"%(\1)s", s)
     s = _LIMIT.sub(r"LIMIT nullif(\1::bigint, -1)", s)
     return _scalar_minmax(s)
