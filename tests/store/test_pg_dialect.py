@@ -43,6 +43,7 @@ from liaotian.server.store.postgres.scratch import scratch_schema, unreachable
         ),
         ("SELECT a FROM t LIMIT ?", "SELECT a FROM t LIMIT nullif(%s::bigint, -1)"),
         ("BEGIN IMMEDIATE", "BEGIN"),
+        ("SELECT ifnull(max(a), 0) FROM t", "SELECT coalesce(max(a), 0) FROM t"),
         (
             "INSERT INTO rm (u, c, pos) VALUES (?, ?, ?) ON CONFLICT (u, c) DO UPDATE SET "
             "pos = max(pos, excluded.pos), c = excluded.c",

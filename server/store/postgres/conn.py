@@ -11,6 +11,7 @@ second copy of each to keep in step:
     INSERT OR ROLLBACK INTO ...     -> INSERT INTO ... (any error aborts the transaction)
     INSERT OR REPLACE INTO t (c...) -> ... ON CONFLICT ON CONSTRAINT t_pkey DO UPDATE SET
     max(a, b) / min(a, b)           -> greatest(a, b) / least(a, b) (the scalar forms)
+    ifnull(a, b)                    -> coalesce(a, b)
     ON CONFLICT ... DO UPDATE SET c = f(c, excluded.c)
                                     -> ... SET c = f(t.c, excluded.c) (bare: ambiguous)
     BEGIN IMMEDIATE                 -> BEGIN
@@ -38,6 +39,7 @@ from psycopg.adapt import AdaptersMap
 from psycopg.pq import TransactionStatus
 from psycopg.types.numeric import Int8Dumper
 
+_IFNULL = re.compile(r"\bifnull\(", re.IGNORECASE)
 _MINMAX = re.compile(r"\b(max|min)\(", re.IGNORECASE)
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _LIMIT = re.compile(r"LIMIT (%s|%\(\w+\)s)")
@@ -130,6 +132,7 @@ def translate(sql: str) -> str:
                 + s.lstrip()[len("INSERT OR REPLACE INTO") :]
                 + f" ON CONFLICT ON CONSTRAINT {table}_pkey DO UPDATE SET {sets}"
             )
+    s = _IFNULL.sub("coalesce(", s)
     s = _qualify_upsert(s)
     s = _NAMED.sub(r"%(\1)s", s)
     s = _LIMIT.sub(r"LIMIT nullif(\1::bigint, -1)", s)
