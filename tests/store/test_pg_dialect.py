@@ -99,3 +99,34 @@ async def test_two_nodes_opening_a_fresh_database_migrate_it_once(url: str) -> N
         assert tuple(v for _p, v in rows) == SCHEMA_VERSION
     finally:
         await again.close()
+
+
+async def test_postgresql_has_every_table_and_column_of_sqlite(url: str, tmp_path) -> None:
+    """SQLite's migrations, translated, make the same tables and columns (a migration
+    added to sqlite/schema.py reaches PostgreSQL by itself); PostgreSQL adds its own."""
+    from liaotian.server.store.sqlite.schema import connect_writer
+
+    lite = connect_writer(str(tmp_path / "s.db"), "NORMAL")
+    try:
+        tables = [
+            r[0]
+            for r in lite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not r[0].startswith(("sqlite_", "channel_search_"))  # FTS5's own tables
+        ]
+        want = {(t, c[1]) for t in tables for c in lite.execute(f"PRAGMA table_info({t})")}
+    finally:
+        lite.close()
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        rows = await store._rows(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema()"
+        )
+    finally:
+        await store.close()
+    got = {(t, c) for t, c in rows}
+    assert want - got == set()
+    extra = {t for t, _c in got - want}
+    # PostgreSQL's own tables, and the search table's rowid (SQLite's FTS5 has it unlisted)
+    assert extra == {"store_clock", "store_changes", "schema_version", "channel_search"}
