@@ -49,7 +49,7 @@ async def test_another_users_read_runs_before_a_pipelined_burst_ends(
         for conn in conns:
             await conn.set_trace_callback(None)
 
-    lists_run = [i for i, s in enumerate(ran) if "WITH mine" in s]
+    lists_run = [i for i, s in enumerate(ran) if s.startswith("SELECT conv_id, ts FROM chats")]
     bobs = [i for i, s in enumerate(ran) if s.startswith("SELECT body FROM messages")]
     assert len(lists_run) == LISTS and len(bobs) == 1
     # Served in turn, bob's one read waits at most for the reads already running on a

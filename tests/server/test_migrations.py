@@ -54,6 +54,10 @@ async def test_v1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
         page = await store.read_updates(2, 0, 10)
         assert page.last_seq == 2 and len(page.updates) == 2
         assert await store.groups_of(1) == []
+        # schema 12: the chat list's index is built from the conversations already there
+        for uid in (1, 2):
+            rows = await store.conversations_of(uid, 10, None)
+            assert [(r[0], r[1], r[2], r[4], r[6]) for r in rows] == [(1, 1, 3 - uid, 5, 2)]
         soc = await store.social_of(1)
         assert soc.contacts == set() and soc.messages == 0
         assert soc.receipts == 1  # privacy `receipts`: existing users get "contacts"

@@ -327,6 +327,8 @@ async def test_opening_folds_what_a_crash_left_in_the_journal(tmp_path) -> None:
                 )
                 if mid != mids[0]:
                     db.execute("DELETE FROM updates WHERE message_id = ?", (mid,))
+            # the chat list's index as it was before those rows were folded
+            db.execute("UPDATE chats SET ts = 1, seq = 0, pos = 0")
     finally:
         db.close()
     assert query(path, "SELECT count(*) FROM updates") == [(8,)] and log_rows(path) == 12
@@ -335,6 +337,12 @@ async def test_opening_folds_what_a_crash_left_in_the_journal(tmp_path) -> None:
         assert query(path, "SELECT * FROM updates ORDER BY user_id, seq") == stored
         assert journal_count(path) == 0 and len(s.tail) == 0
         await check_reads(s, logs)
+        # the folds at open brought the chat list's index up to the journal's rows
+        ts = answered[-1].result.ts
+        assert query(path, "SELECT user_id, ts, seq, pos FROM chats ORDER BY user_id") == [
+            (alice[0], ts, 6, 6),
+            (bob[0], ts, 6, 6),
+        ]
         done = Committed(s, path)
         s.submit(req(alice, "bob", "after"))
         (r,) = await done.wait_for(1)

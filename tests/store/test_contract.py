@@ -415,6 +415,77 @@ async def test_the_chat_list_is_newest_first_and_pages(d: Driver) -> None:
     assert await d.store.unread_count(alice, direct, 0, cap=5) == 1
 
 
+async def test_the_chat_list_follows_membership(d: Driver) -> None:
+    """A group leaves a member's chat list with the membership, even when the removal's
+    event (delivered to the removed member too) or later messages share its commit, and
+    comes back on a new joining."""
+    alice, bob = await d.users("alice", "bob")
+    g = await d.group("alice", "bob")
+    await d.run(d.send("alice", text="before", group=g))
+    assert [r[0] for r in await d.store.conversations_of(bob, 10, None)] == [g]
+    removed, after = await d.run(
+        RemoveMember(actor=alice, group=g, user="bob"), d.send("alice", text="after", group=g)
+    )
+    assert removed.error is None and after.error is None
+    assert await d.store.conversations_of(bob, 10, None) == []
+    assert [r[0] for r in await d.store.conversations_of(alice, 10, None)] == [g]
+    added = await d.one(AddMembers(actor=alice, group=g, users=("bob",)))
+    assert added.error is None
+    rows = await d.store.conversations_of(bob, 10, None)
+    assert [r[0] for r in rows] == [g] and rows[0][8] > 1  # joined again, later
+    left = await d.one(LeaveGroup(actor=bob, group=g))
+    assert left.error is None
+    assert await d.store.conversations_of(bob, 10, None) == []
+
+
+async def test_the_chat_list_orders_by_the_last_message_of_each_commit(d: Driver) -> None:
+    """Many messages to several conversations in one commit: each conversation's key is
+    its newest message, pages follow it, and the last body is the newest."""
+    alice, *_ = await d.users("alice", "bob", "carol", "dave")
+    convs = {}
+    for peer in ("bob", "carol", "dave"):
+        convs[peer] = (await d.one(d.send(peer, "alice", f"{peer} first"))).result.conv
+    await d.run(*[d.send(p, "alice", f"{p} {i}") for i in range(5) for p in ("dave", "bob")])
+    rows = await d.store.conversations_of(alice, 10, None)
+    keys = [(r[4], r[0]) for r in rows]
+    assert keys == sorted(keys, reverse=True) and len(rows) == 3
+    by_conv = {r[0]: r for r in rows}
+    assert msgpack.unpackb(by_conv[convs["bob"]][5])["text"] == "bob 4"
+    assert by_conv[convs["dave"]][6] == 6 and by_conv[convs["carol"]][6] == 1
+    seen, before = [], None
+    while True:
+        page = await d.store.conversations_of(alice, 1, before)
+        seen.append(page[0][0])
+        if len(page) == 1:
+            break
+        before = (page[0][4], page[0][0])
+    assert seen == [r[0] for r in rows]
+
+
+async def test_delivered_positions_with_unacknowledged_entries(d: Driver) -> None:
+    """The delivered position is the newest acknowledged entry of that conversation, also
+    when newer entries (of it and of other conversations) wait unacknowledged."""
+    alice, bob, carol = await d.users("alice", "bob", "carol")
+    assert await d.store.set_device_token(bob, "phone", b"p" * 32) == 0
+    first = (await d.one(d.send("alice", "bob", "a1"))).result
+    await d.one(d.send("carol", "bob", "c1"))
+    second = (await d.one(d.send("alice", "bob", "a2"))).result
+    await d.run(*[d.send("carol", "bob", f"c{i}") for i in range(2, 6)])
+    third = (await d.one(d.send("alice", "bob", "a3"))).result
+    conv = first.conv
+    assert await d.store.delivered_pos(bob, conv) == 0
+    d.store.record_position(bob, "phone", first.recipient_seq)
+    assert await d.store.delivered_pos(bob, conv) == first.pos
+    d.store.record_position(bob, "phone", second.recipient_seq + 2)  # among carol's
+    assert await d.store.delivered_pos(bob, conv) == second.pos
+    await d.store.drain()
+    assert await d.store.delivered_pos(bob, conv) == second.pos
+    d.store.record_position(bob, "phone", third.recipient_seq)
+    assert await d.store.delivered_pos(bob, conv) == third.pos == 3
+    assert await d.store.delivered_pos(alice, conv) == 0  # alice has no device
+    assert await d.store.delivered_pos(carol, conv) == 0  # not hers
+
+
 # ---------------------------------------------------------------------------- accounts
 
 

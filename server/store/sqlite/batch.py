@@ -29,6 +29,8 @@ class Batch(ChannelBatch, Overlay):
         self.folds: list[LogRow] = []
         self.direct_rows: list[LogRow] = []  # new log rows straight into `updates`
         self.folded: dict[int, int] = {}
+        # the chat list's index rows for the folds and direct rows (tail.py, sql.py)
+        self.chat_rows: list[tuple[int, int, int, int, int]] = []
         self.journal_below = 0
         self.statements: list[tuple[str, tuple[Any, ...]]] = []
         self.transfer_rows: list[Transfer] = []  # written in bulk by seal()
@@ -109,9 +111,11 @@ class Batch(ChannelBatch, Overlay):
 
     def _keep_member(self, conv: int, uid: int, m: Member) -> None:
         self._stage(sql.INSERT_MEMBER, (conv, uid, m.role, m.joined_pos, m.joined))
+        self._stage(sql.UPSERT_CHAT_JOIN, (uid, conv, m.joined))
 
     def _keep_member_gone(self, conv: int, uid: int) -> None:
         self._stage(sql.DELETE_MEMBER, (conv, uid))
+        self._stage(sql.DELETE_CHAT, (uid, conv))
 
     def _keep_role(self, conv: int, uid: int, role: int) -> None:
         self._stage(sql.UPDATE_ROLE, (role, conv, uid))

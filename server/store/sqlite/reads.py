@@ -26,6 +26,7 @@ from ..contract import (
 )
 from .caches import Caches, Positions
 from .channels import ChannelReads
+from .chat_list import chat_page
 from .readers import FairReaders
 from .sql import chunks
 from .tail import UpdateTail
@@ -361,7 +362,12 @@ class Reads(ChannelReads):
         return {u: p for u, p in rows_}
 
     async def delivered_pos(self, uid: int, conv: int) -> int:
-        """The highest position in `conv` whose entry in uid's log a device acknowledged."""
+        """The highest position in `conv` whose entry in uid's log a device acknowledged.
+
+        The chat list's index holds the user's newest entry for the conversation: when a
+        device acknowledged it (the usual case), that is the answer, in one lookup. Only
+        a user with unacknowledged entries in `conv` has the log walked back, from the
+        acknowledged seq to the conversation's entry before it."""
         acked = await self._row(
             "SELECT coalesce(max(acked), 0) FROM devices WHERE user_id = ?", (uid,)
         )
@@ -370,29 +376,29 @@ class Reads(ChannelReads):
         # `updates` may hold rows newer than the tail's (a batch written directly, committed
         # and not yet published): the newer of the two answers
         recent = self.tail.last_in_conv(uid, upto, conv)
-        row = await self._row(
-            "SELECT u.seq, m.pos FROM updates u JOIN messages m ON m.id = u.message_id "
-            "WHERE u.user_id = ? AND u.seq <= ? AND m.conv_id = ? ORDER BY u.seq DESC LIMIT 1",
-            (uid, upto, conv),
+        chat = await self._row(
+            "SELECT seq, pos FROM chats WHERE user_id = ? AND conv_id = ?", (uid, conv)
         )
-        best = max(x for x in (recent, tuple(row) if row else None, (0, 0)) if x is not None)
+        if chat is not None and 0 < chat[0] <= upto:
+            row: tuple[int, int] | None = (chat[0], chat[1])
+        else:
+            found = await self._row(
+                "SELECT u.seq, m.pos FROM updates u JOIN messages m ON m.id = u.message_id "
+                "WHERE u.user_id = ? AND u.seq <= ? AND m.conv_id = ? "
+                "ORDER BY u.seq DESC LIMIT 1",
+                (uid, upto, conv),
+            )
+            row = (found[0], found[1]) if found is not None else None
+        best = max(x for x in (recent, row, (0, 0)) if x is not None)
         return int(best[1])
 
     async def conversations_of(
         self, uid: int, limit: int, before: tuple[int, int] | None
     ) -> list[ConversationRow]:
         """(conv, kind, peer id, group name, ts, last body, last pos, read pos, joined pos)
-        newest first by (ts, conv), strictly before `before`.
-
-        Ordering needs every conversation's key, (ts of its last message or its creation,
-        conv): a few index steps each, over the user's own conversations only (bounded
-        per user). The rest (the last message, the group's name, the read marker) is read
-        for the page's rows only."""
-        b_ts, b_conv = before if before is not None else (1 << 62, 1 << 62)
-        rows_ = await self._rows(
-            CONVERSATIONS_SQL, {"u": uid, "bts": b_ts, "bconv": b_conv, "lim": limit + 1}
-        )
-        return [tuple(r) for r in rows_]
+        newest first by (ts, conv), strictly before `before`: a page of the chat list's
+        index (chat_list.py), whose cost follows the page, not the user's conversations."""
+        return await chat_page(self._rows, self.tail, uid, limit, before)
 
     async def unread_count(self, uid: int, conv: int, after: int, cap: int | None = None) -> int:
         """Messages after `after` not sent by uid (events excluded), counted up to `cap`."""
@@ -412,33 +418,3 @@ class Reads(ChannelReads):
 
     async def relations_list(self, uid: int) -> Social:
         return await self.social_of(uid)
-
-
-# The user's conversations with their ordering key first (direct ones found through the
-# two pair indexes, never a scan of all direct conversations), the page cut, then the
-# page's rows completed. Ordered by (ts, conv) descending; see conversations_of.
-CONVERSATIONS_SQL = """
-    WITH mine(conv, kind, peer, joined_pos, created) AS (
-        SELECT id, 1, user_b, 1, created FROM conversations WHERE kind = 1 AND user_a = :u
-        UNION ALL
-        SELECT id, 1, user_a, 1, created FROM conversations
-        WHERE kind = 1 AND user_b = :u AND user_a != :u
-        UNION ALL
-        SELECT conv_id, 2, NULL, joined_pos, joined FROM members WHERE user_id = :u
-    ), keyed AS MATERIALIZED (
-        SELECT mine.*, coalesce((SELECT ts FROM messages WHERE conv_id = mine.conv
-                                 ORDER BY pos DESC LIMIT 1), created) AS ts
-        FROM mine
-    ), page AS (
-        SELECT * FROM keyed WHERE (ts, conv) < (:bts, :bconv)
-        ORDER BY ts DESC, conv DESC LIMIT :lim
-    )
-    SELECT p.conv, p.kind, p.peer, g.name, p.ts, m.body, coalesce(m.pos, 0),
-           coalesce(r.pos, 0), p.joined_pos
-    FROM page p
-    LEFT JOIN groups g ON p.kind = 2 AND g.conv_id = p.conv
-    LEFT JOIN messages m ON m.id = (SELECT id FROM messages WHERE conv_id = p.conv
-                                    ORDER BY pos DESC LIMIT 1)
-    LEFT JOIN read_markers r ON r.user_id = :u AND r.conv_id = p.conv
-    ORDER BY p.ts DESC, p.conv DESC
-"""

@@ -373,6 +373,35 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX uploads_by_touched ON uploads (touched);
     """,
+    # 12: the chat list's index. Per user and conversation: when it was last active (its
+    # last message, else when the user joined) and the user's newest log entry for one of
+    # its messages. Every commit keeps it (batch.py), once per (user, conversation) however
+    # many messages the commit holds, so a page of the chat list (reads.py) reads a page
+    # of this index instead of ordering all of a user's conversations, and a delivered
+    # position is found without walking back through the user's log.
+    """
+    CREATE TABLE chats (
+        user_id INTEGER NOT NULL,
+        conv_id INTEGER NOT NULL,
+        ts      INTEGER NOT NULL,                 -- ms: its last message, or the user's joining
+        seq     INTEGER NOT NULL,                 -- the user's newest log entry for it (0: none)
+        pos     INTEGER NOT NULL,                 -- that entry's message position
+        PRIMARY KEY (user_id, conv_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX chats_by_recency ON chats (user_id, ts, conv_id);
+    INSERT OR IGNORE INTO chats (user_id, conv_id, ts, seq, pos)
+        SELECT user_a, id, coalesce((SELECT ts FROM messages WHERE conv_id = c.id
+                                     ORDER BY pos DESC LIMIT 1), created), 0, 0
+        FROM conversations c WHERE kind = 1;
+    INSERT OR IGNORE INTO chats (user_id, conv_id, ts, seq, pos)
+        SELECT user_b, id, coalesce((SELECT ts FROM messages WHERE conv_id = c.id
+                                     ORDER BY pos DESC LIMIT 1), created), 0, 0
+        FROM conversations c WHERE kind = 1;
+    INSERT OR IGNORE INTO chats (user_id, conv_id, ts, seq, pos)
+        SELECT user_id, conv_id, coalesce((SELECT ts FROM messages WHERE conv_id = m.conv_id
+                                           ORDER BY pos DESC LIMIT 1), joined), 0, 0
+        FROM members m;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

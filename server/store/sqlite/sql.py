@@ -43,6 +43,12 @@ INSERT_MEMBER = (
 )
 DELETE_MEMBER = "DELETE FROM members WHERE conv_id = ? AND user_id = ?"
 UPDATE_ROLE = "UPDATE members SET role = ? WHERE conv_id = ? AND user_id = ?"
+# The chat list's index (schema migration 12): a member joining, or leaving
+UPSERT_CHAT_JOIN = (
+    "INSERT INTO chats (user_id, conv_id, ts, seq, pos) VALUES (?, ?, ?, 0, 0) "
+    "ON CONFLICT (user_id, conv_id) DO UPDATE SET ts = max(ts, excluded.ts)"
+)
+DELETE_CHAT = "DELETE FROM chats WHERE user_id = ? AND conv_id = ?"
 INSERT_RELATION = (
     "INSERT OR IGNORE INTO relations (user_id, other_id, kind, created) VALUES (?, ?, ?, ?)"
 )
@@ -137,6 +143,66 @@ def insert_log_rows(db: sqlite3.Connection, rows: Rows, verb: str) -> None:
         )
 
 
+# The chat list's index (schema migration 12): rows of (user, conversation, ts, seq, pos)
+# for the log rows a commit folds into `updates` (tail.py: one per user and conversation
+# per fold, not per message). A group's rows count only while the user is a member: a
+# removal's event reaches the removed member's log too, and a fold may come after it.
+UPSERT_CHATS = """
+    WITH v(u, conv, ts, seq, pos) AS (VALUES {values})
+    INSERT INTO chats (user_id, conv_id, ts, seq, pos)
+    SELECT v.u, v.conv, v.ts, v.seq, v.pos FROM v JOIN conversations c ON c.id = v.conv
+    WHERE c.kind = 1 OR EXISTS (SELECT 1 FROM members WHERE conv_id = v.conv
+                                AND user_id = v.u)
+    ON CONFLICT (user_id, conv_id) DO UPDATE SET ts = max(ts, excluded.ts),
+        seq = max(seq, excluded.seq), pos = max(pos, excluded.pos)
+"""
+# The same from log rows already in `updates`: per user's span of seqs (at open, after a
+# crash, the journal's rows are folded by SQL alone: sql.fold_journal).
+INDEX_SPANS = """
+    WITH span(u, lo, hi) AS (VALUES {values})
+    INSERT INTO chats (user_id, conv_id, ts, seq, pos)
+    SELECT s.u, m.conv_id, max(m.ts), max(x.seq), max(m.pos)
+    FROM span s
+    JOIN updates x ON x.user_id = s.u AND x.seq BETWEEN s.lo AND s.hi
+    JOIN messages m ON m.id = x.message_id
+    JOIN conversations c ON c.id = m.conv_id
+    WHERE c.kind = 1 OR EXISTS (SELECT 1 FROM members WHERE conv_id = m.conv_id
+                                AND user_id = s.u)
+    GROUP BY s.u, m.conv_id
+    ON CONFLICT (user_id, conv_id) DO UPDATE SET ts = max(ts, excluded.ts),
+        seq = max(seq, excluded.seq), pos = max(pos, excluded.pos)
+"""
+
+
+def upsert_chats(db: sqlite3.Connection, rows: Rows) -> None:
+    """The chat list's index rows of one commit (see UPSERT_CHATS)."""
+    for part in chunks(rows, _VARIABLES_PER_INSERT // 5):
+        values = ",".join(["(?,?,?,?,?)"] * len(part))
+        db.execute(UPSERT_CHATS.format(values=values), [v for row in part for v in row])
+
+
+def index_spans(db: sqlite3.Connection, spans: dict[int, tuple[int, int]]) -> None:
+    """The chat list's index for the log rows of `spans` ({user: (first seq, last seq)}),
+    which are in `updates` now (see INDEX_SPANS)."""
+    items = list(spans.items())
+    for part in chunks(items, _VARIABLES_PER_INSERT // 3):
+        values = ",".join(["(?,?,?)"] * len(part))
+        db.execute(
+            INDEX_SPANS.format(values=values), [v for u, (lo, hi) in part for v in (u, lo, hi)]
+        )
+
+
+def spans_of(rows: Iterable[tuple[Any, ...]], user: int, seq: int) -> dict[int, tuple[int, int]]:
+    """{user: (lowest seq, highest seq)} of log rows whose user and seq are at the given
+    indexes (journal-shaped rows: 1 and 2; `updates`-shaped rows: 0 and 1)."""
+    spans: dict[int, tuple[int, int]] = {}
+    for row in rows:
+        u, q = row[user], row[seq]
+        lo_hi = spans.get(u)
+        spans[u] = (q, q) if lo_hi is None else (min(lo_hi[0], q), max(lo_hi[1], q))
+    return spans
+
+
 def journal_entry(updates: Rows) -> tuple[int, int, bytes]:
     """One commit's log rows as one journal row: (id, ts, packed rows). Appending a row
     per commit costs a page or two however many rows it holds (the rows' own B-tree
@@ -168,6 +234,7 @@ def fold_journal(db: sqlite3.Connection) -> tuple[int, int]:
             n = db.total_changes
             insert_rows(db, UPDATES_INTO, rows, verb="OR IGNORE")
             n = db.total_changes - n
+            index_spans(db, spans_of(rows, 0, 1))
         db.execute("DELETE FROM update_journal")
         db.execute("COMMIT")
     except BaseException:
@@ -198,6 +265,7 @@ def write_batch(
     direct: Rows,
     journal_below: int,
     statements: list[tuple[str, tuple[Any, ...]]],
+    chats: Rows,
     positions: Rows,
     txns: list[Txn],
     *,
@@ -237,6 +305,8 @@ def write_batch(
             db.execute("DELETE FROM update_journal WHERE id < ?", (journal_below,))
         for sql, params in statements:
             db.execute(sql, params)
+        if chats:  # after the statements: the memberships of this commit count
+            upsert_chats(db, chats)
         if positions:
             db.executemany(
                 "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?", positions

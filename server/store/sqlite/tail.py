@@ -124,6 +124,15 @@ class UpdateTail:
                     return row[2], int(m[2])
         return None
 
+    def chats_of(self, uid: int) -> dict[int, int]:
+        """{conv: ts of its newest message} over uid's rows in the tail (the part of the
+        chat list's index not folded yet, chat_list.py)."""
+        log = self._logs.get(uid)
+        if not log:
+            return {}
+        message = self.message
+        return {message(row)[1]: row[6] for row in log if row[4] is not None}
+
     # ------------------------------------------------------------------ writes
 
     def plan_fold(self, batch: Batch, now_ms: int) -> None:
@@ -160,6 +169,24 @@ class UpdateTail:
                 batch.journal_below = below
         if batch.folded:
             busy.append(batch.folded)
+        batch.chat_rows = self._chat_rows(batch)
+
+    def _chat_rows(self, batch: Batch) -> list[tuple[int, int, int, int, int]]:
+        """The chat list's index rows for what `batch` writes into `updates`: per user and
+        conversation, (user, conv, ts, seq, pos) of the newest message row (sql.py)."""
+        newest: dict[tuple[int, int], tuple[int, int, int]] = {}
+        message = self.message
+        for row in batch.folds:  # grouped by user, in seq order: the last one is newest
+            if row[4] is not None:
+                m = message(row)
+                newest[(row[1], m[1])] = (row[6], row[2], m[2])
+        if batch.direct_rows:
+            own = {m[0]: m for m in batch.messages}
+            for row in batch.direct_rows:
+                mine = own.get(row[4]) if row[4] is not None else None
+                if mine is not None:
+                    newest[(row[1], mine[1])] = (row[6], row[2], mine[2])
+        return [(u, c, ts, seq, pos) for (u, c), (ts, seq, pos) in newest.items()]
 
     def _plan_direct(self, batch: Batch) -> None:
         """Write the rows of the users with DIRECT_ROWS rows in `batch` straight into

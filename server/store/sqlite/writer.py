@@ -368,6 +368,7 @@ class Writer:
             log.exception("planning the update-log folds failed; writing without them")
             self.tail.forget(batch)
             batch.updates, batch.folds, batch.direct_rows, batch.folded = updates, [], [], {}
+            batch.chat_rows = []
 
     def _wake_up(self, _: Any) -> None:
         self._wake.set()
@@ -385,6 +386,7 @@ class Writer:
                 b.direct_rows,
                 b.journal_below,
                 b.statements,
+                b.chat_rows,
                 [(seq, u, d) for (u, d), seq in f.positions.items()],
                 f.txns,
                 conflict_ok=conflict_ok,
