@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 from liaotian.server.store.postgres import PostgresStore
-from liaotian.server.store.postgres.conn import translate
+from liaotian.server.store.postgres.conn import bind, translate
 from liaotian.server.store.postgres.schema import SCHEMA_VERSION, ddl
 from liaotian.server.store.postgres.scratch import scratch_schema, unreachable
 
@@ -54,6 +54,18 @@ from liaotian.server.store.postgres.scratch import scratch_schema, unreachable
 )
 def test_statements_are_translated(sqlite: str, postgres: str) -> None:
     assert translate(sqlite) == postgres
+
+
+def test_numbered_placeholders_take_their_parameters() -> None:
+    # SQLite's rule: a bare ? takes the largest number so far + 1 (here ?3)
+    sql, args = bind("SELECT ?2, ?, ?1", ("a", "b", "c"))
+    assert (sql, args) == ("SELECT %s, %s, %s", ("b", "c", "a"))
+
+
+def test_iif_becomes_case() -> None:
+    assert translate("SELECT iif(a = ?, b, f(c, d)) FROM t") == (
+        "SELECT CASE WHEN a = %s THEN b ELSE f(c, d) END FROM t"
+    )
 
 
 def test_pragmas_are_refused() -> None:

@@ -6,7 +6,9 @@ that SQL is standard; the few SQLite dialect bits it uses are rewritten here, on
 distinct statement (cached), so PostgreSQL runs the very same statements instead of a
 second copy of each to keep in step:
 
-    ?, :name                        -> %s, %(name)s (and a literal % -> %%)
+    ?, ?3, :name                    -> %s, %s, %(name)s (and a literal % -> %%); bind()
+                                       orders the parameters of numbered ones
+    iif(a, b, c)                    -> CASE WHEN a THEN b ELSE c END
     INSERT OR IGNORE INTO ...       -> INSERT INTO ... ON CONFLICT DO NOTHING
     INSERT OR ROLLBACK INTO ...     -> INSERT INTO ... (any error aborts the transaction)
     INSERT OR REPLACE INTO t (c...) -> ... ON CONFLICT ON CONSTRAINT t_pkey DO UPDATE SET
@@ -39,12 +41,13 @@ from psycopg.adapt import AdaptersMap
 from psycopg.pq import TransactionStatus
 from psycopg.types.numeric import Int8Dumper
 
+_IIF = re.compile(r"\biif\(", re.IGNORECASE)
 _IFNULL = re.compile(r"\bifnull\(", re.IGNORECASE)
 _MINMAX = re.compile(r"\b(max|min)\(", re.IGNORECASE)
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _LIMIT = re.compile(r"LIMIT (%s|%\(\w+\)s)")
 _UPSERT = re.compile(
-    r"^\s*INSERT INTO (\w+) \(([^)]*)\)(.*\bDO UPDATE SET )(.*)$", re.IGNORECASE | re.DOTALL
+    r"\bINSERT INTO (\w+) \(([^)]*)\)(.*\bDO UPDATE SET )(.*)$", re.IGNORECASE | re.DOTALL
 )
 _REPLACE = re.compile(r"^\s*INSERT OR REPLACE INTO (\w+) \(([^)]*)\)", re.IGNORECASE)
 
@@ -53,7 +56,7 @@ def _qualify_upsert(sql: str) -> str:
     """In an upsert's SET expressions, the target's columns named bare (`pos = max(pos,
     excluded.pos)`) qualified with the table's name: SQLite reads a bare name as the
     existing row's, PostgreSQL finds it ambiguous beside `excluded`."""
-    m = _UPSERT.match(sql)
+    m = _UPSERT.search(sql)
     if m is None:
         return sql
     table, cols = m.group(1), {c.strip() for c in m.group(2).split(",")}
@@ -80,11 +83,6 @@ def _top_level_split(text: str) -> list[str]:
     return parts
 
 
-def _params(params: Any) -> Any:
-    """Positional parameters as a tuple; named ones (a dict) as they are."""
-    return params if isinstance(params, dict) else tuple(params)
-
-
 def _scalar_minmax(sql: str) -> str:
     """max(a, b) -> greatest(a, b), min(a, b) -> least(a, b); the one-argument
     (aggregate) forms stay."""
@@ -109,10 +107,51 @@ def _scalar_minmax(sql: str) -> str:
     return sql
 
 
+_NUMBERED = re.compile(r"\?(\d*)")
+
+
+@lru_cache(maxsize=4096)
+def _order(sql: str) -> tuple[int, ...] | None:
+    """For a statement with numbered placeholders (?1, ?3), which parameter each of its
+    placeholders takes, in order (SQLite's rule: a bare ? takes the largest number so
+    far + 1); None when they take the parameters in order."""
+    if not re.search(r"\?\d", sql):
+        return None
+    order, top = [], 0
+    for m in _NUMBERED.finditer(sql):
+        n = int(m.group(1)) if m.group(1) else top + 1
+        top = max(top, n)
+        order.append(n - 1)
+    return tuple(order)
+
+
+def bind(sql: str, params: Any) -> tuple[str, Any]:
+    """The statement translated and its parameters in psycopg's order."""
+    if isinstance(params, dict):
+        return translate(sql), params
+    order = _order(sql)
+    if order is None:
+        return translate(sql), tuple(params)
+    values = tuple(params)
+    return translate(sql), tuple(values[i] for i in order)
+
+
+def _iif(sql: str) -> str:
+    """iif(a, b, c) -> CASE WHEN a THEN b ELSE c END."""
+    while (m := _IIF.search(sql)) is not None:
+        depth, i = 1, m.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(sql[i], 0)
+            i += 1
+        cond, then, other = (x.strip() for x in _top_level_split(sql[m.end() : i - 1]))
+        sql = f"{sql[: m.start()]}CASE WHEN {cond} THEN {then} ELSE {other} END{sql[i:]}"
+    return sql
+
+
 @lru_cache(maxsize=4096)
 def translate(sql: str) -> str:
     """The statement in PostgreSQL's dialect with psycopg's placeholders (see above)."""
-    s = sql.replace("%", "%%").replace("?", "%s")
+    s = _NUMBERED.sub("%s", sql.replace("%", "%%"))
     head = s.lstrip()[:32].upper()
     if head.startswith("BEGIN IMMEDIATE"):
         return "BEGIN"
@@ -133,6 +172,7 @@ def translate(sql: str) -> str:
                 + f" ON CONFLICT ON CONSTRAINT {table}_pkey DO UPDATE SET {sets}"
             )
     s = _IFNULL.sub("coalesce(", s)
+    s = _iif(s)
     s = _qualify_upsert(s)
     s = _NAMED.sub(r"%(\1)s", s)
     s = _LIMIT.sub(r"LIMIT nullif(\1::bigint, -1)", s)
@@ -160,7 +200,7 @@ class SyncConnection:
         sqlite_like(conn.adapters)
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> psycopg.Cursor[Any]:
-        return self.conn.execute(translate(sql), _params(params))
+        return self.conn.execute(*bind(sql, params))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
         cur = self.conn.cursor()
@@ -185,13 +225,13 @@ class AsyncReader:
         sqlite_like(conn.adapters)
 
     async def execute_fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        cur = await self.conn.execute(translate(sql), _params(params))
+        cur = await self.conn.execute(*bind(sql, params))
         return await cur.fetchall()
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> None:
         if sql.strip().upper() == "BEGIN":
             sql = "BEGIN ISOLATION LEVEL REPEATABLE READ"
-        await self.conn.execute(translate(sql), _params(params))
+        await self.conn.execute(*bind(sql, params))
 
     async def close(self) -> None:
         await self.conn.close()

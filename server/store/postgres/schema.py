@@ -6,7 +6,8 @@ second copy to keep in step, and the SQLite store's statements run on the result
 translates their dialect). `ddl()` changes types only: INTEGER -> BIGINT, BLOB -> BYTEA,
 INTEGER PRIMARY KEY -> an identity column (BY DEFAULT: the writer gives most ids itself;
 users and uploads take the next one, as SQLite's rowid did), no WITHOUT ROWID, and the
-FTS5 table becomes a plain table (store.py's search matches its words).
+FTS5 table becomes a plain table (store.py's search matches its words); then the
+statements' own dialect (conn.translate: INSERT OR IGNORE, scalar max, ...).
 
 PostgreSQL's own migrations (MIGRATIONS here) come after: the commit clock of several
 nodes (writer.py) and two indexes. `update_journal` exists but stays empty (writer.py:
@@ -25,7 +26,7 @@ import re
 
 from ..sqlite import schema as sqlite_schema
 from ..sqlite.schema import statements
-from .conn import SyncConnection
+from .conn import SyncConnection, translate
 
 log = logging.getLogger("liaotian.store")
 
@@ -94,8 +95,8 @@ def migrate(db: SyncConnection) -> None:
             db.execute("ROLLBACK")
         raise
     parts = (
-        ("sqlite", [[ddl(x) for x in statements(m)] for m in sqlite_schema.MIGRATIONS]),
-        ("postgres", [statements(m) for m in MIGRATIONS]),
+        ("sqlite", [[translate(ddl(x)) for x in statements(m)] for m in sqlite_schema.MIGRATIONS]),
+        ("postgres", [[translate(x) for x in statements(m)] for m in MIGRATIONS]),
     )
     for part, migrations in parts:
         while _apply_next(db, part, migrations):
@@ -118,7 +119,7 @@ def _apply_next(db: SyncConnection, part: str, migrations: list[list[str]]) -> b
             return False
         log.info("applying schema migration %s %d", part, version + 1)
         for stmt in migrations[version]:
-            db.conn.execute(stmt)  # DDL, as written: no parameters
+            db.conn.execute(stmt, ())  # translated: "%%" is a literal "%" then
         db.execute(
             "INSERT INTO schema_version (part, version) VALUES (?, ?) "
             "ON CONFLICT (part) DO UPDATE SET version = excluded.version",

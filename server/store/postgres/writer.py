@@ -65,7 +65,7 @@ from ..sqlite.batch import Batch
 from ..sqlite.caches import BoundedKeys
 from ..sqlite.sql import Rows, Txn, Written
 from ..sqlite.writer import Writer, _Flight
-from .conn import SyncConnection, translate
+from .conn import SyncConnection, bind, translate
 
 MAX_REPLANS = 50  # a batch planned again this often (other nodes keep writing): refused
 
@@ -109,6 +109,7 @@ class PgWriter(Writer):
         """No journal: every log row of the batch is written into `updates` directly."""
         batch.seal()
         batch.direct_rows, batch.updates = batch.updates, []
+        batch.chat_rows = self.tail.chat_rows(batch)  # the chat list's index (tail.py)
 
     def _start_write(self, f: _Flight) -> asyncio.Future[Written]:
         return asyncio.get_running_loop().create_task(self._write_until_fresh(f))
@@ -205,6 +206,7 @@ class PgWriter(Writer):
                     b.messages,
                     b.direct_rows,
                     b.statements,
+                    b.chat_rows,
                     [(seq, u, d) for (u, d), seq in f.positions.items()],
                     f.txns,
                     (self._held, *touched(b)),
@@ -281,6 +283,7 @@ def write_batch(
     messages: Rows,
     updates: Rows,
     statements: list[tuple[str, tuple[Any, ...]]],
+    chats: Rows,
     positions: Rows,
     txns: list[Txn],
     change: tuple[int, list[int], list[int], bool, bool],
@@ -291,6 +294,7 @@ def write_batch(
     A (sender, cmid) already stored rolls back and returns committed=False; any other
     error rolls back and raises."""
     conn = db.conn
+    same: Any = db  # SQLite's statement functions run on it (translated): sql.py's
     try:
         # One round trip for all of it (psycopg's pipeline mode: every statement sent,
         # then every answer read), COMMIT included when no generic write needs answers.
@@ -312,7 +316,9 @@ def write_batch(
                 if updates:
                     cur.executemany(_UPDATES, [r[1:] for r in updates])
                 for statement, params in statements:
-                    cur.execute(translate(statement), params)
+                    cur.execute(*bind(statement, params))
+                if chats:  # after the statements: the memberships of this commit count
+                    sql.upsert_chats(same, chats)
                 if positions:
                     cur.executemany(translate(_POSITIONS), positions)
                 if not txns:
@@ -325,7 +331,6 @@ def write_batch(
             return Written(False, [])
         outcomes: list[tuple[bool, Any]] = []
         if txns:
-            same: Any = db  # the savepoint statements are SQLite's and PostgreSQL's alike
             outcomes = [sql.run_txn(same, t.fn) for t in txns]
             started = time.perf_counter()
             conn.execute("COMMIT")
