@@ -1,18 +1,19 @@
 """The PostgreSQL store's translations (store/postgres/conn.py and schema.py): SQLite's
-statements and migrations in PostgreSQL's dialect. Pure text: no database needed, but for
-the last test, which opens two stores on one fresh schema at once."""
+statements and migrations in PostgreSQL's dialect. Pure text, but for the last two tests
+(a scratch schema: skipped without PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
 from liaotian.server.store.postgres import PostgresStore
 from liaotian.server.store.postgres.conn import bind, translate
 from liaotian.server.store.postgres.schema import SCHEMA_VERSION, ddl
-from liaotian.server.store.postgres.scratch import scratch_schema, unreachable
+from test_pg_nodes import url
+
+__all__ = ["url"]  # the fixture (test_pg_nodes.py)
 
 
 @pytest.mark.parametrize(
@@ -84,15 +85,6 @@ def test_migrations_change_types_only() -> None:
         "CREATE TABLE s (rowid BIGINT PRIMARY KEY, chan TEXT NOT NULL, text TEXT NOT NULL)"
     )
     assert ddl("CREATE INDEX i ON t (a) WHERE kind = 1") == "CREATE INDEX i ON t (a) WHERE kind = 1"
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    reason = unreachable()
-    if reason is not None:
-        pytest.skip(reason)
-    async with scratch_schema() as u:
-        yield u
 
 
 async def test_two_nodes_opening_a_fresh_database_migrate_it_once(url: str) -> None:

@@ -19,8 +19,12 @@ ROUNDS = 15
 PER_ROUND = 12  # sends per node per round, submitted together
 
 
+__all__ = ["url"]  # the fixture, shared with test_pg_dialect.py
+
+
 @pytest.fixture
 async def url() -> AsyncIterator[str]:
+    """A scratch schema's URL (skipped without PostgreSQL)."""
     reason = unreachable()
     if reason is not None:
         pytest.skip(reason)
