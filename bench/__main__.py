@@ -132,9 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-faults", action="store_true", help="skip the crash soak and slow-consumer figures"
     )
     p.add_argument(
+        "--no-nearby",
+        action="store_true",
+        help="skip the nearby and shop figures (bench/nearby.py)",
+    )
+    p.add_argument(
         "--no-media",
         action="store_true",
         help="skip the media figures (uploads, downloads, chat under media load)",
+    )
+    p.add_argument(
+        "--no-channels",
+        action="store_true",
+        help="skip the channel figures (posts at 1,000 and 100,000 members, news, catch-up)",
     )
     p.add_argument(
         "--media-mib",
@@ -179,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             latency_rate=a.latency_rate,
             faults=False if a.no_faults else None,
             media=False if a.no_media else None,
+            nearby=False if a.no_nearby else None,
+            channels=False if a.no_channels else None,
             media_mib=a.media_mib,
             pg=False if a.no_pg else None,
         )

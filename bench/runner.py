@@ -31,8 +31,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import channels as channel_bench
 from . import faults, report
 from . import media as media_bench
+from . import nearby as nearby_bench
 from .load import (
     BenchError,
     group_member_name,
@@ -114,9 +116,11 @@ class Options:
     keep: bool = False  # keep the temporary directory (database, server log)
     server_log_level: str = "warning"  # "info" puts the writer's statistics in server.log
     faults: bool = True  # crash soak counts and the slow-consumer latency effect
+    nearby: bool = True  # the nearby index, position updates, racing orders (nearby.py)
     media: bool = True  # media transfers, and the 1:1 latency under media load (media.py)
     media_mib: int = 64  # the blob uploaded and downloaded (quick: 16)
     media_uploaders: int = 20  # clients uploading 5 MiB blobs during chat_p99_ms_under_media
+    channels: bool = True  # posts at 1,000/100,000 members, news, catch-up (channels.py)
     pg: bool = True  # PostgreSQL beside SQLite, same workload (pg.py); skipped without one
     verbose: bool = True
 
@@ -235,6 +239,35 @@ def io_rates(
     if messages:
         out["disk_write_bytes_per_msg"] = round(d.get("write_bytes", 0) / messages)
     return out
+
+
+CHANNEL_KEYS = (
+    "channel_posts_per_s_1k",
+    "channel_posts_per_s_100k",
+    "channel_post_notice_ms_p99",
+    "channel_notices_per_s",
+    "channel_catch_up_posts_per_s",
+    "channel_rss_bytes_per_member",
+)
+
+
+def channel_figures(run: dict[str, Any], quick: bool, failures: list[str]) -> None:
+    """The channels' figures (bench/channels.py, its own server process on its own
+    database) into the first run."""
+    log("channels: posts at 1,000 and many members, news to online members, catch-up")
+    ch = channel_bench.measure(quick)
+    log(
+        f"  posts/s {ch['channel_posts_per_s_1k']} (1,000 members), "
+        f"{ch['channel_posts_per_s_100k']} ({ch['members_big']:,} members); news p99 "
+        f"{ch['channel_post_notice_ms_p99']} ms to {ch['online']:,} online; catch-up "
+        f"{ch['channel_catch_up_posts_per_s']} posts/s"
+    )
+    if ch["server_exit_code"] != 0 or ch["notices_received"] != ch["notices_expected"]:
+        failures.append(f"channels: {ch}")
+    run.update({k: ch[k] for k in CHANNEL_KEYS})
+    run["details"]["channels"] = ch
+    # one process of its own, after the others: not measured against other phases
+    run.setdefault("disturbed", {}).update(dict.fromkeys(CHANNEL_KEYS, False))
 
 
 def raise_nofile() -> None:
@@ -1381,6 +1414,22 @@ def run(opts: Options) -> tuple[dict[str, Any], int]:
         runs[0].setdefault("disturbed", {}).update(
             dict.fromkeys(("crash_acked", "crash_lost", "crash_duplicated"), False)
         )
+    if runs and not error and opts.nearby:
+        log("nearby: 1,000,000 positions (quick: 100,000), 5 km queries, updates, an order race")
+        try:
+            near = nearby_bench.figures(opts.quick)
+        except RuntimeError as exc:
+            bench.failures.append(f"nearby: {exc}")
+        else:
+            log(
+                f"  query p50 {near['nearby_query_ms_p50']} ms, p99 {near['nearby_query_ms_p99']} "
+                f"ms; {near['nearby_updates_per_s']} updates/s; {near['orders_per_s']} orders/s "
+                f"({near['orders_succeeded']} of 200 buyers got the 100 units)"
+            )
+            runs[0].update({k: v for k, v in near.items() if k != "details"})
+            runs[0]["details"]["nearby"] = near["details"]
+    if runs and not error and opts.channels:
+        channel_figures(runs[0], opts.quick, bench.failures)
     if server_code != 0:
         bench.failures.append(f"server exit code {server_code} (expected 0 after SIGTERM)")
     if error:

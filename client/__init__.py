@@ -62,12 +62,15 @@ from liaotian.protocol.social import (
 from .account import Account
 from .backoff import Backoff
 from .bot import Bot, Context
+from .channels import Channels, ChannelSummary
 from .client import DEFAULT_PORT, Client, InitialSync, connect, new_cmid, register
 from .connection import ClientConnection
 from .contacts import Contacts
 from .cursor import CursorTracker, FileStore, MemoryStore, SessionState, SessionStore
 from .events import (
     CaughtUp,
+    ChannelChanged,
+    ChannelNewsEvent,
     ClientEvent,
     ContactEvent,
     Disconnected,
@@ -84,8 +87,10 @@ from .events import (
 )
 from .groups import Groups
 from .media import Media, MediaRef
+from .nearby import Nearby
 from .outbox import SendTimeout
 from .presence import Presence
+from .shop import Shop
 from .wallet import Wallet
 
 __all__ = [
@@ -94,6 +99,10 @@ __all__ = [
     "Backoff",
     "Bot",
     "CaughtUp",
+    "ChannelChanged",
+    "ChannelNewsEvent",
+    "ChannelSummary",
+    "Channels",
     "ChatMessage",
     "Client",
     "ClientConnection",
@@ -127,6 +136,7 @@ __all__ = [
     "MediaRef",
     "MemoryStore",
     "MessageReceived",
+    "Nearby",
     "Presence",
     "PresenceChanged",
     "PresenceEntry",
@@ -142,6 +152,7 @@ __all__ = [
     "Sent",
     "SessionState",
     "SessionStore",
+    "Shop",
     "TypingEvent",
     "Wallet",
     "WalletChanged",

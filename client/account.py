@@ -60,11 +60,12 @@ class Account(Facade):
         *,
         receipts: str | None = None,
         coins: str | None = None,
+        nearby: str | None = None,
     ) -> None:
         """Who sees presence / profile / read and delivered positions ("everyone",
         "contacts", "nobody"), who may send direct messages ("everyone", "contacts"), who
-        may add this user to groups and who may send them coins ("everyone", "contacts",
-        "nobody"); None leaves a setting as it is."""
+        may add this user to groups, who may send them coins and who finds them nearby
+        ("everyone", "contacts", "nobody"); None leaves a setting as it is."""
         for name, value, allowed in (
             ("presence", presence, VISIBILITY),
             ("profile", profile, VISIBILITY),
@@ -72,6 +73,7 @@ class Account(Facade):
             ("groups", groups, VISIBILITY),
             ("receipts", receipts, VISIBILITY),
             ("coins", coins, VISIBILITY),
+            ("nearby", nearby, VISIBILITY),
         ):
             if value is not None and value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}")
@@ -84,6 +86,7 @@ class Account(Facade):
                 groups=groups,
                 receipts=receipts,
                 coins=coins,
+                nearby=nearby,
             ),
             Ok,
             retry=True,

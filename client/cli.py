@@ -16,7 +16,8 @@
     liaotian group list / info G / add G USER... / remove G USER / leave G
     liaotian send --group G hello team      # or: liaotian gsend G hello team
     liaotian history --group G
-    liaotian chats                          # conversations, newest first, unread counts
+    liaotian chats                          # conversations and channels, newest first,
+                                            # unread counts
     liaotian read CONV POS / receipts CONV
     liaotian contacts / contact request|accept|decline|cancel|remove USER
     liaotian block USER / unblock USER / presence USER...
@@ -27,6 +28,9 @@
     liaotian send-track bob song.mp3 --clip 0:30-1:00 [--cover art.png] [--title T] [--artist A]
     liaotian download --with bob --pos 15 [DEST]   # the photo, file, ... of message #15
     liaotian download BLOB DEST                    # by blob id (64 hex digits)
+
+    liaotian channel create news / join LINK / post news "hi" / comment news 1 "yes" /
+    liaotian channel like news 1 / search news hi / read news / list   (channel_cli.py)
 
 Global options (before or after the command): --host/--port (defaults 127.0.0.1:7420, or
 LIAOTIAN_HOST/LIAOTIAN_PORT, or the address saved at login), --user (LIAOTIAN_USER) and
@@ -69,7 +73,7 @@ from liaotian.protocol import (
 )
 from liaotian.protocol.social import MESSAGE_POLICY, VISIBILITY, GroupInfo
 
-from . import wallet_cli
+from . import channel_cli, nearby_cli, shop_cli, wallet_cli
 from .backoff import Backoff
 from .client import DEFAULT_PORT, Client, register
 from .cursor import FileStore, MemoryStore, SessionState
@@ -476,9 +480,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--receipts", choices=VISIBILITY, help="who sees how far you have read and received"
     )
     p.add_argument("--coins", choices=VISIBILITY, help="who may send you coins")
+    p.add_argument("--nearby", choices=VISIBILITY, help="who finds you nearby")
 
     # --- the wallet (wallet_cli.py)
     wallet_cli.add_parsers(sub, common)
+    # --- people and merchants nearby (nearby_cli.py)
+    nearby_cli.add_parsers(sub, common)
+    # --- the shop (shop_cli.py)
+    shop_cli.add_parsers(sub, common)
+    # --- channels (channel_cli.py)
+    channel_cli.add_parsers(sub, common)
     return parser
 
 
@@ -620,6 +631,24 @@ def describe_group_event(ev: GroupEvent) -> str:
     return f"{a}: {safe(ev.type)} {safe(ev.raw)}"
 
 
+def describe_direct_event(e: dict[str, Any]) -> str:
+    """A direct conversation's event (coins, red packets, orders, product cards)."""
+    kind = safe(str(e.get("type", "")))
+    if kind == "order":
+        return (
+            f"order #{e.get('order')}: {e.get('qty')} x {safe(str(e.get('title', '')))}, "
+            f"{e.get('amount')} coins, {safe(str(e.get('state', '')))}"
+        )
+    if kind == "product":
+        return (
+            f"product #{e.get('product')}: {safe(str(e.get('title', '')))}, "
+            f"{e.get('price')} coins (liaotian shop order {e.get('product')})"
+        )
+    if kind == "coins":
+        return f"{e.get('amount')} coins"
+    return kind
+
+
 def fmt_message(
     m: ChatMessage, groups: dict[int, str] | None = None, indent: str = CONTINUATION
 ) -> str:
@@ -628,6 +657,8 @@ def fmt_message(
     group timeline event. Peer text is made safe to print; the lines after the first of a
     multi-line message start with `indent`, so no message can forge a line of its own."""
     text = safe(m.text, indent) if m.media is None else safe(media_line(m), indent) + f" (#{m.pos})"
+    if m.group is None and m.event and not m.text:
+        text = f"* {describe_direct_event(m.event)}"
     if m.group is None:
         return f"[{fmt_time(m.ts)}] {safe(m.sender)} -> {safe(m.to)}: {text}"
     where = fmt_group(m.group, groups)
@@ -1094,13 +1125,13 @@ async def cmd_group(args: argparse.Namespace, out: TextIO) -> int:
 async def cmd_chats(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
         if args.all:
-            entries = [c async for c in client.iter_conversations(args.limit)]
+            entries = [c async for c in client.iter_conversations(args.limit, channels=True)]
             more = False
         else:
-            page = await client.conversations(args.limit)
+            page = await client.conversations(args.limit, channels=True)
             entries, more = list(page.conversations), page.more
     for c in entries:
-        name = safe(c.name) if c.kind == "direct" else f"{safe(c.name)} (group)"
+        name = safe(c.name) if c.kind == "direct" else f"{safe(c.name)} ({c.kind})"
         unread = f"{c.unread} unread" if c.unread else "read"
         last = ""
         if c.last is not None:
@@ -1215,9 +1246,8 @@ async def cmd_profile(args: argparse.Namespace, out: TextIO) -> int:
 
 async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
     async with _session_client(args) as client:
-        if (args.presence, args.profile, args.messages, args.groups, args.receipts, args.coins) != (
-            None,
-        ) * 6:
+        settings = (args.presence, args.profile, args.messages, args.groups, args.receipts)
+        if (*settings, args.coins, args.nearby) != (None,) * 7:
             await client.account.set_privacy(
                 presence=args.presence,
                 profile=args.profile,
@@ -1225,6 +1255,7 @@ async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
                 groups=args.groups,
                 receipts=args.receipts,
                 coins=args.coins,
+                nearby=args.nearby,
             )
         p = await client.privacy()
     print(f"presence: {safe(p.presence)}", file=out)
@@ -1234,6 +1265,7 @@ async def cmd_privacy(args: argparse.Namespace, out: TextIO) -> int:
         print(f"groups:   {safe(p.groups)}", file=out)
     print(f"receipts: {safe(p.receipts or 'contacts')}", file=out)
     print(f"coins:    {safe(p.coins or 'contacts')}", file=out)
+    print(f"nearby:   {safe(p.nearby or 'everyone')}", file=out)
     return EXIT_OK
 
 
@@ -1321,6 +1353,30 @@ async def cmd_wallet(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(str(exc)) from None
 
 
+async def cmd_nearby(args: argparse.Namespace, out: TextIO) -> int:
+    """nearby share|stop|people|merchants|hello|merchant-set|merchant (nearby_cli.py)."""
+    async with _session_client(args) as client:
+        return await nearby_cli.run(client, args, out)
+
+
+async def cmd_shop(args: argparse.Namespace, out: TextIO) -> int:
+    """shop list|show|order|orders|card|add|stock|accept|decline|fulfil|cancel."""
+    try:
+        async with _session_client(args) as client:
+            return await shop_cli.run(client, args, out)
+    except shop_cli.UsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
+async def cmd_channel(args: argparse.Namespace, out: TextIO) -> int:
+    """channel create, join, post, ... (channel_cli.py)."""
+    try:
+        async with _session_client(args) as client:
+            return await channel_cli.run(client, args, out)
+    except channel_cli.UsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
 COMMANDS = {
     "send-file": cmd_send_media,
     "send-image": cmd_send_media,
@@ -1350,6 +1406,9 @@ COMMANDS = {
     "profile": cmd_profile,
     "privacy": cmd_privacy,
     **{name: cmd_wallet for name in wallet_cli.COMMANDS},
+    **{name: cmd_nearby for name in nearby_cli.COMMANDS},
+    **{name: cmd_shop for name in shop_cli.COMMANDS},
+    **{name: cmd_channel for name in channel_cli.COMMANDS},
 }
 
 

@@ -24,6 +24,10 @@ object per feature, in the spirit of nats.py's `nc.jetstream()`:
 * `client.wallet`: balance, history, pay, red_packet, claim, packet, check_in, tasks,
   items, gift, redeem (SPEC.md 25; requests that move coins retry with their idempotency
   key by themselves, `wallet.py`).
+* `client.channels`: create, find, join, leave, info, update, set_role, transfer, members,
+  members_page, ban, unban, post, comment, like, unlike, pin, delete, read, fetch,
+  comments, catch_up, search, list, chat_list, resolve (forum channels, SPEC.md 24,
+  `channels.py`).
 
 The method names from before the facades (`create_group`, `contact_accept`, `set_privacy`,
 ...) still work: see `compat`. Requests return the typed answer records of
@@ -79,6 +83,7 @@ from liaotian.protocol.social import (
 
 from .account import Account
 from .backoff import Backoff
+from .channels import Channels
 from .compat import CompatMethods
 from .connection import CLIENT_NAME, ClientConnection
 from .contacts import Contacts
@@ -86,9 +91,11 @@ from .cursor import SessionStore
 from .events import ClientEvent
 from .groups import Groups
 from .media import Media
+from .nearby import Nearby
 from .outbox import SendTimeout, new_cmid
 from .presence import Presence
 from .session import DEFAULT, InitialSync, Session, TimeoutArg
+from .shop import Shop
 from .wallet import Wallet
 
 __all__ = [
@@ -170,6 +177,9 @@ class Client(CompatMethods):
         self.presence = Presence(session)
         self.media = Media(session)
         self.wallet = Wallet(session)
+        self.nearby = Nearby(session)
+        self.shop = Shop(session)
+        self.channels = Channels(session)
 
     # ------------------------------------------------------------------ properties
 
@@ -331,25 +341,37 @@ class Client(CompatMethods):
         return await self._ask(GetReceipts(rid=0, conv=conv), Receipts)
 
     async def conversations(
-        self, limit: int | None = None, before: tuple[int, int] | ConversationSummary | None = None
+        self,
+        limit: int | None = None,
+        before: tuple[int, int] | ConversationSummary | None = None,
+        *,
+        channels: bool = False,
     ) -> ConversationList:
         """One page of the chat list, newest first, with unread counts. For the next page
-        pass `before=` the last entry (or its `(ts, conv)`); `more` says one exists."""
+        pass `before=` the last entry (or its `(ts, conv)`); `more` says one exists. With
+        `channels=True` the user's channels are listed beside the chats (kind "channel")."""
         if isinstance(before, ConversationSummary):
             before = (before.ts, before.conv)
         before_ts, before_conv = before if before is not None else (None, None)
         return await self._ask(
-            ListConversations(rid=0, limit=limit, before_ts=before_ts, before_conv=before_conv),
+            ListConversations(
+                rid=0,
+                limit=limit,
+                before_ts=before_ts,
+                before_conv=before_conv,
+                channels=channels or None,
+            ),
             ConversationList,
         )
 
     async def iter_conversations(
-        self, page_size: int | None = None
+        self, page_size: int | None = None, *, channels: bool = False
     ) -> AsyncIterator[ConversationSummary]:
-        """Every conversation, newest first, fetched page by page."""
+        """Every conversation (and with `channels=True` every channel), newest first,
+        fetched page by page."""
         before: ConversationSummary | None = None
         while True:
-            page = await self.conversations(page_size, before)
+            page = await self.conversations(page_size, before, channels=channels)
             for entry in page.conversations:
                 yield entry
             if not page.more or not page.conversations:

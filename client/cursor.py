@@ -415,7 +415,14 @@ class Verdict(Enum):
 
 
 # Update kinds without a message that the client turns into events (READ, CONTACT, WALLET).
-DATA_KINDS = frozenset({int(UpdateKind.READ), int(UpdateKind.CONTACT), int(UpdateKind.WALLET)})
+DATA_KINDS = frozenset(
+    {
+        int(UpdateKind.READ),
+        int(UpdateKind.CONTACT),
+        int(UpdateKind.WALLET),
+        int(UpdateKind.CHANNEL),
+    }
+)
 
 
 def classify_update(

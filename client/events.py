@@ -8,19 +8,22 @@
             case ContactEvent(event=what, user=user): ...
             case TypingEvent(user=user, typing=on, group=group): ...
             case PresenceChanged(user=user, online=online): ...
+            case ChannelNewsEvent(channel=ch, pos=pos): ...   # fetch the channel's new posts
+            case ChannelChanged(event=what, channel=ch): ...  # joined, left, banned
             case Resync(head=head): ...        # refetch what you show through client.history()
             case CaughtUp(head=head): ...      # everything up to the log's head is queued
             case Disconnected() | Reconnected(): ...   # connection state, for a status line
 
 Two families:
 
-* **Log events** (`MessageReceived`, `GroupChanged`, `ReadReceipt`, `ContactEvent`) are
-  entries of the user's update log. They carry its `seq`, arrive exactly once and in log
-  order, and the cursor covers them only once the application has taken them from
-  `async for`.
-* **Ephemeral events** (`TypingEvent`, `PresenceChanged`) are pushes that the server never
-  stores: no seq, not replayed after a reconnect, delivered as received and dropped (not
-  queued, never blocking the reader) when the event queue is full.
+* **Log events** (`MessageReceived`, `GroupChanged`, `ReadReceipt`, `ContactEvent`,
+  `WalletChanged`, `ChannelChanged`) are entries of the user's update log. They carry its
+  `seq`, arrive exactly once and in log order, and the cursor covers them only once the
+  application has taken them from `async for`.
+* **Ephemeral events** (`TypingEvent`, `PresenceChanged`, `ChannelNewsEvent`) are pushes
+  that the server never stores: no seq, not replayed after a reconnect, delivered as
+  received and dropped (not queued, never blocking the reader) when the event queue is
+  full.
 
 The state events (`Resync`, `CaughtUp`, `Disconnected`, `Reconnected`) are informational;
 the client reconnects on its own. `CaughtUp` is the one to wait for when an application
@@ -48,6 +51,8 @@ __all__ = [
     "CONTACT_EVENTS",
     "MEMBERSHIP_CHANGES",
     "CaughtUp",
+    "ChannelChanged",
+    "ChannelNewsEvent",
     "ClientEvent",
     "ContactEvent",
     "Disconnected",
@@ -74,7 +79,9 @@ CONTACT_EVENTS = ("request", "accepted", "declined", "cancelled", "removed", "ch
 # Group timeline event types that change who is in the group or what they may do.
 MEMBERSHIP_CHANGES = frozenset({"created", "added", "removed", "left", "role", "owner"})
 # Timeline events of the wallet (SPEC.md 25.2): delivered as MessageReceived (m.event)
-WALLET_EVENTS = frozenset({"coins", "red_packet", "red_packet_claim", "red_packet_expired", "item"})
+WALLET_EVENTS = frozenset(
+    {"coins", "red_packet", "red_packet_claim", "red_packet_expired", "item", "order", "product"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +233,7 @@ class ContactEvent:
     seq: int
     event: str
     user: str
+    note: str = ""  # a request's note (a hello from People Nearby, SPEC.md 29.3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,8 +332,32 @@ class WalletChanged:
         return v if isinstance(v, dict) else None
 
 
-LogEvent = MessageReceived | GroupChanged | ReadReceipt | ContactEvent | WalletChanged
-EphemeralEvent = TypingEvent | PresenceChanged
+@dataclass(frozen=True, slots=True)
+class ChannelChanged:
+    """Update kind 10 CHANNEL (SPEC.md 24.1): this user created, joined or left `channel`,
+    or was banned from it, on this device or another (`event`: "created", "joined",
+    "left", "banned", ...). `name` is the channel's name then."""
+
+    seq: int
+    event: str
+    channel: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelNewsEvent:
+    """Push (SPEC.md 24.4): `channel` has posts up to `pos`. Coalesced by the server (not
+    one per post) and ephemeral: fetch what you have not seen with
+    `client.channels.fetch(channel, after=...)`; nothing is lost while offline."""
+
+    channel: int
+    pos: int
+
+
+LogEvent = (
+    MessageReceived | GroupChanged | ReadReceipt | ContactEvent | WalletChanged | ChannelChanged
+)
+EphemeralEvent = TypingEvent | PresenceChanged | ChannelNewsEvent
 StateEvent = Resync | CaughtUp | Disconnected | Reconnected
 ClientEvent = (
     MessageReceived
@@ -333,14 +365,23 @@ ClientEvent = (
     | ReadReceipt
     | ContactEvent
     | WalletChanged
+    | ChannelChanged
     | TypingEvent
     | PresenceChanged
+    | ChannelNewsEvent
     | Resync
     | CaughtUp
     | Disconnected
     | Reconnected
 )
-LOG_EVENT_TYPES = (MessageReceived, GroupChanged, ReadReceipt, ContactEvent, WalletChanged)
+LOG_EVENT_TYPES = (
+    MessageReceived,
+    GroupChanged,
+    ReadReceipt,
+    ContactEvent,
+    WalletChanged,
+    ChannelChanged,
+)
 
 
 def event_from_update(update: Update) -> LogEvent | None:
@@ -361,11 +402,17 @@ def event_from_update(update: Update) -> LogEvent | None:
     if update.kind == UpdateKind.CONTACT:
         event, user = d.get("event"), d.get("user")
         if type(event) is str and type(user) is str:
-            return ContactEvent(update.seq, event, user)
+            note = d.get("note")
+            return ContactEvent(update.seq, event, user, note if type(note) is str else "")
         return None
     if update.kind == UpdateKind.WALLET:
         event = d.get("event")
         return WalletChanged(update.seq, event, dict(d)) if type(event) is str else None
+    if update.kind == UpdateKind.CHANNEL:
+        event, channel, name = d.get("event"), d.get("channel"), d.get("name", "")
+        if type(event) is str and type(channel) is int and type(name) is str:
+            return ChannelChanged(update.seq, event, channel, name)
+        return None
     return None
 
 

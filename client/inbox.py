@@ -41,14 +41,17 @@ from liaotian.protocol import (
     Update,
     Updates,
 )
+from liaotian.protocol.channels import ChannelNews
 
 from .connection import ClientConnection, request_error
 from .cursor import CursorTracker, Verdict, classify_update
 from .events import (
     LOG_EVENT_TYPES,
     CaughtUp,
+    ChannelNewsEvent,
     ClientEvent,
     Disconnected,
+    EphemeralEvent,
     EventQueue,
     PresenceChanged,
     Reconnected,
@@ -229,6 +232,9 @@ class Inbox:
         if isinstance(msg, Presence):
             self._emit_ephemeral(PresenceChanged(msg.user, msg.online, msg.last_seen))
             return True
+        if isinstance(msg, ChannelNews):
+            self._emit_ephemeral(ChannelNewsEvent(msg.channel, msg.pos))
+            return True
         if isinstance(msg, Error):
             if msg.rid and msg.rid == self.sync_rid:
                 self._on_sync_error(conn, msg)
@@ -387,7 +393,7 @@ class Inbox:
             return
         self.events.put_nowait(event, force=True)
 
-    def _emit_ephemeral(self, event: TypingEvent | PresenceChanged) -> None:
+    def _emit_ephemeral(self, event: EphemeralEvent) -> None:
         """A push that is not in the log: queued if there is room, else dropped (it cannot
         be fetched again, and waiting for room would block the reader)."""
         if self._ephemeral_events and not self.events.put_nowait(event):

@@ -55,8 +55,9 @@ from liaotian.protocol.wallet import Wallet as Balance
 
 from .backoff import Backoff
 from .facade import Facade
+from .session import Session
 
-__all__ = ["Balance", "Wallet", "new_key"]
+__all__ = ["Balance", "Wallet", "keyed", "new_key"]
 
 A = TypeVar("A", bound=Message)
 _RETRIED = frozenset({ErrorCode.INTERNAL_ERROR, ErrorCode.UNAVAILABLE})
@@ -65,6 +66,20 @@ _RETRIED = frozenset({ErrorCode.INTERNAL_ERROR, ErrorCode.UNAVAILABLE})
 def new_key() -> str:
     """A fresh idempotency key: 22 random URL-safe characters."""
     return secrets.token_urlsafe(16)
+
+
+async def keyed(session: Session, msg: Message, answer: type[A]) -> A:
+    """A request with an idempotency key, repeated with that key until answered (the key
+    makes every repetition safe); the shop's keyed requests use it too (shop.py)."""
+    backoff = Backoff()
+    async with asyncio.timeout(session.request_timeout):
+        while True:
+            try:
+                return await session.request(msg, answer, retry=True, timeout=None)
+            except RequestError as exc:
+                if exc.code not in _RETRIED:
+                    raise
+            await asyncio.sleep(backoff.next_delay())
 
 
 class Wallet(Facade):
@@ -77,18 +92,7 @@ class Wallet(Facade):
         return await self.balance()
 
     async def _keyed(self, msg: Message, answer: type[A]) -> A:
-        """A request with an idempotency key, repeated with that key until answered (the
-        key makes every repetition safe)."""
-        session = self._session
-        backoff = Backoff()
-        async with asyncio.timeout(session.request_timeout):
-            while True:
-                try:
-                    return await session.request(msg, answer, retry=True, timeout=None)
-                except RequestError as exc:
-                    if exc.code not in _RETRIED:
-                        raise
-                await asyncio.sleep(backoff.next_delay())
+        return await keyed(self._session, msg, answer)
 
     # ------------------------------------------------------------------ reads
 

@@ -75,11 +75,13 @@ def check(
 def all_checks() -> list[Check]:
     from . import (  # noqa: F401  (importing registers the checks)
         checks_accounts,
+        checks_channels,
         checks_framing,
         checks_handshake,
         checks_limits,
         checks_media,
         checks_messaging,
+        checks_nearby,
         checks_social,
         checks_states,
         checks_wallet,

@@ -99,7 +99,7 @@ class MessageType(IntEnum):
     UPLOAD_CANCEL = 95
     DOWNLOAD = 96
     BLOB_DATA = 97
-    # channels (channels.py): 110-130
+    # channels (channels.py): 110-139
     CHANNEL_CREATE = 110
     CHANNEL_INFO = 111
     GET_CHANNEL = 112
@@ -121,6 +121,11 @@ class MessageType(IntEnum):
     CHANNEL_SEARCH = 128
     CHANNEL_HITS = 129
     CHANNEL_NEWS = 130
+    CHANNEL_TRANSFER = 131
+    CHANNEL_MEMBERS = 132
+    CHANNEL_MEMBER_LIST = 133
+    CHANNEL_FIND = 134
+    CHANNEL_FOUND = 135
     # the wallet (wallet.py): 150-170
     GET_WALLET = 150
     WALLET = 151
@@ -143,6 +148,29 @@ class MessageType(IntEnum):
     ITEM_GIFT = 168
     ITEM_REDEEM = 169
     ITEM_DONE = 170
+    # nearby (nearby.py): 200-209
+    NEARBY_SHARE = 200
+    NEARBY_SHARED = 201
+    NEARBY_STOP = 202
+    NEARBY_QUERY = 203
+    NEARBY_LIST = 204
+    NEARBY_HELLO = 205
+    MERCHANT_SET = 206
+    GET_MERCHANT = 207
+    MERCHANT = 208
+    # the shop (shop.py): 210-239
+    PRODUCT_ADD = 210
+    PRODUCT_INFO = 211
+    PRODUCT_STOCK = 212
+    LIST_PRODUCTS = 213
+    PRODUCT_LIST = 214
+    GET_PRODUCT = 215
+    PRODUCT_CARD = 216
+    ORDER_PLACE = 217
+    ORDER_INFO = 218
+    ORDER_STEP = 219
+    LIST_ORDERS = 220
+    ORDER_LIST = 221
 
 
 class UpdateKind(IntEnum):
@@ -217,6 +245,9 @@ _FROM_CLIENT = frozenset(
         T.CHANNEL_READ,
         T.CHANNEL_FETCH,
         T.CHANNEL_SEARCH,
+        T.CHANNEL_TRANSFER,
+        T.CHANNEL_MEMBERS,
+        T.CHANNEL_FIND,
         T.GET_WALLET,
         T.LIST_TRANSFERS,
         T.PAY,
@@ -228,6 +259,20 @@ _FROM_CLIENT = frozenset(
         T.LIST_ITEMS,
         T.ITEM_GIFT,
         T.ITEM_REDEEM,
+        T.NEARBY_SHARE,
+        T.NEARBY_STOP,
+        T.NEARBY_QUERY,
+        T.NEARBY_HELLO,
+        T.MERCHANT_SET,
+        T.GET_MERCHANT,
+        T.PRODUCT_ADD,
+        T.PRODUCT_STOCK,
+        T.LIST_PRODUCTS,
+        T.GET_PRODUCT,
+        T.PRODUCT_CARD,
+        T.ORDER_PLACE,
+        T.ORDER_STEP,
+        T.LIST_ORDERS,
     }
 )
 CLIENT_TYPES = frozenset(int(t) for t in _FROM_CLIENT)

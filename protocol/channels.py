@@ -19,6 +19,9 @@ __all__ = [
     "ChannelCreate",
     "ChannelDelete",
     "ChannelFetch",
+    "ChannelFind",
+    "ChannelFound",
+    "ChannelFoundEntry",
     "ChannelHit",
     "ChannelHits",
     "ChannelInfo",
@@ -26,6 +29,9 @@ __all__ = [
     "ChannelLeave",
     "ChannelLike",
     "ChannelLikes",
+    "ChannelMemberEntry",
+    "ChannelMemberList",
+    "ChannelMembers",
     "ChannelNews",
     "ChannelPage",
     "ChannelPin",
@@ -35,6 +41,7 @@ __all__ = [
     "ChannelRead",
     "ChannelSearch",
     "ChannelSetRole",
+    "ChannelTransfer",
     "ChannelUpdate",
     "GetChannel",
 ]
@@ -46,6 +53,7 @@ ABOUT_MAX = 1024
 RULES_MAX = 4096
 SLOW_MODE_MAX = 86_400
 PAGE_MAX = 200
+MEMBERS_PAGE_MAX = 1000
 ROLES = ("owner", "admin", "member")
 
 
@@ -127,6 +135,58 @@ class ChannelBan(Message):
     channel: int
     user: str = wire(max=USER_MAX)
     ban: bool = True  # false: unban
+
+
+@message(M.CHANNEL_TRANSFER)
+class ChannelTransfer(Message):
+    """The owner hands the channel to another member and becomes an admin."""
+
+    channel: int
+    user: str = wire(max=USER_MAX)
+
+
+@message(M.CHANNEL_MEMBERS)
+class ChannelMembers(Message):
+    """Admins: one page of the members, in the server's order; continue with `after` =
+    the answer's `next`."""
+
+    channel: int
+    after: int | None = None
+    limit: int | None = wire(default=None, lo=1, hi=MEMBERS_PAGE_MAX)
+
+
+@record()
+class ChannelMemberEntry(Record):
+    user: str = wire(max=USER_MAX)
+    role: str = wire(choices=ROLES)
+
+
+@message(M.CHANNEL_MEMBER_LIST)
+class ChannelMemberList(Message):
+    channel: int
+    members: tuple[ChannelMemberEntry, ...]
+    next: int | None = None  # the `after` of the next page; absent: this was the last
+
+
+@message(M.CHANNEL_FIND)
+class ChannelFind(Message):
+    """The open channels of this name (case ignored for ASCII letters): how a user who is
+    not a member yet finds a channel by its name."""
+
+    name: str = wire(max=NAME_MAX, min=1)
+
+
+@record()
+class ChannelFoundEntry(Record):
+    channel: int
+    name: str = wire(max=NAME_MAX)
+    about: str = wire(max=ABOUT_MAX)
+    members: int
+
+
+@message(M.CHANNEL_FOUND)
+class ChannelFound(Message):
+    channels: tuple[ChannelFoundEntry, ...]
 
 
 # --------------------------------------------------------------------------- posts
@@ -297,4 +357,9 @@ CHANNEL_CLASSES: tuple[type[Message], ...] = (
     ChannelSearch,
     ChannelHits,
     ChannelNews,
+    ChannelTransfer,
+    ChannelMembers,
+    ChannelMemberList,
+    ChannelFind,
+    ChannelFound,
 )

@@ -73,6 +73,13 @@ class ErrorCode(IntEnum):
     PACKET_EXPIRED = 3204  # the red packet expired; its rest went back to the sender
     ITEM_UNAVAILABLE = 3205  # no such item of yours, or it is redeemed
     TASK_DONE = 3206  # the task is done as often as it pays in this period
+    # 33xx: nearby and the shop (SPEC.md 29, 30)
+    IMPLAUSIBLE_MOVE = 3301  # the position moved farther than anyone travels in the time
+    NOT_MERCHANT = 3302  # the account is not a merchant account (or has no profile yet)
+    NOT_NEARBY = 3303  # that user is not discoverable near you now
+    UNKNOWN_PRODUCT = 3310  # no such product
+    OUT_OF_STOCK = 3311  # fewer units left than ordered; data {"stock": left}
+    UNKNOWN_ORDER = 3312  # no such open order of yours (or it is closed)
     # 4xxx: load
     RATE_LIMITED = 4001  # retry_after says when to try again
     # 5xxx: the server
@@ -139,6 +146,12 @@ _ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.PACKET_EXPIRED: "the red packet expired",
     ErrorCode.ITEM_UNAVAILABLE: "no such item, or it is used",
     ErrorCode.TASK_DONE: "the task is done for this period",
+    ErrorCode.IMPLAUSIBLE_MOVE: "the position moved implausibly far",
+    ErrorCode.NOT_MERCHANT: "not a merchant",
+    ErrorCode.NOT_NEARBY: "that user is not nearby",
+    ErrorCode.UNKNOWN_PRODUCT: "no such product",
+    ErrorCode.OUT_OF_STOCK: "not enough left in stock",
+    ErrorCode.UNKNOWN_ORDER: "no such open order",
     ErrorCode.RATE_LIMITED: "rate limit exceeded, retry later",
     ErrorCode.INTERNAL_ERROR: "internal server error",
     ErrorCode.UNAVAILABLE: "server unavailable, reconnect and retry",

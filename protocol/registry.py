@@ -1,9 +1,9 @@
 """Type number -> message class, and decode_message: the one module that knows every family.
 
-messages.py (core), social.py (the social layer), media.py, channels.py and wallet.py know
-nothing of each other; this module imports them all, checks that together they cover every
-MessageType exactly once, and decodes a payload with the decoder codec.message compiled for
-its class.
+messages.py (core), social.py (the social layer), media.py, channels.py, wallet.py,
+nearby.py and shop.py know nothing of each other; this module imports them all, checks that together
+they cover every MessageType exactly once, and decodes a payload with the decoder
+codec.message compiled for its class.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from .errors import ProtocolError
 from .limits import DEFAULT_LIMITS, Limits
 from .media import MEDIA_CLASSES
 from .messages import CORE_CLASSES
+from .nearby import NEARBY_CLASSES
+from .shop import SHOP_CLASSES
 from .social import SOCIAL_CLASSES
 from .wallet import WALLET_CLASSES
 
@@ -26,7 +28,15 @@ __all__ = ["MESSAGE_CLASSES", "decode_message"]
 
 def _registry() -> dict[int, type[Message]]:
     table: dict[int, type[Message]] = {}
-    for cls in (*CORE_CLASSES, *SOCIAL_CLASSES, *MEDIA_CLASSES, *CHANNEL_CLASSES, *WALLET_CLASSES):
+    for cls in (
+        *CORE_CLASSES,
+        *SOCIAL_CLASSES,
+        *MEDIA_CLASSES,
+        *CHANNEL_CLASSES,
+        *WALLET_CLASSES,
+        *NEARBY_CLASSES,
+        *SHOP_CLASSES,
+    ):
         number = int(cls.TYPE)
         if number in table:
             raise RuntimeError(f"{cls.__name__} and {table[number].__name__} share type {number}")

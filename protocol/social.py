@@ -378,6 +378,7 @@ class SetPrivacy(Message):
     groups: str | None = wire(default=None, choices=VISIBILITY)
     receipts: str | None = wire(default=None, choices=VISIBILITY)
     coins: str | None = wire(default=None, choices=VISIBILITY)  # may send this user coins
+    nearby: str | None = wire(default=None, choices=VISIBILITY)  # finds this user nearby
 
 
 @message(M.GET_PRIVACY)
@@ -393,6 +394,7 @@ class Privacy(Message):
     groups: str | None = wire(default=None, choices=VISIBILITY)  # always sent by this server
     receipts: str | None = wire(default=None, choices=VISIBILITY)  # always sent by this server
     coins: str | None = wire(default=None, choices=VISIBILITY)  # always sent by this server
+    nearby: str | None = wire(default=None, choices=VISIBILITY)  # always sent by this server
 
 
 SOCIAL_CLASSES: tuple[type[Message], ...] = (

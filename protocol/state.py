@@ -17,6 +17,8 @@ from .base import MessageType as T
 from .channels import CHANNEL_CLASSES
 from .codes import ErrorCode
 from .media import MEDIA_CLIENT_TYPES, MEDIA_SERVER_TYPES
+from .nearby import NEARBY_CLASSES
+from .shop import SHOP_CLASSES
 from .social import SOCIAL_CLIENT_TYPES, SOCIAL_SERVER_TYPES
 from .wallet import WALLET_CLIENT_TYPES, WALLET_SERVER_TYPES
 
@@ -35,6 +37,12 @@ class State(Enum):
 
 _CHANNEL_CLIENT = {int(c.TYPE) for c in CHANNEL_CLASSES if c.FROM_CLIENT}
 _CHANNEL_SERVER = {int(c.TYPE) for c in CHANNEL_CLASSES if not c.FROM_CLIENT}
+_LATER = (
+    *NEARBY_CLASSES,
+    *SHOP_CLASSES,
+)  # families after the wallet: every message needs a session
+_LATER_CLIENT = {int(c.TYPE) for c in _LATER if c.FROM_CLIENT}
+_LATER_SERVER = {int(c.TYPE) for c in _LATER if not c.FROM_CLIENT}
 _ANYTIME_CLIENT = {T.PING, T.CLOSE}
 _ACCOUNT = {T.REGISTER, T.LOGIN, T.AUTH}
 _SESSION = {
@@ -49,6 +57,7 @@ _SESSION = {
     *MEDIA_CLIENT_TYPES,
     *_CHANNEL_CLIENT,
     *WALLET_CLIENT_TYPES,
+    *_LATER_CLIENT,
 }
 
 # What a client may send (and so what a server accepts) in each state.
@@ -71,6 +80,7 @@ SERVER_MAY_SEND: dict[State, frozenset[int]] = {
         | MEDIA_SERVER_TYPES
         | _CHANNEL_SERVER
         | WALLET_SERVER_TYPES
+        | _LATER_SERVER
     ),
     State.CLOSED: frozenset(),
 }

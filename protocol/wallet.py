@@ -60,11 +60,21 @@ MAX_MEMO = 256  # characters
 MAX_KEY = 64  # characters of an idempotency key
 MAX_SHARES = 1000  # shares of one red packet at most
 # what a transfer is for, and which step of it this is
-TRANSFER_CODES = ("mint", "pay", "reward", "red_packet", "claim", "hold", "reversal", "expired")
+TRANSFER_CODES = (
+    "mint",
+    "pay",
+    "reward",
+    "red_packet",
+    "claim",
+    "hold",
+    "reversal",
+    "expired",
+    "order",  # a shop order's payment (SPEC.md 30)
+)
 TRANSFER_PHASES = ("posted", "pending", "post", "void")
 SPLITS = ("random", "equal")
 PACKET_STATES = ("open", "emptied", "expired")
-TASK_TRIGGERS = ("checkin", "message", "invite")
+TASK_TRIGGERS = ("checkin", "message", "invite", "forum")
 
 
 # --------------------------------------------------------------------------- nested maps

@@ -38,9 +38,12 @@ from .handlers.contacts import ContactHandlers
 from .handlers.groups import GroupHandlers, answer_created
 from .handlers.media import MediaHandlers
 from .handlers.messaging import MessagingHandlers
+from .handlers.nearby import NearbyHandlers
 from .handlers.presence import PresenceService
 from .handlers.receipts import ReceiptHandlers
 from .handlers.session import SessionHandlers
+from .handlers.shop import ShopHandlers
+from .handlers.shop import answers as shop_answers
 from .handlers.throttle import WriteBudget
 from .handlers.wallet import Expiry, WalletHandlers, answers
 from .media.aio import MediaIO
@@ -88,6 +91,7 @@ class Server:
         )
         self.policy = Policy(
             max_group_size=config.max_group_size,
+            max_channel_members=config.max_channel_members,
             max_groups_owned=config.max_groups_owned,
             max_groups_joined=config.max_groups_joined,
             max_contacts=config.max_contacts,
@@ -197,6 +201,11 @@ class Server:
         self.expiry = Expiry(store, self.policy)
         for op_type, answer in answers(self.expiry).items():
             self.fanout.answer_with(op_type, answer)
+        ShopHandlers(store, writes, self.policy, clock).route(router)
+        for op_type, answer in shop_answers(self.expiry).items():
+            self.fanout.answer_with(op_type, answer)
+        self.nearby = NearbyHandlers(store, writes, self.policy, clock)
+        self.nearby.route(router)
         self.presence = PresenceService(store, hub, cfg, clock)
         self.presence.route(router)
         hub.on_presence = self.presence.changed
@@ -258,6 +267,7 @@ class Server:
             self.loop.create_task(self._prune(), name="retention"),
             self.loop.create_task(self.presence.run(), name="presence"),
             self.loop.create_task(self.expiry.run(), name="wallet-expiry"),
+            self.loop.create_task(self.nearby.run(), name="nearby-sweep"),
         ]
         if self.media is not None:
             self._background.append(self.loop.create_task(self.media.run(), name="media-sweeps"))

@@ -58,6 +58,7 @@ class Config:
     stats_interval: float = 60.0  # seconds between writer-statistics log lines; 0 = none
     # social layer
     max_group_size: int = 500  # members, owner included
+    max_channel_members: int = 100_000  # members of one channel, owner included
     presence_interval: float = 2.0  # seconds: presence changes are published this often
     typing_ttl: float = 6.0  # seconds a typing notice lasts unless renewed
     typing_rate: float = 2.0  # typing notices per second per conversation and connection
@@ -362,6 +363,7 @@ RULES: dict[str, Rule] = {
     "max_batch": Rule(1, 1_000_000),
     "stats_interval": Rule(0, DAY, note="seconds; 0: no statistics lines"),
     "max_group_size": Rule(2, 1_000_000, note="members, owner included"),
+    "max_channel_members": Rule(1, 100_000_000, note="members of one channel, owner included"),
     "presence_interval": Rule(0, HOUR, above=True, note="seconds"),
     "typing_ttl": Rule(0, HOUR, above=True, note="seconds"),
     "typing_rate": Rule(0, above=True, note="per second"),

@@ -75,7 +75,8 @@ class FanOut:
                 if origin is not None:
                     code = req.error
                     extra: dict[str, Any] = {}
-                    if code in _WITH_EXTRAS:  # from a rule's Refused (chat/ops.py)
+                    # from a rule's Refused (chat/ops.py); GROUP_FULL of a channel has data
+                    if code in _WITH_EXTRAS or getattr(req, "error_data", None):
                         extra = {
                             "retry_after": getattr(req, "error_retry_after", None),
                             "data": getattr(req, "error_data", None) or {},

@@ -58,6 +58,7 @@ CODE_CLAIM = 5  # ESCROW -> user: a share of a red packet
 CODE_HOLD = 6  # a generic pending transfer between two accounts, and its post or void
 CODE_REVERSAL = 7  # reverses a posted transfer (ref: its id)
 CODE_EXPIRED = 8  # the void of a pending transfer that timed out
+CODE_ORDER = 9  # buyer -> merchant: a shop order's payment (ref: the order), and its post or void
 CODE_NAMES = {
     CODE_MINT: "mint",
     CODE_PAY: "pay",
@@ -67,6 +68,7 @@ CODE_NAMES = {
     CODE_HOLD: "hold",
     CODE_REVERSAL: "reversal",
     CODE_EXPIRED: "expired",
+    CODE_ORDER: "order",
 }
 
 # red packets
@@ -208,7 +210,7 @@ class LedgerDump:
 
 
 DAY_MS = 86_400_000
-TRIGGERS = ("checkin", "message", "invite")  # what completes a task
+TRIGGERS = ("checkin", "message", "invite", "forum")  # what completes a task
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,9 +242,11 @@ class WalletPolicy:
     max_packet_shares: int = 1000
     item_secret: bytes = b""  # keys the item codes (a new random one per start is fine)
     on_message: tuple[Task, ...] = field(init=False, default=())  # what a SEND completes
+    on_forum: tuple[Task, ...] = field(init=False, default=())  # a channel post or comment
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "on_message", self.triggered("message"))
+        object.__setattr__(self, "on_forum", self.triggered("forum"))
 
     def triggered(self, trigger: str) -> tuple[Task, ...]:
         return tuple(t for t in self.tasks if t.trigger == trigger)

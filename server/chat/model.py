@@ -71,6 +71,7 @@ class Social:
     groups_joined: int = 0  # groups this user is a member of (owned ones included)
     receipts: int = VIS_CONTACTS  # who sees this user's read and delivered positions
     coins: int = VIS_CONTACTS  # who may send this user coins (rules/wallet.py)
+    nearby: int = VIS_EVERYONE  # who finds this user's shared position (rules/nearby.py)
 
     def copy(self) -> Social:
         return Social(
@@ -86,6 +87,7 @@ class Social:
             self.groups_joined,
             receipts=self.receipts,
             coins=self.coins,
+            nearby=self.nearby,
         )
 
     def add_relation(self, other: int, kind: int) -> None:

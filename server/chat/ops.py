@@ -193,6 +193,14 @@ class RequestContact(RelationOp):
     __slots__ = ()
 
 
+@dataclass(slots=True, eq=False, kw_only=True)
+class SayHello(RelationOp):
+    """A contact request from People Nearby (SPEC.md 29.3): a RequestContact carrying a
+    short note the target sees with the request."""
+
+    note: str = ""
+
+
 class AcceptContact(RelationOp):
     __slots__ = ()
 
@@ -225,6 +233,7 @@ class SetPrivacy(Op):
     groups: str | None = None
     receipts: str | None = None
     coins: str | None = None  # who may send me coins
+    nearby: str | None = None  # who finds my shared position ("nobody": not discoverable)
 
 
 # read markers (rules/receipts.py)
@@ -295,6 +304,14 @@ class SetChannelRole(Op):
     channel: int
     user: str
     role: str  # "member" or "admin"
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class TransferChannel(Op):
+    """The owner hands the channel to the member `user` and becomes an admin."""
+
+    channel: int
+    user: str
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -510,3 +527,53 @@ class UseInvite(WalletOp):
     completes the "invite" tasks (the REGISTER handler's, actor: the new user)."""
 
     code: str
+
+
+# the shop (rules/shop.py; SPEC.md 30): wallet ops, so their keys make them idempotent
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class AddProduct(WalletOp):
+    """A product in the actor's catalogue (the handler checks the actor is a merchant)."""
+
+    title: str
+    description: str = ""
+    price: int
+    stock: int
+    image: bytes = b""
+    requires: str = ""  # the kind of item (an F code) a buyer gives up to order it
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class SetStock(WalletOp):
+    """The units of one of the actor's products available from now on."""
+
+    product: int
+    stock: int
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class ShareProduct(WalletOp):
+    """A product card: a "product" event in the direct conversation with `to`."""
+
+    product: int
+    to: str
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class PlaceOrder(WalletOp):
+    """Order `qty` units: the price held from the buyer for the merchant, the units taken
+    from the stock, in one commit; `code`: the item a gated product takes."""
+
+    product: int
+    qty: int = 1
+    code: str = ""
+    timeout_ms: int = 86_400_000  # unfulfilled by then: voided, the units returned
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class OrderStep(WalletOp):
+    """accept, fulfil, decline (the merchant's) or cancel (the buyer's, before acceptance)."""
+
+    order: int
+    step: str

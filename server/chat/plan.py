@@ -31,6 +31,7 @@ from .model import (
     PostState,
     Social,
 )
+from .shop import Order, Product
 
 
 @dataclass(slots=True)
@@ -149,6 +150,7 @@ class Plan(Protocol):
         groups: int | None = None,
         receipts: int | None = None,
         coins: int | None = None,
+        nearby: int | None = None,
     ) -> None: ...
     def set_read_marker(self, uid: int, conv: int, pos: int) -> None:
         """Move the user's read marker of the conversation forward to `pos`."""
@@ -199,6 +201,18 @@ class Plan(Protocol):
     def add_item(self, item: Item) -> None: ...
     def give_item(self, item: Item, owner: int) -> None: ...
     def redeem_item(self, item: Item) -> None: ...
+
+    # ------------------------------------------------------------------ the shop
+    # (chat/shop.py). Products and open orders are immutable records: put replaces.
+
+    def product(self, pid: int) -> Product | None: ...
+    def order(self, oid: int) -> Order | None:
+        """The order if it is open (placed or accepted); closed ones read as absent."""
+
+    def new_product_id(self) -> int: ...
+    def new_order_id(self) -> int: ...
+    def put_product(self, p: Product, *, new: bool = False) -> None: ...
+    def put_order(self, o: Order, *, new: bool = False) -> None: ...
 
 
 class ChannelPlan(Plan, Protocol):

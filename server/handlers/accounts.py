@@ -170,7 +170,9 @@ class AccountHandlers:
         except BaseException:
             self.logins.abandoned(account, address)
             raise
-        if user is None or not ok:
+        # a disabled account's right password fails as a wrong one, and counts as one:
+        # guesses at it stay throttled, and nothing tells it is disabled
+        if user is None or not ok or user.id in self.hub.disabled:
             self.logins.failed(account, address, self.clock())
             conn.log.info("failed login for %r from %s", account, address)
             raise RequestError(ErrorCode.BAD_CREDENTIALS)
@@ -193,7 +195,7 @@ class AccountHandlers:
         # the device's old token is dead: so are the connections that authenticated with it
         self._disconnect_device(user.id, msg.device, "logged in again")
         await self._bind(conn, user.id, user.username, msg.device)
-        conn.log.info("login %s/%s", user.username, msg.device)
+        conn.log.debug("login %s/%s", user.username, msg.device)  # info: ops/lifecycle.py
         conn.send(
             Authenticated(
                 rid=msg.rid,
@@ -225,7 +227,7 @@ class AccountHandlers:
             raise RequestError(ErrorCode.INVALID_TOKEN, "token expired: log in again")
         await self._bind(conn, user.id, user.username, device.device)
         self.store.touch_device(user.id, device.device)
-        conn.log.info("auth %s/%s", user.username, device.device)
+        conn.log.debug("auth %s/%s", user.username, device.device)  # info: ops/lifecycle.py
         conn.send(
             Authenticated(
                 rid=msg.rid,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,9 @@ from liaotian.protocol.channels import (
     ChannelCreate,
     ChannelDelete,
     ChannelFetch,
+    ChannelFind,
+    ChannelFound,
+    ChannelFoundEntry,
     ChannelHit,
     ChannelHits,
     ChannelInfo,
@@ -33,6 +37,9 @@ from liaotian.protocol.channels import (
     ChannelLeave,
     ChannelLike,
     ChannelLikes,
+    ChannelMemberEntry,
+    ChannelMemberList,
+    ChannelMembers,
     ChannelNews,
     ChannelPage,
     ChannelPin,
@@ -42,6 +49,7 @@ from liaotian.protocol.channels import (
     ChannelRead,
     ChannelSearch,
     ChannelSetRole,
+    ChannelTransfer,
     ChannelUpdate,
     GetChannel,
 )
@@ -57,6 +65,8 @@ from .throttle import WriteBudget
 
 log = logging.getLogger("liaotian.channels")
 PAGE = 50  # CHANNEL_FETCH / CHANNEL_SEARCH items when the request gives no limit
+FIND_MAX = 20  # CHANNEL_FOUND entries at most
+MEMBERS_PAGE = 200  # CHANNEL_MEMBERS entries when the request gives no limit
 NEWS_INTERVAL = 0.05  # seconds: news of one channel is sent at most once per interval
 _NEWS = int(MessageType.CHANNEL_NEWS)
 _WATCHED = frozenset(
@@ -127,6 +137,9 @@ MAKERS: dict[type, Callable[[Peer, Any], ops.Op]] = {
     ChannelLeave: lambda c, m: ops.LeaveChannel(actor=c.user_id, channel=m.channel),
     ChannelSetRole: lambda c, m: ops.SetChannelRole(
         actor=c.user_id, channel=m.channel, user=m.user, role=m.role
+    ),
+    ChannelTransfer: lambda c, m: ops.TransferChannel(
+        actor=c.user_id, channel=m.channel, user=m.user
     ),
     ChannelBan: lambda c, m: ops.BanMember(
         actor=c.user_id, channel=m.channel, user=m.user, ban=m.ban
@@ -199,6 +212,8 @@ class ChannelHandlers:
         r.route(GetChannel, self.get_channel)
         r.route(ChannelFetch, self.fetch)
         r.route(ChannelSearch, self.search)
+        r.route(ChannelMembers, self.members)
+        r.route(ChannelFind, self.find)
 
     def _submitter(self, make: Callable[[Peer, Any], ops.Op]) -> Any:
         def handler(conn: Peer, msg: Any) -> None:
@@ -285,6 +300,42 @@ class ChannelHandlers:
                     )
                     for p in posts
                 ),
+            )
+        )
+
+    async def find(self, conn: Peer, msg: ChannelFind) -> None:
+        """Open channels by name, so a user joins one by its name (closed ones stay
+        unlisted: their invitation is the way in)."""
+        found = await self.store.channels_named(msg.name, FIND_MAX)
+        conn.send(
+            ChannelFound(
+                rid=msg.rid,
+                channels=tuple(
+                    ChannelFoundEntry(
+                        channel=ch.conv, name=ch.name, about=ch.about, members=ch.members
+                    )
+                    for ch in found
+                ),
+            )
+        )
+
+    async def members(self, conn: Peer, msg: ChannelMembers) -> None:
+        """A page of members, for admins (a member list of a forum is not every reader's
+        to collect). Paged by user id: one index range read, however large the channel."""
+        ch, m = await self._membership(conn, msg.channel)
+        if m.role < ROLE_ADMIN:
+            raise RequestError(ErrorCode.FORBIDDEN, "only admins list the members")
+        limit = msg.limit or MEMBERS_PAGE
+        rows = await self.store.channel_members(ch.conv, msg.after or 0, limit + 1)
+        page = rows[:limit]
+        conn.send(
+            ChannelMemberList(
+                rid=msg.rid,
+                channel=ch.conv,
+                members=tuple(
+                    ChannelMemberEntry(user=name, role=ROLE_NAMES[role]) for _u, name, role in page
+                ),
+                next=page[-1][0] if len(rows) > limit else None,
             )
         )
 
@@ -389,6 +440,8 @@ class NewsFanOut:
         self._timer = None
         pending, self.pending = self.pending, {}
         of_user = self.of_user
+        t0 = time.perf_counter()
+        sent = self.sent
         for conv, pos in pending.items():
             members = self.online.get(conv)
             if not members:
@@ -396,6 +449,9 @@ class NewsFanOut:
             frame = ChannelNews(rid=0, channel=conv, pos=pos).encode()
             for uid in members:
                 for c in of_user(uid):
-                    c.send_frame(frame, _NEWS)
-                    c.flush()
+                    c.send_frame(frame, _NEWS)  # writes it (the transport's one write path)
                     self.sent += 1
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "news: %d frames in %.1f ms", self.sent - sent, (time.perf_counter() - t0) * 1000
+            )

@@ -110,6 +110,7 @@ class ContactHandlers:
                 groups=msg.groups,
                 receipts=msg.receipts,
                 coins=msg.coins,
+                nearby=msg.nearby,
             )
         )
 
@@ -162,5 +163,6 @@ class ContactHandlers:
                 groups=VISIBILITY_NAMES[soc.groups],
                 receipts=VISIBILITY_NAMES[soc.receipts],
                 coins=VISIBILITY_NAMES[soc.coins],
+                nearby=VISIBILITY_NAMES[soc.nearby],
             )
         )

@@ -20,7 +20,7 @@ connections (4002); revoke [user, device]: as REVOKE_DEVICE (4002 to its connect
 kick [conn or user, reconnect]: CLOSE 1000, or 1001 with reconnect; checkpoint: the WAL
 copied into the database file and truncated; backup [dest]: backup.py's online copy;
 mint [to, amount, memo, key], grant [to, kind], wallet_report [tasks]: the wallet's
-(wallet_admin.py).
+(wallet_admin.py); account_kind [user, kind]: "merchant" or "person" (SPEC.md 29.4).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from .host import Host
 
 log = logging.getLogger("liaotian.admin")
+ACCOUNT_KINDS = ("person", "merchant")  # store.contract KIND_PERSON, KIND_MERCHANT
 RUNNING_ONLY = frozenset({"status", "sessions", "kick"})
 MAX_REQUEST = 64 * 1024  # bytes of one request line
 UNIX_PATH_MAX = 107  # bytes of a Unix socket path (sun_path less its NUL), Linux
@@ -91,6 +92,7 @@ class Admin:
             "mint": self.mint,
             "grant": self.grant,
             "wallet_report": self.wallet_report,
+            "account_kind": self.account_kind,
         }
 
     async def call(self, command: str, args: dict[str, Any]) -> Any:
@@ -312,6 +314,16 @@ class Admin:
     async def wallet_report(self, args: dict[str, Any]) -> dict[str, Any]:
         tasks = self.server.config.tasks() if self.server is not None else None
         return await wallet_admin.report(self.store, args, tasks)
+
+    async def account_kind(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Make an account a merchant (SPEC.md 29.4) or a person again."""
+        name, uid, _disabled = await self._user(args)
+        kind = _text(args, "kind")
+        if kind not in ACCOUNT_KINDS:
+            raise AdminError(f"kind must be one of {', '.join(ACCOUNT_KINDS)}")
+        await self.store.set_account_kind(uid, ACCOUNT_KINDS.index(kind))
+        log.info("admin: account %s is a %s now", name, kind)
+        return {"user": name, "kind": kind}
 
     async def backup(self, args: dict[str, Any]) -> dict[str, Any]:
         self._sqlite_only("backup")

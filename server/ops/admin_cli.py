@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("to", metavar="USER")
     s.add_argument("kind", help="fcode, invite, ...")
     sub.add_parser("wallet-report", help="check the wallet's invariants; totals")
+    s = sub.add_parser("account-kind", help="make an account a merchant, or a person again")
+    s.add_argument("user")
+    s.add_argument("kind", choices=("person", "merchant"))
     return p
 
 
@@ -126,6 +129,8 @@ def request_of(ns: argparse.Namespace, config: Config) -> tuple[str, dict[str, A
         return cmd, {"to": ns.to, "amount": ns.amount, "memo": ns.memo, "key": ns.key or ""}
     if cmd == "grant":
         return cmd, {"to": ns.to, "kind": ns.kind}
+    if cmd == "account-kind":
+        return "account_kind", {"user": ns.user, "kind": ns.kind}
     if cmd == "wallet-report":
         return "wallet_report", {"tasks": config.wallet_tasks}
     if cmd == "reset-password":

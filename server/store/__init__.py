@@ -11,6 +11,9 @@ postgres...  PostgresStore: the SQLite store's pipeline on PostgreSQL, for sever
 from .contract import (
     DeviceRecord,
     MediaStore,
+    MerchantProfile,
+    NearbyStore,
+    ShopStore,
     Store,
     StoreClosed,
     StoreOpenError,
@@ -25,7 +28,10 @@ __all__ = [
     "DeviceRecord",
     "MediaStore",
     "MemoryStore",
+    "MerchantProfile",
+    "NearbyStore",
     "SQLiteStore",
+    "ShopStore",
     "Store",
     "StoreClosed",
     "StoreOpenError",
@@ -42,4 +48,14 @@ def _conform(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[Store, Store]:
 
 def _conform_media(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[MediaStore, MediaStore]:
     """Never called: mypy checks that both stores keep media metadata."""
+    return sqlite, memory
+
+
+def _conform_nearby(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[NearbyStore, NearbyStore]:
+    """Never called: mypy checks that both stores keep shares and merchants."""
+    return sqlite, memory
+
+
+def _conform_shop(sqlite: SQLiteStore, memory: MemoryStore) -> tuple[ShopStore, ShopStore]:
+    """Never called: mypy checks that both stores read the shop."""
     return sqlite, memory

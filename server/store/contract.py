@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 from ..chat.ledger import Account, Item, LedgerDump, Packet, Transfer
 from ..chat.model import Blob, BlobAccess, ChannelMember, ChannelState, GroupState, Social
+from ..chat.rules.nearby import Candidate, Share
+from ..chat.shop import Order, Product
 
 Committed = Callable[[list[Any]], None]  # the planned operations of one commit, in order
 
@@ -238,6 +240,9 @@ class Store(Protocol):
     async def channels_of(self, uid: int) -> list[ChannelRow]:
         """The user's channels, newest activity first."""
 
+    async def channels_named(self, name: str, limit: int) -> list[ChannelState]:
+        """Open channels of this name (ASCII case ignored), the most members first."""
+
     async def channel_members(
         self, conv: int, after: int, limit: int
     ) -> list[tuple[int, str, int]]:
@@ -329,3 +334,71 @@ class MediaStore(Protocol):
 
     async def known_blobs(self, hashes: list[bytes]) -> set[bytes]:
         """Which of these blobs have metadata (a sweep of files without any)."""
+
+
+KIND_PERSON, KIND_MERCHANT = 0, 1  # an account's kind (set by an admin)
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantProfile:
+    """A merchant's public profile (SPEC.md 29.4): its location is exact and public."""
+
+    name: str
+    category: str
+    hours: str
+    lat: int  # microdegrees
+    lon: int
+    cell: int  # the H3 cells of its location (chat/rules/nearby.py), for the index
+    index: int
+
+
+class NearbyStore(Protocol):
+    """Shared positions and merchants (SPEC.md 29; chat/rules/nearby.py decides).
+
+    A share keeps a cell, never a position. The finders read an index by index cell
+    (`indexes`, from search_cells): their cost grows with the shares filed under those
+    cells, never with the shares elsewhere (SQLite: a covering B-tree index; memory: a
+    dict of index cells). They leave out, in the store, whoever hides from the viewer:
+    a share past its expiry, a user whose privacy `nearby` is "nobody" (or "contacts" and
+    the viewer is not one), and a user who blocked the viewer. The viewer's own blocks,
+    the radius and the order are the rules' (`find`). Writes are awaited and durable."""
+
+    async def nearby_put(self, share: Share) -> None:
+        """Keep the user's share (replacing any)."""
+
+    async def nearby_share_of(self, uid: int) -> Share | None:
+        """The user's share, live or expired but not yet swept."""
+
+    async def nearby_stop(self, uid: int) -> bool:
+        """Remove the user's share; whether there was one."""
+
+    async def nearby_people(self, viewer: int, indexes: list[int], now: int) -> list[Candidate]:
+        """Live shares filed under these index cells, visible to `viewer`."""
+
+    async def nearby_sweep(self, now: int, limit: int) -> int:
+        """Remove up to `limit` shares expired by `now`; how many."""
+
+    async def set_account_kind(self, uid: int, kind: int) -> None: ...
+    async def account_kind(self, uid: int) -> int: ...
+    async def merchant_put(self, uid: int, profile: MerchantProfile) -> None: ...
+    async def merchant_of(self, uid: int) -> MerchantProfile | None:
+        """A merchant account's profile (None: not a merchant, or no profile yet)."""
+
+    async def nearby_merchants(
+        self, viewer: int, indexes: list[int], category: str | None
+    ) -> list[Candidate]:
+        """Merchants (accounts of kind merchant with a profile) filed under these index
+        cells, of `category` if given; none that blocked the viewer."""
+
+
+class ShopStore(Protocol):
+    """The shop's committed records (SPEC.md 30), for reading; they change only by the
+    shop's operations (chat/rules/shop.py) in the group commit."""
+
+    async def products_of(self, merchant: int) -> list[Product]:
+        """The merchant's catalogue, by id."""
+
+    async def product_by_id(self, pid: int) -> Product | None: ...
+    async def order_by_id(self, oid: int) -> Order | None: ...
+    async def orders_of(self, uid: int, *, as_merchant: bool, limit: int) -> list[Order]:
+        """The user's orders as buyer (or as merchant), newest first."""

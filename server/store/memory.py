@@ -38,6 +38,7 @@ from ..chat.model import (
 )
 from ..chat.ops import SendRequest, SendResult
 from ..chat.plan import pair
+from ..chat.shop import Order, Product
 from .contract import (
     Committed as OnCommitted,
 )
@@ -53,6 +54,7 @@ from .contract import (
     UserRecord,
 )
 from .memory_channels import ChannelWrite, MemoryChannelBatch, MemoryChannels
+from .memory_nearby import MemoryNearby
 from .overlay import Committed, MessageRow, Overlay
 
 # A log entry: (seq, kind, message id or None, data or None, ts).
@@ -160,11 +162,17 @@ class MemoryBatch(MemoryChannelBatch, Overlay):
     def _keep_item(self, item: Item, *, new: bool) -> None:
         pass
 
+    def _keep_product(self, p: Product, *, new: bool) -> None:
+        pass  # the batch's products are what is published
+
+    def _keep_order(self, o: Order, *, new: bool) -> None:
+        pass
+
     def _keep_blob_refs(self, conv: int, pos: int, blobs: tuple[bytes, ...]) -> None:
         self.refs.append((conv, pos, blobs))
 
 
-class MemoryStore(MemoryChannels):
+class MemoryStore(MemoryNearby, MemoryChannels):
     def __init__(
         self,
         *,
@@ -201,6 +209,7 @@ class MemoryStore(MemoryChannels):
         self._accepting = False
         self._scheduled = False
         self._init_channels()
+        self._init_nearby()
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -126,6 +126,16 @@ class MemoryChannels:
         out.sort(key=lambda r: (r[6], r[0]), reverse=True)
         return out
 
+    async def channels_named(self, name: str, limit: int) -> list[ChannelState]:
+        want = _ascii_fold(name)
+        found = [
+            ch
+            for ch in self.state.ch.channels.values()
+            if ch is not None and ch.open and _ascii_fold(ch.name) == want
+        ]
+        found.sort(key=lambda ch: (-ch.members, ch.conv))
+        return found[:limit]
+
     async def channel_members(
         self, conv: int, after: int, limit: int
     ) -> list[tuple[int, str, int]]:
@@ -199,3 +209,11 @@ class MemoryChannels:
             if len(hits) >= limit:
                 break
         return hits
+
+
+def _ascii_fold(name: str) -> str:
+    """Lower case for ASCII letters only, as SQLite's NOCASE does."""
+    return name.translate(_LOWER)
+
+
+_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}

@@ -29,6 +29,7 @@ from ..chat.ops import Push, Refused
 from ..chat.plan import pair
 from .channel_overlay import ChannelOverlay, ChannelTables
 from .ledger import LedgerOverlay, LedgerState
+from .shop_overlay import ShopOverlay, ShopState
 
 # A log row: (its commit's journal id, user, seq, kind, message id or None, data or None,
 # ts ms), as the batch planned it.
@@ -58,6 +59,7 @@ class Committed:
     complete: bool = True
     next_item_id: int = 1
     ledger: LedgerState = field(default_factory=LedgerState)  # the wallet (ledger.py)
+    shop: ShopState = field(default_factory=ShopState)  # the shop (shop_overlay.py)
 
     def add_user(self, name: str, uid: int) -> None:
         self.user_ids[name] = uid
@@ -77,9 +79,10 @@ class Committed:
         self.ch.update(batch.ch)
         self.next_item_id = batch.next_item_id
         self.ledger.publish(batch)
+        self.shop.publish(batch)
 
 
-class Overlay(ChannelOverlay, LedgerOverlay):
+class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
     """The planning state of one batch; implements chat.plan.ChannelPlan but for
     `_keep_*` (the channels' part is ChannelOverlay's, channel_overlay.py; the wallet's
     LedgerOverlay's, ledger.py)."""
@@ -120,6 +123,7 @@ class Overlay(ChannelOverlay, LedgerOverlay):
         self.pushes: list[Push] | None = None  # the current op's
         self._undo: list[Callable[[], None]] | None = None
         self._init_ledger(committed.ledger, parent)
+        self._init_shop(committed.shop, parent)
 
     # ------------------------------------------------------------------ op boundaries
 
@@ -372,6 +376,7 @@ class Overlay(ChannelOverlay, LedgerOverlay):
         groups: int | None = None,
         receipts: int | None = None,
         coins: int | None = None,
+        nearby: int | None = None,
     ) -> None:
         s = self._save_social(self.social_rw(uid))
         if presence is not None:
@@ -386,6 +391,8 @@ class Overlay(ChannelOverlay, LedgerOverlay):
             s.receipts = receipts
         if coins is not None:
             s.coins = coins
+        if nearby is not None:
+            s.nearby = nearby
         self._keep_privacy(uid, s)
 
     def set_read_marker(self, uid: int, conv: int, pos: int) -> None:
@@ -461,4 +468,4 @@ def _restore_social(s: Social, was: Social) -> None:
         was.groups_joined,
         was.receipts,
     )
-    s.coins = was.coins
+    s.coins, s.nearby = was.coins, was.nearby

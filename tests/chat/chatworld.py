@@ -241,6 +241,7 @@ class TinyPlan:
         groups: int | None = None,
         receipts: int | None = None,
         coins: int | None = None,
+        nearby: int | None = None,
     ) -> None:
         s = self.w.social[uid]
         for field, value in (
@@ -250,6 +251,7 @@ class TinyPlan:
             ("groups", groups),
             ("receipts", receipts),
             ("coins", coins),
+            ("nearby", nearby),
         ):
             if value is not None:
                 setattr(s, field, value)

@@ -43,6 +43,8 @@ from liaotian.protocol import (
     Send,
     Sync,
 )
+from liaotian.protocol import nearby as N
+from liaotian.protocol import shop as S
 from liaotian.protocol import wallet as W
 from liaotian.protocol.channels import (
     ChannelBan,
@@ -50,14 +52,17 @@ from liaotian.protocol.channels import (
     ChannelCreate,
     ChannelDelete,
     ChannelFetch,
+    ChannelFind,
     ChannelJoin,
     ChannelLeave,
     ChannelLike,
+    ChannelMembers,
     ChannelPin,
     ChannelPost,
     ChannelRead,
     ChannelSearch,
     ChannelSetRole,
+    ChannelTransfer,
     ChannelUpdate,
     GetChannel,
 )
@@ -174,6 +179,9 @@ EXAMPLES: list[tuple[type[Message], dict[str, Any]]] = [
     (ChannelRead, {"channel": 1, "pos": 1}),
     (ChannelFetch, {"channel": 1}),
     (ChannelSearch, {"channel": 1, "query": "hi"}),
+    (ChannelTransfer, {"channel": 1, "user": "bob"}),
+    (ChannelMembers, {"channel": 1}),
+    (ChannelFind, {"name": "forum"}),
     (W.GetWallet, {}),
     (W.ListTransfers, {"limit": 5}),
     (W.Pay, {"to": "bob", "amount": 1, "key": "k1"}),
@@ -185,6 +193,20 @@ EXAMPLES: list[tuple[type[Message], dict[str, Any]]] = [
     (W.ListItems, {}),
     (W.ItemGift, {"code": "ABCD", "to": "bob"}),
     (W.ItemRedeem, {"code": "ABCD"}),
+    (N.NearbyShare, {"lat": 31_230_400, "lon": 121_473_700}),
+    (N.NearbyStop, {}),
+    (N.NearbyQuery, {"lat": 31_230_400, "lon": 121_473_700}),
+    (N.NearbyHello, {"user": "bob", "note": "hi"}),
+    (N.MerchantSet, {"name": "Cafe", "category": "coffee", "lat": 0, "lon": 0}),
+    (N.GetMerchant, {"user": "bob"}),
+    (S.ProductAdd, {"title": "x", "price": 1, "stock": 1}),
+    (S.ProductStock, {"product": 1, "stock": 1}),
+    (S.ListProducts, {"merchant": "bob"}),
+    (S.GetProduct, {"product": 1}),
+    (S.ProductCard, {"product": 1, "to": "bob"}),
+    (S.OrderPlace, {"product": 1, "key": "k"}),
+    (S.OrderStep, {"order": 1, "step": "cancel"}),
+    (S.ListOrders, {}),
 ]
 
 

@@ -71,6 +71,11 @@ EXPECTED = {
     ("contacts",): "contacts: bob, carol",
     ("privacy",): "presence: contacts",
     ("switch", "alice"): "alice is now the current session",
+    ("channel", "create"): 'created channel #3 "forum"',
+    ("channel", "join"): "rules: be kind",
+    ("channel", "search"): "#1 ",
+    ("channel", "list"): "1 unread",
+    ("channel", "read"): "alice: welcome all",
 }
 
 

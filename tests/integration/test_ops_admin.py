@@ -104,6 +104,23 @@ async def test_a_disabled_user_is_kicked_and_cannot_log_in(
             await admin(srv, "disable", user="carol")
 
 
+async def test_a_disabled_accounts_right_password_counts_as_a_failed_login(
+    tmp_path: Path, clients: Clients
+) -> None:
+    """The right password of a disabled account fails as a wrong one and is throttled as
+    one: guessing at it gains nothing, and nothing tells it from a wrong password."""
+    async with run_server(tmp_path) as srv:
+        await clients.user(srv, "alice")
+        await admin(srv, "disable", user="alice")
+        other = await clients.anonymous(srv)
+        free = srv.config.login_free_failures
+        for i in range(free):
+            login = Login(rid=other.rid(), username="alice", password=PASSWORD, device=f"d{i}")
+            await other.expect_error(login, 2002)
+        login = Login(rid=other.rid(), username="alice", password=PASSWORD, device="d")
+        await other.expect_error(login, 2007)  # THROTTLED, as after as many wrong ones
+
+
 async def test_a_disabled_user_stays_disabled_across_a_restart(
     tmp_path: Path, clients: Clients
 ) -> None:

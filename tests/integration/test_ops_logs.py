@@ -79,6 +79,9 @@ async def test_lifecycle_lines_carry_peer_user_and_close_code(
         authed = await lines.wait_for("authenticated", conn=conn)
         assert (authed["user"], authed["device"], authed["peer"]) == ("alice", "phone", peer)
         assert authed["msg"] == f"conn {conn} authenticated from {peer} as alice, device phone"
+        # the one INFO line of the authentication (the handler's own is DEBUG)
+        infos = [r.getMessage() for r in lines.records if r.levelno >= logging.INFO]
+        assert not [m for m in infos if m.startswith(("login alice", "auth alice"))], infos
         await alice.write(Close(rid=0, code=1000, reason="bye"))
         await alice.expect_eof()
         closed = await lines.wait_for("closed", conn=conn)

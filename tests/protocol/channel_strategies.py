@@ -13,6 +13,9 @@ from liaotian.protocol.channels import (
     ChannelCreate,
     ChannelDelete,
     ChannelFetch,
+    ChannelFind,
+    ChannelFound,
+    ChannelFoundEntry,
     ChannelHit,
     ChannelHits,
     ChannelInfo,
@@ -20,6 +23,9 @@ from liaotian.protocol.channels import (
     ChannelLeave,
     ChannelLike,
     ChannelLikes,
+    ChannelMemberEntry,
+    ChannelMemberList,
+    ChannelMembers,
     ChannelNews,
     ChannelPage,
     ChannelPin,
@@ -29,6 +35,7 @@ from liaotian.protocol.channels import (
     ChannelRead,
     ChannelSearch,
     ChannelSetRole,
+    ChannelTransfer,
     ChannelUpdate,
     GetChannel,
 )
@@ -151,4 +158,29 @@ CHANNEL_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     ),
     T.CHANNEL_HITS: st.builds(ChannelHits, rid=rids, channel=u63, hits=tup(hits)),
     T.CHANNEL_NEWS: st.builds(ChannelNews, rid=rids, channel=u63, pos=u63),
+    T.CHANNEL_FIND: st.builds(ChannelFind, rid=rids, name=nonempty),
+    T.CHANNEL_FOUND: st.builds(
+        ChannelFound,
+        rid=rids,
+        channels=tup(st.builds(ChannelFoundEntry, channel=u63, name=txt, about=txt, members=u63)),
+    ),
+    T.CHANNEL_TRANSFER: st.builds(ChannelTransfer, rid=rids, channel=u63, user=users),
+    T.CHANNEL_MEMBERS: st.builds(
+        ChannelMembers,
+        rid=rids,
+        channel=u63,
+        after=opt | u63,
+        limit=st.none() | st.integers(1, 1000),
+    ),
+    T.CHANNEL_MEMBER_LIST: st.builds(
+        ChannelMemberList,
+        rid=rids,
+        channel=u63,
+        members=tup(
+            st.builds(
+                ChannelMemberEntry, user=users, role=st.sampled_from(["owner", "admin", "member"])
+            )
+        ),
+        next=opt | u63,
+    ),
 }

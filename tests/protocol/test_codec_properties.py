@@ -52,6 +52,8 @@ from liaotian.protocol import (
     encode_updates_frame,
     unpack_body,
 )
+from liaotian.protocol import nearby as N
+from liaotian.protocol import shop as SH
 from liaotian.protocol import wallet as W
 from liaotian.protocol.media import (
     MEDIA_KINDS,
@@ -566,6 +568,146 @@ WALLET_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     T.ITEM_DONE: st.builds(W.ItemDone, rid=rids, item=item_entries, duplicate=st.booleans()),
 }
 
+# people and merchants nearby (protocol/nearby.py)
+lats = st.integers(-90_000_000, 90_000_000)
+lons = st.integers(-180_000_000, 180_000_000)
+nearby_entries = st.builds(
+    N.NearbyEntry,
+    user=users,
+    name=text(64),
+    within=u63,
+    hello=st.booleans(),
+    avatar=st.none() | st.binary(max_size=32),
+    category=opt_text(32),
+    hours=opt_text(120),
+    lat=st.none() | lats,
+    lon=st.none() | lons,
+)
+NEARBY_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
+    T.NEARBY_SHARE: st.builds(
+        N.NearbyShare, rid=rids, lat=lats, lon=lons, ttl=st.integers(60, N.MAX_TTL)
+    ),
+    T.NEARBY_SHARED: st.builds(N.NearbyShared, rid=rids, cell=text(16), expires=u63),
+    T.NEARBY_STOP: st.builds(N.NearbyStop, rid=rids),
+    T.NEARBY_QUERY: st.builds(
+        N.NearbyQuery,
+        rid=rids,
+        lat=lats,
+        lon=lons,
+        radius=st.integers(100, N.MAX_RADIUS),
+        kind=st.sampled_from(N.KINDS),
+        category=opt_text(32),
+        limit=st.integers(1, 50),
+        after=st.none() | u63,
+    ),
+    T.NEARBY_LIST: st.builds(
+        N.NearbyList,
+        rid=rids,
+        entries=st.lists(nearby_entries, max_size=5).map(tuple),
+        next=st.none() | u63,
+    ),
+    T.NEARBY_HELLO: st.builds(N.NearbyHello, rid=rids, user=users, note=text(120)),
+    T.MERCHANT_SET: st.builds(
+        N.MerchantSet,
+        rid=rids,
+        name=st.text(min_size=1, max_size=24),
+        category=st.text(min_size=1, max_size=24),
+        lat=lats,
+        lon=lons,
+        hours=text(120),
+    ),
+    T.GET_MERCHANT: st.builds(N.GetMerchant, rid=rids, user=users),
+    T.MERCHANT: st.builds(
+        N.Merchant,
+        rid=rids,
+        user=users,
+        name=text(64),
+        category=text(32),
+        hours=text(120),
+        lat=lats,
+        lon=lons,
+    ),
+}
+
+product_entries = st.builds(
+    SH.ProductEntry,
+    id=u63,
+    merchant=users,
+    title=text(64),
+    description=text(1000),
+    price=u63,
+    stock=u63,
+    image=st.none() | st.binary(max_size=32),
+    requires=opt_text(32),
+)
+order_entries = st.builds(
+    SH.OrderEntry,
+    id=u63,
+    product=u63,
+    buyer=users,
+    merchant=users,
+    qty=u63,
+    amount=u63,
+    state=st.sampled_from(SH.ORDER_STATES),
+    pending=u63,
+    created=u63,
+    updated=u63,
+    title=opt_text(64),
+)
+SHOP_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
+    T.PRODUCT_ADD: st.builds(
+        SH.ProductAdd,
+        rid=rids,
+        title=st.text(min_size=1, max_size=24),
+        price=amounts,
+        stock=st.integers(0, SH.MAX_STOCK),
+        description=text(1000),
+        image=st.none() | st.binary(max_size=32),
+        requires=st.none() | st.text(min_size=1, max_size=24),
+        key=st.none() | keys,
+    ),
+    T.PRODUCT_INFO: st.builds(
+        SH.ProductInfo, rid=rids, product=product_entries, duplicate=st.booleans()
+    ),
+    T.PRODUCT_STOCK: st.builds(
+        SH.ProductStock, rid=rids, product=u63, stock=st.integers(0, SH.MAX_STOCK)
+    ),
+    T.LIST_PRODUCTS: st.builds(SH.ListProducts, rid=rids, merchant=users),
+    T.PRODUCT_LIST: st.builds(
+        SH.ProductList, rid=rids, products=st.lists(product_entries, max_size=4).map(tuple)
+    ),
+    T.GET_PRODUCT: st.builds(SH.GetProduct, rid=rids, product=u63),
+    T.PRODUCT_CARD: st.builds(SH.ProductCard, rid=rids, product=u63, to=users),
+    T.ORDER_PLACE: st.builds(
+        SH.OrderPlace,
+        rid=rids,
+        product=u63,
+        key=keys,
+        qty=st.integers(1, 100),
+        code=opt_text(32),
+    ),
+    T.ORDER_INFO: st.builds(
+        SH.OrderInfo,
+        rid=rids,
+        order=order_entries,
+        transfer=st.none() | transfer_entries,
+        duplicate=st.booleans(),
+    ),
+    T.ORDER_STEP: st.builds(
+        SH.OrderStep,
+        rid=rids,
+        order=u63,
+        step=st.sampled_from(SH.ORDER_STEPS),
+        key=st.none() | keys,
+    ),
+    T.LIST_ORDERS: st.builds(
+        SH.ListOrders, rid=rids, merchant=st.booleans(), limit=st.integers(1, 200)
+    ),
+    T.ORDER_LIST: st.builds(
+        SH.OrderList, rid=rids, orders=st.lists(order_entries, max_size=4).map(tuple)
+    ),
+}
+
 
 STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     T.HELLO: st.builds(
@@ -648,6 +790,8 @@ STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     **MEDIA_STRATEGIES,
     **CHANNEL_STRATEGIES,
     **WALLET_STRATEGIES,
+    **NEARBY_STRATEGIES,
+    **SHOP_STRATEGIES,
 }
 
 

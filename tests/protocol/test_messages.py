@@ -296,13 +296,14 @@ EXAMPLES: dict[int, Message] = {
 
 
 def _vector_examples() -> dict[int, Message]:
-    """The channel (110-130) and wallet (150-170) messages: the first test vector of each
+    """The channel (110-139), wallet (150-170), nearby (200-209) and shop (210-239)
+    messages: the first test vector of each
     type (SPEC section 28), decoded from its frame."""
     path = Path(__file__).resolve().parents[1] / "vectors" / "protocol_v1.json"
     out: dict[int, Message] = {}
     for v in json.loads(path.read_text(encoding="utf-8")):
         t = v["type"]
-        if (110 <= t <= 130 or 150 <= t <= 170) and t not in out:
+        if (110 <= t <= 139 or 150 <= t <= 170 or 200 <= t <= 239) and t not in out:
             _, rid, payload = unpack_body(bytes.fromhex(v["hex"])[4:])
             out[t] = decode_message(t, rid, payload)
     return out
@@ -347,6 +348,9 @@ CLIENT_SENT = {
     T.CHANNEL_READ,
     T.CHANNEL_FETCH,
     T.CHANNEL_SEARCH,
+    T.CHANNEL_TRANSFER,
+    T.CHANNEL_MEMBERS,
+    T.CHANNEL_FIND,
     # the wallet (SPEC 25)
     T.GET_WALLET,
     T.LIST_TRANSFERS,
@@ -359,6 +363,22 @@ CLIENT_SENT = {
     T.LIST_ITEMS,
     T.ITEM_GIFT,
     T.ITEM_REDEEM,
+    # nearby (SPEC 29)
+    T.NEARBY_SHARE,
+    T.NEARBY_STOP,
+    T.NEARBY_QUERY,
+    T.NEARBY_HELLO,
+    T.MERCHANT_SET,
+    T.GET_MERCHANT,
+    # the shop (SPEC 30)
+    T.PRODUCT_ADD,
+    T.PRODUCT_STOCK,
+    T.LIST_PRODUCTS,
+    T.GET_PRODUCT,
+    T.PRODUCT_CARD,
+    T.ORDER_PLACE,
+    T.ORDER_STEP,
+    T.LIST_ORDERS,
 }
 
 

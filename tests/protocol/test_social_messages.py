@@ -27,6 +27,8 @@ from liaotian.protocol.messages import (
     ONE_WAY_CLIENT_TYPES,
     SERVER_TYPES,
 )
+from liaotian.protocol.nearby import NEARBY_CLASSES
+from liaotian.protocol.shop import SHOP_CLASSES
 from liaotian.protocol.social import (
     SOCIAL_CLASSES,
     SOCIAL_CLIENT_TYPES,
@@ -137,8 +139,11 @@ def test_social_classes_are_exactly_the_new_message_types() -> None:
     assert len(set(social)) == len(social) == len(SOCIAL_CLASSES)
     assert not core & set(social)
     # the rest are the feature families after the social layer: media (90-97), channels
-    # (110-130) and the wallet (150-170)
-    features = {int(c.TYPE) for c in (*MEDIA_CLASSES, *CHANNEL_CLASSES, *WALLET_CLASSES)}
+    # (110-130), the wallet (150-170), nearby (200-208) and the shop (210-221)
+    features = {
+        int(c.TYPE)
+        for c in (*MEDIA_CLASSES, *CHANNEL_CLASSES, *WALLET_CLASSES, *NEARBY_CLASSES, *SHOP_CLASSES)
+    }
     assert not (core | set(social)) & features
     assert core | set(social) | features == {int(t) for t in MessageType} == set(MESSAGE_CLASSES)
     assert {int(t) for t in CLIENT_SENT} == SOCIAL_CLIENT_TYPES

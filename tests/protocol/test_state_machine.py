@@ -69,6 +69,8 @@ from liaotian.protocol.media import (
     UploadFinish,
     UploadStatus,
 )
+from liaotian.protocol.nearby import NEARBY_CLASSES
+from liaotian.protocol.shop import SHOP_CLASSES
 from liaotian.protocol.social import (
     SOCIAL_CLASSES,
     Block,
@@ -884,9 +886,10 @@ def test_pair_byte_stream_survives_arbitrary_chunking(make_pair: type[Pair]) -> 
 
 # --------------------------------------------------------------------------- SPEC.md tables
 
-# Channels (SPEC.md 24) and the wallet (25): session requests, answers and pushes, like the
-# social layer's; a sample of each is its first test vector (SPEC.md 28), decoded.
-FEATURE_CLASSES = (*CHANNEL_CLASSES, *WALLET_CLASSES)
+# Channels (SPEC.md 24), the wallet (25), nearby (29) and the shop (30): session requests,
+# answers and pushes, like the social layer's; a sample of each is its first test vector
+# (SPEC.md 28), decoded.
+FEATURE_CLASSES = (*CHANNEL_CLASSES, *WALLET_CLASSES, *NEARBY_CLASSES, *SHOP_CLASSES)
 
 
 def _vector_payloads() -> dict[int, Any]:

@@ -22,6 +22,7 @@ from liaotian.server.chat.ops import (
     Post,
     ReadChannel,
     SetChannelRole,
+    TransferChannel,
     UpdateChannel,
 )
 from liaotian.server.store import Store
@@ -250,3 +251,22 @@ async def test_many_members_join_in_few_batches(d: Driver, n: int) -> None:
     ch = await d.store.channel(c)
     assert ch is not None and ch.members == n + 1
     assert len(await d.store.channel_members(c, 0, 1000)) == n + 1
+
+
+async def test_open_channels_by_name_and_ownership_transfer(d: Driver) -> None:
+    alice, bob = await d.users("alice", "bob")
+    first = await make(d)
+    await make(d, open=False, invite="tok")  # a closed "forum": never found by name
+    other = await ok(d, CreateChannel(actor=bob, name="FORUM", about="", rules=""))
+    await ok(d, JoinChannel(actor=alice, channel=other.state.conv, invite=""))
+    found = await d.store.channels_named("Forum", 10)
+    assert [ch.conv for ch in found] == [other.state.conv, first]  # the most members first
+    assert await d.store.channels_named("nothing", 10) == []
+    await ok(d, JoinChannel(actor=bob, channel=first, invite=""))
+    await ok(d, TransferChannel(actor=alice, channel=first, user="bob"))
+    ch = await d.store.channel(first)
+    assert ch is not None and ch.owner == bob
+    roles = {n: r for _u, n, r in await d.store.channel_members(first, 0, 10)}
+    assert roles == {"alice": ROLE_ADMIN, "bob": ROLE_OWNER}
+    refused = (await d.run(TransferChannel(actor=alice, channel=first, user="bob")))[0]
+    assert refused.error == ErrorCode.FORBIDDEN

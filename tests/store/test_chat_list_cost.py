@@ -5,6 +5,8 @@ steps on the store's reader connections (a progress handler), not in time."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,13 @@ async def test_a_page_of_the_chat_list_costs_the_same_for_many_conversations(
     assert pos == 2 and cost <= 2, cost
 
 
+async def next_ms() -> None:
+    """Return once the wall clock's millisecond (a commit's timestamp) has moved on."""
+    start = time.time_ns() // 1_000_000
+    while time.time_ns() // 1_000_000 == start:
+        await asyncio.sleep(0.0005)
+
+
 async def test_the_chat_list_reads_the_tail_before_its_rows_are_folded(d: Driver) -> None:
     """Rows still in the update-log tail (not folded into the index) order the list too,
     and a tail conversation the user left is not listed."""
@@ -83,15 +92,18 @@ async def test_the_chat_list_reads_the_tail_before_its_rows_are_folded(d: Driver
     store.tail.fold_age_ms = 1 << 40  # nothing folds during the test
     g = await d.group("alice", "bob", "carol")
     direct = (await d.one(d.send("carol", "bob", "c1"))).result.conv
+    await next_ms()  # keys are (ms, conv): each commit below in a later millisecond
     await d.run(d.send("alice", text="g1", group=g))
     assert len(store.tail) > 0
     assert [r[0] for r in await store.conversations_of(bob, 10, None)] == [g, direct]
+    await next_ms()
     await d.one(d.send("carol", "bob", "c2"))
     rows = await store.conversations_of(bob, 10, None)
     assert [r[0] for r in rows] == [direct, g] and rows[0][6] == 2
     assert [r[0] for r in await store.conversations_of(bob, 0, None)] == [direct]
     first = (rows[0][4], rows[0][0])
     assert [r[0] for r in await store.conversations_of(bob, 10, first)] == [g]
+    await next_ms()
     left = await d.one(d.send("alice", text="g2", group=g))
     assert left.error is None
     assert (await d.one(LeaveGroup(actor=bob, group=g))).error is None

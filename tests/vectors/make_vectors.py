@@ -61,6 +61,8 @@ from liaotian.protocol import (
     encode_updates_frame,
     unpack_body,
 )
+from liaotian.protocol import nearby as N
+from liaotian.protocol import shop as S
 from liaotian.protocol import wallet as W
 from liaotian.protocol.channels import (
     ChannelBan,
@@ -68,6 +70,9 @@ from liaotian.protocol.channels import (
     ChannelCreate,
     ChannelDelete,
     ChannelFetch,
+    ChannelFind,
+    ChannelFound,
+    ChannelFoundEntry,
     ChannelHit,
     ChannelHits,
     ChannelInfo,
@@ -75,6 +80,9 @@ from liaotian.protocol.channels import (
     ChannelLeave,
     ChannelLike,
     ChannelLikes,
+    ChannelMemberEntry,
+    ChannelMemberList,
+    ChannelMembers,
     ChannelNews,
     ChannelPage,
     ChannelPin,
@@ -84,6 +92,7 @@ from liaotian.protocol.channels import (
     ChannelRead,
     ChannelSearch,
     ChannelSetRole,
+    ChannelTransfer,
     ChannelUpdate,
     GetChannel,
 )
@@ -248,6 +257,36 @@ CLAIM_503 = W.TransferEntry(
 )
 FCODE = W.ItemEntry(
     code="7QXK2M4RJH5WNB3D", kind="fcode", source="task:checkin", created=T2 + 3_000
+)
+# The shop (SPEC.md 30): beanery's flat white, alice's order of two, paid by transfer 601.
+T3 = T2 + 600_000
+FLAT_WHITE = S.ProductEntry(
+    id=7, merchant="beanery", title="Flat white", description="oat milk", price=12, stock=48
+)
+ORDER_9 = S.OrderEntry(
+    id=9,
+    product=7,
+    buyer="alice",
+    merchant="beanery",
+    qty=2,
+    amount=24,
+    state="placed",
+    pending=601,
+    created=T3,
+    updated=T3,
+    title="Flat white",
+)
+ORDER_601 = W.TransferEntry(
+    id=601,
+    sender="alice",
+    to="beanery",
+    amount=24,
+    code="order",
+    phase="pending",
+    ts=T3,
+    expires=T3 + 86_400_000,
+    ref=9,
+    memo="Flat white",
 )
 # Media (SPEC.md 27): alice uploads an 11-byte file, resumes a larger upload, sends the
 # file to bob, receives an image from bob and downloads part of her file.
@@ -771,6 +810,30 @@ def _frames() -> list[tuple[str, bytes]]:
                 retry_after=12.5,
             ),
         ),
+        m("channel_transfer", ChannelTransfer(rid=76, channel=12, user="bob")),
+        m("channel_members", ChannelMembers(rid=77, channel=12, limit=2)),
+        m(
+            "channel_member_list",
+            ChannelMemberList(
+                rid=77,
+                channel=12,
+                members=(
+                    ChannelMemberEntry(user="alice", role="admin"),
+                    ChannelMemberEntry(user="bob", role="owner"),
+                ),
+                next=2,
+            ),
+        ),
+        m("channel_find", ChannelFind(rid=78, name="forum")),
+        m(
+            "channel_found",
+            ChannelFound(
+                rid=78,
+                channels=(
+                    ChannelFoundEntry(channel=12, name="forum", about="all things", members=2),
+                ),
+            ),
+        ),
         # The wallet (SPEC.md 25), on connection 3: alice's balance; she pays bob; her
         # devices see the change as an update of kind 4 WALLET; a red packet of 100 coins
         # in three random shares into group 12, of which bob claims one; the history; the
@@ -1031,6 +1094,149 @@ def _frames() -> list[tuple[str, bytes]]:
         m(
             "error_unknown_blob",
             Error(rid=67, code=ErrorCode.UNKNOWN_BLOB, message=ErrorCode.UNKNOWN_BLOB.explanation),
+        ),
+        # People and merchants nearby (SPEC.md 29), on connection 3: alice shares her
+        # position (People's Square, Shanghai, in microdegrees) for an hour, finds bob
+        # within 500 m and a merchant within 1 km, says hello to bob, stops.
+        m("nearby_share", N.NearbyShare(rid=80, lat=31_230_400, lon=121_473_700, ttl=3600)),
+        m(
+            "nearby_shared",
+            N.NearbyShared(rid=80, cell="89309959d73ffff", expires=1_700_003_600_000),
+        ),
+        m(
+            "nearby_query",
+            N.NearbyQuery(rid=81, lat=31_230_400, lon=121_473_700, radius=5000, limit=20),
+        ),
+        m(
+            "nearby_list",
+            N.NearbyList(
+                rid=81,
+                entries=(N.NearbyEntry(user="bob", name="Bob B.", within=500, hello=True),),
+            ),
+        ),
+        m(
+            "nearby_query_merchants",
+            N.NearbyQuery(
+                rid=82, lat=31_230_400, lon=121_473_700, kind="merchants", category="coffee"
+            ),
+        ),
+        m(
+            "nearby_list_merchants",
+            N.NearbyList(
+                rid=82,
+                entries=(
+                    N.NearbyEntry(
+                        user="beanery",
+                        name="The Beanery",
+                        within=1000,
+                        hello=True,
+                        category="coffee",
+                        hours="8-20",
+                        lat=31_233_000,
+                        lon=121_476_000,
+                    ),
+                ),
+                next=(1000 << 40) | 9,
+            ),
+        ),
+        m("nearby_hello", N.NearbyHello(rid=83, user="bob", note="hi from the square")),
+        m("nearby_stop", N.NearbyStop(rid=84)),
+        m("set_privacy_nearby", SetPrivacy(rid=85, nearby="nobody")),
+        m(
+            "merchant_set",
+            N.MerchantSet(
+                rid=86,
+                name="The Beanery",
+                category="coffee",
+                lat=31_233_000,
+                lon=121_476_000,
+                hours="8-20",
+            ),
+        ),
+        m("get_merchant", N.GetMerchant(rid=87, user="beanery")),
+        m(
+            "merchant",
+            N.Merchant(
+                rid=87,
+                user="beanery",
+                name="The Beanery",
+                category="coffee",
+                hours="8-20",
+                lat=31_233_000,
+                lon=121_476_000,
+            ),
+        ),
+        m(
+            "error_implausible_move",
+            Error(rid=88, code=ErrorCode.IMPLAUSIBLE_MOVE, message="moved 1068 km in 60 s"),
+        ),
+        m(
+            "error_not_merchant",
+            Error(rid=86, code=ErrorCode.NOT_MERCHANT, message=ErrorCode.NOT_MERCHANT.explanation),
+        ),
+        m(
+            "error_not_nearby",
+            Error(rid=83, code=ErrorCode.NOT_NEARBY, message=ErrorCode.NOT_NEARBY.explanation),
+        ),
+        # The shop (SPEC.md 30), on connection 3: beanery (a merchant) adds a product; alice
+        # lists its catalogue, sends the card to bob, orders two (the coins are held by
+        # transfer 601), beanery lists its orders, accepts and fulfils (posting 601).
+        m(
+            "product_add",
+            S.ProductAdd(
+                rid=90, title="Flat white", price=12, stock=50, description="oat milk", key="a-1"
+            ),
+        ),
+        m("product_info", S.ProductInfo(rid=90, product=FLAT_WHITE)),
+        m("product_stock", S.ProductStock(rid=91, product=7, stock=50)),
+        m("list_products", S.ListProducts(rid=92, merchant="beanery")),
+        m("product_list", S.ProductList(rid=92, products=(FLAT_WHITE,))),
+        m("get_product", S.GetProduct(rid=93, product=7)),
+        m("product_card", S.ProductCard(rid=94, product=7, to="bob")),
+        m("order_place", S.OrderPlace(rid=95, product=7, key="o-0001", qty=2)),
+        m("order_info", S.OrderInfo(rid=95, order=ORDER_9, transfer=ORDER_601)),
+        m("list_orders", S.ListOrders(rid=96, merchant=True)),
+        m("order_list", S.OrderList(rid=96, orders=(ORDER_9,))),
+        m("order_step", S.OrderStep(rid=97, order=9, step="accept", key="s-1")),
+        m(
+            "order_info_fulfilled",
+            S.OrderInfo(
+                rid=98,
+                order=S.OrderEntry(
+                    id=9,
+                    product=7,
+                    buyer="alice",
+                    merchant="beanery",
+                    qty=2,
+                    amount=24,
+                    state="fulfilled",
+                    pending=601,
+                    created=T3,
+                    updated=T3 + 60_000,
+                    title="Flat white",
+                ),
+                transfer=W.TransferEntry(
+                    id=602,
+                    sender="alice",
+                    to="beanery",
+                    amount=24,
+                    code="order",
+                    phase="post",
+                    ts=T3 + 60_000,
+                    pending_id=601,
+                    ref=9,
+                ),
+            ),
+        ),
+        m(
+            "error_out_of_stock",
+            Error(rid=99, code=ErrorCode.OUT_OF_STOCK, message="0 left", data={"stock": 0}),
+        ),
+        m(
+            "error_unknown_order",
+            Error(
+                rid=100, code=ErrorCode.UNKNOWN_ORDER, message=ErrorCode.UNKNOWN_ORDER.explanation
+            ),
         ),
     ]
 

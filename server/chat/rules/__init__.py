@@ -10,6 +10,8 @@
     wallet.py    the ledger: transfers, two-phase transfers, idempotency keys, payments
     packets.py   red packets, and the expiry of every reservation
     tasks.py     tasks and their rewards; items (invitation codes, F codes)
+    nearby.py    people and merchants nearby: cells, buckets, moves (used by its handler)
+    shop.py      catalogues, product cards, orders paid by the wallet's pending transfers
 
 A store calls `needs` to learn what to load for an operation and `apply` to plan it on
 a batch (chat/plan.py). Every write but SEND and READ (their handlers charge them up
@@ -26,6 +28,7 @@ from liaotian.protocol import ErrorCode
 from ..ops import (
     AcceptContact,
     AddMembers,
+    AddProduct,
     BanMember,
     BlockUser,
     CancelContact,
@@ -49,8 +52,10 @@ from ..ops import (
     MarkRead,
     Mint,
     Op,
+    OrderStep,
     Pay,
     Pin,
+    PlaceOrder,
     Post,
     PostPending,
     ReadChannel,
@@ -59,11 +64,15 @@ from ..ops import (
     RemoveContact,
     RemoveMember,
     RequestContact,
+    SayHello,
     SendPacket,
     SendRequest,
     SetChannelRole,
     SetPrivacy,
     SetRole,
+    SetStock,
+    ShareProduct,
+    TransferChannel,
     TransferGroup,
     UnblockUser,
     UpdateChannel,
@@ -72,7 +81,7 @@ from ..ops import (
     VoidPending,
 )
 from ..plan import Needs, Plan
-from . import channels, contacts, groups, packets, receipts, send, tasks, wallet
+from . import channels, contacts, groups, packets, receipts, send, shop, tasks, wallet
 
 NeedsFn = Callable[[Any, Needs, Plan], None]
 RuleFn = Callable[[Any, Any], None]  # a Plan (channels: a ChannelPlan), an op
@@ -88,6 +97,7 @@ RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
     SetRole: (groups.needs_target, groups.set_role, True),
     TransferGroup: (groups.needs_transfer, groups.transfer, True),
     RequestContact: (contacts.needs, contacts.request, True),
+    SayHello: (contacts.needs, contacts.request, True),
     AcceptContact: (contacts.needs, contacts.accept, True),
     DeclineContact: (contacts.needs, contacts.decline, True),
     CancelContact: (contacts.needs, contacts.cancel, True),
@@ -101,10 +111,11 @@ RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
     LeaveChannel: (channels.needs_logged, channels.leave, True),
     UpdateChannel: (channels.needs, channels.update, True),
     SetChannelRole: (channels.needs_target, channels.set_role, True),
+    TransferChannel: (channels.needs_target, channels.transfer, True),
     BanMember: (channels.needs_target, channels.ban, True),
     ReadChannel: (channels.needs_logged, channels.read, True),
     Post: (channels.needs_post, channels.post, True),
-    Comment: (channels.needs_on_post, channels.comment, True),
+    Comment: (channels.needs_new_comment, channels.comment, True),
     Like: (channels.needs_like, channels.like, True),
     Pin: (channels.needs_on_post, channels.pin, True),
     DeletePost: (channels.needs_on_post, channels.delete_post, True),
@@ -123,6 +134,11 @@ RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
     GiftItem: (tasks.needs_item, tasks.gift, True),
     RedeemItem: (tasks.needs_item, tasks.redeem, True),
     UseInvite: (tasks.needs_item, tasks.use_invite, False),
+    AddProduct: (shop.needs_catalogue, shop.add_product, True),
+    SetStock: (shop.needs_catalogue, shop.set_stock, True),
+    ShareProduct: (shop.needs_card, shop.share_card, True),
+    PlaceOrder: (shop.needs_place, shop.place, True),
+    OrderStep: (shop.needs_step, shop.step, True),
 }
 
 

@@ -61,10 +61,12 @@ from ..ops import (
     ReadChannel,
     Refused,
     SetChannelRole,
+    TransferChannel,
     UpdateChannel,
     limit_reached,
 )
 from ..plan import ChannelPlan, Needs
+from . import tasks
 
 _packb = msgpack.packb
 MAX_SLOW_MODE = 86_400  # seconds: a day between two posts at most
@@ -157,7 +159,7 @@ def needs_logged(op: JoinChannel | LeaveChannel | ReadChannel, n: Needs, plan: A
     n.users.add(op.actor)
 
 
-def needs_target(op: SetChannelRole | BanMember, n: Needs, plan: Any) -> None:
+def needs_target(op: SetChannelRole | BanMember | TransferChannel, n: Needs, plan: Any) -> None:
     """... and the named user's rows and log."""
     needs(op, n, plan)
     n.names.add(op.user)
@@ -170,6 +172,21 @@ def needs_target(op: SetChannelRole | BanMember, n: Needs, plan: Any) -> None:
 def needs_post(op: Post, n: Needs, plan: Any) -> None:
     needs(op, n, plan)
     n.post_cmids.add((op.channel, op.actor, op.cmid))
+    if op.policy.wallet.on_forum:
+        tasks.needs_progress(op.actor, n)
+
+
+def needs_new_comment(op: Comment, n: Needs, plan: Any) -> None:
+    needs_on_post(op, n, plan)
+    if op.policy.wallet.on_forum:
+        tasks.needs_progress(op.actor, n)
+
+
+def _forum_task(plan: ChannelPlan, op: Post | Comment) -> tasks.Due:
+    """The wallet's "forum" tasks this post or comment completes (reads only: asked before
+    anything is staged, paid after, in the same commit; a retried post pays nothing)."""
+    found = op.policy.wallet.on_forum
+    return tasks.due(plan, op.actor, found) if found else []
 
 
 def needs_on_post(
@@ -225,7 +242,11 @@ def join(plan: ChannelPlan, op: JoinChannel) -> None:
         raise Refused(ErrorCode.INVALID_INVITE)
     bound = op.policy.max_channel_members
     if ch.members >= bound:
-        raise Refused(ErrorCode.GROUP_FULL, f"a channel holds at most {bound} members")
+        raise Refused(
+            ErrorCode.GROUP_FULL,
+            f"a channel holds at most {bound} members",
+            data={"limit": "max_channel_members", "max": bound},
+        )
     # nothing is unread at joining: the history is there to read, not to count
     plan.put_channel_member(ch.conv, op.actor, ChannelMember(ROLE_MEMBER, ch.last_pos, plan.ts))
     ch = replace(ch, members=ch.members + 1)
@@ -276,6 +297,23 @@ def set_role(plan: ChannelPlan, op: SetChannelRole) -> None:
     if role not in (ROLE_MEMBER, ROLE_ADMIN):
         raise Refused(ErrorCode.INVALID_FIELD, "role is 'member' or 'admin'")
     plan.put_channel_member(ch.conv, target, replace(tm, role=role))
+
+
+def transfer(plan: ChannelPlan, op: TransferChannel) -> None:
+    """The owner hands the channel over: the member named becomes its owner (their log
+    says "owner"), the old owner an admin."""
+    ch, m = _member(plan, op, op.channel, ROLE_OWNER)
+    target = plan.user_id(op.user)
+    tm = plan.channel_member(ch.conv, target) if target is not None else None
+    if target is None or tm is None:
+        raise Refused(ErrorCode.CONFLICT, "not a member")
+    if target == op.actor:
+        raise Refused(ErrorCode.CONFLICT, "you own it already")
+    plan.put_channel_member(ch.conv, target, replace(tm, role=ROLE_OWNER))
+    plan.put_channel_member(ch.conv, op.actor, replace(m, role=ROLE_ADMIN))
+    ch = replace(ch, owner=target)
+    plan.put_channel(ch)
+    _event(plan, target, "owner", ch)
 
 
 def ban(plan: ChannelPlan, op: BanMember) -> None:
@@ -335,6 +373,7 @@ def post(plan: ChannelPlan, op: Post) -> None:
         raise Refused(ErrorCode.FORBIDDEN, "only admins post in this channel")
     ts = plan.ts
     _slow_mode(ch, m, ts)
+    due = _forum_task(plan, op)
     pos = ch.last_pos + 1
     p = PostState(plan.new_item_id(), op.actor, ts)
     plan.add_post(ch.conv, pos, p, op.cmid, op.text)
@@ -346,6 +385,8 @@ def post(plan: ChannelPlan, op: Post) -> None:
         replace(m, last_post=ts, read_pos=pos if m.read_pos == pos - 1 else m.read_pos),
     )
     op.pos, op.id, op.ts = pos, p.id, ts
+    if due:
+        tasks.pay(plan, op.actor, due, op.policy.wallet.item_secret)
 
 
 def comment(plan: ChannelPlan, op: Comment) -> None:
@@ -353,12 +394,15 @@ def comment(plan: ChannelPlan, op: Comment) -> None:
     p = _post(plan, ch.conv, op.post)
     ts = plan.ts
     _slow_mode(ch, m, ts)
+    due = _forum_task(plan, op)
     n = p.comments + 1
     c_id = plan.new_item_id()
     plan.add_comment(ch.conv, op.post, n, CommentState(c_id, op.actor), op.text)
     plan.put_post(ch.conv, op.post, replace(p, comments=n))
     plan.put_channel_member(ch.conv, op.actor, replace(m, last_post=ts))
     op.pos, op.n, op.id, op.ts = op.post, n, c_id, ts
+    if due:
+        tasks.pay(plan, op.actor, due, op.policy.wallet.item_secret)
 
 
 def like(plan: ChannelPlan, op: Like) -> None:

@@ -35,6 +35,7 @@ from ..ops import (
     RelationOp,
     RemoveContact,
     RequestContact,
+    SayHello,
     SetPrivacy,
     UnblockUser,
     limit_reached,
@@ -57,9 +58,12 @@ def shows(owner: Social, setting: int, viewer: int) -> bool:
 # ---------------------------------------------------------------------------- helpers
 
 
-def _notify(plan: Plan, actor: int, target: int, event: str) -> None:
-    """Tell the target (`event`) and the actor's devices ("changed")."""
-    plan.log(target, UpdateKind.CONTACT, _packb({"event": event, "user": plan.username(actor)}))
+def _notify(plan: Plan, actor: int, target: int, event: str, note: str = "") -> None:
+    """Tell the target (`event`, with a hello's `note`) and the actor's devices ("changed")."""
+    data = {"event": event, "user": plan.username(actor)}
+    if note:
+        data["note"] = note
+    plan.log(target, UpdateKind.CONTACT, _packb(data))
     _changed(plan, actor, target)
 
 
@@ -117,7 +121,7 @@ def _target(plan: Plan, op: RelationOp) -> int:
     return target
 
 
-def request(plan: Plan, op: RequestContact) -> None:
+def request(plan: Plan, op: RequestContact | SayHello) -> None:
     target, actor = _target(plan, op), op.actor
     me, them = plan.social_ro(actor), plan.social_ro(target)
     if target in me.contacts:
@@ -147,7 +151,7 @@ def request(plan: Plan, op: RequestContact) -> None:
         _changed(plan, actor, target)
         return
     plan.relate(actor, target, REL_REQUESTED)
-    _notify(plan, actor, target, "request")
+    _notify(plan, actor, target, "request", op.note if isinstance(op, SayHello) else "")
 
 
 def accept(plan: Plan, op: AcceptContact) -> None:
@@ -227,4 +231,5 @@ def set_privacy(plan: Plan, op: SetPrivacy) -> None:
         groups=level(op.groups),
         receipts=level(op.receipts),
         coins=level(op.coins),
+        nearby=level(op.nearby),
     )

@@ -27,6 +27,7 @@ from liaotian.protocol import ErrorCode
 from ..ledger import (
     CODE_CLAIM,
     CODE_EXPIRED,
+    CODE_ORDER,
     CODE_PACKET,
     ESCROW,
     MAX_AMOUNT,
@@ -39,6 +40,7 @@ from ..ledger import (
 )
 from ..ops import ClaimPacket, ExpirePending, Refused, SendPacket
 from ..plan import Needs, Plan, pair
+from . import shop
 from .groups import add_event
 from .wallet import (
     answered,
@@ -121,6 +123,8 @@ def needs_expire(op: ExpirePending, n: Needs, plan: Plan) -> None:
     p = plan.pending(op.pending)
     if p is not None and p.code == CODE_PACKET:
         needs_packet(p.ref, n, plan)
+    elif p is not None and p.code == CODE_ORDER:
+        shop.needs_order(p.ref, n, plan)
 
 
 # ---------------------------------------------------------------------------- rules
@@ -278,6 +282,8 @@ def expire_rule(plan: Plan, op: ExpirePending) -> None:
         return
     if r.code == CODE_PACKET:
         expire(plan, r)
+    elif r.code == CODE_ORDER:
+        shop.expire(plan, r)
     else:
         close(plan, r, 0, code=CODE_EXPIRED)
     op.result = {"expired": True}

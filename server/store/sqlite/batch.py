@@ -12,8 +12,9 @@ from typing import Any
 
 from ...chat.ledger import Account, Item, KeyRecord, Packet, Transfer
 from ...chat.model import KIND_DIRECT, KIND_GROUP, GroupState, Member, Social
+from ...chat.shop import Order, Product
 from ..overlay import Committed, LogRow, Overlay
-from . import sql
+from . import shop, sql
 from .channels import ChannelBatch
 
 
@@ -129,7 +130,7 @@ class Batch(ChannelBatch, Overlay):
     def _keep_privacy(self, uid: int, s: Social) -> None:
         self._stage(
             sql.UPDATE_PRIVACY,
-            (s.presence, s.profile, s.messages, s.groups, s.receipts, s.coins, uid),
+            (s.presence, s.profile, s.messages, s.groups, s.receipts, s.coins, s.nearby, uid),
         )
 
     def _keep_read_marker(self, uid: int, conv: int, pos: int) -> None:
@@ -180,6 +181,12 @@ class Batch(ChannelBatch, Overlay):
 
     def _keep_task(self, uid: int, task: str, period: int, count: int) -> None:
         self._stage(sql.UPSERT_TASK, (uid, task, period, count))
+
+    def _keep_product(self, p: Product, *, new: bool) -> None:
+        self._stage(shop.PRODUCT_UPSERT, shop.product_row(p))
+
+    def _keep_order(self, o: Order, *, new: bool) -> None:
+        self._stage(shop.ORDER_UPSERT, shop.order_row(o))
 
     def _keep_item(self, item: Item, *, new: bool) -> None:
         if new:

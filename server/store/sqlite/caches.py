@@ -24,6 +24,7 @@ from ..overlay import Committed
 from .sql import Rows, packet_of_row
 
 DEDUP_ENTRIES = 200_000
+CHANNEL_ENTRIES = 200_000  # channel rows held (members, posts, likes, ...) before a trim
 KEY_ENTRIES = 200_000  # idempotency keys held (the oldest are read again when asked)
 LedgerAsked = tuple[list[int], list[tuple[int, str]], list[int], list[int], list[int], list[str]]
 
@@ -59,6 +60,33 @@ class Caches(Committed):
     complete: bool = False  # channel rows are loaded by key (Committed.ch)
     ledger: LedgerState = field(default_factory=_lazy_ledger)  # loaded lazily
 
+    channel_max: int = CHANNEL_ENTRIES
+    channel_trims: int = 0  # how often trim_channels forgot them (tests, statistics)
+
+    def trim_channels(self) -> bool:
+        """Forget the loaded channel rows once they exceed `channel_max` (a 100,000-member
+        channel would otherwise keep every member who ever posted, liked or read). They are
+        loaded by key (`complete` is False), so a later batch reads what it needs again.
+        Only between batches: the writer calls it when nothing is planned on the cache."""
+        ch = self.ch
+        held = (
+            len(ch.members)
+            + len(ch.bans)
+            + len(ch.posts)
+            + len(ch.likes)
+            + len(ch.comments)
+            + len(ch.post_cmids)
+            + len(ch.channels)
+        )
+        if held <= self.channel_max:
+            return False
+        for table in (ch.members, ch.bans, ch.posts, ch.likes, ch.comments, ch.post_cmids):
+            table.clear()
+        if len(ch.channels) > self.channel_max // 2:
+            ch.channels.clear()
+        self.channel_trims += 1
+        return True
+
     # ------------------------------------------------------------------ filling
 
     def apply(
@@ -76,7 +104,7 @@ class Caches(Committed):
         self.apply_heads(heads)
         settings, relations, incoming = social
         found: dict[int, Social] = {}
-        for uid, pres, prof, msgs, grps, rcpts, coins, owned, joined in settings:
+        for uid, pres, prof, msgs, grps, rcpts, coins, near, owned, joined in settings:
             found[uid] = Social(
                 presence=pres,
                 profile=prof,
@@ -84,6 +112,7 @@ class Caches(Committed):
                 groups=grps,
                 receipts=rcpts,
                 coins=coins,
+                nearby=near,
                 groups_owned=owned,
                 groups_joined=joined,
             )

@@ -270,7 +270,7 @@ class Reads(ChannelReads):
             return soc
         row = await self._row(
             "SELECT privacy_presence, privacy_profile, privacy_messages, privacy_groups, "
-            "privacy_receipts, privacy_coins FROM users WHERE id = ?",
+            "privacy_receipts, privacy_coins, privacy_nearby FROM users WHERE id = ?",
             (uid,),
         )
         soc = (
@@ -281,6 +281,7 @@ class Reads(ChannelReads):
                 groups=row[3],
                 receipts=row[4],
                 coins=row[5],
+                nearby=row[6],
             )
             if row
             else Social()

@@ -375,10 +375,11 @@ MIGRATIONS: list[str] = [
     """,
     # 12: the chat list's index. Per user and conversation: when it was last active (its
     # last message, else when the user joined) and the user's newest log entry for one of
-    # its messages. Every commit keeps it (batch.py), once per (user, conversation) however
-    # many messages the commit holds, so a page of the chat list (reads.py) reads a page
-    # of this index instead of ordering all of a user's conversations, and a delivered
-    # position is found without walking back through the user's log.
+    # its messages. The commits that fold log rows into `updates` keep it (tail.py, sql.py),
+    # once per (user, conversation) per fold however many messages that holds, so a page
+    # of the chat list (chat_list.py) reads a page of this index instead of ordering all
+    # of a user's conversations, and a delivered position is found without walking back
+    # through the user's log.
     """
     CREATE TABLE chats (
         user_id INTEGER NOT NULL,
@@ -401,6 +402,66 @@ MIGRATIONS: list[str] = [
         SELECT user_id, conv_id, coalesce((SELECT ts FROM messages WHERE conv_id = m.conv_id
                                            ORDER BY pos DESC LIMIT 1), joined), 0, 0
         FROM members m;
+    """,
+    # 13: people and merchants nearby, the shop (SPEC.md 29, 30). A share keeps an H3
+    # cell (resolution 9), never a position, filed under its resolution-7 parent `idx`: a
+    # query reads the covering index by `idx` (chat/rules/nearby.py). Privacy `nearby`:
+    # 0 everyone (the default: sharing is opt-in already), 1 contacts, 2 nobody. Account
+    # kind: 0 a person, 1 a merchant (set by an admin).
+    """
+    ALTER TABLE users ADD COLUMN privacy_nearby INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE nearby_shares (
+        user_id INTEGER PRIMARY KEY,
+        cell    INTEGER NOT NULL,                 -- H3 resolution 9
+        idx     INTEGER NOT NULL,                 -- its resolution-7 parent
+        expires INTEGER NOT NULL,                 -- ms
+        moved   INTEGER NOT NULL                  -- ms: when the cell was last set
+    );
+    CREATE INDEX nearby_shares_by_idx ON nearby_shares (idx, expires, user_id, cell);
+    CREATE INDEX nearby_shares_by_expiry ON nearby_shares (expires);
+    CREATE TABLE merchants (
+        user_id  INTEGER PRIMARY KEY,
+        name     TEXT NOT NULL,
+        category TEXT NOT NULL,
+        hours    TEXT NOT NULL,
+        lat      INTEGER NOT NULL,                -- microdegrees: public for merchants
+        lon      INTEGER NOT NULL,
+        cell     INTEGER NOT NULL,
+        idx      INTEGER NOT NULL
+    );
+    CREATE INDEX merchants_by_idx ON merchants (idx, category);
+    -- the shop: a catalogue of products, orders paid by pending transfers (code 9, ref
+    -- the order); the writer holds every product and open order in memory (shop.py)
+    CREATE TABLE shop_products (
+        id          INTEGER PRIMARY KEY,
+        merchant    INTEGER NOT NULL,
+        title       TEXT NOT NULL,
+        description TEXT NOT NULL,
+        price       INTEGER NOT NULL,
+        stock       INTEGER NOT NULL CHECK (stock >= 0),
+        image       BLOB NOT NULL,                -- a blob's SHA-256, or empty
+        requires    TEXT NOT NULL,                -- an item kind a buyer gives up, or ''
+        created     INTEGER NOT NULL
+    );
+    CREATE INDEX shop_products_by_merchant ON shop_products (merchant, id);
+    CREATE TABLE shop_orders (
+        id       INTEGER PRIMARY KEY,
+        product  INTEGER NOT NULL,
+        buyer    INTEGER NOT NULL,
+        merchant INTEGER NOT NULL,
+        qty      INTEGER NOT NULL,
+        amount   INTEGER NOT NULL,
+        pending  INTEGER NOT NULL,                -- the pending transfer paying it
+        state    INTEGER NOT NULL,                -- 0 placed 1 accepted 2 fulfilled 3 declined
+        created  INTEGER NOT NULL,                -- 4 cancelled 5 expired
+        updated  INTEGER NOT NULL,
+        conv     INTEGER NOT NULL,
+        item     TEXT NOT NULL
+    );
+    CREATE INDEX shop_orders_by_buyer ON shop_orders (buyer, id);
+    CREATE INDEX shop_orders_by_merchant ON shop_orders (merchant, id);
+    CREATE INDEX shop_orders_open ON shop_orders (state) WHERE state < 2;
     """,
 ]
 

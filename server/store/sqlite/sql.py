@@ -56,7 +56,7 @@ DELETE_RELATION = "DELETE FROM relations WHERE user_id = ? AND other_id = ? AND 
 UPDATE_PRIVACY = (
     "UPDATE users SET privacy_presence = ?, privacy_profile = ?, "
     "privacy_messages = ?, privacy_groups = ?, privacy_receipts = ?, "
-    "privacy_coins = ? WHERE id = ?"
+    "privacy_coins = ?, privacy_nearby = ? WHERE id = ?"
 )
 # the wallet's (store/ledger.py); transfers and balances go in bulk (Batch.seal)
 TRANSFERS_INTO = (
@@ -385,7 +385,7 @@ def fetch_social(db: sqlite3.Connection, users: list[int]) -> tuple[Rows, Rows, 
         _select(
             db,
             "SELECT id, privacy_presence, privacy_profile, privacy_messages, "
-            "privacy_groups, privacy_receipts, privacy_coins, "
+            "privacy_groups, privacy_receipts, privacy_coins, privacy_nearby, "
             "(SELECT count(*) FROM members m WHERE m.user_id = users.id "
             "AND m.role = 2), (SELECT count(*) FROM members m WHERE m.user_id = users.id) "
             "FROM users WHERE id IN ({marks})",

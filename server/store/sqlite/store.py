@@ -35,8 +35,11 @@ from .caches import DEDUP_ENTRIES, Caches, Positions
 from .checkpoint import Checkpointer
 from .files import DatabaseLock, create_private, warn_if_shared
 from .ledger_reads import LedgerReads
+from .nearby import NearbyOnSQLite
 from .readers import FairReaders
 from .reads import Reads
+from .shop import ShopReads
+from .shop import load as load_shop
 from .stats import WriterStats
 from .tail import FOLD_AGE_MS, UpdateTail
 from .tail import MAX_ROWS as TAIL_ROWS
@@ -49,7 +52,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class SQLiteStore(Reads, LedgerReads):
+class SQLiteStore(Reads, LedgerReads, NearbyOnSQLite, ShopReads):
     """The contract (store/contract.py) on SQLite: the reads are Reads' and LedgerReads',
     the writes go through the Writer."""
 
@@ -144,6 +147,8 @@ class SQLiteStore(Reads, LedgerReads):
                 ledger.next_packet_id,
                 ledger.next_wallet_item_id,
             ) = await writer.call(sql.next_ledger_ids)
+            shop_state = self.cache.shop
+            await writer.call(lambda db: load_shop(db, shop_state))
         except BaseException:
             await writer.shutdown()  # nothing of it to fold or checkpoint
             raise
@@ -206,6 +211,15 @@ class SQLiteStore(Reads, LedgerReads):
             )
         except sqlite3.IntegrityError:
             raise UsernameTaken(username) from None
+
+    async def seed_channel_members(
+        self, conv: int, users: list[tuple[str, bytes | None]], password_hash: str
+    ) -> int:
+        """Bulk load members into a channel (benchmarks, imports): see
+        channels.seed_members. Only while no server uses this database."""
+        return await self.writer.run_in_commit(
+            lambda db: channels.seed_members(db, conv, users, password_hash, now_ms())
+        )
 
     async def set_device_token(
         self, user_id: int, device: str, token_hash: bytes, *, max_devices: int = 0

@@ -285,6 +285,7 @@ class Writer:
         message ids the dedup cache does not know. Only while no batch is running."""
         t = time.perf_counter()
         f.lookup = lookup
+        self.cache.trim_channels()  # no batch is planned on the cache now: safe to forget
         batch = f.batch = Batch(self.cache, now_ms(), self.tail.next_jid)
         ops = f.ops
         if ops:
