@@ -46,6 +46,12 @@ __all__ = ["url"]  # the fixture (test_pg_nodes.py)
         ("BEGIN IMMEDIATE", "BEGIN"),
         ("SELECT ifnull(max(a), 0) FROM t", "SELECT coalesce(max(a), 0) FROM t"),
         (
+            "SELECT a FROM t WHERE name = ? COLLATE NOCASE",
+            "SELECT a FROM t WHERE translate(name, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', "
+            "'abcdefghijklmnopqrstuvwxyz') = translate(%s, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', "
+            "'abcdefghijklmnopqrstuvwxyz')",
+        ),
+        (
             "INSERT INTO rm (u, c, pos) VALUES (?, ?, ?) ON CONFLICT (u, c) DO UPDATE SET "
             "pos = max(pos, excluded.pos), c = excluded.c",
             "INSERT INTO rm (u, c, pos) VALUES (%s, %s, %s) ON CONFLICT (u, c) DO UPDATE SET "

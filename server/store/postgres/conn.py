@@ -14,6 +14,7 @@ second copy of each to keep in step:
     INSERT OR REPLACE INTO t (c...) -> ... ON CONFLICT ON CONSTRAINT t_pkey DO UPDATE SET
     max(a, b) / min(a, b)           -> greatest(a, b) / least(a, b) (the scalar forms)
     ifnull(a, b)                    -> coalesce(a, b)
+    a = b COLLATE NOCASE            -> both sides ASCII-lowered (NOCASE folds ASCII only)
     ON CONFLICT ... DO UPDATE SET c = f(c, excluded.c)
                                     -> ... SET c = f(t.c, excluded.c) (bare: ambiguous)
     BEGIN IMMEDIATE                 -> BEGIN
@@ -41,6 +42,8 @@ from psycopg.adapt import AdaptersMap
 from psycopg.pq import TransactionStatus
 from psycopg.types.numeric import Int8Dumper
 
+_NOCASE = re.compile(r"([\w.]+|%s) = ([\w.]+|%s) COLLATE NOCASE", re.IGNORECASE)
+_ASCII_LOWER = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'"
 _IIF = re.compile(r"\biif\(", re.IGNORECASE)
 _IFNULL = re.compile(r"\bifnull\(", re.IGNORECASE)
 _MINMAX = re.compile(r"\b(max|min)\(", re.IGNORECASE)
@@ -171,6 +174,7 @@ def translate(sql: str) -> str:
                 + s.lstrip()[len("INSERT OR REPLACE INTO") :]
                 + f" ON CONFLICT ON CONSTRAINT {table}_pkey DO UPDATE SET {sets}"
             )
+    s = _NOCASE.sub(rf"translate(\1, {_ASCII_LOWER}) = translate(\2, {_ASCII_LOWER})", s)
     s = _IFNULL.sub("coalesce(", s)
     s = _iif(s)
     s = _qualify_upsert(s)
