@@ -46,6 +46,10 @@ __all__ = ["url"]  # the fixture (test_pg_nodes.py)
         ("BEGIN IMMEDIATE", "BEGIN"),
         ("SELECT ifnull(max(a), 0) FROM t", "SELECT coalesce(max(a), 0) FROM t"),
         (
+            "SELECT a FROM t INDEXED BY t_i WHERE (? IS NULL OR c = ?)",
+            "SELECT a FROM t WHERE (%s::text IS NULL OR c = %s)",
+        ),
+        (
             "SELECT a FROM t WHERE name = ? COLLATE NOCASE",
             "SELECT a FROM t WHERE translate(name, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', "
             "'abcdefghijklmnopqrstuvwxyz') = translate(%s, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', "

@@ -121,3 +121,41 @@ async def test_a_commit_brings_a_node_up_to_date(url: str) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_two_nodes_never_oversell_the_shop(url: str) -> None:
+    """The shop is held whole in each node's memory (sqlite/shop.py): buyers racing on two
+    nodes for one product get its stock and no more, and a node opened afterwards loads
+    the catalogue as it stands."""
+    from liaotian.protocol import ErrorCode
+    from liaotian.server.chat.ops import PlaceOrder
+    from test_shop_contract import POLICY, setup
+
+    a, b = PostgresStore(url), PostgresStore(url)
+    await a.open()
+    await b.open()
+    try:
+        da, db = Driver(a), Driver(b)
+        buyers = [f"b{i:03d}" for i in range(20)]
+        pid = await setup(da, *buyers, stock=7)
+        db.ids = dict(da.ids)
+
+        def orders(d: Driver, names: list[str]) -> list[PlaceOrder]:
+            return [PlaceOrder(actor=d.ids[n], product=pid, key="k", policy=POLICY) for n in names]
+
+        ra, rb = await asyncio.gather(
+            da.run(*orders(da, buyers[::2])), db.run(*orders(db, buyers[1::2]))
+        )
+        won = [op for op in ra + rb if op.error is None]
+        assert len(won) == 7
+        assert {op.error for op in ra + rb if op.error is not None} == {ErrorCode.OUT_OF_STOCK}
+    finally:
+        await a.close()
+        await b.close()
+    c = PostgresStore(url)
+    await c.open()
+    try:
+        assert c.cache.shop.products[pid].stock == 0
+        assert (await c.product_by_id(pid)).stock == 0  # type: ignore[union-attr]
+    finally:
+        await c.close()

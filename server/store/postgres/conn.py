@@ -14,6 +14,8 @@ second copy of each to keep in step:
     INSERT OR REPLACE INTO t (c...) -> ... ON CONFLICT ON CONSTRAINT t_pkey DO UPDATE SET
     max(a, b) / min(a, b)           -> greatest(a, b) / least(a, b) (the scalar forms)
     ifnull(a, b)                    -> coalesce(a, b)
+    t INDEXED BY i                  -> t (PostgreSQL's planner picks the index)
+    ? IS NULL                       -> %s::text IS NULL (a bare NULL parameter has no type)
     a = b COLLATE NOCASE            -> both sides ASCII-lowered (NOCASE folds ASCII only)
     ON CONFLICT ... DO UPDATE SET c = f(c, excluded.c)
                                     -> ... SET c = f(t.c, excluded.c) (bare: ambiguous)
@@ -44,6 +46,8 @@ from psycopg.types.numeric import Int8Dumper
 
 _NOCASE = re.compile(r"([\w.]+|%s) = ([\w.]+|%s) COLLATE NOCASE", re.IGNORECASE)
 _ASCII_LOWER = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'"
+_PARAM_IS_NULL = re.compile(r"(%s|%\(\w+\)s) IS (NOT )?NULL", re.IGNORECASE)
+_INDEXED_BY = re.compile(r"\s+INDEXED BY \w+", re.IGNORECASE)
 _IIF = re.compile(r"\biif\(", re.IGNORECASE)
 _IFNULL = re.compile(r"\bifnull\(", re.IGNORECASE)
 _MINMAX = re.compile(r"\b(max|min)\(", re.IGNORECASE)
@@ -175,6 +179,8 @@ def translate(sql: str) -> str:
                 + f" ON CONFLICT ON CONSTRAINT {table}_pkey DO UPDATE SET {sets}"
             )
     s = _NOCASE.sub(rf"translate(\1, {_ASCII_LOWER}) = translate(\2, {_ASCII_LOWER})", s)
+    s = _INDEXED_BY.sub("", s)
+    s = _PARAM_IS_NULL.sub(r"\1::text IS \2NULL", s)
     s = _IFNULL.sub("coalesce(", s)
     s = _iif(s)
     s = _qualify_upsert(s)

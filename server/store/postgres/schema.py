@@ -54,6 +54,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX channel_search_by_chan ON channel_search (chan, rowid);
     CREATE INDEX updates_by_ts ON updates (ts);
     """,
+    # 2: the shop (SQLite's migration 13) is held whole in each node's memory: a commit
+    # that changed it makes the other nodes load it again (writer.py).
+    """
+    ALTER TABLE store_changes ADD COLUMN shop BIGINT NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = (len(sqlite_schema.MIGRATIONS), len(MIGRATIONS))

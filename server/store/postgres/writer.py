@@ -59,10 +59,12 @@ from typing import Any
 import psycopg
 
 from ..ledger import LedgerState
+from ..shop_overlay import ShopState
 from ..sqlite import channels as sqlite_channels
 from ..sqlite import sql
 from ..sqlite.batch import Batch
 from ..sqlite.caches import BoundedKeys
+from ..sqlite.shop import load as load_shop
 from ..sqlite.sql import Rows, Txn, Written
 from ..sqlite.writer import Writer, _Flight
 from .conn import SyncConnection, bind, translate
@@ -73,9 +75,9 @@ MAX_REPLANS = 50  # a batch planned again this often (other nodes keep writing):
 CHANGES_KEPT = 100_000  # store_changes rows kept (a node further behind reloads all)
 
 # What one commit changed that a node's caches may hold: (users, conversations, channels
-# touched, wallet touched); the users and conversations of its heads, privacy and contact
-# state, positions and groups.
-Touched = tuple[list[int], list[int], bool, bool]
+# touched, wallet touched, shop touched); the users and conversations of its heads,
+# privacy and contact state, positions and groups.
+Touched = tuple[list[int], list[int], bool, bool, bool]
 
 
 class StaleCaches(Exception):
@@ -95,7 +97,8 @@ def touched(b: Batch) -> Touched:
     staged = [s for s, _ in b.statements]
     channels = any("channel" in s for s in staged)
     wallet = bool(b.transfer_rows) or any("wallet_" in s for s in staged)
-    return users, convs, channels, wallet
+    shop = any("shop_" in s for s in staged)
+    return users, convs, channels, wallet, shop
 
 
 class PgWriter(Writer):
@@ -167,7 +170,7 @@ class PgWriter(Writer):
             c.ch = type(c.ch)()
         if any(ch[3] for ch in changes):
             c.ledger = LedgerState(complete=False, keys=BoundedKeys())
-        await self._load_counters()
+        await self._load_counters(shop=any(ch[4] for ch in changes))
 
     async def reload(self) -> None:
         """Forget every cached image another node may have changed; reload the counters."""
@@ -176,10 +179,16 @@ class PgWriter(Writer):
             d.clear()
         c.ch = type(c.ch)()
         c.ledger = LedgerState(complete=False, keys=BoundedKeys())
-        await self._load_counters()
+        await self._load_counters(shop=True)
 
-    async def _load_counters(self) -> None:
+    async def _load_counters(self, *, shop: bool) -> None:
+        """The next free ids and the clock; with `shop`, the shop's whole state (the writer
+        holds every product and open order: sqlite/shop.py)."""
         c = self.cache
+        if shop:
+            c.shop = ShopState()
+            state = c.shop
+            await self.call(lambda db: load_shop(db, state))
         ids = await self.call(load_counters)
         c.next_msg_id, c.next_conv_id, c.next_item_id = ids[0], ids[1], ids[2]
         led = c.ledger
@@ -265,7 +274,7 @@ def lock_clock(db: SyncConnection, clock: int) -> int:
         if now == clock + 1:
             return now
         missed = conn.execute(
-            "SELECT clock, users, convs, channels, wallet FROM store_changes "
+            "SELECT clock, users, convs, channels, wallet, shop FROM store_changes "
             "WHERE clock > %s ORDER BY clock",
             (clock,),
         ).fetchall()
@@ -274,7 +283,7 @@ def lock_clock(db: SyncConnection, clock: int) -> int:
             conn.execute("ROLLBACK")
         raise
     known = [r[0] for r in missed] == list(range(clock + 1, now))
-    changes: list[Touched] = [(r[1], r[2], bool(r[3]), bool(r[4])) for r in missed]
+    changes: list[Touched] = [(r[1], r[2], bool(r[3]), bool(r[4]), bool(r[5])) for r in missed]
     raise StaleCaches(changes if known else None, now)
 
 
@@ -286,7 +295,7 @@ def write_batch(
     chats: Rows,
     positions: Rows,
     txns: list[Txn],
-    change: tuple[int, list[int], list[int], bool, bool],
+    change: tuple[int, list[int], list[int], bool, bool, bool],
 ) -> Written:
     """In the transaction lock_clock opened: what this commit changed (store_changes),
     every row and statement, the generic transactions, COMMIT.
@@ -302,8 +311,8 @@ def write_batch(
         try:
             with conn.pipeline():
                 conn.execute(
-                    "INSERT INTO store_changes (clock, users, convs, channels, wallet) "
-                    "VALUES (%s, %s::bigint[], %s::bigint[], %s, %s)",
+                    "INSERT INTO store_changes (clock, users, convs, channels, wallet, shop) "
+                    "VALUES (%s, %s::bigint[], %s::bigint[], %s, %s, %s)",
                     change,
                 )
                 if change[0] % 1000 == 0:
