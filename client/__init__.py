@@ -62,12 +62,15 @@ from liaotian.protocol.social import (
 from .account import Account
 from .backoff import Backoff
 from .bot import Bot, Context
+from .bots import Bots
 from .channels import Channels, ChannelSummary
 from .client import DEFAULT_PORT, Client, InitialSync, connect, new_cmid, register
 from .connection import ClientConnection
 from .contacts import Contacts
 from .cursor import CursorTracker, FileStore, MemoryStore, SessionState, SessionStore
 from .events import (
+    CallbackAnswered,
+    CallbackQuery,
     CaughtUp,
     ChannelChanged,
     ChannelNewsEvent,
@@ -77,6 +80,7 @@ from .events import (
     EventQueue,
     GroupChanged,
     GroupEvent,
+    MessageEdited,
     MessageReceived,
     PresenceChanged,
     ReadReceipt,
@@ -98,6 +102,9 @@ __all__ = [
     "Account",
     "Backoff",
     "Bot",
+    "Bots",
+    "CallbackAnswered",
+    "CallbackQuery",
     "CaughtUp",
     "ChannelChanged",
     "ChannelNewsEvent",
@@ -135,6 +142,7 @@ __all__ = [
     "Media",
     "MediaRef",
     "MemoryStore",
+    "MessageEdited",
     "MessageReceived",
     "Nearby",
     "Presence",

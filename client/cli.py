@@ -73,7 +73,7 @@ from liaotian.protocol import (
 )
 from liaotian.protocol.social import MESSAGE_POLICY, VISIBILITY, GroupInfo
 
-from . import channel_cli, nearby_cli, shop_cli, wallet_cli
+from . import bot_cli, channel_cli, nearby_cli, shop_cli, wallet_cli
 from .backoff import Backoff
 from .client import DEFAULT_PORT, Client, register
 from .cursor import FileStore, MemoryStore, SessionState
@@ -490,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     shop_cli.add_parsers(sub, common)
     # --- channels (channel_cli.py)
     channel_cli.add_parsers(sub, common)
+    # --- bots (bot_cli.py)
+    bot_cli.add_parsers(sub, common)
     return parser
 
 
@@ -659,6 +661,9 @@ def fmt_message(
     text = safe(m.text, indent) if m.media is None else safe(media_line(m), indent) + f" (#{m.pos})"
     if m.group is None and m.event and not m.text:
         text = f"* {describe_direct_event(m.event)}"
+    buttons = bot_cli.fmt_buttons(m) if m.meta else None
+    if buttons is not None:
+        text += "\n" + buttons
     if m.group is None:
         return f"[{fmt_time(m.ts)}] {safe(m.sender)} -> {safe(m.to)}: {text}"
     where = fmt_group(m.group, groups)
@@ -703,7 +708,7 @@ def fmt_event(
             return f"(presence) {safe(event.user)} is online"
         seen = f", last seen {fmt_time(event.last_seen)}" if event.last_seen else ""
         return f"(presence) {safe(event.user)} is offline{seen}"
-    return None
+    return bot_cli.fmt_bot_event(event)
 
 
 # ---------------------------------------------------------------------- commands
@@ -1241,6 +1246,8 @@ async def cmd_profile(args: argparse.Namespace, out: TextIO) -> int:
     print(f"user:   {safe(p.user)}", file=out)
     print(f"name:   {safe(p.display_name)}", file=out)
     print(f"status: {safe(p.status)}", file=out)
+    if p.bot:
+        print("bot:    yes (a bot account)", file=out)
     return EXIT_OK
 
 
@@ -1344,6 +1351,15 @@ async def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+async def cmd_bot(args: argparse.Namespace, out: TextIO) -> int:
+    """bot create|list|token|delete|commands|privacy, press (bot_cli.py)."""
+    try:
+        async with _session_client(args) as client:
+            return await bot_cli.run(client, args, out)
+    except bot_cli.UsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
 async def cmd_wallet(args: argparse.Namespace, out: TextIO) -> int:
     """wallet, pay, red-packet, tasks, items (wallet_cli.py)."""
     try:
@@ -1409,6 +1425,7 @@ COMMANDS = {
     **{name: cmd_nearby for name in nearby_cli.COMMANDS},
     **{name: cmd_shop for name in shop_cli.COMMANDS},
     **{name: cmd_channel for name in channel_cli.COMMANDS},
+    **{name: cmd_bot for name in bot_cli.COMMANDS},
 }
 
 

@@ -21,6 +21,8 @@ object per feature, in the spirit of nats.py's `nc.jetstream()`:
 * `client.presence`: query, typing;
 * `client.media`: upload, download, send and send_file / send_image / send_voice /
   send_track (`media.py`, SPEC.md 27).
+* `client.bots`: bot accounts (create, list, rotate, delete), commands, buttons (press,
+  answer, edit) (`bots.py`, SPEC.md 26).
 * `client.wallet`: balance, history, pay, red_packet, claim, packet, check_in, tasks,
   items, gift, redeem (SPEC.md 25; requests that move coins retry with their idempotency
   key by themselves, `wallet.py`).
@@ -83,6 +85,7 @@ from liaotian.protocol.social import (
 
 from .account import Account
 from .backoff import Backoff
+from .bots import Bots
 from .channels import Channels
 from .compat import CompatMethods
 from .connection import CLIENT_NAME, ClientConnection
@@ -180,6 +183,7 @@ class Client(CompatMethods):
         self.nearby = Nearby(session)
         self.shop = Shop(session)
         self.channels = Channels(session)
+        self.bots = Bots(session)
 
     # ------------------------------------------------------------------ properties
 

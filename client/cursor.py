@@ -416,12 +416,16 @@ class Verdict(Enum):
 
 # Update kinds without a message that the client turns into events (READ, CONTACT, WALLET).
 DATA_KINDS = frozenset(
-    {
-        int(UpdateKind.READ),
-        int(UpdateKind.CONTACT),
-        int(UpdateKind.WALLET),
-        int(UpdateKind.CHANNEL),
-    }
+    int(k)
+    for k in (
+        UpdateKind.READ,
+        UpdateKind.CONTACT,
+        UpdateKind.WALLET,
+        UpdateKind.CHANNEL,
+        UpdateKind.CALLBACK,  # the bots' (SPEC.md 26)
+        UpdateKind.CALLBACK_ANSWER,
+        UpdateKind.MESSAGE_EDITED,
+    )
 )
 
 

@@ -47,9 +47,13 @@ from typing import Any, Generic, TypeVar
 
 from liaotian.protocol import ChatMessage, Update, UpdateKind
 
+from .bot_events import CallbackAnswered, CallbackQuery, MessageEdited, bot_event_from_update
+
 __all__ = [
     "CONTACT_EVENTS",
     "MEMBERSHIP_CHANGES",
+    "CallbackAnswered",
+    "CallbackQuery",
     "CaughtUp",
     "ChannelChanged",
     "ChannelNewsEvent",
@@ -61,6 +65,7 @@ __all__ = [
     "GroupChanged",
     "GroupEvent",
     "LogEvent",
+    "MessageEdited",
     "MessageReceived",
     "PresenceChanged",
     "ReadReceipt",
@@ -355,7 +360,15 @@ class ChannelNewsEvent:
 
 
 LogEvent = (
-    MessageReceived | GroupChanged | ReadReceipt | ContactEvent | WalletChanged | ChannelChanged
+    MessageReceived
+    | GroupChanged
+    | ReadReceipt
+    | ContactEvent
+    | WalletChanged
+    | ChannelChanged
+    | CallbackQuery
+    | CallbackAnswered
+    | MessageEdited
 )
 EphemeralEvent = TypingEvent | PresenceChanged | ChannelNewsEvent
 StateEvent = Resync | CaughtUp | Disconnected | Reconnected
@@ -366,6 +379,9 @@ ClientEvent = (
     | ContactEvent
     | WalletChanged
     | ChannelChanged
+    | CallbackQuery
+    | CallbackAnswered
+    | MessageEdited
     | TypingEvent
     | PresenceChanged
     | ChannelNewsEvent
@@ -381,6 +397,9 @@ LOG_EVENT_TYPES = (
     ContactEvent,
     WalletChanged,
     ChannelChanged,
+    CallbackQuery,
+    CallbackAnswered,
+    MessageEdited,
 )
 
 
@@ -413,7 +432,7 @@ def event_from_update(update: Update) -> LogEvent | None:
         if type(event) is str and type(channel) is int and type(name) is str:
             return ChannelChanged(update.seq, event, channel, name)
         return None
-    return None
+    return bot_event_from_update(update)
 
 
 T = TypeVar("T")

@@ -75,6 +75,7 @@ def check(
 def all_checks() -> list[Check]:
     from . import (  # noqa: F401  (importing registers the checks)
         checks_accounts,
+        checks_bots,
         checks_channels,
         checks_framing,
         checks_handshake,

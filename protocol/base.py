@@ -171,6 +171,21 @@ class MessageType(IntEnum):
     ORDER_STEP = 219
     LIST_ORDERS = 220
     ORDER_LIST = 221
+    # bots (bots.py): 180-199
+    BOT_CREATE = 180
+    BOT_INFO = 181
+    LIST_BOTS = 182
+    BOT_LIST = 183
+    BOT_TOKEN = 184
+    BOT_DELETE = 185
+    SET_COMMANDS = 186
+    GET_COMMANDS = 187
+    COMMAND_LIST = 188
+    PRESS = 189
+    PRESSED = 190
+    ANSWER_CALLBACK = 191
+    BOT_EDIT = 192
+    GROUP_BOTS = 193
 
 
 class UpdateKind(IntEnum):
@@ -179,6 +194,9 @@ class UpdateKind(IntEnum):
     CONTACT = 3  # {event, user}: a contact request or contact-list change
     WALLET = 4  # {event, ...}: the user's balance or items changed (wallet.py)
     CHANNEL = 10  # {event, channel, name}: the user joined, left or was banned from a channel
+    CALLBACK = 23  # to a bot: a user pressed a button of its message (bots.py)
+    CALLBACK_ANSWER = 24  # to the presser: the bot's notice answering the press
+    MESSAGE_EDITED = 25  # to a conversation's members: a bot edited its message
 
 
 T = MessageType
@@ -273,6 +291,16 @@ _FROM_CLIENT = frozenset(
         T.ORDER_PLACE,
         T.ORDER_STEP,
         T.LIST_ORDERS,
+        T.BOT_CREATE,
+        T.LIST_BOTS,
+        T.BOT_TOKEN,
+        T.BOT_DELETE,
+        T.SET_COMMANDS,
+        T.GET_COMMANDS,
+        T.PRESS,
+        T.ANSWER_CALLBACK,
+        T.BOT_EDIT,
+        T.GROUP_BOTS,
     }
 )
 CLIENT_TYPES = frozenset(int(t) for t in _FROM_CLIENT)

@@ -80,6 +80,11 @@ class ErrorCode(IntEnum):
     UNKNOWN_PRODUCT = 3310  # no such product
     OUT_OF_STOCK = 3311  # fewer units left than ordered; data {"stock": left}
     UNKNOWN_ORDER = 3312  # no such open order of yours (or it is closed)
+    # 35xx: bots (SPEC.md 26)
+    UNKNOWN_BOT = 3501  # no such bot of yours (or no such bot, for its commands)
+    BOTS_ONLY = 3502  # only a bot may do this (answer a callback, edit its message)
+    UNKNOWN_CALLBACK = 3503  # no such callback of this bot, or it is answered or too old
+    NO_SUCH_BUTTON = 3504  # that message is no bot's, or has no button with that data
     # 4xxx: load
     RATE_LIMITED = 4001  # retry_after says when to try again
     # 5xxx: the server
@@ -152,6 +157,10 @@ _ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.UNKNOWN_PRODUCT: "no such product",
     ErrorCode.OUT_OF_STOCK: "not enough left in stock",
     ErrorCode.UNKNOWN_ORDER: "no such open order",
+    ErrorCode.UNKNOWN_BOT: "no such bot",
+    ErrorCode.BOTS_ONLY: "only a bot may do this",
+    ErrorCode.UNKNOWN_CALLBACK: "no such callback, or it is answered",
+    ErrorCode.NO_SUCH_BUTTON: "no such button on a bot message",
     ErrorCode.RATE_LIMITED: "rate limit exceeded, retry later",
     ErrorCode.INTERNAL_ERROR: "internal server error",
     ErrorCode.UNAVAILABLE: "server unavailable, reconnect and retry",

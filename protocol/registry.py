@@ -1,8 +1,8 @@
 """Type number -> message class, and decode_message: the one module that knows every family.
 
-messages.py (core), social.py (the social layer), media.py, channels.py, wallet.py,
-nearby.py and shop.py know nothing of each other; this module imports them all, checks that together
-they cover every MessageType exactly once, and decodes a payload with the decoder
+messages.py (core), social.py (the social layer), media.py, channels.py, wallet.py, bots.py,
+nearby.py and shop.py know nothing of each other; this module imports them all, checks that
+together they cover every MessageType exactly once, and decodes a payload with the decoder
 codec.message compiled for its class.
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import Message, MessageType
+from .bots import BOT_CLASSES
 from .channels import CHANNEL_CLASSES
 from .codes import ErrorCode
 from .errors import ProtocolError
@@ -36,6 +37,7 @@ def _registry() -> dict[int, type[Message]]:
         *WALLET_CLASSES,
         *NEARBY_CLASSES,
         *SHOP_CLASSES,
+        *BOT_CLASSES,
     ):
         number = int(cls.TYPE)
         if number in table:

@@ -366,6 +366,7 @@ class Profile(Message):
     user: str = wire(max=USER_MAX)
     display_name: str = wire(max=64)
     status: str = wire(max=256)
+    bot: bool | None = None  # true for a bot account (SPEC.md 26); absent otherwise
 
 
 @message(M.SET_PRIVACY)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from enum import Enum
 
 from .base import MessageType as T
+from .bots import BOT_CLIENT_TYPES, BOT_SERVER_TYPES
 from .channels import CHANNEL_CLASSES
 from .codes import ErrorCode
 from .media import MEDIA_CLIENT_TYPES, MEDIA_SERVER_TYPES
@@ -58,6 +59,7 @@ _SESSION = {
     *_CHANNEL_CLIENT,
     *WALLET_CLIENT_TYPES,
     *_LATER_CLIENT,
+    *BOT_CLIENT_TYPES,
 }
 
 # What a client may send (and so what a server accepts) in each state.
@@ -81,6 +83,7 @@ SERVER_MAY_SEND: dict[State, frozenset[int]] = {
         | _CHANNEL_SERVER
         | WALLET_SERVER_TYPES
         | _LATER_SERVER
+        | BOT_SERVER_TYPES
     ),
     State.CLOSED: frozenset(),
 }

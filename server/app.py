@@ -27,11 +27,13 @@ import time
 from typing import Any, cast
 
 from .chat.ledger import WalletPolicy
-from .chat.ops import CreateGroup
+from .chat.model import BotView
+from .chat.ops import BotNotice, CreateGroup
 from .chat.policy import Policy
 from .config import Config
 from .fanout import FanOut
 from .handlers.accounts import AccountHandlers
+from .handlers.bots import BotHandlers, answer_notice
 from .handlers.channels import ANSWERS as CHANNEL_ANSWERS
 from .handlers.channels import ChannelHandlers, NewsFanOut
 from .handlers.contacts import ContactHandlers
@@ -154,6 +156,7 @@ class Server:
 
     def _wire(self) -> None:
         """Build the handlers with what each needs and route them; hook the hub."""
+        self.bot_view = BotView()
         cfg, store, hub, router, writes = (
             self.config,
             self.store,
@@ -190,11 +193,27 @@ class Server:
             clock,
             media=self.media.prepare_send if self.media else None,
             rewards=self.policy.wallet,
+            bots=self.bot_view,
         ).route(router)
         GroupHandlers(store, writes, self.policy, clock).route(router)
         self.fanout.answer_with(CreateGroup, answer_created)
         ReceiptHandlers(store, writes, cfg.max_group_size, clock).route(router)
-        ContactHandlers(store, writes, self.policy, clock).route(router)
+        contacts = ContactHandlers(store, writes, self.policy, clock)
+        contacts.bots = self.bot_view
+        contacts.route(router)
+        # bots (SPEC.md 26): accounts, commands, presses; the view the send rule reads
+        self.bots = BotHandlers(
+            store,
+            hub,
+            writes,
+            self.policy,
+            clock,
+            max_bots=cfg.max_bots_per_user,
+            max_text=self.limits.max_text_len,
+            view=self.bot_view,
+        )
+        self.bots.route(router)
+        self.fanout.answer_with(BotNotice, answer_notice)
         wallet = WalletHandlers(store, writes, self.policy, clock)
         wallet.route(router)
         accounts.on_invited = wallet.invited
@@ -241,6 +260,7 @@ class Server:
             try:
                 await self._open_media()
                 self._wire()
+                await self.bots.load()
                 try:  # ops
                     await self.ops.start()
                 except OpsError as exc:

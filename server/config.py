@@ -68,6 +68,10 @@ class Config:
     send_burst: float = 1000.0
     send_bytes_rate: float = 1024.0 * 1024.0  # text + meta bytes per second
     send_bytes_burst: float = 8.0 * 1024.0 * 1024.0
+    # a bot's own send limits (SPEC.md 26.1), instead of send_rate and send_burst
+    bot_send_rate: float = 30.0  # messages per second
+    bot_send_burst: float = 60.0
+    max_bots_per_user: int = 20
     # accounts
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
@@ -370,6 +374,9 @@ RULES: dict[str, Rule] = {
     "typing_burst": Rule(1),
     "send_rate": Rule(0, above=True, note="messages per second"),
     "send_burst": Rule(1),
+    "bot_send_rate": Rule(0, above=True, note="a bot's messages per second"),
+    "bot_send_burst": Rule(1),
+    "max_bots_per_user": Rule(0, note="bots one user owns at most"),
     "send_bytes_rate": Rule(0, above=True, note="bytes per second"),
     "send_bytes_burst": Rule(1, note="bytes; at least max_text_len + max_meta_size"),
     "argon2_time_cost": Rule(1, 100),

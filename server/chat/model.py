@@ -198,3 +198,12 @@ class CommentState:
     id: int
     author: int
     deleted: bool = False
+
+
+@dataclass(slots=True)
+class BotView:
+    """What the send rule knows of bots (rules/bots.py): every bot's id and name, and the
+    groups whose admins let bots see every message. Kept by the bot handlers."""
+
+    names: dict[int, str] = field(default_factory=dict)
+    open_groups: set[int] = field(default_factory=set)

@@ -17,7 +17,7 @@ from typing import Any
 from liaotian.protocol import ErrorCode
 
 from .ledger import WalletPolicy
-from .model import ChannelMember, ChannelState, GroupState
+from .model import BotView, ChannelMember, ChannelState, GroupState
 from .policy import DEFAULT_POLICY, Policy
 
 
@@ -78,6 +78,7 @@ class SendRequest:
     error_message: str = ""
     pushes: list[Push] = field(default_factory=list)  # a task's reward (rules/tasks.py)
     rewards: WalletPolicy | None = None  # set when a SEND completes tasks (on_message)
+    bots: BotView | None = None  # group sends: bots in privacy mode see only what is theirs
 
 
 @dataclass(frozen=True, slots=True)
@@ -577,3 +578,19 @@ class OrderStep(WalletOp):
 
     order: int
     step: str
+
+
+# bots (rules/bots.py)
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class BotNotice(Op):
+    """One update-log entry of `kind` with `data` for each of `users` (a press to the bot,
+    its answer to the presser, an edit to a conversation's members)."""
+
+    users: tuple[int, ...]
+    kind: int
+    data: bytes
+    callback: int = 0  # a press: answered PRESSED with this id (handlers/bots.py)
+    # outcome
+    seqs: list[int] = field(default_factory=list)

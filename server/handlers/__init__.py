@@ -10,5 +10,6 @@ registers its handlers on the router (`route`); none knows the server or the tra
     contacts.py   contacts, blocking, profiles, privacy
     receipts.py   READ, GET_RECEIPTS, LIST_CONVERSATIONS
     presence.py   presence and typing (ephemeral, never stored)
+    bots.py       bot accounts and tokens, commands, button presses, callbacks, edits
     throttle.py   the rate limiters they share
 """

@@ -30,7 +30,7 @@ from liaotian.protocol.social import (
 from liaotian.protocol.text import check_field
 
 from ..chat import ops
-from ..chat.model import VISIBILITY_NAMES
+from ..chat.model import VISIBILITY_NAMES, BotView
 from ..chat.policy import Policy
 from ..chat.rules.contacts import shows
 from ..net.peer import Peer
@@ -57,6 +57,7 @@ class ContactHandlers:
         self.writes = writes
         self.policy = policy
         self.clock = clock  # monotonic seconds (the loop's)
+        self.bots = BotView()  # PROFILE says whether a user is a bot (the bot handlers')
 
     def route(self, r: Router) -> None:
         for cls, op_cls in _RELATIONS:
@@ -150,7 +151,15 @@ class ContactHandlers:
             if not shows(soc, soc.profile, conn.user_id):
                 raise RequestError(ErrorCode.NOT_ALLOWED)
         name, status, _seen = await self.store.profile(uid)
-        conn.send(Profile(rid=msg.rid, user=msg.user, display_name=name, status=status))
+        conn.send(
+            Profile(
+                rid=msg.rid,
+                user=msg.user,
+                display_name=name,
+                status=status,
+                bot=True if uid in self.bots.names else None,
+            )
+        )
 
     async def get_privacy(self, conn: Peer, msg: GetPrivacy) -> None:
         soc = await self.store.social_of(conn.user_id)

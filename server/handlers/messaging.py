@@ -28,7 +28,9 @@ from liaotian.protocol import (
 )
 
 from ..chat.ledger import WalletPolicy
+from ..chat.model import BotView
 from ..chat.ops import SendRequest
+from ..chat.rules.bots import check_buttons
 from ..config import Config
 from ..net.peer import Peer
 from ..net.router import Router
@@ -52,8 +54,11 @@ class MessagingHandlers:
         clock: Callable[[], float],
         media: MediaSend | None = None,
         rewards: WalletPolicy | None = None,
+        bots: BotView | None = None,
     ) -> None:
         self.store = store
+        # bots (SPEC.md 26): their own send limits, buttons, privacy mode in groups
+        self.bots = bots if bots is not None else BotView()
         self.media = media  # None: this server has no media (SEND with media is 5001)
         # tasks a SEND completes (rules/tasks.py); None when none is configured
         self._rewards = rewards if rewards is not None and rewards.on_message else None
@@ -90,6 +95,8 @@ class MessagingHandlers:
             raise RequestError(
                 ErrorCode.MESSAGE_TOO_LARGE, f"meta above {limits.max_meta_size} bytes"
             )
+        if meta_size and "buttons" in msg.meta:
+            self._check_buttons(conn, msg.meta["buttons"])
         if msg.group is None and not self._known_user(msg.to) and not validate_username(msg.to):
             raise RequestError(ErrorCode.UNKNOWN_USER)
         try:
@@ -105,6 +112,7 @@ class MessagingHandlers:
                     rid=msg.rid,
                     group=msg.group,
                     rewards=self._rewards,
+                    bots=self._bots_of(msg.group),
                 )
             )
         except StoreClosed:
@@ -129,6 +137,8 @@ class MessagingHandlers:
             raise RequestError(
                 ErrorCode.MESSAGE_TOO_LARGE, f"meta above {limits.max_meta_size} bytes"
             )
+        if meta_size and "buttons" in msg.meta:
+            self._check_buttons(conn, msg.meta["buttons"])
         if msg.group is None and not self._known_user(msg.to) and not validate_username(msg.to):
             raise RequestError(ErrorCode.UNKNOWN_USER)
         media, refs = await self.media(conn, msg)
@@ -147,6 +157,7 @@ class MessagingHandlers:
                     media=media,
                     blob_refs=refs,
                     rewards=self._rewards,
+                    bots=self._bots_of(msg.group),
                 )
             )
         except StoreClosed:
@@ -162,8 +173,13 @@ class MessagingHandlers:
             if len(self._buckets) > 100_000:
                 self._buckets.clear()  # idle users' full buckets: nothing lost by forgetting
             cfg = self.config
+            bot = uid in self.bots.names  # a bot has its own limits
             buckets = self._buckets[uid] = (
-                TokenBucket(cfg.send_rate, cfg.send_burst, now),
+                TokenBucket(
+                    cfg.bot_send_rate if bot else cfg.send_rate,
+                    cfg.bot_send_burst if bot else cfg.send_burst,
+                    now,
+                ),
                 TokenBucket(cfg.send_bytes_rate, cfg.send_bytes_burst, now),
             )
         count, volume = buckets
@@ -181,6 +197,18 @@ class MessagingHandlers:
             raise RequestError(
                 ErrorCode.RATE_LIMITED, "sending too fast", retry_after=round(wait, 3)
             )
+
+    def _bots_of(self, group: int | None) -> BotView | None:
+        """The bot view for a group send while any bot exists (rules/bots.py)."""
+        return self.bots if group is not None and self.bots.names else None
+
+    def _check_buttons(self, conn: Peer, buttons: Any) -> None:
+        """Buttons are a bot's (SPEC.md 26.3), and well formed."""
+        if conn.user_id not in self.bots.names:
+            raise RequestError(ErrorCode.BOTS_ONLY, "only a bot's messages carry buttons")
+        problem = check_buttons(buttons)
+        if problem is not None:
+            raise RequestError(ErrorCode.INVALID_FIELD, problem)
 
     def _rows(self, group: int | None) -> int:
         """Update-log rows a SEND writes: sender and recipient, or one per group member

@@ -140,6 +140,21 @@ class SearchHit:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class BotRecord:
+    """A bot account (SPEC.md 26): its user id and name, its owner, its commands."""
+
+    id: int
+    name: str
+    owner: int
+    created: int  # ms
+    commands: tuple[tuple[str, str], ...] = ()  # (name, description)
+
+
+BOT_PASSWORD_HASH = "!bot"  # a bot's password hash: no password verifies against it
+BOT_DEVICE = "bot"  # the device whose session token is the bot's token
+
+
 class Store(Protocol):
     """The store the handlers and the fan-out use (see the module docstring)."""
 
@@ -284,6 +299,34 @@ class Store(Protocol):
         """When the next open pending transfer times out (ms), if any does."""
 
     async def ledger_dump(self) -> LedgerDump: ...
+
+    # ------------------------------------------------------------------ bots (awaited)
+
+    async def create_bot(self, name: str, owner: int, token_hash: bytes) -> int:
+        """In one commit: a user `name` with BOT_PASSWORD_HASH, its bot row, and its device
+        BOT_DEVICE keyed by `token_hash`. The bot's user id; UsernameTaken if taken."""
+
+    async def delete_bot(self, uid: int) -> bool:
+        """Drop the bot row and every device of the bot (its token dies); the account
+        stays (its messages keep their sender) and its name stays taken."""
+
+    async def bot_by_id(self, uid: int) -> BotRecord | None: ...
+    async def bots_of(self, owner: int) -> list[BotRecord]:
+        """The owner's bots, oldest first."""
+
+    async def all_bots(self) -> list[BotRecord]: ...
+    async def set_bot_commands(self, uid: int, commands: tuple[tuple[str, str], ...]) -> None: ...
+    async def set_group_bots(self, conv: int, see_all: bool) -> None:
+        """Whether bot members of the group see every message (not only theirs)."""
+
+    async def bot_open_groups(self) -> set[int]:
+        """The groups whose bots see every message."""
+
+    async def set_bot_edit(self, conv: int, pos: int, text: str, meta: bytes) -> None:
+        """A bot's message at `pos` was edited: its text and (encoded) meta now."""
+
+    async def bot_edit(self, conv: int, pos: int) -> tuple[str, bytes] | None:
+        """The latest edit of the message at `pos`, if it was edited."""
 
 
 class MediaStore(Protocol):

@@ -53,6 +53,7 @@ from .contract import (
     UsernameTaken,
     UserRecord,
 )
+from .memory_bots import MemoryBots
 from .memory_channels import ChannelWrite, MemoryChannelBatch, MemoryChannels
 from .memory_nearby import MemoryNearby
 from .overlay import Committed, MessageRow, Overlay
@@ -172,7 +173,7 @@ class MemoryBatch(MemoryChannelBatch, Overlay):
         self.refs.append((conv, pos, blobs))
 
 
-class MemoryStore(MemoryNearby, MemoryChannels):
+class MemoryStore(MemoryNearby, MemoryChannels, MemoryBots):
     def __init__(
         self,
         *,
@@ -210,6 +211,7 @@ class MemoryStore(MemoryNearby, MemoryChannels):
         self._scheduled = False
         self._init_channels()
         self._init_nearby()
+        self._init_bots()
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -97,3 +97,117 @@ def test_parse_command_and_validation() -> None:
         Bot("echo", store=object(), state_file="x")  # type: ignore[arg-type]
     with pytest.raises(RuntimeError):
         _ = bot.client
+
+
+# ------------------------------------------------------------------ commands, mentions, buttons
+
+
+class FakePresence:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str | None, int | None, bool]] = []
+
+    async def typing(
+        self, to: str | None = None, group: int | None = None, typing: bool = True
+    ) -> bool:
+        self.calls.append((to, group, typing))
+        return True
+
+
+class FakeBots:
+    def __init__(self) -> None:
+        self.answers: list[tuple[int, str]] = []
+        self.edits: list[tuple[int, int, str, Any]] = []
+
+    async def answer(self, callback: int, text: str = "", *, alert: bool = False) -> None:
+        self.answers.append((callback, text))
+
+    async def edit(self, conv: int, pos: int, text: str, *, buttons: Any = None) -> None:
+        self.edits.append((conv, pos, text, buttons))
+
+
+class FakeGroups:
+    def __init__(self, sent: list[tuple[str, str]]) -> None:
+        self.sent = sent
+
+    async def send(self, group: int, text: str, meta: dict[str, Any] | None = None) -> None:
+        self.sent.append((f"#{group}", text))
+
+
+class BotClient(FakeClient):
+    user = "echobot"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.metas: list[dict[str, Any] | None] = []
+        self.presence = FakePresence()
+        self.bots = FakeBots()
+        self.groups = FakeGroups(self.sent)
+        self.send_group = self.groups.send
+
+    async def send(self, to: str, text: str, meta: dict[str, Any] | None = None) -> None:
+        self.sent.append((to, text))
+        self.metas.append(meta)
+
+
+def group_event(text: str, seq: int = 1) -> MessageReceived:
+    m = ChatMessage(
+        id=seq, conv=5, pos=seq, sender="alice", to="", ts=0, cmid=f"c{seq}", text=text, group=5
+    )
+    return MessageReceived(seq, m)
+
+
+async def test_commands_addressed_to_another_bot_are_not_ours() -> None:
+    bot = Bot("echobot", token="t")
+    calls: list[str] = []
+
+    @bot.command("help", "what I do")
+    async def help_(ctx: Context) -> None:
+        calls.append(ctx.args)
+
+    client = BotClient()
+    for text in ("/help@echobot a", "/help@otherbot b", "/help c"):
+        await bot.dispatch(client, event(text))  # type: ignore[arg-type]
+    assert calls == ["a", "c"]
+
+
+async def test_mentions_in_groups_go_to_mention_handlers_with_typing_around() -> None:
+    bot = Bot("echobot", token="t")
+    seen: list[str] = []
+
+    @bot.on_mention
+    async def mentioned(ctx: Context) -> None:
+        seen.append("mention:" + ctx.text)
+        await ctx.reply("yes?", buttons=[[("More", "more")]])
+
+    @bot.on_message
+    async def other(ctx: Context) -> None:
+        seen.append("message:" + ctx.text)
+
+    client = BotClient()
+    await bot.dispatch(client, group_event("hi @echobot"))  # type: ignore[arg-type]
+    await bot.dispatch(client, group_event("hi @echobotx"))  # type: ignore[arg-type]
+    await bot.dispatch(client, event("hi @echobot"))  # type: ignore[arg-type]
+    assert seen == ["mention:hi @echobot", "message:hi @echobotx", "message:hi @echobot"]
+    assert client.sent[0] == ("#5", "yes?")
+    typing = client.presence.calls
+    assert typing[:2] == [(None, 5, True), (None, 5, False)]
+    assert typing[-2:] == [("alice", None, True), ("alice", None, False)]
+
+
+async def test_presses_go_to_callback_handlers_which_answer_and_edit() -> None:
+    from liaotian.client.bot import CallbackContext
+    from liaotian.client.bot_events import CallbackQuery
+
+    bot = Bot("echobot", token="t", typing=False)
+
+    @bot.on_callback
+    async def pressed(cb: CallbackContext) -> None:
+        await cb.answer(f"got {cb.data}")
+        await cb.edit("done", buttons=[[("Again", "again")]])
+
+    client = BotClient()
+    q = CallbackQuery(seq=3, callback=77, sender="alice", conv=9, pos=2, id=1, data="yes")
+    await bot.dispatch(client, q)  # type: ignore[arg-type]
+    assert client.bots.answers == [(77, "got yes")]
+    assert client.bots.edits == [(9, 2, "done", [[("Again", "again")]])]
+    assert client.presence.calls == []

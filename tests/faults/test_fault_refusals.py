@@ -43,6 +43,7 @@ from liaotian.protocol import (
     Send,
     Sync,
 )
+from liaotian.protocol import bots as B
 from liaotian.protocol import nearby as N
 from liaotian.protocol import shop as S
 from liaotian.protocol import wallet as W
@@ -207,6 +208,16 @@ EXAMPLES: list[tuple[type[Message], dict[str, Any]]] = [
     (S.OrderPlace, {"product": 1, "key": "k"}),
     (S.OrderStep, {"order": 1, "step": "cancel"}),
     (S.ListOrders, {}),
+    (B.BotCreate, {"name": "abot"}),
+    (B.ListBots, {}),
+    (B.BotToken, {"name": "abot"}),
+    (B.BotDelete, {"name": "abot"}),
+    (B.SetCommands, {"commands": ()}),
+    (B.GetCommands, {"bot": "abot"}),
+    (B.Press, {"conv": 1, "pos": 1, "data": "x"}),
+    (B.AnswerCallback, {"callback": 1}),
+    (B.BotEdit, {"conv": 1, "pos": 1, "text": "t"}),
+    (B.GroupBots, {"group": 1, "see_all": True}),
 ]
 
 
@@ -286,6 +297,9 @@ NOT_MEMBER_TABLE: list[tuple[type[Message], dict[str, Any]]] = [
     (GroupSetRole, {"group": "G", "user": "bob", "role": "admin"}),
     (GroupTransfer, {"group": "G", "user": "bob"}),
     (W.RedPacketSend, {"to": "", "group": "G", "amount": 1, "count": 1, "key": "intruder"}),
+    (B.Press, {"conv": "C", "pos": 1, "data": "x"}),
+    (B.BotEdit, {"conv": "C", "pos": 1, "text": "hijacked"}),
+    (B.GroupBots, {"group": "G", "see_all": True}),
 ]
 
 

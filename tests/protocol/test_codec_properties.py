@@ -52,6 +52,7 @@ from liaotian.protocol import (
     encode_updates_frame,
     unpack_body,
 )
+from liaotian.protocol import bots as B
 from liaotian.protocol import nearby as N
 from liaotian.protocol import shop as SH
 from liaotian.protocol import wallet as W
@@ -418,7 +419,14 @@ SOCIAL_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     T.UNBLOCK: user_request(Unblock),
     T.SET_PROFILE: st.builds(SetProfile, rid=rids, display_name=opt_text(64), status=opt_text(256)),
     T.GET_PROFILE: user_request(GetProfile),
-    T.PROFILE: st.builds(Profile, rid=rids, user=users, display_name=text(64), status=text(256)),
+    T.PROFILE: st.builds(
+        Profile,
+        rid=rids,
+        user=users,
+        display_name=text(64),
+        status=text(256),
+        bot=st.none() | st.just(True),
+    ),
     T.SET_PRIVACY: st.builds(
         SetPrivacy,
         rid=rids,
@@ -707,6 +715,42 @@ SHOP_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
         SH.OrderList, rid=rids, orders=st.lists(order_entries, max_size=4).map(tuple)
     ),
 }
+# bots (protocol/bots.py)
+command_entries = st.builds(
+    B.CommandEntry, name=st.text(min_size=1, max_size=32), description=text(256)
+)
+commands = st.lists(command_entries, max_size=4).map(tuple)
+BOT_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
+    T.BOT_CREATE: st.builds(B.BotCreate, rid=rids, name=users),
+    T.BOT_INFO: st.builds(
+        B.BotInfo, rid=rids, name=users, owner=users, created=u63, token=st.none() | text(64)
+    ),
+    T.LIST_BOTS: st.builds(B.ListBots, rid=rids),
+    T.BOT_LIST: st.builds(
+        B.BotList,
+        rid=rids,
+        bots=tuples(st.builds(B.BotEntry, name=users, created=u63, commands=commands)),
+    ),
+    T.BOT_TOKEN: st.builds(B.BotToken, rid=rids, name=users),
+    T.BOT_DELETE: st.builds(B.BotDelete, rid=rids, name=users),
+    T.SET_COMMANDS: st.builds(B.SetCommands, rid=rids, commands=commands, bot=users),
+    T.GET_COMMANDS: st.builds(B.GetCommands, rid=rids, bot=users),
+    T.COMMAND_LIST: st.builds(B.CommandList, rid=rids, bot=users, commands=commands),
+    T.PRESS: st.builds(B.Press, rid=rids, conv=u63, pos=st.integers(1, 1 << 40), data=text(64)),
+    T.PRESSED: st.builds(B.Pressed, rid=rids, callback=u63),
+    T.ANSWER_CALLBACK: st.builds(
+        B.AnswerCallback, rid=rids, callback=u63, text=text(200), alert=st.booleans()
+    ),
+    T.BOT_EDIT: st.builds(
+        B.BotEdit,
+        rid=rids,
+        conv=u63,
+        pos=st.integers(1, 1 << 40),
+        text=text(256),
+        meta=maps,
+    ),
+    T.GROUP_BOTS: st.builds(B.GroupBots, rid=rids, group=u63, see_all=st.booleans()),
+}
 
 
 STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
@@ -792,6 +836,7 @@ STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
     **WALLET_STRATEGIES,
     **NEARBY_STRATEGIES,
     **SHOP_STRATEGIES,
+    **BOT_STRATEGIES,
 }
 
 

@@ -61,8 +61,9 @@ from liaotian.protocol.social import (
 from liaotian.protocol.wallet import WALLET_CLASSES
 
 MAX_INT64 = 2**63 - 1
-# The reference was frozen before the channel messages (110-139), media (90-97, SPEC.md 27)
-# and the wallet's (150-170, protocol/wallet.py) were declared: they have no hand-written
+# The reference was frozen before the channel messages (110-139), media (90-97, SPEC.md 27),
+# the wallet's (150-170, protocol/wallet.py), the bots' (180-199, protocol/bots.py) and
+# nearby and the shop's (200-239) were declared: they have no hand-written
 # reference. New fields are compared on what the old codec knew, left at their defaults
 # (media; tests/protocol/test_media_messages.py checks them) or dropped (ADDED_KEYS).
 LATER_TYPES = frozenset(int(c.TYPE) for c in MEDIA_CLASSES)
@@ -70,14 +71,19 @@ LATER_FIELDS = frozenset({(Send, "media"), (ChatMessage, "media")})
 MESSAGE_CLASSES = {
     t: c
     for t, c in ALL_CLASSES.items()
-    if not 110 <= t <= 139 and not 150 <= t <= 170 and not 200 <= t <= 239 and t not in LATER_TYPES
+    if not 110 <= t <= 139
+    and not 150 <= t <= 170
+    and not 180 <= t <= 199
+    and not 200 <= t <= 239
+    and t not in LATER_TYPES
 }
 ADDED = {int(c.TYPE) for c in (*WALLET_CLASSES, *NEARBY_CLASSES, *SHOP_CLASSES)}
 # wallet, nearby and shop types
 assert set(range(150, 171)) | set(range(200, 209)) | set(range(210, 222)) == ADDED
 TYPES = sorted(MESSAGE_CLASSES)
 # keys added to frozen messages after the freeze (privacy `coins`): absent in comparisons
-ADDED_KEYS = frozenset({"coins", "invite", "nearby"})  # privacy coins and nearby, REGISTER invite
+# privacy coins and nearby, REGISTER invite, PROFILE bot
+ADDED_KEYS = frozenset({"coins", "invite", "nearby", "bot"})
 IDS = [MessageType(t).name for t in TYPES]
 SETTINGS = settings(max_examples=60, deadline=None, database=None)
 

@@ -146,6 +146,19 @@ WALLET_ANSWERS = {
     T.ITEM_LIST,
     T.ITEM_DONE,
 }
+BOT_REQUESTS = {
+    T.BOT_CREATE,
+    T.LIST_BOTS,
+    T.BOT_TOKEN,
+    T.BOT_DELETE,
+    T.SET_COMMANDS,
+    T.GET_COMMANDS,
+    T.PRESS,
+    T.ANSWER_CALLBACK,
+    T.BOT_EDIT,
+    T.GROUP_BOTS,
+}
+BOT_ANSWERS = {T.BOT_INFO, T.BOT_LIST, T.COMMAND_LIST, T.PRESSED}
 SESSION = {
     T.LOGOUT,
     T.LIST_DEVICES,
@@ -157,6 +170,7 @@ SESSION = {
     *SOCIAL_REQUESTS,
     *CHANNEL_REQUESTS,
     *WALLET_REQUESTS,
+    *BOT_REQUESTS,
 }
 CLIENT_MAY_SEND = {
     State.AWAIT_HELLO: {T.HELLO, T.CLOSE},
@@ -173,7 +187,8 @@ SERVER_MAY_SEND = {
     | {T.LOGGED_OUT, T.DEVICE_LIST, T.DEVICE_REVOKED, T.SENT, T.UPDATES, T.HISTORY_PAGE}
     | SOCIAL_ANSWERS
     | CHANNEL_ANSWERS
-    | WALLET_ANSWERS,
+    | WALLET_ANSWERS
+    | BOT_ANSWERS,
 }
 
 
@@ -330,6 +345,16 @@ VALID: dict[int, dict[str, Any]] = {
     T.LIST_ITEMS: {},
     T.ITEM_GIFT: {"code": "ABCD", "to": "bob"},
     T.ITEM_REDEEM: {"code": "ABCD"},
+    T.BOT_CREATE: {"name": "abot"},
+    T.LIST_BOTS: {},
+    T.BOT_TOKEN: {"name": "abot"},
+    T.BOT_DELETE: {"name": "abot"},
+    T.SET_COMMANDS: {"commands": [{"name": "help"}]},
+    T.GET_COMMANDS: {"bot": "abot"},
+    T.PRESS: {"conv": 1, "pos": 1, "data": "x"},
+    T.ANSWER_CALLBACK: {"callback": 1},
+    T.BOT_EDIT: {"conv": 1, "pos": 1, "text": "t"},
+    T.GROUP_BOTS: {"group": 1, "see_all": True},
     # server types a misbehaving client might send
     T.WELCOME: {"version": 1, "server": "s", "time": 0, "heartbeat": 1.0},
     T.UPDATES: {"updates": [], "head": 0},

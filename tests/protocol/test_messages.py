@@ -53,6 +53,7 @@ from liaotian.protocol import (
     validate_device,
     validate_username,
 )
+from liaotian.protocol.bots import BOT_CLIENT_TYPES
 from liaotian.protocol.media import (
     BlobData,
     Download,
@@ -296,14 +297,14 @@ EXAMPLES: dict[int, Message] = {
 
 
 def _vector_examples() -> dict[int, Message]:
-    """The channel (110-139), wallet (150-170), nearby (200-209) and shop (210-239)
-    messages: the first test vector of each
-    type (SPEC section 28), decoded from its frame."""
+    """The channel (110-139), wallet (150-170), bot (180-199), nearby (200-209) and shop
+    (210-239) messages: the first test vector of each type (SPEC section 28), decoded from
+    its frame."""
     path = Path(__file__).resolve().parents[1] / "vectors" / "protocol_v1.json"
     out: dict[int, Message] = {}
     for v in json.loads(path.read_text(encoding="utf-8")):
         t = v["type"]
-        if (110 <= t <= 139 or 150 <= t <= 170 or 200 <= t <= 239) and t not in out:
+        if (110 <= t <= 139 or 150 <= t <= 170 or 180 <= t <= 239) and t not in out:
             _, rid, payload = unpack_body(bytes.fromhex(v["hex"])[4:])
             out[t] = decode_message(t, rid, payload)
     return out
@@ -379,6 +380,8 @@ CLIENT_SENT = {
     T.ORDER_PLACE,
     T.ORDER_STEP,
     T.LIST_ORDERS,
+    # bots (SPEC 26)
+    *BOT_CLIENT_TYPES,
 }
 
 

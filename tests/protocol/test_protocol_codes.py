@@ -77,6 +77,10 @@ ERROR_CODES = {
     "UNKNOWN_PRODUCT": 3310,
     "OUT_OF_STOCK": 3311,
     "UNKNOWN_ORDER": 3312,
+    "UNKNOWN_BOT": 3501,
+    "BOTS_ONLY": 3502,
+    "UNKNOWN_CALLBACK": 3503,
+    "NO_SUCH_BUTTON": 3504,
     "RATE_LIMITED": 4001,
     "INTERNAL_ERROR": 5001,
     "UNAVAILABLE": 5002,
@@ -110,6 +114,9 @@ def test_update_kind_numbers() -> None:
         "CONTACT": 3,
         "WALLET": 4,
         "CHANNEL": 10,
+        "CALLBACK": 23,
+        "CALLBACK_ANSWER": 24,
+        "MESSAGE_EDITED": 25,
     }
 
 

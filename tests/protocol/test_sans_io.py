@@ -140,10 +140,10 @@ def test_every_social_message_class_is_importable_from_its_module() -> None:
 
 
 def test_every_message_class_and_code_enum_is_exported() -> None:
-    from liaotian.protocol import MESSAGE_CLASSES, channels, nearby, shop, social, wallet
+    from liaotian.protocol import MESSAGE_CLASSES, bots, channels, nearby, shop, social, wallet
 
     # feature families: imported from their own module
-    families = (channels, wallet, nearby, shop)
+    families = (channels, wallet, bots, nearby, shop)
     for cls in MESSAGE_CLASSES.values():
         home = next((m for m in families if m.__name__ == cls.__module__), liaotian.protocol)
         assert getattr(home, cls.__name__) is cls

@@ -19,6 +19,7 @@ from liaotian.protocol import (
     Updates,
     decode_message,
 )
+from liaotian.protocol.bots import BOT_CLASSES
 from liaotian.protocol.channels import CHANNEL_CLASSES
 from liaotian.protocol.media import MEDIA_CLASSES
 from liaotian.protocol.messages import (
@@ -139,10 +140,17 @@ def test_social_classes_are_exactly_the_new_message_types() -> None:
     assert len(set(social)) == len(social) == len(SOCIAL_CLASSES)
     assert not core & set(social)
     # the rest are the feature families after the social layer: media (90-97), channels
-    # (110-130), the wallet (150-170), nearby (200-208) and the shop (210-221)
+    # (110-139), the wallet (150-170), bots (180-199), nearby (200-208) and the shop (210-221)
     features = {
         int(c.TYPE)
-        for c in (*MEDIA_CLASSES, *CHANNEL_CLASSES, *WALLET_CLASSES, *NEARBY_CLASSES, *SHOP_CLASSES)
+        for c in (
+            *MEDIA_CLASSES,
+            *CHANNEL_CLASSES,
+            *WALLET_CLASSES,
+            *BOT_CLASSES,
+            *NEARBY_CLASSES,
+            *SHOP_CLASSES,
+        )
     }
     assert not (core | set(social)) & features
     assert core | set(social) | features == {int(t) for t in MessageType} == set(MESSAGE_CLASSES)

@@ -57,6 +57,7 @@ from liaotian.protocol import (
     pack_frame,
     unpack_body,
 )
+from liaotian.protocol.bots import BOT_CLASSES
 from liaotian.protocol.channels import CHANNEL_CLASSES
 from liaotian.protocol.media import (
     MEDIA_CLASSES,
@@ -886,10 +887,10 @@ def test_pair_byte_stream_survives_arbitrary_chunking(make_pair: type[Pair]) -> 
 
 # --------------------------------------------------------------------------- SPEC.md tables
 
-# Channels (SPEC.md 24), the wallet (25), nearby (29) and the shop (30): session requests,
-# answers and pushes, like the social layer's; a sample of each is its first test vector
-# (SPEC.md 28), decoded.
-FEATURE_CLASSES = (*CHANNEL_CLASSES, *WALLET_CLASSES, *NEARBY_CLASSES, *SHOP_CLASSES)
+# Channels (SPEC.md 24), the wallet (25), bots (26), nearby (29) and the shop (30): session
+# requests, answers and pushes, like the social layer's; a sample of each is its first test
+# vector (SPEC.md 28), decoded.
+FEATURE_CLASSES = (*CHANNEL_CLASSES, *WALLET_CLASSES, *BOT_CLASSES, *NEARBY_CLASSES, *SHOP_CLASSES)
 
 
 def _vector_payloads() -> dict[int, Any]:

@@ -61,6 +61,7 @@ from liaotian.protocol import (
     encode_updates_frame,
     unpack_body,
 )
+from liaotian.protocol import bots as B
 from liaotian.protocol import nearby as N
 from liaotian.protocol import shop as S
 from liaotian.protocol import wallet as W
@@ -255,6 +256,12 @@ CLAIM_503 = W.TransferEntry(
     ts=T2 + 2_000,
     ref=1,
 )
+# Bots (SPEC.md 26)
+BOT_TOKEN = "Yb3t9Q0k8vJXr2mWc6LhTzA1sNd5pGfE4uHiKoR7wUe"
+MENU = (B.CommandEntry(name="menu", description="choose a drink"), B.CommandEntry(name="help"))
+BUTTONS = {"buttons": [[{"text": "Tea", "data": "tea"}, {"text": "Coffee", "data": "coffee"}]]}
+AGAIN = {"buttons": [[{"text": "Again", "data": "again"}]]}
+
 FCODE = W.ItemEntry(
     code="7QXK2M4RJH5WNB3D", kind="fcode", source="task:checkin", created=T2 + 3_000
 )
@@ -992,6 +999,115 @@ def _frames() -> list[tuple[str, bytes]]:
         m(
             "error_packet_empty",
             Error(rid=75, code=ErrorCode.PACKET_EMPTY, message=ErrorCode.PACKET_EMPTY.explanation),
+        ),
+        # Bots (SPEC.md 26), in alice's session: she creates menubot and lists her bots;
+        # the bot (its own connection) declares its commands and sends a message with
+        # buttons into their direct conversation 9; alice presses one; the bot gets the
+        # callback, answers it and edits the message; alice rotates the token, lets the
+        # bots of group 12 see everything, reads the bot's profile and deletes it.
+        m("bot_create", B.BotCreate(rid=80, name="menubot")),
+        m(
+            "bot_info",
+            B.BotInfo(rid=80, name="menubot", owner="alice", created=T2 + 9_000, token=BOT_TOKEN),
+        ),
+        m("list_bots", B.ListBots(rid=81)),
+        m(
+            "bot_list",
+            B.BotList(
+                rid=81, bots=(B.BotEntry(name="menubot", created=T2 + 9_000, commands=MENU),)
+            ),
+        ),
+        m("set_commands", B.SetCommands(rid=2, commands=MENU)),
+        m("get_commands", B.GetCommands(rid=82, bot="menubot")),
+        m("command_list", B.CommandList(rid=82, bot="menubot", commands=MENU)),
+        m(
+            "send_buttons",
+            Send(rid=3, to="alice", cmid="m-0001", text="tea or coffee?", meta=BUTTONS),
+        ),
+        m("press", B.Press(rid=83, conv=9, pos=2, data="coffee")),
+        m("pressed", B.Pressed(rid=83, callback=4242)),
+        (
+            "updates_callback",
+            _updates_raw(
+                0,
+                [
+                    Update(
+                        seq=3,
+                        kind=UpdateKind.CALLBACK,
+                        data={
+                            "callback": 4242,
+                            "from": "alice",
+                            "conv": 9,
+                            "pos": 2,
+                            "id": 2001,
+                            "data": "coffee",
+                        },
+                    )
+                ],
+                head=3,
+            ),
+        ),
+        m("answer_callback", B.AnswerCallback(rid=4, callback=4242, text="one coffee coming")),
+        (
+            "updates_callback_answer",
+            _updates_raw(
+                0,
+                [
+                    Update(
+                        seq=52,
+                        kind=UpdateKind.CALLBACK_ANSWER,
+                        data={
+                            "callback": 4242,
+                            "bot": "menubot",
+                            "conv": 9,
+                            "pos": 2,
+                            "text": "one coffee coming",
+                            "alert": False,
+                        },
+                    )
+                ],
+                head=52,
+            ),
+        ),
+        m(
+            "bot_edit",
+            B.BotEdit(rid=5, conv=9, pos=2, text="alice chose coffee", meta=AGAIN),
+        ),
+        (
+            "updates_message_edited",
+            _updates_raw(
+                0,
+                [
+                    Update(
+                        seq=53,
+                        kind=UpdateKind.MESSAGE_EDITED,
+                        data={
+                            "conv": 9,
+                            "pos": 2,
+                            "id": 2001,
+                            "from": "menubot",
+                            "text": "alice chose coffee",
+                            "meta": AGAIN,
+                        },
+                    )
+                ],
+                head=53,
+            ),
+        ),
+        m("bot_token", B.BotToken(rid=84, name="menubot")),
+        m("group_bots", B.GroupBots(rid=85, group=GROUP, see_all=True)),
+        m(
+            "profile_bot",
+            Profile(rid=86, user="menubot", display_name="", status="", bot=True),
+        ),
+        m("bot_delete", B.BotDelete(rid=87, name="menubot")),
+        m(
+            "error_no_such_button",
+            Error(
+                rid=88,
+                code=ErrorCode.NO_SUCH_BUTTON,
+                message=ErrorCode.NO_SUCH_BUTTON.explanation,
+            ),
         ),
         # connection 4 (after HELLO/WELCOME/AUTH): media (SPEC.md 27). A server with media
         # advertises its media limits in WELCOME.

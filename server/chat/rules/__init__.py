@@ -12,6 +12,7 @@
     tasks.py     tasks and their rewards; items (invitation codes, F codes)
     nearby.py    people and merchants nearby: cells, buckets, moves (used by its handler)
     shop.py      catalogues, product cards, orders paid by the wallet's pending transfers
+    bots.py      bots: commands, buttons, privacy mode in groups, notices to logs
 
 A store calls `needs` to learn what to load for an operation and `apply` to plan it on
 a batch (chat/plan.py). Every write but SEND and READ (their handlers charge them up
@@ -31,6 +32,7 @@ from ..ops import (
     AddProduct,
     BanMember,
     BlockUser,
+    BotNotice,
     CancelContact,
     CheckIn,
     ClaimPacket,
@@ -81,7 +83,7 @@ from ..ops import (
     VoidPending,
 )
 from ..plan import Needs, Plan
-from . import channels, contacts, groups, packets, receipts, send, shop, tasks, wallet
+from . import bots, channels, contacts, groups, packets, receipts, send, shop, tasks, wallet
 
 NeedsFn = Callable[[Any, Needs, Plan], None]
 RuleFn = Callable[[Any, Any], None]  # a Plan (channels: a ChannelPlan), an op
@@ -139,6 +141,7 @@ RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
     ShareProduct: (shop.needs_card, shop.share_card, True),
     PlaceOrder: (shop.needs_place, shop.place, True),
     OrderStep: (shop.needs_step, shop.step, True),
+    BotNotice: (bots.needs_notice, bots.notice, False),
 }
 
 

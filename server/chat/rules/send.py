@@ -6,8 +6,8 @@ The refusal is NOT_ALLOWED either way, so a sender cannot tell a block from the 
 A message to oneself is a note: one log entry.
 
 Groups: only a member sends; the message is at the group's next position and in every
-member's log (the join point: members added later see history from their joining on,
-see rules/groups.py).
+member's log (the join point: members added later see history from their joining on, see
+rules/groups.py) but those of bots in privacy mode it is not for (rules/bots.py).
 
 A media message (SEND with `media`) was checked against its blobs before it was queued
 (rules/media.py); here it stores the media map and the blobs it references.
@@ -30,7 +30,7 @@ from liaotian.protocol.messages import encode_message_map
 from ..model import VIS_EVERYONE, Social
 from ..ops import Refused, SendRequest, SendResult
 from ..plan import Needs, Plan, pair
-from . import tasks
+from . import bots, tasks
 
 _MESSAGE = UpdateKind.MESSAGE
 
@@ -142,8 +142,11 @@ def _group_send(plan: Plan, s: SendRequest) -> None:
     add_update(sender, sseq, _MESSAGE, message_id=mid)
     next_seq = plan.next_seq
     fanout = []
+    hidden = (
+        bots.hidden_members(s.bots, conv, g.members, sender, s.text) if s.bots is not None else ()
+    )
     for uid in g.members:
-        if uid != sender:
+        if uid != sender and uid not in hidden:
             seq = next_seq(uid)
             add_update(uid, seq, _MESSAGE, message_id=mid)
             fanout.append((uid, seq))

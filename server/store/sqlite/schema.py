@@ -463,6 +463,27 @@ MIGRATIONS: list[str] = [
     CREATE INDEX shop_orders_by_merchant ON shop_orders (merchant, id);
     CREATE INDEX shop_orders_open ON shop_orders (state) WHERE state < 2;
     """,
+    # 14: bots (SPEC.md 26). A bot is a user (password hash "!bot": no password verifies)
+    # whose device "bot" holds the bot token; `commands` is JSON [[name, description]].
+    # bot_groups: groups whose bots see every message; bot_edits: a bot message's latest
+    # edit (its text and msgpack meta), for the buttons a press may name.
+    """
+    CREATE TABLE bots (
+        user_id  INTEGER PRIMARY KEY,
+        owner    INTEGER NOT NULL,
+        created  INTEGER NOT NULL,
+        commands TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX bots_by_owner ON bots (owner, user_id);
+    CREATE TABLE bot_groups (conv_id INTEGER PRIMARY KEY);
+    CREATE TABLE bot_edits (
+        conv_id INTEGER NOT NULL,
+        pos     INTEGER NOT NULL,
+        text    TEXT NOT NULL,
+        meta    BLOB NOT NULL,
+        PRIMARY KEY (conv_id, pos)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

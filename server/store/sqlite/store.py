@@ -31,6 +31,7 @@ from ...chat.model import Blob, BlobAccess
 from ..contract import Committed as OnCommitted
 from ..contract import StoreOpenError, Uploader, UploadRow, UsernameTaken
 from . import channels, media, schema, sql
+from .bots import BotStore
 from .caches import DEDUP_ENTRIES, Caches, Positions
 from .checkpoint import Checkpointer
 from .files import DatabaseLock, create_private, warn_if_shared
@@ -52,7 +53,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class SQLiteStore(Reads, LedgerReads, NearbyOnSQLite, ShopReads):
+class SQLiteStore(Reads, LedgerReads, NearbyOnSQLite, ShopReads, BotStore):
     """The contract (store/contract.py) on SQLite: the reads are Reads' and LedgerReads',
     the writes go through the Writer."""
 

@@ -1,0 +1,403 @@
+"""Bots (SPEC.md 26): bot accounts, their commands, button presses and their answers.
+
+A bot is an account its owner creates with BOT_CREATE: a user with no password whose one
+device, "bot", holds the bot token (a session token: the bot authenticates with AUTH and
+resumes like any device). BOT_TOKEN re-keys that device, so the old token is dead and its
+connections are closed (4002); BOT_DELETE drops the device and the bot row.
+
+What the send rule must know of bots (their names, the groups whose bots see everything)
+is the `BotView` kept here, loaded from the store at start (`load`) and changed with each
+write; the send handler passes it on group sends and applies a bot's own rate limits.
+
+A press (PRESS) is checked against the message it names (a bot's, with that button; the
+latest edit's buttons if it was edited) and reaches the bot as a CALLBACK entry in its
+log; the bot's ANSWER_CALLBACK reaches the presser as a CALLBACK_ANSWER entry. Callbacks
+waiting for an answer are kept in memory (the newest CALLBACKS_KEPT): an answer after a
+restart is 3503 UNKNOWN_CALLBACK, and the presser simply sees no notice.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+from liaotian.protocol import CloseCode, ErrorCode, MessageType, RequestError, UpdateKind
+from liaotian.protocol.bots import (
+    AnswerCallback,
+    BotCreate,
+    BotDelete,
+    BotEdit,
+    BotEntry,
+    BotInfo,
+    BotList,
+    BotToken,
+    CommandEntry,
+    CommandList,
+    GetCommands,
+    GroupBots,
+    ListBots,
+    Press,
+    Pressed,
+    SetCommands,
+)
+from liaotian.protocol.social import Ok
+
+from ..chat import ops
+from ..chat.model import KIND_DIRECT, KIND_GROUP, ROLE_ADMIN, BotView
+from ..chat.policy import Policy
+from ..chat.rules import bots as rules
+from ..net.hub import Hub
+from ..net.peer import Peer
+from ..net.router import Router
+from ..store import Store, StoreClosed, UsernameTaken
+from ..store.contract import BOT_DEVICE, BotRecord
+from .accounts import token_hash
+from .throttle import WriteBudget
+
+CALLBACKS_KEPT = 100_000  # presses awaiting an answer, remembered at most
+_unpackb: Callable[..., Any] = msgpack.unpackb
+_packb: Callable[..., bytes] = msgpack.packb
+
+
+@dataclass(frozen=True, slots=True)
+class _Callback:
+    bot: int
+    presser: int
+    conv: int
+    pos: int
+
+
+def answer_notice(op: ops.BotNotice) -> tuple[bytes, int]:
+    """A press is answered PRESSED with its callback id; other notices OK."""
+    if op.callback:
+        return Pressed(rid=op.rid, callback=op.callback).encode(), int(MessageType.PRESSED)
+    return Ok(rid=op.rid).encode(), int(MessageType.OK)
+
+
+class BotHandlers:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        writes: WriteBudget,
+        policy: Policy,
+        clock: Callable[[], float],
+        *,
+        max_bots: int = 20,
+        max_text: int = 65536,
+        view: BotView | None = None,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.writes = writes
+        self.policy = policy
+        self.clock = clock  # monotonic seconds (the loop's)
+        self.max_bots = max_bots
+        self.max_text = max_text
+        self.view = view if view is not None else BotView()
+        self.callbacks: OrderedDict[int, _Callback] = OrderedDict()
+
+    async def load(self) -> None:
+        """Fill the view from the store (at start, before clients are served)."""
+        self.view.names = {b.id: b.name for b in await self.store.all_bots()}
+        self.view.open_groups = await self.store.bot_open_groups()
+
+    def route(self, r: Router) -> None:
+        r.route(BotCreate, self.create)
+        r.route(ListBots, self.list_bots)
+        r.route(BotToken, self.rotate)
+        r.route(BotDelete, self.delete)
+        r.route(SetCommands, self.set_commands)
+        r.route(GetCommands, self.get_commands)
+        r.route(Press, self.press)
+        r.route(AnswerCallback, self.answer)
+        r.route(BotEdit, self.edit)
+        r.route(GroupBots, self.group_bots)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _charge(self, conn: Peer) -> None:
+        wait = self.writes.request(conn.user_id, self.clock())
+        if wait is not None:
+            raise RequestError(
+                ErrorCode.RATE_LIMITED, "writing too fast", retry_after=round(wait, 3)
+            )
+
+    def _submit(self, op: ops.Op) -> None:
+        try:
+            self.store.submit(op)
+        except StoreClosed:
+            raise RequestError(ErrorCode.UNAVAILABLE) from None
+
+    def _not_a_bot(self, conn: Peer) -> None:
+        if conn.user_id in self.view.names:
+            raise RequestError(ErrorCode.FORBIDDEN, "a bot cannot do this")
+
+    async def _own_bot(self, conn: Peer, name: str) -> BotRecord:
+        uid = await self.store.user_id(name)
+        bot = await self.store.bot_by_id(uid) if uid is not None else None
+        if bot is None or bot.owner != conn.user_id:
+            raise RequestError(ErrorCode.UNKNOWN_BOT)
+        return bot
+
+    def _disconnect(self, uid: int, reason: str) -> None:
+        for other in list(self.hub.of_device(uid, BOT_DEVICE)):
+            other.close(CloseCode.LOGGED_OUT, reason)
+
+    async def _members(self, conn: Peer, conv: int) -> tuple[tuple[int, ...], bool]:
+        """The participants of a direct conversation or group the asker is in, and whether
+        it is a group; NOT_MEMBER otherwise."""
+        c = await self.store.conversation(conv)
+        if c is not None and c[0] == KIND_DIRECT and conn.user_id in (c[1], c[2]):
+            return tuple(u for u in {c[1], c[2]} if u is not None), False
+        if c is not None and c[0] == KIND_GROUP:
+            g = await self.store.group_state(conv)
+            if g is not None and conn.user_id in g.members:
+                return tuple(g.members), True
+        raise RequestError(ErrorCode.NOT_MEMBER)
+
+    async def _message(self, conv: int, pos: int) -> dict[str, Any]:
+        """The message map at `pos` of `conv`, with its latest edit applied; NOT_FOUND."""
+        bodies, _more = await self.store.history(conv, pos + 1, None, 1)
+        m = _unpackb(bodies[0]) if bodies else None
+        if not isinstance(m, dict) or m.get("pos") != pos:
+            raise RequestError(ErrorCode.NOT_FOUND, "no message at that position")
+        edit = await self.store.bot_edit(conv, pos)
+        if edit is not None:
+            m["text"], m["meta"] = edit[0], _unpackb(edit[1])
+        return m
+
+    @staticmethod
+    def _entry(b: BotRecord) -> BotEntry:
+        return BotEntry(
+            name=b.name,
+            created=b.created,
+            commands=tuple(CommandEntry(name=n, description=d) for n, d in b.commands),
+        )
+
+    # ------------------------------------------------------------------ the owner's
+
+    async def create(self, conn: Peer, msg: BotCreate) -> None:
+        self._not_a_bot(conn)
+        if not rules.valid_bot_name(msg.name):
+            raise RequestError(
+                ErrorCode.INVALID_USERNAME, "a bot's name is a username that ends in 'bot'"
+            )
+        if len(await self.store.bots_of(conn.user_id)) >= self.max_bots:
+            raise RequestError(
+                ErrorCode.LIMIT_REACHED,
+                f"at most {self.max_bots} bots",
+                data={"limit": "max_bots_per_user", "max": self.max_bots},
+            )
+        self._charge(conn)
+        token = secrets.token_urlsafe(32)
+        try:
+            uid = await self.store.create_bot(msg.name, conn.user_id, token_hash(token))
+        except UsernameTaken:
+            raise RequestError(ErrorCode.USERNAME_TAKEN) from None
+        except StoreClosed:
+            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        self.view.names[uid] = msg.name
+        # anyone may add a bot to a group (the default lets only contacts)
+        self._submit(ops.SetPrivacy(actor=uid, policy=self.policy, groups="everyone"))
+        bot = await self.store.bot_by_id(uid)
+        conn.log.info("bot %s created", msg.name)
+        conn.send(
+            BotInfo(
+                rid=msg.rid,
+                name=msg.name,
+                owner=conn.username,
+                created=bot.created if bot else 0,
+                token=token,
+            )
+        )
+
+    async def list_bots(self, conn: Peer, msg: ListBots) -> None:
+        bots = await self.store.bots_of(conn.user_id)
+        conn.send(BotList(rid=msg.rid, bots=tuple(self._entry(b) for b in bots)))
+
+    async def rotate(self, conn: Peer, msg: BotToken) -> None:
+        bot = await self._own_bot(conn, msg.name)
+        self._charge(conn)
+        token = secrets.token_urlsafe(32)
+        try:
+            await self.store.set_device_token(bot.id, BOT_DEVICE, token_hash(token))
+        except StoreClosed:
+            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        self._disconnect(bot.id, "bot token rotated")
+        conn.send(
+            BotInfo(
+                rid=msg.rid, name=bot.name, owner=conn.username, created=bot.created, token=token
+            )
+        )
+
+    async def delete(self, conn: Peer, msg: BotDelete) -> None:
+        bot = await self._own_bot(conn, msg.name)
+        self._charge(conn)
+        try:
+            await self.store.delete_bot(bot.id)
+        except StoreClosed:
+            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        self.view.names.pop(bot.id, None)
+        self._disconnect(bot.id, "bot deleted")
+        conn.send(Ok(rid=msg.rid))
+
+    async def set_commands(self, conn: Peer, msg: SetCommands) -> None:
+        if msg.bot:
+            uid = (await self._own_bot(conn, msg.bot)).id
+        elif conn.user_id in self.view.names:
+            uid = conn.user_id
+        else:
+            raise RequestError(ErrorCode.BOTS_ONLY, "name the bot (you are not one)")
+        seen = set()
+        for c in msg.commands:
+            if not rules.valid_command_name(c.name) or c.name in seen:
+                raise RequestError(
+                    ErrorCode.INVALID_FIELD, f"command {c.name!r}: 1-32 of a-z 0-9 _, once"
+                )
+            seen.add(c.name)
+        self._charge(conn)
+        try:
+            await self.store.set_bot_commands(
+                uid, tuple((c.name, c.description) for c in msg.commands)
+            )
+        except StoreClosed:
+            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        conn.send(Ok(rid=msg.rid))
+
+    async def get_commands(self, conn: Peer, msg: GetCommands) -> None:
+        uid = await self.store.user_id(msg.bot)
+        bot = await self.store.bot_by_id(uid) if uid is not None else None
+        if bot is None:
+            raise RequestError(ErrorCode.UNKNOWN_BOT)
+        conn.send(CommandList(rid=msg.rid, bot=bot.name, commands=self._entry(bot).commands))
+
+    async def group_bots(self, conn: Peer, msg: GroupBots) -> None:
+        g = await self.store.group_state(msg.group)
+        if g is None or conn.user_id not in g.members:
+            raise RequestError(ErrorCode.NOT_MEMBER)
+        if g.members[conn.user_id].role < ROLE_ADMIN:
+            raise RequestError(ErrorCode.FORBIDDEN, "only the group's admins")
+        self._charge(conn)
+        try:
+            await self.store.set_group_bots(msg.group, msg.see_all)
+        except StoreClosed:
+            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        if msg.see_all:
+            self.view.open_groups.add(msg.group)
+        else:
+            self.view.open_groups.discard(msg.group)
+        conn.send(Ok(rid=msg.rid))
+
+    # ------------------------------------------------------------------ buttons
+
+    async def press(self, conn: Peer, msg: Press) -> None:
+        _members, group = await self._members(conn, msg.conv)
+        m = await self._message(msg.conv, msg.pos)
+        sender = m.get("from")
+        bot = await self.store.user_id(sender) if isinstance(sender, str) else None
+        if (
+            bot is None
+            or bot not in self.view.names
+            or not rules.has_button(m.get("meta"), msg.data)
+        ):
+            raise RequestError(ErrorCode.NO_SUCH_BUTTON)
+        self._charge(conn)
+        callback = secrets.randbits(52)
+        self.callbacks[callback] = _Callback(bot, conn.user_id, msg.conv, msg.pos)
+        while len(self.callbacks) > CALLBACKS_KEPT:
+            self.callbacks.popitem(last=False)
+        data: dict[str, Any] = {
+            "callback": callback,
+            "from": conn.username,
+            "conv": msg.conv,
+            "pos": msg.pos,
+            "id": m.get("id", 0),
+            "data": msg.data,
+        }
+        if group:
+            data["group"] = msg.conv
+        self._submit(
+            ops.BotNotice(
+                actor=conn.user_id,
+                session=conn.id,
+                rid=msg.rid,
+                policy=self.policy,
+                users=(bot,),
+                kind=int(UpdateKind.CALLBACK),
+                data=_packb(data),
+                callback=callback,
+            )
+        )
+
+    async def answer(self, conn: Peer, msg: AnswerCallback) -> None:
+        cb = self.callbacks.get(msg.callback)
+        if cb is None or cb.bot != conn.user_id:
+            raise RequestError(ErrorCode.UNKNOWN_CALLBACK)
+        self._charge(conn)
+        del self.callbacks[msg.callback]
+        data = {
+            "callback": msg.callback,
+            "bot": conn.username,
+            "conv": cb.conv,
+            "pos": cb.pos,
+            "text": msg.text,
+            "alert": msg.alert,
+        }
+        self._submit(
+            ops.BotNotice(
+                actor=conn.user_id,
+                session=conn.id,
+                rid=msg.rid,
+                policy=self.policy,
+                users=(cb.presser,),
+                kind=int(UpdateKind.CALLBACK_ANSWER),
+                data=_packb(data),
+            )
+        )
+
+    async def edit(self, conn: Peer, msg: BotEdit) -> None:
+        members, group = await self._members(conn, msg.conv)  # NOT_MEMBER first, as PRESS
+        if conn.user_id not in self.view.names:
+            raise RequestError(ErrorCode.BOTS_ONLY)
+        if len(msg.text.encode()) > self.max_text:
+            raise RequestError(ErrorCode.MESSAGE_TOO_LARGE)
+        buttons = msg.meta.get("buttons")
+        if buttons is not None:
+            problem = rules.check_buttons(buttons)
+            if problem is not None:
+                raise RequestError(ErrorCode.INVALID_FIELD, problem)
+        m = await self._message(msg.conv, msg.pos)
+        if m.get("from") != conn.username:
+            raise RequestError(ErrorCode.FORBIDDEN, "a bot edits only its own messages")
+        self._charge(conn)
+        meta = _packb(msg.meta)
+        try:
+            await self.store.set_bot_edit(msg.conv, msg.pos, msg.text, meta)
+        except StoreClosed:
+            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        data: dict[str, Any] = {
+            "conv": msg.conv,
+            "pos": msg.pos,
+            "id": m.get("id", 0),
+            "from": conn.username,
+            "text": msg.text,
+            "meta": msg.meta,
+        }
+        if group:
+            data["group"] = msg.conv
+        self._submit(
+            ops.BotNotice(
+                actor=conn.user_id,
+                session=conn.id,
+                rid=msg.rid,
+                policy=self.policy,
+                users=members,
+                kind=int(UpdateKind.MESSAGE_EDITED),
+                data=_packb(data),
+            )
+        )

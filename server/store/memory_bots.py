@@ -1,0 +1,89 @@
+"""MemoryStore's bots (SPEC.md 26): bot rows, the groups whose bots see everything, edits.
+
+A bot is a user with BOT_PASSWORD_HASH and one device, BOT_DEVICE, whose session token is
+the bot token; the rows here are what only bots have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .contract import BOT_DEVICE, BOT_PASSWORD_HASH, BotRecord, StoreClosed
+
+
+class MemoryBots:
+    """Mixed into MemoryStore (which provides the user and device writes used here)."""
+
+    _accepting: bool
+    clock: Callable[[], int]
+    devices: dict[tuple[int, str], Any]
+    bot_rows: dict[int, BotRecord]
+    bot_groups: set[int]
+    bot_edits: dict[tuple[int, int], tuple[str, bytes]]
+
+    def _init_bots(self) -> None:
+        self.bot_rows = {}
+        self.bot_groups = set()
+        self.bot_edits = {}
+
+    async def create_user(self, username: str, password_hash: str) -> int:
+        raise NotImplementedError
+
+    async def set_device_token(
+        self, user_id: int, device: str, token_hash: bytes, *, max_devices: int = 0
+    ) -> int | None:
+        raise NotImplementedError
+
+    async def delete_device(self, user_id: int, device: str) -> bool:
+        raise NotImplementedError
+
+    async def create_bot(self, name: str, owner: int, token_hash: bytes) -> int:
+        uid = await self.create_user(name, BOT_PASSWORD_HASH)  # nothing awaits in between:
+        await self.set_device_token(uid, BOT_DEVICE, token_hash)  # one step, as a commit
+        self.bot_rows[uid] = BotRecord(uid, name, owner, self.clock())
+        return uid
+
+    async def delete_bot(self, uid: int) -> bool:
+        if not self._accepting:
+            raise StoreClosed()
+        if self.bot_rows.pop(uid, None) is None:
+            return False
+        for device in [d for u, d in self.devices if u == uid]:
+            await self.delete_device(uid, device)
+        return True
+
+    async def bot_by_id(self, uid: int) -> BotRecord | None:
+        return self.bot_rows.get(uid)
+
+    async def bots_of(self, owner: int) -> list[BotRecord]:
+        return [b for b in self.bot_rows.values() if b.owner == owner]
+
+    async def all_bots(self) -> list[BotRecord]:
+        return list(self.bot_rows.values())
+
+    async def set_bot_commands(self, uid: int, commands: tuple[tuple[str, str], ...]) -> None:
+        if not self._accepting:
+            raise StoreClosed()
+        b = self.bot_rows.get(uid)
+        if b is not None:
+            self.bot_rows[uid] = BotRecord(b.id, b.name, b.owner, b.created, tuple(commands))
+
+    async def set_group_bots(self, conv: int, see_all: bool) -> None:
+        if not self._accepting:
+            raise StoreClosed()
+        if see_all:
+            self.bot_groups.add(conv)
+        else:
+            self.bot_groups.discard(conv)
+
+    async def bot_open_groups(self) -> set[int]:
+        return set(self.bot_groups)
+
+    async def set_bot_edit(self, conv: int, pos: int, text: str, meta: bytes) -> None:
+        if not self._accepting:
+            raise StoreClosed()
+        self.bot_edits[(conv, pos)] = (text, meta)
+
+    async def bot_edit(self, conv: int, pos: int) -> tuple[str, bytes] | None:
+        return self.bot_edits.get((conv, pos))

@@ -1,0 +1,114 @@
+"""SQLiteStore's bots (SPEC.md 26, migration 14): bot rows, open groups, edits.
+
+Writes are awaited commits on the writer (like accounts and devices), reads go to the
+reader connections like reads.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..contract import BOT_DEVICE, BOT_PASSWORD_HASH, BotRecord, UsernameTaken
+from . import sql
+from .caches import Positions
+
+T = TypeVar("T")
+_COLUMNS = "b.user_id, u.username, b.owner, b.created, b.commands"
+
+
+def _record(row: Any) -> BotRecord:
+    uid, name, owner, created, commands = row
+    return BotRecord(uid, name, owner, created, tuple((n, d) for n, d in json.loads(commands)))
+
+
+def _create(db: sqlite3.Connection, name: str, owner: int, token_hash: bytes, now: int) -> int:
+    uid = sql.create_user(db, name, BOT_PASSWORD_HASH, now)
+    sql.set_device_token(db, uid, BOT_DEVICE, token_hash, 0, now)
+    db.execute("INSERT INTO bots (user_id, owner, created) VALUES (?, ?, ?)", (uid, owner, now))
+    return uid
+
+
+def _delete(db: sqlite3.Connection, uid: int) -> bool:
+    if db.execute("DELETE FROM bots WHERE user_id = ?", (uid,)).rowcount == 0:
+        return False
+    db.execute("DELETE FROM devices WHERE user_id = ?", (uid,))
+    return True
+
+
+class BotStore:
+    """Mixed into SQLiteStore."""
+
+    positions: Positions
+
+    async def run_in_commit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        raise NotImplementedError
+
+    async def _rows(self, sql: str, args: Any = ()) -> list[Any]:
+        raise NotImplementedError
+
+    async def create_bot(self, name: str, owner: int, token_hash: bytes) -> int:
+        now = int(time.time() * 1000)
+        try:
+            return await self.run_in_commit(lambda db: _create(db, name, owner, token_hash, now))
+        except sqlite3.IntegrityError:
+            raise UsernameTaken(name) from None
+
+    async def delete_bot(self, uid: int) -> bool:
+        self.positions.forget(uid, BOT_DEVICE)
+        return await self.run_in_commit(lambda db: _delete(db, uid))
+
+    async def bot_by_id(self, uid: int) -> BotRecord | None:
+        rows = await self._rows(
+            f"SELECT {_COLUMNS} FROM bots b JOIN users u ON u.id = b.user_id WHERE b.user_id = ?",
+            (uid,),
+        )
+        return _record(rows[0]) if rows else None
+
+    async def bots_of(self, owner: int) -> list[BotRecord]:
+        rows = await self._rows(
+            f"SELECT {_COLUMNS} FROM bots b JOIN users u ON u.id = b.user_id "
+            "WHERE b.owner = ? ORDER BY b.user_id",
+            (owner,),
+        )
+        return [_record(r) for r in rows]
+
+    async def all_bots(self) -> list[BotRecord]:
+        rows = await self._rows(
+            f"SELECT {_COLUMNS} FROM bots b JOIN users u ON u.id = b.user_id ORDER BY b.user_id"
+        )
+        return [_record(r) for r in rows]
+
+    async def set_bot_commands(self, uid: int, commands: tuple[tuple[str, str], ...]) -> None:
+        text = json.dumps([list(c) for c in commands])
+        await self.run_in_commit(
+            lambda db: db.execute("UPDATE bots SET commands = ? WHERE user_id = ?", (text, uid))
+        )
+
+    async def set_group_bots(self, conv: int, see_all: bool) -> None:
+        stmt = (
+            "INSERT OR IGNORE INTO bot_groups (conv_id) VALUES (?)"
+            if see_all
+            else "DELETE FROM bot_groups WHERE conv_id = ?"
+        )
+        await self.run_in_commit(lambda db: db.execute(stmt, (conv,)))
+
+    async def bot_open_groups(self) -> set[int]:
+        return {r[0] for r in await self._rows("SELECT conv_id FROM bot_groups")}
+
+    async def set_bot_edit(self, conv: int, pos: int, text: str, meta: bytes) -> None:
+        await self.run_in_commit(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO bot_edits (conv_id, pos, text, meta) VALUES (?, ?, ?, ?)",
+                (conv, pos, text, meta),
+            )
+        )
+
+    async def bot_edit(self, conv: int, pos: int) -> tuple[str, bytes] | None:
+        rows = await self._rows(
+            "SELECT text, meta FROM bot_edits WHERE conv_id = ? AND pos = ?", (conv, pos)
+        )
+        return (rows[0][0], bytes(rows[0][1])) if rows else None
