@@ -38,16 +38,14 @@ its tail.
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 
-from ..contract import SearchHit, StoreOpenError, UsernameTaken
+from ..contract import SearchHit, StoreOpenError
 from ..search import query_words, words
 from ..sqlite.caches import DEDUP_ENTRIES, Caches, Positions
 from ..sqlite.readers import FairReaders
 from ..sqlite.stats import WriterStats
-from ..sqlite.store import SQLiteStore, now_ms
+from ..sqlite.store import SQLiteStore
 from ..sqlite.tail import UpdateTail
 from . import schema
 from .conn import AsyncReader, SyncConnection
@@ -80,6 +78,7 @@ class PostgresStore(SQLiteStore):
     """The contract on PostgreSQL (see the module docstring)."""
 
     engine = "postgresql"
+    integrity_errors = (psycopg.IntegrityError,)  # a taken name (create_user, create_bot)
 
     def __init__(
         self,
@@ -130,20 +129,6 @@ class PostgresStore(SQLiteStore):
         for r in self.readers.reset():
             await r.close()
         await self.writer.shutdown()
-
-    async def create_user(self, username: str, password_hash: str) -> int:
-        def insert(db: Any) -> int:
-            row = db.execute(
-                "INSERT INTO users (username, password_hash, created) VALUES (?, ?, ?) "
-                "RETURNING id",
-                (username, password_hash, now_ms()),
-            ).fetchone()
-            return int(row[0])
-
-        try:
-            return await self.writer.run_in_commit(insert)
-        except psycopg.errors.UniqueViolation:
-            raise UsernameTaken(username) from None
 
     async def integrity_check(self) -> str:
         rows = await self._rows("SELECT part, version FROM schema_version ORDER BY part DESC")

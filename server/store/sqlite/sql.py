@@ -551,12 +551,12 @@ def close_writer(db: sqlite3.Connection) -> None:
 
 
 def create_user(db: sqlite3.Connection, username: str, password_hash: str, now: int) -> int:
-    cur = db.execute(
-        "INSERT INTO users (username, password_hash, created) VALUES (?, ?, ?)",
+    """The new user's id (RETURNING rather than lastrowid: PostgreSQL runs this too)."""
+    row = db.execute(
+        "INSERT INTO users (username, password_hash, created) VALUES (?, ?, ?) RETURNING id",
         (username, password_hash, now),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    ).fetchone()
+    return int(row[0])
 
 
 def set_device_token(
