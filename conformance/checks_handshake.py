@@ -52,15 +52,19 @@ async def welcome_fields(ctx: Context) -> None:
 @check(
     section="5",
     title="WELCOME.limits has exactly the nine keys of version 1, with "
-    "numeric values (and media's map when the server has media, 27.6)",
+    "numeric values (and media's map when the server has media, 27.6, and the rates' map)",
 )
 async def welcome_limits(ctx: Context) -> None:
     limits = dict(await ctx.limits())
     media = limits.pop("media", None)
+    rates = limits.pop("rates", None)
     expect(set(limits) == LIMIT_KEYS, f"limits keys {sorted(limits)}")
     for k, v in limits.items():
         expect(type(v) in (int, float) and v > 0, f"limits.{k} = {v!r}")
     expect(media is None or isinstance(media, dict), f"limits.media = {media!r}")
+    expect(rates is None or isinstance(rates, dict), f"limits.rates = {rates!r}")
+    for k, v in (rates or {}).items():
+        expect(type(v) in (int, float) and v > 0, f"limits.rates.{k} = {v!r}")
 
 
 @check(

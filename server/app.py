@@ -166,6 +166,7 @@ class Server:
         )
         clock = self.loop.time
         advertised = self.limits.advertised()
+        advertised["rates"] = cfg.rates()
         if self.media_io is not None:
             advertised["media"] = self.media_limits.advertised(self.limits.max_frame_size)
         SessionHandlers(advertised=advertised, heartbeat=cfg.heartbeat_interval).route(router)

@@ -193,6 +193,20 @@ class Config:
             max_preauth_frames=self.max_preauth_frames,
         )
 
+    def rates(self) -> dict[str, float]:
+        """The pacing WELCOME advertises (SPEC.md 5, `limits.rates`): what a client needs to
+        stay under the server's token buckets and to time its typing and presence, without
+        learning them from RATE_LIMITED errors."""
+        return {
+            "presence_interval": float(self.presence_interval),
+            "typing_rate": float(self.typing_rate),
+            "typing_burst": float(self.typing_burst),
+            "send_rate": float(self.send_rate),
+            "send_burst": float(self.send_burst),
+            "write_rate": float(self.write_rate),
+            "write_burst": float(self.write_burst),
+        }
+
     def with_overrides(self, values: Mapping[str, Any]) -> Config:
         return replace(self, **_coerce_all(values))
 

@@ -342,3 +342,29 @@ async def test_rawclient_enforces_small_frame_limit(tmp_path, clients) -> None:
         with pytest.raises(AssertionError):
             await tiny.sync_all(0)
         assert isinstance(tiny, RawClient) and tiny.conn.close_code == 1009
+
+
+async def test_welcome_advertises_the_servers_rates(tmp_path, clients) -> None:
+    """WELCOME's limits.rates (SPEC.md 5) are the buckets the server enforces: a client
+    that paces by them is not refused."""
+    async with run_server(
+        tmp_path, send_rate=5.0, send_burst=3.0, typing_rate=1.5, presence_interval=0.75
+    ) as srv:
+        rates = (await (await clients.connect(srv)).hello()).limits["rates"]
+        assert rates == {
+            "presence_interval": 0.75,
+            "typing_rate": 1.5,
+            "typing_burst": srv.config.typing_burst,
+            "send_rate": 5.0,
+            "send_burst": 3.0,
+            "write_rate": srv.config.write_rate,
+            "write_burst": srv.config.write_burst,
+        }
+        alice = await clients.user(srv, "alice")
+        await clients.user(srv, "bob")
+        for i in range(int(rates["send_burst"])):  # the burst passes at once
+            await alice.send("bob", f"m{i}")
+        over = await alice.expect_error(
+            alice.send_msg("bob", "one over the burst"), ErrorCode.RATE_LIMITED
+        )
+        assert over.retry_after is not None and over.retry_after <= 1 / rates["send_rate"] + 0.01
