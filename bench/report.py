@@ -46,6 +46,9 @@ METRICS: list[tuple[str, str, int]] = [
     ("channel_notices_per_s", "notices/s", 0),
     ("channel_catch_up_posts_per_s", "posts/s", 0),
     ("channel_rss_bytes_per_member", "B", 1),
+    ("sqlite_throughput_msgs_per_s", "msgs/s", 0),
+    ("pg_throughput_msgs_per_s", "msgs/s", 0),
+    ("pg_2_nodes_throughput_msgs_per_s", "msgs/s", 0),
 ]
 
 

@@ -5,6 +5,7 @@ rules do with a store: a group send that skips bots in privacy mode, and BotNoti
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import msgpack
@@ -14,21 +15,18 @@ from liaotian.server.chat.model import BotView
 from liaotian.server.chat.ops import BotNotice, SetPrivacy
 from liaotian.server.store import Store, UsernameTaken
 from liaotian.server.store.contract import BOT_DEVICE, BOT_PASSWORD_HASH
-from liaotian.server.store.memory import MemoryStore
-from liaotian.server.store.sqlite import SQLiteStore
-from test_contract import Driver
+from test_contract import Driver, make_store
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s: Store = (
-        SQLiteStore(str(tmp_path / "bots.db")) if request.param == "sqlite" else MemoryStore()
-    )
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
+    async with AsyncExitStack() as stack:
+        s = await make_store(request.param, tmp_path / "bots.db", stack)
+        await s.open()
+        try:
+            yield s
+        finally:
+            await s.close()
 
 
 async def test_a_bot_is_a_user_with_a_token_device_and_an_owner(store: Store) -> None:

@@ -6,6 +6,7 @@ merchants are found by kind, cell and category."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -13,25 +14,23 @@ import pytest
 from liaotian.server.chat.ops import AcceptContact, BlockUser, RequestContact, SetPrivacy
 from liaotian.server.chat.rules import nearby as rules
 from liaotian.server.store.contract import KIND_MERCHANT, MerchantProfile
-from liaotian.server.store.memory import MemoryStore
 from liaotian.server.store.sqlite import SQLiteStore
-from test_contract import Driver
+from test_contract import Driver, make_store
 
 HERE = (31_230_400, 121_473_700)
 FAR = (39_904_200, 116_407_400)  # Beijing
 NOW = 1_700_000_000_000
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    s: Any = (
-        SQLiteStore(str(tmp_path / "nearby.db")) if request.param == "sqlite" else MemoryStore()
-    )
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
+    async with AsyncExitStack() as stack:
+        s: Any = await make_store(request.param, tmp_path / "nearby.db", stack)
+        await s.open()
+        try:
+            yield s
+        finally:
+            await s.close()
 
 
 def share(uid: int, point: tuple[int, int], expires: int = NOW + 3_600_000) -> rules.Share:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +29,27 @@ from liaotian.server.chat.ops import (
 from liaotian.server.chat.policy import Policy
 from liaotian.server.store.memory import MemoryStore
 from liaotian.server.store.sqlite import SQLiteStore
-from test_contract import Driver
+from test_contract import Driver, make_store
 
 POLICY = Policy(wallet=WalletPolicy(item_secret=b"s3cret"))
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     # the memory store's clock moves a second per commit: timeouts of 1 ms are due at once
     ticks = itertools.count(1_700_000_000_000, 1000)
-    s: Any = (
-        SQLiteStore(str(tmp_path / "shop.db"))
-        if request.param == "sqlite"
-        else MemoryStore(clock=lambda: next(ticks))
-    )
-    await s.open()
-    try:
-        yield s
-        assert audit(await s.ledger_dump(), ()) == []
-    finally:
-        await s.close()
+    async with AsyncExitStack() as stack:
+        s: Any = (
+            MemoryStore(clock=lambda: next(ticks))
+            if request.param == "memory"
+            else await make_store(request.param, tmp_path / "shop.db", stack)
+        )
+        await s.open()
+        try:
+            yield s
+            assert audit(await s.ledger_dump(), ()) == []
+        finally:
+            await s.close()
 
 
 async def setup(d: Driver, *buyers: str, stock: int = 5, requires: str = "") -> int:

@@ -43,6 +43,8 @@ class BotStore:
     """Mixed into SQLiteStore."""
 
     positions: Positions
+    # what a taken unique name raises: sqlite3's, or the PostgreSQL driver's (postgres/)
+    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
 
     async def run_in_commit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         raise NotImplementedError
@@ -54,7 +56,7 @@ class BotStore:
         now = int(time.time() * 1000)
         try:
             return await self.run_in_commit(lambda db: _create(db, name, owner, token_hash, now))
-        except sqlite3.IntegrityError:
+        except self.integrity_errors:
             raise UsernameTaken(name) from None
 
     async def delete_bot(self, uid: int) -> bool:

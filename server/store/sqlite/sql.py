@@ -91,7 +91,7 @@ INSERT_ITEM = (
 UPDATE_ITEM = "UPDATE wallet_items SET owner = ?, redeemed = ? WHERE id = ?"
 UPSERT_READ_MARKER = (
     "INSERT INTO read_markers (user_id, conv_id, pos) VALUES (?, ?, ?) "
-    "ON CONFLICT (user_id, conv_id) DO UPDATE SET pos = max(pos, excluded.pos)"
+    "ON CONFLICT (user_id, conv_id) DO UPDATE SET pos = max(read_markers.pos, excluded.pos)"
 )
 INSERT_BLOB_REF = "INSERT OR IGNORE INTO blob_refs (sha256, conv_id, pos) VALUES (?, ?, ?)"
 CLEAR_UNREF = "UPDATE blobs SET unref_since = NULL WHERE sha256 = ? AND unref_since IS NOT NULL"
@@ -311,7 +311,7 @@ def write_batch(
             db.executemany(
                 "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?", positions
             )
-        outcomes = [_run_txn(db, t.fn) for t in txns]
+        outcomes = [run_txn(db, t.fn) for t in txns]
         started = time.perf_counter()
         db.execute("COMMIT")
     except BaseException:
@@ -321,8 +321,9 @@ def write_batch(
     return Written(True, outcomes, started, time.perf_counter())
 
 
-def _run_txn(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:
-    """One generic write in its own savepoint: its failure undoes only its own statements."""
+def run_txn(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:
+    """One generic write in its own savepoint: its failure undoes only its own statements
+    (PostgreSQL's writer runs it on its connection too: the statements are the same)."""
     db.execute("SAVEPOINT txn")
     try:
         value = fn(db)
@@ -550,12 +551,12 @@ def close_writer(db: sqlite3.Connection) -> None:
 
 
 def create_user(db: sqlite3.Connection, username: str, password_hash: str, now: int) -> int:
-    cur = db.execute(
-        "INSERT INTO users (username, password_hash, created) VALUES (?, ?, ?)",
+    """The new user's id (RETURNING rather than lastrowid: PostgreSQL runs this too)."""
+    row = db.execute(
+        "INSERT INTO users (username, password_hash, created) VALUES (?, ?, ?) RETURNING id",
         (username, password_hash, now),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    ).fetchone()
+    return int(row[0])
 
 
 def set_device_token(

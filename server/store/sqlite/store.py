@@ -58,6 +58,7 @@ class SQLiteStore(Reads, LedgerReads, NearbyOnSQLite, ShopReads, BotStore):
     the writes go through the Writer."""
 
     submit: Callable[[Any], None]  # the writer's, bound: the hot path takes no extra call
+    engine = "sqlite"  # what the operator's tools may do with it (backup, checkpoint)
 
     def __init__(
         self,
@@ -209,7 +210,7 @@ class SQLiteStore(Reads, LedgerReads, NearbyOnSQLite, ShopReads, BotStore):
             return await self.writer.run_in_commit(
                 lambda db: sql.create_user(db, username, password_hash, now_ms())
             )
-        except sqlite3.IntegrityError:
+        except self.integrity_errors:
             raise UsernameTaken(username) from None
 
     async def seed_channel_members(

@@ -169,11 +169,12 @@ class UpdateTail:
                 batch.journal_below = below
         if batch.folded:
             busy.append(batch.folded)
-        batch.chat_rows = self._chat_rows(batch)
+        batch.chat_rows = self.chat_rows(batch)
 
-    def _chat_rows(self, batch: Batch) -> list[tuple[int, int, int, int, int]]:
+    def chat_rows(self, batch: Batch) -> list[tuple[int, int, int, int, int]]:
         """The chat list's index rows for what `batch` writes into `updates`: per user and
-        conversation, (user, conv, ts, seq, pos) of the newest message row (sql.py)."""
+        conversation, (user, conv, ts, seq, pos) of the newest message row (sql.py). Also
+        PostgreSQL's, whose rows are all direct (postgres/writer.py)."""
         newest: dict[tuple[int, int], tuple[int, int, int]] = {}
         message = self.message
         for row in batch.folds:  # grouped by user, in seq order: the last one is newest
