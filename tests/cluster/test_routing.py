@@ -155,3 +155,30 @@ async def test_typing_and_presence_cross_nodes(prefix: str) -> None:
         async with user(nodes[0], "carol") as carol:
             (entry,) = await carol.presence.query("bob")
             assert not entry.online
+
+
+async def test_client_moves_to_another_node(prefix: str) -> None:
+    """Alice's client knows three nodes; the first is not running, so it starts on the
+    second; that one shuts down while bob sends: she resumes on the third from her
+    cursor and gets every message once, in order."""
+    async with in_process(3, prefix) as nodes:
+        await register("127.0.0.1", nodes[0].port, "alice", PASSWORD)
+        dead = ("127.0.0.1", 1)  # nothing listens there
+        addresses = [dead, ("127.0.0.1", nodes[1].port), f"127.0.0.1:{nodes[2].port}"]
+        async with (
+            user(nodes[0], "bob") as bob,
+            Client(username="alice", password=PASSWORD, addresses=addresses) as alice,
+        ):
+            assert alice.port == nodes[1].port
+            for i in range(10):
+                await bob.send("alice", f"m{i}")
+            first = await messages(alice, 10)
+            stop = asyncio.create_task(nodes[1].shutdown())
+            for i in range(10, 30):
+                await bob.send("alice", f"m{i}")
+            await stop
+            rest = await messages(alice, 20)
+            assert alice.port == nodes[2].port
+            got = first + rest
+            assert [m.text for m in got] == [f"m{i}" for i in range(30)]
+            in_order_once(got)
