@@ -66,7 +66,7 @@ class StartupError(Exception):
 class Server:
     def __init__(self, config: Config, *, store: Store | None = None) -> None:
         """`store`: the storage to serve from (the simulation's in-memory one); by default
-        the SQLite database of `config.db_path`."""
+        the SQLite database of `config.db_path`, or PostgreSQL at `config.db_url`."""
         tune_gc()
         tune_switch_interval()
         self.config = config
@@ -79,16 +79,7 @@ class Server:
         self.router = Router(self.counters)
         # An injected store serves through the contract's methods; typed as SQLite's
         # until the handlers are typed against the contract alone.
-        self.store = (
-            cast(SQLiteStore, store)
-            if store is not None
-            else SQLiteStore(
-                config.db_path,
-                synchronous=config.synchronous,
-                max_batch=config.max_batch,
-                read_connections=config.read_connections,
-            )
-        )
+        self.store = cast(SQLiteStore, store) if store is not None else make_store(config)
         self.writes = WriteBudget(
             config.write_rate,
             config.write_burst,
@@ -324,8 +315,8 @@ class Server:
             "listening on %s:%d (database %s, synchronous=%s)",
             self.config.host,
             self.port,
-            self.config.db_path,
-            self.config.synchronous,
+            getattr(self.store, "path", self.config.db_path),  # an injected store may not say
+            getattr(self.store, "synchronous", self.config.synchronous).lower(),
         )
 
     def _load_tls(self) -> ssl.SSLContext | None:
@@ -377,7 +368,8 @@ class Server:
             raise StartupError(str(exc)) from exc
         except (OSError, RuntimeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise StartupError(f"cannot open database {self.config.db_path}: {reason}") from exc
+            where = getattr(self.store, "path", self.config.db_path)
+            raise StartupError(f"cannot open database {where}: {reason}") from exc
 
     async def _open_media(self) -> None:
         if self.media_io is None:
@@ -466,6 +458,27 @@ class Server:
             except Exception:
                 log.exception("retention pass failed")
             await asyncio.sleep(3600)
+
+
+def make_store(config: Config) -> SQLiteStore:
+    """The store the settings name: PostgreSQL at `db_url` if set, else SQLite at `db_path`.
+    PostgreSQL's driver is an extra (`pip install liaotian[postgres]`): imported only here."""
+    if config.db_url:
+        try:
+            from .store.postgres import PostgresStore
+        except ImportError as exc:
+            raise StartupError(
+                "db_url needs the PostgreSQL driver: pip install 'liaotian[postgres]'"
+            ) from exc
+        return PostgresStore(
+            config.db_url, max_batch=config.max_batch, read_connections=config.read_connections
+        )
+    return SQLiteStore(
+        config.db_path,
+        synchronous=config.synchronous,
+        max_batch=config.max_batch,
+        read_connections=config.read_connections,
+    )
 
 
 def media_dir(config: Config) -> str | None:

@@ -32,6 +32,8 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 7420
     db_path: str = "liaotian.db"
+    # PostgreSQL instead of SQLite (store/postgres/): "" keeps SQLite at db_path
+    db_url: str = ""
     synchronous: str = "full"  # full: durable on power loss; normal: only on process crash
     log_level: str = "info"
     tls_cert: str = ""  # PEM certificate chain; with tls_key, the listener speaks TLS only
@@ -146,6 +148,8 @@ class Config:
             )
         if self.send_bytes_burst < self.max_text_len + self.max_meta_size:
             raise ValueError("send_bytes_burst must hold at least one largest message")
+        if self.db_url and not self.db_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("db_url must be a postgresql:// URL (or empty: SQLite)")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("tls_cert and tls_key go together")
         if self.idle_timeout <= self.heartbeat_interval:
@@ -347,6 +351,7 @@ RULES: dict[str, Rule] = {
     "host": Rule(required=True, note="0.0.0.0 or :: listens on every interface"),
     "port": Rule(0, 65535, note="0: any free port"),
     "db_path": Rule(required=True),
+    "db_url": Rule(note="postgresql://user@host:port/db; empty: SQLite at db_path"),
     "synchronous": Rule(choices=("full", "extra", "normal")),
     "log_level": Rule(choices=("debug", "info", "warning", "error", "critical")),
     "tls_cert": Rule(note="PEM file; empty: plain TCP"),

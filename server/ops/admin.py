@@ -137,7 +137,7 @@ class Admin:
             "uptime_s": round(time.time() - self.started, 1),
             "listening": f"{cfg.host}:{server.port}",
             "tls": server.tls_enabled,
-            "database": os.path.abspath(store.path),
+            "database": os.path.abspath(store.path) if store.engine == "sqlite" else store.path,
             "database_bytes": db,
             "wal_bytes": wal,
             "accounts": accounts,
@@ -284,7 +284,13 @@ class Admin:
         log.info("admin: closed %d connections of %s with %d", closed, what, code)
         return {"connections_closed": closed, "code": int(code)}
 
+    def _sqlite_only(self, what: str) -> None:
+        """Checkpoints and file backups are SQLite's; PostgreSQL has its own tools."""
+        if self.store.engine != "sqlite":
+            raise AdminError(f"{what} is for SQLite databases; on PostgreSQL use pg_dump")
+
     async def checkpoint(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._sqlite_only("checkpoint")
         result = await admin_sql.checkpoint(self.store)
         log.info("admin: checkpoint: %s", result)
         return result
@@ -308,6 +314,7 @@ class Admin:
         return await wallet_admin.report(self.store, args, tasks)
 
     async def backup(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._sqlite_only("backup")
         dest = _text(args, "dest")
         if not os.path.isabs(dest):
             raise AdminError(f"backup destination {dest!r} must be an absolute path")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +35,8 @@ from liaotian.server.chat.policy import Policy
 from liaotian.server.chat.rules.media import may_read
 from liaotian.server.store import MediaStore, Store, StoreClosed, UsernameTaken
 from liaotian.server.store.memory import MemoryStore
+from liaotian.server.store.postgres import PostgresStore
+from liaotian.server.store.postgres.scratch import scratch_schema, unreachable
 from liaotian.server.store.sqlite import SQLiteStore
 
 OPEN = Policy()
@@ -126,16 +129,28 @@ class Driver:
         ]
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s: Store = (
-        SQLiteStore(str(tmp_path / "contract.db")) if request.param == "sqlite" else MemoryStore()
-    )
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
+    async with AsyncExitStack() as stack:
+        s = await make_store(request.param, tmp_path / "contract.db", stack)
+        await s.open()
+        try:
+            yield s
+        finally:
+            await s.close()
+
+
+async def make_store(kind: str, path: Path, stack: AsyncExitStack) -> Store:
+    """A store of the kind, not yet open; a PostgreSQL one in a schema of its own (dropped
+    when `stack` closes), skipped if PostgreSQL cannot be reached."""
+    if kind == "sqlite":
+        return SQLiteStore(str(path))
+    if kind == "memory":
+        return MemoryStore()
+    reason = unreachable()
+    if reason is not None:
+        pytest.skip(reason)
+    return PostgresStore(await stack.enter_async_context(scratch_schema()))
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ from liaotian.server.chat.policy import Policy
 from liaotian.server.store import Store
 from liaotian.server.store.memory import MemoryStore
 from liaotian.server.store.sqlite import SQLiteStore
-from test_contract import Driver
+from test_contract import Driver, make_store
 
 TASKS = (
     Task("checkin", "checkin", 10),
@@ -63,17 +64,16 @@ TASKS = (
 POLICY = Policy(wallet=WalletPolicy(tasks=TASKS, item_secret=b"s3cret"))
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s: Store = (
-        SQLiteStore(str(tmp_path / "wallet.db")) if request.param == "sqlite" else MemoryStore()
-    )
-    await s.open()
-    try:
-        yield s
-        assert audit(await s.ledger_dump(), TASKS) == []
-    finally:
-        await s.close()
+    async with AsyncExitStack() as stack:
+        s = await make_store(request.param, tmp_path / "wallet.db", stack)
+        await s.open()
+        try:
+            yield s
+            assert audit(await s.ledger_dump(), TASKS) == []
+        finally:
+            await s.close()
 
 
 class Wallet(Driver):

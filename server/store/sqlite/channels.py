@@ -45,7 +45,7 @@ INSERT_POST = (
 )
 UPDATE_POST = (
     "UPDATE channel_posts SET deleted = ?, likes = ?, comments = ?, "
-    "text = CASE WHEN ? THEN '' ELSE text END WHERE conv_id = ? AND pos = ?"
+    "text = CASE WHEN ? != 0 THEN '' ELSE text END WHERE conv_id = ? AND pos = ?"
 )
 INSERT_COMMENT = (
     "INSERT INTO channel_comments (id, conv_id, pos, n, author_id, ts, text) "

@@ -44,8 +44,8 @@ class LedgerReads:
         rows = await self._rows(
             f"SELECT {_TRANSFER} FROM wallet_transfers WHERE id IN ("
             "SELECT id FROM (SELECT id FROM wallet_transfers WHERE debit = ? AND id < ? "
-            "ORDER BY id DESC LIMIT ?) UNION ALL SELECT id FROM (SELECT id FROM "
-            "wallet_transfers WHERE credit = ? AND id < ? ORDER BY id DESC LIMIT ?)) "
+            "ORDER BY id DESC LIMIT ?) d UNION ALL SELECT id FROM (SELECT id FROM "
+            "wallet_transfers WHERE credit = ? AND id < ? ORDER BY id DESC LIMIT ?) c) "
             "ORDER BY id DESC LIMIT ?",
             (acct, below, limit, acct, below, limit, limit),
         )

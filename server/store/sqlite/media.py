@@ -42,7 +42,7 @@ SELECT_SEEN = (
     "UNION ALL "
     "SELECT r.conv_id, max(r.pos), m.joined_pos FROM blob_refs r "
     "JOIN members m ON m.conv_id = r.conv_id AND m.user_id = ? "
-    "WHERE r.sha256 = ? GROUP BY r.conv_id"
+    "WHERE r.sha256 = ? GROUP BY r.conv_id, m.joined_pos"
 )
 SELECT_EXPIRED = (
     f"SELECT {UPLOAD_COLUMNS} FROM uploads WHERE touched < ? ORDER BY touched, id LIMIT ?"

@@ -405,7 +405,7 @@ class Reads(ChannelReads):
         else:
             row = await self._row(
                 "SELECT count(*) FROM (SELECT 1 FROM messages WHERE conv_id = ? "
-                "AND pos > ? AND sender_id != ? AND cmid NOT LIKE '#event:%' LIMIT ?)",
+                "AND pos > ? AND sender_id != ? AND cmid NOT LIKE '#event:%' LIMIT ?) m",
                 (conv, after, uid, cap),
             )
         return int(row[0])

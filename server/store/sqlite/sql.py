@@ -85,7 +85,7 @@ INSERT_ITEM = (
 UPDATE_ITEM = "UPDATE wallet_items SET owner = ?, redeemed = ? WHERE id = ?"
 UPSERT_READ_MARKER = (
     "INSERT INTO read_markers (user_id, conv_id, pos) VALUES (?, ?, ?) "
-    "ON CONFLICT (user_id, conv_id) DO UPDATE SET pos = max(pos, excluded.pos)"
+    "ON CONFLICT (user_id, conv_id) DO UPDATE SET pos = max(read_markers.pos, excluded.pos)"
 )
 INSERT_BLOB_REF = "INSERT OR IGNORE INTO blob_refs (sha256, conv_id, pos) VALUES (?, ?, ?)"
 CLEAR_UNREF = "UPDATE blobs SET unref_since = NULL WHERE sha256 = ? AND unref_since IS NOT NULL"

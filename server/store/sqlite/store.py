@@ -54,6 +54,7 @@ class SQLiteStore(Reads, LedgerReads):
     the writes go through the Writer."""
 
     submit: Callable[[Any], None]  # the writer's, bound: the hot path takes no extra call
+    engine = "sqlite"  # what the operator's tools may do with it (backup, checkpoint)
 
     def __init__(
         self,

@@ -1,0 +1,175 @@
+"""PostgresStore: the storage contract on PostgreSQL, for several nodes on one database.
+
+    PostgresStore(url, *, max_batch=2048, dedup_cache=DEDUP_ENTRIES, read_connections=2)
+
+`url` is a libpq URL (postgresql://user@host:port/db?options=-csearch_path%3Dschema);
+the schema is migrated on open (schema.py). `on_committed`, `submit`, `drain` and every
+read are the contract's (store/contract.py); `MediaStore` too.
+
+Design (why it is built on the SQLite store rather than beside it): the contract's
+semantics live in the SQLite store's pipeline (sqlite/writer.py: group commit, planning
+on an overlay of the batch in flight, acknowledgement only after COMMIT), its caches and
+its statements. PostgreSQL needs the same semantics, so this store *is* that store with
+three parts swapped: the connections (conn.py: psycopg, with the SQL dialect translated
+once per statement), the writer's commit (writer.py: no journal, rows pipelined, a
+clock row that keeps several nodes' numbers gap-free) and the schema (schema.py).
+
+Why psycopg 3 and not asyncpg: the rules plan with synchronous reads (chat/plan.py), so
+the writer needs a synchronous connection in its own thread, as on SQLite; psycopg has
+both a synchronous and an asyncio connection with one type mapping and one dialect, so
+the writer and the readers share every statement. asyncpg has no synchronous API.
+
+What stays SQLite's: backup (an online file copy), WAL checkpoints, PRAGMA
+integrity_check (here: a count of the schema version), the journal and its tail.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from ..contract import SearchHit, StoreOpenError, UsernameTaken
+from ..search import query_words, words
+from ..sqlite.caches import DEDUP_ENTRIES, Caches, Positions
+from ..sqlite.readers import FairReaders
+from ..sqlite.stats import WriterStats
+from ..sqlite.store import SQLiteStore, now_ms
+from ..sqlite.tail import UpdateTail
+from . import schema
+from .conn import AsyncReader, SyncConnection
+from .writer import PgWriter
+
+SEARCH_PAGE = 500  # index rows read per round of a channel search
+
+
+def connect_writer(url: str) -> SyncConnection:
+    """In the writer thread: connect (autocommit: the writer issues BEGIN/COMMIT), migrate."""
+    db = SyncConnection(psycopg.connect(url, autocommit=True))
+    try:
+        schema.migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _redact(url: str) -> str:
+    """The URL without a password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        return f"{scheme}://{cred.split(':', 1)[0]}@{host}"
+    return url
+
+
+class PostgresStore(SQLiteStore):
+    """The contract on PostgreSQL (see the module docstring)."""
+
+    engine = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_batch: int = 2048,
+        dedup_cache: int = DEDUP_ENTRIES,
+        read_connections: int = 2,
+    ) -> None:
+        if read_connections < 1:
+            raise ValueError("read_connections must be at least 1")
+        cache = Caches(dedup_max=dedup_cache)
+        tail = UpdateTail()  # stays empty: no journal (writer.py)
+        positions = Positions()
+        super(SQLiteStore, self).__init__(cache, tail, positions, FairReaders([]))
+        self.url = url
+        self.path = _redact(url)
+        self.synchronous = "ON"  # PostgreSQL's synchronous_commit, as configured there
+        self.read_connections = read_connections
+        self._stats = WriterStats()
+        self.writer: PgWriter = PgWriter(cache, tail, positions, self._stats, max_batch=max_batch)
+        self.submit = self.writer.submit
+        self.checkpointer = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.writer.started or bool(self.readers.conns)
+
+    async def open(self) -> None:
+        """Connect, migrate, load the counters; StoreOpenError (naming the server, not the
+        password) if PostgreSQL refuses. A failure closes whatever was opened."""
+        try:
+            await self.writer.start(lambda: connect_writer(self.url))  # type: ignore[arg-type,return-value]
+            await self.writer.reload()
+            for _ in range(self.read_connections):
+                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+                self.readers.add(AsyncReader(conn))  # type: ignore[arg-type]
+            self.writer.accept()
+        except BaseException as exc:
+            await self.close()
+            if isinstance(exc, psycopg.Error):
+                raise StoreOpenError(f"cannot open database {self.path}: {exc}") from exc
+            raise
+
+    async def close(self) -> None:
+        """Stop taking writes, commit what is queued (positions included), close."""
+        await self.writer.stop()
+        for r in self.readers.reset():
+            await r.close()
+        await self.writer.shutdown()
+
+    async def create_user(self, username: str, password_hash: str) -> int:
+        def insert(db: Any) -> int:
+            row = db.execute(
+                "INSERT INTO users (username, password_hash, created) VALUES (?, ?, ?) "
+                "RETURNING id",
+                (username, password_hash, now_ms()),
+            ).fetchone()
+            return int(row[0])
+
+        try:
+            return await self.writer.run_in_commit(insert)
+        except psycopg.errors.UniqueViolation:
+            raise UsernameTaken(username) from None
+
+    async def integrity_check(self) -> str:
+        (version,) = await self._row("SELECT max(version) FROM schema_version")
+        return "ok" if version == schema.SCHEMA_VERSION else f"schema version {version}"
+
+    async def channel_search(
+        self, conv: int, query: str, limit: int, before_id: int | None = None
+    ) -> list[SearchHit]:
+        """As SQLite's FTS5 search (every word of the query, case and accents ignored,
+        newest first), by reading the channel's index rows newest first and matching
+        their words here (search.py): one tokenizer for every store."""
+        terms = set(query_words(query))
+        if not terms or limit <= 0:
+            return []
+        found: list[int] = []
+        before = 1 << 62 if before_id is None else before_id
+        while len(found) < limit:
+            rows = await self._rows(
+                "SELECT rowid, text FROM channel_search WHERE chan = ? AND rowid < ? "
+                "ORDER BY rowid DESC LIMIT ?",
+                (f"c{conv}", before, SEARCH_PAGE),
+            )
+            found += [r[0] for r in rows if terms <= set(words(r[1]))]
+            if len(rows) < SEARCH_PAGE:
+                break
+            before = rows[-1][0]
+        found = found[:limit]
+        if not found:
+            return []
+        marks = ",".join("?" * len(found))
+        rows = await self._rows(
+            "SELECT s.rowid, coalesce(p.pos, x.pos), coalesce(x.n, 0), u.username, "
+            "coalesce(p.ts, x.ts), coalesce(p.text, x.text) FROM channel_search s "
+            "LEFT JOIN channel_posts p ON p.id = s.rowid "
+            "LEFT JOIN channel_comments x ON x.id = s.rowid "
+            "JOIN users u ON u.id = coalesce(p.author_id, x.author_id) "
+            f"WHERE s.rowid IN ({marks}) ORDER BY s.rowid DESC",
+            found,
+        )
+        return [
+            SearchHit(pos, n, item, author, ts, text) for item, pos, n, author, ts, text in rows
+        ]
