@@ -248,7 +248,14 @@ class Server:
             node.committed(done)  # the fan-out first, then the notices
             news.committed(done)
 
+        bound = self.hub.on_bind
+
+        def on_bind(conn: Any) -> None:
+            bound(conn)
+            node.bound(conn)
+
         self.hub.on_presence, self.store.on_committed = on_presence, on_committed
+        self.hub.on_bind = on_bind
         self.presence.elsewhere = node.elsewhere
         self.presence.relay = node.relay
         log.info(

@@ -115,17 +115,20 @@ class ClusterNode:
         return await self.bus.probe(uid)
 
     def presence(self, uid: int, online: bool) -> None:
-        """The hub's presence callback: hear this user's subject while they are here.
-
-        The first connection of a user may have read its log before the subscription
-        existed; it is checked once it is live, so a notice published in between is not
-        waited for until the sweep."""
+        """The hub's presence callback: hear this user's subject while they are here."""
         if online:
             self.bus.watch(uid)
-            for c in self.hub.of_user(uid):
-                self.catchup.behind(c)
         else:
             self.bus.unwatch(uid)
+
+    def bound(self, conn: Peer) -> None:
+        """A connection authenticated: read its log once it is live.
+
+        Its SYNC decides "caught up" on this node's view of the head, which lags what
+        other nodes committed until the next notice; and a user's first connection may
+        have read its log before the subscription to their subject existed. One read
+        after going live closes both windows without waiting for the sweep."""
+        self.catchup.behind(conn)
 
     # ------------------------------------------------------------------ in
 
