@@ -9,7 +9,6 @@ first migrates the schema, the others find it done.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import sys
