@@ -82,9 +82,11 @@ class NatsBus:
                 servers=self.servers,
                 name=f"liaotian {self.node}",
                 no_echo=True,  # a node never hears its own notices
+                # Two tries at most: nats-py would retry a first connection forever, and
+                # start-up must not wait for NATS (_keep_trying retries in the background).
                 allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1.0,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.1,
                 connect_timeout=2.0,
                 error_cb=self._error,
                 disconnected_cb=self._disconnected,
@@ -100,6 +102,10 @@ class NatsBus:
                     RETRY_CONNECT,
                 )
             return False
+        # Connected once: from now on nats-py reconnects by itself, for as long as it takes
+        # (it reads these options at each loss).
+        nc.options["max_reconnect_attempts"] = -1
+        nc.options["reconnect_time_wait"] = 1.0
         self.nc = nc
         self.connected = True
         if not first:

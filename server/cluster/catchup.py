@@ -201,5 +201,10 @@ class CatchUp:
         for c in [c for c in self._own if not self.is_open(c)]:
             del self._own[c]
 
+    @property
+    def idle(self) -> bool:
+        """No read running or waiting (for tests)."""
+        return not self.waiting and not self._reading
+
     def stats(self) -> dict[str, Any]:
         return {"reads": self.reads, "gaps": self.gaps, "waiting": len(self.waiting)}

@@ -81,5 +81,10 @@ async def test_chat_restart_and_resume_on_postgres(net: Net) -> None:
 
     # and the numbering went on where it stopped: history shows every message once
     full = await alice.full_history("bob")
-    assert [x.text for x in full] == ["hello bob", "hi alice", "while you were away", "and one more"]
+    assert [x.text for x in full] == [
+        "hello bob",
+        "hi alice",
+        "while you were away",
+        "and one more",
+    ]
     assert [x.pos for x in full] == [1, 2, 3, 4]
