@@ -45,7 +45,7 @@ def test_heads_one_per_user_per_commit() -> None:
 
     class Other:
         error = None
-        pushes = [Push(5, 3, int(UpdateKind.CONTACT), b"")]
+        pushes = (Push(5, 3, int(UpdateKind.CONTACT), b""),)
 
     assert notices.heads_of([*ops, Other()]) == {1: 5, 2: 9, 4: 9, 3: 1, 5: 3}
 
