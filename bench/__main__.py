@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="the blob the media figures upload and download (default 64; quick 16)",
     )
+    p.add_argument(
+        "--no-pg",
+        action="store_true",
+        help="skip the PostgreSQL-beside-SQLite figures (bench/pg.py)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
 
@@ -175,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             faults=False if a.no_faults else None,
             media=False if a.no_media else None,
             media_mib=a.media_mib,
+            pg=False if a.no_pg else None,
         )
     except ValueError as exc:
         print(f"python -m bench: {exc}", file=sys.stderr)

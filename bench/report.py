@@ -36,6 +36,9 @@ METRICS: list[tuple[str, str, int]] = [
     ("media_download_mib_per_s", "MiB/s", 1),
     ("media_dedup_upload_ms", "ms", 3),
     ("chat_p99_ms_under_media", "ms", 2),
+    ("sqlite_throughput_msgs_per_s", "msgs/s", 0),
+    ("pg_throughput_msgs_per_s", "msgs/s", 0),
+    ("pg_2_nodes_throughput_msgs_per_s", "msgs/s", 0),
 ]
 
 

@@ -117,6 +117,7 @@ class Options:
     media: bool = True  # media transfers, and the 1:1 latency under media load (media.py)
     media_mib: int = 64  # the blob uploaded and downloaded (quick: 16)
     media_uploaders: int = 20  # clients uploading 5 MiB blobs during chat_p99_ms_under_media
+    pg: bool = True  # PostgreSQL beside SQLite, same workload (pg.py); skipped without one
     verbose: bool = True
 
     @classmethod
@@ -1286,6 +1287,20 @@ class Bench:
         }
 
 
+def pg_run(opts: Options) -> dict[str, Any]:
+    """PostgreSQL's and SQLite's throughput on one workload, each on a server of its own
+    (pg.py); nothing when no PostgreSQL answers (said on stderr)."""
+    from . import pg as pg_bench
+
+    args = pg_bench.parse(["--quick"] if opts.quick else ["--duration", str(opts.duration)])
+    if opts.verbose:
+        log("pg: SQLite and PostgreSQL, same workload, one server each")
+    result = asyncio.run(pg_bench.run(args))
+    if result["problems"]:
+        log(f"pg: skipped ({'; '.join(result['problems'])})")
+    return {k: v for k, v in result.items() if k.endswith("_msgs_per_s")}
+
+
 def run(opts: Options) -> tuple[dict[str, Any], int]:
     """Run the whole benchmark; returns (JSON document, exit status)."""
     started = datetime.now(UTC)
@@ -1324,6 +1339,8 @@ def run(opts: Options) -> tuple[dict[str, Any], int]:
             run.update(g)
         if opts.media and runs:
             runs[0].update(bench.media_run(runs[0]))
+        if opts.pg and runs:
+            runs[0].update(pg_run(opts))
         if opts.profile:
             prof = bench.profile(opts.profile)
     except BenchError as exc:

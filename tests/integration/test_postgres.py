@@ -5,13 +5,16 @@ in order. Skipped when no PostgreSQL answers (CI has one)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from liaotian.protocol import CloseCode, UpdateKind
+from liaotian.server.ops.health import check
 from liaotian.server.store.postgres.scratch import scratch_schema, unreachable
 from socialclient import Net, event_of, messages_of, social_server
+from test_ops_metrics import scrape, value
 
 
 @pytest.fixture
@@ -19,7 +22,7 @@ async def net(tmp_path: Path) -> AsyncIterator[Net]:
     reason = unreachable()
     if reason is not None:
         pytest.skip(reason)
-    async with scratch_schema() as url, social_server(tmp_path, db_url=url) as n:
+    async with scratch_schema() as url, social_server(tmp_path, db_url=url, metrics_port=0) as n:
         yield n
 
 
@@ -88,3 +91,14 @@ async def test_chat_restart_and_resume_on_postgres(net: Net) -> None:
         "and one more",
     ]
     assert [x.pos for x in full] == [1, 2, 3, 4]
+
+
+async def test_health_and_metrics_on_postgres(net: Net) -> None:
+    alice, bob = await net.users("alice", "bob")
+    await alice.send("bob", "counted")
+    await bob.message()
+    line = await asyncio.to_thread(check, net.srv.host, net.srv.port)
+    assert line
+    _, samples = await scrape(net.srv)
+    assert value(samples, "liaotian_messages_committed_total") == 1
+    assert value(samples, "liaotian_commits_total") >= 1

@@ -120,11 +120,11 @@ class SyncConnection:
         sqlite_like(conn.adapters)
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> psycopg.Cursor[Any]:
-        return self.conn.execute(translate(sql), _params(params))  # type: ignore[arg-type]
+        return self.conn.execute(translate(sql), _params(params))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
         cur = self.conn.cursor()
-        cur.executemany(translate(sql), list(rows))  # type: ignore[arg-type]
+        cur.executemany(translate(sql), list(rows))
         return cur
 
     @property
@@ -145,13 +145,13 @@ class AsyncReader:
         sqlite_like(conn.adapters)
 
     async def execute_fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        cur = await self.conn.execute(translate(sql), _params(params))  # type: ignore[arg-type]
+        cur = await self.conn.execute(translate(sql), _params(params))
         return await cur.fetchall()
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> None:
         if sql.strip().upper() == "BEGIN":
             sql = "BEGIN ISOLATION LEVEL REPEATABLE READ"
-        await self.conn.execute(translate(sql), _params(params))  # type: ignore[arg-type]
+        await self.conn.execute(translate(sql), _params(params))
 
     async def close(self) -> None:
         await self.conn.close()

@@ -9,7 +9,8 @@ every integer, BYTEA for blobs, identity columns where SQLite let the rowid pick
   journal kept in one node's memory would hide rows from the other nodes; writer.py);
 - `channel_search` is a plain table (SQLite's is FTS5); store.py filters its words;
 - `store_clock`: one row, locked and advanced by every commit of every node, so a node
-  knows when another one wrote since its own last commit (writer.py).
+  knows when another one wrote since its own last commit, and `store_changes`: per
+  commit, what it changed that a node's caches may hold (writer.py).
 
 `schema_version` records how many migrations have been applied; start-up applies the rest,
 one transaction each, under an advisory lock so that two nodes starting at once do not
@@ -312,6 +313,13 @@ MIGRATIONS: list[str] = [
         n  BIGINT NOT NULL
     );
     INSERT INTO store_clock (id, n) VALUES (1, 0);
+    CREATE TABLE store_changes (
+        clock    BIGINT PRIMARY KEY,
+        users    BIGINT[] NOT NULL,
+        convs    BIGINT[] NOT NULL,
+        channels BIGINT NOT NULL,              -- 1: it wrote channel rows
+        wallet   BIGINT NOT NULL               -- 1: it wrote wallet rows
+    );
     """,
 ]
 
@@ -326,7 +334,7 @@ def migrate(db: SyncConnection) -> None:
         try:
             db.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             row = db.execute("SELECT max(version) FROM schema_version").fetchone()
-            version = int(row[0] or 0)
+            version = int(row[0] or 0) if row is not None else 0
             if version > len(MIGRATIONS):
                 raise RuntimeError(
                     f"database schema {version} is newer than this server ({len(MIGRATIONS)})"
@@ -336,7 +344,7 @@ def migrate(db: SyncConnection) -> None:
                 return
             log.info("applying schema migration %d", version + 1)
             for stmt in statements(MIGRATIONS[version]):
-                db.conn.execute(stmt)  # type: ignore[call-overload]  # DDL, as written
+                db.conn.execute(stmt)  # DDL, as written
             db.execute("DELETE FROM schema_version")
             db.execute("INSERT INTO schema_version (version) VALUES (?)", (version + 1,))
             db.execute("COMMIT")

@@ -58,8 +58,31 @@ from .conn import SyncConnection, translate
 MAX_REPLANS = 50  # a batch planned again this often (other nodes keep writing): refused
 
 
+CHANGES_KEPT = 100_000  # store_changes rows kept (a node further behind reloads all)
+
+# What one commit changed that a node's caches may hold: (users, conversations, channels
+# touched, wallet touched); the users and conversations of its heads, privacy and contact
+# state, positions and groups.
+Touched = tuple[list[int], list[int], bool, bool]
+
+
 class StaleCaches(Exception):
-    """Another node committed since this node's last commit (see the module docstring)."""
+    """Another node committed since this node's last commit (see the module docstring):
+    what those commits changed, in order, or None if this node is too far behind to know."""
+
+    def __init__(self, changes: list[Touched] | None) -> None:
+        super().__init__()
+        self.changes = changes
+
+
+def touched(b: Batch) -> Touched:
+    """What the batch changes that caches hold (store_changes' row for its commit)."""
+    users = sorted(set(b.heads) | set(b.social))
+    convs = sorted(set(b.conv_last) | set(b.groups))
+    staged = [s for s, _ in b.statements]
+    channels = any("channel" in s for s in staged)
+    wallet = bool(b.transfer_rows) or any("wallet_" in s for s in staged)
+    return users, convs, channels, wallet
 
 
 class PgWriter(Writer):
@@ -90,9 +113,9 @@ class PgWriter(Writer):
         for _ in range(MAX_REPLANS):
             try:
                 written = await self._in_thread(self._write, f, True)
-            except StaleCaches:
+            except StaleCaches as stale:
                 self.replans += 1
-                await self.reload()
+                await self.forget(stale.changes)
                 await self._replan(f)
                 continue
             if written.committed:
@@ -106,6 +129,31 @@ class PgWriter(Writer):
         assert f.batch is not None
         self._plan_fold(f.batch)
 
+    async def forget(self, changes: list[Touched] | None) -> None:
+        """Forget what other nodes' commits changed (everything, if that is not known),
+        then reload the counters: the next plan loads the rest from the database."""
+        if changes is None:
+            await self.reload()
+            return
+        c = self.cache
+        users = {u for ch in changes for u in ch[0]}
+        convs = {x for ch in changes for x in ch[1]}
+        for uid in users:
+            c.heads.pop(uid, None)
+            c.floors.pop(uid, None)
+            c.social.pop(uid, None)
+        for conv in convs:
+            c.conv_last.pop(conv, None)
+            c.groups.pop(conv, None)
+        if convs:  # a pair's conversation is loaded with its last position: both go
+            for key in [k for k, conv in c.direct.items() if conv in convs]:
+                del c.direct[key]
+        if any(ch[2] for ch in changes):
+            c.ch = type(c.ch)()
+        if any(ch[3] for ch in changes):
+            c.ledger = LedgerState(complete=False, keys=BoundedKeys())
+        await self._load_counters()
+
     async def reload(self) -> None:
         """Forget every cached image another node may have changed; reload the counters."""
         c = self.cache
@@ -113,6 +161,10 @@ class PgWriter(Writer):
             d.clear()
         c.ch = type(c.ch)()
         c.ledger = LedgerState(complete=False, keys=BoundedKeys())
+        await self._load_counters()
+
+    async def _load_counters(self) -> None:
+        c = self.cache
         ids = await self.call(load_counters)
         c.next_msg_id, c.next_conv_id, c.next_item_id = ids[0], ids[1], ids[2]
         led = c.ledger
@@ -132,6 +184,7 @@ class PgWriter(Writer):
                 b.statements,
                 [(seq, u, d) for (u, d), seq in f.positions.items()],
                 f.txns,
+                touched(b),
             )
         if written.committed:
             self.clock = clock
@@ -143,7 +196,9 @@ def load_counters(db: SyncConnection) -> tuple[int, ...]:
     landing in between makes the clock look old, so the first commit reloads again)."""
     db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     try:
-        (clock,) = db.execute("SELECT n FROM store_clock WHERE id = 1").fetchone()
+        row = db.execute("SELECT n FROM store_clock WHERE id = 1").fetchone()
+        assert row is not None, "store_clock has its one row from migration 1"
+        clock = row[0]
         msg, conv = sql.next_ids(db)  # type: ignore[arg-type]
         item = sqlite_channels.next_item_id(db)  # type: ignore[arg-type]
         ledger = sql.next_ledger_ids(db)  # type: ignore[arg-type]
@@ -164,6 +219,7 @@ def write_batch(
     statements: list[tuple[str, tuple[Any, ...]]],
     positions: Rows,
     txns: list[Txn],
+    changed: Touched,
 ) -> tuple[Written, int]:
     """BEGIN, the clock check, every row and statement, the generic transactions, COMMIT.
 
@@ -176,9 +232,23 @@ def write_batch(
         # the row lock is held to COMMIT: no other node commits in between
         row = conn.execute("UPDATE store_clock SET n = n + 1 WHERE id = 1 RETURNING n").fetchone()
         assert row is not None
-        if row[0] != clock + 1:
+        now = row[0]
+        if now != clock + 1:
+            missed = conn.execute(
+                "SELECT clock, users, convs, channels, wallet FROM store_changes "
+                "WHERE clock > %s ORDER BY clock",
+                (clock,),
+            ).fetchall()
             conn.execute("ROLLBACK")
-            raise StaleCaches()
+            known = [r[0] for r in missed] == list(range(clock + 1, now))
+            raise StaleCaches([tuple(r[1:]) for r in missed] if known else None)
+        conn.execute(
+            "INSERT INTO store_changes (clock, users, convs, channels, wallet) "
+            "VALUES (%s, %s::bigint[], %s::bigint[], %s, %s)",
+            (now, *changed),
+        )
+        if now % 1000 == 0:
+            conn.execute("DELETE FROM store_changes WHERE clock <= %s", (now - CHANGES_KEPT,))
         cur = conn.cursor()
         if messages:  # executemany: pipelined, one round trip for all the rows
             try:
@@ -193,7 +263,7 @@ def write_batch(
         if statements:
             with conn.pipeline():
                 for statement, params in statements:
-                    cur.execute(translate(statement), params)  # type: ignore[arg-type]
+                    cur.execute(translate(statement), params)
         if positions:
             db.executemany(
                 "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?", positions
