@@ -10,14 +10,18 @@ subject prefix of the run's own. `pairs` x 2 users, each live (SYNCed) on one no
 
 * `cross`: the two users of a pair on different nodes (every delivery crosses NATS and
   costs the recipient's node a log read); with one node, the same as `same`;
-* `same`: both on the same node (pairs spread over the nodes): deliveries stay local.
+* `same`: both on the same node (pairs spread over the nodes): deliveries stay local;
+* `same_no_nats` (`--baseline`): `same` on nodes without `cluster_nats`: what the shared
+  database costs without any routing (correct here only because no user is on two nodes).
 
 Per run: `msgs_per_s` (SENTs per second, each after its COMMIT), `delivery_p50_ms` and
 `delivery_p99_ms` (SEND written to push read by the recipient: both ends are this
 process, one clock), `sent_p99_ms`, and `cpu_us_per_msg` (user + system CPU of all
-server processes, from /proc, per message): the per-message cost the scaling model in
-bench/README.md starts from. The load generator is this one process, on the same cores:
-on a 2-core machine it limits the figures before the servers do; compare within a run.
+server processes, from /proc, per message), `pg_cpu_us_per_msg` and
+`nats_cpu_us_per_msg` (the same for the machine's PostgreSQL and nats-server
+processes): the per-message costs the scaling model in bench/README.md starts from.
+The load generator is this one process, on the same cores: on a 2-core machine it limits
+the figures before the servers do; compare within a run.
 """
 
 from __future__ import annotations
@@ -102,6 +106,19 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / tick
 
 
+def pids_named(*names: str) -> list[int]:
+    """Processes of these command names (PostgreSQL's backends, nats-server): their CPU
+    per message is the model's database and broker cost. The machine's, not only ours:
+    other sessions' queries count too."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{d}/comm") as fh:
+                if fh.read().strip() in names:
+                    out.append(int(d))
+    return out
+
+
 def pct(xs: list[float], q: float) -> float:
     if not xs:
         return 0.0
@@ -145,12 +162,13 @@ async def load(
                 done += 1
                 sent_lat.append(time.perf_counter() - t0)
 
-    cpu0 = cpu_seconds(pids)
-    await asyncio.sleep(0)
+    pg, broker = pids_named("postgres"), pids_named("nats-server")
+    cpu0, pg0, broker0 = cpu_seconds(pids), cpu_seconds(pg), cpu_seconds(broker)
     await asyncio.gather(
         *[lane(c, users[i ^ 1]) for i, c in enumerate(conns) for _ in range(args.window)]
     )
     cpu = cpu_seconds(pids) - cpu0
+    pg_cpu, broker_cpu = cpu_seconds(pg) - pg0, cpu_seconds(broker) - broker0
     await asyncio.sleep(0.5)  # the last deliveries
     delivered = [x for c in conns for x in c.delivered]
     for c in conns:
@@ -162,10 +180,14 @@ async def load(
         "sent_p99_ms": pct(sent_lat, 0.99),
         "delivered": len(delivered),
         "cpu_us_per_msg": round(cpu / max(1, done) * 1e6, 1),
+        "pg_cpu_us_per_msg": round(pg_cpu / max(1, done) * 1e6, 1),
+        "nats_cpu_us_per_msg": round(broker_cpu / max(1, done) * 1e6, 1),
     }
 
 
-async def run_nodes(n: int, placement: str, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
+async def run_nodes(
+    n: int, placement: str, args: argparse.Namespace, tmp: str, nats: bool = True
+) -> dict[str, Any]:
     from liaotian.server.store.postgres.scratch import scratch_schema
 
     async with AsyncExitStack() as stack:
@@ -177,12 +199,12 @@ async def run_nodes(n: int, placement: str, args: argparse.Namespace, tmp: str) 
                 ports.append(free_port())
                 flags = [
                     "--db-url", url,
-                    "--media-dir", os.path.join(tmp, f"m{n}{placement}{i}"),
-                    "--cluster-nats", NATS,
-                    "--cluster-prefix", prefix,
-                    "--cluster-node", f"n{i}",
+                    "--media-dir", os.path.join(tmp, f"m{n}{placement}{nats}{i}"),
                     "--stats-interval", "0",
                 ]  # fmt: skip
+                if nats:
+                    flags += ["--cluster-nats", NATS, "--cluster-prefix", prefix]
+                    flags += ["--cluster-node", f"n{i}"]
                 procs.append(await start_server(ports[-1], flags))
             return await load(ports, [p.pid for p in procs], args, placement, f"{placement[0]}")
         finally:
@@ -205,6 +227,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 key = f"{n}_nodes_{placement}"
                 result["runs"][key] = r = await run_nodes(n, placement, args, tmp)
                 print(key, r, file=sys.stderr)
+            if args.baseline and n > 1:  # the same nodes, no routing: the store's share
+                key = f"{n}_nodes_same_no_nats"
+                result["runs"][key] = r = await run_nodes(n, "same", args, tmp, nats=False)
+                print(key, r, file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result["problems"] = []
@@ -222,6 +248,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--window", type=int, default=4, help="unanswered SENDs per sender")
     ap.add_argument("--duration", type=float, default=8.0)
     ap.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also the same-node placement without NATS (the shared database's cost alone)",
+    )
     ap.add_argument("--url", default=TEST_URL, help="PostgreSQL server (a scratch schema)")
     ap.add_argument("--json", help="also write the result here")
     args = ap.parse_args(argv)
