@@ -124,6 +124,13 @@ class NatsBus:
                 return
 
     async def _error(self, exc: Exception) -> None:
+        """nats-py's errors. A slow consumer (a subscription's queue full) drops notices:
+        that user's sessions read their logs, as if told "look" (head unknown)."""
+        subject = getattr(exc, "subject", None)
+        uid = notices.uid_of_subject(self.prefix, subject) if subject else None
+        if uid is not None and type(exc).__name__ == "SlowConsumerError":
+            self.on_notice(uid, notices.HINT, 0, None)
+            return
         log.debug("cluster: NATS error: %s", exc)
 
     async def _disconnected(self) -> None:
