@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import os
@@ -37,34 +36,14 @@ from typing import Any
 
 from liaotian.protocol import MessageType
 
-from .wallet import ENV, Conn, _register, free_port, login
+from .wallet import Conn, _register, free_port, login
+from .wallet import start_server as _start
 
 T = MessageType
 
 
 async def start_server(port: int, flags: list[str]) -> asyncio.subprocess.Process:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIAOTIAN_")}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "liaotian.server",
-        "--port",
-        str(port),
-        *flags,
-        env={**env, **ENV, "LIAOTIAN_ADMIN_SOCKET": "off"},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    for _ in range(400):
-        with contextlib.suppress(OSError):
-            _r, w = await asyncio.open_connection("127.0.0.1", port)
-            w.close()
-            return proc
-        if proc.returncode is not None:
-            break
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"server {flags} did not start")
+    return await _start(port, flags, {"LIAOTIAN_ADMIN_SOCKET": "off"})
 
 
 async def stop_server(proc: asyncio.subprocess.Process) -> int:

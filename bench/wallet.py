@@ -224,9 +224,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    tmp = tempfile.mkdtemp(prefix="bench-wallet-")
-    db, port = os.path.join(tmp, "bench.db"), free_port()
+async def start_server(
+    port: int, flags: list[str], extra_env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """A `liaotian-server` process on 127.0.0.1:`port` with ENV (and `extra_env`), once it
+    accepts connections; RuntimeError if it exits first or takes over 20 s."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIAOTIAN_")}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -234,20 +236,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "liaotian.server",
         "--port",
         str(port),
-        "--db-path",
-        db,
-        env={**env, **ENV},
+        *flags,
+        env={**env, **ENV, **(extra_env or {})},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
         start_new_session=True,
     )
+    for _ in range(400):
+        with contextlib.suppress(OSError):
+            _r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return proc
+        if proc.returncode is not None:
+            break
+        await asyncio.sleep(0.05)
+    if proc.returncode is None:
+        proc.terminate()
+        await proc.wait()
+    raise RuntimeError(f"liaotian-server {' '.join(flags)} did not start")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = tempfile.mkdtemp(prefix="bench-wallet-")
+    db, port = os.path.join(tmp, "bench.db"), free_port()
+    proc = await start_server(port, ["--db-path", db])
     try:
-        for _ in range(200):
-            with contextlib.suppress(OSError):
-                _r, w = await asyncio.open_connection("127.0.0.1", port)
-                w.close()
-                break
-            await asyncio.sleep(0.05)
         users = [f"bw{i:05d}" for i in range(max(args.users, args.members))]
         conns = await setup(port, users)
         rate = await transfers(conns[: args.users], users[: args.users], args.window, args.duration)

@@ -4,6 +4,8 @@ contract.py  the `Store` and `MediaStore` protocols, their records and errors
 overlay.py   one batch being planned over the committed state (the chat's Plan)
 memory.py    MemoryStore: the reference semantics, in memory
 sqlite...    SQLiteStore: the server's store
+postgres...  PostgresStore: the SQLite store's pipeline on PostgreSQL, for several nodes
+             (imported from liaotian.server.store.postgres: its driver is an extra)
 """
 
 from .contract import (

@@ -1,9 +1,10 @@
 """What the server asks of storage, whichever engine keeps it: the `Store` protocol.
 
-Two stores implement it: `SQLiteStore` (sqlite/, durable, the server's) and
+Three stores implement it: `SQLiteStore` (sqlite/, durable, the server's default),
+`PostgresStore` (postgres/, the same pipeline on PostgreSQL, for several nodes) and
 `MemoryStore` (memory.py, the reference semantics, for tests and the simulation). One
-contract test suite (tests/store/test_contract.py) runs against both; another engine is
-a third module passing the same suite.
+contract test suite (tests/store/test_contract.py and the wallet's and channels') runs
+against all three.
 
 Writes that follow the chat's rules are operations (chat/ops.py), submitted and planned
 in order inside a group commit by the rules (chat/rules/); nothing is reported before the

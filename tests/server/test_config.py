@@ -403,3 +403,16 @@ def test_auth_settings_are_range_checked(key: str, value: float) -> None:
 def test_read_connections_out_of_range_is_refused(n: int) -> None:
     with pytest.raises(ValueError, match="read_connections"):
         Config(read_connections=n)
+
+
+def test_db_url_selects_postgresql_from_flag_env_or_file(tmp_path) -> None:
+    url = "postgresql://liaotian@db.example:5432/liaotian"
+    assert Config().db_url == ""  # SQLite by default
+    assert Config.load(flags={"db_url": url}).db_url == url
+    assert Config.load(env={"LIAOTIAN_DB_URL": url}).db_url == url
+    f = tmp_path / "c.toml"
+    f.write_text(f'db_url = "{url}"\n')
+    assert Config.load(file=str(f)).db_url == url
+    assert build_parser().parse_args(["--db-url", url]).db_url == url
+    with pytest.raises(ValueError, match="postgresql://"):
+        Config.load(flags={"db_url": "mysql://x/y"})

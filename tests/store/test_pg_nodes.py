@@ -93,3 +93,27 @@ async def test_two_nodes_keep_every_sequence_gap_free(url: str) -> None:
                 uid,
             )
             assert mids == sorted(mids) and len(set(mids)) == len(mids), uid
+
+
+async def test_a_commit_brings_a_node_up_to_date(url: str) -> None:
+    """A node's cached head misses another node's commit until its own next commit
+    (drain commits at once); the log read from the database never misses it."""
+    a, b = PostgresStore(url), PostgresStore(url)
+    await a.open()
+    await b.open()
+    try:
+        da, db = Driver(a), Driver(b)
+        await da.users("x", "y")
+        db.ids = dict(da.ids)
+        y = da.ids["y"]
+        await da.run(da.send("x", "y", cmid="1"))
+        assert a.cached_head(y) == 1
+        await db.run(db.send("x", "y", cmid="2"))
+        assert [s for s, _k, _d in await da.log("y")] == [1, 2]  # the database: at once
+        await a.drain()
+        assert await a.head(y) == 2 and await a.committed_head(y) == 2
+        (op,) = await da.run(da.send("y", "x", cmid="3"))
+        assert op.error is None and op.result.sender_seq == 3
+    finally:
+        await a.close()
+        await b.close()

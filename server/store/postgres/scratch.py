@@ -11,6 +11,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 from urllib.parse import quote
 
 import psycopg
@@ -19,8 +20,9 @@ import psycopg
 TEST_URL = os.environ.get("LIAOTIAN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+@cache
 def unreachable(url: str = TEST_URL) -> str | None:
-    """Why PostgreSQL at `url` cannot be used (None: it can)."""
+    """Why PostgreSQL at `url` cannot be used (None: it can); asked once per process."""
     try:
         with psycopg.connect(url, connect_timeout=3) as conn:
             conn.execute("SELECT 1")

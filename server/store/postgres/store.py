@@ -19,6 +19,14 @@ the writer needs a synchronous connection in its own thread, as on SQLite; psyco
 both a synchronous and an asyncio connection with one type mapping and one dialect, so
 the writer and the readers share every statement. asyncpg has no synchronous API.
 
+Several nodes on one database (writer.py, item 3): writes are safe whatever the
+nodes do. Reads that SQLite serves from the writer's caches (`cached_head`, `head`,
+`members_hint`, `group_state` of a loaded group) show this node's last commit and may
+miss another node's later ones until this node commits again; `read_updates`,
+`committed_head`, `history` and the other reads ask the database. A node told that
+another one wrote (the NATS router, issue 17 item 2) can `await store.drain()`: that
+commits at once, and a commit brings the caches up to date with every other node's.
+
 What stays SQLite's: backup (an online file copy), WAL checkpoints, PRAGMA
 integrity_check (here: a count of the schema version), the journal and its tail.
 """
@@ -133,8 +141,9 @@ class PostgresStore(SQLiteStore):
             raise UsernameTaken(username) from None
 
     async def integrity_check(self) -> str:
-        (version,) = await self._row("SELECT max(version) FROM schema_version")
-        return "ok" if version == schema.SCHEMA_VERSION else f"schema version {version}"
+        rows = await self._rows("SELECT part, version FROM schema_version ORDER BY part DESC")
+        versions = tuple(int(v) for _p, v in rows)
+        return "ok" if versions == schema.SCHEMA_VERSION else f"schema versions {rows}"
 
     async def channel_search(
         self, conv: int, query: str, limit: int, before_id: int | None = None

@@ -15,27 +15,39 @@ one COMMIT (one WAL flush on the server) per batch; nothing is acknowledged befo
    before reading any answer: one network round trip for the batch, not one per row).
 
 3. Several nodes may write to one database (issue 17, item 3). Each node allocates
-   sequence numbers, positions and ids in memory from its caches, as on SQLite, which
-   is right only if no other node wrote since the caches were loaded. Every commit
-   therefore starts by locking the one `store_clock` row (SELECT ... FOR UPDATE) and
-   comparing it with the value this node's last commit left: equal, nobody else wrote,
-   the plan stands, and the row lock keeps it so until COMMIT; different, the batch is
-   rolled back before writing anything, the caches are dropped and the batch is planned
-   again on what the database now holds (the pipeline's "planned again" path). The
-   numbers stay gap-free and strictly increasing on every node, since every commit of
-   every node is planned on the state the previous commit left.
+   sequence numbers, positions and ids in memory from its caches, as on SQLite, which is
+   right only if no other node wrote since the caches were loaded. So every commit
+   starts by advancing the one `store_clock` row (UPDATE ... RETURNING: the row stays
+   locked to COMMIT, so commits of all nodes are ordered) and records in `store_changes`
+   which users and conversations it changed (and whether channels or the wallet).
+   If the clock is where this node's last commit left it, nobody else wrote: the plan
+   stands. If not, the transaction stays open with the row locked (no other node can
+   commit meanwhile), the node forgets what the missed commits changed (their
+   store_changes rows; everything if it is too far behind), reloads the counters, plans
+   the batch again on what the database now holds and writes it in that same
+   transaction. Every commit of every node is thus planned on the state the previous
+   commit left: a user's sequence, a conversation's positions and the message ids stay
+   gap-free and strictly increasing, and no batch is planned again more than once.
 
-   Why one clock row rather than a row lock per counter or leased ranges: a batch's
-   numbers come from state spread over many rows (each member's log head, the
-   conversation's last position, the next message id, group membership, balances), all
-   read while planning, before the transaction; locking each of them in a fixed order
-   would need the transaction open across planning (the loop's work) and would still
-   leave the caches of the non-counter state (groups, privacy, balances) to validate.
-   Leased ranges (WeChat's seqsvr) give each node a block of numbers: fast, but a
-   user's log would have gaps whenever two nodes write for them, and the contract wants
-   no gaps. The clock costs one row lock and one UPDATE per group commit (not per
-   message); nodes that mostly write for their own users (the router's job) rarely
-   find it moved. Measured in tests/store/test_pg_nodes.py and bench/pg.py.
+   Why, measured (tests/store/test_pg_nodes.py; bench/pg.py; bench/README.md):
+   - Message ids are one gap-free sequence over every node, so each commit must take a
+     number from one place anyway: one row lock per commit is the least that costs. A
+     row lock per counter (each user's head, each conversation's position) in a fixed
+     order would add locks, not remove that one, and would need the transaction open
+     across planning every time, not only when another node wrote.
+   - Leased ranges (WeChat's seqsvr) hand each node a block of numbers: no coordination,
+     but a user's log gets gaps whenever two nodes write for them; the contract forbids
+     gaps, so they do not fit.
+   - A first version dropped every cache when the clock had moved: correct, but each
+     such commit loaded everything again. A second kept the caches of what did not
+     change but rolled back and planned again without the lock: under two busy nodes a
+     batch was overtaken up to 50 times in a row (the other node's commits were quicker
+     than its plan) and failed. Planning again under the lock bounds that to once.
+   The cost on one node alone: one UPDATE and one INSERT per group commit (not per
+   message). Nodes that write for disjoint users still order their commits through the
+   one row, and each commit after another node's plans again (planning is CPU; the
+   changed users' state is read again): the router should keep a user's writes on one
+   node where it can.
 """
 
 from __future__ import annotations
@@ -70,9 +82,10 @@ class StaleCaches(Exception):
     """Another node committed since this node's last commit (see the module docstring):
     what those commits changed, in order, or None if this node is too far behind to know."""
 
-    def __init__(self, changes: list[Touched] | None) -> None:
+    def __init__(self, changes: list[Touched] | None, held: int) -> None:
         super().__init__()
         self.changes = changes
+        self.held = held  # the clock value this node's transaction holds locked
 
 
 def touched(b: Batch) -> Touched:
@@ -89,6 +102,7 @@ class PgWriter(Writer):
     """The SQLite writer's pipeline over a PostgreSQL connection."""
 
     clock = 0  # store_clock as this node's last commit left it
+    _held = 0  # the clock value of the open transaction holding the row (0: none)
     replans = 0  # batches planned again because another node had written
 
     def _plan_fold(self, batch: Batch) -> None:
@@ -107,22 +121,29 @@ class PgWriter(Writer):
         return f
 
     async def _write_until_fresh(self, f: _Flight) -> Written:
-        """Write f; while another node has written first (or a client message id turns
-        out stored), drop what is stale and plan f again. Either way the pipeline sees f
-        as planned again (f.lookup), so the batch planned on top of it is, too."""
-        for _ in range(MAX_REPLANS):
-            try:
-                written = await self._in_thread(self._write, f, True)
-            except StaleCaches as stale:
-                self.replans += 1
-                await self.forget(stale.changes)
+        """Write f. If another node has committed first, keep the clock row locked (the
+        transaction stays open: no node commits meanwhile), drop what changed, plan f
+        again on what the database now holds and write it in that same transaction: one
+        plan again at most, however busy the other nodes are. A client message id found
+        stored rolls back and plans again too. Either way the pipeline sees f as planned
+        again (f.lookup), so the batch planned on top of it is, too."""
+        try:
+            for _ in range(MAX_REPLANS):
+                try:
+                    written = await self._in_thread(self._write, f, True)
+                except StaleCaches as stale:
+                    self.replans += 1
+                    await self.forget(stale.changes)
+                    await self._replan(f)
+                    continue
+                if written.committed:
+                    return written
+                self.stats.lookups += 1
                 await self._replan(f)
-                continue
-            if written.committed:
-                return written
-            self.stats.lookups += 1
-            await self._replan(f)
-        raise RuntimeError("batch planned again too often: other nodes keep writing")
+            raise RuntimeError("batch planned again too often")
+        finally:
+            if self._held:  # planning again failed: let the other nodes go on
+                await self._in_thread(self._release)
 
     async def _replan(self, f: _Flight) -> None:
         await self._plan(f, lookup=True)
@@ -169,32 +190,53 @@ class PgWriter(Writer):
         c.next_msg_id, c.next_conv_id, c.next_item_id = ids[0], ids[1], ids[2]
         led = c.ledger
         led.next_transfer_id, led.next_packet_id, led.next_wallet_item_id = ids[3:6]
-        self.clock = ids[6]
+        # inside the held transaction the row shows this node's own step, not committed
+        self.clock = ids[6] - 1 if self._held else ids[6]
 
     def _write(self, f: _Flight, conflict_ok: bool) -> Written:
+        """In the writer thread: the clock check (StaleCaches, the lock kept) unless the
+        lock is held already, then the batch and COMMIT."""
         assert self._db is not None and f.batch is not None
         b = f.batch
         db: Any = self._db
         with self.gate:
-            written, clock = write_batch(
-                db,
-                self.clock,
-                b.messages,
-                b.direct_rows,
-                b.statements,
-                [(seq, u, d) for (u, d), seq in f.positions.items()],
-                f.txns,
-                touched(b),
-            )
+            if not self._held:
+                try:
+                    self._held = lock_clock(db, self.clock)
+                except StaleCaches as stale:
+                    self._held = stale.held  # the row stays locked: plan again, then write
+                    raise
+            try:
+                written = write_batch(
+                    db,
+                    b.messages,
+                    b.direct_rows,
+                    b.statements,
+                    [(seq, u, d) for (u, d), seq in f.positions.items()],
+                    f.txns,
+                    (self._held, *touched(b)),
+                )
+            finally:
+                held, self._held = self._held, 0
         if written.committed:
-            self.clock = clock
+            self.clock = held
         return written
+
+    def _release(self) -> None:
+        """In the writer thread: give the clock row back (roll the transaction back)."""
+        self._held = 0
+        db: Any = self._db
+        if db is not None and db.in_transaction:
+            db.conn.execute("ROLLBACK")
 
 
 def load_counters(db: SyncConnection) -> tuple[int, ...]:
     """The next free ids and the clock, read in one snapshot (the clock first: a commit
-    landing in between makes the clock look old, so the first commit reloads again)."""
-    db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    landing in between makes the clock look old, so the first commit reloads again);
+    inside the transaction holding the clock row if one is open (nothing lands then)."""
+    own = not db.in_transaction
+    if own:
+        db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     try:
         row = db.execute("SELECT n FROM store_clock WHERE id = 1").fetchone()
         assert row is not None, "store_clock has its one row from migration 1"
@@ -203,7 +245,8 @@ def load_counters(db: SyncConnection) -> tuple[int, ...]:
         item = sqlite_channels.next_item_id(db)  # type: ignore[arg-type]
         ledger = sql.next_ledger_ids(db)  # type: ignore[arg-type]
     finally:
-        db.execute("COMMIT")
+        if own:
+            db.execute("COMMIT")
     return (msg, conv, item, *ledger, int(clock))
 
 
@@ -211,44 +254,55 @@ _MESSAGES = f"INSERT INTO {sql.MESSAGES_INTO} VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
 _UPDATES = f"INSERT INTO {sql.UPDATES_INTO} VALUES (%s,%s,%s,%s,%s,%s)"
 
 
+def lock_clock(db: SyncConnection, clock: int) -> int:
+    """BEGIN and advance the clock row, keeping it locked to COMMIT; its new value. If
+    another node committed since `clock`, StaleCaches with what those commits changed,
+    the transaction left open and the row locked (the caller plans again, then writes)."""
+    conn = db.conn
+    conn.execute("BEGIN")
+    try:
+        row = conn.execute("UPDATE store_clock SET n = n + 1 WHERE id = 1 RETURNING n").fetchone()
+        assert row is not None, "store_clock has its one row from migration 1"
+        now = int(row[0])
+        if now == clock + 1:
+            return now
+        missed = conn.execute(
+            "SELECT clock, users, convs, channels, wallet FROM store_changes "
+            "WHERE clock > %s ORDER BY clock",
+            (clock,),
+        ).fetchall()
+    except BaseException:
+        if db.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    known = [r[0] for r in missed] == list(range(clock + 1, now))
+    changes: list[Touched] = [(r[1], r[2], bool(r[3]), bool(r[4])) for r in missed]
+    raise StaleCaches(changes if known else None, now)
+
+
 def write_batch(
     db: SyncConnection,
-    clock: int,
     messages: Rows,
     updates: Rows,
     statements: list[tuple[str, tuple[Any, ...]]],
     positions: Rows,
     txns: list[Txn],
-    changed: Touched,
-) -> tuple[Written, int]:
-    """BEGIN, the clock check, every row and statement, the generic transactions, COMMIT.
+    change: tuple[int, list[int], list[int], bool, bool],
+) -> Written:
+    """In the transaction lock_clock opened: what this commit changed (store_changes),
+    every row and statement, the generic transactions, COMMIT.
 
-    StaleCaches if another node committed since `clock` (nothing written). A (sender,
-    cmid) already stored rolls back and returns committed=False; any other error rolls
-    back and raises. Returns what was written and the clock this commit leaves."""
+    A (sender, cmid) already stored rolls back and returns committed=False; any other
+    error rolls back and raises."""
     conn = db.conn
-    conn.execute("BEGIN")
     try:
-        # the row lock is held to COMMIT: no other node commits in between
-        row = conn.execute("UPDATE store_clock SET n = n + 1 WHERE id = 1 RETURNING n").fetchone()
-        assert row is not None
-        now = row[0]
-        if now != clock + 1:
-            missed = conn.execute(
-                "SELECT clock, users, convs, channels, wallet FROM store_changes "
-                "WHERE clock > %s ORDER BY clock",
-                (clock,),
-            ).fetchall()
-            conn.execute("ROLLBACK")
-            known = [r[0] for r in missed] == list(range(clock + 1, now))
-            raise StaleCaches([tuple(r[1:]) for r in missed] if known else None)
         conn.execute(
             "INSERT INTO store_changes (clock, users, convs, channels, wallet) "
             "VALUES (%s, %s::bigint[], %s::bigint[], %s, %s)",
-            (now, *changed),
+            change,
         )
-        if now % 1000 == 0:
-            conn.execute("DELETE FROM store_changes WHERE clock <= %s", (now - CHANGES_KEPT,))
+        if change[0] % 1000 == 0:
+            conn.execute("DELETE FROM store_changes WHERE clock <= %s", (change[0] - CHANGES_KEPT,))
         cur = conn.cursor()
         if messages:  # executemany: pipelined, one round trip for all the rows
             try:
@@ -257,7 +311,7 @@ def write_batch(
                 if "cmid" not in (exc.diag.constraint_name or ""):
                     raise
                 conn.execute("ROLLBACK")
-                return Written(False, []), clock
+                return Written(False, [])
         if updates:
             cur.executemany(_UPDATES, [r[1:] for r in updates])
         if statements:
@@ -268,24 +322,12 @@ def write_batch(
             db.executemany(
                 "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?", positions
             )
-        outcomes = [_run_txn(db, t.fn) for t in txns]
+        same: Any = db  # the savepoint statements are SQLite's and PostgreSQL's alike
+        outcomes = [sql.run_txn(same, t.fn) for t in txns]
         started = time.perf_counter()
         conn.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return Written(True, outcomes, started, time.perf_counter()), clock + 1
-
-
-def _run_txn(db: SyncConnection, fn: Any) -> tuple[bool, Any]:
-    """One generic write in its own savepoint: its failure undoes only its own statements."""
-    db.execute("SAVEPOINT txn")
-    try:
-        value = fn(db)
-    except Exception as exc:
-        db.execute("ROLLBACK TO txn")
-        db.execute("RELEASE txn")
-        return False, exc
-    db.execute("RELEASE txn")
-    return True, value
+    return Written(True, outcomes, started, time.perf_counter())

@@ -241,7 +241,7 @@ def write_batch(
             db.executemany(
                 "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?", positions
             )
-        outcomes = [_run_txn(db, t.fn) for t in txns]
+        outcomes = [run_txn(db, t.fn) for t in txns]
         started = time.perf_counter()
         db.execute("COMMIT")
     except BaseException:
@@ -251,8 +251,9 @@ def write_batch(
     return Written(True, outcomes, started, time.perf_counter())
 
 
-def _run_txn(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:
-    """One generic write in its own savepoint: its failure undoes only its own statements."""
+def run_txn(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:
+    """One generic write in its own savepoint: its failure undoes only its own statements
+    (PostgreSQL's writer runs it on its connection too: the statements are the same)."""
     db.execute("SAVEPOINT txn")
     try:
         value = fn(db)
