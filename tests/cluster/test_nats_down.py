@@ -8,8 +8,8 @@ import logging
 from urllib.parse import urlparse
 
 import pytest
-from conftest import NATS_URL, in_process
 from liaotian.client import register
+from nodes import NATS_URL, in_process
 from proxy import Proxy, free_port
 from test_routing import PASSWORD, in_order_once, messages, user
 

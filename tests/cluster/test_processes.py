@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import NATS_URL, need_nats
 from liaotian.client import Client, MessageReceived, register
+from nodes import NATS_URL, need_nats
 from procs import NodeProcess, cluster
 
 PASSWORD = "correct horse battery"

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from conftest import in_process
 from liaotian.client import Client, MessageReceived, TypingEvent, register
 from liaotian.server.app import Server
+from nodes import in_process
 
 WAIT = 10.0
 PASSWORD = "correct horse battery"
