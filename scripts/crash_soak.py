@@ -99,6 +99,7 @@ class SoakConfig:
     verbose: bool = False
     watchdog: float = 0.0  # > 0: exit 3 if the event loop stalls this long (see Watchdog)
     report: str | None = None  # where the watchdog writes its report (and main the summary)
+    db_url: str = ""  # PostgreSQL instead of SQLite (the server's --db-url)
 
 
 # ---------------------------------------------------------------------- the server process
@@ -221,6 +222,22 @@ def integrity_check(db_path: str) -> str:
     finally:
         con.close()
     return "; ".join(str(r[0]) for r in rows)
+
+
+def pg_integrity_check(url: str) -> str:
+    """PostgreSQL checks its own pages; here: the schema is complete and no client
+    message id is stored twice (the unique index would refuse it; this proves it)."""
+    import psycopg
+
+    with psycopg.connect(url) as con:
+        versions = con.execute("SELECT count(*) FROM schema_version").fetchone()
+        twice = con.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM messages GROUP BY sender_id, cmid "
+            "HAVING count(*) > 1) d"
+        ).fetchone()
+    if not versions or versions[0] != 2:
+        return f"schema_version has {versions} rows"
+    return "ok" if twice and twice[0] == 0 else f"{twice} client message ids stored twice"
 
 
 # ---------------------------------------------------------------------- a raw reader
@@ -436,7 +453,10 @@ class Soak:
         return self.names[(i + n // 2) % n] if n % 2 == 0 else self.names[(i + 1) % n]
 
     async def start_server(self) -> None:
-        self.proc = ServerProcess(self.db_path, self.port)
+        url = self.cfg.db_url
+        self.proc = ServerProcess(
+            self.db_path, self.port, extra_args=("--db-url", url) if url else ()
+        )
         await self.proc.start(self.cfg.start_timeout)
         self.log(f"server pid {self.proc.pid} on {HOST}:{self.port}")
 
@@ -739,7 +759,11 @@ class Soak:
             final_rc = await self.proc.terminate()
             summary.update(
                 {
-                    "integrity": integrity_check(self.db_path),
+                    "integrity": (
+                        pg_integrity_check(self.cfg.db_url)
+                        if self.cfg.db_url
+                        else integrity_check(self.db_path)
+                    ),
                     "final_exit_code": final_rc,
                     "faults": self.faults,
                     "signal": self.cfg.signal,
@@ -846,6 +870,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="exit 3 with a stack dump if the event loop stalls this long (0: off)",
     )
+    p.add_argument(
+        "--db-url", default="", help="serve from PostgreSQL (postgresql://...), not SQLite"
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
     if a.duration <= 0 or a.kills < 0 or a.window < 1:
@@ -865,6 +892,7 @@ def main(argv: list[str] | None = None) -> int:
         verbose=a.verbose,
         watchdog=a.watchdog,
         report=a.json,
+        db_url=a.db_url,
     )
     try:
         summary = asyncio.run(_run_until_signalled(cfg))

@@ -164,6 +164,11 @@ class ServerCollector(Collector):
 
         yield counter("messages_committed", "Messages stored, durably.", store.committed_sends)
         yield counter("commits", "Group commits.", store.batches)
+        yield counter(  # PostgreSQL (store/postgres/writer.py); always 0 on SQLite
+            "commits_replanned",
+            "Group commits planned again: another server on the same database committed first.",
+            getattr(store.writer, "replans", 0),
+        )
         meter = store.stats
         if isinstance(meter, WriterMeter):
             yield _histogram("commit_batch_size", "Writes per group commit.", meter.batch_sizes)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from liaotian.protocol import CloseCode, UpdateKind
+from liaotian.server.ops.admin import AdminError
 from liaotian.server.ops.health import check
 from liaotian.server.store.postgres.scratch import scratch_schema, unreachable
 from socialclient import Net, event_of, messages_of, social_server
@@ -102,3 +103,16 @@ async def test_health_and_metrics_on_postgres(net: Net) -> None:
     _, samples = await scrape(net.srv)
     assert value(samples, "liaotian_messages_committed_total") == 1
     assert value(samples, "liaotian_commits_total") >= 1
+    assert value(samples, "liaotian_commits_replanned_total") == 0  # one server alone
+
+
+async def test_admin_on_postgres_refuses_only_sqlite_file_commands(net: Net) -> None:
+    await net.users("alice")
+    srv = net.srv.server
+    assert srv is not None
+    admin = srv.ops.admin
+    status = await admin.status({})
+    assert status["accounts"] == 1 and status["database"].startswith("postgresql://")
+    for command, args in (("checkpoint", {}), ("backup", {"dest": "/tmp/never.db"})):
+        with pytest.raises(AdminError, match="pg_dump"):
+            await getattr(admin, command)(args)

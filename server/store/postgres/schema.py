@@ -81,9 +81,18 @@ def ddl(stmt: str) -> str:
 def migrate(db: SyncConnection) -> None:
     """Apply the migrations the database lacks, one transaction each: SQLite's, then
     PostgreSQL's own. Under an advisory lock: two nodes starting at once apply each once."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version (part TEXT PRIMARY KEY, version BIGINT NOT NULL)"
-    )
+    db.execute("BEGIN")
+    try:  # under the lock too: two IF NOT EXISTS at once can both try to create it
+        db.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(part TEXT PRIMARY KEY, version BIGINT NOT NULL)"
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
     parts = (
         ("sqlite", [[ddl(x) for x in statements(m)] for m in sqlite_schema.MIGRATIONS]),
         ("postgres", [statements(m) for m in MIGRATIONS]),

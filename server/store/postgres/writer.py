@@ -110,15 +110,8 @@ class PgWriter(Writer):
         batch.seal()
         batch.direct_rows, batch.updates = batch.updates, []
 
-    def _launch(self, f: _Flight) -> _Flight:
-        f.positions = self.positions.take()
-        assert f.batch is not None
-        self._plan_fold(f.batch)
-        f.launched = time.perf_counter()
-        task = asyncio.get_running_loop().create_task(self._write_until_fresh(f))
-        f.written = task
-        task.add_done_callback(self._wake_up)
-        return f
+    def _start_write(self, f: _Flight) -> asyncio.Future[Written]:
+        return asyncio.get_running_loop().create_task(self._write_until_fresh(f))
 
     async def _write_until_fresh(self, f: _Flight) -> Written:
         """Write f. If another node has committed first, keep the clock row locked (the

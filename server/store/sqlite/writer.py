@@ -349,9 +349,13 @@ class Writer:
         assert f.batch is not None
         self._plan_fold(f.batch)
         f.launched = time.perf_counter()
-        f.written = self._in_thread(self._write, f, not f.lookup)
+        f.written = self._start_write(f)
         f.written.add_done_callback(self._wake_up)
         return f
+
+    def _start_write(self, f: _Flight) -> asyncio.Future[sql.Written]:
+        """Start writing f's statements (another engine's writer may wrap this)."""
+        return self._in_thread(self._write, f, not f.lookup)
 
     def _plan_fold(self, batch: Batch) -> None:
         """The tail's folds for a batch about to be written. Never raises (the batch is
