@@ -11,11 +11,34 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def metrics(port: int) -> dict[str, float]:
+    """The node's Prometheus samples without labels: name -> value."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    body = (await asyncio.wait_for(reader.read(), 10.0)).decode()
+    writer.close()
+    out = {}
+    for line in body.split("\r\n\r\n", 1)[-1].splitlines():
+        name, _, value = line.partition(" ")
+        if name and not name.startswith("#") and "{" not in name:
+            out[name] = float(value)
+    return out
+
 
 _LISTENING = re.compile(rb"listening on [^ ]+:(\d+)")
 START_TIMEOUT = 20.0
@@ -28,6 +51,7 @@ class NodeProcess:
         self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
         self.port = 0
+        self.metrics_port = 0  # its Prometheus endpoint, if given one
         self._drain: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -117,14 +141,12 @@ def node_args(
 async def cluster(
     n: int, tmp: Path, db_url: str, nats_url: str, prefix: str, **settings: Any
 ) -> AsyncIterator[list[NodeProcess]]:
-    nodes = [
-        NodeProcess(
-            f"n{i}",
-            node_args(f"n{i}", tmp, db_url, nats_url, prefix, **settings),
-            tmp / f"n{i}.log",
-        )
-        for i in range(n)
-    ]
+    nodes = []
+    for i in range(n):
+        metrics = free_port()
+        args = node_args(f"n{i}", tmp, db_url, nats_url, prefix, metrics_port=metrics, **settings)
+        nodes.append(NodeProcess(f"n{i}", args, tmp / f"n{i}.log"))
+        nodes[-1].metrics_port = metrics
     try:
         for node in nodes:
             await node.start()

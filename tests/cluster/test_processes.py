@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from liaotian.client import Client, MessageReceived, register
 from nodes import NATS_URL, need_nats
-from procs import NodeProcess, cluster
+from procs import NodeProcess, cluster, metrics
 
 PASSWORD = "correct horse battery"
 WAIT = 30.0
@@ -162,3 +162,9 @@ async def test_three_nodes_chat_then_one_is_killed_under_load(
                     assert texts == [f"{o}#{i}" for i in range(n_group)], (name, o)
             for name in ("ub0", "ub1"):  # their node is gone: they live elsewhere now
                 assert users[name].client.port != nodes[1].port
+            # what the operator sees on a surviving node
+            seen = await metrics(nodes[0].metrics_port)
+            assert seen["liaotian_cluster_nats_connected"] == 1
+            assert seen["liaotian_cluster_notices_published_total"] > 0
+            assert seen["liaotian_cluster_notices_received_total"] > 0
+            assert seen["liaotian_cluster_log_reads_total"] > 0
