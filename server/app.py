@@ -224,6 +224,12 @@ class Server:
     def _wire_cluster(self, local_presence: Any) -> None:
         """Routing to and from the other nodes (server/cluster/, docs/cluster.md)."""
         cfg = self.config
+        try:
+            import nats  # noqa: F401
+        except ImportError as exc:
+            raise StartupError(
+                "cluster_nats needs the NATS client: pip install 'liaotian[cluster]'"
+            ) from exc
         name = cfg.cluster_node or f"{cfg.host}:{self.port}"
         bus = NatsBus(
             [u.strip() for u in cfg.cluster_nats.split(",") if u.strip()],
