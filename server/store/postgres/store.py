@@ -27,8 +27,13 @@ miss another node's later ones until this node commits again; `read_updates`,
 another one wrote (the NATS router, issue 17 item 2) can `await store.drain()`: that
 commits at once, and a commit brings the caches up to date with every other node's.
 
+Durability is PostgreSQL's COMMIT: with `synchronous_commit = on` (its default) a SENT
+means the WAL record is flushed; an operator who turns it off trades that, as SQLite's
+synchronous=normal does. The driver is an extra: pip install 'liaotian[postgres]'.
+
 What stays SQLite's: backup (an online file copy), WAL checkpoints, PRAGMA
-integrity_check (here: a count of the schema version), the journal and its tail.
+integrity_check (here: whether the schema versions are this server's), the journal and
+its tail.
 """
 
 from __future__ import annotations

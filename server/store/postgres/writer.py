@@ -243,6 +243,7 @@ def load_counters(db: SyncConnection) -> tuple[int, ...]:
     return (msg, conv, item, *ledger, int(clock))
 
 
+_POSITIONS = "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?"
 _MESSAGES = f"INSERT INTO {sql.MESSAGES_INTO} VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
 _UPDATES = f"INSERT INTO {sql.UPDATES_INTO} VALUES (%s,%s,%s,%s,%s,%s)"
 
@@ -252,9 +253,11 @@ def lock_clock(db: SyncConnection, clock: int) -> int:
     another node committed since `clock`, StaleCaches with what those commits changed,
     the transaction left open and the row locked (the caller plans again, then writes)."""
     conn = db.conn
-    conn.execute("BEGIN")
     try:
-        row = conn.execute("UPDATE store_clock SET n = n + 1 WHERE id = 1 RETURNING n").fetchone()
+        with conn.pipeline():  # one round trip for both
+            conn.execute("BEGIN")
+            cur = conn.execute("UPDATE store_clock SET n = n + 1 WHERE id = 1 RETURNING n")
+        row = cur.fetchone()
         assert row is not None, "store_clock has its one row from migration 1"
         now = int(row[0])
         if now == clock + 1:
@@ -289,36 +292,43 @@ def write_batch(
     error rolls back and raises."""
     conn = db.conn
     try:
-        conn.execute(
-            "INSERT INTO store_changes (clock, users, convs, channels, wallet) "
-            "VALUES (%s, %s::bigint[], %s::bigint[], %s, %s)",
-            change,
-        )
-        if change[0] % 1000 == 0:
-            conn.execute("DELETE FROM store_changes WHERE clock <= %s", (change[0] - CHANGES_KEPT,))
-        cur = conn.cursor()
-        if messages:  # executemany: pipelined, one round trip for all the rows
-            try:
-                cur.executemany(_MESSAGES, messages)
-            except psycopg.errors.UniqueViolation as exc:
-                if "cmid" not in (exc.diag.constraint_name or ""):
-                    raise
-                conn.execute("ROLLBACK")
-                return Written(False, [])
-        if updates:
-            cur.executemany(_UPDATES, [r[1:] for r in updates])
-        if statements:
+        # One round trip for all of it (psycopg's pipeline mode: every statement sent,
+        # then every answer read), COMMIT included when no generic write needs answers.
+        started = 0.0
+        try:
             with conn.pipeline():
+                conn.execute(
+                    "INSERT INTO store_changes (clock, users, convs, channels, wallet) "
+                    "VALUES (%s, %s::bigint[], %s::bigint[], %s, %s)",
+                    change,
+                )
+                if change[0] % 1000 == 0:
+                    conn.execute(
+                        "DELETE FROM store_changes WHERE clock <= %s", (change[0] - CHANGES_KEPT,)
+                    )
+                cur = conn.cursor()
+                if messages:
+                    cur.executemany(_MESSAGES, messages)
+                if updates:
+                    cur.executemany(_UPDATES, [r[1:] for r in updates])
                 for statement, params in statements:
                     cur.execute(translate(statement), params)
-        if positions:
-            db.executemany(
-                "UPDATE devices SET acked = max(acked, ?) WHERE user_id=? AND device=?", positions
-            )
-        same: Any = db  # the savepoint statements are SQLite's and PostgreSQL's alike
-        outcomes = [sql.run_txn(same, t.fn) for t in txns]
-        started = time.perf_counter()
-        conn.execute("COMMIT")
+                if positions:
+                    cur.executemany(translate(_POSITIONS), positions)
+                if not txns:
+                    started = time.perf_counter()
+                    conn.execute("COMMIT")
+        except psycopg.errors.UniqueViolation as exc:
+            if "cmid" not in (exc.diag.constraint_name or ""):
+                raise
+            conn.execute("ROLLBACK")
+            return Written(False, [])
+        outcomes: list[tuple[bool, Any]] = []
+        if txns:
+            same: Any = db  # the savepoint statements are SQLite's and PostgreSQL's alike
+            outcomes = [sql.run_txn(same, t.fn) for t in txns]
+            started = time.perf_counter()
+            conn.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
             conn.execute("ROLLBACK")
