@@ -58,7 +58,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl as ssl_module
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -84,6 +84,7 @@ from liaotian.protocol.social import (
 )
 
 from .account import Account
+from .addresses import Address
 from .backoff import Backoff
 from .bots import Bots
 from .channels import Channels
@@ -125,7 +126,9 @@ class Client(CompatMethods):
     `state_events` (False: no Disconnected, Reconnected and CaughtUp events),
     `ephemeral_events` (False: no typing and presence events), `max_reconnect_attempts`,
     `backoff`, `ack_every` / `ack_interval` (how often the position is ACKed and saved),
-    `client_name` (sent in HELLO).
+    `client_name` (sent in HELLO), `addresses` (the nodes of a cluster, `(host, port)`
+    or "host:port", in order of preference: on losing its node the client resumes on the
+    next one with its token and cursor; `host` and `port` are then not used).
     """
 
     def __init__(
@@ -151,6 +154,7 @@ class Client(CompatMethods):
         ack_every: int = 200,
         ack_interval: float = 1.0,
         client_name: str = CLIENT_NAME,
+        addresses: Iterable[str | Address] | None = None,
     ) -> None:
         self._session = session = Session(
             host,
@@ -173,6 +177,7 @@ class Client(CompatMethods):
             ack_every=ack_every,
             ack_interval=ack_interval,
             client_name=client_name,
+            addresses=addresses,
         )
         self.groups = Groups(session)
         self.contacts = Contacts(session)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl as ssl_module
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 from liaotian.protocol import (
@@ -46,6 +46,7 @@ from liaotian.protocol import (
     RevokeDevice,
 )
 
+from .addresses import Address, Addresses
 from .backoff import Backoff
 from .connection import CLIENT_NAME, ClientConnection, is_protocol_failure
 from .cursor import MemoryStore, SessionState, SessionStore
@@ -105,11 +106,12 @@ class Session:
         ack_every: int = 200,
         ack_interval: float = 1.0,
         client_name: str = CLIENT_NAME,
+        addresses: Iterable[str | Address] | None = None,
     ) -> None:
         if initial_sync not in ("all", "new"):
             raise ValueError("initial_sync must be 'all' or 'new'")
-        self.host = host
-        self.port = port
+        # the nodes of a cluster (addresses.py); else the one server of host and port
+        self.addresses = Addresses(addresses if addresses else [(host, port)], port)
         self._ssl = ssl
         self._password = password
         self._reconnect = reconnect
@@ -165,6 +167,15 @@ class Session:
         )
 
     # ------------------------------------------------------------------ state
+
+    @property
+    def host(self) -> str:
+        """The server (node) in use, or tried next."""
+        return self.addresses.current[0]
+
+    @property
+    def port(self) -> int:
+        return self.addresses.current[1]
 
     @property
     def conn(self) -> ClientConnection | None:
@@ -226,7 +237,19 @@ class Session:
         that cannot connect at all should say so at once."""
         if self._supervisor is not None or self.closing:
             raise RuntimeError("client already started")
-        await self._establish()
+        for left in range(len(self.addresses) - 1, -1, -1):
+            try:
+                await self._establish()
+                break
+            except (OSError, ConnectionClosed) as exc:  # this node is down: the next one
+                if not left:
+                    raise
+                log.info(
+                    "liaotian: %s:%d unreachable (%s); trying the next",
+                    *self.addresses.current,
+                    exc,
+                )
+                self.addresses.advance()
         self._supervisor = asyncio.get_running_loop().create_task(
             self._supervise(), name="liaotian-client"
         )
@@ -469,6 +492,8 @@ class Session:
                     self._fail(failure)
                     return
                 log.info("liaotian: connection lost (%s); reconnecting", closed)
+                if len(self.addresses) > 1:  # another node serves this user just as well
+                    self.addresses.advance()
                 self.inbox.emit(Disconnected(conn.close_code, conn.close_reason))
                 attempts = await self._reconnect_loop()
                 self.inbox.emit(Reconnected(self.inbox.head, attempts))
@@ -510,8 +535,10 @@ class Session:
                 if exc.close_code is not None and not exc.close_code.reconnect:
                     raise
                 log.info("liaotian: reconnect attempt %d failed: %s", attempts, exc)
+                self.addresses.advance()
             except OSError as exc:  # includes TimeoutError
                 log.info("liaotian: reconnect attempt %d failed: %s", attempts, exc)
+                self.addresses.advance()
             else:
                 self._backoff.reset()
                 return attempts

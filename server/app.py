@@ -30,6 +30,7 @@ from .chat.ledger import WalletPolicy
 from .chat.model import BotView
 from .chat.ops import BotNotice, CreateGroup
 from .chat.policy import Policy
+from .cluster import ClusterNode, NatsBus
 from .config import Config
 from .fanout import FanOut
 from .handlers.accounts import AccountHandlers
@@ -124,6 +125,7 @@ class Server:
             )
         )
         self.media: MediaHandlers | None = None
+        self.cluster: ClusterNode | None = None  # set by _wire when cluster_nats is given
         self.fanout = FanOut(
             self.hub.sessions, self.hub.of_user, self.store.cached_head, self.counters
         )
@@ -245,6 +247,55 @@ class Server:
             news.committed(done)
 
         hub.on_presence, store.on_committed = on_presence, on_committed
+        if cfg.cluster_nats:
+            self._wire_cluster(on_presence)
+
+    def _wire_cluster(self, local_presence: Any) -> None:
+        """Routing to and from the other nodes (server/cluster/, docs/cluster.md)."""
+        cfg = self.config
+        try:
+            import nats  # noqa: F401
+        except ImportError as exc:
+            raise StartupError(
+                "cluster_nats needs the NATS client: pip install 'liaotian[cluster]'"
+            ) from exc
+        name = cfg.cluster_node or f"{cfg.host}:{self.port}"
+        bus = NatsBus(
+            [u.strip() for u in cfg.cluster_nats.split(",") if u.strip()],
+            cfg.cluster_prefix,
+            name,
+        )
+        self.cluster = node = ClusterNode(
+            self.store,
+            self.hub,
+            self.fanout,
+            bus,
+            max_bytes=self.limits.max_frame_size - 1024,
+            sweep_interval=cfg.cluster_sweep_interval,
+        )
+        news = self.news
+
+        def on_presence(uid: int, online: bool) -> None:
+            local_presence(uid, online)
+            node.presence(uid, online)
+
+        def on_committed(done: list[Any]) -> None:
+            node.committed(done)  # the fan-out first, then the notices
+            news.committed(done)
+
+        bound = self.hub.on_bind
+
+        def on_bind(conn: Any) -> None:
+            bound(conn)
+            node.bound(conn)
+
+        self.hub.on_presence, self.store.on_committed = on_presence, on_committed
+        self.hub.on_bind = on_bind
+        self.presence.elsewhere = node.elsewhere
+        self.presence.relay = node.relay
+        log.info(
+            "cluster: node %s, NATS %s, subjects %s.u.*", name, cfg.cluster_nats, cfg.cluster_prefix
+        )
 
     async def start(self) -> None:
         """Load TLS, bind the port, open the store, serve. A failure raises StartupError
@@ -256,12 +307,15 @@ class Server:
         # Bound but not yet listening: a taken port fails before the database is touched,
         # and no client is accepted before the services exist.
         listener = await self._bind()
+        self.port = listener.sockets[0].getsockname()[1]
         try:
             await self._open_store()
             try:
                 await self._open_media()
                 self._wire()
                 await self.bots.load()
+                if self.cluster is not None:  # never waits for NATS (bus.py)
+                    await self.cluster.start()
                 try:  # ops
                     await self.ops.start()
                 except OpsError as exc:
@@ -273,6 +327,8 @@ class Server:
                     raise StartupError(self._listen_problem(exc)) from exc
             except BaseException:
                 self._listener = None
+                if self.cluster is not None:
+                    await self.cluster.close()
                 await self.ops.stop()  # ops
                 if self.media_io is not None:
                     await self.media_io.close()
@@ -420,6 +476,8 @@ class Server:
         if self.media_io is not None:
             await self.media_io.close()  # partials synced: uploads resume after a restart
         await self.store.close()
+        if self.cluster is not None:  # after the last commit: its notices go out
+            await self.cluster.close()
         if self._listener is not None:
             await self._listener.wait_closed()
             self._listener = None

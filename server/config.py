@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -23,6 +24,7 @@ from liaotian.protocol.wallet import MAX_SHARES, TASK_TRIGGERS
 from .chat.ledger import DAY_MS, Task
 
 ENV_PREFIX = "LIAOTIAN_"
+_SUBJECT_TOKENS = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,11 @@ class Config:
     media_workers: int = 2  # threads hashing, writing and inspecting media
     media_sweep_interval: float = 600.0  # seconds between expiry and collection passes
     media_sync_every: int = 32 * 1024 * 1024  # bytes of an upload between data syncs
+    # --- the cluster (server/cluster/, docs/cluster.md): off unless cluster_nats is set
+    cluster_nats: str = ""  # NATS server URL(s), comma-separated: nats://127.0.0.1:4222
+    cluster_node: str = ""  # this node's name in logs and notices; "" = <host>:<port>
+    cluster_prefix: str = "liaotian"  # subject prefix: clusters sharing a NATS stay apart
+    cluster_sweep_interval: float = 30.0  # seconds between checks of every session's log
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -169,6 +176,11 @@ class Config:
             raise ValueError(
                 "setting 'media_upload_bytes_per_day' must be at least "
                 "media_max_blob_size (one largest blob)"
+            )
+        if not _SUBJECT_TOKENS.fullmatch(self.cluster_prefix):
+            raise ValueError(
+                "setting 'cluster_prefix' must be NATS subject tokens (letters, digits, "
+                "- and _) joined by dots"
             )
         self.tasks()  # a malformed catalogue is refused at start
 
@@ -453,6 +465,11 @@ RULES: dict[str, Rule] = {
     "media_workers": Rule(1, 64, note="threads"),
     "media_sweep_interval": Rule(0, DAY, above=True, note="seconds"),
     "media_sync_every": Rule(64 * 1024, 1 << 30, note="bytes a crash may cost an upload"),
+    # the cluster
+    "cluster_nats": Rule(note="nats://host:port[,...]; empty: a single node, no cluster"),
+    "cluster_node": Rule(note="empty: <host>:<port>"),
+    "cluster_prefix": Rule(required=True, note="NATS subject prefix, letters, digits, - and _"),
+    "cluster_sweep_interval": Rule(0, DAY, above=True, note="seconds"),
 }
 
 

@@ -14,7 +14,7 @@ most once (`sent_upto`); a connection that is not live reads them with its next 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from liaotian.protocol import (
     Error,
@@ -40,6 +40,15 @@ Answer = Callable[[Any], tuple[bytes, int]]  # an operation -> (its answer frame
 Out = dict[Peer, list[Any]]
 
 
+class InOrder(Protocol):
+    """How pushes are made when other nodes write to the same logs (server/cluster/):
+    only the next entry of each connection's stream; the rest is read from the log."""
+
+    def push(self, out: Out, c: Peer, seq: int, upd: bytes) -> None: ...
+    def sent(self, c: Peer, seq: int) -> None:
+        """`c` was answered SENT for its own entry `seq` (it gets no push of it)."""
+
+
 def ok_answer(op: Any) -> tuple[bytes, int]:
     """OK, with the group timeline position of the change if it has one."""
     return Ok(rid=op.rid, pos=op.pos or None).encode(), _OK
@@ -59,6 +68,8 @@ class FanOut:
         self._of_user = of_user
         self._cached_head = cached_head
         self._answers: dict[type, Answer] = {}
+        # None on a single node: every entry is committed here, pushed in seq order
+        self.in_order: InOrder | None = None
 
     def answer_with(self, op_type: type, answer: Answer) -> None:
         """Answer operations of `op_type` with this frame instead of OK."""
@@ -69,6 +80,8 @@ class FanOut:
         out: Out = {}
         of_user = self._of_user
         sessions = self._sessions
+        in_order = self.in_order
+        push = _push if in_order is None else in_order.push
         for req in ops:
             origin = sessions.get(req.session)
             if req.error is not None:
@@ -104,29 +117,31 @@ class FanOut:
                         upd = encode_update(p.seq, p.kind, p.data)
                         for c in targets:
                             if c.live and p.seq > c.sent_upto:
-                                _push(out, c, p.seq, upd)
+                                push(out, c, p.seq, upd)
                 continue
             res = req.result
             assert res is not None
             if origin is not None:
                 _part(out, origin).append((_sent_frame(req.rid, res), _SENT, req.rid))
+                if in_order is not None and not res.duplicate:
+                    in_order.sent(origin, res.sender_seq)
             if res.duplicate:
                 continue
             if res.fanout or not res.recipient_id:  # a group send, even to a group of one
-                self._fan_out(out, res, req.sender_id, origin)
+                self._fan_out(out, res, req.sender_id, origin, push)
             targets = of_user(res.recipient_id) if res.recipient_id else ()
             if targets:
                 upd = encode_update(res.recipient_seq, UpdateKind.MESSAGE, res.body)
                 for c in targets:
                     if c.live and c is not origin and res.recipient_seq > c.sent_upto:
-                        _push(out, c, res.recipient_seq, upd)
+                        push(out, c, res.recipient_seq, upd)
             if res.recipient_id and res.recipient_id != req.sender_id:
                 targets = of_user(req.sender_id)
                 if len(targets) > 1 or (targets and origin is None):
                     upd = encode_update(res.sender_seq, UpdateKind.MESSAGE, res.body)
                     for c in targets:
                         if c.live and c is not origin and res.sender_seq > c.sent_upto:
-                            _push(out, c, res.sender_seq, upd)
+                            push(out, c, res.sender_seq, upd)
             if req.pushes:  # a task's reward, planned with the send (chat/rules/tasks.py)
                 for p in req.pushes:
                     targets = of_user(p.user)
@@ -134,7 +149,7 @@ class FanOut:
                         upd = encode_update(p.seq, p.kind, p.data)
                         for c in targets:
                             if c.live and p.seq > c.sent_upto:
-                                _push(out, c, p.seq, upd)
+                                push(out, c, p.seq, upd)
         cached_head = self._cached_head
         counted = self.counters.frames_out
         pushes = 0
@@ -151,7 +166,14 @@ class FanOut:
             c.flush()
         self.counters.pushes += pushes
 
-    def _fan_out(self, out: Out, res: SendResult, sender: int, origin: Peer | None) -> None:
+    def _fan_out(
+        self,
+        out: Out,
+        res: SendResult,
+        sender: int,
+        origin: Peer | None,
+        push: Callable[[Out, Peer, int, bytes], None],
+    ) -> None:
         """A group message: one encoded body, a per-member update header, one frame part per
         live connection; the sender's other connections get the sender's entry."""
         of_user = self._of_user
@@ -162,13 +184,13 @@ class FanOut:
                 upd = encode_update(seq, UpdateKind.MESSAGE, body)
                 for c in targets:
                     if c.live and seq > c.sent_upto:
-                        _push(out, c, seq, upd)
+                        push(out, c, seq, upd)
         targets = of_user(sender)
         if len(targets) > 1 or (targets and origin is None):
             upd = encode_update(res.sender_seq, UpdateKind.MESSAGE, body)
             for c in targets:
                 if c.live and c is not origin and res.sender_seq > c.sent_upto:
-                    _push(out, c, res.sender_seq, upd)
+                    push(out, c, res.sender_seq, upd)
 
 
 def _sent_frame(rid: int, res: SendResult) -> bytes:

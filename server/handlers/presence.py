@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from liaotian.protocol import ErrorCode, RequestError
 from liaotian.protocol.social import (
@@ -61,6 +61,15 @@ class PresenceService:
         self._last_seen: dict[int, int] = {}
         # user -> conversation key -> bucket, both least recently used first
         self._typing: OrderedDict[int, OrderedDict[object, TokenBucket]] = OrderedDict()
+        # In a cluster (server/cluster/): whether a user is connected to another node, and
+        # how a frame reaches the connections of users on other nodes. Alone: neither.
+        self.elsewhere: Callable[[int], Awaitable[bool]] | None = None
+        self.relay: Callable[[Iterable[int], int, bytes], None] | None = None
+
+    async def _online(self, uid: int) -> bool:
+        if self.hub.of_user(uid):
+            return True
+        return self.elsewhere is not None and await self.elsewhere(uid)
 
     def route(self, r: Router) -> None:
         r.route(GetPresence, self.get_presence)
@@ -89,7 +98,7 @@ class PresenceService:
     async def publish(self, users: set[int]) -> None:
         names = await self.store.usernames(users)
         for uid in users:
-            online = bool(self.hub.of_user(uid))
+            online = await self._online(uid)
             if self._told.get(uid, False) == online:
                 continue  # flapped back: nothing to say
             if online:
@@ -106,6 +115,8 @@ class PresenceService:
             for contact in soc.contacts:
                 for c in self.hub.of_user(contact):
                     c.send_frame(frame, int(Presence.TYPE))
+            if self.relay is not None:
+                self.relay(soc.contacts, int(Presence.TYPE), frame)
 
     async def get_presence(self, conn: Peer, msg: GetPresence) -> None:
         out = []
@@ -117,7 +128,7 @@ class PresenceService:
                 soc = await self.store.social_of(uid)
                 if not shows(soc, soc.presence, conn.user_id):
                     continue
-            online = bool(self.hub.of_user(uid))
+            online = await self._online(uid)
             seen = self._last_seen.get(uid)
             if seen is None:
                 seen = (await self.store.profile(uid))[2]
@@ -155,6 +166,8 @@ class PresenceService:
         for uid in targets:
             for c in self.hub.of_user(uid):
                 c.send_frame(frame, int(TypingNotice.TYPE))
+        if self.relay is not None:
+            self.relay(targets, int(TypingNotice.TYPE), frame)
 
     def _typing_bucket(self, uid: int, key: object, now: float) -> TokenBucket:
         """The user's bucket for one conversation (shared by all the user's connections)."""

@@ -11,7 +11,8 @@ connections by state, users online, connections opened / authenticated / closed 
 frames received and sent by message type, sync pages, live update pushes; errors by code,
 throttled requests, slow-consumer evictions; messages committed, commits, commit batch
 size and commit duration histograms, fan-out sizes; write queue depth, bytes unread by
-peers, update-journal rows, checkpoints and WAL restarts; database and WAL file sizes.
+peers, update-journal rows, checkpoints and WAL restarts; database and WAL file sizes;
+in a cluster, NATS up or down, notices sent and received, log reads after notices.
 Plus the client library's standard `process_*` and `python_*` families.
 """
 
@@ -168,6 +169,28 @@ class ServerCollector(Collector):
             "commits_replanned",
             "Group commits planned again: another server on the same database committed first.",
             getattr(store.writer, "replans", 0),
+        )
+        # several nodes (server/cluster/, docs/cluster.md); all 0 on a single node
+        cl = getattr(server, "cluster", None)
+        yield gauge(
+            "cluster_nats_connected",
+            "1 while this node's NATS connection is up (0: down, or a single node).",
+            1 if cl is not None and cl.bus.connected else 0,
+        )
+        yield counter(
+            "cluster_notices_published",
+            "Notices sent to other nodes over NATS (a hint per user per commit; frames).",
+            cl.bus.published if cl is not None else 0,
+        )
+        yield counter(
+            "cluster_notices_received",
+            "Notices received from other nodes over NATS.",
+            cl.bus.received if cl is not None else 0,
+        )
+        yield counter(
+            "cluster_log_reads",
+            "Reads of a live session's log after a notice, an out-of-order commit or a sweep.",
+            cl.catchup.reads if cl is not None else 0,
         )
         meter = store.stats
         if isinstance(meter, WriterMeter):
