@@ -44,11 +44,10 @@ import tempfile
 import time
 from typing import Any
 
-import msgpack
 from liaotian.protocol import MessageType
 from liaotian.server.store import SQLiteStore
 
-from .wire import HDR, frame
+from .wire import RawConn
 
 T = MessageType
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # bench.channels's root
@@ -98,60 +97,22 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-class Conn:
+class Conn(RawConn):
     """One raw connection: requests answered by rid; CHANNEL_NEWS recorded with arrival
     time; other pushes dropped."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.rids = itertools.count(1)
-        self.waiting: dict[int, asyncio.Future[tuple[int, dict[str, Any]]]] = {}
         self.news: list[tuple[int, float]] = []  # (pos, time.time())
-        self.task = asyncio.ensure_future(self._read())
+        super().__init__(reader, writer)
 
     @classmethod
     async def open(cls, port: int) -> Conn:
-        r, w = await asyncio.open_connection("127.0.0.1", port, limit=1 << 24)
-        c = cls(r, w)
-        await c.ask(T.HELLO, {"versions": [1], "client": "bench-channels"})
+        c: Conn = await cls.connect(port, "bench-channels")
         return c
 
-    async def _read(self) -> None:
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                (n,) = HDR.unpack(await self.reader.readexactly(4))
-                body = await self.reader.readexactly(n)
-                msg_type, rid, payload = msgpack.unpackb(body, raw=False)
-                if msg_type == NEWS:
-                    self.news.append((payload["pos"], time.time()))
-                    continue
-                fut = self.waiting.pop(rid, None) if rid else None
-                if fut is not None and not fut.done():
-                    fut.set_result((msg_type, payload))
-        for fut in self.waiting.values():
-            if not fut.done():
-                fut.set_exception(ConnectionError("closed"))
-
-    def send(self, msg_type: int, payload: dict[str, Any]) -> asyncio.Future[Any]:
-        rid = next(self.rids)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiting[rid] = fut
-        self.writer.write(frame(int(msg_type), rid, payload))
-        return fut
-
-    async def ask(
-        self, msg_type: int, payload: dict[str, Any], want: int | None = None
-    ) -> dict[str, Any]:
-        got_type, payload = await self.send(msg_type, payload)
-        if want is not None and got_type != want:
-            raise RuntimeError(f"{T(msg_type).name} answered {got_type} {payload}")
-        return payload
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
-        self.task.cancel()
+    def on_push(self, msg_type: int, payload: dict[str, Any]) -> None:
+        if msg_type == NEWS:
+            self.news.append((payload["pos"], time.time()))
 
 
 async def authed(port: int, i: int) -> Conn:

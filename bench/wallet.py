@@ -41,7 +41,7 @@ from liaotian.server.chat.audit import audit
 from liaotian.server.config import parse_tasks
 from liaotian.server.store import SQLiteStore
 
-from .wire import HDR, decode, frame
+from .wire import RawConn
 
 T = MessageType
 PASSWORD = "bench password 1"
@@ -69,58 +69,13 @@ ENV = {
 }
 
 
-class Conn:
+class Conn(RawConn):
     """One raw connection: requests answered by rid; pushes dropped."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.rids = itertools.count(1)
-        self.waiting: dict[int, asyncio.Future[tuple[int, dict[str, Any]]]] = {}
-        self.task = asyncio.ensure_future(self._read())
 
     @classmethod
     async def open(cls, port: int) -> Conn:
-        r, w = await asyncio.open_connection("127.0.0.1", port, limit=1 << 24)
-        c = cls(r, w)
-        await c.ask(T.HELLO, {"versions": [1], "client": "bench-wallet"})
+        c: Conn = await cls.connect(port, "bench-wallet")
         return c
-
-    async def _read(self) -> None:
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                (n,) = HDR.unpack(await self.reader.readexactly(4))
-                body = await self.reader.readexactly(n)
-                rid = body[2]  # a fixint rid answers; larger rids are decoded below
-                if rid == 0 and body[1] == T.UPDATES:
-                    continue
-                msg_type, rid, payload = decode(body, 0, n)
-                fut = self.waiting.pop(rid, None)
-                if fut is not None and not fut.done():
-                    fut.set_result((msg_type, payload))
-        for fut in self.waiting.values():
-            if not fut.done():
-                fut.set_exception(ConnectionError("closed"))
-
-    def send(self, msg_type: int, payload: dict[str, Any]) -> asyncio.Future[Any]:
-        rid = next(self.rids)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiting[rid] = fut
-        self.writer.write(frame(int(msg_type), rid, payload))
-        return fut
-
-    async def ask(
-        self, msg_type: int, payload: dict[str, Any], want: int | None = None
-    ) -> dict[str, Any]:
-        got_type, payload = await self.send(msg_type, payload)
-        if want is not None and got_type != want:
-            raise RuntimeError(f"{T(msg_type).name} answered {got_type} {payload}")
-        return payload
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
-        self.task.cancel()
 
 
 async def login(port: int, user: str) -> Conn:

@@ -8,6 +8,9 @@ decode nothing else unless they need to.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import struct
 from typing import Any
 
@@ -90,3 +93,68 @@ class SendTemplate:
     def frame(self, n: int) -> bytes:
         """The SEND frame with rid n and cmid "%08x" % n (n in 1..2**32-1)."""
         return b"".join((self._head, n.to_bytes(4, "big"), self._mid, b"%08x" % n, self._tail))
+
+
+class RawConn:
+    """One raw connection for the feature benches (wallet.py, channels.py): requests
+    answered by rid; pushes of the types in `dropped` skipped by their type byte, unread;
+    every other push handed to `on_push`."""
+
+    dropped: frozenset[int] = frozenset({T_UPDATES})
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.rids = itertools.count(1)
+        self.waiting: dict[int, asyncio.Future[tuple[int, dict[str, Any]]]] = {}
+        self.task = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def connect(cls, port: int, client: str) -> Any:
+        """A connection to 127.0.0.1:`port` that has said HELLO (an instance of `cls`)."""
+        r, w = await asyncio.open_connection("127.0.0.1", port, limit=1 << 24)
+        c = cls(r, w)
+        await c.ask(T_HELLO, {"versions": [1], "client": client}, T_WELCOME)
+        return c
+
+    def on_push(self, msg_type: int, payload: dict[str, Any]) -> None:
+        """A push (rid 0) not dropped: ignored unless a subclass wants it."""
+
+    async def _read(self) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                (n,) = HDR.unpack(await self.reader.readexactly(4))
+                body = await self.reader.readexactly(n)
+                if body[2] == 0 and body[1] in self.dropped:  # a push, by its fixint bytes
+                    continue
+                msg_type, rid, payload = decode(body, 0, n)
+                if rid == 0:
+                    self.on_push(msg_type, payload)
+                    continue
+                fut = self.waiting.pop(rid, None)
+                if fut is not None and not fut.done():
+                    fut.set_result((msg_type, payload))
+        for fut in self.waiting.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("closed"))
+
+    def send(self, msg_type: int, payload: dict[str, Any]) -> asyncio.Future[Any]:
+        rid = next(self.rids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiting[rid] = fut
+        self.writer.write(frame(int(msg_type), rid, payload))
+        return fut
+
+    async def ask(
+        self, msg_type: int, payload: dict[str, Any], want: int | None = None
+    ) -> dict[str, Any]:
+        got_type, payload = await self.send(msg_type, payload)
+        if want is not None and got_type != want:
+            name = MessageType(msg_type).name
+            raise RuntimeError(f"{name} answered {got_type} {payload}")
+        return payload
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+        self.task.cancel()
