@@ -221,11 +221,7 @@ class ChannelHandlers:
                 value = getattr(msg, name, None)
                 if isinstance(value, str):
                     check_field(name, value)
-            wait = self.writes.request(conn.user_id, self.clock())
-            if wait is not None:
-                raise RequestError(
-                    ErrorCode.RATE_LIMITED, "writing too fast", retry_after=round(wait, 3)
-                )
+            self.writes.charge(conn.user_id, self.clock())
             op = make(conn, msg)
             op.session, op.rid, op.policy = conn.id, msg.rid, self.policy
             try:

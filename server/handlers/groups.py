@@ -149,11 +149,7 @@ class GroupHandlers:
             if isinstance(msg, GroupCreate | GroupUpdate):  # names shown to every member
                 check_field("name", msg.name)
                 check_field("topic", msg.topic)
-            wait = self.writes.request(conn.user_id, self.clock())
-            if wait is not None:
-                raise RequestError(
-                    ErrorCode.RATE_LIMITED, "writing too fast", retry_after=round(wait, 3)
-                )
+            self.writes.charge(conn.user_id, self.clock())
             try:
                 self.store.submit(make(conn, msg, self.policy))
             except StoreClosed:

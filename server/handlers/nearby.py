@@ -172,9 +172,7 @@ class NearbyHandlers:
         if not rules.may_hello(me, uid, target):
             raise RequestError(ErrorCode.CONFLICT, "already a contact, asked, or blocked")
         self._limit(self.hellos, uid, self.clock(), "too many hellos today")
-        wait = self.writes.request(uid, self.clock())
-        if wait is not None:
-            raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast", retry_after=wait)
+        self.writes.charge(uid, self.clock())
         try:
             self.store.submit(
                 ops.SayHello(

@@ -19,6 +19,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from liaotian.protocol import ErrorCode, RequestError
+
 
 class FailureWindow:
     def __init__(
@@ -279,6 +281,14 @@ class WriteBudget:
             wait = requests.take(now)
         return wait
 
+    def charge(self, uid: int, now: float) -> None:
+        """request(), refused as every handler refuses it: 4001 with `retry_after`."""
+        refuse(self.request(uid, now))
+
+    def charge_rows(self, uid: int, now: float, count: float) -> None:
+        """rows(), refused as charge() is."""
+        refuse(self.rows(uid, now, count))
+
     def rows(self, uid: int, now: float, count: float) -> float | None:
         """Spend `count` rows; None if allowed, else the seconds until it would be."""
         return self._of(uid, now)[1].take(now, count)
@@ -292,3 +302,10 @@ class WriteBudget:
         b = self._users.get(uid)
         if b is not None:
             b[1].tokens = min(b[1].burst, b[1].tokens + count)
+
+
+def refuse(wait: float | None) -> None:
+    """A write budget's answer as the handlers give it (SPEC.md 14.2): nothing when the
+    write may go, else 4001 RATE_LIMITED with the seconds to wait (to the millisecond)."""
+    if wait is not None:
+        raise RequestError(ErrorCode.RATE_LIMITED, "writing too fast", retry_after=round(wait, 3))
