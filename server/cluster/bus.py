@@ -24,7 +24,9 @@ from . import notices
 
 log = logging.getLogger("liaotian.cluster")
 
-PROBE_TIMEOUT = 0.25  # seconds a probe waits for an answer before "not elsewhere"
+# Seconds a probe waits for an answer before "not elsewhere". Nobody subscribed means an
+# immediate "no responders", so this only bounds a busy node's answer: generous is cheap.
+PROBE_TIMEOUT = 1.0
 RETRY_CONNECT = 2.0  # seconds between attempts while NATS has never been reached
 MAX_HELD = 100_000  # hints kept for publication while NATS is away (users)
 
@@ -43,6 +45,7 @@ class NatsBus:
         self.on_resume: Callable[[], None] = lambda: None  # notices may have been lost
         self._want: set[int] = set()  # users whose subject this node should hear
         self._subs: dict[int, Any] = {}  # uid -> nats Subscription
+        self.live: set[int] = set()  # users whose subscription the NATS server has
         self._changed: asyncio.Queue[int] = asyncio.Queue()
         self._held: dict[int, bytes] = {}  # subject uid -> payload not yet published
         self._tasks: list[asyncio.Task[Any]] = []
@@ -171,8 +174,13 @@ class NatsBus:
                 if want and sub is None:
                     subject = notices.user_subject(self.prefix, uid)
                     self._subs[uid] = await nc.subscribe(subject, cb=self._message)
+                    # A PING/PONG: the server has the SUB, so a probe or notice sent
+                    # from another node after this finds the user.
+                    await nc.flush(PROBE_TIMEOUT)
+                    self.live.add(uid)
                 elif not want and sub is not None:
                     del self._subs[uid]
+                    self.live.discard(uid)
                     await sub.unsubscribe()
             except Exception as exc:
                 log.debug("cluster: subscription change for user %d failed: %s", uid, exc)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -24,6 +24,13 @@ async def user(node: Server, name: str, *, new: bool = True) -> AsyncIterator[Cl
         await register("127.0.0.1", node.port, name, PASSWORD)
     async with Client("127.0.0.1", node.port, username=name, password=PASSWORD) as c:
         yield c
+
+
+async def until(cond: Callable[[], bool]) -> None:
+    """Wait (at most WAIT) for a condition a background task makes true."""
+    async with asyncio.timeout(WAIT):
+        while not cond():
+            await asyncio.sleep(0.01)
 
 
 async def messages(c: Client, n: int) -> list[MessageReceived]:
@@ -140,6 +147,9 @@ async def test_typing_and_presence_cross_nodes(prefix: str) -> None:
     async with in_process(2, prefix) as nodes:
         async with user(nodes[0], "alice") as alice, user(nodes[1], "bob") as bob:
             await bob.account.set_privacy(presence="everyone")
+            bus = nodes[1].cluster.bus if nodes[1].cluster else None
+            assert bus is not None
+            await until(lambda: len(bus.live) == 1)  # the NATS server has bob's subject
             (entry,) = await alice.presence.query("bob")
             assert entry.online  # bob is on the other node: a probe found him
             assert await alice.presence.typing(to="bob")
