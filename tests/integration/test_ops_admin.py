@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from conftest import Clients
+from clientpool import Clients
 from liaotian.protocol import Auth, Login
 from liaotian.server.app import StartupError
 from liaotian.server.ops import admin_cli

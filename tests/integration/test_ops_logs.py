@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Clients
+from clientpool import Clients
 from liaotian.protocol import Auth, Authenticated, Close, Login
 from liaotian.server.ops.logs import JsonFormatter, formatter
 from liaotian.server.testing import run_server

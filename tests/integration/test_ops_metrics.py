@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Clients
+from clientpool import Clients
 from liaotian.protocol import Close
 from liaotian.server.app import Server, StartupError
 from liaotian.server.config import Config
