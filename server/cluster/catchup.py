@@ -29,7 +29,7 @@ from liaotian.protocol import MessageType, encode_updates_frame
 
 from ..fanout import Out, _push
 from ..net.peer import Peer
-from ..store import Store
+from ..store import Store, StoreUnavailable
 
 log = logging.getLogger("liaotian.cluster")
 
@@ -140,6 +140,8 @@ class CatchUp:
                 self._deliver(c, page.updates)
                 if len(page.updates) < PAGE and c not in self._again:
                     return
+        except StoreUnavailable:  # the store logs the outage; its end reads again
+            log.debug("cluster: the log of user %d is unreadable now", c.user_id)
         except Exception:
             log.exception("cluster: reading the log of user %d failed", c.user_id)
         finally:

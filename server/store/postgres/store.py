@@ -27,6 +27,10 @@ miss another node's later ones until this node commits again; `read_updates`,
 another one wrote (the NATS router, issue 17 item 2) can `await store.drain()`: that
 commits at once, and a commit brings the caches up to date with every other node's.
 
+PostgreSQL restarting, or the network to it dropping, is ridden through: requests meanwhile
+get StoreUnavailable (5001, retried by clients), the writer and each reader reconnect by
+themselves, and the outage is logged once and its end once (link.py, recovery.py).
+
 Durability is PostgreSQL's COMMIT: with `synchronous_commit = on` (its default) a SENT
 means the WAL record is flushed; an operator who turns it off trades that, as SQLite's
 synchronous=normal does. The driver is an extra: pip install 'liaotian[postgres]'.
@@ -49,6 +53,7 @@ from ..sqlite.store import SQLiteStore
 from ..sqlite.tail import UpdateTail
 from . import schema
 from .conn import AsyncReader, SyncConnection
+from .link import CONNECT_TIMEOUT, Link
 from .writer import PgWriter
 
 SEARCH_PAGE = 500  # index rows read per round of a channel search
@@ -56,7 +61,7 @@ SEARCH_PAGE = 500  # index rows read per round of a channel search
 
 def connect_writer(url: str) -> SyncConnection:
     """In the writer thread: connect (autocommit: the writer issues BEGIN/COMMIT), migrate."""
-    db = SyncConnection(psycopg.connect(url, autocommit=True))
+    db = SyncConnection(psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT))
     try:
         schema.migrate(db)
     except BaseException:
@@ -100,6 +105,7 @@ class PostgresStore(SQLiteStore):
         self.read_connections = read_connections
         self._stats = WriterStats()
         self.writer: PgWriter = PgWriter(cache, tail, positions, self._stats, max_batch=max_batch)
+        self.link = self.writer.link = Link(self.path)  # reachable? (link.py)
         self.submit = self.writer.submit
         self.checkpointer = None
 
@@ -111,11 +117,14 @@ class PostgresStore(SQLiteStore):
         """Connect, migrate, load the counters; StoreOpenError (naming the server, not the
         password) if PostgreSQL refuses. A failure closes whatever was opened."""
         try:
-            await self.writer.start(lambda: connect_writer(self.url))  # type: ignore[arg-type,return-value]
+            await self.writer.start(lambda: connect_writer(self.url))
             await self.writer.reload()
-            for _ in range(self.read_connections):
-                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
-                self.readers.add(AsyncReader(conn))  # type: ignore[arg-type]
+            for i in range(self.read_connections):
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+                )
+                reader = AsyncReader(conn, self.url, self.link, f"reader {i + 1}")
+                self.readers.add(reader)  # type: ignore[arg-type]
             self.writer.accept()
         except BaseException as exc:
             await self.close()
