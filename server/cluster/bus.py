@@ -1,5 +1,6 @@
 """The NATS side of a node: one connection, one subscription per user held here (and per
-channel with a member here), notices out in batches, and the node's view of whether NATS is there at all.
+channel with a member here), notices out in batches, and the node's view of whether
+NATS is there at all.
 
 Everything NATS-specific is in this module; the node (node.py) sees `watch`, `unwatch`,
 `publish`, `probe` and three callbacks; the channels' news (app.py wires it to the
