@@ -29,7 +29,7 @@ from liaotian.client import Client, register
 from liaotian.protocol import ErrorCode, RequestError
 from liaotian.server.testing import run_server
 from nodes import NATS_URL
-from procs import cluster
+from procs import cluster, metrics
 from proxy import Proxy, free_port
 from test_processes import PASSWORD, Reader, addresses
 
@@ -114,6 +114,9 @@ async def test_connections_cut_under_load(
                 page = await bob.history("alice", limit=100)  # stored once each
                 assert [m.text for m in page.messages] == [f"m{i}" for i in range(n)]
                 got.task.cancel()
+            assert store.link.outages == 1  # type: ignore[attr-defined]
+            db, _wal = store.disk_sizes()  # type: ignore[attr-defined]
+            assert db is not None and db > 0
             assert caplog.text.count("lost PostgreSQL") == 1
             assert caplog.text.count("PostgreSQL back") == 1
     finally:
@@ -184,6 +187,10 @@ async def test_postgres_restarted_under_load(
                 await r.client.close()
                 r.task.cancel()
                 await asyncio.gather(r.task, return_exceptions=True)
+        seen = await metrics(nodes[0].metrics_port)
+        assert seen["liaotian_database_size_bytes"] > 0  # pg_database_size
+        assert seen["liaotian_wal_size_bytes"] > 0  # pg_ls_waldir: the test's server, superuser
+        assert seen["liaotian_store_reachable"] == 1
         logs = [(tmp_path / f"{node.name}.log").read_text() for node in nodes]
     for text in logs:  # each outage a node saw: logged once, its end once
         assert text.count("lost PostgreSQL") == text.count("PostgreSQL back") <= 2

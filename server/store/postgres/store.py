@@ -42,6 +42,9 @@ its tail.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import psycopg
 
 from ..contract import SearchHit, StoreOpenError
@@ -57,6 +60,9 @@ from .link import CONNECT_TIMEOUT, Link
 from .writer import PgWriter
 
 SEARCH_PAGE = 500  # index rows read per round of a channel search
+SIZES_TTL = 10.0  # seconds a reading of the database's and WAL's sizes is reused
+
+log = logging.getLogger("liaotian.store")
 
 
 def connect_writer(url: str) -> SyncConnection:
@@ -108,6 +114,10 @@ class PostgresStore(SQLiteStore):
         self.link = self.writer.link = Link(self.path)  # reachable? (link.py)
         self.submit = self.writer.submit
         self.checkpointer = None
+        self._sizes: tuple[int | None, int | None] = (None, None)  # disk_sizes()
+        self._sizes_at = -SIZES_TTL
+        self._sizes_task: asyncio.Task[None] | None = None
+        self._wal_listable = True
 
     @property
     def is_open(self) -> bool:
@@ -125,6 +135,7 @@ class PostgresStore(SQLiteStore):
                 )
                 reader = AsyncReader(conn, self.url, self.link, f"reader {i + 1}")
                 self.readers.add(reader)  # type: ignore[arg-type]
+            await self._read_sizes()  # the first scrape has them
             self.writer.accept()
         except BaseException as exc:
             await self.close()
@@ -138,6 +149,35 @@ class PostgresStore(SQLiteStore):
         for r in self.readers.reset():
             await r.close()
         await self.writer.shutdown()
+
+    def disk_sizes(self) -> tuple[int | None, int | None]:
+        """The database's size (pg_database_size: every schema of it) and its server's
+        WAL (pg_ls_waldir, which needs superuser or pg_monitor: None without), as last
+        read; a read older than SIZES_TTL starts another in the background (the metrics
+        collector is synchronous)."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._sizes_at > SIZES_TTL and self._sizes_task is None:
+            self._sizes_at = loop.time()
+            self._sizes_task = loop.create_task(self._read_sizes())
+        return self._sizes
+
+    async def _read_sizes(self) -> None:
+        try:
+            ((db,),) = await self._rows("SELECT pg_database_size(current_database())")
+            wal = None
+            if self._wal_listable:
+                try:
+                    ((wal,),) = await self._rows(
+                        "SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()"
+                    )
+                except psycopg.errors.InsufficientPrivilege:
+                    self._wal_listable = False
+                    log.info("store: no right to list PostgreSQL's WAL (pg_monitor): size unknown")
+            self._sizes = (int(db), None if wal is None else int(wal))
+        except Exception as exc:  # an outage (logged by the link) or the like: keep the last
+            log.debug("store: reading the database's size failed: %s", exc)
+        finally:
+            self._sizes_task = None
 
     async def integrity_check(self) -> str:
         rows = await self._rows("SELECT part, version FROM schema_version ORDER BY part DESC")
