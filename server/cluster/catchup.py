@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack
-from liaotian.protocol import MessageType, encode_updates_frame
+from liaotian.protocol import CloseCode, MessageType, encode_updates_frame
 
 from ..fanout import Out, _push
 from ..net.peer import Peer
@@ -135,8 +135,11 @@ class CatchUp:
                 uid, since = c.user_id, c.sent_upto
                 self.reads += 1
                 page = await self.store.read_updates(uid, since, PAGE, self.max_bytes)
-                if not c.live or not self.is_open(c) or page.resync:
+                if not c.live or not self.is_open(c):
                     return  # a SYNC took over, or the connection ended
+                if page.resync:  # what it lacks was pruned (retention): it must resync,
+                    c.close(CloseCode.SLOW_CONSUMER, "behind the retained log")  # as after
+                    return  # any 4003: reconnect, SYNC from its cursor, told to resync
                 self._deliver(c, page.updates)
                 if len(page.updates) < PAGE and c not in self._again:
                     return

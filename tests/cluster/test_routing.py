@@ -10,7 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
-from liaotian.client import ChannelNewsEvent, Client, MessageReceived, TypingEvent, register
+from liaotian.client import (
+    ChannelNewsEvent,
+    Client,
+    MessageReceived,
+    Resync,
+    TypingEvent,
+    register,
+)
 from liaotian.server.app import Server
 from nodes import in_process
 
@@ -224,3 +231,29 @@ async def test_channel_news_crosses_nodes(prefix: str) -> None:
             # bob leaves: his node no longer hears the channel
             await bob.channels.leave(info.channel)
             await until(lambda: info.channel not in bus1.live_ch)
+
+
+async def test_a_session_behind_the_retained_log_is_told_to_resync(prefix: str) -> None:
+    """Bob's node misses the notices of alice's messages, and a retention pass (any
+    node's) prunes them before his node reads his log: it closes his connection 4003,
+    so that his client reconnects and SYNC tells it to resync, instead of skipping them."""
+    async with in_process(2, prefix) as nodes:
+        n0, n1 = nodes
+        async with user(n0, "alice") as alice, user(n1, "bob") as bob:
+            assert n1.cluster is not None
+            await until(lambda: n1.cluster.catchup.idle)  # type: ignore[union-attr]
+            n1.cluster.drop = lambda uid, kind: True  # bob's node hears nothing
+            for i in range(3):
+                await alice.send("bob", f"m{i}")
+            assert await n0.store.prune_updates(1 << 50) > 0  # everything is old now
+            n1.cluster.drop = None
+            n1.cluster.resync_all()
+            await until(lambda: n1.counters.closes[4003] == 1)
+
+            async def resync() -> Resync:
+                async for ev in bob:
+                    if isinstance(ev, Resync):
+                        return ev
+                raise AssertionError("no resync")
+
+            await asyncio.wait_for(resync(), WAIT)

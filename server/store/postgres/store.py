@@ -44,11 +44,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import psycopg
 
 from ..contract import SearchHit, StoreOpenError
 from ..search import query_words, words
+from ..sqlite import sql
 from ..sqlite.caches import DEDUP_ENTRIES, Caches, Positions
 from ..sqlite.readers import FairReaders
 from ..sqlite.stats import WriterStats
@@ -60,6 +62,7 @@ from .link import CONNECT_TIMEOUT, Link
 from .writer import PgWriter
 
 SEARCH_PAGE = 500  # index rows read per round of a channel search
+PRUNE_LOCK = 0x6C690001  # pg_advisory_xact_lock key of a retention pass
 SIZES_TTL = 10.0  # seconds a reading of the database's and WAL's sizes is reused
 
 log = logging.getLogger("liaotian.store")
@@ -149,6 +152,26 @@ class PostgresStore(SQLiteStore):
         for r in self.readers.reset():
             await r.close()
         await self.writer.shutdown()
+
+    async def floor(self, user_id: int) -> int:
+        """The user's log floor as stored: another node's retention pass may have raised it
+        since this node cached it (read_updates also takes a gap for a resync)."""
+        row = await self._row("SELECT log_floor FROM users WHERE id = ?", (user_id,))
+        return int(row[0]) if row else 0
+
+    async def prune_updates(self, older_than_ms: int) -> int:
+        """As SQLite's, by one node at a time (an advisory lock: a node that finds another
+        pruning skips its pass). The floors go to the database only: every node reads them
+        from there (floor()), none trusts its memory."""
+
+        def prune(db: Any) -> list[tuple[int, int]]:
+            (mine,) = db.execute("SELECT pg_try_advisory_xact_lock(?)", (PRUNE_LOCK,)).fetchone()
+            return sql.prune_before(db, older_than_ms) if mine else []
+
+        floors = await self.writer.run_in_commit(prune)
+        for uid, seq in floors:
+            self.cache.raise_floor(uid, seq)
+        return len(floors)
 
     def disk_sizes(self) -> tuple[int | None, int | None]:
         """The database's size (pg_database_size: every schema of it) and its server's

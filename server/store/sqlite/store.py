@@ -31,11 +31,10 @@ from ...chat.model import Blob, BlobAccess
 from ..contract import Committed as OnCommitted
 from ..contract import StoreOpenError, Uploader, UploadRow, UsernameTaken
 from . import channels, media, schema, sql
-from .admin import file_sizes
 from .bots import BotStore
 from .caches import DEDUP_ENTRIES, Caches, Positions
 from .checkpoint import Checkpointer
-from .files import DatabaseLock, create_private, warn_if_shared
+from .files import DatabaseLock, create_private, file_sizes, warn_if_shared
 from .ledger_reads import LedgerReads
 from .nearby import NearbyOnSQLite
 from .readers import FairReaders
