@@ -291,6 +291,15 @@ class Server:
 
         self.hub.on_presence, self.store.on_committed = on_presence, on_committed
         self.hub.on_bind = on_bind
+        # channels' news to and from the members on other nodes (one subject per channel)
+        news.interest, news.publish, bus.on_news = (
+            bus.channel_interest,
+            bus.publish_news,
+            news.heard,
+        )
+        link = getattr(self.store, "link", None)  # PostgreSQL's reachability (postgres/link.py)
+        if link is not None:  # reads after notices failed while it was away: read again
+            link.on_back = node.resync_all
         self.presence.elsewhere = node.elsewhere
         self.presence.relay = node.relay
         log.info(

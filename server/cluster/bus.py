@@ -1,10 +1,13 @@
-"""The NATS side of a node: one connection, one subscription per user held here, notices
-out in batches, and the node's view of whether NATS is there at all.
+"""The NATS side of a node: one connection, one subscription per user held here (and per
+channel with a member here), notices out in batches, and the node's view of whether
+NATS is there at all.
 
 Everything NATS-specific is in this module; the node (node.py) sees `watch`, `unwatch`,
-`publish`, `probe` and three callbacks. A NATS that is down at start or goes away later
-never stops the node serving its own users: start-up does not wait for it, nats-py
-reconnects in the background, and the loss and the recovery are logged once each.
+`publish`, `probe` and three callbacks; the channels' news (app.py wires it to the
+handlers' NewsFanOut) `channel_interest`, `publish_news` and `on_news`. A NATS that is
+down at start or goes away later never stops the node serving its own users: start-up
+does not wait for it, nats-py reconnects in the background, and the loss and the
+recovery are logged once each.
 
 What a NATS outage costs is latency, never data: a notice this node could not publish is
 kept (the newest head per user, coalesced, bounded) and published on reconnect; notices
@@ -43,10 +46,13 @@ class NatsBus:
         self.on_notice: Notice = lambda uid, kind, a, b: None
         self.holds: Callable[[int], bool] = lambda uid: False  # answers probes
         self.on_resume: Callable[[], None] = lambda: None  # notices may have been lost
+        self.on_news: Callable[[int, int], None] = lambda conv, pos: None
         self._want: set[int] = set()  # users whose subject this node should hear
-        self._subs: dict[int, Any] = {}  # uid -> nats Subscription
+        self._want_ch: set[int] = set()  # channels with a member connected here
+        self._subs: dict[str, Any] = {}  # subject -> nats Subscription
         self.live: set[int] = set()  # users whose subscription the NATS server has
-        self._changed: asyncio.Queue[int] = asyncio.Queue()
+        self.live_ch: set[int] = set()  # the same, of channels
+        self._changed: asyncio.Queue[str] = asyncio.Queue()  # subjects to look at
         self._held: dict[int, bytes] = {}  # subject uid -> payload not yet published
         self._tasks: list[asyncio.Task[Any]] = []
         self._closing = False
@@ -114,7 +120,9 @@ class NatsBus:
         if not first:
             log.info("cluster: NATS reached at %s", ",".join(self.servers))
         for uid in self._want:  # users bound before NATS was there
-            self._changed.put_nowait(uid)
+            self._changed.put_nowait(notices.user_subject(self.prefix, uid))
+        for conv in self._want_ch:
+            self._changed.put_nowait(notices.channel_subject(self.prefix, conv))
         await self._flush_held()
         if not first:
             self.on_resume()
@@ -155,44 +163,70 @@ class NatsBus:
     def watch(self, uid: int) -> None:
         """Hear the notices of this user (their first connection here bound)."""
         self._want.add(uid)
-        self._changed.put_nowait(uid)
+        self._changed.put_nowait(notices.user_subject(self.prefix, uid))
 
     def unwatch(self, uid: int) -> None:
         self._want.discard(uid)
-        self._changed.put_nowait(uid)
+        self._changed.put_nowait(notices.user_subject(self.prefix, uid))
+
+    def channel_interest(self, conv: int, on: bool) -> None:
+        """Hear a channel's news while a member of it is connected here (on), or not."""
+        if on:
+            self._want_ch.add(conv)
+        else:
+            self._want_ch.discard(conv)
+        self._changed.put_nowait(notices.channel_subject(self.prefix, conv))
+
+    def _wanted(self, subject: str) -> tuple[bool, int | None]:
+        """Whether this node should hear `subject`; the user it is for (None: a channel)."""
+        uid = notices.uid_of_subject(self.prefix, subject)
+        if uid is not None:
+            return uid in self._want, uid
+        conv = notices.conv_of_subject(self.prefix, subject)
+        return conv is not None and conv in self._want_ch, None
 
     async def _subscriber(self) -> None:
         """Apply interest changes one at a time, so that a quick bind-unbind-bind of a
-        user never leaves the subscription in the wrong state."""
+        user (or a channel's members coming and going) never leaves the subscription in
+        the wrong state."""
         while True:
-            uid = await self._changed.get()
+            subject = await self._changed.get()
             nc = self.nc
             if nc is None or nc.is_closed:
-                continue  # _connect queues every wanted user again
-            want, sub = uid in self._want, self._subs.get(uid)
+                continue  # _connect queues every wanted subject again
+            (want, uid), sub = self._wanted(subject), self._subs.get(subject)
             try:
                 if want and sub is None:
-                    subject = notices.user_subject(self.prefix, uid)
-                    self._subs[uid] = await nc.subscribe(subject, cb=self._message)
+                    self._subs[subject] = await nc.subscribe(subject, cb=self._message)
                     # A PING/PONG: the server has the SUB, so a probe or notice sent
                     # from another node after this finds the user.
                     await nc.flush(PROBE_TIMEOUT)
-                    self.live.add(uid)
+                    if uid is not None:
+                        self.live.add(uid)
+                    else:
+                        self.live_ch.add(notices.conv_of_subject(self.prefix, subject) or 0)
                 elif not want and sub is not None:
-                    del self._subs[uid]
-                    self.live.discard(uid)
+                    del self._subs[subject]
+                    if uid is not None:
+                        self.live.discard(uid)
+                    else:
+                        self.live_ch.discard(notices.conv_of_subject(self.prefix, subject) or 0)
                     await sub.unsubscribe()
             except Exception as exc:
-                log.debug("cluster: subscription change for user %d failed: %s", uid, exc)
+                log.debug("cluster: subscription change for %s failed: %s", subject, exc)
 
     async def _message(self, msg: Any) -> None:
         uid = notices.uid_of_subject(self.prefix, msg.subject)
-        if uid is None:
-            return
         try:
             kind, a, b = notices.decode(msg.data)
         except ValueError:
             log.debug("cluster: ignored a malformed notice on %s", msg.subject)
+            return
+        if uid is None:
+            conv = notices.conv_of_subject(self.prefix, msg.subject)
+            if conv is not None and kind == notices.NEWS:
+                self.received += 1
+                self.on_news(conv, a)
             return
         self.received += 1
         if kind == notices.PROBE:
@@ -222,6 +256,21 @@ class NatsBus:
                 self._hold(batch[i:])
                 return
         self.published += len(batch)
+
+    def publish_news(self, news: dict[int, int]) -> None:
+        """Tell the nodes holding members of these channels their newest positions
+        (channel -> pos): one notice per channel, not kept while NATS is away."""
+        if news and self.connected:
+            asyncio.get_running_loop().create_task(self._publish_news(news))
+
+    async def _publish_news(self, news: dict[int, int]) -> None:
+        nc, prefix = self.nc, self.prefix
+        try:
+            for conv, pos in news.items():
+                await nc.publish(notices.channel_subject(prefix, conv), notices.news(pos))
+                self.published += 1
+        except Exception as exc:
+            log.debug("cluster: publishing news failed (%s)", exc)
 
     def _hold(self, batch: list[tuple[int, bytes]]) -> None:
         """Keep hints for publication on reconnect (the newest per user); frames of

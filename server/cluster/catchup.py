@@ -25,11 +25,11 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack
-from liaotian.protocol import MessageType, encode_updates_frame
+from liaotian.protocol import CloseCode, MessageType, encode_updates_frame
 
 from ..fanout import Out, _push
 from ..net.peer import Peer
-from ..store import Store
+from ..store import Store, StoreUnavailable
 
 log = logging.getLogger("liaotian.cluster")
 
@@ -135,11 +135,16 @@ class CatchUp:
                 uid, since = c.user_id, c.sent_upto
                 self.reads += 1
                 page = await self.store.read_updates(uid, since, PAGE, self.max_bytes)
-                if not c.live or not self.is_open(c) or page.resync:
+                if not c.live or not self.is_open(c):
                     return  # a SYNC took over, or the connection ended
+                if page.resync:  # what it lacks was pruned (retention): it must resync,
+                    c.close(CloseCode.SLOW_CONSUMER, "behind the retained log")  # as after
+                    return  # any 4003: reconnect, SYNC from its cursor, told to resync
                 self._deliver(c, page.updates)
                 if len(page.updates) < PAGE and c not in self._again:
                     return
+        except StoreUnavailable:  # the store logs the outage; its end reads again
+            log.debug("cluster: the log of user %d is unreadable now", c.user_id)
         except Exception:
             log.exception("cluster: reading the log of user %d failed", c.user_id)
         finally:

@@ -31,7 +31,7 @@ from typing import Any
 from ..fanout import FanOut
 from ..net.hub import Hub
 from ..net.peer import Peer
-from ..store import Store
+from ..store import Store, StoreUnavailable
 from . import notices
 from .bus import NatsBus
 from .catchup import CatchUp
@@ -93,6 +93,8 @@ class ClusterNode:
                 n = 0
                 try:
                     await self.sweep()
+                except StoreUnavailable:  # logged by the store; the next sweep tries again
+                    pass
                 except Exception:
                     log.exception("cluster: sweep failed")
 

@@ -15,6 +15,13 @@ Payloads are small msgpack arrays, encoded once per notice:
   user, as the originating node encoded it; never stored, so at most once.
 * `[2]`: a probe, sent as a NATS request: "is this user connected to you?". A node that
   holds the user answers; no answer (NATS's "no responders") means nowhere else.
+
+Channels' news goes to one subject per channel, `<prefix>.c.<conv>`, which a node hears
+while at least one member of the channel is connected to it:
+
+* `[3, pos]`: the channel's newest post is at `pos` (CHANNEL_NEWS, SPEC.md 24): the
+  receiving node tells its online members as if the post were its own, coalesced the
+  same way. At most once, like the frame it stands for.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from ..chat.ops import SendRequest
 HINT = 0
 FRAME = 1
 PROBE = 2
+NEWS = 3
 
 _packb = msgpack.packb
 PROBE_PAYLOAD: bytes = _packb([PROBE])
@@ -46,6 +54,24 @@ def uid_of_subject(prefix: str, subject: str) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
+def channel_subject(prefix: str, conv: int) -> str:
+    return f"{prefix}.c.{conv}"
+
+
+def conv_of_subject(prefix: str, subject: str) -> int | None:
+    """The channel of a channel subject of this prefix, else None."""
+    head = prefix + ".c."
+    if not subject.startswith(head):
+        return None
+    tail = subject[len(head) :]
+    return int(tail) if tail.isdigit() else None
+
+
+def news(pos: int) -> bytes:
+    out: bytes = _packb([NEWS, pos])
+    return out
+
+
 def hint(head: int) -> bytes:
     out: bytes = _packb([HINT, head])
     return out
@@ -62,7 +88,8 @@ def frame(msg_type: int, data: bytes) -> bytes:
 
 
 def decode(payload: bytes) -> tuple[int, Any, Any]:
-    """(kind, a, b): (HINT, head, None), (FRAME, type, frame bytes) or (PROBE, None, None).
+    """(kind, a, b): (HINT, head, None), (FRAME, type, frame bytes), (PROBE, None, None)
+    or (NEWS, pos, None).
     ValueError for anything else (a node of another version: ignored by the caller)."""
     try:
         v = msgpack.unpackb(payload)
@@ -77,6 +104,8 @@ def decode(payload: bytes) -> tuple[int, Any, Any]:
         return FRAME, v[1], v[2]
     if kind == PROBE:
         return PROBE, None, None
+    if kind == NEWS and len(v) == 2 and type(v[1]) is int:
+        return NEWS, v[1], None
     raise ValueError(f"unknown notice kind {kind}")
 
 

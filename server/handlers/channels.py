@@ -8,6 +8,13 @@ online member's connections; posts within the interval are coalesced into the ne
 position. Who is online in which channel is an index built when a user comes online
 (one read of their channels) and kept by joins, leaves and bans as they commit: a post
 never looks members up.
+
+In a cluster (docs/cluster.md) a channel's members are spread over the nodes. The node
+that committed posts, when it tells its own members, also hands the same {channel: pos}
+to `publish` (one NATS notice per channel and interval, to the channel's subject), and
+`interest(conv, on)` says when this node starts and stops holding a member of a channel
+(its subscription to that subject). What another node publishes arrives in `heard` and
+is told here like a local post, coalesced in the same interval, but not published again.
 """
 
 from __future__ import annotations
@@ -370,6 +377,10 @@ class NewsFanOut:
         self.online: dict[int, set[int]] = {}  # channel -> its members with a connection
         self.channels_of: dict[int, set[int]] = {}  # online user -> their channels
         self.pending: dict[int, int] = {}  # channel -> newest position not yet told
+        self.remote: dict[int, int] = {}  # the same, of posts other nodes committed
+        # a cluster's (app.py): whether a member of a channel is here; news to publish
+        self.interest: Callable[[int, bool], None] = lambda conv, on: None
+        self.publish: Callable[[dict[int, int]], None] = lambda news: None
         self._timer: asyncio.TimerHandle | None = None
         self.sent = 0  # frames written (for tests and the bench)
 
@@ -382,11 +393,7 @@ class NewsFanOut:
             self.loop.create_task(self._load(uid))
         else:
             for conv in self.channels_of.pop(uid, ()):
-                members = self.online.get(conv)
-                if members is not None:
-                    members.discard(uid)
-                    if not members:
-                        del self.online[conv]
+                self._leave(uid, conv)
 
     async def _load(self, uid: int) -> None:
         try:
@@ -401,13 +408,30 @@ class NewsFanOut:
         mine = self.channels_of.get(uid)
         if mine is not None:  # still online
             mine.add(conv)
-            self.online.setdefault(conv, set()).add(uid)
+            members = self.online.get(conv)
+            if members is None:
+                members = self.online[conv] = set()
+                self.interest(conv, True)
+            members.add(uid)
 
     def _unwatch(self, uid: int, conv: int) -> None:
         self.channels_of.get(uid, set()).discard(conv)
+        self._leave(uid, conv)
+
+    def _leave(self, uid: int, conv: int) -> None:
         members = self.online.get(conv)
         if members is not None:
             members.discard(uid)
+            if not members:
+                del self.online[conv]
+                self.interest(conv, False)
+
+    def heard(self, conv: int, pos: int) -> None:
+        """Another node committed posts up to `pos` in a channel with members here."""
+        if conv in self.online and pos > self.remote.get(conv, 0):
+            self.remote[conv] = pos
+            if self._timer is None:
+                self._timer = self.loop.call_later(self.interval, self.flush)
 
     # after each commit
 
@@ -435,10 +459,19 @@ class NewsFanOut:
         the same bytes for all of them."""
         self._timer = None
         pending, self.pending = self.pending, {}
+        if pending:
+            self.publish(pending)  # the other nodes' members (a cluster's; else nothing)
+        told = pending
+        if self.remote:
+            told = dict(pending)
+            for conv, pos in self.remote.items():
+                if pos > told.get(conv, 0):
+                    told[conv] = pos
+            self.remote = {}
         of_user = self.of_user
         t0 = time.perf_counter()
         sent = self.sent
-        for conv, pos in pending.items():
+        for conv, pos in told.items():
             members = self.online.get(conv)
             if not members:
                 continue

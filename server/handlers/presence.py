@@ -35,7 +35,7 @@ from ..config import Config
 from ..net.hub import Hub
 from ..net.peer import Peer
 from ..net.router import Router
-from ..store import Store
+from ..store import Store, StoreUnavailable
 from .throttle import TokenBucket
 
 log = logging.getLogger("liaotian.presence")
@@ -92,6 +92,8 @@ class PresenceService:
                 dirty, self._dirty = self._dirty, set()
                 try:
                     await self.publish(dirty)
+                except StoreUnavailable:  # the store logs the outage; these are dropped
+                    log.debug("presence publication skipped: the database is unreachable")
                 except Exception:
                     log.exception("presence publication failed")
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from liaotian.protocol import CloseCode, validate_device
 
 from ..store.sqlite import admin as admin_sql
-from ..store.sqlite.admin import file_sizes, queue_depth
+from ..store.sqlite.admin import queue_depth
 from ..store.sqlite.backup import BackupError, backup
 from ..store.sqlite.files import PRIVATE
 from . import package_version, wallet_admin
@@ -131,7 +131,7 @@ class Admin:
         hub, store, cfg = server.hub, server.store, server.config
         states, users = by_state(hub)
         accounts, disabled = await self._db(admin_sql.count_users)
-        db, wal = file_sizes(store.path)
+        db, wal = store.disk_sizes()
         metrics_port = server.metrics_port
         return {
             "version": package_version(),

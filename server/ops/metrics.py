@@ -41,7 +41,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from ..store.sqlite.admin import file_sizes, queue_depth
+from ..store.sqlite.admin import queue_depth
 from . import package_version
 from .counters import Histogram, WriterMeter
 from .lifecycle import STATES, by_state, close_name
@@ -170,6 +170,16 @@ class ServerCollector(Collector):
             "Group commits planned again: another server on the same database committed first.",
             getattr(store.writer, "replans", 0),
         )
+        link = getattr(store, "link", None)  # PostgreSQL's reachability (postgres/link.py)
+        if link is not None:
+            yield gauge(
+                "store_reachable",
+                "1 while every connection of the store to PostgreSQL is up.",
+                1 if link.up else 0,
+            )
+            yield counter(
+                "store_outages", "Times the store lost PostgreSQL (then reconnected).", link.outages
+            )
         # several nodes (server/cluster/, docs/cluster.md); all 0 on a single node
         cl = getattr(server, "cluster", None)
         yield gauge(
@@ -220,9 +230,11 @@ class ServerCollector(Collector):
             "Update-log rows in memory, not yet folded into the per-user logs.",
             meter.tail_rows,
         )
-        db, wal = file_sizes(store.path)
-        yield gauge("database_size_bytes", "Size of the database file.", db)
-        yield gauge("wal_size_bytes", "Size of the database's write-ahead log.", wal)
+        db, wal = store.disk_sizes()
+        if db is not None:  # unknown (PostgreSQL unreachable since start): absent, not 0
+            yield gauge("database_size_bytes", "Size of the database file.", db)
+        if wal is not None:  # PostgreSQL's WAL without the right to list it: absent
+            yield gauge("wal_size_bytes", "Size of the database's write-ahead log.", wal)
 
 
 def registry_for(server: Host) -> CollectorRegistry:

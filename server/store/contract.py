@@ -20,6 +20,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from liaotian.protocol import ErrorCode, RequestError
+
 from ..chat.ledger import Account, Item, LedgerDump, Packet, Transfer
 from ..chat.model import Blob, BlobAccess, ChannelMember, ChannelState, GroupState, Social
 from ..chat.rules.nearby import Candidate, Share
@@ -35,6 +37,18 @@ read_owner: ContextVar[Hashable | None] = ContextVar("liaotian_read_owner", defa
 
 class StoreClosed(Exception):
     """The store no longer accepts writes (shutting down)."""
+
+
+class StoreUnavailable(RequestError):
+    """The store cannot reach its database now (PostgreSQL restarting, the network to it
+    cut): nothing of the request was stored. Answered as `5001 INTERNAL_ERROR`, which
+    clients retry after a backoff on the same connection (a send with the same cmid, so
+    nothing is stored twice); the store reconnects by itself (postgres/link.py)."""
+
+    code = ErrorCode.INTERNAL_ERROR
+
+    def __init__(self) -> None:
+        super().__init__(message="the database is unreachable; retry")
 
 
 class StoreOpenError(RuntimeError):

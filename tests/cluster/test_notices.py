@@ -17,7 +17,9 @@ def test_round_trip() -> None:
     assert notices.decode(notices.frame(30, b"\x00\x01")) == (notices.FRAME, 30, b"\x00\x01")
     assert not notices.is_hint(notices.frame(30, b""))
     assert notices.decode(notices.PROBE_PAYLOAD)[0] == notices.PROBE
-    for bad in (b"", b"\xc1", b"\x90", b"\x92\x07\x01", b"\x92\x00\xa1x"):
+    assert notices.decode(notices.news(42)) == (notices.NEWS, 42, None)
+    assert not notices.is_hint(notices.news(42))
+    for bad in (b"", b"\xc1", b"\x90", b"\x92\x07\x01", b"\x92\x00\xa1x", b"\x91\x03"):
         with pytest.raises(ValueError):
             notices.decode(bad)
 
@@ -27,6 +29,10 @@ def test_subjects() -> None:
     assert notices.uid_of_subject("lt.a", "lt.a.u.7") == 7
     assert notices.uid_of_subject("lt.a", "lt.b.u.7") is None
     assert notices.uid_of_subject("lt.a", "lt.a.u.x") is None
+    assert notices.channel_subject("lt.a", 9) == "lt.a.c.9"
+    assert notices.conv_of_subject("lt.a", "lt.a.c.9") == 9
+    assert notices.conv_of_subject("lt.a", "lt.a.u.9") is None
+    assert notices.uid_of_subject("lt.a", "lt.a.c.9") is None
 
 
 def _send(sender: int, result: SendResult | None, error: object = None) -> SendRequest:

@@ -10,7 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
-from liaotian.client import Client, MessageReceived, TypingEvent, register
+from liaotian.client import (
+    ChannelNewsEvent,
+    Client,
+    MessageReceived,
+    Resync,
+    TypingEvent,
+    register,
+)
 from liaotian.server.app import Server
 from nodes import in_process
 
@@ -192,3 +199,61 @@ async def test_client_moves_to_another_node(prefix: str) -> None:
             got = first + rest
             assert [m.text for m in got] == [f"m{i}" for i in range(30)]
             in_order_once(got)
+
+
+async def test_channel_news_crosses_nodes(prefix: str) -> None:
+    """A post on node 0 is news to the channel's members online on node 1: coalesced
+    there as on the posting node, one notice per channel and interval between nodes."""
+    async with in_process(2, prefix) as nodes:
+        n0, n1 = nodes
+        async with user(n0, "alice") as alice, user(n1, "bob") as bob:
+            info = await alice.channels.create("forum")
+            await bob.channels.join(info.channel)
+            bus1 = n1.cluster.bus  # type: ignore[union-attr]
+            await until(lambda: info.channel in bus1.live_ch)  # bob's node hears it
+            published = n0.cluster.bus.published  # type: ignore[union-attr]
+            posted = [await alice.channels.post(info.channel, f"p{i}") for i in range(5)]
+            last = posted[-1].pos
+            news: list[ChannelNewsEvent] = []
+
+            async def take() -> None:
+                async for ev in bob:
+                    if isinstance(ev, ChannelNewsEvent):
+                        news.append(ev)
+                        if ev.pos == last:
+                            return
+
+            await asyncio.wait_for(take(), WAIT)
+            assert {ev.channel for ev in news} == {info.channel}
+            assert [ev.pos for ev in news] == sorted({ev.pos for ev in news})
+            assert n1.news.sent == len(news) <= len(posted)
+            assert n0.cluster.bus.published > published  # type: ignore[union-attr]
+            # bob leaves: his node no longer hears the channel
+            await bob.channels.leave(info.channel)
+            await until(lambda: info.channel not in bus1.live_ch)
+
+
+async def test_a_session_behind_the_retained_log_is_told_to_resync(prefix: str) -> None:
+    """Bob's node misses the notices of alice's messages, and a retention pass (any
+    node's) prunes them before his node reads his log: it closes his connection 4003,
+    so that his client reconnects and SYNC tells it to resync, instead of skipping them."""
+    async with in_process(2, prefix) as nodes:
+        n0, n1 = nodes
+        async with user(n0, "alice") as alice, user(n1, "bob") as bob:
+            assert n1.cluster is not None
+            await until(lambda: n1.cluster.catchup.idle)  # type: ignore[union-attr]
+            n1.cluster.drop = lambda uid, kind: True  # bob's node hears nothing
+            for i in range(3):
+                await alice.send("bob", f"m{i}")
+            assert await n0.store.prune_updates(1 << 50) > 0  # everything is old now
+            n1.cluster.drop = None
+            n1.cluster.resync_all()
+            await until(lambda: n1.counters.closes[4003] == 1)
+
+            async def resync() -> Resync:
+                async for ev in bob:
+                    if isinstance(ev, Resync):
+                        return ev
+                raise AssertionError("no resync")
+
+            await asyncio.wait_for(resync(), WAIT)

@@ -159,3 +159,40 @@ async def test_two_nodes_never_oversell_the_shop(url: str) -> None:
         assert (await c.product_by_id(pid)).stock == 0  # type: ignore[union-attr]
     finally:
         await c.close()
+
+
+async def test_a_retention_pass_on_one_node_is_seen_by_the_other(url: str) -> None:
+    """Node a prunes bob's log; node b, which had cached bob's floor, answers a read from
+    below the new floor with resync (from the database's floor, or from the gap if the
+    pass lands between its floor read and its log read), never with a page that skips
+    entries; and two passes at once prune once."""
+    a, b = PostgresStore(url), PostgresStore(url)
+    await a.open()
+    await b.open()
+    try:
+        da, db = Driver(a), Driver(b)
+        await da.users("alice", "bob")
+        db.ids = dict(da.ids)
+        await db.run(*[db.send("alice", "bob", cmid=f"b{i}") for i in range(3)])  # b caches bob
+        assert await b.floor(db.ids["bob"]) == 0
+        bob = db.ids["bob"]
+        page = await b.read_updates(bob, 1, 100)
+        assert not page.resync and len(page.updates) == 2
+        future = 1 << 50  # every entry is older than this horizon
+        pruned = await asyncio.gather(a.prune_updates(future), b.prune_updates(future))
+        assert sorted(pruned) == [0, 2]  # alice and bob, by one of them
+        await da.run(*[da.send("alice", "bob", cmid=f"a{i}") for i in range(2)])
+        for store in (a, b):
+            assert await store.floor(bob) == 3
+            page = await store.read_updates(bob, 1, 100)
+            assert page.resync and not page.updates
+            page = await store.read_updates(bob, 3, 100)
+            assert not page.resync and len(page.updates) == 2
+        # the gap alone says "pruned": a floor read before the pass is no excuse
+        with psycopg.connect(url) as conn:
+            conn.execute("UPDATE users SET log_floor = 0 WHERE id = %s", (bob,))
+        page = await b.read_updates(bob, 1, 100)
+        assert page.resync and not page.updates
+    finally:
+        await a.close()
+        await b.close()

@@ -34,7 +34,9 @@ connection; readers.FairReaders hands them out unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -43,6 +45,9 @@ import psycopg
 from psycopg.adapt import AdaptersMap
 from psycopg.pq import TransactionStatus
 from psycopg.types.numeric import Int8Dumper
+
+from ..contract import StoreUnavailable
+from .link import CONNECT_TIMEOUT, Link, broken, gone, pause
 
 _NOCASE = re.compile(r"([\w.]+|%s) = ([\w.]+|%s) COLLATE NOCASE", re.IGNORECASE)
 _ASCII_LOWER = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'"
@@ -228,20 +233,89 @@ class SyncConnection:
 class AsyncReader:
     """A reader connection, shaped like the part of aiosqlite.Connection reads use.
     Autocommit: each statement is its own snapshot, as each read was on SQLite; an
-    explicit BEGIN (the wallet's dump) is REPEATABLE READ, one snapshot for all."""
+    explicit BEGIN (the wallet's dump) is REPEATABLE READ, one snapshot for all.
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    It reconnects by itself (link.py): a statement that finds the connection gone
+    reconnects and runs once more (reads are safe to repeat; not inside an explicit
+    transaction, whose snapshot is gone); if PostgreSQL cannot be reached, StoreUnavailable,
+    and later reads try again at most once per pause until it can."""
+
+    def __init__(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        url: str = "",
+        link: Link | None = None,
+        part: str = "reader",
+    ) -> None:
         self.conn = conn
+        self.url = url
+        self.link = link
+        self.part = part
+        self._attempts = 0  # failed reconnection attempts in a row
+        self._next_try = 0.0  # monotonic time of the next allowed attempt
+        self._in_txn = False
         sqlite_like(conn.adapters)
 
     async def execute_fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        cur = await self.conn.execute(*bind(sql, params))
+        stmt = bind(sql, params)
+        await self._ready()
+        try:
+            cur = await self.conn.execute(*stmt)
+            return await cur.fetchall()
+        except psycopg.OperationalError as exc:
+            if not gone(self.conn, exc) or self._in_txn or self.link is None:
+                raise self._unavailable(exc) from exc
+            await self._reconnect(exc)  # the connection died since the last read
+        cur = await self.conn.execute(*stmt)
         return await cur.fetchall()
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> None:
-        if sql.strip().upper() == "BEGIN":
+        word = sql.strip().upper()
+        if word == "BEGIN":
             sql = "BEGIN ISOLATION LEVEL REPEATABLE READ"
-        await self.conn.execute(*bind(sql, params))
+        await self._ready()
+        try:
+            await self.conn.execute(*bind(sql, params))
+        except psycopg.OperationalError as exc:
+            self._in_txn = False
+            raise self._unavailable(exc) from exc
+        if word == "BEGIN":
+            self._in_txn = True
+        elif word in ("COMMIT", "ROLLBACK"):
+            self._in_txn = False
+
+    def _unavailable(self, exc: psycopg.OperationalError) -> Exception:
+        """What a failed statement raises: StoreUnavailable if the connection is gone."""
+        if self.link is not None and gone(self.conn, exc):
+            self.link.lost(self.part, exc)
+            return StoreUnavailable()
+        return exc
+
+    async def _ready(self) -> None:
+        """Reconnect a connection that is gone, at most once per pause."""
+        if self.link is None or not broken(self.conn):
+            return
+        if time.monotonic() < self._next_try:
+            raise StoreUnavailable()
+        await self._reconnect(None)
+
+    async def _reconnect(self, cause: BaseException | None) -> None:
+        assert self.link is not None
+        self._in_txn = False
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+            )
+        except psycopg.Error as exc:
+            self._next_try = time.monotonic() + pause(self._attempts)
+            self._attempts += 1
+            self.link.lost(self.part, cause or exc)
+            raise StoreUnavailable() from exc
+        with contextlib.suppress(psycopg.Error):
+            await self.conn.close()
+        sqlite_like(conn.adapters)
+        self.conn, self._attempts = conn, 0
+        self.link.back(self.part)
 
     async def close(self) -> None:
         await self.conn.close()

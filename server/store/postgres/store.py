@@ -27,6 +27,10 @@ miss another node's later ones until this node commits again; `read_updates`,
 another one wrote (the NATS router, issue 17 item 2) can `await store.drain()`: that
 commits at once, and a commit brings the caches up to date with every other node's.
 
+PostgreSQL restarting, or the network to it dropping, is ridden through: requests meanwhile
+get StoreUnavailable (5001, retried by clients), the writer and each reader reconnect by
+themselves, and the outage is logged once and its end once (link.py, recovery.py).
+
 Durability is PostgreSQL's COMMIT: with `synchronous_commit = on` (its default) a SENT
 means the WAL record is flushed; an operator who turns it off trades that, as SQLite's
 synchronous=normal does. The driver is an extra: pip install 'liaotian[postgres]'.
@@ -38,10 +42,15 @@ its tail.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Any
+
 import psycopg
 
 from ..contract import SearchHit, StoreOpenError
 from ..search import query_words, words
+from ..sqlite import sql
 from ..sqlite.caches import DEDUP_ENTRIES, Caches, Positions
 from ..sqlite.readers import FairReaders
 from ..sqlite.stats import WriterStats
@@ -49,14 +58,19 @@ from ..sqlite.store import SQLiteStore
 from ..sqlite.tail import UpdateTail
 from . import schema
 from .conn import AsyncReader, SyncConnection
+from .link import CONNECT_TIMEOUT, Link
 from .writer import PgWriter
 
 SEARCH_PAGE = 500  # index rows read per round of a channel search
+PRUNE_LOCK = 0x6C690001  # pg_advisory_xact_lock key of a retention pass
+SIZES_TTL = 10.0  # seconds a reading of the database's and WAL's sizes is reused
+
+log = logging.getLogger("liaotian.store")
 
 
 def connect_writer(url: str) -> SyncConnection:
     """In the writer thread: connect (autocommit: the writer issues BEGIN/COMMIT), migrate."""
-    db = SyncConnection(psycopg.connect(url, autocommit=True))
+    db = SyncConnection(psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT))
     try:
         schema.migrate(db)
     except BaseException:
@@ -100,8 +114,13 @@ class PostgresStore(SQLiteStore):
         self.read_connections = read_connections
         self._stats = WriterStats()
         self.writer: PgWriter = PgWriter(cache, tail, positions, self._stats, max_batch=max_batch)
+        self.link = self.writer.link = Link(self.path)  # reachable? (link.py)
         self.submit = self.writer.submit
         self.checkpointer = None
+        self._sizes: tuple[int | None, int | None] = (None, None)  # disk_sizes()
+        self._sizes_at = -SIZES_TTL
+        self._sizes_task: asyncio.Task[None] | None = None
+        self._wal_listable = True
 
     @property
     def is_open(self) -> bool:
@@ -111,11 +130,15 @@ class PostgresStore(SQLiteStore):
         """Connect, migrate, load the counters; StoreOpenError (naming the server, not the
         password) if PostgreSQL refuses. A failure closes whatever was opened."""
         try:
-            await self.writer.start(lambda: connect_writer(self.url))  # type: ignore[arg-type,return-value]
+            await self.writer.start(lambda: connect_writer(self.url))
             await self.writer.reload()
-            for _ in range(self.read_connections):
-                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
-                self.readers.add(AsyncReader(conn))  # type: ignore[arg-type]
+            for i in range(self.read_connections):
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+                )
+                reader = AsyncReader(conn, self.url, self.link, f"reader {i + 1}")
+                self.readers.add(reader)  # type: ignore[arg-type]
+            await self._read_sizes()  # the first scrape has them
             self.writer.accept()
         except BaseException as exc:
             await self.close()
@@ -129,6 +152,55 @@ class PostgresStore(SQLiteStore):
         for r in self.readers.reset():
             await r.close()
         await self.writer.shutdown()
+
+    async def floor(self, user_id: int) -> int:
+        """The user's log floor as stored: another node's retention pass may have raised it
+        since this node cached it (read_updates also takes a gap for a resync)."""
+        row = await self._row("SELECT log_floor FROM users WHERE id = ?", (user_id,))
+        return int(row[0]) if row else 0
+
+    async def prune_updates(self, older_than_ms: int) -> int:
+        """As SQLite's, by one node at a time (an advisory lock: a node that finds another
+        pruning skips its pass). The floors go to the database only: every node reads them
+        from there (floor()), none trusts its memory."""
+
+        def prune(db: Any) -> list[tuple[int, int]]:
+            (mine,) = db.execute("SELECT pg_try_advisory_xact_lock(?)", (PRUNE_LOCK,)).fetchone()
+            return sql.prune_before(db, older_than_ms) if mine else []
+
+        floors = await self.writer.run_in_commit(prune)
+        for uid, seq in floors:
+            self.cache.raise_floor(uid, seq)
+        return len(floors)
+
+    def disk_sizes(self) -> tuple[int | None, int | None]:
+        """The database's size (pg_database_size: every schema of it) and its server's
+        WAL (pg_ls_waldir, which needs superuser or pg_monitor: None without), as last
+        read; a read older than SIZES_TTL starts another in the background (the metrics
+        collector is synchronous)."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._sizes_at > SIZES_TTL and self._sizes_task is None:
+            self._sizes_at = loop.time()
+            self._sizes_task = loop.create_task(self._read_sizes())
+        return self._sizes
+
+    async def _read_sizes(self) -> None:
+        try:
+            ((db,),) = await self._rows("SELECT pg_database_size(current_database())")
+            wal = None
+            if self._wal_listable:
+                try:
+                    ((wal,),) = await self._rows(
+                        "SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()"
+                    )
+                except psycopg.errors.InsufficientPrivilege:
+                    self._wal_listable = False
+                    log.info("store: no right to list PostgreSQL's WAL (pg_monitor): size unknown")
+            self._sizes = (int(db), None if wal is None else int(wal))
+        except Exception as exc:  # an outage (logged by the link) or the like: keep the last
+            log.debug("store: reading the database's size failed: %s", exc)
+        finally:
+            self._sizes_task = None
 
     async def integrity_check(self) -> str:
         rows = await self._rows("SELECT part, version FROM schema_version ORDER BY part DESC")

@@ -1,4 +1,5 @@
-"""The PostgreSQL writer: SQLite's pipelined group-commit writer, with three changes.
+"""The PostgreSQL writer: SQLite's pipelined group-commit writer, with four changes
+(the fourth, riding through a lost connection, is recovery.py's).
 
 The pipeline is sqlite/writer.py's, reused whole: one connection writes, in a thread of
 its own (psycopg's synchronous connection), because the chat's rules plan with
@@ -58,6 +59,7 @@ from typing import Any
 
 import psycopg
 
+from ..contract import StoreUnavailable
 from ..ledger import LedgerState
 from ..shop_overlay import ShopState
 from ..sqlite import channels as sqlite_channels
@@ -66,8 +68,10 @@ from ..sqlite.batch import Batch
 from ..sqlite.caches import BoundedKeys
 from ..sqlite.shop import load as load_shop
 from ..sqlite.sql import Rows, Txn, Written
-from ..sqlite.writer import Writer, _Flight
+from ..sqlite.writer import _Flight
 from .conn import SyncConnection, bind, translate
+from .link import broken, gone
+from .recovery import InDoubt, Recovering
 
 MAX_REPLANS = 50  # a batch planned again this often (other nodes keep writing): refused
 
@@ -101,11 +105,9 @@ def touched(b: Batch) -> Touched:
     return users, convs, channels, wallet, shop
 
 
-class PgWriter(Writer):
+class PgWriter(Recovering):
     """The SQLite writer's pipeline over a PostgreSQL connection."""
 
-    clock = 0  # store_clock as this node's last commit left it
-    _held = 0  # the clock value of the open transaction holding the row (0: none)
     replans = 0  # batches planned again because another node had written
 
     def _plan_fold(self, batch: Batch) -> None:
@@ -126,21 +128,42 @@ class PgWriter(Writer):
         again (f.lookup), so the batch planned on top of it is, too."""
         try:
             for _ in range(MAX_REPLANS):
+                if self.down:
+                    raise StoreUnavailable()
                 try:
-                    written = await self._in_thread(self._write, f, True)
-                except StaleCaches as stale:
-                    self.replans += 1
-                    await self.forget(stale.changes)
+                    written = await self._write_once(f)
+                except psycopg.OperationalError as exc:  # the connection died (above)
+                    if not self._gone(exc):
+                        raise
+                    await self._reconnected(exc)  # reconnected and reloaded, or raises
                     await self._replan(f)
                     continue
-                if written.committed:
+                if written is not None:
                     return written
-                self.stats.lookups += 1
-                await self._replan(f)
             raise RuntimeError("batch planned again too often")
         finally:
             if self._held:  # planning again failed: let the other nodes go on
                 await self._in_thread(self._release)
+
+    async def _write_once(self, f: _Flight) -> Written | None:
+        """One attempt: f's Written, or None after planning f again (see above)."""
+        try:
+            written = await self._in_thread(self._write, f, True)
+        except StaleCaches as stale:
+            self.replans += 1
+            await self.forget(stale.changes)
+            await self._replan(f)
+            return None
+        except InDoubt as doubt:
+            found = await self._in_doubt(doubt)
+            if found is None:
+                await self._replan(f)  # it did not commit: write it again
+            return found
+        if written.committed:
+            return written
+        self.stats.lookups += 1
+        await self._replan(f)
+        return None
 
     async def _replan(self, f: _Flight) -> None:
         await self._plan(f, lookup=True)
@@ -220,6 +243,9 @@ class PgWriter(Writer):
                     f.txns,
                     (self._held, *touched(b)),
                 )
+            except InDoubt as doubt:
+                doubt.held = self._held
+                raise
             finally:
                 held, self._held = self._held, 0
         if written.committed:
@@ -230,7 +256,7 @@ class PgWriter(Writer):
         """In the writer thread: give the clock row back (roll the transaction back)."""
         self._held = 0
         db: Any = self._db
-        if db is not None and db.in_transaction:
+        if db is not None and not broken(db.conn) and db.in_transaction:
             db.conn.execute("ROLLBACK")
 
 
@@ -279,7 +305,7 @@ def lock_clock(db: SyncConnection, clock: int) -> int:
             (clock,),
         ).fetchall()
     except BaseException:
-        if db.in_transaction:
+        if not broken(conn) and db.in_transaction:
             conn.execute("ROLLBACK")
         raise
     known = [r[0] for r in missed] == list(range(clock + 1, now))
@@ -304,10 +330,12 @@ def write_batch(
     error rolls back and raises."""
     conn = db.conn
     same: Any = db  # SQLite's statement functions run on it (translated): sql.py's
+    commit_sent = False
+    outcomes: list[tuple[bool, Any]] = []
+    started = 0.0
     try:
         # One round trip for all of it (psycopg's pipeline mode: every statement sent,
         # then every answer read), COMMIT included when no generic write needs answers.
-        started = 0.0
         try:
             with conn.pipeline():
                 conn.execute(
@@ -332,19 +360,28 @@ def write_batch(
                     cur.executemany(translate(_POSITIONS), positions)
                 if not txns:
                     started = time.perf_counter()
+                    commit_sent = True
                     conn.execute("COMMIT")
         except psycopg.errors.UniqueViolation as exc:
             if "cmid" not in (exc.diag.constraint_name or ""):
                 raise
             conn.execute("ROLLBACK")
             return Written(False, [])
-        outcomes: list[tuple[bool, Any]] = []
         if txns:
             outcomes = [sql.run_txn(same, t.fn) for t in txns]
             started = time.perf_counter()
+            commit_sent = True
             conn.execute("COMMIT")
+    except psycopg.OperationalError as exc:
+        if not gone(conn, exc):
+            if db.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if commit_sent:
+            raise InDoubt(outcomes, started) from exc
+        raise  # nothing committed: the caller reconnects and writes it again
     except BaseException:
-        if db.in_transaction:
+        if not broken(conn) and db.in_transaction:
             conn.execute("ROLLBACK")
         raise
     return Written(True, outcomes, started, time.perf_counter())

@@ -15,10 +15,11 @@ device was.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
+
+from .files import file_sizes
 
 if TYPE_CHECKING:
     from .store import SQLiteStore
@@ -94,17 +95,6 @@ def set_password(
     """Replace an account's password hash; with `sign_out`, clear its tokens too."""
     db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
     return clear_tokens(db, user_id) if sign_out else 0
-
-
-def file_sizes(db_path: str) -> tuple[int, int]:
-    """Bytes of the database file and of its WAL (0 when missing)."""
-    sizes = []
-    for path in (db_path, db_path + "-wal"):
-        try:
-            sizes.append(os.stat(path).st_size)
-        except OSError:
-            sizes.append(0)
-    return sizes[0], sizes[1]
 
 
 def queue_depth(store: SQLiteStore) -> int:

@@ -126,3 +126,14 @@ def warn_if_shared(db_path: str) -> None:
                 db_path,
                 mode,
             )
+
+
+def file_sizes(db_path: str) -> tuple[int, int]:
+    """Bytes of the database file and of its WAL (0 when missing)."""
+    sizes = []
+    for path in (db_path, db_path + "-wal"):
+        try:
+            sizes.append(os.stat(path).st_size)
+        except OSError:
+            sizes.append(0)
+    return sizes[0], sizes[1]

@@ -185,6 +185,8 @@ class Reads(ChannelReads):
             rows += [r for r in recent if r[0] > last][: limit - len(rows)]
         if not rows:
             return UpdatePage([], since)
+        if rows[0][0] > since + 1:  # pruned meanwhile (another server's retention pass:
+            return UpdatePage([], since, resync=True)  # the floor read above was older)
         out: list[bytes] = []
         size = 0
         last = since

@@ -34,7 +34,7 @@ from . import channels, media, schema, sql
 from .bots import BotStore
 from .caches import DEDUP_ENTRIES, Caches, Positions
 from .checkpoint import Checkpointer
-from .files import DatabaseLock, create_private, warn_if_shared
+from .files import DatabaseLock, create_private, file_sizes, warn_if_shared
 from .ledger_reads import LedgerReads
 from .nearby import NearbyOnSQLite
 from .readers import FairReaders
@@ -269,6 +269,11 @@ class SQLiteStore(Reads, LedgerReads, NearbyOnSQLite, ShopReads, BotStore):
         for uid, seq in floors:  # users not cached yet load both from the database
             self.cache.raise_floor(uid, seq)
         return len(floors)
+
+    def disk_sizes(self) -> tuple[int | None, int | None]:
+        """Bytes of the database and of its write-ahead log, for the operator (metrics,
+        status); None: not known (PostgreSQL's WAL without the right to list it)."""
+        return file_sizes(self.path)
 
     async def integrity_check(self) -> str:
         row = await self._row("PRAGMA integrity_check")

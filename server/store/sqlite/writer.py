@@ -52,7 +52,7 @@ from ...chat.ops import SendRequest, SendResult
 from ...chat.plan import Needs, pair
 from ...chat.rules.send import plan_send
 from ..contract import Committed as OnCommitted
-from ..contract import StoreClosed
+from ..contract import StoreClosed, StoreUnavailable
 from . import sql
 from .batch import Batch
 from .caches import Caches, Positions, duplicate
@@ -242,10 +242,10 @@ class Writer:
                     self._wake.clear()
                     await self._wake.wait()  # more writes to plan, or the thread is done
                     continue
-            except Exception:
-                log.exception("planning a group commit failed")
+            except Exception as exc:
+                _log_failure("planning a group commit failed", exc)
                 if planned is not None:
-                    self._fail(planned.items)
+                    self._fail(planned.items, exc)
                     planned = None
                 await asyncio.sleep(0)  # whatever went wrong, the loop keeps turning
                 continue
@@ -270,9 +270,9 @@ class Writer:
             self._finish(running)
             try:
                 await self._plan(planned)
-            except Exception:
-                log.exception("planning a group commit failed")
-                self._fail(planned.items)
+            except Exception as exc:
+                _log_failure("planning a group commit failed", exc)
+                self._fail(planned.items, exc)
                 return None
             return self._launch(planned)
         nxt = self._launch(planned) if planned is not None else None
@@ -410,12 +410,12 @@ class Writer:
                 assert f.batch is not None
                 self._plan_fold(f.batch)
                 written = await self._in_thread(self._write, f, False)
-        except Exception:
-            log.exception("group commit failed; %d writes refused", len(f.items))
+        except Exception as exc:
+            _log_failure(f"group commit failed; {len(f.items)} writes refused", exc)
             if f.batch is not None:
                 self.tail.forget(f.batch)
             self.positions.done(f.positions, ok=False)
-            self._fail(f.items)
+            self._fail(f.items, exc)
             f.failed = True
             return False
         f.result = written
@@ -465,15 +465,20 @@ class Writer:
         self.batches += 1
         self.committed_sends += len(batch.messages)
 
-    def _fail(self, items: list[Any]) -> None:
+    def _fail(self, items: list[Any], why: Exception | None = None) -> None:
+        """Answer items that did not commit: 5001 (StoreUnavailable's message when the
+        database was unreachable, so that clients retry as after any 5001)."""
         ops = []
+        unavailable = isinstance(why, StoreUnavailable)
+        message = why.message if isinstance(why, StoreUnavailable) else ""
         for it in items:
             if isinstance(it, Txn):
-                _resolve(it.future, False, RuntimeError("commit failed"))
+                exc = StoreUnavailable() if unavailable else RuntimeError("commit failed")
+                _resolve(it.future, False, exc)
                 continue
             if type(it) is SendRequest:
                 it.result = None
-            it.error, it.error_message = ErrorCode.INTERNAL_ERROR, ""
+            it.error, it.error_message = ErrorCode.INTERNAL_ERROR, message
             it.pushes = []
             ops.append(it)
         if ops:
@@ -589,6 +594,15 @@ class Writer:
                 SendResult(id=mid, conv=conv, pos=pos, ts=ts, sender_seq=sseq, cmid=cmid),
             )
         self._cached_duplicates([s for s in sends if s.result is None])
+
+
+def _log_failure(what: str, exc: BaseException) -> None:
+    """A failed plan or commit: with its traceback (a bug), except when the database was
+    unreachable (the store logs that once per outage)."""
+    if isinstance(exc, StoreUnavailable):
+        log.debug("%s: the database is unreachable", what)
+    else:
+        log.error("%s", what, exc_info=exc)
 
 
 def _resolve(future: asyncio.Future[Any] | None, ok: bool, value: Any) -> None:
