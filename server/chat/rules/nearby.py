@@ -188,9 +188,7 @@ def ttl_ms(ttl_s: int | None) -> int:
     return ttl * 1000
 
 
-def check_move(
-    prev: Share | None, spot: Spot, now: int, last: LastSeen | None = None
-) -> None:
+def check_move(prev: Share | None, spot: Spot, now: int, last: LastSeen | None = None) -> None:
     """Refuse a move faster than MAX_SPEED (with MOVE_SLACK): positions are someone's,
     not a probe an attacker slides around the map. The anchor is the live share's cell;
     without one, what is left of the last share (`last`, or an expired `prev` not yet
