@@ -21,6 +21,8 @@ the same store methods and rules the handlers use; no network:
   area, so the share's row and both ends of its move in the index are random pages),
   `updates` of them from random sharers, `concurrency` at once, put straight (nearby_put)
   and awaited until durable;
+* in `details`, CPU time (the process's, all threads) per query (p50/p99) and per update:
+  the machine is often shared, and CPU time is what its load inflates least;
 * `orders_per_s`: `buyers` buyers each submit one PlaceOrder for a product with `units`
   units at once; the rate is orders answered per second from the first submit to the last
   answer; `orders_succeeded` must be exactly `units` (checked, and the stock 0), every run.
@@ -89,19 +91,24 @@ def _fill(path: str, positions: int, seed: int) -> tuple[array[int], array[int]]
     return lats, lons
 
 
-async def _queries(store: SQLiteStore, n: int, seed: int) -> tuple[list[float], float]:
+async def _queries(
+    store: SQLiteStore, n: int, seed: int
+) -> tuple[list[float], list[float], float]:
+    """Each query's wall time and CPU time (ms; the process's, all threads: the reader's
+    SQLite work included), and the people found per query."""
     rng = random.Random(seed + 1)
     me = Social()
-    times, found = [], 0
+    times, cpu, found = [], [], 0
     for _ in range(n):
         lat, lon = _point(rng)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         cells = rules.search_cells(lat, lon, 5000)
         cands = await store.nearby_people(0, cells, NOW)
         page, _next = rules.find(cands, me, 0, lat, lon, 5000, limit=50)
         times.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
         found += len(page)
-    return times, found / max(n, 1)
+    return times, cpu, found / max(n, 1)
 
 
 async def _jumps(store: SQLiteStore, n: int, concurrency: int, users: int, seed: int) -> float:
@@ -220,9 +227,12 @@ async def measure(
         await store.open()
         try:
             await _queries(store, 50, seed + 9)  # warm the page cache a little
-            times, per_query = await _queries(store, queries, seed)
+            times, cpu, per_query = await _queries(store, queries, seed)
+            c0 = time.process_time()
             rate, written = await _walks(store, points, updates, concurrency, walkers, seed)
+            c1 = time.process_time()
             jumps = await _jumps(store, updates, concurrency, positions, seed)
+            c2 = time.process_time()
             race = await _orders(store, buyers, units, positions)
         finally:
             await store.close()
@@ -240,6 +250,11 @@ async def measure(
             "area_km": 2 * HALF_KM,
             "queries": queries,
             "found_per_query": round(per_query, 1),
+            # CPU time (all threads): what the shared machine's load does not inflate
+            "query_cpu_ms_p50": round(percentile(cpu, 50), 3),
+            "query_cpu_ms_p99": round(percentile(cpu, 99), 3),
+            "update_cpu_us": round((c1 - c0) / max(updates, 1) * 1e6, 1),
+            "jump_cpu_us": round((c2 - c1) / max(updates, 1) * 1e6, 1),
             "fill_s": round(fill_s, 1),
             "updates": updates,
             "concurrency": concurrency,
