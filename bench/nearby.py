@@ -91,9 +91,7 @@ def _fill(path: str, positions: int, seed: int) -> tuple[array[int], array[int]]
     return lats, lons
 
 
-async def _queries(
-    store: SQLiteStore, n: int, seed: int
-) -> tuple[list[float], list[float], float]:
+async def _queries(store: SQLiteStore, n: int, seed: int) -> tuple[list[float], list[float], float]:
     """Each query's wall time and CPU time (ms; the process's, all threads: the reader's
     SQLite work included), and the people found per query."""
     rng = random.Random(seed + 1)
