@@ -500,6 +500,7 @@ MIGRATIONS: list[str] = [
         area    INTEGER NOT NULL,                 -- H3 resolution 5
         at      INTEGER NOT NULL                  -- ms: when that share's cell was set
     );
+    CREATE INDEX nearby_last_by_at ON nearby_last (at);  -- the sweep forgets a day later
     CREATE TABLE nearby_hellos (
         user_id INTEGER PRIMARY KEY,
         day     INTEGER NOT NULL,                 -- UTC days since the epoch
