@@ -39,6 +39,7 @@ METRICS: list[tuple[str, str, int]] = [
     ("nearby_query_ms_p50", "ms", 3),
     ("nearby_query_ms_p99", "ms", 3),
     ("nearby_updates_per_s", "updates/s", 0),
+    ("nearby_jumps_per_s", "updates/s", 0),
     ("orders_per_s", "orders/s", 0),
     ("channel_posts_per_s_1k", "posts/s", 0),
     ("channel_posts_per_s_100k", "posts/s", 0),

@@ -1423,7 +1423,8 @@ def run(opts: Options) -> tuple[dict[str, Any], int]:
         else:
             log(
                 f"  query p50 {near['nearby_query_ms_p50']} ms, p99 {near['nearby_query_ms_p99']} "
-                f"ms; {near['nearby_updates_per_s']} updates/s; {near['orders_per_s']} orders/s "
+                f"ms; {near['nearby_updates_per_s']} updates/s (walking; every one a new cell: "
+                f"{near['nearby_jumps_per_s']}/s); {near['orders_per_s']} orders/s "
                 f"({near['orders_succeeded']} of 200 buyers got the 100 units)"
             )
             runs[0].update({k: v for k, v in near.items() if k != "details"})

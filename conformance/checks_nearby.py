@@ -100,6 +100,40 @@ async def nearby_jump(ctx: Context) -> None:
     expect_error(f, wire.E_IMPLAUSIBLE_MOVE, "NEARBY_SHARE 1,000 km away at once")
 
 
+@check(section="29.2", title="stopping and sharing 1,000 km away at once is still 3301")
+async def nearby_jump_after_stop(ctx: Context) -> None:
+    a = await ctx.user()
+    lat, lon = _place()
+    await _share(a, lat, lon)
+    expect_type(await a.req(wire.NEARBY_STOP, {}), wire.OK, "NEARBY_STOP")
+    f = await a.req(wire.NEARBY_SHARE, {"lat": lat + 9_000_000, "lon": lon, "ttl": 600})
+    expect_error(f, wire.E_IMPLAUSIBLE_MOVE, "NEARBY_SHARE 1,000 km from a stopped share")
+    near = await _share(a, lat + 10_000, lon)  # ~1 km: within the district's slack
+    expect(isinstance(near.get("cell"), str), f"NEARBY_SHARE nearby after a stop: {near}")
+
+
+@check(
+    section="29.2",
+    title="a refresh keeps an expiry at most ttl/20 short of now + ttl, never later",
+)
+async def nearby_refresh_expiry(ctx: Context) -> None:
+    a = await ctx.user()
+    lat, lon = _place()
+    first = await _share(a, lat, lon, ttl=3600)
+    again = await _share(a, lat, lon, ttl=3600)
+    expect(again.get("cell") == first.get("cell"), f"the cell changed: {first} {again}")
+    expect(
+        again.get("expires") == first.get("expires"),
+        f"a refresh at once should keep the expiry: {first} {again}",
+    )
+    shorter = await _share(a, lat, lon, ttl=600)
+    exp = shorter.get("expires")
+    expect(
+        type(exp) is int and exp <= first["expires"] - 2_900_000,
+        f"a shorter ttl should shorten the share: {first} {shorter}",
+    )
+
+
 @check(section="30.1", title="PRODUCT_ADD from a person is 3302; a person's catalogue is empty")
 async def shop_not_merchant(ctx: Context) -> None:
     a = await ctx.user()

@@ -535,8 +535,10 @@ class UseInvite(WalletOp):
 
 @dataclass(slots=True, eq=False, kw_only=True)
 class AddProduct(WalletOp):
-    """A product in the actor's catalogue (the handler checks the actor is a merchant)."""
+    """A product in the actor's catalogue. `merchant`: whether the actor's account is a
+    merchant's, as the handler read it (an admin's setting); the rules refuse otherwise."""
 
+    merchant: bool = False
     title: str
     description: str = ""
     price: int
@@ -547,8 +549,10 @@ class AddProduct(WalletOp):
 
 @dataclass(slots=True, eq=False, kw_only=True)
 class SetStock(WalletOp):
-    """The units of one of the actor's products available from now on."""
+    """The units of one of the actor's products available from now on (`merchant` as in
+    AddProduct)."""
 
+    merchant: bool = False
     product: int
     stock: int
 
@@ -574,10 +578,12 @@ class PlaceOrder(WalletOp):
 
 @dataclass(slots=True, eq=False, kw_only=True)
 class OrderStep(WalletOp):
-    """accept, fulfil, decline (the merchant's) or cancel (the buyer's, before acceptance)."""
+    """accept, fulfil, decline (the merchant's) or cancel (the buyer's, before acceptance).
+    Accepting holds the payment until `fulfil_ms` after the acceptance."""
 
     order: int
     step: str
+    fulfil_ms: int = 7 * 86_400_000  # accepted and not fulfilled by then: voided, restocked
 
 
 # bots (rules/bots.py)

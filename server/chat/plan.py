@@ -201,6 +201,9 @@ class Plan(Protocol):
     def add_item(self, item: Item) -> None: ...
     def give_item(self, item: Item, owner: int) -> None: ...
     def redeem_item(self, item: Item) -> None: ...
+    def restore_item(self, item: Item) -> None:
+        """Undo a redemption: the item can be redeemed again (an order that did not happen
+        gives back the F code it took)."""
 
     # ------------------------------------------------------------------ the shop
     # (chat/shop.py). Products and open orders are immutable records: put replaces.

@@ -3,9 +3,11 @@ NEARBY_HELLO, MERCHANT_SET and GET_MERCHANT.
 
 The rules (chat/rules/nearby.py) decide what a share keeps and what a query finds; the
 store (contract.NearbyStore) keeps the shares and finds candidates by index cell. Here:
-the rate limits, which are per user and in memory (queries, position changes, hellos per
-day: a restart forgives them, as it does the write budget), the sweep of expired shares,
-and a hello becoming a contact request (ops.SayHello) with its note.
+the short-window rate limits, per user and in memory (queries, position changes: a
+restart forgives them, as it does the write budget; what they guard against, probing and
+scraping, needs more than one restart's worth of slack); the hellos per UTC day, counted
+by the store (durable: a restart forgives none); the sweep of expired shares; and a hello
+becoming a contact request (ops.SayHello) with its note.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class NearbyHandlers:
         query_burst: float = 20.0,
         moves_per_hour: float = 120.0,
         move_burst: float = 10.0,
-        hellos_per_day: float = 20.0,
+        hellos_per_day: int = 20,
     ) -> None:
         self.store = store
         self.writes = writes
@@ -77,7 +79,7 @@ class NearbyHandlers:
         self.wall_ms = wall_ms  # expiries are wall-clock ms (they outlive the process)
         self.queries = KeyedBuckets(queries_per_minute / 60.0, query_burst)
         self.moves = KeyedBuckets(moves_per_hour / 3600.0, move_burst)
-        self.hellos = KeyedBuckets(hellos_per_day / 86_400.0, hellos_per_day)
+        self.hellos_per_day = int(hellos_per_day)
 
     def route(self, r: Router) -> None:
         r.route(NearbyShare, self.share)
@@ -104,11 +106,13 @@ class NearbyHandlers:
         self._limit(self.moves, uid, self.clock(), "changing position too often")
         prev = await self.store.nearby_share_of(uid)
         try:
-            s = rules.share(prev, uid, msg.lat, msg.lon, msg.ttl, now)
+            last = await self.store.nearby_last(uid) if prev is None else None
+            s = rules.share(prev, uid, msg.lat, msg.lon, msg.ttl, now, last)
         except Refused as exc:
             raise self._refused(exc) from None
         try:
-            await self.store.nearby_put(s)
+            if s is not prev:  # else nothing changed that is worth a commit (rules.share)
+                await self.store.nearby_put(s)
         except StoreClosed:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
         conn.send(NearbyShared(rid=msg.rid, cell=rules.cell_hex(s.cell), expires=s.expires))
@@ -171,9 +175,17 @@ class NearbyHandlers:
         me = await self.store.social_of(uid)
         if not rules.may_hello(me, uid, target):
             raise RequestError(ErrorCode.CONFLICT, "already a contact, asked, or blocked")
-        self._limit(self.hellos, uid, self.clock(), "too many hellos today")
         self.writes.charge(uid, self.clock())
+        now = self.wall_ms()
         try:
+            if not await self.store.nearby_take_hello(
+                uid, rules.hello_day(now), self.hellos_per_day
+            ):
+                raise RequestError(
+                    ErrorCode.RATE_LIMITED,
+                    "too many hellos today",
+                    retry_after=round(rules.next_day_s(now), 3),
+                )
             self.store.submit(
                 ops.SayHello(
                     actor=uid,

@@ -1,8 +1,9 @@
 """The shop (SPEC.md 30): PRODUCT_ADD, PRODUCT_STOCK, PRODUCT_CARD, ORDER_PLACE and
 ORDER_STEP become operations (chat/ops.py) planned by chat/rules/shop.py inside the group
 commit and answered after it (`answers`); LIST_PRODUCTS, GET_PRODUCT and LIST_ORDERS are
-reads. A catalogue is a merchant account's: the handler checks the account kind (an
-admin's, SPEC.md 29.4) before submitting, the rules that the product is the actor's.
+reads. A catalogue is a merchant account's: the handler reads the account kind (an
+admin's setting, SPEC.md 29.4) into the op, and the rules refuse a non-merchant and a
+product not the actor's.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from ..store.contract import KIND_MERCHANT
 from .throttle import WriteBudget
 from .wallet import Expiry
 
-ORDER_TTL_MS = 86_400_000  # an order not fulfilled within a day is voided and refunded
+ORDER_TTL_MS = 86_400_000  # an order not accepted within a day is voided and refunded
+ORDER_FULFIL_MS = 7 * 86_400_000  # an accepted order not fulfilled within a week: the same
 
 
 class ShopStoreAll(Store, NearbyStore, ShopStore, Protocol):
@@ -94,12 +96,14 @@ class ShopHandlers:
         clock: Callable[[], float],
         *,
         order_ttl_ms: int = ORDER_TTL_MS,
+        order_fulfil_ms: int = ORDER_FULFIL_MS,
     ) -> None:
         self.store = store
         self.writes = writes
         self.policy = policy
         self.clock = clock
         self.order_ttl_ms = order_ttl_ms
+        self.order_fulfil_ms = order_fulfil_ms
 
     def route(self, r: Router) -> None:
         r.route(ProductAdd, self.add)
@@ -121,16 +125,16 @@ class ShopHandlers:
     def _base(self, conn: Peer, msg: Any) -> dict[str, Any]:
         return {"actor": conn.user_id, "session": conn.id, "rid": msg.rid, "policy": self.policy}
 
-    async def _merchant(self, conn: Peer) -> None:
-        if await self.store.account_kind(conn.user_id) != KIND_MERCHANT:
-            raise RequestError(ErrorCode.NOT_MERCHANT)
+    async def _merchant(self, conn: Peer) -> bool:
+        """Whether the requester's account is a merchant's (for the rules to decide)."""
+        return await self.store.account_kind(conn.user_id) == KIND_MERCHANT
 
     # ------------------------------------------------------------------ writes
 
     async def add(self, conn: Peer, msg: ProductAdd) -> None:
         check_field("title", msg.title)
         check_field("description", msg.description)
-        await self._merchant(conn)
+        merchant = await self._merchant(conn)
         if msg.image is not None and len(msg.image) != 32:
             raise RequestError(ErrorCode.INVALID_FIELD, "image must be a blob's SHA-256")
         self._submit(
@@ -144,13 +148,17 @@ class ShopHandlers:
                 image=msg.image or b"",
                 requires=msg.requires or "",
                 key=msg.key or "",
+                merchant=merchant,
             ),
         )
 
     async def stock(self, conn: Peer, msg: ProductStock) -> None:
-        await self._merchant(conn)
+        merchant = await self._merchant(conn)
         self._submit(
-            conn, ops.SetStock(**self._base(conn, msg), product=msg.product, stock=msg.stock)
+            conn,
+            ops.SetStock(
+                **self._base(conn, msg), product=msg.product, stock=msg.stock, merchant=merchant
+            ),
         )
 
     def card(self, conn: Peer, msg: ProductCard) -> None:
@@ -175,7 +183,11 @@ class ShopHandlers:
         self._submit(
             conn,
             ops.OrderStep(
-                **self._base(conn, msg), order=msg.order, step=msg.step, key=msg.key or ""
+                **self._base(conn, msg),
+                order=msg.order,
+                step=msg.step,
+                key=msg.key or "",
+                fulfil_ms=self.order_fulfil_ms,
             ),
         )
 

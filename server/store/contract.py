@@ -24,7 +24,7 @@ from liaotian.protocol import ErrorCode, RequestError
 
 from ..chat.ledger import Account, Item, LedgerDump, Packet, Transfer
 from ..chat.model import Blob, BlobAccess, ChannelMember, ChannelState, GroupState, Social
-from ..chat.rules.nearby import Candidate, Share
+from ..chat.rules.nearby import Candidate, LastSeen, Share
 from ..chat.shop import Order, Product
 
 Committed = Callable[[list[Any]], None]  # the planned operations of one commit, in order
@@ -427,13 +427,23 @@ class NearbyStore(Protocol):
         """The user's share, live or expired but not yet swept."""
 
     async def nearby_stop(self, uid: int) -> bool:
-        """Remove the user's share; whether there was one."""
+        """Remove the user's share, keeping what is left of it (rules.last_seen); whether
+        there was one."""
+
+    async def nearby_last(self, uid: int) -> LastSeen | None:
+        """What is left of the user's last share that stopped or was swept, until it is
+        LAST_KEEP_MS old (the sweep forgets it then)."""
+
+    async def nearby_take_hello(self, uid: int, day: int, limit: int) -> bool:
+        """Count a hello against the user's `day` (rules.hello_day) if fewer than `limit`
+        were counted on it; whether it was. Durable once answered."""
 
     async def nearby_people(self, viewer: int, indexes: list[int], now: int) -> list[Candidate]:
         """Live shares filed under these index cells, visible to `viewer`."""
 
     async def nearby_sweep(self, now: int, limit: int) -> int:
-        """Remove up to `limit` shares expired by `now`; how many."""
+        """Remove up to `limit` shares expired by `now`, keeping what is left of them as
+        nearby_stop does, and forget what was left LAST_KEEP_MS ago; how many shares."""
 
     async def set_account_kind(self, uid: int, kind: int) -> None: ...
     async def account_kind(self, uid: int) -> int: ...

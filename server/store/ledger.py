@@ -291,6 +291,11 @@ class LedgerOverlay:
         item.redeemed = self.ts
         self._keep_item(item, new=False)
 
+    def restore_item(self, item: Item) -> None:
+        self._save(item)
+        item.redeemed = 0
+        self._keep_item(item, new=False)
+
     # ------------------------------------------------------------------ how writes are kept
 
     def _keep_transfer(self, t: Transfer) -> None:

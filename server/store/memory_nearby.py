@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..chat.model import VIS_CONTACTS, VIS_EVERYONE, Social
-from ..chat.rules.nearby import Candidate, Share
+from ..chat.rules.nearby import LAST_KEEP_MS, Candidate, LastSeen, Share, last_seen
 from ..chat.shop import Order, Product
 from .contract import KIND_MERCHANT, MerchantProfile, StoreClosed
 from .overlay import Committed
@@ -26,6 +26,8 @@ class MemoryNearby:
 
     def _init_nearby(self) -> None:
         self.shares: dict[int, Share] = {}
+        self.share_lasts: dict[int, LastSeen] = {}  # what is left of ended shares
+        self.hellos: dict[int, tuple[int, int]] = {}  # user -> (day, hellos counted)
         self.share_index: dict[int, dict[int, Share]] = {}  # index cell -> user -> share
         self.kinds: dict[int, int] = {}
         self.merchants: dict[int, MerchantProfile] = {}
@@ -51,7 +53,7 @@ class MemoryNearby:
 
     async def nearby_put(self, share: Share) -> None:
         self._check_open()
-        await self.nearby_stop(share.user)
+        self._unfile(share.user)
         self.shares[share.user] = share
         self.share_index.setdefault(share.index, {})[share.user] = share
 
@@ -60,15 +62,21 @@ class MemoryNearby:
 
     async def nearby_stop(self, uid: int) -> bool:
         self._check_open()
-        old = self.shares.pop(uid, None)
+        old = self._unfile(uid)
         if old is None:
             return False
-        filed = self.share_index.get(old.index)
-        if filed is not None:
-            filed.pop(uid, None)
-            if not filed:
-                del self.share_index[old.index]
+        self.share_lasts[uid] = last_seen(old)
         return True
+
+    def _unfile(self, uid: int) -> Share | None:
+        old = self.shares.pop(uid, None)
+        if old is not None:
+            filed = self.share_index.get(old.index)
+            if filed is not None:
+                filed.pop(uid, None)
+                if not filed:
+                    del self.share_index[old.index]
+        return old
 
     async def nearby_people(self, viewer: int, indexes: list[int], now: int) -> list[Candidate]:
         out = []
@@ -84,7 +92,21 @@ class MemoryNearby:
         due = [uid for uid, s in self.shares.items() if s.expires <= now][:limit]
         for uid in due:
             await self.nearby_stop(uid)
+        for uid in [u for u, last in self.share_lasts.items() if last.at <= now - LAST_KEEP_MS]:
+            del self.share_lasts[uid]
         return len(due)
+
+    async def nearby_last(self, uid: int) -> LastSeen | None:
+        return self.share_lasts.get(uid)
+
+    async def nearby_take_hello(self, uid: int, day: int, limit: int) -> bool:
+        self._check_open()
+        counted_day, used = self.hellos.get(uid, (day, 0))
+        used = used if counted_day == day else 0
+        if used >= limit:
+            return False
+        self.hellos[uid] = (day, used + 1)
+        return True
 
     # ------------------------------------------------------------------ merchants
 

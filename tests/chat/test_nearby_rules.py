@@ -99,9 +99,59 @@ def test_an_implausible_move_is_refused_a_plausible_one_is_not() -> None:
     # a walk across the street: fine at once
     moved = rules.share(s, 1, *offset(HERE, 400, 0), 3600, NOW + 1000)
     assert moved.moved == NOW + 1000
-    # an expired share is no anchor
+    # an expired share (not yet swept) still anchors the next one, by its district
     gone = rules.Share(1, s.cell, s.index, NOW, NOW)
-    assert rules.share(gone, 1, *beijing, 3600, NOW + 1).cell == rules.snap(*beijing).cell
+    with pytest.raises(Refused):
+        rules.share(gone, 1, *beijing, 3600, NOW + 1)
+    assert rules.share(gone, 1, *offset(HERE, 20_000, 0), 3600, NOW + 1).cell != s.cell
+    # ... for a day, after which nothing is left of it
+    later = NOW + rules.LAST_KEEP_MS
+    assert rules.share(gone, 1, *beijing, 3600, later).cell == rules.snap(*beijing).cell
+
+
+def test_what_is_left_of_a_stopped_share_anchors_the_next_one() -> None:
+    """Stopping and sharing again (or a restart: the store keeps LastSeen) does not make a
+    teleport plausible; the district kept is coarse (resolution 5), not the cell."""
+    s = rules.share(None, 1, *HERE, 3600, NOW)
+    last = rules.last_seen(s)
+    assert h3.get_resolution(h3.int_to_str(last.area)) == rules.RES_LAST
+    assert h3.cell_area(h3.int_to_str(last.area), "km^2") > 100
+    beijing = e6(39.9042, 116.4074)
+    with pytest.raises(Refused) as err:
+        rules.share(None, 1, *beijing, 3600, NOW + 60_000, last)
+    assert err.value.code == ErrorCode.IMPLAUSIBLE_MOVE
+    assert rules.share(None, 1, *beijing, 3600, NOW + 4 * 3_600_000, last).cell != s.cell
+    # anywhere in the district is fine at once
+    assert rules.share(None, 1, *offset(HERE, 5_000, 5_000), 3600, NOW + 1, last).moved == NOW + 1
+    # no share and nothing left: no anchor
+    assert rules.share(None, 1, *beijing, 3600, NOW + 1).cell == rules.snap(*beijing).cell
+
+
+def test_a_refresh_in_the_same_cell_keeps_the_share_so_nothing_is_written() -> None:
+    s = rules.share(None, 1, *HERE, 3600, NOW)
+    # within the cell, the expiry gaining less than ttl / EXPIRY_SLACK: the same share
+    slack = 3_600_000 // rules.EXPIRY_SLACK
+    assert rules.share(s, 1, *offset(HERE, 5, 5), 3600, NOW + slack) is s
+    # the expiry gaining more: rewritten, the cell's time kept
+    later = rules.share(s, 1, *HERE, 3600, NOW + slack + 1)
+    assert later is not s and later.expires == NOW + slack + 1 + 3_600_000
+    assert later.moved == NOW and later.cell == s.cell
+    # a shorter share asked for: rewritten at once
+    assert rules.share(s, 1, *HERE, 600, NOW + 1000).expires == NOW + 601_000
+    # another cell: rewritten, keeping the expiry within the slack (its index untouched)
+    moved = rules.share(s, 1, *offset(HERE, 600, 0), 3600, NOW + 1000)
+    assert moved.cell != s.cell and moved.expires == s.expires and moved.moved == NOW + 1000
+    # never later than asked, never more than the slack short of it
+    for t in range(0, 3 * slack, slack // 7):
+        got = rules.share(s, 1, *HERE, 3600, NOW + t)
+        assert NOW + t + 3_600_000 - slack <= got.expires <= NOW + t + 3_600_000
+
+
+def test_hellos_count_per_utc_day() -> None:
+    day = rules.hello_day(NOW)
+    assert rules.hello_day(NOW + rules.next_day_s(NOW) * 1000) == day + 1
+    assert rules.hello_day(NOW + rules.next_day_s(NOW) * 1000 - 1) == day
+    assert 0 < rules.next_day_s(NOW) <= 86_400
 
 
 def test_results_nearest_bucket_first_then_by_id_paged_without_the_viewer_or_blocked() -> None:

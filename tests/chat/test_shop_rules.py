@@ -105,9 +105,12 @@ class BarePlan:
     def redeem_item(self, item: Item) -> None:
         item.redeemed = self.ts
 
+    def restore_item(self, item: Item) -> None:
+        item.redeemed = 0
+
 
 def _product(plan: BarePlan, **kw: Any) -> int:
-    op = AddProduct(actor=1, title="Mi 5", price=100, stock=2, **kw)
+    op = AddProduct(actor=1, title="Mi 5", price=100, stock=2, merchant=True, **kw)
     shop.add_product(plan, op)  # type: ignore[arg-type]
     assert op.result is not None
     return int(op.result["product"]["id"])

@@ -87,3 +87,33 @@ async def _request(c: Client) -> str:
             if isinstance(event, ContactEvent) and event.event == "request":
                 return event.note
     raise AssertionError("no request")
+
+
+async def test_the_jump_check_and_the_hellos_of_the_day_survive_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Stopping, restarting the server and sharing again from Beijing a second later is
+    still a teleport (the district of the last share is kept); a hello counted before the
+    restart still counts (the day's hellos are kept)."""
+    async with run_server(tmp_path) as srv:
+        for name in ("alice", "bob"):
+            await register(srv.host, srv.port, name, PASSWORD)
+        async with client(srv, "alice") as a, client(srv, "bob") as b:
+            await a.nearby.share(*HERE)
+            await b.nearby.share(*NEAR)
+            await a.nearby.hello("bob", "hi")
+            await a.nearby.stop()
+        assert srv.server is not None
+        day = srv.server.nearby.wall_ms() // 86_400_000
+    async with run_server(tmp_path) as srv:
+        async with client(srv, "alice") as a:
+            with pytest.raises(RequestError) as err:
+                await a.nearby.share(39.9042, 116.4074)
+            assert err.value.code == ErrorCode.IMPLAUSIBLE_MOVE
+            await a.nearby.share(*NEAR)  # nearby is fine
+        assert srv.server is not None
+        store = srv.server.store
+        uid = await store.user_id("alice")
+        assert uid is not None
+        # one of the day's hellos is used: a limit of one is reached
+        assert not await store.nearby_take_hello(uid, day, 1)

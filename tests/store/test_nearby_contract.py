@@ -65,6 +65,69 @@ async def test_shares_are_found_by_cell_replaced_stopped_and_swept(store: Any) -
     assert await store.nearby_share_of(c) is not None
 
 
+async def test_a_put_writes_what_changed_and_reads_see_puts_not_yet_committed(
+    store: Any,
+) -> None:
+    """A new expiry in the same cell, a new cell with the same expiry, many users' reads
+    at once (SQLite batches them into one SELECT), a read racing a put."""
+    import asyncio
+
+    d = Driver(store)
+    a, b, c = await d.users("alice", "bob", "carol")
+    await store.nearby_put(share(b, HERE))
+    await store.nearby_put(share(b, HERE, expires=NOW + 7_200_000))
+    assert await store.nearby_share_of(b) == share(b, HERE, expires=NOW + 7_200_000)
+    moved = rules.Share(b, rules.snap(*FAR).cell, rules.snap(*FAR).index, NOW + 7_200_000, NOW + 5)
+    await store.nearby_put(moved)
+    assert await store.nearby_share_of(b) == moved
+    assert await people(store, a, FAR) == [b] and await people(store, a) == []
+    put = asyncio.ensure_future(store.nearby_put(share(c, HERE)))
+    await asyncio.sleep(0)  # the put is queued, not committed: a read sees it already
+    got = await asyncio.gather(*(store.nearby_share_of(u) for u in (a, b, c, b)))
+    assert got == [None, moved, share(c, HERE), moved]
+    await put
+    assert await store.nearby_share_of(c) == share(c, HERE)
+
+
+async def test_what_is_left_of_ended_shares_and_the_hellos_of_a_day(store: Any) -> None:
+    d = Driver(store)
+    a, b = await d.users("alice", "bob")
+    assert await store.nearby_last(a) is None
+    await store.nearby_put(share(a, HERE))
+    await store.nearby_put(share(b, FAR, expires=NOW - 1))
+    assert await store.nearby_last(a) is None  # a live share leaves nothing behind
+    await store.nearby_stop(a)
+    assert await store.nearby_last(a) == rules.last_seen(share(a, HERE))
+    assert await store.nearby_sweep(NOW, 100) == 1
+    assert await store.nearby_last(b) == rules.last_seen(share(b, FAR))
+    # a day later the sweep forgets them
+    assert await store.nearby_sweep(NOW + rules.LAST_KEEP_MS, 100) == 0
+    assert await store.nearby_last(a) is None and await store.nearby_last(b) is None
+    day = rules.hello_day(NOW)
+    assert [await store.nearby_take_hello(a, day, 2) for _ in range(3)] == [True, True, False]
+    assert await store.nearby_take_hello(b, day, 2) is True  # per user
+    assert await store.nearby_take_hello(a, day + 1, 2) is True  # a new day starts over
+
+
+async def test_sqlite_keeps_the_limits_across_a_restart(tmp_path: Path) -> None:
+    path = str(tmp_path / "limits.db")
+    s = SQLiteStore(path)
+    await s.open()
+    a, b = await Driver(s).users("alice", "bob")
+    day = rules.hello_day(NOW)
+    await s.nearby_put(share(a, HERE))
+    await s.nearby_stop(a)
+    assert await s.nearby_take_hello(b, day, 1) is True
+    await s.close()
+    s = SQLiteStore(path)
+    await s.open()
+    try:
+        assert await s.nearby_last(a) == rules.last_seen(share(a, HERE))
+        assert await s.nearby_take_hello(b, day, 1) is False
+    finally:
+        await s.close()
+
+
 async def test_privacy_and_blocks_hide_a_share_from_the_viewer(store: Any) -> None:
     d = Driver(store)
     a, b, c, e = await d.users("alice", "bob", "carol", "erin")

@@ -66,6 +66,7 @@ async def setup(d: Driver, *buyers: str, stock: int = 5, requires: str = "") -> 
             stock=stock,
             requires=requires,
             policy=POLICY,
+            merchant=True,
         )
     )
     assert op.error is None, op.error_message
@@ -140,10 +141,15 @@ async def test_racing_buyers_never_oversell(store: Any) -> None:
     assert len(won) == 17
     assert {op.error for op in answered if op.error is not None} == {ErrorCode.OUT_OF_STOCK}
     assert (await store.product_by_id(pid)).stock == 0
-    set_op = await d.one(SetStock(actor=d.ids["shop"], product=pid, stock=3))
+    set_op = await d.one(SetStock(actor=d.ids["shop"], product=pid, stock=3, merchant=True))
     assert set_op.result["product"]["stock"] == 3
-    theirs = await d.one(SetStock(actor=d.ids[buyers[0]], product=pid, stock=9))
+    theirs = await d.one(SetStock(actor=d.ids[buyers[0]], product=pid, stock=9, merchant=True))
     assert theirs.error == ErrorCode.FORBIDDEN
+    # the rules, not the handler, refuse an account that is not a merchant's
+    not_one = await d.one(SetStock(actor=d.ids[buyers[0]], product=pid, stock=9))
+    assert not_one.error == ErrorCode.NOT_MERCHANT
+    added = await d.one(AddProduct(actor=d.ids[buyers[0]], title="x", price=1, stock=1))
+    assert added.error == ErrorCode.NOT_MERCHANT
 
 
 async def test_an_f_code_gated_product_takes_the_code_once(store: Any) -> None:
@@ -163,6 +169,74 @@ async def test_an_f_code_gated_product_takes_the_code_once(store: Any) -> None:
     assert [i.redeemed > 0 for i in await store.items_of(bob)] == [True]
     card = await d.one(ShareProduct(actor=d.ids["shop"], product=pid, to="bob"))
     assert card.error is None and card.result["pos"] > 0
+
+
+@pytest.mark.parametrize("how", ["decline", "cancel", "expire"])
+async def test_an_order_that_does_not_happen_gives_the_f_code_back(store: Any, how: str) -> None:
+    """In the commit that voids the payment the code is the buyer's again, unredeemed:
+    another order can take it (once)."""
+    d = Driver(store)
+    pid = await setup(d, "bob", requires="fcode")
+    bob, shop = d.ids["bob"], d.ids["shop"]
+    grant = await d.one(GrantItem(actor=0, to="bob", kind="fcode", policy=POLICY))
+    code = grant.result["item"]["code"]
+    placed = await d.one(
+        PlaceOrder(actor=bob, product=pid, code=code, key="a", policy=POLICY, timeout_ms=1)
+    )
+    assert placed.error is None, placed.error_message
+    oid, tid = placed.result["order"]["id"], placed.result["transfer"]["id"]
+    if how == "expire":
+        done = await d.one(ExpirePending(actor=0, pending=tid))
+        assert done.result == {"expired": True}
+    else:
+        actor = shop if how == "decline" else bob
+        done = await d.one(OrderStep(actor=actor, order=oid, step=how))
+        assert done.error is None, done.error_message
+    assert [i.redeemed for i in await store.items_of(bob)] == [0]
+    again = await d.one(PlaceOrder(actor=bob, product=pid, code=code, key="b", policy=POLICY))
+    assert again.error is None, again.error_message
+    twice = await d.one(PlaceOrder(actor=bob, product=pid, code=code, key="c", policy=POLICY))
+    assert twice.error == ErrorCode.ITEM_UNAVAILABLE
+    assert audit(await store.ledger_dump(), ()) == []
+
+
+async def test_an_accepted_order_is_held_until_its_fulfilment_deadline(store: Any) -> None:
+    """Accepting moves the hold to `fulfil_ms` after the acceptance (voided and held again
+    in one commit); the 24 h of an unaccepted order no longer apply; at the deadline the
+    order expires, restocked and refunded."""
+    d = Driver(store)
+    pid = await setup(d, "bob")
+    bob, shop = d.ids["bob"], d.ids["shop"]
+    placed = await d.one(PlaceOrder(actor=bob, product=pid, key="a", policy=POLICY, timeout_ms=1))
+    oid, first = placed.result["order"]["id"], placed.result["transfer"]["id"]
+    accepted = await d.one(OrderStep(actor=shop, order=oid, step="accept", fulfil_ms=3_600_000))
+    assert accepted.error is None, accepted.error_message
+    held = accepted.result["transfer"]
+    assert held["phase"] == "pending" and held["id"] != first and held["amount"] == 100
+    assert held["expires"] >= placed.result["transfer"]["expires"] + 3_600_000 - 1
+    assert accepted.result["order"]["pending"] == held["id"]
+    # the placed hold is closed: its expiry does nothing now
+    assert (await d.one(ExpirePending(actor=0, pending=first))).result == {"expired": False}
+    assert (await store.account_of(bob)).pending_out == 100
+    assert await store.pendings_due(held["expires"] - 1, 10) == []
+    assert await store.pendings_due(held["expires"] + 1, 10) == [held["id"]]
+    # fulfilling posts the new hold
+    fulfilled = await d.one(OrderStep(actor=shop, order=oid, step="fulfil"))
+    assert fulfilled.error is None, fulfilled.error_message
+    assert fulfilled.result["transfer"]["amount"] == 100
+    assert (await store.account_of(bob)).pending_out == 0
+    assert (await store.account_of(shop)).balance == 100
+    # another, accepted and left: its deadline expires it, restocked and refunded
+    other = await d.one(PlaceOrder(actor=bob, product=pid, key="b", policy=POLICY))
+    oid2 = other.result["order"]["id"]
+    acc2 = await d.one(OrderStep(actor=shop, order=oid2, step="accept", fulfil_ms=1))
+    assert (await d.one(ExpirePending(actor=0, pending=acc2.result["transfer"]["id"]))).result == {
+        "expired": True
+    }
+    assert (await store.product_by_id(pid)).stock == 4
+    assert (await store.account_of(bob)).pending_out == 0
+    assert (await store.account_of(bob)).balance == 900
+    assert audit(await store.ledger_dump(), ()) == []
 
 
 async def test_open_orders_survive_a_restart_and_expire(tmp_path: Path) -> None:
@@ -186,3 +260,16 @@ async def test_open_orders_survive_a_restart_and_expire(tmp_path: Path) -> None:
         assert more.error is None and more.result["order"]["id"] > op.result["order"]["id"]
     finally:
         await s.close()
+
+
+async def test_a_product_card_obeys_the_recipients_messages_privacy(store: Any) -> None:
+    """A card is a message: privacy `messages` "contacts" refuses it as SEND would."""
+    from liaotian.server.chat.ops import SetPrivacy
+
+    d = Driver(store)
+    pid = await setup(d, "bob", "carol")
+    await d.one(SetPrivacy(actor=d.ids["bob"], messages="contacts"))
+    card = await d.one(ShareProduct(actor=d.ids["carol"], product=pid, to="bob"))
+    assert card.error == ErrorCode.NOT_ALLOWED
+    ok = await d.one(ShareProduct(actor=d.ids["bob"], product=pid, to="carol"))
+    assert ok.error is None, ok.error_message

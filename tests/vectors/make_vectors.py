@@ -1296,7 +1296,8 @@ def _frames() -> list[tuple[str, bytes]]:
         ),
         # The shop (SPEC.md 30), on connection 3: beanery (a merchant) adds a product; alice
         # lists its catalogue, sends the card to bob, orders two (the coins are held by
-        # transfer 601), beanery lists its orders, accepts and fulfils (posting 601).
+        # transfer 601), beanery lists its orders, accepts (holding them by 603 until the
+        # fulfilment deadline) and fulfils (posting 603).
         m(
             "product_add",
             S.ProductAdd(
@@ -1314,6 +1315,39 @@ def _frames() -> list[tuple[str, bytes]]:
         m("list_orders", S.ListOrders(rid=96, merchant=True)),
         m("order_list", S.OrderList(rid=96, orders=(ORDER_9,))),
         m("order_step", S.OrderStep(rid=97, order=9, step="accept", key="s-1")),
+        # accepting holds the coins until the fulfilment deadline (7 days): 601 voided (602)
+        # and the same amount held again by 603 in the accept's commit (SPEC.md 30.2)
+        m(
+            "order_info_accepted",
+            S.OrderInfo(
+                rid=97,
+                order=S.OrderEntry(
+                    id=9,
+                    product=7,
+                    buyer="alice",
+                    merchant="beanery",
+                    qty=2,
+                    amount=24,
+                    state="accepted",
+                    pending=603,
+                    created=T3,
+                    updated=T3 + 30_000,
+                    title="Flat white",
+                ),
+                transfer=W.TransferEntry(
+                    id=603,
+                    sender="alice",
+                    to="beanery",
+                    amount=24,
+                    code="order",
+                    phase="pending",
+                    ts=T3 + 30_000,
+                    expires=T3 + 30_000 + 7 * 86_400_000,
+                    ref=9,
+                    memo="Flat white",
+                ),
+            ),
+        ),
         m(
             "order_info_fulfilled",
             S.OrderInfo(
@@ -1326,20 +1360,20 @@ def _frames() -> list[tuple[str, bytes]]:
                     qty=2,
                     amount=24,
                     state="fulfilled",
-                    pending=601,
+                    pending=603,
                     created=T3,
                     updated=T3 + 60_000,
                     title="Flat white",
                 ),
                 transfer=W.TransferEntry(
-                    id=602,
+                    id=604,
                     sender="alice",
                     to="beanery",
                     amount=24,
                     code="order",
                     phase="post",
                     ts=T3 + 60_000,
-                    pending_id=601,
+                    pending_id=603,
                     ref=9,
                 ),
             ),

@@ -11,7 +11,23 @@ and return the units. Expiry is the wallet's: the server's ExpirePending for the
 pending transfer lands here (`expire`), so it survives restarts like any reservation.
 
 A product may require an item (an F code, rules/tasks.py): ordering redeems the buyer's
-item of that kind, named by its code, in the same plan: once, as every redemption.
+item of that kind, named by its code, in the same plan: once, as every redemption. An
+order that does not happen (declined, cancelled, expired) gives the code back in the
+commit that voids its payment: the buyer did not get the product, so the code is theirs.
+
+Accepting an order holds its payment until the fulfilment deadline (`fulfil_ms` after the
+acceptance, 7 days by default) instead of the 24 hours an unaccepted order waits: the
+merchant said yes, so the order must not silently lapse while they prepare it; but it is
+not held forever either. The wallet's transfers are immutable, so the hold is moved the
+wallet's way: the placed hold is voided and the same amount held again with the new
+expiry, in the accept's commit (the order's `pending` names the new hold). At the deadline
+the wallet's expiry voids it, the units return and the code is given back, as for an
+unaccepted order.
+
+Who may sell and whom a card may reach are decided here too: a catalogue is a merchant
+account's (the op carries the account kind the handler read: an admin's setting, not the
+chat's state), and a product card is a message, so it obeys the recipient's blocks and
+privacy `messages` as SEND does (rules/send.may_message).
 
 Idempotency is the wallet's keys: PLACE_ORDER's retry with its key is answered the first
 answer again and holds nothing twice. Every change of an order is an "order" event in the
@@ -20,6 +36,7 @@ buyer-merchant direct conversation (and so reaches both users' devices).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import msgpack
@@ -39,6 +56,7 @@ from ..shop import (
     Order,
     Product,
 )
+from .send import may_message
 from .tasks import item_map
 from .wallet import (
     answered,
@@ -136,6 +154,8 @@ def needs_order(oid: int, n: Needs, plan: Plan) -> None:
     o = plan.order(oid)
     if o is not None:
         n.pendings.add(o.pending)
+        if o.item:
+            n.items.add(o.item)
         _needs_pair(n, o.buyer, o.merchant)
 
 
@@ -163,10 +183,16 @@ def _check_stock(stock: int) -> None:
         raise Refused(ErrorCode.INVALID_FIELD, f"stock must be 0..{MAX_STOCK}")
 
 
+def _merchant(op: AddProduct | SetStock) -> None:
+    if not op.merchant:
+        raise Refused(ErrorCode.NOT_MERCHANT)
+
+
 def add_product(plan: Plan, op: AddProduct) -> None:
     params = params_of(op, op.title, op.description, op.price, op.stock, op.image, op.requires)
     if answered(plan, op, params):
         return
+    _merchant(op)
     _check_product(op.title, op.description, op.price, op.stock)
     p = Product(
         plan.new_product_id(),
@@ -197,6 +223,7 @@ def set_stock(plan: Plan, op: SetStock) -> None:
     params = params_of(op, op.product, op.stock)
     if answered(plan, op, params):
         return
+    _merchant(op)
     _check_stock(op.stock)
     p = _own_product(plan, op.actor, op.product).with_stock(op.stock)
     plan.put_product(p)
@@ -205,7 +232,8 @@ def set_stock(plan: Plan, op: SetStock) -> None:
 
 
 def share_card(plan: Plan, op: ShareProduct) -> None:
-    """A product card in the direct conversation with `to` (not to one who blocked you)."""
+    """A product card in the direct conversation with `to`: a message, so only to one who
+    may be messaged (not blocked by them; their privacy `messages` allows it)."""
     params = params_of(op, op.product, op.to)
     if answered(plan, op, params):
         return
@@ -217,7 +245,7 @@ def share_card(plan: Plan, op: ShareProduct) -> None:
         raise Refused(ErrorCode.UNKNOWN_USER)
     if to == op.actor:
         raise Refused(ErrorCode.CONFLICT, "not to yourself")
-    if op.actor in plan.social_ro(to).blocked:
+    if not may_message(plan.social_ro(to), op.actor):
         raise Refused(ErrorCode.NOT_ALLOWED)
     card = {"type": "product", **product_map(plan.username, p)}
     card["product"] = card.pop("id")
@@ -308,8 +336,18 @@ def place(plan: Plan, op: PlaceOrder) -> None:
     keep_answer(plan, op, params)
 
 
-def _restock(plan: Plan, o: Order) -> str:
-    """Return the order's units to its product; the product's title."""
+def _undo(plan: Plan, o: Order) -> str:
+    """An order that did not happen: its units back to the product, its item (F code)
+    back to the buyer; the product's title."""
+    if o.item:
+        item = plan.item(o.item)
+        if item is not None and item.redeemed and item.owner == o.buyer:
+            plan.restore_item(item)
+            plan.log(
+                o.buyer,
+                WALLET_UPDATE,
+                msgpack.packb({"event": "item", "change": "returned", "item": item_map(item)}),
+            )
     p = plan.product(o.product)
     if p is None:
         return ""
@@ -342,11 +380,13 @@ def step(plan: Plan, op: OrderStep) -> None:
         raise Refused(ErrorCode.FORBIDDEN, "the buyer cancels; the merchant does the rest")
     title = ""
     t: Transfer | None = None
+    extra: dict[str, Any] = {}
     if op.step == "accept":
         if o.state != PLACED:
             raise Refused(ErrorCode.CONFLICT, "accepted already")
-        o = o.moved(ACCEPTED, plan.ts)
         title = _title(plan, o)
+        o, t = _hold_until_fulfilled(plan, o, op, title)
+        extra["expires"] = t.expires
     elif op.step == "fulfil":
         r = _reservation(plan, o)
         t = close(plan, r, r.amount, actor=op.actor, key=op.key)
@@ -357,13 +397,37 @@ def step(plan: Plan, op: OrderStep) -> None:
             raise Refused(ErrorCode.CONFLICT, "the merchant accepted it: ask them")
         t = close(plan, _reservation(plan, o), 0, actor=op.actor, key=op.key)
         o = o.moved(CANCELLED if op.step == "cancel" else DECLINED, plan.ts)
-        title = _restock(plan, o)
+        title = _undo(plan, o)
     plan.put_order(o)
-    op.pos = _event(plan, o, op.actor, title)
+    op.pos = _event(plan, o, op.actor, title, **extra)
     op.result = {"order": order_map(plan.username, o, title)}
     if t is not None:
         op.result["transfer"] = transfer_map(plan.username, t)
     keep_answer(plan, op, params)
+
+
+def _hold_until_fulfilled(
+    plan: Plan, o: Order, op: OrderStep, title: str
+) -> tuple[Order, Transfer]:
+    """Accepting: the payment held until the fulfilment deadline (see the module's
+    docstring): the placed hold voided, the same amount held again, in this plan."""
+    if op.fulfil_ms <= 0:
+        raise Refused(ErrorCode.INVALID_FIELD, "fulfil_ms must be above 0")
+    r = _reservation(plan, o)
+    close(plan, r, 0, actor=op.actor)
+    t = hold(
+        plan,
+        o.buyer,
+        o.merchant,
+        o.amount,
+        CODE_ORDER,
+        expires=plan.ts + op.fulfil_ms,
+        ref=o.id,
+        memo=title,
+        actor=op.actor,
+        key=op.key,
+    )
+    return replace(o.moved(ACCEPTED, plan.ts), pending=t.id), t
 
 
 def expire(plan: Plan, reservation: Transfer) -> None:
@@ -373,6 +437,6 @@ def expire(plan: Plan, reservation: Transfer) -> None:
     if o is None:
         return
     o = o.moved(EXPIRED, plan.ts)
-    title = _restock(plan, o)
+    title = _undo(plan, o)
     plan.put_order(o)
     _event(plan, o, o.merchant, title)

@@ -484,6 +484,29 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (conv_id, pos)
     ) WITHOUT ROWID;
     """,
+    # 15, 16, 17: reserved for branches of this session merged later (numbers are never
+    # reused once published); empty here so that 18 is 18.
+    "",
+    "",
+    "",
+    # 18: what nearby keeps across a restart besides the shares (SPEC.md 29.2, 29.3): the
+    # district (H3 resolution 5) and time of a user's last share after it stopped or
+    # expired, for a day, for the next share's jump check; and the hellos of the user's
+    # current UTC day. A share's refresh that changes neither its cell nor its expiry is
+    # not written at all (chat/rules/nearby.share).
+    """
+    CREATE TABLE nearby_last (
+        user_id INTEGER PRIMARY KEY,
+        area    INTEGER NOT NULL,                 -- H3 resolution 5
+        at      INTEGER NOT NULL                  -- ms: when that share's cell was set
+    );
+    CREATE INDEX nearby_last_by_at ON nearby_last (at);  -- the sweep forgets a day later
+    CREATE TABLE nearby_hellos (
+        user_id INTEGER PRIMARY KEY,
+        day     INTEGER NOT NULL,                 -- UTC days since the epoch
+        hellos  INTEGER NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
