@@ -1055,7 +1055,9 @@ class Bench:
                 **t["details"],
                 "latency_under_media": lat,
                 "latency_ms_p99_without_media": without,
-                "chat_p99_ratio_under_media": round(lat["p99_ms"] / without, 2) if without else None,
+                "chat_p99_ratio_under_media": round(lat["p99_ms"] / without, 2)
+                if without
+                else None,
                 "media_load": background,
                 "other_cpu_cores_during_transfers": other,
             },

@@ -484,6 +484,19 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (conv_id, pos)
     ) WITHOUT ROWID;
     """,
+    # 16 (this branch's 15th entry; after 15 once merged): a user's media byte buckets
+    # (SPEC.md 27.4) as last charged, bytes left and when, so a restart goes on from them
+    # rather than handing out a fresh day's bytes. Written a second after a charge at
+    # most (server/handlers/media.py), not per chunk.
+    """
+    CREATE TABLE media_budgets (
+        user_id    INTEGER PRIMARY KEY,
+        up_level   INTEGER NOT NULL,
+        up_at      INTEGER NOT NULL,
+        down_level INTEGER NOT NULL,
+        down_at    INTEGER NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
