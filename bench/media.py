@@ -3,17 +3,22 @@ after the other phases:
 
 * `media_upload_mib_per_s`: one client uploads a blob of `size_mib` (64 MiB by default)
   in chunks of the server's largest size, 4 in flight, from UPLOAD_BEGIN to UPLOAD_DONE
-  (durable); the client's hashing beforehand is not counted (reported apart, with the
-  ceiling: SHA-256 + write + one fsync of the same bytes in this process);
-* `media_download_mib_per_s`: the same blob downloaded in ranges, 4 in flight, hashed as
-  it arrives;
-* `media_dedup_upload_ms`: the same uploader's UPLOAD_BEGIN of the same content again,
-  answered UPLOAD_DONE (one round trip and one indexed read, no bytes);
+  (durable); the client's hashing beforehand is not counted (reported apart);
+* `media_download_mib_per_s`: the same blob downloaded in ranges, 4 in flight, hashed and
+  written (to memory) as it arrives, the SHA-256 checked at the end;
+* `media_dedup_upload_ms`: the same uploader sending the same content again: UPLOAD_BEGIN
+  answered UPLOAD_DONE (one round trip and one indexed read, no bytes). `details` also
+  has `dedup_upload_with_hash_ms`, the whole `client.media.upload()` of the same bytes
+  again, which hashes them first;
 * `chat_p99_ms_under_media`: the runner's 1:1 latency phase while `uploaders` clients
   (a process of their own, `python -m bench.media load ...`) each upload `load_mib` MiB
   blobs one after the other; to compare with the same run's `latency_ms_p99`.
 
-Each figure of the first three is the median of `runs` transfers of fresh content.
+The ceilings the issue asks for, measured in this process on the same bytes (`details`):
+`ceiling_sha256_write_mib_per_s`, SHA-256 + write of every chunk to a file (what a
+download does at least), and `ceiling_sha256_write_fsync_mib_per_s`, the same with one
+fsync at the end (what a durable upload does at least), with each transfer's ratio to its
+ceiling. Each figure of the first three is the median of `runs` transfers of fresh content.
 
     python -m bench.media HOST PORT [--size-mib 64] [--runs 3]      # the transfer figures
     python -m bench.media load HOST PORT --clients 20 --size-mib 5   # the background load
@@ -60,8 +65,8 @@ def _data(size: int) -> bytes:
     return bytes(out[:size])
 
 
-def ceiling_mib_per_s(data: bytes, chunk: int = 512 * 1024) -> float:
-    """SHA-256 + pwrite of every chunk + one fsync: what a durable upload does at least."""
+def ceiling_mib_per_s(data: bytes, chunk: int = 512 * 1024, *, fsync: bool = True) -> float:
+    """SHA-256 + pwrite of every chunk (+ one fsync): what a transfer does at least."""
     with tempfile.NamedTemporaryFile(prefix="liaotian-ceiling-") as f:
         view = memoryview(data)
         t0 = time.perf_counter()
@@ -70,7 +75,8 @@ def ceiling_mib_per_s(data: bytes, chunk: int = 512 * 1024) -> float:
             part = view[off : off + chunk]
             h.update(part)
             os.pwrite(f.fileno(), part, off)
-        os.fsync(f.fileno())
+        if fsync:
+            os.fsync(f.fileno())
         return len(data) / MIB / (time.perf_counter() - t0)
 
 
@@ -89,6 +95,8 @@ async def transfers(host: str, port: int, *, size_mib: int = 64, runs: int = 3) 
     dedup: list[float] = []
     hashing: list[float] = []
     ceilings: list[float] = []
+    plain: list[float] = []  # the ceiling without the fsync
+    rehash: list[float] = []
     user = f"mb{secrets.token_hex(5)}"
     client = await _client(host, port, user)
     try:
@@ -100,6 +108,7 @@ async def transfers(host: str, port: int, *, size_mib: int = 64, runs: int = 3) 
             sha = hashlib.sha256(data).digest()
             hashing.append(time.perf_counter() - t0)
             ceilings.append(ceiling_mib_per_s(data, chunk))
+            plain.append(ceiling_mib_per_s(data, chunk, fsync=False))
             reader = _Memory(data)
             t0 = time.perf_counter()
             done = await media._upload_once(
@@ -127,13 +136,19 @@ async def transfers(host: str, port: int, *, size_mib: int = 64, runs: int = 3) 
                 )
                 dedup.append((time.perf_counter() - t0) * 1000)
                 assert isinstance(again, UploadDone)
+            t0 = time.perf_counter()
+            again = await media.upload(io.BytesIO(data), media_type="application/octet-stream")
+            rehash.append((time.perf_counter() - t0) * 1000)
+            assert again.blob == sha
     finally:
         await client.close()
     ceiling = statistics.median(ceilings)
+    ceiling_plain = statistics.median(plain)
     upload = statistics.median(up)
+    download = statistics.median(down)
     return {
         "media_upload_mib_per_s": round(upload, 1),
-        "media_download_mib_per_s": round(statistics.median(down), 1),
+        "media_download_mib_per_s": round(download, 1),
         "media_dedup_upload_ms": round(statistics.median(dedup), 3),
         "details": {
             "size_mib": size_mib,
@@ -144,8 +159,13 @@ async def transfers(host: str, port: int, *, size_mib: int = 64, runs: int = 3) 
             "download_mib_per_s": [round(x, 1) for x in down],
             "dedup_ms": [round(x, 3) for x in dedup],
             "client_sha256_s": [round(x, 3) for x in hashing],
+            "dedup_upload_with_hash_ms": [round(x, 1) for x in rehash],
             "ceiling_sha256_write_fsync_mib_per_s": round(ceiling, 1),
+            "ceiling_sha256_write_mib_per_s": round(ceiling_plain, 1),
             "upload_ratio_to_ceiling": round(upload / ceiling, 3) if ceiling else None,
+            "download_ratio_to_ceiling": (
+                round(download / ceiling_plain, 3) if ceiling_plain else None
+            ),
         },
     }
 
@@ -165,30 +185,58 @@ class _Memory:
 
 
 async def _load(host: str, port: int, clients: int, size_mib: int) -> None:
-    """`clients` users each upload fresh `size_mib` blobs, one after the other, forever."""
+    """`clients` users each upload fresh `size_mib` blobs, one after the other, until
+    SIGTERM; then print one JSON line: uploads completed, MiB and seconds, errors."""
     size = size_mib * MIB
     users = [await _client(host, port, f"ml{secrets.token_hex(5)}") for _ in range(clients)]
     blobs = [_data(size) for _ in range(2)]
+    stats = {"uploads": 0, "errors": 0}
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     print("uploading", flush=True)
+    t0 = time.monotonic()
 
     async def one(c: Client, k: int) -> None:
         n = 0
-        while True:
+        while not stop.is_set():
             data = blobs[(k + n) % 2][:-8] + secrets.token_bytes(8)  # fresh content
             sha = hashlib.sha256(data).digest()
-            await c.media._upload_once(
-                _Memory(data),
-                sha,
-                size,  # type: ignore[arg-type]
-                "application/octet-stream",
-                "load.bin",
-                None,
-                2,
-                None,
-            )
+            try:
+                await c.media._upload_once(
+                    _Memory(data),  # type: ignore[arg-type]
+                    sha,
+                    size,
+                    "application/octet-stream",
+                    "load.bin",
+                    None,
+                    2,
+                    None,
+                )
+            except Exception:  # counted and reported: a load that stopped is no load
+                stats["errors"] += 1
+                await asyncio.sleep(0.1)
+            else:
+                stats["uploads"] += 1
             n += 1
 
-    await asyncio.gather(*(one(c, k) for k, c in enumerate(users)))
+    tasks = [asyncio.ensure_future(one(c, k)) for k, c in enumerate(users)]
+    await stop.wait()
+    seconds = time.monotonic() - t0
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    print(
+        json.dumps(
+            {
+                **stats,
+                "clients": clients,
+                "mib": stats["uploads"] * size_mib,
+                "seconds": round(seconds, 2),
+                "mib_per_s": round(stats["uploads"] * size_mib / seconds, 1),
+            }
+        ),
+        flush=True,
+    )
 
 
 class MediaLoad:
@@ -220,19 +268,27 @@ class MediaLoad:
             self.stop()
             raise RuntimeError(f"media load did not start: {line!r}")
 
-    def stop(self) -> None:
+    def stop(self) -> dict[str, Any]:
+        """Stop it; what it did while it ran (uploads, MiB/s, errors; `died` if it had
+        ended by itself, which would make the phase a measure without load)."""
         proc, self.proc = self.proc, None
         if proc is None:
-            return
-        if proc.poll() is None:
+            return {}
+        died = proc.poll() is not None
+        if not died:
             os.killpg(proc.pid, signal.SIGTERM)  # its own group: the process and nothing else
             try:
-                proc.wait(10)
+                proc.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        out: dict[str, Any] = {"died": died}
         if proc.stdout is not None:
+            for line in proc.stdout.read().splitlines():
+                with contextlib.suppress(ValueError):
+                    out.update(json.loads(line))
             proc.stdout.close()
+        return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(args)
     if load:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_load(a.host, a.port, a.clients, a.size_mib))
+            asyncio.run(_load(a.host, a.port, a.clients, a.size_mib))  # until SIGTERM
         return 0
     print(
         json.dumps(

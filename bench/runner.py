@@ -1037,10 +1037,14 @@ class Bench:
         try:
             lat = self.measured("latency under media", lambda: self.latency(rate))
         finally:
-            load.stop()
+            background = load.stop()
+        if background.get("died") or not background.get("uploads"):
+            raise BenchError(f"the media load was not running during the phase: {background}")
+        without = run["latency_ms_p99"]
         self.say(
-            f"  latency under media p99 {lat['p99_ms']:.2f} ms (without: "
-            f"{run['latency_ms_p99']:.2f} ms)"
+            f"  latency under media p99 {lat['p99_ms']:.2f} ms (without: {without:.2f} ms, "
+            f"x{lat['p99_ms'] / without:.2f}); {o.media_uploaders} uploaders moved "
+            f"{background.get('mib_per_s')} MiB/s"
         )
         return {
             "media_upload_mib_per_s": t["media_upload_mib_per_s"],
@@ -1050,6 +1054,11 @@ class Bench:
             "media_details": {
                 **t["details"],
                 "latency_under_media": lat,
+                "latency_ms_p99_without_media": without,
+                "chat_p99_ratio_under_media": round(lat["p99_ms"] / without, 2)
+                if without
+                else None,
+                "media_load": background,
                 "other_cpu_cores_during_transfers": other,
             },
             "disturbed": {

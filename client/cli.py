@@ -308,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the group NAME (its number, '#3', only if several "
         "of your groups share the name)",
     )
+    p.add_argument(
+        "--downloads",
+        metavar="DIR",
+        default=".",
+        help="where Ctrl+S saves a chat's newest media (default: the current directory)",
+    )
     p.set_defaults(quiet=False)
 
     p = sub.add_parser(
@@ -1016,7 +1022,9 @@ async def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
 
     client = await _start_with_retry(args, sys.stderr, reconnect=True, sync=True)
     async with client:
-        return await run_chat(client, with_user=args.with_user, group=args.group)
+        return await run_chat(
+            client, with_user=args.with_user, group=args.group, download_dir=args.downloads
+        )
 
 
 async def cmd_history(args: argparse.Namespace, out: TextIO) -> int:

@@ -53,13 +53,14 @@ from liaotian.protocol import (
 )
 
 from .limits import limits_from_welcome
+from .stream import Stream, open_stream
 
 __all__ = ["CLIENT_NAME", "ClientConnection", "MessageHandler", "request_error"]
 
 log = logging.getLogger("liaotian.client")
 
 CLIENT_NAME = "liaotian-py/0.1.0"
-READ_SIZE = 256 * 1024  # a 512 KiB media frame arrives in a few reads
+READ_SIZE = 256 * 1024  # received bytes beyond 2x this pause reading (stream.py)
 # Request slots kept free for the frames the client sends on its own (a PING of the
 # heartbeat, the next page of a SYNC), so those never push the count above the server's limit.
 RESERVED_SLOTS = 2
@@ -99,8 +100,7 @@ class ClientConnection:
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        stream: Stream,
         *,
         limits: Limits = DEFAULT_LIMITS,
         on_message: MessageHandler | None = None,
@@ -108,8 +108,7 @@ class ClientConnection:
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._on_close = on_close
-        self._reader = reader
-        self._writer = writer
+        self._stream = stream  # reads and writes the socket (stream.py)
         self._proto = Connection(Role.CLIENT, limits=limits, now=self._loop.time())
         self._on_message = on_message
         self._requests: dict[int, asyncio.Future[Message]] = {}
@@ -147,10 +146,8 @@ class ClientConnection:
         it refuses the handshake (UNSUPPORTED_VERSION) and ConnectionClosed if it hangs up.
         """
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(
-                host, port, ssl=ssl or None, limit=READ_SIZE
-            )
-        self = cls(reader, writer, limits=limits, on_message=on_message, on_close=on_close)
+            stream = await open_stream(host, port, ssl=ssl or None, high=2 * READ_SIZE)
+        self = cls(stream, limits=limits, on_message=on_message, on_close=on_close)
         try:
             async with asyncio.timeout(timeout):
                 welcome = await self.request(
@@ -285,7 +282,7 @@ class ClientConnection:
 
         Raises LocalProtocolError when the state forbids the message (a caller bug).
         """
-        if self._writer.is_closing() and not self._closed.done():
+        if self._stream.is_closing() and not self._closed.done():
             # The socket is going away but connection_lost has not run yet: end the
             # connection now, or a caller that retries on ConnectionClosed would be handed
             # this same connection again and spin without ever yielding to the reader.
@@ -296,7 +293,7 @@ class ClientConnection:
             raise self.closed_error()
         self._transmit()
         try:
-            await self._writer.drain()
+            await self._stream.drain()
         except (OSError, RuntimeError) as exc:  # RuntimeError: transport closed under us
             self._lost(f"write failed: {exc}")
             raise self.closed_error() from exc
@@ -306,7 +303,7 @@ class ClientConnection:
         if self._closed.done():
             raise self.closed_error()
         try:
-            await self._writer.drain()
+            await self._stream.drain()
         except (OSError, RuntimeError) as exc:
             self._lost(f"write failed: {exc}")
             raise self.closed_error() from exc
@@ -317,7 +314,7 @@ class ClientConnection:
         Returns False when the connection is closed; never raises for a dead socket (the
         reader notices and ends the connection).
         """
-        if self._closed.done() or self._writer.is_closing():
+        if self._closed.done() or self._stream.is_closing():
             return False
         if not self._proto.send(msg):
             return False
@@ -325,10 +322,11 @@ class ClientConnection:
         return True
 
     def _transmit(self) -> None:
-        data = self._proto.data_to_send()
-        if data and not self._writer.is_closing():
+        bufs = self._proto.buffers_to_send()
+        if bufs and not self._stream.is_closing():
             try:
-                self._writer.write(data)
+                for data in bufs:  # a media chunk's bytes are written as they are, not joined
+                    self._stream.write(data)
             except (OSError, RuntimeError) as exc:
                 self._lost(f"write failed: {exc}")
 
@@ -339,7 +337,7 @@ class ClientConnection:
         try:
             while not self._proto.closed:
                 try:
-                    data = await self._reader.read(READ_SIZE)
+                    data = await self._stream.read()
                 except (OSError, ssl_module.SSLError) as exc:
                     reason = f"connection lost: {exc}"
                     data = b""
@@ -447,7 +445,7 @@ class ClientConnection:
     async def _shutdown(self, timeout: float) -> None:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(timeout):
-                await self._writer.wait_closed()
+                await self._stream.wait_closed()
         if not self._reader_task.done():
             self._reader_task.cancel()
             # asyncio.wait neither raises the task's outcome nor swallows our own cancel.
@@ -478,7 +476,7 @@ class ClientConnection:
         exc = ConnectionClosed(known, reason)
         self._closed.set_result(exc)
         with contextlib.suppress(Exception):
-            self._writer.close()
+            self._stream.close()
         # Each entry is popped by its own request() in a finally block.
         for fut in list(self._requests.values()):
             if not fut.done():

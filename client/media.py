@@ -409,6 +409,25 @@ class Media(Facade):
         pending: list[asyncio.Task[BlobData]] = []
         next_offset = have + len(first.data)
         answers: list[BlobData | asyncio.Task[BlobData]] = [first]
+        loop = asyncio.get_running_loop()
+        # Each range is written and hashed in a thread (hashlib and file writes release the
+        # GIL) while the next ones arrive: one range at a time, in order, so the loop only
+        # waits when the disk or the hash falls behind the network.
+        writing: asyncio.Future[None] | None = None
+        written = have
+
+        def consume(data: bytes) -> None:
+            out.write(data)
+            h.update(data)
+
+        async def settle() -> None:
+            nonlocal writing, written
+            if writing is not None:
+                w, writing = writing, None
+                await w
+                written = have
+                await _report(progress, written, size)
+
         try:
             while answers:
                 got = answers.pop(0)
@@ -418,10 +437,9 @@ class Media(Facade):
                         ErrorCode.INVALID_FIELD, f"BLOB_DATA at {data.offset}, expected {have}"
                     )
                 if data.data:
-                    out.write(data.data)  # 512 KiB into the page cache: no thread hop
-                    h.update(data.data)
+                    await settle()
+                    writing = loop.run_in_executor(None, consume, data.data)
                     have += len(data.data)
-                    await _report(progress, have, size)
                 while len(answers) < window and next_offset < size:
                     task = asyncio.ensure_future(
                         self._ask(
@@ -433,17 +451,22 @@ class Media(Facade):
                     pending.append(task)
                     answers.append(task)
                     next_offset += step
+            await settle()
         except ConnectionClosed as exc:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            await settle()  # what was handed to the writer is written: resume after it
             with contextlib.suppress(Exception):
                 out.flush()
-            raise _Partial(have, exc) from None
+            raise _Partial(written, exc) from None
         finally:
             for t in pending:
                 if not t.done():
                     t.cancel()
+            if writing is not None:  # an error elsewhere: never leave a write behind
+                with contextlib.suppress(BaseException):
+                    await writing
         with contextlib.suppress(Exception):
             out.flush()
         if have != size:

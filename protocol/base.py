@@ -338,6 +338,9 @@ class Message:
 
     TYPE: ClassVar[MessageType]
     FROM_CLIENT: ClassVar[bool]
+    # True for the messages whose frame is best written as several buffers (a media chunk:
+    # a small head, then its bytes as they are); Connection then queues `encode_parts()`.
+    PARTS: ClassVar[bool] = False
     rid: int
 
     @classmethod
@@ -353,3 +356,7 @@ class Message:
         """The complete frame: length prefix and body."""
         body = _packb((int(self.TYPE), self.rid, self.to_payload()))
         return HEADER.pack(len(body)) + body
+
+    def encode_parts(self) -> tuple[bytes, ...]:
+        """The frame as buffers whose concatenation is `encode()` (see PARTS)."""
+        return (self.encode(),)

@@ -81,9 +81,10 @@ class Connection:
             self._frame_limit(State.AWAIT_HELLO) if role is Role.SERVER else limits.max_frame_size
         )
         self._preauth_frames = 0  # frames taken from a client before AUTHENTICATED
-        self._incoming: deque[bytes | ConnectionTerminated | _Fatal] = deque()
+        self._incoming: deque[bytes | bytearray | ConnectionTerminated | _Fatal] = deque()
         self._input_done = False  # EOF or an unrecoverable framing error was seen
         self._out: list[bytes] = []
+        self._parted = False  # _out holds a media chunk's parts: see buffers_to_send()
         self._pending: set[int] = set()  # request ids awaiting an answer
         self._next_rid = 0
         self._errors = 0
@@ -136,7 +137,7 @@ class Connection:
                     return ConnectionTerminated(None, item.reason, by_peer=True)
                 self._fail(item.code, item.reason)
                 continue  # the ConnectionTerminated queued by close() comes next
-            if not isinstance(item, bytes):
+            if not isinstance(item, bytes | bytearray):
                 return item
             if self.state is State.CLOSED:
                 continue  # frames after a close are ignored
@@ -162,7 +163,7 @@ class Connection:
         while (event := self.next_event()) is not None:
             yield event
 
-    def _decode(self, body: bytes) -> Message:
+    def _decode(self, body: bytes | bytearray) -> Message:
         if self.role is Role.SERVER and self.state is not State.AUTHENTICATED:
             # type and state are checked from the header before the payload is decoded, so a
             # frame that is refused anyway costs no decoding (SPEC 4.5)
@@ -325,7 +326,11 @@ class Connection:
     def _write(self, msg: Message, settle: bool = True) -> None:
         if self.role is Role.SERVER and msg.rid and settle:
             self._pending.discard(msg.rid)
-        self._out.append(msg.encode())
+        if msg.PARTS:
+            self._out.extend(msg.encode_parts())
+            self._parted = True
+        else:
+            self._out.append(msg.encode())
         self._last_tx = self._now
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
@@ -342,14 +347,32 @@ class Connection:
         """Nothing more is read once closed: drop a partial frame and queued frames now."""
         self._input_done = True
         self._reader.clear()
-        if any(isinstance(item, bytes) for item in self._incoming):
-            self._incoming = deque(item for item in self._incoming if not isinstance(item, bytes))
+        if any(isinstance(item, bytes | bytearray) for item in self._incoming):
+            self._incoming = deque(
+                item for item in self._incoming if not isinstance(item, bytes | bytearray)
+            )
 
     def data_to_send(self) -> bytes:
         if not self._out:
             return b""
         out = b"".join(self._out) if len(self._out) > 1 else self._out[0]
         self._out.clear()
+        self._parted = False
+        return out
+
+    def buffers_to_send(self) -> list[bytes]:
+        """What `data_to_send()` would return, as buffers to write in order (writelines):
+        one joined buffer, except while a media chunk is queued, whose bytes are left as
+        they are rather than copied into the join (they are most of what goes out)."""
+        out = self._out
+        if not out:
+            return []
+        if not self._parted:
+            data = b"".join(out) if len(out) > 1 else out[0]
+            out.clear()
+            return [data]
+        self._out = []
+        self._parted = False
         return out
 
     @property

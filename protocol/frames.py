@@ -26,12 +26,20 @@ _VIEW_FROM = 64 * 1024  # bodies from this size are copied out through a memoryv
 
 
 class FrameReader:
-    """Splits a byte stream into frame bodies; keeps at most one partial frame."""
+    """Splits a byte stream into frame bodies; keeps at most one partial frame.
 
-    __slots__ = ("_buf", "_max", "error")
+    A large body (a media chunk) that has not fully arrived gets a buffer of its exact size
+    as soon as its length is known; what arrives is copied into it once and the buffer
+    itself is the body returned (a bytearray), instead of collecting the stream and copying
+    the body out of it.
+    """
+
+    __slots__ = ("_body", "_buf", "_have", "_max", "error")
 
     def __init__(self, max_frame_size: int = DEFAULT_LIMITS.max_frame_size) -> None:
         self._buf = bytearray()
+        self._body: bytearray | None = None  # a large body being filled
+        self._have = 0  # bytes of _body filled
         self._max = max_frame_size
         self.error: FrameTooLarge | None = None
 
@@ -47,13 +55,15 @@ class FrameReader:
     def clear(self) -> None:
         """Drop any partial frame (the connection is over) and free its buffer at once."""
         self._buf = bytearray()
+        self._body = None
+        self._have = 0
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as a frame (a partial frame)."""
-        return len(self._buf)
+        return len(self._buf) + (HEADER_SIZE + self._have if self._body is not None else 0)
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes) -> list[bytes | bytearray]:
         """Add bytes; return the bodies of every frame now complete, in order.
 
         A length prefix above the limit stops parsing: the frames before it are returned,
@@ -61,9 +71,24 @@ class FrameReader:
         """
         if self.error is not None:
             return []
+        out: list[bytes | bytearray] = []
+        body = self._body
+        if body is not None:  # go on filling a large body
+            have = self._have
+            take = min(len(body) - have, len(data))
+            body[have : have + take] = data if take == len(data) else memoryview(data)[:take]
+            have += take
+            if have < len(body):
+                self._have = have
+                return out
+            out.append(body)
+            self._body = None
+            self._have = 0
+            if take == len(data):
+                return out
+            data = memoryview(data)[take:]  # type: ignore[assignment]
         buf = self._buf
         buf += data
-        out: list[bytes] = []
         pos = 0
         end = len(buf)
         limit = self._max
@@ -77,6 +102,13 @@ class FrameReader:
                 return out
             stop = pos + HEADER_SIZE + size
             if stop > end:
+                if size >= view_from:  # its own buffer from now on
+                    start = pos + HEADER_SIZE
+                    body = bytearray(size)
+                    body[: end - start] = memoryview(buf)[start:end]
+                    self._body = body
+                    self._have = end - start
+                    pos = end
                 break
             if size < view_from:
                 out.append(bytes(buf[pos + HEADER_SIZE : stop]))
@@ -94,6 +126,39 @@ def encode_frame(body: bytes) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
+def _bin_header(n: int) -> bytes:
+    """msgpack's own (smallest) bin header for `n` bytes."""
+    if n < 0x100:
+        return b"\xc4" + n.to_bytes(1, "big")
+    if n < 0x10000:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
+
+
+def frame_head_for_bin(
+    msg_type: int, rid: int, payload: dict[str, Any], key: str, size: int
+) -> bytes:
+    """The frame of `(msg_type, rid, payload | {key: data})` up to where `data`'s `size` raw
+    bytes start: length prefix, body and the bin header, byte for byte what msgpack packs
+    with `key` last. Writing this head and then `data` as it is sends a media chunk without
+    copying it into a body (the chunk is most of the frame)."""
+    n = len(payload) + 1
+    if n > 15:
+        raise ValueError("frame_head_for_bin packs maps of up to 15 keys")
+    head = b"".join(
+        (
+            b"\x93",
+            _packb(msg_type),
+            _packb(rid),
+            bytes((0x80 | n,)),
+            *(_packb(k) + _packb(v) for k, v in payload.items()),
+            _packb(key),
+            _bin_header(size),
+        )
+    )
+    return HEADER.pack(len(head) + size) + head
+
+
 def pack_body(msg_type: int, rid: int, payload: dict[str, Any]) -> bytes:
     return _packb((msg_type, rid, payload))
 
@@ -109,7 +174,7 @@ def frame_from_raw_payload(msg_type: int, rid: int, payload: bytes) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def peek_header(body: bytes) -> tuple[int, int] | None:
+def peek_header(body: bytes | bytearray) -> tuple[int, int] | None:
     """`(type, rid)` read from the start of a body without decoding the payload, or None.
 
     Succeeds only when the body starts like a valid one: a 3-element array (0x93) whose first
@@ -146,7 +211,9 @@ def peek_header(body: bytes) -> tuple[int, int] | None:
 _INT_SIZES = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}
 
 
-def unpack_body(body: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[int, int, dict[str, Any]]:
+def unpack_body(
+    body: bytes | bytearray, limits: Limits = DEFAULT_LIMITS
+) -> tuple[int, int, dict[str, Any]]:
     """Decode and shape-check a body. Any failure is a ProtocolError, never another exception."""
     try:
         obj = msgpack.unpackb(

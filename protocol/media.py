@@ -10,10 +10,11 @@ and keys it does not know.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from .base import Message, MessageType
 from .codec import message, wire
+from .frames import frame_head_for_bin
 from .records import MEDIA_KINDS
 
 __all__ = [
@@ -67,6 +68,19 @@ class UploadChunk(Message):
     offset: int
     data: bytes = wire(max=NO_CAP)
 
+    PARTS: ClassVar[bool] = True
+
+    def encode_parts(self) -> tuple[bytes, ...]:
+        """The head, then the chunk's bytes uncopied (what `encode()` would join)."""
+        head = frame_head_for_bin(
+            int(self.TYPE),
+            self.rid,
+            {"upload": self.upload, "offset": self.offset},
+            "data",
+            len(self.data),
+        )
+        return head, self.data
+
 
 @message(M.UPLOAD_FINISH)
 class UploadFinish(Message):
@@ -110,6 +124,19 @@ class BlobData(Message):
     offset: int
     size: int  # the blob's
     data: bytes = wire(max=NO_CAP)
+
+    PARTS: ClassVar[bool] = True
+
+    def encode_parts(self) -> tuple[bytes, ...]:
+        """The head, then the bytes uncopied (what `encode()` would join)."""
+        head = frame_head_for_bin(
+            int(self.TYPE),
+            self.rid,
+            {"blob": self.blob, "offset": self.offset, "size": self.size},
+            "data",
+            len(self.data),
+        )
+        return head, self.data
 
 
 MEDIA_CLASSES: tuple[type[Message], ...] = (

@@ -482,6 +482,11 @@ class Server:
                 conn.transport.abort()
         for task in list(self.router.tasks):
             task.cancel()
+        if self.media is not None:  # the byte budgets charged since the last save
+            try:
+                await self.media.budgets.save()
+            except Exception:
+                log.warning("media byte budgets not stored", exc_info=True)
         if self.media_io is not None:
             await self.media_io.close()  # partials synced: uploads resume after a restart
         await self.store.close()

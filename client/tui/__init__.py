@@ -29,11 +29,16 @@ __all__ = [
 ]
 
 
-async def run_chat(client: Client, with_user: str | None = None, group: str | None = None) -> int:
+async def run_chat(
+    client: Client,
+    with_user: str | None = None,
+    group: str | None = None,
+    download_dir: str = ".",
+) -> int:
     """Resolve the conversation to open (before the screen is taken, so a wrong name is an
     ordinary error message), then run the app until the user quits. Returns the exit
     status (0, or 1 when the session ended, e.g. logged out elsewhere)."""
     target = await resolve_target(client, with_user, group)
-    app = ChatApp(client, target)
+    app = ChatApp(client, target, download_dir=download_dir)
     await app.run_async()
     return app.return_code or 0

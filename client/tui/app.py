@@ -11,7 +11,9 @@
 
 Keys: Enter on the chat list opens a chat, Enter in the message line sends, Escape goes
 back to the list, Tab moves between them, PageUp/PageDown scroll the conversation (PageUp
-at the top loads older messages), Ctrl+Q quits.
+at the top loads older messages), Ctrl+S saves the newest photo, voice note, file or track
+of the open chat into the download directory (`/download DIR` in the message line saves
+it into DIR), Ctrl+Q quits.
 
 The app draws; `ChatController` decides what there is to draw. Redraws are coalesced: a
 change schedules one redraw on the app's next turn.
@@ -20,6 +22,7 @@ change schedules one redraw on the app's next turn.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import date
 from typing import ClassVar
 
@@ -75,13 +78,17 @@ class ChatApp(App[int]):
         Binding("escape", "chats", "Chats"),
         Binding("pageup", "page_up", "Older", priority=True),
         Binding("pagedown", "page_down", "Newer", priority=True),
+        Binding("ctrl+s", "download", "Save media", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, client: Client, target: Target | None = None) -> None:
+    def __init__(
+        self, client: Client, target: Target | None = None, *, download_dir: str = "."
+    ) -> None:
         super().__init__()
         self.client = client
         self.target = target
+        self.download_dir = download_dir
         self.ctl = ChatController(client, on_change=self._changed, on_note=self.note)
         self._redraw_due = False
         self._shown_chats: list[tuple[str, Content]] = []
@@ -259,6 +266,10 @@ class ChatApp(App[int]):
             self.note("open a chat first: choose one on the left and press Enter")
             return
         event.input.value = ""
+        command, _sp, rest = text.strip().partition(" ")
+        if command == "/download":  # not a message: save the newest media (to DIR)
+            self._download(os.path.expanduser(rest.strip()) or self.download_dir)
+            return
         log = self.query_one("#log", VerticalScroll)
         self.call_after_refresh(log.scroll_end, animate=False)
         self.run_worker(self.ctl.send(text), name="send")
@@ -267,6 +278,18 @@ class ChatApp(App[int]):
     def _typed(self, event: Input.Changed) -> None:
         if self.ctl.conv is not None:
             self.run_worker(self.ctl.typed(bool(event.value)), name="typing", exit_on_error=False)
+
+    def action_download(self) -> None:
+        if self.ctl.conv is None:
+            self.note("open a chat first: choose one on the left and press Enter")
+            return
+        self._download(self.download_dir)
+
+    def _download(self, directory: str) -> None:
+        if not os.path.isdir(directory):
+            self.note(f"not a directory: {directory}")
+            return
+        self.run_worker(self.ctl.download(directory), name="download", exit_on_error=False)
 
     def action_chats(self) -> None:
         self.query_one("#chats", OptionList).focus()

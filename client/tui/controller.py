@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
@@ -33,6 +34,7 @@ from ..events import (
     Resync,
     TypingEvent,
 )
+from ..mediacli import default_name
 from .model import ChatList, Conversation
 from .names import Names, Target, TargetError, resolve_group
 
@@ -304,6 +306,42 @@ class ChatController:
         if not self.chats.message(m, self.me, viewing=m.conv):
             self._background(self.reload_list())
         self.changed()
+
+    def last_media(self) -> ChatMessage | None:
+        """The newest message with media in the open conversation (what a download saves)."""
+        conv = self.conv
+        if conv is None:
+            return None
+        for pos in sorted(conv.messages, reverse=True):
+            m = conv.messages[pos]
+            if m.media is not None and isinstance(m.media.get("blob"), bytes):
+                return m
+        return None
+
+    async def download(self, directory: str) -> str | None:
+        """Save the newest media message of the open conversation into `directory`, under
+        the name its sender gave (made harmless: mediacli.default_name) or, when that is
+        taken, the first free `name-N`; notes where it went (or why not). Returns the path."""
+        m = self.last_media()
+        if m is None or m.media is None:
+            self.note("no media in this chat to download")
+            return None
+        base = default_name(m.media)
+        stem, dot, ext = base.partition(".")
+        path = os.path.join(directory, base)
+        n = 1
+        while os.path.exists(path) or os.path.exists(path + ".part"):
+            path = os.path.join(directory, f"{stem}-{n}{dot}{ext}")
+            n += 1
+        self.note(f"downloading {base} (#{m.pos})…")
+        try:
+            size = await self.client.media.download(m.media, path)
+        except (RequestError, ConnectionClosed, OSError, TimeoutError) as exc:
+            why = f"{exc.code.name}: {exc.message}" if isinstance(exc, RequestError) else str(exc)
+            self.note(f"download of #{m.pos} failed: {why}")
+            return None
+        self.note(f"saved #{m.pos} ({size} bytes) to {path}")
+        return path
 
     async def typed(self, typing: bool) -> None:
         """The user typed in (or cleared) the message line of the open conversation."""

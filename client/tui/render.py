@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
+from typing import Any
 
 from liaotian.protocol import ChatMessage
 from textual.content import Content
@@ -23,6 +24,7 @@ __all__ = [
     "chat_prompt",
     "conversation",
     "describe_event",
+    "media_text",
     "preview",
     "status_line",
     "title",
@@ -67,6 +69,57 @@ def describe_event(ev: GroupEvent, names: Names) -> str:
     return f"{a}: {safe(ev.type)}"
 
 
+def _mmss(ms: object) -> str:
+    s = int(ms) // 1000 if isinstance(ms, int) and ms >= 0 else 0
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def _size(n: object) -> str:
+    if not isinstance(n, int) or n < 0:
+        return ""
+    if n < 1024:
+        return f"{n} B"
+    x = n / 1024
+    for unit in ("KiB", "MiB"):
+        if x < 1024:
+            return f"{x:.1f} {unit}"
+        x /= 1024
+    return f"{x:.1f} GiB"
+
+
+def media_text(media: dict[str, Any] | None) -> str:
+    """A media message's media as one readable line, every peer-chosen part made safe:
+    `[image beach.jpg · 1200x800 · 120.3 KiB]`, `[voice 0:12 · 15.0 KiB]`,
+    `[file notes.pdf · 1.2 MiB]`, `[track Moon River – Audrey · 0:30-1:00 of 2:41 ·
+    3.1 MiB]`. The numbers are the server's (read from the blob, never the sender's)."""
+    if not isinstance(media, dict):
+        return ""
+    kind = safe(str(media.get("kind", "media")))
+    name = media.get("name")
+    parts: list[str] = []
+    if kind == "track":
+        title = safe(str(media.get("title") or "untitled"))
+        artist = media.get("artist")
+        parts.append(f"{title} – {safe(str(artist))}" if artist else title)
+        clip = media.get("clip")
+        length = _mmss(media.get("duration_ms"))
+        if isinstance(clip, list | tuple) and len(clip) == 2:
+            parts.append(f"{_mmss(clip[0])}-{_mmss(clip[1])} of {length}")
+        else:
+            parts.append(length)
+    else:
+        if isinstance(name, str) and name:
+            parts.append(safe(name))
+        if kind == "image" and isinstance(media.get("w"), int) and isinstance(media.get("h"), int):
+            parts.append(f"{media['w']}x{media['h']}")
+        if kind == "voice":
+            parts.append(_mmss(media.get("duration_ms")))
+    size = _size(media.get("size"))
+    if size:
+        parts.append(size)
+    return f"[{kind} " + " · ".join(parts) + "]" if parts else f"[{kind}]"
+
+
 def preview(m: ChatMessage, names: Names, me: str) -> str:
     """One line for the chat list: `Bob: text` or `* Bob added Carol`, shortened."""
     ev = GroupEvent.from_message(m)
@@ -74,7 +127,10 @@ def preview(m: ChatMessage, names: Names, me: str) -> str:
         text = "* " + describe_event(ev, names)
     else:
         who = "you" if m.sender == me else safe(names.person(m.sender))
-        text = f"{who}: {safe(m.text)}"
+        body = safe(m.text)
+        if m.media is not None:
+            body = f"{media_text(m.media)} {body}".rstrip()
+        text = f"{who}: {body}"
     return text if len(text) <= PREVIEW_LEN else text[: PREVIEW_LEN - 1] + "…"
 
 
@@ -102,8 +158,12 @@ def _message(row: MessageRow, names: Names, tz: tzinfo | None) -> Content:
         (clock(m.ts, tz) + " ", "dim"),
         (who, "bold cyan" if row.mine else "bold"),
         ": ",
-        safe(m.text, CONTINUATION),
     ]
+    if m.media is not None:  # then its caption, if any
+        parts.append((media_text(m.media), "magenta"))
+        if m.text:
+            parts.append(" ")
+    parts.append(safe(m.text, CONTINUATION))
     if row.receipt:
         parts.append((f"  ({row.receipt})", "dim"))
     return Content.assemble(*parts)

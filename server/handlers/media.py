@@ -33,7 +33,6 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from liaotian.protocol import ErrorCode, RequestError, Send
@@ -64,6 +63,7 @@ from ..media.errors import (
 )
 from ..media.limits import MediaLimits
 from ..media.ranges import RangeSet
+from ..media.readahead import ReadAhead
 from ..media.uploads import (
     AlreadyStored,
     BeginRequest,
@@ -82,6 +82,7 @@ from ..media.uploads import (
 from ..net.peer import Peer
 from ..net.router import Router
 from ..store.contract import MediaStore, UploadRow
+from .budgets import MediaBudgets
 from .throttle import WriteBudget
 
 log = logging.getLogger("liaotian.media")
@@ -167,12 +168,6 @@ class KeyedLocks:
         return key in self._locks
 
 
-@dataclass(slots=True)
-class _Budgets:
-    upload: ByteBudget
-    download: ByteBudget
-
-
 class MediaHandlers:
     """UPLOAD_*, DOWNLOAD, the media of SEND (`prepare_send`) and the sweeps (`run`)."""
 
@@ -201,11 +196,12 @@ class MediaHandlers:
         self._uploads: dict[int, Upload] = {}  # attached uploads (this process)
         self._attaching: dict[int, asyncio.Future[Upload]] = {}
         self._done: OrderedDict[int, tuple[int, UploadDone]] = OrderedDict()
-        self._budgets: dict[int, _Budgets] = {}
+        self.budgets = MediaBudgets(store, limits)  # the users' byte buckets, stored
         self._granted: dict[tuple[int, bytes], tuple[float, int]] = {}  # -> (until, size)
         self._pins: dict[bytes, float] = {}  # blob -> until (monotonic)
         self._running: dict[int, int] = {}  # connection id -> media requests in progress
         self._hash_locks = KeyedLocks()
+        self._ahead = ReadAhead(io.read_many)  # a download's next ranges, one hop for 4
 
     def route(self, r: Router) -> None:
         r.route(UploadBegin, self.begin)
@@ -234,18 +230,6 @@ class MediaHandlers:
     def _write_request(self, conn: Peer) -> None:
         self.writes.charge(conn.user_id, self.clock())
 
-    def _budget(self, uid: int, now: int) -> _Budgets:
-        b = self._budgets.get(uid)
-        if b is None:
-            if len(self._budgets) > 100_000:
-                self._budgets.clear()  # idle users' full buckets: nothing lost
-            lim = self.limits
-            b = self._budgets[uid] = _Budgets(
-                ByteBudget.full(lim.upload_bytes_per_day, now),
-                ByteBudget.full(lim.download_bytes_per_day, now),
-            )
-        return b
-
     # ------------------------------------------------------------------ uploads
 
     async def begin(self, conn: Peer, msg: UploadBegin) -> None:
@@ -254,7 +238,7 @@ class MediaHandlers:
         state = await self.store.uploader(uid, msg.sha256, msg.size)
         free = await self.io.free_bytes()
         now = now_ms()
-        budgets = self._budget(uid, now)
+        budgets = await self.budgets.get(uid, now)
         plan = plan_begin(
             BeginRequest(msg.size, msg.sha256, msg.media_type, msg.name, msg.chunk_size),
             UploaderState(
@@ -284,6 +268,7 @@ class MediaHandlers:
         else:
             assert isinstance(plan, StartUpload)
             budgets.upload = plan.budget  # charged before anything awaits: no lost update
+            self.budgets.charged(uid)
             row = await self.store.create_upload(
                 uid, msg.sha256, msg.size, msg.media_type, msg.name, plan.chunk_size, now
             )
@@ -515,7 +500,7 @@ class MediaHandlers:
                 raise refusal(span)
             offset, n = span
             if n:
-                budgets = self._budget(uid, now_ms())
+                budgets = await self.budgets.get(uid, now_ms())
                 taken = budgets.download.take(n, now_ms())
                 if not isinstance(taken, ByteBudget):
                     raise refusal(
@@ -529,8 +514,9 @@ class MediaHandlers:
                         )
                     )
                 budgets.download = taken
+                self.budgets.charged(uid)
             try:
-                data = await self.io.read(msg.blob, offset, n) if n else b""
+                data = await self._ahead.read(conn.id, msg.blob, offset, n, size) if n else b""
             except FileNotFoundError:  # collected meanwhile
                 raise refusal(Refusal(MediaError.UNKNOWN_BLOB)) from None
             conn.send(BlobData(rid=msg.rid, blob=msg.blob, offset=offset, size=size, data=data))
@@ -577,13 +563,18 @@ class MediaHandlers:
     # ------------------------------------------------------------------ sweeps
 
     async def run(self) -> None:
-        """Expire uploads and collect blobs every `sweep_interval` seconds."""
-        while True:
-            await asyncio.sleep(self.sweep_interval)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("media sweep failed")
+        """Expire uploads and collect blobs every `sweep_interval` seconds; store charged
+        byte budgets every budgets.py BUDGET_SAVE seconds."""
+        saver = asyncio.ensure_future(self.budgets.run())
+        try:
+            while True:
+                await asyncio.sleep(self.sweep_interval)
+                try:
+                    await self.sweep()
+                except Exception:
+                    log.exception("media sweep failed")
+        finally:
+            saver.cancel()
 
     async def sweep(self, wall_ms: int | None = None) -> tuple[int, int]:
         """One pass: (uploads expired, blobs collected)."""

@@ -147,6 +147,10 @@ class MediaIO:
     async def read(self, sha256: bytes, offset: int, length: int) -> bytes:
         return await self._run(self.store.read, sha256, offset, length)
 
+    async def read_many(self, sha256: bytes, offset: int, length: int, count: int) -> list[bytes]:
+        """`count` consecutive ranges in one hop (readahead.py)."""
+        return await self._run(self.store.read_many, sha256, offset, length, count)
+
     async def remove(self, sha256: bytes) -> bool:
         return await self._run(self.store.remove_blob, sha256)
 

@@ -187,9 +187,15 @@ class BlobReader:
         if offset < 0 or length < 0 or offset > self.size:
             raise ValueError(f"range [{offset}, +{length}) outside a blob of {self.size}")
         length = min(length, self.size - offset)
+        first = os.pread(self._fd, length, offset)  # whole, nearly always: no second copy
+        if len(first) == length:
+            return first
         out = bytearray(length)
         view = memoryview(out)
-        got = 0
+        view[: len(first)] = first
+        got = len(first)
+        if not got:
+            raise BlobError("blob shorter than its size")
         while got < length:
             n = os.preadv(self._fd, [view[got:]], offset + got)
             if n <= 0:
@@ -425,6 +431,18 @@ class BlobStore:
     def read(self, sha256: bytes, offset: int, length: int) -> bytes:
         with self.open_blob(sha256) as reader:
             return reader.read(offset, length)
+
+    def read_many(self, sha256: bytes, offset: int, length: int, count: int) -> list[bytes]:
+        """Up to `count` consecutive ranges of `length` bytes from `offset` (fewer at the
+        end of the blob): a download's next ranges in one call (readahead.py)."""
+        out: list[bytes] = []
+        with self.open_blob(sha256) as reader:
+            for k in range(count):
+                at = offset + k * length
+                if k and at >= reader.size:
+                    break
+                out.append(reader.read(at, length))
+        return out
 
     def verify_blob(self, sha256: bytes) -> bool:
         """Whether the stored blob's bytes hash to its name (False if it is not stored)."""

@@ -283,11 +283,14 @@ class ServerConnection(asyncio.Protocol):
         """The one write path."""
         if self._handshaking:  # kept queued until the TLS session is up
             return
-        data = self.conn.data_to_send()
+        bufs = self.conn.buffers_to_send()
         t = self.transport
-        if not data or t is None or self._gone:
+        if not bufs or t is None or self._gone:
             return
-        t.write(data)
+        if len(bufs) == 1:
+            t.write(bufs[0])
+        else:  # a media chunk's head and bytes: no join (a copy of the chunk)
+            t.writelines(bufs)
         unread = t.get_write_buffer_size()
         if unread > self.endpoint.config.max_outbound_buffer:
             self.log.info("slow consumer: %d bytes unread", unread)

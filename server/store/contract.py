@@ -98,6 +98,19 @@ class UploadRow:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetRow:
+    """A user's media byte buckets as last charged (SPEC.md 27.4): bytes left in each at
+    the time beside it (ms), so a restart goes on from them instead of handing out a
+    fresh day's bytes."""
+
+    user_id: int
+    up_level: int
+    up_at: int
+    down_level: int
+    down_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class Uploader:
     """What an UPLOAD_BEGIN is planned from (server/media/uploads.py's UploaderState), in
     one read: the user's own stored upload of this content, their unfinished upload of it,
@@ -391,6 +404,12 @@ class MediaStore(Protocol):
 
     async def known_blobs(self, hashes: list[bytes]) -> set[bytes]:
         """Which of these blobs have metadata (a sweep of files without any)."""
+
+    async def media_budget(self, uid: int) -> BudgetRow | None:
+        """The user's byte buckets as last saved, or None (never charged)."""
+
+    async def save_media_budgets(self, rows: list[BudgetRow]) -> None:
+        """Store these buckets (in one commit), replacing what each user had."""
 
 
 KIND_PERSON, KIND_MERCHANT = 0, 1  # an account's kind (set by an admin)

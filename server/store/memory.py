@@ -40,9 +40,7 @@ from ..chat.ops import SendRequest, SendResult
 from ..chat.plan import pair
 from ..chat.shop import Order, Product
 from .contract import (
-    Committed as OnCommitted,
-)
-from .contract import (
+    BudgetRow,
     ConversationRow,
     DeviceRecord,
     GroupRow,
@@ -52,6 +50,9 @@ from .contract import (
     UploadRow,
     UsernameTaken,
     UserRecord,
+)
+from .contract import (
+    Committed as OnCommitted,
 )
 from .memory_bots import MemoryBots
 from .memory_channels import ChannelWrite, MemoryChannelBatch, MemoryChannels
@@ -204,6 +205,7 @@ class MemoryStore(MemoryNearby, MemoryChannels, MemoryBots):
         self.blob_owners: set[tuple[int, bytes]] = set()
         self.blob_refs: dict[bytes, set[tuple[int, int]]] = {}
         self.uploads: dict[int, UploadRow] = {}
+        self.media_budgets: dict[int, BudgetRow] = {}
         self._upload_ids = itertools.count(1)
         self.batches = 0
         self.committed_sends = 0
@@ -715,6 +717,14 @@ class MemoryStore(MemoryNearby, MemoryChannels, MemoryBots):
     async def delete_upload(self, upload_id: int) -> bool:
         self._check_open()
         return self.uploads.pop(upload_id, None) is not None
+
+    async def media_budget(self, uid: int) -> BudgetRow | None:
+        return self.media_budgets.get(uid)
+
+    async def save_media_budgets(self, rows: list[BudgetRow]) -> None:
+        self._check_open()
+        for r in rows:
+            self.media_budgets[r.user_id] = r
 
     async def complete_upload(
         self, upload_id: int, uid: int, blobs: list[Blob], now_ms: int

@@ -19,6 +19,8 @@ async def test_media_figures_on_a_small_blob(tmp_path: Path) -> None:
     d = t["details"]
     assert d["size_mib"] == 2 and d["chunk_size"] == 512 * 1024
     assert d["ceiling_sha256_write_fsync_mib_per_s"] > 0 and d["upload_ratio_to_ceiling"] > 0
+    assert d["ceiling_sha256_write_mib_per_s"] > 0 and d["download_ratio_to_ceiling"] > 0
+    assert len(d["dedup_upload_with_hash_ms"]) == 1
 
 
 async def test_the_background_media_load_starts_and_stops(tmp_path: Path) -> None:
@@ -29,5 +31,8 @@ async def test_the_background_media_load_starts_and_stops(tmp_path: Path) -> Non
         try:
             assert load.proc is not None and load.proc.poll() is None
         finally:
-            await asyncio.to_thread(load.stop)
+            stats = await asyncio.to_thread(load.stop)
         assert load.proc is None
+        # what it did while it ran, read from its last line (SIGTERM ends it cleanly)
+        assert stats["died"] is False and stats["clients"] == 2 and stats["errors"] == 0
+        assert stats["uploads"] >= 0 and stats["seconds"] > 0

@@ -36,7 +36,7 @@ async def main(workdir, call):
                               device="d", backoff=lt.Backoff(0.05, 0.2)) as alice:
             first = await alice.send("bob", "before the reset")
             # the socket dies; its connection_lost callback is only scheduled
-            alice._session.conn._writer.transport.abort()
+            alice._session.conn._stream.transport.abort()
             if call == "send":
                 sent = await asyncio.wait_for(alice.send("bob", "after the reset"), 5)
                 assert sent.pos == first.pos + 1

@@ -406,3 +406,34 @@ async def test_chat_flows_between_pipelined_chunks(
         assert not isinstance(sent, Error), sent
         done = await alice.request(UploadFinish(rid=alice.rid(), upload=st.upload))
         assert isinstance(done, UploadDone)
+
+
+async def test_the_daily_byte_budgets_survive_a_restart(tmp_path: Path, clients: Any) -> None:
+    """A restart does not hand out a fresh day's bytes: what was left of the upload and
+    download budgets is stored and read back (server/handlers/budgets.py)."""
+    mib = 1 << 20
+    async with run_server(
+        tmp_path,
+        media_max_blob_size=600_000,
+        media_upload_bytes_per_day=1_000_000,
+        media_download_bytes_per_day=mib,
+    ) as srv:
+        alice = await clients.user(srv, "alice")
+        data = content(600_000, seed=1)
+        done = await upload(alice, data)
+        assert await download(alice, done.blob) == data  # 600,000 of the day's 1 MiB
+        token = alice.token
+        assert token is not None
+        await srv.restart()
+        again = await clients.resume(srv, token)
+        err = await again.expect_error(begin_msg(again, content(600_000, seed=2)), E.RATE_LIMITED)
+        assert err.data == {"limit": "upload_bytes_per_day", "max": 1_000_000}
+        ok = await again.request(
+            Download(rid=again.rid(), blob=done.blob, offset=0, length=400_000)
+        )
+        assert isinstance(ok, BlobData)  # 400,000 of the 448,576 left
+        err = await again.expect_error(
+            Download(rid=again.rid(), blob=done.blob, offset=400_000, length=100_000),
+            E.RATE_LIMITED,
+        )
+        assert err.data == {"limit": "download_bytes_per_day", "max": mib}

@@ -267,3 +267,80 @@ async def test_exits_when_the_session_is_revoked(server: RunningServer) -> None:
             await phone.revoke_device("tui")
             await until(pilot, lambda: app.return_code is not None, "the app to end")
         assert app.return_code == 1
+
+
+async def test_media_messages_show_readably_and_download(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """A photo, a voice note, a file and a clipped track show as one line each (kind, name,
+    size, dimensions or duration, title and artist; what the server read, peer text made
+    safe); Ctrl+S saves the newest into the download directory, `/download DIR` into DIR."""
+    import hashlib
+    import io
+
+    from liaotian.client import MediaRef
+    from mediaclient import content, png, wav
+
+    await users(server, "alice", "bob")
+    photo, memo, notes, song = (
+        png(640, 480),
+        wav(3.0, rate=4000),
+        content(5000, 3),
+        wav(100.0, 2000),
+    )
+    async with client(server, "bob") as bob:
+        await bob.media.send_image("alice", io.BytesIO(photo), name="beach.png", text=ATTACK)
+        await bob.media.send_voice("alice", io.BytesIO(memo))
+        await bob.media.send_file("alice", io.BytesIO(notes), name="../[bold]x[/bold].txt")
+        done = await bob.media.upload(io.BytesIO(song), media_type="audio/wav")
+        await bob.media.send(
+            "alice",
+            MediaRef.track(done, title="Moon [red]River", artist="Audrey", clip=(30_000, 60_000)),
+        )
+        hi = await bob.send("alice", "that's all")
+        saved = tmp_path / "saved"
+        saved.mkdir()
+        async with client(server, "alice", "tui") as alice:
+            app = ChatApp(alice, download_dir=str(saved))
+            async with app.run_test(size=(120, 32)) as pilot:
+                await shown(pilot, "Bob  (5)")
+                await open_chat(pilot, hi.conv)
+                await shown(pilot, "Bob: [image beach.png · 640x480 · ")
+                text = screen(app)
+                assert "KiB] hi\\x1b[2J\\x1b[31m [bold]not" in text  # caption, literally
+                assert "Bob: [voice 0:03 · 23.5 KiB]" in text
+                assert "Bob: [file ../[bold]x[/bold].txt · 4.9 KiB]" in text  # literally
+                assert "Bob: [track Moon [red]River – Audrey · 0:30-1:00 of 1:40 · " in text
+                assert "\x1b" not in text
+
+                # Ctrl+S: the newest media message (the track) into the download directory
+                await pilot.press("ctrl+s")
+                await until(
+                    pilot,
+                    lambda: (
+                        (saved / "download").exists()
+                        or any(p.suffix != ".part" for p in saved.iterdir())
+                    ),
+                    "the track saved",
+                )
+                (got,) = [p for p in saved.iterdir()]
+                assert got.read_bytes() == song
+                assert got.name == hashlib.sha256(song).hexdigest()  # no name: its blob id
+                # /download DIR; the file's name keeps only its last part, and a second
+                # download of the same name does not overwrite the first
+                other = tmp_path / "other"
+                other.mkdir()
+                await bob.media.send_file("alice", io.BytesIO(notes), name="notes.txt")
+                await shown(pilot, "Bob: [file notes.txt · 4.9 KiB]")
+                for n in (1, 2):
+                    await type_and_send(pilot, f"/download {other}")
+                    await until(
+                        pilot,
+                        lambda n=n: len([p for p in other.iterdir() if p.suffix == ".txt"]) == n,
+                        "notes saved",
+                    )
+                assert sorted(p.name for p in other.iterdir()) == ["notes-1.txt", "notes.txt"]
+                assert (other / "notes-1.txt").read_bytes() == notes
+                assert "/download" not in screen(app)  # a command, not a message sent
+                await pilot.press("ctrl+q")
+            assert app.return_code == 0

@@ -412,3 +412,26 @@ def test_boundary_values_are_accepted() -> None:
     assert unpack_body(pack_body(0xFFFF, MAX_UINT32, {})) == (0xFFFF, MAX_UINT32, {})
     # a tuple-shaped body is the same msgpack array
     assert unpack_body(msgpack.packb((2, 3, {"k": b"\x00"}))) == (2, 3, {"k": b"\x00"})
+
+
+def test_a_large_body_is_filled_in_place_across_reads() -> None:
+    """A media-sized body gets its own buffer once its length is in: the bytes come out
+    the same, whatever the reads, with the frames around it, and `buffered` counts it."""
+    big = pack_frame(97, 5, {"data": bytes(range(256)) * 1024})  # ~256 KiB
+    small = pack_frame(3, 1, {"x": 1})
+    stream = small + big + small + big
+    for step in (1000, 4096, 65536, 100_003, len(stream)):
+        reader = FrameReader()
+        out: list[bytes | bytearray] = []
+        seen = 0
+        for i in range(0, len(stream), step):
+            out += reader.feed(stream[i : i + step])
+            seen = min(i + step, len(stream))
+            done = sum(len(b) + HEADER_SIZE for b in out)
+            assert reader.buffered == seen - done
+        assert [bytes(b) for b in out] == [f[HEADER_SIZE:] for f in (small, big, small, big)]
+    reader = FrameReader()
+    reader.feed(big[:70_000])
+    reader.clear()
+    assert reader.buffered == 0
+    assert reader.feed(small) == [small[HEADER_SIZE:]]

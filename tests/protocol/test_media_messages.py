@@ -138,3 +138,42 @@ def test_message_map_media_sits_between_meta_and_event() -> None:
     plain = encode_message_map(1, 7, 3, "alice", "bob", 5, "c", "notes", None)
     assert "media" not in msgpack.unpackb(plain)
     assert ChatMessage.from_wire(msgpack.unpackb(plain), 0).media is None
+
+
+# ---------------------------------------------------------------- chunks written uncopied
+
+
+@pytest.mark.parametrize("n", [0, 1, 255, 256, 65535, 65536, 512 * 1024])
+@pytest.mark.parametrize("rid", [0, 1, 127, 128, 65536, 0xFFFFFFFF])
+def test_chunk_frames_as_parts_are_the_same_bytes(n: int, rid: int) -> None:
+    data = bytes(range(256)) * (n // 256) + bytes(n % 256)
+    for msg in (
+        BlobData(rid=rid, blob=SHA, offset=n * 7, size=1 << 40, data=data),
+        UploadChunk(rid=rid, upload=1 << 50, offset=n, data=data),
+    ):
+        head, body = msg.encode_parts()
+        assert head + body == msg.encode()
+        assert body is data  # the chunk itself, not a copy of it
+
+
+def test_a_connection_hands_a_chunk_to_the_transport_uncopied() -> None:
+    from liaotian.protocol import Connection, Pong, Role
+    from liaotian.protocol.state import State
+
+    conn = Connection(Role.SERVER)
+    conn.state = State.AUTHENTICATED
+    data = b"x" * 100_000
+    chunk = BlobData(rid=0, blob=SHA, offset=0, size=len(data), data=data)
+    conn.send(Pong(rid=0, time=1))
+    conn.send(chunk)
+    conn.send(Pong(rid=0, time=1))
+    bufs = conn.buffers_to_send()
+    assert any(b is data for b in bufs)
+    assert (
+        b"".join(bufs)
+        == Pong(rid=0, time=1).encode() + chunk.encode() + Pong(rid=0, time=1).encode()
+    )
+    assert conn.buffers_to_send() == []
+    conn.send(Pong(rid=0, time=1))
+    conn.send(Pong(rid=0, time=1))
+    assert conn.buffers_to_send() == [Pong(rid=0, time=1).encode() * 2]  # small frames: one join

@@ -557,6 +557,24 @@ async def _seen(d: Driver, name: str, blob: Blob) -> bool:
     return may_read(await _media(d).blob_access(d.ids[name], blob.sha256))
 
 
+async def test_media_byte_budgets_are_stored_per_user(d: Driver) -> None:
+    from liaotian.server.store.contract import BudgetRow
+
+    alice, bob = await d.users("alice", "bob")
+    m = _media(d)
+    assert await m.media_budget(alice) is None
+    await m.save_media_budgets([BudgetRow(alice, 10, 1_000, 20, 2_000)])
+    await m.save_media_budgets([])
+    assert await m.media_budget(alice) == BudgetRow(alice, 10, 1_000, 20, 2_000)
+    assert await m.media_budget(bob) is None
+    big = 1 << 40  # bytes left can be above 2**31
+    await m.save_media_budgets(
+        [BudgetRow(alice, big, 3_000, 0, 3_000), BudgetRow(bob, 1, 4_000, 2, 5_000)]
+    )
+    assert await m.media_budget(alice) == BudgetRow(alice, big, 3_000, 0, 3_000)
+    assert await m.media_budget(bob) == BudgetRow(bob, 1, 4_000, 2, 5_000)
+
+
 async def test_an_upload_is_begun_resumed_and_completed(d: Driver) -> None:
     alice, bob = await d.users("alice", "bob")
     m, b = _media(d), _blob(1)

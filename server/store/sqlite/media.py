@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 
 from ...chat.model import KIND_DIRECT, Blob
-from ..contract import UploadRow
+from ..contract import BudgetRow, UploadRow
 from .sql import chunks, one
 
 UPLOAD_COLUMNS = "id, user_id, sha256, size, type, name, chunk_size, created, touched"
@@ -51,6 +51,25 @@ SELECT_COLLECTABLE = (
     "SELECT sha256 FROM blobs WHERE unref_since IS NOT NULL "
     "AND unref_since < ? ORDER BY unref_since LIMIT ?"
 )
+
+
+SELECT_BUDGET = (
+    "SELECT user_id, up_level, up_at, down_level, down_at FROM media_budgets WHERE user_id = ?"
+)
+
+
+def budget_row(row: Any) -> BudgetRow:
+    return BudgetRow(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]))
+
+
+def save_budgets(db: sqlite3.Connection, rows: list[BudgetRow]) -> None:
+    db.executemany(
+        "INSERT INTO media_budgets (user_id, up_level, up_at, down_level, down_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+        "up_level = excluded.up_level, up_at = excluded.up_at, "
+        "down_level = excluded.down_level, down_at = excluded.down_at",
+        [(r.user_id, r.up_level, r.up_at, r.down_level, r.down_at) for r in rows],
+    )
 
 
 def upload_row(row: Any) -> UploadRow:

@@ -484,10 +484,22 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (conv_id, pos)
     ) WITHOUT ROWID;
     """,
-    # 15, 16, 17: reserved for branches of this session merged later (numbers are never
-    # reused once published); empty here so that 18 is 18.
+    # 15: reserved for a branch of this session merged later (numbers are never reused
+    # once published); empty so that the numbers after it stay.
     "",
-    "",
+    # 16: a user's media byte buckets (SPEC.md 27.4) as last charged, bytes left and
+    # when, so a restart goes on from them rather than handing out a fresh day's bytes.
+    # Written a second after a charge at most (server/handlers/media.py), not per chunk.
+    """
+    CREATE TABLE media_budgets (
+        user_id    INTEGER PRIMARY KEY,
+        up_level   INTEGER NOT NULL,
+        up_at      INTEGER NOT NULL,
+        down_level INTEGER NOT NULL,
+        down_at    INTEGER NOT NULL
+    );
+    """,
+    # 17: reserved like 15.
     "",
     # 18: what nearby keeps across a restart besides the shares (SPEC.md 29.2, 29.3): the
     # district (H3 resolution 5) and time of a user's last share after it stopped or

@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ...chat.model import Blob, BlobAccess
+from ..contract import BudgetRow, StoreOpenError, Uploader, UploadRow, UsernameTaken
 from ..contract import Committed as OnCommitted
-from ..contract import StoreOpenError, Uploader, UploadRow, UsernameTaken
 from . import channels, media, schema, sql
 from .bots import BotStore
 from .caches import DEDUP_ENTRIES, Caches, Positions
@@ -313,6 +313,14 @@ class SQLiteStore(Reads, LedgerReads, NearbyOnSQLite, ShopReads, BotStore):
 
     async def touch_upload(self, upload_id: int, now_ms: int) -> None:
         await self.writer.run_in_commit(lambda db: media.touch_upload(db, upload_id, now_ms))
+
+    async def media_budget(self, uid: int) -> BudgetRow | None:
+        row = await self._row(media.SELECT_BUDGET, (uid,))
+        return media.budget_row(row) if row is not None else None
+
+    async def save_media_budgets(self, rows: list[BudgetRow]) -> None:
+        if rows:
+            await self.writer.run_in_commit(lambda db: media.save_budgets(db, rows))
 
     async def delete_upload(self, upload_id: int) -> bool:
         return await self.writer.run_in_commit(lambda db: media.delete_upload(db, upload_id))
