@@ -385,6 +385,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "news_server_cpu_us_per_notice": round(news_cpu["cpu_s"] * 1e6 / received, 2)
             if news_cpu and received
             else None,
+            "news_system_cpu_us_per_notice": round(news_cpu["system_s"] * 1e6 / received, 2)
+            if news_cpu and received
+            else None,
             "news_loop_cpu_us_per_notice": round(news_cpu["threads"]["loop"] * 1e6 / received, 2)
             if news_cpu and received
             else None,
