@@ -7,9 +7,9 @@ CHANNEL_NEWS {channel, pos}, encoded ONCE per channel and interval and written t
 online member's connections, as it is (no re-framing per connection), a thousand
 connections per loop turn so that a flush to 10,000 members does not stall the loop. The
 first news after a quiet interval leaves at once; posts within the interval after it are
-coalesced into the newest position. Who is online in which channel is an index built when a user comes online
-(one read of their channels) and kept by joins, leaves and bans as they commit: a post
-never looks members up.
+coalesced into the newest position. Who is online in which channel is an index built
+when a user comes online (one read of their channels) and kept by joins, leaves and bans
+as they commit: a post never looks members up.
 """
 
 from __future__ import annotations
