@@ -227,12 +227,9 @@ class Writer:
                         self._wake.clear()
                         await self._wake.wait()
                         continue
-                    self.cache.trim_channels()  # nothing is planned on the cache now
-                    planned = first = _Flight([])
-                    self._from_caches(first)
-                    if not first.items:  # the first write needs database reads
-                        planned = first = self._take()
-                        await self._plan(first)
+                    first = self._take()
+                    planned = first
+                    await self._plan(first)
                     running, planned = self._launch(first), None
                     continue
                 if self._queue:
@@ -253,20 +250,6 @@ class Writer:
                 await asyncio.sleep(0)  # whatever went wrong, the loop keeps turning
                 continue
             running, planned = await self._hand_over(running, planned), None
-
-    def _from_caches(self, f: _Flight) -> None:
-        """The pipeline is idle: plan what is queued into f on the committed state as
-        _extend does on top of a running batch: a dedup lookup and a few cache probes per
-        send, instead of _plan's collecting of every op's needs first. At moderate load
-        nearly every commit starts here. If a write needs state the caches lack, f is
-        emptied again (its writes back at the head of the queue, to be planned again from
-        a clean slate, as after a failed commit) and _plan takes the batch as before."""
-        f.batch = Batch(self.cache, now_ms(), self.tail.next_jid)
-        self._extend(f)
-        if f.blocked:
-            self._queue.extendleft(reversed(f.items))
-            f.items, f.ops, f.txns, f.batch, f.blocked = [], [], [], None, False
-            f.plan_s = 0.0
 
     def _take(self) -> _Flight:
         queue = self._queue
