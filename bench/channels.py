@@ -17,8 +17,9 @@ a device token for those who go online, member rows), and the server is started 
   channel connected (AUTH with their tokens) over `loaders` processes; the owner posts
   `notice_posts` posts 0.3 s apart; each member's CHANNEL_NEWS arrival minus the time the
   owner got CHANNEL_POSTED (the commit), p99 over every member and post (the server
-  coalesces news for up to 50 ms: that is in the figure); notices per second: notices
-  received over the time from each commit to its last notice;
+  sends the first news after a quiet 50 ms at once, and coalesces what follows for up to
+  50 ms); notices per second: notices received over the time from each commit to its
+  last notice; the server's CPU per notice over the posting (`news_*_cpu_us_per_notice`);
 * `channel_catch_up_posts_per_s`: a member fetches `catch_up` new posts (CHANNEL_FETCH,
   200 a page) after the owner posted them;
 * `channel_rss_bytes_per_member`: the server's RSS growth from its start on the seeded
