@@ -114,6 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
         "default)",
     )
     p.add_argument(
+        "--cpu-rate",
+        type=float,
+        metavar="N",
+        help="the paced phase of cpu_us_per_msg_at_5k runs at N msgs/s (default 5000; 0 skips it)",
+    )
+    p.add_argument(
+        "--server-python",
+        metavar="PATH",
+        help="run the server with this interpreter (another worktree's venv: the build "
+        "to compare against; default: this one)",
+    )
+    p.add_argument(
         "--server-log-level",
         metavar="LEVEL",
         help="the server's log level (default warning); with info, server.log "
@@ -187,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             verbose=not a.quiet,
             server_log_level=a.server_log_level,
             latency_rate=a.latency_rate,
+            cpu_rate=a.cpu_rate,
+            server_python=a.server_python,
             faults=False if a.no_faults else None,
             media=False if a.no_media else None,
             nearby=False if a.no_nearby else None,
@@ -228,6 +242,15 @@ def main(argv: list[str] | None = None) -> int:
             f"deliveries = messages x {g['members'] - 1} update logs; latency at "
             f"{100 * opts.latency_fraction:.0f}% of the group message rate "
             f"({gl[0]['samples']} message x receiver samples in run 1)"
+        )
+    split = doc.get("cpu_us_per_msg_by_thread")
+    if split:
+        print(
+            "server CPU per message by thread (us, medians): "
+            + "; ".join(
+                f"{k}: " + ", ".join(f"{t} {v:.1f}" for t, v in kinds.items())
+                for k, kinds in split.items()
+            )
         )
     idle = doc.get("idle_connections")
     if idle:

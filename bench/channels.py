@@ -17,8 +17,9 @@ a device token for those who go online, member rows), and the server is started 
   channel connected (AUTH with their tokens) over `loaders` processes; the owner posts
   `notice_posts` posts 0.3 s apart; each member's CHANNEL_NEWS arrival minus the time the
   owner got CHANNEL_POSTED (the commit), p99 over every member and post (the server
-  coalesces news for up to 50 ms: that is in the figure); notices per second: notices
-  received over the time from each commit to its last notice;
+  sends the first news after a quiet 50 ms at once, and coalesces what follows for up to
+  50 ms); notices per second: notices received over the time from each commit to its
+  last notice; the server's CPU per notice over the posting (`news_*_cpu_us_per_notice`);
 * `channel_catch_up_posts_per_s`: a member fetches `catch_up` new posts (CHANNEL_FETCH,
   200 a page) after the owner posted them;
 * `channel_rss_bytes_per_member`: the server's RSS growth from its start on the seeded
@@ -47,6 +48,7 @@ from typing import Any
 from liaotian.protocol import MessageType
 from liaotian.server.store import SQLiteStore
 
+from . import cpu as cpu_split
 from .wire import RawConn
 
 T = MessageType
@@ -125,15 +127,16 @@ async def authed(port: int, i: int) -> Conn:
 
 
 class Server:
-    def __init__(self, db: str) -> None:
+    def __init__(self, db: str, python: str | None = None) -> None:
         self.db, self.port = db, free_port()
+        self.python = python or sys.executable  # --server-python: another build's
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LIAOTIAN_")}
         self.port = free_port()
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
+            self.python,
             "-m",
             "liaotian.server",
             "--port",
@@ -276,7 +279,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     raise_nofile()
     tmp = tempfile.mkdtemp(prefix="bench-channels-")
     db = os.path.join(tmp, "bench.db")
-    server = Server(db)
+    server = Server(db, getattr(args, "server_python", None))
     # 1. the owner and the channels
     await server.start()
     c = await Conn.open(server.port)
@@ -324,6 +327,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         procs = await start_loaders(server.port, args.online, args.loaders)
         rss_online = rss_kib(pid)
         posted: dict[int, float] = {}
+        meter = cpu_split.ThreadMeter(pid)  # the server's CPU for the news (bench/cpu.py)
         for i in range(args.notice_posts):
             await asyncio.sleep(0.3)
             got = await owner.ask(
@@ -333,6 +337,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             posted[got["pos"]] = time.time()
         await asyncio.sleep(1.0)
+        news_cpu = meter.stop()
         arrivals = await finish_loaders(procs)
         lat: list[float] = []
         received = 0
@@ -376,6 +381,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "notice_ms_max": round(max(lat), 2) if lat else None,
             "notices_expected": len(posted) * args.online,
             "notices_received": received,
+            # server CPU (the loop: tid == pid) per notice over the posting of the news,
+            # which on a shared machine moves far less than the latency percentiles
+            "news_server_cpu_us_per_notice": round(news_cpu["cpu_s"] * 1e6 / received, 2)
+            if news_cpu and received
+            else None,
+            "news_system_cpu_us_per_notice": round(news_cpu["system_s"] * 1e6 / received, 2)
+            if news_cpu and received
+            else None,
+            "news_loop_cpu_us_per_notice": round(news_cpu["threads"]["loop"] * 1e6 / received, 2)
+            if news_cpu and received
+            else None,
             "online": args.online,
             "loaders": args.loaders,
             "catch_up_posts": fetched,
@@ -416,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--window", type=int, default=32, help="unanswered posts")
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--json", help="also write the result here")
+    ap.add_argument(
+        "--server-python", help="run the server with this interpreter (another build, A/B)"
+    )
     ap.add_argument("--loader", help=argparse.SUPPRESS)
     return ap
 

@@ -21,6 +21,8 @@ METRICS: list[tuple[str, str, int]] = [
     ("offline_sync_msgs_per_s", "msgs/s", 0),
     ("raw_relay_msgs_per_s", "msgs/s", 0),
     ("ratio_to_raw_relay", "", 3),
+    ("cpu_us_per_msg_saturated", "us/msg", 1),
+    ("cpu_us_per_msg_at_5k", "us/msg", 1),
     ("group_messages_per_s", "msgs/s", 0),
     ("group_deliveries_per_s", "deliveries/s", 0),
     ("group_push_deliveries_per_s", "pushes/s", 0),

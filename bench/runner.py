@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from . import channels as channel_bench
+from . import cpu as cpu_split
 from . import faults, report
 from . import media as media_bench
 from . import nearby as nearby_bench
@@ -92,6 +94,8 @@ class Options:
     latency_warmup: float = 1.0
     latency_fraction: float = 0.2  # latency phase rate, as a fraction of measured throughput
     latency_rate: float | None = None  # a fixed rate instead, for comparisons at equal load
+    cpu_rate: float = 5000.0  # the paced phase of cpu_us_per_msg_at_5k; 0 skips it
+    server_python: str | None = None  # the interpreter (so the build) the server runs on
     offline_messages: int = 100_000
     offline_senders: int = 8
     offline_window: int = 64  # unacknowledged SENDs per offline sender
@@ -560,9 +564,9 @@ class Bench:
         self.server = Daemon(
             "server",
             [
-                sys.executable,
+                o.server_python or sys.executable,
                 "-m",
-                "liaotian.server",
+                "bench.named_threads",  # liaotian.server with named threads (bench/cpu.py)
                 "--port",
                 str(sport),
                 "--db-path",
@@ -574,7 +578,10 @@ class Bench:
             ],
             sport,
             self.tmp / "server.log",
-            env,
+            {
+                **env,
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+            },
         )
         self.server.start()
         self.say(f"server pid {self.server.pid} on {HOST}:{sport} (db {self.tmp / 'bench.db'})")
@@ -813,9 +820,11 @@ class Bench:
         spid = self.server.pid if target == "server" and self.server else None
         time.sleep(max(0.0, t_w0 - time.monotonic()))
         meter = self.cpu()
+        threads = cpu_split.ThreadMeter(spid)
         io0 = proc_io(spid) if spid else {}
         time.sleep(max(0.0, t_w1 - time.monotonic()))
         io1 = proc_io(spid) if spid else {}
+        split = threads.stop()
         cpu = meter.stop()
         res = self.loaders.collect("throughput", timeout=60)
         self._check(res, f"throughput ({target})")
@@ -834,6 +843,7 @@ class Bench:
             "delivered_per_s": sum(r["delivered"] / r["window_s"] for r in res),
             "sent_total": sum(r["sent_total"] for r in res),
             "cpu_cores": cpu,
+            "server_cpu": cpu_split.per_message(split, acked),
             **({"server_io": io_rates(io0, io1, window, acked)} if spid else {}),
         }
 
@@ -857,7 +867,9 @@ class Bench:
             self.loaders.pipes[i].send(("latency", a))
         time.sleep(max(0.0, t_warm - time.monotonic()))
         meter = self.cpu()
+        threads = cpu_split.ThreadMeter(self.server.pid if self.server else None)
         time.sleep(max(0.0, t_end - time.monotonic()))
+        split = threads.stop()
         cpu = meter.stop()
         res = self.loaders.collect("latency", timeout=60)
         self._check(res, "latency")
@@ -879,6 +891,8 @@ class Bench:
             "max_ms": max(samples),
             "mean_ms": sum(samples) / len(samples),
             "cpu_cores": cpu,
+            # the probes sent in the window are the messages its CPU time paid for
+            "server_cpu": cpu_split.per_message(split, len(samples)),
         }
 
     def offline_fill(self, run: int) -> dict[str, Any]:
@@ -971,6 +985,15 @@ class Bench:
             f"  latency p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms "
             f"({lat['samples']} samples)"
         )
+        c5 = None
+        if o.cpu_rate:
+            self.say(f"  CPU per message at a paced {o.cpu_rate:,.0f} msgs/s")
+            c5 = self.measured("cpu at 5k", lambda: self.latency(o.cpu_rate))
+            self.say(
+                f"  {c5['server_cpu'].get('cpu_us_per_msg', float('nan')):.1f} us/msg at "
+                f"{o.cpu_rate:,.0f}/s, {tp['server_cpu'].get('cpu_us_per_msg', float('nan')):.1f}"
+                f" us/msg saturated (p50 {c5['p50_ms']:.2f} ms, p99 {c5['p99_ms']:.2f} ms)"
+            )
         self.say(f"  offline sync: queueing {o.offline_messages:,} messages")
         fill = self.offline_fill(run)
         d = self.measured("offline sync", lambda: self.offline_drain(run))
@@ -981,8 +1004,15 @@ class Bench:
         )
         raw = self.measured("raw relay", lambda: self.throughput("relay"))
         self.say(f"  raw relay {raw['msgs_per_s']:,.0f} msgs/s")
-        phases = (tp, lat, d, raw)
+        phases = (tp, lat, d, raw) + ((c5,) if c5 is not None else ())
         others = [x["cpu_cores"].get("other") for x in phases if x.get("cpu_cores")]
+        cpu_keys: dict[str, Any] = {
+            "cpu_us_per_msg_saturated": tp["server_cpu"].get("cpu_us_per_msg"),
+        }
+        cpu_disturbed = {"cpu_us_per_msg_saturated": tp["disturbed"]}
+        if c5 is not None:
+            cpu_keys["cpu_us_per_msg_at_5k"] = c5["server_cpu"].get("cpu_us_per_msg")
+            cpu_disturbed["cpu_us_per_msg_at_5k"] = c5["disturbed"]
         return {
             "other_cpu_cores": max(others) if others else None,
             "disturbed_phases": sum(1 for x in phases if x.get("disturbed")),
@@ -993,7 +1023,9 @@ class Bench:
                 "offline_sync_msgs_per_s": d["disturbed"],
                 "raw_relay_msgs_per_s": raw["disturbed"],
                 "ratio_to_raw_relay": tp["disturbed"] or raw["disturbed"],
+                **cpu_disturbed,
             },
+            **cpu_keys,
             "throughput_msgs_per_s": tp["msgs_per_s"],
             "latency_ms_p50": lat["p50_ms"],
             "latency_ms_p99": lat["p99_ms"],
@@ -1005,6 +1037,7 @@ class Bench:
                 "latency": lat,
                 "offline": {"fill": fill, "drain": d},
                 "relay": raw,
+                **({"cpu_at_5k": c5} if c5 is not None else {}),
             },
         }
 
@@ -1343,6 +1376,20 @@ def pg_run(opts: Options) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k.endswith("_msgs_per_s")}
 
 
+def _thread_medians(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Median over runs of the server's CPU us per message, by thread kind (bench/cpu.py)."""
+    out: dict[str, dict[str, float]] = {}
+    for key, phase in (("saturated", "throughput"), ("at_5k", "cpu_at_5k")):
+        per = [
+            r["details"][phase]["server_cpu"]["by_thread_us_per_msg"]
+            for r in runs
+            if r["details"].get(phase, {}).get("server_cpu")
+        ]
+        if per:
+            out[key] = {k: round(statistics.median(p[k] for p in per), 1) for k in per[0]}
+    return out
+
+
 def run(opts: Options) -> tuple[dict[str, Any], int]:
     """Run the whole benchmark; returns (JSON document, exit status)."""
     started = datetime.now(UTC)
@@ -1468,6 +1515,7 @@ def run(opts: Options) -> tuple[dict[str, Any], int]:
             "failures": bench.failures,
         }
     )
+    doc["cpu_us_per_msg_by_thread"] = _thread_medians(runs)
     others = [r["other_cpu_cores"] for r in runs if r.get("other_cpu_cores") is not None]
     doc["max_other_cpu_cores"] = max(others) if others else None
     doc["disturbed_phases"] = sum(r.get("disturbed_phases", 0) for r in runs)

@@ -323,6 +323,16 @@ class Connection:
         self._last_tx = self._now
         return True
 
+    def send_now(self, msg_type: int) -> bool:
+        """The caller writes an already-encoded frame of `msg_type` to the socket itself,
+        right now (one frame shared by many connections: the channels' news). True if it
+        may: send_frame's checks pass and nothing is queued that it would overtake; the
+        frame counts as sent (keepalive). False: use send_frame instead."""
+        if self.state is State.CLOSED or self._out or msg_type not in self._may_send[self.state]:
+            return False
+        self._last_tx = self._now
+        return True
+
     def _write(self, msg: Message, settle: bool = True) -> None:
         if self.role is Role.SERVER and msg.rid and settle:
             self._pending.discard(msg.rid)

@@ -4,10 +4,12 @@ CHANNEL_SEARCH are reads. `NewsFanOut` tells online members that a channel has n
 
 The news fan-out: a post is one row, and its members are told of it by one small frame,
 CHANNEL_NEWS {channel, pos}, encoded ONCE per channel and interval and written to every
-online member's connections; posts within the interval are coalesced into the newest
-position. Who is online in which channel is an index built when a user comes online
-(one read of their channels) and kept by joins, leaves and bans as they commit: a post
-never looks members up.
+online member's connections, as it is (no re-framing per connection), a thousand
+connections per loop turn so that a flush to 10,000 members does not stall the loop. The
+first news after a quiet interval leaves at once; posts within the interval after it are
+coalesced into the newest position. Who is online in which channel is an index built
+when a user comes online (one read of their channels) and kept by joins, leaves and bans
+as they commit: a post never looks members up.
 
 In a cluster (docs/cluster.md) a channel's members are spread over the nodes. The node
 that committed posts, when it tells its own members, also hands the same {channel: pos}
@@ -23,6 +25,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -74,7 +77,8 @@ log = logging.getLogger("liaotian.channels")
 PAGE = 50  # CHANNEL_FETCH / CHANNEL_SEARCH items when the request gives no limit
 FIND_MAX = 20  # CHANNEL_FOUND entries at most
 MEMBERS_PAGE = 200  # CHANNEL_MEMBERS entries when the request gives no limit
-NEWS_INTERVAL = 0.05  # seconds: news of one channel is sent at most once per interval
+NEWS_INTERVAL = 0.05  # seconds: news is flushed at most once per interval
+NEWS_CHUNK = 1000  # connections a news flush writes to per loop turn
 _NEWS = int(MessageType.CHANNEL_NEWS)
 _WATCHED = frozenset(
     {ops.Post, ops.CreateChannel, ops.JoinChannel, ops.LeaveChannel, ops.BanMember}
@@ -369,6 +373,7 @@ class NewsFanOut:
         of_user: Callable[[int], Sequence[Any]],
         loop: asyncio.AbstractEventLoop,
         interval: float = NEWS_INTERVAL,
+        chunk: int = NEWS_CHUNK,
     ) -> None:
         self.store = store
         self.of_user = of_user
@@ -381,7 +386,12 @@ class NewsFanOut:
         # a cluster's (app.py): whether a member of a channel is here; news to publish
         self.interest: Callable[[int, bool], None] = lambda conv, on: None
         self.publish: Callable[[dict[int, int]], None] = lambda news: None
+        self.chunk = chunk
         self._timer: asyncio.TimerHandle | None = None
+        self._last = -interval  # loop time of the last flush
+        # news being written: [frame, the members to tell, how many were told], in order
+        self._work: deque[list[Any]] = deque()
+        self._writing = False  # a _write_some is scheduled or running
         self.sent = 0  # frames written (for tests and the bench)
 
     # who is online where
@@ -430,8 +440,7 @@ class NewsFanOut:
         """Another node committed posts up to `pos` in a channel with members here."""
         if conv in self.online and pos > self.remote.get(conv, 0):
             self.remote[conv] = pos
-            if self._timer is None:
-                self._timer = self.loop.call_later(self.interval, self.flush)
+            self._schedule()
 
     # after each commit
 
@@ -451,13 +460,21 @@ class NewsFanOut:
                 self._unwatch(op.actor, op.channel)
             elif t is ops.BanMember and op.ban:
                 self._unwatch(op.target, op.channel)
-        if self.pending and self._timer is None:
-            self._timer = self.loop.call_later(self.interval, self.flush)
+        if self.pending:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """The first news after a quiet interval goes out at once; more within the
+        interval wait for its end and go out together (newest position)."""
+        if self._timer is None:
+            wait = self._last + self.interval - self.loop.time()
+            self._timer = self.loop.call_later(max(0.0, wait), self.flush)
 
     def flush(self) -> None:
         """Tell each channel's online members its newest position: one frame per channel,
-        the same bytes for all of them."""
+        the same bytes for all of them, written over as many loop turns as it takes."""
         self._timer = None
+        self._last = self.loop.time()
         pending, self.pending = self.pending, {}
         if pending:
             self.publish(pending)  # the other nodes' members (a cluster's; else nothing)
@@ -468,18 +485,43 @@ class NewsFanOut:
                 if pos > told.get(conv, 0):
                     told[conv] = pos
             self.remote = {}
-        of_user = self.of_user
-        t0 = time.perf_counter()
-        sent = self.sent
         for conv, pos in told.items():
             members = self.online.get(conv)
-            if not members:
-                continue
-            frame = ChannelNews(rid=0, channel=conv, pos=pos).encode()
-            for uid in members:
+            if members:
+                frame = ChannelNews(rid=0, channel=conv, pos=pos).encode()
+                self._work.append([frame, list(members), 0])
+        if self._work and not self._writing:
+            self._writing = True
+            self._write_some()
+
+    def _write_some(self) -> None:
+        """Write the queued news to at most `chunk` connections, then yield the loop: a
+        flush to 10,000 members must not hold up every other connection for its whole
+        length. Members are those online when the flush began (one who left meanwhile
+        may still hear of a post from before they left); a connection closed meanwhile
+        writes nothing."""
+        t0 = time.perf_counter()
+        sent = self.sent
+        of_user = self.of_user
+        work = self._work
+        budget = self.chunk
+        while work and budget > 0:
+            item = work[0]
+            frame, uids, i = item
+            end = min(len(uids), i + budget)
+            for uid in uids[i:end]:
                 for c in of_user(uid):
-                    c.send_frame(frame, _NEWS)  # writes it (the transport's one write path)
+                    c.write_shared(frame, _NEWS)  # to the socket as it is (transport.py)
                     self.sent += 1
+            budget -= end - i
+            if end < len(uids):
+                item[2] = end
+            else:
+                work.popleft()
+        if work:
+            self.loop.call_soon(self._write_some)
+        else:
+            self._writing = False
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "news: %d frames in %.1f ms", self.sent - sent, (time.perf_counter() - t0) * 1000

@@ -279,6 +279,25 @@ class ServerConnection(asyncio.Protocol):
             self._frames_out[msg_type] += 1  # ops
             self.flush()
 
+    def write_shared(self, frame: bytes, msg_type: int) -> None:
+        """One frame many connections get (CHANNEL_NEWS to 10,000 members): the checks of
+        send_frame, then the frame goes to the socket as it is, not through the output
+        queue and the join. Whatever is unusual (TLS handshake, output queued, closed)
+        takes the ordinary path."""
+        t = self.transport
+        if self._handshaking or t is None or self._gone or not self.conn.send_now(msg_type):
+            self.send_frame(frame, msg_type)
+            return
+        self._frames_out[msg_type] += 1  # ops
+        t.write(frame)
+        unread = t.get_write_buffer_size()
+        if unread != self.unread:  # the socket did not take it all (rare): as flush() does
+            if unread > self.endpoint.config.max_outbound_buffer:
+                self.log.info("slow consumer: %d bytes unread", unread)
+                self.evict("outbound buffer full")
+            else:
+                self._count_unread(unread)
+
     def flush(self) -> None:
         """The one write path."""
         if self._handshaking:  # kept queued until the TLS session is up

@@ -19,6 +19,9 @@ class Conn:
     def send_frame(self, frame: bytes, msg_type: int, rid: int = 0) -> None:
         self.frames.append(frame)
 
+    def write_shared(self, frame: bytes, msg_type: int) -> None:
+        self.frames.append(frame)
+
     def flush(self) -> None:
         pass
 
@@ -58,3 +61,45 @@ async def test_posts_are_told_once_per_interval_to_online_members_only() -> None
     assert news.sent == 2
     news.presence(ids[1], False)
     assert ids[1] not in news.online.get(c, set())
+
+
+async def test_a_big_flush_is_written_over_loop_turns() -> None:
+    store = MemoryStore(auto_commit=False)
+    await store.open()
+    ids = [await store.create_user(f"u{i}", "h") for i in range(7)]
+    done: list[Any] = []
+    store.on_committed = done.extend
+    store.submit(CreateChannel(actor=ids[0], name="c"))
+    store.commit()
+    c = done[-1].state.conv
+    for u in ids[1:]:
+        store.submit(JoinChannel(actor=u, channel=c))
+    store.commit()
+    conns = {u: Conn() for u in ids}
+    loop = asyncio.get_running_loop()
+    news = NewsFanOut(store, lambda u: [conns[u]], loop, interval=10.0, chunk=3)
+    loaded = [loop.create_future() for _ in ids]
+    real_watch = news._watch
+
+    def watch(uid: int, conv: int) -> None:
+        real_watch(uid, conv)
+        loaded[ids.index(uid)].set_result(None)
+
+    news._watch = watch  # type: ignore[method-assign]
+    for u in ids:
+        news.presence(u, True)
+    await asyncio.gather(*loaded)
+    store.submit(Post(actor=ids[0], channel=c, text="p", cmid="1"))
+    store.commit()
+    news.committed(done[-1:])  # the first news after a quiet interval: flushed at once
+    assert news._timer is not None and news._timer.when() <= loop.time()
+    news._timer.cancel()
+    news.flush()
+    assert news.sent == 3  # one chunk now, the rest on later loop turns
+    turns = 0
+    while news.sent < 7:
+        await asyncio.sleep(0)
+        turns += 1
+        assert turns < 10
+    assert turns == 2
+    assert all(len(conn.frames) == 1 for conn in conns.values())

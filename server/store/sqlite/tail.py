@@ -177,9 +177,14 @@ class UpdateTail:
         PostgreSQL's, whose rows are all direct (postgres/writer.py)."""
         newest: dict[tuple[int, int], tuple[int, int, int]] = {}
         message = self.message
+        batches = self._messages
         for row in batch.folds:  # grouped by user, in seq order: the last one is newest
-            if row[4] is not None:
-                m = message(row)
+            mid = row[4]
+            if mid is not None:
+                # message() inlined for its common case (a fold is ~2 rows per message)
+                msgs = batches[row[0]]
+                i = mid - msgs[0][0]
+                m = msgs[i] if 0 <= i < len(msgs) and msgs[i][0] == mid else message(row)
                 newest[(row[1], m[1])] = (row[6], row[2], m[2])
         if batch.direct_rows:
             own = {m[0]: m for m in batch.messages}
