@@ -28,7 +28,7 @@ from ..chat.model import REL_REQUESTED, GroupState, Member, Social
 from ..chat.ops import Push, Refused
 from ..chat.plan import pair
 from .channel_overlay import ChannelOverlay, ChannelTables
-from .ledger import LedgerOverlay, LedgerState
+from .ledger import MISSING, LedgerOverlay, LedgerState
 from .shop_overlay import ShopOverlay, ShopState
 
 # A log row: (its commit's journal id, user, seq, kind, message id or None, data or None,
@@ -121,7 +121,8 @@ class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
         self.messages: list[MessageRow] = []
         self.updates: list[LogRow] = []
         self.pushes: list[Push] | None = None  # the current op's
-        self._undo: list[Callable[[], None]] | None = None
+        # how to undo the current op: callables, or (dict, key, old value or MISSING)
+        self._undo: list[Any] | None = None
         self._init_ledger(committed.ledger, parent)
         self._init_shop(committed.shop, parent)
 
@@ -141,7 +142,14 @@ class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
             plan()
         except Refused as exc:
             for undo in reversed(self._undo or ()):
-                undo()
+                if type(undo) is tuple:  # (dict, key, old value or MISSING): see _set
+                    d, key, was = undo
+                    if was is MISSING:
+                        d.pop(key, None)
+                    else:
+                        d[key] = was
+                else:
+                    undo()
             if marks is not None:
                 self._rewind(marks)
             op.error, op.error_message = exc.code, exc.message
@@ -163,16 +171,13 @@ class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
         self.next_msg_id, self.next_conv_id = marks[2], marks[3]
 
     def _set(self, d: dict[Any, Any], key: Any, value: Any) -> None:
+        """d[key] = value, undone with the op if it is refused (a tuple in the undo log,
+        not a closure: this runs several times for every write planned)."""
         if self._undo is None:
             d[key] = value
             return
-        missing = key not in d
-        old = d.get(key)
+        self._undo.append((d, key, d.get(key, MISSING)))
         d[key] = value
-        if missing:
-            self._undo.append(lambda: d.pop(key, None))
-        else:
-            self._undo.append(lambda: d.__setitem__(key, old))
 
     def _on_undo(self, fn: Callable[[], None]) -> None:
         if self._undo is not None:
