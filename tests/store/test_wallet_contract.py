@@ -586,3 +586,40 @@ async def test_pending_expiry_and_keys_survive_a_restart(tmp_path: Path) -> None
         assert audit(await s.ledger_dump()) == []
     finally:
         await s.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_stored_key_the_caches_forgot_answers_its_retry(tmp_path: Path, kind: str) -> None:
+    """Keys the writer does not hold are planned as absent and looked up in the commit
+    (store/ledger.py): a stored one sends the batch back to be planned with its keys
+    loaded, so its retry gets the first answer even where planning it afresh would be
+    refused (no funds left), the other ops of the batch commit once, and other
+    parameters are refused."""
+    async with AsyncExitStack() as stack:
+        s = await make_store(kind, tmp_path / "k.db", stack)
+        await s.open()
+        try:
+            w = Wallet(s)
+            await w.users("alice", "bob", "carol")
+            await w.coins("alice", "bob", "carol", amount=10)
+            first = await w.one(pay(w, "alice", "bob", 10, key="all"))
+            assert first.error is None and first.result["balance"] == 0
+            forget = getattr(s, "writer", None)
+            assert forget is not None
+            forget.cache.ledger.keys.clear()  # as if it were long ago, or before a restart
+            lookups = s.stats.lookups
+            retry, other, again, wrong = await w.run(
+                pay(w, "alice", "bob", 10, key="all"),
+                pay(w, "carol", "bob", 4, key="new"),
+                pay(w, "carol", "bob", 4, key="new"),
+                pay(w, "alice", "bob", 9, key="all"),
+            )
+            assert retry.duplicate and retry.result == first.result and retry.error is None
+            assert other.error is None and not other.duplicate
+            assert again.duplicate and again.result == other.result
+            assert wrong.error == ErrorCode.IDEMPOTENCY_MISMATCH
+            assert s.stats.lookups > lookups  # planned again once the key was found
+            assert (await w.balance("alice"), await w.balance("carol")) == (Account(0), Account(6))
+            assert await w.balance("bob") == Account(24)
+        finally:
+            await s.close()
