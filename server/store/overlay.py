@@ -104,6 +104,9 @@ class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
         self.base_groups: dict[int, GroupState | None] = {}
         self.base_social: dict[int, Social] = {}
         self.base_cmids: dict[tuple[int, str], Any] = {}
+        # accounts added by this batch (name -> password hash), and by its parent
+        self.new_users: dict[str, str] = {}
+        self.base_new_users: dict[str, str] = {}
         if parent is None:
             self.next_msg_id = committed.next_msg_id
             self.next_conv_id = committed.next_conv_id
@@ -116,6 +119,7 @@ class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
             self.base_groups = parent.groups
             self.base_social = parent.social
             self.base_cmids = parent.cmids
+            self.base_new_users = parent.new_users
         self._init_channels(committed.ch, committed.complete, committed.next_item_id, parent)
         self.jid = 0  # the journal id the log rows carry (stores with a journal set it)
         self.messages: list[MessageRow] = []
@@ -187,6 +191,13 @@ class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
 
     def user_id(self, name: str) -> int | None:
         return self.c.user_ids.get(name)
+
+    def name_taken(self, username: str) -> bool:
+        return username in self.new_users or username in self.base_new_users
+
+    def add_user(self, username: str, password_hash: str) -> None:
+        self._set(self.new_users, username, password_hash)
+        self._keep_user(username, password_hash)
 
     def username(self, uid: int) -> str:
         return self.c.usernames[uid]
@@ -442,6 +453,9 @@ class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
         raise NotImplementedError
 
     def _keep_privacy(self, uid: int, s: Social) -> None:
+        raise NotImplementedError
+
+    def _keep_user(self, username: str, password_hash: str) -> None:
         raise NotImplementedError
 
     def _keep_read_marker(self, uid: int, conv: int, pos: int) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bench import report, runner, wallet
 from bench.__main__ import build_parser
 

@@ -44,6 +44,7 @@ from liaotian.server.chat.ops import (
     Pay,
     PostPending,
     RedeemItem,
+    Register,
     RequestContact,
     SendPacket,
     SetPrivacy,
@@ -54,6 +55,7 @@ from liaotian.server.chat.policy import Policy
 from liaotian.server.store import Store
 from liaotian.server.store.memory import MemoryStore
 from liaotian.server.store.sqlite import SQLiteStore
+from liaotian.server.store.sqlite import sql as sql_module
 from test_contract import Driver, make_store
 
 TASKS = (
@@ -450,6 +452,81 @@ async def test_an_invitation_pays_its_owner_up_to_the_cap(w: Wallet) -> None:
     assert (
         await w.one(UseInvite(actor=w.ids["n2"], code=codes[0]))
     ).error == ErrorCode.ITEM_UNAVAILABLE
+
+
+async def test_registering_with_a_code_pays_the_inviter_in_the_same_commit(w: Wallet) -> None:
+    """REGISTER with an invitation code is one operation (ops.Register): the account, the
+    code redeemed and the inviter's reward land in one batch; a taken name stages none
+    of it, and a used code registers without paying again."""
+    await w.users("alice")
+    grant = await w.one(GrantItem(actor=0, to="alice", kind="invite", policy=POLICY))
+    code = grant.result["item"]["code"]
+    batches = w.store.batches
+    carol, twin, dave = await w.run(
+        Register(actor=0, username="carol", password_hash="h", code=code, policy=POLICY),
+        Register(actor=0, username="carol", password_hash="h", code=code, policy=POLICY),
+        Register(actor=0, username="dave", password_hash="h", code=code, policy=POLICY),
+    )
+    assert w.store.batches == batches + 1  # one commit for all three
+    assert carol.error is None and carol.result["inviter"] == "alice"
+    assert [t["task"] for t in carol.result["tasks"]] == ["invite"]
+    assert twin.error == ErrorCode.USERNAME_TAKEN
+    assert dave.error is None and dave.result["inviter"] is None  # the code is used
+    assert (await w.balance("alice")).balance == 50
+    user = await w.store.user_by_name("carol")
+    assert user is not None and user.password_hash == "h"
+    assert await w.store.user_by_name("dave") is not None
+    again = await w.one(
+        Register(actor=0, username="carol", password_hash="h", code=code, policy=POLICY)
+    )
+    assert again.error == ErrorCode.USERNAME_TAKEN
+    (item,) = [i for i in await w.store.items_of(w.ids["alice"]) if i.kind == "invite"]
+    assert item.redeemed
+    assert (await w.balance("alice")).balance == 50
+
+
+async def test_a_registration_that_fails_to_commit_keeps_neither_account_nor_reward(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash before COMMIT (the transaction rolled back, then the store reopened): no
+    account, no reward, the code unused; registering again pays once."""
+    path = tmp_path / "crash.db"
+    s = SQLiteStore(str(path))
+    await s.open()
+    w = Wallet(s)
+    await w.users("alice")
+    grant = await w.one(GrantItem(actor=0, to="alice", kind="invite", policy=POLICY))
+    code = grant.result["item"]["code"]
+    real = sql_module.write_batch
+
+    def crash(db: Any, *args: Any, **kw: Any) -> Any:
+        db.execute("SELECT 1")  # the statements would run here; COMMIT never does
+        raise OSError("power cut before COMMIT")
+
+    monkeypatch.setattr(sql_module, "write_batch", crash)
+    op = await w.one(
+        Register(actor=0, username="carol", password_hash="h", code=code, policy=POLICY)
+    )
+    assert op.error == ErrorCode.INTERNAL_ERROR
+    monkeypatch.setattr(sql_module, "write_batch", real)
+    await s.close()
+    s = SQLiteStore(str(path))
+    await s.open()
+    try:
+        w2 = Wallet(s)
+        w2.ids = w.ids
+        assert await s.user_by_name("carol") is None
+        assert (await w2.balance("alice")).balance == 0
+        (item,) = await s.items_of(w.ids["alice"])
+        assert not item.redeemed
+        ok = await w2.one(
+            Register(actor=0, username="carol", password_hash="h", code=code, policy=POLICY)
+        )
+        assert ok.error is None and ok.result["inviter"] == "alice"
+        assert (await w2.balance("alice")).balance == 50
+        assert audit(await s.ledger_dump(), TASKS) == []
+    finally:
+        await s.close()
 
 
 # ---------------------------------------------------------------------------- invariants

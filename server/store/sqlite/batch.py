@@ -142,6 +142,9 @@ class Batch(ChannelBatch, Overlay):
             (s.presence, s.profile, s.messages, s.groups, s.receipts, s.coins, s.nearby, uid),
         )
 
+    def _keep_user(self, username: str, password_hash: str) -> None:
+        self._stage(sql.INSERT_USER, (username, password_hash, self.ts))
+
     def _keep_read_marker(self, uid: int, conv: int, pos: int) -> None:
         self._stage(sql.UPSERT_READ_MARKER, (uid, conv, pos))
 

@@ -79,6 +79,8 @@ UPDATE_PACKET = "UPDATE wallet_packets SET state = ? WHERE id = ?"
 INSERT_CLAIM = (
     "INSERT INTO wallet_claims (packet, user_id, n, amount, transfer) VALUES (?, ?, ?, ?, ?)"
 )
+# a new account planned in a batch (REGISTER with an invitation code; rules/tasks.py)
+INSERT_USER = "INSERT INTO users (username, password_hash, created) VALUES (?, ?, ?)"
 KEYS_INTO = "wallet_keys (user_id, key, params, result, ts)"
 UPSERT_TASK = (
     "INSERT INTO wallet_tasks (user_id, task, period, count) VALUES (?, ?, ?, ?) "
