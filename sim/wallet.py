@@ -107,6 +107,9 @@ class Wallet:
         if found is None:
             return "-nobody to send a red packet"
         d, group, _members = found
+        conn = d.conn
+        if conn is None:
+            return "-the sender's device went offline"
         user, key = d.user.name, f"rp{srng.randint(0, 3)}"
         count = srng.randint(1, 4)
         amount = srng.randint(count, 60)
@@ -119,7 +122,7 @@ class Wallet:
                 if not m.duplicate:
                     self.packets.append((group, m.packet))
 
-        d.conn.request(
+        conn.request(
             lambda rid: RedPacketSend(
                 rid=rid, to="", group=group, amount=amount, count=count, split=split, key=key
             ),
