@@ -159,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the channel figures (posts at 1,000 and 100,000 members, news, catch-up)",
     )
     p.add_argument(
+        "--no-wallet",
+        action="store_true",
+        help="skip the wallet figures (transfers, red-packet claims, invariants)",
+    )
+    p.add_argument(
         "--media-mib",
         type=int,
         metavar="N",
@@ -205,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             media=False if a.no_media else None,
             nearby=False if a.no_nearby else None,
             channels=False if a.no_channels else None,
+            wallet=False if a.no_wallet else None,
             media_mib=a.media_mib,
             pg=False if a.no_pg else None,
         )

@@ -37,6 +37,7 @@ from . import cpu as cpu_split
 from . import faults, report
 from . import media as media_bench
 from . import nearby as nearby_bench
+from . import wallet as wallet_bench
 from .load import (
     BenchError,
     group_member_name,
@@ -125,6 +126,7 @@ class Options:
     media_mib: int = 64  # the blob uploaded and downloaded (quick: 16)
     media_uploaders: int = 20  # clients uploading 5 MiB blobs during chat_p99_ms_under_media
     channels: bool = True  # posts at 1,000/100,000 members, news, catch-up (channels.py)
+    wallet: bool = True  # transfers, red-packet claims racing, the invariants (wallet.py)
     pg: bool = True  # PostgreSQL beside SQLite, same workload (pg.py); skipped without one
     verbose: bool = True
 
@@ -272,6 +274,31 @@ def channel_figures(run: dict[str, Any], quick: bool, failures: list[str]) -> No
     run["details"]["channels"] = ch
     # one process of its own, after the others: not measured against other phases
     run.setdefault("disturbed", {}).update(dict.fromkeys(CHANNEL_KEYS, False))
+
+
+WALLET_KEYS = (
+    "wallet_transfers_per_s",
+    "red_packet_claims_per_s",
+    "red_packet_claim_ms_p99",
+    "wallet_invariant_violations",
+)
+
+
+def wallet_figures(run: dict[str, Any], quick: bool, failures: list[str]) -> None:
+    """The wallet's figures (bench/wallet.py, its own server process on its own database)
+    into the first run; any invariant violation, unpaid packet or bad exit is a failure."""
+    log("wallet: transfers between 1,000 users, 500 members racing for red packets")
+    w = wallet_bench.measure(quick)
+    log(
+        f"  {w['wallet_transfers_per_s']} transfers/s; {w['red_packet_claims_per_s']} claims/s, "
+        f"claim p99 {w['red_packet_claim_ms_p99']} ms; "
+        f"{w['wallet_invariant_violations']} invariant violations"
+    )
+    if w["wallet_invariant_violations"] or w["problems"] or w["server_exit_code"] != 0:
+        failures.append(f"wallet: {w}")
+    run.update({k: w[k] for k in WALLET_KEYS})
+    run["details"]["wallet"] = w
+    run.setdefault("disturbed", {}).update(dict.fromkeys(WALLET_KEYS, False))
 
 
 def raise_nofile() -> None:
@@ -1487,6 +1514,8 @@ def run(opts: Options) -> tuple[dict[str, Any], int]:
             runs[0]["details"]["nearby"] = near["details"]
     if runs and not error and opts.channels:
         channel_figures(runs[0], opts.quick, bench.failures)
+    if runs and not error and opts.wallet:
+        wallet_figures(runs[0], opts.quick, bench.failures)
     if server_code != 0:
         bench.failures.append(f"server exit code {server_code} (expected 0 after SIGTERM)")
     if error:

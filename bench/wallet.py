@@ -247,8 +247,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def measure(quick: bool) -> dict[str, Any]:
+    """For `python -m bench` (runner.py): run with the defaults (or --quick's)."""
+    args = build_parser().parse_args(["--quick"] if quick else [])
+    apply_quick(args)
+    return asyncio.run(run(args))
+
+
+def apply_quick(args: argparse.Namespace) -> None:
+    if args.quick:
+        args.users, args.members, args.duration, args.packets = 200, 100, 2.0, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="200 users, a group of 100, 2 s")
     ap.add_argument("--users", type=int, default=1000)
     ap.add_argument("--window", type=int, default=8, help="unanswered PAYs per pair")
@@ -257,9 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shares", type=int, default=100)
     ap.add_argument("--packets", type=int, default=5)
     ap.add_argument("--json", help="also write the result here")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.users, args.members, args.duration, args.packets = 200, 100, 2.0, 2
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    apply_quick(args)
     result = asyncio.run(run(args))
     text = json.dumps(result, indent=2)
     print(text)

@@ -219,7 +219,7 @@ class Server:
         self.fanout.answer_with(BotNotice, answer_notice)
         wallet = WalletHandlers(store, writes, self.policy, clock)
         wallet.route(router)
-        accounts.on_invited = wallet.invited
+        accounts.register_invited = wallet.register_invited
         self.expiry = Expiry(store, self.policy)
         for op_type, answer in answers(self.expiry).items():
             self.fanout.answer_with(op_type, answer)

@@ -18,6 +18,8 @@ seeds; README.md records which seed catches it and how fast.
 - `batch-removal`: a group send is planned against the group as committed, not as the
   batch has it so far: a member removed at P earlier in the same batch still receives a
   message at a position after P.
+- `key-forget`: PAY does not look its idempotency key up, so a retry (another device, a
+  lost PAID, a restart) moves the coins again.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from liaotian.protocol import ErrorCode, RequestError, Sync, encode_updates_fram
 from liaotian.server import fanout
 from liaotian.server.chat.ops import Refused, SendRequest, SendResult
 from liaotian.server.chat.plan import Plan
-from liaotian.server.chat.rules import send
+from liaotian.server.chat.rules import send, wallet
 from liaotian.server.handlers import messaging
 from liaotian.server.store import memory
 
@@ -192,12 +194,17 @@ def batch_removal() -> AbstractContextManager[None]:
     return _patched(send, "_group_send", _stale_group_send)
 
 
+def key_forget() -> AbstractContextManager[None]:
+    return _patched(wallet, "answered", lambda plan, op, params: False)
+
+
 MUTATIONS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "sync-race": sync_race,
     "half-open-drop": half_open_drop,
     "cmid-retry": cmid_retry,
     "join-history": join_history,
     "batch-removal": batch_removal,
+    "key-forget": key_forget,
 }
 
 

@@ -29,6 +29,7 @@ Invariants (their names appear in failure reports):
 - `live-complete`: at quiescence, a live connection has been pushed its user's whole log.
 - `no-internal-error`: no request is answered with 5001 and nothing raises on the loop.
 - `progress`: at quiescence every device gets connected and live and every send settles.
+- `wallet-ledger`, `wallet-key-once`, `wallet-claim-once`: the wallet's (sim/wallet.py).
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from .client import Device, SimUser
 from .loop import INCARNATION, SimLoop, SimStalled, deterministic
 from .net import NetParams, Network
 from .oracle import Oracle, Violation
+from .wallet import SIM_TASKS, Wallet
 
 # Server settings of a simulation: production defaults, except cheap password hashing,
 # short timers (so half-open connections are noticed within a run), no throttling of the
@@ -72,6 +73,7 @@ SIM_SETTINGS: dict[str, Any] = {
     "write_burst": 10_000.0,
     "retention_days": 0.0,
     "stats_interval": 0.0,
+    "wallet_tasks": SIM_TASKS,
 }
 NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
 DEFAULT_STEPS = 120
@@ -125,6 +127,7 @@ class World:
         ]
         self.devices: list[Device] = [d for u in self.users for d in u.devices]
         self.groups: list[int] = []
+        self.wallet = Wallet(self)
         self.lines: list[str] = []
         self.server: Server | None = None
         self.store: Any = None
@@ -193,10 +196,13 @@ class World:
                 # a third of the steps start together with the next one: concurrent
                 # requests (and a shared group commit) are the interesting cases
                 await asyncio.sleep(0 if srng.random() < 0.3 else srng.expovariate(1 / 0.05))
+                await self.wallet.check()
                 if self.oracle.failures:
                     self.result.step = step
                     return
         await self._quiesce()
+        if not self.oracle.failures:
+            await self.wallet.check()  # and once more over the final state
 
     # ------------------------------------------------------------------ the server
 
@@ -286,7 +292,7 @@ class World:
             def done(m: Message, name: str = u.name) -> None:
                 opened.add(name)
 
-            conn.request(lambda rid: SetPrivacy(rid=rid, groups="everyone"), done)
+            conn.request(lambda rid: SetPrivacy(rid=rid, groups="everyone", coins="everyone"), done)
         if not await self._until(
             lambda: len(opened) == len(self.users), "every user opened its groups privacy", 60.0
         ):
@@ -398,6 +404,10 @@ class World:
             (6, self._history),
             (3, self._offline),
             (5, self._online),
+            (3, self.wallet.check_in),
+            (5, self.wallet.pay),
+            (2, self.wallet.red_packet),
+            (4, self.wallet.claim),
         ]
         faults: list[tuple[float, Callable[[random.Random], str]]] = [
             (2.5, self._reset),

@@ -530,6 +530,18 @@ class UseInvite(WalletOp):
     code: str
 
 
+@dataclass(slots=True, eq=False, kw_only=True)
+class Register(WalletOp):
+    """REGISTER with an invitation code (actor 0: the user does not exist yet): the new
+    account, the code redeemed and its owner's "invite" rewards, all in one commit, so a
+    crash can neither keep the account without its inviter's reward nor pay it twice
+    (the code is redeemed once). An unusable code registers the user without a reward."""
+
+    username: str
+    password_hash: str
+    code: str
+
+
 # the shop (rules/shop.py; SPEC.md 30): wallet ops, so their keys make them idempotent
 
 

@@ -139,6 +139,14 @@ class Plan(Protocol):
     def relate(self, a: int, b: int, kind: int) -> None:
         """Record relation `kind` of user a to user b (a contact, a request, a block)."""
 
+    def add_user(self, username: str, password_hash: str) -> None:
+        """A new account (REGISTER with an invitation code): its id is the store's, known
+        once committed; the name is taken for the rest of the batch."""
+
+    def name_taken(self, username: str) -> bool:
+        """Whether an account of this name was added in this batch (or the one it is
+        planned on); `user_id` answers for the committed ones."""
+
     def unrelate(self, a: int, b: int, kind: int) -> None: ...
     def set_privacy(
         self,

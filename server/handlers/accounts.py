@@ -86,8 +86,10 @@ class AccountHandlers:
         self._hash_seconds = 0.5  # moving average of one REGISTER's hash, for retry_after
         self.token_idle_ms = int(cfg.token_idle_days * 86_400_000)
         self.wall_clock: Callable[[], float] = time.time  # seconds since the epoch
-        # REGISTER with an invitation code: (new user id, code), the wallet's (app.py)
-        self.on_invited: Callable[[int, str], None] = lambda uid, code: None
+        # REGISTER with an invitation code: (connection, request, password hash) to the
+        # wallet (app.py), which creates the account and pays its inviter in one commit
+        # and answers after it; None: the code is ignored
+        self.register_invited: Callable[[Peer, Register, str], None] | None = None
 
     def route(self, r: Router) -> None:
         r.route(Register, self.register, exclusive=True)
@@ -138,6 +140,9 @@ class AccountHandlers:
             started = self.clock()
             hashed = await self._argon2(self.hasher.hash, msg.password)
             self._hash_seconds += (self.clock() - started - self._hash_seconds) / 8
+            if msg.invite and self.register_invited is not None:
+                self.register_invited(conn, msg, hashed)  # REGISTERED after its commit
+                return
             uid = await self.store.create_user(msg.username, hashed)
         except UsernameTaken:
             raise RequestError(ErrorCode.USERNAME_TAKEN) from None
@@ -145,9 +150,7 @@ class AccountHandlers:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
         finally:
             self._registering -= 1
-        conn.log.info("registered %s", msg.username)
-        if msg.invite:
-            self.on_invited(uid, msg.invite)
+        conn.log.info("registered %s (user %d)", msg.username, uid)
         conn.send(Registered(rid=msg.rid, user=msg.username))
 
     async def login(self, conn: Peer, msg: Login) -> None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from liaotian.protocol import ErrorCode, MessageType, RequestError
+from liaotian.protocol import ErrorCode, MessageType, Register, Registered, RequestError
 from liaotian.protocol.text import check_field
 from liaotian.protocol.wallet import (
     CheckedIn,
@@ -140,6 +140,15 @@ def answer_checked_in(op: ops.CheckIn) -> tuple[bytes, int]:
     )
 
 
+def answer_registered(op: ops.Register) -> tuple[bytes, int]:
+    log.info(
+        "registered %s with an invitation code (inviter %s)",
+        op.username,
+        (op.result or {}).get("inviter"),
+    )
+    return Registered(rid=op.rid, user=op.username).encode(), int(MessageType.REGISTERED)
+
+
 def answer_item(op: ops.GiftItem | ops.RedeemItem) -> tuple[bytes, int]:
     r = op.result
     assert r is not None
@@ -164,6 +173,7 @@ def answers(expiry: Expiry) -> dict[type, Callable[[Any], tuple[bytes, int]]]:
         ops.CheckIn: answer_checked_in,
         ops.GiftItem: answer_item,
         ops.RedeemItem: answer_item,
+        ops.Register: answer_registered,
     }
 
 
@@ -254,16 +264,24 @@ class WalletHandlers:
             conn, ops.RedeemItem(**self._base(conn, msg), code=msg.code, key=msg.key or "")
         )
 
-    def invited(self, uid: int, code: str) -> None:
-        """A new user registered with an invitation code: it is redeemed and its owner's
-        "invite" tasks pay (an operation after the registration's own commit: a crash in
-        between loses the reward; an unknown or used code is refused quietly)."""
+    def register_invited(self, conn: Peer, msg: Register, password_hash: str) -> None:
+        """REGISTER with an invitation code (the accounts handler's, the password hashed):
+        the account, the code redeemed and its owner's "invite" rewards are one operation,
+        so one commit (a crash loses all of it or none; an unknown or used code registers
+        the user without a reward); REGISTERED or USERNAME_TAKEN answers after it."""
+        op = ops.Register(
+            actor=0,
+            session=conn.id,
+            rid=msg.rid,
+            policy=self.policy,
+            username=msg.username,
+            password_hash=password_hash,
+            code=msg.invite or "",
+        )
         try:
-            self.store.submit(
-                ops.UseInvite(actor=uid, policy=self.policy, code=code, key="register")
-            )
+            self.store.submit(op)
         except StoreClosed:
-            log.warning("invitation code of user %d not used: store closed", uid)
+            raise RequestError(ErrorCode.UNAVAILABLE) from None
 
     # ------------------------------------------------------------------ reads
 

@@ -11,6 +11,14 @@ account, an idempotency key or a task's progress that was not loaded refuses the
 (INTERNAL_ERROR) rather than guess: guessing "no key" or "balance 0" would move money.
 Pending transfers, packets and items not loaded read as absent (the rule refuses).
 
+One guess is allowed, and checked: a batch that `presume_keys` reads an idempotency key
+it has not loaded as absent and lists it in `presumed`; the store looks every presumed key
+up inside the transaction that writes the batch, before anything else, and if one is
+stored after all, rolls the whole batch back and plans it again with the keys loaded (as
+a stored client message id does). Nearly every key is new, so looking each one up before
+planning would stall the pipelined writer once per batch (sqlite/writer.py); the check in
+the transaction costs one index probe per key and moves nothing until it has passed.
+
 Every change goes through the overlay's undo log, so an operation refused midway leaves
 nothing of itself in the wallet either. How a named write is kept is each store's
 (`_keep_*`).
@@ -18,7 +26,7 @@ nothing of itself in the wallet either. How a named write is kept is each store'
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -30,6 +38,7 @@ from ..chat.ops import Refused
 K = TypeVar("K")
 V = TypeVar("V")
 Progress = tuple[int, int]  # (period, completions in it)
+MISSING: Any = object()  # in an undo entry: the key was absent before
 
 
 def _missing(what: str) -> Refused:
@@ -79,7 +88,7 @@ class LedgerOverlay:
     """The wallet state of one batch; implements the wallet part of chat.plan.Plan."""
 
     ts: int
-    _undo: list[Callable[[], None]] | None
+    _undo: list[Any] | None  # overlay.Overlay's undo log
     next_transfer_id: int
     next_packet_id: int
     next_wallet_item_id: int
@@ -92,6 +101,10 @@ class LedgerOverlay:
         self.keys: dict[tuple[int, str], KeyRecord | None] = {}
         self.progress: dict[tuple[int, str], Progress] = {}
         self.items: dict[str, Item | None] = {}
+        # keys read as absent without being loaded (see the module docstring): the store
+        # checks them in the transaction; kept whether or not their ops were refused
+        self.presume_keys = False
+        self.presumed: list[tuple[int, str]] = []
         src: LedgerOverlay | LedgerState = parent if parent is not None else state
         self.next_transfer_id = src.next_transfer_id
         self.next_packet_id = src.next_packet_id
@@ -107,20 +120,11 @@ class LedgerOverlay:
     # ------------------------------------------------------------------ undo
 
     def _put(self, d: dict[K, V], key: K, value: V) -> None:
-        """Set d[key], recording how to undo it if the op may be refused."""
+        """Set d[key], recording how to undo it if the op may be refused (overlay.run
+        restores the (dict, key, old value or MISSING) entries)."""
         undo = self._undo
         if undo is not None:
-            if key in d:
-                old = d[key]
-
-                def restore() -> None:
-                    d[key] = old
-            else:
-
-                def restore() -> None:
-                    d.pop(key, None)
-
-            undo.append(restore)
+            undo.append((d, key, d.get(key, MISSING)))
         d[key] = value
 
     def _save(self, obj: Packet | Item) -> None:
@@ -203,7 +207,9 @@ class LedgerOverlay:
     def key_record(self, uid: int, key: str) -> KeyRecord | None:
         found, rec = self._ledger_find(self.keys, self.base_keys, self.ledger.keys, (uid, key))
         if not found:
-            raise _missing("idempotency key")
+            if not self.presume_keys:
+                raise _missing("idempotency key")
+            self.presumed.append((uid, key))
         r: KeyRecord | None = rec
         return r
 

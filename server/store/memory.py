@@ -113,6 +113,9 @@ class MemoryBatch(MemoryChannelBatch, Overlay):
         del self.convs[marks[4] :], self.markers[marks[5] :], self.channel_rows[marks[6] :]
         del self.transfers[marks[7] :], self.refs[marks[8] :]
 
+    def _keep_user(self, username: str, password_hash: str) -> None:
+        pass  # new_users (overlay.py) holds them; MemoryStore._publish creates them
+
     def _keep_direct_conv(self, conv: int, a: int, b: int) -> None:
         self.convs.append((conv, KIND_DIRECT, a, b, self.ts))
 
@@ -266,6 +269,8 @@ class MemoryStore(MemoryNearby, MemoryChannels, MemoryBots):
         return ops
 
     def _publish(self, batch: MemoryBatch) -> None:
+        for username, password_hash in batch.new_users.items():  # before their rows
+            self._add_user(username, password_hash)
         self.state.publish(batch)
         for conv, kind, a, b, created in batch.convs:
             self.convs[conv] = (kind, a, b, created)
@@ -311,6 +316,9 @@ class MemoryStore(MemoryNearby, MemoryChannels, MemoryBots):
             raise StoreClosed()
         if username in self.state.user_ids:
             raise UsernameTaken(username)
+        return self._add_user(username, password_hash)
+
+    def _add_user(self, username: str, password_hash: str) -> int:
         uid = len(self.users) + 1
         self.users[uid] = _User(username, password_hash, self.clock())
         self.state.add_user(username, uid)

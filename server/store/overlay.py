@@ -28,7 +28,7 @@ from ..chat.model import REL_REQUESTED, GroupState, Member, Social
 from ..chat.ops import Push, Refused
 from ..chat.plan import pair
 from .channel_overlay import ChannelOverlay, ChannelTables
-from .ledger import LedgerOverlay, LedgerState
+from .ledger import MISSING, LedgerOverlay, LedgerState
 from .shop_overlay import ShopOverlay, ShopState
 
 # A log row: (its commit's journal id, user, seq, kind, message id or None, data or None,
@@ -104,6 +104,9 @@ class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
         self.base_groups: dict[int, GroupState | None] = {}
         self.base_social: dict[int, Social] = {}
         self.base_cmids: dict[tuple[int, str], Any] = {}
+        # accounts added by this batch (name -> password hash), and by its parent
+        self.new_users: dict[str, str] = {}
+        self.base_new_users: dict[str, str] = {}
         if parent is None:
             self.next_msg_id = committed.next_msg_id
             self.next_conv_id = committed.next_conv_id
@@ -116,12 +119,14 @@ class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
             self.base_groups = parent.groups
             self.base_social = parent.social
             self.base_cmids = parent.cmids
+            self.base_new_users = parent.new_users
         self._init_channels(committed.ch, committed.complete, committed.next_item_id, parent)
         self.jid = 0  # the journal id the log rows carry (stores with a journal set it)
         self.messages: list[MessageRow] = []
         self.updates: list[LogRow] = []
         self.pushes: list[Push] | None = None  # the current op's
-        self._undo: list[Callable[[], None]] | None = None
+        # how to undo the current op: callables, or (dict, key, old value or MISSING)
+        self._undo: list[Any] | None = None
         self._init_ledger(committed.ledger, parent)
         self._init_shop(committed.shop, parent)
 
@@ -141,7 +146,14 @@ class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
             plan()
         except Refused as exc:
             for undo in reversed(self._undo or ()):
-                undo()
+                if type(undo) is tuple:  # (dict, key, old value or MISSING): see _set
+                    d, key, was = undo
+                    if was is MISSING:
+                        d.pop(key, None)
+                    else:
+                        d[key] = was
+                else:
+                    undo()
             if marks is not None:
                 self._rewind(marks)
             op.error, op.error_message = exc.code, exc.message
@@ -163,16 +175,13 @@ class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
         self.next_msg_id, self.next_conv_id = marks[2], marks[3]
 
     def _set(self, d: dict[Any, Any], key: Any, value: Any) -> None:
+        """d[key] = value, undone with the op if it is refused (a tuple in the undo log,
+        not a closure: this runs several times for every write planned)."""
         if self._undo is None:
             d[key] = value
             return
-        missing = key not in d
-        old = d.get(key)
+        self._undo.append((d, key, d.get(key, MISSING)))
         d[key] = value
-        if missing:
-            self._undo.append(lambda: d.pop(key, None))
-        else:
-            self._undo.append(lambda: d.__setitem__(key, old))
 
     def _on_undo(self, fn: Callable[[], None]) -> None:
         if self._undo is not None:
@@ -182,6 +191,13 @@ class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
 
     def user_id(self, name: str) -> int | None:
         return self.c.user_ids.get(name)
+
+    def name_taken(self, username: str) -> bool:
+        return username in self.new_users or username in self.base_new_users
+
+    def add_user(self, username: str, password_hash: str) -> None:
+        self._set(self.new_users, username, password_hash)
+        self._keep_user(username, password_hash)
 
     def username(self, uid: int) -> str:
         return self.c.usernames[uid]
@@ -437,6 +453,9 @@ class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
         raise NotImplementedError
 
     def _keep_privacy(self, uid: int, s: Social) -> None:
+        raise NotImplementedError
+
+    def _keep_user(self, username: str, password_hash: str) -> None:
         raise NotImplementedError
 
     def _keep_read_marker(self, uid: int, conv: int, pos: int) -> None:

@@ -11,7 +11,6 @@ by the store (`_keep_*`) and undone with the op if it is refused.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +40,7 @@ class ShopOverlay:
     """The shop state of one batch; implements the shop part of chat.plan.Plan."""
 
     ts: int
-    _undo: list[Callable[[], None]] | None
+    _undo: list[Any] | None  # overlay.Overlay's undo log
     next_product_id: int
     next_order_id: int
 

@@ -1,10 +1,13 @@
-"""The wallet's pure parts (chat/ledger.py, chat/audit.py): no store, no socket, no clock."""
+"""The wallet's pure parts (chat/ledger.py, chat/audit.py), and rules planned on a bare
+batch (store/memory.MemoryBatch over a Committed state): no store, no socket, no clock."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
+from liaotian.protocol import ErrorCode
+from liaotian.server.chat import rules
 from liaotian.server.chat.audit import audit
 from liaotian.server.chat.ledger import (
     CODE_CLAIM,
@@ -19,6 +22,7 @@ from liaotian.server.chat.ledger import (
     SPLIT_EQUAL,
     SPLIT_RANDOM,
     Account,
+    Item,
     LedgerDump,
     Packet,
     Task,
@@ -26,6 +30,11 @@ from liaotian.server.chat.ledger import (
     WalletPolicy,
     shares,
 )
+from liaotian.server.chat.model import Social
+from liaotian.server.chat.ops import Register
+from liaotian.server.chat.policy import Policy
+from liaotian.server.store.memory import MemoryBatch
+from liaotian.server.store.overlay import Committed
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -124,3 +133,43 @@ def test_the_audit_checks_red_packets_pay_exactly_their_shares() -> None:
     packet.claims = {6: (want[0] + 1, 3), 7: (want[1] - 1, 4)}
     accounts = {ISSUANCE: Account(-30), 6: Account(want[0] + 1), 7: Account(want[1] - 1)}
     assert any("its shares are" in v for v in audit(LedgerDump(accounts, greedy, [packet], {})))
+
+
+def _invite_world() -> tuple[Committed, int, str]:
+    """A committed state with alice (user 1) holding an unused invitation code."""
+    state = Committed()
+    state.add_user("alice", 1)
+    state.heads[1] = 0
+    state.social[1] = Social()
+    code = "INV-1"
+    state.ledger.items[code] = Item(1, code, "invite", 1, 0, "admin")
+    return state, 1, code
+
+
+def _register(batch: MemoryBatch, name: str, code: str) -> Register:
+    op = Register(actor=0, username=name, password_hash="h", code=code, policy=INVITE_POLICY)
+    batch.run(op, lambda: rules.apply(batch, op))
+    return op
+
+
+INVITE_POLICY = Policy(wallet=WalletPolicy(tasks=(Task("invite", "invite", 50, period_ms=0),)))
+
+
+def test_a_registration_stages_its_account_and_the_inviter_reward_together() -> None:
+    """rules/tasks.register, on a batch and no store: one op stages the new account, the
+    code redeemed and the reward to its owner; a taken name stages none of it."""
+    state, alice, code = _invite_world()
+    batch = MemoryBatch(state, 5_000)
+    op = _register(batch, "carol", code)
+    assert op.error is None and op.result is not None and op.result["inviter"] == "alice"
+    assert batch.new_users == {"carol": "h"}
+    assert batch.items[code].redeemed == 5_000
+    assert batch.accounts[alice] == Account(50)
+    assert batch.task_progress(alice, "invite") == (0, 1)
+    assert {u[1] for u in batch.updates} == {alice}  # the inviter is told (WALLET)
+    rows = len(batch.updates)
+    taken = _register(batch, "carol", code)
+    assert taken.error == ErrorCode.USERNAME_TAKEN and batch.new_users == {"carol": "h"}
+    again = _register(batch, "dave", code)  # a used code: registered, nothing paid
+    assert again.error is None and again.result is not None and again.result["inviter"] is None
+    assert batch.accounts[alice] == Account(50) and len(batch.updates) == rows

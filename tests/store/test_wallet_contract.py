@@ -44,6 +44,7 @@ from liaotian.server.chat.ops import (
     Pay,
     PostPending,
     RedeemItem,
+    Register,
     RequestContact,
     SendPacket,
     SetPrivacy,
@@ -54,6 +55,7 @@ from liaotian.server.chat.policy import Policy
 from liaotian.server.store import Store
 from liaotian.server.store.memory import MemoryStore
 from liaotian.server.store.sqlite import SQLiteStore
+from liaotian.server.store.sqlite import sql as sql_module
 from test_contract import Driver, make_store
 
 TASKS = (
@@ -452,6 +454,81 @@ async def test_an_invitation_pays_its_owner_up_to_the_cap(w: Wallet) -> None:
     ).error == ErrorCode.ITEM_UNAVAILABLE
 
 
+async def test_registering_with_a_code_pays_the_inviter_in_the_same_commit(w: Wallet) -> None:
+    """REGISTER with an invitation code is one operation (ops.Register): the account, the
+    code redeemed and the inviter's reward land in one batch; a taken name stages none
+    of it, and a used code registers without paying again."""
+    await w.users("alice")
+    grant = await w.one(GrantItem(actor=0, to="alice", kind="invite", policy=POLICY))
+    code = grant.result["item"]["code"]
+    batches = w.store.batches
+    carol, twin, dave = await w.run(
+        Register(actor=0, username="carol", password_hash="h", code=code, policy=POLICY),
+        Register(actor=0, username="carol", password_hash="h", code=code, policy=POLICY),
+        Register(actor=0, username="dave", password_hash="h", code=code, policy=POLICY),
+    )
+    assert w.store.batches == batches + 1  # one commit for all three
+    assert carol.error is None and carol.result["inviter"] == "alice"
+    assert [t["task"] for t in carol.result["tasks"]] == ["invite"]
+    assert twin.error == ErrorCode.USERNAME_TAKEN
+    assert dave.error is None and dave.result["inviter"] is None  # the code is used
+    assert (await w.balance("alice")).balance == 50
+    user = await w.store.user_by_name("carol")
+    assert user is not None and user.password_hash == "h"
+    assert await w.store.user_by_name("dave") is not None
+    again = await w.one(
+        Register(actor=0, username="carol", password_hash="h", code=code, policy=POLICY)
+    )
+    assert again.error == ErrorCode.USERNAME_TAKEN
+    (item,) = [i for i in await w.store.items_of(w.ids["alice"]) if i.kind == "invite"]
+    assert item.redeemed
+    assert (await w.balance("alice")).balance == 50
+
+
+async def test_a_registration_that_fails_to_commit_keeps_neither_account_nor_reward(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash before COMMIT (the transaction rolled back, then the store reopened): no
+    account, no reward, the code unused; registering again pays once."""
+    path = tmp_path / "crash.db"
+    s = SQLiteStore(str(path))
+    await s.open()
+    w = Wallet(s)
+    await w.users("alice")
+    grant = await w.one(GrantItem(actor=0, to="alice", kind="invite", policy=POLICY))
+    code = grant.result["item"]["code"]
+    real = sql_module.write_batch
+
+    def crash(db: Any, *args: Any, **kw: Any) -> Any:
+        db.execute("SELECT 1")  # the statements would run here; COMMIT never does
+        raise OSError("power cut before COMMIT")
+
+    monkeypatch.setattr(sql_module, "write_batch", crash)
+    op = await w.one(
+        Register(actor=0, username="carol", password_hash="h", code=code, policy=POLICY)
+    )
+    assert op.error == ErrorCode.INTERNAL_ERROR
+    monkeypatch.setattr(sql_module, "write_batch", real)
+    await s.close()
+    s = SQLiteStore(str(path))
+    await s.open()
+    try:
+        w2 = Wallet(s)
+        w2.ids = w.ids
+        assert await s.user_by_name("carol") is None
+        assert (await w2.balance("alice")).balance == 0
+        (item,) = await s.items_of(w.ids["alice"])
+        assert not item.redeemed
+        ok = await w2.one(
+            Register(actor=0, username="carol", password_hash="h", code=code, policy=POLICY)
+        )
+        assert ok.error is None and ok.result["inviter"] == "alice"
+        assert (await w2.balance("alice")).balance == 50
+        assert audit(await s.ledger_dump(), TASKS) == []
+    finally:
+        await s.close()
+
+
 # ---------------------------------------------------------------------------- invariants
 
 
@@ -586,3 +663,40 @@ async def test_pending_expiry_and_keys_survive_a_restart(tmp_path: Path) -> None
         assert audit(await s.ledger_dump()) == []
     finally:
         await s.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_stored_key_the_caches_forgot_answers_its_retry(tmp_path: Path, kind: str) -> None:
+    """Keys the writer does not hold are planned as absent and looked up in the commit
+    (store/ledger.py): a stored one sends the batch back to be planned with its keys
+    loaded, so its retry gets the first answer even where planning it afresh would be
+    refused (no funds left), the other ops of the batch commit once, and other
+    parameters are refused."""
+    async with AsyncExitStack() as stack:
+        s = await make_store(kind, tmp_path / "k.db", stack)
+        await s.open()
+        try:
+            w = Wallet(s)
+            await w.users("alice", "bob", "carol")
+            await w.coins("alice", "bob", "carol", amount=10)
+            first = await w.one(pay(w, "alice", "bob", 10, key="all"))
+            assert first.error is None and first.result["balance"] == 0
+            forget = getattr(s, "writer", None)
+            assert forget is not None
+            forget.cache.ledger.keys.clear()  # as if it were long ago, or before a restart
+            lookups = s.stats.lookups
+            retry, other, again, wrong = await w.run(
+                pay(w, "alice", "bob", 10, key="all"),
+                pay(w, "carol", "bob", 4, key="new"),
+                pay(w, "carol", "bob", 4, key="new"),
+                pay(w, "alice", "bob", 9, key="all"),
+            )
+            assert retry.duplicate and retry.result == first.result and retry.error is None
+            assert other.error is None and not other.duplicate
+            assert again.duplicate and again.result == other.result
+            assert wrong.error == ErrorCode.IDEMPOTENCY_MISMATCH
+            assert s.stats.lookups > lookups  # planned again once the key was found
+            assert (await w.balance("alice"), await w.balance("carol")) == (Account(0), Account(6))
+            assert await w.balance("bob") == Account(24)
+        finally:
+            await s.close()

@@ -30,6 +30,7 @@ from ..ops import (
     GrantItem,
     RedeemItem,
     Refused,
+    Register,
     SendRequest,
     UseInvite,
 )
@@ -232,6 +233,32 @@ def redeem(plan: Plan, op: RedeemItem) -> None:
     _tell(plan, op.actor, "redeemed", item)
     op.result = {"item": item_map(item)}
     keep_answer(plan, op, params)
+
+
+def needs_register(op: Register, n: Needs, plan: Plan) -> None:
+    n.names.add(op.username)
+    n.items.add(op.code)
+    item = plan.item_ro(op.code)
+    if item is not None:
+        needs_progress(item.owner, n)
+
+
+def register(plan: Plan, op: Register) -> None:
+    """A new account and, if its invitation code is usable, the code redeemed and its
+    owner's "invite" rewards, in the same batch (see ops.Register)."""
+    if plan.user_id(op.username) is not None or plan.name_taken(op.username):
+        raise Refused(ErrorCode.USERNAME_TAKEN)
+    plan.add_user(op.username, op.password_hash)
+    op.result = {"user": op.username, "inviter": None, "tasks": []}
+    item = plan.item(op.code)
+    if item is None or item.kind != "invite" or item.redeemed:
+        return  # registered without a reward (as an unknown code always was)
+    inviter = item.owner
+    found = due(plan, inviter, op.policy.wallet.triggered("invite"))
+    plan.redeem_item(item)
+    _tell(plan, inviter, "redeemed", item)
+    op.result["inviter"] = plan.username(inviter)
+    op.result["tasks"] = pay(plan, inviter, found, op.policy.wallet.item_secret)
 
 
 def use_invite(plan: Plan, op: UseInvite) -> None:

@@ -160,16 +160,22 @@ def params_of(op: WalletOp, *values: Any) -> bytes:
 
 def notify(plan: Plan, t: Transfer) -> None:
     """A WALLET entry for each user whose account the transfer changed."""
+    tmap: dict[str, Any] | None = None
     for acct in (t.debit, t.credit):
         if acct > 0:
+            if tmap is None:
+                tmap = transfer_map(plan.username, t)
+            a = plan.account(acct)
             plan.log(
                 acct,
                 WALLET_UPDATE,
                 _packb(
                     {
                         "event": "transfer",
-                        "transfer": transfer_map(plan.username, t),
-                        **balance_map(plan.account(acct)),
+                        "transfer": tmap,
+                        "balance": a.balance,
+                        "pending_out": a.pending_out,
+                        "pending_in": a.pending_in,
                     }
                 ),
             )

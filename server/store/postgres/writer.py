@@ -242,6 +242,7 @@ class PgWriter(Recovering):
                     [(seq, u, d) for (u, d), seq in f.positions.items()],
                     f.txns,
                     (self._held, *touched(b)),
+                    b.presumed,
                 )
             except InDoubt as doubt:
                 doubt.held = self._held
@@ -322,11 +323,13 @@ def write_batch(
     positions: Rows,
     txns: list[Txn],
     change: tuple[int, list[int], list[int], bool, bool, bool],
+    presumed: list[tuple[int, str]] | None = None,
 ) -> Written:
     """In the transaction lock_clock opened: what this commit changed (store_changes),
     every row and statement, the generic transactions, COMMIT.
 
-    A (sender, cmid) already stored rolls back and returns committed=False; any other
+    A (sender, cmid) already stored, or one of the idempotency keys `presumed` absent
+    (store/ledger.py) found stored, rolls back and returns committed=False; any other
     error rolls back and raises."""
     conn = db.conn
     same: Any = db  # SQLite's statement functions run on it (translated): sql.py's
@@ -334,6 +337,9 @@ def write_batch(
     outcomes: list[tuple[bool, Any]] = []
     started = 0.0
     try:
+        if presumed and sql.stored_keys(same, presumed):  # the clock row is locked
+            conn.execute("ROLLBACK")
+            return Written(False, [])
         # One round trip for all of it (psycopg's pipeline mode: every statement sent,
         # then every answer read), COMMIT included when no generic write needs answers.
         try:

@@ -35,6 +35,7 @@ class Batch(ChannelBatch, Overlay):
         self.journal_below = 0
         self.statements: list[tuple[str, tuple[Any, ...]]] = []
         self.transfer_rows: list[Transfer] = []  # written in bulk by seal()
+        self.key_rows: list[tuple[Any, ...]] = []  # idempotency keys, likewise
         self.sealed = False
 
     def _marks(self) -> tuple[int, ...]:
@@ -45,15 +46,17 @@ class Batch(ChannelBatch, Overlay):
             self.next_conv_id,
             len(self.statements),
             len(self.transfer_rows),
+            len(self.key_rows),
         )
 
     def _rewind(self, marks: tuple[int, ...]) -> None:
         super()._rewind(marks)
         del self.statements[marks[4] :], self.transfer_rows[marks[5] :]
+        del self.key_rows[marks[6] :]
 
     def seal(self) -> None:
-        """The batch is about to be written: its transfers and the final balances of the
-        accounts it changed become a few multi-row statements (once)."""
+        """The batch is about to be written: its transfers, idempotency keys and the final
+        balances of the accounts it changed become a few multi-row statements (once)."""
         if self.sealed:
             return
         self.sealed = True
@@ -82,6 +85,12 @@ class Batch(ChannelBatch, Overlay):
                     f"INSERT INTO {sql.TRANSFERS_INTO} VALUES {values}",
                     tuple(v for row in chunk for v in row),
                 )
+        for chunk in sql.chunks(self.key_rows, 2000):
+            values = ",".join(["(?,?,?,?,?)"] * len(chunk))
+            self._stage(
+                f"INSERT INTO {sql.KEYS_INTO} VALUES {values}",
+                tuple(v for row in chunk for v in row),
+            )
         if self.accounts:
             items = list(self.accounts.items())
             for part in sql.chunks(items, 5000):
@@ -133,6 +142,9 @@ class Batch(ChannelBatch, Overlay):
             (s.presence, s.profile, s.messages, s.groups, s.receipts, s.coins, s.nearby, uid),
         )
 
+    def _keep_user(self, username: str, password_hash: str) -> None:
+        self._stage(sql.INSERT_USER, (username, password_hash, self.ts))
+
     def _keep_read_marker(self, uid: int, conv: int, pos: int) -> None:
         self._stage(sql.UPSERT_READ_MARKER, (uid, conv, pos))
 
@@ -177,7 +189,7 @@ class Batch(ChannelBatch, Overlay):
         self._stage(sql.INSERT_CLAIM, (p.id, uid, n, amount, transfer))
 
     def _keep_key(self, uid: int, key: str, rec: KeyRecord) -> None:
-        self._stage(sql.INSERT_KEY, (uid, key, rec.params, rec.result, self.ts))
+        self.key_rows.append((uid, key, rec.params, rec.result, self.ts))
 
     def _keep_task(self, uid: int, task: str, period: int, count: int) -> None:
         self._stage(sql.UPSERT_TASK, (uid, task, period, count))

@@ -79,7 +79,9 @@ UPDATE_PACKET = "UPDATE wallet_packets SET state = ? WHERE id = ?"
 INSERT_CLAIM = (
     "INSERT INTO wallet_claims (packet, user_id, n, amount, transfer) VALUES (?, ?, ?, ?, ?)"
 )
-INSERT_KEY = "INSERT INTO wallet_keys (user_id, key, params, result, ts) VALUES (?, ?, ?, ?, ?)"
+# a new account planned in a batch (REGISTER with an invitation code; rules/tasks.py)
+INSERT_USER = "INSERT INTO users (username, password_hash, created) VALUES (?, ?, ?)"
+KEYS_INTO = "wallet_keys (user_id, key, params, result, ts)"
 UPSERT_TASK = (
     "INSERT INTO wallet_tasks (user_id, task, period, count) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (user_id, task, period) DO UPDATE SET count = excluded.count"
@@ -270,8 +272,13 @@ def write_batch(
     txns: list[Txn],
     *,
     conflict_ok: bool,
+    presumed: list[tuple[int, str]] | None = None,
 ) -> Written:
     """BEGIN, every staged row and statement, the generic transactions, COMMIT.
+
+    `presumed` are idempotency keys the batch was planned as if absent (store/ledger.py):
+    if one is stored, the batch is rolled back before any statement and committed=False
+    (the store loads the keys and plans again).
 
     `updates` are journal rows (appended); `folds` are copies of earlier journal rows for
     the clustered `updates` table (OR IGNORE: a fold may repeat one done before), `direct`
@@ -284,6 +291,9 @@ def write_batch(
     """
     db.execute("BEGIN IMMEDIATE")
     try:
+        if presumed and stored_keys(db, presumed):
+            db.execute("ROLLBACK")
+            return Written(False, [])
         if messages:
             try:
                 insert_rows(db, MESSAGES_INTO, messages)
@@ -348,6 +358,17 @@ def _select(db: sqlite3.Connection, template: str, keys: list[Any], group: str =
         args = [v for key in chunk for v in key] if "," in group else chunk
         out += db.execute(template.replace("{marks}", marks), args).fetchall()
     return out
+
+
+def stored_keys(db: sqlite3.Connection, keys: list[tuple[int, str]]) -> Rows:
+    """(user, key) of the idempotency keys among `keys` that are stored."""
+    return _select(
+        db,
+        "WITH k(u, k) AS (VALUES {marks}) SELECT w.user_id, w.key "
+        "FROM k JOIN wallet_keys w ON w.user_id = k.u AND w.key = k.k",
+        list(set(keys)),
+        "(?,?)",
+    )
 
 
 def fetch_names(db: sqlite3.Connection, names: list[str]) -> Rows:

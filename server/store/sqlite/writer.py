@@ -23,7 +23,10 @@ later commits fold them into the per-user logs, many rows per user at once (tail
 Retries are recognised by (sender, client message id): first from the dedup cache of
 recent sends, then by the unique index itself. A batch whose INSERT hits that index (a
 retry older than the cache, or from before a restart) is rolled back, its ids are looked
-up, and it is planned again with those sends answered as duplicates.
+up, and it is planned again with those sends answered as duplicates. The wallet's
+idempotency keys go the same way: a key the caches do not hold is planned as absent and
+looked up in the transaction that writes the batch (store/ledger.py); one found stored
+sends the batch back to be planned again with its keys loaded.
 
 After each commit the operations are handed, in order, to `on_committed` (the server's
 fan-out), and `on_commit` is called (the checkpointer's cue).
@@ -237,6 +240,7 @@ class Writer:
                         planned = _Flight([])
                         assert running.batch is not None
                         planned.batch = Batch(self.cache, now_ms(), 0, running.batch)
+                        planned.batch.presume_keys = True
                     self._extend(planned)
                 if not running.written_done():
                     self._wake.clear()
@@ -287,6 +291,7 @@ class Writer:
         f.lookup = lookup
         self.cache.trim_channels()  # no batch is planned on the cache now: safe to forget
         batch = f.batch = Batch(self.cache, now_ms(), self.tail.next_jid)
+        batch.presume_keys = not lookup  # idempotency keys: checked in the transaction
         ops = f.ops
         if ops:
             for op in ops:  # planning again starts from a clean slate
@@ -391,6 +396,7 @@ class Writer:
                 [(seq, u, d) for (u, d), seq in f.positions.items()],
                 f.txns,
                 conflict_ok=conflict_ok,
+                presumed=b.presumed,
             )
 
     async def _settle(self, f: _Flight) -> bool:
@@ -401,8 +407,9 @@ class Writer:
             written = await f.written
             if not written.committed:
                 # A client message id missing from the dedup cache is stored already (a
-                # retry from before a restart, or older than the cache): look every send
-                # of the batch up, then plan and write it again.
+                # retry from before a restart, or older than the cache), or an idempotency
+                # key planned as absent is stored: look every send and key of the batch
+                # up, then plan and write it again.
                 self.stats.lookups += 1
                 assert f.batch is not None
                 self.tail.forget(f.batch)
@@ -513,9 +520,28 @@ class Writer:
         )
 
     def _op_ready(self, op: Any, batch: Batch) -> bool:
+        """Whether nothing the op consults is missing (what `_missing` lists, stopping at
+        the first gap: this runs for every queued op on the hot path)."""
         n = Needs()
         rules.needs(op, n, batch)
-        return not any(self._missing(n, batch))
+        user_ids = self.cache.user_ids
+        if any(x not in user_ids for x in n.names):
+            return False
+        if n.users or n.social:
+            has_head = batch.has_head
+            if any(not has_head(u) for u in n.users) or any(not has_head(u) for u in n.social):
+                return False
+            if any(not batch.has_social(u) for u in n.social):
+                return False
+        if any(not batch.has_pair(p) for p in n.pairs):
+            return False
+        if n.accounts and any(not batch.has_account(a) for a in n.accounts):
+            return False
+        if n.groups or n.convs or n.channels or n.members or n.posts or n.likes:
+            return not any(self._missing(n, batch))
+        if n.comments or n.post_cmids or n.pendings or n.packets or n.tasks or n.items:
+            return not any(self._missing(n, batch))
+        return batch.presume_keys or all(batch.has_key(k) for k in n.keys)
 
     def _missing(self, n: Needs, batch: Batch) -> tuple[list[Any], ...]:
         """What the needs ask for that neither the caches nor the batch's parent hold:
@@ -537,7 +563,7 @@ class Writer:
             [k for k in n.comments if not has("comments", k)],
             [k for k in n.post_cmids if not has("post_cmids", k)],
             [a for a in n.accounts if not batch.has_account(a)],
-            [k for k in n.keys if not batch.has_key(k)],
+            [] if batch.presume_keys else [k for k in n.keys if not batch.has_key(k)],
             [t for t in n.pendings if not batch.has_pending(t)],
             [p for p in n.packets if not batch.has_packet(p)],
             [u for u in n.tasks if not batch.has_progress(u)],
