@@ -345,6 +345,7 @@ class Server:
             self.loop.create_task(self.presence.run(), name="presence"),
             self.loop.create_task(self.expiry.run(), name="wallet-expiry"),
             self.loop.create_task(self.nearby.run(), name="nearby-sweep"),
+            self.loop.create_task(self.bots.run(), name="bot-callbacks"),
         ]
         if self.media is not None:
             self._background.append(self.loop.create_task(self.media.run(), name="media-sweeps"))

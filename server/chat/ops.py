@@ -592,5 +592,23 @@ class BotNotice(Op):
     kind: int
     data: bytes
     callback: int = 0  # a press: answered PRESSED with this id (handlers/bots.py)
+    # a press keeps its callback pending (for users[0], the bot) on this message; an answer
+    # names the callback it closes
+    press_conv: int = 0
+    press_pos: int = 0
+    answers: int = 0
+    # outcome
+    seqs: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class EditMessage(Op):
+    """A bot's edit of its own message: `message` is the stored map as the handler read it;
+    the rule replaces its text and meta, stamps `edited` and tells each of `users`."""
+
+    message: dict[str, Any]
+    text: str
+    meta: dict[str, Any]
+    users: tuple[int, ...]
     # outcome
     seqs: list[int] = field(default_factory=list)

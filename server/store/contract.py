@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..chat.ledger import Account, Item, LedgerDump, Packet, Transfer
-from ..chat.model import Blob, BlobAccess, ChannelMember, ChannelState, GroupState, Social
+from ..chat.model import (
+    Blob,
+    BlobAccess,
+    ChannelMember,
+    ChannelState,
+    GroupState,
+    PendingCallback,
+    Social,
+)
 from ..chat.rules.nearby import Candidate, Share
 from ..chat.shop import Order, Product
 
@@ -322,11 +330,19 @@ class Store(Protocol):
     async def bot_open_groups(self) -> set[int]:
         """The groups whose bots see every message."""
 
-    async def set_bot_edit(self, conv: int, pos: int, text: str, meta: bytes) -> None:
-        """A bot's message at `pos` was edited: its text and (encoded) meta now."""
+    # A bot's edit replaces the stored message through the plan (Plan.replace_message),
+    # and a press's callback is kept pending by the commit of its CALLBACK entry
+    # (Plan.add_callback), closed by the commit of its answer (Plan.drop_callback).
 
-    async def bot_edit(self, conv: int, pos: int) -> tuple[str, bytes] | None:
-        """The latest edit of the message at `pos`, if it was edited."""
+    async def bot_callback(self, callback: int) -> PendingCallback | None:
+        """The press waiting for an answer under this id (None: answered, swept, unknown)."""
+
+    async def bot_callbacks(self, bot: int, limit: int) -> list[PendingCallback]:
+        """The bot's presses waiting for an answer, oldest first, at most `limit`."""
+
+    async def sweep_callbacks(self, before: int, keep: int) -> int:
+        """Forget presses made before `before` (ms) and all but the newest `keep` of each
+        bot's; how many were forgotten."""
 
 
 class MediaStore(Protocol):

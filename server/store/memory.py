@@ -273,6 +273,7 @@ class MemoryStore(MemoryNearby, MemoryChannels, MemoryBots):
             self.by_cmid[(m[3], m[5])] = m
         for _jid, uid, seq, kind, mid, data, ts in batch.updates:
             self.logs[uid].append((seq, kind, mid, data, ts))
+        self._publish_bots(batch)
         self._publish_channels(batch.channel_rows)
         for t in batch.transfers:
             self.transfers.append(t)

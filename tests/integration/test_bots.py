@@ -300,3 +300,109 @@ async def test_a_token_bot_resumes_exactly_once_across_restarts(
             "pong b",
             "pong c",
         ]
+
+
+async def test_an_edit_is_stored_synced_and_pushed_once(server: RunningServer) -> None:
+    """A bot's edit changes the stored message: history and a device syncing from scratch
+    show the edited text, buttons and `edited`; each member's devices get it once."""
+    await register(server.host, server.port, "alice", PASSWORD)
+    await register(server.host, server.port, "bob", PASSWORD)
+    async with client(server, "alice") as alice, client(server, "bob") as bob:
+        made = await alice.bots.create("editbot")
+        await bob.account.set_privacy(groups="everyone")
+        async with bot_client(server, "editbot", made.token or "") as eb:
+            g = await alice.groups.create("g", ["bob", "editbot"])
+            buttons = [[{"text": "A", "data": "a"}]]
+            sent = await eb.groups.send(g.group, "pick", {"buttons": buttons})
+            await eb.bots.edit(sent.conv, sent.pos, "picked a", buttons=[[("Again", "again")]])
+            for c in (alice, bob):
+                e = await next_event(c, MessageEdited)
+                assert (e.pos, e.text, e.group) == (sent.pos, "picked a", g.group) and e.edited
+            page = await bob.groups.history(g.group)
+            m = page.messages[-1]
+            assert (m.pos, m.text, m.edited) == (sent.pos, "picked a", e.edited)
+            assert m.meta["buttons"] == [[{"text": "Again", "data": "again"}]]
+            # a second edit: the stored message follows; the old button is gone
+            await eb.bots.edit(sent.conv, sent.pos, "final")
+            e2 = await next_event(bob, MessageEdited)
+            assert e2.text == "final" and e2.edited >= e.edited
+            with pytest.raises(RequestError) as refused:
+                await bob.bots.press(sent.conv, sent.pos, "again")
+            assert refused.value.code == ErrorCode.NO_SUCH_BUTTON
+        # a new device of bob's syncs the whole log: the message as stored now, then each
+        # edit entry once
+        async with client(server, "bob", device="tablet") as tablet:
+            got: list[Any] = []
+            async with asyncio.timeout(WAIT):
+                async for event in tablet:
+                    got.append(event)
+                    if isinstance(event, MessageEdited) and event.text == "final":
+                        break
+            msgs = [
+                e.message
+                for e in got
+                if isinstance(e, MessageReceived) and e.message.pos == sent.pos
+            ]
+            assert [(x.text, x.edited) for x in msgs] == [("final", e2.edited)]
+            assert [x.text for x in got if isinstance(x, MessageEdited)] == ["picked a", "final"]
+
+
+async def test_a_press_survives_a_restart_and_the_bot_finds_it_pending(
+    server: RunningServer,
+) -> None:
+    await register(server.host, server.port, "alice", PASSWORD)
+    async with client(server, "alice") as alice:
+        made = await alice.bots.create("slowbot")
+        async with bot_client(server, "slowbot", made.token or "") as sb:
+            sent = await sb.send("alice", "pick", {"buttons": [[{"text": "A", "data": "a"}]]})
+        cb = await alice.bots.press(sent.conv, sent.pos, "a")
+    await server.restart()
+    async with client(server, "alice") as alice:
+        async with bot_client(server, "slowbot", made.token or "") as sb:
+            (p,) = await sb.bots.pending()
+            assert (p.callback, p.sender, p.pos, p.data, p.group) == (
+                cb,
+                "alice",
+                sent.pos,
+                "a",
+                None,
+            )
+            await sb.bots.answer(cb, "sorry for the wait")
+            assert await sb.bots.pending() == []
+            with pytest.raises(RequestError) as refused:
+                await sb.bots.answer(cb, "twice")
+            assert refused.value.code == ErrorCode.UNKNOWN_CALLBACK
+        got = await next_event(alice, CallbackAnswered)
+        assert got.text == "sorry for the wait"
+        with pytest.raises(RequestError) as refused:
+            await alice.bots.pending()
+        assert refused.value.code == ErrorCode.BOTS_ONLY
+
+
+async def test_the_framework_handles_presses_left_pending_at_start(server: RunningServer) -> None:
+    await register(server.host, server.port, "alice", PASSWORD)
+    async with client(server, "alice") as alice:
+        made = await alice.bots.create("latebot")
+        async with bot_client(server, "latebot", made.token or "") as lb:
+            sent = await lb.send("alice", "pick", {"buttons": [[{"text": "A", "data": "a"}]]})
+            await alice.bots.press(sent.conv, sent.pos, "a")
+            await next_event(lb, CallbackQuery)  # seen (and acknowledged), not answered
+        bot = Bot("latebot", token=made.token, host=server.host, port=server.port)
+        presses: list[str] = []
+
+        @bot.on_callback
+        async def late(cb: CallbackContext) -> None:
+            presses.append(cb.data)
+            await cb.edit("handled late")  # no answer: the framework answers ""
+
+        running = asyncio.create_task(bot.run_async())
+        try:
+            edited = await next_event(alice, MessageEdited)
+            assert edited.text == "handled late"
+            answered = await next_event(alice, CallbackAnswered)
+            assert answered.text == "" and presses == ["a"]
+        finally:
+            await bot.stop()
+            await asyncio.wait_for(running, WAIT)
+        async with bot_client(server, "latebot", made.token or "") as lb:
+            assert await lb.bots.pending() == []

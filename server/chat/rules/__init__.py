@@ -43,6 +43,7 @@ from ..ops import (
     DeclineContact,
     DeleteComment,
     DeletePost,
+    EditMessage,
     ExpirePending,
     GiftItem,
     GrantItem,
@@ -142,6 +143,7 @@ RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
     PlaceOrder: (shop.needs_place, shop.place, True),
     OrderStep: (shop.needs_step, shop.step, True),
     BotNotice: (bots.needs_notice, bots.notice, False),
+    EditMessage: (bots.needs_edit, bots.edit, False),
 }
 
 

@@ -1,4 +1,5 @@
-"""SQLiteStore's bots (SPEC.md 26, migration 14): bot rows, open groups, edits.
+"""SQLiteStore's bots (SPEC.md 26, migrations 14 and 17): bot rows, open groups, pending
+callbacks (edits and callbacks are written by batches: batch.py).
 
 Writes are awaited commits on the writer (like accounts and devices), reads go to the
 reader connections like reads.py's.
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ...chat.model import PendingCallback
 from ..contract import BOT_DEVICE, BOT_PASSWORD_HASH, BotRecord, UsernameTaken
 from . import sql
 from .caches import Positions
@@ -101,16 +103,40 @@ class BotStore:
     async def bot_open_groups(self) -> set[int]:
         return {r[0] for r in await self._rows("SELECT conv_id FROM bot_groups")}
 
-    async def set_bot_edit(self, conv: int, pos: int, text: str, meta: bytes) -> None:
-        await self.run_in_commit(
-            lambda db: db.execute(
-                "INSERT OR REPLACE INTO bot_edits (conv_id, pos, text, meta) VALUES (?, ?, ?, ?)",
-                (conv, pos, text, meta),
-            )
-        )
+    async def bot_callback(self, callback: int) -> PendingCallback | None:
+        rows = await self._rows(f"SELECT {_CB} FROM bot_callbacks WHERE id = ?", (callback,))
+        return _callback(rows[0]) if rows else None
 
-    async def bot_edit(self, conv: int, pos: int) -> tuple[str, bytes] | None:
+    async def bot_callbacks(self, bot: int, limit: int) -> list[PendingCallback]:
         rows = await self._rows(
-            "SELECT text, meta FROM bot_edits WHERE conv_id = ? AND pos = ?", (conv, pos)
+            f"SELECT {_CB} FROM bot_callbacks WHERE bot = ? ORDER BY created, id LIMIT ?",
+            (bot, limit),
         )
-        return (rows[0][0], bytes(rows[0][1])) if rows else None
+        return [_callback(r) for r in rows]
+
+    async def sweep_callbacks(self, before: int, keep: int) -> int:
+        return await self.run_in_commit(lambda db: _sweep(db, before, keep))
+
+
+_CB = "id, bot, presser, conv_id, pos, created, entry"
+
+
+def _callback(row: Any) -> PendingCallback:
+    cid, bot, presser, conv, pos, created, entry = row
+    return PendingCallback(cid, bot, presser, conv, pos, created, bytes(entry))
+
+
+def _sweep(db: sqlite3.Connection, before: int, keep: int) -> int:
+    """Expired presses, then each bot's beyond its newest `keep` (bots over the bound are
+    few: the count per bot is read from the index)."""
+    n = db.execute("DELETE FROM bot_callbacks WHERE created < ?", (before,)).rowcount
+    over = db.execute(
+        "SELECT bot FROM bot_callbacks GROUP BY bot HAVING count(*) > ?", (keep,)
+    ).fetchall()
+    for (bot,) in over:
+        n += db.execute(
+            "DELETE FROM bot_callbacks WHERE bot = ? AND id NOT IN (SELECT id FROM bot_callbacks "
+            "WHERE bot = ? ORDER BY created DESC, id DESC LIMIT ?)",
+            (bot, bot, keep),
+        ).rowcount
+    return int(n)
