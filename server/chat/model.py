@@ -221,3 +221,4 @@ class PendingCallback:
     pos: int
     created: int  # ms since the epoch (the batch's time)
     entry: bytes = b""  # the CALLBACK entry's data map (encoded), as the bot's log has it
+    seq: int = 0  # the CALLBACK entry's seq in the bot's log: the order of the presses

@@ -602,6 +602,16 @@ class BotNotice(Op):
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
+class RemoveBot(Op):
+    """A deleted bot leaves each of `groups` (a "left" event with "deleted" that every
+    member sees); a group it owned passes to its longest-standing admin, else member.
+    The actor is the bot's owner (for the write budget); the events are the bot's."""
+
+    bot: int
+    groups: tuple[int, ...]
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
 class EditMessage(Op):
     """A bot's edit of its own message: `message` is the stored map as the handler read it;
     the rule replaces its text and meta, stamps `edited` and tells each of `users`."""

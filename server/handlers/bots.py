@@ -3,7 +3,9 @@
 A bot is an account its owner creates with BOT_CREATE: a user with no password whose one
 device, "bot", holds the bot token (a session token: the bot authenticates with AUTH and
 resumes like any device). BOT_TOKEN re-keys that device, so the old token is dead and its
-connections are closed (4002); BOT_DELETE drops the device and the bot row.
+connections are closed (4002); BOT_DELETE drops the device, leaves the bot's row as a
+tombstone and takes the bot out of its groups (RemoveBot); its name stays taken for
+NAME_QUARANTINE_MS, then the sweep frees it.
 
 What the send rule must know of bots (their names, the groups whose bots see everything)
 is the `BotView` kept here, loaded from the store at start (`load`) and changed with each
@@ -67,6 +69,9 @@ from .accounts import token_hash
 from .throttle import WriteBudget
 
 CALLBACK_TTL_MS = 24 * 3600 * 1000  # a press unanswered for a day is forgotten
+# a deleted bot's name stays taken this long (nobody can pose as the bot its users knew),
+# then its account is renamed and the name may be registered again
+NAME_QUARANTINE_MS = 30 * 24 * 3600 * 1000
 CALLBACKS_PER_BOT = 10_000  # presses pending per bot, at most (the oldest are forgotten)
 SWEEP_INTERVAL = 60.0  # seconds between sweeps of expired callbacks
 ANSWERING_KEPT = 10_000  # callbacks answered lately: a second answer racing the first fails
@@ -99,6 +104,7 @@ class BotHandlers:
         max_text: int = 65536,
         view: BotView | None = None,
         wall_ms: Callable[[], int] = _wall_ms,
+        name_quarantine_ms: int = NAME_QUARANTINE_MS,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -109,6 +115,7 @@ class BotHandlers:
         self.max_text = max_text
         self.view = view if view is not None else BotView()
         self.wall_ms = wall_ms
+        self.name_quarantine_ms = name_quarantine_ms
         # answers submitted, not yet known committed: a second answer of one callback
         # would pass the store's check before the first one's commit closes it
         self.answering: OrderedDict[int, None] = OrderedDict()
@@ -132,19 +139,25 @@ class BotHandlers:
         r.route(PendingCallbacks, self.pending)
 
     async def run(self) -> None:
-        """Forget expired presses and each bot's beyond its newest CALLBACKS_PER_BOT."""
+        """Every SWEEP_INTERVAL: `sweep`."""
         while True:
             try:
-                n = await self.store.sweep_callbacks(
-                    self.wall_ms() - CALLBACK_TTL_MS, CALLBACKS_PER_BOT
-                )
-                if n:
-                    log.info("bots: forgot %d unanswered presses", n)
+                await self.sweep()
             except StoreClosed:
                 return
             except Exception:
-                log.exception("sweeping callbacks failed")
+                log.exception("sweeping bots failed")
             await asyncio.sleep(SWEEP_INTERVAL)
+
+    async def sweep(self) -> None:
+        """Forget expired presses and each bot's beyond its newest CALLBACKS_PER_BOT; free
+        the names of bots deleted longer than the quarantine ago."""
+        now = self.wall_ms()
+        n = await self.store.sweep_callbacks(now - CALLBACK_TTL_MS, CALLBACKS_PER_BOT)
+        if n:
+            log.info("bots: forgot %d unanswered presses", n)
+        for name in await self.store.free_bot_names(now - self.name_quarantine_ms):
+            log.info("bots: the name %s of a deleted bot is free again", name)
 
     # ------------------------------------------------------------------ helpers
 
@@ -257,6 +270,8 @@ class BotHandlers:
         )
 
     async def delete(self, conn: Peer, msg: BotDelete) -> None:
+        """The bot's token dies and its connections close; then, in one commit, it leaves
+        each group it is in (every member sees the event), answered OK after that."""
         bot = await self._own_bot(conn, msg.name)
         self._charge(conn)
         try:
@@ -265,7 +280,25 @@ class BotHandlers:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
         self.view.names.pop(bot.id, None)
         self._disconnect(bot.id, "bot deleted")
-        conn.send(Ok(rid=msg.rid))
+        conn.log.info("bot %s deleted", bot.name)
+        groups: list[int] = []
+        after = -1
+        while True:
+            rows = await self.store.groups_of(bot.id, after=after, limit=500)
+            groups += [r[0] for r in rows]
+            if len(rows) < 500:
+                break
+            after = rows[-1][0]
+        self._submit(
+            ops.RemoveBot(
+                actor=conn.user_id,
+                session=conn.id,
+                rid=msg.rid,
+                policy=self.policy,
+                bot=bot.id,
+                groups=tuple(groups),
+            )
+        )
 
     async def set_commands(self, conn: Peer, msg: SetCommands) -> None:
         if msg.bot:

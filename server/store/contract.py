@@ -163,6 +163,12 @@ BOT_PASSWORD_HASH = "!bot"  # a bot's password hash: no password verifies agains
 BOT_DEVICE = "bot"  # the device whose session token is the bot's token
 
 
+def tombstone_name(uid: int) -> str:
+    """The username a deleted bot's account takes when its name is freed: '#' is in no
+    valid username (SPEC.md 9.1), so nobody can register or address it."""
+    return f"#deleted{uid}"
+
+
 class Store(Protocol):
     """The store the handlers and the fan-out use (see the module docstring)."""
 
@@ -315,8 +321,15 @@ class Store(Protocol):
         BOT_DEVICE keyed by `token_hash`. The bot's user id; UsernameTaken if taken."""
 
     async def delete_bot(self, uid: int) -> bool:
-        """Drop the bot row and every device of the bot (its token dies); the account
-        stays (its messages keep their sender) and its name stays taken."""
+        """Mark the bot deleted (a tombstone: no longer listed or found by bot_by_id), drop
+        every device of the bot (its token dies) and its pending callbacks. The account
+        stays (its messages keep their sender) and its name stays taken until
+        free_bot_names frees it. False if it is not a live bot."""
+
+    async def free_bot_names(self, deleted_before: int) -> list[str]:
+        """Rename the accounts of bots deleted before `deleted_before` (ms) to a name no one
+        can register ('#deleted' and the id), so their old names can be registered again
+        (the quarantine is over); the names freed."""
 
     async def bot_by_id(self, uid: int) -> BotRecord | None: ...
     async def bots_of(self, owner: int) -> list[BotRecord]:

@@ -318,6 +318,14 @@ class MemoryStore(MemoryNearby, MemoryChannels, MemoryBots):
         self.logs[uid] = []
         return uid
 
+    def _rename_user(self, uid: int, new: str) -> str:
+        u = self.users[uid]
+        old, u.name = u.name, new
+        if self.state.user_ids.get(old) == uid:
+            del self.state.user_ids[old]
+        self.state.add_user(new, uid)
+        return old
+
     async def set_device_token(
         self, user_id: int, device: str, token_hash: bytes, *, max_devices: int = 0
     ) -> int | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..chat.model import PendingCallback
 from .bot_overlay import BotOverlay
-from .contract import BOT_DEVICE, BOT_PASSWORD_HASH, BotRecord, StoreClosed
+from .contract import BOT_DEVICE, BOT_PASSWORD_HASH, BotRecord, StoreClosed, tombstone_name
 
 
 class MemoryBots:
@@ -24,6 +24,7 @@ class MemoryBots:
     bot_rows: dict[int, BotRecord]
     bot_groups: set[int]
     callbacks: dict[int, PendingCallback]
+    bot_deleted: dict[int, int]
     messages: dict[int, Any]  # MemoryStore's message rows by id
     timelines: dict[int, list[Any]]
     by_cmid: dict[tuple[int, str], Any]
@@ -32,6 +33,7 @@ class MemoryBots:
         self.bot_rows = {}
         self.bot_groups = set()
         self.callbacks = {}
+        self.bot_deleted = {}  # deleted bots whose names are in quarantine: uid -> ms
 
     def _publish_bots(self, batch: BotOverlay) -> None:
         """A committed batch's edits replace the stored messages; its callbacks are kept
@@ -76,9 +78,26 @@ class MemoryBots:
             raise StoreClosed()
         if self.bot_rows.pop(uid, None) is None:
             return False
+        self.bot_deleted[uid] = self.clock()
         for device in [d for u, d in self.devices if u == uid]:
             await self.delete_device(uid, device)
+        for c in [c for c in self.callbacks.values() if c.bot == uid]:
+            del self.callbacks[c.id]
         return True
+
+    async def free_bot_names(self, deleted_before: int) -> list[str]:
+        if not self._accepting:
+            raise StoreClosed()
+        freed = []
+        for uid, deleted in list(self.bot_deleted.items()):
+            if deleted < deleted_before:
+                del self.bot_deleted[uid]
+                freed.append(self._rename_user(uid, tombstone_name(uid)))
+        return freed
+
+    def _rename_user(self, uid: int, new: str) -> str:
+        """The user's old name (MemoryStore renames its user records)."""
+        raise NotImplementedError
 
     async def bot_by_id(self, uid: int) -> BotRecord | None:
         return self.bot_rows.get(uid)
@@ -129,8 +148,8 @@ class MemoryBots:
         return len(set(gone))
 
 
-def _age(c: PendingCallback) -> tuple[int, int]:
-    return (c.created, c.id)
+def _age(c: PendingCallback) -> int:
+    return c.seq
 
 
 def _pos(m: Any) -> int:

@@ -7,7 +7,15 @@ from __future__ import annotations
 import msgpack
 from chatworld import World
 from liaotian.protocol import UpdateKind
-from liaotian.server.chat.ops import BotNotice, CreateGroup, EditMessage
+from liaotian.server.chat.model import ROLE_OWNER
+from liaotian.server.chat.ops import (
+    AddMembers,
+    BotNotice,
+    CreateGroup,
+    EditMessage,
+    RemoveBot,
+    SetRole,
+)
 
 BUTTONS = {"buttons": [[{"text": "Yes", "data": "y"}]]}
 
@@ -104,3 +112,36 @@ def test_a_press_keeps_its_callback_and_the_answer_closes_it() -> None:
     )
     assert answer.error is None and 42 not in w.callbacks
     assert ("drop_callback", 42) in w.writes
+
+
+def test_a_deleted_bot_leaves_its_groups_and_hands_over_one_it_owned() -> None:
+    w = World()
+    alice, bob, carol, xbot = w.users("alice", "bob", "carol", "xbot")
+    joined = w.apply(CreateGroup(actor=alice, name="a", members=("bob", "xbot")))
+    w.ts += 1
+    owned = w.apply(CreateGroup(actor=xbot, name="b", members=("carol",)))
+    w.ts += 1
+    add = w.apply(AddMembers(actor=xbot, group=owned.group.conv, users=("bob",)))
+    w.ts += 1
+    w.apply(SetRole(actor=xbot, group=owned.group.conv, user="bob", role="admin"))
+    assert joined.error is None and owned.error is None and add.error is None
+    g1, g2 = joined.group.conv, owned.group.conv
+    op = w.apply(RemoveBot(actor=alice, bot=xbot, groups=(g1, g2, 999)))
+    assert op.error is None
+    assert xbot not in w.groups[g1].members and xbot not in w.groups[g2].members
+    # the admin inherits the group, though carol has been a member longer
+    assert w.groups[g2].owner == bob and w.groups[g2].members[bob].role == ROLE_OWNER
+    events = [
+        msgpack.unpackb(w.messages[mid - 1][7])["event"]
+        for _s, _k, mid, _d in w.log_of("carol")
+        if mid is not None
+    ]
+    assert events[-2:] == [
+        {"type": "owner", "user": "bob"},
+        {"type": "left", "users": ["xbot"], "deleted": True},
+    ]
+    assert w.texts("bob")[-1] == "left" and w.texts("alice")[-1] == "left"
+    assert w.texts("xbot")[-1] == "left"  # the bot reads the event that ends it
+    again = w.apply(RemoveBot(actor=alice, bot=xbot, groups=(g1,)))
+    assert again.error is None and again.pushes == []  # nothing left to leave
+    assert carol in w.groups[g2].members

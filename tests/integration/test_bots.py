@@ -18,6 +18,7 @@ from liaotian.client import (
     CallbackQuery,
     Client,
     Context,
+    GroupChanged,
     MessageEdited,
     MessageReceived,
     TypingEvent,
@@ -406,3 +407,35 @@ async def test_the_framework_handles_presses_left_pending_at_start(server: Runni
             await asyncio.wait_for(running, WAIT)
         async with bot_client(server, "latebot", made.token or "") as lb:
             assert await lb.bots.pending() == []
+
+
+async def test_a_deleted_bot_leaves_its_groups_and_its_name_is_quarantined(
+    server: RunningServer,
+) -> None:
+    await register(server.host, server.port, "alice", PASSWORD)
+    await register(server.host, server.port, "bob", PASSWORD)
+    async with client(server, "alice") as alice, client(server, "bob") as bob:
+        await bob.account.set_privacy(groups="everyone")
+        made = await alice.bots.create("gonebot")
+        g = (await alice.groups.create("g", ["bob", "gonebot"])).group
+        await alice.bots.delete("gonebot")
+        for c in (alice, bob):
+            ev = await next_event(c, GroupChanged, lambda e: e.message.event.get("type") == "left")
+            assert ev.message.event == {"type": "left", "users": ["gonebot"], "deleted": True}
+            assert ev.group == g and ev.message.sender == "gonebot"
+        info = await bob.groups.info(g)
+        assert sorted(m.user for m in info.members) == ["alice", "bob"]
+        # nobody can take the name while it is in quarantine
+        with pytest.raises(RequestError) as refused:
+            await register(server.host, server.port, "gonebot", PASSWORD)
+        assert refused.value.code == ErrorCode.USERNAME_TAKEN
+        with pytest.raises((RequestError, ConnectionClosed, LiaotianError)):
+            async with bot_client(server, "gonebot", made.token or "") as again:
+                await again.send("alice", "must not arrive")
+        # once it is over, the sweep frees the name; old messages keep their sender name
+        assert server.server is not None
+        server.server.bots.name_quarantine_ms = 0
+        await server.server.bots.sweep()
+        await register(server.host, server.port, "gonebot", PASSWORD)
+        page = await bob.groups.history(g)
+        assert page.messages[-1].event == {"type": "left", "users": ["gonebot"], "deleted": True}

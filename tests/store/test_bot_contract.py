@@ -64,7 +64,18 @@ async def test_commands_rotation_and_deletion(store: Store) -> None:
     assert not await store.delete_bot(uid)
     assert await store.device_by_token(b"2" * 32) is None
     assert await store.bot_by_id(uid) is None and await store.bots_of(ann) == []
-    assert await store.user_id("helpbot") == uid  # the name stays taken
+    assert await store.all_bots() == []
+    assert await store.user_id("helpbot") == uid  # the name stays taken: quarantine
+    with pytest.raises(UsernameTaken):
+        await store.create_user("helpbot", "hash")
+    assert await store.free_bot_names(0) == []  # deleted after 0: still in quarantine
+    assert await store.free_bot_names(2**62) == ["helpbot"]
+    assert await store.free_bot_names(2**62) == []  # once
+    assert await store.user_id("helpbot") is None
+    assert (await store.usernames([uid]))[uid] == f"#deleted{uid}"
+    again = await store.create_user("helpbot", "hash")  # registered by someone else
+    assert again != uid and await store.user_id("helpbot") == again
+    assert await store.bot_by_id(uid) is None
 
 
 async def test_open_groups(store: Store) -> None:
@@ -132,6 +143,9 @@ async def test_callbacks_are_kept_until_answered_swept_and_bounded(store: Store)
     assert [c.id for c in await store.bot_callbacks(bot, 10)] == [13]
     assert await store.sweep_callbacks(cb.created + 10**9, 10) == 1  # expired
     assert await store.bot_callbacks(bot, 10) == []
+    await press(14, ann)
+    assert await store.delete_bot(bot)
+    assert await store.bot_callback(14) is None  # a deleted bot's presses go with it
 
 
 async def test_callbacks_and_edits_survive_a_restart(tmp_path: Path) -> None:

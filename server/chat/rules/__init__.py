@@ -64,6 +64,7 @@ from ..ops import (
     ReadChannel,
     RedeemItem,
     Refused,
+    RemoveBot,
     RemoveContact,
     RemoveMember,
     RequestContact,
@@ -144,6 +145,7 @@ RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
     OrderStep: (shop.needs_step, shop.step, True),
     BotNotice: (bots.needs_notice, bots.notice, False),
     EditMessage: (bots.needs_edit, bots.edit, False),
+    RemoveBot: (bots.needs_remove_bot, bots.remove_bot, False),
 }
 
 

@@ -210,9 +210,9 @@ class Batch(ChannelBatch, Overlay):
 
     def _keep_callback(self, cb: PendingCallback) -> None:
         self._stage(
-            "INSERT OR REPLACE INTO bot_callbacks (id, bot, presser, conv_id, pos, created, entry) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (cb.id, cb.bot, cb.presser, cb.conv, cb.pos, cb.created, cb.entry),
+            "INSERT OR REPLACE INTO bot_callbacks "
+            "(id, bot, presser, conv_id, pos, created, entry, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (cb.id, cb.bot, cb.presser, cb.conv, cb.pos, cb.created, cb.entry, cb.seq),
         )
 
     def _keep_callback_gone(self, callback: int) -> None:

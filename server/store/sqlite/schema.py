@@ -504,9 +504,10 @@ MIGRATIONS: list[str] = [
         conv_id INTEGER NOT NULL,
         pos     INTEGER NOT NULL,
         created INTEGER NOT NULL,
-        entry   BLOB NOT NULL                     -- the CALLBACK entry's data (msgpack)
+        entry   BLOB NOT NULL,                    -- the CALLBACK entry's data (msgpack)
+        seq     INTEGER NOT NULL                  -- ... and its seq in the bot's log
     );
-    CREATE INDEX bot_callbacks_by_bot ON bot_callbacks (bot, created);
+    CREATE INDEX bot_callbacks_by_bot ON bot_callbacks (bot, seq);
     CREATE INDEX bot_callbacks_by_age ON bot_callbacks (created);
     ALTER TABLE bots ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
     """,
