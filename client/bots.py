@@ -87,7 +87,8 @@ class Bots(Facade):
         return await self._ask(BotToken(rid=0, name=name), BotInfo, retry=False)
 
     async def delete(self, name: str) -> None:
-        """Delete your bot: it can no longer connect; its name stays taken."""
+        """Delete your bot: it can no longer connect and leaves its groups; its name stays
+        taken for 30 days (nobody can pose as it), then it is free again."""
         await self._ask(BotDelete(rid=0, name=name), Ok, retry=False)
 
     async def set_commands(
