@@ -147,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the channel figures (posts at 1,000 and 100,000 members, news, catch-up)",
     )
     p.add_argument(
+        "--no-bots",
+        action="store_true",
+        help="skip the bot figures (command -> reply and press -> answer round trips)",
+    )
+    p.add_argument(
         "--media-mib",
         type=int,
         metavar="N",
@@ -191,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             media=False if a.no_media else None,
             nearby=False if a.no_nearby else None,
             channels=False if a.no_channels else None,
+            bots=False if a.no_bots else None,
             media_mib=a.media_mib,
             pg=False if a.no_pg else None,
         )

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import bots as bot_bench
 from . import channels as channel_bench
 from . import faults, report
 from . import media as media_bench
@@ -121,6 +122,7 @@ class Options:
     media_mib: int = 64  # the blob uploaded and downloaded (quick: 16)
     media_uploaders: int = 20  # clients uploading 5 MiB blobs during chat_p99_ms_under_media
     channels: bool = True  # posts at 1,000/100,000 members, news, catch-up (channels.py)
+    bots: bool = True  # a bot's command and press round trips (bots.py)
     pg: bool = True  # PostgreSQL beside SQLite, same workload (pg.py); skipped without one
     verbose: bool = True
 
@@ -268,6 +270,30 @@ def channel_figures(run: dict[str, Any], quick: bool, failures: list[str]) -> No
     run["details"]["channels"] = ch
     # one process of its own, after the others: not measured against other phases
     run.setdefault("disturbed", {}).update(dict.fromkeys(CHANNEL_KEYS, False))
+
+
+BOT_KEYS = ("bot_command_ms_p50", "bot_command_ms_p99", "bot_press_ms_p50", "bot_press_ms_p99")
+
+
+def bot_figures(run: dict[str, Any], quick: bool, failures: list[str]) -> None:
+    """The bots' round trips (bench/bots.py, its own server and bot processes) into the
+    first run."""
+    log("bots: command -> reply and press -> answer round trips through the Bot framework")
+    try:
+        b = bot_bench.measure(quick)
+    except (RuntimeError, OSError, TimeoutError) as exc:
+        failures.append(f"bots: {exc!r}")
+        return
+    log(
+        f"  command p50 {b['bot_command_ms_p50']} ms, p99 {b['bot_command_ms_p99']} ms; "
+        f"press p50 {b['bot_press_ms_p50']} ms, p99 {b['bot_press_ms_p99']} ms "
+        f"({b['commands']} of each over {b['users']} users)"
+    )
+    if b["server_exit_code"] != 0:
+        failures.append(f"bots: {b}")
+    run.update({k: b[k] for k in BOT_KEYS})
+    run["details"]["bots"] = b
+    run.setdefault("disturbed", {}).update(dict.fromkeys(BOT_KEYS, False))
 
 
 def raise_nofile() -> None:
@@ -1430,6 +1456,8 @@ def run(opts: Options) -> tuple[dict[str, Any], int]:
             runs[0]["details"]["nearby"] = near["details"]
     if runs and not error and opts.channels:
         channel_figures(runs[0], opts.quick, bench.failures)
+    if runs and not error and opts.bots:
+        bot_figures(runs[0], opts.quick, bench.failures)
     if server_code != 0:
         bench.failures.append(f"server exit code {server_code} (expected 0 after SIGTERM)")
     if error:
