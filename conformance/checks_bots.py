@@ -255,3 +255,30 @@ async def bot_pending_callbacks(ctx: Context) -> None:
     f = await bot.req(wire.ANSWER_CALLBACK, {"callback": callbacks[0], "text": ""})
     expect_type(f, wire.OK, "ANSWER_CALLBACK")
     expect(await pending(10) == (callbacks[1:], False), "an answered press is still pending")
+
+
+@check(
+    section="26.1",
+    title="BOT_DELETE takes the bot out of its groups ('left', deleted) and keeps its name",
+)
+async def bot_delete_leaves_groups(ctx: Context) -> None:
+    owner = await ctx.user()
+    member = await ctx.user()
+    await befriend(owner, member)
+    name, _token = await _bot(ctx, owner)
+    f = await owner.req(wire.GROUP_CREATE, {"name": "Bots", "members": [member.user, name]})
+    group = int(expect_type(f, wire.GROUP_INFO, "GROUP_CREATE").payload["group"])
+    expect_type(await owner.req(wire.BOT_DELETE, {"name": name}), wire.OK, "BOT_DELETE")
+    want = {"type": "left", "users": [name], "deleted": True}
+    while True:
+        data = await _entry(member, 1, "the group event of the deleted bot")
+        event = data.get("event")
+        if data.get("group") == group and isinstance(event, dict) and event.get("type") == "left":
+            break
+    expect(data["event"] == want and data.get("from") == name, f"the event: {data}")
+    f = expect_type(await member.req(wire.GET_GROUP, {"group": group}), wire.GROUP_INFO, "GG")
+    users = [m.get("user") for m in f.payload.get("members") or []]
+    expect(name not in users, f"the deleted bot is still a member: {users}")
+    conn = await ctx.anon()
+    f = await conn.request(wire.REGISTER, {"username": name, "password": "a long password 1"})
+    expect_error(f, wire.E_USERNAME_TAKEN, "REGISTER with a deleted bot's name (quarantine)")

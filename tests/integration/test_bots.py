@@ -119,6 +119,9 @@ async def test_a_cli_bot_answers_a_command_with_buttons_and_handles_a_press(
             edited = await next_event(alice, MessageEdited)
             assert (edited.conv, edited.pos, edited.text) == (m.conv, m.pos, "alice chose coffee")
             assert edited.buttons == [[{"text": "Again", "data": "again"}]]
+            out = await run("history", "menubot")  # the stored message is the edited one
+            assert "alice chose coffee (edited " in out and "[Again] again" in out, out
+            assert "tea or coffee?" not in out
             # after the edit, the new button presses and the old ones are gone
             await alice.bots.press(m.conv, m.pos, "again")
             assert (await next_event(alice, CallbackAnswered)).text == "one again for alice"
