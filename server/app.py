@@ -26,9 +26,10 @@ import sys
 import time
 from typing import Any, cast
 
+from .chat.bot_ops import BotNotice
 from .chat.ledger import WalletPolicy
 from .chat.model import BotView
-from .chat.ops import BotNotice, CreateGroup
+from .chat.ops import CreateGroup
 from .chat.policy import Policy
 from .cluster import ClusterNode, NatsBus
 from .config import Config

@@ -56,7 +56,7 @@ from liaotian.protocol.bots import (
 )
 from liaotian.protocol.social import Ok
 
-from ..chat import ops
+from ..chat import bot_ops, ops
 from ..chat.model import KIND_DIRECT, KIND_GROUP, ROLE_ADMIN, BotView
 from ..chat.policy import Policy
 from ..chat.rules import bots as rules
@@ -84,7 +84,7 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
-def answer_notice(op: ops.BotNotice) -> tuple[bytes, int]:
+def answer_notice(op: bot_ops.BotNotice) -> tuple[bytes, int]:
     """A press is answered PRESSED with its callback id; other notices OK."""
     if op.callback:
         return Pressed(rid=op.rid, callback=op.callback).encode(), int(MessageType.PRESSED)
@@ -290,7 +290,7 @@ class BotHandlers:
                 break
             after = rows[-1][0]
         self._submit(
-            ops.RemoveBot(
+            bot_ops.RemoveBot(
                 actor=conn.user_id,
                 session=conn.id,
                 rid=msg.rid,
@@ -373,7 +373,7 @@ class BotHandlers:
         if group:
             data["group"] = msg.conv
         self._submit(
-            ops.BotNotice(
+            bot_ops.BotNotice(
                 actor=conn.user_id,
                 session=conn.id,
                 rid=msg.rid,
@@ -409,7 +409,7 @@ class BotHandlers:
             "alert": msg.alert,
         }
         self._submit(
-            ops.BotNotice(
+            bot_ops.BotNotice(
                 actor=conn.user_id,
                 session=conn.id,
                 rid=msg.rid,
@@ -451,7 +451,7 @@ class BotHandlers:
             raise RequestError(ErrorCode.FORBIDDEN, "a bot edits only its own messages")
         self._charge(conn)
         self._submit(
-            ops.EditMessage(
+            bot_ops.EditMessage(
                 actor=conn.user_id,
                 session=conn.id,
                 rid=msg.rid,

@@ -7,15 +7,9 @@ from __future__ import annotations
 import msgpack
 from chatworld import World
 from liaotian.protocol import UpdateKind
+from liaotian.server.chat.bot_ops import BotNotice, EditMessage, RemoveBot
 from liaotian.server.chat.model import ROLE_OWNER
-from liaotian.server.chat.ops import (
-    AddMembers,
-    BotNotice,
-    CreateGroup,
-    EditMessage,
-    RemoveBot,
-    SetRole,
-)
+from liaotian.server.chat.ops import AddMembers, CreateGroup, SetRole
 
 BUTTONS = {"buttons": [[{"text": "Yes", "data": "y"}]]}
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import msgpack
 import pytest
 from liaotian.protocol import UpdateKind
+from liaotian.server.chat.bot_ops import BotNotice, EditMessage
 from liaotian.server.chat.model import BotView
-from liaotian.server.chat.ops import BotNotice, EditMessage, SetPrivacy
+from liaotian.server.chat.ops import SetPrivacy
 from liaotian.server.store import Store, UsernameTaken
 from liaotian.server.store.contract import BOT_DEVICE, BOT_PASSWORD_HASH
 from liaotian.server.store.sqlite import SQLiteStore

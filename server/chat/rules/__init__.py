@@ -26,13 +26,13 @@ from typing import Any
 
 from liaotian.protocol import ErrorCode
 
+from ..bot_ops import BotNotice, EditMessage, RemoveBot
 from ..ops import (
     AcceptContact,
     AddMembers,
     AddProduct,
     BanMember,
     BlockUser,
-    BotNotice,
     CancelContact,
     CheckIn,
     ClaimPacket,
@@ -43,7 +43,6 @@ from ..ops import (
     DeclineContact,
     DeleteComment,
     DeletePost,
-    EditMessage,
     ExpirePending,
     GiftItem,
     GrantItem,
@@ -64,7 +63,6 @@ from ..ops import (
     ReadChannel,
     RedeemItem,
     Refused,
-    RemoveBot,
     RemoveContact,
     RemoveMember,
     RequestContact,

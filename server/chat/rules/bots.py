@@ -29,8 +29,8 @@ from typing import Any
 from liaotian.protocol import ChatMessage, UpdateKind
 from liaotian.protocol.codec import packb
 
+from ..bot_ops import BotNotice, EditMessage, RemoveBot
 from ..model import ROLE_ADMIN, ROLE_OWNER, BotView, PendingCallback
-from ..ops import BotNotice, EditMessage, RemoveBot
 from ..plan import Needs, Plan
 
 __all__ = [
