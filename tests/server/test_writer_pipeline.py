@@ -159,8 +159,10 @@ async def test_the_wal_is_checkpointed_beside_the_writer_and_started_over(
         assert s.stats.checkpoints > 0 and s.stats.restarts > 0
         assert s.stats.slowest_gated_s > 0
         wal = Path(db_path(tmp_path) + "-wal")
-        # without restarts the WAL would hold every page written, well over 1.2 MB
-        assert wal.stat().st_size < 600_000
+        # without restarts the WAL would hold every page written, well over 1.2 MB; the
+        # file's size is its high-water mark, which the schema migrations written at open
+        # are part of (migration 17 took it from just under 600,000 to 609,792 bytes)
+        assert wal.stat().st_size < 700_000
         assert await s.integrity_check() == "ok"
     finally:
         await s.close()

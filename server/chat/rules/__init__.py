@@ -143,7 +143,7 @@ RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
     OrderStep: (shop.needs_step, shop.step, True),
     BotNotice: (bots.needs_notice, bots.notice, False),
     EditMessage: (bots.needs_edit, bots.edit, False),
-    RemoveBot: (bots.needs_remove_bot, bots.remove_bot, False),
+    RemoveBot: (groups.needs_remove_bot, groups.remove_bot, False),
 }
 
 
