@@ -164,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the wallet figures (transfers, red-packet claims, invariants)",
     )
     p.add_argument(
+        "--no-bots",
+        action="store_true",
+        help="skip the bot figures (command -> reply and press -> answer round trips)",
+    )
+    p.add_argument(
         "--media-mib",
         type=int,
         metavar="N",
@@ -211,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             nearby=False if a.no_nearby else None,
             channels=False if a.no_channels else None,
             wallet=False if a.no_wallet else None,
+            bots=False if a.no_bots else None,
             media_mib=a.media_mib,
             pg=False if a.no_pg else None,
         )

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import bots as bot_bench
 from . import channels as channel_bench
 from . import cpu as cpu_split
 from . import faults, report
@@ -127,6 +128,7 @@ class Options:
     media_uploaders: int = 20  # clients uploading 5 MiB blobs during chat_p99_ms_under_media
     channels: bool = True  # posts at 1,000/100,000 members, news, catch-up (channels.py)
     wallet: bool = True  # transfers, red-packet claims racing, the invariants (wallet.py)
+    bots: bool = True  # a bot's command and press round trips (bots.py)
     pg: bool = True  # PostgreSQL beside SQLite, same workload (pg.py); skipped without one
     verbose: bool = True
 
@@ -299,6 +301,30 @@ def wallet_figures(run: dict[str, Any], quick: bool, failures: list[str]) -> Non
     run.update({k: w[k] for k in WALLET_KEYS})
     run["details"]["wallet"] = w
     run.setdefault("disturbed", {}).update(dict.fromkeys(WALLET_KEYS, False))
+
+
+BOT_KEYS = ("bot_command_ms_p50", "bot_command_ms_p99", "bot_press_ms_p50", "bot_press_ms_p99")
+
+
+def bot_figures(run: dict[str, Any], quick: bool, failures: list[str]) -> None:
+    """The bots' round trips (bench/bots.py, its own server and bot processes) into the
+    first run."""
+    log("bots: command -> reply and press -> answer round trips through the Bot framework")
+    try:
+        b = bot_bench.measure(quick)
+    except (RuntimeError, OSError, TimeoutError) as exc:
+        failures.append(f"bots: {exc!r}")
+        return
+    log(
+        f"  command p50 {b['bot_command_ms_p50']} ms, p99 {b['bot_command_ms_p99']} ms; "
+        f"press p50 {b['bot_press_ms_p50']} ms, p99 {b['bot_press_ms_p99']} ms "
+        f"({b['commands']} of each over {b['users']} users)"
+    )
+    if b["server_exit_code"] != 0:
+        failures.append(f"bots: {b}")
+    run.update({k: b[k] for k in BOT_KEYS})
+    run["details"]["bots"] = b
+    run.setdefault("disturbed", {}).update(dict.fromkeys(BOT_KEYS, False))
 
 
 def raise_nofile() -> None:
@@ -1516,6 +1542,8 @@ def run(opts: Options) -> tuple[dict[str, Any], int]:
         channel_figures(runs[0], opts.quick, bench.failures)
     if runs and not error and opts.wallet:
         wallet_figures(runs[0], opts.quick, bench.failures)
+    if runs and not error and opts.bots:
+        bot_figures(runs[0], opts.quick, bench.failures)
     if server_code != 0:
         bench.failures.append(f"server exit code {server_code} (expected 0 after SIGTERM)")
     if error:

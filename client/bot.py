@@ -40,8 +40,11 @@ bot starts (SPEC.md 26.2), so users see them. A bot account in a group in privac
 receives only commands and mentions of it (the server filters); a group message that
 mentions the bot goes to `on_mention` handlers (to `on_message` handlers if there are
 none). Button presses under the bot's messages arrive as `CallbackQuery` events and go to
-`on_callback` handlers. While a handler of a message or a press runs, the bot shows
-"typing" in that conversation (`typing=False` turns that off; `ctx.typing()` does it by hand).
+`on_callback` handlers; a press they leave unanswered is answered with an empty notice,
+and presses still unanswered when the bot starts (it crashed, or they came while it was
+away: the server keeps them for a day) are handled first. While a handler of a message or
+a press runs, the bot shows "typing" in that conversation (`typing=False` turns that off;
+`ctx.typing()` does it by hand).
 
 Messages are handled one at a time, in log order, inside the `async for` loop of the
 client: no task per message, so a handler may await replies (the client's reader never
@@ -141,13 +144,14 @@ async def _typing(client: Client, msg: ChatMessage, on: bool) -> None:
         await client.presence.typing(to=msg.sender, typing=on)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallbackContext:
     """A press of a button under one of the bot's messages, as a handler sees it."""
 
     bot: Bot
     client: Client
     query: CallbackQuery
+    answered: bool = False  # answer() was called (else the bot answers "" after handlers)
 
     @property
     def sender(self) -> str:
@@ -163,6 +167,7 @@ class CallbackContext:
 
     async def answer(self, text: str = "", *, alert: bool = False) -> None:
         """A short notice to the presser (once per press)."""
+        self.answered = True
         await self.client.bots.answer(self.query.callback, text, alert=alert)
 
     async def edit(self, text: str, *, buttons: Sequence[Sequence[Button]] | None = None) -> None:
@@ -226,6 +231,7 @@ class Bot:
         self._mention_handlers: list[Handler] = []
         self._client: Client | None = None
         self._stopping = False
+        self._handled: set[int] = set()  # callbacks handled from the pending list
 
     # ------------------------------------------------------------------ registration
 
@@ -302,20 +308,9 @@ class Bot:
     async def dispatch(self, client: Client, event: ClientEvent) -> None:
         """Handle one event (public so that tests can drive a bot without a server)."""
         if isinstance(event, CallbackQuery) and self._callback_handlers:
-            cb = CallbackContext(self, client, event)
-            where: dict[str, Any] = (
-                {"group": event.group} if event.group is not None else {"to": event.sender}
-            )
-            if self.typing:
-                with contextlib.suppress(Exception):
-                    await client.presence.typing(**where, typing=True)
-            try:
-                for on_callback in self._callback_handlers:
-                    await self._call_callback(on_callback, cb)
-            finally:
-                if self.typing:
-                    with contextlib.suppress(Exception):
-                        await client.presence.typing(**where, typing=False)
+            if event.callback in self._handled:
+                return  # handled at start, from the pending list
+            await self._press(client, event)
             return
         if not isinstance(event, MessageReceived) or event.message.event is not None:
             for on_event in self._event_handlers:
@@ -350,6 +345,46 @@ class Bot:
             if self.typing:
                 with contextlib.suppress(Exception):
                     await _typing(ctx.client, ctx.message, False)
+
+    async def _press(self, client: Client, event: CallbackQuery) -> None:
+        """Run the callback handlers on a press, typing meanwhile; a press they did not
+        answer is answered with an empty notice, so that it is no longer pending."""
+        cb = CallbackContext(self, client, event)
+        where: dict[str, Any] = (
+            {"group": event.group} if event.group is not None else {"to": event.sender}
+        )
+        if self.typing:
+            with contextlib.suppress(Exception):
+                await client.presence.typing(**where, typing=True)
+        try:
+            for on_callback in self._callback_handlers:
+                await self._call_callback(on_callback, cb)
+            if not cb.answered:
+                with contextlib.suppress(RequestError):
+                    await client.bots.answer(event.callback)
+        finally:
+            if self.typing:
+                with contextlib.suppress(Exception):
+                    await client.presence.typing(**where, typing=False)
+
+    async def handle_pending(self, client: Client) -> None:
+        """At start: the presses still waiting for an answer (the bot stopped or crashed
+        before answering them, or they came while it was away) are handled now, oldest
+        first; their CALLBACK entries, if they come through the log too, are skipped."""
+        if not self._callback_handlers:
+            return
+        try:
+            pending = await client.bots.pending(1000)
+        except RequestError as exc:
+            if exc.code != ErrorCode.BOTS_ONLY:
+                raise
+            return  # not a bot account: nobody presses our buttons
+        for p in pending:
+            if p.callback in self._handled:
+                continue
+            self._handled.add(p.callback)
+            query = CallbackQuery(0, p.callback, p.sender, p.conv, p.pos, p.id, p.data, p.group)
+            await self._press(client, query)
 
     @staticmethod
     async def _call_callback(handler: CallbackHandler, cb: CallbackContext) -> None:
@@ -426,6 +461,7 @@ class Bot:
             try:
                 log.info("bot %s connected to %s:%d", client.user, self.host, self.port)
                 await self.declare_commands(client)
+                await self.handle_pending(client)
                 async for event in client:
                     await self.dispatch(client, event)
                     if self._stopping:

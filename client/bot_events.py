@@ -45,7 +45,8 @@ class CallbackAnswered:
 @dataclass(frozen=True, slots=True)
 class MessageEdited:
     """Kind 25, to a conversation's members: the bot `sender` replaced the text and meta
-    (its buttons) of its message at `pos` of `conv`."""
+    (its buttons) of its message at `pos` of `conv` at `edited` (ms; the stored message,
+    in history and later syncs, carries the same text, meta and `edited`)."""
 
     seq: int
     conv: int
@@ -55,6 +56,7 @@ class MessageEdited:
     text: str
     meta: dict[str, Any] = field(default_factory=dict)
     group: int | None = None
+    edited: int = 0
 
     @property
     def buttons(self) -> list[list[dict[str, str]]]:
@@ -92,5 +94,7 @@ def bot_event_from_update(update: Update) -> BotLogEvent | None:
         if type(sender) is not str or type(text) is not str:
             return None
         meta = dict(meta) if isinstance(meta, dict) else {}
-        return MessageEdited(seq, conv, pos, _int(d, "id") or 0, sender, text, meta, group)
+        return MessageEdited(
+            seq, conv, pos, _int(d, "id") or 0, sender, text, meta, group, _int(d, "edited") or 0
+        )
     return None

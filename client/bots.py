@@ -11,6 +11,7 @@
     # the bot's side (its client authenticated with the bot token)
     await bot_client.bots.answer(query.callback, "done!")
     await bot_client.bots.edit(msg.conv, msg.pos, "new text", buttons=[[("Again", "more")]])
+    for cb in await bot_client.bots.pending(): ...   # presses not answered yet
 
 The bot framework (bot.py) uses these for the bot; people use create/list/rotate/delete,
 commands and press. Refusals raise RequestError: UNKNOWN_BOT, BOTS_ONLY, UNKNOWN_CALLBACK,
@@ -32,11 +33,14 @@ from liaotian.protocol.bots import (
     BotInfo,
     BotList,
     BotToken,
+    CallbackEntry,
+    CallbackList,
     CommandEntry,
     CommandList,
     GetCommands,
     GroupBots,
     ListBots,
+    PendingCallbacks,
     Press,
     Pressed,
     SetCommands,
@@ -83,7 +87,8 @@ class Bots(Facade):
         return await self._ask(BotToken(rid=0, name=name), BotInfo, retry=False)
 
     async def delete(self, name: str) -> None:
-        """Delete your bot: it can no longer connect; its name stays taken."""
+        """Delete your bot: it can no longer connect and leaves its groups; its name stays
+        taken for 30 days (nobody can pose as it), then it is free again."""
         await self._ask(BotDelete(rid=0, name=name), Ok, retry=False)
 
     async def set_commands(
@@ -115,6 +120,13 @@ class Bots(Facade):
         await self._ask(
             AnswerCallback(rid=0, callback=callback, text=text, alert=alert), Ok, retry=False
         )
+
+    async def pending(self, limit: int = 100) -> builtins.list[CallbackEntry]:
+        """A bot's presses still waiting for its answer, oldest first (they are kept across
+        restarts of the server and of the bot, for a day; each has `callback`, `sender`,
+        `conv`, `pos`, `id`, `data`, `group`)."""
+        got = await self._ask(PendingCallbacks(rid=0, limit=limit), CallbackList, retry=True)
+        return builtins.list(got.callbacks)
 
     async def edit(
         self,

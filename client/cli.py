@@ -667,6 +667,8 @@ def fmt_message(
     text = safe(m.text, indent) if m.media is None else safe(media_line(m), indent) + f" (#{m.pos})"
     if m.group is None and m.event and not m.text:
         text = f"* {describe_direct_event(m.event)}"
+    if m.edited:
+        text += f" (edited {fmt_time(m.edited)})"
     buttons = bot_cli.fmt_buttons(m) if m.meta else None
     if buttons is not None:
         text += "\n" + buttons

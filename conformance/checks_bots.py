@@ -197,9 +197,88 @@ async def bot_edit(ctx: Context) -> None:
         wire.BOT_EDIT, {"conv": sent["conv"], "pos": sent["pos"], "text": "v2", "meta": new_meta}
     )
     expect_type(f, wire.OK, "BOT_EDIT")
+    edited = 0
     for who in (user, bot):
         data = await _entry(who, wire.U_MESSAGE_EDITED, "the MESSAGE_EDITED entry")
         if (data.get("text"), data.get("meta"), data.get("pos")) != ("v2", new_meta, sent["pos"]):
             raise Fail(f"MESSAGE_EDITED {data}")
+        edited = int(data.get("edited") or 0)
+    expect(edited > 0, "MESSAGE_EDITED without `edited`")
     f = await user.req(wire.PRESS, {"conv": sent["conv"], "pos": sent["pos"], "data": "again"})
     expect_type(f, wire.PRESSED, "PRESS of a button the edit added")
+
+
+@check(section="26.3", title="BOT_EDIT replaces the stored message: HISTORY shows it with `edited`")
+async def bot_edit_is_stored(ctx: Context) -> None:
+    user = await ctx.user()
+    name, token = await _bot(ctx, user)
+    bot = await _as_bot(ctx, name, token)
+    sent = (await send(bot, user.user, "v1", meta=BUTTONS)).payload
+    f = await bot.req(wire.BOT_EDIT, {"conv": sent["conv"], "pos": sent["pos"], "text": "v2"})
+    expect_type(f, wire.OK, "BOT_EDIT")
+    data = await _entry(user, wire.U_MESSAGE_EDITED, "the MESSAGE_EDITED entry")
+    f = expect_type(
+        await user.req(wire.HISTORY, {"with": name}), wire.HISTORY_PAGE, "HISTORY after BOT_EDIT"
+    )
+    msgs = [m for m in f.payload.get("messages") or [] if m.get("pos") == sent["pos"]]
+    expect(len(msgs) == 1, f"HISTORY has no message at {sent['pos']}: {f}")
+    m = msgs[0]
+    expect(
+        m.get("text") == "v2" and "meta" not in m and m.get("edited") == data.get("edited"),
+        f"the stored message after BOT_EDIT (no meta: no buttons): {m}, edit {data}",
+    )
+    expect(m.get("id") == sent.get("id") and m.get("ts") == sent.get("ts"), f"{m} vs {sent}")
+    f = await user.req(wire.PRESS, {"conv": sent["conv"], "pos": sent["pos"], "data": "yes"})
+    expect_error(f, wire.E_NO_SUCH_BUTTON, "PRESS of a button the edit removed")
+
+
+@check(section="26.3", title="PENDING_CALLBACKS lists unanswered presses until they are answered")
+async def bot_pending_callbacks(ctx: Context) -> None:
+    user = await ctx.user()
+    name, token = await _bot(ctx, user)
+    bot = await _as_bot(ctx, name, token)
+    f = await user.req(wire.PENDING_CALLBACKS, {"limit": 10})
+    expect_error(f, wire.E_BOTS_ONLY, "PENDING_CALLBACKS by a user")
+    sent = (await send(bot, user.user, "yes or no?", meta=BUTTONS)).payload
+    callbacks = []
+    for data in ("yes", "no"):
+        f = await user.req(wire.PRESS, {"conv": sent["conv"], "pos": sent["pos"], "data": data})
+        callbacks.append(expect_type(f, wire.PRESSED, "PRESS").payload.get("callback"))
+
+    async def pending(limit: int) -> tuple[list[Any], bool]:
+        f = await bot.req(wire.PENDING_CALLBACKS, {"limit": limit})
+        p = expect_type(f, wire.CALLBACK_LIST, "PENDING_CALLBACKS").payload
+        return [c.get("callback") for c in p.get("callbacks") or []], bool(p.get("more"))
+
+    expect(await pending(10) == (callbacks, False), f"pending: {await pending(10)}")
+    expect(await pending(1) == (callbacks[:1], True), f"pending, limit 1: {await pending(1)}")
+    f = await bot.req(wire.ANSWER_CALLBACK, {"callback": callbacks[0], "text": ""})
+    expect_type(f, wire.OK, "ANSWER_CALLBACK")
+    expect(await pending(10) == (callbacks[1:], False), "an answered press is still pending")
+
+
+@check(
+    section="26.1",
+    title="BOT_DELETE takes the bot out of its groups ('left', deleted) and keeps its name",
+)
+async def bot_delete_leaves_groups(ctx: Context) -> None:
+    owner = await ctx.user()
+    member = await ctx.user()
+    await befriend(owner, member)
+    name, _token = await _bot(ctx, owner)
+    f = await owner.req(wire.GROUP_CREATE, {"name": "Bots", "members": [member.user, name]})
+    group = int(expect_type(f, wire.GROUP_INFO, "GROUP_CREATE").payload["group"])
+    expect_type(await owner.req(wire.BOT_DELETE, {"name": name}), wire.OK, "BOT_DELETE")
+    want = {"type": "left", "users": [name], "deleted": True}
+    while True:
+        data = await _entry(member, 1, "the group event of the deleted bot")
+        event = data.get("event")
+        if data.get("group") == group and isinstance(event, dict) and event.get("type") == "left":
+            break
+    expect(data["event"] == want and data.get("from") == name, f"the event: {data}")
+    f = expect_type(await member.req(wire.GET_GROUP, {"group": group}), wire.GROUP_INFO, "GG")
+    users = [m.get("user") for m in f.payload.get("members") or []]
+    expect(name not in users, f"the deleted bot is still a member: {users}")
+    conn = await ctx.anon()
+    f = await conn.request(wire.REGISTER, {"username": name, "password": "a long password 1"})
+    expect_error(f, wire.E_USERNAME_TAKEN, "REGISTER with a deleted bot's name (quarantine)")

@@ -186,6 +186,8 @@ class MessageType(IntEnum):
     ANSWER_CALLBACK = 191
     BOT_EDIT = 192
     GROUP_BOTS = 193
+    PENDING_CALLBACKS = 194
+    CALLBACK_LIST = 195
 
 
 class UpdateKind(IntEnum):
@@ -301,6 +303,7 @@ _FROM_CLIENT = frozenset(
         T.ANSWER_CALLBACK,
         T.BOT_EDIT,
         T.GROUP_BOTS,
+        T.PENDING_CALLBACKS,
     }
 )
 CLIENT_TYPES = frozenset(int(t) for t in _FROM_CLIENT)

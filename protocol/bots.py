@@ -28,11 +28,14 @@ __all__ = [
     "BotInfo",
     "BotList",
     "BotToken",
+    "CallbackEntry",
+    "CallbackList",
     "CommandEntry",
     "CommandList",
     "GetCommands",
     "GroupBots",
     "ListBots",
+    "PendingCallbacks",
     "Press",
     "Pressed",
     "SetCommands",
@@ -159,6 +162,34 @@ class GroupBots(Message):
     see_all: bool
 
 
+@message(M.PENDING_CALLBACKS)
+class PendingCallbacks(Message):
+    """The bot's presses still waiting for its answer (after a restart of either side)."""
+
+    limit: int = wire(default=100, lo=1, hi=1000)
+
+
+@record()
+class CallbackEntry(Record):
+    """A press waiting for an answer: the same map as its CALLBACK entry's `data`."""
+
+    callback: int
+    sender: str = wire("from", max=USER_MAX)
+    conv: int
+    pos: int
+    id: int
+    data: str = wire(max=MAX_DATA)
+    group: int | None = None
+
+
+@message(M.CALLBACK_LIST)
+class CallbackList(Message):
+    """The bot's presses waiting for its answer, oldest first (SPEC.md 26.3)."""
+
+    callbacks: tuple[CallbackEntry, ...] = wire(max_items=1000)
+    more: bool = False
+
+
 BOT_CLASSES: tuple[type[Message], ...] = (
     BotCreate,
     BotInfo,
@@ -174,6 +205,8 @@ BOT_CLASSES: tuple[type[Message], ...] = (
     AnswerCallback,
     BotEdit,
     GroupBots,
+    PendingCallbacks,
+    CallbackList,
 )
 BOT_CLIENT_TYPES = frozenset(int(c.TYPE) for c in BOT_CLASSES if c.FROM_CLIENT)
 BOT_SERVER_TYPES = frozenset(int(c.TYPE) for c in BOT_CLASSES if not c.FROM_CLIENT)

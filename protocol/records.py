@@ -49,6 +49,7 @@ class SendMedia(Record):
         "meta",
         "media",
         "event",
+        "edited",
     ),
     rules=(AnyOf("to", "group"),),
 )
@@ -56,7 +57,7 @@ class ChatMessage(Record):
     """A stored message as every reader sees it (in UPDATES and HISTORY_PAGE).
 
     SPEC.md 8.2: id, conv, pos, from, then `to` (direct) or `group`, ts, cmid, text, then
-    meta, media and event when present. A group message may also carry `to`: read, never
+    meta, media, event and edited when present. A group message may also carry `to`: read, never
     written.
     """
 
@@ -72,6 +73,7 @@ class ChatMessage(Record):
     group: int | None = None  # the group (group conversations; then conv == group)
     event: dict[str, Any] | None = None  # group timeline events (SPEC.md 17.4)
     media: dict[str, Any] | None = None  # a media message: the server's map (SPEC.md 27.5)
+    edited: int | None = None  # a bot's edit replaced text and meta at this time (SPEC.md 26.3)
 
     def encode(self) -> bytes:
         """The msgpack map, encoded once and reused for every reader."""
@@ -94,9 +96,12 @@ def encode_message_map(
     group: int | None = None,
     event: dict[str, Any] | None = None,
     media: dict[str, Any] | None = None,
+    edited: int | None = None,
 ) -> bytes:
     """The canonical encoding of a message map (the same bytes as ChatMessage.encode())."""
-    return packb(_message_map(id, conv, pos, sender, to, ts, cmid, text, meta, group, event, media))
+    return packb(
+        _message_map(id, conv, pos, sender, to, ts, cmid, text, meta, group, event, media, edited)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,10 @@ import sys
 import time
 from typing import Any, cast
 
+from .chat.bot_ops import BotNotice
 from .chat.ledger import WalletPolicy
 from .chat.model import BotView
-from .chat.ops import BotNotice, CreateGroup
+from .chat.ops import CreateGroup
 from .chat.policy import Policy
 from .cluster import ClusterNode, NatsBus
 from .config import Config
@@ -354,6 +355,7 @@ class Server:
             self.loop.create_task(self.presence.run(), name="presence"),
             self.loop.create_task(self.expiry.run(), name="wallet-expiry"),
             self.loop.create_task(self.nearby.run(), name="nearby-sweep"),
+            self.loop.create_task(self.bots.run(), name="bot-callbacks"),
         ]
         if self.media is not None:
             self._background.append(self.loop.create_task(self.media.run(), name="media-sweeps"))

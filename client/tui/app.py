@@ -9,11 +9,13 @@
     │                   │ [Message Bob — Enter to send              ] │
     └─────────────────────────────────────────────────────────────────┘
 
-Keys: Enter on the chat list opens a chat, Enter in the message line sends, Escape goes
-back to the list, Tab moves between them, PageUp/PageDown scroll the conversation (PageUp
-at the top loads older messages), Ctrl+S saves the newest photo, voice note, file or track
-of the open chat into the download directory (`/download DIR` in the message line saves
-it into DIR), Ctrl+Q quits.
+Keys: Enter on the chat list opens a chat (or a channel: `≡`), Enter in the message line
+sends (posts, in a channel), Escape goes back to the list, Tab moves between them,
+PageUp/PageDown scroll the conversation (PageUp at the top loads older messages), Ctrl+B
+goes to the buttons of the newest bot message (arrows or Tab between them, Enter presses;
+a click does too), Ctrl+S saves the newest photo, voice note, file or track of the open
+chat into the download directory (`/download DIR` in the message line saves it into DIR),
+Ctrl+Q quits.
 
 The app draws; `ChatController` decides what there is to draw. Redraws are coalesced: a
 change schedules one redraw on the app's next turn.
@@ -33,7 +35,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Button, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..client import Client
@@ -73,12 +75,16 @@ class ChatApp(App[int]):
     #title { height: 1; background: $boost; padding: 0 1; }
     #log { height: 1fr; padding: 0 1; }
     #typing { height: 1; padding: 0 1; color: $text-muted; }
+    #buttons { height: auto; padding: 0 1; }
+    #buttons .button-row { height: 1; }
+    #buttons Button { margin: 0 1 0 0; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "chats", "Chats"),
         Binding("pageup", "page_up", "Older", priority=True),
         Binding("pagedown", "page_down", "Newer", priority=True),
         Binding("ctrl+s", "download", "Save media", priority=True),
+        Binding("ctrl+b", "buttons", "Buttons", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -93,6 +99,9 @@ class ChatApp(App[int]):
         self._redraw_due = False
         self._shown_chats: list[tuple[str, Content]] = []
         self._shown_log: Content | None = None
+        # the buttons bar: (position, rows) of the bot message whose buttons it shows
+        self._shown_buttons: tuple[int, list[list[tuple[str, str]]]] | None = None
+        self._button_data: dict[str, tuple[int, str]] = {}  # widget id -> (pos, data)
         self._loading_older = False
         self._log_handler = _ToApp(self)
 
@@ -107,6 +116,7 @@ class ChatApp(App[int]):
                 with VerticalScroll(id="log"):
                     yield Static(id="messages", markup=False)
                 yield Static(id="typing", markup=False)
+                yield Vertical(id="buttons")
                 yield Input(placeholder="choose a chat on the left and press Enter", id="compose")
         yield Footer()
 
@@ -166,9 +176,26 @@ class ChatApp(App[int]):
         if conv is None:
             title_w.update(Content.styled("no chat open", "dim"))
             self.query_one("#typing", Static).update(Content(""))
+            self._draw_buttons(None)
             return
         entry = ctl.chats.find(conv.target)
-        if conv.target.group is not None:
+        if conv.target.channel is not None:
+            channel = conv.target.channel
+            title_w.update(
+                title(
+                    names.channel(channel),
+                    False,
+                    names,
+                    members=ctl.channel_members.get(channel),
+                    channel=True,
+                )
+            )
+            placeholder = (
+                f"Post to {safe(names.channel(channel))} (Enter to send)"
+                if conv.can_post
+                else "Only the channel's admins post here"
+            )
+        elif conv.target.group is not None:
             summary = ctl.groups.get(conv.target.group)
             title_w.update(
                 title(
@@ -178,7 +205,7 @@ class ChatApp(App[int]):
                     members=summary.members if summary else None,
                 )
             )
-            placeholder = f"Message {safe(names.group(conv.target.group))}"
+            placeholder = f"Message {safe(names.group(conv.target.group))} (Enter to send)"
         else:
             peer = conv.target.peer or ""
             title_w.update(
@@ -190,14 +217,39 @@ class ChatApp(App[int]):
                     last_seen=ctl.last_seen_text(peer),
                 )
             )
-            placeholder = f"Message {safe(names.person(peer))}"
-        self.query_one("#compose", Input).placeholder = placeholder + " (Enter to send)"
+            placeholder = f"Message {safe(names.person(peer))} (Enter to send)"
+        self.query_one("#compose", Input).placeholder = placeholder
         if entry is not None:
             self._highlight(entry.conv)
         today = date.today()
         content = conversation(conv.rows(ctl.me, today), names, ctl.me, loading=not conv.loaded)
         self._draw_log(content)
         self.query_one("#typing", Static).update(typing_line(ctl.typing_now(), names))
+        self._draw_buttons(conv.buttons())
+
+    def _draw_buttons(self, shown: tuple[int, list[list[tuple[str, str]]]] | None) -> None:
+        """The buttons of the newest bot message, a row of Button widgets per row; the
+        labels are Content (plain text, made safe), never markup."""
+        if shown == self._shown_buttons:
+            return
+        self._shown_buttons = shown
+        bar = self.query_one("#buttons", Vertical)
+        bar.remove_children()
+        self._button_data = {}
+        if shown is None:
+            return
+        pos, rows = shown
+        widgets = []
+        n = 0
+        for row in rows:
+            cells = []
+            for text, data in row:
+                n += 1
+                key = f"press-{pos}-{n}"
+                self._button_data[key] = (pos, data)
+                cells.append(Button(Content(safe(text)), id=key, compact=True))
+            widgets.append(Horizontal(*cells, classes="button-row"))
+        bar.mount_all(widgets)
 
     def _draw_chats(self) -> None:
         ctl = self.ctl
@@ -290,6 +342,21 @@ class ChatApp(App[int]):
             self.note(f"not a directory: {directory}")
             return
         self.run_worker(self.ctl.download(directory), name="download", exit_on_error=False)
+
+    @on(Button.Pressed, "#buttons Button")
+    def _pressed(self, event: Button.Pressed) -> None:
+        found = self._button_data.get(event.button.id or "")
+        if found is not None:
+            pos, data = found
+            self.run_worker(self.ctl.press(pos, data), name="press")
+
+    def action_buttons(self) -> None:
+        """Ctrl+B: to the first button of the newest bot message (if there is one)."""
+        buttons = self.query("#buttons Button")
+        if buttons:
+            buttons.first().focus()
+        else:
+            self.note("no buttons here")
 
     def action_chats(self) -> None:
         self.query_one("#chats", OptionList).focus()

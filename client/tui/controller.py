@@ -23,10 +23,14 @@ from liaotian.protocol.social import GroupSummary
 
 from ..client import Client
 from ..events import (
+    CallbackAnswered,
+    ChannelChanged,
+    ChannelNewsEvent,
     ClientEvent,
     ContactEvent,
     Disconnected,
     GroupChanged,
+    MessageEdited,
     MessageReceived,
     PresenceChanged,
     ReadReceipt,
@@ -35,6 +39,7 @@ from ..events import (
     TypingEvent,
 )
 from ..mediacli import default_name
+from .extras import ChannelsAndButtons
 from .model import ChatList, Conversation
 from .names import Names, Target, TargetError, resolve_group
 
@@ -72,9 +77,9 @@ async def resolve_target(
     return None
 
 
-class ChatController:
+class ChatController(ChannelsAndButtons):
     """Holds what the chat app shows (`chats`, `conv`, `names`, `online`, `state`) and
-    keeps it current."""
+    keeps it current; channels and bot buttons are extras.py's part."""
 
     def __init__(
         self,
@@ -90,6 +95,7 @@ class ChatController:
         self.chats = ChatList()
         self.conv: Conversation | None = None
         self.groups: dict[int, GroupSummary] = {}
+        self.channel_members: dict[int, int] = {}
         self.online: dict[str, bool] = {}
         self.last_seen: dict[str, int] = {}
         self.state = "connected" if client.connected else "reconnecting"
@@ -155,7 +161,7 @@ class ChatController:
     async def _load_list(self) -> None:
         entries = []
         try:
-            async for entry in self.client.iter_conversations(100):
+            async for entry in self.client.iter_conversations(100, channels=True):
                 entries.append(entry)
                 if len(entries) >= MAX_CHATS:
                     break
@@ -163,6 +169,9 @@ class ChatController:
             self.note(f"chat list: {exc}")
             return
         self.chats.load(entries)
+        for e in entries:
+            if e.kind == "channel":
+                self.names.channels[e.conv] = e.name
         self.changed()
 
     async def reload_list(self) -> None:
@@ -200,6 +209,9 @@ class ChatController:
         conv = Conversation(target, conv=entry.conv if entry is not None else None)
         self.conv = conv
         self.changed()
+        if target.channel is not None:
+            await self.open_channel(conv)
+            return
         if target.group is not None:
             page = await self._try(
                 "history", self.client.history_group(target.group, limit=HISTORY_PAGE)
@@ -252,6 +264,8 @@ class ChatController:
         conv = self.conv
         if conv is None or not conv.more_before or conv.oldest is None:
             return 0
+        if conv.target.channel is not None:
+            return await self.older_posts(conv)
         if conv.target.group is not None:
             request = self.client.history_group(
                 conv.target.group, before=conv.oldest, limit=HISTORY_PAGE
@@ -271,6 +285,9 @@ class ChatController:
         """Send `text` to the open conversation; shown as pending until it is stored."""
         conv = self.conv
         if conv is None or not text.strip():
+            return
+        if conv.target.channel is not None:
+            await self.post(conv, text)
             return
         pending = conv.pend(text)
         self.changed()
@@ -346,8 +363,8 @@ class ChatController:
     async def typed(self, typing: bool) -> None:
         """The user typed in (or cleared) the message line of the open conversation."""
         conv = self.conv
-        if conv is None or not self.client.connected:
-            return
+        if conv is None or not self.client.connected or conv.target.channel is not None:
+            return  # no typing in channels
         if conv.target.group is not None:
             await self.client.typing(group=conv.target.group, typing=typing)
         else:
@@ -393,8 +410,20 @@ class ChatController:
             self._background(self._presence(peers))  # changes meanwhile were not pushed
             if self.conv is not None and not self.conv.loaded:
                 self._background(self.open(self.conv.target))  # its history had failed
+            elif self.conv is not None and self.conv.target.channel is not None:
+                # news while away was not pushed (it is ephemeral): fetch what is new
+                channel = self.conv.target.channel
+                self._background(self.channel_news(ChannelNewsEvent(channel, 1 << 62)))
+            if any(e.kind == "channel" for e in self.chats.entries.values()):
+                self._background(self.reload_list())  # channels' counts moved meanwhile
         elif isinstance(event, Resync):
             self._background(self._resync())
+        elif isinstance(event, ChannelNewsEvent):
+            self._background(self.channel_news(event))
+        elif isinstance(event, ChannelChanged):
+            self._background(self.reload_list())
+        elif isinstance(event, CallbackAnswered | MessageEdited):
+            self.bot_event(event)
         self.changed()
 
     async def _message(self, m: ChatMessage) -> None:

@@ -15,7 +15,7 @@ conversation is not the one on screen (that one is marked read as it is shown).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 
 from liaotian.protocol import ChatMessage
@@ -35,10 +35,33 @@ __all__ = [
     "PendingRow",
     "PendingSend",
     "Row",
+    "button_rows",
     "day_label",
     "day_of",
     "peer_of",
 ]
+
+
+def button_rows(m: ChatMessage) -> list[list[tuple[str, str]]]:
+    """A bot message's buttons as rows of (text, data); [] when it has none or they are
+    malformed (the server checks a bot's buttons; this only reads what is well formed)."""
+    rows = m.meta.get("buttons") if isinstance(m.meta, dict) else None
+    if not isinstance(rows, list):
+        return []
+    out = []
+    for row in rows:
+        if not isinstance(row, list):
+            return []
+        cells = []
+        for b in row:
+            if not isinstance(b, dict):
+                return []
+            text, data = b.get("text"), b.get("data")
+            if not isinstance(text, str) or not isinstance(data, str):
+                return []
+            cells.append((text, data))
+        out.append(cells)
+    return out
 
 
 def peer_of(m: ChatMessage, me: str) -> str:
@@ -66,21 +89,26 @@ def day_label(day: date, today: date) -> str:
 @dataclass(slots=True)
 class ChatEntry:
     conv: int
-    kind: str  # "direct" or "group"
-    name: str  # the peer's username, or the group's name
+    kind: str  # "direct", "group" or "channel"
+    name: str  # the peer's username, or the group's or channel's name
     ts: int
     unread: int = 0
     read: int = 0
     last: ChatMessage | None = None
     peer: str | None = None
     group: int | None = None
+    top: int = 0  # a channel: its newest post's position as far as known
 
     @property
     def last_pos(self) -> int:
+        if self.kind == "channel":
+            return self.top
         return self.last.pos if self.last is not None else 0
 
     @property
     def target(self) -> Target:
+        if self.kind == "channel":
+            return Target(channel=self.conv)
         return Target(group=self.conv) if self.kind == "group" else Target(peer=self.peer)
 
     @classmethod
@@ -95,6 +123,7 @@ class ChatEntry:
             last=s.last,
             peer=s.peer if s.kind == "direct" else None,
             group=s.group if s.kind == "group" else None,
+            top=s.read + s.unread if s.kind == "channel" else 0,
         )
 
 
@@ -112,6 +141,9 @@ class ChatList:
         return sorted(self.entries.values(), key=lambda e: (e.ts, e.conv), reverse=True)
 
     def find(self, target: Target) -> ChatEntry | None:
+        if target.channel is not None:
+            e = self.entries.get(target.channel)
+            return e if e is not None and e.kind == "channel" else None
         if target.group is not None:
             return self.entries.get(target.group)
         for e in self.entries.values():
@@ -184,6 +216,24 @@ class ChatList:
             return entry.last_pos
         return 0
 
+    def news(self, channel: int, pos: int, viewing: bool = False) -> bool:
+        """A channel has posts up to `pos` (CHANNEL_NEWS): its unread count follows (the
+        server's rule: newest position minus the read position). False: not listed here."""
+        entry = self.entries.get(channel)
+        if entry is None or entry.kind != "channel":
+            return False
+        entry.top = max(entry.top, pos)
+        if viewing:
+            entry.read = entry.top
+        entry.unread = max(0, entry.top - entry.read)
+        return True
+
+    def edited(self, conv: int, pos: int, text: str, meta: dict[str, object], at: int) -> None:
+        """A bot edited a message: the list's preview follows if it is the last one."""
+        entry = self.entries.get(conv)
+        if entry is not None and entry.last is not None and entry.last.pos == pos:
+            entry.last = replace(entry.last, text=text, meta=dict(meta), edited=at or None)
+
     def rename(self, group: int, name: str) -> None:
         entry = self.entries.get(group)
         if entry is not None:
@@ -212,6 +262,11 @@ class MessageRow:
     message: ChatMessage
     mine: bool
     receipt: str | None  # own messages: "sent", "delivered", "read", "read by 2"
+    note: str = ""  # a channel post: its likes and comments, or that it was deleted
+
+    @property
+    def buttons(self) -> list[list[tuple[str, str]]]:
+        return button_rows(self.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,12 +301,15 @@ class Conversation:
     delivered_to: dict[str, int] = field(default_factory=dict)
     typing: dict[str, float] = field(default_factory=dict)  # user -> when it expires
     loaded: bool = False  # the first history page is in
+    notes: dict[int, str] = field(default_factory=dict)  # a channel post's likes, comments
+    can_post: bool = True  # a channel where only admins post says False to a member
+    marked: int = 0  # a channel: the position this view has told the server is read
     _early: list[ChatMessage] = field(default_factory=list)  # events before that
     _next_key: int = 0
 
     def __post_init__(self) -> None:
-        if self.conv is None and self.target.group is not None:
-            self.conv = self.target.group
+        if self.conv is None:
+            self.conv = self.target.group if self.target.group is not None else self.target.channel
 
     def belongs(self, m: ChatMessage, me: str) -> bool:
         """Whether a message is part of this conversation."""
@@ -300,6 +358,22 @@ class Conversation:
     def newest(self) -> int:
         return max(self.messages) if self.messages else 0
 
+    def edit(self, pos: int, text: str, meta: dict[str, object], at: int) -> bool:
+        """A bot's edit of a message shown here (MESSAGE_EDITED): replace it."""
+        m = self.messages.get(pos)
+        if m is None:
+            return False
+        self.messages[pos] = replace(m, text=text, meta=dict(meta), edited=at or None)
+        return True
+
+    def buttons(self) -> tuple[int, list[list[tuple[str, str]]]] | None:
+        """(position, rows of (text, data)) of the newest message that has buttons."""
+        for pos in sorted(self.messages, reverse=True):
+            rows = button_rows(self.messages[pos])
+            if rows:
+                return pos, rows
+        return None
+
     # -- sends
 
     def pend(self, text: str) -> PendingSend:
@@ -333,6 +407,8 @@ class Conversation:
     def receipt(self, pos: int) -> str:
         """What happened to the user's own message at `pos`: read (direct), read by N
         (group), delivered, or sent."""
+        if self.target.channel is not None:
+            return ""  # a channel has no receipts
         readers = sum(1 for p in self.read_by.values() if p >= pos)
         if readers:
             return "read" if self.target.group is None else f"read by {readers}"
@@ -369,6 +445,7 @@ class Conversation:
                 out.append(EventRow(m, ev))
             else:
                 mine = m.sender == me
-                out.append(MessageRow(m, mine, self.receipt(m.pos) if mine else None))
+                receipt = self.receipt(m.pos) if mine else None
+                out.append(MessageRow(m, mine, receipt or None, self.notes.get(m.pos, "")))
         out.extend(PendingRow(p) for p in self.pending)
         return out

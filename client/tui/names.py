@@ -25,14 +25,16 @@ class TargetError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A conversation to open: a direct chat with `peer`, or the group `group`."""
+    """A conversation to open: a direct chat with `peer`, the group `group`, or the
+    channel `channel`."""
 
     peer: str | None = None
     group: int | None = None
+    channel: int | None = None
 
     def __post_init__(self) -> None:
-        if (self.peer is None) == (self.group is None):
-            raise ValueError("a target is a peer or a group")
+        if [self.peer, self.group, self.channel].count(None) != 2:
+            raise ValueError("a target is a peer, a group or a channel")
 
     @property
     def is_group(self) -> bool:
@@ -86,6 +88,7 @@ class Names:
         self._display: dict[str, str] = {}
         self._asked: set[str] = set()
         self.groups: dict[int, str] = {}
+        self.channels: dict[int, str] = {}
 
     def person(self, user: str) -> str:
         """The display name when the user has one (and we may see it), else the username."""
@@ -111,3 +114,6 @@ class Names:
 
     def group(self, group: int) -> str:
         return self.groups.get(group) or f"#{group}"
+
+    def channel(self, channel: int) -> str:
+        return self.channels.get(channel) or f"#{channel}"

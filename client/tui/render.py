@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 CONTINUATION = "      | "  # before the further lines of a multi-line message
+BUTTON_INDENT = "      "  # before a row of a bot message's buttons
 PREVIEW_LEN = 28  # fits the chat list's column
 
 
@@ -140,14 +141,19 @@ def chat_prompt(
     """A chat list entry: name (a dot when the peer is online), unread count, and the last
     message on the second line."""
     shown = safe(names.person(label) if entry.kind == "direct" else label)
-    dot = ("● " if online else "○ ") if entry.kind == "direct" else "# "
+    dot = {"direct": "● " if online else "○ ", "channel": "≡ "}.get(entry.kind, "# ")
     unread = "999+" if entry.unread >= 1000 else str(entry.unread)
     head = Content.assemble(
         (dot, "green" if online else "dim"),
         (shown, "bold" if entry.unread else ""),
         (f"  ({unread})", "bold reverse") if entry.unread else "",
     )
-    last = preview(entry.last, names, me) if entry.last is not None else "(no messages)"
+    if entry.last is not None:
+        last = preview(entry.last, names, me)
+    elif entry.kind == "channel":
+        last = f"channel, {entry.top} posts" if entry.top else "channel, no posts yet"
+    else:
+        last = "(no messages)"
     return Content.assemble(head, "\n  ", (last, "dim"))
 
 
@@ -164,9 +170,17 @@ def _message(row: MessageRow, names: Names, tz: tzinfo | None) -> Content:
         if m.text:
             parts.append(" ")
     parts.append(safe(m.text, CONTINUATION))
+    if m.edited:
+        parts.append(("  (edited)", "dim"))
+    if row.note:
+        parts.append((f"  ({row.note})", "dim"))
     if row.receipt:
         parts.append((f"  ({row.receipt})", "dim"))
-    return Content.assemble(*parts)
+    line = Content.assemble(*parts)
+    for buttons in row.buttons:  # a bot's buttons, a line per row, under its message
+        cells = "  ".join(f"[{safe(text)}]" for text, _data in buttons)
+        line = Content.assemble(line, "\n", (BUTTON_INDENT + cells, "bold"))
+    return line
 
 
 def conversation(
@@ -215,8 +229,13 @@ def title(
     online: bool | None = None,
     last_seen: str | None = None,
     members: int | None = None,
+    channel: bool = False,
 ) -> Content:
-    """The conversation's header: `Bob (bob) · online`, `trip · group, 3 members`."""
+    """The conversation's header: `Bob (bob) · online`, `trip · group, 3 members`,
+    `news · channel, 3 members`."""
+    if channel:
+        extra = f" · channel, {members} members" if members else " · channel"
+        return Content.assemble((safe(entry_name), "bold"), extra)
     if is_group:
         extra = f" · group, {members} members" if members else " · group"
         return Content.assemble((safe(entry_name), "bold"), extra)

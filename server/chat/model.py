@@ -207,3 +207,18 @@ class BotView:
 
     names: dict[int, str] = field(default_factory=dict)
     open_groups: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCallback:
+    """A press waiting for the bot's answer (SPEC.md 26.3): kept durably with the CALLBACK
+    entry that tells the bot, dropped with the answer or when it expires."""
+
+    id: int
+    bot: int
+    presser: int
+    conv: int
+    pos: int
+    created: int  # ms since the epoch (the batch's time)
+    entry: bytes = b""  # the CALLBACK entry's data map (encoded), as the bot's log has it
+    seq: int = 0  # the CALLBACK entry's seq in the bot's log: the order of the presses

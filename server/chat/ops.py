@@ -596,19 +596,3 @@ class OrderStep(WalletOp):
     order: int
     step: str
     fulfil_ms: int = 7 * 86_400_000  # accepted and not fulfilled by then: voided, restocked
-
-
-# bots (rules/bots.py)
-
-
-@dataclass(slots=True, eq=False, kw_only=True)
-class BotNotice(Op):
-    """One update-log entry of `kind` with `data` for each of `users` (a press to the bot,
-    its answer to the presser, an edit to a conversation's members)."""
-
-    users: tuple[int, ...]
-    kind: int
-    data: bytes
-    callback: int = 0  # a press: answered PRESSED with this id (handlers/bots.py)
-    # outcome
-    seqs: list[int] = field(default_factory=list)

@@ -28,6 +28,7 @@ from .model import (
     CommentState,
     GroupState,
     Member,
+    PendingCallback,
     PostState,
     Social,
 )
@@ -166,6 +167,18 @@ class Plan(Protocol):
     def add_blob_refs(self, conv: int, pos: int, blobs: tuple[bytes, ...]) -> None:
         """The message at `pos` of `conv` references these blobs (SPEC.md 27.4): they are
         readable by its readers and never collected."""
+
+    # ------------------------------------------------------------------ bots (rules/bots.py)
+
+    def replace_message(self, mid: int, conv: int, pos: int, body: bytes) -> None:
+        """A stored message's map is `body` from now on (a bot's edit): history and every
+        later sync of the log entries that name it carry the new map."""
+
+    def add_callback(self, cb: PendingCallback) -> None:
+        """Keep a press pending until the bot answers it or it expires."""
+
+    def drop_callback(self, callback: int) -> None:
+        """The callback is answered: it is no longer pending."""
 
     # ------------------------------------------------------------------ the wallet
     # (chat/ledger.py). The rules compute every new balance; the store keeps them.

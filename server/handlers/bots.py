@@ -3,25 +3,32 @@
 A bot is an account its owner creates with BOT_CREATE: a user with no password whose one
 device, "bot", holds the bot token (a session token: the bot authenticates with AUTH and
 resumes like any device). BOT_TOKEN re-keys that device, so the old token is dead and its
-connections are closed (4002); BOT_DELETE drops the device and the bot row.
+connections are closed (4002); BOT_DELETE drops the device, leaves the bot's row as a
+tombstone and takes the bot out of its groups (RemoveBot); its name stays taken for
+NAME_QUARANTINE_MS, then the sweep frees it.
 
 What the send rule must know of bots (their names, the groups whose bots see everything)
 is the `BotView` kept here, loaded from the store at start (`load`) and changed with each
 write; the send handler passes it on group sends and applies a bot's own rate limits.
 
-A press (PRESS) is checked against the message it names (a bot's, with that button; the
-latest edit's buttons if it was edited) and reaches the bot as a CALLBACK entry in its
-log; the bot's ANSWER_CALLBACK reaches the presser as a CALLBACK_ANSWER entry. Callbacks
-waiting for an answer are kept in memory (the newest CALLBACKS_KEPT): an answer after a
-restart is 3503 UNKNOWN_CALLBACK, and the presser simply sees no notice.
+A press (PRESS) is checked against the message it names (a bot's, with that button, as
+stored: a bot's edit replaces the stored message) and reaches the bot as a CALLBACK entry
+in its log; the same commit keeps the callback pending (durable: it survives a restart,
+and PENDING_CALLBACKS lists the ones still waiting). The bot's ANSWER_CALLBACK reaches the
+presser as a CALLBACK_ANSWER entry, and its commit closes the callback. A callback
+expires CALLBACK_TTL_MS after the press; each bot keeps at most CALLBACKS_PER_BOT pending
+(the sweep, `run`, forgets the oldest beyond that). BOT_EDIT replaces the stored message
+and tells every member in one commit (chat/rules/bots.py `edit`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
+import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -35,18 +42,21 @@ from liaotian.protocol.bots import (
     BotInfo,
     BotList,
     BotToken,
+    CallbackEntry,
+    CallbackList,
     CommandEntry,
     CommandList,
     GetCommands,
     GroupBots,
     ListBots,
+    PendingCallbacks,
     Press,
     Pressed,
     SetCommands,
 )
 from liaotian.protocol.social import Ok
 
-from ..chat import ops
+from ..chat import bot_ops, ops
 from ..chat.model import KIND_DIRECT, KIND_GROUP, ROLE_ADMIN, BotView
 from ..chat.policy import Policy
 from ..chat.rules import bots as rules
@@ -58,20 +68,23 @@ from ..store.contract import BOT_DEVICE, BotRecord
 from .accounts import token_hash
 from .throttle import WriteBudget
 
-CALLBACKS_KEPT = 100_000  # presses awaiting an answer, remembered at most
+CALLBACK_TTL_MS = 24 * 3600 * 1000  # a press unanswered for a day is forgotten
+# a deleted bot's name stays taken this long (nobody can pose as the bot its users knew),
+# then its account is renamed and the name may be registered again
+NAME_QUARANTINE_MS = 30 * 24 * 3600 * 1000
+CALLBACKS_PER_BOT = 10_000  # presses pending per bot, at most (the oldest are forgotten)
+SWEEP_INTERVAL = 60.0  # seconds between sweeps of expired callbacks
+ANSWERING_KEPT = 10_000  # callbacks answered lately: a second answer racing the first fails
+log = logging.getLogger("liaotian.bots")
 _unpackb: Callable[..., Any] = msgpack.unpackb
 _packb: Callable[..., bytes] = msgpack.packb
 
 
-@dataclass(frozen=True, slots=True)
-class _Callback:
-    bot: int
-    presser: int
-    conv: int
-    pos: int
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
 
 
-def answer_notice(op: ops.BotNotice) -> tuple[bytes, int]:
+def answer_notice(op: bot_ops.BotNotice) -> tuple[bytes, int]:
     """A press is answered PRESSED with its callback id; other notices OK."""
     if op.callback:
         return Pressed(rid=op.rid, callback=op.callback).encode(), int(MessageType.PRESSED)
@@ -90,6 +103,8 @@ class BotHandlers:
         max_bots: int = 20,
         max_text: int = 65536,
         view: BotView | None = None,
+        wall_ms: Callable[[], int] = _wall_ms,
+        name_quarantine_ms: int = NAME_QUARANTINE_MS,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -99,7 +114,11 @@ class BotHandlers:
         self.max_bots = max_bots
         self.max_text = max_text
         self.view = view if view is not None else BotView()
-        self.callbacks: OrderedDict[int, _Callback] = OrderedDict()
+        self.wall_ms = wall_ms
+        self.name_quarantine_ms = name_quarantine_ms
+        # answers submitted, not yet known committed: a second answer of one callback
+        # would pass the store's check before the first one's commit closes it
+        self.answering: OrderedDict[int, None] = OrderedDict()
 
     async def load(self) -> None:
         """Fill the view from the store (at start, before clients are served)."""
@@ -117,6 +136,28 @@ class BotHandlers:
         r.route(AnswerCallback, self.answer)
         r.route(BotEdit, self.edit)
         r.route(GroupBots, self.group_bots)
+        r.route(PendingCallbacks, self.pending)
+
+    async def run(self) -> None:
+        """Every SWEEP_INTERVAL: `sweep`."""
+        while True:
+            try:
+                await self.sweep()
+            except StoreClosed:
+                return
+            except Exception:
+                log.exception("sweeping bots failed")
+            await asyncio.sleep(SWEEP_INTERVAL)
+
+    async def sweep(self) -> None:
+        """Forget expired presses and each bot's beyond its newest CALLBACKS_PER_BOT; free
+        the names of bots deleted longer than the quarantine ago."""
+        now = self.wall_ms()
+        n = await self.store.sweep_callbacks(now - CALLBACK_TTL_MS, CALLBACKS_PER_BOT)
+        if n:
+            log.info("bots: forgot %d unanswered presses", n)
+        for name in await self.store.free_bot_names(now - self.name_quarantine_ms):
+            log.info("bots: the name %s of a deleted bot is free again", name)
 
     # ------------------------------------------------------------------ helpers
 
@@ -157,14 +198,11 @@ class BotHandlers:
         raise RequestError(ErrorCode.NOT_MEMBER)
 
     async def _message(self, conv: int, pos: int) -> dict[str, Any]:
-        """The message map at `pos` of `conv`, with its latest edit applied; NOT_FOUND."""
+        """The stored message map at `pos` of `conv` (edits included); NOT_FOUND."""
         bodies, _more = await self.store.history(conv, pos + 1, None, 1)
         m = _unpackb(bodies[0]) if bodies else None
         if not isinstance(m, dict) or m.get("pos") != pos:
             raise RequestError(ErrorCode.NOT_FOUND, "no message at that position")
-        edit = await self.store.bot_edit(conv, pos)
-        if edit is not None:
-            m["text"], m["meta"] = edit[0], _unpackb(edit[1])
         return m
 
     @staticmethod
@@ -232,6 +270,8 @@ class BotHandlers:
         )
 
     async def delete(self, conn: Peer, msg: BotDelete) -> None:
+        """The bot's token dies and its connections close; then, in one commit, it leaves
+        each group it is in (every member sees the event), answered OK after that."""
         bot = await self._own_bot(conn, msg.name)
         self._charge(conn)
         try:
@@ -240,7 +280,25 @@ class BotHandlers:
             raise RequestError(ErrorCode.UNAVAILABLE) from None
         self.view.names.pop(bot.id, None)
         self._disconnect(bot.id, "bot deleted")
-        conn.send(Ok(rid=msg.rid))
+        conn.log.info("bot %s deleted", bot.name)
+        groups: list[int] = []
+        after = -1
+        while True:
+            rows = await self.store.groups_of(bot.id, after=after, limit=500)
+            groups += [r[0] for r in rows]
+            if len(rows) < 500:
+                break
+            after = rows[-1][0]
+        self._submit(
+            bot_ops.RemoveBot(
+                actor=conn.user_id,
+                session=conn.id,
+                rid=msg.rid,
+                policy=self.policy,
+                bot=bot.id,
+                groups=tuple(groups),
+            )
+        )
 
     async def set_commands(self, conn: Peer, msg: SetCommands) -> None:
         if msg.bot:
@@ -303,10 +361,7 @@ class BotHandlers:
         ):
             raise RequestError(ErrorCode.NO_SUCH_BUTTON)
         self._charge(conn)
-        callback = secrets.randbits(52)
-        self.callbacks[callback] = _Callback(bot, conn.user_id, msg.conv, msg.pos)
-        while len(self.callbacks) > CALLBACKS_KEPT:
-            self.callbacks.popitem(last=False)
+        callback = secrets.randbits(52) or 1
         data: dict[str, Any] = {
             "callback": callback,
             "from": conn.username,
@@ -318,7 +373,7 @@ class BotHandlers:
         if group:
             data["group"] = msg.conv
         self._submit(
-            ops.BotNotice(
+            bot_ops.BotNotice(
                 actor=conn.user_id,
                 session=conn.id,
                 rid=msg.rid,
@@ -327,15 +382,24 @@ class BotHandlers:
                 kind=int(UpdateKind.CALLBACK),
                 data=_packb(data),
                 callback=callback,
+                press_conv=msg.conv,
+                press_pos=msg.pos,
             )
         )
 
     async def answer(self, conn: Peer, msg: AnswerCallback) -> None:
-        cb = self.callbacks.get(msg.callback)
-        if cb is None or cb.bot != conn.user_id:
+        cb = await self.store.bot_callback(msg.callback)
+        if (
+            cb is None
+            or cb.bot != conn.user_id
+            or cb.created < self.wall_ms() - CALLBACK_TTL_MS
+            or msg.callback in self.answering
+        ):
             raise RequestError(ErrorCode.UNKNOWN_CALLBACK)
         self._charge(conn)
-        del self.callbacks[msg.callback]
+        self.answering[msg.callback] = None
+        while len(self.answering) > ANSWERING_KEPT:
+            self.answering.popitem(last=False)
         data = {
             "callback": msg.callback,
             "bot": conn.username,
@@ -345,7 +409,7 @@ class BotHandlers:
             "alert": msg.alert,
         }
         self._submit(
-            ops.BotNotice(
+            bot_ops.BotNotice(
                 actor=conn.user_id,
                 session=conn.id,
                 rid=msg.rid,
@@ -353,11 +417,26 @@ class BotHandlers:
                 users=(cb.presser,),
                 kind=int(UpdateKind.CALLBACK_ANSWER),
                 data=_packb(data),
+                answers=msg.callback,
+            )
+        )
+
+    async def pending(self, conn: Peer, msg: PendingCallbacks) -> None:
+        if conn.user_id not in self.view.names:
+            raise RequestError(ErrorCode.BOTS_ONLY)
+        cbs = await self.store.bot_callbacks(conn.user_id, msg.limit + 1)
+        horizon = self.wall_ms() - CALLBACK_TTL_MS
+        live = [c for c in cbs[: msg.limit] if c.created >= horizon]
+        conn.send(
+            CallbackList(
+                rid=msg.rid,
+                callbacks=tuple(CallbackEntry.from_wire(_unpackb(c.entry), msg.rid) for c in live),
+                more=len(cbs) > msg.limit,
             )
         )
 
     async def edit(self, conn: Peer, msg: BotEdit) -> None:
-        members, group = await self._members(conn, msg.conv)  # NOT_MEMBER first, as PRESS
+        members, _group = await self._members(conn, msg.conv)  # NOT_MEMBER first, as PRESS
         if conn.user_id not in self.view.names:
             raise RequestError(ErrorCode.BOTS_ONLY)
         if len(msg.text.encode()) > self.max_text:
@@ -371,29 +450,15 @@ class BotHandlers:
         if m.get("from") != conn.username:
             raise RequestError(ErrorCode.FORBIDDEN, "a bot edits only its own messages")
         self._charge(conn)
-        meta = _packb(msg.meta)
-        try:
-            await self.store.set_bot_edit(msg.conv, msg.pos, msg.text, meta)
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
-        data: dict[str, Any] = {
-            "conv": msg.conv,
-            "pos": msg.pos,
-            "id": m.get("id", 0),
-            "from": conn.username,
-            "text": msg.text,
-            "meta": msg.meta,
-        }
-        if group:
-            data["group"] = msg.conv
         self._submit(
-            ops.BotNotice(
+            bot_ops.EditMessage(
                 actor=conn.user_id,
                 session=conn.id,
                 rid=msg.rid,
                 policy=self.policy,
+                message=m,
+                text=msg.text,
+                meta=msg.meta,
                 users=members,
-                kind=int(UpdateKind.MESSAGE_EDITED),
-                data=_packb(data),
             )
         )

@@ -23,7 +23,15 @@ from typing import Any, Protocol
 from liaotian.protocol import ErrorCode, RequestError
 
 from ..chat.ledger import Account, Item, LedgerDump, Packet, Transfer
-from ..chat.model import Blob, BlobAccess, ChannelMember, ChannelState, GroupState, Social
+from ..chat.model import (
+    Blob,
+    BlobAccess,
+    ChannelMember,
+    ChannelState,
+    GroupState,
+    PendingCallback,
+    Social,
+)
 from ..chat.rules.nearby import Candidate, LastSeen, Share
 from ..chat.shop import Order, Product
 
@@ -182,6 +190,12 @@ BOT_PASSWORD_HASH = "!bot"  # a bot's password hash: no password verifies agains
 BOT_DEVICE = "bot"  # the device whose session token is the bot's token
 
 
+def tombstone_name(uid: int) -> str:
+    """The username a deleted bot's account takes when its name is freed: '#' is in no
+    valid username (SPEC.md 9.1), so nobody can register or address it."""
+    return f"#deleted{uid}"
+
+
 class Store(Protocol):
     """The store the handlers and the fan-out use (see the module docstring)."""
 
@@ -334,8 +348,15 @@ class Store(Protocol):
         BOT_DEVICE keyed by `token_hash`. The bot's user id; UsernameTaken if taken."""
 
     async def delete_bot(self, uid: int) -> bool:
-        """Drop the bot row and every device of the bot (its token dies); the account
-        stays (its messages keep their sender) and its name stays taken."""
+        """Mark the bot deleted (a tombstone: no longer listed or found by bot_by_id), drop
+        every device of the bot (its token dies) and its pending callbacks. The account
+        stays (its messages keep their sender) and its name stays taken until
+        free_bot_names frees it. False if it is not a live bot."""
+
+    async def free_bot_names(self, deleted_before: int) -> list[str]:
+        """Rename the accounts of bots deleted before `deleted_before` (ms) to a name no one
+        can register ('#deleted' and the id), so their old names can be registered again
+        (the quarantine is over); the names freed."""
 
     async def bot_by_id(self, uid: int) -> BotRecord | None: ...
     async def bots_of(self, owner: int) -> list[BotRecord]:
@@ -349,11 +370,19 @@ class Store(Protocol):
     async def bot_open_groups(self) -> set[int]:
         """The groups whose bots see every message."""
 
-    async def set_bot_edit(self, conv: int, pos: int, text: str, meta: bytes) -> None:
-        """A bot's message at `pos` was edited: its text and (encoded) meta now."""
+    # A bot's edit replaces the stored message through the plan (Plan.replace_message),
+    # and a press's callback is kept pending by the commit of its CALLBACK entry
+    # (Plan.add_callback), closed by the commit of its answer (Plan.drop_callback).
 
-    async def bot_edit(self, conv: int, pos: int) -> tuple[str, bytes] | None:
-        """The latest edit of the message at `pos`, if it was edited."""
+    async def bot_callback(self, callback: int) -> PendingCallback | None:
+        """The press waiting for an answer under this id (None: answered, swept, unknown)."""
+
+    async def bot_callbacks(self, bot: int, limit: int) -> list[PendingCallback]:
+        """The bot's presses waiting for an answer, oldest first, at most `limit`."""
+
+    async def sweep_callbacks(self, before: int, keep: int) -> int:
+        """Forget presses made before `before` (ms) and all but the newest `keep` of each
+        bot's; how many were forgotten."""
 
 
 class MediaStore(Protocol):

@@ -280,6 +280,7 @@ class MemoryStore(MemoryNearby, MemoryChannels, MemoryBots):
             self.by_cmid[(m[3], m[5])] = m
         for _jid, uid, seq, kind, mid, data, ts in batch.updates:
             self.logs[uid].append((seq, kind, mid, data, ts))
+        self._publish_bots(batch)
         self._publish_channels(batch.channel_rows)
         for t in batch.transfers:
             self.transfers.append(t)
@@ -326,6 +327,14 @@ class MemoryStore(MemoryNearby, MemoryChannels, MemoryBots):
         self.state.social[uid] = Social()
         self.logs[uid] = []
         return uid
+
+    def _rename_user(self, uid: int, new: str) -> str:
+        u = self.users[uid]
+        old, u.name = u.name, new
+        if self.state.user_ids.get(old) == uid:
+            del self.state.user_ids[old]
+        self.state.add_user(new, uid)
+        return old
 
     async def set_device_token(
         self, user_id: int, device: str, token_hash: bytes, *, max_devices: int = 0

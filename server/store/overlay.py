@@ -27,6 +27,7 @@ from typing import Any
 from ..chat.model import REL_REQUESTED, GroupState, Member, Social
 from ..chat.ops import Push, Refused
 from ..chat.plan import pair
+from .bot_overlay import BotOverlay
 from .channel_overlay import ChannelOverlay, ChannelTables
 from .ledger import MISSING, LedgerOverlay, LedgerState
 from .shop_overlay import ShopOverlay, ShopState
@@ -82,7 +83,7 @@ class Committed:
         self.shop.publish(batch)
 
 
-class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
+class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay, BotOverlay):
     """The planning state of one batch; implements chat.plan.ChannelPlan but for
     `_keep_*` (the channels' part is ChannelOverlay's, channel_overlay.py; the wallet's
     LedgerOverlay's, ledger.py)."""
@@ -129,6 +130,7 @@ class Overlay(ChannelOverlay, LedgerOverlay, ShopOverlay):
         self._undo: list[Any] | None = None
         self._init_ledger(committed.ledger, parent)
         self._init_shop(committed.shop, parent)
+        self._init_bots()
 
     # ------------------------------------------------------------------ op boundaries
 

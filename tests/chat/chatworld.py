@@ -30,6 +30,7 @@ class World:
         self.markers: dict[tuple[int, int], int] = {}
         self.writes: list[tuple[Any, ...]] = []  # named writes, in order
         self.cmids: dict[tuple[int, str], Any] = {}
+        self.callbacks: dict[int, Any] = {}  # pending bot callbacks by id
         self.next_msg = self.next_conv = 1
 
     def user(self, name: str) -> int:
@@ -261,3 +262,20 @@ class TinyPlan:
         key = (uid, conv)
         self.w.markers[key] = max(self.w.markers.get(key, 0), pos)
         self.w.writes.append(("set_read_marker", uid, conv, pos))
+
+    # bots (rules/bots.py)
+
+    def replace_message(self, mid: int, conv: int, pos: int, body: bytes) -> None:
+        i = mid - 1
+        old = self.w.messages[i]
+        assert (old[0], old[1], old[2]) == (mid, conv, pos)
+        self.w.messages[i] = (*old[:7], body)
+        self.w.writes.append(("replace_message", mid))
+
+    def add_callback(self, cb: Any) -> None:
+        self.w.callbacks[cb.id] = cb
+        self.w.writes.append(("add_callback", cb.id))
+
+    def drop_callback(self, callback: int) -> None:
+        self.w.callbacks.pop(callback, None)
+        self.w.writes.append(("drop_callback", callback))

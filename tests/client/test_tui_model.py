@@ -291,3 +291,46 @@ def test_chat_command_takes_a_user_or_a_group_name() -> None:
     assert build_parser().parse_args(["chat"]).group is None
     with pytest.raises(SystemExit):
         build_parser().parse_args(["chat", "--with", "bob", "--group", "trip"])
+
+
+def test_channels_in_the_list_count_news_and_open_as_channels() -> None:
+    chats = ChatList()
+    chats.load(
+        [
+            ConversationSummary(
+                conv=7, kind="channel", name="forum", ts=DAY2, unread=3, read=2, channel=7
+            )
+        ]
+    )
+    entry = chats.entries[7]
+    assert entry.target == Target(channel=7) and entry.top == 5 and entry.last_pos == 5
+    assert chats.find(Target(channel=7)) is entry and chats.find(Target(group=7)) is entry
+    assert chats.news(7, 9) and entry.unread == 7  # newest position minus the read one
+    assert chats.news(7, 9, viewing=True) and (entry.unread, entry.read) == (0, 9)
+    assert not chats.news(8, 1)  # not listed: the caller reloads the list
+    prompt = chat_prompt(entry, "forum", Names(), ME).plain
+    assert prompt.startswith("≡ forum") and "channel, 9 posts" in prompt
+    conv = Conversation(Target(channel=7))
+    assert conv.conv == 7 and conv.receipt(1) == ""
+
+
+def test_a_bot_message_shows_its_buttons_and_takes_edits() -> None:
+    buttons = [[{"text": "Tea\x1b[2J", "data": "tea"}, {"text": "Coffee", "data": "c"}]]
+    m = ChatMessage(
+        id=1, conv=3, pos=4, sender="xbot", to=ME, ts=DAY2, cmid="c", text="pick",
+        meta={"buttons": buttons},
+    )  # fmt: skip
+    conv = Conversation(Target(peer="xbot"))
+    conv.add_page([m, msg(3, 5, "xbot", "later")], False)
+    assert conv.buttons() == (4, [[("Tea\x1b[2J", "tea"), ("Coffee", "c")]])
+    shown = conversation(conv.rows(ME, TODAY), Names(), ME).plain
+    assert "[Tea\\x1b[2J]  [Coffee]" in shown and "\x1b" not in shown
+    assert conv.edit(4, "done", {}, DAY2 + 1) and conv.buttons() is None
+    assert "xbot: done  (edited)" in conversation(conv.rows(ME, TODAY), Names(), ME).plain
+    assert not conv.edit(99, "x", {}, 1)
+    bad = ChatMessage(
+        id=2, conv=3, pos=6, sender="xbot", to=ME, ts=DAY2, cmid="d", text="x",
+        meta={"buttons": [[{"text": 1, "data": "a"}]]},
+    )  # fmt: skip
+    conv.add([bad])
+    assert conv.buttons() is None  # malformed buttons are not shown

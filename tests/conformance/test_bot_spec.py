@@ -12,10 +12,14 @@ from typing import Any
 
 import pytest
 from liaotian.protocol import ErrorCode, Message, UpdateKind
-from liaotian.protocol.bots import BOT_CLASSES, BotEntry, CommandEntry
+from liaotian.protocol.bots import BOT_CLASSES, BotEntry, CallbackEntry, CommandEntry
 from test_vectors import SPEC, _field_rows, _section_titled
 
-ENTRY_HEADINGS: dict[type, str] = {BotEntry: "Bot map", CommandEntry: "Command map"}
+ENTRY_HEADINGS: dict[type, str] = {
+    BotEntry: "Bot map",
+    CommandEntry: "Command map",
+    CallbackEntry: "Callback map",
+}
 
 
 def _type_name(kind: Any) -> str:

@@ -218,6 +218,7 @@ EXAMPLES: list[tuple[type[Message], dict[str, Any]]] = [
     (B.AnswerCallback, {"callback": 1}),
     (B.BotEdit, {"conv": 1, "pos": 1, "text": "t"}),
     (B.GroupBots, {"group": 1, "see_all": True}),
+    (B.PendingCallbacks, {}),
 ]
 
 

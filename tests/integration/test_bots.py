@@ -18,6 +18,7 @@ from liaotian.client import (
     CallbackQuery,
     Client,
     Context,
+    GroupChanged,
     MessageEdited,
     MessageReceived,
     TypingEvent,
@@ -118,6 +119,9 @@ async def test_a_cli_bot_answers_a_command_with_buttons_and_handles_a_press(
             edited = await next_event(alice, MessageEdited)
             assert (edited.conv, edited.pos, edited.text) == (m.conv, m.pos, "alice chose coffee")
             assert edited.buttons == [[{"text": "Again", "data": "again"}]]
+            out = await run("history", "menubot")  # the stored message is the edited one
+            assert "alice chose coffee (edited " in out and "[Again] again" in out, out
+            assert "tea or coffee?" not in out
             # after the edit, the new button presses and the old ones are gone
             await alice.bots.press(m.conv, m.pos, "again")
             assert (await next_event(alice, CallbackAnswered)).text == "one again for alice"
@@ -300,3 +304,141 @@ async def test_a_token_bot_resumes_exactly_once_across_restarts(
             "pong b",
             "pong c",
         ]
+
+
+async def test_an_edit_is_stored_synced_and_pushed_once(server: RunningServer) -> None:
+    """A bot's edit changes the stored message: history and a device syncing from scratch
+    show the edited text, buttons and `edited`; each member's devices get it once."""
+    await register(server.host, server.port, "alice", PASSWORD)
+    await register(server.host, server.port, "bob", PASSWORD)
+    async with client(server, "alice") as alice, client(server, "bob") as bob:
+        made = await alice.bots.create("editbot")
+        await bob.account.set_privacy(groups="everyone")
+        async with bot_client(server, "editbot", made.token or "") as eb:
+            g = await alice.groups.create("g", ["bob", "editbot"])
+            buttons = [[{"text": "A", "data": "a"}]]
+            sent = await eb.groups.send(g.group, "pick", {"buttons": buttons})
+            await eb.bots.edit(sent.conv, sent.pos, "picked a", buttons=[[("Again", "again")]])
+            for c in (alice, bob):
+                e = await next_event(c, MessageEdited)
+                assert (e.pos, e.text, e.group) == (sent.pos, "picked a", g.group) and e.edited
+            page = await bob.groups.history(g.group)
+            m = page.messages[-1]
+            assert (m.pos, m.text, m.edited) == (sent.pos, "picked a", e.edited)
+            assert m.meta["buttons"] == [[{"text": "Again", "data": "again"}]]
+            # a second edit: the stored message follows; the old button is gone
+            await eb.bots.edit(sent.conv, sent.pos, "final")
+            e2 = await next_event(bob, MessageEdited)
+            assert e2.text == "final" and e2.edited >= e.edited
+            with pytest.raises(RequestError) as refused:
+                await bob.bots.press(sent.conv, sent.pos, "again")
+            assert refused.value.code == ErrorCode.NO_SUCH_BUTTON
+        # a new device of bob's syncs the whole log: the message as stored now, then each
+        # edit entry once
+        async with client(server, "bob", device="tablet") as tablet:
+            got: list[Any] = []
+            async with asyncio.timeout(WAIT):
+                async for event in tablet:
+                    got.append(event)
+                    if isinstance(event, MessageEdited) and event.text == "final":
+                        break
+            msgs = [
+                e.message
+                for e in got
+                if isinstance(e, MessageReceived) and e.message.pos == sent.pos
+            ]
+            assert [(x.text, x.edited) for x in msgs] == [("final", e2.edited)]
+            assert [x.text for x in got if isinstance(x, MessageEdited)] == ["picked a", "final"]
+
+
+async def test_a_press_survives_a_restart_and_the_bot_finds_it_pending(
+    server: RunningServer,
+) -> None:
+    await register(server.host, server.port, "alice", PASSWORD)
+    async with client(server, "alice") as alice:
+        made = await alice.bots.create("slowbot")
+        async with bot_client(server, "slowbot", made.token or "") as sb:
+            sent = await sb.send("alice", "pick", {"buttons": [[{"text": "A", "data": "a"}]]})
+        cb = await alice.bots.press(sent.conv, sent.pos, "a")
+    await server.restart()
+    async with client(server, "alice") as alice:
+        async with bot_client(server, "slowbot", made.token or "") as sb:
+            (p,) = await sb.bots.pending()
+            assert (p.callback, p.sender, p.pos, p.data, p.group) == (
+                cb,
+                "alice",
+                sent.pos,
+                "a",
+                None,
+            )
+            await sb.bots.answer(cb, "sorry for the wait")
+            assert await sb.bots.pending() == []
+            with pytest.raises(RequestError) as refused:
+                await sb.bots.answer(cb, "twice")
+            assert refused.value.code == ErrorCode.UNKNOWN_CALLBACK
+        got = await next_event(alice, CallbackAnswered)
+        assert got.text == "sorry for the wait"
+        with pytest.raises(RequestError) as refused:
+            await alice.bots.pending()
+        assert refused.value.code == ErrorCode.BOTS_ONLY
+
+
+async def test_the_framework_handles_presses_left_pending_at_start(server: RunningServer) -> None:
+    await register(server.host, server.port, "alice", PASSWORD)
+    async with client(server, "alice") as alice:
+        made = await alice.bots.create("latebot")
+        async with bot_client(server, "latebot", made.token or "") as lb:
+            sent = await lb.send("alice", "pick", {"buttons": [[{"text": "A", "data": "a"}]]})
+            await alice.bots.press(sent.conv, sent.pos, "a")
+            await next_event(lb, CallbackQuery)  # seen (and acknowledged), not answered
+        bot = Bot("latebot", token=made.token, host=server.host, port=server.port)
+        presses: list[str] = []
+
+        @bot.on_callback
+        async def late(cb: CallbackContext) -> None:
+            presses.append(cb.data)
+            await cb.edit("handled late")  # no answer: the framework answers ""
+
+        running = asyncio.create_task(bot.run_async())
+        try:
+            edited = await next_event(alice, MessageEdited)
+            assert edited.text == "handled late"
+            answered = await next_event(alice, CallbackAnswered)
+            assert answered.text == "" and presses == ["a"]
+        finally:
+            await bot.stop()
+            await asyncio.wait_for(running, WAIT)
+        async with bot_client(server, "latebot", made.token or "") as lb:
+            assert await lb.bots.pending() == []
+
+
+async def test_a_deleted_bot_leaves_its_groups_and_its_name_is_quarantined(
+    server: RunningServer,
+) -> None:
+    await register(server.host, server.port, "alice", PASSWORD)
+    await register(server.host, server.port, "bob", PASSWORD)
+    async with client(server, "alice") as alice, client(server, "bob") as bob:
+        await bob.account.set_privacy(groups="everyone")
+        made = await alice.bots.create("gonebot")
+        g = (await alice.groups.create("g", ["bob", "gonebot"])).group
+        await alice.bots.delete("gonebot")
+        for c in (alice, bob):
+            ev = await next_event(c, GroupChanged, lambda e: e.message.event.get("type") == "left")
+            assert ev.message.event == {"type": "left", "users": ["gonebot"], "deleted": True}
+            assert ev.group == g and ev.message.sender == "gonebot"
+        info = await bob.groups.info(g)
+        assert sorted(m.user for m in info.members) == ["alice", "bob"]
+        # nobody can take the name while it is in quarantine
+        with pytest.raises(RequestError) as refused:
+            await register(server.host, server.port, "gonebot", PASSWORD)
+        assert refused.value.code == ErrorCode.USERNAME_TAKEN
+        with pytest.raises((RequestError, ConnectionClosed, LiaotianError)):
+            async with bot_client(server, "gonebot", made.token or "") as again:
+                await again.send("alice", "must not arrive")
+        # once it is over, the sweep frees the name; old messages keep their sender name
+        assert server.server is not None
+        server.server.bots.name_quarantine_ms = 0
+        await server.server.bots.sweep()
+        await register(server.host, server.port, "gonebot", PASSWORD)
+        page = await bob.groups.history(g)
+        assert page.messages[-1].event == {"type": "left", "users": ["gonebot"], "deleted": True}

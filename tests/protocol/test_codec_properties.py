@@ -750,6 +750,25 @@ BOT_STRATEGIES: dict[int, st.SearchStrategy[Message]] = {
         meta=maps,
     ),
     T.GROUP_BOTS: st.builds(B.GroupBots, rid=rids, group=u63, see_all=st.booleans()),
+    T.PENDING_CALLBACKS: st.builds(B.PendingCallbacks, rid=rids, limit=st.integers(1, 1000)),
+    T.CALLBACK_LIST: st.builds(
+        B.CallbackList,
+        rid=rids,
+        callbacks=st.lists(
+            st.builds(
+                B.CallbackEntry,
+                callback=u63,
+                sender=users,
+                conv=u63,
+                pos=u63,
+                id=u63,
+                data=text(64),
+                group=st.none() | u63,
+            ),
+            max_size=3,
+        ).map(tuple),
+        more=st.booleans(),
+    ),
 }
 
 

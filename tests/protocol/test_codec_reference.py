@@ -67,7 +67,7 @@ MAX_INT64 = 2**63 - 1
 # reference. New fields are compared on what the old codec knew, left at their defaults
 # (media; tests/protocol/test_media_messages.py checks them) or dropped (ADDED_KEYS).
 LATER_TYPES = frozenset(int(c.TYPE) for c in MEDIA_CLASSES)
-LATER_FIELDS = frozenset({(Send, "media"), (ChatMessage, "media")})
+LATER_FIELDS = frozenset({(Send, "media"), (ChatMessage, "media"), (ChatMessage, "edited")})
 MESSAGE_CLASSES = {
     t: c
     for t, c in ALL_CLASSES.items()

@@ -457,7 +457,7 @@ def test_unknown_payload_keys_are_ignored(msg_type: int) -> None:
 
 
 def test_unknown_keys_inside_nested_maps_are_ignored() -> None:
-    wire = {**MSG.to_wire(), "edited": 123}
+    wire = {**MSG.to_wire(), "reactions": 123}
     page = decode(T.HISTORY_PAGE, {"messages": [wire], "more": False})
     assert isinstance(page, HistoryPage) and page.messages == (MSG,)
     dev = {**EXAMPLES[T.DEVICE_LIST].devices[0].to_wire(), "name": "Pixel"}  # type: ignore[attr-defined]

@@ -1,6 +1,7 @@
 """The bots' part of the store contract (SPEC.md 26), one suite for SQLite and memory:
 bot rows and their token device, commands, open groups, edits, and the two things the
-rules do with a store: a group send that skips bots in privacy mode, and BotNotice."""
+rules do with a store: a group send that skips bots in privacy mode, BotNotice with its
+pending callbacks, and EditMessage replacing the stored message."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 import msgpack
 import pytest
 from liaotian.protocol import UpdateKind
+from liaotian.server.chat.bot_ops import BotNotice, EditMessage
 from liaotian.server.chat.model import BotView
-from liaotian.server.chat.ops import BotNotice, SetPrivacy
+from liaotian.server.chat.ops import SetPrivacy
 from liaotian.server.store import Store, UsernameTaken
 from liaotian.server.store.contract import BOT_DEVICE, BOT_PASSWORD_HASH
+from liaotian.server.store.sqlite import SQLiteStore
 from test_contract import Driver, make_store
 
 
@@ -62,18 +65,119 @@ async def test_commands_rotation_and_deletion(store: Store) -> None:
     assert not await store.delete_bot(uid)
     assert await store.device_by_token(b"2" * 32) is None
     assert await store.bot_by_id(uid) is None and await store.bots_of(ann) == []
-    assert await store.user_id("helpbot") == uid  # the name stays taken
+    assert await store.all_bots() == []
+    assert await store.user_id("helpbot") == uid  # the name stays taken: quarantine
+    with pytest.raises(UsernameTaken):
+        await store.create_user("helpbot", "hash")
+    assert await store.free_bot_names(0) == []  # deleted after 0: still in quarantine
+    assert await store.free_bot_names(2**62) == ["helpbot"]
+    assert await store.free_bot_names(2**62) == []  # once
+    assert await store.user_id("helpbot") is None
+    assert (await store.usernames([uid]))[uid] == f"#deleted{uid}"
+    again = await store.create_user("helpbot", "hash")  # registered by someone else
+    assert again != uid and await store.user_id("helpbot") == again
+    assert await store.bot_by_id(uid) is None
 
 
-async def test_open_groups_and_edits(store: Store) -> None:
+async def test_open_groups(store: Store) -> None:
     await store.set_group_bots(7, True)
     await store.set_group_bots(8, True)
     await store.set_group_bots(8, False)
     assert await store.bot_open_groups() == {7}
-    assert await store.bot_edit(7, 1) is None
-    await store.set_bot_edit(7, 1, "v1", b"\x80")
-    await store.set_bot_edit(7, 1, "v2", b"\x81\xa1a\x01")
-    assert await store.bot_edit(7, 1) == ("v2", b"\x81\xa1a\x01")
+
+
+async def test_an_edit_replaces_the_stored_message_for_history_and_sync(store: Store) -> None:
+    d = Driver(store)
+    ann, bob = await d.users("ann", "bob")
+    bot = await store.create_bot("helpbot", ann, b"t" * 32)
+    d.ids["helpbot"] = bot
+    await d.one(SetPrivacy(actor=bot, groups="everyone"))
+    g = await d.group("ann", "bob", "helpbot")
+    sent = await d.one(d.send("helpbot", group=g, text="pick"))
+    assert sent.error is None
+    bodies, _ = await store.history(g, None, None, 10)
+    original = msgpack.unpackb(bodies[-1])
+    buttons = {"buttons": [[{"text": "B", "data": "b"}]]}
+    op = await d.one(
+        EditMessage(actor=bot, message=original, text="picked", meta=buttons, users=(ann, bob, bot))
+    )
+    assert op.error is None and len(op.seqs) == 3
+    bodies, _ = await store.history(g, None, None, 10)
+    m = msgpack.unpackb(bodies[-1])
+    assert m["text"] == "picked" and m["meta"] == buttons and m["edited"] > 0
+    assert (m["id"], m["pos"], m["ts"]) == (original["id"], original["pos"], original["ts"])
+    # a device syncing from before the message sees the message as edited, then the edit
+    for name in ("ann", "bob"):
+        log = await d.log(name)
+        msgs = [x for _s, k, x in log if k == UpdateKind.MESSAGE and x.get("id") == m["id"]]
+        assert msgs == [m]
+        edits = [x for _s, k, x in log if k == UpdateKind.MESSAGE_EDITED]
+        assert [(e["pos"], e["text"], e["edited"]) for e in edits] == [
+            (m["pos"], "picked", m["edited"])
+        ]
+
+
+async def test_callbacks_are_kept_until_answered_swept_and_bounded(store: Store) -> None:
+    d = Driver(store)
+    ann, bob = await d.users("ann", "bob")
+    bot = await store.create_bot("helpbot", ann, b"t" * 32)
+
+    async def press(cid: int, who: int) -> None:
+        entry = msgpack.packb({"callback": cid, "from": "ann", "conv": 1, "pos": 2, "data": "x"})
+        op = BotNotice(actor=who, users=(bot,), kind=UpdateKind.CALLBACK, data=entry, callback=cid)
+        op.press_conv, op.press_pos = 1, 2
+        assert (await d.one(op)).error is None
+
+    for cid in (11, 12, 13):
+        await press(cid, ann if cid != 12 else bob)
+    cb = await store.bot_callback(12)
+    assert cb is not None and (cb.bot, cb.presser, cb.conv) == (bot, bob, 1)
+    assert msgpack.unpackb(cb.entry)["callback"] == 12
+    assert [c.id for c in await store.bot_callbacks(bot, 10)] == [11, 12, 13]
+    assert [c.id for c in await store.bot_callbacks(bot, 2)] == [11, 12]
+    answer = BotNotice(
+        actor=bot, users=(bob,), kind=UpdateKind.CALLBACK_ANSWER, data=b"\x80", answers=12
+    )
+    assert (await d.one(answer)).error is None
+    assert await store.bot_callback(12) is None
+    assert await store.sweep_callbacks(0, 1) == 1  # nothing expired; 11 is beyond the bound
+    assert [c.id for c in await store.bot_callbacks(bot, 10)] == [13]
+    assert await store.sweep_callbacks(cb.created + 10**9, 10) == 1  # expired
+    assert await store.bot_callbacks(bot, 10) == []
+    await press(14, ann)
+    assert await store.delete_bot(bot)
+    assert await store.bot_callback(14) is None  # a deleted bot's presses go with it
+
+
+async def test_callbacks_and_edits_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "restart.db"
+    store = SQLiteStore(str(path))
+    await store.open()
+    d = Driver(store)
+    ann, bob = await d.users("ann", "bob")
+    bot = await store.create_bot("helpbot", ann, b"t" * 32)
+    d.ids["helpbot"] = bot
+    sent = await d.one(d.send("helpbot", to="bob", text="menu"))
+    bodies, _ = await store.history(sent.result.conv, None, None, 1)
+    await d.one(
+        EditMessage(
+            actor=bot, message=msgpack.unpackb(bodies[0]), text="menu v2", meta={}, users=(bob,)
+        )
+    )
+    entry = msgpack.packb({"callback": 5})
+    await d.one(
+        BotNotice(actor=bob, users=(bot,), kind=UpdateKind.CALLBACK, data=entry, callback=5)
+    )
+    await store.close()
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        bodies, _ = await store.history(sent.result.conv, None, None, 1)
+        assert msgpack.unpackb(bodies[0])["text"] == "menu v2"
+        cb = await store.bot_callback(5)
+        assert cb is not None and cb.bot == bot and cb.presser == bob
+    finally:
+        await store.close()
 
 
 async def test_a_group_send_skips_bots_in_privacy_mode(store: Store) -> None:

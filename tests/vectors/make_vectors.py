@@ -261,6 +261,18 @@ BOT_TOKEN = "Yb3t9Q0k8vJXr2mWc6LhTzA1sNd5pGfE4uHiKoR7wUe"
 MENU = (B.CommandEntry(name="menu", description="choose a drink"), B.CommandEntry(name="help"))
 BUTTONS = {"buttons": [[{"text": "Tea", "data": "tea"}, {"text": "Coffee", "data": "coffee"}]]}
 AGAIN = {"buttons": [[{"text": "Again", "data": "again"}]]}
+MENU_EDITED = ChatMessage(
+    id=2001,
+    conv=9,
+    pos=2,
+    sender="menubot",
+    to="alice",
+    ts=T2 + 9_500,
+    cmid="m-0001",
+    text="alice chose coffee",
+    meta=AGAIN,
+    edited=T2 + 9_900,
+)
 
 FCODE = W.ItemEntry(
     code="7QXK2M4RJH5WNB3D", kind="fcode", source="task:checkin", created=T2 + 3_000
@@ -1088,10 +1100,27 @@ def _frames() -> list[tuple[str, bytes]]:
                             "from": "menubot",
                             "text": "alice chose coffee",
                             "meta": AGAIN,
+                            "edited": T2 + 9_900,
                         },
                     )
                 ],
                 head=53,
+            ),
+        ),
+        # the edit is stored: history shows the message as edited, with `edited`
+        ("history_page_edited", _history_frame(89, [MENU_EDITED], more=False)),
+        # after a restart the bot asks which presses still wait for its answer
+        m("pending_callbacks", B.PendingCallbacks(rid=6, limit=100)),
+        m(
+            "callback_list",
+            B.CallbackList(
+                rid=6,
+                callbacks=(
+                    B.CallbackEntry(
+                        callback=4243, sender="bob", conv=12, pos=5, id=2002, data="tea", group=12
+                    ),
+                ),
+                more=False,
             ),
         ),
         m("bot_token", B.BotToken(rid=84, name="menubot")),

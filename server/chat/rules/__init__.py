@@ -26,13 +26,13 @@ from typing import Any
 
 from liaotian.protocol import ErrorCode
 
+from ..bot_ops import BotNotice, EditMessage, RemoveBot
 from ..ops import (
     AcceptContact,
     AddMembers,
     AddProduct,
     BanMember,
     BlockUser,
-    BotNotice,
     CancelContact,
     CheckIn,
     ClaimPacket,
@@ -144,6 +144,8 @@ RULES: dict[type, tuple[NeedsFn, RuleFn, bool]] = {
     PlaceOrder: (shop.needs_place, shop.place, True),
     OrderStep: (shop.needs_step, shop.step, True),
     BotNotice: (bots.needs_notice, bots.notice, False),
+    EditMessage: (bots.needs_edit, bots.edit, False),
+    RemoveBot: (groups.needs_remove_bot, groups.remove_bot, False),
 }
 
 

@@ -12,17 +12,25 @@ Plain functions over plain data, no I/O: the handlers (handlers/bots.py) and the
   {"text", "data"} maps; `check_buttons` says what is wrong with them, `has_button`
   whether a press names a real one.
 * `BotNotice` (chat/ops.py) appends one update-log entry to each of its users: the
-  callback to the bot, the answer to the presser, an edit to a conversation's members.
+  callback to the bot (its callback kept pending in the same commit, so a press survives
+  a restart), the answer to the presser (the callback closed in the same commit).
+* `EditMessage` replaces a bot's stored message (text, meta, and `edited`, the batch's
+  time) and appends a MESSAGE_EDITED entry to each member's log in the same commit, so
+  history, a sync from before the edit and the live push all agree.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from typing import Any
 
-from ..model import BotView
-from ..ops import BotNotice
+from liaotian.protocol import ChatMessage, UpdateKind
+from liaotian.protocol.codec import packb
+
+from ..bot_ops import BotNotice, EditMessage
+from ..model import BotView, PendingCallback
 from ..plan import Needs, Plan
 
 __all__ = [
@@ -30,9 +38,11 @@ __all__ = [
     "MAX_BUTTON_ROWS",
     "BotView",
     "check_buttons",
+    "edit",
     "has_button",
     "hidden_members",
     "mentions",
+    "needs_edit",
     "needs_notice",
     "notice",
     "parse_command",
@@ -137,6 +147,51 @@ def needs_notice(op: BotNotice, n: Needs, plan: Plan) -> None:
 
 
 def notice(plan: Plan, op: BotNotice) -> None:
-    """One entry of kind `op.kind` with `op.data` in each user's log, pushed live."""
+    """One entry of kind `op.kind` with `op.data` in each user's log, pushed live; a press
+    keeps its callback pending, an answer closes the one it answers."""
+    if op.answers:
+        plan.drop_callback(op.answers)
     for uid in op.users:
         op.seqs.append(plan.log(uid, op.kind, op.data))
+    if op.callback:
+        bot, seq = op.users[0], op.seqs[0]
+        plan.add_callback(
+            PendingCallback(
+                op.callback, bot, op.actor, op.press_conv, op.press_pos, plan.ts, op.data, seq
+            )
+        )
+
+
+# ---------------------------------------------------------------------------- edits
+
+
+def needs_edit(op: EditMessage, n: Needs, plan: Plan) -> None:
+    n.users.update(op.users)
+
+
+def edited_body(message: dict[str, Any], text: str, meta: dict[str, Any], ts: int) -> bytes:
+    """The stored map of `message` with its text and meta replaced, edited at `ts`."""
+    m = ChatMessage.from_wire(message, 0)
+    return dataclasses.replace(m, text=text, meta=dict(meta), edited=ts).encode()
+
+
+def edit(plan: Plan, op: EditMessage) -> None:
+    """Replace the stored message and tell every member (SPEC.md 26.3): the MESSAGE_EDITED
+    entry carries what the new map carries, `edited` included."""
+    m = op.message
+    mid, conv, pos = int(m["id"]), int(m["conv"]), int(m["pos"])
+    plan.replace_message(mid, conv, pos, edited_body(m, op.text, op.meta, plan.ts))
+    data: dict[str, Any] = {
+        "conv": conv,
+        "pos": pos,
+        "id": mid,
+        "from": m.get("from", ""),
+        "text": op.text,
+        "meta": op.meta,
+        "edited": plan.ts,
+    }
+    if "group" in m:
+        data["group"] = conv
+    body = packb(data)
+    for uid in op.users:
+        op.seqs.append(plan.log(uid, int(UpdateKind.MESSAGE_EDITED), body))

@@ -18,6 +18,7 @@ from typing import Any
 from liaotian.protocol import ErrorCode, UpdateKind
 from liaotian.protocol.messages import encode_message_map
 
+from ..bot_ops import RemoveBot
 from ..model import (
     EVENT_CMID,
     ROLE_ADMIN,
@@ -304,3 +305,40 @@ def transfer(plan: Plan, op: TransferGroup) -> None:
     op.pos = add_event(plan, g.conv, op.actor, {"type": "owner", "user": op.user}, g.members)
     plan.count_groups(target, owned=1)
     plan.count_groups(op.actor, owned=-1)
+
+
+# ---------------------------------------------------------------------------- deleted bots
+
+
+def needs_remove_bot(op: RemoveBot, n: Needs, plan: Plan) -> None:
+    n.groups.update(op.groups)
+    n.convs.update(op.groups)
+    n.users.add(op.bot)
+    for conv in op.groups:
+        g = plan.group_ro(conv)
+        if g is not None:
+            n.users.update(g.members)
+            n.social.update(g.members)
+
+
+def remove_bot(plan: Plan, op: RemoveBot) -> None:
+    """Each group the deleted bot is still in: hand over its ownership if it owned it
+    (to the longest-standing admin, else member: an "owner" event), then a "left" event
+    marked "deleted", which every member and the bot read; the bot is gone after it."""
+    name = plan.username(op.bot)
+    for conv in op.groups:
+        g = plan.group(conv)
+        if g is None or op.bot not in g.members:
+            continue
+        owned = g.members[op.bot].role == ROLE_OWNER
+        others = [u for u in g.members if u != op.bot]
+        if owned and others:
+            heir = min(others, key=lambda u: (-g.members[u].role, g.members[u].joined, u))
+            plan.set_role(g, heir, ROLE_OWNER)
+            plan.set_role(g, op.bot, ROLE_ADMIN)
+            plan.set_owner(g, heir)
+            add_event(plan, conv, op.bot, {"type": "owner", "user": plan.username(heir)}, others)
+            plan.count_groups(heir, owned=1)
+        add_event(plan, conv, op.bot, {"type": "left", "users": [name], "deleted": True}, g.members)
+        plan.remove_member(g, op.bot)
+        plan.count_groups(op.bot, owned=-int(owned), joined=-1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...chat.ledger import Account, Item, KeyRecord, Packet, Transfer
-from ...chat.model import KIND_DIRECT, KIND_GROUP, GroupState, Member, Social
+from ...chat.model import KIND_DIRECT, KIND_GROUP, GroupState, Member, PendingCallback, Social
 from ...chat.shop import Order, Product
 from ..overlay import Committed, LogRow, Overlay
 from . import shop, sql
@@ -216,6 +216,19 @@ class Batch(ChannelBatch, Overlay):
             )
         else:
             self._stage(sql.UPDATE_ITEM, (item.owner, item.redeemed, item.id))
+
+    def _keep_edit(self, mid: int, body: bytes) -> None:
+        self._stage("UPDATE messages SET body = ? WHERE id = ?", (body, mid))
+
+    def _keep_callback(self, cb: PendingCallback) -> None:
+        self._stage(
+            "INSERT OR REPLACE INTO bot_callbacks "
+            "(id, bot, presser, conv_id, pos, created, entry, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (cb.id, cb.bot, cb.presser, cb.conv, cb.pos, cb.created, cb.entry, cb.seq),
+        )
+
+    def _keep_callback_gone(self, callback: int) -> None:
+        self._stage("DELETE FROM bot_callbacks WHERE id = ?", (callback,))
 
     def _keep_blob_refs(self, conv: int, pos: int, blobs: tuple[bytes, ...]) -> None:
         for sha in blobs:

@@ -484,8 +484,8 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (conv_id, pos)
     ) WITHOUT ROWID;
     """,
-    # 15: reserved for a branch of this session merged later (numbers are never reused
-    # once published); empty so that the numbers after it stay.
+    # 15: held for a branch that in the end needed no table; empty, so that the numbers
+    # after it (in SPEC and docs) stay what they are.
     "",
     # 16: a user's media byte buckets (SPEC.md 27.4) as last charged, bytes left and
     # when, so a restart goes on from them rather than handing out a fresh day's bytes.
@@ -499,8 +499,29 @@ MIGRATIONS: list[str] = [
         down_at    INTEGER NOT NULL
     );
     """,
-    # 17: reserved like 15.
-    "",
+    # 17: bots, second part (SPEC.md 26). A bot's edit now replaces the stored message
+    # (messages.body), so bot_edits goes (edits made before this migration are dropped:
+    # they never reached history, and a press is checked against the stored message).
+    # bot_callbacks: presses waiting for the bot's answer, written in the commit that puts
+    # the CALLBACK entry in the bot's log, deleted with the answer or when they expire.
+    # bots.deleted: when the bot was deleted (0: alive); its row stays as a tombstone, its
+    # name taken until the quarantine is over, then the account is renamed to free it.
+    """
+    DROP TABLE bot_edits;
+    CREATE TABLE bot_callbacks (
+        id      INTEGER PRIMARY KEY,
+        bot     INTEGER NOT NULL,
+        presser INTEGER NOT NULL,
+        conv_id INTEGER NOT NULL,
+        pos     INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        entry   BLOB NOT NULL,                    -- the CALLBACK entry's data (msgpack)
+        seq     INTEGER NOT NULL                  -- ... and its seq in the bot's log
+    );
+    CREATE INDEX bot_callbacks_by_bot ON bot_callbacks (bot, seq);
+    CREATE INDEX bot_callbacks_by_age ON bot_callbacks (created);
+    ALTER TABLE bots ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    """,
     # 18: what nearby keeps across a restart besides the shares (SPEC.md 29.2, 29.3): the
     # district (H3 resolution 5) and time of a user's last share after it stopped or
     # expired, for a day, for the next share's jump check; and the hellos of the user's

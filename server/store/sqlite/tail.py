@@ -246,6 +246,8 @@ class UpdateTail:
             msgs = self._messages
             while msgs and next(iter(msgs)) < below:
                 del msgs[next(iter(msgs))]
+        for mid, _conv, _pos, body in batch.edits:
+            self._replace_body(mid, body)
         if batch.updates:
             if batch.messages:
                 self._messages[batch.jid] = batch.messages
@@ -256,6 +258,17 @@ class UpdateTail:
                 log.append(row)
             self.rows += len(batch.updates)
         self.next_jid = batch.jid + 1
+
+    def _replace_body(self, mid: int, body: bytes) -> None:
+        """A bot's edit committed: a SYNC served from the tail carries the new map too (the
+        database's copy changed in the same commit). Edits are rare; the batches in memory
+        are few hundred at most, each a run of consecutive message ids."""
+        for msgs in self._messages.values():
+            if msgs and msgs[0][0] <= mid <= msgs[-1][0]:
+                for i, m in enumerate(msgs):
+                    if m[0] == mid:
+                        msgs[i] = (*m[:7], body)
+                        return
 
     def _drop_inflight(self, folded: dict[int, int]) -> None:
         for i, f in enumerate(self._inflight):
