@@ -28,8 +28,9 @@ from . import notices
 log = logging.getLogger("liaotian.cluster")
 
 # Seconds a probe waits for an answer before "not elsewhere". Nobody subscribed means an
-# immediate "no responders", so this only bounds a busy node's answer: generous is cheap.
-PROBE_TIMEOUT = 1.0
+# immediate "no responders", so this only bounds a busy node's answer (or a node that has
+# just let the user go and not yet unsubscribed): generous is cheap.
+PROBE_TIMEOUT = 2.0
 RETRY_CONNECT = 2.0  # seconds between attempts while NATS has never been reached
 MAX_HELD = 100_000  # hints kept for publication while NATS is away (users)
 
@@ -294,6 +295,8 @@ class NatsBus:
             await nc.request(
                 notices.user_subject(self.prefix, uid), notices.PROBE_PAYLOAD, PROBE_TIMEOUT
             )
-        except Exception:  # no responders, or a timeout: nowhere else that we know of
+        except Exception as exc:  # no responders, or a timeout: nowhere else that we know of
+            if type(exc).__name__ != "NoRespondersError":
+                log.debug("cluster: probe for user %d unanswered: %r", uid, exc)
             return False
         return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -150,7 +151,10 @@ async def test_lost_notices_lose_nothing(prefix: str, every: int) -> None:
             assert bob._session.inbox.head == got[-1].seq
 
 
-async def test_typing_and_presence_cross_nodes(prefix: str) -> None:
+async def test_typing_and_presence_cross_nodes(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, "liaotian.cluster")  # a failed probe says why
     async with in_process(2, prefix) as nodes:
         async with user(nodes[0], "alice") as alice, user(nodes[1], "bob") as bob:
             await bob.account.set_privacy(presence="everyone")
@@ -158,7 +162,7 @@ async def test_typing_and_presence_cross_nodes(prefix: str) -> None:
             assert bus is not None
             await until(lambda: len(bus.live) == 1)  # the NATS server has bob's subject
             (entry,) = await alice.presence.query("bob")
-            assert entry.online  # bob is on the other node: a probe found him
+            assert entry.online, caplog.text  # bob is on the other node: a probe found him
             assert await alice.presence.typing(to="bob")
 
             async def typing() -> TypingEvent:
