@@ -231,8 +231,8 @@ async def _load(host: str, port: int, clients: int, size_mib: int) -> None:
                 **stats,
                 "clients": clients,
                 "mib": stats["uploads"] * size_mib,
-                "seconds": round(seconds, 2),
-                "mib_per_s": round(stats["uploads"] * size_mib / seconds, 1),
+                "seconds": round(seconds, 3),
+                "mib_per_s": round(stats["uploads"] * size_mib / seconds, 1) if seconds else 0.0,
             }
         ),
         flush=True,

@@ -35,4 +35,5 @@ async def test_the_background_media_load_starts_and_stops(tmp_path: Path) -> Non
         assert load.proc is None
         # what it did while it ran, read from its last line (SIGTERM ends it cleanly)
         assert stats["died"] is False and stats["clients"] == 2 and stats["errors"] == 0
-        assert stats["uploads"] >= 0 and stats["seconds"] > 0
+        # stopped at once: it may not have finished an upload, nor a millisecond passed
+        assert stats["uploads"] >= 0 and stats["seconds"] >= 0 and stats["mib_per_s"] >= 0
