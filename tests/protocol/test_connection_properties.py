@@ -178,6 +178,7 @@ CLIENT_MAY_SEND = {
     State.AUTHENTICATED: {T.PING, T.CLOSE} | SESSION,
 }
 CLIENT_TYPES = {T.HELLO} | CLIENT_MAY_SEND[State.CONNECTED] | CLIENT_MAY_SEND[State.AUTHENTICATED]
+KNOWN_TYPES = {int(t) for t in MessageType}  # never drawn as "unknown"
 ONE_WAY = {T.ACK, T.CLOSE, T.TYPING}
 ANSWERS = {T.PONG, T.ERROR, T.CLOSE}
 SERVER_MAY_SEND = {
@@ -426,8 +427,8 @@ def client_frame(draw: st.DrawFn, model: Model) -> bytes:
         t = draw(
             (
                 st.sampled_from([8, 9, 21, 29, 37, 39, 51, 65, 79, 86]) | st.integers(87, 0xFFFF)
-            ).filter(lambda t: t not in CLIENT_TYPES)
-        )  # types added later are known
+            ).filter(lambda t: t not in CLIENT_TYPES and t not in KNOWN_TYPES)
+        )  # a type the protocol defines is known, even one this model does not list
         return pack_frame(t, rid, {})
     if kind == "unsupported":
         return pack_frame(
