@@ -49,7 +49,7 @@ from ..config import Config
 from ..net.hub import Hub
 from ..net.peer import Peer
 from ..net.router import Router
-from ..store import Store, StoreClosed, UsernameTaken
+from ..store import Store, UsernameTaken
 from .throttle import KeyedBuckets, LoginThrottle
 
 T = TypeVar("T")
@@ -146,8 +146,6 @@ class AccountHandlers:
             uid = await self.store.create_user(msg.username, hashed)
         except UsernameTaken:
             raise RequestError(ErrorCode.USERNAME_TAKEN) from None
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
         finally:
             self._registering -= 1
         conn.log.info("registered %s (user %d)", msg.username, uid)
@@ -183,12 +181,9 @@ class AccountHandlers:
         self.hub.check_user_slots(user.id)  # before the device's token is replaced
         token = secrets.token_urlsafe(32)
         max_devices = self.config.max_devices_per_user
-        try:
-            acked = await self.store.set_device_token(
-                user.id, msg.device, token_hash(token), max_devices=max_devices
-            )
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        acked = await self.store.set_device_token(
+            user.id, msg.device, token_hash(token), max_devices=max_devices
+        )
         if acked is None:
             raise RequestError(
                 ErrorCode.LIMIT_REACHED,

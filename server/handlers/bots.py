@@ -165,10 +165,7 @@ class BotHandlers:
         self.writes.charge(conn.user_id, self.clock())
 
     def _submit(self, op: ops.Op) -> None:
-        try:
-            self.store.submit(op)
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        self.store.submit(op)
 
     def _not_a_bot(self, conn: Peer) -> None:
         if conn.user_id in self.view.names:
@@ -233,8 +230,6 @@ class BotHandlers:
             uid = await self.store.create_bot(msg.name, conn.user_id, token_hash(token))
         except UsernameTaken:
             raise RequestError(ErrorCode.USERNAME_TAKEN) from None
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
         self.view.names[uid] = msg.name
         # anyone may add a bot to a group (the default lets only contacts)
         self._submit(ops.SetPrivacy(actor=uid, policy=self.policy, groups="everyone"))
@@ -258,10 +253,7 @@ class BotHandlers:
         bot = await self._own_bot(conn, msg.name)
         self._charge(conn)
         token = secrets.token_urlsafe(32)
-        try:
-            await self.store.set_device_token(bot.id, BOT_DEVICE, token_hash(token))
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        await self.store.set_device_token(bot.id, BOT_DEVICE, token_hash(token))
         self._disconnect(bot.id, "bot token rotated")
         conn.send(
             BotInfo(
@@ -274,10 +266,7 @@ class BotHandlers:
         each group it is in (every member sees the event), answered OK after that."""
         bot = await self._own_bot(conn, msg.name)
         self._charge(conn)
-        try:
-            await self.store.delete_bot(bot.id)
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        await self.store.delete_bot(bot.id)
         self.view.names.pop(bot.id, None)
         self._disconnect(bot.id, "bot deleted")
         conn.log.info("bot %s deleted", bot.name)
@@ -315,12 +304,7 @@ class BotHandlers:
                 )
             seen.add(c.name)
         self._charge(conn)
-        try:
-            await self.store.set_bot_commands(
-                uid, tuple((c.name, c.description) for c in msg.commands)
-            )
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        await self.store.set_bot_commands(uid, tuple((c.name, c.description) for c in msg.commands))
         conn.send(Ok(rid=msg.rid))
 
     async def get_commands(self, conn: Peer, msg: GetCommands) -> None:
@@ -337,10 +321,7 @@ class BotHandlers:
         if g.members[conn.user_id].role < ROLE_ADMIN:
             raise RequestError(ErrorCode.FORBIDDEN, "only the group's admins")
         self._charge(conn)
-        try:
-            await self.store.set_group_bots(msg.group, msg.see_all)
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        await self.store.set_group_bots(msg.group, msg.see_all)
         if msg.see_all:
             self.view.open_groups.add(msg.group)
         else:

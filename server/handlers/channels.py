@@ -70,7 +70,7 @@ from ..chat.model import ROLE_ADMIN, ROLE_NAMES, ChannelMember, ChannelState
 from ..chat.policy import Policy
 from ..net.peer import Peer
 from ..net.router import Router
-from ..store import Store, StoreClosed
+from ..store import Store
 from .throttle import WriteBudget
 
 log = logging.getLogger("liaotian.channels")
@@ -235,10 +235,7 @@ class ChannelHandlers:
             self.writes.charge(conn.user_id, self.clock())
             op = make(conn, msg)
             op.session, op.rid, op.policy = conn.id, msg.rid, self.policy
-            try:
-                self.store.submit(op)
-            except StoreClosed:
-                raise RequestError(ErrorCode.UNAVAILABLE) from None
+            self.store.submit(op)
 
         return handler
 

@@ -35,7 +35,7 @@ from ..chat.policy import Policy
 from ..chat.rules.contacts import shows
 from ..net.peer import Peer
 from ..net.router import Router
-from ..store import Store, StoreClosed
+from ..store import Store
 from .throttle import WriteBudget
 
 _RELATIONS: tuple[tuple[type, type[ops.RelationOp]], ...] = (
@@ -73,10 +73,7 @@ class ContactHandlers:
         self.writes.charge(conn.user_id, self.clock())
 
     def _submit(self, op: ops.Op) -> None:
-        try:
-            self.store.submit(op)
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        self.store.submit(op)
 
     def _relation(self, op_cls: type[ops.RelationOp]) -> Any:
         def handler(conn: Peer, msg: Any) -> None:
@@ -132,10 +129,7 @@ class ContactHandlers:
         check_field("display_name", msg.display_name)
         check_field("status", msg.status)
         self._charge_request(conn)
-        try:
-            await self.store.set_profile(conn.user_id, msg.display_name, msg.status)
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        await self.store.set_profile(conn.user_id, msg.display_name, msg.status)
         conn.send(Ok(rid=msg.rid))
 
     async def get_profile(self, conn: Peer, msg: Any) -> None:

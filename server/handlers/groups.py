@@ -30,7 +30,7 @@ from ..chat.model import ROLE_NAMES, GroupState
 from ..chat.policy import Policy
 from ..net.peer import Peer
 from ..net.router import Router
-from ..store import Store, StoreClosed
+from ..store import Store
 from .throttle import WriteBudget
 
 LIST_GROUPS_PAGE = 100  # LIST_GROUPS entries when the request gives no limit (SPEC 17.2)
@@ -150,10 +150,7 @@ class GroupHandlers:
                 check_field("name", msg.name)
                 check_field("topic", msg.topic)
             self.writes.charge(conn.user_id, self.clock())
-            try:
-                self.store.submit(make(conn, msg, self.policy))
-            except StoreClosed:
-                raise RequestError(ErrorCode.UNAVAILABLE) from None
+            self.store.submit(make(conn, msg, self.policy))
 
         return handler
 

@@ -34,7 +34,7 @@ from ..chat.rules.bots import check_buttons
 from ..config import Config
 from ..net.peer import Peer
 from ..net.router import Router
-from ..store import Store, StoreClosed
+from ..store import Store
 from .throttle import TokenBucket, WriteBudget
 
 _UPDATES = int(MessageType.UPDATES)
@@ -99,24 +99,21 @@ class MessagingHandlers:
             self._check_buttons(conn, msg.meta["buttons"])
         if msg.group is None and not self._known_user(msg.to) and not validate_username(msg.to):
             raise RequestError(ErrorCode.UNKNOWN_USER)
-        try:
-            self.store.submit(
-                SendRequest(
-                    sender_id=conn.user_id,
-                    sender_name=conn.username,
-                    to_name=msg.to,
-                    cmid=msg.cmid,
-                    text=text,
-                    meta=msg.meta,
-                    session=conn.id,
-                    rid=msg.rid,
-                    group=msg.group,
-                    rewards=self._rewards,
-                    bots=self._bots_of(msg.group),
-                )
+        self.store.submit(
+            SendRequest(
+                sender_id=conn.user_id,
+                sender_name=conn.username,
+                to_name=msg.to,
+                cmid=msg.cmid,
+                text=text,
+                meta=msg.meta,
+                session=conn.id,
+                rid=msg.rid,
+                group=msg.group,
+                rewards=self._rewards,
+                bots=self._bots_of(msg.group),
             )
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        )
         return None
 
     async def _send_media(self, conn: Peer, msg: Send) -> None:
@@ -142,26 +139,23 @@ class MessagingHandlers:
         if msg.group is None and not self._known_user(msg.to) and not validate_username(msg.to):
             raise RequestError(ErrorCode.UNKNOWN_USER)
         media, refs = await self.media(conn, msg)
-        try:
-            self.store.submit(
-                SendRequest(
-                    sender_id=conn.user_id,
-                    sender_name=conn.username,
-                    to_name=msg.to,
-                    cmid=msg.cmid,
-                    text=text,
-                    meta=msg.meta,
-                    session=conn.id,
-                    rid=msg.rid,
-                    group=msg.group,
-                    media=media,
-                    blob_refs=refs,
-                    rewards=self._rewards,
-                    bots=self._bots_of(msg.group),
-                )
+        self.store.submit(
+            SendRequest(
+                sender_id=conn.user_id,
+                sender_name=conn.username,
+                to_name=msg.to,
+                cmid=msg.cmid,
+                text=text,
+                meta=msg.meta,
+                session=conn.id,
+                rid=msg.rid,
+                group=msg.group,
+                media=media,
+                blob_refs=refs,
+                rewards=self._rewards,
+                bots=self._bots_of(msg.group),
             )
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        )
 
     def _charge(self, conn: Peer, size: int, rows: int) -> None:
         """Per-user token buckets for messages, bytes and update-log rows (shared with every

@@ -110,18 +110,12 @@ class NearbyHandlers:
             s = rules.share(prev, uid, msg.lat, msg.lon, msg.ttl, now, last)
         except Refused as exc:
             raise self._refused(exc) from None
-        try:
-            if s is not prev:  # else nothing changed that is worth a commit (rules.share)
-                await self.store.nearby_put(s)
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        if s is not prev:  # else nothing changed that is worth a commit (rules.share)
+            await self.store.nearby_put(s)
         conn.send(NearbyShared(rid=msg.rid, cell=rules.cell_hex(s.cell), expires=s.expires))
 
     async def stop(self, conn: Peer, msg: NearbyStop) -> None:
-        try:
-            await self.store.nearby_stop(conn.user_id)
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        await self.store.nearby_stop(conn.user_id)
         conn.send(Ok(rid=msg.rid))
 
     async def query(self, conn: Peer, msg: NearbyQuery) -> None:
@@ -177,27 +171,22 @@ class NearbyHandlers:
             raise RequestError(ErrorCode.CONFLICT, "already a contact, asked, or blocked")
         self.writes.charge(uid, self.clock())
         now = self.wall_ms()
-        try:
-            if not await self.store.nearby_take_hello(
-                uid, rules.hello_day(now), self.hellos_per_day
-            ):
-                raise RequestError(
-                    ErrorCode.RATE_LIMITED,
-                    "too many hellos today",
-                    retry_after=round(rules.next_day_s(now), 3),
-                )
-            self.store.submit(
-                ops.SayHello(
-                    actor=uid,
-                    session=conn.id,
-                    rid=msg.rid,
-                    policy=self.policy,
-                    user=msg.user,
-                    note=msg.note,
-                )
+        if not await self.store.nearby_take_hello(uid, rules.hello_day(now), self.hellos_per_day):
+            raise RequestError(
+                ErrorCode.RATE_LIMITED,
+                "too many hellos today",
+                retry_after=round(rules.next_day_s(now), 3),
             )
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        self.store.submit(
+            ops.SayHello(
+                actor=uid,
+                session=conn.id,
+                rid=msg.rid,
+                policy=self.policy,
+                user=msg.user,
+                note=msg.note,
+            )
+        )
 
     async def _near(self, uid: int, target: int) -> bool:
         """Whether `target` shows up to `uid` nearby now: a live share it does not hide,
@@ -225,10 +214,7 @@ class NearbyHandlers:
         profile = MerchantProfile(
             msg.name, msg.category, msg.hours, msg.lat, msg.lon, spot.cell, spot.index
         )
-        try:
-            await self.store.merchant_put(uid, profile)
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        await self.store.merchant_put(uid, profile)
         conn.send(self._merchant(msg.rid, conn.username, profile))
 
     async def get_merchant(self, conn: Peer, msg: GetMerchant) -> None:

@@ -25,7 +25,7 @@ from ..chat.model import KIND_DIRECT, KIND_GROUP
 from ..chat.rules.receipts import shows_delivered, shows_read, unread_after
 from ..net.peer import Peer
 from ..net.router import Router
-from ..store import Store, StoreClosed
+from ..store import Store
 from .throttle import WriteBudget
 
 DEFAULT_CONVERSATIONS = 20
@@ -68,19 +68,16 @@ class ReceiptHandlers:
         peer = (others[0] if others else conn.user_id) if kind == "direct" else None
         # log rows, throttle.py
         self.writes.charge_rows(conn.user_id, self.clock(), 1 if peer is None else 2)
-        try:
-            self.store.submit(
-                ops.MarkRead(
-                    actor=conn.user_id,
-                    session=conn.id,
-                    rid=msg.rid,
-                    conv=msg.conv,
-                    read_pos=msg.pos,
-                    peer=peer,
-                )
+        self.store.submit(
+            ops.MarkRead(
+                actor=conn.user_id,
+                session=conn.id,
+                rid=msg.rid,
+                conv=msg.conv,
+                read_pos=msg.pos,
+                peer=peer,
             )
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        )
 
     async def receipts(self, conn: Peer, msg: GetReceipts) -> None:
         _kind, others = await self.participants(conn.user_id, msg.conv)

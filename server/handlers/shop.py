@@ -37,7 +37,7 @@ from ..chat.rules.shop import order_map, product_map
 from ..chat.shop import Product
 from ..net.peer import Peer
 from ..net.router import Router
-from ..store import NearbyStore, ShopStore, Store, StoreClosed
+from ..store import NearbyStore, ShopStore, Store
 from ..store.contract import KIND_MERCHANT
 from .throttle import WriteBudget
 from .wallet import Expiry
@@ -117,10 +117,7 @@ class ShopHandlers:
 
     def _submit(self, conn: Peer, op: ops.WalletOp) -> None:
         self.writes.charge(conn.user_id, self.clock())
-        try:
-            self.store.submit(op)
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        self.store.submit(op)
 
     def _base(self, conn: Peer, msg: Any) -> dict[str, Any]:
         return {"actor": conn.user_id, "session": conn.id, "rid": msg.rid, "policy": self.policy}

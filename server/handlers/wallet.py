@@ -212,10 +212,7 @@ class WalletHandlers:
     def _submit(self, conn: Peer, op: ops.WalletOp) -> None:
         """Charge the write budget, then queue the op (answered after its commit)."""
         self.writes.charge(conn.user_id, self.clock())
-        try:
-            self.store.submit(op)
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        self.store.submit(op)
 
     def _base(self, conn: Peer, msg: Any) -> dict[str, Any]:
         return {"actor": conn.user_id, "session": conn.id, "rid": msg.rid, "policy": self.policy}
@@ -278,10 +275,7 @@ class WalletHandlers:
             password_hash=password_hash,
             code=msg.invite or "",
         )
-        try:
-            self.store.submit(op)
-        except StoreClosed:
-            raise RequestError(ErrorCode.UNAVAILABLE) from None
+        self.store.submit(op)
 
     # ------------------------------------------------------------------ reads
 

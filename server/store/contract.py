@@ -43,8 +43,12 @@ Committed = Callable[[list[Any]], None]  # the planned operations of one commit,
 read_owner: ContextVar[Hashable | None] = ContextVar("liaotian_read_owner", default=None)
 
 
-class StoreClosed(Exception):
-    """The store no longer accepts writes (shutting down)."""
+class StoreClosed(RequestError):
+    """The store no longer accepts writes (shutting down). A request that meets it is
+    answered `UNAVAILABLE` by the router like any refusal, so handlers need not catch it;
+    background tasks catch it to stop."""
+
+    code = ErrorCode.UNAVAILABLE
 
 
 class StoreUnavailable(RequestError):
