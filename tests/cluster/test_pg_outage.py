@@ -144,7 +144,9 @@ async def test_postgres_restarted_under_load(
     tmp_path: Path, private_pg: object, prefix: str
 ) -> None:
     pg = private_pg
-    async with cluster(2, tmp_path, pg.url, NATS_URL, prefix, cluster_sweep_interval=0.5) as nodes:  # type: ignore[attr-defined]
+    async with cluster(
+        2, tmp_path, pg.url, NATS_URL, prefix, cluster_sweep_interval=0.5, log_level="debug"
+    ) as nodes:  # type: ignore[attr-defined]
         placement = {"ua0": 0, "ua1": 0, "ub0": 1, "ub1": 1}
         pairs = {"ua0": "ub0", "ub0": "ua1", "ua1": "ub1", "ub1": "ua0"}  # across nodes, a ring
         for name in placement:
@@ -179,7 +181,15 @@ async def test_postgres_restarted_under_load(
                 await asyncio.gather(*senders)
             for name, r in users.items():
                 frm = next(s for s, t in pairs.items() if t == name)
-                await r.wait_for(n)
+                try:
+                    await r.wait_for(n)
+                except AssertionError as exc:
+                    tails = [
+                        f"{node.name}: "
+                        + "\n".join((tmp_path / f"{node.name}.log").read_text().splitlines()[-40:])
+                        for node in nodes
+                    ]
+                    raise AssertionError("\n".join([str(exc), *tails])) from None
                 r.check()
                 assert [m.text for m in r.got] == [f"{frm}>{i}" for i in range(n)], name
         finally:

@@ -43,20 +43,45 @@ class Reader:
         self.name = name
         self.client = client
         self.got: list[MessageReceived] = []
+        self.seen: list[str] = []  # every other event and how the stream ended (diagnosis)
         self.more = asyncio.Event()
         self.task = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
-        async for ev in self.client:
-            if isinstance(ev, MessageReceived):
-                self.got.append(ev)
-                self.more.set()
+        try:
+            async for ev in self.client:
+                if isinstance(ev, MessageReceived):
+                    self.got.append(ev)
+                    self.more.set()
+                else:
+                    self.seen.append(repr(ev)[:200])
+            self.seen.append("the event stream ended")
+        except BaseException as exc:
+            self.seen.append(f"the event stream failed: {exc!r}")
+            raise
+        finally:
+            self.more.set()
 
     async def wait_for(self, n: int) -> None:
-        async with asyncio.timeout(WAIT):
-            while len(self.got) < n:
-                self.more.clear()
-                await self.more.wait()
+        """Until `n` messages arrived; else an AssertionError saying what did."""
+        try:
+            async with asyncio.timeout(WAIT):
+                while len(self.got) < n:
+                    self.more.clear()
+                    if self.task.done():
+                        break
+                    await self.more.wait()
+        except TimeoutError:
+            pass
+        if len(self.got) < n:
+            raise AssertionError(self.report(n))
+
+    def report(self, n: int) -> str:
+        last = [(m.seq, m.text) for m in self.got[-3:]]
+        return (
+            f"{self.name} received {len(self.got)} of {n} messages (the last: {last}); "
+            f"its other events: {self.seen[-12:]}"
+        )
 
     def check(self) -> None:
         seqs = [m.seq for m in self.got]

@@ -196,3 +196,23 @@ async def test_a_retention_pass_on_one_node_is_seen_by_the_other(url: str) -> No
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_closed_store_never_reconnects_its_readers(url: str) -> None:
+    """A read that finds the store closed (it ran while the store closed, or came after)
+    is refused with StoreClosed and opens no connection: one opened then would never be
+    closed (psycopg warns of it when it is collected; CI failed on that warning)."""
+    from liaotian.server.store import StoreClosed
+
+    store = PostgresStore(url)
+    await store.open()
+    readers = list(store.readers.conns)
+    store.disk_sizes()  # starts a size read in the background, which close() ends
+    await store.close()
+    assert store._sizes_task is None
+    for r in readers:
+        with pytest.raises(StoreClosed):
+            await r.execute_fetchall("SELECT 1")
+        with pytest.raises(StoreClosed):
+            await r._reconnect(None)  # a reconnection that was due when close() ran
+        assert r.conn.closed

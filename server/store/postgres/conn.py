@@ -46,7 +46,7 @@ from psycopg.adapt import AdaptersMap
 from psycopg.pq import TransactionStatus
 from psycopg.types.numeric import Int8Dumper
 
-from ..contract import StoreUnavailable
+from ..contract import StoreClosed, StoreUnavailable
 from .link import CONNECT_TIMEOUT, Link, broken, gone, pause
 
 _NOCASE = re.compile(r"([\w.]+|%s) = ([\w.]+|%s) COLLATE NOCASE", re.IGNORECASE)
@@ -254,6 +254,7 @@ class AsyncReader:
         self._attempts = 0  # failed reconnection attempts in a row
         self._next_try = 0.0  # monotonic time of the next allowed attempt
         self._in_txn = False
+        self._closed = False  # close() ran: never reconnect (the new connection would leak)
         sqlite_like(conn.adapters)
 
     async def execute_fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
@@ -293,6 +294,8 @@ class AsyncReader:
 
     async def _ready(self) -> None:
         """Reconnect a connection that is gone, at most once per pause."""
+        if self._closed:
+            raise StoreClosed()
         if self.link is None or not broken(self.conn):
             return
         if time.monotonic() < self._next_try:
@@ -302,6 +305,8 @@ class AsyncReader:
     async def _reconnect(self, cause: BaseException | None) -> None:
         assert self.link is not None
         self._in_txn = False
+        if self._closed:  # a read that was running when the store closed
+            raise StoreClosed() from cause
         try:
             conn = await psycopg.AsyncConnection.connect(
                 self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
@@ -311,11 +316,15 @@ class AsyncReader:
             self._attempts += 1
             self.link.lost(self.part, cause or exc)
             raise StoreUnavailable() from exc
-        with contextlib.suppress(psycopg.Error):
-            await self.conn.close()
+        old, self.conn, self._attempts = self.conn, conn, 0  # before any await: close() sees it
         sqlite_like(conn.adapters)
-        self.conn, self._attempts = conn, 0
+        if self._closed:  # closed while connecting
+            await conn.close()
+            raise StoreClosed() from cause
+        with contextlib.suppress(psycopg.Error):
+            await old.close()
         self.link.back(self.part)
 
     async def close(self) -> None:
+        self._closed = True
         await self.conn.close()

@@ -149,6 +149,10 @@ class PostgresStore(SQLiteStore):
     async def close(self) -> None:
         """Stop taking writes, commit what is queued (positions included), close."""
         await self.writer.stop()
+        if self._sizes_task is not None:  # a size read in the background (disk_sizes)
+            self._sizes_task.cancel()
+            await asyncio.wait({self._sizes_task})  # ends; the close's own cancel still raises
+            self._sizes_task = None
         for r in self.readers.reset():
             await r.close()
         await self.writer.shutdown()
