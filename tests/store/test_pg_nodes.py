@@ -216,3 +216,52 @@ async def test_a_closed_store_never_reconnects_its_readers(url: str) -> None:
         with pytest.raises(StoreClosed):
             await r._reconnect(None)  # a reconnection that was due when close() ran
         assert r.conn.closed
+
+
+async def test_a_batch_in_doubt_is_not_taken_for_another_nodes_commit(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Node a's connection dies after COMMIT was sent and the commit did not happen (its
+    batch is in doubt); node b, reconnected first, commits with the clock value a's batch
+    would have set. a must not take b's commit for its own: its send is written again and
+    stored, not acknowledged and lost (the PG-restart test lost 3 messages that way)."""
+    from liaotian.server.store.postgres import writer as pg_writer
+    from liaotian.server.store.postgres.recovery import InDoubt
+
+    a, b = PostgresStore(url), PostgresStore(url)
+    await a.open()
+    await b.open()
+    loop = asyncio.get_running_loop()
+    real = pg_writer.write_batch
+    faults = {"left": 1}
+
+    def lost_commit(db: object, *args: object, **kw: object) -> object:
+        if faults["left"] and db is a.writer._db:  # in a's writer thread
+            faults["left"] = 0
+            db.conn.execute("ROLLBACK")  # type: ignore[attr-defined]
+            # b commits now, with the clock value a's batch held (released above)
+            asyncio.run_coroutine_threadsafe(db_b.run(db_b.send("y", "x", cmid="b1")), loop).result(
+                10
+            )
+            raise InDoubt([], 0.0)
+        return real(db, *args, **kw)  # type: ignore[arg-type]
+
+    try:
+        da, db_b = Driver(a), Driver(b)
+        await da.users("x", "y")
+        db_b.ids = dict(da.ids)
+        monkeypatch.setattr(pg_writer, "write_batch", lost_commit)
+        (op,) = await da.run(da.send("x", "y", cmid="a1"))
+        assert faults["left"] == 0  # the fault happened
+        (again,) = await da.run(da.send("x", "y", cmid="a2"))
+    finally:
+        await a.close()
+        await b.close()
+    assert op.error is None and op.result is not None and not op.result.duplicate
+    with psycopg.connect(url) as conn:
+        stored = conn.execute("SELECT cmid, id FROM messages ORDER BY id").fetchall()
+        assert ("a1", op.result.id) in stored, stored  # acknowledged means stored
+        y = da.ids["y"]
+        seqs = column(conn, "SELECT seq FROM updates WHERE user_id = %s ORDER BY seq", y)
+        assert seqs == list(range(1, len(seqs) + 1))  # no gap in y's log
+    assert again.error is None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -60,12 +61,16 @@ class Recovering(Writer):
     _recovery: asyncio.Task[None] | None = None
     _back: asyncio.Event | None = None  # set while the writer is connected
     _stopping = False
+    # which writer made a commit (store_changes.writer): random, so two processes never
+    # share one (a restarted node gets a new one; its old batches are settled by then)
+    writer_id = 0
 
     async def reload(self) -> None:
         """Forget the cached state another node may have changed (PgWriter's)."""
         raise NotImplementedError
 
     async def start(self, connect: Callable[[], Any]) -> None:
+        self.writer_id = secrets.randbits(63) or 1
         self._connect = connect
         self._back = asyncio.Event()
         self._back.set()
@@ -179,7 +184,7 @@ class Recovering(Writer):
                             await self._back.wait()
                 fresh = True
             try:
-                stored = await self._in_thread(landed, self._db, doubt.held)
+                stored = await self._in_thread(landed, self._db, doubt.held, self.writer_id)
                 break
             except psycopg.OperationalError as exc:
                 if not self._gone(exc):
@@ -191,14 +196,18 @@ class Recovering(Writer):
         return Written(True, doubt.outcomes, doubt.started, time.perf_counter())
 
 
-def landed(db: SyncConnection, clock: int) -> bool:
-    """Whether the commit that set the clock to `clock` is stored. The clock row is locked
-    first: a transaction of a connection that died and still holds it ends before."""
+def landed(db: SyncConnection, clock: int, writer: int) -> bool:
+    """Whether this writer's commit that set the clock to `clock` is stored. The clock row
+    is locked first: a transaction of a connection that died and still holds it ends
+    before. The writer too, not the clock alone: when this writer's commit did not land,
+    another node may since have committed with the same clock value."""
     conn = db.conn
     conn.execute("BEGIN")
     try:
         conn.execute("SELECT n FROM store_clock WHERE id = 1 FOR UPDATE")
-        row = conn.execute("SELECT 1 FROM store_changes WHERE clock = %s", (clock,)).fetchone()
+        row = conn.execute(
+            "SELECT 1 FROM store_changes WHERE clock = %s AND writer = %s", (clock, writer)
+        ).fetchone()
     finally:
         if not broken(conn):
             conn.execute("ROLLBACK")

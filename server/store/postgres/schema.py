@@ -59,6 +59,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE store_changes ADD COLUMN shop BIGINT NOT NULL DEFAULT 0;
     """,
+    # 3: which writer made each commit (a random number per writer, recovery.py): a batch
+    # whose COMMIT's answer was lost is found by its clock value *and* its writer, since
+    # another node may have committed with that clock value when this one's did not land.
+    """
+    ALTER TABLE store_changes ADD COLUMN writer BIGINT NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = (len(sqlite_schema.MIGRATIONS), len(MIGRATIONS))

@@ -241,7 +241,7 @@ class PgWriter(Recovering):
                     b.chat_rows,
                     [(seq, u, d) for (u, d), seq in f.positions.items()],
                     f.txns,
-                    (self._held, *touched(b)),
+                    (self._held, *touched(b), self.writer_id),
                     b.presumed,
                 )
             except InDoubt as doubt:
@@ -322,7 +322,7 @@ def write_batch(
     chats: Rows,
     positions: Rows,
     txns: list[Txn],
-    change: tuple[int, list[int], list[int], bool, bool, bool],
+    change: tuple[int, list[int], list[int], bool, bool, bool, int],
     presumed: list[tuple[int, str]] | None = None,
 ) -> Written:
     """In the transaction lock_clock opened: what this commit changed (store_changes),
@@ -345,8 +345,9 @@ def write_batch(
         try:
             with conn.pipeline():
                 conn.execute(
-                    "INSERT INTO store_changes (clock, users, convs, channels, wallet, shop) "
-                    "VALUES (%s, %s::bigint[], %s::bigint[], %s, %s, %s)",
+                    "INSERT INTO store_changes "
+                    "(clock, users, convs, channels, wallet, shop, writer) "
+                    "VALUES (%s, %s::bigint[], %s::bigint[], %s, %s, %s, %s)",
                     change,
                 )
                 if change[0] % 1000 == 0:
