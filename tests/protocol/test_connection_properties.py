@@ -112,8 +112,13 @@ CHANNEL_REQUESTS = {
     T.CHANNEL_READ,
     T.CHANNEL_FETCH,
     T.CHANNEL_SEARCH,
+    T.CHANNEL_TRANSFER,
+    T.CHANNEL_MEMBERS,
+    T.CHANNEL_FIND,
 }
 CHANNEL_ANSWERS = {
+    T.CHANNEL_MEMBER_LIST,
+    T.CHANNEL_FOUND,
     T.CHANNEL_INFO,
     T.CHANNEL_POSTED,
     T.CHANNEL_LIKES,
@@ -157,8 +162,31 @@ BOT_REQUESTS = {
     T.ANSWER_CALLBACK,
     T.BOT_EDIT,
     T.GROUP_BOTS,
+    T.PENDING_CALLBACKS,
 }
-BOT_ANSWERS = {T.BOT_INFO, T.BOT_LIST, T.COMMAND_LIST, T.PRESSED}
+BOT_ANSWERS = {T.BOT_INFO, T.BOT_LIST, T.COMMAND_LIST, T.PRESSED, T.CALLBACK_LIST}
+MEDIA_REQUESTS = {T.UPLOAD_BEGIN, T.UPLOAD_CHUNK, T.UPLOAD_FINISH, T.UPLOAD_CANCEL, T.DOWNLOAD}
+MEDIA_ANSWERS = {T.UPLOAD_STATUS, T.UPLOAD_DONE, T.BLOB_DATA}
+NEARBY_REQUESTS = {
+    T.NEARBY_SHARE,
+    T.NEARBY_STOP,
+    T.NEARBY_QUERY,
+    T.NEARBY_HELLO,
+    T.MERCHANT_SET,
+    T.GET_MERCHANT,
+}
+NEARBY_ANSWERS = {T.NEARBY_SHARED, T.NEARBY_LIST, T.MERCHANT}
+SHOP_REQUESTS = {
+    T.PRODUCT_ADD,
+    T.PRODUCT_STOCK,
+    T.LIST_PRODUCTS,
+    T.GET_PRODUCT,
+    T.PRODUCT_CARD,
+    T.ORDER_PLACE,
+    T.ORDER_STEP,
+    T.LIST_ORDERS,
+}
+SHOP_ANSWERS = {T.PRODUCT_INFO, T.PRODUCT_LIST, T.ORDER_INFO, T.ORDER_LIST}
 SESSION = {
     T.LOGOUT,
     T.LIST_DEVICES,
@@ -171,6 +199,9 @@ SESSION = {
     *CHANNEL_REQUESTS,
     *WALLET_REQUESTS,
     *BOT_REQUESTS,
+    *MEDIA_REQUESTS,
+    *NEARBY_REQUESTS,
+    *SHOP_REQUESTS,
 }
 CLIENT_MAY_SEND = {
     State.AWAIT_HELLO: {T.HELLO, T.CLOSE},
@@ -189,7 +220,10 @@ SERVER_MAY_SEND = {
     | SOCIAL_ANSWERS
     | CHANNEL_ANSWERS
     | WALLET_ANSWERS
-    | BOT_ANSWERS,
+    | BOT_ANSWERS
+    | MEDIA_ANSWERS
+    | NEARBY_ANSWERS
+    | SHOP_ANSWERS,
 }
 
 
@@ -356,6 +390,35 @@ VALID: dict[int, dict[str, Any]] = {
     T.ANSWER_CALLBACK: {"callback": 1},
     T.BOT_EDIT: {"conv": 1, "pos": 1, "text": "t"},
     T.GROUP_BOTS: {"group": 1, "see_all": True},
+    T.PENDING_CALLBACKS: {"limit": 100},
+    T.CHANNEL_TRANSFER: {"channel": 12, "user": "bob"},
+    T.CHANNEL_MEMBERS: {"channel": 12, "limit": 2},
+    T.CHANNEL_FIND: {"name": "forum"},
+    T.UPLOAD_BEGIN: {
+        "size": 11,
+        "sha256": bytes(32),
+        "type": "text/plain",
+        "name": "hello.txt",
+        "chunk_size": 16384,
+    },
+    T.UPLOAD_CHUNK: {"upload": 7, "offset": 0, "data": b"hello world"},
+    T.UPLOAD_FINISH: {"upload": 7},
+    T.UPLOAD_CANCEL: {"upload": 5},
+    T.DOWNLOAD: {"blob": bytes(32), "offset": 6, "length": 524288},
+    T.NEARBY_SHARE: {"lat": 31230400, "lon": 121473700, "ttl": 3600},
+    T.NEARBY_STOP: {},
+    T.NEARBY_QUERY: {"lat": 31230400, "lon": 121473700, "radius": 5000, "kind": "people"},
+    T.NEARBY_HELLO: {"user": "bob", "note": "hi"},
+    T.MERCHANT_SET: {"name": "Beanery", "category": "coffee", "lat": 31233000, "lon": 121476000},
+    T.GET_MERCHANT: {"user": "beanery"},
+    T.PRODUCT_ADD: {"title": "Flat white", "price": 12, "stock": 50, "key": "a-1"},
+    T.PRODUCT_STOCK: {"product": 7, "stock": 50},
+    T.LIST_PRODUCTS: {"merchant": "beanery"},
+    T.GET_PRODUCT: {"product": 7},
+    T.PRODUCT_CARD: {"product": 7, "to": "bob"},
+    T.ORDER_PLACE: {"product": 7, "key": "o-0001", "qty": 2},
+    T.ORDER_STEP: {"order": 9, "step": "accept", "key": "s-1"},
+    T.LIST_ORDERS: {"merchant": True, "limit": 50},
     # server types a misbehaving client might send
     T.WELCOME: {"version": 1, "server": "s", "time": 0, "heartbeat": 1.0},
     T.UPDATES: {"updates": [], "head": 0},
@@ -603,3 +666,14 @@ def test_arbitrary_bytes_never_raise(
         assert sum(isinstance(m, Close) for m in out) <= 1
         if conn.closed:
             assert conn.get_timer() is None
+
+
+def test_the_model_covers_every_type_the_protocol_defines() -> None:
+    """A type added to the protocol and not to this model would only ever be drawn as a
+    frame the model cannot judge: every type is a client type with a valid payload or a
+    type the server may send (CLOSE is both)."""
+    server = set().union(*SERVER_MAY_SEND.values())
+    for t in MessageType:
+        assert t in CLIENT_TYPES or t in server, f"{t.name} is not in the model"
+        if t in CLIENT_TYPES:
+            assert t in VALID, f"{t.name} has no valid payload in the model"
